@@ -1,0 +1,173 @@
+// Package broker connects the service to NATS: to an external server with
+// the configured authentication and TLS, or to a nats-server with JetStream
+// embedded in the process, and it keeps the streams, the consumer and the
+// cache bucket in the shape the service needs.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/alert-domains/alert-domains/config"
+)
+
+// Connect dials the servers in cfg.NATSURL (or url, when not empty). The
+// connection reconnects forever, with a growing wait, and logs each
+// disconnect and reconnect.
+func Connect(ctx context.Context, cfg *config.Config, serverURL, name string, logger *slog.Logger) (*nats.Conn, error) {
+	opts, err := options(cfg, name, logger)
+	if err != nil {
+		return nil, err
+	}
+	if serverURL == "" {
+		serverURL = cfg.NATSURL
+	}
+	type result struct {
+		nc  *nats.Conn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		nc, err := nats.Connect(serverURL, opts...)
+		ch <- result{nc, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(serverURL), r.err)
+		}
+		return r.nc, nil
+	case <-ctx.Done():
+		go func() {
+			if r := <-ch; r.nc != nil {
+				r.nc.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+func options(cfg *config.Config, name string, logger *slog.Logger) ([]nats.Option, error) {
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.Timeout(5 * time.Second),
+		nats.ReconnectBufSize(8 << 20),
+		nats.CustomReconnectDelay(func(attempts int) time.Duration {
+			d := 250 * time.Millisecond << min(attempts, 5)
+			d = min(d, 5*time.Second)
+			return d/2 + rand.N(d/2+1)
+		}),
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if err != nil {
+				logger.Warn("disconnected from NATS", slog.Any("error", err))
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			logger.Info("reconnected to NATS", slog.String("server", redactURL(nc.ConnectedUrl())))
+		}),
+		nats.ErrorHandler(func(nc *nats.Conn, sub *nats.Subscription, err error) {
+			logger.Warn("NATS error", slog.Any("error", err))
+		}),
+	}
+	if cfg.NATSCredsFile != "" {
+		opts = append(opts, nats.UserCredentials(cfg.NATSCredsFile))
+	}
+	if cfg.NATSNKeyFile != "" {
+		o, err := nats.NkeyOptionFromSeed(cfg.NATSNKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: NATS_NKEY_FILE: %v", config.ErrInvalid, err)
+		}
+		opts = append(opts, o)
+	}
+	if cfg.NATSUser != "" {
+		opts = append(opts, nats.UserInfo(cfg.NATSUser, cfg.NATSPassword.Reveal()))
+	}
+	if cfg.NATSToken != "" {
+		opts = append(opts, nats.Token(cfg.NATSToken.Reveal()))
+	}
+	if cfg.NATSTLSCAFile != "" {
+		opts = append(opts, nats.RootCAs(cfg.NATSTLSCAFile))
+	}
+	if cfg.NATSTLSCertFile != "" {
+		opts = append(opts, nats.ClientCert(cfg.NATSTLSCertFile, cfg.NATSTLSKeyFile))
+	}
+	return opts, nil
+}
+
+// redactURL drops user information from server URLs before they are logged.
+func redactURL(s string) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err != nil || u.User == nil {
+			continue
+		}
+		u.User = url.User("redacted")
+		parts[i] = u.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+// Embedded is a nats-server with JetStream running in this process.
+type Embedded struct {
+	srv *server.Server
+}
+
+// StartEmbedded starts a nats-server with JetStream that listens on listen
+// (host:port; port 0 picks a free one) and stores in storeDir.
+func StartEmbedded(listen, storeDir string) (*Embedded, error) {
+	host, portText, err := net.SplitHostPort(listen)
+	if err != nil {
+		return nil, fmt.Errorf("%w: NATS_EMBEDDED_LISTEN: %q is not host:port", config.ErrInvalid, listen)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil || port < 0 || port > 65535 {
+		return nil, fmt.Errorf("%w: NATS_EMBEDDED_LISTEN: %q has no valid port", config.ErrInvalid, listen)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	srv, err := server.NewServer(&server.Options{
+		ServerName: "alert-domains-embedded",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   storeDir,
+		NoSigs:     true,
+		NoLog:      true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS: %w", err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, fmt.Errorf("embedded NATS did not start listening on %s", listen)
+	}
+	return &Embedded{srv: srv}, nil
+}
+
+// URL is where clients connect.
+func (e *Embedded) URL() string { return e.srv.ClientURL() }
+
+// Shutdown stops the server and waits until it has stopped.
+func (e *Embedded) Shutdown() {
+	e.srv.Shutdown()
+	e.srv.WaitForShutdown()
+}
+
+// ErrMissing is wrapped by Verify when a stream, consumer or bucket the
+// service needs does not exist and PROVISION=false forbids creating it.
+var ErrMissing = errors.New("missing")

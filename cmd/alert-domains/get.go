@@ -1,0 +1,251 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/alert-domains/alert-domains/config"
+	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/handlers"
+)
+
+// newConnector builds the Defender client the configuration describes: its
+// credential, quota, time-out and retry policy. hc, when not nil, is the
+// HTTP client for both Entra ID and Defender (an emulator's, for example);
+// extra options come last.
+func newConnector(cfg *config.Config, hc *http.Client, extra ...connector.Option) (*connector.Client, error) {
+	credCfg := cfg.Credential()
+	if hc != nil {
+		credCfg.Transport = hc
+	}
+	cred, err := connector.NewCredential(credCfg)
+	if err != nil {
+		return nil, err
+	}
+	opts := []connector.Option{
+		connector.WithTimeout(cfg.DefenderTimeout),
+		connector.WithBackoff(cfg.RetryInitialInterval, cfg.RetryMaxInterval, cfg.RetryMaxElapsed),
+		connector.WithLimiter(connector.NewLimiter(cfg.RateLimits)),
+	}
+	if hc != nil {
+		opts = append(opts, connector.WithHTTPClient(hc))
+	}
+	return connector.New(cfg.DefenderAPIURL, cred, cfg.DefenderScope, append(opts, extra...)...)
+}
+
+const getSynopsis = `get [flags] ID... | get [flags] -
+
+Looks up the domains of alerts once, without NATS: the IDs given as
+arguments, or with - one ID per line of stdin (blank lines skipped).
+Prints one JSON result per line, in input order; each failure is also
+explained on stderr. Exit status: 0 all succeeded, 1 any failed, 2 a
+configuration or usage error.`
+
+func runGet(ctx context.Context, e *env, args []string) error {
+	return runGetWith(ctx, e, args, nil)
+}
+
+// runGetWith is runGet with the HTTP client for Entra ID and Defender (nil:
+// the connector's own).
+func runGetWith(ctx context.Context, e *env, args []string, hc *http.Client) error {
+	fs := newFlags(e, "get", getSynopsis)
+	workers := fs.Int("concurrency", 4, "lookups in flight at once")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *workers < 1 {
+		return usageErrorf("get: -concurrency must be at least 1")
+	}
+	ids := fs.Args()
+	fromStdin := len(ids) == 1 && ids[0] == "-"
+	switch {
+	case len(ids) == 0:
+		fs.Usage()
+		return usageErrorf("get: no alert IDs (give them as arguments, or - to read them from stdin)")
+	case !fromStdin && containsDash(ids):
+		return usageErrorf("get: - (read stdin) cannot be mixed with IDs")
+	}
+	cfg, err := config.Load(e.lookupEnv)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	client, err := newConnector(cfg, hc)
+	if err != nil {
+		return configError(err)
+	}
+	defer client.CloseIdleConnections()
+
+	var next func() (string, bool, error)
+	if fromStdin {
+		next = lineReader(e.stdin)
+	} else {
+		next = func() (string, bool, error) {
+			if len(ids) == 0 {
+				return "", false, nil
+			}
+			id := ids[0]
+			ids = ids[1:]
+			return id, true, nil
+		}
+	}
+	failed, err := lookupAll(ctx, client, next, *workers, e.stdout, e.stderr)
+	switch {
+	case err != nil:
+		return err
+	case failed:
+		return errSomeFailed
+	}
+	return nil
+}
+
+func containsDash(args []string) bool {
+	for _, a := range args {
+		if a == "-" {
+			return true
+		}
+	}
+	return false
+}
+
+// maxLine bounds a line of stdin; a longer one is read as an invalid ID.
+const maxLine = 64 << 10
+
+// lineReader yields the trimmed, non-blank lines of r.
+func lineReader(r io.Reader) func() (string, bool, error) {
+	br := bufio.NewReaderSize(r, maxLine)
+	return func() (string, bool, error) {
+		for {
+			line, err := br.ReadSlice('\n')
+			tooLong := errors.Is(err, bufio.ErrBufferFull)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				_, err = br.ReadSlice('\n')
+			}
+			if tooLong {
+				// The line's first bytes, untrimmed: too long or with white
+				// space, so never a valid ID.
+				return string(line[:connector.MaxAlertIDLength+1]), true, nil
+			}
+			if t := bytes.TrimSpace(line); len(t) > 0 {
+				return string(t), true, nil
+			}
+			if err == io.EOF {
+				return "", false, nil
+			}
+			if err != nil {
+				return "", false, fmt.Errorf("get: reading stdin: %w", err)
+			}
+		}
+	}
+}
+
+// outcome is the result of one ID and, for a failure, its explanation.
+type outcome struct {
+	result  *handlers.Result
+	explain string
+}
+
+// lookupAll looks up the IDs next yields, workers at a time, and writes
+// one result line per ID in input order to stdout, and an explanation of
+// each failure to stderr. failed reports any failure.
+func lookupAll(ctx context.Context, client *connector.Client, next func() (string, bool, error), workers int, stdout, stderr io.Writer) (failed bool, err error) {
+	type job struct {
+		id  string
+		out chan outcome
+	}
+	jobs := make(chan job)
+	order := make(chan chan outcome, workers)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(order)
+		defer close(jobs)
+		for ctx.Err() == nil {
+			id, ok, err := next()
+			if err != nil {
+				readErr <- err
+				return
+			}
+			if !ok {
+				return
+			}
+			out := make(chan outcome, 1)
+			select {
+			case order <- out:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case jobs <- job{id, out}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for range workers {
+		go func() {
+			for j := range jobs {
+				j.out <- lookupOne(ctx, client, j.id)
+			}
+		}()
+	}
+
+	interrupted := func() error { return &exitError{code: 1, err: fmt.Errorf("get: %w", context.Cause(ctx))} }
+	enc := json.NewEncoder(stdout)
+	enc.SetEscapeHTML(false)
+	for {
+		var (
+			out chan outcome
+			ok  bool
+			o   outcome
+		)
+		select {
+		case out, ok = <-order:
+		case <-ctx.Done():
+			return failed, interrupted()
+		}
+		if !ok {
+			break
+		}
+		select {
+		case o = <-out:
+		case <-ctx.Done():
+			return failed, interrupted()
+		}
+		if o.explain != "" {
+			failed = true
+			fmt.Fprintln(stderr, o.explain)
+		}
+		if err := enc.Encode(o.result); err != nil {
+			return failed, fmt.Errorf("get: writing a result: %w", err)
+		}
+	}
+	select {
+	case err := <-readErr:
+		return failed, err
+	default:
+		return failed, nil
+	}
+}
+
+// lookupOne looks up one alert.
+func lookupOne(ctx context.Context, client *connector.Client, id string) outcome {
+	res, err := client.Domains(ctx, id)
+	now := time.Now()
+	if err == nil {
+		return outcome{result: handlers.Success(id, res.Domains, res.Attempts, false, now)}
+	}
+	alertID, shown := id, id
+	if connector.ValidateAlertID(id) != nil {
+		alertID, shown = "", fmt.Sprintf("%q", id)
+	}
+	return outcome{
+		result:  handlers.Failure(alertID, err, res.Attempts, now),
+		explain: fmt.Sprintf("alert-domains: get %s: %s: %v (attempts: %d)", shown, connector.KindOf(err), err, res.Attempts),
+	}
+}

@@ -1,0 +1,225 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alert-domains/alert-domains/config"
+	"github.com/alert-domains/alert-domains/connector/defendertest"
+)
+
+// getEnv is the environment of `get` against an emulator.
+func getEnv(srv *defendertest.Server, extra ...string) config.Lookup {
+	vars := map[string]string{
+		"DEFENDER_API_URL":       srv.URL,
+		"AZURE_AUTHORITY_HOST":   srv.AuthorityHost(),
+		"AZURE_TENANT_ID":        srv.TenantID(),
+		"AZURE_CLIENT_ID":        srv.ClientID(),
+		"AZURE_CLIENT_SECRET":    srv.ClientSecret(),
+		"RETRY_INITIAL_INTERVAL": "10ms",
+		"RETRY_MAX_INTERVAL":     "50ms",
+		"RETRY_MAX_ELAPSED":      "500ms",
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		vars[extra[i]] = extra[i+1]
+	}
+	return config.MapEnv(vars)
+}
+
+type getRun struct {
+	err            error
+	stdout, stderr string
+	lines          []map[string]any
+}
+
+func runGetTest(t *testing.T, srv *defendertest.Server, lookup config.Lookup, stdin string, args ...string) getRun {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	e := &env{lookupEnv: lookup, stdin: strings.NewReader(stdin), stdout: &stdout, stderr: &stderr}
+	err := runGetWith(t.Context(), e, args, srv.Client())
+	r := getRun{err: err, stdout: stdout.String(), stderr: stderr.String()}
+	for _, line := range strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("not a JSON line: %q", line)
+		}
+		r.lines = append(r.lines, m)
+	}
+	return r
+}
+
+func exitStatus(err error) int {
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return 1
+}
+
+var completedAt = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
+
+func TestGetPrintsOneResultPerID(t *testing.T) {
+	srv := defendertest.NewServer(defendertest.WithSeedData())
+	t.Cleanup(srv.Close)
+	r := runGetTest(t, srv, getEnv(srv), "",
+		"da637472900382838869_1364969609", "636688558380765161_2136280442", "bad id!", "da1_2")
+	if exitStatus(r.err) != 1 {
+		t.Errorf("exit status %d (%v), want 1", exitStatus(r.err), r.err)
+	}
+	if len(r.lines) != 4 {
+		t.Fatalf("%d result lines, want 4:\n%s", len(r.lines), r.stdout)
+	}
+	for _, m := range r.lines {
+		if s, _ := m["completedAt"].(string); !completedAt.MatchString(s) {
+			t.Errorf("completedAt %q", s)
+		}
+		delete(m, "completedAt")
+	}
+	want := []map[string]any{
+		{"status": "success", "alertId": "da637472900382838869_1364969609", "domains": []any{"www.example.com", "cdn.example.net"}, "attempts": 1.0, "cached": false},
+		{"status": "success", "alertId": "636688558380765161_2136280442", "domains": []any{}, "attempts": 1.0, "cached": false},
+		{"status": "failure", "error": map[string]any{"kind": "invalid_request", "message": "alert id has characters other than A-Z a-z 0-9 _ -"}, "attempts": 0.0},
+	}
+	for i, w := range want {
+		if !reflect.DeepEqual(r.lines[i], w) {
+			t.Errorf("line %d = %v, want %v", i, r.lines[i], w)
+		}
+	}
+	nf := r.lines[3]
+	errObj, _ := nf["error"].(map[string]any)
+	if nf["status"] != "failure" || nf["alertId"] != "da1_2" || errObj["kind"] != "not_found" || errObj["httpStatus"] != 404.0 ||
+		errObj["code"] != "ResourceNotFound" || nf["attempts"] != 1.0 {
+		t.Errorf("not found line = %v", nf)
+	}
+	if !strings.Contains(r.stderr, `get "bad id!": invalid_request`) || !strings.Contains(r.stderr, "get da1_2: not_found") {
+		t.Errorf("stderr does not explain the failures:\n%s", r.stderr)
+	}
+}
+
+func TestGetAllSucceeded(t *testing.T) {
+	srv := defendertest.NewServer(defendertest.WithSeedData())
+	t.Cleanup(srv.Close)
+	r := runGetTest(t, srv, getEnv(srv), "", "da637472900382838869_1364969609")
+	if r.err != nil || len(r.lines) != 1 || r.stderr != "" {
+		t.Fatalf("err %v, stdout %q, stderr %q", r.err, r.stdout, r.stderr)
+	}
+}
+
+func TestGetStdinKeepsOrder(t *testing.T) {
+	srv := defendertest.NewServer(defendertest.WithAnyAlert())
+	t.Cleanup(srv.Close)
+	var in strings.Builder
+	var ids []string
+	for i := range 40 {
+		id := fmt.Sprintf("alert_%02d", i)
+		ids = append(ids, id)
+		fmt.Fprintf(&in, "  %s \r\n\n", id)
+		if i%5 == 0 {
+			// Early IDs answer late, so later ones finish first.
+			srv.Script(id, defendertest.Answer{Status: 503}, defendertest.Answer{Status: 503})
+		}
+	}
+	in.WriteString(strings.Repeat("x", 100_000) + "\n")
+	r := runGetTest(t, srv, getEnv(srv), in.String(), "-concurrency", "4", "-")
+	if exitStatus(r.err) != 1 {
+		t.Errorf("exit status %d (%v), want 1 for the over-long line", exitStatus(r.err), r.err)
+	}
+	if len(r.lines) != 41 {
+		t.Fatalf("%d lines, want 41", len(r.lines))
+	}
+	for i, id := range ids {
+		if r.lines[i]["alertId"] != id || r.lines[i]["status"] != "success" {
+			t.Fatalf("line %d = %v, want a success for %s", i, r.lines[i], id)
+		}
+	}
+	if errObj, _ := r.lines[40]["error"].(map[string]any); errObj["kind"] != "invalid_request" {
+		t.Errorf("over-long line: %v", r.lines[40])
+	}
+	if len(r.stderr) > 1000 {
+		t.Errorf("stderr repeats the over-long line: %d bytes", len(r.stderr))
+	}
+}
+
+func TestGetUsageAndConfigurationErrors(t *testing.T) {
+	srv := defendertest.NewServer(defendertest.WithSeedData())
+	t.Cleanup(srv.Close)
+	tests := []struct {
+		name   string
+		getenv config.Lookup
+		args   []string
+	}{
+		{"no ids", getEnv(srv), nil},
+		{"dash with ids", getEnv(srv), []string{"-", "a_1"}},
+		{"bad flag", getEnv(srv), []string{"-nope", "a_1"}},
+		{"zero concurrency", getEnv(srv), []string{"-concurrency", "0", "a_1"}},
+		{"http api url", getEnv(srv, "DEFENDER_API_URL", "http://127.0.0.1:1"), []string{"a_1"}},
+		{"no credential", getEnv(srv, "AZURE_CLIENT_SECRET", ""), []string{"a_1"}},
+		{"two credentials", getEnv(srv, "DEFENDER_MANAGED_IDENTITY", "true"), []string{"a_1"}},
+		{"bad rate limits", getEnv(srv, "DEFENDER_RATE_LIMITS", "lots"), []string{"a_1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runGetTest(t, srv, tt.getenv, "", tt.args...)
+			if exitStatus(r.err) != 2 || r.stdout != "" {
+				t.Errorf("exit status %d (%v), stdout %q; want 2 and nothing", exitStatus(r.err), r.err, r.stdout)
+			}
+			if strings.Contains(fmt.Sprint(r.err), srv.ClientSecret()) {
+				t.Errorf("error %v shows the secret", r.err)
+			}
+		})
+	}
+	if srv.Calls() != 0 || srv.TokensIssued() != 0 {
+		t.Errorf("a usage error reached the emulator")
+	}
+	var stderr bytes.Buffer
+	code := run(t.Context(), []string{"get"}, getEnv(srv), strings.NewReader(""), io.Discard, &stderr)
+	if code != 2 {
+		t.Errorf("run(get) = %d, want 2", code)
+	}
+}
+
+func TestGetStopsWhenCanceled(t *testing.T) {
+	srv := defendertest.NewServer(defendertest.WithSeedData())
+	t.Cleanup(srv.Close)
+	srv.Script("da637472900382838869_1364969609", defendertest.Answer{Delay: time.Hour})
+	ctx, cancel := context.WithCancel(t.Context())
+	pr, pw := io.Pipe() // stdin that never ends
+	t.Cleanup(func() { _ = pw.Close() })
+	go func() { _, _ = io.WriteString(pw, "da637472900382838869_1364969609\n") }()
+	var stdout, stderr bytes.Buffer
+	e := &env{lookupEnv: getEnv(srv), stdin: pr, stdout: &stdout, stderr: &stderr}
+	done := make(chan error, 1)
+	go func() { done <- runGetWith(ctx, e, []string{"-"}, srv.Client()) }()
+	deadline := time.After(10 * time.Second)
+	for srv.Calls() == 0 {
+		select {
+		case <-deadline:
+			t.Fatal("the lookup never reached the emulator")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if exitStatus(err) != 1 || !errors.Is(err, context.Canceled) {
+			t.Errorf("runGet = %v, want exit status 1 with context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("get did not stop after the cancel")
+	}
+}

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/alert-domains/alert-domains/broker"
+	"github.com/alert-domains/alert-domains/config"
+	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/consumer"
+	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/metrics"
+	"github.com/alert-domains/alert-domains/safetynet"
+)
+
+// service is `alert-domains serve` assembled: NATS (embedded or external),
+// the topology, the handler chain, the consumer and the HTTP endpoints.
+type service struct {
+	cfg     *config.Config
+	logger  *slog.Logger
+	lookup  handlers.Lookup
+	limiter *connector.Limiter
+	// metrics are served on /metrics; the connector built before run
+	// reports its calls to them (connector.WithObserver). Nil: run makes
+	// its own.
+	metrics *metrics.Metrics
+	// onReady, when set, is called once with the NATS URL when the service
+	// is bound to its consumer (the demo publishes then).
+	onReady func(natsURL string)
+}
+
+// run starts everything, serves until ctx ends, then shuts down in order:
+// stop taking work, finish or hand back in-flight work, stop HTTP, drain
+// the connection, stop the embedded server last.
+func (s *service) run(ctx context.Context) error {
+	cfg, logger := s.cfg, s.logger
+	start := time.Now()
+	natsURL := cfg.NATSURL
+	if natsURL == "" {
+		emb, err := broker.StartEmbedded(cfg.EmbeddedListen, cfg.EmbeddedStoreDir)
+		if err != nil {
+			return configError(err)
+		}
+		defer func() {
+			emb.Shutdown()
+			logger.Info("embedded NATS stopped")
+		}()
+		natsURL = emb.URL()
+		logger.Info("embedded NATS with JetStream listening", slog.String("url", natsURL), slog.String("store_dir", cfg.EmbeddedStoreDir))
+	}
+	nc, err := broker.Connect(ctx, cfg, natsURL, "alert-domains serve", logger)
+	if err != nil {
+		return configError(err)
+	}
+	defer drain(nc, logger)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+
+	topo := broker.NewTopology(cfg)
+	if cfg.Provision {
+		err = topo.Provision(ctx, js, logger)
+	} else {
+		err = topo.Verify(ctx, js)
+	}
+	if err != nil {
+		return err
+	}
+
+	m := s.metrics
+	if m == nil {
+		m = metrics.New()
+	}
+	if s.limiter != nil {
+		if err := m.WatchQuota(s.limiter); err != nil {
+			return err
+		}
+	}
+	var opts []handlers.Option
+	if topo.Cache != nil {
+		kv, err := js.KeyValue(ctx, topo.Cache.Bucket)
+		if err != nil {
+			return fmt.Errorf("open cache bucket %s: %w", topo.Cache.Bucket, err)
+		}
+		opts = append(opts, handlers.WithCache(m.InstrumentCache(handlers.NewKVCache(kv))))
+	}
+	svc, err := handlers.New(s.lookup, js, cfg.SuccessSubject, cfg.FailureSubject, opts...)
+	if err != nil {
+		return err
+	}
+	hooks, err := handlers.NewHooks(cfg.OnSuccessExec, cfg.OnFailureExec, cfg.ExecTimeout, logger)
+	if err != nil {
+		return configError(fmt.Errorf("%w: ON_SUCCESS_EXEC/ON_FAILURE_EXEC: %v", config.ErrInvalid, err))
+	}
+	handler := handlers.Chain(svc.Handle, m.Middleware(), handlers.Logging(logger), hooks.Middleware())
+
+	binder := broker.NewBinder(js, topo, cfg.Provision, logger)
+	cons, err := consumer.New(binder.Bind, handler,
+		consumer.WithConcurrency(cfg.Concurrency),
+		consumer.WithAckWait(cfg.AckWait),
+		consumer.WithMaxDeliver(cfg.MaxDeliver),
+		consumer.WithShutdownTimeout(cfg.ShutdownTimeout),
+		consumer.WithLogger(logger),
+		consumer.WithInfoHandler(5*time.Second, func(info *jetstream.ConsumerInfo) {
+			binder.Observe(info)
+			m.ConsumerInfo(info)
+		}),
+	)
+	if err != nil {
+		return err
+	}
+	safety, err := safetynet.New(js, topo, cfg.FailureSubject,
+		safetynet.WithLogger(logger.With(slog.String("component", "safety_net"))),
+		safetynet.WithProvision(cfg.Provision),
+		safetynet.WithObserver(m),
+		safetynet.WithShutdownTimeout(cfg.ShutdownTimeout),
+	)
+	if err != nil {
+		return err
+	}
+
+	ready := func() error {
+		if !nc.IsConnected() {
+			return fmt.Errorf("not connected to NATS (%s)", nc.Status())
+		}
+		return cons.Ready()
+	}
+	stopHTTP, err := s.serveHTTP(ready, m.Handler())
+	if err != nil {
+		return err
+	}
+	defer stopHTTP()
+
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go s.announceReady(watchCtx, ready, natsURL, start)
+
+	// The safety net runs beside the consumer, and stops with it.
+	netCtx, stopNet := context.WithCancel(ctx)
+	defer stopNet()
+	netDone := make(chan struct{})
+	go func() {
+		defer close(netDone)
+		if err := safety.Run(netCtx); err != nil {
+			logger.Error("safety net stopped", slog.Any("error", err))
+		}
+	}()
+
+	err = cons.Run(ctx)
+	logger.Info("stopped taking requests")
+	stopNet()
+	<-netDone
+	return err
+}
+
+// announceReady logs (and tells onReady) when the service first becomes ready.
+func (s *service) announceReady(ctx context.Context, ready func() error, natsURL string, start time.Time) {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for ready() != nil {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+	s.logger.Info("ready", slog.String("request_subject", s.cfg.RequestSubject), slog.Duration("startup", time.Since(start)))
+	if s.onReady != nil {
+		s.onReady(natsURL)
+	}
+}
+
+// serveHTTP serves /livez, /readyz and /metrics on HTTP_LISTEN.
+func (s *service) serveHTTP(ready func() error, metrics http.Handler) (stop func(), err error) {
+	if s.cfg.HTTPListen == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.HTTPListen)
+	if err != nil {
+		return nil, fmt.Errorf("HTTP_LISTEN %s: %w", s.cfg.HTTPListen, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.Handle("GET /metrics", metrics)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.logger.Error("HTTP server stopped", slog.Any("error", err))
+		}
+	}()
+	s.logger.Info("HTTP endpoints listening", slog.String("addr", ln.Addr().String()))
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
+}
+
+// drain flushes and closes the connection, waiting until it is closed.
+func drain(nc *nats.Conn, logger *slog.Logger) {
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		return
+	}
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		logger.Warn("NATS drain timed out, closing")
+		nc.Close()
+	}
+}

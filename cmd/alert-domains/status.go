@@ -1,0 +1,311 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/alert-domains/alert-domains/broker"
+	"github.com/alert-domains/alert-domains/config"
+	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/metrics"
+)
+
+const statusSynopsis = `status
+
+Prints, on one screen, what an operator needs during an incident: the
+streams (messages, bytes, age of the oldest), the consumers (pending,
+ack-pending, redelivered, waiting), the failures of the last hour by kind,
+and the configured Defender quota with how much of it was used.`
+
+// failureWindow is the span of "recent failures".
+const failureWindow = time.Hour
+
+func runStatus(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "status", statusSynopsis)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("status takes no arguments (got %q)", fs.Arg(0))
+	}
+	cfg, err := loadConfig(e)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg, e)
+	nc, err := broker.Connect(ctx, cfg, clientURL(cfg), "alert-domains status", logger)
+	if err != nil {
+		return configError(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	st, err := readStatus(ctx, js, cfg, time.Now())
+	if err != nil {
+		return err
+	}
+	st.server = nc.ConnectedUrlRedacted()
+	st.serverVersion = nc.ConnectedServerVersion()
+	return st.print(e.stdout)
+}
+
+// status is everything the status screen shows.
+type status struct {
+	server, serverVersion string
+	now                   time.Time
+	streams               []streamStatus
+	consumers             []consumerStatus
+	cache                 string
+	failures              map[connector.Kind]int
+	limits                []connector.Limit
+	limitsText            string
+	used                  map[time.Duration]int
+	scanned               time.Duration // how far back results were read
+}
+
+type streamStatus struct {
+	name  string
+	info  *jetstream.StreamInfo
+	issue string // why info is missing
+}
+
+type consumerStatus struct {
+	name, role string
+	info       *jetstream.ConsumerInfo
+	issue      string
+}
+
+func readStatus(ctx context.Context, js jetstream.JetStream, cfg *config.Config, now time.Time) (*status, error) {
+	topo := broker.NewTopology(cfg)
+	st := &status{now: now, limits: cfg.RateLimits, limitsText: cfg.DefenderRateLimits, failures: map[connector.Kind]int{}, used: map[time.Duration]int{}}
+	for _, name := range []string{cfg.RequestStream, cfg.ResultStream} {
+		ss := streamStatus{name: name}
+		s, err := js.Stream(ctx, name)
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			ss.issue = "missing (start 'alert-domains serve' with PROVISION=true)"
+		case err != nil:
+			return nil, fmt.Errorf("stream %s: %w", name, err)
+		default:
+			ss.info = s.CachedInfo()
+		}
+		st.streams = append(st.streams, ss)
+	}
+	for _, c := range []struct{ name, role string }{
+		{topo.Consumer.Durable, "requests"},
+		{topo.Advisories.Durable, "safety net (max-deliveries advisories)"},
+	} {
+		cs := consumerStatus{name: c.name, role: c.role}
+		cons, err := js.Consumer(ctx, cfg.RequestStream, c.name)
+		switch {
+		case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
+			cs.issue = "missing"
+		case err != nil:
+			return nil, fmt.Errorf("consumer %s: %w", c.name, err)
+		default:
+			cs.info = cons.CachedInfo()
+		}
+		st.consumers = append(st.consumers, cs)
+	}
+	st.cache = cacheStatus(ctx, js, topo)
+	if st.streams[1].info != nil {
+		if err := st.readResults(ctx, js, cfg); err != nil {
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+func cacheStatus(ctx context.Context, js jetstream.JetStream, topo broker.Topology) string {
+	if topo.Cache == nil {
+		return "off (CACHE_TTL=0)"
+	}
+	kv, err := js.KeyValue(ctx, topo.Cache.Bucket)
+	if err != nil {
+		return fmt.Sprintf("bucket %s: %v", topo.Cache.Bucket, err)
+	}
+	s, err := kv.Status(ctx)
+	if err != nil {
+		return fmt.Sprintf("bucket %s: %v", topo.Cache.Bucket, err)
+	}
+	return fmt.Sprintf("bucket %s: %d alerts cached, TTL %s, %s", s.Bucket(), s.Values(), metrics.ShortDuration(s.TTL()), byteSize(s.Bytes()))
+}
+
+// readResults reads the results of the longest window it needs (the last
+// hour, or the longest quota window up to the results' retention): the
+// failures of the last hour by kind, and the attempts of the results of each
+// quota window.
+func (st *status) readResults(ctx context.Context, js jetstream.JetStream, cfg *config.Config) error {
+	span := failureWindow
+	for _, l := range st.limits {
+		span = max(span, min(l.Window, broker.ResultMaxAge))
+	}
+	st.scanned = span
+	from := st.now.Add(-span)
+	occ := jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{cfg.SuccessSubject, cfg.FailureSubject},
+		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
+		OptStartTime:   &from,
+	}
+	err := scanStream(ctx, js, cfg.ResultStream, occ, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
+		var r handlers.Result
+		if json.Unmarshal(msg.Data(), &r) != nil {
+			return true, nil
+		}
+		age := st.now.Sub(meta.Timestamp)
+		if r.Error != nil && age <= failureWindow {
+			st.failures[r.Error.Kind]++
+		}
+		for _, l := range st.limits {
+			if age <= l.Window {
+				st.used[l.Window] += r.Attempts
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("read results: %w", err)
+	}
+	return nil
+}
+
+func (st *status) print(out io.Writer) error {
+	// Each section is a table of its own.
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	section := func() {
+		w.Flush()
+		fmt.Fprintln(out)
+	}
+	server := st.server
+	if st.serverVersion != "" {
+		server += " (nats-server " + st.serverVersion + ")"
+	}
+	fmt.Fprintf(w, "NATS\t%s\n", server)
+	fmt.Fprintf(w, "TIME\t%s\n", st.now.UTC().Format(time.RFC3339))
+	section()
+
+	fmt.Fprintln(w, "STREAM\tMESSAGES\tBYTES\tOLDEST\tNEWEST")
+	for _, s := range st.streams {
+		if s.info == nil {
+			fmt.Fprintf(w, "%s\t%s\n", s.name, s.issue)
+			continue
+		}
+		state := s.info.State
+		oldest, newest := "-", "-"
+		if state.Msgs > 0 {
+			oldest, newest = ago(st.now, state.FirstTime), ago(st.now, state.LastTime)
+		}
+		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\n", s.name, state.Msgs, byteSize(state.Bytes), oldest, newest)
+	}
+	section()
+
+	fmt.Fprintln(w, "CONSUMER\tPENDING\tACK PENDING\tREDELIVERED\tWAITING\tLAST DELIVERY\tROLE")
+	for _, c := range st.consumers {
+		if c.info == nil {
+			fmt.Fprintf(w, "%s\t%s\t\t\t\t\t%s\n", c.name, c.issue, c.role)
+			continue
+		}
+		i := c.info
+		last := "never"
+		if i.Delivered.Last != nil {
+			last = ago(st.now, *i.Delivered.Last)
+		}
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%s\t%s\n", c.name, i.NumPending, i.NumAckPending, i.NumRedelivered, i.NumWaiting, last, c.role)
+	}
+	section()
+
+	fmt.Fprintf(w, "CACHE\t%s\n", st.cache)
+	section()
+
+	if len(st.failures) == 0 {
+		fmt.Fprintln(w, "FAILURES IN THE LAST HOUR: none")
+	} else {
+		kinds := make([]connector.Kind, 0, len(st.failures))
+		total := 0
+		for k, n := range st.failures {
+			kinds = append(kinds, k)
+			total += n
+		}
+		slices.SortFunc(kinds, func(a, b connector.Kind) int {
+			return cmp.Or(cmp.Compare(st.failures[b], st.failures[a]), cmp.Compare(a, b))
+		})
+		fmt.Fprintf(w, "FAILURES IN THE LAST HOUR: %d\n", total)
+		fmt.Fprintln(w, "  KIND\tCOUNT")
+		for _, k := range kinds {
+			fmt.Fprintf(w, "  %s\t%d\n", k, st.failures[k])
+		}
+	}
+	section()
+
+	fmt.Fprintf(w, "DEFENDER QUOTA: %s\n", quotaText(st.limitsText, st.limits))
+	if len(st.limits) > 0 {
+		fmt.Fprintln(w, "  WINDOW\tLIMIT\tUSED")
+		for _, l := range st.limits {
+			used := st.used[l.Window]
+			fmt.Fprintf(w, "  %s\t%d\t%d (%d%%)", metrics.ShortDuration(l.Window), l.Count, used, used*100/l.Count)
+			if l.Window > st.scanned {
+				fmt.Fprintf(w, "\t(results are kept %s: counted over that)", metrics.ShortDuration(st.scanned))
+			}
+			fmt.Fprintln(w)
+		}
+		w.Flush()
+		fmt.Fprintln(out, "\nUSED is the sum of the attempts (Defender calls) of the results stored in the")
+		fmt.Fprintln(out, "window, from every replica; calls of deliveries that ended without a result")
+		fmt.Fprintln(out, "are not counted. The quota applies to each process: replicas divide the")
+		fmt.Fprintln(out, "tenant's quota between them.")
+	}
+	return w.Flush()
+}
+
+func quotaText(text string, limits []connector.Limit) string {
+	if len(limits) == 0 {
+		return "none (DEFENDER_RATE_LIMITS=" + cmp.Or(text, "none") + ")"
+	}
+	parts := make([]string, len(limits))
+	for i, l := range limits {
+		parts[i] = fmt.Sprintf("%d/%s", l.Count, metrics.ShortDuration(l.Window))
+	}
+	return strings.Join(parts, ", ") + " per process (DEFENDER_RATE_LIMITS)"
+}
+
+// ago says how long before now t was, to the second.
+func ago(now, t time.Time) string {
+	d := now.Sub(t).Round(time.Second)
+	if d < time.Second {
+		return "just now"
+	}
+	if d >= 48*time.Hour {
+		days, hours := d/(24*time.Hour), (d%(24*time.Hour))/time.Hour
+		if hours == 0 {
+			return fmt.Sprintf("%dd ago", days)
+		}
+		return fmt.Sprintf("%dd%dh ago", days, hours)
+	}
+	return metrics.ShortDuration(d) + " ago"
+}
+
+func byteSize(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

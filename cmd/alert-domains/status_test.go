@@ -1,0 +1,77 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/handlers"
+)
+
+func TestStatusOneScreen(t *testing.T) {
+	o := newOpsEnv(t, true)
+	for i, kind := range []connector.Kind{connector.KindUnavailable, connector.KindUnavailable, connector.KindNotFound} {
+		seq := o.request(t, "f", nil)
+		r := handlers.Failure("f", &connector.Error{Kind: kind, Message: "x"}, i+1, time.Now())
+		o.result(t, r, seq)
+	}
+	seq := o.request(t, "s", nil)
+	o.result(t, handlers.Success("s", nil, 4, false, time.Now()), seq)
+	seq = o.request(t, "c", nil)
+	o.result(t, handlers.Success("c", nil, 0, true, time.Now()), seq)
+
+	out := o.mustRun(t, "status")
+	for _, want := range []string{
+		o.cfg.RequestStream, o.cfg.ResultStream, o.cfg.ConsumerName, o.cfg.ConsumerName + "-max-deliveries",
+		"FAILURES IN THE LAST HOUR: 3",
+		"unavailable", "not_found",
+		"100/1m, 1500/1h per process",
+		"1m      100    10 (10%)",
+		"1h      1500   10 (0%)",
+		"CACHE", "TTL 1h",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	// Unavailable (2) is listed before not_found (1).
+	if strings.Index(out, "unavailable") > strings.Index(out, "not_found") {
+		t.Errorf("failure kinds not by count:\n%s", out)
+	}
+	if strings.Contains(out, "nats://") && strings.Contains(out, "@") {
+		t.Errorf("server URL with credentials:\n%s", out)
+	}
+}
+
+func TestStatusWithoutTopology(t *testing.T) {
+	o := newOpsEnv(t, false)
+	o.vars["DEFENDER_RATE_LIMITS"] = "none"
+	o.vars["CACHE_TTL"] = "0"
+	out := o.mustRun(t, "status")
+	for _, want := range []string{"missing (start 'alert-domains serve' with PROVISION=true)", "off (CACHE_TTL=0)", "none (DEFENDER_RATE_LIMITS=none)", "FAILURES IN THE LAST HOUR: none"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestAgoAndByteSize(t *testing.T) {
+	now := time.Now()
+	for d, want := range map[time.Duration]string{
+		0:                            "just now",
+		90 * time.Second:             "1m30s ago",
+		3 * time.Hour:                "3h ago",
+		3*24*time.Hour + 4*time.Hour: "3d4h ago",
+		3 * 24 * time.Hour:           "3d ago",
+	} {
+		if got := ago(now, now.Add(-d)); got != want {
+			t.Errorf("ago(%v) = %q, want %q", d, got, want)
+		}
+	}
+	for n, want := range map[uint64]string{0: "0 B", 1023: "1023 B", 1536: "1.5 KiB", 5 << 20: "5.0 MiB"} {
+		if got := byteSize(n); got != want {
+			t.Errorf("byteSize(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

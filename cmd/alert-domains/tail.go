@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/alert-domains/alert-domains/broker"
+	"github.com/alert-domains/alert-domains/handlers"
+)
+
+const tailSynopsis = `tail [--since D] [--failed | --succeeded] [--json]
+
+Follows the results as they are stored in RESULT_STREAM, one line each: when
+it completed, the status, the alert, and its domains or the error kind. It
+runs until interrupted (Ctrl-C), then exits 0.`
+
+func runTail(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "tail", tailSynopsis)
+	since := fs.String("since", "", "start with the results stored since then: a duration back from now (1h) or an RFC 3339 time (default: only new results)")
+	failed := fs.Bool("failed", false, "only failure results")
+	succeeded := fs.Bool("succeeded", false, "only success results")
+	asJSON := fs.Bool("json", false, "print each result's JSON as stored, one per line")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("tail takes no arguments (got %q)", fs.Arg(0))
+	}
+	if *failed && *succeeded {
+		return usageErrorf("tail: --failed and --succeeded exclude each other")
+	}
+	occ := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy}
+	if *since != "" {
+		from, err := parseWhen(*since, time.Now())
+		if err != nil {
+			return usageErrorf("tail: --since: %v", err)
+		}
+		occ.DeliverPolicy, occ.OptStartTime = jetstream.DeliverByStartTimePolicy, &from
+	}
+	cfg, err := loadConfig(e)
+	if err != nil {
+		return err
+	}
+	switch {
+	case *failed:
+		occ.FilterSubjects = []string{cfg.FailureSubject}
+	case *succeeded:
+		occ.FilterSubjects = []string{cfg.SuccessSubject}
+	default:
+		occ.FilterSubjects = []string{cfg.SuccessSubject, cfg.FailureSubject}
+	}
+	logger := newLogger(cfg, e)
+	nc, err := broker.Connect(ctx, cfg, clientURL(cfg), "alert-domains tail", logger)
+	if err != nil {
+		return configError(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	stream, err := js.Stream(ctx, cfg.ResultStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("stream %s does not exist: start 'alert-domains serve' once with PROVISION=true to create it: %w", cfg.ResultStream, err)
+	}
+	if err != nil {
+		return interrupted(ctx, err)
+	}
+	cons, err := stream.OrderedConsumer(ctx, occ)
+	if err != nil {
+		return interrupted(ctx, err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return interrupted(ctx, err)
+	}
+	defer it.Stop()
+	fmt.Fprintf(e.stderr, "following results on %s (Ctrl-C to stop)\n", strings.Join(occ.FilterSubjects, ", "))
+	for {
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return interrupted(ctx, err)
+		}
+		if *asJSON {
+			_, err = fmt.Fprintf(e.stdout, "%s\n", msg.Data())
+		} else {
+			err = printResultLine(e.stdout, msg)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// interrupted turns the error of a command that runs until Ctrl-C into a
+// clean exit when the interruption caused it.
+func interrupted(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// printResultLine prints one result readably: completedAt, status, alert,
+// then the domains of a success or the error of a failure.
+func printResultLine(w io.Writer, msg jetstream.Msg) error {
+	var r handlers.Result
+	if err := json.Unmarshal(msg.Data(), &r); err != nil || r.Status == "" {
+		at := ""
+		if meta, err := msg.Metadata(); err == nil {
+			at = meta.Timestamp.UTC().Format(handlers.TimeFormat)
+		}
+		_, err := fmt.Fprintf(w, "%-24s  %-7s  unreadable result on %s (%d bytes)\n", at, "?", msg.Subject(), len(msg.Data()))
+		return err
+	}
+	_, err := fmt.Fprintln(w, resultLine(&r))
+	return err
+}
+
+func resultLine(r *handlers.Result) string {
+	alert := r.AlertID
+	if alert == "" {
+		alert = "-"
+	}
+	var detail string
+	if r.Error != nil {
+		detail = string(r.Error.Kind) + ": " + r.Error.Message
+		if r.Error.HTTPStatus != 0 {
+			detail += fmt.Sprintf(" (HTTP %d)", r.Error.HTTPStatus)
+		}
+	} else {
+		detail = "(no domains)"
+		if len(r.Domains) > 0 {
+			detail = strings.Join(r.Domains, ", ")
+		}
+		if r.Cached != nil && *r.Cached {
+			detail += " [cached]"
+		}
+	}
+	extra := fmt.Sprintf("seq %d", r.RequestSequence)
+	if r.ReplayOf != 0 {
+		extra += fmt.Sprintf(", replay of %d", r.ReplayOf)
+	}
+	return fmt.Sprintf("%-24s  %-7s  %-32s  %s  [%s]", r.CompletedAt, r.Status, alert, detail, extra)
+}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alert-domains/alert-domains/config"
+	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/handlers"
+)
+
+// startTail runs tail until the test cancels it; it returns its stdout and
+// a function that stops it and returns its exit status.
+func startTail(t *testing.T, o *opsEnv, args ...string) (stdout *syncBuffer, stop func() int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	stdout, stderr := newSyncBuffer(), newSyncBuffer()
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, append([]string{"tail"}, args...), config.MapEnv(o.vars), strings.NewReader(""), stdout, stderr)
+	}()
+	stderr.waitFor(t, "start of tail", func(s string) bool { return strings.Contains(s, "following results") })
+	stopped := false
+	stop = func() int {
+		cancel()
+		stopped = true
+		select {
+		case code := <-done:
+			return code
+		case <-time.After(10 * time.Second):
+			t.Fatal("tail did not stop on cancel")
+			return -1
+		}
+	}
+	t.Cleanup(func() {
+		if !stopped {
+			stop()
+		}
+	})
+	return stdout, stop
+}
+
+func TestTailJSONPrintsResultsPublishedAfterStart(t *testing.T) {
+	o := newOpsEnv(t, true)
+	old := o.request(t, "old", nil)
+	o.failure(t, "old", connector.KindNotFound, old, 0)
+
+	out, stop := startTail(t, o, "--json")
+	s1 := o.request(t, "da637472900382838869_1364969609", nil)
+	s2 := o.request(t, "bad", nil)
+	o.result(t, handlers.Success("da637472900382838869_1364969609", []string{"www.example.com"}, 1, false, time.Now()), s1)
+	o.failure(t, "bad", connector.KindUnavailable, s2, 0)
+	text := out.waitFor(t, "two results", func(s string) bool { return strings.Count(s, "\n") >= 2 })
+	if code := stop(); code != 0 {
+		t.Fatalf("tail exit %d on Ctrl-C, want 0", code)
+	}
+	lines := strings.Split(strings.TrimSpace(text), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("got %d lines, want 2:\n%s", len(lines), text)
+	}
+	first, second := json2map(t, lines[0]), json2map(t, lines[1])
+	if first["status"] != "success" || first["requestSequence"] != float64(s1) {
+		t.Errorf("first line %s", lines[0])
+	}
+	if second["status"] != "failure" || second["alertId"] != "bad" {
+		t.Errorf("second line %s", lines[1])
+	}
+}
+
+func TestTailReadableFailedSince(t *testing.T) {
+	o := newOpsEnv(t, true)
+	s1 := o.request(t, "one", nil)
+	o.result(t, handlers.Success("one", nil, 0, true, time.Now()), s1)
+	s2 := o.request(t, "two", nil)
+	o.failure(t, "two", connector.KindThrottled, s2, 0)
+
+	out, stop := startTail(t, o, "--since", "1h", "--failed")
+	text := out.waitFor(t, "the failure", func(s string) bool { return strings.Contains(s, "\n") })
+	s3 := o.request(t, "three", nil)
+	o.failure(t, "three", connector.KindForbidden, s3, 0)
+	text = out.waitFor(t, "the new failure", func(s string) bool { return strings.Count(s, "\n") >= 2 })
+	if code := stop(); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if strings.Contains(text, "success") || !strings.Contains(text, "throttled: throttled") || !strings.Contains(text, "forbidden") {
+		t.Errorf("output:\n%s", text)
+	}
+	if !strings.Contains(text, "failure  two") {
+		t.Errorf("no readable line for alert two:\n%s", text)
+	}
+}
+
+func TestTailUsage(t *testing.T) {
+	o := &opsEnv{vars: map[string]string{}}
+	for _, args := range [][]string{{"--failed", "--succeeded"}, {"--since", "soon"}, {"x"}} {
+		if code, _, stderr := o.run(t.Context(), append([]string{"tail"}, args...)...); code != 2 {
+			t.Errorf("%v: exit %d, want 2\n%s", args, code, stderr)
+		}
+	}
+}
+
+func TestResultLine(t *testing.T) {
+	now := time.Date(2026, 11, 27, 9, 14, 3, 512e6, time.UTC)
+	ok := handlers.Success("da637472900382838869_1364969609", []string{"www.example.com", "cdn.example.net"}, 1, true, now)
+	ok.RequestSequence = 1042
+	fail := handlers.Failure("", &connector.Error{Kind: connector.KindNotFound, Message: "alert not found", HTTPStatus: 404}, 1, now)
+	fail.RequestSequence, fail.ReplayOf = 1043, 7
+	tests := []struct {
+		r    *handlers.Result
+		want []string
+	}{
+		{ok, []string{"2026-11-27T09:14:03.512Z", "success", "da637472900382838869_1364969609", "www.example.com, cdn.example.net [cached]", "seq 1042"}},
+		{fail, []string{"failure", "  -  ", "not_found: alert not found (HTTP 404)", "seq 1043, replay of 7"}},
+		{handlers.Success("x", nil, 1, false, now), []string{"(no domains)"}},
+	}
+	for _, tt := range tests {
+		line := resultLine(tt.r)
+		for _, w := range tt.want {
+			if !strings.Contains(line, w) {
+				t.Errorf("line %q lacks %q", line, w)
+			}
+		}
+	}
+}

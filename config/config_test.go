@@ -1,0 +1,189 @@
+package config_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alert-domains/alert-domains/config"
+	"github.com/alert-domains/alert-domains/connector"
+)
+
+func envOf(kv map[string]string) config.Lookup { return config.MapEnv(kv) }
+
+func TestLoadDefaults(t *testing.T) {
+	cfg, err := config.Load(envOf(nil))
+	if err != nil {
+		t.Fatalf("Load with an empty environment: %v", err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"NATS_URL", cfg.NATSURL, ""},
+		{"NATS_EMBEDDED_LISTEN", cfg.EmbeddedListen, "127.0.0.1:4222"},
+		{"NATS_EMBEDDED_STORE_DIR", cfg.EmbeddedStoreDir, "./data/nats"},
+		{"REQUEST_STREAM", cfg.RequestStream, "DEFENDER_ALERT_DOMAIN_REQUESTS"},
+		{"REQUEST_SUBJECT", cfg.RequestSubject, "defender.alerts.domains.requests"},
+		{"RESULT_STREAM", cfg.ResultStream, "DEFENDER_ALERT_DOMAIN_RESULTS"},
+		{"SUCCESS_SUBJECT", cfg.SuccessSubject, "defender.alerts.domains.success"},
+		{"FAILURE_SUBJECT", cfg.FailureSubject, "defender.alerts.domains.failure"},
+		{"CONSUMER_NAME", cfg.ConsumerName, "alert-domains"},
+		{"PROVISION", cfg.Provision, true},
+		{"CONCURRENCY", cfg.Concurrency, 16},
+		{"ACK_WAIT", cfg.AckWait, 30 * time.Second},
+		{"MAX_DELIVER", cfg.MaxDeliver, 10},
+		{"SHUTDOWN_TIMEOUT", cfg.ShutdownTimeout, 25 * time.Second},
+		{"DEFENDER_CLOUD", cfg.DefenderCloud, "public"},
+		{"DEFENDER_API_URL", cfg.DefenderAPIURL, "https://api.securitycenter.microsoft.com"},
+		{"DEFENDER_SCOPE", cfg.DefenderScope, "https://api.securitycenter.microsoft.com/.default"},
+		{"AZURE_AUTHORITY_HOST", cfg.AzureAuthorityHost, "https://login.microsoftonline.com/"},
+		{"DEFENDER_TIMEOUT", cfg.DefenderTimeout, 30 * time.Second},
+		{"DEFENDER_RATE_LIMITS", fmt.Sprint(cfg.RateLimits), fmt.Sprint([]connector.Limit{{Count: 100, Window: time.Minute}, {Count: 1500, Window: time.Hour}})},
+		{"RETRY_INITIAL_INTERVAL", cfg.RetryInitialInterval, time.Second},
+		{"RETRY_MAX_INTERVAL", cfg.RetryMaxInterval, time.Minute},
+		{"RETRY_MAX_ELAPSED", cfg.RetryMaxElapsed, 10 * time.Minute},
+		{"DEFENDER_MANAGED_IDENTITY", cfg.DefenderManagedIdentity, false},
+		{"HTTP_LISTEN", cfg.HTTPListen, "127.0.0.1:8080"},
+		{"LOG_FORMAT", cfg.LogFormat, ""},
+		{"LOG_LEVEL", cfg.LogLevel, "info"},
+		{"EXEC_TIMEOUT", cfg.ExecTimeout, 10 * time.Second},
+		{"CACHE_TTL", cfg.CacheTTL, time.Hour},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	off, err := config.Load(envOf(map[string]string{"HTTP_LISTEN": ""}))
+	if err != nil || off.HTTPListen != "" {
+		t.Errorf("HTTP_LISTEN set to empty: %q, %v; want disabled", off.HTTPListen, err)
+	}
+	if w := cfg.DuplicateWindow(); w < 2*time.Minute || w < cfg.AckWait*time.Duration(cfg.MaxDeliver) {
+		t.Errorf("DuplicateWindow() = %v, shorter than the contract's minimum", w)
+	}
+}
+
+func TestLoadClouds(t *testing.T) {
+	tests := []struct {
+		cloud, api, authority string
+	}{
+		{"gcc", "https://api-gcc.securitycenter.microsoft.us", "https://login.microsoftonline.com/"},
+		{"gcc-high", "https://api-gov.securitycenter.microsoft.us", "https://login.microsoftonline.us/"},
+		{"dod", "https://api-gov.securitycenter.microsoft.us", "https://login.microsoftonline.us/"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.cloud, func(t *testing.T) {
+			cfg, err := config.Load(envOf(map[string]string{"DEFENDER_CLOUD": tt.cloud}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.DefenderAPIURL != tt.api || cfg.AzureAuthorityHost != tt.authority || cfg.DefenderScope == "" {
+				t.Errorf("cloud %s: api %q authority %q scope %q", tt.cloud, cfg.DefenderAPIURL, cfg.AzureAuthorityHost, cfg.DefenderScope)
+			}
+		})
+	}
+	cfg, err := config.Load(envOf(map[string]string{
+		"DEFENDER_API_URL": "https://eu.api.security.microsoft.com",
+		"DEFENDER_SCOPE":   "https://api.securitycenter.microsoft.com/.default",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DefenderAPIURL != "https://eu.api.security.microsoft.com" {
+		t.Errorf("regional API URL not taken: %q", cfg.DefenderAPIURL)
+	}
+	if cfg.DefenderScope != "https://api.securitycenter.microsoft.com/.default" {
+		t.Errorf("scope must stay global with a regional host, got %q", cfg.DefenderScope)
+	}
+}
+
+func TestLoadInvalid(t *testing.T) {
+	tests := []struct {
+		env     map[string]string
+		wantVar string
+	}{
+		{map[string]string{"ACK_WAIT": "thirty"}, "ACK_WAIT"},
+		{map[string]string{"ACK_WAIT": "0s"}, "ACK_WAIT"},
+		{map[string]string{"CONCURRENCY": "many"}, "CONCURRENCY"},
+		{map[string]string{"CONCURRENCY": "0"}, "CONCURRENCY"},
+		{map[string]string{"MAX_DELIVER": "0"}, "MAX_DELIVER"},
+		{map[string]string{"PROVISION": "maybe"}, "PROVISION"},
+		{map[string]string{"DEFENDER_CLOUD": "mooncake"}, "DEFENDER_CLOUD"},
+		{map[string]string{"DEFENDER_API_URL": "http://api.securitycenter.microsoft.com"}, "DEFENDER_API_URL"},
+		{map[string]string{"DEFENDER_API_URL": "api.securitycenter.microsoft.com"}, "DEFENDER_API_URL"},
+		{map[string]string{"AZURE_AUTHORITY_HOST": "http://login.example"}, "AZURE_AUTHORITY_HOST"},
+		{map[string]string{"DEFENDER_RATE_LIMITS": "100 per minute"}, "DEFENDER_RATE_LIMITS"},
+		{map[string]string{"DEFENDER_RATE_LIMITS": "0/1m"}, "DEFENDER_RATE_LIMITS"},
+		{map[string]string{"RETRY_MAX_INTERVAL": "10ms"}, "RETRY_MAX_INTERVAL"},
+		{map[string]string{"CACHE_TTL": "-1h"}, "CACHE_TTL"},
+		{map[string]string{"LOG_FORMAT": "xml"}, "LOG_FORMAT"},
+		{map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
+		{map[string]string{"REQUEST_STREAM": "has space"}, "REQUEST_STREAM"},
+		{map[string]string{"REQUEST_SUBJECT": "defender.>"}, "REQUEST_SUBJECT"},
+		{map[string]string{"FAILURE_SUBJECT": "defender.alerts.domains.success"}, "FAILURE_SUBJECT"},
+		{map[string]string{"NATS_TLS_CERT_FILE": "/tmp/c.pem"}, "NATS_TLS_CERT_FILE"},
+		{map[string]string{"NATS_PASSWORD": "hunter2"}, "NATS_PASSWORD"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.wantVar, func(t *testing.T) {
+			_, err := config.Load(envOf(tt.env))
+			if err == nil {
+				t.Fatalf("Load(%v) succeeded, want an error naming %s", tt.env, tt.wantVar)
+			}
+			if !errors.Is(err, config.ErrInvalid) {
+				t.Errorf("error %v does not wrap ErrInvalid", err)
+			}
+			if !strings.Contains(err.Error(), tt.wantVar) {
+				t.Errorf("error %q does not name %s", err, tt.wantVar)
+			}
+		})
+	}
+}
+
+func TestSecretsNeverPrint(t *testing.T) {
+	const secret = "S3cr3t-client-value-9f8e7d"
+	cfg, err := config.Load(envOf(map[string]string{
+		"AZURE_CLIENT_SECRET": secret,
+		"NATS_USER":           "svc",
+		"NATS_PASSWORD":       secret,
+		"NATS_TOKEN":          secret,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
+		if out := fmt.Sprintf(format, *cfg); strings.Contains(out, secret) {
+			t.Errorf("fmt %s prints the secret", format)
+		}
+	}
+	if cfg.Credential().ClientSecret != secret {
+		t.Error("the credential does not get the secret")
+	}
+	// A bad secret-typed value is not echoed either.
+	_, err = config.Load(envOf(map[string]string{"NATS_PASSWORD": secret}))
+	if err == nil || strings.Contains(err.Error(), secret) {
+		t.Errorf("error %v echoes the secret", err)
+	}
+}
+
+func TestUsageListsEveryVariable(t *testing.T) {
+	var b strings.Builder
+	if err := config.Usage(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"NATS_URL", "NATS_CREDS_FILE", "NATS_EMBEDDED_LISTEN", "REQUEST_STREAM", "CONSUMER_NAME", "PROVISION",
+		"CONCURRENCY", "ACK_WAIT", "MAX_DELIVER", "SHUTDOWN_TIMEOUT", "DEFENDER_CLOUD", "DEFENDER_API_URL", "DEFENDER_SCOPE",
+		"DEFENDER_TIMEOUT", "DEFENDER_RATE_LIMITS", "RETRY_INITIAL_INTERVAL", "RETRY_MAX_ELAPSED", "AZURE_TENANT_ID",
+		"AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE", "AZURE_AUTHORITY_HOST", "DEFENDER_MANAGED_IDENTITY",
+		"HTTP_LISTEN", "LOG_FORMAT", "LOG_LEVEL", "ON_SUCCESS_EXEC", "ON_FAILURE_EXEC", "EXEC_TIMEOUT", "CACHE_TTL"} {
+		if !strings.Contains(b.String(), v) {
+			t.Errorf("usage does not list %s", v)
+		}
+	}
+	if !strings.Contains(b.String(), "100/1m,1500/1h") {
+		t.Error("usage does not show the DEFENDER_RATE_LIMITS default")
+	}
+}

@@ -1,0 +1,521 @@
+// Package connector asks Microsoft Defender for Endpoint for the domains
+// related to an alert (GET /api/alerts/{id}/domains) and judges the answer.
+//
+// A Client signs in to Entra ID with an azidentity credential (see
+// NewCredential), keeps its token until shortly before it expires, stays
+// within a client-side quota (Limiter), retries throttled and unavailable
+// answers with exponential backoff that honours Retry-After, and reports
+// every failure as an *Error whose Kind is the error.kind of a failure
+// result. The package never logs; an Observer sees each HTTP call and each
+// quota wait.
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/cenkalti/backoff/v4"
+)
+
+// Version names the build in the User-Agent; set it with
+// -ldflags "-X github.com/alert-domains/alert-domains/connector.Version=1.2.3".
+var Version = "dev"
+
+// Defaults of a Client.
+const (
+	DefaultTimeout        = 30 * time.Second
+	DefaultMaxBodyBytes   = 4 << 20
+	DefaultBackoffInitial = time.Second
+	DefaultBackoffMax     = 60 * time.Second
+	DefaultBackoffElapsed = 10 * time.Minute
+)
+
+const (
+	maxPages               = 100      // pages of one answer followed at most
+	errorBodyLimit         = 64 << 10 // bytes read of an error answer
+	pooledBufferLimit      = 64 << 10 // larger read buffers are not kept
+	drainLimit             = 16 << 10 // bytes drained to keep a connection
+	backoffRandomization   = 0.5
+	defaultMaxIdlePerHost  = 64
+	defaultMaxIdle         = 256
+	defaultIdleConnTimeout = 90 * time.Second
+)
+
+// Observer is told about each HTTP call to Defender and each quota wait.
+// Metrics implement it; it must be safe for concurrent use and fast.
+type Observer interface {
+	// DefenderCall reports one HTTP attempt: its status, 0 when no HTTP
+	// answer came (a network error or a time-out), and how long it took.
+	DefenderCall(status int, d time.Duration)
+	// QuotaWait reports how long an attempt waited for the quota (0 when it
+	// did not wait). It is called only when the client has a limiter.
+	QuotaWait(d time.Duration)
+}
+
+// Result is the answer of a lookup.
+type Result struct {
+	Domains  []string // hosts in Defender's order, without duplicates; [] when none
+	Attempts int      // HTTP calls made, also when the lookup failed
+}
+
+// Client looks up the domains of alerts. It is safe for concurrent use and
+// meant to be shared by the whole process.
+type Client struct {
+	base    *url.URL
+	prefix  string // {base}/api/alerts/
+	hc      *http.Client
+	tokens  *tokenSource
+	limiter *Limiter
+
+	timeout                                    time.Duration
+	backoffInitial, backoffMax, backoffElapsed time.Duration
+	userAgent                                  string
+	observer                                   Observer
+	maxBody                                    int64
+	insecureHTTP                               bool
+	// shareHeader: requests may share the token's header map, because the
+	// HTTP client does not add cookies to it.
+	shareHeader bool
+
+	bufs sync.Pool // *[]byte
+}
+
+// Option configures a Client.
+type Option func(*Client) error
+
+// WithHTTPClient makes the client send its requests with hc's transport,
+// which should keep connections alive; redirects are never followed. The
+// default is a client of its own with a tuned transport.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(c *Client) error {
+		if hc == nil {
+			return fmt.Errorf("%w: nil http client", ErrConfig)
+		}
+		c.hc = hc
+		return nil
+	}
+}
+
+// WithTimeout bounds each HTTP attempt, including getting its token and
+// reading its body (DEFENDER_TIMEOUT). The default is 30s.
+func WithTimeout(d time.Duration) Option {
+	return func(c *Client) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: timeout must be more than 0", ErrConfig)
+		}
+		c.timeout = d
+		return nil
+	}
+}
+
+// WithLimiter makes every HTTP attempt wait for a slot of l first.
+func WithLimiter(l *Limiter) Option {
+	return func(c *Client) error {
+		c.limiter = l
+		return nil
+	}
+}
+
+// WithBackoff sets the retry policy: exponential backoff with jitter from
+// initial to max between attempts, giving up once maxElapsed has passed
+// since the first failure. The defaults are 1s, 60s and 10m.
+func WithBackoff(initial, max, maxElapsed time.Duration) Option {
+	return func(c *Client) error {
+		if initial <= 0 || max < initial || maxElapsed <= 0 {
+			return fmt.Errorf("%w: backoff needs 0 < initial <= max and a positive max elapsed time", ErrConfig)
+		}
+		c.backoffInitial, c.backoffMax, c.backoffElapsed = initial, max, maxElapsed
+		return nil
+	}
+}
+
+// WithUserAgent replaces the User-Agent, by default "alert-domains/<Version>".
+func WithUserAgent(ua string) Option {
+	return func(c *Client) error {
+		if ua == "" {
+			return fmt.Errorf("%w: empty user agent", ErrConfig)
+		}
+		c.userAgent = ua
+		return nil
+	}
+}
+
+// WithObserver reports calls and quota waits to o.
+func WithObserver(o Observer) Option {
+	return func(c *Client) error {
+		c.observer = o
+		return nil
+	}
+}
+
+// WithMaxBodyBytes caps the bytes read from Defender's answers to one
+// lookup, all pages together; more is bad_response. The default is 4 MiB.
+func WithMaxBodyBytes(n int64) Option {
+	return func(c *Client) error {
+		if n <= 0 {
+			return fmt.Errorf("%w: max body bytes must be more than 0", ErrConfig)
+		}
+		c.maxBody = n
+		return nil
+	}
+}
+
+// WithInsecureHTTP accepts an http:// base URL, for benchmarks on loopback.
+// The token then travels in clear text.
+func WithInsecureHTTP() Option {
+	return func(c *Client) error {
+		c.insecureHTTP = true
+		return nil
+	}
+}
+
+// New returns a client of the Defender API at baseURL (such as
+// https://api.securitycenter.microsoft.com, or a regional host), with
+// tokens from cred for scope. baseURL must be https. Errors wrap ErrConfig.
+func New(baseURL string, cred azcore.TokenCredential, scope string, opts ...Option) (*Client, error) {
+	c := &Client{
+		timeout:        DefaultTimeout,
+		backoffInitial: DefaultBackoffInitial,
+		backoffMax:     DefaultBackoffMax,
+		backoffElapsed: DefaultBackoffElapsed,
+		userAgent:      "alert-domains/" + Version,
+		maxBody:        DefaultMaxBodyBytes,
+	}
+	for _, opt := range opts {
+		if err := opt(c); err != nil {
+			return nil, err
+		}
+	}
+	if cred == nil {
+		return nil, fmt.Errorf("%w: nil credential", ErrConfig)
+	}
+	if strings.TrimSpace(scope) == "" {
+		return nil, fmt.Errorf("%w: empty scope", ErrConfig)
+	}
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: api url %q is not a URL", ErrConfig, baseURL)
+	}
+	switch {
+	case u.Scheme == "https", u.Scheme == "http" && c.insecureHTTP:
+	default:
+		return nil, fmt.Errorf("%w: api url %q must be https", ErrConfig, baseURL)
+	}
+	if u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("%w: api url %q must be a plain scheme://host[/path]", ErrConfig, baseURL)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	u.RawPath = ""
+	c.base = u
+	c.prefix = u.String() + "/api/alerts/"
+	if c.hc == nil {
+		c.hc = defaultHTTPClient()
+	} else {
+		// A copy that shares the caller's transport but never follows a
+		// redirect: the token must not go anywhere else.
+		hc := *c.hc
+		hc.CheckRedirect = noRedirect
+		c.hc = &hc
+	}
+	c.shareHeader = c.hc.Jar == nil
+	c.tokens = newTokenSource(cred, scope, c.userAgent)
+	c.bufs.New = func() any {
+		b := make([]byte, 0, 4<<10)
+		return &b
+	}
+	return c, nil
+}
+
+// defaultHTTPClient is one client for the whole process: keep-alive, HTTP/2
+// when offered, enough idle connections for CONCURRENCY workers, and no
+// redirects (a redirect is an unexpected answer, and the token must not
+// follow it elsewhere).
+func defaultHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = defaultMaxIdle
+	t.MaxIdleConnsPerHost = defaultMaxIdlePerHost
+	t.IdleConnTimeout = defaultIdleConnTimeout
+	t.ForceAttemptHTTP2 = true
+	return &http.Client{
+		Transport:     t,
+		CheckRedirect: noRedirect,
+	}
+}
+
+// noRedirect hands a redirect back as the answer: an unexpected status.
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// Limiter is the quota the client waits for, nil when it has none.
+func (c *Client) Limiter() *Limiter { return c.limiter }
+
+// CloseIdleConnections closes the idle keep-alive connections of the
+// client's HTTP client.
+func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
+
+// Domains returns the hosts Defender relates to the alert, following
+// @odata.nextLink pages on the same host. Retryable failures (throttled,
+// unavailable) are retried with backoff until the budget is spent; a 401
+// is retried once with a fresh token. The error is always an *Error; when
+// ctx ends it is of kind unavailable and wraps ctx.Err().
+func (c *Client) Domains(ctx context.Context, alertID string) (Result, error) {
+	if err := ValidateAlertID(alertID); err != nil {
+		return Result{}, err
+	}
+	target := c.prefix + url.PathEscape(alertID) + "/domains"
+	var (
+		res       Result
+		hosts     hostSet
+		retry     retrier
+		refreshed bool   // a 401 was retried with a fresh token
+		rejected  string // the token of that 401
+		pages     int
+		budget    = c.maxBody
+	)
+	for {
+		p, used, n, called, err := c.attempt(ctx, target, rejected, budget)
+		rejected = ""
+		if called {
+			res.Attempts++
+		}
+		if err == nil {
+			budget -= n
+			if hosts.list == nil {
+				hosts.list = make([]string, 0, len(p.Value))
+			}
+			for i := range p.Value {
+				hosts.add(p.Value[i].Host)
+			}
+			if p.NextLink == "" {
+				res.Domains = hosts.result()
+				return res, nil
+			}
+			if pages++; pages >= maxPages {
+				return res, badResponse(fmt.Sprintf("answer has more than %d pages", maxPages), nil)
+			}
+			if target, err = c.nextPage(p.NextLink); err != nil {
+				return res, err
+			}
+			continue
+		}
+		if ctx.Err() != nil {
+			return res, canceled(ctx)
+		}
+		if err.HTTPStatus == http.StatusUnauthorized && !refreshed {
+			refreshed, rejected = true, used
+			continue
+		}
+		if !err.Kind.Retryable() {
+			return res, err
+		}
+		wait, ok := retry.next(ctx, c, err)
+		if !ok {
+			return res, err
+		}
+		if !sleep(ctx, wait) {
+			return res, canceled(ctx)
+		}
+	}
+}
+
+// attempt makes one HTTP call for target: quota, token, request, answer.
+// used is the token sent, n the body bytes read, called whether a request
+// went out.
+func (c *Client) attempt(ctx context.Context, target, rejected string, budget int64) (p page, used string, n int64, called bool, err *Error) {
+	if ctx.Err() != nil {
+		return p, "", 0, false, canceled(ctx)
+	}
+	if c.limiter != nil {
+		waited, werr := c.limiter.Wait(ctx)
+		if c.observer != nil {
+			c.observer.QuotaWait(waited)
+		}
+		if werr != nil {
+			return p, "", 0, false, canceled(ctx)
+		}
+	}
+	actx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+
+	b, terr := c.tokens.get(actx, rejected)
+	if terr != nil {
+		return p, "", 0, false, tokenError(ctx, actx, terr)
+	}
+	req, rerr := http.NewRequestWithContext(actx, http.MethodGet, target, nil)
+	if rerr != nil {
+		return p, b.token, 0, false, &Error{Kind: KindBadRequest, Message: "cannot build the request", Err: rerr}
+	}
+	if c.shareHeader {
+		req.Header = b.header
+	} else {
+		req.Header = b.header.Clone()
+	}
+
+	start := time.Now()
+	resp, herr := c.hc.Do(req)
+	if herr != nil {
+		c.observe(0, start)
+		return p, b.token, 0, true, transportError(ctx, actx, herr)
+	}
+	limit := budget
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		limit = min(limit, errorBodyLimit)
+	}
+	bufp := c.bufs.Get().(*[]byte)
+	body, atEOF, berr := readBody(resp.Body, limit, (*bufp)[:0])
+	closeBody(resp.Body, atEOF)
+	c.observe(resp.StatusCode, start)
+	defer c.putBuffer(bufp, body)
+
+	if berr != nil {
+		return p, b.token, 0, true, transportError(ctx, actx, berr)
+	}
+	if e := classify(resp.StatusCode, resp.Header, body); e != nil {
+		return p, b.token, 0, true, e
+	}
+	if int64(len(body)) > limit {
+		return p, b.token, 0, true, &Error{
+			Kind:       KindBadResponse,
+			HTTPStatus: resp.StatusCode,
+			Message:    fmt.Sprintf("answer is larger than %d bytes", c.maxBody),
+		}
+	}
+	if e := parsePage(body, &p); e != nil {
+		e.HTTPStatus = resp.StatusCode
+		return p, b.token, 0, true, e
+	}
+	return p, b.token, int64(len(body)), true, nil
+}
+
+func (c *Client) observe(status int, start time.Time) {
+	if c.observer != nil {
+		c.observer.DefenderCall(status, time.Since(start))
+	}
+}
+
+func (c *Client) putBuffer(bufp *[]byte, body []byte) {
+	if cap(body) > pooledBufferLimit {
+		return
+	}
+	*bufp = body[:0]
+	c.bufs.Put(bufp)
+}
+
+// readBody reads r into buf until EOF or until more than limit bytes have
+// come; atEOF reports that r was read to its end.
+func readBody(r io.Reader, limit int64, buf []byte) (body []byte, atEOF bool, err error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		end := cap(buf)
+		if room := limit + 1 - int64(len(buf)); int64(end-len(buf)) > room {
+			end = len(buf) + int(room)
+		}
+		n, rerr := r.Read(buf[len(buf):end])
+		buf = buf[:len(buf)+n]
+		switch {
+		case rerr == io.EOF:
+			return buf, true, nil
+		case rerr != nil:
+			return buf, false, rerr
+		case int64(len(buf)) > limit:
+			return buf, false, nil
+		}
+	}
+}
+
+// closeBody closes a response body, first draining a little of what is
+// left so that a keep-alive connection can be reused; a longer rest closes
+// the connection instead.
+func closeBody(body io.ReadCloser, atEOF bool) {
+	if !atEOF {
+		_, _ = io.CopyN(io.Discard, body, drainLimit)
+	}
+	_ = body.Close()
+}
+
+// transportError classifies a failed request or body read: the caller's
+// context ended, the attempt ran out of time, or the network failed.
+func transportError(ctx, attempt context.Context, err error) *Error {
+	if ctx.Err() != nil {
+		return canceled(ctx)
+	}
+	if attempt.Err() != nil {
+		return &Error{Kind: KindUnavailable, Message: "defender did not answer in time", Err: attempt.Err()}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return &Error{Kind: KindUnavailable, Message: "defender did not answer in time", Err: err}
+	}
+	return &Error{Kind: KindUnavailable, Message: "defender unreachable", Err: err}
+}
+
+// nextPage checks an @odata.nextLink: it must lead to the API's own scheme
+// and host, so the token never goes anywhere else.
+func (c *Client) nextPage(link string) (string, *Error) {
+	u, err := url.Parse(link)
+	if err != nil {
+		return "", badResponse("answer has a next link that is not a URL", nil)
+	}
+	if !u.IsAbs() {
+		u = c.base.ResolveReference(u)
+	}
+	if u.Scheme != c.base.Scheme || !strings.EqualFold(u.Host, c.base.Host) || u.User != nil {
+		return "", badResponse("answer has a next link to another host", nil)
+	}
+	return u.String(), nil
+}
+
+// retrier is the backoff of one lookup, made at its first retryable failure.
+type retrier struct {
+	exp *backoff.ExponentialBackOff
+	b   backoff.BackOff
+}
+
+// next is the wait before the next attempt after err: the backoff's next
+// interval, or err's Retry-After when that is longer. ok is false when the
+// budget is spent (or would be by the time Retry-After allows a call), or
+// ctx has ended.
+func (r *retrier) next(ctx context.Context, c *Client, err *Error) (wait time.Duration, ok bool) {
+	if r.b == nil {
+		r.exp = backoff.NewExponentialBackOff(
+			backoff.WithInitialInterval(c.backoffInitial),
+			backoff.WithMaxInterval(c.backoffMax),
+			backoff.WithMaxElapsedTime(c.backoffElapsed),
+			backoff.WithRandomizationFactor(backoffRandomization),
+		)
+		r.b = backoff.WithContext(r.exp, ctx)
+	}
+	wait = r.b.NextBackOff()
+	if wait == backoff.Stop {
+		return 0, false
+	}
+	if err.RetryAfter > wait {
+		if r.exp.GetElapsedTime()+err.RetryAfter > c.backoffElapsed {
+			return 0, false
+		}
+		wait = err.RetryAfter
+	}
+	return wait, true
+}
+
+// sleep waits for d, or until ctx ends (false).
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,761 @@
+package connector_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/connector/defendertest"
+)
+
+const alertID = "da637472900382838869_1364969609"
+
+func TestDomainsSeedData(t *testing.T) {
+	srv := newServer(t, defendertest.WithSeedData())
+	c := newClient(t, srv)
+	tests := []struct {
+		id      string
+		want    []string
+		kind    connector.Kind
+		status  int
+		code    string
+		attempt int
+	}{
+		{id: alertID, want: []string{"www.example.com", "cdn.example.net"}, attempt: 1},
+		{id: "636688558380765161_2136280442", want: []string{}, attempt: 1},
+		{id: "da637551227677560813_-961444813", want: []string{"update.example.com", "telemetry.example.net"}, attempt: 1},
+		{id: "da999999999999999999_1", kind: connector.KindNotFound, status: 404, code: "ResourceNotFound", attempt: 1},
+		{id: "../../admin", kind: connector.KindInvalidRequest},
+		{id: "", kind: connector.KindInvalidRequest},
+		{id: strings.Repeat("a", 129), kind: connector.KindInvalidRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			before := srv.Calls()
+			res, err := c.Domains(t.Context(), tt.id)
+			if res.Attempts != tt.attempt {
+				t.Errorf("Attempts = %d, want %d", res.Attempts, tt.attempt)
+			}
+			if srv.Calls()-before != tt.attempt {
+				t.Errorf("emulator saw %d calls, want %d", srv.Calls()-before, tt.attempt)
+			}
+			if tt.kind != "" {
+				e := asError(t, err)
+				if e.Kind != tt.kind || e.HTTPStatus != tt.status || e.Code != tt.code {
+					t.Errorf("error = %+v, want kind %s status %d code %q", e, tt.kind, tt.status, tt.code)
+				}
+				if !errors.Is(err, &connector.Error{Kind: tt.kind}) {
+					t.Errorf("errors.Is(err, kind %s) = false", tt.kind)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Domains == nil || !reflect.DeepEqual(res.Domains, tt.want) {
+				t.Errorf("Domains = %#v, want %#v", res.Domains, tt.want)
+			}
+		})
+	}
+}
+
+func TestRequestOnTheWire(t *testing.T) {
+	type seen struct {
+		method, path, rawPath, accept, ua, auth string
+	}
+	got := make(chan seen, 1)
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- seen{r.Method, r.URL.Path, r.URL.RawPath, r.Header.Get("Accept"), r.Header.Get("User-Agent"), r.Header.Get("Authorization")}
+		_, _ = w.Write([]byte(`{"value":[{"host":"a.example"}]}`))
+	}))
+	t.Cleanup(ts.Close)
+
+	tests := []struct {
+		name, base, ua, wantPath, wantUA string
+	}{
+		{name: "root", base: ts.URL, wantPath: "/api/alerts/" + alertID + "/domains", wantUA: "alert-domains/" + connector.Version},
+		{name: "trailing slash", base: ts.URL + "/", wantPath: "/api/alerts/" + alertID + "/domains", wantUA: "alert-domains/" + connector.Version},
+		{name: "base path", base: ts.URL + "/proxy/", ua: "siem-bridge/2", wantPath: "/proxy/api/alerts/" + alertID + "/domains", wantUA: "siem-bridge/2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := []connector.Option{connector.WithHTTPClient(ts.Client())}
+			if tt.ua != "" {
+				opts = append(opts, connector.WithUserAgent(tt.ua))
+			}
+			c, err := connector.New(tt.base, staticCredential{"tok-123"}, defendertest.Scope, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := c.Domains(t.Context(), alertID)
+			if err != nil || !reflect.DeepEqual(res.Domains, []string{"a.example"}) {
+				t.Fatalf("Domains = %v, %v", res, err)
+			}
+			s := <-got
+			want := seen{http.MethodGet, tt.wantPath, "", "application/json", tt.wantUA, "Bearer tok-123"}
+			if s != want {
+				t.Errorf("request = %+v, want %+v", s, want)
+			}
+		})
+	}
+}
+
+func TestNewRejectsBadConfiguration(t *testing.T) {
+	cred := staticCredential{"t"}
+	tests := []struct {
+		name  string
+		base  string
+		cred  any
+		scope string
+		opts  []connector.Option
+	}{
+		{name: "http", base: "http://api.securitycenter.microsoft.com"},
+		{name: "no scheme", base: "api.securitycenter.microsoft.com"},
+		{name: "ftp", base: "ftp://api.securitycenter.microsoft.com"},
+		{name: "no host", base: "https://"},
+		{name: "user info", base: "https://u:p@api.securitycenter.microsoft.com"},
+		{name: "query", base: "https://api.securitycenter.microsoft.com?x=1"},
+		{name: "not a url", base: "https://[::1"},
+		{name: "empty scope", base: "https://api.securitycenter.microsoft.com", scope: " "},
+		{name: "nil credential", base: "https://api.securitycenter.microsoft.com", cred: "nil"},
+		{name: "nil http client", base: "https://x", opts: []connector.Option{connector.WithHTTPClient(nil)}},
+		{name: "zero timeout", base: "https://x", opts: []connector.Option{connector.WithTimeout(0)}},
+		{name: "bad backoff", base: "https://x", opts: []connector.Option{connector.WithBackoff(time.Second, time.Millisecond, time.Minute)}},
+		{name: "zero body cap", base: "https://x", opts: []connector.Option{connector.WithMaxBodyBytes(0)}},
+		{name: "empty user agent", base: "https://x", opts: []connector.Option{connector.WithUserAgent("")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			scope := defendertest.Scope
+			if tt.scope != "" {
+				scope = tt.scope
+			}
+			var err error
+			if tt.cred == "nil" {
+				_, err = connector.New(tt.base, nil, scope, tt.opts...)
+			} else {
+				_, err = connector.New(tt.base, cred, scope, tt.opts...)
+			}
+			if !errors.Is(err, connector.ErrConfig) {
+				t.Errorf("New = %v, want ErrConfig", err)
+			}
+		})
+	}
+	if _, err := connector.New("http://127.0.0.1:8080", cred, defendertest.Scope, connector.WithInsecureHTTP()); err != nil {
+		t.Errorf("New(http, WithInsecureHTTP) = %v", err)
+	}
+}
+
+func TestTokenIsCached(t *testing.T) {
+	srv := newServer(t, defendertest.WithAnyAlert())
+	c := newClient(t, srv)
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for i := range 50 {
+		wg.Go(func() {
+			for j := range 4 {
+				if _, err := c.Domains(t.Context(), fmt.Sprintf("da%d_%d", i, j)); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := srv.TokensIssued(); n != 1 {
+		t.Errorf("%d tokens issued for 200 calls, want 1", n)
+	}
+	if n := srv.Calls(); n != 200 {
+		t.Errorf("emulator saw %d calls, want 200", n)
+	}
+}
+
+func TestUnauthorizedGetsOneFreshToken(t *testing.T) {
+	t.Run("401 once", func(t *testing.T) {
+		srv := newServer(t, defendertest.WithSeedData())
+		c := newClient(t, srv)
+		srv.Script(alertID, defendertest.Answer{Status: 401, Body: jsonError("Unauthorized")})
+		res, err := c.Domains(t.Context(), alertID)
+		if err != nil || res.Attempts != 2 || len(res.Domains) != 2 {
+			t.Fatalf("Domains = %+v, %v; want 2 domains after 2 attempts", res, err)
+		}
+	})
+	t.Run("expired token replaced", func(t *testing.T) {
+		// A token of 4 minutes is one the credential replaces when asked
+		// (it keeps tokens until 5 minutes before they expire).
+		srv := newServer(t, defendertest.WithSeedData(), defendertest.WithTokenLifetime(4*time.Minute))
+		c := newClient(t, srv)
+		if _, err := c.Domains(t.Context(), alertID); err != nil {
+			t.Fatal(err)
+		}
+		srv.ExpireTokens()
+		res, err := c.Domains(t.Context(), alertID)
+		if err != nil || res.Attempts != 2 {
+			t.Fatalf("Domains = %+v, %v; want success after 2 attempts", res, err)
+		}
+		if n := srv.TokensIssued(); n != 2 {
+			t.Errorf("%d tokens issued, want 2", n)
+		}
+		if n := srv.Answered(401); n != 1 {
+			t.Errorf("%d answers 401, want 1", n)
+		}
+	})
+	t.Run("401 twice is unauthorized", func(t *testing.T) {
+		srv := newServer(t, defendertest.WithSeedData())
+		c := newClient(t, srv)
+		srv.ExpireTokens()
+		if _, err := c.Domains(t.Context(), alertID); err != nil {
+			t.Fatal(err)
+		}
+		// The credential keeps returning its cached token, which the
+		// emulator no longer accepts.
+		srv.ExpireTokens()
+		res, err := c.Domains(t.Context(), alertID)
+		e := asError(t, err)
+		if e.Kind != connector.KindUnauthorized || e.HTTPStatus != 401 || e.Code != "Unauthorized" || res.Attempts != 2 {
+			t.Fatalf("Domains = %+v, %+v; want unauthorized after 2 attempts", res, e)
+		}
+	})
+}
+
+func TestThrottledWaitsRetryAfter(t *testing.T) {
+	srv := newServer(t, defendertest.WithSeedData())
+	c := newClient(t, srv, connector.WithBackoff(10*time.Millisecond, 50*time.Millisecond, 10*time.Second))
+	srv.Script(alertID, defendertest.Answer{Status: 429, Header: header("Retry-After", "2"), Body: jsonError("TooManyRequests")})
+	res, err := c.Domains(t.Context(), alertID)
+	if err != nil || res.Attempts != 2 {
+		t.Fatalf("Domains = %+v, %v; want success after 2 attempts", res, err)
+	}
+	times := srv.CallTimes()
+	if len(times) != 2 {
+		t.Fatalf("%d calls, want 2", len(times))
+	}
+	if gap := times[1].Sub(times[0]); gap < 2*time.Second {
+		t.Errorf("retried %s after a 429 with Retry-After: 2", gap)
+	}
+}
+
+func TestThrottled(t *testing.T) {
+	t.Run("without Retry-After backs off", func(t *testing.T) {
+		srv := newServer(t, defendertest.WithSeedData())
+		c := newClient(t, srv)
+		srv.Script(alertID, defendertest.Answer{Status: 429}, defendertest.Answer{Status: 429, Body: jsonError("TooManyRequests")})
+		res, err := c.Domains(t.Context(), alertID)
+		if err != nil || res.Attempts != 3 {
+			t.Fatalf("Domains = %+v, %v; want success after 3 attempts", res, err)
+		}
+	})
+	t.Run("Retry-After beyond the budget gives up at once", func(t *testing.T) {
+		srv := newServer(t, defendertest.WithSeedData())
+		c := newClient(t, srv)
+		srv.Script(alertID, defendertest.Answer{Status: 429, Header: header("Retry-After", "30"), Body: jsonError("TooManyRequests")})
+		start := time.Now()
+		res, err := c.Domains(t.Context(), alertID)
+		e := asError(t, err)
+		if e.Kind != connector.KindThrottled || e.RetryAfter != 30*time.Second || e.Code != "TooManyRequests" || res.Attempts != 1 {
+			t.Fatalf("Domains = %+v, %+v; want throttled after 1 attempt", res, e)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("gave up after %s", d)
+		}
+	})
+	t.Run("kept throttling until the budget ran out", func(t *testing.T) {
+		srv := newServer(t, defendertest.WithSeedData())
+		c := newClient(t, srv, connector.WithBackoff(10*time.Millisecond, 50*time.Millisecond, 300*time.Millisecond))
+		srv.SetOutage(429)
+		res, err := c.Domains(t.Context(), alertID)
+		if e := asError(t, err); e.Kind != connector.KindThrottled || res.Attempts < 3 {
+			t.Fatalf("Domains = %+v, %+v; want throttled after several attempts", res, e)
+		}
+	})
+	t.Run("emulator quota", func(t *testing.T) {
+		srv := newServer(t, defendertest.WithSeedData(), defendertest.WithQuota(connector.Limit{Count: 1, Window: time.Hour}))
+		c := newClient(t, srv)
+		if _, err := c.Domains(t.Context(), alertID); err != nil {
+			t.Fatal(err)
+		}
+		_, err := c.Domains(t.Context(), alertID)
+		if e := asError(t, err); e.Kind != connector.KindThrottled || e.RetryAfter < 59*time.Minute {
+			t.Fatalf("error = %+v, want throttled with Retry-After about an hour", e)
+		}
+	})
+}
+
+func TestUnavailableThenSuccess(t *testing.T) {
+	srv := newServer(t, defendertest.WithSeedData())
+	rec := &recorder{}
+	c := newClient(t, srv, connector.WithObserver(rec))
+	srv.Script(alertID,
+		defendertest.Answer{Status: 500, Body: jsonError("InternalServerError")},
+		defendertest.Answer{Status: 503},
+		defendertest.Answer{Status: 502, Body: "<html><body>Bad Gateway</body></html>"},
+	)
+	res, err := c.Domains(t.Context(), alertID)
+	if err != nil || res.Attempts != 4 || len(res.Domains) != 2 {
+		t.Fatalf("Domains = %+v, %v; want success after 4 attempts", res, err)
+	}
+	if got := rec.statuses(); !reflect.DeepEqual(got, []int{500, 503, 502, 200}) {
+		t.Errorf("observed statuses %v", got)
+	}
+}
+
+func TestOutageLongerThanBudget(t *testing.T) {
+	srv := newServer(t, defendertest.WithSeedData())
+	c := newClient(t, srv, connector.WithBackoff(10*time.Millisecond, 50*time.Millisecond, 300*time.Millisecond))
+	srv.SetOutage(503)
+	start := time.Now()
+	res, err := c.Domains(t.Context(), alertID)
+	e := asError(t, err)
+	if e.Kind != connector.KindUnavailable || e.HTTPStatus != 503 || e.Code != "InternalServerError" {
+		t.Fatalf("error = %+v, want unavailable 503", e)
+	}
+	if res.Attempts < 3 || res.Attempts != srv.Calls() {
+		t.Errorf("Attempts = %d, emulator saw %d", res.Attempts, srv.Calls())
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("gave up after %s with a 300ms budget", d)
+	}
+	srv.SetOutage(0)
+	if _, err := c.Domains(t.Context(), alertID); err != nil {
+		t.Errorf("after the outage: %v", err)
+	}
+}
+
+func TestTimeoutsAreRetried(t *testing.T) {
+	for _, a := range []defendertest.Answer{{Delay: 5 * time.Second}, {Slow: true}} {
+		t.Run(fmt.Sprintf("slow=%v", a.Slow), func(t *testing.T) {
+			srv := newServer(t, defendertest.WithSeedData())
+			rec := &recorder{}
+			c := newClient(t, srv, connector.WithTimeout(500*time.Millisecond), connector.WithObserver(rec))
+			// A first call gets the token, so the time-out covers requests only.
+			if _, err := c.Domains(t.Context(), "636688558380765161_2136280442"); err != nil {
+				t.Fatal(err)
+			}
+			srv.Script(alertID, a)
+			res, err := c.Domains(t.Context(), alertID)
+			if err != nil || res.Attempts != 2 {
+				t.Fatalf("Domains = %+v, %v; want success after 2 attempts", res, err)
+			}
+			want := []int{200, 0, 200}
+			if a.Slow {
+				want = []int{200, 200, 200} // the headers came, the body did not
+			}
+			if got := rec.statuses(); !reflect.DeepEqual(got, want) {
+				t.Errorf("observed %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+func TestNetworkError(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	rec := &recorder{}
+	c, err := connector.New("https://"+addr, staticCredential{"t"}, defendertest.Scope,
+		connector.WithBackoff(10*time.Millisecond, 20*time.Millisecond, 100*time.Millisecond), connector.WithObserver(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.CloseIdleConnections)
+	res, err := c.Domains(t.Context(), alertID)
+	e := asError(t, err)
+	if e.Kind != connector.KindUnavailable || e.HTTPStatus != 0 || res.Attempts < 2 {
+		t.Fatalf("Domains = %+v, %+v; want unavailable after retries", res, e)
+	}
+	for _, s := range rec.statuses() {
+		if s != 0 {
+			t.Errorf("observed status %d for a refused connection, want 0", s)
+		}
+	}
+}
+
+func TestBodyOverCap(t *testing.T) {
+	t.Run("default 4 MiB", func(t *testing.T) {
+		srv := newServer(t, defendertest.WithSeedData())
+		c := newClient(t, srv)
+		srv.Script(alertID, defendertest.Answer{BodyBytes: 5 << 20})
+		res, err := c.Domains(t.Context(), alertID)
+		if e := asError(t, err); e.Kind != connector.KindBadResponse || e.HTTPStatus != 200 || res.Attempts != 1 {
+			t.Fatalf("Domains = %+v, %+v; want bad_response after 1 attempt", res, e)
+		}
+	})
+	t.Run("at and over a small cap", func(t *testing.T) {
+		srv := newServer(t, defendertest.WithSeedData())
+		c := newClient(t, srv, connector.WithMaxBodyBytes(1024))
+		srv.Script(alertID, defendertest.Answer{BodyBytes: 1024}, defendertest.Answer{BodyBytes: 1025})
+		res, err := c.Domains(t.Context(), alertID)
+		if err != nil || len(res.Domains) != 1 {
+			t.Fatalf("a body of exactly the cap: %+v, %v", res, err)
+		}
+		_, err = c.Domains(t.Context(), alertID)
+		if e := asError(t, err); e.Kind != connector.KindBadResponse {
+			t.Fatalf("a body one byte over the cap: %+v", e)
+		}
+	})
+	t.Run("cap counts all pages", func(t *testing.T) {
+		hosts := make([]string, 40)
+		for i := range hosts {
+			hosts[i] = fmt.Sprintf("host-%02d.example.com", i)
+		}
+		srv := newServer(t, defendertest.WithAlert(alertID, hosts...), defendertest.WithPageSize(10))
+		c := newClient(t, srv, connector.WithMaxBodyBytes(1000))
+		_, err := c.Domains(t.Context(), alertID)
+		if e := asError(t, err); e.Kind != connector.KindBadResponse {
+			t.Fatalf("error = %+v, want bad_response", e)
+		}
+	})
+}
+
+func TestNotTheDocumentedJSON(t *testing.T) {
+	bodies := map[string]string{
+		"html":          "<html><body>hello</body></html>",
+		"empty":         "",
+		"null value":    `{"value":null}`,
+		"no value":      `{"@odata.context":"x"}`,
+		"empty host":    `{"value":[{"host":""}]}`,
+		"number host":   `{"value":[{"host":7}]}`,
+		"invalid utf-8": "{\"value\":[{\"host\":\"a\xc3(b\"}]}",
+		"truncated":     `{"value":[{"host":"a.example"}`,
+	}
+	srv := newServer(t, defendertest.WithSeedData())
+	c := newClient(t, srv)
+	for name, body := range bodies {
+		t.Run(name, func(t *testing.T) {
+			srv.Script(alertID, defendertest.Answer{Status: 200, Body: body})
+			res, err := c.Domains(t.Context(), alertID)
+			if e := asError(t, err); e.Kind != connector.KindBadResponse || e.HTTPStatus != 200 || res.Attempts != 1 {
+				t.Fatalf("Domains = %+v, %+v; want bad_response after 1 attempt", res, e)
+			}
+		})
+	}
+}
+
+func TestNotFound(t *testing.T) {
+	srv := newServer(t, defendertest.WithSeedData())
+	c := newClient(t, srv)
+	for name, a := range map[string]defendertest.Answer{
+		"empty body": {Status: 404},
+		"html body":  {Status: 404, Body: "<html>Not Found</html>", Header: header("Content-Type", "text/html")},
+		"json body":  {Status: 404, Body: jsonError("NotFound")},
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv.Script(alertID, a)
+			res, err := c.Domains(t.Context(), alertID)
+			e := asError(t, err)
+			if e.Kind != connector.KindNotFound || e.HTTPStatus != 404 || res.Attempts != 1 {
+				t.Fatalf("Domains = %+v, %+v; want not_found after 1 attempt", res, e)
+			}
+			if !errors.Is(err, connector.ErrNotFound) {
+				t.Error("errors.Is(err, ErrNotFound) = false")
+			}
+		})
+	}
+}
+
+func TestTerminalAnswersAreNotRetried(t *testing.T) {
+	srv := newServer(t, defendertest.WithSeedData())
+	c := newClient(t, srv)
+	tests := []struct {
+		status int
+		kind   connector.Kind
+	}{
+		{400, connector.KindBadRequest},
+		{403, connector.KindForbidden},
+		{405, connector.KindBadRequest},
+		{302, connector.KindBadResponse},
+	}
+	for _, tt := range tests {
+		srv.Script(alertID, defendertest.Answer{Status: tt.status, Body: jsonError("X"), Header: header("Location", "https://elsewhere.example/")})
+		res, err := c.Domains(t.Context(), alertID)
+		if e := asError(t, err); e.Kind != tt.kind || e.HTTPStatus != tt.status || res.Attempts != 1 {
+			t.Errorf("status %d: Domains = %+v, %+v; want %s after 1 attempt", tt.status, res, e, tt.kind)
+		}
+	}
+}
+
+func TestNextLink(t *testing.T) {
+	t.Run("same host followed", func(t *testing.T) {
+		hosts := []string{"a.example", "b.example", "c.example", "a.example", "d.example"}
+		srv := newServer(t, defendertest.WithAlert(alertID, hosts...), defendertest.WithPageSize(2))
+		c := newClient(t, srv)
+		res, err := c.Domains(t.Context(), alertID)
+		want := []string{"a.example", "b.example", "c.example", "d.example"}
+		if err != nil || !reflect.DeepEqual(res.Domains, want) || res.Attempts != 3 {
+			t.Fatalf("Domains = %+v, %v; want %v after 3 attempts", res, err, want)
+		}
+	})
+	t.Run("relative link followed", func(t *testing.T) {
+		srv := newServer(t, defendertest.WithSeedData())
+		c := newClient(t, srv)
+		srv.Script(alertID, defendertest.Answer{Body: `{"value":[{"host":"first.example"}],"@odata.nextLink":"/api/alerts/` + alertID + `/domains?$skip=1"}`})
+		res, err := c.Domains(t.Context(), alertID)
+		want := []string{"first.example", "www.example.com", "cdn.example.net"}
+		if err != nil || !reflect.DeepEqual(res.Domains, want) || res.Attempts != 2 {
+			t.Fatalf("Domains = %+v, %v; want %v", res, err, want)
+		}
+	})
+	t.Run("other host refused", func(t *testing.T) {
+		var hits atomic.Int32
+		other := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			hits.Add(1)
+			_, _ = w.Write([]byte(`{"value":[]}`))
+		}))
+		t.Cleanup(other.Close)
+		srv := newServer(t, defendertest.WithSeedData())
+		c := newClient(t, srv)
+		for _, link := range []string{
+			other.URL + "/api/alerts/" + alertID + "/domains?$skip=1",
+			strings.Replace(srv.URL, "https://", "http://", 1) + "/api/alerts/x/domains",
+			"https://user@" + strings.TrimPrefix(srv.URL, "https://") + "/api/alerts/x/domains",
+			"//evil.example/api/alerts/x/domains",
+		} {
+			srv.Script(alertID, defendertest.Answer{Body: `{"value":[{"host":"a.example"}],"@odata.nextLink":"` + link + `"}`})
+			res, err := c.Domains(t.Context(), alertID)
+			if e := asError(t, err); e.Kind != connector.KindBadResponse || res.Attempts != 1 {
+				t.Errorf("next link %s: Domains = %+v, %+v; want bad_response after 1 attempt", link, res, e)
+			}
+		}
+		if hits.Load() != 0 {
+			t.Errorf("the other host got %d requests", hits.Load())
+		}
+	})
+	t.Run("endless pages", func(t *testing.T) {
+		srv := newServer(t, defendertest.WithSeedData())
+		c := newClient(t, srv)
+		page := defendertest.Answer{Body: `{"value":[{"host":"a.example"}],"@odata.nextLink":"` + srv.URL + `/api/alerts/` + alertID + `/domains"}`}
+		answers := make([]defendertest.Answer, 150)
+		for i := range answers {
+			answers[i] = page
+		}
+		srv.Script(alertID, answers...)
+		res, err := c.Domains(t.Context(), alertID)
+		if e := asError(t, err); e.Kind != connector.KindBadResponse || res.Attempts != 100 {
+			t.Fatalf("Domains = %+v, %+v; want bad_response after 100 pages", res, e)
+		}
+	})
+}
+
+func TestLimiterUnderConcurrency(t *testing.T) {
+	const callers, count, window = 50, 10, 200 * time.Millisecond
+	srv := newServer(t, defendertest.WithAnyAlert())
+	rec := &recorder{}
+	limiter := connector.NewLimiter([]connector.Limit{{Count: count, Window: window}})
+	c := newClient(t, srv, connector.WithLimiter(limiter), connector.WithObserver(rec))
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, callers)
+	for i := range callers {
+		wg.Go(func() {
+			if _, err := c.Domains(t.Context(), fmt.Sprintf("alert_%d", i)); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// 50 calls at 10 per 200ms: the last ten may start 800ms after the first.
+	if d := time.Since(start); d < (callers/count-1)*window {
+		t.Errorf("50 calls took %s, faster than the limit allows", d)
+	}
+	waits := rec.quotaWaits()
+	if len(waits) != callers {
+		t.Fatalf("%d quota waits reported, want %d", len(waits), callers)
+	}
+	waited := 0
+	for _, w := range waits {
+		if w > 0 {
+			waited++
+		}
+	}
+	if waited < callers-count {
+		t.Errorf("%d calls waited for the quota, want at least %d", waited, callers-count)
+	}
+	if n := limiter.Used(window); n > count {
+		t.Errorf("Used = %d, more than %d", n, count)
+	}
+}
+
+func TestLimiterGuardsEveryAttempt(t *testing.T) {
+	srv := newServer(t, defendertest.WithSeedData(), defendertest.WithAlert("paged", "a", "b", "c"), defendertest.WithPageSize(1))
+	rec := &recorder{}
+	limiter := connector.NewLimiter([]connector.Limit{{Count: 1000, Window: time.Hour}})
+	c := newClient(t, srv, connector.WithLimiter(limiter), connector.WithObserver(rec))
+	srv.Script(alertID, defendertest.Answer{Status: 503}, defendertest.Answer{Status: 401})
+	if _, err := c.Domains(t.Context(), alertID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Domains(t.Context(), "paged"); err != nil {
+		t.Fatal(err)
+	}
+	// The alert: 503, 401, then two pages; "paged": three pages.
+	if used, calls := limiter.Used(time.Hour), srv.Calls(); used != calls || calls != 7 {
+		t.Errorf("limiter counted %d calls, emulator saw %d, want 7", used, calls)
+	}
+	if n := len(rec.quotaWaits()); n != 7 {
+		t.Errorf("%d quota waits reported, want 7", n)
+	}
+}
+
+func TestCancelStopsWaits(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(srv *defendertest.Server) []connector.Option
+	}{
+		{name: "backoff wait", setup: func(srv *defendertest.Server) []connector.Option {
+			srv.Script(alertID, defendertest.Answer{Status: 429, Header: header("Retry-After", "60")})
+			return []connector.Option{connector.WithBackoff(time.Second, time.Minute, time.Hour)}
+		}},
+		{name: "quota wait", setup: func(srv *defendertest.Server) []connector.Option {
+			srv.Script(alertID, defendertest.Answer{Status: 503})
+			return []connector.Option{connector.WithLimiter(connector.NewLimiter([]connector.Limit{{Count: 1, Window: time.Hour}}))}
+		}},
+		{name: "slow body", setup: func(srv *defendertest.Server) []connector.Option {
+			srv.Script(alertID, defendertest.Answer{Slow: true})
+			return []connector.Option{connector.WithTimeout(time.Hour)}
+		}},
+		{name: "slow answer", setup: func(srv *defendertest.Server) []connector.Option {
+			srv.Script(alertID, defendertest.Answer{Delay: time.Hour})
+			return []connector.Option{connector.WithTimeout(time.Hour)}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newServer(t, defendertest.WithSeedData())
+			rec := &recorder{calls: make(chan int, 10)}
+			opts := append(tt.setup(srv), connector.WithObserver(rec))
+			c := newClient(t, srv, opts...)
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() {
+				_, err := c.Domains(ctx, alertID)
+				done <- err
+			}()
+			// Cancel once the emulator has the first call in hand.
+			deadline := time.After(10 * time.Second)
+			for srv.CallsFor(alertID) == 0 {
+				select {
+				case <-deadline:
+					t.Fatal("no call reached the emulator")
+				case <-time.After(time.Millisecond):
+				}
+			}
+			cancel()
+			start := time.Now()
+			select {
+			case err := <-done:
+				if d := time.Since(start); d > 2*time.Second {
+					t.Errorf("returned %s after the cancel", d)
+				}
+				e := asError(t, err)
+				if e.Kind != connector.KindUnavailable || !errors.Is(err, context.Canceled) {
+					t.Errorf("error = %v, want unavailable wrapping context.Canceled", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Domains did not return after the cancel")
+			}
+		})
+	}
+}
+
+func TestWrongAudienceIsForbidden(t *testing.T) {
+	srv := newServer(t, defendertest.WithSeedData())
+	cred, err := connector.NewCredential(srv.Credential())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClientWith(t, srv, cred, "https://graph.microsoft.com/.default")
+	res, err := c.Domains(t.Context(), alertID)
+	if e := asError(t, err); e.Kind != connector.KindForbidden || e.HTTPStatus != 403 || res.Attempts != 1 {
+		t.Fatalf("Domains = %+v, %+v; want forbidden", res, e)
+	}
+}
+
+func TestTokenFailures(t *testing.T) {
+	t.Run("wrong secret", func(t *testing.T) {
+		srv := newServer(t, defendertest.WithSeedData())
+		cfg := srv.Credential()
+		cfg.ClientSecret = "not-the-secret"
+		cred, err := connector.NewCredential(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := newClientWith(t, srv, cred, defendertest.Scope)
+		res, err := c.Domains(t.Context(), alertID)
+		if e := asError(t, err); e.Kind != connector.KindUnauthorized || e.HTTPStatus != 0 || res.Attempts != 0 || srv.Calls() != 0 {
+			t.Fatalf("Domains = %+v, %+v; want unauthorized without a call", res, e)
+		}
+		if !strings.Contains(err.Error(), "AADSTS7000215") {
+			t.Errorf("error %q does not carry Entra's reason", err)
+		}
+	})
+	t.Run("regional scope", func(t *testing.T) {
+		srv := newServer(t, defendertest.WithSeedData())
+		cred, err := connector.NewCredential(srv.Credential())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := newClientWith(t, srv, cred, "https://us.api.security.microsoft.com/.default")
+		_, err = c.Domains(t.Context(), alertID)
+		if e := asError(t, err); e.Kind != connector.KindUnauthorized || !strings.Contains(err.Error(), "AADSTS500011") {
+			t.Fatalf("error = %v, want unauthorized with AADSTS500011", err)
+		}
+	})
+	t.Run("unknown tenant", func(t *testing.T) {
+		srv := newServer(t, defendertest.WithSeedData())
+		cfg := srv.Credential()
+		cfg.TenantID = "00000000-0000-0000-0000-00000000dead"
+		cred, err := connector.NewCredential(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := newClientWith(t, srv, cred, defendertest.Scope)
+		_, err = c.Domains(t.Context(), alertID)
+		if e := asError(t, err); e.Kind != connector.KindUnauthorized {
+			t.Fatalf("error = %v, want unauthorized", err)
+		}
+	})
+}
+
+func TestDefaultClientDoesNotFollowRedirects(t *testing.T) {
+	var hits atomic.Int32
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		_, _ = w.Write([]byte(`{"value":[]}`))
+	}))
+	t.Cleanup(target.Close)
+	ts := httptest.NewServer(http.RedirectHandler(target.URL+"/api/alerts/x/domains", http.StatusFound))
+	t.Cleanup(ts.Close)
+	c, err := connector.New(ts.URL, staticCredential{"t"}, defendertest.Scope, connector.WithInsecureHTTP())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.CloseIdleConnections)
+	_, err = c.Domains(t.Context(), alertID)
+	if e := asError(t, err); e.Kind != connector.KindBadResponse || e.HTTPStatus != 302 {
+		t.Fatalf("error = %+v, want bad_response 302", e)
+	}
+	if hits.Load() != 0 {
+		t.Error("the redirect was followed")
+	}
+}

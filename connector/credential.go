@@ -1,0 +1,179 @@
+package connector
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+)
+
+// CredentialConfig is how the service signs in to Entra ID: the app
+// registration and exactly one kind of credential. The fields mirror the
+// Azure SDK's environment variables.
+type CredentialConfig struct {
+	TenantID string // AZURE_TENANT_ID
+	ClientID string // AZURE_CLIENT_ID; with ManagedIdentity, a user-assigned identity
+
+	ClientSecret string // AZURE_CLIENT_SECRET
+
+	CertificatePath     string // AZURE_CLIENT_CERTIFICATE_PATH: PEM or PKCS#12
+	CertificatePassword string // AZURE_CLIENT_CERTIFICATE_PASSWORD
+
+	FederatedTokenFile string // AZURE_FEDERATED_TOKEN_FILE: workload identity
+
+	ManagedIdentity bool // DEFENDER_MANAGED_IDENTITY
+
+	// AuthorityHost is the Entra host, such as https://login.microsoftonline.com/
+	// (the default). For any other host, instance discovery is off, so
+	// login.microsoftonline.com is never contacted.
+	AuthorityHost string
+
+	// Transport, when set, is the HTTP client of the credential (for
+	// example one that trusts a test server's certificate).
+	Transport *http.Client
+}
+
+// knownAuthority reports whether host is one of Microsoft's own Entra
+// hosts, where instance discovery is safe to keep on.
+func knownAuthority(host string) bool {
+	switch strings.ToLower(host) {
+	case "login.microsoftonline.com", "login.microsoftonline.us", "login.microsoft.com",
+		"login.windows.net", "login.chinacloudapi.cn", "login.partner.microsoftonline.cn",
+		"login-us.microsoftonline.com", "login.usgovcloudapi.net":
+		return true
+	}
+	return false
+}
+
+// NewCredential builds the azidentity credential that cfg describes: a
+// managed identity, a client secret, a client certificate or a workload
+// identity, exactly one of them. A missing or contradictory setting is an
+// error wrapping ErrCredentialConfig that names the environment variables;
+// it never contains the secret or the certificate password. The credential
+// caches its tokens.
+func NewCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
+	var chosen []string
+	if cfg.ManagedIdentity {
+		chosen = append(chosen, "DEFENDER_MANAGED_IDENTITY")
+	}
+	if cfg.ClientSecret != "" {
+		chosen = append(chosen, "AZURE_CLIENT_SECRET")
+	}
+	if cfg.CertificatePath != "" {
+		chosen = append(chosen, "AZURE_CLIENT_CERTIFICATE_PATH")
+	}
+	if cfg.FederatedTokenFile != "" {
+		chosen = append(chosen, "AZURE_FEDERATED_TOKEN_FILE")
+	}
+	switch len(chosen) {
+	case 0:
+		return nil, credentialErrorf("no credential: set one of AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE or DEFENDER_MANAGED_IDENTITY=true")
+	case 1:
+	default:
+		return nil, credentialErrorf("more than one credential (%s): set only one of AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE or DEFENDER_MANAGED_IDENTITY=true", strings.Join(chosen, ", "))
+	}
+	if cfg.CertificatePassword != "" && cfg.CertificatePath == "" {
+		return nil, credentialErrorf("AZURE_CLIENT_CERTIFICATE_PASSWORD is set without AZURE_CLIENT_CERTIFICATE_PATH")
+	}
+	if !cfg.ManagedIdentity {
+		var missing []string
+		if cfg.TenantID == "" {
+			missing = append(missing, "AZURE_TENANT_ID")
+		}
+		if cfg.ClientID == "" {
+			missing = append(missing, "AZURE_CLIENT_ID")
+		}
+		if len(missing) > 0 {
+			return nil, credentialErrorf("%s must be set with %s", strings.Join(missing, " and "), chosen[0])
+		}
+	}
+
+	host := cfg.AuthorityHost
+	if host == "" {
+		host = "https://login.microsoftonline.com/"
+	}
+	u, err := url.Parse(host)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
+		return nil, credentialErrorf("AZURE_AUTHORITY_HOST %q must be an https URL", host)
+	}
+	if !strings.HasSuffix(host, "/") {
+		host += "/"
+	}
+	disableDiscovery := !knownAuthority(u.Hostname())
+
+	opts := azcore.ClientOptions{Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: host}}
+	if cfg.Transport != nil {
+		opts.Transport = cfg.Transport
+	}
+
+	switch chosen[0] {
+	case "DEFENDER_MANAGED_IDENTITY":
+		o := &azidentity.ManagedIdentityCredentialOptions{ClientOptions: opts}
+		if cfg.ClientID != "" {
+			o.ID = azidentity.ClientID(cfg.ClientID)
+		}
+		cred, err := azidentity.NewManagedIdentityCredential(o)
+		if err != nil {
+			return nil, credentialErrorf("managed identity: %v", err)
+		}
+		return cred, nil
+
+	case "AZURE_CLIENT_SECRET":
+		cred, err := azidentity.NewClientSecretCredential(cfg.TenantID, cfg.ClientID, cfg.ClientSecret,
+			&azidentity.ClientSecretCredentialOptions{ClientOptions: opts, DisableInstanceDiscovery: disableDiscovery})
+		if err != nil {
+			return nil, credentialErrorf("client secret credential: %s", redact(err.Error(), cfg.ClientSecret))
+		}
+		return cred, nil
+
+	case "AZURE_CLIENT_CERTIFICATE_PATH":
+		data, err := os.ReadFile(cfg.CertificatePath)
+		if err != nil {
+			return nil, credentialErrorf("AZURE_CLIENT_CERTIFICATE_PATH: %v", err)
+		}
+		certs, key, err := azidentity.ParseCertificates(data, []byte(cfg.CertificatePassword))
+		if err != nil {
+			return nil, credentialErrorf("AZURE_CLIENT_CERTIFICATE_PATH %s: not a PEM or PKCS#12 certificate with its private key, or AZURE_CLIENT_CERTIFICATE_PASSWORD is wrong: %s",
+				cfg.CertificatePath, redact(err.Error(), cfg.CertificatePassword))
+		}
+		cred, err := azidentity.NewClientCertificateCredential(cfg.TenantID, cfg.ClientID, certs, key,
+			&azidentity.ClientCertificateCredentialOptions{ClientOptions: opts, DisableInstanceDiscovery: disableDiscovery})
+		if err != nil {
+			return nil, credentialErrorf("client certificate credential: %s", redact(err.Error(), cfg.CertificatePassword))
+		}
+		return cred, nil
+
+	default: // AZURE_FEDERATED_TOKEN_FILE
+		if _, err := os.Stat(cfg.FederatedTokenFile); err != nil {
+			return nil, credentialErrorf("AZURE_FEDERATED_TOKEN_FILE: %v", err)
+		}
+		cred, err := azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
+			ClientOptions:            opts,
+			ClientID:                 cfg.ClientID,
+			TenantID:                 cfg.TenantID,
+			TokenFilePath:            cfg.FederatedTokenFile,
+			DisableInstanceDiscovery: disableDiscovery,
+		})
+		if err != nil {
+			return nil, credentialErrorf("workload identity credential: %v", err)
+		}
+		return cred, nil
+	}
+}
+
+func credentialErrorf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrCredentialConfig, fmt.Sprintf(format, args...))
+}
+
+// redact removes secret from s, should a library ever echo it.
+func redact(s, secret string) string {
+	if secret == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, secret, "[redacted]")
+}

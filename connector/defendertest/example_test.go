@@ -1,0 +1,32 @@
+package defendertest_test
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/connector/defendertest"
+)
+
+func ExampleNewServer() {
+	srv := defendertest.NewServer(defendertest.WithAlert("da637472900382838869_1364969609", "www.example.com"))
+	defer srv.Close()
+	srv.Script("da637472900382838869_1364969609", defendertest.Answer{Status: 503})
+
+	cred, err := connector.NewCredential(srv.Credential())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	c, err := connector.New(srv.URL, cred, defendertest.Scope,
+		connector.WithHTTPClient(srv.Client()),
+		connector.WithBackoff(10*time.Millisecond, time.Second, time.Minute))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	res, err := c.Domains(context.Background(), "da637472900382838869_1364969609")
+	fmt.Println(res.Domains, res.Attempts, err, srv.Answered(503), srv.TokensIssued())
+	// Output: [www.example.com] 2 <nil> 1 1
+}

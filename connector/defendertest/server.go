@@ -1,0 +1,126 @@
+package defendertest
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"time"
+
+	"github.com/alert-domains/alert-domains/connector"
+)
+
+// Server is an emulator listening on a loopback HTTPS address, started.
+// It embeds the Emulator, so its control methods are the server's.
+type Server struct {
+	*Emulator
+	// URL is the https base of both the Defender API and Entra ID, such as
+	// https://127.0.0.1:54321, without a trailing slash.
+	URL string
+	ts  *httptest.Server
+}
+
+// NewServer starts an emulator on a loopback HTTPS address. Close it when
+// done.
+func NewServer(opts ...Option) *Server {
+	e := NewHandler(opts...)
+	ts := httptest.NewUnstartedServer(e)
+	ts.Config.ErrorLog = log.New(quietWriter{os.Stderr}, "", log.LstdFlags)
+	ts.StartTLS()
+	return &Server{Emulator: e, URL: ts.URL, ts: ts}
+}
+
+// quietWriter drops the TLS handshake errors of clients that hang up early
+// (tests that cancel do); the server's other errors still show.
+type quietWriter struct{ w io.Writer }
+
+func (q quietWriter) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte("TLS handshake error")) {
+		return len(p), nil
+	}
+	return q.w.Write(p)
+}
+
+// Client returns an HTTP client that trusts the server's certificate; give
+// it to connector.WithHTTPClient and CredentialConfig.Transport. Close
+// closes its idle connections.
+func (s *Server) Client() *http.Client { return s.ts.Client() }
+
+// Certificate is the server's TLS certificate.
+func (s *Server) Certificate() *x509.Certificate { return s.ts.Certificate() }
+
+// AuthorityHost is the Entra authority of the server: URL with a trailing
+// slash.
+func (s *Server) AuthorityHost() string { return s.URL + "/" }
+
+// Credential is a client secret configuration that signs in to the server.
+func (s *Server) Credential() connector.CredentialConfig {
+	return connector.CredentialConfig{
+		TenantID:      s.TenantID(),
+		ClientID:      s.ClientID(),
+		ClientSecret:  s.ClientSecret(),
+		AuthorityHost: s.AuthorityHost(),
+		Transport:     s.Client(),
+	}
+}
+
+// Close ends answers in progress, shuts the server down and closes the
+// idle connections of Client.
+func (s *Server) Close() {
+	s.Emulator.Close()
+	s.ts.Close()
+}
+
+// SelfSigned makes a self-signed ECDSA certificate for hosts (names or IP
+// addresses), valid for a year, and returns it with its PEM encoding, which
+// a client can trust (SSL_CERT_FILE).
+func SelfSigned(hosts ...string) (tls.Certificate, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{Organization: []string{"alert-domains emulator"}, CommonName: "alert-domains emulator"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(365 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("defendertest: certificate: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("defendertest: certificate: %w", err)
+	}
+	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+	return cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+}

@@ -1,0 +1,256 @@
+package connector
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Limit is one quota: at most Count calls started in any interval of length
+// Window.
+type Limit struct {
+	Count  int
+	Window time.Duration
+}
+
+// String formats l the way ParseLimits reads it: "100/1m0s".
+func (l Limit) String() string {
+	return strconv.Itoa(l.Count) + "/" + l.Window.String()
+}
+
+// MaxLimitCount is the largest Count a Limit may have. The limiter keeps one
+// timestamp per call of each limit, so the count bounds its memory.
+const MaxLimitCount = 1_000_000
+
+// ParseLimits reads a comma-separated list of count/window quotas, such as
+// "100/1m,1500/1h" (windows in Go duration syntax). "none" and the empty
+// string mean no quota: nil, nil.
+func ParseLimits(s string) ([]Limit, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || strings.EqualFold(s, "none") {
+		return nil, nil
+	}
+	var limits []Limit
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		count, window, ok := strings.Cut(part, "/")
+		if !ok {
+			return nil, fmt.Errorf("%q is not count/window (for example 100/1m)", part)
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(count))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q: the count must be a whole number above 0", part)
+		}
+		if n > MaxLimitCount {
+			return nil, fmt.Errorf("%q: the count must not exceed %d", part, MaxLimitCount)
+		}
+		w, err := time.ParseDuration(strings.TrimSpace(window))
+		if err != nil || w <= 0 {
+			return nil, fmt.Errorf("%q: the window must be a positive Go duration (for example 1m, 1h, 500ms)", part)
+		}
+		limits = append(limits, Limit{Count: n, Window: w})
+	}
+	return limits, nil
+}
+
+// Limiter enforces a set of limits exactly, with a sliding-window log per
+// limit: a call starts only when, for every limit, fewer than Count calls
+// started in the Window before it. Callers that must wait are served one at
+// a time, in the order they arrived, so no caller starves. A nil *Limiter,
+// or one without limits, never waits. A Limiter is safe for concurrent use.
+type Limiter struct {
+	limits []Limit
+	// turn is held by the one caller allowed to take the next slot; the
+	// others queue on it in arrival order, and can leave when their context
+	// ends.
+	turn  chan struct{}
+	mu    sync.Mutex
+	epoch time.Time
+	logs  []callLog
+}
+
+// callLog is the ring of the last Count start times of one limit, as
+// offsets from the limiter's epoch (monotonic), oldest at next once full.
+type callLog struct {
+	window time.Duration
+	times  []time.Duration
+	next   int
+	n      int
+}
+
+// NewLimiter returns a limiter for limits. It panics on a limit that
+// ParseLimits would reject (a count outside 1..MaxLimitCount, or a window
+// that is not positive).
+func NewLimiter(limits []Limit) *Limiter {
+	l := &Limiter{
+		limits: append([]Limit(nil), limits...),
+		turn:   make(chan struct{}, 1),
+		epoch:  time.Now(),
+		logs:   make([]callLog, len(limits)),
+	}
+	for i, lim := range limits {
+		if lim.Count <= 0 || lim.Count > MaxLimitCount || lim.Window <= 0 {
+			panic(fmt.Sprintf("connector: invalid limit %d/%s", lim.Count, lim.Window))
+		}
+		l.logs[i] = callLog{window: lim.Window, times: make([]time.Duration, lim.Count)}
+	}
+	return l
+}
+
+// Limits returns the limits l enforces.
+func (l *Limiter) Limits() []Limit {
+	if l == nil {
+		return nil
+	}
+	return append([]Limit(nil), l.limits...)
+}
+
+// Wait blocks until a call may start under every limit, records the start
+// and reports how long it waited. It returns ctx's error, and records
+// nothing, when ctx ends first.
+func (l *Limiter) Wait(ctx context.Context) (waited time.Duration, err error) {
+	if l == nil || len(l.logs) == 0 {
+		return 0, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	select {
+	case l.turn <- struct{}{}:
+	default:
+		select {
+		case l.turn <- struct{}{}:
+		case <-ctx.Done():
+			return time.Since(start), ctx.Err()
+		}
+	}
+	defer func() { <-l.turn }()
+
+	var timer *time.Timer
+	for {
+		l.mu.Lock()
+		now := time.Since(l.epoch)
+		d := l.delay(now)
+		if d <= 0 {
+			l.record(now)
+			l.mu.Unlock()
+			if timer != nil {
+				timer.Stop()
+			}
+			return time.Since(start), nil
+		}
+		l.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(d)
+		} else {
+			timer.Reset(d)
+		}
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return time.Since(start), ctx.Err()
+		}
+	}
+}
+
+// Allow takes a slot if one is free now, without waiting; otherwise it
+// reports how long until one frees. It does not queue behind callers that
+// are waiting in Wait.
+func (l *Limiter) Allow() (ok bool, retryIn time.Duration) {
+	if l == nil || len(l.logs) == 0 {
+		return true, 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Since(l.epoch)
+	if d := l.delay(now); d > 0 {
+		return false, d
+	}
+	l.record(now)
+	return true, 0
+}
+
+// Used counts the calls started within the last window. The count is exact
+// for a window no longer than the longest limit's; for a longer one it
+// counts only the calls that limit remembers.
+func (l *Limiter) Used(window time.Duration) int {
+	if l == nil || len(l.logs) == 0 || window <= 0 {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	// The log of a limit whose window covers the asked one holds every call
+	// of the asked window (at most Count of them started in it).
+	cover, longest := -1, 0
+	for i := range l.logs {
+		w := l.logs[i].window
+		if w >= window && (cover < 0 || w < l.logs[cover].window) {
+			cover = i
+		}
+		if w > l.logs[longest].window {
+			longest = i
+		}
+	}
+	if cover < 0 {
+		cover = longest
+	}
+	return l.logs[cover].countSince(time.Since(l.epoch) - window)
+}
+
+// delay is how long until every limit has a free slot at now. The caller
+// holds l.mu.
+func (l *Limiter) delay(now time.Duration) time.Duration {
+	var d time.Duration
+	for i := range l.logs {
+		c := &l.logs[i]
+		if c.n < len(c.times) {
+			continue
+		}
+		if w := c.times[c.next] + c.window - now; w > d {
+			d = w
+		}
+	}
+	return d
+}
+
+// record logs a call started at now in every limit. The caller holds l.mu.
+func (l *Limiter) record(now time.Duration) {
+	for i := range l.logs {
+		c := &l.logs[i]
+		c.times[c.next] = now
+		c.next++
+		if c.next == len(c.times) {
+			c.next = 0
+		}
+		if c.n < len(c.times) {
+			c.n++
+		}
+	}
+}
+
+// countSince counts the logged calls that started after since.
+func (c *callLog) countSince(since time.Duration) int {
+	size := len(c.times)
+	first := c.next - c.n
+	if first < 0 {
+		first += size
+	}
+	at := func(k int) time.Duration { return c.times[(first+k)%size] }
+	// Binary search for the first entry after since; entries are in start
+	// order.
+	lo, hi := 0, c.n
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if at(mid) > since {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return c.n - lo
+}

@@ -1,0 +1,142 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+)
+
+// refreshMargin is how long before its expiry a token is replaced.
+const refreshMargin = 5 * time.Minute
+
+// tokenSource sits in front of the credential: it holds the one token of
+// the one scope until refreshMargin before it expires, so a call costs no
+// trip through the credential, and lets one caller at a time fetch a new
+// one while the others wait for it.
+type tokenSource struct {
+	cred      azcore.TokenCredential
+	opts      policy.TokenRequestOptions
+	userAgent string
+
+	fetch chan struct{} // held by the caller fetching a token
+	mu    sync.Mutex
+	cur   *bearer
+}
+
+// bearer is a token and the request header that carries it. The header is
+// never modified once built, so requests may share it.
+type bearer struct {
+	token     string
+	refreshAt time.Time
+	header    http.Header
+}
+
+func newTokenSource(cred azcore.TokenCredential, scope, userAgent string) *tokenSource {
+	return &tokenSource{
+		cred:      cred,
+		opts:      policy.TokenRequestOptions{Scopes: []string{scope}},
+		userAgent: userAgent,
+		fetch:     make(chan struct{}, 1),
+	}
+}
+
+// get returns a valid token. rejected, when not empty, is a token that
+// Defender refused: get then asks the credential again rather than return
+// it from its own cache (the credential may still return the same one).
+func (s *tokenSource) get(ctx context.Context, rejected string) (*bearer, error) {
+	if b := s.cached(rejected); b != nil {
+		return b, nil
+	}
+	select {
+	case s.fetch <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-s.fetch }()
+	// Another caller may have fetched one while this one waited.
+	if b := s.cached(rejected); b != nil {
+		return b, nil
+	}
+	tok, err := s.cred.GetToken(ctx, s.opts)
+	if err != nil {
+		return nil, err
+	}
+	if tok.Token == "" {
+		return nil, errors.New("the credential returned an empty token")
+	}
+	now := time.Now()
+	b := &bearer{
+		token:     tok.Token,
+		refreshAt: refreshTime(now, tok),
+		header: http.Header{
+			"Accept":        {"application/json"},
+			"User-Agent":    {s.userAgent},
+			"Authorization": {"Bearer " + tok.Token},
+		},
+	}
+	s.mu.Lock()
+	s.cur = b
+	s.mu.Unlock()
+	return b, nil
+}
+
+func (s *tokenSource) cached(rejected string) *bearer {
+	s.mu.Lock()
+	b := s.cur
+	s.mu.Unlock()
+	if b == nil || !time.Now().Before(b.refreshAt) || (rejected != "" && b.token == rejected) {
+		return nil
+	}
+	return b
+}
+
+// refreshTime is when a token fetched at now is replaced: refreshMargin
+// before it expires, halfway through its life when it lives shorter than
+// twice the margin, and no later than the credential suggests.
+func refreshTime(now time.Time, tok azcore.AccessToken) time.Time {
+	life := tok.ExpiresOn.Sub(now)
+	at := tok.ExpiresOn.Add(-refreshMargin)
+	if life < 2*refreshMargin {
+		at = now.Add(life / 2)
+	}
+	if !tok.RefreshOn.IsZero() && tok.RefreshOn.After(now) && tok.RefreshOn.Before(at) {
+		at = tok.RefreshOn
+	}
+	return at
+}
+
+// tokenError classifies a failure to get a token. A cancelled call is
+// unavailable and wraps the context's error; an attempt that ran out of
+// time, an Entra answer of 429 or 5xx, and a failure without any Entra
+// answer (a network error) are unavailable, so they are retried; any other
+// refusal (a wrong secret, an unknown app, a missing identity) is
+// unauthorized. The message never contains a token or a secret.
+func tokenError(ctx, attempt context.Context, err error) *Error {
+	if ctx.Err() != nil {
+		return canceled(ctx)
+	}
+	if attempt.Err() != nil {
+		return &Error{Kind: KindUnavailable, Message: "no access token in time", Err: attempt.Err()}
+	}
+	var afe *azidentity.AuthenticationFailedError
+	if errors.As(err, &afe) {
+		if afe.RawResponse == nil {
+			return &Error{Kind: KindUnavailable, Message: "entra id unreachable", Err: err}
+		}
+		if s := afe.RawResponse.StatusCode; s == http.StatusTooManyRequests || s >= 500 {
+			return &Error{Kind: KindUnavailable, Message: "entra id unavailable", Err: err}
+		}
+	}
+	return &Error{Kind: KindUnauthorized, Message: "no access token", Err: err}
+}
+
+// canceled is the error of a call whose context ended.
+func canceled(ctx context.Context) *Error {
+	return &Error{Kind: KindUnavailable, Message: "lookup canceled", Err: ctx.Err()}
+}

@@ -1,0 +1,41 @@
+package connector
+
+// MaxAlertIDLength is the longest alert ID the service accepts.
+const MaxAlertIDLength = 128
+
+// ValidateAlertID reports whether id is a valid alert ID: 1 to 128
+// characters of A-Z a-z 0-9 _ -. The error is an *Error of kind
+// invalid_request. A valid ID costs no allocation.
+func ValidateAlertID(id string) error {
+	switch {
+	case id == "":
+		return invalidID("alert id is empty")
+	case len(id) > MaxAlertIDLength:
+		return invalidID("alert id is longer than 128 characters")
+	}
+	for i := 0; i < len(id); i++ {
+		if !idChar[id[i]] {
+			return invalidID("alert id has characters other than A-Z a-z 0-9 _ -")
+		}
+	}
+	return nil
+}
+
+func invalidID(msg string) error {
+	return &Error{Kind: KindInvalidRequest, Message: msg}
+}
+
+// idChar marks the bytes an alert ID may hold.
+var idChar = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	t['_'], t['-'] = true, true
+	return t
+}()

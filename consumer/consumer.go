@@ -1,0 +1,441 @@
+// Package consumer runs a handler over the messages of a durable JetStream
+// pull consumer: a bounded number at once, each kept alive with progress
+// acknowledgements while it is in hand, each settled (ack, redeliver later,
+// terminate, or hand back) as the handler decided. It survives broker
+// restarts and a deleted consumer, and drains in order on shutdown.
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/alert-domains/alert-domains/handlers"
+)
+
+// ErrNotBound is reported by Ready while the consumer is not bound to its
+// durable consumer on the server.
+var ErrNotBound = errors.New("not bound to the consumer")
+
+// Binder finds (or creates) the durable consumer to pull from. It is called
+// at start and again whenever pulling fails, for example after the consumer
+// was deleted or the broker restarted.
+type Binder func(ctx context.Context) (jetstream.Consumer, error)
+
+// Consumer pulls request messages and hands them to a handler.
+type Consumer struct {
+	bind            Binder
+	handler         handlers.Handler
+	logger          *slog.Logger
+	concurrency     int
+	maxDeliver      int
+	ackWait         time.Duration
+	shutdownTimeout time.Duration
+	rebindMin       time.Duration
+	rebindMax       time.Duration
+	infoEvery       time.Duration
+	onInfo          func(*jetstream.ConsumerInfo)
+
+	bound    atomic.Bool
+	inFlight atomic.Int64
+	notReady atomic.Pointer[error]
+}
+
+// Option configures a Consumer.
+type Option func(*Consumer) error
+
+// WithConcurrency sets how many messages are handled at once (default 16);
+// the client-side buffer holds about as many again.
+func WithConcurrency(n int) Option {
+	return func(c *Consumer) error {
+		if n < 1 {
+			return errors.New("consumer: concurrency must be at least 1")
+		}
+		c.concurrency = n
+		return nil
+	}
+}
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option {
+	return func(c *Consumer) error {
+		if l == nil {
+			return errors.New("consumer: nil logger")
+		}
+		c.logger = l
+		return nil
+	}
+}
+
+// WithAckWait tells the consumer the server's redelivery timer, so it sends
+// progress acknowledgements in time (default 30s).
+func WithAckWait(d time.Duration) Option {
+	return func(c *Consumer) error {
+		if d <= 0 {
+			return errors.New("consumer: ack wait must be positive")
+		}
+		c.ackWait = d
+		return nil
+	}
+}
+
+// WithMaxDeliver tells handlers which delivery is the last (default: none).
+func WithMaxDeliver(n int) Option {
+	return func(c *Consumer) error {
+		c.maxDeliver = n
+		return nil
+	}
+}
+
+// WithShutdownTimeout sets the time in-flight messages get to finish after
+// the run context ends; then they are handed back (default 25s).
+func WithShutdownTimeout(d time.Duration) Option {
+	return func(c *Consumer) error {
+		if d <= 0 {
+			return errors.New("consumer: shutdown timeout must be positive")
+		}
+		c.shutdownTimeout = d
+		return nil
+	}
+}
+
+// WithRebindBackoff sets the waits between attempts to bind again (default
+// 250ms growing to 5s).
+func WithRebindBackoff(minWait, maxWait time.Duration) Option {
+	return func(c *Consumer) error {
+		if minWait <= 0 || maxWait < minWait {
+			return errors.New("consumer: invalid rebind backoff")
+		}
+		c.rebindMin, c.rebindMax = minWait, maxWait
+		return nil
+	}
+}
+
+// WithInfoHandler calls f with fresh consumer information (pending counts,
+// acknowledgement floor) every interval while bound.
+func WithInfoHandler(every time.Duration, f func(*jetstream.ConsumerInfo)) Option {
+	return func(c *Consumer) error {
+		if every <= 0 || f == nil {
+			return errors.New("consumer: info handler needs a positive interval and a function")
+		}
+		c.infoEvery, c.onInfo = every, f
+		return nil
+	}
+}
+
+// New returns a consumer that pulls from what bind returns and runs handler
+// on each message.
+func New(bind Binder, handler handlers.Handler, opts ...Option) (*Consumer, error) {
+	if bind == nil || handler == nil {
+		return nil, errors.New("consumer: binder and handler are required")
+	}
+	c := &Consumer{
+		bind:            bind,
+		handler:         handler,
+		logger:          slog.New(slog.DiscardHandler),
+		concurrency:     16,
+		ackWait:         30 * time.Second,
+		shutdownTimeout: 25 * time.Second,
+		rebindMin:       250 * time.Millisecond,
+		rebindMax:       5 * time.Second,
+	}
+	for _, opt := range opts {
+		if err := opt(c); err != nil {
+			return nil, err
+		}
+	}
+	c.setNotReady(ErrNotBound)
+	return c, nil
+}
+
+// Ready returns nil while the consumer is bound and pulling, or the reason
+// it is not.
+func (c *Consumer) Ready() error {
+	if c.bound.Load() {
+		return nil
+	}
+	if p := c.notReady.Load(); p != nil {
+		return *p
+	}
+	return ErrNotBound
+}
+
+// InFlight is the number of messages being handled now.
+func (c *Consumer) InFlight() int { return int(c.inFlight.Load()) }
+
+func (c *Consumer) setNotReady(err error) {
+	c.bound.Store(false)
+	c.notReady.Store(&err)
+}
+
+// Run pulls and handles messages until ctx ends. Then it stops pulling,
+// hands back the messages it buffered, gives in-flight messages the shutdown
+// timeout to finish, hands back the rest and returns nil. It returns an
+// error only when it cannot go on (the connection was closed).
+func (c *Consumer) Run(ctx context.Context) error {
+	// Work gets its own context: it outlives ctx by the shutdown timeout.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	slots := make(chan struct{}, c.concurrency)
+	var wg sync.WaitGroup
+
+	err := c.pull(ctx, workCtx, slots, &wg)
+	c.setNotReady(errors.New("shutting down"))
+
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	if n := c.InFlight(); n > 0 {
+		c.logger.Info("waiting for in-flight requests", slog.Int("in_flight", n), slog.Duration("timeout", c.shutdownTimeout))
+	}
+	timer := time.NewTimer(c.shutdownTimeout)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		c.logger.Warn("shutdown timeout: handing back in-flight requests", slog.Int("in_flight", c.InFlight()))
+		cancelWork()
+		<-done
+	}
+	return err
+}
+
+// pull binds, iterates and dispatches until ctx ends or the connection is
+// closed for good.
+func (c *Consumer) pull(ctx, workCtx context.Context, slots chan struct{}, wg *sync.WaitGroup) error {
+	wait := c.rebindMin
+	for ctx.Err() == nil {
+		cons, err := c.bind(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			c.setNotReady(fmt.Errorf("bind consumer: %w", err))
+			c.logger.Warn("cannot bind to the consumer, trying again", slog.Any("error", err), slog.Duration("retry_in", wait))
+			if !sleep(ctx, wait) {
+				return nil
+			}
+			wait = min(wait*2, c.rebindMax)
+			continue
+		}
+		it, err := cons.Messages(
+			jetstream.PullMaxMessages(c.concurrency),
+			jetstream.WithMessagesErrOnMissingHeartbeat(true),
+		)
+		if err != nil {
+			c.setNotReady(fmt.Errorf("start pulling: %w", err))
+			c.logger.Warn("cannot pull from the consumer, trying again", slog.Any("error", err), slog.Duration("retry_in", wait))
+			if !sleep(ctx, wait) {
+				return nil
+			}
+			wait = min(wait*2, c.rebindMax)
+			continue
+		}
+		c.bound.Store(true)
+		c.logger.Info("pulling requests", slog.String("consumer", cons.CachedInfo().Name), slog.String("stream", cons.CachedInfo().Stream), slog.Int("concurrency", c.concurrency))
+		stopInfo := c.watchInfo(ctx, cons)
+		err = c.iterate(ctx, workCtx, it, slots, wg)
+		stopInfo()
+		if err == nil || ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, jetstream.ErrConnectionClosed) {
+			c.setNotReady(err)
+			return err
+		}
+		c.setNotReady(err)
+		c.logger.Warn("pulling stopped, binding again", slog.Any("error", err))
+		wait = c.rebindMin
+	}
+	return nil
+}
+
+// iterate dispatches messages from it while slots are free. On shutdown it
+// drains it and hands the buffered messages back.
+func (c *Consumer) iterate(ctx, workCtx context.Context, it jetstream.MessagesContext, slots chan struct{}, wg *sync.WaitGroup) error {
+	defer it.Stop()
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			c.handBackBuffered(it)
+			return nil
+		}
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			<-slots
+			if ctx.Err() != nil {
+				c.handBackBuffered(it)
+				return nil
+			}
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) && errors.Is(err, jetstream.ErrConnectionClosed) {
+				return jetstream.ErrConnectionClosed
+			}
+			return err
+		}
+		c.inFlight.Add(1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			defer c.inFlight.Add(-1)
+			c.process(workCtx, msg)
+		}()
+	}
+}
+
+// watchInfo polls the consumer's information while it is bound.
+func (c *Consumer) watchInfo(ctx context.Context, cons jetstream.Consumer) (stop func()) {
+	if c.onInfo == nil {
+		return func() {}
+	}
+	c.onInfo(cons.CachedInfo())
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(c.infoEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if info, err := cons.Info(ctx); err == nil {
+					c.onInfo(info)
+				}
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// handBackBuffered stops pulling and returns every message already delivered
+// to the client buffer, for immediate redelivery elsewhere.
+func (c *Consumer) handBackBuffered(it jetstream.MessagesContext) {
+	it.Drain()
+	n := 0
+	for {
+		msg, err := it.Next(jetstream.NextMaxWait(time.Second))
+		if err != nil {
+			break
+		}
+		if err := msg.Nak(); err != nil {
+			c.logger.Warn("cannot hand back a buffered request", slog.Any("error", err))
+		}
+		n++
+	}
+	if n > 0 {
+		c.logger.Info("handed back buffered requests", slog.Int("count", n))
+	}
+}
+
+// process runs the handler on one message and settles it.
+func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		// Not a JetStream message: nothing to redeliver and no sequence to
+		// answer for.
+		c.logger.Error("message without JetStream metadata, terminating it", slog.String("subject", msg.Subject()), slog.Any("error", err))
+		c.settleErr(msg.Term(), 0)
+		return
+	}
+	d := &handlers.Delivery{
+		Data:         msg.Data(),
+		Header:       msg.Headers(),
+		Stream:       meta.Stream,
+		StreamSeq:    meta.Sequence.Stream,
+		NumDelivered: meta.NumDelivered,
+		MaxDeliver:   c.maxDeliver,
+	}
+	stop := c.keepAlive(msg, meta.Sequence.Stream)
+	out := c.safeHandle(ctx, d)
+	stop()
+	c.settle(msg, out, meta.Sequence.Stream)
+}
+
+// safeHandle runs the handler; a panic becomes a redelivery later, never a
+// crash of the process.
+func (c *Consumer) safeHandle(ctx context.Context, d *handlers.Delivery) (out handlers.Outcome) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.logger.Error("handler panicked", slog.Uint64("stream_seq", d.StreamSeq), slog.Any("panic", r))
+			out = handlers.Outcome{Action: handlers.Retry, Delay: handlers.DefaultRetryDelay(d.NumDelivered), Err: fmt.Errorf("handler panicked: %v", r)}
+		}
+	}()
+	return c.handler(ctx, d)
+}
+
+// settle carries out the handler's decision on the message.
+func (c *Consumer) settle(msg jetstream.Msg, out handlers.Outcome, seq uint64) {
+	var err error
+	switch out.Action {
+	case handlers.Ack:
+		err = msg.Ack()
+	case handlers.Terminate:
+		err = msg.TermWithReason(string(out.Result.Kind()))
+	case handlers.HandBack:
+		err = msg.Nak()
+	default: // Retry, and anything unknown: redeliver later, never at once.
+		err = msg.NakWithDelay(max(out.Delay, time.Second))
+	}
+	c.settleErr(err, seq)
+}
+
+func (c *Consumer) settleErr(err error, seq uint64) {
+	if err != nil {
+		// The server redelivers after the ack wait; the result's message ID
+		// keeps a second result from being stored.
+		c.logger.Warn("cannot settle request message", slog.Uint64("stream_seq", seq), slog.Any("error", err))
+	}
+}
+
+// keepAlive sends progress acknowledgements while the message is in hand, so
+// the server does not redeliver it during long retries or quota waits.
+func (c *Consumer) keepAlive(msg jetstream.Msg, seq uint64) (stop func()) {
+	every := max(c.ackWait/3, 100*time.Millisecond)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := msg.InProgress(); err != nil {
+					c.logger.Warn("cannot extend the ack wait", slog.Uint64("stream_seq", seq), slog.Any("error", err))
+				}
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
+}
+
+// sleep waits d or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

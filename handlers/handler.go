@@ -1,0 +1,317 @@
+// Package handlers turns one delivery of a request message into exactly one
+// stored result: it decodes the request, looks up the alert's domains, builds
+// the success or failure result, publishes it with a message ID that is the
+// same for every delivery, and decides what happens to the request message.
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/alert-domains/alert-domains/connector"
+)
+
+// Delivery is one delivery of a request message.
+type Delivery struct {
+	Data         []byte
+	Header       nats.Header
+	Stream       string
+	StreamSeq    uint64
+	NumDelivered uint64
+	MaxDeliver   int // 0 or less: no limit
+}
+
+// Last reports whether this is the last delivery the consumer allows: its
+// outcome must be a stored result whatever happens.
+func (d *Delivery) Last() bool {
+	return d.MaxDeliver > 0 && d.NumDelivered >= uint64(d.MaxDeliver)
+}
+
+// Action is what the consumer does with the request message.
+type Action int
+
+// The actions on a request message.
+const (
+	// Ack: the result is stored; the request is done.
+	Ack Action = iota + 1
+	// Retry: no result could be stored; redeliver after Outcome.Delay.
+	Retry
+	// Terminate: the request can never succeed (invalid input) and its
+	// failure result is stored; never redeliver.
+	Terminate
+	// HandBack: the process is shutting down; redeliver at once, to any replica.
+	HandBack
+)
+
+func (a Action) String() string {
+	switch a {
+	case Ack:
+		return "ack"
+	case Retry:
+		return "retry"
+	case Terminate:
+		return "terminate"
+	case HandBack:
+		return "hand_back"
+	}
+	return fmt.Sprintf("action(%d)", int(a))
+}
+
+// Outcome is what handling a delivery came to.
+type Outcome struct {
+	Action Action
+	Delay  time.Duration // with Retry
+	// Result is the result that was published, or would have been when the
+	// publish failed; nil when the delivery was handed back.
+	Result *Result
+	// Stored reports that the result stream holds the result; Duplicate that
+	// it held it already (from an earlier delivery) and dropped this copy.
+	Stored, Duplicate bool
+	// Err is the reason for a failure result, a failed publish, or a hand-back.
+	Err error
+	// CacheErr is a cache read or write that failed; the result stands.
+	CacheErr error
+	AlertID  string
+	Attempts int
+}
+
+// Handler handles one delivery. It never panics on bad input.
+type Handler func(ctx context.Context, d *Delivery) Outcome
+
+// Middleware wraps a handler with a cross-cutting concern.
+type Middleware func(Handler) Handler
+
+// Chain applies middleware so that the first one is the outermost.
+func Chain(h Handler, mw ...Middleware) Handler {
+	for i := len(mw) - 1; i >= 0; i-- {
+		h = mw[i](h)
+	}
+	return h
+}
+
+// Lookup asks Defender for the domains of an alert (a *connector.Client).
+type Lookup interface {
+	Domains(ctx context.Context, alertID string) (connector.Result, error)
+}
+
+// Publisher stores a message in a stream and returns the stream's
+// acknowledgement (a jetstream.JetStream).
+type Publisher interface {
+	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
+}
+
+// Cache keeps success results for a while, so that a repeated request costs
+// no Defender call.
+type Cache interface {
+	Get(ctx context.Context, alertID string) (domains []string, ok bool, err error)
+	Put(ctx context.Context, alertID string, domains []string) error
+}
+
+// Service is the request handler of the service.
+type Service struct {
+	lookup         Lookup
+	pub            Publisher
+	successSubject string
+	failureSubject string
+	cache          Cache
+	now            func() time.Time
+	publishTimeout time.Duration
+	retryDelay     func(delivery uint64) time.Duration
+}
+
+// Option configures a Service.
+type Option func(*Service) error
+
+// WithCache answers repeated requests from c.
+func WithCache(c Cache) Option {
+	return func(s *Service) error {
+		s.cache = c
+		return nil
+	}
+}
+
+// WithClock sets the clock that stamps completedAt.
+func WithClock(now func() time.Time) Option {
+	return func(s *Service) error {
+		if now == nil {
+			return errors.New("handlers: nil clock")
+		}
+		s.now = now
+		return nil
+	}
+}
+
+// WithPublishTimeout bounds the wait for the result stream's acknowledgement.
+func WithPublishTimeout(d time.Duration) Option {
+	return func(s *Service) error {
+		if d <= 0 {
+			return errors.New("handlers: publish timeout must be positive")
+		}
+		s.publishTimeout = d
+		return nil
+	}
+}
+
+// WithRetryDelay sets the redelivery delay after a failed publish, by the
+// number of the delivery that failed.
+func WithRetryDelay(f func(delivery uint64) time.Duration) Option {
+	return func(s *Service) error {
+		if f == nil {
+			return errors.New("handlers: nil retry delay")
+		}
+		s.retryDelay = f
+		return nil
+	}
+}
+
+// New returns the handler service: lookups through lookup, results published
+// through pub to the success and failure subjects.
+func New(lookup Lookup, pub Publisher, successSubject, failureSubject string, opts ...Option) (*Service, error) {
+	if lookup == nil || pub == nil {
+		return nil, errors.New("handlers: lookup and publisher are required")
+	}
+	if successSubject == "" || failureSubject == "" {
+		return nil, errors.New("handlers: result subjects are required")
+	}
+	s := &Service{
+		lookup:         lookup,
+		pub:            pub,
+		successSubject: successSubject,
+		failureSubject: failureSubject,
+		now:            time.Now,
+		publishTimeout: 5 * time.Second,
+		retryDelay:     DefaultRetryDelay,
+	}
+	for _, opt := range opts {
+		if err := opt(s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// DefaultRetryDelay waits 1s after the first failed publish, doubling up to 30s.
+func DefaultRetryDelay(delivery uint64) time.Duration {
+	d := time.Second
+	for i := uint64(1); i < delivery && d < 30*time.Second; i++ {
+		d *= 2
+	}
+	return min(d, 30*time.Second)
+}
+
+// Handle is the Handler of the service.
+func (s *Service) Handle(ctx context.Context, d *Delivery) Outcome {
+	req, err := Decode(d.Data, d.Header)
+	if err != nil {
+		res := Failure(req.AlertID, err, 0, s.now()).WithRequest(d.Data)
+		return s.finish(ctx, d, req, res, err)
+	}
+	out := Outcome{AlertID: req.AlertID}
+	if s.cache != nil {
+		domains, ok, cerr := s.cache.Get(ctx, req.AlertID)
+		out.CacheErr = cerr
+		if ok {
+			res := Success(req.AlertID, domains, 0, true, s.now())
+			return s.merge(out, s.finish(ctx, d, req, res, nil))
+		}
+	}
+	lr, err := s.lookup.Domains(ctx, req.AlertID)
+	if err != nil && ctx.Err() != nil && !d.Last() {
+		out.Action, out.Err, out.Attempts = HandBack, err, lr.Attempts
+		return out
+	}
+	var res *Result
+	if err != nil {
+		res = Failure(req.AlertID, err, lr.Attempts, s.now()).WithRequest(d.Data)
+	} else {
+		res = Success(req.AlertID, lr.Domains, lr.Attempts, false, s.now())
+	}
+	out = s.merge(out, s.finish(ctx, d, req, res, err))
+	if s.cache != nil && err == nil && out.Stored {
+		if cerr := s.cache.Put(ctx, req.AlertID, res.Domains); cerr != nil {
+			out.CacheErr = errors.Join(out.CacheErr, cerr)
+		}
+	}
+	return out
+}
+
+func (s *Service) merge(base, out Outcome) Outcome {
+	out.CacheErr = errors.Join(base.CacheErr, out.CacheErr)
+	return out
+}
+
+// finish stamps the request's identity on res, publishes it and decides.
+func (s *Service) finish(ctx context.Context, d *Delivery, req Request, res *Result, reason error) Outcome {
+	res.CorrelationID = req.CorrelationID
+	res.RequestSequence = d.StreamSeq
+	res.Delivery = d.NumDelivered
+	traceparent := ""
+	if d.Header != nil {
+		res.ReplayOf = parseSeq(d.Header.Get(HeaderReplayOf))
+		traceparent = d.Header.Get(HeaderTraceparent)
+	}
+	out := Outcome{Result: res, Err: reason, AlertID: req.AlertID, Attempts: res.Attempts}
+	msg, err := res.Message(res.subject(s.successSubject, s.failureSubject), ResultMsgID(d.Stream, d.StreamSeq), traceparent)
+	var perr error
+	if err != nil {
+		perr = fmt.Errorf("encode result: %w", err)
+	} else {
+		// The publish gets its chance even when shutdown has begun: the
+		// lookup is done and its answer is worth storing.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.publishTimeout)
+		ack, err := s.pub.PublishMsg(pctx, msg)
+		cancel()
+		if err != nil {
+			perr = fmt.Errorf("publish result: %w", err)
+		} else {
+			out.Stored, out.Duplicate = true, ack.Duplicate
+		}
+	}
+	if perr != nil {
+		out.Err = errors.Join(reason, perr)
+	}
+	out.Action = decide(res, perr)
+	if out.Action == Retry {
+		out.Delay = s.retryDelay(d.NumDelivered)
+	}
+	return out
+}
+
+// decide is the one place that chooses what happens to a request message
+// once its result was (or could not be) published (a delivery interrupted by
+// shutdown before it had a result is handed back by Handle):
+//   - no result stored: redeliver later (never a bare Nak, which would
+//     redeliver at once and burn the delivery budget); on the last delivery
+//     the server's max-deliveries advisory then produces the failure result;
+//   - invalid input with its failure result stored: terminate, it can never
+//     succeed;
+//   - any other stored result: acknowledge.
+func decide(res *Result, publishErr error) Action {
+	switch {
+	case publishErr != nil:
+		return Retry
+	case res.Kind() == connector.KindInvalidRequest:
+		return Terminate
+	default:
+		return Ack
+	}
+}
+
+func parseSeq(s string) uint64 {
+	var n uint64
+	if s == "" || len(s) > 20 {
+		return 0
+	}
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return 0
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n
+}

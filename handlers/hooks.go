@@ -1,0 +1,136 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+)
+
+// hookOutputLimit bounds what a hook's output contributes to the log.
+const hookOutputLimit = 4 << 10
+
+// Hooks runs a program after each stored result, with the result JSON on its
+// standard input: the custom success and failure scripts of a playbook. A
+// hook cannot change the result: its failure is logged and the request is
+// still acknowledged. Hooks run at least once per result (a crash between the
+// hook and the acknowledgement runs it again).
+type Hooks struct {
+	onSuccess, onFailure []string
+	timeout              time.Duration
+	logger               *slog.Logger
+}
+
+// NewHooks parses the ON_SUCCESS_EXEC and ON_FAILURE_EXEC commands: a program
+// and its arguments separated by white space, run without a shell. Either may
+// be empty.
+func NewHooks(onSuccess, onFailure string, timeout time.Duration, logger *slog.Logger) (*Hooks, error) {
+	if timeout <= 0 {
+		return nil, errors.New("handlers: hook timeout must be positive")
+	}
+	h := &Hooks{onSuccess: strings.Fields(onSuccess), onFailure: strings.Fields(onFailure), timeout: timeout, logger: logger}
+	for _, argv := range [][]string{h.onSuccess, h.onFailure} {
+		if len(argv) == 0 {
+			continue
+		}
+		if _, err := exec.LookPath(argv[0]); err != nil {
+			return nil, fmt.Errorf("handlers: hook program %q: %w", argv[0], err)
+		}
+	}
+	return h, nil
+}
+
+// Enabled reports whether any hook is configured.
+func (h *Hooks) Enabled() bool { return len(h.onSuccess) > 0 || len(h.onFailure) > 0 }
+
+// Middleware runs the hook of each newly stored result before the request is
+// acknowledged.
+func (h *Hooks) Middleware() Middleware {
+	return func(next Handler) Handler {
+		return func(ctx context.Context, d *Delivery) Outcome {
+			out := next(ctx, d)
+			if out.Stored && !out.Duplicate && out.Result != nil {
+				h.Run(ctx, out.Result)
+			}
+			return out
+		}
+	}
+}
+
+// Run runs the hook for res, within the time limit, and logs how it went.
+func (h *Hooks) Run(ctx context.Context, res *Result) {
+	argv := h.onFailure
+	if res.Status == StatusSuccess {
+		argv = h.onSuccess
+	}
+	if len(argv) == 0 {
+		return
+	}
+	data, err := json.Marshal(res)
+	if err != nil {
+		h.logger.LogAttrs(ctx, slog.LevelError, "hook not run", slog.String("alert_id", res.AlertID), slog.Any("error", err))
+		return
+	}
+	// The hook gets its full time even during shutdown: the result is stored.
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.timeout)
+	defer cancel()
+	cmd := exec.CommandContext(hctx, argv[0], argv[1:]...)
+	cmd.Stdin = bytes.NewReader(data)
+	out := &limitedBuffer{limit: hookOutputLimit}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.WaitDelay = time.Second
+	start := time.Now()
+	err = cmd.Run()
+	attrs := []slog.Attr{
+		slog.String("hook", argv[0]),
+		slog.String("alert_id", res.AlertID),
+		slog.String("status", res.Status),
+		slog.Duration("duration", time.Since(start)),
+		slog.String("output", out.String()),
+	}
+	if err != nil {
+		if hctx.Err() != nil {
+			err = fmt.Errorf("killed after %s: %w", h.timeout, err)
+		}
+		h.logger.LogAttrs(ctx, slog.LevelWarn, "hook failed", append(attrs, slog.Any("error", err))...)
+		return
+	}
+	h.logger.LogAttrs(ctx, slog.LevelDebug, "hook ran", attrs...)
+}
+
+// limitedBuffer keeps the first limit bytes written to it.
+type limitedBuffer struct {
+	mu        sync.Mutex
+	buf       bytes.Buffer
+	limit     int
+	truncated bool
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := b.limit - b.buf.Len(); room < len(p) {
+		b.truncated = true
+		if room > 0 {
+			b.buf.Write(p[:room])
+		}
+		return len(p), nil
+	}
+	return b.buf.Write(p)
+}
+
+func (b *limitedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := strings.TrimSpace(b.buf.String())
+	if b.truncated {
+		s += " …(truncated)"
+	}
+	return s
+}

@@ -1,0 +1,171 @@
+package testenv
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+const natsServerModule = "github.com/nats-io/nats-server/v2"
+
+// builtOnce holds the result of a build made at most once per process.
+type builtOnce struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+func (b *builtOnce) get(build func() (string, error)) (string, error) {
+	b.once.Do(func() { b.path, b.err = build() })
+	return b.path, b.err
+}
+
+var (
+	natsServerBuild   builtOnce
+	alertDomainsBuild builtOnce
+)
+
+// NATSServerBinary returns the path of a nats-server executable built from
+// the version of the github.com/nats-io/nats-server/v2 module that this
+// module requires. The executable is built at most once per process and kept
+// across runs in a directory under [os.UserCacheDir] named for the module
+// version; it is never downloaded. The first build takes about a minute.
+func NATSServerBinary(tb testing.TB) string {
+	tb.Helper()
+	path, err := natsServerBuild.get(buildNATSServer)
+	if err != nil {
+		tb.Fatalf("testenv: nats-server binary: %v", err)
+	}
+	return path
+}
+
+// BuildBinary returns the path of the alert-domains executable built from
+// ./cmd/alert-domains of this module, with the race detector when the test
+// binary has it. It is built at most once per process; the Go build cache
+// makes later builds quick.
+func BuildBinary(tb testing.TB) string {
+	tb.Helper()
+	path, err := alertDomainsBuild.get(buildAlertDomains)
+	if err != nil {
+		tb.Fatalf("testenv: alert-domains binary: %v", err)
+	}
+	return path
+}
+
+func buildNATSServer() (string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	version, err := goOutput(root, "list", "-m", "-f", "{{.Version}}", natsServerModule)
+	if err != nil {
+		return "", err
+	}
+	if version == "" {
+		return "", fmt.Errorf("module %s has no version", natsServerModule)
+	}
+	cache, err := cacheDir()
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(cache, "nats-server-"+version, "nats-server")
+	if info, err := os.Stat(path); err == nil && info.Mode().IsRegular() {
+		return path, nil
+	}
+	return path, goBuild(root, path, natsServerModule)
+}
+
+func buildAlertDomains() (string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	cache, err := cacheDir()
+	if err != nil {
+		return "", err
+	}
+	// One file per checkout and build mode, so that test processes of other
+	// checkouts, or of the other mode, never replace it.
+	sum := sha256.Sum256([]byte(root))
+	name := "alert-domains-" + hex.EncodeToString(sum[:6])
+	args := []string{"./cmd/alert-domains"}
+	if raceEnabled {
+		name += "-race"
+		args = append([]string{"-race"}, args...)
+	}
+	path := filepath.Join(cache, name, "alert-domains")
+	return path, goBuild(root, path, args...)
+}
+
+// goBuild builds into a fresh directory beside path, then renames the result
+// to path, so that a process running concurrently never executes a partly
+// written file.
+func goBuild(root, path string, args ...string) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(dir, "build-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	out := filepath.Join(tmp, filepath.Base(path))
+	cmd := exec.Command(goTool(), append([]string{"build", "-o", out}, args...)...)
+	cmd.Dir = root
+	if output, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %w\n%s", strings.Join(args, " "), err, output)
+	}
+	return os.Rename(out, path)
+}
+
+// moduleRoot returns the directory of the go.mod that governs the current
+// directory.
+func moduleRoot() (string, error) {
+	gomod, err := goOutput("", "env", "GOMOD")
+	if err != nil {
+		return "", err
+	}
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("the current directory is not inside a Go module")
+	}
+	return filepath.Dir(gomod), nil
+}
+
+func goOutput(dir string, args ...string) (string, error) {
+	cmd := exec.Command(goTool(), args...)
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, stderr.Bytes())
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// goTool returns the go command; go test puts the one that built the test
+// binary first in PATH.
+func goTool() string {
+	if path, err := exec.LookPath("go"); err == nil {
+		return path
+	}
+	return "go"
+}
+
+func cacheDir() (string, error) {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		base = os.TempDir()
+	}
+	dir := filepath.Join(base, "alert-domains-testenv")
+	return dir, os.MkdirAll(dir, 0o755)
+}

@@ -1,0 +1,80 @@
+package testenv
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+)
+
+// output collects the lines a child process writes. It is safe for
+// concurrent use, and signals every new line on a channel.
+type output struct {
+	mu      sync.Mutex
+	lines   []string
+	changed chan struct{} // closed, then replaced, when a line is added
+}
+
+func newOutput() *output {
+	return &output{changed: make(chan struct{})}
+}
+
+func (o *output) add(line string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.lines = append(o.lines, line)
+	close(o.changed)
+	o.changed = make(chan struct{})
+}
+
+// since returns the lines from index from on, and a channel closed when a
+// line is added after them.
+func (o *output) since(from int) ([]string, <-chan struct{}) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var lines []string
+	if from < len(o.lines) {
+		lines = o.lines[from:len(o.lines):len(o.lines)]
+	}
+	return lines, o.changed
+}
+
+func (o *output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.lines) == 0 {
+		return ""
+	}
+	return strings.Join(o.lines, "\n") + "\n"
+}
+
+// lineWriter splits one stream into lines. os/exec calls Write from a single
+// goroutine per stream, so each stream gets its own lineWriter.
+type lineWriter struct {
+	out     *output
+	partial []byte
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.partial = append(w.partial, p...)
+	for {
+		i := bytes.IndexByte(w.partial, '\n')
+		if i < 0 {
+			break
+		}
+		w.out.add(string(bytes.TrimSuffix(w.partial[:i], []byte("\r"))))
+		w.partial = w.partial[i+1:]
+	}
+	if len(w.partial) == 0 {
+		w.partial = nil
+	}
+	return len(p), nil
+}
+
+// flush adds the last line when the stream did not end with a newline. It is
+// called once the process has exited and its output is copied.
+func (w *lineWriter) flush() {
+	if len(w.partial) > 0 {
+		w.out.add(string(w.partial))
+		w.partial = nil
+	}
+}

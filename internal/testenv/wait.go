@@ -1,0 +1,45 @@
+package testenv
+
+import (
+	"fmt"
+	"net"
+	"testing"
+	"time"
+)
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// Another process may take it before it is used, which is rare enough for
+// tests.
+func FreePort(tb testing.TB) int {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("testenv: free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Eventually calls cond every tick until it returns true, and fails the test
+// with the message msgfmt (formatted with args) if it has not within
+// timeout. Call it from the test goroutine.
+func Eventually(tb testing.TB, timeout, tick time.Duration, cond func() bool, msgfmt string, args ...any) {
+	tb.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
+	for {
+		if cond() {
+			return
+		}
+		select {
+		case <-deadline.C:
+			if cond() {
+				return
+			}
+			tb.Fatalf("testenv: not within %v: %s", timeout, fmt.Sprintf(msgfmt, args...))
+		case <-ticker.C:
+		}
+	}
+}

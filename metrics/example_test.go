@@ -1,0 +1,42 @@
+package metrics_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"time"
+
+	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/metrics"
+)
+
+func Example() {
+	m := metrics.New()
+	handler := handlers.Chain(func(ctx context.Context, d *handlers.Delivery) handlers.Outcome {
+		res := handlers.Success("da637472900382838869_1364969609", []string{"www.example.com"}, 1, false, time.Now())
+		return handlers.Outcome{Action: handlers.Ack, Result: res, Stored: true}
+	}, m.Middleware())
+	handler(context.Background(), &handlers.Delivery{})
+	m.DefenderCall(200, 120*time.Millisecond)
+
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "alert_domains_results_total") || strings.HasPrefix(line, "alert_domains_defender_calls_total") {
+			fmt.Println(line)
+		}
+	}
+	// Output:
+	// alert_domains_defender_calls_total{code="200"} 1
+	// alert_domains_results_total{kind="",status="success"} 1
+}

@@ -1,0 +1,222 @@
+// Package metrics exposes what the service does in the Prometheus text
+// format: results by status and kind, Defender calls and their duration,
+// attempts per request, quota waits, requests in flight, the result cache and
+// the consumer's backlog. Every metric is named alert_domains_*; no alert ID
+// is ever a label. A Metrics has its own registry: nothing is global.
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/handlers"
+)
+
+const namespace = "alert_domains"
+
+// Metrics holds the service's collectors and the registry that serves them.
+// Its methods are safe for concurrent use.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	results    *prometheus.CounterVec
+	deliveries *prometheus.CounterVec
+	attempts   prometheus.Histogram
+	inFlight   prometheus.Gauge
+
+	defenderCalls    *prometheus.CounterVec
+	defenderDuration prometheus.Histogram
+	quotaWait        prometheus.Histogram
+
+	cacheHits   prometheus.Counter
+	cacheMisses prometheus.Counter
+	cacheErrors *prometheus.CounterVec
+
+	consumerPending     prometheus.Gauge
+	consumerAckPending  prometheus.Gauge
+	consumerRedelivered prometheus.Gauge
+	consumerWaiting     prometheus.Gauge
+
+	deliveryLimit *prometheus.CounterVec
+}
+
+// New returns the service's metrics, registered with a new registry along
+// with the Go runtime and process collectors.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		results: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "results_total",
+			Help:      "Results stored in the result stream, by status (success, failure) and failure kind (empty for a success).",
+		}, []string{"status", "kind"}),
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "deliveries_total",
+			Help:      "Request deliveries handled, by what happened to the request message (ack, retry, terminate, hand_back).",
+		}, []string{"action"}),
+		attempts: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace,
+			Name:      "request_attempts",
+			Help:      "Defender HTTP calls made by the delivery that produced each stored result (0: cached or rejected before any call).",
+			Buckets:   []float64{0, 1, 2, 3, 5, 8, 13, 21},
+		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "requests_in_flight",
+			Help:      "Request deliveries being handled now.",
+		}),
+		defenderCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "defender_calls_total",
+			Help:      "HTTP calls to the Defender API, by status code (\"error\" when no HTTP answer came: a network error or a time-out).",
+		}, []string{"code"}),
+		defenderDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace,
+			Name:      "defender_call_duration_seconds",
+			Help:      "Duration of one HTTP call to the Defender API.",
+			Buckets:   []float64{0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
+		}),
+		quotaWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace,
+			Name:      "quota_wait_seconds",
+			Help:      "Time a Defender call waited for the client-side quota (DEFENDER_RATE_LIMITS).",
+			Buckets:   []float64{0.001, 0.01, 0.1, 0.5, 1, 5, 15, 30, 60, 300, 900, 3600},
+		}),
+		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "cache_hits_total",
+			Help:      "Requests answered from the result cache, without a Defender call.",
+		}),
+		cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "cache_misses_total",
+			Help:      "Result cache look-ups that found nothing (the request went on to Defender).",
+		}),
+		cacheErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "cache_errors_total",
+			Help:      "Result cache operations that failed, by operation (get, put); the request is answered all the same.",
+		}, []string{"op"}),
+		consumerPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "consumer_pending_messages",
+			Help:      "Requests stored and not yet delivered to any replica (consumer num_pending).",
+		}),
+		consumerAckPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "consumer_ack_pending_messages",
+			Help:      "Requests delivered and not yet acknowledged (consumer num_ack_pending).",
+		}),
+		consumerRedelivered: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "consumer_redelivered_messages",
+			Help:      "Requests delivered more than once and not yet acknowledged (consumer num_redelivered).",
+		}),
+		consumerWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "consumer_waiting_pulls",
+			Help:      "Pull requests waiting on the consumer (num_waiting).",
+		}),
+		deliveryLimit: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "delivery_limit_advisories_total",
+			Help:      "Max-deliveries advisories answered by the safety net, by whether it stored a failure result (stored) or one existed already (existed).",
+		}, []string{"result"}),
+	}
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.results, m.deliveries, m.attempts, m.inFlight,
+		m.defenderCalls, m.defenderDuration, m.quotaWait,
+		m.cacheHits, m.cacheMisses, m.cacheErrors,
+		m.consumerPending, m.consumerAckPending, m.consumerRedelivered, m.consumerWaiting,
+		m.deliveryLimit,
+	)
+	return m
+}
+
+// Registry is the registry the metrics are registered with, for adding
+// collectors of one's own.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the metrics in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Middleware counts the requests in flight and, for each delivery, what
+// happened to the request message; for each newly stored result its status,
+// kind and attempts. A result that the stream dropped as a duplicate (stored
+// by an earlier delivery) is not counted again.
+func (m *Metrics) Middleware() handlers.Middleware {
+	return func(next handlers.Handler) handlers.Handler {
+		return func(ctx context.Context, d *handlers.Delivery) handlers.Outcome {
+			m.inFlight.Inc()
+			defer m.inFlight.Dec()
+			out := next(ctx, d)
+			m.deliveries.WithLabelValues(out.Action.String()).Inc()
+			if out.Stored && !out.Duplicate && out.Result != nil {
+				m.results.WithLabelValues(out.Result.Status, string(out.Result.Kind())).Inc()
+				m.attempts.Observe(float64(out.Result.Attempts))
+			}
+			return out
+		}
+	}
+}
+
+// DefenderCall counts one HTTP call to Defender (a connector.Observer).
+func (m *Metrics) DefenderCall(status int, d time.Duration) {
+	m.defenderCalls.WithLabelValues(statusCode(status)).Inc()
+	m.defenderDuration.Observe(d.Seconds())
+}
+
+// QuotaWait records how long a call waited for the quota (a connector.Observer).
+func (m *Metrics) QuotaWait(d time.Duration) {
+	m.quotaWait.Observe(d.Seconds())
+}
+
+var _ connector.Observer = (*Metrics)(nil)
+
+// statusCode is the code label: the HTTP status, or "error" when there was
+// no valid one.
+func statusCode(status int) string {
+	if status < 100 || status > 599 {
+		return "error"
+	}
+	return strconv.Itoa(status)
+}
+
+// ConsumerInfo records the consumer's backlog from fresh consumer information.
+func (m *Metrics) ConsumerInfo(info *jetstream.ConsumerInfo) {
+	if info == nil {
+		return
+	}
+	m.consumerPending.Set(float64(info.NumPending))
+	m.consumerAckPending.Set(float64(info.NumAckPending))
+	m.consumerRedelivered.Set(float64(info.NumRedelivered))
+	m.consumerWaiting.Set(float64(info.NumWaiting))
+}
+
+// SafetyNetResult records a max-deliveries advisory the safety net answered:
+// the failure result res was stored, or dropped as a duplicate because the
+// request had its result already.
+func (m *Metrics) SafetyNetResult(res *handlers.Result, duplicate bool) {
+	if duplicate {
+		m.deliveryLimit.WithLabelValues("existed").Inc()
+		return
+	}
+	m.deliveryLimit.WithLabelValues("stored").Inc()
+	if res != nil {
+		m.results.WithLabelValues(res.Status, string(res.Kind())).Inc()
+		m.attempts.Observe(float64(res.Attempts))
+	}
+}
