@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/alert-domains/alert-domains/connector"
 )
@@ -122,6 +123,10 @@ type Service struct {
 	now            func() time.Time
 	publishTimeout time.Duration
 	retryDelay     func(delivery uint64) time.Duration
+	// flights makes concurrent requests for the same alert share one
+	// Defender call: a SIEM that sends an alert again on every update then
+	// costs one call, not one per copy in flight.
+	flights singleflight.Group
 }
 
 // Option configures a Service.
@@ -220,7 +225,7 @@ func (s *Service) Handle(ctx context.Context, d *Delivery) Outcome {
 			return s.merge(out, s.finish(ctx, d, req, res, nil))
 		}
 	}
-	lr, err := s.lookup.Domains(ctx, req.AlertID)
+	lr, shared, err := s.domains(ctx, req.AlertID)
 	if err != nil && ctx.Err() != nil && !d.Last() {
 		out.Action, out.Err, out.Attempts = HandBack, err, lr.Attempts
 		return out
@@ -231,13 +236,42 @@ func (s *Service) Handle(ctx context.Context, d *Delivery) Outcome {
 	} else {
 		res = Success(req.AlertID, lr.Domains, lr.Attempts, false, s.now())
 	}
+	res.Coalesced = shared
 	out = s.merge(out, s.finish(ctx, d, req, res, err))
-	if s.cache != nil && err == nil && out.Stored {
+	if s.cache != nil && err == nil && out.Stored && !shared {
 		if cerr := s.cache.Put(ctx, req.AlertID, res.Domains); cerr != nil {
 			out.CacheErr = errors.Join(out.CacheErr, cerr)
 		}
 	}
 	return out
+}
+
+// domains asks Defender for the domains of alertID, or waits for the answer
+// of a call for the same alert that is already in flight (shared is then
+// true and the result's attempts 0: this delivery made no call). A shared
+// answer that failed only because the other delivery was interrupted is not
+// taken: this delivery asks again.
+func (s *Service) domains(ctx context.Context, alertID string) (res connector.Result, shared bool, err error) {
+	for {
+		leader := false
+		ch := s.flights.DoChan(alertID, func() (any, error) {
+			leader = true
+			return s.lookup.Domains(ctx, alertID)
+		})
+		select {
+		case <-ctx.Done():
+			return connector.Result{}, false, &connector.Error{Kind: connector.KindUnavailable, Message: "interrupted", Err: ctx.Err()}
+		case r := <-ch:
+			res, _ = r.Val.(connector.Result)
+			if leader {
+				return res, false, r.Err
+			}
+			if r.Err != nil && (errors.Is(r.Err, context.Canceled) || errors.Is(r.Err, context.DeadlineExceeded)) {
+				continue
+			}
+			return connector.Result{Domains: res.Domains}, true, r.Err
+		}
+	}
 }
 
 func (s *Service) merge(base, out Outcome) Outcome {

@@ -312,3 +312,66 @@ func TestDefaultRetryDelay(t *testing.T) {
 		prev = got
 	}
 }
+
+// signalCache is a cache that is always empty and tells when it was asked.
+type signalCache struct{ asked chan struct{} }
+
+func (c signalCache) Get(context.Context, string) ([]string, bool, error) {
+	c.asked <- struct{}{}
+	return nil, false, nil
+}
+func (c signalCache) Put(context.Context, string, []string) error { return nil }
+
+func TestConcurrentRequestsForOneAlertShareOneCall(t *testing.T) {
+	js, st := jetStream(t)
+	release := make(chan struct{})
+	entered := make(chan struct{}, 10)
+	var calls atomic.Int32
+	lookup := lookupFunc(func(ctx context.Context, id string) (connector.Result, error) {
+		calls.Add(1)
+		entered <- struct{}{}
+		<-release
+		return connector.Result{Domains: []string{"a.example"}, Attempts: 1}, nil
+	})
+	cache := signalCache{asked: make(chan struct{}, 10)}
+	svc, err := New(lookup, js, successSubj, failureSubj, WithCache(cache))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 5
+	outs := make(chan Outcome, n)
+	handle := func(seq uint64) {
+		outs <- svc.Handle(t.Context(), &Delivery{Data: []byte("same_alert"), Stream: "REQ", StreamSeq: seq, NumDelivered: 1, MaxDeliver: 10})
+	}
+	go handle(1)
+	<-cache.asked
+	<-entered // the first request's call is in flight
+	for seq := uint64(2); seq <= n; seq++ {
+		go handle(seq)
+	}
+	for range n - 1 {
+		<-cache.asked // the others missed the cache and go for the call
+	}
+	close(release)
+	coalesced := 0
+	for range n {
+		out := <-outs
+		if out.Action != Ack || out.Result.Status != StatusSuccess {
+			t.Fatalf("outcome %v %v", out.Action, out.Err)
+		}
+		if out.Result.Coalesced {
+			coalesced++
+			if out.Result.Attempts != 0 {
+				t.Errorf("a shared answer reports %d attempts, want 0", out.Result.Attempts)
+			}
+		}
+	}
+	// Without sharing every request makes its own call; a request that the
+	// scheduler held back until after the release may still make one.
+	if c := calls.Load(); coalesced == 0 || int(c)+coalesced != n {
+		t.Errorf("%d calls and %d shared answers for %d concurrent requests", c, coalesced, n)
+	}
+	if n := len(stored(t, st)); n != 5 {
+		t.Errorf("%d results stored, want one per request", n)
+	}
+}

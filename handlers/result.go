@@ -25,6 +25,7 @@ type Result struct {
 	Error            *ErrorInfo `json:"error,omitempty"`
 	Attempts         int        `json:"attempts"`
 	Cached           *bool      `json:"cached,omitempty"`
+	Coalesced        bool       `json:"coalesced,omitempty"`
 	CorrelationID    string     `json:"correlationId,omitempty"`
 	RequestSequence  uint64     `json:"requestSequence,omitempty"`
 	Request          *string    `json:"request,omitempty"`

@@ -16,7 +16,9 @@ func newFlags(e *env, name, synopsis string) *flag.FlagSet {
 		fmt.Fprintf(e.stderr, "usage: alert-domains %s\n", synopsis)
 		if hasFlags(fs) {
 			fmt.Fprintln(e.stderr, "\nflags:")
+			fs.SetOutput(e.stderr)
 			fs.PrintDefaults()
+			fs.SetOutput(io.Discard)
 		}
 		fmt.Fprintln(e.stderr, "\nenvironment: see 'alert-domains help'")
 	}
@@ -29,13 +31,12 @@ func hasFlags(fs *flag.FlagSet) bool {
 	return n > 0
 }
 
-// parseFlags parses args; -h ends the command with status 0, a bad flag with
-// status 2.
+// parseFlags parses args; -h shows the usage and ends the command with
+// status 0, a bad flag shows it and ends with status 2.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	fs.SetOutput(io.Discard)
+	fs.SetOutput(io.Discard) // the error is reported once, by run
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
-		fs.Usage()
 		return &exitError{code: 0}
 	}
 	if err != nil {

@@ -66,22 +66,14 @@ type replayOptions struct {
 
 func runReplay(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "replay", replaySynopsis)
-	failed := fs.Bool("failed", false, "replay the requests of failure results")
-	kinds := fs.String("kind", "", "with --failed: only these failure kinds, comma separated (unavailable,throttled,...)")
-	alert := fs.String("alert", "", "with --failed: only failures of this alert ID")
-	since := fs.String("since", "", "only results (--failed) or requests stored since then")
-	until := fs.String("until", "", "only results (--failed) or requests stored until then")
-	fromSeq := fs.Uint64("from-seq", 0, "first stream sequence of REQUEST_STREAM to replay")
-	toSeq := fs.Uint64("to-seq", 0, "last stream sequence to replay (default: the last stored)")
-	dryRun := fs.Bool("dry-run", false, "list what would be republished, publish nothing")
-	perSecond := fs.Float64("rate", 500, "republish at most this many requests per second")
+	raw := defineReplayFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageErrorf("replay takes no arguments (got %q)", fs.Arg(0))
 	}
-	opts, err := replayFlags(fs, time.Now(), *failed, *kinds, *alert, *since, *until, *fromSeq, *toSeq, *dryRun, *perSecond)
+	opts, err := raw.options(fs, time.Now())
 	if err != nil {
 		return err
 	}
@@ -109,12 +101,37 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	return r.run(ctx)
 }
 
-// replayFlags checks the flag combination against the forms of the
-// contract and parses the times.
-func replayFlags(fs *flag.FlagSet, now time.Time, failed bool, kinds, alert, since, until string, fromSeq, toSeq uint64, dryRun bool, perSecond float64) (*replayOptions, error) {
+// replayFlagValues are the flags of replay as given.
+type replayFlagValues struct {
+	failed, dryRun *bool
+	kinds, alert   *string
+	since, until   *string
+	fromSeq, toSeq *uint64
+	perSecond      *float64
+}
+
+func defineReplayFlags(fs *flag.FlagSet) *replayFlagValues {
+	return &replayFlagValues{
+		failed:    fs.Bool("failed", false, "replay the requests of failure results"),
+		kinds:     fs.String("kind", "", "with --failed: only these failure kinds, comma separated (unavailable,throttled,...)"),
+		alert:     fs.String("alert", "", "with --failed: only failures of this alert ID"),
+		since:     fs.String("since", "", "only results (--failed) or requests stored since then"),
+		until:     fs.String("until", "", "only results (--failed) or requests stored until then"),
+		fromSeq:   fs.Uint64("from-seq", 0, "first stream sequence of REQUEST_STREAM to replay"),
+		toSeq:     fs.Uint64("to-seq", 0, "last stream sequence to replay (default: the last stored)"),
+		dryRun:    fs.Bool("dry-run", false, "list what would be republished, publish nothing"),
+		perSecond: fs.Float64("rate", 500, "republish at most this many requests per second"),
+	}
+}
+
+// options checks the parsed flags of fs against the forms of the contract
+// and reads the times.
+func (v *replayFlagValues) options(fs *flag.FlagSet, now time.Time) (*replayOptions, error) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	o := &replayOptions{failed: failed, alert: alert, fromSeq: fromSeq, toSeq: toSeq, dryRun: dryRun, rate: perSecond}
+	failed, kinds, alert, since, until := *v.failed, *v.kinds, *v.alert, *v.since, *v.until
+	fromSeq, toSeq, perSecond := *v.fromSeq, *v.toSeq, *v.perSecond
+	o := &replayOptions{failed: failed, alert: alert, fromSeq: fromSeq, toSeq: toSeq, dryRun: *v.dryRun, rate: perSecond}
 	switch {
 	case failed && (set["from-seq"] || set["to-seq"]):
 		return nil, usageErrorf("replay: --failed selects failure results; --from-seq and --to-seq select stored requests: use one form")

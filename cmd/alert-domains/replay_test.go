@@ -214,17 +214,11 @@ func TestReplayFlagsForms(t *testing.T) {
 	parse := func(args ...string) (*replayOptions, error) {
 		fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
-		failed := fs.Bool("failed", false, "")
-		kinds := fs.String("kind", "", "")
-		alert := fs.String("alert", "", "")
-		since := fs.String("since", "", "")
-		until := fs.String("until", "", "")
-		from := fs.Uint64("from-seq", 0, "")
-		to := fs.Uint64("to-seq", 0, "")
+		raw := defineReplayFlags(fs)
 		if err := fs.Parse(args); err != nil {
 			return nil, err
 		}
-		return replayFlags(fs, now, *failed, *kinds, *alert, *since, *until, *from, *to, false, 500)
+		return raw.options(fs, now)
 	}
 	o, err := parse("--failed", "--kind", "unavailable, throttled", "--since", "2h", "--until", "1h")
 	if err != nil {

@@ -1,0 +1,85 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestHooksRunWithResultOnStdin(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "hook.json")
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h, err := NewHooks("tee "+out, "false", 5*time.Second, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := Success("abc", []string{"a.example"}, 1, false, testNow)
+	h.Run(t.Context(), res)
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatalf("success hook did not run: %v", err)
+	}
+	var got Result
+	if err := json.Unmarshal(data, &got); err != nil || got.AlertID != "abc" || got.Status != StatusSuccess {
+		t.Errorf("hook got %s (%v)", data, err)
+	}
+
+	// A failing hook is logged; nothing else happens.
+	logs.Reset()
+	h.Run(t.Context(), Failure("abc", context.DeadlineExceeded, 1, testNow))
+	if !strings.Contains(logs.String(), `"msg":"hook failed"`) || !strings.Contains(logs.String(), `"hook":"false"`) {
+		t.Errorf("failing hook not logged: %s", logs.String())
+	}
+}
+
+func TestHookTimeLimit(t *testing.T) {
+	var logs bytes.Buffer
+	h, err := NewHooks("sleep 30", "", 200*time.Millisecond, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	h.Run(t.Context(), Success("abc", nil, 1, false, testNow))
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("hook held the message for %v", d)
+	}
+	if !strings.Contains(logs.String(), "killed after 200ms") {
+		t.Errorf("time-out not logged: %s", logs.String())
+	}
+}
+
+func TestHooksMiddlewareSkipsDuplicates(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "hook.log")
+	h, err := NewHooks("tee -a "+out, "tee -a "+out, 5*time.Second, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	outcomes := []Outcome{
+		{Action: Ack, Stored: true, Result: Success("new", nil, 1, false, testNow)},
+		{Action: Ack, Stored: true, Duplicate: true, Result: Success("dup", nil, 1, false, testNow)},
+		{Action: Retry, Result: Success("unstored", nil, 1, false, testNow)},
+	}
+	for _, o := range outcomes {
+		handler := h.Middleware()(func(context.Context, *Delivery) Outcome { return o })
+		if got := handler(t.Context(), &Delivery{}); got.Action != o.Action {
+			t.Errorf("middleware changed the action %v to %v", o.Action, got.Action)
+		}
+	}
+	data, _ := os.ReadFile(out)
+	if n := strings.Count(string(data), `"status"`); n != 1 || !strings.Contains(string(data), `"new"`) {
+		t.Errorf("hooks ran for %d results, want only the newly stored one: %s", n, data)
+	}
+}
+
+func TestNewHooksRejectsMissingProgram(t *testing.T) {
+	if _, err := NewHooks("/nonexistent/hook", "", time.Second, slog.New(slog.DiscardHandler)); err == nil {
+		t.Error("a hook program that does not exist was accepted")
+	}
+}
