@@ -17,8 +17,26 @@
 //   - BenchmarkCeilingHTTPS, BenchmarkCeilingPublish: one moving part alone
 //     (the domains call; the result publish), with the same workers, to show
 //     what the machine allows.
+//   - BenchmarkService, BenchmarkServiceNoCache, BenchmarkServiceLatency:
+//     the same workloads through alert-domains serve (the binary, built
+//     without the race detector, on a nats-server process of its own, with
+//     the emulator in this process; DEFENDER_RATE_LIMITS=none,
+//     CONCURRENCY=64, LOG_LEVEL=warn), with the result cache on (the
+//     default) and off (CACHE_TTL=0); they also report its peak RSS.
+//   - BenchmarkServiceStartup: process start to the "ready" log line with a
+//     running nats-server.
+//   - BenchmarkReport: all of it in one run, in turns, and the figures as
+//     Markdown: req/s of the baseline and the service and their ratio, p50
+//     and p99 latency at the steady rate, peak RSS at CONCURRENCY=256 and
+//     64, and start-up to ready (median of 5). With -bench.write (or
+//     BENCH_WRITE=1) it rewrites the figures at the top of BENCHMARKS.md,
+//     keeping the notes below its marker line. It takes about three minutes.
 //
-// Run each once, the figures being custom metrics on its line:
+// The report, as the README gives it:
+//
+//	go test ./bench -run '^$' -bench '^BenchmarkReport$' -benchtime 1x -timeout 30m -bench.write
+//
+// Run the others each once, the figures being custom metrics on its line:
 //
 //	go test ./bench -run '^$' -bench . -benchtime 1x
 //
@@ -26,11 +44,12 @@
 // involved per request, which unlike req/s hardly changes when other work
 // shares the machine.
 //
-// The flags -bench.n, -bench.workers, -bench.rate and -bench.duration (or
-// BENCH_N, BENCH_WORKERS, BENCH_RATE and BENCH_DURATION in the environment)
-// change the workload, for example for a quick run:
+// The flags -bench.n, -bench.workers, -bench.rate, -bench.duration and
+// -bench.rounds (or BENCH_N, BENCH_WORKERS, BENCH_RATE, BENCH_DURATION and
+// BENCH_ROUNDS in the environment) change the workload, for example for a
+// quick run:
 //
-//	BENCH_N=2000 BENCH_DURATION=1s go test ./bench -run '^$' -bench . -benchtime 1x
+//	BENCH_N=2000 BENCH_DURATION=1s BENCH_ROUNDS=1 go test ./bench -run '^$' -bench . -benchtime 1x
 //
 // Systems are measured from outside, through NATS only: runWorkload and
 // runPaced publish requests to a target's request subject and time each

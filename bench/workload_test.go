@@ -46,6 +46,7 @@ type stats struct {
 	latencies []time.Duration // publish to result stored, one per request
 	failures  int             // results whose status is not success
 	cpu       time.Duration   // processor time of the target's processes
+	procCPU   []time.Duration // the same by process, in the order of target.pids
 }
 
 func (s *stats) add(o stats) {
@@ -54,6 +55,12 @@ func (s *stats) add(o stats) {
 	s.latencies = append(s.latencies, o.latencies...)
 	s.failures += o.failures
 	s.cpu += o.cpu
+	if len(s.procCPU) < len(o.procCPU) {
+		s.procCPU = append(s.procCPU, make([]time.Duration, len(o.procCPU)-len(s.procCPU))...)
+	}
+	for i, d := range o.procCPU {
+		s.procCPU[i] += d
+	}
 }
 
 func (s *stats) perSecond() float64 {
@@ -131,7 +138,7 @@ func run(tb testing.TB, tg target, n int, interval time.Duration) stats {
 	obs := observe(tb, js, tg, prefix, n)
 	defer obs.stop()
 
-	cpuBefore := cpuTime(tb, tg.pids)
+	cpuBefore := cpuTimes(tb, tg.pids)
 	start := time.Now()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -145,7 +152,9 @@ func run(tb testing.TB, tg target, n int, interval time.Duration) stats {
 		id := prefix + strconv.Itoa(i)
 		obs.sent[i].Store(time.Now().UnixNano())
 		msg := &nats.Msg{Subject: tg.requestSubject, Data: []byte(id)}
-		if _, err := js.PublishMsgAsync(msg, jetstream.WithMsgID(id)); err != nil {
+		// The stall wait covers a server that falls behind while the target
+		// works (the default, 200ms, fails the run instead).
+		if _, err := js.PublishMsgAsync(msg, jetstream.WithMsgID(id), jetstream.WithStallWait(time.Minute)); err != nil {
 			tb.Fatalf("publish request %d: %v", i, err)
 		}
 	}
@@ -165,7 +174,10 @@ func run(tb testing.TB, tg target, n int, interval time.Duration) stats {
 		tb.Fatalf("%d of %d results within %v", obs.count(), n, timeout)
 	}
 	s := obs.stats(start)
-	s.cpu = cpuTime(tb, tg.pids) - cpuBefore
+	for i, after := range cpuTimes(tb, tg.pids) {
+		s.procCPU = append(s.procCPU, after-cpuBefore[i])
+		s.cpu += after - cpuBefore[i]
+	}
 	return s
 }
 
@@ -173,14 +185,35 @@ func run(tb testing.TB, tg target, n int, interval time.Duration) stats {
 func cpuTime(tb testing.TB, pids []int) time.Duration {
 	tb.Helper()
 	var total time.Duration
-	for _, pid := range pids {
+	for _, cpu := range cpuTimes(tb, pids) {
+		total += cpu
+	}
+	return total
+}
+
+// cpuTimes returns the processor time used so far by each of the processes
+// pids.
+func cpuTimes(tb testing.TB, pids []int) []time.Duration {
+	tb.Helper()
+	times := make([]time.Duration, len(pids))
+	for i, pid := range pids {
 		cpu, err := testenv.CPUTime(pid)
 		if err != nil {
 			tb.Fatalf("processor time: %v", err)
 		}
-		total += cpu
+		times[i] = cpu
 	}
-	return total
+	return times
+}
+
+// procCPUPerRequest is cpuPerRequest by process, in the order of
+// target.pids.
+func (s *stats) procCPUPerRequest() []float64 {
+	out := make([]float64, len(s.procCPU))
+	for i, d := range s.procCPU {
+		out[i] = float64(d/time.Microsecond) / float64(s.requests)
+	}
+	return out
 }
 
 // observer follows the result stream and records when each request's result
@@ -276,9 +309,9 @@ func (o *observer) stop() { o.cc.Stop() }
 
 // String is the one-line summary logged by the benchmarks.
 func (s *stats) String() string {
-	return fmt.Sprintf("%d requests in %v: %.0f req/s, latency p50 %.2f ms, p99 %.2f ms, max %.2f ms, %.0f µs processor time per request, %d failures",
+	return fmt.Sprintf("%d requests in %v: %.0f req/s, latency p50 %.2f ms, p99 %.2f ms, max %.2f ms, %.0f µs processor time per request (by process %.0f), %d failures",
 		s.requests, s.elapsed.Round(time.Millisecond), s.perSecond(),
-		ms(s.percentile(0.5)), ms(s.percentile(0.99)), ms(s.percentile(1)), s.cpuPerRequest(), s.failures)
+		ms(s.percentile(0.5)), ms(s.percentile(0.99)), ms(s.percentile(1)), s.cpuPerRequest(), s.procCPUPerRequest(), s.failures)
 }
 
 // errorCount counts errors from many goroutines and keeps the first.

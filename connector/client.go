@@ -299,9 +299,12 @@ func (c *Client) Domains(ctx context.Context, alertID string) (Result, error) {
 				return res, nil
 			}
 			if pages++; pages >= maxPages {
-				return res, badResponse(fmt.Sprintf("answer has more than %d pages", maxPages), nil)
+				e := badResponse(fmt.Sprintf("answer has more than %d pages", maxPages), nil)
+				e.HTTPStatus = p.status
+				return res, e
 			}
 			if target, err = c.nextPage(p.NextLink); err != nil {
+				err.HTTPStatus = p.status
 				return res, err
 			}
 			continue
@@ -334,13 +337,15 @@ func (c *Client) attempt(ctx context.Context, target, rejected string, budget in
 		return p, "", 0, false, canceled(ctx)
 	}
 	if c.limiter != nil {
-		waited, werr := c.limiter.Wait(ctx)
+		// The slot is held until the answer is read (see Limiter.Acquire).
+		release, waited, werr := c.limiter.Acquire(ctx)
 		if c.observer != nil {
 			c.observer.QuotaWait(waited)
 		}
 		if werr != nil {
 			return p, "", 0, false, canceled(ctx)
 		}
+		defer release()
 	}
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -375,6 +380,12 @@ func (c *Client) attempt(ctx context.Context, target, rejected string, budget in
 	c.observe(resp.StatusCode, start)
 	defer c.putBuffer(bufp, body)
 
+	if berr == nil && actx.Err() != nil {
+		// The attempt ended while the body was read: what came is not
+		// known to be whole, even if it ended cleanly (a server may end
+		// its answer when the client hangs up).
+		berr = actx.Err()
+	}
 	if berr != nil {
 		return p, b.token, 0, true, transportError(ctx, actx, berr)
 	}
@@ -392,6 +403,7 @@ func (c *Client) attempt(ctx context.Context, target, rejected string, budget in
 		e.HTTPStatus = resp.StatusCode
 		return p, b.token, 0, true, e
 	}
+	p.status = resp.StatusCode
 	return p, b.token, int64(len(body)), true, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -757,5 +758,49 @@ func TestDefaultClientDoesNotFollowRedirects(t *testing.T) {
 	}
 	if hits.Load() != 0 {
 		t.Error("the redirect was followed")
+	}
+}
+
+// cleanEndAfterCancel answers 200 with the start of a body that ends
+// cleanly, but only once the request's context has ended: what a server
+// may do when the client hangs up.
+type cleanEndAfterCancel struct{}
+
+func (cleanEndAfterCancel) RoundTrip(req *http.Request) (*http.Response, error) {
+	return &http.Response{
+		StatusCode: http.StatusOK,
+		Header:     http.Header{},
+		Body:       &endsAfter{ctx: req.Context(), data: []byte(`{"value":[`)},
+	}, nil
+}
+
+type endsAfter struct {
+	ctx  context.Context
+	data []byte
+}
+
+func (b *endsAfter) Read(p []byte) (int, error) {
+	if len(b.data) > 0 {
+		n := copy(p, b.data)
+		b.data = b.data[n:]
+		return n, nil
+	}
+	<-b.ctx.Done()
+	return 0, io.EOF
+}
+
+func (b *endsAfter) Close() error { return nil }
+
+func TestBodyEndedByTimeoutIsUnavailable(t *testing.T) {
+	c, err := connector.New("https://api.securitycenter.microsoft.com", staticCredential{"t"}, defendertest.Scope,
+		connector.WithHTTPClient(&http.Client{Transport: cleanEndAfterCancel{}}),
+		connector.WithTimeout(20*time.Millisecond),
+		connector.WithBackoff(5*time.Millisecond, 10*time.Millisecond, 100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Domains(t.Context(), alertID)
+	if e := asError(t, err); e.Kind != connector.KindUnavailable || !errors.Is(err, context.DeadlineExceeded) || res.Attempts < 2 {
+		t.Fatalf("Domains = %+v, %v; want unavailable (time-out) after retries", res, err)
 	}
 }

@@ -61,18 +61,29 @@ func ParseLimits(s string) ([]Limit, error) {
 // started in the Window before it. Callers that must wait are served one at
 // a time, in the order they arrived, so no caller starves. A nil *Limiter,
 // or one without limits, never waits. A Limiter is safe for concurrent use.
+//
+// A call taken with Acquire holds its slot until it is released and is
+// logged at its release, not at its start: the server that enforces the
+// quota counts the call when it arrives, some time after the start (a
+// token, a connection, the network), and the release, after the answer,
+// is the earliest time known to be later than that arrival. So the server
+// never counts more than Count calls in any Window either.
 type Limiter struct {
 	limits []Limit
 	// turn is held by the one caller allowed to take the next slot; the
 	// others queue on it in arrival order, and can leave when their context
 	// ends.
-	turn  chan struct{}
-	mu    sync.Mutex
-	epoch time.Time
-	logs  []callLog
+	turn     chan struct{}
+	mu       sync.Mutex
+	epoch    time.Time
+	logs     []callLog
+	inFlight int           // calls acquired and not yet released
+	released chan struct{} // closed, then replaced, on a release while waiting is set
+	waiting  bool          // the caller with the turn waits for a release
+	releaser func()        // l.release, made once
 }
 
-// callLog is the ring of the last Count start times of one limit, as
+// callLog is the ring of the last Count start (or release) times of one limit, as
 // offsets from the limiter's epoch (monotonic), oldest at next once full.
 type callLog struct {
 	window time.Duration
@@ -86,11 +97,13 @@ type callLog struct {
 // that is not positive).
 func NewLimiter(limits []Limit) *Limiter {
 	l := &Limiter{
-		limits: append([]Limit(nil), limits...),
-		turn:   make(chan struct{}, 1),
-		epoch:  time.Now(),
-		logs:   make([]callLog, len(limits)),
+		limits:   append([]Limit(nil), limits...),
+		turn:     make(chan struct{}, 1),
+		epoch:    time.Now(),
+		logs:     make([]callLog, len(limits)),
+		released: make(chan struct{}),
 	}
+	l.releaser = l.release
 	for i, lim := range limits {
 		if lim.Count <= 0 || lim.Count > MaxLimitCount || lim.Window <= 0 {
 			panic(fmt.Sprintf("connector: invalid limit %d/%s", lim.Count, lim.Window))
@@ -112,6 +125,27 @@ func (l *Limiter) Limits() []Limit {
 // and reports how long it waited. It returns ctx's error, and records
 // nothing, when ctx ends first.
 func (l *Limiter) Wait(ctx context.Context) (waited time.Duration, err error) {
+	return l.take(ctx, false)
+}
+
+// Acquire blocks until a call may start under every limit and holds a slot
+// for it until release is called, exactly once, when the call has ended (its
+// answer read, or its failure known); the call is logged then. It reports
+// how long it waited. It returns ctx's error, and holds nothing, when ctx
+// ends first.
+func (l *Limiter) Acquire(ctx context.Context) (release func(), waited time.Duration, err error) {
+	if l == nil || len(l.logs) == 0 {
+		return func() {}, 0, nil
+	}
+	if waited, err = l.take(ctx, true); err != nil {
+		return nil, waited, err
+	}
+	return l.releaser, waited, nil
+}
+
+// take waits for a slot; hold keeps it until a release, otherwise the call
+// is logged as started now.
+func (l *Limiter) take(ctx context.Context, hold bool) (waited time.Duration, err error) {
 	if l == nil || len(l.logs) == 0 {
 		return 0, nil
 	}
@@ -134,27 +168,57 @@ func (l *Limiter) Wait(ctx context.Context) (waited time.Duration, err error) {
 	for {
 		l.mu.Lock()
 		now := time.Since(l.epoch)
-		d := l.delay(now)
-		if d <= 0 {
-			l.record(now)
+		d, full := l.delay(now)
+		if d <= 0 && !full {
+			if hold {
+				l.inFlight++
+			} else {
+				l.record(now)
+			}
+			l.waiting = false
 			l.mu.Unlock()
 			if timer != nil {
 				timer.Stop()
 			}
 			return time.Since(start), nil
 		}
+		l.waiting = true
+		released := l.released
 		l.mu.Unlock()
-		if timer == nil {
-			timer = time.NewTimer(d)
-		} else {
-			timer.Reset(d)
+		var fired <-chan time.Time
+		if !full {
+			if timer == nil {
+				timer = time.NewTimer(d)
+			} else {
+				timer.Reset(d)
+			}
+			fired = timer.C
 		}
 		select {
-		case <-timer.C:
+		case <-fired:
+		case <-released:
 		case <-ctx.Done():
-			timer.Stop()
+			if timer != nil {
+				timer.Stop()
+			}
+			l.mu.Lock()
+			l.waiting = false
+			l.mu.Unlock()
 			return time.Since(start), ctx.Err()
 		}
+	}
+}
+
+// release logs an acquired call as ended now and frees its slot.
+func (l *Limiter) release() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.record(time.Since(l.epoch))
+	l.inFlight--
+	if l.waiting {
+		close(l.released)
+		l.released = make(chan struct{})
+		l.waiting = false
 	}
 }
 
@@ -168,16 +232,21 @@ func (l *Limiter) Allow() (ok bool, retryIn time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Since(l.epoch)
-	if d := l.delay(now); d > 0 {
+	if d, full := l.delay(now); full {
+		// Every slot is held by a call in flight: the earliest a slot can
+		// free is unknown, the window is a safe guess.
+		return false, l.limits[0].Window
+	} else if d > 0 {
 		return false, d
 	}
 	l.record(now)
 	return true, 0
 }
 
-// Used counts the calls started within the last window. The count is exact
-// for a window no longer than the longest limit's; for a longer one it
-// counts only the calls that limit remembers.
+// Used counts the calls in flight and those that ended (or, taken with
+// Wait or Allow, started) within the last window. The count is exact for a
+// window no longer than the longest limit's; for a longer one it counts
+// only the calls that limit remembers.
 func (l *Limiter) Used(window time.Duration) int {
 	if l == nil || len(l.logs) == 0 || window <= 0 {
 		return 0
@@ -199,23 +268,33 @@ func (l *Limiter) Used(window time.Duration) int {
 	if cover < 0 {
 		cover = longest
 	}
-	return l.logs[cover].countSince(time.Since(l.epoch) - window)
+	return l.logs[cover].countSince(time.Since(l.epoch)-window) + l.inFlight
 }
 
-// delay is how long until every limit has a free slot at now. The caller
-// holds l.mu.
-func (l *Limiter) delay(now time.Duration) time.Duration {
-	var d time.Duration
+// delay is how long until every limit has a free slot at now, counting the
+// calls in flight as taking a slot each; full reports that calls in flight
+// take every slot of a limit, so that only a release can free one. The
+// caller holds l.mu.
+func (l *Limiter) delay(now time.Duration) (d time.Duration, full bool) {
 	for i := range l.logs {
 		c := &l.logs[i]
-		if c.n < len(c.times) {
+		free := len(c.times) - l.inFlight // slots left for logged calls
+		if free <= 0 {
+			return 0, true
+		}
+		if c.n < free {
 			continue
 		}
-		if w := c.times[c.next] + c.window - now; w > d {
+		// The free-th most recent logged call must have left the window.
+		k := c.next - free
+		if k < 0 {
+			k += len(c.times)
+		}
+		if w := c.times[k] + c.window - now; w > d {
 			d = w
 		}
 	}
-	return d
+	return d, false
 }
 
 // record logs a call started at now in every limit. The caller holds l.mu.

@@ -117,6 +117,7 @@ func token(s string, n int) string {
 type page struct {
 	Value    []domainEntry `json:"value"`
 	NextLink string        `json:"@odata.nextLink"`
+	status   int           // the HTTP status of the answer, for errors about its content
 }
 
 type domainEntry struct {

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/handlers"
@@ -39,6 +40,7 @@ type Consumer struct {
 	shutdownTimeout time.Duration
 	rebindMin       time.Duration
 	rebindMax       time.Duration
+	fetchWait       time.Duration
 	infoEvery       time.Duration
 	onInfo          func(*jetstream.ConsumerInfo)
 
@@ -51,7 +53,7 @@ type Consumer struct {
 type Option func(*Consumer) error
 
 // WithConcurrency sets how many messages are handled at once (default 16);
-// the client-side buffer holds about as many again.
+// the consumer never holds more than that many.
 func WithConcurrency(n int) Option {
 	return func(c *Consumer) error {
 		if n < 1 {
@@ -105,6 +107,17 @@ func WithShutdownTimeout(d time.Duration) Option {
 	}
 }
 
+// WithFetchWait sets how long one fetch waits for messages (default 5s).
+func WithFetchWait(d time.Duration) Option {
+	return func(c *Consumer) error {
+		if d < 100*time.Millisecond {
+			return errors.New("consumer: fetch wait must be at least 100ms")
+		}
+		c.fetchWait = d
+		return nil
+	}
+}
+
 // WithRebindBackoff sets the waits between attempts to bind again (default
 // 250ms growing to 5s).
 func WithRebindBackoff(minWait, maxWait time.Duration) Option {
@@ -144,6 +157,7 @@ func New(bind Binder, handler handlers.Handler, opts ...Option) (*Consumer, erro
 		shutdownTimeout: 25 * time.Second,
 		rebindMin:       250 * time.Millisecond,
 		rebindMax:       5 * time.Second,
+		fetchWait:       5 * time.Second,
 	}
 	for _, opt := range opts {
 		if err := opt(c); err != nil {
@@ -175,17 +189,34 @@ func (c *Consumer) setNotReady(err error) {
 }
 
 // Run pulls and handles messages until ctx ends. Then it stops pulling,
-// hands back the messages it buffered, gives in-flight messages the shutdown
+// hands back what an open fetch still brings, gives in-flight messages the shutdown
 // timeout to finish, hands back the rest and returns nil. It returns an
 // error only when it cannot go on (the connection was closed).
 func (c *Consumer) Run(ctx context.Context) error {
 	// Work gets its own context: it outlives ctx by the shutdown timeout.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
+	// A fixed pool of workers, not a goroutine per message: a fresh
+	// goroutine grows its stack again through the whole HTTP and NATS path
+	// for every message, which cost several percent of the processor time.
+	// A slot is taken before a message is fetched, so that messages wait
+	// on the server while every worker is busy; jobs never blocks, having a
+	// place for every slot.
 	slots := make(chan struct{}, c.concurrency)
+	jobs := make(chan jetstream.Msg, c.concurrency)
 	var wg sync.WaitGroup
+	for range c.concurrency {
+		wg.Go(func() {
+			for msg := range jobs {
+				c.process(workCtx, msg)
+				c.inFlight.Add(-1)
+				<-slots
+			}
+		})
+	}
 
-	err := c.pull(ctx, workCtx, slots, &wg)
+	err := c.pull(ctx, slots, jobs)
+	close(jobs)
 	c.setNotReady(errors.New("shutting down"))
 
 	done := make(chan struct{})
@@ -210,7 +241,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 // pull binds, iterates and dispatches until ctx ends or the connection is
 // closed for good.
-func (c *Consumer) pull(ctx, workCtx context.Context, slots chan struct{}, wg *sync.WaitGroup) error {
+func (c *Consumer) pull(ctx context.Context, slots chan struct{}, jobs chan<- jetstream.Msg) error {
 	wait := c.rebindMin
 	for ctx.Err() == nil {
 		cons, err := c.bind(ctx)
@@ -226,23 +257,10 @@ func (c *Consumer) pull(ctx, workCtx context.Context, slots chan struct{}, wg *s
 			wait = min(wait*2, c.rebindMax)
 			continue
 		}
-		it, err := cons.Messages(
-			jetstream.PullMaxMessages(c.concurrency),
-			jetstream.WithMessagesErrOnMissingHeartbeat(true),
-		)
-		if err != nil {
-			c.setNotReady(fmt.Errorf("start pulling: %w", err))
-			c.logger.Warn("cannot pull from the consumer, trying again", slog.Any("error", err), slog.Duration("retry_in", wait))
-			if !sleep(ctx, wait) {
-				return nil
-			}
-			wait = min(wait*2, c.rebindMax)
-			continue
-		}
 		c.bound.Store(true)
 		c.logger.Info("pulling requests", slog.String("consumer", cons.CachedInfo().Name), slog.String("stream", cons.CachedInfo().Stream), slog.Int("concurrency", c.concurrency))
 		stopInfo := c.watchInfo(ctx, cons)
-		err = c.iterate(ctx, workCtx, it, slots, wg)
+		err = c.fetch(ctx, cons, slots, jobs)
 		stopInfo()
 		if err == nil || ctx.Err() != nil {
 			return nil
@@ -258,37 +276,71 @@ func (c *Consumer) pull(ctx, workCtx context.Context, slots chan struct{}, wg *s
 	return nil
 }
 
-// iterate dispatches messages from it while slots are free. On shutdown it
-// drains it and hands the buffered messages back.
-func (c *Consumer) iterate(ctx, workCtx context.Context, it jetstream.MessagesContext, slots chan struct{}, wg *sync.WaitGroup) error {
-	defer it.Stop()
+// fetch pulls exactly as many messages as there are free workers, and
+// hands each to a worker as it arrives. No message waits in a client-side
+// buffer: a buffered message has no progress acknowledgements, so while
+// every worker is busy for longer than the ack wait (a Defender outage, a
+// quota wait) the server would deliver it again and a second copy would be
+// handled. A fetch that is still open when workers free up is no loss: the
+// messages that arrive meanwhile fill it and end it at once.
+func (c *Consumer) fetch(ctx context.Context, cons jetstream.Consumer, slots chan struct{}, jobs chan<- jetstream.Msg) error {
 	for {
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
-			c.handBackBuffered(it)
 			return nil
 		}
-		msg, err := it.Next(jetstream.NextContext(ctx))
+		n := 1
+	free:
+		for n < c.concurrency {
+			select {
+			case slots <- struct{}{}:
+				n++
+			default:
+				break free
+			}
+		}
+		fctx, cancel := context.WithTimeout(ctx, c.fetchWait)
+		batch, err := cons.Fetch(n, jetstream.FetchContext(fctx))
 		if err != nil {
-			<-slots
+			cancel()
+			release(slots, n)
 			if ctx.Err() != nil {
-				c.handBackBuffered(it)
 				return nil
 			}
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) && errors.Is(err, jetstream.ErrConnectionClosed) {
+			return err
+		}
+		got := 0
+		for msg := range batch.Messages() {
+			got++
+			if ctx.Err() != nil {
+				// Shutdown began while the fetch was open: hand it back.
+				c.settleErr(msg.Nak(), 0)
+				<-slots
+				continue
+			}
+			c.inFlight.Add(1)
+			jobs <- msg
+		}
+		cancel()
+		release(slots, n-got)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
+			if errors.Is(err, nats.ErrConnectionClosed) {
 				return jetstream.ErrConnectionClosed
 			}
 			return err
 		}
-		c.inFlight.Add(1)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-slots }()
-			defer c.inFlight.Add(-1)
-			c.process(workCtx, msg)
-		}()
+		c.bound.Store(true)
+	}
+}
+
+// release frees n worker slots taken for a fetch that brought fewer messages.
+func release(slots chan struct{}, n int) {
+	for range n {
+		<-slots
 	}
 }
 
@@ -318,26 +370,6 @@ func (c *Consumer) watchInfo(ctx context.Context, cons jetstream.Consumer) (stop
 	return func() {
 		cancel()
 		<-done
-	}
-}
-
-// handBackBuffered stops pulling and returns every message already delivered
-// to the client buffer, for immediate redelivery elsewhere.
-func (c *Consumer) handBackBuffered(it jetstream.MessagesContext) {
-	it.Drain()
-	n := 0
-	for {
-		msg, err := it.Next(jetstream.NextMaxWait(time.Second))
-		if err != nil {
-			break
-		}
-		if err := msg.Nak(); err != nil {
-			c.logger.Warn("cannot hand back a buffered request", slog.Any("error", err))
-		}
-		n++
-	}
-	if n > 0 {
-		c.logger.Info("handed back buffered requests", slog.Int("count", n))
 	}
 }
 
@@ -402,29 +434,35 @@ func (c *Consumer) settleErr(err error, seq uint64) {
 }
 
 // keepAlive sends progress acknowledgements while the message is in hand, so
-// the server does not redeliver it during long retries or quota waits.
+// the server does not redeliver it during long retries or quota waits. It is
+// a runtime timer rather than a goroutine with a ticker, as nearly every
+// message is done long before the first one is due. No progress
+// acknowledgement is sent once stop has returned.
 func (c *Consumer) keepAlive(msg jetstream.Msg, seq uint64) (stop func()) {
 	every := max(c.ackWait/3, 100*time.Millisecond)
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				if err := msg.InProgress(); err != nil {
-					c.logger.Warn("cannot extend the ack wait", slog.Uint64("stream_seq", seq), slog.Any("error", err))
-				}
-			}
+	var (
+		mu      sync.Mutex
+		stopped bool
+		timer   *time.Timer
+	)
+	mu.Lock()
+	defer mu.Unlock()
+	timer = time.AfterFunc(every, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
 		}
-	}()
+		if err := msg.InProgress(); err != nil {
+			c.logger.Warn("cannot extend the ack wait", slog.Uint64("stream_seq", seq), slog.Any("error", err))
+		}
+		timer.Reset(every)
+	})
 	return func() {
-		close(done)
-		<-finished
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		timer.Stop()
 	}
 }
 

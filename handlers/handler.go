@@ -8,11 +8,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/alert-domains/alert-domains/connector"
 )
@@ -125,8 +125,20 @@ type Service struct {
 	retryDelay     func(delivery uint64) time.Duration
 	// flights makes concurrent requests for the same alert share one
 	// Defender call: a SIEM that sends an alert again on every update then
-	// costs one call, not one per copy in flight.
-	flights singleflight.Group
+	// costs one call, not one per copy in flight. The call runs on the
+	// goroutine of the first request (singleflight.DoChan would start a
+	// goroutine per call, whose stack grows again through the whole HTTP
+	// path every time).
+	flightsMu sync.Mutex
+	flights   map[string]*flight
+}
+
+// flight is a Defender call in progress, shared by the requests for its
+// alert.
+type flight struct {
+	done chan struct{} // closed when res and err are set
+	res  connector.Result
+	err  error
 }
 
 // Option configures a Service.
@@ -253,25 +265,47 @@ func (s *Service) Handle(ctx context.Context, d *Delivery) Outcome {
 // taken: this delivery asks again.
 func (s *Service) domains(ctx context.Context, alertID string) (res connector.Result, shared bool, err error) {
 	for {
-		leader := false
-		ch := s.flights.DoChan(alertID, func() (any, error) {
-			leader = true
-			return s.lookup.Domains(ctx, alertID)
-		})
+		s.flightsMu.Lock()
+		f, inFlight := s.flights[alertID]
+		if !inFlight {
+			f = &flight{done: make(chan struct{})}
+			if s.flights == nil {
+				s.flights = make(map[string]*flight)
+			}
+			s.flights[alertID] = f
+		}
+		s.flightsMu.Unlock()
+		if !inFlight {
+			return s.lead(ctx, alertID, f)
+		}
 		select {
 		case <-ctx.Done():
 			return connector.Result{}, false, &connector.Error{Kind: connector.KindUnavailable, Message: "interrupted", Err: ctx.Err()}
-		case r := <-ch:
-			res, _ = r.Val.(connector.Result)
-			if leader {
-				return res, false, r.Err
-			}
-			if r.Err != nil && (errors.Is(r.Err, context.Canceled) || errors.Is(r.Err, context.DeadlineExceeded)) {
+		case <-f.done:
+			if f.err != nil && (errors.Is(f.err, context.Canceled) || errors.Is(f.err, context.DeadlineExceeded) || errors.Is(f.err, errNoAnswer)) {
 				continue
 			}
-			return connector.Result{Domains: res.Domains}, true, r.Err
+			return connector.Result{Domains: f.res.Domains}, true, f.err
 		}
 	}
+}
+
+// errNoAnswer is what the requests waiting for a lookup see when it
+// panicked: they ask again.
+var errNoAnswer = errors.New("the shared lookup ended without an answer")
+
+// lead makes the call of flight f and hands its answer to the requests
+// waiting for it, also when the lookup panics.
+func (s *Service) lead(ctx context.Context, alertID string, f *flight) (connector.Result, bool, error) {
+	f.err = errNoAnswer
+	defer func() {
+		s.flightsMu.Lock()
+		delete(s.flights, alertID)
+		s.flightsMu.Unlock()
+		close(f.done)
+	}()
+	f.res, f.err = s.lookup.Domains(ctx, alertID)
+	return f.res, false, f.err
 }
 
 func (s *Service) merge(base, out Outcome) Outcome {

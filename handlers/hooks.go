@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -17,12 +19,15 @@ import (
 const hookOutputLimit = 4 << 10
 
 // Hooks runs a program after each stored result, with the result JSON on its
-// standard input: the custom success and failure scripts of a playbook. A
+// standard input: the custom success and failure scripts of a playbook. It
+// inherits the environment of the process without the secrets, since its
+// output goes to the log (see hookEnv). A
 // hook cannot change the result: its failure is logged and the request is
 // still acknowledged. Hooks run at least once per result (a crash between the
 // hook and the acknowledgement runs it again).
 type Hooks struct {
 	onSuccess, onFailure []string
+	env                  []string
 	timeout              time.Duration
 	logger               *slog.Logger
 }
@@ -34,7 +39,7 @@ func NewHooks(onSuccess, onFailure string, timeout time.Duration, logger *slog.L
 	if timeout <= 0 {
 		return nil, errors.New("handlers: hook timeout must be positive")
 	}
-	h := &Hooks{onSuccess: strings.Fields(onSuccess), onFailure: strings.Fields(onFailure), timeout: timeout, logger: logger}
+	h := &Hooks{onSuccess: strings.Fields(onSuccess), onFailure: strings.Fields(onFailure), env: hookEnv(os.Environ()), timeout: timeout, logger: logger}
 	for _, argv := range [][]string{h.onSuccess, h.onFailure} {
 		if len(argv) == 0 {
 			continue
@@ -81,6 +86,7 @@ func (h *Hooks) Run(ctx context.Context, res *Result) {
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.timeout)
 	defer cancel()
 	cmd := exec.CommandContext(hctx, argv[0], argv[1:]...)
+	cmd.Env = h.env
 	cmd.Stdin = bytes.NewReader(data)
 	out := &limitedBuffer{limit: hookOutputLimit}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -102,6 +108,16 @@ func (h *Hooks) Run(ctx context.Context, res *Result) {
 		return
 	}
 	h.logger.LogAttrs(ctx, slog.LevelDebug, "hook ran", attrs...)
+}
+
+// hookEnv is environ without the variables that hold secrets: a hook's
+// output is logged, and secrets never appear in logs.
+func hookEnv(environ []string) []string {
+	secret := []string{"AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PASSWORD", "NATS_PASSWORD", "NATS_TOKEN"}
+	return slices.DeleteFunc(environ, func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return slices.Contains(secret, name)
+	})
 }
 
 // limitedBuffer keeps the first limit bytes written to it.

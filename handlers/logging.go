@@ -14,6 +14,15 @@ func Logging(logger *slog.Logger) Middleware {
 		return func(ctx context.Context, d *Delivery) Outcome {
 			start := time.Now()
 			out := next(ctx, d)
+			if out.CacheErr != nil {
+				logger.LogAttrs(ctx, slog.LevelWarn, "result cache unavailable", slog.String("alert_id", out.AlertID), slog.Any("error", out.CacheErr))
+			}
+			level, msg := outcomeLevel(out)
+			// At LOG_LEVEL=warn a success costs nothing: the attributes are
+			// built only for a line that is written.
+			if !logger.Enabled(ctx, level) {
+				return out
+			}
 			attrs := []slog.Attr{
 				slog.String("alert_id", out.AlertID),
 				slog.Uint64("stream_seq", d.StreamSeq),
@@ -31,29 +40,38 @@ func Logging(logger *slog.Logger) Middleware {
 			if out.Duplicate {
 				attrs = append(attrs, slog.Bool("duplicate", true))
 			}
-			if out.CacheErr != nil {
-				logger.LogAttrs(ctx, slog.LevelWarn, "result cache unavailable", slog.String("alert_id", out.AlertID), slog.Any("error", out.CacheErr))
-			}
 			switch {
 			case out.Action == HandBack:
-				logger.LogAttrs(ctx, slog.LevelInfo, "request handed back at shutdown", attrs...)
+				// No result: nothing more to say.
 			case out.Action == Retry:
 				attrs = append(attrs, slog.Duration("redeliver_in", out.Delay), slog.Any("error", out.Err))
-				logger.LogAttrs(ctx, slog.LevelError, "result not stored, request will be redelivered", attrs...)
 			case out.Result != nil && out.Result.Status == StatusSuccess:
 				if out.Result.Cached != nil && *out.Result.Cached {
 					attrs = append(attrs, slog.Bool("cached", true))
 				}
 				attrs = append(attrs, slog.Int("domains", len(out.Result.Domains)))
-				logger.LogAttrs(ctx, slog.LevelInfo, "success result stored", attrs...)
 			default:
 				if out.Err != nil {
 					attrs = append(attrs, slog.Any("error", out.Err))
 				}
-				logger.LogAttrs(ctx, failureLevel(out.Result.Kind()), "failure result stored", attrs...)
 			}
+			logger.LogAttrs(ctx, level, msg, attrs...)
 			return out
 		}
+	}
+}
+
+// outcomeLevel is the level and message of the line that logs out.
+func outcomeLevel(out Outcome) (slog.Level, string) {
+	switch {
+	case out.Action == HandBack:
+		return slog.LevelInfo, "request handed back at shutdown"
+	case out.Action == Retry:
+		return slog.LevelError, "result not stored, request will be redelivered"
+	case out.Result != nil && out.Result.Status == StatusSuccess:
+		return slog.LevelInfo, "success result stored"
+	default:
+		return failureLevel(out.Result.Kind()), "failure result stored"
 	}
 }
 

@@ -23,7 +23,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	logger := newLogger(cfg, e)
 	m := metrics.New()
-	client, err := newConnector(cfg, nil, connector.WithObserver(m))
+	client, err := newConnector(cfg, nil, connector.WithObserver(m), connector.WithHTTPClient(defenderHTTPClient(cfg.Concurrency)))
 	if err != nil {
 		return configError(err)
 	}

@@ -735,10 +735,11 @@ func (e *Emulator) serveAnswer(w http.ResponseWriter, r *http.Request, a Answer)
 				flusher.Flush()
 			}
 			if !e.pause(r.Context(), 20*time.Millisecond) {
-				return
+				// Cut the connection rather than end the answer cleanly.
+				panic(http.ErrAbortHandler)
 			}
 			if _, err := io.WriteString(w, " "); err != nil {
-				return
+				panic(http.ErrAbortHandler)
 			}
 		}
 	case a.BodyBytes > 0:

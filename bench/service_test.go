@@ -1,0 +1,279 @@
+package bench
+
+import (
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/internal/testenv"
+)
+
+// The contract's default subjects and streams, which the service uses.
+const (
+	serviceRequestSubject = "defender.alerts.domains.requests"
+	serviceResultStream   = "DEFENDER_ALERT_DOMAIN_RESULTS"
+	serviceSuccessSubject = "defender.alerts.domains.success"
+	serviceFailureSubject = "defender.alerts.domains.failure"
+)
+
+// serviceConfig is how one alert-domains serve process is run.
+type serviceConfig struct {
+	concurrency int
+	cacheTTL    string // CACHE_TTL: "1h" (the default) or "0"
+}
+
+func (c serviceConfig) String() string {
+	cache := "cache on"
+	if c.cacheTTL == "0" {
+		cache = "cache off"
+	}
+	return "CONCURRENCY=" + strconv.Itoa(c.concurrency) + ", " + cache
+}
+
+// service is alert-domains serve running as a process, on a nats-server
+// process of its own, calling an emulator in this process.
+type service struct {
+	target
+	cfg  serviceConfig
+	proc *testenv.Process
+}
+
+// BenchmarkService is BenchmarkBaseline through alert-domains serve with
+// the result cache on (the default); every request is a cache miss.
+func BenchmarkService(b *testing.B) {
+	benchmarkService(b, serviceConfig{concurrency: 64, cacheTTL: "1h"})
+}
+
+// BenchmarkServiceNoCache is BenchmarkService with CACHE_TTL=0.
+func BenchmarkServiceNoCache(b *testing.B) {
+	benchmarkService(b, serviceConfig{concurrency: 64, cacheTTL: "0"})
+}
+
+func benchmarkService(b *testing.B, cfg serviceConfig) {
+	svc := startService(b, cfg)
+	var total stats
+	for b.Loop() {
+		total.add(runWorkload(b, svc.target, *benchN))
+	}
+	b.Logf("alert-domains serve, %v: %v", cfg, &total)
+	total.report(b, "")
+	b.ReportMetric(mib(svc.peakRSS(b)), "peak-RSS-MiB")
+}
+
+// BenchmarkServiceLatency is BenchmarkBaselineLatency through alert-domains
+// serve, cache on.
+func BenchmarkServiceLatency(b *testing.B) {
+	cfg := serviceConfig{concurrency: 64, cacheTTL: "1h"}
+	svc := startService(b, cfg)
+	var total stats
+	for b.Loop() {
+		total.add(runPaced(b, svc.target, *benchRate, *benchDuration))
+	}
+	b.Logf("alert-domains serve, %v, %d req/s for %v: %v", cfg, *benchRate, *benchDuration, &total)
+	total.report(b, "")
+}
+
+// BenchmarkServiceStartup measures start-up to ready with an external NATS
+// (the first start creates the streams, the others find them); see
+// measureStartup.
+func BenchmarkServiceStartup(b *testing.B) {
+	ns := testenv.StartNATS(b)
+	emu, certFile := startEmulator(b)
+	var all []startup
+	for b.Loop() {
+		all = append(all, measureStartup(b, ns, emu, certFile, 1)...)
+	}
+	s := medianStartup(all)
+	b.ReportMetric(ms(s.observed), "ready-ms")
+	b.ReportMetric(ms(s.inProcess), "startup-ms")
+}
+
+// TestService runs a small workload through alert-domains serve, so that
+// the benchmark keeps working.
+func TestService(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts alert-domains and a nats-server")
+	}
+	svc := startService(t, serviceConfig{concurrency: 8, cacheTTL: "1h"})
+	s := runWorkload(t, svc.target, 200)
+	if s.requests != 200 || s.failures != 0 {
+		t.Errorf("%d results, %d failures; want 200, 0", s.requests, s.failures)
+	}
+	if rss := svc.peakRSS(t); rss <= 0 {
+		t.Errorf("peak RSS = %d", rss)
+	}
+	ns := testenv.StartNATS(t)
+	emu, certFile := startEmulator(t)
+	for _, st := range measureStartup(t, ns, emu, certFile, 1) {
+		if st.observed <= 0 || st.inProcess <= 0 || st.inProcess > st.observed {
+			t.Errorf("start-up: observed %v, in-process %v", st.observed, st.inProcess)
+		}
+	}
+}
+
+// startEmulator starts the Defender emulator, answering every alert at once,
+// and writes its certificate to a file for SSL_CERT_FILE.
+func startEmulator(tb testing.TB) (*defendertest.Server, string) {
+	tb.Helper()
+	emu := defendertest.NewServer(defendertest.WithAnyAlert())
+	tb.Cleanup(emu.Close)
+	certFile := filepath.Join(tb.TempDir(), "emulator.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: emu.Certificate().Raw})
+	if err := os.WriteFile(certFile, pemBytes, 0o600); err != nil {
+		tb.Fatalf("emulator certificate: %v", err)
+	}
+	return emu, certFile
+}
+
+// serviceEnv is the environment of alert-domains serve against emu and the
+// NATS server at natsURL; extra entries win.
+func serviceEnv(emu *defendertest.Server, certFile, natsURL string, extra ...string) []string {
+	env := []string{
+		"NATS_URL=" + natsURL,
+		"SSL_CERT_FILE=" + certFile,
+		"DEFENDER_API_URL=" + emu.URL,
+		"AZURE_AUTHORITY_HOST=" + emu.AuthorityHost(),
+		"AZURE_TENANT_ID=" + emu.TenantID(),
+		"AZURE_CLIENT_ID=" + emu.ClientID(),
+		"AZURE_CLIENT_SECRET=" + emu.ClientSecret(),
+		"DEFENDER_RATE_LIMITS=none",
+		"LOG_FORMAT=json",
+		"LOG_LEVEL=warn",
+		"HTTP_LISTEN=",
+	}
+	return append(env, extra...)
+}
+
+// startService starts a nats-server, the emulator and alert-domains serve
+// (built without the race detector unless the benchmark has it), and waits
+// until /readyz answers 200.
+func startService(tb testing.TB, cfg serviceConfig) *service {
+	tb.Helper()
+	ns := testenv.StartNATS(tb)
+	emu, certFile := startEmulator(tb)
+	listen := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(tb))
+	env := serviceEnv(emu, certFile, ns.URL(),
+		"CONCURRENCY="+strconv.Itoa(cfg.concurrency),
+		"CACHE_TTL="+cfg.cacheTTL,
+		"HTTP_LISTEN="+listen,
+	)
+	proc := testenv.StartService(tb, testenv.BuildBinary(tb), env, "serve")
+	tb.Cleanup(func() { stopService(tb, proc, true) })
+	waitReady(tb, proc, "http://"+listen+"/readyz")
+	return &service{
+		target: target{
+			url:            ns.URL(),
+			requestSubject: serviceRequestSubject,
+			resultStream:   serviceResultStream,
+			resultSubjects: []string{serviceSuccessSubject, serviceFailureSubject},
+			pids:           []int{os.Getpid(), ns.PID(), proc.PID()},
+		},
+		cfg:  cfg,
+		proc: proc,
+	}
+}
+
+// stopService stops alert-domains serve with SIGTERM and expects exit status
+// 0; it does nothing when the process has exited. With showOutput, what the
+// process wrote is logged: at LOG_LEVEL=warn only what went wrong, such as
+// lost pulls, which explain a slow run.
+func stopService(tb testing.TB, proc *testenv.Process, showOutput bool) {
+	tb.Helper()
+	if err := proc.Signal(syscall.SIGTERM); errors.Is(err, os.ErrProcessDone) {
+		return
+	} else if err != nil {
+		tb.Errorf("stop alert-domains serve: %v", err)
+		return
+	}
+	if code, err := proc.Wait(40 * time.Second); err != nil || code != 0 {
+		tb.Errorf("alert-domains serve exit status %d (%v), want 0", code, err)
+	}
+	if out := proc.Output(); showOutput && out != "" && !tb.Failed() {
+		tb.Logf("alert-domains serve output:\n%s", out)
+	}
+}
+
+// waitReady polls url until it answers 200, failing when the process exits.
+func waitReady(tb testing.TB, proc *testenv.Process, url string) {
+	tb.Helper()
+	client := &http.Client{Transport: &http.Transport{}, Timeout: time.Second}
+	defer client.CloseIdleConnections()
+	testenv.Eventually(tb, 60*time.Second, 10*time.Millisecond, func() bool {
+		select {
+		case <-proc.Done():
+			tb.Fatalf("alert-domains serve exited before it was ready:\n%s", proc.Output())
+		default:
+		}
+		resp, err := client.Get(url)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, "alert-domains serve ready at %s", url)
+}
+
+// peakRSS is the service's peak resident set size so far, in bytes.
+func (s *service) peakRSS(tb testing.TB) int64 {
+	tb.Helper()
+	rss, err := s.proc.PeakRSS()
+	if err != nil {
+		tb.Fatalf("peak RSS: %v", err)
+	}
+	return rss
+}
+
+func mib(n int64) float64 { return float64(n) / (1 << 20) }
+
+// startup is one start of alert-domains serve to ready.
+type startup struct {
+	observed  time.Duration // from starting the process to reading its ready line
+	inProcess time.Duration // the startup the ready line reports
+}
+
+// measureStartup starts alert-domains serve n times against the running
+// nats-server ns, each time until it logs "ready", then stops it with
+// SIGTERM. The first start of a fresh server creates the streams; the
+// others find them, as a restarted replica would.
+func measureStartup(tb testing.TB, ns *testenv.NATSProcess, emu *defendertest.Server, certFile string, n int) []startup {
+	tb.Helper()
+	bin := testenv.BuildBinary(tb)
+	env := serviceEnv(emu, certFile, ns.URL(), "LOG_LEVEL=info", "CONCURRENCY=64")
+	out := make([]startup, 0, n)
+	for range n {
+		start := time.Now()
+		proc := testenv.StartService(tb, bin, env, "serve")
+		line := proc.WaitForLine(tb, `"msg":"ready"`, 30*time.Second)
+		observed := time.Since(start)
+		var ready struct {
+			Startup int64 `json:"startup"` // nanoseconds, as slog's JSON handler writes durations
+		}
+		if err := json.Unmarshal([]byte(line), &ready); err != nil {
+			tb.Fatalf("ready line %q: %v", line, err)
+		}
+		out = append(out, startup{observed: observed, inProcess: time.Duration(ready.Startup)})
+		stopService(tb, proc, false)
+	}
+	return out
+}
+
+// medianStartup returns the median of each of the two times.
+func medianStartup(all []startup) startup {
+	if len(all) == 0 {
+		return startup{}
+	}
+	obs := make([]time.Duration, len(all))
+	in := make([]time.Duration, len(all))
+	for i, s := range all {
+		obs[i], in[i] = s.observed, s.inProcess
+	}
+	return startup{observed: median(obs), inProcess: median(in)}
+}

@@ -1,0 +1,53 @@
+package connector
+
+import (
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// TestLimiterAcquireHoldsUntilRelease: a slot taken with Acquire is busy
+// until its release and counts from the release, so that the next call in
+// the window starts no sooner than a window after the previous one ended
+// (when the server that enforces the quota has surely seen it).
+func TestLimiterAcquireHoldsUntilRelease(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := NewLimiter([]Limit{{2, time.Second}})
+		begin := time.Now()
+		first, _, err := l.Acquire(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		second, _, err := l.Acquire(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := l.Used(time.Second); n != 2 {
+			t.Errorf("Used = %d with two calls in flight, want 2", n)
+		}
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			first()
+			time.Sleep(2 * time.Second)
+			second()
+		}()
+		// Both slots are held: only the release of the first frees one,
+		// a window after it ended.
+		third, _, err := l.Acquire(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := time.Since(begin); got != 1300*time.Millisecond {
+			t.Errorf("third call started at %s, want 1.3s (a window after the first ended)", got)
+		}
+		third()
+		// The second ends at 2.3s; the third ended at 1.3s: a slot frees at
+		// 2.3s, when the third leaves the window.
+		if _, err := l.Wait(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if got := time.Since(begin); got != 2300*time.Millisecond {
+			t.Errorf("fourth call started at %s, want 2.3s", got)
+		}
+	})
+}

@@ -1,0 +1,498 @@
+package tests
+
+// Reliability tests of issue 4 with the real binary, a real nats-server
+// process and the Defender emulator: crashes, a broker restart, a Defender
+// outage, throttling, slow and hostile answers, and secrets. Their sizes
+// are scaled to keep the file at a few minutes on two cores under -race;
+// ALERT_DOMAINS_SOAK=1 (without -short) runs the long variants.
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/internal/testenv"
+)
+
+// soak reports whether the long variants run.
+func soak() bool { return !testing.Short() && os.Getenv("ALERT_DOMAINS_SOAK") == "1" }
+
+// knownAlerts are n alert IDs with their hosts (1 to 3 each), and the
+// emulator options that serve them.
+func knownAlerts(prefix string, n int) (ids []string, hosts map[string][]string, opts []defendertest.Option) {
+	hosts = make(map[string][]string, n)
+	for i := range n {
+		id := fmt.Sprintf("%s_%05d", prefix, i)
+		h := []string{fmt.Sprintf("h%05d.%s.example.com", i, prefix)}
+		for k := range i % 3 {
+			h = append(h, fmt.Sprintf("h%05d-%d.%s.example.net", i, k, prefix))
+		}
+		ids, hosts[id] = append(ids, id), h
+		opts = append(opts, defendertest.WithAlert(id, h...))
+	}
+	return ids, hosts, opts
+}
+
+func stillRunning(t *testing.T, p *testenv.Process) {
+	t.Helper()
+	select {
+	case <-p.Done():
+		t.Fatalf("the service exited:\n%s", p.Output())
+	default:
+	}
+}
+
+// TestCrashKill9 (issue 4.1): 1,000 requests, Defender answering in 20 ms,
+// the service killed with SIGKILL three times during the run and started
+// again: every request ends with exactly one result, each the right one.
+func TestCrashKill9(t *testing.T) {
+	n, kills := 1000, 3
+	if soak() {
+		n, kills = 10000, 10
+	}
+	ids, hosts, opts := knownAlerts("crash", n)
+	emu, cert := emulator(t, append(opts, defendertest.WithLatency(20*time.Millisecond))...)
+	srv := testenv.StartNATS(t)
+	js := srv.JetStream(t)
+	env := serviceEnv(emu, cert, srv.URL(), "ACK_WAIT=2s", "CONCURRENCY=8", "LOG_LEVEL=info")
+	p := startService(t, env)
+	seqs := publishAll(t, js, ids)
+
+	for k := 1; k <= kills; k++ {
+		waitResultCount(t, js, k*n/(kills+1), 2*time.Minute)
+		if c := resultCount(t, js); c >= n {
+			t.Fatalf("kill %d: all %d results stored before it; the test proves nothing", k, c)
+		}
+		if err := p.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		if code, err := p.Wait(10 * time.Second); err != nil || code != -1 {
+			t.Fatalf("kill %d: exit %d (%v), want killed by a signal", k, code, err)
+		}
+		p = startService(t, env)
+	}
+	got := waitResults(t, js, n, 3*time.Minute)
+	checkAllSucceeded(t, got, seqs, ids, hosts)
+	requestsAllAcked(t, js, 30*time.Second)
+	redelivered := 0
+	for _, r := range got {
+		if r.Delivery > 1 {
+			redelivered++
+		}
+	}
+	t.Logf("%d results, %d from a redelivery, %d Defender calls for %d requests", len(got), redelivered, emu.Calls(), n)
+}
+
+// TestBrokerRestart (issue 4.2): the nats-server process is restarted
+// mid-run with its file storage kept; the service reconnects on its own and
+// every request ends with exactly one result.
+func TestBrokerRestart(t *testing.T) {
+	n, restarts := 600, 1
+	if soak() {
+		n, restarts = 5000, 5
+	}
+	ids, hosts, opts := knownAlerts("broker", n)
+	emu, cert := emulator(t, append(opts, defendertest.WithLatency(20*time.Millisecond))...)
+	srv := testenv.StartNATS(t)
+	js := srv.JetStream(t)
+	p := startService(t, serviceEnv(emu, cert, srv.URL(), "ACK_WAIT=2s", "CONCURRENCY=4", "LOG_LEVEL=info"))
+	seqs := publishAll(t, js, ids)
+
+	for k := 1; k <= restarts; k++ {
+		waitResultCount(t, js, k*n/(restarts+1), 2*time.Minute)
+		if c := resultCount(t, js); c >= n {
+			t.Fatalf("restart %d: all %d results stored before it; the test proves nothing", k, c)
+		}
+		srv.Restart(t)
+	}
+	p.WaitForLine(t, "reconnected to NATS", time.Minute)
+	got := waitResults(t, js, n, 3*time.Minute)
+	checkAllSucceeded(t, got, seqs, ids, hosts)
+	requestsAllAcked(t, js, 30*time.Second)
+	stillRunning(t, p)
+}
+
+// TestDefenderOutage (issue 4.3): Defender answers 503 for a while, then
+// recovers. The 30 s outage of the issue is scaled down with the retry
+// budget (RETRY_MAX_ELAPSED=5s): what matters is where a request stands
+// against its budget when Defender recovers. Requests that arrive at the
+// start of the outage run out of budget and end as unavailable failures;
+// requests still within their budget when Defender recovers succeed; none
+// is lost; `replay --failed` after the recovery turns the failures into
+// successes.
+func TestDefenderOutage(t *testing.T) {
+	emu, cert := emulator(t, defendertest.WithAnyAlert())
+	srv := testenv.StartNATS(t)
+	js := srv.JetStream(t)
+	env := serviceEnv(emu, cert, srv.URL(), "RETRY_MAX_ELAPSED=5s", "CONCURRENCY=16", "LOG_LEVEL=info")
+	startService(t, env)
+
+	emu.SetOutage(http.StatusServiceUnavailable)
+	began := time.Now()
+	ids := func(prefix string) []string {
+		out := make([]string, 8)
+		for i := range out {
+			out[i] = fmt.Sprintf("%s_%d", prefix, i)
+		}
+		return out
+	}
+	// Beyond the budget: in flight from the start of the outage, which
+	// lasts until all of them have failed.
+	early := ids("outage_early")
+	earlySeqs := publishAll(t, js, early)
+	waitResultCount(t, js, len(early), time.Minute)
+	// Within the budget: in flight (each called at least once) when
+	// Defender recovers.
+	late := ids("outage_late")
+	lateSeqs := publishAll(t, js, late)
+	testenv.Eventually(t, 30*time.Second, 5*time.Millisecond, func() bool {
+		for _, id := range late {
+			if emu.CallsFor(id) == 0 {
+				return false
+			}
+		}
+		return true
+	}, "every late request reaches Defender")
+	emu.SetOutage(0)
+	t.Logf("outage of %v", time.Since(began).Round(time.Millisecond))
+
+	got := waitResults(t, js, len(early)+len(late), time.Minute)
+	for i, seq := range earlySeqs {
+		r := got[seq]
+		if r.Status != "failure" || r.Error == nil || r.Error.Kind != connector.KindUnavailable || r.Error.HTTPStatus != 503 || r.Attempts < 2 || r.AlertID != early[i] {
+			t.Errorf("early request %d: %s, want an unavailable failure after retries", seq, r.Raw)
+		}
+	}
+	for i, seq := range lateSeqs {
+		r := got[seq]
+		if r.Status != "success" || len(r.Domains) == 0 || r.Attempts < 2 || r.AlertID != late[i] {
+			t.Errorf("late request %d: %s, want a success after retries", seq, r.Raw)
+		}
+	}
+	requestsAllAcked(t, js, 30*time.Second)
+
+	code, out := opsCommand(t, env, "replay", "--failed")
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("republished %d, skipped 0", len(early))) {
+		t.Fatalf("replay: exit %d\n%s", code, out)
+	}
+	got = waitResults(t, js, 2*len(early)+len(late), time.Minute)
+	replays := map[uint64]storedResult{}
+	for _, r := range got {
+		if r.ReplayOf != 0 {
+			replays[r.ReplayOf] = r
+		}
+	}
+	for i, seq := range earlySeqs {
+		r, ok := replays[seq]
+		if !ok || r.Status != "success" || r.AlertID != early[i] || len(r.Domains) == 0 {
+			t.Errorf("replay of request %d: %s, want a success", seq, r.Raw)
+		}
+	}
+	requestsAllAcked(t, js, 30*time.Second)
+}
+
+// TestThrottlingWithinQuota (issue 4.4): Defender enforces 20 calls per 2 s
+// and the service's DEFENDER_RATE_LIMITS matches it: no 429, no failure,
+// and Defender never sees more than 20 calls in any 2 s.
+func TestThrottlingWithinQuota(t *testing.T) {
+	const n = 60
+	limit := connector.Limit{Count: 20, Window: 2 * time.Second}
+	emu := newRecordingEmulator(t, defendertest.WithAnyAlert(), defendertest.WithQuota(limit))
+	srv := testenv.StartNATS(t)
+	js := srv.JetStream(t)
+	startService(t, emu.env(srv.URL(), "DEFENDER_RATE_LIMITS=20/2s", "CONCURRENCY=32", "RETRY_MAX_ELAPSED=30s", "LOG_LEVEL=info"))
+
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("quota_%03d", i)
+	}
+	seqs := publishAll(t, js, ids)
+	got := waitResults(t, js, n, 2*time.Minute)
+	for i, seq := range seqs {
+		if r := got[seq]; r.Status != "success" || r.AlertID != ids[i] {
+			t.Errorf("request %d: %s", seq, r.Raw)
+		}
+	}
+	if k := emu.Answered(http.StatusTooManyRequests); k != 0 {
+		t.Errorf("Defender answered 429 %d times", k)
+	}
+	times := emu.CallTimes()
+	if most, at := maxInWindow(times, limit.Window); most > limit.Count {
+		t.Errorf("%d calls in the %v from %v, limit %d", most, limit.Window, at.Format("15:04:05.000"), limit.Count)
+	}
+	if t.Failed() { // where the limit was passed
+		for _, c := range emu.Recorded() {
+			t.Logf("%s %s %d %v", c.At.Format("15:04:05.000"), c.Alert, c.Status, c.RetryAfter)
+		}
+	}
+	if len(times) < n {
+		t.Errorf("%d calls for %d requests", len(times), n)
+	}
+}
+
+// TestThrottlingLimiterTooHigh (issue 4.4): the service's limiter allows
+// twice Defender's quota, so Defender answers 429; the service waits out
+// each Retry-After and still ends every request in a success.
+func TestThrottlingLimiterTooHigh(t *testing.T) {
+	const n = 50
+	emu := newRecordingEmulator(t, defendertest.WithAnyAlert(), defendertest.WithQuota(connector.Limit{Count: 20, Window: 2 * time.Second}))
+	srv := testenv.StartNATS(t)
+	js := srv.JetStream(t)
+	startService(t, emu.env(srv.URL(), "DEFENDER_RATE_LIMITS=40/2s", "CONCURRENCY=32", "RETRY_MAX_ELAPSED=60s", "LOG_LEVEL=info"))
+
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("storm_%03d", i)
+	}
+	seqs := publishAll(t, js, ids)
+	got := waitResults(t, js, n, 2*time.Minute)
+	retried := 0
+	for i, seq := range seqs {
+		r := got[seq]
+		if r.Status != "success" || r.AlertID != ids[i] {
+			t.Errorf("request %d: %s", seq, r.Raw)
+		}
+		if r.Attempts > 1 {
+			retried++
+		}
+	}
+	if k := emu.Answered(http.StatusTooManyRequests); k == 0 || retried == 0 {
+		t.Fatalf("%d answers 429, %d requests retried: the storm did not happen", k, retried)
+	}
+	// Each call after a 429 for the same alert came no sooner than its
+	// Retry-After.
+	last := map[string]defenderCall{}
+	for _, c := range emu.Recorded() {
+		if prev, ok := last[c.Alert]; ok && prev.Status == http.StatusTooManyRequests {
+			if gap := c.At.Sub(prev.At); gap < prev.RetryAfter {
+				t.Errorf("%s called again %v after a 429 with Retry-After %v", c.Alert, gap, prev.RetryAfter)
+			}
+		}
+		last[c.Alert] = c
+	}
+	t.Logf("%d answers 429, %d of %d requests retried", emu.Answered(http.StatusTooManyRequests), retried, n)
+}
+
+// TestSlowDefender (issue 4.5): answers that take longer than ACK_WAIT do
+// not lead to a redelivery, so never to a second Defender call: progress
+// acknowledgements keep the delivery alive.
+func TestSlowDefender(t *testing.T) {
+	slowDefender(t, 4, 4)
+}
+
+// TestSlowDefenderQueued: requests that wait for a free worker for longer
+// than ACK_WAIT are not delivered twice either: they wait on the server,
+// not in a client-side buffer where no progress acknowledgement would reach
+// them.
+func TestSlowDefenderQueued(t *testing.T) {
+	slowDefender(t, 3, 6)
+}
+
+func slowDefender(t *testing.T, concurrency, n int) {
+	emu, cert := emulator(t, defendertest.WithAnyAlert(), defendertest.WithLatency(2500*time.Millisecond))
+	srv := testenv.StartNATS(t)
+	js := srv.JetStream(t)
+	startService(t, serviceEnv(emu, cert, srv.URL(), "ACK_WAIT=1s", fmt.Sprintf("CONCURRENCY=%d", concurrency), "DEFENDER_TIMEOUT=10s"))
+
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("slow_%d", i)
+	}
+	seqs := publishAll(t, js, ids)
+	got := waitResults(t, js, len(ids), time.Minute)
+	requestsAllAcked(t, js, 30*time.Second)
+	for i, seq := range seqs {
+		r := got[seq]
+		if r.Status != "success" || r.Delivery != 1 || r.Attempts != 1 {
+			t.Errorf("request %d: %s, want a success of the first delivery after one call", seq, r.Raw)
+		}
+		if c := emu.CallsFor(ids[i]); c != 1 {
+			t.Errorf("%s: %d Defender calls, want 1", ids[i], c)
+		}
+	}
+}
+
+// TestHostileAnswers (issue 4.6): huge, endless, malformed and misdirected
+// answers each end in a clear failure of the right kind; the token never
+// follows a link or redirect to another host; memory stays bounded and the
+// process serves the next request.
+func TestHostileAnswers(t *testing.T) {
+	var elsewhere atomic.Int64
+	other := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		elsewhere.Add(1)
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(other.Close)
+	emu, cert := emulator(t, defendertest.WithAlert(knownAlert, "www.example.com", "cdn.example.net"))
+	srv := testenv.StartNATS(t)
+	js := srv.JetStream(t)
+	p := startService(t, serviceEnv(emu, cert, srv.URL(), "DEFENDER_TIMEOUT=1s", "RETRY_MAX_ELAPSED=2s", "CONCURRENCY=4", "LOG_LEVEL=info"))
+
+	times := func(n int, a defendertest.Answer) []defendertest.Answer {
+		out := make([]defendertest.Answer, n)
+		for i := range out {
+			out[i] = a
+		}
+		return out
+	}
+	const html = "<!DOCTYPE html><html><head><title>Error</title></head><body><h1>Something went wrong</h1></body></html>"
+	htmlHeader := http.Header{"Content-Type": {"text/html; charset=utf-8"}}
+	tests := []struct {
+		id       string
+		answers  []defendertest.Answer
+		kind     connector.Kind
+		status   int
+		contains string // in the error message
+	}{
+		{"hostile_50mib", []defendertest.Answer{{BodyBytes: 50 << 20}}, connector.KindBadResponse, 200, "larger than"},
+		{"hostile_endless", times(20, defendertest.Answer{Slow: true}), connector.KindUnavailable, 0, "in time"},
+		{"hostile_utf8", []defendertest.Answer{{Body: "{\"value\":[{\"host\":\"bad\xff\xfe.example.com\"}]}"}}, connector.KindBadResponse, 200, "UTF-8"},
+		{"hostile_surrogate", []defendertest.Answer{{Body: `{"value":[{"host":"bad\ud800.example.com"}]}`}}, connector.KindBadResponse, 200, "UTF-8"},
+		{"hostile_next_link", []defendertest.Answer{{Body: `{"value":[{"host":"a.example.com"}],"@odata.nextLink":"` + other.URL + `/api/alerts/hostile_next_link/domains?$skip=1"}`}}, connector.KindBadResponse, 200, "another host"},
+		{"hostile_redirect", []defendertest.Answer{{Status: http.StatusFound, Header: http.Header{"Location": {other.URL + "/api/alerts/hostile_redirect/domains"}}}}, connector.KindBadResponse, 302, ""},
+		{"hostile_html_200", []defendertest.Answer{{Body: html, Header: htmlHeader}}, connector.KindBadResponse, 200, "JSON"},
+		{"hostile_html_502", times(100, defendertest.Answer{Status: http.StatusBadGateway, Body: html, Header: htmlHeader}), connector.KindUnavailable, 502, ""},
+		{"hostile_html_404", []defendertest.Answer{{Status: http.StatusNotFound, Body: html, Header: htmlHeader}}, connector.KindNotFound, 404, ""},
+		{"hostile_null", []defendertest.Answer{{Body: "null"}}, connector.KindBadResponse, 200, ""},
+	}
+	ids := make([]string, len(tests))
+	for i, tt := range tests {
+		emu.Script(tt.id, tt.answers...)
+		ids[i] = tt.id
+	}
+	seqs := publishAll(t, js, ids)
+	got := waitResults(t, js, len(tests), time.Minute)
+	for i, seq := range seqs {
+		tt, r := tests[i], got[seq]
+		if r.Status != "failure" || r.Error == nil {
+			t.Errorf("%s: %s, want a failure", tt.id, r.Raw)
+			continue
+		}
+		if r.Error.Kind != tt.kind || r.Error.HTTPStatus != tt.status || r.Error.Message == "" || !strings.Contains(r.Error.Message, tt.contains) {
+			t.Errorf("%s: %s, want kind %s, http status %d, a message with %q", tt.id, r.Raw, tt.kind, tt.status, tt.contains)
+		}
+		if retried := tt.kind == connector.KindUnavailable; retried != (r.Attempts > 1) {
+			t.Errorf("%s: %d attempts", tt.id, r.Attempts)
+		}
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Errorf("the other host got %d requests", n)
+	}
+
+	// Alive, and serving: a normal request after them succeeds.
+	seq := publish(t, js, knownAlert, nil)
+	r := waitResults(t, js, len(tests)+1, 30*time.Second)[seq]
+	if r.Status != "success" || !slices.Equal(r.Domains, []string{"www.example.com", "cdn.example.net"}) {
+		t.Errorf("normal request after the hostile ones: %s", r.Raw)
+	}
+	stillRunning(t, p)
+	rss, err := p.PeakRSS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const limit = 150 << 20
+	if rss > limit {
+		t.Errorf("peak RSS %d MiB after a 50 MiB answer, want under %d MiB", rss>>20, limit>>20)
+	}
+	t.Logf("peak RSS %d MiB", rss>>20)
+}
+
+// TestSecretsNeverShow (issue 4.8): a recognisable client secret and the
+// access tokens the emulator issued never appear in a log line at debug, a
+// result or an error message, through successes, failures, a 401 answered
+// with a fresh token, a 401 twice, and a wrong secret; also for `get`.
+func TestSecretsNeverShow(t *testing.T) {
+	const (
+		secret      = "Sup3r-S3cret-CLIENT-SECRET-7f3a9c41"
+		wrongSecret = "Wr0ng-S3cret-CLIENT-SECRET-b61d04e2"
+		missing     = "da000000000000000000_404"
+		refused     = "da000000000000000000_401"
+	)
+	// Tokens of 4 minutes are replaced whenever the service asks again
+	// (the credential keeps them until 5 minutes before they expire), so a
+	// 401 leads to a new token.
+	emu := newRecordingEmulator(t,
+		defendertest.WithTenant(defendertest.DefaultTenantID, defendertest.DefaultClientID, secret),
+		defendertest.WithTokenLifetime(4*time.Minute),
+		defendertest.WithAlert(knownAlert, "www.example.com"),
+		defendertest.WithAlert(alertNone),
+	)
+	srv := testenv.StartNATS(t)
+	js := srv.JetStream(t)
+	// The hooks are what logs at debug, with their output: one echoes the
+	// result, the other prints its environment, which must not hold the
+	// secret either.
+	debug := []string{"LOG_LEVEL=debug", "ON_SUCCESS_EXEC=cat", "ON_FAILURE_EXEC=env"}
+	env := emu.env(srv.URL(), debug...)
+	p := startService(t, env)
+
+	type step struct {
+		body     string
+		status   string
+		kind     connector.Kind
+		attempts int
+	}
+	var seqs []uint64
+	run := func(s step) {
+		t.Helper()
+		seq := publish(t, js, s.body, nil)
+		r := waitResults(t, js, len(seqs)+1, 30*time.Second)[seq]
+		seqs = append(seqs, seq)
+		if r.Status != s.status || r.Kind() != s.kind || r.Attempts != s.attempts {
+			t.Errorf("%s: %s, want %s %s after %d attempts", s.body, r.Raw, s.status, s.kind, s.attempts)
+		}
+	}
+	run(step{knownAlert, "success", "", 1})
+	run(step{missing, "failure", connector.KindNotFound, 1})
+	emu.ExpireTokens()
+	run(step{alertNone, "success", "", 2})
+	emu.Script(refused, defendertest.Answer{Status: 401, Body: `{"error":{"code":"Unauthorized","message":"x"}}`}, defendertest.Answer{Status: 401})
+	run(step{refused, "failure", connector.KindUnauthorized, 2})
+	stopService(t, p)
+
+	badEnv := emu.env(srv.URL(), append(debug, "AZURE_CLIENT_SECRET="+wrongSecret)...)
+	bad := startService(t, badEnv)
+	run(step{alertTwo, "failure", connector.KindUnauthorized, 0})
+	stopService(t, bad)
+
+	bin := testenv.BuildBinary(t)
+	gets := []*testenv.Process{
+		testenv.StartService(t, bin, env, "get", knownAlert, missing),
+		testenv.StartService(t, bin, badEnv, "get", knownAlert),
+	}
+	for i, g := range gets {
+		if code, err := g.Wait(time.Minute); err != nil || code != 1 {
+			t.Errorf("get %d: exit %d (%v), want 1 (a failure among the results)\n%s", i, code, err, g.Output())
+		}
+	}
+
+	tokens := emu.Tokens()
+	if len(tokens) < 3 {
+		t.Fatalf("%d tokens issued, want at least 3 (first, after the expiry, after the scripted 401)", len(tokens))
+	}
+	var haystack strings.Builder
+	haystack.WriteString(outputOf(append([]*testenv.Process{p, bad}, gets...)...))
+	for _, r := range results(t, js) {
+		fmt.Fprintf(&haystack, "%s %v\n", r.Raw, r.Header)
+	}
+	text := haystack.String()
+	if !strings.Contains(text, `"level":"DEBUG"`) {
+		t.Errorf("no debug line logged; the test proves less")
+	}
+	secrets := append([]string{secret, wrongSecret}, tokens...)
+	for _, s := range secrets {
+		for line := range strings.SplitSeq(text, "\n") {
+			if strings.Contains(line, s) {
+				t.Errorf("a secret (%.12s...) shows: %s", s, line)
+			}
+		}
+	}
+}
