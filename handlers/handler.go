@@ -247,15 +247,16 @@ func (s *Service) Handle(ctx context.Context, d *Delivery) Outcome {
 		res = Failure(req.AlertID, err, lr.Attempts, s.now()).WithRequest(d.Data)
 	} else {
 		res = Success(req.AlertID, lr.Domains, lr.Attempts, false, s.now())
-	}
-	res.Coalesced = shared
-	out = s.merge(out, s.finish(ctx, d, req, res, err))
-	if s.cache != nil && err == nil && out.Stored && !shared {
-		if cerr := s.cache.Put(ctx, req.AlertID, res.Domains); cerr != nil {
-			out.CacheErr = errors.Join(out.CacheErr, cerr)
+		// The answer is cached before its result is published, so that
+		// whoever reacts to the result by asking again finds it cached.
+		if s.cache != nil && !shared {
+			if cerr := s.cache.Put(ctx, req.AlertID, res.Domains); cerr != nil {
+				out.CacheErr = errors.Join(out.CacheErr, cerr)
+			}
 		}
 	}
-	return out
+	res.Coalesced = shared
+	return s.merge(out, s.finish(ctx, d, req, res, err))
 }
 
 // domains asks Defender for the domains of alertID, or waits for the answer

@@ -91,7 +91,22 @@ func (s *service) run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("open cache bucket %s: %w", topo.Cache.Bucket, err)
 		}
-		opts = append(opts, handlers.WithCache(m.InstrumentCache(handlers.NewKVCache(kv))))
+		cache := handlers.NewKVCache(kv, handlers.WithCacheConn(nc),
+			handlers.WithCacheLogger(logger.With(slog.String("component", "cache"))))
+		opts = append(opts, handlers.WithCache(m.InstrumentCache(cache)))
+		// The cache's index runs until the consumer has finished its
+		// in-flight work (the deferred stop runs after cons.Run returned),
+		// and stops before the connection drains.
+		cacheCtx, stopCache := context.WithCancel(context.WithoutCancel(ctx))
+		cacheDone := make(chan struct{})
+		go func() {
+			defer close(cacheDone)
+			_ = cache.Run(cacheCtx)
+		}()
+		defer func() {
+			stopCache()
+			<-cacheDone
+		}()
 	}
 	svc, err := handlers.New(s.lookup, js, cfg.SuccessSubject, cfg.FailureSubject, opts...)
 	if err != nil {
