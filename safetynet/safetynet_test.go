@@ -36,15 +36,7 @@ func setup(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := testenv.Connect(t, url)
 	topo := broker.NewTopology(cfg)
 	if err := topo.Provision(t.Context(), js, discard()); err != nil {
 		t.Fatal(err)

@@ -90,16 +90,7 @@ func stopService(t *testing.T, p *testenv.Process) {
 // jsConn connects to url and returns a JetStream context.
 func jsConn(t *testing.T, url string) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
+	return testenv.Connect(t, url)
 }
 
 // publish stores a request and returns its stream sequence.

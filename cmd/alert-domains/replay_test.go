@@ -45,15 +45,7 @@ func newOpsEnv(t *testing.T, provision bool) *opsEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := testenv.Connect(t, url)
 	if provision {
 		if err := broker.NewTopology(cfg).Provision(t.Context(), js, slog.New(slog.DiscardHandler)); err != nil {
 			t.Fatal(err)
