@@ -2,11 +2,9 @@ package bench
 
 import (
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
@@ -123,33 +121,14 @@ func TestService(t *testing.T) {
 // and writes its certificate to a file for SSL_CERT_FILE.
 func startEmulator(tb testing.TB) (*defendertest.Server, string) {
 	tb.Helper()
-	emu := defendertest.NewServer(defendertest.WithAnyAlert())
-	tb.Cleanup(emu.Close)
-	certFile := filepath.Join(tb.TempDir(), "emulator.pem")
-	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: emu.Certificate().Raw})
-	if err := os.WriteFile(certFile, pemBytes, 0o600); err != nil {
-		tb.Fatalf("emulator certificate: %v", err)
-	}
-	return emu, certFile
+	return testenv.StartEmulator(tb, defendertest.WithAnyAlert())
 }
 
 // serviceEnv is the environment of alert-domains serve against emu and the
-// NATS server at natsURL; extra entries win.
+// NATS server at natsURL, without a quota and logging warnings only; extra
+// entries win.
 func serviceEnv(emu *defendertest.Server, certFile, natsURL string, extra ...string) []string {
-	env := []string{
-		"NATS_URL=" + natsURL,
-		"SSL_CERT_FILE=" + certFile,
-		"DEFENDER_API_URL=" + emu.URL,
-		"AZURE_AUTHORITY_HOST=" + emu.AuthorityHost(),
-		"AZURE_TENANT_ID=" + emu.TenantID(),
-		"AZURE_CLIENT_ID=" + emu.ClientID(),
-		"AZURE_CLIENT_SECRET=" + emu.ClientSecret(),
-		"DEFENDER_RATE_LIMITS=none",
-		"LOG_FORMAT=json",
-		"LOG_LEVEL=warn",
-		"HTTP_LISTEN=",
-	}
-	return append(env, extra...)
+	return testenv.ServiceEnv(emu, certFile, natsURL, append([]string{"DEFENDER_RATE_LIMITS=none", "LOG_LEVEL=warn"}, extra...)...)
 }
 
 // startService starts a nats-server, the emulator and alert-domains serve

@@ -3,10 +3,8 @@ package tests
 import (
 	"context"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -34,37 +32,21 @@ const (
 // certificate where the service binary will trust it (SSL_CERT_FILE).
 func emulator(t *testing.T, opts ...defendertest.Option) (*defendertest.Server, string) {
 	t.Helper()
-	emu := defendertest.NewServer(opts...)
-	t.Cleanup(emu.Close)
-	certFile := filepath.Join(t.TempDir(), "emulator.pem")
-	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: emu.Certificate().Raw})
-	if err := os.WriteFile(certFile, pemBytes, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return emu, certFile
+	return testenv.StartEmulator(t, opts...)
 }
 
 // serviceEnv is the environment of a service that talks to emu and natsURL,
 // tuned for tests (short retries), with extra entries winning.
 func serviceEnv(emu *defendertest.Server, certFile, natsURL string, extra ...string) []string {
-	env := []string{
-		"NATS_URL=" + natsURL,
-		"SSL_CERT_FILE=" + certFile,
-		"DEFENDER_API_URL=" + emu.URL,
-		"AZURE_AUTHORITY_HOST=" + emu.URL + "/",
-		"AZURE_TENANT_ID=" + emu.TenantID(),
-		"AZURE_CLIENT_ID=" + emu.ClientID(),
-		"AZURE_CLIENT_SECRET=" + emu.ClientSecret(),
+	tuned := []string{
 		"DEFENDER_RATE_LIMITS=none",
 		"RETRY_INITIAL_INTERVAL=20ms",
 		"RETRY_MAX_INTERVAL=200ms",
 		"RETRY_MAX_ELAPSED=2s",
-		"HTTP_LISTEN=",
-		"LOG_FORMAT=json",
 		"LOG_LEVEL=debug",
 		"CACHE_TTL=0",
 	}
-	return append(env, extra...)
+	return testenv.ServiceEnv(emu, certFile, natsURL, append(tuned, extra...)...)
 }
 
 // startService runs `alert-domains serve` and waits until it is ready.

@@ -185,6 +185,15 @@ func waitResultCount(t *testing.T, js jetstream.JetStream, n int, timeout time.D
 	testenv.Eventually(t, timeout, 10*time.Millisecond, func() bool { return resultCount(t, js) >= n }, "%d results", n)
 }
 
+// alertIDs returns n distinct alert IDs: prefix_000, prefix_001, …
+func alertIDs(prefix string, n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%s_%03d", prefix, i)
+	}
+	return ids
+}
+
 // publishAll stores the bodies as requests, in order, with asynchronous
 // publishes, and returns their stream sequences.
 func publishAll(t *testing.T, js jetstream.JetStream, bodies []string) []uint64 {

@@ -210,10 +210,7 @@ func TestThrottlingWithinQuota(t *testing.T) {
 	js := srv.JetStream(t)
 	startService(t, emu.env(srv.URL(), "DEFENDER_RATE_LIMITS=20/2s", "CONCURRENCY=32", "RETRY_MAX_ELAPSED=30s", "LOG_LEVEL=info"))
 
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("quota_%03d", i)
-	}
+	ids := alertIDs("quota", n)
 	seqs := publishAll(t, js, ids)
 	got := waitResults(t, js, n, 2*time.Minute)
 	for i, seq := range seqs {
@@ -248,10 +245,7 @@ func TestThrottlingLimiterTooHigh(t *testing.T) {
 	js := srv.JetStream(t)
 	startService(t, emu.env(srv.URL(), "DEFENDER_RATE_LIMITS=40/2s", "CONCURRENCY=32", "RETRY_MAX_ELAPSED=60s", "LOG_LEVEL=info"))
 
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("storm_%03d", i)
-	}
+	ids := alertIDs("storm", n)
 	seqs := publishAll(t, js, ids)
 	got := waitResults(t, js, n, 2*time.Minute)
 	retried := 0

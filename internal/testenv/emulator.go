@@ -1,0 +1,43 @@
+package testenv
+
+import (
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/alert-domains/alert-domains/connector/defendertest"
+)
+
+// StartEmulator starts the Defender + Entra ID emulator (closed at cleanup)
+// and writes its certificate to a file, for a service process to trust with
+// SSL_CERT_FILE.
+func StartEmulator(tb testing.TB, opts ...defendertest.Option) (emu *defendertest.Server, certFile string) {
+	tb.Helper()
+	emu = defendertest.NewServer(opts...)
+	tb.Cleanup(emu.Close)
+	certFile = filepath.Join(tb.TempDir(), "emulator.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: emu.Certificate().Raw})
+	if err := os.WriteFile(certFile, pemBytes, 0o600); err != nil {
+		tb.Fatalf("testenv: emulator certificate: %v", err)
+	}
+	return emu, certFile
+}
+
+// ServiceEnv is the environment of an alert-domains process that talks to
+// emu (trusting certFile) and to the NATS server at natsURL, logs JSON and
+// serves no HTTP endpoints; extra entries ("KEY=value") come last and win.
+func ServiceEnv(emu *defendertest.Server, certFile, natsURL string, extra ...string) []string {
+	env := []string{
+		"NATS_URL=" + natsURL,
+		"SSL_CERT_FILE=" + certFile,
+		"DEFENDER_API_URL=" + emu.URL,
+		"AZURE_AUTHORITY_HOST=" + emu.AuthorityHost(),
+		"AZURE_TENANT_ID=" + emu.TenantID(),
+		"AZURE_CLIENT_ID=" + emu.ClientID(),
+		"AZURE_CLIENT_SECRET=" + emu.ClientSecret(),
+		"HTTP_LISTEN=",
+		"LOG_FORMAT=json",
+	}
+	return append(env, extra...)
+}
