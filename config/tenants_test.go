@@ -1,0 +1,281 @@
+package config_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alert-domains/alert-domains/config"
+	"github.com/alert-domains/alert-domains/connector"
+)
+
+const (
+	tenantGUID = "6f1c2b9e-0000-4000-8000-000000000001"
+	clientGUID = "0a3e5f7d-0000-4000-8000-000000000002"
+	// secretValue must never appear in an error.
+	secretValue = "s3cr3t-Value~that.must.not.leak"
+)
+
+// tenantsEnv is an environment with the tenants file's defaults and the
+// variables that clientSecretEnv may name.
+func tenantsEnv(extra map[string]string) map[string]string {
+	env := map[string]string{"CONTOSO_SECRET": secretValue + "\n"}
+	for k, v := range extra {
+		env[k] = v
+	}
+	return env
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func loadTenants(t *testing.T, yaml string, env map[string]string) ([]config.Tenant, error) {
+	t.Helper()
+	dir := t.TempDir()
+	writeFile(t, dir, "contoso.secret", secretValue+"\n")
+	writeFile(t, dir, "cert.pem", "-----BEGIN CERTIFICATE-----\n")
+	writeFile(t, dir, "cert.password", "pfx-password\n")
+	writeFile(t, dir, "token", "eyJ...")
+	yaml = strings.ReplaceAll(yaml, "$DIR", dir)
+	path := writeFile(t, dir, "tenants.yaml", yaml)
+	cfg, err := config.Load(config.MapEnv(env))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	return config.LoadTenants(path, cfg, config.MapEnv(env))
+}
+
+func TestLoadTenants(t *testing.T) {
+	file := `
+tenants:
+  - name: contoso
+    tenantId: ` + tenantGUID + `
+    clientId: ` + clientGUID + `
+    clientSecretFile: $DIR/contoso.secret
+  - name: fabrikam
+    tenantId: fabrikam.onmicrosoft.com
+    clientId: ` + clientGUID + `
+    clientSecretEnv: CONTOSO_SECRET
+    cloud: gcc-high
+    rateLimits: 50/1m,750/1h
+  - name: tailspin
+    tenantId: ` + tenantGUID + `
+    clientId: ` + clientGUID + `
+    certificateFile: $DIR/cert.pem
+    certificatePasswordFile: $DIR/cert.password
+    apiUrl: https://eu.api.security.microsoft.com
+  - name: wingtip
+    tenantId: ` + tenantGUID + `
+    clientId: ` + clientGUID + `
+    federatedTokenFile: $DIR/token
+  - name: default
+    tenantId: ` + tenantGUID + `
+    managedIdentity: true
+`
+	tenants, err := loadTenants(t, file, tenantsEnv(map[string]string{"DEFENDER_RATE_LIMITS": "100/1m,1500/1h"}))
+	if err != nil {
+		t.Fatalf("LoadTenants: %v", err)
+	}
+	if len(tenants) != 5 {
+		t.Fatalf("%d tenants, want 5", len(tenants))
+	}
+	byName := map[string]config.Tenant{}
+	for _, tn := range tenants {
+		byName[tn.Name] = tn
+	}
+
+	contoso := byName["contoso"]
+	if contoso.Credential.ClientSecret != secretValue {
+		t.Errorf("contoso secret from its file: got %d bytes, want the file without its newline", len(contoso.Credential.ClientSecret))
+	}
+	if contoso.Cloud != "public" || contoso.APIURL != "https://api.securitycenter.microsoft.com" ||
+		contoso.Scope != "https://api.securitycenter.microsoft.com/.default" {
+		t.Errorf("contoso defaults: cloud %q api %q scope %q", contoso.Cloud, contoso.APIURL, contoso.Scope)
+	}
+	if len(contoso.RateLimits) != 2 || contoso.RateLimits[0] != (connector.Limit{Count: 100, Window: time.Minute}) {
+		t.Errorf("contoso rate limits %v, want DEFENDER_RATE_LIMITS", contoso.RateLimits)
+	}
+	if strings.Contains(contoso.CredentialSource, secretValue) || !strings.Contains(contoso.CredentialSource, "clientSecretFile") {
+		t.Errorf("credential source %q", contoso.CredentialSource)
+	}
+
+	fabrikam := byName["fabrikam"]
+	if fabrikam.Credential.ClientSecret != secretValue {
+		t.Errorf("fabrikam secret from CONTOSO_SECRET: %d bytes", len(fabrikam.Credential.ClientSecret))
+	}
+	if fabrikam.APIURL != "https://api-gov.securitycenter.microsoft.us" ||
+		fabrikam.Credential.AuthorityHost != "https://login.microsoftonline.us/" {
+		t.Errorf("a gcc-high tenant takes its cloud's hosts: api %q authority %q", fabrikam.APIURL, fabrikam.Credential.AuthorityHost)
+	}
+	if len(fabrikam.RateLimits) != 2 || fabrikam.RateLimits[0].Count != 50 {
+		t.Errorf("fabrikam rate limits %v, want its own", fabrikam.RateLimits)
+	}
+
+	tailspin := byName["tailspin"]
+	if tailspin.Credential.CertificatePassword != "pfx-password" || tailspin.APIURL != "https://eu.api.security.microsoft.com" {
+		t.Errorf("tailspin: password %d bytes, api %q", len(tailspin.Credential.CertificatePassword), tailspin.APIURL)
+	}
+	if byName["wingtip"].Credential.FederatedTokenFile == "" {
+		t.Error("wingtip: no federated token file")
+	}
+	def := byName["default"]
+	if !def.Credential.ManagedIdentity || def.Credential.ClientID != "" {
+		t.Errorf("default: managed identity %v, client %q", def.Credential.ManagedIdentity, def.Credential.ClientID)
+	}
+	if contoso.Registration() == fabrikam.Registration() {
+		t.Error("two clouds share a registration key")
+	}
+}
+
+func TestLoadTenantsAuthorityFromEnvironment(t *testing.T) {
+	// AZURE_AUTHORITY_HOST set is the default of every tenant, also of one
+	// in another cloud (private clouds, test doubles).
+	file := `{"tenants":[{"name":"a","tenantId":"` + tenantGUID + `","clientId":"` + clientGUID + `","clientSecretEnv":"CONTOSO_SECRET","cloud":"gcc"}]}`
+	tenants, err := loadTenants(t, file, tenantsEnv(map[string]string{"AZURE_AUTHORITY_HOST": "https://127.0.0.1:8443/"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tenants[0].Credential.AuthorityHost; got != "https://127.0.0.1:8443/" {
+		t.Errorf("authority %q, want AZURE_AUTHORITY_HOST", got)
+	}
+	if got := tenants[0].APIURL; got != "https://api-gcc.securitycenter.microsoft.us" {
+		t.Errorf("api %q, want the gcc host", got)
+	}
+}
+
+func TestLoadTenantsErrors(t *testing.T) {
+	ok := `    tenantId: ` + tenantGUID + `
+    clientId: ` + clientGUID + `
+`
+	tests := []struct {
+		name     string
+		file     string
+		env      map[string]string
+		tenant   string // named in the error
+		field    string // named in the error
+		contains string
+	}{
+		{"inline secret", "tenants:\n  - name: contoso\n" + ok + "    clientSecret: " + secretValue + "\n",
+			nil, "contoso", "clientSecret", "clientSecretFile or clientSecretEnv"},
+		{"duplicate name", "tenants:\n  - name: contoso\n" + ok + "    clientSecretEnv: CONTOSO_SECRET\n  - name: contoso\n" + ok + "    managedIdentity: true\n",
+			nil, "contoso", "name", "duplicate"},
+		{"unknown field", "tenants:\n  - name: contoso\n" + ok + "    clientSecretEnv: CONTOSO_SECRET\n    region: eu\n",
+			nil, "contoso", "region", "unknown field"},
+		{"no credential", "tenants:\n  - name: contoso\n" + ok,
+			nil, "contoso", "credential", "exactly one"},
+		{"two credentials", "tenants:\n  - name: contoso\n" + ok + "    clientSecretEnv: CONTOSO_SECRET\n    clientSecretFile: $DIR/contoso.secret\n",
+			nil, "contoso", "clientSecretEnv", "more than one credential"},
+		{"bad name", "tenants:\n  - name: Contoso_EU\n" + ok + "    managedIdentity: true\n",
+			nil, "tenants[0]", "name", "not a valid tenant name"},
+		{"http api url", "tenants:\n  - name: contoso\n" + ok + "    clientSecretEnv: CONTOSO_SECRET\n    apiUrl: http://api.securitycenter.microsoft.com\n",
+			nil, "contoso", "apiUrl", "https"},
+		{"api url with credentials", "tenants:\n  - name: contoso\n" + ok + "    clientSecretEnv: CONTOSO_SECRET\n    apiUrl: https://user:" + secretValue + "@api.example.com\n",
+			nil, "contoso", "apiUrl", "credentials"},
+		{"http api url with credentials", "tenants:\n  - name: contoso\n" + ok + "    clientSecretEnv: CONTOSO_SECRET\n    apiUrl: http://user:" + secretValue + "@api.example.com\n",
+			nil, "contoso", "apiUrl", "credentials"},
+		{"secret variable unset", "tenants:\n  - name: contoso\n" + ok + "    clientSecretEnv: NOT_SET\n",
+			nil, "contoso", "clientSecretEnv", "NOT_SET is not set"},
+		{"secret file missing", "tenants:\n  - name: contoso\n" + ok + "    clientSecretFile: $DIR/missing\n",
+			nil, "contoso", "clientSecretFile", "cannot be read"},
+		{"password without certificate", "tenants:\n  - name: contoso\n" + ok + "    managedIdentity: true\n    certificatePasswordFile: $DIR/cert.password\n",
+			nil, "contoso", "certificatePasswordFile", "goes with certificateFile"},
+		{"bad cloud", "tenants:\n  - name: contoso\n" + ok + "    managedIdentity: true\n    cloud: moon\n",
+			nil, "contoso", "cloud", "not one of"},
+		{"bad rate limits", "tenants:\n  - name: contoso\n" + ok + "    managedIdentity: true\n    rateLimits: lots\n",
+			nil, "contoso", "rateLimits", "count/window"},
+		{"missing tenant id", "tenants:\n  - name: contoso\n    clientId: " + clientGUID + "\n    managedIdentity: true\n",
+			nil, "contoso", "tenantId", "missing"},
+		{"client id not a guid", "tenants:\n  - name: contoso\n    tenantId: " + tenantGUID + "\n    clientId: " + secretValue + "x\n    managedIdentity: true\n",
+			nil, "contoso", "clientId", "not a GUID"},
+		{"wrong type", "tenants:\n  - name: contoso\n" + ok + "    managedIdentity: \"yes\"\n",
+			nil, "contoso", "managedIdentity", "true or false"},
+		{"duplicate key", "tenants:\n  - name: contoso\n" + ok + "    clientSecretEnv: CONTOSO_SECRET\n    clientSecretEnv: " + secretValue + "\n",
+			nil, "", "", "not valid YAML"},
+		{"syntax error near a secret", "tenants:\n  - name: contoso\n    clientSecret: \"" + secretValue + "\n   :\n",
+			nil, "", "", "not valid YAML"},
+		{"unknown top-level key", "tenant:\n  - name: contoso\n",
+			nil, "", "", "unknown field"},
+		{"empty list", "tenants: []\n", nil, "", "", "no tenant"},
+		{"AZURE variables as well", "tenants:\n  - name: contoso\n" + ok + "    managedIdentity: true\n",
+			map[string]string{"AZURE_CLIENT_SECRET": secretValue}, "", "", "AZURE_CLIENT_SECRET is set as well"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := loadTenants(t, tc.file, tenantsEnv(tc.env))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !errors.Is(err, config.ErrInvalid) {
+				t.Errorf("error %v does not wrap ErrInvalid (exit 2)", err)
+			}
+			msg := err.Error()
+			if strings.Contains(msg, secretValue) {
+				t.Fatalf("the error shows the secret: %s", msg)
+			}
+			if !strings.Contains(msg, "TENANTS_FILE") {
+				t.Errorf("error %q does not name TENANTS_FILE", msg)
+			}
+			for _, want := range []string{tc.tenant, tc.field, tc.contains} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("error %q does not contain %q", msg, want)
+				}
+			}
+			var te *config.TenantsError
+			if !errors.As(err, &te) {
+				t.Fatalf("error %T is not a *TenantsError", err)
+			}
+			if tc.field != "" && te.Field != tc.field {
+				t.Errorf("field %q, want %q", te.Field, tc.field)
+			}
+		})
+	}
+}
+
+func TestValidTenantName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"contoso": true, "a": true, "0day": true, "contoso-eu": true, strings.Repeat("a", 63): true,
+		"": false, "-a": false, "Contoso": false, "a_b": false, "a.b": false, "a*": false, "a>": false,
+		strings.Repeat("a", 64): false, "a b": false,
+	} {
+		if got := config.ValidTenantName(name); got != want {
+			t.Errorf("ValidTenantName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// FuzzLoadTenants: any file is a list of tenants or a *TenantsError, never
+// a panic, and no error quotes the secret that the file or its variable
+// holds.
+func FuzzLoadTenants(f *testing.F) {
+	f.Add("tenants:\n  - name: contoso\n    tenantId: " + tenantGUID + "\n    clientId: " + clientGUID + "\n    clientSecretEnv: CONTOSO_SECRET\n")
+	f.Add("tenants:\n  - name: contoso\n    clientSecret: \"" + secretValue + "\n   :\n")
+	f.Add("tenants:\n  - {name: a, clientId: " + secretValue + ", managedIdentity: true, tenantId: " + tenantGUID + "}\n")
+	f.Add(`{"tenants":[{"name":"x","apiUrl":"http://u:` + secretValue + `@h"}]}`)
+	f.Fuzz(func(t *testing.T, file string) {
+		tenants, err := loadTenants(t, file, tenantsEnv(nil))
+		if err != nil {
+			var te *config.TenantsError
+			if !errors.As(err, &te) {
+				t.Fatalf("error %T is not a *TenantsError: %v", err, err)
+			}
+			if strings.Contains(err.Error(), secretValue) {
+				t.Fatalf("the error shows the secret: %v", err)
+			}
+			return
+		}
+		for _, tn := range tenants {
+			if !config.ValidTenantName(tn.Name) {
+				t.Fatalf("loaded an invalid name %q", tn.Name)
+			}
+		}
+	})
+}
