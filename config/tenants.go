@@ -515,3 +515,109 @@ func jsonReason(err error) string {
 	}
 	return "not a map with the key tenants"
 }
+
+// Errors of Tenants.Resolve.
+var (
+	// ErrUnknownTenant: the request names a tenant that is not configured,
+	// or names none and there is no default tenant (failure kind
+	// unknown_tenant).
+	ErrUnknownTenant = errors.New("unknown tenant")
+	// ErrTenantConflict: the request names two different tenants (failure
+	// kind invalid_request).
+	ErrTenantConflict = errors.New("conflicting tenants")
+)
+
+// Tenants is the configured set of tenants, looked up by name and by Entra
+// tenant ID. It is immutable: a reload builds a new one.
+type Tenants struct {
+	list       []Tenant
+	byName     map[string]*Tenant
+	byEntraID  map[string][]*Tenant
+	defaultTen *Tenant
+}
+
+// NewTenants indexes list, whose names are unique (LoadTenants checks it).
+func NewTenants(list []Tenant) *Tenants {
+	s := &Tenants{
+		list:      slices.Clone(list),
+		byName:    make(map[string]*Tenant, len(list)),
+		byEntraID: make(map[string][]*Tenant, len(list)),
+	}
+	for i := range s.list {
+		t := &s.list[i]
+		s.byName[t.Name] = t
+		id := strings.ToLower(t.Credential.TenantID)
+		s.byEntraID[id] = append(s.byEntraID[id], t)
+	}
+	s.defaultTen = s.byName[DefaultTenant]
+	return s
+}
+
+// All returns the tenants in the order of the file.
+func (s *Tenants) All() []Tenant { return slices.Clone(s.list) }
+
+// Get returns the tenant called name.
+func (s *Tenants) Get(name string) (*Tenant, bool) {
+	t, ok := s.byName[name]
+	return t, ok
+}
+
+// Resolve finds the tenant of a request from what names it: the tenant
+// token of the subject it was published to (<REQUEST_SUBJECT>.<name>), the
+// string "tenant" field of its JSON body, and the Entra "tenantId" of an
+// alert object. Any of them may be empty. named reports whether the request
+// named its tenant (its results then go to the tenant's own subjects).
+//
+// The subject and the tenant field must agree. An Entra tenant ID counts
+// only when it belongs to a configured tenant (SIEM alert objects carry it
+// whether or not the provider serves that tenant under this app); it then
+// names that tenant, must agree with the other two, and must be unambiguous
+// when nothing else names the tenant. A request that names nothing goes to
+// the tenant called "default", if there is one.
+func (s *Tenants) Resolve(subjectTenant, bodyTenant, entraTenantID string) (t *Tenant, named bool, err error) {
+	name := subjectTenant
+	if bodyTenant != "" {
+		if name != "" && name != bodyTenant {
+			return nil, true, fmt.Errorf("%w: the subject names tenant %q and the body %q", ErrTenantConflict, name, bodyTenant)
+		}
+		name = bodyTenant
+	}
+	byID := s.byEntraID[strings.ToLower(entraTenantID)]
+	if entraTenantID == "" {
+		byID = nil
+	}
+	if name != "" {
+		t, ok := s.byName[name]
+		if !ok {
+			return nil, true, fmt.Errorf("%w: %q is not configured", ErrUnknownTenant, name)
+		}
+		if len(byID) > 0 && !slices.Contains(byID, t) {
+			return nil, true, fmt.Errorf("%w: tenant %q and the alert's tenantId of tenant %q", ErrTenantConflict, name, byID[0].Name)
+		}
+		return t, true, nil
+	}
+	switch len(byID) {
+	case 0:
+	case 1:
+		return byID[0], true, nil
+	default:
+		return nil, true, fmt.Errorf("%w: the alert's tenantId belongs to %d configured tenants; name one with the subject or a tenant field", ErrTenantConflict, len(byID))
+	}
+	if s.defaultTen == nil {
+		return nil, false, fmt.Errorf("%w: the request names no tenant and no tenant is called %q", ErrUnknownTenant, DefaultTenant)
+	}
+	return s.defaultTen, false, nil
+}
+
+// EnvironmentTenant is the one tenant "default" that the AZURE_* and
+// DEFENDER_* variables form when there is no TENANTS_FILE.
+func (c *Config) EnvironmentTenant() Tenant {
+	return Tenant{
+		Name:       DefaultTenant,
+		Cloud:      c.DefenderCloud,
+		APIURL:     c.DefenderAPIURL,
+		Scope:      c.DefenderScope,
+		RateLimits: c.RateLimits,
+		Credential: c.Credential(),
+	}
+}

@@ -279,3 +279,79 @@ func FuzzLoadTenants(f *testing.F) {
 		}
 	})
 }
+
+func TestTenantsResolve(t *testing.T) {
+	const (
+		contosoID  = "6f1c2b9e-0000-4000-8000-0000000000c0"
+		fabrikamID = "6f1c2b9e-0000-4000-8000-0000000000fa"
+	)
+	mk := func(name, entraID string) config.Tenant {
+		return config.Tenant{Name: name, Credential: connector.CredentialConfig{TenantID: entraID}}
+	}
+	withDefault := config.NewTenants([]config.Tenant{mk("contoso", contosoID), mk("fabrikam", fabrikamID), mk("default", contosoID)})
+	noDefault := config.NewTenants([]config.Tenant{mk("contoso", contosoID), mk("fabrikam", fabrikamID)})
+
+	tests := []struct {
+		name                   string
+		set                    *config.Tenants
+		subject, body, entraID string
+		want                   string
+		named                  bool
+		err                    error
+	}{
+		{"by subject", noDefault, "contoso", "", "", "contoso", true, nil},
+		{"by body", noDefault, "", "fabrikam", "", "fabrikam", true, nil},
+		{"subject and body agree", noDefault, "contoso", "contoso", "", "contoso", true, nil},
+		{"subject and body disagree", noDefault, "contoso", "fabrikam", "", "", true, config.ErrTenantConflict},
+		{"unknown by subject", noDefault, "tailspin", "", "", "", true, config.ErrUnknownTenant},
+		{"unknown by body", withDefault, "", "tailspin", "", "", true, config.ErrUnknownTenant},
+		{"by Entra tenant ID", noDefault, "", "", strings.ToUpper(fabrikamID), "fabrikam", true, nil},
+		{"Entra tenant ID agrees", noDefault, "fabrikam", "", fabrikamID, "fabrikam", true, nil},
+		{"Entra tenant ID disagrees", noDefault, "contoso", "", fabrikamID, "", true, config.ErrTenantConflict},
+		{"Entra tenant ID shared by two tenants, named", withDefault, "default", "", contosoID, "default", true, nil},
+		{"Entra tenant ID shared by two tenants, not named", withDefault, "", "", contosoID, "", true, config.ErrTenantConflict},
+		{"Entra tenant ID not configured counts for nothing", withDefault, "", "", "00000000-0000-0000-0000-000000000000", "default", false, nil},
+		{"nothing named, default", withDefault, "", "", "", "default", false, nil},
+		{"nothing named, no default", noDefault, "", "", "", "", false, config.ErrUnknownTenant},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, named, err := tc.set.Resolve(tc.subject, tc.body, tc.entraID)
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("error %v, want %v", err, tc.err)
+			}
+			if named != tc.named {
+				t.Errorf("named %v, want %v", named, tc.named)
+			}
+			if tc.err != nil {
+				return
+			}
+			if got == nil || got.Name != tc.want {
+				t.Fatalf("tenant %v, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestEnvironmentTenant(t *testing.T) {
+	cfg, err := config.Load(config.MapEnv(map[string]string{
+		"AZURE_TENANT_ID": tenantGUID, "AZURE_CLIENT_ID": clientGUID, "AZURE_CLIENT_SECRET": secretValue,
+		"DEFENDER_CLOUD": "gcc", "DEFENDER_RATE_LIMITS": "10/1s",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := cfg.EnvironmentTenant()
+	set := config.NewTenants([]config.Tenant{tn})
+	got, named, err := set.Resolve("", "", "")
+	if err != nil || named || got.Name != config.DefaultTenant {
+		t.Fatalf("a request naming no tenant: %v %v %v", got, named, err)
+	}
+	if got.Cloud != "gcc" || got.APIURL != "https://api-gcc.securitycenter.microsoft.us" ||
+		got.Credential.ClientSecret != secretValue || got.RateLimits[0].Count != 10 {
+		t.Errorf("environment tenant %+v", got.Cloud)
+	}
+	if _, _, err := set.Resolve("contoso", "", ""); !errors.Is(err, config.ErrUnknownTenant) {
+		t.Errorf("another tenant's subject: %v, want ErrUnknownTenant", err)
+	}
+}
