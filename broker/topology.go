@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/config"
@@ -122,23 +123,60 @@ func MaxAckPending(concurrency int) int {
 // difference is an error that names it (ErrConflict). It logs what it
 // created and every setting it changed.
 func (t Topology) Provision(ctx context.Context, js jetstream.JetStream, logger *slog.Logger) error {
-	for _, sc := range []jetstream.StreamConfig{t.RequestStream, t.ResultStream} {
-		if err := EnsureStream(ctx, js, sc, logger); err != nil {
-			return err
-		}
-	}
-	if err := t.provisionRequestConsumer(ctx, js, logger); err != nil {
-		return err
-	}
-	if err := provisionConsumer(ctx, js, t.RequestStream.Name, t.Advisories, logger); err != nil {
-		return err
+	steps := []func() error{
+		func() error { return EnsureStream(ctx, js, t.RequestStream, logger) },
+		func() error { return EnsureStream(ctx, js, t.ResultStream, logger) },
+		func() error { return t.provisionRequestConsumer(ctx, js, logger) },
+		func() error { return provisionConsumer(ctx, js, t.RequestStream.Name, t.Advisories, logger) },
 	}
 	if t.Cache != nil {
-		if err := EnsureKeyValue(ctx, js, *t.Cache, logger); err != nil {
+		steps = append(steps, func() error { return EnsureKeyValue(ctx, js, *t.Cache, logger) })
+	}
+	for _, step := range steps {
+		if err := Retrying(ctx, logger, step); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// provisionRetryFor bounds how long provisioning waits out a cluster that
+// is electing a leader or moving a stream's peers.
+const provisionRetryFor = 45 * time.Second
+
+// Retrying runs step until it succeeds, fails for good, or has failed with
+// transient errors for 45 seconds: errors a JetStream cluster answers while
+// it elects a leader or adds a stream's replicas ("insufficient resources",
+// no leader, time-outs). Every step of provisioning is safe to repeat.
+func Retrying(ctx context.Context, logger *slog.Logger, step func() error) error {
+	deadline := time.Now().Add(provisionRetryFor)
+	wait := 100 * time.Millisecond
+	for {
+		err := step()
+		if err == nil || !Transient(err) || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		logger.Warn("JetStream busy, trying again", slog.Any("error", err), slog.Duration("retry_in", wait))
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// Transient reports whether err is one that a JetStream cluster gives while
+// it elects a leader or moves peers, and that a later attempt may not get.
+func Transient(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Code == 503 || apiErr.Code == 408
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
 }
 
 // ErrConflict is wrapped when an existing stream or consumer differs from
