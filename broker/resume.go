@@ -48,7 +48,52 @@ const maxAnsweredMetadata = 256 << 10
 // consider was stored (within the streams' retention of a week); it runs
 // only when the consumer is missing.
 func (t Topology) CreateRequestConsumer(ctx context.Context, js jetstream.JetStream, floor uint64, logger *slog.Logger) (jetstream.Consumer, error) {
-	stream, cfg := t.RequestStream.Name, t.Consumer
+	return t.createWhereStopped(ctx, js, t.Consumer, floor, logger,
+		func(ctx context.Context, rs jetstream.Stream, info *jetstream.StreamInfo, set *seqSet) (int, error) {
+			since := requestTime(ctx, rs, info, set.lo)
+			return readAnswered(ctx, js, t.ResultStream.Name, since, set)
+		})
+}
+
+// CreateAdvisoryConsumer creates the safety net's consumer of the
+// max-deliveries advisories where it stopped, the same way: it starts at the
+// first stored advisory whose request has no result, and the advisories
+// after it whose request has one are listed in its metadata.
+func (t Topology) CreateAdvisoryConsumer(ctx context.Context, js jetstream.JetStream, floor uint64, logger *slog.Logger) (jetstream.Consumer, error) {
+	return t.createWhereStopped(ctx, js, t.Advisories, floor, logger,
+		func(ctx context.Context, rs jetstream.Stream, info *jetstream.StreamInfo, set *seqSet) (int, error) {
+			advisories, err := readAdvisories(ctx, js, t.RequestStream.Name, t.Advisories.FilterSubject, set.lo, set.hi)
+			if err != nil || len(advisories) == 0 {
+				set.fill()
+				return 0, err
+			}
+			minReq := set.hi
+			for _, req := range advisories {
+				minReq = min(minReq, req)
+			}
+			minReq = max(minReq, info.State.FirstSeq, 1)
+			results := newSeqSet(minReq, set.hi)
+			read, err := readAnswered(ctx, js, t.ResultStream.Name, requestTime(ctx, rs, info, minReq), results)
+			if err != nil {
+				return read, err
+			}
+			// Only advisories of requests without a result are left to answer.
+			set.fill()
+			for adv, req := range advisories {
+				if req < minReq || !results.has(req) {
+					set.remove(adv)
+				}
+			}
+			return read + len(advisories), nil
+		})
+}
+
+// createWhereStopped creates the consumer cfg describes, starting at the
+// first sequence after floor that mark leaves unset, with the set ones after
+// it in its metadata.
+func (t Topology) createWhereStopped(ctx context.Context, js jetstream.JetStream, cfg jetstream.ConsumerConfig, floor uint64, logger *slog.Logger,
+	mark func(ctx context.Context, rs jetstream.Stream, info *jetstream.StreamInfo, set *seqSet) (read int, err error)) (jetstream.Consumer, error) {
+	stream := t.RequestStream.Name
 	rs, err := js.Stream(ctx, stream)
 	if err != nil {
 		return nil, fmt.Errorf("look up stream %s: %w", stream, err)
@@ -68,15 +113,8 @@ func (t Topology) CreateRequestConsumer(ctx context.Context, js jetstream.JetStr
 	case lower > st.LastSeq:
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, st.LastSeq+1
 	default:
-		since := info.Created
-		if m, err := rs.GetMsg(ctx, lower); err == nil {
-			since = latest(since, m.Time.Add(-clockSlack))
-		} else {
-			since = latest(since, st.FirstTime.Add(-clockSlack))
-		}
 		answered := newSeqSet(lower, st.LastSeq)
-		read, err = readAnswered(ctx, js, t.ResultStream.Name, since, answered)
-		if err != nil {
+		if read, err = mark(ctx, rs, info, answered); err != nil {
 			return nil, err
 		}
 		start, ranges := answered.resume()
@@ -84,7 +122,7 @@ func (t Topology) CreateRequestConsumer(ctx context.Context, js jetstream.JetStr
 		if len(ranges) > 0 {
 			text := formatRanges(ranges)
 			if len(text) > maxAnsweredMetadata {
-				return nil, fmt.Errorf("create consumer %s on %s: %d separate runs of answered requests after sequence %d are too many to record", cfg.Durable, stream, len(ranges), start)
+				return nil, fmt.Errorf("create consumer %s on %s: %d separate runs of answered messages after sequence %d are too many to record", cfg.Durable, stream, len(ranges), start)
 			}
 			cfg.Metadata = map[string]string{MetadataAnswered: text}
 			for _, r := range ranges {
@@ -106,9 +144,60 @@ func (t Topology) CreateRequestConsumer(ctx context.Context, js jetstream.JetStr
 	} else {
 		logger.Warn("consumer was missing and has been created where processing stopped", append(attrs,
 			slog.Uint64("start_seq", cfg.OptStartSeq), slog.Int("answered_after_start", skipped),
-			slog.Int("results_read", read), slog.Duration("took", time.Since(began)))...)
+			slog.Int("messages_read", read), slog.Duration("took", time.Since(began)))...)
 	}
 	return c, nil
+}
+
+// requestTime is when the request at seq was stored, less the clock slack
+// between servers, and never before the stream was created (an older
+// result belongs to a stream of the same name deleted since).
+func requestTime(ctx context.Context, rs jetstream.Stream, info *jetstream.StreamInfo, seq uint64) time.Time {
+	if m, err := rs.GetMsg(ctx, seq); err == nil {
+		return latest(info.Created, m.Time.Add(-clockSlack))
+	}
+	return latest(info.Created, info.State.FirstTime.Add(-clockSlack))
+}
+
+// readAdvisories returns, for every max-deliveries advisory stored on
+// subject between the sequences lo and hi, the request sequence it names.
+func readAdvisories(ctx context.Context, js jetstream.JetStream, stream, subject string, lo, hi uint64) (map[uint64]uint64, error) {
+	oc, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subject},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    lo,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read advisories of %s: %w", stream, err)
+	}
+	out := map[uint64]uint64{}
+	for {
+		batch, err := oc.Fetch(1024, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			return nil, fmt.Errorf("read advisories of %s: %w", stream, err)
+		}
+		got, done := 0, false
+		for m := range batch.Messages() {
+			got++
+			meta, err := m.Metadata()
+			if err != nil {
+				continue
+			}
+			var adv struct {
+				StreamSeq uint64 `json:"stream_seq"`
+			}
+			if meta.Sequence.Stream <= hi && json.Unmarshal(m.Data(), &adv) == nil && adv.StreamSeq > 0 {
+				out[meta.Sequence.Stream] = adv.StreamSeq
+			}
+			done = done || meta.Sequence.Stream >= hi || meta.NumPending == 0
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, jetstream.ErrNoMessages) {
+			return nil, fmt.Errorf("read advisories of %s: %w", stream, err)
+		}
+		if done || got == 0 {
+			return out, nil
+		}
+	}
 }
 
 func latest(a, b time.Time) time.Time {
@@ -194,6 +283,21 @@ func (s *seqSet) add(seq uint64) {
 	s.bits[i/64] |= 1 << (i % 64)
 }
 
+// fill adds every sequence lo..hi.
+func (s *seqSet) fill() {
+	for i := range s.bits {
+		s.bits[i] = ^uint64(0)
+	}
+}
+
+func (s *seqSet) remove(seq uint64) {
+	if seq < s.lo || seq > s.hi {
+		return
+	}
+	i := seq - s.lo
+	s.bits[i/64] &^= 1 << (i % 64)
+}
+
 func (s *seqSet) has(seq uint64) bool {
 	i := seq - s.lo
 	return s.bits[i/64]&(1<<(i%64)) != 0
@@ -272,9 +376,9 @@ func inRanges(rs []seqRange, seq uint64) bool {
 }
 
 // Binder binds the service to its durable consumer, again and again if it
-// has to. With provisioning on, a missing request consumer is created where
-// processing stopped ([Topology.CreateRequestConsumer]); another consumer
-// (the safety net's) starts after the last acknowledgement this process saw.
+// has to. With provisioning on, a missing consumer is created where
+// processing stopped ([Topology.CreateRequestConsumer],
+// [Topology.CreateAdvisoryConsumer] for the safety net's).
 // With provisioning off, binding waits until an operator restores it.
 type Binder struct {
 	js        jetstream.JetStream
@@ -306,15 +410,9 @@ func (b *Binder) Bind(ctx context.Context) (jetstream.Consumer, error) {
 			return nil, err
 		}
 	default:
-		cfg := b.topo.Consumer
-		if floor := b.floor.Load(); floor > 0 {
-			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, floor+1
-		}
-		if c, err = b.js.CreateOrUpdateConsumer(ctx, b.topo.RequestStream.Name, cfg); err != nil {
+		if c, err = b.topo.CreateAdvisoryConsumer(ctx, b.js, b.floor.Load(), b.logger); err != nil {
 			return nil, err
 		}
-		b.logger.Warn("consumer was missing and has been created again",
-			slog.String("consumer", cfg.Durable), slog.Uint64("start_seq", max(cfg.OptStartSeq, 1)))
 	}
 	return b.skipAnswered(c), nil
 }

@@ -126,8 +126,8 @@ func (t Topology) Provision(ctx context.Context, js jetstream.JetStream, logger 
 	steps := []func() error{
 		func() error { return EnsureStream(ctx, js, t.RequestStream, logger) },
 		func() error { return EnsureStream(ctx, js, t.ResultStream, logger) },
-		func() error { return t.provisionRequestConsumer(ctx, js, logger) },
-		func() error { return provisionConsumer(ctx, js, t.RequestStream.Name, t.Advisories, logger) },
+		func() error { return t.provisionDurable(ctx, js, t.Consumer, t.CreateRequestConsumer, logger) },
+		func() error { return t.provisionDurable(ctx, js, t.Advisories, t.CreateAdvisoryConsumer, logger) },
 	}
 	if t.Cache != nil {
 		steps = append(steps, func() error { return EnsureKeyValue(ctx, js, *t.Cache, logger) })
@@ -295,19 +295,19 @@ func EnsureKeyValue(ctx context.Context, js jetstream.JetStream, want jetstream.
 
 func kvStreamName(bucket string) string { return "KV_" + bucket }
 
-// provisionRequestConsumer creates the request consumer where processing
-// stopped when it is missing (see [CreateRequestConsumer]), and otherwise
-// updates its mutable settings.
-func (t Topology) provisionRequestConsumer(ctx context.Context, js jetstream.JetStream, logger *slog.Logger) error {
-	_, err := js.Consumer(ctx, t.RequestStream.Name, t.Consumer.Durable)
+// provisionDurable creates a missing consumer where processing stopped
+// (with create), and otherwise updates its mutable settings.
+func (t Topology) provisionDurable(ctx context.Context, js jetstream.JetStream, want jetstream.ConsumerConfig,
+	create func(context.Context, jetstream.JetStream, uint64, *slog.Logger) (jetstream.Consumer, error), logger *slog.Logger) error {
+	_, err := js.Consumer(ctx, t.RequestStream.Name, want.Durable)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		_, err = t.CreateRequestConsumer(ctx, js, 0, logger)
+		_, err = create(ctx, js, 0, logger)
 		return err
 	}
 	if err != nil {
-		return fmt.Errorf("look up consumer %s on %s: %w", t.Consumer.Durable, t.RequestStream.Name, err)
+		return fmt.Errorf("look up consumer %s on %s: %w", want.Durable, t.RequestStream.Name, err)
 	}
-	return provisionConsumer(ctx, js, t.RequestStream.Name, t.Consumer, logger)
+	return provisionConsumer(ctx, js, t.RequestStream.Name, want, logger)
 }
 
 // provisionConsumer creates the consumer when it is missing, and otherwise

@@ -312,3 +312,50 @@ func TestProvisionKeepsSubjectsAndRetention(t *testing.T) {
 		t.Errorf("consumer after the change: %+v", got)
 	}
 }
+
+// TestAdvisoryConsumerCreatedWhereItStopped: the safety net's consumer,
+// missing, starts at the first advisory whose request has no result and
+// skips the advisories after it whose request has one.
+func TestAdvisoryConsumerCreatedWhereItStopped(t *testing.T) {
+	cfg, js := setup(t, map[string]string{"CACHE_TTL": "0"})
+	logger := slog.New(slog.DiscardHandler)
+	topo := broker.NewTopology(cfg)
+	if err := topo.Provision(t.Context(), js, logger); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		if _, err := js.Publish(t.Context(), cfg.RequestSubject, []byte("abc")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	subject := broker.MaxDeliveriesSubject(cfg.RequestStream, cfg.ConsumerName)
+	for _, req := range []int{3, 2, 4} { // advisories 5, 6, 7
+		adv := fmt.Sprintf(`{"type":"io.nats.jetstream.advisory.v1.max_deliver","stream":%q,"consumer":%q,"stream_seq":%d,"deliveries":10}`, cfg.RequestStream, cfg.ConsumerName, req)
+		if _, err := js.Publish(t.Context(), subject, []byte(adv)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, req := range []int{1, 2} {
+		if _, err := js.Publish(t.Context(), cfg.FailureSubject, fmt.Appendf(nil, `{"status":"failure","requestSequence":%d}`, req)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := js.DeleteConsumer(t.Context(), cfg.RequestStream, topo.Advisories.Durable); err != nil {
+		t.Fatal(err)
+	}
+	if err := topo.Provision(t.Context(), js, logger); err != nil {
+		t.Fatal(err)
+	}
+	adv := topo
+	adv.Consumer = topo.Advisories
+	c, err := broker.NewBinder(js, adv, true, logger).Bind(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cc := c.CachedInfo().Config; cc.OptStartSeq != 5 || cc.Metadata[broker.MetadataAnswered] != "6" {
+		t.Errorf("advisory consumer from %d, answered %q; want 5 and 6", cc.OptStartSeq, cc.Metadata[broker.MetadataAnswered])
+	}
+	if got := fetchSeqs(t, c, 10); fmt.Sprint(got) != "[5 7]" {
+		t.Errorf("delivered advisories %v, want [5 7] (requests 3 and 4, without a result)", got)
+	}
+}
