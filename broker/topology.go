@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/config"
@@ -45,7 +47,8 @@ func CacheBucketName(cfg *config.Config) string {
 	return cfg.ConsumerName + "-cache"
 }
 
-// NewTopology derives the topology from cfg.
+// NewTopology derives the topology from cfg. Every stream and bucket has
+// cfg.StreamReplicas replicas; the consumers take their stream's.
 func NewTopology(cfg *config.Config) Topology {
 	advisory := MaxDeliveriesSubject(cfg.RequestStream, cfg.ConsumerName)
 	t := Topology{
@@ -58,6 +61,7 @@ func NewTopology(cfg *config.Config) Topology {
 			Discard:     jetstream.DiscardOld,
 			MaxAge:      RequestMaxAge,
 			Duplicates:  RequestDuplicateWindow,
+			Replicas:    cfg.StreamReplicas,
 		},
 		ResultStream: jetstream.StreamConfig{
 			Name:        cfg.ResultStream,
@@ -68,6 +72,7 @@ func NewTopology(cfg *config.Config) Topology {
 			Discard:     jetstream.DiscardOld,
 			MaxAge:      ResultMaxAge,
 			Duplicates:  min(cfg.DuplicateWindow(), ResultMaxAge),
+			Replicas:    cfg.StreamReplicas,
 		},
 		Consumer: jetstream.ConsumerConfig{
 			Durable:       cfg.ConsumerName,
@@ -98,6 +103,7 @@ func NewTopology(cfg *config.Config) Topology {
 			TTL:         cfg.CacheTTL,
 			History:     1,
 			Storage:     jetstream.FileStorage,
+			Replicas:    cfg.StreamReplicas,
 		}
 	}
 	return t
@@ -109,76 +115,210 @@ func MaxAckPending(concurrency int) int {
 	return 8 * concurrency
 }
 
-// Provision creates or updates the streams, the consumers and the bucket,
-// and logs what it created and every setting it changed.
+// Provision creates what is missing and brings the settings the service
+// owns in line with the configuration: the replica count of every stream
+// and bucket, a longer duplicate window, and the consumer's mutable settings
+// (ack wait, deliveries, pending limit). It never changes an existing
+// stream's subjects or retention, nor a consumer's deliver policy: such a
+// difference is an error that names it (ErrConflict). It logs what it
+// created and every setting it changed.
 func (t Topology) Provision(ctx context.Context, js jetstream.JetStream, logger *slog.Logger) error {
-	for _, sc := range []jetstream.StreamConfig{t.RequestStream, t.ResultStream} {
-		if err := provisionStream(ctx, js, sc, logger); err != nil {
-			return err
-		}
-	}
-	for _, cc := range []jetstream.ConsumerConfig{t.Consumer, t.Advisories} {
-		if err := provisionConsumer(ctx, js, t.RequestStream.Name, cc, logger); err != nil {
-			return err
-		}
+	steps := []func() error{
+		func() error { return EnsureStream(ctx, js, t.RequestStream, logger) },
+		func() error { return EnsureStream(ctx, js, t.ResultStream, logger) },
+		func() error { return t.provisionDurable(ctx, js, t.Consumer, t.CreateRequestConsumer, logger) },
+		func() error { return t.provisionDurable(ctx, js, t.Advisories, t.CreateAdvisoryConsumer, logger) },
 	}
 	if t.Cache != nil {
-		if _, err := js.CreateOrUpdateKeyValue(ctx, *t.Cache); err != nil {
-			return fmt.Errorf("provision cache bucket %s: %w", t.Cache.Bucket, err)
+		steps = append(steps, func() error { return EnsureKeyValue(ctx, js, *t.Cache, logger) })
+	}
+	for _, step := range steps {
+		if err := Retrying(ctx, logger, step); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-func provisionStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, logger *slog.Logger) error {
+// provisionRetryFor bounds how long provisioning waits out a cluster that
+// is electing a leader or moving a stream's peers.
+const provisionRetryFor = 45 * time.Second
+
+// Retrying runs step until it succeeds, fails for good, or has failed with
+// transient errors for 45 seconds: errors a JetStream cluster answers while
+// it elects a leader or adds a stream's replicas ("insufficient resources",
+// no leader, time-outs). Every step of provisioning is safe to repeat.
+func Retrying(ctx context.Context, logger *slog.Logger, step func() error) error {
+	deadline := time.Now().Add(provisionRetryFor)
+	wait := 100 * time.Millisecond
+	for {
+		err := step()
+		if err == nil || !Transient(err) || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		logger.Warn("JetStream busy, trying again", slog.Any("error", err), slog.Duration("retry_in", wait))
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// Transient reports whether err is one that a JetStream cluster gives while
+// it elects a leader or moves peers, and that a later attempt may not get.
+func Transient(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Code == 503 || apiErr.Code == 408
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
+}
+
+// ErrConflict is wrapped when an existing stream or consumer differs from
+// the configuration in a way provisioning must not change (a stream's
+// subjects or retention, a consumer's ack policy), or, with PROVISION=false,
+// when its replica count differs from STREAM_REPLICAS.
+var ErrConflict = errors.New("conflicts with the configuration")
+
+// EnsureStream creates the stream want describes when it is missing. An
+// existing stream keeps its subjects, retention and every setting operators
+// may tune; only its replica count is brought to want.Replicas and its
+// duplicate window raised to want.Duplicates. When its subjects do not
+// capture every subject of want, or its retention policy differs, nothing is
+// changed and the error (wrapping ErrConflict) names the difference.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, logger *slog.Logger) error {
 	s, err := js.Stream(ctx, want.Name)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		if _, err := js.CreateStream(ctx, want); err != nil {
 			return fmt.Errorf("create stream %s: %w", want.Name, err)
 		}
-		logger.Info("created stream", slog.String("stream", want.Name), slog.Any("subjects", want.Subjects))
+		logger.Info("created stream", slog.String("stream", want.Name), slog.Any("subjects", want.Subjects), slog.Int("replicas", max(want.Replicas, 1)))
 		return nil
 	case err != nil:
 		return fmt.Errorf("look up stream %s: %w", want.Name, err)
 	}
 	have := s.CachedInfo().Config
-	diffs := streamDiff(have, want)
-	if len(diffs) == 0 {
+	if err := streamConflict(have, want); err != nil {
+		return err
+	}
+	merged, changes := have, []string(nil)
+	if want.Replicas > 0 && max(have.Replicas, 1) != want.Replicas {
+		changes = append(changes, fmt.Sprintf("replicas %d -> %d", max(have.Replicas, 1), want.Replicas))
+		merged.Replicas = want.Replicas
+	}
+	if have.Duplicates < want.Duplicates {
+		changes = append(changes, fmt.Sprintf("duplicate_window %v -> %v", have.Duplicates, want.Duplicates))
+		merged.Duplicates = want.Duplicates
+	}
+	if len(changes) == 0 {
 		return nil
 	}
-	// Keep what operators may have tuned that the service does not own.
-	merged := have
-	merged.Subjects, merged.Retention, merged.MaxAge, merged.Duplicates = want.Subjects, want.Retention, want.MaxAge, want.Duplicates
 	if _, err := js.UpdateStream(ctx, merged); err != nil {
-		return fmt.Errorf("update stream %s (%v): %w", want.Name, diffs, err)
+		return fmt.Errorf("update stream %s (%s): %w", want.Name, strings.Join(changes, ", "), err)
 	}
-	logger.Info("updated stream settings that drifted", slog.String("stream", want.Name), slog.Any("changes", diffs))
+	logger.Info("updated stream", slog.String("stream", want.Name), slog.Any("changes", changes))
 	return nil
 }
 
-func streamDiff(have, want jetstream.StreamConfig) []string {
+// streamConflict reports what provisioning may not change: a subject of want
+// that the existing stream does not capture, or another retention policy.
+func streamConflict(have, want jetstream.StreamConfig) error {
 	var d []string
-	if fmt.Sprint(have.Subjects) != fmt.Sprint(want.Subjects) {
-		d = append(d, fmt.Sprintf("subjects %v -> %v", have.Subjects, want.Subjects))
+	for _, w := range want.Subjects {
+		if !slices.ContainsFunc(have.Subjects, func(h string) bool { return subjectCovers(h, w) }) {
+			d = append(d, fmt.Sprintf("it does not capture subject %q (its subjects are %q)", w, have.Subjects))
+		}
 	}
 	if have.Retention != want.Retention {
-		d = append(d, fmt.Sprintf("retention %v -> %v", have.Retention, want.Retention))
+		d = append(d, fmt.Sprintf("its retention is %v, not %v", have.Retention, want.Retention))
 	}
-	if have.MaxAge != want.MaxAge {
-		d = append(d, fmt.Sprintf("max_age %v -> %v", have.MaxAge, want.MaxAge))
+	if len(d) == 0 {
+		return nil
 	}
-	if have.Duplicates != want.Duplicates {
-		d = append(d, fmt.Sprintf("duplicate_window %v -> %v", have.Duplicates, want.Duplicates))
-	}
-	return d
+	return fmt.Errorf("stream %s exists and %w: %s; provisioning never changes an existing stream's subjects or retention (check REQUEST_SUBJECT, SUCCESS_SUBJECT, FAILURE_SUBJECT, CONSUMER_NAME and the stream names, or change the stream deliberately)",
+		want.Name, ErrConflict, strings.Join(d, "; "))
 }
 
+// subjectCovers reports whether the stream subject pattern captures the
+// literal subject.
+func subjectCovers(pattern, subject string) bool {
+	p, s := strings.Split(pattern, "."), strings.Split(subject, ".")
+	for i, tok := range p {
+		if tok == ">" {
+			return len(s) > i
+		}
+		if i >= len(s) || (tok != "*" && tok != s[i]) {
+			return false
+		}
+	}
+	return len(p) == len(s)
+}
+
+// EnsureKeyValue creates the bucket when it is missing, and otherwise
+// brings its replica count and TTL to want (both are the service's own
+// settings of its buckets).
+func EnsureKeyValue(ctx context.Context, js jetstream.JetStream, want jetstream.KeyValueConfig, logger *slog.Logger) error {
+	s, err := js.Stream(ctx, kvStreamName(want.Bucket))
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		if _, err := js.CreateKeyValue(ctx, want); err != nil {
+			return fmt.Errorf("create key-value bucket %s: %w", want.Bucket, err)
+		}
+		logger.Info("created key-value bucket", slog.String("bucket", want.Bucket), slog.Int("replicas", max(want.Replicas, 1)))
+		return nil
+	case err != nil:
+		return fmt.Errorf("look up key-value bucket %s: %w", want.Bucket, err)
+	}
+	have := s.CachedInfo().Config
+	var changes []string
+	if max(have.Replicas, 1) != max(want.Replicas, 1) {
+		changes = append(changes, fmt.Sprintf("replicas %d -> %d", max(have.Replicas, 1), max(want.Replicas, 1)))
+	}
+	if have.MaxAge != want.TTL {
+		changes = append(changes, fmt.Sprintf("ttl %v -> %v", have.MaxAge, want.TTL))
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	if _, err := js.UpdateKeyValue(ctx, want); err != nil {
+		return fmt.Errorf("update key-value bucket %s (%s): %w", want.Bucket, strings.Join(changes, ", "), err)
+	}
+	logger.Info("updated key-value bucket", slog.String("bucket", want.Bucket), slog.Any("changes", changes))
+	return nil
+}
+
+func kvStreamName(bucket string) string { return "KV_" + bucket }
+
+// provisionDurable creates a missing consumer where processing stopped
+// (with create), and otherwise updates its mutable settings.
+func (t Topology) provisionDurable(ctx context.Context, js jetstream.JetStream, want jetstream.ConsumerConfig,
+	create func(context.Context, jetstream.JetStream, uint64, *slog.Logger) (jetstream.Consumer, error), logger *slog.Logger) error {
+	_, err := js.Consumer(ctx, t.RequestStream.Name, want.Durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		_, err = create(ctx, js, 0, logger)
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("look up consumer %s on %s: %w", want.Durable, t.RequestStream.Name, err)
+	}
+	return provisionConsumer(ctx, js, t.RequestStream.Name, want, logger)
+}
+
+// provisionConsumer creates the consumer when it is missing, and otherwise
+// updates only the settings a consumer can change (ack wait, deliveries,
+// pending limit, filter, description), keeping its deliver policy, start
+// sequence and metadata as they are.
 func provisionConsumer(ctx context.Context, js jetstream.JetStream, stream string, want jetstream.ConsumerConfig, logger *slog.Logger) error {
 	c, err := js.Consumer(ctx, stream, want.Durable)
 	switch {
 	case errors.Is(err, jetstream.ErrConsumerNotFound):
-		if _, err := js.CreateOrUpdateConsumer(ctx, stream, want); err != nil {
+		if _, err := js.CreateConsumer(ctx, stream, want); err != nil {
 			return fmt.Errorf("create consumer %s on %s: %w", want.Durable, stream, err)
 		}
 		logger.Info("created consumer", slog.String("stream", stream), slog.String("consumer", want.Durable))
@@ -186,14 +326,23 @@ func provisionConsumer(ctx context.Context, js jetstream.JetStream, stream strin
 	case err != nil:
 		return fmt.Errorf("look up consumer %s on %s: %w", want.Durable, stream, err)
 	}
-	diffs := consumerDiff(c.CachedInfo().Config, want)
+	have := c.CachedInfo().Config
+	if have.AckPolicy != want.AckPolicy {
+		return fmt.Errorf("consumer %s on %s %w: its ack policy is %v, not %v (a consumer's ack policy cannot change; delete it deliberately to re-create it)",
+			want.Durable, stream, ErrConflict, have.AckPolicy, want.AckPolicy)
+	}
+	diffs := consumerDiff(have, want)
 	if len(diffs) == 0 {
 		return nil
 	}
-	if _, err := js.UpdateConsumer(ctx, stream, want); err != nil {
+	merged := have
+	merged.FilterSubject, merged.FilterSubjects = want.FilterSubject, want.FilterSubjects
+	merged.AckWait, merged.MaxDeliver, merged.MaxAckPending = want.AckWait, want.MaxDeliver, want.MaxAckPending
+	merged.Description = want.Description
+	if _, err := js.UpdateConsumer(ctx, stream, merged); err != nil {
 		return fmt.Errorf("update consumer %s on %s (%v): %w", want.Durable, stream, diffs, err)
 	}
-	logger.Warn("updated consumer settings that drifted", slog.String("stream", stream), slog.String("consumer", want.Durable), slog.Any("changes", diffs))
+	logger.Info("updated consumer settings", slog.String("stream", stream), slog.String("consumer", want.Durable), slog.Any("changes", diffs))
 	return nil
 }
 
@@ -204,10 +353,16 @@ func consumerDiff(have, want jetstream.ConsumerConfig) []string {
 			d = append(d, fmt.Sprintf("%s %v -> %v", name, h, w))
 		}
 	}
+	// The server reports "no limit" as -1 whether it was asked for 0 or -1.
+	deliveries := func(n int) int {
+		if n <= 0 {
+			return -1
+		}
+		return n
+	}
 	add("filter_subject", have.FilterSubject, want.FilterSubject)
-	add("ack_policy", have.AckPolicy, want.AckPolicy)
 	add("ack_wait", have.AckWait, want.AckWait)
-	add("max_deliver", have.MaxDeliver, want.MaxDeliver)
+	add("max_deliver", deliveries(have.MaxDeliver), deliveries(want.MaxDeliver))
 	add("max_ack_pending", have.MaxAckPending, want.MaxAckPending)
 	return d
 }
@@ -217,8 +372,17 @@ func consumerDiff(have, want jetstream.ConsumerConfig) []string {
 func (t Topology) Verify(ctx context.Context, js jetstream.JetStream) error {
 	var missing []error
 	for _, sc := range []jetstream.StreamConfig{t.RequestStream, t.ResultStream} {
-		if _, err := js.Stream(ctx, sc.Name); err != nil {
+		s, err := js.Stream(ctx, sc.Name)
+		if err != nil {
 			missing = append(missing, lookupErr("stream "+sc.Name, err))
+			continue
+		}
+		have := s.CachedInfo().Config
+		if err := streamConflict(have, sc); err != nil {
+			missing = append(missing, err)
+		}
+		if err := replicaConflict("stream "+sc.Name, have.Replicas, sc.Replicas); err != nil {
+			missing = append(missing, err)
 		}
 	}
 	for _, cc := range []jetstream.ConsumerConfig{t.Consumer, t.Advisories} {
@@ -227,8 +391,10 @@ func (t Topology) Verify(ctx context.Context, js jetstream.JetStream) error {
 		}
 	}
 	if t.Cache != nil {
-		if _, err := js.KeyValue(ctx, t.Cache.Bucket); err != nil {
+		if s, err := js.Stream(ctx, kvStreamName(t.Cache.Bucket)); err != nil {
 			missing = append(missing, lookupErr("key-value bucket "+t.Cache.Bucket+" (or set CACHE_TTL=0)", err))
+		} else if err := replicaConflict("key-value bucket "+t.Cache.Bucket, s.CachedInfo().Config.Replicas, t.Cache.Replicas); err != nil {
+			missing = append(missing, err)
 		}
 	}
 	if len(missing) > 0 {
@@ -237,65 +403,18 @@ func (t Topology) Verify(ctx context.Context, js jetstream.JetStream) error {
 	return nil
 }
 
+// replicaConflict reports a replica count other than STREAM_REPLICAS.
+func replicaConflict(what string, have, want int) error {
+	if want == 0 || max(have, 1) == want {
+		return nil
+	}
+	return fmt.Errorf("%s has %d replicas and STREAM_REPLICAS is %d (set PROVISION=true to scale it, or STREAM_REPLICAS=%d): %w",
+		what, max(have, 1), want, max(have, 1), ErrConflict)
+}
+
 func lookupErr(what string, err error) error {
 	if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrBucketNotFound) {
 		return fmt.Errorf("%s: %w", what, ErrMissing)
 	}
 	return fmt.Errorf("%s: %w", what, err)
-}
-
-// Binder binds the service to its durable consumer, again and again if it
-// has to: with provisioning on, a consumer deleted under the service is
-// created again, starting after the last acknowledged request it saw (not
-// from the start of the stream, which would answer old requests twice);
-// with provisioning off, binding waits until an operator restores it.
-type Binder struct {
-	js        jetstream.JetStream
-	topo      Topology
-	provision bool
-	logger    *slog.Logger
-	floor     atomic.Uint64
-}
-
-// NewBinder returns the binder of t's consumer.
-func NewBinder(js jetstream.JetStream, t Topology, provision bool, logger *slog.Logger) *Binder {
-	return &Binder{js: js, topo: t, provision: provision, logger: logger}
-}
-
-// Bind returns the consumer, creating it again when it is gone and
-// provisioning is on.
-func (b *Binder) Bind(ctx context.Context) (jetstream.Consumer, error) {
-	c, err := b.js.Consumer(ctx, b.topo.RequestStream.Name, b.topo.Consumer.Durable)
-	if err == nil {
-		b.Observe(c.CachedInfo())
-		return c, nil
-	}
-	if !errors.Is(err, jetstream.ErrConsumerNotFound) || !b.provision {
-		return nil, err
-	}
-	cfg := b.topo.Consumer
-	if floor := b.floor.Load(); floor > 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, floor+1
-	}
-	c, err = b.js.CreateOrUpdateConsumer(ctx, b.topo.RequestStream.Name, cfg)
-	if err != nil {
-		return nil, err
-	}
-	b.logger.Warn("consumer was missing and has been created again",
-		slog.String("consumer", cfg.Durable), slog.Uint64("start_seq", max(cfg.OptStartSeq, 1)))
-	return c, nil
-}
-
-// Observe records the consumer's acknowledgement floor from fresh consumer
-// information.
-func (b *Binder) Observe(info *jetstream.ConsumerInfo) {
-	if info == nil {
-		return
-	}
-	for {
-		old := b.floor.Load()
-		if info.AckFloor.Stream <= old || b.floor.CompareAndSwap(old, info.AckFloor.Stream) {
-			return
-		}
-	}
 }

@@ -3,6 +3,7 @@ package broker_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -159,5 +160,202 @@ func TestBinderRecreatesAfterAckFloor(t *testing.T) {
 	}
 	if _, err := broker.NewBinder(js, topo, false, logger).Bind(t.Context()); !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		t.Errorf("Bind without provisioning: %v, want ErrConsumerNotFound", err)
+	}
+}
+
+// TestRequestConsumerCreatedWhereProcessingStopped: with no acknowledgement
+// floor seen by this process, a missing request consumer starts at the
+// first stored request without a result, and the requests after it that
+// have one are never handed on.
+func TestRequestConsumerCreatedWhereProcessingStopped(t *testing.T) {
+	cfg, js := setup(t, map[string]string{"CACHE_TTL": "0"})
+	logger := slog.New(slog.DiscardHandler)
+	topo := broker.NewTopology(cfg)
+	if err := topo.Provision(t.Context(), js, logger); err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		if _, err := js.Publish(t.Context(), cfg.RequestSubject, []byte("abc")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, seq := range []int{1, 2, 3, 5, 6, 8} {
+		if _, err := js.Publish(t.Context(), cfg.SuccessSubject, fmt.Appendf(nil, `{"status":"success","requestSequence":%d}`, seq)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := js.DeleteConsumer(t.Context(), cfg.RequestStream, cfg.ConsumerName); err != nil {
+		t.Fatal(err)
+	}
+	b := broker.NewBinder(js, topo, true, logger)
+	c, err := b.Bind(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := c.CachedInfo().Config
+	if cc.DeliverPolicy != jetstream.DeliverByStartSequencePolicy || cc.OptStartSeq != 4 || cc.Metadata[broker.MetadataAnswered] != "5-6,8" {
+		t.Fatalf("consumer from %v %d, answered %q; want by start sequence 4, answered 5-6,8", cc.DeliverPolicy, cc.OptStartSeq, cc.Metadata[broker.MetadataAnswered])
+	}
+	if got := fetchSeqs(t, c, 10); fmt.Sprint(got) != "[4 7 9 10]" {
+		t.Errorf("delivered %v, want [4 7 9 10]", got)
+	}
+	// Another replica binding to the same consumer skips them as well:
+	// everything is acknowledged.
+	if err := topo.Provision(t.Context(), js, logger); err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumAckPending != 4 || info.NumPending != 0 {
+		t.Errorf("ack pending %d, pending %d; want the 4 handed on and nothing else", info.NumAckPending, info.NumPending)
+	}
+}
+
+func fetchSeqs(t *testing.T, c jetstream.Consumer, n int) []uint64 {
+	t.Helper()
+	batch, err := c.Fetch(n, jetstream.FetchMaxWait(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []uint64
+	for m := range batch.Messages() {
+		meta, err := m.Metadata()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, meta.Sequence.Stream)
+	}
+	return seqs
+}
+
+// TestProvisionKeepsSubjectsAndRetention: provisioning never changes an
+// existing stream's subjects or retention; it names the difference. It may
+// raise the duplicate window, and updates a consumer's settings without
+// touching its deliver policy.
+func TestProvisionKeepsSubjectsAndRetention(t *testing.T) {
+	cfg, js := setup(t, map[string]string{"CACHE_TTL": "0"})
+	logger := slog.New(slog.DiscardHandler)
+	if err := broker.NewTopology(cfg).Provision(t.Context(), js, logger); err != nil {
+		t.Fatal(err)
+	}
+	typo, err := config.Load(config.MapEnv(map[string]string{"CACHE_TTL": "0", "SUCCESS_SUBJECT": "defender.alerts.domains.sucess"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = broker.NewTopology(typo).Provision(t.Context(), js, logger)
+	if !errors.Is(err, broker.ErrConflict) || !strings.Contains(err.Error(), "defender.alerts.domains.sucess") || !strings.Contains(err.Error(), cfg.ResultStream) {
+		t.Errorf("Provision with another success subject: %v", err)
+	}
+	if err := broker.NewTopology(typo).Verify(t.Context(), js); !errors.Is(err, broker.ErrConflict) {
+		t.Errorf("Verify with another success subject: %v", err)
+	}
+	s, _ := js.Stream(t.Context(), cfg.ResultStream)
+	if got := s.CachedInfo().Config.Subjects; strings.Join(got, ",") != cfg.SuccessSubject+","+cfg.FailureSubject {
+		t.Errorf("result subjects changed to %v", got)
+	}
+
+	// Subjects beyond ours are kept; a shorter duplicate window is raised.
+	sc := s.CachedInfo().Config
+	sc.Subjects, sc.Duplicates = []string{"defender.alerts.domains.failure", "defender.alerts.domains.success", "defender.alerts.domains.success.*"}, time.Minute
+	if _, err := js.UpdateStream(t.Context(), sc); err != nil {
+		t.Fatal(err)
+	}
+	if err := broker.NewTopology(cfg).Provision(t.Context(), js, logger); err != nil {
+		t.Fatalf("Provision with a wildcard subject: %v", err)
+	}
+	s, _ = js.Stream(t.Context(), cfg.ResultStream)
+	if got := s.CachedInfo().Config; got.Duplicates != broker.NewTopology(cfg).ResultStream.Duplicates || len(got.Subjects) != 3 {
+		t.Errorf("result stream after provisioning: subjects %v, duplicate window %v", got.Subjects, got.Duplicates)
+	}
+
+	// Another retention policy.
+	if err := js.DeleteStream(t.Context(), cfg.ResultStream); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: cfg.ResultStream, Subjects: []string{cfg.SuccessSubject, cfg.FailureSubject}, Retention: jetstream.InterestPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	if err := broker.NewTopology(cfg).Provision(t.Context(), js, logger); !errors.Is(err, broker.ErrConflict) || !strings.Contains(err.Error(), "retention") {
+		t.Errorf("Provision over another retention: %v", err)
+	}
+
+	// A consumer that starts at a sequence keeps it when settings change.
+	if err := js.DeleteConsumer(t.Context(), cfg.RequestStream, cfg.ConsumerName); err != nil {
+		t.Fatal(err)
+	}
+	cc := broker.NewTopology(cfg).Consumer
+	cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, 42
+	if _, err := js.CreateConsumer(t.Context(), cfg.RequestStream, cc); err != nil {
+		t.Fatal(err)
+	}
+	changed, err := config.Load(config.MapEnv(map[string]string{"CACHE_TTL": "0", "ACK_WAIT": "45s", "MAX_DELIVER": "3", "CONCURRENCY": "2"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := broker.NewTopology(changed).Provision(t.Context(), js, logger); err != nil && !strings.Contains(err.Error(), "retention") {
+		t.Fatal(err)
+	}
+	if err := js.DeleteStream(t.Context(), cfg.ResultStream); err != nil {
+		t.Fatal(err)
+	}
+	if err := broker.NewTopology(changed).Provision(t.Context(), js, logger); err != nil {
+		t.Fatalf("Provision with changed consumer settings: %v", err)
+	}
+	c, err := js.Consumer(t.Context(), cfg.RequestStream, cfg.ConsumerName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.CachedInfo().Config
+	if got.AckWait != 45*time.Second || got.MaxDeliver != 3 || got.MaxAckPending != broker.MaxAckPending(2) || got.DeliverPolicy != jetstream.DeliverByStartSequencePolicy || got.OptStartSeq != 42 {
+		t.Errorf("consumer after the change: %+v", got)
+	}
+}
+
+// TestAdvisoryConsumerCreatedWhereItStopped: the safety net's consumer,
+// missing, starts at the first advisory whose request has no result and
+// skips the advisories after it whose request has one.
+func TestAdvisoryConsumerCreatedWhereItStopped(t *testing.T) {
+	cfg, js := setup(t, map[string]string{"CACHE_TTL": "0"})
+	logger := slog.New(slog.DiscardHandler)
+	topo := broker.NewTopology(cfg)
+	if err := topo.Provision(t.Context(), js, logger); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		if _, err := js.Publish(t.Context(), cfg.RequestSubject, []byte("abc")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	subject := broker.MaxDeliveriesSubject(cfg.RequestStream, cfg.ConsumerName)
+	for _, req := range []int{3, 2, 4} { // advisories 5, 6, 7
+		adv := fmt.Sprintf(`{"type":"io.nats.jetstream.advisory.v1.max_deliver","stream":%q,"consumer":%q,"stream_seq":%d,"deliveries":10}`, cfg.RequestStream, cfg.ConsumerName, req)
+		if _, err := js.Publish(t.Context(), subject, []byte(adv)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, req := range []int{1, 2} {
+		if _, err := js.Publish(t.Context(), cfg.FailureSubject, fmt.Appendf(nil, `{"status":"failure","requestSequence":%d}`, req)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := js.DeleteConsumer(t.Context(), cfg.RequestStream, topo.Advisories.Durable); err != nil {
+		t.Fatal(err)
+	}
+	if err := topo.Provision(t.Context(), js, logger); err != nil {
+		t.Fatal(err)
+	}
+	adv := topo
+	adv.Consumer = topo.Advisories
+	c, err := broker.NewBinder(js, adv, true, logger).Bind(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cc := c.CachedInfo().Config; cc.OptStartSeq != 5 || cc.Metadata[broker.MetadataAnswered] != "6" {
+		t.Errorf("advisory consumer from %d, answered %q; want 5 and 6", cc.OptStartSeq, cc.Metadata[broker.MetadataAnswered])
+	}
+	if got := fetchSeqs(t, c, 10); fmt.Sprint(got) != "[5 7]" {
+		t.Errorf("delivered advisories %v, want [5 7] (requests 3 and 4, without a result)", got)
 	}
 }

@@ -70,6 +70,7 @@ type Config struct {
 	AckWait         time.Duration `envconfig:"ACK_WAIT" default:"30s" desc:"redelivery timer of the consumer"`
 	MaxDeliver      int           `envconfig:"MAX_DELIVER" default:"10" desc:"deliveries of one request before it ends in a failure result"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"25s" desc:"time in-flight work gets after SIGTERM or SIGINT"`
+	StreamReplicas  int           `envconfig:"STREAM_REPLICAS" default:"1" desc:"replicas of every stream and bucket provisioned (1..5; 3 on a three-node cluster)"`
 
 	DefenderCloud        string        `envconfig:"DEFENDER_CLOUD" default:"public" desc:"public, gcc, gcc-high or dod"`
 	DefenderAPIURL       string        `envconfig:"DEFENDER_API_URL" desc:"API base (https); default by cloud"`
@@ -246,6 +247,9 @@ func (c *Config) resolve() error {
 	if c.Concurrency < 1 || c.Concurrency > 10000 {
 		return invalid("CONCURRENCY", "must be between 1 and 10000")
 	}
+	if c.StreamReplicas < 1 || c.StreamReplicas > MaxStreamReplicas {
+		return invalid("STREAM_REPLICAS", "must be between 1 and %d", MaxStreamReplicas)
+	}
 	if c.MaxDeliver < 1 {
 		return invalid("MAX_DELIVER", "must be at least 1")
 	}
@@ -333,6 +337,9 @@ func validSubject(s string) bool {
 	}
 	return true
 }
+
+// MaxStreamReplicas is the largest replica count JetStream allows.
+const MaxStreamReplicas = 5
 
 // DuplicateWindow is the result stream's duplicate window: long enough that
 // a result published again by any later delivery of the same request is

@@ -36,6 +36,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"ACK_WAIT", cfg.AckWait, 30 * time.Second},
 		{"MAX_DELIVER", cfg.MaxDeliver, 10},
 		{"SHUTDOWN_TIMEOUT", cfg.ShutdownTimeout, 25 * time.Second},
+		{"STREAM_REPLICAS", cfg.StreamReplicas, 1},
 		{"DEFENDER_CLOUD", cfg.DefenderCloud, "public"},
 		{"DEFENDER_API_URL", cfg.DefenderAPIURL, "https://api.securitycenter.microsoft.com"},
 		{"DEFENDER_SCOPE", cfg.DefenderScope, "https://api.securitycenter.microsoft.com/.default"},
@@ -109,6 +110,8 @@ func TestLoadInvalid(t *testing.T) {
 		{map[string]string{"ACK_WAIT": "0s"}, "ACK_WAIT"},
 		{map[string]string{"CONCURRENCY": "many"}, "CONCURRENCY"},
 		{map[string]string{"CONCURRENCY": "0"}, "CONCURRENCY"},
+		{map[string]string{"STREAM_REPLICAS": "0"}, "STREAM_REPLICAS"},
+		{map[string]string{"STREAM_REPLICAS": "6"}, "STREAM_REPLICAS"},
 		{map[string]string{"MAX_DELIVER": "0"}, "MAX_DELIVER"},
 		{map[string]string{"PROVISION": "maybe"}, "PROVISION"},
 		{map[string]string{"DEFENDER_CLOUD": "mooncake"}, "DEFENDER_CLOUD"},
@@ -175,7 +178,7 @@ func TestUsageListsEveryVariable(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, v := range []string{"NATS_URL", "NATS_CREDS_FILE", "NATS_EMBEDDED_LISTEN", "REQUEST_STREAM", "CONSUMER_NAME", "PROVISION",
-		"CONCURRENCY", "ACK_WAIT", "MAX_DELIVER", "SHUTDOWN_TIMEOUT", "DEFENDER_CLOUD", "DEFENDER_API_URL", "DEFENDER_SCOPE",
+		"CONCURRENCY", "ACK_WAIT", "MAX_DELIVER", "SHUTDOWN_TIMEOUT", "STREAM_REPLICAS", "DEFENDER_CLOUD", "DEFENDER_API_URL", "DEFENDER_SCOPE",
 		"DEFENDER_TIMEOUT", "DEFENDER_RATE_LIMITS", "RETRY_INITIAL_INTERVAL", "RETRY_MAX_ELAPSED", "AZURE_TENANT_ID",
 		"AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE", "AZURE_AUTHORITY_HOST", "DEFENDER_MANAGED_IDENTITY",
 		"HTTP_LISTEN", "LOG_FORMAT", "LOG_LEVEL", "ON_SUCCESS_EXEC", "ON_FAILURE_EXEC", "EXEC_TIMEOUT", "CACHE_TTL"} {

@@ -45,6 +45,7 @@ func WithNATSStartTimeout(d time.Duration) NATSOption {
 // [NATSProcess.Restart], so streams and their messages survive it.
 type NATSProcess struct {
 	bin          string
+	name         string // server name in a cluster
 	args         []string
 	port         int
 	httpPort     int

@@ -287,3 +287,33 @@ func assertMessages(t *testing.T, stream jetstream.Stream, want int) {
 			msgs, last, want, fmt.Sprintf("message %d", want-1))
 	}
 }
+
+func TestNATSClusterLeaderKillAndRejoin(t *testing.T) {
+	c := testenv.StartNATSCluster(t, 3)
+	js := c.JetStream(t)
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{
+		Name: "TESTENV", Subjects: []string{"testenv.>"}, Storage: jetstream.FileStorage, Replicas: 3,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, js, 0, 5)
+	leader := c.StreamLeader(t, js, "TESTENV", 10*time.Second)
+
+	leader.Kill(t)
+	// The other two elect a new leader and take messages meanwhile.
+	publish(t, js, 5, 10)
+	if now := c.StreamLeader(t, js, "TESTENV", 10*time.Second); now == leader {
+		t.Fatalf("%s still leads after it was killed", leader.Name())
+	}
+	leader.Restart(t)
+	info := c.WaitStreamCurrent(t, js, "TESTENV", 30*time.Second)
+	if info.State.Msgs != 10 {
+		t.Errorf("%d messages, want 10", info.State.Msgs)
+	}
+	if !strings.Contains(c.URLs(), leader.URL()) || strings.Count(c.URLs(), ",") != 2 {
+		t.Errorf("URLs %q", c.URLs())
+	}
+	if err := testenv.StreamCurrent(info, 3); err != nil {
+		t.Error(err)
+	}
+}
