@@ -122,6 +122,7 @@ type Service struct {
 	cache          Cache
 	now            func() time.Time
 	publishTimeout time.Duration
+	maxResult      int
 	retryDelay     func(delivery uint64) time.Duration
 	// flights makes concurrent requests for the same alert share one
 	// Defender call: a SIEM that sends an alert again on every update then
@@ -174,6 +175,19 @@ func WithPublishTimeout(d time.Duration) Option {
 	}
 }
 
+// WithMaxResultBytes sets the largest result message the server stores
+// (its max_payload, headers included; default DefaultMaxResultBytes). A
+// result that would be larger is replaced by a bad_response failure.
+func WithMaxResultBytes(n int) Option {
+	return func(s *Service) error {
+		if n < 64<<10 {
+			return fmt.Errorf("handlers: max result bytes %d is below 64 KiB", n)
+		}
+		s.maxResult = n
+		return nil
+	}
+}
+
 // WithRetryDelay sets the redelivery delay after a failed publish, by the
 // number of the delivery that failed.
 func WithRetryDelay(f func(delivery uint64) time.Duration) Option {
@@ -202,6 +216,7 @@ func New(lookup Lookup, pub Publisher, successSubject, failureSubject string, op
 		failureSubject: failureSubject,
 		now:            time.Now,
 		publishTimeout: 5 * time.Second,
+		maxResult:      DefaultMaxResultBytes,
 		retryDelay:     DefaultRetryDelay,
 	}
 	for _, opt := range opts {
@@ -324,8 +339,16 @@ func (s *Service) finish(ctx context.Context, d *Delivery, req Request, res *Res
 		res.ReplayOf = parseSeq(d.Header.Get(HeaderReplayOf))
 		traceparent = d.Header.Get(HeaderTraceparent)
 	}
+	msgID := ResultMsgID(d.Stream, d.StreamSeq)
+	msg, err := res.Message(res.subject(s.successSubject, s.failureSubject), msgID, traceparent)
+	if err == nil {
+		if size := MessageSize(msg); size > s.maxResult {
+			res = res.tooLarge(size, s.maxResult, d.Data, s.now())
+			reason = errors.New(res.Error.Message)
+			msg, err = res.Message(s.failureSubject, msgID, traceparent)
+		}
+	}
 	out := Outcome{Result: res, Err: reason, AlertID: req.AlertID, Attempts: res.Attempts}
-	msg, err := res.Message(res.subject(s.successSubject, s.failureSubject), ResultMsgID(d.Stream, d.StreamSeq), traceparent)
 	var perr error
 	if err != nil {
 		perr = fmt.Errorf("encode result: %w", err)

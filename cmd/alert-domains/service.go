@@ -86,6 +86,9 @@ func (s *service) run(ctx context.Context) error {
 		}
 	}
 	var opts []handlers.Option
+	if mp := int(nc.MaxPayload()); mp >= 64<<10 {
+		opts = append(opts, handlers.WithMaxResultBytes(mp))
+	}
 	if topo.Cache != nil {
 		kv, err := js.KeyValue(ctx, topo.Cache.Bucket)
 		if err != nil {
