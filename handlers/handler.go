@@ -19,10 +19,13 @@ import (
 
 // Delivery is one delivery of a request message.
 type Delivery struct {
-	Data         []byte
-	Header       nats.Header
-	Stream       string
-	StreamSeq    uint64
+	Data      []byte
+	Header    nats.Header
+	Stream    string
+	StreamSeq uint64
+	// Stored is when the stream stored the message: with Stream and
+	// StreamSeq it names the message across re-creations of the stream.
+	Stored       time.Time
 	NumDelivered uint64
 	MaxDeliver   int // 0 or less: no limit
 }
@@ -339,7 +342,7 @@ func (s *Service) finish(ctx context.Context, d *Delivery, req Request, res *Res
 		res.ReplayOf = parseSeq(d.Header.Get(HeaderReplayOf))
 		traceparent = d.Header.Get(HeaderTraceparent)
 	}
-	msgID := ResultMsgID(d.Stream, d.StreamSeq)
+	msgID := ResultMsgID(d.Stream, d.StreamSeq, d.Stored)
 	msg, err := res.Message(res.subject(s.successSubject, s.failureSubject), msgID, traceparent)
 	if err == nil {
 		if size := MessageSize(msg); size > s.maxResult {

@@ -210,12 +210,12 @@ func (n *Listener) Handle(ctx context.Context, d *handlers.Delivery) handlers.Ou
 
 // answer builds and publishes the failure result of the request adv names.
 func (n *Listener) answer(ctx context.Context, adv Advisory) handlers.Outcome {
-	res, traceparent, err := n.failure(ctx, adv)
+	res, stored, traceparent, err := n.failure(ctx, adv)
 	if err != nil {
 		return handlers.Outcome{Action: handlers.Retry, Err: err}
 	}
 	out := handlers.Outcome{Result: res, AlertID: res.AlertID}
-	msg, err := res.Message(n.failureSubject, handlers.ResultMsgID(adv.Stream, adv.StreamSeq), traceparent)
+	msg, err := res.Message(n.failureSubject, handlers.ResultMsgID(adv.Stream, adv.StreamSeq, stored), traceparent)
 	if err != nil {
 		out.Action, out.Err = handlers.Retry, fmt.Errorf("encode result: %w", err)
 		return out
@@ -233,11 +233,12 @@ func (n *Listener) answer(ctx context.Context, adv Advisory) handlers.Outcome {
 }
 
 // failure builds the failure result of the request adv names, from the
-// request itself while the stream still stores it.
-func (n *Listener) failure(ctx context.Context, adv Advisory) (res *handlers.Result, traceparent string, err error) {
+// request itself while the stream still stores it; stored is when the
+// stream stored it (zero when it is gone).
+func (n *Listener) failure(ctx context.Context, adv Advisory) (res *handlers.Result, stored time.Time, traceparent string, err error) {
 	stream, err := n.js.Stream(ctx, adv.Stream)
 	if err != nil {
-		return nil, "", fmt.Errorf("look up stream %s: %w", adv.Stream, err)
+		return nil, time.Time{}, "", fmt.Errorf("look up stream %s: %w", adv.Stream, err)
 	}
 	msg, err := stream.GetMsg(ctx, adv.StreamSeq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -247,10 +248,10 @@ func (n *Listener) failure(ctx context.Context, adv Advisory) (res *handlers.Res
 		}
 		res = handlers.Failure("", reason, 0, n.now())
 		res.RequestSequence, res.Delivery = adv.StreamSeq, adv.Deliveries
-		return res, "", nil
+		return res, time.Time{}, "", nil
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("read request %d: %w", adv.StreamSeq, err)
+		return nil, time.Time{}, "", fmt.Errorf("read request %d: %w", adv.StreamSeq, err)
 	}
 	// A body that does not decode has no alert ID; the result still names
 	// the request by its sequence and carries its body.
@@ -268,5 +269,5 @@ func (n *Listener) failure(ctx context.Context, adv Advisory) (res *handlers.Res
 			res.ReplayOf = seq
 		}
 	}
-	return res, traceparent, nil
+	return res, msg.Time, traceparent, nil
 }

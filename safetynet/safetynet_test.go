@@ -54,6 +54,20 @@ func (e *env) publishRequest(t *testing.T, body string, header nats.Header) uint
 	return ack.Sequence
 }
 
+// storedAt is when the request stream stored the request at seq.
+func (e *env) storedAt(t *testing.T, seq uint64) time.Time {
+	t.Helper()
+	st, err := e.js.Stream(t.Context(), e.cfg.RequestStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.GetMsg(t.Context(), seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Time
+}
+
 // exhaust delivers the next request MAX_DELIVER times without a result, so
 // that the server publishes its max-deliveries advisory.
 func (e *env) exhaust(t *testing.T, seq uint64) {
@@ -217,7 +231,7 @@ func TestAdvisoryWithoutResultGetsOneFailure(t *testing.T) {
 	if m.Subject != e.cfg.FailureSubject {
 		t.Errorf("result on %s, want %s", m.Subject, e.cfg.FailureSubject)
 	}
-	if got, want := m.Header.Get(handlers.HeaderMsgID), handlers.ResultMsgID(e.cfg.RequestStream, seq); got != want {
+	if got, want := m.Header.Get(handlers.HeaderMsgID), handlers.ResultMsgID(e.cfg.RequestStream, seq, e.storedAt(t, seq)); got != want {
 		t.Errorf("Nats-Msg-Id %q, want %q", got, want)
 	}
 	if got := m.Header.Get(handlers.HeaderTraceparent); got != h.Get(handlers.HeaderTraceparent) {
@@ -253,7 +267,7 @@ func TestAdvisoryForRequestWithResultAddsNothing(t *testing.T) {
 	// The last delivery stored its result, then crashed before the ack.
 	res := handlers.Success("da637472900382838869_1364969609", []string{"www.example.com"}, 1, false, time.Now())
 	res.RequestSequence = seq
-	msg, err := res.Message(e.cfg.SuccessSubject, handlers.ResultMsgID(e.cfg.RequestStream, seq), "")
+	msg, err := res.Message(e.cfg.SuccessSubject, handlers.ResultMsgID(e.cfg.RequestStream, seq, e.storedAt(t, seq)), "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,12 +7,15 @@ package tests
 
 import (
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/alert-domains/alert-domains/broker"
+	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector/defendertest"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 )
@@ -63,5 +66,70 @@ func TestOversizedHeadersAndAnswersGetOneResult(t *testing.T) {
 	h := got[seqHuge]
 	if h.Status != "failure" || h.Error == nil || h.Error.Kind != "bad_response" || !strings.Contains(h.Error.Message, "too large") {
 		t.Errorf("answer too large for a result: %.300s, want a bad_response failure", h.Raw)
+	}
+}
+
+// provisioned loads the configuration of env and creates its topology, as
+// an operator does before starting services with PROVISION=false.
+func provisioned(t *testing.T, env []string) (*config.Config, broker.Topology) {
+	t.Helper()
+	vars := map[string]string{}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	cfg, err := config.Load(config.MapEnv(vars))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, broker.NewTopology(cfg)
+}
+
+// TestRequestStreamRecreatedGetsNewResults: a request stream deleted and
+// created again under a running service starts its sequences at 1 again;
+// the requests it stores then still get their results, not dropped as
+// duplicates of the results of the old stream's requests.
+func TestRequestStreamRecreatedGetsNewResults(t *testing.T) {
+	emu, cert := emulator(t, defendertest.WithAnyAlert())
+	_, url := testenv.EmbeddedJetStream(t)
+	_, js := jsConn(t, url)
+	env := serviceEnv(emu, cert, url, "PROVISION=false")
+	_, topo := provisioned(t, env)
+	if err := topo.Provision(t.Context(), js, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	p := startService(t, env)
+
+	before := alertIDs("before", 5)
+	publishAll(t, js, before)
+	waitResultCount(t, js, len(before), 30*time.Second)
+	requestsAllAcked(t, js, 10*time.Second)
+
+	// The operator deletes the request stream (and with it the consumers)
+	// and provisions it again.
+	if err := js.DeleteStream(t.Context(), requestStream); err != nil {
+		t.Fatal(err)
+	}
+	if err := topo.Provision(t.Context(), js, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	after := alertIDs("after", 5)
+	seqs := publishAll(t, js, after)
+	if seqs[0] != 1 {
+		t.Fatalf("the new stream stored its first request at %d, want 1", seqs[0])
+	}
+	testenv.Eventually(t, 60*time.Second, 20*time.Millisecond, func() bool {
+		return emu.Calls() >= len(before)+len(after)
+	}, "the new requests looked up:\n%s", p.Output())
+	requestsAllAcked(t, js, 30*time.Second)
+
+	byAlert := map[string]int{}
+	for _, r := range results(t, js) {
+		byAlert[r.AlertID]++
+	}
+	for _, id := range append(before, after...) {
+		if byAlert[id] != 1 {
+			t.Errorf("%s: %d results, want 1", id, byAlert[id])
+		}
 	}
 }
