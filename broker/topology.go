@@ -38,6 +38,15 @@ type Topology struct {
 	Advisories jetstream.ConsumerConfig
 	// Cache is the result cache bucket; nil when CACHE_TTL is 0.
 	Cache *jetstream.KeyValueConfig
+	// Answers is the bucket of the records of stored results, one per
+	// request message, kept as long as the request stream keeps requests.
+	Answers jetstream.KeyValueConfig
+}
+
+// AnswersBucketName is the key-value bucket that records which requests have
+// their result stored.
+func AnswersBucketName(cfg *config.Config) string {
+	return cfg.ConsumerName + "-answered"
 }
 
 // CacheBucketName is the key-value bucket that holds cached success results.
@@ -91,6 +100,13 @@ func NewTopology(cfg *config.Config) Topology {
 			ReplayPolicy:  jetstream.ReplayInstantPolicy,
 		},
 	}
+	t.Answers = jetstream.KeyValueConfig{
+		Bucket:      AnswersBucketName(cfg),
+		Description: "alert-domains requests whose result is stored: request -> result sequence",
+		TTL:         RequestMaxAge,
+		History:     1,
+		Storage:     jetstream.FileStorage,
+	}
 	if cfg.CacheTTL > 0 {
 		t.Cache = &jetstream.KeyValueConfig{
 			Bucket:      CacheBucketName(cfg),
@@ -121,6 +137,9 @@ func (t Topology) Provision(ctx context.Context, js jetstream.JetStream, logger 
 		if err := provisionConsumer(ctx, js, t.RequestStream.Name, cc, logger); err != nil {
 			return err
 		}
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, t.Answers); err != nil {
+		return fmt.Errorf("provision bucket %s: %w", t.Answers.Bucket, err)
 	}
 	if t.Cache != nil {
 		if _, err := js.CreateOrUpdateKeyValue(ctx, *t.Cache); err != nil {
@@ -225,6 +244,9 @@ func (t Topology) Verify(ctx context.Context, js jetstream.JetStream) error {
 		if _, err := js.Consumer(ctx, t.RequestStream.Name, cc.Durable); err != nil {
 			missing = append(missing, lookupErr(fmt.Sprintf("consumer %s on stream %s", cc.Durable, t.RequestStream.Name), err))
 		}
+	}
+	if _, err := js.KeyValue(ctx, t.Answers.Bucket); err != nil {
+		missing = append(missing, lookupErr("key-value bucket "+t.Answers.Bucket, err))
 	}
 	if t.Cache != nil {
 		if _, err := js.KeyValue(ctx, t.Cache.Bucket); err != nil {

@@ -74,14 +74,19 @@ type Outcome struct {
 	// publish failed; nil when the delivery was handed back.
 	Result *Result
 	// Stored reports that the result stream holds the result; Duplicate that
-	// it held it already (from an earlier delivery) and dropped this copy.
+	// it held it already (from an earlier delivery): this copy was dropped,
+	// or not published at all because the request's record named the
+	// stored result, which is then Result.
 	Stored, Duplicate bool
 	// Err is the reason for a failure result, a failed publish, or a hand-back.
 	Err error
 	// CacheErr is a cache read or write that failed; the result stands.
 	CacheErr error
-	AlertID  string
-	Attempts int
+	// RecordErr is a read or write of the request's record (see Answers)
+	// that failed; the result stands.
+	RecordErr error
+	AlertID   string
+	Attempts  int
 }
 
 // Handler handles one delivery. It never panics on bad input.
@@ -123,6 +128,7 @@ type Service struct {
 	successSubject string
 	failureSubject string
 	cache          Cache
+	answers        Answers
 	now            func() time.Time
 	publishTimeout time.Duration
 	maxResult      int
@@ -152,6 +158,20 @@ type Option func(*Service) error
 func WithCache(c Cache) Option {
 	return func(s *Service) error {
 		s.cache = c
+		return nil
+	}
+}
+
+// WithAnswers keeps a record of each stored result in a, read on every
+// redelivery: a request whose result is stored is then acknowledged with
+// that result, without a Defender call, however long after the first
+// delivery it comes back.
+func WithAnswers(a Answers) Option {
+	return func(s *Service) error {
+		if a == nil {
+			return errors.New("handlers: nil answers")
+		}
+		s.answers = a
 		return nil
 	}
 }
@@ -241,6 +261,39 @@ func DefaultRetryDelay(delivery uint64) time.Duration {
 
 // Handle is the Handler of the service.
 func (s *Service) Handle(ctx context.Context, d *Delivery) Outcome {
+	var recordErr error
+	if d.NumDelivered > 1 && s.answers != nil {
+		seq, ok, err := s.answers.Find(ctx, AnswerKey(d.StreamSeq, d.Stored))
+		if ok {
+			return s.answered(ctx, d, seq)
+		}
+		recordErr = err
+	}
+	out := s.handle(ctx, d)
+	out.RecordErr = errors.Join(recordErr, out.RecordErr)
+	return out
+}
+
+// answered is the outcome of a delivery of a request whose result is stored
+// at resultSeq already: nothing is published, and the stored result is the
+// outcome's, so that its hook runs again.
+func (s *Service) answered(ctx context.Context, d *Delivery, resultSeq uint64) Outcome {
+	out := Outcome{Action: Ack, Stored: true, Duplicate: true}
+	res, err := s.answers.Result(ctx, resultSeq)
+	switch {
+	case errors.Is(err, ErrResultGone):
+		// Stored and since removed by the result stream's limits: done.
+		return out
+	case err != nil:
+		// Redeliver later, when the stored result can be read for its hook.
+		out.Action, out.Delay, out.Err = Retry, s.retryDelay(d.NumDelivered), err
+		return out
+	}
+	out.Result, out.AlertID, out.Action = res, res.AlertID, decide(res, nil)
+	return out
+}
+
+func (s *Service) handle(ctx context.Context, d *Delivery) Outcome {
 	req, err := Decode(d.Data, d.Header)
 	if err != nil {
 		res := Failure(req.AlertID, err, 0, s.now()).WithRequest(d.Data)
@@ -365,6 +418,7 @@ func (s *Service) finish(ctx context.Context, d *Delivery, req Request, res *Res
 			perr = fmt.Errorf("publish result: %w", err)
 		} else {
 			out.Stored, out.Duplicate = true, ack.Duplicate
+			s.record(ctx, d, ack, &out)
 		}
 	}
 	if perr != nil {
@@ -375,6 +429,30 @@ func (s *Service) finish(ctx context.Context, d *Delivery, req Request, res *Res
 		out.Delay = s.retryDelay(d.NumDelivered)
 	}
 	return out
+}
+
+// record writes the record of the result just stored, so that a later
+// delivery of the request, even after the duplicate window, finds it. A
+// duplicate (the result was stored by an earlier delivery, which may have
+// crashed before writing the record) is recorded too, and the stored
+// result becomes the outcome's.
+func (s *Service) record(ctx context.Context, d *Delivery, ack *jetstream.PubAck, out *Outcome) {
+	if s.answers == nil {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.publishTimeout)
+	defer cancel()
+	if err := s.answers.Record(rctx, AnswerKey(d.StreamSeq, d.Stored), ack.Sequence); err != nil {
+		out.RecordErr = err
+	}
+	if ack.Duplicate {
+		stored, err := s.answers.Result(rctx, ack.Sequence)
+		if err == nil {
+			out.Result = stored
+		} else if !errors.Is(err, ErrResultGone) {
+			out.RecordErr = errors.Join(out.RecordErr, err)
+		}
+	}
 }
 
 // decide is the one place that chooses what happens to a request message

@@ -119,7 +119,7 @@ func (r *Result) subject(success, failure string) string {
 
 // Kind is the failure kind, or "" for a success.
 func (r *Result) Kind() connector.Kind {
-	if r.Error == nil {
+	if r == nil || r.Error == nil {
 		return ""
 	}
 	return r.Error.Kind

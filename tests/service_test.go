@@ -290,7 +290,7 @@ func TestProvisionFalseNamesWhatIsMissing(t *testing.T) {
 		t.Fatal("serve with PROVISION=false and no streams exited 0")
 	}
 	out := p.Output()
-	for _, name := range []string{requestStream, resultStream, consumerName} {
+	for _, name := range []string{requestStream, resultStream, consumerName, consumerName + "-answered"} {
 		if !strings.Contains(out, name) {
 			t.Errorf("error output does not name %s:\n%s", name, out)
 		}
@@ -313,6 +313,9 @@ func TestProvisionFalseNamesWhatIsMissing(t *testing.T) {
 		if _, err := js.CreateConsumer(t.Context(), requestStream, cc); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if _, err := js.CreateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: consumerName + "-answered", TTL: 7 * 24 * time.Hour}); err != nil {
+		t.Fatal(err)
 	}
 	svc := startService(t, serviceEnv(emu, cert, url, "PROVISION=false"))
 	stopService(t, svc)
