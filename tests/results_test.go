@@ -6,17 +6,23 @@ package tests
 // the result stream's duplicate window, hooks and the safety net.
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/handlers"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 )
 
@@ -131,5 +137,142 @@ func TestRequestStreamRecreatedGetsNewResults(t *testing.T) {
 		if byAlert[id] != 1 {
 			t.Errorf("%s: %d results, want 1", id, byAlert[id])
 		}
+	}
+}
+
+// hookScript writes a hook that appends the result it is given, as one
+// line, to log, then sleeps $HOOK_SLEEP seconds (0 when unset): a slow hook
+// holds stored results unacknowledged, the window a crash must hit.
+func hookScript(t *testing.T) (script, log string) {
+	t.Helper()
+	dir := t.TempDir()
+	script, log = filepath.Join(dir, "hook.sh"), filepath.Join(dir, "hook.log")
+	body := "#!/bin/sh\nline=$(cat)\nprintf '%s\\n' \"$line\" >> " + log + "\nsleep \"${HOOK_SLEEP:-0}\"\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return script, log
+}
+
+// hookRuns reads the hook's log: the results it was given, by request
+// sequence (input cut short by a kill is left out).
+func hookRuns(t *testing.T, log string) map[uint64][]handlers.Result {
+	t.Helper()
+	data, err := os.ReadFile(log)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	runs := map[uint64][]handlers.Result{}
+	for line := range strings.Lines(string(data)) {
+		var r handlers.Result
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			// A hook whose service was killed while writing its input
+			// read a part of it.
+			continue
+		}
+		runs[r.RequestSequence] = append(runs[r.RequestSequence], r)
+	}
+	return runs
+}
+
+// shortResultWindow shortens the result stream's duplicate window to 1s (and
+// gives it a probe subject) unless the soak runs, which waits out the real
+// one, and returns a function that waits until the window has passed for
+// everything stored before it is called.
+func shortResultWindow(t *testing.T, js jetstream.JetStream) (forget func()) {
+	t.Helper()
+	st, err := js.Stream(t.Context(), resultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	if !soak() {
+		cfg.Duplicates = time.Second
+	}
+	cfg.Subjects = append(cfg.Subjects, "probe.results")
+	if _, err := js.UpdateStream(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		id := "probe-" + time.Now().String()
+		probe := func() bool {
+			ack, err := js.PublishMsg(t.Context(), &nats.Msg{Subject: "probe.results", Header: nats.Header{nats.MsgIdHdr: {id}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return !ack.Duplicate
+		}
+		probe()
+		testenv.Eventually(t, cfg.Duplicates+time.Minute, 100*time.Millisecond, probe, "the duplicate window to pass")
+		if err := st.Purge(t.Context(), jetstream.WithPurgeSubject("probe.results")); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestDowntimeLongerThanDuplicateWindow: results stored, their slow hooks
+// running, the service killed with SIGKILL before acknowledging them, and
+// started again only after the result stream's duplicate window: every
+// request still ends with exactly one result, and each hook cut by the kill
+// runs again with the stored result.
+func TestDowntimeLongerThanDuplicateWindow(t *testing.T) {
+	const n = 40
+	ids, hosts, opts := knownAlerts("downtime", n)
+	emu, cert := emulator(t, opts...)
+	srv := testenv.StartNATS(t)
+	js := srv.JetStream(t)
+	script, log := hookScript(t)
+	env := serviceEnv(emu, cert, srv.URL(), "PROVISION=false", "ACK_WAIT=2s", "CONCURRENCY=8",
+		"LOG_LEVEL=info", "ON_SUCCESS_EXEC=/bin/sh "+script, "EXEC_TIMEOUT=30s")
+	_, topo := provisioned(t, env)
+	if err := topo.Provision(t.Context(), js, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	forget := shortResultWindow(t, js)
+
+	p := startService(t, append(env, "HOOK_SLEEP=30"))
+	seqs := publishAll(t, js, ids)
+	// Eight hooks running: eight results stored and not acknowledged.
+	testenv.Eventually(t, 30*time.Second, 10*time.Millisecond, func() bool { return len(hookRuns(t, log)) >= 8 }, "hooks running")
+	if err := p.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Wait(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	cut := hookRuns(t, log)
+	stored := resultCount(t, js)
+	c, err := js.Consumer(t.Context(), requestStream, consumerName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := c.CachedInfo(); stored < len(cut) || info.NumAckPending < len(cut) {
+		t.Fatalf("at the kill: %d results, %d hooks running, %d unacknowledged; the kill missed the window between result and ack",
+			stored, len(cut), info.NumAckPending)
+	}
+	forget()
+
+	startService(t, env)
+	got := waitResults(t, js, n, 60*time.Second)
+	checkAllSucceeded(t, got, seqs, ids, hosts)
+	requestsAllAcked(t, js, 30*time.Second)
+	runs := hookRuns(t, log)
+	for _, seq := range seqs {
+		if len(runs[seq]) == 0 {
+			t.Errorf("request %d: its hook never ran", seq)
+		}
+	}
+	for seq := range cut {
+		if len(runs[seq]) < 2 {
+			t.Errorf("request %d: its hook was cut by the kill and did not run again", seq)
+			continue
+		}
+		if again := runs[seq][1]; again.Delivery != cut[seq][0].Delivery || again.CompletedAt != cut[seq][0].CompletedAt {
+			t.Errorf("request %d: hook ran again with %+v, want the stored result %+v", seq, again, cut[seq][0])
+		}
+	}
+	if emu.Calls() > n {
+		t.Errorf("%d Defender calls for %d requests: a redelivery whose result was stored asked again", emu.Calls(), n)
 	}
 }
