@@ -276,3 +276,47 @@ func TestDowntimeLongerThanDuplicateWindow(t *testing.T) {
 		t.Errorf("%d Defender calls for %d requests: a redelivery whose result was stored asked again", emu.Calls(), n)
 	}
 }
+
+// TestBlockedResultStreamKeepsCachedAnswers: while the result stream takes
+// no success results, a request for an alert whose answer is cached runs
+// out of deliveries; the safety net's answer is the cached success, stored
+// once the stream takes it again, not an unavailable failure.
+func TestBlockedResultStreamKeepsCachedAnswers(t *testing.T) {
+	emu, cert := emulator(t, defendertest.WithAlert(alertTwo, "www.example.com"))
+	_, url := testenv.EmbeddedJetStream(t)
+	startService(t, serviceEnv(emu, cert, url, "CACHE_TTL=1h", "MAX_DELIVER=2", "ACK_WAIT=1s"))
+	_, js := jsConn(t, url)
+
+	first := publish(t, js, alertTwo, nil)
+	waitResults(t, js, 1, 30*time.Second)
+
+	// Take the success subject away from the result stream.
+	st, err := js.Stream(t.Context(), resultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	blocked := cfg
+	blocked.Subjects = []string{failureSubject}
+	if _, err := js.UpdateStream(t.Context(), blocked); err != nil {
+		t.Fatal(err)
+	}
+	second := publish(t, js, alertTwo, nil)
+	// Both deliveries fail to store the cached success; the safety net
+	// receives the advisory.
+	testenv.Eventually(t, 30*time.Second, 20*time.Millisecond, func() bool {
+		c, err := js.Consumer(t.Context(), requestStream, consumerName+"-max-deliveries")
+		return err == nil && c.CachedInfo().Delivered.Stream > second
+	}, "the safety net to take the advisory")
+	if _, err := js.UpdateStream(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	got := waitResults(t, js, 2, 30*time.Second)
+	r := got[second]
+	if r.Status != "success" || r.Cached == nil || !*r.Cached || r.Subject != successSubject || len(r.Domains) != 1 {
+		t.Errorf("request %d after a blocked result stream: %s, want the cached success", second, r.Raw)
+	}
+	if got[first].Status != "success" {
+		t.Errorf("request %d: %s", first, got[first].Raw)
+	}
+}
