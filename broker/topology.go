@@ -40,6 +40,15 @@ type Topology struct {
 	Advisories jetstream.ConsumerConfig
 	// Cache is the result cache bucket; nil when CACHE_TTL is 0.
 	Cache *jetstream.KeyValueConfig
+	// Answers is the bucket of the records of stored results, one per
+	// request message, kept as long as the request stream keeps requests.
+	Answers jetstream.KeyValueConfig
+}
+
+// AnswersBucketName is the key-value bucket that records which requests have
+// their result stored.
+func AnswersBucketName(cfg *config.Config) string {
+	return cfg.ConsumerName + "-answered"
 }
 
 // CacheBucketName is the key-value bucket that holds cached success results.
@@ -96,6 +105,14 @@ func NewTopology(cfg *config.Config) Topology {
 			ReplayPolicy:  jetstream.ReplayInstantPolicy,
 		},
 	}
+	t.Answers = jetstream.KeyValueConfig{
+		Bucket:      AnswersBucketName(cfg),
+		Description: "alert-domains requests whose result is stored: request -> result sequence",
+		TTL:         RequestMaxAge,
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.StreamReplicas,
+	}
 	if cfg.CacheTTL > 0 {
 		t.Cache = &jetstream.KeyValueConfig{
 			Bucket:      CacheBucketName(cfg),
@@ -128,6 +145,7 @@ func (t Topology) Provision(ctx context.Context, js jetstream.JetStream, logger 
 		func() error { return EnsureStream(ctx, js, t.ResultStream, logger) },
 		func() error { return t.provisionDurable(ctx, js, t.Consumer, t.CreateRequestConsumer, logger) },
 		func() error { return t.provisionDurable(ctx, js, t.Advisories, t.CreateAdvisoryConsumer, logger) },
+		func() error { return EnsureKeyValue(ctx, js, t.Answers, logger) },
 	}
 	if t.Cache != nil {
 		steps = append(steps, func() error { return EnsureKeyValue(ctx, js, *t.Cache, logger) })
@@ -389,6 +407,11 @@ func (t Topology) Verify(ctx context.Context, js jetstream.JetStream) error {
 		if _, err := js.Consumer(ctx, t.RequestStream.Name, cc.Durable); err != nil {
 			missing = append(missing, lookupErr(fmt.Sprintf("consumer %s on stream %s", cc.Durable, t.RequestStream.Name), err))
 		}
+	}
+	if s, err := js.Stream(ctx, kvStreamName(t.Answers.Bucket)); err != nil {
+		missing = append(missing, lookupErr("key-value bucket "+t.Answers.Bucket, err))
+	} else if err := replicaConflict("key-value bucket "+t.Answers.Bucket, s.CachedInfo().Config.Replicas, t.Answers.Replicas); err != nil {
+		missing = append(missing, err)
 	}
 	if t.Cache != nil {
 		if s, err := js.Stream(ctx, kvStreamName(t.Cache.Bucket)); err != nil {

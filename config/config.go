@@ -65,7 +65,7 @@ type Config struct {
 	SuccessSubject  string        `envconfig:"SUCCESS_SUBJECT" default:"defender.alerts.domains.success" desc:"success results"`
 	FailureSubject  string        `envconfig:"FAILURE_SUBJECT" default:"defender.alerts.domains.failure" desc:"failure results"`
 	ConsumerName    string        `envconfig:"CONSUMER_NAME" default:"alert-domains" desc:"durable pull consumer shared by every replica"`
-	Provision       bool          `envconfig:"PROVISION" default:"true" desc:"create or update streams, consumer and cache bucket at start"`
+	Provision       bool          `envconfig:"PROVISION" default:"true" desc:"create or update streams, consumers and buckets (cache, answered) at start"`
 	Concurrency     int           `envconfig:"CONCURRENCY" default:"16" desc:"requests processed at once by one process"`
 	AckWait         time.Duration `envconfig:"ACK_WAIT" default:"30s" desc:"redelivery timer of the consumer"`
 	MaxDeliver      int           `envconfig:"MAX_DELIVER" default:"10" desc:"deliveries of one request before it ends in a failure result"`
@@ -93,8 +93,8 @@ type Config struct {
 	HTTPListen    string        `envconfig:"HTTP_LISTEN" default:"127.0.0.1:8080" emptyok:"true" desc:"/livez, /readyz, /metrics; empty disables"`
 	LogFormat     string        `envconfig:"LOG_FORMAT" desc:"text or json; default text on a terminal, json otherwise"`
 	LogLevel      string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn, error"`
-	OnSuccessExec string        `envconfig:"ON_SUCCESS_EXEC" desc:"program run with each success result on stdin"`
-	OnFailureExec string        `envconfig:"ON_FAILURE_EXEC" desc:"program run with each failure result on stdin"`
+	OnSuccessExec string        `envconfig:"ON_SUCCESS_EXEC" desc:"program run with each success result on stdin, at least once"`
+	OnFailureExec string        `envconfig:"ON_FAILURE_EXEC" desc:"program run with each failure result on stdin, at least once"`
 	ExecTimeout   time.Duration `envconfig:"EXEC_TIMEOUT" default:"10s" desc:"time limit of a result hook"`
 	CacheTTL      time.Duration `envconfig:"CACHE_TTL" default:"1h" desc:"how long success results answer repeated requests; 0 disables"`
 

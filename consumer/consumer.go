@@ -388,6 +388,7 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 		Header:       msg.Headers(),
 		Stream:       meta.Stream,
 		StreamSeq:    meta.Sequence.Stream,
+		Stored:       meta.Timestamp,
 		NumDelivered: meta.NumDelivered,
 		MaxDeliver:   c.maxDeliver,
 	}

@@ -19,10 +19,13 @@ import (
 
 // Delivery is one delivery of a request message.
 type Delivery struct {
-	Data         []byte
-	Header       nats.Header
-	Stream       string
-	StreamSeq    uint64
+	Data      []byte
+	Header    nats.Header
+	Stream    string
+	StreamSeq uint64
+	// Stored is when the stream stored the message: with Stream and
+	// StreamSeq it names the message across re-creations of the stream.
+	Stored       time.Time
 	NumDelivered uint64
 	MaxDeliver   int // 0 or less: no limit
 }
@@ -71,14 +74,19 @@ type Outcome struct {
 	// publish failed; nil when the delivery was handed back.
 	Result *Result
 	// Stored reports that the result stream holds the result; Duplicate that
-	// it held it already (from an earlier delivery) and dropped this copy.
+	// it held it already (from an earlier delivery): this copy was dropped,
+	// or not published at all because the request's record named the
+	// stored result, which is then Result.
 	Stored, Duplicate bool
 	// Err is the reason for a failure result, a failed publish, or a hand-back.
 	Err error
 	// CacheErr is a cache read or write that failed; the result stands.
 	CacheErr error
-	AlertID  string
-	Attempts int
+	// RecordErr is a read or write of the request's record (see Answers)
+	// that failed; the result stands.
+	RecordErr error
+	AlertID   string
+	Attempts  int
 }
 
 // Handler handles one delivery. It never panics on bad input.
@@ -120,8 +128,10 @@ type Service struct {
 	successSubject string
 	failureSubject string
 	cache          Cache
+	answers        Answers
 	now            func() time.Time
 	publishTimeout time.Duration
+	maxResult      int
 	retryDelay     func(delivery uint64) time.Duration
 	// flights makes concurrent requests for the same alert share one
 	// Defender call: a SIEM that sends an alert again on every update then
@@ -152,6 +162,20 @@ func WithCache(c Cache) Option {
 	}
 }
 
+// WithAnswers keeps a record of each stored result in a, read on every
+// redelivery: a request whose result is stored is then acknowledged with
+// that result, without a Defender call, however long after the first
+// delivery it comes back.
+func WithAnswers(a Answers) Option {
+	return func(s *Service) error {
+		if a == nil {
+			return errors.New("handlers: nil answers")
+		}
+		s.answers = a
+		return nil
+	}
+}
+
 // WithClock sets the clock that stamps completedAt.
 func WithClock(now func() time.Time) Option {
 	return func(s *Service) error {
@@ -170,6 +194,19 @@ func WithPublishTimeout(d time.Duration) Option {
 			return errors.New("handlers: publish timeout must be positive")
 		}
 		s.publishTimeout = d
+		return nil
+	}
+}
+
+// WithMaxResultBytes sets the largest result message the server stores
+// (its max_payload, headers included; default DefaultMaxResultBytes). A
+// result that would be larger is replaced by a bad_response failure.
+func WithMaxResultBytes(n int) Option {
+	return func(s *Service) error {
+		if n < 64<<10 {
+			return fmt.Errorf("handlers: max result bytes %d is below 64 KiB", n)
+		}
+		s.maxResult = n
 		return nil
 	}
 }
@@ -202,6 +239,7 @@ func New(lookup Lookup, pub Publisher, successSubject, failureSubject string, op
 		failureSubject: failureSubject,
 		now:            time.Now,
 		publishTimeout: 5 * time.Second,
+		maxResult:      DefaultMaxResultBytes,
 		retryDelay:     DefaultRetryDelay,
 	}
 	for _, opt := range opts {
@@ -223,6 +261,39 @@ func DefaultRetryDelay(delivery uint64) time.Duration {
 
 // Handle is the Handler of the service.
 func (s *Service) Handle(ctx context.Context, d *Delivery) Outcome {
+	var recordErr error
+	if d.NumDelivered > 1 && s.answers != nil {
+		seq, ok, err := s.answers.Find(ctx, AnswerKey(d.StreamSeq, d.Stored))
+		if ok {
+			return s.answered(ctx, d, seq)
+		}
+		recordErr = err
+	}
+	out := s.handle(ctx, d)
+	out.RecordErr = errors.Join(recordErr, out.RecordErr)
+	return out
+}
+
+// answered is the outcome of a delivery of a request whose result is stored
+// at resultSeq already: nothing is published, and the stored result is the
+// outcome's, so that its hook runs again.
+func (s *Service) answered(ctx context.Context, d *Delivery, resultSeq uint64) Outcome {
+	out := Outcome{Action: Ack, Stored: true, Duplicate: true}
+	res, err := s.answers.Result(ctx, resultSeq)
+	switch {
+	case errors.Is(err, ErrResultGone):
+		// Stored and since removed by the result stream's limits: done.
+		return out
+	case err != nil:
+		// Redeliver later, when the stored result can be read for its hook.
+		out.Action, out.Delay, out.Err = Retry, s.retryDelay(d.NumDelivered), err
+		return out
+	}
+	out.Result, out.AlertID, out.Action = res, res.AlertID, decide(res, nil)
+	return out
+}
+
+func (s *Service) handle(ctx context.Context, d *Delivery) Outcome {
 	req, err := Decode(d.Data, d.Header)
 	if err != nil {
 		res := Failure(req.AlertID, err, 0, s.now()).WithRequest(d.Data)
@@ -324,8 +395,16 @@ func (s *Service) finish(ctx context.Context, d *Delivery, req Request, res *Res
 		res.ReplayOf = parseSeq(d.Header.Get(HeaderReplayOf))
 		traceparent = d.Header.Get(HeaderTraceparent)
 	}
+	msgID := ResultMsgID(d.Stream, d.StreamSeq, d.Stored)
+	msg, err := res.Message(res.subject(s.successSubject, s.failureSubject), msgID, traceparent)
+	if err == nil {
+		if size := MessageSize(msg); size > s.maxResult {
+			res = res.tooLarge(size, s.maxResult, d.Data, s.now())
+			reason = errors.New(res.Error.Message)
+			msg, err = res.Message(s.failureSubject, msgID, traceparent)
+		}
+	}
 	out := Outcome{Result: res, Err: reason, AlertID: req.AlertID, Attempts: res.Attempts}
-	msg, err := res.Message(res.subject(s.successSubject, s.failureSubject), ResultMsgID(d.Stream, d.StreamSeq), traceparent)
 	var perr error
 	if err != nil {
 		perr = fmt.Errorf("encode result: %w", err)
@@ -339,6 +418,7 @@ func (s *Service) finish(ctx context.Context, d *Delivery, req Request, res *Res
 			perr = fmt.Errorf("publish result: %w", err)
 		} else {
 			out.Stored, out.Duplicate = true, ack.Duplicate
+			s.record(ctx, d, ack, &out)
 		}
 	}
 	if perr != nil {
@@ -349,6 +429,30 @@ func (s *Service) finish(ctx context.Context, d *Delivery, req Request, res *Res
 		out.Delay = s.retryDelay(d.NumDelivered)
 	}
 	return out
+}
+
+// record writes the record of the result just stored, so that a later
+// delivery of the request, even after the duplicate window, finds it. A
+// duplicate (the result was stored by an earlier delivery, which may have
+// crashed before writing the record) is recorded too, and the stored
+// result becomes the outcome's.
+func (s *Service) record(ctx context.Context, d *Delivery, ack *jetstream.PubAck, out *Outcome) {
+	if s.answers == nil {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.publishTimeout)
+	defer cancel()
+	if err := s.answers.Record(rctx, AnswerKey(d.StreamSeq, d.Stored), ack.Sequence); err != nil {
+		out.RecordErr = err
+	}
+	if ack.Duplicate {
+		stored, err := s.answers.Result(rctx, ack.Sequence)
+		if err == nil {
+			out.Result = stored
+		} else if !errors.Is(err, ErrResultGone) {
+			out.RecordErr = errors.Join(out.RecordErr, err)
+		}
+	}
 }
 
 // decide is the one place that chooses what happens to a request message

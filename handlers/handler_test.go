@@ -139,7 +139,7 @@ func TestHandleOutcomes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out := svc.Handle(t.Context(), &Delivery{Data: []byte(tt.body), Header: tt.header, Stream: "REQ", StreamSeq: 1042, NumDelivered: 1, MaxDeliver: 10})
+			out := svc.Handle(t.Context(), &Delivery{Data: []byte(tt.body), Header: tt.header, Stream: "REQ", StreamSeq: 1042, Stored: time.Unix(0, 1764000000123456789), NumDelivered: 1, MaxDeliver: 10})
 			if out.Action != tt.wantAction || !out.Stored {
 				t.Fatalf("outcome %v stored=%v err=%v, want %v stored", out.Action, out.Stored, out.Err, tt.wantAction)
 			}
@@ -162,7 +162,7 @@ func TestHandleOutcomes(t *testing.T) {
 			if got := m.Header.Get(HeaderContentType); got != "application/json" {
 				t.Errorf("Content-Type %q", got)
 			}
-			if got := m.Header.Get(HeaderMsgID); got != ResultMsgID("REQ", 1042) {
+			if got := m.Header.Get(HeaderMsgID); got != "result-REQ-1042-1764000000123456789" {
 				t.Errorf("Nats-Msg-Id %q", got)
 			}
 			if tp := tt.header.Get(HeaderTraceparent); tp != "" && m.Header.Get(HeaderTraceparent) != tp {

@@ -54,13 +54,15 @@ func NewHooks(onSuccess, onFailure string, timeout time.Duration, logger *slog.L
 // Enabled reports whether any hook is configured.
 func (h *Hooks) Enabled() bool { return len(h.onSuccess) > 0 || len(h.onFailure) > 0 }
 
-// Middleware runs the hook of each newly stored result before the request is
-// acknowledged.
+// Middleware runs the hook of each stored result before the request is
+// acknowledged: of a result stored by this delivery, and of a result an
+// earlier delivery stored (a duplicate, or one the request's record
+// names), since that delivery may have crashed before its hook ran.
 func (h *Hooks) Middleware() Middleware {
 	return func(next Handler) Handler {
 		return func(ctx context.Context, d *Delivery) Outcome {
 			out := next(ctx, d)
-			if out.Stored && !out.Duplicate && out.Result != nil {
+			if out.Stored && out.Result != nil && out.Action != Retry {
 				h.Run(ctx, out.Result)
 			}
 			return out

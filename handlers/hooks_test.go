@@ -55,7 +55,7 @@ func TestHookTimeLimit(t *testing.T) {
 	}
 }
 
-func TestHooksMiddlewareSkipsDuplicates(t *testing.T) {
+func TestHooksMiddlewareRunsForEveryStoredResult(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "hook.log")
 	h, err := NewHooks("tee -a "+out, "tee -a "+out, 5*time.Second, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -63,8 +63,10 @@ func TestHooksMiddlewareSkipsDuplicates(t *testing.T) {
 	}
 	outcomes := []Outcome{
 		{Action: Ack, Stored: true, Result: Success("new", nil, 1, false, testNow)},
+		// Stored by an earlier delivery, which may have crashed before its hook.
 		{Action: Ack, Stored: true, Duplicate: true, Result: Success("dup", nil, 1, false, testNow)},
 		{Action: Retry, Result: Success("unstored", nil, 1, false, testNow)},
+		{Action: Retry, Stored: true, Duplicate: true}, // stored result not readable
 	}
 	for _, o := range outcomes {
 		handler := h.Middleware()(func(context.Context, *Delivery) Outcome { return o })
@@ -73,8 +75,8 @@ func TestHooksMiddlewareSkipsDuplicates(t *testing.T) {
 		}
 	}
 	data, _ := os.ReadFile(out)
-	if n := strings.Count(string(data), `"status"`); n != 1 || !strings.Contains(string(data), `"new"`) {
-		t.Errorf("hooks ran for %d results, want only the newly stored one: %s", n, data)
+	if n := strings.Count(string(data), `"status"`); n != 2 || !strings.Contains(string(data), `"new"`) || !strings.Contains(string(data), `"dup"`) {
+		t.Errorf("hooks ran for %d results, want the two stored ones: %s", n, data)
 	}
 }
 

@@ -17,6 +17,9 @@ func Logging(logger *slog.Logger) Middleware {
 			if out.CacheErr != nil {
 				logger.LogAttrs(ctx, slog.LevelWarn, "result cache unavailable", slog.String("alert_id", out.AlertID), slog.Any("error", out.CacheErr))
 			}
+			if out.RecordErr != nil {
+				logger.LogAttrs(ctx, slog.LevelWarn, "record of stored results unavailable", slog.String("alert_id", out.AlertID), slog.Uint64("stream_seq", d.StreamSeq), slog.Any("error", out.RecordErr))
+			}
 			level, msg := outcomeLevel(out)
 			// At LOG_LEVEL=warn a success costs nothing: the attributes are
 			// built only for a line that is written.
@@ -66,8 +69,12 @@ func outcomeLevel(out Outcome) (slog.Level, string) {
 	switch {
 	case out.Action == HandBack:
 		return slog.LevelInfo, "request handed back at shutdown"
+	case out.Action == Retry && out.Stored:
+		return slog.LevelError, "stored result not readable, request will be redelivered"
 	case out.Action == Retry:
 		return slog.LevelError, "result not stored, request will be redelivered"
+	case out.Duplicate:
+		return slog.LevelInfo, "result stored by an earlier delivery"
 	case out.Result != nil && out.Result.Status == StatusSuccess:
 		return slog.LevelInfo, "success result stored"
 	default:

@@ -137,6 +137,27 @@ func cleanCorrelationID(s string) string {
 	}, s)
 }
 
+// ValidTraceparent reports whether s is a W3C trace context traceparent of
+// version 00 as the specification writes it: 55 characters,
+// version-traceid-parentid-flags in lower-case hex, neither ID all zeros.
+// Only such a value is passed on to a result: anything else a publisher put
+// in the header (it may be up to 64 KiB) is dropped.
+func ValidTraceparent(s string) bool {
+	if len(s) != 55 || s[2] != '-' || s[35] != '-' || s[52] != '-' {
+		return false
+	}
+	version, traceID, parentID, flags := s[:2], s[3:35], s[36:52], s[53:]
+	for _, part := range []string{version, traceID, parentID, flags} {
+		for _, c := range []byte(part) {
+			if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+				return false
+			}
+		}
+	}
+	return version != "ff" &&
+		strings.Trim(traceID, "0") != "" && strings.Trim(parentID, "0") != ""
+}
+
 // requestText is the original body as text for a failure result: invalid
 // UTF-8 replaced by U+FFFD, then cut at 4 KiB on a rune boundary.
 func requestText(body []byte) (text string, truncated bool) {

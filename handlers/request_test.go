@@ -147,3 +147,26 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestValidTraceparent(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", true},
+		{"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", true},
+		{"00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01", false}, // upper case
+		{"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", false}, // invalid version
+		{"00-00000000000000000000000000000000-00f067aa0ba902b7-01", false}, // zero trace ID
+		{"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", false}, // zero parent ID
+		{"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-", false},
+		{"00_4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7_01", false},
+		{"00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01", false},
+		{"", false},
+		{strings.Repeat("a", 65400), false},
+	} {
+		if got := ValidTraceparent(tc.in); got != tc.want {
+			t.Errorf("ValidTraceparent(%.60q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}

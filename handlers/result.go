@@ -3,8 +3,10 @@ package handlers
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 
@@ -84,13 +86,27 @@ func (r *Result) WithRequest(body []byte) *Result {
 func errorInfo(err error) *ErrorInfo {
 	var ce *connector.Error
 	if !errors.As(err, &ce) {
-		return &ErrorInfo{Kind: connector.KindUnavailable, Message: err.Error()}
+		return &ErrorInfo{Kind: connector.KindUnavailable, Message: capText(err.Error(), maxErrorText)}
 	}
 	msg := ce.Message
 	if msg == "" {
 		msg = string(ce.Kind)
 	}
-	return &ErrorInfo{Kind: ce.Kind, Message: msg, HTTPStatus: ce.HTTPStatus, Code: ce.Code, Target: ce.Target}
+	return &ErrorInfo{Kind: ce.Kind, Message: capText(msg, maxErrorText), HTTPStatus: ce.HTTPStatus, Code: capText(ce.Code, maxErrorText), Target: capText(ce.Target, maxErrorText)}
+}
+
+// maxErrorText bounds each text of a result's error member.
+const maxErrorText = 1 << 10
+
+// capText cuts s at limit bytes, on a rune boundary.
+func capText(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	for limit > 0 && !utf8.RuneStart(s[limit]) {
+		limit--
+	}
+	return s[:limit]
 }
 
 // Subject picks the result subject for r.
@@ -103,20 +119,31 @@ func (r *Result) subject(success, failure string) string {
 
 // Kind is the failure kind, or "" for a success.
 func (r *Result) Kind() connector.Kind {
-	if r.Error == nil {
+	if r == nil || r.Error == nil {
 		return ""
 	}
 	return r.Error.Kind
 }
 
 // ResultMsgID is the Nats-Msg-Id of the result of the request stored at seq
-// in stream: the same for every delivery of that request, so the result
-// stream drops a result published twice.
-func ResultMsgID(stream string, seq uint64) string {
-	return "result-" + stream + "-" + strconv.FormatUint(seq, 10)
+// in stream at time stored: the same for every delivery of that request
+// message (and for the safety net's answer to it), so the result stream
+// drops a result published twice. The time the stream stored the message
+// tells it apart from the message a deleted and re-created stream stores
+// at the same sequence later. A zero time (the request is no longer stored)
+// gives the form without it.
+func ResultMsgID(stream string, seq uint64, stored time.Time) string {
+	id := "result-" + stream + "-" + strconv.FormatUint(seq, 10)
+	if !stored.IsZero() {
+		id += "-" + strconv.FormatInt(stored.UnixNano(), 10)
+	}
+	return id
 }
 
-// Message encodes r as a NATS message with the contract's headers.
+// Message encodes r as a NATS message with the contract's headers. Every
+// header copied from the request is bounded: the correlation ID is cut at
+// 256 bytes and the traceparent passed on only when ValidTraceparent holds,
+// so that no request header can make its result too large to store.
 func (r *Result) Message(subject, msgID, traceparent string) (*nats.Msg, error) {
 	data, err := json.Marshal(r)
 	if err != nil {
@@ -130,10 +157,42 @@ func (r *Result) Message(subject, msgID, traceparent string) (*nats.Msg, error) 
 		h.Set(HeaderAlertID, r.AlertID)
 	}
 	if r.CorrelationID != "" {
-		h.Set(HeaderCorrelationID, r.CorrelationID)
+		h.Set(HeaderCorrelationID, capText(r.CorrelationID, maxCorrelationID))
 	}
-	if traceparent != "" {
+	if ValidTraceparent(traceparent) {
 		h.Set(HeaderTraceparent, traceparent)
 	}
 	return &nats.Msg{Subject: subject, Header: h, Data: data}, nil
+}
+
+// MessageSize is the size of msg as the server counts it against its
+// max_payload: the body and the encoded headers.
+func MessageSize(msg *nats.Msg) int {
+	n := len(msg.Data)
+	if len(msg.Header) > 0 {
+		n += len("NATS/1.0\r\n\r\n")
+		for k, vs := range msg.Header {
+			for _, v := range vs {
+				n += len(k) + len(": ") + len(v) + len("\r\n")
+			}
+		}
+	}
+	return n
+}
+
+// DefaultMaxResultBytes is the largest result message the service publishes
+// unless told the server's limit: the default max_payload of nats-server.
+const DefaultMaxResultBytes = 1 << 20
+
+// tooLarge is the failure that replaces a result too large to be stored
+// (a success with a huge list of domains): a request always ends with a
+// result the stream can store.
+func (r *Result) tooLarge(size, limit int, body []byte, now time.Time) *Result {
+	reason := &connector.Error{
+		Kind:    connector.KindBadResponse,
+		Message: fmt.Sprintf("answer too large for one result message: %d domains in %d bytes, the limit is %d bytes", len(r.Domains), size, limit),
+	}
+	f := Failure(r.AlertID, reason, r.Attempts, now).WithRequest(body)
+	f.CorrelationID, f.RequestSequence, f.ReplayOf, f.Delivery = r.CorrelationID, r.RequestSequence, r.ReplayOf, r.Delivery
+	return f
 }

@@ -39,6 +39,9 @@ type Listener struct {
 	js              jetstream.JetStream
 	topo            broker.Topology
 	failureSubject  string
+	successSubject  string
+	cache           handlers.Cache
+	answers         handlers.Answers
 	logger          *slog.Logger
 	provision       bool
 	observer        Observer
@@ -68,6 +71,31 @@ func WithLogger(l *slog.Logger) Option {
 func WithProvision(on bool) Option {
 	return func(n *Listener) error {
 		n.provision = on
+		return nil
+	}
+}
+
+// WithCache answers a request whose alert is in the result cache with the
+// cached success, published to successSubject, instead of a failure.
+func WithCache(c handlers.Cache, successSubject string) Option {
+	return func(n *Listener) error {
+		if c == nil || successSubject == "" {
+			return errors.New("safetynet: the cache and the success subject are required")
+		}
+		n.cache, n.successSubject = c, successSubject
+		return nil
+	}
+}
+
+// WithAnswers reads the record of stored results before answering, so that a
+// request whose result is stored gets no second one however long ago it was
+// stored, and records the results it stores.
+func WithAnswers(a handlers.Answers) Option {
+	return func(n *Listener) error {
+		if a == nil {
+			return errors.New("safetynet: nil answers")
+		}
+		n.answers = a
 		return nil
 	}
 }
@@ -198,6 +226,8 @@ func (n *Listener) Handle(ctx context.Context, d *handlers.Delivery) handlers.Ou
 		n.logger.LogAttrs(ctx, slog.LevelError, "delivery limit reached and its failure result not stored, trying again", attrs...)
 	case out.Duplicate:
 		n.logger.LogAttrs(ctx, slog.LevelInfo, "delivery limit reached by a request that has its result", attrs...)
+	case out.Result.Status == handlers.StatusSuccess:
+		n.logger.LogAttrs(ctx, slog.LevelWarn, "delivery limit reached: cached success result stored", attrs...)
 	default:
 		attrs = append(attrs, slog.String("kind", string(connector.KindUnavailable)))
 		n.logger.LogAttrs(ctx, slog.LevelWarn, "delivery limit reached: failure result stored", attrs...)
@@ -208,14 +238,40 @@ func (n *Listener) Handle(ctx context.Context, d *handlers.Delivery) handlers.Ou
 	return out
 }
 
-// answer builds and publishes the failure result of the request adv names.
+// answer builds and publishes the result of the request adv names: the
+// cached success when its alert is in the result cache, a failure
+// otherwise. Nothing is published for a request whose record says its
+// result is stored.
 func (n *Listener) answer(ctx context.Context, adv Advisory) handlers.Outcome {
-	res, traceparent, err := n.failure(ctx, adv)
+	res, stored, traceparent, err := n.failure(ctx, adv)
 	if err != nil {
 		return handlers.Outcome{Action: handlers.Retry, Err: err}
 	}
 	out := handlers.Outcome{Result: res, AlertID: res.AlertID}
-	msg, err := res.Message(n.failureSubject, handlers.ResultMsgID(adv.Stream, adv.StreamSeq), traceparent)
+	key := handlers.AnswerKey(adv.StreamSeq, stored)
+	if n.answers != nil && !stored.IsZero() {
+		_, ok, err := n.answers.Find(ctx, key)
+		if err != nil {
+			out.Action, out.Err = handlers.Retry, err
+			return out
+		}
+		if ok {
+			out.Action, out.Stored, out.Duplicate = handlers.Ack, true, true
+			return out
+		}
+	}
+	subject := n.failureSubject
+	if n.cache != nil && res.AlertID != "" {
+		// A cache that cannot be read leaves the failure: the request has
+		// run out of deliveries.
+		if domains, ok, err := n.cache.Get(ctx, res.AlertID); err == nil && ok {
+			success := handlers.Success(res.AlertID, domains, 0, true, n.now())
+			success.CorrelationID, success.RequestSequence, success.ReplayOf, success.Delivery = res.CorrelationID, res.RequestSequence, res.ReplayOf, res.Delivery
+			res, subject = success, n.successSubject
+			out.Result = res
+		}
+	}
+	msg, err := res.Message(subject, handlers.ResultMsgID(adv.Stream, adv.StreamSeq, stored), traceparent)
 	if err != nil {
 		out.Action, out.Err = handlers.Retry, fmt.Errorf("encode result: %w", err)
 		return out
@@ -229,15 +285,22 @@ func (n *Listener) answer(ctx context.Context, adv Advisory) handlers.Outcome {
 		return out
 	}
 	out.Action, out.Stored, out.Duplicate = handlers.Ack, true, ack.Duplicate
+	if n.answers != nil && !stored.IsZero() {
+		if err := n.answers.Record(pctx, key, ack.Sequence); err != nil {
+			n.logger.LogAttrs(ctx, slog.LevelWarn, "record of stored results unavailable",
+				slog.Uint64("stream_seq", adv.StreamSeq), slog.Any("error", err))
+		}
+	}
 	return out
 }
 
 // failure builds the failure result of the request adv names, from the
-// request itself while the stream still stores it.
-func (n *Listener) failure(ctx context.Context, adv Advisory) (res *handlers.Result, traceparent string, err error) {
+// request itself while the stream still stores it; stored is when the
+// stream stored it (zero when it is gone).
+func (n *Listener) failure(ctx context.Context, adv Advisory) (res *handlers.Result, stored time.Time, traceparent string, err error) {
 	stream, err := n.js.Stream(ctx, adv.Stream)
 	if err != nil {
-		return nil, "", fmt.Errorf("look up stream %s: %w", adv.Stream, err)
+		return nil, time.Time{}, "", fmt.Errorf("look up stream %s: %w", adv.Stream, err)
 	}
 	msg, err := stream.GetMsg(ctx, adv.StreamSeq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -247,10 +310,10 @@ func (n *Listener) failure(ctx context.Context, adv Advisory) (res *handlers.Res
 		}
 		res = handlers.Failure("", reason, 0, n.now())
 		res.RequestSequence, res.Delivery = adv.StreamSeq, adv.Deliveries
-		return res, "", nil
+		return res, time.Time{}, "", nil
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("read request %d: %w", adv.StreamSeq, err)
+		return nil, time.Time{}, "", fmt.Errorf("read request %d: %w", adv.StreamSeq, err)
 	}
 	// A body that does not decode has no alert ID; the result still names
 	// the request by its sequence and carries its body.
@@ -268,5 +331,5 @@ func (n *Listener) failure(ctx context.Context, adv Advisory) (res *handlers.Res
 			res.ReplayOf = seq
 		}
 	}
-	return res, traceparent, nil
+	return res, msg.Time, traceparent, nil
 }

@@ -54,6 +54,20 @@ func (e *env) publishRequest(t *testing.T, body string, header nats.Header) uint
 	return ack.Sequence
 }
 
+// storedAt is when the request stream stored the request at seq.
+func (e *env) storedAt(t *testing.T, seq uint64) time.Time {
+	t.Helper()
+	st, err := e.js.Stream(t.Context(), e.cfg.RequestStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.GetMsg(t.Context(), seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Time
+}
+
 // exhaust delivers the next request MAX_DELIVER times without a result, so
 // that the server publishes its max-deliveries advisory.
 func (e *env) exhaust(t *testing.T, seq uint64) {
@@ -217,7 +231,7 @@ func TestAdvisoryWithoutResultGetsOneFailure(t *testing.T) {
 	if m.Subject != e.cfg.FailureSubject {
 		t.Errorf("result on %s, want %s", m.Subject, e.cfg.FailureSubject)
 	}
-	if got, want := m.Header.Get(handlers.HeaderMsgID), handlers.ResultMsgID(e.cfg.RequestStream, seq); got != want {
+	if got, want := m.Header.Get(handlers.HeaderMsgID), handlers.ResultMsgID(e.cfg.RequestStream, seq, e.storedAt(t, seq)); got != want {
 		t.Errorf("Nats-Msg-Id %q, want %q", got, want)
 	}
 	if got := m.Header.Get(handlers.HeaderTraceparent); got != h.Get(handlers.HeaderTraceparent) {
@@ -253,7 +267,7 @@ func TestAdvisoryForRequestWithResultAddsNothing(t *testing.T) {
 	// The last delivery stored its result, then crashed before the ack.
 	res := handlers.Success("da637472900382838869_1364969609", []string{"www.example.com"}, 1, false, time.Now())
 	res.RequestSequence = seq
-	msg, err := res.Message(e.cfg.SuccessSubject, handlers.ResultMsgID(e.cfg.RequestStream, seq), "")
+	msg, err := res.Message(e.cfg.SuccessSubject, handlers.ResultMsgID(e.cfg.RequestStream, seq, e.storedAt(t, seq)), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,3 +393,115 @@ func TestNewValidates(t *testing.T) {
 }
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// shortWindow gives the result stream a duplicate window of 200ms and a
+// probe subject, and returns a function that waits until the window has
+// passed for everything stored before it is called.
+func (e *env) shortWindow(t *testing.T) (forget func()) {
+	t.Helper()
+	s, err := e.js.Stream(t.Context(), e.cfg.ResultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.Duplicates = 200 * time.Millisecond
+	cfg.Subjects = append(cfg.Subjects, "probe")
+	if _, err := e.js.UpdateStream(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		id := "probe-" + time.Now().String()
+		probe := func() bool {
+			ack, err := e.js.PublishMsg(t.Context(), &nats.Msg{Subject: "probe", Header: nats.Header{nats.MsgIdHdr: {id}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return !ack.Duplicate
+		}
+		probe()
+		testenv.Eventually(t, 10*time.Second, 50*time.Millisecond, probe, "the duplicate window to pass")
+	}
+}
+
+// TestAdvisoryAfterDuplicateWindowAddsNothing: the last delivery stored its
+// result and its record, then crashed before the ack, and the advisory is
+// answered after the result stream's duplicate window: the record keeps a
+// second result out.
+func TestAdvisoryAfterDuplicateWindowAddsNothing(t *testing.T) {
+	e := setup(t)
+	forget := e.shortWindow(t)
+	kv, err := e.js.KeyValue(t.Context(), e.topo.Answers.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answers := handlers.NewKVAnswers(kv, e.js, e.cfg.ResultStream)
+	seq := e.publishRequest(t, "da637472900382838869_1364969609", nil)
+	stored := e.storedAt(t, seq)
+	res := handlers.Success("da637472900382838869_1364969609", []string{"www.example.com"}, 1, false, time.Now())
+	res.RequestSequence = seq
+	msg, err := res.Message(e.cfg.SuccessSubject, handlers.ResultMsgID(e.cfg.RequestStream, seq, stored), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, err := e.js.PublishMsg(t.Context(), msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := answers.Record(t.Context(), handlers.AnswerKey(seq, stored), ack.Sequence); err != nil {
+		t.Fatal(err)
+	}
+	e.exhaust(t, seq)
+	forget()
+	obs := e.run(t, safetynet.WithAnswers(answers))
+	e.waitSettled(t)
+
+	var results []string
+	for _, m := range e.results(t) {
+		if m.Subject != "probe" {
+			results = append(results, m.Subject)
+		}
+	}
+	if len(results) != 1 || results[0] != e.cfg.SuccessSubject {
+		t.Fatalf("results on %v, want only the success", results)
+	}
+	if stored, dups := obs.counts(); stored != 0 || dups != 1 {
+		t.Errorf("observer saw %d stored, %d duplicates; want 0, 1", stored, dups)
+	}
+}
+
+// TestAdvisoryForCachedAlertStoresSuccess: a request that ran out of
+// deliveries (a blocked result stream, say) whose alert is in the result
+// cache ends with the cached success, not a failure.
+func TestAdvisoryForCachedAlertStoresSuccess(t *testing.T) {
+	e := setup(t)
+	kv, err := e.js.CreateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: "cache", TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := handlers.NewKVCache(kv)
+	const alert = "da637472900382838869_1364969609"
+	if err := cache.Put(t.Context(), alert, []string{"www.example.com", "cdn.example.net"}); err != nil {
+		t.Fatal(err)
+	}
+	seq := e.publishRequest(t, `{"alertId":"`+alert+`","correlationId":"siem-42"}`, nil)
+	e.exhaust(t, seq)
+	obs := e.run(t, safetynet.WithCache(cache, e.cfg.SuccessSubject))
+	e.waitSettled(t)
+
+	msgs := e.results(t)
+	if len(msgs) != 1 {
+		t.Fatalf("got %d results, want 1", len(msgs))
+	}
+	var r handlers.Result
+	if err := json.Unmarshal(msgs[0].Data, &r); err != nil {
+		t.Fatal(err)
+	}
+	if msgs[0].Subject != e.cfg.SuccessSubject || r.Status != handlers.StatusSuccess || r.Cached == nil || !*r.Cached ||
+		len(r.Domains) != 2 || r.CorrelationID != "siem-42" || r.RequestSequence != seq {
+		t.Errorf("result on %s: %s, want the cached success", msgs[0].Subject, msgs[0].Data)
+	}
+	if stored, _ := obs.counts(); stored != 1 {
+		t.Errorf("observer saw %d stored results, want 1", stored)
+	}
+}

@@ -85,6 +85,20 @@ func publish(t *testing.T, js jetstream.JetStream, body string, header nats.Head
 	return ack.Sequence
 }
 
+// storedAt is when the request stream stored the request at seq.
+func storedAt(t *testing.T, js jetstream.JetStream, seq uint64) time.Time {
+	t.Helper()
+	st, err := js.Stream(t.Context(), requestStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.GetMsg(t.Context(), seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Time
+}
+
 // storedResult is a result with its message.
 type storedResult struct {
 	handlers.Result

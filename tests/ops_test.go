@@ -384,7 +384,7 @@ func TestAdvisoryWithoutResultProducesOneFailure(t *testing.T) {
 	if r.AlertID != knownAlert || r.CorrelationID != "siem-7" || r.Request == nil || r.Subject != failureSubject {
 		t.Errorf("result %s does not name its request", r.Raw)
 	}
-	if got, want := r.Header.Get(handlers.HeaderMsgID), handlers.ResultMsgID(requestStream, seq); got != want {
+	if got, want := r.Header.Get(handlers.HeaderMsgID), handlers.ResultMsgID(requestStream, seq, storedAt(t, js, seq)); got != want {
 		t.Errorf("Nats-Msg-Id %q, want %q", got, want)
 	}
 	testenv.Eventually(t, 15*time.Second, 50*time.Millisecond, func() bool {

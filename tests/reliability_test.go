@@ -51,8 +51,12 @@ func stillRunning(t *testing.T, p *testenv.Process) {
 }
 
 // TestCrashKill9 (issue 4.1): 1,000 requests, Defender answering in 20 ms,
-// the service killed with SIGKILL three times during the run and started
-// again: every request ends with exactly one result, each the right one.
+// a result hook of 50 ms that widens the window between a stored result and
+// its acknowledgement, the service killed with SIGKILL three times during
+// the run and started again: every request ends with exactly one result,
+// each the right one, and the kills are shown to have landed in that window
+// (requests redelivered after their result was stored, whose hook ran again
+// with the stored result).
 func TestCrashKill9(t *testing.T) {
 	n, kills := 1000, 3
 	if soak() {
@@ -62,7 +66,9 @@ func TestCrashKill9(t *testing.T) {
 	emu, cert := emulator(t, append(opts, defendertest.WithLatency(20*time.Millisecond))...)
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
-	env := serviceEnv(emu, cert, srv.URL(), "ACK_WAIT=2s", "CONCURRENCY=8", "LOG_LEVEL=info")
+	script, log := hookScript(t)
+	env := serviceEnv(emu, cert, srv.URL(), "ACK_WAIT=2s", "CONCURRENCY=8", "LOG_LEVEL=info",
+		"ON_SUCCESS_EXEC=/bin/sh "+script, "HOOK_SLEEP=0.05")
 	p := startService(t, env)
 	seqs := publishAll(t, js, ids)
 
@@ -88,7 +94,22 @@ func TestCrashKill9(t *testing.T) {
 			redelivered++
 		}
 	}
-	t.Logf("%d results, %d from a redelivery, %d Defender calls for %d requests", len(got), redelivered, emu.Calls(), n)
+	// A request whose hook ran twice was delivered again after its result
+	// was stored: a kill landed between its result and its acknowledgement.
+	inWindow := 0
+	for seq, rs := range hookRuns(t, log) {
+		if len(rs) > 1 {
+			inWindow++
+			if rs[1].CompletedAt != got[seq].CompletedAt {
+				t.Errorf("request %d: hook ran again with %+v, want the stored result %s", seq, rs[1], got[seq].Raw)
+			}
+		}
+	}
+	if inWindow == 0 {
+		t.Errorf("no kill landed between a stored result and its acknowledgement; the test proves nothing")
+	}
+	t.Logf("%d results, %d from a redelivery, %d redelivered after their result was stored, %d Defender calls for %d requests",
+		len(got), redelivered, inWindow, emu.Calls(), n)
 }
 
 // TestBrokerRestart (issue 4.2): the nats-server process is restarted

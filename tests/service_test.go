@@ -265,8 +265,13 @@ func TestShutdownMidRunLosesNothing(t *testing.T) {
 	}
 	testenv.Eventually(t, 30*time.Second, 10*time.Millisecond, func() bool { return len(results(t, js)) >= 20 }, "some results")
 	stopService(t, p)
+	// The shutdown must have met work in flight, and left work for the next
+	// process, or the test proves nothing.
+	if !strings.Contains(p.Output(), `"msg":"waiting for in-flight requests"`) {
+		t.Fatalf("nothing was in flight at the shutdown; the test proves nothing:\n%s", p.Output())
+	}
 	if partial := len(results(t, js)); partial >= n {
-		t.Logf("every request finished before the shutdown (%d); the test proves less", partial)
+		t.Fatalf("every request finished before the shutdown (%d); the test proves nothing", partial)
 	}
 	startService(t, env)
 	got := waitResults(t, js, n, 60*time.Second)
@@ -290,7 +295,7 @@ func TestProvisionFalseNamesWhatIsMissing(t *testing.T) {
 		t.Fatal("serve with PROVISION=false and no streams exited 0")
 	}
 	out := p.Output()
-	for _, name := range []string{requestStream, resultStream, consumerName} {
+	for _, name := range []string{requestStream, resultStream, consumerName, consumerName + "-answered"} {
 		if !strings.Contains(out, name) {
 			t.Errorf("error output does not name %s:\n%s", name, out)
 		}
@@ -313,6 +318,9 @@ func TestProvisionFalseNamesWhatIsMissing(t *testing.T) {
 		if _, err := js.CreateConsumer(t.Context(), requestStream, cc); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if _, err := js.CreateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: consumerName + "-answered", TTL: 7 * 24 * time.Hour}); err != nil {
+		t.Fatal(err)
 	}
 	svc := startService(t, serviceEnv(emu, cert, url, "PROVISION=false"))
 	stopService(t, svc)

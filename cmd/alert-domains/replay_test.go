@@ -88,7 +88,7 @@ func (o *opsEnv) result(t *testing.T, r *handlers.Result, seq uint64) {
 	if r.Status == handlers.StatusFailure {
 		subject = o.cfg.FailureSubject
 	}
-	msg, err := r.Message(subject, handlers.ResultMsgID(o.cfg.RequestStream, seq), "")
+	msg, err := r.Message(subject, handlers.ResultMsgID(o.cfg.RequestStream, seq, time.Time{}), "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,6 +86,10 @@ func (s *service) run(ctx context.Context) error {
 		}
 	}
 	var opts []handlers.Option
+	var resultCache handlers.Cache
+	if mp := int(nc.MaxPayload()); mp >= 64<<10 {
+		opts = append(opts, handlers.WithMaxResultBytes(mp))
+	}
 	if topo.Cache != nil {
 		kv, err := js.KeyValue(ctx, topo.Cache.Bucket)
 		if err != nil {
@@ -93,7 +97,8 @@ func (s *service) run(ctx context.Context) error {
 		}
 		cache := handlers.NewKVCache(kv, handlers.WithCacheConn(nc),
 			handlers.WithCacheLogger(logger.With(slog.String("component", "cache"))))
-		opts = append(opts, handlers.WithCache(m.InstrumentCache(cache)))
+		resultCache = m.InstrumentCache(cache)
+		opts = append(opts, handlers.WithCache(resultCache))
 		// The cache's index runs until the consumer has finished its
 		// in-flight work (the deferred stop runs after cons.Run returned),
 		// and stops before the connection drains.
@@ -108,6 +113,12 @@ func (s *service) run(ctx context.Context) error {
 			<-cacheDone
 		}()
 	}
+	answersKV, err := js.KeyValue(ctx, topo.Answers.Bucket)
+	if err != nil {
+		return fmt.Errorf("open bucket %s: %w", topo.Answers.Bucket, err)
+	}
+	answers := handlers.NewKVAnswers(answersKV, js, cfg.ResultStream)
+	opts = append(opts, handlers.WithAnswers(answers))
 	svc, err := handlers.New(s.lookup, js, cfg.SuccessSubject, cfg.FailureSubject, opts...)
 	if err != nil {
 		return err
@@ -133,12 +144,17 @@ func (s *service) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	safety, err := safetynet.New(js, topo, cfg.FailureSubject,
+	safetyOpts := []safetynet.Option{
 		safetynet.WithLogger(logger.With(slog.String("component", "safety_net"))),
 		safetynet.WithProvision(cfg.Provision),
 		safetynet.WithObserver(m),
 		safetynet.WithShutdownTimeout(cfg.ShutdownTimeout),
-	)
+		safetynet.WithAnswers(answers),
+	}
+	if resultCache != nil {
+		safetyOpts = append(safetyOpts, safetynet.WithCache(resultCache, cfg.SuccessSubject))
+	}
+	safety, err := safetynet.New(js, topo, cfg.FailureSubject, safetyOpts...)
 	if err != nil {
 		return err
 	}
