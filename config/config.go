@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"reflect"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/internal/redact"
 )
 
 // ErrInvalid is wrapped by every configuration error, so callers can tell a
@@ -134,7 +136,7 @@ func Load(lookup Lookup) (*Config, error) {
 			raw, set = f.Tag.Get("default"), false
 		}
 		if err := setField(v.Field(i), raw); err != nil {
-			shown := strconv.Quote(raw)
+			shown := strconv.Quote(redact.URLs(raw))
 			if f.Type == reflect.TypeOf(Secret("")) {
 				shown = redacted
 			}
@@ -289,22 +291,46 @@ func (c *Config) resolve() error {
 	if (c.NATSTLSCertFile == "") != (c.NATSTLSKeyFile == "") {
 		return invalid("NATS_TLS_CERT_FILE", "NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE go together")
 	}
+	if err := listenAddress(c.HTTPListen); err != nil {
+		return invalid("HTTP_LISTEN", "%v", err)
+	}
 	if c.NATSPassword != "" && c.NATSUser == "" {
 		return invalid("NATS_PASSWORD", "needs NATS_USER")
 	}
 	return nil
 }
 
+// httpsURL checks an https URL; its errors never show the URL's
+// credentials.
 func httpsURL(raw string) error {
+	shown := redact.URLs(raw)
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("%q is not a URL", raw)
+		return fmt.Errorf("%q is not a URL", shown)
 	}
 	if u.Scheme != "https" || u.Host == "" {
-		return fmt.Errorf("%q must be an https URL", raw)
+		return fmt.Errorf("%q must be an https URL", shown)
 	}
 	if u.User != nil {
 		return errors.New("must not carry credentials")
+	}
+	return nil
+}
+
+// listenAddress checks a host:port to listen on; empty is valid (off).
+func listenAddress(s string) error {
+	if s == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port (127.0.0.1:8080, :8080, [::1]:8080)", s)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", s, port)
+	}
+	if strings.ContainsAny(host, " /@") {
+		return fmt.Errorf("%q: %q is not a host name or address", s, host)
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/consumer"
 	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/internal/buildinfo"
 	"github.com/alert-domains/alert-domains/metrics"
 	"github.com/alert-domains/alert-domains/safetynet"
 )
@@ -61,6 +62,14 @@ func (s *service) run(ctx context.Context) error {
 		return configError(err)
 	}
 	defer drain(nc, logger)
+	bi := buildinfo.Read()
+	logger.Info("connected to NATS",
+		slog.String("server", nc.ConnectedUrl()),
+		slog.String("server_name", nc.ConnectedServerName()),
+		slog.String("server_version", nc.ConnectedServerVersion()),
+		slog.String("version", bi.Version),
+		slog.String("commit", bi.Commit),
+		slog.String("goversion", bi.GoVersion))
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return err
