@@ -249,6 +249,10 @@ func (c *Consumer) pull(ctx context.Context, slots chan struct{}, jobs chan<- je
 			if ctx.Err() != nil {
 				return nil
 			}
+			if connectionClosed(err) {
+				c.setNotReady(err)
+				return fmt.Errorf("bind consumer: %w", jetstream.ErrConnectionClosed)
+			}
 			c.setNotReady(fmt.Errorf("bind consumer: %w", err))
 			c.logger.Warn("cannot bind to the consumer, trying again", slog.Any("error", err), slog.Duration("retry_in", wait))
 			if !sleep(ctx, wait) {
@@ -265,9 +269,9 @@ func (c *Consumer) pull(ctx context.Context, slots chan struct{}, jobs chan<- je
 		if err == nil || ctx.Err() != nil {
 			return nil
 		}
-		if errors.Is(err, jetstream.ErrConnectionClosed) {
+		if connectionClosed(err) {
 			c.setNotReady(err)
-			return err
+			return jetstream.ErrConnectionClosed
 		}
 		c.setNotReady(err)
 		c.logger.Warn("pulling stopped, binding again", slog.Any("error", err))
@@ -328,13 +332,17 @@ func (c *Consumer) fetch(ctx context.Context, cons jetstream.Consumer, slots cha
 			return nil
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
-			if errors.Is(err, nats.ErrConnectionClosed) {
-				return jetstream.ErrConnectionClosed
-			}
 			return err
 		}
 		c.bound.Store(true)
 	}
+}
+
+// connectionClosed reports whether err means the connection is closed for
+// good: nats.go closes it on Close, and after the server refused the same
+// credentials twice in a row. Pulling again cannot help.
+func connectionClosed(err error) bool {
+	return errors.Is(err, jetstream.ErrConnectionClosed) || errors.Is(err, nats.ErrConnectionClosed)
 }
 
 // release frees n worker slots taken for a fetch that brought fewer messages.

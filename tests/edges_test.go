@@ -272,3 +272,37 @@ func TestEnvironmentUnreadableByOtherProcesses(t *testing.T) {
 		t.Errorf("another process of the same user read the environment (%v): %q", err, out)
 	}
 }
+
+// TestClosedConnectionExits: when the server stops accepting the service's
+// credentials (the password was changed and the server reloaded), nats.go
+// closes the connection for good; serve exits non-zero within seconds,
+// naming the reason, instead of staying up doing nothing.
+func TestClosedConnectionExits(t *testing.T) {
+	emu, cert := emulator(t, defendertest.WithSeedData())
+	srv, opts := authServer(t, "alice", "first-pw")
+	listen, base := httpEndpoint(t)
+	svc := startService(t, serviceEnv(emu, cert, withUser(srv, "alice", "first-pw"), "HTTP_LISTEN="+listen))
+
+	changed := *opts
+	changed.Users = []*server.User{{Username: "alice", Password: "second-pw"}}
+	if err := srv.ReloadOptions(&changed); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	code, err := svc.Wait(20 * time.Second)
+	if err != nil {
+		code, _, lerr := httpGet(base + "/livez")
+		t.Fatalf("serve still runs after the server refused its credentials (/livez %d %v): %v\n%s", code, lerr, err, svc.Output())
+	}
+	t.Logf("exited %d after %v", code, time.Since(start).Round(time.Millisecond))
+	if code == 0 {
+		t.Errorf("exit status 0, want non-zero\n%s", svc.Output())
+	}
+	out := svc.Output()
+	if !strings.Contains(out, "alert-domains: the NATS connection was closed") || !strings.Contains(strings.ToLower(out), "authorization violation") {
+		t.Errorf("the exit message does not name the reason:\n%s", out)
+	}
+	if strings.Contains(out, "first-pw") || strings.Contains(out, "second-pw") {
+		t.Errorf("a password shows:\n%s", out)
+	}
+}

@@ -41,7 +41,7 @@ type service struct {
 // run starts everything, serves until ctx ends, then shuts down in order:
 // stop taking work, finish or hand back in-flight work, stop HTTP, drain
 // the connection, stop the embedded server last.
-func (s *service) run(ctx context.Context) error {
+func (s *service) run(ctx context.Context) (err error) {
 	cfg, logger := s.cfg, s.logger
 	start := time.Now()
 	natsURL := cfg.NATSURL
@@ -62,6 +62,26 @@ func (s *service) run(ctx context.Context) error {
 		return configError(err)
 	}
 	defer drain(nc, logger)
+	// A connection nats.go closes for good (the server refused the
+	// credentials twice in a row, or closed it) ends the service with the
+	// reason, so that its supervisor restarts it: it never stays up doing
+	// nothing.
+	ctx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	go func() {
+		select {
+		case <-closed:
+			stopRun(connectionClosedError(nc))
+		case <-ctx.Done():
+		}
+	}()
+	defer func() {
+		if cause := context.Cause(ctx); errors.Is(cause, errConnectionClosed) {
+			err = cause
+		}
+	}()
 	bi := buildinfo.Read()
 	logger.Info("connected to NATS",
 		slog.String("server", nc.ConnectedUrl()),
@@ -184,6 +204,17 @@ func (s *service) run(ctx context.Context) error {
 	stopNet()
 	<-netDone
 	return err
+}
+
+// errConnectionClosed is the error of a service whose NATS connection was
+// closed for good.
+var errConnectionClosed = errors.New("the NATS connection was closed")
+
+func connectionClosedError(nc *nats.Conn) error {
+	if last := nc.LastError(); last != nil {
+		return fmt.Errorf("%w: %w", errConnectionClosed, last)
+	}
+	return errConnectionClosed
 }
 
 // announceReady logs (and tells onReady) when the service first becomes ready.
