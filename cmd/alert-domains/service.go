@@ -44,6 +44,16 @@ type service struct {
 func (s *service) run(ctx context.Context) (err error) {
 	cfg, logger := s.cfg, s.logger
 	start := time.Now()
+	// SIGTERM before the service was ready (connecting, provisioning) is a
+	// normal stop, not a failure.
+	stopped := ctx
+	ready := false
+	defer func() {
+		if err != nil && !ready && stopped.Err() != nil && !errors.Is(err, errConnectionClosed) {
+			logger.Info("stopped during start-up", slog.Any("reason", err))
+			err = nil
+		}
+	}()
 	natsURL := cfg.NATSURL
 	if natsURL == "" {
 		emb, err := broker.StartEmbedded(cfg.EmbeddedListen, cfg.EmbeddedStoreDir)
@@ -172,13 +182,14 @@ func (s *service) run(ctx context.Context) (err error) {
 		return err
 	}
 
-	ready := func() error {
+	ready = true // from here on, stopping is the ordinary shutdown
+	readiness := func() error {
 		if !nc.IsConnected() {
 			return fmt.Errorf("not connected to NATS (%s)", nc.Status())
 		}
 		return cons.Ready()
 	}
-	stopHTTP, err := s.serveHTTP(ready, m.Handler())
+	stopHTTP, err := s.serveHTTP(readiness, m.Handler())
 	if err != nil {
 		return err
 	}
@@ -186,7 +197,7 @@ func (s *service) run(ctx context.Context) (err error) {
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	go s.announceReady(watchCtx, ready, natsURL, start)
+	go s.announceReady(watchCtx, readiness, natsURL, start)
 
 	// The safety net runs beside the consumer, and stops with it.
 	netCtx, stopNet := context.WithCancel(ctx)
@@ -263,7 +274,8 @@ func (s *service) serveHTTP(ready func() error, metrics http.Handler) (stop func
 	}()
 	s.logger.Info("HTTP endpoints listening", slog.String("addr", ln.Addr().String()))
 	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// Part of the shutdown budget: probes and scrapes are short.
+		ctx, cancel := context.WithTimeout(context.Background(), httpStopTimeout)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil {
 			s.logger.Warn("HTTP server did not stop cleanly", slog.Any("error", err))
@@ -285,6 +297,14 @@ func defenderHTTPClient(concurrency int) *http.Client {
 	return &http.Client{Transport: t}
 }
 
+// The parts of the shutdown after in-flight work (at most SHUTDOWN_TIMEOUT
+// plus the consumer's grace of 2s): with the default SHUTDOWN_TIMEOUT of
+// 25s the whole shutdown fits in Kubernetes' 30s grace period.
+const (
+	httpStopTimeout = time.Second
+	drainTimeout    = 2 * time.Second
+)
+
 // drain flushes and closes the connection, waiting until it is closed.
 func drain(nc *nats.Conn, logger *slog.Logger) {
 	closed := make(chan struct{})
@@ -295,7 +315,7 @@ func drain(nc *nats.Conn, logger *slog.Logger) {
 	}
 	select {
 	case <-closed:
-	case <-time.After(10 * time.Second):
+	case <-time.After(drainTimeout):
 		logger.Warn("NATS drain timed out, closing")
 		nc.Close()
 	}
