@@ -75,6 +75,7 @@ type replayOptions struct {
 	fromSeq, toSeq uint64
 	dryRun         bool
 	rate           float64
+	defaultKinds   bool // --kind not given: the kinds a replay can fix
 }
 
 func runReplay(ctx context.Context, e *env, args []string) error {
@@ -169,6 +170,7 @@ func (v *replayFlagValues) options(fs *flag.FlagSet, now time.Time) (*replayOpti
 	case "all":
 		// Every kind: o.kinds stays nil.
 	case "":
+		o.defaultKinds = true
 		o.kinds = make(map[connector.Kind]bool)
 		for _, k := range replayableKinds {
 			o.kinds[k] = true
@@ -852,7 +854,10 @@ func (r *replayer) printSummary() {
 		what = "failure results"
 	}
 	line := fmt.Sprintf("found %d %s", s.found, what)
-	if s.filtered > 0 {
+	switch {
+	case s.filtered > 0 && r.opts.failed && r.opts.defaultKinds:
+		line += fmt.Sprintf(" (%d more in the time range are of kinds a replay cannot fix or did not match --alert; --kind all takes every kind)", s.filtered)
+	case s.filtered > 0:
 		line += fmt.Sprintf(" (%d more in the time range did not match --kind/--alert)", s.filtered)
 	}
 	verb := "republished"
