@@ -18,6 +18,7 @@ import (
 	"github.com/alert-domains/alert-domains/consumer"
 	"github.com/alert-domains/alert-domains/handlers"
 	"github.com/alert-domains/alert-domains/internal/buildinfo"
+	"github.com/alert-domains/alert-domains/internal/redact"
 	"github.com/alert-domains/alert-domains/metrics"
 	"github.com/alert-domains/alert-domains/safetynet"
 )
@@ -94,7 +95,7 @@ func (s *service) run(ctx context.Context) (err error) {
 	}()
 	bi := buildinfo.Read()
 	logger.Info("connected to NATS",
-		slog.String("server", nc.ConnectedUrl()),
+		slog.String("server", redact.URLs(nc.ConnectedUrl())),
 		slog.String("server_name", nc.ConnectedServerName()),
 		slog.String("server_version", nc.ConnectedServerVersion()),
 		slog.String("version", bi.Version),
