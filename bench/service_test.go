@@ -233,12 +233,16 @@ func measureStartup(tb testing.TB, ns *testenv.NATSProcess, emu *defendertest.Se
 		line := proc.WaitForLine(tb, `"msg":"ready"`, 30*time.Second)
 		observed := time.Since(start)
 		var ready struct {
-			Startup int64 `json:"startup"` // nanoseconds, as slog's JSON handler writes durations
+			Startup string `json:"startup"` // a Go duration, as the service's logs write durations
 		}
 		if err := json.Unmarshal([]byte(line), &ready); err != nil {
 			tb.Fatalf("ready line %q: %v", line, err)
 		}
-		out = append(out, startup{observed: observed, inProcess: time.Duration(ready.Startup)})
+		inProcess, err := time.ParseDuration(ready.Startup)
+		if err != nil {
+			tb.Fatalf("ready line %q: startup: %v", line, err)
+		}
+		out = append(out, startup{observed: observed, inProcess: inProcess})
 		stopService(tb, proc, false)
 	}
 	return out

@@ -101,6 +101,7 @@ func NewTopology(cfg *config.Config) Topology {
 			DeliverPolicy: jetstream.DeliverAllPolicy,
 			AckPolicy:     jetstream.AckExplicitPolicy,
 			AckWait:       30 * time.Second,
+			MaxDeliver:    -1, // unlimited, as the server stores it (0 read back as -1 was a false drift)
 			MaxAckPending: 64,
 			ReplayPolicy:  jetstream.ReplayInstantPolicy,
 		},

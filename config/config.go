@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"reflect"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/internal/redact"
 )
 
 // ErrInvalid is wrapped by every configuration error, so callers can tell a
@@ -69,7 +71,7 @@ type Config struct {
 	Concurrency     int           `envconfig:"CONCURRENCY" default:"16" desc:"requests processed at once by one process"`
 	AckWait         time.Duration `envconfig:"ACK_WAIT" default:"30s" desc:"redelivery timer of the consumer"`
 	MaxDeliver      int           `envconfig:"MAX_DELIVER" default:"10" desc:"deliveries of one request before it ends in a failure result"`
-	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"25s" desc:"time in-flight work gets after SIGTERM or SIGINT"`
+	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"25s" desc:"time in-flight work gets after SIGTERM or SIGINT (quota waiters are handed back at once; the whole shutdown takes at most this + 5s)"`
 	StreamReplicas  int           `envconfig:"STREAM_REPLICAS" default:"1" desc:"replicas of every stream and bucket provisioned (1..5; 3 on a three-node cluster)"`
 
 	DefenderCloud        string        `envconfig:"DEFENDER_CLOUD" default:"public" desc:"public, gcc, gcc-high or dod"`
@@ -135,7 +137,7 @@ func Load(lookup Lookup) (*Config, error) {
 			raw, set = f.Tag.Get("default"), false
 		}
 		if err := setField(v.Field(i), raw); err != nil {
-			shown := strconv.Quote(raw)
+			shown := strconv.Quote(redact.URLs(raw))
 			if f.Type == reflect.TypeOf(Secret("")) {
 				shown = redacted
 			}
@@ -293,22 +295,46 @@ func (c *Config) resolve() error {
 	if (c.NATSTLSCertFile == "") != (c.NATSTLSKeyFile == "") {
 		return invalid("NATS_TLS_CERT_FILE", "NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE go together")
 	}
+	if err := listenAddress(c.HTTPListen); err != nil {
+		return invalid("HTTP_LISTEN", "%v", err)
+	}
 	if c.NATSPassword != "" && c.NATSUser == "" {
 		return invalid("NATS_PASSWORD", "needs NATS_USER")
 	}
 	return nil
 }
 
+// httpsURL checks an https URL; its errors never show the URL's
+// credentials.
 func httpsURL(raw string) error {
+	shown := redact.URLs(raw)
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("%q is not a URL", raw)
+		return fmt.Errorf("%q is not a URL", shown)
 	}
 	if u.Scheme != "https" || u.Host == "" {
-		return fmt.Errorf("%q must be an https URL", raw)
+		return fmt.Errorf("%q must be an https URL", shown)
 	}
 	if u.User != nil {
 		return errors.New("must not carry credentials")
+	}
+	return nil
+}
+
+// listenAddress checks a host:port to listen on; empty is valid (off).
+func listenAddress(s string) error {
+	if s == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port (127.0.0.1:8080, :8080, [::1]:8080)", s)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", s, port)
+	}
+	if strings.ContainsAny(host, " /@") {
+		return fmt.Errorf("%q: %q is not a host name or address", s, host)
 	}
 	return nil
 }

@@ -24,6 +24,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/cenkalti/backoff/v4"
+
+	"github.com/alert-domains/alert-domains/internal/shutdown"
 )
 
 // Version names the build in the User-Agent; set it with
@@ -338,7 +340,10 @@ func (c *Client) attempt(ctx context.Context, target, rejected string, budget in
 	}
 	if c.limiter != nil {
 		// The slot is held until the answer is read (see Limiter.Acquire).
+		// Shutdown may abandon this wait: the request has done nothing yet.
+		end := shutdown.Abandonable(ctx)
 		release, waited, werr := c.limiter.Acquire(ctx)
+		end()
 		if c.observer != nil {
 			c.observer.QuotaWait(waited)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/internal/shutdown"
 )
 
 // ErrNotBound is reported by Ready while the consumer is not bound to its
@@ -47,7 +48,23 @@ type Consumer struct {
 	bound    atomic.Bool
 	inFlight atomic.Int64
 	notReady atomic.Pointer[error]
+
+	// Messages in an abandonable wait (see package shutdown), by a number
+	// of their own; stopping is set when shutdown begins.
+	waitMu   sync.Mutex
+	stopping bool
+	waits    map[uint64]context.CancelCauseFunc
+	waitSeq  uint64
 }
+
+// ErrHandedBack is the cause of a message context cancelled because
+// shutdown began while the message only waited (for the quota): it is
+// handed back for redelivery at once.
+var ErrHandedBack = errors.New("handed back at shutdown while waiting for the quota")
+
+// shutdownGrace is how long Run still waits for in-flight work after the
+// shutdown timeout cancelled it (a hook may ignore the cancellation).
+const shutdownGrace = 2 * time.Second
 
 // Option configures a Consumer.
 type Option func(*Consumer) error
@@ -165,6 +182,7 @@ func New(bind Binder, handler handlers.Handler, opts ...Option) (*Consumer, erro
 		}
 	}
 	c.setNotReady(ErrNotBound)
+	c.waits = make(map[uint64]context.CancelCauseFunc)
 	return c, nil
 }
 
@@ -218,6 +236,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	err := c.pull(ctx, slots, jobs)
 	close(jobs)
 	c.setNotReady(errors.New("shutting down"))
+	if n := c.abandonWaits(); n > 0 {
+		c.logger.Info("handed back requests waiting for the quota", slog.Int("requests", n))
+	}
 
 	done := make(chan struct{})
 	go func() {
@@ -234,9 +255,51 @@ func (c *Consumer) Run(ctx context.Context) error {
 	case <-timer.C:
 		c.logger.Warn("shutdown timeout: handing back in-flight requests", slog.Int("in_flight", c.InFlight()))
 		cancelWork()
-		<-done
+		grace := time.NewTimer(shutdownGrace)
+		defer grace.Stop()
+		select {
+		case <-done:
+		case <-grace.C:
+			// Work that ignores its cancellation (a hook) is left behind;
+			// its messages are redelivered after the ack wait.
+			c.logger.Warn("in-flight work did not stop, leaving it", slog.Int("in_flight", c.InFlight()), slog.Duration("grace", shutdownGrace))
+		}
 	}
 	return err
+}
+
+// abandonable is the shutdown.Watcher of one message: while the message
+// is in an abandonable wait, shutdown cancels its context.
+func (c *Consumer) abandonable(cancel context.CancelCauseFunc) shutdown.Watcher {
+	return func() (end func()) {
+		c.waitMu.Lock()
+		defer c.waitMu.Unlock()
+		if c.stopping {
+			cancel(ErrHandedBack)
+			return func() {}
+		}
+		c.waitSeq++
+		id := c.waitSeq
+		c.waits[id] = cancel
+		return func() {
+			c.waitMu.Lock()
+			delete(c.waits, id)
+			c.waitMu.Unlock()
+		}
+	}
+}
+
+// abandonWaits begins shutdown for the abandonable waits: each message in
+// one now has its context cancelled, and so has each that enters one
+// later. It returns how many were waiting.
+func (c *Consumer) abandonWaits() int {
+	c.waitMu.Lock()
+	defer c.waitMu.Unlock()
+	c.stopping = true
+	for _, cancel := range c.waits {
+		cancel(ErrHandedBack)
+	}
+	return len(c.waits)
 }
 
 // pull binds, iterates and dispatches until ctx ends or the connection is
@@ -248,6 +311,10 @@ func (c *Consumer) pull(ctx context.Context, slots chan struct{}, jobs chan<- je
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
+			}
+			if connectionClosed(err) {
+				c.setNotReady(err)
+				return fmt.Errorf("bind consumer: %w", jetstream.ErrConnectionClosed)
 			}
 			c.setNotReady(fmt.Errorf("bind consumer: %w", err))
 			c.logger.Warn("cannot bind to the consumer, trying again", slog.Any("error", err), slog.Duration("retry_in", wait))
@@ -265,9 +332,9 @@ func (c *Consumer) pull(ctx context.Context, slots chan struct{}, jobs chan<- je
 		if err == nil || ctx.Err() != nil {
 			return nil
 		}
-		if errors.Is(err, jetstream.ErrConnectionClosed) {
+		if connectionClosed(err) {
 			c.setNotReady(err)
-			return err
+			return jetstream.ErrConnectionClosed
 		}
 		c.setNotReady(err)
 		c.logger.Warn("pulling stopped, binding again", slog.Any("error", err))
@@ -328,13 +395,17 @@ func (c *Consumer) fetch(ctx context.Context, cons jetstream.Consumer, slots cha
 			return nil
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
-			if errors.Is(err, nats.ErrConnectionClosed) {
-				return jetstream.ErrConnectionClosed
-			}
 			return err
 		}
 		c.bound.Store(true)
 	}
+}
+
+// connectionClosed reports whether err means the connection is closed for
+// good: nats.go closes it on Close, and after the server refused the same
+// credentials twice in a row. Pulling again cannot help.
+func connectionClosed(err error) bool {
+	return errors.Is(err, jetstream.ErrConnectionClosed) || errors.Is(err, nats.ErrConnectionClosed)
 }
 
 // release frees n worker slots taken for a fetch that brought fewer messages.
@@ -393,7 +464,9 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 		MaxDeliver:   c.maxDeliver,
 	}
 	stop := c.keepAlive(msg, meta.Sequence.Stream)
-	out := c.safeHandle(ctx, d)
+	mctx, cancel := context.WithCancelCause(ctx)
+	out := c.safeHandle(shutdown.WithWatcher(mctx, c.abandonable(cancel)), d)
+	cancel(nil)
 	stop()
 	c.settle(msg, out, meta.Sequence.Stream)
 }

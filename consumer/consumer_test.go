@@ -2,6 +2,7 @@ package consumer_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -326,5 +327,39 @@ func TestShutdownTimeoutHandsBack(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("handed-back message was not redelivered promptly")
+	}
+}
+
+// TestRunEndsWhenConnectionClosed: a connection closed for good (nats.go
+// reports nats.ErrConnectionClosed) ends Run with an error, whether it is
+// closed while pulling or before binding, instead of trying again forever.
+func TestRunEndsWhenConnectionClosed(t *testing.T) {
+	f := newFixture(t, 5*time.Second, 3)
+	nc := f.js.Conn()
+	handler := func(ctx context.Context, d *handlers.Delivery) handlers.Outcome {
+		return handlers.Outcome{Action: handlers.Ack}
+	}
+	c, err := consumer.New(f.bind, handler, consumer.WithFetchWait(100*time.Millisecond), consumer.WithRebindBackoff(10*time.Millisecond, 20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Run(t.Context()) }()
+	deadline := time.After(10 * time.Second)
+	for c.Ready() != nil {
+		select {
+		case <-deadline:
+			t.Fatal("never ready")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	nc.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, jetstream.ErrConnectionClosed) {
+			t.Errorf("Run returned %v, want ErrConnectionClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run still runs 10s after the connection was closed")
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/alert-domains/alert-domains/internal/redact"
 )
 
 // hookOutputLimit bounds what a hook's output contributes to the log.
@@ -112,14 +114,16 @@ func (h *Hooks) Run(ctx context.Context, res *Result) {
 	h.logger.LogAttrs(ctx, slog.LevelDebug, "hook ran", attrs...)
 }
 
-// hookEnv is environ without the variables that hold secrets: a hook's
-// output is logged, and secrets never appear in logs.
+// hookEnv is environ without the variables that hold secrets, and without
+// the credentials of any URL in a value (NATS_URL=nats://user:password@...
+// reaches the hook as nats://...): a hook's output is logged, and secrets
+// never appear in logs.
 func hookEnv(environ []string) []string {
 	secret := []string{"AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PASSWORD", "NATS_PASSWORD", "NATS_TOKEN"}
-	return slices.DeleteFunc(environ, func(kv string) bool {
+	return redact.Environ(slices.DeleteFunc(slices.Clone(environ), func(kv string) bool {
 		name, _, _ := strings.Cut(kv, "=")
 		return slices.Contains(secret, name)
-	})
+	}))
 }
 
 // limitedBuffer keeps the first limit bytes written to it.

@@ -32,7 +32,8 @@ func Example() {
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		line := sc.Text()
-		if strings.HasPrefix(line, "alert_domains_results_total") || strings.HasPrefix(line, "alert_domains_defender_calls_total") {
+		// Every known series is exported from 0; these are the ones counted.
+		if (strings.HasPrefix(line, "alert_domains_results_total") || strings.HasPrefix(line, "alert_domains_defender_calls_total")) && !strings.HasSuffix(line, " 0") {
 			fmt.Println(line)
 		}
 	}

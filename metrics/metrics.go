@@ -18,6 +18,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/internal/buildinfo"
 )
 
 const namespace = "alert_domains"
@@ -46,6 +47,7 @@ type Metrics struct {
 	consumerWaiting     prometheus.Gauge
 
 	deliveryLimit *prometheus.CounterVec
+	buildInfo     *prometheus.GaugeVec
 }
 
 // New returns the service's metrics, registered with a new registry along
@@ -131,7 +133,15 @@ func New() *Metrics {
 			Name:      "delivery_limit_advisories_total",
 			Help:      "Max-deliveries advisories answered by the safety net, by whether it stored a failure result (stored) or one existed already (existed).",
 		}, []string{"result"}),
+		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "build_info",
+			Help:      "Always 1: the version, commit and Go version the binary was built from.",
+		}, []string{"version", "commit", "goversion"}),
 	}
+	bi := buildinfo.Read()
+	m.buildInfo.WithLabelValues(bi.Version, bi.Commit, bi.GoVersion).Set(1)
+	m.exportFromZero()
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -139,9 +149,42 @@ func New() *Metrics {
 		m.defenderCalls, m.defenderDuration, m.quotaWait,
 		m.cacheHits, m.cacheMisses, m.cacheErrors,
 		m.consumerPending, m.consumerAckPending, m.consumerRedelivered, m.consumerWaiting,
-		m.deliveryLimit,
+		m.deliveryLimit, m.buildInfo,
 	)
 	return m
+}
+
+// Label values known in advance. Each of their series is exported from 0
+// at start, so that increase() and rate() see the first event.
+var (
+	failureKinds = []connector.Kind{
+		connector.KindInvalidRequest, connector.KindBadRequest, connector.KindUnauthorized, connector.KindForbidden,
+		connector.KindNotFound, connector.KindThrottled, connector.KindUnavailable, connector.KindBadResponse,
+	}
+	actions = []handlers.Action{handlers.Ack, handlers.Retry, handlers.Terminate, handlers.HandBack}
+	// defenderCodes are the answers DEFENDER-API documents, and "error".
+	defenderCodes = []int{200, 400, 401, 403, 404, 429, 500, 502, 503, 504, 0}
+)
+
+// exportFromZero creates every series of a counter whose label values are
+// known in advance.
+func (m *Metrics) exportFromZero() {
+	m.results.WithLabelValues(handlers.StatusSuccess, "")
+	for _, k := range failureKinds {
+		m.results.WithLabelValues(handlers.StatusFailure, string(k))
+	}
+	for _, a := range actions {
+		m.deliveries.WithLabelValues(a.String())
+	}
+	for _, c := range defenderCodes {
+		m.defenderCalls.WithLabelValues(statusCode(c))
+	}
+	for _, op := range []string{"get", "put"} {
+		m.cacheErrors.WithLabelValues(op)
+	}
+	for _, r := range []string{"stored", "existed"} {
+		m.deliveryLimit.WithLabelValues(r)
+	}
 }
 
 // Registry is the registry the metrics are registered with, for adding

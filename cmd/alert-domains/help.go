@@ -10,6 +10,10 @@ import (
 
 func runHelp(ctx context.Context, e *env, args []string) error {
 	if len(args) > 0 {
+		switch args[0] {
+		case "-h", "-help", "--help":
+			return printUsage(e.stdout)
+		}
 		for _, c := range commands() {
 			if c.name == args[0] && c.name != "help" {
 				return c.run(ctx, e, []string{"-h"})

@@ -4,12 +4,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/lmittmann/tint"
 	"golang.org/x/term"
 
 	"github.com/alert-domains/alert-domains/config"
+	"github.com/alert-domains/alert-domains/internal/redact"
 )
 
 // isTerminal reports whether w is a terminal.
@@ -31,11 +33,33 @@ func newLogger(cfg *config.Config, e *env) *slog.Logger {
 		}
 	}
 	if format == "json" {
-		return slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: cfg.Level}))
+		return slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: cfg.Level, ReplaceAttr: replaceAttr}))
 	}
 	return slog.New(tint.NewHandler(e.stderr, &tint.Options{
-		Level:      cfg.Level,
-		TimeFormat: time.TimeOnly,
-		NoColor:    !tty || e.getenv("NO_COLOR") != "",
+		Level:       cfg.Level,
+		TimeFormat:  time.TimeOnly,
+		NoColor:     !tty || e.getenv("NO_COLOR") != "",
+		ReplaceAttr: replaceAttr,
 	}))
+}
+
+// replaceAttr writes durations as Go durations ("25s", not 25000000000
+// nanoseconds) and removes the credentials of any URL in a string or an
+// error, so a password in a URL never reaches the log.
+func replaceAttr(_ []string, a slog.Attr) slog.Attr {
+	switch a.Value.Kind() {
+	case slog.KindDuration:
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	case slog.KindString:
+		if s := a.Value.String(); strings.Contains(s, "://") {
+			a.Value = slog.StringValue(redact.URLs(s))
+		}
+	case slog.KindAny:
+		if err, ok := a.Value.Any().(error); ok {
+			if s := err.Error(); strings.Contains(s, "://") {
+				a.Value = slog.StringValue(redact.URLs(s))
+			}
+		}
+	}
+	return a
 }

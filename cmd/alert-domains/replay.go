@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,22 +37,32 @@ const (
 	skipReplayPending   = "replayed already, its result is pending"
 	skipNotStored       = "request no longer stored"
 	skipNoSequence      = "failure result names no request"
+	skipReplayFailed    = "replayed already, the replay failed on its own"
+	// Two runs at once: the stream kept the other run's copy.
+	skipReplayedConcurrently = "replayed by another run at the same time"
 )
 
 const replaySynopsis = `replay --failed [--kind K1,K2] [--alert ID] [--since D] [--until D] [flags]
        alert-domains replay --from-seq N [--to-seq M] [flags]
        alert-domains replay --since D [--until D] [flags]
 
-Sends requests through the service again: the original request of each
-matching failure result (--failed), or the stored request messages in a
-range of REQUEST_STREAM. Each goes to REQUEST_SUBJECT with its original body
-and headers (without the Nats-* headers the server interprets) and the header
-Replay-Of: <original stream sequence>; each original at most once per run.
-replay never deletes anything.
+Sends requests through the service again: the request of each matching
+failure result (--failed), or the stored request messages in a range of
+REQUEST_STREAM. Each goes to REQUEST_SUBJECT with its original body and
+headers (without the Nats-* headers the server interprets), the header
+Replay-Of: <original stream sequence> and a message ID of replay's own,
+derived from the request and the failure it answers, so that two runs at
+once store each copy once. Each original at most once per run. replay never
+deletes anything.
+
+Without --kind, --failed takes only the kinds a replay can fix: unavailable,
+throttled, unauthorized, forbidden, unknown_tenant; --kind all takes every
+kind.
 
 With --failed, a failure is skipped when its alert has a success result
-stored after it, or when a replay of its request was stored after it and has
-no result yet: running the same replay twice republishes nothing new.
+stored after it, or when replay already published a copy answering it
+(told by its content, never by a header alone): running the same replay
+twice republishes nothing new.
 
 --since and --until take a duration back from now (2h) or an RFC 3339 time.`
 
@@ -62,6 +75,7 @@ type replayOptions struct {
 	fromSeq, toSeq uint64
 	dryRun         bool
 	rate           float64
+	defaultKinds   bool // --kind not given: the kinds a replay can fix
 }
 
 func runReplay(ctx context.Context, e *env, args []string) error {
@@ -113,7 +127,7 @@ type replayFlagValues struct {
 func defineReplayFlags(fs *flag.FlagSet) *replayFlagValues {
 	return &replayFlagValues{
 		failed:    fs.Bool("failed", false, "replay the requests of failure results"),
-		kinds:     fs.String("kind", "", "with --failed: only these failure kinds, comma separated (unavailable,throttled,...)"),
+		kinds:     fs.String("kind", "", "with --failed: only these failure kinds, comma separated, or all (default: unavailable,throttled,unauthorized,forbidden,unknown_tenant)"),
 		alert:     fs.String("alert", "", "with --failed: only failures of this alert ID"),
 		since:     fs.String("since", "", "only results (--failed) or requests stored since then"),
 		until:     fs.String("until", "", "only results (--failed) or requests stored until then"),
@@ -152,12 +166,21 @@ func (v *replayFlagValues) options(fs *flag.FlagSet, now time.Time) (*replayOpti
 	case perSecond <= 0:
 		return nil, usageErrorf("replay: --rate must be more than 0")
 	}
-	if kinds != "" {
+	switch strings.TrimSpace(kinds) {
+	case "all":
+		// Every kind: o.kinds stays nil.
+	case "":
+		o.defaultKinds = true
+		o.kinds = make(map[connector.Kind]bool)
+		for _, k := range replayableKinds {
+			o.kinds[k] = true
+		}
+	default:
 		o.kinds = make(map[connector.Kind]bool)
 		for k := range strings.SplitSeq(kinds, ",") {
 			kind := connector.Kind(strings.TrimSpace(k))
 			if !slices.Contains(failureKinds, kind) {
-				return nil, usageErrorf("replay: --kind: %q is not a failure kind (%s)", k, kindList())
+				return nil, usageErrorf("replay: --kind: %q is not a failure kind (%s, or all)", k, kindList())
 			}
 			o.kinds[kind] = true
 		}
@@ -184,10 +207,29 @@ func (v *replayFlagValues) options(fs *flag.FlagSet, now time.Time) (*replayOpti
 	return o, nil
 }
 
+// kindUnknownTenant is the kind of a request for a tenant that is not
+// configured: replayable once the tenant is added.
+const kindUnknownTenant connector.Kind = "unknown_tenant"
+
 // failureKinds are the error kinds of the contract.
 var failureKinds = []connector.Kind{
 	connector.KindInvalidRequest, connector.KindBadRequest, connector.KindUnauthorized, connector.KindForbidden,
 	connector.KindNotFound, connector.KindThrottled, connector.KindUnavailable, connector.KindBadResponse,
+	kindUnknownTenant,
+}
+
+// replayableKinds are what replay --failed takes without --kind: the kinds
+// a replay can fix (an outage ended, a credential or permission or tenant
+// was fixed). not_found, invalid_request, bad_request and bad_response
+// would fail the same way again, each spending a Defender call.
+var replayableKinds = []connector.Kind{
+	connector.KindUnavailable, connector.KindThrottled, connector.KindUnauthorized, connector.KindForbidden,
+	kindUnknownTenant,
+}
+
+// selects reports whether a failure of kind k is replayed.
+func (o *replayOptions) selects(k connector.Kind) bool {
+	return o.kinds == nil || o.kinds[k]
 }
 
 func kindList() string {
@@ -217,11 +259,14 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 
 // replayItem is one candidate of a run, in the order found.
 type replayItem struct {
-	seq     uint64 // the stored request to republish
-	alt     uint64 // tried when seq is no longer stored: the replayed request a failure was for
-	alertID string
-	detail  string // what selected it, for its line
-	skip    string // why it is not republished, when planning decided so
+	seq      uint64 // the stored request to republish
+	answers  uint64 // with --failed: the stream sequence of the failure result it answers
+	alertID  string
+	detail   string // what selected it, for its line
+	skip     string // why it is not republished, when planning decided so
+	root     uint64 // the original request of the chain, once read (Replay-Of)
+	msgID    string // the Nats-Msg-Id of its republished copy, once built
+	resolved bool   // root and msgID are set
 }
 
 // replaySummary counts the outcomes of a run.
@@ -241,12 +286,27 @@ type replayer struct {
 	out  io.Writer
 	prog *progress
 	sum  replaySummary
+
+	requests jetstream.Stream // REQUEST_STREAM, read at the start of the run
+	// identity tells this REQUEST_STREAM from an earlier one of the same
+	// name: its creation time. Sequences start again at 1 in a re-created
+	// stream; message IDs that name a sequence name the stream too.
+	identity string
+	// genuine caches, by stream sequence, whether a stored request is a copy
+	// that replay published.
+	genuine map[uint64]replayCopy
 }
 
 func (r *replayer) run(ctx context.Context) error {
 	r.sum.skipped = make(map[string]int)
+	r.genuine = make(map[uint64]replayCopy)
+	stream, err := r.js.Stream(ctx, r.cfg.RequestStream)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", r.cfg.RequestStream, err)
+	}
+	r.requests = stream
+	r.identity = strconv.FormatInt(stream.CachedInfo().Created.UnixNano(), 36)
 	var items []replayItem
-	var err error
 	if r.opts.failed {
 		items, err = r.planFailed(ctx)
 	} else {
@@ -272,14 +332,13 @@ func (r *replayer) run(ctx context.Context) error {
 type failureRef struct {
 	resultSeq uint64
 	at        time.Time
-	orig      uint64 // the first request of the chain of replays
 	own       uint64 // the request the result is for
 	alertID   string
 	kind      connector.Kind
 }
 
 // planFailed selects the matching failure results and decides for each one
-// whether its original request is republished.
+// whether its request is republished.
 func (r *replayer) planFailed(ctx context.Context) ([]replayItem, error) {
 	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.cfg.FailureSubject}}
 	if !r.opts.since.IsZero() {
@@ -295,17 +354,16 @@ func (r *replayer) planFailed(ctx context.Context) ([]replayItem, error) {
 			r.sum.filtered++
 			return true, nil
 		}
-		if (r.opts.kinds != nil && !r.opts.kinds[res.Error.Kind]) || (r.opts.alert != "" && res.AlertID != r.opts.alert) {
+		if !r.opts.selects(res.Error.Kind) || (r.opts.alert != "" && res.AlertID != r.opts.alert) {
 			r.sum.filtered++
 			return true, nil
 		}
-		orig := res.RequestSequence
-		if res.ReplayOf != 0 {
-			orig = res.ReplayOf
-		}
+		// The result's replayOf is not read: it copies a header any
+		// publisher can set. What replay published is told apart by
+		// content (see copyOf).
 		failures = append(failures, failureRef{
 			resultSeq: meta.Sequence.Stream, at: meta.Timestamp,
-			orig: orig, own: res.RequestSequence, alertID: res.AlertID, kind: res.Error.Kind,
+			own: res.RequestSequence, alertID: res.AlertID, kind: res.Error.Kind,
 		})
 		return true, nil
 	})
@@ -320,49 +378,53 @@ func (r *replayer) planFailed(ctx context.Context) ([]replayItem, error) {
 	if err != nil {
 		return nil, err
 	}
-	replayed, err := r.lastReplays(ctx, from)
+	copies, err := r.replayCopies(ctx, from)
 	if err != nil {
 		return nil, err
 	}
-	return planFailures(failures, succeeded, replayed), nil
+	return planFailures(failures, succeeded, copies, func(seq uint64) (bool, error) {
+		c, err := r.copyOf(ctx, seq)
+		return c.ok, err
+	})
 }
 
 // planFailures decides what happens to each failure, given the stream
-// sequence of the last success result of each alert and the time of the
-// last replay of each request.
-func planFailures(failures []failureRef, succeeded map[string]uint64, replayed map[uint64]time.Time) []replayItem {
-	latest := make(map[uint64]failureRef)
+// sequence of the last success result of each alert, the requests that
+// claim to be replay copies answering each failure result (by the failure's
+// result sequence), and genuine, which tells whether a claimed copy is one
+// that replay published.
+func planFailures(failures []failureRef, succeeded map[string]uint64, copies map[uint64][]uint64, genuine func(seq uint64) (bool, error)) ([]replayItem, error) {
+	failed := make(map[uint64]bool, len(failures)) // requests with a failure result
 	for _, f := range failures {
-		latest[f.orig] = f // failures are in stream order
+		failed[f.own] = true
 	}
-	decided := make(map[uint64]string)
 	items := make([]replayItem, 0, len(failures))
 	for _, f := range failures {
-		it := replayItem{seq: f.orig, alertID: f.alertID, detail: "failure " + string(f.kind)}
-		if f.own != f.orig {
-			it.alt = f.own
-		}
-		last := latest[f.orig]
-		if prev, ok := decided[f.orig]; ok {
-			it.skip = prev
-			if prev == "" {
-				it.skip = skipReplayedThisRun
-			}
-			items = append(items, it)
-			continue
-		}
+		it := replayItem{seq: f.own, answers: f.resultSeq, alertID: f.alertID, detail: "failure " + string(f.kind)}
 		switch {
-		case f.orig == 0:
+		case f.own == 0:
 			it.skip = skipNoSequence
-		case f.alertID != "" && succeeded[f.alertID] > last.resultSeq:
+		case f.alertID != "" && succeeded[f.alertID] > f.resultSeq:
 			it.skip = skipSucceededSince
-		case replayed[f.orig].After(last.at) || (f.own != 0 && replayed[f.own].After(last.at)):
-			it.skip = skipReplayPending
+		default:
+			for _, c := range copies[f.resultSeq] {
+				ok, err := genuine(c)
+				if err != nil {
+					return nil, err
+				}
+				if !ok {
+					continue
+				}
+				it.skip = skipReplayPending
+				if failed[c] {
+					it.skip = skipReplayFailed
+				}
+				break
+			}
 		}
-		decided[f.orig] = it.skip
 		items = append(items, it)
 	}
-	return items
+	return items, nil
 }
 
 // lastSuccesses reads the success results stored since from: the stream
@@ -387,10 +449,12 @@ func (r *replayer) lastSuccesses(ctx context.Context, from time.Time) (map[strin
 	return last, nil
 }
 
-// lastReplays reads the requests stored since from: when each original was
-// last replayed.
-func (r *replayer) lastReplays(ctx context.Context, from time.Time) (map[uint64]time.Time, error) {
-	last := make(map[uint64]time.Time)
+// replayCopies reads the requests stored since from whose message ID says
+// they are replay copies answering a failure result: the stream sequences
+// of those copies by the failure's result sequence. They are claims only,
+// checked by copyOf before they count.
+func (r *replayer) replayCopies(ctx context.Context, from time.Time) (map[uint64][]uint64, error) {
+	copies := make(map[uint64][]uint64)
 	occ := jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{r.cfg.RequestSubject},
 		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
@@ -398,15 +462,150 @@ func (r *replayer) lastReplays(ctx context.Context, from time.Time) (map[uint64]
 		HeadersOnly:    true,
 	}
 	err := scanStream(ctx, r.js, r.cfg.RequestStream, occ, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
-		if seq, err := strconv.ParseUint(msg.Headers().Get(handlers.HeaderReplayOf), 10, 64); err == nil {
-			last[seq] = meta.Timestamp
+		id, ok := parseReplayID(msg.Headers().Get(handlers.HeaderMsgID), r.identity)
+		if ok && id.answers != 0 {
+			copies[id.answers] = append(copies[id.answers], meta.Sequence.Stream)
 		}
 		return true, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read requests: %w", err)
 	}
-	return last, nil
+	return copies, nil
+}
+
+// replayID is what the message ID of a republished copy says: the stream
+// identity, the stored request it copies (source), and the failure result
+// it answers (--failed) or the last sequence of the stream when the run
+// started (a range form). The same candidate of two runs at once gets the
+// same ID, so the stream stores it once.
+type replayID struct {
+	source  uint64
+	answers uint64
+	rest    string
+}
+
+const replayIDPrefix = "replay-"
+
+func (id replayID) String(identity string) string {
+	s := replayIDPrefix + identity + "-" + strconv.FormatUint(id.source, 10) + "-"
+	if id.answers != 0 {
+		return s + "f" + strconv.FormatUint(id.answers, 10) + id.rest
+	}
+	return s + id.rest
+}
+
+// parseReplayID reads a message ID of a replay copy of the stream with
+// identity; ok is false for any other ID.
+func parseReplayID(s, identity string) (id replayID, ok bool) {
+	rest, found := strings.CutPrefix(s, replayIDPrefix+identity+"-")
+	if !found {
+		return id, false
+	}
+	src, rest, found := strings.Cut(rest, "-")
+	if !found {
+		return id, false
+	}
+	n, err := strconv.ParseUint(src, 10, 64)
+	if err != nil || n == 0 {
+		return id, false
+	}
+	id.source = n
+	if f, found := strings.CutPrefix(rest, "f"); found {
+		num, tail, _ := strings.Cut(f, "-")
+		if a, err := strconv.ParseUint(num, 10, 64); err == nil {
+			id.answers = a
+			if tail != "" {
+				id.rest = "-" + tail
+			}
+			return id, true
+		}
+	}
+	id.rest = rest
+	return id, true
+}
+
+// replayCopy is what copyOf found out about a stored request.
+type replayCopy struct {
+	ok   bool   // a copy that replay published
+	root uint64 // the original of its chain (its Replay-Of)
+}
+
+// copyOf tells whether the stored request at seq is a copy that replay
+// published: its message ID has replay's form and names a source request,
+// and it carries exactly the body and headers of that source on the same
+// subject. A header alone (Replay-Of, or a forged message ID) proves
+// nothing; a publisher who sends an exact copy of a stored request sends
+// that request again, which is what a replay does.
+func (r *replayer) copyOf(ctx context.Context, seq uint64) (replayCopy, error) {
+	if c, ok := r.genuine[seq]; ok {
+		return c, nil
+	}
+	c, err := r.checkCopy(ctx, seq)
+	if err == nil {
+		r.genuine[seq] = c
+	}
+	return c, err
+}
+
+func (r *replayer) checkCopy(ctx context.Context, seq uint64) (replayCopy, error) {
+	msg, err := r.getRequest(ctx, seq)
+	if msg == nil || err != nil {
+		return replayCopy{}, err
+	}
+	id, ok := parseReplayID(msg.Header.Get(handlers.HeaderMsgID), r.identity)
+	if !ok || id.source >= seq {
+		return replayCopy{}, nil
+	}
+	src, err := r.getRequest(ctx, id.source)
+	if src == nil || err != nil {
+		return replayCopy{}, err
+	}
+	if msg.Subject != src.Subject || !bytes.Equal(msg.Data, src.Data) || !sameHeaders(msg.Header, src.Header) {
+		return replayCopy{}, nil
+	}
+	root := id.source
+	if n, err := strconv.ParseUint(msg.Header.Get(handlers.HeaderReplayOf), 10, 64); err == nil && n > 0 && n <= id.source {
+		root = n
+	}
+	return replayCopy{ok: true, root: root}, nil
+}
+
+// getRequest reads a stored request message; nil when it is no longer
+// stored or is not on REQUEST_SUBJECT.
+func (r *replayer) getRequest(ctx context.Context, seq uint64) (*jetstream.RawStreamMsg, error) {
+	raw, err := r.requests.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read request %d: %w", seq, err)
+	}
+	if raw.Subject != r.cfg.RequestSubject {
+		return nil, nil
+	}
+	return raw, nil
+}
+
+// sameHeaders compares the headers a replay copies (every header but the
+// Nats-* ones and Replay-Of).
+func sameHeaders(a, b nats.Header) bool {
+	copied := func(h nats.Header) map[string]string {
+		m := make(map[string]string, len(h))
+		for k, v := range h {
+			if !copiedHeader(k) {
+				continue
+			}
+			m[http.CanonicalHeaderKey(k)] = strings.Join(v, "\x00")
+		}
+		return m
+	}
+	return maps.Equal(copied(a), copied(b))
+}
+
+// copiedHeader reports whether a replay copies the header k.
+func copiedHeader(k string) bool {
+	return !strings.HasPrefix(strings.ToLower(k), "nats-") && !strings.EqualFold(k, handlers.HeaderReplayOf)
 }
 
 // planStored selects the stored request messages in the range.
@@ -437,16 +636,14 @@ func (r *replayer) planStored(ctx context.Context) ([]replayItem, error) {
 // pendingPublish is a republished request waiting for its acknowledgement.
 type pendingPublish struct {
 	item replayItem
+	msg  *nats.Msg
 	fut  jetstream.PubAckFuture
 }
 
 // republish fetches and republishes the items in order, paced, with at most
 // replayWindow acknowledgements outstanding, and prints a line for each.
 func (r *replayer) republish(ctx context.Context, items []replayItem) error {
-	stream, err := r.js.Stream(ctx, r.cfg.RequestStream)
-	if err != nil {
-		return fmt.Errorf("stream %s: %w", r.cfg.RequestStream, err)
-	}
+	lastSeq := r.requests.CachedInfo().State.LastSeq
 	r.prog.start(len(items), r.opts.dryRun)
 	burst := max(1, min(replayWindow, int(r.opts.rate/10)))
 	pace := rate.NewLimiter(rate.Limit(r.opts.rate), burst)
@@ -457,18 +654,18 @@ func (r *replayer) republish(ctx context.Context, items []replayItem) error {
 			if block {
 				select {
 				case ack := <-p.fut.Ok():
-					r.published(p.item, ack, nil)
+					r.published(ctx, p, ack, nil)
 				case err := <-p.fut.Err():
-					r.published(p.item, nil, err)
+					r.published(ctx, p, nil, err)
 				case <-ctx.Done():
 					return ctx.Err()
 				}
 			} else {
 				select {
 				case ack := <-p.fut.Ok():
-					r.published(p.item, ack, nil)
+					r.published(ctx, p, ack, nil)
 				case err := <-p.fut.Err():
-					r.published(p.item, nil, err)
+					r.published(ctx, p, nil, err)
 				default:
 					return nil
 				}
@@ -485,11 +682,11 @@ func (r *replayer) republish(ctx context.Context, items []replayItem) error {
 		for _, p := range queue {
 			select {
 			case ack := <-p.fut.Ok():
-				r.published(p.item, ack, nil)
+				r.published(wctx, p, ack, nil)
 			case err := <-p.fut.Err():
-				r.published(p.item, nil, err)
+				r.published(wctx, p, nil, err)
 			case <-wctx.Done():
-				r.published(p.item, nil, errors.New("no acknowledgement before the run ended"))
+				r.published(wctx, p, nil, errors.New("no acknowledgement before the run ended"))
 			}
 		}
 	}()
@@ -499,15 +696,11 @@ func (r *replayer) republish(ctx context.Context, items []replayItem) error {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("replay interrupted: %w", err)
 		}
-		if it.skip == "" && seen[it.seq] {
-			it.skip = skipReplayedThisRun
-		}
 		if it.skip != "" {
 			r.skipped(it, it.skip)
 			continue
 		}
-		seen[it.seq] = true
-		raw, err := r.stored(ctx, stream, &it)
+		raw, err := r.getRequest(ctx, it.seq)
 		if err != nil {
 			return err
 		}
@@ -515,6 +708,20 @@ func (r *replayer) republish(ctx context.Context, items []replayItem) error {
 			r.skipped(it, skipNotStored)
 			continue
 		}
+		if err := r.resolve(ctx, &it, raw, lastSeq); err != nil {
+			return err
+		}
+		// Each original once per run: with --failed, the original of its
+		// chain; for a range, each stored message.
+		key := it.seq
+		if r.opts.failed {
+			key = it.root
+		}
+		if seen[key] {
+			r.skipped(it, skipReplayedThisRun)
+			continue
+		}
+		seen[key] = true
 		if r.opts.dryRun {
 			r.line("would republish", it, "")
 			r.sum.republished++
@@ -529,12 +736,13 @@ func (r *replayer) republish(ctx context.Context, items []replayItem) error {
 				return fmt.Errorf("replay interrupted: %w", err)
 			}
 		}
-		fut, err := r.js.PublishMsgAsync(replayMessage(raw, r.cfg.RequestSubject))
+		msg := replayMessage(raw, r.cfg.RequestSubject, it.root, it.msgID)
+		fut, err := r.js.PublishMsgAsync(msg)
 		if err != nil {
-			r.published(it, nil, err)
+			r.published(ctx, pendingPublish{item: it, msg: msg}, nil, err)
 			continue
 		}
-		queue = append(queue, pendingPublish{item: it, fut: fut})
+		queue = append(queue, pendingPublish{item: it, msg: msg, fut: fut})
 		if err := settle(false); err != nil {
 			return err
 		}
@@ -545,50 +753,70 @@ func (r *replayer) republish(ctx context.Context, items []replayItem) error {
 	return nil
 }
 
-// stored reads the request of it from the stream, or its alternative; nil
-// when neither is stored any longer. It fills in the alert ID.
-func (r *replayer) stored(ctx context.Context, stream jetstream.Stream, it *replayItem) (*jetstream.RawStreamMsg, error) {
-	for _, seq := range []uint64{it.seq, it.alt} {
-		if seq == 0 {
-			continue
-		}
-		raw, err := stream.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read request %d: %w", seq, err)
-		}
-		if raw.Subject != r.cfg.RequestSubject {
-			continue
-		}
-		it.seq = seq
-		if it.alertID == "" {
-			req, _ := handlers.Decode(raw.Data, raw.Header)
-			it.alertID = req.AlertID
-		}
-		return raw, nil
+// resolve finds the original of it's chain (it itself, unless it is a copy
+// replay published) and the message ID of its copy.
+func (r *replayer) resolve(ctx context.Context, it *replayItem, raw *jetstream.RawStreamMsg, lastSeq uint64) error {
+	if it.alertID == "" {
+		req, _ := handlers.Decode(raw.Data, raw.Header)
+		it.alertID = req.AlertID
 	}
-	return nil, nil
+	it.root = it.seq
+	if r.opts.failed {
+		c, err := r.copyOf(ctx, it.seq)
+		if err != nil {
+			return err
+		}
+		if c.ok {
+			it.root = c.root
+		}
+	}
+	id := replayID{source: it.seq, answers: it.answers}
+	if it.answers == 0 {
+		id.rest = "s" + strconv.FormatUint(lastSeq, 10)
+	}
+	it.msgID = id.String(r.identity)
+	return nil
 }
 
 // replayMessage is the republished copy of a stored request: the same body
-// and headers, without the Nats-* headers the server acts on (Nats-Msg-Id
-// would make the stream drop it as a duplicate; expectations and roll-ups
-// would refuse it or purge), with Replay-Of naming the original.
-func replayMessage(raw *jetstream.RawStreamMsg, subject string) *nats.Msg {
+// and headers, without the Nats-* headers the server acts on (the
+// publisher's Nats-Msg-Id would make the stream drop it as a duplicate;
+// expectations and roll-ups would refuse it or purge), with Replay-Of naming
+// the original and replay's own message ID.
+func replayMessage(raw *jetstream.RawStreamMsg, subject string, root uint64, msgID string) *nats.Msg {
 	h := nats.Header{}
 	for k, v := range raw.Header {
-		if strings.HasPrefix(strings.ToLower(k), "nats-") || strings.EqualFold(k, handlers.HeaderReplayOf) {
-			continue
+		if copiedHeader(k) {
+			h[k] = slices.Clone(v)
 		}
-		h[k] = slices.Clone(v)
 	}
-	h.Set(handlers.HeaderReplayOf, strconv.FormatUint(raw.Sequence, 10))
+	h.Set(handlers.HeaderReplayOf, strconv.FormatUint(root, 10))
+	if msgID != "" {
+		h.Set(handlers.HeaderMsgID, msgID)
+	}
 	return &nats.Msg{Subject: subject, Header: h, Data: raw.Data}
 }
 
-func (r *replayer) published(it replayItem, ack *jetstream.PubAck, err error) {
+// published accounts for the acknowledgement of a republished copy. A copy
+// the stream dropped as a duplicate was published by another run at the
+// same time, when the stored message is a genuine copy; when it is not (a
+// publisher took the ID first), the copy is published again under an ID of
+// this run.
+func (r *replayer) published(ctx context.Context, p pendingPublish, ack *jetstream.PubAck, err error) {
+	it := p.item
+	if err == nil && ack.Duplicate {
+		c, cerr := r.copyOf(ctx, ack.Sequence)
+		switch {
+		case cerr != nil:
+			err = cerr
+		case c.ok:
+			r.skipped(it, skipReplayedConcurrently)
+			return
+		default:
+			p.msg.Header.Set(handlers.HeaderMsgID, it.msgID+"-"+strconv.FormatInt(time.Now().UnixNano(), 36))
+			ack, err = r.js.PublishMsg(ctx, p.msg)
+		}
+	}
 	if err != nil {
 		r.sum.failed++
 		r.line("failed", it, err.Error())
@@ -626,7 +854,10 @@ func (r *replayer) printSummary() {
 		what = "failure results"
 	}
 	line := fmt.Sprintf("found %d %s", s.found, what)
-	if s.filtered > 0 {
+	switch {
+	case s.filtered > 0 && r.opts.failed && r.opts.defaultKinds:
+		line += fmt.Sprintf(" (%d more in the time range are of kinds a replay cannot fix or did not match --alert; --kind all takes every kind)", s.filtered)
+	case s.filtered > 0:
 		line += fmt.Sprintf(" (%d more in the time range did not match --kind/--alert)", s.filtered)
 	}
 	verb := "republished"

@@ -231,34 +231,41 @@ func TestPlanFailures(t *testing.T) {
 	t0 := time.Now()
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
 	failures := []failureRef{
-		{resultSeq: 10, at: at(10), orig: 1, own: 1, alertID: "a", kind: connector.KindUnavailable},
-		{resultSeq: 11, at: at(11), orig: 2, own: 2, alertID: "b", kind: connector.KindUnavailable},
-		{resultSeq: 12, at: at(12), orig: 3, own: 3, alertID: "c", kind: connector.KindUnavailable},
-		{resultSeq: 13, at: at(13), orig: 4, own: 4, alertID: "d", kind: connector.KindThrottled},
-		// The replay of 4 failed again: 4 is replayed once more.
-		{resultSeq: 20, at: at(20), orig: 4, own: 9, alertID: "d", kind: connector.KindThrottled},
-		{resultSeq: 21, at: at(21), orig: 0, own: 0, kind: connector.KindInvalidRequest},
+		{resultSeq: 10, at: at(10), own: 1, alertID: "a", kind: connector.KindUnavailable},
+		{resultSeq: 11, at: at(11), own: 2, alertID: "b", kind: connector.KindUnavailable},
+		{resultSeq: 12, at: at(12), own: 3, alertID: "c", kind: connector.KindUnavailable},
+		{resultSeq: 13, at: at(13), own: 4, alertID: "d", kind: connector.KindThrottled},
+		// 9 is the copy of 4 that answered failure 13, and failed too.
+		{resultSeq: 20, at: at(20), own: 9, alertID: "d", kind: connector.KindThrottled},
+		{resultSeq: 21, at: at(21), own: 0, kind: connector.KindInvalidRequest},
+		// 5 has a claimed copy (7) that replay did not publish: a decoy.
+		{resultSeq: 22, at: at(22), own: 5, alertID: "e", kind: connector.KindUnavailable},
 	}
-	succeeded := map[string]uint64{"a": 15, "b": 5}        // a succeeded after its failure, b before
-	replayed := map[uint64]time.Time{3: at(14), 4: at(14)} // 3 has a replay pending; 4's replay failed at 20
-	items := planFailures(failures, succeeded, replayed)
+	succeeded := map[string]uint64{"a": 15, "b": 5} // a succeeded after its failure, b before
+	copies := map[uint64][]uint64{12: {8}, 13: {9}, 22: {7}}
+	genuine := func(seq uint64) (bool, error) { return seq != 7, nil }
+	items, err := planFailures(failures, succeeded, copies, genuine)
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := []struct {
-		seq, alt uint64
-		skip     string
+		seq  uint64
+		skip string
 	}{
-		{1, 0, skipSucceededSince},
-		{2, 0, ""},
-		{3, 0, skipReplayPending},
-		{4, 0, ""},
-		{4, 9, skipReplayedThisRun},
-		{0, 0, skipNoSequence},
+		{1, skipSucceededSince},
+		{2, ""},
+		{3, skipReplayPending},
+		{4, skipReplayFailed},
+		{9, ""},
+		{0, skipNoSequence},
+		{5, ""},
 	}
 	if len(items) != len(want) {
 		t.Fatalf("got %d items, want %d", len(items), len(want))
 	}
 	for i, w := range want {
-		if items[i].seq != w.seq || items[i].alt != w.alt || items[i].skip != w.skip {
-			t.Errorf("item %d = %+v, want seq %d alt %d skip %q", i, items[i], w.seq, w.alt, w.skip)
+		if items[i].seq != w.seq || items[i].skip != w.skip {
+			t.Errorf("item %d = %+v, want seq %d skip %q", i, items[i], w.seq, w.skip)
 		}
 	}
 }
@@ -292,8 +299,8 @@ func TestReplayFailedRepublishesOriginals(t *testing.T) {
 	if a.Header.Get(handlers.HeaderCorrelationID) != "siem-42" || a.Header.Get(handlers.HeaderTraceparent) != h.Get(handlers.HeaderTraceparent) {
 		t.Errorf("original headers not kept: %v", a.Header)
 	}
-	if a.Header.Get(handlers.HeaderMsgID) != "" {
-		t.Errorf("Nats-Msg-Id kept: %v", a.Header)
+	if id := a.Header.Get(handlers.HeaderMsgID); !strings.HasPrefix(id, "replay-") {
+		t.Errorf("Nats-Msg-Id %q, want replay's own", id)
 	}
 	if replayOf(t, msgs[1]) != seqD {
 		t.Errorf("second replay is of %d, want %d", replayOf(t, msgs[1]), seqD)
@@ -347,8 +354,8 @@ func TestReplayFailedAgainAfterTheReplayFailed(t *testing.T) {
 	if len(msgs) != 1 || replayOf(t, msgs[0]) != seq {
 		t.Fatalf("want one replay of the original %d; output:\n%s", seq, out)
 	}
-	if !strings.Contains(out, "1 "+skipReplayedThisRun) {
-		t.Errorf("the second failure of the same request is not reported as replayed this run:\n%s", out)
+	if !strings.Contains(out, "1 "+skipReplayFailed) {
+		t.Errorf("the first failure is not reported as replayed already:\n%s", out)
 	}
 }
 
@@ -435,8 +442,8 @@ func TestReplayMessageDropsServerHeaders(t *testing.T) {
 			"X-Custom":                    {"1", "2"},
 		},
 	}
-	m := replayMessage(raw, "req")
-	want := nats.Header{"Replay-Of": {"42"}, "Correlation-Id": {"c"}, "X-Custom": {"1", "2"}}
+	m := replayMessage(raw, "req", 42, "replay-id")
+	want := nats.Header{"Replay-Of": {"42"}, "Correlation-Id": {"c"}, "X-Custom": {"1", "2"}, "Nats-Msg-Id": {"replay-id"}}
 	if m.Subject != "req" || string(m.Data) != "abc" || len(m.Header) != len(want) {
 		t.Fatalf("message %+v", m)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/alert-domains/alert-domains/config"
+	"github.com/alert-domains/alert-domains/internal/redact"
 )
 
 // env is what every command gets from the process: its environment and its
@@ -66,6 +67,7 @@ func commands() []command {
 		{"replay", "republish failed or stored requests", runReplay},
 		{"tail", "follow results as they are published", runTail},
 		{"status", "streams, consumer, recent failures and quota use on one screen", runStatus},
+		{"version", "the version, commit and Go version of this binary", runVersion},
 		{"help", "list commands, flags and environment variables", runHelp},
 	}
 }
@@ -102,10 +104,10 @@ func exitCode(e *env, err error) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
-			fmt.Fprintf(e.stderr, "alert-domains: %v\n", ee.err)
+			fmt.Fprintf(e.stderr, "alert-domains: %s\n", redact.URLs(ee.err.Error()))
 		}
 		return ee.code
 	}
-	fmt.Fprintf(e.stderr, "alert-domains: %v\n", err)
+	fmt.Fprintf(e.stderr, "alert-domains: %s\n", redact.URLs(err.Error()))
 	return 1
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/consumer"
 	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/internal/buildinfo"
+	"github.com/alert-domains/alert-domains/internal/redact"
 	"github.com/alert-domains/alert-domains/metrics"
 	"github.com/alert-domains/alert-domains/safetynet"
 )
@@ -40,9 +42,19 @@ type service struct {
 // run starts everything, serves until ctx ends, then shuts down in order:
 // stop taking work, finish or hand back in-flight work, stop HTTP, drain
 // the connection, stop the embedded server last.
-func (s *service) run(ctx context.Context) error {
+func (s *service) run(ctx context.Context) (err error) {
 	cfg, logger := s.cfg, s.logger
 	start := time.Now()
+	// SIGTERM before the service was ready (connecting, provisioning) is a
+	// normal stop, not a failure.
+	stopped := ctx
+	ready := false
+	defer func() {
+		if err != nil && !ready && stopped.Err() != nil && !errors.Is(err, errConnectionClosed) {
+			logger.Info("stopped during start-up", slog.Any("reason", err))
+			err = nil
+		}
+	}()
 	natsURL := cfg.NATSURL
 	if natsURL == "" {
 		emb, err := broker.StartEmbedded(cfg.EmbeddedListen, cfg.EmbeddedStoreDir)
@@ -61,6 +73,34 @@ func (s *service) run(ctx context.Context) error {
 		return configError(err)
 	}
 	defer drain(nc, logger)
+	// A connection nats.go closes for good (the server refused the
+	// credentials twice in a row, or closed it) ends the service with the
+	// reason, so that its supervisor restarts it: it never stays up doing
+	// nothing.
+	ctx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	go func() {
+		select {
+		case <-closed:
+			stopRun(connectionClosedError(nc))
+		case <-ctx.Done():
+		}
+	}()
+	defer func() {
+		if cause := context.Cause(ctx); errors.Is(cause, errConnectionClosed) {
+			err = cause
+		}
+	}()
+	bi := buildinfo.Read()
+	logger.Info("connected to NATS",
+		slog.String("server", redact.URLs(nc.ConnectedUrl())),
+		slog.String("server_name", nc.ConnectedServerName()),
+		slog.String("server_version", nc.ConnectedServerVersion()),
+		slog.String("version", bi.Version),
+		slog.String("commit", bi.Commit),
+		slog.String("goversion", bi.GoVersion))
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return err
@@ -159,13 +199,14 @@ func (s *service) run(ctx context.Context) error {
 		return err
 	}
 
-	ready := func() error {
+	ready = true // from here on, stopping is the ordinary shutdown
+	readiness := func() error {
 		if !nc.IsConnected() {
 			return fmt.Errorf("not connected to NATS (%s)", nc.Status())
 		}
 		return cons.Ready()
 	}
-	stopHTTP, err := s.serveHTTP(ready, m.Handler())
+	stopHTTP, err := s.serveHTTP(readiness, m.Handler())
 	if err != nil {
 		return err
 	}
@@ -173,7 +214,7 @@ func (s *service) run(ctx context.Context) error {
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	go s.announceReady(watchCtx, ready, natsURL, start)
+	go s.announceReady(watchCtx, readiness, natsURL, start)
 
 	// The safety net runs beside the consumer, and stops with it.
 	netCtx, stopNet := context.WithCancel(ctx)
@@ -191,6 +232,17 @@ func (s *service) run(ctx context.Context) error {
 	stopNet()
 	<-netDone
 	return err
+}
+
+// errConnectionClosed is the error of a service whose NATS connection was
+// closed for good.
+var errConnectionClosed = errors.New("the NATS connection was closed")
+
+func connectionClosedError(nc *nats.Conn) error {
+	if last := nc.LastError(); last != nil {
+		return fmt.Errorf("%w: %w", errConnectionClosed, last)
+	}
+	return errConnectionClosed
 }
 
 // announceReady logs (and tells onReady) when the service first becomes ready.
@@ -239,7 +291,8 @@ func (s *service) serveHTTP(ready func() error, metrics http.Handler) (stop func
 	}()
 	s.logger.Info("HTTP endpoints listening", slog.String("addr", ln.Addr().String()))
 	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// Part of the shutdown budget: probes and scrapes are short.
+		ctx, cancel := context.WithTimeout(context.Background(), httpStopTimeout)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil {
 			s.logger.Warn("HTTP server did not stop cleanly", slog.Any("error", err))
@@ -261,6 +314,14 @@ func defenderHTTPClient(concurrency int) *http.Client {
 	return &http.Client{Transport: t}
 }
 
+// The parts of the shutdown after in-flight work (at most SHUTDOWN_TIMEOUT
+// plus the consumer's grace of 2s): with the default SHUTDOWN_TIMEOUT of
+// 25s the whole shutdown fits in Kubernetes' 30s grace period.
+const (
+	httpStopTimeout = time.Second
+	drainTimeout    = 2 * time.Second
+)
+
 // drain flushes and closes the connection, waiting until it is closed.
 func drain(nc *nats.Conn, logger *slog.Logger) {
 	closed := make(chan struct{})
@@ -271,7 +332,7 @@ func drain(nc *nats.Conn, logger *slog.Logger) {
 	}
 	select {
 	case <-closed:
-	case <-time.After(10 * time.Second):
+	case <-time.After(drainTimeout):
 		logger.Warn("NATS drain timed out, closing")
 		nc.Close()
 	}

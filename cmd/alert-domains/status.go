@@ -59,7 +59,14 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	}
 	st.server = nc.ConnectedUrlRedacted()
 	st.serverVersion = nc.ConnectedServerVersion()
-	return st.print(e.stdout)
+	if err := st.print(e.stdout); err != nil {
+		return err
+	}
+	if len(st.missing) > 0 {
+		return fmt.Errorf("missing on %s: %s (start 'alert-domains serve' with PROVISION=true, or check %s)",
+			st.server, strings.Join(st.missing, ", "), "REQUEST_STREAM, RESULT_STREAM, CONSUMER_NAME and NATS_URL")
+	}
+	return nil
 }
 
 // status is everything the status screen shows.
@@ -74,6 +81,7 @@ type status struct {
 	limitsText            string
 	used                  map[time.Duration]int
 	scanned               time.Duration // how far back results were read
+	missing               []string      // what the service needs and the server lacks
 }
 
 type streamStatus struct {
@@ -97,6 +105,7 @@ func readStatus(ctx context.Context, js jetstream.JetStream, cfg *config.Config,
 		switch {
 		case errors.Is(err, jetstream.ErrStreamNotFound):
 			ss.issue = "missing (start 'alert-domains serve' with PROVISION=true)"
+			st.missing = append(st.missing, "stream "+name)
 		case err != nil:
 			return nil, fmt.Errorf("stream %s: %w", name, err)
 		default:
@@ -113,6 +122,7 @@ func readStatus(ctx context.Context, js jetstream.JetStream, cfg *config.Config,
 		switch {
 		case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
 			cs.issue = "missing"
+			st.missing = append(st.missing, "consumer "+c.name)
 		case err != nil:
 			return nil, fmt.Errorf("consumer %s: %w", c.name, err)
 		default:
@@ -121,6 +131,9 @@ func readStatus(ctx context.Context, js jetstream.JetStream, cfg *config.Config,
 		st.consumers = append(st.consumers, cs)
 	}
 	st.cache = cacheStatus(ctx, js, topo)
+	if topo.Cache != nil && strings.HasSuffix(st.cache, ": missing") {
+		st.missing = append(st.missing, "key-value bucket "+topo.Cache.Bucket)
+	}
 	if st.streams[1].info != nil {
 		if err := st.readResults(ctx, js, cfg); err != nil {
 			return nil, err
@@ -134,6 +147,9 @@ func cacheStatus(ctx context.Context, js jetstream.JetStream, topo broker.Topolo
 		return "off (CACHE_TTL=0)"
 	}
 	kv, err := js.KeyValue(ctx, topo.Cache.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return fmt.Sprintf("bucket %s: missing", topo.Cache.Bucket)
+	}
 	if err != nil {
 		return fmt.Sprintf("bucket %s: %v", topo.Cache.Bucket, err)
 	}

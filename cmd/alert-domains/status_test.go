@@ -48,11 +48,17 @@ func TestStatusWithoutTopology(t *testing.T) {
 	o := newOpsEnv(t, false)
 	o.vars["DEFENDER_RATE_LIMITS"] = "none"
 	o.vars["CACHE_TTL"] = "0"
-	out := o.mustRun(t, "status")
+	code, out, errOut := o.run(t.Context(), "status")
+	if code != 1 {
+		t.Errorf("status without the topology: exit %d, want 1", code)
+	}
 	for _, want := range []string{"missing (start 'alert-domains serve' with PROVISION=true)", "off (CACHE_TTL=0)", "none (DEFENDER_RATE_LIMITS=none)", "FAILURES IN THE LAST HOUR: none"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)
 		}
+	}
+	if want := "missing on nats://"; !strings.Contains(errOut, want) || !strings.Contains(errOut, "stream "+o.cfg.RequestStream) {
+		t.Errorf("error %q does not name what is missing", errOut)
 	}
 }
 
