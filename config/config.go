@@ -70,12 +70,14 @@ type Config struct {
 	AckWait         time.Duration `envconfig:"ACK_WAIT" default:"30s" desc:"redelivery timer of the consumer"`
 	MaxDeliver      int           `envconfig:"MAX_DELIVER" default:"10" desc:"deliveries of one request before it ends in a failure result"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"25s" desc:"time in-flight work gets after SIGTERM or SIGINT"`
+	StreamReplicas  int           `envconfig:"STREAM_REPLICAS" default:"1" desc:"replicas of every stream and bucket the service provisions"`
 
 	DefenderCloud        string        `envconfig:"DEFENDER_CLOUD" default:"public" desc:"public, gcc, gcc-high or dod"`
 	DefenderAPIURL       string        `envconfig:"DEFENDER_API_URL" desc:"API base (https); default by cloud"`
 	DefenderScope        string        `envconfig:"DEFENDER_SCOPE" desc:"token scope; default by cloud"`
 	DefenderTimeout      time.Duration `envconfig:"DEFENDER_TIMEOUT" default:"30s" desc:"one HTTP attempt"`
 	DefenderRateLimits   string        `envconfig:"DEFENDER_RATE_LIMITS" default:"100/1m,1500/1h" desc:"client-side quota: count/window,...; none disables"`
+	QuotaScope           string        `envconfig:"QUOTA_SCOPE" default:"shared" desc:"shared: one quota for every replica, kept in JetStream; process: each process counts alone"`
 	RetryInitialInterval time.Duration `envconfig:"RETRY_INITIAL_INTERVAL" default:"1s" desc:"first backoff wait"`
 	RetryMaxInterval     time.Duration `envconfig:"RETRY_MAX_INTERVAL" default:"60s" desc:"longest backoff wait"`
 	RetryMaxElapsed      time.Duration `envconfig:"RETRY_MAX_ELAPSED" default:"10m" desc:"retry budget of one delivery"`
@@ -245,6 +247,14 @@ func (c *Config) resolve() error {
 	}
 	if c.Concurrency < 1 || c.Concurrency > 10000 {
 		return invalid("CONCURRENCY", "must be between 1 and 10000")
+	}
+	switch c.QuotaScope {
+	case "shared", "process":
+	default:
+		return invalid("QUOTA_SCOPE", "%q is not shared or process", c.QuotaScope)
+	}
+	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
+		return invalid("STREAM_REPLICAS", "must be between 1 and 5")
 	}
 	if c.MaxDeliver < 1 {
 		return invalid("MAX_DELIVER", "must be at least 1")
