@@ -25,6 +25,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -228,6 +229,31 @@ func ReadUse(ctx context.Context, js jetstream.JetStream, consumer string, limit
 			u.ByKey[subj[len(prefix):]] = int(n)
 		}
 		out = append(out, u)
+	}
+	return out, nil
+}
+
+// ReadCooldowns reads the cooldowns in the bucket: per registration key,
+// the end of its cooldown by the server's clock (past ones included).
+func ReadCooldowns(ctx context.Context, js jetstream.JetStream, consumer string) (map[string]time.Time, error) {
+	kv, err := js.KeyValue(ctx, CooldownBucket(consumer))
+	if err != nil {
+		return nil, fmt.Errorf("quota bucket %s: %w", CooldownBucket(consumer), err)
+	}
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("quota bucket %s: %w", CooldownBucket(consumer), err)
+	}
+	out := map[string]time.Time{}
+	for k := range keys.Keys() {
+		e, err := kv.Get(ctx, k)
+		if err != nil {
+			continue
+		}
+		var v cooldownValue
+		if json.Unmarshal(e.Value(), &v) == nil {
+			out[k] = v.Until
+		}
 	}
 	return out, nil
 }
