@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -235,8 +236,9 @@ func BenchmarkQuotaUtilisation(b *testing.B) {
 		srv := &defendertest.Server{Emulator: emu, URL: ts.URL}
 		env := serviceEnv(srv, certFile, ns.URL(), "DEFENDER_RATE_LIMITS=20/2s", "QUOTA_SCOPE=shared", "CACHE_TTL=0", "LOG_LEVEL=warn")
 		for range 3 {
-			p := testenv.StartService(b, testenv.BuildBinary(b), env, "serve")
-			waitReady(b, p, ns.URL())
+			listen := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(b))
+			p := testenv.StartService(b, testenv.BuildBinary(b), append(env, "HTTP_LISTEN="+listen), "serve")
+			waitReady(b, p, "http://"+listen+"/readyz")
 		}
 		js := ns.JetStream(b)
 		start := time.Now()
