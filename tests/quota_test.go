@@ -147,26 +147,44 @@ func TestSharedQuotaUnreachable(t *testing.T) {
 }
 
 // TestQuotaSurvivesRestart: a replica that used its window and is
-// restarted (SIGTERM, then start) does not get a fresh window: Defender
-// never sees more than the limit in any window, in either QUOTA_SCOPE.
+// restarted (SIGTERM, or kill -9, then start) does not get a fresh window:
+// Defender never sees more than the limit in any window, in either
+// QUOTA_SCOPE.
 func TestQuotaSurvivesRestart(t *testing.T) {
-	for _, scope := range []string{"shared", "process"} {
-		t.Run(scope, func(t *testing.T) {
+	for _, tc := range []struct {
+		scope string
+		kill  bool
+	}{{"shared", false}, {"process", false}, {"shared", true}} {
+		scope := tc.scope
+		name := scope
+		if tc.kill {
+			name += "-kill-9"
+		}
+		t.Run(name, func(t *testing.T) {
 			const n = 25
 			limit := connector.Limit{Count: 10, Window: 6 * time.Second}
 			emu := newRecordingEmulator(t, defendertest.WithAnyAlert())
 			srv := testenv.StartNATS(t)
 			js := srv.JetStream(t)
-			env := emu.env(srv.URL(), "DEFENDER_RATE_LIMITS=10/6s", "QUOTA_SCOPE="+scope, "DEFENDER_TIMEOUT=2s", "SHUTDOWN_TIMEOUT=1s", "LOG_LEVEL=info", "RETRY_MAX_ELAPSED=2m")
+			env := emu.env(srv.URL(), "DEFENDER_RATE_LIMITS=10/6s", "QUOTA_SCOPE="+scope, "DEFENDER_TIMEOUT=2s", "SHUTDOWN_TIMEOUT=1s", "ACK_WAIT=3s", "LOG_LEVEL=info", "RETRY_MAX_ELAPSED=2m")
 			p := startService(t, env)
 			ids := alertIDs("restart", n)
 			seqs := publishAll(t, js, ids)
 			waitResultCount(t, js, limit.Count, 30*time.Second)
-			if err := p.Signal(os.Interrupt); err != nil {
-				t.Fatal(err)
-			}
-			if code, err := p.Wait(30 * time.Second); err != nil || code != 0 {
-				t.Fatalf("exit status %d (%v)", code, err)
+			if tc.kill {
+				if err := p.Kill(); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := p.Wait(30 * time.Second); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				if err := p.Signal(os.Interrupt); err != nil {
+					t.Fatal(err)
+				}
+				if code, err := p.Wait(30 * time.Second); err != nil || code != 0 {
+					t.Fatalf("exit status %d (%v)", code, err)
+				}
 			}
 			startService(t, env)
 			got := waitResults(t, js, n, 2*time.Minute)
