@@ -25,6 +25,14 @@
 //     default) and off (CACHE_TTL=0); they also report its peak RSS.
 //   - BenchmarkServiceStartup: process start to the "ready" log line with a
 //     running nats-server.
+//   - BenchmarkQuotaAcquire: the cost of one acquisition of a quota slot
+//     (p50, p99), alone and with 3 processes × 16 callers, for the
+//     per-process limiter, the shared quota's streams (package quota) and
+//     the design not chosen, a sliding-window log in one key-value entry
+//     under compare-and-set.
+//   - BenchmarkQuotaUtilisation: 3 alert-domains serve replicas sharing
+//     DEFENDER_RATE_LIMITS=20/2s drain 200 requests: calls per window
+//     against the limit, the most in any sliding window, the drain time.
 //   - BenchmarkReport: all of it in one run, in turns, and the figures as
 //     Markdown: req/s of the baseline and the service and their ratio, p50
 //     and p99 latency at the steady rate, peak RSS at CONCURRENCY=256 and

@@ -79,6 +79,7 @@ type Config struct {
 	DefenderScope        string        `envconfig:"DEFENDER_SCOPE" desc:"token scope; default by cloud"`
 	DefenderTimeout      time.Duration `envconfig:"DEFENDER_TIMEOUT" default:"30s" desc:"one HTTP attempt"`
 	DefenderRateLimits   string        `envconfig:"DEFENDER_RATE_LIMITS" default:"100/1m,1500/1h" desc:"client-side quota: count/window,...; none disables"`
+	QuotaScope           string        `envconfig:"QUOTA_SCOPE" default:"shared" desc:"shared: one quota for every replica, kept in JetStream; process: each process counts alone"`
 	RetryInitialInterval time.Duration `envconfig:"RETRY_INITIAL_INTERVAL" default:"1s" desc:"first backoff wait"`
 	RetryMaxInterval     time.Duration `envconfig:"RETRY_MAX_INTERVAL" default:"60s" desc:"longest backoff wait"`
 	RetryMaxElapsed      time.Duration `envconfig:"RETRY_MAX_ELAPSED" default:"10m" desc:"retry budget of one delivery"`
@@ -248,6 +249,11 @@ func (c *Config) resolve() error {
 	}
 	if c.Concurrency < 1 || c.Concurrency > 10000 {
 		return invalid("CONCURRENCY", "must be between 1 and 10000")
+	}
+	switch c.QuotaScope {
+	case "shared", "process":
+	default:
+		return invalid("QUOTA_SCOPE", "%q is not shared or process", c.QuotaScope)
 	}
 	if c.StreamReplicas < 1 || c.StreamReplicas > MaxStreamReplicas {
 		return invalid("STREAM_REPLICAS", "must be between 1 and %d", MaxStreamReplicas)

@@ -72,11 +72,11 @@ type Result struct {
 // Client looks up the domains of alerts. It is safe for concurrent use and
 // meant to be shared by the whole process.
 type Client struct {
-	base    *url.URL
-	prefix  string // {base}/api/alerts/
-	hc      *http.Client
-	tokens  *tokenSource
-	limiter *Limiter
+	base   *url.URL
+	prefix string // {base}/api/alerts/
+	hc     *http.Client
+	tokens *tokenSource
+	quota  Quota
 
 	timeout                                    time.Duration
 	backoffInitial, backoffMax, backoffElapsed time.Duration
@@ -119,10 +119,34 @@ func WithTimeout(d time.Duration) Option {
 	}
 }
 
+// Quota is the client-side quota every HTTP attempt waits for: a *Limiter
+// counts this process alone; a shared one (package quota) counts every
+// replica of the service.
+type Quota interface {
+	// Acquire blocks until a call may start and returns release, called
+	// exactly once when the call has ended. It returns an error, and holds
+	// nothing, only when ctx ends first.
+	Acquire(ctx context.Context) (release func(), waited time.Duration, err error)
+	// Cooldown reports an answer that asked to wait retryAfter before the
+	// next call (429 with Retry-After): no call may start before then.
+	Cooldown(retryAfter time.Duration)
+}
+
 // WithLimiter makes every HTTP attempt wait for a slot of l first.
 func WithLimiter(l *Limiter) Option {
 	return func(c *Client) error {
-		c.limiter = l
+		if l != nil {
+			c.quota = l
+		}
+		return nil
+	}
+}
+
+// WithQuota makes every HTTP attempt wait for a slot of q first, and tells
+// q of every 429 with Retry-After.
+func WithQuota(q Quota) Option {
+	return func(c *Client) error {
+		c.quota = q
 		return nil
 	}
 }
@@ -256,8 +280,12 @@ func defaultHTTPClient() *http.Client {
 // noRedirect hands a redirect back as the answer: an unexpected status.
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
-// Limiter is the quota the client waits for, nil when it has none.
-func (c *Client) Limiter() *Limiter { return c.limiter }
+// Limiter is the per-process quota the client waits for, nil when it has
+// none or its quota is another Quota.
+func (c *Client) Limiter() *Limiter {
+	l, _ := c.quota.(*Limiter)
+	return l
+}
 
 // CloseIdleConnections closes the idle keep-alive connections of the
 // client's HTTP client.
@@ -338,11 +366,11 @@ func (c *Client) attempt(ctx context.Context, target, rejected string, budget in
 	if ctx.Err() != nil {
 		return p, "", 0, false, canceled(ctx)
 	}
-	if c.limiter != nil {
+	if c.quota != nil {
 		// The slot is held until the answer is read (see Limiter.Acquire).
 		// Shutdown may abandon this wait: the request has done nothing yet.
 		end := shutdown.Abandonable(ctx)
-		release, waited, werr := c.limiter.Acquire(ctx)
+		release, waited, werr := c.quota.Acquire(ctx)
 		end()
 		if c.observer != nil {
 			c.observer.QuotaWait(waited)
@@ -395,6 +423,9 @@ func (c *Client) attempt(ctx context.Context, target, rejected string, budget in
 		return p, b.token, 0, true, transportError(ctx, actx, berr)
 	}
 	if e := classify(resp.StatusCode, resp.Header, body); e != nil {
+		if e.HTTPStatus == http.StatusTooManyRequests && e.RetryAfter > 0 && c.quota != nil {
+			c.quota.Cooldown(e.RetryAfter)
+		}
 		return p, b.token, 0, true, e
 	}
 	if int64(len(body)) > limit {

@@ -804,3 +804,34 @@ func TestBodyEndedByTimeoutIsUnavailable(t *testing.T) {
 		t.Fatalf("Domains = %+v, %v; want unavailable (time-out) after retries", res, err)
 	}
 }
+
+// cooldownRecorder is a Quota that grants at once and records cooldowns.
+type cooldownRecorder struct {
+	mu        sync.Mutex
+	cooldowns []time.Duration
+}
+
+func (q *cooldownRecorder) Acquire(context.Context) (func(), time.Duration, error) {
+	return func() {}, 0, nil
+}
+
+func (q *cooldownRecorder) Cooldown(d time.Duration) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.cooldowns = append(q.cooldowns, d)
+}
+
+func TestQuotaToldOfRetryAfter(t *testing.T) {
+	srv := newServer(t, defendertest.WithSeedData())
+	q := &cooldownRecorder{}
+	c := newClient(t, srv, connector.WithQuota(q), connector.WithBackoff(10*time.Millisecond, 50*time.Millisecond, 5*time.Second))
+	srv.Script(alertID, defendertest.Answer{Status: 429, Header: http.Header{"Retry-After": {"1"}}})
+	if _, err := c.Domains(t.Context(), alertID); err != nil {
+		t.Fatal(err)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.cooldowns) != 1 || q.cooldowns[0] != time.Second {
+		t.Errorf("cooldowns reported %v, want [1s]", q.cooldowns)
+	}
+}

@@ -3,6 +3,7 @@ package connector
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -81,6 +82,9 @@ type Limiter struct {
 	released chan struct{} // closed, then replaced, on a release while waiting is set
 	waiting  bool          // the caller with the turn waits for a release
 	releaser func()        // l.release, made once
+	// cooldown is the offset from epoch before which no call starts: the
+	// end of the longest Retry-After reported (see Cooldown).
+	cooldown time.Duration
 }
 
 // callLog is the ring of the last Count start (or release) times of one limit, as
@@ -276,6 +280,7 @@ func (l *Limiter) Used(window time.Duration) int {
 // take every slot of a limit, so that only a release can free one. The
 // caller holds l.mu.
 func (l *Limiter) delay(now time.Duration) (d time.Duration, full bool) {
+	d = l.cooldown - now
 	for i := range l.logs {
 		c := &l.logs[i]
 		free := len(c.times) - l.inFlight // slots left for logged calls
@@ -295,6 +300,39 @@ func (l *Limiter) delay(now time.Duration) (d time.Duration, full bool) {
 		}
 	}
 	return d, false
+}
+
+// Cooldown holds back every call of l until retryAfter has passed from now
+// (a 429 with Retry-After); a shorter cooldown than the one in force
+// changes nothing. A limiter without limits ignores it: it never waits.
+func (l *Limiter) Cooldown(retryAfter time.Duration) {
+	if l == nil || len(l.logs) == 0 || retryAfter <= 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.cooldown = max(l.cooldown, time.Since(l.epoch)+retryAfter)
+}
+
+// Seed logs calls made before l existed, started at the given times (in any
+// order; those older than a window do not count in it), so that a process
+// that restarts does not begin with a blank window. Call it before the first
+// Acquire.
+func (l *Limiter) Seed(starts []time.Time) {
+	if l == nil || len(l.logs) == 0 || len(starts) == 0 {
+		return
+	}
+	now := time.Since(l.epoch)
+	offs := make([]time.Duration, len(starts))
+	for i, t := range starts {
+		offs[i] = min(t.Sub(l.epoch), now)
+	}
+	slices.Sort(offs)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, o := range offs {
+		l.record(o)
+	}
 }
 
 // record logs a call started at now in every limit. The caller holds l.mu.

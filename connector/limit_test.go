@@ -249,3 +249,42 @@ func TestLimiterFastPathDoesNotAllocate(t *testing.T) {
 		t.Errorf("Wait allocates %v times when it need not wait", n)
 	}
 }
+
+func TestLimiterCooldownHoldsBackEveryCall(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := NewLimiter([]Limit{{Count: 100, Window: time.Minute}})
+		start := time.Now()
+		l.Cooldown(3 * time.Second)
+		l.Cooldown(time.Second) // shorter: changes nothing
+		waited, err := l.Wait(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if waited != 3*time.Second || time.Since(start) != 3*time.Second {
+			t.Errorf("waited %v, want the 3s cooldown", waited)
+		}
+		if ok, _ := l.Allow(); !ok {
+			t.Error("no slot after the cooldown")
+		}
+	})
+}
+
+func TestLimiterSeedCountsEarlierCalls(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := NewLimiter([]Limit{{Count: 3, Window: time.Minute}})
+		now := time.Now()
+		// Three calls 40s, 20s and 10s ago, given out of order.
+		l.Seed([]time.Time{now.Add(-20 * time.Second), now.Add(-40 * time.Second), now.Add(-10 * time.Second)})
+		if used := l.Used(time.Minute); used != 3 {
+			t.Fatalf("Used = %d after seeding 3 calls, want 3", used)
+		}
+		waited, err := l.Wait(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The oldest seeded call leaves the window 20s from now.
+		if waited != 20*time.Second {
+			t.Errorf("waited %v, want 20s", waited)
+		}
+	})
+}

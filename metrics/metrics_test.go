@@ -214,6 +214,46 @@ func TestWatchQuota(t *testing.T) {
 	}
 }
 
+// unreadableQuota is a quota whose use cannot be read now (a shared quota
+// while NATS is down).
+type unreadableQuota struct{}
+
+func (unreadableQuota) Limits() []connector.Limit {
+	return []connector.Limit{{Count: 100, Window: time.Minute}}
+}
+func (unreadableQuota) Used(time.Duration) int { return -1 }
+
+func TestSharedQuotaCountersFromZero(t *testing.T) {
+	m := metrics.New()
+	q, err := m.SharedQuota()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WatchQuota(unreadableQuota{}); err != nil {
+		t.Fatal(err)
+	}
+	got := scrape(t, m)
+	expect(t, got, map[string]float64{
+		`alert_domains_quota_acquires_total{outcome="accepted"}`:    0,
+		`alert_domains_quota_acquires_total{outcome="refused"}`:     0,
+		`alert_domains_quota_acquires_total{outcome="unreachable"}`: 0,
+		`alert_domains_quota_cooldowns_total{source="local"}`:       0,
+		`alert_domains_quota_cooldowns_total{source="shared"}`:      0,
+		`alert_domains_quota_limit_calls{window="1m"}`:              100,
+	})
+	if _, ok := got[`alert_domains_quota_used_calls{window="1m"}`]; ok {
+		t.Error("a use that cannot be read is exported")
+	}
+	q.QuotaAcquire("refused")
+	q.QuotaAcquire("accepted")
+	q.QuotaCooldown("shared")
+	expect(t, scrape(t, m), map[string]float64{
+		`alert_domains_quota_acquires_total{outcome="accepted"}`: 1,
+		`alert_domains_quota_acquires_total{outcome="refused"}`:  1,
+		`alert_domains_quota_cooldowns_total{source="shared"}`:   1,
+	})
+}
+
 func TestSafetyNetResult(t *testing.T) {
 	m := metrics.New()
 	res := handlers.Failure("a", connector.ErrUnavailable, 0, time.Now())

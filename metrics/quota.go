@@ -10,14 +10,17 @@ import (
 	"github.com/alert-domains/alert-domains/connector"
 )
 
-// Quota is the client-side quota of the process (a *connector.Limiter).
+// Quota is the client-side quota: a *connector.Limiter (this process) or a
+// *quota.Shared (every replica).
 type Quota interface {
 	Limits() []connector.Limit
+	// Used counts the calls started in the last window; a negative count
+	// means it cannot be read now, and is not exported.
 	Used(window time.Duration) int
 }
 
-// WatchQuota exports the configured quota and how much of each window this
-// process has used, read at each scrape. Call it at most once.
+// WatchQuota exports the configured quota and how much of each window was
+// used, read at each scrape. Call it at most once.
 func (m *Metrics) WatchQuota(q Quota) error {
 	if q == nil {
 		return errors.New("metrics: nil quota")
@@ -27,10 +30,10 @@ func (m *Metrics) WatchQuota(q Quota) error {
 
 var (
 	quotaLimitDesc = prometheus.NewDesc(namespace+"_quota_limit_calls",
-		"Defender calls this process may start in any window of this length (DEFENDER_RATE_LIMITS).",
+		"Defender calls that may start in any window of this length (DEFENDER_RATE_LIMITS), by this process (QUOTA_SCOPE=process) or by all replicas together (shared).",
 		[]string{"window"}, nil)
 	quotaUsedDesc = prometheus.NewDesc(namespace+"_quota_used_calls",
-		"Defender calls this process started in the last window of this length.",
+		"Defender calls started in the last window of this length, by this process (QUOTA_SCOPE=process) or by all replicas together (shared).",
 		[]string{"window"}, nil)
 )
 
@@ -47,9 +50,60 @@ func (c *quotaCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, l := range c.q.Limits() {
 		w := ShortDuration(l.Window)
 		ch <- prometheus.MustNewConstMetric(quotaLimitDesc, prometheus.GaugeValue, float64(l.Count), w)
-		ch <- prometheus.MustNewConstMetric(quotaUsedDesc, prometheus.GaugeValue, float64(c.q.Used(l.Window)), w)
+		if used := c.q.Used(l.Window); used >= 0 {
+			ch <- prometheus.MustNewConstMetric(quotaUsedDesc, prometheus.GaugeValue, float64(used), w)
+		}
 	}
 }
+
+// Outcomes and sources of the shared quota, exported from 0 (the values of
+// package quota, which this package does not import).
+var (
+	quotaOutcomes = []string{"accepted", "refused", "unreachable"}
+	quotaSources  = []string{"local", "shared"}
+)
+
+// SharedQuota counts the shared quota's attempts to take a slot and its
+// cooldowns; it is a quota.Observer.
+type SharedQuota struct {
+	acquires  *prometheus.CounterVec
+	cooldowns *prometheus.CounterVec
+}
+
+// SharedQuota registers and returns the counters of the shared quota, each
+// label value exported from 0. Call it at most once.
+func (m *Metrics) SharedQuota() (*SharedQuota, error) {
+	q := &SharedQuota{
+		acquires: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "quota_acquires_total",
+			Help:      "Attempts to take a slot of the shared quota (QUOTA_SCOPE=shared), by outcome: accepted, refused (the window is full), unreachable (the quota state could not be read or written; no call starts).",
+		}, []string{"outcome"}),
+		cooldowns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "quota_cooldowns_total",
+			Help:      "Cooldowns that paused the Defender calls of the app registration (a 429 with Retry-After), by source: local (seen by this process), shared (read from the quota state, written by any replica).",
+		}, []string{"source"}),
+	}
+	for _, o := range quotaOutcomes {
+		q.acquires.WithLabelValues(o)
+	}
+	for _, s := range quotaSources {
+		q.cooldowns.WithLabelValues(s)
+	}
+	for _, c := range []prometheus.Collector{q.acquires, q.cooldowns} {
+		if err := m.reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return q, nil
+}
+
+// QuotaAcquire counts one attempt to take a slot.
+func (q *SharedQuota) QuotaAcquire(outcome string) { q.acquires.WithLabelValues(outcome).Inc() }
+
+// QuotaCooldown counts one cooldown.
+func (q *SharedQuota) QuotaCooldown(source string) { q.cooldowns.WithLabelValues(source).Inc() }
 
 // ShortDuration formats d without zero tails: 1h, 1m, 90s, 1h30m.
 func ShortDuration(d time.Duration) string {

@@ -76,7 +76,9 @@ func runGetWith(ctx context.Context, e *env, args []string, hc *http.Client) err
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	client, err := newConnector(cfg, hc)
+	quotaOpts, leaveQuota := joinSharedQuota(ctx, cfg, newLogger(cfg, e), e.stderr)
+	defer leaveQuota()
+	client, err := newConnector(cfg, hc, quotaOpts...)
 	if err != nil {
 		return configError(err)
 	}

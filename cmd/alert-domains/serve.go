@@ -23,11 +23,19 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	logger := newLogger(cfg, e)
 	m := metrics.New()
-	client, err := newConnector(cfg, nil, connector.WithObserver(m), connector.WithHTTPClient(defenderHTTPClient(cfg.Concurrency)))
+	opts := []connector.Option{connector.WithObserver(m), connector.WithHTTPClient(defenderHTTPClient(cfg.Concurrency))}
+	shared, err := newServeQuota(cfg, logger, m)
+	if err != nil {
+		return err
+	}
+	if shared != nil {
+		opts = append(opts, connector.WithQuota(shared))
+	}
+	client, err := newConnector(cfg, nil, opts...)
 	if err != nil {
 		return configError(err)
 	}
-	svc := &service{cfg: cfg, logger: logger, lookup: client, limiter: client.Limiter(), metrics: m}
+	svc := &service{cfg: cfg, logger: logger, lookup: client, limiter: client.Limiter(), shared: shared, metrics: m}
 	return svc.run(ctx)
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/alert-domains/alert-domains/internal/buildinfo"
 	"github.com/alert-domains/alert-domains/internal/redact"
 	"github.com/alert-domains/alert-domains/metrics"
+	"github.com/alert-domains/alert-domains/quota"
 	"github.com/alert-domains/alert-domains/safetynet"
 )
 
@@ -30,6 +31,9 @@ type service struct {
 	logger  *slog.Logger
 	lookup  handlers.Lookup
 	limiter *connector.Limiter
+	// shared is the quota every replica shares (QUOTA_SCOPE=shared); nil
+	// when the process counts alone with limiter.
+	shared *quota.Shared
 	// metrics are served on /metrics; the connector built before run
 	// reports its calls to them (connector.WithObserver). Nil: run makes
 	// its own.
@@ -120,11 +124,11 @@ func (s *service) run(ctx context.Context) (err error) {
 	if m == nil {
 		m = metrics.New()
 	}
-	if s.limiter != nil {
-		if err := m.WatchQuota(s.limiter); err != nil {
-			return err
-		}
+	stopQuota, err := s.startQuota(ctx, js, m)
+	if err != nil {
+		return err
 	}
+	defer stopQuota()
 	var opts []handlers.Option
 	var resultCache handlers.Cache
 	if mp := int(nc.MaxPayload()); mp >= 64<<10 {
@@ -243,6 +247,45 @@ func connectionClosedError(nc *nats.Conn) error {
 		return fmt.Errorf("%w: %w", errConnectionClosed, last)
 	}
 	return errConnectionClosed
+}
+
+// startQuota provisions and runs the shared quota, or seeds the process's
+// own limiter from the recent results, and exports its use. stop ends the
+// shared quota's watch, after the consumer has finished.
+func (s *service) startQuota(ctx context.Context, js jetstream.JetStream, m *metrics.Metrics) (stop func(), err error) {
+	switch {
+	case s.shared != nil:
+		if err := prepareQuota(ctx, js, s.cfg); err != nil {
+			return nil, err
+		}
+		if err := m.WatchQuota(s.shared); err != nil {
+			return nil, err
+		}
+		runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = s.shared.Run(runCtx, js)
+		}()
+		s.logger.Info("shared Defender quota", slog.String("registration_key", s.shared.Registration().Key()),
+			slog.String("limits", s.cfg.DefenderRateLimits), slog.Int("stream_replicas", s.cfg.StreamReplicas))
+		return func() {
+			cancel()
+			<-done
+		}, nil
+	case s.limiter != nil:
+		if err := m.WatchQuota(s.limiter); err != nil {
+			return nil, err
+		}
+		n, err := seedLimiter(ctx, js, s.cfg, s.limiter)
+		if err != nil {
+			// The quota then counts from now: say so, and go on.
+			s.logger.Warn("Defender quota counts from now: recent calls unknown", slog.Any("error", err))
+		} else {
+			s.logger.Info("Defender quota of this process", slog.String("limits", s.cfg.DefenderRateLimits), slog.Int("recent_calls", n))
+		}
+	}
+	return func() {}, nil
 }
 
 // announceReady logs (and tells onReady) when the service first becomes ready.

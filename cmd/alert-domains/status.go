@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -19,6 +20,7 @@ import (
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/handlers"
 	"github.com/alert-domains/alert-domains/metrics"
+	"github.com/alert-domains/alert-domains/quota"
 )
 
 const statusSynopsis = `status
@@ -82,6 +84,16 @@ type status struct {
 	used                  map[time.Duration]int
 	scanned               time.Duration // how far back results were read
 	missing               []string      // what the service needs and the server lacks
+	scope                 string
+	shared                *sharedQuotaStatus // QUOTA_SCOPE=shared
+}
+
+// sharedQuotaStatus is the shared quota as the server counts it.
+type sharedQuotaStatus struct {
+	own       quota.Registration
+	use       []quota.Use
+	cooldowns map[string]time.Time
+	issue     string // why use is missing
 }
 
 type streamStatus struct {
@@ -134,12 +146,31 @@ func readStatus(ctx context.Context, js jetstream.JetStream, cfg *config.Config,
 	if topo.Cache != nil && strings.HasSuffix(st.cache, ": missing") {
 		st.missing = append(st.missing, "key-value bucket "+topo.Cache.Bucket)
 	}
+	st.scope = cfg.QuotaScope
+	if cfg.QuotaScope == quota.ScopeShared && len(cfg.RateLimits) > 0 {
+		st.shared = readSharedQuota(ctx, js, cfg)
+	}
 	if st.streams[1].info != nil {
 		if err := st.readResults(ctx, js, cfg); err != nil {
 			return nil, err
 		}
 	}
 	return st, nil
+}
+
+func readSharedQuota(ctx context.Context, js jetstream.JetStream, cfg *config.Config) *sharedQuotaStatus {
+	sq := &sharedQuotaStatus{own: registration(cfg)}
+	use, err := quota.ReadUse(ctx, js, cfg.ConsumerName, cfg.RateLimits)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		sq.issue = "missing (start 'alert-domains serve' with PROVISION=true)"
+	case err != nil:
+		sq.issue = err.Error()
+	default:
+		sq.use = use
+	}
+	sq.cooldowns, _ = quota.ReadCooldowns(ctx, js, cfg.ConsumerName)
+	return sq
 }
 
 func cacheStatus(ctx context.Context, js jetstream.JetStream, topo broker.Topology) string {
@@ -266,6 +297,10 @@ func (st *status) print(out io.Writer) error {
 	}
 	section()
 
+	if st.shared != nil {
+		st.printShared(w)
+		return w.Flush()
+	}
 	fmt.Fprintf(w, "DEFENDER QUOTA: %s\n", quotaText(st.limitsText, st.limits))
 	if len(st.limits) > 0 {
 		fmt.Fprintln(w, "  WINDOW\tLIMIT\tUSED")
@@ -280,10 +315,47 @@ func (st *status) print(out io.Writer) error {
 		w.Flush()
 		fmt.Fprintln(out, "\nUSED is the sum of the attempts (Defender calls) of the results stored in the")
 		fmt.Fprintln(out, "window, from every replica; calls of deliveries that ended without a result")
-		fmt.Fprintln(out, "are not counted. The quota applies to each process: replicas divide the")
-		fmt.Fprintln(out, "tenant's quota between them.")
+		fmt.Fprintln(out, "are not counted. The quota applies to each process (QUOTA_SCOPE=process):")
+		fmt.Fprintln(out, "replicas divide the tenant's quota between them.")
 	}
 	return w.Flush()
+}
+
+// printShared prints the shared quota: per app registration and window,
+// the calls of every replica against the limit, and cooldowns in force.
+func (st *status) printShared(w *tabwriter.Writer) {
+	sq := st.shared
+	fmt.Fprintf(w, "DEFENDER QUOTA: %s, shared by every replica (QUOTA_SCOPE=shared)\n", strings.TrimSuffix(quotaText(st.limitsText, st.limits), " per process (DEFENDER_RATE_LIMITS)"))
+	if sq.issue != "" {
+		fmt.Fprintf(w, "  quota state %s\n", sq.issue)
+		return
+	}
+	ownKey := sq.own.Key()
+	keys := map[string]bool{ownKey: true}
+	for _, u := range sq.use {
+		for k := range u.ByKey {
+			keys[k] = true
+		}
+	}
+	sorted := slices.Sorted(maps.Keys(keys))
+	fmt.Fprintln(w, "  APP REGISTRATION\tWINDOW\tLIMIT\tUSED (ALL REPLICAS)\tCOOLDOWN")
+	for _, k := range sorted {
+		name := "key " + k
+		if k == ownKey {
+			name = sq.own.String()
+		}
+		cool := "-"
+		if until, ok := sq.cooldowns[k]; ok && until.After(st.now) {
+			cool = "until " + until.UTC().Format("15:04:05.000") + " (" + metrics.ShortDuration(until.Sub(st.now).Round(time.Millisecond)) + " left)"
+		}
+		for _, u := range sq.use {
+			used := u.ByKey[k]
+			fmt.Fprintf(w, "  %s\t%s\t%d\t%d (%d%%)\t%s\n", name, metrics.ShortDuration(u.Limit.Window), u.Limit.Count, used, used*100/u.Limit.Count, cool)
+		}
+	}
+	w.Flush()
+	fmt.Fprintln(w, "\nUSED counts the calls of every replica that hold a slot: running, or ended")
+	fmt.Fprintln(w, "less than a window ago, as the NATS server counts them.")
 }
 
 func quotaText(text string, limits []connector.Limit) string {

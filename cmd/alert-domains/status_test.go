@@ -1,16 +1,22 @@
 package main
 
 import (
+	"context"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/internal/testenv"
+	"github.com/alert-domains/alert-domains/quota"
 )
 
 func TestStatusOneScreen(t *testing.T) {
 	o := newOpsEnv(t, true)
+	o.vars["QUOTA_SCOPE"] = "process"
 	for i, kind := range []connector.Kind{connector.KindUnavailable, connector.KindUnavailable, connector.KindNotFound} {
 		seq := o.request(t, "f", nil)
 		r := handlers.Failure("f", &connector.Error{Kind: kind, Message: "x"}, i+1, time.Now())
@@ -41,6 +47,62 @@ func TestStatusOneScreen(t *testing.T) {
 	}
 	if strings.Contains(out, "nats://") && strings.Contains(out, "@") {
 		t.Errorf("server URL with credentials:\n%s", out)
+	}
+}
+
+func TestStatusSharedQuota(t *testing.T) {
+	o := newOpsEnv(t, true)
+	o.vars["DEFENDER_RATE_LIMITS"] = "20/1m,1500/1h"
+	o.vars["AZURE_TENANT_ID"] = "tenant-a"
+	o.vars["AZURE_CLIENT_ID"] = "client-a"
+	cfg, err := config.Load(config.MapEnv(o.vars))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := prepareQuota(t.Context(), o.js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	// Two replicas: 3 calls and 2 calls of the same app registration, and
+	// a 429 with Retry-After 30s seen by the second.
+	for _, calls := range []int{3, 2} {
+		q, err := newSharedQuota(cfg, slog.New(slog.DiscardHandler), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = q.Run(ctx, o.js)
+		}()
+		for range calls {
+			release, _, err := q.Acquire(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			release()
+		}
+		if calls == 2 {
+			q.Cooldown(30 * time.Second)
+			testenv.Eventually(t, 5*time.Second, 10*time.Millisecond, func() bool {
+				c, err := quota.ReadCooldowns(t.Context(), o.js, cfg.ConsumerName)
+				return err == nil && len(c) == 1
+			}, "the cooldown stored")
+		}
+		cancel()
+		<-done
+	}
+	out := o.mustRun(t, "status")
+	for _, want := range []string{
+		"20/1m, 1500/1h, shared by every replica",
+		"public tenant-a/client-a",
+		"1m      20     5 (25%)",
+		"1h      1500   5 (0%)",
+		"left)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
 	}
 }
 

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/internal/testenv"
+)
+
+// TestGetJoinsSharedQuota: two `get` runs against the same NATS share the
+// quota (2 calls per hour): the second finds it used up and makes no call;
+// without NATS it counts alone and makes its call.
+func TestGetJoinsSharedQuota(t *testing.T) {
+	srv := defendertest.NewServer(defendertest.WithSeedData())
+	t.Cleanup(srv.Close)
+	_, natsURL := testenv.EmbeddedJetStream(t)
+	id := "da637472900382838869_1364969609"
+	withNATS := getEnv(srv, "NATS_URL", natsURL, "DEFENDER_RATE_LIMITS", "2/1h")
+
+	if r := runGetTest(t, srv, withNATS, "", id, id); r.err != nil {
+		t.Fatalf("first get: %v\n%s", r.err, r.stderr)
+	}
+	if srv.Calls() != 2 {
+		t.Fatalf("%d calls, want 2", srv.Calls())
+	}
+
+	// The second run waits for the shared quota, so it is cut short.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	e := &env{lookupEnv: withNATS, stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr}
+	if err := runGetWith(ctx, e, []string{id}, srv.Client()); err == nil {
+		t.Fatalf("second get succeeded past a used-up shared quota:\n%s", stdout.String())
+	}
+	if srv.Calls() != 2 {
+		t.Errorf("%d calls, want still 2: the second get did not wait for the shared quota", srv.Calls())
+	}
+
+	alone := getEnv(srv, "DEFENDER_RATE_LIMITS", "2/1h")
+	if r := runGetTest(t, srv, alone, "", id); r.err != nil || srv.Calls() != 3 {
+		t.Fatalf("get without NATS: %v, %d calls, want 3\n%s", r.err, srv.Calls(), r.stderr)
+	}
+	unreachable := getEnv(srv, "NATS_URL", "nats://127.0.0.1:1", "DEFENDER_RATE_LIMITS", "2/1h")
+	if r := runGetTest(t, srv, unreachable, "", id); r.err != nil || !strings.Contains(r.stderr, "counting the Defender quota alone") {
+		t.Fatalf("get with NATS unreachable: %v\n%s", r.err, r.stderr)
+	}
+}

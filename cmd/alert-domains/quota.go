@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/alert-domains/alert-domains/broker"
+	"github.com/alert-domains/alert-domains/config"
+	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/metrics"
+	"github.com/alert-domains/alert-domains/quota"
+)
+
+// registration is the app registration of the configuration, whose calls
+// share one quota.
+func registration(cfg *config.Config) quota.Registration {
+	return quota.Registration{Cloud: cfg.DefenderCloud, TenantID: cfg.AzureTenantID, ClientID: cfg.AzureClientID}
+}
+
+// newSharedQuota returns the shared quota of the configuration, or nil when
+// it counts per process (QUOTA_SCOPE=process) or has no limits.
+func newSharedQuota(cfg *config.Config, logger *slog.Logger, obs quota.Observer) (*quota.Shared, error) {
+	if cfg.QuotaScope != quota.ScopeShared || len(cfg.RateLimits) == 0 {
+		return nil, nil
+	}
+	opts := []quota.SharedOption{quota.WithLogger(logger.With(slog.String("component", "quota"))), quota.WithHold(cfg.DefenderTimeout)}
+	if obs != nil {
+		opts = append(opts, quota.WithObserver(obs))
+	}
+	return quota.NewShared(cfg.ConsumerName, registration(cfg), cfg.RateLimits, opts...)
+}
+
+// prepareQuota provisions (or, with PROVISION=false, verifies) the shared
+// quota's streams and bucket.
+func prepareQuota(ctx context.Context, js jetstream.JetStream, cfg *config.Config) error {
+	if cfg.Provision {
+		return quota.Provision(ctx, js, cfg.ConsumerName, cfg.RateLimits, cfg.StreamReplicas, cfg.DefenderTimeout)
+	}
+	return quota.Verify(ctx, js, cfg.ConsumerName, cfg.RateLimits)
+}
+
+// seedTimeout bounds the read of recent results at start; maxSeedAttempts
+// bounds the calls one result can stand for.
+const (
+	seedTimeout     = 10 * time.Second
+	maxSeedAttempts = 1000
+)
+
+// seedLimiter logs in l the calls recorded by the results of the longest
+// quota window (each result's attempts, at the time it was stored), so that
+// a process counting alone does not start with a blank window after a
+// restart. Calls of deliveries that ended without a result are not seen.
+func seedLimiter(ctx context.Context, js jetstream.JetStream, cfg *config.Config, l *connector.Limiter) (int, error) {
+	span := time.Duration(0)
+	for _, lim := range l.Limits() {
+		span = max(span, min(lim.Window, broker.ResultMaxAge))
+	}
+	if span == 0 {
+		return 0, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, seedTimeout)
+	defer cancel()
+	from := time.Now().Add(-span)
+	occ := jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{cfg.SuccessSubject, cfg.FailureSubject},
+		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
+		OptStartTime:   &from,
+	}
+	var starts []time.Time
+	err := scanStream(ctx, js, cfg.ResultStream, occ, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
+		var r struct {
+			Attempts int `json:"attempts"`
+		}
+		if json.Unmarshal(msg.Data(), &r) == nil {
+			for range min(r.Attempts, maxSeedAttempts) {
+				starts = append(starts, meta.Timestamp)
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read recent results for the quota: %w", err)
+	}
+	l.Seed(starts)
+	return len(starts), nil
+}
+
+// joinSharedQuota connects `get` to the shared quota when NATS_URL is set
+// and reachable; otherwise (or with QUOTA_SCOPE=process) get counts alone,
+// and says why on w. stop ends the membership.
+func joinSharedQuota(ctx context.Context, cfg *config.Config, logger *slog.Logger, w io.Writer) (opts []connector.Option, stop func()) {
+	stop = func() {}
+	if cfg.NATSURL == "" || cfg.QuotaScope != quota.ScopeShared || len(cfg.RateLimits) == 0 {
+		return nil, stop
+	}
+	alone := func(err error) ([]connector.Option, func()) {
+		fmt.Fprintf(w, "alert-domains: get: counting the Defender quota alone: %v\n", err)
+		return nil, stop
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	nc, err := broker.Connect(cctx, cfg, cfg.NATSURL, "alert-domains get", logger)
+	if err != nil {
+		return alone(err)
+	}
+	js, err := jetstream.New(nc)
+	if err == nil {
+		err = prepareQuota(cctx, js, cfg)
+	}
+	var shared *quota.Shared
+	if err == nil {
+		shared, err = newSharedQuota(cfg, logger, nil)
+	}
+	if err != nil {
+		nc.Close()
+		return alone(err)
+	}
+	rctx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = shared.Run(rctx, js)
+	}()
+	return []connector.Option{connector.WithQuota(shared)}, func() {
+		stopRun()
+		<-done
+		nc.Close()
+	}
+}
+
+// newServeQuota is the shared quota of serve, counted in m.
+func newServeQuota(cfg *config.Config, logger *slog.Logger, m *metrics.Metrics) (*quota.Shared, error) {
+	if cfg.QuotaScope != quota.ScopeShared || len(cfg.RateLimits) == 0 {
+		return nil, nil
+	}
+	obs, err := m.SharedQuota()
+	if err != nil {
+		return nil, err
+	}
+	return newSharedQuota(cfg, logger, obs)
+}

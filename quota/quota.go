@@ -1,0 +1,259 @@
+// Package quota keeps the Defender quota of every replica of the service in
+// NATS JetStream, so that all of them together never start more calls than
+// DEFENDER_RATE_LIMITS allows, per app registration, and so that the server,
+// not the replicas' clocks, decides.
+//
+// Each limit (count/window) is a stream whose subjects are the app
+// registrations, with at most count messages per subject and
+// discard-new-per-subject: a call may start once its publish is accepted by
+// every limit's stream (the server refuses the count+1th). The slot is held
+// while the call runs and for one window after it has ended: the process
+// that made the call deletes its message then, so that Defender, which
+// counts a call when it arrives (between the grant and the end), never sees
+// more than count calls in any window. The stream's MaxAge frees the slots
+// of a process that died: the window plus the longest a call can take
+// (DEFENDER_TIMEOUT) plus a margin, from the server's timestamp of the
+// message. A refused publish waits for the oldest message to go, polling a
+// hundred times a window at most. A 429 with Retry-After is written to a
+// key-value bucket (one key per app registration) that every replica
+// watches, so that it pauses the calls of every replica. The state lives on
+// the server: a process that restarts finds the calls it made still counted.
+package quota
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/alert-domains/alert-domains/connector"
+)
+
+// Scopes of QUOTA_SCOPE.
+const (
+	ScopeShared  = "shared"
+	ScopeProcess = "process"
+)
+
+// ErrMissing is wrapped by Verify when a stream or bucket of the quota does
+// not exist.
+var ErrMissing = errors.New("quota state missing")
+
+// Registration is the Entra app registration whose calls share one quota.
+type Registration struct {
+	Cloud, TenantID, ClientID string
+}
+
+// Key is the registration as a subject token: the first 16 bytes of the
+// SHA-256 of its fields, in hex. Tenant and client IDs are not secrets, but
+// a hash keeps any character a subject cannot hold out of it.
+func (r Registration) Key() string {
+	sum := sha256.Sum256([]byte(r.Cloud + "\x00" + r.TenantID + "\x00" + r.ClientID))
+	return hex.EncodeToString(sum[:16])
+}
+
+// String names the registration for people: "public tenant/client".
+func (r Registration) String() string {
+	return r.Cloud + " " + r.TenantID + "/" + r.ClientID
+}
+
+// Margin is added to a window and the longest call in its stream's MaxAge,
+// for the time between the grant and the start of the call's time-out. It is
+// a fortieth of the window, between 25ms and 1s.
+func Margin(window time.Duration) time.Duration {
+	return min(max(window/40, 25*time.Millisecond), time.Second)
+}
+
+// MaxAge is how long a slot's message lives when nobody deletes it.
+func MaxAge(window, hold time.Duration) time.Duration {
+	return window + max(hold, 0) + Margin(window)
+}
+
+// windowToken names a window in stream names and subjects, which hold
+// neither "." nor spaces: "60000ms", or nanoseconds when not whole
+// milliseconds.
+func windowToken(w time.Duration) string {
+	if w%time.Millisecond == 0 {
+		return strconv.FormatInt(w.Milliseconds(), 10) + "ms"
+	}
+	return strconv.FormatInt(int64(w), 10) + "ns"
+}
+
+// StreamName is the stream of one window of the quota of the service named
+// consumer (CONSUMER_NAME).
+func StreamName(consumer string, window time.Duration) string {
+	return "QUOTA_" + consumer + "_" + windowToken(window)
+}
+
+// subjectPrefix is the subject of a window's stream without the
+// registration key.
+func subjectPrefix(consumer string, window time.Duration) string {
+	return "alert_domains.quota." + consumer + "." + windowToken(window) + "."
+}
+
+// Subject is the subject of registration key in a window's stream.
+func Subject(consumer string, window time.Duration, key string) string {
+	return subjectPrefix(consumer, window) + key
+}
+
+// CooldownBucket is the key-value bucket of the shared cooldowns.
+func CooldownBucket(consumer string) string {
+	return "QUOTA_" + consumer + "_COOLDOWN"
+}
+
+// StreamConfig is the stream of one limit: per subject (registration) at
+// most Count messages, and a publish beyond that is refused, never an old
+// message dropped. A message left by a process that died expires after the
+// window, the longest call (hold) and Margin.
+func StreamConfig(consumer string, l connector.Limit, replicas int, hold time.Duration) jetstream.StreamConfig {
+	maxAge := MaxAge(l.Window, hold)
+	return jetstream.StreamConfig{
+		Name:                 StreamName(consumer, l.Window),
+		Description:          fmt.Sprintf("alert-domains shared Defender quota: %d calls per %s per app registration", l.Count, l.Window),
+		Subjects:             []string{subjectPrefix(consumer, l.Window) + "*"},
+		Retention:            jetstream.LimitsPolicy,
+		Storage:              jetstream.FileStorage,
+		Replicas:             max(replicas, 1),
+		MaxMsgsPerSubject:    int64(l.Count),
+		MaxAge:               maxAge,
+		Discard:              jetstream.DiscardNew,
+		DiscardNewPerSubject: true,
+		Duplicates:           min(maxAge, time.Minute),
+		MaxMsgSize:           1024,
+		AllowDirect:          true,
+	}
+}
+
+// CooldownConfig is the bucket of the shared cooldowns: one key per
+// registration, holding the end of its cooldown in the server's time.
+func CooldownConfig(consumer string, replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      CooldownBucket(consumer),
+		Description: "alert-domains shared Defender cooldowns (429 Retry-After) per app registration",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
+	}
+}
+
+// distinct returns limits with one limit per window, the smallest count
+// where a window is given twice (each window is one stream), shortest
+// window first.
+func distinct(limits []connector.Limit) []connector.Limit {
+	out := make([]connector.Limit, 0, len(limits))
+	for _, l := range limits {
+		if i := slices.IndexFunc(out, func(o connector.Limit) bool { return o.Window == l.Window }); i >= 0 {
+			out[i].Count = min(out[i].Count, l.Count)
+			continue
+		}
+		out = append(out, l)
+	}
+	slices.SortFunc(out, func(a, b connector.Limit) int { return cmp.Compare(a.Window, b.Window) })
+	return out
+}
+
+// Provision creates the streams and the bucket of the quota, or updates
+// them to limits, replicas and hold (the longest a call takes,
+// DEFENDER_TIMEOUT).
+func Provision(ctx context.Context, js jetstream.JetStream, consumer string, limits []connector.Limit, replicas int, hold time.Duration) error {
+	for _, l := range distinct(limits) {
+		cfg := StreamConfig(consumer, l, replicas, hold)
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("quota stream %s: %w", cfg.Name, err)
+		}
+	}
+	kvCfg := CooldownConfig(consumer, replicas)
+	if _, err := js.CreateOrUpdateKeyValue(ctx, kvCfg); err != nil {
+		return fmt.Errorf("quota bucket %s: %w", kvCfg.Bucket, err)
+	}
+	return nil
+}
+
+// Verify checks that the streams and the bucket of the quota exist, with
+// the limits' counts; the error names what is missing or differs.
+func Verify(ctx context.Context, js jetstream.JetStream, consumer string, limits []connector.Limit) error {
+	var errs []error
+	for _, l := range distinct(limits) {
+		name := StreamName(consumer, l.Window)
+		s, err := js.Stream(ctx, name)
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			errs = append(errs, fmt.Errorf("%w: stream %s", ErrMissing, name))
+		case err != nil:
+			errs = append(errs, fmt.Errorf("quota stream %s: %w", name, err))
+		case s.CachedInfo().Config.MaxMsgsPerSubject != int64(l.Count):
+			errs = append(errs, fmt.Errorf("quota stream %s allows %d calls per window, DEFENDER_RATE_LIMITS says %d (start with PROVISION=true)",
+				name, s.CachedInfo().Config.MaxMsgsPerSubject, l.Count))
+		}
+	}
+	bucket := CooldownBucket(consumer)
+	if _, err := js.KeyValue(ctx, bucket); errors.Is(err, jetstream.ErrBucketNotFound) {
+		errs = append(errs, fmt.Errorf("%w: bucket %s", ErrMissing, bucket))
+	} else if err != nil {
+		errs = append(errs, fmt.Errorf("quota bucket %s: %w", bucket, err))
+	}
+	return errors.Join(errs...)
+}
+
+// Use is the calls of one window counted by the server: per registration
+// key, the calls started in the last window by every replica.
+type Use struct {
+	Limit connector.Limit
+	ByKey map[string]int
+}
+
+// ReadUse reads, for each limit, the calls of every registration in the
+// last window.
+func ReadUse(ctx context.Context, js jetstream.JetStream, consumer string, limits []connector.Limit) ([]Use, error) {
+	out := make([]Use, 0, len(limits))
+	for _, l := range distinct(limits) {
+		u := Use{Limit: l, ByKey: map[string]int{}}
+		s, err := js.Stream(ctx, StreamName(consumer, l.Window))
+		if err != nil {
+			return nil, fmt.Errorf("quota stream %s: %w", StreamName(consumer, l.Window), err)
+		}
+		prefix := subjectPrefix(consumer, l.Window)
+		info, err := s.Info(ctx, jetstream.WithSubjectFilter(prefix+"*"))
+		if err != nil {
+			return nil, fmt.Errorf("quota stream %s: %w", StreamName(consumer, l.Window), err)
+		}
+		for subj, n := range info.State.Subjects {
+			u.ByKey[subj[len(prefix):]] = int(n)
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+// ReadCooldowns reads the cooldowns in the bucket: per registration key,
+// the end of its cooldown by the server's clock (past ones included).
+func ReadCooldowns(ctx context.Context, js jetstream.JetStream, consumer string) (map[string]time.Time, error) {
+	kv, err := js.KeyValue(ctx, CooldownBucket(consumer))
+	if err != nil {
+		return nil, fmt.Errorf("quota bucket %s: %w", CooldownBucket(consumer), err)
+	}
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("quota bucket %s: %w", CooldownBucket(consumer), err)
+	}
+	out := map[string]time.Time{}
+	for k := range keys.Keys() {
+		e, err := kv.Get(ctx, k)
+		if err != nil {
+			continue
+		}
+		var v cooldownValue
+		if json.Unmarshal(e.Value(), &v) == nil {
+			out[k] = v.Until
+		}
+	}
+	return out, nil
+}

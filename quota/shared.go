@@ -1,0 +1,647 @@
+package quota
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/alert-domains/alert-domains/connector"
+)
+
+// Timing of the shared quota.
+const (
+	requestTimeout = 2 * time.Second        // one publish or read of the state
+	retryMin       = 2 * time.Millisecond   // wait after a refusal whose slot should already be free
+	unreachableMin = 20 * time.Millisecond  // first wait while the state cannot be reached
+	unreachableMax = time.Second            // longest such wait
+	pollMax        = time.Second            // longest wait between tries while the window is full
+	resyncEvery    = 2 * time.Second        // cooldown re-read and clock check, beside the watch
+	cooldownPoll   = 250 * time.Millisecond // wake-up of a wait for a cooldown, at most
+)
+
+// Observer is told how the shared quota goes. It must be safe for concurrent
+// use and fast.
+type Observer interface {
+	// QuotaAcquire reports one attempt to take a slot: "accepted",
+	// "refused" (the window is full) or "unreachable" (the state could not be
+	// read or written).
+	QuotaAcquire(outcome string)
+	// QuotaCooldown reports a cooldown: "local" (a 429 seen here) or
+	// "shared" (one written by any replica, this one included, read back).
+	QuotaCooldown(source string)
+}
+
+// Outcomes and sources reported to an Observer.
+const (
+	OutcomeAccepted    = "accepted"
+	OutcomeRefused     = "refused"
+	OutcomeUnreachable = "unreachable"
+	SourceLocal        = "local"
+	SourceShared       = "shared"
+)
+
+// Shared is the quota of one app registration shared by every replica
+// through JetStream. It implements connector.Quota. Acquire waits until Run
+// has a connection; it fails closed: while the state cannot be reached, it
+// waits, it does not grant. A Shared is safe for concurrent use.
+type Shared struct {
+	consumer string
+	limits   []connector.Limit
+	reg      Registration
+	key      string
+	logger   *slog.Logger
+	obs      Observer
+
+	attached chan struct{} // closed once js is set
+	js       jetstream.JetStream
+
+	// turn is held by the one caller of this process that tries to take the
+	// next slot; the others queue behind it in arrival order.
+	turn chan struct{}
+
+	mu          sync.Mutex
+	offset      time.Duration // server clock minus local clock
+	cooldown    time.Time     // local time before which no call starts
+	changed     chan struct{} // closed and replaced when cooldown grows
+	toPublish   time.Time     // server time of a cooldown not yet written
+	publishKick chan struct{}
+	streams     map[string]jetstream.Stream
+	unreachable bool
+	hold        time.Duration // longest call: a slot's message outlives it by the window
+}
+
+// SharedOption configures a Shared.
+type SharedOption func(*Shared) error
+
+// WithLogger logs when the quota state becomes unreachable and reachable
+// again, and cooldowns.
+func WithLogger(l *slog.Logger) SharedOption {
+	return func(s *Shared) error {
+		if l == nil {
+			return errors.New("quota: nil logger")
+		}
+		s.logger = l
+		return nil
+	}
+}
+
+// WithHold sets the longest a call can take (DEFENDER_TIMEOUT, by default
+// connector.DefaultTimeout): the slots of a process that dies are freed
+// that long after the window, by the streams' MaxAge. It must match the
+// hold given to Provision.
+func WithHold(d time.Duration) SharedOption {
+	return func(s *Shared) error {
+		if d <= 0 {
+			return errors.New("quota: hold must be more than 0")
+		}
+		s.hold = d
+		return nil
+	}
+}
+
+// WithObserver reports acquisitions and cooldowns to o.
+func WithObserver(o Observer) SharedOption {
+	return func(s *Shared) error {
+		s.obs = o
+		return nil
+	}
+}
+
+// NewShared returns the shared quota of reg under limits, for the service
+// named consumer (CONSUMER_NAME). It makes no call to NATS: Run does.
+func NewShared(consumer string, reg Registration, limits []connector.Limit, opts ...SharedOption) (*Shared, error) {
+	if len(limits) == 0 {
+		return nil, errors.New("quota: a shared quota needs at least one limit")
+	}
+	s := &Shared{
+		consumer:    consumer,
+		limits:      distinct(limits),
+		reg:         reg,
+		key:         reg.Key(),
+		logger:      slog.New(slog.DiscardHandler),
+		attached:    make(chan struct{}),
+		turn:        make(chan struct{}, 1),
+		changed:     make(chan struct{}),
+		publishKick: make(chan struct{}, 1),
+		streams:     map[string]jetstream.Stream{},
+		hold:        connector.DefaultTimeout,
+	}
+	for _, opt := range opts {
+		if err := opt(s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Limits returns the limits s enforces.
+func (s *Shared) Limits() []connector.Limit { return append([]connector.Limit(nil), s.limits...) }
+
+// Registration returns the app registration s counts.
+func (s *Shared) Registration() Registration { return s.reg }
+
+// Run attaches s to js and keeps it current until ctx ends: it watches the
+// registration's cooldown, writes the cooldowns seen here, and measures the
+// server's clock. The streams and the bucket must exist (Provision).
+func (s *Shared) Run(ctx context.Context, js jetstream.JetStream) error {
+	s.js = js
+	close(s.attached)
+	s.syncClock(ctx)
+
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		s.watchCooldown(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		s.publishCooldowns(ctx)
+	}()
+	t := time.NewTicker(resyncEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return nil
+		case <-t.C:
+			s.syncClock(ctx)
+			s.readCooldown(ctx)
+		}
+	}
+}
+
+// Acquire blocks until a call may start: no cooldown is in force, and a
+// message was stored for the registration in every limit's stream. It
+// returns only ctx's error. release, called when the call has ended, keeps
+// the slots one more window, then deletes their messages.
+func (s *Shared) Acquire(ctx context.Context) (release func(), waited time.Duration, err error) {
+	start := time.Now()
+	if err := ctx.Err(); err != nil {
+		return nil, 0, err
+	}
+	select {
+	case <-s.attached:
+	case <-ctx.Done():
+		return nil, time.Since(start), ctx.Err()
+	}
+	select {
+	case s.turn <- struct{}{}:
+	case <-ctx.Done():
+		return nil, time.Since(start), ctx.Err()
+	}
+	defer func() { <-s.turn }()
+
+	backoff := unreachableMin
+	for {
+		if wait, changed := s.cooldownLeft(); wait > 0 {
+			if !sleep(ctx, min(wait, cooldownPoll), changed) {
+				return nil, time.Since(start), ctx.Err()
+			}
+			continue
+		}
+		slots, wait, err := s.try(ctx)
+		switch {
+		case slots != nil:
+			s.setReachable(true, nil)
+			return s.releaser(slots), time.Since(start), nil
+		case err == nil:
+			backoff = unreachableMin
+			s.setReachable(true, nil)
+		case ctx.Err() != nil:
+			return nil, time.Since(start), ctx.Err()
+		default:
+			s.setReachable(false, err)
+			wait = backoff
+			backoff = min(2*backoff, unreachableMax)
+		}
+		if wait <= 0 {
+			continue
+		}
+		if !sleep(ctx, wait, nil) {
+			return nil, time.Since(start), ctx.Err()
+		}
+	}
+}
+
+// slot is the message that holds one slot of one limit.
+type slot struct {
+	stream string
+	seq    uint64
+	window time.Duration
+}
+
+// releaser frees slots one window after it is called: a call that ended
+// now reached Defender at the latest now, so the next call of the same slot
+// reaches it a window later at the earliest.
+func (s *Shared) releaser(slots []slot) func() {
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			for _, sl := range slots {
+				time.AfterFunc(sl.window, func() {
+					ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+					defer cancel()
+					s.delete(ctx, sl) // when it fails, MaxAge frees the slot
+				})
+			}
+		})
+	}
+}
+
+// delete removes a slot's message; it reports whether the message is gone.
+func (s *Shared) delete(ctx context.Context, sl slot) bool {
+	st, err := s.stream(ctx, sl.stream)
+	if err != nil {
+		return false
+	}
+	err = st.DeleteMsg(ctx, sl.seq)
+	return err == nil || errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful)
+}
+
+// try publishes one message per limit: slots, when every stream took it.
+// Otherwise the messages stored before the refusal are deleted, and wait is
+// how long to wait before trying again (0: a slot has just been freed). err
+// means the state could not be reached.
+func (s *Shared) try(ctx context.Context) (slots []slot, wait time.Duration, err error) {
+	stored := make([]slot, 0, len(s.limits))
+	for _, l := range s.limits {
+		pctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		ack, perr := s.js.PublishMsg(pctx, &nats.Msg{Subject: Subject(s.consumer, l.Window, s.key)})
+		cancel()
+		if perr == nil {
+			stored = append(stored, slot{stream: ack.Stream, seq: ack.Sequence, window: l.Window})
+			continue
+		}
+		if !refused(perr) {
+			s.observe(OutcomeUnreachable)
+			s.rollback(ctx, stored)
+			return nil, 0, fmt.Errorf("quota stream %s: %w", StreamName(s.consumer, l.Window), perr)
+		}
+		s.observe(OutcomeRefused)
+		s.rollback(ctx, stored)
+		wait, err := s.untilFree(ctx, l)
+		if err != nil {
+			s.observe(OutcomeUnreachable)
+			return nil, 0, err
+		}
+		return nil, wait, nil
+	}
+	s.observe(OutcomeAccepted)
+	return stored, 0, nil
+}
+
+// poll is the longest wait between two tries while l's window is full: a
+// slot frees when the process that holds it deletes its message, which
+// nobody else is told of.
+func poll(l connector.Limit) time.Duration {
+	return min(max(l.Window/100, retryMin), pollMax)
+}
+
+// refused reports a publish the stream turned down because the
+// registration's subject holds as many messages as the window allows. The
+// server says so only in the description of a generic store error (10077).
+func refused(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == 10077 &&
+		strings.Contains(apiErr.Description, "maximum messages per subject")
+}
+
+// untilFree reads the oldest message of the registration in l's stream and
+// returns how long to wait: until it expires by the server's clock, or
+// poll(l) if sooner. A message whose age is past the stream's MaxAge is
+// deleted here, and 0 returned: the server removes expired messages only
+// every 250ms or so.
+func (s *Shared) untilFree(ctx context.Context, l connector.Limit) (time.Duration, error) {
+	st, err := s.stream(ctx, StreamName(s.consumer, l.Window))
+	if err != nil {
+		return 0, err
+	}
+	gctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	msg, err := st.GetMsg(gctx, 1, jetstream.WithGetMsgSubject(Subject(s.consumer, l.Window, s.key)))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil // it expired meanwhile
+	}
+	if err != nil {
+		return 0, fmt.Errorf("quota stream %s: %w", StreamName(s.consumer, l.Window), err)
+	}
+	left := msg.Time.Add(MaxAge(l.Window, s.hold)).Sub(s.serverNow())
+	if left > 0 {
+		return min(max(left, retryMin), poll(l)), nil
+	}
+	dctx, dcancel := context.WithTimeout(ctx, requestTimeout)
+	defer dcancel()
+	if !s.delete(dctx, slot{stream: StreamName(s.consumer, l.Window), seq: msg.Sequence}) {
+		return 0, fmt.Errorf("quota stream %s: cannot delete an expired slot", StreamName(s.consumer, l.Window))
+	}
+	return 0, nil
+}
+
+// rollback deletes messages stored for a call that does not start, so that
+// they do not hold slots; a message it cannot delete only holds its slot
+// until it expires.
+func (s *Shared) rollback(ctx context.Context, stored []slot) {
+	for _, sl := range stored {
+		dctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		s.delete(dctx, sl) // best effort: the slot frees at expiry anyway
+		cancel()
+	}
+}
+
+// stream returns a handle on the named stream, looked up once.
+func (s *Shared) stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	s.mu.Lock()
+	st := s.streams[name]
+	s.mu.Unlock()
+	if st != nil {
+		return st, nil
+	}
+	lctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	st, err := s.js.Stream(lctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("quota stream %s: %w", name, err)
+	}
+	s.mu.Lock()
+	s.streams[name] = st
+	s.mu.Unlock()
+	return st, nil
+}
+
+// syncClock measures the server's clock against the local one, from the
+// time a stream info was gathered, halfway through the request.
+func (s *Shared) syncClock(ctx context.Context) {
+	st, err := s.stream(ctx, StreamName(s.consumer, s.limits[0].Window))
+	if err != nil {
+		return
+	}
+	ictx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	before := time.Now()
+	info, err := st.Info(ictx)
+	after := time.Now()
+	if err != nil || info.TimeStamp.IsZero() {
+		return
+	}
+	mid := before.Add(after.Sub(before) / 2)
+	s.mu.Lock()
+	s.offset = info.TimeStamp.Sub(mid)
+	s.mu.Unlock()
+}
+
+// serverNow is the server's time now, as last measured.
+func (s *Shared) serverNow() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return time.Now().Add(s.offset)
+}
+
+func (s *Shared) observe(outcome string) {
+	if s.obs != nil {
+		s.obs.QuotaAcquire(outcome)
+	}
+}
+
+func (s *Shared) setReachable(ok bool, err error) {
+	s.mu.Lock()
+	was := !s.unreachable
+	s.unreachable = !ok
+	s.mu.Unlock()
+	switch {
+	case was && !ok:
+		s.logger.Warn("shared quota unreachable: no Defender call starts until it is back", slog.Any("error", err))
+	case !was && ok:
+		s.logger.Info("shared quota reachable again")
+	}
+}
+
+// Cooldown pauses the calls of this registration on every replica until
+// retryAfter has passed: at once here, and on the others once written to the
+// bucket.
+func (s *Shared) Cooldown(retryAfter time.Duration) {
+	if retryAfter <= 0 {
+		return
+	}
+	now := time.Now()
+	s.mu.Lock()
+	until := now.Add(retryAfter)
+	grew := s.extend(until)
+	if serverUntil := until.Add(s.offset); serverUntil.After(s.toPublish) {
+		s.toPublish = serverUntil
+	}
+	s.mu.Unlock()
+	if grew && s.obs != nil {
+		s.obs.QuotaCooldown(SourceLocal)
+	}
+	select {
+	case s.publishKick <- struct{}{}:
+	default:
+	}
+}
+
+// extend moves the cooldown to until if that is later. The caller holds
+// s.mu.
+func (s *Shared) extend(until time.Time) bool {
+	if !until.After(s.cooldown) {
+		return false
+	}
+	s.cooldown = until
+	close(s.changed)
+	s.changed = make(chan struct{})
+	return true
+}
+
+// cooldownLeft is how long the cooldown still holds calls back, and a
+// channel closed when it grows.
+func (s *Shared) cooldownLeft() (time.Duration, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return time.Until(s.cooldown), s.changed
+}
+
+// CooldownUntil is the end of the cooldown in force, by the local clock;
+// zero or past when there is none.
+func (s *Shared) CooldownUntil() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cooldown
+}
+
+// cooldownValue is what the bucket holds per registration.
+type cooldownValue struct {
+	Until time.Time `json:"until"` // server time
+}
+
+// applyCooldown takes a cooldown read from the bucket.
+func (s *Shared) applyCooldown(data []byte) {
+	var v cooldownValue
+	if json.Unmarshal(data, &v) != nil || v.Until.IsZero() {
+		return
+	}
+	s.mu.Lock()
+	grew := s.extend(v.Until.Add(-s.offset))
+	s.mu.Unlock()
+	if grew && s.obs != nil {
+		s.obs.QuotaCooldown(SourceShared)
+	}
+}
+
+// watchCooldown follows the registration's key; it restarts the watch when
+// it fails.
+func (s *Shared) watchCooldown(ctx context.Context) {
+	for ctx.Err() == nil {
+		kv, err := s.bucket(ctx)
+		if err == nil {
+			var w jetstream.KeyWatcher
+			if w, err = kv.Watch(ctx, s.key); err == nil {
+				for e := range w.Updates() {
+					if e != nil && e.Operation() == jetstream.KeyValuePut {
+						s.applyCooldown(e.Value())
+					}
+				}
+				_ = w.Stop()
+			}
+		}
+		if !sleep(ctx, resyncEvery, nil) {
+			return
+		}
+	}
+}
+
+// readCooldown reads the registration's key once, beside the watch, in case
+// the watch missed an update while the connection was down.
+func (s *Shared) readCooldown(ctx context.Context) {
+	kv, err := s.bucket(ctx)
+	if err != nil {
+		return
+	}
+	gctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	if e, err := kv.Get(gctx, s.key); err == nil {
+		s.applyCooldown(e.Value())
+	}
+}
+
+func (s *Shared) bucket(ctx context.Context) (jetstream.KeyValue, error) {
+	bctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	return s.js.KeyValue(bctx, CooldownBucket(s.consumer))
+}
+
+// publishCooldowns writes each cooldown seen here to the bucket, keeping the
+// latest end when replicas write at once; while the bucket cannot be
+// reached it tries again.
+func (s *Shared) publishCooldowns(ctx context.Context) {
+	backoff := unreachableMin
+	for {
+		s.mu.Lock()
+		until := s.toPublish
+		s.mu.Unlock()
+		if until.IsZero() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.publishKick:
+				continue
+			}
+		}
+		if err := s.writeCooldown(ctx, until); err != nil {
+			if !sleep(ctx, backoff, nil) {
+				return
+			}
+			backoff = min(2*backoff, unreachableMax)
+			continue
+		}
+		backoff = unreachableMin
+		s.mu.Lock()
+		if s.toPublish.Equal(until) {
+			s.toPublish = time.Time{}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// writeCooldown stores until under the registration's key unless a later
+// end is there already (compare-and-set on the key's revision).
+func (s *Shared) writeCooldown(ctx context.Context, until time.Time) error {
+	kv, err := s.bucket(ctx)
+	if err != nil {
+		return err
+	}
+	val, err := json.Marshal(cooldownValue{Until: until.UTC()})
+	if err != nil {
+		return err
+	}
+	for {
+		wctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		e, err := kv.Get(wctx, s.key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			_, err = kv.Create(wctx, s.key, val)
+		case err != nil:
+		default:
+			var have cooldownValue
+			if json.Unmarshal(e.Value(), &have) == nil && !have.Until.Before(until) {
+				cancel()
+				return nil
+			}
+			_, err = kv.Update(wctx, s.key, val, e.Revision())
+		}
+		cancel()
+		var apiErr *jetstream.APIError
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, jetstream.ErrKeyExists) || (errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence) {
+			continue // another replica wrote first: compare again
+		}
+		return err
+	}
+}
+
+// sleep waits for d, or until wake is closed (true), or ctx ends (false).
+func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-wake:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Used counts the calls of the registration that every replica started in
+// the last window of one of the limits (as the server counts them, that is
+// over the window plus Margin); -1 when the state cannot be read.
+func (s *Shared) Used(window time.Duration) int {
+	select {
+	case <-s.attached:
+	default:
+		return -1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	st, err := s.stream(ctx, StreamName(s.consumer, window))
+	if err != nil {
+		return -1
+	}
+	subj := Subject(s.consumer, window, s.key)
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(subj))
+	if err != nil {
+		return -1
+	}
+	return int(info.State.Subjects[subj])
+}

@@ -1,0 +1,244 @@
+package quota_test
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/internal/testenv"
+	"github.com/alert-domains/alert-domains/quota"
+)
+
+const consumer = "alert-domains"
+
+var reg = quota.Registration{Cloud: "public", TenantID: "tenant", ClientID: "client"}
+
+// replica is one process's view of the shared quota: its own connection and
+// its own Shared, running until the test ends.
+func replica(t *testing.T, url string, limits []connector.Limit) *quota.Shared {
+	t.Helper()
+	_, js := testenv.Connect(t, url)
+	if err := quota.Provision(t.Context(), js, consumer, limits, 1, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	s, err := quota.NewShared(consumer, reg, limits, quota.WithHold(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.Run(ctx, js)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return s
+}
+
+// maxInWindow is the largest number of times within any interval of length
+// w (half-open: a time exactly w after another is outside its window).
+func maxInWindow(times []time.Time, w time.Duration) int {
+	sort.Slice(times, func(i, j int) bool { return times[i].Before(times[j]) })
+	best, lo := 0, 0
+	for hi := range times {
+		for times[hi].Sub(times[lo]) >= w {
+			lo++
+		}
+		best = max(best, hi-lo+1)
+	}
+	return best
+}
+
+func TestSharedHoldsTheLimitAcrossReplicasAndUsesIt(t *testing.T) {
+	_, url := testenv.EmbeddedJetStream(t)
+	limit := connector.Limit{Count: 10, Window: time.Second}
+	replicas := []*quota.Shared{replica(t, url, []connector.Limit{limit}), replica(t, url, []connector.Limit{limit}), replica(t, url, []connector.Limit{limit})}
+	const calls = 50
+	stamps := storedTimes(t, url, quota.StreamName(consumer, limit.Window))
+	grants := make(chan time.Time, calls)
+	errs := make(chan error, calls)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			release, _, err := replicas[i%3].Acquire(t.Context())
+			if err != nil {
+				errs <- err
+				return
+			}
+			grants <- time.Now()
+			release()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(grants)
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	var times []time.Time
+	for g := range grants {
+		times = append(times, g)
+	}
+	if n := maxInWindow(stamps(calls), limit.Window); n > limit.Count {
+		t.Errorf("%d slots stored within one %s window, limit %d", n, limit.Window, limit.Count)
+	}
+	if n := maxInWindow(times, limit.Window); n > limit.Count {
+		t.Errorf("%d calls granted within one %s window, limit %d", n, limit.Window, limit.Count)
+	}
+	ideal := time.Duration(calls/limit.Count-1) * limit.Window
+	if elapsed < ideal || elapsed > ideal*3/2 {
+		t.Errorf("%d calls took %v, want between %v and %v (the quota's rate)", calls, elapsed, ideal, ideal*3/2)
+	}
+}
+
+// storedTimes follows the stream from now on and returns a function that
+// waits for n stored messages and returns their server timestamps.
+func storedTimes(t *testing.T, url, stream string) func(n int) []time.Time {
+	t.Helper()
+	_, js := testenv.Connect(t, url)
+	c, err := js.OrderedConsumer(t.Context(), stream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		times []time.Time
+	)
+	cc, err := c.Consume(func(m jetstream.Msg) {
+		if meta, err := m.Metadata(); err == nil {
+			mu.Lock()
+			times = append(times, meta.Timestamp)
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cc.Stop)
+	return func(n int) []time.Time {
+		testenv.Eventually(t, 5*time.Second, 10*time.Millisecond, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(times) >= n
+		}, "%d stored slots", n)
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]time.Time(nil), times...)
+	}
+}
+
+func TestSharedCooldownPausesEveryReplica(t *testing.T) {
+	_, url := testenv.EmbeddedJetStream(t)
+	limits := []connector.Limit{{Count: 1000, Window: time.Minute}}
+	a, b := replica(t, url, limits), replica(t, url, limits)
+	// Both are attached once each has granted a call.
+	for _, s := range []*quota.Shared{a, b} {
+		if _, _, err := s.Acquire(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := time.Now()
+	a.Cooldown(time.Second)
+	testenv.Eventually(t, 500*time.Millisecond, 5*time.Millisecond, func() bool {
+		return b.CooldownUntil().After(seen.Add(900 * time.Millisecond))
+	}, "the other replica in cooldown within 500ms")
+	_, waited, err := b.Acquire(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := time.Since(seen); got < 950*time.Millisecond {
+		t.Errorf("the other replica's call started %v after the 429 with Retry-After 1s", got)
+	}
+	if waited < 500*time.Millisecond {
+		t.Errorf("waited %v, want the rest of the cooldown", waited)
+	}
+}
+
+func TestSharedSurvivesRestart(t *testing.T) {
+	_, url := testenv.EmbeddedJetStream(t)
+	limits := []connector.Limit{{Count: 5, Window: time.Hour}}
+	first := replica(t, url, limits)
+	for range 5 {
+		if _, _, err := first.Acquire(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A new process (its own connection, nothing in memory) finds the hour
+	// used up.
+	restarted := replica(t, url, limits)
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	if _, _, err := restarted.Acquire(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a restarted process got a slot of a used-up window (err %v)", err)
+	}
+	if used := restarted.Used(time.Hour); used != 5 {
+		t.Errorf("Used(1h) = %d, want 5", used)
+	}
+}
+
+func TestSharedRefusalByALongerWindowFreesTheShorter(t *testing.T) {
+	_, url := testenv.EmbeddedJetStream(t)
+	limits := []connector.Limit{{Count: 5, Window: time.Hour}, {Count: 2, Window: 2 * time.Hour}}
+	s := replica(t, url, limits)
+	for range 2 {
+		if _, _, err := s.Acquire(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	if _, _, err := s.Acquire(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("third call granted past the 2/2h limit (err %v)", err)
+	}
+	if used := s.Used(time.Hour); used != 2 {
+		t.Errorf("Used(1h) = %d after refused attempts, want 2 (refused attempts rolled back)", used)
+	}
+}
+
+func TestSharedFailsClosed(t *testing.T) {
+	srv, url := testenv.EmbeddedJetStream(t)
+	limits := []connector.Limit{{Count: 100, Window: time.Minute}}
+	s := replica(t, url, limits)
+	if _, _, err := s.Acquire(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	if _, _, err := s.Acquire(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a call was granted while the quota state was unreachable (err %v)", err)
+	}
+}
+
+func TestVerifyNamesWhatIsMissing(t *testing.T) {
+	_, url := testenv.EmbeddedJetStream(t)
+	_, js := testenv.Connect(t, url)
+	limits := []connector.Limit{{Count: 100, Window: time.Minute}}
+	err := quota.Verify(t.Context(), js, consumer, limits)
+	if !errors.Is(err, quota.ErrMissing) {
+		t.Fatalf("Verify on an empty server = %v, want ErrMissing", err)
+	}
+	if err := quota.Provision(t.Context(), js, consumer, limits, 1, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := quota.Verify(t.Context(), js, consumer, limits); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Stream(t.Context(), quota.StreamName(consumer, time.Minute)); errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatal("stream missing after Provision")
+	}
+}

@@ -1,0 +1,197 @@
+package tests
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/internal/testenv"
+)
+
+// quotaReplicas starts n serve replicas on the same NATS and consumer.
+func quotaReplicas(t *testing.T, emu *recordingEmulator, natsURL string, n int, extra ...string) []*testenv.Process {
+	t.Helper()
+	ps := make([]*testenv.Process, n)
+	for i := range ps {
+		ps[i] = startService(t, emu.env(natsURL, append([]string{"LOG_LEVEL=info", "RETRY_MAX_ELAPSED=2m"}, extra...)...))
+	}
+	return ps
+}
+
+// callTimes are the arrival times of the recorded Defender calls, sorted.
+func callTimes(emu *recordingEmulator) []time.Time {
+	var times []time.Time
+	for _, c := range emu.Recorded() {
+		times = append(times, c.At)
+	}
+	sort.Slice(times, func(i, j int) bool { return times[i].Before(times[j]) })
+	return times
+}
+
+// allSucceeded checks that each request of seqs has a success result for
+// its alert.
+func allSucceeded(t *testing.T, got map[uint64]storedResult, seqs []uint64, alerts []string) {
+	t.Helper()
+	for i, seq := range seqs {
+		if r := got[seq]; r.Status != "success" || r.AlertID != alerts[i] {
+			t.Fatalf("request %d (%s): %s, want a success; by kind: %s", seq, alerts[i], r.Raw, kinds(got))
+		}
+	}
+}
+
+// quiet watches the emulator for d and returns the calls that arrived.
+func quiet(emu *recordingEmulator, d time.Duration) int {
+	before := len(emu.Recorded())
+	<-time.After(d) // an observation period: that nothing happens is the point
+	return len(emu.Recorded()) - before
+}
+
+// TestSharedQuotaThreeReplicas: three replicas with DEFENDER_RATE_LIMITS
+// 15/2s never make more than 15 calls in any 2s together, and a backlog of
+// 90 requests drains at the quota's rate: within 1.5 × (90/15 − 1) × 2s.
+func TestSharedQuotaThreeReplicas(t *testing.T) {
+	const n = 90
+	limit := connector.Limit{Count: 15, Window: 2 * time.Second}
+	emu := newRecordingEmulator(t, defendertest.WithAnyAlert())
+	srv := testenv.StartNATS(t)
+	js := srv.JetStream(t)
+	quotaReplicas(t, emu, srv.URL(), 3, "DEFENDER_RATE_LIMITS=15/2s")
+
+	ids := alertIDs("shared", n)
+	start := time.Now()
+	seqs := publishAll(t, js, ids)
+	got := waitResults(t, js, n, 2*time.Minute)
+	elapsed := time.Since(start)
+	allSucceeded(t, got, seqs, ids)
+	times := callTimes(emu)
+	if len(times) != n {
+		t.Errorf("%d Defender calls for %d requests", len(times), n)
+	}
+	if most, at := maxInWindow(times, limit.Window); most > limit.Count {
+		t.Errorf("%d calls in the %v from %v, limit %d for all replicas", most, limit.Window, at.Format("15:04:05.000"), limit.Count)
+	}
+	ideal := time.Duration(n/limit.Count-1) * limit.Window
+	if elapsed > ideal*3/2 {
+		t.Errorf("%d requests took %v, want at most 1.5 × %v", n, elapsed, ideal)
+	}
+	t.Logf("%d requests in %v (ideal %v)", n, elapsed, ideal)
+}
+
+// TestSharedCooldownStopsEveryReplica: Defender answers one call with 429
+// and Retry-After: 3; no replica's call reaches it from 500ms after that
+// answer until the 3 seconds have passed, and every request still succeeds.
+func TestSharedCooldownStopsEveryReplica(t *testing.T) {
+	const n = 60
+	emu := newRecordingEmulator(t, defendertest.WithAnyAlert())
+	srv := testenv.StartNATS(t)
+	js := srv.JetStream(t)
+	quotaReplicas(t, emu, srv.URL(), 3, "DEFENDER_RATE_LIMITS=20/1s")
+
+	const throttled = "storm_throttled"
+	emu.Script(throttled, defendertest.Answer{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"3"}}})
+	ids := append(alertIDs("storm", 10), throttled)
+	ids = append(ids, alertIDs("after", n-11)...)
+	seqs := publishAll(t, js, ids)
+	got := waitResults(t, js, n, 2*time.Minute)
+	allSucceeded(t, got, seqs, ids)
+
+	var at time.Time
+	var retryAfter time.Duration
+	for _, c := range emu.Recorded() {
+		if c.Status == http.StatusTooManyRequests {
+			at, retryAfter = c.At, c.RetryAfter
+		}
+	}
+	if at.IsZero() || retryAfter != 3*time.Second {
+		t.Fatalf("no 429 with Retry-After 3s was answered (%v)", retryAfter)
+	}
+	var during []string
+	for _, c := range emu.Recorded() {
+		if c.At.After(at.Add(500*time.Millisecond)) && c.At.Before(at.Add(retryAfter)) {
+			during = append(during, fmt.Sprintf("%s %s", c.At.Format("15:04:05.000"), c.Alert))
+		}
+	}
+	if len(during) > 0 {
+		t.Errorf("429 at %s with Retry-After %v, yet %d calls reached Defender before it passed: %v",
+			at.Format("15:04:05.000"), retryAfter, len(during), during)
+	}
+}
+
+// TestSharedQuotaUnreachable: while NATS (and with it the quota state) is
+// down, no Defender call starts and no request fails; calls resume when it
+// is back, and every request ends in a success.
+func TestSharedQuotaUnreachable(t *testing.T) {
+	const n = 40
+	emu := newRecordingEmulator(t, defendertest.WithAnyAlert())
+	srv := testenv.StartNATS(t)
+	js := srv.JetStream(t)
+	quotaReplicas(t, emu, srv.URL(), 2, "DEFENDER_RATE_LIMITS=5/1s")
+
+	ids := alertIDs("outage", n)
+	seqs := publishAll(t, js, ids)
+	testenv.Eventually(t, 30*time.Second, 10*time.Millisecond, func() bool { return len(emu.Recorded()) >= 10 }, "10 calls")
+	srv.Stop(t)
+	// Calls granted before the stop may still arrive; then nothing.
+	_ = quiet(emu, 500*time.Millisecond)
+	if calls := quiet(emu, 3*time.Second); calls != 0 {
+		t.Errorf("%d Defender calls while the quota state was unreachable", calls)
+	}
+	srv.Restart(t)
+	got := waitResults(t, js, n, 2*time.Minute)
+	allSucceeded(t, got, seqs, ids)
+}
+
+// TestQuotaSurvivesRestart: a replica that used its window and is
+// restarted (SIGTERM, or kill -9, then start) does not get a fresh window:
+// Defender never sees more than the limit in any window, in either
+// QUOTA_SCOPE.
+func TestQuotaSurvivesRestart(t *testing.T) {
+	for _, tc := range []struct {
+		scope string
+		kill  bool
+	}{{"shared", false}, {"process", false}, {"shared", true}} {
+		scope := tc.scope
+		name := scope
+		if tc.kill {
+			name += "-kill-9"
+		}
+		t.Run(name, func(t *testing.T) {
+			const n = 25
+			limit := connector.Limit{Count: 10, Window: 6 * time.Second}
+			emu := newRecordingEmulator(t, defendertest.WithAnyAlert())
+			srv := testenv.StartNATS(t)
+			js := srv.JetStream(t)
+			env := emu.env(srv.URL(), "DEFENDER_RATE_LIMITS=10/6s", "QUOTA_SCOPE="+scope, "DEFENDER_TIMEOUT=2s", "SHUTDOWN_TIMEOUT=1s", "ACK_WAIT=3s", "LOG_LEVEL=info", "RETRY_MAX_ELAPSED=2m")
+			p := startService(t, env)
+			ids := alertIDs("restart", n)
+			seqs := publishAll(t, js, ids)
+			waitResultCount(t, js, limit.Count, 30*time.Second)
+			if tc.kill {
+				if err := p.Kill(); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := p.Wait(30 * time.Second); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				if err := p.Signal(os.Interrupt); err != nil {
+					t.Fatal(err)
+				}
+				if code, err := p.Wait(30 * time.Second); err != nil || code != 0 {
+					t.Fatalf("exit status %d (%v)", code, err)
+				}
+			}
+			startService(t, env)
+			got := waitResults(t, js, n, 2*time.Minute)
+			allSucceeded(t, got, seqs, ids)
+			if most, at := maxInWindow(callTimes(emu), limit.Window); most > limit.Count {
+				t.Errorf("%d calls in the %v from %v across a restart, limit %d", most, limit.Window, at.Format("15:04:05.000"), limit.Count)
+			}
+		})
+	}
+}
