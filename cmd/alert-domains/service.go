@@ -154,6 +154,11 @@ func (s *service) run(ctx context.Context) error {
 		return err
 	}
 	defer stopHTTP()
+	stopPresence, err := servePresence(nc, cfg, start, ready)
+	if err != nil {
+		return err
+	}
+	defer stopPresence()
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()

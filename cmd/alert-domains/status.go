@@ -25,7 +25,8 @@ const statusSynopsis = `status
 
 Prints, on one screen, what an operator needs during an incident: the
 streams (messages, bytes, age of the oldest), the consumers (pending,
-ack-pending, redelivered, waiting), the failures of the last hour by kind,
+ack-pending, redelivered, waiting), the replicas running now (each answers
+on NATS; bound to the consumer or not), the failures of the last hour by kind,
 and the configured Defender quota with how much of it was used.`
 
 // failureWindow is the span of "recent failures".
@@ -74,6 +75,8 @@ type status struct {
 	limitsText            string
 	used                  map[time.Duration]int
 	scanned               time.Duration // how far back results were read
+	replicas              []replicaPresence
+	replicasIssue         string // why the replicas could not be asked
 }
 
 type streamStatus struct {
@@ -120,6 +123,11 @@ func readStatus(ctx context.Context, js jetstream.JetStream, cfg *config.Config,
 		}
 		st.consumers = append(st.consumers, cs)
 	}
+	replicas, err := readReplicas(ctx, js.Conn(), cfg)
+	if err != nil {
+		st.replicasIssue = err.Error()
+	}
+	st.replicas = replicas
 	st.cache = cacheStatus(ctx, js, topo)
 	if st.streams[1].info != nil {
 		if err := st.readResults(ctx, js, cfg); err != nil {
@@ -225,6 +233,13 @@ func (st *status) print(out io.Writer) error {
 		}
 		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%s\t%s\n", c.name, i.NumPending, i.NumAckPending, i.NumRedelivered, i.NumWaiting, last, c.role)
 	}
+	section()
+
+	waiting := -1
+	if c := st.consumers[0]; c.info != nil {
+		waiting = c.info.NumWaiting
+	}
+	printReplicas(w, st.now, st.consumers[0].name, st.replicas, st.replicasIssue, waiting)
 	section()
 
 	fmt.Fprintf(w, "CACHE\t%s\n", st.cache)
