@@ -73,16 +73,28 @@ func TestBaseline(t *testing.T) {
 func startBaseline(tb testing.TB, workers int) target {
 	tb.Helper()
 	ns := testenv.StartNATS(tb)
+	tg := startBaselineOn(tb, ns.JetStream(tb), 1, workers)
+	tg.url = ns.URL()
+	tg.pids = append(tg.pids, ns.PID())
+	return tg
+}
+
+// startBaselineOn starts the Defender emulator and the baseline loop on the
+// NATS server (or cluster) of js, with streams of the given replica count,
+// and returns the baseline as a target without its URL and with this
+// process as its only pid; the caller adds the server's.
+func startBaselineOn(tb testing.TB, js jetstream.JetStream, replicas, workers int) target {
+	tb.Helper()
 	api := newDefenderAPI(tb)
-	ctx, cancel := context.WithTimeout(tb.Context(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(tb.Context(), 30*time.Second)
 	defer cancel()
 
-	js := ns.JetStream(tb)
 	for _, cfg := range []jetstream.StreamConfig{
 		{Name: baselineRequestStream, Subjects: []string{baselineRequestSubject}},
 		{Name: baselineResultStream, Subjects: []string{baselineSuccessSubject, baselineFailureSubject}},
 	} {
 		cfg.Storage = jetstream.FileStorage
+		cfg.Replicas = replicas
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			tb.Fatalf("stream %s: %v", cfg.Name, err)
 		}
@@ -99,11 +111,10 @@ func startBaseline(tb testing.TB, workers int) target {
 	loop := &baseline{js: js, api: api, jobs: make(chan jetstream.Msg)}
 	loop.start(tb, cons, workers)
 	return target{
-		url:            ns.URL(),
 		requestSubject: baselineRequestSubject,
 		resultStream:   baselineResultStream,
 		resultSubjects: []string{baselineSuccessSubject, baselineFailureSubject},
-		pids:           []int{os.Getpid(), ns.PID()},
+		pids:           []int{os.Getpid()},
 	}
 }
 

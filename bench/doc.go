@@ -33,6 +33,12 @@
 //   - BenchmarkQuotaUtilisation: 3 alert-domains serve replicas sharing
 //     DEFENDER_RATE_LIMITS=20/2s drain 200 requests: calls per window
 //     against the limit, the most in any sliding window, the drain time.
+//   - BenchmarkCluster: BenchmarkBaseline and BenchmarkService (cache on
+//     and off) on one three-node JetStream cluster of nats-server processes
+//     (routes on loopback), every stream on three replicas, the service with
+//     STREAM_REPLICAS=3 and NATS_URL listing the three servers; throughput
+//     rounds in turns (-bench.rounds), the medians of the rates and of the
+//     ratios to the baseline, and the load average of the machine.
 //   - BenchmarkReport: all of it in one run, in turns, and the figures as
 //     Markdown: req/s of the baseline and the service and their ratio, p50
 //     and p99 latency at the steady rate, peak RSS at CONCURRENCY=256 and

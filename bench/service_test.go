@@ -137,23 +137,31 @@ func serviceEnv(emu *defendertest.Server, certFile, natsURL string, extra ...str
 func startService(tb testing.TB, cfg serviceConfig) *service {
 	tb.Helper()
 	ns := testenv.StartNATS(tb)
+	return startServiceOn(tb, ns.URL(), []int{ns.PID()}, cfg)
+}
+
+// startServiceOn starts the emulator and alert-domains serve on the NATS
+// server (or cluster) at natsURL, whose processes are natsPIDs, with the
+// extra environment entries, and waits until /readyz answers 200.
+func startServiceOn(tb testing.TB, natsURL string, natsPIDs []int, cfg serviceConfig, extra ...string) *service {
+	tb.Helper()
 	emu, certFile := startEmulator(tb)
 	listen := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(tb))
-	env := serviceEnv(emu, certFile, ns.URL(),
-		"CONCURRENCY="+strconv.Itoa(cfg.concurrency),
-		"CACHE_TTL="+cfg.cacheTTL,
-		"HTTP_LISTEN="+listen,
-	)
+	env := serviceEnv(emu, certFile, natsURL, append([]string{
+		"CONCURRENCY=" + strconv.Itoa(cfg.concurrency),
+		"CACHE_TTL=" + cfg.cacheTTL,
+		"HTTP_LISTEN=" + listen,
+	}, extra...)...)
 	proc := testenv.StartService(tb, testenv.BuildBinary(tb), env, "serve")
 	tb.Cleanup(func() { stopService(tb, proc, true) })
 	waitReady(tb, proc, "http://"+listen+"/readyz")
 	return &service{
 		target: target{
-			url:            ns.URL(),
+			url:            natsURL,
 			requestSubject: serviceRequestSubject,
 			resultStream:   serviceResultStream,
 			resultSubjects: []string{serviceSuccessSubject, serviceFailureSubject},
-			pids:           []int{os.Getpid(), ns.PID(), proc.PID()},
+			pids:           append(append([]int{os.Getpid()}, natsPIDs...), proc.PID()),
 		},
 		cfg:  cfg,
 		proc: proc,

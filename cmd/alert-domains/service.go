@@ -215,6 +215,11 @@ func (s *service) run(ctx context.Context) (err error) {
 		return err
 	}
 	defer stopHTTP()
+	stopPresence, err := servePresence(nc, cfg, start, readiness)
+	if err != nil {
+		return err
+	}
+	defer stopPresence()
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()

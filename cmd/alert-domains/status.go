@@ -27,7 +27,8 @@ const statusSynopsis = `status
 
 Prints, on one screen, what an operator needs during an incident: the
 streams (messages, bytes, age of the oldest), the consumers (pending,
-ack-pending, redelivered, waiting), the failures of the last hour by kind,
+ack-pending, redelivered, waiting), the replicas running now (each answers
+on NATS; bound to the consumer or not), the failures of the last hour by kind,
 and the configured Defender quota with how much of it was used.`
 
 // failureWindow is the span of "recent failures".
@@ -86,6 +87,8 @@ type status struct {
 	missing               []string      // what the service needs and the server lacks
 	scope                 string
 	shared                *sharedQuotaStatus // QUOTA_SCOPE=shared
+	replicas              []replicaPresence
+	replicasIssue         string // why the replicas could not be asked
 }
 
 // sharedQuotaStatus is the shared quota as the server counts it.
@@ -142,6 +145,11 @@ func readStatus(ctx context.Context, js jetstream.JetStream, cfg *config.Config,
 		}
 		st.consumers = append(st.consumers, cs)
 	}
+	replicas, err := readReplicas(ctx, js.Conn(), cfg)
+	if err != nil {
+		st.replicasIssue = err.Error()
+	}
+	st.replicas = replicas
 	st.cache = cacheStatus(ctx, js, topo)
 	if topo.Cache != nil && strings.HasSuffix(st.cache, ": missing") {
 		st.missing = append(st.missing, "key-value bucket "+topo.Cache.Bucket)
@@ -272,6 +280,13 @@ func (st *status) print(out io.Writer) error {
 		}
 		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%s\t%s\n", c.name, i.NumPending, i.NumAckPending, i.NumRedelivered, i.NumWaiting, last, c.role)
 	}
+	section()
+
+	waiting := -1
+	if c := st.consumers[0]; c.info != nil {
+		waiting = c.info.NumWaiting
+	}
+	printReplicas(w, st.now, st.consumers[0].name, st.replicas, st.replicasIssue, waiting)
 	section()
 
 	fmt.Fprintf(w, "CACHE\t%s\n", st.cache)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -140,6 +141,39 @@ func TestAgoAndByteSize(t *testing.T) {
 	for n, want := range map[uint64]string{0: "0 B", 1023: "1023 B", 1536: "1.5 KiB", 5 << 20: "5.0 MiB"} {
 		if got := byteSize(n); got != want {
 			t.Errorf("byteSize(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
+func TestStatusReplicas(t *testing.T) {
+	o := newOpsEnv(t, true)
+	out := o.mustRun(t, "status")
+	if !strings.Contains(out, "REPLICAS: none answered (consumer "+o.cfg.ConsumerName+": 0 waiting pulls)") {
+		t.Errorf("status without replicas:\n%s", out)
+	}
+
+	// Two replicas on connections of their own: one bound, one not.
+	started := time.Now().Add(-90 * time.Second)
+	for _, ready := range []func() error{
+		func() error { return nil },
+		func() error { return errors.New("consumer not bound: stream leader unavailable") },
+	} {
+		nc, _ := testenv.Connect(t, o.vars["NATS_URL"])
+		stop, err := servePresence(nc, o.cfg, started, ready)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(stop)
+	}
+	out = o.mustRun(t, "status")
+	for _, want := range []string{
+		"REPLICAS: 2 answered, 1 bound",
+		"  HOST  PID",
+		"1m30s  16           yes",
+		"1m30s  16           no: consumer not bound: stream leader unavailable",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
 		}
 	}
 }
