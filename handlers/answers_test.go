@@ -153,3 +153,41 @@ func TestDuplicateWithoutRecordIsRecorded(t *testing.T) {
 		t.Errorf("record after a duplicate: found %v (%v), want it written", ok, err)
 	}
 }
+
+// TestAnswerLookupsWriteNoRecord: a service whose deliveries acknowledge at
+// once (no hook) writes no record, but still finds one that a service with
+// hooks wrote before it.
+func TestAnswerLookupsWriteNoRecord(t *testing.T) {
+	e := newAnswersEnv(t)
+	lookupOnly, err := New(lookupFunc(func(context.Context, string) (connector.Result, error) {
+		e.calls.Add(1)
+		return connector.Result{Domains: []string{"www.example.com"}, Attempts: 1}, nil
+	}), e.js, "s.success", "s.failure", WithClock(func() time.Time { return testNow }), WithAnswerLookups(e.answers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stamp := time.Unix(0, 1764000000123456789)
+	d := &Delivery{Data: []byte("abc"), Stream: "REQ", StreamSeq: 8, Stored: stamp, NumDelivered: 1, MaxDeliver: 10}
+	if out := lookupOnly.Handle(t.Context(), d); !out.Stored {
+		t.Fatalf("delivery: %+v", out)
+	}
+	if _, ok, err := e.answers.Find(t.Context(), AnswerKey(8, stamp)); ok || err != nil {
+		t.Fatalf("a record was written (%v, %v) by a service that only looks them up", ok, err)
+	}
+
+	// A record written by a service with hooks answers this one's redelivery.
+	first := &Delivery{Data: []byte("abc"), Stream: "REQ", StreamSeq: 9, Stored: stamp, NumDelivered: 1, MaxDeliver: 10}
+	if out := e.svc.Handle(t.Context(), first); !out.Stored {
+		t.Fatalf("first delivery: %+v", out)
+	}
+	e.forgetDuplicates(t)
+	again := *first
+	again.NumDelivered = 2
+	out := lookupOnly.Handle(t.Context(), &again)
+	if out.Action != Ack || !out.Duplicate || out.Result == nil || out.Result.Delivery != 1 {
+		t.Fatalf("redelivery: %+v, want an ack with the stored result", out)
+	}
+	if n := e.calls.Load(); n != 2 {
+		t.Errorf("%d Defender calls, want 2 (one per request)", n)
+	}
+}

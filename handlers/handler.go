@@ -129,6 +129,7 @@ type Service struct {
 	failureSubject string
 	cache          Cache
 	answers        Answers
+	recordAnswers  bool // write a record of each stored result (WithAnswers)
 	now            func() time.Time
 	publishTimeout time.Duration
 	maxResult      int
@@ -171,7 +172,24 @@ func WithAnswers(a Answers) Option {
 		if a == nil {
 			return errors.New("handlers: nil answers")
 		}
-		s.answers = a
+		s.answers, s.recordAnswers = a, true
+		return nil
+	}
+}
+
+// WithAnswerLookups reads the records in a on every redelivery, as
+// WithAnswers does, but writes none. It serves a service whose deliveries
+// acknowledge at once after their result is stored (no hook runs between
+// the two), where a record would close no gap that the duplicate window
+// leaves open: a crash between storing a result and writing its record is
+// as likely as one between storing it and acknowledging the request, and
+// a record costs one more replicated write per request.
+func WithAnswerLookups(a Answers) Option {
+	return func(s *Service) error {
+		if a == nil {
+			return errors.New("handlers: nil answers")
+		}
+		s.answers, s.recordAnswers = a, false
 		return nil
 	}
 }
@@ -442,8 +460,10 @@ func (s *Service) record(ctx context.Context, d *Delivery, ack *jetstream.PubAck
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.publishTimeout)
 	defer cancel()
-	if err := s.answers.Record(rctx, AnswerKey(d.StreamSeq, d.Stored), ack.Sequence); err != nil {
-		out.RecordErr = err
+	if s.recordAnswers {
+		if err := s.answers.Record(rctx, AnswerKey(d.StreamSeq, d.Stored), ack.Sequence); err != nil {
+			out.RecordErr = err
+		}
 	}
 	if ack.Duplicate {
 		stored, err := s.answers.Result(rctx, ack.Sequence)

@@ -161,15 +161,22 @@ func (s *service) run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("open bucket %s: %w", topo.Answers.Bucket, err)
 	}
-	answers := handlers.NewKVAnswers(answersKV, js, cfg.ResultStream)
-	opts = append(opts, handlers.WithAnswers(answers))
-	svc, err := handlers.New(s.lookup, js, cfg.SuccessSubject, cfg.FailureSubject, opts...)
-	if err != nil {
-		return err
-	}
 	hooks, err := handlers.NewHooks(cfg.OnSuccessExec, cfg.OnFailureExec, cfg.ExecTimeout, logger)
 	if err != nil {
 		return configError(fmt.Errorf("%w: ON_SUCCESS_EXEC/ON_FAILURE_EXEC: %v", config.ErrInvalid, err))
+	}
+	answers := handlers.NewKVAnswers(answersKV, js, cfg.ResultStream)
+	if hooks.Enabled() {
+		// A hook runs between the stored result and the acknowledgement:
+		// a crash there, followed by downtime beyond the duplicate window,
+		// is what the record is for.
+		opts = append(opts, handlers.WithAnswers(answers))
+	} else {
+		opts = append(opts, handlers.WithAnswerLookups(answers))
+	}
+	svc, err := handlers.New(s.lookup, js, cfg.SuccessSubject, cfg.FailureSubject, opts...)
+	if err != nil {
+		return err
 	}
 	handler := handlers.Chain(svc.Handle, m.Middleware(), handlers.Logging(logger), hooks.Middleware())
 
