@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -40,7 +41,7 @@ const (
 )
 
 const (
-	maxPages               = 100      // pages of one answer followed at most
+	maxPages               = 10       // pages of one answer read at most
 	errorBodyLimit         = 64 << 10 // bytes read of an error answer
 	pooledBufferLimit      = 64 << 10 // larger read buffers are not kept
 	drainLimit             = 16 << 10 // bytes drained to keep a connection
@@ -262,7 +263,8 @@ func (c *Client) Limiter() *Limiter { return c.limiter }
 func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
 
 // Domains returns the hosts Defender relates to the alert, following
-// @odata.nextLink pages on the same host. Retryable failures (throttled,
+// @odata.nextLink pages on the same host: at most 10 pages, and never the
+// same page twice (either is bad_response). Retryable failures (throttled,
 // unavailable) are retried with backoff until the budget is spent; a 401
 // is retried once with a fresh token. The error is always an *Error; when
 // ctx ends it is of kind unavailable and wraps ctx.Err().
@@ -278,6 +280,7 @@ func (c *Client) Domains(ctx context.Context, alertID string) (Result, error) {
 		refreshed bool   // a 401 was retried with a fresh token
 		rejected  string // the token of that 401
 		pages     int
+		visited   []string // the pages read, to refuse a next link that repeats one
 		budget    = c.maxBody
 	)
 	for {
@@ -298,6 +301,7 @@ func (c *Client) Domains(ctx context.Context, alertID string) (Result, error) {
 				res.Domains = hosts.result()
 				return res, nil
 			}
+			visited = append(visited, target)
 			if pages++; pages >= maxPages {
 				e := badResponse(fmt.Sprintf("answer has more than %d pages", maxPages), nil)
 				e.HTTPStatus = p.status
@@ -306,6 +310,11 @@ func (c *Client) Domains(ctx context.Context, alertID string) (Result, error) {
 			if target, err = c.nextPage(p.NextLink); err != nil {
 				err.HTTPStatus = p.status
 				return res, err
+			}
+			if slices.Contains(visited, target) {
+				e := badResponse("answer has a next link to a page already read", nil)
+				e.HTTPStatus = p.status
+				return res, e
 			}
 			continue
 		}

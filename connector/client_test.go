@@ -537,18 +537,48 @@ func TestNextLink(t *testing.T) {
 			t.Errorf("the other host got %d requests", hits.Load())
 		}
 	})
-	t.Run("endless pages", func(t *testing.T) {
+	t.Run("link back to itself", func(t *testing.T) {
 		srv := newServer(t, defendertest.WithSeedData())
 		c := newClient(t, srv)
-		page := defendertest.Answer{Body: `{"value":[{"host":"a.example"}],"@odata.nextLink":"` + srv.URL + `/api/alerts/` + alertID + `/domains"}`}
-		answers := make([]defendertest.Answer, 150)
-		for i := range answers {
-			answers[i] = page
+		self := srv.URL + "/api/alerts/" + alertID + "/domains"
+		for _, link := range []string{self, "/api/alerts/" + alertID + "/domains", strings.ToUpper(srv.URL[:5]) + srv.URL[5:] + "/api/alerts/" + alertID + "/domains"} {
+			page := defendertest.Answer{Body: `{"value":[{"host":"a.example"}],"@odata.nextLink":"` + link + `"}`}
+			srv.Script(alertID, page)
+			before := srv.CallsFor(alertID)
+			res, err := c.Domains(t.Context(), alertID)
+			if e := asError(t, err); e.Kind != connector.KindBadResponse || res.Attempts != 1 || !strings.Contains(e.Message, "already read") {
+				t.Errorf("next link %s: Domains = %+v, %+v; want bad_response after 1 attempt", link, res, e)
+			}
+			if n := srv.CallsFor(alertID) - before; n != 1 {
+				t.Errorf("next link %s: %d calls, want 1", link, n)
+			}
 		}
-		srv.Script(alertID, answers...)
+	})
+	t.Run("loop of two pages", func(t *testing.T) {
+		srv := newServer(t, defendertest.WithSeedData())
+		c := newClient(t, srv)
+		first := defendertest.Answer{Body: `{"value":[{"host":"a.example"}],"@odata.nextLink":"/api/alerts/` + alertID + `/domains?$skip=1"}`}
+		second := defendertest.Answer{Body: `{"value":[{"host":"b.example"}],"@odata.nextLink":"/api/alerts/` + alertID + `/domains"}`}
+		srv.Script(alertID, first, second, first, second)
 		res, err := c.Domains(t.Context(), alertID)
-		if e := asError(t, err); e.Kind != connector.KindBadResponse || res.Attempts != 100 {
-			t.Fatalf("Domains = %+v, %+v; want bad_response after 100 pages", res, e)
+		if e := asError(t, err); e.Kind != connector.KindBadResponse || res.Attempts != 2 {
+			t.Fatalf("Domains = %+v, %+v; want bad_response after 2 attempts", res, e)
+		}
+	})
+	t.Run("more than 10 pages", func(t *testing.T) {
+		hosts := make([]string, 30)
+		for i := range hosts {
+			hosts[i] = fmt.Sprintf("host-%02d.example.com", i)
+		}
+		srv := newServer(t, defendertest.WithAlert(alertID, hosts[:10]...), defendertest.WithAlert("eleven", hosts[:11]...), defendertest.WithPageSize(1))
+		c := newClient(t, srv)
+		res, err := c.Domains(t.Context(), alertID)
+		if err != nil || len(res.Domains) != 10 || res.Attempts != 10 {
+			t.Fatalf("10 pages: Domains = %+v, %v; want 10 hosts after 10 attempts", res, err)
+		}
+		res, err = c.Domains(t.Context(), "eleven")
+		if e := asError(t, err); e.Kind != connector.KindBadResponse || res.Attempts != 10 || !strings.Contains(e.Message, "more than 10 pages") {
+			t.Fatalf("11 pages: Domains = %+v, %+v; want bad_response after 10 attempts", res, e)
 		}
 	})
 }
