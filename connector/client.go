@@ -266,7 +266,9 @@ func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
 // @odata.nextLink pages on the same host: at most 10 pages, and never the
 // same page twice (either is bad_response). Retryable failures (throttled,
 // unavailable) are retried with backoff until the budget is spent; a 401
-// is retried once with a fresh token. The error is always an *Error; when
+// is retried once with a token newly issued by Entra ID, not one from a
+// cache (unless the rejected token was itself issued less than 30s ago to
+// replace a rejected one: then the 401 is final at once). The error is always an *Error; when
 // ctx ends it is of kind unavailable and wraps ctx.Err().
 func (c *Client) Domains(ctx context.Context, alertID string) (Result, error) {
 	if err := ValidateAlertID(alertID); err != nil {
@@ -321,7 +323,7 @@ func (c *Client) Domains(ctx context.Context, alertID string) (Result, error) {
 		if ctx.Err() != nil {
 			return res, canceled(ctx)
 		}
-		if err.HTTPStatus == http.StatusUnauthorized && !refreshed {
+		if err.HTTPStatus == http.StatusUnauthorized && !refreshed && c.tokens.replaceable(used) {
 			refreshed, rejected = true, used
 			continue
 		}

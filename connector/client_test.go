@@ -193,10 +193,36 @@ func TestUnauthorizedGetsOneFreshToken(t *testing.T) {
 		if err != nil || res.Attempts != 2 || len(res.Domains) != 2 {
 			t.Fatalf("Domains = %+v, %v; want 2 domains after 2 attempts", res, err)
 		}
+		if n, m := srv.TokensIssued(), srv.TokensForClaims(); n != 2 || m != 1 {
+			t.Errorf("%d tokens issued, %d of them for a claims challenge; want 2 and 1", n, m)
+		}
+	})
+	t.Run("revoked token replaced", func(t *testing.T) {
+		// Tokens live an hour, so the credential's cache would hand the
+		// revoked one back if asked plainly.
+		srv := newServer(t, defendertest.WithSeedData())
+		c := newClient(t, srv)
+		if _, err := c.Domains(t.Context(), alertID); err != nil {
+			t.Fatal(err)
+		}
+		srv.ExpireTokens()
+		res, err := c.Domains(t.Context(), alertID)
+		if err != nil || res.Attempts != 2 {
+			t.Fatalf("Domains = %+v, %v; want success after 2 attempts", res, err)
+		}
+		if n, m := srv.TokensIssued(), srv.TokensForClaims(); n != 2 || m != 1 {
+			t.Errorf("%d tokens issued, %d of them for a claims challenge; want 2 and 1", n, m)
+		}
+		if n := srv.Answered(401); n != 1 {
+			t.Errorf("%d answers 401, want 1", n)
+		}
+		// The new token is the one kept.
+		res, err = c.Domains(t.Context(), alertID)
+		if err != nil || res.Attempts != 1 || srv.TokensIssued() != 2 {
+			t.Fatalf("next lookup: %+v, %v, %d tokens issued; want success after 1 attempt with the new token", res, err, srv.TokensIssued())
+		}
 	})
 	t.Run("expired token replaced", func(t *testing.T) {
-		// A token of 4 minutes is one the credential replaces when asked
-		// (it keeps tokens until 5 minutes before they expire).
 		srv := newServer(t, defendertest.WithSeedData(), defendertest.WithTokenLifetime(4*time.Minute))
 		c := newClient(t, srv)
 		if _, err := c.Domains(t.Context(), alertID); err != nil {
@@ -210,24 +236,32 @@ func TestUnauthorizedGetsOneFreshToken(t *testing.T) {
 		if n := srv.TokensIssued(); n != 2 {
 			t.Errorf("%d tokens issued, want 2", n)
 		}
-		if n := srv.Answered(401); n != 1 {
-			t.Errorf("%d answers 401, want 1", n)
-		}
 	})
-	t.Run("401 twice is unauthorized", func(t *testing.T) {
+	t.Run("always rejected", func(t *testing.T) {
 		srv := newServer(t, defendertest.WithSeedData())
 		c := newClient(t, srv)
-		srv.ExpireTokens()
 		if _, err := c.Domains(t.Context(), alertID); err != nil {
 			t.Fatal(err)
 		}
-		// The credential keeps returning its cached token, which the
-		// emulator no longer accepts.
-		srv.ExpireTokens()
+		srv.SetOutage(401)
 		res, err := c.Domains(t.Context(), alertID)
 		e := asError(t, err)
 		if e.Kind != connector.KindUnauthorized || e.HTTPStatus != 401 || e.Code != "Unauthorized" || res.Attempts != 2 {
 			t.Fatalf("Domains = %+v, %+v; want unauthorized after 2 attempts", res, e)
+		}
+		if n, m := srv.TokensIssued(), srv.TokensForClaims(); n != 2 || m != 1 {
+			t.Errorf("%d tokens issued, %d of them for a claims challenge; want 2 and 1 (exactly one fresh token)", n, m)
+		}
+		// The fresh token is rejected too: the next lookups do not ask
+		// Entra ID again at once, nor Defender twice.
+		for range 3 {
+			res, err = c.Domains(t.Context(), alertID)
+			if e := asError(t, err); e.Kind != connector.KindUnauthorized || res.Attempts != 1 {
+				t.Fatalf("Domains = %+v, %+v; want unauthorized after 1 attempt", res, e)
+			}
+		}
+		if n := srv.TokensIssued(); n != 2 {
+			t.Errorf("%d tokens issued, want 2", n)
 		}
 	})
 }

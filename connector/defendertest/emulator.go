@@ -92,6 +92,7 @@ type Emulator struct {
 	outage        int
 	tokens        map[string]issued
 	tokensIssued  int
+	tokenClaims   int
 	calls         int
 	callsFor      map[string]int
 	callTimes     []time.Time
@@ -266,7 +267,9 @@ func (e *Emulator) SetFaultRate(p float64) {
 }
 
 // ExpireTokens makes every token issued so far invalid, as if it had
-// expired: the domains call answers 401 to it.
+// expired or been revoked (a password reset, a disabled app, continuous
+// access evaluation): the domains call answers 401 to it, however long it
+// had left to live.
 func (e *Emulator) ExpireTokens() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -292,6 +295,15 @@ func (e *Emulator) TokensIssued() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.tokensIssued
+}
+
+// TokensForClaims is how many of those tokens were issued for a request
+// with a claims challenge (the "claims" parameter), which a client sends to
+// get a new token rather than one from its cache.
+func (e *Emulator) TokensForClaims() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.tokenClaims
 }
 
 // maxCallTimes bounds the call times kept, so a long-running emulator does
@@ -496,6 +508,13 @@ func (e *Emulator) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	claims := f.Get("claims")
+	if claims != "" && !json.Valid([]byte(claims)) {
+		entraError(w, http.StatusBadRequest, "invalid_request", "AADSTS90014",
+			"The claims parameter is not valid JSON.")
+		return
+	}
+
 	var raw [32]byte
 	_, _ = rand.Read(raw[:])
 	tok := "emu." + base64.RawURLEncoding.EncodeToString(raw[:])
@@ -508,6 +527,9 @@ func (e *Emulator) token(w http.ResponseWriter, r *http.Request) {
 	}
 	e.tokens[tok] = issued{expires: now.Add(e.tokenLifetime), defender: defender}
 	e.tokensIssued++
+	if claims != "" {
+		e.tokenClaims++
+	}
 	life := int(e.tokenLifetime / time.Second)
 	e.mu.Unlock()
 
