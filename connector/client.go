@@ -327,7 +327,7 @@ func (c *Client) Domains(ctx context.Context, alertID string) (Result, error) {
 			refreshed, rejected = true, used
 			continue
 		}
-		if !err.Kind.Retryable() {
+		if !err.Kind.Retryable() || err.final {
 			return res, err
 		}
 		wait, ok := retry.next(ctx, c, err)
@@ -474,6 +474,9 @@ func transportError(ctx, attempt context.Context, err error) *Error {
 	}
 	if attempt.Err() != nil {
 		return &Error{Kind: KindUnavailable, Message: "defender did not answer in time", Err: attempt.Err()}
+	}
+	if problem := permanentProblem(err); problem != "" {
+		return &Error{Kind: KindUnavailable, Message: "defender unreachable: " + problem, Err: err, final: true}
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {

@@ -110,6 +110,11 @@ func NewCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
 	if cfg.Transport != nil {
 		opts.Transport = cfg.Transport
 	}
+	// Token requests are retried as the SDK does, except on an untrusted
+	// certificate and the like, which no retry cures. (A managed identity
+	// keeps the SDK's own retry rules for its endpoint.)
+	clientOpts := opts
+	clientOpts.Retry.ShouldRetry = sdkShouldRetry
 
 	switch chosen[0] {
 	case "DEFENDER_MANAGED_IDENTITY":
@@ -125,7 +130,7 @@ func NewCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
 
 	case "AZURE_CLIENT_SECRET":
 		cred, err := azidentity.NewClientSecretCredential(cfg.TenantID, cfg.ClientID, cfg.ClientSecret,
-			&azidentity.ClientSecretCredentialOptions{ClientOptions: opts, DisableInstanceDiscovery: disableDiscovery})
+			&azidentity.ClientSecretCredentialOptions{ClientOptions: clientOpts, DisableInstanceDiscovery: disableDiscovery})
 		if err != nil {
 			return nil, credentialErrorf("client secret credential: %s", redact(err.Error(), cfg.ClientSecret))
 		}
@@ -142,7 +147,7 @@ func NewCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
 				cfg.CertificatePath, redact(err.Error(), cfg.CertificatePassword))
 		}
 		cred, err := azidentity.NewClientCertificateCredential(cfg.TenantID, cfg.ClientID, certs, key,
-			&azidentity.ClientCertificateCredentialOptions{ClientOptions: opts, DisableInstanceDiscovery: disableDiscovery})
+			&azidentity.ClientCertificateCredentialOptions{ClientOptions: clientOpts, DisableInstanceDiscovery: disableDiscovery})
 		if err != nil {
 			return nil, credentialErrorf("client certificate credential: %s", redact(err.Error(), cfg.CertificatePassword))
 		}
@@ -153,7 +158,7 @@ func NewCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
 			return nil, credentialErrorf("AZURE_FEDERATED_TOKEN_FILE: %v", err)
 		}
 		cred, err := azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
-			ClientOptions:            opts,
+			ClientOptions:            clientOpts,
 			ClientID:                 cfg.ClientID,
 			TenantID:                 cfg.TenantID,
 			TokenFilePath:            cfg.FederatedTokenFile,

@@ -156,7 +156,9 @@ func refreshTime(now time.Time, tok azcore.AccessToken) time.Time {
 // time, an Entra answer of 429 or 5xx, and a failure without any Entra
 // answer (a network error) are unavailable, so they are retried; any other
 // refusal (a wrong secret, an unknown app, a missing identity) is
-// unauthorized. The message never contains a token or a secret.
+// unauthorized. A failure waiting cannot cure (an untrusted certificate,
+// see permanentProblem) is unavailable and final. The message never
+// contains a token or a secret.
 func tokenError(ctx, attempt context.Context, err error) *Error {
 	if ctx.Err() != nil {
 		return canceled(ctx)
@@ -164,9 +166,15 @@ func tokenError(ctx, attempt context.Context, err error) *Error {
 	if attempt.Err() != nil {
 		return &Error{Kind: KindUnavailable, Message: "no access token in time", Err: attempt.Err()}
 	}
+	if problem := permanentProblem(err); problem != "" {
+		return &Error{Kind: KindUnavailable, Message: "entra id unreachable: " + problem, Err: err, final: true}
+	}
 	var afe *azidentity.AuthenticationFailedError
 	if errors.As(err, &afe) {
 		if afe.RawResponse == nil {
+			if problem := permanentProblemText(afe.Error()); problem != "" {
+				return &Error{Kind: KindUnavailable, Message: "entra id unreachable: " + problem, Err: err, final: true}
+			}
 			return &Error{Kind: KindUnavailable, Message: "entra id unreachable", Err: err}
 		}
 		if s := afe.RawResponse.StatusCode; s == http.StatusTooManyRequests || s >= 500 {
