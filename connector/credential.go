@@ -55,8 +55,17 @@ func knownAuthority(host string) bool {
 // identity, exactly one of them. A missing or contradictory setting is an
 // error wrapping ErrCredentialConfig that names the environment variables;
 // it never contains the secret or the certificate password. The credential
-// caches its tokens.
+// caches its tokens, and its errors are scrubbed of the secret, the
+// certificate password, client assertions and access tokens.
 func NewCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
+	cred, err := newCredential(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &redactingCredential{cred: cred, secrets: []string{cfg.ClientSecret, cfg.CertificatePassword}}, nil
+}
+
+func newCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
 	var chosen []string
 	if cfg.ManagedIdentity {
 		chosen = append(chosen, "DEFENDER_MANAGED_IDENTITY")
@@ -176,9 +185,4 @@ func credentialErrorf(format string, args ...any) error {
 }
 
 // redact removes secret from s, should a library ever echo it.
-func redact(s, secret string) string {
-	if secret == "" {
-		return s
-	}
-	return strings.ReplaceAll(s, secret, "[redacted]")
-}
+func redact(s, secret string) string { return scrub(s, secret) }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 )
 
 // refreshMargin is how long before its expiry a token is replaced.
@@ -157,8 +156,9 @@ func refreshTime(now time.Time, tok azcore.AccessToken) time.Time {
 // answer (a network error) are unavailable, so they are retried; any other
 // refusal (a wrong secret, an unknown app, a missing identity) is
 // unauthorized. A failure waiting cannot cure (an untrusted certificate,
-// see permanentProblem) is unavailable and final. The message never
-// contains a token or a secret.
+// see permanentProblem) is unavailable and final. The credential's error
+// is kept as text scrubbed of anything secret (see scrub), never as
+// itself: neither the message nor the cause contains a token or a secret.
 func tokenError(ctx, attempt context.Context, err error) *Error {
 	if ctx.Err() != nil {
 		return canceled(ctx)
@@ -166,22 +166,16 @@ func tokenError(ctx, attempt context.Context, err error) *Error {
 	if attempt.Err() != nil {
 		return &Error{Kind: KindUnavailable, Message: "no access token in time", Err: attempt.Err()}
 	}
-	if problem := permanentProblem(err); problem != "" {
-		return &Error{Kind: KindUnavailable, Message: "entra id unreachable: " + problem, Err: err, final: true}
+	ce := newCredentialError(err)
+	switch {
+	case ce.problem != "":
+		return &Error{Kind: KindUnavailable, Message: "entra id unreachable: " + ce.problem, Err: ce, final: true}
+	case ce.authFailed && ce.status == 0:
+		return &Error{Kind: KindUnavailable, Message: "entra id unreachable", Err: ce}
+	case ce.status == http.StatusTooManyRequests || ce.status >= 500:
+		return &Error{Kind: KindUnavailable, Message: "entra id unavailable", Err: ce}
 	}
-	var afe *azidentity.AuthenticationFailedError
-	if errors.As(err, &afe) {
-		if afe.RawResponse == nil {
-			if problem := permanentProblemText(afe.Error()); problem != "" {
-				return &Error{Kind: KindUnavailable, Message: "entra id unreachable: " + problem, Err: err, final: true}
-			}
-			return &Error{Kind: KindUnavailable, Message: "entra id unreachable", Err: err}
-		}
-		if s := afe.RawResponse.StatusCode; s == http.StatusTooManyRequests || s >= 500 {
-			return &Error{Kind: KindUnavailable, Message: "entra id unavailable", Err: err}
-		}
-	}
-	return &Error{Kind: KindUnauthorized, Message: "no access token", Err: err}
+	return &Error{Kind: KindUnauthorized, Message: "no access token", Err: ce}
 }
 
 // canceled is the error of a call whose context ended.

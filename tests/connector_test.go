@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,6 +43,60 @@ func TestGetUntrustedCertificate(t *testing.T) {
 	for _, want := range []string{`"kind":"unavailable"`, "entra id unreachable: tls certificate signed by an unknown authority"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("get output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestHostileTokenEndpointNeverLeaks (issue 8.18): a token endpoint that
+// echoes the form with the client secret in its error answers, or sends a
+// malformed token answer with an access token in it: neither the secret
+// nor that token reaches a log line (at debug), a result or `get`'s output.
+func TestHostileTokenEndpointNeverLeaks(t *testing.T) {
+	const (
+		secret      = "Hostile+S3cret/CLIENT=SECRET&4e1b"
+		accessToken = "AT-hostile-access-token-5c2d9e17"
+	)
+	emu, certFile := emulator(t, defendertest.WithSeedData(),
+		defendertest.WithTenant(defendertest.DefaultTenantID, defendertest.DefaultClientID, secret))
+	echo := defendertest.Answer{Status: 401, EchoForm: true,
+		Body: `{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided. Request: `}
+	malformed := defendertest.Answer{Body: `{"token_type":"Bearer","expires_in":"soon","access_token":"` + accessToken + `"}`}
+	var hostile []defendertest.Answer
+	for range 50 {
+		hostile = append(hostile, echo, malformed)
+	}
+	emu.ScriptToken(hostile...)
+
+	srv := testenv.StartNATS(t)
+	js := srv.JetStream(t)
+	p := startService(t, serviceEnv(emu, certFile, srv.URL(), "ON_FAILURE_EXEC=cat"))
+	for _, id := range []string{"da637472900382838869_1364969609", "da637200417169017725_183736971"} {
+		publish(t, js, id, nil)
+	}
+	got := waitResults(t, js, 2, time.Minute)
+	stopService(t, p)
+	g := testenv.StartService(t, testenv.BuildBinary(t), serviceEnv(emu, certFile, srv.URL()), "get", "da637600000000000000_1000000001")
+	if code, err := g.Wait(time.Minute); err != nil || code != 1 {
+		t.Errorf("get: exit %d (%v), want 1\n%s", code, err, g.Output())
+	}
+
+	var haystack strings.Builder
+	haystack.WriteString(outputOf(p, g))
+	for _, r := range got {
+		if r.Status != "failure" {
+			t.Errorf("result %s, want a failure", r.Raw)
+		}
+		haystack.WriteString(r.Raw + "\n")
+	}
+	text := haystack.String()
+	if !strings.Contains(text, "[redacted]") {
+		t.Errorf("nothing was redacted, the test proves less:\n%s", text)
+	}
+	for _, s := range []string{secret, url.QueryEscape(secret), accessToken} {
+		for line := range strings.SplitSeq(text, "\n") {
+			if strings.Contains(line, s) {
+				t.Errorf("%q shows: %s", s, line)
+			}
 		}
 	}
 }

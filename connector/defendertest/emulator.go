@@ -89,6 +89,7 @@ type Emulator struct {
 	anyAlert      bool
 	pageSize      int
 	scripts       map[string][]Answer
+	tokenScripts  []Answer
 	outage        int
 	tokens        map[string]issued
 	tokensIssued  int
@@ -117,6 +118,10 @@ type Answer struct {
 	Delay     time.Duration
 	BodyBytes int64 // > 0: a body of about this many bytes (a valid answer with one huge host)
 	Slow      bool  // a body that trickles forever, until the client gives up
+	// EchoForm appends the request's form, as received, to Body: an
+	// error answer of the token endpoint that quotes the client secret or
+	// the client assertion (ScriptToken).
+	EchoForm bool
 }
 
 // Option configures an Emulator.
@@ -242,6 +247,16 @@ func (e *Emulator) Script(id string, answers ...Answer) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.scripts[id] = append(e.scripts[id], answers...)
+}
+
+// ScriptToken queues answers for the next token requests, used in order
+// before the token endpoint's normal behaviour (after the tenant check):
+// hostile error answers and malformed tokens. Status, Header, Body and
+// EchoForm apply.
+func (e *Emulator) ScriptToken(answers ...Answer) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.tokenScripts = append(e.tokenScripts, answers...)
 }
 
 // SetOutage answers every domains call with status (with a JSON error
@@ -463,6 +478,32 @@ func (e *Emulator) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := r.PostForm
+	e.mu.Lock()
+	var script *Answer
+	if len(e.tokenScripts) > 0 {
+		script = &e.tokenScripts[0]
+		e.tokenScripts = e.tokenScripts[1:]
+	}
+	e.mu.Unlock()
+	if script != nil {
+		status := script.Status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		body := script.Body
+		if script.EchoForm {
+			body += f.Encode()
+		}
+		for k, vs := range script.Header {
+			w.Header()[k] = append([]string(nil), vs...)
+		}
+		if w.Header().Get("Content-Type") == "" {
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		}
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
+		return
+	}
 	if gt := f.Get("grant_type"); gt != "client_credentials" {
 		entraError(w, http.StatusBadRequest, "unsupported_grant_type", "AADSTS70003",
 			fmt.Sprintf("The app requested an unsupported grant type '%s'.", gt))
