@@ -25,6 +25,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/cenkalti/backoff/v4"
+	"golang.org/x/sync/semaphore"
 )
 
 // Version names the build in the User-Agent; set it with
@@ -38,6 +39,7 @@ const (
 	DefaultBackoffInitial = time.Second
 	DefaultBackoffMax     = 60 * time.Second
 	DefaultBackoffElapsed = 10 * time.Minute
+	DefaultBodyBudget     = 32 << 20
 )
 
 const (
@@ -82,6 +84,8 @@ type Client struct {
 	userAgent                                  string
 	observer                                   Observer
 	maxBody                                    int64
+	bodyBudget                                 int64
+	bodies                                     *semaphore.Weighted // bodyBudget bytes
 	insecureHTTP                               bool
 	// shareHeader: requests may share the token's header map, because the
 	// HTTP client does not add cookies to it.
@@ -170,6 +174,21 @@ func WithMaxBodyBytes(n int64) Option {
 	}
 }
 
+// WithBodyBudget bounds the bytes of the answers that all lookups of the
+// client together hold while they read them, beyond a first 64 KiB each: a
+// longer answer first reserves the buffer it needs (its Content-Length, or
+// the max body bytes when it has none) and waits while the budget is spent.
+// The default is 32 MiB; it is never less than the max body bytes.
+func WithBodyBudget(n int64) Option {
+	return func(c *Client) error {
+		if n <= 0 {
+			return fmt.Errorf("%w: body budget must be more than 0", ErrConfig)
+		}
+		c.bodyBudget = n
+		return nil
+	}
+}
+
 // WithInsecureHTTP accepts an http:// base URL, for benchmarks on loopback.
 // The token then travels in clear text.
 func WithInsecureHTTP() Option {
@@ -190,6 +209,7 @@ func New(baseURL string, cred azcore.TokenCredential, scope string, opts ...Opti
 		backoffElapsed: DefaultBackoffElapsed,
 		userAgent:      "alert-domains/" + Version,
 		maxBody:        DefaultMaxBodyBytes,
+		bodyBudget:     DefaultBodyBudget,
 	}
 	for _, opt := range opts {
 		if err := opt(c); err != nil {
@@ -229,6 +249,8 @@ func New(baseURL string, cred azcore.TokenCredential, scope string, opts ...Opti
 	}
 	c.shareHeader = c.hc.Jar == nil
 	c.tokens = newTokenSource(cred, scope, c.userAgent)
+	c.bodyBudget = max(c.bodyBudget, c.maxBody+1)
+	c.bodies = semaphore.NewWeighted(c.bodyBudget)
 	c.bufs.New = func() any {
 		b := make([]byte, 0, 4<<10)
 		return &b
@@ -382,14 +404,26 @@ func (c *Client) attempt(ctx context.Context, target, rejected string, budget in
 		return p, b.token, 0, true, transportError(ctx, actx, herr)
 	}
 	limit := budget
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+	ok := resp.StatusCode >= 200 && resp.StatusCode <= 299
+	if !ok {
 		limit = min(limit, errorBodyLimit)
 	}
+	if ok && resp.ContentLength > limit {
+		// Known to be too large: not worth reading.
+		closeBody(resp.Body, false)
+		c.observe(resp.StatusCode, start)
+		return p, b.token, 0, true, &Error{
+			Kind:       KindBadResponse,
+			HTTPStatus: resp.StatusCode,
+			Message:    fmt.Sprintf("answer is larger than %d bytes", c.maxBody),
+		}
+	}
 	bufp := c.bufs.Get().(*[]byte)
-	body, atEOF, berr := readBody(resp.Body, limit, (*bufp)[:0])
+	defer c.putBuffer(bufp)
+	body, release, atEOF, berr := c.readBody(actx, resp.Body, limit, resp.ContentLength, bufp)
+	defer release()
 	closeBody(resp.Body, atEOF)
 	c.observe(resp.StatusCode, start)
-	defer c.putBuffer(bufp, body)
 
 	if berr == nil && actx.Err() != nil {
 		// The attempt ended while the body was read: what came is not
@@ -424,25 +458,56 @@ func (c *Client) observe(status int, start time.Time) {
 	}
 }
 
-func (c *Client) putBuffer(bufp *[]byte, body []byte) {
-	if cap(body) > pooledBufferLimit {
+// putBuffer returns a read buffer to the pool, unless it grew large.
+func (c *Client) putBuffer(bufp *[]byte) {
+	if cap(*bufp) > pooledBufferLimit {
 		return
 	}
-	*bufp = body[:0]
+	*bufp = (*bufp)[:0]
 	c.bufs.Put(bufp)
 }
 
-// readBody reads r into buf until EOF or until more than limit bytes have
-// come; atEOF reports that r was read to its end.
-func readBody(r io.Reader, limit int64, buf []byte) (body []byte, atEOF bool, err error) {
-	for {
+// readBody reads r until its end (atEOF) or until more than limit bytes
+// have come. The first pooledBufferLimit bytes go to *bufp, a pooled buffer
+// (which may grow that far). A longer answer gets one buffer of its own,
+// sized for the whole answer (its length when known, limit+1 otherwise),
+// whose bytes are first reserved from the budget that all lookups share,
+// waiting for them within ctx; release gives them back once body is no
+// longer used. No larger buffer is ever kept for reuse.
+func (c *Client) readBody(ctx context.Context, r io.Reader, limit, length int64, bufp *[]byte) (body []byte, release func(), atEOF bool, err error) {
+	release = func() {}
+	small := min(limit+1, pooledBufferLimit)
+	body, atEOF, err = fill(r, (*bufp)[:0], small)
+	*bufp = body[:0]
+	if atEOF || err != nil || int64(len(body)) > limit {
+		return body, release, atEOF, err
+	}
+	need := limit + 1
+	if length >= 0 {
+		need = min(need, length+1)
+	}
+	if need <= int64(len(body)) {
+		need = int64(len(body)) + 1
+	}
+	if werr := c.bodies.Acquire(ctx, need); werr != nil {
+		return body, release, false, werr
+	}
+	release = func() { c.bodies.Release(need) }
+	big := make([]byte, len(body), need)
+	copy(big, body)
+	body, atEOF, err = fill(r, big, need)
+	return body, release, atEOF, err
+}
+
+// fill reads r into buf until EOF or until buf holds max bytes, growing it
+// up to max when it is smaller; atEOF reports that r was read to its end.
+func fill(r io.Reader, buf []byte, max int64) (body []byte, atEOF bool, err error) {
+	for int64(len(buf)) < max {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
 		}
-		end := cap(buf)
-		if room := limit + 1 - int64(len(buf)); int64(end-len(buf)) > room {
-			end = len(buf) + int(room)
-		}
+		end := int64(cap(buf))
+		end = min(end, max)
 		n, rerr := r.Read(buf[len(buf):end])
 		buf = buf[:len(buf)+n]
 		switch {
@@ -450,10 +515,9 @@ func readBody(r io.Reader, limit int64, buf []byte) (body []byte, atEOF bool, er
 			return buf, true, nil
 		case rerr != nil:
 			return buf, false, rerr
-		case int64(len(buf)) > limit:
-			return buf, false, nil
 		}
 	}
+	return buf, false, nil
 }
 
 // closeBody closes a response body, first draining a little of what is

@@ -117,6 +117,7 @@ type Answer struct {
 	Header    http.Header // added to the answer
 	Delay     time.Duration
 	BodyBytes int64 // > 0: a body of about this many bytes (a valid answer with one huge host)
+	NoLength  bool  // with BodyBytes: no Content-Length (a chunked or compressed answer)
 	Slow      bool  // a body that trickles forever, until the client gives up
 	// EchoForm appends the request's form, as received, to Body: an
 	// error answer of the token endpoint that quotes the client secret or
@@ -808,7 +809,9 @@ func (e *Emulator) serveAnswer(w http.ResponseWriter, r *http.Request, a Answer)
 	case a.BodyBytes > 0:
 		const head, tail = `{"value":[{"host":"`, `"}]}`
 		n := max(a.BodyBytes-int64(len(head)+len(tail)), 1)
-		w.Header().Set("Content-Length", strconv.FormatInt(int64(len(head))+n+int64(len(tail)), 10))
+		if !a.NoLength {
+			w.Header().Set("Content-Length", strconv.FormatInt(int64(len(head))+n+int64(len(tail)), 10))
+		}
 		w.WriteHeader(status)
 		_, _ = io.WriteString(w, head)
 		chunk := []byte(strings.Repeat("a", 32<<10))
