@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -98,5 +99,36 @@ func TestHostileTokenEndpointNeverLeaks(t *testing.T) {
 				t.Errorf("%q shows: %s", s, line)
 			}
 		}
+	}
+}
+
+// TestOversizedAnswersRSS (issue 8.12): 16 requests at once, each answered
+// with 100 MiB (half of them without a Content-Length), end as bad_response
+// while the process's peak RSS stays bounded by the shared body budget, not
+// by CONCURRENCY times the body cap.
+func TestOversizedAnswersRSS(t *testing.T) {
+	emu, cert := emulator(t)
+	srv := testenv.StartNATS(t)
+	js := srv.JetStream(t)
+	p := startService(t, serviceEnv(emu, cert, srv.URL(), "CONCURRENCY=16", "RETRY_MAX_ELAPSED=1ms", "LOG_LEVEL=info"))
+	ids := make([]string, 16)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("oversized_%02d", i)
+		emu.Script(ids[i], defendertest.Answer{BodyBytes: 100 << 20, NoLength: i%2 == 0})
+	}
+	publishAll(t, js, ids)
+	for _, r := range waitResults(t, js, len(ids), 2*time.Minute) {
+		if r.Status != "failure" || r.Kind() != "bad_response" {
+			t.Errorf("%s, want a bad_response failure", r.Raw)
+		}
+	}
+	rss, err := p.PeakRSS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("peak RSS %d MiB", rss>>20)
+	const limit = 90 << 20 // 59 MiB measured; 120 MiB before the budget
+	if rss > limit {
+		t.Errorf("peak RSS %d MiB under 16 answers of 100 MiB, want under %d MiB", rss>>20, limit>>20)
 	}
 }
