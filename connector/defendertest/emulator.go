@@ -21,7 +21,11 @@
 // identity credentials) and a scope of "{resource}/.default" for a Defender
 // resource (https://api.securitycenter.microsoft.com and the other clouds'
 // hosts); https://graph.microsoft.com/.default yields a token Defender
-// answers with 403, a regional host 400 AADSTS500011, as Entra does.
+// answers with 403, a regional host 400 AADSTS500011, as Entra does. Its
+// scripted answers (ScriptToken) come first: hostile errors that echo the
+// request's form, malformed tokens. It counts the tokens issued for a
+// request with a claims challenge (TokensForClaims), the way a client asks
+// for a token that is not from its cache.
 //
 // The domains call checks the bearer token (401 when missing, unknown or
 // expired), then answers, in this order: a scripted answer for the alert
