@@ -290,8 +290,10 @@ func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
 // unavailable) are retried with backoff until the budget is spent; a 401
 // is retried once with a token newly issued by Entra ID, not one from a
 // cache (unless the rejected token was itself issued less than 30s ago to
-// replace a rejected one: then the 401 is final at once). The error is always an *Error; when
-// ctx ends it is of kind unavailable and wraps ctx.Err().
+// replace a rejected one: then the 401 is final at once). A failure that
+// waiting cannot cure (an untrusted certificate) is not retried. The error
+// is always an *Error; when ctx ends it is of kind unavailable and wraps
+// ctx.Err().
 func (c *Client) Domains(ctx context.Context, alertID string) (Result, error) {
 	if err := ValidateAlertID(alertID); err != nil {
 		return Result{}, err
@@ -499,15 +501,15 @@ func (c *Client) readBody(ctx context.Context, r io.Reader, limit, length int64,
 	return body, release, atEOF, err
 }
 
-// fill reads r into buf until EOF or until buf holds max bytes, growing it
-// up to max when it is smaller; atEOF reports that r was read to its end.
-func fill(r io.Reader, buf []byte, max int64) (body []byte, atEOF bool, err error) {
-	for int64(len(buf)) < max {
+// fill reads r into buf until EOF or until buf holds most bytes, growing
+// it up to most when it is smaller; atEOF reports that r was read to its
+// end.
+func fill(r io.Reader, buf []byte, most int64) (body []byte, atEOF bool, err error) {
+	for int64(len(buf)) < most {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
 		}
-		end := int64(cap(buf))
-		end = min(end, max)
+		end := min(int64(cap(buf)), most)
 		n, rerr := r.Read(buf[len(buf):end])
 		buf = buf[:len(buf)+n]
 		switch {
