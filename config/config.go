@@ -22,6 +22,11 @@ import (
 // configuration mistake (exit status 2) from a run-time failure.
 var ErrInvalid = errors.New("invalid configuration")
 
+// MaxConcurrency is the most requests one process works on at once: each
+// holds a worker, connections and read buffers, and more than this is
+// better spread over replicas.
+const MaxConcurrency = 1024
+
 // Secret is a string that never prints: fmt, slog and JSON show it redacted.
 type Secret string
 
@@ -68,7 +73,7 @@ type Config struct {
 	FailureSubject  string        `envconfig:"FAILURE_SUBJECT" default:"defender.alerts.domains.failure" desc:"failure results"`
 	ConsumerName    string        `envconfig:"CONSUMER_NAME" default:"alert-domains" desc:"durable pull consumer shared by every replica"`
 	Provision       bool          `envconfig:"PROVISION" default:"true" desc:"create or update streams, consumers and buckets (cache, answered) at start"`
-	Concurrency     int           `envconfig:"CONCURRENCY" default:"16" desc:"requests processed at once by one process"`
+	Concurrency     int           `envconfig:"CONCURRENCY" default:"16" desc:"requests processed at once by one process (at most 1024)"`
 	AckWait         time.Duration `envconfig:"ACK_WAIT" default:"30s" desc:"redelivery timer of the consumer"`
 	MaxDeliver      int           `envconfig:"MAX_DELIVER" default:"10" desc:"deliveries of one request before it ends in a failure result"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"25s" desc:"time in-flight work gets after SIGTERM or SIGINT (quota waiters are handed back at once; the whole shutdown takes at most this + 5s)"`
@@ -247,8 +252,8 @@ func (c *Config) resolve() error {
 	if c.CacheTTL > 0 && c.CacheTTL < time.Second {
 		return invalid("CACHE_TTL", "must be 0 (off) or at least 1s")
 	}
-	if c.Concurrency < 1 || c.Concurrency > 10000 {
-		return invalid("CONCURRENCY", "must be between 1 and 10000")
+	if c.Concurrency < 1 || c.Concurrency > MaxConcurrency {
+		return invalid("CONCURRENCY", "must be between 1 and %d", MaxConcurrency)
 	}
 	switch c.QuotaScope {
 	case "shared", "process":

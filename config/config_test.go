@@ -112,6 +112,8 @@ func TestLoadInvalid(t *testing.T) {
 		{map[string]string{"CONCURRENCY": "0"}, "CONCURRENCY"},
 		{map[string]string{"STREAM_REPLICAS": "0"}, "STREAM_REPLICAS"},
 		{map[string]string{"STREAM_REPLICAS": "6"}, "STREAM_REPLICAS"},
+		{map[string]string{"CONCURRENCY": "1025"}, "CONCURRENCY"},
+		{map[string]string{"CONCURRENCY": "10000"}, "CONCURRENCY"},
 		{map[string]string{"MAX_DELIVER": "0"}, "MAX_DELIVER"},
 		{map[string]string{"PROVISION": "maybe"}, "PROVISION"},
 		{map[string]string{"DEFENDER_CLOUD": "mooncake"}, "DEFENDER_CLOUD"},
@@ -143,6 +145,17 @@ func TestLoadInvalid(t *testing.T) {
 				t.Errorf("error %q does not name %s", err, tt.wantVar)
 			}
 		})
+	}
+}
+
+func TestConcurrencyMaximum(t *testing.T) {
+	cfg, err := config.Load(envOf(map[string]string{"CONCURRENCY": "1024"}))
+	if err != nil || cfg.Concurrency != config.MaxConcurrency {
+		t.Fatalf("CONCURRENCY=1024: %+v, %v; want accepted", cfg, err)
+	}
+	_, err = config.Load(envOf(map[string]string{"CONCURRENCY": "1025"}))
+	if err == nil || !strings.Contains(err.Error(), "CONCURRENCY: must be between 1 and 1024") {
+		t.Errorf("CONCURRENCY=1025: %v, want an error naming the maximum", err)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -26,6 +27,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/alert-domains/alert-domains/internal/shutdown"
+	"golang.org/x/sync/semaphore"
 )
 
 // Version names the build in the User-Agent; set it with
@@ -39,10 +41,11 @@ const (
 	DefaultBackoffInitial = time.Second
 	DefaultBackoffMax     = 60 * time.Second
 	DefaultBackoffElapsed = 10 * time.Minute
+	DefaultBodyBudget     = 32 << 20
 )
 
 const (
-	maxPages               = 100      // pages of one answer followed at most
+	maxPages               = 10       // pages of one answer read at most
 	errorBodyLimit         = 64 << 10 // bytes read of an error answer
 	pooledBufferLimit      = 64 << 10 // larger read buffers are not kept
 	drainLimit             = 16 << 10 // bytes drained to keep a connection
@@ -83,6 +86,8 @@ type Client struct {
 	userAgent                                  string
 	observer                                   Observer
 	maxBody                                    int64
+	bodyBudget                                 int64
+	bodies                                     *semaphore.Weighted // bodyBudget bytes
 	insecureHTTP                               bool
 	// shareHeader: requests may share the token's header map, because the
 	// HTTP client does not add cookies to it.
@@ -195,6 +200,21 @@ func WithMaxBodyBytes(n int64) Option {
 	}
 }
 
+// WithBodyBudget bounds the bytes of the answers that all lookups of the
+// client together hold while they read them, beyond a first 64 KiB each: a
+// longer answer first reserves the buffer it needs (its Content-Length, or
+// the max body bytes when it has none) and waits while the budget is spent.
+// The default is 32 MiB; it is never less than the max body bytes.
+func WithBodyBudget(n int64) Option {
+	return func(c *Client) error {
+		if n <= 0 {
+			return fmt.Errorf("%w: body budget must be more than 0", ErrConfig)
+		}
+		c.bodyBudget = n
+		return nil
+	}
+}
+
 // WithInsecureHTTP accepts an http:// base URL, for benchmarks on loopback.
 // The token then travels in clear text.
 func WithInsecureHTTP() Option {
@@ -215,6 +235,7 @@ func New(baseURL string, cred azcore.TokenCredential, scope string, opts ...Opti
 		backoffElapsed: DefaultBackoffElapsed,
 		userAgent:      "alert-domains/" + Version,
 		maxBody:        DefaultMaxBodyBytes,
+		bodyBudget:     DefaultBodyBudget,
 	}
 	for _, opt := range opts {
 		if err := opt(c); err != nil {
@@ -254,6 +275,8 @@ func New(baseURL string, cred azcore.TokenCredential, scope string, opts ...Opti
 	}
 	c.shareHeader = c.hc.Jar == nil
 	c.tokens = newTokenSource(cred, scope, c.userAgent)
+	c.bodyBudget = max(c.bodyBudget, c.maxBody+1)
+	c.bodies = semaphore.NewWeighted(c.bodyBudget)
 	c.bufs.New = func() any {
 		b := make([]byte, 0, 4<<10)
 		return &b
@@ -292,10 +315,15 @@ func (c *Client) Limiter() *Limiter {
 func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
 
 // Domains returns the hosts Defender relates to the alert, following
-// @odata.nextLink pages on the same host. Retryable failures (throttled,
+// @odata.nextLink pages on the same host: at most 10 pages, and never the
+// same page twice (either is bad_response). Retryable failures (throttled,
 // unavailable) are retried with backoff until the budget is spent; a 401
-// is retried once with a fresh token. The error is always an *Error; when
-// ctx ends it is of kind unavailable and wraps ctx.Err().
+// is retried once with a token newly issued by Entra ID, not one from a
+// cache (unless the rejected token was itself issued less than 30s ago to
+// replace a rejected one: then the 401 is final at once). A failure that
+// waiting cannot cure (an untrusted certificate) is not retried. The error
+// is always an *Error; when ctx ends it is of kind unavailable and wraps
+// ctx.Err().
 func (c *Client) Domains(ctx context.Context, alertID string) (Result, error) {
 	if err := ValidateAlertID(alertID); err != nil {
 		return Result{}, err
@@ -308,6 +336,7 @@ func (c *Client) Domains(ctx context.Context, alertID string) (Result, error) {
 		refreshed bool   // a 401 was retried with a fresh token
 		rejected  string // the token of that 401
 		pages     int
+		visited   []string // the pages read, to refuse a next link that repeats one
 		budget    = c.maxBody
 	)
 	for {
@@ -328,6 +357,7 @@ func (c *Client) Domains(ctx context.Context, alertID string) (Result, error) {
 				res.Domains = hosts.result()
 				return res, nil
 			}
+			visited = append(visited, target)
 			if pages++; pages >= maxPages {
 				e := badResponse(fmt.Sprintf("answer has more than %d pages", maxPages), nil)
 				e.HTTPStatus = p.status
@@ -337,16 +367,21 @@ func (c *Client) Domains(ctx context.Context, alertID string) (Result, error) {
 				err.HTTPStatus = p.status
 				return res, err
 			}
+			if slices.Contains(visited, target) {
+				e := badResponse("answer has a next link to a page already read", nil)
+				e.HTTPStatus = p.status
+				return res, e
+			}
 			continue
 		}
 		if ctx.Err() != nil {
 			return res, canceled(ctx)
 		}
-		if err.HTTPStatus == http.StatusUnauthorized && !refreshed {
+		if err.HTTPStatus == http.StatusUnauthorized && !refreshed && c.tokens.replaceable(used) {
 			refreshed, rejected = true, used
 			continue
 		}
-		if !err.Kind.Retryable() {
+		if !err.Kind.Retryable() || err.final {
 			return res, err
 		}
 		wait, ok := retry.next(ctx, c, err)
@@ -404,14 +439,26 @@ func (c *Client) attempt(ctx context.Context, target, rejected string, budget in
 		return p, b.token, 0, true, transportError(ctx, actx, herr)
 	}
 	limit := budget
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+	ok := resp.StatusCode >= 200 && resp.StatusCode <= 299
+	if !ok {
 		limit = min(limit, errorBodyLimit)
 	}
+	if ok && resp.ContentLength > limit {
+		// Known to be too large: not worth reading.
+		closeBody(resp.Body, false)
+		c.observe(resp.StatusCode, start)
+		return p, b.token, 0, true, &Error{
+			Kind:       KindBadResponse,
+			HTTPStatus: resp.StatusCode,
+			Message:    fmt.Sprintf("answer is larger than %d bytes", c.maxBody),
+		}
+	}
 	bufp := c.bufs.Get().(*[]byte)
-	body, atEOF, berr := readBody(resp.Body, limit, (*bufp)[:0])
+	defer c.putBuffer(bufp)
+	body, release, atEOF, berr := c.readBody(actx, resp.Body, limit, resp.ContentLength, bufp)
+	defer release()
 	closeBody(resp.Body, atEOF)
 	c.observe(resp.StatusCode, start)
-	defer c.putBuffer(bufp, body)
 
 	if berr == nil && actx.Err() != nil {
 		// The attempt ended while the body was read: what came is not
@@ -449,25 +496,56 @@ func (c *Client) observe(status int, start time.Time) {
 	}
 }
 
-func (c *Client) putBuffer(bufp *[]byte, body []byte) {
-	if cap(body) > pooledBufferLimit {
+// putBuffer returns a read buffer to the pool, unless it grew large.
+func (c *Client) putBuffer(bufp *[]byte) {
+	if cap(*bufp) > pooledBufferLimit {
 		return
 	}
-	*bufp = body[:0]
+	*bufp = (*bufp)[:0]
 	c.bufs.Put(bufp)
 }
 
-// readBody reads r into buf until EOF or until more than limit bytes have
-// come; atEOF reports that r was read to its end.
-func readBody(r io.Reader, limit int64, buf []byte) (body []byte, atEOF bool, err error) {
-	for {
+// readBody reads r until its end (atEOF) or until more than limit bytes
+// have come. The first pooledBufferLimit bytes go to *bufp, a pooled buffer
+// (which may grow that far). A longer answer gets one buffer of its own,
+// sized for the whole answer (its length when known, limit+1 otherwise),
+// whose bytes are first reserved from the budget that all lookups share,
+// waiting for them within ctx; release gives them back once body is no
+// longer used. No larger buffer is ever kept for reuse.
+func (c *Client) readBody(ctx context.Context, r io.Reader, limit, length int64, bufp *[]byte) (body []byte, release func(), atEOF bool, err error) {
+	release = func() {}
+	small := min(limit+1, pooledBufferLimit)
+	body, atEOF, err = fill(r, (*bufp)[:0], small)
+	*bufp = body[:0]
+	if atEOF || err != nil || int64(len(body)) > limit {
+		return body, release, atEOF, err
+	}
+	need := limit + 1
+	if length >= 0 {
+		need = min(need, length+1)
+	}
+	if need <= int64(len(body)) {
+		need = int64(len(body)) + 1
+	}
+	if werr := c.bodies.Acquire(ctx, need); werr != nil {
+		return body, release, false, werr
+	}
+	release = func() { c.bodies.Release(need) }
+	big := make([]byte, len(body), need)
+	copy(big, body)
+	body, atEOF, err = fill(r, big, need)
+	return body, release, atEOF, err
+}
+
+// fill reads r into buf until EOF or until buf holds most bytes, growing
+// it up to most when it is smaller; atEOF reports that r was read to its
+// end.
+func fill(r io.Reader, buf []byte, most int64) (body []byte, atEOF bool, err error) {
+	for int64(len(buf)) < most {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
 		}
-		end := cap(buf)
-		if room := limit + 1 - int64(len(buf)); int64(end-len(buf)) > room {
-			end = len(buf) + int(room)
-		}
+		end := min(int64(cap(buf)), most)
 		n, rerr := r.Read(buf[len(buf):end])
 		buf = buf[:len(buf)+n]
 		switch {
@@ -475,10 +553,9 @@ func readBody(r io.Reader, limit int64, buf []byte) (body []byte, atEOF bool, er
 			return buf, true, nil
 		case rerr != nil:
 			return buf, false, rerr
-		case int64(len(buf)) > limit:
-			return buf, false, nil
 		}
 	}
+	return buf, false, nil
 }
 
 // closeBody closes a response body, first draining a little of what is
@@ -499,6 +576,9 @@ func transportError(ctx, attempt context.Context, err error) *Error {
 	}
 	if attempt.Err() != nil {
 		return &Error{Kind: KindUnavailable, Message: "defender did not answer in time", Err: attempt.Err()}
+	}
+	if problem := permanentProblem(err); problem != "" {
+		return &Error{Kind: KindUnavailable, Message: "defender unreachable: " + problem, Err: err, final: true}
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {

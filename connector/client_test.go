@@ -193,10 +193,36 @@ func TestUnauthorizedGetsOneFreshToken(t *testing.T) {
 		if err != nil || res.Attempts != 2 || len(res.Domains) != 2 {
 			t.Fatalf("Domains = %+v, %v; want 2 domains after 2 attempts", res, err)
 		}
+		if n, m := srv.TokensIssued(), srv.TokensForClaims(); n != 2 || m != 1 {
+			t.Errorf("%d tokens issued, %d of them for a claims challenge; want 2 and 1", n, m)
+		}
+	})
+	t.Run("revoked token replaced", func(t *testing.T) {
+		// Tokens live an hour, so the credential's cache would hand the
+		// revoked one back if asked plainly.
+		srv := newServer(t, defendertest.WithSeedData())
+		c := newClient(t, srv)
+		if _, err := c.Domains(t.Context(), alertID); err != nil {
+			t.Fatal(err)
+		}
+		srv.ExpireTokens()
+		res, err := c.Domains(t.Context(), alertID)
+		if err != nil || res.Attempts != 2 {
+			t.Fatalf("Domains = %+v, %v; want success after 2 attempts", res, err)
+		}
+		if n, m := srv.TokensIssued(), srv.TokensForClaims(); n != 2 || m != 1 {
+			t.Errorf("%d tokens issued, %d of them for a claims challenge; want 2 and 1", n, m)
+		}
+		if n := srv.Answered(401); n != 1 {
+			t.Errorf("%d answers 401, want 1", n)
+		}
+		// The new token is the one kept.
+		res, err = c.Domains(t.Context(), alertID)
+		if err != nil || res.Attempts != 1 || srv.TokensIssued() != 2 {
+			t.Fatalf("next lookup: %+v, %v, %d tokens issued; want success after 1 attempt with the new token", res, err, srv.TokensIssued())
+		}
 	})
 	t.Run("expired token replaced", func(t *testing.T) {
-		// A token of 4 minutes is one the credential replaces when asked
-		// (it keeps tokens until 5 minutes before they expire).
 		srv := newServer(t, defendertest.WithSeedData(), defendertest.WithTokenLifetime(4*time.Minute))
 		c := newClient(t, srv)
 		if _, err := c.Domains(t.Context(), alertID); err != nil {
@@ -210,24 +236,32 @@ func TestUnauthorizedGetsOneFreshToken(t *testing.T) {
 		if n := srv.TokensIssued(); n != 2 {
 			t.Errorf("%d tokens issued, want 2", n)
 		}
-		if n := srv.Answered(401); n != 1 {
-			t.Errorf("%d answers 401, want 1", n)
-		}
 	})
-	t.Run("401 twice is unauthorized", func(t *testing.T) {
+	t.Run("always rejected", func(t *testing.T) {
 		srv := newServer(t, defendertest.WithSeedData())
 		c := newClient(t, srv)
-		srv.ExpireTokens()
 		if _, err := c.Domains(t.Context(), alertID); err != nil {
 			t.Fatal(err)
 		}
-		// The credential keeps returning its cached token, which the
-		// emulator no longer accepts.
-		srv.ExpireTokens()
+		srv.SetOutage(401)
 		res, err := c.Domains(t.Context(), alertID)
 		e := asError(t, err)
 		if e.Kind != connector.KindUnauthorized || e.HTTPStatus != 401 || e.Code != "Unauthorized" || res.Attempts != 2 {
 			t.Fatalf("Domains = %+v, %+v; want unauthorized after 2 attempts", res, e)
+		}
+		if n, m := srv.TokensIssued(), srv.TokensForClaims(); n != 2 || m != 1 {
+			t.Errorf("%d tokens issued, %d of them for a claims challenge; want 2 and 1 (exactly one fresh token)", n, m)
+		}
+		// The fresh token is rejected too: the next lookups do not ask
+		// Entra ID again at once, nor Defender twice.
+		for range 3 {
+			res, err = c.Domains(t.Context(), alertID)
+			if e := asError(t, err); e.Kind != connector.KindUnauthorized || res.Attempts != 1 {
+				t.Fatalf("Domains = %+v, %+v; want unauthorized after 1 attempt", res, e)
+			}
+		}
+		if n := srv.TokensIssued(); n != 2 {
+			t.Errorf("%d tokens issued, want 2", n)
 		}
 	})
 }
@@ -537,18 +571,48 @@ func TestNextLink(t *testing.T) {
 			t.Errorf("the other host got %d requests", hits.Load())
 		}
 	})
-	t.Run("endless pages", func(t *testing.T) {
+	t.Run("link back to itself", func(t *testing.T) {
 		srv := newServer(t, defendertest.WithSeedData())
 		c := newClient(t, srv)
-		page := defendertest.Answer{Body: `{"value":[{"host":"a.example"}],"@odata.nextLink":"` + srv.URL + `/api/alerts/` + alertID + `/domains"}`}
-		answers := make([]defendertest.Answer, 150)
-		for i := range answers {
-			answers[i] = page
+		self := srv.URL + "/api/alerts/" + alertID + "/domains"
+		for _, link := range []string{self, "/api/alerts/" + alertID + "/domains", strings.ToUpper(srv.URL[:5]) + srv.URL[5:] + "/api/alerts/" + alertID + "/domains"} {
+			page := defendertest.Answer{Body: `{"value":[{"host":"a.example"}],"@odata.nextLink":"` + link + `"}`}
+			srv.Script(alertID, page)
+			before := srv.CallsFor(alertID)
+			res, err := c.Domains(t.Context(), alertID)
+			if e := asError(t, err); e.Kind != connector.KindBadResponse || res.Attempts != 1 || !strings.Contains(e.Message, "already read") {
+				t.Errorf("next link %s: Domains = %+v, %+v; want bad_response after 1 attempt", link, res, e)
+			}
+			if n := srv.CallsFor(alertID) - before; n != 1 {
+				t.Errorf("next link %s: %d calls, want 1", link, n)
+			}
 		}
-		srv.Script(alertID, answers...)
+	})
+	t.Run("loop of two pages", func(t *testing.T) {
+		srv := newServer(t, defendertest.WithSeedData())
+		c := newClient(t, srv)
+		first := defendertest.Answer{Body: `{"value":[{"host":"a.example"}],"@odata.nextLink":"/api/alerts/` + alertID + `/domains?$skip=1"}`}
+		second := defendertest.Answer{Body: `{"value":[{"host":"b.example"}],"@odata.nextLink":"/api/alerts/` + alertID + `/domains"}`}
+		srv.Script(alertID, first, second, first, second)
 		res, err := c.Domains(t.Context(), alertID)
-		if e := asError(t, err); e.Kind != connector.KindBadResponse || res.Attempts != 100 {
-			t.Fatalf("Domains = %+v, %+v; want bad_response after 100 pages", res, e)
+		if e := asError(t, err); e.Kind != connector.KindBadResponse || res.Attempts != 2 {
+			t.Fatalf("Domains = %+v, %+v; want bad_response after 2 attempts", res, e)
+		}
+	})
+	t.Run("more than 10 pages", func(t *testing.T) {
+		hosts := make([]string, 30)
+		for i := range hosts {
+			hosts[i] = fmt.Sprintf("host-%02d.example.com", i)
+		}
+		srv := newServer(t, defendertest.WithAlert(alertID, hosts[:10]...), defendertest.WithAlert("eleven", hosts[:11]...), defendertest.WithPageSize(1))
+		c := newClient(t, srv)
+		res, err := c.Domains(t.Context(), alertID)
+		if err != nil || len(res.Domains) != 10 || res.Attempts != 10 {
+			t.Fatalf("10 pages: Domains = %+v, %v; want 10 hosts after 10 attempts", res, err)
+		}
+		res, err = c.Domains(t.Context(), "eleven")
+		if e := asError(t, err); e.Kind != connector.KindBadResponse || res.Attempts != 10 || !strings.Contains(e.Message, "more than 10 pages") {
+			t.Fatalf("11 pages: Domains = %+v, %+v; want bad_response after 10 attempts", res, e)
 		}
 	})
 }

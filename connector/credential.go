@@ -55,8 +55,17 @@ func knownAuthority(host string) bool {
 // identity, exactly one of them. A missing or contradictory setting is an
 // error wrapping ErrCredentialConfig that names the environment variables;
 // it never contains the secret or the certificate password. The credential
-// caches its tokens.
+// caches its tokens, and its errors are scrubbed of the secret, the
+// certificate password, client assertions and access tokens.
 func NewCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
+	cred, err := newCredential(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &redactingCredential{cred: cred, secrets: []string{cfg.ClientSecret, cfg.CertificatePassword}}, nil
+}
+
+func newCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
 	var chosen []string
 	if cfg.ManagedIdentity {
 		chosen = append(chosen, "DEFENDER_MANAGED_IDENTITY")
@@ -110,6 +119,11 @@ func NewCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
 	if cfg.Transport != nil {
 		opts.Transport = cfg.Transport
 	}
+	// Token requests are retried as the SDK does, except on an untrusted
+	// certificate and the like, which no retry cures. (A managed identity
+	// keeps the SDK's own retry rules for its endpoint.)
+	clientOpts := opts
+	clientOpts.Retry.ShouldRetry = sdkShouldRetry
 
 	switch chosen[0] {
 	case "DEFENDER_MANAGED_IDENTITY":
@@ -125,7 +139,7 @@ func NewCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
 
 	case "AZURE_CLIENT_SECRET":
 		cred, err := azidentity.NewClientSecretCredential(cfg.TenantID, cfg.ClientID, cfg.ClientSecret,
-			&azidentity.ClientSecretCredentialOptions{ClientOptions: opts, DisableInstanceDiscovery: disableDiscovery})
+			&azidentity.ClientSecretCredentialOptions{ClientOptions: clientOpts, DisableInstanceDiscovery: disableDiscovery})
 		if err != nil {
 			return nil, credentialErrorf("client secret credential: %s", redact(err.Error(), cfg.ClientSecret))
 		}
@@ -142,7 +156,7 @@ func NewCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
 				cfg.CertificatePath, redact(err.Error(), cfg.CertificatePassword))
 		}
 		cred, err := azidentity.NewClientCertificateCredential(cfg.TenantID, cfg.ClientID, certs, key,
-			&azidentity.ClientCertificateCredentialOptions{ClientOptions: opts, DisableInstanceDiscovery: disableDiscovery})
+			&azidentity.ClientCertificateCredentialOptions{ClientOptions: clientOpts, DisableInstanceDiscovery: disableDiscovery})
 		if err != nil {
 			return nil, credentialErrorf("client certificate credential: %s", redact(err.Error(), cfg.CertificatePassword))
 		}
@@ -153,7 +167,7 @@ func NewCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
 			return nil, credentialErrorf("AZURE_FEDERATED_TOKEN_FILE: %v", err)
 		}
 		cred, err := azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
-			ClientOptions:            opts,
+			ClientOptions:            clientOpts,
 			ClientID:                 cfg.ClientID,
 			TenantID:                 cfg.TenantID,
 			TokenFilePath:            cfg.FederatedTokenFile,
@@ -171,9 +185,4 @@ func credentialErrorf(format string, args ...any) error {
 }
 
 // redact removes secret from s, should a library ever echo it.
-func redact(s, secret string) string {
-	if secret == "" {
-		return s
-	}
-	return strings.ReplaceAll(s, secret, "[redacted]")
-}
+func redact(s, secret string) string { return scrub(s, secret) }

@@ -55,6 +55,10 @@ type Error struct {
 	Message    string        // a short human text of our own, never Defender's free text verbatim in logic
 	RetryAfter time.Duration // Defender's Retry-After, when it sent one
 	Err        error         // the cause, when there is one
+
+	// final: a failure of a retryable kind that waiting cannot cure (an
+	// untrusted certificate), so the lookup is not retried.
+	final bool
 }
 
 func (e *Error) Error() string {

@@ -4,16 +4,22 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 )
 
 // refreshMargin is how long before its expiry a token is replaced.
 const refreshMargin = 5 * time.Minute
+
+// forcedRefreshInterval is how soon after a token was fetched because
+// Defender rejected the one before another rejection may fetch yet another:
+// a token rejected that young is not replaced, so a tenant whose tokens are
+// all refused does not send a token request to Entra ID for every lookup.
+const forcedRefreshInterval = 30 * time.Second
 
 // tokenSource sits in front of the credential: it holds the one token of
 // the one scope until refreshMargin before it expires, so a call costs no
@@ -34,6 +40,7 @@ type tokenSource struct {
 type bearer struct {
 	token     string
 	refreshAt time.Time
+	forcedAt  time.Time // when fetched because the one before was rejected; zero otherwise
 	header    http.Header
 }
 
@@ -47,8 +54,9 @@ func newTokenSource(cred azcore.TokenCredential, scope, userAgent string) *token
 }
 
 // get returns a valid token. rejected, when not empty, is a token that
-// Defender refused: get then asks the credential again rather than return
-// it from its own cache (the credential may still return the same one).
+// Defender refused: get then asks the credential for a new one, with a
+// claims challenge that makes an azidentity credential skip its own cache
+// (see freshClaims), unless another caller already replaced it.
 func (s *tokenSource) get(ctx context.Context, rejected string) (*bearer, error) {
 	if b := s.cached(rejected); b != nil {
 		return b, nil
@@ -63,14 +71,21 @@ func (s *tokenSource) get(ctx context.Context, rejected string) (*bearer, error)
 	if b := s.cached(rejected); b != nil {
 		return b, nil
 	}
-	tok, err := s.cred.GetToken(ctx, s.opts)
+	opts := s.opts
+	s.mu.Lock()
+	forced := rejected != "" && s.cur != nil && s.cur.token == rejected
+	s.mu.Unlock()
+	now := time.Now()
+	if forced {
+		opts.Claims = freshClaims(now)
+	}
+	tok, err := s.cred.GetToken(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
 	if tok.Token == "" {
 		return nil, errors.New("the credential returned an empty token")
 	}
-	now := time.Now()
 	b := &bearer{
 		token:     tok.Token,
 		refreshAt: refreshTime(now, tok),
@@ -80,10 +95,34 @@ func (s *tokenSource) get(ctx context.Context, rejected string) (*bearer, error)
 			"Authorization": {"Bearer " + tok.Token},
 		},
 	}
+	if forced {
+		b.forcedAt = now
+	}
 	s.mu.Lock()
 	s.cur = b
 	s.mu.Unlock()
 	return b, nil
+}
+
+// replaceable reports whether a lookup whose token Defender rejected
+// should try again with another: false only when the rejected token is
+// the current one and was itself fetched, less than forcedRefreshInterval
+// ago, to replace a rejected one.
+func (s *tokenSource) replaceable(rejected string) bool {
+	s.mu.Lock()
+	b := s.cur
+	s.mu.Unlock()
+	return b == nil || b.token != rejected || b.forcedAt.IsZero() || time.Since(b.forcedAt) >= forcedRefreshInterval
+}
+
+// freshClaims is the claims challenge of a token request that must not be
+// answered from a cache: a token valid no earlier than now, in the form
+// Entra ID sends in a continuous access evaluation challenge. azidentity's
+// credentials (client secret, certificate, workload and managed identity)
+// skip their token cache for any request with claims and send them to the
+// token endpoint, which issues a new token.
+func freshClaims(now time.Time) string {
+	return `{"access_token":{"nbf":{"essential":true,"value":"` + strconv.FormatInt(now.Unix(), 10) + `"}}}`
 }
 
 func (s *tokenSource) cached(rejected string) *bearer {
@@ -116,7 +155,10 @@ func refreshTime(now time.Time, tok azcore.AccessToken) time.Time {
 // time, an Entra answer of 429 or 5xx, and a failure without any Entra
 // answer (a network error) are unavailable, so they are retried; any other
 // refusal (a wrong secret, an unknown app, a missing identity) is
-// unauthorized. The message never contains a token or a secret.
+// unauthorized. A failure waiting cannot cure (an untrusted certificate,
+// see permanentProblem) is unavailable and final. The credential's error
+// is kept as text scrubbed of anything secret (see scrub), never as
+// itself: neither the message nor the cause contains a token or a secret.
 func tokenError(ctx, attempt context.Context, err error) *Error {
 	if ctx.Err() != nil {
 		return canceled(ctx)
@@ -124,16 +166,16 @@ func tokenError(ctx, attempt context.Context, err error) *Error {
 	if attempt.Err() != nil {
 		return &Error{Kind: KindUnavailable, Message: "no access token in time", Err: attempt.Err()}
 	}
-	var afe *azidentity.AuthenticationFailedError
-	if errors.As(err, &afe) {
-		if afe.RawResponse == nil {
-			return &Error{Kind: KindUnavailable, Message: "entra id unreachable", Err: err}
-		}
-		if s := afe.RawResponse.StatusCode; s == http.StatusTooManyRequests || s >= 500 {
-			return &Error{Kind: KindUnavailable, Message: "entra id unavailable", Err: err}
-		}
+	ce := newCredentialError(err)
+	switch {
+	case ce.problem != "":
+		return &Error{Kind: KindUnavailable, Message: "entra id unreachable: " + ce.problem, Err: ce, final: true}
+	case ce.authFailed && ce.status == 0:
+		return &Error{Kind: KindUnavailable, Message: "entra id unreachable", Err: ce}
+	case ce.status == http.StatusTooManyRequests || ce.status >= 500:
+		return &Error{Kind: KindUnavailable, Message: "entra id unavailable", Err: ce}
 	}
-	return &Error{Kind: KindUnauthorized, Message: "no access token", Err: err}
+	return &Error{Kind: KindUnauthorized, Message: "no access token", Err: ce}
 }
 
 // canceled is the error of a call whose context ended.

@@ -38,13 +38,17 @@ func TestRefreshTime(t *testing.T) {
 
 // countingCredential issues a new token per call, living for life.
 type countingCredential struct {
-	calls atomic.Int32
-	life  time.Duration
-	err   error
+	calls  atomic.Int32
+	claims atomic.Int32 // calls with claims
+	life   time.Duration
+	err    error
 }
 
-func (c *countingCredential) GetToken(ctx context.Context, _ policy.TokenRequestOptions) (azcore.AccessToken, error) {
+func (c *countingCredential) GetToken(ctx context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
 	n := c.calls.Add(1)
+	if o.Claims != "" {
+		c.claims.Add(1)
+	}
 	if c.err != nil {
 		return azcore.AccessToken{}, c.err
 	}
@@ -86,12 +90,23 @@ func TestTokenSource(t *testing.T) {
 		for err := range errs {
 			t.Fatal(err)
 		}
-		if n := cred.calls.Load(); n != 2 {
-			t.Fatalf("%d token requests after a rejection, want 2", n)
+		if n, m := cred.calls.Load(), cred.claims.Load(); n != 2 || m != 1 {
+			t.Fatalf("%d token requests after a rejection, %d with claims; want 2 and 1", n, m)
+		}
+		// A forced token rejected in turn is not replaced for 30s.
+		if s.replaceable("token-2") {
+			t.Error("a token forced a moment ago is replaceable")
+		}
+		if !s.replaceable("token-1") {
+			t.Error("a token already replaced is not replaceable")
+		}
+		time.Sleep(forcedRefreshInterval)
+		if !s.replaceable("token-2") {
+			t.Error("a forced token is still not replaceable 30s later")
 		}
 
 		// Refreshed 5 minutes before it expires.
-		time.Sleep(54 * time.Minute)
+		time.Sleep(54*time.Minute - forcedRefreshInterval)
 		if b, _ := s.get(t.Context(), ""); b.token != "token-2" {
 			t.Errorf("token %s replaced too early", b.token)
 		}

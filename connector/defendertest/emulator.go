@@ -21,7 +21,11 @@
 // identity credentials) and a scope of "{resource}/.default" for a Defender
 // resource (https://api.securitycenter.microsoft.com and the other clouds'
 // hosts); https://graph.microsoft.com/.default yields a token Defender
-// answers with 403, a regional host 400 AADSTS500011, as Entra does.
+// answers with 403, a regional host 400 AADSTS500011, as Entra does. Its
+// scripted answers (ScriptToken) come first: hostile errors that echo the
+// request's form, malformed tokens. It counts the tokens issued for a
+// request with a claims challenge (TokensForClaims), the way a client asks
+// for a token that is not from its cache.
 //
 // The domains call checks the bearer token (401 when missing, unknown or
 // expired), then answers, in this order: a scripted answer for the alert
@@ -89,9 +93,11 @@ type Emulator struct {
 	anyAlert      bool
 	pageSize      int
 	scripts       map[string][]Answer
+	tokenScripts  []Answer
 	outage        int
 	tokens        map[string]issued
 	tokensIssued  int
+	tokenClaims   int
 	calls         int
 	callsFor      map[string]int
 	callTimes     []time.Time
@@ -115,7 +121,12 @@ type Answer struct {
 	Header    http.Header // added to the answer
 	Delay     time.Duration
 	BodyBytes int64 // > 0: a body of about this many bytes (a valid answer with one huge host)
+	NoLength  bool  // with BodyBytes: no Content-Length (a chunked or compressed answer)
 	Slow      bool  // a body that trickles forever, until the client gives up
+	// EchoForm appends the request's form, as received, to Body: an
+	// error answer of the token endpoint that quotes the client secret or
+	// the client assertion (ScriptToken).
+	EchoForm bool
 }
 
 // Option configures an Emulator.
@@ -243,6 +254,16 @@ func (e *Emulator) Script(id string, answers ...Answer) {
 	e.scripts[id] = append(e.scripts[id], answers...)
 }
 
+// ScriptToken queues answers for the next token requests, used in order
+// before the token endpoint's normal behaviour (after the tenant check):
+// hostile error answers and malformed tokens. Status, Header, Body and
+// EchoForm apply.
+func (e *Emulator) ScriptToken(answers ...Answer) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.tokenScripts = append(e.tokenScripts, answers...)
+}
+
 // SetOutage answers every domains call with status (with a JSON error
 // body), until SetOutage(0).
 func (e *Emulator) SetOutage(status int) {
@@ -266,7 +287,9 @@ func (e *Emulator) SetFaultRate(p float64) {
 }
 
 // ExpireTokens makes every token issued so far invalid, as if it had
-// expired: the domains call answers 401 to it.
+// expired or been revoked (a password reset, a disabled app, continuous
+// access evaluation): the domains call answers 401 to it, however long it
+// had left to live.
 func (e *Emulator) ExpireTokens() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -292,6 +315,15 @@ func (e *Emulator) TokensIssued() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.tokensIssued
+}
+
+// TokensForClaims is how many of those tokens were issued for a request
+// with a claims challenge (the "claims" parameter), which a client sends to
+// get a new token rather than one from its cache.
+func (e *Emulator) TokensForClaims() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.tokenClaims
 }
 
 // maxCallTimes bounds the call times kept, so a long-running emulator does
@@ -451,6 +483,32 @@ func (e *Emulator) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := r.PostForm
+	e.mu.Lock()
+	var script *Answer
+	if len(e.tokenScripts) > 0 {
+		script = &e.tokenScripts[0]
+		e.tokenScripts = e.tokenScripts[1:]
+	}
+	e.mu.Unlock()
+	if script != nil {
+		status := script.Status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		body := script.Body
+		if script.EchoForm {
+			body += f.Encode()
+		}
+		for k, vs := range script.Header {
+			w.Header()[k] = append([]string(nil), vs...)
+		}
+		if w.Header().Get("Content-Type") == "" {
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		}
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
+		return
+	}
 	if gt := f.Get("grant_type"); gt != "client_credentials" {
 		entraError(w, http.StatusBadRequest, "unsupported_grant_type", "AADSTS70003",
 			fmt.Sprintf("The app requested an unsupported grant type '%s'.", gt))
@@ -496,6 +554,13 @@ func (e *Emulator) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	claims := f.Get("claims")
+	if claims != "" && !json.Valid([]byte(claims)) {
+		entraError(w, http.StatusBadRequest, "invalid_request", "AADSTS90014",
+			"The claims parameter is not valid JSON.")
+		return
+	}
+
 	var raw [32]byte
 	_, _ = rand.Read(raw[:])
 	tok := "emu." + base64.RawURLEncoding.EncodeToString(raw[:])
@@ -508,6 +573,9 @@ func (e *Emulator) token(w http.ResponseWriter, r *http.Request) {
 	}
 	e.tokens[tok] = issued{expires: now.Add(e.tokenLifetime), defender: defender}
 	e.tokensIssued++
+	if claims != "" {
+		e.tokenClaims++
+	}
 	life := int(e.tokenLifetime / time.Second)
 	e.mu.Unlock()
 
@@ -745,7 +813,9 @@ func (e *Emulator) serveAnswer(w http.ResponseWriter, r *http.Request, a Answer)
 	case a.BodyBytes > 0:
 		const head, tail = `{"value":[{"host":"`, `"}]}`
 		n := max(a.BodyBytes-int64(len(head)+len(tail)), 1)
-		w.Header().Set("Content-Length", strconv.FormatInt(int64(len(head))+n+int64(len(tail)), 10))
+		if !a.NoLength {
+			w.Header().Set("Content-Length", strconv.FormatInt(int64(len(head))+n+int64(len(tail)), 10))
+		}
 		w.WriteHeader(status)
 		_, _ = io.WriteString(w, head)
 		chunk := []byte(strings.Repeat("a", 32<<10))

@@ -324,3 +324,47 @@ func TestLoadData(t *testing.T) {
 		}
 	}
 }
+
+func TestScriptedTokenAnswersAndClaims(t *testing.T) {
+	srv := newServer(t)
+	srv.ScriptToken(defendertest.Answer{Status: 401, Body: "echo: ", EchoForm: true}, defendertest.Answer{Body: `{"access_token":"x"`})
+	if a := postToken(t, srv, defendertest.DefaultTenantID, tokenForm(nil)); a.status != 401 || !strings.Contains(a.body, "echo: ") || !strings.Contains(a.body, "client_secret="+defendertest.DefaultClientSecret) {
+		t.Errorf("echo answer %d %s", a.status, a.body)
+	}
+	if a := postToken(t, srv, defendertest.DefaultTenantID, tokenForm(nil)); a.status != 200 || a.body != `{"access_token":"x"` {
+		t.Errorf("malformed answer %d %s", a.status, a.body)
+	}
+	token(t, srv) // the script is used up
+	if n, m := srv.TokensIssued(), srv.TokensForClaims(); n != 1 || m != 0 {
+		t.Errorf("%d tokens, %d for claims; want 1 and 0", n, m)
+	}
+	claims := func(v string) func(url.Values) { return func(f url.Values) { f.Set("claims", v) } }
+	if a := postToken(t, srv, defendertest.DefaultTenantID, tokenForm(claims(`{"access_token":{"nbf":{"essential":true,"value":"1"}}}`))); a.status != 200 {
+		t.Errorf("claims answer %d %s", a.status, a.body)
+	}
+	if a := postToken(t, srv, defendertest.DefaultTenantID, tokenForm(claims(`{not json`))); a.status != 400 {
+		t.Errorf("invalid claims answer %d %s", a.status, a.body)
+	}
+	if n, m := srv.TokensIssued(), srv.TokensForClaims(); n != 2 || m != 1 {
+		t.Errorf("%d tokens, %d for claims; want 2 and 1", n, m)
+	}
+}
+
+func TestBodyWithoutLength(t *testing.T) {
+	srv := newServer(t)
+	srv.Script("big", defendertest.Answer{BodyBytes: 1 << 20, NoLength: true})
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/api/alerts/big/domains", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token(t, srv))
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil || resp.ContentLength != -1 || n != 1<<20 {
+		t.Errorf("answer of %d bytes (Content-Length %d), %v; want 1 MiB without a length", n, resp.ContentLength, err)
+	}
+}

@@ -1,0 +1,101 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+)
+
+// Errors of the credential quote what Entra ID answered, and Entra ID (or
+// whatever answers in its place) may echo the token request's form, with
+// its client_secret or client_assertion, or send a malformed token answer
+// that the SDK quotes whole, access token included. Such text is scrubbed
+// before it leaves the connector: the known secret values in every
+// encoding, the values of form and JSON fields that carry secrets, bearer
+// tokens and anything shaped like a JWT.
+
+const redacted = "[redacted]"
+
+// secretField matches a field that carries a secret and its value, in a
+// form (client_secret=...), JSON ("access_token": "...") or a header
+// (Authorization: Bearer ...).
+var secretField = regexp.MustCompile(`(?i)((?:client_secret|client_assertion|access_token|refresh_token|id_token|assertion|password)"?\s*(?:=|%3D|:)\s*"?)([^&"\s,;}]+)`)
+
+// bearerToken matches the token of a "Bearer" authorization.
+var bearerToken = regexp.MustCompile(`(?i)(bearer\s+)([A-Za-z0-9._~+/=-]+)`)
+
+// jwt matches a JSON web token (a signed client assertion, an access token).
+var jwt = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}(?:\.[A-Za-z0-9_-]*)?`)
+
+// scrub removes from s the secrets given, as they are and as they appear
+// in a URL-encoded form or a JSON string, and the values of secret fields,
+// bearer tokens and JWTs.
+func scrub(s string, secrets ...string) string {
+	for _, secret := range secrets {
+		if secret == "" {
+			continue
+		}
+		for _, form := range []string{secret, url.QueryEscape(secret), url.PathEscape(secret), strings.ReplaceAll(secret, "/", `\/`)} {
+			s = strings.ReplaceAll(s, form, redacted)
+		}
+	}
+	s = secretField.ReplaceAllString(s, "${1}"+redacted)
+	s = bearerToken.ReplaceAllString(s, "${1}"+redacted)
+	return jwt.ReplaceAllString(s, redacted)
+}
+
+// credentialError is a failure of the credential, its text scrubbed. It
+// keeps what classifying it needs and nothing of the error it replaces.
+type credentialError struct {
+	msg        string
+	authFailed bool   // an azidentity authentication failure
+	status     int    // the HTTP status of Entra ID's answer, 0 when none came
+	problem    string // a failure waiting cannot cure (see permanentProblem), or ""
+}
+
+func (e *credentialError) Error() string { return e.msg }
+
+// newCredentialError scrubs err of the secrets given and of anything that
+// looks like one, unless it is already a credentialError.
+func newCredentialError(err error, secrets ...string) *credentialError {
+	var ce *credentialError
+	if errors.As(err, &ce) {
+		return ce
+	}
+	ce = &credentialError{msg: scrub(err.Error(), secrets...)}
+	var afe *azidentity.AuthenticationFailedError
+	switch {
+	case errors.As(err, &afe) && afe.RawResponse != nil:
+		// Entra ID answered: its text says nothing about the network.
+		ce.authFailed, ce.status = true, afe.RawResponse.StatusCode
+	case afe != nil:
+		ce.authFailed, ce.problem = true, permanentProblem(err)
+	default:
+		ce.problem = permanentProblem(err)
+	}
+	return ce
+}
+
+// redactingCredential is a credential whose errors are scrubbed of its own
+// secrets and of anything that looks like one.
+type redactingCredential struct {
+	cred    azcore.TokenCredential
+	secrets []string
+}
+
+func (c *redactingCredential) GetToken(ctx context.Context, opts policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	tok, err := c.cred.GetToken(ctx, opts)
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+			return tok, ctxErr
+		}
+		return azcore.AccessToken{}, newCredentialError(err, c.secrets...)
+	}
+	return tok, nil
+}
