@@ -110,7 +110,10 @@ func TestOversizedAnswersRSS(t *testing.T) {
 	emu, cert := emulator(t)
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
-	p := startService(t, serviceEnv(emu, cert, srv.URL(), "CONCURRENCY=16", "RETRY_MAX_ELAPSED=1ms", "LOG_LEVEL=info"))
+	// The binary users run: the race detector's shadow memory would
+	// multiply what is measured.
+	p := testenv.StartService(t, testenv.BuildPlainBinary(t), serviceEnv(emu, cert, srv.URL(), "CONCURRENCY=16", "RETRY_MAX_ELAPSED=1ms", "LOG_LEVEL=info"), "serve")
+	p.WaitForLine(t, `"msg":"ready"`, 30*time.Second)
 	ids := make([]string, 16)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("oversized_%02d", i)

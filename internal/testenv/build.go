@@ -29,8 +29,9 @@ func (b *builtOnce) get(build func() (string, error)) (string, error) {
 }
 
 var (
-	natsServerBuild   builtOnce
-	alertDomainsBuild builtOnce
+	natsServerBuild        builtOnce
+	alertDomainsBuild      builtOnce
+	alertDomainsPlainBuild builtOnce
 )
 
 // NATSServerBinary returns the path of a nats-server executable built from
@@ -53,7 +54,19 @@ func NATSServerBinary(tb testing.TB) string {
 // makes later builds quick.
 func BuildBinary(tb testing.TB) string {
 	tb.Helper()
-	path, err := alertDomainsBuild.get(buildAlertDomains)
+	path, err := alertDomainsBuild.get(func() (string, error) { return buildAlertDomains(raceEnabled) })
+	if err != nil {
+		tb.Fatalf("testenv: alert-domains binary: %v", err)
+	}
+	return path
+}
+
+// BuildPlainBinary is BuildBinary without the race detector, whatever the
+// test binary has: for tests that measure the memory of the binary users
+// run, which the race detector's shadow memory would multiply.
+func BuildPlainBinary(tb testing.TB) string {
+	tb.Helper()
+	path, err := alertDomainsPlainBuild.get(func() (string, error) { return buildAlertDomains(false) })
 	if err != nil {
 		tb.Fatalf("testenv: alert-domains binary: %v", err)
 	}
@@ -83,7 +96,7 @@ func buildNATSServer() (string, error) {
 	return path, goBuild(root, path, natsServerModule)
 }
 
-func buildAlertDomains() (string, error) {
+func buildAlertDomains(race bool) (string, error) {
 	root, err := moduleRoot()
 	if err != nil {
 		return "", err
@@ -97,7 +110,7 @@ func buildAlertDomains() (string, error) {
 	sum := sha256.Sum256([]byte(root))
 	name := "alert-domains-" + hex.EncodeToString(sum[:6])
 	args := []string{"./cmd/alert-domains"}
-	if raceEnabled {
+	if race {
 		name += "-race"
 		args = append([]string{"-race"}, args...)
 	}
