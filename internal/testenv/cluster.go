@@ -2,8 +2,10 @@ package testenv
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"syscall"
@@ -103,7 +105,51 @@ func StartNATSCluster(tb testing.TB, n int, opts ...NATSOption) *NATSCluster {
 			tb.Fatalf("testenv: nats-server %s: %v", node.name, err)
 		}
 	}
+	// Before the meta group's leader sees every other node online and
+	// current, a stream with as many replicas as nodes fails with "no
+	// suitable peers for placement".
+	Eventually(tb, cfg.startTimeout, natsPollInterval, func() bool {
+		return c.formed() == nil
+	}, "the JetStream cluster to form (every node online and current)")
 	return c
+}
+
+func (c *NATSCluster) formed() error {
+	for _, node := range c.Nodes {
+		var jsz struct {
+			Meta *struct {
+				Leader   string `json:"leader"`
+				Replicas []struct {
+					Name    string `json:"name"`
+					Current bool   `json:"current"`
+					Offline bool   `json:"offline"`
+				} `json:"replicas"`
+			} `json:"meta_cluster"`
+		}
+		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(node.httpPort) + "/jsz")
+		if err != nil {
+			return err
+		}
+		err = json.NewDecoder(resp.Body).Decode(&jsz)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		if jsz.Meta == nil || jsz.Meta.Leader != node.name {
+			continue
+		}
+		online := 0
+		for _, r := range jsz.Meta.Replicas {
+			if r.Current && !r.Offline {
+				online++
+			}
+		}
+		if online != len(c.Nodes)-1 {
+			return fmt.Errorf("meta leader %s sees %d of %d peers online and current", node.name, online, len(c.Nodes)-1)
+		}
+		return nil
+	}
+	return errors.New("no meta leader yet")
 }
 
 // Name returns the server name of a cluster node ("n1", ...); empty for a
