@@ -22,7 +22,7 @@ const clusterNodes = 3
 // clusterRun is the figures of one run of measureCluster.
 type clusterRun struct {
 	baseline *system
-	products []*system // cache on (the default), cache off
+	products []*system // cache on (the default), cache off, then BENCH_COMPARE_BINARY's
 	load     [2]string // /proc/loadavg before and after
 }
 
@@ -49,6 +49,9 @@ func BenchmarkCluster(b *testing.B) {
 			median(head.rates), median(head.cpu), median(head.ratios), roundList(head.ratios),
 			median(off.rates), median(off.cpu), median(off.ratios), roundList(off.ratios),
 			r.load[0], r.load[1])
+		for _, s := range r.products[2:] {
+			b.Logf("%s: %.0f req/s (%.0f µs/req), ratio %.2f (rounds %s)", s.name, median(s.rates), median(s.cpu), median(s.ratios), roundList(s.ratios))
+		}
 	}
 }
 
@@ -114,6 +117,23 @@ func measureCluster(tb testing.TB, n, rounds, workers int) *clusterRun {
 	svc.resultStream = "BENCH_NC_RES"
 	svc.resultSubjects = []string{"bench.nc.success", "bench.nc.failure"}
 	r.products = append(r.products, &system{name: "serve, " + off.String(), target: svc.target, service: svc})
+
+	// Another build of alert-domains (for example that of an earlier
+	// commit), measured beside this one in the same rounds: cache on and
+	// off, each with streams of its own.
+	if bin := os.Getenv("BENCH_COMPARE_BINARY"); bin != "" {
+		for _, cfg := range []serviceConfig{on, off} {
+			p := "BENCH_CMP" + map[bool]string{true: "_NC", false: ""}[cfg.cacheTTL == "0"]
+			lower := strings.ToLower(strings.ReplaceAll(p, "_", "."))
+			svc := startBinaryOn(tb, bin, c.URLs(), pids, cfg, replicas, "CACHE_TTL="+cfg.cacheTTL,
+				"REQUEST_STREAM="+p+"_REQ", "REQUEST_SUBJECT="+lower+".req", "RESULT_STREAM="+p+"_RES",
+				"SUCCESS_SUBJECT="+lower+".success", "FAILURE_SUBJECT="+lower+".failure", "CONSUMER_NAME="+strings.ToLower(p))
+			svc.requestSubject = lower + ".req"
+			svc.resultStream = p + "_RES"
+			svc.resultSubjects = []string{lower + ".success", lower + ".failure"}
+			r.products = append(r.products, &system{name: "serve (" + bin + "), " + cfg.String(), target: svc.target, service: svc})
+		}
+	}
 
 	checkReplicas(tb, c, baselineRequestStream, baselineResultStream,
 		"DEFENDER_ALERT_DOMAIN_REQUESTS", serviceResultStream, "BENCH_NC_REQ", "BENCH_NC_RES")

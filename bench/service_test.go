@@ -145,6 +145,12 @@ func startService(tb testing.TB, cfg serviceConfig) *service {
 // extra environment entries, and waits until /readyz answers 200.
 func startServiceOn(tb testing.TB, natsURL string, natsPIDs []int, cfg serviceConfig, extra ...string) *service {
 	tb.Helper()
+	return startBinaryOn(tb, testenv.BuildBinary(tb), natsURL, natsPIDs, cfg, extra...)
+}
+
+// startBinaryOn is startServiceOn with the alert-domains binary at bin.
+func startBinaryOn(tb testing.TB, bin, natsURL string, natsPIDs []int, cfg serviceConfig, extra ...string) *service {
+	tb.Helper()
 	emu, certFile := startEmulator(tb)
 	listen := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(tb))
 	env := serviceEnv(emu, certFile, natsURL, append([]string{
@@ -152,7 +158,7 @@ func startServiceOn(tb testing.TB, natsURL string, natsPIDs []int, cfg serviceCo
 		"CACHE_TTL=" + cfg.cacheTTL,
 		"HTTP_LISTEN=" + listen,
 	}, extra...)...)
-	proc := testenv.StartService(tb, testenv.BuildBinary(tb), env, "serve")
+	proc := testenv.StartService(tb, bin, env, "serve")
 	tb.Cleanup(func() { stopService(tb, proc, true) })
 	waitReady(tb, proc, "http://"+listen+"/readyz")
 	return &service{

@@ -61,6 +61,7 @@ type Shared struct {
 	obs      Observer
 
 	attached chan struct{} // closed once js is set
+	stopped  chan struct{} // closed when Run returns
 	js       jetstream.JetStream
 
 	// turn is held by the one caller of this process that tries to take the
@@ -128,6 +129,7 @@ func NewShared(consumer string, reg Registration, limits []connector.Limit, opts
 		key:         reg.Key(),
 		logger:      slog.New(slog.DiscardHandler),
 		attached:    make(chan struct{}),
+		stopped:     make(chan struct{}),
 		turn:        make(chan struct{}, 1),
 		changed:     make(chan struct{}),
 		publishKick: make(chan struct{}, 1),
@@ -154,6 +156,7 @@ func (s *Shared) Registration() Registration { return s.reg }
 func (s *Shared) Run(ctx context.Context, js jetstream.JetStream) error {
 	s.js = js
 	close(s.attached)
+	defer close(s.stopped)
 	s.syncClock(ctx)
 
 	var wg sync.WaitGroup
@@ -248,13 +251,35 @@ func (s *Shared) releaser(slots []slot) func() {
 	return func() {
 		once.Do(func() {
 			for _, sl := range slots {
-				time.AfterFunc(sl.window, func() {
-					ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-					defer cancel()
-					s.delete(ctx, sl) // when it fails, MaxAge frees the slot
-				})
+				time.AfterFunc(sl.window, func() { s.free(sl) })
 			}
 		})
+	}
+}
+
+// free deletes a slot's message, and tries again while the state cannot
+// be reached (its stream has lost its leader, the connection is down): a
+// slot left to expire would hold every replica's calls back for the hold
+// (DEFENDER_TIMEOUT) after a leader is back. It gives up when MaxAge frees
+// the slot anyway, or when Run has returned.
+func (s *Shared) free(sl slot) {
+	giveUp := time.Now().Add(MaxAge(sl.window, s.hold))
+	backoff := unreachableMin
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		freed := s.delete(ctx, sl)
+		cancel()
+		if freed || !time.Now().Add(backoff).Before(giveUp) {
+			return
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-s.stopped:
+			t.Stop()
+			return
+		}
+		backoff = min(2*backoff, unreachableMax)
 	}
 }
 

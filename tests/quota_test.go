@@ -5,12 +5,14 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/connector/defendertest"
 	"github.com/alert-domains/alert-domains/internal/testenv"
+	"github.com/alert-domains/alert-domains/quota"
 )
 
 // quotaReplicas starts n serve replicas on the same NATS and consumer.
@@ -193,5 +195,77 @@ func TestQuotaSurvivesRestart(t *testing.T) {
 				t.Errorf("%d calls in the %v from %v across a restart, limit %d", most, limit.Window, at.Format("15:04:05.000"), limit.Count)
 			}
 		})
+	}
+}
+
+// TestSharedQuotaStreamLeaderLoss: on a three-node cluster with
+// STREAM_REPLICAS=3, the node that leads the shared quota's stream is
+// killed with SIGKILL while requests wait for the quota. No window holds
+// more calls than the limit, no request fails, and calls go on once the
+// stream has a new leader: every request ends in a success.
+func TestSharedQuotaStreamLeaderLoss(t *testing.T) {
+	const n = 40
+	limit := connector.Limit{Count: 5, Window: time.Second}
+	emu := newRecordingEmulator(t, defendertest.WithAnyAlert())
+	cluster := testenv.StartNATSCluster(t, 3)
+	js := cluster.JetStream(t)
+	procs := quotaReplicas(t, emu, cluster.URLs(), 2, "DEFENDER_RATE_LIMITS=5/1s", "STREAM_REPLICAS=3")
+	defer func() {
+		if !t.Failed() {
+			return
+		}
+		for _, p := range procs {
+			for _, l := range strings.Split(p.Output(), "\n") {
+				if strings.Contains(l, "WARN") || strings.Contains(l, "ERROR") || strings.Contains(l, "quota") {
+					t.Log(l)
+				}
+			}
+		}
+	}()
+
+	qs := quota.StreamName(consumerName, limit.Window)
+	cluster.WaitStreamCurrent(t, js, qs, 30*time.Second)
+	ids := alertIDs("leaderloss", n)
+	seqs := publishAll(t, js, ids)
+	testenv.Eventually(t, 30*time.Second, 10*time.Millisecond, func() bool { return len(emu.Recorded()) >= 10 }, "10 calls")
+	leader := cluster.StreamLeader(t, js, qs, 10*time.Second)
+	leader.Kill(t)
+	killedAt := time.Now()
+	before := len(emu.Recorded())
+	if before >= n {
+		t.Fatalf("all %d calls made before %s was killed; the test proves nothing", before, leader.Name())
+	}
+	t.Logf("killed %s, the leader of %s, after %d calls", leader.Name(), qs, before)
+
+	// The test's own connection may have been on the killed node.
+	waitResultCount(t, js, n, 2*time.Minute)
+	got := waitResults(t, js, n, time.Minute)
+	allSucceeded(t, got, seqs, ids)
+	times := callTimes(emu)
+	if len(times) != n {
+		t.Errorf("%d Defender calls for %d requests", len(times), n)
+	}
+	if most, at := maxInWindow(times, limit.Window); most > limit.Count {
+		t.Errorf("%d calls in the %v from %v, limit %d for all replicas", most, limit.Window, at.Format("15:04:05.000"), limit.Count)
+	}
+	after, resumed := 0, time.Duration(0)
+	for _, at := range times {
+		if at.After(killedAt) {
+			if after++; after == 1 {
+				resumed = at.Sub(killedAt)
+			}
+		}
+	}
+	// A new leader is elected within seconds; the slots taken before the
+	// kill must not hold calls back until they expire (the hold,
+	// DEFENDER_TIMEOUT, 30s by default).
+	if resumed > 20*time.Second {
+		t.Errorf("calls resumed %v after the kill, want within 20s", resumed.Round(time.Millisecond))
+	}
+	if now := cluster.StreamLeader(t, js, qs, 10*time.Second); now.Name() == leader.Name() {
+		t.Errorf("%s is still led by the killed %s", qs, leader.Name())
+	} else {
+		t.Logf("%d calls after the kill, the first %v and the last %v after it; %s now led by %s",
+			after, resumed.Round(time.Millisecond), times[len(times)-1].Sub(killedAt).Round(time.Millisecond), qs, now.Name())
 	}
 }
