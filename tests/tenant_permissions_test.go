@@ -27,10 +27,12 @@ const permissionsExample = "../deploy/nats/tenants-permissions.conf"
 
 // TestTenantPermissionsExample runs a real nats-server on the example
 // configuration as it is shipped (only the listen address and the store
-// directory replaced): the service works under its user, and a customer's
-// user publishes requests for its own tenant only and reads only its own
-// results, live and through its consumer. Every refusal is the server's own
-// permissions violation or JetStream API error, not a time-out.
+// directory replaced): the service works under its user in its account,
+// and a customer's user, in an account of its own, publishes requests for
+// its own tenant only and reads only its own results, live and through the
+// consumer the provider made for it. Every refusal is the server's own
+// permissions violation, not a time-out; replies a customer sends elsewhere
+// stay in its own account.
 func TestTenantPermissionsExample(t *testing.T) {
 	seeds := map[string]nkeys.KeyPair{}
 	for _, user := range []string{"ALERT_DOMAINS", "CONTOSO", "FABRIKAM"} {
@@ -55,7 +57,7 @@ func TestTenantPermissionsExample(t *testing.T) {
 		"NATS_NKEY_FILE="+seedFile(t, seeds["ALERT_DOMAINS"]),
 		"DEFENDER_RATE_LIMITS=100/1m,1500/1h", "QUOTA_SCOPE=shared", "CACHE_TTL=1h")
 	svc := startService(t, env)
-	_, sjs := nkeyConn(t, url, seeds["ALERT_DOMAINS"], "", nil)
+	_, sjs := nkeyConn(t, url, seeds["ALERT_DOMAINS"], nil)
 	first := publish(t, sjs, alertTwo, nil)
 	waitResults(t, sjs, 1, 30*time.Second)
 	second := publish(t, sjs, alertTwo, nil)
@@ -85,8 +87,8 @@ func TestTenantPermissionsExample(t *testing.T) {
 	captureTenantSubjects(t, sjs)
 
 	contosoErrs, fabrikamErrs := &violations{}, &violations{}
-	cnc, cjs := nkeyConn(t, url, seeds["CONTOSO"], "_INBOX_contoso", contosoErrs)
-	fnc, fjs := nkeyConn(t, url, seeds["FABRIKAM"], "_INBOX_fabrikam", fabrikamErrs)
+	cnc, cjs := customerConn(t, url, seeds["CONTOSO"], contosoErrs)
+	fnc, fjs := customerConn(t, url, seeds["FABRIKAM"], fabrikamErrs)
 
 	// A customer's request for its own tenant is stored.
 	ack, err := cjs.Publish(ctxTimeout(t, 10*time.Second), requestSubject+".contoso", []byte(alertTwo))
@@ -136,10 +138,11 @@ func TestTenantPermissionsExample(t *testing.T) {
 	expectLive(t, clive, successSubject+".contoso", failureSubject+".contoso")
 	expectLive(t, flive, successSubject+".fabrikam", failureSubject+".fabrikam")
 
-	// Through JetStream: each customer's durable consumer, named after it
-	// and filtered to its own results, holds exactly them.
-	readOwnConsumer(t, cjs, "contoso", successSubject+".contoso", failureSubject+".contoso")
-	readOwnConsumer(t, fjs, "fabrikam", successSubject+".fabrikam", failureSubject+".fabrikam")
+	// Through JetStream: each customer's durable consumer, made by the
+	// provider, named after it and filtered to its own results, holds
+	// exactly them.
+	readOwnConsumer(t, sjs, cjs, "contoso", successSubject+".contoso", failureSubject+".contoso")
+	readOwnConsumer(t, sjs, fjs, "fabrikam", successSubject+".fabrikam", failureSubject+".fabrikam")
 
 	// What contoso may not do. Each refusal is the server's permissions
 	// violation for that exact subject (or its JetStream API error).
@@ -166,8 +169,6 @@ func TestTenantPermissionsExample(t *testing.T) {
 			"defender.alerts.domains.*.fabrikam",
 			"defender.alerts.domains.>",
 			successSubject + ".*",
-			"_INBOX.>",          // the service's replies: cache reads, API answers
-			"_INBOX_fabrikam.>", // fabrikam's replies and deliveries
 			"$JS.ACK.>",
 		} {
 			sub, err := cnc.SubscribeSync(subj)
@@ -181,80 +182,71 @@ func TestTenantPermissionsExample(t *testing.T) {
 		}
 	})
 	t.Run("consumers", func(t *testing.T) {
-		api := "$JS.API.CONSUMER."
+		// Customers make no consumers: a push consumer would deliver to any
+		// subject its creator names, which no permission can check.
+		api := customerAPI + ".CONSUMER.CREATE." + resultStream
 		for _, c := range []struct {
-			name    string
 			cfg     jetstream.ConsumerConfig
-			subject string // the create request the server refuses
+			subject string
 		}{
-			{"filtered to fabrikam", jetstream.ConsumerConfig{Durable: "contoso", FilterSubject: "defender.alerts.domains.*.fabrikam"},
-				api + "CREATE." + resultStream + ".contoso.defender.alerts.domains.*.fabrikam"},
-			{"unfiltered", jetstream.ConsumerConfig{Durable: "contoso"},
-				api + "CREATE." + resultStream + ".contoso"},
-			{"filtered to every tenant", jetstream.ConsumerConfig{Durable: "contoso", FilterSubject: "defender.alerts.domains.>"},
-				api + "CREATE." + resultStream + ".contoso.defender.alerts.domains.>"},
-			{"several filters", jetstream.ConsumerConfig{Durable: "contoso", FilterSubjects: []string{successSubject + ".contoso", failureSubject + ".contoso"}},
-				api + "CREATE." + resultStream + ".contoso"},
-			{"fabrikam's name", jetstream.ConsumerConfig{Durable: "fabrikam", FilterSubject: "defender.alerts.domains.*.contoso"},
-				api + "CREATE." + resultStream + ".fabrikam.defender.alerts.domains.*.contoso"},
-			{"on the request stream", jetstream.ConsumerConfig{Durable: "contoso", FilterSubject: "defender.alerts.domains.*.contoso"},
-				api + "CREATE." + requestStream + ".contoso.defender.alerts.domains.*.contoso"},
+			{jetstream.ConsumerConfig{Durable: "contoso", FilterSubject: "defender.alerts.domains.*.fabrikam"}, api + ".contoso.defender.alerts.domains.*.fabrikam"},
+			{jetstream.ConsumerConfig{Durable: "contoso"}, api + ".contoso"},
+			{jetstream.ConsumerConfig{Durable: "fabrikam", FilterSubject: "defender.alerts.domains.*.contoso"}, api + ".fabrikam.defender.alerts.domains.*.contoso"},
+			{jetstream.ConsumerConfig{Durable: "contoso", FilterSubject: "defender.alerts.domains.*.contoso", DeliverSubject: requestSubject + ".fabrikam"},
+				api + ".contoso.defender.alerts.domains.*.contoso"},
 		} {
-			stream := resultStream
-			if strings.Contains(c.subject, requestStream) {
-				stream = requestStream
-			}
 			c.cfg.AckPolicy = jetstream.AckExplicitPolicy
-			if _, err := cjs.CreateOrUpdateConsumer(ctxTimeout(t, time.Second), stream, c.cfg); err == nil {
-				t.Errorf("%s: created", c.name)
+			if _, err := cjs.CreateOrUpdateConsumer(ctxTimeout(t, time.Second), resultStream, c.cfg); err == nil {
+				t.Errorf("%+v: created", c.cfg)
 			}
 			contosoErrs.wait(t, "Publish", c.subject)
 		}
-		// The filter in the subject is what the permissions check, and the
-		// server refuses a configuration that does not match it.
-		create := api + "CREATE." + resultStream + ".contoso.defender.alerts.domains.*.contoso"
-		for _, c := range []struct {
-			name   string
-			config string
-			code   server.ErrorIdentifier
-		}{
-			{"other filter in the body", `{"durable_name":"contoso","filter_subject":"defender.alerts.domains.>","ack_policy":"explicit"}`,
-				server.JSConsumerCreateFilterSubjectMismatchErr},
-			{"several filters in the body", `{"durable_name":"contoso","filter_subjects":["defender.alerts.domains.success.fabrikam","defender.alerts.domains.success.contoso"],"ack_policy":"explicit"}`,
-				server.JSConsumerMultipleFiltersNotAllowed},
-			{"delivered onto fabrikam's subject", `{"durable_name":"contoso","filter_subject":"defender.alerts.domains.*.contoso","deliver_subject":"defender.alerts.domains.success.fabrikam","ack_policy":"explicit"}`,
-				server.JSConsumerDeliverCycleErr},
-		} {
-			req := `{"stream_name":"` + resultStream + `","config":` + c.config + `}`
-			msg, err := cnc.Request(create, []byte(req), 5*time.Second)
-			if err != nil {
-				t.Fatalf("%s: %v", c.name, err)
-			}
-			var resp struct {
-				Error *jetstream.APIError `json:"error"`
-			}
-			if err := json.Unmarshal(msg.Data, &resp); err != nil || resp.Error == nil || resp.Error.ErrorCode != jetstream.ErrorCode(c.code) {
-				t.Errorf("%s: %s, want JetStream error %d", c.name, msg.Data, c.code)
-			}
-		}
-		// contoso's consumer still takes only contoso's results.
 		info, err := cjs.Consumer(t.Context(), resultStream, "contoso")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if f := info.CachedInfo().Config.FilterSubject; f != "defender.alerts.domains.*.contoso" {
-			t.Errorf("contoso's consumer filter became %q", f)
+		if cfg := info.CachedInfo().Config; cfg.FilterSubject != "defender.alerts.domains.*.contoso" || cfg.DeliverSubject != "" {
+			t.Errorf("contoso's consumer changed: %+v", cfg)
+		}
+	})
+	t.Run("replies stay in the customer's account", func(t *testing.T) {
+		// A reply subject is never checked against permissions: the stream's
+		// acknowledgement, or the consumer's answer, goes wherever the
+		// request says. Here it goes to the customer's own account.
+		for _, c := range []struct{ subject, reply, body string }{
+			{requestSubject + ".contoso", requestSubject + ".fabrikam", alertTwo},
+			{requestSubject + ".contoso", "$KV.alert-domains-answered.injected", alertTwo},
+			{customerAPI + ".CONSUMER.MSG.NEXT." + resultStream + ".contoso", requestSubject + ".fabrikam", `{"batch":1,"no_wait":true}`},
+		} {
+			if err := cnc.PublishRequest(c.subject, c.reply, []byte(c.body)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Answered in order: once this one is stored, the answers above
+		// have been sent.
+		if _, err := cjs.Publish(ctxTimeout(t, 10*time.Second), requestSubject+".contoso", []byte(alertTwo)); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := reqs.GetLastMsgForSubject(t.Context(), requestSubject+".fabrikam"); !errors.Is(err, jetstream.ErrMsgNotFound) {
+			t.Errorf("contoso's reply was stored as a request for fabrikam: %v %v", m, err)
+		}
+		answered, err := sjs.KeyValue(t.Context(), "alert-domains-answered")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e, err := answered.Get(t.Context(), "injected"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+			t.Errorf("contoso's reply was stored in the service's bucket: %v %v", e, err)
 		}
 	})
 	t.Run("other customers' consumers and the streams", func(t *testing.T) {
 		if _, err := cjs.Consumer(ctxTimeout(t, time.Second), resultStream, "fabrikam"); err == nil {
 			t.Error("contoso looked up fabrikam's consumer")
 		}
-		contosoErrs.wait(t, "Publish", "$JS.API.CONSUMER.INFO."+resultStream+".fabrikam")
+		contosoErrs.wait(t, "Publish", customerAPI+".CONSUMER.INFO."+resultStream+".fabrikam")
 		if _, err := cjs.Stream(ctxTimeout(t, time.Second), resultStream); err == nil {
 			t.Error("contoso read the result stream's information")
 		}
-		contosoErrs.wait(t, "Publish", "$JS.API.STREAM.INFO."+resultStream)
+		contosoErrs.wait(t, "Publish", customerAPI+".STREAM.INFO."+resultStream)
 		inbox := cnc.NewRespInbox()
 		for _, c := range []struct{ subject, body string }{
 			{"$JS.API.CONSUMER.MSG.NEXT." + resultStream + ".fabrikam", `{"batch":1}`},
@@ -357,22 +349,34 @@ func seedFile(t *testing.T, kp nkeys.KeyPair) string {
 	return path
 }
 
-// nkeyConn connects as kp's user, with replies under inboxPrefix (empty:
-// the default _INBOX) and permission errors recorded in errs.
-func nkeyConn(t *testing.T, url string, kp nkeys.KeyPair, inboxPrefix string, errs *violations) (*nats.Conn, jetstream.JetStream) {
+// nkeyConn connects as kp's user, with permission errors recorded in errs.
+func nkeyConn(t *testing.T, url string, kp nkeys.KeyPair, errs *violations) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	pub, err := kp.PublicKey()
 	if err != nil {
 		t.Fatal(err)
 	}
 	opts := []nats.Option{nats.Nkey(pub, kp.Sign), nats.PermissionErrOnSubscribe(true)}
-	if inboxPrefix != "" {
-		opts = append(opts, nats.CustomInboxPrefix(inboxPrefix))
-	}
 	if errs != nil {
 		opts = append(opts, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs.add(err) }))
 	}
 	return testenv.Connect(t, url, opts...)
+}
+
+// customerAPI is the prefix under which a customer's account imports the
+// JetStream API of the service's account.
+const customerAPI = "JS.alerts.API"
+
+// customerConn connects as a customer's user, with the JetStream API of the
+// service's account under customerAPI.
+func customerConn(t *testing.T, url string, kp nkeys.KeyPair, errs *violations) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, _ := nkeyConn(t, url, kp, errs)
+	js, err := jetstream.NewWithAPIPrefix(nc, customerAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
 }
 
 // violations records the permission errors a connection was sent.
@@ -423,18 +427,21 @@ func expectLive(t *testing.T, sub *nats.Subscription, want ...string) {
 	}
 }
 
-// readOwnConsumer creates the customer's durable consumer on the result
-// stream, filtered to its own results, and reads and acknowledges exactly
-// the subjects wanted.
-func readOwnConsumer(t *testing.T, js jetstream.JetStream, tenant string, want ...string) {
+// readOwnConsumer has the provider (pjs) create the customer's durable
+// consumer on the result stream, filtered to its own results, and the
+// customer (js) read and acknowledge exactly the subjects wanted.
+func readOwnConsumer(t *testing.T, pjs, js jetstream.JetStream, tenant string, want ...string) {
 	t.Helper()
-	c, err := js.CreateOrUpdateConsumer(ctxTimeout(t, 10*time.Second), resultStream, jetstream.ConsumerConfig{
+	if _, err := pjs.CreateOrUpdateConsumer(ctxTimeout(t, 10*time.Second), resultStream, jetstream.ConsumerConfig{
 		Durable:       tenant,
 		FilterSubject: "defender.alerts.domains.*." + tenant,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-	})
+	}); err != nil {
+		t.Fatalf("the provider creates %s's consumer: %v", tenant, err)
+	}
+	c, err := js.Consumer(ctxTimeout(t, 10*time.Second), resultStream, tenant)
 	if err != nil {
-		t.Fatalf("%s creates its consumer: %v", tenant, err)
+		t.Fatalf("%s looks up its consumer: %v", tenant, err)
 	}
 	batch, err := c.Fetch(len(want), jetstream.FetchMaxWait(10*time.Second))
 	if err != nil {
