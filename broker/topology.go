@@ -187,12 +187,17 @@ func Retrying(ctx context.Context, logger *slog.Logger, step func() error) error
 	}
 }
 
+// errCodeNoSuitablePeers is the server's "no suitable peers for placement"
+// (a peer it has not heard from yet counts as offline).
+const errCodeNoSuitablePeers jetstream.ErrorCode = 10005
+
 // Transient reports whether err is one that a JetStream cluster gives while
-// it elects a leader or moves peers, and that a later attempt may not get.
+// it elects a leader, moves peers or has not yet heard from every peer
+// after a start, and that a later attempt may not get.
 func Transient(err error) bool {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
-		return apiErr.Code == 503 || apiErr.Code == 408
+		return apiErr.Code == 503 || apiErr.Code == 408 || apiErr.ErrorCode == errCodeNoSuitablePeers
 	}
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
 		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)

@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -357,5 +358,26 @@ func TestAdvisoryConsumerCreatedWhereItStopped(t *testing.T) {
 	}
 	if got := fetchSeqs(t, c, 10); fmt.Sprint(got) != "[5 7]" {
 		t.Errorf("delivered advisories %v, want [5 7] (requests 3 and 4, without a result)", got)
+	}
+}
+
+func TestTransient(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"no suitable peers while a cluster starts", &jetstream.APIError{Code: 400, ErrorCode: 10005, Description: "no suitable peers for placement, peer offline"}, true},
+		{"leader election", &jetstream.APIError{Code: 503, Description: "JetStream system temporarily unavailable"}, true},
+		{"timeout", context.DeadlineExceeded, true},
+		{"a bad request", &jetstream.APIError{Code: 400, ErrorCode: jetstream.JSErrCodeBadRequest}, false},
+		{"stream name in use", jetstream.ErrStreamNameAlreadyInUse, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := broker.Transient(fmt.Errorf("create stream: %w", tc.err)); got != tc.want {
+				t.Errorf("Transient(%v) = %v, want %v", tc.err, got, tc.want)
+			}
+		})
 	}
 }

@@ -147,9 +147,31 @@ func (c *NATSCluster) formed() error {
 		if online != len(c.Nodes)-1 {
 			return fmt.Errorf("meta leader %s sees %d of %d peers online and current", node.name, online, len(c.Nodes)-1)
 		}
-		return nil
+		return c.placeable()
 	}
 	return errors.New("no meta leader yet")
+}
+
+// placeable creates and deletes a stream with a replica on every node: the
+// meta leader places one only once it has heard from every peer.
+func (c *NATSCluster) placeable() error {
+	nc, err := nats.Connect(c.Nodes[0].URL(), nats.Timeout(time.Second), nats.NoReconnect())
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	const probe = "TESTENV_PLACEMENT_PROBE"
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: probe, Subjects: []string{"_testenv.placement.probe"},
+		Replicas: len(c.Nodes), Storage: jetstream.MemoryStorage}); err != nil {
+		return fmt.Errorf("a stream on %d replicas: %w", len(c.Nodes), err)
+	}
+	return js.DeleteStream(ctx, probe)
 }
 
 // Name returns the server name of a cluster node ("n1", ...); empty for a
