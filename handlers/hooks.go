@@ -53,6 +53,16 @@ func NewHooks(onSuccess, onFailure string, timeout time.Duration, logger *slog.L
 	return h, nil
 }
 
+// DropEnv keeps the variables names out of the hooks' environment: those
+// that hold secrets beyond the AZURE_* ones (a tenant's clientSecretEnv).
+// It is called before the hooks run.
+func (h *Hooks) DropEnv(names ...string) {
+	h.env = slices.DeleteFunc(h.env, func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return slices.Contains(names, name)
+	})
+}
+
 // Enabled reports whether any hook is configured.
 func (h *Hooks) Enabled() bool { return len(h.onSuccess) > 0 || len(h.onFailure) > 0 }
 
@@ -91,6 +101,9 @@ func (h *Hooks) Run(ctx context.Context, res *Result) {
 	defer cancel()
 	cmd := exec.CommandContext(hctx, argv[0], argv[1:]...)
 	cmd.Env = h.env
+	if res.Tenant != "" {
+		cmd.Env = append(slices.Clip(h.env), "TENANT="+res.Tenant)
+	}
 	cmd.Stdin = bytes.NewReader(data)
 	out := &limitedBuffer{limit: hookOutputLimit}
 	cmd.Stdout, cmd.Stderr = out, out

@@ -207,15 +207,11 @@ func (v *replayFlagValues) options(fs *flag.FlagSet, now time.Time) (*replayOpti
 	return o, nil
 }
 
-// kindUnknownTenant is the kind of a request for a tenant that is not
-// configured: replayable once the tenant is added.
-const kindUnknownTenant connector.Kind = "unknown_tenant"
-
 // failureKinds are the error kinds of the contract.
 var failureKinds = []connector.Kind{
 	connector.KindInvalidRequest, connector.KindBadRequest, connector.KindUnauthorized, connector.KindForbidden,
 	connector.KindNotFound, connector.KindThrottled, connector.KindUnavailable, connector.KindBadResponse,
-	kindUnknownTenant,
+	connector.KindUnknownTenant,
 }
 
 // replayableKinds are what replay --failed takes without --kind: the kinds
@@ -224,7 +220,7 @@ var failureKinds = []connector.Kind{
 // would fail the same way again, each spending a Defender call.
 var replayableKinds = []connector.Kind{
 	connector.KindUnavailable, connector.KindThrottled, connector.KindUnauthorized, connector.KindForbidden,
-	kindUnknownTenant,
+	connector.KindUnknownTenant,
 }
 
 // selects reports whether a failure of kind k is replayed.
