@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -22,6 +23,7 @@ import (
 	"github.com/alert-domains/alert-domains/metrics"
 	"github.com/alert-domains/alert-domains/quota"
 	"github.com/alert-domains/alert-domains/safetynet"
+	"github.com/alert-domains/alert-domains/tenants"
 )
 
 // service is `alert-domains serve` assembled: NATS (embedded or external),
@@ -38,6 +40,19 @@ type service struct {
 	// reports its calls to them (connector.WithObserver). Nil: run makes
 	// its own.
 	metrics *metrics.Metrics
+	// tenants are the tenants served: each request is looked up with its
+	// tenant's client (lookup is then not used); plainTenant is the one
+	// whose cache keys are the alert IDs alone (the tenant of the AZURE_*
+	// variables). Nil: every request is looked up with lookup.
+	tenants     *tenants.Set
+	plainTenant string
+	// tenantQuotas are the shared quotas of the tenants of TENANTS_FILE
+	// (QUOTA_SCOPE=shared), whose streams enforce quotaLimits.
+	tenantQuotas []*quota.Shared
+	quotaLimits  []connector.Limit
+	// secretEnv are variables that hold tenants' secrets
+	// (clientSecretEnv): hooks never see them.
+	secretEnv []string
 	// onReady, when set, is called once with the NATS URL when the service
 	// is bound to its consumer (the demo publishes then).
 	onReady func(natsURL string)
@@ -165,6 +180,10 @@ func (s *service) run(ctx context.Context) (err error) {
 	if err != nil {
 		return configError(fmt.Errorf("%w: ON_SUCCESS_EXEC/ON_FAILURE_EXEC: %v", config.ErrInvalid, err))
 	}
+	hooks.DropEnv(s.secretEnv...)
+	if s.tenants != nil {
+		opts = append(opts, handlers.WithTenants(s.tenants, cfg.RequestSubject, s.plainTenant))
+	}
 	answers := handlers.NewKVAnswers(answersKV, js, cfg.ResultStream)
 	if hooks.Enabled() {
 		// A hook runs between the stored result and the acknowledgement:
@@ -266,6 +285,8 @@ func connectionClosedError(nc *nats.Conn) error {
 // shared quota's watch, after the consumer has finished.
 func (s *service) startQuota(ctx context.Context, js jetstream.JetStream, m *metrics.Metrics) (stop func(), err error) {
 	switch {
+	case len(s.tenantQuotas) > 0:
+		return s.startTenantQuotas(ctx, js)
 	case s.shared != nil:
 		if err := prepareQuota(ctx, js, s.cfg); err != nil {
 			return nil, err
@@ -298,6 +319,24 @@ func (s *service) startQuota(ctx context.Context, js jetstream.JetStream, m *met
 		}
 	}
 	return func() {}, nil
+}
+
+// startTenantQuotas provisions the shared quota's streams for the tenants'
+// limits and runs the quota of each tenant's app registration.
+func (s *service) startTenantQuotas(ctx context.Context, js jetstream.JetStream) (stop func(), err error) {
+	if err := prepareQuotaLimits(ctx, js, s.cfg, s.quotaLimits); err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	for _, q := range s.tenantQuotas {
+		wg.Go(func() { _ = q.Run(runCtx, js) })
+		s.logger.Info("shared Defender quota", slog.String("registration_key", q.Registration().Key()), slog.Int("stream_replicas", s.cfg.StreamReplicas))
+	}
+	return func() {
+		cancel()
+		wg.Wait()
+	}, nil
 }
 
 // announceReady logs (and tells onReady) when the service first becomes ready.
