@@ -450,6 +450,28 @@ func (s *Service) cacheKey(rt route, alertID string) string {
 	return rt.tenant + "." + alertID
 }
 
+// Routing is where the results of one request go: its tenant, its result
+// subjects, and the key of its alert in the result cache.
+type Routing struct {
+	Tenant                         string
+	SuccessSubject, FailureSubject string
+	CacheKey                       string
+}
+
+// Routing is where the results of req, published to subject, go: what
+// Handle does with them, for a result published by another part (the
+// safety net's, for a request that ran out of deliveries). A request that
+// cannot be routed goes where Handle sends its failure.
+func (s *Service) Routing(subject string, req Request) Routing {
+	d := &Delivery{Subject: subject}
+	rt, err := s.route(d, req)
+	if err != nil {
+		rt = s.fallbackRoute(d)
+	}
+	success, failure := s.subjects(rt)
+	return Routing{Tenant: rt.tenant, SuccessSubject: success, FailureSubject: failure, CacheKey: s.cacheKey(rt, req.AlertID)}
+}
+
 // subjects are the result subjects of a request routed to rt.
 func (s *Service) subjects(rt route) (success, failure string) {
 	if rt.named && rt.tenant != "" {

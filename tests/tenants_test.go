@@ -256,3 +256,42 @@ func TestTenantsReplayUnknownTenant(t *testing.T) {
 	}
 	stopService(t, after)
 }
+
+// TestTenantsSafetyNetKeepsTheTenant: a tenant's request that runs out of
+// deliveries (the result stream takes no success results for a while) is
+// answered by the safety net as the handler would have: with its tenant's
+// cached success, on its tenant's success subject, never another tenant's
+// answer for the same alert.
+func TestTenantsSafetyNetKeepsTheTenant(t *testing.T) {
+	contoso, certA := startTenantEmulator(t, "contoso", 1)
+	fabrikam, certB := startTenantEmulator(t, "fabrikam", 2)
+	srv := testenv.StartNATS(t)
+	js := srv.JetStream(t)
+	startService(t, tenantsEnv(t, srv.URL(), []string{certA, certB}, []tenantEmulator{contoso, fabrikam}, "CACHE_TTL=1h", "MAX_DELIVER=2", "ACK_WAIT=1s"))
+	publishTo(t, js, requestSubject+".contoso", sharedAlert)
+	publishTo(t, js, requestSubject+".fabrikam", sharedAlert)
+	waitResults(t, js, 2, 30*time.Second)
+
+	st, err := js.Stream(t.Context(), resultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	blocked := cfg
+	blocked.Subjects = []string{failureSubject, failureSubject + ".*"}
+	if _, err := js.UpdateStream(t.Context(), blocked); err != nil {
+		t.Fatal(err)
+	}
+	seq := publishTo(t, js, requestSubject+".fabrikam", sharedAlert)
+	testenv.Eventually(t, 30*time.Second, 20*time.Millisecond, func() bool {
+		c, err := js.Consumer(t.Context(), requestStream, consumerName+"-max-deliveries")
+		return err == nil && c.CachedInfo().Delivered.Stream > seq
+	}, "the safety net to take the advisory")
+	if _, err := js.UpdateStream(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	r := waitResults(t, js, 3, 30*time.Second)[seq]
+	if r.Status != "success" || r.Tenant != "fabrikam" || r.Subject != successSubject+".fabrikam" || !slices.Equal(r.Domains, []string{"c2.fabrikam.example"}) {
+		t.Errorf("safety net answer %s on %s, want fabrikam's cached success on its subject", r.Raw, r.Subject)
+	}
+}

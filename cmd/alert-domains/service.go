@@ -220,6 +220,7 @@ func (s *service) run(ctx context.Context) (err error) {
 		safetynet.WithObserver(m),
 		safetynet.WithShutdownTimeout(cfg.ShutdownTimeout),
 		safetynet.WithAnswers(answers),
+		safetynet.WithRouting(svc.Routing),
 	}
 	if resultCache != nil {
 		safetyOpts = append(safetyOpts, safetynet.WithCache(resultCache, cfg.SuccessSubject))
