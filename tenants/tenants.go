@@ -9,6 +9,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
+	"sync/atomic"
 
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
@@ -76,4 +78,46 @@ func (s *Set) Domains(ctx context.Context, tenant, alertID string) (connector.Re
 		return connector.Result{}, &connector.Error{Kind: connector.KindUnknownTenant, Message: fmt.Sprintf("unknown tenant: %q is not configured", tenant)}
 	}
 	return l.Domains(ctx, alertID)
+}
+
+// Rebuild is New for a reloaded list: a tenant whose configuration is
+// unchanged keeps its lookup from old (its token cache, quota and cooldown
+// go on); a new or changed tenant gets one from build.
+func Rebuild(old *Set, list []config.Tenant, build Build) (*Set, error) {
+	return New(list, func(t *config.Tenant) (Lookup, error) {
+		if prev, ok := old.tenants.Get(t.Name); ok && reflect.DeepEqual(*prev, *t) {
+			return old.lookups[t.Name], nil
+		}
+		return build(t)
+	})
+}
+
+// Router routes to the current Set, which a reload swaps whole: a request
+// resolved and looked up while a reload happens uses one set or the other,
+// and work in flight keeps the lookup it has.
+type Router struct {
+	cur atomic.Pointer[Set]
+}
+
+// NewRouter routes to s until Swap.
+func NewRouter(s *Set) *Router {
+	r := &Router{}
+	r.cur.Store(s)
+	return r
+}
+
+// Set is the current set.
+func (r *Router) Set() *Set { return r.cur.Load() }
+
+// Swap makes s the current set.
+func (r *Router) Swap(s *Set) { r.cur.Store(s) }
+
+// Resolve is Set.Resolve of the current set.
+func (r *Router) Resolve(subjectTenant, bodyTenant, entraTenantID string) (string, bool, error) {
+	return r.cur.Load().Resolve(subjectTenant, bodyTenant, entraTenantID)
+}
+
+// Domains is Set.Domains of the current set.
+func (r *Router) Domains(ctx context.Context, tenant, alertID string) (connector.Result, error) {
+	return r.cur.Load().Domains(ctx, tenant, alertID)
 }

@@ -3,6 +3,7 @@ package tenants_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/alert-domains/alert-domains/config"
@@ -63,4 +64,53 @@ func TestSetResolvesAndRoutes(t *testing.T) {
 	if _, err := tenants.New(list, func(*config.Tenant) (tenants.Lookup, error) { return nil, broken }); !errors.Is(err, broken) {
 		t.Errorf("New with a lookup that cannot be built: %v", err)
 	}
+}
+
+// TestRebuildKeepsUnchangedTenants: a reload keeps the lookup (token
+// cache, quota, cooldown) of a tenant whose configuration is unchanged and
+// builds new ones for changed and added tenants; the router answers with
+// the set swapped in.
+func TestRebuildKeepsUnchangedTenants(t *testing.T) {
+	contoso := config.Tenant{Name: "contoso", APIURL: "https://a.example", Credential: connector.CredentialConfig{TenantID: "contoso.onmicrosoft.com"}}
+	fabrikam := config.Tenant{Name: "fabrikam", APIURL: "https://a.example", Credential: connector.CredentialConfig{TenantID: "fabrikam.onmicrosoft.com"}}
+	var built []string
+	build := func(t *config.Tenant) (tenants.Lookup, error) {
+		built = append(built, t.Name)
+		return answer(t.Name + "@" + t.APIURL), nil
+	}
+	old, err := tenants.New([]config.Tenant{contoso, fabrikam}, build)
+	if err != nil {
+		t.Fatal(err)
+	}
+	router := tenants.NewRouter(old)
+	changed := fabrikam
+	changed.APIURL = "https://b.example"
+	initech := config.Tenant{Name: "initech", Credential: connector.CredentialConfig{TenantID: "initech.onmicrosoft.com"}}
+	built = nil
+	next, err := tenants.Rebuild(old, []config.Tenant{contoso, changed, initech}, build)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(built, ",") != "fabrikam,initech" {
+		t.Errorf("built %v, want the changed and the added tenant only", built)
+	}
+	if a, b := mustLookup(t, old, "contoso"), mustLookup(t, next, "contoso"); a != b {
+		t.Error("the unchanged tenant got a new lookup")
+	}
+	if _, _, err := router.Resolve("initech", "", ""); connector.KindOf(err) != connector.KindUnknownTenant {
+		t.Errorf("before the swap: %v", err)
+	}
+	router.Swap(next)
+	if r, err := router.Domains(t.Context(), "fabrikam", "a1"); err != nil || r.Domains[0] != "fabrikam@https://b.example" {
+		t.Errorf("after the swap: %v, %v", r.Domains, err)
+	}
+}
+
+func mustLookup(t *testing.T, s *tenants.Set, name string) tenants.Lookup {
+	t.Helper()
+	l, ok := s.Lookup(name)
+	if !ok {
+		t.Fatalf("no lookup for %s", name)
+	}
+	return l
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -294,4 +295,74 @@ func TestTenantsSafetyNetKeepsTheTenant(t *testing.T) {
 	if r.Status != "success" || r.Tenant != "fabrikam" || r.Subject != successSubject+".fabrikam" || !slices.Equal(r.Domains, []string{"c2.fabrikam.example"}) {
 		t.Errorf("safety net answer %s on %s, want fabrikam's cached success on its subject", r.Raw, r.Subject)
 	}
+}
+
+// TestTenantsReloadOnHangup: a request for a tenant not yet in the file
+// fails with unknown_tenant; the tenant is added to the file and the
+// service gets SIGHUP: new requests for it succeed, and replay turns the
+// old failure into a success. An invalid file is then refused with a log
+// line, and the running tenants go on being served.
+func TestTenantsReloadOnHangup(t *testing.T) {
+	contoso, certA := startTenantEmulator(t, "contoso", 1)
+	fabrikam, certB := startTenantEmulator(t, "fabrikam", 2)
+	srv := testenv.StartNATS(t)
+	js := srv.JetStream(t)
+	env := tenantsEnv(t, srv.URL(), []string{certA, certB}, []tenantEmulator{contoso, fabrikam})
+	file := strings.TrimPrefix(env[slices.IndexFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "TENANTS_FILE=") })], "TENANTS_FILE=")
+	full, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(doc string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(string(full[:strings.Index(string(full), "  - name: fabrikam")]))
+	svc := startService(t, env)
+
+	early := publishTo(t, js, requestSubject+".fabrikam", sharedAlert)
+	if r := waitResults(t, js, 1, 30*time.Second)[early]; r.Error == nil || r.Error.Kind != "unknown_tenant" {
+		t.Fatalf("before the reload: %s, want unknown_tenant", r.Raw)
+	}
+
+	write(string(full))
+	if err := svc.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	svc.WaitForLine(t, `"msg":"tenants reloaded"`, 30*time.Second)
+	later := publishTo(t, js, requestSubject+".fabrikam", sharedAlert)
+	if r := waitResults(t, js, 2, 30*time.Second)[later]; r.Status != "success" || r.Tenant != "fabrikam" || r.Subject != successSubject+".fabrikam" {
+		t.Errorf("after the reload: %s on %s, want fabrikam's success", r.Raw, r.Subject)
+	}
+	if code, out := opsCommand(t, env, "replay", "--failed", "--kind", "unknown_tenant"); code != 0 {
+		t.Fatalf("replay exit %d\n%s", code, out)
+	}
+	got := waitResults(t, js, 3, 30*time.Second)
+	replayed := false
+	for _, r := range got {
+		replayed = replayed || (r.ReplayOf == early && r.Status == "success" && r.Tenant == "fabrikam")
+	}
+	if !replayed {
+		t.Errorf("results %s: the unknown_tenant failure was not turned into fabrikam's success", kinds(got))
+	}
+
+	write("tenants: [")
+	if err := svc.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	svc.WaitForLine(t, `"msg":"tenants file not reloaded: the running tenants stay"`, 30*time.Second)
+	a := publishTo(t, js, requestSubject+".contoso", sharedAlert)
+	b := publishTo(t, js, requestSubject+".fabrikam", sharedAlert)
+	got = waitResults(t, js, 5, 30*time.Second)
+	for seq, tenant := range map[uint64]string{a: "contoso", b: "fabrikam"} {
+		if r := got[seq]; r.Status != "success" || r.Tenant != tenant {
+			t.Errorf("after a refused reload, %s: %s", tenant, r.Raw)
+		}
+	}
+	if contoso.emu.TokensIssued() != 1 {
+		t.Errorf("contoso's Entra issued %d tokens: the reload did not keep its client", contoso.emu.TokensIssued())
+	}
+	stopService(t, svc)
 }

@@ -111,7 +111,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	svc := &service{cfg: cfg, logger: logger, lookup: client, limiter: client.Limiter(), metrics: m, onReady: func(url string) { readyCh <- url },
-		tenants: set, plainTenant: config.DefaultTenant}
+		tenants: tenants.NewRouter(set), plainTenant: config.DefaultTenant}
 	svcDone := make(chan error, 1)
 	go func() { svcDone <- svc.run(svcCtx) }()
 

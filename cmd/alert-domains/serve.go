@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"slices"
-	"strings"
 
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/metrics"
-	"github.com/alert-domains/alert-domains/quota"
 	"github.com/alert-domains/alert-domains/tenants"
 )
 
@@ -34,7 +31,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	m := metrics.New()
 	opts := []connector.Option{connector.WithObserver(m), connector.WithHTTPClient(defenderHTTPClient(cfg.Concurrency))}
 	if fromFile {
-		svc, err := newTenantsService(cfg, list, logger, m, opts)
+		svc, err := newTenantsService(cfg, e, list, logger, m, opts)
 		if err != nil {
 			return err
 		}
@@ -58,55 +55,19 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	svc := &service{cfg: cfg, logger: logger, lookup: client, limiter: client.Limiter(), shared: shared, metrics: m,
-		tenants: set, plainTenant: config.DefaultTenant}
+		tenants: tenants.NewRouter(set), plainTenant: config.DefaultTenant}
 	return svc.run(ctx)
 }
 
 // newTenantsService is serve for the tenants of TENANTS_FILE: each with its
 // own Defender client (credential and token cache, API URL, scope, quota and
-// cooldown). With QUOTA_SCOPE=shared each tenant's app registration has its
-// own shared quota.
-func newTenantsService(cfg *config.Config, list []config.Tenant, logger *slog.Logger, m *metrics.Metrics, opts []connector.Option) (*service, error) {
-	svc := &service{cfg: cfg, logger: logger, metrics: m}
-	var obs *metrics.SharedQuota
-	if cfg.QuotaScope == quota.ScopeShared {
-		limits, err := sharedLimits(cfg, list)
-		if err != nil {
-			return nil, &exitError{code: 2, err: err}
-		}
-		svc.quotaLimits = limits
-		if len(limits) > 0 {
-			if obs, err = m.SharedQuota(); err != nil {
-				return nil, err
-			}
-		}
-	}
-	set, err := tenants.New(list, func(t *config.Tenant) (tenants.Lookup, error) {
-		topts := opts
-		if obs != nil {
-			q, err := newTenantQuota(cfg, t, logger, obs)
-			if err != nil {
-				return nil, err
-			}
-			if q != nil {
-				svc.tenantQuotas = append(svc.tenantQuotas, q)
-				topts = append(slices.Clip(opts), connector.WithQuota(q))
-			}
-		}
-		return newTenantConnector(cfg, t, nil, topts...)
-	})
+// cooldown), reloaded on SIGHUP.
+func newTenantsService(cfg *config.Config, e *env, list []config.Tenant, logger *slog.Logger, m *metrics.Metrics, opts []connector.Option) (*service, error) {
+	clients, err := newTenantClients(cfg, e, list, logger, m, opts)
 	if err != nil {
-		return nil, configError(err)
+		return nil, err
 	}
-	svc.tenants = set
-	for _, t := range list {
-		if env, ok := strings.CutPrefix(t.CredentialSource, "clientSecretEnv "); ok {
-			svc.secretEnv = append(svc.secretEnv, env)
-		}
-		logger.Info("tenant", slog.String("tenant", t.Name), slog.String("cloud", t.Cloud), slog.String("api_url", t.APIURL),
-			slog.String("credential", t.CredentialSource))
-	}
-	return svc, nil
+	return &service{cfg: cfg, logger: logger, metrics: m, tenants: clients.router, clients: clients}, nil
 }
 
 // loadConfig reads the environment; a mistake there is exit status 2.

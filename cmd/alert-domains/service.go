@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -44,15 +46,11 @@ type service struct {
 	// tenant's client (lookup is then not used); plainTenant is the one
 	// whose cache keys are the alert IDs alone (the tenant of the AZURE_*
 	// variables). Nil: every request is looked up with lookup.
-	tenants     *tenants.Set
+	tenants     *tenants.Router
 	plainTenant string
-	// tenantQuotas are the shared quotas of the tenants of TENANTS_FILE
-	// (QUOTA_SCOPE=shared), whose streams enforce quotaLimits.
-	tenantQuotas []*quota.Shared
-	quotaLimits  []connector.Limit
-	// secretEnv are variables that hold tenants' secrets
-	// (clientSecretEnv): hooks never see them.
-	secretEnv []string
+	// clients are the clients of the tenants of TENANTS_FILE, reloaded on
+	// SIGHUP; nil without the file.
+	clients *tenantClients
 	// onReady, when set, is called once with the NATS URL when the service
 	// is bound to its consumer (the demo publishes then).
 	onReady func(natsURL string)
@@ -180,7 +178,9 @@ func (s *service) run(ctx context.Context) (err error) {
 	if err != nil {
 		return configError(fmt.Errorf("%w: ON_SUCCESS_EXEC/ON_FAILURE_EXEC: %v", config.ErrInvalid, err))
 	}
-	hooks.DropEnv(s.secretEnv...)
+	if s.clients != nil {
+		hooks.DropEnv(s.clients.secretEnv...)
+	}
 	if s.tenants != nil {
 		opts = append(opts, handlers.WithTenants(s.tenants, cfg.RequestSubject, s.plainTenant))
 	}
@@ -250,6 +250,13 @@ func (s *service) run(ctx context.Context) (err error) {
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
+	if s.clients != nil {
+		stopReload, err := s.reloadOnHangup(watchCtx, hooks, m)
+		if err != nil {
+			return err
+		}
+		defer stopReload()
+	}
 	go s.announceReady(watchCtx, readiness, natsURL, start)
 
 	// The safety net runs beside the consumer, and stops with it.
@@ -286,8 +293,8 @@ func connectionClosedError(nc *nats.Conn) error {
 // shared quota's watch, after the consumer has finished.
 func (s *service) startQuota(ctx context.Context, js jetstream.JetStream, m *metrics.Metrics) (stop func(), err error) {
 	switch {
-	case len(s.tenantQuotas) > 0:
-		return s.startTenantQuotas(ctx, js)
+	case s.clients != nil:
+		return s.clients.start(ctx, js)
 	case s.shared != nil:
 		if err := prepareQuota(ctx, js, s.cfg); err != nil {
 			return nil, err
@@ -322,21 +329,39 @@ func (s *service) startQuota(ctx context.Context, js jetstream.JetStream, m *met
 	return func() {}, nil
 }
 
-// startTenantQuotas provisions the shared quota's streams for the tenants'
-// limits and runs the quota of each tenant's app registration.
-func (s *service) startTenantQuotas(ctx context.Context, js jetstream.JetStream) (stop func(), err error) {
-	if err := prepareQuotaLimits(ctx, js, s.cfg, s.quotaLimits); err != nil {
+// reloadOnHangup reloads TENANTS_FILE on every SIGHUP until ctx ends. A
+// file that cannot be used is logged and counted, and the running tenants
+// stay.
+func (s *service) reloadOnHangup(ctx context.Context, hooks *handlers.Hooks, m *metrics.Metrics) (stop func(), err error) {
+	count, err := m.TenantsReloads()
+	if err != nil {
 		return nil, err
 	}
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	var wg sync.WaitGroup
-	for _, q := range s.tenantQuotas {
-		wg.Go(func() { _ = q.Run(runCtx, js) })
-		s.logger.Info("shared Defender quota", slog.String("registration_key", q.Registration().Key()), slog.Int("stream_replicas", s.cfg.StreamReplicas))
-	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+			}
+			names, err := s.clients.reload(ctx)
+			if err != nil {
+				count(metrics.ReloadRefused)
+				s.logger.Error("tenants file not reloaded: the running tenants stay", slog.String("file", s.cfg.TenantsFile), slog.Any("error", err))
+				continue
+			}
+			hooks.DropEnv(s.clients.secretEnv...)
+			count(metrics.ReloadApplied)
+			s.logger.Info("tenants reloaded", slog.String("file", s.cfg.TenantsFile), slog.Any("tenants", names))
+		}
+	}()
 	return func() {
-		cancel()
-		wg.Wait()
+		signal.Stop(hup)
+		<-done
 	}, nil
 }
 
