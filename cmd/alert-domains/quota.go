@@ -87,7 +87,7 @@ func seedLimiter(ctx context.Context, js jetstream.JetStream, cfg *config.Config
 	defer cancel()
 	from := time.Now().Add(-span)
 	occ := jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{cfg.SuccessSubject, cfg.FailureSubject},
+		FilterSubjects: []string{cfg.SuccessSubject, cfg.FailureSubject, broker.TenantSubject(cfg.SuccessSubject), broker.TenantSubject(cfg.FailureSubject)},
 		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
 		OptStartTime:   &from,
 	}
