@@ -366,3 +366,31 @@ func TestTenantsReloadOnHangup(t *testing.T) {
 	}
 	stopService(t, svc)
 }
+
+// TestTenantsReloadOnFileChange: a change of the file's content (a mounted
+// Secret or ConfigMap updated in place) is picked up without a signal.
+func TestTenantsReloadOnFileChange(t *testing.T) {
+	contoso, certA := startTenantEmulator(t, "contoso", 1)
+	fabrikam, certB := startTenantEmulator(t, "fabrikam", 2)
+	srv := testenv.StartNATS(t)
+	js := srv.JetStream(t)
+	env := tenantsEnv(t, srv.URL(), []string{certA, certB}, []tenantEmulator{contoso, fabrikam})
+	file := strings.TrimPrefix(env[slices.IndexFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "TENANTS_FILE=") })], "TENANTS_FILE=")
+	full, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, full[:strings.Index(string(full), "  - name: fabrikam")], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	svc := startService(t, env)
+	if err := os.WriteFile(file, full, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	svc.WaitForLine(t, `"reason":"file changed"`, 30*time.Second)
+	seq := publishTo(t, js, requestSubject+".fabrikam", sharedAlert)
+	if r := waitResults(t, js, 1, 30*time.Second)[seq]; r.Status != "success" || r.Tenant != "fabrikam" {
+		t.Errorf("after the file changed: %s", r.Raw)
+	}
+	stopService(t, svc)
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -329,38 +330,61 @@ func (s *service) startQuota(ctx context.Context, js jetstream.JetStream, m *met
 	return func() {}, nil
 }
 
-// reloadOnHangup reloads TENANTS_FILE on every SIGHUP until ctx ends. A
-// file that cannot be used is logged and counted, and the running tenants
-// stay.
+// tenantsFileCheck is how often the tenants file is read for a change (a
+// mounted Kubernetes Secret or ConfigMap is updated in place).
+const tenantsFileCheck = 5 * time.Second
+
+// reloadOnHangup reloads TENANTS_FILE on every SIGHUP, and when its content
+// changes, until ctx ends. A file that cannot be used is logged and
+// counted, and the running tenants stay.
 func (s *service) reloadOnHangup(ctx context.Context, hooks *handlers.Hooks, m *metrics.Metrics) (stop func(), err error) {
 	count, err := m.TenantsReloads()
 	if err != nil {
 		return nil, err
 	}
+	sum := func() ([sha256.Size]byte, bool) {
+		data, err := os.ReadFile(s.cfg.TenantsFile)
+		return sha256.Sum256(data), err == nil
+	}
+	last, _ := sum()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
+	tick := time.NewTicker(tenantsFileCheck)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for {
+			reason := "SIGHUP"
 			select {
 			case <-ctx.Done():
 				return
 			case <-hup:
+			case <-tick.C:
+				// A file that cannot be read now (being replaced) is read
+				// again at the next check.
+				if now, ok := sum(); !ok || now == last {
+					continue
+				}
+				reason = "file changed"
+			}
+			if now, ok := sum(); ok {
+				last = now
 			}
 			names, err := s.clients.reload(ctx)
 			if err != nil {
 				count(metrics.ReloadRefused)
-				s.logger.Error("tenants file not reloaded: the running tenants stay", slog.String("file", s.cfg.TenantsFile), slog.Any("error", err))
+				s.logger.Error("tenants file not reloaded: the running tenants stay", slog.String("file", s.cfg.TenantsFile),
+					slog.String("reason", reason), slog.Any("error", err))
 				continue
 			}
 			hooks.DropEnv(s.clients.secretEnv...)
 			count(metrics.ReloadApplied)
-			s.logger.Info("tenants reloaded", slog.String("file", s.cfg.TenantsFile), slog.Any("tenants", names))
+			s.logger.Info("tenants reloaded", slog.String("file", s.cfg.TenantsFile), slog.String("reason", reason), slog.Any("tenants", names))
 		}
 	}()
 	return func() {
 		signal.Stop(hup)
+		tick.Stop()
 		<-done
 	}, nil
 }
