@@ -51,6 +51,11 @@ func AnswersBucketName(cfg *config.Config) string {
 	return cfg.ConsumerName + "-answered"
 }
 
+// TenantSubject is the wildcard that captures subject's per-tenant form,
+// <subject>.<tenant>: requests a publisher names its tenant by, and the
+// results of such requests.
+func TenantSubject(subject string) string { return subject + ".*" }
+
 // CacheBucketName is the key-value bucket that holds cached success results.
 func CacheBucketName(cfg *config.Config) string {
 	return cfg.ConsumerName + "-cache"
@@ -64,7 +69,7 @@ func NewTopology(cfg *config.Config) Topology {
 		RequestStream: jetstream.StreamConfig{
 			Name:        cfg.RequestStream,
 			Description: "alert-domains requests: Defender alert IDs to look up",
-			Subjects:    []string{cfg.RequestSubject, advisory},
+			Subjects:    []string{cfg.RequestSubject, TenantSubject(cfg.RequestSubject), advisory},
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
 			Discard:     jetstream.DiscardOld,
@@ -75,7 +80,7 @@ func NewTopology(cfg *config.Config) Topology {
 		ResultStream: jetstream.StreamConfig{
 			Name:        cfg.ResultStream,
 			Description: "alert-domains results: one per request",
-			Subjects:    []string{cfg.SuccessSubject, cfg.FailureSubject},
+			Subjects:    []string{cfg.SuccessSubject, cfg.FailureSubject, TenantSubject(cfg.SuccessSubject), TenantSubject(cfg.FailureSubject)},
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
 			Discard:     jetstream.DiscardOld,
@@ -84,15 +89,15 @@ func NewTopology(cfg *config.Config) Topology {
 			Replicas:    cfg.StreamReplicas,
 		},
 		Consumer: jetstream.ConsumerConfig{
-			Durable:       cfg.ConsumerName,
-			Description:   "alert-domains workers",
-			FilterSubject: cfg.RequestSubject,
-			DeliverPolicy: jetstream.DeliverAllPolicy,
-			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       cfg.AckWait,
-			MaxDeliver:    cfg.MaxDeliver,
-			MaxAckPending: MaxAckPending(cfg.Concurrency),
-			ReplayPolicy:  jetstream.ReplayInstantPolicy,
+			Durable:        cfg.ConsumerName,
+			Description:    "alert-domains workers",
+			FilterSubjects: []string{cfg.RequestSubject, TenantSubject(cfg.RequestSubject)},
+			DeliverPolicy:  jetstream.DeliverAllPolicy,
+			AckPolicy:      jetstream.AckExplicitPolicy,
+			AckWait:        cfg.AckWait,
+			MaxDeliver:     cfg.MaxDeliver,
+			MaxAckPending:  MaxAckPending(cfg.Concurrency),
+			ReplayPolicy:   jetstream.ReplayInstantPolicy,
 		},
 		Advisories: jetstream.ConsumerConfig{
 			Durable:       cfg.ConsumerName + "-max-deliveries",
@@ -138,7 +143,10 @@ func MaxAckPending(concurrency int) int {
 // and bucket, a longer duplicate window, and the consumer's mutable settings
 // (ack wait, deliveries, pending limit). It never changes an existing
 // stream's subjects or retention, nor a consumer's deliver policy: such a
-// difference is an error that names it (ErrConflict). It logs what it
+// difference is an error that names it (ErrConflict). The one exception is
+// a stream made before tenants existed: the per-tenant wildcards
+// (TenantSubject) of subjects it captures are added to it, keeping every
+// subject it had. It logs what it
 // created and every setting it changed.
 func (t Topology) Provision(ctx context.Context, js jetstream.JetStream, logger *slog.Logger) error {
 	steps := []func() error{
@@ -212,9 +220,11 @@ var ErrConflict = errors.New("conflicts with the configuration")
 // EnsureStream creates the stream want describes when it is missing. An
 // existing stream keeps its subjects, retention and every setting operators
 // may tune; only its replica count is brought to want.Replicas and its
-// duplicate window raised to want.Duplicates. When its subjects do not
-// capture every subject of want, or its retention policy differs, nothing is
-// changed and the error (wrapping ErrConflict) names the difference.
+// duplicate window raised to want.Duplicates, and the per-tenant wildcards
+// of want that it lacks are added to its subjects (a superset that keeps
+// every subject it had). When its subjects do not capture every other
+// subject of want, or its retention policy differs, nothing is changed and
+// the error (wrapping ErrConflict) names the difference.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, logger *slog.Logger) error {
 	s, err := js.Stream(ctx, want.Name)
 	switch {
@@ -228,10 +238,15 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 		return fmt.Errorf("look up stream %s: %w", want.Name, err)
 	}
 	have := s.CachedInfo().Config
-	if err := streamConflict(have, want); err != nil {
+	added := missingTenantSubjects(have, want)
+	if err := streamConflict(withSubjects(have, added), want); err != nil {
 		return err
 	}
 	merged, changes := have, []string(nil)
+	if len(added) > 0 {
+		changes = append(changes, fmt.Sprintf("subjects added %q", added))
+		merged.Subjects = append(slices.Clone(have.Subjects), added...)
+	}
 	if want.Replicas > 0 && max(have.Replicas, 1) != want.Replicas {
 		changes = append(changes, fmt.Sprintf("replicas %d -> %d", max(have.Replicas, 1), want.Replicas))
 		merged.Replicas = want.Replicas
@@ -267,6 +282,30 @@ func streamConflict(have, want jetstream.StreamConfig) error {
 	}
 	return fmt.Errorf("stream %s exists and %w: %s; provisioning never changes an existing stream's subjects or retention (check REQUEST_SUBJECT, SUCCESS_SUBJECT, FAILURE_SUBJECT, CONSUMER_NAME and the stream names, or change the stream deliberately)",
 		want.Name, ErrConflict, strings.Join(d, "; "))
+}
+
+// missingTenantSubjects are the per-tenant wildcards of want that have does
+// not capture while it captures their plain subject: what a stream made
+// before tenants existed lacks.
+func missingTenantSubjects(have, want jetstream.StreamConfig) []string {
+	var add []string
+	for _, w := range want.Subjects {
+		plain, ok := strings.CutSuffix(w, ".*")
+		if !ok || !slices.Contains(want.Subjects, plain) || covered(have.Subjects, w) || !covered(have.Subjects, plain) {
+			continue
+		}
+		add = append(add, w)
+	}
+	return add
+}
+
+func covered(patterns []string, subject string) bool {
+	return slices.ContainsFunc(patterns, func(h string) bool { return subjectCovers(h, subject) })
+}
+
+func withSubjects(c jetstream.StreamConfig, extra []string) jetstream.StreamConfig {
+	c.Subjects = append(slices.Clone(c.Subjects), extra...)
+	return c
 }
 
 // subjectCovers reports whether the stream subject pattern captures the
@@ -384,11 +423,23 @@ func consumerDiff(have, want jetstream.ConsumerConfig) []string {
 		}
 		return n
 	}
-	add("filter_subject", have.FilterSubject, want.FilterSubject)
+	add("filter_subjects", filters(have), filters(want))
 	add("ack_wait", have.AckWait, want.AckWait)
 	add("max_deliver", deliveries(have.MaxDeliver), deliveries(want.MaxDeliver))
 	add("max_ack_pending", have.MaxAckPending, want.MaxAckPending)
 	return d
+}
+
+// filters is the consumer's filter as one comparable text, whether it was
+// given as FilterSubject or FilterSubjects (the server reports one filter
+// as FilterSubject).
+func filters(c jetstream.ConsumerConfig) string {
+	f := slices.Clone(c.FilterSubjects)
+	if c.FilterSubject != "" {
+		f = append(f, c.FilterSubject)
+	}
+	slices.Sort(f)
+	return strings.Join(f, ",")
 }
 
 // Verify checks that the streams, consumers and bucket exist, for

@@ -58,15 +58,15 @@ func TestProvisionCreatesAndRepairs(t *testing.T) {
 	if rc.Duplicates < 2*time.Minute || rc.Duplicates < 20*time.Second*7 {
 		t.Errorf("result duplicate window %v is shorter than the redelivery horizon", rc.Duplicates)
 	}
-	if strings.Join(rc.Subjects, ",") != cfg.SuccessSubject+","+cfg.FailureSubject {
-		t.Errorf("result subjects %v", rc.Subjects)
+	if want := cfg.SuccessSubject + "," + cfg.FailureSubject + "," + cfg.SuccessSubject + ".*," + cfg.FailureSubject + ".*"; strings.Join(rc.Subjects, ",") != want {
+		t.Errorf("result subjects %v, want %s", rc.Subjects, want)
 	}
 	c, err := js.Consumer(t.Context(), cfg.RequestStream, cfg.ConsumerName)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cc := c.CachedInfo().Config
-	if cc.AckPolicy != jetstream.AckExplicitPolicy || cc.AckWait != 20*time.Second || cc.MaxDeliver != 7 || cc.FilterSubject != cfg.RequestSubject || cc.MaxAckPending != broker.MaxAckPending(4) {
+	if cc.AckPolicy != jetstream.AckExplicitPolicy || cc.AckWait != 20*time.Second || cc.MaxDeliver != 7 || strings.Join(cc.FilterSubjects, ",") != cfg.RequestSubject+","+cfg.RequestSubject+".*" || cc.MaxAckPending != broker.MaxAckPending(4) {
 		t.Errorf("consumer config %+v", cc)
 	}
 	if _, err := js.KeyValue(t.Context(), broker.CacheBucketName(cfg)); err != nil {
@@ -253,13 +253,14 @@ func TestProvisionKeepsSubjectsAndRetention(t *testing.T) {
 		t.Errorf("Verify with another success subject: %v", err)
 	}
 	s, _ := js.Stream(t.Context(), cfg.ResultStream)
-	if got := s.CachedInfo().Config.Subjects; strings.Join(got, ",") != cfg.SuccessSubject+","+cfg.FailureSubject {
+	if got := s.CachedInfo().Config.Subjects; len(got) != 4 || got[0] != cfg.SuccessSubject || got[1] != cfg.FailureSubject {
 		t.Errorf("result subjects changed to %v", got)
 	}
 
-	// Subjects beyond ours are kept; a shorter duplicate window is raised.
+	// Subjects beyond ours are kept; the per-tenant wildcard missing is
+	// added; a shorter duplicate window is raised.
 	sc := s.CachedInfo().Config
-	sc.Subjects, sc.Duplicates = []string{"defender.alerts.domains.failure", "defender.alerts.domains.success", "defender.alerts.domains.success.*"}, time.Minute
+	sc.Subjects, sc.Duplicates = []string{"defender.alerts.domains.failure", "defender.alerts.domains.success", "defender.alerts.domains.success.*", "other.results"}, time.Minute
 	if _, err := js.UpdateStream(t.Context(), sc); err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +268,8 @@ func TestProvisionKeepsSubjectsAndRetention(t *testing.T) {
 		t.Fatalf("Provision with a wildcard subject: %v", err)
 	}
 	s, _ = js.Stream(t.Context(), cfg.ResultStream)
-	if got := s.CachedInfo().Config; got.Duplicates != broker.NewTopology(cfg).ResultStream.Duplicates || len(got.Subjects) != 3 {
+	if got := s.CachedInfo().Config; got.Duplicates != broker.NewTopology(cfg).ResultStream.Duplicates ||
+		strings.Join(got.Subjects, ",") != "defender.alerts.domains.failure,defender.alerts.domains.success,defender.alerts.domains.success.*,other.results,defender.alerts.domains.failure.*" {
 		t.Errorf("result stream after provisioning: subjects %v, duplicate window %v", got.Subjects, got.Duplicates)
 	}
 
@@ -379,5 +381,66 @@ func TestTransient(t *testing.T) {
 				t.Errorf("Transient(%v) = %v, want %v", tc.err, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestProvisionAddsTenantSubjectsToOlderStreams: streams and a consumer
+// made before tenants existed capture only the plain subjects; provisioning
+// adds the per-tenant wildcards (keeping every subject they had) and widens
+// the consumer's filter, so a request published to <REQUEST_SUBJECT>.<name>
+// is stored and delivered. PROVISION=false names what is missing instead.
+func TestProvisionAddsTenantSubjectsToOlderStreams(t *testing.T) {
+	cfg, js := setup(t, map[string]string{"CACHE_TTL": "0"})
+	logger := slog.New(slog.DiscardHandler)
+	old := broker.NewTopology(cfg)
+	old.RequestStream.Subjects = []string{cfg.RequestSubject, broker.MaxDeliveriesSubject(cfg.RequestStream, cfg.ConsumerName)}
+	old.ResultStream.Subjects = []string{cfg.SuccessSubject, cfg.FailureSubject}
+	old.Consumer.FilterSubjects, old.Consumer.FilterSubject = nil, cfg.RequestSubject
+	for _, sc := range []jetstream.StreamConfig{old.RequestStream, old.ResultStream} {
+		if _, err := js.CreateStream(t.Context(), sc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := js.CreateConsumer(t.Context(), cfg.RequestStream, old.Consumer); err != nil {
+		t.Fatal(err)
+	}
+	if err := broker.NewTopology(cfg).Verify(t.Context(), js); !errors.Is(err, broker.ErrConflict) || !strings.Contains(err.Error(), cfg.RequestSubject+".*") {
+		t.Errorf("Verify over streams without tenant subjects: %v", err)
+	}
+	if err := broker.NewTopology(cfg).Provision(t.Context(), js, logger); err != nil {
+		t.Fatal(err)
+	}
+	for stream, want := range map[string]string{
+		cfg.RequestStream: cfg.RequestSubject + "," + broker.MaxDeliveriesSubject(cfg.RequestStream, cfg.ConsumerName) + "," + cfg.RequestSubject + ".*",
+		cfg.ResultStream:  cfg.SuccessSubject + "," + cfg.FailureSubject + "," + cfg.SuccessSubject + ".*," + cfg.FailureSubject + ".*",
+	} {
+		s, err := js.Stream(t.Context(), stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(s.CachedInfo().Config.Subjects, ","); got != want {
+			t.Errorf("stream %s subjects %s, want %s", stream, got, want)
+		}
+	}
+	if err := broker.NewTopology(cfg).Verify(t.Context(), js); err != nil {
+		t.Errorf("Verify after Provision: %v", err)
+	}
+	if _, err := js.Publish(t.Context(), cfg.RequestSubject+".contoso", []byte("a1")); err != nil {
+		t.Fatalf("publish to a tenant's request subject: %v", err)
+	}
+	c, err := js.Consumer(t.Context(), cfg.RequestStream, cfg.ConsumerName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := c.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for m := range batch.Messages() {
+		got = append(got, m.Subject())
+	}
+	if len(got) != 1 || got[0] != cfg.RequestSubject+".contoso" {
+		t.Errorf("consumer delivered %v, want the tenant's request", got)
 	}
 }

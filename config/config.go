@@ -97,6 +97,7 @@ type Config struct {
 	AzureFederatedTokenFile        string `envconfig:"AZURE_FEDERATED_TOKEN_FILE" desc:"workload identity token file"`
 	AzureAuthorityHost             string `envconfig:"AZURE_AUTHORITY_HOST" desc:"Entra host (https); default by cloud"`
 	DefenderManagedIdentity        bool   `envconfig:"DEFENDER_MANAGED_IDENTITY" default:"false" desc:"use the Azure managed identity"`
+	TenantsFile                    string `envconfig:"TENANTS_FILE" desc:"YAML file of the customer tenants served (name, app registration, credential by reference); replaces AZURE_TENANT_ID, AZURE_CLIENT_ID and the AZURE_* credential"`
 
 	HTTPListen    string        `envconfig:"HTTP_LISTEN" default:"127.0.0.1:8080" emptyok:"true" desc:"/livez, /readyz, /metrics; empty disables"`
 	LogFormat     string        `envconfig:"LOG_FORMAT" desc:"text or json; default text on a terminal, json otherwise"`

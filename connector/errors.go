@@ -20,6 +20,7 @@ const (
 	KindThrottled      Kind = "throttled"       // 429 until the retry budget ran out
 	KindUnavailable    Kind = "unavailable"     // 5xx, time-outs, network errors until the budget ran out
 	KindBadResponse    Kind = "bad_response"    // a 2xx that is not the documented JSON, or too large
+	KindUnknownTenant  Kind = "unknown_tenant"  // the request names a tenant that is not configured
 )
 
 // Retryable reports whether an answer of this kind is worth asking again.
@@ -43,6 +44,7 @@ var (
 	ErrThrottled      = &Error{Kind: KindThrottled}
 	ErrUnavailable    = &Error{Kind: KindUnavailable}
 	ErrBadResponse    = &Error{Kind: KindBadResponse}
+	ErrUnknownTenant  = &Error{Kind: KindUnknownTenant}
 )
 
 // Error is a failed lookup: what kind of failure, and what Defender said.

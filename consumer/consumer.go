@@ -455,6 +455,7 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	d := &handlers.Delivery{
+		Subject:      msg.Subject(),
 		Data:         msg.Data(),
 		Header:       msg.Headers(),
 		Stream:       meta.Stream,

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +20,9 @@ import (
 
 // Delivery is one delivery of a request message.
 type Delivery struct {
+	// Subject is the subject the request was published to: its last
+	// token names the tenant when it is <REQUEST_SUBJECT>.<name>.
+	Subject   string
 	Data      []byte
 	Header    nats.Header
 	Stream    string
@@ -108,6 +112,20 @@ type Lookup interface {
 	Domains(ctx context.Context, alertID string) (connector.Result, error)
 }
 
+// Tenants is the set of tenants a service serves: it finds the tenant a
+// request names and asks that tenant's Defender, with the tenant's own
+// credential and quota.
+type Tenants interface {
+	// Resolve returns the tenant of a request from the tenant token of its
+	// subject, its "tenant" field and its alert's Entra tenant ID (each may
+	// be empty). named reports whether the request named it (its results
+	// then go to the tenant's own subjects). Errors are *connector.Error of
+	// kind unknown_tenant, or invalid_request when two names disagree.
+	Resolve(subjectTenant, bodyTenant, entraTenantID string) (tenant string, named bool, err error)
+	// Domains asks the Defender of tenant for the domains of an alert.
+	Domains(ctx context.Context, tenant, alertID string) (connector.Result, error)
+}
+
 // Publisher stores a message in a stream and returns the stream's
 // acknowledgement (a jetstream.JetStream).
 type Publisher interface {
@@ -124,6 +142,11 @@ type Cache interface {
 // Service is the request handler of the service.
 type Service struct {
 	lookup         Lookup
+	tenants        Tenants
+	requestSubject string
+	// plainTenant is the tenant whose cache keys are the bare alert ID (the
+	// one tenant formed by the environment, whose entries predate tenants).
+	plainTenant    string
 	pub            Publisher
 	successSubject string
 	failureSubject string
@@ -194,6 +217,23 @@ func WithAnswerLookups(a Answers) Option {
 	}
 }
 
+// WithTenants serves the tenants in t: each request is looked up with its
+// tenant's Defender (the lookup given to New is not used), its result
+// carries the tenant, and goes to <subject>.<tenant> when the request named
+// it. A request names its tenant by the subject
+// <requestSubject>.<tenant>, or in its body. Cache entries and shared calls
+// are per tenant: the cache key is <tenant>.<alert ID>, except for
+// plainTenant ("" for none), whose keys are the alert ID alone.
+func WithTenants(t Tenants, requestSubject, plainTenant string) Option {
+	return func(s *Service) error {
+		if t == nil || requestSubject == "" {
+			return errors.New("handlers: tenants need the tenant set and the request subject")
+		}
+		s.tenants, s.requestSubject, s.plainTenant = t, requestSubject, plainTenant
+		return nil
+	}
+}
+
 // WithClock sets the clock that stamps completedAt.
 func WithClock(now func() time.Time) Option {
 	return func(s *Service) error {
@@ -244,8 +284,8 @@ func WithRetryDelay(f func(delivery uint64) time.Duration) Option {
 // New returns the handler service: lookups through lookup, results published
 // through pub to the success and failure subjects.
 func New(lookup Lookup, pub Publisher, successSubject, failureSubject string, opts ...Option) (*Service, error) {
-	if lookup == nil || pub == nil {
-		return nil, errors.New("handlers: lookup and publisher are required")
+	if pub == nil {
+		return nil, errors.New("handlers: a publisher is required")
 	}
 	if successSubject == "" || failureSubject == "" {
 		return nil, errors.New("handlers: result subjects are required")
@@ -264,6 +304,9 @@ func New(lookup Lookup, pub Publisher, successSubject, failureSubject string, op
 		if err := opt(s); err != nil {
 			return nil, err
 		}
+	}
+	if s.lookup == nil && s.tenants == nil {
+		return nil, errors.New("handlers: a lookup (or WithTenants) is required")
 	}
 	return s, nil
 }
@@ -315,18 +358,24 @@ func (s *Service) handle(ctx context.Context, d *Delivery) Outcome {
 	req, err := Decode(d.Data, d.Header)
 	if err != nil {
 		res := Failure(req.AlertID, err, 0, s.now()).WithRequest(d.Data)
-		return s.finish(ctx, d, req, res, err)
+		return s.finish(ctx, d, req, s.fallbackRoute(d), res, err)
+	}
+	rt, err := s.route(d, req)
+	if err != nil {
+		res := Failure(req.AlertID, err, 0, s.now()).WithRequest(d.Data)
+		return s.finish(ctx, d, req, s.fallbackRoute(d), res, err)
 	}
 	out := Outcome{AlertID: req.AlertID}
+	key := s.cacheKey(rt, req.AlertID)
 	if s.cache != nil {
-		domains, ok, cerr := s.cache.Get(ctx, req.AlertID)
+		domains, ok, cerr := s.cache.Get(ctx, key)
 		out.CacheErr = cerr
 		if ok {
 			res := Success(req.AlertID, domains, 0, true, s.now())
-			return s.merge(out, s.finish(ctx, d, req, res, nil))
+			return s.merge(out, s.finish(ctx, d, req, rt, res, nil))
 		}
 	}
-	lr, shared, err := s.domains(ctx, req.AlertID)
+	lr, shared, err := s.domains(ctx, rt, key, req.AlertID)
 	if err != nil && ctx.Err() != nil && !d.Last() {
 		out.Action, out.Err, out.Attempts = HandBack, err, lr.Attempts
 		return out
@@ -339,13 +388,96 @@ func (s *Service) handle(ctx context.Context, d *Delivery) Outcome {
 		// The answer is cached before its result is published, so that
 		// whoever reacts to the result by asking again finds it cached.
 		if s.cache != nil && !shared {
-			if cerr := s.cache.Put(ctx, req.AlertID, res.Domains); cerr != nil {
+			if cerr := s.cache.Put(ctx, key, res.Domains); cerr != nil {
 				out.CacheErr = errors.Join(out.CacheErr, cerr)
 			}
 		}
 	}
 	res.Coalesced = shared
-	return s.merge(out, s.finish(ctx, d, req, res, err))
+	return s.merge(out, s.finish(ctx, d, req, rt, res, err))
+}
+
+// route is the tenant of a request and whether the request named it.
+type route struct {
+	tenant string
+	named  bool
+}
+
+// subjectTenant is the tenant token of the subject d was published to, or
+// "" for the plain request subject.
+func (s *Service) subjectTenant(d *Delivery) string {
+	if s.tenants == nil {
+		return ""
+	}
+	name, _ := strings.CutPrefix(d.Subject, s.requestSubject+".")
+	if name == d.Subject {
+		return ""
+	}
+	return name
+}
+
+// route resolves the tenant of a decoded request.
+func (s *Service) route(d *Delivery, req Request) (route, error) {
+	if s.tenants == nil {
+		return route{}, nil
+	}
+	name, named, err := s.tenants.Resolve(s.subjectTenant(d), req.Tenant, req.EntraTenantID)
+	return route{tenant: name, named: named}, err
+}
+
+// fallbackRoute is where the failure of a request that cannot be routed
+// goes: to the tenant its subject names when that tenant is configured (the
+// subject is what NATS permissions allow a customer to publish to), and
+// otherwise to the plain subjects, without a tenant.
+func (s *Service) fallbackRoute(d *Delivery) route {
+	name := s.subjectTenant(d)
+	if name == "" {
+		return route{}
+	}
+	if t, named, err := s.tenants.Resolve(name, "", ""); err == nil {
+		return route{tenant: t, named: named}
+	}
+	return route{}
+}
+
+// cacheKey is the key of an alert's entry in the result cache (and of its
+// shared call): an alert ID cached for one tenant is never an answer for
+// another.
+func (s *Service) cacheKey(rt route, alertID string) string {
+	if rt.tenant == s.plainTenant {
+		return alertID
+	}
+	return rt.tenant + "." + alertID
+}
+
+// Routing is where the results of one request go: its tenant, its result
+// subjects, and the key of its alert in the result cache.
+type Routing struct {
+	Tenant                         string
+	SuccessSubject, FailureSubject string
+	CacheKey                       string
+}
+
+// Routing is where the results of req, published to subject, go: what
+// Handle does with them, for a result published by another part (the
+// safety net's, for a request that ran out of deliveries). A request that
+// cannot be routed goes where Handle sends its failure.
+func (s *Service) Routing(subject string, req Request) Routing {
+	d := &Delivery{Subject: subject}
+	rt, err := s.route(d, req)
+	if err != nil {
+		rt = s.fallbackRoute(d)
+	}
+	success, failure := s.subjects(rt)
+	return Routing{Tenant: rt.tenant, SuccessSubject: success, FailureSubject: failure, CacheKey: s.cacheKey(rt, req.AlertID)}
+}
+
+// subjects are the result subjects of a request routed to rt.
+func (s *Service) subjects(rt route) (success, failure string) {
+	if rt.named && rt.tenant != "" {
+		return s.successSubject + "." + rt.tenant, s.failureSubject + "." + rt.tenant
+	}
+	return s.successSubject, s.failureSubject
 }
 
 // domains asks Defender for the domains of alertID, or waits for the answer
@@ -353,20 +485,20 @@ func (s *Service) handle(ctx context.Context, d *Delivery) Outcome {
 // true and the result's attempts 0: this delivery made no call). A shared
 // answer that failed only because the other delivery was interrupted is not
 // taken: this delivery asks again.
-func (s *Service) domains(ctx context.Context, alertID string) (res connector.Result, shared bool, err error) {
+func (s *Service) domains(ctx context.Context, rt route, key, alertID string) (res connector.Result, shared bool, err error) {
 	for {
 		s.flightsMu.Lock()
-		f, inFlight := s.flights[alertID]
+		f, inFlight := s.flights[key]
 		if !inFlight {
 			f = &flight{done: make(chan struct{})}
 			if s.flights == nil {
 				s.flights = make(map[string]*flight)
 			}
-			s.flights[alertID] = f
+			s.flights[key] = f
 		}
 		s.flightsMu.Unlock()
 		if !inFlight {
-			return s.lead(ctx, alertID, f)
+			return s.lead(ctx, rt, key, alertID, f)
 		}
 		select {
 		case <-ctx.Done():
@@ -386,15 +518,19 @@ var errNoAnswer = errors.New("the shared lookup ended without an answer")
 
 // lead makes the call of flight f and hands its answer to the requests
 // waiting for it, also when the lookup panics.
-func (s *Service) lead(ctx context.Context, alertID string, f *flight) (connector.Result, bool, error) {
+func (s *Service) lead(ctx context.Context, rt route, key, alertID string, f *flight) (connector.Result, bool, error) {
 	f.err = errNoAnswer
 	defer func() {
 		s.flightsMu.Lock()
-		delete(s.flights, alertID)
+		delete(s.flights, key)
 		s.flightsMu.Unlock()
 		close(f.done)
 	}()
-	f.res, f.err = s.lookup.Domains(ctx, alertID)
+	if s.tenants != nil {
+		f.res, f.err = s.tenants.Domains(ctx, rt.tenant, alertID)
+	} else {
+		f.res, f.err = s.lookup.Domains(ctx, alertID)
+	}
 	return f.res, false, f.err
 }
 
@@ -404,7 +540,8 @@ func (s *Service) merge(base, out Outcome) Outcome {
 }
 
 // finish stamps the request's identity on res, publishes it and decides.
-func (s *Service) finish(ctx context.Context, d *Delivery, req Request, res *Result, reason error) Outcome {
+func (s *Service) finish(ctx context.Context, d *Delivery, req Request, rt route, res *Result, reason error) Outcome {
+	res.Tenant = rt.tenant
 	res.CorrelationID = req.CorrelationID
 	res.RequestSequence = d.StreamSeq
 	res.Delivery = d.NumDelivered
@@ -414,12 +551,13 @@ func (s *Service) finish(ctx context.Context, d *Delivery, req Request, res *Res
 		traceparent = d.Header.Get(HeaderTraceparent)
 	}
 	msgID := ResultMsgID(d.Stream, d.StreamSeq, d.Stored)
-	msg, err := res.Message(res.subject(s.successSubject, s.failureSubject), msgID, traceparent)
+	success, failure := s.subjects(rt)
+	msg, err := res.Message(res.subject(success, failure), msgID, traceparent)
 	if err == nil {
 		if size := MessageSize(msg); size > s.maxResult {
 			res = res.tooLarge(size, s.maxResult, d.Data, s.now())
 			reason = errors.New(res.Error.Message)
-			msg, err = res.Message(s.failureSubject, msgID, traceparent)
+			msg, err = res.Message(failure, msgID, traceparent)
 		}
 	}
 	out := Outcome{Result: res, Err: reason, AlertID: req.AlertID, Attempts: res.Attempts}

@@ -29,6 +29,7 @@ const hookOutputLimit = 4 << 10
 // hook and the acknowledgement runs it again).
 type Hooks struct {
 	onSuccess, onFailure []string
+	envMu                sync.Mutex
 	env                  []string
 	timeout              time.Duration
 	logger               *slog.Logger
@@ -51,6 +52,18 @@ func NewHooks(onSuccess, onFailure string, timeout time.Duration, logger *slog.L
 		}
 	}
 	return h, nil
+}
+
+// DropEnv keeps the variables names out of the hooks' environment: those
+// that hold secrets beyond the AZURE_* ones (a tenant's clientSecretEnv).
+// It may be called while hooks run (a reload of the tenants).
+func (h *Hooks) DropEnv(names ...string) {
+	h.envMu.Lock()
+	defer h.envMu.Unlock()
+	h.env = slices.DeleteFunc(slices.Clone(h.env), func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return slices.Contains(names, name)
+	})
 }
 
 // Enabled reports whether any hook is configured.
@@ -90,7 +103,12 @@ func (h *Hooks) Run(ctx context.Context, res *Result) {
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.timeout)
 	defer cancel()
 	cmd := exec.CommandContext(hctx, argv[0], argv[1:]...)
+	h.envMu.Lock()
 	cmd.Env = h.env
+	h.envMu.Unlock()
+	if res.Tenant != "" {
+		cmd.Env = append(slices.Clip(cmd.Env), "TENANT="+res.Tenant)
+	}
 	cmd.Stdin = bytes.NewReader(data)
 	out := &limitedBuffer{limit: hookOutputLimit}
 	cmd.Stdout, cmd.Stderr = out, out

@@ -21,6 +21,7 @@ const (
 	HeaderResultStatus  = "Result-Status"
 	HeaderReplayOf      = "Replay-Of"
 	HeaderContentType   = "Content-Type"
+	HeaderTenant        = "Tenant"
 )
 
 // MaxRequestBytes is the largest request body the service reads as a
@@ -34,6 +35,10 @@ const maxCorrelationID = 256
 type Request struct {
 	AlertID       string
 	CorrelationID string
+	// Tenant is the string "tenant" field of a JSON body; EntraTenantID the
+	// "tenantId" of an alert object (the Entra tenant it belongs to).
+	Tenant        string
+	EntraTenantID string
 }
 
 // ErrInvalidRequest is wrapped by every decoding error.
@@ -45,7 +50,9 @@ func invalidf(msg string) error {
 
 // Decode reads a request body in any of the three forms of the contract: the
 // alert ID as plain text, {"alertId": ..., "correlationId": ...}, or a
-// Defender alert object whose "id" is the alert ID. The Correlation-Id header
+// Defender alert object whose "id" is the alert ID. A JSON body may name its
+// tenant with a string "tenant" field; an alert object's string "tenantId"
+// is kept as the Entra tenant it names. The Correlation-Id header
 // is used when the body has none. The error, of kind invalid_request, says
 // what is wrong; the request is returned with whatever could be read.
 func Decode(body []byte, header nats.Header) (Request, error) {
@@ -75,9 +82,19 @@ func Decode(body []byte, header nats.Header) (Request, error) {
 		AlertID       json.RawMessage `json:"alertId"`
 		ID            json.RawMessage `json:"id"`
 		CorrelationID json.RawMessage `json:"correlationId"`
+		Tenant        json.RawMessage `json:"tenant"`
+		TenantID      json.RawMessage `json:"tenantId"`
 	}
 	if err := json.Unmarshal(trimmed, &obj); err != nil {
 		return req, invalidf("request body is not valid JSON")
+	}
+	if t, ok := jsonString(obj.Tenant); ok {
+		req.Tenant = t
+	} else if present(obj.Tenant) {
+		return req, invalidf("tenant is not a string")
+	}
+	if id, ok := jsonString(obj.TenantID); ok && len(id) <= maxCorrelationID {
+		req.EntraTenantID = id
 	}
 	if cid, ok := jsonString(obj.CorrelationID); ok {
 		if c := cleanCorrelationID(cid); c != "" {

@@ -22,6 +22,7 @@ const (
 // Result is a result message of the contract: one per stored request.
 type Result struct {
 	Status           string     `json:"status"`
+	Tenant           string     `json:"tenant,omitempty"`
 	AlertID          string     `json:"alertId,omitempty"`
 	Domains          []string   `json:"domains,omitzero"`
 	Error            *ErrorInfo `json:"error,omitempty"`
@@ -156,6 +157,9 @@ func (r *Result) Message(subject, msgID, traceparent string) (*nats.Msg, error) 
 	if r.AlertID != "" {
 		h.Set(HeaderAlertID, r.AlertID)
 	}
+	if r.Tenant != "" {
+		h.Set(HeaderTenant, r.Tenant)
+	}
 	if r.CorrelationID != "" {
 		h.Set(HeaderCorrelationID, capText(r.CorrelationID, maxCorrelationID))
 	}
@@ -194,5 +198,6 @@ func (r *Result) tooLarge(size, limit int, body []byte, now time.Time) *Result {
 	}
 	f := Failure(r.AlertID, reason, r.Attempts, now).WithRequest(body)
 	f.CorrelationID, f.RequestSequence, f.ReplayOf, f.Delivery = r.CorrelationID, r.RequestSequence, r.ReplayOf, r.Delivery
+	f.Tenant = r.Tenant
 	return f
 }

@@ -160,6 +160,7 @@ var (
 	failureKinds = []connector.Kind{
 		connector.KindInvalidRequest, connector.KindBadRequest, connector.KindUnauthorized, connector.KindForbidden,
 		connector.KindNotFound, connector.KindThrottled, connector.KindUnavailable, connector.KindBadResponse,
+		connector.KindUnknownTenant,
 	}
 	actions = []handlers.Action{handlers.Ack, handlers.Retry, handlers.Terminate, handlers.HandBack}
 	// defenderCodes are the answers DEFENDER-API documents, and "error".

@@ -40,6 +40,7 @@ type Listener struct {
 	topo            broker.Topology
 	failureSubject  string
 	successSubject  string
+	routing         func(subject string, req handlers.Request) handlers.Routing
 	cache           handlers.Cache
 	answers         handlers.Answers
 	logger          *slog.Logger
@@ -83,6 +84,19 @@ func WithCache(c handlers.Cache, successSubject string) Option {
 			return errors.New("safetynet: the cache and the success subject are required")
 		}
 		n.cache, n.successSubject = c, successSubject
+		return nil
+	}
+}
+
+// WithRouting sends each answer where the handler would have sent the
+// request's result (its tenant's subjects, its tenant's cache entry):
+// routing is handlers.Service.Routing.
+func WithRouting(routing func(subject string, req handlers.Request) handlers.Routing) Option {
+	return func(n *Listener) error {
+		if routing == nil {
+			return errors.New("safetynet: nil routing")
+		}
+		n.routing = routing
 		return nil
 	}
 }
@@ -243,7 +257,7 @@ func (n *Listener) Handle(ctx context.Context, d *handlers.Delivery) handlers.Ou
 // otherwise. Nothing is published for a request whose record says its
 // result is stored.
 func (n *Listener) answer(ctx context.Context, adv Advisory) handlers.Outcome {
-	res, stored, traceparent, err := n.failure(ctx, adv)
+	res, rtg, stored, traceparent, err := n.failure(ctx, adv)
 	if err != nil {
 		return handlers.Outcome{Action: handlers.Retry, Err: err}
 	}
@@ -260,14 +274,15 @@ func (n *Listener) answer(ctx context.Context, adv Advisory) handlers.Outcome {
 			return out
 		}
 	}
-	subject := n.failureSubject
+	subject := rtg.FailureSubject
 	if n.cache != nil && res.AlertID != "" {
 		// A cache that cannot be read leaves the failure: the request has
 		// run out of deliveries.
-		if domains, ok, err := n.cache.Get(ctx, res.AlertID); err == nil && ok {
+		if domains, ok, err := n.cache.Get(ctx, rtg.CacheKey); err == nil && ok {
 			success := handlers.Success(res.AlertID, domains, 0, true, n.now())
 			success.CorrelationID, success.RequestSequence, success.ReplayOf, success.Delivery = res.CorrelationID, res.RequestSequence, res.ReplayOf, res.Delivery
-			res, subject = success, n.successSubject
+			success.Tenant = res.Tenant
+			res, subject = success, rtg.SuccessSubject
 			out.Result = res
 		}
 	}
@@ -297,10 +312,11 @@ func (n *Listener) answer(ctx context.Context, adv Advisory) handlers.Outcome {
 // failure builds the failure result of the request adv names, from the
 // request itself while the stream still stores it; stored is when the
 // stream stored it (zero when it is gone).
-func (n *Listener) failure(ctx context.Context, adv Advisory) (res *handlers.Result, stored time.Time, traceparent string, err error) {
+func (n *Listener) failure(ctx context.Context, adv Advisory) (res *handlers.Result, rtg handlers.Routing, stored time.Time, traceparent string, err error) {
+	rtg = handlers.Routing{SuccessSubject: n.successSubject, FailureSubject: n.failureSubject}
 	stream, err := n.js.Stream(ctx, adv.Stream)
 	if err != nil {
-		return nil, time.Time{}, "", fmt.Errorf("look up stream %s: %w", adv.Stream, err)
+		return nil, rtg, time.Time{}, "", fmt.Errorf("look up stream %s: %w", adv.Stream, err)
 	}
 	msg, err := stream.GetMsg(ctx, adv.StreamSeq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -310,20 +326,24 @@ func (n *Listener) failure(ctx context.Context, adv Advisory) (res *handlers.Res
 		}
 		res = handlers.Failure("", reason, 0, n.now())
 		res.RequestSequence, res.Delivery = adv.StreamSeq, adv.Deliveries
-		return res, time.Time{}, "", nil
+		return res, rtg, time.Time{}, "", nil
 	}
 	if err != nil {
-		return nil, time.Time{}, "", fmt.Errorf("read request %d: %w", adv.StreamSeq, err)
+		return nil, rtg, time.Time{}, "", fmt.Errorf("read request %d: %w", adv.StreamSeq, err)
 	}
 	// A body that does not decode has no alert ID; the result still names
 	// the request by its sequence and carries its body.
 	req, _ := handlers.Decode(msg.Data, msg.Header)
+	rtg.CacheKey = req.AlertID
+	if n.routing != nil {
+		rtg = n.routing(msg.Subject, req)
+	}
 	reason := &connector.Error{
 		Kind:    connector.KindUnavailable,
 		Message: fmt.Sprintf("delivery limit reached: %d deliveries ended without a result", adv.Deliveries),
 	}
 	res = handlers.Failure(req.AlertID, reason, 0, n.now()).WithRequest(msg.Data)
-	res.CorrelationID = req.CorrelationID
+	res.CorrelationID, res.Tenant = req.CorrelationID, rtg.Tenant
 	res.RequestSequence, res.Delivery = adv.StreamSeq, adv.Deliveries
 	if msg.Header != nil {
 		traceparent = msg.Header.Get(handlers.HeaderTraceparent)
@@ -331,5 +351,5 @@ func (n *Listener) failure(ctx context.Context, adv Advisory) (res *handlers.Res
 			res.ReplayOf = seq
 		}
 	}
-	return res, msg.Time, traceparent, nil
+	return res, rtg, msg.Time, traceparent, nil
 }

@@ -304,15 +304,15 @@ func TestProvisionFalseNamesWhatIsMissing(t *testing.T) {
 	// With the topology in place, PROVISION=false starts.
 	_, js := jsConn(t, url)
 	for _, sc := range []jetstream.StreamConfig{
-		{Name: requestStream, Subjects: []string{requestSubject, "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + requestStream + "." + consumerName}},
-		{Name: resultStream, Subjects: []string{successSubject, failureSubject}, Duplicates: 15 * time.Minute},
+		{Name: requestStream, Subjects: []string{requestSubject, requestSubject + ".*", "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + requestStream + "." + consumerName}},
+		{Name: resultStream, Subjects: []string{successSubject, failureSubject, successSubject + ".*", failureSubject + ".*"}, Duplicates: 15 * time.Minute},
 	} {
 		if _, err := js.CreateStream(t.Context(), sc); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, cc := range []jetstream.ConsumerConfig{
-		{Durable: consumerName, FilterSubject: requestSubject, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxDeliver: 10},
+		{Durable: consumerName, FilterSubjects: []string{requestSubject, requestSubject + ".*"}, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxDeliver: 10},
 		{Durable: consumerName + "-max-deliveries", FilterSubject: "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + requestStream + "." + consumerName, AckPolicy: jetstream.AckExplicitPolicy},
 	} {
 		if _, err := js.CreateConsumer(t.Context(), requestStream, cc); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/alert-domains/alert-domains/connector/defendertest"
 	"github.com/alert-domains/alert-domains/handlers"
 	"github.com/alert-domains/alert-domains/metrics"
+	"github.com/alert-domains/alert-domains/tenants"
 )
 
 // demoSample is one request the demo publishes and what it shows.
@@ -76,6 +77,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		"PROVISION":               "true",
 		"ON_SUCCESS_EXEC":         "",
 		"ON_FAILURE_EXEC":         "",
+		"TENANTS_FILE":            "",
 	}
 	for _, k := range []string{"AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_CLIENT_CERTIFICATE_PASSWORD", "AZURE_FEDERATED_TOKEN_FILE", "DEFENDER_MANAGED_IDENTITY"} {
 		overrides[k] = ""
@@ -104,7 +106,12 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	svcCtx, stopService := context.WithCancel(ctx)
 	defer stopService()
 	readyCh := make(chan string, 1)
-	svc := &service{cfg: cfg, logger: logger, lookup: client, limiter: client.Limiter(), metrics: m, onReady: func(url string) { readyCh <- url }}
+	set, err := tenants.New([]config.Tenant{cfg.EnvironmentTenant()}, func(*config.Tenant) (tenants.Lookup, error) { return client, nil })
+	if err != nil {
+		return err
+	}
+	svc := &service{cfg: cfg, logger: logger, lookup: client, limiter: client.Limiter(), metrics: m, onReady: func(url string) { readyCh <- url },
+		tenants: tenants.NewRouter(set), plainTenant: config.DefaultTenant}
 	svcDone := make(chan error, 1)
 	go func() { svcDone <- svc.run(svcCtx) }()
 

@@ -14,6 +14,7 @@ import (
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/quota"
 )
 
 // newConnector builds the Defender client the configuration describes: its
@@ -21,23 +22,8 @@ import (
 // HTTP client for both Entra ID and Defender (an emulator's, for example);
 // extra options come last.
 func newConnector(cfg *config.Config, hc *http.Client, extra ...connector.Option) (*connector.Client, error) {
-	credCfg := cfg.Credential()
-	if hc != nil {
-		credCfg.Transport = hc
-	}
-	cred, err := connector.NewCredential(credCfg)
-	if err != nil {
-		return nil, err
-	}
-	opts := []connector.Option{
-		connector.WithTimeout(cfg.DefenderTimeout),
-		connector.WithBackoff(cfg.RetryInitialInterval, cfg.RetryMaxInterval, cfg.RetryMaxElapsed),
-		connector.WithLimiter(connector.NewLimiter(cfg.RateLimits)),
-	}
-	if hc != nil {
-		opts = append(opts, connector.WithHTTPClient(hc))
-	}
-	return connector.New(cfg.DefenderAPIURL, cred, cfg.DefenderScope, append(opts, extra...)...)
+	t := cfg.EnvironmentTenant()
+	return newTenantConnector(cfg, &t, hc, extra...)
 }
 
 const getSynopsis = `get [flags] ID... | get [flags] -
@@ -57,6 +43,7 @@ func runGet(ctx context.Context, e *env, args []string) error {
 func runGetWith(ctx context.Context, e *env, args []string, hc *http.Client) error {
 	fs := newFlags(e, "get", getSynopsis)
 	workers := fs.Int("concurrency", 4, "lookups in flight at once")
+	tenantName := fs.String("tenant", "", "the tenant whose Defender to ask: a name in TENANTS_FILE (default: the tenant called default)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -76,11 +63,35 @@ func runGetWith(ctx context.Context, e *env, args []string, hc *http.Client) err
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	quotaOpts, leaveQuota := joinSharedQuota(ctx, cfg, newLogger(cfg, e), e.stderr)
+	list, fromFile, err := loadTenants(cfg, e)
+	if err != nil {
+		return err
+	}
+	name := *tenantName
+	if name == "" {
+		name = config.DefaultTenant
+	}
+	tenant, ok := config.NewTenants(list).Get(name)
+	if !ok {
+		return &exitError{code: 2, err: fmt.Errorf("get: %w: tenant %q is not configured (give --tenant NAME of a tenant in TENANTS_FILE)", config.ErrInvalid, name)}
+	}
+	all := tenant.RateLimits
+	if fromFile && cfg.QuotaScope == quota.ScopeShared {
+		if all, err = sharedLimits(cfg, list); err != nil {
+			return &exitError{code: 2, err: err}
+		}
+	}
+	quotaOpts, leaveQuota := joinSharedQuota(ctx, cfg, tenant, all, newLogger(cfg, e), e.stderr)
 	defer leaveQuota()
-	client, err := newConnector(cfg, hc, quotaOpts...)
+	client, err := newTenantConnector(cfg, tenant, hc, quotaOpts...)
 	if err != nil {
 		return configError(err)
+	}
+	// Results name their tenant when the tenants come from a file or one
+	// was asked for; get without either prints what it always printed.
+	shownTenant := ""
+	if fromFile || *tenantName != "" {
+		shownTenant = tenant.Name
 	}
 	defer client.CloseIdleConnections()
 
@@ -97,7 +108,7 @@ func runGetWith(ctx context.Context, e *env, args []string, hc *http.Client) err
 			return id, true, nil
 		}
 	}
-	failed, err := lookupAll(ctx, client, next, *workers, e.stdout, e.stderr)
+	failed, err := lookupAll(ctx, client, shownTenant, next, *workers, e.stdout, e.stderr)
 	switch {
 	case err != nil:
 		return err
@@ -156,7 +167,7 @@ type outcome struct {
 // lookupAll looks up the IDs next yields, workers at a time, and writes
 // one result line per ID in input order to stdout, and an explanation of
 // each failure to stderr. failed reports any failure.
-func lookupAll(ctx context.Context, client *connector.Client, next func() (string, bool, error), workers int, stdout, stderr io.Writer) (failed bool, err error) {
+func lookupAll(ctx context.Context, client *connector.Client, tenant string, next func() (string, bool, error), workers int, stdout, stderr io.Writer) (failed bool, err error) {
 	type job struct {
 		id  string
 		out chan outcome
@@ -192,7 +203,9 @@ func lookupAll(ctx context.Context, client *connector.Client, next func() (strin
 	for range workers {
 		go func() {
 			for j := range jobs {
-				j.out <- lookupOne(ctx, client, j.id)
+				o := lookupOne(ctx, client, j.id)
+				o.result.Tenant = tenant
+				j.out <- o
 			}
 		}()
 	}

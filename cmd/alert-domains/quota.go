@@ -36,13 +36,32 @@ func newSharedQuota(cfg *config.Config, logger *slog.Logger, obs quota.Observer)
 	return quota.NewShared(cfg.ConsumerName, registration(cfg), cfg.RateLimits, opts...)
 }
 
+// newTenantQuota is the shared quota of one tenant's app registration, or
+// nil when it counts per process or has no limits.
+func newTenantQuota(cfg *config.Config, t *config.Tenant, logger *slog.Logger, obs quota.Observer) (*quota.Shared, error) {
+	if cfg.QuotaScope != quota.ScopeShared || len(t.RateLimits) == 0 {
+		return nil, nil
+	}
+	opts := []quota.SharedOption{quota.WithLogger(logger.With(slog.String("component", "quota"), slog.String("tenant", t.Name))), quota.WithHold(cfg.DefenderTimeout)}
+	if obs != nil {
+		opts = append(opts, quota.WithObserver(obs))
+	}
+	return quota.NewShared(cfg.ConsumerName, tenantRegistration(t), t.RateLimits, opts...)
+}
+
 // prepareQuota provisions (or, with PROVISION=false, verifies) the shared
 // quota's streams and bucket.
 func prepareQuota(ctx context.Context, js jetstream.JetStream, cfg *config.Config) error {
+	return prepareQuotaLimits(ctx, js, cfg, cfg.RateLimits)
+}
+
+// prepareQuotaLimits is prepareQuota for the limits of the tenants served
+// (sharedLimits).
+func prepareQuotaLimits(ctx context.Context, js jetstream.JetStream, cfg *config.Config, limits []connector.Limit) error {
 	if cfg.Provision {
-		return quota.Provision(ctx, js, cfg.ConsumerName, cfg.RateLimits, cfg.StreamReplicas, cfg.DefenderTimeout)
+		return quota.Provision(ctx, js, cfg.ConsumerName, limits, cfg.StreamReplicas, cfg.DefenderTimeout)
 	}
-	return quota.Verify(ctx, js, cfg.ConsumerName, cfg.RateLimits)
+	return quota.Verify(ctx, js, cfg.ConsumerName, limits)
 }
 
 // seedTimeout bounds the read of recent results at start; maxSeedAttempts
@@ -68,7 +87,7 @@ func seedLimiter(ctx context.Context, js jetstream.JetStream, cfg *config.Config
 	defer cancel()
 	from := time.Now().Add(-span)
 	occ := jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{cfg.SuccessSubject, cfg.FailureSubject},
+		FilterSubjects: []string{cfg.SuccessSubject, cfg.FailureSubject, broker.TenantSubject(cfg.SuccessSubject), broker.TenantSubject(cfg.FailureSubject)},
 		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
 		OptStartTime:   &from,
 	}
@@ -94,9 +113,9 @@ func seedLimiter(ctx context.Context, js jetstream.JetStream, cfg *config.Config
 // joinSharedQuota connects `get` to the shared quota when NATS_URL is set
 // and reachable; otherwise (or with QUOTA_SCOPE=process) get counts alone,
 // and says why on w. stop ends the membership.
-func joinSharedQuota(ctx context.Context, cfg *config.Config, logger *slog.Logger, w io.Writer) (opts []connector.Option, stop func()) {
+func joinSharedQuota(ctx context.Context, cfg *config.Config, t *config.Tenant, all []connector.Limit, logger *slog.Logger, w io.Writer) (opts []connector.Option, stop func()) {
 	stop = func() {}
-	if cfg.NATSURL == "" || cfg.QuotaScope != quota.ScopeShared || len(cfg.RateLimits) == 0 {
+	if cfg.NATSURL == "" || cfg.QuotaScope != quota.ScopeShared || len(t.RateLimits) == 0 {
 		return nil, stop
 	}
 	alone := func(err error) ([]connector.Option, func()) {
@@ -111,11 +130,11 @@ func joinSharedQuota(ctx context.Context, cfg *config.Config, logger *slog.Logge
 	}
 	js, err := jetstream.New(nc)
 	if err == nil {
-		err = prepareQuota(cctx, js, cfg)
+		err = prepareQuotaLimits(cctx, js, cfg, all)
 	}
 	var shared *quota.Shared
 	if err == nil {
-		shared, err = newSharedQuota(cfg, logger, nil)
+		shared, err = newTenantQuota(cfg, t, logger, nil)
 	}
 	if err != nil {
 		nc.Close()

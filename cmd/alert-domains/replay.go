@@ -207,15 +207,11 @@ func (v *replayFlagValues) options(fs *flag.FlagSet, now time.Time) (*replayOpti
 	return o, nil
 }
 
-// kindUnknownTenant is the kind of a request for a tenant that is not
-// configured: replayable once the tenant is added.
-const kindUnknownTenant connector.Kind = "unknown_tenant"
-
 // failureKinds are the error kinds of the contract.
 var failureKinds = []connector.Kind{
 	connector.KindInvalidRequest, connector.KindBadRequest, connector.KindUnauthorized, connector.KindForbidden,
 	connector.KindNotFound, connector.KindThrottled, connector.KindUnavailable, connector.KindBadResponse,
-	kindUnknownTenant,
+	connector.KindUnknownTenant,
 }
 
 // replayableKinds are what replay --failed takes without --kind: the kinds
@@ -224,7 +220,7 @@ var failureKinds = []connector.Kind{
 // would fail the same way again, each spending a Defender call.
 var replayableKinds = []connector.Kind{
 	connector.KindUnavailable, connector.KindThrottled, connector.KindUnauthorized, connector.KindForbidden,
-	kindUnknownTenant,
+	connector.KindUnknownTenant,
 }
 
 // selects reports whether a failure of kind k is replayed.
@@ -334,13 +330,29 @@ type failureRef struct {
 	at        time.Time
 	own       uint64 // the request the result is for
 	alertID   string
+	tenant    string
 	kind      connector.Kind
+}
+
+// successKey names an alert of a tenant among the success results: a
+// success for one tenant says nothing of another's failure.
+func successKey(tenant, alertID string) string {
+	if tenant == "" {
+		return alertID
+	}
+	return tenant + "/" + alertID
+}
+
+// requestSubjects are the request subjects in both forms: plain and
+// per tenant.
+func (r *replayer) requestSubjects() []string {
+	return []string{r.cfg.RequestSubject, broker.TenantSubject(r.cfg.RequestSubject)}
 }
 
 // planFailed selects the matching failure results and decides for each one
 // whether its request is republished.
 func (r *replayer) planFailed(ctx context.Context) ([]replayItem, error) {
-	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.cfg.FailureSubject}}
+	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.cfg.FailureSubject, broker.TenantSubject(r.cfg.FailureSubject)}}
 	if !r.opts.since.IsZero() {
 		occ.DeliverPolicy, occ.OptStartTime = jetstream.DeliverByStartTimePolicy, &r.opts.since
 	}
@@ -363,7 +375,7 @@ func (r *replayer) planFailed(ctx context.Context) ([]replayItem, error) {
 		// content (see copyOf).
 		failures = append(failures, failureRef{
 			resultSeq: meta.Sequence.Stream, at: meta.Timestamp,
-			own: res.RequestSequence, alertID: res.AlertID, kind: res.Error.Kind,
+			own: res.RequestSequence, alertID: res.AlertID, tenant: res.Tenant, kind: res.Error.Kind,
 		})
 		return true, nil
 	})
@@ -404,7 +416,7 @@ func planFailures(failures []failureRef, succeeded map[string]uint64, copies map
 		switch {
 		case f.own == 0:
 			it.skip = skipNoSequence
-		case f.alertID != "" && succeeded[f.alertID] > f.resultSeq:
+		case f.alertID != "" && succeeded[successKey(f.tenant, f.alertID)] > f.resultSeq:
 			it.skip = skipSucceededSince
 		default:
 			for _, c := range copies[f.resultSeq] {
@@ -432,14 +444,14 @@ func planFailures(failures []failureRef, succeeded map[string]uint64, copies map
 func (r *replayer) lastSuccesses(ctx context.Context, from time.Time) (map[string]uint64, error) {
 	last := make(map[string]uint64)
 	occ := jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{r.cfg.SuccessSubject},
+		FilterSubjects: []string{r.cfg.SuccessSubject, broker.TenantSubject(r.cfg.SuccessSubject)},
 		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
 		OptStartTime:   &from,
 		HeadersOnly:    true,
 	}
 	err := scanStream(ctx, r.js, r.cfg.ResultStream, occ, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
 		if id := msg.Headers().Get(handlers.HeaderAlertID); id != "" {
-			last[id] = meta.Sequence.Stream
+			last[successKey(msg.Headers().Get(handlers.HeaderTenant), id)] = meta.Sequence.Stream
 		}
 		return true, nil
 	})
@@ -456,7 +468,7 @@ func (r *replayer) lastSuccesses(ctx context.Context, from time.Time) (map[strin
 func (r *replayer) replayCopies(ctx context.Context, from time.Time) (map[uint64][]uint64, error) {
 	copies := make(map[uint64][]uint64)
 	occ := jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{r.cfg.RequestSubject},
+		FilterSubjects: r.requestSubjects(),
 		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
 		OptStartTime:   &from,
 		HeadersOnly:    true,
@@ -572,7 +584,7 @@ func (r *replayer) checkCopy(ctx context.Context, seq uint64) (replayCopy, error
 }
 
 // getRequest reads a stored request message; nil when it is no longer
-// stored or is not on REQUEST_SUBJECT.
+// stored or is not on REQUEST_SUBJECT (or its per-tenant form).
 func (r *replayer) getRequest(ctx context.Context, seq uint64) (*jetstream.RawStreamMsg, error) {
 	raw, err := r.requests.GetMsg(ctx, seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -581,7 +593,8 @@ func (r *replayer) getRequest(ctx context.Context, seq uint64) (*jetstream.RawSt
 	if err != nil {
 		return nil, fmt.Errorf("read request %d: %w", seq, err)
 	}
-	if raw.Subject != r.cfg.RequestSubject {
+	name, perTenant := strings.CutPrefix(raw.Subject, r.cfg.RequestSubject+".")
+	if raw.Subject != r.cfg.RequestSubject && (!perTenant || strings.Contains(name, ".")) {
 		return nil, nil
 	}
 	return raw, nil
@@ -610,7 +623,7 @@ func copiedHeader(k string) bool {
 
 // planStored selects the stored request messages in the range.
 func (r *replayer) planStored(ctx context.Context) ([]replayItem, error) {
-	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.cfg.RequestSubject}, HeadersOnly: true}
+	occ := jetstream.OrderedConsumerConfig{FilterSubjects: r.requestSubjects(), HeadersOnly: true}
 	if r.opts.fromSeq > 0 {
 		occ.DeliverPolicy, occ.OptStartSeq = jetstream.DeliverByStartSequencePolicy, r.opts.fromSeq
 	} else {
@@ -736,7 +749,9 @@ func (r *replayer) republish(ctx context.Context, items []replayItem) error {
 				return fmt.Errorf("replay interrupted: %w", err)
 			}
 		}
-		msg := replayMessage(raw, r.cfg.RequestSubject, it.root, it.msgID)
+		// The copy goes to the subject of the original, so that it keeps
+		// the tenant its subject names.
+		msg := replayMessage(raw, raw.Subject, it.root, it.msgID)
 		fut, err := r.js.PublishMsgAsync(msg)
 		if err != nil {
 			r.published(ctx, pendingPublish{item: it, msg: msg}, nil, err)

@@ -19,7 +19,7 @@ func TestReplayDefaultKinds(t *testing.T) {
 	o := newOpsEnv(t, true)
 	all := []connector.Kind{
 		connector.KindUnavailable, connector.KindThrottled, connector.KindUnauthorized, connector.KindForbidden,
-		kindUnknownTenant,
+		connector.KindUnknownTenant,
 		connector.KindNotFound, connector.KindInvalidRequest, connector.KindBadRequest, connector.KindBadResponse,
 	}
 	bodies := make(map[string]connector.Kind)
@@ -37,7 +37,7 @@ func TestReplayDefaultKinds(t *testing.T) {
 	}
 	for _, k := range all {
 		want := 0
-		if k == connector.KindUnavailable || k == connector.KindThrottled || k == connector.KindUnauthorized || k == connector.KindForbidden || k == kindUnknownTenant {
+		if k == connector.KindUnavailable || k == connector.KindThrottled || k == connector.KindUnauthorized || k == connector.KindForbidden || k == connector.KindUnknownTenant {
 			want = 1
 		}
 		if got[k] != want {

@@ -88,6 +88,9 @@ func (o *opsEnv) result(t *testing.T, r *handlers.Result, seq uint64) {
 	if r.Status == handlers.StatusFailure {
 		subject = o.cfg.FailureSubject
 	}
+	if r.Tenant != "" {
+		subject += "." + r.Tenant
+	}
 	msg, err := r.Message(subject, handlers.ResultMsgID(o.cfg.RequestStream, seq, time.Time{}), "")
 	if err != nil {
 		t.Fatal(err)

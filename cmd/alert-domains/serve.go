@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"log/slog"
 
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/metrics"
+	"github.com/alert-domains/alert-domains/tenants"
 )
 
 func runServe(ctx context.Context, e *env, args []string) error {
@@ -21,9 +23,20 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	list, fromFile, err := loadTenants(cfg, e)
+	if err != nil {
+		return err
+	}
 	logger := newLogger(cfg, e)
 	m := metrics.New()
 	opts := []connector.Option{connector.WithObserver(m), connector.WithHTTPClient(defenderHTTPClient(cfg.Concurrency))}
+	if fromFile {
+		svc, err := newTenantsService(cfg, e, list, logger, m, opts)
+		if err != nil {
+			return err
+		}
+		return svc.run(ctx)
+	}
 	shared, err := newServeQuota(cfg, logger, m)
 	if err != nil {
 		return err
@@ -35,8 +48,26 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return configError(err)
 	}
-	svc := &service{cfg: cfg, logger: logger, lookup: client, limiter: client.Limiter(), shared: shared, metrics: m}
+	// The one tenant "default" of the AZURE_* variables: its cache keys
+	// are the alert IDs alone, as before tenants, so its cache stays valid.
+	set, err := tenants.New(list, func(*config.Tenant) (tenants.Lookup, error) { return client, nil })
+	if err != nil {
+		return err
+	}
+	svc := &service{cfg: cfg, logger: logger, lookup: client, limiter: client.Limiter(), shared: shared, metrics: m,
+		tenants: tenants.NewRouter(set), plainTenant: config.DefaultTenant}
 	return svc.run(ctx)
+}
+
+// newTenantsService is serve for the tenants of TENANTS_FILE: each with its
+// own Defender client (credential and token cache, API URL, scope, quota and
+// cooldown), reloaded on SIGHUP.
+func newTenantsService(cfg *config.Config, e *env, list []config.Tenant, logger *slog.Logger, m *metrics.Metrics, opts []connector.Option) (*service, error) {
+	clients, err := newTenantClients(cfg, e, list, logger, m, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &service{cfg: cfg, logger: logger, metrics: m, tenants: clients.router, clients: clients}, nil
 }
 
 // loadConfig reads the environment; a mistake there is exit status 2.

@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -22,6 +26,7 @@ import (
 	"github.com/alert-domains/alert-domains/metrics"
 	"github.com/alert-domains/alert-domains/quota"
 	"github.com/alert-domains/alert-domains/safetynet"
+	"github.com/alert-domains/alert-domains/tenants"
 )
 
 // service is `alert-domains serve` assembled: NATS (embedded or external),
@@ -38,6 +43,15 @@ type service struct {
 	// reports its calls to them (connector.WithObserver). Nil: run makes
 	// its own.
 	metrics *metrics.Metrics
+	// tenants are the tenants served: each request is looked up with its
+	// tenant's client (lookup is then not used); plainTenant is the one
+	// whose cache keys are the alert IDs alone (the tenant of the AZURE_*
+	// variables). Nil: every request is looked up with lookup.
+	tenants     *tenants.Router
+	plainTenant string
+	// clients are the clients of the tenants of TENANTS_FILE, reloaded on
+	// SIGHUP; nil without the file.
+	clients *tenantClients
 	// onReady, when set, is called once with the NATS URL when the service
 	// is bound to its consumer (the demo publishes then).
 	onReady func(natsURL string)
@@ -165,6 +179,12 @@ func (s *service) run(ctx context.Context) (err error) {
 	if err != nil {
 		return configError(fmt.Errorf("%w: ON_SUCCESS_EXEC/ON_FAILURE_EXEC: %v", config.ErrInvalid, err))
 	}
+	if s.clients != nil {
+		hooks.DropEnv(s.clients.secretEnv...)
+	}
+	if s.tenants != nil {
+		opts = append(opts, handlers.WithTenants(s.tenants, cfg.RequestSubject, s.plainTenant))
+	}
 	answers := handlers.NewKVAnswers(answersKV, js, cfg.ResultStream)
 	if hooks.Enabled() {
 		// A hook runs between the stored result and the acknowledgement:
@@ -201,6 +221,7 @@ func (s *service) run(ctx context.Context) (err error) {
 		safetynet.WithObserver(m),
 		safetynet.WithShutdownTimeout(cfg.ShutdownTimeout),
 		safetynet.WithAnswers(answers),
+		safetynet.WithRouting(svc.Routing),
 	}
 	if resultCache != nil {
 		safetyOpts = append(safetyOpts, safetynet.WithCache(resultCache, cfg.SuccessSubject))
@@ -230,6 +251,13 @@ func (s *service) run(ctx context.Context) (err error) {
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
+	if s.clients != nil {
+		stopReload, err := s.reloadOnHangup(watchCtx, hooks, m)
+		if err != nil {
+			return err
+		}
+		defer stopReload()
+	}
 	go s.announceReady(watchCtx, readiness, natsURL, start)
 
 	// The safety net runs beside the consumer, and stops with it.
@@ -266,6 +294,8 @@ func connectionClosedError(nc *nats.Conn) error {
 // shared quota's watch, after the consumer has finished.
 func (s *service) startQuota(ctx context.Context, js jetstream.JetStream, m *metrics.Metrics) (stop func(), err error) {
 	switch {
+	case s.clients != nil:
+		return s.clients.start(ctx, js)
 	case s.shared != nil:
 		if err := prepareQuota(ctx, js, s.cfg); err != nil {
 			return nil, err
@@ -298,6 +328,65 @@ func (s *service) startQuota(ctx context.Context, js jetstream.JetStream, m *met
 		}
 	}
 	return func() {}, nil
+}
+
+// tenantsFileCheck is how often the tenants file is read for a change (a
+// mounted Kubernetes Secret or ConfigMap is updated in place).
+const tenantsFileCheck = 5 * time.Second
+
+// reloadOnHangup reloads TENANTS_FILE on every SIGHUP, and when its content
+// changes, until ctx ends. A file that cannot be used is logged and
+// counted, and the running tenants stay.
+func (s *service) reloadOnHangup(ctx context.Context, hooks *handlers.Hooks, m *metrics.Metrics) (stop func(), err error) {
+	count, err := m.TenantsReloads()
+	if err != nil {
+		return nil, err
+	}
+	sum := func() ([sha256.Size]byte, bool) {
+		data, err := os.ReadFile(s.cfg.TenantsFile)
+		return sha256.Sum256(data), err == nil
+	}
+	last, _ := sum()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	tick := time.NewTicker(tenantsFileCheck)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			reason := "SIGHUP"
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+			case <-tick.C:
+				// A file that cannot be read now (being replaced) is read
+				// again at the next check.
+				if now, ok := sum(); !ok || now == last {
+					continue
+				}
+				reason = "file changed"
+			}
+			if now, ok := sum(); ok {
+				last = now
+			}
+			names, err := s.clients.reload(ctx)
+			if err != nil {
+				count(metrics.ReloadRefused)
+				s.logger.Error("tenants file not reloaded: the running tenants stay", slog.String("file", s.cfg.TenantsFile),
+					slog.String("reason", reason), slog.Any("error", err))
+				continue
+			}
+			hooks.DropEnv(s.clients.secretEnv...)
+			count(metrics.ReloadApplied)
+			s.logger.Info("tenants reloaded", slog.String("file", s.cfg.TenantsFile), slog.String("reason", reason), slog.Any("tenants", names))
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		tick.Stop()
+		<-done
+	}, nil
 }
 
 // announceReady logs (and tells onReady) when the service first becomes ready.

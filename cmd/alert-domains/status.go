@@ -211,7 +211,7 @@ func (st *status) readResults(ctx context.Context, js jetstream.JetStream, cfg *
 	st.scanned = span
 	from := st.now.Add(-span)
 	occ := jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{cfg.SuccessSubject, cfg.FailureSubject},
+		FilterSubjects: []string{cfg.SuccessSubject, cfg.FailureSubject, broker.TenantSubject(cfg.SuccessSubject), broker.TenantSubject(cfg.FailureSubject)},
 		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
 		OptStartTime:   &from,
 	}

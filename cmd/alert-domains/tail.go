@@ -48,13 +48,14 @@ func runTail(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Each subject in both forms: plain, and per tenant.
 	switch {
 	case *failed:
-		occ.FilterSubjects = []string{cfg.FailureSubject}
+		occ.FilterSubjects = []string{cfg.FailureSubject, broker.TenantSubject(cfg.FailureSubject)}
 	case *succeeded:
-		occ.FilterSubjects = []string{cfg.SuccessSubject}
+		occ.FilterSubjects = []string{cfg.SuccessSubject, broker.TenantSubject(cfg.SuccessSubject)}
 	default:
-		occ.FilterSubjects = []string{cfg.SuccessSubject, cfg.FailureSubject}
+		occ.FilterSubjects = []string{cfg.SuccessSubject, cfg.FailureSubject, broker.TenantSubject(cfg.SuccessSubject), broker.TenantSubject(cfg.FailureSubject)}
 	}
 	logger := newLogger(cfg, e)
 	nc, err := broker.Connect(ctx, cfg, clientURL(cfg), "alert-domains tail", logger)

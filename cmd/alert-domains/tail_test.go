@@ -124,3 +124,25 @@ func TestResultLine(t *testing.T) {
 		}
 	}
 }
+
+// TestTailFollowsTenantSubjects: tail shows the results published to the
+// per-tenant subjects as well as the plain ones.
+func TestTailFollowsTenantSubjects(t *testing.T) {
+	o := newOpsEnv(t, true)
+	out, stop := startTail(t, o, "--json")
+	s1 := o.request(t, "a1", nil)
+	s2 := o.request(t, "a2", nil)
+	ok := handlers.Success("a1", []string{"c2.contoso.example"}, 1, false, time.Now())
+	ok.Tenant = "contoso"
+	o.result(t, ok, s1)
+	bad := handlers.Failure("a2", &connector.Error{Kind: connector.KindNotFound, Message: "not found"}, 1, time.Now())
+	bad.Tenant = "fabrikam"
+	o.result(t, bad, s2)
+	text := out.waitFor(t, "two results", func(s string) bool { return strings.Count(s, "\n") >= 2 })
+	if code := stop(); code != 0 {
+		t.Fatalf("tail exit %d on Ctrl-C, want 0", code)
+	}
+	if !strings.Contains(text, `"tenant":"contoso"`) || !strings.Contains(text, `"tenant":"fabrikam"`) {
+		t.Errorf("tail output lacks a tenant's result:\n%s", text)
+	}
+}

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/alert-domains/alert-domains/config"
+	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/metrics"
+	"github.com/alert-domains/alert-domains/quota"
+	"github.com/alert-domains/alert-domains/tenants"
+)
+
+// tenantClients builds and keeps the Defender clients of the tenants of
+// TENANTS_FILE, and reloads the file: it owns the shared quota of each
+// app registration (QUOTA_SCOPE=shared) and runs them once NATS is there.
+type tenantClients struct {
+	cfg    *config.Config
+	e      *env
+	logger *slog.Logger
+	opts   []connector.Option
+	obs    *metrics.SharedQuota // nil: the quota counts per process
+	router *tenants.Router
+
+	mu      sync.Mutex
+	limits  []connector.Limit        // what the quota streams enforce
+	quotas  map[string]*quota.Shared // by registration and limits
+	started map[*quota.Shared]bool
+	js      jetstream.JetStream // set by start
+	runCtx  context.Context
+	wg      sync.WaitGroup
+	// secretEnv are the variables that hold tenants' secrets
+	// (clientSecretEnv): hooks never see them.
+	secretEnv []string
+}
+
+// newTenantClients builds the clients of list.
+func newTenantClients(cfg *config.Config, e *env, list []config.Tenant, logger *slog.Logger, m *metrics.Metrics, opts []connector.Option) (*tenantClients, error) {
+	c := &tenantClients{cfg: cfg, e: e, logger: logger, opts: opts, quotas: map[string]*quota.Shared{}, started: map[*quota.Shared]bool{}}
+	if cfg.QuotaScope == quota.ScopeShared {
+		limits, err := sharedLimits(cfg, list)
+		if err != nil {
+			return nil, &exitError{code: 2, err: err}
+		}
+		c.limits = limits
+		if len(limits) > 0 {
+			if c.obs, err = m.SharedQuota(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	set, err := tenants.New(list, c.build)
+	if err != nil {
+		return nil, configError(err)
+	}
+	c.router = tenants.NewRouter(set)
+	c.noteTenants(list)
+	return c, nil
+}
+
+// build makes the client of one tenant, with the shared quota of its app
+// registration.
+func (c *tenantClients) build(t *config.Tenant) (tenants.Lookup, error) {
+	opts := c.opts
+	if c.obs != nil && len(t.RateLimits) > 0 {
+		key := tenantRegistration(t).Key() + " " + fmt.Sprint(t.RateLimits)
+		q, ok := c.quotas[key]
+		if !ok {
+			var err error
+			if q, err = newTenantQuota(c.cfg, t, c.logger, c.obs); err != nil {
+				return nil, err
+			}
+			c.quotas[key] = q
+		}
+		opts = append(slices.Clip(opts), connector.WithQuota(q))
+	}
+	return newTenantConnector(c.cfg, t, nil, opts...)
+}
+
+// noteTenants logs the tenants served and remembers their secret variables.
+func (c *tenantClients) noteTenants(list []config.Tenant) {
+	for _, t := range list {
+		if env, ok := strings.CutPrefix(t.CredentialSource, "clientSecretEnv "); ok && !slices.Contains(c.secretEnv, env) {
+			c.secretEnv = append(c.secretEnv, env)
+		}
+		c.logger.Info("tenant", slog.String("tenant", t.Name), slog.String("cloud", t.Cloud), slog.String("api_url", t.APIURL),
+			slog.String("credential", t.CredentialSource))
+	}
+}
+
+// start provisions the quota streams and runs every shared quota not yet
+// running; stop ends them all, after the consumer has finished.
+func (c *tenantClients) start(ctx context.Context, js jetstream.JetStream) (stop func(), err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.limits) > 0 {
+		if err := prepareQuotaLimits(ctx, js, c.cfg, c.limits); err != nil {
+			return nil, err
+		}
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	c.js, c.runCtx = js, runCtx
+	c.runQuotasLocked()
+	return func() {
+		cancel()
+		c.wg.Wait()
+	}, nil
+}
+
+func (c *tenantClients) runQuotasLocked() {
+	if c.js == nil {
+		return
+	}
+	for _, q := range c.quotas {
+		if c.started[q] {
+			continue
+		}
+		c.started[q] = true
+		c.wg.Go(func() { _ = q.Run(c.runCtx, c.js) })
+		c.logger.Info("shared Defender quota", slog.String("registration_key", q.Registration().Key()), slog.Int("stream_replicas", c.cfg.StreamReplicas))
+	}
+}
+
+// reload reads TENANTS_FILE again and swaps the tenants served: unchanged
+// tenants keep their clients (token cache, quota, cooldown), new and
+// changed ones get new clients, removed ones are no longer served. Work in
+// flight finishes with the client it has. An invalid file changes nothing.
+// A quota no tenant uses any more keeps its watch until shutdown.
+func (c *tenantClients) reload(ctx context.Context) (names []string, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	list, err := config.LoadTenants(c.cfg.TenantsFile, c.cfg, c.e.lookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	var limits []connector.Limit
+	if c.cfg.QuotaScope == quota.ScopeShared {
+		if limits, err = sharedLimits(c.cfg, list); err != nil {
+			return nil, err
+		}
+		if len(limits) > 0 && c.obs == nil {
+			return nil, fmt.Errorf("%w: TENANTS_FILE: the tenants had no Defender rate limits at start; restart to give them some", config.ErrInvalid)
+		}
+	}
+	known := make(map[string]bool, len(c.quotas))
+	for k := range c.quotas {
+		known[k] = true
+	}
+	set, err := tenants.Rebuild(c.router.Set(), list, c.build)
+	if err == nil && c.js != nil && len(limits) > 0 {
+		err = prepareQuotaLimits(ctx, c.js, c.cfg, limits)
+	}
+	if err != nil {
+		for k := range c.quotas { // quotas of a set never used
+			if !known[k] {
+				delete(c.quotas, k)
+			}
+		}
+		return nil, err
+	}
+	c.limits = limits
+	c.runQuotasLocked()
+	c.router.Swap(set)
+	c.noteTenants(list)
+	for _, t := range list {
+		names = append(names, t.Name)
+	}
+	return names, nil
+}
