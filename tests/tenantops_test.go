@@ -15,8 +15,8 @@ import (
 // Metrics count by the tenants of the file only (a request naming another
 // tenant counts under tenant=""); after a reload adds a tenant, its series
 // are there from 0, replay --tenant turns that tenant's unknown_tenant
-// failure into a success without touching another's, and status has a
-// line for each tenant.
+// failure into a success without touching another's, tail --tenant shows
+// that tenant's results only, and status has a line for each tenant.
 func TestTenantsOperations(t *testing.T) {
 	contoso, certA := startTenantEmulator(t, "contoso", 1)
 	fabrikam, certB := startTenantEmulator(t, "fabrikam", 2)
@@ -88,6 +88,28 @@ func TestTenantsOperations(t *testing.T) {
 	}
 	if len(replays) != 1 || replays[0].ReplayOf != early || replays[0].Status != "success" || replays[0].Tenant != "fabrikam" {
 		t.Errorf("replays %v, want fabrikam's success replaying %d only", replays, early)
+	}
+
+	// tail --tenant fabrikam: fabrikam's replayed success (its own subject),
+	// not contoso's result nor the failures that name no tenant. The
+	// replayed success is the last result stored: once it is shown, every
+	// result before it was read.
+	tail := testenv.StartService(t, testenv.BuildBinary(t), env, "tail", "--since", "1h", "--json", "--tenant", "fabrikam")
+	tail.WaitForLine(t, `"replayOf":`, 30*time.Second)
+	if err := tail.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := tail.Wait(10 * time.Second); code != 0 || err != nil {
+		t.Fatalf("tail on Ctrl-C: exit %d %v\n%s", code, err, tail.Output())
+	}
+	var shown []string
+	for line := range strings.Lines(tail.Output()) {
+		if strings.HasPrefix(line, "{") {
+			shown = append(shown, line)
+		}
+	}
+	if len(shown) != 1 || !strings.Contains(shown[0], `"tenant":"fabrikam"`) || !strings.Contains(shown[0], `"status":"success"`) {
+		t.Errorf("tail --tenant fabrikam showed %q, want fabrikam's success only", shown)
 	}
 
 	code, out = opsCommand(t, env, "status")
