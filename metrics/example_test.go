@@ -38,6 +38,6 @@ func Example() {
 		}
 	}
 	// Output:
-	// alert_domains_defender_calls_total{code="200"} 1
-	// alert_domains_results_total{kind="",status="success"} 1
+	// alert_domains_defender_calls_total{code="200",tenant=""} 1
+	// alert_domains_results_total{kind="",status="success",tenant=""} 1
 }

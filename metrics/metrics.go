@@ -48,6 +48,8 @@ type Metrics struct {
 
 	deliveryLimit *prometheus.CounterVec
 	buildInfo     *prometheus.GaugeVec
+
+	tenants tenantLabels // the values of the tenant label
 }
 
 // New returns the service's metrics, registered with a new registry along
@@ -58,8 +60,8 @@ func New() *Metrics {
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "results_total",
-			Help:      "Results stored in the result stream, by status (success, failure) and failure kind (empty for a success).",
-		}, []string{"status", "kind"}),
+			Help:      "Results stored in the result stream, by status (success, failure), failure kind (empty for a success) and tenant (a name of the configured tenants; empty when the result names none of them).",
+		}, []string{"status", "kind", "tenant"}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "deliveries_total",
@@ -79,8 +81,8 @@ func New() *Metrics {
 		defenderCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "defender_calls_total",
-			Help:      "HTTP calls to the Defender API, by status code (\"error\" when no HTTP answer came: a network error or a time-out).",
-		}, []string{"code"}),
+			Help:      "HTTP calls to the Defender API, by status code (\"error\" when no HTTP answer came: a network error or a time-out) and tenant (a name of the configured tenants; empty for a client of none).",
+		}, []string{"code", "tenant"}),
 		defenderDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace,
 			Name:      "defender_call_duration_seconds",
@@ -170,15 +172,9 @@ var (
 // exportFromZero creates every series of a counter whose label values are
 // known in advance.
 func (m *Metrics) exportFromZero() {
-	m.results.WithLabelValues(handlers.StatusSuccess, "")
-	for _, k := range failureKinds {
-		m.results.WithLabelValues(handlers.StatusFailure, string(k))
-	}
+	m.exportTenant(NoTenant)
 	for _, a := range actions {
 		m.deliveries.WithLabelValues(a.String())
-	}
-	for _, c := range defenderCodes {
-		m.defenderCalls.WithLabelValues(statusCode(c))
 	}
 	for _, op := range []string{"get", "put"} {
 		m.cacheErrors.WithLabelValues(op)
@@ -209,7 +205,7 @@ func (m *Metrics) Middleware() handlers.Middleware {
 			out := next(ctx, d)
 			m.deliveries.WithLabelValues(out.Action.String()).Inc()
 			if out.Stored && !out.Duplicate && out.Result != nil {
-				m.results.WithLabelValues(out.Result.Status, string(out.Result.Kind())).Inc()
+				m.countResult(out.Result)
 				m.attempts.Observe(float64(out.Result.Attempts))
 			}
 			return out
@@ -217,10 +213,10 @@ func (m *Metrics) Middleware() handlers.Middleware {
 	}
 }
 
-// DefenderCall counts one HTTP call to Defender (a connector.Observer).
+// DefenderCall counts one HTTP call to Defender (a connector.Observer),
+// under no tenant: the client of a tenant reports to Tenant(name).
 func (m *Metrics) DefenderCall(status int, d time.Duration) {
-	m.defenderCalls.WithLabelValues(statusCode(status)).Inc()
-	m.defenderDuration.Observe(d.Seconds())
+	m.tenantCall(NoTenant, status, d)
 }
 
 // QuotaWait records how long a call waited for the quota (a connector.Observer).
@@ -260,7 +256,7 @@ func (m *Metrics) SafetyNetResult(res *handlers.Result, duplicate bool) {
 	}
 	m.deliveryLimit.WithLabelValues("stored").Inc()
 	if res != nil {
-		m.results.WithLabelValues(res.Status, string(res.Kind())).Inc()
+		m.countResult(res)
 		m.attempts.Observe(float64(res.Attempts))
 	}
 }

@@ -91,18 +91,18 @@ func TestMiddlewareCountsStoredResults(t *testing.T) {
 		t.Errorf("requests in flight inside the handler = %v, want 1", inFlight)
 	}
 	expect(t, scrape(t, m), map[string]float64{
-		`alert_domains_results_total{kind="",status="success"}`:                2,
-		`alert_domains_results_total{kind="not_found",status="failure"}`:       1,
-		`alert_domains_results_total{kind="invalid_request",status="failure"}`: 1,
-		`alert_domains_deliveries_total{action="ack"}`:                         4,
-		`alert_domains_deliveries_total{action="retry"}`:                       1,
-		`alert_domains_deliveries_total{action="terminate"}`:                   1,
-		`alert_domains_deliveries_total{action="hand_back"}`:                   1,
-		`alert_domains_request_attempts_count`:                                 4,
-		`alert_domains_request_attempts_sum`:                                   4,
-		`alert_domains_request_attempts_bucket{le="0"}`:                        2,
-		`alert_domains_request_attempts_bucket{le="1"}`:                        3,
-		`alert_domains_requests_in_flight`:                                     0,
+		`alert_domains_results_total{kind="",status="success",tenant=""}`:                2,
+		`alert_domains_results_total{kind="not_found",status="failure",tenant=""}`:       1,
+		`alert_domains_results_total{kind="invalid_request",status="failure",tenant=""}`: 1,
+		`alert_domains_deliveries_total{action="ack"}`:                                   4,
+		`alert_domains_deliveries_total{action="retry"}`:                                 1,
+		`alert_domains_deliveries_total{action="terminate"}`:                             1,
+		`alert_domains_deliveries_total{action="hand_back"}`:                             1,
+		`alert_domains_request_attempts_count`:                                           4,
+		`alert_domains_request_attempts_sum`:                                             4,
+		`alert_domains_request_attempts_bucket{le="0"}`:                                  2,
+		`alert_domains_request_attempts_bucket{le="1"}`:                                  3,
+		`alert_domains_requests_in_flight`:                                               0,
 	})
 }
 
@@ -116,9 +116,9 @@ func TestObserverCountsDefenderCallsAndQuotaWaits(t *testing.T) {
 	o.QuotaWait(0)
 	o.QuotaWait(2 * time.Second)
 	expect(t, scrape(t, m), map[string]float64{
-		`alert_domains_defender_calls_total{code="200"}`:                 2,
-		`alert_domains_defender_calls_total{code="429"}`:                 1,
-		`alert_domains_defender_calls_total{code="error"}`:               1,
+		`alert_domains_defender_calls_total{code="200",tenant=""}`:       2,
+		`alert_domains_defender_calls_total{code="429",tenant=""}`:       1,
+		`alert_domains_defender_calls_total{code="error",tenant=""}`:     1,
 		`alert_domains_defender_call_duration_seconds_count`:             4,
 		`alert_domains_defender_call_duration_seconds_bucket{le="0.1"}`:  2,
 		`alert_domains_defender_call_duration_seconds_bucket{le="+Inf"}`: 4,
@@ -260,9 +260,9 @@ func TestSafetyNetResult(t *testing.T) {
 	m.SafetyNetResult(res, false)
 	m.SafetyNetResult(res, true)
 	expect(t, scrape(t, m), map[string]float64{
-		`alert_domains_results_total{kind="unavailable",status="failure"}`: 1,
-		`alert_domains_delivery_limit_advisories_total{result="stored"}`:   1,
-		`alert_domains_delivery_limit_advisories_total{result="existed"}`:  1,
+		`alert_domains_results_total{kind="unavailable",status="failure",tenant=""}`: 1,
+		`alert_domains_delivery_limit_advisories_total{result="stored"}`:             1,
+		`alert_domains_delivery_limit_advisories_total{result="existed"}`:            1,
 	})
 }
 

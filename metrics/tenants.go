@@ -1,6 +1,14 @@
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/handlers"
+)
 
 // Outcomes of a reload of TENANTS_FILE.
 const (
@@ -25,3 +33,94 @@ func (m *Metrics) TenantsReloads() (func(outcome string), error) {
 	}
 	return func(outcome string) { c.WithLabelValues(outcome).Inc() }, nil
 }
+
+// NoTenant is the tenant label of what belongs to no configured tenant: a
+// result that names none (a request that could not be routed) or a tenant
+// that is not configured now, and a Defender client of no tenant.
+const NoTenant = ""
+
+// tenantLabels are the values the tenant label may take: the names of the
+// configured tenants, set by SetTenants, and NoTenant. A name read from a
+// request never becomes a label value of its own.
+type tenantLabels struct {
+	mu    sync.RWMutex
+	names map[string]bool
+}
+
+// SetTenants makes names (those of TENANTS_FILE, or the one tenant
+// "default" of the AZURE_* variables) the values of the tenant label: the
+// series of each new tenant are exported from 0, and those of a tenant no
+// longer in names are removed. Call it at start and after each reload.
+func (m *Metrics) SetTenants(names []string) {
+	m.tenants.mu.Lock()
+	defer m.tenants.mu.Unlock()
+	next := make(map[string]bool, len(names))
+	for _, n := range names {
+		if n != NoTenant {
+			next[n] = true
+		}
+	}
+	for n := range m.tenants.names {
+		if !next[n] {
+			m.results.DeletePartialMatch(prometheus.Labels{"tenant": n})
+			m.defenderCalls.DeletePartialMatch(prometheus.Labels{"tenant": n})
+		}
+	}
+	for n := range next {
+		if !m.tenants.names[n] {
+			m.exportTenant(n)
+		}
+	}
+	m.tenants.names = next
+}
+
+// exportTenant creates the series of tenant whose other label values are
+// known in advance, from 0.
+func (m *Metrics) exportTenant(tenant string) {
+	m.results.WithLabelValues(handlers.StatusSuccess, "", tenant)
+	for _, k := range failureKinds {
+		m.results.WithLabelValues(handlers.StatusFailure, string(k), tenant)
+	}
+	for _, c := range defenderCodes {
+		m.defenderCalls.WithLabelValues(statusCode(c), tenant)
+	}
+}
+
+// withTenant calls count with the label value of tenant: its name when it
+// is configured, NoTenant otherwise. A reload does not remove the tenant's
+// series while count runs, so no removed tenant's series comes back.
+func (m *Metrics) withTenant(tenant string, count func(label string)) {
+	m.tenants.mu.RLock()
+	defer m.tenants.mu.RUnlock()
+	if !m.tenants.names[tenant] {
+		tenant = NoTenant
+	}
+	count(tenant)
+}
+
+func (m *Metrics) countResult(res *handlers.Result) {
+	m.withTenant(res.Tenant, func(tenant string) {
+		m.results.WithLabelValues(res.Status, string(res.Kind()), tenant).Inc()
+	})
+}
+
+func (m *Metrics) tenantCall(tenant string, status int, d time.Duration) {
+	m.withTenant(tenant, func(tenant string) {
+		m.defenderCalls.WithLabelValues(statusCode(status), tenant).Inc()
+	})
+	m.defenderDuration.Observe(d.Seconds())
+}
+
+// Tenant is the connector.Observer of the Defender client of the tenant
+// called name: its calls count under its name while it is configured.
+func (m *Metrics) Tenant(name string) connector.Observer {
+	return tenantObserver{m: m, name: name}
+}
+
+type tenantObserver struct {
+	m    *Metrics
+	name string
+}
+
+func (o tenantObserver) DefenderCall(status int, d time.Duration) { o.m.tenantCall(o.name, status, d) }
+func (o tenantObserver) QuotaWait(d time.Duration)                { o.m.QuotaWait(d) }

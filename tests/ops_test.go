@@ -259,21 +259,21 @@ func TestMetricsCountKnownWorkload(t *testing.T) {
 	waitResults(t, js, 5, 30*time.Second)
 
 	want := map[string]float64{
-		`alert_domains_results_total{kind="",status="success"}`:                3,
-		`alert_domains_results_total{kind="not_found",status="failure"}`:       1,
-		`alert_domains_results_total{kind="invalid_request",status="failure"}`: 1,
-		`alert_domains_deliveries_total{action="ack"}`:                         4,
-		`alert_domains_deliveries_total{action="terminate"}`:                   1,
-		`alert_domains_defender_calls_total{code="200"}`:                       2,
-		`alert_domains_defender_calls_total{code="404"}`:                       1,
-		`alert_domains_defender_call_duration_seconds_count`:                   3,
-		`alert_domains_quota_wait_seconds_count`:                               3,
-		`alert_domains_request_attempts_count`:                                 5,
-		`alert_domains_request_attempts_sum`:                                   3,
-		`alert_domains_request_attempts_bucket{le="0"}`:                        2,
-		`alert_domains_cache_hits_total`:                                       1,
-		`alert_domains_cache_misses_total`:                                     3,
-		`alert_domains_quota_used_calls{window="1m"}`:                          3,
+		`alert_domains_results_total{kind="",status="success",tenant="default"}`:          3,
+		`alert_domains_results_total{kind="not_found",status="failure",tenant="default"}`: 1,
+		`alert_domains_results_total{kind="invalid_request",status="failure",tenant=""}`:  1,
+		`alert_domains_deliveries_total{action="ack"}`:                                    4,
+		`alert_domains_deliveries_total{action="terminate"}`:                              1,
+		`alert_domains_defender_calls_total{code="200",tenant="default"}`:                 2,
+		`alert_domains_defender_calls_total{code="404",tenant="default"}`:                 1,
+		`alert_domains_defender_call_duration_seconds_count`:                              3,
+		`alert_domains_quota_wait_seconds_count`:                                          3,
+		`alert_domains_request_attempts_count`:                                            5,
+		`alert_domains_request_attempts_sum`:                                              3,
+		`alert_domains_request_attempts_bucket{le="0"}`:                                   2,
+		`alert_domains_cache_hits_total`:                                                  1,
+		`alert_domains_cache_misses_total`:                                                3,
+		`alert_domains_quota_used_calls{window="1m"}`:                                     3,
 	}
 	var after map[string]float64
 	moved := func() bool {
@@ -289,7 +289,7 @@ func TestMetricsCountKnownWorkload(t *testing.T) {
 	if got := after[`alert_domains_quota_limit_calls{window="1m"}`]; got != 100 {
 		t.Errorf("quota limit %v, want 100", got)
 	}
-	if calls := emu.Calls(); float64(calls) != after[`alert_domains_defender_calls_total{code="200"}`]+after[`alert_domains_defender_calls_total{code="404"}`] {
+	if calls := emu.Calls(); float64(calls) != after[`alert_domains_defender_calls_total{code="200",tenant="default"}`]+after[`alert_domains_defender_calls_total{code="404",tenant="default"}`] {
 		t.Errorf("emulator saw %d calls, metrics count otherwise", calls)
 	}
 	if _, ok := after["go_goroutines"]; !ok {

@@ -96,7 +96,8 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	}
 	logger := newLogger(cfg, e)
 	m := metrics.New()
-	client, err := newConnector(cfg, emu.Client(), connector.WithObserver(m))
+	m.SetTenants([]string{config.DefaultTenant})
+	client, err := newConnector(cfg, emu.Client(), connector.WithObserver(m.Tenant(config.DefaultTenant)))
 	if err != nil {
 		return configError(err)
 	}

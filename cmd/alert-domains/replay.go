@@ -42,9 +42,9 @@ const (
 	skipReplayedConcurrently = "replayed by another run at the same time"
 )
 
-const replaySynopsis = `replay --failed [--kind K1,K2] [--alert ID] [--since D] [--until D] [flags]
-       alert-domains replay --from-seq N [--to-seq M] [flags]
-       alert-domains replay --since D [--until D] [flags]
+const replaySynopsis = `replay --failed [--kind K1,K2] [--alert ID] [--tenant NAME] [--since D] [--until D] [flags]
+       alert-domains replay --from-seq N [--to-seq M] [--tenant NAME] [flags]
+       alert-domains replay --since D [--until D] [--tenant NAME] [flags]
 
 Sends requests through the service again: the request of each matching
 failure result (--failed), or the stored request messages in a range of
@@ -64,6 +64,11 @@ stored after it, or when replay already published a copy answering it
 (told by its content, never by a header alone): running the same replay
 twice republishes nothing new.
 
+--tenant NAME takes only that tenant's requests: those published to
+REQUEST_SUBJECT.NAME or naming it in their body's tenant field, and (with
+--failed) the failures whose result names it. A request that failed before
+its tenant was configured (unknown_tenant) is found by its subject or body.
+
 --since and --until take a duration back from now (2h) or an RFC 3339 time.`
 
 // replayOptions are the parsed flags of a replay run.
@@ -71,6 +76,7 @@ type replayOptions struct {
 	failed         bool
 	kinds          map[connector.Kind]bool
 	alert          string
+	tenant         string // only this tenant's requests; "" for every one
 	since, until   time.Time
 	fromSeq, toSeq uint64
 	dryRun         bool
@@ -119,6 +125,7 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 type replayFlagValues struct {
 	failed, dryRun *bool
 	kinds, alert   *string
+	tenant         *string
 	since, until   *string
 	fromSeq, toSeq *uint64
 	perSecond      *float64
@@ -129,6 +136,7 @@ func defineReplayFlags(fs *flag.FlagSet) *replayFlagValues {
 		failed:    fs.Bool("failed", false, "replay the requests of failure results"),
 		kinds:     fs.String("kind", "", "with --failed: only these failure kinds, comma separated, or all (default: unavailable,throttled,unauthorized,forbidden,unknown_tenant)"),
 		alert:     fs.String("alert", "", "with --failed: only failures of this alert ID"),
+		tenant:    fs.String("tenant", "", "only the requests of this tenant (published to REQUEST_SUBJECT.NAME or naming it in their body)"),
 		since:     fs.String("since", "", "only results (--failed) or requests stored since then"),
 		until:     fs.String("until", "", "only results (--failed) or requests stored until then"),
 		fromSeq:   fs.Uint64("from-seq", 0, "first stream sequence of REQUEST_STREAM to replay"),
@@ -145,7 +153,7 @@ func (v *replayFlagValues) options(fs *flag.FlagSet, now time.Time) (*replayOpti
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	failed, kinds, alert, since, until := *v.failed, *v.kinds, *v.alert, *v.since, *v.until
 	fromSeq, toSeq, perSecond := *v.fromSeq, *v.toSeq, *v.perSecond
-	o := &replayOptions{failed: failed, alert: alert, fromSeq: fromSeq, toSeq: toSeq, dryRun: *v.dryRun, rate: perSecond}
+	o := &replayOptions{failed: failed, alert: alert, tenant: *v.tenant, fromSeq: fromSeq, toSeq: toSeq, dryRun: *v.dryRun, rate: perSecond}
 	switch {
 	case failed && (set["from-seq"] || set["to-seq"]):
 		return nil, usageErrorf("replay: --failed selects failure results; --from-seq and --to-seq select stored requests: use one form")
@@ -165,6 +173,8 @@ func (v *replayFlagValues) options(fs *flag.FlagSet, now time.Time) (*replayOpti
 		return nil, usageErrorf("replay: --to-seq %d is before --from-seq %d", toSeq, fromSeq)
 	case perSecond <= 0:
 		return nil, usageErrorf("replay: --rate must be more than 0")
+	case set["tenant"] && !config.ValidTenantName(o.tenant):
+		return nil, usageErrorf("replay: --tenant: %q is not a tenant name ([a-z0-9][a-z0-9-]{0,62})", o.tenant)
 	}
 	switch strings.TrimSpace(kinds) {
 	case "all":
@@ -353,6 +363,10 @@ func (r *replayer) requestSubjects() []string {
 // whether its request is republished.
 func (r *replayer) planFailed(ctx context.Context) ([]replayItem, error) {
 	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.cfg.FailureSubject, broker.TenantSubject(r.cfg.FailureSubject)}}
+	if r.opts.tenant != "" {
+		// Another tenant's failures are on its own subject: never read.
+		occ.FilterSubjects[1] = r.cfg.FailureSubject + "." + r.opts.tenant
+	}
 	if !r.opts.since.IsZero() {
 		occ.DeliverPolicy, occ.OptStartTime = jetstream.DeliverByStartTimePolicy, &r.opts.since
 	}
@@ -366,7 +380,8 @@ func (r *replayer) planFailed(ctx context.Context) ([]replayItem, error) {
 			r.sum.filtered++
 			return true, nil
 		}
-		if !r.opts.selects(res.Error.Kind) || (r.opts.alert != "" && res.AlertID != r.opts.alert) {
+		if !r.opts.selects(res.Error.Kind) || (r.opts.alert != "" && res.AlertID != r.opts.alert) ||
+			(r.opts.tenant != "" && res.Tenant != "" && res.Tenant != r.opts.tenant) {
 			r.sum.filtered++
 			return true, nil
 		}
@@ -381,6 +396,9 @@ func (r *replayer) planFailed(ctx context.Context) ([]replayItem, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read failure results: %w", err)
+	}
+	if failures, err = r.tenantFailures(ctx, failures); err != nil {
+		return nil, err
 	}
 	if len(failures) == 0 {
 		return nil, nil
@@ -398,6 +416,42 @@ func (r *replayer) planFailed(ctx context.Context) ([]replayItem, error) {
 		c, err := r.copyOf(ctx, seq)
 		return c.ok, err
 	})
+}
+
+// tenantFailures keeps, with --tenant, the failures of that tenant: those
+// whose result names it, and those whose result names no tenant (the
+// request could not be routed: unknown_tenant, invalid_request) when their
+// stored request names it. A failure whose request is no longer stored
+// cannot be told, and could not be replayed: it is left out.
+func (r *replayer) tenantFailures(ctx context.Context, failures []failureRef) ([]failureRef, error) {
+	if r.opts.tenant == "" {
+		return failures, nil
+	}
+	kept := failures[:0]
+	for _, f := range failures {
+		if f.tenant == "" {
+			raw, err := r.getRequest(ctx, f.own)
+			if err != nil {
+				return nil, err
+			}
+			if raw == nil || r.requestTenant(raw.Subject, raw.Data, raw.Header) != r.opts.tenant {
+				r.sum.filtered++
+				continue
+			}
+		}
+		kept = append(kept, f)
+	}
+	return kept, nil
+}
+
+// requestTenant is the tenant a stored request names: the token of its
+// per-tenant subject, else its body's tenant field ("" for none).
+func (r *replayer) requestTenant(subject string, data []byte, h nats.Header) string {
+	if name, ok := strings.CutPrefix(subject, r.cfg.RequestSubject+"."); ok {
+		return name
+	}
+	req, _ := handlers.Decode(data, h)
+	return req.Tenant
 }
 
 // planFailures decides what happens to each failure, given the stream
@@ -624,6 +678,12 @@ func copiedHeader(k string) bool {
 // planStored selects the stored request messages in the range.
 func (r *replayer) planStored(ctx context.Context) ([]replayItem, error) {
 	occ := jetstream.OrderedConsumerConfig{FilterSubjects: r.requestSubjects(), HeadersOnly: true}
+	if r.opts.tenant != "" {
+		// The tenant's own subject, and the plain one, whose bodies may
+		// name it: the bodies are read.
+		occ.FilterSubjects = []string{r.cfg.RequestSubject, r.cfg.RequestSubject + "." + r.opts.tenant}
+		occ.HeadersOnly = false
+	}
 	if r.opts.fromSeq > 0 {
 		occ.DeliverPolicy, occ.OptStartSeq = jetstream.DeliverByStartSequencePolicy, r.opts.fromSeq
 	} else {
@@ -636,6 +696,10 @@ func (r *replayer) planStored(ctx context.Context) ([]replayItem, error) {
 		}
 		if !r.opts.until.IsZero() && meta.Timestamp.After(r.opts.until) {
 			return false, nil
+		}
+		if r.opts.tenant != "" && r.requestTenant(msg.Subject(), msg.Data(), msg.Headers()) != r.opts.tenant {
+			r.sum.filtered++
+			return true, nil
 		}
 		items = append(items, replayItem{seq: meta.Sequence.Stream, detail: "stored " + meta.Timestamp.UTC().Format(time.RFC3339)})
 		return true, nil
@@ -869,11 +933,17 @@ func (r *replayer) printSummary() {
 		what = "failure results"
 	}
 	line := fmt.Sprintf("found %d %s", s.found, what)
+	also := ""
+	if r.opts.tenant != "" {
+		also = "/--tenant"
+	}
 	switch {
-	case s.filtered > 0 && r.opts.failed && r.opts.defaultKinds:
-		line += fmt.Sprintf(" (%d more in the time range are of kinds a replay cannot fix or did not match --alert; --kind all takes every kind)", s.filtered)
+	case s.filtered > 0 && !r.opts.failed:
+		line += fmt.Sprintf(" (%d more in the range are requests of other tenants than --tenant)", s.filtered)
+	case s.filtered > 0 && r.opts.defaultKinds:
+		line += fmt.Sprintf(" (%d more in the time range are of kinds a replay cannot fix or did not match --alert%s; --kind all takes every kind)", s.filtered, also)
 	case s.filtered > 0:
-		line += fmt.Sprintf(" (%d more in the time range did not match --kind/--alert)", s.filtered)
+		line += fmt.Sprintf(" (%d more in the time range did not match --kind/--alert%s)", s.filtered, also)
 	}
 	verb := "republished"
 	if r.opts.dryRun {

@@ -29,6 +29,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	logger := newLogger(cfg, e)
 	m := metrics.New()
+	m.SetTenants(tenantNames(list))
 	opts := []connector.Option{connector.WithObserver(m), connector.WithHTTPClient(defenderHTTPClient(cfg.Concurrency))}
 	if fromFile {
 		svc, err := newTenantsService(cfg, e, list, logger, m, opts)
@@ -44,6 +45,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if shared != nil {
 		opts = append(opts, connector.WithQuota(shared))
 	}
+	opts = append(opts, connector.WithObserver(m.Tenant(config.DefaultTenant)))
 	client, err := newConnector(cfg, nil, opts...)
 	if err != nil {
 		return configError(err)
@@ -68,6 +70,16 @@ func newTenantsService(cfg *config.Config, e *env, list []config.Tenant, logger 
 		return nil, err
 	}
 	return &service{cfg: cfg, logger: logger, metrics: m, tenants: clients.router, clients: clients}, nil
+}
+
+// tenantNames are the names of list, the values of the metrics' tenant
+// label.
+func tenantNames(list []config.Tenant) []string {
+	names := make([]string, len(list))
+	for i, t := range list {
+		names[i] = t.Name
+	}
+	return names
 }
 
 // loadConfig reads the environment; a mistake there is exit status 2.

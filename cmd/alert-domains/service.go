@@ -378,6 +378,7 @@ func (s *service) reloadOnHangup(ctx context.Context, hooks *handlers.Hooks, m *
 				continue
 			}
 			hooks.DropEnv(s.clients.secretEnv...)
+			m.SetTenants(names)
 			count(metrics.ReloadApplied)
 			s.logger.Info("tenants reloaded", slog.String("file", s.cfg.TenantsFile), slog.String("reason", reason), slog.Any("tenants", names))
 		}

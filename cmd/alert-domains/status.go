@@ -9,6 +9,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -29,7 +30,11 @@ Prints, on one screen, what an operator needs during an incident: the
 streams (messages, bytes, age of the oldest), the consumers (pending,
 ack-pending, redelivered, waiting), the replicas running now (each answers
 on NATS; bound to the consumer or not), the failures of the last hour by kind,
-and the configured Defender quota with how much of it was used.`
+and the configured Defender quota with how much of it was used.
+
+With TENANTS_FILE (or results of more than one tenant), a line per tenant:
+its results and failures by kind in the last hour, the requests stored on its
+request subject, and the quota its app registration used.`
 
 // failureWindow is the span of "recent failures".
 const failureWindow = time.Hour
@@ -46,6 +51,17 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The tenants file is read for the names and app registrations: a
+	// file status cannot use (its secrets are not here) leaves the lines
+	// per tenant out, not the rest of the screen.
+	list, fromFile, err := loadTenants(cfg, e)
+	tenantsIssue := ""
+	if err != nil {
+		tenantsIssue = err.Error()
+	}
+	if err != nil || !fromFile {
+		list = nil
+	}
 	logger := newLogger(cfg, e)
 	nc, err := broker.Connect(ctx, cfg, clientURL(cfg), "alert-domains status", logger)
 	if err != nil {
@@ -56,10 +72,11 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := readStatus(ctx, js, cfg, time.Now())
+	st, err := readStatus(ctx, js, cfg, list, time.Now())
 	if err != nil {
 		return err
 	}
+	st.tenantsIssue = cmp.Or(st.tenantsIssue, tenantsIssue)
 	st.server = nc.ConnectedUrlRedacted()
 	st.serverVersion = nc.ConnectedServerVersion()
 	if err := st.print(e.stdout); err != nil {
@@ -89,6 +106,29 @@ type status struct {
 	shared                *sharedQuotaStatus // QUOTA_SCOPE=shared
 	replicas              []replicaPresence
 	replicasIssue         string // why the replicas could not be asked
+	// tenants are those of TENANTS_FILE (nil without the file); byTenant
+	// what the results and requests say of each tenant ("": results that
+	// name none).
+	tenants      []config.Tenant
+	byTenant     map[string]*tenantStatus
+	tenantsIssue string // why TENANTS_FILE could not be used
+}
+
+// tenantStatus is one tenant's line.
+type tenantStatus struct {
+	results  int                    // in the last hour
+	failures map[connector.Kind]int // in the last hour
+	used     map[time.Duration]int  // attempts of the results of each quota window
+	stored   uint64                 // requests stored on its request subject
+}
+
+func (st *status) tenant(name string) *tenantStatus {
+	ts, ok := st.byTenant[name]
+	if !ok {
+		ts = &tenantStatus{failures: map[connector.Kind]int{}, used: map[time.Duration]int{}}
+		st.byTenant[name] = ts
+	}
+	return ts
 }
 
 // sharedQuotaStatus is the shared quota as the server counts it.
@@ -111,9 +151,13 @@ type consumerStatus struct {
 	issue      string
 }
 
-func readStatus(ctx context.Context, js jetstream.JetStream, cfg *config.Config, now time.Time) (*status, error) {
+func readStatus(ctx context.Context, js jetstream.JetStream, cfg *config.Config, list []config.Tenant, now time.Time) (*status, error) {
 	topo := broker.NewTopology(cfg)
-	st := &status{now: now, limits: cfg.RateLimits, limitsText: cfg.DefenderRateLimits, failures: map[connector.Kind]int{}, used: map[time.Duration]int{}}
+	st := &status{now: now, limits: cfg.RateLimits, limitsText: cfg.DefenderRateLimits, failures: map[connector.Kind]int{}, used: map[time.Duration]int{},
+		tenants: list, byTenant: map[string]*tenantStatus{}}
+	for _, t := range list {
+		st.tenant(t.Name)
+	}
 	for _, name := range []string{cfg.RequestStream, cfg.ResultStream} {
 		ss := streamStatus{name: name}
 		s, err := js.Stream(ctx, name)
@@ -155,20 +199,34 @@ func readStatus(ctx context.Context, js jetstream.JetStream, cfg *config.Config,
 		st.missing = append(st.missing, "key-value bucket "+topo.Cache.Bucket)
 	}
 	st.scope = cfg.QuotaScope
-	if cfg.QuotaScope == quota.ScopeShared && len(cfg.RateLimits) > 0 {
-		st.shared = readSharedQuota(ctx, js, cfg)
+	limits := cfg.RateLimits
+	if list != nil && cfg.QuotaScope == quota.ScopeShared {
+		// What the quota streams enforce for the tenants of the file.
+		if limits, err = sharedLimits(cfg, list); err != nil {
+			st.tenantsIssue = err.Error()
+			limits = nil
+		}
 	}
+	if cfg.QuotaScope == quota.ScopeShared && len(limits) > 0 {
+		st.shared = readSharedQuota(ctx, js, cfg, limits)
+	}
+
 	if st.streams[1].info != nil {
 		if err := st.readResults(ctx, js, cfg); err != nil {
+			return nil, err
+		}
+	}
+	if st.streams[0].info != nil && st.perTenant() {
+		if err := st.readTenantRequests(ctx, js, cfg); err != nil {
 			return nil, err
 		}
 	}
 	return st, nil
 }
 
-func readSharedQuota(ctx context.Context, js jetstream.JetStream, cfg *config.Config) *sharedQuotaStatus {
+func readSharedQuota(ctx context.Context, js jetstream.JetStream, cfg *config.Config, limits []connector.Limit) *sharedQuotaStatus {
 	sq := &sharedQuotaStatus{own: registration(cfg)}
-	use, err := quota.ReadUse(ctx, js, cfg.ConsumerName, cfg.RateLimits)
+	use, err := quota.ReadUse(ctx, js, cfg.ConsumerName, limits)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		sq.issue = "missing (start 'alert-domains serve' with PROVISION=true)"
@@ -179,6 +237,43 @@ func readSharedQuota(ctx context.Context, js jetstream.JetStream, cfg *config.Co
 	}
 	sq.cooldowns, _ = quota.ReadCooldowns(ctx, js, cfg.ConsumerName)
 	return sq
+}
+
+// readTenantRequests counts the requests stored on each tenant's request
+// subject, from the request stream's per-subject counts (one request to the
+// server, however many messages).
+func (st *status) readTenantRequests(ctx context.Context, js jetstream.JetStream, cfg *config.Config) error {
+	s, err := js.Stream(ctx, cfg.RequestStream)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", cfg.RequestStream, err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(broker.TenantSubject(cfg.RequestSubject)))
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", cfg.RequestStream, err)
+	}
+	// Only the tenants shown: any publisher can make up subjects.
+	for subject, n := range info.State.Subjects {
+		name, _ := strings.CutPrefix(subject, cfg.RequestSubject+".")
+		if ts, ok := st.byTenant[name]; ok && name != "" {
+			ts.stored = n
+		}
+	}
+	return nil
+}
+
+// perTenant reports whether status has a line per tenant: with
+// TENANTS_FILE, or when the results name more than one tenant.
+func (st *status) perTenant() bool {
+	if st.tenants != nil {
+		return true
+	}
+	named := 0
+	for name := range st.byTenant {
+		if name != "" {
+			named++
+		}
+	}
+	return named > 1
 }
 
 func cacheStatus(ctx context.Context, js jetstream.JetStream, topo broker.Topology) string {
@@ -208,6 +303,11 @@ func (st *status) readResults(ctx context.Context, js jetstream.JetStream, cfg *
 	for _, l := range st.limits {
 		span = max(span, min(l.Window, broker.ResultMaxAge))
 	}
+	for _, t := range st.tenants {
+		for _, l := range t.RateLimits {
+			span = max(span, min(l.Window, broker.ResultMaxAge))
+		}
+	}
 	st.scanned = span
 	from := st.now.Add(-span)
 	occ := jetstream.OrderedConsumerConfig{
@@ -221,12 +321,22 @@ func (st *status) readResults(ctx context.Context, js jetstream.JetStream, cfg *
 			return true, nil
 		}
 		age := st.now.Sub(meta.Timestamp)
-		if r.Error != nil && age <= failureWindow {
-			st.failures[r.Error.Kind]++
+		ts := st.tenant(r.Tenant)
+		if age <= failureWindow {
+			ts.results++
+			if r.Error != nil {
+				st.failures[r.Error.Kind]++
+				ts.failures[r.Error.Kind]++
+			}
 		}
 		for _, l := range st.limits {
 			if age <= l.Window {
 				st.used[l.Window] += r.Attempts
+			}
+		}
+		for _, l := range st.tenantLimits(r.Tenant) {
+			if age <= l.Window {
+				ts.used[l.Window] += r.Attempts
 			}
 		}
 		return true, nil
@@ -312,6 +422,15 @@ func (st *status) print(out io.Writer) error {
 	}
 	section()
 
+	if st.tenantsIssue != "" {
+		fmt.Fprintf(w, "TENANTS: TENANTS_FILE not used: %s\n", st.tenantsIssue)
+		section()
+	}
+	if st.perTenant() {
+		st.printTenants(w)
+		section()
+	}
+
 	if st.shared != nil {
 		st.printShared(w)
 		return w.Flush()
@@ -352,13 +471,28 @@ func (st *status) printShared(w *tabwriter.Writer) {
 			keys[k] = true
 		}
 	}
+	if st.tenants != nil {
+		// With the file, the registrations are the tenants'.
+		delete(keys, ownKey)
+		for _, t := range st.tenants {
+			if len(t.RateLimits) > 0 {
+				keys[tenantRegistration(&t).Key()] = true
+			}
+		}
+	}
+	names := map[string]string{ownKey: sq.own.String()}
+	for _, t := range st.tenants {
+		k := tenantRegistration(&t).Key()
+		if prev, ok := names[k]; ok && k != ownKey {
+			names[k] = prev + ", " + t.Name
+		} else {
+			names[k] = "tenant " + t.Name
+		}
+	}
 	sorted := slices.Sorted(maps.Keys(keys))
 	fmt.Fprintln(w, "  APP REGISTRATION\tWINDOW\tLIMIT\tUSED (ALL REPLICAS)\tCOOLDOWN")
 	for _, k := range sorted {
-		name := "key " + k
-		if k == ownKey {
-			name = sq.own.String()
-		}
+		name := cmp.Or(names[k], "key "+k)
 		cool := "-"
 		if until, ok := sq.cooldowns[k]; ok && until.After(st.now) {
 			cool = "until " + until.UTC().Format("15:04:05.000") + " (" + metrics.ShortDuration(until.Sub(st.now).Round(time.Millisecond)) + " left)"
@@ -371,6 +505,112 @@ func (st *status) printShared(w *tabwriter.Writer) {
 	w.Flush()
 	fmt.Fprintln(w, "\nUSED counts the calls of every replica that hold a slot: running, or ended")
 	fmt.Fprintln(w, "less than a window ago, as the NATS server counts them.")
+}
+
+// tenantLimits are the quota limits of the tenant called name: those of
+// TENANTS_FILE, or DEFENDER_RATE_LIMITS.
+func (st *status) tenantLimits(name string) []connector.Limit {
+	for _, t := range st.tenants {
+		if t.Name == name {
+			return t.RateLimits
+		}
+	}
+	return st.limits
+}
+
+// printTenants prints a line per tenant: those of the file, then any other
+// the results name, then the results that name none.
+func (st *status) printTenants(w *tabwriter.Writer) {
+	var names []string
+	configured := map[string]bool{}
+	for _, t := range st.tenants {
+		names = append(names, t.Name)
+		configured[t.Name] = true
+	}
+	for _, n := range slices.Sorted(maps.Keys(st.byTenant)) {
+		if !configured[n] && n != "" {
+			names = append(names, n)
+		}
+	}
+	if _, ok := st.byTenant[""]; ok {
+		names = append(names, "")
+	}
+	if st.tenants != nil {
+		fmt.Fprintf(w, "TENANTS: %d configured\n", len(st.tenants))
+	} else {
+		fmt.Fprintln(w, "TENANTS named by the results")
+	}
+	fmt.Fprintln(w, "  TENANT\tRESULTS (1H)\tFAILURES (1H)\tREQUESTS STORED\tQUOTA USED")
+	for _, n := range names {
+		ts := st.byTenant[n]
+		label := n
+		switch {
+		case n == "":
+			label = "(none named)"
+		case st.tenants != nil && !configured[n]:
+			label = n + " (not configured)"
+		}
+		stored := "-"
+		if n != "" {
+			stored = strconv.FormatUint(ts.stored, 10)
+		}
+		fmt.Fprintf(w, "  %s\t%d\t%s\t%s\t%s\n", label, ts.results, failureText(ts.failures), stored, st.tenantQuota(n, ts))
+	}
+	w.Flush()
+	fmt.Fprintln(w, "\nREQUESTS STORED counts the requests kept on the tenant's request subject")
+	fmt.Fprintln(w, "(REQUEST_SUBJECT.<name>), answered or not.")
+}
+
+// failureText is failures by kind, the most frequent first: "3 (2
+// unavailable, 1 not_found)".
+func failureText(failures map[connector.Kind]int) string {
+	total := 0
+	for _, n := range failures {
+		total += n
+	}
+	if total == 0 {
+		return "0"
+	}
+	kinds := slices.SortedFunc(maps.Keys(failures), func(a, b connector.Kind) int {
+		return cmp.Or(cmp.Compare(failures[b], failures[a]), cmp.Compare(a, b))
+	})
+	parts := make([]string, len(kinds))
+	for i, k := range kinds {
+		parts[i] = fmt.Sprintf("%d %s", failures[k], k)
+	}
+	return fmt.Sprintf("%d (%s)", total, strings.Join(parts, ", "))
+}
+
+// tenantQuota is the quota the tenant's app registration used in each
+// window: as the shared quota counts it, or (QUOTA_SCOPE=process) the
+// attempts of the tenant's results.
+func (st *status) tenantQuota(name string, ts *tenantStatus) string {
+	var parts []string
+	if sq := st.shared; sq != nil {
+		var key string
+		for _, t := range st.tenants {
+			if t.Name == name {
+				key = tenantRegistration(&t).Key()
+			}
+		}
+		if st.tenants == nil && name != "" {
+			key = sq.own.Key()
+		}
+		if key == "" || sq.issue != "" {
+			return "-"
+		}
+		for _, u := range sq.use {
+			parts = append(parts, fmt.Sprintf("%d/%d per %s", u.ByKey[key], u.Limit.Count, metrics.ShortDuration(u.Limit.Window)))
+		}
+	} else {
+		for _, l := range st.tenantLimits(name) {
+			parts = append(parts, fmt.Sprintf("%d/%d per %s", ts.used[l.Window], l.Count, metrics.ShortDuration(l.Window)))
+		}
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
 }
 
 func quotaText(text string, limits []connector.Limit) string {

@@ -6,20 +6,26 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/broker"
+	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/handlers"
 )
 
-const tailSynopsis = `tail [--since D] [--failed | --succeeded] [--json]
+const tailSynopsis = `tail [--since D] [--failed | --succeeded] [--tenant NAME] [--json]
 
 Follows the results as they are stored in RESULT_STREAM, one line each: when
 it completed, the status, the alert, and its domains or the error kind. It
-runs until interrupted (Ctrl-C), then exits 0.`
+runs until interrupted (Ctrl-C), then exits 0.
+
+--tenant NAME follows only that tenant's results: those on
+SUCCESS_SUBJECT.NAME and FAILURE_SUBJECT.NAME, and those on the plain
+subjects whose tenant field is NAME.`
 
 func runTail(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "tail", tailSynopsis)
@@ -27,6 +33,7 @@ func runTail(ctx context.Context, e *env, args []string) error {
 	failed := fs.Bool("failed", false, "only failure results")
 	succeeded := fs.Bool("succeeded", false, "only success results")
 	asJSON := fs.Bool("json", false, "print each result's JSON as stored, one per line")
+	tenant := fs.String("tenant", "", "only the results of this tenant")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -35,6 +42,9 @@ func runTail(ctx context.Context, e *env, args []string) error {
 	}
 	if *failed && *succeeded {
 		return usageErrorf("tail: --failed and --succeeded exclude each other")
+	}
+	if *tenant != "" && !config.ValidTenantName(*tenant) {
+		return usageErrorf("tail: --tenant: %q is not a tenant name ([a-z0-9][a-z0-9-]{0,62})", *tenant)
 	}
 	occ := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy}
 	if *since != "" {
@@ -48,15 +58,8 @@ func runTail(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	// Each subject in both forms: plain, and per tenant.
-	switch {
-	case *failed:
-		occ.FilterSubjects = []string{cfg.FailureSubject, broker.TenantSubject(cfg.FailureSubject)}
-	case *succeeded:
-		occ.FilterSubjects = []string{cfg.SuccessSubject, broker.TenantSubject(cfg.SuccessSubject)}
-	default:
-		occ.FilterSubjects = []string{cfg.SuccessSubject, cfg.FailureSubject, broker.TenantSubject(cfg.SuccessSubject), broker.TenantSubject(cfg.FailureSubject)}
-	}
+	filter := tailFilter{tenant: *tenant, success: cfg.SuccessSubject, failure: cfg.FailureSubject}
+	occ.FilterSubjects = filter.subjects(*failed, *succeeded)
 	logger := newLogger(cfg, e)
 	nc, err := broker.Connect(ctx, cfg, clientURL(cfg), "alert-domains tail", logger)
 	if err != nil {
@@ -89,6 +92,9 @@ func runTail(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return interrupted(ctx, err)
 		}
+		if !filter.keeps(msg.Subject(), msg.Data()) {
+			continue
+		}
 		if *asJSON {
 			_, err = fmt.Fprintf(e.stdout, "%s\n", msg.Data())
 		} else {
@@ -98,6 +104,48 @@ func runTail(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
+}
+
+// tailFilter selects the results tail follows.
+type tailFilter struct {
+	tenant           string // only this tenant's results; "" for every one
+	success, failure string // SUCCESS_SUBJECT and FAILURE_SUBJECT
+}
+
+// subjects are the result subjects to read: each in both forms, plain and
+// per tenant; with a tenant, its own subjects and the plain ones.
+func (f tailFilter) subjects(failed, succeeded bool) []string {
+	var plain []string
+	switch {
+	case failed:
+		plain = []string{f.failure}
+	case succeeded:
+		plain = []string{f.success}
+	default:
+		plain = []string{f.success, f.failure}
+	}
+	out := slices.Clone(plain)
+	for _, s := range plain {
+		if f.tenant != "" {
+			out = append(out, s+"."+f.tenant)
+		} else {
+			out = append(out, broker.TenantSubject(s))
+		}
+	}
+	return out
+}
+
+// keeps reports whether the result data stored on subject is followed: with
+// a tenant, a result on a plain subject is its tenant's when its tenant
+// field names it (the per-tenant subjects read are the tenant's own).
+func (f tailFilter) keeps(subject string, data []byte) bool {
+	if f.tenant == "" || (subject != f.success && subject != f.failure) {
+		return true
+	}
+	var r struct {
+		Tenant string `json:"tenant"`
+	}
+	return json.Unmarshal(data, &r) == nil && r.Tenant == f.tenant
 }
 
 // interrupted turns the error of a command that runs until Ctrl-C into a

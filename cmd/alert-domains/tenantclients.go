@@ -26,6 +26,7 @@ type tenantClients struct {
 	logger *slog.Logger
 	opts   []connector.Option
 	obs    *metrics.SharedQuota // nil: the quota counts per process
+	m      *metrics.Metrics
 	router *tenants.Router
 
 	mu      sync.Mutex
@@ -42,7 +43,7 @@ type tenantClients struct {
 
 // newTenantClients builds the clients of list.
 func newTenantClients(cfg *config.Config, e *env, list []config.Tenant, logger *slog.Logger, m *metrics.Metrics, opts []connector.Option) (*tenantClients, error) {
-	c := &tenantClients{cfg: cfg, e: e, logger: logger, opts: opts, quotas: map[string]*quota.Shared{}, started: map[*quota.Shared]bool{}}
+	c := &tenantClients{cfg: cfg, e: e, logger: logger, opts: opts, m: m, quotas: map[string]*quota.Shared{}, started: map[*quota.Shared]bool{}}
 	if cfg.QuotaScope == quota.ScopeShared {
 		limits, err := sharedLimits(cfg, list)
 		if err != nil {
@@ -68,6 +69,9 @@ func newTenantClients(cfg *config.Config, e *env, list []config.Tenant, logger *
 // registration.
 func (c *tenantClients) build(t *config.Tenant) (tenants.Lookup, error) {
 	opts := c.opts
+	if c.m != nil {
+		opts = append(slices.Clip(opts), connector.WithObserver(c.m.Tenant(t.Name)))
+	}
 	if c.obs != nil && len(t.RateLimits) > 0 {
 		key := tenantRegistration(t).Key() + " " + fmt.Sprint(t.RateLimits)
 		q, ok := c.quotas[key]

@@ -1,0 +1,102 @@
+package metrics_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/metrics"
+)
+
+// tenantValues are the values of the tenant label among the series of
+// alert_domains_results_total and alert_domains_defender_calls_total.
+func tenantValues(t *testing.T, m *metrics.Metrics) map[string]bool {
+	t.Helper()
+	families, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := map[string]bool{}
+	for _, f := range families {
+		if f.GetName() != "alert_domains_results_total" && f.GetName() != "alert_domains_defender_calls_total" {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			found := false
+			for _, l := range s.GetLabel() {
+				if l.GetName() == "tenant" {
+					values[l.GetValue()] = true
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("%s series without a tenant label: %v", f.GetName(), s.GetLabel())
+			}
+		}
+	}
+	return values
+}
+
+func TestTenantLabel(t *testing.T) {
+	m := metrics.New()
+	m.SetTenants([]string{"contoso", "fabrikam"})
+	// Exported from 0 for every configured tenant, and for none.
+	expect(t, scrape(t, m), map[string]float64{
+		`alert_domains_results_total{kind="",status="success",tenant="contoso"}`:                0,
+		`alert_domains_results_total{kind="unknown_tenant",status="failure",tenant="fabrikam"}`: 0,
+		`alert_domains_results_total{kind="unknown_tenant",status="failure",tenant=""}`:         0,
+		`alert_domains_defender_calls_total{code="429",tenant="fabrikam"}`:                      0,
+		`alert_domains_defender_calls_total{code="200",tenant=""}`:                              0,
+	})
+
+	hostile := []string{`evil"} 1` + "\n" + `alert_domains_results_total{x="`, "northwind", "Contoso", "contoso ", strings.Repeat("a", 10000)}
+	// Results through the middleware (the handler's) and the safety net.
+	count := m.Middleware()(func(ctx context.Context, d *handlers.Delivery) handlers.Outcome {
+		res := handlers.Success("a", nil, 1, false, time.Now())
+		res.Tenant = string(d.Data)
+		return handlers.Outcome{Action: handlers.Ack, Stored: true, Result: res}
+	})
+	for range 2 {
+		count(t.Context(), &handlers.Delivery{Data: []byte("contoso")})
+		m.Tenant("contoso").DefenderCall(200, time.Millisecond)
+	}
+	for _, tenant := range hostile {
+		res := handlers.Failure("a", &connector.Error{Kind: connector.KindUnknownTenant, Message: "unknown tenant"}, 0, time.Now())
+		res.Tenant = tenant
+		m.SafetyNetResult(res, false)
+		m.Tenant(tenant).DefenderCall(200, time.Millisecond)
+	}
+	m.DefenderCall(503, time.Millisecond)
+	expect(t, scrape(t, m), map[string]float64{
+		`alert_domains_results_total{kind="",status="success",tenant="contoso"}`:        2,
+		`alert_domains_results_total{kind="unknown_tenant",status="failure",tenant=""}`: float64(len(hostile)),
+		`alert_domains_defender_calls_total{code="200",tenant="contoso"}`:               2,
+		`alert_domains_defender_calls_total{code="200",tenant=""}`:                      float64(len(hostile)),
+		`alert_domains_defender_calls_total{code="503",tenant=""}`:                      1,
+		`alert_domains_defender_calls_total{code="200",tenant="fabrikam"}`:              0,
+	})
+	for v := range tenantValues(t, m) {
+		if v != "" && v != "contoso" && v != "fabrikam" {
+			t.Errorf("tenant label value %.60q is not a configured tenant", v)
+		}
+	}
+
+	// A reload: fabrikam removed, northwind added; contoso keeps its counts.
+	m.SetTenants([]string{"contoso", "northwind"})
+	got := scrape(t, m)
+	expect(t, got, map[string]float64{
+		`alert_domains_results_total{kind="",status="success",tenant="contoso"}`:   2,
+		`alert_domains_results_total{kind="",status="success",tenant="northwind"}`: 0,
+		`alert_domains_defender_calls_total{code="error",tenant="northwind"}`:      0,
+	})
+	if values := tenantValues(t, m); values["fabrikam"] || len(values) != 3 {
+		t.Errorf("tenant label values after the reload %v, want contoso, northwind and none", values)
+	}
+	m.Tenant("fabrikam").DefenderCall(200, time.Millisecond)
+	if values := tenantValues(t, m); values["fabrikam"] {
+		t.Errorf("a removed tenant's call brought its series back: %v", values)
+	}
+}
