@@ -155,6 +155,7 @@ type Service struct {
 	recordAnswers  bool // write a record of each stored result (WithAnswers)
 	now            func() time.Time
 	publishTimeout time.Duration
+	publishBudget  time.Duration
 	maxResult      int
 	retryDelay     func(delivery uint64) time.Duration
 	// flights makes concurrent requests for the same alert share one
@@ -256,6 +257,25 @@ func WithPublishTimeout(d time.Duration) Option {
 	}
 }
 
+// WithPublishBudget bounds the time spent storing one result while the
+// result stream does not answer (its leader lost, the connection moving to
+// another server): the publish is tried again within it, because the
+// answer is in hand and a redelivery would ask Defender again. After it
+// the request is redelivered (default DefaultPublishBudget).
+func WithPublishBudget(d time.Duration) Option {
+	return func(s *Service) error {
+		if d < 0 {
+			return errors.New("handlers: publish budget must not be negative")
+		}
+		s.publishBudget = d
+		return nil
+	}
+}
+
+// DefaultPublishBudget covers the election of a new stream leader in a
+// three-node cluster (a few seconds) with room to spare.
+const DefaultPublishBudget = 20 * time.Second
+
 // WithMaxResultBytes sets the largest result message the server stores
 // (its max_payload, headers included; default DefaultMaxResultBytes). A
 // result that would be larger is replaced by a bad_response failure.
@@ -297,6 +317,7 @@ func New(lookup Lookup, pub Publisher, successSubject, failureSubject string, op
 		failureSubject: failureSubject,
 		now:            time.Now,
 		publishTimeout: 5 * time.Second,
+		publishBudget:  DefaultPublishBudget,
 		maxResult:      DefaultMaxResultBytes,
 		retryDelay:     DefaultRetryDelay,
 	}
@@ -565,11 +586,14 @@ func (s *Service) finish(ctx context.Context, d *Delivery, req Request, rt route
 	if err != nil {
 		perr = fmt.Errorf("encode result: %w", err)
 	} else {
-		// The publish gets its chance even when shutdown has begun: the
-		// lookup is done and its answer is worth storing.
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.publishTimeout)
-		ack, err := s.pub.PublishMsg(pctx, msg)
-		cancel()
+		// Only an answer that cost a Defender call is worth waiting for the
+		// stream: a cached answer or a failure without a call costs nothing
+		// to redeliver.
+		budget := time.Duration(0)
+		if res.Attempts > 0 || res.Coalesced {
+			budget = s.publishBudget
+		}
+		ack, err := s.publish(ctx, msg, budget)
 		if err != nil {
 			perr = fmt.Errorf("publish result: %w", err)
 		} else {
@@ -585,6 +609,45 @@ func (s *Service) finish(ctx context.Context, d *Delivery, req Request, rt route
 		out.Delay = s.retryDelay(d.NumDelivered)
 	}
 	return out
+}
+
+// publish stores msg in the result stream. The first attempt gets its
+// chance even when shutdown has begun (the lookup is done and its answer is
+// worth storing); while the stream does not answer, attempts go on, with
+// backoff, within budget and until shutdown. Every attempt
+// carries the same message ID, so an attempt that was stored although its
+// acknowledgement was lost is not stored twice.
+func (s *Service) publish(ctx context.Context, msg *nats.Msg, budget time.Duration) (*jetstream.PubAck, error) {
+	start := time.Now()
+	wait := 100 * time.Millisecond
+	for {
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.publishTimeout)
+		ack, err := s.pub.PublishMsg(pctx, msg)
+		cancel()
+		if err == nil || !unanswered(err) || time.Since(start)+wait > budget {
+			return ack, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ack, err
+		case <-t.C:
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// unanswered reports a publish that the result stream did not answer, or
+// answered "try again": what a stream between leaders, or a connection
+// between servers, looks like.
+func unanswered(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Code == 503 || apiErr.Code == 408
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
 }
 
 // record writes the record of the result just stored, so that a later

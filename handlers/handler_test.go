@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -257,7 +258,7 @@ func TestHandlePublishFailureRetriesLater(t *testing.T) {
 	lookup := lookupFunc(func(ctx context.Context, id string) (connector.Result, error) {
 		return connector.Result{Domains: []string{"a.example"}, Attempts: 1}, nil
 	})
-	svc, err := New(lookup, pub, successSubj, failureSubj)
+	svc, err := New(lookup, pub, successSubj, failureSubj, WithPublishBudget(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,6 +273,49 @@ func TestHandlePublishFailureRetriesLater(t *testing.T) {
 	}
 	if n := len(stored(t, st)); n != 1 {
 		t.Errorf("%d results stored, want 1", n)
+	}
+}
+
+// TestHandlePublishTriesAgainWhileStreamUnanswered: a result stream that
+// does not answer for a moment (its leader lost) costs no second Defender
+// call: the answer in hand is published again, and the first delivery
+// stores it.
+func TestHandlePublishTriesAgainWhileStreamUnanswered(t *testing.T) {
+	js, st := jetStream(t)
+	pub := &failingPublisher{Publisher: js}
+	pub.fail.Store(3)
+	var calls atomic.Int32
+	lookup := lookupFunc(func(ctx context.Context, id string) (connector.Result, error) {
+		calls.Add(1)
+		return connector.Result{Domains: []string{"a.example"}, Attempts: 1}, nil
+	})
+	svc, err := New(lookup, pub, successSubj, failureSubj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &Delivery{Data: []byte("abc"), Stream: "REQ", StreamSeq: 3, NumDelivered: 1, MaxDeliver: 10}
+	if out := svc.Handle(t.Context(), d); out.Action != Ack || !out.Stored || out.Err != nil {
+		t.Fatalf("after 3 unanswered publishes: %v stored=%v err=%v, want the result stored by this delivery", out.Action, out.Stored, out.Err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("%d Defender calls, want 1", n)
+	}
+	if n := len(stored(t, st)); n != 1 {
+		t.Errorf("%d results stored, want 1", n)
+	}
+
+	// Shutdown ends the attempts: the request goes back for a later delivery.
+	pub.fail.Store(1000)
+	ctx, cancel := context.WithCancel(t.Context())
+	d.StreamSeq = 4
+	go func() {
+		for pub.fail.Load() > 998 {
+			runtime.Gosched()
+		}
+		cancel()
+	}()
+	if out := svc.Handle(ctx, d); out.Action != Retry || out.Stored {
+		t.Fatalf("unanswered publishes at shutdown: %v stored=%v, want a retry", out.Action, out.Stored)
 	}
 }
 
