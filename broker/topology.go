@@ -133,9 +133,11 @@ func NewTopology(cfg *config.Config) Topology {
 }
 
 // MaxAckPending is the consumer's limit on unacknowledged messages: the
-// work of four replicas with the same concurrency, plus their buffers.
+// work of four replicas with the same concurrency, each with its workers
+// busy and as many messages parked as the consumer package lets wait for
+// their quota without a worker (16 per worker).
 func MaxAckPending(concurrency int) int {
-	return 8 * concurrency
+	return 4 * (concurrency + 16*concurrency)
 }
 
 // Provision creates what is missing and brings the settings the service

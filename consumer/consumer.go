@@ -44,9 +44,12 @@ type Consumer struct {
 	fetchWait       time.Duration
 	infoEvery       time.Duration
 	onInfo          func(*jetstream.ConsumerInfo)
+	maxParked       int
+	parkAfter       time.Duration
 
 	bound    atomic.Bool
 	inFlight atomic.Int64
+	pool     atomic.Pointer[pool]
 	notReady atomic.Pointer[error]
 
 	// Messages in an abandonable wait (see package shutdown), by a number
@@ -77,6 +80,19 @@ func WithConcurrency(n int) Option {
 			return errors.New("consumer: concurrency must be at least 1")
 		}
 		c.concurrency = n
+		return nil
+	}
+}
+
+// WithMaxParked sets how many messages may wait for their quota without a
+// worker (default 16 per worker): see Run. The consumer's MaxAckPending must
+// leave room for them.
+func WithMaxParked(n int) Option {
+	return func(c *Consumer) error {
+		if n < 0 {
+			return errors.New("consumer: max parked must not be negative")
+		}
+		c.maxParked = n
 		return nil
 	}
 }
@@ -175,11 +191,16 @@ func New(bind Binder, handler handlers.Handler, opts ...Option) (*Consumer, erro
 		rebindMin:       250 * time.Millisecond,
 		rebindMax:       5 * time.Second,
 		fetchWait:       5 * time.Second,
+		maxParked:       -1,
+		parkAfter:       parkAfter,
 	}
 	for _, opt := range opts {
 		if err := opt(c); err != nil {
 			return nil, err
 		}
+	}
+	if c.maxParked < 0 {
+		c.maxParked = 16 * c.concurrency
 	}
 	c.setNotReady(ErrNotBound)
 	c.waits = make(map[uint64]context.CancelCauseFunc)
@@ -220,21 +241,27 @@ func (c *Consumer) Run(ctx context.Context) error {
 	// A slot is taken before a message is fetched, so that messages wait
 	// on the server while every worker is busy; jobs never blocks, having a
 	// place for every slot.
-	slots := make(chan struct{}, c.concurrency)
-	jobs := make(chan jetstream.Msg, c.concurrency)
-	var wg sync.WaitGroup
-	for range c.concurrency {
-		wg.Go(func() {
-			for msg := range jobs {
-				c.process(workCtx, msg)
-				c.inFlight.Add(-1)
-				<-slots
+	p := &pool{slots: make(chan struct{}, c.concurrency), jobs: make(chan jetstream.Msg, c.concurrency), max: int64(c.maxParked)}
+	c.pool.Store(p)
+	p.work = func() {
+		for msg := range p.jobs {
+			parked, holdsSlot := c.process(workCtx, msg, p)
+			c.inFlight.Add(-1)
+			if holdsSlot {
+				<-p.slots
 			}
-		})
+			if parked {
+				// A worker took this one's place when it parked.
+				return
+			}
+		}
+	}
+	for range c.concurrency {
+		p.wg.Go(p.work)
 	}
 
-	err := c.pull(ctx, slots, jobs)
-	close(jobs)
+	err := c.pull(ctx, p)
+	close(p.jobs)
 	c.setNotReady(errors.New("shutting down"))
 	if n := c.abandonWaits(); n > 0 {
 		c.logger.Info("handed back requests waiting for the quota", slog.Int("requests", n))
@@ -242,7 +269,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 	done := make(chan struct{})
 	go func() {
-		wg.Wait()
+		p.wg.Wait()
 		close(done)
 	}()
 	if n := c.InFlight(); n > 0 {
@@ -302,9 +329,111 @@ func (c *Consumer) abandonWaits() int {
 	return len(c.waits)
 }
 
+// pool is the workers of Run. A slot is taken before a message is fetched
+// and given back when it is done, so that messages wait on the server while
+// every worker is busy; jobs never blocks, having a place for every slot.
+//
+// A message whose wait for the Defender quota (or a cooldown) lasts longer
+// than parkAfter parks: it gives its slot back and a new worker takes its
+// place, so that a tenant out of quota does not hold every worker while
+// other tenants' requests wait behind it. The parked message keeps its
+// progress acknowledgements; when its wait ends it takes a slot again
+// before it goes on, ahead of the next fetch (a channel serves blocked
+// senders in order), and its goroutine retires when it is done. At most max
+// messages park at once; beyond that a wait holds its worker.
+type pool struct {
+	slots  chan struct{}
+	jobs   chan jetstream.Msg
+	wg     sync.WaitGroup
+	work   func()
+	parked atomic.Int64
+	max    int64
+}
+
+// parkAfter is how long a quota wait lasts before its message parks: a
+// quota with room answers well within it, so a message that waits longer
+// waits for a slot to free.
+const parkAfter = 20 * time.Millisecond
+
+// parker is the shutdown.Watcher part that parks the message of one
+// delivery during its long quota waits (see pool). retire reports whether
+// the message ever parked (its worker has been replaced); unslotted, that
+// it ended a park without taking a slot again: its wait was abandoned at
+// shutdown, and handing it back must not wait for a worker.
+type parker struct {
+	ctx       context.Context
+	c         *Consumer
+	p         *pool
+	mu        sync.Mutex
+	retire    bool
+	unslotted bool
+}
+
+func (k *parker) watch() (end func()) {
+	var (
+		mu       sync.Mutex
+		done     bool
+		isParked bool
+	)
+	t := time.AfterFunc(k.c.parkAfter, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if done {
+			return
+		}
+		if k.p.parked.Add(1) > k.p.max {
+			k.p.parked.Add(-1)
+			return
+		}
+		isParked = true
+		<-k.p.slots // the slot this message's worker holds
+		k.mu.Lock()
+		first := !k.retire
+		k.retire = true
+		k.mu.Unlock()
+		if first {
+			k.p.wg.Go(k.p.work)
+		}
+	})
+	return func() {
+		t.Stop()
+		mu.Lock()
+		done = true
+		was := isParked
+		mu.Unlock()
+		if !was {
+			return
+		}
+		k.p.parked.Add(-1)
+		if k.ctx.Err() != nil {
+			k.mu.Lock()
+			k.unslotted = true
+			k.mu.Unlock()
+			return
+		}
+		k.p.slots <- struct{}{}
+	}
+}
+
+// done reports, once the message is settled, whether its goroutine retires
+// and whether it holds a slot to give back.
+func (k *parker) done() (retire, holdsSlot bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.retire, !k.unslotted
+}
+
+// Parked is the number of messages waiting for their quota without a worker.
+func (c *Consumer) Parked() int {
+	if p := c.pool.Load(); p != nil {
+		return int(p.parked.Load())
+	}
+	return 0
+}
+
 // pull binds, iterates and dispatches until ctx ends or the connection is
 // closed for good.
-func (c *Consumer) pull(ctx context.Context, slots chan struct{}, jobs chan<- jetstream.Msg) error {
+func (c *Consumer) pull(ctx context.Context, p *pool) error {
 	wait := c.rebindMin
 	for ctx.Err() == nil {
 		cons, err := c.bind(ctx)
@@ -327,7 +456,7 @@ func (c *Consumer) pull(ctx context.Context, slots chan struct{}, jobs chan<- je
 		c.bound.Store(true)
 		c.logger.Info("pulling requests", slog.String("consumer", cons.CachedInfo().Name), slog.String("stream", cons.CachedInfo().Stream), slog.Int("concurrency", c.concurrency))
 		stopInfo := c.watchInfo(ctx, cons)
-		err = c.fetch(ctx, cons, slots, jobs)
+		err = c.fetch(ctx, cons, p)
 		stopInfo()
 		if err == nil || ctx.Err() != nil {
 			return nil
@@ -350,7 +479,12 @@ func (c *Consumer) pull(ctx context.Context, slots chan struct{}, jobs chan<- je
 // quota wait) the server would deliver it again and a second copy would be
 // handled. A fetch that is still open when workers free up is no loss: the
 // messages that arrive meanwhile fill it and end it at once.
-func (c *Consumer) fetch(ctx context.Context, cons jetstream.Consumer, slots chan struct{}, jobs chan<- jetstream.Msg) error {
+//
+// While messages are parked, a fetch waits at most parkedFetchWait: an open
+// fetch holds the free slots, and a parked message whose quota came must
+// not wait long for one.
+func (c *Consumer) fetch(ctx context.Context, cons jetstream.Consumer, p *pool) error {
+	slots, jobs := p.slots, p.jobs
 	for {
 		select {
 		case slots <- struct{}{}:
@@ -367,7 +501,11 @@ func (c *Consumer) fetch(ctx context.Context, cons jetstream.Consumer, slots cha
 				break free
 			}
 		}
-		fctx, cancel := context.WithTimeout(ctx, c.fetchWait)
+		wait := c.fetchWait
+		if p.parked.Load() > 0 {
+			wait = min(wait, parkedFetchWait)
+		}
+		fctx, cancel := context.WithTimeout(ctx, wait)
 		batch, err := cons.Fetch(n, jetstream.FetchContext(fctx))
 		if err != nil {
 			cancel()
@@ -400,6 +538,9 @@ func (c *Consumer) fetch(ctx context.Context, cons jetstream.Consumer, slots cha
 		c.bound.Store(true)
 	}
 }
+
+// parkedFetchWait bounds a fetch's wait while messages are parked.
+const parkedFetchWait = 100 * time.Millisecond
 
 // connectionClosed reports whether err means the connection is closed for
 // good: nats.go closes it on Close, and after the server refused the same
@@ -444,15 +585,16 @@ func (c *Consumer) watchInfo(ctx context.Context, cons jetstream.Consumer) (stop
 	}
 }
 
-// process runs the handler on one message and settles it.
-func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
+// process runs the handler on one message and settles it. It reports
+// whether the message parked, and whether it holds a slot (see pool).
+func (c *Consumer) process(ctx context.Context, msg jetstream.Msg, p *pool) (parked, holdsSlot bool) {
 	meta, err := msg.Metadata()
 	if err != nil {
 		// Not a JetStream message: nothing to redeliver and no sequence to
 		// answer for.
 		c.logger.Error("message without JetStream metadata, terminating it", slog.String("subject", msg.Subject()), slog.Any("error", err))
 		c.settleErr(msg.Term(), 0)
-		return
+		return false, true
 	}
 	d := &handlers.Delivery{
 		Subject:      msg.Subject(),
@@ -466,10 +608,21 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 	}
 	stop := c.keepAlive(msg, meta.Sequence.Stream)
 	mctx, cancel := context.WithCancelCause(ctx)
-	out := c.safeHandle(shutdown.WithWatcher(mctx, c.abandonable(cancel)), d)
+	abandon := c.abandonable(cancel)
+	k := &parker{ctx: mctx, c: c, p: p}
+	watcher := func() (end func()) {
+		endWait := abandon()
+		endPark := k.watch()
+		return func() {
+			endPark()
+			endWait()
+		}
+	}
+	out := c.safeHandle(shutdown.WithWatcher(mctx, watcher), d)
 	cancel(nil)
 	stop()
 	c.settle(msg, out, meta.Sequence.Stream)
+	return k.done()
 }
 
 // safeHandle runs the handler; a panic becomes a redelivery later, never a

@@ -16,6 +16,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/consumer"
 	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/internal/shutdown"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -361,5 +362,119 @@ func TestRunEndsWhenConnectionClosed(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run still runs 10s after the connection was closed")
+	}
+}
+
+// TestQuotaWaitsParkWithoutWorkers: messages that wait for their quota
+// (an abandonable wait) give their workers to the messages behind them,
+// and go on once their wait ends; no more than CONCURRENCY messages are
+// processed (not waiting) at once.
+func TestQuotaWaitsParkWithoutWorkers(t *testing.T) {
+	f := newFixture(t, 30*time.Second, 5)
+	const limit, waiting, others = 2, 6, 5
+	quota := make(chan struct{})
+	var busy, peak, done atomic.Int64
+	h := func(ctx context.Context, d *handlers.Delivery) handlers.Outcome {
+		var i int
+		fmt.Sscanf(string(d.Data), "msg-%d", &i)
+		if i < waiting {
+			end := shutdown.Abandonable(ctx)
+			select {
+			case <-quota:
+			case <-ctx.Done():
+			}
+			end()
+		}
+		b := busy.Add(1)
+		for p := peak.Load(); b > p && !peak.CompareAndSwap(p, b); p = peak.Load() {
+		}
+		busy.Add(-1)
+		done.Add(1)
+		return handlers.Outcome{Action: handlers.Ack}
+	}
+	c, err := consumer.New(f.bind, h, consumer.WithConcurrency(limit))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.publish(t, waiting+others)
+	stop := run(t, c)
+	waitFor(t, "the messages behind the quota waits handled", func() bool { return done.Load() == others })
+	if n := c.Parked(); n != waiting {
+		t.Errorf("Parked() = %d, want %d", n, waiting)
+	}
+	close(quota)
+	waitFor(t, "every message handled", func() bool { return done.Load() == waiting+others })
+	waitFor(t, "every message acknowledged", func() bool { p, a := ackPending(t, f); return p == 0 && a == 0 })
+	if p := peak.Load(); p > limit {
+		t.Errorf("%d messages processed at once, limit %d", p, limit)
+	}
+	if n := c.Parked(); n != 0 {
+		t.Errorf("Parked() = %d after every wait ended", n)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestParkedLimit: beyond the limit, a quota wait holds its worker.
+func TestParkedLimit(t *testing.T) {
+	f := newFixture(t, 30*time.Second, 5)
+	quota := make(chan struct{})
+	var done atomic.Int64
+	h := func(ctx context.Context, d *handlers.Delivery) handlers.Outcome {
+		end := shutdown.Abandonable(ctx)
+		<-quota
+		end()
+		done.Add(1)
+		return handlers.Outcome{Action: handlers.Ack}
+	}
+	c, err := consumer.New(f.bind, h, consumer.WithConcurrency(2), consumer.WithMaxParked(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.publish(t, 10)
+	stop := run(t, c)
+	waitFor(t, "3 parked and 2 waiting with their workers", func() bool { return c.Parked() == 3 && c.InFlight() == 5 })
+	close(quota)
+	waitFor(t, "every message handled", func() bool { return done.Load() == 10 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestShutdownHandsBackParkedAtOnce: at shutdown, parked messages are
+// handed back at once, without waiting for a worker that is still busy.
+func TestShutdownHandsBackParkedAtOnce(t *testing.T) {
+	f := newFixture(t, 30*time.Second, 5)
+	busy, release := make(chan struct{}), make(chan struct{})
+	var handedBack atomic.Int64
+	h := func(ctx context.Context, d *handlers.Delivery) handlers.Outcome {
+		if string(d.Data) == "msg-3" {
+			close(busy)
+			<-release
+			return handlers.Outcome{Action: handlers.Ack}
+		}
+		end := shutdown.Abandonable(ctx)
+		<-ctx.Done()
+		end()
+		handedBack.Add(1)
+		return handlers.Outcome{Action: handlers.HandBack, Err: ctx.Err()}
+	}
+	c, err := consumer.New(f.bind, h, consumer.WithConcurrency(1), consumer.WithShutdownTimeout(20*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.publish(t, 4)
+	stop := run(t, c)
+	<-busy
+	if n := c.Parked(); n != 3 {
+		t.Fatalf("%d parked before the busy message, want 3", n)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	waitFor(t, "the parked messages handed back", func() bool { return handedBack.Load() == 3 })
+	close(release)
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
 	}
 }

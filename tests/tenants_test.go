@@ -24,16 +24,18 @@ type tenantEmulator struct {
 	name   string
 	emu    *defendertest.Server
 	secret string
+	// rateLimits is the tenant's rateLimits in the file, when not empty.
+	rateLimits string
 }
 
 const sharedAlert = "da638000000000000000_1111111111"
 
-func startTenantEmulator(t *testing.T, name string, n int) (tenantEmulator, string) {
+func startTenantEmulator(t *testing.T, name string, n int, opts ...defendertest.Option) (tenantEmulator, string) {
 	t.Helper()
 	secret := name + "-secret-" + fmt.Sprint(n)
-	emu, cert := emulator(t,
+	emu, cert := emulator(t, append([]defendertest.Option{
 		defendertest.WithTenant(fmt.Sprintf("6f1c2b9e-0000-4000-8000-00000000000%d", n), fmt.Sprintf("0a3e5f7d-0000-4000-8000-00000000000%d", n), secret),
-		defendertest.WithAlert(sharedAlert, "c2."+name+".example"))
+		defendertest.WithAlert(sharedAlert, "c2."+name+".example")}, opts...)...)
 	return tenantEmulator{name: name, emu: emu, secret: secret}, cert
 }
 
@@ -72,6 +74,9 @@ func tenantsEnv(t *testing.T, natsURL string, certs []string, ts []tenantEmulato
 	for i, te := range ts {
 		fmt.Fprintf(&doc, "  - name: %s\n    tenantId: %s\n    clientId: %s\n    apiUrl: %s\n    authorityHost: %s\n",
 			te.name, te.emu.TenantID(), te.emu.ClientID(), te.emu.URL, te.emu.AuthorityHost())
+		if te.rateLimits != "" {
+			fmt.Fprintf(&doc, "    rateLimits: %s\n", te.rateLimits)
+		}
 		if i%2 == 0 {
 			f := filepath.Join(dir, te.name+".secret")
 			if err := os.WriteFile(f, []byte(te.secret+"\n"), 0o600); err != nil {
