@@ -310,6 +310,10 @@ func (c *Client) Limiter() *Limiter {
 	return l
 }
 
+// Quota is the quota the client waits for (a *Limiter or a shared one),
+// nil when it has none.
+func (c *Client) Quota() Quota { return c.quota }
+
 // CloseIdleConnections closes the idle keep-alive connections of the
 // client's HTTP client.
 func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }

@@ -35,7 +35,7 @@ type Metrics struct {
 
 	defenderCalls    *prometheus.CounterVec
 	defenderDuration prometheus.Histogram
-	quotaWait        prometheus.Histogram
+	quotaWait        *prometheus.HistogramVec
 
 	cacheHits   prometheus.Counter
 	cacheMisses prometheus.Counter
@@ -89,12 +89,12 @@ func New() *Metrics {
 			Help:      "Duration of one HTTP call to the Defender API.",
 			Buckets:   []float64{0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
 		}),
-		quotaWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+		quotaWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace,
 			Name:      "quota_wait_seconds",
-			Help:      "Time a Defender call waited for the client-side quota (DEFENDER_RATE_LIMITS).",
+			Help:      "Time a Defender call waited for the client-side quota (DEFENDER_RATE_LIMITS), by tenant (a name of the configured tenants; empty for a client of none).",
 			Buckets:   []float64{0.001, 0.01, 0.1, 0.5, 1, 5, 15, 30, 60, 300, 900, 3600},
-		}),
+		}, []string{"tenant"}),
 		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "cache_hits_total",
@@ -219,9 +219,11 @@ func (m *Metrics) DefenderCall(status int, d time.Duration) {
 	m.tenantCall(NoTenant, status, d)
 }
 
-// QuotaWait records how long a call waited for the quota (a connector.Observer).
+// QuotaWait records how long a call waited for the quota (a
+// connector.Observer), under no tenant: the client of a tenant reports to
+// Tenant(name).
 func (m *Metrics) QuotaWait(d time.Duration) {
-	m.quotaWait.Observe(d.Seconds())
+	m.tenantQuotaWait(NoTenant, d)
 }
 
 var _ connector.Observer = (*Metrics)(nil)

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -122,9 +123,9 @@ func TestObserverCountsDefenderCallsAndQuotaWaits(t *testing.T) {
 		`alert_domains_defender_call_duration_seconds_count`:             4,
 		`alert_domains_defender_call_duration_seconds_bucket{le="0.1"}`:  2,
 		`alert_domains_defender_call_duration_seconds_bucket{le="+Inf"}`: 4,
-		`alert_domains_quota_wait_seconds_count`:                         2,
-		`alert_domains_quota_wait_seconds_sum`:                           2,
-		`alert_domains_quota_wait_seconds_bucket{le="0.001"}`:            1,
+		`alert_domains_quota_wait_seconds_count{tenant=""}`:              2,
+		`alert_domains_quota_wait_seconds_sum{tenant=""}`:                2,
+		`alert_domains_quota_wait_seconds_bucket{tenant="",le="0.001"}`:  1,
 	})
 }
 
@@ -192,26 +193,113 @@ func TestInstrumentCache(t *testing.T) {
 	})
 }
 
+// TestWatchQuota: the quota of each configured tenant, from 0 before any
+// call, its use counted for the tenant whose client made the calls only;
+// after a reload the added tenant's series are there and the removed
+// one's are gone; a name no tenant has never becomes a label value.
 func TestWatchQuota(t *testing.T) {
 	m := metrics.New()
-	l := connector.NewLimiter([]connector.Limit{{Count: 100, Window: time.Minute}, {Count: 1500, Window: time.Hour}})
-	if err := m.WatchQuota(l); err != nil {
+	m.SetTenants([]string{"contoso", "fabrikam"})
+	limits := []connector.Limit{{Count: 100, Window: time.Minute}, {Count: 1500, Window: time.Hour}}
+	quotas := map[string]*connector.Limiter{
+		"contoso":   connector.NewLimiter(limits),
+		"fabrikam":  connector.NewLimiter(limits),
+		"northwind": connector.NewLimiter(limits[:1]),
+		"evil":      connector.NewLimiter(limits),
+	}
+	if err := m.WatchQuota(func(tenant string) metrics.Quota {
+		if q, ok := quotas[tenant]; ok {
+			return q
+		}
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
-	for range 3 {
-		if ok, _ := l.Allow(); !ok {
+	got := scrape(t, m)
+	expect(t, got, map[string]float64{
+		`alert_domains_quota_limit_calls{tenant="contoso",window="1m"}`:  100,
+		`alert_domains_quota_limit_calls{tenant="contoso",window="1h"}`:  1500,
+		`alert_domains_quota_limit_calls{tenant="fabrikam",window="1m"}`: 100,
+		`alert_domains_quota_used_calls{tenant="contoso",window="1m"}`:   0,
+		`alert_domains_quota_used_calls{tenant="contoso",window="1h"}`:   0,
+		`alert_domains_quota_used_calls{tenant="fabrikam",window="1m"}`:  0,
+		`alert_domains_quota_used_calls{tenant="fabrikam",window="1h"}`:  0,
+	})
+	for _, q := range []*connector.Limiter{quotas["contoso"], quotas["contoso"], quotas["contoso"], quotas["evil"]} {
+		if ok, _ := q.Allow(); !ok {
 			t.Fatal("limiter refused")
 		}
 	}
-	expect(t, scrape(t, m), map[string]float64{
-		`alert_domains_quota_limit_calls{window="1m"}`: 100,
-		`alert_domains_quota_limit_calls{window="1h"}`: 1500,
-		`alert_domains_quota_used_calls{window="1m"}`:  3,
-		`alert_domains_quota_used_calls{window="1h"}`:  3,
+	got = scrape(t, m)
+	expect(t, got, map[string]float64{
+		`alert_domains_quota_used_calls{tenant="contoso",window="1m"}`:  3,
+		`alert_domains_quota_used_calls{tenant="contoso",window="1h"}`:  3,
+		`alert_domains_quota_used_calls{tenant="fabrikam",window="1m"}`: 0,
+		`alert_domains_quota_used_calls{tenant="fabrikam",window="1h"}`: 0,
 	})
+	quotaTenants := func(got map[string]float64) map[string]bool {
+		seen := map[string]bool{}
+		for k := range got {
+			if strings.HasPrefix(k, "alert_domains_quota_limit_calls{") || strings.HasPrefix(k, "alert_domains_quota_used_calls{") {
+				_, rest, _ := strings.Cut(k, `tenant="`)
+				name, _, _ := strings.Cut(rest, `"`)
+				seen[name] = true
+			}
+		}
+		return seen
+	}
+	if seen := quotaTenants(got); len(seen) != 2 || !seen["contoso"] || !seen["fabrikam"] {
+		t.Errorf("quota series of tenants %v, want contoso and fabrikam", seen)
+	}
+
+	// A reload: fabrikam removed, northwind added.
+	m.SetTenants([]string{"contoso", "northwind"})
+	got = scrape(t, m)
+	expect(t, got, map[string]float64{
+		`alert_domains_quota_used_calls{tenant="contoso",window="1m"}`:    3,
+		`alert_domains_quota_limit_calls{tenant="northwind",window="1m"}`: 100,
+		`alert_domains_quota_used_calls{tenant="northwind",window="1m"}`:  0,
+	})
+	if seen := quotaTenants(got); len(seen) != 2 || !seen["contoso"] || !seen["northwind"] {
+		t.Errorf("quota series after the reload of tenants %v, want contoso and northwind", seen)
+	}
 	if err := m.WatchQuota(nil); err == nil {
 		t.Error("WatchQuota(nil) accepted")
 	}
+}
+
+// TestWatchQuotaReadsASharedQuotaOnce: tenants of one app registration
+// share its quota (QUOTA_SCOPE=shared): each shows its count, read once
+// per scrape.
+func TestWatchQuotaReadsASharedQuotaOnce(t *testing.T) {
+	m := metrics.New()
+	m.SetTenants([]string{"contoso", "fabrikam"})
+	q := &countingQuota{used: 7}
+	if err := m.WatchQuota(func(string) metrics.Quota { return q }); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, scrape(t, m), map[string]float64{
+		`alert_domains_quota_used_calls{tenant="contoso",window="1m"}`:  7,
+		`alert_domains_quota_used_calls{tenant="fabrikam",window="1m"}`: 7,
+	})
+	if n := q.reads.Load(); n != 1 {
+		t.Errorf("the shared quota was read %d times in one scrape, want 1", n)
+	}
+}
+
+// countingQuota counts the reads of its use.
+type countingQuota struct {
+	used  int
+	reads atomic.Int32
+}
+
+func (q *countingQuota) Limits() []connector.Limit {
+	return []connector.Limit{{Count: 100, Window: time.Minute}}
+}
+
+func (q *countingQuota) Used(time.Duration) int {
+	q.reads.Add(1)
+	return q.used
 }
 
 // unreadableQuota is a quota whose use cannot be read now (a shared quota
@@ -229,19 +317,20 @@ func TestSharedQuotaCountersFromZero(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.WatchQuota(unreadableQuota{}); err != nil {
+	m.SetTenants([]string{"default"})
+	if err := m.WatchQuota(func(string) metrics.Quota { return unreadableQuota{} }); err != nil {
 		t.Fatal(err)
 	}
 	got := scrape(t, m)
 	expect(t, got, map[string]float64{
-		`alert_domains_quota_acquires_total{outcome="accepted"}`:    0,
-		`alert_domains_quota_acquires_total{outcome="refused"}`:     0,
-		`alert_domains_quota_acquires_total{outcome="unreachable"}`: 0,
-		`alert_domains_quota_cooldowns_total{source="local"}`:       0,
-		`alert_domains_quota_cooldowns_total{source="shared"}`:      0,
-		`alert_domains_quota_limit_calls{window="1m"}`:              100,
+		`alert_domains_quota_acquires_total{outcome="accepted"}`:        0,
+		`alert_domains_quota_acquires_total{outcome="refused"}`:         0,
+		`alert_domains_quota_acquires_total{outcome="unreachable"}`:     0,
+		`alert_domains_quota_cooldowns_total{source="local"}`:           0,
+		`alert_domains_quota_cooldowns_total{source="shared"}`:          0,
+		`alert_domains_quota_limit_calls{tenant="default",window="1m"}`: 100,
 	})
-	if _, ok := got[`alert_domains_quota_used_calls{window="1m"}`]; ok {
+	if _, ok := got[`alert_domains_quota_used_calls{tenant="default",window="1m"}`]; ok {
 		t.Error("a use that cannot be read is exported")
 	}
 	q.QuotaAcquire("refused")

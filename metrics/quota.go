@@ -2,7 +2,9 @@ package metrics
 
 import (
 	"errors"
+	"reflect"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,26 +21,30 @@ type Quota interface {
 	Used(window time.Duration) int
 }
 
-// WatchQuota exports the configured quota and how much of each window was
-// used, read at each scrape. Call it at most once.
-func (m *Metrics) WatchQuota(q Quota) error {
-	if q == nil {
+// WatchQuota exports, for each configured tenant (SetTenants), the quota
+// that quotaOf says its Defender client spends and how much of each window
+// was used, read at each scrape; quotaOf returns nil for a tenant without
+// a quota. A tenant added by a reload is exported from the next scrape on,
+// and a removed one no longer. Call it at most once.
+func (m *Metrics) WatchQuota(quotaOf func(tenant string) Quota) error {
+	if quotaOf == nil {
 		return errors.New("metrics: nil quota")
 	}
-	return m.reg.Register(&quotaCollector{q: q})
+	return m.reg.Register(&quotaCollector{m: m, quotaOf: quotaOf})
 }
 
 var (
 	quotaLimitDesc = prometheus.NewDesc(namespace+"_quota_limit_calls",
-		"Defender calls that may start in any window of this length (DEFENDER_RATE_LIMITS), by this process (QUOTA_SCOPE=process) or by all replicas together (shared).",
-		[]string{"window"}, nil)
+		"Defender calls that may start in any window of this length (DEFENDER_RATE_LIMITS, or the tenant's rateLimits), by this process (QUOTA_SCOPE=process) or by all replicas together (shared), by tenant (a name of the configured tenants) and window.",
+		[]string{"tenant", "window"}, nil)
 	quotaUsedDesc = prometheus.NewDesc(namespace+"_quota_used_calls",
-		"Defender calls started in the last window of this length, by this process (QUOTA_SCOPE=process) or by all replicas together (shared).",
-		[]string{"window"}, nil)
+		"Defender calls started in the last window of this length, by this process (QUOTA_SCOPE=process) or by all replicas together (shared: the calls of the tenant's app registration, which the tenants of one registration share), by tenant (a name of the configured tenants) and window.",
+		[]string{"tenant", "window"}, nil)
 )
 
 type quotaCollector struct {
-	q Quota
+	m       *Metrics
+	quotaOf func(tenant string) Quota
 }
 
 func (c *quotaCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -46,12 +52,66 @@ func (c *quotaCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- quotaUsedDesc
 }
 
+// quotaReading is what one scrape read of one quota.
+type quotaReading struct {
+	q      Quota
+	limits []connector.Limit
+	used   []int // by limit; negative: not readable now
+}
+
+func (r *quotaReading) read() {
+	r.limits = r.q.Limits()
+	r.used = make([]int, len(r.limits))
+	for i, l := range r.limits {
+		r.used[i] = r.q.Used(l.Window)
+	}
+}
+
+// Collect reads each quota once, however many tenants share it (the tenants
+// of one app registration with QUOTA_SCOPE=shared), and the quotas side by
+// side: a shared quota's use is a request to NATS, and a scrape of many
+// tenants while NATS is slow must not wait for each in turn.
 func (c *quotaCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, l := range c.q.Limits() {
-		w := ShortDuration(l.Window)
-		ch <- prometheus.MustNewConstMetric(quotaLimitDesc, prometheus.GaugeValue, float64(l.Count), w)
-		if used := c.q.Used(l.Window); used >= 0 {
-			ch <- prometheus.MustNewConstMetric(quotaUsedDesc, prometheus.GaugeValue, float64(used), w)
+	type tenantQuota struct {
+		tenant string
+		r      *quotaReading
+	}
+	var tenants []tenantQuota
+	var readings []*quotaReading
+	seen := map[Quota]*quotaReading{}
+	for _, name := range c.m.configured() {
+		q := c.quotaOf(name)
+		if q == nil {
+			continue
+		}
+		// A quota of a type that cannot be a map key is read for each
+		// tenant.
+		comparable := reflect.TypeOf(q).Comparable()
+		var r *quotaReading
+		if comparable {
+			r = seen[q]
+		}
+		if r == nil {
+			r = &quotaReading{q: q}
+			readings = append(readings, r)
+			if comparable {
+				seen[q] = r
+			}
+		}
+		tenants = append(tenants, tenantQuota{tenant: name, r: r})
+	}
+	var wg sync.WaitGroup
+	for _, r := range readings {
+		wg.Go(r.read)
+	}
+	wg.Wait()
+	for _, t := range tenants {
+		for i, l := range t.r.limits {
+			w := ShortDuration(l.Window)
+			ch <- prometheus.MustNewConstMetric(quotaLimitDesc, prometheus.GaugeValue, float64(l.Count), t.tenant, w)
+			if used := t.r.used[i]; used >= 0 {
+				ch <- prometheus.MustNewConstMetric(quotaUsedDesc, prometheus.GaugeValue, float64(used), t.tenant, w)
+			}
 		}
 	}
 }

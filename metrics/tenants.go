@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -64,6 +66,7 @@ func (m *Metrics) SetTenants(names []string) {
 		if !next[n] {
 			m.results.DeletePartialMatch(prometheus.Labels{"tenant": n})
 			m.defenderCalls.DeletePartialMatch(prometheus.Labels{"tenant": n})
+			m.quotaWait.DeletePartialMatch(prometheus.Labels{"tenant": n})
 		}
 	}
 	for n := range next {
@@ -84,6 +87,14 @@ func (m *Metrics) exportTenant(tenant string) {
 	for _, c := range defenderCodes {
 		m.defenderCalls.WithLabelValues(statusCode(c), tenant)
 	}
+	m.quotaWait.WithLabelValues(tenant)
+}
+
+// configured is the names of the configured tenants, sorted.
+func (m *Metrics) configured() []string {
+	m.tenants.mu.RLock()
+	defer m.tenants.mu.RUnlock()
+	return slices.Sorted(maps.Keys(m.tenants.names))
 }
 
 // withTenant calls count with the label value of tenant: its name when it
@@ -111,8 +122,15 @@ func (m *Metrics) tenantCall(tenant string, status int, d time.Duration) {
 	m.defenderDuration.Observe(d.Seconds())
 }
 
+func (m *Metrics) tenantQuotaWait(tenant string, d time.Duration) {
+	m.withTenant(tenant, func(tenant string) {
+		m.quotaWait.WithLabelValues(tenant).Observe(d.Seconds())
+	})
+}
+
 // Tenant is the connector.Observer of the Defender client of the tenant
-// called name: its calls count under its name while it is configured.
+// called name: its calls and quota waits count under its name while it is
+// configured.
 func (m *Metrics) Tenant(name string) connector.Observer {
 	return tenantObserver{m: m, name: name}
 }
@@ -123,4 +141,4 @@ type tenantObserver struct {
 }
 
 func (o tenantObserver) DefenderCall(status int, d time.Duration) { o.m.tenantCall(o.name, status, d) }
-func (o tenantObserver) QuotaWait(d time.Duration)                { o.m.QuotaWait(d) }
+func (o tenantObserver) QuotaWait(d time.Duration)                { o.m.tenantQuotaWait(o.name, d) }

@@ -12,7 +12,8 @@ import (
 )
 
 // tenantValues are the values of the tenant label among the series of
-// alert_domains_results_total and alert_domains_defender_calls_total.
+// alert_domains_results_total, alert_domains_defender_calls_total and
+// alert_domains_quota_wait_seconds.
 func tenantValues(t *testing.T, m *metrics.Metrics) map[string]bool {
 	t.Helper()
 	families, err := m.Registry().Gather()
@@ -21,7 +22,7 @@ func tenantValues(t *testing.T, m *metrics.Metrics) map[string]bool {
 	}
 	values := map[string]bool{}
 	for _, f := range families {
-		if f.GetName() != "alert_domains_results_total" && f.GetName() != "alert_domains_defender_calls_total" {
+		if f.GetName() != "alert_domains_results_total" && f.GetName() != "alert_domains_defender_calls_total" && f.GetName() != "alert_domains_quota_wait_seconds" {
 			continue
 		}
 		for _, s := range f.GetMetric() {
@@ -50,6 +51,9 @@ func TestTenantLabel(t *testing.T) {
 		`alert_domains_results_total{kind="unknown_tenant",status="failure",tenant=""}`:         0,
 		`alert_domains_defender_calls_total{code="429",tenant="fabrikam"}`:                      0,
 		`alert_domains_defender_calls_total{code="200",tenant=""}`:                              0,
+		`alert_domains_quota_wait_seconds_count{tenant="contoso"}`:                              0,
+		`alert_domains_quota_wait_seconds_count{tenant="fabrikam"}`:                             0,
+		`alert_domains_quota_wait_seconds_count{tenant=""}`:                                     0,
 	})
 
 	hostile := []string{`evil"} 1` + "\n" + `alert_domains_results_total{x="`, "northwind", "Contoso", "contoso ", strings.Repeat("a", 10000)}
@@ -62,12 +66,14 @@ func TestTenantLabel(t *testing.T) {
 	for range 2 {
 		count(t.Context(), &handlers.Delivery{Data: []byte("contoso")})
 		m.Tenant("contoso").DefenderCall(200, time.Millisecond)
+		m.Tenant("contoso").QuotaWait(2 * time.Second)
 	}
 	for _, tenant := range hostile {
 		res := handlers.Failure("a", &connector.Error{Kind: connector.KindUnknownTenant, Message: "unknown tenant"}, 0, time.Now())
 		res.Tenant = tenant
 		m.SafetyNetResult(res, false)
 		m.Tenant(tenant).DefenderCall(200, time.Millisecond)
+		m.Tenant(tenant).QuotaWait(time.Second)
 	}
 	m.DefenderCall(503, time.Millisecond)
 	expect(t, scrape(t, m), map[string]float64{
@@ -77,6 +83,10 @@ func TestTenantLabel(t *testing.T) {
 		`alert_domains_defender_calls_total{code="200",tenant=""}`:                      float64(len(hostile)),
 		`alert_domains_defender_calls_total{code="503",tenant=""}`:                      1,
 		`alert_domains_defender_calls_total{code="200",tenant="fabrikam"}`:              0,
+		`alert_domains_quota_wait_seconds_count{tenant="contoso"}`:                      2,
+		`alert_domains_quota_wait_seconds_sum{tenant="contoso"}`:                        4,
+		`alert_domains_quota_wait_seconds_count{tenant=""}`:                             float64(len(hostile)),
+		`alert_domains_quota_wait_seconds_count{tenant="fabrikam"}`:                     0,
 	})
 	for v := range tenantValues(t, m) {
 		if v != "" && v != "contoso" && v != "fabrikam" {
@@ -91,11 +101,16 @@ func TestTenantLabel(t *testing.T) {
 		`alert_domains_results_total{kind="",status="success",tenant="contoso"}`:   2,
 		`alert_domains_results_total{kind="",status="success",tenant="northwind"}`: 0,
 		`alert_domains_defender_calls_total{code="error",tenant="northwind"}`:      0,
+		`alert_domains_quota_wait_seconds_count{tenant="northwind"}`:               0,
 	})
+	if _, ok := got[`alert_domains_quota_wait_seconds_count{tenant="fabrikam"}`]; ok {
+		t.Error("the removed tenant's quota wait is still exported")
+	}
 	if values := tenantValues(t, m); values["fabrikam"] || len(values) != 3 {
 		t.Errorf("tenant label values after the reload %v, want contoso, northwind and none", values)
 	}
 	m.Tenant("fabrikam").DefenderCall(200, time.Millisecond)
+	m.Tenant("fabrikam").QuotaWait(time.Second)
 	if values := tenantValues(t, m); values["fabrikam"] {
 		t.Errorf("a removed tenant's call brought its series back: %v", values)
 	}

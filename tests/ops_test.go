@@ -267,13 +267,13 @@ func TestMetricsCountKnownWorkload(t *testing.T) {
 		`alert_domains_defender_calls_total{code="200",tenant="default"}`:                 2,
 		`alert_domains_defender_calls_total{code="404",tenant="default"}`:                 1,
 		`alert_domains_defender_call_duration_seconds_count`:                              3,
-		`alert_domains_quota_wait_seconds_count`:                                          3,
+		`alert_domains_quota_wait_seconds_count{tenant="default"}`:                        3,
 		`alert_domains_request_attempts_count`:                                            5,
 		`alert_domains_request_attempts_sum`:                                              3,
 		`alert_domains_request_attempts_bucket{le="0"}`:                                   2,
 		`alert_domains_cache_hits_total`:                                                  1,
 		`alert_domains_cache_misses_total`:                                                3,
-		`alert_domains_quota_used_calls{window="1m"}`:                                     3,
+		`alert_domains_quota_used_calls{tenant="default",window="1m"}`:                    3,
 	}
 	var after map[string]float64
 	moved := func() bool {
@@ -286,7 +286,7 @@ func TestMetricsCountKnownWorkload(t *testing.T) {
 		return after["alert_domains_requests_in_flight"] == 0
 	}
 	testenv.Eventually(t, 10*time.Second, 50*time.Millisecond, moved, "metrics move by the workload")
-	if got := after[`alert_domains_quota_limit_calls{window="1m"}`]; got != 100 {
+	if got := after[`alert_domains_quota_limit_calls{tenant="default",window="1m"}`]; got != 100 {
 		t.Errorf("quota limit %v, want 100", got)
 	}
 	if calls := emu.Calls(); float64(calls) != after[`alert_domains_defender_calls_total{code="200",tenant="default"}`]+after[`alert_domains_defender_calls_total{code="404",tenant="default"}`] {

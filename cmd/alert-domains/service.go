@@ -293,14 +293,16 @@ func connectionClosedError(nc *nats.Conn) error {
 // own limiter from the recent results, and exports its use. stop ends the
 // shared quota's watch, after the consumer has finished.
 func (s *service) startQuota(ctx context.Context, js jetstream.JetStream, m *metrics.Metrics) (stop func(), err error) {
+	if s.tenants != nil {
+		if err := m.WatchQuota(tenantQuota(s.tenants)); err != nil {
+			return nil, err
+		}
+	}
 	switch {
 	case s.clients != nil:
 		return s.clients.start(ctx, js)
 	case s.shared != nil:
 		if err := prepareQuota(ctx, js, s.cfg); err != nil {
-			return nil, err
-		}
-		if err := m.WatchQuota(s.shared); err != nil {
 			return nil, err
 		}
 		runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -316,9 +318,6 @@ func (s *service) startQuota(ctx context.Context, js jetstream.JetStream, m *met
 			<-done
 		}, nil
 	case s.limiter != nil:
-		if err := m.WatchQuota(s.limiter); err != nil {
-			return nil, err
-		}
 		n, err := seedLimiter(ctx, js, s.cfg, s.limiter)
 		if err != nil {
 			// The quota then counts from now: say so, and go on.
@@ -328,6 +327,24 @@ func (s *service) startQuota(ctx context.Context, js jetstream.JetStream, m *met
 		}
 	}
 	return func() {}, nil
+}
+
+// tenantQuota is, for the metrics, the quota the Defender client of each
+// tenant of the current set spends (a tenant's own limiter, or the shared
+// quota of its app registration), nil for a tenant that is not in the set.
+func tenantQuota(r *tenants.Router) func(tenant string) metrics.Quota {
+	return func(tenant string) metrics.Quota {
+		l, ok := r.Set().Lookup(tenant)
+		if !ok {
+			return nil
+		}
+		c, ok := l.(*connector.Client)
+		if !ok {
+			return nil
+		}
+		q, _ := c.Quota().(metrics.Quota)
+		return q
+	}
 }
 
 // tenantsFileCheck is how often the tenants file is read for a change (a
