@@ -3,6 +3,7 @@ package tests
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -41,8 +42,9 @@ func TestTenantOutOfQuotaHoldsNoWorkers(t *testing.T) {
 			fabrikam, certB := startTenantEmulator(t, "fabrikam", 2, defendertest.WithAnyAlert())
 			srv := testenv.StartNATS(t)
 			js := srv.JetStream(t)
-			startService(t, tenantsEnv(t, srv.URL(), []string{certA, certB}, []tenantEmulator{contoso, fabrikam},
-				"CONCURRENCY=4", "QUOTA_SCOPE="+scope, "LOG_LEVEL=info"))
+			env := tenantsEnv(t, srv.URL(), []string{certA, certB}, []tenantEmulator{contoso, fabrikam},
+				"CONCURRENCY=4", "QUOTA_SCOPE="+scope, "LOG_LEVEL=info")
+			startService(t, env)
 
 			for i := range 8 {
 				publishTo(t, js, requestSubject+".contoso", fmt.Sprintf("da63800000000000000%d_1", i))
@@ -68,6 +70,26 @@ func TestTenantOutOfQuotaHoldsNoWorkers(t *testing.T) {
 				t.Errorf("fabrikam's 6 requests took %v behind contoso's backlog, want a few seconds", took.Round(time.Millisecond))
 			}
 			t.Logf("fabrikam's 6 requests answered in %v while 6 of contoso's waited for their quota", took.Round(time.Millisecond))
+
+			// status shows what waits, per tenant: REQUESTS STORED, then PENDING.
+			code, out := opsCommand(t, env, "status")
+			if code != 0 {
+				t.Fatalf("status: exit %d\n%s", code, out)
+			}
+			want := map[string][]string{"contoso": {"2", "0", "8", "6"}, "fabrikam": {"6", "0", "6", "0"}}
+			for line := range strings.Lines(out) {
+				f := strings.Fields(line)
+				if len(f) < 5 || want[f[0]] == nil {
+					continue
+				}
+				if got := f[1:5]; !slices.Equal(got, want[f[0]]) {
+					t.Errorf("status line of %s: results, failures, stored, pending %v, want %v:\n%s", f[0], got, want[f[0]], out)
+				}
+				delete(want, f[0])
+			}
+			if len(want) > 0 {
+				t.Errorf("status has no line for %v:\n%s", want, out)
+			}
 		})
 	}
 }

@@ -111,6 +111,7 @@ type status struct {
 	// name none).
 	tenants      []config.Tenant
 	byTenant     map[string]*tenantStatus
+	answered     map[uint64]bool // request sequences of the results read
 	tenantsIssue string // why TENANTS_FILE could not be used
 }
 
@@ -120,12 +121,15 @@ type tenantStatus struct {
 	failures map[connector.Kind]int // in the last hour
 	used     map[time.Duration]int  // attempts of the results of each quota window
 	stored   uint64                 // requests stored on its request subject
+	// pending: requests on its request subject past the consumer's
+	// acknowledgement floor without a result (-1: not known).
+	pending int64
 }
 
 func (st *status) tenant(name string) *tenantStatus {
 	ts, ok := st.byTenant[name]
 	if !ok {
-		ts = &tenantStatus{failures: map[connector.Kind]int{}, used: map[time.Duration]int{}}
+		ts = &tenantStatus{failures: map[connector.Kind]int{}, used: map[time.Duration]int{}, pending: -1}
 		st.byTenant[name] = ts
 	}
 	return ts
@@ -252,13 +256,46 @@ func (st *status) readTenantRequests(ctx context.Context, js jetstream.JetStream
 		return fmt.Errorf("stream %s: %w", cfg.RequestStream, err)
 	}
 	// Only the tenants shown: any publisher can make up subjects.
+	var floor uint64
+	known := false
+	if c := st.consumers[0]; c.info != nil {
+		floor, known = c.info.AckFloor.Stream, true
+	}
 	for subject, n := range info.State.Subjects {
 		name, _ := strings.CutPrefix(subject, cfg.RequestSubject+".")
-		if ts, ok := st.byTenant[name]; ok && name != "" {
-			ts.stored = n
+		ts, ok := st.byTenant[name]
+		if !ok || name == "" {
+			continue
+		}
+		ts.stored = n
+		if known {
+			ts.pending = unansweredAfter(ctx, js, cfg.RequestStream, subject, floor, st.answered)
 		}
 	}
 	return nil
+}
+
+// unansweredAfter counts the requests on subject after sequence floor that
+// have no result among those read (answered); -1 when they cannot be read.
+// The request stream is read headers only.
+func unansweredAfter(ctx context.Context, js jetstream.JetStream, stream, subject string, floor uint64, answered map[uint64]bool) int64 {
+	var n int64
+	occ := jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subject},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    floor + 1,
+		HeadersOnly:    true,
+	}
+	err := scanStream(ctx, js, stream, occ, func(_ jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
+		if !answered[meta.Sequence.Stream] {
+			n++
+		}
+		return true, nil
+	})
+	if err != nil {
+		return -1
+	}
+	return n
 }
 
 // perTenant reports whether status has a line per tenant: with
@@ -320,6 +357,10 @@ func (st *status) readResults(ctx context.Context, js jetstream.JetStream, cfg *
 		if json.Unmarshal(msg.Data(), &r) != nil {
 			return true, nil
 		}
+		if st.answered == nil {
+			st.answered = map[uint64]bool{}
+		}
+		st.answered[r.RequestSequence] = true
 		age := st.now.Sub(meta.Timestamp)
 		ts := st.tenant(r.Tenant)
 		if age <= failureWindow {
@@ -540,7 +581,7 @@ func (st *status) printTenants(w *tabwriter.Writer) {
 	} else {
 		fmt.Fprintln(w, "TENANTS named by the results")
 	}
-	fmt.Fprintln(w, "  TENANT\tRESULTS (1H)\tFAILURES (1H)\tREQUESTS STORED\tQUOTA USED")
+	fmt.Fprintln(w, "  TENANT\tRESULTS (1H)\tFAILURES (1H)\tREQUESTS STORED\tPENDING\tQUOTA USED")
 	for _, n := range names {
 		ts := st.byTenant[n]
 		label := n
@@ -550,15 +591,21 @@ func (st *status) printTenants(w *tabwriter.Writer) {
 		case st.tenants != nil && !configured[n]:
 			label = n + " (not configured)"
 		}
-		stored := "-"
+		stored, pending := "-", "-"
 		if n != "" {
 			stored = strconv.FormatUint(ts.stored, 10)
+			if ts.pending >= 0 {
+				pending = strconv.FormatInt(ts.pending, 10)
+			} else if ts.stored == 0 {
+				pending = "0"
+			}
 		}
-		fmt.Fprintf(w, "  %s\t%d\t%s\t%s\t%s\n", label, ts.results, failureText(ts.failures), stored, st.tenantQuota(n, ts))
+		fmt.Fprintf(w, "  %s\t%d\t%s\t%s\t%s\t%s\n", label, ts.results, failureText(ts.failures), stored, pending, st.tenantQuota(n, ts))
 	}
 	w.Flush()
 	fmt.Fprintln(w, "\nREQUESTS STORED counts the requests kept on the tenant's request subject")
-	fmt.Fprintln(w, "(REQUEST_SUBJECT.<name>), answered or not.")
+	fmt.Fprintln(w, "(REQUEST_SUBJECT.<name>), answered or not; PENDING those of them without a")
+	fmt.Fprintln(w, "result yet (waiting for their quota or a worker, or in hand).")
 }
 
 // failureText is failures by kind, the most frequent first: "3 (2

@@ -71,10 +71,10 @@ func TestStatusTenants(t *testing.T) {
 	}
 	for first, want := range map[string]string{
 		"TENANTS:":  "TENANTS: 2 configured",
-		"contoso":   "contoso 2 1 (1 unavailable) 2 3/100 per 1m, 3/1500 per 1h",
-		"fabrikam":  "fabrikam 1 0 1 3/50 per 1m, 3/800 per 1h",
-		"northwind": "northwind (not configured) 1 0 1 0/100 per 1m, 0/1500 per 1h",
-		"(none":     "(none named) 1 1 (1 unknown_tenant) - 0/100 per 1m, 0/1500 per 1h",
+		"contoso":   "contoso 2 1 (1 unavailable) 2 0 3/100 per 1m, 3/1500 per 1h",
+		"fabrikam":  "fabrikam 1 0 1 0 3/50 per 1m, 3/800 per 1h",
+		"northwind": "northwind (not configured) 1 0 1 0 0/100 per 1m, 0/1500 per 1h",
+		"(none":     "(none named) 1 1 (1 unknown_tenant) - - 0/100 per 1m, 0/1500 per 1h",
 	} {
 		if lines[first] != want {
 			t.Errorf("line %q, want %q\n%s", lines[first], want, out)
