@@ -112,7 +112,7 @@ type status struct {
 	tenants      []config.Tenant
 	byTenant     map[string]*tenantStatus
 	answered     map[uint64]bool // request sequences of the results read
-	tenantsIssue string // why TENANTS_FILE could not be used
+	tenantsIssue string          // why TENANTS_FILE could not be used
 }
 
 // tenantStatus is one tenant's line.
