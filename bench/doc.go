@@ -45,6 +45,15 @@
 //     64, and start-up to ready (median of 5). With -bench.write (or
 //     BENCH_WRITE=1) it rewrites the figures at the top of BENCHMARKS.md,
 //     keeping the notes below its marker line. It takes about three minutes.
+//   - BenchmarkTenants: 50 tenants in one TENANTS_FILE, each with its own
+//     app registration, secret and emulator, all with rateLimits 20/2s, one
+//     alert-domains serve at CONCURRENCY=16: 49 tenants with a backlog beyond
+//     their quota and one sending 5 requests/s. It reports each saturated
+//     tenant's calls over 30 s against its quota (target ≥ 0.9), the
+//     trickle tenant's p50 and p99 request-to-result latency beside them
+//     (target p99 < 50 ms) and alone, and when each backlog drained, as
+//     Markdown; with -bench.write it replaces the figures of the section
+//     "50 tenants" of BENCHMARKS.md. It takes about two minutes.
 //
 // The report, as the README gives it:
 //

@@ -226,6 +226,7 @@ type observer struct {
 	mu       sync.Mutex
 	seen     []bool
 	received int
+	first    time.Time
 	last     time.Time
 	lat      []time.Duration
 	failures int
@@ -271,6 +272,9 @@ func (o *observer) result(msg jetstream.Msg) {
 	o.lat = append(o.lat, now.Sub(time.Unix(0, o.sent[i].Load())))
 	if msg.Headers().Get("Result-Status") != "success" {
 		o.failures++
+	}
+	if o.received == 0 {
+		o.first = now
 	}
 	o.received++
 	o.last = now
