@@ -134,11 +134,14 @@ func NewTopology(cfg *config.Config) Topology {
 
 // MaxAckPending is the consumer's limit on unacknowledged messages: the
 // work of four replicas with the same concurrency, each with its workers
-// busy and as many messages parked as the consumer package lets wait for
-// their quota without a worker (16 per worker).
+// busy and as many messages parked, waiting for their quota without a
+// worker, as the consumer package lets wait (consumer.DefaultMaxParked).
 func MaxAckPending(concurrency int) int {
-	return 4 * (concurrency + 16*concurrency)
+	return 4 * (concurrency + MaxParked)
 }
+
+// MaxParked is consumer.DefaultMaxParked (broker does not import consumer).
+const MaxParked = 4096
 
 // Provision creates what is missing and brings the settings the service
 // owns in line with the configuration: the replica count of every stream

@@ -26,6 +26,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/alert-domains/alert-domains/internal/park"
 	"github.com/alert-domains/alert-domains/internal/shutdown"
 	"golang.org/x/sync/semaphore"
 )
@@ -392,7 +393,7 @@ func (c *Client) Domains(ctx context.Context, alertID string) (Result, error) {
 		if !ok {
 			return res, err
 		}
-		if !sleep(ctx, wait) {
+		if !retrySleep(ctx, wait) {
 			return res, canceled(ctx)
 		}
 	}
@@ -641,6 +642,20 @@ func (r *retrier) next(ctx context.Context, c *Client, err *Error) (wait time.Du
 }
 
 // sleep waits for d, or until ctx ends (false).
+// retrySleep is sleep between attempts: a wait long enough to be worth it
+// gives up the worker meanwhile (see package park), so that a tenant whose
+// Defender is failing holds no worker another tenant could use.
+func retrySleep(ctx context.Context, d time.Duration) bool {
+	if d >= parkRetryWait {
+		defer park.Wait(ctx)()
+	}
+	return sleep(ctx, d)
+}
+
+// parkRetryWait is the shortest wait between attempts that gives up the
+// worker: below it, giving up and taking back costs more than it frees.
+const parkRetryWait = 100 * time.Millisecond
+
 func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/alert-domains/alert-domains/internal/park"
 )
 
 // Limit is one quota: at most Count calls started in any interval of length
@@ -157,9 +159,14 @@ func (l *Limiter) take(ctx context.Context, hold bool) (waited time.Duration, er
 		return 0, err
 	}
 	start := time.Now()
+	// The worker is given up at the first wait, and taken back after the
+	// turn is passed on (defers run last first).
+	parked := park.NewLazy(ctx)
+	defer parked.End()
 	select {
 	case l.turn <- struct{}{}:
 	default:
+		parked.Begin()
 		select {
 		case l.turn <- struct{}{}:
 		case <-ctx.Done():
@@ -189,6 +196,7 @@ func (l *Limiter) take(ctx context.Context, hold bool) (waited time.Duration, er
 		l.waiting = true
 		released := l.released
 		l.mu.Unlock()
+		parked.Begin()
 		var fired <-chan time.Time
 		if !full {
 			if timer == nil {

@@ -4,6 +4,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/alert-domains/alert-domains/internal/park"
 )
 
 // TestLimiterAcquireHoldsUntilRelease: a slot taken with Acquire is busy
@@ -48,6 +50,36 @@ func TestLimiterAcquireHoldsUntilRelease(t *testing.T) {
 		}
 		if got := time.Since(begin); got != 2300*time.Millisecond {
 			t.Errorf("fourth call started at %s, want 2.3s", got)
+		}
+	})
+}
+
+// TestLimiterParksOnlyWhenItWaits: a slot that is free is taken without
+// giving up the worker; a wait for one gives it up (package park) once,
+// and takes it back before the call starts.
+func TestLimiterParksOnlyWhenItWaits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var began, ended int
+		ctx := park.WithParker(t.Context(), func() func() {
+			began++
+			return func() { ended++ }
+		})
+		l := NewLimiter([]Limit{{1, time.Second}})
+		release, _, err := l.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if began != 0 {
+			t.Fatalf("a free slot gave up the worker %d times", began)
+		}
+		release()
+		release, waited, err := l.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		release()
+		if waited < time.Second || began != 1 || ended != 1 {
+			t.Fatalf("waited %v, gave up the worker %d times and took it back %d, want a wait of a window, once and once", waited, began, ended)
 		}
 	})
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/internal/park"
 	"github.com/alert-domains/alert-domains/internal/shutdown"
 )
 
@@ -45,7 +46,6 @@ type Consumer struct {
 	infoEvery       time.Duration
 	onInfo          func(*jetstream.ConsumerInfo)
 	maxParked       int
-	parkAfter       time.Duration
 
 	bound    atomic.Bool
 	inFlight atomic.Int64
@@ -59,6 +59,11 @@ type Consumer struct {
 	waits    map[uint64]context.CancelCauseFunc
 	waitSeq  uint64
 }
+
+// DefaultMaxParked is how many messages may wait without a worker at once:
+// a parked message costs its goroutine's stack and its message (tens of
+// KiB), and a progress acknowledgement every third of the ack wait.
+const DefaultMaxParked = 4096
 
 // ErrHandedBack is the cause of a message context cancelled because
 // shutdown began while the message only waited (for the quota): it is
@@ -85,8 +90,8 @@ func WithConcurrency(n int) Option {
 }
 
 // WithMaxParked sets how many messages may wait for their quota without a
-// worker (default 16 per worker): see Run. The consumer's MaxAckPending must
-// leave room for them.
+// worker (default DefaultMaxParked): see pool. The consumer's MaxAckPending
+// must leave room for them.
 func WithMaxParked(n int) Option {
 	return func(c *Consumer) error {
 		if n < 0 {
@@ -192,7 +197,6 @@ func New(bind Binder, handler handlers.Handler, opts ...Option) (*Consumer, erro
 		rebindMax:       5 * time.Second,
 		fetchWait:       5 * time.Second,
 		maxParked:       -1,
-		parkAfter:       parkAfter,
 	}
 	for _, opt := range opts {
 		if err := opt(c); err != nil {
@@ -200,7 +204,7 @@ func New(bind Binder, handler handlers.Handler, opts ...Option) (*Consumer, erro
 		}
 	}
 	if c.maxParked < 0 {
-		c.maxParked = 16 * c.concurrency
+		c.maxParked = DefaultMaxParked
 	}
 	c.setNotReady(ErrNotBound)
 	c.waits = make(map[uint64]context.CancelCauseFunc)
@@ -333,14 +337,14 @@ func (c *Consumer) abandonWaits() int {
 // and given back when it is done, so that messages wait on the server while
 // every worker is busy; jobs never blocks, having a place for every slot.
 //
-// A message whose wait for the Defender quota (or a cooldown) lasts longer
-// than parkAfter parks: it gives its slot back and a new worker takes its
-// place, so that a tenant out of quota does not hold every worker while
-// other tenants' requests wait behind it. The parked message keeps its
-// progress acknowledgements; when its wait ends it takes a slot again
-// before it goes on, ahead of the next fetch (a channel serves blocked
-// senders in order), and its goroutine retires when it is done. At most max
-// messages park at once; beyond that a wait holds its worker.
+// A message that must wait (for the Defender quota, a cooldown, a retry's
+// backoff: see package park) parks: it gives its slot back and a new
+// worker takes its place, so that a tenant out of quota does not hold every
+// worker while other tenants' requests wait behind it. The parked message
+// keeps its progress acknowledgements; when its wait ends it takes a slot
+// again before it goes on, ahead of the next fetch (a channel serves
+// blocked senders in order), and its goroutine retires when it is done. At
+// most max messages park at once; beyond that a wait holds its worker.
 type pool struct {
 	slots  chan struct{}
 	jobs   chan jetstream.Msg
@@ -350,11 +354,6 @@ type pool struct {
 	max    int64
 }
 
-// parkAfter is how long a quota wait lasts before its message parks: a
-// quota with room answers well within it, so a message that waits longer
-// waits for a slot to free.
-const parkAfter = 20 * time.Millisecond
-
 // parker is the shutdown.Watcher part that parks the message of one
 // delivery during its long quota waits (see pool). retire reports whether
 // the message ever parked (its worker has been replaced); unslotted, that
@@ -362,7 +361,6 @@ const parkAfter = 20 * time.Millisecond
 // shutdown, and handing it back must not wait for a worker.
 type parker struct {
 	ctx       context.Context
-	c         *Consumer
 	p         *pool
 	mu        sync.Mutex
 	retire    bool
@@ -370,40 +368,24 @@ type parker struct {
 }
 
 func (k *parker) watch() (end func()) {
-	var (
-		mu       sync.Mutex
-		done     bool
-		isParked bool
-	)
-	t := time.AfterFunc(k.c.parkAfter, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if done {
-			return
-		}
-		if k.p.parked.Add(1) > k.p.max {
+	k.mu.Lock()
+	unslotted := k.unslotted
+	k.mu.Unlock()
+	if unslotted || k.p.parked.Add(1) > k.p.max {
+		if !unslotted {
 			k.p.parked.Add(-1)
-			return
 		}
-		isParked = true
-		<-k.p.slots // the slot this message's worker holds
-		k.mu.Lock()
-		first := !k.retire
-		k.retire = true
-		k.mu.Unlock()
-		if first {
-			k.p.wg.Go(k.p.work)
-		}
-	})
+		return func() {}
+	}
+	<-k.p.slots // the slot this message's worker holds
+	k.mu.Lock()
+	first := !k.retire
+	k.retire = true
+	k.mu.Unlock()
+	if first {
+		k.p.wg.Go(k.p.work)
+	}
 	return func() {
-		t.Stop()
-		mu.Lock()
-		done = true
-		was := isParked
-		mu.Unlock()
-		if !was {
-			return
-		}
 		k.p.parked.Add(-1)
 		if k.ctx.Err() != nil {
 			k.mu.Lock()
@@ -608,17 +590,9 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg, p *pool) (par
 	}
 	stop := c.keepAlive(msg, meta.Sequence.Stream)
 	mctx, cancel := context.WithCancelCause(ctx)
-	abandon := c.abandonable(cancel)
-	k := &parker{ctx: mctx, c: c, p: p}
-	watcher := func() (end func()) {
-		endWait := abandon()
-		endPark := k.watch()
-		return func() {
-			endPark()
-			endWait()
-		}
-	}
-	out := c.safeHandle(shutdown.WithWatcher(mctx, watcher), d)
+	k := &parker{ctx: mctx, p: p}
+	hctx := park.WithParker(shutdown.WithWatcher(mctx, c.abandonable(cancel)), k.watch)
+	out := c.safeHandle(hctx, d)
 	cancel(nil)
 	stop()
 	c.settle(msg, out, meta.Sequence.Stream)

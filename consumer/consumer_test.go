@@ -16,6 +16,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/consumer"
 	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/internal/park"
 	"github.com/alert-domains/alert-domains/internal/shutdown"
 )
 
@@ -378,7 +379,7 @@ func TestQuotaWaitsParkWithoutWorkers(t *testing.T) {
 		var i int
 		fmt.Sscanf(string(d.Data), "msg-%d", &i)
 		if i < waiting {
-			end := shutdown.Abandonable(ctx)
+			end := park.Wait(ctx)
 			select {
 			case <-quota:
 			case <-ctx.Done():
@@ -422,7 +423,7 @@ func TestParkedLimit(t *testing.T) {
 	quota := make(chan struct{})
 	var done atomic.Int64
 	h := func(ctx context.Context, d *handlers.Delivery) handlers.Outcome {
-		end := shutdown.Abandonable(ctx)
+		end := park.Wait(ctx)
 		<-quota
 		end()
 		done.Add(1)
@@ -454,9 +455,11 @@ func TestShutdownHandsBackParkedAtOnce(t *testing.T) {
 			<-release
 			return handlers.Outcome{Action: handlers.Ack}
 		}
-		end := shutdown.Abandonable(ctx)
+		endWait := shutdown.Abandonable(ctx) // as the connector marks its quota wait
+		end := park.Wait(ctx)
 		<-ctx.Done()
 		end()
+		endWait()
 		handedBack.Add(1)
 		return handlers.Outcome{Action: handlers.HandBack, Err: ctx.Err()}
 	}

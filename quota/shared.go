@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/internal/park"
 )
 
 // Timing of the shared quota.
@@ -192,21 +193,36 @@ func (s *Shared) Acquire(ctx context.Context) (release func(), waited time.Durat
 	if err := ctx.Err(); err != nil {
 		return nil, 0, err
 	}
+	// The worker is given up at the first wait, and taken back after the
+	// turn is passed on (defers run last first).
+	parked := park.NewLazy(ctx)
+	defer parked.End()
 	select {
 	case <-s.attached:
-	case <-ctx.Done():
-		return nil, time.Since(start), ctx.Err()
+	default:
+		parked.Begin()
+		select {
+		case <-s.attached:
+		case <-ctx.Done():
+			return nil, time.Since(start), ctx.Err()
+		}
 	}
 	select {
 	case s.turn <- struct{}{}:
-	case <-ctx.Done():
-		return nil, time.Since(start), ctx.Err()
+	default:
+		parked.Begin()
+		select {
+		case s.turn <- struct{}{}:
+		case <-ctx.Done():
+			return nil, time.Since(start), ctx.Err()
+		}
 	}
 	defer func() { <-s.turn }()
 
 	backoff := unreachableMin
 	for {
 		if wait, changed := s.cooldownLeft(); wait > 0 {
+			parked.Begin()
 			if !sleep(ctx, min(wait, cooldownPoll), changed) {
 				return nil, time.Since(start), ctx.Err()
 			}
@@ -230,6 +246,7 @@ func (s *Shared) Acquire(ctx context.Context) (release func(), waited time.Durat
 		if wait <= 0 {
 			continue
 		}
+		parked.Begin()
 		if !sleep(ctx, wait, nil) {
 			return nil, time.Since(start), ctx.Err()
 		}
