@@ -171,6 +171,20 @@ func (s *service) run(ctx context.Context) (err error) {
 			<-cacheDone
 		}()
 	}
+	if topo.Flights != nil {
+		flightsLog := logger.With(slog.String("component", "shared_calls"))
+		if err := broker.Retrying(ctx, flightsLog, func() error { return topo.ProvisionFlights(ctx, js, cfg.Provision) }); err != nil {
+			// A claim is a hint: without the stream each replica calls
+			// alone, as with COALESCE_SCOPE=process, until it is there.
+			flightsLog.Warn("the claims stream cannot be used: calls are not shared with other replicas while it cannot", slog.Any("error", err))
+		}
+		flights, err := handlers.NewSharedFlights(js, nc, topo.Flights.Name, broker.FlightClaimSubjects(cfg),
+			broker.FlightAnswerSubjects(cfg), broker.FlightHold(cfg), handlers.WithFlightsLogger(flightsLog))
+		if err != nil {
+			return err
+		}
+		opts = append(opts, handlers.WithSharedFlights(flights))
+	}
 	answersKV, err := js.KeyValue(ctx, topo.Answers.Bucket)
 	if err != nil {
 		return fmt.Errorf("open bucket %s: %w", topo.Answers.Bucket, err)
