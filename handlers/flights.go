@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -47,6 +48,9 @@ type SharedFlights struct {
 	pause                   time.Duration
 	logger                  *slog.Logger
 
+	// sharing: claims are made (Share); off, every call is made alone.
+	sharing atomic.Bool
+
 	mu     sync.Mutex
 	claims jetstream.Stream // looked up once
 	// offUntil: after the stream failed to answer, no claim is tried
@@ -83,11 +87,19 @@ func NewSharedFlights(js jetstream.JetStream, nc *nats.Conn, stream, claimSubjec
 		timeout: 2 * time.Second, poll: 250 * time.Millisecond, pause: 5 * time.Second,
 		logger: slog.New(slog.DiscardHandler),
 	}
+	f.sharing.Store(true)
 	for _, o := range opts {
 		o(f)
 	}
 	return f, nil
 }
+
+// Share turns the claims on or off (on at first). Off, a call is made
+// without a claim and no other replica waits for it: what a replica alone
+// does, to save the claim's two writes per call. Replicas that share and
+// replicas that do not can run side by side: only a replica that shares
+// waits, and only for the claim of one that shares.
+func (f *SharedFlights) Share(on bool) { f.sharing.Store(on) }
 
 // FlightToken is the last subject token of a cache key's claim and answer:
 // a hash, so that any key (a tenant and an alert ID) makes one token.
@@ -132,7 +144,7 @@ type joined struct {
 // join claims the call for key, or waits for the replica that holds it.
 // Its error is ctx's, when ctx ends while it waits.
 func (f *SharedFlights) join(ctx context.Context, key string) (joined, error) {
-	if f.off() {
+	if !f.sharing.Load() || f.off() {
 		return joined{}, nil
 	}
 	token := FlightToken(key)

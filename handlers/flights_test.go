@@ -259,3 +259,42 @@ func TestSharedFlightsFailOpen(t *testing.T) {
 		t.Errorf("%d calls, want 2", c)
 	}
 }
+
+// A replica that does not share (alone, see Share) writes no claim and
+// does not wait for another's: it calls at once.
+func TestSharedFlightsNotSharingCallsAlone(t *testing.T) {
+	e := newFlightsEnv(t, time.Minute)
+	_, js := e.connect(t)
+	if _, err := js.Publish(t.Context(), claimSubjects+"."+FlightToken("busy_alert"), nil); err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	nc, js2 := e.connect(t)
+	f, err := NewSharedFlights(js2, nc, claimsStream, claimSubjects, answerSubjects, e.hold)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Share(false)
+	svc, err := New(lookupFunc(func(ctx context.Context, id string) (connector.Result, error) {
+		calls.Add(1)
+		return connector.Result{Domains: []string{"x.example"}, Attempts: 1}, nil
+	}), js2, successSubj, failureSubj, WithSharedFlights(f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, alert := range []string{"busy_alert", "free_alert"} {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		out := svc.Handle(ctx, delivery(alert, uint64(i+1)))
+		cancel()
+		if out.Action != Ack || out.Result.Status != StatusSuccess || out.Result.Attempts != 1 {
+			t.Fatalf("%s: %v %+v (%v), want a success of its own call", alert, out.Action, out.Result, out.Err)
+		}
+	}
+	s, err := js.Stream(t.Context(), claimsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := s.Info(t.Context()); err != nil || info.State.LastSeq != 1 || calls.Load() != 2 {
+		t.Errorf("%d calls, claims stream %+v (%v); want 2 calls and no claim but the other's", calls.Load(), info.State, err)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/alert-domains/alert-domains/connector/defendertest"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 )
@@ -28,6 +30,9 @@ func TestBurstForOneAlertOneCallAcrossReplicas(t *testing.T) {
 	// of it, and a request that waits for a worker cannot be answered by
 	// the cache instead.
 	replicas := quotaReplicas(t, emu, srv.URL(), 3, "CONCURRENCY=24", "CACHE_TTL=1h", "DEFENDER_RATE_LIMITS=none")
+	for _, p := range replicas {
+		p.WaitForLine(t, sharingOn, 10*time.Second)
+	}
 
 	alerts := []string{"da637472900382838869_1364969609", "636688558380765161_2136280442"}
 	var bodies []string
@@ -72,8 +77,62 @@ func TestBurstForOneAlertOneCallAcrossReplicas(t *testing.T) {
 		for i, p := range replicas {
 			t.Logf("replica %d:\n%s", i+1, lastLines(p.Output(), 40))
 		}
+		return
+	}
+
+	// The others gone, the last replica shares calls within itself only
+	// (no claim to write), and a burst still costs it one call.
+	stopService(t, replicas[1])
+	stopService(t, replicas[2])
+	replicas[0].WaitForLine(t, sharingOff, 15*time.Second)
+	alone := "da637551227677560813_-961444813"
+	more := make([]string, perAlert)
+	for i := range more {
+		more[i] = alone
+	}
+	claimsBefore := claimsWritten(t, js)
+	if claimsBefore < 2 {
+		t.Errorf("%d claims written for the burst over 3 replicas, want one per call at least", claimsBefore)
+	}
+	publishAll(t, js, more)
+	got = waitResults(t, js, len(bodies)+perAlert, time.Minute)
+	if n := claimsWritten(t, js); n != claimsBefore {
+		t.Errorf("the replica alone wrote %d claims, want none", n-claimsBefore)
+	}
+	for _, r := range got {
+		if r.AlertID == alone && r.Status != "success" {
+			t.Fatalf("request %d: %s, want a success", r.RequestSequence, r.Raw)
+		}
+	}
+	calls = map[string]int{}
+	for _, c := range emu.Recorded() {
+		calls[c.Alert]++
+	}
+	if calls[alone] != 1 {
+		t.Errorf("alert %s on one replica: %d Defender calls, want 1", alone, calls[alone])
 	}
 }
+
+// claimsWritten is the number of claims ever written to the claims stream.
+func claimsWritten(t *testing.T, js jetstream.JetStream) uint64 {
+	t.Helper()
+	s, err := js.Stream(t.Context(), consumerName+"-flights")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.LastSeq
+}
+
+// The log lines of a replica that starts and stops sharing Defender calls
+// with other replicas.
+const (
+	sharingOn  = `"msg":"other replicas run: a Defender call for an alert is shared with them"`
+	sharingOff = `"msg":"no other replica heard of: Defender calls are shared within this process only"`
+)
 
 // lastLines is the end of a process's output, for a failure message.
 func lastLines(out string, n int) string {
