@@ -22,14 +22,29 @@ func TestBurstForOneAlertOneCallAcrossReplicas(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts nats-server and three alert-domains processes")
 	}
+	srv := testenv.StartNATS(t)
+	burstOneCall(t, srv.URL(), srv.JetStream(t))
+}
+
+// TestBurstForOneAlertOneCallOnCluster is TestBurstForOneAlertOneCallAcrossReplicas
+// on a three-node cluster with STREAM_REPLICAS=3, each replica given the
+// three URLs (so that replicas and the claims' leader sit on different
+// servers).
+func TestBurstForOneAlertOneCallOnCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three nats-servers and three alert-domains processes")
+	}
+	cluster := testenv.StartNATSCluster(t, 3)
+	burstOneCall(t, cluster.URLs(), cluster.JetStream(t), "STREAM_REPLICAS=3")
+}
+
+func burstOneCall(t *testing.T, natsURL string, js jetstream.JetStream, extra ...string) {
 	const perAlert = 30
 	emu := newRecordingEmulator(t, defendertest.WithAnyAlert(), defendertest.WithLatency(300*time.Millisecond))
-	srv := testenv.StartNATS(t)
-	js := srv.JetStream(t)
 	// Enough workers for the whole burst at once: every replica gets part
 	// of it, and a request that waits for a worker cannot be answered by
 	// the cache instead.
-	replicas := quotaReplicas(t, emu, srv.URL(), 3, "CONCURRENCY=24", "CACHE_TTL=1h", "DEFENDER_RATE_LIMITS=none")
+	replicas := quotaReplicas(t, emu, natsURL, 3, append([]string{"CONCURRENCY=24", "CACHE_TTL=1h", "DEFENDER_RATE_LIMITS=none"}, extra...)...)
 	for _, p := range replicas {
 		p.WaitForLine(t, sharingOn, 10*time.Second)
 	}
