@@ -151,7 +151,7 @@ func (f *SharedFlights) join(ctx context.Context, key string) (joined, error) {
 	c := &claim{subject: f.claimPrefix + "." + token, answer: f.answerPref + "." + token}
 	// Subscribed before the claim is tried, so that the holder's answer,
 	// published after the claim was stored, cannot pass unseen.
-	answers := make(chan *nats.Msg, 1)
+	answers := make(chan *nats.Msg, 4)
 	sub, err := f.nc.ChanSubscribe(c.answer, answers)
 	if err != nil {
 		f.failed("subscribe to the answers of a shared call", err)
