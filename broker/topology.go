@@ -43,6 +43,56 @@ type Topology struct {
 	// Answers is the bucket of the records of stored results, one per
 	// request message, kept as long as the request stream keeps requests.
 	Answers jetstream.KeyValueConfig
+	// Flights is the stream of the claims of Defender calls in progress,
+	// shared by the replicas (see FlightsStream); nil with
+	// COALESCE_SCOPE=process.
+	Flights *jetstream.StreamConfig
+}
+
+// FlightClaimSubjects is the prefix of the claims' subjects (one per cache
+// key: the prefix, a dot, handlers.FlightToken of the key), and
+// FlightAnswerSubjects that of the plain NATS subjects the holders of the
+// claims publish their answers on.
+func FlightClaimSubjects(cfg *config.Config) string {
+	return "_ALERT_DOMAINS.FLIGHTS." + cfg.RequestStream + "." + cfg.ConsumerName
+}
+
+// FlightAnswerSubjects: see FlightClaimSubjects.
+func FlightAnswerSubjects(cfg *config.Config) string {
+	return "_ALERT_DOMAINS.FLIGHT_ANSWERS." + cfg.RequestStream + "." + cfg.ConsumerName
+}
+
+// FlightHold is how long a claim holds its call: two attempts and the
+// first backoff wait between them. A lookup that takes longer (more
+// retries, a long wait for the quota) may be asked again by another
+// replica after it; a replica that died holding a claim delays the others
+// by that much at most.
+func FlightHold(cfg *config.Config) time.Duration {
+	return 2*cfg.DefenderTimeout + cfg.RetryInitialInterval
+}
+
+// FlightsStream is the claims stream: one message per subject at most, a
+// second refused (so that the server decides who calls), dropped after
+// FlightHold. Memory storage: a claim lives for one call, and one lost
+// with a server costs at most one more Defender call, never a request.
+// Replicated like every other stream, so that the loss of a node leaves it
+// usable (a stream whose only peer is gone stays unusable until an
+// operator removes it).
+func FlightsStream(cfg *config.Config) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:                 cfg.ConsumerName + "-flights",
+		Description:          "alert-domains Defender calls in progress, one claim per alert, shared by the replicas",
+		Subjects:             []string{FlightClaimSubjects(cfg) + ".*"},
+		Retention:            jetstream.LimitsPolicy,
+		Storage:              jetstream.MemoryStorage,
+		Replicas:             cfg.StreamReplicas,
+		MaxMsgsPerSubject:    1,
+		MaxAge:               FlightHold(cfg),
+		Discard:              jetstream.DiscardNew,
+		DiscardNewPerSubject: true,
+		MaxMsgSize:           1024,
+		AllowDirect:          true,
+	}
 }
 
 // AnswersBucketName is the key-value bucket that records which requests have
@@ -119,6 +169,10 @@ func NewTopology(cfg *config.Config) Topology {
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.StreamReplicas,
 	}
+	if cfg.CoalesceScope == "shared" {
+		f := FlightsStream(cfg)
+		t.Flights = &f
+	}
 	if cfg.CacheTTL > 0 {
 		t.Cache = &jetstream.KeyValueConfig{
 			Bucket:      CacheBucketName(cfg),
@@ -130,6 +184,26 @@ func NewTopology(cfg *config.Config) Topology {
 		}
 	}
 	return t
+}
+
+// ProvisionFlights creates the claims stream, or brings an existing one to
+// the configuration (it holds nothing worth keeping); with provision false
+// it only checks that the stream exists. Its error is no reason to stop:
+// calls are then not shared between replicas.
+func (t Topology) ProvisionFlights(ctx context.Context, js jetstream.JetStream, provision bool) error {
+	if t.Flights == nil {
+		return nil
+	}
+	if !provision {
+		if _, err := js.Stream(ctx, t.Flights.Name); err != nil {
+			return lookupErr("stream "+t.Flights.Name, err)
+		}
+		return nil
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, *t.Flights); err != nil {
+		return fmt.Errorf("stream %s: %w", t.Flights.Name, err)
+	}
+	return nil
 }
 
 // MaxAckPending is the consumer's limit on unacknowledged messages: the

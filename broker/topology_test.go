@@ -444,3 +444,50 @@ func TestProvisionAddsTenantSubjectsToOlderStreams(t *testing.T) {
 		t.Errorf("consumer delivered %v, want the tenant's request", got)
 	}
 }
+
+// The claims stream lets the server decide which replica makes a call: one
+// claim per subject, a second refused, each gone after the hold; created
+// by ProvisionFlights, brought to a new hold, and absent with
+// COALESCE_SCOPE=process.
+func TestProvisionFlights(t *testing.T) {
+	cfg, js := setup(t, map[string]string{"DEFENDER_TIMEOUT": "5s", "RETRY_INITIAL_INTERVAL": "2s"})
+	topo := broker.NewTopology(cfg)
+	if err := topo.ProvisionFlights(t.Context(), js, false); !errors.Is(err, broker.ErrMissing) {
+		t.Fatalf("ProvisionFlights(provision false) on an empty server: %v, want ErrMissing", err)
+	}
+	if err := topo.ProvisionFlights(t.Context(), js, true); err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(t.Context(), cfg.ConsumerName+"-flights")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.CachedInfo().Config
+	if c.MaxAge != 12*time.Second || c.MaxMsgsPerSubject != 1 || c.Discard != jetstream.DiscardNew || !c.DiscardNewPerSubject ||
+		c.Storage != jetstream.MemoryStorage || c.Replicas != 1 {
+		t.Errorf("claims stream %+v", c)
+	}
+	subject := broker.FlightClaimSubjects(cfg) + ".abc"
+	if _, err := js.Publish(t.Context(), subject, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(t.Context(), subject, nil); err == nil {
+		t.Error("a second claim on one subject was accepted")
+	}
+	if err := topo.ProvisionFlights(t.Context(), js, false); err != nil {
+		t.Errorf("ProvisionFlights(provision false) with the stream: %v", err)
+	}
+
+	cfg.DefenderTimeout = 30 * time.Second
+	if err := broker.NewTopology(cfg).ProvisionFlights(t.Context(), js, true); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := s.Info(t.Context()); err != nil || info.Config.MaxAge != 62*time.Second {
+		t.Errorf("after DEFENDER_TIMEOUT=30s: %v (%v), want a hold of 62s", info.Config.MaxAge, err)
+	}
+
+	cfg.CoalesceScope = "process"
+	if topo := broker.NewTopology(cfg); topo.Flights != nil || topo.ProvisionFlights(t.Context(), js, true) != nil {
+		t.Errorf("COALESCE_SCOPE=process: claims stream %+v", topo.Flights)
+	}
+}

@@ -85,6 +85,7 @@ type Config struct {
 	DefenderTimeout      time.Duration `envconfig:"DEFENDER_TIMEOUT" default:"30s" desc:"one HTTP attempt"`
 	DefenderRateLimits   string        `envconfig:"DEFENDER_RATE_LIMITS" default:"100/1m,1500/1h" desc:"client-side quota: count/window,...; none disables"`
 	QuotaScope           string        `envconfig:"QUOTA_SCOPE" default:"shared" desc:"shared: one quota for every replica, kept in JetStream; process: each process counts alone"`
+	CoalesceScope        string        `envconfig:"COALESCE_SCOPE" default:"shared" desc:"shared: concurrent requests for one alert on any replica share one Defender call; process: only within a process"`
 	RetryInitialInterval time.Duration `envconfig:"RETRY_INITIAL_INTERVAL" default:"1s" desc:"first backoff wait"`
 	RetryMaxInterval     time.Duration `envconfig:"RETRY_MAX_INTERVAL" default:"60s" desc:"longest backoff wait"`
 	RetryMaxElapsed      time.Duration `envconfig:"RETRY_MAX_ELAPSED" default:"10m" desc:"retry budget of one delivery"`
@@ -260,6 +261,11 @@ func (c *Config) resolve() error {
 	case "shared", "process":
 	default:
 		return invalid("QUOTA_SCOPE", "%q is not shared or process", c.QuotaScope)
+	}
+	switch c.CoalesceScope {
+	case "shared", "process":
+	default:
+		return invalid("COALESCE_SCOPE", "%q is not shared or process", c.CoalesceScope)
 	}
 	if c.StreamReplicas < 1 || c.StreamReplicas > MaxStreamReplicas {
 		return invalid("STREAM_REPLICAS", "must be between 1 and %d", MaxStreamReplicas)

@@ -166,6 +166,9 @@ type Service struct {
 	// path every time).
 	flightsMu sync.Mutex
 	flights   map[string]*flight
+	// shared extends the flights to the other replicas (WithSharedFlights):
+	// the leader of a flight joins the replicas' call for its key.
+	shared *SharedFlights
 }
 
 // flight is a Defender call in progress, shared by the requests for its
@@ -174,6 +177,19 @@ type flight struct {
 	done chan struct{} // closed when res and err are set
 	res  connector.Result
 	err  error
+}
+
+// WithSharedFlights shares each Defender call with the other replicas
+// through f: a request for an alert that another replica is asking
+// Defender about waits for that replica's answer.
+func WithSharedFlights(f *SharedFlights) Option {
+	return func(s *Service) error {
+		if f == nil {
+			return errors.New("handlers: nil shared flights")
+		}
+		s.shared = f
+		return nil
+	}
 }
 
 // Option configures a Service.
@@ -396,7 +412,8 @@ func (s *Service) handle(ctx context.Context, d *Delivery) Outcome {
 			return s.merge(out, s.finish(ctx, d, req, rt, res, nil))
 		}
 	}
-	lr, shared, err := s.domains(ctx, rt, key, req.AlertID)
+	lr, shared, cerr, err := s.domains(ctx, rt, key, req.AlertID)
+	out.CacheErr = errors.Join(out.CacheErr, cerr)
 	if err != nil && ctx.Err() != nil && !d.Last() {
 		out.Action, out.Err, out.Attempts = HandBack, err, lr.Attempts
 		return out
@@ -406,13 +423,6 @@ func (s *Service) handle(ctx context.Context, d *Delivery) Outcome {
 		res = Failure(req.AlertID, err, lr.Attempts, s.now()).WithRequest(d.Data)
 	} else {
 		res = Success(req.AlertID, lr.Domains, lr.Attempts, false, s.now())
-		// The answer is cached before its result is published, so that
-		// whoever reacts to the result by asking again finds it cached.
-		if s.cache != nil && !shared {
-			if cerr := s.cache.Put(ctx, key, res.Domains); cerr != nil {
-				out.CacheErr = errors.Join(out.CacheErr, cerr)
-			}
-		}
 	}
 	res.Coalesced = shared
 	return s.merge(out, s.finish(ctx, d, req, rt, res, err))
@@ -502,11 +512,13 @@ func (s *Service) subjects(rt route) (success, failure string) {
 }
 
 // domains asks Defender for the domains of alertID, or waits for the answer
-// of a call for the same alert that is already in flight (shared is then
-// true and the result's attempts 0: this delivery made no call). A shared
-// answer that failed only because the other delivery was interrupted is not
-// taken: this delivery asks again.
-func (s *Service) domains(ctx context.Context, rt route, key, alertID string) (res connector.Result, shared bool, err error) {
+// of a call for the same alert that is already in flight, in this process
+// or another replica (shared is then true and the result's attempts 0:
+// this delivery made no call). A shared answer that failed only because
+// the other delivery was interrupted is not taken: this delivery asks
+// again. cacheErr is the failure to cache the answer of a call this
+// delivery made.
+func (s *Service) domains(ctx context.Context, rt route, key, alertID string) (res connector.Result, shared bool, cacheErr, err error) {
 	for {
 		s.flightsMu.Lock()
 		f, inFlight := s.flights[key]
@@ -523,23 +535,35 @@ func (s *Service) domains(ctx context.Context, rt route, key, alertID string) (r
 		}
 		select {
 		case <-ctx.Done():
-			return connector.Result{}, false, &connector.Error{Kind: connector.KindUnavailable, Message: "interrupted", Err: ctx.Err()}
+			return connector.Result{}, false, nil, interrupted(ctx)
 		case <-f.done:
-			if f.err != nil && (errors.Is(f.err, context.Canceled) || errors.Is(f.err, context.DeadlineExceeded) || errors.Is(f.err, errNoAnswer)) {
+			if f.err != nil && (unfinished(f.err) || errors.Is(f.err, errNoAnswer)) {
 				continue
 			}
-			return connector.Result{Domains: f.res.Domains}, true, f.err
+			return connector.Result{Domains: f.res.Domains}, true, nil, f.err
 		}
 	}
+}
+
+// interrupted is the lookup error of a delivery whose wait ctx ended.
+func interrupted(ctx context.Context) error {
+	return &connector.Error{Kind: connector.KindUnavailable, Message: "interrupted", Err: ctx.Err()}
+}
+
+// unfinished reports a lookup that ended because its delivery was
+// interrupted, not because Defender answered: not an answer for another.
+func unfinished(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // errNoAnswer is what the requests waiting for a lookup see when it
 // panicked: they ask again.
 var errNoAnswer = errors.New("the shared lookup ended without an answer")
 
-// lead makes the call of flight f and hands its answer to the requests
-// waiting for it, also when the lookup panics.
-func (s *Service) lead(ctx context.Context, rt route, key, alertID string, f *flight) (connector.Result, bool, error) {
+// lead makes the call of flight f (or joins the replicas' call for key)
+// and hands its answer to the requests waiting for it, also when the
+// lookup panics.
+func (s *Service) lead(ctx context.Context, rt route, key, alertID string, f *flight) (res connector.Result, shared bool, cacheErr, err error) {
 	f.err = errNoAnswer
 	defer func() {
 		s.flightsMu.Lock()
@@ -547,12 +571,65 @@ func (s *Service) lead(ctx context.Context, rt route, key, alertID string, f *fl
 		s.flightsMu.Unlock()
 		close(f.done)
 	}()
-	if s.tenants != nil {
-		f.res, f.err = s.tenants.Domains(ctx, rt.tenant, alertID)
-	} else {
-		f.res, f.err = s.lookup.Domains(ctx, alertID)
+	f.res, shared, cacheErr, f.err = s.call(ctx, rt, key, alertID)
+	return f.res, shared, cacheErr, f.err
+}
+
+// call asks Defender, or, with shared flights, takes the answer of the
+// replica that holds the call for key. A call that is not shared with other
+// replicas (the claims cannot be reached) is made all the same.
+func (s *Service) call(ctx context.Context, rt route, key, alertID string) (res connector.Result, shared bool, cacheErr, err error) {
+	for s.shared != nil {
+		j, jerr := s.shared.join(ctx, key)
+		switch {
+		case jerr != nil:
+			return connector.Result{}, false, nil, interrupted(ctx)
+		case j.answer != nil:
+			return connector.Result{Domains: j.answer.Domains}, true, nil, j.answer.err()
+		case j.gone:
+			// The holder released its claim and its answer did not reach
+			// this replica: it is in the cache, unless it was a failure.
+			if s.cache != nil {
+				if domains, ok, _ := s.cache.Get(ctx, key); ok {
+					return connector.Result{Domains: domains}, true, nil, nil
+				}
+			}
+			continue
+		case j.claim != nil:
+			answered := false
+			defer func() {
+				if !answered {
+					s.shared.release(j.claim, connector.Result{}, nil, false)
+				}
+			}()
+			res, cacheErr, err = s.ask(ctx, rt, key, alertID)
+			answered = true
+			s.shared.release(j.claim, res, err, !unfinished(err))
+			return res, false, cacheErr, err
+		}
+		break
 	}
-	return f.res, false, f.err
+	res, cacheErr, err = s.ask(ctx, rt, key, alertID)
+	return res, false, cacheErr, err
+}
+
+// ask makes the Defender call and caches a success: the answer is cached
+// before its result is published (and before other replicas hear it), so
+// that whoever reacts to the result by asking again finds it cached.
+func (s *Service) ask(ctx context.Context, rt route, key, alertID string) (res connector.Result, cacheErr, err error) {
+	if s.tenants != nil {
+		res, err = s.tenants.Domains(ctx, rt.tenant, alertID)
+	} else {
+		res, err = s.lookup.Domains(ctx, alertID)
+	}
+	if err == nil && s.cache != nil {
+		domains := res.Domains
+		if domains == nil {
+			domains = []string{}
+		}
+		cacheErr = s.cache.Put(ctx, key, domains)
+	}
+	return res, cacheErr, err
 }
 
 func (s *Service) merge(base, out Outcome) Outcome {

@@ -171,6 +171,32 @@ func (s *service) run(ctx context.Context) (err error) {
 			<-cacheDone
 		}()
 	}
+	var sharedCalls func(others bool) // nil: presence follows no other replica
+	if topo.Flights != nil {
+		flightsLog := logger.With(slog.String("component", "shared_calls"))
+		if err := broker.Retrying(ctx, flightsLog, func() error { return topo.ProvisionFlights(ctx, js, cfg.Provision) }); err != nil {
+			// A claim is a hint: without the stream each replica calls
+			// alone, as with COALESCE_SCOPE=process, until it is there.
+			flightsLog.Warn("the claims stream cannot be used: calls are not shared with other replicas while it cannot", slog.Any("error", err))
+		}
+		flights, err := handlers.NewSharedFlights(js, nc, topo.Flights.Name, broker.FlightClaimSubjects(cfg),
+			broker.FlightAnswerSubjects(cfg), broker.FlightHold(cfg), handlers.WithFlightsLogger(flightsLog))
+		if err != nil {
+			return err
+		}
+		opts = append(opts, handlers.WithSharedFlights(flights))
+		// Alone, a claim would cost two writes per call and save none:
+		// calls are shared from when presence hears of another replica.
+		flights.Share(false)
+		sharedCalls = func(others bool) {
+			flights.Share(others)
+			if others {
+				flightsLog.Info("other replicas run: a Defender call for an alert is shared with them")
+			} else {
+				flightsLog.Info("no other replica heard of: Defender calls are shared within this process only")
+			}
+		}
+	}
 	answersKV, err := js.KeyValue(ctx, topo.Answers.Bucket)
 	if err != nil {
 		return fmt.Errorf("open bucket %s: %w", topo.Answers.Bucket, err)
@@ -243,7 +269,7 @@ func (s *service) run(ctx context.Context) (err error) {
 		return err
 	}
 	defer stopHTTP()
-	stopPresence, err := servePresence(nc, cfg, start, readiness)
+	stopPresence, err := servePresence(nc, cfg, start, readiness, sharedCalls)
 	if err != nil {
 		return err
 	}

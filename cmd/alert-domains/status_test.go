@@ -159,7 +159,7 @@ func TestStatusReplicas(t *testing.T) {
 		func() error { return errors.New("consumer not bound: stream leader unavailable") },
 	} {
 		nc, _ := testenv.Connect(t, o.vars["NATS_URL"])
-		stop, err := servePresence(nc, o.cfg, started, ready)
+		stop, err := servePresence(nc, o.cfg, started, ready, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
