@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/internal/park"
 )
 
 // SharedFlights lets the replicas of a service share one Defender call per
@@ -271,6 +272,8 @@ func (f *SharedFlights) holder(ctx context.Context, subject string) (holding, bo
 // at the claim every poll interval. It returns with neither answer nor gone
 // when the hold of the claim it waited for is over.
 func (f *SharedFlights) wait(ctx context.Context, subject string, held holding, answers <-chan *nats.Msg) (joined, error) {
+	// Waiting for another replica's call holds no worker.
+	defer park.Wait(ctx)()
 	t := time.NewTimer(f.poll)
 	defer t.Stop()
 	for {

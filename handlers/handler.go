@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/internal/park"
 )
 
 // Delivery is one delivery of a request message.
@@ -533,10 +534,15 @@ func (s *Service) domains(ctx context.Context, rt route, key, alertID string) (r
 		if !inFlight {
 			return s.lead(ctx, rt, key, alertID, f)
 		}
+		// Waiting for another delivery's call (which may itself wait for
+		// the quota) holds no worker.
+		end := park.Wait(ctx)
 		select {
 		case <-ctx.Done():
+			end()
 			return connector.Result{}, false, nil, interrupted(ctx)
 		case <-f.done:
+			end()
 			if f.err != nil && (unfinished(f.err) || errors.Is(f.err, errNoAnswer)) {
 				continue
 			}
