@@ -67,14 +67,23 @@ func (l *Lifeline) Err() error {
 // Drain flushes and closes the connection, waiting until it is closed, at
 // most timeout; then it closes the connection as it is.
 func (l *Lifeline) Drain(timeout time.Duration) {
-	l.draining.Store(true)
 	defer l.cancel(nil)
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	if l.nc.IsClosed() {
+		// Closed for good before the drain (the consumer may notice
+		// before the closed handler has run): the handler records why.
+		select {
+		case <-l.closed:
+		case <-t.C:
+		}
+		return
+	}
+	l.draining.Store(true)
 	if err := l.nc.Drain(); err != nil {
 		l.nc.Close()
 		return
 	}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
 	select {
 	case <-l.closed:
 	case <-t.C:
@@ -97,7 +106,7 @@ func (l *Lifeline) Actor(drainTimeout time.Duration) lifecycle.Actor {
 				return l.Err()
 			case <-stop:
 				l.Drain(drainTimeout)
-				return nil
+				return l.Err()
 			}
 		},
 		Interrupt: func(error) { once.Do(func() { close(stop) }) },

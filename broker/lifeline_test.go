@@ -57,3 +57,17 @@ func TestLifelineDrainIsNoFailure(t *testing.T) {
 		t.Errorf("closed %v, Err %v: want closed, nil", nc.IsClosed(), l.Err())
 	}
 }
+
+// TestLifelineDrainAfterCloseKeepsReason: a drain that begins after the
+// connection was closed for good (the consumer may notice the close before
+// the closed handler has run) does not hide why it was closed.
+func TestLifelineDrainAfterCloseKeepsReason(t *testing.T) {
+	_, url := testenv.EmbeddedJetStream(t)
+	nc, _ := testenv.Connect(t, url)
+	l := broker.Watch(t.Context(), nc, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	nc.Close()
+	l.Drain(2 * time.Second)
+	if !errors.Is(l.Err(), broker.ErrConnectionClosed) {
+		t.Errorf("Err after a close and a drain = %v, want ErrConnectionClosed", l.Err())
+	}
+}
