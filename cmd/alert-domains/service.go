@@ -2,24 +2,16 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/consumer"
 	"github.com/alert-domains/alert-domains/handlers"
-	"github.com/alert-domains/alert-domains/internal/buildinfo"
 	"github.com/alert-domains/alert-domains/internal/lifecycle"
-	"github.com/alert-domains/alert-domains/internal/redact"
 	"github.com/alert-domains/alert-domains/metrics"
 	"github.com/alert-domains/alert-domains/quota"
-	"github.com/alert-domains/alert-domains/safetynet"
 	"github.com/alert-domains/alert-domains/tenants"
 )
 
@@ -147,110 +139,4 @@ func (s *service) startFailed(ctx context.Context, conn *broker.Lifeline, err er
 		return nil
 	}
 	return err
-}
-
-func (s *service) logConnected(nc *nats.Conn) {
-	bi := buildinfo.Read()
-	s.logger.Info("connected to NATS",
-		slog.String("server", redact.URLs(nc.ConnectedUrl())),
-		slog.String("server_name", nc.ConnectedServerName()),
-		slog.String("server_version", nc.ConnectedServerVersion()),
-		slog.String("version", bi.Version),
-		slog.String("commit", bi.Commit),
-		slog.String("goversion", bi.GoVersion))
-}
-
-// parts are the service's parts, built and ready to run.
-type parts struct {
-	metrics      *metrics.Metrics
-	hooks        *handlers.Hooks
-	consumer     *consumer.Consumer
-	safety       *safetynet.Listener
-	background   []lifecycle.Actor // the quota watchers and the cache index
-	ready        func() error
-	http         *httpServer // nil: HTTP_LISTEN is empty
-	stopPresence func()
-	reloads      func(outcome string) // counts reloads; nil without TENANTS_FILE
-}
-
-// build provisions (or verifies) the topology and builds every part. It
-// opens the HTTP listener last, so that nothing is left open when it
-// fails.
-func (s *service) build(ctx context.Context, nc *nats.Conn, start time.Time) (*parts, error) {
-	cfg, logger := s.cfg, s.logger
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, err
-	}
-	topo := broker.NewTopology(cfg)
-	if cfg.Provision {
-		err = topo.Provision(ctx, js, logger)
-	} else {
-		err = topo.Verify(ctx, js)
-	}
-	if err != nil {
-		return nil, err
-	}
-	p := &parts{metrics: s.metrics}
-	if p.metrics == nil {
-		p.metrics = metrics.New()
-	}
-	m := p.metrics
-	if p.background, err = s.quotaActors(ctx, js, m); err != nil {
-		return nil, err
-	}
-	svc, answers, resultCache, err := s.handlerService(ctx, nc, js, topo, p)
-	if err != nil {
-		return nil, err
-	}
-	handler := handlers.Chain(svc.Handle, m.Middleware(), handlers.Logging(logger), p.hooks.Middleware())
-
-	binder := broker.NewBinder(js, topo, cfg.Provision, logger)
-	p.consumer, err = consumer.New(binder.Bind, handler,
-		consumer.WithConcurrency(cfg.Concurrency),
-		consumer.WithAckWait(cfg.AckWait),
-		consumer.WithMaxDeliver(cfg.MaxDeliver),
-		consumer.WithShutdownTimeout(cfg.ShutdownTimeout),
-		consumer.WithLogger(logger),
-		consumer.WithInfoHandler(5*time.Second, func(info *jetstream.ConsumerInfo) {
-			binder.Observe(info)
-			m.ConsumerInfo(info)
-		}),
-	)
-	if err != nil {
-		return nil, err
-	}
-	safetyOpts := []safetynet.Option{
-		safetynet.WithLogger(logger.With(slog.String("component", "safety_net"))),
-		safetynet.WithProvision(cfg.Provision),
-		safetynet.WithObserver(m),
-		safetynet.WithShutdownTimeout(cfg.ShutdownTimeout),
-		safetynet.WithAnswers(answers),
-		safetynet.WithRouting(svc.Routing),
-	}
-	if resultCache != nil {
-		safetyOpts = append(safetyOpts, safetynet.WithCache(resultCache, cfg.SuccessSubject))
-	}
-	if p.safety, err = safetynet.New(js, topo, cfg.FailureSubject, safetyOpts...); err != nil {
-		return nil, err
-	}
-
-	p.ready = func() error {
-		if !nc.IsConnected() {
-			return fmt.Errorf("not connected to NATS (%s)", nc.Status())
-		}
-		return p.consumer.Ready()
-	}
-	if s.clients != nil {
-		if p.reloads, err = m.TenantsReloads(); err != nil {
-			return nil, err
-		}
-	}
-	if p.stopPresence, err = servePresence(nc, cfg, start, p.ready); err != nil {
-		return nil, err
-	}
-	if p.http, err = s.listenHTTP(p.ready, m.Handler()); err != nil {
-		return nil, err
-	}
-	return p, nil
 }
