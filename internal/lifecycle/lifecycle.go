@@ -65,8 +65,9 @@ type Group struct {
 	// returns; actors still running then are left behind (the process is
 	// about to exit). Zero: Run waits for every actor.
 	Budget time.Duration
-	// Logger, when set, is told of actors that stopped with an error after
-	// the first, and of those left behind when the budget ran out.
+	// Logger, when set, is told which actor ended the group, of actors
+	// that stopped with an error after it, and of those left behind when
+	// the budget ran out.
 	Logger *slog.Logger
 
 	layers [][]Actor
@@ -105,6 +106,13 @@ func (g *Group) Run() error {
 	}
 
 	first := <-results
+	if g.Logger != nil {
+		attrs := []any{slog.String("part", g.layers[first.layer][first.index].Name)}
+		if first.err != nil {
+			attrs = append(attrs, slog.Any("error", first.err))
+		}
+		g.Logger.Info("stopping", attrs...)
+	}
 	var deadline <-chan time.Time
 	if g.Budget > 0 {
 		t := time.NewTimer(g.Budget)
@@ -119,7 +127,7 @@ func (g *Group) Run() error {
 	record := func(r result) {
 		done[r.layer][r.index] = true
 		if r.err != nil && g.Logger != nil {
-			g.Logger.Warn("stopped with an error", slog.String("part", g.layers[r.layer][r.index].Name), slog.Any("error", r.err))
+			g.Logger.Error("stopped with an error", slog.String("part", g.layers[r.layer][r.index].Name), slog.Any("error", r.err))
 		}
 	}
 
