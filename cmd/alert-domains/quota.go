@@ -13,8 +13,10 @@ import (
 	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/internal/lifecycle"
 	"github.com/alert-domains/alert-domains/metrics"
 	"github.com/alert-domains/alert-domains/quota"
+	"github.com/alert-domains/alert-domains/tenants"
 )
 
 // registration is the app registration of the configuration, whose calls
@@ -163,4 +165,56 @@ func newServeQuota(cfg *config.Config, logger *slog.Logger, m *metrics.Metrics) 
 		return nil, err
 	}
 	return newSharedQuota(cfg, logger, obs)
+}
+
+// quotaActors provisions the shared quota and returns its watchers, or
+// seeds the process's own limiter from the recent results; it exports
+// the quota's use.
+func (s *service) quotaActors(ctx context.Context, js jetstream.JetStream, m *metrics.Metrics) ([]lifecycle.Actor, error) {
+	if s.tenants != nil {
+		if err := m.WatchQuota(tenantQuota(s.tenants)); err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case s.clients != nil:
+		if err := s.clients.start(ctx, js); err != nil {
+			return nil, err
+		}
+		return []lifecycle.Actor{lifecycle.Func("quota watchers", s.clients.runQuotas)}, nil
+	case s.shared != nil:
+		if err := prepareQuota(ctx, js, s.cfg); err != nil {
+			return nil, err
+		}
+		s.logger.Info("shared Defender quota", slog.String("registration_key", s.shared.Registration().Key()),
+			slog.String("limits", s.cfg.DefenderRateLimits), slog.Int("stream_replicas", s.cfg.StreamReplicas))
+		return []lifecycle.Actor{lifecycle.Func("quota watcher", func(ctx context.Context) error { return s.shared.Run(ctx, js) })}, nil
+	case s.limiter != nil:
+		n, err := seedLimiter(ctx, js, s.cfg, s.limiter)
+		if err != nil {
+			// The quota then counts from now: say so, and go on.
+			s.logger.Warn("Defender quota counts from now: recent calls unknown", slog.Any("error", err))
+		} else {
+			s.logger.Info("Defender quota of this process", slog.String("limits", s.cfg.DefenderRateLimits), slog.Int("recent_calls", n))
+		}
+	}
+	return nil, nil
+}
+
+// tenantQuota is, for the metrics, the quota the Defender client of each
+// tenant of the current set spends (a tenant's own limiter, or the shared
+// quota of its app registration), nil for a tenant that is not in the set.
+func tenantQuota(r *tenants.Router) func(tenant string) metrics.Quota {
+	return func(tenant string) metrics.Quota {
+		l, ok := r.Set().Lookup(tenant)
+		if !ok {
+			return nil
+		}
+		c, ok := l.(*connector.Client)
+		if !ok {
+			return nil
+		}
+		q, _ := c.Quota().(metrics.Quota)
+		return q
+	}
 }

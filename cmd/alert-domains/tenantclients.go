@@ -34,7 +34,7 @@ type tenantClients struct {
 	quotas  map[string]*quota.Shared // by registration and limits
 	started map[*quota.Shared]bool
 	js      jetstream.JetStream // set by start
-	runCtx  context.Context
+	runCtx  context.Context     // set while runQuotas runs
 	wg      sync.WaitGroup
 	// secretEnv are the variables that hold tenants' secrets
 	// (clientSecretEnv): hooks never see them.
@@ -98,27 +98,37 @@ func (c *tenantClients) noteTenants(list []config.Tenant) {
 	}
 }
 
-// start provisions the quota streams and runs every shared quota not yet
-// running; stop ends them all, after the consumer has finished.
-func (c *tenantClients) start(ctx context.Context, js jetstream.JetStream) (stop func(), err error) {
+// start provisions the quota streams; runQuotas then runs the shared
+// quotas.
+func (c *tenantClients) start(ctx context.Context, js jetstream.JetStream) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.limits) > 0 {
 		if err := prepareQuotaLimits(ctx, js, c.cfg, c.limits); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	c.js, c.runCtx = js, runCtx
+	c.js = js
+	return nil
+}
+
+// runQuotas runs every shared quota, those a reload adds included, until
+// ctx ends, and returns once they have all stopped.
+func (c *tenantClients) runQuotas(ctx context.Context) error {
+	c.mu.Lock()
+	c.runCtx = ctx
 	c.runQuotasLocked()
-	return func() {
-		cancel()
-		c.wg.Wait()
-	}, nil
+	c.mu.Unlock()
+	<-ctx.Done()
+	c.mu.Lock()
+	c.runCtx = nil // a reload from now on starts none
+	c.mu.Unlock()
+	c.wg.Wait()
+	return nil
 }
 
 func (c *tenantClients) runQuotasLocked() {
-	if c.js == nil {
+	if c.js == nil || c.runCtx == nil {
 		return
 	}
 	for _, q := range c.quotas {
@@ -126,7 +136,8 @@ func (c *tenantClients) runQuotasLocked() {
 			continue
 		}
 		c.started[q] = true
-		c.wg.Go(func() { _ = q.Run(c.runCtx, c.js) })
+		ctx := c.runCtx
+		c.wg.Go(func() { _ = q.Run(ctx, c.js) })
 		c.logger.Info("shared Defender quota", slog.String("registration_key", q.Registration().Key()), slog.Int("stream_replicas", c.cfg.StreamReplicas))
 	}
 }

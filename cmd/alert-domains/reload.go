@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/internal/lifecycle"
+	"github.com/alert-domains/alert-domains/metrics"
+)
+
+// tenantsFileCheck is how often the tenants file is read for a change (a
+// mounted Kubernetes Secret or ConfigMap is updated in place).
+const tenantsFileCheck = 5 * time.Second
+
+// reloadActor reloads TENANTS_FILE on every SIGHUP, and when its content
+// changes, until interrupted. A file that cannot be used is logged and
+// counted, and the running tenants stay. SIGHUP is caught from now on,
+// so that one sent once the service is ready never ends the process.
+func (s *service) reloadActor(hooks *handlers.Hooks, m *metrics.Metrics, count func(outcome string)) lifecycle.Actor {
+	sum := func() ([sha256.Size]byte, bool) {
+		data, err := os.ReadFile(s.cfg.TenantsFile)
+		return sha256.Sum256(data), err == nil
+	}
+	last, _ := sum()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	return lifecycle.Func("tenants reload", func(ctx context.Context) error {
+		defer signal.Stop(hup)
+		tick := time.NewTicker(tenantsFileCheck)
+		defer tick.Stop()
+		for {
+			reason := "SIGHUP"
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-hup:
+			case <-tick.C:
+				// A file that cannot be read now (being replaced) is read
+				// again at the next check.
+				if now, ok := sum(); !ok || now == last {
+					continue
+				}
+				reason = "file changed"
+			}
+			if now, ok := sum(); ok {
+				last = now
+			}
+			names, err := s.clients.reload(ctx)
+			if err != nil {
+				count(metrics.ReloadRefused)
+				s.logger.Error("tenants file not reloaded: the running tenants stay", slog.String("file", s.cfg.TenantsFile),
+					slog.String("reason", reason), slog.Any("error", err))
+				continue
+			}
+			hooks.DropEnv(s.clients.secretEnv...)
+			m.SetTenants(names)
+			count(metrics.ReloadApplied)
+			s.logger.Info("tenants reloaded", slog.String("file", s.cfg.TenantsFile), slog.String("reason", reason), slog.Any("tenants", names))
+		}
+	})
+}
