@@ -17,6 +17,7 @@ import (
 	"github.com/alert-domains/alert-domains/consumer"
 	"github.com/alert-domains/alert-domains/handlers"
 	"github.com/alert-domains/alert-domains/internal/shutdown"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -194,7 +195,7 @@ func TestSettleActions(t *testing.T) {
 				return handlers.Outcome{Action: handlers.Retry, Delay: time.Second}
 			}
 		case "terminate":
-			return handlers.Outcome{Action: handlers.Terminate, Result: &handlers.Result{Status: handlers.StatusFailure, Error: &handlers.ErrorInfo{Kind: "invalid_request"}}}
+			return handlers.Outcome{Action: handlers.Terminate, Result: &message.Result{Status: message.StatusFailure, Error: &message.ErrorInfo{Kind: "invalid_request"}}}
 		}
 		return handlers.Outcome{Action: handlers.Ack}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/internal/testenv"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 const probeSubj = "t.probe"
@@ -135,9 +136,9 @@ func TestRedeliveryAfterDuplicateWindowStoresNoSecondResult(t *testing.T) {
 func TestDuplicateWithoutRecordIsRecorded(t *testing.T) {
 	e := newAnswersEnv(t)
 	stamp := time.Unix(0, 1764000000123456789)
-	stored := Success("abc", []string{"first.example.com"}, 1, false, testNow)
+	stored := message.Success("abc", []string{"first.example.com"}, 1, false, testNow)
 	stored.RequestSequence, stored.Delivery = 9, 1
-	msg, err := stored.Message("s.success", ResultMsgID("REQ", 9, stamp), "")
+	msg, err := stored.Message("s.success", message.ResultMsgID("REQ", 9, stamp), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestDuplicateWithoutRecordIsRecorded(t *testing.T) {
 	if !out.Duplicate || out.Result == nil || len(out.Result.Domains) != 1 || out.Result.Domains[0] != "first.example.com" {
 		t.Fatalf("redelivery within the window: %+v, want the stored result", out)
 	}
-	if _, ok, err := e.answers.Find(t.Context(), AnswerKey(9, stamp)); !ok || err != nil {
+	if _, ok, err := e.answers.Find(t.Context(), message.AnswerKey(9, stamp)); !ok || err != nil {
 		t.Errorf("record after a duplicate: found %v (%v), want it written", ok, err)
 	}
 }
@@ -171,7 +172,7 @@ func TestAnswerLookupsWriteNoRecord(t *testing.T) {
 	if out := lookupOnly.Handle(t.Context(), d); !out.Stored {
 		t.Fatalf("delivery: %+v", out)
 	}
-	if _, ok, err := e.answers.Find(t.Context(), AnswerKey(8, stamp)); ok || err != nil {
+	if _, ok, err := e.answers.Find(t.Context(), message.AnswerKey(8, stamp)); ok || err != nil {
 		t.Fatalf("a record was written (%v, %v) by a service that only looks them up", ok, err)
 	}
 

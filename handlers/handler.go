@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 // Delivery is one delivery of a request message.
@@ -76,7 +77,7 @@ type Outcome struct {
 	Delay  time.Duration // with Retry
 	// Result is the result that was published, or would have been when the
 	// publish failed; nil when the delivery was handed back.
-	Result *Result
+	Result *message.Result
 	// Stored reports that the result stream holds the result; Duplicate that
 	// it held it already (from an earlier delivery): this copy was dropped,
 	// or not published at all because the request's record named the
@@ -318,7 +319,7 @@ func New(lookup Lookup, pub Publisher, successSubject, failureSubject string, op
 		now:            time.Now,
 		publishTimeout: 5 * time.Second,
 		publishBudget:  DefaultPublishBudget,
-		maxResult:      DefaultMaxResultBytes,
+		maxResult:      message.DefaultMaxResultBytes,
 		retryDelay:     DefaultRetryDelay,
 	}
 	for _, opt := range opts {
@@ -345,7 +346,7 @@ func DefaultRetryDelay(delivery uint64) time.Duration {
 func (s *Service) Handle(ctx context.Context, d *Delivery) Outcome {
 	var recordErr error
 	if d.NumDelivered > 1 && s.answers != nil {
-		seq, ok, err := s.answers.Find(ctx, AnswerKey(d.StreamSeq, d.Stored))
+		seq, ok, err := s.answers.Find(ctx, message.AnswerKey(d.StreamSeq, d.Stored))
 		if ok {
 			return s.answered(ctx, d, seq)
 		}
@@ -376,14 +377,14 @@ func (s *Service) answered(ctx context.Context, d *Delivery, resultSeq uint64) O
 }
 
 func (s *Service) handle(ctx context.Context, d *Delivery) Outcome {
-	req, err := Decode(d.Data, d.Header)
+	req, err := message.Decode(d.Data, d.Header)
 	if err != nil {
-		res := Failure(req.AlertID, err, 0, s.now()).WithRequest(d.Data)
+		res := message.Failure(req.AlertID, err, 0, s.now()).WithRequest(d.Data)
 		return s.finish(ctx, d, req, s.fallbackRoute(d), res, err)
 	}
 	rt, err := s.route(d, req)
 	if err != nil {
-		res := Failure(req.AlertID, err, 0, s.now()).WithRequest(d.Data)
+		res := message.Failure(req.AlertID, err, 0, s.now()).WithRequest(d.Data)
 		return s.finish(ctx, d, req, s.fallbackRoute(d), res, err)
 	}
 	out := Outcome{AlertID: req.AlertID}
@@ -392,7 +393,7 @@ func (s *Service) handle(ctx context.Context, d *Delivery) Outcome {
 		domains, ok, cerr := s.cache.Get(ctx, key)
 		out.CacheErr = cerr
 		if ok {
-			res := Success(req.AlertID, domains, 0, true, s.now())
+			res := message.Success(req.AlertID, domains, 0, true, s.now())
 			return s.merge(out, s.finish(ctx, d, req, rt, res, nil))
 		}
 	}
@@ -401,11 +402,11 @@ func (s *Service) handle(ctx context.Context, d *Delivery) Outcome {
 		out.Action, out.Err, out.Attempts = HandBack, err, lr.Attempts
 		return out
 	}
-	var res *Result
+	var res *message.Result
 	if err != nil {
-		res = Failure(req.AlertID, err, lr.Attempts, s.now()).WithRequest(d.Data)
+		res = message.Failure(req.AlertID, err, lr.Attempts, s.now()).WithRequest(d.Data)
 	} else {
-		res = Success(req.AlertID, lr.Domains, lr.Attempts, false, s.now())
+		res = message.Success(req.AlertID, lr.Domains, lr.Attempts, false, s.now())
 		// The answer is cached before its result is published, so that
 		// whoever reacts to the result by asking again finds it cached.
 		if s.cache != nil && !shared {
@@ -438,7 +439,7 @@ func (s *Service) subjectTenant(d *Delivery) string {
 }
 
 // route resolves the tenant of a decoded request.
-func (s *Service) route(d *Delivery, req Request) (route, error) {
+func (s *Service) route(d *Delivery, req message.Request) (route, error) {
 	if s.tenants == nil {
 		return route{}, nil
 	}
@@ -483,7 +484,7 @@ type Routing struct {
 // Handle does with them, for a result published by another part (the
 // safety net's, for a request that ran out of deliveries). A request that
 // cannot be routed goes where Handle sends its failure.
-func (s *Service) Routing(subject string, req Request) Routing {
+func (s *Service) Routing(subject string, req message.Request) Routing {
 	d := &Delivery{Subject: subject}
 	rt, err := s.route(d, req)
 	if err != nil {
@@ -523,7 +524,7 @@ func (s *Service) domains(ctx context.Context, rt route, key, alertID string) (r
 		}
 		select {
 		case <-ctx.Done():
-			return connector.Result{}, false, &connector.Error{Kind: connector.KindUnavailable, Message: "interrupted", Err: ctx.Err()}
+			return connector.Result{}, false, &connector.Error{Kind: message.KindUnavailable, Message: "interrupted", Err: ctx.Err()}
 		case <-f.done:
 			if f.err != nil && (errors.Is(f.err, context.Canceled) || errors.Is(f.err, context.DeadlineExceeded) || errors.Is(f.err, errNoAnswer)) {
 				continue
@@ -561,22 +562,22 @@ func (s *Service) merge(base, out Outcome) Outcome {
 }
 
 // finish stamps the request's identity on res, publishes it and decides.
-func (s *Service) finish(ctx context.Context, d *Delivery, req Request, rt route, res *Result, reason error) Outcome {
+func (s *Service) finish(ctx context.Context, d *Delivery, req message.Request, rt route, res *message.Result, reason error) Outcome {
 	res.Tenant = rt.tenant
 	res.CorrelationID = req.CorrelationID
 	res.RequestSequence = d.StreamSeq
 	res.Delivery = d.NumDelivered
+	res.ReplayOf = message.ReplayOf(d.Header)
 	traceparent := ""
 	if d.Header != nil {
-		res.ReplayOf = parseSeq(d.Header.Get(HeaderReplayOf))
-		traceparent = d.Header.Get(HeaderTraceparent)
+		traceparent = d.Header.Get(message.HeaderTraceparent)
 	}
-	msgID := ResultMsgID(d.Stream, d.StreamSeq, d.Stored)
+	msgID := message.ResultMsgID(d.Stream, d.StreamSeq, d.Stored)
 	success, failure := s.subjects(rt)
-	msg, err := res.Message(res.subject(success, failure), msgID, traceparent)
+	msg, err := res.Message(res.Subject(success, failure), msgID, traceparent)
 	if err == nil {
-		if size := MessageSize(msg); size > s.maxResult {
-			res = res.tooLarge(size, s.maxResult, d.Data, s.now())
+		if size := message.MessageSize(msg); size > s.maxResult {
+			res = res.TooLarge(size, s.maxResult, d.Data, s.now())
 			reason = errors.New(res.Error.Message)
 			msg, err = res.Message(failure, msgID, traceparent)
 		}
@@ -662,7 +663,7 @@ func (s *Service) record(ctx context.Context, d *Delivery, ack *jetstream.PubAck
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.publishTimeout)
 	defer cancel()
 	if s.recordAnswers {
-		if err := s.answers.Record(rctx, AnswerKey(d.StreamSeq, d.Stored), ack.Sequence); err != nil {
+		if err := s.answers.Record(rctx, message.AnswerKey(d.StreamSeq, d.Stored), ack.Sequence); err != nil {
 			out.RecordErr = err
 		}
 	}
@@ -685,27 +686,13 @@ func (s *Service) record(ctx context.Context, d *Delivery, ack *jetstream.PubAck
 //   - invalid input with its failure result stored: terminate, it can never
 //     succeed;
 //   - any other stored result: acknowledge.
-func decide(res *Result, publishErr error) Action {
+func decide(res *message.Result, publishErr error) Action {
 	switch {
 	case publishErr != nil:
 		return Retry
-	case res.Kind() == connector.KindInvalidRequest:
+	case res.Kind() == message.KindInvalidRequest:
 		return Terminate
 	default:
 		return Ack
 	}
-}
-
-func parseSeq(s string) uint64 {
-	var n uint64
-	if s == "" || len(s) > 20 {
-		return 0
-	}
-	for _, c := range []byte(s) {
-		if c < '0' || c > '9' {
-			return 0
-		}
-		n = n*10 + uint64(c-'0')
-	}
-	return n
 }

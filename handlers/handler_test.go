@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -81,7 +82,7 @@ func stored(t *testing.T, st jetstream.Stream) []*jetstream.RawStreamMsg {
 }
 
 func TestHandleOutcomes(t *testing.T) {
-	notFound := &connector.Error{Kind: connector.KindNotFound, HTTPStatus: 404, Code: "ResourceNotFound", Message: "alert not found"}
+	notFound := &connector.Error{Kind: message.KindNotFound, HTTPStatus: 404, Code: "ResourceNotFound", Message: "alert not found"}
 	tests := []struct {
 		name        string
 		body        string
@@ -160,26 +161,26 @@ func TestHandleOutcomes(t *testing.T) {
 					t.Errorf("result %s lacks %s", m.Data, w)
 				}
 			}
-			if got := m.Header.Get(HeaderContentType); got != "application/json" {
+			if got := m.Header.Get(message.HeaderContentType); got != "application/json" {
 				t.Errorf("Content-Type %q", got)
 			}
-			if got := m.Header.Get(HeaderMsgID); got != "result-REQ-1042-1764000000123456789" {
+			if got := m.Header.Get(message.HeaderMsgID); got != "result-REQ-1042-1764000000123456789" {
 				t.Errorf("Nats-Msg-Id %q", got)
 			}
-			if tp := tt.header.Get(HeaderTraceparent); tp != "" && m.Header.Get(HeaderTraceparent) != tp {
-				t.Errorf("traceparent not passed on: %q", m.Header.Get(HeaderTraceparent))
+			if tp := tt.header.Get(message.HeaderTraceparent); tp != "" && m.Header.Get(message.HeaderTraceparent) != tp {
+				t.Errorf("traceparent not passed on: %q", m.Header.Get(message.HeaderTraceparent))
 			}
-			var r Result
+			var r message.Result
 			if err := json.Unmarshal(m.Data, &r); err != nil {
 				t.Fatal(err)
 			}
-			if m.Header.Get(HeaderResultStatus) != r.Status || (r.AlertID != "" && m.Header.Get(HeaderAlertID) != r.AlertID) {
+			if m.Header.Get(message.HeaderResultStatus) != r.Status || (r.AlertID != "" && m.Header.Get(message.HeaderAlertID) != r.AlertID) {
 				t.Errorf("headers %v do not match result %+v", m.Header, r)
 			}
-			if r.Status == StatusSuccess && (r.Error != nil || r.Request != nil) {
+			if r.Status == message.StatusSuccess && (r.Error != nil || r.Request != nil) {
 				t.Errorf("success result carries failure fields: %s", m.Data)
 			}
-			if r.Status == StatusFailure && (r.Domains != nil || r.Cached != nil) {
+			if r.Status == message.StatusFailure && (r.Domains != nil || r.Cached != nil) {
 				t.Errorf("failure result carries success fields: %s", m.Data)
 			}
 		})
@@ -215,7 +216,7 @@ func TestHandleShutdownHandsBack(t *testing.T) {
 	lookup := lookupFunc(func(ctx context.Context, id string) (connector.Result, error) {
 		cancel()
 		<-ctx.Done()
-		return connector.Result{Attempts: 1}, &connector.Error{Kind: connector.KindUnavailable, Err: ctx.Err()}
+		return connector.Result{Attempts: 1}, &connector.Error{Kind: message.KindUnavailable, Err: ctx.Err()}
 	})
 	svc, err := New(lookup, js, successSubj, failureSubj)
 	if err != nil {
@@ -233,7 +234,7 @@ func TestHandleShutdownHandsBack(t *testing.T) {
 	ctx, cancel = context.WithCancel(t.Context())
 	defer cancel()
 	out = svc.Handle(ctx, &Delivery{Data: []byte("abc"), Stream: "REQ", StreamSeq: 2, NumDelivered: 10, MaxDeliver: 10})
-	if out.Action != Ack || !out.Stored || out.Result.Kind() != connector.KindUnavailable {
+	if out.Action != Ack || !out.Stored || out.Result.Kind() != message.KindUnavailable {
 		t.Fatalf("last delivery: %v stored=%v kind=%v, want an unavailable failure stored", out.Action, out.Stored, out.Result.Kind())
 	}
 }
@@ -320,13 +321,13 @@ func TestHandlePublishTriesAgainWhileStreamUnanswered(t *testing.T) {
 }
 
 func TestDecide(t *testing.T) {
-	ok := Success("a", nil, 1, false, testNow)
-	invalid := Failure("", &connector.Error{Kind: connector.KindInvalidRequest}, 0, testNow)
-	notFound := Failure("a", &connector.Error{Kind: connector.KindNotFound}, 1, testNow)
-	unavailable := Failure("a", &connector.Error{Kind: connector.KindUnavailable}, 5, testNow)
+	ok := message.Success("a", nil, 1, false, testNow)
+	invalid := message.Failure("", &message.Error{Kind: message.KindInvalidRequest}, 0, testNow)
+	notFound := message.Failure("a", &connector.Error{Kind: message.KindNotFound}, 1, testNow)
+	unavailable := message.Failure("a", &connector.Error{Kind: message.KindUnavailable}, 5, testNow)
 	tests := []struct {
 		name       string
-		res        *Result
+		res        *message.Result
 		publishErr error
 		want       Action
 	}{
@@ -400,7 +401,7 @@ func TestConcurrentRequestsForOneAlertShareOneCall(t *testing.T) {
 	coalesced := 0
 	for range n {
 		out := <-outs
-		if out.Action != Ack || out.Result.Status != StatusSuccess {
+		if out.Action != Ack || out.Result.Status != message.StatusSuccess {
 			t.Fatalf("outcome %v %v", out.Action, out.Err)
 		}
 		if out.Result.Coalesced {

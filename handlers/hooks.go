@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/alert-domains/alert-domains/internal/redact"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 // hookOutputLimit bounds what a hook's output contributes to the log.
@@ -86,9 +87,9 @@ func (h *Hooks) Middleware() Middleware {
 }
 
 // Run runs the hook for res, within the time limit, and logs how it went.
-func (h *Hooks) Run(ctx context.Context, res *Result) {
+func (h *Hooks) Run(ctx context.Context, res *message.Result) {
 	argv := h.onFailure
-	if res.Status == StatusSuccess {
+	if res.Status == message.StatusSuccess {
 		argv = h.onSuccess
 	}
 	if len(argv) == 0 {

@@ -5,7 +5,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 // Logging logs each outcome once, with the attributes operators search by.
@@ -48,7 +48,7 @@ func Logging(logger *slog.Logger) Middleware {
 				// No result: nothing more to say.
 			case out.Action == Retry:
 				attrs = append(attrs, slog.Duration("redeliver_in", out.Delay), slog.Any("error", out.Err))
-			case out.Result != nil && out.Result.Status == StatusSuccess:
+			case out.Result != nil && out.Result.Status == message.StatusSuccess:
 				if out.Result.Cached != nil && *out.Result.Cached {
 					attrs = append(attrs, slog.Bool("cached", true))
 				}
@@ -75,7 +75,7 @@ func outcomeLevel(out Outcome) (slog.Level, string) {
 		return slog.LevelError, "result not stored, request will be redelivered"
 	case out.Duplicate:
 		return slog.LevelInfo, "result stored by an earlier delivery"
-	case out.Result != nil && out.Result.Status == StatusSuccess:
+	case out.Result != nil && out.Result.Status == message.StatusSuccess:
 		return slog.LevelInfo, "success result stored"
 	default:
 		return failureLevel(out.Result.Kind()), "failure result stored"
@@ -85,9 +85,9 @@ func outcomeLevel(out Outcome) (slog.Level, string) {
 // failureLevel is the log level of a stored failure: warn where an operator
 // may have to act (credentials, permissions, outages, quota), info for
 // answers about the request itself.
-func failureLevel(k connector.Kind) slog.Level {
+func failureLevel(k message.Kind) slog.Level {
 	switch k {
-	case connector.KindInvalidRequest, connector.KindNotFound, connector.KindBadRequest:
+	case message.KindInvalidRequest, message.KindNotFound, message.KindBadRequest:
 		return slog.LevelInfo
 	}
 	return slog.LevelWarn

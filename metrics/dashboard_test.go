@@ -14,6 +14,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/message"
 	"github.com/alert-domains/alert-domains/metrics"
 )
 
@@ -231,7 +232,7 @@ func exportedFamilies(t *testing.T) map[string]family {
 	}
 	now := time.Now()
 	m.Middleware()(func(ctx context.Context, d *handlers.Delivery) handlers.Outcome {
-		return handlers.Outcome{Action: handlers.Ack, Stored: true, Result: handlers.Success("a", nil, 1, false, now)}
+		return handlers.Outcome{Action: handlers.Ack, Stored: true, Result: message.Success("a", nil, 1, false, now)}
 	})(t.Context(), &handlers.Delivery{})
 	m.Tenant("default").DefenderCall(200, time.Millisecond)
 	m.Tenant("default").QuotaWait(time.Millisecond)
@@ -239,7 +240,7 @@ func exportedFamilies(t *testing.T) map[string]family {
 	if _, _, err := failing.Get(t.Context(), "a"); err == nil {
 		t.Fatal("the failing cache did not fail")
 	}
-	m.SafetyNetResult(handlers.Failure("a", connector.ErrUnavailable, 0, now), false)
+	m.SafetyNetResult(message.Failure("a", connector.ErrUnavailable, 0, now), false)
 
 	families, err := m.Registry().Gather()
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/handlers"
 	"github.com/alert-domains/alert-domains/internal/buildinfo"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 const namespace = "alert_domains"
@@ -159,10 +160,10 @@ func New() *Metrics {
 // Label values known in advance. Each of their series is exported from 0
 // at start, so that increase() and rate() see the first event.
 var (
-	failureKinds = []connector.Kind{
-		connector.KindInvalidRequest, connector.KindBadRequest, connector.KindUnauthorized, connector.KindForbidden,
-		connector.KindNotFound, connector.KindThrottled, connector.KindUnavailable, connector.KindBadResponse,
-		connector.KindUnknownTenant,
+	failureKinds = []message.Kind{
+		message.KindInvalidRequest, message.KindBadRequest, message.KindUnauthorized, message.KindForbidden,
+		message.KindNotFound, message.KindThrottled, message.KindUnavailable, message.KindBadResponse,
+		message.KindUnknownTenant,
 	}
 	actions = []handlers.Action{handlers.Ack, handlers.Retry, handlers.Terminate, handlers.HandBack}
 	// defenderCodes are the answers DEFENDER-API documents, and "error".
@@ -251,7 +252,7 @@ func (m *Metrics) ConsumerInfo(info *jetstream.ConsumerInfo) {
 // SafetyNetResult records a max-deliveries advisory the safety net answered:
 // the failure result res was stored, or dropped as a duplicate because the
 // request had its result already.
-func (m *Metrics) SafetyNetResult(res *handlers.Result, duplicate bool) {
+func (m *Metrics) SafetyNetResult(res *message.Result, duplicate bool) {
 	if duplicate {
 		m.deliveryLimit.WithLabelValues("existed").Inc()
 		return

@@ -17,6 +17,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/message"
 	"github.com/alert-domains/alert-domains/metrics"
 )
 
@@ -70,13 +71,13 @@ func TestMiddlewareCountsStoredResults(t *testing.T) {
 	now := time.Now()
 	inFlight := -1.0
 	outcomes := []handlers.Outcome{
-		{Action: handlers.Ack, Stored: true, Result: handlers.Success("a", []string{"x"}, 1, false, now)},
-		{Action: handlers.Ack, Stored: true, Result: handlers.Success("a", []string{"x"}, 0, true, now)},
-		{Action: handlers.Ack, Stored: true, Result: handlers.Failure("b", connector.ErrNotFound, 3, now)},
+		{Action: handlers.Ack, Stored: true, Result: message.Success("a", []string{"x"}, 1, false, now)},
+		{Action: handlers.Ack, Stored: true, Result: message.Success("a", []string{"x"}, 0, true, now)},
+		{Action: handlers.Ack, Stored: true, Result: message.Failure("b", connector.ErrNotFound, 3, now)},
 		// Stored by an earlier delivery: not counted again.
-		{Action: handlers.Ack, Stored: true, Duplicate: true, Result: handlers.Failure("b", connector.ErrNotFound, 1, now)},
-		{Action: handlers.Retry, Result: handlers.Failure("c", connector.ErrUnavailable, 2, now)},
-		{Action: handlers.Terminate, Stored: true, Result: handlers.Failure("", connector.ErrInvalidRequest, 0, now)},
+		{Action: handlers.Ack, Stored: true, Duplicate: true, Result: message.Failure("b", connector.ErrNotFound, 1, now)},
+		{Action: handlers.Retry, Result: message.Failure("c", connector.ErrUnavailable, 2, now)},
+		{Action: handlers.Terminate, Stored: true, Result: message.Failure("", &message.Error{Kind: message.KindInvalidRequest}, 0, now)},
 		{Action: handlers.HandBack},
 	}
 	i := 0
@@ -345,7 +346,7 @@ func TestSharedQuotaCountersFromZero(t *testing.T) {
 
 func TestSafetyNetResult(t *testing.T) {
 	m := metrics.New()
-	res := handlers.Failure("a", connector.ErrUnavailable, 0, time.Now())
+	res := message.Failure("a", connector.ErrUnavailable, 0, time.Now())
 	m.SafetyNetResult(res, false)
 	m.SafetyNetResult(res, true)
 	expect(t, scrape(t, m), map[string]float64{

@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,13 +23,14 @@ import (
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/consumer"
 	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 // Observer is told of each advisory the Listener answered: the failure
 // result it published, and whether the result stream dropped it because the
 // request had its result already.
 type Observer interface {
-	SafetyNetResult(res *handlers.Result, duplicate bool)
+	SafetyNetResult(res *message.Result, duplicate bool)
 }
 
 // Listener reads the max-deliveries advisories of the service's consumer and
@@ -40,7 +40,7 @@ type Listener struct {
 	topo            broker.Topology
 	failureSubject  string
 	successSubject  string
-	routing         func(subject string, req handlers.Request) handlers.Routing
+	routing         func(subject string, req message.Request) handlers.Routing
 	cache           handlers.Cache
 	answers         handlers.Answers
 	logger          *slog.Logger
@@ -91,7 +91,7 @@ func WithCache(c handlers.Cache, successSubject string) Option {
 // WithRouting sends each answer where the handler would have sent the
 // request's result (its tenant's subjects, its tenant's cache entry):
 // routing is handlers.Service.Routing.
-func WithRouting(routing func(subject string, req handlers.Request) handlers.Routing) Option {
+func WithRouting(routing func(subject string, req message.Request) handlers.Routing) Option {
 	return func(n *Listener) error {
 		if routing == nil {
 			return errors.New("safetynet: nil routing")
@@ -240,10 +240,10 @@ func (n *Listener) Handle(ctx context.Context, d *handlers.Delivery) handlers.Ou
 		n.logger.LogAttrs(ctx, slog.LevelError, "delivery limit reached and its failure result not stored, trying again", attrs...)
 	case out.Duplicate:
 		n.logger.LogAttrs(ctx, slog.LevelInfo, "delivery limit reached by a request that has its result", attrs...)
-	case out.Result.Status == handlers.StatusSuccess:
+	case out.Result.Status == message.StatusSuccess:
 		n.logger.LogAttrs(ctx, slog.LevelWarn, "delivery limit reached: cached success result stored", attrs...)
 	default:
-		attrs = append(attrs, slog.String("kind", string(connector.KindUnavailable)))
+		attrs = append(attrs, slog.String("kind", string(message.KindUnavailable)))
 		n.logger.LogAttrs(ctx, slog.LevelWarn, "delivery limit reached: failure result stored", attrs...)
 	}
 	if out.Stored && n.observer != nil {
@@ -262,7 +262,7 @@ func (n *Listener) answer(ctx context.Context, adv Advisory) handlers.Outcome {
 		return handlers.Outcome{Action: handlers.Retry, Err: err}
 	}
 	out := handlers.Outcome{Result: res, AlertID: res.AlertID}
-	key := handlers.AnswerKey(adv.StreamSeq, stored)
+	key := message.AnswerKey(adv.StreamSeq, stored)
 	if n.answers != nil && !stored.IsZero() {
 		_, ok, err := n.answers.Find(ctx, key)
 		if err != nil {
@@ -279,14 +279,14 @@ func (n *Listener) answer(ctx context.Context, adv Advisory) handlers.Outcome {
 		// A cache that cannot be read leaves the failure: the request has
 		// run out of deliveries.
 		if domains, ok, err := n.cache.Get(ctx, rtg.CacheKey); err == nil && ok {
-			success := handlers.Success(res.AlertID, domains, 0, true, n.now())
+			success := message.Success(res.AlertID, domains, 0, true, n.now())
 			success.CorrelationID, success.RequestSequence, success.ReplayOf, success.Delivery = res.CorrelationID, res.RequestSequence, res.ReplayOf, res.Delivery
 			success.Tenant = res.Tenant
 			res, subject = success, rtg.SuccessSubject
 			out.Result = res
 		}
 	}
-	msg, err := res.Message(subject, handlers.ResultMsgID(adv.Stream, adv.StreamSeq, stored), traceparent)
+	msg, err := res.Message(subject, message.ResultMsgID(adv.Stream, adv.StreamSeq, stored), traceparent)
 	if err != nil {
 		out.Action, out.Err = handlers.Retry, fmt.Errorf("encode result: %w", err)
 		return out
@@ -312,7 +312,7 @@ func (n *Listener) answer(ctx context.Context, adv Advisory) handlers.Outcome {
 // failure builds the failure result of the request adv names, from the
 // request itself while the stream still stores it; stored is when the
 // stream stored it (zero when it is gone).
-func (n *Listener) failure(ctx context.Context, adv Advisory) (res *handlers.Result, rtg handlers.Routing, stored time.Time, traceparent string, err error) {
+func (n *Listener) failure(ctx context.Context, adv Advisory) (res *message.Result, rtg handlers.Routing, stored time.Time, traceparent string, err error) {
 	rtg = handlers.Routing{SuccessSubject: n.successSubject, FailureSubject: n.failureSubject}
 	stream, err := n.js.Stream(ctx, adv.Stream)
 	if err != nil {
@@ -321,10 +321,10 @@ func (n *Listener) failure(ctx context.Context, adv Advisory) (res *handlers.Res
 	msg, err := stream.GetMsg(ctx, adv.StreamSeq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		reason := &connector.Error{
-			Kind:    connector.KindUnavailable,
+			Kind:    message.KindUnavailable,
 			Message: fmt.Sprintf("delivery limit reached: %d deliveries ended without a result; the request is no longer stored", adv.Deliveries),
 		}
-		res = handlers.Failure("", reason, 0, n.now())
+		res = message.Failure("", reason, 0, n.now())
 		res.RequestSequence, res.Delivery = adv.StreamSeq, adv.Deliveries
 		return res, rtg, time.Time{}, "", nil
 	}
@@ -333,23 +333,21 @@ func (n *Listener) failure(ctx context.Context, adv Advisory) (res *handlers.Res
 	}
 	// A body that does not decode has no alert ID; the result still names
 	// the request by its sequence and carries its body.
-	req, _ := handlers.Decode(msg.Data, msg.Header)
+	req, _ := message.Decode(msg.Data, msg.Header)
 	rtg.CacheKey = req.AlertID
 	if n.routing != nil {
 		rtg = n.routing(msg.Subject, req)
 	}
 	reason := &connector.Error{
-		Kind:    connector.KindUnavailable,
+		Kind:    message.KindUnavailable,
 		Message: fmt.Sprintf("delivery limit reached: %d deliveries ended without a result", adv.Deliveries),
 	}
-	res = handlers.Failure(req.AlertID, reason, 0, n.now()).WithRequest(msg.Data)
+	res = message.Failure(req.AlertID, reason, 0, n.now()).WithRequest(msg.Data)
 	res.CorrelationID, res.Tenant = req.CorrelationID, rtg.Tenant
 	res.RequestSequence, res.Delivery = adv.StreamSeq, adv.Deliveries
+	res.ReplayOf = message.ReplayOf(msg.Header)
 	if msg.Header != nil {
-		traceparent = msg.Header.Get(handlers.HeaderTraceparent)
-		if seq, err := strconv.ParseUint(msg.Header.Get(handlers.HeaderReplayOf), 10, 64); err == nil {
-			res.ReplayOf = seq
-		}
+		traceparent = msg.Header.Get(message.HeaderTraceparent)
 	}
 	return res, rtg, msg.Time, traceparent, nil
 }
