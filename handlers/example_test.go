@@ -12,6 +12,7 @@ import (
 	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/consumer"
 	"github.com/alert-domains/alert-domains/handlers"
 	"github.com/alert-domains/alert-domains/message"
 )
@@ -61,7 +62,7 @@ func ExampleService_Handle() {
 	}
 
 	stored := time.Date(2026, 11, 27, 9, 14, 3, 0, time.UTC)
-	for _, d := range []*handlers.Delivery{
+	for _, d := range []*consumer.Delivery{
 		{Data: []byte("da637472900382838869_1364969609"), Stream: "REQUESTS", StreamSeq: 1, Stored: stored, NumDelivered: 1},
 		{Data: []byte("da637472900382838869_1364969609"), Stream: "REQUESTS", StreamSeq: 1, Stored: stored, NumDelivered: 2},
 		{Data: []byte("not an alert id"), Stream: "REQUESTS", StreamSeq: 2, Stored: stored, NumDelivered: 1},

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alert-domains/alert-domains/consumer"
 	"github.com/alert-domains/alert-domains/message"
 )
 
@@ -63,16 +64,16 @@ func TestHooksMiddlewareRunsForEveryStoredResult(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	outcomes := []Outcome{
-		{Action: Ack, Stored: true, Result: message.Success("new", nil, 1, false, testNow)},
+	outcomes := []consumer.Outcome{
+		{Action: consumer.Ack, Stored: true, Result: message.Success("new", nil, 1, false, testNow)},
 		// Stored by an earlier delivery, which may have crashed before its hook.
-		{Action: Ack, Stored: true, Duplicate: true, Result: message.Success("dup", nil, 1, false, testNow)},
-		{Action: Retry, Result: message.Success("unstored", nil, 1, false, testNow)},
-		{Action: Retry, Stored: true, Duplicate: true}, // stored result not readable
+		{Action: consumer.Ack, Stored: true, Duplicate: true, Result: message.Success("dup", nil, 1, false, testNow)},
+		{Action: consumer.Retry, Result: message.Success("unstored", nil, 1, false, testNow)},
+		{Action: consumer.Retry, Stored: true, Duplicate: true}, // stored result not readable
 	}
 	for _, o := range outcomes {
-		handler := h.Middleware()(func(context.Context, *Delivery) Outcome { return o })
-		if got := handler(t.Context(), &Delivery{}); got.Action != o.Action {
+		handler := h.Middleware()(func(context.Context, *consumer.Delivery) consumer.Outcome { return o })
+		if got := handler(t.Context(), &consumer.Delivery{}); got.Action != o.Action {
 			t.Errorf("middleware changed the action %v to %v", o.Action, got.Action)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/consumer"
 	"github.com/alert-domains/alert-domains/message"
 	"github.com/alert-domains/alert-domains/tenants"
 )
@@ -88,39 +89,39 @@ func TestHandleRoutesByTenant(t *testing.T) {
 	tests := []struct {
 		name, subject, body string
 		tenants             []string
-		wantAction          Action
+		wantAction          consumer.Action
 		wantSubject         string
 		wantTenant          string
 		wantKind            message.Kind
 		wantCalls           []string
 	}{
 		{name: "by subject", subject: reqSubj + ".contoso", body: "a1", tenants: []string{"contoso", "fabrikam"},
-			wantAction: Ack, wantSubject: successSubj + ".contoso", wantTenant: "contoso", wantCalls: []string{"contoso/a1"}},
+			wantAction: consumer.Ack, wantSubject: successSubj + ".contoso", wantTenant: "contoso", wantCalls: []string{"contoso/a1"}},
 		{name: "by tenant field", subject: reqSubj, body: `{"alertId":"a1","tenant":"fabrikam"}`, tenants: []string{"contoso", "fabrikam"},
-			wantAction: Ack, wantSubject: successSubj + ".fabrikam", wantTenant: "fabrikam", wantCalls: []string{"fabrikam/a1"}},
+			wantAction: consumer.Ack, wantSubject: successSubj + ".fabrikam", wantTenant: "fabrikam", wantCalls: []string{"fabrikam/a1"}},
 		{name: "by the alert's tenantId", subject: reqSubj, body: `{"id":"a1","tenantId":"` + fabrikamEntra + `"}`, tenants: []string{"contoso", "fabrikam"},
-			wantAction: Ack, wantSubject: successSubj + ".fabrikam", wantTenant: "fabrikam", wantCalls: []string{"fabrikam/a1"}},
+			wantAction: consumer.Ack, wantSubject: successSubj + ".fabrikam", wantTenant: "fabrikam", wantCalls: []string{"fabrikam/a1"}},
 		{name: "subject and field agree", subject: reqSubj + ".contoso", body: `{"alertId":"a1","tenant":"contoso"}`, tenants: []string{"contoso", "fabrikam"},
-			wantAction: Ack, wantSubject: successSubj + ".contoso", wantTenant: "contoso", wantCalls: []string{"contoso/a1"}},
+			wantAction: consumer.Ack, wantSubject: successSubj + ".contoso", wantTenant: "contoso", wantCalls: []string{"contoso/a1"}},
 		{name: "named by none goes to default on the plain subject", subject: reqSubj, body: "a1", tenants: []string{"contoso", "default"},
-			wantAction: Ack, wantSubject: successSubj, wantTenant: "default", wantCalls: []string{"default/a1"}},
+			wantAction: consumer.Ack, wantSubject: successSubj, wantTenant: "default", wantCalls: []string{"default/a1"}},
 		{name: "subject and field disagree", subject: reqSubj + ".contoso", body: `{"alertId":"a1","tenant":"fabrikam"}`, tenants: []string{"contoso", "fabrikam"},
-			wantAction: Terminate, wantSubject: failureSubj + ".contoso", wantTenant: "contoso", wantKind: message.KindInvalidRequest},
+			wantAction: consumer.Terminate, wantSubject: failureSubj + ".contoso", wantTenant: "contoso", wantKind: message.KindInvalidRequest},
 		{name: "field and tenantId disagree", subject: reqSubj, body: `{"id":"a1","tenant":"contoso","tenantId":"` + fabrikamEntra + `"}`, tenants: []string{"contoso", "fabrikam"},
-			wantAction: Terminate, wantSubject: failureSubj, wantKind: message.KindInvalidRequest},
+			wantAction: consumer.Terminate, wantSubject: failureSubj, wantKind: message.KindInvalidRequest},
 		{name: "tenant field not a string", subject: reqSubj + ".contoso", body: `{"alertId":"a1","tenant":7}`, tenants: []string{"contoso"},
-			wantAction: Terminate, wantSubject: failureSubj + ".contoso", wantTenant: "contoso", wantKind: message.KindInvalidRequest},
+			wantAction: consumer.Terminate, wantSubject: failureSubj + ".contoso", wantTenant: "contoso", wantKind: message.KindInvalidRequest},
 		{name: "subject names a tenant not configured", subject: reqSubj + ".initech", body: "a1", tenants: []string{"contoso", "default"},
-			wantAction: Ack, wantSubject: failureSubj, wantKind: message.KindUnknownTenant},
+			wantAction: consumer.Ack, wantSubject: failureSubj, wantKind: message.KindUnknownTenant},
 		{name: "field names a tenant not configured", subject: reqSubj, body: `{"alertId":"a1","tenant":"initech"}`, tenants: []string{"contoso", "default"},
-			wantAction: Ack, wantSubject: failureSubj, wantKind: message.KindUnknownTenant},
+			wantAction: consumer.Ack, wantSubject: failureSubj, wantKind: message.KindUnknownTenant},
 		{name: "names none and no default", subject: reqSubj, body: "a1", tenants: []string{"contoso"},
-			wantAction: Ack, wantSubject: failureSubj, wantKind: message.KindUnknownTenant},
+			wantAction: consumer.Ack, wantSubject: failureSubj, wantKind: message.KindUnknownTenant},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			svc, st, lookups := tenantService(t, tt.tenants...)
-			out := svc.Handle(t.Context(), &Delivery{Subject: tt.subject, Data: []byte(tt.body), Stream: "REQ", StreamSeq: 5, NumDelivered: 1, MaxDeliver: 10})
+			out := svc.Handle(t.Context(), &consumer.Delivery{Subject: tt.subject, Data: []byte(tt.body), Stream: "REQ", StreamSeq: 5, NumDelivered: 1, MaxDeliver: 10})
 			if out.Action != tt.wantAction || !out.Stored {
 				t.Fatalf("outcome %v stored=%v err=%v, want %v stored", out.Action, out.Stored, out.Err, tt.wantAction)
 			}
@@ -156,8 +157,8 @@ func TestHandleCachePerTenant(t *testing.T) {
 	ask := func(tenant string) message.Result {
 		t.Helper()
 		seq++
-		out := svc.Handle(t.Context(), &Delivery{Subject: reqSubj + "." + tenant, Data: []byte("same-alert"), Stream: "REQ", StreamSeq: seq, NumDelivered: 1, MaxDeliver: 10})
-		if out.Action != Ack || !out.Stored {
+		out := svc.Handle(t.Context(), &consumer.Delivery{Subject: reqSubj + "." + tenant, Data: []byte("same-alert"), Stream: "REQ", StreamSeq: seq, NumDelivered: 1, MaxDeliver: 10})
+		if out.Action != consumer.Ack || !out.Stored {
 			t.Fatalf("%s: %v (%v)", tenant, out.Action, out.Err)
 		}
 		return *out.Result

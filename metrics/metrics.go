@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/consumer"
 	"github.com/alert-domains/alert-domains/internal/buildinfo"
 	"github.com/alert-domains/alert-domains/message"
 )
@@ -165,7 +165,7 @@ var (
 		message.KindNotFound, message.KindThrottled, message.KindUnavailable, message.KindBadResponse,
 		message.KindUnknownTenant,
 	}
-	actions = []handlers.Action{handlers.Ack, handlers.Retry, handlers.Terminate, handlers.HandBack}
+	actions = []consumer.Action{consumer.Ack, consumer.Retry, consumer.Terminate, consumer.HandBack}
 	// defenderCodes are the answers DEFENDER-API documents, and "error".
 	defenderCodes = []int{200, 400, 401, 403, 404, 429, 500, 502, 503, 504, 0}
 )
@@ -198,9 +198,9 @@ func (m *Metrics) Handler() http.Handler {
 // happened to the request message; for each newly stored result its status,
 // kind and attempts. A result that the stream dropped as a duplicate (stored
 // by an earlier delivery) is not counted again.
-func (m *Metrics) Middleware() handlers.Middleware {
-	return func(next handlers.Handler) handlers.Handler {
-		return func(ctx context.Context, d *handlers.Delivery) handlers.Outcome {
+func (m *Metrics) Middleware() consumer.Middleware {
+	return func(next consumer.Handler) consumer.Handler {
+		return func(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
 			m.inFlight.Inc()
 			defer m.inFlight.Dec()
 			out := next(ctx, d)

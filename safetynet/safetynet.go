@@ -20,7 +20,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/broker"
-	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/consumer"
 	"github.com/alert-domains/alert-domains/handlers"
 	"github.com/alert-domains/alert-domains/message"
@@ -50,6 +49,7 @@ type Listener struct {
 	publishTimeout  time.Duration
 	shutdownTimeout time.Duration
 	concurrency     int
+	results         *handlers.ResultPublisher
 }
 
 // Option configures a Listener.
@@ -184,6 +184,10 @@ func New(js jetstream.JetStream, topo broker.Topology, failureSubject string, op
 			return nil, err
 		}
 	}
+	// One attempt per delivery of the advisory (its answer cost no Defender
+	// call), and no size limit: the failure is small, and a cached success
+	// was stored once already.
+	n.results = &handlers.ResultPublisher{Pub: js, Answers: n.answers, Timeout: n.publishTimeout, Now: n.now}
 	return n, nil
 }
 
@@ -214,18 +218,18 @@ func (n *Listener) Run(ctx context.Context) error {
 // result of the request the advisory names and acknowledges the advisory
 // once the result stream has stored it (or had a result already). When
 // something fails the advisory is delivered again later.
-func (n *Listener) Handle(ctx context.Context, d *handlers.Delivery) handlers.Outcome {
+func (n *Listener) Handle(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
 	adv, err := ParseAdvisory(d.Data)
 	if err != nil {
 		// Nothing in it can ever be answered: do not redeliver it.
 		n.logger.LogAttrs(ctx, slog.LevelError, "unreadable max-deliveries advisory dropped",
 			slog.Uint64("advisory_seq", d.StreamSeq), slog.Any("error", err))
-		return handlers.Outcome{Action: handlers.Ack, Err: err}
+		return consumer.Outcome{Action: consumer.Decide(consumer.Facts{NothingToAnswer: true}), Err: err}
 	}
 	if adv.Stream != n.topo.RequestStream.Name || adv.Consumer != n.topo.Consumer.Durable {
 		n.logger.LogAttrs(ctx, slog.LevelWarn, "advisory of another consumer ignored",
 			slog.String("stream", adv.Stream), slog.String("consumer", adv.Consumer), slog.Uint64("stream_seq", adv.StreamSeq))
-		return handlers.Outcome{Action: handlers.Ack}
+		return consumer.Outcome{Action: consumer.Decide(consumer.Facts{NothingToAnswer: true})}
 	}
 	out := n.answer(ctx, adv)
 	attrs := []slog.Attr{
@@ -234,8 +238,8 @@ func (n *Listener) Handle(ctx context.Context, d *handlers.Delivery) handlers.Ou
 		slog.Uint64("deliveries", adv.Deliveries),
 	}
 	switch {
-	case out.Action == handlers.Retry:
-		out.Delay = handlers.DefaultRetryDelay(d.NumDelivered)
+	case out.Action == consumer.Retry:
+		out.Delay = consumer.DefaultRetryDelay(d.NumDelivered)
 		attrs = append(attrs, slog.Duration("redeliver_in", out.Delay), slog.Any("error", out.Err))
 		n.logger.LogAttrs(ctx, slog.LevelError, "delivery limit reached and its failure result not stored, trying again", attrs...)
 	case out.Duplicate:
@@ -256,25 +260,24 @@ func (n *Listener) Handle(ctx context.Context, d *handlers.Delivery) handlers.Ou
 // cached success when its alert is in the result cache, a failure
 // otherwise. Nothing is published for a request whose record says its
 // result is stored.
-func (n *Listener) answer(ctx context.Context, adv Advisory) handlers.Outcome {
+func (n *Listener) answer(ctx context.Context, adv Advisory) consumer.Outcome {
 	res, rtg, stored, traceparent, err := n.failure(ctx, adv)
 	if err != nil {
-		return handlers.Outcome{Action: handlers.Retry, Err: err}
+		return consumer.Outcome{Action: consumer.Decide(consumer.Facts{}), Err: err}
 	}
-	out := handlers.Outcome{Result: res, AlertID: res.AlertID}
+	out := consumer.Outcome{Result: res, AlertID: res.AlertID}
 	key := message.AnswerKey(adv.StreamSeq, stored)
 	if n.answers != nil && !stored.IsZero() {
 		_, ok, err := n.answers.Find(ctx, key)
 		if err != nil {
-			out.Action, out.Err = handlers.Retry, err
+			out.Action, out.Err = consumer.Decide(consumer.Facts{}), err
 			return out
 		}
 		if ok {
-			out.Action, out.Stored, out.Duplicate = handlers.Ack, true, true
+			out.Action, out.Stored, out.Duplicate = consumer.Decide(consumer.Facts{Result: res, Stored: true}), true, true
 			return out
 		}
 	}
-	subject := rtg.FailureSubject
 	if n.cache != nil && res.AlertID != "" {
 		// A cache that cannot be read leaves the failure: the request has
 		// run out of deliveries.
@@ -282,29 +285,17 @@ func (n *Listener) answer(ctx context.Context, adv Advisory) handlers.Outcome {
 			success := message.Success(res.AlertID, domains, 0, true, n.now())
 			success.CorrelationID, success.RequestSequence, success.ReplayOf, success.Delivery = res.CorrelationID, res.RequestSequence, res.ReplayOf, res.Delivery
 			success.Tenant = res.Tenant
-			res, subject = success, rtg.SuccessSubject
-			out.Result = res
+			res = success
 		}
 	}
-	msg, err := res.Message(subject, message.ResultMsgID(adv.Stream, adv.StreamSeq, stored), traceparent)
-	if err != nil {
-		out.Action, out.Err = handlers.Retry, fmt.Errorf("encode result: %w", err)
-		return out
-	}
-	// The publish gets its chance even when shutdown has begun.
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.publishTimeout)
-	defer cancel()
-	ack, err := n.js.PublishMsg(pctx, msg)
-	if err != nil {
-		out.Action, out.Err = handlers.Retry, fmt.Errorf("publish result: %w", err)
-		return out
-	}
-	out.Action, out.Stored, out.Duplicate = handlers.Ack, true, ack.Duplicate
-	if n.answers != nil && !stored.IsZero() {
-		if err := n.answers.Record(pctx, key, ack.Sequence); err != nil {
-			n.logger.LogAttrs(ctx, slog.LevelWarn, "record of stored results unavailable",
-				slog.Uint64("stream_seq", adv.StreamSeq), slog.Any("error", err))
-		}
+	out = n.results.Publish(ctx, handlers.Publication{
+		Stream: adv.Stream, Seq: adv.StreamSeq, Stored: stored,
+		Result: res, SuccessSubject: rtg.SuccessSubject, FailureSubject: rtg.FailureSubject, Traceparent: traceparent,
+		Record: n.answers != nil && !stored.IsZero(),
+	}, nil)
+	if out.RecordErr != nil {
+		n.logger.LogAttrs(ctx, slog.LevelWarn, "record of stored results unavailable",
+			slog.Uint64("stream_seq", adv.StreamSeq), slog.Any("error", out.RecordErr))
 	}
 	return out
 }
@@ -320,7 +311,7 @@ func (n *Listener) failure(ctx context.Context, adv Advisory) (res *message.Resu
 	}
 	msg, err := stream.GetMsg(ctx, adv.StreamSeq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		reason := &connector.Error{
+		reason := &message.Error{
 			Kind:    message.KindUnavailable,
 			Message: fmt.Sprintf("delivery limit reached: %d deliveries ended without a result; the request is no longer stored", adv.Deliveries),
 		}
@@ -338,7 +329,7 @@ func (n *Listener) failure(ctx context.Context, adv Advisory) (res *message.Resu
 	if n.routing != nil {
 		rtg = n.routing(msg.Subject, req)
 	}
-	reason := &connector.Error{
+	reason := &message.Error{
 		Kind:    message.KindUnavailable,
 		Message: fmt.Sprintf("delivery limit reached: %d deliveries ended without a result", adv.Deliveries),
 	}

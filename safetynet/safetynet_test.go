@@ -15,6 +15,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
+	"github.com/alert-domains/alert-domains/consumer"
 	"github.com/alert-domains/alert-domains/handlers"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 	"github.com/alert-domains/alert-domains/message"
@@ -358,8 +359,8 @@ func TestFailedPublishRetriesLater(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := l.Handle(t.Context(), &handlers.Delivery{Data: adv, Stream: e.cfg.RequestStream, StreamSeq: 99, NumDelivered: 1})
-	if out.Action != handlers.Retry || out.Delay <= 0 || out.Stored {
+	out := l.Handle(t.Context(), &consumer.Delivery{Data: adv, Stream: e.cfg.RequestStream, StreamSeq: 99, NumDelivered: 1})
+	if out.Action != consumer.Retry || out.Delay <= 0 || out.Stored {
 		t.Fatalf("outcome %v delay %v stored %v, want a retry later", out.Action, out.Delay, out.Stored)
 	}
 	if out.Err == nil {

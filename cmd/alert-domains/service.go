@@ -198,7 +198,7 @@ func (s *service) run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	handler := handlers.Chain(svc.Handle, m.Middleware(), handlers.Logging(logger), hooks.Middleware())
+	handler := consumer.Chain(svc.Handle, m.Middleware(), handlers.Logging(logger), hooks.Middleware())
 
 	binder := broker.NewBinder(js, topo, cfg.Provision, logger)
 	cons, err := consumer.New(binder.Bind, handler,
