@@ -1,8 +1,12 @@
 // Package consumer runs a handler over the messages of a durable JetStream
 // pull consumer: a bounded number at once, each kept alive with progress
 // acknowledgements while it is in hand, each settled (ack, redeliver later,
-// terminate, or hand back) as the handler decided. It survives broker
-// restarts and a deleted consumer, and drains in order on shutdown.
+// terminate, or hand back) as decided. It survives broker restarts and a
+// deleted consumer, and drains in order on shutdown.
+//
+// It owns the vocabulary of a delivery (Delivery, Handler, Outcome,
+// Action, Middleware) and the one decision on a message (Decide), which
+// the request handler and the safety net use as the consumer itself does.
 package consumer
 
 import (

@@ -24,10 +24,11 @@ const (
 // Retryable reports whether an answer of this kind is worth asking again.
 func (k Kind) Retryable() bool { return k == KindThrottled || k == KindUnavailable }
 
-// Error is a failure of the request message itself: one that does not
-// decode (invalid_request) or names a tenant that is not configured
-// (unknown_tenant), or a result replaced because it is too large to store
-// (bad_response).
+// Error is a failure the service finds without asking Defender: a request
+// that does not decode (invalid_request) or names a tenant that is not
+// configured (unknown_tenant), a result too large to store (bad_response),
+// a request that ran out of deliveries (unavailable). What Defender
+// answered is a *connector.Error.
 type Error struct {
 	Kind    Kind
 	Message string // a short human text, the error.message of the result
