@@ -32,7 +32,7 @@ type Tenants interface {
 	// Resolve returns the tenant of a request from the tenant token of its
 	// subject, its "tenant" field and its alert's Entra tenant ID (each may
 	// be empty). named reports whether the request named it (its results
-	// then go to the tenant's own subjects). Errors are *connector.Error of
+	// then go to the tenant's own subjects). Errors are *message.Error of
 	// kind unknown_tenant, or invalid_request when two names disagree.
 	Resolve(subjectTenant, bodyTenant, entraTenantID string) (tenant string, named bool, err error)
 	// Domains asks the Defender of tenant for the domains of an alert.
