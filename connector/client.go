@@ -28,6 +28,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/internal/park"
 	"github.com/alert-domains/alert-domains/internal/shutdown"
+	"github.com/alert-domains/alert-domains/message"
 	"golang.org/x/sync/semaphore"
 )
 
@@ -330,8 +331,10 @@ func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
 // is always an *Error; when ctx ends it is of kind unavailable and wraps
 // ctx.Err().
 func (c *Client) Domains(ctx context.Context, alertID string) (Result, error) {
-	if err := ValidateAlertID(alertID); err != nil {
-		return Result{}, err
+	if err := message.ValidateAlertID(alertID); err != nil {
+		// The ID becomes a path segment of the call: one that is not an
+		// alert ID never reaches Defender.
+		return Result{}, &Error{Kind: message.KindInvalidRequest, Message: err.Error()}
 	}
 	target := c.prefix + url.PathEscape(alertID) + "/domains"
 	var (
@@ -429,7 +432,7 @@ func (c *Client) attempt(ctx context.Context, target, rejected string, budget in
 	}
 	req, rerr := http.NewRequestWithContext(actx, http.MethodGet, target, nil)
 	if rerr != nil {
-		return p, b.token, 0, false, &Error{Kind: KindBadRequest, Message: "cannot build the request", Err: rerr}
+		return p, b.token, 0, false, &Error{Kind: message.KindBadRequest, Message: "cannot build the request", Err: rerr}
 	}
 	if c.shareHeader {
 		req.Header = b.header
@@ -453,7 +456,7 @@ func (c *Client) attempt(ctx context.Context, target, rejected string, budget in
 		closeBody(resp.Body, false)
 		c.observe(resp.StatusCode, start)
 		return p, b.token, 0, true, &Error{
-			Kind:       KindBadResponse,
+			Kind:       message.KindBadResponse,
 			HTTPStatus: resp.StatusCode,
 			Message:    fmt.Sprintf("answer is larger than %d bytes", c.maxBody),
 		}
@@ -482,7 +485,7 @@ func (c *Client) attempt(ctx context.Context, target, rejected string, budget in
 	}
 	if int64(len(body)) > limit {
 		return p, b.token, 0, true, &Error{
-			Kind:       KindBadResponse,
+			Kind:       message.KindBadResponse,
 			HTTPStatus: resp.StatusCode,
 			Message:    fmt.Sprintf("answer is larger than %d bytes", c.maxBody),
 		}
@@ -580,16 +583,16 @@ func transportError(ctx, attempt context.Context, err error) *Error {
 		return canceled(ctx)
 	}
 	if attempt.Err() != nil {
-		return &Error{Kind: KindUnavailable, Message: "defender did not answer in time", Err: attempt.Err()}
+		return &Error{Kind: message.KindUnavailable, Message: "defender did not answer in time", Err: attempt.Err()}
 	}
 	if problem := permanentProblem(err); problem != "" {
-		return &Error{Kind: KindUnavailable, Message: "defender unreachable: " + problem, Err: err, final: true}
+		return &Error{Kind: message.KindUnavailable, Message: "defender unreachable: " + problem, Err: err, final: true}
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		return &Error{Kind: KindUnavailable, Message: "defender did not answer in time", Err: err}
+		return &Error{Kind: message.KindUnavailable, Message: "defender did not answer in time", Err: err}
 	}
-	return &Error{Kind: KindUnavailable, Message: "defender unreachable", Err: err}
+	return &Error{Kind: message.KindUnavailable, Message: "defender unreachable", Err: err}
 }
 
 // nextPage checks an @odata.nextLink: it must lead to the API's own scheme

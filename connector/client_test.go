@@ -17,6 +17,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 const alertID = "da637472900382838869_1364969609"
@@ -27,7 +28,7 @@ func TestDomainsSeedData(t *testing.T) {
 	tests := []struct {
 		id      string
 		want    []string
-		kind    connector.Kind
+		kind    message.Kind
 		status  int
 		code    string
 		attempt int
@@ -35,10 +36,10 @@ func TestDomainsSeedData(t *testing.T) {
 		{id: alertID, want: []string{"www.example.com", "cdn.example.net"}, attempt: 1},
 		{id: "636688558380765161_2136280442", want: []string{}, attempt: 1},
 		{id: "da637551227677560813_-961444813", want: []string{"update.example.com", "telemetry.example.net"}, attempt: 1},
-		{id: "da999999999999999999_1", kind: connector.KindNotFound, status: 404, code: "ResourceNotFound", attempt: 1},
-		{id: "../../admin", kind: connector.KindInvalidRequest},
-		{id: "", kind: connector.KindInvalidRequest},
-		{id: strings.Repeat("a", 129), kind: connector.KindInvalidRequest},
+		{id: "da999999999999999999_1", kind: message.KindNotFound, status: 404, code: "ResourceNotFound", attempt: 1},
+		{id: "../../admin", kind: message.KindInvalidRequest},
+		{id: "", kind: message.KindInvalidRequest},
+		{id: strings.Repeat("a", 129), kind: message.KindInvalidRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {
@@ -246,7 +247,7 @@ func TestUnauthorizedGetsOneFreshToken(t *testing.T) {
 		srv.SetOutage(401)
 		res, err := c.Domains(t.Context(), alertID)
 		e := asError(t, err)
-		if e.Kind != connector.KindUnauthorized || e.HTTPStatus != 401 || e.Code != "Unauthorized" || res.Attempts != 2 {
+		if e.Kind != message.KindUnauthorized || e.HTTPStatus != 401 || e.Code != "Unauthorized" || res.Attempts != 2 {
 			t.Fatalf("Domains = %+v, %+v; want unauthorized after 2 attempts", res, e)
 		}
 		if n, m := srv.TokensIssued(), srv.TokensForClaims(); n != 2 || m != 1 {
@@ -256,7 +257,7 @@ func TestUnauthorizedGetsOneFreshToken(t *testing.T) {
 		// Entra ID again at once, nor Defender twice.
 		for range 3 {
 			res, err = c.Domains(t.Context(), alertID)
-			if e := asError(t, err); e.Kind != connector.KindUnauthorized || res.Attempts != 1 {
+			if e := asError(t, err); e.Kind != message.KindUnauthorized || res.Attempts != 1 {
 				t.Fatalf("Domains = %+v, %+v; want unauthorized after 1 attempt", res, e)
 			}
 		}
@@ -300,7 +301,7 @@ func TestThrottled(t *testing.T) {
 		start := time.Now()
 		res, err := c.Domains(t.Context(), alertID)
 		e := asError(t, err)
-		if e.Kind != connector.KindThrottled || e.RetryAfter != 30*time.Second || e.Code != "TooManyRequests" || res.Attempts != 1 {
+		if e.Kind != message.KindThrottled || e.RetryAfter != 30*time.Second || e.Code != "TooManyRequests" || res.Attempts != 1 {
 			t.Fatalf("Domains = %+v, %+v; want throttled after 1 attempt", res, e)
 		}
 		if d := time.Since(start); d > 2*time.Second {
@@ -312,7 +313,7 @@ func TestThrottled(t *testing.T) {
 		c := newClient(t, srv, connector.WithBackoff(10*time.Millisecond, 50*time.Millisecond, 300*time.Millisecond))
 		srv.SetOutage(429)
 		res, err := c.Domains(t.Context(), alertID)
-		if e := asError(t, err); e.Kind != connector.KindThrottled || res.Attempts < 3 {
+		if e := asError(t, err); e.Kind != message.KindThrottled || res.Attempts < 3 {
 			t.Fatalf("Domains = %+v, %+v; want throttled after several attempts", res, e)
 		}
 	})
@@ -323,7 +324,7 @@ func TestThrottled(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := c.Domains(t.Context(), alertID)
-		if e := asError(t, err); e.Kind != connector.KindThrottled || e.RetryAfter < 59*time.Minute {
+		if e := asError(t, err); e.Kind != message.KindThrottled || e.RetryAfter < 59*time.Minute {
 			t.Fatalf("error = %+v, want throttled with Retry-After about an hour", e)
 		}
 	})
@@ -354,7 +355,7 @@ func TestOutageLongerThanBudget(t *testing.T) {
 	start := time.Now()
 	res, err := c.Domains(t.Context(), alertID)
 	e := asError(t, err)
-	if e.Kind != connector.KindUnavailable || e.HTTPStatus != 503 || e.Code != "InternalServerError" {
+	if e.Kind != message.KindUnavailable || e.HTTPStatus != 503 || e.Code != "InternalServerError" {
 		t.Fatalf("error = %+v, want unavailable 503", e)
 	}
 	if res.Attempts < 3 || res.Attempts != srv.Calls() {
@@ -411,7 +412,7 @@ func TestNetworkError(t *testing.T) {
 	t.Cleanup(c.CloseIdleConnections)
 	res, err := c.Domains(t.Context(), alertID)
 	e := asError(t, err)
-	if e.Kind != connector.KindUnavailable || e.HTTPStatus != 0 || res.Attempts < 2 {
+	if e.Kind != message.KindUnavailable || e.HTTPStatus != 0 || res.Attempts < 2 {
 		t.Fatalf("Domains = %+v, %+v; want unavailable after retries", res, e)
 	}
 	for _, s := range rec.statuses() {
@@ -427,7 +428,7 @@ func TestBodyOverCap(t *testing.T) {
 		c := newClient(t, srv)
 		srv.Script(alertID, defendertest.Answer{BodyBytes: 5 << 20})
 		res, err := c.Domains(t.Context(), alertID)
-		if e := asError(t, err); e.Kind != connector.KindBadResponse || e.HTTPStatus != 200 || res.Attempts != 1 {
+		if e := asError(t, err); e.Kind != message.KindBadResponse || e.HTTPStatus != 200 || res.Attempts != 1 {
 			t.Fatalf("Domains = %+v, %+v; want bad_response after 1 attempt", res, e)
 		}
 	})
@@ -440,7 +441,7 @@ func TestBodyOverCap(t *testing.T) {
 			t.Fatalf("a body of exactly the cap: %+v, %v", res, err)
 		}
 		_, err = c.Domains(t.Context(), alertID)
-		if e := asError(t, err); e.Kind != connector.KindBadResponse {
+		if e := asError(t, err); e.Kind != message.KindBadResponse {
 			t.Fatalf("a body one byte over the cap: %+v", e)
 		}
 	})
@@ -452,7 +453,7 @@ func TestBodyOverCap(t *testing.T) {
 		srv := newServer(t, defendertest.WithAlert(alertID, hosts...), defendertest.WithPageSize(10))
 		c := newClient(t, srv, connector.WithMaxBodyBytes(1000))
 		_, err := c.Domains(t.Context(), alertID)
-		if e := asError(t, err); e.Kind != connector.KindBadResponse {
+		if e := asError(t, err); e.Kind != message.KindBadResponse {
 			t.Fatalf("error = %+v, want bad_response", e)
 		}
 	})
@@ -475,7 +476,7 @@ func TestNotTheDocumentedJSON(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			srv.Script(alertID, defendertest.Answer{Status: 200, Body: body})
 			res, err := c.Domains(t.Context(), alertID)
-			if e := asError(t, err); e.Kind != connector.KindBadResponse || e.HTTPStatus != 200 || res.Attempts != 1 {
+			if e := asError(t, err); e.Kind != message.KindBadResponse || e.HTTPStatus != 200 || res.Attempts != 1 {
 				t.Fatalf("Domains = %+v, %+v; want bad_response after 1 attempt", res, e)
 			}
 		})
@@ -494,7 +495,7 @@ func TestNotFound(t *testing.T) {
 			srv.Script(alertID, a)
 			res, err := c.Domains(t.Context(), alertID)
 			e := asError(t, err)
-			if e.Kind != connector.KindNotFound || e.HTTPStatus != 404 || res.Attempts != 1 {
+			if e.Kind != message.KindNotFound || e.HTTPStatus != 404 || res.Attempts != 1 {
 				t.Fatalf("Domains = %+v, %+v; want not_found after 1 attempt", res, e)
 			}
 			if !errors.Is(err, connector.ErrNotFound) {
@@ -509,12 +510,12 @@ func TestTerminalAnswersAreNotRetried(t *testing.T) {
 	c := newClient(t, srv)
 	tests := []struct {
 		status int
-		kind   connector.Kind
+		kind   message.Kind
 	}{
-		{400, connector.KindBadRequest},
-		{403, connector.KindForbidden},
-		{405, connector.KindBadRequest},
-		{302, connector.KindBadResponse},
+		{400, message.KindBadRequest},
+		{403, message.KindForbidden},
+		{405, message.KindBadRequest},
+		{302, message.KindBadResponse},
 	}
 	for _, tt := range tests {
 		srv.Script(alertID, defendertest.Answer{Status: tt.status, Body: jsonError("X"), Header: header("Location", "https://elsewhere.example/")})
@@ -563,7 +564,7 @@ func TestNextLink(t *testing.T) {
 		} {
 			srv.Script(alertID, defendertest.Answer{Body: `{"value":[{"host":"a.example"}],"@odata.nextLink":"` + link + `"}`})
 			res, err := c.Domains(t.Context(), alertID)
-			if e := asError(t, err); e.Kind != connector.KindBadResponse || res.Attempts != 1 {
+			if e := asError(t, err); e.Kind != message.KindBadResponse || res.Attempts != 1 {
 				t.Errorf("next link %s: Domains = %+v, %+v; want bad_response after 1 attempt", link, res, e)
 			}
 		}
@@ -580,7 +581,7 @@ func TestNextLink(t *testing.T) {
 			srv.Script(alertID, page)
 			before := srv.CallsFor(alertID)
 			res, err := c.Domains(t.Context(), alertID)
-			if e := asError(t, err); e.Kind != connector.KindBadResponse || res.Attempts != 1 || !strings.Contains(e.Message, "already read") {
+			if e := asError(t, err); e.Kind != message.KindBadResponse || res.Attempts != 1 || !strings.Contains(e.Message, "already read") {
 				t.Errorf("next link %s: Domains = %+v, %+v; want bad_response after 1 attempt", link, res, e)
 			}
 			if n := srv.CallsFor(alertID) - before; n != 1 {
@@ -595,7 +596,7 @@ func TestNextLink(t *testing.T) {
 		second := defendertest.Answer{Body: `{"value":[{"host":"b.example"}],"@odata.nextLink":"/api/alerts/` + alertID + `/domains"}`}
 		srv.Script(alertID, first, second, first, second)
 		res, err := c.Domains(t.Context(), alertID)
-		if e := asError(t, err); e.Kind != connector.KindBadResponse || res.Attempts != 2 {
+		if e := asError(t, err); e.Kind != message.KindBadResponse || res.Attempts != 2 {
 			t.Fatalf("Domains = %+v, %+v; want bad_response after 2 attempts", res, e)
 		}
 	})
@@ -611,7 +612,7 @@ func TestNextLink(t *testing.T) {
 			t.Fatalf("10 pages: Domains = %+v, %v; want 10 hosts after 10 attempts", res, err)
 		}
 		res, err = c.Domains(t.Context(), "eleven")
-		if e := asError(t, err); e.Kind != connector.KindBadResponse || res.Attempts != 10 || !strings.Contains(e.Message, "more than 10 pages") {
+		if e := asError(t, err); e.Kind != message.KindBadResponse || res.Attempts != 10 || !strings.Contains(e.Message, "more than 10 pages") {
 			t.Fatalf("11 pages: Domains = %+v, %+v; want bad_response after 10 attempts", res, e)
 		}
 	})
@@ -733,7 +734,7 @@ func TestCancelStopsWaits(t *testing.T) {
 					t.Errorf("returned %s after the cancel", d)
 				}
 				e := asError(t, err)
-				if e.Kind != connector.KindUnavailable || !errors.Is(err, context.Canceled) {
+				if e.Kind != message.KindUnavailable || !errors.Is(err, context.Canceled) {
 					t.Errorf("error = %v, want unavailable wrapping context.Canceled", err)
 				}
 			case <-time.After(10 * time.Second):
@@ -751,7 +752,7 @@ func TestWrongAudienceIsForbidden(t *testing.T) {
 	}
 	c := newClientWith(t, srv, cred, "https://graph.microsoft.com/.default")
 	res, err := c.Domains(t.Context(), alertID)
-	if e := asError(t, err); e.Kind != connector.KindForbidden || e.HTTPStatus != 403 || res.Attempts != 1 {
+	if e := asError(t, err); e.Kind != message.KindForbidden || e.HTTPStatus != 403 || res.Attempts != 1 {
 		t.Fatalf("Domains = %+v, %+v; want forbidden", res, e)
 	}
 }
@@ -767,7 +768,7 @@ func TestTokenFailures(t *testing.T) {
 		}
 		c := newClientWith(t, srv, cred, defendertest.Scope)
 		res, err := c.Domains(t.Context(), alertID)
-		if e := asError(t, err); e.Kind != connector.KindUnauthorized || e.HTTPStatus != 0 || res.Attempts != 0 || srv.Calls() != 0 {
+		if e := asError(t, err); e.Kind != message.KindUnauthorized || e.HTTPStatus != 0 || res.Attempts != 0 || srv.Calls() != 0 {
 			t.Fatalf("Domains = %+v, %+v; want unauthorized without a call", res, e)
 		}
 		if !strings.Contains(err.Error(), "AADSTS7000215") {
@@ -782,7 +783,7 @@ func TestTokenFailures(t *testing.T) {
 		}
 		c := newClientWith(t, srv, cred, "https://us.api.security.microsoft.com/.default")
 		_, err = c.Domains(t.Context(), alertID)
-		if e := asError(t, err); e.Kind != connector.KindUnauthorized || !strings.Contains(err.Error(), "AADSTS500011") {
+		if e := asError(t, err); e.Kind != message.KindUnauthorized || !strings.Contains(err.Error(), "AADSTS500011") {
 			t.Fatalf("error = %v, want unauthorized with AADSTS500011", err)
 		}
 	})
@@ -796,7 +797,7 @@ func TestTokenFailures(t *testing.T) {
 		}
 		c := newClientWith(t, srv, cred, defendertest.Scope)
 		_, err = c.Domains(t.Context(), alertID)
-		if e := asError(t, err); e.Kind != connector.KindUnauthorized {
+		if e := asError(t, err); e.Kind != message.KindUnauthorized {
 			t.Fatalf("error = %v, want unauthorized", err)
 		}
 	})
@@ -817,7 +818,7 @@ func TestDefaultClientDoesNotFollowRedirects(t *testing.T) {
 	}
 	t.Cleanup(c.CloseIdleConnections)
 	_, err = c.Domains(t.Context(), alertID)
-	if e := asError(t, err); e.Kind != connector.KindBadResponse || e.HTTPStatus != 302 {
+	if e := asError(t, err); e.Kind != message.KindBadResponse || e.HTTPStatus != 302 {
 		t.Fatalf("error = %+v, want bad_response 302", e)
 	}
 	if hits.Load() != 0 {
@@ -864,7 +865,7 @@ func TestBodyEndedByTimeoutIsUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err := c.Domains(t.Context(), alertID)
-	if e := asError(t, err); e.Kind != connector.KindUnavailable || !errors.Is(err, context.DeadlineExceeded) || res.Attempts < 2 {
+	if e := asError(t, err); e.Kind != message.KindUnavailable || !errors.Is(err, context.DeadlineExceeded) || res.Attempts < 2 {
 		t.Fatalf("Domains = %+v, %v; want unavailable (time-out) after retries", res, err)
 	}
 }

@@ -4,27 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/alert-domains/alert-domains/message"
 )
-
-// Kind classifies why a lookup failed. The values are the error.kind strings
-// of a failure result.
-type Kind string
-
-// The failure kinds of a result.
-const (
-	KindInvalidRequest Kind = "invalid_request" // the request is not one the service accepts
-	KindBadRequest     Kind = "bad_request"     // Defender answered 400 or another unlisted 4xx
-	KindUnauthorized   Kind = "unauthorized"    // no token, or 401 after one fresh token
-	KindForbidden      Kind = "forbidden"       // Defender answered 403
-	KindNotFound       Kind = "not_found"       // Defender answered 404
-	KindThrottled      Kind = "throttled"       // 429 until the retry budget ran out
-	KindUnavailable    Kind = "unavailable"     // 5xx, time-outs, network errors until the budget ran out
-	KindBadResponse    Kind = "bad_response"    // a 2xx that is not the documented JSON, or too large
-	KindUnknownTenant  Kind = "unknown_tenant"  // the request names a tenant that is not configured
-)
-
-// Retryable reports whether an answer of this kind is worth asking again.
-func (k Kind) Retryable() bool { return k == KindThrottled || k == KindUnavailable }
 
 // ErrConfig is wrapped by the errors of New and its options: a client that
 // cannot be built from the configuration it was given.
@@ -34,23 +16,24 @@ var ErrConfig = errors.New("connector: invalid configuration")
 // or contradictory credential setting.
 var ErrCredentialConfig = errors.New("connector: invalid credential configuration")
 
-// Sentinels matched with errors.Is against an *Error of the same kind.
+// Sentinels matched with errors.Is against an *Error of the same kind: the
+// failure kinds of Defender's answers.
 var (
-	ErrInvalidRequest = &Error{Kind: KindInvalidRequest}
-	ErrBadRequest     = &Error{Kind: KindBadRequest}
-	ErrUnauthorized   = &Error{Kind: KindUnauthorized}
-	ErrForbidden      = &Error{Kind: KindForbidden}
-	ErrNotFound       = &Error{Kind: KindNotFound}
-	ErrThrottled      = &Error{Kind: KindThrottled}
-	ErrUnavailable    = &Error{Kind: KindUnavailable}
-	ErrBadResponse    = &Error{Kind: KindBadResponse}
-	ErrUnknownTenant  = &Error{Kind: KindUnknownTenant}
+	ErrBadRequest   = &Error{Kind: message.KindBadRequest}
+	ErrUnauthorized = &Error{Kind: message.KindUnauthorized}
+	ErrForbidden    = &Error{Kind: message.KindForbidden}
+	ErrNotFound     = &Error{Kind: message.KindNotFound}
+	ErrThrottled    = &Error{Kind: message.KindThrottled}
+	ErrUnavailable  = &Error{Kind: message.KindUnavailable}
+	ErrBadResponse  = &Error{Kind: message.KindBadResponse}
 )
 
 // Error is a failed lookup: what kind of failure, and what Defender said.
-// It never holds a token or a secret.
+// It never holds a token or a secret. Its Kind is the contract's: the
+// failure result of a lookup says what Defender answered with the same
+// word, so classifying an answer needs no second list of kinds.
 type Error struct {
-	Kind       Kind
+	Kind       message.Kind
 	HTTPStatus int           // 0 when Defender did not answer
 	Code       string        // Defender's error.code, when it sent one
 	Target     string        // Defender's error.target (a tracking id), when it sent one
@@ -88,13 +71,8 @@ func (e *Error) Is(target error) bool {
 	return ok && t.HTTPStatus == 0 && t.Code == "" && t.Err == nil && t.Message == "" && t.Kind == e.Kind
 }
 
-// KindOf returns the kind of err: the kind of the *Error it wraps, or
-// unavailable for any other error (a lookup that failed for a reason the
-// connector did not classify is treated as temporary).
-func KindOf(err error) Kind {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Kind
-	}
-	return KindUnavailable
+// ErrorInfo is the error member of the failure result of a lookup that
+// failed with e.
+func (e *Error) ErrorInfo() message.ErrorInfo {
+	return message.ErrorInfo{Kind: e.Kind, Message: e.Message, HTTPStatus: e.HTTPStatus, Code: e.Code, Target: e.Target}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 func ExampleClient_Domains() {
@@ -34,7 +35,7 @@ func ExampleClient_Domains() {
 	fmt.Println(res.Domains, res.Attempts, err)
 
 	_, err = client.Domains(ctx, "da000000000000000000_1")
-	fmt.Println(connector.KindOf(err), err)
+	fmt.Println(message.KindOf(err), err)
 	// Output:
 	// [www.example.com cdn.example.net] 1 <nil>
 	// not_found alert not found (http 404, ResourceNotFound)

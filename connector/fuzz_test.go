@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/alert-domains/alert-domains/message"
 )
 
 func FuzzParseDomains(f *testing.F) {
@@ -19,7 +21,7 @@ func FuzzParseDomains(f *testing.F) {
 		domains, _, err := parseDomains(body)
 		if err != nil {
 			if !errors.Is(err, ErrBadResponse) {
-				t.Fatalf("error of kind %s, want bad_response: %v", KindOf(err), err)
+				t.Fatalf("error of kind %s, want bad_response: %v", message.KindOf(err), err)
 			}
 			return
 		}
@@ -35,28 +37,6 @@ func FuzzParseDomains(f *testing.F) {
 				t.Fatalf("duplicate host %q", d)
 			}
 			seen[d] = true
-		}
-	})
-}
-
-func FuzzValidateAlertID(f *testing.F) {
-	for _, s := range []string{"da637472900382838869_1364969609", "636688558380765161_2136280442",
-		"da637551227677560813_-961444813", "", "a/b", "../x", strings.Repeat("a", 129), "é"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, id string) {
-		err := ValidateAlertID(id)
-		want := len(id) >= 1 && len(id) <= 128
-		for _, r := range id {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
-				want = false
-			}
-		}
-		if (err == nil) != want {
-			t.Fatalf("ValidateAlertID(%q) = %v, want valid %v", id, err, want)
-		}
-		if err != nil && KindOf(err) != KindInvalidRequest {
-			t.Fatalf("kind %s, want invalid_request", KindOf(err))
 		}
 	})
 }

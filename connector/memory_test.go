@@ -9,6 +9,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 // TestOversizedAnswersMemory: 16 lookups at once, each answered with
@@ -49,7 +50,7 @@ func TestOversizedAnswersMemory(t *testing.T) {
 			wg.Wait()
 			close(errs)
 			for err := range errs {
-				if e := asError(t, err); e.Kind != connector.KindBadResponse {
+				if e := asError(t, err); e.Kind != message.KindBadResponse {
 					t.Errorf("Domains = %v, want bad_response", e)
 				}
 			}

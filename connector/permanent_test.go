@@ -12,6 +12,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 // TestUnfixableFailuresAreNotRetried: an untrusted certificate (of Defender
@@ -108,7 +109,7 @@ func TestUnfixableFailuresAreNotRetried(t *testing.T) {
 			res, err := c.Domains(ctx, alertID)
 			took := time.Since(start)
 			e := asError(t, err)
-			if e.Kind != connector.KindUnavailable || res.Attempts != tt.attempts || !strings.Contains(e.Error(), tt.message) {
+			if e.Kind != message.KindUnavailable || res.Attempts != tt.attempts || !strings.Contains(e.Error(), tt.message) {
 				t.Errorf("Domains = %+v, %q (kind %s); want unavailable %q after %d attempts", res, e, e.Kind, tt.message, tt.attempts)
 			}
 			if tt.cause != nil && !tt.cause(err) {

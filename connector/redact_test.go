@@ -11,6 +11,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 // TestHostileTokenEndpoint: a token endpoint that echoes the form (with the
@@ -33,14 +34,14 @@ func TestHostileTokenEndpoint(t *testing.T) {
 	answers := []struct {
 		name   string
 		answer defendertest.Answer
-		kind   connector.Kind
+		kind   message.Kind
 	}{
-		{"error echoing the form", defendertest.Answer{Status: 401, Body: `{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret. Request: `, EchoForm: true}, connector.KindUnauthorized},
-		{"plain text echoing the form", defendertest.Answer{Status: 400, Body: "rejected ", EchoForm: true}, connector.KindUnauthorized},
+		{"error echoing the form", defendertest.Answer{Status: 401, Body: `{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret. Request: `, EchoForm: true}, message.KindUnauthorized},
+		{"plain text echoing the form", defendertest.Answer{Status: 400, Body: "rejected ", EchoForm: true}, message.KindUnauthorized},
 		{"expires_in not a number", defendertest.Answer{Body: `{"token_type":"Bearer","expires_in":"soon","access_token":"` + accessToken + `"}`}, ""},
 		{"truncated", defendertest.Answer{Body: `{"token_type":"Bearer","expires_in":3599,"access_token":"` + jwtToken + `"`}, ""},
 		{"no lifetime", defendertest.Answer{Body: `{"token_type": "Bearer", "access_token": "` + accessToken + `"}`}, ""},
-		{"bearer in text", defendertest.Answer{Status: 400, Body: "Authorization: Bearer " + accessToken}, connector.KindUnauthorized},
+		{"bearer in text", defendertest.Answer{Status: 400, Body: "Authorization: Bearer " + accessToken}, message.KindUnauthorized},
 	}
 	credentials := []struct {
 		name string

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/alert-domains/alert-domains/message"
 )
 
 // classify decides what an HTTP answer means. It returns nil for a 2xx,
@@ -24,23 +26,23 @@ func classify(status int, header http.Header, body []byte) *Error {
 	e := &Error{HTTPStatus: status}
 	switch {
 	case status == http.StatusBadRequest:
-		e.Kind, e.Message = KindBadRequest, "bad request"
+		e.Kind, e.Message = message.KindBadRequest, "bad request"
 	case status == http.StatusUnauthorized:
-		e.Kind, e.Message = KindUnauthorized, "access token rejected"
+		e.Kind, e.Message = message.KindUnauthorized, "access token rejected"
 	case status == http.StatusForbidden:
-		e.Kind, e.Message = KindForbidden, "access denied (the app needs URL.Read.All and a token for the Defender API)"
+		e.Kind, e.Message = message.KindForbidden, "access denied (the app needs URL.Read.All and a token for the Defender API)"
 	case status == http.StatusNotFound:
-		e.Kind, e.Message = KindNotFound, "alert not found"
+		e.Kind, e.Message = message.KindNotFound, "alert not found"
 	case status == http.StatusTooManyRequests:
-		e.Kind, e.Message = KindThrottled, "throttled by defender"
+		e.Kind, e.Message = message.KindThrottled, "throttled by defender"
 		e.RetryAfter = parseRetryAfter(header.Get("Retry-After"), time.Now())
 	case status >= 500 && status <= 599:
-		e.Kind, e.Message = KindUnavailable, "defender unavailable"
+		e.Kind, e.Message = message.KindUnavailable, "defender unavailable"
 		e.RetryAfter = parseRetryAfter(header.Get("Retry-After"), time.Now())
 	case status >= 400 && status <= 499:
-		e.Kind, e.Message = KindBadRequest, "request refused"
+		e.Kind, e.Message = message.KindBadRequest, "request refused"
 	default:
-		e.Kind, e.Message = KindBadResponse, "unexpected http status"
+		e.Kind, e.Message = message.KindBadResponse, "unexpected http status"
 	}
 	e.Code, e.Target = parseErrorBody(body)
 	return e
@@ -162,7 +164,7 @@ func checkHost(h string) string {
 }
 
 func badResponse(msg string, err error) *Error {
-	return &Error{Kind: KindBadResponse, Message: msg, Err: err}
+	return &Error{Kind: message.KindBadResponse, Message: msg, Err: err}
 }
 
 // parseDomains decodes one 2xx body into its hosts, in order, without

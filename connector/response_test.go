@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/alert-domains/alert-domains/message"
 )
 
 func TestClassify(t *testing.T) {
@@ -20,36 +22,36 @@ func TestClassify(t *testing.T) {
 		header     http.Header
 		body       []byte
 		ok         bool
-		kind       Kind
+		kind       message.Kind
 		code       string
 		retryAfter time.Duration
 	}{
 		{name: "200", status: 200, ok: true},
 		{name: "204", status: 204, ok: true},
-		{name: "400 json", status: 400, body: jsonErr("InvalidInput"), kind: KindBadRequest, code: "InvalidInput"},
-		{name: "400 empty", status: 400, kind: KindBadRequest},
-		{name: "401", status: 401, body: jsonErr("Unauthorized"), kind: KindUnauthorized, code: "Unauthorized"},
-		{name: "403", status: 403, body: jsonErr("Forbidden"), kind: KindForbidden, code: "Forbidden"},
-		{name: "403 disabled feature", status: 403, body: jsonErr("DisabledFeature"), kind: KindForbidden, code: "DisabledFeature"},
-		{name: "404 json", status: 404, body: jsonErr("ResourceNotFound"), kind: KindNotFound, code: "ResourceNotFound"},
-		{name: "404 empty", status: 404, kind: KindNotFound},
-		{name: "404 html", status: 404, body: []byte("<html><body>Not Found</body></html>"), kind: KindNotFound},
-		{name: "429 retry-after", status: 429, header: retryAfter, body: jsonErr("TooManyRequests"), kind: KindThrottled, code: "TooManyRequests", retryAfter: 7 * time.Second},
-		{name: "429 without retry-after", status: 429, kind: KindThrottled},
-		{name: "500", status: 500, body: jsonErr("InternalServerError"), kind: KindUnavailable, code: "InternalServerError"},
-		{name: "502 html", status: 502, body: []byte("<html>Bad Gateway</html>"), kind: KindUnavailable},
-		{name: "503 retry-after", status: 503, header: retryAfter, kind: KindUnavailable, retryAfter: 7 * time.Second},
-		{name: "504", status: 504, kind: KindUnavailable},
-		{name: "599", status: 599, kind: KindUnavailable},
-		{name: "405 other 4xx", status: 405, kind: KindBadRequest},
-		{name: "408 other 4xx", status: 408, kind: KindBadRequest},
-		{name: "410 other 4xx", status: 410, kind: KindBadRequest},
-		{name: "499 other 4xx", status: 499, kind: KindBadRequest},
-		{name: "301 redirect", status: 301, kind: KindBadResponse},
-		{name: "100", status: 100, kind: KindBadResponse},
-		{name: "600", status: 600, kind: KindBadResponse},
-		{name: "odd code dropped", status: 400, body: []byte(`{"error":{"code":"has space\n"}}`), kind: KindBadRequest},
-		{name: "non-string code ignored", status: 404, body: []byte(`{"error":{"code":42}}`), kind: KindNotFound},
+		{name: "400 json", status: 400, body: jsonErr("InvalidInput"), kind: message.KindBadRequest, code: "InvalidInput"},
+		{name: "400 empty", status: 400, kind: message.KindBadRequest},
+		{name: "401", status: 401, body: jsonErr("Unauthorized"), kind: message.KindUnauthorized, code: "Unauthorized"},
+		{name: "403", status: 403, body: jsonErr("Forbidden"), kind: message.KindForbidden, code: "Forbidden"},
+		{name: "403 disabled feature", status: 403, body: jsonErr("DisabledFeature"), kind: message.KindForbidden, code: "DisabledFeature"},
+		{name: "404 json", status: 404, body: jsonErr("ResourceNotFound"), kind: message.KindNotFound, code: "ResourceNotFound"},
+		{name: "404 empty", status: 404, kind: message.KindNotFound},
+		{name: "404 html", status: 404, body: []byte("<html><body>Not Found</body></html>"), kind: message.KindNotFound},
+		{name: "429 retry-after", status: 429, header: retryAfter, body: jsonErr("TooManyRequests"), kind: message.KindThrottled, code: "TooManyRequests", retryAfter: 7 * time.Second},
+		{name: "429 without retry-after", status: 429, kind: message.KindThrottled},
+		{name: "500", status: 500, body: jsonErr("InternalServerError"), kind: message.KindUnavailable, code: "InternalServerError"},
+		{name: "502 html", status: 502, body: []byte("<html>Bad Gateway</html>"), kind: message.KindUnavailable},
+		{name: "503 retry-after", status: 503, header: retryAfter, kind: message.KindUnavailable, retryAfter: 7 * time.Second},
+		{name: "504", status: 504, kind: message.KindUnavailable},
+		{name: "599", status: 599, kind: message.KindUnavailable},
+		{name: "405 other 4xx", status: 405, kind: message.KindBadRequest},
+		{name: "408 other 4xx", status: 408, kind: message.KindBadRequest},
+		{name: "410 other 4xx", status: 410, kind: message.KindBadRequest},
+		{name: "499 other 4xx", status: 499, kind: message.KindBadRequest},
+		{name: "301 redirect", status: 301, kind: message.KindBadResponse},
+		{name: "100", status: 100, kind: message.KindBadResponse},
+		{name: "600", status: 600, kind: message.KindBadResponse},
+		{name: "odd code dropped", status: 400, body: []byte(`{"error":{"code":"has space\n"}}`), kind: message.KindBadRequest},
+		{name: "non-string code ignored", status: 404, body: []byte(`{"error":{"code":42}}`), kind: message.KindNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+
+	"github.com/alert-domains/alert-domains/message"
 )
 
 // refreshMargin is how long before its expiry a token is replaced.
@@ -164,21 +166,21 @@ func tokenError(ctx, attempt context.Context, err error) *Error {
 		return canceled(ctx)
 	}
 	if attempt.Err() != nil {
-		return &Error{Kind: KindUnavailable, Message: "no access token in time", Err: attempt.Err()}
+		return &Error{Kind: message.KindUnavailable, Message: "no access token in time", Err: attempt.Err()}
 	}
 	ce := newCredentialError(err)
 	switch {
 	case ce.problem != "":
-		return &Error{Kind: KindUnavailable, Message: "entra id unreachable: " + ce.problem, Err: ce, final: true}
+		return &Error{Kind: message.KindUnavailable, Message: "entra id unreachable: " + ce.problem, Err: ce, final: true}
 	case ce.authFailed && ce.status == 0:
-		return &Error{Kind: KindUnavailable, Message: "entra id unreachable", Err: ce}
+		return &Error{Kind: message.KindUnavailable, Message: "entra id unreachable", Err: ce}
 	case ce.status == http.StatusTooManyRequests || ce.status >= 500:
-		return &Error{Kind: KindUnavailable, Message: "entra id unavailable", Err: ce}
+		return &Error{Kind: message.KindUnavailable, Message: "entra id unavailable", Err: ce}
 	}
-	return &Error{Kind: KindUnauthorized, Message: "no access token", Err: ce}
+	return &Error{Kind: message.KindUnauthorized, Message: "no access token", Err: ce}
 }
 
 // canceled is the error of a call whose context ended.
 func canceled(ctx context.Context) *Error {
-	return &Error{Kind: KindUnavailable, Message: "lookup canceled", Err: ctx.Err()}
+	return &Error{Kind: message.KindUnavailable, Message: "lookup canceled", Err: ctx.Err()}
 }

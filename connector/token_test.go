@@ -14,6 +14,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
+	"github.com/alert-domains/alert-domains/message"
 )
 
 func TestRefreshTime(t *testing.T) {
@@ -130,14 +132,14 @@ func TestTokenErrors(t *testing.T) {
 		name     string
 		ctx, att context.Context
 		err      error
-		kind     Kind
+		kind     message.Kind
 	}{
-		{"caller canceled", canceledCtx, canceledCtx, refused, KindUnavailable},
-		{"attempt timed out", bg, expired, errors.New("x"), KindUnavailable},
-		{"entra refused", bg, bg, refused, KindUnauthorized},
-		{"entra down", bg, bg, down, KindUnavailable},
-		{"entra unreachable", bg, bg, unreachable, KindUnavailable},
-		{"no credential", bg, bg, errors.New("managed identity unavailable"), KindUnauthorized},
+		{"caller canceled", canceledCtx, canceledCtx, refused, message.KindUnavailable},
+		{"attempt timed out", bg, expired, errors.New("x"), message.KindUnavailable},
+		{"entra refused", bg, bg, refused, message.KindUnauthorized},
+		{"entra down", bg, bg, down, message.KindUnavailable},
+		{"entra unreachable", bg, bg, unreachable, message.KindUnavailable},
+		{"no credential", bg, bg, errors.New("managed identity unavailable"), message.KindUnauthorized},
 	}
 	for _, tt := range tests {
 		if e := tokenError(tt.ctx, tt.att, tt.err); e.Kind != tt.kind || e.HTTPStatus != 0 {

@@ -1,8 +1,12 @@
 // Package consumer runs a handler over the messages of a durable JetStream
 // pull consumer: a bounded number at once, each kept alive with progress
 // acknowledgements while it is in hand, each settled (ack, redeliver later,
-// terminate, or hand back) as the handler decided. It survives broker
-// restarts and a deleted consumer, and drains in order on shutdown.
+// terminate, or hand back) as decided. It survives broker restarts and a
+// deleted consumer, and drains in order on shutdown.
+//
+// It owns the vocabulary of a delivery (Delivery, Handler, Outcome,
+// Action, Middleware) and the one decision on a message (Decide), which
+// the request handler and the safety net use as the consumer itself does.
 package consumer
 
 import (
@@ -17,7 +21,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/alert-domains/alert-domains/handlers"
 	"github.com/alert-domains/alert-domains/internal/park"
 	"github.com/alert-domains/alert-domains/internal/shutdown"
 )
@@ -34,7 +37,7 @@ type Binder func(ctx context.Context) (jetstream.Consumer, error)
 // Consumer pulls request messages and hands them to a handler.
 type Consumer struct {
 	bind            Binder
-	handler         handlers.Handler
+	handler         Handler
 	logger          *slog.Logger
 	concurrency     int
 	maxDeliver      int
@@ -182,7 +185,7 @@ func WithInfoHandler(every time.Duration, f func(*jetstream.ConsumerInfo)) Optio
 
 // New returns a consumer that pulls from what bind returns and runs handler
 // on each message.
-func New(bind Binder, handler handlers.Handler, opts ...Option) (*Consumer, error) {
+func New(bind Binder, handler Handler, opts ...Option) (*Consumer, error) {
 	if bind == nil || handler == nil {
 		return nil, errors.New("consumer: binder and handler are required")
 	}
@@ -502,7 +505,7 @@ func (c *Consumer) fetch(ctx context.Context, cons jetstream.Consumer, p *pool) 
 			got++
 			if ctx.Err() != nil {
 				// Shutdown began while the fetch was open: hand it back.
-				c.settleErr(msg.Nak(), 0)
+				c.settle(msg, Outcome{Action: Decide(Facts{Interrupted: true})}, 0)
 				<-slots
 				continue
 			}
@@ -575,10 +578,10 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg, p *pool) (par
 		// Not a JetStream message: nothing to redeliver and no sequence to
 		// answer for.
 		c.logger.Error("message without JetStream metadata, terminating it", slog.String("subject", msg.Subject()), slog.Any("error", err))
-		c.settleErr(msg.Term(), 0)
+		c.settle(msg, Outcome{Action: Decide(Facts{NoMetadata: true}), Err: err}, 0)
 		return false, true
 	}
-	d := &handlers.Delivery{
+	d := &Delivery{
 		Subject:      msg.Subject(),
 		Data:         msg.Data(),
 		Header:       msg.Headers(),
@@ -601,25 +604,29 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg, p *pool) (par
 
 // safeHandle runs the handler; a panic becomes a redelivery later, never a
 // crash of the process.
-func (c *Consumer) safeHandle(ctx context.Context, d *handlers.Delivery) (out handlers.Outcome) {
+func (c *Consumer) safeHandle(ctx context.Context, d *Delivery) (out Outcome) {
 	defer func() {
 		if r := recover(); r != nil {
 			c.logger.Error("handler panicked", slog.Uint64("stream_seq", d.StreamSeq), slog.Any("panic", r))
-			out = handlers.Outcome{Action: handlers.Retry, Delay: handlers.DefaultRetryDelay(d.NumDelivered), Err: fmt.Errorf("handler panicked: %v", r)}
+			out = Outcome{Action: Decide(Facts{Panicked: true}), Delay: DefaultRetryDelay(d.NumDelivered), Err: fmt.Errorf("handler panicked: %v", r)}
 		}
 	}()
 	return c.handler(ctx, d)
 }
 
-// settle carries out the handler's decision on the message.
-func (c *Consumer) settle(msg jetstream.Msg, out handlers.Outcome, seq uint64) {
+// settle carries out the decision on the message (see Decide).
+func (c *Consumer) settle(msg jetstream.Msg, out Outcome, seq uint64) {
 	var err error
 	switch out.Action {
-	case handlers.Ack:
+	case Ack:
 		err = msg.Ack()
-	case handlers.Terminate:
-		err = msg.TermWithReason(string(out.Result.Kind()))
-	case handlers.HandBack:
+	case Terminate:
+		if kind := out.Result.Kind(); kind != "" {
+			err = msg.TermWithReason(string(kind))
+		} else {
+			err = msg.Term()
+		}
+	case HandBack:
 		err = msg.Nak()
 	default: // Retry, and anything unknown: redeliver later, never at once.
 		err = msg.NakWithDelay(max(out.Delay, time.Second))

@@ -15,9 +15,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/alert-domains/alert-domains/consumer"
-	"github.com/alert-domains/alert-domains/handlers"
 	"github.com/alert-domains/alert-domains/internal/park"
 	"github.com/alert-domains/alert-domains/internal/shutdown"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -125,7 +125,7 @@ func TestConcurrencyIsBounded(t *testing.T) {
 	const n, limit = 200, 8
 	var cur, peak, handled atomic.Int64
 	release := make(chan struct{})
-	h := func(ctx context.Context, d *handlers.Delivery) handlers.Outcome {
+	h := func(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
 		c := cur.Add(1)
 		for p := peak.Load(); c > p && !peak.CompareAndSwap(p, c); p = peak.Load() {
 		}
@@ -134,7 +134,7 @@ func TestConcurrencyIsBounded(t *testing.T) {
 		}
 		cur.Add(-1)
 		handled.Add(1)
-		return handlers.Outcome{Action: handlers.Ack}
+		return consumer.Outcome{Action: consumer.Ack}
 	}
 	c, err := consumer.New(f.bind, h, consumer.WithConcurrency(limit))
 	if err != nil {
@@ -160,14 +160,14 @@ func TestConcurrencyIsBounded(t *testing.T) {
 func TestProgressAcksPreventRedelivery(t *testing.T) {
 	f := newFixture(t, time.Second, 5)
 	var calls atomic.Int64
-	h := func(ctx context.Context, d *handlers.Delivery) handlers.Outcome {
+	h := func(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
 		calls.Add(1)
 		// Slow work: three ack waits long.
 		select {
 		case <-time.After(3 * time.Second):
 		case <-ctx.Done():
 		}
-		return handlers.Outcome{Action: handlers.Ack}
+		return consumer.Outcome{Action: consumer.Ack}
 	}
 	c, err := consumer.New(f.bind, h, consumer.WithAckWait(time.Second), consumer.WithConcurrency(2))
 	if err != nil {
@@ -185,19 +185,19 @@ func TestSettleActions(t *testing.T) {
 	f := newFixture(t, 30*time.Second, 3)
 	var mu sync.Mutex
 	deliveries := map[string][]uint64{}
-	h := func(ctx context.Context, d *handlers.Delivery) handlers.Outcome {
+	h := func(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
 		mu.Lock()
 		deliveries[string(d.Data)] = append(deliveries[string(d.Data)], d.NumDelivered)
 		mu.Unlock()
 		switch string(d.Data) {
 		case "retry-once":
 			if d.NumDelivered == 1 {
-				return handlers.Outcome{Action: handlers.Retry, Delay: time.Second}
+				return consumer.Outcome{Action: consumer.Retry, Delay: time.Second}
 			}
 		case "terminate":
-			return handlers.Outcome{Action: handlers.Terminate, Result: &handlers.Result{Status: handlers.StatusFailure, Error: &handlers.ErrorInfo{Kind: "invalid_request"}}}
+			return consumer.Outcome{Action: consumer.Terminate, Result: &message.Result{Status: message.StatusFailure, Error: &message.ErrorInfo{Kind: "invalid_request"}}}
 		}
-		return handlers.Outcome{Action: handlers.Ack}
+		return consumer.Outcome{Action: consumer.Ack}
 	}
 	c, err := consumer.New(f.bind, h, consumer.WithMaxDeliver(3))
 	if err != nil {
@@ -232,9 +232,9 @@ func TestSettleActions(t *testing.T) {
 func TestRebindsAfterConsumerDeleted(t *testing.T) {
 	f := newFixture(t, 30*time.Second, 5)
 	var handled atomic.Int64
-	h := func(ctx context.Context, d *handlers.Delivery) handlers.Outcome {
+	h := func(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
 		handled.Add(1)
-		return handlers.Outcome{Action: handlers.Ack}
+		return consumer.Outcome{Action: consumer.Ack}
 	}
 	c, err := consumer.New(f.bind, h, consumer.WithRebindBackoff(10*time.Millisecond, 100*time.Millisecond))
 	if err != nil {
@@ -262,11 +262,11 @@ func TestShutdownFinishesInFlightWork(t *testing.T) {
 	started := make(chan struct{}, 1)
 	finish := make(chan struct{})
 	var finished atomic.Bool
-	h := func(ctx context.Context, d *handlers.Delivery) handlers.Outcome {
+	h := func(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
 		started <- struct{}{}
 		<-finish
 		finished.Store(true)
-		return handlers.Outcome{Action: handlers.Ack}
+		return consumer.Outcome{Action: consumer.Ack}
 	}
 	c, err := consumer.New(f.bind, h, consumer.WithConcurrency(1), consumer.WithShutdownTimeout(10*time.Second))
 	if err != nil {
@@ -295,10 +295,10 @@ func TestShutdownFinishesInFlightWork(t *testing.T) {
 func TestShutdownTimeoutHandsBack(t *testing.T) {
 	f := newFixture(t, 30*time.Second, 5)
 	started := make(chan struct{}, 1)
-	h := func(ctx context.Context, d *handlers.Delivery) handlers.Outcome {
+	h := func(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
 		started <- struct{}{}
 		<-ctx.Done()
-		return handlers.Outcome{Action: handlers.HandBack}
+		return consumer.Outcome{Action: consumer.HandBack}
 	}
 	c, err := consumer.New(f.bind, h, consumer.WithConcurrency(1), consumer.WithShutdownTimeout(100*time.Millisecond))
 	if err != nil {
@@ -313,9 +313,9 @@ func TestShutdownTimeoutHandsBack(t *testing.T) {
 	// Handed back: another consumer gets it at once, long before the 30s
 	// ack wait would have redelivered it.
 	redelivered := make(chan uint64, 1)
-	h2 := func(ctx context.Context, d *handlers.Delivery) handlers.Outcome {
+	h2 := func(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
 		redelivered <- d.NumDelivered
-		return handlers.Outcome{Action: handlers.Ack}
+		return consumer.Outcome{Action: consumer.Ack}
 	}
 	c2, err := consumer.New(f.bind, h2)
 	if err != nil {
@@ -338,8 +338,8 @@ func TestShutdownTimeoutHandsBack(t *testing.T) {
 func TestRunEndsWhenConnectionClosed(t *testing.T) {
 	f := newFixture(t, 5*time.Second, 3)
 	nc := f.js.Conn()
-	handler := func(ctx context.Context, d *handlers.Delivery) handlers.Outcome {
-		return handlers.Outcome{Action: handlers.Ack}
+	handler := func(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
+		return consumer.Outcome{Action: consumer.Ack}
 	}
 	c, err := consumer.New(f.bind, handler, consumer.WithFetchWait(100*time.Millisecond), consumer.WithRebindBackoff(10*time.Millisecond, 20*time.Millisecond))
 	if err != nil {
@@ -375,7 +375,7 @@ func TestQuotaWaitsParkWithoutWorkers(t *testing.T) {
 	const limit, waiting, others = 2, 6, 5
 	quota := make(chan struct{})
 	var busy, peak, done atomic.Int64
-	h := func(ctx context.Context, d *handlers.Delivery) handlers.Outcome {
+	h := func(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
 		var i int
 		fmt.Sscanf(string(d.Data), "msg-%d", &i)
 		if i < waiting {
@@ -391,7 +391,7 @@ func TestQuotaWaitsParkWithoutWorkers(t *testing.T) {
 		}
 		busy.Add(-1)
 		done.Add(1)
-		return handlers.Outcome{Action: handlers.Ack}
+		return consumer.Outcome{Action: consumer.Ack}
 	}
 	c, err := consumer.New(f.bind, h, consumer.WithConcurrency(limit))
 	if err != nil {
@@ -422,12 +422,12 @@ func TestParkedLimit(t *testing.T) {
 	f := newFixture(t, 30*time.Second, 5)
 	quota := make(chan struct{})
 	var done atomic.Int64
-	h := func(ctx context.Context, d *handlers.Delivery) handlers.Outcome {
+	h := func(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
 		end := park.Wait(ctx)
 		<-quota
 		end()
 		done.Add(1)
-		return handlers.Outcome{Action: handlers.Ack}
+		return consumer.Outcome{Action: consumer.Ack}
 	}
 	c, err := consumer.New(f.bind, h, consumer.WithConcurrency(2), consumer.WithMaxParked(3))
 	if err != nil {
@@ -449,11 +449,11 @@ func TestShutdownHandsBackParkedAtOnce(t *testing.T) {
 	f := newFixture(t, 30*time.Second, 5)
 	busy, release := make(chan struct{}), make(chan struct{})
 	var handedBack atomic.Int64
-	h := func(ctx context.Context, d *handlers.Delivery) handlers.Outcome {
+	h := func(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
 		if string(d.Data) == "msg-3" {
 			close(busy)
 			<-release
-			return handlers.Outcome{Action: handlers.Ack}
+			return consumer.Outcome{Action: consumer.Ack}
 		}
 		endWait := shutdown.Abandonable(ctx) // as the connector marks its quota wait
 		end := park.Wait(ctx)
@@ -461,7 +461,7 @@ func TestShutdownHandsBackParkedAtOnce(t *testing.T) {
 		end()
 		endWait()
 		handedBack.Add(1)
-		return handlers.Outcome{Action: handlers.HandBack, Err: ctx.Err()}
+		return consumer.Outcome{Action: consumer.HandBack, Err: ctx.Err()}
 	}
 	c, err := consumer.New(f.bind, h, consumer.WithConcurrency(1), consumer.WithShutdownTimeout(20*time.Second))
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/consumer"
-	"github.com/alert-domains/alert-domains/handlers"
 )
 
 // A Consumer pulls from a durable consumer and settles each message as its
@@ -55,16 +54,16 @@ func Example() {
 
 	runCtx, stop := context.WithCancel(ctx)
 	handled := 0
-	handler := func(ctx context.Context, d *handlers.Delivery) handlers.Outcome {
+	handler := func(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
 		fmt.Printf("%d %s (delivery %d)\n", d.StreamSeq, d.Data, d.NumDelivered)
-		action := handlers.Ack
+		action := consumer.Ack
 		if d.StreamSeq == 2 {
-			action = handlers.Terminate
+			action = consumer.Terminate
 		}
 		if handled++; handled == 2 {
 			stop()
 		}
-		return handlers.Outcome{Action: action}
+		return consumer.Outcome{Action: action}
 	}
 	bind := func(ctx context.Context) (jetstream.Consumer, error) {
 		return js.Consumer(ctx, "REQUESTS", "workers")

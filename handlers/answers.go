@@ -6,9 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/alert-domains/alert-domains/message"
 )
 
 // Answers remembers which request messages have their result stored, for as
@@ -25,22 +26,12 @@ type Answers interface {
 	Record(ctx context.Context, key string, resultSeq uint64) error
 	// Result reads the result stored at resultSeq; ErrResultGone when the
 	// result stream no longer holds it.
-	Result(ctx context.Context, resultSeq uint64) (*Result, error)
+	Result(ctx context.Context, resultSeq uint64) (*message.Result, error)
 }
 
 // ErrResultGone is returned by Answers.Result for a result the result stream
 // no longer holds.
 var ErrResultGone = errors.New("result no longer stored")
-
-// AnswerKey is the key of the record of the request stored at seq at time
-// stored (see ResultMsgID).
-func AnswerKey(seq uint64, stored time.Time) string {
-	var ns int64
-	if !stored.IsZero() {
-		ns = stored.UnixNano()
-	}
-	return strconv.FormatUint(seq, 10) + "-" + strconv.FormatInt(ns, 10)
-}
 
 // KVAnswers keeps the records in a JetStream key-value bucket whose TTL is
 // the request stream's retention: the key names the request message, the
@@ -82,7 +73,7 @@ func (a *KVAnswers) Record(ctx context.Context, key string, resultSeq uint64) er
 }
 
 // Result implements Answers.
-func (a *KVAnswers) Result(ctx context.Context, resultSeq uint64) (*Result, error) {
+func (a *KVAnswers) Result(ctx context.Context, resultSeq uint64) (*message.Result, error) {
 	st, err := a.js.Stream(ctx, a.results)
 	if err != nil {
 		return nil, fmt.Errorf("look up stream %s: %w", a.results, err)
@@ -94,7 +85,7 @@ func (a *KVAnswers) Result(ctx context.Context, resultSeq uint64) (*Result, erro
 	if err != nil {
 		return nil, fmt.Errorf("read result %d: %w", resultSeq, err)
 	}
-	var r Result
+	var r message.Result
 	if err := json.Unmarshal(m.Data, &r); err != nil {
 		return nil, fmt.Errorf("result %d is not a result: %w", resultSeq, err)
 	}

@@ -14,7 +14,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/consumer"
 	"github.com/alert-domains/alert-domains/internal/testenv"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 const probeSubj = "t.probe"
@@ -90,7 +92,7 @@ func (e *answersEnv) results(t *testing.T) []*jetstream.RawStreamMsg {
 func TestRedeliveryAfterDuplicateWindowStoresNoSecondResult(t *testing.T) {
 	e := newAnswersEnv(t)
 	stamp := time.Unix(0, 1764000000123456789)
-	first := &Delivery{Data: []byte("abc"), Stream: "REQ", StreamSeq: 7, Stored: stamp, NumDelivered: 1, MaxDeliver: 10}
+	first := &consumer.Delivery{Data: []byte("abc"), Stream: "REQ", StreamSeq: 7, Stored: stamp, NumDelivered: 1, MaxDeliver: 10}
 	// The first delivery: stored, then the process dies (no hook, no ack).
 	if out := e.svc.Handle(t.Context(), first); !out.Stored || out.Duplicate {
 		t.Fatalf("first delivery: %+v", out)
@@ -102,11 +104,11 @@ func TestRedeliveryAfterDuplicateWindowStoresNoSecondResult(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	handler := Chain(e.svc.Handle, hooks.Middleware())
+	handler := consumer.Chain(e.svc.Handle, hooks.Middleware())
 	second := *first
 	second.NumDelivered = 2
 	out := handler(t.Context(), &second)
-	if out.Action != Ack || !out.Stored || !out.Duplicate || out.Result == nil || out.Result.Delivery != 1 {
+	if out.Action != consumer.Ack || !out.Stored || !out.Duplicate || out.Result == nil || out.Result.Delivery != 1 {
 		t.Fatalf("redelivery: %+v, want an ack with the result stored by delivery 1", out)
 	}
 	if n := len(e.results(t)); n != 1 {
@@ -135,21 +137,21 @@ func TestRedeliveryAfterDuplicateWindowStoresNoSecondResult(t *testing.T) {
 func TestDuplicateWithoutRecordIsRecorded(t *testing.T) {
 	e := newAnswersEnv(t)
 	stamp := time.Unix(0, 1764000000123456789)
-	stored := Success("abc", []string{"first.example.com"}, 1, false, testNow)
+	stored := message.Success("abc", []string{"first.example.com"}, 1, false, testNow)
 	stored.RequestSequence, stored.Delivery = 9, 1
-	msg, err := stored.Message("s.success", ResultMsgID("REQ", 9, stamp), "")
+	msg, err := stored.Message("s.success", message.ResultMsgID("REQ", 9, stamp), "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.js.PublishMsg(t.Context(), msg); err != nil {
 		t.Fatal(err)
 	}
-	d := &Delivery{Data: []byte("abc"), Stream: "REQ", StreamSeq: 9, Stored: stamp, NumDelivered: 2, MaxDeliver: 10}
+	d := &consumer.Delivery{Data: []byte("abc"), Stream: "REQ", StreamSeq: 9, Stored: stamp, NumDelivered: 2, MaxDeliver: 10}
 	out := e.svc.Handle(t.Context(), d)
 	if !out.Duplicate || out.Result == nil || len(out.Result.Domains) != 1 || out.Result.Domains[0] != "first.example.com" {
 		t.Fatalf("redelivery within the window: %+v, want the stored result", out)
 	}
-	if _, ok, err := e.answers.Find(t.Context(), AnswerKey(9, stamp)); !ok || err != nil {
+	if _, ok, err := e.answers.Find(t.Context(), message.AnswerKey(9, stamp)); !ok || err != nil {
 		t.Errorf("record after a duplicate: found %v (%v), want it written", ok, err)
 	}
 }
@@ -167,16 +169,16 @@ func TestAnswerLookupsWriteNoRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	stamp := time.Unix(0, 1764000000123456789)
-	d := &Delivery{Data: []byte("abc"), Stream: "REQ", StreamSeq: 8, Stored: stamp, NumDelivered: 1, MaxDeliver: 10}
+	d := &consumer.Delivery{Data: []byte("abc"), Stream: "REQ", StreamSeq: 8, Stored: stamp, NumDelivered: 1, MaxDeliver: 10}
 	if out := lookupOnly.Handle(t.Context(), d); !out.Stored {
 		t.Fatalf("delivery: %+v", out)
 	}
-	if _, ok, err := e.answers.Find(t.Context(), AnswerKey(8, stamp)); ok || err != nil {
+	if _, ok, err := e.answers.Find(t.Context(), message.AnswerKey(8, stamp)); ok || err != nil {
 		t.Fatalf("a record was written (%v, %v) by a service that only looks them up", ok, err)
 	}
 
 	// A record written by a service with hooks answers this one's redelivery.
-	first := &Delivery{Data: []byte("abc"), Stream: "REQ", StreamSeq: 9, Stored: stamp, NumDelivered: 1, MaxDeliver: 10}
+	first := &consumer.Delivery{Data: []byte("abc"), Stream: "REQ", StreamSeq: 9, Stored: stamp, NumDelivered: 1, MaxDeliver: 10}
 	if out := e.svc.Handle(t.Context(), first); !out.Stored {
 		t.Fatalf("first delivery: %+v", out)
 	}
@@ -184,7 +186,7 @@ func TestAnswerLookupsWriteNoRecord(t *testing.T) {
 	again := *first
 	again.NumDelivered = 2
 	out := lookupOnly.Handle(t.Context(), &again)
-	if out.Action != Ack || !out.Duplicate || out.Result == nil || out.Result.Delivery != 1 {
+	if out.Action != consumer.Ack || !out.Duplicate || out.Result == nil || out.Result.Delivery != 1 {
 		t.Fatalf("redelivery: %+v, want an ack with the stored result", out)
 	}
 	if n := e.calls.Load(); n != 2 {

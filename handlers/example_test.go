@@ -12,30 +12,10 @@ import (
 	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/consumer"
 	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/message"
 )
-
-// The three forms of a request body, and one that is not a request.
-func ExampleDecode() {
-	for _, body := range []string{
-		`da637472900382838869_1364969609`,
-		`{"alertId": "da637472900382838869_1364969609", "correlationId": "case-42"}`,
-		`{"id": "da637472900382838869_1364969609", "title": "Suspicious connection"}`,
-		`{"alertId": "../etc/passwd"}`,
-	} {
-		req, err := handlers.Decode([]byte(body), nil)
-		if err != nil {
-			fmt.Println(connector.KindOf(err), err)
-			continue
-		}
-		fmt.Printf("%s %q\n", req.AlertID, req.CorrelationID)
-	}
-	// Output:
-	// da637472900382838869_1364969609 ""
-	// da637472900382838869_1364969609 "case-42"
-	// da637472900382838869_1364969609 ""
-	// invalid_request alertId is not 1 to 128 characters of A-Z a-z 0-9 _ -: invalid request
-}
 
 // One delivery of a request becomes one stored result: the Service decodes
 // it, asks Defender (here the emulator), publishes the result with a
@@ -82,7 +62,7 @@ func ExampleService_Handle() {
 	}
 
 	stored := time.Date(2026, 11, 27, 9, 14, 3, 0, time.UTC)
-	for _, d := range []*handlers.Delivery{
+	for _, d := range []*consumer.Delivery{
 		{Data: []byte("da637472900382838869_1364969609"), Stream: "REQUESTS", StreamSeq: 1, Stored: stored, NumDelivered: 1},
 		{Data: []byte("da637472900382838869_1364969609"), Stream: "REQUESTS", StreamSeq: 1, Stored: stored, NumDelivered: 2},
 		{Data: []byte("not an alert id"), Stream: "REQUESTS", StreamSeq: 2, Stored: stored, NumDelivered: 1},
@@ -93,7 +73,7 @@ func ExampleService_Handle() {
 	// The stream dropped the second delivery's result: one result per request.
 	info, _ := js.Stream(ctx, "RESULTS")
 	fmt.Println("results stored:", info.CachedInfo().State.Msgs)
-	fmt.Println(handlers.ResultMsgID("REQUESTS", 1, stored))
+	fmt.Println(message.ResultMsgID("REQUESTS", 1, stored))
 	// Output:
 	// 1 ack success [www.example.com cdn.example.net]  duplicate: false
 	// 1 ack success [www.example.com cdn.example.net]  duplicate: true

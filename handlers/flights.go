@@ -17,6 +17,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/internal/park"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 // SharedFlights lets the replicas of a service share one Defender call per
@@ -113,9 +114,9 @@ func FlightToken(key string) string {
 // the failure as a result shows it (never more: no secret is in it), or
 // that it ended without an answer.
 type flightAnswer struct {
-	Domains   []string   `json:"domains,omitempty"`
-	Failure   *ErrorInfo `json:"failure,omitempty"`
-	Abandoned bool       `json:"abandoned,omitempty"`
+	Domains   []string           `json:"domains,omitempty"`
+	Failure   *message.ErrorInfo `json:"failure,omitempty"`
+	Abandoned bool               `json:"abandoned,omitempty"`
 }
 
 // err is the failure of an answer as the waiter's lookup error.
@@ -313,7 +314,7 @@ func (f *SharedFlights) release(c *claim, res connector.Result, lookupErr error,
 	a := flightAnswer{Abandoned: !answered}
 	if answered {
 		if lookupErr != nil {
-			a.Failure = errorInfo(lookupErr)
+			a.Failure = message.ErrorInfoOf(lookupErr)
 		} else {
 			a.Domains = res.Domains
 			if a.Domains == nil {

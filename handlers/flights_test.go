@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/consumer"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 const (
@@ -88,8 +90,8 @@ func (e *flightsEnv) waiting(key string) bool {
 	return e.srv.GlobalAccount().SubscriptionInterest(answerSubjects + "." + FlightToken(key))
 }
 
-func delivery(alert string, seq uint64) *Delivery {
-	return &Delivery{Data: []byte(alert), Stream: "REQ", StreamSeq: seq, NumDelivered: 1, MaxDeliver: 10}
+func delivery(alert string, seq uint64) *consumer.Delivery {
+	return &consumer.Delivery{Data: []byte(alert), Stream: "REQ", StreamSeq: seq, NumDelivered: 1, MaxDeliver: 10}
 }
 
 // blockingLookup answers after release is closed, counting its calls.
@@ -115,7 +117,7 @@ func TestSharedFlightsOneCallAcrossReplicas(t *testing.T) {
 		err  error
 	}{
 		{"success", connector.Result{Domains: []string{"a.example", "b.example"}, Attempts: 1}, nil},
-		{"failure", connector.Result{Attempts: 1}, &connector.Error{Kind: connector.KindNotFound, HTTPStatus: 404, Code: "ResourceNotFound", Message: "alert not found"}},
+		{"failure", connector.Result{Attempts: 1}, &connector.Error{Kind: message.KindNotFound, HTTPStatus: 404, Code: "ResourceNotFound", Message: "alert not found"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newFlightsEnv(t, 10*time.Second)
@@ -123,7 +125,7 @@ func TestSharedFlightsOneCallAcrossReplicas(t *testing.T) {
 			entered, release := make(chan struct{}, 4), make(chan struct{})
 			lookup := blockingLookup(&calls, entered, release, tc.res, tc.err)
 			first, second := e.replica(t, lookup), e.replica(t, lookup)
-			outs := make(chan Outcome, 2)
+			outs := make(chan consumer.Outcome, 2)
 			go func() { outs <- first.Handle(t.Context(), delivery("same_alert", 1)) }()
 			<-entered
 			// The holder subscribed too, before it claimed.
@@ -134,13 +136,13 @@ func TestSharedFlightsOneCallAcrossReplicas(t *testing.T) {
 			shared := 0
 			for range 2 {
 				out := <-outs
-				if out.Action != Ack || !out.Stored {
+				if out.Action != consumer.Ack || !out.Stored {
 					t.Fatalf("outcome %v, stored %v: %v", out.Action, out.Stored, out.Err)
 				}
-				if tc.err == nil && (out.Result.Status != StatusSuccess || len(out.Result.Domains) != 2 || out.Result.Domains[1] != "b.example") {
+				if tc.err == nil && (out.Result.Status != message.StatusSuccess || len(out.Result.Domains) != 2 || out.Result.Domains[1] != "b.example") {
 					t.Errorf("result %+v, want the domains", out.Result)
 				}
-				if tc.err != nil && (out.Result.Status != StatusFailure || out.Result.Kind() != connector.KindNotFound ||
+				if tc.err != nil && (out.Result.Status != message.StatusFailure || out.Result.Kind() != message.KindNotFound ||
 					out.Result.Error.HTTPStatus != 404 || out.Result.Error.Code != "ResourceNotFound") {
 					t.Errorf("result %+v, want the not_found failure", out.Result.Error)
 				}
@@ -180,7 +182,7 @@ func TestSharedFlightsHolderDiedWaiterCallsAfterHold(t *testing.T) {
 		return connector.Result{Domains: []string{"late.example"}, Attempts: 1}, nil
 	}))
 	out := svc.Handle(t.Context(), delivery("lost_alert", 1))
-	if out.Action != Ack || out.Result.Status != StatusSuccess || out.Result.Coalesced || out.Result.Attempts != 1 {
+	if out.Action != consumer.Ack || out.Result.Status != message.StatusSuccess || out.Result.Coalesced || out.Result.Attempts != 1 {
 		t.Fatalf("outcome %v: %+v (%v), want a success of its own call", out.Action, out.Result, out.Err)
 	}
 	waited := time.Unix(0, calledAt.Load()).Sub(claimed)
@@ -213,20 +215,20 @@ func TestSharedFlightsInterruptedHolderHandsOver(t *testing.T) {
 		calls.Add(1)
 		return connector.Result{Domains: []string{"mine.example"}, Attempts: 1}, nil
 	}))
-	held := make(chan Outcome, 1)
+	held := make(chan consumer.Outcome, 1)
 	go func() { held <- holder.Handle(ctx, delivery("handed_over", 1)) }()
 	<-entered
 	eventually(t, "the holder no longer listens", func() bool { return !e.waiting("handed_over") })
-	outs := make(chan Outcome, 1)
+	outs := make(chan consumer.Outcome, 1)
 	go func() { outs <- waiter.Handle(t.Context(), delivery("handed_over", 2)) }()
 	eventually(t, "the waiter waits", func() bool { return e.waiting("handed_over") })
 	interrupt()
-	if out := <-held; out.Action != HandBack {
+	if out := <-held; out.Action != consumer.HandBack {
 		t.Errorf("the interrupted holder: %v, want a hand-back", out.Action)
 	}
 	select {
 	case out := <-outs:
-		if out.Result.Status != StatusSuccess || out.Result.Attempts != 1 {
+		if out.Result.Status != message.StatusSuccess || out.Result.Attempts != 1 {
 			t.Errorf("the waiter: %+v (%v), want a success of its own call", out.Result, out.Err)
 		}
 	case <-time.After(10 * time.Second):
@@ -251,7 +253,7 @@ func TestSharedFlightsFailOpen(t *testing.T) {
 	}))
 	for seq := uint64(1); seq <= 2; seq++ {
 		out := svc.Handle(t.Context(), delivery("no_claims", seq))
-		if out.Action != Ack || out.Result.Status != StatusSuccess || out.Result.Attempts != 1 {
+		if out.Action != consumer.Ack || out.Result.Status != message.StatusSuccess || out.Result.Attempts != 1 {
 			t.Fatalf("outcome %v: %+v (%v)", out.Action, out.Result, out.Err)
 		}
 	}
@@ -286,7 +288,7 @@ func TestSharedFlightsNotSharingCallsAlone(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		out := svc.Handle(ctx, delivery(alert, uint64(i+1)))
 		cancel()
-		if out.Action != Ack || out.Result.Status != StatusSuccess || out.Result.Attempts != 1 {
+		if out.Action != consumer.Ack || out.Result.Status != message.StatusSuccess || out.Result.Attempts != 1 {
 			t.Fatalf("%s: %v %+v (%v), want a success of its own call", alert, out.Action, out.Result, out.Err)
 		}
 	}

@@ -16,97 +16,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/consumer"
 	"github.com/alert-domains/alert-domains/internal/park"
+	"github.com/alert-domains/alert-domains/message"
 )
-
-// Delivery is one delivery of a request message.
-type Delivery struct {
-	// Subject is the subject the request was published to: its last
-	// token names the tenant when it is <REQUEST_SUBJECT>.<name>.
-	Subject   string
-	Data      []byte
-	Header    nats.Header
-	Stream    string
-	StreamSeq uint64
-	// Stored is when the stream stored the message: with Stream and
-	// StreamSeq it names the message across re-creations of the stream.
-	Stored       time.Time
-	NumDelivered uint64
-	MaxDeliver   int // 0 or less: no limit
-}
-
-// Last reports whether this is the last delivery the consumer allows: its
-// outcome must be a stored result whatever happens.
-func (d *Delivery) Last() bool {
-	return d.MaxDeliver > 0 && d.NumDelivered >= uint64(d.MaxDeliver)
-}
-
-// Action is what the consumer does with the request message.
-type Action int
-
-// The actions on a request message.
-const (
-	// Ack: the result is stored; the request is done.
-	Ack Action = iota + 1
-	// Retry: no result could be stored; redeliver after Outcome.Delay.
-	Retry
-	// Terminate: the request can never succeed (invalid input) and its
-	// failure result is stored; never redeliver.
-	Terminate
-	// HandBack: the process is shutting down; redeliver at once, to any replica.
-	HandBack
-)
-
-func (a Action) String() string {
-	switch a {
-	case Ack:
-		return "ack"
-	case Retry:
-		return "retry"
-	case Terminate:
-		return "terminate"
-	case HandBack:
-		return "hand_back"
-	}
-	return fmt.Sprintf("action(%d)", int(a))
-}
-
-// Outcome is what handling a delivery came to.
-type Outcome struct {
-	Action Action
-	Delay  time.Duration // with Retry
-	// Result is the result that was published, or would have been when the
-	// publish failed; nil when the delivery was handed back.
-	Result *Result
-	// Stored reports that the result stream holds the result; Duplicate that
-	// it held it already (from an earlier delivery): this copy was dropped,
-	// or not published at all because the request's record named the
-	// stored result, which is then Result.
-	Stored, Duplicate bool
-	// Err is the reason for a failure result, a failed publish, or a hand-back.
-	Err error
-	// CacheErr is a cache read or write that failed; the result stands.
-	CacheErr error
-	// RecordErr is a read or write of the request's record (see Answers)
-	// that failed; the result stands.
-	RecordErr error
-	AlertID   string
-	Attempts  int
-}
-
-// Handler handles one delivery. It never panics on bad input.
-type Handler func(ctx context.Context, d *Delivery) Outcome
-
-// Middleware wraps a handler with a cross-cutting concern.
-type Middleware func(Handler) Handler
-
-// Chain applies middleware so that the first one is the outermost.
-func Chain(h Handler, mw ...Middleware) Handler {
-	for i := len(mw) - 1; i >= 0; i-- {
-		h = mw[i](h)
-	}
-	return h
-}
 
 // Lookup asks Defender for the domains of an alert (a *connector.Client).
 type Lookup interface {
@@ -120,7 +33,7 @@ type Tenants interface {
 	// Resolve returns the tenant of a request from the tenant token of its
 	// subject, its "tenant" field and its alert's Entra tenant ID (each may
 	// be empty). named reports whether the request named it (its results
-	// then go to the tenant's own subjects). Errors are *connector.Error of
+	// then go to the tenant's own subjects). Errors are *message.Error of
 	// kind unknown_tenant, or invalid_request when two names disagree.
 	Resolve(subjectTenant, bodyTenant, entraTenantID string) (tenant string, named bool, err error)
 	// Domains asks the Defender of tenant for the domains of an alert.
@@ -148,16 +61,13 @@ type Service struct {
 	// plainTenant is the tenant whose cache keys are the bare alert ID (the
 	// one tenant formed by the environment, whose entries predate tenants).
 	plainTenant    string
-	pub            Publisher
 	successSubject string
 	failureSubject string
 	cache          Cache
 	answers        Answers
 	recordAnswers  bool // write a record of each stored result (WithAnswers)
 	now            func() time.Time
-	publishTimeout time.Duration
-	publishBudget  time.Duration
-	maxResult      int
+	results        ResultPublisher
 	retryDelay     func(delivery uint64) time.Duration
 	// flights makes concurrent requests for the same alert share one
 	// Defender call: a SIEM that sends an alert again on every update then
@@ -269,7 +179,7 @@ func WithPublishTimeout(d time.Duration) Option {
 		if d <= 0 {
 			return errors.New("handlers: publish timeout must be positive")
 		}
-		s.publishTimeout = d
+		s.results.Timeout = d
 		return nil
 	}
 }
@@ -284,7 +194,7 @@ func WithPublishBudget(d time.Duration) Option {
 		if d < 0 {
 			return errors.New("handlers: publish budget must not be negative")
 		}
-		s.publishBudget = d
+		s.results.Budget = d
 		return nil
 	}
 }
@@ -301,7 +211,7 @@ func WithMaxResultBytes(n int) Option {
 		if n < 64<<10 {
 			return fmt.Errorf("handlers: max result bytes %d is below 64 KiB", n)
 		}
-		s.maxResult = n
+		s.results.MaxBytes = n
 		return nil
 	}
 }
@@ -329,14 +239,11 @@ func New(lookup Lookup, pub Publisher, successSubject, failureSubject string, op
 	}
 	s := &Service{
 		lookup:         lookup,
-		pub:            pub,
 		successSubject: successSubject,
 		failureSubject: failureSubject,
 		now:            time.Now,
-		publishTimeout: 5 * time.Second,
-		publishBudget:  DefaultPublishBudget,
-		maxResult:      DefaultMaxResultBytes,
-		retryDelay:     DefaultRetryDelay,
+		results:        ResultPublisher{Pub: pub, Timeout: 5 * time.Second, Budget: DefaultPublishBudget, MaxBytes: message.DefaultMaxResultBytes},
+		retryDelay:     consumer.DefaultRetryDelay,
 	}
 	for _, opt := range opts {
 		if err := opt(s); err != nil {
@@ -346,23 +253,15 @@ func New(lookup Lookup, pub Publisher, successSubject, failureSubject string, op
 	if s.lookup == nil && s.tenants == nil {
 		return nil, errors.New("handlers: a lookup (or WithTenants) is required")
 	}
+	s.results.Answers, s.results.Now = s.answers, s.now
 	return s, nil
 }
 
-// DefaultRetryDelay waits 1s after the first failed publish, doubling up to 30s.
-func DefaultRetryDelay(delivery uint64) time.Duration {
-	d := time.Second
-	for i := uint64(1); i < delivery && d < 30*time.Second; i++ {
-		d *= 2
-	}
-	return min(d, 30*time.Second)
-}
-
 // Handle is the Handler of the service.
-func (s *Service) Handle(ctx context.Context, d *Delivery) Outcome {
+func (s *Service) Handle(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
 	var recordErr error
 	if d.NumDelivered > 1 && s.answers != nil {
-		seq, ok, err := s.answers.Find(ctx, AnswerKey(d.StreamSeq, d.Stored))
+		seq, ok, err := s.answers.Find(ctx, message.AnswerKey(d.StreamSeq, d.Stored))
 		if ok {
 			return s.answered(ctx, d, seq)
 		}
@@ -376,8 +275,8 @@ func (s *Service) Handle(ctx context.Context, d *Delivery) Outcome {
 // answered is the outcome of a delivery of a request whose result is stored
 // at resultSeq already: nothing is published, and the stored result is the
 // outcome's, so that its hook runs again.
-func (s *Service) answered(ctx context.Context, d *Delivery, resultSeq uint64) Outcome {
-	out := Outcome{Action: Ack, Stored: true, Duplicate: true}
+func (s *Service) answered(ctx context.Context, d *consumer.Delivery, resultSeq uint64) consumer.Outcome {
+	out := consumer.Outcome{Action: consumer.Ack, Stored: true, Duplicate: true}
 	res, err := s.answers.Result(ctx, resultSeq)
 	switch {
 	case errors.Is(err, ErrResultGone):
@@ -385,45 +284,47 @@ func (s *Service) answered(ctx context.Context, d *Delivery, resultSeq uint64) O
 		return out
 	case err != nil:
 		// Redeliver later, when the stored result can be read for its hook.
-		out.Action, out.Delay, out.Err = Retry, s.retryDelay(d.NumDelivered), err
+		out.Action, out.Delay, out.Err = consumer.Decide(consumer.Facts{}), s.retryDelay(d.NumDelivered), err
 		return out
 	}
-	out.Result, out.AlertID, out.Action = res, res.AlertID, decide(res, nil)
+	out.Result, out.AlertID, out.Action = res, res.AlertID, consumer.Decide(consumer.Facts{Result: res, Stored: true})
 	return out
 }
 
-func (s *Service) handle(ctx context.Context, d *Delivery) Outcome {
-	req, err := Decode(d.Data, d.Header)
+func (s *Service) handle(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
+	req, err := message.Decode(d.Data, d.Header)
 	if err != nil {
-		res := Failure(req.AlertID, err, 0, s.now()).WithRequest(d.Data)
+		res := message.Failure(req.AlertID, err, 0, s.now()).WithRequest(d.Data)
 		return s.finish(ctx, d, req, s.fallbackRoute(d), res, err)
 	}
 	rt, err := s.route(d, req)
 	if err != nil {
-		res := Failure(req.AlertID, err, 0, s.now()).WithRequest(d.Data)
+		res := message.Failure(req.AlertID, err, 0, s.now()).WithRequest(d.Data)
 		return s.finish(ctx, d, req, s.fallbackRoute(d), res, err)
 	}
-	out := Outcome{AlertID: req.AlertID}
+	out := consumer.Outcome{AlertID: req.AlertID}
 	key := s.cacheKey(rt, req.AlertID)
 	if s.cache != nil {
 		domains, ok, cerr := s.cache.Get(ctx, key)
 		out.CacheErr = cerr
 		if ok {
-			res := Success(req.AlertID, domains, 0, true, s.now())
+			res := message.Success(req.AlertID, domains, 0, true, s.now())
 			return s.merge(out, s.finish(ctx, d, req, rt, res, nil))
 		}
 	}
 	lr, shared, cerr, err := s.domains(ctx, rt, key, req.AlertID)
 	out.CacheErr = errors.Join(out.CacheErr, cerr)
-	if err != nil && ctx.Err() != nil && !d.Last() {
-		out.Action, out.Err, out.Attempts = HandBack, err, lr.Attempts
-		return out
+	if err != nil && ctx.Err() != nil {
+		if a := consumer.Decide(consumer.Facts{Interrupted: true, Last: d.Last()}); a == consumer.HandBack {
+			out.Action, out.Err, out.Attempts = a, err, lr.Attempts
+			return out
+		}
 	}
-	var res *Result
+	var res *message.Result
 	if err != nil {
-		res = Failure(req.AlertID, err, lr.Attempts, s.now()).WithRequest(d.Data)
+		res = message.Failure(req.AlertID, err, lr.Attempts, s.now()).WithRequest(d.Data)
 	} else {
-		res = Success(req.AlertID, lr.Domains, lr.Attempts, false, s.now())
+		res = message.Success(req.AlertID, lr.Domains, lr.Attempts, false, s.now())
 	}
 	res.Coalesced = shared
 	return s.merge(out, s.finish(ctx, d, req, rt, res, err))
@@ -437,7 +338,7 @@ type route struct {
 
 // subjectTenant is the tenant token of the subject d was published to, or
 // "" for the plain request subject.
-func (s *Service) subjectTenant(d *Delivery) string {
+func (s *Service) subjectTenant(d *consumer.Delivery) string {
 	if s.tenants == nil {
 		return ""
 	}
@@ -449,7 +350,7 @@ func (s *Service) subjectTenant(d *Delivery) string {
 }
 
 // route resolves the tenant of a decoded request.
-func (s *Service) route(d *Delivery, req Request) (route, error) {
+func (s *Service) route(d *consumer.Delivery, req message.Request) (route, error) {
 	if s.tenants == nil {
 		return route{}, nil
 	}
@@ -461,7 +362,7 @@ func (s *Service) route(d *Delivery, req Request) (route, error) {
 // goes: to the tenant its subject names when that tenant is configured (the
 // subject is what NATS permissions allow a customer to publish to), and
 // otherwise to the plain subjects, without a tenant.
-func (s *Service) fallbackRoute(d *Delivery) route {
+func (s *Service) fallbackRoute(d *consumer.Delivery) route {
 	name := s.subjectTenant(d)
 	if name == "" {
 		return route{}
@@ -494,8 +395,8 @@ type Routing struct {
 // Handle does with them, for a result published by another part (the
 // safety net's, for a request that ran out of deliveries). A request that
 // cannot be routed goes where Handle sends its failure.
-func (s *Service) Routing(subject string, req Request) Routing {
-	d := &Delivery{Subject: subject}
+func (s *Service) Routing(subject string, req message.Request) Routing {
+	d := &consumer.Delivery{Subject: subject}
 	rt, err := s.route(d, req)
 	if err != nil {
 		rt = s.fallbackRoute(d)
@@ -553,7 +454,7 @@ func (s *Service) domains(ctx context.Context, rt route, key, alertID string) (r
 
 // interrupted is the lookup error of a delivery whose wait ctx ended.
 func interrupted(ctx context.Context) error {
-	return &connector.Error{Kind: connector.KindUnavailable, Message: "interrupted", Err: ctx.Err()}
+	return &connector.Error{Kind: message.KindUnavailable, Message: "interrupted", Err: ctx.Err()}
 }
 
 // unfinished reports a lookup that ended because its delivery was
@@ -638,157 +539,30 @@ func (s *Service) ask(ctx context.Context, rt route, key, alertID string) (res c
 	return res, cacheErr, err
 }
 
-func (s *Service) merge(base, out Outcome) Outcome {
+func (s *Service) merge(base, out consumer.Outcome) consumer.Outcome {
 	out.CacheErr = errors.Join(base.CacheErr, out.CacheErr)
 	return out
 }
 
 // finish stamps the request's identity on res, publishes it and decides.
-func (s *Service) finish(ctx context.Context, d *Delivery, req Request, rt route, res *Result, reason error) Outcome {
+func (s *Service) finish(ctx context.Context, d *consumer.Delivery, req message.Request, rt route, res *message.Result, reason error) consumer.Outcome {
 	res.Tenant = rt.tenant
 	res.CorrelationID = req.CorrelationID
 	res.RequestSequence = d.StreamSeq
 	res.Delivery = d.NumDelivered
+	res.ReplayOf = message.ReplayOf(d.Header)
 	traceparent := ""
 	if d.Header != nil {
-		res.ReplayOf = parseSeq(d.Header.Get(HeaderReplayOf))
-		traceparent = d.Header.Get(HeaderTraceparent)
+		traceparent = d.Header.Get(message.HeaderTraceparent)
 	}
-	msgID := ResultMsgID(d.Stream, d.StreamSeq, d.Stored)
 	success, failure := s.subjects(rt)
-	msg, err := res.Message(res.subject(success, failure), msgID, traceparent)
-	if err == nil {
-		if size := MessageSize(msg); size > s.maxResult {
-			res = res.tooLarge(size, s.maxResult, d.Data, s.now())
-			reason = errors.New(res.Error.Message)
-			msg, err = res.Message(failure, msgID, traceparent)
-		}
-	}
-	out := Outcome{Result: res, Err: reason, AlertID: req.AlertID, Attempts: res.Attempts}
-	var perr error
-	if err != nil {
-		perr = fmt.Errorf("encode result: %w", err)
-	} else {
-		// Only an answer that cost a Defender call is worth waiting for the
-		// stream: a cached answer or a failure without a call costs nothing
-		// to redeliver.
-		budget := time.Duration(0)
-		if res.Attempts > 0 || res.Coalesced {
-			budget = s.publishBudget
-		}
-		ack, err := s.publish(ctx, msg, budget)
-		if err != nil {
-			perr = fmt.Errorf("publish result: %w", err)
-		} else {
-			out.Stored, out.Duplicate = true, ack.Duplicate
-			s.record(ctx, d, ack, &out)
-		}
-	}
-	if perr != nil {
-		out.Err = errors.Join(reason, perr)
-	}
-	out.Action = decide(res, perr)
-	if out.Action == Retry {
+	out := s.results.Publish(ctx, Publication{
+		Stream: d.Stream, Seq: d.StreamSeq, Stored: d.Stored, Body: d.Data,
+		Result: res, SuccessSubject: success, FailureSubject: failure, Traceparent: traceparent,
+		Record: s.recordAnswers,
+	}, reason)
+	if out.Action == consumer.Retry {
 		out.Delay = s.retryDelay(d.NumDelivered)
 	}
 	return out
-}
-
-// publish stores msg in the result stream. The first attempt gets its
-// chance even when shutdown has begun (the lookup is done and its answer is
-// worth storing); while the stream does not answer, attempts go on, with
-// backoff, within budget and until shutdown. Every attempt
-// carries the same message ID, so an attempt that was stored although its
-// acknowledgement was lost is not stored twice.
-func (s *Service) publish(ctx context.Context, msg *nats.Msg, budget time.Duration) (*jetstream.PubAck, error) {
-	start := time.Now()
-	wait := 100 * time.Millisecond
-	for {
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.publishTimeout)
-		ack, err := s.pub.PublishMsg(pctx, msg)
-		cancel()
-		if err == nil || !unanswered(err) || time.Since(start)+wait > budget {
-			return ack, err
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ack, err
-		case <-t.C:
-		}
-		wait = min(2*wait, 2*time.Second)
-	}
-}
-
-// unanswered reports a publish that the result stream did not answer, or
-// answered "try again": what a stream between leaders, or a connection
-// between servers, looks like.
-func unanswered(err error) bool {
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) {
-		return apiErr.Code == 503 || apiErr.Code == 408
-	}
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
-}
-
-// record writes the record of the result just stored, so that a later
-// delivery of the request, even after the duplicate window, finds it. A
-// duplicate (the result was stored by an earlier delivery, which may have
-// crashed before writing the record) is recorded too, and the stored
-// result becomes the outcome's.
-func (s *Service) record(ctx context.Context, d *Delivery, ack *jetstream.PubAck, out *Outcome) {
-	if s.answers == nil {
-		return
-	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.publishTimeout)
-	defer cancel()
-	if s.recordAnswers {
-		if err := s.answers.Record(rctx, AnswerKey(d.StreamSeq, d.Stored), ack.Sequence); err != nil {
-			out.RecordErr = err
-		}
-	}
-	if ack.Duplicate {
-		stored, err := s.answers.Result(rctx, ack.Sequence)
-		if err == nil {
-			out.Result = stored
-		} else if !errors.Is(err, ErrResultGone) {
-			out.RecordErr = errors.Join(out.RecordErr, err)
-		}
-	}
-}
-
-// decide is the one place that chooses what happens to a request message
-// once its result was (or could not be) published (a delivery interrupted by
-// shutdown before it had a result is handed back by Handle):
-//   - no result stored: redeliver later (never a bare Nak, which would
-//     redeliver at once and burn the delivery budget); on the last delivery
-//     the server's max-deliveries advisory then produces the failure result;
-//   - invalid input with its failure result stored: terminate, it can never
-//     succeed;
-//   - any other stored result: acknowledge.
-func decide(res *Result, publishErr error) Action {
-	switch {
-	case publishErr != nil:
-		return Retry
-	case res.Kind() == connector.KindInvalidRequest:
-		return Terminate
-	default:
-		return Ack
-	}
-}
-
-func parseSeq(s string) uint64 {
-	var n uint64
-	if s == "" || len(s) > 20 {
-		return 0
-	}
-	for _, c := range []byte(s) {
-		if c < '0' || c > '9' {
-			return 0
-		}
-		n = n*10 + uint64(c-'0')
-	}
-	return n
 }

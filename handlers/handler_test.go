@@ -16,6 +16,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/consumer"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -81,13 +83,13 @@ func stored(t *testing.T, st jetstream.Stream) []*jetstream.RawStreamMsg {
 }
 
 func TestHandleOutcomes(t *testing.T) {
-	notFound := &connector.Error{Kind: connector.KindNotFound, HTTPStatus: 404, Code: "ResourceNotFound", Message: "alert not found"}
+	notFound := &connector.Error{Kind: message.KindNotFound, HTTPStatus: 404, Code: "ResourceNotFound", Message: "alert not found"}
 	tests := []struct {
 		name        string
 		body        string
 		header      nats.Header
 		lookup      lookupFunc
-		wantAction  Action
+		wantAction  consumer.Action
 		wantSubject string
 		wantJSON    []string // substrings of the stored result
 		wantCalls   int32
@@ -98,7 +100,7 @@ func TestHandleOutcomes(t *testing.T) {
 			lookup: func(ctx context.Context, id string) (connector.Result, error) {
 				return connector.Result{Domains: []string{"www.example.com", "cdn.example.net"}, Attempts: 1}, nil
 			},
-			wantAction: Ack, wantSubject: successSubj, wantCalls: 1,
+			wantAction: consumer.Ack, wantSubject: successSubj, wantCalls: 1,
 			wantJSON: []string{`"status":"success"`, `"domains":["www.example.com","cdn.example.net"]`, `"attempts":1`, `"cached":false`, `"correlationId":"siem-42"`, `"requestSequence":1042`, `"completedAt":"2026-11-27T09:14:03.512Z"`},
 		},
 		{
@@ -107,7 +109,7 @@ func TestHandleOutcomes(t *testing.T) {
 			lookup: func(ctx context.Context, id string) (connector.Result, error) {
 				return connector.Result{Attempts: 1}, nil
 			},
-			wantAction: Ack, wantSubject: successSubj, wantCalls: 1,
+			wantAction: consumer.Ack, wantSubject: successSubj, wantCalls: 1,
 			wantJSON: []string{`"domains":[]`},
 		},
 		{
@@ -116,14 +118,14 @@ func TestHandleOutcomes(t *testing.T) {
 			lookup: func(ctx context.Context, id string) (connector.Result, error) {
 				return connector.Result{Attempts: 1}, notFound
 			},
-			wantAction: Ack, wantSubject: failureSubj, wantCalls: 1,
+			wantAction: consumer.Ack, wantSubject: failureSubj, wantCalls: 1,
 			wantJSON: []string{`"status":"failure"`, `"kind":"not_found"`, `"httpStatus":404`, `"code":"ResourceNotFound"`, `"request":"da637551227677560813_-961444813"`, `"alertId":"da637551227677560813_-961444813"`},
 		},
 		{
 			name:        "invalid request never reaches the lookup",
 			body:        "../machines",
 			header:      nats.Header{"Traceparent": {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}},
-			wantAction:  Terminate,
+			wantAction:  consumer.Terminate,
 			wantSubject: failureSubj,
 			wantJSON:    []string{`"kind":"invalid_request"`, `"attempts":0`, `"request":"../machines"`},
 		},
@@ -140,7 +142,7 @@ func TestHandleOutcomes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out := svc.Handle(t.Context(), &Delivery{Data: []byte(tt.body), Header: tt.header, Stream: "REQ", StreamSeq: 1042, Stored: time.Unix(0, 1764000000123456789), NumDelivered: 1, MaxDeliver: 10})
+			out := svc.Handle(t.Context(), &consumer.Delivery{Data: []byte(tt.body), Header: tt.header, Stream: "REQ", StreamSeq: 1042, Stored: time.Unix(0, 1764000000123456789), NumDelivered: 1, MaxDeliver: 10})
 			if out.Action != tt.wantAction || !out.Stored {
 				t.Fatalf("outcome %v stored=%v err=%v, want %v stored", out.Action, out.Stored, out.Err, tt.wantAction)
 			}
@@ -160,26 +162,26 @@ func TestHandleOutcomes(t *testing.T) {
 					t.Errorf("result %s lacks %s", m.Data, w)
 				}
 			}
-			if got := m.Header.Get(HeaderContentType); got != "application/json" {
+			if got := m.Header.Get(message.HeaderContentType); got != "application/json" {
 				t.Errorf("Content-Type %q", got)
 			}
-			if got := m.Header.Get(HeaderMsgID); got != "result-REQ-1042-1764000000123456789" {
+			if got := m.Header.Get(message.HeaderMsgID); got != "result-REQ-1042-1764000000123456789" {
 				t.Errorf("Nats-Msg-Id %q", got)
 			}
-			if tp := tt.header.Get(HeaderTraceparent); tp != "" && m.Header.Get(HeaderTraceparent) != tp {
-				t.Errorf("traceparent not passed on: %q", m.Header.Get(HeaderTraceparent))
+			if tp := tt.header.Get(message.HeaderTraceparent); tp != "" && m.Header.Get(message.HeaderTraceparent) != tp {
+				t.Errorf("traceparent not passed on: %q", m.Header.Get(message.HeaderTraceparent))
 			}
-			var r Result
+			var r message.Result
 			if err := json.Unmarshal(m.Data, &r); err != nil {
 				t.Fatal(err)
 			}
-			if m.Header.Get(HeaderResultStatus) != r.Status || (r.AlertID != "" && m.Header.Get(HeaderAlertID) != r.AlertID) {
+			if m.Header.Get(message.HeaderResultStatus) != r.Status || (r.AlertID != "" && m.Header.Get(message.HeaderAlertID) != r.AlertID) {
 				t.Errorf("headers %v do not match result %+v", m.Header, r)
 			}
-			if r.Status == StatusSuccess && (r.Error != nil || r.Request != nil) {
+			if r.Status == message.StatusSuccess && (r.Error != nil || r.Request != nil) {
 				t.Errorf("success result carries failure fields: %s", m.Data)
 			}
-			if r.Status == StatusFailure && (r.Domains != nil || r.Cached != nil) {
+			if r.Status == message.StatusFailure && (r.Domains != nil || r.Cached != nil) {
 				t.Errorf("failure result carries success fields: %s", m.Data)
 			}
 		})
@@ -196,8 +198,8 @@ func TestHandleSameRequestTwiceStoresOneResult(t *testing.T) {
 		t.Fatal(err)
 	}
 	for delivery := uint64(1); delivery <= 2; delivery++ {
-		out := svc.Handle(t.Context(), &Delivery{Data: []byte("abc"), Stream: "REQ", StreamSeq: 7, NumDelivered: delivery, MaxDeliver: 10})
-		if out.Action != Ack {
+		out := svc.Handle(t.Context(), &consumer.Delivery{Data: []byte("abc"), Stream: "REQ", StreamSeq: 7, NumDelivered: delivery, MaxDeliver: 10})
+		if out.Action != consumer.Ack {
 			t.Fatalf("delivery %d: %v (%v)", delivery, out.Action, out.Err)
 		}
 		if delivery == 2 && !out.Duplicate {
@@ -215,14 +217,14 @@ func TestHandleShutdownHandsBack(t *testing.T) {
 	lookup := lookupFunc(func(ctx context.Context, id string) (connector.Result, error) {
 		cancel()
 		<-ctx.Done()
-		return connector.Result{Attempts: 1}, &connector.Error{Kind: connector.KindUnavailable, Err: ctx.Err()}
+		return connector.Result{Attempts: 1}, &connector.Error{Kind: message.KindUnavailable, Err: ctx.Err()}
 	})
 	svc, err := New(lookup, js, successSubj, failureSubj)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := svc.Handle(ctx, &Delivery{Data: []byte("abc"), Stream: "REQ", StreamSeq: 1, NumDelivered: 1, MaxDeliver: 10})
-	if out.Action != HandBack || out.Stored {
+	out := svc.Handle(ctx, &consumer.Delivery{Data: []byte("abc"), Stream: "REQ", StreamSeq: 1, NumDelivered: 1, MaxDeliver: 10})
+	if out.Action != consumer.HandBack || out.Stored {
 		t.Fatalf("interrupted delivery: %v stored=%v, want hand back without a result", out.Action, out.Stored)
 	}
 	if n := len(stored(t, st)); n != 0 {
@@ -232,8 +234,8 @@ func TestHandleShutdownHandsBack(t *testing.T) {
 	// On the last delivery an interrupted lookup still ends in a result.
 	ctx, cancel = context.WithCancel(t.Context())
 	defer cancel()
-	out = svc.Handle(ctx, &Delivery{Data: []byte("abc"), Stream: "REQ", StreamSeq: 2, NumDelivered: 10, MaxDeliver: 10})
-	if out.Action != Ack || !out.Stored || out.Result.Kind() != connector.KindUnavailable {
+	out = svc.Handle(ctx, &consumer.Delivery{Data: []byte("abc"), Stream: "REQ", StreamSeq: 2, NumDelivered: 10, MaxDeliver: 10})
+	if out.Action != consumer.Ack || !out.Stored || out.Result.Kind() != message.KindUnavailable {
 		t.Fatalf("last delivery: %v stored=%v kind=%v, want an unavailable failure stored", out.Action, out.Stored, out.Result.Kind())
 	}
 }
@@ -262,13 +264,13 @@ func TestHandlePublishFailureRetriesLater(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &Delivery{Data: []byte("abc"), Stream: "REQ", StreamSeq: 3, NumDelivered: 1, MaxDeliver: 10}
+	d := &consumer.Delivery{Data: []byte("abc"), Stream: "REQ", StreamSeq: 3, NumDelivered: 1, MaxDeliver: 10}
 	out := svc.Handle(t.Context(), d)
-	if out.Action != Retry || out.Delay < time.Second || out.Stored || !errors.Is(out.Err, nats.ErrNoResponders) {
+	if out.Action != consumer.Retry || out.Delay < time.Second || out.Stored || !errors.Is(out.Err, nats.ErrNoResponders) {
 		t.Fatalf("failed publish: %v delay %v stored=%v err=%v, want a delayed retry", out.Action, out.Delay, out.Stored, out.Err)
 	}
 	d.NumDelivered = 2
-	if out := svc.Handle(t.Context(), d); out.Action != Ack || !out.Stored {
+	if out := svc.Handle(t.Context(), d); out.Action != consumer.Ack || !out.Stored {
 		t.Fatalf("redelivery: %v (%v)", out.Action, out.Err)
 	}
 	if n := len(stored(t, st)); n != 1 {
@@ -293,8 +295,8 @@ func TestHandlePublishTriesAgainWhileStreamUnanswered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &Delivery{Data: []byte("abc"), Stream: "REQ", StreamSeq: 3, NumDelivered: 1, MaxDeliver: 10}
-	if out := svc.Handle(t.Context(), d); out.Action != Ack || !out.Stored || out.Err != nil {
+	d := &consumer.Delivery{Data: []byte("abc"), Stream: "REQ", StreamSeq: 3, NumDelivered: 1, MaxDeliver: 10}
+	if out := svc.Handle(t.Context(), d); out.Action != consumer.Ack || !out.Stored || out.Err != nil {
 		t.Fatalf("after 3 unanswered publishes: %v stored=%v err=%v, want the result stored by this delivery", out.Action, out.Stored, out.Err)
 	}
 	if n := calls.Load(); n != 1 {
@@ -314,46 +316,8 @@ func TestHandlePublishTriesAgainWhileStreamUnanswered(t *testing.T) {
 		}
 		cancel()
 	}()
-	if out := svc.Handle(ctx, d); out.Action != Retry || out.Stored {
+	if out := svc.Handle(ctx, d); out.Action != consumer.Retry || out.Stored {
 		t.Fatalf("unanswered publishes at shutdown: %v stored=%v, want a retry", out.Action, out.Stored)
-	}
-}
-
-func TestDecide(t *testing.T) {
-	ok := Success("a", nil, 1, false, testNow)
-	invalid := Failure("", &connector.Error{Kind: connector.KindInvalidRequest}, 0, testNow)
-	notFound := Failure("a", &connector.Error{Kind: connector.KindNotFound}, 1, testNow)
-	unavailable := Failure("a", &connector.Error{Kind: connector.KindUnavailable}, 5, testNow)
-	tests := []struct {
-		name       string
-		res        *Result
-		publishErr error
-		want       Action
-	}{
-		{"success stored", ok, nil, Ack},
-		{"terminal failure stored", notFound, nil, Ack},
-		{"retry budget spent, failure stored", unavailable, nil, Ack},
-		{"invalid input stored", invalid, nil, Terminate},
-		{"success not stored", ok, errors.New("timeout"), Retry},
-		{"invalid input not stored", invalid, errors.New("timeout"), Retry},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := decide(tt.res, tt.publishErr); got != tt.want {
-				t.Errorf("decide = %v, want %v", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestDefaultRetryDelay(t *testing.T) {
-	prev := time.Duration(0)
-	for d := uint64(1); d <= 20; d++ {
-		got := DefaultRetryDelay(d)
-		if got < prev || got > 30*time.Second || got < time.Second {
-			t.Fatalf("DefaultRetryDelay(%d) = %v after %v", d, got, prev)
-		}
-		prev = got
 	}
 }
 
@@ -383,9 +347,9 @@ func TestConcurrentRequestsForOneAlertShareOneCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 5
-	outs := make(chan Outcome, n)
+	outs := make(chan consumer.Outcome, n)
 	handle := func(seq uint64) {
-		outs <- svc.Handle(t.Context(), &Delivery{Data: []byte("same_alert"), Stream: "REQ", StreamSeq: seq, NumDelivered: 1, MaxDeliver: 10})
+		outs <- svc.Handle(t.Context(), &consumer.Delivery{Data: []byte("same_alert"), Stream: "REQ", StreamSeq: seq, NumDelivered: 1, MaxDeliver: 10})
 	}
 	go handle(1)
 	<-cache.asked
@@ -400,7 +364,7 @@ func TestConcurrentRequestsForOneAlertShareOneCall(t *testing.T) {
 	coalesced := 0
 	for range n {
 		out := <-outs
-		if out.Action != Ack || out.Result.Status != StatusSuccess {
+		if out.Action != consumer.Ack || out.Result.Status != message.StatusSuccess {
 			t.Fatalf("outcome %v %v", out.Action, out.Err)
 		}
 		if out.Result.Coalesced {

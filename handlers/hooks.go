@@ -14,7 +14,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/alert-domains/alert-domains/consumer"
 	"github.com/alert-domains/alert-domains/internal/redact"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 // hookOutputLimit bounds what a hook's output contributes to the log.
@@ -73,11 +75,11 @@ func (h *Hooks) Enabled() bool { return len(h.onSuccess) > 0 || len(h.onFailure)
 // acknowledged: of a result stored by this delivery, and of a result an
 // earlier delivery stored (a duplicate, or one the request's record
 // names), since that delivery may have crashed before its hook ran.
-func (h *Hooks) Middleware() Middleware {
-	return func(next Handler) Handler {
-		return func(ctx context.Context, d *Delivery) Outcome {
+func (h *Hooks) Middleware() consumer.Middleware {
+	return func(next consumer.Handler) consumer.Handler {
+		return func(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
 			out := next(ctx, d)
-			if out.Stored && out.Result != nil && out.Action != Retry {
+			if out.Stored && out.Result != nil && out.Action != consumer.Retry {
 				h.Run(ctx, out.Result)
 			}
 			return out
@@ -86,9 +88,9 @@ func (h *Hooks) Middleware() Middleware {
 }
 
 // Run runs the hook for res, within the time limit, and logs how it went.
-func (h *Hooks) Run(ctx context.Context, res *Result) {
+func (h *Hooks) Run(ctx context.Context, res *message.Result) {
 	argv := h.onFailure
-	if res.Status == StatusSuccess {
+	if res.Status == message.StatusSuccess {
 		argv = h.onSuccess
 	}
 	if len(argv) == 0 {

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/alert-domains/alert-domains/consumer"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 func TestHooksRunWithResultOnStdin(t *testing.T) {
@@ -20,20 +23,20 @@ func TestHooksRunWithResultOnStdin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := Success("abc", []string{"a.example"}, 1, false, testNow)
+	res := message.Success("abc", []string{"a.example"}, 1, false, testNow)
 	h.Run(t.Context(), res)
 	data, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatalf("success hook did not run: %v", err)
 	}
-	var got Result
-	if err := json.Unmarshal(data, &got); err != nil || got.AlertID != "abc" || got.Status != StatusSuccess {
+	var got message.Result
+	if err := json.Unmarshal(data, &got); err != nil || got.AlertID != "abc" || got.Status != message.StatusSuccess {
 		t.Errorf("hook got %s (%v)", data, err)
 	}
 
 	// A failing hook is logged; nothing else happens.
 	logs.Reset()
-	h.Run(t.Context(), Failure("abc", context.DeadlineExceeded, 1, testNow))
+	h.Run(t.Context(), message.Failure("abc", context.DeadlineExceeded, 1, testNow))
 	if !strings.Contains(logs.String(), `"msg":"hook failed"`) || !strings.Contains(logs.String(), `"hook":"false"`) {
 		t.Errorf("failing hook not logged: %s", logs.String())
 	}
@@ -46,7 +49,7 @@ func TestHookTimeLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	h.Run(t.Context(), Success("abc", nil, 1, false, testNow))
+	h.Run(t.Context(), message.Success("abc", nil, 1, false, testNow))
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("hook held the message for %v", d)
 	}
@@ -61,16 +64,16 @@ func TestHooksMiddlewareRunsForEveryStoredResult(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	outcomes := []Outcome{
-		{Action: Ack, Stored: true, Result: Success("new", nil, 1, false, testNow)},
+	outcomes := []consumer.Outcome{
+		{Action: consumer.Ack, Stored: true, Result: message.Success("new", nil, 1, false, testNow)},
 		// Stored by an earlier delivery, which may have crashed before its hook.
-		{Action: Ack, Stored: true, Duplicate: true, Result: Success("dup", nil, 1, false, testNow)},
-		{Action: Retry, Result: Success("unstored", nil, 1, false, testNow)},
-		{Action: Retry, Stored: true, Duplicate: true}, // stored result not readable
+		{Action: consumer.Ack, Stored: true, Duplicate: true, Result: message.Success("dup", nil, 1, false, testNow)},
+		{Action: consumer.Retry, Result: message.Success("unstored", nil, 1, false, testNow)},
+		{Action: consumer.Retry, Stored: true, Duplicate: true}, // stored result not readable
 	}
 	for _, o := range outcomes {
-		handler := h.Middleware()(func(context.Context, *Delivery) Outcome { return o })
-		if got := handler(t.Context(), &Delivery{}); got.Action != o.Action {
+		handler := h.Middleware()(func(context.Context, *consumer.Delivery) consumer.Outcome { return o })
+		if got := handler(t.Context(), &consumer.Delivery{}); got.Action != o.Action {
 			t.Errorf("middleware changed the action %v to %v", o.Action, got.Action)
 		}
 	}

@@ -5,13 +5,14 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/consumer"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 // Logging logs each outcome once, with the attributes operators search by.
-func Logging(logger *slog.Logger) Middleware {
-	return func(next Handler) Handler {
-		return func(ctx context.Context, d *Delivery) Outcome {
+func Logging(logger *slog.Logger) consumer.Middleware {
+	return func(next consumer.Handler) consumer.Handler {
+		return func(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
 			start := time.Now()
 			out := next(ctx, d)
 			if out.CacheErr != nil {
@@ -44,11 +45,11 @@ func Logging(logger *slog.Logger) Middleware {
 				attrs = append(attrs, slog.Bool("duplicate", true))
 			}
 			switch {
-			case out.Action == HandBack:
+			case out.Action == consumer.HandBack:
 				// No result: nothing more to say.
-			case out.Action == Retry:
+			case out.Action == consumer.Retry:
 				attrs = append(attrs, slog.Duration("redeliver_in", out.Delay), slog.Any("error", out.Err))
-			case out.Result != nil && out.Result.Status == StatusSuccess:
+			case out.Result != nil && out.Result.Status == message.StatusSuccess:
 				if out.Result.Cached != nil && *out.Result.Cached {
 					attrs = append(attrs, slog.Bool("cached", true))
 				}
@@ -65,17 +66,17 @@ func Logging(logger *slog.Logger) Middleware {
 }
 
 // outcomeLevel is the level and message of the line that logs out.
-func outcomeLevel(out Outcome) (slog.Level, string) {
+func outcomeLevel(out consumer.Outcome) (slog.Level, string) {
 	switch {
-	case out.Action == HandBack:
+	case out.Action == consumer.HandBack:
 		return slog.LevelInfo, "request handed back at shutdown"
-	case out.Action == Retry && out.Stored:
+	case out.Action == consumer.Retry && out.Stored:
 		return slog.LevelError, "stored result not readable, request will be redelivered"
-	case out.Action == Retry:
+	case out.Action == consumer.Retry:
 		return slog.LevelError, "result not stored, request will be redelivered"
 	case out.Duplicate:
 		return slog.LevelInfo, "result stored by an earlier delivery"
-	case out.Result != nil && out.Result.Status == StatusSuccess:
+	case out.Result != nil && out.Result.Status == message.StatusSuccess:
 		return slog.LevelInfo, "success result stored"
 	default:
 		return failureLevel(out.Result.Kind()), "failure result stored"
@@ -85,9 +86,9 @@ func outcomeLevel(out Outcome) (slog.Level, string) {
 // failureLevel is the log level of a stored failure: warn where an operator
 // may have to act (credentials, permissions, outages, quota), info for
 // answers about the request itself.
-func failureLevel(k connector.Kind) slog.Level {
+func failureLevel(k message.Kind) slog.Level {
 	switch k {
-	case connector.KindInvalidRequest, connector.KindNotFound, connector.KindBadRequest:
+	case message.KindInvalidRequest, message.KindNotFound, message.KindBadRequest:
 		return slog.LevelInfo
 	}
 	return slog.LevelWarn

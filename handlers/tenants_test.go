@@ -12,6 +12,8 @@ import (
 
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/consumer"
+	"github.com/alert-domains/alert-domains/message"
 	"github.com/alert-domains/alert-domains/tenants"
 )
 
@@ -87,39 +89,39 @@ func TestHandleRoutesByTenant(t *testing.T) {
 	tests := []struct {
 		name, subject, body string
 		tenants             []string
-		wantAction          Action
+		wantAction          consumer.Action
 		wantSubject         string
 		wantTenant          string
-		wantKind            connector.Kind
+		wantKind            message.Kind
 		wantCalls           []string
 	}{
 		{name: "by subject", subject: reqSubj + ".contoso", body: "a1", tenants: []string{"contoso", "fabrikam"},
-			wantAction: Ack, wantSubject: successSubj + ".contoso", wantTenant: "contoso", wantCalls: []string{"contoso/a1"}},
+			wantAction: consumer.Ack, wantSubject: successSubj + ".contoso", wantTenant: "contoso", wantCalls: []string{"contoso/a1"}},
 		{name: "by tenant field", subject: reqSubj, body: `{"alertId":"a1","tenant":"fabrikam"}`, tenants: []string{"contoso", "fabrikam"},
-			wantAction: Ack, wantSubject: successSubj + ".fabrikam", wantTenant: "fabrikam", wantCalls: []string{"fabrikam/a1"}},
+			wantAction: consumer.Ack, wantSubject: successSubj + ".fabrikam", wantTenant: "fabrikam", wantCalls: []string{"fabrikam/a1"}},
 		{name: "by the alert's tenantId", subject: reqSubj, body: `{"id":"a1","tenantId":"` + fabrikamEntra + `"}`, tenants: []string{"contoso", "fabrikam"},
-			wantAction: Ack, wantSubject: successSubj + ".fabrikam", wantTenant: "fabrikam", wantCalls: []string{"fabrikam/a1"}},
+			wantAction: consumer.Ack, wantSubject: successSubj + ".fabrikam", wantTenant: "fabrikam", wantCalls: []string{"fabrikam/a1"}},
 		{name: "subject and field agree", subject: reqSubj + ".contoso", body: `{"alertId":"a1","tenant":"contoso"}`, tenants: []string{"contoso", "fabrikam"},
-			wantAction: Ack, wantSubject: successSubj + ".contoso", wantTenant: "contoso", wantCalls: []string{"contoso/a1"}},
+			wantAction: consumer.Ack, wantSubject: successSubj + ".contoso", wantTenant: "contoso", wantCalls: []string{"contoso/a1"}},
 		{name: "named by none goes to default on the plain subject", subject: reqSubj, body: "a1", tenants: []string{"contoso", "default"},
-			wantAction: Ack, wantSubject: successSubj, wantTenant: "default", wantCalls: []string{"default/a1"}},
+			wantAction: consumer.Ack, wantSubject: successSubj, wantTenant: "default", wantCalls: []string{"default/a1"}},
 		{name: "subject and field disagree", subject: reqSubj + ".contoso", body: `{"alertId":"a1","tenant":"fabrikam"}`, tenants: []string{"contoso", "fabrikam"},
-			wantAction: Terminate, wantSubject: failureSubj + ".contoso", wantTenant: "contoso", wantKind: connector.KindInvalidRequest},
+			wantAction: consumer.Terminate, wantSubject: failureSubj + ".contoso", wantTenant: "contoso", wantKind: message.KindInvalidRequest},
 		{name: "field and tenantId disagree", subject: reqSubj, body: `{"id":"a1","tenant":"contoso","tenantId":"` + fabrikamEntra + `"}`, tenants: []string{"contoso", "fabrikam"},
-			wantAction: Terminate, wantSubject: failureSubj, wantKind: connector.KindInvalidRequest},
+			wantAction: consumer.Terminate, wantSubject: failureSubj, wantKind: message.KindInvalidRequest},
 		{name: "tenant field not a string", subject: reqSubj + ".contoso", body: `{"alertId":"a1","tenant":7}`, tenants: []string{"contoso"},
-			wantAction: Terminate, wantSubject: failureSubj + ".contoso", wantTenant: "contoso", wantKind: connector.KindInvalidRequest},
+			wantAction: consumer.Terminate, wantSubject: failureSubj + ".contoso", wantTenant: "contoso", wantKind: message.KindInvalidRequest},
 		{name: "subject names a tenant not configured", subject: reqSubj + ".initech", body: "a1", tenants: []string{"contoso", "default"},
-			wantAction: Ack, wantSubject: failureSubj, wantKind: connector.KindUnknownTenant},
+			wantAction: consumer.Ack, wantSubject: failureSubj, wantKind: message.KindUnknownTenant},
 		{name: "field names a tenant not configured", subject: reqSubj, body: `{"alertId":"a1","tenant":"initech"}`, tenants: []string{"contoso", "default"},
-			wantAction: Ack, wantSubject: failureSubj, wantKind: connector.KindUnknownTenant},
+			wantAction: consumer.Ack, wantSubject: failureSubj, wantKind: message.KindUnknownTenant},
 		{name: "names none and no default", subject: reqSubj, body: "a1", tenants: []string{"contoso"},
-			wantAction: Ack, wantSubject: failureSubj, wantKind: connector.KindUnknownTenant},
+			wantAction: consumer.Ack, wantSubject: failureSubj, wantKind: message.KindUnknownTenant},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			svc, st, lookups := tenantService(t, tt.tenants...)
-			out := svc.Handle(t.Context(), &Delivery{Subject: tt.subject, Data: []byte(tt.body), Stream: "REQ", StreamSeq: 5, NumDelivered: 1, MaxDeliver: 10})
+			out := svc.Handle(t.Context(), &consumer.Delivery{Subject: tt.subject, Data: []byte(tt.body), Stream: "REQ", StreamSeq: 5, NumDelivered: 1, MaxDeliver: 10})
 			if out.Action != tt.wantAction || !out.Stored {
 				t.Fatalf("outcome %v stored=%v err=%v, want %v stored", out.Action, out.Stored, out.Err, tt.wantAction)
 			}
@@ -131,16 +133,16 @@ func TestHandleRoutesByTenant(t *testing.T) {
 				t.Fatalf("%d results stored, want 1", len(msgs))
 			}
 			m := msgs[0]
-			var r Result
+			var r message.Result
 			if err := json.Unmarshal(m.Data, &r); err != nil {
 				t.Fatal(err)
 			}
-			if m.Subject != tt.wantSubject || r.Tenant != tt.wantTenant || m.Header.Get(HeaderTenant) != tt.wantTenant || r.Kind() != tt.wantKind {
+			if m.Subject != tt.wantSubject || r.Tenant != tt.wantTenant || m.Header.Get(message.HeaderTenant) != tt.wantTenant || r.Kind() != tt.wantKind {
 				t.Errorf("result on %s tenant %q (header %q) kind %q, want %s tenant %q kind %q: %s",
-					m.Subject, r.Tenant, m.Header.Get(HeaderTenant), r.Kind(), tt.wantSubject, tt.wantTenant, tt.wantKind, m.Data)
+					m.Subject, r.Tenant, m.Header.Get(message.HeaderTenant), r.Kind(), tt.wantSubject, tt.wantTenant, tt.wantKind, m.Data)
 			}
-			if tt.wantTenant == "" && m.Header.Get(HeaderTenant) != "" {
-				t.Errorf("Tenant header %q on a result without a tenant", m.Header.Get(HeaderTenant))
+			if tt.wantTenant == "" && m.Header.Get(message.HeaderTenant) != "" {
+				t.Errorf("Tenant header %q on a result without a tenant", m.Header.Get(message.HeaderTenant))
 			}
 		})
 	}
@@ -152,11 +154,11 @@ func TestHandleRoutesByTenant(t *testing.T) {
 func TestHandleCachePerTenant(t *testing.T) {
 	svc, st, lookups := tenantService(t, "contoso", "fabrikam")
 	seq := uint64(0)
-	ask := func(tenant string) Result {
+	ask := func(tenant string) message.Result {
 		t.Helper()
 		seq++
-		out := svc.Handle(t.Context(), &Delivery{Subject: reqSubj + "." + tenant, Data: []byte("same-alert"), Stream: "REQ", StreamSeq: seq, NumDelivered: 1, MaxDeliver: 10})
-		if out.Action != Ack || !out.Stored {
+		out := svc.Handle(t.Context(), &consumer.Delivery{Subject: reqSubj + "." + tenant, Data: []byte("same-alert"), Stream: "REQ", StreamSeq: seq, NumDelivered: 1, MaxDeliver: 10})
+		if out.Action != consumer.Ack || !out.Stored {
 			t.Fatalf("%s: %v (%v)", tenant, out.Action, out.Err)
 		}
 		return *out.Result

@@ -13,7 +13,8 @@ import (
 	"time"
 
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/consumer"
+	"github.com/alert-domains/alert-domains/message"
 	"github.com/alert-domains/alert-domains/metrics"
 )
 
@@ -230,16 +231,16 @@ func exportedFamilies(t *testing.T) map[string]family {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	m.Middleware()(func(ctx context.Context, d *handlers.Delivery) handlers.Outcome {
-		return handlers.Outcome{Action: handlers.Ack, Stored: true, Result: handlers.Success("a", nil, 1, false, now)}
-	})(t.Context(), &handlers.Delivery{})
+	m.Middleware()(func(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
+		return consumer.Outcome{Action: consumer.Ack, Stored: true, Result: message.Success("a", nil, 1, false, now)}
+	})(t.Context(), &consumer.Delivery{})
 	m.Tenant("default").DefenderCall(200, time.Millisecond)
 	m.Tenant("default").QuotaWait(time.Millisecond)
 	failing := m.InstrumentCache(&fakeCache{entries: map[string][]string{}, err: errors.New("bucket gone")})
 	if _, _, err := failing.Get(t.Context(), "a"); err == nil {
 		t.Fatal("the failing cache did not fail")
 	}
-	m.SafetyNetResult(handlers.Failure("a", connector.ErrUnavailable, 0, now), false)
+	m.SafetyNetResult(message.Failure("a", connector.ErrUnavailable, 0, now), false)
 
 	families, err := m.Registry().Gather()
 	if err != nil {

@@ -8,17 +8,18 @@ import (
 	"strings"
 	"time"
 
-	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/consumer"
+	"github.com/alert-domains/alert-domains/message"
 	"github.com/alert-domains/alert-domains/metrics"
 )
 
 func Example() {
 	m := metrics.New()
-	handler := handlers.Chain(func(ctx context.Context, d *handlers.Delivery) handlers.Outcome {
-		res := handlers.Success("da637472900382838869_1364969609", []string{"www.example.com"}, 1, false, time.Now())
-		return handlers.Outcome{Action: handlers.Ack, Result: res, Stored: true}
+	handler := consumer.Chain(func(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
+		res := message.Success("da637472900382838869_1364969609", []string{"www.example.com"}, 1, false, time.Now())
+		return consumer.Outcome{Action: consumer.Ack, Result: res, Stored: true}
 	}, m.Middleware())
-	handler(context.Background(), &handlers.Delivery{})
+	handler(context.Background(), &consumer.Delivery{})
 	m.DefenderCall(200, 120*time.Millisecond)
 
 	srv := httptest.NewServer(m.Handler())

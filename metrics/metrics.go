@@ -17,8 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/consumer"
 	"github.com/alert-domains/alert-domains/internal/buildinfo"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 const namespace = "alert_domains"
@@ -159,12 +160,12 @@ func New() *Metrics {
 // Label values known in advance. Each of their series is exported from 0
 // at start, so that increase() and rate() see the first event.
 var (
-	failureKinds = []connector.Kind{
-		connector.KindInvalidRequest, connector.KindBadRequest, connector.KindUnauthorized, connector.KindForbidden,
-		connector.KindNotFound, connector.KindThrottled, connector.KindUnavailable, connector.KindBadResponse,
-		connector.KindUnknownTenant,
+	failureKinds = []message.Kind{
+		message.KindInvalidRequest, message.KindBadRequest, message.KindUnauthorized, message.KindForbidden,
+		message.KindNotFound, message.KindThrottled, message.KindUnavailable, message.KindBadResponse,
+		message.KindUnknownTenant,
 	}
-	actions = []handlers.Action{handlers.Ack, handlers.Retry, handlers.Terminate, handlers.HandBack}
+	actions = []consumer.Action{consumer.Ack, consumer.Retry, consumer.Terminate, consumer.HandBack}
 	// defenderCodes are the answers DEFENDER-API documents, and "error".
 	defenderCodes = []int{200, 400, 401, 403, 404, 429, 500, 502, 503, 504, 0}
 )
@@ -197,9 +198,9 @@ func (m *Metrics) Handler() http.Handler {
 // happened to the request message; for each newly stored result its status,
 // kind and attempts. A result that the stream dropped as a duplicate (stored
 // by an earlier delivery) is not counted again.
-func (m *Metrics) Middleware() handlers.Middleware {
-	return func(next handlers.Handler) handlers.Handler {
-		return func(ctx context.Context, d *handlers.Delivery) handlers.Outcome {
+func (m *Metrics) Middleware() consumer.Middleware {
+	return func(next consumer.Handler) consumer.Handler {
+		return func(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
 			m.inFlight.Inc()
 			defer m.inFlight.Dec()
 			out := next(ctx, d)
@@ -251,7 +252,7 @@ func (m *Metrics) ConsumerInfo(info *jetstream.ConsumerInfo) {
 // SafetyNetResult records a max-deliveries advisory the safety net answered:
 // the failure result res was stored, or dropped as a duplicate because the
 // request had its result already.
-func (m *Metrics) SafetyNetResult(res *handlers.Result, duplicate bool) {
+func (m *Metrics) SafetyNetResult(res *message.Result, duplicate bool) {
 	if duplicate {
 		m.deliveryLimit.WithLabelValues("existed").Inc()
 		return

@@ -16,7 +16,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/consumer"
+	"github.com/alert-domains/alert-domains/message"
 	"github.com/alert-domains/alert-domains/metrics"
 )
 
@@ -69,24 +70,24 @@ func TestMiddlewareCountsStoredResults(t *testing.T) {
 	m := metrics.New()
 	now := time.Now()
 	inFlight := -1.0
-	outcomes := []handlers.Outcome{
-		{Action: handlers.Ack, Stored: true, Result: handlers.Success("a", []string{"x"}, 1, false, now)},
-		{Action: handlers.Ack, Stored: true, Result: handlers.Success("a", []string{"x"}, 0, true, now)},
-		{Action: handlers.Ack, Stored: true, Result: handlers.Failure("b", connector.ErrNotFound, 3, now)},
+	outcomes := []consumer.Outcome{
+		{Action: consumer.Ack, Stored: true, Result: message.Success("a", []string{"x"}, 1, false, now)},
+		{Action: consumer.Ack, Stored: true, Result: message.Success("a", []string{"x"}, 0, true, now)},
+		{Action: consumer.Ack, Stored: true, Result: message.Failure("b", connector.ErrNotFound, 3, now)},
 		// Stored by an earlier delivery: not counted again.
-		{Action: handlers.Ack, Stored: true, Duplicate: true, Result: handlers.Failure("b", connector.ErrNotFound, 1, now)},
-		{Action: handlers.Retry, Result: handlers.Failure("c", connector.ErrUnavailable, 2, now)},
-		{Action: handlers.Terminate, Stored: true, Result: handlers.Failure("", connector.ErrInvalidRequest, 0, now)},
-		{Action: handlers.HandBack},
+		{Action: consumer.Ack, Stored: true, Duplicate: true, Result: message.Failure("b", connector.ErrNotFound, 1, now)},
+		{Action: consumer.Retry, Result: message.Failure("c", connector.ErrUnavailable, 2, now)},
+		{Action: consumer.Terminate, Stored: true, Result: message.Failure("", &message.Error{Kind: message.KindInvalidRequest}, 0, now)},
+		{Action: consumer.HandBack},
 	}
 	i := 0
-	h := m.Middleware()(func(ctx context.Context, d *handlers.Delivery) handlers.Outcome {
+	h := m.Middleware()(func(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
 		inFlight = scrape(t, m)["alert_domains_requests_in_flight"]
 		i++
 		return outcomes[i-1]
 	})
 	for range outcomes {
-		h(t.Context(), &handlers.Delivery{})
+		h(t.Context(), &consumer.Delivery{})
 	}
 	if inFlight != 1 {
 		t.Errorf("requests in flight inside the handler = %v, want 1", inFlight)
@@ -345,7 +346,7 @@ func TestSharedQuotaCountersFromZero(t *testing.T) {
 
 func TestSafetyNetResult(t *testing.T) {
 	m := metrics.New()
-	res := handlers.Failure("a", connector.ErrUnavailable, 0, time.Now())
+	res := message.Failure("a", connector.ErrUnavailable, 0, time.Now())
 	m.SafetyNetResult(res, false)
 	m.SafetyNetResult(res, true)
 	expect(t, scrape(t, m), map[string]float64{

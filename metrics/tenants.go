@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 // Outcomes of a reload of TENANTS_FILE.
@@ -80,9 +80,9 @@ func (m *Metrics) SetTenants(names []string) {
 // exportTenant creates the series of tenant whose other label values are
 // known in advance, from 0.
 func (m *Metrics) exportTenant(tenant string) {
-	m.results.WithLabelValues(handlers.StatusSuccess, "", tenant)
+	m.results.WithLabelValues(message.StatusSuccess, "", tenant)
 	for _, k := range failureKinds {
-		m.results.WithLabelValues(handlers.StatusFailure, string(k), tenant)
+		m.results.WithLabelValues(message.StatusFailure, string(k), tenant)
 	}
 	for _, c := range defenderCodes {
 		m.defenderCalls.WithLabelValues(statusCode(c), tenant)
@@ -109,7 +109,7 @@ func (m *Metrics) withTenant(tenant string, count func(label string)) {
 	count(tenant)
 }
 
-func (m *Metrics) countResult(res *handlers.Result) {
+func (m *Metrics) countResult(res *message.Result) {
 	m.withTenant(res.Tenant, func(tenant string) {
 		m.results.WithLabelValues(res.Status, string(res.Kind()), tenant).Inc()
 	})

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/consumer"
+	"github.com/alert-domains/alert-domains/message"
 	"github.com/alert-domains/alert-domains/metrics"
 )
 
@@ -58,18 +58,18 @@ func TestTenantLabel(t *testing.T) {
 
 	hostile := []string{`evil"} 1` + "\n" + `alert_domains_results_total{x="`, "northwind", "Contoso", "contoso ", strings.Repeat("a", 10000)}
 	// Results through the middleware (the handler's) and the safety net.
-	count := m.Middleware()(func(ctx context.Context, d *handlers.Delivery) handlers.Outcome {
-		res := handlers.Success("a", nil, 1, false, time.Now())
+	count := m.Middleware()(func(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
+		res := message.Success("a", nil, 1, false, time.Now())
 		res.Tenant = string(d.Data)
-		return handlers.Outcome{Action: handlers.Ack, Stored: true, Result: res}
+		return consumer.Outcome{Action: consumer.Ack, Stored: true, Result: res}
 	})
 	for range 2 {
-		count(t.Context(), &handlers.Delivery{Data: []byte("contoso")})
+		count(t.Context(), &consumer.Delivery{Data: []byte("contoso")})
 		m.Tenant("contoso").DefenderCall(200, time.Millisecond)
 		m.Tenant("contoso").QuotaWait(2 * time.Second)
 	}
 	for _, tenant := range hostile {
-		res := handlers.Failure("a", &connector.Error{Kind: connector.KindUnknownTenant, Message: "unknown tenant"}, 0, time.Now())
+		res := message.Failure("a", &message.Error{Kind: message.KindUnknownTenant, Message: "unknown tenant"}, 0, time.Now())
 		res.Tenant = tenant
 		m.SafetyNetResult(res, false)
 		m.Tenant(tenant).DefenderCall(200, time.Millisecond)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
-	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/message"
 	"github.com/alert-domains/alert-domains/safetynet"
 )
 
@@ -94,14 +94,14 @@ func Example() {
 		return
 	}
 
-	var res handlers.Result
+	var res message.Result
 	if err := json.Unmarshal(msg.Data, &res); err != nil {
 		fmt.Println(err)
 		return
 	}
 	fmt.Println(res.Status, res.AlertID, res.CorrelationID, res.RequestSequence, res.Delivery)
 	fmt.Println(res.Error.Kind, res.Error.Message)
-	fmt.Println(msg.Header.Get(handlers.HeaderMsgID) == handlers.ResultMsgID(cfg.RequestStream, req.Sequence, storedAt(ctx, js, cfg.RequestStream, req.Sequence)))
+	fmt.Println(msg.Header.Get(message.HeaderMsgID) == message.ResultMsgID(cfg.RequestStream, req.Sequence, storedAt(ctx, js, cfg.RequestStream, req.Sequence)))
 	// Output:
 	// failure da637472900382838869_1364969609 case-42 1 10
 	// unavailable delivery limit reached: 10 deliveries ended without a result

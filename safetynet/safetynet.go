@@ -15,22 +15,21 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/broker"
-	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/consumer"
 	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 // Observer is told of each advisory the Listener answered: the failure
 // result it published, and whether the result stream dropped it because the
 // request had its result already.
 type Observer interface {
-	SafetyNetResult(res *handlers.Result, duplicate bool)
+	SafetyNetResult(res *message.Result, duplicate bool)
 }
 
 // Listener reads the max-deliveries advisories of the service's consumer and
@@ -40,7 +39,7 @@ type Listener struct {
 	topo            broker.Topology
 	failureSubject  string
 	successSubject  string
-	routing         func(subject string, req handlers.Request) handlers.Routing
+	routing         func(subject string, req message.Request) handlers.Routing
 	cache           handlers.Cache
 	answers         handlers.Answers
 	logger          *slog.Logger
@@ -50,6 +49,7 @@ type Listener struct {
 	publishTimeout  time.Duration
 	shutdownTimeout time.Duration
 	concurrency     int
+	results         *handlers.ResultPublisher
 }
 
 // Option configures a Listener.
@@ -91,7 +91,7 @@ func WithCache(c handlers.Cache, successSubject string) Option {
 // WithRouting sends each answer where the handler would have sent the
 // request's result (its tenant's subjects, its tenant's cache entry):
 // routing is handlers.Service.Routing.
-func WithRouting(routing func(subject string, req handlers.Request) handlers.Routing) Option {
+func WithRouting(routing func(subject string, req message.Request) handlers.Routing) Option {
 	return func(n *Listener) error {
 		if routing == nil {
 			return errors.New("safetynet: nil routing")
@@ -184,6 +184,10 @@ func New(js jetstream.JetStream, topo broker.Topology, failureSubject string, op
 			return nil, err
 		}
 	}
+	// One attempt per delivery of the advisory (its answer cost no Defender
+	// call), and no size limit: the failure is small, and a cached success
+	// was stored once already.
+	n.results = &handlers.ResultPublisher{Pub: js, Answers: n.answers, Timeout: n.publishTimeout, Now: n.now}
 	return n, nil
 }
 
@@ -214,18 +218,18 @@ func (n *Listener) Run(ctx context.Context) error {
 // result of the request the advisory names and acknowledges the advisory
 // once the result stream has stored it (or had a result already). When
 // something fails the advisory is delivered again later.
-func (n *Listener) Handle(ctx context.Context, d *handlers.Delivery) handlers.Outcome {
+func (n *Listener) Handle(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
 	adv, err := ParseAdvisory(d.Data)
 	if err != nil {
 		// Nothing in it can ever be answered: do not redeliver it.
 		n.logger.LogAttrs(ctx, slog.LevelError, "unreadable max-deliveries advisory dropped",
 			slog.Uint64("advisory_seq", d.StreamSeq), slog.Any("error", err))
-		return handlers.Outcome{Action: handlers.Ack, Err: err}
+		return consumer.Outcome{Action: consumer.Decide(consumer.Facts{NothingToAnswer: true}), Err: err}
 	}
 	if adv.Stream != n.topo.RequestStream.Name || adv.Consumer != n.topo.Consumer.Durable {
 		n.logger.LogAttrs(ctx, slog.LevelWarn, "advisory of another consumer ignored",
 			slog.String("stream", adv.Stream), slog.String("consumer", adv.Consumer), slog.Uint64("stream_seq", adv.StreamSeq))
-		return handlers.Outcome{Action: handlers.Ack}
+		return consumer.Outcome{Action: consumer.Decide(consumer.Facts{NothingToAnswer: true})}
 	}
 	out := n.answer(ctx, adv)
 	attrs := []slog.Attr{
@@ -234,16 +238,16 @@ func (n *Listener) Handle(ctx context.Context, d *handlers.Delivery) handlers.Ou
 		slog.Uint64("deliveries", adv.Deliveries),
 	}
 	switch {
-	case out.Action == handlers.Retry:
-		out.Delay = handlers.DefaultRetryDelay(d.NumDelivered)
+	case out.Action == consumer.Retry:
+		out.Delay = consumer.DefaultRetryDelay(d.NumDelivered)
 		attrs = append(attrs, slog.Duration("redeliver_in", out.Delay), slog.Any("error", out.Err))
 		n.logger.LogAttrs(ctx, slog.LevelError, "delivery limit reached and its failure result not stored, trying again", attrs...)
 	case out.Duplicate:
 		n.logger.LogAttrs(ctx, slog.LevelInfo, "delivery limit reached by a request that has its result", attrs...)
-	case out.Result.Status == handlers.StatusSuccess:
+	case out.Result.Status == message.StatusSuccess:
 		n.logger.LogAttrs(ctx, slog.LevelWarn, "delivery limit reached: cached success result stored", attrs...)
 	default:
-		attrs = append(attrs, slog.String("kind", string(connector.KindUnavailable)))
+		attrs = append(attrs, slog.String("kind", string(message.KindUnavailable)))
 		n.logger.LogAttrs(ctx, slog.LevelWarn, "delivery limit reached: failure result stored", attrs...)
 	}
 	if out.Stored && n.observer != nil {
@@ -256,55 +260,42 @@ func (n *Listener) Handle(ctx context.Context, d *handlers.Delivery) handlers.Ou
 // cached success when its alert is in the result cache, a failure
 // otherwise. Nothing is published for a request whose record says its
 // result is stored.
-func (n *Listener) answer(ctx context.Context, adv Advisory) handlers.Outcome {
+func (n *Listener) answer(ctx context.Context, adv Advisory) consumer.Outcome {
 	res, rtg, stored, traceparent, err := n.failure(ctx, adv)
 	if err != nil {
-		return handlers.Outcome{Action: handlers.Retry, Err: err}
+		return consumer.Outcome{Action: consumer.Decide(consumer.Facts{}), Err: err}
 	}
-	out := handlers.Outcome{Result: res, AlertID: res.AlertID}
-	key := handlers.AnswerKey(adv.StreamSeq, stored)
+	out := consumer.Outcome{Result: res, AlertID: res.AlertID}
+	key := message.AnswerKey(adv.StreamSeq, stored)
 	if n.answers != nil && !stored.IsZero() {
 		_, ok, err := n.answers.Find(ctx, key)
 		if err != nil {
-			out.Action, out.Err = handlers.Retry, err
+			out.Action, out.Err = consumer.Decide(consumer.Facts{}), err
 			return out
 		}
 		if ok {
-			out.Action, out.Stored, out.Duplicate = handlers.Ack, true, true
+			out.Action, out.Stored, out.Duplicate = consumer.Decide(consumer.Facts{Result: res, Stored: true}), true, true
 			return out
 		}
 	}
-	subject := rtg.FailureSubject
 	if n.cache != nil && res.AlertID != "" {
 		// A cache that cannot be read leaves the failure: the request has
 		// run out of deliveries.
 		if domains, ok, err := n.cache.Get(ctx, rtg.CacheKey); err == nil && ok {
-			success := handlers.Success(res.AlertID, domains, 0, true, n.now())
+			success := message.Success(res.AlertID, domains, 0, true, n.now())
 			success.CorrelationID, success.RequestSequence, success.ReplayOf, success.Delivery = res.CorrelationID, res.RequestSequence, res.ReplayOf, res.Delivery
 			success.Tenant = res.Tenant
-			res, subject = success, rtg.SuccessSubject
-			out.Result = res
+			res = success
 		}
 	}
-	msg, err := res.Message(subject, handlers.ResultMsgID(adv.Stream, adv.StreamSeq, stored), traceparent)
-	if err != nil {
-		out.Action, out.Err = handlers.Retry, fmt.Errorf("encode result: %w", err)
-		return out
-	}
-	// The publish gets its chance even when shutdown has begun.
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.publishTimeout)
-	defer cancel()
-	ack, err := n.js.PublishMsg(pctx, msg)
-	if err != nil {
-		out.Action, out.Err = handlers.Retry, fmt.Errorf("publish result: %w", err)
-		return out
-	}
-	out.Action, out.Stored, out.Duplicate = handlers.Ack, true, ack.Duplicate
-	if n.answers != nil && !stored.IsZero() {
-		if err := n.answers.Record(pctx, key, ack.Sequence); err != nil {
-			n.logger.LogAttrs(ctx, slog.LevelWarn, "record of stored results unavailable",
-				slog.Uint64("stream_seq", adv.StreamSeq), slog.Any("error", err))
-		}
+	out = n.results.Publish(ctx, handlers.Publication{
+		Stream: adv.Stream, Seq: adv.StreamSeq, Stored: stored,
+		Result: res, SuccessSubject: rtg.SuccessSubject, FailureSubject: rtg.FailureSubject, Traceparent: traceparent,
+		Record: n.answers != nil && !stored.IsZero(),
+	}, nil)
+	if out.RecordErr != nil {
+		n.logger.LogAttrs(ctx, slog.LevelWarn, "record of stored results unavailable",
+			slog.Uint64("stream_seq", adv.StreamSeq), slog.Any("error", out.RecordErr))
 	}
 	return out
 }
@@ -312,7 +303,7 @@ func (n *Listener) answer(ctx context.Context, adv Advisory) handlers.Outcome {
 // failure builds the failure result of the request adv names, from the
 // request itself while the stream still stores it; stored is when the
 // stream stored it (zero when it is gone).
-func (n *Listener) failure(ctx context.Context, adv Advisory) (res *handlers.Result, rtg handlers.Routing, stored time.Time, traceparent string, err error) {
+func (n *Listener) failure(ctx context.Context, adv Advisory) (res *message.Result, rtg handlers.Routing, stored time.Time, traceparent string, err error) {
 	rtg = handlers.Routing{SuccessSubject: n.successSubject, FailureSubject: n.failureSubject}
 	stream, err := n.js.Stream(ctx, adv.Stream)
 	if err != nil {
@@ -320,11 +311,11 @@ func (n *Listener) failure(ctx context.Context, adv Advisory) (res *handlers.Res
 	}
 	msg, err := stream.GetMsg(ctx, adv.StreamSeq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		reason := &connector.Error{
-			Kind:    connector.KindUnavailable,
+		reason := &message.Error{
+			Kind:    message.KindUnavailable,
 			Message: fmt.Sprintf("delivery limit reached: %d deliveries ended without a result; the request is no longer stored", adv.Deliveries),
 		}
-		res = handlers.Failure("", reason, 0, n.now())
+		res = message.Failure("", reason, 0, n.now())
 		res.RequestSequence, res.Delivery = adv.StreamSeq, adv.Deliveries
 		return res, rtg, time.Time{}, "", nil
 	}
@@ -333,23 +324,21 @@ func (n *Listener) failure(ctx context.Context, adv Advisory) (res *handlers.Res
 	}
 	// A body that does not decode has no alert ID; the result still names
 	// the request by its sequence and carries its body.
-	req, _ := handlers.Decode(msg.Data, msg.Header)
+	req, _ := message.Decode(msg.Data, msg.Header)
 	rtg.CacheKey = req.AlertID
 	if n.routing != nil {
 		rtg = n.routing(msg.Subject, req)
 	}
-	reason := &connector.Error{
-		Kind:    connector.KindUnavailable,
+	reason := &message.Error{
+		Kind:    message.KindUnavailable,
 		Message: fmt.Sprintf("delivery limit reached: %d deliveries ended without a result", adv.Deliveries),
 	}
-	res = handlers.Failure(req.AlertID, reason, 0, n.now()).WithRequest(msg.Data)
+	res = message.Failure(req.AlertID, reason, 0, n.now()).WithRequest(msg.Data)
 	res.CorrelationID, res.Tenant = req.CorrelationID, rtg.Tenant
 	res.RequestSequence, res.Delivery = adv.StreamSeq, adv.Deliveries
+	res.ReplayOf = message.ReplayOf(msg.Header)
 	if msg.Header != nil {
-		traceparent = msg.Header.Get(handlers.HeaderTraceparent)
-		if seq, err := strconv.ParseUint(msg.Header.Get(handlers.HeaderReplayOf), 10, 64); err == nil {
-			res.ReplayOf = seq
-		}
+		traceparent = msg.Header.Get(message.HeaderTraceparent)
 	}
 	return res, rtg, msg.Time, traceparent, nil
 }

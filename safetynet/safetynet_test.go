@@ -15,9 +15,10 @@ import (
 
 	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
-	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/consumer"
 	"github.com/alert-domains/alert-domains/handlers"
 	"github.com/alert-domains/alert-domains/internal/testenv"
+	"github.com/alert-domains/alert-domains/message"
 	"github.com/alert-domains/alert-domains/safetynet"
 )
 
@@ -127,11 +128,11 @@ func (e *env) waitAdvisories(t *testing.T, n int) {
 
 type observed struct {
 	mu      sync.Mutex
-	results []*handlers.Result
+	results []*message.Result
 	dups    int
 }
 
-func (o *observed) SafetyNetResult(res *handlers.Result, duplicate bool) {
+func (o *observed) SafetyNetResult(res *message.Result, duplicate bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if duplicate {
@@ -216,7 +217,7 @@ func TestAdvisoryWithoutResultGetsOneFailure(t *testing.T) {
 	e := setup(t)
 	body := `{"alertId":"da637472900382838869_1364969609","correlationId":"siem-42"}`
 	h := nats.Header{}
-	h.Set(handlers.HeaderTraceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	h.Set(message.HeaderTraceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 	seq := e.publishRequest(t, body, h)
 	// The advisory is stored while no listener runs, and answered when one starts.
 	e.exhaust(t, seq)
@@ -231,17 +232,17 @@ func TestAdvisoryWithoutResultGetsOneFailure(t *testing.T) {
 	if m.Subject != e.cfg.FailureSubject {
 		t.Errorf("result on %s, want %s", m.Subject, e.cfg.FailureSubject)
 	}
-	if got, want := m.Header.Get(handlers.HeaderMsgID), handlers.ResultMsgID(e.cfg.RequestStream, seq, e.storedAt(t, seq)); got != want {
+	if got, want := m.Header.Get(message.HeaderMsgID), message.ResultMsgID(e.cfg.RequestStream, seq, e.storedAt(t, seq)); got != want {
 		t.Errorf("Nats-Msg-Id %q, want %q", got, want)
 	}
-	if got := m.Header.Get(handlers.HeaderTraceparent); got != h.Get(handlers.HeaderTraceparent) {
+	if got := m.Header.Get(message.HeaderTraceparent); got != h.Get(message.HeaderTraceparent) {
 		t.Errorf("traceparent %q not passed on", got)
 	}
-	var res handlers.Result
+	var res message.Result
 	if err := json.Unmarshal(m.Data, &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Status != handlers.StatusFailure || res.Kind() != connector.KindUnavailable {
+	if res.Status != message.StatusFailure || res.Kind() != message.KindUnavailable {
 		t.Errorf("status %s kind %s, want failure unavailable", res.Status, res.Kind())
 	}
 	if res.AlertID != "da637472900382838869_1364969609" || res.CorrelationID != "siem-42" {
@@ -265,9 +266,9 @@ func TestAdvisoryForRequestWithResultAddsNothing(t *testing.T) {
 	e := setup(t)
 	seq := e.publishRequest(t, "da637472900382838869_1364969609", nil)
 	// The last delivery stored its result, then crashed before the ack.
-	res := handlers.Success("da637472900382838869_1364969609", []string{"www.example.com"}, 1, false, time.Now())
+	res := message.Success("da637472900382838869_1364969609", []string{"www.example.com"}, 1, false, time.Now())
 	res.RequestSequence = seq
-	msg, err := res.Message(e.cfg.SuccessSubject, handlers.ResultMsgID(e.cfg.RequestStream, seq, e.storedAt(t, seq)), "")
+	msg, err := res.Message(e.cfg.SuccessSubject, message.ResultMsgID(e.cfg.RequestStream, seq, e.storedAt(t, seq)), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,11 +306,11 @@ func TestAdvisoryForRequestNoLongerStored(t *testing.T) {
 	if len(msgs) != 1 {
 		t.Fatalf("got %d results, want 1", len(msgs))
 	}
-	var res handlers.Result
+	var res message.Result
 	if err := json.Unmarshal(msgs[0].Data, &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Kind() != connector.KindUnavailable || res.RequestSequence != seq || res.Request != nil || res.AlertID != "" {
+	if res.Kind() != message.KindUnavailable || res.RequestSequence != seq || res.Request != nil || res.AlertID != "" {
 		t.Errorf("result %s: want unavailable for request %d without request or alertId", msgs[0].Data, seq)
 	}
 	if !strings.Contains(res.Error.Message, "no longer stored") {
@@ -358,8 +359,8 @@ func TestFailedPublishRetriesLater(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := l.Handle(t.Context(), &handlers.Delivery{Data: adv, Stream: e.cfg.RequestStream, StreamSeq: 99, NumDelivered: 1})
-	if out.Action != handlers.Retry || out.Delay <= 0 || out.Stored {
+	out := l.Handle(t.Context(), &consumer.Delivery{Data: adv, Stream: e.cfg.RequestStream, StreamSeq: 99, NumDelivered: 1})
+	if out.Action != consumer.Retry || out.Delay <= 0 || out.Stored {
 		t.Fatalf("outcome %v delay %v stored %v, want a retry later", out.Action, out.Delay, out.Stored)
 	}
 	if out.Err == nil {
@@ -438,9 +439,9 @@ func TestAdvisoryAfterDuplicateWindowAddsNothing(t *testing.T) {
 	answers := handlers.NewKVAnswers(kv, e.js, e.cfg.ResultStream)
 	seq := e.publishRequest(t, "da637472900382838869_1364969609", nil)
 	stored := e.storedAt(t, seq)
-	res := handlers.Success("da637472900382838869_1364969609", []string{"www.example.com"}, 1, false, time.Now())
+	res := message.Success("da637472900382838869_1364969609", []string{"www.example.com"}, 1, false, time.Now())
 	res.RequestSequence = seq
-	msg, err := res.Message(e.cfg.SuccessSubject, handlers.ResultMsgID(e.cfg.RequestStream, seq, stored), "")
+	msg, err := res.Message(e.cfg.SuccessSubject, message.ResultMsgID(e.cfg.RequestStream, seq, stored), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -448,7 +449,7 @@ func TestAdvisoryAfterDuplicateWindowAddsNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := answers.Record(t.Context(), handlers.AnswerKey(seq, stored), ack.Sequence); err != nil {
+	if err := answers.Record(t.Context(), message.AnswerKey(seq, stored), ack.Sequence); err != nil {
 		t.Fatal(err)
 	}
 	e.exhaust(t, seq)
@@ -493,11 +494,11 @@ func TestAdvisoryForCachedAlertStoresSuccess(t *testing.T) {
 	if len(msgs) != 1 {
 		t.Fatalf("got %d results, want 1", len(msgs))
 	}
-	var r handlers.Result
+	var r message.Result
 	if err := json.Unmarshal(msgs[0].Data, &r); err != nil {
 		t.Fatal(err)
 	}
-	if msgs[0].Subject != e.cfg.SuccessSubject || r.Status != handlers.StatusSuccess || r.Cached == nil || !*r.Cached ||
+	if msgs[0].Subject != e.cfg.SuccessSubject || r.Status != message.StatusSuccess || r.Cached == nil || !*r.Cached ||
 		len(r.Domains) != 2 || r.CorrelationID != "siem-42" || r.RequestSequence != seq {
 		t.Errorf("result on %s: %s, want the cached success", msgs[0].Subject, msgs[0].Data)
 	}

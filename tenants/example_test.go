@@ -6,6 +6,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/message"
 	"github.com/alert-domains/alert-domains/tenants"
 )
 
@@ -27,7 +28,7 @@ func ExampleSet_Resolve() {
 	res, _ := set.Domains(context.Background(), name, "da637472900382838869_1364969609")
 	fmt.Println(name, named, res.Domains)
 	_, _, err = set.Resolve("initech", "", "")
-	fmt.Println(connector.KindOf(err))
+	fmt.Println(message.KindOf(err))
 	// Output:
 	// contoso true [www.contoso.example]
 	// unknown_tenant

@@ -14,6 +14,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 // Lookup asks one tenant's Defender for the domains of an alert (a
@@ -62,9 +63,9 @@ func (s *Set) Resolve(subjectTenant, bodyTenant, entraTenantID string) (string, 
 	t, named, err := s.tenants.Resolve(subjectTenant, bodyTenant, entraTenantID)
 	switch {
 	case errors.Is(err, config.ErrTenantConflict):
-		return "", named, &connector.Error{Kind: connector.KindInvalidRequest, Message: err.Error()}
+		return "", named, &message.Error{Kind: message.KindInvalidRequest, Message: err.Error()}
 	case errors.Is(err, config.ErrUnknownTenant):
-		return "", named, &connector.Error{Kind: connector.KindUnknownTenant, Message: err.Error()}
+		return "", named, &message.Error{Kind: message.KindUnknownTenant, Message: err.Error()}
 	case err != nil:
 		return "", named, err
 	}
@@ -75,7 +76,7 @@ func (s *Set) Resolve(subjectTenant, bodyTenant, entraTenantID string) (string, 
 func (s *Set) Domains(ctx context.Context, tenant, alertID string) (connector.Result, error) {
 	l, ok := s.lookups[tenant]
 	if !ok {
-		return connector.Result{}, &connector.Error{Kind: connector.KindUnknownTenant, Message: fmt.Sprintf("unknown tenant: %q is not configured", tenant)}
+		return connector.Result{}, &message.Error{Kind: message.KindUnknownTenant, Message: fmt.Sprintf("unknown tenant: %q is not configured", tenant)}
 	}
 	return l.Domains(ctx, alertID)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/message"
 	"github.com/alert-domains/alert-domains/tenants"
 )
 
@@ -30,19 +31,19 @@ func TestSetResolvesAndRoutes(t *testing.T) {
 		subject, body, entra string
 		want                 string
 		named                bool
-		kind                 connector.Kind
+		kind                 message.Kind
 	}{
 		{subject: "contoso", want: "contoso", named: true},
 		{body: "fabrikam", want: "fabrikam", named: true},
 		{entra: "FABRIKAM.onmicrosoft.com", want: "fabrikam", named: true},
-		{subject: "contoso", body: "fabrikam", kind: connector.KindInvalidRequest},
-		{subject: "initech", kind: connector.KindUnknownTenant},
-		{kind: connector.KindUnknownTenant},
+		{subject: "contoso", body: "fabrikam", kind: message.KindInvalidRequest},
+		{subject: "initech", kind: message.KindUnknownTenant},
+		{kind: message.KindUnknownTenant},
 	}
 	for _, tt := range tests {
 		name, named, err := set.Resolve(tt.subject, tt.body, tt.entra)
 		if tt.kind != "" {
-			if connector.KindOf(err) != tt.kind || err == nil {
+			if message.KindOf(err) != tt.kind || err == nil {
 				t.Errorf("Resolve(%q, %q, %q) error %v, want kind %s", tt.subject, tt.body, tt.entra, err, tt.kind)
 			}
 			continue
@@ -57,7 +58,7 @@ func TestSetResolvesAndRoutes(t *testing.T) {
 			t.Errorf("Domains for %s: %v, %v", name, r.Domains, err)
 		}
 	}
-	if _, err := set.Domains(t.Context(), "initech", "a1"); !errors.Is(err, connector.ErrUnknownTenant) {
+	if _, err := set.Domains(t.Context(), "initech", "a1"); message.KindOf(err) != message.KindUnknownTenant {
 		t.Errorf("Domains for a tenant not configured: %v", err)
 	}
 	broken := errors.New("no credential")
@@ -97,7 +98,7 @@ func TestRebuildKeepsUnchangedTenants(t *testing.T) {
 	if a, b := mustLookup(t, old, "contoso"), mustLookup(t, next, "contoso"); a != b {
 		t.Error("the unchanged tenant got a new lookup")
 	}
-	if _, _, err := router.Resolve("initech", "", ""); connector.KindOf(err) != connector.KindUnknownTenant {
+	if _, _, err := router.Resolve("initech", "", ""); message.KindOf(err) != message.KindUnknownTenant {
 		t.Errorf("before the swap: %v", err)
 	}
 	router.Swap(next)

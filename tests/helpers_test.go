@@ -14,8 +14,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/connector/defendertest"
-	"github.com/alert-domains/alert-domains/handlers"
 	"github.com/alert-domains/alert-domains/internal/testenv"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 // Default names of the contract.
@@ -101,7 +101,7 @@ func storedAt(t *testing.T, js jetstream.JetStream, seq uint64) time.Time {
 
 // storedResult is a result with its message.
 type storedResult struct {
-	handlers.Result
+	message.Result
 	Subject string
 	Header  nats.Header
 	Raw     string

@@ -20,10 +20,9 @@ import (
 
 	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
-	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/connector/defendertest"
-	"github.com/alert-domains/alert-domains/handlers"
 	"github.com/alert-domains/alert-domains/internal/testenv"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 const knownAlert = "da637472900382838869_1364969609"
@@ -109,7 +108,7 @@ func TestReplay(t *testing.T) {
 	emu.SetOutage(http.StatusServiceUnavailable)
 	seq := publish(t, js, knownAlert, nil)
 	first := waitResults(t, js, 1, 30*time.Second)[seq]
-	if first.Status != handlers.StatusFailure || first.Error.Kind != connector.KindUnavailable {
+	if first.Status != message.StatusFailure || first.Error.Kind != message.KindUnavailable {
 		t.Fatalf("result %s, want an unavailable failure", first.Raw)
 	}
 	emu.SetOutage(0)
@@ -143,7 +142,7 @@ func TestReplay(t *testing.T) {
 				replayed = &r
 			}
 		}
-		if replayed == nil || replayed.Status != handlers.StatusSuccess || replayed.ReplayOf != seq || replayed.AlertID != knownAlert {
+		if replayed == nil || replayed.Status != message.StatusSuccess || replayed.ReplayOf != seq || replayed.AlertID != knownAlert {
 			t.Fatalf("results %s, want a success of the replay of %d", kinds(rs), seq)
 		}
 	})
@@ -322,7 +321,7 @@ func TestCacheTenRequestsOneCall(t *testing.T) {
 	}
 	for seq, r := range rs {
 		cached := r.Cached != nil && *r.Cached
-		if r.Status != handlers.StatusSuccess || strings.Join(r.Domains, ",") != "www.example.com,cdn.example.net" {
+		if r.Status != message.StatusSuccess || strings.Join(r.Domains, ",") != "www.example.com,cdn.example.net" {
 			t.Errorf("request %d: %s", seq, r.Raw)
 		}
 		if seq == first && (cached || r.Attempts != 1) {
@@ -378,13 +377,13 @@ func TestAdvisoryWithoutResultProducesOneFailure(t *testing.T) {
 	startService(t, env)
 	rs := waitResults(t, js, 1, 30*time.Second)
 	r := rs[seq]
-	if r.Status != handlers.StatusFailure || r.Error.Kind != connector.KindUnavailable || !strings.Contains(r.Error.Message, "delivery limit reached") {
+	if r.Status != message.StatusFailure || r.Error.Kind != message.KindUnavailable || !strings.Contains(r.Error.Message, "delivery limit reached") {
 		t.Fatalf("result %s, want an unavailable failure: delivery limit reached", r.Raw)
 	}
 	if r.AlertID != knownAlert || r.CorrelationID != "siem-7" || r.Request == nil || r.Subject != failureSubject {
 		t.Errorf("result %s does not name its request", r.Raw)
 	}
-	if got, want := r.Header.Get(handlers.HeaderMsgID), handlers.ResultMsgID(requestStream, seq, storedAt(t, js, seq)); got != want {
+	if got, want := r.Header.Get(message.HeaderMsgID), message.ResultMsgID(requestStream, seq, storedAt(t, js, seq)); got != want {
 		t.Errorf("Nats-Msg-Id %q, want %q", got, want)
 	}
 	testenv.Eventually(t, 15*time.Second, 50*time.Millisecond, func() bool {

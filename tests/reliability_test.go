@@ -20,6 +20,7 @@ import (
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/connector/defendertest"
 	"github.com/alert-domains/alert-domains/internal/testenv"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 // soak reports whether the long variants run.
@@ -188,7 +189,7 @@ func TestDefenderOutage(t *testing.T) {
 	got := waitResults(t, js, len(early)+len(late), time.Minute)
 	for i, seq := range earlySeqs {
 		r := got[seq]
-		if r.Status != "failure" || r.Error == nil || r.Error.Kind != connector.KindUnavailable || r.Error.HTTPStatus != 503 || r.Attempts < 2 || r.AlertID != early[i] {
+		if r.Status != "failure" || r.Error == nil || r.Error.Kind != message.KindUnavailable || r.Error.HTTPStatus != 503 || r.Attempts < 2 || r.AlertID != early[i] {
 			t.Errorf("early request %d: %s, want an unavailable failure after retries", seq, r.Raw)
 		}
 	}
@@ -363,20 +364,20 @@ func TestHostileAnswers(t *testing.T) {
 	tests := []struct {
 		id       string
 		answers  []defendertest.Answer
-		kind     connector.Kind
+		kind     message.Kind
 		status   int
 		contains string // in the error message
 	}{
-		{"hostile_50mib", []defendertest.Answer{{BodyBytes: 50 << 20}}, connector.KindBadResponse, 200, "larger than"},
-		{"hostile_endless", times(20, defendertest.Answer{Slow: true}), connector.KindUnavailable, 0, "in time"},
-		{"hostile_utf8", []defendertest.Answer{{Body: "{\"value\":[{\"host\":\"bad\xff\xfe.example.com\"}]}"}}, connector.KindBadResponse, 200, "UTF-8"},
-		{"hostile_surrogate", []defendertest.Answer{{Body: `{"value":[{"host":"bad\ud800.example.com"}]}`}}, connector.KindBadResponse, 200, "UTF-8"},
-		{"hostile_next_link", []defendertest.Answer{{Body: `{"value":[{"host":"a.example.com"}],"@odata.nextLink":"` + other.URL + `/api/alerts/hostile_next_link/domains?$skip=1"}`}}, connector.KindBadResponse, 200, "another host"},
-		{"hostile_redirect", []defendertest.Answer{{Status: http.StatusFound, Header: http.Header{"Location": {other.URL + "/api/alerts/hostile_redirect/domains"}}}}, connector.KindBadResponse, 302, ""},
-		{"hostile_html_200", []defendertest.Answer{{Body: html, Header: htmlHeader}}, connector.KindBadResponse, 200, "JSON"},
-		{"hostile_html_502", times(100, defendertest.Answer{Status: http.StatusBadGateway, Body: html, Header: htmlHeader}), connector.KindUnavailable, 502, ""},
-		{"hostile_html_404", []defendertest.Answer{{Status: http.StatusNotFound, Body: html, Header: htmlHeader}}, connector.KindNotFound, 404, ""},
-		{"hostile_null", []defendertest.Answer{{Body: "null"}}, connector.KindBadResponse, 200, ""},
+		{"hostile_50mib", []defendertest.Answer{{BodyBytes: 50 << 20}}, message.KindBadResponse, 200, "larger than"},
+		{"hostile_endless", times(20, defendertest.Answer{Slow: true}), message.KindUnavailable, 0, "in time"},
+		{"hostile_utf8", []defendertest.Answer{{Body: "{\"value\":[{\"host\":\"bad\xff\xfe.example.com\"}]}"}}, message.KindBadResponse, 200, "UTF-8"},
+		{"hostile_surrogate", []defendertest.Answer{{Body: `{"value":[{"host":"bad\ud800.example.com"}]}`}}, message.KindBadResponse, 200, "UTF-8"},
+		{"hostile_next_link", []defendertest.Answer{{Body: `{"value":[{"host":"a.example.com"}],"@odata.nextLink":"` + other.URL + `/api/alerts/hostile_next_link/domains?$skip=1"}`}}, message.KindBadResponse, 200, "another host"},
+		{"hostile_redirect", []defendertest.Answer{{Status: http.StatusFound, Header: http.Header{"Location": {other.URL + "/api/alerts/hostile_redirect/domains"}}}}, message.KindBadResponse, 302, ""},
+		{"hostile_html_200", []defendertest.Answer{{Body: html, Header: htmlHeader}}, message.KindBadResponse, 200, "JSON"},
+		{"hostile_html_502", times(100, defendertest.Answer{Status: http.StatusBadGateway, Body: html, Header: htmlHeader}), message.KindUnavailable, 502, ""},
+		{"hostile_html_404", []defendertest.Answer{{Status: http.StatusNotFound, Body: html, Header: htmlHeader}}, message.KindNotFound, 404, ""},
+		{"hostile_null", []defendertest.Answer{{Body: "null"}}, message.KindBadResponse, 200, ""},
 	}
 	ids := make([]string, len(tests))
 	for i, tt := range tests {
@@ -394,7 +395,7 @@ func TestHostileAnswers(t *testing.T) {
 		if r.Error.Kind != tt.kind || r.Error.HTTPStatus != tt.status || r.Error.Message == "" || !strings.Contains(r.Error.Message, tt.contains) {
 			t.Errorf("%s: %s, want kind %s, http status %d, a message with %q", tt.id, r.Raw, tt.kind, tt.status, tt.contains)
 		}
-		if retried := tt.kind == connector.KindUnavailable; retried != (r.Attempts > 1) {
+		if retried := tt.kind == message.KindUnavailable; retried != (r.Attempts > 1) {
 			t.Errorf("%s: %d attempts", tt.id, r.Attempts)
 		}
 	}
@@ -452,7 +453,7 @@ func TestSecretsNeverShow(t *testing.T) {
 	type step struct {
 		body     string
 		status   string
-		kind     connector.Kind
+		kind     message.Kind
 		attempts int
 	}
 	var seqs []uint64
@@ -466,18 +467,18 @@ func TestSecretsNeverShow(t *testing.T) {
 		}
 	}
 	run(step{knownAlert, "success", "", 1})
-	run(step{missing, "failure", connector.KindNotFound, 1})
+	run(step{missing, "failure", message.KindNotFound, 1})
 	emu.ExpireTokens()
 	run(step{alertNone, "success", "", 2})
 	// The token that replaced the expired one is seconds old: a 401 to it
 	// is final at once, without another token.
 	emu.Script(refused, defendertest.Answer{Status: 401, Body: `{"error":{"code":"Unauthorized","message":"x"}}`})
-	run(step{refused, "failure", connector.KindUnauthorized, 1})
+	run(step{refused, "failure", message.KindUnauthorized, 1})
 	stopService(t, p)
 
 	badEnv := emu.env(srv.URL(), append(debug, "AZURE_CLIENT_SECRET="+wrongSecret)...)
 	bad := startService(t, badEnv)
-	run(step{alertTwo, "failure", connector.KindUnauthorized, 0})
+	run(step{alertTwo, "failure", message.KindUnauthorized, 0})
 	stopService(t, bad)
 
 	bin := testenv.BuildBinary(t)

@@ -22,8 +22,8 @@ import (
 	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector/defendertest"
-	"github.com/alert-domains/alert-domains/handlers"
 	"github.com/alert-domains/alert-domains/internal/testenv"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 // TestOversizedHeadersAndAnswersGetOneResult: request headers near the 64 KiB
@@ -156,15 +156,15 @@ func hookScript(t *testing.T) (script, log string) {
 
 // hookRuns reads the hook's log: the results it was given, by request
 // sequence (input cut short by a kill is left out).
-func hookRuns(t *testing.T, log string) map[uint64][]handlers.Result {
+func hookRuns(t *testing.T, log string) map[uint64][]message.Result {
 	t.Helper()
 	data, err := os.ReadFile(log)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		t.Fatal(err)
 	}
-	runs := map[uint64][]handlers.Result{}
+	runs := map[uint64][]message.Result{}
 	for line := range strings.Lines(string(data)) {
-		var r handlers.Result
+		var r message.Result
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			// A hook whose service was killed while writing its input
 			// read a part of it.

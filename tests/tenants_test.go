@@ -14,8 +14,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/connector/defendertest"
-	"github.com/alert-domains/alert-domains/handlers"
 	"github.com/alert-domains/alert-domains/internal/testenv"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 // tenantEmulator is one customer's Entra and Defender: its own app
@@ -129,7 +129,7 @@ func TestTenantsKeepTheirAnswersApart(t *testing.T) {
 		for seq, tenant := range asked {
 			r := got[seq]
 			wantDomains := []string{"c2." + tenant + ".example"}
-			if r.Status != "success" || r.Tenant != tenant || r.Header.Get(handlers.HeaderTenant) != tenant ||
+			if r.Status != "success" || r.Tenant != tenant || r.Header.Get(message.HeaderTenant) != tenant ||
 				r.Subject != successSubject+"."+tenant || !slices.Equal(r.Domains, wantDomains) {
 				t.Errorf("request %d for %s: result on %s: %s", seq, tenant, r.Subject, r.Raw)
 			}

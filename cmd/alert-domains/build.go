@@ -66,7 +66,7 @@ func (s *service) build(ctx context.Context, nc *nats.Conn, start time.Time) (*p
 	if err != nil {
 		return nil, err
 	}
-	handler := handlers.Chain(svc.Handle, m.Middleware(), handlers.Logging(logger), p.hooks.Middleware())
+	handler := consumer.Chain(svc.Handle, m.Middleware(), handlers.Logging(logger), p.hooks.Middleware())
 
 	binder := broker.NewBinder(js, topo, cfg.Provision, logger)
 	p.consumer, err = consumer.New(binder.Bind, handler,

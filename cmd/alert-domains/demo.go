@@ -16,7 +16,7 @@ import (
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/connector/defendertest"
-	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/message"
 	"github.com/alert-domains/alert-domains/metrics"
 	"github.com/alert-domains/alert-domains/tenants"
 )
@@ -181,7 +181,7 @@ func demoPublish(ctx context.Context, w io.Writer, natsURL string, cfg *config.C
 		case <-ctx.Done():
 			return fmt.Errorf("only %d of %d results arrived: %w", len(done), len(samples), ctx.Err())
 		case m := <-results:
-			var r handlers.Result
+			var r message.Result
 			if err := json.Unmarshal(m.Data, &r); err != nil {
 				return fmt.Errorf("result is not JSON: %w", err)
 			}
@@ -204,7 +204,7 @@ func demoPublish(ctx context.Context, w io.Writer, natsURL string, cfg *config.C
 	return nil
 }
 
-func printDemoRow(w io.Writer, i int, s demoSample, r *handlers.Result) {
+func printDemoRow(w io.Writer, i int, s demoSample, r *message.Result) {
 	alert := r.AlertID
 	if alert == "" {
 		alert = fmt.Sprintf("(invalid: %q)", s.body)
@@ -214,7 +214,7 @@ func printDemoRow(w io.Writer, i int, s demoSample, r *handlers.Result) {
 		cached = "yes"
 	}
 	detail := "[]"
-	if r.Status == handlers.StatusSuccess && len(r.Domains) > 0 {
+	if r.Status == message.StatusSuccess && len(r.Domains) > 0 {
 		detail = strings.Join(r.Domains, ", ")
 	}
 	if r.Error != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/alert-domains/alert-domains/config"
+	"github.com/alert-domains/alert-domains/message"
 
 	"bytes"
 	"context"
@@ -120,7 +121,7 @@ func TestEmulateServesUntilCanceled(t *testing.T) {
 	}
 	_, err = client.Domains(t.Context(), "da637472900382838869_1364969609")
 	var ce *connector.Error
-	if !errors.As(err, &ce) || ce.Kind != connector.KindThrottled || ce.RetryAfter < 59*time.Minute {
+	if !errors.As(err, &ce) || ce.Kind != message.KindThrottled || ce.RetryAfter < 59*time.Minute {
 		t.Fatalf("over the quota: %v, want throttled with Retry-After about an hour", err)
 	}
 

@@ -13,7 +13,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/message"
 	"github.com/alert-domains/alert-domains/quota"
 )
 
@@ -143,7 +143,7 @@ func lineReader(r io.Reader) func() (string, bool, error) {
 			if tooLong {
 				// The line's first bytes, untrimmed: too long or with white
 				// space, so never a valid ID.
-				return string(line[:connector.MaxAlertIDLength+1]), true, nil
+				return string(line[:message.MaxAlertIDLength+1]), true, nil
 			}
 			if t := bytes.TrimSpace(line); len(t) > 0 {
 				return string(t), true, nil
@@ -160,7 +160,7 @@ func lineReader(r io.Reader) func() (string, bool, error) {
 
 // outcome is the result of one ID and, for a failure, its explanation.
 type outcome struct {
-	result  *handlers.Result
+	result  *message.Result
 	explain string
 }
 
@@ -253,14 +253,14 @@ func lookupOne(ctx context.Context, client *connector.Client, id string) outcome
 	res, err := client.Domains(ctx, id)
 	now := time.Now()
 	if err == nil {
-		return outcome{result: handlers.Success(id, res.Domains, res.Attempts, false, now)}
+		return outcome{result: message.Success(id, res.Domains, res.Attempts, false, now)}
 	}
 	alertID, shown := id, id
-	if connector.ValidateAlertID(id) != nil {
+	if message.ValidateAlertID(id) != nil {
 		alertID, shown = "", fmt.Sprintf("%q", id)
 	}
 	return outcome{
-		result:  handlers.Failure(alertID, err, res.Attempts, now),
-		explain: fmt.Sprintf("alert-domains: get %s: %s: %v (attempts: %d)", shown, connector.KindOf(err), err, res.Attempts),
+		result:  message.Failure(alertID, err, res.Attempts, now),
+		explain: fmt.Sprintf("alert-domains: get %s: %s: %v (attempts: %d)", shown, message.KindOf(err), err, res.Attempts),
 	}
 }

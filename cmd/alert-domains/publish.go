@@ -14,7 +14,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
-	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 func runPublish(ctx context.Context, e *env, args []string) error {
@@ -75,7 +75,7 @@ type publisher struct {
 
 func (p *publisher) fromReader(ctx context.Context, r io.Reader) error {
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), handlers.MaxRequestBytes+1)
+	sc.Buffer(make([]byte, 64<<10), message.MaxRequestBytes+1)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" {
@@ -98,10 +98,10 @@ func (p *publisher) publish(ctx context.Context, id string) error {
 	}
 	msg := &nats.Msg{Subject: p.subject, Data: body, Header: nats.Header{}}
 	if p.correlation != "" {
-		msg.Header.Set(handlers.HeaderCorrelationID, p.correlation)
+		msg.Header.Set(message.HeaderCorrelationID, p.correlation)
 	}
 	if p.dedup {
-		msg.Header.Set(handlers.HeaderMsgID, id)
+		msg.Header.Set(message.HeaderMsgID, id)
 	}
 	ack, err := p.js.PublishMsg(ctx, msg)
 	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {

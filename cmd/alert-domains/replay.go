@@ -22,8 +22,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
-	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 // replayWindow bounds the republished requests waiting for the stream's
@@ -74,7 +73,7 @@ its tenant was configured (unknown_tenant) is found by its subject or body.
 // replayOptions are the parsed flags of a replay run.
 type replayOptions struct {
 	failed         bool
-	kinds          map[connector.Kind]bool
+	kinds          map[message.Kind]bool
 	alert          string
 	tenant         string // only this tenant's requests; "" for every one
 	since, until   time.Time
@@ -181,14 +180,14 @@ func (v *replayFlagValues) options(fs *flag.FlagSet, now time.Time) (*replayOpti
 		// Every kind: o.kinds stays nil.
 	case "":
 		o.defaultKinds = true
-		o.kinds = make(map[connector.Kind]bool)
+		o.kinds = make(map[message.Kind]bool)
 		for _, k := range replayableKinds {
 			o.kinds[k] = true
 		}
 	default:
-		o.kinds = make(map[connector.Kind]bool)
+		o.kinds = make(map[message.Kind]bool)
 		for k := range strings.SplitSeq(kinds, ",") {
-			kind := connector.Kind(strings.TrimSpace(k))
+			kind := message.Kind(strings.TrimSpace(k))
 			if !slices.Contains(failureKinds, kind) {
 				return nil, usageErrorf("replay: --kind: %q is not a failure kind (%s, or all)", k, kindList())
 			}
@@ -196,7 +195,7 @@ func (v *replayFlagValues) options(fs *flag.FlagSet, now time.Time) (*replayOpti
 		}
 	}
 	if alert != "" {
-		if err := connector.ValidateAlertID(alert); err != nil {
+		if err := message.ValidateAlertID(alert); err != nil {
 			return nil, usageErrorf("replay: --alert: %v", err)
 		}
 	}
@@ -218,23 +217,23 @@ func (v *replayFlagValues) options(fs *flag.FlagSet, now time.Time) (*replayOpti
 }
 
 // failureKinds are the error kinds of the contract.
-var failureKinds = []connector.Kind{
-	connector.KindInvalidRequest, connector.KindBadRequest, connector.KindUnauthorized, connector.KindForbidden,
-	connector.KindNotFound, connector.KindThrottled, connector.KindUnavailable, connector.KindBadResponse,
-	connector.KindUnknownTenant,
+var failureKinds = []message.Kind{
+	message.KindInvalidRequest, message.KindBadRequest, message.KindUnauthorized, message.KindForbidden,
+	message.KindNotFound, message.KindThrottled, message.KindUnavailable, message.KindBadResponse,
+	message.KindUnknownTenant,
 }
 
 // replayableKinds are what replay --failed takes without --kind: the kinds
 // a replay can fix (an outage ended, a credential or permission or tenant
 // was fixed). not_found, invalid_request, bad_request and bad_response
 // would fail the same way again, each spending a Defender call.
-var replayableKinds = []connector.Kind{
-	connector.KindUnavailable, connector.KindThrottled, connector.KindUnauthorized, connector.KindForbidden,
-	connector.KindUnknownTenant,
+var replayableKinds = []message.Kind{
+	message.KindUnavailable, message.KindThrottled, message.KindUnauthorized, message.KindForbidden,
+	message.KindUnknownTenant,
 }
 
 // selects reports whether a failure of kind k is replayed.
-func (o *replayOptions) selects(k connector.Kind) bool {
+func (o *replayOptions) selects(k message.Kind) bool {
 	return o.kinds == nil || o.kinds[k]
 }
 
@@ -341,7 +340,7 @@ type failureRef struct {
 	own       uint64 // the request the result is for
 	alertID   string
 	tenant    string
-	kind      connector.Kind
+	kind      message.Kind
 }
 
 // successKey names an alert of a tenant among the success results: a
@@ -375,7 +374,7 @@ func (r *replayer) planFailed(ctx context.Context) ([]replayItem, error) {
 		if !r.opts.until.IsZero() && meta.Timestamp.After(r.opts.until) {
 			return false, nil
 		}
-		var res handlers.Result
+		var res message.Result
 		if err := json.Unmarshal(msg.Data(), &res); err != nil || res.Error == nil {
 			r.sum.filtered++
 			return true, nil
@@ -450,7 +449,7 @@ func (r *replayer) requestTenant(subject string, data []byte, h nats.Header) str
 	if name, ok := strings.CutPrefix(subject, r.cfg.RequestSubject+"."); ok {
 		return name
 	}
-	req, _ := handlers.Decode(data, h)
+	req, _ := message.Decode(data, h)
 	return req.Tenant
 }
 
@@ -504,8 +503,8 @@ func (r *replayer) lastSuccesses(ctx context.Context, from time.Time) (map[strin
 		HeadersOnly:    true,
 	}
 	err := scanStream(ctx, r.js, r.cfg.ResultStream, occ, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
-		if id := msg.Headers().Get(handlers.HeaderAlertID); id != "" {
-			last[successKey(msg.Headers().Get(handlers.HeaderTenant), id)] = meta.Sequence.Stream
+		if id := msg.Headers().Get(message.HeaderAlertID); id != "" {
+			last[successKey(msg.Headers().Get(message.HeaderTenant), id)] = meta.Sequence.Stream
 		}
 		return true, nil
 	})
@@ -528,7 +527,7 @@ func (r *replayer) replayCopies(ctx context.Context, from time.Time) (map[uint64
 		HeadersOnly:    true,
 	}
 	err := scanStream(ctx, r.js, r.cfg.RequestStream, occ, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
-		id, ok := parseReplayID(msg.Headers().Get(handlers.HeaderMsgID), r.identity)
+		id, ok := parseReplayID(msg.Headers().Get(message.HeaderMsgID), r.identity)
 		if ok && id.answers != 0 {
 			copies[id.answers] = append(copies[id.answers], meta.Sequence.Stream)
 		}
@@ -619,7 +618,7 @@ func (r *replayer) checkCopy(ctx context.Context, seq uint64) (replayCopy, error
 	if msg == nil || err != nil {
 		return replayCopy{}, err
 	}
-	id, ok := parseReplayID(msg.Header.Get(handlers.HeaderMsgID), r.identity)
+	id, ok := parseReplayID(msg.Header.Get(message.HeaderMsgID), r.identity)
 	if !ok || id.source >= seq {
 		return replayCopy{}, nil
 	}
@@ -631,7 +630,7 @@ func (r *replayer) checkCopy(ctx context.Context, seq uint64) (replayCopy, error
 		return replayCopy{}, nil
 	}
 	root := id.source
-	if n, err := strconv.ParseUint(msg.Header.Get(handlers.HeaderReplayOf), 10, 64); err == nil && n > 0 && n <= id.source {
+	if n := message.ReplayOf(msg.Header); n > 0 && n <= id.source {
 		root = n
 	}
 	return replayCopy{ok: true, root: root}, nil
@@ -672,7 +671,7 @@ func sameHeaders(a, b nats.Header) bool {
 
 // copiedHeader reports whether a replay copies the header k.
 func copiedHeader(k string) bool {
-	return !strings.HasPrefix(strings.ToLower(k), "nats-") && !strings.EqualFold(k, handlers.HeaderReplayOf)
+	return !strings.HasPrefix(strings.ToLower(k), "nats-") && !strings.EqualFold(k, message.HeaderReplayOf)
 }
 
 // planStored selects the stored request messages in the range.
@@ -836,7 +835,7 @@ func (r *replayer) republish(ctx context.Context, items []replayItem) error {
 // replay published) and the message ID of its copy.
 func (r *replayer) resolve(ctx context.Context, it *replayItem, raw *jetstream.RawStreamMsg, lastSeq uint64) error {
 	if it.alertID == "" {
-		req, _ := handlers.Decode(raw.Data, raw.Header)
+		req, _ := message.Decode(raw.Data, raw.Header)
 		it.alertID = req.AlertID
 	}
 	it.root = it.seq
@@ -869,9 +868,9 @@ func replayMessage(raw *jetstream.RawStreamMsg, subject string, root uint64, msg
 			h[k] = slices.Clone(v)
 		}
 	}
-	h.Set(handlers.HeaderReplayOf, strconv.FormatUint(root, 10))
+	h.Set(message.HeaderReplayOf, strconv.FormatUint(root, 10))
 	if msgID != "" {
-		h.Set(handlers.HeaderMsgID, msgID)
+		h.Set(message.HeaderMsgID, msgID)
 	}
 	return &nats.Msg{Subject: subject, Header: h, Data: raw.Data}
 }
@@ -892,7 +891,7 @@ func (r *replayer) published(ctx context.Context, p pendingPublish, ack *jetstre
 			r.skipped(it, skipReplayedConcurrently)
 			return
 		default:
-			p.msg.Header.Set(handlers.HeaderMsgID, it.msgID+"-"+strconv.FormatInt(time.Now().UnixNano(), 36))
+			p.msg.Header.Set(message.HeaderMsgID, it.msgID+"-"+strconv.FormatInt(time.Now().UnixNano(), 36))
 			ack, err = r.js.PublishMsg(ctx, p.msg)
 		}
 	}

@@ -9,20 +9,19 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 // TestReplayDefaultKinds: without --kind, replay --failed takes only the
 // kinds a replay can fix; --kind all takes every kind.
 func TestReplayDefaultKinds(t *testing.T) {
 	o := newOpsEnv(t, true)
-	all := []connector.Kind{
-		connector.KindUnavailable, connector.KindThrottled, connector.KindUnauthorized, connector.KindForbidden,
-		connector.KindUnknownTenant,
-		connector.KindNotFound, connector.KindInvalidRequest, connector.KindBadRequest, connector.KindBadResponse,
+	all := []message.Kind{
+		message.KindUnavailable, message.KindThrottled, message.KindUnauthorized, message.KindForbidden,
+		message.KindUnknownTenant,
+		message.KindNotFound, message.KindInvalidRequest, message.KindBadRequest, message.KindBadResponse,
 	}
-	bodies := make(map[string]connector.Kind)
+	bodies := make(map[string]message.Kind)
 	for i, k := range all {
 		body := "alert_" + strconv.Itoa(i)
 		bodies[body] = k
@@ -31,13 +30,13 @@ func TestReplayDefaultKinds(t *testing.T) {
 	}
 	before := o.lastRequestSeq(t)
 	out := o.mustRun(t, "replay", "--failed")
-	got := map[connector.Kind]int{}
+	got := map[message.Kind]int{}
 	for _, m := range o.requestsAfter(t, before) {
 		got[bodies[string(m.Data)]]++
 	}
 	for _, k := range all {
 		want := 0
-		if k == connector.KindUnavailable || k == connector.KindThrottled || k == connector.KindUnauthorized || k == connector.KindForbidden || k == connector.KindUnknownTenant {
+		if k == message.KindUnavailable || k == message.KindThrottled || k == message.KindUnauthorized || k == message.KindForbidden || k == message.KindUnknownTenant {
 			want = 1
 		}
 		if got[k] != want {
@@ -69,19 +68,19 @@ func TestReplayIgnoresDecoys(t *testing.T) {
 	// A request that succeeded, and a decoy claiming to replay it that
 	// failed: the service copies the decoy's Replay-Of into its result.
 	good := o.request(t, succeededBody, nil)
-	o.result(t, handlers.Success(succeededBody, []string{"www.example.com"}, 1, false, time.Now()), good)
+	o.result(t, message.Success(succeededBody, []string{"www.example.com"}, 1, false, time.Now()), good)
 	h := nats.Header{}
-	h.Set(handlers.HeaderReplayOf, strconv.FormatUint(good, 10))
+	h.Set(message.HeaderReplayOf, strconv.FormatUint(good, 10))
 	decoy := o.request(t, decoyBody, h)
-	o.failure(t, decoyBody, connector.KindUnavailable, decoy, good)
+	o.failure(t, decoyBody, message.KindUnavailable, decoy, good)
 
 	// A genuine failure, then decoys that claim to be its replay: one by
 	// Replay-Of, one with the very message ID replay would use.
 	failed := o.request(t, failedBody, nil)
-	o.failure(t, failedBody, connector.KindUnavailable, failed, 0)
+	o.failure(t, failedBody, message.KindUnavailable, failed, 0)
 	failureSeq := lastResultSeq(t, o)
 	h = nats.Header{}
-	h.Set(handlers.HeaderReplayOf, strconv.FormatUint(failed, 10))
+	h.Set(message.HeaderReplayOf, strconv.FormatUint(failed, 10))
 	o.request(t, "alert_other", h)
 	s, err := o.js.Stream(t.Context(), o.cfg.RequestStream)
 	if err != nil {
@@ -89,8 +88,8 @@ func TestReplayIgnoresDecoys(t *testing.T) {
 	}
 	identity := strconv.FormatInt(s.CachedInfo().Created.UnixNano(), 36)
 	forged := nats.Header{}
-	forged.Set(handlers.HeaderReplayOf, strconv.FormatUint(failed, 10))
-	forged.Set(handlers.HeaderMsgID, replayID{source: failed, answers: failureSeq}.String(identity))
+	forged.Set(message.HeaderReplayOf, strconv.FormatUint(failed, 10))
+	forged.Set(message.HeaderMsgID, replayID{source: failed, answers: failureSeq}.String(identity))
 	o.request(t, "alert_forged", forged)
 
 	before := o.lastRequestSeq(t)
@@ -138,7 +137,7 @@ func TestReplayConcurrentRunsDeduplicate(t *testing.T) {
 	for i := range n {
 		body := "alert_" + strconv.Itoa(i)
 		seq := o.request(t, body, nil)
-		o.failure(t, body, connector.KindUnavailable, seq, 0)
+		o.failure(t, body, message.KindUnavailable, seq, 0)
 	}
 	before := o.lastRequestSeq(t)
 	type res struct {

@@ -20,8 +20,8 @@ import (
 	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/handlers"
 	"github.com/alert-domains/alert-domains/internal/testenv"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 // opsEnv is a JetStream server with the service's topology, and the
@@ -81,17 +81,17 @@ func (o *opsEnv) request(t *testing.T, body string, header nats.Header) uint64 {
 }
 
 // result stores r as the service would for the request at seq.
-func (o *opsEnv) result(t *testing.T, r *handlers.Result, seq uint64) {
+func (o *opsEnv) result(t *testing.T, r *message.Result, seq uint64) {
 	t.Helper()
 	r.RequestSequence = seq
 	subject := o.cfg.SuccessSubject
-	if r.Status == handlers.StatusFailure {
+	if r.Status == message.StatusFailure {
 		subject = o.cfg.FailureSubject
 	}
 	if r.Tenant != "" {
 		subject += "." + r.Tenant
 	}
-	msg, err := r.Message(subject, handlers.ResultMsgID(o.cfg.RequestStream, seq, time.Time{}), "")
+	msg, err := r.Message(subject, message.ResultMsgID(o.cfg.RequestStream, seq, time.Time{}), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,9 +100,9 @@ func (o *opsEnv) result(t *testing.T, r *handlers.Result, seq uint64) {
 	}
 }
 
-func (o *opsEnv) failure(t *testing.T, alertID string, kind connector.Kind, seq, replayOf uint64) {
+func (o *opsEnv) failure(t *testing.T, alertID string, kind message.Kind, seq, replayOf uint64) {
 	t.Helper()
-	r := handlers.Failure(alertID, &connector.Error{Kind: kind, Message: string(kind)}, 1, time.Now())
+	r := message.Failure(alertID, &connector.Error{Kind: kind, Message: string(kind)}, 1, time.Now())
 	r.ReplayOf = replayOf
 	o.result(t, r, seq)
 }
@@ -142,7 +142,7 @@ func (o *opsEnv) lastRequestSeq(t *testing.T) uint64 {
 
 func replayOf(t *testing.T, m *jetstream.RawStreamMsg) uint64 {
 	t.Helper()
-	n, err := strconv.ParseUint(m.Header.Get(handlers.HeaderReplayOf), 10, 64)
+	n, err := strconv.ParseUint(m.Header.Get(message.HeaderReplayOf), 10, 64)
 	if err != nil {
 		t.Fatalf("request %d has no Replay-Of header: %v", m.Sequence, m.Header)
 	}
@@ -219,7 +219,7 @@ func TestReplayFlagsForms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !o.failed || len(o.kinds) != 2 || !o.kinds[connector.KindThrottled] || !o.since.Equal(now.Add(-2*time.Hour)) || !o.until.Equal(now.Add(-time.Hour)) {
+	if !o.failed || len(o.kinds) != 2 || !o.kinds[message.KindThrottled] || !o.since.Equal(now.Add(-2*time.Hour)) || !o.until.Equal(now.Add(-time.Hour)) {
 		t.Errorf("options %+v", o)
 	}
 	if o, err = parse("--from-seq", "7", "--to-seq", "9"); err != nil || o.fromSeq != 7 || o.toSeq != 9 || o.failed {
@@ -234,15 +234,15 @@ func TestPlanFailures(t *testing.T) {
 	t0 := time.Now()
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
 	failures := []failureRef{
-		{resultSeq: 10, at: at(10), own: 1, alertID: "a", kind: connector.KindUnavailable},
-		{resultSeq: 11, at: at(11), own: 2, alertID: "b", kind: connector.KindUnavailable},
-		{resultSeq: 12, at: at(12), own: 3, alertID: "c", kind: connector.KindUnavailable},
-		{resultSeq: 13, at: at(13), own: 4, alertID: "d", kind: connector.KindThrottled},
+		{resultSeq: 10, at: at(10), own: 1, alertID: "a", kind: message.KindUnavailable},
+		{resultSeq: 11, at: at(11), own: 2, alertID: "b", kind: message.KindUnavailable},
+		{resultSeq: 12, at: at(12), own: 3, alertID: "c", kind: message.KindUnavailable},
+		{resultSeq: 13, at: at(13), own: 4, alertID: "d", kind: message.KindThrottled},
 		// 9 is the copy of 4 that answered failure 13, and failed too.
-		{resultSeq: 20, at: at(20), own: 9, alertID: "d", kind: connector.KindThrottled},
-		{resultSeq: 21, at: at(21), own: 0, kind: connector.KindInvalidRequest},
+		{resultSeq: 20, at: at(20), own: 9, alertID: "d", kind: message.KindThrottled},
+		{resultSeq: 21, at: at(21), own: 0, kind: message.KindInvalidRequest},
 		// 5 has a claimed copy (7) that replay did not publish: a decoy.
-		{resultSeq: 22, at: at(22), own: 5, alertID: "e", kind: connector.KindUnavailable},
+		{resultSeq: 22, at: at(22), own: 5, alertID: "e", kind: message.KindUnavailable},
 	}
 	succeeded := map[string]uint64{"a": 15, "b": 5} // a succeeded after its failure, b before
 	copies := map[uint64][]uint64{12: {8}, 13: {9}, 22: {7}}
@@ -276,18 +276,18 @@ func TestPlanFailures(t *testing.T) {
 func TestReplayFailedRepublishesOriginals(t *testing.T) {
 	o := newOpsEnv(t, true)
 	h := nats.Header{}
-	h.Set(handlers.HeaderCorrelationID, "siem-42")
-	h.Set(handlers.HeaderTraceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-	h.Set(handlers.HeaderMsgID, "publisher-dedup-1")
+	h.Set(message.HeaderCorrelationID, "siem-42")
+	h.Set(message.HeaderTraceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	h.Set(message.HeaderMsgID, "publisher-dedup-1")
 	bodyA := `{"alertId":"da637472900382838869_1364969609"}`
 	seqA := o.request(t, bodyA, h)
 	seqB := o.request(t, "636688558380765161_2136280442", nil)
 	seqC := o.request(t, "da637551227677560813_-961444813", nil)
 	seqD := o.request(t, "da637200417169017725_183736971", nil)
-	o.failure(t, "da637472900382838869_1364969609", connector.KindUnavailable, seqA, 0)
-	o.failure(t, "636688558380765161_2136280442", connector.KindNotFound, seqB, 0)
-	o.result(t, handlers.Success("da637551227677560813_-961444813", nil, 1, false, time.Now()), seqC)
-	o.failure(t, "da637200417169017725_183736971", connector.KindThrottled, seqD, 0)
+	o.failure(t, "da637472900382838869_1364969609", message.KindUnavailable, seqA, 0)
+	o.failure(t, "636688558380765161_2136280442", message.KindNotFound, seqB, 0)
+	o.result(t, message.Success("da637551227677560813_-961444813", nil, 1, false, time.Now()), seqC)
+	o.failure(t, "da637200417169017725_183736971", message.KindThrottled, seqD, 0)
 	before := o.lastRequestSeq(t)
 
 	out := o.mustRun(t, "replay", "--failed", "--kind", "unavailable,throttled", "--rate", "1000")
@@ -299,10 +299,10 @@ func TestReplayFailedRepublishesOriginals(t *testing.T) {
 	if string(a.Data) != bodyA || replayOf(t, a) != seqA {
 		t.Errorf("first replay %q Replay-Of %d, want the body of %d", a.Data, replayOf(t, a), seqA)
 	}
-	if a.Header.Get(handlers.HeaderCorrelationID) != "siem-42" || a.Header.Get(handlers.HeaderTraceparent) != h.Get(handlers.HeaderTraceparent) {
+	if a.Header.Get(message.HeaderCorrelationID) != "siem-42" || a.Header.Get(message.HeaderTraceparent) != h.Get(message.HeaderTraceparent) {
 		t.Errorf("original headers not kept: %v", a.Header)
 	}
-	if id := a.Header.Get(handlers.HeaderMsgID); !strings.HasPrefix(id, "replay-") {
+	if id := a.Header.Get(message.HeaderMsgID); !strings.HasPrefix(id, "replay-") {
 		t.Errorf("Nats-Msg-Id %q, want replay's own", id)
 	}
 	if replayOf(t, msgs[1]) != seqD {
@@ -320,7 +320,7 @@ func TestReplayFailedTwiceRepublishesNothingNew(t *testing.T) {
 	o := newOpsEnv(t, true)
 	const alert = "da637472900382838869_1364969609"
 	seq := o.request(t, alert, nil)
-	o.failure(t, alert, connector.KindUnavailable, seq, 0)
+	o.failure(t, alert, message.KindUnavailable, seq, 0)
 
 	o.mustRun(t, "replay", "--failed")
 	after1 := o.lastRequestSeq(t)
@@ -333,7 +333,7 @@ func TestReplayFailedTwiceRepublishesNothingNew(t *testing.T) {
 		t.Errorf("second run does not say why it skipped:\n%s", out)
 	}
 	// The replay succeeded: a third run leaves it alone too.
-	o.result(t, handlers.Success(alert, []string{"www.example.com"}, 1, false, time.Now()), after1)
+	o.result(t, message.Success(alert, []string{"www.example.com"}, 1, false, time.Now()), after1)
 	out = o.mustRun(t, "replay", "--failed")
 	if n := len(o.requestsAfter(t, after1)); n != 0 {
 		t.Fatalf("third run republished %d requests; output:\n%s", n, out)
@@ -347,10 +347,10 @@ func TestReplayFailedAgainAfterTheReplayFailed(t *testing.T) {
 	o := newOpsEnv(t, true)
 	const alert = "da637472900382838869_1364969609"
 	seq := o.request(t, alert, nil)
-	o.failure(t, alert, connector.KindUnavailable, seq, 0)
+	o.failure(t, alert, message.KindUnavailable, seq, 0)
 	o.mustRun(t, "replay", "--failed")
 	replay := o.lastRequestSeq(t)
-	o.failure(t, alert, connector.KindUnavailable, replay, seq)
+	o.failure(t, alert, message.KindUnavailable, replay, seq)
 
 	out := o.mustRun(t, "replay", "--failed")
 	msgs := o.requestsAfter(t, replay)
@@ -365,7 +365,7 @@ func TestReplayFailedAgainAfterTheReplayFailed(t *testing.T) {
 func TestReplayDryRunPublishesNothing(t *testing.T) {
 	o := newOpsEnv(t, true)
 	seq := o.request(t, "abc", nil)
-	o.failure(t, "abc", connector.KindUnavailable, seq, 0)
+	o.failure(t, "abc", message.KindUnavailable, seq, 0)
 	before := o.lastRequestSeq(t)
 	for _, args := range [][]string{{"--failed"}, {"--from-seq", "1"}, {"--since", "1h"}} {
 		out := o.mustRun(t, append([]string{"replay", "--dry-run"}, args...)...)
@@ -414,7 +414,7 @@ func TestReplayStoredRange(t *testing.T) {
 func TestReplaySkipsRequestsNoLongerStored(t *testing.T) {
 	o := newOpsEnv(t, true)
 	seq := o.request(t, "gone", nil)
-	o.failure(t, "gone", connector.KindUnavailable, seq, 0)
+	o.failure(t, "gone", message.KindUnavailable, seq, 0)
 	s, err := o.js.Stream(t.Context(), o.cfg.RequestStream)
 	if err != nil {
 		t.Fatal(err)

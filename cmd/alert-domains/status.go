@@ -19,7 +19,7 @@ import (
 	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/message"
 	"github.com/alert-domains/alert-domains/metrics"
 	"github.com/alert-domains/alert-domains/quota"
 )
@@ -96,7 +96,7 @@ type status struct {
 	streams               []streamStatus
 	consumers             []consumerStatus
 	cache                 string
-	failures              map[connector.Kind]int
+	failures              map[message.Kind]int
 	limits                []connector.Limit
 	limitsText            string
 	used                  map[time.Duration]int
@@ -117,10 +117,10 @@ type status struct {
 
 // tenantStatus is one tenant's line.
 type tenantStatus struct {
-	results  int                    // in the last hour
-	failures map[connector.Kind]int // in the last hour
-	used     map[time.Duration]int  // attempts of the results of each quota window
-	stored   uint64                 // requests stored on its request subject
+	results  int                   // in the last hour
+	failures map[message.Kind]int  // in the last hour
+	used     map[time.Duration]int // attempts of the results of each quota window
+	stored   uint64                // requests stored on its request subject
 	// pending: requests on its request subject past the consumer's
 	// acknowledgement floor without a result (-1: not known).
 	pending int64
@@ -129,7 +129,7 @@ type tenantStatus struct {
 func (st *status) tenant(name string) *tenantStatus {
 	ts, ok := st.byTenant[name]
 	if !ok {
-		ts = &tenantStatus{failures: map[connector.Kind]int{}, used: map[time.Duration]int{}, pending: -1}
+		ts = &tenantStatus{failures: map[message.Kind]int{}, used: map[time.Duration]int{}, pending: -1}
 		st.byTenant[name] = ts
 	}
 	return ts
@@ -157,7 +157,7 @@ type consumerStatus struct {
 
 func readStatus(ctx context.Context, js jetstream.JetStream, cfg *config.Config, list []config.Tenant, now time.Time) (*status, error) {
 	topo := broker.NewTopology(cfg)
-	st := &status{now: now, limits: cfg.RateLimits, limitsText: cfg.DefenderRateLimits, failures: map[connector.Kind]int{}, used: map[time.Duration]int{},
+	st := &status{now: now, limits: cfg.RateLimits, limitsText: cfg.DefenderRateLimits, failures: map[message.Kind]int{}, used: map[time.Duration]int{},
 		tenants: list, byTenant: map[string]*tenantStatus{}}
 	for _, t := range list {
 		st.tenant(t.Name)
@@ -353,7 +353,7 @@ func (st *status) readResults(ctx context.Context, js jetstream.JetStream, cfg *
 		OptStartTime:   &from,
 	}
 	err := scanStream(ctx, js, cfg.ResultStream, occ, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
-		var r handlers.Result
+		var r message.Result
 		if json.Unmarshal(msg.Data(), &r) != nil {
 			return true, nil
 		}
@@ -446,13 +446,13 @@ func (st *status) print(out io.Writer) error {
 	if len(st.failures) == 0 {
 		fmt.Fprintln(w, "FAILURES IN THE LAST HOUR: none")
 	} else {
-		kinds := make([]connector.Kind, 0, len(st.failures))
+		kinds := make([]message.Kind, 0, len(st.failures))
 		total := 0
 		for k, n := range st.failures {
 			kinds = append(kinds, k)
 			total += n
 		}
-		slices.SortFunc(kinds, func(a, b connector.Kind) int {
+		slices.SortFunc(kinds, func(a, b message.Kind) int {
 			return cmp.Or(cmp.Compare(st.failures[b], st.failures[a]), cmp.Compare(a, b))
 		})
 		fmt.Fprintf(w, "FAILURES IN THE LAST HOUR: %d\n", total)
@@ -610,7 +610,7 @@ func (st *status) printTenants(w *tabwriter.Writer) {
 
 // failureText is failures by kind, the most frequent first: "3 (2
 // unavailable, 1 not_found)".
-func failureText(failures map[connector.Kind]int) string {
+func failureText(failures map[message.Kind]int) string {
 	total := 0
 	for _, n := range failures {
 		total += n
@@ -618,7 +618,7 @@ func failureText(failures map[connector.Kind]int) string {
 	if total == 0 {
 		return "0"
 	}
-	kinds := slices.SortedFunc(maps.Keys(failures), func(a, b connector.Kind) int {
+	kinds := slices.SortedFunc(maps.Keys(failures), func(a, b message.Kind) int {
 		return cmp.Or(cmp.Compare(failures[b], failures[a]), cmp.Compare(a, b))
 	})
 	parts := make([]string, len(kinds))

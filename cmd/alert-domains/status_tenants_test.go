@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 // writeTenantsFile writes a tenants file of contoso and fabrikam (whose
@@ -43,21 +43,21 @@ func TestStatusTenants(t *testing.T) {
 	o.vars["QUOTA_SCOPE"] = "process"
 	writeTenantsFile(t, o)
 	c1 := o.requestOn(t, "contoso", "c1")
-	fail := handlers.Failure("c1", &connector.Error{Kind: connector.KindUnavailable, Message: "down"}, 2, time.Now())
+	fail := message.Failure("c1", &connector.Error{Kind: message.KindUnavailable, Message: "down"}, 2, time.Now())
 	fail.Tenant = "contoso"
 	o.result(t, fail, c1)
 	c2 := o.requestOn(t, "contoso", "c2")
-	ok := handlers.Success("c2", nil, 1, false, time.Now())
+	ok := message.Success("c2", nil, 1, false, time.Now())
 	ok.Tenant = "contoso"
 	o.result(t, ok, c2)
 	f1 := o.requestOn(t, "fabrikam", "f1")
-	ok = handlers.Success("f1", nil, 3, false, time.Now())
+	ok = message.Success("f1", nil, 3, false, time.Now())
 	ok.Tenant = "fabrikam"
 	o.result(t, ok, f1)
 	n1 := o.requestOn(t, "", `{"alertId":"n1","tenant":"nobody"}`)
-	o.tenantFailure(t, "", "n1", connector.KindUnknownTenant, n1)
+	o.tenantFailure(t, "", "n1", message.KindUnknownTenant, n1)
 	w1 := o.requestOn(t, "northwind", "w1")
-	ok = handlers.Success("w1", nil, 0, true, time.Now())
+	ok = message.Success("w1", nil, 0, true, time.Now())
 	ok.Tenant = "northwind" // removed from the file since
 	o.result(t, ok, w1)
 
@@ -99,7 +99,7 @@ func TestStatusTenants(t *testing.T) {
 	o2 := newOpsEnv(t, true)
 	o2.vars["QUOTA_SCOPE"] = "process"
 	s := o2.request(t, "s", nil)
-	ok = handlers.Success("s", nil, 1, false, time.Now())
+	ok = message.Success("s", nil, 1, false, time.Now())
 	ok.Tenant = "default"
 	o2.result(t, ok, s)
 	if out := o2.mustRun(t, "status"); strings.Contains(out, "TENANTS") {

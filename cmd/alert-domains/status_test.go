@@ -10,23 +10,23 @@ import (
 
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/handlers"
 	"github.com/alert-domains/alert-domains/internal/testenv"
+	"github.com/alert-domains/alert-domains/message"
 	"github.com/alert-domains/alert-domains/quota"
 )
 
 func TestStatusOneScreen(t *testing.T) {
 	o := newOpsEnv(t, true)
 	o.vars["QUOTA_SCOPE"] = "process"
-	for i, kind := range []connector.Kind{connector.KindUnavailable, connector.KindUnavailable, connector.KindNotFound} {
+	for i, kind := range []message.Kind{message.KindUnavailable, message.KindUnavailable, message.KindNotFound} {
 		seq := o.request(t, "f", nil)
-		r := handlers.Failure("f", &connector.Error{Kind: kind, Message: "x"}, i+1, time.Now())
+		r := message.Failure("f", &connector.Error{Kind: kind, Message: "x"}, i+1, time.Now())
 		o.result(t, r, seq)
 	}
 	seq := o.request(t, "s", nil)
-	o.result(t, handlers.Success("s", nil, 4, false, time.Now()), seq)
+	o.result(t, message.Success("s", nil, 4, false, time.Now()), seq)
 	seq = o.request(t, "c", nil)
-	o.result(t, handlers.Success("c", nil, 0, true, time.Now()), seq)
+	o.result(t, message.Success("c", nil, 0, true, time.Now()), seq)
 
 	out := o.mustRun(t, "status")
 	for _, want := range []string{

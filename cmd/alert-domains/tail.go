@@ -14,7 +14,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
-	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 const tailSynopsis = `tail [--since D] [--failed | --succeeded] [--tenant NAME] [--json]
@@ -160,11 +160,11 @@ func interrupted(ctx context.Context, err error) error {
 // printResultLine prints one result readably: completedAt, status, alert,
 // then the domains of a success or the error of a failure.
 func printResultLine(w io.Writer, msg jetstream.Msg) error {
-	var r handlers.Result
+	var r message.Result
 	if err := json.Unmarshal(msg.Data(), &r); err != nil || r.Status == "" {
 		at := ""
 		if meta, err := msg.Metadata(); err == nil {
-			at = meta.Timestamp.UTC().Format(handlers.TimeFormat)
+			at = meta.Timestamp.UTC().Format(message.TimeFormat)
 		}
 		_, err := fmt.Fprintf(w, "%-24s  %-7s  unreadable result on %s (%d bytes)\n", at, "?", msg.Subject(), len(msg.Data()))
 		return err
@@ -173,7 +173,7 @@ func printResultLine(w io.Writer, msg jetstream.Msg) error {
 	return err
 }
 
-func resultLine(r *handlers.Result) string {
+func resultLine(r *message.Result) string {
 	alert := r.AlertID
 	if alert == "" {
 		alert = "-"

@@ -8,7 +8,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 // startTail runs tail until the test cancels it; it returns its stdout and
@@ -45,13 +45,13 @@ func startTail(t *testing.T, o *opsEnv, args ...string) (stdout *syncBuffer, sto
 func TestTailJSONPrintsResultsPublishedAfterStart(t *testing.T) {
 	o := newOpsEnv(t, true)
 	old := o.request(t, "old", nil)
-	o.failure(t, "old", connector.KindNotFound, old, 0)
+	o.failure(t, "old", message.KindNotFound, old, 0)
 
 	out, stop := startTail(t, o, "--json")
 	s1 := o.request(t, "da637472900382838869_1364969609", nil)
 	s2 := o.request(t, "bad", nil)
-	o.result(t, handlers.Success("da637472900382838869_1364969609", []string{"www.example.com"}, 1, false, time.Now()), s1)
-	o.failure(t, "bad", connector.KindUnavailable, s2, 0)
+	o.result(t, message.Success("da637472900382838869_1364969609", []string{"www.example.com"}, 1, false, time.Now()), s1)
+	o.failure(t, "bad", message.KindUnavailable, s2, 0)
 	text := out.waitFor(t, "two results", func(s string) bool { return strings.Count(s, "\n") >= 2 })
 	if code := stop(); code != 0 {
 		t.Fatalf("tail exit %d on Ctrl-C, want 0", code)
@@ -72,14 +72,14 @@ func TestTailJSONPrintsResultsPublishedAfterStart(t *testing.T) {
 func TestTailReadableFailedSince(t *testing.T) {
 	o := newOpsEnv(t, true)
 	s1 := o.request(t, "one", nil)
-	o.result(t, handlers.Success("one", nil, 0, true, time.Now()), s1)
+	o.result(t, message.Success("one", nil, 0, true, time.Now()), s1)
 	s2 := o.request(t, "two", nil)
-	o.failure(t, "two", connector.KindThrottled, s2, 0)
+	o.failure(t, "two", message.KindThrottled, s2, 0)
 
 	out, stop := startTail(t, o, "--since", "1h", "--failed")
 	text := out.waitFor(t, "the failure", func(s string) bool { return strings.Contains(s, "\n") })
 	s3 := o.request(t, "three", nil)
-	o.failure(t, "three", connector.KindForbidden, s3, 0)
+	o.failure(t, "three", message.KindForbidden, s3, 0)
 	text = out.waitFor(t, "the new failure", func(s string) bool { return strings.Count(s, "\n") >= 2 })
 	if code := stop(); code != 0 {
 		t.Fatalf("exit %d", code)
@@ -103,17 +103,17 @@ func TestTailUsage(t *testing.T) {
 
 func TestResultLine(t *testing.T) {
 	now := time.Date(2026, 11, 27, 9, 14, 3, 512e6, time.UTC)
-	ok := handlers.Success("da637472900382838869_1364969609", []string{"www.example.com", "cdn.example.net"}, 1, true, now)
+	ok := message.Success("da637472900382838869_1364969609", []string{"www.example.com", "cdn.example.net"}, 1, true, now)
 	ok.RequestSequence = 1042
-	fail := handlers.Failure("", &connector.Error{Kind: connector.KindNotFound, Message: "alert not found", HTTPStatus: 404}, 1, now)
+	fail := message.Failure("", &connector.Error{Kind: message.KindNotFound, Message: "alert not found", HTTPStatus: 404}, 1, now)
 	fail.RequestSequence, fail.ReplayOf = 1043, 7
 	tests := []struct {
-		r    *handlers.Result
+		r    *message.Result
 		want []string
 	}{
 		{ok, []string{"2026-11-27T09:14:03.512Z", "success", "da637472900382838869_1364969609", "www.example.com, cdn.example.net [cached]", "seq 1042"}},
 		{fail, []string{"failure", "  -  ", "not_found: alert not found (HTTP 404)", "seq 1043, replay of 7"}},
-		{handlers.Success("x", nil, 1, false, now), []string{"(no domains)"}},
+		{message.Success("x", nil, 1, false, now), []string{"(no domains)"}},
 	}
 	for _, tt := range tests {
 		line := resultLine(tt.r)
@@ -132,10 +132,10 @@ func TestTailFollowsTenantSubjects(t *testing.T) {
 	out, stop := startTail(t, o, "--json")
 	s1 := o.request(t, "a1", nil)
 	s2 := o.request(t, "a2", nil)
-	ok := handlers.Success("a1", []string{"c2.contoso.example"}, 1, false, time.Now())
+	ok := message.Success("a1", []string{"c2.contoso.example"}, 1, false, time.Now())
 	ok.Tenant = "contoso"
 	o.result(t, ok, s1)
-	bad := handlers.Failure("a2", &connector.Error{Kind: connector.KindNotFound, Message: "not found"}, 1, time.Now())
+	bad := message.Failure("a2", &connector.Error{Kind: message.KindNotFound, Message: "not found"}, 1, time.Now())
 	bad.Tenant = "fabrikam"
 	o.result(t, bad, s2)
 	text := out.waitFor(t, "two results", func(s string) bool { return strings.Count(s, "\n") >= 2 })

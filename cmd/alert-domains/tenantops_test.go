@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/handlers"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 // requestOn stores body as a request published to the request subject of
@@ -30,9 +30,9 @@ func (o *opsEnv) requestOn(t *testing.T, tenant, body string) uint64 {
 
 // tenantFailure stores the failure of the request at seq as the service
 // would for tenant ("": a request that could not be routed).
-func (o *opsEnv) tenantFailure(t *testing.T, tenant, alertID string, kind connector.Kind, seq uint64) {
+func (o *opsEnv) tenantFailure(t *testing.T, tenant, alertID string, kind message.Kind, seq uint64) {
 	t.Helper()
-	r := handlers.Failure(alertID, &connector.Error{Kind: kind, Message: string(kind)}, 0, time.Now())
+	r := message.Failure(alertID, &connector.Error{Kind: kind, Message: string(kind)}, 0, time.Now())
 	r.Tenant = tenant
 	o.result(t, r, seq)
 }
@@ -64,17 +64,17 @@ func republishedSeqs(t *testing.T, out, what string) []uint64 {
 func TestReplayTenant(t *testing.T) {
 	o := newOpsEnv(t, true)
 	a := o.requestOn(t, "contoso", "a1")
-	o.tenantFailure(t, "contoso", "a1", connector.KindUnavailable, a)
+	o.tenantFailure(t, "contoso", "a1", message.KindUnavailable, a)
 	b := o.requestOn(t, "fabrikam", "b1")
-	o.tenantFailure(t, "fabrikam", "b1", connector.KindUnavailable, b)
+	o.tenantFailure(t, "fabrikam", "b1", message.KindUnavailable, b)
 	c := o.requestOn(t, "", `{"alertId":"c1","tenant":"contoso"}`)
-	o.tenantFailure(t, "", "c1", connector.KindUnknownTenant, c)
+	o.tenantFailure(t, "", "c1", message.KindUnknownTenant, c)
 	d := o.requestOn(t, "contoso", "d1")
-	o.tenantFailure(t, "", "d1", connector.KindUnknownTenant, d)
+	o.tenantFailure(t, "", "d1", message.KindUnknownTenant, d)
 	e := o.requestOn(t, "", "e1")
-	o.tenantFailure(t, "", "e1", connector.KindUnknownTenant, e)
+	o.tenantFailure(t, "", "e1", message.KindUnknownTenant, e)
 	f := o.requestOn(t, "fabrikam", "f1")
-	o.tenantFailure(t, "", "f1", connector.KindUnknownTenant, f)
+	o.tenantFailure(t, "", "f1", message.KindUnknownTenant, f)
 	g := o.requestOn(t, "contoso", "g1") // stored, no result yet
 
 	tests := []struct {
@@ -195,7 +195,7 @@ func TestTailTenant(t *testing.T) {
 	for i, tenant := range []string{"fabrikam", "contoso", "", "contoso", "fabrikam"} {
 		id := "a" + strconv.Itoa(i)
 		seq := o.requestOn(t, tenant, id)
-		r := handlers.Success(id, nil, 1, false, time.Now())
+		r := message.Success(id, nil, 1, false, time.Now())
 		r.Tenant = tenant
 		if tenant == "" {
 			// A result on the plain subjects that names contoso.
@@ -209,7 +209,7 @@ func TestTailTenant(t *testing.T) {
 	}
 	// The last result is fabrikam's: once a marker of contoso after it is
 	// shown, everything before it was read.
-	marker := handlers.Success("marker", nil, 1, false, time.Now())
+	marker := message.Success("marker", nil, 1, false, time.Now())
 	marker.Tenant = "contoso"
 	o.result(t, marker, o.requestOn(t, "contoso", "marker"))
 	text := out.waitFor(t, "the marker", func(s string) bool { return strings.Contains(s, `"marker"`) })
@@ -229,7 +229,7 @@ func TestTailTenant(t *testing.T) {
 	}
 }
 
-func mustMessage(t *testing.T, r *handlers.Result, subject, msgID string) *nats.Msg {
+func mustMessage(t *testing.T, r *message.Result, subject, msgID string) *nats.Msg {
 	t.Helper()
 	msg, err := r.Message(subject, msgID, "")
 	if err != nil {

@@ -59,6 +59,7 @@ import (
 	"time"
 
 	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 // The credentials the token endpoint accepts by default.
@@ -359,7 +360,7 @@ func (e *Emulator) LoadData(r io.Reader) error {
 		return fmt.Errorf(`defendertest: data: no "alerts" object`)
 	}
 	for id, hosts := range data.Alerts {
-		if err := connector.ValidateAlertID(id); err != nil {
+		if err := message.ValidateAlertID(id); err != nil {
 			return fmt.Errorf("defendertest: data: alert %q: %w", id, err)
 		}
 		for _, h := range hosts {
@@ -707,7 +708,7 @@ func (e *Emulator) domains(w http.ResponseWriter, r *http.Request) {
 		e.defenderError(w, http.StatusServiceUnavailable, "InternalServerError", "An unexpected error occurred. Try again later.")
 		return
 	}
-	if connector.ValidateAlertID(id) != nil {
+	if message.ValidateAlertID(id) != nil {
 		e.defenderError(w, http.StatusBadRequest, "InvalidInput", "The alert id is not valid.")
 		return
 	}

@@ -1,4 +1,4 @@
-package connector
+package message
 
 // MaxAlertIDLength is the longest alert ID the service accepts.
 const MaxAlertIDLength = 128

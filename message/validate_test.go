@@ -1,4 +1,4 @@
-package connector
+package message
 
 import (
 	"errors"
@@ -40,12 +40,12 @@ func TestValidateAlertID(t *testing.T) {
 			}
 			continue
 		}
-		if !errors.Is(err, ErrInvalidRequest) {
+		if KindOf(err) != KindInvalidRequest {
 			t.Errorf("ValidateAlertID(%q) = %v, want invalid_request", tt.id, err)
 			continue
 		}
 		var e *Error
-		if !errors.As(err, &e) || e.Message == "" || e.HTTPStatus != 0 {
+		if !errors.As(err, &e) || e.Message == "" || e.Err != nil {
 			t.Errorf("ValidateAlertID(%q) = %#v, want an *Error with a message", tt.id, err)
 		}
 	}
@@ -56,4 +56,26 @@ func TestValidateAlertIDDoesNotAllocate(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { _ = ValidateAlertID(id) }); n != 0 {
 		t.Errorf("ValidateAlertID allocates %v times per valid ID", n)
 	}
+}
+
+func FuzzValidateAlertID(f *testing.F) {
+	for _, s := range []string{"da637472900382838869_1364969609", "636688558380765161_2136280442",
+		"da637551227677560813_-961444813", "", "a/b", "../x", strings.Repeat("a", 129), "é"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		err := ValidateAlertID(id)
+		want := len(id) >= 1 && len(id) <= 128
+		for _, r := range id {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+				want = false
+			}
+		}
+		if (err == nil) != want {
+			t.Fatalf("ValidateAlertID(%q) = %v, want valid %v", id, err, want)
+		}
+		if err != nil && KindOf(err) != KindInvalidRequest {
+			t.Fatalf("kind %s, want invalid_request", KindOf(err))
+		}
+	})
 }

@@ -1,4 +1,4 @@
-package handlers
+package message
 
 import (
 	"bytes"
@@ -8,8 +8,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
-
-	"github.com/alert-domains/alert-domains/connector"
 )
 
 // Headers the service reads from requests and writes on results.
@@ -45,7 +43,7 @@ type Request struct {
 var ErrInvalidRequest = errors.New("invalid request")
 
 func invalidf(msg string) error {
-	return &connector.Error{Kind: connector.KindInvalidRequest, Message: msg, Err: ErrInvalidRequest}
+	return &Error{Kind: KindInvalidRequest, Message: msg, Err: ErrInvalidRequest}
 }
 
 // Decode reads a request body in any of the three forms of the contract: the
@@ -72,7 +70,7 @@ func Decode(body []byte, header nats.Header) (Request, error) {
 			return req, invalidf("request body is JSON but not an object")
 		}
 		id := string(trimmed)
-		if err := connector.ValidateAlertID(id); err != nil {
+		if err := ValidateAlertID(id); err != nil {
 			return req, invalidf("alert ID is not 1 to 128 characters of A-Z a-z 0-9 _ -")
 		}
 		req.AlertID = id
@@ -114,7 +112,7 @@ func Decode(body []byte, header nats.Header) (Request, error) {
 	if !ok {
 		return req, invalidf(field + " is not a string")
 	}
-	if err := connector.ValidateAlertID(id); err != nil {
+	if err := ValidateAlertID(id); err != nil {
 		return req, invalidf(field + " is not 1 to 128 characters of A-Z a-z 0-9 _ -")
 	}
 	req.AlertID = id

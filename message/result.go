@@ -1,16 +1,13 @@
-package handlers
+package message
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
-
-	"github.com/alert-domains/alert-domains/connector"
 )
 
 // Result statuses.
@@ -40,11 +37,11 @@ type Result struct {
 
 // ErrorInfo is the error member of a failure result.
 type ErrorInfo struct {
-	Kind       connector.Kind `json:"kind"`
-	Message    string         `json:"message"`
-	HTTPStatus int            `json:"httpStatus,omitempty"`
-	Code       string         `json:"code,omitempty"`
-	Target     string         `json:"target,omitempty"`
+	Kind       Kind   `json:"kind"`
+	Message    string `json:"message"`
+	HTTPStatus int    `json:"httpStatus,omitempty"`
+	Code       string `json:"code,omitempty"`
+	Target     string `json:"target,omitempty"`
 }
 
 // TimeFormat is the format of completedAt: RFC 3339, UTC, milliseconds.
@@ -84,16 +81,21 @@ func (r *Result) WithRequest(body []byte) *Result {
 	return r
 }
 
+// ErrorInfoOf is the error member a failure result with err as its reason
+// has (as Failure builds it).
+func ErrorInfoOf(err error) *ErrorInfo { return errorInfo(err) }
+
 func errorInfo(err error) *ErrorInfo {
-	var ce *connector.Error
-	if !errors.As(err, &ce) {
-		return &ErrorInfo{Kind: connector.KindUnavailable, Message: capText(err.Error(), maxErrorText)}
+	var r reason
+	if !errors.As(err, &r) {
+		return &ErrorInfo{Kind: KindUnavailable, Message: capText(err.Error(), maxErrorText)}
 	}
-	msg := ce.Message
-	if msg == "" {
-		msg = string(ce.Kind)
+	info := r.ErrorInfo()
+	if info.Message == "" {
+		info.Message = string(info.Kind)
 	}
-	return &ErrorInfo{Kind: ce.Kind, Message: capText(msg, maxErrorText), HTTPStatus: ce.HTTPStatus, Code: capText(ce.Code, maxErrorText), Target: capText(ce.Target, maxErrorText)}
+	info.Message, info.Code, info.Target = capText(info.Message, maxErrorText), capText(info.Code, maxErrorText), capText(info.Target, maxErrorText)
+	return &info
 }
 
 // maxErrorText bounds each text of a result's error member.
@@ -110,8 +112,9 @@ func capText(s string, limit int) string {
 	return s[:limit]
 }
 
-// Subject picks the result subject for r.
-func (r *Result) subject(success, failure string) string {
+// Subject picks the result subject for r: success for a success result,
+// failure for a failure.
+func (r *Result) Subject(success, failure string) string {
 	if r.Status == StatusSuccess {
 		return success
 	}
@@ -119,26 +122,11 @@ func (r *Result) subject(success, failure string) string {
 }
 
 // Kind is the failure kind, or "" for a success.
-func (r *Result) Kind() connector.Kind {
+func (r *Result) Kind() Kind {
 	if r == nil || r.Error == nil {
 		return ""
 	}
 	return r.Error.Kind
-}
-
-// ResultMsgID is the Nats-Msg-Id of the result of the request stored at seq
-// in stream at time stored: the same for every delivery of that request
-// message (and for the safety net's answer to it), so the result stream
-// drops a result published twice. The time the stream stored the message
-// tells it apart from the message a deleted and re-created stream stores
-// at the same sequence later. A zero time (the request is no longer stored)
-// gives the form without it.
-func ResultMsgID(stream string, seq uint64, stored time.Time) string {
-	id := "result-" + stream + "-" + strconv.FormatUint(seq, 10)
-	if !stored.IsZero() {
-		id += "-" + strconv.FormatInt(stored.UnixNano(), 10)
-	}
-	return id
 }
 
 // Message encodes r as a NATS message with the contract's headers. Every
@@ -188,12 +176,13 @@ func MessageSize(msg *nats.Msg) int {
 // unless told the server's limit: the default max_payload of nats-server.
 const DefaultMaxResultBytes = 1 << 20
 
-// tooLarge is the failure that replaces a result too large to be stored
-// (a success with a huge list of domains): a request always ends with a
-// result the stream can store.
-func (r *Result) tooLarge(size, limit int, body []byte, now time.Time) *Result {
-	reason := &connector.Error{
-		Kind:    connector.KindBadResponse,
+// TooLarge is the failure that replaces r when its message is size bytes,
+// more than the limit the server stores (a success with a huge list of
+// domains): a request always ends with a result the stream can store. It
+// keeps r's identity and carries the request body.
+func (r *Result) TooLarge(size, limit int, body []byte, now time.Time) *Result {
+	reason := &Error{
+		Kind:    KindBadResponse,
 		Message: fmt.Sprintf("answer too large for one result message: %d domains in %d bytes, the limit is %d bytes", len(r.Domains), size, limit),
 	}
 	f := Failure(r.AlertID, reason, r.Attempts, now).WithRequest(body)

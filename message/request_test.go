@@ -1,4 +1,4 @@
-package handlers
+package message
 
 import (
 	"errors"
@@ -7,8 +7,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
-
-	"github.com/alert-domains/alert-domains/connector"
 )
 
 func TestDecode(t *testing.T) {
@@ -66,7 +64,7 @@ func TestDecode(t *testing.T) {
 				if err == nil {
 					t.Fatalf("Decode(%q) = %+v, want an error", tt.body, req)
 				}
-				if !errors.Is(err, connector.ErrInvalidRequest) || !errors.Is(err, ErrInvalidRequest) {
+				if KindOf(err) != KindInvalidRequest || !errors.Is(err, ErrInvalidRequest) {
 					t.Errorf("error %v is not an invalid_request", err)
 				}
 				if req.AlertID != "" {
@@ -132,10 +130,10 @@ func FuzzDecode(f *testing.F) {
 			if req.AlertID != "" {
 				t.Fatalf("error with alert ID %q", req.AlertID)
 			}
-			if !errors.Is(err, connector.ErrInvalidRequest) {
+			if KindOf(err) != KindInvalidRequest {
 				t.Fatalf("error %v is not invalid_request", err)
 			}
-		} else if connector.ValidateAlertID(req.AlertID) != nil {
+		} else if ValidateAlertID(req.AlertID) != nil {
 			t.Fatalf("accepted invalid alert ID %q", req.AlertID)
 		}
 		if strings.ContainsAny(req.CorrelationID, "\r\n\x00") || !utf8.ValidString(req.CorrelationID) {

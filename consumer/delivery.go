@@ -1,0 +1,109 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/alert-domains/alert-domains/message"
+)
+
+// Delivery is one delivery of a request message.
+type Delivery struct {
+	// Subject is the subject the request was published to: its last
+	// token names the tenant when it is <REQUEST_SUBJECT>.<name>.
+	Subject   string
+	Data      []byte
+	Header    nats.Header
+	Stream    string
+	StreamSeq uint64
+	// Stored is when the stream stored the message: with Stream and
+	// StreamSeq it names the message across re-creations of the stream.
+	Stored       time.Time
+	NumDelivered uint64
+	MaxDeliver   int // 0 or less: no limit
+}
+
+// Last reports whether this is the last delivery the consumer allows: its
+// outcome must be a stored result whatever happens.
+func (d *Delivery) Last() bool {
+	return d.MaxDeliver > 0 && d.NumDelivered >= uint64(d.MaxDeliver)
+}
+
+// Action is what the consumer does with the request message.
+type Action int
+
+// The actions on a request message.
+const (
+	// Ack: the result is stored; the request is done.
+	Ack Action = iota + 1
+	// Retry: no result could be stored; redeliver after Outcome.Delay.
+	Retry
+	// Terminate: the request can never succeed (invalid input) and its
+	// failure result is stored; never redeliver.
+	Terminate
+	// HandBack: the process is shutting down; redeliver at once, to any replica.
+	HandBack
+)
+
+func (a Action) String() string {
+	switch a {
+	case Ack:
+		return "ack"
+	case Retry:
+		return "retry"
+	case Terminate:
+		return "terminate"
+	case HandBack:
+		return "hand_back"
+	}
+	return fmt.Sprintf("action(%d)", int(a))
+}
+
+// Outcome is what handling a delivery came to.
+type Outcome struct {
+	Action Action
+	Delay  time.Duration // with Retry
+	// Result is the result that was published, or would have been when the
+	// publish failed; nil when the delivery was handed back.
+	Result *message.Result
+	// Stored reports that the result stream holds the result; Duplicate that
+	// it held it already (from an earlier delivery): this copy was dropped,
+	// or not published at all because the request's record named the
+	// stored result, which is then Result.
+	Stored, Duplicate bool
+	// Err is the reason for a failure result, a failed publish, or a hand-back.
+	Err error
+	// CacheErr is a cache read or write that failed; the result stands.
+	CacheErr error
+	// RecordErr is a read or write of the request's record (see Answers)
+	// that failed; the result stands.
+	RecordErr error
+	AlertID   string
+	Attempts  int
+}
+
+// Handler handles one delivery. It never panics on bad input.
+type Handler func(ctx context.Context, d *Delivery) Outcome
+
+// Middleware wraps a handler with a cross-cutting concern.
+type Middleware func(Handler) Handler
+
+// Chain applies middleware so that the first one is the outermost.
+func Chain(h Handler, mw ...Middleware) Handler {
+	for i := len(mw) - 1; i >= 0; i-- {
+		h = mw[i](h)
+	}
+	return h
+}
+
+// DefaultRetryDelay waits 1s after the first failed publish, doubling up to 30s.
+func DefaultRetryDelay(delivery uint64) time.Duration {
+	d := time.Second
+	for i := uint64(1); i < delivery && d < 30*time.Second; i++ {
+		d *= 2
+	}
+	return min(d, 30*time.Second)
+}

@@ -1,0 +1,10 @@
+// Package message is the wire contract of the service: what a request
+// message may hold and how it is decoded (Request, Decode,
+// ValidateAlertID), what a result message holds and how it is built
+// (Result, Success, Failure, Result.Message), why a request failed (Kind,
+// Error, KindOf), the headers both carry and the message IDs that make
+// one result per request (ResultMsgID, AnswerKey, ReplayOf). It holds no
+// behaviour beyond encoding and decoding, and imports nothing else of the
+// project: every other package, and any program that reads the results,
+// speaks it.
+package message

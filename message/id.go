@@ -1,0 +1,48 @@
+package message
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// ResultMsgID is the Nats-Msg-Id of the result of the request stored at seq
+// in stream at time stored: the same for every delivery of that request
+// message (and for the safety net's answer to it), so the result stream
+// drops a result published twice. The time the stream stored the message
+// tells it apart from the message a deleted and re-created stream stores
+// at the same sequence later. A zero time (the request is no longer stored)
+// gives the form without it.
+func ResultMsgID(stream string, seq uint64, stored time.Time) string {
+	id := "result-" + stream + "-" + strconv.FormatUint(seq, 10)
+	if !stored.IsZero() {
+		id += "-" + strconv.FormatInt(stored.UnixNano(), 10)
+	}
+	return id
+}
+
+// AnswerKey is the key of the record of the request stored at seq at time
+// stored (see ResultMsgID): the record that says where the request's result
+// is stored.
+func AnswerKey(seq uint64, stored time.Time) string {
+	var ns int64
+	if !stored.IsZero() {
+		ns = stored.UnixNano()
+	}
+	return strconv.FormatUint(seq, 10) + "-" + strconv.FormatInt(ns, 10)
+}
+
+// ReplayOf is the request stream sequence a replayed request copies, from
+// its Replay-Of header: 0 for an original request, a nil header, or a value
+// that is not a decimal sequence.
+func ReplayOf(h nats.Header) uint64 {
+	if h == nil {
+		return 0
+	}
+	n, err := strconv.ParseUint(h.Get(HeaderReplayOf), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
+}

@@ -1,0 +1,71 @@
+package message
+
+import "errors"
+
+// Kind classifies why a request has a failure result. The values are the
+// error.kind strings of a failure result.
+type Kind string
+
+// The failure kinds of a result. invalid_request and unknown_tenant are
+// about the request message; the others are what Defender answered (see
+// package connector).
+const (
+	KindInvalidRequest Kind = "invalid_request" // the request is not one the service accepts
+	KindBadRequest     Kind = "bad_request"     // Defender answered 400 or another unlisted 4xx
+	KindUnauthorized   Kind = "unauthorized"    // no token, or 401 after one fresh token
+	KindForbidden      Kind = "forbidden"       // Defender answered 403
+	KindNotFound       Kind = "not_found"       // Defender answered 404
+	KindThrottled      Kind = "throttled"       // 429 until the retry budget ran out
+	KindUnavailable    Kind = "unavailable"     // 5xx, time-outs, network errors until the budget ran out
+	KindBadResponse    Kind = "bad_response"    // a 2xx that is not the documented JSON, or too large
+	KindUnknownTenant  Kind = "unknown_tenant"  // the request names a tenant that is not configured
+)
+
+// Retryable reports whether an answer of this kind is worth asking again.
+func (k Kind) Retryable() bool { return k == KindThrottled || k == KindUnavailable }
+
+// Error is a failure the service finds without asking Defender: a request
+// that does not decode (invalid_request) or names a tenant that is not
+// configured (unknown_tenant), a result too large to store (bad_response),
+// a request that ran out of deliveries (unavailable). What Defender
+// answered is a *connector.Error.
+type Error struct {
+	Kind    Kind
+	Message string // a short human text, the error.message of the result
+	Err     error  // the cause, when there is one
+}
+
+func (e *Error) Error() string {
+	msg := e.Message
+	if msg == "" {
+		msg = string(e.Kind)
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// ErrorInfo is the error member a failure result with e as its reason has.
+func (e *Error) ErrorInfo() ErrorInfo { return ErrorInfo{Kind: e.Kind, Message: e.Message} }
+
+// reason is an error that knows the error member of its failure result: an
+// *Error, or the connector's *connector.Error for what Defender answered.
+type reason interface {
+	error
+	ErrorInfo() ErrorInfo
+}
+
+// KindOf returns the failure kind of err: the kind of the *Error (or other
+// error with an ErrorInfo method, such as a *connector.Error) it wraps, or
+// unavailable for any other error (a lookup that failed for a reason nobody
+// classified is treated as temporary).
+func KindOf(err error) Kind {
+	var r reason
+	if errors.As(err, &r) {
+		return r.ErrorInfo().Kind
+	}
+	return KindUnavailable
+}
