@@ -13,6 +13,7 @@ import (
 	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/internal/ops"
 	"github.com/alert-domains/alert-domains/metrics"
 	"github.com/alert-domains/alert-domains/quota"
 )
@@ -92,7 +93,7 @@ func seedLimiter(ctx context.Context, js jetstream.JetStream, cfg *config.Config
 		OptStartTime:   &from,
 	}
 	var starts []time.Time
-	err := scanStream(ctx, js, cfg.ResultStream, occ, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
+	err := ops.ScanStream(ctx, js, cfg.ResultStream, occ, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
 		var r struct {
 			Attempts int `json:"attempts"`
 		}

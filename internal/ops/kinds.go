@@ -1,0 +1,57 @@
+package ops
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/alert-domains/alert-domains/connector"
+)
+
+// FailureKinds are the error kinds of the contract.
+var FailureKinds = []connector.Kind{
+	connector.KindInvalidRequest, connector.KindBadRequest, connector.KindUnauthorized, connector.KindForbidden,
+	connector.KindNotFound, connector.KindThrottled, connector.KindUnavailable, connector.KindBadResponse,
+	connector.KindUnknownTenant,
+}
+
+// ReplayableKinds are what replay --failed takes without --kind: the kinds
+// a replay can fix (an outage ended, a credential or permission or tenant
+// was fixed). not_found, invalid_request, bad_request and bad_response
+// would fail the same way again, each spending a Defender call.
+var ReplayableKinds = []connector.Kind{
+	connector.KindUnavailable, connector.KindThrottled, connector.KindUnauthorized, connector.KindForbidden,
+	connector.KindUnknownTenant,
+}
+
+// ParseKinds reads a list of failure kinds, comma separated: "all" is
+// every kind (nil), "" the replayable ones (defaults is then true).
+func ParseKinds(s string) (kinds map[connector.Kind]bool, defaults bool, err error) {
+	switch strings.TrimSpace(s) {
+	case "all":
+		return nil, false, nil
+	case "":
+		kinds = make(map[connector.Kind]bool)
+		for _, k := range ReplayableKinds {
+			kinds[k] = true
+		}
+		return kinds, true, nil
+	}
+	kinds = make(map[connector.Kind]bool)
+	for k := range strings.SplitSeq(s, ",") {
+		kind := connector.Kind(strings.TrimSpace(k))
+		if !slices.Contains(FailureKinds, kind) {
+			return nil, false, fmt.Errorf("%q is not a failure kind (%s, or all)", k, kindList())
+		}
+		kinds[kind] = true
+	}
+	return kinds, false, nil
+}
+
+func kindList() string {
+	names := make([]string, len(FailureKinds))
+	for i, k := range FailureKinds {
+		names[i] = string(k)
+	}
+	return strings.Join(names, ", ")
+}

@@ -1,0 +1,113 @@
+package ops
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/alert-domains/alert-domains/config"
+)
+
+// Every serve process answers on its consumer's presence subject with who
+// it is and whether it is bound to the consumer, so that `status` lists the
+// replicas that run now: a process that stopped or crashed, or that lost
+// NATS, simply does not answer.
+
+// Presence answers arrive within presenceWait of the question; the gather
+// ends earlier once presenceQuiet has passed without another answer.
+const (
+	presenceWait  = time.Second
+	presenceQuiet = 300 * time.Millisecond
+)
+
+// PresenceSubject is where the replicas of cfg's consumer answer.
+func PresenceSubject(cfg *config.Config) string {
+	return "_ALERT_DOMAINS.REPLICAS." + cfg.RequestStream + "." + cfg.ConsumerName
+}
+
+// Replica is one replica's answer.
+type Replica struct {
+	ID          string    `json:"id"` // new at every start
+	Host        string    `json:"host"`
+	PID         int       `json:"pid"`
+	Started     time.Time `json:"started"`
+	Concurrency int       `json:"concurrency"`
+	Bound       bool      `json:"bound"`
+	Issue       string    `json:"issue,omitempty"` // why it is not bound
+}
+
+// ServePresence answers presence questions on nc until stop is called;
+// ready is the service's readiness (nil: bound to the consumer).
+func ServePresence(nc *nats.Conn, cfg *config.Config, started time.Time, ready func() error) (stop func(), err error) {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown"
+	}
+	self := Replica{ID: strings.TrimPrefix(nats.NewInbox(), nats.InboxPrefix), Host: host, PID: os.Getpid(), Started: started.UTC(), Concurrency: cfg.Concurrency}
+	sub, err := nc.Subscribe(PresenceSubject(cfg), func(m *nats.Msg) {
+		p := self
+		if err := ready(); err != nil {
+			p.Issue = err.Error()
+		} else {
+			p.Bound = true
+		}
+		if data, err := json.Marshal(p); err == nil {
+			_ = m.Respond(data) // the asker may be gone; it asks again
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("presence subscription: %w", err)
+	}
+	return func() { _ = sub.Unsubscribe() }, nil
+}
+
+// ReadReplicas asks the replicas of cfg's consumer who they are and
+// gathers the answers, sorted by host and process ID.
+func ReadReplicas(ctx context.Context, nc *nats.Conn, cfg *config.Config) ([]Replica, error) {
+	inbox := nc.NewInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, fmt.Errorf("presence: %w", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := nc.PublishRequest(PresenceSubject(cfg), inbox, nil); err != nil {
+		return nil, fmt.Errorf("presence: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, presenceWait)
+	defer cancel()
+	var out []Replica
+	seen := map[string]bool{}
+	for {
+		wait := presenceWait
+		if len(out) > 0 {
+			wait = presenceQuiet
+		}
+		next, cancelNext := context.WithTimeout(ctx, wait)
+		msg, err := sub.NextMsgWithContext(next)
+		cancelNext()
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) {
+			break // no replica at all: the server says so at once
+		}
+		if err != nil {
+			return nil, fmt.Errorf("presence: %w", err)
+		}
+		var p Replica
+		if json.Unmarshal(msg.Data, &p) != nil || p.ID == "" || seen[p.ID] {
+			continue
+		}
+		seen[p.ID] = true
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b Replica) int {
+		return cmp.Or(cmp.Compare(a.Host, b.Host), cmp.Compare(a.PID, b.PID), cmp.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
