@@ -568,7 +568,7 @@ func (s *Service) finish(ctx context.Context, d *Delivery, req Request, rt route
 	res.Delivery = d.NumDelivered
 	traceparent := ""
 	if d.Header != nil {
-		res.ReplayOf = parseSeq(d.Header.Get(HeaderReplayOf))
+		res.ReplayOf = ReplayOf(d.Header)
 		traceparent = d.Header.Get(HeaderTraceparent)
 	}
 	msgID := ResultMsgID(d.Stream, d.StreamSeq, d.Stored)
@@ -694,18 +694,4 @@ func decide(res *Result, publishErr error) Action {
 	default:
 		return Ack
 	}
-}
-
-func parseSeq(s string) uint64 {
-	var n uint64
-	if s == "" || len(s) > 20 {
-		return 0
-	}
-	for _, c := range []byte(s) {
-		if c < '0' || c > '9' {
-			return 0
-		}
-		n = n*10 + uint64(c-'0')
-	}
-	return n
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -23,6 +24,18 @@ const (
 	HeaderContentType   = "Content-Type"
 	HeaderTenant        = "Tenant"
 )
+
+// ReplayOf is the stream sequence that the Replay-Of header of h names (the
+// original request a replay copies), or 0 when h has none or it is not a
+// sequence. It says what a publisher claims, not that replay published the
+// message.
+func ReplayOf(h nats.Header) uint64 {
+	n, err := strconv.ParseUint(h.Get(HeaderReplayOf), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
+}
 
 // MaxRequestBytes is the largest request body the service reads as a
 // request; larger bodies are answered with an invalid_request failure.

@@ -170,3 +170,33 @@ func TestValidTraceparent(t *testing.T) {
 		}
 	}
 }
+
+func TestReplayOf(t *testing.T) {
+	tests := []struct {
+		value string // "": no header
+		want  uint64
+	}{
+		{"", 0},
+		{"42", 42},
+		{"007", 7},
+		{"18446744073709551615", 18446744073709551615},
+		{"99999999999999999999", 0}, // past uint64: not a sequence
+		{"-1", 0},
+		{"+1", 0},
+		{"4 2", 0},
+		{"0x2a", 0},
+		{"abc", 0},
+	}
+	if got := ReplayOf(nil); got != 0 {
+		t.Errorf("ReplayOf(nil) = %d", got)
+	}
+	for _, tt := range tests {
+		h := nats.Header{}
+		if tt.value != "" {
+			h.Set(HeaderReplayOf, tt.value)
+		}
+		if got := ReplayOf(h); got != tt.want {
+			t.Errorf("ReplayOf(%q) = %d, want %d", tt.value, got, tt.want)
+		}
+	}
+}

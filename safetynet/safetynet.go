@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -347,9 +346,7 @@ func (n *Listener) failure(ctx context.Context, adv Advisory) (res *handlers.Res
 	res.RequestSequence, res.Delivery = adv.StreamSeq, adv.Deliveries
 	if msg.Header != nil {
 		traceparent = msg.Header.Get(handlers.HeaderTraceparent)
-		if seq, err := strconv.ParseUint(msg.Header.Get(handlers.HeaderReplayOf), 10, 64); err == nil {
-			res.ReplayOf = seq
-		}
+		res.ReplayOf = handlers.ReplayOf(msg.Header)
 	}
 	return res, rtg, msg.Time, traceparent, nil
 }

@@ -108,7 +108,7 @@ func (r *Replay) checkCopy(ctx context.Context, seq uint64) (replayCopy, error) 
 		return replayCopy{}, nil
 	}
 	root := id.source
-	if n, err := strconv.ParseUint(msg.Header.Get(handlers.HeaderReplayOf), 10, 64); err == nil && n > 0 && n <= id.source {
+	if n := handlers.ReplayOf(msg.Header); n > 0 && n <= id.source {
 		root = n
 	}
 	return replayCopy{ok: true, root: root}, nil
