@@ -191,6 +191,8 @@ func TestReplayPlan(t *testing.T) {
 	e.failure(t, "", "alert_x", connector.KindUnavailable, x)
 	// The alert succeeded later, on a request of its own.
 	e.success(t, "", "alert_x", e.request(t, "", "alert_x", nil))
+	// A failure that names no request (no service publishes one).
+	e.failure(t, "", "", connector.KindInvalidRequest, 0)
 
 	type want struct {
 		seq  uint64
@@ -205,13 +207,13 @@ func TestReplayPlan(t *testing.T) {
 		filtered int
 	}{
 		{"failed, default kinds", ReplayOptions{Failed: true, Kinds: defaults},
-			[]want{{a, ""}, {c, ""}, {d, ""}, {x, SkipSucceededSince}}, 1},
+			[]want{{a, ""}, {c, ""}, {d, ""}, {x, SkipSucceededSince}}, 2},
 		{"failed, every kind", ReplayOptions{Failed: true, Kinds: every},
-			[]want{{a, ""}, {b, ""}, {c, ""}, {d, ""}, {x, SkipSucceededSince}}, 0},
+			[]want{{a, ""}, {b, ""}, {c, ""}, {d, ""}, {x, SkipSucceededSince}, {0, SkipNoSequence}}, 0},
 		{"failed, one alert", ReplayOptions{Failed: true, Alert: "alert_b"},
-			[]want{{b, ""}}, 4},
+			[]want{{b, ""}}, 5},
 		{"failed, tenant", ReplayOptions{Failed: true, Kinds: every, Tenant: "contoso"},
-			[]want{{c, ""}, {d, ""}}, 3},
+			[]want{{c, ""}, {d, ""}}, 4},
 		{"stored range", ReplayOptions{FromSeq: b, ToSeq: d}, []want{{b, ""}, {c, ""}, {d, ""}}, 0},
 		{"stored since, tenant", ReplayOptions{Since: time.Now().Add(-time.Hour), Tenant: "contoso"}, []want{{c, ""}, {d, ""}}, 4},
 		{"stored since, future", ReplayOptions{Since: time.Now().Add(time.Hour)}, nil, 0},

@@ -94,14 +94,19 @@ func (r *Replay) planFailed(ctx context.Context) ([]ReplayItem, error) {
 // tenantFailures keeps, with --tenant, the failures of that tenant: those
 // whose result names it, and those whose result names no tenant (the
 // request could not be routed: unknown_tenant, invalid_request) when their
-// stored request names it. A failure whose request is no longer stored
-// cannot be told, and could not be replayed: it is left out.
+// stored request names it. A failure whose request is no longer stored, or
+// that names none, cannot be told, and could not be replayed: it is left
+// out.
 func (r *Replay) tenantFailures(ctx context.Context, failures []failureRef) ([]failureRef, error) {
 	if r.opts.Tenant == "" {
 		return failures, nil
 	}
 	kept := failures[:0]
 	for _, f := range failures {
+		if f.tenant == "" && f.own == 0 {
+			r.sum.Filtered++
+			continue
+		}
 		if f.tenant == "" {
 			raw, err := r.getRequest(ctx, f.own)
 			if err != nil {
