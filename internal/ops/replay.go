@@ -161,28 +161,18 @@ func (r *Replay) Republish(ctx context.Context, items []ReplayItem, report func(
 	burst := max(1, min(ReplayWindow, int(r.opts.Rate/10)))
 	pace := rate.NewLimiter(rate.Limit(r.opts.Rate), burst)
 	var queue []pendingPublish
+	// settle accounts for the acknowledgements at the head of the queue:
+	// those already there, or (block) all of them, waiting.
 	settle := func(block bool) error {
 		for len(queue) > 0 {
-			p := queue[0]
-			if block {
-				select {
-				case ack := <-p.fut.Ok():
-					r.published(ctx, p, ack, nil)
-				case err := <-p.fut.Err():
-					r.published(ctx, p, nil, err)
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			} else {
-				select {
-				case ack := <-p.fut.Ok():
-					r.published(ctx, p, ack, nil)
-				case err := <-p.fut.Err():
-					r.published(ctx, p, nil, err)
-				default:
-					return nil
-				}
+			ack, ok, err := ackOf(queue[0], block, ctx.Done())
+			if !ok && block {
+				return ctx.Err()
 			}
+			if !ok {
+				return nil
+			}
+			r.published(ctx, queue[0], ack, err)
 			queue = queue[1:]
 		}
 		return nil
@@ -193,14 +183,11 @@ func (r *Replay) Republish(ctx context.Context, items []ReplayItem, report func(
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		for _, p := range queue {
-			select {
-			case ack := <-p.fut.Ok():
-				r.published(wctx, p, ack, nil)
-			case err := <-p.fut.Err():
-				r.published(wctx, p, nil, err)
-			case <-wctx.Done():
-				r.published(wctx, p, nil, errors.New("no acknowledgement before the run ended"))
+			ack, ok, err := ackOf(p, true, wctx.Done())
+			if !ok {
+				err = errors.New("no acknowledgement before the run ended")
 			}
+			r.published(wctx, p, ack, err)
 		}
 	}()
 
@@ -265,6 +252,30 @@ func (r *Replay) Republish(ctx context.Context, items []ReplayItem, report func(
 		return fmt.Errorf("replay interrupted: %w", err)
 	}
 	return nil
+}
+
+// ackOf takes the outcome of p's publish, the acknowledgement or the
+// error: at once when it is there, else (block) once it comes, unless stop
+// is closed first. ok is false when there was none.
+func ackOf(p pendingPublish, block bool, stop <-chan struct{}) (ack *jetstream.PubAck, ok bool, err error) {
+	if !block {
+		select {
+		case ack := <-p.fut.Ok():
+			return ack, true, nil
+		case err := <-p.fut.Err():
+			return nil, true, err
+		default:
+			return nil, false, nil
+		}
+	}
+	select {
+	case ack := <-p.fut.Ok():
+		return ack, true, nil
+	case err := <-p.fut.Err():
+		return nil, true, err
+	case <-stop:
+		return nil, false, nil
+	}
 }
 
 // resolve finds the original of it's chain (it itself, unless it is a copy

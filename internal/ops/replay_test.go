@@ -2,6 +2,7 @@ package ops
 
 import (
 	"cmp"
+	"context"
 	"slices"
 	"strconv"
 	"strings"
@@ -371,5 +372,40 @@ func TestReplayIgnoresDecoys(t *testing.T) {
 	e.replay(t, ReplayOptions{Failed: true})
 	if n := len(e.requestsAfter(t, before)); n != 0 {
 		t.Errorf("second run republished %d", n)
+	}
+}
+
+// TestReplayInterrupted: a run stopped midway says so, and every copy it
+// sent is accounted for, the ones waiting for their acknowledgement too.
+func TestReplayInterrupted(t *testing.T) {
+	e := newTestEnv(t, nil)
+	for i := range 10 {
+		e.request(t, "", "alert_"+strconv.Itoa(i), nil)
+	}
+	before := e.lastSeq(t, e.cfg.RequestStream)
+	r, err := NewReplay(t.Context(), e.js, e.cfg, ReplayOptions{FromSeq: 1, Rate: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, err := r.Plan(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var events []ReplayEvent
+	err = r.Republish(ctx, items, func(ev ReplayEvent) {
+		events = append(events, ev)
+		if len(events) == 3 {
+			cancel()
+		}
+	})
+	if err == nil || !strings.HasPrefix(err.Error(), "replay interrupted: ") {
+		t.Fatalf("error %v, want the run interrupted", err)
+	}
+	stored := len(e.requestsAfter(t, before))
+	sum := r.Summary()
+	if stored < 3 || stored == len(items) || sum.Republished != stored || len(events) != stored || sum.Failed != 0 {
+		t.Errorf("stored %d copies of %d; reported %d events, summary %+v", stored, len(items), len(events), sum)
 	}
 }
