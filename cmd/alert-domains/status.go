@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -53,7 +52,7 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	if list != nil && cfg.QuotaScope == quota.ScopeShared {
 		// What the quota streams enforce for the tenants of the file.
 		if q.QuotaLimits, err = sharedLimits(cfg, list); err != nil {
-			tenantsIssue = cmp.Or(err.Error(), tenantsIssue)
+			tenantsIssue = err.Error()
 			q.QuotaLimits = nil
 		}
 	}

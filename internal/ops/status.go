@@ -42,7 +42,7 @@ type Status struct {
 	// name none).
 	Tenants      []config.Tenant
 	ByTenant     map[string]*TenantStatus
-	TenantsIssue string          // why TENANTS_FILE could not be used
+	TenantsIssue string          // why TENANTS_FILE could not be used (the caller reads it)
 	answered     map[uint64]bool // request sequences of the results read
 }
 
