@@ -8,18 +8,18 @@ import (
 	"github.com/alert-domains/alert-domains/connector"
 )
 
-// FailureKinds are the error kinds of the contract.
-var FailureKinds = []connector.Kind{
+// failureKinds are the error kinds of the contract.
+var failureKinds = []connector.Kind{
 	connector.KindInvalidRequest, connector.KindBadRequest, connector.KindUnauthorized, connector.KindForbidden,
 	connector.KindNotFound, connector.KindThrottled, connector.KindUnavailable, connector.KindBadResponse,
 	connector.KindUnknownTenant,
 }
 
-// ReplayableKinds are what replay --failed takes without --kind: the kinds
+// replayableKinds are what replay --failed takes without --kind: the kinds
 // a replay can fix (an outage ended, a credential or permission or tenant
 // was fixed). not_found, invalid_request, bad_request and bad_response
 // would fail the same way again, each spending a Defender call.
-var ReplayableKinds = []connector.Kind{
+var replayableKinds = []connector.Kind{
 	connector.KindUnavailable, connector.KindThrottled, connector.KindUnauthorized, connector.KindForbidden,
 	connector.KindUnknownTenant,
 }
@@ -32,7 +32,7 @@ func ParseKinds(s string) (kinds map[connector.Kind]bool, defaults bool, err err
 		return nil, false, nil
 	case "":
 		kinds = make(map[connector.Kind]bool)
-		for _, k := range ReplayableKinds {
+		for _, k := range replayableKinds {
 			kinds[k] = true
 		}
 		return kinds, true, nil
@@ -40,7 +40,7 @@ func ParseKinds(s string) (kinds map[connector.Kind]bool, defaults bool, err err
 	kinds = make(map[connector.Kind]bool)
 	for k := range strings.SplitSeq(s, ",") {
 		kind := connector.Kind(strings.TrimSpace(k))
-		if !slices.Contains(FailureKinds, kind) {
+		if !slices.Contains(failureKinds, kind) {
 			return nil, false, fmt.Errorf("%q is not a failure kind (%s, or all)", k, kindList())
 		}
 		kinds[kind] = true
@@ -49,8 +49,8 @@ func ParseKinds(s string) (kinds map[connector.Kind]bool, defaults bool, err err
 }
 
 func kindList() string {
-	names := make([]string, len(FailureKinds))
-	for i, k := range FailureKinds {
+	names := make([]string, len(failureKinds))
+	for i, k := range failureKinds {
 		names[i] = string(k)
 	}
 	return strings.Join(names, ", ")

@@ -28,8 +28,8 @@ const (
 	presenceQuiet = 300 * time.Millisecond
 )
 
-// PresenceSubject is where the replicas of cfg's consumer answer.
-func PresenceSubject(cfg *config.Config) string {
+// presenceSubject is where the replicas of cfg's consumer answer.
+func presenceSubject(cfg *config.Config) string {
 	return "_ALERT_DOMAINS.REPLICAS." + cfg.RequestStream + "." + cfg.ConsumerName
 }
 
@@ -52,7 +52,7 @@ func ServePresence(nc *nats.Conn, cfg *config.Config, started time.Time, ready f
 		host = "unknown"
 	}
 	self := Replica{ID: strings.TrimPrefix(nats.NewInbox(), nats.InboxPrefix), Host: host, PID: os.Getpid(), Started: started.UTC(), Concurrency: cfg.Concurrency}
-	sub, err := nc.Subscribe(PresenceSubject(cfg), func(m *nats.Msg) {
+	sub, err := nc.Subscribe(presenceSubject(cfg), func(m *nats.Msg) {
 		p := self
 		if err := ready(); err != nil {
 			p.Issue = err.Error()
@@ -78,7 +78,7 @@ func ReadReplicas(ctx context.Context, nc *nats.Conn, cfg *config.Config) ([]Rep
 		return nil, fmt.Errorf("presence: %w", err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	if err := nc.PublishRequest(PresenceSubject(cfg), inbox, nil); err != nil {
+	if err := nc.PublishRequest(presenceSubject(cfg), inbox, nil); err != nil {
 		return nil, fmt.Errorf("presence: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, presenceWait)

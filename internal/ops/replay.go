@@ -53,7 +53,7 @@ type ReplayOptions struct {
 	FromSeq, ToSeq uint64                  // stored requests in this range of sequences
 	DryRun         bool                    // decide and report, publish nothing
 	Rate           float64                 // republished requests per second at most
-	DefaultKinds   bool                    // Kinds are the default (ReplayableKinds), not given
+	DefaultKinds   bool                    // Kinds are the default (replayableKinds), not given
 }
 
 // selects reports whether a failure of kind k is replayed.

@@ -115,8 +115,8 @@ func TestParseKinds(t *testing.T) {
 		defaults bool
 		err      bool
 	}{
-		{in: "", want: ReplayableKinds, defaults: true},
-		{in: "  ", want: ReplayableKinds, defaults: true},
+		{in: "", want: replayableKinds, defaults: true},
+		{in: "  ", want: replayableKinds, defaults: true},
 		{in: "all", want: nil},
 		{in: "not_found", want: []connector.Kind{connector.KindNotFound}},
 		{in: "unavailable, throttled", want: []connector.Kind{connector.KindUnavailable, connector.KindThrottled}},
