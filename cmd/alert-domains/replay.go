@@ -10,7 +10,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/internal/ops"
@@ -62,16 +61,11 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	logger := newLogger(cfg, e)
-	nc, err := broker.Connect(ctx, cfg, clientURL(cfg), "alert-domains replay", logger)
-	if err != nil {
-		return configError(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(ops.ReplayWindow))
+	js, closeConn, err := connectClient(ctx, e, cfg, "replay", jetstream.WithPublishAsyncMaxPending(ops.ReplayWindow))
 	if err != nil {
 		return err
 	}
+	defer closeConn()
 	r, err := ops.NewReplay(ctx, js, cfg, *opts)
 	if err != nil {
 		return err

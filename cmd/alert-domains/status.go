@@ -6,9 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/internal/ops"
 	"github.com/alert-domains/alert-domains/quota"
 )
@@ -56,16 +53,11 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 			q.QuotaLimits = nil
 		}
 	}
-	logger := newLogger(cfg, e)
-	nc, err := broker.Connect(ctx, cfg, clientURL(cfg), "alert-domains status", logger)
-	if err != nil {
-		return configError(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
+	js, closeConn, err := connectClient(ctx, e, cfg, "status")
 	if err != nil {
 		return err
 	}
+	defer closeConn()
 	st, err := ops.ReadStatus(ctx, js, cfg, q, time.Now())
 	if err != nil {
 		return err

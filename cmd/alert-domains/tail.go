@@ -11,7 +11,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/handlers"
 	"github.com/alert-domains/alert-domains/internal/ops"
@@ -60,16 +59,11 @@ func runTail(ctx context.Context, e *env, args []string) error {
 	}
 	filter := ops.TailFilter{Tenant: *tenant, Success: cfg.SuccessSubject, Failure: cfg.FailureSubject}
 	occ.FilterSubjects = filter.Subjects(*failed, *succeeded)
-	logger := newLogger(cfg, e)
-	nc, err := broker.Connect(ctx, cfg, clientURL(cfg), "alert-domains tail", logger)
-	if err != nil {
-		return configError(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
+	js, closeConn, err := connectClient(ctx, e, cfg, "tail")
 	if err != nil {
 		return err
 	}
+	defer closeConn()
 	tail, err := ops.OpenTail(ctx, js, cfg.ResultStream, occ, filter)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("stream %s does not exist: start 'alert-domains serve' once with PROVISION=true to create it: %w", cfg.ResultStream, err)
