@@ -1,8 +1,18 @@
 package ops
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"slices"
+	"strconv"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/handlers"
 )
 
 func TestTailFilter(t *testing.T) {
@@ -46,5 +56,77 @@ func TestTailFilter(t *testing.T) {
 				t.Errorf("keeps(%q, %s) = %v, want %v", tt.subject, tt.data, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestTail: a Tail reads the results its subjects select, in order, and
+// skips those on the plain subjects that the filter does not keep.
+func TestTail(t *testing.T) {
+	e := newTestEnv(t, nil)
+	for i, tenant := range []string{"contoso", "fabrikam", "", "contoso"} {
+		id := "alert_" + strconv.Itoa(i)
+		r := handlers.Success(id, nil, 1, false, time.Now())
+		r.Tenant = tenant
+		seq := e.request(t, tenant, id, nil)
+		if tenant == "" {
+			// On the plain subject, naming contoso.
+			r.Tenant = "contoso"
+			msg, err := r.Message(e.cfg.SuccessSubject, "plain-"+id, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.js.PublishMsg(t.Context(), msg); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		e.result(t, r, seq)
+	}
+	e.failure(t, "", "alert_plain", connector.KindNotFound, e.request(t, "", "alert_plain", nil))
+	// Once this one is read, everything before it was.
+	last := handlers.Success("alert_last", nil, 1, false, time.Now())
+	last.Tenant = "contoso"
+	e.result(t, last, e.request(t, "contoso", "alert_last", nil))
+
+	tests := []struct {
+		name   string
+		filter TailFilter
+		failed bool
+		want   []string
+	}{
+		{"every tenant", TailFilter{Success: e.cfg.SuccessSubject, Failure: e.cfg.FailureSubject}, false, []string{"alert_0", "alert_1", "alert_2", "alert_3", "alert_plain", "alert_last"}},
+		{"one tenant", TailFilter{Tenant: "contoso", Success: e.cfg.SuccessSubject, Failure: e.cfg.FailureSubject}, false, []string{"alert_0", "alert_2", "alert_3", "alert_last"}},
+		{"failures", TailFilter{Success: e.cfg.SuccessSubject, Failure: e.cfg.FailureSubject}, true, []string{"alert_plain"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			occ := jetstream.OrderedConsumerConfig{FilterSubjects: tt.filter.Subjects(tt.failed, false)}
+			tail, err := OpenTail(t.Context(), e.js, e.cfg.ResultStream, occ, tt.filter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tail.Stop()
+			var got []string
+			for len(got) < len(tt.want) {
+				ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+				msg, err := tail.Next(ctx)
+				cancel()
+				if err != nil {
+					t.Fatalf("after %v: %v", got, err)
+				}
+				var r handlers.Result
+				if err := json.Unmarshal(msg.Data(), &r); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, r.AlertID)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("followed %v, want %v", got, tt.want)
+			}
+		})
+	}
+
+	if _, err := OpenTail(t.Context(), e.js, "NOPE", jetstream.OrderedConsumerConfig{}, TailFilter{}); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Errorf("a stream that does not exist: %v", err)
 	}
 }
