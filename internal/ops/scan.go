@@ -2,9 +2,14 @@ package ops
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/alert-domains/alert-domains/broker"
+	"github.com/alert-domains/alert-domains/config"
 )
 
 // ScanStream calls fn with each message of stream name that occ selects,
@@ -56,4 +61,33 @@ func ScanStream(ctx context.Context, js jetstream.JetStream, name string, occ je
 			return nil
 		}
 	}
+}
+
+// maxCallsPerResult bounds the calls one result can stand for in
+// RecentCalls.
+const maxCallsPerResult = 1000
+
+// RecentCalls are the Defender calls that the results stored in cfg's
+// result stream since from record: a time (when the result was stored) for
+// each of a result's attempts. Calls of deliveries that ended without a
+// result are not seen.
+func RecentCalls(ctx context.Context, js jetstream.JetStream, cfg *config.Config, from time.Time) ([]time.Time, error) {
+	occ := jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{cfg.SuccessSubject, cfg.FailureSubject, broker.TenantSubject(cfg.SuccessSubject), broker.TenantSubject(cfg.FailureSubject)},
+		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
+		OptStartTime:   &from,
+	}
+	var starts []time.Time
+	err := ScanStream(ctx, js, cfg.ResultStream, occ, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
+		var r struct {
+			Attempts int `json:"attempts"`
+		}
+		if json.Unmarshal(msg.Data(), &r) == nil {
+			for range min(r.Attempts, maxCallsPerResult) {
+				starts = append(starts, meta.Timestamp)
+			}
+		}
+		return true, nil
+	})
+	return starts, err
 }

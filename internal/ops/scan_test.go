@@ -4,8 +4,12 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/handlers"
 )
 
 // TestScanStream: the messages a scan reads, oldest first, up to the last
@@ -67,5 +71,45 @@ func TestScanStream(t *testing.T) {
 	}
 	if err := ScanStream(t.Context(), e.js, "NOPE", jetstream.OrderedConsumerConfig{}, nil); err == nil {
 		t.Error("a stream that does not exist: no error")
+	}
+}
+
+// TestRecentCalls: a time for each attempt of each result stored since
+// from, a result standing for at most maxCallsPerResult calls.
+func TestRecentCalls(t *testing.T) {
+	e := newTestEnv(t, nil)
+	start := time.Now()
+	for i, attempts := range []int{2, 0, 1, maxCallsPerResult + 5} {
+		r := handlers.Success("alert_"+strconv.Itoa(i), nil, attempts, false, time.Now())
+		if i == 2 {
+			r = handlers.Failure("alert_2", &connector.Error{Kind: connector.KindThrottled, Message: "throttled"}, attempts, time.Now())
+			r.Tenant = "contoso"
+		}
+		e.result(t, r, e.request(t, r.Tenant, r.AlertID, nil))
+	}
+	// Not a result: no calls.
+	if _, err := e.js.Publish(t.Context(), e.cfg.FailureSubject, []byte("not json")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		from time.Time
+		want int
+	}{
+		{"the last hour", start.Add(-time.Hour), 2 + 0 + 1 + maxCallsPerResult},
+		{"from now on", time.Now().Add(time.Minute), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			starts, err := RecentCalls(t.Context(), e.js, e.cfg, tt.from)
+			if err != nil || len(starts) != tt.want {
+				t.Fatalf("%d calls, %v; want %d", len(starts), err, tt.want)
+			}
+			for _, at := range starts {
+				if at.Before(start.Add(-time.Second)) || at.After(time.Now()) {
+					t.Errorf("a call at %v, not when its result was stored", at)
+				}
+			}
+		})
 	}
 }
