@@ -9,10 +9,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"time"
 
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/internal/ops"
 	"github.com/alert-domains/alert-domains/message"
 	"github.com/alert-domains/alert-domains/quota"
 )
@@ -108,14 +108,37 @@ func runGetWith(ctx context.Context, e *env, args []string, hc *http.Client) err
 			return id, true, nil
 		}
 	}
-	failed, err := lookupAll(ctx, client, shownTenant, next, *workers, e.stdout, e.stderr)
+	failed := false
+	enc := json.NewEncoder(e.stdout)
+	enc.SetEscapeHTML(false)
+	err = ops.LookupAll(ctx, client, shownTenant, next, *workers, func(l ops.Lookup) error {
+		if l.Err != nil {
+			failed = true
+			fmt.Fprintln(e.stderr, explainFailure(l))
+		}
+		if err := enc.Encode(l.Result); err != nil {
+			return fmt.Errorf("get: writing a result: %w", err)
+		}
+		return nil
+	})
 	switch {
+	case err != nil && ctx.Err() != nil && errors.Is(err, context.Cause(ctx)):
+		return &exitError{code: 1, err: fmt.Errorf("get: %w", err)}
 	case err != nil:
 		return err
 	case failed:
 		return errSomeFailed
 	}
 	return nil
+}
+
+// explainFailure is the line on stderr that explains a failure.
+func explainFailure(l ops.Lookup) string {
+	shown := l.ID
+	if message.ValidateAlertID(l.ID) != nil {
+		shown = fmt.Sprintf("%q", l.ID)
+	}
+	return fmt.Sprintf("alert-domains: get %s: %s: %v (attempts: %d)", shown, message.KindOf(l.Err), l.Err, l.Result.Attempts)
 }
 
 func containsDash(args []string) bool {
@@ -155,112 +178,5 @@ func lineReader(r io.Reader) func() (string, bool, error) {
 				return "", false, fmt.Errorf("get: reading stdin: %w", err)
 			}
 		}
-	}
-}
-
-// outcome is the result of one ID and, for a failure, its explanation.
-type outcome struct {
-	result  *message.Result
-	explain string
-}
-
-// lookupAll looks up the IDs next yields, workers at a time, and writes
-// one result line per ID in input order to stdout, and an explanation of
-// each failure to stderr. failed reports any failure.
-func lookupAll(ctx context.Context, client *connector.Client, tenant string, next func() (string, bool, error), workers int, stdout, stderr io.Writer) (failed bool, err error) {
-	type job struct {
-		id  string
-		out chan outcome
-	}
-	jobs := make(chan job)
-	order := make(chan chan outcome, workers)
-	readErr := make(chan error, 1)
-	go func() {
-		defer close(order)
-		defer close(jobs)
-		for ctx.Err() == nil {
-			id, ok, err := next()
-			if err != nil {
-				readErr <- err
-				return
-			}
-			if !ok {
-				return
-			}
-			out := make(chan outcome, 1)
-			select {
-			case order <- out:
-			case <-ctx.Done():
-				return
-			}
-			select {
-			case jobs <- job{id, out}:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	for range workers {
-		go func() {
-			for j := range jobs {
-				o := lookupOne(ctx, client, j.id)
-				o.result.Tenant = tenant
-				j.out <- o
-			}
-		}()
-	}
-
-	interrupted := func() error { return &exitError{code: 1, err: fmt.Errorf("get: %w", context.Cause(ctx))} }
-	enc := json.NewEncoder(stdout)
-	enc.SetEscapeHTML(false)
-	for {
-		var (
-			out chan outcome
-			ok  bool
-			o   outcome
-		)
-		select {
-		case out, ok = <-order:
-		case <-ctx.Done():
-			return failed, interrupted()
-		}
-		if !ok {
-			break
-		}
-		select {
-		case o = <-out:
-		case <-ctx.Done():
-			return failed, interrupted()
-		}
-		if o.explain != "" {
-			failed = true
-			fmt.Fprintln(stderr, o.explain)
-		}
-		if err := enc.Encode(o.result); err != nil {
-			return failed, fmt.Errorf("get: writing a result: %w", err)
-		}
-	}
-	select {
-	case err := <-readErr:
-		return failed, err
-	default:
-		return failed, nil
-	}
-}
-
-// lookupOne looks up one alert.
-func lookupOne(ctx context.Context, client *connector.Client, id string) outcome {
-	res, err := client.Domains(ctx, id)
-	now := time.Now()
-	if err == nil {
-		return outcome{result: message.Success(id, res.Domains, res.Attempts, false, now)}
-	}
-	alertID, shown := id, id
-	if message.ValidateAlertID(id) != nil {
-		alertID, shown = "", fmt.Sprintf("%q", id)
-	}
-	return outcome{
-		result:  message.Failure(alertID, err, res.Attempts, now),
-		explain: fmt.Sprintf("alert-domains: get %s: %s: %v (attempts: %d)", shown, message.KindOf(err), err, res.Attempts),
 	}
 }

@@ -12,8 +12,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/alert-domains/alert-domains/broker"
-	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/message"
 )
 
@@ -33,16 +31,11 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	logger := newLogger(cfg, e)
-	nc, err := broker.Connect(ctx, cfg, clientURL(cfg), "alert-domains publish", logger)
-	if err != nil {
-		return configError(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
+	js, closeConn, err := connectClient(ctx, e, cfg, "publish")
 	if err != nil {
 		return err
 	}
+	defer closeConn()
 	p := &publisher{js: js, subject: cfg.RequestSubject, json: *asJSON, correlation: *correlation, dedup: *dedup, out: e.stdout}
 	if fs.NArg() == 1 && fs.Arg(0) == "-" {
 		return p.fromReader(ctx, e.stdin)
@@ -53,15 +46,6 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	return nil
-}
-
-// clientURL is where client commands connect: NATS_URL, or the embedded
-// server that `serve` starts when NATS_URL is empty.
-func clientURL(cfg *config.Config) string {
-	if cfg.NATSURL != "" {
-		return cfg.NATSURL
-	}
-	return "nats://" + cfg.EmbeddedListen
 }
 
 type publisher struct {

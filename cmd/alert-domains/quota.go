@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/internal/lifecycle"
+	"github.com/alert-domains/alert-domains/internal/ops"
 	"github.com/alert-domains/alert-domains/metrics"
 	"github.com/alert-domains/alert-domains/quota"
 	"github.com/alert-domains/alert-domains/tenants"
@@ -66,17 +66,12 @@ func prepareQuotaLimits(ctx context.Context, js jetstream.JetStream, cfg *config
 	return quota.Verify(ctx, js, cfg.ConsumerName, limits)
 }
 
-// seedTimeout bounds the read of recent results at start; maxSeedAttempts
-// bounds the calls one result can stand for.
-const (
-	seedTimeout     = 10 * time.Second
-	maxSeedAttempts = 1000
-)
+// seedTimeout bounds the read of recent results at start.
+const seedTimeout = 10 * time.Second
 
 // seedLimiter logs in l the calls recorded by the results of the longest
-// quota window (each result's attempts, at the time it was stored), so that
-// a process counting alone does not start with a blank window after a
-// restart. Calls of deliveries that ended without a result are not seen.
+// quota window (ops.RecentCalls), so that a process counting alone does not
+// start with a blank window after a restart.
 func seedLimiter(ctx context.Context, js jetstream.JetStream, cfg *config.Config, l *connector.Limiter) (int, error) {
 	span := time.Duration(0)
 	for _, lim := range l.Limits() {
@@ -87,24 +82,7 @@ func seedLimiter(ctx context.Context, js jetstream.JetStream, cfg *config.Config
 	}
 	ctx, cancel := context.WithTimeout(ctx, seedTimeout)
 	defer cancel()
-	from := time.Now().Add(-span)
-	occ := jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{cfg.SuccessSubject, cfg.FailureSubject, broker.TenantSubject(cfg.SuccessSubject), broker.TenantSubject(cfg.FailureSubject)},
-		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
-		OptStartTime:   &from,
-	}
-	var starts []time.Time
-	err := scanStream(ctx, js, cfg.ResultStream, occ, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
-		var r struct {
-			Attempts int `json:"attempts"`
-		}
-		if json.Unmarshal(msg.Data(), &r) == nil {
-			for range min(r.Attempts, maxSeedAttempts) {
-				starts = append(starts, meta.Timestamp)
-			}
-		}
-		return true, nil
-	})
+	starts, err := ops.RecentCalls(ctx, js, cfg, time.Now().Add(-span))
 	if err != nil {
 		return 0, fmt.Errorf("read recent results for the quota: %w", err)
 	}

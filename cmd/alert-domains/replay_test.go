@@ -20,6 +20,7 @@ import (
 	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/internal/ops"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 	"github.com/alert-domains/alert-domains/message"
 )
@@ -180,33 +181,9 @@ func TestReplayUsageErrors(t *testing.T) {
 	}
 }
 
-func TestParseWhen(t *testing.T) {
-	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
-	tests := []struct {
-		in   string
-		want time.Time
-		err  bool
-	}{
-		{in: "2h", want: now.Add(-2 * time.Hour)},
-		{in: "90s", want: now.Add(-90 * time.Second)},
-		{in: "2026-11-26T08:30:00Z", want: time.Date(2026, 11, 26, 8, 30, 0, 0, time.UTC)},
-		{in: "2026-11-26T08:30:00+01:00", want: time.Date(2026, 11, 26, 7, 30, 0, 0, time.UTC)},
-		{in: "0s", err: true},
-		{in: "-5m", err: true},
-		{in: "yesterday", err: true},
-		{in: "2026-11-26", err: true},
-	}
-	for _, tt := range tests {
-		got, err := parseWhen(tt.in, now)
-		if tt.err != (err != nil) || !got.Equal(tt.want) {
-			t.Errorf("parseWhen(%q) = %v, %v; want %v (error %v)", tt.in, got, err, tt.want, tt.err)
-		}
-	}
-}
-
 func TestReplayFlagsForms(t *testing.T) {
 	now := time.Now()
-	parse := func(args ...string) (*replayOptions, error) {
+	parse := func(args ...string) (*ops.ReplayOptions, error) {
 		fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
 		raw := defineReplayFlags(fs)
@@ -219,57 +196,14 @@ func TestReplayFlagsForms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !o.failed || len(o.kinds) != 2 || !o.kinds[message.KindThrottled] || !o.since.Equal(now.Add(-2*time.Hour)) || !o.until.Equal(now.Add(-time.Hour)) {
+	if !o.Failed || len(o.Kinds) != 2 || !o.Kinds[message.KindThrottled] || !o.Since.Equal(now.Add(-2*time.Hour)) || !o.Until.Equal(now.Add(-time.Hour)) {
 		t.Errorf("options %+v", o)
 	}
-	if o, err = parse("--from-seq", "7", "--to-seq", "9"); err != nil || o.fromSeq != 7 || o.toSeq != 9 || o.failed {
+	if o, err = parse("--from-seq", "7", "--to-seq", "9"); err != nil || o.FromSeq != 7 || o.ToSeq != 9 || o.Failed {
 		t.Errorf("options %+v, %v", o, err)
 	}
-	if o, err = parse("--since", "2026-11-26T08:30:00Z"); err != nil || o.since.IsZero() || !o.until.IsZero() {
+	if o, err = parse("--since", "2026-11-26T08:30:00Z"); err != nil || o.Since.IsZero() || !o.Until.IsZero() {
 		t.Errorf("options %+v, %v", o, err)
-	}
-}
-
-func TestPlanFailures(t *testing.T) {
-	t0 := time.Now()
-	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
-	failures := []failureRef{
-		{resultSeq: 10, at: at(10), own: 1, alertID: "a", kind: message.KindUnavailable},
-		{resultSeq: 11, at: at(11), own: 2, alertID: "b", kind: message.KindUnavailable},
-		{resultSeq: 12, at: at(12), own: 3, alertID: "c", kind: message.KindUnavailable},
-		{resultSeq: 13, at: at(13), own: 4, alertID: "d", kind: message.KindThrottled},
-		// 9 is the copy of 4 that answered failure 13, and failed too.
-		{resultSeq: 20, at: at(20), own: 9, alertID: "d", kind: message.KindThrottled},
-		{resultSeq: 21, at: at(21), own: 0, kind: message.KindInvalidRequest},
-		// 5 has a claimed copy (7) that replay did not publish: a decoy.
-		{resultSeq: 22, at: at(22), own: 5, alertID: "e", kind: message.KindUnavailable},
-	}
-	succeeded := map[string]uint64{"a": 15, "b": 5} // a succeeded after its failure, b before
-	copies := map[uint64][]uint64{12: {8}, 13: {9}, 22: {7}}
-	genuine := func(seq uint64) (bool, error) { return seq != 7, nil }
-	items, err := planFailures(failures, succeeded, copies, genuine)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []struct {
-		seq  uint64
-		skip string
-	}{
-		{1, skipSucceededSince},
-		{2, ""},
-		{3, skipReplayPending},
-		{4, skipReplayFailed},
-		{9, ""},
-		{0, skipNoSequence},
-		{5, ""},
-	}
-	if len(items) != len(want) {
-		t.Fatalf("got %d items, want %d", len(items), len(want))
-	}
-	for i, w := range want {
-		if items[i].seq != w.seq || items[i].skip != w.skip {
-			t.Errorf("item %d = %+v, want seq %d skip %q", i, items[i], w.seq, w.skip)
-		}
 	}
 }
 
@@ -329,7 +263,7 @@ func TestReplayFailedTwiceRepublishesNothingNew(t *testing.T) {
 	if n := len(o.requestsAfter(t, after1)); n != 0 {
 		t.Fatalf("second run republished %d requests; output:\n%s", n, out)
 	}
-	if !strings.Contains(out, skipReplayPending) {
+	if !strings.Contains(out, ops.SkipReplayPending) {
 		t.Errorf("second run does not say why it skipped:\n%s", out)
 	}
 	// The replay succeeded: a third run leaves it alone too.
@@ -338,7 +272,7 @@ func TestReplayFailedTwiceRepublishesNothingNew(t *testing.T) {
 	if n := len(o.requestsAfter(t, after1)); n != 0 {
 		t.Fatalf("third run republished %d requests; output:\n%s", n, out)
 	}
-	if !strings.Contains(out, skipSucceededSince) {
+	if !strings.Contains(out, ops.SkipSucceededSince) {
 		t.Errorf("third run does not say why it skipped:\n%s", out)
 	}
 }
@@ -357,7 +291,7 @@ func TestReplayFailedAgainAfterTheReplayFailed(t *testing.T) {
 	if len(msgs) != 1 || replayOf(t, msgs[0]) != seq {
 		t.Fatalf("want one replay of the original %d; output:\n%s", seq, out)
 	}
-	if !strings.Contains(out, "1 "+skipReplayFailed) {
+	if !strings.Contains(out, "1 "+ops.SkipReplayFailed) {
 		t.Errorf("the first failure is not reported as replayed already:\n%s", out)
 	}
 }
@@ -427,33 +361,8 @@ func TestReplaySkipsRequestsNoLongerStored(t *testing.T) {
 	if n := len(o.requestsAfter(t, before)); n != 0 {
 		t.Fatalf("republished %d", n)
 	}
-	if !strings.Contains(out, "skipped 1 (1 "+skipNotStored+")") {
+	if !strings.Contains(out, "skipped 1 (1 "+ops.SkipNotStored+")") {
 		t.Errorf("output:\n%s", out)
-	}
-}
-
-func TestReplayMessageDropsServerHeaders(t *testing.T) {
-	raw := &jetstream.RawStreamMsg{
-		Sequence: 42,
-		Data:     []byte("abc"),
-		Header: nats.Header{
-			"Nats-Msg-Id":                 {"x"},
-			"Nats-Expected-Last-Sequence": {"7"},
-			"Nats-Rollup":                 {"all"},
-			"Replay-Of":                   {"3"},
-			"Correlation-Id":              {"c"},
-			"X-Custom":                    {"1", "2"},
-		},
-	}
-	m := replayMessage(raw, "req", 42, "replay-id")
-	want := nats.Header{"Replay-Of": {"42"}, "Correlation-Id": {"c"}, "X-Custom": {"1", "2"}, "Nats-Msg-Id": {"replay-id"}}
-	if m.Subject != "req" || string(m.Data) != "abc" || len(m.Header) != len(want) {
-		t.Fatalf("message %+v", m)
-	}
-	for k, v := range want {
-		if strings.Join(m.Header[k], ",") != strings.Join(v, ",") {
-			t.Errorf("header %s = %v, want %v", k, m.Header[k], v)
-		}
 	}
 }
 

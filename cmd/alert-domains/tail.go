@@ -6,14 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
+	"github.com/alert-domains/alert-domains/internal/ops"
 	"github.com/alert-domains/alert-domains/message"
 )
 
@@ -48,7 +47,7 @@ func runTail(ctx context.Context, e *env, args []string) error {
 	}
 	occ := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy}
 	if *since != "" {
-		from, err := parseWhen(*since, time.Now())
+		from, err := ops.ParseWhen(*since, time.Now())
 		if err != nil {
 			return usageErrorf("tail: --since: %v", err)
 		}
@@ -58,42 +57,26 @@ func runTail(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	filter := tailFilter{tenant: *tenant, success: cfg.SuccessSubject, failure: cfg.FailureSubject}
-	occ.FilterSubjects = filter.subjects(*failed, *succeeded)
-	logger := newLogger(cfg, e)
-	nc, err := broker.Connect(ctx, cfg, clientURL(cfg), "alert-domains tail", logger)
-	if err != nil {
-		return configError(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
+	filter := ops.TailFilter{Tenant: *tenant, Success: cfg.SuccessSubject, Failure: cfg.FailureSubject}
+	occ.FilterSubjects = filter.Subjects(*failed, *succeeded)
+	js, closeConn, err := connectClient(ctx, e, cfg, "tail")
 	if err != nil {
 		return err
 	}
-	stream, err := js.Stream(ctx, cfg.ResultStream)
+	defer closeConn()
+	tail, err := ops.OpenTail(ctx, js, cfg.ResultStream, occ, filter)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("stream %s does not exist: start 'alert-domains serve' once with PROVISION=true to create it: %w", cfg.ResultStream, err)
 	}
 	if err != nil {
 		return interrupted(ctx, err)
 	}
-	cons, err := stream.OrderedConsumer(ctx, occ)
-	if err != nil {
-		return interrupted(ctx, err)
-	}
-	it, err := cons.Messages()
-	if err != nil {
-		return interrupted(ctx, err)
-	}
-	defer it.Stop()
+	defer tail.Stop()
 	fmt.Fprintf(e.stderr, "following results on %s (Ctrl-C to stop)\n", strings.Join(occ.FilterSubjects, ", "))
 	for {
-		msg, err := it.Next(jetstream.NextContext(ctx))
+		msg, err := tail.Next(ctx)
 		if err != nil {
 			return interrupted(ctx, err)
-		}
-		if !filter.keeps(msg.Subject(), msg.Data()) {
-			continue
 		}
 		if *asJSON {
 			_, err = fmt.Fprintf(e.stdout, "%s\n", msg.Data())
@@ -104,48 +87,6 @@ func runTail(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
-}
-
-// tailFilter selects the results tail follows.
-type tailFilter struct {
-	tenant           string // only this tenant's results; "" for every one
-	success, failure string // SUCCESS_SUBJECT and FAILURE_SUBJECT
-}
-
-// subjects are the result subjects to read: each in both forms, plain and
-// per tenant; with a tenant, its own subjects and the plain ones.
-func (f tailFilter) subjects(failed, succeeded bool) []string {
-	var plain []string
-	switch {
-	case failed:
-		plain = []string{f.failure}
-	case succeeded:
-		plain = []string{f.success}
-	default:
-		plain = []string{f.success, f.failure}
-	}
-	out := slices.Clone(plain)
-	for _, s := range plain {
-		if f.tenant != "" {
-			out = append(out, s+"."+f.tenant)
-		} else {
-			out = append(out, broker.TenantSubject(s))
-		}
-	}
-	return out
-}
-
-// keeps reports whether the result data stored on subject is followed: with
-// a tenant, a result on a plain subject is its tenant's when its tenant
-// field names it (the per-tenant subjects read are the tenant's own).
-func (f tailFilter) keeps(subject string, data []byte) bool {
-	if f.tenant == "" || (subject != f.success && subject != f.failure) {
-		return true
-	}
-	var r struct {
-		Tenant string `json:"tenant"`
-	}
-	return json.Unmarshal(data, &r) == nil && r.Tenant == f.tenant
 }
 
 // interrupted turns the error of a command that runs until Ctrl-C into a

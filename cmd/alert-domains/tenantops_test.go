@@ -143,50 +143,6 @@ func TestTenantFlagUsage(t *testing.T) {
 	}
 }
 
-func TestTailFilter(t *testing.T) {
-	f := tailFilter{tenant: "contoso", success: "ok", failure: "bad"}
-	all := tailFilter{success: "ok", failure: "bad"}
-	subjects := []struct {
-		name              string
-		f                 tailFilter
-		failed, succeeded bool
-		want              []string
-	}{
-		{"tenant, both", f, false, false, []string{"ok", "bad", "ok.contoso", "bad.contoso"}},
-		{"tenant, failed", f, true, false, []string{"bad", "bad.contoso"}},
-		{"tenant, succeeded", f, false, true, []string{"ok", "ok.contoso"}},
-		{"every tenant", all, false, false, []string{"ok", "bad", "ok.*", "bad.*"}},
-	}
-	for _, tt := range subjects {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.f.subjects(tt.failed, tt.succeeded); !slices.Equal(got, tt.want) {
-				t.Errorf("subjects %v, want %v", got, tt.want)
-			}
-		})
-	}
-	keeps := []struct {
-		name    string
-		f       tailFilter
-		subject string
-		data    string
-		want    bool
-	}{
-		{"own subject", f, "ok.contoso", `{"status":"success","tenant":"contoso"}`, true},
-		{"plain subject, its tenant", f, "bad", `{"status":"failure","tenant":"contoso"}`, true},
-		{"plain subject, another tenant", f, "ok", `{"status":"success","tenant":"fabrikam"}`, false},
-		{"plain subject, no tenant", f, "bad", `{"status":"failure"}`, false},
-		{"plain subject, unreadable", f, "bad", `not json`, false},
-		{"every tenant, unreadable", all, "bad", `not json`, true},
-	}
-	for _, tt := range keeps {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.f.keeps(tt.subject, []byte(tt.data)); got != tt.want {
-				t.Errorf("keeps(%q, %s) = %v, want %v", tt.subject, tt.data, got, tt.want)
-			}
-		})
-	}
-}
-
 // TestTailTenant: tail --tenant shows that tenant's results, on its own
 // subjects and on the plain ones, and nobody else's.
 func TestTailTenant(t *testing.T) {

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/internal/ops"
+	"github.com/alert-domains/alert-domains/message"
+	"github.com/alert-domains/alert-domains/metrics"
+)
+
+// printStatus writes the status screen.
+func printStatus(out io.Writer, st *ops.Status) error {
+	// Each section is a table of its own.
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	section := func() {
+		w.Flush()
+		fmt.Fprintln(out)
+	}
+	server := st.Server
+	if st.ServerVersion != "" {
+		server += " (nats-server " + st.ServerVersion + ")"
+	}
+	fmt.Fprintf(w, "NATS\t%s\n", server)
+	fmt.Fprintf(w, "TIME\t%s\n", st.Now.UTC().Format(time.RFC3339))
+	section()
+
+	fmt.Fprintln(w, "STREAM\tMESSAGES\tBYTES\tOLDEST\tNEWEST")
+	for _, s := range st.Streams {
+		if s.Info == nil {
+			fmt.Fprintf(w, "%s\t%s\n", s.Name, s.Issue)
+			continue
+		}
+		state := s.Info.State
+		oldest, newest := "-", "-"
+		if state.Msgs > 0 {
+			oldest, newest = ago(st.Now, state.FirstTime), ago(st.Now, state.LastTime)
+		}
+		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\n", s.Name, state.Msgs, byteSize(state.Bytes), oldest, newest)
+	}
+	section()
+
+	fmt.Fprintln(w, "CONSUMER\tPENDING\tACK PENDING\tREDELIVERED\tWAITING\tLAST DELIVERY\tROLE")
+	for _, c := range st.Consumers {
+		if c.Info == nil {
+			fmt.Fprintf(w, "%s\t%s\t\t\t\t\t%s\n", c.Name, c.Issue, c.Role)
+			continue
+		}
+		i := c.Info
+		last := "never"
+		if i.Delivered.Last != nil {
+			last = ago(st.Now, *i.Delivered.Last)
+		}
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%s\t%s\n", c.Name, i.NumPending, i.NumAckPending, i.NumRedelivered, i.NumWaiting, last, c.Role)
+	}
+	section()
+
+	waiting := -1
+	if c := st.Consumers[0]; c.Info != nil {
+		waiting = c.Info.NumWaiting
+	}
+	printReplicas(w, st.Now, st.Consumers[0].Name, st.Replicas, st.ReplicasIssue, waiting)
+	section()
+
+	fmt.Fprintf(w, "CACHE\t%s\n", cacheText(st.Cache))
+	section()
+
+	if len(st.Failures) == 0 {
+		fmt.Fprintln(w, "FAILURES IN THE LAST HOUR: none")
+	} else {
+		kinds := make([]message.Kind, 0, len(st.Failures))
+		total := 0
+		for k, n := range st.Failures {
+			kinds = append(kinds, k)
+			total += n
+		}
+		slices.SortFunc(kinds, func(a, b message.Kind) int {
+			return cmp.Or(cmp.Compare(st.Failures[b], st.Failures[a]), cmp.Compare(a, b))
+		})
+		fmt.Fprintf(w, "FAILURES IN THE LAST HOUR: %d\n", total)
+		fmt.Fprintln(w, "  KIND\tCOUNT")
+		for _, k := range kinds {
+			fmt.Fprintf(w, "  %s\t%d\n", k, st.Failures[k])
+		}
+	}
+	section()
+
+	if st.TenantsIssue != "" {
+		fmt.Fprintf(w, "TENANTS: TENANTS_FILE not used: %s\n", st.TenantsIssue)
+		section()
+	}
+	if st.PerTenant() {
+		printTenants(w, st)
+		section()
+	}
+
+	if st.Shared != nil {
+		printShared(w, st)
+		return w.Flush()
+	}
+	fmt.Fprintf(w, "DEFENDER QUOTA: %s\n", quotaText(st.LimitsText, st.Limits))
+	if len(st.Limits) > 0 {
+		fmt.Fprintln(w, "  WINDOW\tLIMIT\tUSED")
+		for _, l := range st.Limits {
+			used := st.Used[l.Window]
+			fmt.Fprintf(w, "  %s\t%d\t%d (%d%%)", metrics.ShortDuration(l.Window), l.Count, used, used*100/l.Count)
+			if l.Window > st.Scanned {
+				fmt.Fprintf(w, "\t(results are kept %s: counted over that)", metrics.ShortDuration(st.Scanned))
+			}
+			fmt.Fprintln(w)
+		}
+		w.Flush()
+		fmt.Fprintln(out, "\nUSED is the sum of the attempts (Defender calls) of the results stored in the")
+		fmt.Fprintln(out, "window, from every replica; calls of deliveries that ended without a result")
+		fmt.Fprintln(out, "are not counted. The quota applies to each process (QUOTA_SCOPE=process):")
+		fmt.Fprintln(out, "replicas divide the tenant's quota between them.")
+	}
+	return w.Flush()
+}
+
+// printShared prints the shared quota: per app registration and window,
+// the calls of every replica against the limit, and cooldowns in force.
+func printShared(w *tabwriter.Writer, st *ops.Status) {
+	sq := st.Shared
+	fmt.Fprintf(w, "DEFENDER QUOTA: %s, shared by every replica (QUOTA_SCOPE=shared)\n", strings.TrimSuffix(quotaText(st.LimitsText, st.Limits), " per process (DEFENDER_RATE_LIMITS)"))
+	if sq.Issue != "" {
+		fmt.Fprintf(w, "  quota state %s\n", sq.Issue)
+		return
+	}
+	ownKey := sq.Own.Key()
+	keys := map[string]bool{ownKey: true}
+	for _, u := range sq.Use {
+		for k := range u.ByKey {
+			keys[k] = true
+		}
+	}
+	if st.Tenants != nil {
+		// With the file, the registrations are the tenants'.
+		delete(keys, ownKey)
+		for _, t := range st.Tenants {
+			if len(t.RateLimits) > 0 {
+				keys[tenantRegistration(&t).Key()] = true
+			}
+		}
+	}
+	names := map[string]string{ownKey: sq.Own.String()}
+	for _, t := range st.Tenants {
+		k := tenantRegistration(&t).Key()
+		if prev, ok := names[k]; ok && k != ownKey {
+			names[k] = prev + ", " + t.Name
+		} else {
+			names[k] = "tenant " + t.Name
+		}
+	}
+	sorted := slices.Sorted(maps.Keys(keys))
+	fmt.Fprintln(w, "  APP REGISTRATION\tWINDOW\tLIMIT\tUSED (ALL REPLICAS)\tCOOLDOWN")
+	for _, k := range sorted {
+		name := cmp.Or(names[k], "key "+k)
+		cool := "-"
+		if until, ok := sq.Cooldowns[k]; ok && until.After(st.Now) {
+			cool = "until " + until.UTC().Format("15:04:05.000") + " (" + metrics.ShortDuration(until.Sub(st.Now).Round(time.Millisecond)) + " left)"
+		}
+		for _, u := range sq.Use {
+			used := u.ByKey[k]
+			fmt.Fprintf(w, "  %s\t%s\t%d\t%d (%d%%)\t%s\n", name, metrics.ShortDuration(u.Limit.Window), u.Limit.Count, used, used*100/u.Limit.Count, cool)
+		}
+	}
+	w.Flush()
+	fmt.Fprintln(w, "\nUSED counts the calls of every replica that hold a slot: running, or ended")
+	fmt.Fprintln(w, "less than a window ago, as the NATS server counts them.")
+}
+
+func quotaText(text string, limits []connector.Limit) string {
+	if len(limits) == 0 {
+		return "none (DEFENDER_RATE_LIMITS=" + cmp.Or(text, "none") + ")"
+	}
+	parts := make([]string, len(limits))
+	for i, l := range limits {
+		parts[i] = fmt.Sprintf("%d/%s", l.Count, metrics.ShortDuration(l.Window))
+	}
+	return strings.Join(parts, ", ") + " per process (DEFENDER_RATE_LIMITS)"
+}
+
+// ago says how long before now t was, to the second.
+func ago(now, t time.Time) string {
+	d := now.Sub(t).Round(time.Second)
+	if d < time.Second {
+		return "just now"
+	}
+	if d >= 48*time.Hour {
+		days, hours := d/(24*time.Hour), (d%(24*time.Hour))/time.Hour
+		if hours == 0 {
+			return fmt.Sprintf("%dd ago", days)
+		}
+		return fmt.Sprintf("%dd%dh ago", days, hours)
+	}
+	return metrics.ShortDuration(d) + " ago"
+}
+
+func byteSize(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// cacheText is the cache line of the status screen.
+func cacheText(c ops.CacheStatus) string {
+	switch {
+	case c.Bucket == "":
+		return "off (CACHE_TTL=0)"
+	case c.Missing:
+		return fmt.Sprintf("bucket %s: missing", c.Bucket)
+	case c.Issue != "":
+		return fmt.Sprintf("bucket %s: %s", c.Bucket, c.Issue)
+	}
+	return fmt.Sprintf("bucket %s: %d alerts cached, TTL %s, %s", c.Bucket, c.Values, metrics.ShortDuration(c.TTL), byteSize(c.Bytes))
+}
