@@ -17,7 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 )
 
@@ -217,7 +217,7 @@ func (l *baseline) handle(ctx context.Context, msg jetstream.Msg) error {
 	return msg.Ack()
 }
 
-// defenderAPI calls the Defender emulator (connector/defendertest) over
+// defenderAPI calls the Defender emulator (emulator) over
 // loopback TLS with one bearer token, obtained once, and a client that keeps
 // a connection alive per worker.
 type defenderAPI struct {
@@ -228,7 +228,7 @@ type defenderAPI struct {
 
 func newDefenderAPI(tb testing.TB) *defenderAPI {
 	tb.Helper()
-	srv := defendertest.NewServer(defendertest.WithAnyAlert())
+	srv := emulator.NewServer(emulator.WithAnyAlert())
 	tb.Cleanup(srv.Close)
 	api := &defenderAPI{url: srv.URL, client: keepAliveClient(srv.Client())}
 	tb.Cleanup(api.client.CloseIdleConnections)
@@ -255,7 +255,7 @@ func (d *defenderAPI) fetchToken(ctx context.Context, tenant, clientID, secret s
 		"grant_type":    {"client_credentials"},
 		"client_id":     {clientID},
 		"client_secret": {secret},
-		"scope":         {defendertest.Scope},
+		"scope":         {emulator.Scope},
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost,
 		d.url+"/"+tenant+"/oauth2/v2.0/token", strings.NewReader(form.Encode()))

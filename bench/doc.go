@@ -1,6 +1,6 @@
 // Package bench measures alert-domains against a baseline on the same
 // machine, with a real nats-server process on file storage (see
-// internal/testenv) and the Defender emulator (connector/defendertest)
+// internal/testenv) and the Defender emulator (emulator)
 // answering at once.
 //
 // The baseline is the smallest loop with the moving parts of the service and

@@ -20,7 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 	"github.com/alert-domains/alert-domains/quota"
 )
@@ -228,12 +228,12 @@ func BenchmarkQuotaUtilisation(b *testing.B) {
 	)
 	for range b.N {
 		rec := &callRecorder{}
-		emu := defendertest.NewHandler(defendertest.WithAnyAlert())
+		emu := emulator.NewHandler(emulator.WithAnyAlert())
 		ts := httptest.NewUnstartedServer(rec.wrap(emu))
 		ts.StartTLS()
 		certFile := writeCert(b, ts)
 		ns := testenv.StartNATS(b)
-		srv := &defendertest.Server{Emulator: emu, URL: ts.URL}
+		srv := &emulator.Server{Emulator: emu, URL: ts.URL}
 		env := serviceEnv(srv, certFile, ns.URL(), "DEFENDER_RATE_LIMITS=20/2s", "QUOTA_SCOPE=shared", "CACHE_TTL=0", "LOG_LEVEL=warn")
 		for range 3 {
 			listen := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(b))

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 )
 
@@ -119,15 +119,15 @@ func TestService(t *testing.T) {
 
 // startEmulator starts the Defender emulator, answering every alert at once,
 // and writes its certificate to a file for SSL_CERT_FILE.
-func startEmulator(tb testing.TB) (*defendertest.Server, string) {
+func startEmulator(tb testing.TB) (*emulator.Server, string) {
 	tb.Helper()
-	return testenv.StartEmulator(tb, defendertest.WithAnyAlert())
+	return testenv.StartEmulator(tb, emulator.WithAnyAlert())
 }
 
 // serviceEnv is the environment of alert-domains serve against emu and the
 // NATS server at natsURL, without a quota and logging warnings only; extra
 // entries win.
-func serviceEnv(emu *defendertest.Server, certFile, natsURL string, extra ...string) []string {
+func serviceEnv(emu *emulator.Server, certFile, natsURL string, extra ...string) []string {
 	return testenv.ServiceEnv(emu, certFile, natsURL, append([]string{"DEFENDER_RATE_LIMITS=none", "LOG_LEVEL=warn"}, extra...)...)
 }
 
@@ -236,7 +236,7 @@ type startup struct {
 // nats-server ns, each time until it logs "ready", then stops it with
 // SIGTERM. The first start of a fresh server creates the streams; the
 // others find them, as a restarted replica would.
-func measureStartup(tb testing.TB, ns *testenv.NATSProcess, emu *defendertest.Server, certFile string, n int) []startup {
+func measureStartup(tb testing.TB, ns *testenv.NATSProcess, emu *emulator.Server, certFile string, n int) []startup {
 	tb.Helper()
 	bin := testenv.BuildBinary(tb)
 	env := serviceEnv(emu, certFile, ns.URL(), "LOG_LEVEL=info", "CONCURRENCY=64")

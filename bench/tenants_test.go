@@ -19,7 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 )
 
@@ -220,7 +220,7 @@ func TestTenants(t *testing.T) {
 // tenantRig is the tenants' emulators and the service that serves them.
 type tenantRig struct {
 	url       string
-	emulators []*defendertest.Server // the saturated tenants', in the order of names
+	emulators []*emulator.Server // the saturated tenants', in the order of names
 	names     []string
 	trickle   target
 }
@@ -267,9 +267,9 @@ func startTenants(tb testing.TB, w tenantsWorkload) (*tenantRig, time.Duration) 
 			name = "trickle"
 		}
 		secret := name + "-secret-" + strconv.Itoa(rand.IntN(1<<30))
-		emu := defendertest.NewServer(
-			defendertest.WithTenant(fmt.Sprintf("6f1c2b9e-0000-4000-8000-%012d", i+1), fmt.Sprintf("0a3e5f7d-0000-4000-8000-%012d", i+1), secret),
-			defendertest.WithAnyAlert())
+		emu := emulator.NewServer(
+			emulator.WithTenant(fmt.Sprintf("6f1c2b9e-0000-4000-8000-%012d", i+1), fmt.Sprintf("0a3e5f7d-0000-4000-8000-%012d", i+1), secret),
+			emulator.WithAnyAlert())
 		tb.Cleanup(emu.Close)
 		if raw := emu.Certificate().Raw; !slices.ContainsFunc(certs, func(c []byte) bool { return slices.Equal(c, raw) }) {
 			certs = append(certs, raw)

@@ -11,20 +11,20 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 )
 
 // BenchmarkDomains compares the connector with a bare http.Client making
 // the same authenticated GET and decoding the same JSON, both against the
 // emulator over loopback TLS with one shared keep-alive client.
 func BenchmarkDomains(b *testing.B) {
-	srv := newServer(b, defendertest.WithAnyAlert())
+	srv := newServer(b, emulator.WithAnyAlert())
 	cred, err := connector.NewCredential(srv.Credential())
 	if err != nil {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{defendertest.Scope}})
+	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{emulator.Scope}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func BenchmarkDomains(b *testing.B) {
 		}
 		return domains, nil
 	}
-	c := newClientWith(b, srv, cred, defendertest.Scope)
+	c := newClientWith(b, srv, cred, emulator.Scope)
 	conn := func(id string) ([]string, error) {
 		res, err := c.Domains(ctx, id)
 		return res.Domains, err

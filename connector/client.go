@@ -26,10 +26,12 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/cenkalti/backoff/v4"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/alert-domains/alert-domains/internal/park"
 	"github.com/alert-domains/alert-domains/internal/shutdown"
+	"github.com/alert-domains/alert-domains/internal/timing"
 	"github.com/alert-domains/alert-domains/message"
-	"golang.org/x/sync/semaphore"
 )
 
 // Version names the build in the User-Agent; set it with
@@ -652,20 +654,9 @@ func retrySleep(ctx context.Context, d time.Duration) bool {
 	if d >= parkRetryWait {
 		defer park.Wait(ctx)()
 	}
-	return sleep(ctx, d)
+	return timing.Sleep(ctx, d, nil)
 }
 
 // parkRetryWait is the shortest wait between attempts that gives up the
 // worker: below it, giving up and taking back costs more than it frees.
 const parkRetryWait = 100 * time.Millisecond
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}

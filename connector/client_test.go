@@ -16,14 +16,14 @@ import (
 	"time"
 
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/message"
 )
 
 const alertID = "da637472900382838869_1364969609"
 
 func TestDomainsSeedData(t *testing.T) {
-	srv := newServer(t, defendertest.WithSeedData())
+	srv := newServer(t, emulator.WithSeedData())
 	c := newClient(t, srv)
 	tests := []struct {
 		id      string
@@ -95,7 +95,7 @@ func TestRequestOnTheWire(t *testing.T) {
 			if tt.ua != "" {
 				opts = append(opts, connector.WithUserAgent(tt.ua))
 			}
-			c, err := connector.New(tt.base, staticCredential{"tok-123"}, defendertest.Scope, opts...)
+			c, err := connector.New(tt.base, staticCredential{"tok-123"}, emulator.Scope, opts...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -138,7 +138,7 @@ func TestNewRejectsBadConfiguration(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			scope := defendertest.Scope
+			scope := emulator.Scope
 			if tt.scope != "" {
 				scope = tt.scope
 			}
@@ -153,13 +153,13 @@ func TestNewRejectsBadConfiguration(t *testing.T) {
 			}
 		})
 	}
-	if _, err := connector.New("http://127.0.0.1:8080", cred, defendertest.Scope, connector.WithInsecureHTTP()); err != nil {
+	if _, err := connector.New("http://127.0.0.1:8080", cred, emulator.Scope, connector.WithInsecureHTTP()); err != nil {
 		t.Errorf("New(http, WithInsecureHTTP) = %v", err)
 	}
 }
 
 func TestTokenIsCached(t *testing.T) {
-	srv := newServer(t, defendertest.WithAnyAlert())
+	srv := newServer(t, emulator.WithAnyAlert())
 	c := newClient(t, srv)
 	var wg sync.WaitGroup
 	errs := make(chan error, 200)
@@ -187,9 +187,9 @@ func TestTokenIsCached(t *testing.T) {
 
 func TestUnauthorizedGetsOneFreshToken(t *testing.T) {
 	t.Run("401 once", func(t *testing.T) {
-		srv := newServer(t, defendertest.WithSeedData())
+		srv := newServer(t, emulator.WithSeedData())
 		c := newClient(t, srv)
-		srv.Script(alertID, defendertest.Answer{Status: 401, Body: jsonError("Unauthorized")})
+		srv.Script(alertID, emulator.Answer{Status: 401, Body: jsonError("Unauthorized")})
 		res, err := c.Domains(t.Context(), alertID)
 		if err != nil || res.Attempts != 2 || len(res.Domains) != 2 {
 			t.Fatalf("Domains = %+v, %v; want 2 domains after 2 attempts", res, err)
@@ -201,7 +201,7 @@ func TestUnauthorizedGetsOneFreshToken(t *testing.T) {
 	t.Run("revoked token replaced", func(t *testing.T) {
 		// Tokens live an hour, so the credential's cache would hand the
 		// revoked one back if asked plainly.
-		srv := newServer(t, defendertest.WithSeedData())
+		srv := newServer(t, emulator.WithSeedData())
 		c := newClient(t, srv)
 		if _, err := c.Domains(t.Context(), alertID); err != nil {
 			t.Fatal(err)
@@ -224,7 +224,7 @@ func TestUnauthorizedGetsOneFreshToken(t *testing.T) {
 		}
 	})
 	t.Run("expired token replaced", func(t *testing.T) {
-		srv := newServer(t, defendertest.WithSeedData(), defendertest.WithTokenLifetime(4*time.Minute))
+		srv := newServer(t, emulator.WithSeedData(), emulator.WithTokenLifetime(4*time.Minute))
 		c := newClient(t, srv)
 		if _, err := c.Domains(t.Context(), alertID); err != nil {
 			t.Fatal(err)
@@ -239,7 +239,7 @@ func TestUnauthorizedGetsOneFreshToken(t *testing.T) {
 		}
 	})
 	t.Run("always rejected", func(t *testing.T) {
-		srv := newServer(t, defendertest.WithSeedData())
+		srv := newServer(t, emulator.WithSeedData())
 		c := newClient(t, srv)
 		if _, err := c.Domains(t.Context(), alertID); err != nil {
 			t.Fatal(err)
@@ -268,9 +268,9 @@ func TestUnauthorizedGetsOneFreshToken(t *testing.T) {
 }
 
 func TestThrottledWaitsRetryAfter(t *testing.T) {
-	srv := newServer(t, defendertest.WithSeedData())
+	srv := newServer(t, emulator.WithSeedData())
 	c := newClient(t, srv, connector.WithBackoff(10*time.Millisecond, 50*time.Millisecond, 10*time.Second))
-	srv.Script(alertID, defendertest.Answer{Status: 429, Header: header("Retry-After", "2"), Body: jsonError("TooManyRequests")})
+	srv.Script(alertID, emulator.Answer{Status: 429, Header: header("Retry-After", "2"), Body: jsonError("TooManyRequests")})
 	res, err := c.Domains(t.Context(), alertID)
 	if err != nil || res.Attempts != 2 {
 		t.Fatalf("Domains = %+v, %v; want success after 2 attempts", res, err)
@@ -286,18 +286,18 @@ func TestThrottledWaitsRetryAfter(t *testing.T) {
 
 func TestThrottled(t *testing.T) {
 	t.Run("without Retry-After backs off", func(t *testing.T) {
-		srv := newServer(t, defendertest.WithSeedData())
+		srv := newServer(t, emulator.WithSeedData())
 		c := newClient(t, srv)
-		srv.Script(alertID, defendertest.Answer{Status: 429}, defendertest.Answer{Status: 429, Body: jsonError("TooManyRequests")})
+		srv.Script(alertID, emulator.Answer{Status: 429}, emulator.Answer{Status: 429, Body: jsonError("TooManyRequests")})
 		res, err := c.Domains(t.Context(), alertID)
 		if err != nil || res.Attempts != 3 {
 			t.Fatalf("Domains = %+v, %v; want success after 3 attempts", res, err)
 		}
 	})
 	t.Run("Retry-After beyond the budget gives up at once", func(t *testing.T) {
-		srv := newServer(t, defendertest.WithSeedData())
+		srv := newServer(t, emulator.WithSeedData())
 		c := newClient(t, srv)
-		srv.Script(alertID, defendertest.Answer{Status: 429, Header: header("Retry-After", "30"), Body: jsonError("TooManyRequests")})
+		srv.Script(alertID, emulator.Answer{Status: 429, Header: header("Retry-After", "30"), Body: jsonError("TooManyRequests")})
 		start := time.Now()
 		res, err := c.Domains(t.Context(), alertID)
 		e := asError(t, err)
@@ -309,7 +309,7 @@ func TestThrottled(t *testing.T) {
 		}
 	})
 	t.Run("kept throttling until the budget ran out", func(t *testing.T) {
-		srv := newServer(t, defendertest.WithSeedData())
+		srv := newServer(t, emulator.WithSeedData())
 		c := newClient(t, srv, connector.WithBackoff(10*time.Millisecond, 50*time.Millisecond, 300*time.Millisecond))
 		srv.SetOutage(429)
 		res, err := c.Domains(t.Context(), alertID)
@@ -318,7 +318,7 @@ func TestThrottled(t *testing.T) {
 		}
 	})
 	t.Run("emulator quota", func(t *testing.T) {
-		srv := newServer(t, defendertest.WithSeedData(), defendertest.WithQuota(connector.Limit{Count: 1, Window: time.Hour}))
+		srv := newServer(t, emulator.WithSeedData(), emulator.WithQuota(connector.Limit{Count: 1, Window: time.Hour}))
 		c := newClient(t, srv)
 		if _, err := c.Domains(t.Context(), alertID); err != nil {
 			t.Fatal(err)
@@ -331,13 +331,13 @@ func TestThrottled(t *testing.T) {
 }
 
 func TestUnavailableThenSuccess(t *testing.T) {
-	srv := newServer(t, defendertest.WithSeedData())
+	srv := newServer(t, emulator.WithSeedData())
 	rec := &recorder{}
 	c := newClient(t, srv, connector.WithObserver(rec))
 	srv.Script(alertID,
-		defendertest.Answer{Status: 500, Body: jsonError("InternalServerError")},
-		defendertest.Answer{Status: 503},
-		defendertest.Answer{Status: 502, Body: "<html><body>Bad Gateway</body></html>"},
+		emulator.Answer{Status: 500, Body: jsonError("InternalServerError")},
+		emulator.Answer{Status: 503},
+		emulator.Answer{Status: 502, Body: "<html><body>Bad Gateway</body></html>"},
 	)
 	res, err := c.Domains(t.Context(), alertID)
 	if err != nil || res.Attempts != 4 || len(res.Domains) != 2 {
@@ -349,7 +349,7 @@ func TestUnavailableThenSuccess(t *testing.T) {
 }
 
 func TestOutageLongerThanBudget(t *testing.T) {
-	srv := newServer(t, defendertest.WithSeedData())
+	srv := newServer(t, emulator.WithSeedData())
 	c := newClient(t, srv, connector.WithBackoff(10*time.Millisecond, 50*time.Millisecond, 300*time.Millisecond))
 	srv.SetOutage(503)
 	start := time.Now()
@@ -371,9 +371,9 @@ func TestOutageLongerThanBudget(t *testing.T) {
 }
 
 func TestTimeoutsAreRetried(t *testing.T) {
-	for _, a := range []defendertest.Answer{{Delay: time.Minute}, {Slow: true}} {
+	for _, a := range []emulator.Answer{{Delay: time.Minute}, {Slow: true}} {
 		t.Run(fmt.Sprintf("slow=%v", a.Slow), func(t *testing.T) {
-			srv := newServer(t, defendertest.WithSeedData())
+			srv := newServer(t, emulator.WithSeedData())
 			rec := &recorder{}
 			c := newClient(t, srv, connector.WithTimeout(500*time.Millisecond), connector.WithObserver(rec))
 			// A first call gets the token, so the time-out covers requests only.
@@ -404,7 +404,7 @@ func TestNetworkError(t *testing.T) {
 	addr := l.Addr().String()
 	_ = l.Close()
 	rec := &recorder{}
-	c, err := connector.New("https://"+addr, staticCredential{"t"}, defendertest.Scope,
+	c, err := connector.New("https://"+addr, staticCredential{"t"}, emulator.Scope,
 		connector.WithBackoff(10*time.Millisecond, 20*time.Millisecond, 100*time.Millisecond), connector.WithObserver(rec))
 	if err != nil {
 		t.Fatal(err)
@@ -424,18 +424,18 @@ func TestNetworkError(t *testing.T) {
 
 func TestBodyOverCap(t *testing.T) {
 	t.Run("default 4 MiB", func(t *testing.T) {
-		srv := newServer(t, defendertest.WithSeedData())
+		srv := newServer(t, emulator.WithSeedData())
 		c := newClient(t, srv)
-		srv.Script(alertID, defendertest.Answer{BodyBytes: 5 << 20})
+		srv.Script(alertID, emulator.Answer{BodyBytes: 5 << 20})
 		res, err := c.Domains(t.Context(), alertID)
 		if e := asError(t, err); e.Kind != message.KindBadResponse || e.HTTPStatus != 200 || res.Attempts != 1 {
 			t.Fatalf("Domains = %+v, %+v; want bad_response after 1 attempt", res, e)
 		}
 	})
 	t.Run("at and over a small cap", func(t *testing.T) {
-		srv := newServer(t, defendertest.WithSeedData())
+		srv := newServer(t, emulator.WithSeedData())
 		c := newClient(t, srv, connector.WithMaxBodyBytes(1024))
-		srv.Script(alertID, defendertest.Answer{BodyBytes: 1024}, defendertest.Answer{BodyBytes: 1025})
+		srv.Script(alertID, emulator.Answer{BodyBytes: 1024}, emulator.Answer{BodyBytes: 1025})
 		res, err := c.Domains(t.Context(), alertID)
 		if err != nil || len(res.Domains) != 1 {
 			t.Fatalf("a body of exactly the cap: %+v, %v", res, err)
@@ -450,7 +450,7 @@ func TestBodyOverCap(t *testing.T) {
 		for i := range hosts {
 			hosts[i] = fmt.Sprintf("host-%02d.example.com", i)
 		}
-		srv := newServer(t, defendertest.WithAlert(alertID, hosts...), defendertest.WithPageSize(10))
+		srv := newServer(t, emulator.WithAlert(alertID, hosts...), emulator.WithPageSize(10))
 		c := newClient(t, srv, connector.WithMaxBodyBytes(1000))
 		_, err := c.Domains(t.Context(), alertID)
 		if e := asError(t, err); e.Kind != message.KindBadResponse {
@@ -470,11 +470,11 @@ func TestNotTheDocumentedJSON(t *testing.T) {
 		"invalid utf-8": "{\"value\":[{\"host\":\"a\xc3(b\"}]}",
 		"truncated":     `{"value":[{"host":"a.example"}`,
 	}
-	srv := newServer(t, defendertest.WithSeedData())
+	srv := newServer(t, emulator.WithSeedData())
 	c := newClient(t, srv)
 	for name, body := range bodies {
 		t.Run(name, func(t *testing.T) {
-			srv.Script(alertID, defendertest.Answer{Status: 200, Body: body})
+			srv.Script(alertID, emulator.Answer{Status: 200, Body: body})
 			res, err := c.Domains(t.Context(), alertID)
 			if e := asError(t, err); e.Kind != message.KindBadResponse || e.HTTPStatus != 200 || res.Attempts != 1 {
 				t.Fatalf("Domains = %+v, %+v; want bad_response after 1 attempt", res, e)
@@ -484,9 +484,9 @@ func TestNotTheDocumentedJSON(t *testing.T) {
 }
 
 func TestNotFound(t *testing.T) {
-	srv := newServer(t, defendertest.WithSeedData())
+	srv := newServer(t, emulator.WithSeedData())
 	c := newClient(t, srv)
-	for name, a := range map[string]defendertest.Answer{
+	for name, a := range map[string]emulator.Answer{
 		"empty body": {Status: 404},
 		"html body":  {Status: 404, Body: "<html>Not Found</html>", Header: header("Content-Type", "text/html")},
 		"json body":  {Status: 404, Body: jsonError("NotFound")},
@@ -506,7 +506,7 @@ func TestNotFound(t *testing.T) {
 }
 
 func TestTerminalAnswersAreNotRetried(t *testing.T) {
-	srv := newServer(t, defendertest.WithSeedData())
+	srv := newServer(t, emulator.WithSeedData())
 	c := newClient(t, srv)
 	tests := []struct {
 		status int
@@ -518,7 +518,7 @@ func TestTerminalAnswersAreNotRetried(t *testing.T) {
 		{302, message.KindBadResponse},
 	}
 	for _, tt := range tests {
-		srv.Script(alertID, defendertest.Answer{Status: tt.status, Body: jsonError("X"), Header: header("Location", "https://elsewhere.example/")})
+		srv.Script(alertID, emulator.Answer{Status: tt.status, Body: jsonError("X"), Header: header("Location", "https://elsewhere.example/")})
 		res, err := c.Domains(t.Context(), alertID)
 		if e := asError(t, err); e.Kind != tt.kind || e.HTTPStatus != tt.status || res.Attempts != 1 {
 			t.Errorf("status %d: Domains = %+v, %+v; want %s after 1 attempt", tt.status, res, e, tt.kind)
@@ -529,7 +529,7 @@ func TestTerminalAnswersAreNotRetried(t *testing.T) {
 func TestNextLink(t *testing.T) {
 	t.Run("same host followed", func(t *testing.T) {
 		hosts := []string{"a.example", "b.example", "c.example", "a.example", "d.example"}
-		srv := newServer(t, defendertest.WithAlert(alertID, hosts...), defendertest.WithPageSize(2))
+		srv := newServer(t, emulator.WithAlert(alertID, hosts...), emulator.WithPageSize(2))
 		c := newClient(t, srv)
 		res, err := c.Domains(t.Context(), alertID)
 		want := []string{"a.example", "b.example", "c.example", "d.example"}
@@ -538,9 +538,9 @@ func TestNextLink(t *testing.T) {
 		}
 	})
 	t.Run("relative link followed", func(t *testing.T) {
-		srv := newServer(t, defendertest.WithSeedData())
+		srv := newServer(t, emulator.WithSeedData())
 		c := newClient(t, srv)
-		srv.Script(alertID, defendertest.Answer{Body: `{"value":[{"host":"first.example"}],"@odata.nextLink":"/api/alerts/` + alertID + `/domains?$skip=1"}`})
+		srv.Script(alertID, emulator.Answer{Body: `{"value":[{"host":"first.example"}],"@odata.nextLink":"/api/alerts/` + alertID + `/domains?$skip=1"}`})
 		res, err := c.Domains(t.Context(), alertID)
 		want := []string{"first.example", "www.example.com", "cdn.example.net"}
 		if err != nil || !reflect.DeepEqual(res.Domains, want) || res.Attempts != 2 {
@@ -554,7 +554,7 @@ func TestNextLink(t *testing.T) {
 			_, _ = w.Write([]byte(`{"value":[]}`))
 		}))
 		t.Cleanup(other.Close)
-		srv := newServer(t, defendertest.WithSeedData())
+		srv := newServer(t, emulator.WithSeedData())
 		c := newClient(t, srv)
 		for _, link := range []string{
 			other.URL + "/api/alerts/" + alertID + "/domains?$skip=1",
@@ -562,7 +562,7 @@ func TestNextLink(t *testing.T) {
 			"https://user@" + strings.TrimPrefix(srv.URL, "https://") + "/api/alerts/x/domains",
 			"//evil.example/api/alerts/x/domains",
 		} {
-			srv.Script(alertID, defendertest.Answer{Body: `{"value":[{"host":"a.example"}],"@odata.nextLink":"` + link + `"}`})
+			srv.Script(alertID, emulator.Answer{Body: `{"value":[{"host":"a.example"}],"@odata.nextLink":"` + link + `"}`})
 			res, err := c.Domains(t.Context(), alertID)
 			if e := asError(t, err); e.Kind != message.KindBadResponse || res.Attempts != 1 {
 				t.Errorf("next link %s: Domains = %+v, %+v; want bad_response after 1 attempt", link, res, e)
@@ -573,11 +573,11 @@ func TestNextLink(t *testing.T) {
 		}
 	})
 	t.Run("link back to itself", func(t *testing.T) {
-		srv := newServer(t, defendertest.WithSeedData())
+		srv := newServer(t, emulator.WithSeedData())
 		c := newClient(t, srv)
 		self := srv.URL + "/api/alerts/" + alertID + "/domains"
 		for _, link := range []string{self, "/api/alerts/" + alertID + "/domains", strings.ToUpper(srv.URL[:5]) + srv.URL[5:] + "/api/alerts/" + alertID + "/domains"} {
-			page := defendertest.Answer{Body: `{"value":[{"host":"a.example"}],"@odata.nextLink":"` + link + `"}`}
+			page := emulator.Answer{Body: `{"value":[{"host":"a.example"}],"@odata.nextLink":"` + link + `"}`}
 			srv.Script(alertID, page)
 			before := srv.CallsFor(alertID)
 			res, err := c.Domains(t.Context(), alertID)
@@ -590,10 +590,10 @@ func TestNextLink(t *testing.T) {
 		}
 	})
 	t.Run("loop of two pages", func(t *testing.T) {
-		srv := newServer(t, defendertest.WithSeedData())
+		srv := newServer(t, emulator.WithSeedData())
 		c := newClient(t, srv)
-		first := defendertest.Answer{Body: `{"value":[{"host":"a.example"}],"@odata.nextLink":"/api/alerts/` + alertID + `/domains?$skip=1"}`}
-		second := defendertest.Answer{Body: `{"value":[{"host":"b.example"}],"@odata.nextLink":"/api/alerts/` + alertID + `/domains"}`}
+		first := emulator.Answer{Body: `{"value":[{"host":"a.example"}],"@odata.nextLink":"/api/alerts/` + alertID + `/domains?$skip=1"}`}
+		second := emulator.Answer{Body: `{"value":[{"host":"b.example"}],"@odata.nextLink":"/api/alerts/` + alertID + `/domains"}`}
 		srv.Script(alertID, first, second, first, second)
 		res, err := c.Domains(t.Context(), alertID)
 		if e := asError(t, err); e.Kind != message.KindBadResponse || res.Attempts != 2 {
@@ -605,7 +605,7 @@ func TestNextLink(t *testing.T) {
 		for i := range hosts {
 			hosts[i] = fmt.Sprintf("host-%02d.example.com", i)
 		}
-		srv := newServer(t, defendertest.WithAlert(alertID, hosts[:10]...), defendertest.WithAlert("eleven", hosts[:11]...), defendertest.WithPageSize(1))
+		srv := newServer(t, emulator.WithAlert(alertID, hosts[:10]...), emulator.WithAlert("eleven", hosts[:11]...), emulator.WithPageSize(1))
 		c := newClient(t, srv)
 		res, err := c.Domains(t.Context(), alertID)
 		if err != nil || len(res.Domains) != 10 || res.Attempts != 10 {
@@ -620,7 +620,7 @@ func TestNextLink(t *testing.T) {
 
 func TestLimiterUnderConcurrency(t *testing.T) {
 	const callers, count, window = 50, 10, 200 * time.Millisecond
-	srv := newServer(t, defendertest.WithAnyAlert())
+	srv := newServer(t, emulator.WithAnyAlert())
 	rec := &recorder{}
 	limiter := connector.NewLimiter([]connector.Limit{{Count: count, Window: window}})
 	c := newClient(t, srv, connector.WithLimiter(limiter), connector.WithObserver(rec))
@@ -662,11 +662,11 @@ func TestLimiterUnderConcurrency(t *testing.T) {
 }
 
 func TestLimiterGuardsEveryAttempt(t *testing.T) {
-	srv := newServer(t, defendertest.WithSeedData(), defendertest.WithAlert("paged", "a", "b", "c"), defendertest.WithPageSize(1))
+	srv := newServer(t, emulator.WithSeedData(), emulator.WithAlert("paged", "a", "b", "c"), emulator.WithPageSize(1))
 	rec := &recorder{}
 	limiter := connector.NewLimiter([]connector.Limit{{Count: 1000, Window: time.Hour}})
 	c := newClient(t, srv, connector.WithLimiter(limiter), connector.WithObserver(rec))
-	srv.Script(alertID, defendertest.Answer{Status: 503}, defendertest.Answer{Status: 401})
+	srv.Script(alertID, emulator.Answer{Status: 503}, emulator.Answer{Status: 401})
 	if _, err := c.Domains(t.Context(), alertID); err != nil {
 		t.Fatal(err)
 	}
@@ -685,28 +685,28 @@ func TestLimiterGuardsEveryAttempt(t *testing.T) {
 func TestCancelStopsWaits(t *testing.T) {
 	tests := []struct {
 		name  string
-		setup func(srv *defendertest.Server) []connector.Option
+		setup func(srv *emulator.Server) []connector.Option
 	}{
-		{name: "backoff wait", setup: func(srv *defendertest.Server) []connector.Option {
-			srv.Script(alertID, defendertest.Answer{Status: 429, Header: header("Retry-After", "60")})
+		{name: "backoff wait", setup: func(srv *emulator.Server) []connector.Option {
+			srv.Script(alertID, emulator.Answer{Status: 429, Header: header("Retry-After", "60")})
 			return []connector.Option{connector.WithBackoff(time.Second, time.Minute, time.Hour)}
 		}},
-		{name: "quota wait", setup: func(srv *defendertest.Server) []connector.Option {
-			srv.Script(alertID, defendertest.Answer{Status: 503})
+		{name: "quota wait", setup: func(srv *emulator.Server) []connector.Option {
+			srv.Script(alertID, emulator.Answer{Status: 503})
 			return []connector.Option{connector.WithLimiter(connector.NewLimiter([]connector.Limit{{Count: 1, Window: time.Hour}}))}
 		}},
-		{name: "slow body", setup: func(srv *defendertest.Server) []connector.Option {
-			srv.Script(alertID, defendertest.Answer{Slow: true})
+		{name: "slow body", setup: func(srv *emulator.Server) []connector.Option {
+			srv.Script(alertID, emulator.Answer{Slow: true})
 			return []connector.Option{connector.WithTimeout(time.Hour)}
 		}},
-		{name: "slow answer", setup: func(srv *defendertest.Server) []connector.Option {
-			srv.Script(alertID, defendertest.Answer{Delay: time.Hour})
+		{name: "slow answer", setup: func(srv *emulator.Server) []connector.Option {
+			srv.Script(alertID, emulator.Answer{Delay: time.Hour})
 			return []connector.Option{connector.WithTimeout(time.Hour)}
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := newServer(t, defendertest.WithSeedData())
+			srv := newServer(t, emulator.WithSeedData())
 			rec := &recorder{calls: make(chan int, 10)}
 			opts := append(tt.setup(srv), connector.WithObserver(rec))
 			c := newClient(t, srv, opts...)
@@ -745,7 +745,7 @@ func TestCancelStopsWaits(t *testing.T) {
 }
 
 func TestWrongAudienceIsForbidden(t *testing.T) {
-	srv := newServer(t, defendertest.WithSeedData())
+	srv := newServer(t, emulator.WithSeedData())
 	cred, err := connector.NewCredential(srv.Credential())
 	if err != nil {
 		t.Fatal(err)
@@ -759,14 +759,14 @@ func TestWrongAudienceIsForbidden(t *testing.T) {
 
 func TestTokenFailures(t *testing.T) {
 	t.Run("wrong secret", func(t *testing.T) {
-		srv := newServer(t, defendertest.WithSeedData())
+		srv := newServer(t, emulator.WithSeedData())
 		cfg := srv.Credential()
 		cfg.ClientSecret = "not-the-secret"
 		cred, err := connector.NewCredential(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := newClientWith(t, srv, cred, defendertest.Scope)
+		c := newClientWith(t, srv, cred, emulator.Scope)
 		res, err := c.Domains(t.Context(), alertID)
 		if e := asError(t, err); e.Kind != message.KindUnauthorized || e.HTTPStatus != 0 || res.Attempts != 0 || srv.Calls() != 0 {
 			t.Fatalf("Domains = %+v, %+v; want unauthorized without a call", res, e)
@@ -776,7 +776,7 @@ func TestTokenFailures(t *testing.T) {
 		}
 	})
 	t.Run("regional scope", func(t *testing.T) {
-		srv := newServer(t, defendertest.WithSeedData())
+		srv := newServer(t, emulator.WithSeedData())
 		cred, err := connector.NewCredential(srv.Credential())
 		if err != nil {
 			t.Fatal(err)
@@ -788,14 +788,14 @@ func TestTokenFailures(t *testing.T) {
 		}
 	})
 	t.Run("unknown tenant", func(t *testing.T) {
-		srv := newServer(t, defendertest.WithSeedData())
+		srv := newServer(t, emulator.WithSeedData())
 		cfg := srv.Credential()
 		cfg.TenantID = "00000000-0000-0000-0000-00000000dead"
 		cred, err := connector.NewCredential(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := newClientWith(t, srv, cred, defendertest.Scope)
+		c := newClientWith(t, srv, cred, emulator.Scope)
 		_, err = c.Domains(t.Context(), alertID)
 		if e := asError(t, err); e.Kind != message.KindUnauthorized {
 			t.Fatalf("error = %v, want unauthorized", err)
@@ -812,7 +812,7 @@ func TestDefaultClientDoesNotFollowRedirects(t *testing.T) {
 	t.Cleanup(target.Close)
 	ts := httptest.NewServer(http.RedirectHandler(target.URL+"/api/alerts/x/domains", http.StatusFound))
 	t.Cleanup(ts.Close)
-	c, err := connector.New(ts.URL, staticCredential{"t"}, defendertest.Scope, connector.WithInsecureHTTP())
+	c, err := connector.New(ts.URL, staticCredential{"t"}, emulator.Scope, connector.WithInsecureHTTP())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -857,7 +857,7 @@ func (b *endsAfter) Read(p []byte) (int, error) {
 func (b *endsAfter) Close() error { return nil }
 
 func TestBodyEndedByTimeoutIsUnavailable(t *testing.T) {
-	c, err := connector.New("https://api.securitycenter.microsoft.com", staticCredential{"t"}, defendertest.Scope,
+	c, err := connector.New("https://api.securitycenter.microsoft.com", staticCredential{"t"}, emulator.Scope,
 		connector.WithHTTPClient(&http.Client{Transport: cleanEndAfterCancel{}}),
 		connector.WithTimeout(20*time.Millisecond),
 		connector.WithBackoff(5*time.Millisecond, 10*time.Millisecond, 100*time.Millisecond))
@@ -887,10 +887,10 @@ func (q *cooldownRecorder) Cooldown(d time.Duration) {
 }
 
 func TestQuotaToldOfRetryAfter(t *testing.T) {
-	srv := newServer(t, defendertest.WithSeedData())
+	srv := newServer(t, emulator.WithSeedData())
 	q := &cooldownRecorder{}
 	c := newClient(t, srv, connector.WithQuota(q), connector.WithBackoff(10*time.Millisecond, 50*time.Millisecond, 5*time.Second))
-	srv.Script(alertID, defendertest.Answer{Status: 429, Header: http.Header{"Retry-After": {"1"}}})
+	srv.Script(alertID, emulator.Answer{Status: 429, Header: http.Header{"Retry-After": {"1"}}})
 	if _, err := c.Domains(t.Context(), alertID); err != nil {
 		t.Fatal(err)
 	}

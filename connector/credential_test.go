@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 )
 
 const (
@@ -141,14 +141,14 @@ func TestCredentialsAgainstTheEmulator(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := newServer(t, defendertest.WithSeedData())
+			srv := newServer(t, emulator.WithSeedData())
 			cfg := srv.Credential()
 			tt.set(&cfg)
 			cred, err := connector.NewCredential(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := newClientWith(t, srv, cred, defendertest.Scope)
+			c := newClientWith(t, srv, cred, emulator.Scope)
 			res, err := c.Domains(t.Context(), alertID)
 			if err != nil || !reflect.DeepEqual(res.Domains, []string{"www.example.com", "cdn.example.net"}) {
 				t.Fatalf("Domains = %+v, %v", res, err)

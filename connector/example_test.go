@@ -6,12 +6,12 @@ import (
 	"time"
 
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/message"
 )
 
 func ExampleClient_Domains() {
-	srv := defendertest.NewServer(defendertest.WithSeedData())
+	srv := emulator.NewServer(emulator.WithSeedData())
 	defer srv.Close()
 
 	cred, err := connector.NewCredential(srv.Credential())
@@ -20,7 +20,7 @@ func ExampleClient_Domains() {
 		return
 	}
 	limits, _ := connector.ParseLimits("100/1m,1500/1h")
-	client, err := connector.New(srv.URL, cred, defendertest.Scope,
+	client, err := connector.New(srv.URL, cred, emulator.Scope,
 		connector.WithHTTPClient(srv.Client()),
 		connector.WithLimiter(connector.NewLimiter(limits)),
 		connector.WithTimeout(10*time.Second),

@@ -11,29 +11,29 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 )
 
 // newServer starts an emulator that is closed when the test ends.
-func newServer(t testing.TB, opts ...defendertest.Option) *defendertest.Server {
+func newServer(t testing.TB, opts ...emulator.Option) *emulator.Server {
 	t.Helper()
-	srv := defendertest.NewServer(opts...)
+	srv := emulator.NewServer(opts...)
 	t.Cleanup(srv.Close)
 	return srv
 }
 
 // newClient is a client of srv signed in with its client secret, with
 // short backoff intervals; opts come last and win.
-func newClient(t testing.TB, srv *defendertest.Server, opts ...connector.Option) *connector.Client {
+func newClient(t testing.TB, srv *emulator.Server, opts ...connector.Option) *connector.Client {
 	t.Helper()
 	cred, err := connector.NewCredential(srv.Credential())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newClientWith(t, srv, cred, defendertest.Scope, opts...)
+	return newClientWith(t, srv, cred, emulator.Scope, opts...)
 }
 
-func newClientWith(t testing.TB, srv *defendertest.Server, cred azcore.TokenCredential, scope string, opts ...connector.Option) *connector.Client {
+func newClientWith(t testing.TB, srv *emulator.Server, cred azcore.TokenCredential, scope string, opts ...connector.Option) *connector.Client {
 	t.Helper()
 	base := []connector.Option{
 		connector.WithHTTPClient(srv.Client()),

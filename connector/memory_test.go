@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/message"
 )
 
@@ -30,10 +30,10 @@ func TestOversizedAnswersMemory(t *testing.T) {
 	for _, noLength := range []bool{false, true} {
 		name := map[bool]string{false: "with length", true: "without length"}[noLength]
 		t.Run(name, func(t *testing.T) {
-			srv := newServer(t, defendertest.WithAnyAlert())
+			srv := newServer(t, emulator.WithAnyAlert())
 			c := newClient(t, srv, connector.WithBackoff(time.Millisecond, time.Millisecond, time.Millisecond), connector.WithBodyBudget(budget))
 			for range lookups {
-				srv.Script(alertID, defendertest.Answer{BodyBytes: size, NoLength: noLength})
+				srv.Script(alertID, emulator.Answer{BodyBytes: size, NoLength: noLength})
 			}
 			runtime.GC()
 			base := heapBytes()

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 )
 
 // cannedTransport answers every request with the same 200 in memory, so a
@@ -76,7 +76,7 @@ func BenchmarkDomainsOverhead(b *testing.B) {
 		}
 	})
 	b.Run("connector", func(b *testing.B) {
-		c, err := connector.New(base, staticCredential{"token"}, defendertest.Scope, connector.WithHTTPClient(hc))
+		c, err := connector.New(base, staticCredential{"token"}, emulator.Scope, connector.WithHTTPClient(hc))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/message"
 )
 
@@ -20,7 +20,7 @@ import (
 // know fail the lookup at once, as unavailable, naming the problem, though
 // the retry budget is ten minutes.
 func TestUnfixableFailuresAreNotRetried(t *testing.T) {
-	srv := newServer(t, defendertest.WithSeedData())
+	srv := newServer(t, emulator.WithSeedData())
 	longBudget := connector.WithBackoff(time.Second, time.Second, 10*time.Minute)
 	untrusting := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	t.Cleanup(untrusting.CloseIdleConnections)
@@ -37,7 +37,7 @@ func TestUnfixableFailuresAreNotRetried(t *testing.T) {
 		{
 			name: "defender certificate of an unknown authority",
 			client: func(t *testing.T) *connector.Client {
-				return newClientWith(t, srv, staticCredential{token: "x"}, defendertest.Scope, connector.WithHTTPClient(untrusting), longBudget)
+				return newClientWith(t, srv, staticCredential{token: "x"}, emulator.Scope, connector.WithHTTPClient(untrusting), longBudget)
 			},
 			attempts: 1,
 			message:  "defender unreachable: tls certificate signed by an unknown authority",
@@ -46,7 +46,7 @@ func TestUnfixableFailuresAreNotRetried(t *testing.T) {
 		{
 			name: "defender certificate for another host",
 			client: func(t *testing.T) *connector.Client {
-				c, err := connector.New("https://localhost:"+port, staticCredential{token: "x"}, defendertest.Scope,
+				c, err := connector.New("https://localhost:"+port, staticCredential{token: "x"}, emulator.Scope,
 					connector.WithHTTPClient(srv.Client()), longBudget)
 				if err != nil {
 					t.Fatal(err)
@@ -60,7 +60,7 @@ func TestUnfixableFailuresAreNotRetried(t *testing.T) {
 		{
 			name: "defender without tls",
 			client: func(t *testing.T) *connector.Client {
-				c, err := connector.New(strings.Replace(plain, "http://", "https://", 1), staticCredential{token: "x"}, defendertest.Scope,
+				c, err := connector.New(strings.Replace(plain, "http://", "https://", 1), staticCredential{token: "x"}, emulator.Scope,
 					connector.WithHTTPClient(srv.Client()), longBudget)
 				if err != nil {
 					t.Fatal(err)
@@ -79,7 +79,7 @@ func TestUnfixableFailuresAreNotRetried(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				return newClientWith(t, srv, cred, defendertest.Scope, longBudget)
+				return newClientWith(t, srv, cred, emulator.Scope, longBudget)
 			},
 			attempts: 0,
 			message:  "entra id unreachable: tls certificate signed by an unknown authority",
@@ -90,7 +90,7 @@ func TestUnfixableFailuresAreNotRetried(t *testing.T) {
 				if _, err := net.LookupHost("no-such-host.invalid"); !isNotFound(err) {
 					t.Skipf("this resolver does not answer NXDOMAIN for .invalid: %v", err)
 				}
-				c, err := connector.New("https://no-such-host.invalid", staticCredential{token: "x"}, defendertest.Scope, longBudget)
+				c, err := connector.New("https://no-such-host.invalid", staticCredential{token: "x"}, emulator.Scope, longBudget)
 				if err != nil {
 					t.Fatal(err)
 				}

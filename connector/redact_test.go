@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/message"
 )
 
@@ -33,15 +33,15 @@ func TestHostileTokenEndpoint(t *testing.T) {
 
 	answers := []struct {
 		name   string
-		answer defendertest.Answer
+		answer emulator.Answer
 		kind   message.Kind
 	}{
-		{"error echoing the form", defendertest.Answer{Status: 401, Body: `{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret. Request: `, EchoForm: true}, message.KindUnauthorized},
-		{"plain text echoing the form", defendertest.Answer{Status: 400, Body: "rejected ", EchoForm: true}, message.KindUnauthorized},
-		{"expires_in not a number", defendertest.Answer{Body: `{"token_type":"Bearer","expires_in":"soon","access_token":"` + accessToken + `"}`}, ""},
-		{"truncated", defendertest.Answer{Body: `{"token_type":"Bearer","expires_in":3599,"access_token":"` + jwtToken + `"`}, ""},
-		{"no lifetime", defendertest.Answer{Body: `{"token_type": "Bearer", "access_token": "` + accessToken + `"}`}, ""},
-		{"bearer in text", defendertest.Answer{Status: 400, Body: "Authorization: Bearer " + accessToken}, message.KindUnauthorized},
+		{"error echoing the form", emulator.Answer{Status: 401, Body: `{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret. Request: `, EchoForm: true}, message.KindUnauthorized},
+		{"plain text echoing the form", emulator.Answer{Status: 400, Body: "rejected ", EchoForm: true}, message.KindUnauthorized},
+		{"expires_in not a number", emulator.Answer{Body: `{"token_type":"Bearer","expires_in":"soon","access_token":"` + accessToken + `"}`}, ""},
+		{"truncated", emulator.Answer{Body: `{"token_type":"Bearer","expires_in":3599,"access_token":"` + jwtToken + `"`}, ""},
+		{"no lifetime", emulator.Answer{Body: `{"token_type": "Bearer", "access_token": "` + accessToken + `"}`}, ""},
+		{"bearer in text", emulator.Answer{Status: 400, Body: "Authorization: Bearer " + accessToken}, message.KindUnauthorized},
 	}
 	credentials := []struct {
 		name string
@@ -55,7 +55,7 @@ func TestHostileTokenEndpoint(t *testing.T) {
 	for _, cr := range credentials {
 		for _, a := range answers {
 			t.Run(cr.name+"/"+a.name, func(t *testing.T) {
-				srv := newServer(t, defendertest.WithSeedData(), defendertest.WithTenant(defendertest.DefaultTenantID, defendertest.DefaultClientID, secret))
+				srv := newServer(t, emulator.WithSeedData(), emulator.WithTenant(emulator.DefaultTenantID, emulator.DefaultClientID, secret))
 				cfg := srv.Credential()
 				cr.set(&cfg)
 				cred, err := connector.NewCredential(cfg)
@@ -64,12 +64,12 @@ func TestHostileTokenEndpoint(t *testing.T) {
 				}
 				// Every token request gets the hostile answer, however often
 				// the SDK and the client retry.
-				hostile := make([]defendertest.Answer, 100)
+				hostile := make([]emulator.Answer, 100)
 				for i := range hostile {
 					hostile[i] = a.answer
 				}
 				srv.ScriptToken(hostile...)
-				c := newClientWith(t, srv, cred, defendertest.Scope,
+				c := newClientWith(t, srv, cred, emulator.Scope,
 					connector.WithBackoff(time.Millisecond, time.Millisecond, 5*time.Millisecond))
 				_, err = c.Domains(t.Context(), alertID)
 				e := asError(t, err)

@@ -15,7 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 )
 
 // captureLogs collects what the standard logger and slog's default logger
@@ -60,16 +60,16 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 func TestSecretsNeverShow(t *testing.T) {
 	appLogs, sdkLogs := captureLogs(t)
-	srv := newServer(t, defendertest.WithSeedData(), defendertest.WithTenant(defendertest.DefaultTenantID, defendertest.DefaultClientID, testSecret))
+	srv := newServer(t, emulator.WithSeedData(), emulator.WithTenant(emulator.DefaultTenantID, emulator.DefaultClientID, testSecret))
 	cred, err := connector.NewCredential(srv.Credential())
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := cred.GetToken(t.Context(), policy.TokenRequestOptions{Scopes: []string{defendertest.Scope}})
+	tok, err := cred.GetToken(t.Context(), policy.TokenRequestOptions{Scopes: []string{emulator.Scope}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newClientWith(t, srv, cred, defendertest.Scope, connector.WithMaxBodyBytes(256), connector.WithTimeout(200*time.Millisecond),
+	c := newClientWith(t, srv, cred, emulator.Scope, connector.WithMaxBodyBytes(256), connector.WithTimeout(200*time.Millisecond),
 		connector.WithBackoff(5*time.Millisecond, 10*time.Millisecond, 50*time.Millisecond))
 
 	var errs []error
@@ -80,7 +80,7 @@ func TestSecretsNeverShow(t *testing.T) {
 			t.Error("lookup succeeded, want a failure")
 		}
 	}
-	for _, a := range []defendertest.Answer{
+	for _, a := range []emulator.Answer{
 		{Status: 400, Body: jsonError("InvalidInput")},
 		{Status: 401, Body: jsonError("Unauthorized")},
 		{Status: 403, Body: jsonError("Forbidden")},
@@ -89,7 +89,7 @@ func TestSecretsNeverShow(t *testing.T) {
 		{Status: 200, BodyBytes: 1024},
 		{Status: 200, Body: `{"value":[],"@odata.nextLink":"https://elsewhere.example/next"}`},
 	} {
-		answers := []defendertest.Answer{a}
+		answers := []emulator.Answer{a}
 		if a.Status == 401 {
 			answers = append(answers, a)
 		}
@@ -101,7 +101,7 @@ func TestSecretsNeverShow(t *testing.T) {
 	srv.SetOutage(429)
 	lookup(t.Context(), c)
 	srv.SetOutage(0)
-	srv.Script(alertID, defendertest.Answer{Delay: time.Hour}, defendertest.Answer{Delay: time.Hour}, defendertest.Answer{Delay: time.Hour})
+	srv.Script(alertID, emulator.Answer{Delay: time.Hour}, emulator.Answer{Delay: time.Hour}, emulator.Answer{Delay: time.Hour})
 	lookup(t.Context(), c)
 	canceled, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -114,7 +114,7 @@ func TestSecretsNeverShow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lookup(t.Context(), newClientWith(t, srv, wrongCred, defendertest.Scope))
+	lookup(t.Context(), newClientWith(t, srv, wrongCred, emulator.Scope))
 	badCert := srv.Credential()
 	badCert.ClientSecret, badCert.CertificatePath, badCert.CertificatePassword = "", writeCertificate(t), testPassword
 	if _, err := connector.NewCredential(badCert); err != nil {

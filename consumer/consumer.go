@@ -23,6 +23,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/internal/park"
 	"github.com/alert-domains/alert-domains/internal/shutdown"
+	"github.com/alert-domains/alert-domains/internal/timing"
 )
 
 // ErrNotBound is reported by Ready while the consumer is not bound to its
@@ -432,7 +433,7 @@ func (c *Consumer) pull(ctx context.Context, p *pool) error {
 			}
 			c.setNotReady(fmt.Errorf("bind consumer: %w", err))
 			c.logger.Warn("cannot bind to the consumer, trying again", slog.Any("error", err), slog.Duration("retry_in", wait))
-			if !sleep(ctx, wait) {
+			if !timing.Sleep(ctx, wait, nil) {
 				return nil
 			}
 			wait = min(wait*2, c.rebindMax)
@@ -672,17 +673,5 @@ func (c *Consumer) keepAlive(msg jetstream.Msg, seq uint64) (stop func()) {
 		defer mu.Unlock()
 		stopped = true
 		timer.Stop()
-	}
-}
-
-// sleep waits d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }

@@ -199,13 +199,7 @@ func (c *KVCache) held() int {
 // eventually polls cond until it holds, or fails the test after 10s.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, 5*time.Millisecond, cond, "%s", what)
 }
 
 func testCacheOpts() []KVCacheOption {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/consumer"
 	"github.com/alert-domains/alert-domains/handlers"
 	"github.com/alert-domains/alert-domains/message"
@@ -47,10 +47,10 @@ func ExampleService_Handle() {
 		return
 	}
 
-	emu := defendertest.NewServer(defendertest.WithSeedData())
+	emu := emulator.NewServer(emulator.WithSeedData())
 	defer emu.Close()
 	cred, _ := connector.NewCredential(emu.Credential())
-	client, err := connector.New(emu.URL, cred, defendertest.Scope, connector.WithHTTPClient(emu.Client()))
+	client, err := connector.New(emu.URL, cred, emulator.Scope, connector.WithHTTPClient(emu.Client()))
 	if err != nil {
 		fmt.Println(err)
 		return

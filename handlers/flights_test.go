@@ -13,6 +13,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/consumer"
+	"github.com/alert-domains/alert-domains/internal/testenv"
 	"github.com/alert-domains/alert-domains/message"
 )
 
@@ -32,17 +33,10 @@ type flightsEnv struct {
 
 func newFlightsEnv(t *testing.T, hold time.Duration) *flightsEnv {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
+	srv, _ := testenv.EmbeddedJetStream(t)
 	e := &flightsEnv{srv: srv, hold: hold}
 	_, js := e.connect(t)
+	var err error
 	if e.results, err = js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "RESULTS", Subjects: []string{successSubj, failureSubj}, Duplicates: time.Minute}); err != nil {
 		t.Fatal(err)
 	}

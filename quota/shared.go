@@ -15,6 +15,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/internal/park"
+	"github.com/alert-domains/alert-domains/internal/timing"
 )
 
 // Timing of the shared quota.
@@ -223,7 +224,7 @@ func (s *Shared) Acquire(ctx context.Context) (release func(), waited time.Durat
 	for {
 		if wait, changed := s.cooldownLeft(); wait > 0 {
 			parked.Begin()
-			if !sleep(ctx, min(wait, cooldownPoll), changed) {
+			if !timing.Sleep(ctx, min(wait, cooldownPoll), changed) {
 				return nil, time.Since(start), ctx.Err()
 			}
 			continue
@@ -247,7 +248,7 @@ func (s *Shared) Acquire(ctx context.Context) (release func(), waited time.Durat
 			continue
 		}
 		parked.Begin()
-		if !sleep(ctx, wait, nil) {
+		if !timing.Sleep(ctx, wait, nil) {
 			return nil, time.Since(start), ctx.Err()
 		}
 	}
@@ -554,7 +555,7 @@ func (s *Shared) watchCooldown(ctx context.Context) {
 				_ = w.Stop()
 			}
 		}
-		if !sleep(ctx, resyncEvery, nil) {
+		if !timing.Sleep(ctx, resyncEvery, nil) {
 			return
 		}
 	}
@@ -598,7 +599,7 @@ func (s *Shared) publishCooldowns(ctx context.Context) {
 			}
 		}
 		if err := s.writeCooldown(ctx, until); err != nil {
-			if !sleep(ctx, backoff, nil) {
+			if !timing.Sleep(ctx, backoff, nil) {
 				return
 			}
 			backoff = min(2*backoff, unreachableMax)
@@ -648,20 +649,6 @@ func (s *Shared) writeCooldown(ctx context.Context, until time.Time) error {
 			continue // another replica wrote first: compare again
 		}
 		return err
-	}
-}
-
-// sleep waits for d, or until wake is closed (true), or ctx ends (false).
-func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-wake:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 )
 
@@ -34,7 +34,7 @@ func TestDemo(t *testing.T) {
 }
 
 func TestPublishPrintsSequences(t *testing.T) {
-	emu, cert := emulator(t, defendertest.WithAnyAlert())
+	emu, cert := startEmulator(t, emulator.WithAnyAlert())
 	_, url := testenv.EmbeddedJetStream(t)
 	startService(t, serviceEnv(emu, cert, url))
 	bin := testenv.BuildBinary(t)

@@ -9,7 +9,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 )
 
@@ -20,7 +20,7 @@ type clusterReplica struct {
 	ready string
 }
 
-func startReplica(t *testing.T, emu *defendertest.Server, cert, urls string) *clusterReplica {
+func startReplica(t *testing.T, emu *emulator.Server, cert, urls string) *clusterReplica {
 	t.Helper()
 	port := strconv.Itoa(testenv.FreePort(t))
 	r := &clusterReplica{
@@ -51,7 +51,7 @@ func (r *clusterReplica) isReady() bool {
 func TestClusterSurvivesNodeAndReplicaLoss(t *testing.T) {
 	const n = 1000
 	ids, hosts, opts := knownAlerts("cluster", n)
-	emu, cert := emulator(t, append(opts, defendertest.WithLatency(40*time.Millisecond))...)
+	emu, cert := startEmulator(t, append(opts, emulator.WithLatency(40*time.Millisecond))...)
 	cluster := testenv.StartNATSCluster(t, 3)
 	js := cluster.JetStream(t)
 

@@ -9,7 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 )
 
@@ -40,7 +40,7 @@ func TestBurstForOneAlertOneCallOnCluster(t *testing.T) {
 
 func burstOneCall(t *testing.T, natsURL string, js jetstream.JetStream, extra ...string) {
 	const perAlert = 30
-	emu := newRecordingEmulator(t, defendertest.WithAnyAlert(), defendertest.WithLatency(300*time.Millisecond))
+	emu := newRecordingEmulator(t, emulator.WithAnyAlert(), emulator.WithLatency(300*time.Millisecond))
 	// Enough workers for the whole burst at once: every replica gets part
 	// of it, and a request that waits for a worker cannot be answered by
 	// the cache instead.

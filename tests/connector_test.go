@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 )
 
@@ -17,9 +17,9 @@ import (
 // Defender whose certificate is not trusted ends in seconds, naming the
 // certificate problem, though RETRY_MAX_ELAPSED is ten minutes.
 func TestGetUntrustedCertificate(t *testing.T) {
-	emu, _ := emulator(t, defendertest.WithSeedData())
+	emu, _ := startEmulator(t, emulator.WithSeedData())
 	// Trust another certificate than the emulator's.
-	_, otherPEM, err := defendertest.SelfSigned("127.0.0.1")
+	_, otherPEM, err := emulator.SelfSigned("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,12 +57,12 @@ func TestHostileTokenEndpointNeverLeaks(t *testing.T) {
 		secret      = "Hostile+S3cret/CLIENT=SECRET&4e1b"
 		accessToken = "AT-hostile-access-token-5c2d9e17"
 	)
-	emu, certFile := emulator(t, defendertest.WithSeedData(),
-		defendertest.WithTenant(defendertest.DefaultTenantID, defendertest.DefaultClientID, secret))
-	echo := defendertest.Answer{Status: 401, EchoForm: true,
+	emu, certFile := startEmulator(t, emulator.WithSeedData(),
+		emulator.WithTenant(emulator.DefaultTenantID, emulator.DefaultClientID, secret))
+	echo := emulator.Answer{Status: 401, EchoForm: true,
 		Body: `{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided. Request: `}
-	malformed := defendertest.Answer{Body: `{"token_type":"Bearer","expires_in":"soon","access_token":"` + accessToken + `"}`}
-	var hostile []defendertest.Answer
+	malformed := emulator.Answer{Body: `{"token_type":"Bearer","expires_in":"soon","access_token":"` + accessToken + `"}`}
+	var hostile []emulator.Answer
 	for range 50 {
 		hostile = append(hostile, echo, malformed)
 	}
@@ -107,7 +107,7 @@ func TestHostileTokenEndpointNeverLeaks(t *testing.T) {
 // while the process's peak RSS stays bounded by the shared body budget, not
 // by CONCURRENCY times the body cap.
 func TestOversizedAnswersRSS(t *testing.T) {
-	emu, cert := emulator(t)
+	emu, cert := startEmulator(t)
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	// The binary users run: the race detector's shadow memory would
@@ -117,7 +117,7 @@ func TestOversizedAnswersRSS(t *testing.T) {
 	ids := make([]string, 16)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("oversized_%02d", i)
-		emu.Script(ids[i], defendertest.Answer{BodyBytes: 100 << 20, NoLength: i%2 == 0})
+		emu.Script(ids[i], emulator.Answer{BodyBytes: 100 << 20, NoLength: i%2 == 0})
 	}
 	publishAll(t, js, ids)
 	for _, r := range waitResults(t, js, len(ids), 2*time.Minute) {

@@ -19,7 +19,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 )
 
@@ -32,23 +32,9 @@ func authServer(t *testing.T, user, password string) (*server.Server, *server.Op
 		Port:      -1,
 		JetStream: true,
 		StoreDir:  t.TempDir(),
-		NoLog:     true,
-		NoSigs:    true,
 		Users:     []*server.User{{Username: user, Password: password}},
 	}
-	s, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	return s, opts
+	return testenv.StartEmbedded(t, opts), opts
 }
 
 // withUser is the client URL of s with user and password in it.
@@ -133,7 +119,7 @@ func TestStatusOnEmptyServer(t *testing.T) {
 // topology the first created reports no drift; /metrics exports the build
 // information and every known counter from 0.
 func TestStartupLineMetricsFromZero(t *testing.T) {
-	emu, cert := emulator(t, defendertest.WithSeedData())
+	emu, cert := startEmulator(t, emulator.WithSeedData())
 	srv, _ := authServer(t, "alice", "s3cret-pw")
 	listen, base := httpEndpoint(t)
 	env := serviceEnv(emu, cert, withUser(srv, "alice", "s3cret-pw"), "HTTP_LISTEN="+listen)
@@ -199,7 +185,7 @@ func TestStartupLineMetricsFromZero(t *testing.T) {
 // the password it carries, so the password never reaches the hook nor, by
 // its output, the log.
 func TestHookEnvironmentWithoutURLPassword(t *testing.T) {
-	emu, cert := emulator(t, defendertest.WithSeedData())
+	emu, cert := startEmulator(t, emulator.WithSeedData())
 	srv, _ := authServer(t, "alice", "s3cret-pw")
 	natsURL := withUser(srv, "alice", "s3cret-pw")
 	env := serviceEnv(emu, cert, natsURL, "ON_SUCCESS_EXEC=env", "LOG_LEVEL=debug")
@@ -278,7 +264,7 @@ func TestEnvironmentUnreadableByOtherProcesses(t *testing.T) {
 // closes the connection for good; serve exits non-zero within seconds,
 // naming the reason, instead of staying up doing nothing.
 func TestClosedConnectionExits(t *testing.T) {
-	emu, cert := emulator(t, defendertest.WithSeedData())
+	emu, cert := startEmulator(t, emulator.WithSeedData())
 	srv, opts := authServer(t, "alice", "first-pw")
 	listen, base := httpEndpoint(t)
 	svc := startService(t, serviceEnv(emu, cert, withUser(srv, "alice", "first-pw"), "HTTP_LISTEN="+listen))

@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 	"github.com/alert-domains/alert-domains/message"
 )
@@ -30,14 +30,14 @@ const (
 
 // emulator starts the Defender + Entra ID emulator and writes its
 // certificate where the service binary will trust it (SSL_CERT_FILE).
-func emulator(t *testing.T, opts ...defendertest.Option) (*defendertest.Server, string) {
+func startEmulator(t *testing.T, opts ...emulator.Option) (*emulator.Server, string) {
 	t.Helper()
 	return testenv.StartEmulator(t, opts...)
 }
 
 // serviceEnv is the environment of a service that talks to emu and natsURL,
 // tuned for tests (short retries), with extra entries winning.
-func serviceEnv(emu *defendertest.Server, certFile, natsURL string, extra ...string) []string {
+func serviceEnv(emu *emulator.Server, certFile, natsURL string, extra ...string) []string {
 	tuned := []string{
 		"DEFENDER_RATE_LIMITS=none",
 		"RETRY_INITIAL_INTERVAL=20ms",

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 )
 
@@ -37,9 +37,9 @@ func tenantResults(t *testing.T, rs []storedResult, tenant string) (success, fai
 func TestTenantOutOfQuotaHoldsNoWorkers(t *testing.T) {
 	for _, scope := range []string{"shared", "process"} {
 		t.Run(scope, func(t *testing.T) {
-			contoso, certA := startTenantEmulator(t, "contoso", 1, defendertest.WithAnyAlert())
+			contoso, certA := startTenantEmulator(t, "contoso", 1, emulator.WithAnyAlert())
 			contoso.rateLimits = "2/20s"
-			fabrikam, certB := startTenantEmulator(t, "fabrikam", 2, defendertest.WithAnyAlert())
+			fabrikam, certB := startTenantEmulator(t, "fabrikam", 2, emulator.WithAnyAlert())
 			srv := testenv.StartNATS(t)
 			js := srv.JetStream(t)
 			env := tenantsEnv(t, srv.URL(), []string{certA, certB}, []tenantEmulator{contoso, fabrikam},
@@ -99,8 +99,8 @@ func TestTenantOutOfQuotaHoldsNoWorkers(t *testing.T) {
 // requests fail as unauthorized, the healthy tenant's all succeed, and
 // none waits behind the other's.
 func TestTenantRevokedBesideHealthyOne(t *testing.T) {
-	contoso, certA := startTenantEmulator(t, "contoso", 1, defendertest.WithAnyAlert())
-	fabrikam, certB := startTenantEmulator(t, "fabrikam", 2, defendertest.WithAnyAlert())
+	contoso, certA := startTenantEmulator(t, "contoso", 1, emulator.WithAnyAlert())
+	fabrikam, certB := startTenantEmulator(t, "fabrikam", 2, emulator.WithAnyAlert())
 	contoso.emu.SetOutage(http.StatusUnauthorized)
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)

@@ -20,7 +20,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 	"github.com/alert-domains/alert-domains/message"
 )
@@ -99,7 +99,7 @@ func scrapeMetrics(t *testing.T, base string) map[string]float64 {
 // Defender is back and ends in a success; a dry run before publishes
 // nothing; a second run after is idempotent.
 func TestReplay(t *testing.T) {
-	emu, cert := emulator(t, defendertest.WithSeedData())
+	emu, cert := startEmulator(t, emulator.WithSeedData())
 	_, natsURL := testenv.EmbeddedJetStream(t)
 	_, js := jsConn(t, natsURL)
 	env := serviceEnv(emu, cert, natsURL)
@@ -168,7 +168,7 @@ func TestReplay(t *testing.T) {
 // TestTailJSON: tail --json prints the results stored after it started, as
 // stored, and exits 0 on Ctrl-C.
 func TestTailJSON(t *testing.T) {
-	emu, cert := emulator(t, defendertest.WithSeedData())
+	emu, cert := startEmulator(t, emulator.WithSeedData())
 	_, natsURL := testenv.EmbeddedJetStream(t)
 	_, js := jsConn(t, natsURL)
 	env := serviceEnv(emu, cert, natsURL)
@@ -215,7 +215,7 @@ func TestTailJSON(t *testing.T) {
 // TestReadyzFollowsNATS: /readyz answers 503 with the reason while the NATS
 // server is down and 200 once it is back; /livez answers 200 throughout.
 func TestReadyzFollowsNATS(t *testing.T) {
-	emu, cert := emulator(t, defendertest.WithSeedData())
+	emu, cert := startEmulator(t, emulator.WithSeedData())
 	srv := testenv.StartNATS(t)
 	listen, base := httpEndpoint(t)
 	startService(t, serviceEnv(emu, cert, srv.URL(), "HTTP_LISTEN="+listen))
@@ -240,7 +240,7 @@ func TestReadyzFollowsNATS(t *testing.T) {
 // TestMetricsCountKnownWorkload: /metrics counters move by exactly the
 // workload's amounts.
 func TestMetricsCountKnownWorkload(t *testing.T) {
-	emu, cert := emulator(t, defendertest.WithSeedData())
+	emu, cert := startEmulator(t, emulator.WithSeedData())
 	_, natsURL := testenv.EmbeddedJetStream(t)
 	_, js := jsConn(t, natsURL)
 	listen, base := httpEndpoint(t)
@@ -305,7 +305,7 @@ func TestMetricsCountKnownWorkload(t *testing.T) {
 // CACHE_TTL make exactly one Defender call. The first request fills the
 // cache; the nine after it (sent at once) are answered from it.
 func TestCacheTenRequestsOneCall(t *testing.T) {
-	emu, cert := emulator(t, defendertest.WithSeedData())
+	emu, cert := startEmulator(t, emulator.WithSeedData())
 	_, natsURL := testenv.EmbeddedJetStream(t)
 	_, js := jsConn(t, natsURL)
 	startService(t, serviceEnv(emu, cert, natsURL, "CACHE_TTL=1h"))
@@ -338,7 +338,7 @@ func TestCacheTenRequestsOneCall(t *testing.T) {
 // exactly one failure result, from the safety net of the next service to
 // run, and never reaches Defender.
 func TestAdvisoryWithoutResultProducesOneFailure(t *testing.T) {
-	emu, cert := emulator(t, defendertest.WithSeedData())
+	emu, cert := startEmulator(t, emulator.WithSeedData())
 	_, natsURL := testenv.EmbeddedJetStream(t)
 	_, js := jsConn(t, natsURL)
 	env := serviceEnv(emu, cert, natsURL, "MAX_DELIVER=2", "ACK_WAIT=1s")

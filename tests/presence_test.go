@@ -15,7 +15,7 @@ func TestStatusListsReplicas(t *testing.T) {
 		t.Skip("starts nats-server and two alert-domains processes")
 	}
 	ns := testenv.StartNATS(t)
-	emu, cert := emulator(t)
+	emu, cert := startEmulator(t)
 	env := serviceEnv(emu, cert, ns.URL(), "CONCURRENCY=3", "LOG_LEVEL=info")
 	a := startService(t, env)
 	b := startService(t, env)

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 	"github.com/alert-domains/alert-domains/quota"
 )
@@ -59,7 +59,7 @@ func quiet(emu *recordingEmulator, d time.Duration) int {
 func TestSharedQuotaThreeReplicas(t *testing.T) {
 	const n = 90
 	limit := connector.Limit{Count: 15, Window: 2 * time.Second}
-	emu := newRecordingEmulator(t, defendertest.WithAnyAlert())
+	emu := newRecordingEmulator(t, emulator.WithAnyAlert())
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	quotaReplicas(t, emu, srv.URL(), 3, "DEFENDER_RATE_LIMITS=15/2s")
@@ -89,13 +89,13 @@ func TestSharedQuotaThreeReplicas(t *testing.T) {
 // answer until the 3 seconds have passed, and every request still succeeds.
 func TestSharedCooldownStopsEveryReplica(t *testing.T) {
 	const n = 60
-	emu := newRecordingEmulator(t, defendertest.WithAnyAlert())
+	emu := newRecordingEmulator(t, emulator.WithAnyAlert())
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	quotaReplicas(t, emu, srv.URL(), 3, "DEFENDER_RATE_LIMITS=20/1s")
 
 	const throttled = "storm_throttled"
-	emu.Script(throttled, defendertest.Answer{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"3"}}})
+	emu.Script(throttled, emulator.Answer{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"3"}}})
 	ids := append(alertIDs("storm", 10), throttled)
 	ids = append(ids, alertIDs("after", n-11)...)
 	seqs := publishAll(t, js, ids)
@@ -129,7 +129,7 @@ func TestSharedCooldownStopsEveryReplica(t *testing.T) {
 // is back, and every request ends in a success.
 func TestSharedQuotaUnreachable(t *testing.T) {
 	const n = 40
-	emu := newRecordingEmulator(t, defendertest.WithAnyAlert())
+	emu := newRecordingEmulator(t, emulator.WithAnyAlert())
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	quotaReplicas(t, emu, srv.URL(), 2, "DEFENDER_RATE_LIMITS=5/1s")
@@ -165,7 +165,7 @@ func TestQuotaSurvivesRestart(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			const n = 25
 			limit := connector.Limit{Count: 10, Window: 6 * time.Second}
-			emu := newRecordingEmulator(t, defendertest.WithAnyAlert())
+			emu := newRecordingEmulator(t, emulator.WithAnyAlert())
 			srv := testenv.StartNATS(t)
 			js := srv.JetStream(t)
 			env := emu.env(srv.URL(), "DEFENDER_RATE_LIMITS=10/6s", "QUOTA_SCOPE="+scope, "DEFENDER_TIMEOUT=2s", "SHUTDOWN_TIMEOUT=1s", "ACK_WAIT=3s", "LOG_LEVEL=info", "RETRY_MAX_ELAPSED=2m")
@@ -206,7 +206,7 @@ func TestQuotaSurvivesRestart(t *testing.T) {
 func TestSharedQuotaStreamLeaderLoss(t *testing.T) {
 	const n = 40
 	limit := connector.Limit{Count: 5, Window: time.Second}
-	emu := newRecordingEmulator(t, defendertest.WithAnyAlert())
+	emu := newRecordingEmulator(t, emulator.WithAnyAlert())
 	cluster := testenv.StartNATSCluster(t, 3)
 	js := cluster.JetStream(t)
 	procs := quotaReplicas(t, emu, cluster.URLs(), 2, "DEFENDER_RATE_LIMITS=5/1s", "STREAM_REPLICAS=3")

@@ -19,7 +19,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 )
 
@@ -36,7 +36,7 @@ type defenderCall struct {
 // access token the token endpoint hands out, which the emulator does not
 // expose.
 type recordingEmulator struct {
-	*defendertest.Emulator
+	*emulator.Emulator
 	URL      string
 	CertFile string
 
@@ -45,9 +45,9 @@ type recordingEmulator struct {
 	tokens []string
 }
 
-func newRecordingEmulator(t *testing.T, opts ...defendertest.Option) *recordingEmulator {
+func newRecordingEmulator(t *testing.T, opts ...emulator.Option) *recordingEmulator {
 	t.Helper()
-	r := &recordingEmulator{Emulator: defendertest.NewHandler(opts...)}
+	r := &recordingEmulator{Emulator: emulator.NewHandler(opts...)}
 	ts := httptest.NewUnstartedServer(r)
 	ts.Config.ErrorLog = log.New(&bytes.Buffer{}, "", 0) // clients that hang up early are expected
 	ts.StartTLS()
@@ -66,7 +66,7 @@ func newRecordingEmulator(t *testing.T, opts ...defendertest.Option) *recordingE
 
 // env is serviceEnv for this emulator.
 func (r *recordingEmulator) env(natsURL string, extra ...string) []string {
-	return serviceEnv(&defendertest.Server{Emulator: r.Emulator, URL: r.URL}, r.CertFile, natsURL, extra...)
+	return serviceEnv(&emulator.Server{Emulator: r.Emulator, URL: r.URL}, r.CertFile, natsURL, extra...)
 }
 
 func (r *recordingEmulator) ServeHTTP(w http.ResponseWriter, req *http.Request) {

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 	"github.com/alert-domains/alert-domains/message"
 )
@@ -28,7 +28,7 @@ func soak() bool { return !testing.Short() && os.Getenv("ALERT_DOMAINS_SOAK") ==
 
 // knownAlerts are n alert IDs with their hosts (1 to 3 each), and the
 // emulator options that serve them.
-func knownAlerts(prefix string, n int) (ids []string, hosts map[string][]string, opts []defendertest.Option) {
+func knownAlerts(prefix string, n int) (ids []string, hosts map[string][]string, opts []emulator.Option) {
 	hosts = make(map[string][]string, n)
 	for i := range n {
 		id := fmt.Sprintf("%s_%05d", prefix, i)
@@ -37,7 +37,7 @@ func knownAlerts(prefix string, n int) (ids []string, hosts map[string][]string,
 			h = append(h, fmt.Sprintf("h%05d-%d.%s.example.net", i, k, prefix))
 		}
 		ids, hosts[id] = append(ids, id), h
-		opts = append(opts, defendertest.WithAlert(id, h...))
+		opts = append(opts, emulator.WithAlert(id, h...))
 	}
 	return ids, hosts, opts
 }
@@ -64,7 +64,7 @@ func TestCrashKill9(t *testing.T) {
 		n, kills = 10000, 10
 	}
 	ids, hosts, opts := knownAlerts("crash", n)
-	emu, cert := emulator(t, append(opts, defendertest.WithLatency(20*time.Millisecond))...)
+	emu, cert := startEmulator(t, append(opts, emulator.WithLatency(20*time.Millisecond))...)
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	script, log := hookScript(t)
@@ -122,7 +122,7 @@ func TestBrokerRestart(t *testing.T) {
 		n, restarts = 5000, 5
 	}
 	ids, hosts, opts := knownAlerts("broker", n)
-	emu, cert := emulator(t, append(opts, defendertest.WithLatency(20*time.Millisecond))...)
+	emu, cert := startEmulator(t, append(opts, emulator.WithLatency(20*time.Millisecond))...)
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	p := startService(t, serviceEnv(emu, cert, srv.URL(), "ACK_WAIT=2s", "CONCURRENCY=4", "LOG_LEVEL=info"))
@@ -151,7 +151,7 @@ func TestBrokerRestart(t *testing.T) {
 // is lost; `replay --failed` after the recovery turns the failures into
 // successes.
 func TestDefenderOutage(t *testing.T) {
-	emu, cert := emulator(t, defendertest.WithAnyAlert())
+	emu, cert := startEmulator(t, emulator.WithAnyAlert())
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	env := serviceEnv(emu, cert, srv.URL(), "RETRY_MAX_ELAPSED=5s", "CONCURRENCY=16", "LOG_LEVEL=info")
@@ -227,7 +227,7 @@ func TestDefenderOutage(t *testing.T) {
 func TestThrottlingWithinQuota(t *testing.T) {
 	const n = 60
 	limit := connector.Limit{Count: 20, Window: 2 * time.Second}
-	emu := newRecordingEmulator(t, defendertest.WithAnyAlert(), defendertest.WithQuota(limit))
+	emu := newRecordingEmulator(t, emulator.WithAnyAlert(), emulator.WithQuota(limit))
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	startService(t, emu.env(srv.URL(), "DEFENDER_RATE_LIMITS=20/2s", "CONCURRENCY=32", "RETRY_MAX_ELAPSED=30s", "LOG_LEVEL=info"))
@@ -262,7 +262,7 @@ func TestThrottlingWithinQuota(t *testing.T) {
 // each Retry-After and still ends every request in a success.
 func TestThrottlingLimiterTooHigh(t *testing.T) {
 	const n = 50
-	emu := newRecordingEmulator(t, defendertest.WithAnyAlert(), defendertest.WithQuota(connector.Limit{Count: 20, Window: 2 * time.Second}))
+	emu := newRecordingEmulator(t, emulator.WithAnyAlert(), emulator.WithQuota(connector.Limit{Count: 20, Window: 2 * time.Second}))
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	startService(t, emu.env(srv.URL(), "DEFENDER_RATE_LIMITS=40/2s", "CONCURRENCY=32", "RETRY_MAX_ELAPSED=60s", "LOG_LEVEL=info"))
@@ -313,7 +313,7 @@ func TestSlowDefenderQueued(t *testing.T) {
 }
 
 func slowDefender(t *testing.T, concurrency, n int) {
-	emu, cert := emulator(t, defendertest.WithAnyAlert(), defendertest.WithLatency(2500*time.Millisecond))
+	emu, cert := startEmulator(t, emulator.WithAnyAlert(), emulator.WithLatency(2500*time.Millisecond))
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	startService(t, serviceEnv(emu, cert, srv.URL(), "ACK_WAIT=1s", fmt.Sprintf("CONCURRENCY=%d", concurrency), "DEFENDER_TIMEOUT=10s"))
@@ -347,13 +347,13 @@ func TestHostileAnswers(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	}))
 	t.Cleanup(other.Close)
-	emu, cert := emulator(t, defendertest.WithAlert(knownAlert, "www.example.com", "cdn.example.net"))
+	emu, cert := startEmulator(t, emulator.WithAlert(knownAlert, "www.example.com", "cdn.example.net"))
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	p := startService(t, serviceEnv(emu, cert, srv.URL(), "DEFENDER_TIMEOUT=1s", "RETRY_MAX_ELAPSED=2s", "CONCURRENCY=4", "LOG_LEVEL=info"))
 
-	times := func(n int, a defendertest.Answer) []defendertest.Answer {
-		out := make([]defendertest.Answer, n)
+	times := func(n int, a emulator.Answer) []emulator.Answer {
+		out := make([]emulator.Answer, n)
 		for i := range out {
 			out[i] = a
 		}
@@ -363,21 +363,21 @@ func TestHostileAnswers(t *testing.T) {
 	htmlHeader := http.Header{"Content-Type": {"text/html; charset=utf-8"}}
 	tests := []struct {
 		id       string
-		answers  []defendertest.Answer
+		answers  []emulator.Answer
 		kind     message.Kind
 		status   int
 		contains string // in the error message
 	}{
-		{"hostile_50mib", []defendertest.Answer{{BodyBytes: 50 << 20}}, message.KindBadResponse, 200, "larger than"},
-		{"hostile_endless", times(20, defendertest.Answer{Slow: true}), message.KindUnavailable, 0, "in time"},
-		{"hostile_utf8", []defendertest.Answer{{Body: "{\"value\":[{\"host\":\"bad\xff\xfe.example.com\"}]}"}}, message.KindBadResponse, 200, "UTF-8"},
-		{"hostile_surrogate", []defendertest.Answer{{Body: `{"value":[{"host":"bad\ud800.example.com"}]}`}}, message.KindBadResponse, 200, "UTF-8"},
-		{"hostile_next_link", []defendertest.Answer{{Body: `{"value":[{"host":"a.example.com"}],"@odata.nextLink":"` + other.URL + `/api/alerts/hostile_next_link/domains?$skip=1"}`}}, message.KindBadResponse, 200, "another host"},
-		{"hostile_redirect", []defendertest.Answer{{Status: http.StatusFound, Header: http.Header{"Location": {other.URL + "/api/alerts/hostile_redirect/domains"}}}}, message.KindBadResponse, 302, ""},
-		{"hostile_html_200", []defendertest.Answer{{Body: html, Header: htmlHeader}}, message.KindBadResponse, 200, "JSON"},
-		{"hostile_html_502", times(100, defendertest.Answer{Status: http.StatusBadGateway, Body: html, Header: htmlHeader}), message.KindUnavailable, 502, ""},
-		{"hostile_html_404", []defendertest.Answer{{Status: http.StatusNotFound, Body: html, Header: htmlHeader}}, message.KindNotFound, 404, ""},
-		{"hostile_null", []defendertest.Answer{{Body: "null"}}, message.KindBadResponse, 200, ""},
+		{"hostile_50mib", []emulator.Answer{{BodyBytes: 50 << 20}}, message.KindBadResponse, 200, "larger than"},
+		{"hostile_endless", times(20, emulator.Answer{Slow: true}), message.KindUnavailable, 0, "in time"},
+		{"hostile_utf8", []emulator.Answer{{Body: "{\"value\":[{\"host\":\"bad\xff\xfe.example.com\"}]}"}}, message.KindBadResponse, 200, "UTF-8"},
+		{"hostile_surrogate", []emulator.Answer{{Body: `{"value":[{"host":"bad\ud800.example.com"}]}`}}, message.KindBadResponse, 200, "UTF-8"},
+		{"hostile_next_link", []emulator.Answer{{Body: `{"value":[{"host":"a.example.com"}],"@odata.nextLink":"` + other.URL + `/api/alerts/hostile_next_link/domains?$skip=1"}`}}, message.KindBadResponse, 200, "another host"},
+		{"hostile_redirect", []emulator.Answer{{Status: http.StatusFound, Header: http.Header{"Location": {other.URL + "/api/alerts/hostile_redirect/domains"}}}}, message.KindBadResponse, 302, ""},
+		{"hostile_html_200", []emulator.Answer{{Body: html, Header: htmlHeader}}, message.KindBadResponse, 200, "JSON"},
+		{"hostile_html_502", times(100, emulator.Answer{Status: http.StatusBadGateway, Body: html, Header: htmlHeader}), message.KindUnavailable, 502, ""},
+		{"hostile_html_404", []emulator.Answer{{Status: http.StatusNotFound, Body: html, Header: htmlHeader}}, message.KindNotFound, 404, ""},
+		{"hostile_null", []emulator.Answer{{Body: "null"}}, message.KindBadResponse, 200, ""},
 	}
 	ids := make([]string, len(tests))
 	for i, tt := range tests {
@@ -436,10 +436,10 @@ func TestSecretsNeverShow(t *testing.T) {
 	// (the credential keeps them until 5 minutes before they expire), so a
 	// 401 leads to a new token.
 	emu := newRecordingEmulator(t,
-		defendertest.WithTenant(defendertest.DefaultTenantID, defendertest.DefaultClientID, secret),
-		defendertest.WithTokenLifetime(4*time.Minute),
-		defendertest.WithAlert(knownAlert, "www.example.com"),
-		defendertest.WithAlert(alertNone),
+		emulator.WithTenant(emulator.DefaultTenantID, emulator.DefaultClientID, secret),
+		emulator.WithTokenLifetime(4*time.Minute),
+		emulator.WithAlert(knownAlert, "www.example.com"),
+		emulator.WithAlert(alertNone),
 	)
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
@@ -472,7 +472,7 @@ func TestSecretsNeverShow(t *testing.T) {
 	run(step{alertNone, "success", "", 2})
 	// The token that replaced the expired one is seconds old: a 401 to it
 	// is final at once, without another token.
-	emu.Script(refused, defendertest.Answer{Status: 401, Body: `{"error":{"code":"Unauthorized","message":"x"}}`})
+	emu.Script(refused, emulator.Answer{Status: 401, Body: `{"error":{"code":"Unauthorized","message":"x"}}`})
 	run(step{refused, "failure", message.KindUnauthorized, 1})
 	stopService(t, p)
 

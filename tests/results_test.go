@@ -21,7 +21,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 	"github.com/alert-domains/alert-domains/message"
 )
@@ -34,7 +34,7 @@ func TestOversizedHeadersAndAnswersGetOneResult(t *testing.T) {
 	for i := range huge {
 		huge[i] = fmt.Sprintf("host-%05d.a-rather-long-domain-name.example.com", i)
 	}
-	emu, cert := emulator(t, defendertest.WithAnyAlert(), defendertest.WithAlert("huge_answer", huge...))
+	emu, cert := startEmulator(t, emulator.WithAnyAlert(), emulator.WithAlert("huge_answer", huge...))
 	_, url := testenv.EmbeddedJetStream(t)
 	startService(t, serviceEnv(emu, cert, url))
 	_, js := jsConn(t, url)
@@ -96,7 +96,7 @@ func provisioned(t *testing.T, env []string) (*config.Config, broker.Topology) {
 // the requests it stores then still get their results, not dropped as
 // duplicates of the results of the old stream's requests.
 func TestRequestStreamRecreatedGetsNewResults(t *testing.T) {
-	emu, cert := emulator(t, defendertest.WithAnyAlert())
+	emu, cert := startEmulator(t, emulator.WithAnyAlert())
 	_, url := testenv.EmbeddedJetStream(t)
 	_, js := jsConn(t, url)
 	env := serviceEnv(emu, cert, url, "PROVISION=false")
@@ -219,7 +219,7 @@ func shortResultWindow(t *testing.T, js jetstream.JetStream) (forget func()) {
 func TestDowntimeLongerThanDuplicateWindow(t *testing.T) {
 	const n = 40
 	ids, hosts, opts := knownAlerts("downtime", n)
-	emu, cert := emulator(t, opts...)
+	emu, cert := startEmulator(t, opts...)
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	script, log := hookScript(t)
@@ -282,7 +282,7 @@ func TestDowntimeLongerThanDuplicateWindow(t *testing.T) {
 // out of deliveries; the safety net's answer is the cached success, stored
 // once the stream takes it again, not an unavailable failure.
 func TestBlockedResultStreamKeepsCachedAnswers(t *testing.T) {
-	emu, cert := emulator(t, defendertest.WithAlert(alertTwo, "www.example.com"))
+	emu, cert := startEmulator(t, emulator.WithAlert(alertTwo, "www.example.com"))
 	_, url := testenv.EmbeddedJetStream(t)
 	startService(t, serviceEnv(emu, cert, url, "CACHE_TTL=1h", "MAX_DELIVER=2", "ACK_WAIT=1s"))
 	_, js := jsConn(t, url)

@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 )
 
@@ -20,10 +20,10 @@ const (
 )
 
 func TestRequestForms(t *testing.T) {
-	emu, cert := emulator(t,
-		defendertest.WithAlert(alertTwo, "www.example.com", "cdn.example.net", "www.example.com"),
-		defendertest.WithAlert(alertNone),
-		defendertest.WithAlert("da637551227677560813_-961444813", "neg.example.org"),
+	emu, cert := startEmulator(t,
+		emulator.WithAlert(alertTwo, "www.example.com", "cdn.example.net", "www.example.com"),
+		emulator.WithAlert(alertNone),
+		emulator.WithAlert("da637551227677560813_-961444813", "neg.example.org"),
 	)
 	_, url := testenv.EmbeddedJetStream(t)
 	startService(t, serviceEnv(emu, cert, url))
@@ -76,7 +76,7 @@ func TestRequestForms(t *testing.T) {
 }
 
 func TestFailureKinds(t *testing.T) {
-	emu, cert := emulator(t)
+	emu, cert := startEmulator(t)
 	_, url := testenv.EmbeddedJetStream(t)
 	startService(t, serviceEnv(emu, cert, url))
 	_, js := jsConn(t, url)
@@ -84,8 +84,8 @@ func TestFailureKinds(t *testing.T) {
 	jsonErr := func(code string) string {
 		return `{"error":{"code":"` + code + `","message":"free text","target":"track-` + code + `"}}`
 	}
-	forever := func(a defendertest.Answer) []defendertest.Answer {
-		answers := make([]defendertest.Answer, 200)
+	forever := func(a emulator.Answer) []emulator.Answer {
+		answers := make([]emulator.Answer, 200)
 		for i := range answers {
 			answers[i] = a
 		}
@@ -93,20 +93,20 @@ func TestFailureKinds(t *testing.T) {
 	}
 	tests := []struct {
 		id         string
-		answers    []defendertest.Answer
+		answers    []emulator.Answer
 		kind       string
 		httpStatus int
 		code       string
 	}{
-		{"kind_bad_request", []defendertest.Answer{{Status: 400, Body: jsonErr("InvalidInput")}}, "bad_request", 400, "InvalidInput"},
-		{"kind_other_4xx", []defendertest.Answer{{Status: 409, Body: ""}}, "bad_request", 409, ""},
-		{"kind_unauthorized", []defendertest.Answer{{Status: 401, Body: jsonErr("Unauthorized")}, {Status: 401, Body: jsonErr("Unauthorized")}}, "unauthorized", 401, "Unauthorized"},
-		{"kind_forbidden", []defendertest.Answer{{Status: 403, Body: jsonErr("Forbidden")}}, "forbidden", 403, "Forbidden"},
-		{"kind_not_found", []defendertest.Answer{{Status: 404, Body: jsonErr("ResourceNotFound")}}, "not_found", 404, "ResourceNotFound"},
-		{"kind_not_found_empty", []defendertest.Answer{{Status: 404}}, "not_found", 404, ""},
-		{"kind_throttled", forever(defendertest.Answer{Status: 429, Header: http.Header{"Retry-After": {"0"}}, Body: jsonErr("TooManyRequests")}), "throttled", 429, "TooManyRequests"},
-		{"kind_unavailable", forever(defendertest.Answer{Status: 503, Body: "<html>Service Unavailable</html>"}), "unavailable", 503, ""},
-		{"kind_bad_response", []defendertest.Answer{{Status: 200, Body: "<html>not json</html>"}}, "bad_response", 200, ""},
+		{"kind_bad_request", []emulator.Answer{{Status: 400, Body: jsonErr("InvalidInput")}}, "bad_request", 400, "InvalidInput"},
+		{"kind_other_4xx", []emulator.Answer{{Status: 409, Body: ""}}, "bad_request", 409, ""},
+		{"kind_unauthorized", []emulator.Answer{{Status: 401, Body: jsonErr("Unauthorized")}, {Status: 401, Body: jsonErr("Unauthorized")}}, "unauthorized", 401, "Unauthorized"},
+		{"kind_forbidden", []emulator.Answer{{Status: 403, Body: jsonErr("Forbidden")}}, "forbidden", 403, "Forbidden"},
+		{"kind_not_found", []emulator.Answer{{Status: 404, Body: jsonErr("ResourceNotFound")}}, "not_found", 404, "ResourceNotFound"},
+		{"kind_not_found_empty", []emulator.Answer{{Status: 404}}, "not_found", 404, ""},
+		{"kind_throttled", forever(emulator.Answer{Status: 429, Header: http.Header{"Retry-After": {"0"}}, Body: jsonErr("TooManyRequests")}), "throttled", 429, "TooManyRequests"},
+		{"kind_unavailable", forever(emulator.Answer{Status: 503, Body: "<html>Service Unavailable</html>"}), "unavailable", 503, ""},
+		{"kind_bad_response", []emulator.Answer{{Status: 200, Body: "<html>not json</html>"}}, "bad_response", 200, ""},
 	}
 	seqs := map[uint64]int{}
 	for i, tt := range tests {
@@ -150,7 +150,7 @@ func TestFailureKinds(t *testing.T) {
 }
 
 func TestInvalidBodiesNeverReachDefender(t *testing.T) {
-	emu, cert := emulator(t, defendertest.WithAnyAlert())
+	emu, cert := startEmulator(t, emulator.WithAnyAlert())
 	_, url := testenv.EmbeddedJetStream(t)
 	startService(t, serviceEnv(emu, cert, url))
 	_, js := jsConn(t, url)
@@ -197,7 +197,7 @@ func TestInvalidBodiesNeverReachDefender(t *testing.T) {
 }
 
 func TestSameRequestDeliveredTwiceHasOneResult(t *testing.T) {
-	emu, cert := emulator(t, defendertest.WithAlert(alertTwo, "www.example.com"))
+	emu, cert := startEmulator(t, emulator.WithAlert(alertTwo, "www.example.com"))
 	_, url := testenv.EmbeddedJetStream(t)
 	startService(t, serviceEnv(emu, cert, url))
 	_, js := jsConn(t, url)
@@ -223,7 +223,7 @@ func TestSameRequestDeliveredTwiceHasOneResult(t *testing.T) {
 // cluster, its leader is lost) costs no second Defender call: the answer in
 // hand is stored by the same delivery once the stream answers again.
 func TestResultStreamUnansweredForAWhile(t *testing.T) {
-	emu, cert := emulator(t, defendertest.WithAlert(alertTwo, "www.example.com"))
+	emu, cert := startEmulator(t, emulator.WithAlert(alertTwo, "www.example.com"))
 	_, url := testenv.EmbeddedJetStream(t)
 	startService(t, serviceEnv(emu, cert, url))
 	_, js := jsConn(t, url)
@@ -260,7 +260,7 @@ func TestResultStreamUnansweredForAWhile(t *testing.T) {
 }
 
 func TestShutdownMidRunLosesNothing(t *testing.T) {
-	emu, cert := emulator(t, defendertest.WithAnyAlert(), defendertest.WithLatency(30*time.Millisecond))
+	emu, cert := startEmulator(t, emulator.WithAnyAlert(), emulator.WithLatency(30*time.Millisecond))
 	_, url := testenv.EmbeddedJetStream(t)
 	env := serviceEnv(emu, cert, url, "CONCURRENCY=8", "LOG_LEVEL=info")
 	p := startService(t, env)
@@ -291,7 +291,7 @@ func TestShutdownMidRunLosesNothing(t *testing.T) {
 }
 
 func TestProvisionFalseNamesWhatIsMissing(t *testing.T) {
-	emu, cert := emulator(t)
+	emu, cert := startEmulator(t)
 	_, url := testenv.EmbeddedJetStream(t)
 	p := testenv.StartService(t, testenv.BuildBinary(t), serviceEnv(emu, cert, url, "PROVISION=false"), "serve")
 	code, err := p.Wait(30 * time.Second)

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 )
 
@@ -20,7 +20,7 @@ import (
 // quota are handed back at SIGTERM, not held to SHUTDOWN_TIMEOUT, and are
 // not failed for it.
 func TestShutdownHandsBackQuotaWaitersAtOnce(t *testing.T) {
-	emu, cert := emulator(t, defendertest.WithSeedData())
+	emu, cert := startEmulator(t, emulator.WithSeedData())
 	_, natsURL := testenv.EmbeddedJetStream(t)
 	_, js := jsConn(t, natsURL)
 	svc := startService(t, serviceEnv(emu, cert, natsURL,
@@ -64,7 +64,7 @@ func TestShutdownHandsBackQuotaWaitersAtOnce(t *testing.T) {
 // stuckHookService is a service whose success hook outlives any shutdown.
 func stuckHookService(t *testing.T, shutdownTimeout string) *testenv.Process {
 	t.Helper()
-	emu, cert := emulator(t, defendertest.WithSeedData())
+	emu, cert := startEmulator(t, emulator.WithSeedData())
 	_, natsURL := testenv.EmbeddedJetStream(t)
 	_, js := jsConn(t, natsURL)
 	svc := startService(t, serviceEnv(emu, cert, natsURL,
@@ -146,7 +146,7 @@ func TestSignalDuringStartupExitsZero(t *testing.T) {
 			}
 		}
 	})
-	emu, cert := emulator(t)
+	emu, cert := startEmulator(t)
 	svc := testenv.StartService(t, testenv.BuildBinary(t), serviceEnv(emu, cert, "nats://"+ln.Addr().String()), "serve")
 	select {
 	case c := <-accepted:

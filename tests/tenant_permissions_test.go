@@ -18,7 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 )
 
@@ -52,7 +52,7 @@ func TestTenantPermissionsExample(t *testing.T) {
 	// The service runs under its user: it provisions, consumes, caches,
 	// keeps the shared quota and answers presence questions; replay, status
 	// and tail work under it too.
-	emu, cert := emulator(t, defendertest.WithAlert(alertTwo, "www.example.com"))
+	emu, cert := startEmulator(t, emulator.WithAlert(alertTwo, "www.example.com"))
 	env := serviceEnv(emu, cert, url,
 		"NATS_NKEY_FILE="+seedFile(t, seeds["ALERT_DOMAINS"]),
 		"DEFENDER_RATE_LIMITS=100/1m,1500/1h", "QUOTA_SCOPE=shared", "CACHE_TTL=1h")
@@ -314,20 +314,7 @@ func startExampleServer(t *testing.T) string {
 	if err != nil {
 		t.Fatalf("%s: %v", permissionsExample, err)
 	}
-	opts.NoSigs, opts.NoLog = true, true
-	s, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	return s.ClientURL()
+	return testenv.StartEmbedded(t, opts).ClientURL()
 }
 
 func strconvQuote(s string) string {

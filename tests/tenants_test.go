@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 	"github.com/alert-domains/alert-domains/message"
 )
@@ -22,7 +22,7 @@ import (
 // registration and secret, and its own answer for the alert sharedAlert.
 type tenantEmulator struct {
 	name   string
-	emu    *defendertest.Server
+	emu    *emulator.Server
 	secret string
 	// rateLimits is the tenant's rateLimits in the file, when not empty.
 	rateLimits string
@@ -30,12 +30,12 @@ type tenantEmulator struct {
 
 const sharedAlert = "da638000000000000000_1111111111"
 
-func startTenantEmulator(t *testing.T, name string, n int, opts ...defendertest.Option) (tenantEmulator, string) {
+func startTenantEmulator(t *testing.T, name string, n int, opts ...emulator.Option) (tenantEmulator, string) {
 	t.Helper()
 	secret := name + "-secret-" + fmt.Sprint(n)
-	emu, cert := emulator(t, append([]defendertest.Option{
-		defendertest.WithTenant(fmt.Sprintf("6f1c2b9e-0000-4000-8000-00000000000%d", n), fmt.Sprintf("0a3e5f7d-0000-4000-8000-00000000000%d", n), secret),
-		defendertest.WithAlert(sharedAlert, "c2."+name+".example")}, opts...)...)
+	emu, cert := startEmulator(t, append([]emulator.Option{
+		emulator.WithTenant(fmt.Sprintf("6f1c2b9e-0000-4000-8000-00000000000%d", n), fmt.Sprintf("0a3e5f7d-0000-4000-8000-00000000000%d", n), secret),
+		emulator.WithAlert(sharedAlert, "c2."+name+".example")}, opts...)...)
 	return tenantEmulator{name: name, emu: emu, secret: secret}, cert
 }
 

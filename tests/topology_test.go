@@ -8,7 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 )
 
@@ -22,10 +22,10 @@ import (
 func TestConsumerDeletedWhileDownResumes(t *testing.T) {
 	const slow = "resume_slow"
 	ids, _, opts := knownAlerts("resume", 25)
-	emu, cert := emulator(t, append(opts, defendertest.WithAlert(slow, "slow.example.com"))...)
+	emu, cert := startEmulator(t, append(opts, emulator.WithAlert(slow, "slow.example.com"))...)
 	// Its first call never answers in time: the request is in hand when the
 	// process is killed.
-	emu.Script(slow, defendertest.Answer{Delay: time.Hour})
+	emu.Script(slow, emulator.Answer{Delay: time.Hour})
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	env := serviceEnv(emu, cert, srv.URL(), "CONCURRENCY=4", "LOG_LEVEL=info")
@@ -93,7 +93,7 @@ func TestConsumerDeletedWhileDownResumes(t *testing.T) {
 // shared stream's subjects as they were, so requests on the real subject
 // are still stored and answered.
 func TestProvisionNeverRewritesStreamSubjects(t *testing.T) {
-	emu, cert := emulator(t, defendertest.WithAnyAlert())
+	emu, cert := startEmulator(t, emulator.WithAnyAlert())
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	good := startService(t, serviceEnv(emu, cert, srv.URL()))
@@ -134,7 +134,7 @@ func TestProvisionNeverRewritesStreamSubjects(t *testing.T) {
 // configuration error (exit 2 naming it); with PROVISION=false a stream
 // with another replica count stops the start with an error naming both.
 func TestStreamReplicasChecked(t *testing.T) {
-	emu, cert := emulator(t, defendertest.WithAnyAlert())
+	emu, cert := startEmulator(t, emulator.WithAnyAlert())
 	srv := testenv.StartNATS(t)
 	bin := testenv.BuildBinary(t)
 	for _, v := range []string{"0", "6", "three"} {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/message"
 	"github.com/alert-domains/alert-domains/metrics"
 	"github.com/alert-domains/alert-domains/tenants"
@@ -53,9 +53,9 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	}
 	defer os.RemoveAll(dir)
 
-	emu := defendertest.NewServer(defendertest.WithSeedData())
+	emu := emulator.NewServer(emulator.WithSeedData())
 	defer emu.Close()
-	emu.Script("da637200417169017725_183736971", defendertest.Answer{
+	emu.Script("da637200417169017725_183736971", emulator.Answer{
 		Status: http.StatusTooManyRequests,
 		Header: http.Header{"Retry-After": {"1"}},
 		Body:   `{"error":{"code":"TooManyRequests","message":"API calls quota exceeded! Maximum allowed 100 per minute.","target":"demo-429"}}`,

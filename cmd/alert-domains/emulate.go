@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 )
 
 const emulateSynopsis = `emulate [flags]
@@ -62,19 +62,19 @@ func runEmulate(ctx context.Context, e *env, args []string) error {
 		return usageErrorf("emulate: -page-size must not be negative")
 	}
 
-	opts := []defendertest.Option{
-		defendertest.WithQuota(limits...),
-		defendertest.WithLatency(*latency),
-		defendertest.WithFaultRate(*faultRate, time.Now().UnixNano()),
-		defendertest.WithPageSize(*pageSize),
+	opts := []emulator.Option{
+		emulator.WithQuota(limits...),
+		emulator.WithLatency(*latency),
+		emulator.WithFaultRate(*faultRate, time.Now().UnixNano()),
+		emulator.WithPageSize(*pageSize),
 	}
 	if *seed {
-		opts = append(opts, defendertest.WithSeedData())
+		opts = append(opts, emulator.WithSeedData())
 	}
 	if *anyAlert {
-		opts = append(opts, defendertest.WithAnyAlert())
+		opts = append(opts, emulator.WithAnyAlert())
 	}
-	emu := defendertest.NewHandler(opts...)
+	emu := emulator.NewHandler(opts...)
 	defer emu.Close()
 	if *dataFile != "" {
 		if err := loadEmulatorData(emu, *dataFile); err != nil {
@@ -87,7 +87,7 @@ func runEmulate(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("emulate: %w", err)
 	}
 	base := "https://" + reachableAddr(ln.Addr())
-	cert, certPEM, err := defendertest.SelfSigned(certHosts(ln.Addr())...)
+	cert, certPEM, err := emulator.SelfSigned(certHosts(ln.Addr())...)
 	if err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("emulate: %w", err)
@@ -127,7 +127,7 @@ func runEmulate(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-func loadEmulatorData(emu *defendertest.Emulator, path string) error {
+func loadEmulatorData(emu *emulator.Emulator, path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -163,7 +163,7 @@ func certHosts(addr net.Addr) []string {
 	return hosts
 }
 
-func printEmulatorSettings(w io.Writer, emu *defendertest.Emulator, base string, limits []connector.Limit, certOut string, seed, anyAlert bool) {
+func printEmulatorSettings(w io.Writer, emu *emulator.Emulator, base string, limits []connector.Limit, certOut string, seed, anyAlert bool) {
 	quota := "none"
 	if len(limits) > 0 {
 		parts := make([]string, len(limits))
@@ -174,7 +174,7 @@ func printEmulatorSettings(w io.Writer, emu *defendertest.Emulator, base string,
 	}
 	var alerts []string
 	if seed {
-		alerts = append(alerts, fmt.Sprintf("%d sample alerts (for example da637472900382838869_1364969609)", len(defendertest.SeedData())))
+		alerts = append(alerts, fmt.Sprintf("%d sample alerts (for example da637472900382838869_1364969609)", len(emulator.SeedData())))
 	}
 	if anyAlert {
 		alerts = append(alerts, "any other valid ID answers with made-up hosts")

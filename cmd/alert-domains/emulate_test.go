@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 )
 
 // emulateOutput is a stdout that tests can read while the command writes.
@@ -79,9 +79,9 @@ func TestEmulateServesUntilCanceled(t *testing.T) {
 	for _, want := range []string{
 		"export DEFENDER_API_URL=" + base,
 		"export AZURE_AUTHORITY_HOST=" + base + "/",
-		"export AZURE_TENANT_ID=" + defendertest.DefaultTenantID,
-		"export AZURE_CLIENT_ID=" + defendertest.DefaultClientID,
-		"export AZURE_CLIENT_SECRET=" + defendertest.DefaultClientSecret,
+		"export AZURE_TENANT_ID=" + emulator.DefaultTenantID,
+		"export AZURE_CLIENT_ID=" + emulator.DefaultClientID,
+		"export AZURE_CLIENT_SECRET=" + emulator.DefaultClientSecret,
 		"export SSL_CERT_FILE=" + certFile,
 	} {
 		if !strings.Contains(out, want) {
@@ -101,13 +101,13 @@ func TestEmulateServesUntilCanceled(t *testing.T) {
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
 	defer hc.CloseIdleConnections()
 	cred, err := connector.NewCredential(connector.CredentialConfig{
-		TenantID: defendertest.DefaultTenantID, ClientID: defendertest.DefaultClientID, ClientSecret: defendertest.DefaultClientSecret,
+		TenantID: emulator.DefaultTenantID, ClientID: emulator.DefaultClientID, ClientSecret: emulator.DefaultClientSecret,
 		AuthorityHost: base + "/", Transport: hc,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := connector.New(base, cred, defendertest.Scope, connector.WithHTTPClient(hc))
+	client, err := connector.New(base, cred, emulator.Scope, connector.WithHTTPClient(hc))
 	if err != nil {
 		t.Fatal(err)
 	}

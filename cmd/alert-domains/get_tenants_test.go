@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 )
 
 // TestGetTenant: with TENANTS_FILE, get asks the Defender of the tenant
@@ -14,7 +14,7 @@ import (
 // tenant; a tenant that is not in the file, or no --tenant when no tenant
 // is called default, is exit status 2.
 func TestGetTenant(t *testing.T) {
-	srv := defendertest.NewServer(defendertest.WithAlert("a1", "contoso.example"))
+	srv := emulator.NewServer(emulator.WithAlert("a1", "contoso.example"))
 	t.Cleanup(srv.Close)
 	dir := t.TempDir()
 	secret := filepath.Join(dir, "contoso")

@@ -14,11 +14,11 @@ import (
 	"time"
 
 	"github.com/alert-domains/alert-domains/config"
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 )
 
 // getEnv is the environment of `get` against an emulator.
-func getEnv(srv *defendertest.Server, extra ...string) config.Lookup {
+func getEnv(srv *emulator.Server, extra ...string) config.Lookup {
 	vars := map[string]string{
 		"DEFENDER_API_URL":       srv.URL,
 		"AZURE_AUTHORITY_HOST":   srv.AuthorityHost(),
@@ -41,7 +41,7 @@ type getRun struct {
 	lines          []map[string]any
 }
 
-func runGetTest(t *testing.T, srv *defendertest.Server, lookup config.Lookup, stdin string, args ...string) getRun {
+func runGetTest(t *testing.T, srv *emulator.Server, lookup config.Lookup, stdin string, args ...string) getRun {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	e := &env{lookupEnv: lookup, stdin: strings.NewReader(stdin), stdout: &stdout, stderr: &stderr}
@@ -74,7 +74,7 @@ func exitStatus(err error) int {
 var completedAt = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
 
 func TestGetPrintsOneResultPerID(t *testing.T) {
-	srv := defendertest.NewServer(defendertest.WithSeedData())
+	srv := emulator.NewServer(emulator.WithSeedData())
 	t.Cleanup(srv.Close)
 	r := runGetTest(t, srv, getEnv(srv), "",
 		"da637472900382838869_1364969609", "636688558380765161_2136280442", "bad id!", "da1_2")
@@ -112,7 +112,7 @@ func TestGetPrintsOneResultPerID(t *testing.T) {
 }
 
 func TestGetAllSucceeded(t *testing.T) {
-	srv := defendertest.NewServer(defendertest.WithSeedData())
+	srv := emulator.NewServer(emulator.WithSeedData())
 	t.Cleanup(srv.Close)
 	r := runGetTest(t, srv, getEnv(srv), "", "da637472900382838869_1364969609")
 	if r.err != nil || len(r.lines) != 1 || r.stderr != "" {
@@ -121,7 +121,7 @@ func TestGetAllSucceeded(t *testing.T) {
 }
 
 func TestGetStdinKeepsOrder(t *testing.T) {
-	srv := defendertest.NewServer(defendertest.WithAnyAlert())
+	srv := emulator.NewServer(emulator.WithAnyAlert())
 	t.Cleanup(srv.Close)
 	var in strings.Builder
 	var ids []string
@@ -131,7 +131,7 @@ func TestGetStdinKeepsOrder(t *testing.T) {
 		fmt.Fprintf(&in, "  %s \r\n\n", id)
 		if i%5 == 0 {
 			// Early IDs answer late, so later ones finish first.
-			srv.Script(id, defendertest.Answer{Status: 503}, defendertest.Answer{Status: 503})
+			srv.Script(id, emulator.Answer{Status: 503}, emulator.Answer{Status: 503})
 		}
 	}
 	in.WriteString(strings.Repeat("x", 100_000) + "\n")
@@ -156,7 +156,7 @@ func TestGetStdinKeepsOrder(t *testing.T) {
 }
 
 func TestGetUsageAndConfigurationErrors(t *testing.T) {
-	srv := defendertest.NewServer(defendertest.WithSeedData())
+	srv := emulator.NewServer(emulator.WithSeedData())
 	t.Cleanup(srv.Close)
 	tests := []struct {
 		name   string
@@ -194,9 +194,9 @@ func TestGetUsageAndConfigurationErrors(t *testing.T) {
 }
 
 func TestGetStopsWhenCanceled(t *testing.T) {
-	srv := defendertest.NewServer(defendertest.WithSeedData())
+	srv := emulator.NewServer(emulator.WithSeedData())
 	t.Cleanup(srv.Close)
-	srv.Script("da637472900382838869_1364969609", defendertest.Answer{Delay: time.Hour})
+	srv.Script("da637472900382838869_1364969609", emulator.Answer{Delay: time.Hour})
 	ctx, cancel := context.WithCancel(t.Context())
 	pr, pw := io.Pipe() // stdin that never ends
 	t.Cleanup(func() { _ = pw.Close() })

@@ -8,19 +8,19 @@ import (
 	"time"
 
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/message"
 )
 
-func newLookupClient(t *testing.T, opts ...defendertest.Option) *connector.Client {
+func newLookupClient(t *testing.T, opts ...emulator.Option) *connector.Client {
 	t.Helper()
-	srv := defendertest.NewServer(opts...)
+	srv := emulator.NewServer(opts...)
 	t.Cleanup(srv.Close)
 	cred, err := connector.NewCredential(srv.Credential())
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := connector.New(srv.URL, cred, defendertest.Scope, connector.WithHTTPClient(srv.Client()),
+	client, err := connector.New(srv.URL, cred, emulator.Scope, connector.WithHTTPClient(srv.Client()),
 		connector.WithTimeout(5*time.Second), connector.WithBackoff(10*time.Millisecond, 50*time.Millisecond, 200*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +43,7 @@ func ids(list []string, err error) func() (string, bool, error) {
 // TestLookupAll: every ID once, in input order whatever the workers, with
 // the tenant on each result; failures carry the connector's error.
 func TestLookupAll(t *testing.T) {
-	client := newLookupClient(t, defendertest.WithSeedData(), defendertest.WithLatency(5*time.Millisecond))
+	client := newLookupClient(t, emulator.WithSeedData(), emulator.WithLatency(5*time.Millisecond))
 	const ok, missing, invalid = "da637472900382838869_1364969609", "da000000000000000000_1", "../machines"
 	readErr := errors.New("stdin broke")
 	tests := []struct {

@@ -12,18 +12,27 @@ import (
 // and its client URL, and shuts the server down at cleanup.
 func EmbeddedJetStream(tb testing.TB) (*server.Server, string) {
 	tb.Helper()
-	s, err := server.NewServer(&server.Options{
+	s := StartEmbedded(tb, &server.Options{
 		Host:      "127.0.0.1",
 		Port:      -1,
 		JetStream: true,
 		StoreDir:  tb.TempDir(),
-		NoLog:     true,
-		NoSigs:    true,
 	})
+	return s, s.ClientURL()
+}
+
+// StartEmbedded starts an in-process nats-server with opts (quiet, and
+// deaf to the process's signals), waits until it takes connections, and
+// shuts it down at cleanup: the one way tests run a server in process with
+// options of their own (users, accounts, limits).
+func StartEmbedded(tb testing.TB, opts *server.Options) *server.Server {
+	tb.Helper()
+	opts.NoLog, opts.NoSigs = true, true
+	s, err := server.NewServer(opts)
 	if err != nil {
 		tb.Fatalf("testenv: embedded nats-server: %v", err)
 	}
-	s.Start()
+	go s.Start()
 	tb.Cleanup(func() {
 		s.Shutdown()
 		s.WaitForShutdown()
@@ -31,5 +40,5 @@ func EmbeddedJetStream(tb testing.TB) (*server.Server, string) {
 	if !s.ReadyForConnections(10 * time.Second) {
 		tb.Fatalf("testenv: embedded nats-server not ready within 10s")
 	}
-	return s, s.ClientURL()
+	return s
 }

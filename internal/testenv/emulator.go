@@ -6,15 +6,15 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 )
 
 // StartEmulator starts the Defender + Entra ID emulator (closed at cleanup)
 // and writes its certificate to a file, for a service process to trust with
 // SSL_CERT_FILE.
-func StartEmulator(tb testing.TB, opts ...defendertest.Option) (emu *defendertest.Server, certFile string) {
+func StartEmulator(tb testing.TB, opts ...emulator.Option) (emu *emulator.Server, certFile string) {
 	tb.Helper()
-	emu = defendertest.NewServer(opts...)
+	emu = emulator.NewServer(opts...)
 	tb.Cleanup(emu.Close)
 	certFile = filepath.Join(tb.TempDir(), "emulator.pem")
 	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: emu.Certificate().Raw})
@@ -27,7 +27,7 @@ func StartEmulator(tb testing.TB, opts ...defendertest.Option) (emu *defendertes
 // ServiceEnv is the environment of an alert-domains process that talks to
 // emu (trusting certFile) and to the NATS server at natsURL, logs JSON and
 // serves no HTTP endpoints; extra entries ("KEY=value") come last and win.
-func ServiceEnv(emu *defendertest.Server, certFile, natsURL string, extra ...string) []string {
+func ServiceEnv(emu *emulator.Server, certFile, natsURL string, extra ...string) []string {
 	env := []string{
 		"NATS_URL=" + natsURL,
 		"SSL_CERT_FILE=" + certFile,

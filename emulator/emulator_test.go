@@ -1,4 +1,4 @@
-package defendertest_test
+package emulator_test
 
 import (
 	"encoding/json"
@@ -14,16 +14,16 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func newServer(t *testing.T, opts ...defendertest.Option) *defendertest.Server {
+func newServer(t *testing.T, opts ...emulator.Option) *emulator.Server {
 	t.Helper()
-	srv := defendertest.NewServer(opts...)
+	srv := emulator.NewServer(opts...)
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -34,7 +34,7 @@ type answer struct {
 	body   string
 }
 
-func do(t *testing.T, srv *defendertest.Server, req *http.Request) answer {
+func do(t *testing.T, srv *emulator.Server, req *http.Request) answer {
 	t.Helper()
 	resp, err := srv.Client().Do(req)
 	if err != nil {
@@ -48,7 +48,7 @@ func do(t *testing.T, srv *defendertest.Server, req *http.Request) answer {
 	return answer{resp.StatusCode, resp.Header, string(body)}
 }
 
-func get(t *testing.T, srv *defendertest.Server, path, token string) answer {
+func get(t *testing.T, srv *emulator.Server, path, token string) answer {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+path, nil)
 	if err != nil {
@@ -60,7 +60,7 @@ func get(t *testing.T, srv *defendertest.Server, path, token string) answer {
 	return do(t, srv, req)
 }
 
-func postToken(t *testing.T, srv *defendertest.Server, tenant string, form url.Values) answer {
+func postToken(t *testing.T, srv *emulator.Server, tenant string, form url.Values) answer {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/"+tenant+"/oauth2/v2.0/token", strings.NewReader(form.Encode()))
 	if err != nil {
@@ -73,9 +73,9 @@ func postToken(t *testing.T, srv *defendertest.Server, tenant string, form url.V
 func tokenForm(mod func(url.Values)) url.Values {
 	f := url.Values{
 		"grant_type":    {"client_credentials"},
-		"client_id":     {defendertest.DefaultClientID},
-		"client_secret": {defendertest.DefaultClientSecret},
-		"scope":         {defendertest.Scope},
+		"client_id":     {emulator.DefaultClientID},
+		"client_secret": {emulator.DefaultClientSecret},
+		"scope":         {emulator.Scope},
 	}
 	if mod != nil {
 		mod(f)
@@ -83,9 +83,9 @@ func tokenForm(mod func(url.Values)) url.Values {
 	return f
 }
 
-func token(t *testing.T, srv *defendertest.Server) string {
+func token(t *testing.T, srv *emulator.Server) string {
 	t.Helper()
-	a := postToken(t, srv, defendertest.DefaultTenantID, tokenForm(nil))
+	a := postToken(t, srv, emulator.DefaultTenantID, tokenForm(nil))
 	var tok struct {
 		TokenType   string `json:"token_type"`
 		ExpiresIn   int    `json:"expires_in"`
@@ -99,12 +99,12 @@ func token(t *testing.T, srv *defendertest.Server) string {
 
 func TestOpenIDConfiguration(t *testing.T) {
 	srv := newServer(t)
-	a := get(t, srv, "/"+defendertest.DefaultTenantID+"/v2.0/.well-known/openid-configuration", "")
+	a := get(t, srv, "/"+emulator.DefaultTenantID+"/v2.0/.well-known/openid-configuration", "")
 	var cfg map[string]any
 	if a.status != 200 || json.Unmarshal([]byte(a.body), &cfg) != nil {
 		t.Fatalf("answer %d %s", a.status, a.body)
 	}
-	prefix := srv.URL + "/" + defendertest.DefaultTenantID
+	prefix := srv.URL + "/" + emulator.DefaultTenantID
 	for key, want := range map[string]string{
 		"issuer":                 prefix + "/v2.0",
 		"token_endpoint":         prefix + "/oauth2/v2.0/token",
@@ -152,7 +152,7 @@ func TestTokenEndpoint(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tenant := tt.tenant
 			if tenant == "" {
-				tenant = defendertest.DefaultTenantID
+				tenant = emulator.DefaultTenantID
 			}
 			a := postToken(t, srv, tenant, tokenForm(tt.mod))
 			if a.status != tt.status || !strings.Contains(a.body, tt.want) {
@@ -166,7 +166,7 @@ func TestTokenEndpoint(t *testing.T) {
 }
 
 func TestDomainsCall(t *testing.T) {
-	srv := newServer(t, defendertest.WithSeedData())
+	srv := newServer(t, emulator.WithSeedData())
 	tok := token(t, srv)
 	tests := []struct {
 		name, path, token string
@@ -206,7 +206,7 @@ func TestDomainsCall(t *testing.T) {
 }
 
 func TestQuotaRetryAfter(t *testing.T) {
-	srv := newServer(t, defendertest.WithSeedData(), defendertest.WithQuota(connector.Limit{Count: 2, Window: 90 * time.Second}))
+	srv := newServer(t, emulator.WithSeedData(), emulator.WithQuota(connector.Limit{Count: 2, Window: 90 * time.Second}))
 	tok := token(t, srv)
 	const path = "/api/alerts/da637472900382838869_1364969609/domains"
 	for range 2 {
@@ -222,7 +222,7 @@ func TestQuotaRetryAfter(t *testing.T) {
 }
 
 func TestPagesAndSyntheticAlerts(t *testing.T) {
-	srv := newServer(t, defendertest.WithAnyAlert(), defendertest.WithAlert("five", "a", "b", "c", "d", "e"), defendertest.WithPageSize(2))
+	srv := newServer(t, emulator.WithAnyAlert(), emulator.WithAlert("five", "a", "b", "c", "d", "e"), emulator.WithPageSize(2))
 	tok := token(t, srv)
 	var hosts []string
 	next := srv.URL + "/api/alerts/five/domains"
@@ -255,7 +255,7 @@ func TestPagesAndSyntheticAlerts(t *testing.T) {
 }
 
 func TestFaultsOutageAndScripts(t *testing.T) {
-	srv := newServer(t, defendertest.WithSeedData(), defendertest.WithFaultRate(1, 7))
+	srv := newServer(t, emulator.WithSeedData(), emulator.WithFaultRate(1, 7))
 	tok := token(t, srv)
 	const id = "da637472900382838869_1364969609"
 	const path = "/api/alerts/" + id + "/domains"
@@ -268,14 +268,14 @@ func TestFaultsOutageAndScripts(t *testing.T) {
 		t.Errorf("outage: %d", a.status)
 	}
 	srv.SetOutage(0)
-	srv.Script(id, defendertest.Answer{Status: 418, Body: "teapot", Header: http.Header{"X-Test": {"1"}}})
+	srv.Script(id, emulator.Answer{Status: 418, Body: "teapot", Header: http.Header{"X-Test": {"1"}}})
 	if a := get(t, srv, path, tok); a.status != 418 || a.body != "teapot" || a.header.Get("X-Test") != "1" {
 		t.Errorf("script: %d %q %v", a.status, a.body, a.header)
 	}
 	if a := get(t, srv, path, tok); a.status != 200 {
 		t.Errorf("after the script: %d", a.status)
 	}
-	srv.Script(id, defendertest.Answer{BodyBytes: 100_000})
+	srv.Script(id, emulator.Answer{BodyBytes: 100_000})
 	if a := get(t, srv, path, tok); a.status != 200 || len(a.body) != 100_000 || !json.Valid([]byte(a.body)) {
 		t.Errorf("large body: %d, %d bytes", a.status, len(a.body))
 	}
@@ -292,8 +292,8 @@ func TestFaultsOutageAndScripts(t *testing.T) {
 }
 
 func TestTokenLifetime(t *testing.T) {
-	srv := newServer(t, defendertest.WithTenant("t1", "c1", "s1"), defendertest.WithTokenLifetime(-time.Second))
-	a := postToken(t, srv, "t1", url.Values{"grant_type": {"client_credentials"}, "client_id": {"c1"}, "client_secret": {"s1"}, "scope": {defendertest.Scope}})
+	srv := newServer(t, emulator.WithTenant("t1", "c1", "s1"), emulator.WithTokenLifetime(-time.Second))
+	a := postToken(t, srv, "t1", url.Values{"grant_type": {"client_credentials"}, "client_id": {"c1"}, "client_secret": {"s1"}, "scope": {emulator.Scope}})
 	var tok struct {
 		AccessToken string `json:"access_token"`
 	}
@@ -306,7 +306,7 @@ func TestTokenLifetime(t *testing.T) {
 }
 
 func TestLoadData(t *testing.T) {
-	e := defendertest.NewHandler()
+	e := emulator.NewHandler()
 	if err := e.LoadData(strings.NewReader(`{"alerts":{"a_1":["x.example"],"b_2":[]}}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -327,11 +327,11 @@ func TestLoadData(t *testing.T) {
 
 func TestScriptedTokenAnswersAndClaims(t *testing.T) {
 	srv := newServer(t)
-	srv.ScriptToken(defendertest.Answer{Status: 401, Body: "echo: ", EchoForm: true}, defendertest.Answer{Body: `{"access_token":"x"`})
-	if a := postToken(t, srv, defendertest.DefaultTenantID, tokenForm(nil)); a.status != 401 || !strings.Contains(a.body, "echo: ") || !strings.Contains(a.body, "client_secret="+defendertest.DefaultClientSecret) {
+	srv.ScriptToken(emulator.Answer{Status: 401, Body: "echo: ", EchoForm: true}, emulator.Answer{Body: `{"access_token":"x"`})
+	if a := postToken(t, srv, emulator.DefaultTenantID, tokenForm(nil)); a.status != 401 || !strings.Contains(a.body, "echo: ") || !strings.Contains(a.body, "client_secret="+emulator.DefaultClientSecret) {
 		t.Errorf("echo answer %d %s", a.status, a.body)
 	}
-	if a := postToken(t, srv, defendertest.DefaultTenantID, tokenForm(nil)); a.status != 200 || a.body != `{"access_token":"x"` {
+	if a := postToken(t, srv, emulator.DefaultTenantID, tokenForm(nil)); a.status != 200 || a.body != `{"access_token":"x"` {
 		t.Errorf("malformed answer %d %s", a.status, a.body)
 	}
 	token(t, srv) // the script is used up
@@ -339,10 +339,10 @@ func TestScriptedTokenAnswersAndClaims(t *testing.T) {
 		t.Errorf("%d tokens, %d for claims; want 1 and 0", n, m)
 	}
 	claims := func(v string) func(url.Values) { return func(f url.Values) { f.Set("claims", v) } }
-	if a := postToken(t, srv, defendertest.DefaultTenantID, tokenForm(claims(`{"access_token":{"nbf":{"essential":true,"value":"1"}}}`))); a.status != 200 {
+	if a := postToken(t, srv, emulator.DefaultTenantID, tokenForm(claims(`{"access_token":{"nbf":{"essential":true,"value":"1"}}}`))); a.status != 200 {
 		t.Errorf("claims answer %d %s", a.status, a.body)
 	}
-	if a := postToken(t, srv, defendertest.DefaultTenantID, tokenForm(claims(`{not json`))); a.status != 400 {
+	if a := postToken(t, srv, emulator.DefaultTenantID, tokenForm(claims(`{not json`))); a.status != 400 {
 		t.Errorf("invalid claims answer %d %s", a.status, a.body)
 	}
 	if n, m := srv.TokensIssued(), srv.TokensForClaims(); n != 2 || m != 1 {
@@ -352,7 +352,7 @@ func TestScriptedTokenAnswersAndClaims(t *testing.T) {
 
 func TestBodyWithoutLength(t *testing.T) {
 	srv := newServer(t)
-	srv.Script("big", defendertest.Answer{BodyBytes: 1 << 20, NoLength: true})
+	srv.Script("big", emulator.Answer{BodyBytes: 1 << 20, NoLength: true})
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/api/alerts/big/domains", nil)
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-// Package defendertest runs a fake Microsoft Defender for Endpoint API and
+// Package emulator runs a fake Microsoft Defender for Endpoint API and
 // Entra ID token service that speak the real wire format, in the spirit of
 // net/http/httptest: tests (and `alert-domains emulate`) use it instead of a
 // tenant.
@@ -39,7 +39,7 @@
 //
 //	{"alerts": {"da637472900382838869_1364969609": ["www.example.com", "cdn.example.net"],
 //	            "636688558380765161_2136280442": []}}
-package defendertest
+package emulator
 
 import (
 	"context"
@@ -354,18 +354,18 @@ func (e *Emulator) LoadData(r io.Reader) error {
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&data); err != nil {
-		return fmt.Errorf("defendertest: data: %w", err)
+		return fmt.Errorf("emulator: data: %w", err)
 	}
 	if data.Alerts == nil {
-		return fmt.Errorf(`defendertest: data: no "alerts" object`)
+		return fmt.Errorf(`emulator: data: no "alerts" object`)
 	}
 	for id, hosts := range data.Alerts {
 		if err := message.ValidateAlertID(id); err != nil {
-			return fmt.Errorf("defendertest: data: alert %q: %w", id, err)
+			return fmt.Errorf("emulator: data: alert %q: %w", id, err)
 		}
 		for _, h := range hosts {
 			if h == "" {
-				return fmt.Errorf("defendertest: data: alert %q: empty host", id)
+				return fmt.Errorf("emulator: data: alert %q: empty host", id)
 			}
 		}
 	}

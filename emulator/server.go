@@ -1,4 +1,4 @@
-package defendertest
+package emulator
 
 import (
 	"bytes"
@@ -115,11 +115,11 @@ func SelfSigned(hosts ...string) (tls.Certificate, []byte, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("defendertest: certificate: %w", err)
+		return tls.Certificate{}, nil, fmt.Errorf("emulator: certificate: %w", err)
 	}
 	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("defendertest: certificate: %w", err)
+		return tls.Certificate{}, nil, fmt.Errorf("emulator: certificate: %w", err)
 	}
 	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
 	return cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil

@@ -1,4 +1,4 @@
-package defendertest_test
+package emulator_test
 
 import (
 	"context"
@@ -6,20 +6,20 @@ import (
 	"time"
 
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/connector/defendertest"
+	"github.com/alert-domains/alert-domains/emulator"
 )
 
 func ExampleNewServer() {
-	srv := defendertest.NewServer(defendertest.WithAlert("da637472900382838869_1364969609", "www.example.com"))
+	srv := emulator.NewServer(emulator.WithAlert("da637472900382838869_1364969609", "www.example.com"))
 	defer srv.Close()
-	srv.Script("da637472900382838869_1364969609", defendertest.Answer{Status: 503})
+	srv.Script("da637472900382838869_1364969609", emulator.Answer{Status: 503})
 
 	cred, err := connector.NewCredential(srv.Credential())
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	c, err := connector.New(srv.URL, cred, defendertest.Scope,
+	c, err := connector.New(srv.URL, cred, emulator.Scope,
 		connector.WithHTTPClient(srv.Client()),
 		connector.WithBackoff(10*time.Millisecond, time.Second, time.Minute))
 	if err != nil {

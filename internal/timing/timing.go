@@ -1,0 +1,23 @@
+// Package timing holds the one way the service sleeps: for a while, or
+// until its work is cancelled, or until something it waits for changes.
+package timing
+
+import (
+	"context"
+	"time"
+)
+
+// Sleep waits d, or until ctx ends or wake (when not nil) is closed or
+// receives; it reports whether d passed or wake woke it (false: ctx ended).
+func Sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-wake:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
