@@ -4,61 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/internal/testenv"
 )
 
-// restartableServer is an in-process nats-server with JetStream that a test
-// can stop and start again on the same port and store.
-type restartableServer struct {
-	t    *testing.T
-	opts server.Options
-	srv  *server.Server
-}
-
-func startRestartable(t *testing.T) *restartableServer {
-	t.Helper()
-	r := &restartableServer{t: t, opts: server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true}}
-	r.start()
-	r.opts.Port = r.srv.Addr().(*net.TCPAddr).Port
-	t.Cleanup(r.stop)
-	return r
-}
-
-func (r *restartableServer) start() {
-	r.t.Helper()
-	opts := r.opts
-	srv, err := server.NewServer(&opts)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		r.t.Fatal("nats-server not ready")
-	}
-	r.srv = srv
-}
-
-func (r *restartableServer) stop() {
-	r.srv.Shutdown()
-	r.srv.WaitForShutdown()
-}
-
 // connectKV connects to r and opens (or creates) the bucket "results" with
 // ttl.
-func (r *restartableServer) connectKV(t *testing.T, ttl time.Duration) (*nats.Conn, jetstream.KeyValue) {
+func connectKV(t *testing.T, r *testenv.Restartable, ttl time.Duration) (*nats.Conn, jetstream.KeyValue) {
 	t.Helper()
-	nc, js := testenv.Connect(t, r.srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+	nc, js := testenv.Connect(t, r.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
 	kv, err := js.CreateOrUpdateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: "results", TTL: ttl, History: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -226,8 +188,8 @@ func wantGet(t *testing.T, c *KVCache, kv *countingKV, id string, want []string,
 }
 
 func TestKVCacheHitMissLocal(t *testing.T) {
-	srv := startRestartable(t)
-	_, raw := srv.connectKV(t, time.Hour)
+	srv := testenv.RestartableJetStream(t)
+	_, raw := connectKV(t, srv, time.Hour)
 	if _, err := raw.Put(t.Context(), "before", []byte(`["old.example.com"]`)); err != nil {
 		t.Fatal(err)
 	}
@@ -275,9 +237,9 @@ func TestKVCacheHitMissLocal(t *testing.T) {
 }
 
 func TestKVCachePutByAnotherReplica(t *testing.T) {
-	srv := startRestartable(t)
-	_, rawA := srv.connectKV(t, time.Hour)
-	_, rawB := srv.connectKV(t, time.Hour)
+	srv := testenv.RestartableJetStream(t)
+	_, rawA := connectKV(t, srv, time.Hour)
+	_, rawB := connectKV(t, srv, time.Hour)
 	kvA, kvB := newCountingKV(rawA), newCountingKV(rawB)
 	a, b := NewKVCache(kvA, testCacheOpts()...), NewKVCache(kvB, testCacheOpts()...)
 	runCache(t, a)
@@ -307,8 +269,8 @@ func TestKVCachePutByAnotherReplica(t *testing.T) {
 }
 
 func TestKVCacheExpiry(t *testing.T) {
-	srv := startRestartable(t)
-	_, raw := srv.connectKV(t, time.Second)
+	srv := testenv.RestartableJetStream(t)
+	_, raw := connectKV(t, srv, time.Second)
 	kv := newCountingKV(raw)
 	c := NewKVCache(kv, testCacheOpts()...)
 	runCache(t, c)
@@ -343,8 +305,8 @@ func TestKVCacheExpiry(t *testing.T) {
 }
 
 func TestKVCacheFallsBackUntilReadyAndWhenBroken(t *testing.T) {
-	srv := startRestartable(t)
-	_, raw := srv.connectKV(t, time.Hour)
+	srv := testenv.RestartableJetStream(t)
+	_, raw := connectKV(t, srv, time.Hour)
 	if _, err := raw.Put(t.Context(), "k1", []byte(`["one.example.com"]`)); err != nil {
 		t.Fatal(err)
 	}
@@ -387,8 +349,8 @@ func TestKVCacheFallsBackUntilReadyAndWhenBroken(t *testing.T) {
 }
 
 func TestKVCacheBrokerRestart(t *testing.T) {
-	srv := startRestartable(t)
-	nc, raw := srv.connectKV(t, time.Hour)
+	srv := testenv.RestartableJetStream(t)
+	nc, raw := connectKV(t, srv, time.Hour)
 	kv := newCountingKV(raw)
 	c := NewKVCache(kv, append(testCacheOpts(), WithCacheConn(nc))...)
 	runCache(t, c)
@@ -398,7 +360,7 @@ func TestKVCacheBrokerRestart(t *testing.T) {
 	}
 	wantGet(t, c, kv, "r1", []string{"one.example.com"}, 0)
 
-	srv.stop()
+	srv.Stop()
 	eventually(t, "the cache to leave its index", func() bool { return !c.isLive() })
 	// Down: an error, never a false miss.
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
@@ -408,10 +370,10 @@ func TestKVCacheBrokerRestart(t *testing.T) {
 		t.Errorf("Get with the broker down: ok %v, error %v; want an error", ok, err)
 	}
 
-	srv.start()
+	srv.Start()
 	// Another process writes while this one's watcher is not back yet, or
 	// just after: either way a hit.
-	_, other := srv.connectKV(t, time.Hour)
+	_, other := connectKV(t, srv, time.Hour)
 	if _, err := other.Put(t.Context(), "r2", []byte(`["two.example.com"]`)); err != nil {
 		t.Fatal(err)
 	}
@@ -429,8 +391,8 @@ func TestKVCacheBrokerRestart(t *testing.T) {
 }
 
 func TestKVCacheBeyondCapReadsServer(t *testing.T) {
-	srv := startRestartable(t)
-	_, raw := srv.connectKV(t, time.Hour)
+	srv := testenv.RestartableJetStream(t)
+	_, raw := connectKV(t, srv, time.Hour)
 	kv := newCountingKV(raw)
 	c := NewKVCache(kv, append(testCacheOpts(), WithCacheMaxEntries(2))...)
 	runCache(t, c)

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"net"
 	"testing"
 	"time"
 
@@ -42,3 +43,38 @@ func StartEmbedded(tb testing.TB, opts *server.Options) *server.Server {
 	}
 	return s
 }
+
+// Restartable is an in-process nats-server with JetStream that a test can
+// stop and start again on the same port and store, as after a broker
+// restart.
+type Restartable struct {
+	tb   testing.TB
+	opts server.Options
+	srv  *server.Server
+}
+
+// RestartableJetStream starts a Restartable; it is stopped at cleanup.
+func RestartableJetStream(tb testing.TB) *Restartable {
+	tb.Helper()
+	r := &Restartable{tb: tb, opts: server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: tb.TempDir()}}
+	r.Start()
+	r.opts.Port = r.srv.Addr().(*net.TCPAddr).Port
+	tb.Cleanup(r.Stop)
+	return r
+}
+
+// Start starts the server (again), on the port and store it had.
+func (r *Restartable) Start() {
+	r.tb.Helper()
+	opts := r.opts
+	r.srv = StartEmbedded(r.tb, &opts)
+}
+
+// Stop shuts the server down; Start brings it back.
+func (r *Restartable) Stop() {
+	r.srv.Shutdown()
+	r.srv.WaitForShutdown()
+}
+
+// URL is the server's client URL.
+func (r *Restartable) URL() string { return r.srv.ClientURL() }
