@@ -288,14 +288,18 @@ func New(baseURL string, cred azcore.TokenCredential, scope string, opts ...Opti
 	return c, nil
 }
 
-// defaultHTTPClient is one client for the whole process: keep-alive, HTTP/2
-// when offered, enough idle connections for CONCURRENCY workers, and no
-// redirects (a redirect is an unexpected answer, and the token must not
-// follow it elsewhere).
-func defaultHTTPClient() *http.Client {
+// defaultHTTPClient is one client for the whole process (see NewHTTPClient).
+func defaultHTTPClient() *http.Client { return NewHTTPClient(defaultMaxIdlePerHost) }
+
+// NewHTTPClient is a client for Defender calls: keep-alive, HTTP/2 when
+// offered, idlePerHost idle connections kept per host (one per worker that
+// calls at once: an answer beyond them closes its connection, and a later
+// call pays a new TLS handshake), and no redirects (a redirect is an
+// unexpected answer, and the token must not follow it elsewhere).
+func NewHTTPClient(idlePerHost int) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConns = defaultMaxIdle
-	t.MaxIdleConnsPerHost = defaultMaxIdlePerHost
+	t.MaxIdleConnsPerHost = max(idlePerHost, defaultMaxIdlePerHost)
+	t.MaxIdleConns = max(2*idlePerHost, defaultMaxIdle)
 	t.IdleConnTimeout = defaultIdleConnTimeout
 	t.ForceAttemptHTTP2 = true
 	return &http.Client{

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/http"
-	"time"
 
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
@@ -32,7 +30,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	logger := newLogger(cfg, e)
 	m := metrics.New()
 	m.SetTenants(tenantNames(list))
-	opts := []connector.Option{connector.WithObserver(m), connector.WithHTTPClient(defenderHTTPClient(cfg.Concurrency))}
+	opts := []connector.Option{connector.WithObserver(m), connector.WithHTTPClient(connector.NewHTTPClient(cfg.Concurrency))}
 	if fromFile {
 		svc, err := newTenantsService(cfg, e, list, logger, m, opts)
 		if err != nil {
@@ -100,18 +98,4 @@ func configError(err error) error {
 		return &exitError{code: 2, err: err}
 	}
 	return err
-}
-
-// defenderHTTPClient is the HTTP client for Defender calls of serve: the
-// connector's own keeps 64 idle connections per host, so with a larger
-// CONCURRENCY every answer beyond the 64th closed its connection and a later
-// call paid a new TLS handshake (at CONCURRENCY=256, about four times the
-// processor time per request). This one keeps a connection per worker.
-func defenderHTTPClient(concurrency int) *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = max(concurrency, 64)
-	t.MaxIdleConns = max(2*concurrency, 256)
-	t.IdleConnTimeout = 90 * time.Second
-	t.ForceAttemptHTTP2 = true
-	return &http.Client{Transport: t}
 }
