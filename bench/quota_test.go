@@ -42,10 +42,11 @@ var quotaDesigns = []quotaDesign{
 	}},
 	{"shared-stream", func(tb testing.TB, url string, limits []connector.Limit) acquirer {
 		_, js := testenv.Connect(tb, url)
-		if err := quota.Provision(context.Background(), js, "bench", limits, 1, time.Second); err != nil {
+		layout := quota.NewLayout("bench", limits)
+		if err := quota.Provision(context.Background(), js, layout, limits, 1, time.Second); err != nil {
 			tb.Fatal(err)
 		}
-		s, err := quota.NewShared("bench", quota.Registration{Cloud: "public", TenantID: "t", ClientID: "c"}, limits, quota.WithHold(time.Second))
+		s, err := quota.NewShared(layout, quota.Registration{Cloud: "public", TenantID: "t", ClientID: "c"}, limits, quota.WithHold(time.Second))
 		if err != nil {
 			tb.Fatal(err)
 		}

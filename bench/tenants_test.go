@@ -44,9 +44,8 @@ type tenantsWorkload struct {
 
 // tenantsBench is BenchmarkTenants': 50 tenants in one file, 49 of them
 // saturated, the service at its default concurrency. Every tenant has the
-// same quota, as Defender gives every app registration the same one (and as
-// QUOTA_SCOPE=shared, the default, requires of one window); the trickle
-// tenant uses half of its.
+// same quota, as Defender gives every app registration the same one; the
+// trickle tenant uses half of its.
 var tenantsBench = tenantsWorkload{
 	saturated:   49,
 	limit:       connector.Limit{Count: 5, Window: time.Second},

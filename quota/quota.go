@@ -6,7 +6,8 @@
 // Each limit (count/window) is a stream whose subjects are the app
 // registrations, with at most count messages per subject and
 // discard-new-per-subject: a call may start once its publish is accepted by
-// every limit's stream (the server refuses the count+1th). The slot is held
+// every limit's stream (the server refuses the count+1th). Tenants whose
+// counts for one window differ have a stream per count (Layout). The slot is held
 // while the call runs and for one window after it has ended: the process
 // that made the call deletes its message then, so that Defender, which
 // counts a call when it arrives (between the grant and the end), never sees
@@ -21,14 +22,12 @@
 package quota
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 
@@ -87,49 +86,9 @@ func windowToken(w time.Duration) string {
 	return strconv.FormatInt(int64(w), 10) + "ns"
 }
 
-// StreamName is the stream of one window of the quota of the service named
-// consumer (CONSUMER_NAME).
-func StreamName(consumer string, window time.Duration) string {
-	return "QUOTA_" + consumer + "_" + windowToken(window)
-}
-
-// subjectPrefix is the subject of a window's stream without the
-// registration key.
-func subjectPrefix(consumer string, window time.Duration) string {
-	return "alert_domains.quota." + consumer + "." + windowToken(window) + "."
-}
-
-// Subject is the subject of registration key in a window's stream.
-func Subject(consumer string, window time.Duration, key string) string {
-	return subjectPrefix(consumer, window) + key
-}
-
 // CooldownBucket is the key-value bucket of the shared cooldowns.
 func CooldownBucket(consumer string) string {
 	return "QUOTA_" + consumer + "_COOLDOWN"
-}
-
-// StreamConfig is the stream of one limit: per subject (registration) at
-// most Count messages, and a publish beyond that is refused, never an old
-// message dropped. A message left by a process that died expires after the
-// window, the longest call (hold) and Margin.
-func StreamConfig(consumer string, l connector.Limit, replicas int, hold time.Duration) jetstream.StreamConfig {
-	maxAge := MaxAge(l.Window, hold)
-	return jetstream.StreamConfig{
-		Name:                 StreamName(consumer, l.Window),
-		Description:          fmt.Sprintf("alert-domains shared Defender quota: %d calls per %s per app registration", l.Count, l.Window),
-		Subjects:             []string{subjectPrefix(consumer, l.Window) + "*"},
-		Retention:            jetstream.LimitsPolicy,
-		Storage:              jetstream.FileStorage,
-		Replicas:             max(replicas, 1),
-		MaxMsgsPerSubject:    int64(l.Count),
-		MaxAge:               maxAge,
-		Discard:              jetstream.DiscardNew,
-		DiscardNewPerSubject: true,
-		Duplicates:           min(maxAge, time.Minute),
-		MaxMsgSize:           1024,
-		AllowDirect:          true,
-	}
 }
 
 // CooldownConfig is the bucket of the shared cooldowns: one key per
@@ -144,45 +103,31 @@ func CooldownConfig(consumer string, replicas int) jetstream.KeyValueConfig {
 	}
 }
 
-// distinct returns limits with one limit per window, the smallest count
-// where a window is given twice (each window is one stream), shortest
-// window first.
-func distinct(limits []connector.Limit) []connector.Limit {
-	out := make([]connector.Limit, 0, len(limits))
-	for _, l := range limits {
-		if i := slices.IndexFunc(out, func(o connector.Limit) bool { return o.Window == l.Window }); i >= 0 {
-			out[i].Count = min(out[i].Count, l.Count)
-			continue
-		}
-		out = append(out, l)
-	}
-	slices.SortFunc(out, func(a, b connector.Limit) int { return cmp.Compare(a.Window, b.Window) })
-	return out
-}
-
-// Provision creates the streams and the bucket of the quota, or updates
-// them to limits, replicas and hold (the longest a call takes,
+// Provision creates the streams and the bucket of the quota, one stream per
+// limit of limits (every quota's limits, Enforced), or updates them to
+// those limits, replicas and hold (the longest a call takes,
 // DEFENDER_TIMEOUT).
-func Provision(ctx context.Context, js jetstream.JetStream, consumer string, limits []connector.Limit, replicas int, hold time.Duration) error {
-	for _, l := range distinct(limits) {
-		cfg := StreamConfig(consumer, l, replicas, hold)
+func Provision(ctx context.Context, js jetstream.JetStream, layout Layout, limits []connector.Limit, replicas int, hold time.Duration) error {
+	for _, l := range unique(limits) {
+		cfg := layout.StreamConfig(l, replicas, hold)
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("quota stream %s: %w", cfg.Name, err)
 		}
 	}
-	kvCfg := CooldownConfig(consumer, replicas)
+	kvCfg := CooldownConfig(layout.consumer, replicas)
 	if _, err := js.CreateOrUpdateKeyValue(ctx, kvCfg); err != nil {
 		return fmt.Errorf("quota bucket %s: %w", kvCfg.Bucket, err)
 	}
 	return nil
 }
 
-// Verify checks that the streams and the bucket of the quota exist, with
-// the limits' counts; the error names what is missing or differs.
-func Verify(ctx context.Context, js jetstream.JetStream, consumer string, limits []connector.Limit) error {
+// Verify checks that the streams of limits and the bucket of the quota
+// exist, each stream with its limit's count; the error names every stream
+// or bucket missing or different.
+func Verify(ctx context.Context, js jetstream.JetStream, layout Layout, limits []connector.Limit) error {
 	var errs []error
-	for _, l := range distinct(limits) {
-		name := StreamName(consumer, l.Window)
+	for _, l := range unique(limits) {
+		name := layout.Stream(l)
 		s, err := js.Stream(ctx, name)
 		switch {
 		case errors.Is(err, jetstream.ErrStreamNotFound):
@@ -190,11 +135,11 @@ func Verify(ctx context.Context, js jetstream.JetStream, consumer string, limits
 		case err != nil:
 			errs = append(errs, fmt.Errorf("quota stream %s: %w", name, err))
 		case s.CachedInfo().Config.MaxMsgsPerSubject != int64(l.Count):
-			errs = append(errs, fmt.Errorf("quota stream %s allows %d calls per window, DEFENDER_RATE_LIMITS says %d (start with PROVISION=true)",
+			errs = append(errs, fmt.Errorf("quota stream %s allows %d calls per window, the rate limits say %d (start with PROVISION=true)",
 				name, s.CachedInfo().Config.MaxMsgsPerSubject, l.Count))
 		}
 	}
-	bucket := CooldownBucket(consumer)
+	bucket := layout.CooldownBucket()
 	if _, err := js.KeyValue(ctx, bucket); errors.Is(err, jetstream.ErrBucketNotFound) {
 		errs = append(errs, fmt.Errorf("%w: bucket %s", ErrMissing, bucket))
 	} else if err != nil {
@@ -203,27 +148,29 @@ func Verify(ctx context.Context, js jetstream.JetStream, consumer string, limits
 	return errors.Join(errs...)
 }
 
-// Use is the calls of one window counted by the server: per registration
-// key, the calls started in the last window by every replica.
+// Use is the calls of one limit's stream counted by the server: per
+// registration key, the calls started in the last window by every replica.
 type Use struct {
 	Limit connector.Limit
 	ByKey map[string]int
 }
 
-// ReadUse reads, for each limit, the calls of every registration in the
-// last window.
-func ReadUse(ctx context.Context, js jetstream.JetStream, consumer string, limits []connector.Limit) ([]Use, error) {
-	out := make([]Use, 0, len(limits))
-	for _, l := range distinct(limits) {
+// ReadUse reads, for each limit of limits (Enforced), the calls of every
+// registration in the last window, by window then count.
+func ReadUse(ctx context.Context, js jetstream.JetStream, layout Layout, limits []connector.Limit) ([]Use, error) {
+	streams := unique(limits)
+	out := make([]Use, 0, len(streams))
+	for _, l := range streams {
 		u := Use{Limit: l, ByKey: map[string]int{}}
-		s, err := js.Stream(ctx, StreamName(consumer, l.Window))
+		name := layout.Stream(l)
+		s, err := js.Stream(ctx, name)
 		if err != nil {
-			return nil, fmt.Errorf("quota stream %s: %w", StreamName(consumer, l.Window), err)
+			return nil, fmt.Errorf("quota stream %s: %w", name, err)
 		}
-		prefix := subjectPrefix(consumer, l.Window)
+		prefix := layout.prefix(l)
 		info, err := s.Info(ctx, jetstream.WithSubjectFilter(prefix+"*"))
 		if err != nil {
-			return nil, fmt.Errorf("quota stream %s: %w", StreamName(consumer, l.Window), err)
+			return nil, fmt.Errorf("quota stream %s: %w", name, err)
 		}
 		for subj, n := range info.State.Subjects {
 			u.ByKey[subj[len(prefix):]] = int(n)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -55,12 +56,12 @@ const (
 // has a connection; it fails closed: while the state cannot be reached, it
 // waits, it does not grant. A Shared is safe for concurrent use.
 type Shared struct {
-	consumer string
-	limits   []connector.Limit
-	reg      Registration
-	key      string
-	logger   *slog.Logger
-	obs      Observer
+	layout Layout
+	limits []connector.Limit
+	reg    Registration
+	key    string
+	logger *slog.Logger
+	obs    Observer
 
 	attached chan struct{} // closed once js is set
 	stopped  chan struct{} // closed when Run returns
@@ -118,14 +119,14 @@ func WithObserver(o Observer) SharedOption {
 	}
 }
 
-// NewShared returns the shared quota of reg under limits, for the service
-// named consumer (CONSUMER_NAME). It makes no call to NATS: Run does.
-func NewShared(consumer string, reg Registration, limits []connector.Limit, opts ...SharedOption) (*Shared, error) {
+// NewShared returns the shared quota of reg under limits, in the streams
+// layout names. It makes no call to NATS: Run does.
+func NewShared(layout Layout, reg Registration, limits []connector.Limit, opts ...SharedOption) (*Shared, error) {
 	if len(limits) == 0 {
 		return nil, errors.New("quota: a shared quota needs at least one limit")
 	}
 	s := &Shared{
-		consumer:    consumer,
+		layout:      layout,
 		limits:      distinct(limits),
 		reg:         reg,
 		key:         reg.Key(),
@@ -319,7 +320,7 @@ func (s *Shared) try(ctx context.Context) (slots []slot, wait time.Duration, err
 	stored := make([]slot, 0, len(s.limits))
 	for _, l := range s.limits {
 		pctx, cancel := context.WithTimeout(ctx, requestTimeout)
-		ack, perr := s.js.PublishMsg(pctx, &nats.Msg{Subject: Subject(s.consumer, l.Window, s.key)})
+		ack, perr := s.js.PublishMsg(pctx, &nats.Msg{Subject: s.layout.Subject(l, s.key)})
 		cancel()
 		if perr == nil {
 			stored = append(stored, slot{stream: ack.Stream, seq: ack.Sequence, window: l.Window})
@@ -328,7 +329,7 @@ func (s *Shared) try(ctx context.Context) (slots []slot, wait time.Duration, err
 		if !refused(perr) {
 			s.observe(OutcomeUnreachable)
 			s.rollback(ctx, stored)
-			return nil, 0, fmt.Errorf("quota stream %s: %w", StreamName(s.consumer, l.Window), perr)
+			return nil, 0, fmt.Errorf("quota stream %s: %w", s.layout.Stream(l), perr)
 		}
 		s.observe(OutcomeRefused)
 		s.rollback(ctx, stored)
@@ -365,18 +366,19 @@ func refused(err error) bool {
 // deleted here, and 0 returned: the server removes expired messages only
 // every 250ms or so.
 func (s *Shared) untilFree(ctx context.Context, l connector.Limit) (time.Duration, error) {
-	st, err := s.stream(ctx, StreamName(s.consumer, l.Window))
+	name := s.layout.Stream(l)
+	st, err := s.stream(ctx, name)
 	if err != nil {
 		return 0, err
 	}
 	gctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	msg, err := st.GetMsg(gctx, 1, jetstream.WithGetMsgSubject(Subject(s.consumer, l.Window, s.key)))
+	msg, err := st.GetMsg(gctx, 1, jetstream.WithGetMsgSubject(s.layout.Subject(l, s.key)))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, nil // it expired meanwhile
 	}
 	if err != nil {
-		return 0, fmt.Errorf("quota stream %s: %w", StreamName(s.consumer, l.Window), err)
+		return 0, fmt.Errorf("quota stream %s: %w", name, err)
 	}
 	left := msg.Time.Add(MaxAge(l.Window, s.hold)).Sub(s.serverNow())
 	if left > 0 {
@@ -384,8 +386,8 @@ func (s *Shared) untilFree(ctx context.Context, l connector.Limit) (time.Duratio
 	}
 	dctx, dcancel := context.WithTimeout(ctx, requestTimeout)
 	defer dcancel()
-	if !s.delete(dctx, slot{stream: StreamName(s.consumer, l.Window), seq: msg.Sequence}) {
-		return 0, fmt.Errorf("quota stream %s: cannot delete an expired slot", StreamName(s.consumer, l.Window))
+	if !s.delete(dctx, slot{stream: name, seq: msg.Sequence}) {
+		return 0, fmt.Errorf("quota stream %s: cannot delete an expired slot", name)
 	}
 	return 0, nil
 }
@@ -424,7 +426,7 @@ func (s *Shared) stream(ctx context.Context, name string) (jetstream.Stream, err
 // syncClock measures the server's clock against the local one, from the
 // time a stream info was gathered, halfway through the request.
 func (s *Shared) syncClock(ctx context.Context) {
-	st, err := s.stream(ctx, StreamName(s.consumer, s.limits[0].Window))
+	st, err := s.stream(ctx, s.layout.Stream(s.limits[0]))
 	if err != nil {
 		return
 	}
@@ -578,7 +580,7 @@ func (s *Shared) readCooldown(ctx context.Context) {
 func (s *Shared) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	bctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	return s.js.KeyValue(bctx, CooldownBucket(s.consumer))
+	return s.js.KeyValue(bctx, s.layout.CooldownBucket())
 }
 
 // publishCooldowns writes each cooldown seen here to the bucket, keeping the
@@ -654,8 +656,13 @@ func (s *Shared) writeCooldown(ctx context.Context, until time.Time) error {
 
 // Used counts the calls of the registration that every replica started in
 // the last window of one of the limits (as the server counts them, that is
-// over the window plus Margin); -1 when the state cannot be read.
+// over the window plus Margin), in that limit's stream; -1 when the state
+// cannot be read or s has no limit of that window.
 func (s *Shared) Used(window time.Duration) int {
+	i := slices.IndexFunc(s.limits, func(l connector.Limit) bool { return l.Window == window })
+	if i < 0 {
+		return -1
+	}
 	select {
 	case <-s.attached:
 	default:
@@ -663,11 +670,11 @@ func (s *Shared) Used(window time.Duration) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	st, err := s.stream(ctx, StreamName(s.consumer, window))
+	st, err := s.stream(ctx, s.layout.Stream(s.limits[i]))
 	if err != nil {
 		return -1
 	}
-	subj := Subject(s.consumer, window, s.key)
+	subj := s.layout.Subject(s.limits[i], s.key)
 	info, err := st.Info(ctx, jetstream.WithSubjectFilter(subj))
 	if err != nil {
 		return -1

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,10 +25,17 @@ var reg = quota.Registration{Cloud: "public", TenantID: "tenant", ClientID: "cli
 func replica(t *testing.T, url string, limits []connector.Limit) *quota.Shared {
 	t.Helper()
 	_, js := testenv.Connect(t, url)
-	if err := quota.Provision(t.Context(), js, consumer, limits, 1, time.Second); err != nil {
+	layout := quota.NewLayout(consumer, limits)
+	if err := quota.Provision(t.Context(), js, layout, limits, 1, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	s, err := quota.NewShared(consumer, reg, limits, quota.WithHold(time.Second))
+	return run(t, js, layout, reg, limits)
+}
+
+// run starts the Shared of r under limits, running until the test ends.
+func run(t *testing.T, js jetstream.JetStream, layout quota.Layout, r quota.Registration, limits []connector.Limit) *quota.Shared {
+	t.Helper()
+	s, err := quota.NewShared(layout, r, limits, quota.WithHold(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +71,7 @@ func TestSharedHoldsTheLimitAcrossReplicasAndUsesIt(t *testing.T) {
 	limit := connector.Limit{Count: 10, Window: time.Second}
 	replicas := []*quota.Shared{replica(t, url, []connector.Limit{limit}), replica(t, url, []connector.Limit{limit}), replica(t, url, []connector.Limit{limit})}
 	const calls = 50
-	stamps := storedTimes(t, url, quota.StreamName(consumer, limit.Window))
+	stamps := storedTimes(t, url, quota.NewLayout(consumer, []connector.Limit{limit}).Stream(limit))
 	grants := make(chan time.Time, calls)
 	errs := make(chan error, calls)
 	start := time.Now()
@@ -228,17 +236,91 @@ func TestVerifyNamesWhatIsMissing(t *testing.T) {
 	_, url := testenv.EmbeddedJetStream(t)
 	_, js := testenv.Connect(t, url)
 	limits := []connector.Limit{{Count: 100, Window: time.Minute}}
-	err := quota.Verify(t.Context(), js, consumer, limits)
+	layout := quota.NewLayout(consumer, limits)
+	err := quota.Verify(t.Context(), js, layout, limits)
 	if !errors.Is(err, quota.ErrMissing) {
 		t.Fatalf("Verify on an empty server = %v, want ErrMissing", err)
 	}
-	if err := quota.Provision(t.Context(), js, consumer, limits, 1, time.Second); err != nil {
+	if err := quota.Provision(t.Context(), js, layout, limits, 1, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := quota.Verify(t.Context(), js, consumer, limits); err != nil {
+	if err := quota.Verify(t.Context(), js, layout, limits); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.Stream(t.Context(), quota.StreamName(consumer, time.Minute)); errors.Is(err, jetstream.ErrStreamNotFound) {
+	if _, err := js.Stream(t.Context(), layout.Stream(limits[0])); errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Fatal("stream missing after Provision")
+	}
+}
+
+// TestSharedCountsOfOneWindowDiffer: two app registrations (two tenants)
+// whose counts of one window differ, 2/1h (the primary count, as
+// DEFENDER_RATE_LIMITS gives it) and 5/1h, are each held to their own
+// count by the server: each is granted exactly its count, and the next call
+// of each waits. The primary count keeps the stream name it always had;
+// the other is a stream of its own, which Verify names when it is missing.
+func TestSharedCountsOfOneWindowDiffer(t *testing.T) {
+	_, url := testenv.EmbeddedJetStream(t)
+	_, js := testenv.Connect(t, url)
+	small := []connector.Limit{{Count: 2, Window: time.Hour}}
+	large := []connector.Limit{{Count: 5, Window: time.Hour}}
+	layout := quota.NewLayout(consumer, quota.Primary(small, large))
+	all := quota.Enforced(small, large)
+	if err := quota.Provision(t.Context(), js, layout, all, 1, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := layout.Stream(small[0]), "QUOTA_alert-domains_3600000ms"; got != want {
+		t.Errorf("stream of the primary count %q, want %q (the name before counts could differ)", got, want)
+	}
+	if got, want := layout.Stream(large[0]), "QUOTA_alert-domains_3600000ms_5"; got != want {
+		t.Errorf("stream of the other count %q, want %q", got, want)
+	}
+
+	regSmall := quota.Registration{Cloud: "public", TenantID: "contoso", ClientID: "client"}
+	regLarge := quota.Registration{Cloud: "public", TenantID: "fabrikam", ClientID: "client"}
+	for _, c := range []struct {
+		reg    quota.Registration
+		limits []connector.Limit
+	}{{regSmall, small}, {regLarge, large}} {
+		s := run(t, js, layout, c.reg, c.limits)
+		n := c.limits[0].Count
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		for i := range n {
+			if _, _, err := s.Acquire(ctx); err != nil {
+				t.Fatalf("%s: call %d of %d refused: %v", c.reg, i+1, n, err)
+			}
+		}
+		cancel()
+		ctx, cancel = context.WithTimeout(t.Context(), 300*time.Millisecond)
+		if _, _, err := s.Acquire(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s: call %d granted past its %d/1h (err %v)", c.reg, n+1, n, err)
+		}
+		cancel()
+		if used := s.Used(time.Hour); used != n {
+			t.Errorf("%s: Used(1h) = %d, want %d", c.reg, used, n)
+		}
+		// The server itself refuses the next slot on the registration's
+		// subject, whatever the process.
+		_, err := js.Publish(t.Context(), layout.Subject(c.limits[0], c.reg.Key()), nil)
+		var apiErr *jetstream.APIError
+		if !errors.As(err, &apiErr) || !strings.Contains(apiErr.Description, "maximum messages per subject") {
+			t.Errorf("%s: publish of slot %d: %v, want refused by the stream", c.reg, n+1, err)
+		}
+	}
+
+	use, err := quota.ReadUse(t.Context(), js, layout, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(use) != 2 || use[0].Limit != small[0] || use[0].ByKey[regSmall.Key()] != 2 || use[0].ByKey[regLarge.Key()] != 0 ||
+		use[1].Limit != large[0] || use[1].ByKey[regLarge.Key()] != 5 || use[1].ByKey[regSmall.Key()] != 0 {
+		t.Errorf("ReadUse = %+v", use)
+	}
+
+	if err := js.DeleteStream(t.Context(), layout.Stream(large[0])); err != nil {
+		t.Fatal(err)
+	}
+	err = quota.Verify(t.Context(), js, layout, all)
+	if !errors.Is(err, quota.ErrMissing) || !strings.Contains(err.Error(), layout.Stream(large[0])) {
+		t.Errorf("Verify without the stream of 5/1h = %v, want ErrMissing naming it", err)
 	}
 }

@@ -223,7 +223,7 @@ func TestSharedQuotaStreamLeaderLoss(t *testing.T) {
 		}
 	}()
 
-	qs := quota.StreamName(consumerName, limit.Window)
+	qs := quota.NewLayout(consumerName, []connector.Limit{limit}).Stream(limit)
 	cluster.WaitStreamCurrent(t, js, qs, 30*time.Second)
 	ids := alertIDs("leaderloss", n)
 	seqs := publishAll(t, js, ids)
@@ -268,4 +268,81 @@ func TestSharedQuotaStreamLeaderLoss(t *testing.T) {
 		t.Logf("%d calls after the kill, the first %v and the last %v after it; %s now led by %s",
 			after, resumed.Round(time.Millisecond), times[len(times)-1].Sub(killedAt).Round(time.Millisecond), qs, now.Name())
 	}
+}
+
+// TestSharedQuotaTenantsOwnCounts: with QUOTA_SCOPE=shared, two tenants
+// whose rateLimits give one window different counts, 2/2s and 5/2s, are
+// both served by one replica, each held to its own count: neither's
+// Defender sees more than its count in any 2 s, the larger one uses its 5,
+// both backlogs drain at their own rate, and status shows each tenant's use
+// against its own limit.
+func TestSharedQuotaTenantsOwnCounts(t *testing.T) {
+	window := 2 * time.Second
+	contoso, certA := startTenantEmulator(t, "contoso", 1, emulator.WithAnyAlert())
+	contoso.rateLimits = "2/2s"
+	fabrikam, certB := startTenantEmulator(t, "fabrikam", 2, emulator.WithAnyAlert())
+	fabrikam.rateLimits = "5/2s"
+	srv := testenv.StartNATS(t)
+	js := srv.JetStream(t)
+	env := tenantsEnv(t, srv.URL(), []string{certA, certB}, []tenantEmulator{contoso, fabrikam},
+		"QUOTA_SCOPE=shared", "LOG_LEVEL=info", "RETRY_MAX_ELAPSED=2m")
+	svc := startService(t, env)
+
+	backlog := map[string]int{"contoso": 8, "fabrikam": 20} // 3 windows beyond the first each
+	start := time.Now()
+	for name, n := range backlog {
+		for _, id := range alertIDs(name, n) {
+			publishTo(t, js, requestSubject+"."+name, id)
+		}
+	}
+	got := waitResults(t, js, backlog["contoso"]+backlog["fabrikam"], 2*time.Minute)
+	elapsed := time.Since(start)
+	rs := make([]storedResult, 0, len(got))
+	for _, r := range got {
+		rs = append(rs, r)
+	}
+	for _, c := range []struct {
+		te    tenantEmulator
+		count int
+	}{{contoso, 2}, {fabrikam, 5}} {
+		name, n := c.te.name, backlog[c.te.name]
+		if ok, failed, kinds := tenantResults(t, rs, name); ok != n || failed != 0 {
+			t.Errorf("%s: %d successes and %d failures (%v), want %d successes", name, ok, failed, kinds, n)
+		}
+		times := c.te.emu.CallTimes()
+		if len(times) != n {
+			t.Errorf("%s's Defender saw %d calls for %d requests", name, len(times), n)
+		}
+		most, at := maxInWindow(times, window)
+		if most > c.count {
+			t.Errorf("%s's Defender saw %d calls in the %v from %v, its rateLimits %d/2s", name, most, window, at.Format("15:04:05.000"), c.count)
+		}
+		if most < c.count {
+			t.Errorf("%s's Defender saw at most %d calls in any %v: its own %d/2s was not used", name, most, window, c.count)
+		}
+	}
+	// Each backlog is n/count windows' worth: the last window starts
+	// (n/count − 1) windows after the first.
+	ideal := time.Duration(backlog["contoso"]/2-1) * window
+	if elapsed > ideal*3/2+window {
+		t.Errorf("the backlogs took %v to drain, want within 1.5 × %v and a window", elapsed.Round(time.Millisecond), ideal)
+	}
+	t.Logf("both backlogs drained in %v (ideal %v)", elapsed.Round(time.Millisecond), ideal)
+
+	code, out := opsCommand(t, env, "status")
+	if code != 0 {
+		t.Fatalf("status: exit %d\n%s", code, out)
+	}
+	for name, limit := range map[string]string{"contoso": "/2 per 2s", "fabrikam": "/5 per 2s"} {
+		found := false
+		for line := range strings.Lines(out) {
+			if f := strings.Fields(line); len(f) > 0 && f[0] == name {
+				found = found || strings.HasSuffix(strings.TrimSpace(line), limit)
+			}
+		}
+		if !found {
+			t.Errorf("status has no line for %s ending in %q:\n%s", name, limit, out)
+		}
+	}
+	stopService(t, svc)
 }

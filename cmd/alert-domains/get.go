@@ -75,13 +75,13 @@ func runGetWith(ctx context.Context, e *env, args []string, hc *http.Client) err
 	if !ok {
 		return &exitError{code: 2, err: fmt.Errorf("get: %w: tenant %q is not configured (give --tenant NAME of a tenant in TENANTS_FILE)", config.ErrInvalid, name)}
 	}
-	all := tenant.RateLimits
+	layout, all := quota.NewLayout(cfg.ConsumerName, cfg.RateLimits), tenant.RateLimits
 	if fromFile && cfg.QuotaScope == quota.ScopeShared {
-		if all, err = sharedLimits(cfg, list); err != nil {
+		if layout, all, err = sharedQuota(cfg, list); err != nil {
 			return &exitError{code: 2, err: err}
 		}
 	}
-	quotaOpts, leaveQuota := joinSharedQuota(ctx, cfg, tenant, all, newLogger(cfg, e), e.stderr)
+	quotaOpts, leaveQuota := joinSharedQuota(ctx, cfg, tenant, layout, all, newLogger(cfg, e), e.stderr)
 	defer leaveQuota()
 	client, err := newTenantConnector(cfg, tenant, hc, quotaOpts...)
 	if err != nil {

@@ -35,12 +35,13 @@ func newSharedQuota(cfg *config.Config, logger *slog.Logger, obs quota.Observer)
 	if obs != nil {
 		opts = append(opts, quota.WithObserver(obs))
 	}
-	return quota.NewShared(cfg.ConsumerName, registration(cfg), cfg.RateLimits, opts...)
+	return quota.NewShared(quota.NewLayout(cfg.ConsumerName, cfg.RateLimits), registration(cfg), cfg.RateLimits, opts...)
 }
 
-// newTenantQuota is the shared quota of one tenant's app registration, or
-// nil when it counts per process or has no limits.
-func newTenantQuota(cfg *config.Config, t *config.Tenant, logger *slog.Logger, obs quota.Observer) (*quota.Shared, error) {
+// newTenantQuota is the shared quota of one tenant's app registration, in
+// the streams of layout (sharedQuota), or nil when it counts per process or
+// has no limits.
+func newTenantQuota(cfg *config.Config, layout quota.Layout, t *config.Tenant, logger *slog.Logger, obs quota.Observer) (*quota.Shared, error) {
 	if cfg.QuotaScope != quota.ScopeShared || len(t.RateLimits) == 0 {
 		return nil, nil
 	}
@@ -48,22 +49,22 @@ func newTenantQuota(cfg *config.Config, t *config.Tenant, logger *slog.Logger, o
 	if obs != nil {
 		opts = append(opts, quota.WithObserver(obs))
 	}
-	return quota.NewShared(cfg.ConsumerName, tenantRegistration(t), t.RateLimits, opts...)
+	return quota.NewShared(layout, tenantRegistration(t), t.RateLimits, opts...)
 }
 
 // prepareQuota provisions (or, with PROVISION=false, verifies) the shared
 // quota's streams and bucket.
 func prepareQuota(ctx context.Context, js jetstream.JetStream, cfg *config.Config) error {
-	return prepareQuotaLimits(ctx, js, cfg, cfg.RateLimits)
+	return prepareQuotaLimits(ctx, js, cfg, quota.NewLayout(cfg.ConsumerName, cfg.RateLimits), cfg.RateLimits)
 }
 
-// prepareQuotaLimits is prepareQuota for the limits of the tenants served
-// (sharedLimits).
-func prepareQuotaLimits(ctx context.Context, js jetstream.JetStream, cfg *config.Config, limits []connector.Limit) error {
+// prepareQuotaLimits is prepareQuota for the streams of the tenants served
+// (sharedQuota): layout names them, limits are every tenant's.
+func prepareQuotaLimits(ctx context.Context, js jetstream.JetStream, cfg *config.Config, layout quota.Layout, limits []connector.Limit) error {
 	if cfg.Provision {
-		return quota.Provision(ctx, js, cfg.ConsumerName, limits, cfg.StreamReplicas, cfg.DefenderTimeout)
+		return quota.Provision(ctx, js, layout, limits, cfg.StreamReplicas, cfg.DefenderTimeout)
 	}
-	return quota.Verify(ctx, js, cfg.ConsumerName, limits)
+	return quota.Verify(ctx, js, layout, limits)
 }
 
 // seedTimeout bounds the read of recent results at start.
@@ -93,7 +94,7 @@ func seedLimiter(ctx context.Context, js jetstream.JetStream, cfg *config.Config
 // joinSharedQuota connects `get` to the shared quota when NATS_URL is set
 // and reachable; otherwise (or with QUOTA_SCOPE=process) get counts alone,
 // and says why on w. stop ends the membership.
-func joinSharedQuota(ctx context.Context, cfg *config.Config, t *config.Tenant, all []connector.Limit, logger *slog.Logger, w io.Writer) (opts []connector.Option, stop func()) {
+func joinSharedQuota(ctx context.Context, cfg *config.Config, t *config.Tenant, layout quota.Layout, all []connector.Limit, logger *slog.Logger, w io.Writer) (opts []connector.Option, stop func()) {
 	stop = func() {}
 	if cfg.NATSURL == "" || cfg.QuotaScope != quota.ScopeShared || len(t.RateLimits) == 0 {
 		return nil, stop
@@ -110,11 +111,11 @@ func joinSharedQuota(ctx context.Context, cfg *config.Config, t *config.Tenant, 
 	}
 	js, err := jetstream.New(nc)
 	if err == nil {
-		err = prepareQuotaLimits(cctx, js, cfg, all)
+		err = prepareQuotaLimits(cctx, js, cfg, layout, all)
 	}
 	var shared *quota.Shared
 	if err == nil {
-		shared, err = newTenantQuota(cfg, t, logger, nil)
+		shared, err = newTenantQuota(cfg, layout, t, logger, nil)
 	}
 	if err != nil {
 		nc.Close()

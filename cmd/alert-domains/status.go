@@ -47,8 +47,9 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	}
 	q := ops.StatusQuery{Tenants: list, QuotaLimits: cfg.RateLimits, Registration: registration(cfg)}
 	if list != nil && cfg.QuotaScope == quota.ScopeShared {
-		// What the quota streams enforce for the tenants of the file.
-		if q.QuotaLimits, err = sharedLimits(cfg, list); err != nil {
+		// The quota streams of the tenants of the file, named as serve
+		// names them.
+		if q.QuotaLayout, q.QuotaLimits, err = sharedQuota(cfg, list); err != nil {
 			tenantsIssue = err.Error()
 			q.QuotaLimits = nil
 		}

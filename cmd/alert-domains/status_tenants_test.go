@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/message"
 )
@@ -104,5 +108,71 @@ func TestStatusTenants(t *testing.T) {
 	o2.result(t, ok, s)
 	if out := o2.mustRun(t, "status"); strings.Contains(out, "TENANTS") {
 		t.Errorf("tenant lines for the one tenant default:\n%s", out)
+	}
+}
+
+// TestStatusTenantsSharedQuota: with QUOTA_SCOPE=shared and tenants whose
+// counts of a window differ (contoso keeps DEFENDER_RATE_LIMITS, 100/1m,
+// fabrikam has 50/1m), status shows each tenant's calls, as the quota
+// streams count them, against its own limit.
+func TestStatusTenantsSharedQuota(t *testing.T) {
+	o := newOpsEnv(t, true)
+	writeTenantsFile(t, o)
+	cfg, err := config.Load(config.MapEnv(o.vars))
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := config.LoadTenants(cfg.TenantsFile, cfg, config.MapEnv(o.vars))
+	if err != nil {
+		t.Fatal(err)
+	}
+	layout, limits, err := sharedQuota(cfg, list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := prepareQuotaLimits(t.Context(), o.js, cfg, layout, limits); err != nil {
+		t.Fatal(err)
+	}
+	for i, calls := range []int{3, 2} { // contoso, fabrikam
+		q, err := newTenantQuota(cfg, layout, &list[i], slog.New(slog.DiscardHandler), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = q.Run(ctx, o.js)
+		}()
+		for range calls {
+			release, _, err := q.Acquire(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			release()
+		}
+		cancel()
+		<-done
+	}
+	out := o.mustRun(t, "status")
+	if strings.Contains(out, "TENANTS_FILE not used") {
+		t.Fatalf("status refused the tenants file:\n%s", out)
+	}
+	want := map[string]string{"contoso": "3/100 per 1m, 3/1500 per 1h", "fabrikam": "2/50 per 1m, 2/800 per 1h"}
+	rows := map[string][]string{}
+	for line := range strings.Lines(out) {
+		f := strings.Fields(line)
+		if len(f) > 0 && want[f[0]] != "" && !strings.HasSuffix(strings.Join(f, " "), want[f[0]]) {
+			t.Errorf("line of %s %q, want it to end in %q\n%s", f[0], strings.TrimSpace(line), want[f[0]], out)
+		}
+		if len(f) > 4 && f[0] == "tenant" {
+			rows[f[1]] = append(rows[f[1]], strings.Join(f[2:5], " "))
+		}
+	}
+	if got := rows["contoso"]; !slices.Equal(got, []string{"1m 100 3", "1h 1500 3"}) {
+		t.Errorf("quota rows of contoso %v, want its 100/1m and 1500/1h\n%s", got, out)
+	}
+	if got := rows["fabrikam"]; !slices.Equal(got, []string{"1m 50 2", "1h 800 2"}) {
+		t.Errorf("quota rows of fabrikam %v, want its 50/1m and 800/1h\n%s", got, out)
 	}
 }

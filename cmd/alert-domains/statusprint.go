@@ -14,6 +14,7 @@ import (
 	"github.com/alert-domains/alert-domains/internal/ops"
 	"github.com/alert-domains/alert-domains/message"
 	"github.com/alert-domains/alert-domains/metrics"
+	"github.com/alert-domains/alert-domains/quota"
 )
 
 // printStatus writes the status screen.
@@ -151,6 +152,14 @@ func printShared(w *tabwriter.Writer, st *ops.Status) {
 		}
 	}
 	names := map[string]string{ownKey: sq.Own.String()}
+	// The limits each registration is held to: its tenants' (each count of
+	// a window is a stream of its own), or without the file all of them.
+	held := map[string][]connector.Limit{}
+	if st.Tenants == nil {
+		for _, u := range sq.Use {
+			held[ownKey] = append(held[ownKey], u.Limit)
+		}
+	}
 	for _, t := range st.Tenants {
 		k := tenantRegistration(&t).Key()
 		if prev, ok := names[k]; ok && k != ownKey {
@@ -158,6 +167,7 @@ func printShared(w *tabwriter.Writer, st *ops.Status) {
 		} else {
 			names[k] = "tenant " + t.Name
 		}
+		held[k] = append(held[k], quota.Enforced(t.RateLimits)...)
 	}
 	sorted := slices.Sorted(maps.Keys(keys))
 	fmt.Fprintln(w, "  APP REGISTRATION\tWINDOW\tLIMIT\tUSED (ALL REPLICAS)\tCOOLDOWN")
@@ -168,7 +178,10 @@ func printShared(w *tabwriter.Writer, st *ops.Status) {
 			cool = "until " + until.UTC().Format("15:04:05.000") + " (" + metrics.ShortDuration(until.Sub(st.Now).Round(time.Millisecond)) + " left)"
 		}
 		for _, u := range sq.Use {
-			used := u.ByKey[k]
+			used, ok := u.ByKey[k]
+			if !ok && !slices.Contains(held[k], u.Limit) {
+				continue // a stream of another count of the window
+			}
 			fmt.Fprintf(w, "  %s\t%s\t%d\t%d (%d%%)\t%s\n", name, metrics.ShortDuration(u.Limit.Window), u.Limit.Count, used, used*100/u.Limit.Count, cool)
 		}
 	}

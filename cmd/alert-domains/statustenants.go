@@ -12,6 +12,7 @@ import (
 	"github.com/alert-domains/alert-domains/internal/ops"
 	"github.com/alert-domains/alert-domains/message"
 	"github.com/alert-domains/alert-domains/metrics"
+	"github.com/alert-domains/alert-domains/quota"
 )
 
 // printTenants prints a line per tenant: those of the file, then any other
@@ -101,8 +102,14 @@ func quotaUsedText(st *ops.Status, name string, ts *ops.TenantStatus) string {
 		if key == "" || sq.Issue != "" {
 			return "-"
 		}
-		for _, u := range sq.Use {
-			parts = append(parts, fmt.Sprintf("%d/%d per %s", u.ByKey[key], u.Limit.Count, metrics.ShortDuration(u.Limit.Window)))
+		// Each of the tenant's limits against its own count: the stream
+		// of that count of the window.
+		for _, l := range quota.Enforced(st.TenantLimits(name)) {
+			for _, u := range sq.Use {
+				if u.Limit == l {
+					parts = append(parts, fmt.Sprintf("%d/%d per %s", u.ByKey[key], l.Count, metrics.ShortDuration(l.Window)))
+				}
+			}
 		}
 	} else {
 		for _, l := range st.TenantLimits(name) {

@@ -30,8 +30,9 @@ type tenantClients struct {
 	router *tenants.Router
 
 	mu      sync.Mutex
+	layout  quota.Layout             // names the quota streams
 	limits  []connector.Limit        // what the quota streams enforce
-	quotas  map[string]*quota.Shared // by registration and limits
+	quotas  map[string]*quota.Shared // by registration and streams
 	started map[*quota.Shared]bool
 	js      jetstream.JetStream // set by start
 	runCtx  context.Context     // set while runQuotas runs
@@ -45,11 +46,11 @@ type tenantClients struct {
 func newTenantClients(cfg *config.Config, e *env, list []config.Tenant, logger *slog.Logger, m *metrics.Metrics, opts []connector.Option) (*tenantClients, error) {
 	c := &tenantClients{cfg: cfg, e: e, logger: logger, opts: opts, m: m, quotas: map[string]*quota.Shared{}, started: map[*quota.Shared]bool{}}
 	if cfg.QuotaScope == quota.ScopeShared {
-		limits, err := sharedLimits(cfg, list)
+		layout, limits, err := sharedQuota(cfg, list)
 		if err != nil {
 			return nil, &exitError{code: 2, err: err}
 		}
-		c.limits = limits
+		c.layout, c.limits = layout, limits
 		if len(limits) > 0 {
 			if c.obs, err = m.SharedQuota(); err != nil {
 				return nil, err
@@ -73,11 +74,14 @@ func (c *tenantClients) build(t *config.Tenant) (tenants.Lookup, error) {
 		opts = append(slices.Clip(opts), connector.WithObserver(c.m.Tenant(t.Name)))
 	}
 	if c.obs != nil && len(t.RateLimits) > 0 {
-		key := tenantRegistration(t).Key() + " " + fmt.Sprint(t.RateLimits)
+		key := tenantRegistration(t).Key()
+		for _, l := range quota.Enforced(t.RateLimits) {
+			key += " " + c.layout.Stream(l)
+		}
 		q, ok := c.quotas[key]
 		if !ok {
 			var err error
-			if q, err = newTenantQuota(c.cfg, t, c.logger, c.obs); err != nil {
+			if q, err = newTenantQuota(c.cfg, c.layout, t, c.logger, c.obs); err != nil {
 				return nil, err
 			}
 			c.quotas[key] = q
@@ -104,7 +108,7 @@ func (c *tenantClients) start(ctx context.Context, js jetstream.JetStream) error
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.limits) > 0 {
-		if err := prepareQuotaLimits(ctx, js, c.cfg, c.limits); err != nil {
+		if err := prepareQuotaLimits(ctx, js, c.cfg, c.layout, c.limits); err != nil {
 			return err
 		}
 	}
@@ -156,12 +160,29 @@ func (c *tenantClients) reload(ctx context.Context) (names []string, err error) 
 	}
 	var limits []connector.Limit
 	if c.cfg.QuotaScope == quota.ScopeShared {
-		if limits, err = sharedLimits(c.cfg, list); err != nil {
+		var layout quota.Layout
+		if layout, limits, err = sharedQuota(c.cfg, list); err != nil {
 			return nil, err
 		}
 		if len(limits) > 0 && c.obs == nil {
 			return nil, fmt.Errorf("%w: TENANTS_FILE: the tenants had no Defender rate limits at start; restart to give them some", config.ErrInvalid)
 		}
+		// The streams' names hang on the primary counts: renamed here
+		// alone, this replica would count apart from the others. A window
+		// added or no longer used renames nothing in use.
+		for _, now := range layout.Primary() {
+			if was, ok := windowCount(c.layout.Primary(), now.Window); ok && was != now.Count {
+				return nil, fmt.Errorf("%w: TENANTS_FILE: the smallest count of %s, a window DEFENDER_RATE_LIMITS does not give, names the shared quota's streams and would change from %d to %d; restart every replica, or give that window in DEFENDER_RATE_LIMITS",
+					config.ErrInvalid, metrics.ShortDuration(now.Window), was, now.Count)
+			}
+		}
+		prev := c.layout
+		c.layout = layout
+		defer func() {
+			if err != nil {
+				c.layout = prev
+			}
+		}()
 	}
 	known := make(map[string]bool, len(c.quotas))
 	for k := range c.quotas {
@@ -169,7 +190,7 @@ func (c *tenantClients) reload(ctx context.Context) (names []string, err error) 
 	}
 	set, err := tenants.Rebuild(c.router.Set(), list, c.build)
 	if err == nil && c.js != nil && len(limits) > 0 {
-		err = prepareQuotaLimits(ctx, c.js, c.cfg, limits)
+		err = prepareQuotaLimits(ctx, c.js, c.cfg, c.layout, limits)
 	}
 	if err != nil {
 		for k := range c.quotas { // quotas of a set never used

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
@@ -51,36 +52,42 @@ func tenantRegistration(t *config.Tenant) quota.Registration {
 	return quota.Registration{Cloud: t.Cloud, TenantID: t.Credential.TenantID, ClientID: t.Credential.ClientID}
 }
 
-// sharedLimits are the limits the shared quota's streams enforce for every
-// tenant: one stream per window holds one count, so with QUOTA_SCOPE=shared
-// the tenants' limits of a window must agree. A tenant whose limits differ
-// is a configuration error naming it.
-func sharedLimits(cfg *config.Config, list []config.Tenant) ([]connector.Limit, error) {
-	var out []connector.Limit
-	first := map[string]string{}
-	for _, t := range list {
-		for _, l := range t.RateLimits {
-			key := l.Window.String()
-			for _, o := range out {
-				if o.Window == l.Window && o.Count != l.Count {
-					return nil, &config.TenantsError{File: cfg.TenantsFile, Tenant: t.Name, Index: indexOf(list, t.Name), Field: "rateLimits",
-						Reason: fmt.Sprintf("%d calls per %s, and tenant %q has %d: with QUOTA_SCOPE=shared every tenant's limit of one window has the same count (or set QUOTA_SCOPE=process)", l.Count, l.Window, first[key], o.Count)}
+// sharedQuota lays out the shared quota's streams for the tenants of list
+// (quota.Primary: DEFENDER_RATE_LIMITS's count of each of its windows,
+// otherwise the smallest count a tenant gives) and returns the limits they
+// enforce together, one stream each: tenants whose counts of a window
+// differ each have their own. Tenants of one app registration whose counts
+// of a window differ are a configuration error naming them: their calls
+// reach one Defender quota, which two streams would count apart.
+func sharedQuota(cfg *config.Config, list []config.Tenant) (quota.Layout, []connector.Limit, error) {
+	lists := make([][]connector.Limit, len(list))
+	for i, t := range list {
+		lists[i] = t.RateLimits
+		reg := tenantRegistration(&t).Key()
+		for _, o := range list[:i] {
+			if tenantRegistration(&o).Key() != reg {
+				continue
+			}
+			for _, l := range t.RateLimits {
+				mine, _ := windowCount(t.RateLimits, l.Window)
+				if theirs, ok := windowCount(o.RateLimits, l.Window); ok && theirs != mine {
+					return quota.Layout{}, nil, &config.TenantsError{File: cfg.TenantsFile, Tenant: t.Name, Index: i, Field: "rateLimits",
+						Reason: fmt.Sprintf("%d calls per %s, and tenant %q of the same app registration has %d: one registration has one Defender quota, so with QUOTA_SCOPE=shared its tenants give a window the same count", mine, l.Window, o.Name, theirs)}
 				}
 			}
-			if _, seen := first[key]; !seen {
-				first[key] = t.Name
-				out = append(out, l)
-			}
 		}
 	}
-	return out, nil
+	return quota.NewLayout(cfg.ConsumerName, quota.Primary(cfg.RateLimits, lists...)), quota.Enforced(lists...), nil
 }
 
-func indexOf(list []config.Tenant, name string) int {
-	for i, t := range list {
-		if t.Name == name {
-			return i
+// windowCount is the count limits give window (the smallest, as the quota
+// keeps, where it is given twice), and whether they give it.
+func windowCount(limits []connector.Limit, window time.Duration) (int, bool) {
+	n, ok := 0, false
+	for _, l := range limits {
+		if l.Window == window && (!ok || l.Count < n) {
+			n, ok = l.Count, true
 		}
 	}
-	return -1
+	return n, ok
 }

@@ -69,7 +69,7 @@ func (st *Status) tenant(name string) *TenantStatus {
 // SharedQuotaStatus is the shared quota as the server counts it.
 type SharedQuotaStatus struct {
 	Own       quota.Registration // the configuration's app registration
-	Use       []quota.Use
+	Use       []quota.Use        // one per stream (window and count)
 	Cooldowns map[string]time.Time
 	Issue     string // why Use is missing
 }
@@ -102,9 +102,12 @@ type CacheStatus struct {
 type StatusQuery struct {
 	Tenants []config.Tenant // of TENANTS_FILE; nil without the file
 	// QuotaLimits are the limits the shared quota's streams enforce
-	// (with tenants, those they agree on); none: the shared quota is not
-	// read.
-	QuotaLimits  []connector.Limit
+	// (with tenants, every tenant's: quota.Enforced); none: the shared
+	// quota is not read.
+	QuotaLimits []connector.Limit
+	// QuotaLayout names those streams; the zero Layout is that of
+	// DEFENDER_RATE_LIMITS alone.
+	QuotaLayout  quota.Layout
 	Registration quota.Registration // the configuration's app registration
 }
 
@@ -162,7 +165,11 @@ func ReadStatus(ctx context.Context, js jetstream.JetStream, cfg *config.Config,
 	}
 	st.Scope = cfg.QuotaScope
 	if cfg.QuotaScope == quota.ScopeShared && len(q.QuotaLimits) > 0 {
-		st.Shared = readSharedQuota(ctx, js, cfg, q.Registration, q.QuotaLimits)
+		layout := q.QuotaLayout
+		if layout.Consumer() == "" {
+			layout = quota.NewLayout(cfg.ConsumerName, cfg.RateLimits)
+		}
+		st.Shared = readSharedQuota(ctx, js, cfg, layout, q.Registration, q.QuotaLimits)
 	}
 
 	if st.Streams[1].Info != nil {
@@ -178,9 +185,9 @@ func ReadStatus(ctx context.Context, js jetstream.JetStream, cfg *config.Config,
 	return st, nil
 }
 
-func readSharedQuota(ctx context.Context, js jetstream.JetStream, cfg *config.Config, own quota.Registration, limits []connector.Limit) *SharedQuotaStatus {
+func readSharedQuota(ctx context.Context, js jetstream.JetStream, cfg *config.Config, layout quota.Layout, own quota.Registration, limits []connector.Limit) *SharedQuotaStatus {
 	sq := &SharedQuotaStatus{Own: own}
-	use, err := quota.ReadUse(ctx, js, cfg.ConsumerName, limits)
+	use, err := quota.ReadUse(ctx, js, layout, limits)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		sq.Issue = "missing (start 'alert-domains serve' with PROVISION=true)"
