@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/config"
+	"github.com/alert-domains/alert-domains/consumer"
 )
 
 // Retention of the streams: long enough for an operator to replay a week.
@@ -211,11 +212,8 @@ func (t Topology) ProvisionFlights(ctx context.Context, js jetstream.JetStream, 
 // busy and as many messages parked, waiting for their quota without a
 // worker, as the consumer package lets wait (consumer.DefaultMaxParked).
 func MaxAckPending(concurrency int) int {
-	return 4 * (concurrency + MaxParked)
+	return 4 * (concurrency + consumer.DefaultMaxParked)
 }
-
-// MaxParked is consumer.DefaultMaxParked (broker does not import consumer).
-const MaxParked = 4096
 
 // Provision creates what is missing and brings the settings the service
 // owns in line with the configuration: the replica count of every stream
