@@ -358,8 +358,8 @@ type pool struct {
 	max    int64
 }
 
-// parker is the shutdown.Watcher part that parks the message of one
-// delivery during its long quota waits (see pool). retire reports whether
+// parker is the park.Parker of one delivery: it parks the message during
+// each of its waits (see pool). retire reports whether
 // the message ever parked (its worker has been replaced); unslotted, that
 // it ended a park without taking a slot again: its wait was abandoned at
 // shutdown, and handing it back must not wait for a worker.
