@@ -1,7 +1,7 @@
 // Package broker connects the service to NATS: to an external server with
 // the configured authentication and TLS, or to a nats-server with JetStream
 // embedded in the process, and it keeps the streams, the consumer and the
-// cache bucket in the shape the service needs.
+// buckets in the shape the service needs.
 package broker
 
 import (

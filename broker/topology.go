@@ -39,8 +39,10 @@ type Topology struct {
 	// advisories the request stream captures, so that a request that ran out
 	// of deliveries while no replica was running still gets its result.
 	Advisories jetstream.ConsumerConfig
-	// Cache is the result cache bucket; nil when CACHE_TTL is 0.
-	Cache *jetstream.KeyValueConfig
+	// CacheTTL is how long a success result in ResultStream answers
+	// repeated requests for its alert (the result cache reads them back:
+	// handlers.ResultCache); 0 when CACHE_TTL is 0.
+	CacheTTL time.Duration
 	// Answers is the bucket of the records of stored results, one per
 	// request message, kept as long as the request stream keeps requests.
 	Answers jetstream.KeyValueConfig
@@ -107,11 +109,6 @@ func AnswersBucketName(cfg *config.Config) string {
 // results of such requests.
 func TenantSubject(subject string) string { return subject + ".*" }
 
-// CacheBucketName is the key-value bucket that holds cached success results.
-func CacheBucketName(cfg *config.Config) string {
-	return cfg.ConsumerName + "-cache"
-}
-
 // NewTopology derives the topology from cfg. Every stream and bucket has
 // cfg.StreamReplicas replicas; the consumers take their stream's.
 func NewTopology(cfg *config.Config) Topology {
@@ -174,16 +171,7 @@ func NewTopology(cfg *config.Config) Topology {
 		f := FlightsStream(cfg)
 		t.Flights = &f
 	}
-	if cfg.CacheTTL > 0 {
-		t.Cache = &jetstream.KeyValueConfig{
-			Bucket:      CacheBucketName(cfg),
-			Description: "alert-domains cached success results",
-			TTL:         cfg.CacheTTL,
-			History:     1,
-			Storage:     jetstream.FileStorage,
-			Replicas:    cfg.StreamReplicas,
-		}
-	}
+	t.CacheTTL = cfg.CacheTTL
 	return t
 }
 
@@ -232,9 +220,6 @@ func (t Topology) Provision(ctx context.Context, js jetstream.JetStream, logger 
 		func() error { return t.provisionDurable(ctx, js, t.Consumer, t.CreateRequestConsumer, logger) },
 		func() error { return t.provisionDurable(ctx, js, t.Advisories, t.CreateAdvisoryConsumer, logger) },
 		func() error { return EnsureKeyValue(ctx, js, t.Answers, logger) },
-	}
-	if t.Cache != nil {
-		steps = append(steps, func() error { return EnsureKeyValue(ctx, js, *t.Cache, logger) })
 	}
 	for _, step := range steps {
 		if err := Retrying(ctx, logger, step); err != nil {
@@ -546,13 +531,6 @@ func (t Topology) Verify(ctx context.Context, js jetstream.JetStream) error {
 		missing = append(missing, lookupErr("key-value bucket "+t.Answers.Bucket, err))
 	} else if err := replicaConflict("key-value bucket "+t.Answers.Bucket, s.CachedInfo().Config.Replicas, t.Answers.Replicas); err != nil {
 		missing = append(missing, err)
-	}
-	if t.Cache != nil {
-		if s, err := js.Stream(ctx, kvStreamName(t.Cache.Bucket)); err != nil {
-			missing = append(missing, lookupErr("key-value bucket "+t.Cache.Bucket+" (or set CACHE_TTL=0)", err))
-		} else if err := replicaConflict("key-value bucket "+t.Cache.Bucket, s.CachedInfo().Config.Replicas, t.Cache.Replicas); err != nil {
-			missing = append(missing, err)
-		}
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("PROVISION=false and the topology is incomplete: %w", errors.Join(missing...))

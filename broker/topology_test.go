@@ -69,8 +69,8 @@ func TestProvisionCreatesAndRepairs(t *testing.T) {
 	if cc.AckPolicy != jetstream.AckExplicitPolicy || cc.AckWait != 20*time.Second || cc.MaxDeliver != 7 || strings.Join(cc.FilterSubjects, ",") != cfg.RequestSubject+","+cfg.RequestSubject+".*" || cc.MaxAckPending != broker.MaxAckPending(4) {
 		t.Errorf("consumer config %+v", cc)
 	}
-	if _, err := js.KeyValue(t.Context(), broker.CacheBucketName(cfg)); err != nil {
-		t.Errorf("cache bucket: %v", err)
+	if _, err := js.KeyValue(t.Context(), cfg.ConsumerName+"-cache"); err == nil {
+		t.Errorf("a cache bucket was created: the result cache reads the result stream")
 	}
 
 	// Drift: an operator changed the ack wait; provisioning puts it back and says so.

@@ -72,7 +72,7 @@ type Config struct {
 	SuccessSubject  string        `envconfig:"SUCCESS_SUBJECT" default:"defender.alerts.domains.success" desc:"success results"`
 	FailureSubject  string        `envconfig:"FAILURE_SUBJECT" default:"defender.alerts.domains.failure" desc:"failure results"`
 	ConsumerName    string        `envconfig:"CONSUMER_NAME" default:"alert-domains" desc:"durable pull consumer shared by every replica"`
-	Provision       bool          `envconfig:"PROVISION" default:"true" desc:"create or update streams, consumers and buckets (cache, answered) at start"`
+	Provision       bool          `envconfig:"PROVISION" default:"true" desc:"create or update streams, consumers and buckets (answered, quota) at start"`
 	Concurrency     int           `envconfig:"CONCURRENCY" default:"16" desc:"requests processed at once by one process (at most 1024)"`
 	AckWait         time.Duration `envconfig:"ACK_WAIT" default:"30s" desc:"redelivery timer of the consumer"`
 	MaxDeliver      int           `envconfig:"MAX_DELIVER" default:"10" desc:"deliveries of one request before it ends in a failure result"`

@@ -6,94 +6,126 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/alert-domains/alert-domains/message"
 )
 
-// DefaultCacheMaxEntries is the number of entries a KVCache holds in memory
-// at most; beyond it, reads of keys it does not hold go to the server.
+// DefaultCacheMaxEntries is the number of alerts a ResultCache holds at
+// most; beyond it, the oldest entries make room for new ones.
 const DefaultCacheMaxEntries = 200_000
 
-// KVCache is a Cache in a JetStream key-value bucket: the alert ID is the
-// key, the domains (a JSON array) the value, and the bucket's TTL the time a
-// result stays. Every replica shares the bucket.
-//
-// While Run runs, the cache keeps an index of the bucket in memory, fed by
-// a watcher of the bucket (its values, then every put and delete of any
-// replica), and Get answers from it without asking the server: a key the
-// index does not hold is a miss at once. Puts of other replicas are seen
-// within the watcher's lag. Until the watcher has delivered the bucket's
-// values, while it is broken or disconnected, and for keys it had no room
-// for (see WithCacheMaxEntries), Get asks the server instead.
-type KVCache struct {
-	kv         jetstream.KeyValue
-	nc         *nats.Conn
-	logger     *slog.Logger
-	maxEntries int
-	sweepEvery time.Duration
-	backoffMin time.Duration
-	backoffMax time.Duration
-	now        func() time.Time
+// CacheKey is the key of an alert's entry in the result cache (and of its
+// shared call): <tenant>.<alert ID>, or the alert ID alone for plainTenant.
+// An alert ID cached for one tenant is never an answer for another.
+func CacheKey(plainTenant, tenant, alertID string) string {
+	if tenant == plainTenant {
+		return alertID
+	}
+	return tenant + "." + alertID
+}
 
-	mu sync.RWMutex
-	// live: the index holds every key of the bucket (but those after
-	// incompleteUntil), up to the watcher's lag.
-	live    bool
-	ttl     time.Duration
+// ResultCache is a Cache read from the success results themselves: the
+// result stream already holds every answer Defender gave, so the cache
+// needs no write of its own. Each replica keeps an index of the success
+// results stored in the last TTL (alert → domains), fed by an ordered
+// consumer of the stream's success subjects, and answers Get from memory.
+// A success that was itself answered from the cache is not indexed again:
+// an entry is as old as the Defender call that produced it, whatever the
+// hits after it.
+//
+// Put records an answer in this process's index at once (the result that
+// carries it to the other replicas is stored just after); the stored
+// result brings it to every replica within the consumer's lag, and to this
+// one again after a restart. Until the index has read the stream up to its
+// end once (Ready), an alert it does not hold yet is a miss.
+type ResultCache struct {
+	js          jetstream.JetStream
+	stream      string
+	subjects    []string
+	ttl         time.Duration
+	plainTenant string
+	logger      *slog.Logger
+	maxEntries  int
+	sweepEvery  time.Duration
+	backoffMin  time.Duration
+	backoffMax  time.Duration
+	now         func() time.Time
+
+	ready     chan struct{}
+	readyOnce sync.Once
+
+	mu      sync.RWMutex
 	entries map[string]cacheEntry
-	// incompleteUntil is the time until which the index may lack keys
-	// that did not fit under maxEntries: the expiry of the latest of them.
-	incompleteUntil time.Time
+	// order is the keys in the order their entries were made, oldest
+	// first; an item whose entry was replaced since is skipped.
+	order []orderItem
+	// next is the stream sequence the index reads from after a restart of
+	// its consumer (0: by time, TTL back).
+	next uint64
 }
 
 type cacheEntry struct {
-	value    []byte
-	created  int64 // Unix nanoseconds; small, for a large index
-	revision uint64
+	domains []string
+	created int64 // Unix nanoseconds
 }
 
-// KVCacheOption configures a KVCache.
-type KVCacheOption func(*KVCache)
-
-// WithCacheConn lets the cache follow the connection of its bucket: the
-// index is not used from a disconnection until a new watcher has delivered
-// the bucket's values after the reconnection.
-func WithCacheConn(nc *nats.Conn) KVCacheOption {
-	return func(c *KVCache) { c.nc = nc }
+type orderItem struct {
+	key     string
+	created int64
 }
 
-// WithCacheLogger logs the watcher's failures and restarts to logger.
-func WithCacheLogger(logger *slog.Logger) KVCacheOption {
-	return func(c *KVCache) { c.logger = logger }
+// ResultCacheOption configures a ResultCache.
+type ResultCacheOption func(*ResultCache)
+
+// WithCacheLogger logs the index consumer's failures to logger.
+func WithCacheLogger(logger *slog.Logger) ResultCacheOption {
+	return func(c *ResultCache) { c.logger = logger }
 }
 
-// WithCacheMaxEntries bounds the index to n entries (default
+// WithCacheMaxEntries bounds the index to n alerts (default
 // DefaultCacheMaxEntries).
-func WithCacheMaxEntries(n int) KVCacheOption {
-	return func(c *KVCache) { c.maxEntries = max(n, 0) }
+func WithCacheMaxEntries(n int) ResultCacheOption {
+	return func(c *ResultCache) { c.maxEntries = max(n, 1) }
 }
 
-// withCacheTiming sets the sweep interval and the watcher's restart backoff
-// (tests).
-func withCacheTiming(sweep, backoffMin, backoffMax time.Duration) KVCacheOption {
-	return func(c *KVCache) { c.sweepEvery, c.backoffMin, c.backoffMax = sweep, backoffMin, backoffMax }
+// WithCachePlainTenant names the tenant whose keys are the alert ID alone
+// (see CacheKey), as given to WithTenants.
+func WithCachePlainTenant(tenant string) ResultCacheOption {
+	return func(c *ResultCache) { c.plainTenant = tenant }
 }
 
-// NewKVCache returns a cache over kv. It reads from the server on every Get
-// until Run runs.
-func NewKVCache(kv jetstream.KeyValue, opts ...KVCacheOption) *KVCache {
-	c := &KVCache{
-		kv:         kv,
+// withCacheTiming sets the sweep interval and the consumer's restart
+// backoff (tests).
+func withCacheTiming(sweep, backoffMin, backoffMax time.Duration) ResultCacheOption {
+	return func(c *ResultCache) { c.sweepEvery, c.backoffMin, c.backoffMax = sweep, backoffMin, backoffMax }
+}
+
+// withCacheClock sets the clock that ages local entries (tests).
+func withCacheClock(now func() time.Time) ResultCacheOption {
+	return func(c *ResultCache) { c.now = now }
+}
+
+// NewResultCache returns a cache of the success results published to
+// successSubject and <successSubject>.<tenant> in stream, each answering
+// for ttl after it was stored. Run feeds it.
+func NewResultCache(js jetstream.JetStream, stream, successSubject string, ttl time.Duration, opts ...ResultCacheOption) *ResultCache {
+	c := &ResultCache{
+		js:         js,
+		stream:     stream,
+		subjects:   []string{successSubject, successSubject + ".*"},
+		ttl:        ttl,
 		logger:     slog.New(slog.DiscardHandler),
 		maxEntries: DefaultCacheMaxEntries,
 		sweepEvery: time.Minute,
 		backoffMin: 100 * time.Millisecond,
 		backoffMax: 10 * time.Second,
 		now:        time.Now,
+		ready:      make(chan struct{}),
 		entries:    make(map[string]cacheEntry),
 	}
 	for _, o := range opts {
@@ -102,149 +134,108 @@ func NewKVCache(kv jetstream.KeyValue, opts ...KVCacheOption) *KVCache {
 	return c
 }
 
-// Get returns the cached domains of alertID.
-func (c *KVCache) Get(ctx context.Context, alertID string) ([]string, bool, error) {
-	value, ok, local := c.getLocal(alertID)
-	if !local {
-		e, err := c.kv.Get(ctx, alertID)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return nil, false, nil
-		}
-		if err != nil {
-			return nil, false, fmt.Errorf("cache get: %w", err)
-		}
-		value, ok = e.Value(), true
-	}
-	if !ok {
+// Ready is closed once the index has read the results stored before it
+// started (up to the end of the stream at that time).
+func (c *ResultCache) Ready() <-chan struct{} { return c.ready }
+
+// Get returns the cached domains of key (see CacheKey).
+func (c *ResultCache) Get(_ context.Context, key string) ([]string, bool, error) {
+	now := c.now().UnixNano()
+	c.mu.RLock()
+	e, ok := c.entries[key]
+	c.mu.RUnlock()
+	if !ok || now >= e.created+int64(c.ttl) {
 		return nil, false, nil
 	}
-	var domains []string
-	if err := json.Unmarshal(value, &domains); err != nil {
-		return nil, false, fmt.Errorf("cache entry of %s is not a JSON array: %w", alertID, err)
-	}
-	return domains, true, nil
+	return slices.Clone(e.domains), true, nil
 }
 
-// getLocal answers from the index: local is false when the server must be
-// asked.
-func (c *KVCache) getLocal(key string) (value []byte, ok, local bool) {
-	now := c.now()
-	c.mu.RLock()
-	if !c.live {
-		c.mu.RUnlock()
-		return nil, false, false
+// Put records the domains of key, answered by Defender just now, in this
+// process's index. It writes nothing to the server: the success result
+// stored next carries the answer to the other replicas.
+func (c *ResultCache) Put(_ context.Context, key string, domains []string) error {
+	if domains == nil {
+		domains = []string{}
 	}
-	e, held := c.entries[key]
-	ttl, incomplete := c.ttl, now.Before(c.incompleteUntil)
-	c.mu.RUnlock()
-	switch {
-	case !held:
-		return nil, false, !incomplete
-	case ttl > 0 && now.UnixNano() >= e.created+int64(ttl):
-		c.mu.Lock()
-		if cur, still := c.entries[key]; still && cur.revision == e.revision {
-			delete(c.entries, key)
-		}
-		c.mu.Unlock()
-		return nil, false, true
-	}
-	return e.value, true, true
-}
-
-// Put stores the domains of alertID.
-func (c *KVCache) Put(ctx context.Context, alertID string, domains []string) error {
-	data, err := json.Marshal(domains)
-	if err != nil {
-		return err
-	}
-	created := c.now().UnixNano()
-	// Seen at once by this process, even before the server has it: the
-	// result is already stored, and a repeat of the request may follow it
-	// at once. The revision is the server's once it answers; the watcher
-	// brings the same revision with the server's time later.
 	c.mu.Lock()
-	pending := c.setPendingLocked(alertID, data, created)
+	c.setLocked(key, slices.Clone(domains), c.now().UnixNano())
 	c.mu.Unlock()
-	rev, err := c.kv.Put(ctx, alertID, data)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err != nil {
-		if cur, held := c.entries[alertID]; held && pending && cur.created == created && cur.revision == 0 {
-			delete(c.entries, alertID)
-		}
-		return fmt.Errorf("cache put: %w", err)
-	}
-	c.setLocked(alertID, cacheEntry{value: data, created: created, revision: rev})
 	return nil
 }
 
-// setPendingLocked records a value being written, before its revision is
-// known: it replaces what the index holds under key, keeping its revision,
-// so that the watcher's later revisions still apply. pending tells whether
-// the entry was new (revision 0).
-func (c *KVCache) setPendingLocked(key string, value []byte, created int64) (pending bool) {
-	if cur, held := c.entries[key]; held {
-		c.entries[key] = cacheEntry{value: value, created: created, revision: cur.revision}
-		return false
-	}
-	c.setLocked(key, cacheEntry{value: value, created: created})
-	return true
-}
-
-// setLocked records e under key unless the index holds a later revision or
-// has no room for it.
-func (c *KVCache) setLocked(key string, e cacheEntry) {
-	cur, held := c.entries[key]
-	if held {
-		if cur.revision <= e.revision {
-			c.entries[key] = e
-		}
+// setLocked records domains under key unless the index holds a later
+// answer, and evicts the oldest entries beyond maxEntries.
+func (c *ResultCache) setLocked(key string, domains []string, created int64) {
+	if cur, held := c.entries[key]; held && cur.created > created {
 		return
 	}
-	if len(c.entries) >= c.maxEntries {
-		until := time.Unix(0, e.created).Add(c.ttl)
-		if c.ttl <= 0 {
-			until = time.Unix(1<<62, 0) // never expires
-		}
-		if until.After(c.incompleteUntil) {
-			c.incompleteUntil = until
-		}
-		return
+	c.entries[key] = cacheEntry{domains: domains, created: created}
+	c.order = append(c.order, orderItem{key: key, created: created})
+	for len(c.entries) > c.maxEntries && len(c.order) > 0 {
+		c.popLocked()
 	}
-	c.entries[key] = e
+	// Replaced entries leave items behind: compact once they dominate.
+	if len(c.order) > 2*len(c.entries)+1024 {
+		kept := c.order[:0]
+		for _, it := range c.order {
+			if e, held := c.entries[it.key]; held && e.created == it.created {
+				kept = append(kept, it)
+			}
+		}
+		clear(c.order[len(kept):])
+		c.order = kept
+	}
 }
 
-// deleteLocked removes key unless the index holds a later revision.
-func (c *KVCache) deleteLocked(key string, revision uint64) {
-	if cur, held := c.entries[key]; held && cur.revision <= revision {
-		delete(c.entries, key)
+// popLocked removes the oldest item, and its entry if the item is current.
+func (c *ResultCache) popLocked() {
+	it := c.order[0]
+	c.order[0] = orderItem{}
+	c.order = c.order[1:]
+	if e, held := c.entries[it.key]; held && e.created == it.created {
+		delete(c.entries, it.key)
 	}
 }
 
-// Run keeps the index until ctx ends: it watches the bucket, restarts the
-// watcher with a backoff when it fails, closes or its connection is lost,
-// and drops expired entries periodically. It returns when ctx ends, with
-// the watcher stopped; Get then reads from the server again.
-func (c *KVCache) Run(ctx context.Context) error {
-	var status chan nats.Status
-	if c.nc != nil {
-		status = c.nc.StatusChanged()
-		defer c.nc.RemoveStatusListener(status)
+// sweep drops the expired entries (the oldest items first).
+func (c *ResultCache) sweep() {
+	limit := c.now().UnixNano() - int64(c.ttl)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(c.order) > 0 && c.order[0].created <= limit {
+		c.popLocked()
 	}
+	if len(c.order) == 0 {
+		c.order = nil // let the backing array go
+	}
+}
+
+// Len is the number of alerts the index holds (expired ones included
+// until the next sweep).
+func (c *ResultCache) Len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.entries)
+}
+
+// Run feeds the index until ctx ends: it reads the success results stored
+// in the last TTL, then every new one, and drops expired entries
+// periodically. A consumer that ends (the connection closed, the stream
+// gone) is started again with a backoff, from where it stopped.
+func (c *ResultCache) Run(ctx context.Context) error {
 	sweep := time.NewTicker(c.sweepEvery)
 	defer sweep.Stop()
 	backoff := c.backoffMin
 	for {
-		wasLive, err := c.watch(ctx, status, sweep.C)
-		c.setLive(false)
+		started, err := c.follow(ctx, sweep.C)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if wasLive {
+		if started {
 			backoff = c.backoffMin
 		}
-		c.logger.Warn("cache watcher stopped, reading the cache from NATS until it is back", slog.Any("error", err), slog.Duration("retry_in", backoff))
-		// Wait out the backoff, and for the connection to be back.
+		c.logger.Warn("result cache index stopped reading the result stream; new results of other replicas are not seen until it is back",
+			slog.Any("error", err), slog.Duration("retry_in", backoff))
 		timer := time.NewTimer(backoff)
 		for waiting := true; waiting; {
 			select {
@@ -254,157 +245,101 @@ func (c *KVCache) Run(ctx context.Context) error {
 			case <-timer.C:
 				waiting = false
 			case <-sweep.C:
-			case <-status:
-			}
-		}
-		for c.nc != nil && !c.nc.IsConnected() {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-status:
-			case <-sweep.C:
+				c.sweep()
 			}
 		}
 		backoff = min(2*backoff, c.backoffMax)
 	}
 }
 
-var (
-	errWatcherClosed = errors.New("watcher closed")
-	errDisconnected  = errors.New("disconnected from NATS")
-)
+var errIndexClosed = errors.New("the index consumer ended")
 
-// watch runs one watcher until it fails or ctx ends. wasLive tells whether
-// it delivered the bucket's values.
-func (c *KVCache) watch(ctx context.Context, status <-chan nats.Status, sweep <-chan time.Time) (wasLive bool, err error) {
-	if c.nc != nil && !c.nc.IsConnected() {
-		return false, errDisconnected
+// follow runs one ordered consumer of the success results until it ends or
+// ctx does. started tells whether it was created.
+func (c *ResultCache) follow(ctx context.Context, sweep <-chan time.Time) (started bool, err error) {
+	cfg := jetstream.OrderedConsumerConfig{
+		FilterSubjects:    c.subjects,
+		InactiveThreshold: time.Minute,
 	}
-	statusCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	st, err := c.kv.Status(statusCtx)
-	cancel()
+	c.mu.RLock()
+	next := c.next
+	c.mu.RUnlock()
+	if next > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, next
+	} else {
+		from := c.now().Add(-c.ttl)
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &from
+	}
+	createCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	cons, err := c.js.OrderedConsumer(createCtx, c.stream, cfg)
 	if err != nil {
-		return false, fmt.Errorf("bucket status: %w", err)
+		return false, fmt.Errorf("index consumer on stream %s: %w", c.stream, err)
 	}
-
-	c.mu.Lock()
-	c.live = false
-	c.ttl = st.TTL()
-	c.entries = make(map[string]cacheEntry)
-	c.incompleteUntil = time.Time{}
-	c.mu.Unlock()
-
-	// The subscription lives as long as watchCtx: cancel it when the watch
-	// ends, and when creating the watcher takes too long.
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
-	timeout := time.AfterFunc(10*time.Second, stopWatch)
-	w, err := c.kv.WatchAll(watchCtx)
-	if !timeout.Stop() && err == nil {
-		err = context.DeadlineExceeded
-	}
+	// Failures the ordered consumer recovers from itself (a missed
+	// heartbeat, a reconnection) are logged at debug level.
+	cc, err := cons.Consume(c.apply, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		c.logger.Debug("result cache index", slog.Any("error", err))
+	}))
 	if err != nil {
-		if w != nil {
-			stopWatcher(w)
-		}
-		return false, fmt.Errorf("watch bucket: %w", err)
+		return false, fmt.Errorf("index consumer on stream %s: %w", c.stream, err)
 	}
-	defer stopWatcher(w)
-	// Leave the index first: stopping the watcher can take a while.
-	defer c.setLive(false)
-
-	updates := w.Updates()
-	var disconnected error
+	defer cc.Stop()
+	if info := cons.CachedInfo(); info != nil && info.NumPending == 0 {
+		c.markReady()
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			return wasLive, ctx.Err()
-		case s := <-status:
-			switch {
-			case s != nats.CONNECTED:
-				// Read from the server (which fails) from now on. Stop
-				// the watcher once connected again, which is quick then,
-				// and start a new one to have the bucket as it is.
-				c.setLive(false)
-				if disconnected == nil {
-					disconnected = fmt.Errorf("%w (%s)", errDisconnected, s)
-				}
-			case disconnected != nil:
-				return wasLive, disconnected
-			}
+			return true, ctx.Err()
+		case <-cc.Closed():
+			return true, errIndexClosed
 		case <-sweep:
-			if disconnected != nil && c.nc.IsConnected() {
-				return wasLive, disconnected // a status change missed
-			}
 			c.sweep()
-		case e, ok := <-updates:
-			if !ok {
-				return wasLive, errWatcherClosed
-			}
-			if e == nil {
-				if disconnected == nil {
-					wasLive = true
-					c.setLive(true)
-				}
-				continue
-			}
-			c.apply(e)
 		}
 	}
 }
 
-// stopWatcher stops w and consumes what it still delivers, so that the
-// subscription's goroutine, which blocks on a full channel, ends.
-func stopWatcher(w jetstream.KeyWatcher) {
-	_ = w.Stop()
-	timeout := time.NewTimer(5 * time.Second)
-	defer timeout.Stop()
-	for {
-		select {
-		case _, ok := <-w.Updates():
-			if !ok {
-				return
-			}
-		case <-timeout.C:
-			return
+// cachedResult is what the index reads of a result.
+type cachedResult struct {
+	Status  string   `json:"status"`
+	Tenant  string   `json:"tenant"`
+	AlertID string   `json:"alertId"`
+	Domains []string `json:"domains"`
+	Cached  *bool    `json:"cached"`
+}
+
+// apply indexes one stored result.
+func (c *ResultCache) apply(m jetstream.Msg) {
+	meta, err := m.Metadata()
+	if err != nil {
+		return
+	}
+	defer func() {
+		if meta.NumPending == 0 {
+			c.markReady()
 		}
-	}
-}
-
-func (c *KVCache) apply(e jetstream.KeyValueEntry) {
+	}()
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	switch e.Operation() {
-	case jetstream.KeyValuePut:
-		// The key is cloned so as not to keep the whole subject.
-		c.setLocked(strings.Clone(e.Key()), cacheEntry{value: e.Value(), created: e.Created().UnixNano(), revision: e.Revision()})
-	case jetstream.KeyValueDelete, jetstream.KeyValuePurge:
-		c.deleteLocked(e.Key(), e.Revision())
+	c.next = max(c.next, meta.Sequence.Stream+1)
+	c.mu.Unlock()
+	var r cachedResult
+	if err := json.Unmarshal(m.Data(), &r); err != nil || r.Status != message.StatusSuccess || r.AlertID == "" || r.Domains == nil {
+		return
 	}
-}
-
-func (c *KVCache) setLive(live bool) {
+	if r.Cached != nil && *r.Cached {
+		return // an answer given again: its entry keeps the call's age
+	}
+	created := meta.Timestamp.UnixNano()
+	if c.now().UnixNano() >= created+int64(c.ttl) {
+		return
+	}
+	key := CacheKey(c.plainTenant, r.Tenant, r.AlertID)
 	c.mu.Lock()
-	c.live = live
-	if !live {
-		// Read from the server until a new watcher has the bucket again.
-		c.entries = make(map[string]cacheEntry)
-		c.incompleteUntil = time.Time{}
-	}
+	c.setLocked(key, r.Domains, created)
 	c.mu.Unlock()
 }
 
-// sweep drops the expired entries.
-func (c *KVCache) sweep() {
-	now := c.now().UnixNano()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ttl <= 0 {
-		return
-	}
-	for k, e := range c.entries {
-		if now >= e.created+int64(c.ttl) {
-			delete(c.entries, k)
-		}
-	}
+func (c *ResultCache) markReady() {
+	c.readyOnce.Do(func() { close(c.ready) })
 }

@@ -2,11 +2,10 @@ package handlers
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,126 +13,53 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/internal/testenv"
+	"github.com/alert-domains/alert-domains/message"
 )
 
-// connectKV connects to r and opens (or creates) the bucket "results" with
-// ttl.
-func connectKV(t *testing.T, r *testenv.Restartable, ttl time.Duration) (*nats.Conn, jetstream.KeyValue) {
+const (
+	cacheStream  = "RESULTS"
+	cacheSuccess = "res.success"
+	cacheFailure = "res.failure"
+)
+
+// resultStream connects to url and creates the result stream the cache
+// reads, with the subjects of the service's result stream.
+func resultStream(t *testing.T, url string) jetstream.JetStream {
 	t.Helper()
-	nc, js := testenv.Connect(t, r.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
-	kv, err := js.CreateOrUpdateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: "results", TTL: ttl, History: 1})
+	_, js := testenv.Connect(t, url, nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+	_, err := js.CreateOrUpdateStream(t.Context(), jetstream.StreamConfig{
+		Name:     cacheStream,
+		Subjects: []string{cacheSuccess, cacheFailure, cacheSuccess + ".*", cacheFailure + ".*"},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return nc, kv
+	return js
 }
 
-// countingKV counts the reads that reach the server, and can hold back the
-// marker of its watchers' initial values.
-type countingKV struct {
-	jetstream.KeyValue
-	gets atomic.Int64
-
-	mu       sync.Mutex
-	hold     chan struct{} // the marker passes once it is closed
-	watchers []*gatedWatcher
-}
-
-func newCountingKV(kv jetstream.KeyValue) *countingKV {
-	hold := make(chan struct{})
-	close(hold)
-	return &countingKV{KeyValue: kv, hold: hold}
-}
-
-func (k *countingKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
-	k.gets.Add(1)
-	return k.KeyValue.Get(ctx, key)
-}
-
-// holdMarker makes the watchers created from now on withhold their marker
-// until the returned function is called.
-func (k *countingKV) holdMarker() (release func()) {
-	hold := make(chan struct{})
-	k.mu.Lock()
-	k.hold = hold
-	k.mu.Unlock()
-	return sync.OnceFunc(func() { close(hold) })
-}
-
-func (k *countingKV) watcherCount() int {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return len(k.watchers)
-}
-
-// lastWatcher is the watcher created last.
-func (k *countingKV) lastWatcher() *gatedWatcher {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.watchers[len(k.watchers)-1]
-}
-
-func (k *countingKV) WatchAll(ctx context.Context, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
-	inner, err := k.KeyValue.WatchAll(ctx, opts...)
+// storeResult stores a result as the service (this replica or another)
+// stores it, and returns its stream sequence.
+func storeResult(t *testing.T, js jetstream.JetStream, subject string, r *message.Result) uint64 {
+	t.Helper()
+	data, err := json.Marshal(r)
 	if err != nil {
-		return nil, err
+		t.Fatal(err)
 	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	w := &gatedWatcher{inner: inner, out: make(chan jetstream.KeyValueEntry), stop: make(chan struct{}), hold: k.hold}
-	k.watchers = append(k.watchers, w)
-	go w.forward()
-	return w, nil
-}
-
-// gatedWatcher passes on the updates of a watcher, the marker once its hold
-// is released; Stop (by the cache, or by a test to break it) closes it.
-type gatedWatcher struct {
-	inner    jetstream.KeyWatcher
-	out      chan jetstream.KeyValueEntry
-	stop     chan struct{}
-	stopOnce sync.Once
-	hold     <-chan struct{}
-}
-
-func (w *gatedWatcher) Updates() <-chan jetstream.KeyValueEntry { return w.out }
-
-func (w *gatedWatcher) Stop() error {
-	w.stopOnce.Do(func() { close(w.stop) })
-	return nil
-}
-
-func (w *gatedWatcher) forward() {
-	defer close(w.out)
-	defer stopWatcher(w.inner)
-	for {
-		var e jetstream.KeyValueEntry
-		select {
-		case <-w.stop:
-			return
-		case got, ok := <-w.inner.Updates():
-			if !ok {
-				return
-			}
-			e = got
-		}
-		if e == nil {
-			select {
-			case <-w.hold:
-			case <-w.stop:
-				return
-			}
-		}
-		select {
-		case w.out <- e:
-		case <-w.stop:
-			return
-		}
+	ack, err := js.Publish(t.Context(), subject, data)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return ack.Sequence
+}
+
+func success(tenant, alertID string, cached bool, domains ...string) *message.Result {
+	r := message.Success(alertID, domains, 1, cached, time.Now())
+	r.Tenant = tenant
+	return r
 }
 
 // runCache runs c until the test ends.
-func runCache(t *testing.T, c *KVCache) {
+func runCache(t *testing.T, c *ResultCache) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -146,16 +72,13 @@ func runCache(t *testing.T, c *KVCache) {
 	})
 }
 
-func (c *KVCache) isLive() bool {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.live
-}
-
-func (c *KVCache) held() int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return len(c.entries)
+func waitReady(t *testing.T, c *ResultCache) {
+	t.Helper()
+	select {
+	case <-c.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cache did not read the stored results within 10s")
+	}
 }
 
 // eventually polls cond until it holds, or fails the test after 10s.
@@ -164,252 +87,218 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	testenv.Eventually(t, 10*time.Second, 5*time.Millisecond, cond, "%s", what)
 }
 
-func testCacheOpts() []KVCacheOption {
-	return []KVCacheOption{withCacheTiming(20*time.Millisecond, 10*time.Millisecond, 50*time.Millisecond)}
+func testCacheOpts(extra ...ResultCacheOption) []ResultCacheOption {
+	return append([]ResultCacheOption{withCacheTiming(20*time.Millisecond, 10*time.Millisecond, 50*time.Millisecond)}, extra...)
 }
 
-// wantGet checks a Get of id and the number of server reads it made.
-func wantGet(t *testing.T, c *KVCache, kv *countingKV, id string, want []string, wantServerReads int64) {
+func wantGet(t *testing.T, c *ResultCache, key string, want []string) {
 	t.Helper()
-	before := kv.gets.Load()
-	got, ok, err := c.Get(t.Context(), id)
+	got, ok, err := c.Get(t.Context(), key)
 	if err != nil {
-		t.Fatalf("Get %s: %v", id, err)
+		t.Fatalf("Get %s: %v", key, err)
 	}
 	if want == nil && ok {
-		t.Errorf("Get %s = %q, want a miss", id, got)
+		t.Errorf("Get %s = %q, want a miss", key, got)
 	}
 	if want != nil && (!ok || !slices.Equal(got, want)) {
-		t.Errorf("Get %s = %q, %v, want %q", id, got, ok, want)
-	}
-	if n := kv.gets.Load() - before; n != wantServerReads {
-		t.Errorf("Get %s read the server %d times, want %d", id, n, wantServerReads)
+		t.Errorf("Get %s = %q, %v, want %q", key, got, ok, want)
 	}
 }
 
-func TestKVCacheHitMissLocal(t *testing.T) {
-	srv := testenv.RestartableJetStream(t)
-	_, raw := connectKV(t, srv, time.Hour)
-	if _, err := raw.Put(t.Context(), "before", []byte(`["old.example.com"]`)); err != nil {
+func hits(c *ResultCache, key string) bool {
+	_, ok, _ := c.Get(context.Background(), key)
+	return ok
+}
+
+func streamMsgs(t *testing.T, js jetstream.JetStream) uint64 {
+	t.Helper()
+	s, err := js.Stream(t.Context(), cacheStream)
+	if err != nil {
 		t.Fatal(err)
 	}
-	kv := newCountingKV(raw)
-	c := NewKVCache(kv, testCacheOpts()...)
+	return s.CachedInfo().State.Msgs
+}
+
+// A Put answers at once in this process and writes nothing to the server:
+// the cache costs no write of its own.
+func TestResultCachePutIsLocalAndImmediate(t *testing.T) {
+	_, url := testenv.EmbeddedJetStream(t)
+	js := resultStream(t, url)
+	c := NewResultCache(js, cacheStream, cacheSuccess, time.Hour, testCacheOpts()...)
 	runCache(t, c)
-	eventually(t, "the watcher's initial values", c.isLive)
+	waitReady(t, c)
 
-	wantGet(t, c, kv, "before", []string{"old.example.com"}, 0)
-	wantGet(t, c, kv, "absent", nil, 0)
-	if err := c.Put(t.Context(), "a1", []string{"www.example.com", "cdn.example.net"}); err != nil {
+	if err := c.Put(t.Context(), "a1", []string{"one.example.com"}); err != nil {
 		t.Fatal(err)
 	}
-	// Its own write is a hit at once.
-	wantGet(t, c, kv, "a1", []string{"www.example.com", "cdn.example.net"}, 0)
-	if err := c.Put(t.Context(), "empty", []string{}); err != nil {
+	wantGet(t, c, "a1", []string{"one.example.com"})
+	wantGet(t, c, "absent", nil)
+	if err := c.Put(t.Context(), "empty", nil); err != nil {
 		t.Fatal(err)
 	}
-	wantGet(t, c, kv, "empty", []string{}, 0)
-
-	// A delete or purge by anyone removes the entry.
-	if err := raw.Delete(t.Context(), "a1"); err != nil {
-		t.Fatal(err)
+	wantGet(t, c, "empty", []string{})
+	if n := streamMsgs(t, js); n != 0 {
+		t.Errorf("the result stream holds %d messages after two puts, want 0", n)
 	}
-	if err := raw.Purge(t.Context(), "before"); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "the deletes", func() bool {
-		_, ok1, _ := c.Get(t.Context(), "a1")
-		_, ok2, _ := c.Get(t.Context(), "before")
-		return !ok1 && !ok2
-	})
-	if n := kv.gets.Load(); n != 0 {
-		t.Errorf("%d server reads, want 0", n)
-	}
-
-	// A value that is not a JSON array is an error, as from the server.
-	if _, err := raw.Put(t.Context(), "bad", []byte("{")); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "the bad entry", func() bool {
-		_, _, err := c.Get(t.Context(), "bad")
-		return err != nil
-	})
+	// What Get returns is the caller's to change.
+	got, _, _ := c.Get(t.Context(), "a1")
+	got[0] = "changed"
+	wantGet(t, c, "a1", []string{"one.example.com"})
 }
 
-func TestKVCachePutByAnotherReplica(t *testing.T) {
-	srv := testenv.RestartableJetStream(t)
-	_, rawA := connectKV(t, srv, time.Hour)
-	_, rawB := connectKV(t, srv, time.Hour)
-	kvA, kvB := newCountingKV(rawA), newCountingKV(rawB)
-	a, b := NewKVCache(kvA, testCacheOpts()...), NewKVCache(kvB, testCacheOpts()...)
-	runCache(t, a)
-	runCache(t, b)
-	eventually(t, "both watchers", func() bool { return a.isLive() && b.isLive() })
-
-	wantGet(t, b, kvB, "x1", nil, 0)
-	if err := a.Put(t.Context(), "x1", []string{"evil.example.org"}); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "replica b to see the put of a", func() bool {
-		_, ok, err := b.Get(t.Context(), "x1")
-		return err == nil && ok
-	})
-	wantGet(t, b, kvB, "x1", []string{"evil.example.org"}, 0)
-	if n := kvB.gets.Load(); n != 0 {
-		t.Errorf("replica b read the server %d times, want 0", n)
-	}
-	// A later put replaces it everywhere.
-	if err := b.Put(t.Context(), "x1", []string{"new.example.org"}); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "replica a to see the put of b", func() bool {
-		d, ok, err := a.Get(t.Context(), "x1")
-		return err == nil && ok && slices.Equal(d, []string{"new.example.org"})
-	})
-}
-
-func TestKVCacheExpiry(t *testing.T) {
-	srv := testenv.RestartableJetStream(t)
-	_, raw := connectKV(t, srv, time.Second)
-	kv := newCountingKV(raw)
-	c := NewKVCache(kv, testCacheOpts()...)
+// Another replica's success results answer here: success results only,
+// answers given from a cache are not indexed again, and each tenant's
+// alert has its own key.
+func TestResultCacheReadsStoredResults(t *testing.T) {
+	_, url := testenv.EmbeddedJetStream(t)
+	js := resultStream(t, url)
+	c := NewResultCache(js, cacheStream, cacheSuccess, time.Hour, testCacheOpts(WithCachePlainTenant("default"))...)
 	runCache(t, c)
-	eventually(t, "the watcher's initial values", c.isLive)
+	waitReady(t, c)
 
-	start := time.Now()
-	for _, id := range []string{"e1", "e2"} {
-		if err := c.Put(t.Context(), id, []string{"www.example.com"}); err != nil {
-			t.Fatal(err)
-		}
+	storeResult(t, js, cacheSuccess, success("default", "p1", false, "plain.example.com"))
+	storeResult(t, js, cacheSuccess+".acme", success("acme", "p1", false, "acme.example.com"))
+	failure := message.Failure("f1", fmt.Errorf("lookup failed"), 1, time.Now())
+	storeResult(t, js, cacheFailure, failure)
+	// A success on the failure subject is not the service's: not read.
+	storeResult(t, js, cacheFailure, success("default", "f2", false, "wrong.example.com"))
+	storeResult(t, js, cacheSuccess, success("default", "c1", true, "cached.example.com"))
+	last := storeResult(t, js, cacheSuccess, success("default", "p2", false))
+
+	eventually(t, "the last result in the index", func() bool { return hits(c, "p2") })
+	wantGet(t, c, "p1", []string{"plain.example.com"})
+	wantGet(t, c, "acme.p1", []string{"acme.example.com"})
+	wantGet(t, c, "p2", []string{})
+	for _, key := range []string{"f1", "f2", "c1", "acme.p2", "default.p1"} {
+		wantGet(t, c, key, nil)
 	}
-	wantGet(t, c, kv, "e1", []string{"www.example.com"}, 0)
-	// e1 expires on read, e2 in the sweep without being read.
-	eventually(t, "e1 to expire", func() bool {
-		_, ok, err := c.Get(t.Context(), "e1")
-		return err == nil && !ok
-	})
-	if elapsed := time.Since(start); elapsed < 900*time.Millisecond {
-		t.Errorf("expired after %v, want the TTL of 1s", elapsed)
+	if CacheKey("default", "acme", "p1") != "acme.p1" || CacheKey("default", "default", "p1") != "p1" {
+		t.Errorf("CacheKey does not name the tenant's entries as the index does")
 	}
-	eventually(t, "the sweep", func() bool { return c.held() == 0 })
-	if n := kv.gets.Load(); n != 0 {
-		t.Errorf("%d server reads, want 0", n)
-	}
-	// The server agrees.
-	if _, err := raw.Get(t.Context(), "e2"); !errors.Is(err, jetstream.ErrKeyNotFound) {
-		eventually(t, "the server to expire e2", func() bool {
-			_, err := raw.Get(t.Context(), "e2")
-			return errors.Is(err, jetstream.ErrKeyNotFound)
-		})
+	c.mu.RLock()
+	next := c.next
+	c.mu.RUnlock()
+	if next != last+1 {
+		t.Errorf("next sequence %d, want %d", next, last+1)
 	}
 }
 
-func TestKVCacheFallsBackUntilReadyAndWhenBroken(t *testing.T) {
-	srv := testenv.RestartableJetStream(t)
-	_, raw := connectKV(t, srv, time.Hour)
-	if _, err := raw.Put(t.Context(), "k1", []byte(`["one.example.com"]`)); err != nil {
-		t.Fatal(err)
+// A cache started after results were stored has them once Ready, and reads
+// those of the last TTL only.
+func TestResultCacheReadyHoldsWhatWasStored(t *testing.T) {
+	_, url := testenv.EmbeddedJetStream(t)
+	js := resultStream(t, url)
+	for i := range 50 {
+		storeResult(t, js, cacheSuccess, success("", fmt.Sprint("s", i), false, fmt.Sprintf("d%d.example.com", i)))
 	}
-	kv := newCountingKV(raw)
-	c := NewKVCache(kv, testCacheOpts()...)
+	storeResult(t, js, cacheFailure, message.Failure("f", fmt.Errorf("x"), 1, time.Now()))
 
-	// Not running: every read goes to the server.
-	wantGet(t, c, kv, "k1", []string{"one.example.com"}, 1)
-	wantGet(t, c, kv, "absent", nil, 1)
-
-	// Running, the initial values not yet all delivered: the server still.
-	release := kv.holdMarker()
+	c := NewResultCache(js, cacheStream, cacheSuccess, time.Hour, testCacheOpts()...)
 	runCache(t, c)
-	eventually(t, "the first watcher", func() bool { return kv.watcherCount() == 1 })
-	wantGet(t, c, kv, "k1", []string{"one.example.com"}, 1)
-	wantGet(t, c, kv, "absent", nil, 1)
-	release()
-	eventually(t, "the watcher's initial values", c.isLive)
-	wantGet(t, c, kv, "k1", []string{"one.example.com"}, 0)
-	wantGet(t, c, kv, "absent", nil, 0)
+	waitReady(t, c)
+	for i := range 50 {
+		wantGet(t, c, fmt.Sprint("s", i), []string{fmt.Sprintf("d%d.example.com", i)})
+	}
 
-	// The watcher breaks: the server again, until a new watcher has
-	// delivered the bucket's values; what was written meanwhile is there.
-	release = kv.holdMarker()
-	if err := kv.lastWatcher().Stop(); err != nil {
-		t.Fatal(err)
+	// A cache whose clock is an hour on: the same results are too old.
+	later := func() time.Time { return time.Now().Add(time.Hour + time.Minute) }
+	old := NewResultCache(js, cacheStream, cacheSuccess, time.Hour, testCacheOpts(withCacheClock(later))...)
+	runCache(t, old)
+	waitReady(t, old)
+	if n := old.Len(); n != 0 {
+		t.Errorf("a cache an hour later holds %d results, want 0", n)
 	}
-	eventually(t, "a new watcher", func() bool { return kv.watcherCount() == 2 })
-	if _, err := raw.Put(t.Context(), "k2", []byte(`["two.example.com"]`)); err != nil {
-		t.Fatal(err)
-	}
-	wantGet(t, c, kv, "k2", []string{"two.example.com"}, 1)
-	wantGet(t, c, kv, "absent", nil, 1)
-	release()
-	eventually(t, "the new watcher's initial values", c.isLive)
-	eventually(t, "k2 in the index", func() bool { return c.held() == 2 })
-	wantGet(t, c, kv, "k1", []string{"one.example.com"}, 0)
-	wantGet(t, c, kv, "k2", []string{"two.example.com"}, 0)
-	wantGet(t, c, kv, "absent", nil, 0)
+	wantGet(t, old, "s0", nil)
+
+	// An empty stream: ready at once.
+	_, url2 := testenv.EmbeddedJetStream(t)
+	empty := NewResultCache(resultStream(t, url2), cacheStream, cacheSuccess, time.Hour, testCacheOpts()...)
+	runCache(t, empty)
+	waitReady(t, empty)
 }
 
-func TestKVCacheBrokerRestart(t *testing.T) {
-	srv := testenv.RestartableJetStream(t)
-	nc, raw := connectKV(t, srv, time.Hour)
-	kv := newCountingKV(raw)
-	c := NewKVCache(kv, append(testCacheOpts(), WithCacheConn(nc))...)
+// An entry answers for the TTL after the call that produced it; a later
+// answer from the cache does not extend it; the sweep frees expired ones.
+func TestResultCacheExpiry(t *testing.T) {
+	_, url := testenv.EmbeddedJetStream(t)
+	js := resultStream(t, url)
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	c := NewResultCache(js, cacheStream, cacheSuccess, time.Minute, testCacheOpts(withCacheClock(clock))...)
 	runCache(t, c)
-	eventually(t, "the watcher's initial values", c.isLive)
-	if err := c.Put(t.Context(), "r1", []string{"one.example.com"}); err != nil {
+	waitReady(t, c)
+
+	if err := c.Put(t.Context(), "e1", []string{"one.example.com"}); err != nil {
 		t.Fatal(err)
 	}
-	wantGet(t, c, kv, "r1", []string{"one.example.com"}, 0)
-
-	srv.Stop()
-	eventually(t, "the cache to leave its index", func() bool { return !c.isLive() })
-	// Down: an error, never a false miss.
-	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
-	_, ok, err := c.Get(ctx, "r1")
-	cancel()
-	if err == nil || ok {
-		t.Errorf("Get with the broker down: ok %v, error %v; want an error", ok, err)
-	}
-
-	srv.Start()
-	// Another process writes while this one's watcher is not back yet, or
-	// just after: either way a hit.
-	_, other := connectKV(t, srv, time.Hour)
-	if _, err := other.Put(t.Context(), "r2", []byte(`["two.example.com"]`)); err != nil {
+	advance(40 * time.Second)
+	if err := c.Put(t.Context(), "e2", []string{"two.example.com"}); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{"r1", "r2"} {
-		got, ok, err := c.Get(t.Context(), id)
-		if err != nil || !ok {
-			t.Errorf("Get %s after the restart = %q, %v, %v; want a hit", id, got, ok, err)
-		}
-	}
-	eventually(t, "the watcher after the restart", c.isLive)
-	eventually(t, "r2 in the index", func() bool { return c.held() == 2 })
-	wantGet(t, c, kv, "r1", []string{"one.example.com"}, 0)
-	wantGet(t, c, kv, "r2", []string{"two.example.com"}, 0)
-	wantGet(t, c, kv, "absent", nil, 0)
+	// e1 answered again from the cache, and that result stored.
+	storeResult(t, js, cacheSuccess, success("", "e1", true, "one.example.com"))
+	advance(30 * time.Second)
+	wantGet(t, c, "e1", nil)
+	wantGet(t, c, "e2", []string{"two.example.com"})
+	eventually(t, "the sweep to free e1", func() bool { return c.Len() == 1 })
+	advance(time.Minute)
+	wantGet(t, c, "e2", nil)
+	eventually(t, "the sweep to free e2", func() bool { return c.Len() == 0 })
 }
 
-func TestKVCacheBeyondCapReadsServer(t *testing.T) {
-	srv := testenv.RestartableJetStream(t)
-	_, raw := connectKV(t, srv, time.Hour)
-	kv := newCountingKV(raw)
-	c := NewKVCache(kv, append(testCacheOpts(), WithCacheMaxEntries(2))...)
-	runCache(t, c)
-	eventually(t, "the watcher's initial values", c.isLive)
-	wantGet(t, c, kv, "absent", nil, 0)
-
+// Beyond its bound, the index drops its oldest entries.
+func TestResultCacheEvictsOldest(t *testing.T) {
+	_, url := testenv.EmbeddedJetStream(t)
+	js := resultStream(t, url)
+	c := NewResultCache(js, cacheStream, cacheSuccess, time.Hour, testCacheOpts(WithCacheMaxEntries(2))...)
 	for i := range 3 {
 		if err := c.Put(t.Context(), fmt.Sprint("c", i), []string{fmt.Sprintf("d%d.example.com", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n := c.held(); n != 2 {
-		t.Fatalf("index holds %d entries, want the cap of 2", n)
+	if n := c.Len(); n != 2 {
+		t.Fatalf("index holds %d entries, want the bound of 2", n)
 	}
-	wantGet(t, c, kv, "c0", []string{"d0.example.com"}, 0)
-	wantGet(t, c, kv, "c1", []string{"d1.example.com"}, 0)
-	// The key left out, and any key not held, now ask the server.
-	wantGet(t, c, kv, "c2", []string{"d2.example.com"}, 1)
-	wantGet(t, c, kv, "absent", nil, 1)
+	wantGet(t, c, "c0", nil)
+	wantGet(t, c, "c1", []string{"d1.example.com"})
+	wantGet(t, c, "c2", []string{"d2.example.com"})
+	// A key answered again many times leaves no growing trail behind it.
+	for range 5000 {
+		if err := c.Put(t.Context(), "c2", []string{"d2.example.com"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.mu.RLock()
+	trail := len(c.order)
+	c.mu.RUnlock()
+	if trail > 2*2+1024+1 {
+		t.Errorf("%d order items for 2 entries", trail)
+	}
+	wantGet(t, c, "c1", []string{"d1.example.com"})
+}
+
+// Through a restart of the server the index keeps what it holds and reads
+// the results stored after it.
+func TestResultCacheBrokerRestart(t *testing.T) {
+	srv := testenv.RestartableJetStream(t)
+	js := resultStream(t, srv.URL())
+	c := NewResultCache(js, cacheStream, cacheSuccess, time.Hour, testCacheOpts()...)
+	runCache(t, c)
+	waitReady(t, c)
+	storeResult(t, js, cacheSuccess, success("", "r1", false, "one.example.com"))
+	eventually(t, "r1 in the index", func() bool { return hits(c, "r1") })
+
+	srv.Stop()
+	wantGet(t, c, "r1", []string{"one.example.com"}) // down: what it holds still answers
+	srv.Start()
+	_, other := testenv.Connect(t, srv.URL())
+	testenv.Eventually(t, 10*time.Second, 20*time.Millisecond, func() bool {
+		_, err := other.Stream(t.Context(), cacheStream)
+		return err == nil
+	}, "the result stream back")
+	storeResult(t, other, cacheSuccess, success("", "r2", false, "two.example.com"))
+	eventually(t, "r2, stored after the restart, in the index", func() bool { return hits(c, "r2") })
+	wantGet(t, c, "r1", []string{"one.example.com"})
 }

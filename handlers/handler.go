@@ -377,10 +377,7 @@ func (s *Service) fallbackRoute(d *consumer.Delivery) route {
 // shared call): an alert ID cached for one tenant is never an answer for
 // another.
 func (s *Service) cacheKey(rt route, alertID string) string {
-	if rt.tenant == s.plainTenant {
-		return alertID
-	}
-	return rt.tenant + "." + alertID
+	return CacheKey(s.plainTenant, rt.tenant, alertID)
 }
 
 // Routing is where the results of one request go: its tenant, its result

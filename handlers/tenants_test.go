@@ -51,15 +51,18 @@ func (l *tenantLookups) taken() []string {
 // tenantService is a Service for the tenants named, with a result stream
 // that captures the per-tenant result subjects and a result cache.
 func tenantService(t *testing.T, names ...string) (*Service, jetstream.Stream, *tenantLookups) {
+	svc, st, lookups, _ := tenantServices(t, names...)
+	return svc, st, lookups
+}
+
+// tenantServices is tenantService, and a function that starts another
+// replica of it on the same streams, with a cache of its own.
+func tenantServices(t *testing.T, names ...string) (*Service, jetstream.Stream, *tenantLookups, func() *Service) {
 	t.Helper()
 	js, st := jetStream(t)
 	cfg := st.CachedInfo().Config
 	cfg.Subjects = append(cfg.Subjects, successSubj+".*", failureSubj+".*")
 	if _, err := js.UpdateStream(t.Context(), cfg); err != nil {
-		t.Fatal(err)
-	}
-	kv, err := js.CreateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: "cache", TTL: time.Hour})
-	if err != nil {
 		t.Fatal(err)
 	}
 	entra := map[string]string{"contoso": contosoEntra, "fabrikam": fabrikamEntra, "default": "6f1c2b9e-0000-4000-8000-000000000003"}
@@ -72,11 +75,22 @@ func tenantService(t *testing.T, names ...string) (*Service, jetstream.Stream, *
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := New(nil, js, successSubj, failureSubj, WithTenants(set, reqSubj, ""), WithCache(NewKVCache(kv)), WithClock(func() time.Time { return testNow }))
+	svc := tenantReplica(t, js, cfg.Name, set)
+	return svc, st, lookups, func() *Service { return tenantReplica(t, js, cfg.Name, set) }
+}
+
+// tenantReplica is one replica's Service for set: its own result cache,
+// read from the result stream.
+func tenantReplica(t *testing.T, js jetstream.JetStream, stream string, set *tenants.Set) *Service {
+	t.Helper()
+	cache := NewResultCache(js, stream, successSubj, time.Hour, testCacheOpts()...)
+	runCache(t, cache)
+	waitReady(t, cache)
+	svc, err := New(nil, js, successSubj, failureSubj, WithTenants(set, reqSubj, ""), WithCache(cache), WithClock(func() time.Time { return testNow }))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return svc, st, lookups
+	return svc
 }
 
 // TestHandleRoutesByTenant: a request names its tenant by subject, by a
@@ -152,7 +166,7 @@ func TestHandleRoutesByTenant(t *testing.T) {
 // answer for another; each tenant asked again is answered from its own
 // entry.
 func TestHandleCachePerTenant(t *testing.T) {
-	svc, st, lookups := tenantService(t, "contoso", "fabrikam")
+	svc, st, lookups, replica := tenantServices(t, "contoso", "fabrikam")
 	seq := uint64(0)
 	ask := func(tenant string) message.Result {
 		t.Helper()
@@ -176,5 +190,17 @@ func TestHandleCachePerTenant(t *testing.T) {
 	}
 	if n := len(stored(t, st)); n != 4 {
 		t.Errorf("%d results stored, want 4", n)
+	}
+
+	// Another replica, started now, reads each tenant's entry from the
+	// stored results: asked for both, it makes no call.
+	svc = replica()
+	for _, tenant := range []string{"contoso", "fabrikam"} {
+		if r := ask(tenant); r.Cached == nil || !*r.Cached || !slices.Equal(r.Domains, []string{tenant + ".example"}) {
+			t.Errorf("another replica, %s: domains %v cached %v", tenant, r.Domains, r.Cached)
+		}
+	}
+	if got := lookups.taken(); len(got) != 0 {
+		t.Errorf("another replica made lookups %v, want none", got)
 	}
 }

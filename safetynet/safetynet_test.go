@@ -476,11 +476,7 @@ func TestAdvisoryAfterDuplicateWindowAddsNothing(t *testing.T) {
 // cache ends with the cached success, not a failure.
 func TestAdvisoryForCachedAlertStoresSuccess(t *testing.T) {
 	e := setup(t)
-	kv, err := e.js.CreateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: "cache", TTL: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cache := handlers.NewKVCache(kv)
+	cache := handlers.NewResultCache(e.js, e.cfg.ResultStream, e.cfg.SuccessSubject, time.Hour)
 	const alert = "da637472900382838869_1364969609"
 	if err := cache.Put(t.Context(), alert, []string{"www.example.com", "cdn.example.net"}); err != nil {
 		t.Fatal(err)

@@ -67,7 +67,7 @@ func TestClusterSurvivesNodeAndReplicaLoss(t *testing.T) {
 
 	a := startReplica(t, emu, cert, cluster.URLs())
 	b := startReplica(t, emu, cert, cluster.URLs())
-	for _, name := range []string{requestStream, resultStream, "KV_" + consumerName + "-cache"} {
+	for _, name := range []string{requestStream, resultStream, "KV_" + consumerName + "-answered"} {
 		s, err := js.Stream(t.Context(), name)
 		if err != nil {
 			t.Fatal(err)

@@ -103,7 +103,7 @@ func TestStatusOnEmptyServer(t *testing.T) {
 	if code == 0 {
 		t.Errorf("status on an empty server: exit 0\n%s", out)
 	}
-	for _, want := range []string{"missing", requestStream, resultStream, "consumer " + consumerName, "bucket " + consumerName + "-cache", "PROVISION=true"} {
+	for _, want := range []string{"missing", requestStream, resultStream, "consumer " + consumerName, "PROVISION=true"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)
 		}

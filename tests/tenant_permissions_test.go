@@ -264,7 +264,7 @@ func TestTenantPermissionsExample(t *testing.T) {
 			{"$JS.API.CONSUMER.DURABLE.CREATE." + resultStream + ".contoso", `{"stream_name":"` + resultStream + `","config":{"durable_name":"contoso"}}`},
 			{"$JS.API.CONSUMER.CREATE." + resultStream, `{"stream_name":"` + resultStream + `","config":{}}`},
 			{"$JS.ACK." + resultStream + ".fabrikam.1.1.1.0.0", ``},
-			{"$KV.alert-domains-cache.x", ``},
+			{"$KV.alert-domains-answered.x", ``},
 		} {
 			if err := cnc.PublishRequest(c.subject, inbox, []byte(c.body)); err != nil {
 				t.Fatal(err)

@@ -34,6 +34,9 @@ type parts struct {
 	// sharedCalls is told whether other replicas run (presence); nil: calls
 	// are not shared with other replicas (COALESCE_SCOPE=process).
 	sharedCalls func(others bool)
+	// cacheReady is closed once the result cache has read the results
+	// stored before the start; nil with CACHE_TTL=0.
+	cacheReady <-chan struct{}
 }
 
 // build provisions (or verifies) the topology and builds every part. It
@@ -128,16 +131,14 @@ func (s *service) handlerService(ctx context.Context, nc *nats.Conn, js jetstrea
 	if mp := int(nc.MaxPayload()); mp >= 64<<10 {
 		opts = append(opts, handlers.WithMaxResultBytes(mp))
 	}
-	if topo.Cache != nil {
-		kv, err := js.KeyValue(ctx, topo.Cache.Bucket)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("open cache bucket %s: %w", topo.Cache.Bucket, err)
-		}
-		cache := handlers.NewKVCache(kv, handlers.WithCacheConn(nc),
+	if topo.CacheTTL > 0 {
+		cache := handlers.NewResultCache(js, topo.ResultStream.Name, cfg.SuccessSubject, topo.CacheTTL,
+			handlers.WithCachePlainTenant(s.plainTenant),
 			handlers.WithCacheLogger(logger.With(slog.String("component", "cache"))))
 		resultCache = p.metrics.InstrumentCache(cache)
 		opts = append(opts, handlers.WithCache(resultCache))
 		p.background = append(p.background, lifecycle.Func("cache index", cache.Run))
+		p.cacheReady = cache.Ready()
 	}
 	if topo.Flights != nil {
 		opt, share, err := s.sharedFlights(ctx, nc, js, topo)

@@ -108,6 +108,7 @@ func (s *service) run(ctx context.Context) error {
 	work := []lifecycle.Actor{
 		lifecycle.Until("signal", ctx),
 		lifecycle.Func("consumer", func(ctx context.Context) error {
+			s.awaitCache(ctx, p.cacheReady)
 			err := p.consumer.Run(ctx)
 			s.logger.Info("stopped taking requests")
 			return err
@@ -125,6 +126,29 @@ func (s *service) run(ctx context.Context) error {
 		return closed
 	}
 	return err
+}
+
+// cacheWarmup bounds the wait for the result cache to read the results
+// stored before the start, before requests are taken.
+const cacheWarmup = 10 * time.Second
+
+// awaitCache waits for the result cache to have read the stored results, so
+// that a request for an alert answered before a restart finds its answer:
+// at most cacheWarmup, after which requests are taken all the same (an
+// alert the cache has not read yet is then asked of Defender).
+func (s *service) awaitCache(ctx context.Context, ready <-chan struct{}) {
+	if ready == nil {
+		return
+	}
+	t := time.NewTimer(cacheWarmup)
+	defer t.Stop()
+	select {
+	case <-ready:
+	case <-ctx.Done():
+	case <-t.C:
+		s.logger.Warn("the result cache has not read the stored results yet; taking requests all the same",
+			slog.Duration("waited", cacheWarmup), slog.String("stream", s.cfg.ResultStream))
+	}
 }
 
 // startFailed is the error of a start that did not complete: a connection

@@ -233,12 +233,10 @@ func byteSize(n uint64) string {
 // cacheText is the cache line of the status screen.
 func cacheText(c ops.CacheStatus) string {
 	switch {
-	case c.Bucket == "":
+	case c.Stream == "":
 		return "off (CACHE_TTL=0)"
-	case c.Missing:
-		return fmt.Sprintf("bucket %s: missing", c.Bucket)
 	case c.Issue != "":
-		return fmt.Sprintf("bucket %s: %s", c.Bucket, c.Issue)
+		return fmt.Sprintf("success results of stream %s, TTL %s: %s", c.Stream, metrics.ShortDuration(c.TTL), c.Issue)
 	}
-	return fmt.Sprintf("bucket %s: %d alerts cached, TTL %s, %s", c.Bucket, c.Values, metrics.ShortDuration(c.TTL), byteSize(c.Bytes))
+	return fmt.Sprintf("success results of stream %s, TTL %s: %d stored in the last %s", c.Stream, metrics.ShortDuration(c.TTL), c.Results, metrics.ShortDuration(c.TTL))
 }

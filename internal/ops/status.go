@@ -88,14 +88,14 @@ type ConsumerStatus struct {
 	Issue      string
 }
 
-// CacheStatus is the result cache's bucket.
+// CacheStatus is the result cache: the success results it answers from.
 type CacheStatus struct {
-	Bucket  string // "": the cache is off
-	Missing bool
-	Issue   string // why the rest is not known
-	Values  uint64
-	TTL     time.Duration
-	Bytes   uint64
+	Stream string // "": the cache is off
+	TTL    time.Duration
+	Issue  string // why Results is not known
+	// Results are the success results stored in the last TTL (those
+	// answered from the cache too).
+	Results uint64
 }
 
 // StatusQuery says what ReadStatus reads beside the configuration.
@@ -159,10 +159,7 @@ func ReadStatus(ctx context.Context, js jetstream.JetStream, cfg *config.Config,
 		st.ReplicasIssue = err.Error()
 	}
 	st.Replicas = replicas
-	st.Cache = readCache(ctx, js, topo)
-	if st.Cache.Missing {
-		st.Missing = append(st.Missing, "key-value bucket "+topo.Cache.Bucket)
-	}
+	st.Cache = readCache(ctx, js, cfg, topo)
 	st.Scope = cfg.QuotaScope
 	if cfg.QuotaScope == quota.ScopeShared && len(q.QuotaLimits) > 0 {
 		layout := q.QuotaLayout
@@ -270,26 +267,35 @@ func (st *Status) PerTenant() bool {
 	return named > 1
 }
 
-func readCache(ctx context.Context, js jetstream.JetStream, topo broker.Topology) CacheStatus {
-	if topo.Cache == nil {
+// readCache counts the success results of the last CACHE_TTL with an
+// ephemeral consumer that starts at that time and is deleted at once.
+func readCache(ctx context.Context, js jetstream.JetStream, cfg *config.Config, topo broker.Topology) CacheStatus {
+	if topo.CacheTTL <= 0 {
 		return CacheStatus{}
 	}
-	cs := CacheStatus{Bucket: topo.Cache.Bucket}
-	kv, err := js.KeyValue(ctx, topo.Cache.Bucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		cs.Missing = true
+	cs := CacheStatus{Stream: topo.ResultStream.Name, TTL: topo.CacheTTL}
+	from := time.Now().Add(-topo.CacheTTL)
+	c, err := js.CreateConsumer(ctx, topo.ResultStream.Name, jetstream.ConsumerConfig{
+		Description:       "alert-domains status: success results within CACHE_TTL",
+		FilterSubjects:    []string{cfg.SuccessSubject, broker.TenantSubject(cfg.SuccessSubject)},
+		DeliverPolicy:     jetstream.DeliverByStartTimePolicy,
+		OptStartTime:      &from,
+		AckPolicy:         jetstream.AckNonePolicy,
+		InactiveThreshold: 10 * time.Second,
+		MemoryStorage:     true,
+		Replicas:          1,
+	})
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		cs.Issue = "the stream is missing"
 		return cs
-	}
-	if err != nil {
+	case err != nil:
 		cs.Issue = err.Error()
 		return cs
 	}
-	s, err := kv.Status(ctx)
-	if err != nil {
-		cs.Issue = err.Error()
-		return cs
-	}
-	cs.Bucket, cs.Values, cs.TTL, cs.Bytes = s.Bucket(), s.Values(), s.TTL(), s.Bytes()
+	info := c.CachedInfo()
+	_ = js.DeleteConsumer(ctx, topo.ResultStream.Name, info.Name)
+	cs.Results = info.NumPending
 	return cs
 }
 

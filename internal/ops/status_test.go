@@ -51,7 +51,8 @@ func TestReadStatus(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(st.Missing) != 0 || st.Streams[0].Info.State.Msgs != 4 || st.Consumers[0].Info == nil || st.Cache.Bucket == "" || st.Cache.Missing {
+			if len(st.Missing) != 0 || st.Streams[0].Info.State.Msgs != 4 || st.Consumers[0].Info == nil ||
+				st.Cache.Stream != e.cfg.ResultStream || st.Cache.Issue != "" || st.Cache.Results != 1 || st.Cache.TTL != e.cfg.CacheTTL {
 				t.Errorf("topology: missing %v, streams %+v, cache %+v", st.Missing, st.Streams, st.Cache)
 			}
 			if want := map[message.Kind]int{message.KindUnavailable: 1, message.KindNotFound: 1}; !maps.Equal(st.Failures, want) {
@@ -87,7 +88,7 @@ func TestReadStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"stream " + bare.cfg.RequestStream, "stream " + bare.cfg.ResultStream, "consumer " + bare.cfg.ConsumerName}
-	if len(st.Missing) < len(want) || st.Missing[0] != want[0] || st.Missing[1] != want[1] || st.Missing[2] != want[2] || st.Cache.Bucket != "" {
+	if len(st.Missing) < len(want) || st.Missing[0] != want[0] || st.Missing[1] != want[1] || st.Missing[2] != want[2] || st.Cache.Stream != "" {
 		t.Errorf("missing %v, want %v first; cache %+v", st.Missing, want, st.Cache)
 	}
 }
