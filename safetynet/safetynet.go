@@ -8,6 +8,13 @@
 // delivery of that request would have used: when the request has its result
 // already, the result stream drops the new one as a duplicate, so every
 // request still ends with exactly one result.
+//
+// With WithHooks the Listener also runs the result hook of each request it
+// answers, between the stored result and the advisory's acknowledgement, as
+// the request handler does before it acknowledges a request: for the
+// result it stores, and for the result an earlier delivery stored (that
+// delivery may have crashed while its hook ran, with no delivery left to run
+// it again).
 package safetynet
 
 import (
@@ -50,6 +57,7 @@ type Listener struct {
 	shutdownTimeout time.Duration
 	concurrency     int
 	results         *handlers.ResultPublisher
+	hook            func(ctx context.Context, res *message.Result)
 }
 
 // Option configures a Listener.
@@ -110,6 +118,22 @@ func WithAnswers(a handlers.Answers) Option {
 			return errors.New("safetynet: nil answers")
 		}
 		n.answers = a
+		return nil
+	}
+}
+
+// WithHooks runs hook for the stored result of each request the Listener
+// answers (the result it stored, or the one an earlier delivery stored),
+// after the result is stored and before the advisory is acknowledged: a
+// crash in between runs it again, so it runs at least once. hook is
+// handlers.Hooks.Run, which gives the program its own time limit. It needs
+// WithAnswers, the only way to the result an earlier delivery stored.
+func WithHooks(hook func(ctx context.Context, res *message.Result)) Option {
+	return func(n *Listener) error {
+		if hook == nil {
+			return errors.New("safetynet: nil hook")
+		}
+		n.hook = hook
 		return nil
 	}
 }
@@ -184,6 +208,9 @@ func New(js jetstream.JetStream, topo broker.Topology, failureSubject string, op
 			return nil, err
 		}
 	}
+	if n.hook != nil && n.answers == nil {
+		return nil, errors.New("safetynet: hooks need the record of stored results (WithAnswers)")
+	}
 	// One attempt per delivery of the advisory (its answer cost no Defender
 	// call), and no size limit: the failure is small, and a cached success
 	// was stored once already.
@@ -215,9 +242,10 @@ func (n *Listener) Run(ctx context.Context) error {
 }
 
 // Handle answers one delivery of an advisory: it publishes the failure
-// result of the request the advisory names and acknowledges the advisory
-// once the result stream has stored it (or had a result already). When
-// something fails the advisory is delivered again later.
+// result of the request the advisory names, runs its hook (WithHooks), and
+// acknowledges the advisory once the result stream has stored the result
+// (or had one already). When something fails the advisory is delivered
+// again later.
 func (n *Listener) Handle(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
 	adv, err := ParseAdvisory(d.Data)
 	if err != nil {
@@ -231,7 +259,7 @@ func (n *Listener) Handle(ctx context.Context, d *consumer.Delivery) consumer.Ou
 			slog.String("stream", adv.Stream), slog.String("consumer", adv.Consumer), slog.Uint64("stream_seq", adv.StreamSeq))
 		return consumer.Outcome{Action: consumer.Decide(consumer.Facts{NothingToAnswer: true})}
 	}
-	out := n.answer(ctx, adv)
+	out, hook := n.answer(ctx, adv)
 	attrs := []slog.Attr{
 		slog.String("alert_id", out.AlertID),
 		slog.Uint64("stream_seq", adv.StreamSeq),
@@ -241,7 +269,7 @@ func (n *Listener) Handle(ctx context.Context, d *consumer.Delivery) consumer.Ou
 	case out.Action == consumer.Retry:
 		out.Delay = consumer.DefaultRetryDelay(d.NumDelivered)
 		attrs = append(attrs, slog.Duration("redeliver_in", out.Delay), slog.Any("error", out.Err))
-		n.logger.LogAttrs(ctx, slog.LevelError, "delivery limit reached and its failure result not stored, trying again", attrs...)
+		n.logger.LogAttrs(ctx, slog.LevelError, "delivery limit reached and the request not answered yet, trying again", attrs...)
 	case out.Duplicate:
 		n.logger.LogAttrs(ctx, slog.LevelInfo, "delivery limit reached by a request that has its result", attrs...)
 	case out.Result.Status == message.StatusSuccess:
@@ -253,29 +281,35 @@ func (n *Listener) Handle(ctx context.Context, d *consumer.Delivery) consumer.Ou
 	if out.Stored && n.observer != nil {
 		n.observer.SafetyNetResult(out.Result, out.Duplicate)
 	}
+	if hook {
+		// The result is stored and the advisory not yet acknowledged: a
+		// crash during the hook delivers the advisory again, which finds
+		// the stored result and runs the hook again.
+		n.hook(ctx, out.Result)
+	}
 	return out
 }
 
 // answer builds and publishes the result of the request adv names: the
 // cached success when its alert is in the result cache, a failure
 // otherwise. Nothing is published for a request whose record says its
-// result is stored.
-func (n *Listener) answer(ctx context.Context, adv Advisory) consumer.Outcome {
+// result is stored. hook reports that the outcome's Result is the stored
+// result and its hook is due.
+func (n *Listener) answer(ctx context.Context, adv Advisory) (out consumer.Outcome, hook bool) {
 	res, rtg, stored, traceparent, err := n.failure(ctx, adv)
 	if err != nil {
-		return consumer.Outcome{Action: consumer.Decide(consumer.Facts{}), Err: err}
+		return consumer.Outcome{Action: consumer.Decide(consumer.Facts{}), Err: err}, false
 	}
-	out := consumer.Outcome{Result: res, AlertID: res.AlertID}
+	out = consumer.Outcome{Result: res, AlertID: res.AlertID}
 	key := message.AnswerKey(adv.StreamSeq, stored)
 	if n.answers != nil && !stored.IsZero() {
-		_, ok, err := n.answers.Find(ctx, key)
+		resultSeq, ok, err := n.answers.Find(ctx, key)
 		if err != nil {
 			out.Action, out.Err = consumer.Decide(consumer.Facts{}), err
-			return out
+			return out, false
 		}
 		if ok {
-			out.Action, out.Stored, out.Duplicate = consumer.Decide(consumer.Facts{Result: res, Stored: true}), true, true
-			return out
+			return n.recorded(ctx, out, resultSeq)
 		}
 	}
 	if n.cache != nil && res.AlertID != "" {
@@ -297,7 +331,47 @@ func (n *Listener) answer(ctx context.Context, adv Advisory) consumer.Outcome {
 		n.logger.LogAttrs(ctx, slog.LevelWarn, "record of stored results unavailable",
 			slog.Uint64("stream_seq", adv.StreamSeq), slog.Any("error", out.RecordErr))
 	}
-	return out
+	if n.hook == nil || !out.Stored || out.Action == consumer.Retry {
+		return out, false
+	}
+	if out.Duplicate && out.Result == res {
+		// An earlier answer stored the result, and the publisher, which
+		// swaps in the stored copy of a duplicate when it reads it, could
+		// not: with no error the result stream no longer holds it (nothing
+		// to run the hook with); otherwise answer again later, rather
+		// than run the hook with a result that was not stored.
+		if out.RecordErr != nil {
+			out.Action, out.Stored, out.Err = consumer.Decide(consumer.Facts{}), false, out.RecordErr
+		}
+		return out, false
+	}
+	return out, true
+}
+
+// recorded is the outcome for a request whose record names its stored
+// result, at resultSeq in the result stream: nothing is published. With
+// hooks, the stored result becomes the outcome's and its hook is due: the
+// delivery that stored it may have crashed while its hook ran, with no
+// delivery left to run it again.
+func (n *Listener) recorded(ctx context.Context, out consumer.Outcome, resultSeq uint64) (consumer.Outcome, bool) {
+	out.Action, out.Stored, out.Duplicate = consumer.Decide(consumer.Facts{Result: out.Result, Stored: true}), true, true
+	if n.hook == nil {
+		return out, false
+	}
+	res, err := n.answers.Result(ctx, resultSeq)
+	switch {
+	case errors.Is(err, handlers.ErrResultGone):
+		// Stored and since removed by the result stream's limits: done,
+		// with nothing to run the hook with.
+		return out, false
+	case err != nil:
+		// Answer again later, when the stored result can be read for its
+		// hook.
+		out.Action, out.Stored, out.Duplicate, out.Err = consumer.Decide(consumer.Facts{}), false, false, err
+		return out, false
+	}
+	out.Result, out.AlertID = res, res.AlertID
+	return out, true
 }
 
 // failure builds the failure result of the request adv names, from the

@@ -383,6 +383,8 @@ func TestNewValidates(t *testing.T) {
 		{name: "nil observer", js: e.js, subject: "f", opts: []safetynet.Option{safetynet.WithObserver(nil)}},
 		{name: "zero publish timeout", js: e.js, subject: "f", opts: []safetynet.Option{safetynet.WithPublishTimeout(0)}},
 		{name: "zero shutdown timeout", js: e.js, subject: "f", opts: []safetynet.Option{safetynet.WithShutdownTimeout(0)}},
+		{name: "nil hook", js: e.js, subject: "f", opts: []safetynet.Option{safetynet.WithHooks(nil)}},
+		{name: "hooks without answers", js: e.js, subject: "f", opts: []safetynet.Option{safetynet.WithHooks(func(context.Context, *message.Result) {})}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -277,6 +277,83 @@ func TestDowntimeLongerThanDuplicateWindow(t *testing.T) {
 	}
 }
 
+// TestHookCutOnLastDeliveryRunsAgain: with MAX_DELIVER=1 each request's one
+// delivery stores its result and starts its slow hook, and the service is
+// killed with SIGKILL while the hooks run. No delivery is left to run them
+// again: the safety net, answering the max-deliveries advisories after the
+// restart, finds each stored result through the request's record and runs
+// its hook with it, and stores nothing more.
+func TestHookCutOnLastDeliveryRunsAgain(t *testing.T) {
+	const n = 4
+	ids, hosts, opts := knownAlerts("lastdel", n)
+	emu, cert := startEmulator(t, opts...)
+	srv := testenv.StartNATS(t)
+	js := srv.JetStream(t)
+	script, log := hookScript(t)
+	env := serviceEnv(emu, cert, srv.URL(), "PROVISION=false", "ACK_WAIT=2s", "MAX_DELIVER=1", "CONCURRENCY=8",
+		"LOG_LEVEL=info", "ON_SUCCESS_EXEC=/bin/sh "+script, "EXEC_TIMEOUT=30s")
+	_, topo := provisioned(t, env)
+	if err := topo.Provision(t.Context(), js, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	p := startService(t, append(env, "HOOK_SLEEP=30"))
+	seqs := publishAll(t, js, ids)
+	testenv.Eventually(t, 30*time.Second, 10*time.Millisecond, func() bool { return len(hookRuns(t, log)) >= n }, "hooks running")
+	if err := p.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Wait(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	cut := hookRuns(t, log)
+	c, err := js.Consumer(t.Context(), requestStream, consumerName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored, info := resultCount(t, js), c.CachedInfo(); stored < n || info.NumAckPending < n {
+		t.Fatalf("at the kill: %d results, %d hooks running, %d unacknowledged; the kill missed the window between result and ack",
+			stored, len(cut), info.NumAckPending)
+	}
+
+	q := startService(t, env)
+	testenv.Eventually(t, 60*time.Second, 20*time.Millisecond, func() bool {
+		runs := hookRuns(t, log)
+		for _, seq := range seqs {
+			if len(runs[seq]) < 2 {
+				return false
+			}
+		}
+		return true
+	}, "every hook cut by the kill run again:\n%s", q.Output())
+	testenv.Eventually(t, 30*time.Second, 20*time.Millisecond, func() bool {
+		c, err := js.Consumer(t.Context(), requestStream, consumerName+"-max-deliveries")
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(t.Context())
+		return err == nil && info.Delivered.Stream > 0 && info.NumPending == 0 && info.NumAckPending == 0
+	}, "every advisory acknowledged")
+
+	checkAllSucceeded(t, waitResults(t, js, n, 10*time.Second), seqs, ids, hosts)
+	if got := resultCount(t, js); got != n {
+		t.Errorf("%d results for %d requests, want %d", got, n, n)
+	}
+	for _, seq := range seqs {
+		runs := hookRuns(t, log)[seq]
+		if len(runs) < 2 {
+			t.Errorf("request %d: hook ran %d times, want again after the kill", seq, len(runs))
+			continue
+		}
+		if again := runs[1]; again.Status != message.StatusSuccess || again.Delivery != cut[seq][0].Delivery ||
+			again.CompletedAt != cut[seq][0].CompletedAt {
+			t.Errorf("request %d: hook ran again with %+v, want the stored result %+v", seq, again, cut[seq][0])
+		}
+	}
+	if emu.Calls() > n {
+		t.Errorf("%d Defender calls for %d requests", emu.Calls(), n)
+	}
+}
+
 // TestBlockedResultStreamKeepsCachedAnswers: while the result stream takes
 // no success results, a request for an alert whose answer is cached runs
 // out of deliveries; the safety net's answer is the cached success, stored

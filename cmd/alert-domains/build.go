@@ -97,6 +97,12 @@ func (s *service) build(ctx context.Context, nc *nats.Conn, start time.Time) (*p
 	if resultCache != nil {
 		safetyOpts = append(safetyOpts, safetynet.WithCache(resultCache, cfg.SuccessSubject))
 	}
+	if p.hooks.Enabled() {
+		// A request out of deliveries may have had its hook cut by a crash,
+		// and a result the safety net stores has had none: hooks run at
+		// least once for those too.
+		safetyOpts = append(safetyOpts, safetynet.WithHooks(p.hooks.Run))
+	}
 	if p.safety, err = safetynet.New(js, topo, cfg.FailureSubject, safetyOpts...); err != nil {
 		return nil, err
 	}
