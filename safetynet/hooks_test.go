@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/alert-domains/alert-domains/consumer"
 	"github.com/alert-domains/alert-domains/handlers"
 	"github.com/alert-domains/alert-domains/message"
@@ -123,11 +121,7 @@ func TestHooksRunForResultsTheSafetyNetStores(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := setup(t)
-			kv, err := e.js.CreateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: "cache", TTL: time.Hour})
-			if err != nil {
-				t.Fatal(err)
-			}
-			cache := handlers.NewKVCache(kv)
+			cache := handlers.NewResultCache(e.js, e.cfg.ResultStream, e.cfg.SuccessSubject, time.Hour)
 			if tt.cached {
 				if err := cache.Put(t.Context(), alert, []string{"www.example.com"}); err != nil {
 					t.Fatal(err)
