@@ -84,6 +84,10 @@ const DefaultEarlierMaxIDs = 100_000
 // earlierBatch is the number of headers one read of the scan asks for.
 const earlierBatch = 256
 
+// maxEmptyReads is how many reads in a row may get nothing while the
+// consumer has messages pending before the scan gives up.
+const maxEmptyReads = 5
+
 // clockMargin is how much earlier than the request's store time a scan
 // starts: the request and result streams may have leaders on servers
 // whose clocks differ.
@@ -172,6 +176,7 @@ type earlierScan struct {
 	waiting map[string][]*earlierAsk
 	reads   uint64 // reads made
 	consSeq uint64 // consumer sequence of the last message read
+	empty   int    // reads in a row that got nothing while messages were pending
 }
 
 // Run answers the questions of Find until ctx ends; a question asked
@@ -349,7 +354,28 @@ func (e *EarlierResults) read(scan *earlierScan) error {
 	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
 		return fmt.Errorf("scan stream %s: %w", e.stream, err)
 	}
-	if n > 0 && pending > 0 {
+	caught := n > 0 && pending == 0
+	if n > 0 {
+		scan.empty = 0
+	} else {
+		// An empty read is also what a server that did not answer within
+		// the client's second looks like: the consumer says which.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		info, err := scan.cons.Info(ctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("scan stream %s: %w", e.stream, err)
+		}
+		if info.Delivered.Consumer != scan.consSeq {
+			return fmt.Errorf("scan stream %s: %d messages sent, %d read", e.stream, info.Delivered.Consumer, scan.consSeq)
+		}
+		if caught = info.NumPending == 0; !caught {
+			if scan.empty++; scan.empty >= maxEmptyReads {
+				return fmt.Errorf("scan stream %s: %d messages pending and none sent", e.stream, info.NumPending)
+			}
+		}
+	}
+	if !caught {
 		return nil
 	}
 	for id, as := range scan.waiting {

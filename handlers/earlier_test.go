@@ -13,6 +13,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/consumer"
+	"github.com/alert-domains/alert-domains/internal/testenv"
 	"github.com/alert-domains/alert-domains/message"
 )
 
@@ -186,6 +187,21 @@ func TestEarlierResultsStreamUnreachable(t *testing.T) {
 	if _, _, err := e.Find(t.Context(), "r-0", time.Now()); err == nil {
 		t.Error("Find on a stream that does not exist: no error")
 	}
+	// A connection that is closed for good.
+	nc, err := nats.Connect(js.Conn().ConnectedUrl())
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	cut := NewEarlierResults(closed, "RESULTS", []string{successSubj})
+	runEarlier(t, cut)
+	if _, _, err := cut.Find(t.Context(), "r-0", time.Now()); err == nil {
+		t.Error("Find over a closed connection: no error")
+	}
 
 	// The window was read, then the stream went away.
 	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "LOST", Subjects: []string{"lost.>"}}); err != nil {
@@ -278,5 +294,48 @@ func TestHandleFindsEarlierResult(t *testing.T) {
 	}
 	if n := len(stored(t, st)); n != 2 {
 		t.Errorf("%d results stored, want 2", n)
+	}
+}
+
+// TestHandleSearchesAgainBeforePublishing: a redelivery too young to search
+// when it began, whose lookup outlasts the duplicate window, searches
+// before it publishes and stores no second result.
+func TestHandleSearchesAgainBeforePublishing(t *testing.T) {
+	js, st := jetStream(t)
+	const window = time.Second
+	cfg := st.CachedInfo().Config
+	cfg.Duplicates = window
+	if _, err := js.UpdateStream(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	e := NewEarlierResults(js, "RESULTS", []string{successSubj, failureSubj}, WithEarlierIdle(time.Minute))
+	runEarlier(t, e)
+	d := &consumer.Delivery{Data: []byte("slow"), Stream: "REQ", StreamSeq: 4, Stored: time.Now(), NumDelivered: 2}
+	first := message.Success("slow", []string{"first.example.com"}, 1, false, testNow)
+	first.Delivery = 1
+	msg, err := first.Message(successSubj, message.ResultMsgID(d.Stream, d.StreamSeq, d.Stored), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.PublishMsg(t.Context(), msg); err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	lookup := lookupFunc(func(context.Context, string) (connector.Result, error) {
+		calls.Add(1)
+		testenv.Eventually(t, 10*time.Second, 10*time.Millisecond, func() bool { return time.Since(d.Stored) > 2*window },
+			"the lookup to outlast the duplicate window")
+		return connector.Result{Domains: []string{"second.example.com"}, Attempts: 1}, nil
+	})
+	svc, err := New(lookup, js, successSubj, failureSubj, WithEarlierResults(e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := svc.Handle(t.Context(), d)
+	if out.Action != consumer.Ack || !out.Duplicate || out.Result == nil || out.Result.Delivery != 1 {
+		t.Errorf("outcome %+v (result %+v), want an ack with the result of delivery 1", out, out.Result)
+	}
+	if n := len(stored(t, st)); n != 1 || calls.Load() != 1 {
+		t.Errorf("%d results, %d calls, want 1 and 1", n, calls.Load())
 	}
 }
