@@ -25,8 +25,8 @@ import (
 // would otherwise read the same stretch of the stream. The scan starts at
 // the earliest request time asked for, keeps the message IDs it has seen,
 // follows the stream to its end as of each question, and stops when no
-// question has come for a while. Nothing of it runs on a first delivery.
-// Run serves the questions.
+// question has come for a while (its consumer is then deleted). Nothing of
+// it runs on a first delivery. Find is answered while Run runs.
 type EarlierResults struct {
 	js       jetstream.JetStream
 	stream   string
