@@ -74,9 +74,15 @@ func (a *KVAnswers) Record(ctx context.Context, key string, resultSeq uint64) er
 
 // Result implements Answers.
 func (a *KVAnswers) Result(ctx context.Context, resultSeq uint64) (*message.Result, error) {
-	st, err := a.js.Stream(ctx, a.results)
+	return readResult(ctx, a.js, a.results, resultSeq)
+}
+
+// readResult reads the result stored at resultSeq in stream results;
+// ErrResultGone when the stream no longer holds it.
+func readResult(ctx context.Context, js jetstream.JetStream, results string, resultSeq uint64) (*message.Result, error) {
+	st, err := js.Stream(ctx, results)
 	if err != nil {
-		return nil, fmt.Errorf("look up stream %s: %w", a.results, err)
+		return nil, fmt.Errorf("look up stream %s: %w", results, err)
 	}
 	m, err := st.GetMsg(ctx, resultSeq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {

@@ -66,6 +66,7 @@ type Service struct {
 	cache          Cache
 	answers        Answers
 	recordAnswers  bool // write a record of each stored result (WithAnswers)
+	earlier        *EarlierResults
 	now            func() time.Time
 	results        ResultPublisher
 	retryDelay     func(delivery uint64) time.Duration
@@ -141,6 +142,22 @@ func WithAnswerLookups(a Answers) Option {
 			return errors.New("handlers: nil answers")
 		}
 		s.answers, s.recordAnswers = a, false
+		return nil
+	}
+}
+
+// WithEarlierResults looks for a redelivered request's result in the
+// result stream (through e) when it has no record and is old enough for
+// the stream's duplicate window to have forgotten a result stored by its
+// first delivery: the request is then acknowledged with that result,
+// without a Defender call. A younger redelivery, and every first delivery,
+// costs nothing more.
+func WithEarlierResults(e *EarlierResults) Option {
+	return func(s *Service) error {
+		if e == nil {
+			return errors.New("handlers: nil earlier results")
+		}
+		s.earlier = e
 		return nil
 	}
 }
@@ -263,21 +280,70 @@ func (s *Service) Handle(ctx context.Context, d *consumer.Delivery) consumer.Out
 	if d.NumDelivered > 1 && s.answers != nil {
 		seq, ok, err := s.answers.Find(ctx, message.AnswerKey(d.StreamSeq, d.Stored))
 		if ok {
-			return s.answered(ctx, d, seq)
+			return s.answered(ctx, d, seq, s.answers)
 		}
 		recordErr = err
+	}
+	if d.NumDelivered > 1 && s.earlier != nil {
+		seq, ok, looked, err := s.findEarlier(ctx, d)
+		if ok {
+			return s.answered(ctx, d, seq, s.earlier)
+		}
+		recordErr = errors.Join(recordErr, err)
+		if looked {
+			ctx = context.WithValue(ctx, earlierLookedKey{}, true)
+		}
 	}
 	out := s.handle(ctx, d)
 	out.RecordErr = errors.Join(recordErr, out.RecordErr)
 	return out
 }
 
+// earlierLookedKey marks the context of a delivery whose earlier result
+// was looked for when it began: finish need not look again.
+type earlierLookedKey struct{}
+
+// findEarlier looks in the result stream for a result of d stored by an
+// earlier delivery, when d is old enough for the stream's duplicate window
+// to have forgotten it: half the window. A delivery younger than that
+// publishes, in all but a lookup that takes longer than the other half,
+// while the window still holds a result stored before, and the server
+// drops the second; finish looks again before publishing, for that one.
+// The half also absorbs a difference between this clock and the server's.
+// looked reports whether the stream was read.
+func (s *Service) findEarlier(ctx context.Context, d *consumer.Delivery) (seq uint64, found, looked bool, err error) {
+	if d.Stored.IsZero() {
+		return 0, false, false, nil
+	}
+	window, err := s.earlier.Window(ctx)
+	if err != nil {
+		return 0, false, false, fmt.Errorf("earlier result: %w", err)
+	}
+	if time.Since(d.Stored) < window/2 {
+		return 0, false, false, nil
+	}
+	// Reading the stream may take a while after an outage: it holds no
+	// worker.
+	end := park.Wait(ctx)
+	defer end()
+	seq, found, err = s.earlier.Find(ctx, message.ResultMsgID(d.Stream, d.StreamSeq, d.Stored), d.Stored)
+	if err != nil {
+		return 0, false, false, fmt.Errorf("earlier result: %w", err)
+	}
+	return seq, found, true, nil
+}
+
+// resultReader reads a stored result (Answers, EarlierResults).
+type resultReader interface {
+	Result(ctx context.Context, resultSeq uint64) (*message.Result, error)
+}
+
 // answered is the outcome of a delivery of a request whose result is stored
-// at resultSeq already: nothing is published, and the stored result is the
-// outcome's, so that its hook runs again.
-func (s *Service) answered(ctx context.Context, d *consumer.Delivery, resultSeq uint64) consumer.Outcome {
+// at resultSeq already (read through r): nothing is published, and the
+// stored result is the outcome's, so that its hook runs again.
+func (s *Service) answered(ctx context.Context, d *consumer.Delivery, resultSeq uint64, r resultReader) consumer.Outcome {
 	out := consumer.Outcome{Action: consumer.Ack, Stored: true, Duplicate: true}
-	res, err := s.answers.Result(ctx, resultSeq)
+	res, err := r.Result(ctx, resultSeq)
 	switch {
 	case errors.Is(err, ErrResultGone):
 		// Stored and since removed by the result stream's limits: done.
@@ -552,12 +618,22 @@ func (s *Service) finish(ctx context.Context, d *consumer.Delivery, req message.
 	if d.Header != nil {
 		traceparent = d.Header.Get(message.HeaderTraceparent)
 	}
+	var earlierErr error
+	if d.NumDelivered > 1 && s.earlier != nil && ctx.Value(earlierLookedKey{}) == nil {
+		// The lookup took the delivery past half the window (findEarlier).
+		seq, ok, _, err := s.findEarlier(ctx, d)
+		if ok {
+			return s.answered(ctx, d, seq, s.earlier)
+		}
+		earlierErr = err
+	}
 	success, failure := s.subjects(rt)
 	out := s.results.Publish(ctx, Publication{
 		Stream: d.Stream, Seq: d.StreamSeq, Stored: d.Stored, Body: d.Data,
 		Result: res, SuccessSubject: success, FailureSubject: failure, Traceparent: traceparent,
 		Record: s.recordAnswers,
 	}, reason)
+	out.RecordErr = errors.Join(earlierErr, out.RecordErr)
 	if out.Action == consumer.Retry {
 		out.Delay = s.retryDelay(d.NumDelivered)
 	}

@@ -128,8 +128,9 @@ func (s *service) build(ctx context.Context, nc *nats.Conn, start time.Time) (*p
 }
 
 // handlerService builds the request service of serve: the result cache
-// (whose index joins p.background), the per-request records, the hooks
-// (p.hooks) and the tenants.
+// (whose index joins p.background), the per-request records and the
+// search for results stored before a redelivery (also in p.background),
+// the hooks (p.hooks) and the tenants.
 func (s *service) handlerService(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, topo broker.Topology, p *parts) (
 	svc *handlers.Service, answers *handlers.KVAnswers, resultCache handlers.Cache, err error) {
 	cfg, logger := s.cfg, s.logger
@@ -176,6 +177,14 @@ func (s *service) handlerService(ctx context.Context, nc *nats.Conn, js jetstrea
 	} else {
 		opts = append(opts, handlers.WithAnswerLookups(answers))
 	}
+	// Without hooks no record is written; with them a crash between the
+	// result and its record leaves none. Either way a request redelivered
+	// after the duplicate window looks for its result in the result stream.
+	earlier := handlers.NewEarlierResults(js, cfg.ResultStream,
+		[]string{cfg.SuccessSubject, cfg.FailureSubject, broker.TenantSubject(cfg.SuccessSubject), broker.TenantSubject(cfg.FailureSubject)},
+		handlers.WithEarlierLogger(logger.With(slog.String("component", "earlier_results"))))
+	opts = append(opts, handlers.WithEarlierResults(earlier))
+	p.background = append(p.background, lifecycle.Func("earlier results", earlier.Run))
 	svc, err = handlers.New(s.lookup, js, cfg.SuccessSubject, cfg.FailureSubject, opts...)
 	if err != nil {
 		return nil, nil, nil, err
