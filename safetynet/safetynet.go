@@ -49,6 +49,7 @@ type Listener struct {
 	routing         func(subject string, req message.Request) handlers.Routing
 	cache           handlers.Cache
 	answers         handlers.Answers
+	earlier         *handlers.EarlierResults
 	logger          *slog.Logger
 	provision       bool
 	observer        Observer
@@ -118,6 +119,23 @@ func WithAnswers(a handlers.Answers) Option {
 			return errors.New("safetynet: nil answers")
 		}
 		n.answers = a
+		return nil
+	}
+}
+
+// WithEarlierResults looks in the result stream for a result an earlier
+// delivery stored under the request's message ID, when the request has no
+// record and is old enough for the stream's duplicate window to have
+// forgotten it (half the window, as the handler does): the last delivery
+// may have stored its result and stopped before the acknowledgement, and
+// the advisory be answered after a longer outage. e must be running
+// (EarlierResults.Run).
+func WithEarlierResults(e *handlers.EarlierResults) Option {
+	return func(n *Listener) error {
+		if e == nil {
+			return errors.New("safetynet: nil earlier results")
+		}
+		n.earlier = e
 		return nil
 	}
 }
@@ -309,8 +327,11 @@ func (n *Listener) answer(ctx context.Context, adv Advisory) (out consumer.Outco
 			return out, false
 		}
 		if ok {
-			return n.recorded(ctx, out, resultSeq)
+			return n.recorded(ctx, out, resultSeq, n.answers)
 		}
+	}
+	if resultSeq, ok := n.findEarlier(ctx, adv, stored); ok {
+		return n.recorded(ctx, out, resultSeq, n.earlier)
 	}
 	if n.cache != nil && res.AlertID != "" {
 		// A cache that cannot be read leaves the failure: the request has
@@ -348,17 +369,47 @@ func (n *Listener) answer(ctx context.Context, adv Advisory) (out consumer.Outco
 	return out, true
 }
 
-// recorded is the outcome for a request whose record names its stored
-// result, at resultSeq in the result stream: nothing is published. With
-// hooks, the stored result becomes the outcome's and its hook is due: the
-// delivery that stored it may have crashed while its hook ran, with no
-// delivery left to run it again.
-func (n *Listener) recorded(ctx context.Context, out consumer.Outcome, resultSeq uint64) (consumer.Outcome, bool) {
+// findEarlier looks for the result an earlier delivery of the request adv
+// names stored without a record (see WithEarlierResults). A search that
+// fails is logged and leaves the answer to be published: the request has
+// run out of deliveries, and a second result is better than none.
+func (n *Listener) findEarlier(ctx context.Context, adv Advisory, stored time.Time) (resultSeq uint64, found bool) {
+	if n.earlier == nil || stored.IsZero() {
+		return 0, false
+	}
+	window, err := n.earlier.Window(ctx)
+	if err == nil && n.now().Sub(stored) < window/2 {
+		return 0, false
+	}
+	if err == nil {
+		resultSeq, found, err = n.earlier.Find(ctx, message.ResultMsgID(adv.Stream, adv.StreamSeq, stored), stored)
+	}
+	if err != nil {
+		n.logger.LogAttrs(ctx, slog.LevelWarn, "cannot look for a result stored by an earlier delivery; answering all the same",
+			slog.Uint64("stream_seq", adv.StreamSeq), slog.Any("error", err))
+		return 0, false
+	}
+	return resultSeq, found
+}
+
+// resultReader reads a stored result (handlers.Answers,
+// handlers.EarlierResults).
+type resultReader interface {
+	Result(ctx context.Context, resultSeq uint64) (*message.Result, error)
+}
+
+// recorded is the outcome for a request whose result is stored already, at
+// resultSeq in the result stream (named by its record, or found by its
+// message ID; read through r): nothing is published. With hooks, the
+// stored result becomes the outcome's and its hook is due: the delivery
+// that stored it may have crashed while its hook ran, with no delivery left
+// to run it again.
+func (n *Listener) recorded(ctx context.Context, out consumer.Outcome, resultSeq uint64, r resultReader) (consumer.Outcome, bool) {
 	out.Action, out.Stored, out.Duplicate = consumer.Decide(consumer.Facts{Result: out.Result, Stored: true}), true, true
 	if n.hook == nil {
 		return out, false
 	}
-	res, err := n.answers.Result(ctx, resultSeq)
+	res, err := r.Result(ctx, resultSeq)
 	switch {
 	case errors.Is(err, handlers.ErrResultGone):
 		// Stored and since removed by the result stream's limits: done,

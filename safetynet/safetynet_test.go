@@ -504,3 +504,37 @@ func TestAdvisoryForCachedAlertStoresSuccess(t *testing.T) {
 		t.Errorf("observer saw %d stored results, want 1", stored)
 	}
 }
+
+// TestAdvisoryFindsResultStoredWithoutRecord: the last delivery stored its
+// result, wrote no record (no hooks) and crashed before the ack; the
+// advisory is answered after the result stream's duplicate window. The
+// result is found in the stream by its message ID: no second result.
+func TestAdvisoryFindsResultStoredWithoutRecord(t *testing.T) {
+	e := setup(t)
+	forget := e.shortWindow(t)
+	seq := e.publishRequest(t, "da637472900382838869_1364969609", nil)
+	res := message.Success("da637472900382838869_1364969609", []string{"www.example.com"}, 1, false, time.Now())
+	res.RequestSequence = seq
+	e.storeResult(t, nil, seq, res, false)
+	e.exhaust(t, seq)
+	forget()
+
+	earlier := handlers.NewEarlierResults(e.js, e.cfg.ResultStream,
+		[]string{e.cfg.SuccessSubject, e.cfg.FailureSubject, e.cfg.SuccessSubject + ".*", e.cfg.FailureSubject + ".*"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- earlier.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	e.run(t, safetynet.WithEarlierResults(earlier))
+	e.waitSettled(t)
+	var results []string
+	for _, m := range e.results(t) {
+		if m.Subject != "probe" {
+			results = append(results, m.Subject)
+		}
+	}
+	if len(results) != 1 || results[0] != e.cfg.SuccessSubject {
+		t.Fatalf("results on %v, want only the success an earlier delivery stored", results)
+	}
+}

@@ -37,6 +37,9 @@ type parts struct {
 	// cacheReady is closed once the result cache has read the results
 	// stored before the start; nil with CACHE_TTL=0.
 	cacheReady <-chan struct{}
+	// earlier finds results stored before a redelivery or an advisory
+	// (handlers.EarlierResults), for the handler and the safety net.
+	earlier *handlers.EarlierResults
 }
 
 // build provisions (or verifies) the topology and builds every part. It
@@ -92,6 +95,7 @@ func (s *service) build(ctx context.Context, nc *nats.Conn, start time.Time) (*p
 		safetynet.WithObserver(m),
 		safetynet.WithShutdownTimeout(cfg.ShutdownTimeout),
 		safetynet.WithAnswers(answers),
+		safetynet.WithEarlierResults(p.earlier),
 		safetynet.WithRouting(svc.Routing),
 	}
 	if resultCache != nil {
@@ -184,6 +188,7 @@ func (s *service) handlerService(ctx context.Context, nc *nats.Conn, js jetstrea
 		[]string{cfg.SuccessSubject, cfg.FailureSubject, broker.TenantSubject(cfg.SuccessSubject), broker.TenantSubject(cfg.FailureSubject)},
 		handlers.WithEarlierLogger(logger.With(slog.String("component", "earlier_results"))))
 	opts = append(opts, handlers.WithEarlierResults(earlier))
+	p.earlier = earlier
 	p.background = append(p.background, lifecycle.Func("earlier results", earlier.Run))
 	svc, err = handlers.New(s.lookup, js, cfg.SuccessSubject, cfg.FailureSubject, opts...)
 	if err != nil {
