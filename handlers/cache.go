@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -69,8 +68,10 @@ type ResultCache struct {
 	next uint64
 }
 
+// cacheEntry is one alert's answer: its domains as the JSON array the
+// result carried (one allocation per entry: the index may hold many).
 type cacheEntry struct {
-	domains []string
+	domains json.RawMessage
 	created int64 // Unix nanoseconds
 }
 
@@ -147,7 +148,14 @@ func (c *ResultCache) Get(_ context.Context, key string) ([]string, bool, error)
 	if !ok || now >= e.created+int64(c.ttl) {
 		return nil, false, nil
 	}
-	return slices.Clone(e.domains), true, nil
+	var domains []string
+	if err := json.Unmarshal(e.domains, &domains); err != nil {
+		return nil, false, fmt.Errorf("cache entry of %s is not a JSON array of strings: %w", key, err)
+	}
+	if domains == nil {
+		domains = []string{}
+	}
+	return domains, true, nil
 }
 
 // Put records the domains of key, answered by Defender just now, in this
@@ -157,15 +165,19 @@ func (c *ResultCache) Put(_ context.Context, key string, domains []string) error
 	if domains == nil {
 		domains = []string{}
 	}
+	data, err := json.Marshal(domains)
+	if err != nil {
+		return err
+	}
 	c.mu.Lock()
-	c.setLocked(key, slices.Clone(domains), c.now().UnixNano())
+	c.setLocked(key, data, c.now().UnixNano())
 	c.mu.Unlock()
 	return nil
 }
 
 // setLocked records domains under key unless the index holds a later
 // answer, and evicts the oldest entries beyond maxEntries.
-func (c *ResultCache) setLocked(key string, domains []string, created int64) {
+func (c *ResultCache) setLocked(key string, domains json.RawMessage, created int64) {
 	if cur, held := c.entries[key]; held && cur.created > created {
 		return
 	}
@@ -302,11 +314,11 @@ func (c *ResultCache) follow(ctx context.Context, sweep <-chan time.Time) (start
 
 // cachedResult is what the index reads of a result.
 type cachedResult struct {
-	Status  string   `json:"status"`
-	Tenant  string   `json:"tenant"`
-	AlertID string   `json:"alertId"`
-	Domains []string `json:"domains"`
-	Cached  *bool    `json:"cached"`
+	Status  string          `json:"status"`
+	Tenant  string          `json:"tenant"`
+	AlertID string          `json:"alertId"`
+	Domains json.RawMessage `json:"domains"`
+	Cached  *bool           `json:"cached"`
 }
 
 // apply indexes one stored result.
@@ -324,7 +336,7 @@ func (c *ResultCache) apply(m jetstream.Msg) {
 	c.next = max(c.next, meta.Sequence.Stream+1)
 	c.mu.Unlock()
 	var r cachedResult
-	if err := json.Unmarshal(m.Data(), &r); err != nil || r.Status != message.StatusSuccess || r.AlertID == "" || r.Domains == nil {
+	if err := json.Unmarshal(m.Data(), &r); err != nil || r.Status != message.StatusSuccess || r.AlertID == "" || len(r.Domains) == 0 || r.Domains[0] != '[' {
 		return
 	}
 	if r.Cached != nil && *r.Cached {
@@ -334,6 +346,8 @@ func (c *ResultCache) apply(m jetstream.Msg) {
 	if c.now().UnixNano() >= created+int64(c.ttl) {
 		return
 	}
+	// json.Unmarshal copies what it decodes (strings, RawMessage): the
+	// entry keeps nothing of the message's buffer.
 	key := CacheKey(c.plainTenant, r.Tenant, r.AlertID)
 	c.mu.Lock()
 	c.setLocked(key, r.Domains, created)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 )
@@ -74,8 +75,9 @@ func TestConsumerDeletedWhileDownResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	cc := c.CachedInfo().Config
-	if cc.AckWait != 7*time.Second || cc.MaxDeliver != 5 {
-		t.Errorf("consumer ack wait %v, max deliver %d; want 7s and 5", cc.AckWait, cc.MaxDeliver)
+	if cc.AckWait != 7*time.Second || cc.MaxDeliver != 5 || cc.MaxAckPending != broker.MaxAckPending(3) {
+		t.Errorf("consumer ack wait %v, max deliver %d, max ack pending %d; want 7s, 5 and %d (CONCURRENCY=3)",
+			cc.AckWait, cc.MaxDeliver, cc.MaxAckPending, broker.MaxAckPending(3))
 	}
 	if cc.DeliverPolicy != jetstream.DeliverByStartSequencePolicy || cc.OptStartSeq != slowSeq {
 		t.Errorf("consumer deliver policy %v from %d, want by start sequence from %d", cc.DeliverPolicy, cc.OptStartSeq, slowSeq)
