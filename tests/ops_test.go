@@ -333,6 +333,43 @@ func TestCacheTenRequestsOneCall(t *testing.T) {
 	}
 }
 
+// TestCacheOutlivesTheReplicaThatFilledIt: the cache is the stored success
+// results, so a replica started after the one that asked Defender (a
+// restart, or another replica) answers the alert from it; a success that
+// was itself answered from the cache does not make the entry younger, and a
+// failure is never an answer.
+func TestCacheOutlivesTheReplicaThatFilledIt(t *testing.T) {
+	emu, cert := startEmulator(t, emulator.WithSeedData())
+	_, natsURL := testenv.EmbeddedJetStream(t)
+	_, js := jsConn(t, natsURL)
+	env := serviceEnv(emu, cert, natsURL, "CACHE_TTL=1h")
+
+	a := startService(t, env)
+	publish(t, js, knownAlert, nil)
+	publish(t, js, unknownAlert, nil)
+	waitResults(t, js, 2, 30*time.Second)
+	stopService(t, a)
+
+	b := startService(t, env)
+	again := publish(t, js, knownAlert, nil)
+	missing := publish(t, js, unknownAlert, nil)
+	rs := waitResults(t, js, 4, 30*time.Second)
+	stopService(t, b)
+	if r := rs[again]; r.Status != message.StatusSuccess || r.Cached == nil || !*r.Cached || r.Attempts != 0 ||
+		strings.Join(r.Domains, ",") != "www.example.com,cdn.example.net" {
+		t.Errorf("the alert again, on a replica started after the first: %s, want the cached success", r.Raw)
+	}
+	if n := emu.CallsFor(knownAlert); n != 1 {
+		t.Errorf("%d Defender calls for %s, want 1", n, knownAlert)
+	}
+	if r := rs[missing]; r.Status != message.StatusFailure || r.Attempts == 0 {
+		t.Errorf("the unknown alert again: %s, want a failure after a call", r.Raw)
+	}
+	if n := emu.CallsFor(unknownAlert); n != 2 {
+		t.Errorf("%d Defender calls for %s, want 2 (failures are not cached)", n, unknownAlert)
+	}
+}
+
 // TestAdvisoryWithoutResultProducesOneFailure: a request whose deliveries
 // all ended without a result (two replicas that crashed with it) gets
 // exactly one failure result, from the safety net of the next service to
