@@ -12,6 +12,7 @@ import (
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/internal/testenv"
+	"github.com/alert-domains/alert-domains/message"
 	"github.com/alert-domains/alert-domains/quota"
 )
 
@@ -345,4 +346,120 @@ func TestSharedQuotaTenantsOwnCounts(t *testing.T) {
 		}
 	}
 	stopService(t, svc)
+}
+
+// stateString formats, when a failure message is printed, what the test
+// sees then.
+type stateString func() string
+
+func (s stateString) String() string { return s() }
+
+// TestProcessCooldownHoldsEveryRequest: with QUOTA_SCOPE=process, a 429
+// with Retry-After pauses every Defender call of the process until the time
+// it names, not only that request's retry.
+func TestProcessCooldownHoldsEveryRequest(t *testing.T) {
+	const throttledAnswers = 3 // each alert's calls answered 429 at least this often
+	hour := emulator.Answer{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"3600"}}}
+
+	// Every call is answered 429 with Retry-After: 3600. The first request
+	// gets the one call: its Retry-After is beyond the retry budget, so it
+	// ends throttled at once. It is published alone because a call that
+	// started before the 429 came back cannot be held back by it. The 29
+	// published after its result, more than CONCURRENCY, are all taken and
+	// all wait; none reaches Defender and none fails.
+	t.Run("retry-after-3600", func(t *testing.T) {
+		const n = 30
+		emu := newRecordingEmulator(t, emulator.WithAnyAlert())
+		ids := alertIDs("hour", n)
+		for _, id := range ids {
+			for range throttledAnswers {
+				emu.Script(id, hour)
+			}
+		}
+		srv := testenv.StartNATS(t)
+		js := srv.JetStream(t)
+		listen, base := httpEndpoint(t)
+		startService(t, emu.env(srv.URL(), "QUOTA_SCOPE=process", "DEFENDER_RATE_LIMITS=100/1m",
+			"RETRY_MAX_ELAPSED=10m", "CONCURRENCY=16", "HTTP_LISTEN="+listen, "LOG_LEVEL=info"))
+
+		first := publish(t, js, ids[0], nil)
+		r := waitResults(t, js, 1, 30*time.Second)[first]
+		if r.Status != "failure" || r.Error == nil || r.Error.Kind != message.KindThrottled {
+			t.Fatalf("request %d: %s, want a throttled failure (Retry-After beyond the retry budget)", first, r.Raw)
+		}
+		if calls := len(emu.Recorded()); calls != 1 {
+			t.Fatalf("%d Defender calls for the first request, want 1", calls)
+		}
+
+		publishAll(t, js, ids[1:])
+		held := n - 1
+		var pending uint64
+		var ackPending int
+		var inFlight float64
+		state := stateString(func() string {
+			return fmt.Sprintf("%d Defender calls, %d results, consumer: %d pending, %d unacknowledged, %v requests in flight",
+				len(emu.Recorded()), resultCount(t, js), pending, ackPending, inFlight)
+		})
+		testenv.Eventually(t, 15*time.Second, 20*time.Millisecond, func() bool {
+			c, err := js.Consumer(t.Context(), requestStream, consumerName)
+			if err != nil {
+				return false
+			}
+			info := c.CachedInfo()
+			pending, ackPending = info.NumPending, info.NumAckPending
+			inFlight = scrapeMetrics(t, base)["alert_domains_requests_in_flight"]
+			return pending == 0 && ackPending == held && inFlight == float64(held)
+		}, "all %d requests taken and waiting: %v", held, state)
+		if calls := len(emu.Recorded()); calls != 1 {
+			t.Fatalf("%d requests held after a 429 with Retry-After: 3600, yet Defender saw %d calls, want 1", held, calls)
+		}
+		if calls := quiet(emu, time.Second); calls != 0 {
+			t.Errorf("%d Defender calls within a second while the 429's hour ran", calls)
+		}
+		if got := resultCount(t, js); got != 1 {
+			t.Errorf("%d results, want only the first request's: %v", got, state)
+		}
+	})
+
+	// The first request is answered 429 with Retry-After: 2, every later
+	// call 200. The requests published once that 429 has been answered
+	// (the recorder notes it once the answer is written; the service reads it
+	// long before the next publish reaches a worker) make no call before
+	// the 2 seconds have passed; then all of them, and the first one's
+	// retry, succeed: N+1 calls.
+	t.Run("retry-after-2", func(t *testing.T) {
+		const n = 20
+		retryAfter := 2 * time.Second
+		emu := newRecordingEmulator(t, emulator.WithAnyAlert())
+		ids := alertIDs("short", n)
+		emu.Script(ids[0], emulator.Answer{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"2"}}})
+		srv := testenv.StartNATS(t)
+		js := srv.JetStream(t)
+		startService(t, emu.env(srv.URL(), "QUOTA_SCOPE=process", "DEFENDER_RATE_LIMITS=100/1m",
+			"RETRY_MAX_ELAPSED=1m", "CONCURRENCY=16", "LOG_LEVEL=info"))
+
+		seqs := []uint64{publish(t, js, ids[0], nil)}
+		testenv.Eventually(t, 30*time.Second, 10*time.Millisecond, func() bool { return len(emu.Recorded()) >= 1 }, "the first call")
+		throttled := emu.Recorded()[0]
+		if throttled.Status != http.StatusTooManyRequests || throttled.RetryAfter != retryAfter {
+			t.Fatalf("the first call was answered %d (Retry-After %v), want 429 with %v", throttled.Status, throttled.RetryAfter, retryAfter)
+		}
+		seqs = append(seqs, publishAll(t, js, ids[1:])...)
+		got := waitResults(t, js, n, 30*time.Second)
+		allSucceeded(t, got, seqs, ids)
+		calls := emu.Recorded()
+		if len(calls) != n+1 {
+			t.Errorf("%d Defender calls for %d requests and one 429, want %d", len(calls), n, n+1)
+		}
+		var early []string
+		for _, c := range calls[1:] {
+			if c.At.Before(throttled.At.Add(retryAfter)) {
+				early = append(early, fmt.Sprintf("%s %s +%v", c.At.Format("15:04:05.000"), c.Alert, c.At.Sub(throttled.At).Round(time.Millisecond)))
+			}
+		}
+		if len(early) > 0 {
+			t.Errorf("429 at %s with Retry-After %v, yet %d calls came before it passed: %v",
+				throttled.At.Format("15:04:05.000"), retryAfter, len(early), early)
+		}
+	})
 }
