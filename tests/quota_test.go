@@ -435,17 +435,20 @@ func TestProcessCooldownHoldsEveryRequest(t *testing.T) {
 		emu.Script(ids[0], emulator.Answer{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"2"}}})
 		srv := testenv.StartNATS(t)
 		js := srv.JetStream(t)
+		// One worker: the next request's call can start only once the
+		// first one's worker has let go of it, after its 429 was read
+		// (its wait parks, and another worker is started then), so no
+		// call can slip in between the 429 and the cooldown it sets.
 		startService(t, emu.env(srv.URL(), "QUOTA_SCOPE=process", "DEFENDER_RATE_LIMITS=100/1m",
-			"RETRY_MAX_ELAPSED=1m", "CONCURRENCY=16", "LOG_LEVEL=info"))
+			"RETRY_MAX_ELAPSED=1m", "CONCURRENCY=1", "LOG_LEVEL=info"))
 
-		seqs := []uint64{publish(t, js, ids[0], nil)}
-		testenv.Eventually(t, 30*time.Second, 10*time.Millisecond, func() bool { return len(emu.Recorded()) >= 1 }, "the first call")
-		throttled := emu.Recorded()[0]
-		if throttled.Status != http.StatusTooManyRequests || throttled.RetryAfter != retryAfter {
-			t.Fatalf("the first call was answered %d (Retry-After %v), want 429 with %v", throttled.Status, throttled.RetryAfter, retryAfter)
-		}
-		seqs = append(seqs, publishAll(t, js, ids[1:])...)
+		seqs := publishAll(t, js, ids)
 		got := waitResults(t, js, n, 30*time.Second)
+		throttled := emu.Recorded()[0]
+		if throttled.Alert != ids[0] || throttled.Status != http.StatusTooManyRequests || throttled.RetryAfter != retryAfter {
+			t.Fatalf("the first call was for %s, answered %d (Retry-After %v), want %s answered 429 with %v",
+				throttled.Alert, throttled.Status, throttled.RetryAfter, ids[0], retryAfter)
+		}
 		allSucceeded(t, got, seqs, ids)
 		calls := emu.Recorded()
 		if len(calls) != n+1 {
