@@ -459,12 +459,7 @@ func TestAdvisoryAfterDuplicateWindowAddsNothing(t *testing.T) {
 	obs := e.run(t, safetynet.WithAnswers(answers))
 	e.waitSettled(t)
 
-	var results []string
-	for _, m := range e.results(t) {
-		if m.Subject != "probe" {
-			results = append(results, m.Subject)
-		}
-	}
+	results := e.resultSubjects(t)
 	if len(results) != 1 || results[0] != e.cfg.SuccessSubject {
 		t.Fatalf("results on %v, want only the success", results)
 	}
@@ -526,15 +521,26 @@ func TestAdvisoryFindsResultStoredWithoutRecord(t *testing.T) {
 	go func() { done <- earlier.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 
-	e.run(t, safetynet.WithEarlierResults(earlier))
+	obs := e.run(t, safetynet.WithEarlierResults(earlier))
 	e.waitSettled(t)
-	var results []string
-	for _, m := range e.results(t) {
-		if m.Subject != "probe" {
-			results = append(results, m.Subject)
-		}
-	}
+	results := e.resultSubjects(t)
 	if len(results) != 1 || results[0] != e.cfg.SuccessSubject {
 		t.Fatalf("results on %v, want only the success an earlier delivery stored", results)
 	}
+	if stored, dups := obs.counts(); stored != 0 || dups != 1 {
+		t.Errorf("observer saw %d stored, %d duplicates; want 0, 1", stored, dups)
+	}
+}
+
+// resultSubjects are the subjects of the results stored, without the
+// duplicate window's probes (shortWindow).
+func (e *env) resultSubjects(t *testing.T) []string {
+	t.Helper()
+	var subjects []string
+	for _, m := range e.results(t) {
+		if m.Subject != "probe" {
+			subjects = append(subjects, m.Subject)
+		}
+	}
+	return subjects
 }
