@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/alert-domains/alert-domains/internal/park"
 	"github.com/alert-domains/alert-domains/message"
 )
 
@@ -157,6 +158,40 @@ func (e *EarlierResults) Find(ctx context.Context, id string, since time.Time) (
 	case <-ctx.Done():
 		return 0, false, ctx.Err()
 	}
+}
+
+// FindStored looks for the result an earlier delivery stored for the
+// request message stored at seq in stream at time stored, when that request
+// is old enough for the result stream's duplicate window to have forgotten
+// it: half the window. A younger one publishes while the window still holds
+// a result stored before, and the server drops the second; the half also
+// absorbs a difference between this clock and the server's. looked reports
+// whether the stream was read. The search holds no worker (park): after an
+// outage it may take a while.
+func (e *EarlierResults) FindStored(ctx context.Context, stream string, seq uint64, stored time.Time) (resultSeq uint64, found, looked bool, err error) {
+	if stored.IsZero() {
+		return 0, false, false, nil
+	}
+	window, err := e.Window(ctx)
+	if err != nil {
+		return 0, false, false, fmt.Errorf("earlier result: %w", err)
+	}
+	if time.Since(stored) < window/2 {
+		return 0, false, false, nil
+	}
+	end := park.Wait(ctx)
+	defer end()
+	resultSeq, found, err = e.Find(ctx, message.ResultMsgID(stream, seq, stored), stored)
+	if err != nil {
+		return 0, false, false, fmt.Errorf("earlier result: %w", err)
+	}
+	return resultSeq, found, true, nil
+}
+
+// ResultReader reads a stored result: Answers (by a record) and
+// EarlierResults (by a search) both do.
+type ResultReader interface {
+	Result(ctx context.Context, resultSeq uint64) (*message.Result, error)
 }
 
 // errEarlierStopped answers the questions asked after Run returned.

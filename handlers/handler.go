@@ -304,44 +304,17 @@ func (s *Service) Handle(ctx context.Context, d *consumer.Delivery) consumer.Out
 type earlierLookedKey struct{}
 
 // findEarlier looks in the result stream for a result of d stored by an
-// earlier delivery, when d is old enough for the stream's duplicate window
-// to have forgotten it: half the window. A delivery younger than that
-// publishes, in all but a lookup that takes longer than the other half,
-// while the window still holds a result stored before, and the server
-// drops the second; finish looks again before publishing, for that one.
-// The half also absorbs a difference between this clock and the server's.
-// looked reports whether the stream was read.
+// earlier delivery (EarlierResults.FindStored). finish looks again before
+// publishing when the lookup took a delivery that was too young past half
+// the window.
 func (s *Service) findEarlier(ctx context.Context, d *consumer.Delivery) (seq uint64, found, looked bool, err error) {
-	if d.Stored.IsZero() {
-		return 0, false, false, nil
-	}
-	window, err := s.earlier.Window(ctx)
-	if err != nil {
-		return 0, false, false, fmt.Errorf("earlier result: %w", err)
-	}
-	if time.Since(d.Stored) < window/2 {
-		return 0, false, false, nil
-	}
-	// Reading the stream may take a while after an outage: it holds no
-	// worker.
-	end := park.Wait(ctx)
-	defer end()
-	seq, found, err = s.earlier.Find(ctx, message.ResultMsgID(d.Stream, d.StreamSeq, d.Stored), d.Stored)
-	if err != nil {
-		return 0, false, false, fmt.Errorf("earlier result: %w", err)
-	}
-	return seq, found, true, nil
-}
-
-// resultReader reads a stored result (Answers, EarlierResults).
-type resultReader interface {
-	Result(ctx context.Context, resultSeq uint64) (*message.Result, error)
+	return s.earlier.FindStored(ctx, d.Stream, d.StreamSeq, d.Stored)
 }
 
 // answered is the outcome of a delivery of a request whose result is stored
 // at resultSeq already (read through r): nothing is published, and the
 // stored result is the outcome's, so that its hook runs again.
-func (s *Service) answered(ctx context.Context, d *consumer.Delivery, resultSeq uint64, r resultReader) consumer.Outcome {
+func (s *Service) answered(ctx context.Context, d *consumer.Delivery, resultSeq uint64, r ResultReader) consumer.Outcome {
 	out := consumer.Outcome{Action: consumer.Ack, Stored: true, Duplicate: true}
 	res, err := r.Result(ctx, resultSeq)
 	switch {

@@ -374,16 +374,10 @@ func (n *Listener) answer(ctx context.Context, adv Advisory) (out consumer.Outco
 // fails is logged and leaves the answer to be published: the request has
 // run out of deliveries, and a second result is better than none.
 func (n *Listener) findEarlier(ctx context.Context, adv Advisory, stored time.Time) (resultSeq uint64, found bool) {
-	if n.earlier == nil || stored.IsZero() {
+	if n.earlier == nil {
 		return 0, false
 	}
-	window, err := n.earlier.Window(ctx)
-	if err == nil && n.now().Sub(stored) < window/2 {
-		return 0, false
-	}
-	if err == nil {
-		resultSeq, found, err = n.earlier.Find(ctx, message.ResultMsgID(adv.Stream, adv.StreamSeq, stored), stored)
-	}
+	resultSeq, found, _, err := n.earlier.FindStored(ctx, adv.Stream, adv.StreamSeq, stored)
 	if err != nil {
 		n.logger.LogAttrs(ctx, slog.LevelWarn, "cannot look for a result stored by an earlier delivery; answering all the same",
 			slog.Uint64("stream_seq", adv.StreamSeq), slog.Any("error", err))
@@ -392,19 +386,13 @@ func (n *Listener) findEarlier(ctx context.Context, adv Advisory, stored time.Ti
 	return resultSeq, found
 }
 
-// resultReader reads a stored result (handlers.Answers,
-// handlers.EarlierResults).
-type resultReader interface {
-	Result(ctx context.Context, resultSeq uint64) (*message.Result, error)
-}
-
 // recorded is the outcome for a request whose result is stored already, at
 // resultSeq in the result stream (named by its record, or found by its
 // message ID; read through r): nothing is published. With hooks, the
 // stored result becomes the outcome's and its hook is due: the delivery
 // that stored it may have crashed while its hook ran, with no delivery left
 // to run it again.
-func (n *Listener) recorded(ctx context.Context, out consumer.Outcome, resultSeq uint64, r resultReader) (consumer.Outcome, bool) {
+func (n *Listener) recorded(ctx context.Context, out consumer.Outcome, resultSeq uint64, r handlers.ResultReader) (consumer.Outcome, bool) {
 	out.Action, out.Stored, out.Duplicate = consumer.Decide(consumer.Facts{Result: out.Result, Stored: true}), true, true
 	if n.hook == nil {
 		return out, false
