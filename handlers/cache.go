@@ -327,31 +327,35 @@ func (c *ResultCache) apply(m jetstream.Msg) {
 	if err != nil {
 		return
 	}
-	defer func() {
-		if meta.NumPending == 0 {
-			c.markReady()
-		}
-	}()
+	key, domains, created, ok := c.entryOf(m.Data(), meta.Timestamp)
 	c.mu.Lock()
 	c.next = max(c.next, meta.Sequence.Stream+1)
+	if ok {
+		c.setLocked(key, domains, created)
+	}
 	c.mu.Unlock()
+	if meta.NumPending == 0 {
+		c.markReady()
+	}
+}
+
+// entryOf is the index entry of a stored result, if it makes one: a
+// success answered by a call (not from a cache) less than TTL ago.
+func (c *ResultCache) entryOf(data []byte, stored time.Time) (key string, domains json.RawMessage, created int64, ok bool) {
 	var r cachedResult
-	if err := json.Unmarshal(m.Data(), &r); err != nil || r.Status != message.StatusSuccess || r.AlertID == "" || len(r.Domains) == 0 || r.Domains[0] != '[' {
-		return
+	if err := json.Unmarshal(data, &r); err != nil || r.Status != message.StatusSuccess || r.AlertID == "" || len(r.Domains) == 0 || r.Domains[0] != '[' {
+		return "", nil, 0, false
 	}
 	if r.Cached != nil && *r.Cached {
-		return // an answer given again: its entry keeps the call's age
+		return "", nil, 0, false // an answer given again: its entry keeps the call's age
 	}
-	created := meta.Timestamp.UnixNano()
+	created = stored.UnixNano()
 	if c.now().UnixNano() >= created+int64(c.ttl) {
-		return
+		return "", nil, 0, false
 	}
 	// json.Unmarshal copies what it decodes (strings, RawMessage): the
 	// entry keeps nothing of the message's buffer.
-	key := CacheKey(c.plainTenant, r.Tenant, r.AlertID)
-	c.mu.Lock()
-	c.setLocked(key, r.Domains, created)
-	c.mu.Unlock()
+	return CacheKey(c.plainTenant, r.Tenant, r.AlertID), r.Domains, created, true
 }
 
 func (c *ResultCache) markReady() {
