@@ -702,7 +702,7 @@ func (e *Emulator) domains(w http.ResponseWriter, r *http.Request) {
 	e.mu.Unlock()
 
 	if latency > 0 && !e.pause(r.Context(), latency) {
-		return
+		abort()
 	}
 	if fault {
 		e.defenderError(w, http.StatusServiceUnavailable, "InternalServerError", "An unexpected error occurred. Try again later.")
@@ -778,9 +778,15 @@ func (e *Emulator) pause(ctx context.Context, d time.Duration) bool {
 	return false
 }
 
+// abort ends a handler whose client left (or whose emulator closed) before
+// any answer: the connection is cut with no status at all. A plain return
+// would let net/http send an empty 200, which a client still reading could
+// take for Defender's answer.
+func abort() { panic(http.ErrAbortHandler) }
+
 func (e *Emulator) serveAnswer(w http.ResponseWriter, r *http.Request, a Answer) {
 	if a.Delay > 0 && !e.pause(r.Context(), a.Delay) {
-		return
+		abort()
 	}
 	status := a.Status
 	if status == 0 {
