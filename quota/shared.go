@@ -549,16 +549,33 @@ func (s *Shared) watchCooldown(ctx context.Context) {
 		if err == nil {
 			var w jetstream.KeyWatcher
 			if w, err = kv.Watch(ctx, s.key); err == nil {
-				for e := range w.Updates() {
-					if e != nil && e.Operation() == jetstream.KeyValuePut {
-						s.applyCooldown(e.Value())
-					}
-				}
+				s.followCooldown(ctx, w)
 				_ = w.Stop()
 			}
 		}
 		if !timing.Sleep(ctx, resyncEvery, nil) {
 			return
+		}
+	}
+}
+
+// followCooldown applies the cooldowns w sees until the watch or ctx ends.
+// ctx is watched here as well: nats.go closes the updates of a watch whose
+// context ends only once the watch is set up, and a context that ended
+// while Watch was still setting it up left them open for ever (and Run
+// with them).
+func (s *Shared) followCooldown(ctx context.Context, w jetstream.KeyWatcher) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			if e != nil && e.Operation() == jetstream.KeyValuePut {
+				s.applyCooldown(e.Value())
+			}
 		}
 	}
 }

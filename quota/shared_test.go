@@ -324,3 +324,39 @@ func TestSharedCountsOfOneWindowDiffer(t *testing.T) {
 		t.Errorf("Verify without the stream of 5/1h = %v, want ErrMissing naming it", err)
 	}
 }
+
+// Run ends when its context ends, whenever that is. nats.go closes a key
+// watcher's updates only when the context ends after the watch was set up;
+// a cancellation within the few microseconds of the set-up once left Run
+// waiting for ever (seen in a goroutine dump of a hung test run). The
+// cancellations here are spread over the first 15 ms of Run, set-up
+// included.
+func TestSharedRunEndsWithItsContext(t *testing.T) {
+	_, url := testenv.EmbeddedJetStream(t)
+	_, js := testenv.Connect(t, url)
+	limits := []connector.Limit{{Count: 1000, Window: time.Minute}}
+	layout := quota.NewLayout(consumer, limits)
+	if err := quota.Provision(t.Context(), js, layout, limits, 1, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// The set-up takes a few round trips to the server: cancel at points
+	// spread over them.
+	for i := range 300 {
+		s, err := quota.NewShared(layout, reg, limits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = s.Run(ctx, js)
+		}()
+		time.AfterFunc(time.Duration(i%150)*100*time.Microsecond, cancel)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("Run still running 10s after its context ended (cancelled %v after start)", time.Duration(i%150)*100*time.Microsecond)
+		}
+	}
+}
