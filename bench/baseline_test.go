@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 )
@@ -95,7 +97,10 @@ func startBaselineOn(tb testing.TB, js jetstream.JetStream, replicas, workers in
 	} {
 		cfg.Storage = jetstream.FileStorage
 		cfg.Replicas = replicas
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+		if err := broker.Retrying(ctx, slog.New(slog.DiscardHandler), func() error {
+			_, err := js.CreateOrUpdateStream(ctx, cfg)
+			return err
+		}); err != nil {
 			tb.Fatalf("stream %s: %v", cfg.Name, err)
 		}
 	}

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"testing"
@@ -61,7 +62,10 @@ func TestClusterSurvivesNodeAndReplicaLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	r1 := broker.NewTopology(cfg).RequestStream
-	if _, err := js.CreateStream(t.Context(), r1); err != nil {
+	if err := broker.Retrying(t.Context(), slog.New(slog.DiscardHandler), func() error {
+		_, err := js.CreateStream(t.Context(), r1)
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 

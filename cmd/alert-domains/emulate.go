@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -163,7 +164,11 @@ func certHosts(addr net.Addr) []string {
 	return hosts
 }
 
-func printEmulatorSettings(w io.Writer, emu *emulator.Emulator, base string, limits []connector.Limit, certOut string, seed, anyAlert bool) {
+// printEmulatorSettings writes the banner to out in one write, so that a
+// reader of the output (a script waiting for "listening on") sees it whole.
+func printEmulatorSettings(out io.Writer, emu *emulator.Emulator, base string, limits []connector.Limit, certOut string, seed, anyAlert bool) {
+	w := &bytes.Buffer{}
+	defer func() { _, _ = out.Write(w.Bytes()) }()
 	quota := "none"
 	if len(limits) > 0 {
 		parts := make([]string, len(limits))

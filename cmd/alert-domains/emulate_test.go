@@ -25,14 +25,22 @@ import (
 
 // emulateOutput is a stdout that tests can read while the command writes.
 type emulateOutput struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	writes int
 }
 
 func (o *emulateOutput) Write(p []byte) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.writes++
 	return o.buf.Write(p)
+}
+
+func (o *emulateOutput) Writes() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.writes
 }
 
 func (o *emulateOutput) String() string {
@@ -75,7 +83,12 @@ func TestEmulateServesUntilCanceled(t *testing.T) {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+	// The banner comes in one write: a script that reads until "listening
+	// on" has the exports too.
 	out := stdout.String()
+	if n := stdout.Writes(); n != 1 {
+		t.Errorf("the banner came in %d writes, want 1", n)
+	}
 	for _, want := range []string{
 		"export DEFENDER_API_URL=" + base,
 		"export AZURE_AUTHORITY_HOST=" + base + "/",

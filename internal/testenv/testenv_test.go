@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 )
 
@@ -291,8 +293,14 @@ func assertMessages(t *testing.T, stream jetstream.Stream, want int) {
 func TestNATSClusterLeaderKillAndRejoin(t *testing.T) {
 	c := testenv.StartNATSCluster(t, 3)
 	js := c.JetStream(t)
-	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{
-		Name: "TESTENV", Subjects: []string{"testenv.>"}, Storage: jetstream.FileStorage, Replicas: 3,
+	// A cluster just formed may lose its meta leader for a moment (seen
+	// under load): the stream is created as the service provisions, trying
+	// again through the errors of an election.
+	if err := broker.Retrying(t.Context(), slog.New(slog.DiscardHandler), func() error {
+		_, err := js.CreateStream(t.Context(), jetstream.StreamConfig{
+			Name: "TESTENV", Subjects: []string{"testenv.>"}, Storage: jetstream.FileStorage, Replicas: 3,
+		})
+		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
