@@ -29,9 +29,12 @@ type clusterRun struct {
 // BenchmarkCluster measures, on one three-node JetStream cluster of
 // nats-server processes (routes on loopback) with every stream on three
 // replicas, the baseline loop and alert-domains serve (STREAM_REPLICAS=3,
-// NATS_URL listing the three servers, DEFENDER_RATE_LIMITS=none), with the
-// result cache on (the default) and off: throughput rounds in turns, the
-// medians of the rates and of the ratios to the baseline of the same round.
+// DEFENDER_RATE_LIMITS=none), with the result cache on (the default) and
+// off: throughput rounds in turns, the medians of the rates and of the
+// ratios to the baseline of the same round. Every client connects to the
+// first node, and the rounds run in each layout of clusterLayouts (every
+// stream and consumer led by that node, then by another), so that each
+// system meets the same placement.
 func BenchmarkCluster(b *testing.B) {
 	for b.Loop() {
 		r := measureCluster(b, *benchN, *benchRounds, *benchWorkers)
@@ -49,6 +52,15 @@ func BenchmarkCluster(b *testing.B) {
 			median(head.rates), median(head.cpu), median(head.ratios), roundList(head.ratios),
 			median(off.rates), median(off.cpu), median(off.ratios), roundList(off.ratios),
 			r.load[0], r.load[1])
+		for i, l := range clusterLayouts {
+			b.ReportMetric(median(head.byLayout[l.name]), fmt.Sprintf("ratio-layout%d", i+1))
+			b.ReportMetric(median(off.byLayout[l.name]), fmt.Sprintf("nocache-ratio-layout%d", i+1))
+		}
+		for _, s := range r.products {
+			for _, l := range clusterLayouts {
+				b.Logf("%s, %s: ratio %.2f (rounds %s)", s.name, l.name, median(s.byLayout[l.name]), roundList(s.byLayout[l.name]))
+			}
+		}
 		for _, s := range r.products[2:] {
 			b.Logf("%s: %.0f req/s (%.0f µs/req), ratio %.2f (rounds %s)", s.name, median(s.rates), median(s.cpu), median(s.ratios), roundList(s.ratios))
 		}
@@ -64,13 +76,15 @@ func TestCluster(t *testing.T) {
 	}
 	r := measureCluster(t, 300, 1, 8)
 	for _, s := range append([]*system{r.baseline}, r.products...) {
-		if len(s.rates) != 1 || s.rates[0] <= 0 {
-			t.Errorf("%s: rates %v, want one positive", s.name, s.rates)
+		if len(s.rates) != len(clusterLayouts) || slices.Min(s.rates) <= 0 {
+			t.Errorf("%s: rates %v, want one positive per layout", s.name, s.rates)
 		}
 	}
 	for _, s := range r.products {
-		if len(s.ratios) != 1 || s.ratios[0] <= 0 {
-			t.Errorf("%s: ratios %v, want one positive", s.name, s.ratios)
+		for _, l := range clusterLayouts {
+			if got := s.byLayout[l.name]; len(got) != 1 || got[0] <= 0 {
+				t.Errorf("%s, %s: ratios %v, want one positive", s.name, l.name, got)
+			}
 		}
 	}
 }
@@ -89,9 +103,9 @@ var noCacheNames = []string{
 // measureCluster starts a three-node cluster and on it the baseline (with
 // workers workers) and two alert-domains serve processes (CONCURRENCY =
 // workers; the result cache on, the default, and off, each with streams of
-// its own), every stream on three replicas, and runs rounds throughput runs
-// of n requests of each, in turns. It fails on any failure result or on a
-// stream without three current replicas.
+// its own), every stream on three replicas, and in each layout runs rounds
+// throughput runs of n requests of each, in turns. It fails on any failure
+// result or on a stream without three current replicas.
 func measureCluster(tb testing.TB, n, rounds, workers int) *clusterRun {
 	tb.Helper()
 	r := &clusterRun{load: [2]string{loadAverage(), ""}}
@@ -100,19 +114,22 @@ func measureCluster(tb testing.TB, n, rounds, workers int) *clusterRun {
 	for i, node := range c.Nodes {
 		pids[i] = node.PID()
 	}
+	// Every client connects to the first node (see layout).
+	entry := c.Nodes[0].URL()
+	_, js := testenv.Connect(tb, entry)
 
-	base := startBaselineOn(tb, c.JetStream(tb), clusterNodes, workers)
-	base.url = c.URLs()
+	base := startBaselineOn(tb, js, clusterNodes, workers)
+	base.url = entry
 	base.pids = append(base.pids, pids...)
 	r.baseline = &system{name: "baseline", target: base}
 
 	replicas := fmt.Sprintf("STREAM_REPLICAS=%d", clusterNodes)
 	on := serviceConfig{concurrency: workers, cacheTTL: "1h"}
-	svc := startServiceOn(tb, c.URLs(), pids, on, replicas)
+	svc := startServiceOn(tb, entry, pids, on, replicas)
 	r.products = append(r.products, &system{name: "serve, " + on.String(), target: svc.target, service: svc})
 
 	off := serviceConfig{concurrency: workers, cacheTTL: "0"}
-	svc = startServiceOn(tb, c.URLs(), pids, off, append([]string{replicas}, noCacheNames...)...)
+	svc = startServiceOn(tb, entry, pids, off, append([]string{replicas}, noCacheNames...)...)
 	svc.requestSubject = "bench.nc.req"
 	svc.resultStream = "BENCH_NC_RES"
 	svc.resultSubjects = []string{"bench.nc.success", "bench.nc.failure"}
@@ -125,7 +142,7 @@ func measureCluster(tb testing.TB, n, rounds, workers int) *clusterRun {
 		for _, cfg := range []serviceConfig{on, off} {
 			p := "BENCH_CMP" + map[bool]string{true: "_NC", false: ""}[cfg.cacheTTL == "0"]
 			lower := strings.ToLower(strings.ReplaceAll(p, "_", "."))
-			svc := startBinaryOn(tb, bin, c.URLs(), pids, cfg, replicas, "CACHE_TTL="+cfg.cacheTTL,
+			svc := startBinaryOn(tb, bin, entry, pids, cfg, replicas, "CACHE_TTL="+cfg.cacheTTL,
 				"REQUEST_STREAM="+p+"_REQ", "REQUEST_SUBJECT="+lower+".req", "RESULT_STREAM="+p+"_RES",
 				"SUCCESS_SUBJECT="+lower+".success", "FAILURE_SUBJECT="+lower+".failure", "CONSUMER_NAME="+strings.ToLower(p))
 			svc.requestSubject = lower + ".req"
@@ -139,24 +156,34 @@ func measureCluster(tb testing.TB, n, rounds, workers int) *clusterRun {
 		"DEFENDER_ALERT_DOMAIN_REQUESTS", serviceResultStream, "BENCH_NC_REQ", "BENCH_NC_RES")
 	all := append([]*system{r.baseline}, r.products...)
 
-	for _, s := range all {
-		st := runWorkload(tb, s.target, max(n/10, 100))
-		s.failures += st.failures
-		progress("warm-up, %s: %v", s.name, &st)
-	}
-	for round := range rounds {
-		rates := map[*system]float64{}
-		for i := range all {
-			s := all[(i+round)%len(all)]
-			st := runWorkload(tb, s.target, n)
-			rates[s] = st.perSecond()
-			s.rates = append(s.rates, st.perSecond())
-			s.cpu = append(s.cpu, st.cpuPerRequest())
+	for _, l := range clusterLayouts {
+		placeLeaders(tb, c, js, c.Nodes[l.node])
+		// A warm-up after each move: pulls open on a consumer's old
+		// leader end with their time-out.
+		for _, s := range all {
+			st := runWorkload(tb, s.target, max(n/10, 100))
 			s.failures += st.failures
-			progress("R3 round %d, %s: %v", round+1, s.name, &st)
+			progress("warm-up, %s, %s: %v", l.name, s.name, &st)
 		}
-		for _, s := range r.products {
-			s.ratios = append(s.ratios, rates[s]/rates[r.baseline])
+		for round := range rounds {
+			rates := map[*system]float64{}
+			for i := range all {
+				s := all[(i+round)%len(all)]
+				st := runWorkload(tb, s.target, n)
+				rates[s] = st.perSecond()
+				s.rates = append(s.rates, st.perSecond())
+				s.cpu = append(s.cpu, st.cpuPerRequest())
+				s.failures += st.failures
+				progress("R3 %s, round %d, %s: %v", l.name, round+1, s.name, &st)
+			}
+			for _, s := range r.products {
+				ratio := rates[s] / rates[r.baseline]
+				s.ratios = append(s.ratios, ratio)
+				if s.byLayout == nil {
+					s.byLayout = map[string][]float64{}
+				}
+				s.byLayout[l.name] = append(s.byLayout[l.name], ratio)
+			}
 		}
 	}
 	for _, s := range all {

@@ -37,12 +37,13 @@ type system struct {
 	target  target
 	service *service // nil for the baseline
 
-	rates    []float64       // req/s of each throughput run
-	ratios   []float64       // req/s over the baseline's in the same round
-	cpu      []float64       // processor µs per request of each throughput run
-	natsCPU  []float64       // the same, of the nats-server alone
-	serveCPU []float64       // the same, of alert-domains serve alone
-	p50, p99 []time.Duration // latency percentiles of each paced run
+	rates    []float64            // req/s of each throughput run
+	ratios   []float64            // req/s over the baseline's in the same round
+	byLayout map[string][]float64 // ratios of the rounds of each layout (BenchmarkCluster)
+	cpu      []float64            // processor µs per request of each throughput run
+	natsCPU  []float64            // the same, of the nats-server alone
+	serveCPU []float64            // the same, of alert-domains serve alone
+	p50, p99 []time.Duration      // latency percentiles of each paced run
 	failures int
 }
 
