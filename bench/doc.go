@@ -42,9 +42,11 @@
 //   - BenchmarkCluster: BenchmarkBaseline and BenchmarkService (cache on
 //     and off) on one three-node JetStream cluster of nats-server processes
 //     (routes on loopback), every stream on three replicas, the service with
-//     STREAM_REPLICAS=3 and NATS_URL listing the three servers; throughput
-//     rounds in turns (-bench.rounds), the medians of the rates and of the
-//     ratios to the baseline, and the load average of the machine.
+//     STREAM_REPLICAS=3; every client connects to the first node, and the
+//     throughput rounds (in turns, -bench.rounds) run with every stream and
+//     durable consumer led by that node, then by another; the medians of
+//     the rates and of the ratios to the baseline, per layout and over
+//     both, and the load average of the machine.
 //   - BenchmarkReport: all of it in one run, in turns, and the figures as
 //     Markdown: req/s of the baseline and the service and their ratio, p50
 //     and p99 latency at the steady rate, peak RSS at CONCURRENCY=256 and
