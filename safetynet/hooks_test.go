@@ -64,6 +64,19 @@ func (h *hookLog) runs(t *testing.T) []hookCall {
 	return append([]hookCall(nil), h.calls...)
 }
 
+// hookedNet is a safety net on e that reads the request records and runs
+// hooks: the net, the records and the hooks' log.
+func (e *env) hookedNet(t *testing.T) (*safetynet.Listener, *handlers.KVAnswers, *hookLog) {
+	t.Helper()
+	answers := e.answers(t)
+	hooks := &hookLog{e: e}
+	l, err := safetynet.New(e.js, e.topo, e.cfg.FailureSubject, safetynet.WithAnswers(answers), safetynet.WithHooks(hooks.run))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, answers, hooks
+}
+
 func (e *env) answers(t *testing.T) *handlers.KVAnswers {
 	t.Helper()
 	kv, err := e.js.KeyValue(t.Context(), e.topo.Answers.Bucket)
@@ -175,12 +188,7 @@ func TestHookRunsForResultAnEarlierDeliveryStored(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := setup(t)
-			answers := e.answers(t)
-			hooks := &hookLog{e: e}
-			l, err := safetynet.New(e.js, e.topo, e.cfg.FailureSubject, safetynet.WithAnswers(answers), safetynet.WithHooks(hooks.run))
-			if err != nil {
-				t.Fatal(err)
-			}
+			l, answers, hooks := e.hookedNet(t)
 			seq := e.publishRequest(t, "da637472900382838869_1364969609", nil)
 			res := message.Success("da637472900382838869_1364969609", []string{"www.example.com"}, 1, false, time.Now().Add(-time.Minute))
 			res.RequestSequence, res.Delivery = seq, 2
@@ -259,12 +267,7 @@ func TestHookRunsAgainWhenAdvisoryRedelivered(t *testing.T) {
 // without the hook nor run with a result that was not stored.
 func TestHookWaitsForStoredResult(t *testing.T) {
 	e := setup(t)
-	answers := e.answers(t)
-	hooks := &hookLog{e: e}
-	l, err := safetynet.New(e.js, e.topo, e.cfg.FailureSubject, safetynet.WithAnswers(answers), safetynet.WithHooks(hooks.run))
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, answers, hooks := e.hookedNet(t)
 	seq := e.publishRequest(t, "da637472900382838869_1364969609", nil)
 	res := message.Success("da637472900382838869_1364969609", []string{"www.example.com"}, 1, false, time.Now())
 	res.RequestSequence = seq

@@ -72,6 +72,20 @@ func describe(rs []storedRequest) string {
 	return b.String()
 }
 
+// seededService starts the emulator with its sample alerts, an in-process
+// NATS server and the service on them with extra settings; it returns the
+// emulator, a JetStream context and the service's environment (for the
+// operator commands).
+func seededService(t *testing.T, extra ...string) (*emulator.Server, jetstream.JetStream, []string) {
+	t.Helper()
+	emu, cert := startEmulator(t, emulator.WithSeedData())
+	_, natsURL := testenv.EmbeddedJetStream(t)
+	_, js := jsConn(t, natsURL)
+	env := serviceEnv(emu, cert, natsURL, extra...)
+	startService(t, env)
+	return emu, js, env
+}
+
 // TestUnauthorizedGetsFreshToken (issue 8.9): tokens live an hour, so the
 // credential's cache would hand a rejected token back. A token Defender
 // revokes before it expires is replaced by one newly issued by Entra ID
@@ -82,10 +96,7 @@ func TestUnauthorizedGetsFreshToken(t *testing.T) {
 	// serve starts a service against a fresh emulator and answers one
 	// request, so that it holds a token with an hour to live.
 	serve := func(t *testing.T) (*emulator.Server, jetstream.JetStream) {
-		emu, cert := startEmulator(t, emulator.WithSeedData())
-		_, natsURL := testenv.EmbeddedJetStream(t)
-		_, js := jsConn(t, natsURL)
-		startService(t, serviceEnv(emu, cert, natsURL))
+		emu, js, _ := seededService(t)
 		seq := publish(t, js, knownAlert, nil)
 		if r := waitResults(t, js, 1, 30*time.Second)[seq]; r.Status != message.StatusSuccess || r.Attempts != 1 {
 			t.Fatalf("first request: %s, want a success after 1 attempt", r.Raw)
@@ -140,10 +151,7 @@ func TestUnauthorizedGetsFreshToken(t *testing.T) {
 // bad_response failure after at most the documented 10 pages: one call for
 // the page that links to itself, 10 for the endless pages, not 100.
 func TestNextLinkLoop(t *testing.T) {
-	emu, cert := startEmulator(t, emulator.WithSeedData())
-	_, natsURL := testenv.EmbeddedJetStream(t)
-	_, js := jsConn(t, natsURL)
-	startService(t, serviceEnv(emu, cert, natsURL))
+	emu, js, _ := seededService(t)
 
 	const self, endless = "next_link_self", "next_link_endless"
 	page := func(next string) emulator.Answer {
@@ -207,11 +215,7 @@ func failWhileDown(t *testing.T, emu *emulator.Server, js jetstream.JetStream, t
 // `replay --failed` without --kind republishes only the unavailable one and
 // says two were left out; `--kind all` then takes the other two.
 func TestReplayDefaultKindsEndToEnd(t *testing.T) {
-	emu, cert := startEmulator(t, emulator.WithSeedData())
-	_, natsURL := testenv.EmbeddedJetStream(t)
-	_, js := jsConn(t, natsURL)
-	env := serviceEnv(emu, cert, natsURL, "RETRY_MAX_ELAPSED=300ms")
-	startService(t, env)
+	emu, js, env := seededService(t, "RETRY_MAX_ELAPSED=300ms")
 
 	missing := publish(t, js, unknownAlert, nil)
 	invalid := publish(t, js, "../machines", nil)
@@ -267,11 +271,7 @@ func TestReplayDefaultKindsEndToEnd(t *testing.T) {
 // request is republished instead); a request with Replay-Of naming a
 // genuine failure does not hide that failure from replay.
 func TestReplayOfFromAnyPublisher(t *testing.T) {
-	emu, cert := startEmulator(t, emulator.WithSeedData())
-	_, natsURL := testenv.EmbeddedJetStream(t)
-	_, js := jsConn(t, natsURL)
-	env := serviceEnv(emu, cert, natsURL, "RETRY_MAX_ELAPSED=300ms")
-	startService(t, env)
+	emu, js, env := seededService(t, "RETRY_MAX_ELAPSED=300ms")
 
 	succeeded := publish(t, js, knownAlert, nil)
 	if r := waitResults(t, js, 1, 30*time.Second)[succeeded]; r.Status != message.StatusSuccess {
