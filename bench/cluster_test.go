@@ -157,7 +157,7 @@ func measureCluster(tb testing.TB, n, rounds, workers int) *clusterRun {
 	all := append([]*system{r.baseline}, r.products...)
 
 	for _, l := range clusterLayouts {
-		placeLeaders(tb, c, js, c.Nodes[l.node])
+		placeLeaders(tb, js, c.Nodes[l.node])
 		// A warm-up after each move: pulls open on a consumer's old
 		// leader end with their time-out.
 		for _, s := range all {

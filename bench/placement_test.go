@@ -30,7 +30,7 @@ var clusterLayouts = []layout{
 // placeLeaders moves the leader of every stream on the cluster, and of
 // every durable consumer of those streams, to node, with the server's
 // leader step-down and a preferred placement.
-func placeLeaders(tb testing.TB, c *testenv.NATSCluster, js jetstream.JetStream, node *testenv.NATSProcess) {
+func placeLeaders(tb testing.TB, js jetstream.JetStream, node *testenv.NATSProcess) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(tb.Context(), 2*time.Minute)
 	defer cancel()

@@ -168,7 +168,6 @@ func certHosts(addr net.Addr) []string {
 // reader of the output (a script waiting for "listening on") sees it whole.
 func printEmulatorSettings(out io.Writer, emu *emulator.Emulator, base string, limits []connector.Limit, certOut string, seed, anyAlert bool) {
 	w := &bytes.Buffer{}
-	defer func() { _, _ = out.Write(w.Bytes()) }()
 	quota := "none"
 	if len(limits) > 0 {
 		parts := make([]string, len(limits))
@@ -202,4 +201,5 @@ func printEmulatorSettings(out io.Writer, emu *emulator.Emulator, base string, l
 		fmt.Fprintln(w, "  (the certificate is self-signed: run with -tls-cert-out FILE and export SSL_CERT_FILE=FILE)")
 	}
 	fmt.Fprintln(w)
+	_, _ = out.Write(w.Bytes())
 }
