@@ -79,11 +79,12 @@ type Config struct {
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"25s" desc:"time in-flight work gets after SIGTERM or SIGINT (quota waiters are handed back at once; the whole shutdown takes at most this + 5s)"`
 	StreamReplicas  int           `envconfig:"STREAM_REPLICAS" default:"1" desc:"replicas of every stream and bucket provisioned (1..5; 3 on a three-node cluster)"`
 
+	DefenderAPI          string        `envconfig:"DEFENDER_API" default:"graph" desc:"which Microsoft API answers: graph (Microsoft Graph security API) or mde (Defender for Endpoint API, retired 2027-02-01)"`
 	DefenderCloud        string        `envconfig:"DEFENDER_CLOUD" default:"public" desc:"public, gcc, gcc-high or dod"`
-	DefenderAPIURL       string        `envconfig:"DEFENDER_API_URL" desc:"API base (https); default by cloud"`
-	DefenderScope        string        `envconfig:"DEFENDER_SCOPE" desc:"token scope; default by cloud"`
+	DefenderAPIURL       string        `envconfig:"DEFENDER_API_URL" desc:"API base (https); default by API and cloud"`
+	DefenderScope        string        `envconfig:"DEFENDER_SCOPE" desc:"token scope; default by API and cloud"`
 	DefenderTimeout      time.Duration `envconfig:"DEFENDER_TIMEOUT" default:"30s" desc:"one HTTP attempt"`
-	DefenderRateLimits   string        `envconfig:"DEFENDER_RATE_LIMITS" default:"100/1m,1500/1h" desc:"client-side quota: count/window,...; none disables"`
+	DefenderRateLimits   string        `envconfig:"DEFENDER_RATE_LIMITS" desc:"client-side quota: count/window,...; none disables; default by API (graph 150/1m, mde 100/1m,1500/1h)"`
 	QuotaScope           string        `envconfig:"QUOTA_SCOPE" default:"shared" desc:"shared: one quota for every replica, kept in JetStream; process: each process counts alone"`
 	CoalesceScope        string        `envconfig:"COALESCE_SCOPE" default:"shared" desc:"shared: concurrent requests for one alert on any replica share one Defender call; process: only within a process"`
 	RetryInitialInterval time.Duration `envconfig:"RETRY_INITIAL_INTERVAL" default:"1s" desc:"first backoff wait"`
@@ -109,6 +110,7 @@ type Config struct {
 	CacheTTL      time.Duration `envconfig:"CACHE_TTL" default:"1h" desc:"how long success results answer repeated requests; 0 disables"`
 
 	// Derived at load.
+	API        connector.API     `ignored:"true"`
 	RateLimits []connector.Limit `ignored:"true"`
 	Level      slog.Level        `ignored:"true"`
 }
@@ -203,15 +205,23 @@ func invalid(key, format string, args ...any) error {
 // resolve fills the defaults that depend on other variables and checks the
 // values that every command relies on.
 func (c *Config) resolve() error {
+	api, err := connector.ParseAPI(c.DefenderAPI)
+	if err != nil {
+		return invalid("DEFENDER_API", "%q is not graph or mde", c.DefenderAPI)
+	}
+	c.API = api
 	cloud, err := connector.CloudByName(c.DefenderCloud)
 	if err != nil {
 		return invalid("DEFENDER_CLOUD", "%q is not one of public, gcc, gcc-high, dod", c.DefenderCloud)
 	}
 	if c.DefenderAPIURL == "" {
-		c.DefenderAPIURL = cloud.APIURL
+		c.DefenderAPIURL = cloud.APIURL(api)
 	}
 	if c.DefenderScope == "" {
-		c.DefenderScope = cloud.Scope
+		c.DefenderScope = cloud.Scope(api)
+	}
+	if c.DefenderRateLimits == "" {
+		c.DefenderRateLimits = api.DefaultRateLimits()
 	}
 	if c.AzureAuthorityHost == "" {
 		c.AzureAuthorityHost = cloud.AuthorityHost

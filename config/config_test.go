@@ -37,12 +37,13 @@ func TestLoadDefaults(t *testing.T) {
 		{"MAX_DELIVER", cfg.MaxDeliver, 10},
 		{"SHUTDOWN_TIMEOUT", cfg.ShutdownTimeout, 25 * time.Second},
 		{"STREAM_REPLICAS", cfg.StreamReplicas, 1},
+		{"DEFENDER_API", cfg.API, connector.Graph},
 		{"DEFENDER_CLOUD", cfg.DefenderCloud, "public"},
-		{"DEFENDER_API_URL", cfg.DefenderAPIURL, "https://api.securitycenter.microsoft.com"},
-		{"DEFENDER_SCOPE", cfg.DefenderScope, "https://api.securitycenter.microsoft.com/.default"},
+		{"DEFENDER_API_URL", cfg.DefenderAPIURL, "https://graph.microsoft.com"},
+		{"DEFENDER_SCOPE", cfg.DefenderScope, "https://graph.microsoft.com/.default"},
 		{"AZURE_AUTHORITY_HOST", cfg.AzureAuthorityHost, "https://login.microsoftonline.com/"},
 		{"DEFENDER_TIMEOUT", cfg.DefenderTimeout, 30 * time.Second},
-		{"DEFENDER_RATE_LIMITS", fmt.Sprint(cfg.RateLimits), fmt.Sprint([]connector.Limit{{Count: 100, Window: time.Minute}, {Count: 1500, Window: time.Hour}})},
+		{"DEFENDER_RATE_LIMITS", fmt.Sprint(cfg.RateLimits), fmt.Sprint([]connector.Limit{{Count: 150, Window: time.Minute}})},
 		{"RETRY_INITIAL_INTERVAL", cfg.RetryInitialInterval, time.Second},
 		{"RETRY_MAX_INTERVAL", cfg.RetryMaxInterval, time.Minute},
 		{"RETRY_MAX_ELAPSED", cfg.RetryMaxElapsed, 10 * time.Minute},
@@ -69,24 +70,40 @@ func TestLoadDefaults(t *testing.T) {
 
 func TestLoadClouds(t *testing.T) {
 	tests := []struct {
-		cloud, api, authority string
+		api, cloud, url, authority, limits string
 	}{
-		{"gcc", "https://api-gcc.securitycenter.microsoft.us", "https://login.microsoftonline.com/"},
-		{"gcc-high", "https://api-gov.securitycenter.microsoft.us", "https://login.microsoftonline.us/"},
-		{"dod", "https://api-gov.securitycenter.microsoft.us", "https://login.microsoftonline.us/"},
+		{"", "public", "https://graph.microsoft.com", "https://login.microsoftonline.com/", "[150/1m0s]"},
+		{"graph", "gcc", "https://graph.microsoft.com", "https://login.microsoftonline.com/", "[150/1m0s]"},
+		{"graph", "gcc-high", "https://graph.microsoft.us", "https://login.microsoftonline.us/", "[150/1m0s]"},
+		{"graph", "dod", "https://dod-graph.microsoft.us", "https://login.microsoftonline.us/", "[150/1m0s]"},
+		{"mde", "public", "https://api.securitycenter.microsoft.com", "https://login.microsoftonline.com/", "[100/1m0s 1500/1h0m0s]"},
+		{"mde", "gcc", "https://api-gcc.securitycenter.microsoft.us", "https://login.microsoftonline.com/", "[100/1m0s 1500/1h0m0s]"},
+		{"mde", "gcc-high", "https://api-gov.securitycenter.microsoft.us", "https://login.microsoftonline.us/", "[100/1m0s 1500/1h0m0s]"},
+		{"mde", "dod", "https://api-gov.securitycenter.microsoft.us", "https://login.microsoftonline.us/", "[100/1m0s 1500/1h0m0s]"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.cloud, func(t *testing.T) {
-			cfg, err := config.Load(envOf(map[string]string{"DEFENDER_CLOUD": tt.cloud}))
+		t.Run(tt.api+"/"+tt.cloud, func(t *testing.T) {
+			env := map[string]string{"DEFENDER_CLOUD": tt.cloud}
+			if tt.api != "" {
+				env["DEFENDER_API"] = tt.api
+			}
+			cfg, err := config.Load(envOf(env))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cfg.DefenderAPIURL != tt.api || cfg.AzureAuthorityHost != tt.authority || cfg.DefenderScope == "" {
-				t.Errorf("cloud %s: api %q authority %q scope %q", tt.cloud, cfg.DefenderAPIURL, cfg.AzureAuthorityHost, cfg.DefenderScope)
+			if cfg.DefenderAPIURL != tt.url || cfg.AzureAuthorityHost != tt.authority || cfg.DefenderScope != tt.url+"/.default" {
+				t.Errorf("%s %s: api %q authority %q scope %q", tt.api, tt.cloud, cfg.DefenderAPIURL, cfg.AzureAuthorityHost, cfg.DefenderScope)
+			}
+			if got := fmt.Sprint(cfg.RateLimits); got != tt.limits {
+				t.Errorf("%s %s: rate limits %s, want the API's default %s", tt.api, tt.cloud, got, tt.limits)
 			}
 		})
 	}
+	if _, err := config.Load(envOf(map[string]string{"DEFENDER_API": "defender"})); err == nil || !strings.Contains(err.Error(), "DEFENDER_API") {
+		t.Errorf("DEFENDER_API=defender: %v, want an error naming the variable", err)
+	}
 	cfg, err := config.Load(envOf(map[string]string{
+		"DEFENDER_API":     "mde",
 		"DEFENDER_API_URL": "https://eu.api.security.microsoft.com",
 		"DEFENDER_SCOPE":   "https://api.securitycenter.microsoft.com/.default",
 	}))

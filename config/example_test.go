@@ -8,7 +8,7 @@ import (
 )
 
 // Load reads the environment once, at start: unset variables take their
-// defaults, the cloud decides the Defender URLs, secrets never print, and
+// defaults, the API and the cloud decide Microsoft's URLs, secrets never print, and
 // a bad value is an error that names its variable.
 func Example() {
 	cfg, err := config.Load(config.MapEnv(map[string]string{
@@ -31,7 +31,7 @@ func Example() {
 	fmt.Println(errors.Is(err, config.ErrInvalid), err)
 	// Output:
 	// nats://nats.example:4222 alert-domains 16 10
-	// https://api-gcc.securitycenter.microsoft.us [50/1m0s]
+	// https://graph.microsoft.com [50/1m0s]
 	// [redacted]
 	// true invalid configuration: CONCURRENCY="lots": not an integer
 }

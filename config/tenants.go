@@ -26,6 +26,7 @@ const DefaultTenant = "default"
 // quota.
 type Tenant struct {
 	Name       string
+	API        connector.API
 	Cloud      string
 	APIURL     string
 	Scope      string
@@ -38,10 +39,10 @@ type Tenant struct {
 	CredentialSource string
 }
 
-// Registration identifies the app registration whose quota the tenant
-// spends: Defender counts calls per application and tenant, in one cloud.
+// Registration identifies the quota the tenant spends: Microsoft counts
+// calls per API, application and tenant, in one cloud.
 func (t *Tenant) Registration() string {
-	return t.Cloud + "/" + t.Credential.TenantID + "/" + t.Credential.ClientID
+	return string(t.API) + "/" + t.Cloud + "/" + t.Credential.TenantID + "/" + t.Credential.ClientID
 }
 
 // tenantFile is the YAML document of TENANTS_FILE.
@@ -61,6 +62,7 @@ type tenantEntry struct {
 	CertificatePasswordFile string `json:"certificatePasswordFile"`
 	FederatedTokenFile      string `json:"federatedTokenFile"`
 	ManagedIdentity         bool   `json:"managedIdentity"`
+	API                     string `json:"api"`
 	Cloud                   string `json:"cloud"`
 	APIURL                  string `json:"apiUrl"`
 	Scope                   string `json:"scope"`
@@ -73,7 +75,7 @@ var tenantFields = []string{
 	"name", "tenantId", "clientId",
 	"clientSecretFile", "clientSecretEnv", "certificateFile", "certificatePasswordFile",
 	"federatedTokenFile", "managedIdentity",
-	"cloud", "apiUrl", "scope", "authorityHost", "rateLimits",
+	"api", "cloud", "apiUrl", "scope", "authorityHost", "rateLimits",
 }
 
 // inlineSecretFields are keys that would carry a secret in the file itself.
@@ -242,9 +244,16 @@ func loadTenant(path string, i int, raw json.RawMessage, c *Config, lookup Looku
 	}
 	e.Name = name
 
-	t := Tenant{Name: name}
+	t := Tenant{Name: name, API: c.API}
+	if e.API != "" {
+		api, err := connector.ParseAPI(e.API)
+		if err != nil {
+			return Tenant{}, fail(name, "api", "is not graph or mde")
+		}
+		t.API = api
+	}
 
-	// Cloud, then the defaults that follow it.
+	// Cloud, then the defaults that follow it and the API.
 	t.Cloud = c.DefenderCloud
 	if e.Cloud != "" {
 		t.Cloud = e.Cloud
@@ -255,8 +264,12 @@ func loadTenant(path string, i int, raw json.RawMessage, c *Config, lookup Looku
 	}
 	// A tenant in the default cloud takes the configured values; a tenant
 	// in another cloud takes the variables that are set, and its own
-	// cloud's hosts and scope for the others.
+	// cloud's hosts and scope for the others. The API's URL and scope of a
+	// tenant on another API than DEFENDER_API are that API's own.
 	inherit := func(key, fromConfig, fromCloud string) string {
+		if t.API != c.API && key != "AZURE_AUTHORITY_HOST" {
+			return fromCloud
+		}
 		if e.Cloud == "" || e.Cloud == c.DefenderCloud {
 			return fromConfig
 		}
@@ -265,8 +278,8 @@ func loadTenant(path string, i int, raw json.RawMessage, c *Config, lookup Looku
 		}
 		return fromCloud
 	}
-	t.APIURL = orDefault(e.APIURL, inherit("DEFENDER_API_URL", c.DefenderAPIURL, cloud.APIURL))
-	t.Scope = orDefault(e.Scope, inherit("DEFENDER_SCOPE", c.DefenderScope, cloud.Scope))
+	t.APIURL = orDefault(e.APIURL, inherit("DEFENDER_API_URL", c.DefenderAPIURL, cloud.APIURL(t.API)))
+	t.Scope = orDefault(e.Scope, inherit("DEFENDER_SCOPE", c.DefenderScope, cloud.Scope(t.API)))
 	authority := orDefault(e.AuthorityHost, inherit("AZURE_AUTHORITY_HOST", c.AzureAuthorityHost, cloud.AuthorityHost))
 	for _, u := range []struct{ field, raw string }{{"apiUrl", t.APIURL}, {"authorityHost", authority}} {
 		if err := tenantURL(u.raw); err != nil {
@@ -278,7 +291,12 @@ func loadTenant(path string, i int, raw json.RawMessage, c *Config, lookup Looku
 			return Tenant{}, fail(name, "scope", "is not a scope such as https://api.securitycenter.microsoft.com/.default")
 		}
 	}
+	// DEFENDER_RATE_LIMITS, when set, is every tenant's default; unset, a
+	// tenant's default is its API's quota.
 	t.RateLimits = c.RateLimits
+	if v, set := lookup("DEFENDER_RATE_LIMITS"); (!set || strings.TrimSpace(v) == "") && t.API != c.API {
+		t.RateLimits, _ = connector.ParseLimits(t.API.DefaultRateLimits())
+	}
 	if e.RateLimits != "" {
 		if t.RateLimits, err = connector.ParseLimits(e.RateLimits); err != nil {
 			return Tenant{}, fail(name, "rateLimits", "%v", err)
@@ -396,6 +414,8 @@ func fieldOf(e *tenantEntry, key string) any {
 		return &e.FederatedTokenFile
 	case "managedIdentity":
 		return &e.ManagedIdentity
+	case "api":
+		return &e.API
 	case "cloud":
 		return &e.Cloud
 	case "apiUrl":
@@ -556,6 +576,15 @@ func NewTenants(list []Tenant) *Tenants {
 // All returns the tenants in the order of the file.
 func (s *Tenants) All() []Tenant { return slices.Clone(s.list) }
 
+// Names returns the tenants' names in the order of the file.
+func (s *Tenants) Names() []string {
+	names := make([]string, len(s.list))
+	for i := range s.list {
+		names[i] = s.list[i].Name
+	}
+	return names
+}
+
 // Get returns the tenant called name.
 func (s *Tenants) Get(name string) (*Tenant, bool) {
 	t, ok := s.byName[name]
@@ -614,6 +643,7 @@ func (s *Tenants) Resolve(subjectTenant, bodyTenant, entraTenantID string) (t *T
 func (c *Config) EnvironmentTenant() Tenant {
 	return Tenant{
 		Name:       DefaultTenant,
+		API:        c.API,
 		Cloud:      c.DefenderCloud,
 		APIURL:     c.DefenderAPIURL,
 		Scope:      c.DefenderScope,

@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,8 +98,8 @@ tenants:
 	if contoso.Credential.ClientSecret != secretValue {
 		t.Errorf("contoso secret from its file: got %d bytes, want the file without its newline", len(contoso.Credential.ClientSecret))
 	}
-	if contoso.Cloud != "public" || contoso.APIURL != "https://api.securitycenter.microsoft.com" ||
-		contoso.Scope != "https://api.securitycenter.microsoft.com/.default" {
+	if contoso.API != connector.Graph || contoso.Cloud != "public" || contoso.APIURL != "https://graph.microsoft.com" ||
+		contoso.Scope != "https://graph.microsoft.com/.default" {
 		t.Errorf("contoso defaults: cloud %q api %q scope %q", contoso.Cloud, contoso.APIURL, contoso.Scope)
 	}
 	if len(contoso.RateLimits) != 2 || contoso.RateLimits[0] != (connector.Limit{Count: 100, Window: time.Minute}) {
@@ -112,7 +113,7 @@ tenants:
 	if fabrikam.Credential.ClientSecret != secretValue {
 		t.Errorf("fabrikam secret from CONTOSO_SECRET: %d bytes", len(fabrikam.Credential.ClientSecret))
 	}
-	if fabrikam.APIURL != "https://api-gov.securitycenter.microsoft.us" ||
+	if fabrikam.APIURL != "https://graph.microsoft.us" ||
 		fabrikam.Credential.AuthorityHost != "https://login.microsoftonline.us/" {
 		t.Errorf("a gcc-high tenant takes its cloud's hosts: api %q authority %q", fabrikam.APIURL, fabrikam.Credential.AuthorityHost)
 	}
@@ -147,8 +148,78 @@ func TestLoadTenantsAuthorityFromEnvironment(t *testing.T) {
 	if got := tenants[0].Credential.AuthorityHost; got != "https://127.0.0.1:8443/" {
 		t.Errorf("authority %q, want AZURE_AUTHORITY_HOST", got)
 	}
-	if got := tenants[0].APIURL; got != "https://api-gcc.securitycenter.microsoft.us" {
-		t.Errorf("api %q, want the gcc host", got)
+	if got := tenants[0].APIURL; got != "https://graph.microsoft.com" {
+		t.Errorf("api %q, want Graph's host of the gcc cloud", got)
+	}
+}
+
+// TestLoadTenantsAPI: a tenant's api: picks its API; the API's URL, scope
+// and quota then follow that API (DEFENDER_API_URL and DEFENDER_SCOPE are
+// the defaults of tenants of DEFENDER_API only; DEFENDER_RATE_LIMITS, when
+// set, of every tenant), and the quota registration differs by API.
+func TestLoadTenantsAPI(t *testing.T) {
+	file := `
+tenants:
+  - name: contoso
+    tenantId: ` + tenantGUID + `
+    clientId: ` + clientGUID + `
+    clientSecretEnv: CONTOSO_SECRET
+  - name: legacy
+    tenantId: ` + tenantGUID + `
+    clientId: ` + clientGUID + `
+    clientSecretEnv: CONTOSO_SECRET
+    api: mde
+  - name: graphed
+    tenantId: ` + tenantGUID + `
+    clientId: ` + clientGUID + `
+    clientSecretEnv: CONTOSO_SECRET
+    api: graph
+    cloud: gcc-high
+`
+	tenants, err := loadTenants(t, file, tenantsEnv(map[string]string{"DEFENDER_API_URL": "https://graph.example"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := map[string]config.Tenant{}
+	for _, tn := range tenants {
+		by[tn.Name] = tn
+	}
+	for name, want := range map[string]struct {
+		api        connector.API
+		url, scope string
+		limits     string
+	}{
+		"contoso": {connector.Graph, "https://graph.example", "https://graph.microsoft.com/.default", "[150/1m0s]"},
+		"legacy":  {connector.MDE, "https://api.securitycenter.microsoft.com", "https://api.securitycenter.microsoft.com/.default", "[100/1m0s 1500/1h0m0s]"},
+		"graphed": {connector.Graph, "https://graph.example", "https://graph.microsoft.us/.default", "[150/1m0s]"},
+	} {
+		tn := by[name]
+		if tn.API != want.api || tn.APIURL != want.url || tn.Scope != want.scope || fmt.Sprint(tn.RateLimits) != want.limits {
+			t.Errorf("%s: api %s url %s scope %s limits %v; want %+v", name, tn.API, tn.APIURL, tn.Scope, tn.RateLimits, want)
+		}
+	}
+	contoso, legacy := by["contoso"], by["legacy"]
+	if contoso.Registration() == legacy.Registration() {
+		t.Error("one app registration on two APIs shares a quota registration")
+	}
+
+	tenants, err = loadTenants(t, file, tenantsEnv(map[string]string{"DEFENDER_API": "mde", "DEFENDER_RATE_LIMITS": "10/1s"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range tenants {
+		if fmt.Sprint(tn.RateLimits) != "[10/1s]" {
+			t.Errorf("%s: rate limits %v, want DEFENDER_RATE_LIMITS for every tenant", tn.Name, tn.RateLimits)
+		}
+	}
+	if tenants[0].API != connector.MDE || tenants[2].API != connector.Graph {
+		t.Errorf("api: %s, %s; want DEFENDER_API for a tenant without api:, its own otherwise", tenants[0].API, tenants[2].API)
+	}
+
+	_, err = loadTenants(t, `{"tenants":[{"name":"a","tenantId":"`+tenantGUID+`","clientId":"`+clientGUID+`","clientSecretEnv":"CONTOSO_SECRET","api":"defender"}]}`, tenantsEnv(nil))
+	var te *config.TenantsError
+	if !errors.As(err, &te) || te.Field != "api" {
+		t.Errorf("api: defender: %v, want an error on the field api", err)
 	}
 }
 
@@ -347,7 +418,7 @@ func TestEnvironmentTenant(t *testing.T) {
 	if err != nil || named || got.Name != config.DefaultTenant {
 		t.Fatalf("a request naming no tenant: %v %v %v", got, named, err)
 	}
-	if got.Cloud != "gcc" || got.APIURL != "https://api-gcc.securitycenter.microsoft.us" ||
+	if got.Cloud != "gcc" || got.API != connector.Graph || got.APIURL != "https://graph.microsoft.com" ||
 		got.Credential.ClientSecret != secretValue || got.RateLimits[0].Count != 10 {
 		t.Errorf("environment tenant %+v", got.Cloud)
 	}

@@ -1,5 +1,8 @@
-// Package connector asks Microsoft Defender for Endpoint for the domains
-// related to an alert (GET /api/alerts/{id}/domains) and judges the answer.
+// Package connector asks Microsoft for the domains related to an alert and
+// judges the answer: by default the Microsoft Graph security API (the hosts
+// of the alert's evidence, GET /v1.0/security/alerts_v2/{id}), or the
+// Defender for Endpoint API (GET /api/alerts/{id}/domains) until Microsoft
+// retires it (see API).
 //
 // A Client signs in to Entra ID with an azidentity credential (see
 // NewCredential), keeps its token until shortly before it expires, stays
@@ -72,15 +75,20 @@ type Observer interface {
 
 // Result is the answer of a lookup.
 type Result struct {
-	Domains  []string // hosts in Defender's order, without duplicates; [] when none
+	Domains  []string // hosts in the answer's order, without duplicates; [] when none
 	Attempts int      // HTTP calls made, also when the lookup failed
+	// GraphAlertID is the ID Graph answered for, when it is not the ID
+	// asked: an endpoint ID asked again with Graph's prefix.
+	GraphAlertID string
 }
 
 // Client looks up the domains of alerts. It is safe for concurrent use and
 // meant to be shared by the whole process.
 type Client struct {
+	api    API
+	wire   wire
 	base   *url.URL
-	prefix string // {base}/api/alerts/
+	prefix string // {base} without a trailing slash
 	hc     *http.Client
 	tokens *tokenSource
 	quota  Quota
@@ -228,11 +236,17 @@ func WithInsecureHTTP() Option {
 	}
 }
 
-// New returns a client of the Defender API at baseURL (such as
-// https://api.securitycenter.microsoft.com, or a regional host), with
-// tokens from cred for scope. baseURL must be https. Errors wrap ErrConfig.
-func New(baseURL string, cred azcore.TokenCredential, scope string, opts ...Option) (*Client, error) {
+// New returns a client of api at baseURL (such as https://graph.microsoft.com,
+// or for the endpoint API https://api.securitycenter.microsoft.com or a
+// regional host), with tokens from cred for scope. baseURL must be https.
+// Errors wrap ErrConfig.
+func New(api API, baseURL string, cred azcore.TokenCredential, scope string, opts ...Option) (*Client, error) {
+	if _, err := ParseAPI(string(api)); err != nil {
+		return nil, err
+	}
 	c := &Client{
+		api:            api,
+		wire:           api.wire(),
 		timeout:        DefaultTimeout,
 		backoffInitial: DefaultBackoffInitial,
 		backoffMax:     DefaultBackoffMax,
@@ -267,7 +281,7 @@ func New(baseURL string, cred azcore.TokenCredential, scope string, opts ...Opti
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawPath = ""
 	c.base = u
-	c.prefix = u.String() + "/api/alerts/"
+	c.prefix = u.String()
 	if c.hc == nil {
 		c.hc = defaultHTTPClient()
 	} else {
@@ -311,6 +325,9 @@ func NewHTTPClient(idlePerHost int) *http.Client {
 // noRedirect hands a redirect back as the answer: an unexpected status.
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
+// API is the API the client asks.
+func (c *Client) API() API { return c.api }
+
 // Limiter is the per-process quota the client waits for, nil when it has
 // none or its quota is another Quota.
 func (c *Client) Limiter() *Limiter {
@@ -326,15 +343,18 @@ func (c *Client) Quota() Quota { return c.quota }
 // client's HTTP client.
 func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
 
-// Domains returns the hosts Defender relates to the alert, following
-// @odata.nextLink pages on the same host: at most 10 pages, and never the
-// same page twice (either is bad_response). Retryable failures (throttled,
-// unavailable) are retried with backoff until the budget is spent; a 401
-// is retried once with a token newly issued by Entra ID, not one from a
-// cache (unless the rejected token was itself issued less than 30s ago to
-// replace a rejected one: then the 401 is final at once). A failure that
-// waiting cannot cure (an untrusted certificate) is not retried. The error
-// is always an *Error; when ctx ends it is of kind unavailable and wraps
+// Domains returns the domains the API relates to the alert. On Graph they
+// are the hosts of the alert's evidence; an ID in the endpoint API's form
+// that Graph does not know (404) is asked once more with Graph's prefix
+// (Result.GraphAlertID). On the endpoint API @odata.nextLink pages are
+// followed on the same host: at most 10 pages, and never the same page
+// twice (either is bad_response). Retryable failures (throttled,
+// unavailable) are retried with backoff until the budget is spent; a 401 is
+// retried once with a token newly issued by Entra ID, not one from a cache
+// (unless the rejected token was itself issued less than 30s ago to replace
+// a rejected one: then the 401 is final at once). A failure that waiting
+// cannot cure (an untrusted certificate) is not retried. The error is
+// always an *Error; when ctx ends it is of kind unavailable and wraps
 // ctx.Err().
 func (c *Client) Domains(ctx context.Context, alertID string) (Result, error) {
 	if err := message.ValidateAlertID(alertID); err != nil {
@@ -342,10 +362,39 @@ func (c *Client) Domains(ctx context.Context, alertID string) (Result, error) {
 		// alert ID never reaches Defender.
 		return Result{}, &Error{Kind: message.KindInvalidRequest, Message: err.Error()}
 	}
-	target := c.prefix + url.PathEscape(alertID) + "/domains"
+	res, err := c.lookup(ctx, alertID)
+	if err == nil {
+		return res.result(), nil
+	}
+	second, ok := c.wire.retryAs(alertID)
+	if err.HTTPStatus != http.StatusNotFound || !ok {
+		return res.result(), err
+	}
+	again, err := c.lookup(ctx, second)
+	again.attempts += res.attempts
+	if err != nil {
+		return again.result(), err
+	}
+	r := again.result()
+	r.GraphAlertID = second
+	return r, nil
+}
+
+// lookupResult is what one form of an alert ID came to.
+type lookupResult struct {
+	hosts    hostSet
+	attempts int
+}
+
+func (r *lookupResult) result() Result {
+	return Result{Domains: r.hosts.result(), Attempts: r.attempts}
+}
+
+// lookup asks for the domains of one form of an alert ID: the retry loop
+// every API shares.
+func (c *Client) lookup(ctx context.Context, alertID string) (res lookupResult, _ *Error) {
+	target := c.prefix + c.wire.path(alertID)
 	var (
-		res       Result
-		hosts     hostSet
 		retry     retrier
 		refreshed bool   // a 401 was retried with a fresh token
 		rejected  string // the token of that 401
@@ -354,21 +403,14 @@ func (c *Client) Domains(ctx context.Context, alertID string) (Result, error) {
 		budget    = c.maxBody
 	)
 	for {
-		p, used, n, called, err := c.attempt(ctx, target, rejected, budget)
+		p, used, n, called, err := c.attempt(ctx, target, rejected, budget, &res.hosts)
 		rejected = ""
 		if called {
-			res.Attempts++
+			res.attempts++
 		}
 		if err == nil {
 			budget -= n
-			if hosts.list == nil {
-				hosts.list = make([]string, 0, len(p.Value))
-			}
-			for i := range p.Value {
-				hosts.add(p.Value[i].Host)
-			}
-			if p.NextLink == "" {
-				res.Domains = hosts.result()
+			if p.next == "" {
 				return res, nil
 			}
 			visited = append(visited, target)
@@ -377,7 +419,7 @@ func (c *Client) Domains(ctx context.Context, alertID string) (Result, error) {
 				e.HTTPStatus = p.status
 				return res, e
 			}
-			if target, err = c.nextPage(p.NextLink); err != nil {
+			if target, err = c.nextPage(p.next); err != nil {
 				err.HTTPStatus = p.status
 				return res, err
 			}
@@ -408,10 +450,16 @@ func (c *Client) Domains(ctx context.Context, alertID string) (Result, error) {
 	}
 }
 
-// attempt makes one HTTP call for target: quota, token, request, answer.
-// used is the token sent, n the body bytes read, called whether a request
-// went out.
-func (c *Client) attempt(ctx context.Context, target, rejected string, budget int64) (p page, used string, n int64, called bool, err *Error) {
+// answer is one 2xx answer read into a lookup's hosts.
+type answer struct {
+	next   string // the next page's link
+	status int    // the HTTP status, for errors about what follows it
+}
+
+// attempt makes one HTTP call for target: quota, token, request, answer,
+// whose hosts go to hosts. used is the token sent, n the body bytes read,
+// called whether a request went out.
+func (c *Client) attempt(ctx context.Context, target, rejected string, budget int64, hosts *hostSet) (p answer, used string, n int64, called bool, err *Error) {
 	if ctx.Err() != nil {
 		return p, "", 0, false, canceled(ctx)
 	}
@@ -483,7 +531,7 @@ func (c *Client) attempt(ctx context.Context, target, rejected string, budget in
 	if berr != nil {
 		return p, b.token, 0, true, transportError(ctx, actx, berr)
 	}
-	if e := classify(resp.StatusCode, resp.Header, body); e != nil {
+	if e := classify(c.api, resp.StatusCode, resp.Header, body); e != nil {
 		if e.HTTPStatus == http.StatusTooManyRequests && e.RetryAfter > 0 && c.quota != nil {
 			c.quota.Cooldown(e.RetryAfter)
 		}
@@ -496,11 +544,12 @@ func (c *Client) attempt(ctx context.Context, target, rejected string, budget in
 			Message:    fmt.Sprintf("answer is larger than %d bytes", c.maxBody),
 		}
 	}
-	if e := parsePage(body, &p); e != nil {
+	next, e := c.wire.read(body, hosts)
+	if e != nil {
 		e.HTTPStatus = resp.StatusCode
 		return p, b.token, 0, true, e
 	}
-	p.status = resp.StatusCode
+	p = answer{next: next, status: resp.StatusCode}
 	return p, b.token, int64(len(body)), true, nil
 }
 

@@ -2,41 +2,51 @@ package connector
 
 import "fmt"
 
-// Cloud is where one Microsoft cloud serves the Defender API and Entra ID.
+// Cloud is where one Microsoft cloud serves each API and Entra ID.
 type Cloud struct {
 	Name          string // public, gcc, gcc-high or dod
-	APIURL        string // Defender API base
 	AuthorityHost string // Entra ID host, with a trailing slash
-	Scope         string // token scope of the Defender API
+	graphURL      string
+	mdeURL        string
 }
 
-// The clouds. Microsoft documents the API bases and the authorities; it does
-// not document the scopes of the government clouds, so these use the form
-// "{API base}/.default" that peers use (DEFENDER_SCOPE overrides it).
+// APIURL is the base of api in the cloud.
+func (c Cloud) APIURL(api API) string {
+	if api == MDE {
+		return c.mdeURL
+	}
+	return c.graphURL
+}
+
+// Scope is the token scope of api in the cloud: its base's /.default.
+// Microsoft does not document the endpoint API's scopes in the government
+// clouds; this is the form peers use (DEFENDER_SCOPE overrides it).
+func (c Cloud) Scope(api API) string { return c.APIURL(api) + "/.default" }
+
 var clouds = [...]Cloud{
 	{
 		Name:          "public",
-		APIURL:        "https://api.securitycenter.microsoft.com",
 		AuthorityHost: "https://login.microsoftonline.com/",
-		Scope:         "https://api.securitycenter.microsoft.com/.default",
+		graphURL:      "https://graph.microsoft.com",
+		mdeURL:        "https://api.securitycenter.microsoft.com",
 	},
 	{
 		Name:          "gcc",
-		APIURL:        "https://api-gcc.securitycenter.microsoft.us",
 		AuthorityHost: "https://login.microsoftonline.com/",
-		Scope:         "https://api-gcc.securitycenter.microsoft.us/.default",
+		graphURL:      "https://graph.microsoft.com",
+		mdeURL:        "https://api-gcc.securitycenter.microsoft.us",
 	},
 	{
 		Name:          "gcc-high",
-		APIURL:        "https://api-gov.securitycenter.microsoft.us",
 		AuthorityHost: "https://login.microsoftonline.us/",
-		Scope:         "https://api-gov.securitycenter.microsoft.us/.default",
+		graphURL:      "https://graph.microsoft.us",
+		mdeURL:        "https://api-gov.securitycenter.microsoft.us",
 	},
 	{
 		Name:          "dod",
-		APIURL:        "https://api-gov.securitycenter.microsoft.us",
 		AuthorityHost: "https://login.microsoftonline.us/",
-		Scope:         "https://api-gov.securitycenter.microsoft.us/.default",
+		graphURL:      "https://dod-graph.microsoft.us",
+		mdeURL:        "https://api-gov.securitycenter.microsoft.us",
 	},
 }
 

@@ -139,23 +139,25 @@ func TestCredentialsAgainstTheEmulator(t *testing.T) {
 		{name: "workload identity", set: func(c *connector.CredentialConfig) { c.ClientSecret, c.FederatedTokenFile = "", tokenFile }},
 		{name: "authority without trailing slash", set: func(c *connector.CredentialConfig) { c.AuthorityHost = strings.TrimSuffix(c.AuthorityHost, "/") }},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			srv := newServer(t, emulator.WithSeedData())
-			cfg := srv.Credential()
-			tt.set(&cfg)
-			cred, err := connector.NewCredential(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c := newClientWith(t, srv, cred, emulator.Scope)
-			res, err := c.Domains(t.Context(), alertID)
-			if err != nil || !reflect.DeepEqual(res.Domains, []string{"www.example.com", "cdn.example.net"}) {
-				t.Fatalf("Domains = %+v, %v", res, err)
-			}
-			if n := srv.TokensIssued(); n != 1 {
-				t.Errorf("%d tokens issued, want 1", n)
-			}
-		})
-	}
+	forEachAPI(t, func(t *testing.T, api connector.API) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				srv := newServer(t, emulator.WithSeedData())
+				cfg := srv.Credential()
+				tt.set(&cfg)
+				cred, err := connector.NewCredential(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c := newClientWith(t, srv, api, cred, emulator.ScopeOf(api))
+				res, err := c.Domains(t.Context(), alertID)
+				if err != nil || !reflect.DeepEqual(res.Domains, []string{"www.example.com", "cdn.example.net"}) {
+					t.Fatalf("Domains = %+v, %v", res, err)
+				}
+				if n := srv.TokensIssued(); n != 1 {
+					t.Errorf("%d tokens issued, want 1", n)
+				}
+			})
+		}
+	})
 }

@@ -36,7 +36,8 @@ type Error struct {
 	Kind       message.Kind
 	HTTPStatus int           // 0 when Defender did not answer
 	Code       string        // Defender's error.code, when it sent one
-	Target     string        // Defender's error.target (a tracking id), when it sent one
+	Target     string        // the endpoint API's error.target (a tracking id), when it sent one
+	RequestID  string        // Graph's request-id (header or error.innerError), when it sent one
 	Message    string        // a short human text of our own, never Defender's free text verbatim in logic
 	RetryAfter time.Duration // Defender's Retry-After, when it sent one
 	Err        error         // the cause, when there is one
@@ -74,5 +75,5 @@ func (e *Error) Is(target error) bool {
 // ErrorInfo is the error member of the failure result of a lookup that
 // failed with e.
 func (e *Error) ErrorInfo() message.ErrorInfo {
-	return message.ErrorInfo{Kind: e.Kind, Message: e.Message, HTTPStatus: e.HTTPStatus, Code: e.Code, Target: e.Target}
+	return message.ErrorInfo{Kind: e.Kind, Message: e.Message, HTTPStatus: e.HTTPStatus, Code: e.Code, Target: e.Target, RequestID: e.RequestID}
 }

@@ -10,6 +10,9 @@ import (
 	"github.com/alert-domains/alert-domains/message"
 )
 
+// The domains of an alert on Microsoft Graph: the hosts of the URLs in its
+// evidence. An ID in the endpoint API's form, which Graph does not know,
+// is asked again with Graph's prefix.
 func ExampleClient_Domains() {
 	srv := emulator.NewServer(emulator.WithSeedData())
 	defer srv.Close()
@@ -19,8 +22,8 @@ func ExampleClient_Domains() {
 		fmt.Println(err)
 		return
 	}
-	limits, _ := connector.ParseLimits("100/1m,1500/1h")
-	client, err := connector.New(srv.URL, cred, emulator.Scope,
+	limits, _ := connector.ParseLimits(connector.Graph.DefaultRateLimits())
+	client, err := connector.New(connector.Graph, srv.URL, cred, emulator.GraphScope,
 		connector.WithHTTPClient(srv.Client()),
 		connector.WithLimiter(connector.NewLimiter(limits)),
 		connector.WithTimeout(10*time.Second),
@@ -34,9 +37,13 @@ func ExampleClient_Domains() {
 	res, err := client.Domains(ctx, "da637472900382838869_1364969609")
 	fmt.Println(res.Domains, res.Attempts, err)
 
+	res, err = client.Domains(ctx, "637612345678901234_1122334455")
+	fmt.Println(res.Domains, res.Attempts, res.GraphAlertID, err)
+
 	_, err = client.Domains(ctx, "da000000000000000000_1")
 	fmt.Println(message.KindOf(err), err)
 	// Output:
 	// [www.example.com cdn.example.net] 1 <nil>
-	// not_found alert not found (http 404, ResourceNotFound)
+	// [portal.example.net mail.example.net] 2 da637612345678901234_1122334455 <nil>
+	// not_found alert not found (http 404, NotFound)
 }

@@ -49,20 +49,29 @@ func TestParseLimits(t *testing.T) {
 }
 
 func TestCloudByName(t *testing.T) {
-	for _, name := range []string{"public", "gcc", "gcc-high", "dod"} {
-		c, err := CloudByName(name)
-		if err != nil || c.Name != name || c.APIURL == "" || c.AuthorityHost == "" || c.Scope == "" {
-			t.Errorf("CloudByName(%q) = %+v, %v", name, c, err)
-		}
+	tests := []struct {
+		name, authority, graph, mde string
+	}{
+		{"public", "https://login.microsoftonline.com/", "https://graph.microsoft.com", "https://api.securitycenter.microsoft.com"},
+		{"gcc", "https://login.microsoftonline.com/", "https://graph.microsoft.com", "https://api-gcc.securitycenter.microsoft.us"},
+		{"gcc-high", "https://login.microsoftonline.us/", "https://graph.microsoft.us", "https://api-gov.securitycenter.microsoft.us"},
+		{"dod", "https://login.microsoftonline.us/", "https://dod-graph.microsoft.us", "https://api-gov.securitycenter.microsoft.us"},
 	}
-	pub, _ := CloudByName("public")
-	if pub.APIURL != "https://api.securitycenter.microsoft.com" || pub.Scope != "https://api.securitycenter.microsoft.com/.default" ||
-		pub.AuthorityHost != "https://login.microsoftonline.com/" {
-		t.Errorf("public = %+v", pub)
-	}
-	high, _ := CloudByName("gcc-high")
-	if high.APIURL != "https://api-gov.securitycenter.microsoft.us" || high.AuthorityHost != "https://login.microsoftonline.us/" {
-		t.Errorf("gcc-high = %+v", high)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := CloudByName(tt.name)
+			if err != nil || c.Name != tt.name || c.AuthorityHost != tt.authority {
+				t.Fatalf("CloudByName(%q) = %+v, %v", tt.name, c, err)
+			}
+			for api, host := range map[API]string{Graph: tt.graph, MDE: tt.mde} {
+				if got := c.APIURL(api); got != host {
+					t.Errorf("APIURL(%s) = %q, want %q", api, got, host)
+				}
+				if got := c.Scope(api); got != host+"/.default" {
+					t.Errorf("Scope(%s) = %q, want %q", api, got, host+"/.default")
+				}
+			}
+		})
 	}
 	for _, name := range []string{"", "Public", "china", "usgov"} {
 		if _, err := CloudByName(name); !errors.Is(err, ErrConfig) {

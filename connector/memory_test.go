@@ -27,44 +27,54 @@ func TestOversizedAnswersMemory(t *testing.T) {
 		budget  = 8 << 20
 		bound   = 32 << 20 // the budget, its garbage, and 16 small read buffers
 	)
-	for _, noLength := range []bool{false, true} {
-		name := map[bool]string{false: "with length", true: "without length"}[noLength]
-		t.Run(name, func(t *testing.T) {
-			srv := newServer(t, emulator.WithAnyAlert())
-			c := newClient(t, srv, connector.WithBackoff(time.Millisecond, time.Millisecond, time.Millisecond), connector.WithBodyBudget(budget))
-			for range lookups {
-				srv.Script(alertID, emulator.Answer{BodyBytes: size, NoLength: noLength})
-			}
-			runtime.GC()
-			base := heapBytes()
-			peak := watchHeap(t)
-
-			var wg sync.WaitGroup
-			errs := make(chan error, lookups)
-			for range lookups {
-				wg.Go(func() {
-					_, err := c.Domains(t.Context(), alertID)
-					errs <- err
-				})
-			}
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				if e := asError(t, err); e.Kind != message.KindBadResponse {
-					t.Errorf("Domains = %v, want bad_response", e)
+	forEachAPI(t, func(t *testing.T, api connector.API) {
+		for _, noLength := range []bool{false, true} {
+			name := map[bool]string{false: "with length", true: "without length"}[noLength]
+			t.Run(name, func(t *testing.T) {
+				srv := newServer(t, emulator.WithAnyAlert())
+				c := newClient(t, srv, api, connector.WithBackoff(time.Millisecond, time.Millisecond, time.Millisecond), connector.WithBodyBudget(budget))
+				for range lookups {
+					srv.Script(alertID, emulator.Answer{BodyBytes: size, NoLength: noLength})
 				}
-			}
-			grew := int64(peak()) - int64(base)
-			t.Logf("heap grew by %.1f MiB at its peak", float64(grew)/(1<<20))
-			if grew > bound {
-				t.Errorf("heap grew by %.1f MiB, want at most %d MiB", float64(grew)/(1<<20), bound>>20)
-			}
-			// Nothing large is held once the lookups are over.
-			runtime.GC()
-			if held := int64(heapBytes()) - int64(base); held > 4<<20 {
-				t.Errorf("%.1f MiB still held after the lookups", float64(held)/(1<<20))
-			}
-		})
+				checkOversized(t, lookups, bound, func() error {
+					_, err := c.Domains(t.Context(), alertID)
+					return err
+				})
+			})
+		}
+	})
+}
+
+// checkOversized runs lookup n times at once: each must fail as
+// bad_response while the heap grows by at most bound, and nothing large
+// is held once they are over.
+func checkOversized(t *testing.T, n int, bound int64, lookup func() error) {
+	t.Helper()
+	runtime.GC()
+	base := heapBytes()
+	peak := watchHeap(t)
+
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() { errs <- lookup() })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if e := asError(t, err); e.Kind != message.KindBadResponse {
+			t.Errorf("Domains = %v, want bad_response", e)
+		}
+	}
+	grew := int64(peak()) - int64(base)
+	t.Logf("heap grew by %.1f MiB at its peak", float64(grew)/(1<<20))
+	if grew > bound {
+		t.Errorf("heap grew by %.1f MiB, want at most %d MiB", float64(grew)/(1<<20), bound>>20)
+	}
+	// Nothing large is held once the lookups are over.
+	runtime.GC()
+	if held := int64(heapBytes()) - int64(base); held > 4<<20 {
+		t.Errorf("%.1f MiB still held after the lookups", float64(held)/(1<<20))
 	}
 }
 

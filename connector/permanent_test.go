@@ -29,15 +29,15 @@ func TestUnfixableFailuresAreNotRetried(t *testing.T) {
 
 	tests := []struct {
 		name     string
-		client   func(t *testing.T) *connector.Client
+		client   func(t *testing.T, api connector.API) *connector.Client
 		attempts int
 		message  string
 		cause    func(error) bool
 	}{
 		{
 			name: "defender certificate of an unknown authority",
-			client: func(t *testing.T) *connector.Client {
-				return newClientWith(t, srv, staticCredential{token: "x"}, emulator.Scope, connector.WithHTTPClient(untrusting), longBudget)
+			client: func(t *testing.T, api connector.API) *connector.Client {
+				return newClientWith(t, srv, api, staticCredential{token: "x"}, emulator.ScopeOf(api), connector.WithHTTPClient(untrusting), longBudget)
 			},
 			attempts: 1,
 			message:  "defender unreachable: tls certificate signed by an unknown authority",
@@ -45,8 +45,8 @@ func TestUnfixableFailuresAreNotRetried(t *testing.T) {
 		},
 		{
 			name: "defender certificate for another host",
-			client: func(t *testing.T) *connector.Client {
-				c, err := connector.New("https://localhost:"+port, staticCredential{token: "x"}, emulator.Scope,
+			client: func(t *testing.T, api connector.API) *connector.Client {
+				c, err := connector.New(api, "https://localhost:"+port, staticCredential{token: "x"}, emulator.ScopeOf(api),
 					connector.WithHTTPClient(srv.Client()), longBudget)
 				if err != nil {
 					t.Fatal(err)
@@ -59,8 +59,8 @@ func TestUnfixableFailuresAreNotRetried(t *testing.T) {
 		},
 		{
 			name: "defender without tls",
-			client: func(t *testing.T) *connector.Client {
-				c, err := connector.New(strings.Replace(plain, "http://", "https://", 1), staticCredential{token: "x"}, emulator.Scope,
+			client: func(t *testing.T, api connector.API) *connector.Client {
+				c, err := connector.New(api, strings.Replace(plain, "http://", "https://", 1), staticCredential{token: "x"}, emulator.ScopeOf(api),
 					connector.WithHTTPClient(srv.Client()), longBudget)
 				if err != nil {
 					t.Fatal(err)
@@ -72,25 +72,25 @@ func TestUnfixableFailuresAreNotRetried(t *testing.T) {
 		},
 		{
 			name: "entra id certificate of an unknown authority",
-			client: func(t *testing.T) *connector.Client {
+			client: func(t *testing.T, api connector.API) *connector.Client {
 				cfg := srv.Credential()
 				cfg.Transport = untrusting
 				cred, err := connector.NewCredential(cfg)
 				if err != nil {
 					t.Fatal(err)
 				}
-				return newClientWith(t, srv, cred, emulator.Scope, longBudget)
+				return newClientWith(t, srv, api, cred, emulator.ScopeOf(api), longBudget)
 			},
 			attempts: 0,
 			message:  "entra id unreachable: tls certificate signed by an unknown authority",
 		},
 		{
 			name: "defender host unknown to dns",
-			client: func(t *testing.T) *connector.Client {
+			client: func(t *testing.T, api connector.API) *connector.Client {
 				if _, err := net.LookupHost("no-such-host.invalid"); !isNotFound(err) {
 					t.Skipf("this resolver does not answer NXDOMAIN for .invalid: %v", err)
 				}
-				c, err := connector.New("https://no-such-host.invalid", staticCredential{token: "x"}, emulator.Scope, longBudget)
+				c, err := connector.New(api, "https://no-such-host.invalid", staticCredential{token: "x"}, emulator.ScopeOf(api), longBudget)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -100,26 +100,28 @@ func TestUnfixableFailuresAreNotRetried(t *testing.T) {
 			message:  "defender unreachable: host no-such-host.invalid not found (dns)",
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := tt.client(t)
-			ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
-			defer cancel()
-			start := time.Now()
-			res, err := c.Domains(ctx, alertID)
-			took := time.Since(start)
-			e := asError(t, err)
-			if e.Kind != message.KindUnavailable || res.Attempts != tt.attempts || !strings.Contains(e.Error(), tt.message) {
-				t.Errorf("Domains = %+v, %q (kind %s); want unavailable %q after %d attempts", res, e, e.Kind, tt.message, tt.attempts)
-			}
-			if tt.cause != nil && !tt.cause(err) {
-				t.Errorf("error %v does not wrap its cause", err)
-			}
-			if took > 5*time.Second {
-				t.Errorf("the lookup took %s, want at once", took)
-			}
-		})
-	}
+	forEachAPI(t, func(t *testing.T, api connector.API) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				c := tt.client(t, api)
+				ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+				defer cancel()
+				start := time.Now()
+				res, err := c.Domains(ctx, alertID)
+				took := time.Since(start)
+				e := asError(t, err)
+				if e.Kind != message.KindUnavailable || res.Attempts != tt.attempts || !strings.Contains(e.Error(), tt.message) {
+					t.Errorf("Domains = %+v, %q (kind %s); want unavailable %q after %d attempts", res, e, e.Kind, tt.message, tt.attempts)
+				}
+				if tt.cause != nil && !tt.cause(err) {
+					t.Errorf("error %v does not wrap its cause", err)
+				}
+				if took > 5*time.Second {
+					t.Errorf("the lookup took %s, want at once", took)
+				}
+			})
+		}
+	})
 }
 
 func isNotFound(err error) bool {

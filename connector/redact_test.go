@@ -52,41 +52,43 @@ func TestHostileTokenEndpoint(t *testing.T) {
 		{"workload identity", func(c *connector.CredentialConfig) { c.ClientSecret, c.FederatedTokenFile = "", tokenFile }},
 	}
 	secrets := []string{secret, url.QueryEscape(secret), accessToken, jwtToken, federated, "client_assertion=eyJ"}
-	for _, cr := range credentials {
-		for _, a := range answers {
-			t.Run(cr.name+"/"+a.name, func(t *testing.T) {
-				srv := newServer(t, emulator.WithSeedData(), emulator.WithTenant(emulator.DefaultTenantID, emulator.DefaultClientID, secret))
-				cfg := srv.Credential()
-				cr.set(&cfg)
-				cred, err := connector.NewCredential(cfg)
-				if err != nil {
-					t.Fatal(err)
-				}
-				// Every token request gets the hostile answer, however often
-				// the SDK and the client retry.
-				hostile := make([]emulator.Answer, 100)
-				for i := range hostile {
-					hostile[i] = a.answer
-				}
-				srv.ScriptToken(hostile...)
-				c := newClientWith(t, srv, cred, emulator.Scope,
-					connector.WithBackoff(time.Millisecond, time.Millisecond, 5*time.Millisecond))
-				_, err = c.Domains(t.Context(), alertID)
-				e := asError(t, err)
-				if a.kind != "" && e.Kind != a.kind {
-					t.Errorf("kind %s, want %s: %v", e.Kind, a.kind, e)
-				}
-				for _, text := range []string{e.Error(), fmt.Sprintf("%+v", e), fmt.Sprintf("%#v", e.Err)} {
-					for _, s := range secrets {
-						if strings.Contains(text, s) {
-							t.Errorf("the error shows %q: %s", s, text)
+	for _, api := range apis {
+		for _, cr := range credentials {
+			for _, a := range answers {
+				t.Run(string(api)+"/"+cr.name+"/"+a.name, func(t *testing.T) {
+					srv := newServer(t, emulator.WithSeedData(), emulator.WithTenant(emulator.DefaultTenantID, emulator.DefaultClientID, secret))
+					cfg := srv.Credential()
+					cr.set(&cfg)
+					cred, err := connector.NewCredential(cfg)
+					if err != nil {
+						t.Fatal(err)
+					}
+					// Every token request gets the hostile answer, however often
+					// the SDK and the client retry.
+					hostile := make([]emulator.Answer, 100)
+					for i := range hostile {
+						hostile[i] = a.answer
+					}
+					srv.ScriptToken(hostile...)
+					c := newClientWith(t, srv, api, cred, emulator.ScopeOf(api),
+						connector.WithBackoff(time.Millisecond, time.Millisecond, 5*time.Millisecond))
+					_, err = c.Domains(t.Context(), alertID)
+					e := asError(t, err)
+					if a.kind != "" && e.Kind != a.kind {
+						t.Errorf("kind %s, want %s: %v", e.Kind, a.kind, e)
+					}
+					for _, text := range []string{e.Error(), fmt.Sprintf("%+v", e), fmt.Sprintf("%#v", e.Err)} {
+						for _, s := range secrets {
+							if strings.Contains(text, s) {
+								t.Errorf("the error shows %q: %s", s, text)
+							}
 						}
 					}
-				}
-				if !strings.Contains(e.Error(), "[redacted]") && !strings.Contains(a.name, "truncated") && a.answer.Status != 0 {
-					t.Errorf("nothing was redacted, the test proves less: %s", e)
-				}
-			})
+					if !strings.Contains(e.Error(), "[redacted]") && !strings.Contains(a.name, "truncated") && a.answer.Status != 0 {
+						t.Errorf("nothing was redacted, the test proves less: %s", e)
+					}
+				})
+			}
 		}
 	}
 	if out := appLogs(); out != "" {

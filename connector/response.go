@@ -7,19 +7,19 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/alert-domains/alert-domains/message"
 )
 
-// classify decides what an HTTP answer means. It returns nil for a 2xx,
-// whose body is then parsed as domains, and the failure for any other
-// status: 400 and unlisted 4xx are bad_request, 401 unauthorized, 403
-// forbidden, 404 not_found, 429 throttled, 5xx unavailable, and anything
-// else (1xx, 3xx, nonsense) bad_response. Defender's error.code and
-// error.target are taken from a JSON error body when there is one, and
+// classify decides what an HTTP answer of api means, the same way for
+// every API. It returns nil for a 2xx, whose body is then read as domains,
+// and the failure for any other status: 400 and unlisted 4xx are
+// bad_request, 401 unauthorized, 403 forbidden (naming the permission api
+// needs), 404 not_found, 429 throttled, 5xx unavailable, and anything else
+// (1xx, 3xx, nonsense) bad_response. The error's code and tracking IDs are
+// taken from a JSON error body when there is one (see parseErrorBody), and
 // Retry-After from a 429 or 5xx.
-func classify(status int, header http.Header, body []byte) *Error {
+func classify(api API, status int, header http.Header, body []byte) *Error {
 	if status >= 200 && status <= 299 {
 		return nil
 	}
@@ -30,7 +30,7 @@ func classify(status int, header http.Header, body []byte) *Error {
 	case status == http.StatusUnauthorized:
 		e.Kind, e.Message = message.KindUnauthorized, "access token rejected"
 	case status == http.StatusForbidden:
-		e.Kind, e.Message = message.KindForbidden, "access denied (the app needs URL.Read.All and a token for the Defender API)"
+		e.Kind, e.Message = message.KindForbidden, forbiddenMessage(api)
 	case status == http.StatusNotFound:
 		e.Kind, e.Message = message.KindNotFound, "alert not found"
 	case status == http.StatusTooManyRequests:
@@ -44,8 +44,22 @@ func classify(status int, header http.Header, body []byte) *Error {
 	default:
 		e.Kind, e.Message = message.KindBadResponse, "unexpected http status"
 	}
-	e.Code, e.Target = parseErrorBody(body)
+	e.Code, e.Target, e.RequestID = parseErrorBody(body)
+	if id := token(header.Get("request-id"), 128); id != "" {
+		e.RequestID = id
+	}
 	return e
+}
+
+// forbiddenMessage says what a 403 usually means: the application
+// permission api needs is not granted (with admin consent), or the token is
+// for another API.
+func forbiddenMessage(api API) string {
+	what := "Microsoft Graph"
+	if api == MDE {
+		what = "the Defender for Endpoint API (WindowsDefenderATP)"
+	}
+	return "access denied (the app needs the application permission " + api.Permission() + " with admin consent, and a token for " + what + ")"
 }
 
 // maxRetryAfter bounds a Retry-After, so a nonsense value cannot overflow.
@@ -78,27 +92,33 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	return min(max(t.Sub(now), 0), maxRetryAfter)
 }
 
-// errorBody is Defender's error answer: {"error":{"code","message","target"}}.
+// errorBody is the error answer of both APIs: the endpoint API's
+// {"error":{"code","message","target"}} and Graph's
+// {"error":{"code","message","innerError":{"request-id",...}}}.
 type errorBody struct {
 	Error struct {
-		Code   string `json:"code"`
-		Target string `json:"target"`
+		Code       string `json:"code"`
+		Target     string `json:"target"`
+		InnerError struct {
+			RequestID string `json:"request-id"`
+		} `json:"innerError"`
 	} `json:"error"`
 }
 
-// parseErrorBody takes error.code and error.target from a JSON error body,
-// best effort: an empty, HTML or odd body yields nothing. Values that are
-// not short plain tokens are dropped, so they cannot corrupt a log line.
-func parseErrorBody(body []byte) (code, target string) {
+// parseErrorBody takes error.code, error.target and
+// error.innerError.request-id from a JSON error body, best effort: an
+// empty, HTML or odd body yields nothing. Values that are not short plain
+// tokens are dropped, so they cannot corrupt a log line.
+func parseErrorBody(body []byte) (code, target, requestID string) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || body[0] != '{' {
-		return "", ""
+		return "", "", ""
 	}
 	var eb errorBody
 	if json.Unmarshal(body, &eb) != nil {
-		return "", ""
+		return "", "", ""
 	}
-	return token(eb.Error.Code, 64), token(eb.Error.Target, 128)
+	return token(eb.Error.Code, 64), token(eb.Error.Target, 128), token(eb.Error.InnerError.RequestID, 128)
 }
 
 // token returns s when it is at most n bytes of printable ASCII without
@@ -115,70 +135,8 @@ func token(s string, n int) string {
 	return s
 }
 
-// page is one 200 answer of the domains call.
-type page struct {
-	Value    []domainEntry `json:"value"`
-	NextLink string        `json:"@odata.nextLink"`
-	status   int           // the HTTP status of the answer, for errors about its content
-}
-
-type domainEntry struct {
-	Host string `json:"host"`
-}
-
-// parsePage decodes a 2xx body into p: a JSON object with a "value" array
-// (possibly empty) of objects whose "host" is a non-empty string, and an
-// optional "@odata.nextLink" string. Anything else is bad_response.
-func parsePage(body []byte, p *page) *Error {
-	if !utf8.Valid(body) {
-		return badResponse("answer is not valid UTF-8", nil)
-	}
-	if err := json.Unmarshal(body, p); err != nil {
-		return badResponse("answer is not the documented JSON", err)
-	}
-	if p.Value == nil {
-		return badResponse("answer has no value array", nil)
-	}
-	for i := range p.Value {
-		if msg := checkHost(p.Value[i].Host); msg != "" {
-			return badResponse(msg, nil)
-		}
-	}
-	return nil
-}
-
-// checkHost returns why h is not a usable host name, or "".
-func checkHost(h string) string {
-	if h == "" {
-		return "answer has an entry without a host"
-	}
-	for _, r := range h {
-		switch {
-		case r == utf8.RuneError:
-			return "answer has a host that is not valid UTF-8"
-		case r < ' ' || r == 0x7f:
-			return "answer has a host with control characters"
-		}
-	}
-	return ""
-}
-
 func badResponse(msg string, err error) *Error {
 	return &Error{Kind: message.KindBadResponse, Message: msg, Err: err}
-}
-
-// parseDomains decodes one 2xx body into its hosts, in order, without
-// duplicates, never nil, and its next link.
-func parseDomains(body []byte) (domains []string, nextLink string, err error) {
-	var p page
-	if e := parsePage(body, &p); e != nil {
-		return nil, "", e
-	}
-	var set hostSet
-	for _, d := range p.Value {
-		set.add(d.Host)
-	}
-	return set.result(), p.NextLink, nil
 }
 
 // hostSet collects hosts in order without duplicates. Small sets are
@@ -210,6 +168,13 @@ func (s *hostSet) add(h string) {
 		for _, x := range s.list {
 			s.seen[x] = struct{}{}
 		}
+	}
+}
+
+// addDomain adds h unless it is empty.
+func (s *hostSet) addDomain(h string) {
+	if h != "" {
+		s.add(h)
 	}
 }
 

@@ -2,9 +2,13 @@ package connector
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -183,4 +187,70 @@ func tokenError(ctx, attempt context.Context, err error) *Error {
 // canceled is the error of a call whose context ended.
 func canceled(ctx context.Context) *Error {
 	return &Error{Kind: message.KindUnavailable, Message: "lookup canceled", Err: ctx.Err()}
+}
+
+// Permission is what an access token says of the application permission
+// an API needs.
+type Permission int
+
+const (
+	// PermissionUnknown: the token is not a JWT, or has no roles claim.
+	PermissionUnknown Permission = iota
+	// PermissionGranted: the roles claim holds the permission.
+	PermissionGranted
+	// PermissionMissing: the roles claim lacks it.
+	PermissionMissing
+)
+
+// CheckPermission gets a token (the one the client then uses) and reads
+// the roles claim of an app-only token: the application permissions
+// granted. It is a hint, read without checking the token's signature:
+// Microsoft still decides on every call. The error is the failure to get a
+// token, as Domains would report it.
+func (c *Client) CheckPermission(ctx context.Context) (Permission, error) {
+	actx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	b, err := c.tokens.get(actx, "")
+	if err != nil {
+		return PermissionUnknown, tokenError(ctx, actx, err)
+	}
+	roles, ok := tokenRoles(b.token)
+	if !ok {
+		return PermissionUnknown, nil
+	}
+	for _, r := range roles {
+		if slices.Contains(c.api.grants(), r) {
+			return PermissionGranted, nil
+		}
+	}
+	return PermissionMissing, nil
+}
+
+// grants are the application permissions that allow the API's call: the
+// least privileged one first.
+func (a API) grants() []string {
+	if a == MDE {
+		return []string{"URL.Read.All"}
+	}
+	return []string{"SecurityAlert.Read.All", "SecurityAlert.ReadWrite.All"}
+}
+
+// tokenRoles reads the roles claim of a JWT; ok is false when token is not
+// a JWT or has no roles claim.
+func tokenRoles(token string) (roles []string, ok bool) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 || len(parts[1]) > 64<<10 {
+		return nil, false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return nil, false
+	}
+	var claims struct {
+		Roles *[]string `json:"roles"`
+	}
+	if json.Unmarshal(payload, &claims) != nil || claims.Roles == nil {
+		return nil, false
+	}
+	return *claims.Roles, true
 }

@@ -19,7 +19,7 @@ func ExampleNewServer() {
 		fmt.Println(err)
 		return
 	}
-	c, err := connector.New(srv.URL, cred, emulator.Scope,
+	c, err := connector.New(connector.Graph, srv.URL, cred, emulator.GraphScope,
 		connector.WithHTTPClient(srv.Client()),
 		connector.WithBackoff(10*time.Millisecond, time.Second, time.Minute))
 	if err != nil {

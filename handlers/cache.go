@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/message"
 )
 
@@ -19,13 +20,19 @@ import (
 const DefaultCacheMaxEntries = 200_000
 
 // CacheKey is the key of an alert's entry in the result cache (and of its
-// shared call): <tenant>.<alert ID>, or the alert ID alone for plainTenant.
-// An alert ID cached for one tenant is never an answer for another.
-func CacheKey(plainTenant, tenant, alertID string) string {
-	if tenant == plainTenant {
-		return alertID
+// shared call): <tenant>.<alert ID>, or the alert ID alone for plainTenant,
+// prefixed "graph:" for an answer of Graph. An alert ID cached for one
+// tenant, or by one API, is never an answer for another. An API not named
+// ("", as in results stored before the API was) is the endpoint API.
+func CacheKey(plainTenant, tenant string, api connector.API, alertID string) string {
+	key := alertID
+	if tenant != plainTenant {
+		key = tenant + "." + alertID
 	}
-	return tenant + "." + alertID
+	if api == connector.Graph {
+		key = "graph:" + key
+	}
+	return key
 }
 
 // ResultCache is a Cache read from the success results themselves: the
@@ -316,6 +323,7 @@ func (c *ResultCache) follow(ctx context.Context, sweep <-chan time.Time) (start
 type cachedResult struct {
 	Status  string          `json:"status"`
 	Tenant  string          `json:"tenant"`
+	API     connector.API   `json:"api"`
 	AlertID string          `json:"alertId"`
 	Domains json.RawMessage `json:"domains"`
 	Cached  *bool           `json:"cached"`
@@ -355,7 +363,7 @@ func (c *ResultCache) entryOf(data []byte, stored time.Time) (key string, domain
 	}
 	// json.Unmarshal copies what it decodes (strings, RawMessage): the
 	// entry keeps nothing of the message's buffer.
-	return CacheKey(c.plainTenant, r.Tenant, r.AlertID), r.Domains, created, true
+	return CacheKey(c.plainTenant, r.Tenant, r.API, r.AlertID), r.Domains, created, true
 }
 
 func (c *ResultCache) markReady() {

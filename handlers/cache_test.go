@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/alert-domains/alert-domains/connector"
 	"slices"
 	"sync"
 	"testing"
@@ -172,7 +173,8 @@ func TestResultCacheReadsStoredResults(t *testing.T) {
 	for _, key := range []string{"f1", "f2", "c1", "acme.p2", "default.p1"} {
 		wantGet(t, c, key, nil)
 	}
-	if CacheKey("default", "acme", "p1") != "acme.p1" || CacheKey("default", "default", "p1") != "p1" {
+	if CacheKey("default", "acme", connector.MDE, "p1") != "acme.p1" || CacheKey("default", "default", "", "p1") != "p1" ||
+		CacheKey("default", "acme", connector.Graph, "p1") == CacheKey("default", "acme", connector.MDE, "p1") {
 		t.Errorf("CacheKey does not name the tenant's entries as the index does")
 	}
 	c.mu.RLock()

@@ -50,7 +50,7 @@ func ExampleService_Handle() {
 	emu := emulator.NewServer(emulator.WithSeedData())
 	defer emu.Close()
 	cred, _ := connector.NewCredential(emu.Credential())
-	client, err := connector.New(emu.URL, cred, emulator.Scope, connector.WithHTTPClient(emu.Client()))
+	client, err := connector.New(connector.Graph, emu.URL, cred, emulator.GraphScope, connector.WithHTTPClient(emu.Client()))
 	if err != nil {
 		fmt.Println(err)
 		return

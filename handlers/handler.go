@@ -38,6 +38,8 @@ type Tenants interface {
 	Resolve(subjectTenant, bodyTenant, entraTenantID string) (tenant string, named bool, err error)
 	// Domains asks the Defender of tenant for the domains of an alert.
 	Domains(ctx context.Context, tenant, alertID string) (connector.Result, error)
+	// API is the Microsoft API that answers for tenant.
+	API(tenant string) connector.API
 }
 
 // Publisher stores a message in a stream and returns the stream's
@@ -364,15 +366,18 @@ func (s *Service) handle(ctx context.Context, d *consumer.Delivery) consumer.Out
 		res = message.Failure(req.AlertID, err, lr.Attempts, s.now()).WithRequest(d.Data)
 	} else {
 		res = message.Success(req.AlertID, lr.Domains, lr.Attempts, false, s.now())
+		res.GraphAlertID = lr.GraphAlertID
 	}
 	res.Coalesced = shared
 	return s.merge(out, s.finish(ctx, d, req, rt, res, err))
 }
 
-// route is the tenant of a request and whether the request named it.
+// route is the tenant of a request, whether the request named it, and the
+// API that answers for the tenant.
 type route struct {
 	tenant string
 	named  bool
+	api    connector.API
 }
 
 // subjectTenant is the tenant token of the subject d was published to, or
@@ -391,10 +396,21 @@ func (s *Service) subjectTenant(d *consumer.Delivery) string {
 // route resolves the tenant of a decoded request.
 func (s *Service) route(d *consumer.Delivery, req message.Request) (route, error) {
 	if s.tenants == nil {
-		return route{}, nil
+		return route{api: s.lookupAPI()}, nil
 	}
 	name, named, err := s.tenants.Resolve(s.subjectTenant(d), req.Tenant, req.EntraTenantID)
-	return route{tenant: name, named: named}, err
+	if err != nil {
+		return route{tenant: name, named: named}, err
+	}
+	return route{tenant: name, named: named, api: s.tenants.API(name)}, nil
+}
+
+// lookupAPI is the API of the service's lookup, when it says.
+func (s *Service) lookupAPI() connector.API {
+	if l, ok := s.lookup.(interface{ API() connector.API }); ok {
+		return l.API()
+	}
+	return ""
 }
 
 // fallbackRoute is where the failure of a request that cannot be routed
@@ -407,7 +423,7 @@ func (s *Service) fallbackRoute(d *consumer.Delivery) route {
 		return route{}
 	}
 	if t, named, err := s.tenants.Resolve(name, "", ""); err == nil {
-		return route{tenant: t, named: named}
+		return route{tenant: t, named: named, api: s.tenants.API(t)}
 	}
 	return route{}
 }
@@ -416,13 +432,14 @@ func (s *Service) fallbackRoute(d *consumer.Delivery) route {
 // shared call): an alert ID cached for one tenant is never an answer for
 // another.
 func (s *Service) cacheKey(rt route, alertID string) string {
-	return CacheKey(s.plainTenant, rt.tenant, alertID)
+	return CacheKey(s.plainTenant, rt.tenant, rt.api, alertID)
 }
 
 // Routing is where the results of one request go: its tenant, its result
 // subjects, and the key of its alert in the result cache.
 type Routing struct {
 	Tenant                         string
+	API                            connector.API
 	SuccessSubject, FailureSubject string
 	CacheKey                       string
 }
@@ -438,7 +455,7 @@ func (s *Service) Routing(subject string, req message.Request) Routing {
 		rt = s.fallbackRoute(d)
 	}
 	success, failure := s.subjects(rt)
-	return Routing{Tenant: rt.tenant, SuccessSubject: success, FailureSubject: failure, CacheKey: s.cacheKey(rt, req.AlertID)}
+	return Routing{Tenant: rt.tenant, API: rt.api, SuccessSubject: success, FailureSubject: failure, CacheKey: s.cacheKey(rt, req.AlertID)}
 }
 
 // subjects are the result subjects of a request routed to rt.
@@ -483,7 +500,7 @@ func (s *Service) domains(ctx context.Context, rt route, key, alertID string) (r
 			if f.err != nil && (unfinished(f.err) || errors.Is(f.err, errNoAnswer)) {
 				continue
 			}
-			return connector.Result{Domains: f.res.Domains}, true, nil, f.err
+			return connector.Result{Domains: f.res.Domains, GraphAlertID: f.res.GraphAlertID}, true, nil, f.err
 		}
 	}
 }
@@ -583,6 +600,7 @@ func (s *Service) merge(base, out consumer.Outcome) consumer.Outcome {
 // finish stamps the request's identity on res, publishes it and decides.
 func (s *Service) finish(ctx context.Context, d *consumer.Delivery, req message.Request, rt route, res *message.Result, reason error) consumer.Outcome {
 	res.Tenant = rt.tenant
+	res.API = string(rt.api)
 	res.CorrelationID = req.CorrelationID
 	res.RequestSequence = d.StreamSeq
 	res.Delivery = d.NumDelivered

@@ -22,6 +22,8 @@ type Result struct {
 	Tenant           string     `json:"tenant,omitempty"`
 	AlertID          string     `json:"alertId,omitempty"`
 	Domains          []string   `json:"domains,omitzero"`
+	API              string     `json:"api,omitempty"`
+	GraphAlertID     string     `json:"graphAlertId,omitempty"`
 	Error            *ErrorInfo `json:"error,omitempty"`
 	Attempts         int        `json:"attempts"`
 	Cached           *bool      `json:"cached,omitempty"`
@@ -42,6 +44,7 @@ type ErrorInfo struct {
 	HTTPStatus int    `json:"httpStatus,omitempty"`
 	Code       string `json:"code,omitempty"`
 	Target     string `json:"target,omitempty"`
+	RequestID  string `json:"requestId,omitempty"` // Graph's request-id, which Microsoft support asks for
 }
 
 // TimeFormat is the format of completedAt: RFC 3339, UTC, milliseconds.
@@ -95,6 +98,7 @@ func errorInfo(err error) *ErrorInfo {
 		info.Message = string(info.Kind)
 	}
 	info.Message, info.Code, info.Target = capText(info.Message, maxErrorText), capText(info.Code, maxErrorText), capText(info.Target, maxErrorText)
+	info.RequestID = capText(info.RequestID, maxErrorText)
 	return &info
 }
 

@@ -219,7 +219,7 @@ func queryProblems(query string, exported map[string]family) []string {
 func exportedFamilies(t *testing.T) map[string]family {
 	t.Helper()
 	m := metrics.New()
-	m.SetTenants([]string{"default"})
+	m.SetTenants(map[string]connector.API{"default": connector.Graph})
 	l := connector.NewLimiter([]connector.Limit{{Count: 100, Window: time.Minute}})
 	if err := m.WatchQuota(func(string) metrics.Quota { return l }); err != nil {
 		t.Fatal(err)
@@ -234,8 +234,8 @@ func exportedFamilies(t *testing.T) map[string]family {
 	m.Middleware()(func(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
 		return consumer.Outcome{Action: consumer.Ack, Stored: true, Result: message.Success("a", nil, 1, false, now)}
 	})(t.Context(), &consumer.Delivery{})
-	m.Tenant("default").DefenderCall(200, time.Millisecond)
-	m.Tenant("default").QuotaWait(time.Millisecond)
+	m.Tenant("default", connector.Graph).DefenderCall(200, time.Millisecond)
+	m.Tenant("default", connector.Graph).QuotaWait(time.Millisecond)
 	failing := m.InstrumentCache(&fakeCache{entries: map[string][]string{}, err: errors.New("bucket gone")})
 	if _, _, err := failing.Get(t.Context(), "a"); err == nil {
 		t.Fatal("the failing cache did not fail")

@@ -39,6 +39,6 @@ func Example() {
 		}
 	}
 	// Output:
-	// alert_domains_defender_calls_total{code="200",tenant=""} 1
-	// alert_domains_results_total{kind="",status="success",tenant=""} 1
+	// alert_domains_defender_calls_total{api="",code="200",tenant=""} 1
+	// alert_domains_results_total{api="",kind="",status="success",tenant=""} 1
 }

@@ -47,8 +47,9 @@ type Metrics struct {
 	consumerRedelivered prometheus.Gauge
 	consumerWaiting     prometheus.Gauge
 
-	deliveryLimit *prometheus.CounterVec
-	buildInfo     *prometheus.GaugeVec
+	deliveryLimit     *prometheus.CounterVec
+	permissionMissing *prometheus.GaugeVec
+	buildInfo         *prometheus.GaugeVec
 
 	tenants tenantLabels // the values of the tenant label
 }
@@ -61,8 +62,8 @@ func New() *Metrics {
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "results_total",
-			Help:      "Results stored in the result stream, by status (success, failure), failure kind (empty for a success) and tenant (a name of the configured tenants; empty when the result names none of them).",
-		}, []string{"status", "kind", "tenant"}),
+			Help:      "Results stored in the result stream, by status (success, failure), failure kind (empty for a success), tenant (a name of the configured tenants; empty when the result names none of them) and api (graph or mde; empty when the request reached no tenant).",
+		}, []string{"status", "kind", "tenant", "api"}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "deliveries_total",
@@ -82,8 +83,8 @@ func New() *Metrics {
 		defenderCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "defender_calls_total",
-			Help:      "HTTP calls to the Defender API, by status code (\"error\" when no HTTP answer came: a network error or a time-out) and tenant (a name of the configured tenants; empty for a client of none).",
-		}, []string{"code", "tenant"}),
+			Help:      "HTTP calls to Microsoft's API, by status code (\"error\" when no HTTP answer came: a network error or a time-out), tenant (a name of the configured tenants; empty for a client of none) and api (graph or mde).",
+		}, []string{"code", "tenant", "api"}),
 		defenderDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace,
 			Name:      "defender_call_duration_seconds",
@@ -136,6 +137,11 @@ func New() *Metrics {
 			Name:      "delivery_limit_advisories_total",
 			Help:      "Max-deliveries advisories answered by the safety net, by whether it stored a failure result (stored) or one existed already (existed).",
 		}, []string{"result"}),
+		permissionMissing: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "permission_missing",
+			Help:      "1 while the latest access token of a tenant lacks the application permission its API needs (roles claim), 0 otherwise: its requests fail as forbidden until an admin grants consent.",
+		}, []string{"tenant", "api", "permission"}),
 		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace,
 			Name:      "build_info",
@@ -152,7 +158,7 @@ func New() *Metrics {
 		m.defenderCalls, m.defenderDuration, m.quotaWait,
 		m.cacheHits, m.cacheMisses, m.cacheErrors,
 		m.consumerPending, m.consumerAckPending, m.consumerRedelivered, m.consumerWaiting,
-		m.deliveryLimit, m.buildInfo,
+		m.deliveryLimit, m.permissionMissing, m.buildInfo,
 	)
 	return m
 }
@@ -173,7 +179,9 @@ var (
 // exportFromZero creates every series of a counter whose label values are
 // known in advance.
 func (m *Metrics) exportFromZero() {
-	m.exportTenant(NoTenant)
+	for _, api := range []connector.API{"", connector.Graph, connector.MDE} {
+		m.exportTenant(NoTenant, api)
+	}
 	for _, a := range actions {
 		m.deliveries.WithLabelValues(a.String())
 	}
@@ -217,7 +225,7 @@ func (m *Metrics) Middleware() consumer.Middleware {
 // DefenderCall counts one HTTP call to Defender (a connector.Observer),
 // under no tenant: the client of a tenant reports to Tenant(name).
 func (m *Metrics) DefenderCall(status int, d time.Duration) {
-	m.tenantCall(NoTenant, status, d)
+	m.tenantCall(NoTenant, "", status, d)
 }
 
 // QuotaWait records how long a call waited for the quota (a

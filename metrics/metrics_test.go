@@ -93,18 +93,18 @@ func TestMiddlewareCountsStoredResults(t *testing.T) {
 		t.Errorf("requests in flight inside the handler = %v, want 1", inFlight)
 	}
 	expect(t, scrape(t, m), map[string]float64{
-		`alert_domains_results_total{kind="",status="success",tenant=""}`:                2,
-		`alert_domains_results_total{kind="not_found",status="failure",tenant=""}`:       1,
-		`alert_domains_results_total{kind="invalid_request",status="failure",tenant=""}`: 1,
-		`alert_domains_deliveries_total{action="ack"}`:                                   4,
-		`alert_domains_deliveries_total{action="retry"}`:                                 1,
-		`alert_domains_deliveries_total{action="terminate"}`:                             1,
-		`alert_domains_deliveries_total{action="hand_back"}`:                             1,
-		`alert_domains_request_attempts_count`:                                           4,
-		`alert_domains_request_attempts_sum`:                                             4,
-		`alert_domains_request_attempts_bucket{le="0"}`:                                  2,
-		`alert_domains_request_attempts_bucket{le="1"}`:                                  3,
-		`alert_domains_requests_in_flight`:                                               0,
+		`alert_domains_results_total{api="",kind="",status="success",tenant=""}`:                2,
+		`alert_domains_results_total{api="",kind="not_found",status="failure",tenant=""}`:       1,
+		`alert_domains_results_total{api="",kind="invalid_request",status="failure",tenant=""}`: 1,
+		`alert_domains_deliveries_total{action="ack"}`:                                          4,
+		`alert_domains_deliveries_total{action="retry"}`:                                        1,
+		`alert_domains_deliveries_total{action="terminate"}`:                                    1,
+		`alert_domains_deliveries_total{action="hand_back"}`:                                    1,
+		`alert_domains_request_attempts_count`:                                                  4,
+		`alert_domains_request_attempts_sum`:                                                    4,
+		`alert_domains_request_attempts_bucket{le="0"}`:                                         2,
+		`alert_domains_request_attempts_bucket{le="1"}`:                                         3,
+		`alert_domains_requests_in_flight`:                                                      0,
 	})
 }
 
@@ -118,15 +118,15 @@ func TestObserverCountsDefenderCallsAndQuotaWaits(t *testing.T) {
 	o.QuotaWait(0)
 	o.QuotaWait(2 * time.Second)
 	expect(t, scrape(t, m), map[string]float64{
-		`alert_domains_defender_calls_total{code="200",tenant=""}`:       2,
-		`alert_domains_defender_calls_total{code="429",tenant=""}`:       1,
-		`alert_domains_defender_calls_total{code="error",tenant=""}`:     1,
-		`alert_domains_defender_call_duration_seconds_count`:             4,
-		`alert_domains_defender_call_duration_seconds_bucket{le="0.1"}`:  2,
-		`alert_domains_defender_call_duration_seconds_bucket{le="+Inf"}`: 4,
-		`alert_domains_quota_wait_seconds_count{tenant=""}`:              2,
-		`alert_domains_quota_wait_seconds_sum{tenant=""}`:                2,
-		`alert_domains_quota_wait_seconds_bucket{tenant="",le="0.001"}`:  1,
+		`alert_domains_defender_calls_total{api="",code="200",tenant=""}`:   2,
+		`alert_domains_defender_calls_total{api="",code="429",tenant=""}`:   1,
+		`alert_domains_defender_calls_total{api="",code="error",tenant=""}`: 1,
+		`alert_domains_defender_call_duration_seconds_count`:                4,
+		`alert_domains_defender_call_duration_seconds_bucket{le="0.1"}`:     2,
+		`alert_domains_defender_call_duration_seconds_bucket{le="+Inf"}`:    4,
+		`alert_domains_quota_wait_seconds_count{tenant=""}`:                 2,
+		`alert_domains_quota_wait_seconds_sum{tenant=""}`:                   2,
+		`alert_domains_quota_wait_seconds_bucket{tenant="",le="0.001"}`:     1,
 	})
 }
 
@@ -200,7 +200,7 @@ func TestInstrumentCache(t *testing.T) {
 // one's are gone; a name no tenant has never becomes a label value.
 func TestWatchQuota(t *testing.T) {
 	m := metrics.New()
-	m.SetTenants([]string{"contoso", "fabrikam"})
+	m.SetTenants(map[string]connector.API{"contoso": connector.Graph, "fabrikam": connector.Graph})
 	limits := []connector.Limit{{Count: 100, Window: time.Minute}, {Count: 1500, Window: time.Hour}}
 	quotas := map[string]*connector.Limiter{
 		"contoso":   connector.NewLimiter(limits),
@@ -254,7 +254,7 @@ func TestWatchQuota(t *testing.T) {
 	}
 
 	// A reload: fabrikam removed, northwind added.
-	m.SetTenants([]string{"contoso", "northwind"})
+	m.SetTenants(map[string]connector.API{"contoso": connector.Graph, "northwind": connector.Graph})
 	got = scrape(t, m)
 	expect(t, got, map[string]float64{
 		`alert_domains_quota_used_calls{tenant="contoso",window="1m"}`:    3,
@@ -274,7 +274,7 @@ func TestWatchQuota(t *testing.T) {
 // per scrape.
 func TestWatchQuotaReadsASharedQuotaOnce(t *testing.T) {
 	m := metrics.New()
-	m.SetTenants([]string{"contoso", "fabrikam"})
+	m.SetTenants(map[string]connector.API{"contoso": connector.Graph, "fabrikam": connector.Graph})
 	q := &countingQuota{used: 7}
 	if err := m.WatchQuota(func(string) metrics.Quota { return q }); err != nil {
 		t.Fatal(err)
@@ -318,7 +318,7 @@ func TestSharedQuotaCountersFromZero(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.SetTenants([]string{"default"})
+	m.SetTenants(map[string]connector.API{"default": connector.Graph})
 	if err := m.WatchQuota(func(string) metrics.Quota { return unreadableQuota{} }); err != nil {
 		t.Fatal(err)
 	}
@@ -350,9 +350,9 @@ func TestSafetyNetResult(t *testing.T) {
 	m.SafetyNetResult(res, false)
 	m.SafetyNetResult(res, true)
 	expect(t, scrape(t, m), map[string]float64{
-		`alert_domains_results_total{kind="unavailable",status="failure",tenant=""}`: 1,
-		`alert_domains_delivery_limit_advisories_total{result="stored"}`:             1,
-		`alert_domains_delivery_limit_advisories_total{result="existed"}`:            1,
+		`alert_domains_results_total{api="",kind="unavailable",status="failure",tenant=""}`: 1,
+		`alert_domains_delivery_limit_advisories_total{result="stored"}`:                    1,
+		`alert_domains_delivery_limit_advisories_total{result="existed"}`:                   1,
 	})
 }
 

@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"context"
+	"github.com/alert-domains/alert-domains/connector"
 	"strings"
 	"testing"
 	"time"
@@ -43,17 +44,17 @@ func tenantValues(t *testing.T, m *metrics.Metrics) map[string]bool {
 
 func TestTenantLabel(t *testing.T) {
 	m := metrics.New()
-	m.SetTenants([]string{"contoso", "fabrikam"})
+	m.SetTenants(map[string]connector.API{"contoso": connector.Graph, "fabrikam": connector.Graph})
 	// Exported from 0 for every configured tenant, and for none.
 	expect(t, scrape(t, m), map[string]float64{
-		`alert_domains_results_total{kind="",status="success",tenant="contoso"}`:                0,
-		`alert_domains_results_total{kind="unknown_tenant",status="failure",tenant="fabrikam"}`: 0,
-		`alert_domains_results_total{kind="unknown_tenant",status="failure",tenant=""}`:         0,
-		`alert_domains_defender_calls_total{code="429",tenant="fabrikam"}`:                      0,
-		`alert_domains_defender_calls_total{code="200",tenant=""}`:                              0,
-		`alert_domains_quota_wait_seconds_count{tenant="contoso"}`:                              0,
-		`alert_domains_quota_wait_seconds_count{tenant="fabrikam"}`:                             0,
-		`alert_domains_quota_wait_seconds_count{tenant=""}`:                                     0,
+		`alert_domains_results_total{api="graph",kind="",status="success",tenant="contoso"}`:                0,
+		`alert_domains_results_total{api="graph",kind="unknown_tenant",status="failure",tenant="fabrikam"}`: 0,
+		`alert_domains_results_total{api="",kind="unknown_tenant",status="failure",tenant=""}`:              0,
+		`alert_domains_defender_calls_total{api="graph",code="429",tenant="fabrikam"}`:                      0,
+		`alert_domains_defender_calls_total{api="",code="200",tenant=""}`:                                   0,
+		`alert_domains_quota_wait_seconds_count{tenant="contoso"}`:                                          0,
+		`alert_domains_quota_wait_seconds_count{tenant="fabrikam"}`:                                         0,
+		`alert_domains_quota_wait_seconds_count{tenant=""}`:                                                 0,
 	})
 
 	hostile := []string{`evil"} 1` + "\n" + `alert_domains_results_total{x="`, "northwind", "Contoso", "contoso ", strings.Repeat("a", 10000)}
@@ -65,28 +66,28 @@ func TestTenantLabel(t *testing.T) {
 	})
 	for range 2 {
 		count(t.Context(), &consumer.Delivery{Data: []byte("contoso")})
-		m.Tenant("contoso").DefenderCall(200, time.Millisecond)
-		m.Tenant("contoso").QuotaWait(2 * time.Second)
+		m.Tenant("contoso", connector.Graph).DefenderCall(200, time.Millisecond)
+		m.Tenant("contoso", connector.Graph).QuotaWait(2 * time.Second)
 	}
 	for _, tenant := range hostile {
 		res := message.Failure("a", &message.Error{Kind: message.KindUnknownTenant, Message: "unknown tenant"}, 0, time.Now())
 		res.Tenant = tenant
 		m.SafetyNetResult(res, false)
-		m.Tenant(tenant).DefenderCall(200, time.Millisecond)
-		m.Tenant(tenant).QuotaWait(time.Second)
+		m.Tenant(tenant, connector.Graph).DefenderCall(200, time.Millisecond)
+		m.Tenant(tenant, connector.Graph).QuotaWait(time.Second)
 	}
 	m.DefenderCall(503, time.Millisecond)
 	expect(t, scrape(t, m), map[string]float64{
-		`alert_domains_results_total{kind="",status="success",tenant="contoso"}`:        2,
-		`alert_domains_results_total{kind="unknown_tenant",status="failure",tenant=""}`: float64(len(hostile)),
-		`alert_domains_defender_calls_total{code="200",tenant="contoso"}`:               2,
-		`alert_domains_defender_calls_total{code="200",tenant=""}`:                      float64(len(hostile)),
-		`alert_domains_defender_calls_total{code="503",tenant=""}`:                      1,
-		`alert_domains_defender_calls_total{code="200",tenant="fabrikam"}`:              0,
-		`alert_domains_quota_wait_seconds_count{tenant="contoso"}`:                      2,
-		`alert_domains_quota_wait_seconds_sum{tenant="contoso"}`:                        4,
-		`alert_domains_quota_wait_seconds_count{tenant=""}`:                             float64(len(hostile)),
-		`alert_domains_quota_wait_seconds_count{tenant="fabrikam"}`:                     0,
+		`alert_domains_results_total{api="graph",kind="",status="success",tenant="contoso"}`:   2,
+		`alert_domains_results_total{api="",kind="unknown_tenant",status="failure",tenant=""}`: float64(len(hostile)),
+		`alert_domains_defender_calls_total{api="graph",code="200",tenant="contoso"}`:          2,
+		`alert_domains_defender_calls_total{api="graph",code="200",tenant=""}`:                 float64(len(hostile)),
+		`alert_domains_defender_calls_total{api="",code="503",tenant=""}`:                      1,
+		`alert_domains_defender_calls_total{api="graph",code="200",tenant="fabrikam"}`:         0,
+		`alert_domains_quota_wait_seconds_count{tenant="contoso"}`:                             2,
+		`alert_domains_quota_wait_seconds_sum{tenant="contoso"}`:                               4,
+		`alert_domains_quota_wait_seconds_count{tenant=""}`:                                    float64(len(hostile)),
+		`alert_domains_quota_wait_seconds_count{tenant="fabrikam"}`:                            0,
 	})
 	for v := range tenantValues(t, m) {
 		if v != "" && v != "contoso" && v != "fabrikam" {
@@ -95,13 +96,13 @@ func TestTenantLabel(t *testing.T) {
 	}
 
 	// A reload: fabrikam removed, northwind added; contoso keeps its counts.
-	m.SetTenants([]string{"contoso", "northwind"})
+	m.SetTenants(map[string]connector.API{"contoso": connector.Graph, "northwind": connector.Graph})
 	got := scrape(t, m)
 	expect(t, got, map[string]float64{
-		`alert_domains_results_total{kind="",status="success",tenant="contoso"}`:   2,
-		`alert_domains_results_total{kind="",status="success",tenant="northwind"}`: 0,
-		`alert_domains_defender_calls_total{code="error",tenant="northwind"}`:      0,
-		`alert_domains_quota_wait_seconds_count{tenant="northwind"}`:               0,
+		`alert_domains_results_total{api="graph",kind="",status="success",tenant="contoso"}`:   2,
+		`alert_domains_results_total{api="graph",kind="",status="success",tenant="northwind"}`: 0,
+		`alert_domains_defender_calls_total{api="graph",code="error",tenant="northwind"}`:      0,
+		`alert_domains_quota_wait_seconds_count{tenant="northwind"}`:                           0,
 	})
 	if _, ok := got[`alert_domains_quota_wait_seconds_count{tenant="fabrikam"}`]; ok {
 		t.Error("the removed tenant's quota wait is still exported")
@@ -109,9 +110,53 @@ func TestTenantLabel(t *testing.T) {
 	if values := tenantValues(t, m); values["fabrikam"] || len(values) != 3 {
 		t.Errorf("tenant label values after the reload %v, want contoso, northwind and none", values)
 	}
-	m.Tenant("fabrikam").DefenderCall(200, time.Millisecond)
-	m.Tenant("fabrikam").QuotaWait(time.Second)
+	m.Tenant("fabrikam", connector.Graph).DefenderCall(200, time.Millisecond)
+	m.Tenant("fabrikam", connector.Graph).QuotaWait(time.Second)
 	if values := tenantValues(t, m); values["fabrikam"] {
 		t.Errorf("a removed tenant's call brought its series back: %v", values)
 	}
+}
+
+// TestAPILabel: each tenant's series carry the API that answers for it,
+// from 0; a tenant moved to another API gets fresh series of that API and
+// loses the old ones; a tenant's missing permission is a gauge at 1 until
+// a token has it.
+func TestAPILabel(t *testing.T) {
+	m := metrics.New()
+	m.SetTenants(map[string]connector.API{"contoso": connector.Graph, "fabrikam": connector.MDE})
+	got := scrape(t, m)
+	expect(t, got, map[string]float64{
+		`alert_domains_results_total{api="graph",kind="",status="success",tenant="contoso"}`:                 0,
+		`alert_domains_results_total{api="mde",kind="forbidden",status="failure",tenant="fabrikam"}`:         0,
+		`alert_domains_results_total{api="graph",kind="unknown_tenant",status="failure",tenant=""}`:          0,
+		`alert_domains_results_total{api="mde",kind="unknown_tenant",status="failure",tenant=""}`:            0,
+		`alert_domains_defender_calls_total{api="mde",code="403",tenant="fabrikam"}`:                         0,
+		`alert_domains_permission_missing{api="graph",permission="SecurityAlert.Read.All",tenant="contoso"}`: 0,
+		`alert_domains_permission_missing{api="mde",permission="URL.Read.All",tenant="fabrikam"}`:            0,
+	})
+	if _, ok := got[`alert_domains_results_total{api="mde",kind="",status="success",tenant="contoso"}`]; ok {
+		t.Error("a tenant on graph has series of mde")
+	}
+
+	m.Permission("contoso", connector.Graph, connector.PermissionMissing)
+	m.Tenant("fabrikam", connector.MDE).DefenderCall(403, time.Millisecond)
+	m.SetTenants(map[string]connector.API{"contoso": connector.Graph, "fabrikam": connector.Graph})
+	got = scrape(t, m)
+	expect(t, got, map[string]float64{
+		`alert_domains_permission_missing{api="graph",permission="SecurityAlert.Read.All",tenant="contoso"}`:  1,
+		`alert_domains_permission_missing{api="graph",permission="SecurityAlert.Read.All",tenant="fabrikam"}`: 0,
+		`alert_domains_defender_calls_total{api="graph",code="403",tenant="fabrikam"}`:                        0,
+	})
+	for _, gone := range []string{
+		`alert_domains_defender_calls_total{api="mde",code="403",tenant="fabrikam"}`,
+		`alert_domains_permission_missing{api="mde",permission="URL.Read.All",tenant="fabrikam"}`,
+	} {
+		if _, ok := got[gone]; ok {
+			t.Errorf("%s kept after the tenant moved to graph", gone)
+		}
+	}
+	m.Permission("contoso", connector.Graph, connector.PermissionGranted)
+	expect(t, scrape(t, m), map[string]float64{
+		`alert_domains_permission_missing{api="graph",permission="SecurityAlert.Read.All",tenant="contoso"}`: 0,
+	})
 }

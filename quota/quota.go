@@ -46,22 +46,31 @@ const (
 // not exist.
 var ErrMissing = errors.New("quota state missing")
 
-// Registration is the Entra app registration whose calls share one quota.
+// Registration is the API and the Entra app registration whose calls share
+// one quota: Microsoft counts each API's calls apart.
 type Registration struct {
+	API                       connector.API
 	Cloud, TenantID, ClientID string
 }
 
 // Key is the registration as a subject token: the first 16 bytes of the
 // SHA-256 of its fields, in hex. Tenant and client IDs are not secrets, but
-// a hash keeps any character a subject cannot hold out of it.
+// a hash keeps any character a subject cannot hold out of it. The endpoint
+// API (or none named) keeps the key it had before the API was part of it,
+// so that an upgraded replica counts with the others and with the calls
+// stored.
 func (r Registration) Key() string {
-	sum := sha256.Sum256([]byte(r.Cloud + "\x00" + r.TenantID + "\x00" + r.ClientID))
+	id := r.Cloud + "\x00" + r.TenantID + "\x00" + r.ClientID
+	if r.API != connector.MDE && r.API != "" {
+		id += "\x00" + string(r.API)
+	}
+	sum := sha256.Sum256([]byte(id))
 	return hex.EncodeToString(sum[:16])
 }
 
-// String names the registration for people: "public tenant/client".
+// String names the registration for people: "graph public tenant/client".
 func (r Registration) String() string {
-	return r.Cloud + " " + r.TenantID + "/" + r.ClientID
+	return string(r.API) + " " + r.Cloud + " " + r.TenantID + "/" + r.ClientID
 }
 
 // Margin is added to a window and the longest call in its stream's MaxAge,

@@ -339,7 +339,7 @@ func (n *Listener) answer(ctx context.Context, adv Advisory) (out consumer.Outco
 		if domains, ok, err := n.cache.Get(ctx, rtg.CacheKey); err == nil && ok {
 			success := message.Success(res.AlertID, domains, 0, true, n.now())
 			success.CorrelationID, success.RequestSequence, success.ReplayOf, success.Delivery = res.CorrelationID, res.RequestSequence, res.ReplayOf, res.Delivery
-			success.Tenant = res.Tenant
+			success.Tenant, success.API = res.Tenant, res.API
 			res = success
 		}
 	}
@@ -447,7 +447,7 @@ func (n *Listener) failure(ctx context.Context, adv Advisory) (res *message.Resu
 		Message: fmt.Sprintf("delivery limit reached: %d deliveries ended without a result", adv.Deliveries),
 	}
 	res = message.Failure(req.AlertID, reason, 0, n.now()).WithRequest(msg.Data)
-	res.CorrelationID, res.Tenant = req.CorrelationID, rtg.Tenant
+	res.CorrelationID, res.Tenant, res.API = req.CorrelationID, rtg.Tenant, string(rtg.API)
 	res.RequestSequence, res.Delivery = adv.StreamSeq, adv.Deliveries
 	res.ReplayOf = message.ReplayOf(msg.Header)
 	if msg.Header != nil {

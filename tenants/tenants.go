@@ -81,6 +81,15 @@ func (s *Set) Domains(ctx context.Context, tenant, alertID string) (connector.Re
 	return l.Domains(ctx, alertID)
 }
 
+// API is the API that answers for the tenant called name ("" for a tenant
+// not configured).
+func (s *Set) API(name string) connector.API {
+	if t, ok := s.tenants.Get(name); ok {
+		return t.API
+	}
+	return ""
+}
+
 // Rebuild is New for a reloaded list: a tenant whose configuration is
 // unchanged keeps its lookup from old (its token cache, quota and cooldown
 // go on); a new or changed tenant gets one from build.
@@ -117,6 +126,9 @@ func (r *Router) Swap(s *Set) { r.cur.Store(s) }
 func (r *Router) Resolve(subjectTenant, bodyTenant, entraTenantID string) (string, bool, error) {
 	return r.cur.Load().Resolve(subjectTenant, bodyTenant, entraTenantID)
 }
+
+// API is Set.API of the current set.
+func (r *Router) API(name string) connector.API { return r.cur.Load().API(name) }
 
 // Domains is Set.Domains of the current set.
 func (r *Router) Domains(ctx context.Context, tenant, alertID string) (connector.Result, error) {

@@ -20,12 +20,18 @@ func TestDemo(t *testing.T) {
 	}
 	out := p.Output()
 	for _, want := range []string{
+		"DEFENDER_API=graph",               // the default API
 		"www.example.com, cdn.example.net", // two domains
-		"success  1        no     []",      // no domains
-		"not_found",                        // unknown alert
-		"invalid_request",                  // invalid ID
-		"yes",                              // cached repeat
-		"6 requests, 6 results",
+		"success  2        no     portal.example.net, mail.example.net (graphAlertId da637612345678901234_1122334455)", // an endpoint ID, asked again as Graph's
+		"no     [] (graphAlertId", // no domains
+		"not_found",               // unknown alert
+		"forbidden",               // the permission missing
+		"SecurityAlert.Read.All",  // and named
+		"bad_response",            // not the documented JSON
+		"invalid_request",         // invalid ID
+		"unknown_tenant",          // a tenant not configured
+		"yes",                     // cached repeat
+		"10 requests, 10 results",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)

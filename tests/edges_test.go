@@ -155,12 +155,12 @@ func TestStartupLineMetricsFromZero(t *testing.T) {
 
 	series := scrapeMetrics(t, base)
 	for _, want := range []string{
-		`alert_domains_results_total{kind="",status="success",tenant="default"}`,
-		`alert_domains_results_total{kind="not_found",status="failure",tenant="default"}`,
-		`alert_domains_results_total{kind="unavailable",status="failure",tenant="default"}`,
+		`alert_domains_results_total{api="graph",kind="",status="success",tenant="default"}`,
+		`alert_domains_results_total{api="graph",kind="not_found",status="failure",tenant="default"}`,
+		`alert_domains_results_total{api="graph",kind="unavailable",status="failure",tenant="default"}`,
 		`alert_domains_deliveries_total{action="ack"}`,
 		`alert_domains_deliveries_total{action="hand_back"}`,
-		`alert_domains_defender_calls_total{code="429",tenant="default"}`,
+		`alert_domains_defender_calls_total{api="graph",code="429",tenant="default"}`,
 		`alert_domains_cache_errors_total{op="get"}`,
 		`alert_domains_delivery_limit_advisories_total{result="stored"}`,
 	} {

@@ -250,7 +250,7 @@ func TestMetricsCountKnownWorkload(t *testing.T) {
 	// Two known alerts and one Defender does not know: three calls; an
 	// invalid ID: none; then a known alert again, from the cache.
 	publish(t, js, knownAlert, nil)
-	publish(t, js, "636688558380765161_2136280442", nil)
+	publish(t, js, "da637200417169017725_183736971", nil)
 	publish(t, js, "da000000000000000000_1", nil)
 	publish(t, js, "../machines", nil)
 	waitResults(t, js, 4, 30*time.Second)
@@ -258,21 +258,21 @@ func TestMetricsCountKnownWorkload(t *testing.T) {
 	waitResults(t, js, 5, 30*time.Second)
 
 	want := map[string]float64{
-		`alert_domains_results_total{kind="",status="success",tenant="default"}`:          3,
-		`alert_domains_results_total{kind="not_found",status="failure",tenant="default"}`: 1,
-		`alert_domains_results_total{kind="invalid_request",status="failure",tenant=""}`:  1,
-		`alert_domains_deliveries_total{action="ack"}`:                                    4,
-		`alert_domains_deliveries_total{action="terminate"}`:                              1,
-		`alert_domains_defender_calls_total{code="200",tenant="default"}`:                 2,
-		`alert_domains_defender_calls_total{code="404",tenant="default"}`:                 1,
-		`alert_domains_defender_call_duration_seconds_count`:                              3,
-		`alert_domains_quota_wait_seconds_count{tenant="default"}`:                        3,
-		`alert_domains_request_attempts_count`:                                            5,
-		`alert_domains_request_attempts_sum`:                                              3,
-		`alert_domains_request_attempts_bucket{le="0"}`:                                   2,
-		`alert_domains_cache_hits_total`:                                                  1,
-		`alert_domains_cache_misses_total`:                                                3,
-		`alert_domains_quota_used_calls{tenant="default",window="1m"}`:                    3,
+		`alert_domains_results_total{api="graph",kind="",status="success",tenant="default"}`:          3,
+		`alert_domains_results_total{api="graph",kind="not_found",status="failure",tenant="default"}`: 1,
+		`alert_domains_results_total{api="",kind="invalid_request",status="failure",tenant=""}`:       1,
+		`alert_domains_deliveries_total{action="ack"}`:                                                4,
+		`alert_domains_deliveries_total{action="terminate"}`:                                          1,
+		`alert_domains_defender_calls_total{api="graph",code="200",tenant="default"}`:                 2,
+		`alert_domains_defender_calls_total{api="graph",code="404",tenant="default"}`:                 1,
+		`alert_domains_defender_call_duration_seconds_count`:                                          3,
+		`alert_domains_quota_wait_seconds_count{tenant="default"}`:                                    3,
+		`alert_domains_request_attempts_count`:                                                        5,
+		`alert_domains_request_attempts_sum`:                                                          3,
+		`alert_domains_request_attempts_bucket{le="0"}`:                                               2,
+		`alert_domains_cache_hits_total`:                                                              1,
+		`alert_domains_cache_misses_total`:                                                            3,
+		`alert_domains_quota_used_calls{tenant="default",window="1m"}`:                                3,
 	}
 	var after map[string]float64
 	moved := func() bool {
@@ -288,7 +288,7 @@ func TestMetricsCountKnownWorkload(t *testing.T) {
 	if got := after[`alert_domains_quota_limit_calls{tenant="default",window="1m"}`]; got != 100 {
 		t.Errorf("quota limit %v, want 100", got)
 	}
-	if calls := emu.Calls(); float64(calls) != after[`alert_domains_defender_calls_total{code="200",tenant="default"}`]+after[`alert_domains_defender_calls_total{code="404",tenant="default"}`] {
+	if calls := emu.Calls(); float64(calls) != after[`alert_domains_defender_calls_total{api="graph",code="200",tenant="default"}`]+after[`alert_domains_defender_calls_total{api="graph",code="404",tenant="default"}`] {
 		t.Errorf("emulator saw %d calls, metrics count otherwise", calls)
 	}
 	if _, ok := after["go_goroutines"]; !ok {

@@ -82,11 +82,8 @@ func (r *recordingEmulator) ServeHTTP(w http.ResponseWriter, req *http.Request) 
 			r.tokens = append(r.tokens, answer.AccessToken)
 			r.mu.Unlock()
 		}
-	case strings.HasSuffix(req.URL.Path, "/domains"):
-		c := defenderCall{At: time.Now()}
-		if parts := strings.Split(req.URL.Path, "/"); len(parts) >= 3 {
-			c.Alert = parts[len(parts)-2]
-		}
+	case strings.HasSuffix(req.URL.Path, "/domains") || strings.Contains(req.URL.Path, "/security/alerts_v2/"):
+		c := defenderCall{At: time.Now(), Alert: alertOfPath(req.URL.Path)}
 		rec := &recordingWriter{ResponseWriter: w}
 		defer func() {
 			c.Status = rec.status
@@ -101,6 +98,16 @@ func (r *recordingEmulator) ServeHTTP(w http.ResponseWriter, req *http.Request) 
 	default:
 		r.Emulator.ServeHTTP(w, req)
 	}
+}
+
+// alertOfPath is the alert ID of a call of either API: the segment before
+// /domains (the endpoint API) or the last one (Graph).
+func alertOfPath(p string) string {
+	parts := strings.Split(p, "/")
+	if strings.HasSuffix(p, "/domains") && len(parts) >= 3 {
+		return parts[len(parts)-2]
+	}
+	return parts[len(parts)-1]
 }
 
 // Tokens are the access tokens handed out so far.

@@ -336,11 +336,17 @@ func slowDefender(t *testing.T, concurrency, n int) {
 	}
 }
 
-// TestHostileAnswers (issue 4.6): huge, endless, malformed and misdirected
-// answers each end in a clear failure of the right kind; the token never
-// follows a link or redirect to another host; memory stays bounded and the
-// process serves the next request.
+// TestHostileAnswers: huge, endless, malformed and misdirected answers of
+// either API each end in a clear failure of the right kind; the token
+// never follows a link or redirect to another host; memory stays bounded
+// and the process serves the next request.
 func TestHostileAnswers(t *testing.T) {
+	for _, api := range []connector.API{connector.Graph, connector.MDE} {
+		t.Run(string(api), func(t *testing.T) { testHostileAnswers(t, api) })
+	}
+}
+
+func testHostileAnswers(t *testing.T, api connector.API) {
 	var elsewhere atomic.Int64
 	other := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		elsewhere.Add(1)
@@ -350,7 +356,7 @@ func TestHostileAnswers(t *testing.T) {
 	emu, cert := startEmulator(t, emulator.WithAlert(knownAlert, "www.example.com", "cdn.example.net"))
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
-	p := startService(t, serviceEnv(emu, cert, srv.URL(), "DEFENDER_TIMEOUT=1s", "RETRY_MAX_ELAPSED=2s", "CONCURRENCY=4", "LOG_LEVEL=info"))
+	p := startService(t, serviceEnv(emu, cert, srv.URL(), "DEFENDER_API="+string(api), "DEFENDER_TIMEOUT=1s", "RETRY_MAX_ELAPSED=2s", "CONCURRENCY=4", "LOG_LEVEL=info"))
 
 	times := func(n int, a emulator.Answer) []emulator.Answer {
 		out := make([]emulator.Answer, n)
@@ -361,23 +367,32 @@ func TestHostileAnswers(t *testing.T) {
 	}
 	const html = "<!DOCTYPE html><html><head><title>Error</title></head><body><h1>Something went wrong</h1></body></html>"
 	htmlHeader := http.Header{"Content-Type": {"text/html; charset=utf-8"}}
-	tests := []struct {
+	type hostile struct {
 		id       string
 		answers  []emulator.Answer
 		kind     message.Kind
 		status   int
 		contains string // in the error message
-	}{
+	}
+	tests := []hostile{
 		{"hostile_50mib", []emulator.Answer{{BodyBytes: 50 << 20}}, message.KindBadResponse, 200, "larger than"},
 		{"hostile_endless", times(20, emulator.Answer{Slow: true}), message.KindUnavailable, 0, "in time"},
-		{"hostile_utf8", []emulator.Answer{{Body: "{\"value\":[{\"host\":\"bad\xff\xfe.example.com\"}]}"}}, message.KindBadResponse, 200, "UTF-8"},
-		{"hostile_surrogate", []emulator.Answer{{Body: `{"value":[{"host":"bad\ud800.example.com"}]}`}}, message.KindBadResponse, 200, "UTF-8"},
-		{"hostile_next_link", []emulator.Answer{{Body: `{"value":[{"host":"a.example.com"}],"@odata.nextLink":"` + other.URL + `/api/alerts/hostile_next_link/domains?$skip=1"}`}}, message.KindBadResponse, 200, "another host"},
-		{"hostile_redirect", []emulator.Answer{{Status: http.StatusFound, Header: http.Header{"Location": {other.URL + "/api/alerts/hostile_redirect/domains"}}}}, message.KindBadResponse, 302, ""},
+		{"hostile_redirect", []emulator.Answer{{Status: http.StatusFound, Header: http.Header{"Location": {other.URL + "/v1.0/security/alerts_v2/hostile_redirect"}}}}, message.KindBadResponse, 302, ""},
 		{"hostile_html_200", []emulator.Answer{{Body: html, Header: htmlHeader}}, message.KindBadResponse, 200, "JSON"},
 		{"hostile_html_502", times(100, emulator.Answer{Status: http.StatusBadGateway, Body: html, Header: htmlHeader}), message.KindUnavailable, 502, ""},
 		{"hostile_html_404", []emulator.Answer{{Status: http.StatusNotFound, Body: html, Header: htmlHeader}}, message.KindNotFound, 404, ""},
 		{"hostile_null", []emulator.Answer{{Body: "null"}}, message.KindBadResponse, 200, ""},
+	}
+	if api == connector.MDE {
+		tests = append(tests,
+			hostile{"hostile_utf8", []emulator.Answer{{Body: "{\"value\":[{\"host\":\"bad\xff\xfe.example.com\"}]}"}}, message.KindBadResponse, 200, "UTF-8"},
+			hostile{"hostile_surrogate", []emulator.Answer{{Body: `{"value":[{"host":"bad\ud800.example.com"}]}`}}, message.KindBadResponse, 200, "UTF-8"},
+			hostile{"hostile_next_link", []emulator.Answer{{Body: `{"value":[{"host":"a.example.com"}],"@odata.nextLink":"` + other.URL + `/api/alerts/hostile_next_link/domains?$skip=1"}`}}, message.KindBadResponse, 200, "another host"})
+	} else {
+		tests = append(tests,
+			hostile{"hostile_utf8", []emulator.Answer{{Body: "{\"id\":\"hostile_utf8\",\"evidence\":[{\"@odata.type\":\"#microsoft.graph.security.urlEvidence\",\"url\":\"https://bad\xff\xfe.example.com/\"}]}"}}, message.KindBadResponse, 200, "UTF-8"},
+			hostile{"hostile_evidence_type", []emulator.Answer{{Body: `{"id":"hostile_evidence_type","evidence":"https://evil.example"}`}}, message.KindBadResponse, 200, "not the documented JSON"},
+			hostile{"hostile_url_type", []emulator.Answer{{Body: `{"id":"hostile_url_type","evidence":[{"@odata.type":"#microsoft.graph.security.urlEvidence","url":{"host":"evil.example"}}]}`}}, message.KindBadResponse, 200, "not a string"})
 	}
 	ids := make([]string, len(tests))
 	for i, tt := range tests {

@@ -30,9 +30,12 @@ import (
 // limit of a stored message's headers, and an answer whose domains would
 // not fit in one message, still end with exactly one result each.
 func TestOversizedHeadersAndAnswersGetOneResult(t *testing.T) {
-	huge := make([]string, 30000)
+	// Long host names: their result is larger than the server's 1 MiB,
+	// while the answer of either API stays under the 4 MiB read limit.
+	huge := make([]string, 6000)
+	long := strings.Repeat("a", 60) + "." + strings.Repeat("b", 60) + "." + strings.Repeat("c", 60)
 	for i := range huge {
-		huge[i] = fmt.Sprintf("host-%05d.a-rather-long-domain-name.example.com", i)
+		huge[i] = fmt.Sprintf("host-%05d.%s.example.com", i, long)
 	}
 	emu, cert := startEmulator(t, emulator.WithAnyAlert(), emulator.WithAlert("huge_answer", huge...))
 	_, url := testenv.EmbeddedJetStream(t)

@@ -16,7 +16,7 @@ import (
 
 const (
 	alertTwo  = "da637472900382838869_1364969609"
-	alertNone = "636688558380765161_2136280442"
+	alertNone = "da636688558380765161_2136280442"
 )
 
 func TestRequestForms(t *testing.T) {

@@ -45,13 +45,13 @@ func TestTenantsOperations(t *testing.T) {
 	var series map[string]float64
 	testenv.Eventually(t, 10*time.Second, 50*time.Millisecond, func() bool {
 		series = scrapeMetrics(t, base)
-		return series[`alert_domains_results_total{kind="unknown_tenant",status="failure",tenant=""}`] == 2
+		return series[`alert_domains_results_total{api="",kind="unknown_tenant",status="failure",tenant=""}`] == 2
 	}, "two unknown_tenant failures counted under no tenant")
 	for k, want := range map[string]float64{
-		`alert_domains_results_total{kind="",status="success",tenant="contoso"}`:   1,
-		`alert_domains_defender_calls_total{code="200",tenant="contoso"}`:          1,
-		`alert_domains_results_total{kind="",status="success",tenant=""}`:          0,
-		`alert_domains_results_total{kind="not_found",status="failure",tenant=""}`: 0,
+		`alert_domains_results_total{api="graph",kind="",status="success",tenant="contoso"}`: 1,
+		`alert_domains_defender_calls_total{api="graph",code="200",tenant="contoso"}`:        1,
+		`alert_domains_results_total{api="",kind="",status="success",tenant=""}`:             0,
+		`alert_domains_results_total{api="",kind="not_found",status="failure",tenant=""}`:    0,
 	} {
 		if v, found := series[k]; !found || v != want {
 			t.Errorf("%s = %v (exported %v), want %v", k, v, found, want)
@@ -71,7 +71,7 @@ func TestTenantsOperations(t *testing.T) {
 	}
 	svc.WaitForLine(t, `"msg":"tenants reloaded"`, 30*time.Second)
 	series = scrapeMetrics(t, base)
-	if v, found := series[`alert_domains_results_total{kind="",status="success",tenant="fabrikam"}`]; !found || v != 0 {
+	if v, found := series[`alert_domains_results_total{api="graph",kind="",status="success",tenant="fabrikam"}`]; !found || v != 0 {
 		t.Errorf("fabrikam's results after the reload = %v (exported %v), want 0", v, found)
 	}
 

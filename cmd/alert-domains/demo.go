@@ -30,15 +30,44 @@ type demoSample struct {
 	after int
 }
 
-func demoSamples() []demoSample {
+// The alerts the demo scripts the emulator to answer in a special way.
+const (
+	demoThrottled = "da637200417169017725_183736971"
+	demoForbidden = "da637600000000000000_1000000001"
+	demoGarbled   = "da637551227677560813_-961444813"
+)
+
+func demoSamples(api connector.API) []demoSample {
+	legacy := "an alert asked by its endpoint ID: Graph knows it as da637612345678901234_1122334455, asked once more"
+	if api == connector.MDE {
+		legacy = "an alert asked by its endpoint ID"
+	}
 	return []demoSample{
 		{body: "da637472900382838869_1364969609", what: "an alert with two domains", after: -1},
+		{body: "637612345678901234_1122334455", what: legacy, after: -1},
 		{body: "636688558380765161_2136280442", what: "an alert without domains", after: -1},
-		{body: `{"alertId":"da637200417169017725_183736971","correlationId":"siem-42"}`, what: "throttled once (429, Retry-After: 1), then answered", after: -1},
-		{body: "da637000000000000000_404404404", what: "an alert Defender does not know", after: -1},
-		{body: "../machines", what: "an invalid alert ID, never sent to Defender", after: -1},
+		{body: `{"alertId":"` + demoThrottled + `","correlationId":"siem-42"}`, what: "throttled once (429, Retry-After: 1), then answered", after: -1},
+		{body: "da637000000000000000_404404404", what: "an alert Microsoft does not know", after: -1},
+		{body: demoForbidden, what: "the app lacks the permission for this call (403): replay it once an admin grants consent", after: -1},
+		{body: demoGarbled, what: "an answer that is not the documented JSON", after: -1},
+		{body: "../machines", what: "an invalid alert ID, never sent to Microsoft", after: -1},
+		{body: `{"alertId":"da637472900382838869_1364969609","tenant":"initech"}`, what: "a request for a tenant that is not configured", after: -1},
 		{body: "da637472900382838869_1364969609", what: "the first alert again, answered from the cache", after: 0},
 	}
+}
+
+// scriptDemo makes the emulator answer the demo's special alerts in api's
+// wire format.
+func scriptDemo(emu *emulator.Server, api connector.API) {
+	throttled, forbidden := `{"error":{"code":"TooManyRequests","message":"Too many requests.","innerError":{"date":"2026-12-07T09:14:03","request-id":"demo-429","client-request-id":"demo-429"}}}`,
+		`{"error":{"code":"Forbidden","message":"Missing application roles. API required roles: SecurityAlert.Read.All, SecurityAlert.ReadWrite.All.","innerError":{"date":"2026-12-07T09:14:03","request-id":"demo-403","client-request-id":"demo-403"}}}`
+	if api == connector.MDE {
+		throttled, forbidden = `{"error":{"code":"TooManyRequests","message":"API calls quota exceeded! Maximum allowed 100 per minute.","target":"demo-429"}}`,
+			`{"error":{"code":"Forbidden","message":"Missing role URL.Read.All","target":"demo-403"}}`
+	}
+	emu.Script(demoThrottled, emulator.Answer{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"1"}}, Body: throttled})
+	emu.Script(demoForbidden, emulator.Answer{Status: http.StatusForbidden, Body: forbidden})
+	emu.Script(demoGarbled, emulator.Answer{Status: http.StatusOK, Header: http.Header{"Content-Type": {"text/html"}}, Body: "<html><body>Service maintenance</body></html>"})
 }
 
 func runDemo(ctx context.Context, e *env, args []string) error {
@@ -55,11 +84,6 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 
 	emu := emulator.NewServer(emulator.WithSeedData())
 	defer emu.Close()
-	emu.Script("da637200417169017725_183736971", emulator.Answer{
-		Status: http.StatusTooManyRequests,
-		Header: http.Header{"Retry-After": {"1"}},
-		Body:   `{"error":{"code":"TooManyRequests","message":"API calls quota exceeded! Maximum allowed 100 per minute.","target":"demo-429"}}`,
-	})
 
 	overrides := map[string]string{
 		"NATS_URL":                "",
@@ -94,10 +118,11 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
+	scriptDemo(emu, cfg.API)
 	logger := newLogger(cfg, e)
 	m := metrics.New()
-	m.SetTenants([]string{config.DefaultTenant})
-	client, err := newConnector(cfg, emu.Client(), connector.WithObserver(m.Tenant(config.DefaultTenant)))
+	m.SetTenants(map[string]connector.API{config.DefaultTenant: cfg.API})
+	client, err := newConnector(cfg, emu.Client(), connector.WithObserver(m.Tenant(config.DefaultTenant, cfg.API)))
 	if err != nil {
 		return configError(err)
 	}
@@ -116,7 +141,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	svcDone := make(chan error, 1)
 	go func() { svcDone <- svc.run(svcCtx) }()
 
-	fmt.Fprintf(e.stdout, "alert-domains demo: embedded NATS, Defender emulator at %s, service with CONCURRENCY=%d\n\n", emu.URL, cfg.Concurrency)
+	fmt.Fprintf(e.stdout, "alert-domains demo: embedded NATS, Microsoft emulator at %s, service on DEFENDER_API=%s with CONCURRENCY=%d\n\n", emu.URL, cfg.API, cfg.Concurrency)
 	var natsURL string
 	select {
 	case natsURL = <-readyCh:
@@ -146,7 +171,7 @@ func demoPublish(ctx context.Context, w io.Writer, natsURL string, cfg *config.C
 		return err
 	}
 	results := make(chan *nats.Msg, 64)
-	for _, subj := range []string{cfg.SuccessSubject, cfg.FailureSubject} {
+	for _, subj := range []string{cfg.SuccessSubject, cfg.FailureSubject, cfg.SuccessSubject + ".*", cfg.FailureSubject + ".*"} {
 		sub, err := nc.ChanSubscribe(subj, results)
 		if err != nil {
 			return err
@@ -157,7 +182,7 @@ func demoPublish(ctx context.Context, w io.Writer, natsURL string, cfg *config.C
 		return err
 	}
 
-	samples := demoSamples()
+	samples := demoSamples(cfg.API)
 	seqOf := make(map[uint64]int)
 	done := make(map[int]bool)
 	publish := func(i int) error {
@@ -176,6 +201,10 @@ func demoPublish(ctx context.Context, w io.Writer, natsURL string, cfg *config.C
 		}
 	}
 	fmt.Fprintf(w, "%-3s %-34s %-8s %-8s %-6s %s\n", "#", "ALERT", "STATUS", "ATTEMPTS", "CACHED", "DOMAINS / ERROR")
+	// Rows are printed in the order of the samples, each as soon as it and
+	// every row before it have their result.
+	got := make(map[int]*message.Result)
+	printed := 0
 	for len(done) < len(samples) {
 		select {
 		case <-ctx.Done():
@@ -189,14 +218,16 @@ func demoPublish(ctx context.Context, w io.Writer, natsURL string, cfg *config.C
 			if !ok || done[i] {
 				continue
 			}
-			done[i] = true
-			printDemoRow(w, i, samples[i], &r)
+			done[i], got[i] = true, &r
 			for j, s := range samples {
 				if s.after == i {
 					if err := publish(j); err != nil {
 						return err
 					}
 				}
+			}
+			for ; got[printed] != nil; printed++ {
+				printDemoRow(w, printed, samples[printed], got[printed])
 			}
 		}
 	}
@@ -216,6 +247,9 @@ func printDemoRow(w io.Writer, i int, s demoSample, r *message.Result) {
 	detail := "[]"
 	if r.Status == message.StatusSuccess && len(r.Domains) > 0 {
 		detail = strings.Join(r.Domains, ", ")
+	}
+	if r.GraphAlertID != "" {
+		detail += " (graphAlertId " + r.GraphAlertID + ")"
 	}
 	if r.Error != nil {
 		cached = "-"

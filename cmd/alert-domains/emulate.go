@@ -20,12 +20,16 @@ import (
 
 const emulateSynopsis = `emulate [flags]
 
-Runs a fake Microsoft Defender for Endpoint API and Entra ID token service
-on one HTTPS address, so pipelines can be tested without a tenant. It speaks
-the real wire format: the v2.0 OpenID configuration and token endpoint
-(client credentials), GET /api/alerts/{id}/domains with Defender's error
-bodies, 429 with Retry-After over its quota. It prints the settings to
-export, and runs until interrupted.
+Runs a fake Microsoft Graph security API, Defender for Endpoint API and
+Entra ID token service on one HTTPS address, so pipelines can be tested
+without a tenant. It speaks each real wire format: the v2.0 OpenID
+configuration and token endpoint (client credentials; tokens whose roles
+claim lists the granted permissions), GET /v1.0/security/alerts_v2/{id}
+(Graph's alert object with typed evidence, Graph's error body) and GET
+/api/alerts/{id}/domains (the endpoint API's list and error body), 429 with
+Retry-After over its quota. Both APIs answer from one set of alerts; Graph
+knows an ID without a product prefix only as "da" + ID. It prints the
+settings to export, and runs until interrupted.
 
 A -data file maps alert IDs to their hosts:
   {"alerts": {"da637472900382838869_1364969609": ["www.example.com"]}}`
@@ -44,6 +48,7 @@ func runEmulate(ctx context.Context, e *env, args []string) error {
 	seed := fs.Bool("seed", true, "include the built-in sample alerts")
 	pageSize := fs.Int("page-size", 0, "split answers of more hosts than this into @odata.nextLink pages (0: never)")
 	certOut := fs.String("tls-cert-out", "", "write the emulator's self-signed certificate (PEM) here, for SSL_CERT_FILE")
+	perms := fs.String("permissions", emulator.GraphPermission+","+emulator.MDEPermission, "application permissions granted to the app, comma separated (none: no consent); an API answers 403 without its own")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -63,7 +68,16 @@ func runEmulate(ctx context.Context, e *env, args []string) error {
 		return usageErrorf("emulate: -page-size must not be negative")
 	}
 
+	granted := []string{}
+	if *perms != "none" {
+		for p := range strings.SplitSeq(*perms, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				granted = append(granted, p)
+			}
+		}
+	}
 	opts := []emulator.Option{
+		emulator.WithPermissions(granted...),
 		emulator.WithQuota(limits...),
 		emulator.WithLatency(*latency),
 		emulator.WithFaultRate(*faultRate, time.Now().UnixNano()),
@@ -108,7 +122,7 @@ func runEmulate(ctx context.Context, e *env, args []string) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.ServeTLS(ln, "", "") }()
 
-	printEmulatorSettings(e.stdout, emu, base, limits, *certOut, *seed, *anyAlert)
+	printEmulatorSettings(e.stdout, emu, base, limits, granted, *certOut, *seed, *anyAlert)
 
 	select {
 	case err := <-served:
@@ -166,7 +180,7 @@ func certHosts(addr net.Addr) []string {
 
 // printEmulatorSettings writes the banner to out in one write, so that a
 // reader of the output (a script waiting for "listening on") sees it whole.
-func printEmulatorSettings(out io.Writer, emu *emulator.Emulator, base string, limits []connector.Limit, certOut string, seed, anyAlert bool) {
+func printEmulatorSettings(out io.Writer, emu *emulator.Emulator, base string, limits []connector.Limit, granted []string, certOut string, seed, anyAlert bool) {
 	w := &bytes.Buffer{}
 	quota := "none"
 	if len(limits) > 0 {
@@ -186,10 +200,14 @@ func printEmulatorSettings(out io.Writer, emu *emulator.Emulator, base string, l
 	if len(alerts) == 0 {
 		alerts = append(alerts, "only those of -data")
 	}
-	fmt.Fprintf(w, "alert-domains emulate: Defender + Entra ID emulator listening on %s\n", base)
-	fmt.Fprintf(w, "  tenant  %s\n  client  %s\n  secret  %s\n  quota   %s\n  alerts  %s\n\n",
-		emu.TenantID(), emu.ClientID(), emu.ClientSecret(), quota, strings.Join(alerts, "; "))
-	fmt.Fprintln(w, "Point alert-domains (serve, get, demo) at it:")
+	consent := strings.Join(granted, ", ")
+	if consent == "" {
+		consent = "none"
+	}
+	fmt.Fprintf(w, "alert-domains emulate: Microsoft Graph, Defender for Endpoint API and Entra ID emulator listening on %s\n", base)
+	fmt.Fprintf(w, "  tenant       %s\n  client       %s\n  secret       %s\n  permissions  %s\n  quota        %s (per API)\n  alerts       %s\n\n",
+		emu.TenantID(), emu.ClientID(), emu.ClientSecret(), consent, quota, strings.Join(alerts, "; "))
+	fmt.Fprintln(w, "Point alert-domains (serve, get, demo) at it (DEFENDER_API=graph, the default, or mde):")
 	fmt.Fprintf(w, "  export DEFENDER_API_URL=%s\n", base)
 	fmt.Fprintf(w, "  export AZURE_AUTHORITY_HOST=%s/\n", base)
 	fmt.Fprintf(w, "  export AZURE_TENANT_ID=%s\n", emu.TenantID())

@@ -120,7 +120,7 @@ func TestEmulateServesUntilCanceled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := connector.New(base, cred, emulator.Scope, connector.WithHTTPClient(hc))
+	client, err := connector.New(connector.Graph, base, cred, emulator.GraphScope, connector.WithHTTPClient(hc))
 	if err != nil {
 		t.Fatal(err)
 	}

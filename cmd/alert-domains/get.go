@@ -94,6 +94,7 @@ func runGetWith(ctx context.Context, e *env, args []string, hc *http.Client) err
 		shownTenant = tenant.Name
 	}
 	defer client.CloseIdleConnections()
+	warnGet(ctx, e, client, tenant.Name)
 
 	var next func() (string, bool, error)
 	if fromStdin {
@@ -130,6 +131,21 @@ func runGetWith(ctx context.Context, e *env, args []string, hc *http.Client) err
 		return errSomeFailed
 	}
 	return nil
+}
+
+// warnGet says on stderr, before any lookup, what would make every lookup
+// of the tenant fail or stop working: the endpoint API's retirement, and a
+// token without the permission the API needs. A token that cannot be had
+// says nothing here: each lookup explains it.
+func warnGet(ctx context.Context, e *env, client *connector.Client, tenant string) {
+	api := client.API()
+	if api == connector.MDE {
+		fmt.Fprintf(e.stderr, "alert-domains: get: tenant %s uses the Defender for Endpoint API (DEFENDER_API=mde), which Microsoft retires on %s; set DEFENDER_API=graph\n", tenant, connector.MDERetirement)
+	}
+	if perm, err := client.CheckPermission(ctx); err == nil && perm == connector.PermissionMissing {
+		fmt.Fprintf(e.stderr, "alert-domains: get: the access token of tenant %s lacks the application permission %s: lookups fail as forbidden until an admin grants consent (%s)\n",
+			tenant, api.Permission(), consentStep(api))
+	}
 }
 
 // explainFailure is the line on stderr that explains a failure.

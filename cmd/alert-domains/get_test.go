@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/alert-domains/alert-domains/connector"
 	"io"
 	"reflect"
 	"regexp"
@@ -74,40 +75,76 @@ func exitStatus(err error) int {
 var completedAt = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
 
 func TestGetPrintsOneResultPerID(t *testing.T) {
-	srv := emulator.NewServer(emulator.WithSeedData())
+	for _, api := range []connector.API{connector.Graph, connector.MDE} {
+		t.Run(string(api), func(t *testing.T) {
+			srv := emulator.NewServer(emulator.WithSeedData())
+			t.Cleanup(srv.Close)
+			r := runGetTest(t, srv, getEnv(srv, "DEFENDER_API", string(api)), "",
+				"da637472900382838869_1364969609", "636688558380765161_2136280442", "bad id!", "da1_2")
+			if exitStatus(r.err) != 1 {
+				t.Errorf("exit status %d (%v), want 1", exitStatus(r.err), r.err)
+			}
+			if len(r.lines) != 4 {
+				t.Fatalf("%d result lines, want 4:\n%s", len(r.lines), r.stdout)
+			}
+			for _, m := range r.lines {
+				if s, _ := m["completedAt"].(string); !completedAt.MatchString(s) {
+					t.Errorf("completedAt %q", s)
+				}
+				delete(m, "completedAt")
+			}
+			// Graph knows the endpoint ID without a prefix as da + ID: a
+			// second call, and the ID Graph gave it.
+			legacy := map[string]any{"status": "success", "alertId": "636688558380765161_2136280442", "domains": []any{}, "attempts": 1.0, "cached": false, "api": "mde"}
+			if api == connector.Graph {
+				legacy = map[string]any{"status": "success", "alertId": "636688558380765161_2136280442", "domains": []any{}, "attempts": 2.0, "cached": false, "api": "graph",
+					"graphAlertId": "da636688558380765161_2136280442"}
+			}
+			want := []map[string]any{
+				{"status": "success", "alertId": "da637472900382838869_1364969609", "domains": []any{"www.example.com", "cdn.example.net"}, "attempts": 1.0, "cached": false, "api": string(api)},
+				legacy,
+				{"status": "failure", "error": map[string]any{"kind": "invalid_request", "message": "alert id has characters other than A-Z a-z 0-9 _ -"}, "attempts": 0.0, "api": string(api)},
+			}
+			for i, w := range want {
+				if !reflect.DeepEqual(r.lines[i], w) {
+					t.Errorf("line %d = %v, want %v", i, r.lines[i], w)
+				}
+			}
+			nf := r.lines[3]
+			errObj, _ := nf["error"].(map[string]any)
+			code := map[connector.API]string{connector.Graph: "NotFound", connector.MDE: "ResourceNotFound"}[api]
+			if nf["status"] != "failure" || nf["alertId"] != "da1_2" || errObj["kind"] != "not_found" || errObj["httpStatus"] != 404.0 ||
+				errObj["code"] != code || nf["attempts"] != 1.0 {
+				t.Errorf("not found line = %v", nf)
+			}
+			if _, ok := errObj["requestId"]; ok != (api == connector.Graph) {
+				t.Errorf("not found line = %v: a requestId only on graph, which sends one", nf)
+			}
+			if !strings.Contains(r.stderr, `get "bad id!": invalid_request`) || !strings.Contains(r.stderr, "get da1_2: not_found") {
+				t.Errorf("stderr does not explain the failures:\n%s", r.stderr)
+			}
+			if retire := strings.Contains(r.stderr, "retires on "+connector.MDERetirement); retire != (api == connector.MDE) {
+				t.Errorf("stderr names the retirement: %v, want only on mde:\n%s", retire, r.stderr)
+			}
+		})
+	}
+}
+
+// TestGetSaysAMissingPermission: before any lookup, get says on stderr
+// that the token lacks the API's permission and how to grant it; the
+// lookups then fail as forbidden.
+func TestGetSaysAMissingPermission(t *testing.T) {
+	srv := emulator.NewServer(emulator.WithSeedData(), emulator.WithPermissions("SecurityIncident.Read.All", emulator.MDEPermission))
 	t.Cleanup(srv.Close)
-	r := runGetTest(t, srv, getEnv(srv), "",
-		"da637472900382838869_1364969609", "636688558380765161_2136280442", "bad id!", "da1_2")
-	if exitStatus(r.err) != 1 {
-		t.Errorf("exit status %d (%v), want 1", exitStatus(r.err), r.err)
+	r := runGetTest(t, srv, getEnv(srv), "", "da637472900382838869_1364969609")
+	if exitStatus(r.err) != 1 || len(r.lines) != 1 {
+		t.Fatalf("exit %d, %d lines: %v\n%s", exitStatus(r.err), len(r.lines), r.err, r.stdout)
 	}
-	if len(r.lines) != 4 {
-		t.Fatalf("%d result lines, want 4:\n%s", len(r.lines), r.stdout)
+	if errObj, _ := r.lines[0]["error"].(map[string]any); errObj["kind"] != "forbidden" || !strings.Contains(errObj["message"].(string), "SecurityAlert.Read.All") {
+		t.Errorf("result %v, want forbidden naming SecurityAlert.Read.All", r.lines[0])
 	}
-	for _, m := range r.lines {
-		if s, _ := m["completedAt"].(string); !completedAt.MatchString(s) {
-			t.Errorf("completedAt %q", s)
-		}
-		delete(m, "completedAt")
-	}
-	want := []map[string]any{
-		{"status": "success", "alertId": "da637472900382838869_1364969609", "domains": []any{"www.example.com", "cdn.example.net"}, "attempts": 1.0, "cached": false},
-		{"status": "success", "alertId": "636688558380765161_2136280442", "domains": []any{}, "attempts": 1.0, "cached": false},
-		{"status": "failure", "error": map[string]any{"kind": "invalid_request", "message": "alert id has characters other than A-Z a-z 0-9 _ -"}, "attempts": 0.0},
-	}
-	for i, w := range want {
-		if !reflect.DeepEqual(r.lines[i], w) {
-			t.Errorf("line %d = %v, want %v", i, r.lines[i], w)
-		}
-	}
-	nf := r.lines[3]
-	errObj, _ := nf["error"].(map[string]any)
-	if nf["status"] != "failure" || nf["alertId"] != "da1_2" || errObj["kind"] != "not_found" || errObj["httpStatus"] != 404.0 ||
-		errObj["code"] != "ResourceNotFound" || nf["attempts"] != 1.0 {
-		t.Errorf("not found line = %v", nf)
-	}
-	if !strings.Contains(r.stderr, `get "bad id!": invalid_request`) || !strings.Contains(r.stderr, "get da1_2: not_found") {
-		t.Errorf("stderr does not explain the failures:\n%s", r.stderr)
+	if !strings.Contains(r.stderr, "lacks the application permission SecurityAlert.Read.All") || !strings.Contains(r.stderr, "Grant admin consent") {
+		t.Errorf("stderr does not say the missing permission before the lookups:\n%s", r.stderr)
 	}
 }
 

@@ -22,7 +22,7 @@ import (
 // registration is the app registration of the configuration, whose calls
 // share one quota.
 func registration(cfg *config.Config) quota.Registration {
-	return quota.Registration{Cloud: cfg.DefenderCloud, TenantID: cfg.AzureTenantID, ClientID: cfg.AzureClientID}
+	return quota.Registration{API: cfg.API, Cloud: cfg.DefenderCloud, TenantID: cfg.AzureTenantID, ClientID: cfg.AzureClientID}
 }
 
 // newSharedQuota returns the shared quota of the configuration, or nil when

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -32,6 +33,8 @@ func (s *service) reloadActor(hooks *handlers.Hooks, m *metrics.Metrics, count f
 	signal.Notify(hup, syscall.SIGHUP)
 	return lifecycle.Func("tenants reload", func(ctx context.Context) error {
 		defer signal.Stop(hup)
+		var checks sync.WaitGroup
+		defer checks.Wait()
 		tick := time.NewTicker(tenantsFileCheck)
 		defer tick.Stop()
 		for {
@@ -51,7 +54,7 @@ func (s *service) reloadActor(hooks *handlers.Hooks, m *metrics.Metrics, count f
 			if now, ok := sum(); ok {
 				last = now
 			}
-			names, err := s.clients.reload(ctx)
+			list, changed, err := s.clients.reload(ctx)
 			if err != nil {
 				count(metrics.ReloadRefused)
 				s.logger.Error("tenants file not reloaded: the running tenants stay", slog.String("file", s.cfg.TenantsFile),
@@ -59,9 +62,14 @@ func (s *service) reloadActor(hooks *handlers.Hooks, m *metrics.Metrics, count f
 				continue
 			}
 			hooks.DropEnv(s.clients.secretEnv...)
-			m.SetTenants(names)
+			m.SetTenants(tenantAPIs(list))
 			count(metrics.ReloadApplied)
-			s.logger.Info("tenants reloaded", slog.String("file", s.cfg.TenantsFile), slog.String("reason", reason), slog.Any("tenants", names))
+			s.logger.Info("tenants reloaded", slog.String("file", s.cfg.TenantsFile), slog.String("reason", reason), slog.Any("tenants", tenantNames(list)))
+			warnRetirement(s.logger, list)
+			// A new or changed tenant's permission is checked in the
+			// background, as at start.
+			set := s.tenants.Set()
+			checks.Go(func() { reportPermissions(ctx, s.logger, m, checkPermissions(ctx, set, changed)) })
 		}
 	})
 }

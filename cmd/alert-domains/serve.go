@@ -28,8 +28,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	logger := newLogger(cfg, e)
+	warnRetirement(logger, list)
 	m := metrics.New()
-	m.SetTenants(tenantNames(list))
+	m.SetTenants(tenantAPIs(list))
 	opts := []connector.Option{connector.WithObserver(m), connector.WithHTTPClient(connector.NewHTTPClient(cfg.Concurrency))}
 	if fromFile {
 		svc, err := newTenantsService(cfg, e, list, logger, m, opts)
@@ -45,7 +46,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if shared != nil {
 		opts = append(opts, connector.WithQuota(shared))
 	}
-	opts = append(opts, connector.WithObserver(m.Tenant(config.DefaultTenant)))
+	opts = append(opts, connector.WithObserver(m.Tenant(config.DefaultTenant, cfg.API)))
 	client, err := newConnector(cfg, nil, opts...)
 	if err != nil {
 		return configError(err)
@@ -72,8 +73,17 @@ func newTenantsService(cfg *config.Config, e *env, list []config.Tenant, logger 
 	return &service{cfg: cfg, logger: logger, metrics: m, tenants: clients.router, clients: clients}, nil
 }
 
-// tenantNames are the names of list, the values of the metrics' tenant
-// label.
+// tenantAPIs are the names of list with the API of each, the values of the
+// metrics' tenant and api labels.
+func tenantAPIs(list []config.Tenant) map[string]connector.API {
+	apis := make(map[string]connector.API, len(list))
+	for _, t := range list {
+		apis[t.Name] = t.API
+	}
+	return apis
+}
+
+// tenantNames are the names of list.
 func tenantNames(list []config.Tenant) []string {
 	names := make([]string, len(list))
 	for i, t := range list {

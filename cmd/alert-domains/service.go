@@ -115,6 +115,14 @@ func (s *service) run(ctx context.Context) error {
 		}),
 		lifecycle.Func("safety net", p.safety.Run),
 		lifecycle.Func("ready", func(ctx context.Context) error { return s.announceReady(ctx, p.ready, natsURL, start) }),
+		lifecycle.Func("permission check", func(ctx context.Context) error {
+			if s.tenants != nil {
+				set := s.tenants.Set()
+				reportPermissions(ctx, s.logger, p.metrics, checkPermissions(ctx, set, set.Tenants().Names()))
+			}
+			<-ctx.Done()
+			return nil
+		}),
 	}
 	if s.clients != nil {
 		work = append(work, s.reloadActor(p.hooks, p.metrics, p.reloads))

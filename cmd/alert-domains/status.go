@@ -6,9 +6,44 @@ import (
 	"strings"
 	"time"
 
+	"github.com/alert-domains/alert-domains/config"
+	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/internal/ops"
 	"github.com/alert-domains/alert-domains/quota"
+	"github.com/alert-domains/alert-domains/tenants"
 )
+
+// statusPermissionTenants bounds the tenants whose token status asks for:
+// one token request each.
+const statusPermissionTenants = 50
+
+// statusAPIs reads, beside the rest of status, each tenant's API and what
+// its token says of the permission that API needs; a tenant without a
+// usable credential here is shown with the reason.
+func statusAPIs(ctx context.Context, cfg *config.Config, list []config.Tenant) <-chan []permissionCheck {
+	out := make(chan []permissionCheck, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		var checks, unusable []permissionCheck
+		set, err := tenants.New(list[:min(len(list), statusPermissionTenants)], func(t *config.Tenant) (tenants.Lookup, error) {
+			client, err := newTenantConnector(cfg, t, nil)
+			if err != nil {
+				unusable = append(unusable, permissionCheck{tenant: t.Name, api: t.API, err: err})
+				return nil, nil
+			}
+			return client, nil
+		})
+		if err == nil {
+			checks = checkPermissions(ctx, set, set.Tenants().Names())
+		}
+		for _, t := range list[min(len(list), statusPermissionTenants):] {
+			checks = append(checks, permissionCheck{tenant: t.Name, api: t.API, perm: connector.PermissionUnknown, err: errNotChecked})
+		}
+		out <- append(unusable, checks...)
+	}()
+	return out
+}
 
 const statusSynopsis = `status
 
@@ -16,7 +51,9 @@ Prints, on one screen, what an operator needs during an incident: the
 streams (messages, bytes, age of the oldest), the consumers (pending,
 ack-pending, redelivered, waiting), the replicas running now (each answers
 on NATS; bound to the consumer or not), the failures of the last hour by kind,
-and the configured Defender quota with how much of it was used.
+the Microsoft API of each tenant with what its access token says of the
+permission that API needs, and the configured quota with how much of it was
+used.
 
 With TENANTS_FILE (or results of more than one tenant), a line per tenant:
 its results and failures by kind in the last hour, the requests stored on its
@@ -42,6 +79,7 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		tenantsIssue = err.Error()
 	}
+	apis := statusAPIs(ctx, cfg, list)
 	if err != nil || !fromFile {
 		list = nil
 	}
@@ -64,7 +102,7 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	st.TenantsIssue = tenantsIssue
-	if err := printStatus(e.stdout, st); err != nil {
+	if err := printStatus(e.stdout, st, <-apis); err != nil {
 		return err
 	}
 	if len(st.Missing) > 0 {

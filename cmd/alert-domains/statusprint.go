@@ -17,8 +17,9 @@ import (
 	"github.com/alert-domains/alert-domains/quota"
 )
 
-// printStatus writes the status screen.
-func printStatus(out io.Writer, st *ops.Status) error {
+// printStatus writes the status screen; apis are the tenants' APIs with
+// their permission checks.
+func printStatus(out io.Writer, st *ops.Status, apis []permissionCheck) error {
 	// Each section is a table of its own.
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	section := func() {
@@ -91,6 +92,9 @@ func printStatus(out io.Writer, st *ops.Status) error {
 			fmt.Fprintf(w, "  %s\t%d\n", k, st.Failures[k])
 		}
 	}
+	section()
+
+	printAPIs(w, apis)
 	section()
 
 	if st.TenantsIssue != "" {

@@ -71,7 +71,7 @@ func newTenantClients(cfg *config.Config, e *env, list []config.Tenant, logger *
 func (c *tenantClients) build(t *config.Tenant) (tenants.Lookup, error) {
 	opts := c.opts
 	if c.m != nil {
-		opts = append(slices.Clip(opts), connector.WithObserver(c.m.Tenant(t.Name)))
+		opts = append(slices.Clip(opts), connector.WithObserver(c.m.Tenant(t.Name, t.API)))
 	}
 	if c.obs != nil && len(t.RateLimits) > 0 {
 		key := tenantRegistration(t).Key()
@@ -148,31 +148,32 @@ func (c *tenantClients) runQuotasLocked() {
 
 // reload reads TENANTS_FILE again and swaps the tenants served: unchanged
 // tenants keep their clients (token cache, quota, cooldown), new and
-// changed ones get new clients, removed ones are no longer served. Work in
-// flight finishes with the client it has. An invalid file changes nothing.
-// A quota no tenant uses any more keeps its watch until shutdown.
-func (c *tenantClients) reload(ctx context.Context) (names []string, err error) {
+// changed ones get new clients (named in changed), removed ones are no
+// longer served. Work in flight finishes with the client it has. An
+// invalid file changes nothing. A quota no tenant uses any more keeps its
+// watch until shutdown.
+func (c *tenantClients) reload(ctx context.Context) (list []config.Tenant, changed []string, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	list, err := config.LoadTenants(c.cfg.TenantsFile, c.cfg, c.e.lookupEnv)
+	list, err = config.LoadTenants(c.cfg.TenantsFile, c.cfg, c.e.lookupEnv)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var limits []connector.Limit
 	if c.cfg.QuotaScope == quota.ScopeShared {
 		var layout quota.Layout
 		if layout, limits, err = sharedQuota(c.cfg, list); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if len(limits) > 0 && c.obs == nil {
-			return nil, fmt.Errorf("%w: TENANTS_FILE: the tenants had no Defender rate limits at start; restart to give them some", config.ErrInvalid)
+			return nil, nil, fmt.Errorf("%w: TENANTS_FILE: the tenants had no Defender rate limits at start; restart to give them some", config.ErrInvalid)
 		}
 		// The streams' names hang on the primary counts: renamed here
 		// alone, this replica would count apart from the others. A window
 		// added or no longer used renames nothing in use.
 		for _, now := range layout.Primary() {
 			if was, ok := windowCount(c.layout.Primary(), now.Window); ok && was != now.Count {
-				return nil, fmt.Errorf("%w: TENANTS_FILE: the smallest count of %s, a window DEFENDER_RATE_LIMITS does not give, names the shared quota's streams and would change from %d to %d; restart every replica, or give that window in DEFENDER_RATE_LIMITS",
+				return nil, nil, fmt.Errorf("%w: TENANTS_FILE: the smallest count of %s, a window DEFENDER_RATE_LIMITS does not give, names the shared quota's streams and would change from %d to %d; restart every replica, or give that window in DEFENDER_RATE_LIMITS",
 					config.ErrInvalid, metrics.ShortDuration(now.Window), was, now.Count)
 			}
 		}
@@ -188,7 +189,8 @@ func (c *tenantClients) reload(ctx context.Context) (names []string, err error) 
 	for k := range c.quotas {
 		known[k] = true
 	}
-	set, err := tenants.Rebuild(c.router.Set(), list, c.build)
+	old := c.router.Set()
+	set, err := tenants.Rebuild(old, list, c.build)
 	if err == nil && c.js != nil && len(limits) > 0 {
 		err = prepareQuotaLimits(ctx, c.js, c.cfg, c.layout, limits)
 	}
@@ -198,14 +200,17 @@ func (c *tenantClients) reload(ctx context.Context) (names []string, err error) 
 				delete(c.quotas, k)
 			}
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	c.limits = limits
 	c.runQuotasLocked()
 	c.router.Swap(set)
 	c.noteTenants(list)
 	for _, t := range list {
-		names = append(names, t.Name)
+		was, _ := old.Lookup(t.Name)
+		if now, _ := set.Lookup(t.Name); now != was {
+			changed = append(changed, t.Name)
+		}
 	}
-	return names, nil
+	return list, changed, nil
 }

@@ -43,13 +43,13 @@ func newTenantConnector(cfg *config.Config, t *config.Tenant, hc *http.Client, e
 	if hc != nil {
 		opts = append(opts, connector.WithHTTPClient(hc))
 	}
-	return connector.New(t.APIURL, cred, t.Scope, append(opts, extra...)...)
+	return connector.New(t.API, t.APIURL, cred, t.Scope, append(opts, extra...)...)
 }
 
 // tenantRegistration is the app registration whose quota a tenant spends:
 // for the tenant of the AZURE_* variables, the one registration(cfg) names.
 func tenantRegistration(t *config.Tenant) quota.Registration {
-	return quota.Registration{Cloud: t.Cloud, TenantID: t.Credential.TenantID, ClientID: t.Credential.ClientID}
+	return quota.Registration{API: t.API, Cloud: t.Cloud, TenantID: t.Credential.TenantID, ClientID: t.Credential.ClientID}
 }
 
 // sharedQuota lays out the shared quota's streams for the tenants of list

@@ -96,7 +96,7 @@ func TestReloadKeepsQuotaStreamNames(t *testing.T) {
 	perTwoSeconds := func(n int) connector.Limit { return connector.Limit{Count: n, Window: 2 * time.Second} }
 
 	write(tenant("contoso", 1, "5/2s") + tenant("fabrikam", 2, "10/2s") + tenant("initech", 3, "100/1m"))
-	if _, err := c.reload(t.Context()); err != nil {
+	if _, _, err := c.reload(t.Context()); err != nil {
 		t.Fatalf("a larger count and a new window: %v", err)
 	}
 	if got := c.layout.Stream(perTwoSeconds(5)); got != "QUOTA_alert-domains_2000ms" {
@@ -107,7 +107,7 @@ func TestReloadKeepsQuotaStreamNames(t *testing.T) {
 	}
 
 	write(tenant("contoso", 1, "5/2s") + tenant("fabrikam", 2, "10/2s") + tenant("initech", 3, "100/1m") + tenant("woodgrove", 4, "2/2s"))
-	if _, err := c.reload(t.Context()); !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "from 5 to 2") {
+	if _, _, err := c.reload(t.Context()); !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "from 5 to 2") {
 		t.Errorf("a smaller count renaming the streams: %v, want it refused", err)
 	}
 	if got := c.layout.Stream(perTwoSeconds(5)); got != "QUOTA_alert-domains_2000ms" {

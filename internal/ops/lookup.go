@@ -56,7 +56,7 @@ func LookupAll(ctx context.Context, client *connector.Client, tenant string, nex
 		go func() {
 			for j := range jobs {
 				l := lookupOne(ctx, client, j.id)
-				l.Result.Tenant = tenant
+				l.Result.Tenant, l.Result.API = tenant, string(client.API())
 				j.out <- l
 			}
 		}()
@@ -98,7 +98,9 @@ func lookupOne(ctx context.Context, client *connector.Client, id string) Lookup 
 	res, err := client.Domains(ctx, id)
 	now := time.Now()
 	if err == nil {
-		return Lookup{ID: id, Result: message.Success(id, res.Domains, res.Attempts, false, now)}
+		r := message.Success(id, res.Domains, res.Attempts, false, now)
+		r.GraphAlertID = res.GraphAlertID
+		return Lookup{ID: id, Result: r}
 	}
 	alertID := id
 	if message.ValidateAlertID(id) != nil {

@@ -20,7 +20,7 @@ func newLookupClient(t *testing.T, opts ...emulator.Option) *connector.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := connector.New(srv.URL, cred, emulator.Scope, connector.WithHTTPClient(srv.Client()),
+	client, err := connector.New(connector.Graph, srv.URL, cred, emulator.GraphScope, connector.WithHTTPClient(srv.Client()),
 		connector.WithTimeout(5*time.Second), connector.WithBackoff(10*time.Millisecond, 50*time.Millisecond, 200*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)

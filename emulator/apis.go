@@ -1,0 +1,467 @@
+package emulator
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/message"
+)
+
+// alertCall is the handler of api's alert call.
+func (e *Emulator) alertCall(api connector.API) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { e.alert(w, r, api) }
+}
+
+func (e *Emulator) alert(w http.ResponseWriter, r *http.Request, api connector.API) {
+	id := r.PathValue("id")
+	now := time.Now()
+	e.mu.Lock()
+	e.calls++
+	e.callsOf[api]++
+	e.callsFor[id]++
+	e.callTimes = append(e.callTimes, now)
+	if len(e.callTimes) >= 2*maxCallTimes {
+		e.callTimes = append(e.callTimes[:0], e.callTimes[len(e.callTimes)-maxCallTimes:]...)
+	}
+	tok, hasTok := e.tokens[bearerToken(r)]
+	e.mu.Unlock()
+
+	switch {
+	case !hasTok || now.After(tok.expires):
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		e.apiError(w, r, api, http.StatusUnauthorized, "Access token is missing, invalid or expired.")
+		return
+	case tok.api != api:
+		e.apiError(w, r, api, http.StatusForbidden, "The access token has a wrong audience.")
+		return
+	case !slices.ContainsFunc(tok.roles, func(p string) bool { return grants(api, p) }):
+		e.apiError(w, r, api, http.StatusForbidden, "Missing application roles. API required roles: "+strings.Join(required(api), ", ")+".")
+		return
+	}
+
+	e.mu.Lock()
+	var script *Answer
+	if q := e.scripts[id]; len(q) > 0 {
+		a := q[0]
+		script = &a
+		if len(q) == 1 {
+			delete(e.scripts, id)
+		} else {
+			e.scripts[id] = q[1:]
+		}
+	}
+	outage := e.outage
+	quota := e.quota[api]
+	e.mu.Unlock()
+
+	if script != nil {
+		e.serveAnswer(w, r, api, *script)
+		return
+	}
+	if outage != 0 {
+		e.apiError(w, r, api, outage, "The service is unavailable.")
+		return
+	}
+	if ok, retryIn := quota.Allow(); !ok {
+		secs := int((retryIn + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+		e.apiError(w, r, api, http.StatusTooManyRequests, "API calls quota exceeded! Maximum allowed is the configured rate.")
+		return
+	}
+
+	e.mu.Lock()
+	latency := e.latency
+	fault := e.faultRate > 0 && e.rng.Float64() < e.faultRate
+	hosts, known := e.lookup(api, id)
+	anyAlert, pageSize, tenant := e.anyAlert, e.pageSize, e.tenantID
+	e.mu.Unlock()
+
+	if latency > 0 && !e.pause(r.Context(), latency) {
+		abort()
+	}
+	if fault {
+		e.apiError(w, r, api, http.StatusServiceUnavailable, "An unexpected error occurred. Try again later.")
+		return
+	}
+	if message.ValidateAlertID(id) != nil {
+		e.apiError(w, r, api, http.StatusBadRequest, "The alert id is not valid.")
+		return
+	}
+	if !known {
+		if !anyAlert || (api == connector.Graph && bareEndpointID.MatchString(id)) {
+			e.apiError(w, r, api, http.StatusNotFound, fmt.Sprintf("Alert %s was not found", id))
+			return
+		}
+		hosts = syntheticHosts(endpointID(id))
+	}
+	e.count(http.StatusOK)
+	if api == connector.Graph {
+		writeJSON(w, http.StatusOK, graphAlert(id, tenant, hosts))
+		return
+	}
+	writeJSON(w, http.StatusOK, domainsPage(r, hosts, pageSize))
+}
+
+// grants reports whether permission p allows api's call.
+func grants(api connector.API, p string) bool { return slices.Contains(required(api), p) }
+
+// required are the permissions that allow api's call, as Microsoft lists
+// them.
+func required(api connector.API) []string {
+	if api == connector.Graph {
+		return []string{"SecurityAlert.Read.All", "SecurityAlert.ReadWrite.All"}
+	}
+	return []string{"URL.Read.All"}
+}
+
+// bareEndpointID is a Defender for Endpoint alert ID without a product
+// prefix: Graph knows that alert only as "da" + ID.
+var bareEndpointID = regexp.MustCompile(`^(?:[0-9]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})_-?[0-9]+$`)
+
+// lookup finds the hosts of the alert api asks for as id.
+func (e *Emulator) lookup(api connector.API, id string) ([]string, bool) {
+	if api == connector.MDE {
+		hosts, ok := e.alerts[id]
+		return hosts, ok
+	}
+	if bareEndpointID.MatchString(id) {
+		return nil, false
+	}
+	if hosts, ok := e.alerts[id]; ok {
+		return hosts, true
+	}
+	hosts, ok := e.alerts[endpointID(id)]
+	return hosts, ok
+}
+
+// endpointID is the bare endpoint ID of an alert asked as "da" + a bare
+// ID, and id itself otherwise: the key of the alert in the data.
+func endpointID(id string) string {
+	if bare, ok := strings.CutPrefix(id, "da"); ok && bareEndpointID.MatchString(bare) {
+		return bare
+	}
+	return id
+}
+
+// domainsPage is the endpoint API's answer: the hosts, in pages of
+// pageSize linked by @odata.nextLink when pageSize is set.
+func domainsPage(r *http.Request, hosts []string, pageSize int) any {
+	type entry struct {
+		Host string `json:"host"`
+	}
+	answer := struct {
+		Context  string  `json:"@odata.context"`
+		Value    []entry `json:"value"`
+		NextLink string  `json:"@odata.nextLink,omitempty"`
+	}{Context: "https://api.securitycenter.microsoft.com/api/$metadata#Domains", Value: []entry{}}
+	if pageSize > 0 && len(hosts) > pageSize {
+		skip, _ := strconv.Atoi(r.URL.Query().Get("$skip"))
+		skip = min(max(skip, 0), len(hosts))
+		end := min(skip+pageSize, len(hosts))
+		if end < len(hosts) {
+			answer.NextLink = baseURL(r) + r.URL.EscapedPath() + "?$skip=" + strconv.Itoa(end)
+		}
+		hosts = hosts[skip:end]
+	}
+	for _, h := range hosts {
+		answer.Value = append(answer.Value, entry{h})
+	}
+	return answer
+}
+
+// graphAlert is Graph's alert object for an alert with hosts, with the
+// members a Defender for Endpoint alert has and evidence of several types:
+// the device and the user involved (whose names are not domains), then
+// each host in a URL of urlEvidence or of an analyzed message, in the
+// forms Microsoft writes them (ports, user info, upper case, a trailing
+// dot), and an IP address among them.
+func graphAlert(id, tenant string, hosts []string) map[string]any {
+	sum := fnv.New64a()
+	_, _ = sum.Write([]byte(id))
+	seed := sum.Sum64()
+	created := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(seed%(30*24*3600)) * time.Second)
+	stamp := created.Format("2006-01-02T15:04:05.0000000Z")
+	base := func(typ string, roles ...string) map[string]any {
+		return map[string]any{
+			"@odata.type":              "#microsoft.graph.security." + typ,
+			"createdDateTime":          stamp,
+			"verdict":                  "suspicious",
+			"remediationStatus":        "none",
+			"remediationStatusDetails": nil,
+			"roles":                    append([]string{}, roles...),
+			"detailedRoles":            []string{},
+			"tags":                     []string{},
+		}
+	}
+	device := base("deviceEvidence", "compromised")
+	device["mdeDeviceId"] = fmt.Sprintf("%040x", seed)
+	device["deviceDnsName"] = fmt.Sprintf("ws-%04d.corp.contoso.example", seed%10000)
+	device["osPlatform"] = "Windows11"
+	device["ipInterfaces"] = []string{"10.1.2.3"}
+	user := base("userEvidence", "compromised")
+	user["userAccount"] = map[string]any{"accountName": "jdoe", "domainName": "CONTOSO", "userSid": "S-1-5-21-1-2-3-1104", "userPrincipalName": "jdoe@contoso.example"}
+	evidence := []any{device, user}
+	var message map[string]any
+	for i, h := range hosts {
+		switch i % 3 {
+		case 0:
+			u := base("urlEvidence", "contextual")
+			u["url"] = "https://" + h + "/"
+			evidence = append(evidence, u)
+		case 1:
+			u := base("urlEvidence", "commandAndControl")
+			u["url"] = "http://svc@" + strings.ToUpper(h) + ":8080/download?file=update.exe"
+			evidence = append(evidence, u)
+		default:
+			if message == nil {
+				message = base("analyzedMessageEvidence", "contextual")
+				message["subject"] = "Action required: verify your account"
+				message["recipientEmailAddress"] = "jdoe@contoso.example"
+				message["urls"] = []string{"http://198.51.100.7/track"}
+				evidence = append(evidence, message)
+			}
+			message["urls"] = append(message["urls"].([]string), "https://"+h+"./signin?session="+strconv.Itoa(i))
+		}
+	}
+	ip := base("ipEvidence", "destination")
+	ip["ipAddress"] = "203.0.113." + strconv.Itoa(int(seed%250)+1)
+	evidence = append(evidence, ip)
+	return map[string]any{
+		"@odata.context":        "https://graph.microsoft.com/v1.0/$metadata#security/alerts_v2/$entity",
+		"@odata.type":           "#microsoft.graph.security.alert",
+		"id":                    id,
+		"providerAlertId":       id,
+		"incidentId":            strconv.FormatUint(seed%100000, 10),
+		"status":                "new",
+		"severity":              "medium",
+		"classification":        nil,
+		"determination":         nil,
+		"serviceSource":         "microsoftDefenderForEndpoint",
+		"detectionSource":       "microsoftDefenderForEndpoint",
+		"productName":           "Microsoft Defender for Endpoint",
+		"detectorId":            "e0da400f-affd-43ef-b1d5-afc2eb6f2756",
+		"tenantId":              tenant,
+		"title":                 "Connection to a suspicious domain",
+		"description":           "A process on the device connected to a domain associated with malicious activity.",
+		"recommendedActions":    "Review the device timeline; block the domains at the perimeter.",
+		"category":              "CommandAndControl",
+		"assignedTo":            nil,
+		"alertWebUrl":           "https://security.microsoft.com/alerts/" + id + "?tid=" + tenant,
+		"incidentWebUrl":        "https://security.microsoft.com/incidents/" + strconv.FormatUint(seed%100000, 10) + "?tid=" + tenant,
+		"actorDisplayName":      nil,
+		"threatDisplayName":     nil,
+		"threatFamilyName":      nil,
+		"mitreTechniques":       []string{"T1071.001"},
+		"createdDateTime":       stamp,
+		"lastUpdateDateTime":    stamp,
+		"resolvedDateTime":      nil,
+		"firstActivityDateTime": stamp,
+		"lastActivityDateTime":  stamp,
+		"comments":              []any{},
+		"evidence":              evidence,
+		"systemTags":            []string{},
+	}
+}
+
+// apiError writes api's error body for status, with its error code.
+func (e *Emulator) apiError(w http.ResponseWriter, r *http.Request, api connector.API, status int, text string) {
+	e.count(status)
+	if api == connector.MDE {
+		writeJSON(w, status, map[string]any{"error": map[string]string{
+			"code":    mdeErrorCode(status),
+			"message": text,
+			"target":  e.trackingID(),
+		}})
+		return
+	}
+	requestID := e.trackingID()
+	clientRequestID := r.Header.Get("client-request-id")
+	if clientRequestID == "" {
+		clientRequestID = requestID
+	}
+	w.Header().Set("request-id", requestID)
+	w.Header().Set("client-request-id", clientRequestID)
+	writeJSON(w, status, map[string]any{"error": map[string]any{
+		"code":    graphErrorCode(status),
+		"message": text,
+		"innerError": map[string]string{
+			"date":              time.Now().UTC().Format("2006-01-02T15:04:05"),
+			"request-id":        requestID,
+			"client-request-id": clientRequestID,
+		},
+	}})
+}
+
+func (e *Emulator) trackingID() string {
+	n := e.tracking.Add(1)
+	return fmt.Sprintf("e0000000-0000-4000-8000-%012x", n)
+}
+
+func (e *Emulator) count(status int) {
+	e.mu.Lock()
+	e.answered[status]++
+	e.mu.Unlock()
+}
+
+// mdeErrorCode is the error.code the endpoint API sends with status.
+func mdeErrorCode(status int) string {
+	switch {
+	case status == http.StatusUnauthorized:
+		return "Unauthorized"
+	case status == http.StatusForbidden:
+		return "Forbidden"
+	case status == http.StatusNotFound:
+		return "ResourceNotFound"
+	case status == http.StatusTooManyRequests:
+		return "TooManyRequests"
+	case status >= 500:
+		return "InternalServerError"
+	}
+	return "BadRequest"
+}
+
+// graphErrorCode is the error.code Graph sends with status.
+func graphErrorCode(status int) string {
+	switch {
+	case status == http.StatusUnauthorized:
+		return "InvalidAuthenticationToken"
+	case status == http.StatusForbidden:
+		return "Forbidden"
+	case status == http.StatusNotFound:
+		return "NotFound"
+	case status == http.StatusTooManyRequests:
+		return "TooManyRequests"
+	case status == http.StatusServiceUnavailable:
+		return "ServiceUnavailable"
+	case status == http.StatusGatewayTimeout:
+		return "GatewayTimeout"
+	case status >= 500:
+		return "InternalServerError"
+	}
+	return "BadRequest"
+}
+
+func bearerToken(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+// syntheticHosts are the 1 to 3 hosts of an alert WithAnyAlert makes up.
+func syntheticHosts(id string) []string {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(id))
+	sum := h.Sum64()
+	tlds := [...]string{"example.com", "example.net", "example.org", "example.io"}
+	hosts := make([]string, 1+sum%3)
+	for i := range hosts {
+		hosts[i] = fmt.Sprintf("h%06x-%d.%s", (sum>>8)&0xffffff, i, tlds[(sum>>(16+4*i))%4])
+	}
+	return hosts
+}
+
+// pause waits d, or until the client leaves or the emulator closes.
+func (e *Emulator) pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+	case <-e.done:
+	}
+	return false
+}
+
+// abort ends a handler whose client left (or whose emulator closed) before
+// any answer: the connection is cut with no status at all. A plain return
+// would let net/http send an empty 200, which a client still reading could
+// take for Microsoft's answer.
+func abort() { panic(http.ErrAbortHandler) }
+
+// serveAnswer writes a scripted answer. The large and slow bodies are
+// api's answer shape around one huge value.
+func (e *Emulator) serveAnswer(w http.ResponseWriter, r *http.Request, api connector.API, a Answer) {
+	if a.Delay > 0 && !e.pause(r.Context(), a.Delay) {
+		abort()
+	}
+	status := a.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	for k, vs := range a.Header {
+		w.Header()[k] = append([]string(nil), vs...)
+	}
+	jsonBody := strings.HasPrefix(strings.TrimSpace(a.Body), "{") || a.BodyBytes > 0 || a.Slow
+	if jsonBody && w.Header().Get("Content-Type") == "" {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	}
+	head, tail := `{"value":[{"host":"`, `"}]}`
+	if api == connector.Graph {
+		head, tail = `{"id":"`+r.PathValue("id")+`","evidence":[{"@odata.type":"#microsoft.graph.security.urlEvidence","url":"https://`, `.example/"}]}`
+	}
+	e.count(status)
+	switch {
+	case a.Slow:
+		w.WriteHeader(status)
+		flusher, _ := w.(http.Flusher)
+		_, _ = io.WriteString(w, head)
+		for {
+			if flusher != nil {
+				flusher.Flush()
+			}
+			if !e.pause(r.Context(), 20*time.Millisecond) {
+				// Cut the connection rather than end the answer cleanly.
+				panic(http.ErrAbortHandler)
+			}
+			if _, err := io.WriteString(w, "a"); err != nil {
+				panic(http.ErrAbortHandler)
+			}
+		}
+	case a.BodyBytes > 0:
+		n := max(a.BodyBytes-int64(len(head)+len(tail)), 1)
+		if !a.NoLength {
+			w.Header().Set("Content-Length", strconv.FormatInt(int64(len(head))+n+int64(len(tail)), 10))
+		}
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, head)
+		chunk := []byte(strings.Repeat("a", 32<<10))
+		for n > 0 {
+			k := min(n, int64(len(chunk)))
+			if _, err := w.Write(chunk[:k]); err != nil {
+				return
+			}
+			n -= k
+		}
+		_, _ = io.WriteString(w, tail)
+	default:
+		w.Header().Set("Content-Length", strconv.Itoa(len(a.Body)))
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, a.Body)
+	}
+}
+
+// writeJSON writes v as a JSON answer with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}

@@ -1,0 +1,275 @@
+package emulator
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/alert-domains/alert-domains/connector"
+)
+
+// baseURL is the origin the request came to.
+func baseURL(r *http.Request) string {
+	if r.TLS == nil {
+		return "http://" + r.Host
+	}
+	return "https://" + r.Host
+}
+
+// entraError is an OAuth error answer of Entra ID.
+func entraError(w http.ResponseWriter, status int, code, aadsts, text string) {
+	writeJSON(w, status, map[string]any{
+		"error":             code,
+		"error_description": aadsts + ": " + text,
+		"error_codes":       []int{aadstsNumber(aadsts)},
+		"timestamp":         time.Now().UTC().Format("2006-01-02 15:04:05Z"),
+	})
+}
+
+func aadstsNumber(s string) int {
+	n, _ := strconv.Atoi(strings.TrimPrefix(s, "AADSTS"))
+	return n
+}
+
+func (e *Emulator) knownTenant(w http.ResponseWriter, r *http.Request) bool {
+	if strings.EqualFold(r.PathValue("tenant"), e.tenantID) {
+		return true
+	}
+	entraError(w, http.StatusBadRequest, "invalid_tenant", "AADSTS90002",
+		fmt.Sprintf("Tenant '%s' not found. Check to make sure you have the correct tenant ID.", r.PathValue("tenant")))
+	return false
+}
+
+func (e *Emulator) openIDConfiguration(w http.ResponseWriter, r *http.Request) {
+	if !e.knownTenant(w, r) {
+		return
+	}
+	base, tenant := baseURL(r), r.PathValue("tenant")
+	writeJSON(w, http.StatusOK, map[string]any{
+		"issuer":                                base + "/" + tenant + "/v2.0",
+		"authorization_endpoint":                base + "/" + tenant + "/oauth2/v2.0/authorize",
+		"token_endpoint":                        base + "/" + tenant + "/oauth2/v2.0/token",
+		"device_authorization_endpoint":         base + "/" + tenant + "/oauth2/v2.0/devicecode",
+		"end_session_endpoint":                  base + "/" + tenant + "/oauth2/v2.0/logout",
+		"jwks_uri":                              base + "/" + tenant + "/discovery/v2.0/keys",
+		"token_endpoint_auth_methods_supported": []string{"client_secret_post", "private_key_jwt", "client_secret_basic"},
+		"response_modes_supported":              []string{"query", "fragment", "form_post"},
+		"response_types_supported":              []string{"code", "id_token", "code id_token", "id_token token"},
+		"subject_types_supported":               []string{"pairwise"},
+		"id_token_signing_alg_values_supported": []string{"RS256"},
+		"scopes_supported":                      []string{"openid", "profile", "email", "offline_access"},
+		"request_uri_parameter_supported":       false,
+		"tenant_region_scope":                   "NA",
+		"cloud_instance_name":                   "microsoftonline.com",
+		"cloud_graph_host_name":                 "graph.windows.net",
+		"msgraph_host":                          "graph.microsoft.com",
+	})
+}
+
+func (e *Emulator) keys(w http.ResponseWriter, r *http.Request) {
+	if !e.knownTenant(w, r) {
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"keys": []any{}})
+}
+
+// resourceAPI is the API whose tokens are for resource ("" for another
+// resource Entra knows); known is false for a resource it does not know.
+func resourceAPI(resource string) (api connector.API, known bool) {
+	switch strings.ToLower(strings.TrimSuffix(resource, "/")) {
+	case "https://api.securitycenter.microsoft.com",
+		"https://api.security.microsoft.com",
+		"https://securitycenter.onmicrosoft.com/windowsatpservice",
+		"https://api-gcc.securitycenter.microsoft.us",
+		"https://api-gov.securitycenter.microsoft.us",
+		"https://securitycenter.onmicrosoft.us/windowsatpservice",
+		"fc780465-2017-40d4-a0c5-307022471b92":
+		return connector.MDE, true
+	case "https://graph.microsoft.com", "https://graph.microsoft.us", "https://dod-graph.microsoft.us",
+		"00000003-0000-0000-c000-000000000000":
+		return connector.Graph, true
+	case "https://management.azure.com":
+		return "", true
+	}
+	return "", false
+}
+
+// mdePermissions are the endpoint API's application permissions (of the
+// WindowsDefenderATP app); any other permission is one of Graph's.
+var mdePermissions = []string{"URL.Read.All", "Alert.Read.All", "Alert.ReadWrite.All", "Ip.Read.All", "File.Read.All", "Machine.Read.All"}
+
+// rolesFor are the granted permissions a token for api carries: those of
+// api. A token with none has no roles claim, as Entra issues it.
+func rolesFor(api connector.API, granted []string) []string {
+	var roles []string
+	for _, p := range granted {
+		if api != "" && (api == connector.MDE) == slices.Contains(mdePermissions, p) {
+			roles = append(roles, p)
+		}
+	}
+	return roles
+}
+
+const jwtBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+func (e *Emulator) token(w http.ResponseWriter, r *http.Request) {
+	if !e.knownTenant(w, r) {
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		entraError(w, http.StatusBadRequest, "invalid_request", "AADSTS900144", "The request body must be a form.")
+		return
+	}
+	f := r.PostForm
+	e.mu.Lock()
+	var script *Answer
+	if len(e.tokenScripts) > 0 {
+		script = &e.tokenScripts[0]
+		e.tokenScripts = e.tokenScripts[1:]
+	}
+	e.mu.Unlock()
+	if script != nil {
+		status := script.Status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		body := script.Body
+		if script.EchoForm {
+			body += f.Encode()
+		}
+		for k, vs := range script.Header {
+			w.Header()[k] = append([]string(nil), vs...)
+		}
+		if w.Header().Get("Content-Type") == "" {
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		}
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
+		return
+	}
+	if gt := f.Get("grant_type"); gt != "client_credentials" {
+		entraError(w, http.StatusBadRequest, "unsupported_grant_type", "AADSTS70003",
+			fmt.Sprintf("The app requested an unsupported grant type '%s'.", gt))
+		return
+	}
+	if f.Get("client_id") != e.clientID {
+		entraError(w, http.StatusBadRequest, "unauthorized_client", "AADSTS700016",
+			fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'.", f.Get("client_id"), e.tenantID))
+		return
+	}
+	switch {
+	case f.Has("client_secret"):
+		if subtle.ConstantTimeCompare([]byte(f.Get("client_secret")), []byte(e.clientSecret)) != 1 {
+			entraError(w, http.StatusUnauthorized, "invalid_client", "AADSTS7000215",
+				"Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.")
+			return
+		}
+	case f.Has("client_assertion"):
+		if f.Get("client_assertion_type") != jwtBearer || !looksLikeJWT(f.Get("client_assertion")) {
+			entraError(w, http.StatusUnauthorized, "invalid_client", "AADSTS50027", "JWT token is invalid or malformed.")
+			return
+		}
+	default:
+		entraError(w, http.StatusUnauthorized, "invalid_client", "AADSTS7000216",
+			"'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.")
+		return
+	}
+	var resource string
+	for s := range strings.FieldsSeq(f.Get("scope")) {
+		if strings.HasSuffix(s, "/.default") {
+			resource = strings.TrimSuffix(s, "/.default")
+		}
+	}
+	if resource == "" {
+		entraError(w, http.StatusBadRequest, "invalid_scope", "AADSTS1002012",
+			fmt.Sprintf("The provided value for scope %s is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", f.Get("scope")))
+		return
+	}
+	api, known := resourceAPI(resource)
+	if !known {
+		entraError(w, http.StatusBadRequest, "invalid_resource", "AADSTS500011",
+			fmt.Sprintf("The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.", resource, e.tenantID))
+		return
+	}
+
+	claims := f.Get("claims")
+	if claims != "" && !json.Valid([]byte(claims)) {
+		entraError(w, http.StatusBadRequest, "invalid_request", "AADSTS90014",
+			"The claims parameter is not valid JSON.")
+		return
+	}
+
+	e.mu.Lock()
+	now := time.Now()
+	for t, it := range e.tokens {
+		if now.After(it.expires) {
+			delete(e.tokens, t)
+		}
+	}
+	roles := rolesFor(api, e.permissions)
+	tok := e.jwt(resource, roles, now)
+	e.tokens[tok] = issued{expires: now.Add(e.tokenLifetime), api: api, roles: roles}
+	e.tokensIssued++
+	if claims != "" {
+		e.tokenClaims++
+	}
+	life := int(e.tokenLifetime / time.Second)
+	e.mu.Unlock()
+
+	w.Header().Set("Cache-Control", "no-store, no-cache")
+	writeJSON(w, http.StatusOK, map[string]any{
+		"token_type":     "Bearer",
+		"expires_in":     life,
+		"ext_expires_in": life,
+		"access_token":   tok,
+	})
+}
+
+// jwt is an app-only access token as Entra shapes it: a JWT whose claims
+// name the audience, the tenant, the app and its roles (the application
+// permissions granted). Its signature is random bytes: the emulator knows
+// its tokens by heart, and the service never checks a signature.
+func (e *Emulator) jwt(resource string, roles []string, now time.Time) string {
+	var sig [32]byte
+	_, _ = rand.Read(sig[:])
+	header, _ := json.Marshal(map[string]string{"typ": "JWT", "alg": "RS256", "kid": "emulator"})
+	claims := map[string]any{
+		"aud":   resource,
+		"iss":   "https://sts.windows.net/" + e.tenantID + "/",
+		"iat":   now.Unix(),
+		"nbf":   now.Unix(),
+		"exp":   now.Add(e.tokenLifetime).Unix(),
+		"appid": e.clientID,
+		"tid":   e.tenantID,
+		"oid":   e.clientID,
+		"uti":   base64.RawURLEncoding.EncodeToString(sig[:9]),
+	}
+	if len(roles) > 0 {
+		claims["roles"] = roles
+	}
+	payload, _ := json.Marshal(claims)
+	enc := base64.RawURLEncoding
+	return enc.EncodeToString(header) + "." + enc.EncodeToString(payload) + "." + enc.EncodeToString(sig[:])
+}
+
+func looksLikeJWT(s string) bool {
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 {
+		return false
+	}
+	for _, p := range parts[:2] {
+		if p == "" {
+			return false
+		}
+	}
+	return true
+}
