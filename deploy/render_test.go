@@ -10,6 +10,7 @@ import (
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/releaseutil"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -73,6 +74,29 @@ func mergeValues(dst, src map[string]any) {
 // cluster), with the values documents over the chart's defaults.
 func template(t *testing.T, docs ...string) (string, error) {
 	t.Helper()
+	rel, err := dryRun(t, docs...)
+	if err != nil {
+		return "", err
+	}
+	return rel.Manifest, nil
+}
+
+// notes renders the chart's NOTES.txt as `helm install` prints it.
+func notes(t *testing.T, docs ...string) string {
+	t.Helper()
+	rel, err := dryRun(t, docs...)
+	if err != nil {
+		t.Fatalf("helm install --dry-run: %v", err)
+	}
+	if rel.Info == nil {
+		t.Fatal("no release info")
+	}
+	return rel.Info.Notes
+}
+
+// dryRun installs the chart client-only, as `helm template` does.
+func dryRun(t *testing.T, docs ...string) (*release.Release, error) {
+	t.Helper()
 	cfg := &action.Configuration{Log: func(string, ...any) {}}
 	install := action.NewInstall(cfg)
 	install.DryRun = true
@@ -82,11 +106,7 @@ func template(t *testing.T, docs ...string) (string, error) {
 	install.ReleaseName = releaseName
 	install.Namespace = namespace
 	install.KubeVersion = &chartutil.KubeVersion{Version: "v1.33.0", Major: "1", Minor: "33"}
-	rel, err := install.RunWithContext(t.Context(), loadChart(t), values(t, docs...))
-	if err != nil {
-		return "", err
-	}
-	return rel.Manifest, nil
+	return install.RunWithContext(t.Context(), loadChart(t), values(t, docs...))
 }
 
 // rendered is what the chart rendered, every object decoded strictly.
