@@ -353,12 +353,17 @@ func httpPort(t *testing.T, r *rendered) int {
 }
 
 // TestPodSecurityRestricted evaluates the pods of every values set with
-// the Pod Security admission's own checks at the "restricted" level.
+// the Pod Security admission's own checks at the "restricted" level, and
+// that those checks do refuse a pod that breaks it.
 func TestPodSecurityRestricted(t *testing.T) {
 	for name, docs := range valueSets(t) {
 		t.Run(name, func(t *testing.T) {
 			expectSecure(t, render(t, docs...))
 		})
+	}
+	r := render(t, minimalValues, "extraVolumes: [{name: host, hostPath: {path: /var/run}}]\nextraVolumeMounts: [{name: host, mountPath: /host}]\n")
+	if v := restrictedViolations(t, r); len(v) == 0 {
+		t.Error("a hostPath volume meets Pod Security restricted")
 	}
 }
 
@@ -366,42 +371,24 @@ func TestPodSecurityRestricted(t *testing.T) {
 // "restricted", latest version.
 func expectRestricted(t *testing.T, r *rendered) {
 	t.Helper()
+	for _, v := range restrictedViolations(t, r) {
+		t.Errorf("Pod Security restricted: %s", v)
+	}
+}
+
+func restrictedViolations(t *testing.T, r *rendered) []string {
+	t.Helper()
 	ev, err := psapolicy.NewEvaluator(psapolicy.DefaultChecks(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pod := r.deployment.Spec.Template
 	lv := psaapi.LevelVersion{Level: psaapi.LevelRestricted, Version: psaapi.LatestVersion()}
+	var v []string
 	for _, res := range ev.EvaluatePod(lv, &pod.ObjectMeta, &pod.Spec) {
 		if !res.Allowed {
-			t.Errorf("Pod Security restricted: %s: %s", res.ForbiddenReason, res.ForbiddenDetail)
+			v = append(v, res.ForbiddenReason+": "+res.ForbiddenDetail)
 		}
 	}
-}
-
-// TestNotesWarn checks that the notes Helm prints after an installation
-// warn of what leaves results forgeable or /metrics open, and tell where
-// to select Prometheus.
-func TestNotesWarn(t *testing.T) {
-	for _, tc := range []struct {
-		docs      []string
-		want, not []string
-	}{
-		{[]string{minimalValues}, []string{"select your Prometheus in\nnetworkPolicy.metrics.from", "NATS user: creds"}, []string{"WARNING"}},
-		{[]string{exampleValues(t)}, []string{"NATS user: nkey; TLS: mutual", "Traces: http://otel-collector"}, []string{"WARNING", "select your Prometheus"}},
-		{[]string{minimalValues, "nats: {creds: {secretName: ''}, allowAnonymous: true}\n"}, []string{"WARNING: no NATS credential"}, nil},
-		{[]string{minimalValues, "networkPolicy: {enabled: false}\n"}, []string{"WARNING: networkPolicy.enabled=false"}, nil},
-	} {
-		n := notes(t, tc.docs...)
-		for _, s := range tc.want {
-			if !strings.Contains(n, s) {
-				t.Errorf("notes without %q:\n%s", s, n)
-			}
-		}
-		for _, s := range tc.not {
-			if strings.Contains(n, s) {
-				t.Errorf("notes with %q:\n%s", s, n)
-			}
-		}
-	}
+	return v
 }
