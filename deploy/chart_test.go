@@ -180,6 +180,7 @@ func TestLintRefusesValuesOutsideTheSchema(t *testing.T) {
 		"otel without scheme":   "otel: {endpoint: 'collector:4318'}\n",
 		"unknown sampler":       "otel: {sampler: sometimes}\n",
 		"unknown protocol":      "otel: {protocol: http/json}\n",
+		"comma in an attribute": "otel: {resourceAttributes: {team: 'a,b'}}\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := template(t, doc)
