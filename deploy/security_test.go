@@ -392,3 +392,30 @@ func restrictedViolations(t *testing.T, r *rendered) []string {
 	}
 	return v
 }
+
+// TestNotesWarn checks that the notes Helm prints after an installation
+// warn of what leaves results forgeable or /metrics open, and tell where
+// to select Prometheus.
+func TestNotesWarn(t *testing.T) {
+	for _, tc := range []struct {
+		docs      []string
+		want, not []string
+	}{
+		{[]string{minimalValues}, []string{"select your Prometheus in\nnetworkPolicy.metrics.from", "NATS user: creds"}, []string{"WARNING"}},
+		{[]string{exampleValues(t)}, []string{"NATS user: nkey; TLS: mutual", "Traces: http://otel-collector"}, []string{"WARNING", "select your Prometheus"}},
+		{[]string{minimalValues, "nats: {creds: {secretName: ''}, allowAnonymous: true}\n"}, []string{"WARNING: no NATS credential"}, nil},
+		{[]string{minimalValues, "networkPolicy: {enabled: false}\n"}, []string{"WARNING: networkPolicy.enabled=false"}, nil},
+	} {
+		n := notes(t, tc.docs...)
+		for _, s := range tc.want {
+			if !strings.Contains(n, s) {
+				t.Errorf("notes without %q:\n%s", s, n)
+			}
+		}
+		for _, s := range tc.not {
+			if strings.Contains(n, s) {
+				t.Errorf("notes with %q:\n%s", s, n)
+			}
+		}
+	}
+}
