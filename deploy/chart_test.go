@@ -18,16 +18,30 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	strictjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
 )
 
-// The values sets CI renders: each a document given with -f.
+// The values sets CI renders: each a document given with -f, over
+// minimalValues where it does not say everything an installation needs.
 const (
+	// minimalValues are what every installation gives: the app
+	// registration and the service's own NATS user.
+	minimalValues = `
+azure:
+  tenantId: 6f1c2b9e-0000-4000-8000-000000000001
+  clientId: 0a3e5f7d-0000-4000-8000-000000000002
+nats:
+  creds: {secretName: alert-domains-nats}
+`
 	clientSecretValues = `
 azure:
   tenantId: 6f1c2b9e-0000-4000-8000-000000000001
   clientId: 0a3e5f7d-0000-4000-8000-000000000002
   secretName: defender-app
   clientSecret: {enabled: true, key: secret}
+nats:
+  creds: {secretName: alert-domains-nats}
 `
 	certificateValues = `
 azure:
@@ -36,6 +50,8 @@ azure:
   secretName: defender-cert
   clientSecret: {enabled: false}
   certificate: {enabled: true, key: app.pfx, passwordKey: app.pfx.password}
+nats:
+  creds: {secretName: alert-domains-nats}
 `
 	workloadIdentityValues = `
 azure:
@@ -43,6 +59,38 @@ azure:
   clientId: 0a3e5f7d-0000-4000-8000-000000000002
   clientSecret: {enabled: false}
   workloadIdentity: {enabled: true}
+nats:
+  creds: {secretName: ""}
+  nkey: {secretName: alert-domains-nats, key: seed.nk}
+`
+	tenantsFileValues = `
+azure:
+  tenantId: ""
+  clientId: ""
+  clientSecret: {enabled: false}
+tenantsFile:
+  secretName: soc-tenants
+  key: tenants.yml
+  secrets: [contoso-app, fabrikam.app]
+nats:
+  creds: {secretName: ""}
+  nkey: {secretName: alert-domains-nats}
+`
+	otelValues = `
+otel:
+  endpoint: http://otel-collector.observability.svc.cluster.local:4317
+  protocol: grpc
+  headers: {secretName: otel-auth, key: headers}
+  serviceName: soc-alert-domains
+  resourceAttributes: {deployment.environment.name: prod, service.namespace: soc}
+  sampler: parentbased_traceidratio
+  samplerArg: "0.25"
+networkPolicy:
+  egress:
+    otel:
+      to: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: observability}}}]
+defender:
+  api: mde
 `
 	kedaValues = `
 keda:
@@ -64,16 +112,31 @@ topology:
 `
 )
 
+// valueSets are the complete values sets the tests over all of them
+// render: each the documents given with -f, in order.
+func valueSets(t *testing.T) map[string][]string {
+	t.Helper()
+	return map[string][]string{
+		"minimal":           {minimalValues},
+		"client secret":     {clientSecretValues},
+		"certificate":       {certificateValues},
+		"workload identity": {workloadIdentityValues},
+		"tenants file":      {tenantsFileValues},
+		"keda":              {minimalValues, kedaValues},
+		"otel":              {minimalValues, otelValues},
+		"example":           {exampleValues(t)},
+	}
+}
+
 func TestLint(t *testing.T) {
-	for name, doc := range map[string]string{
-		"defaults": "", "client secret": clientSecretValues, "certificate": certificateValues,
-		"workload identity": workloadIdentityValues, "keda": kedaValues,
-	} {
+	sets := valueSets(t)
+	sets["defaults"] = nil
+	for name, docs := range sets {
 		t.Run(name, func(t *testing.T) {
 			lint := action.NewLint()
 			lint.Strict = true
 			lint.Namespace = namespace
-			res := lint.Run([]string{chartDir}, values(t, doc))
+			res := lint.Run([]string{chartDir}, values(t, docs...))
 			for _, err := range res.Errors {
 				t.Error(err)
 			}
@@ -108,6 +171,16 @@ func TestLintRefusesValuesOutsideTheSchema(t *testing.T) {
 		"no servers":            "nats: {servers: []}\n",
 		"bad duration":          "processing: {ackWait: 30}\n",
 		"string replicas":       "topology: {streamReplicas: three}\n",
+		"image tag as digest":   "image: {digest: '1.2.3'}\n",
+		"short digest":          "image: {digest: 'sha256:abc'}\n",
+		"unknown api":           "defender: {api: xdr}\n",
+		"azure keys":            "azure: {keys: {tenantId: tenant-id}}\n",
+		"secret name as path":   "tenantsFile: {secrets: [../etc]}\n",
+		"peer of no kind":       "networkPolicy: {metrics: {from: [{}]}}\n",
+		"otel without scheme":   "otel: {endpoint: 'collector:4318'}\n",
+		"unknown sampler":       "otel: {sampler: sometimes}\n",
+		"unknown protocol":      "otel: {protocol: http/json}\n",
+		"comma in an attribute": "otel: {resourceAttributes: {team: 'a,b'}}\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := template(t, doc)
@@ -119,6 +192,7 @@ func TestLintRefusesValuesOutsideTheSchema(t *testing.T) {
 }
 
 func TestCredentialMustBeExactlyOne(t *testing.T) {
+	const nats = "nats: {creds: {secretName: nats-creds}}\n"
 	for name, tc := range map[string]struct{ doc, want string }{
 		"none": {`
 azure: {clientSecret: {enabled: false}}
@@ -133,11 +207,29 @@ azure: {clientId: x, certificate: {enabled: true}, workloadIdentity: {enabled: t
 azure: {clientSecret: {enabled: false}, workloadIdentity: {enabled: true}}
 `, "azure.workloadIdentity needs azure.clientId"},
 		"keda min above max": {`
+azure: {tenantId: tid, clientId: cid}
 keda: {enabled: true, minReplicaCount: 5, maxReplicaCount: 2}
 `, "keda.minReplicaCount (5) is above keda.maxReplicaCount (2)"},
+		"client secret without the app registration": {`
+azure: {tenantId: x}
+`, "azure.clientSecret needs azure.tenantId and azure.clientId"},
+		"certificate without the app registration": {`
+azure: {clientSecret: {enabled: false}, certificate: {enabled: true}}
+`, "azure.certificate needs azure.tenantId and azure.clientId"},
+		"tenants file and client secret": {`
+tenantsFile: {configMapName: tenants}
+`, "azure: 2 credentials are enabled (clientSecret, tenantsFile)"},
+		"tenants file from a ConfigMap and a Secret": {`
+azure: {clientSecret: {enabled: false}}
+tenantsFile: {configMapName: tenants, secretName: tenants}
+`, "tenantsFile: set configMapName or secretName, not both"},
+		"tenants file and an app registration": {`
+azure: {clientId: x, clientSecret: {enabled: false}}
+tenantsFile: {configMapName: tenants}
+`, "tenantsFile: unset azure.tenantId and azure.clientId"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := template(t, tc.doc)
+			_, err := template(t, nats, tc.doc)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("template: %v\nwant an error with %q", err, tc.want)
 			}
@@ -146,10 +238,10 @@ keda: {enabled: true, minReplicaCount: 5, maxReplicaCount: 2}
 }
 
 func TestDefaults(t *testing.T) {
-	r := render(t, "")
+	r := render(t, minimalValues)
 	want := []string{
-		"Deployment/alert-domains", "PodDisruptionBudget/alert-domains",
-		"Service/alert-domains", "ServiceAccount/alert-domains",
+		"ConfigMap/alert-domains-tenants", "Deployment/alert-domains", "NetworkPolicy/alert-domains",
+		"PodDisruptionBudget/alert-domains", "Service/alert-domains", "ServiceAccount/alert-domains",
 	}
 	if !slices.Equal(r.objects, want) {
 		t.Errorf("objects %v, want %v", r.objects, want)
@@ -162,36 +254,48 @@ func TestDefaults(t *testing.T) {
 	if !slices.Equal(c.Args, []string{"serve"}) {
 		t.Errorf("args %q, want [serve]", c.Args)
 	}
+	if c.Image != "alert-domains:0.1.0" {
+		t.Errorf("image %q, want the chart's appVersion as the tag", c.Image)
+	}
 	env := r.env(t)
 	for name, want := range map[string]string{
 		"NATS_URL": "nats://nats-0.nats-headless.nats.svc.cluster.local:4222," +
 			"nats://nats-1.nats-headless.nats.svc.cluster.local:4222," +
 			"nats://nats-2.nats-headless.nats.svc.cluster.local:4222",
-		"STREAM_REPLICAS":      "3",
-		"QUOTA_SCOPE":          "shared",
-		"DEFENDER_RATE_LIMITS": "100/1m,1500/1h",
-		"CONSUMER_NAME":        "alert-domains",
-		"REQUEST_STREAM":       "DEFENDER_ALERT_DOMAIN_REQUESTS",
-		"PROVISION":            "true",
-		"SHUTDOWN_TIMEOUT":     "25s",
-		"HTTP_LISTEN":          "0.0.0.0:8080",
-		"LOG_FORMAT":           "json",
-		"DEFENDER_CLOUD":       "public",
+		"NATS_CREDS_FILE":  "/etc/alert-domains/nats-credential/nats.creds",
+		"STREAM_REPLICAS":  "3",
+		"QUOTA_SCOPE":      "shared",
+		"CONSUMER_NAME":    "alert-domains",
+		"REQUEST_STREAM":   "DEFENDER_ALERT_DOMAIN_REQUESTS",
+		"PROVISION":        "true",
+		"SHUTDOWN_TIMEOUT": "25s",
+		"HTTP_LISTEN":      "0.0.0.0:8080",
+		"LOG_FORMAT":       "json",
+		"DEFENDER_API":     "graph",
+		"DEFENDER_CLOUD":   "public",
+		"TENANTS_FILE":     "/etc/alert-domains/tenants/tenants.yaml",
 	} {
-		if got := env[name]; got.Value != want || got.ValueFrom != nil {
-			t.Errorf("%s = %q (from %v), want %q", name, got.Value, got.ValueFrom, want)
-		}
+		expectValue(t, env, name, want)
 	}
-	// The app registration comes from the Secret <fullname>-azure.
-	for name, key := range map[string]string{
-		"AZURE_TENANT_ID": "tenant-id", "AZURE_CLIENT_ID": "client-id", "AZURE_CLIENT_SECRET": "client-secret",
+	// The app registration is in the tenants file; no AZURE_* variable may
+	// be set beside it, and none is needed.
+	for _, name := range []string{
+		"AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH",
+		"AZURE_FEDERATED_TOKEN_FILE", "DEFENDER_API_URL", "DEFENDER_RATE_LIMITS", "COALESCE_SCOPE",
+		"OTEL_EXPORTER_OTLP_ENDPOINT",
 	} {
-		expectSecretRef(t, env, name, "alert-domains-azure", key)
-	}
-	for _, name := range []string{"AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_FEDERATED_TOKEN_FILE", "NATS_CREDS_FILE", "DEFENDER_API_URL"} {
 		if _, ok := env[name]; ok {
 			t.Errorf("%s set by default", name)
 		}
+	}
+	tenant := chartTenant(t, r)
+	if tenant.Name != "default" || tenant.TenantID != "6f1c2b9e-0000-4000-8000-000000000001" ||
+		tenant.ClientID != "0a3e5f7d-0000-4000-8000-000000000002" {
+		t.Errorf("tenant %+v, want default with the app registration of the values", tenant)
+	}
+	vol, key := mountedSecretFile(t, r, tenant.ClientSecretFile)
+	if vol.Secret.SecretName != "alert-domains-azure" || key != "client-secret" {
+		t.Errorf("clientSecretFile %s is key %q of Secret %q, want client-secret of alert-domains-azure", tenant.ClientSecretFile, key, vol.Secret.SecretName)
 	}
 	if _, ok := d.Spec.Template.Labels["azure.workload.identity/use"]; ok {
 		t.Error("workload identity label without workload identity")
@@ -209,32 +313,44 @@ func TestDefaults(t *testing.T) {
 
 func TestClientSecret(t *testing.T) {
 	r := render(t, clientSecretValues)
-	env := r.env(t)
-	expectSecretRef(t, env, "AZURE_CLIENT_SECRET", "defender-app", "secret")
-	expectValue(t, env, "AZURE_TENANT_ID", "6f1c2b9e-0000-4000-8000-000000000001")
-	expectValue(t, env, "AZURE_CLIENT_ID", "0a3e5f7d-0000-4000-8000-000000000002")
-	for _, v := range r.deployment.Spec.Template.Spec.Volumes {
-		if v.Secret != nil {
-			t.Errorf("secret volume %s mounted for a client secret", v.Name)
-		}
+	tenant := chartTenant(t, r)
+	if tenant.TenantID != "6f1c2b9e-0000-4000-8000-000000000001" || tenant.ClientID != "0a3e5f7d-0000-4000-8000-000000000002" {
+		t.Errorf("tenant %+v, want the app registration of the values", tenant)
+	}
+	vol, key := mountedSecretFile(t, r, tenant.ClientSecretFile)
+	if vol.Secret.SecretName != "defender-app" || key != "secret" {
+		t.Errorf("clientSecretFile %s is key %q of Secret %q, want secret of defender-app", tenant.ClientSecretFile, key, vol.Secret.SecretName)
+	}
+	if n := len(vol.Secret.Items); n != 1 {
+		t.Errorf("%d keys of the Secret mounted, want the client secret alone", n)
+	}
+	if tenant.CertificateFile != "" || tenant.FederatedTokenFile != "" || tenant.ClientSecretEnv != "" {
+		t.Errorf("tenant %+v has a second credential", tenant)
 	}
 }
 
 func TestCertificate(t *testing.T) {
 	r := render(t, certificateValues)
 	env := r.env(t)
-	if _, ok := env["AZURE_CLIENT_SECRET"]; ok {
-		t.Error("AZURE_CLIENT_SECRET set with a certificate")
+	for _, name := range []string{"AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_CLIENT_CERTIFICATE_PASSWORD"} {
+		if _, ok := env[name]; ok {
+			t.Errorf("%s set with a certificate", name)
+		}
 	}
-	expectSecretRef(t, env, "AZURE_CLIENT_CERTIFICATE_PASSWORD", "defender-cert", "app.pfx.password")
-	certPath := env["AZURE_CLIENT_CERTIFICATE_PATH"].Value
-	vol, item := mountedSecretFile(t, r, certPath)
-	if vol.Secret.SecretName != "defender-cert" || item != "app.pfx" {
-		t.Errorf("certificate %s is key %q of Secret %q, want app.pfx of defender-cert", certPath, item, vol.Secret.SecretName)
+	tenant := chartTenant(t, r)
+	if tenant.ClientSecretFile != "" {
+		t.Errorf("tenant %+v has a client secret beside its certificate", tenant)
 	}
-	// Only the certificate is mounted, not the password beside it.
-	if n := len(vol.Secret.Items); n != 1 {
-		t.Errorf("%d keys of the Secret mounted, want 1", n)
+	for file, want := range map[string]string{tenant.CertificateFile: "app.pfx", tenant.CertificatePasswordFile: "app.pfx.password"} {
+		vol, key := mountedSecretFile(t, r, file)
+		if vol.Secret.SecretName != "defender-cert" || key != want {
+			t.Errorf("%s is key %q of Secret %q, want %s of defender-cert", file, key, vol.Secret.SecretName, want)
+		}
+	}
+	// Without a password key, no password file.
+	r = render(t, certificateValues, "azure: {certificate: {passwordKey: ''}}\n")
+	if tenant := chartTenant(t, r); tenant.CertificatePasswordFile != "" || tenant.CertificateFile == "" {
+		t.Errorf("tenant %+v, want a certificate without a password file", tenant)
 	}
 }
 
@@ -256,7 +372,8 @@ func TestWorkloadIdentity(t *testing.T) {
 	}
 	env := r.env(t)
 	// The webhook injects the token file; the chart sets no secret at all.
-	for _, name := range []string{"AZURE_FEDERATED_TOKEN_FILE", "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH"} {
+	// The AZURE_* variables it injects would clash with a tenants file.
+	for _, name := range []string{"AZURE_FEDERATED_TOKEN_FILE", "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH", "TENANTS_FILE"} {
 		if _, ok := env[name]; ok {
 			t.Errorf("%s set with workload identity", name)
 		}
@@ -266,15 +383,20 @@ func TestWorkloadIdentity(t *testing.T) {
 			t.Errorf("%s read from %v with workload identity", name, e.ValueFrom)
 		}
 	}
+	if len(r.configMaps) != 0 {
+		t.Errorf("ConfigMaps %v with workload identity", r.objects)
+	}
 	expectValue(t, env, "AZURE_CLIENT_ID", "0a3e5f7d-0000-4000-8000-000000000002")
+	expectValue(t, env, "AZURE_TENANT_ID", "6f1c2b9e-0000-4000-8000-000000000001")
 	expectSecure(t, r)
 }
 
 func TestKEDAServiceMonitorDashboardAndNATSSecrets(t *testing.T) {
-	r := render(t, kedaValues)
+	r := render(t, minimalValues, kedaValues)
 	want := []string{
-		"ConfigMap/alert-domains-dashboard", "Deployment/alert-domains", "PodDisruptionBudget/alert-domains",
-		"ScaledObject/alert-domains", "Service/alert-domains", "ServiceAccount/alert-domains", "ServiceMonitor/alert-domains",
+		"ConfigMap/alert-domains-dashboard", "ConfigMap/alert-domains-tenants", "Deployment/alert-domains",
+		"NetworkPolicy/alert-domains", "PodDisruptionBudget/alert-domains", "ScaledObject/alert-domains",
+		"Service/alert-domains", "ServiceAccount/alert-domains", "ServiceMonitor/alert-domains",
 	}
 	if !slices.Equal(r.objects, want) {
 		t.Errorf("objects %v, want %v", r.objects, want)
@@ -358,7 +480,7 @@ func TestKEDAServiceMonitorDashboardAndNATSSecrets(t *testing.T) {
 	}
 
 	// The dashboard ConfigMap carries the chart's dashboard, labelled for Grafana's sidecar.
-	cm := r.configMaps[0]
+	cm := r.configMap(t, "alert-domains-dashboard")
 	if cm.Labels["grafana_dashboard"] != "1" || cm.Annotations["grafana_folder"] != "SOC" {
 		t.Errorf("dashboard ConfigMap labels %v annotations %v", cm.Labels, cm.Annotations)
 	}
@@ -392,7 +514,7 @@ func TestKEDAServiceMonitorDashboardAndNATSSecrets(t *testing.T) {
 func TestProbesMatchTheService(t *testing.T) {
 	routes := serviceRoutes(t)
 	for _, doc := range []string{"", "http: {port: 9090}\n"} {
-		r := render(t, doc)
+		r := render(t, minimalValues, doc)
 		c := r.container(t)
 		listen := r.env(t)["HTTP_LISTEN"].Value
 		host, port, ok := strings.Cut(listen, ":")
@@ -439,9 +561,10 @@ func TestProbesMatchTheService(t *testing.T) {
 // the service reads, as the contract names them.
 func TestEnvIsTheContracts(t *testing.T) {
 	contract := contractVariables(t)
-	for _, doc := range []string{"", certificateValues, workloadIdentityValues, kedaValues,
-		"defender: {apiUrl: 'https://eu.api.security.microsoft.com', scope: x}\nazure: {authorityHost: 'https://login.example/'}\n"} {
-		for name := range render(t, doc).env(t) {
+	sets := valueSets(t)
+	sets["endpoints"] = []string{minimalValues, "defender: {apiUrl: 'https://eu.api.security.microsoft.com', scope: x, rateLimits: 150/1m}\nazure: {authorityHost: 'https://login.example/'}\n"}
+	for _, docs := range sets {
+		for name := range render(t, docs...).env(t) {
 			if !contract[name] {
 				t.Errorf("the chart sets %s, which the contract does not name", name)
 			}
@@ -495,6 +618,18 @@ func expectSecretRef(t *testing.T, env map[string]corev1.EnvVar, name, secret, k
 // lies, and the Secret's key that is file.
 func mountedSecretFile(t *testing.T, r *rendered, file string) (*corev1.Volume, string) {
 	t.Helper()
+	vol, key := mountedFile(t, r, file)
+	if vol.Secret == nil {
+		t.Fatalf("%s: volume %s is not a Secret", file, vol.Name)
+	}
+	return vol, key
+}
+
+// mountedFile finds the read-only Secret or ConfigMap volume mounted where
+// file lies, and the key that is file: one of the volume's items, or any
+// key when it mounts them all.
+func mountedFile(t *testing.T, r *rendered, file string) (*corev1.Volume, string) {
+	t.Helper()
 	if file == "" {
 		t.Fatal("no file")
 	}
@@ -507,24 +642,98 @@ func mountedSecretFile(t *testing.T, r *rendered, file string) (*corev1.Volume, 
 		if !m.ReadOnly {
 			t.Errorf("%s is mounted writable", m.MountPath)
 		}
+		if m.SubPath != "" {
+			t.Errorf("%s is mounted with subPath %s: an update of its source never reaches it", m.MountPath, m.SubPath)
+		}
 		for i, v := range r.deployment.Spec.Template.Spec.Volumes {
 			if v.Name != m.Name {
 				continue
 			}
-			if v.Secret == nil {
-				t.Fatalf("%s: volume %s is not a Secret", file, v.Name)
+			var items []corev1.KeyToPath
+			switch {
+			case v.Secret != nil:
+				items = v.Secret.Items
+			case v.ConfigMap != nil:
+				items = v.ConfigMap.Items
+			default:
+				t.Fatalf("%s: volume %s is neither a Secret nor a ConfigMap", file, v.Name)
 			}
-			for _, it := range v.Secret.Items {
+			if len(items) == 0 && !strings.Contains(rel, "/") {
+				return &r.deployment.Spec.Template.Spec.Volumes[i], rel
+			}
+			for _, it := range items {
 				if it.Path == rel {
 					return &r.deployment.Spec.Template.Spec.Volumes[i], it.Key
 				}
 			}
-			t.Fatalf("%s: Secret %s mounts no file %s (%+v)", file, v.Secret.SecretName, rel, v.Secret.Items)
+			t.Fatalf("%s: volume %s mounts no file %s (%+v)", file, v.Name, rel, items)
 		}
 		t.Fatalf("%s: mount %s has no volume", file, m.Name)
 	}
 	t.Fatalf("%s is under no volume mount %+v", file, c.VolumeMounts)
 	return nil, ""
+}
+
+// configMap is the rendered ConfigMap called name.
+func (r *rendered) configMap(t *testing.T, name string) *corev1.ConfigMap {
+	t.Helper()
+	for _, cm := range r.configMaps {
+		if cm.Name == name {
+			return cm
+		}
+	}
+	t.Fatalf("no ConfigMap %s among %v", name, r.objects)
+	return nil
+}
+
+// tenant is an entry of a tenants file, with the fields the contract's
+// "Tenants" names and no other.
+type tenant struct {
+	Name                    string `json:"name"`
+	TenantID                string `json:"tenantId"`
+	ClientID                string `json:"clientId"`
+	ClientSecretFile        string `json:"clientSecretFile,omitempty"`
+	ClientSecretEnv         string `json:"clientSecretEnv,omitempty"`
+	CertificateFile         string `json:"certificateFile,omitempty"`
+	CertificatePasswordFile string `json:"certificatePasswordFile,omitempty"`
+	FederatedTokenFile      string `json:"federatedTokenFile,omitempty"`
+	ManagedIdentity         bool   `json:"managedIdentity,omitempty"`
+	API                     string `json:"api,omitempty"`
+	Cloud                   string `json:"cloud,omitempty"`
+	APIURL                  string `json:"apiUrl,omitempty"`
+	Scope                   string `json:"scope,omitempty"`
+	AuthorityHost           string `json:"authorityHost,omitempty"`
+	RateLimits              string `json:"rateLimits,omitempty"`
+}
+
+// chartTenant is the one tenant of the tenants file the chart wrote, read
+// strictly from the file TENANTS_FILE names in its mounted ConfigMap.
+func chartTenant(t *testing.T, r *rendered) tenant {
+	t.Helper()
+	file := r.env(t)["TENANTS_FILE"].Value
+	vol, key := mountedFile(t, r, file)
+	if vol.ConfigMap == nil {
+		t.Fatalf("TENANTS_FILE %s: volume %s is not a ConfigMap", file, vol.Name)
+	}
+	data, ok := r.configMap(t, vol.ConfigMap.Name).Data[key]
+	if !ok {
+		t.Fatalf("ConfigMap %s has no key %s", vol.ConfigMap.Name, key)
+	}
+	js, err := yaml.YAMLToJSON([]byte(data))
+	if err != nil {
+		t.Fatalf("tenants file: %v\n%s", err, data)
+	}
+	var f struct {
+		Tenants []tenant `json:"tenants"`
+	}
+	strict, err := strictjson.UnmarshalStrict(js, &f)
+	if err != nil || len(strict) > 0 {
+		t.Fatalf("tenants file: %v %v\n%s", err, strict, data)
+	}
+	if len(f.Tenants) != 1 {
+		t.Fatalf("tenants file with %d tenants, want 1:\n%s", len(f.Tenants), data)
+	}
+	return f.Tenants[0]
 }
 
 // expectSecure checks the non-root, read-only, capability-free security context.
@@ -551,6 +760,7 @@ func expectSecure(t *testing.T, r *rendered) {
 	if res.Requests.Cpu().IsZero() || res.Requests.Memory().IsZero() || res.Limits.Memory().IsZero() {
 		t.Errorf("resources %+v, want CPU and memory requests and a memory limit", res)
 	}
+	expectRestricted(t, r)
 }
 
 // expectGracePeriod checks that Kubernetes waits longer than the service's
@@ -588,4 +798,14 @@ func expectSelectors(t *testing.T, r *rendered) {
 			t.Errorf("%s selector %v does not select the pods %v", name, s, podLabels)
 		}
 	}
+}
+
+// exampleValues is the example of a production installation the chart ships.
+func exampleValues(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(path.Join(chartDir, "examples", "production.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

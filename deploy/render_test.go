@@ -10,9 +10,11 @@ import (
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/releaseutil"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -39,19 +41,61 @@ func loadChart(t *testing.T) *chart.Chart {
 	return ch
 }
 
-// values parses a values document given to the chart (as with helm -f).
-func values(t *testing.T, doc string) map[string]any {
+// values parses values documents given to the chart, each over the ones
+// before it (as with helm -f doc1 -f doc2).
+func values(t *testing.T, docs ...string) map[string]any {
 	t.Helper()
-	v, err := chartutil.ReadValues([]byte(doc))
-	if err != nil {
-		t.Fatalf("values %q: %v", doc, err)
+	merged := map[string]any{}
+	for _, doc := range docs {
+		v, err := chartutil.ReadValues([]byte(doc))
+		if err != nil {
+			t.Fatalf("values %q: %v", doc, err)
+		}
+		mergeValues(merged, v.AsMap())
 	}
-	return v.AsMap()
+	return merged
+}
+
+// mergeValues sets src's values in dst: maps key by key, anything else
+// replaced, as Helm merges values files.
+func mergeValues(dst, src map[string]any) {
+	for k, v := range src {
+		if sm, ok := v.(map[string]any); ok {
+			if dm, ok := dst[k].(map[string]any); ok {
+				mergeValues(dm, sm)
+				continue
+			}
+		}
+		dst[k] = v
+	}
 }
 
 // template renders the chart as `helm template` does (client only, no
-// cluster), with the values document doc over the chart's defaults.
-func template(t *testing.T, doc string) (string, error) {
+// cluster), with the values documents over the chart's defaults.
+func template(t *testing.T, docs ...string) (string, error) {
+	t.Helper()
+	rel, err := dryRun(t, docs...)
+	if err != nil {
+		return "", err
+	}
+	return rel.Manifest, nil
+}
+
+// notes renders the chart's NOTES.txt as `helm install` prints it.
+func notes(t *testing.T, docs ...string) string {
+	t.Helper()
+	rel, err := dryRun(t, docs...)
+	if err != nil {
+		t.Fatalf("helm install --dry-run: %v", err)
+	}
+	if rel.Info == nil {
+		t.Fatal("no release info")
+	}
+	return rel.Info.Notes
+}
+
+// dryRun installs the chart client-only, as `helm template` does.
+func dryRun(t *testing.T, docs ...string) (*release.Release, error) {
 	t.Helper()
 	cfg := &action.Configuration{Log: func(string, ...any) {}}
 	install := action.NewInstall(cfg)
@@ -62,11 +106,7 @@ func template(t *testing.T, doc string) (string, error) {
 	install.ReleaseName = releaseName
 	install.Namespace = namespace
 	install.KubeVersion = &chartutil.KubeVersion{Version: "v1.33.0", Major: "1", Minor: "33"}
-	rel, err := install.RunWithContext(t.Context(), loadChart(t), values(t, doc))
-	if err != nil {
-		return "", err
-	}
-	return rel.Manifest, nil
+	return install.RunWithContext(t.Context(), loadChart(t), values(t, docs...))
 }
 
 // rendered is what the chart rendered, every object decoded strictly.
@@ -77,21 +117,22 @@ type rendered struct {
 	serviceAccount *corev1.ServiceAccount
 	pdb            *policyv1.PodDisruptionBudget
 	configMaps     []*corev1.ConfigMap
+	networkPolicy  *networkingv1.NetworkPolicy
 	scaledObject   *scaledObject
 	serviceMonitor *serviceMonitor
 }
 
-// render renders the chart with doc and decodes every object; any error,
+// render renders the chart with docs and decodes every object; any error,
 // an unknown field or an unexpected kind fails the test.
-func render(t *testing.T, doc string) *rendered {
+func render(t *testing.T, docs ...string) *rendered {
 	t.Helper()
-	manifest, err := template(t, doc)
+	manifest, err := template(t, docs...)
 	if err != nil {
-		t.Fatalf("helm template with values\n%s\nfailed: %v", doc, err)
+		t.Fatalf("helm template with values\n%s\nfailed: %v", strings.Join(docs, "---\n"), err)
 	}
 	r, err := decodeManifest(manifest)
 	if err != nil {
-		t.Fatalf("values\n%s\n%v", doc, err)
+		t.Fatalf("values\n%s\n%v", strings.Join(docs, "---\n"), err)
 	}
 	return r
 }
@@ -189,6 +230,10 @@ func (r *rendered) add(obj runtime.Object) (string, error) {
 	case *corev1.ConfigMap:
 		r.configMaps = append(r.configMaps, o)
 		return o.Name, nil
+	case *networkingv1.NetworkPolicy:
+		err := once(r.networkPolicy != nil, "NetworkPolicy")
+		r.networkPolicy = o
+		return o.Name, err
 	default:
 		return "", fmt.Errorf("unexpected kind %T", obj)
 	}
