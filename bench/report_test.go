@@ -19,7 +19,7 @@ import (
 // ReportCommand runs BenchmarkReport; the README and BENCHMARKS.md give it.
 const ReportCommand = "go test ./bench -run '^$' -bench '^BenchmarkReport$' -benchtime 1x -timeout 30m -bench.write"
 
-// The targets of issue 4.
+// The targets the report checks.
 const (
 	targetRatio      = 0.6
 	targetAddedP99   = 10 * time.Millisecond
@@ -210,7 +210,7 @@ func (r *report) writeFigures(w io.Writer) {
 	}
 	fmt.Fprintf(w, " (the first creates the streams).\n\n")
 
-	fmt.Fprintf(w, "| target (issue 4) | measured | |\n|---|---:|---|\n")
+	fmt.Fprintf(w, "| target | measured | |\n|---|---:|---|\n")
 	verdict := func(ok bool) string {
 		if ok {
 			return "met"

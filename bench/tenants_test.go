@@ -26,7 +26,7 @@ import (
 // TenantsCommand runs BenchmarkTenants; BENCHMARKS.md gives it.
 const TenantsCommand = "go test ./bench -run '^$' -bench '^BenchmarkTenants$' -benchtime 1x -timeout 20m"
 
-// The targets of the tenants issue (issue 11).
+// The targets of the tenants issue.
 const (
 	targetQuotaShare = 0.9                   // of its own quota, for every saturated tenant
 	targetTrickleP99 = 50 * time.Millisecond // the p99 of a tenant with quota to spare
@@ -120,7 +120,7 @@ func (r *tenantsRun) ratios() []float64 {
 	return out
 }
 
-// BenchmarkTenants measures the isolation of tenants (issue 11): 49 tenants
+// BenchmarkTenants measures the isolation of tenants: 49 tenants
 // with a backlog beyond their quota (20/2s each) and one tenant with the
 // same quota sending 5 requests/s, half of it, all in one TENANTS_FILE, one
 // alert-domains serve at its default CONCURRENCY=16. It reports how much of its own
@@ -592,7 +592,7 @@ func (r *tenantsRun) writeMarkdown(w io.Writer) {
 		fmt.Fprintf(w, "Each backlog drained (its tenant's last call) %.1f s after its publish, median (slowest %.1f s); at exactly the quota it takes (%d / %d − 1) × %v = %.0f s.\n\n",
 			median(r.drained).Seconds(), slices.Max(r.drained).Seconds(), r.w.backlog(), r.w.limit.Count, r.w.limit.Window, r.w.idealDrain().Seconds())
 	}
-	fmt.Fprintf(w, "| target (issue 11) | measured | |\n|---|---:|---|\n")
+	fmt.Fprintf(w, "| target | measured | |\n|---|---:|---|\n")
 	fmt.Fprintf(w, "| every saturated tenant uses ≥ %.1f of its own quota | lowest %.2f, median %.2f | %s |\n",
 		targetQuotaShare, slices.Min(ratios), median(ratios), met(slices.Min(ratios) >= targetQuotaShare))
 	p99 := r.busy.percentile(0.99)

@@ -54,11 +54,9 @@ func Example() {
 	fmt.Println("verify after provision:", topo.Verify(ctx, js))
 	fmt.Println(topo.RequestStream.Name, topo.ResultStream.Name)
 	fmt.Println(topo.Consumer.Durable, topo.Advisories.Durable)
-	fmt.Println(topo.Answers.Bucket, topo.CacheTTL)
 	// Output:
 	// verify: true
 	// verify after provision: <nil>
 	// DEFENDER_ALERT_DOMAIN_REQUESTS DEFENDER_ALERT_DOMAIN_RESULTS
 	// alert-domains alert-domains-max-deliveries
-	// alert-domains-answered 1h0m0s
 }

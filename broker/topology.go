@@ -39,69 +39,6 @@ type Topology struct {
 	// advisories the request stream captures, so that a request that ran out
 	// of deliveries while no replica was running still gets its result.
 	Advisories jetstream.ConsumerConfig
-	// CacheTTL is how long a success result in ResultStream answers
-	// repeated requests for its alert (the result cache reads them back:
-	// handlers.ResultCache); 0 when CACHE_TTL is 0.
-	CacheTTL time.Duration
-	// Answers is the bucket of the records of stored results, one per
-	// request message, kept as long as the request stream keeps requests.
-	Answers jetstream.KeyValueConfig
-	// Flights is the stream of the claims of Defender calls in progress,
-	// shared by the replicas (see FlightsStream); nil with
-	// COALESCE_SCOPE=process.
-	Flights *jetstream.StreamConfig
-}
-
-// FlightClaimSubjects is the prefix of the claims' subjects (one per cache
-// key: the prefix, a dot, handlers.FlightToken of the key), and
-// FlightAnswerSubjects that of the plain NATS subjects the holders of the
-// claims publish their answers on.
-func FlightClaimSubjects(cfg *config.Config) string {
-	return "_ALERT_DOMAINS.FLIGHTS." + cfg.RequestStream + "." + cfg.ConsumerName
-}
-
-// FlightAnswerSubjects: see FlightClaimSubjects.
-func FlightAnswerSubjects(cfg *config.Config) string {
-	return "_ALERT_DOMAINS.FLIGHT_ANSWERS." + cfg.RequestStream + "." + cfg.ConsumerName
-}
-
-// FlightHold is how long a claim holds its call: two attempts and the
-// first backoff wait between them. A lookup that takes longer (more
-// retries, a long wait for the quota) may be asked again by another
-// replica after it; a replica that died holding a claim delays the others
-// by that much at most.
-func FlightHold(cfg *config.Config) time.Duration {
-	return 2*cfg.DefenderTimeout + cfg.RetryInitialInterval
-}
-
-// FlightsStream is the claims stream: one message per subject at most, a
-// second refused (so that the server decides who calls), dropped after
-// FlightHold. Memory storage: a claim lives for one call, and one lost
-// with a server costs at most one more Defender call, never a request.
-// Replicated like every other stream, so that the loss of a node leaves it
-// usable (a stream whose only peer is gone stays unusable until an
-// operator removes it).
-func FlightsStream(cfg *config.Config) jetstream.StreamConfig {
-	return jetstream.StreamConfig{
-		Name:                 cfg.ConsumerName + "-flights",
-		Description:          "alert-domains Defender calls in progress, one claim per alert, shared by the replicas",
-		Subjects:             []string{FlightClaimSubjects(cfg) + ".*"},
-		Retention:            jetstream.LimitsPolicy,
-		Storage:              jetstream.MemoryStorage,
-		Replicas:             cfg.StreamReplicas,
-		MaxMsgsPerSubject:    1,
-		MaxAge:               FlightHold(cfg),
-		Discard:              jetstream.DiscardNew,
-		DiscardNewPerSubject: true,
-		MaxMsgSize:           1024,
-		AllowDirect:          true,
-	}
-}
-
-// AnswersBucketName is the key-value bucket that records which requests have
-// their result stored.
-func AnswersBucketName(cfg *config.Config) string {
-	return cfg.ConsumerName + "-answered"
 }
 
 // TenantSubject is the wildcard that captures subject's per-tenant form,
@@ -159,40 +96,7 @@ func NewTopology(cfg *config.Config) Topology {
 			ReplayPolicy:  jetstream.ReplayInstantPolicy,
 		},
 	}
-	t.Answers = jetstream.KeyValueConfig{
-		Bucket:      AnswersBucketName(cfg),
-		Description: "alert-domains requests whose result is stored: request -> result sequence",
-		TTL:         RequestMaxAge,
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.StreamReplicas,
-	}
-	if cfg.CoalesceScope == "shared" {
-		f := FlightsStream(cfg)
-		t.Flights = &f
-	}
-	t.CacheTTL = cfg.CacheTTL
 	return t
-}
-
-// ProvisionFlights creates the claims stream, or brings an existing one to
-// the configuration (it holds nothing worth keeping); with provision false
-// it only checks that the stream exists. Its error is no reason to stop:
-// calls are then not shared between replicas.
-func (t Topology) ProvisionFlights(ctx context.Context, js jetstream.JetStream, provision bool) error {
-	if t.Flights == nil {
-		return nil
-	}
-	if !provision {
-		if _, err := js.Stream(ctx, t.Flights.Name); err != nil {
-			return lookupErr("stream "+t.Flights.Name, err)
-		}
-		return nil
-	}
-	if _, err := js.CreateOrUpdateStream(ctx, *t.Flights); err != nil {
-		return fmt.Errorf("stream %s: %w", t.Flights.Name, err)
-	}
-	return nil
 }
 
 // MaxAckPending is the consumer's limit on unacknowledged messages: the
@@ -217,9 +121,8 @@ func (t Topology) Provision(ctx context.Context, js jetstream.JetStream, logger 
 	steps := []func() error{
 		func() error { return EnsureStream(ctx, js, t.RequestStream, logger) },
 		func() error { return EnsureStream(ctx, js, t.ResultStream, logger) },
-		func() error { return t.provisionDurable(ctx, js, t.Consumer, t.CreateRequestConsumer, logger) },
-		func() error { return t.provisionDurable(ctx, js, t.Advisories, t.CreateAdvisoryConsumer, logger) },
-		func() error { return EnsureKeyValue(ctx, js, t.Answers, logger) },
+		func() error { return t.updateDurable(ctx, js, t.Consumer, logger) },
+		func() error { return t.updateDurable(ctx, js, t.Advisories, logger) },
 	}
 	for _, step := range steps {
 		if err := Retrying(ctx, logger, step); err != nil {
@@ -420,14 +323,18 @@ func EnsureKeyValue(ctx context.Context, js jetstream.JetStream, want jetstream.
 
 func kvStreamName(bucket string) string { return "KV_" + bucket }
 
-// provisionDurable creates a missing consumer where processing stopped
-// (with create), and otherwise updates its mutable settings.
-func (t Topology) provisionDurable(ctx context.Context, js jetstream.JetStream, want jetstream.ConsumerConfig,
-	create func(context.Context, jetstream.JetStream, uint64, *slog.Logger) (jetstream.Consumer, error), logger *slog.Logger) error {
+// updateDurable brings an existing consumer's mutable settings to want. A
+// missing one is created here only on a request stream that has never
+// stored a message; otherwise where processing stopped, when it is bound
+// (see Binder).
+func (t Topology) updateDurable(ctx context.Context, js jetstream.JetStream, want jetstream.ConsumerConfig, logger *slog.Logger) error {
 	_, err := js.Consumer(ctx, t.RequestStream.Name, want.Durable)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		_, err = create(ctx, js, 0, logger)
-		return err
+		s, err := js.Stream(ctx, t.RequestStream.Name)
+		if err != nil || s.CachedInfo().State.LastSeq > 0 {
+			return err
+		}
+		return provisionConsumer(ctx, js, t.RequestStream.Name, want, logger)
 	}
 	if err != nil {
 		return fmt.Errorf("look up consumer %s on %s: %w", want.Durable, t.RequestStream.Name, err)
@@ -526,11 +433,6 @@ func (t Topology) Verify(ctx context.Context, js jetstream.JetStream) error {
 		if _, err := js.Consumer(ctx, t.RequestStream.Name, cc.Durable); err != nil {
 			missing = append(missing, lookupErr(fmt.Sprintf("consumer %s on stream %s", cc.Durable, t.RequestStream.Name), err))
 		}
-	}
-	if s, err := js.Stream(ctx, kvStreamName(t.Answers.Bucket)); err != nil {
-		missing = append(missing, lookupErr("key-value bucket "+t.Answers.Bucket, err))
-	} else if err := replicaConflict("key-value bucket "+t.Answers.Bucket, s.CachedInfo().Config.Replicas, t.Answers.Replicas); err != nil {
-		missing = append(missing, err)
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("PROVISION=false and the topology is incomplete: %w", errors.Join(missing...))

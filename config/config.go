@@ -72,7 +72,7 @@ type Config struct {
 	SuccessSubject  string        `envconfig:"SUCCESS_SUBJECT" default:"defender.alerts.domains.success" desc:"success results"`
 	FailureSubject  string        `envconfig:"FAILURE_SUBJECT" default:"defender.alerts.domains.failure" desc:"failure results"`
 	ConsumerName    string        `envconfig:"CONSUMER_NAME" default:"alert-domains" desc:"durable pull consumer shared by every replica"`
-	Provision       bool          `envconfig:"PROVISION" default:"true" desc:"create or update streams, consumers and buckets (answered, quota) at start"`
+	Provision       bool          `envconfig:"PROVISION" default:"true" desc:"create or update streams, consumers and the quota's streams and bucket at start"`
 	Concurrency     int           `envconfig:"CONCURRENCY" default:"16" desc:"requests processed at once by one process (at most 1024)"`
 	AckWait         time.Duration `envconfig:"ACK_WAIT" default:"30s" desc:"redelivery timer of the consumer"`
 	MaxDeliver      int           `envconfig:"MAX_DELIVER" default:"10" desc:"deliveries of one request before it ends in a failure result"`
@@ -86,7 +86,6 @@ type Config struct {
 	DefenderTimeout      time.Duration `envconfig:"DEFENDER_TIMEOUT" default:"30s" desc:"one HTTP attempt"`
 	DefenderRateLimits   string        `envconfig:"DEFENDER_RATE_LIMITS" desc:"client-side quota: count/window,...; none disables; default by API (graph 150/1m, mde 100/1m,1500/1h)"`
 	QuotaScope           string        `envconfig:"QUOTA_SCOPE" default:"shared" desc:"shared: one quota for every replica, kept in JetStream; process: each process counts alone"`
-	CoalesceScope        string        `envconfig:"COALESCE_SCOPE" default:"shared" desc:"shared: concurrent requests for one alert on any replica share one Defender call; process: only within a process"`
 	RetryInitialInterval time.Duration `envconfig:"RETRY_INITIAL_INTERVAL" default:"1s" desc:"first backoff wait"`
 	RetryMaxInterval     time.Duration `envconfig:"RETRY_MAX_INTERVAL" default:"60s" desc:"longest backoff wait"`
 	RetryMaxElapsed      time.Duration `envconfig:"RETRY_MAX_ELAPSED" default:"10m" desc:"retry budget of one delivery"`
@@ -107,6 +106,7 @@ type Config struct {
 	OnSuccessExec string        `envconfig:"ON_SUCCESS_EXEC" desc:"program run with each success result on stdin, at least once"`
 	OnFailureExec string        `envconfig:"ON_FAILURE_EXEC" desc:"program run with each failure result on stdin, at least once"`
 	ExecTimeout   time.Duration `envconfig:"EXEC_TIMEOUT" default:"10s" desc:"time limit of a result hook"`
+	HookEnv       string        `envconfig:"HOOK_ENV" desc:"variables (comma separated) a result hook gets beside PATH, HOME, TZ, LANG and TENANT; never a credential"`
 	CacheTTL      time.Duration `envconfig:"CACHE_TTL" default:"1h" desc:"how long success results answer repeated requests; 0 disables"`
 
 	// Derived at load.
@@ -271,11 +271,6 @@ func (c *Config) resolve() error {
 	case "shared", "process":
 	default:
 		return invalid("QUOTA_SCOPE", "%q is not shared or process", c.QuotaScope)
-	}
-	switch c.CoalesceScope {
-	case "shared", "process":
-	default:
-		return invalid("COALESCE_SCOPE", "%q is not shared or process", c.CoalesceScope)
 	}
 	if c.StreamReplicas < 1 || c.StreamReplicas > MaxStreamReplicas {
 		return invalid("STREAM_REPLICAS", "must be between 1 and %d", MaxStreamReplicas)

@@ -31,9 +31,8 @@ import (
 
 	"golang.org/x/sync/semaphore"
 
-	"github.com/alert-domains/alert-domains/internal/park"
-	"github.com/alert-domains/alert-domains/internal/shutdown"
 	"github.com/alert-domains/alert-domains/internal/timing"
+	"github.com/alert-domains/alert-domains/internal/wait"
 	"github.com/alert-domains/alert-domains/message"
 )
 
@@ -142,7 +141,8 @@ func WithTimeout(d time.Duration) Option {
 type Quota interface {
 	// Acquire blocks until a call may start and returns release, called
 	// exactly once when the call has ended. It returns an error, and holds
-	// nothing, only when ctx ends first.
+	// nothing, only when ctx ends first. A wait for it is abandonable
+	// (wait.NewLazy(ctx, true)): the request has done nothing yet.
 	Acquire(ctx context.Context) (release func(), waited time.Duration, err error)
 	// Cooldown reports an answer that asked to wait retryAfter before the
 	// next call (429 with Retry-After): no call may start before then.
@@ -464,11 +464,9 @@ func (c *Client) attempt(ctx context.Context, target, rejected string, budget in
 		return p, "", 0, false, canceled(ctx)
 	}
 	if c.quota != nil {
-		// The slot is held until the answer is read (see Limiter.Acquire).
-		// Shutdown may abandon this wait: the request has done nothing yet.
-		end := shutdown.Abandonable(ctx)
+		// The slot is held until the answer is read (see Limiter.Acquire);
+		// shutdown may abandon the wait for it (see package wait).
 		release, waited, werr := c.quota.Acquire(ctx)
-		end()
 		if c.observer != nil {
 			c.observer.QuotaWait(waited)
 		}
@@ -500,20 +498,26 @@ func (c *Client) attempt(ctx context.Context, target, rejected string, budget in
 		c.observe(0, start)
 		return p, b.token, 0, true, transportError(ctx, actx, herr)
 	}
+	p, n, err = c.answerOf(ctx, actx, resp, start, budget, hosts)
+	return p, b.token, n, true, err
+}
+
+// answerOf reads and classifies the answer to one call, of at most budget
+// bytes.
+func (c *Client) answerOf(ctx, actx context.Context, resp *http.Response, start time.Time, budget int64, hosts *hostSet) (answer, int64, *Error) {
 	limit := budget
 	ok := resp.StatusCode >= 200 && resp.StatusCode <= 299
 	if !ok {
 		limit = min(limit, errorBodyLimit)
 	}
+	tooLarge := func() *Error {
+		return &Error{Kind: message.KindBadResponse, HTTPStatus: resp.StatusCode, Message: fmt.Sprintf("answer is larger than %d bytes", c.maxBody)}
+	}
 	if ok && resp.ContentLength > limit {
 		// Known to be too large: not worth reading.
 		closeBody(resp.Body, false)
 		c.observe(resp.StatusCode, start)
-		return p, b.token, 0, true, &Error{
-			Kind:       message.KindBadResponse,
-			HTTPStatus: resp.StatusCode,
-			Message:    fmt.Sprintf("answer is larger than %d bytes", c.maxBody),
-		}
+		return answer{}, 0, tooLarge()
 	}
 	bufp := c.bufs.Get().(*[]byte)
 	defer c.putBuffer(bufp)
@@ -529,28 +533,23 @@ func (c *Client) attempt(ctx context.Context, target, rejected string, budget in
 		berr = actx.Err()
 	}
 	if berr != nil {
-		return p, b.token, 0, true, transportError(ctx, actx, berr)
+		return answer{}, 0, transportError(ctx, actx, berr)
 	}
 	if e := classify(c.api, resp.StatusCode, resp.Header, body); e != nil {
 		if e.HTTPStatus == http.StatusTooManyRequests && e.RetryAfter > 0 && c.quota != nil {
 			c.quota.Cooldown(e.RetryAfter)
 		}
-		return p, b.token, 0, true, e
+		return answer{}, 0, e
 	}
 	if int64(len(body)) > limit {
-		return p, b.token, 0, true, &Error{
-			Kind:       message.KindBadResponse,
-			HTTPStatus: resp.StatusCode,
-			Message:    fmt.Sprintf("answer is larger than %d bytes", c.maxBody),
-		}
+		return answer{}, 0, tooLarge()
 	}
 	next, e := c.wire.read(body, hosts)
 	if e != nil {
 		e.HTTPStatus = resp.StatusCode
-		return p, b.token, 0, true, e
+		return answer{}, 0, e
 	}
-	p = answer{next: next, status: resp.StatusCode}
-	return p, b.token, int64(len(body)), true, nil
+	return answer{next: next, status: resp.StatusCode}, int64(len(body)), nil
 }
 
 func (c *Client) observe(status int, start time.Time) {
@@ -699,13 +698,12 @@ func (r *retrier) next(ctx context.Context, c *Client, err *Error) (wait time.Du
 	return wait, true
 }
 
-// sleep waits for d, or until ctx ends (false).
-// retrySleep is sleep between attempts: a wait long enough to be worth it
-// gives up the worker meanwhile (see package park), so that a tenant whose
-// Defender is failing holds no worker another tenant could use.
+// retrySleep waits d between attempts, or until ctx ends (false): a wait
+// long enough to be worth it gives up the worker meanwhile (see package
+// wait).
 func retrySleep(ctx context.Context, d time.Duration) bool {
 	if d >= parkRetryWait {
-		defer park.Wait(ctx)()
+		defer wait.Begin(ctx, false)()
 	}
 	return timing.Sleep(ctx, d, nil)
 }

@@ -66,55 +66,14 @@ func NewCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
 }
 
 func newCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
-	var chosen []string
-	if cfg.ManagedIdentity {
-		chosen = append(chosen, "DEFENDER_MANAGED_IDENTITY")
+	kind, err := credentialKind(cfg)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.ClientSecret != "" {
-		chosen = append(chosen, "AZURE_CLIENT_SECRET")
+	host, disableDiscovery, err := authority(cfg.AuthorityHost)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.CertificatePath != "" {
-		chosen = append(chosen, "AZURE_CLIENT_CERTIFICATE_PATH")
-	}
-	if cfg.FederatedTokenFile != "" {
-		chosen = append(chosen, "AZURE_FEDERATED_TOKEN_FILE")
-	}
-	switch len(chosen) {
-	case 0:
-		return nil, credentialErrorf("no credential: set one of AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE or DEFENDER_MANAGED_IDENTITY=true")
-	case 1:
-	default:
-		return nil, credentialErrorf("more than one credential (%s): set only one of AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE or DEFENDER_MANAGED_IDENTITY=true", strings.Join(chosen, ", "))
-	}
-	if cfg.CertificatePassword != "" && cfg.CertificatePath == "" {
-		return nil, credentialErrorf("AZURE_CLIENT_CERTIFICATE_PASSWORD is set without AZURE_CLIENT_CERTIFICATE_PATH")
-	}
-	if !cfg.ManagedIdentity {
-		var missing []string
-		if cfg.TenantID == "" {
-			missing = append(missing, "AZURE_TENANT_ID")
-		}
-		if cfg.ClientID == "" {
-			missing = append(missing, "AZURE_CLIENT_ID")
-		}
-		if len(missing) > 0 {
-			return nil, credentialErrorf("%s must be set with %s", strings.Join(missing, " and "), chosen[0])
-		}
-	}
-
-	host := cfg.AuthorityHost
-	if host == "" {
-		host = "https://login.microsoftonline.com/"
-	}
-	u, err := url.Parse(host)
-	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
-		return nil, credentialErrorf("AZURE_AUTHORITY_HOST %q must be an https URL", host)
-	}
-	if !strings.HasSuffix(host, "/") {
-		host += "/"
-	}
-	disableDiscovery := !knownAuthority(u.Hostname())
-
 	opts := azcore.ClientOptions{Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: host}}
 	if cfg.Transport != nil {
 		opts.Transport = cfg.Transport
@@ -125,7 +84,7 @@ func newCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
 	clientOpts := opts
 	clientOpts.Retry.ShouldRetry = sdkShouldRetry
 
-	switch chosen[0] {
+	switch kind {
 	case "DEFENDER_MANAGED_IDENTITY":
 		o := &azidentity.ManagedIdentityCredentialOptions{ClientOptions: opts}
 		if cfg.ClientID != "" {
@@ -178,6 +137,65 @@ func newCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
 		}
 		return cred, nil
 	}
+}
+
+// credentialKind is the variable that names cfg's one credential.
+func credentialKind(cfg CredentialConfig) (string, error) {
+	var chosen []string
+	for _, c := range []struct {
+		set  bool
+		name string
+	}{
+		{cfg.ManagedIdentity, "DEFENDER_MANAGED_IDENTITY"},
+		{cfg.ClientSecret != "", "AZURE_CLIENT_SECRET"},
+		{cfg.CertificatePath != "", "AZURE_CLIENT_CERTIFICATE_PATH"},
+		{cfg.FederatedTokenFile != "", "AZURE_FEDERATED_TOKEN_FILE"},
+	} {
+		if c.set {
+			chosen = append(chosen, c.name)
+		}
+	}
+	switch len(chosen) {
+	case 0:
+		return "", credentialErrorf("no credential: set one of AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE or DEFENDER_MANAGED_IDENTITY=true")
+	case 1:
+	default:
+		return "", credentialErrorf("more than one credential (%s): set only one of AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE or DEFENDER_MANAGED_IDENTITY=true", strings.Join(chosen, ", "))
+	}
+	if cfg.CertificatePassword != "" && cfg.CertificatePath == "" {
+		return "", credentialErrorf("AZURE_CLIENT_CERTIFICATE_PASSWORD is set without AZURE_CLIENT_CERTIFICATE_PATH")
+	}
+	if !cfg.ManagedIdentity {
+		var missing []string
+		if cfg.TenantID == "" {
+			missing = append(missing, "AZURE_TENANT_ID")
+		}
+		if cfg.ClientID == "" {
+			missing = append(missing, "AZURE_CLIENT_ID")
+		}
+		if len(missing) > 0 {
+			return "", credentialErrorf("%s must be set with %s", strings.Join(missing, " and "), chosen[0])
+		}
+	}
+	return chosen[0], nil
+}
+
+// authority is the Entra host to sign in at (default the public cloud's),
+// ending in a slash, and whether instance discovery is off: it is for any
+// host but Microsoft's own, so that login.microsoftonline.com is never
+// contacted.
+func authority(host string) (string, bool, error) {
+	if host == "" {
+		host = "https://login.microsoftonline.com/"
+	}
+	u, err := url.Parse(host)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
+		return "", false, credentialErrorf("AZURE_AUTHORITY_HOST %q must be an https URL", host)
+	}
+	if !strings.HasSuffix(host, "/") {
+		host += "/"
+	}
+	return host, !knownAuthority(u.Hostname()), nil
 }
 
 func credentialErrorf(format string, args ...any) error {

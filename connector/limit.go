@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/alert-domains/alert-domains/internal/park"
+	"github.com/alert-domains/alert-domains/internal/wait"
 )
 
 // Limit is one quota: at most Count calls started in any interval of length
@@ -161,7 +161,7 @@ func (l *Limiter) take(ctx context.Context, hold bool) (waited time.Duration, er
 	start := time.Now()
 	// The worker is given up at the first wait, and taken back after the
 	// turn is passed on (defers run last first).
-	parked := park.NewLazy(ctx)
+	parked := wait.NewLazy(ctx, true)
 	defer parked.End()
 	select {
 	case l.turn <- struct{}{}:

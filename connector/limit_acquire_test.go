@@ -5,7 +5,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/alert-domains/alert-domains/internal/park"
+	"github.com/alert-domains/alert-domains/internal/wait"
 )
 
 // TestLimiterAcquireHoldsUntilRelease: a slot taken with Acquire is busy
@@ -55,12 +55,15 @@ func TestLimiterAcquireHoldsUntilRelease(t *testing.T) {
 }
 
 // TestLimiterParksOnlyWhenItWaits: a slot that is free is taken without
-// giving up the worker; a wait for one gives it up (package park) once,
-// and takes it back before the call starts.
+// giving up the worker; a wait for one gives it up (package wait) once, as
+// a wait shutdown may abandon, and takes it back before the call starts.
 func TestLimiterParksOnlyWhenItWaits(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var began, ended int
-		ctx := park.WithParker(t.Context(), func() func() {
+		ctx := wait.With(t.Context(), func(abandonable bool) func() {
+			if !abandonable {
+				t.Error("a quota wait that shutdown may not abandon")
+			}
 			began++
 			return func() { ended++ }
 		})

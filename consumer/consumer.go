@@ -21,9 +21,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/alert-domains/alert-domains/internal/park"
-	"github.com/alert-domains/alert-domains/internal/shutdown"
 	"github.com/alert-domains/alert-domains/internal/timing"
+	"github.com/alert-domains/alert-domains/internal/wait"
 )
 
 // ErrNotBound is reported by Ready while the consumer is not bound to its
@@ -56,7 +55,7 @@ type Consumer struct {
 	pool     atomic.Pointer[pool]
 	notReady atomic.Pointer[error]
 
-	// Messages in an abandonable wait (see package shutdown), by a number
+	// Messages in an abandonable wait (see package wait), by a number
 	// of their own; stopping is set when shutdown begins.
 	waitMu   sync.Mutex
 	stopping bool
@@ -303,24 +302,39 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return err
 }
 
-// abandonable is the shutdown.Watcher of one message: while the message
-// is in an abandonable wait, shutdown cancels its context.
-func (c *Consumer) abandonable(cancel context.CancelCauseFunc) shutdown.Watcher {
-	return func() (end func()) {
-		c.waitMu.Lock()
-		defer c.waitMu.Unlock()
-		if c.stopping {
-			cancel(ErrHandedBack)
-			return func() {}
+// waiter is the wait.Waiter of one message: during each of its waits the
+// message parks (see pool), and while a wait is abandonable shutdown
+// cancels its context.
+func (c *Consumer) waiter(k *parker, cancel context.CancelCauseFunc) wait.Waiter {
+	return func(abandonable bool) (end func()) {
+		endPark := k.watch()
+		if !abandonable {
+			return endPark
 		}
-		c.waitSeq++
-		id := c.waitSeq
-		c.waits[id] = cancel
+		endAbandon := c.abandonable(cancel)
 		return func() {
-			c.waitMu.Lock()
-			delete(c.waits, id)
-			c.waitMu.Unlock()
+			endAbandon()
+			endPark()
 		}
+	}
+}
+
+// abandonable registers a message in an abandonable wait, so that
+// shutdown cancels its context; end unregisters it.
+func (c *Consumer) abandonable(cancel context.CancelCauseFunc) (end func()) {
+	c.waitMu.Lock()
+	defer c.waitMu.Unlock()
+	if c.stopping {
+		cancel(ErrHandedBack)
+		return func() {}
+	}
+	c.waitSeq++
+	id := c.waitSeq
+	c.waits[id] = cancel
+	return func() {
+		c.waitMu.Lock()
+		delete(c.waits, id)
+		c.waitMu.Unlock()
 	}
 }
 
@@ -342,7 +356,7 @@ func (c *Consumer) abandonWaits() int {
 // every worker is busy; jobs never blocks, having a place for every slot.
 //
 // A message that must wait (for the Defender quota, a cooldown, a retry's
-// backoff: see package park) parks: it gives its slot back and a new
+// backoff: see package wait) parks: it gives its slot back and a new
 // worker takes its place, so that a tenant out of quota does not hold every
 // worker while other tenants' requests wait behind it. The parked message
 // keeps its progress acknowledgements; when its wait ends it takes a slot
@@ -358,8 +372,7 @@ type pool struct {
 	max    int64
 }
 
-// parker is the park.Parker of one delivery: it parks the message during
-// each of its waits (see pool). retire reports whether
+// parker parks one delivery during each of its waits (see pool). retire reports whether
 // the message ever parked (its worker has been replaced); unslotted, that
 // it ended a park without taking a slot again: its wait was abandoned at
 // shutdown, and handing it back must not wait for a worker.
@@ -595,7 +608,7 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg, p *pool) (par
 	stop := c.keepAlive(msg, meta.Sequence.Stream)
 	mctx, cancel := context.WithCancelCause(ctx)
 	k := &parker{ctx: mctx, p: p}
-	hctx := park.WithParker(shutdown.WithWatcher(mctx, c.abandonable(cancel)), k.watch)
+	hctx := wait.With(mctx, c.waiter(k, cancel))
 	out := c.safeHandle(hctx, d)
 	cancel(nil)
 	stop()

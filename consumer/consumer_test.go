@@ -14,9 +14,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/alert-domains/alert-domains/consumer"
-	"github.com/alert-domains/alert-domains/internal/park"
-	"github.com/alert-domains/alert-domains/internal/shutdown"
 	"github.com/alert-domains/alert-domains/internal/testenv"
+	"github.com/alert-domains/alert-domains/internal/wait"
 	"github.com/alert-domains/alert-domains/message"
 )
 
@@ -365,7 +364,7 @@ func TestQuotaWaitsParkWithoutWorkers(t *testing.T) {
 		var i int
 		fmt.Sscanf(string(d.Data), "msg-%d", &i)
 		if i < waiting {
-			end := park.Wait(ctx)
+			end := wait.Begin(ctx, false)
 			select {
 			case <-quota:
 			case <-ctx.Done():
@@ -409,7 +408,7 @@ func TestParkedLimit(t *testing.T) {
 	quota := make(chan struct{})
 	var done atomic.Int64
 	h := func(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
-		end := park.Wait(ctx)
+		end := wait.Begin(ctx, false)
 		<-quota
 		end()
 		done.Add(1)
@@ -441,11 +440,9 @@ func TestShutdownHandsBackParkedAtOnce(t *testing.T) {
 			<-release
 			return consumer.Outcome{Action: consumer.Ack}
 		}
-		endWait := shutdown.Abandonable(ctx) // as the connector marks its quota wait
-		end := park.Wait(ctx)
+		end := wait.Begin(ctx, true) // as the quota marks its wait
 		<-ctx.Done()
 		end()
-		endWait()
 		handedBack.Add(1)
 		return consumer.Outcome{Action: consumer.HandBack, Err: ctx.Err()}
 	}

@@ -24,6 +24,10 @@ type Delivery struct {
 	Stored       time.Time
 	NumDelivered uint64
 	MaxDeliver   int // 0 or less: no limit
+	// Exhausted marks a request that ran out of deliveries without a
+	// result (the safety net hands it on): it is answered without asking
+	// Microsoft. Data is nil when the stream no longer stores it.
+	Exhausted bool
 }
 
 // Last reports whether this is the last delivery the consumer allows: its
@@ -71,18 +75,12 @@ type Outcome struct {
 	Result *message.Result
 	// Stored reports that the result stream holds the result; Duplicate that
 	// it held it already (from an earlier delivery): this copy was dropped,
-	// or not published at all because the request's record named the
-	// stored result, which is then Result.
+	// or not published at all, and Result is the stored one.
 	Stored, Duplicate bool
 	// Err is the reason for a failure result, a failed publish, or a hand-back.
-	Err error
-	// CacheErr is a cache read or write that failed; the result stands.
-	CacheErr error
-	// RecordErr is a read or write of the request's record (see Answers)
-	// that failed; the result stands.
-	RecordErr error
-	AlertID   string
-	Attempts  int
+	Err      error
+	AlertID  string
+	Attempts int
 }
 
 // Handler handles one delivery. It never panics on bad input.

@@ -340,7 +340,7 @@ func TestPermissionsExampleRoles(t *testing.T) {
 			"$JS.API.CONSUMER.DELETE." + requestStream + ".alert-domains",
 			"$JS.API.CONSUMER.DELETE." + requestStream + ".alert-domains-max-deliveries",
 			"$JS.API.CONSUMER.DURABLE.CREATE." + requestStream + ".alert-domains",
-			"$KV.alert-domains-answered.1",
+			"$KV.QUOTA_alert-domains_COOLDOWN.1",
 			"alert_domains.quota.alert-domains.1m.key",
 		} {
 			op.publishRefused(t, subj, []byte(`{}`))

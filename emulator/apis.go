@@ -48,37 +48,36 @@ func (e *Emulator) alert(w http.ResponseWriter, r *http.Request, api connector.A
 		e.apiError(w, r, api, http.StatusForbidden, "Missing application roles. API required roles: "+strings.Join(required(api), ", ")+".")
 		return
 	}
-
+	// A scripted answer is given to a call with a valid token only.
 	e.mu.Lock()
 	var script *Answer
 	if q := e.scripts[id]; len(q) > 0 {
-		a := q[0]
-		script = &a
-		if len(q) == 1 {
+		script = &q[0]
+		if e.scripts[id] = q[1:]; len(q) == 1 {
 			delete(e.scripts, id)
-		} else {
-			e.scripts[id] = q[1:]
 		}
 	}
-	outage := e.outage
-	quota := e.quota[api]
+	outage, quota := e.outage, e.quota[api]
 	e.mu.Unlock()
-
-	if script != nil {
+	switch {
+	case script != nil:
 		e.serveAnswer(w, r, api, *script)
-		return
-	}
-	if outage != 0 {
+	case outage != 0:
 		e.apiError(w, r, api, outage, "The service is unavailable.")
-		return
+	default:
+		if ok, retryIn := quota.Allow(); !ok {
+			secs := int((retryIn + time.Second - 1) / time.Second)
+			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+			e.apiError(w, r, api, http.StatusTooManyRequests, "API calls quota exceeded! Maximum allowed is the configured rate.")
+			return
+		}
+		e.answerAlert(w, r, api, id)
 	}
-	if ok, retryIn := quota.Allow(); !ok {
-		secs := int((retryIn + time.Second - 1) / time.Second)
-		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
-		e.apiError(w, r, api, http.StatusTooManyRequests, "API calls quota exceeded! Maximum allowed is the configured rate.")
-		return
-	}
+}
 
+// answerAlert answers a call within quota: after the latency, a random
+// fault, the alert's domains, or an error.
+func (e *Emulator) answerAlert(w http.ResponseWriter, r *http.Request, api connector.API, id string) {
 	e.mu.Lock()
 	latency := e.latency
 	fault := e.faultRate > 0 && e.rng.Float64() < e.faultRate
@@ -89,19 +88,17 @@ func (e *Emulator) alert(w http.ResponseWriter, r *http.Request, api connector.A
 	if latency > 0 && !e.pause(r.Context(), latency) {
 		abort()
 	}
-	if fault {
+	switch {
+	case fault:
 		e.apiError(w, r, api, http.StatusServiceUnavailable, "An unexpected error occurred. Try again later.")
 		return
-	}
-	if message.ValidateAlertID(id) != nil {
+	case message.ValidateAlertID(id) != nil:
 		e.apiError(w, r, api, http.StatusBadRequest, "The alert id is not valid.")
 		return
-	}
-	if !known {
-		if !anyAlert || (api == connector.Graph && bareEndpointID.MatchString(id)) {
-			e.apiError(w, r, api, http.StatusNotFound, fmt.Sprintf("Alert %s was not found", id))
-			return
-		}
+	case !known && (!anyAlert || (api == connector.Graph && bareEndpointID.MatchString(id))):
+		e.apiError(w, r, api, http.StatusNotFound, fmt.Sprintf("Alert %s was not found", id))
+		return
+	case !known:
 		hosts = syntheticHosts(endpointID(id))
 	}
 	e.count(http.StatusOK)
@@ -191,6 +188,47 @@ func graphAlert(id, tenant string, hosts []string) map[string]any {
 	seed := sum.Sum64()
 	created := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(seed%(30*24*3600)) * time.Second)
 	stamp := created.Format("2006-01-02T15:04:05.0000000Z")
+	evidence := graphEvidence(seed, stamp, hosts)
+	return map[string]any{
+		"@odata.context":        "https://graph.microsoft.com/v1.0/$metadata#security/alerts_v2/$entity",
+		"@odata.type":           "#microsoft.graph.security.alert",
+		"id":                    id,
+		"providerAlertId":       id,
+		"incidentId":            strconv.FormatUint(seed%100000, 10),
+		"status":                "new",
+		"severity":              "medium",
+		"classification":        nil,
+		"determination":         nil,
+		"serviceSource":         "microsoftDefenderForEndpoint",
+		"detectionSource":       "microsoftDefenderForEndpoint",
+		"productName":           "Microsoft Defender for Endpoint",
+		"detectorId":            "e0da400f-affd-43ef-b1d5-afc2eb6f2756",
+		"tenantId":              tenant,
+		"title":                 "Connection to a suspicious domain",
+		"description":           "A process on the device connected to a domain associated with malicious activity.",
+		"recommendedActions":    "Review the device timeline; block the domains at the perimeter.",
+		"category":              "CommandAndControl",
+		"assignedTo":            nil,
+		"alertWebUrl":           "https://security.microsoft.com/alerts/" + id + "?tid=" + tenant,
+		"incidentWebUrl":        "https://security.microsoft.com/incidents/" + strconv.FormatUint(seed%100000, 10) + "?tid=" + tenant,
+		"actorDisplayName":      nil,
+		"threatDisplayName":     nil,
+		"threatFamilyName":      nil,
+		"mitreTechniques":       []string{"T1071.001"},
+		"createdDateTime":       stamp,
+		"lastUpdateDateTime":    stamp,
+		"resolvedDateTime":      nil,
+		"firstActivityDateTime": stamp,
+		"lastActivityDateTime":  stamp,
+		"comments":              []any{},
+		"evidence":              evidence,
+		"systemTags":            []string{},
+	}
+}
+
+// graphEvidence is an alert's evidence: a device, a user, the hosts in URL
+// evidence and an e-mail message's URLs, and an IP address.
+func graphEvidence(seed uint64, stamp string, hosts []string) []any {
 	base := func(typ string, roles ...string) map[string]any {
 		return map[string]any{
 			"@odata.type":              "#microsoft.graph.security." + typ,
@@ -236,41 +274,7 @@ func graphAlert(id, tenant string, hosts []string) map[string]any {
 	ip := base("ipEvidence", "destination")
 	ip["ipAddress"] = "203.0.113." + strconv.Itoa(int(seed%250)+1)
 	evidence = append(evidence, ip)
-	return map[string]any{
-		"@odata.context":        "https://graph.microsoft.com/v1.0/$metadata#security/alerts_v2/$entity",
-		"@odata.type":           "#microsoft.graph.security.alert",
-		"id":                    id,
-		"providerAlertId":       id,
-		"incidentId":            strconv.FormatUint(seed%100000, 10),
-		"status":                "new",
-		"severity":              "medium",
-		"classification":        nil,
-		"determination":         nil,
-		"serviceSource":         "microsoftDefenderForEndpoint",
-		"detectionSource":       "microsoftDefenderForEndpoint",
-		"productName":           "Microsoft Defender for Endpoint",
-		"detectorId":            "e0da400f-affd-43ef-b1d5-afc2eb6f2756",
-		"tenantId":              tenant,
-		"title":                 "Connection to a suspicious domain",
-		"description":           "A process on the device connected to a domain associated with malicious activity.",
-		"recommendedActions":    "Review the device timeline; block the domains at the perimeter.",
-		"category":              "CommandAndControl",
-		"assignedTo":            nil,
-		"alertWebUrl":           "https://security.microsoft.com/alerts/" + id + "?tid=" + tenant,
-		"incidentWebUrl":        "https://security.microsoft.com/incidents/" + strconv.FormatUint(seed%100000, 10) + "?tid=" + tenant,
-		"actorDisplayName":      nil,
-		"threatDisplayName":     nil,
-		"threatFamilyName":      nil,
-		"mitreTechniques":       []string{"T1071.001"},
-		"createdDateTime":       stamp,
-		"lastUpdateDateTime":    stamp,
-		"resolvedDateTime":      nil,
-		"firstActivityDateTime": stamp,
-		"lastActivityDateTime":  stamp,
-		"comments":              []any{},
-		"evidence":              evidence,
-		"systemTags":            []string{},
-	}
+	return evidence
 }
 
 // apiError writes api's error body for status, with its error code.

@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"cmp"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -130,84 +132,18 @@ func (e *Emulator) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := r.PostForm
-	e.mu.Lock()
-	var script *Answer
-	if len(e.tokenScripts) > 0 {
-		script = &e.tokenScripts[0]
-		e.tokenScripts = e.tokenScripts[1:]
-	}
-	e.mu.Unlock()
-	if script != nil {
-		status := script.Status
-		if status == 0 {
-			status = http.StatusOK
-		}
-		body := script.Body
-		if script.EchoForm {
-			body += f.Encode()
-		}
-		for k, vs := range script.Header {
-			w.Header()[k] = append([]string(nil), vs...)
-		}
-		if w.Header().Get("Content-Type") == "" {
-			w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		}
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, body)
+	if e.scriptedToken(w, f) || !e.clientAuthenticated(w, f) {
 		return
 	}
-	if gt := f.Get("grant_type"); gt != "client_credentials" {
-		entraError(w, http.StatusBadRequest, "unsupported_grant_type", "AADSTS70003",
-			fmt.Sprintf("The app requested an unsupported grant type '%s'.", gt))
+	resource, api, ok := e.tokenResource(w, f)
+	if !ok {
 		return
 	}
-	if f.Get("client_id") != e.clientID {
-		entraError(w, http.StatusBadRequest, "unauthorized_client", "AADSTS700016",
-			fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'.", f.Get("client_id"), e.tenantID))
-		return
-	}
-	switch {
-	case f.Has("client_secret"):
-		if subtle.ConstantTimeCompare([]byte(f.Get("client_secret")), []byte(e.clientSecret)) != 1 {
-			entraError(w, http.StatusUnauthorized, "invalid_client", "AADSTS7000215",
-				"Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.")
-			return
-		}
-	case f.Has("client_assertion"):
-		if f.Get("client_assertion_type") != jwtBearer || !looksLikeJWT(f.Get("client_assertion")) {
-			entraError(w, http.StatusUnauthorized, "invalid_client", "AADSTS50027", "JWT token is invalid or malformed.")
-			return
-		}
-	default:
-		entraError(w, http.StatusUnauthorized, "invalid_client", "AADSTS7000216",
-			"'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.")
-		return
-	}
-	var resource string
-	for s := range strings.FieldsSeq(f.Get("scope")) {
-		if strings.HasSuffix(s, "/.default") {
-			resource = strings.TrimSuffix(s, "/.default")
-		}
-	}
-	if resource == "" {
-		entraError(w, http.StatusBadRequest, "invalid_scope", "AADSTS1002012",
-			fmt.Sprintf("The provided value for scope %s is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", f.Get("scope")))
-		return
-	}
-	api, known := resourceAPI(resource)
-	if !known {
-		entraError(w, http.StatusBadRequest, "invalid_resource", "AADSTS500011",
-			fmt.Sprintf("The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.", resource, e.tenantID))
-		return
-	}
-
 	claims := f.Get("claims")
 	if claims != "" && !json.Valid([]byte(claims)) {
-		entraError(w, http.StatusBadRequest, "invalid_request", "AADSTS90014",
-			"The claims parameter is not valid JSON.")
+		entraError(w, http.StatusBadRequest, "invalid_request", "AADSTS90014", "The claims parameter is not valid JSON.")
 		return
 	}
-
 	e.mu.Lock()
 	now := time.Now()
 	for t, it := range e.tokens {
@@ -226,12 +162,88 @@ func (e *Emulator) token(w http.ResponseWriter, r *http.Request) {
 	e.mu.Unlock()
 
 	w.Header().Set("Cache-Control", "no-store, no-cache")
-	writeJSON(w, http.StatusOK, map[string]any{
-		"token_type":     "Bearer",
-		"expires_in":     life,
-		"ext_expires_in": life,
-		"access_token":   tok,
-	})
+	writeJSON(w, http.StatusOK, map[string]any{"token_type": "Bearer", "expires_in": life, "ext_expires_in": life, "access_token": tok})
+}
+
+// scriptedToken answers with the next scripted token answer, if any.
+func (e *Emulator) scriptedToken(w http.ResponseWriter, f url.Values) bool {
+	e.mu.Lock()
+	var script *Answer
+	if len(e.tokenScripts) > 0 {
+		script = &e.tokenScripts[0]
+		e.tokenScripts = e.tokenScripts[1:]
+	}
+	e.mu.Unlock()
+	if script == nil {
+		return false
+	}
+	body := script.Body
+	if script.EchoForm {
+		body += f.Encode()
+	}
+	for k, vs := range script.Header {
+		w.Header()[k] = slices.Clone(vs)
+	}
+	if w.Header().Get("Content-Type") == "" {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	}
+	w.WriteHeader(cmp.Or(script.Status, http.StatusOK))
+	_, _ = io.WriteString(w, body)
+	return true
+}
+
+// clientAuthenticated checks the grant type and the client's credential,
+// answering Entra's error when they are wrong.
+func (e *Emulator) clientAuthenticated(w http.ResponseWriter, f url.Values) bool {
+	if gt := f.Get("grant_type"); gt != "client_credentials" {
+		entraError(w, http.StatusBadRequest, "unsupported_grant_type", "AADSTS70003",
+			fmt.Sprintf("The app requested an unsupported grant type '%s'.", gt))
+		return false
+	}
+	if f.Get("client_id") != e.clientID {
+		entraError(w, http.StatusBadRequest, "unauthorized_client", "AADSTS700016",
+			fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'.", f.Get("client_id"), e.tenantID))
+		return false
+	}
+	switch {
+	case f.Has("client_secret"):
+		if subtle.ConstantTimeCompare([]byte(f.Get("client_secret")), []byte(e.clientSecret)) != 1 {
+			entraError(w, http.StatusUnauthorized, "invalid_client", "AADSTS7000215",
+				"Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.")
+			return false
+		}
+	case f.Has("client_assertion"):
+		if f.Get("client_assertion_type") != jwtBearer || !looksLikeJWT(f.Get("client_assertion")) {
+			entraError(w, http.StatusUnauthorized, "invalid_client", "AADSTS50027", "JWT token is invalid or malformed.")
+			return false
+		}
+	default:
+		entraError(w, http.StatusUnauthorized, "invalid_client", "AADSTS7000216",
+			"'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.")
+		return false
+	}
+	return true
+}
+
+// tokenResource is the resource the scope asks a token for and its API.
+func (e *Emulator) tokenResource(w http.ResponseWriter, f url.Values) (resource string, api connector.API, ok bool) {
+	for s := range strings.FieldsSeq(f.Get("scope")) {
+		if strings.HasSuffix(s, "/.default") {
+			resource = strings.TrimSuffix(s, "/.default")
+		}
+	}
+	if resource == "" {
+		entraError(w, http.StatusBadRequest, "invalid_scope", "AADSTS1002012",
+			fmt.Sprintf("The provided value for scope %s is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", f.Get("scope")))
+		return "", "", false
+	}
+	api, known := resourceAPI(resource)
+	if !known {
+		entraError(w, http.StatusBadRequest, "invalid_resource", "AADSTS500011",
+			fmt.Sprintf("The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.", resource, e.tenantID))
+		return "", "", false
+	}
+	return resource, api, true
 }
 
 // jwt is an app-only access token as Entra shapes it: a JWT whose claims

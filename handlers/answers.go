@@ -1,99 +1,686 @@
 package handlers
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
+	"log/slog"
+	"sync"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/consumer"
+	"github.com/alert-domains/alert-domains/internal/wait"
 	"github.com/alert-domains/alert-domains/message"
 )
 
-// Answers remembers which request messages have their result stored, for as
-// long as the requests are stored. The result stream's duplicate window
-// drops a result published twice only within the window; a request
-// redelivered after a longer outage (its first delivery stored the result
-// and crashed before the acknowledgement) is recognised by its record.
-type Answers interface {
-	// Find returns the result stream sequence of the result of the request
-	// key names, when it has one.
-	Find(ctx context.Context, key string) (resultSeq uint64, ok bool, err error)
-	// Record notes that the result of the request key names is stored at
-	// resultSeq.
-	Record(ctx context.Context, key string, resultSeq uint64) error
-	// Result reads the result stored at resultSeq; ErrResultGone when the
-	// result stream no longer holds it.
-	Result(ctx context.Context, resultSeq uint64) (*message.Result, error)
+// Answers is what a replica knows of the results stored in the result
+// stream, the record of every answer: which requests have a result (asked
+// by the request path, the safety net and a re-created consumer), and the
+// successes of the last CACHE_TTL, which answer repeated requests. One
+// ordered consumer reads the stream from the oldest request that may still
+// be delivered; a request stored before that is looked for in the stream
+// on demand. It believes only results the service wrote: see check and
+// Believed.
+type Answers struct {
+	cfg AnswersConfig
+
+	mu       sync.Mutex
+	requests map[requestID]uint64 // result sequences, by the request they answer
+	cache    map[string]cached    // by CacheKey
+	order    []orderItem          // cache keys, oldest first
+	applied  uint64               // stream sequence of the last result read
+	from     time.Time            // where the first reading started
+	horizon  time.Time            // requests stored before it are not held
+	pruned   uint64               // requests at or below it were forgotten
+	window   time.Duration        // the result stream's duplicate window
+	reader   *consumer.Reader     // nil while the reading is stopped
+	progress chan struct{}        // closed and replaced at a result read while syncing
+	syncing  int                  // callers of sync waiting for progress
+	ready    chan struct{}
+	warned   time.Time
+	isReady  bool
 }
 
-// ErrResultGone is returned by Answers.Result for a result the result stream
-// no longer holds.
+// AnswersConfig is what Answers reads and how.
+type AnswersConfig struct {
+	JS            jetstream.JetStream
+	RequestStream string
+	ResultStream  string
+	Subjects      message.Subjects
+	Consumer      string        // the request consumer: its acknowledgement floor starts the reading
+	CacheTTL      time.Duration // 0: no cache
+	MaxCache      int           // entries at most; 0: DefaultCacheMaxEntries
+	Logger        *slog.Logger
+	Ignored       func(reason string) // counts each result not believed
+	Now           func() time.Time
+}
+
+// DefaultCacheMaxEntries is the number of alerts the cache holds at most;
+// beyond it the oldest entries make room.
+const DefaultCacheMaxEntries = 200_000
+
+// clockSlack covers clock differences between the servers that lead the
+// request and the result streams when results are read from a time.
+const clockSlack = time.Minute
+
+// requestID is a request message as its results name it (see
+// message.ResultMsgID): its sequence and store time, Unix nanoseconds. A
+// result that names a sequence with another time (of a re-created stream,
+// or forged) is another request's.
+type requestID struct {
+	seq    uint64
+	stored int64
+}
+
+func idOfRequest(req message.StoredRequest) requestID {
+	return requestID{seq: req.Seq, stored: req.Stored.UnixNano()}
+}
+
+// cached is a success that answers repeated requests for its alert, once
+// checked against the request it answered.
+type cached struct {
+	domains   json.RawMessage
+	created   int64 // Unix nanoseconds
+	request   requestID
+	resultSeq uint64
+	checked   bool
+}
+
+type orderItem struct {
+	key     string
+	created int64
+}
+
+// ErrResultGone is returned for a result, or the request it answers, that
+// the streams no longer hold.
 var ErrResultGone = errors.New("result no longer stored")
 
-// KVAnswers keeps the records in a JetStream key-value bucket whose TTL is
-// the request stream's retention: the key names the request message, the
-// value is the sequence of its result in the result stream.
-type KVAnswers struct {
-	kv      jetstream.KeyValue
-	js      jetstream.JetStream
-	results string
+// NewAnswers returns the record of cfg's result stream; Run reads it.
+func NewAnswers(cfg AnswersConfig) *Answers {
+	if cfg.MaxCache <= 0 {
+		cfg.MaxCache = DefaultCacheMaxEntries
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Ignored == nil {
+		cfg.Ignored = func(string) {}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Answers{
+		cfg:      cfg,
+		requests: map[requestID]uint64{},
+		cache:    map[string]cached{},
+		progress: make(chan struct{}),
+		ready:    make(chan struct{}),
+	}
 }
 
-// NewKVAnswers returns the records in kv, for results stored in the stream
-// named results.
-func NewKVAnswers(kv jetstream.KeyValue, js jetstream.JetStream, results string) *KVAnswers {
-	return &KVAnswers{kv: kv, js: js, results: results}
-}
+// Ready is closed once the results stored before the start are read.
+func (a *Answers) Ready() <-chan struct{} { return a.ready }
 
-// Find implements Answers.
-func (a *KVAnswers) Find(ctx context.Context, key string) (uint64, bool, error) {
-	e, err := a.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, fmt.Errorf("read the record of request %s: %w", key, err)
-	}
-	seq, err := strconv.ParseUint(string(e.Value()), 10, 64)
-	if err != nil {
-		return 0, false, fmt.Errorf("record of request %s: %w", key, err)
-	}
-	return seq, true, nil
-}
-
-// Record implements Answers.
-func (a *KVAnswers) Record(ctx context.Context, key string, resultSeq uint64) error {
-	if _, err := a.kv.Put(ctx, key, []byte(strconv.FormatUint(resultSeq, 10))); err != nil {
-		return fmt.Errorf("record the result of request %s: %w", key, err)
+// Run reads the result stream until ctx ends: from the oldest request that
+// may still be delivered (or CACHE_TTL back, if earlier), then every new
+// result. A reading that ends (a lost connection, a stream gone) starts
+// again where it stopped, after a backoff.
+func (a *Answers) Run(ctx context.Context) error {
+	backoff := 100 * time.Millisecond
+	sweep := time.NewTicker(time.Minute)
+	defer sweep.Stop()
+	for ctx.Err() == nil {
+		err := a.follow(ctx, sweep.C)
+		if ctx.Err() != nil {
+			return nil
+		}
+		a.cfg.Logger.Warn("stored results cannot be read: other replicas' answers are not seen, and old redeliveries wait",
+			slog.String("stream", a.cfg.ResultStream), slog.Any("error", err), slog.Duration("retry_in", backoff))
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
 	}
 	return nil
 }
 
-// Result implements Answers.
-func (a *KVAnswers) Result(ctx context.Context, resultSeq uint64) (*message.Result, error) {
-	return readResult(ctx, a.js, a.results, resultSeq)
+// follow reads the stream until ctx ends or the reading fails.
+func (a *Answers) follow(ctx context.Context, sweep <-chan time.Time) error {
+	occ, err := a.start(ctx)
+	if err != nil {
+		return err
+	}
+	r, err := consumer.Open(ctx, a.cfg.JS, a.cfg.ResultStream, occ)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.reader = r
+	a.mu.Unlock()
+	defer func() {
+		r.Stop()
+		a.mu.Lock()
+		a.reader = nil
+		a.mu.Unlock()
+	}()
+	if info, err := r.Info(ctx); err == nil && info.NumPending == 0 {
+		a.markReady()
+	}
+	for {
+		select {
+		case <-sweep:
+			a.sweep()
+		default:
+		}
+		msg, meta, err := r.Next(ctx)
+		if err != nil {
+			return err
+		}
+		a.apply(msg, meta)
+	}
 }
 
-// readResult reads the result stored at resultSeq in stream results;
-// ErrResultGone when the stream no longer holds it.
-func readResult(ctx context.Context, js jetstream.JetStream, results string, resultSeq uint64) (*message.Result, error) {
-	st, err := js.Stream(ctx, results)
-	if err != nil {
-		return nil, fmt.Errorf("look up stream %s: %w", results, err)
+// start is where the reading begins: after the last result read, or at the
+// first start from the horizon, the store time of the oldest request that
+// may still be delivered, less the clock slack, and no later than CACHE_TTL
+// back.
+func (a *Answers) start(ctx context.Context) (jetstream.OrderedConsumerConfig, error) {
+	occ := jetstream.OrderedConsumerConfig{FilterSubjects: resultSubjects(a.cfg.Subjects)}
+	a.mu.Lock()
+	next := a.applied + 1
+	a.mu.Unlock()
+	if next > 1 {
+		occ.DeliverPolicy, occ.OptStartSeq = jetstream.DeliverByStartSequencePolicy, next
+		return occ, nil
 	}
-	m, err := st.GetMsg(ctx, resultSeq)
+	rs, err := a.cfg.JS.Stream(ctx, a.cfg.ResultStream)
+	if err != nil {
+		return occ, fmt.Errorf("stream %s: %w", a.cfg.ResultStream, err)
+	}
+	horizon, err := a.oldestUnanswered(ctx)
+	if err != nil {
+		return occ, err
+	}
+	from := horizon.Add(-clockSlack)
+	if ttl := a.cfg.Now().Add(-a.cfg.CacheTTL); a.cfg.CacheTTL > 0 && ttl.Before(from) {
+		from = ttl
+	}
+	a.mu.Lock()
+	a.horizon, a.window, a.from = horizon, rs.CachedInfo().Config.Duplicates, from
+	a.wakeLocked()
+	a.mu.Unlock()
+	occ.DeliverPolicy, occ.OptStartTime = jetstream.DeliverByStartTimePolicy, &from
+	return occ, nil
+}
+
+// oldestUnanswered is the store time of the first request after the
+// request consumer's acknowledgement floor (of the first request stored,
+// when the consumer is missing), or now when there is none.
+func (a *Answers) oldestUnanswered(ctx context.Context) (time.Time, error) {
+	rs, err := a.cfg.JS.Stream(ctx, a.cfg.RequestStream)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("stream %s: %w", a.cfg.RequestStream, err)
+	}
+	state := rs.CachedInfo().State
+	first := state.FirstSeq
+	if c, err := a.cfg.JS.Consumer(ctx, a.cfg.RequestStream, a.cfg.Consumer); err == nil {
+		first = max(first, c.CachedInfo().AckFloor.Stream+1)
+	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return time.Time{}, fmt.Errorf("consumer %s: %w", a.cfg.Consumer, err)
+	}
+	if state.Msgs == 0 || first > state.LastSeq {
+		return a.cfg.Now(), nil
+	}
+	if m, err := rs.GetMsg(ctx, first); err == nil {
+		return m.Time, nil
+	}
+	return state.FirstTime, nil
+}
+
+// resultSubjects are the subjects results are published to.
+func resultSubjects(s message.Subjects) []string {
+	return []string{s.Success, s.Failure, s.Success + ".*", s.Failure + ".*"}
+}
+
+// apply records one stored result, if it is believed.
+func (a *Answers) apply(msg jetstream.Msg, meta *jetstream.MsgMetadata) {
+	id, entry, notOurs := a.check(msg, meta)
+	a.mu.Lock()
+	a.applied = max(a.applied, meta.Sequence.Stream)
+	a.wakeLocked()
+	if notOurs == nil {
+		if id.seq > a.pruned && id.stored != 0 {
+			a.requests[id] = meta.Sequence.Stream
+		}
+		if entry != nil {
+			a.setLocked(entry.key, entry.cached)
+		}
+	}
+	a.mu.Unlock()
+	if notOurs != nil {
+		a.ignore(notOurs, msg.Subject(), meta.Sequence.Stream)
+	}
+	if meta.NumPending == 0 {
+		a.markReady()
+	}
+}
+
+// cacheEntry is a new entry of the cache.
+type cacheEntry struct {
+	key    string
+	cached cached
+}
+
+// check reads what a stored result says of itself (message.Subjects.Label)
+// and, for a success that may answer from the cache, its body. It returns
+// the request the result names and why it is not believed (nil when it
+// is). Whether it is the result of that request (its alert and tenant) is
+// checked when it is used (Believed, Cached). The safety net's failure for
+// a request no longer stored names no store time: it is the service's, and
+// answers nothing.
+func (a *Answers) check(msg jetstream.Msg, meta *jetstream.MsgMetadata) (requestID, *cacheEntry, error) {
+	label, err := a.cfg.Subjects.Label(a.cfg.RequestStream, msg.Subject(), msg.Headers())
+	if err != nil || label.Stored.IsZero() {
+		return requestID{}, nil, err
+	}
+	id := requestID{seq: label.Seq, stored: label.Stored.UnixNano()}
+	created := meta.Timestamp.UnixNano()
+	if !label.Success || a.cfg.CacheTTL <= 0 || a.cfg.Now().UnixNano() >= created+int64(a.cfg.CacheTTL) {
+		return id, nil, nil
+	}
+	var r struct {
+		AlertID         string          `json:"alertId"`
+		API             connector.API   `json:"api"`
+		Domains         json.RawMessage `json:"domains"`
+		Cached          *bool           `json:"cached"`
+		RequestSequence uint64          `json:"requestSequence"`
+	}
+	switch {
+	case json.Unmarshal(msg.Data(), &r) != nil || r.AlertID == "" || len(r.Domains) == 0 || r.Domains[0] != '[':
+		return requestID{}, nil, &message.NotOurs{Reason: message.ReasonBody, Detail: "not a success result's JSON"}
+	case r.RequestSequence != label.Seq:
+		return requestID{}, nil, &message.NotOurs{Reason: message.ReasonMessageID, Detail: "its body and its message ID name different requests"}
+	case r.Cached != nil && *r.Cached:
+		return id, nil, nil // an answer given again: its entry keeps the call's age
+	}
+	tenant := cmp.Or(label.Tenant, a.cfg.Subjects.Plain)
+	return id, &cacheEntry{
+		key:    CacheKey(a.cfg.Subjects.Plain, tenant, r.API, r.AlertID),
+		cached: cached{domains: r.Domains, created: created, request: id, resultSeq: meta.Sequence.Stream},
+	}, nil
+}
+
+// ignore counts a result not believed and warns of it once a minute at
+// most.
+func (a *Answers) ignore(err error, subject string, seq uint64) {
+	reason, detail := message.ReasonRequest, err.Error()
+	if why, ok := errors.AsType[*message.NotOurs](err); ok {
+		reason, detail = why.Reason, why.Detail
+	}
+	a.cfg.Ignored(reason)
+	a.mu.Lock()
+	warn := a.cfg.Now().Sub(a.warned) >= time.Minute
+	if warn {
+		a.warned = a.cfg.Now()
+	}
+	a.mu.Unlock()
+	if warn {
+		a.cfg.Logger.Warn("a message on a result subject was not written by the service and is ignored (see alert_domains_results_ignored_total)",
+			slog.String("reason", message.Printable(detail, 256)), slog.String("subject", message.Printable(subject, 256)), slog.Uint64("result_seq", seq))
+	}
+}
+
+func (a *Answers) markReady() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.isReady {
+		a.isReady = true
+		close(a.ready)
+	}
+}
+
+// Stored records a result this process has just stored at resultSeq for
+// req: known to be the service's, it answers from the cache at once.
+func (a *Answers) Stored(req message.StoredRequest, resultSeq uint64, res *message.Result, key string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if req.Seq > a.pruned && !req.Stored.IsZero() {
+		a.requests[idOfRequest(req)] = resultSeq
+	}
+	if a.cfg.CacheTTL <= 0 || key == "" || res.Status != message.StatusSuccess || (res.Cached != nil && *res.Cached) {
+		return
+	}
+	domains, err := json.Marshal(res.Domains)
+	if err != nil {
+		return
+	}
+	a.setLocked(key, cached{domains: domains, created: a.cfg.Now().UnixNano(), request: idOfRequest(req), resultSeq: resultSeq, checked: true})
+}
+
+// Done forgets the requests at or below the request consumer's
+// acknowledgement floor: they are never delivered again (a safety net's
+// or a re-created consumer's question about one reads the stream).
+func (a *Answers) Done(floor uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if floor <= a.pruned {
+		return
+	}
+	for id := range a.requests {
+		if id.seq <= floor {
+			delete(a.requests, id)
+		}
+	}
+	a.pruned = floor
+}
+
+// Find returns where the result of req is stored, if it has one. A request
+// younger than half the duplicate window is answered from memory: a result
+// published for it again is dropped by the stream. An older one is
+// answered once the reading has caught up with the stream, and one stored
+// before the reading's horizon (or forgotten by Done) by reading the stream
+// from its store time. The search gives up the worker meanwhile.
+func (a *Answers) Find(ctx context.Context, req message.StoredRequest) (resultSeq uint64, found bool, err error) {
+	a.mu.Lock()
+	resultSeq, found = a.requests[idOfRequest(req)]
+	window, horizon, pruned := a.window, a.horizon, a.pruned
+	a.mu.Unlock()
+	if found {
+		return resultSeq, true, nil
+	}
+	if req.Stored.IsZero() || a.cfg.Now().Sub(req.Stored) < window/2 {
+		return 0, false, nil
+	}
+	defer wait.Begin(ctx, false)()
+	if req.Seq <= pruned || req.Stored.Before(horizon) {
+		return a.search(ctx, req)
+	}
+	if err := a.sync(ctx); err != nil {
+		return 0, false, err
+	}
+	a.mu.Lock()
+	resultSeq, found = a.requests[idOfRequest(req)]
+	a.mu.Unlock()
+	return resultSeq, found, nil
+}
+
+// sync waits until the reading has caught up with the stream as it is
+// now: it has read the last result stored, or that result is older than
+// where the reading started. The last result is looked up by subject, so
+// that a message of another subject, or one since deleted, at the end of
+// the stream is never waited for.
+func (a *Answers) sync(ctx context.Context) error {
+	a.mu.Lock()
+	a.syncing++
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.syncing--
+		a.mu.Unlock()
+	}()
+	for {
+		last, stored, err := a.lastResult(ctx)
+		if err != nil {
+			return fmt.Errorf("stored results: %w", err)
+		}
+		for again := time.After(5 * time.Second); ; {
+			a.mu.Lock()
+			progress, applied, from := a.progress, a.applied, a.from
+			a.mu.Unlock()
+			if applied >= last || (!from.IsZero() && stored.Before(from)) {
+				return nil
+			}
+			select {
+			case <-progress:
+				continue
+			case <-again:
+				// The last result may have been deleted meanwhile.
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			break
+		}
+	}
+}
+
+// wakeLocked wakes the callers of sync.
+func (a *Answers) wakeLocked() {
+	if a.syncing > 0 {
+		close(a.progress)
+		a.progress = make(chan struct{})
+	}
+}
+
+// lastResult is the stream sequence and store time of the last result
+// stored (0 when there is none).
+func (a *Answers) lastResult(ctx context.Context) (uint64, time.Time, error) {
+	s, err := a.cfg.JS.Stream(ctx, a.cfg.ResultStream)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	var seq uint64
+	var stored time.Time
+	for _, subject := range resultSubjects(a.cfg.Subjects) {
+		m, err := s.GetLastMsgForSubject(ctx, subject)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, time.Time{}, err
+		}
+		if m.Sequence > seq {
+			seq, stored = m.Sequence, m.Time
+		}
+	}
+	return seq, stored, nil
+}
+
+// search reads the stream from req's store time for its result.
+func (a *Answers) search(ctx context.Context, req message.StoredRequest) (resultSeq uint64, found bool, err error) {
+	id := message.ResultMsgID(a.cfg.RequestStream, req.Seq, req.Stored)
+	from := req.Stored.Add(-clockSlack)
+	occ := jetstream.OrderedConsumerConfig{
+		FilterSubjects: resultSubjects(a.cfg.Subjects),
+		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
+		OptStartTime:   &from,
+		HeadersOnly:    true,
+	}
+	err = consumer.Scan(ctx, a.cfg.JS, a.cfg.ResultStream, occ, func(m jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
+		if m.Headers().Get(nats.MsgIdHdr) == id {
+			resultSeq, found = meta.Sequence.Stream, true
+		}
+		return !found, nil
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("stored results: %w", err)
+	}
+	return resultSeq, found, nil
+}
+
+// Believed reads the result stored at resultSeq and returns it when it is
+// the service's result of req (message.Subjects.Believe). A result that is
+// not is ignored, counted, and reported as a *message.NotOurs.
+func (a *Answers) Believed(ctx context.Context, req message.StoredRequest, resultSeq uint64) (*message.Result, error) {
+	m, err := a.read(ctx, a.cfg.ResultStream, resultSeq)
+	if err != nil {
+		return nil, err
+	}
+	res, err := a.cfg.Subjects.Believe(a.cfg.RequestStream, req, m.Subject, m.Header, m.Data)
+	if err != nil {
+		a.ignore(err, m.Subject, resultSeq)
+		return nil, err
+	}
+	return res, nil
+}
+
+func (a *Answers) read(ctx context.Context, stream string, seq uint64) (*jetstream.RawStreamMsg, error) {
+	s, err := a.cfg.JS.Stream(ctx, stream)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	m, err := s.GetMsg(ctx, seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, ErrResultGone
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read result %d: %w", resultSeq, err)
+		return nil, fmt.Errorf("read message %d of %s: %w", seq, stream, err)
 	}
-	var r message.Result
-	if err := json.Unmarshal(m.Data, &r); err != nil {
-		return nil, fmt.Errorf("result %d is not a result: %w", resultSeq, err)
+	return m, nil
+}
+
+// Cached returns the domains of the success cached under key (CacheKey),
+// stored less than CACHE_TTL ago. An entry read from the stream answers
+// only once checked against the request it answered; one that fails the
+// check is dropped.
+func (a *Answers) Cached(ctx context.Context, key string) ([]string, bool) {
+	a.mu.Lock()
+	e, ok := a.cache[key]
+	a.mu.Unlock()
+	if !ok || a.cfg.Now().UnixNano() >= e.created+int64(a.cfg.CacheTTL) {
+		return nil, false
 	}
-	return &r, nil
+	if !e.checked {
+		if err := a.checkEntry(ctx, e); err != nil {
+			a.mu.Lock()
+			if cur := a.cache[key]; cur.resultSeq == e.resultSeq {
+				delete(a.cache, key)
+			}
+			a.mu.Unlock()
+			return nil, false
+		}
+		a.mu.Lock()
+		if cur, held := a.cache[key]; held && cur.resultSeq == e.resultSeq {
+			cur.checked = true
+			a.cache[key] = cur
+		}
+		a.mu.Unlock()
+	}
+	var domains []string
+	if json.Unmarshal(e.domains, &domains) != nil {
+		return nil, false
+	}
+	if domains == nil {
+		domains = []string{}
+	}
+	return domains, true
+}
+
+// checkEntry checks a cached success against the request it names. A
+// request the stream no longer holds (its sequence taken by another in a
+// re-created stream, say) cannot be checked: its success answers nothing,
+// and is no forgery either.
+func (a *Answers) checkEntry(ctx context.Context, e cached) error {
+	m, err := a.read(ctx, a.cfg.RequestStream, e.request.seq)
+	if err != nil {
+		return err
+	}
+	if m.Time.UnixNano() != e.request.stored {
+		return ErrResultGone
+	}
+	_, err = a.Believed(ctx, message.StoredRequest{Subject: m.Subject, Data: m.Data, Header: m.Header, Seq: m.Sequence, Stored: m.Time}, e.resultSeq)
+	return err
+}
+
+// FirstUnanswered is the first request from sequence from on, up to
+// last, that has no result, once the reading has caught up (last+1 when
+// they all have one): where a re-created request consumer starts. from
+// must be above the floor given to Done. The requests are read from the
+// stream, so that a result counts only for the request stored at its
+// sequence at the time it names.
+func (a *Answers) FirstUnanswered(ctx context.Context, from, last uint64) (uint64, error) {
+	if err := a.sync(ctx); err != nil {
+		return 0, err
+	}
+	first := last + 1
+	occ := jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{a.cfg.Subjects.Request, a.cfg.Subjects.Request + ".*"},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    max(from, 1),
+		HeadersOnly:    true,
+	}
+	err := consumer.Scan(ctx, a.cfg.JS, a.cfg.RequestStream, occ, func(_ jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
+		if meta.Sequence.Stream > last {
+			return false, nil
+		}
+		a.mu.Lock()
+		_, answered := a.requests[requestID{seq: meta.Sequence.Stream, stored: meta.Timestamp.UnixNano()}]
+		a.mu.Unlock()
+		if !answered {
+			first = meta.Sequence.Stream
+		}
+		return answered, nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("stored requests: %w", err)
+	}
+	return first, nil
+}
+
+// setLocked caches e under key unless a later answer is cached, and evicts
+// the oldest entries beyond the bound.
+func (a *Answers) setLocked(key string, e cached) {
+	if cur, held := a.cache[key]; held && cur.created > e.created {
+		return
+	}
+	a.cache[key] = e
+	a.order = append(a.order, orderItem{key: key, created: e.created})
+	for len(a.cache) > a.cfg.MaxCache && len(a.order) > 0 {
+		a.popLocked()
+	}
+	if len(a.order) > 2*len(a.cache)+1024 {
+		kept := a.order[:0]
+		for _, it := range a.order {
+			if cur, held := a.cache[it.key]; held && cur.created == it.created {
+				kept = append(kept, it)
+			}
+		}
+		clear(a.order[len(kept):])
+		a.order = kept
+	}
+}
+
+// popLocked removes the oldest item, and its entry if the item is current.
+func (a *Answers) popLocked() {
+	it := a.order[0]
+	a.order[0] = orderItem{}
+	a.order = a.order[1:]
+	if cur, held := a.cache[it.key]; held && cur.created == it.created {
+		delete(a.cache, it.key)
+	}
+}
+
+// sweep drops the expired entries, the oldest first.
+func (a *Answers) sweep() {
+	limit := a.cfg.Now().UnixNano() - int64(a.cfg.CacheTTL)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for len(a.order) > 0 && a.order[0].created <= limit {
+		a.popLocked()
+	}
+	if len(a.order) == 0 {
+		a.order = nil
+	}
+}
+
+// CacheKey is the key of an alert's entry in the cache (and of its call in
+// flight): <tenant>.<alert ID>, or the alert ID alone for plainTenant,
+// prefixed "graph:" for an answer of Graph. An alert ID cached for one
+// tenant, or by one API, is never an answer for another. An API not named
+// ("", as in results stored before the API was) is the endpoint API.
+func CacheKey(plainTenant, tenant string, api connector.API, alertID string) string {
+	key := alertID
+	if tenant != plainTenant {
+		key = tenant + "." + alertID
+	}
+	if api == connector.Graph {
+		key = "graph:" + key
+	}
+	return key
 }

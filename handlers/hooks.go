@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -23,28 +22,46 @@ import (
 const hookOutputLimit = 4 << 10
 
 // Hooks runs a program after each stored result, with the result JSON on its
-// standard input: the custom success and failure scripts of a playbook. It
-// inherits the environment of the process without the secrets, since its
-// output goes to the log (see hookEnv). A
+// standard input: the custom success and failure scripts of a playbook. A
 // hook cannot change the result: its failure is logged and the request is
-// still acknowledged. Hooks run at least once per result (a crash between the
-// hook and the acknowledgement runs it again).
+// still acknowledged. Hooks run at least once per result (a crash between
+// the hook and the acknowledgement runs it again). A hook's environment is
+// PATH, HOME, TZ, LANG, TENANT (the result's tenant) and the variables an
+// operator names, never the service's credentials.
 type Hooks struct {
 	onSuccess, onFailure []string
-	envMu                sync.Mutex
 	env                  []string
 	timeout              time.Duration
 	logger               *slog.Logger
 }
 
+// hookBase are the variables every hook gets from the service's environment.
+var hookBase = []string{"PATH", "HOME", "TZ", "LANG"}
+
+// hookSecrets may never reach a hook, even when named.
+var hookSecrets = []string{"AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PASSWORD", "NATS_PASSWORD", "NATS_TOKEN",
+	"OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_METRICS_HEADERS", "OTEL_EXPORTER_OTLP_LOGS_HEADERS"}
+
 // NewHooks parses the ON_SUCCESS_EXEC and ON_FAILURE_EXEC commands: a program
 // and its arguments separated by white space, run without a shell. Either may
-// be empty.
-func NewHooks(onSuccess, onFailure string, timeout time.Duration, logger *slog.Logger) (*Hooks, error) {
+// be empty. Their environment is taken from environ: the base variables and
+// those of names (HOOK_ENV), URL credentials removed; a name of a secret is
+// an error.
+func NewHooks(onSuccess, onFailure string, timeout time.Duration, environ []string, names []string, logger *slog.Logger) (*Hooks, error) {
 	if timeout <= 0 {
 		return nil, errors.New("handlers: hook timeout must be positive")
 	}
-	h := &Hooks{onSuccess: strings.Fields(onSuccess), onFailure: strings.Fields(onFailure), env: hookEnv(os.Environ()), timeout: timeout, logger: logger}
+	for _, n := range names {
+		if slices.Contains(hookSecrets, n) {
+			return nil, fmt.Errorf("handlers: HOOK_ENV names %s, a secret: hooks never get the service's credentials", n)
+		}
+	}
+	keep := append(slices.Clone(hookBase), names...)
+	env := redact.Environ(slices.DeleteFunc(slices.Clone(environ), func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return !slices.Contains(keep, name)
+	}))
+	h := &Hooks{onSuccess: strings.Fields(onSuccess), onFailure: strings.Fields(onFailure), env: env, timeout: timeout, logger: logger}
 	for _, argv := range [][]string{h.onSuccess, h.onFailure} {
 		if len(argv) == 0 {
 			continue
@@ -54,18 +71,6 @@ func NewHooks(onSuccess, onFailure string, timeout time.Duration, logger *slog.L
 		}
 	}
 	return h, nil
-}
-
-// DropEnv keeps the variables names out of the hooks' environment: those
-// that hold secrets beyond the AZURE_* ones (a tenant's clientSecretEnv).
-// It may be called while hooks run (a reload of the tenants).
-func (h *Hooks) DropEnv(names ...string) {
-	h.envMu.Lock()
-	defer h.envMu.Unlock()
-	h.env = slices.DeleteFunc(slices.Clone(h.env), func(kv string) bool {
-		name, _, _ := strings.Cut(kv, "=")
-		return slices.Contains(names, name)
-	})
 }
 
 // Enabled reports whether any hook is configured.
@@ -105,9 +110,7 @@ func (h *Hooks) Run(ctx context.Context, res *message.Result) {
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.timeout)
 	defer cancel()
 	cmd := exec.CommandContext(hctx, argv[0], argv[1:]...)
-	h.envMu.Lock()
 	cmd.Env = h.env
-	h.envMu.Unlock()
 	if res.Tenant != "" {
 		cmd.Env = append(slices.Clip(cmd.Env), "TENANT="+res.Tenant)
 	}
@@ -132,18 +135,6 @@ func (h *Hooks) Run(ctx context.Context, res *message.Result) {
 		return
 	}
 	h.logger.LogAttrs(ctx, slog.LevelDebug, "hook ran", attrs...)
-}
-
-// hookEnv is environ without the variables that hold secrets, and without
-// the credentials of any URL in a value (NATS_URL=nats://user:password@...
-// reaches the hook as nats://...): a hook's output is logged, and secrets
-// never appear in logs.
-func hookEnv(environ []string) []string {
-	secret := []string{"AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PASSWORD", "NATS_PASSWORD", "NATS_TOKEN"}
-	return redact.Environ(slices.DeleteFunc(slices.Clone(environ), func(kv string) bool {
-		name, _, _ := strings.Cut(kv, "=")
-		return slices.Contains(secret, name)
-	}))
 }
 
 // limitedBuffer keeps the first limit bytes written to it.

@@ -15,12 +15,6 @@ func Logging(logger *slog.Logger) consumer.Middleware {
 		return func(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
 			start := time.Now()
 			out := next(ctx, d)
-			if out.CacheErr != nil {
-				logger.LogAttrs(ctx, slog.LevelWarn, "result cache unavailable", slog.String("alert_id", out.AlertID), slog.Any("error", out.CacheErr))
-			}
-			if out.RecordErr != nil {
-				logger.LogAttrs(ctx, slog.LevelWarn, "record of stored results unavailable", slog.String("alert_id", out.AlertID), slog.Uint64("stream_seq", d.StreamSeq), slog.Any("error", out.RecordErr))
-			}
 			level, msg := outcomeLevel(out)
 			// At LOG_LEVEL=warn a success costs nothing: the attributes are
 			// built only for a line that is written.
@@ -40,9 +34,15 @@ func Logging(logger *slog.Logger) consumer.Middleware {
 				if out.Result.Error.Target != "" {
 					attrs = append(attrs, slog.String("defender_target", out.Result.Error.Target))
 				}
+				if out.Result.Error.RequestID != "" {
+					attrs = append(attrs, slog.String("request_id", out.Result.Error.RequestID))
+				}
 			}
 			if out.Duplicate {
 				attrs = append(attrs, slog.Bool("duplicate", true))
+			}
+			if d.Exhausted {
+				attrs = append(attrs, slog.Bool("out_of_deliveries", true))
 			}
 			switch {
 			case out.Action == consumer.HandBack:
@@ -76,6 +76,8 @@ func outcomeLevel(out consumer.Outcome) (slog.Level, string) {
 		return slog.LevelError, "result not stored, request will be redelivered"
 	case out.Duplicate:
 		return slog.LevelInfo, "result stored by an earlier delivery"
+	case out.Result == nil:
+		return slog.LevelError, "no result"
 	case out.Result != nil && out.Result.Status == message.StatusSuccess:
 		return slog.LevelInfo, "success result stored"
 	default:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -13,113 +14,100 @@ import (
 	"github.com/alert-domains/alert-domains/message"
 )
 
-// ResultPublisher stores results in the result stream: the one path from
-// a built result to a stored one, for the request handler and the safety
-// net alike.
-type ResultPublisher struct {
-	Pub Publisher
-	// Answers, when not nil, gets the record of each stored result of a
-	// Publication with Record set, and gives the stored result of a
-	// duplicate.
-	Answers Answers
-	// Timeout bounds each wait for the stream's acknowledgement.
-	Timeout time.Duration
-	// Budget bounds the time spent storing an answer that cost a Defender
-	// call while the stream does not answer (see WithPublishBudget).
-	Budget time.Duration
-	// MaxBytes is the largest result message the server stores; a larger
-	// result is replaced by a bad_response failure. 0: no limit.
-	MaxBytes int
-	// Now stamps the failure that replaces a result too large to store.
-	Now func() time.Time
+// JetStream stores a message in a stream and returns the stream's
+// acknowledgement (a jetstream.JetStream).
+type JetStream interface {
+	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
 }
 
-// Publication is one result to store, and the request message it answers.
-type Publication struct {
-	// Stream, Seq and Stored name the request message; they make the
-	// result's message ID and the key of its record.
-	Stream string
-	Seq    uint64
-	Stored time.Time
-	// Body is the request body, carried by the failure that replaces a
-	// result too large to store.
-	Body           []byte
-	Result         *message.Result
-	SuccessSubject string
-	FailureSubject string
-	Traceparent    string
-	// Record writes the request's record (see Answers) once the result is
-	// stored.
-	Record bool
+// publisher stores results in the result stream under the message ID every
+// delivery of their request uses (message.ResultMsgID), so that the stream
+// drops a second one within its duplicate window, and tells answers of
+// each result it stores.
+type publisher struct {
+	js       JetStream
+	answers  *Answers
+	routes   routes
+	timeout  time.Duration // one wait for the stream's acknowledgement
+	budget   time.Duration // all the waits of a result that cost a call
+	maxBytes int           // the largest message the server stores
+	now      func() time.Time
+	logger   *slog.Logger
 }
 
-// Publish publishes pub's result under the message ID every delivery of
-// the request uses (message.ResultMsgID) and decides what happens to the
-// request message (consumer.Decide); reason is why the result is a
-// failure, if it is one. The outcome's Result is the result stored: pub's,
-// its too-large replacement, or the one an earlier delivery stored.
-func (p *ResultPublisher) Publish(ctx context.Context, pub Publication, reason error) consumer.Outcome {
-	res := pub.Result
-	msgID := message.ResultMsgID(pub.Stream, pub.Seq, pub.Stored)
-	msg, err := res.Message(res.Subject(pub.SuccessSubject, pub.FailureSubject), msgID, pub.Traceparent)
-	if err == nil && p.MaxBytes > 0 {
-		if size := message.MessageSize(msg); size > p.MaxBytes {
-			res = res.TooLarge(size, p.MaxBytes, pub.Body, p.Now())
+// publish stores res, the result of d routed to rt, and decides what
+// happens to the request message (consumer.Decide); reason is why res is
+// a failure, if it is one. The outcome's Result is the result stored: res,
+// the failure that replaces one too large to store, or the result an
+// earlier delivery stored.
+func (p *publisher) publish(ctx context.Context, d *consumer.Delivery, rt route, key string, res *message.Result, reason error) consumer.Outcome {
+	msgID := message.ResultMsgID(d.Stream, d.StreamSeq, d.Stored)
+	traceparent := d.Header.Get(message.HeaderTraceparent)
+	msg, err := res.Message(p.routes.resultSubject(rt, res), msgID, traceparent)
+	if err == nil && p.maxBytes > 0 {
+		if size := message.MessageSize(msg); size > p.maxBytes {
+			res = res.TooLarge(size, p.maxBytes, d.Data, p.now())
 			reason = errors.New(res.Error.Message)
-			msg, err = res.Message(pub.FailureSubject, msgID, pub.Traceparent)
+			msg, err = res.Message(p.routes.resultSubject(rt, res), msgID, traceparent)
 		}
 	}
 	out := consumer.Outcome{Result: res, Err: reason, AlertID: res.AlertID, Attempts: res.Attempts}
-	var perr error
-	if err != nil {
-		perr = fmt.Errorf("encode result: %w", err)
-	} else {
-		// Only an answer that cost a Defender call is worth waiting for the
-		// stream: a cached answer or a failure without a call costs nothing
-		// to redeliver.
+	var ack *jetstream.PubAck
+	if err == nil {
+		// Only an answer that cost a call is worth waiting for the stream:
+		// any other costs nothing to redeliver.
 		budget := time.Duration(0)
 		if res.Attempts > 0 || res.Coalesced {
-			budget = p.Budget
+			budget = p.budget
 		}
-		ack, err := p.publish(ctx, msg, budget)
-		if err != nil {
-			perr = fmt.Errorf("publish result: %w", err)
-		} else {
-			out.Stored, out.Duplicate = true, ack.Duplicate
-			p.record(ctx, pub, ack, &out)
+		ack, err = p.store(ctx, msg, budget)
+	}
+	switch {
+	case err != nil:
+		out.Err = errors.Join(reason, fmt.Errorf("store result: %w", err))
+	case ack.Duplicate:
+		out.Stored, out.Duplicate = true, true
+		if stored, err := p.answers.Believed(ctx, storedRequest(d), ack.Sequence); err == nil {
+			out.Result = stored
+		} else if errors.Is(err, message.ErrNotOurs) {
+			p.logger.LogAttrs(ctx, slog.LevelError, "the result of this request was taken by a message the service did not write",
+				slog.Uint64("stream_seq", d.StreamSeq), slog.Uint64("result_seq", ack.Sequence))
 		}
+	default:
+		out.Stored = true
+		p.answers.Stored(storedRequest(d), ack.Sequence, res, key)
 	}
-	if perr != nil {
-		out.Err = errors.Join(reason, perr)
+	out.Action = consumer.Decide(consumer.Facts{Result: out.Result, Stored: out.Stored})
+	if out.Action == consumer.Retry {
+		out.Delay = consumer.DefaultRetryDelay(d.NumDelivered)
 	}
-	out.Action = consumer.Decide(consumer.Facts{Result: res, Stored: perr == nil})
 	return out
 }
 
-// publish stores msg in the result stream. The first attempt gets its
-// chance even when shutdown has begun (the lookup is done and its answer is
-// worth storing); while the stream does not answer, attempts go on, with
-// backoff, within budget and until shutdown. Every attempt
-// carries the same message ID, so an attempt that was stored although its
-// acknowledgement was lost is not stored twice.
-func (p *ResultPublisher) publish(ctx context.Context, msg *nats.Msg, budget time.Duration) (*jetstream.PubAck, error) {
+// store publishes msg. The first attempt gets its chance even when
+// shutdown has begun (the answer is in hand); while the stream does not
+// answer (its leader lost, the connection moving to another server),
+// attempts go on with backoff within budget and until shutdown, each with
+// the same message ID, so that one stored although its acknowledgement was
+// lost is not stored twice.
+func (p *publisher) store(ctx context.Context, msg *nats.Msg, budget time.Duration) (*jetstream.PubAck, error) {
 	start := time.Now()
-	wait := 100 * time.Millisecond
+	backoff := 100 * time.Millisecond
 	for {
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.Timeout)
-		ack, err := p.Pub.PublishMsg(pctx, msg)
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout)
+		ack, err := p.js.PublishMsg(pctx, msg)
 		cancel()
-		if err == nil || !unanswered(err) || time.Since(start)+wait > budget {
+		if err == nil || !unanswered(err) || time.Since(start)+backoff > budget {
 			return ack, err
 		}
-		t := time.NewTimer(wait)
+		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return ack, err
 		case <-t.C:
 		}
-		wait = min(2*wait, 2*time.Second)
+		backoff = min(2*backoff, 2*time.Second)
 	}
 }
 
@@ -135,28 +123,7 @@ func unanswered(err error) bool {
 		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
 }
 
-// record writes the record of the result just stored, so that a later
-// delivery of the request, even after the duplicate window, finds it. A
-// duplicate (the result was stored by an earlier delivery, which may have
-// crashed before writing the record) is recorded too, and the stored
-// result becomes the outcome's.
-func (p *ResultPublisher) record(ctx context.Context, pub Publication, ack *jetstream.PubAck, out *consumer.Outcome) {
-	if p.Answers == nil {
-		return
-	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.Timeout)
-	defer cancel()
-	if pub.Record {
-		if err := p.Answers.Record(rctx, message.AnswerKey(pub.Seq, pub.Stored), ack.Sequence); err != nil {
-			out.RecordErr = err
-		}
-	}
-	if ack.Duplicate {
-		stored, err := p.Answers.Result(rctx, ack.Sequence)
-		if err == nil {
-			out.Result = stored
-		} else if !errors.Is(err, ErrResultGone) {
-			out.RecordErr = errors.Join(out.RecordErr, err)
-		}
-	}
+// storedRequest is the request message d delivers.
+func storedRequest(d *consumer.Delivery) message.StoredRequest {
+	return message.StoredRequest{Subject: d.Subject, Data: d.Data, Header: d.Header, Seq: d.StreamSeq, Stored: d.Stored}
 }

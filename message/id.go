@@ -22,17 +22,6 @@ func ResultMsgID(stream string, seq uint64, stored time.Time) string {
 	return id
 }
 
-// AnswerKey is the key of the record of the request stored at seq at time
-// stored (see ResultMsgID): the record that says where the request's result
-// is stored.
-func AnswerKey(seq uint64, stored time.Time) string {
-	var ns int64
-	if !stored.IsZero() {
-		ns = stored.UnixNano()
-	}
-	return strconv.FormatUint(seq, 10) + "-" + strconv.FormatInt(ns, 10)
-}
-
 // ReplayOf is the request stream sequence a replayed request copies, from
 // its Replay-Of header: 0 for an original request, a nil header, or a value
 // that is not a decimal sequence.

@@ -191,6 +191,6 @@ func (r *Result) TooLarge(size, limit int, body []byte, now time.Time) *Result {
 	}
 	f := Failure(r.AlertID, reason, r.Attempts, now).WithRequest(body)
 	f.CorrelationID, f.RequestSequence, f.ReplayOf, f.Delivery = r.CorrelationID, r.RequestSequence, r.ReplayOf, r.Delivery
-	f.Tenant = r.Tenant
+	f.Tenant, f.API = r.Tenant, r.API
 	return f
 }

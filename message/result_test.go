@@ -135,12 +135,6 @@ func TestIDs(t *testing.T) {
 	if got := ResultMsgID("REQ", 7, time.Time{}); got != "result-REQ-7" {
 		t.Errorf("ResultMsgID without a time = %q", got)
 	}
-	if got := AnswerKey(7, stored); got != "7-1764234843512000000" {
-		t.Errorf("AnswerKey = %q", got)
-	}
-	if got := AnswerKey(7, time.Time{}); got != "7-0" {
-		t.Errorf("AnswerKey without a time = %q", got)
-	}
 }
 
 func TestReplayOf(t *testing.T) {

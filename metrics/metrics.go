@@ -40,7 +40,7 @@ type Metrics struct {
 
 	cacheHits   prometheus.Counter
 	cacheMisses prometheus.Counter
-	cacheErrors *prometheus.CounterVec
+	ignored     *prometheus.CounterVec
 
 	consumerPending     prometheus.Gauge
 	consumerAckPending  prometheus.Gauge
@@ -58,33 +58,17 @@ type Metrics struct {
 // with the Go runtime and process collectors.
 func New() *Metrics {
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
-		results: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace,
-			Name:      "results_total",
-			Help:      "Results stored in the result stream, by status (success, failure), failure kind (empty for a success), tenant (a name of the configured tenants; empty when the result names none of them) and api (graph or mde; empty when the request reached no tenant).",
-		}, []string{"status", "kind", "tenant", "api"}),
-		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace,
-			Name:      "deliveries_total",
-			Help:      "Request deliveries handled, by what happened to the request message (ack, retry, terminate, hand_back).",
-		}, []string{"action"}),
+		reg:        prometheus.NewRegistry(),
+		results:    counterVec("results_total", "Results stored in the result stream, by status (success, failure), failure kind (empty for a success), tenant (a name of the configured tenants; empty when the result names none of them) and api (graph or mde; empty when the request reached no tenant).", "status", "kind", "tenant", "api"),
+		deliveries: counterVec("deliveries_total", "Request deliveries handled, by what happened to the request message (ack, retry, terminate, hand_back).", "action"),
 		attempts: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace,
 			Name:      "request_attempts",
 			Help:      "Defender HTTP calls made by the delivery that produced each stored result (0: cached or rejected before any call).",
 			Buckets:   []float64{0, 1, 2, 3, 5, 8, 13, 21},
 		}),
-		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: namespace,
-			Name:      "requests_in_flight",
-			Help:      "Request deliveries being handled now.",
-		}),
-		defenderCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace,
-			Name:      "defender_calls_total",
-			Help:      "HTTP calls to Microsoft's API, by status code (\"error\" when no HTTP answer came: a network error or a time-out), tenant (a name of the configured tenants; empty for a client of none) and api (graph or mde).",
-		}, []string{"code", "tenant", "api"}),
+		inFlight:      prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "requests_in_flight", Help: "Request deliveries being handled now."}),
+		defenderCalls: counterVec("defender_calls_total", "HTTP calls to Microsoft's API, by status code (\"error\" when no HTTP answer came: a network error or a time-out), tenant (a name of the configured tenants; empty for a client of none) and api (graph or mde).", "code", "tenant", "api"),
 		defenderDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace,
 			Name:      "defender_call_duration_seconds",
@@ -97,56 +81,16 @@ func New() *Metrics {
 			Help:      "Time a Defender call waited for the client-side quota (DEFENDER_RATE_LIMITS), by tenant (a name of the configured tenants; empty for a client of none).",
 			Buckets:   []float64{0.001, 0.01, 0.1, 0.5, 1, 5, 15, 30, 60, 300, 900, 3600},
 		}, []string{"tenant"}),
-		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace,
-			Name:      "cache_hits_total",
-			Help:      "Requests answered from the result cache, without a Defender call.",
-		}),
-		cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace,
-			Name:      "cache_misses_total",
-			Help:      "Result cache look-ups that found nothing (the request went on to Defender).",
-		}),
-		cacheErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace,
-			Name:      "cache_errors_total",
-			Help:      "Result cache operations that failed, by operation (get, put); the request is answered all the same.",
-		}, []string{"op"}),
-		consumerPending: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: namespace,
-			Name:      "consumer_pending_messages",
-			Help:      "Requests stored and not yet delivered to any replica (consumer num_pending).",
-		}),
-		consumerAckPending: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: namespace,
-			Name:      "consumer_ack_pending_messages",
-			Help:      "Requests delivered and not yet acknowledged (consumer num_ack_pending).",
-		}),
-		consumerRedelivered: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: namespace,
-			Name:      "consumer_redelivered_messages",
-			Help:      "Requests delivered more than once and not yet acknowledged (consumer num_redelivered).",
-		}),
-		consumerWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: namespace,
-			Name:      "consumer_waiting_pulls",
-			Help:      "Pull requests waiting on the consumer (num_waiting).",
-		}),
-		deliveryLimit: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace,
-			Name:      "delivery_limit_advisories_total",
-			Help:      "Max-deliveries advisories answered by the safety net, by whether it stored a failure result (stored) or one existed already (existed).",
-		}, []string{"result"}),
-		permissionMissing: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: namespace,
-			Name:      "permission_missing",
-			Help:      "1 while the latest access token of a tenant lacks the application permission its API needs (roles claim), 0 otherwise: its requests fail as forbidden until an admin grants consent.",
-		}, []string{"tenant", "api", "permission"}),
-		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: namespace,
-			Name:      "build_info",
-			Help:      "Always 1: the version, commit and Go version the binary was built from.",
-		}, []string{"version", "commit", "goversion"}),
+		cacheHits:           prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "cache_hits_total", Help: "Requests answered from the result cache, without a Defender call."}),
+		cacheMisses:         prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "cache_misses_total", Help: "Requests the result cache could not answer, that went on to Microsoft."}),
+		ignored:             counterVec("results_ignored_total", "Messages on a result subject that the service did not write and ignored, by reason: subject, message_id, status, tenant, body, request (it does not answer the stored request it names).", "reason"),
+		consumerPending:     prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "consumer_pending_messages", Help: "Requests stored and not yet delivered to any replica (consumer num_pending)."}),
+		consumerAckPending:  prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "consumer_ack_pending_messages", Help: "Requests delivered and not yet acknowledged (consumer num_ack_pending)."}),
+		consumerRedelivered: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "consumer_redelivered_messages", Help: "Requests delivered more than once and not yet acknowledged (consumer num_redelivered)."}),
+		consumerWaiting:     prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "consumer_waiting_pulls", Help: "Pull requests waiting on the consumer (num_waiting)."}),
+		deliveryLimit:       counterVec("delivery_limit_advisories_total", "Max-deliveries advisories answered by the safety net, by whether it stored a failure result (stored) or one existed already (existed).", "result"),
+		permissionMissing:   gaugeVec("permission_missing", "1 while the latest access token of a tenant lacks the application permission its API needs (roles claim), 0 otherwise: its requests fail as forbidden until an admin grants consent.", "tenant", "api", "permission"),
+		buildInfo:           gaugeVec("build_info", "Always 1: the version, commit and Go version the binary was built from.", "version", "commit", "goversion"),
 	}
 	bi := buildinfo.Read()
 	m.buildInfo.WithLabelValues(bi.Version, bi.Commit, bi.GoVersion).Set(1)
@@ -156,11 +100,19 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.results, m.deliveries, m.attempts, m.inFlight,
 		m.defenderCalls, m.defenderDuration, m.quotaWait,
-		m.cacheHits, m.cacheMisses, m.cacheErrors,
+		m.cacheHits, m.cacheMisses, m.ignored,
 		m.consumerPending, m.consumerAckPending, m.consumerRedelivered, m.consumerWaiting,
 		m.deliveryLimit, m.permissionMissing, m.buildInfo,
 	)
 	return m
+}
+
+func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
+}
+
+func gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help}, labels)
 }
 
 // Label values known in advance. Each of their series is exported from 0
@@ -185,8 +137,8 @@ func (m *Metrics) exportFromZero() {
 	for _, a := range actions {
 		m.deliveries.WithLabelValues(a.String())
 	}
-	for _, op := range []string{"get", "put"} {
-		m.cacheErrors.WithLabelValues(op)
+	for _, r := range message.Reasons {
+		m.ignored.WithLabelValues(r)
 	}
 	for _, r := range []string{"stored", "existed"} {
 		m.deliveryLimit.WithLabelValues(r)
@@ -216,6 +168,12 @@ func (m *Metrics) Middleware() consumer.Middleware {
 			if out.Stored && !out.Duplicate && out.Result != nil {
 				m.countResult(out.Result)
 				m.attempts.Observe(float64(out.Result.Attempts))
+				switch {
+				case out.Result.Cached != nil && *out.Result.Cached:
+					m.cacheHits.Inc()
+				case out.Result.Attempts > 0:
+					m.cacheMisses.Inc()
+				}
 			}
 			return out
 		}
@@ -257,17 +215,17 @@ func (m *Metrics) ConsumerInfo(info *jetstream.ConsumerInfo) {
 	m.consumerWaiting.Set(float64(info.NumWaiting))
 }
 
-// SafetyNetResult records a max-deliveries advisory the safety net answered:
-// the failure result res was stored, or dropped as a duplicate because the
-// request had its result already.
-func (m *Metrics) SafetyNetResult(res *message.Result, duplicate bool) {
+// SafetyNetAnswered records a max-deliveries advisory the safety net
+// answered: its request's result stored by it, or before it (duplicate).
+// The result itself is counted by Middleware, on the safety net's chain.
+func (m *Metrics) SafetyNetAnswered(duplicate bool) {
 	if duplicate {
 		m.deliveryLimit.WithLabelValues("existed").Inc()
 		return
 	}
 	m.deliveryLimit.WithLabelValues("stored").Inc()
-	if res != nil {
-		m.countResult(res)
-		m.attempts.Observe(float64(res.Attempts))
-	}
 }
+
+// Ignored counts a message on a result subject that the service did not
+// write, by one of message.Reasons.
+func (m *Metrics) Ignored(reason string) { m.ignored.WithLabelValues(reason).Inc() }

@@ -3,7 +3,6 @@ package metrics_test
 import (
 	"bufio"
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -142,55 +141,34 @@ func TestConsumerInfo(t *testing.T) {
 	})
 }
 
-type fakeCache struct {
-	entries map[string][]string
-	err     error
-}
-
-func (c *fakeCache) Get(ctx context.Context, id string) ([]string, bool, error) {
-	if c.err != nil {
-		return nil, false, c.err
-	}
-	d, ok := c.entries[id]
-	return d, ok, nil
-}
-
-func (c *fakeCache) Put(ctx context.Context, id string, d []string) error {
-	if c.err != nil {
-		return c.err
-	}
-	c.entries[id] = d
-	return nil
-}
-
-func TestInstrumentCache(t *testing.T) {
+// TestCacheAndIgnoredCounts: a stored result answered from the cache is a
+// hit, one that cost a call a miss, one rejected before any call neither;
+// every reason a result on a result subject is ignored is exported from 0
+// and counted.
+func TestCacheAndIgnoredCounts(t *testing.T) {
 	m := metrics.New()
-	inner := &fakeCache{entries: map[string][]string{}}
-	c := m.InstrumentCache(inner)
-	ctx := t.Context()
-	if _, ok, _ := c.Get(ctx, "a"); ok {
-		t.Fatal("hit in an empty cache")
-	}
-	if err := c.Put(ctx, "a", []string{"x"}); err != nil {
-		t.Fatal(err)
-	}
-	for range 3 {
-		if d, ok, err := c.Get(ctx, "a"); !ok || err != nil || len(d) != 1 {
-			t.Fatalf("Get = %v, %v, %v", d, ok, err)
+	before := scrape(t, m)
+	for _, r := range message.Reasons {
+		if v, ok := before[`alert_domains_results_ignored_total{reason="`+r+`"}`]; !ok || v != 0 {
+			t.Errorf("results_ignored_total{reason=%q} not exported from 0", r)
 		}
 	}
-	inner.err = errors.New("bucket gone")
-	if _, _, err := c.Get(ctx, "a"); !errors.Is(err, inner.err) {
-		t.Fatalf("Get error %v not passed on", err)
+	now := time.Now()
+	for _, res := range []*message.Result{
+		message.Success("a", nil, 0, true, now),
+		message.Success("a", nil, 0, true, now),
+		message.Success("b", nil, 1, false, now),
+		message.Failure("", &message.Error{Kind: message.KindInvalidRequest}, 0, now),
+	} {
+		m.Middleware()(func(context.Context, *consumer.Delivery) consumer.Outcome {
+			return consumer.Outcome{Action: consumer.Ack, Stored: true, Result: res}
+		})(t.Context(), &consumer.Delivery{})
 	}
-	if err := c.Put(ctx, "a", nil); !errors.Is(err, inner.err) {
-		t.Fatalf("Put error %v not passed on", err)
-	}
+	m.Ignored("request")
 	expect(t, scrape(t, m), map[string]float64{
-		"alert_domains_cache_hits_total":             3,
-		"alert_domains_cache_misses_total":           2,
-		`alert_domains_cache_errors_total{op="get"}`: 1,
-		`alert_domains_cache_errors_total{op="put"}`: 1,
+		"alert_domains_cache_hits_total":                        2,
+		"alert_domains_cache_misses_total":                      1,
+		`alert_domains_results_ignored_total{reason="request"}`: 1,
 	})
 }
 
@@ -344,15 +322,13 @@ func TestSharedQuotaCountersFromZero(t *testing.T) {
 	})
 }
 
-func TestSafetyNetResult(t *testing.T) {
+func TestSafetyNetAnswered(t *testing.T) {
 	m := metrics.New()
-	res := message.Failure("a", connector.ErrUnavailable, 0, time.Now())
-	m.SafetyNetResult(res, false)
-	m.SafetyNetResult(res, true)
+	m.SafetyNetAnswered(false)
+	m.SafetyNetAnswered(true)
 	expect(t, scrape(t, m), map[string]float64{
-		`alert_domains_results_total{api="",kind="unavailable",status="failure",tenant=""}`: 1,
-		`alert_domains_delivery_limit_advisories_total{result="stored"}`:                    1,
-		`alert_domains_delivery_limit_advisories_total{result="existed"}`:                   1,
+		`alert_domains_delivery_limit_advisories_total{result="stored"}`:  1,
+		`alert_domains_delivery_limit_advisories_total{result="existed"}`: 1,
 	})
 }
 

@@ -58,7 +58,8 @@ func TestTenantLabel(t *testing.T) {
 	})
 
 	hostile := []string{`evil"} 1` + "\n" + `alert_domains_results_total{x="`, "northwind", "Contoso", "contoso ", strings.Repeat("a", 10000)}
-	// Results through the middleware (the handler's) and the safety net.
+	// Results through the middleware, which the handler and the safety net
+	// share.
 	count := m.Middleware()(func(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
 		res := message.Success("a", nil, 1, false, time.Now())
 		res.Tenant = string(d.Data)
@@ -72,7 +73,9 @@ func TestTenantLabel(t *testing.T) {
 	for _, tenant := range hostile {
 		res := message.Failure("a", &message.Error{Kind: message.KindUnknownTenant, Message: "unknown tenant"}, 0, time.Now())
 		res.Tenant = tenant
-		m.SafetyNetResult(res, false)
+		m.Middleware()(func(context.Context, *consumer.Delivery) consumer.Outcome {
+			return consumer.Outcome{Action: consumer.Ack, Stored: true, Result: res}
+		})(t.Context(), &consumer.Delivery{})
 		m.Tenant(tenant, connector.Graph).DefenderCall(200, time.Millisecond)
 		m.Tenant(tenant, connector.Graph).QuotaWait(time.Second)
 	}

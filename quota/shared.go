@@ -15,8 +15,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/internal/park"
 	"github.com/alert-domains/alert-domains/internal/timing"
+	"github.com/alert-domains/alert-domains/internal/wait"
 )
 
 // Timing of the shared quota.
@@ -197,7 +197,7 @@ func (s *Shared) Acquire(ctx context.Context) (release func(), waited time.Durat
 	}
 	// The worker is given up at the first wait, and taken back after the
 	// turn is passed on (defers run last first).
-	parked := park.NewLazy(ctx)
+	parked := wait.NewLazy(ctx, true)
 	defer parked.End()
 	select {
 	case <-s.attached:

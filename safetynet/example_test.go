@@ -12,17 +12,24 @@ import (
 
 	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
+	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/handlers"
 	"github.com/alert-domains/alert-domains/message"
 	"github.com/alert-domains/alert-domains/safetynet"
+	"github.com/alert-domains/alert-domains/tenants"
 )
 
 // A request that ran out of deliveries without a result still gets one.
 // The server's max-deliveries advisory (published here by hand, as the
 // server would after MAX_DELIVER deliveries) is captured by the request
-// stream; the Listener reads it and publishes the request's failure result,
-// with the message ID every delivery of that request would have used.
+// stream; the Listener reads it, reads the request back, and hands it to
+// the request handler as a delivery out of deliveries: with no result
+// stored and no recent success for its alert, it stores an unavailable
+// failure, under the message ID every delivery of that request uses, and
+// asks no one.
 func Example() {
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	logger := slog.New(slog.DiscardHandler)
 	dir, err := os.MkdirTemp("", "safetynet-example")
 	if err != nil {
@@ -59,6 +66,27 @@ func Example() {
 		return
 	}
 
+	// The request handler of the service, as `serve` builds it.
+	subjects := message.Subjects{Request: cfg.RequestSubject, Success: cfg.SuccessSubject, Failure: cfg.FailureSubject, Plain: config.DefaultTenant}
+	answers := handlers.NewAnswers(handlers.AnswersConfig{JS: js, RequestStream: cfg.RequestStream, ResultStream: cfg.ResultStream,
+		Subjects: subjects, Consumer: cfg.ConsumerName, CacheTTL: cfg.CacheTTL})
+	answersDone := make(chan error, 1)
+	go func() { answersDone <- answers.Run(ctx) }()
+	defer func() { cancel(); <-answersDone }()
+	<-answers.Ready()
+	set, err := tenants.New([]config.Tenant{{Name: config.DefaultTenant, API: connector.Graph}}, func(*config.Tenant) (tenants.Lookup, error) {
+		return nil, nil // never asked: a request out of deliveries is not sent to Microsoft
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	svc, err := handlers.New(handlers.Config{JS: js, Answers: answers, Tenants: tenants.NewRouter(set), Subjects: subjects})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+
 	req, err := js.Publish(ctx, cfg.RequestSubject, []byte(`{"alertId": "da637472900382838869_1364969609", "correlationId": "case-42"}`))
 	if err != nil {
 		fmt.Println(err)
@@ -76,7 +104,11 @@ func Example() {
 		return
 	}
 
-	listener, err := safetynet.New(js, topo, cfg.FailureSubject, safetynet.WithLogger(logger))
+	listener, err := safetynet.New(safetynet.Config{
+		JS: js, RequestStream: cfg.RequestStream, Consumer: cfg.ConsumerName, Handler: svc.Handle, Logger: logger,
+		Bind:    broker.NewBinder(js, cfg.RequestStream, topo.Advisories, true, nil, logger).Bind,
+		AckWait: topo.Advisories.AckWait, ShutdownTimeout: time.Second,
+	})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -99,24 +131,13 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(res.Status, res.AlertID, res.CorrelationID, res.RequestSequence, res.Delivery)
+	fmt.Println(res.Status, res.AlertID, res.CorrelationID, res.RequestSequence, res.Delivery, res.Attempts)
 	fmt.Println(res.Error.Kind, res.Error.Message)
-	fmt.Println(msg.Header.Get(message.HeaderMsgID) == message.ResultMsgID(cfg.RequestStream, req.Sequence, storedAt(ctx, js, cfg.RequestStream, req.Sequence)))
+	s, _ := js.Stream(ctx, cfg.RequestStream)
+	stored, _ := s.GetMsg(ctx, req.Sequence)
+	fmt.Println(msg.Header.Get(message.HeaderMsgID) == message.ResultMsgID(cfg.RequestStream, req.Sequence, stored.Time))
 	// Output:
-	// failure da637472900382838869_1364969609 case-42 1 10
+	// failure da637472900382838869_1364969609 case-42 1 10 0
 	// unavailable delivery limit reached: 10 deliveries ended without a result
 	// true
-}
-
-// storedAt is when stream stored the message at seq.
-func storedAt(ctx context.Context, js jetstream.JetStream, stream string, seq uint64) time.Time {
-	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		return time.Time{}
-	}
-	m, err := s.GetMsg(ctx, seq)
-	if err != nil {
-		return time.Time{}
-	}
-	return m.Time
 }

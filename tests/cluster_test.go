@@ -71,7 +71,7 @@ func TestClusterSurvivesNodeAndReplicaLoss(t *testing.T) {
 
 	a := startReplica(t, emu, cert, cluster.URLs())
 	b := startReplica(t, emu, cert, cluster.URLs())
-	for _, name := range []string{requestStream, resultStream, "KV_" + consumerName + "-answered"} {
+	for _, name := range []string{requestStream, resultStream} {
 		s, err := js.Stream(t.Context(), name)
 		if err != nil {
 			t.Fatal(err)

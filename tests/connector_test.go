@@ -13,7 +13,7 @@ import (
 	"github.com/alert-domains/alert-domains/internal/testenv"
 )
 
-// TestGetUntrustedCertificate (issue 8.10): `get` against an Entra ID and
+// TestGetUntrustedCertificate: `get` against an Entra ID and
 // Defender whose certificate is not trusted ends in seconds, naming the
 // certificate problem, though RETRY_MAX_ELAPSED is ten minutes.
 func TestGetUntrustedCertificate(t *testing.T) {
@@ -48,7 +48,7 @@ func TestGetUntrustedCertificate(t *testing.T) {
 	}
 }
 
-// TestHostileTokenEndpointNeverLeaks (issue 8.18): a token endpoint that
+// TestHostileTokenEndpointNeverLeaks: a token endpoint that
 // echoes the form with the client secret in its error answers, or sends a
 // malformed token answer with an access token in it: neither the secret
 // nor that token reaches a log line (at debug), a result or `get`'s output.
@@ -102,7 +102,7 @@ func TestHostileTokenEndpointNeverLeaks(t *testing.T) {
 	}
 }
 
-// TestOversizedAnswersRSS (issue 8.12): 16 requests at once, each answered
+// TestOversizedAnswersRSS: 16 requests at once, each answered
 // with 100 MiB (half of them without a Content-Length), end as bad_response
 // while the process's peak RSS stays bounded by the shared body budget, not
 // by CONCURRENCY times the body cap.

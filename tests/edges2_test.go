@@ -1,6 +1,6 @@
 package tests
 
-// End-to-end tests of issue 8's points on Defender's edges (a 401 answered
+// End-to-end tests on Defender's edges (a 401 answered
 // with a token newly issued by Entra ID, a next link that never ends) and
 // on replay (which kinds by default, Replay-Of from any publisher, two runs
 // at once), each with the binary as a user runs it, a real nats-server and
@@ -86,7 +86,7 @@ func seededService(t *testing.T, extra ...string) (*emulator.Server, jetstream.J
 	return emu, js, env
 }
 
-// TestUnauthorizedGetsFreshToken (issue 8.9): tokens live an hour, so the
+// TestUnauthorizedGetsFreshToken: tokens live an hour, so the
 // credential's cache would hand a rejected token back. A token Defender
 // revokes before it expires is replaced by one newly issued by Entra ID
 // (exactly one token request, with a claims challenge) and the request
@@ -146,7 +146,7 @@ func TestUnauthorizedGetsFreshToken(t *testing.T) {
 	})
 }
 
-// TestNextLinkLoop (issue 8.11): an answer whose @odata.nextLink points
+// TestNextLinkLoop: an answer whose @odata.nextLink points
 // back to its own page, and one whose pages never end, each end as a
 // bad_response failure after at most the documented 10 pages: one call for
 // the page that links to itself, 10 for the endless pages, not 100. Only
@@ -211,7 +211,7 @@ func failWhileDown(t *testing.T, emu *emulator.Server, js jetstream.JetStream, t
 	return seqs
 }
 
-// TestReplayDefaultKindsEndToEnd (issue 8.13): real failures of the running
+// TestReplayDefaultKindsEndToEnd: real failures of the running
 // service, one not_found, one invalid_request and one unavailable:
 // `replay --failed` without --kind republishes only the unavailable one and
 // says two were left out; `--kind all` then takes the other two.
@@ -266,7 +266,7 @@ func TestReplayDefaultKindsEndToEnd(t *testing.T) {
 	waitResults(t, js, 6, 30*time.Second)
 }
 
-// TestReplayOfFromAnyPublisher (issue 8.14): Replay-Of is a header anyone
+// TestReplayOfFromAnyPublisher: Replay-Of is a header anyone
 // can set. A failing request published with Replay-Of naming a request that
 // succeeded does not make `replay --failed` republish that request (its own
 // request is republished instead); a request with Replay-Of naming a
@@ -325,7 +325,7 @@ func TestReplayOfFromAnyPublisher(t *testing.T) {
 	}
 }
 
-// TestConcurrentReplaysRepublishOnce (issue 8.15): two `replay --failed`
+// TestConcurrentReplaysRepublishOnce: two `replay --failed`
 // runs started at once, each paced so that they overlap, store one copy of
 // each failure's request between them, and each failure gets one result
 // of its replay.

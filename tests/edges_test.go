@@ -161,7 +161,7 @@ func TestStartupLineMetricsFromZero(t *testing.T) {
 		`alert_domains_deliveries_total{action="ack"}`,
 		`alert_domains_deliveries_total{action="hand_back"}`,
 		`alert_domains_defender_calls_total{api="graph",code="429",tenant="default"}`,
-		`alert_domains_cache_errors_total{op="get"}`,
+		`alert_domains_results_ignored_total{reason="message_id"}`,
 		`alert_domains_delivery_limit_advisories_total{result="stored"}`,
 	} {
 		v, ok := series[want]
@@ -181,14 +181,15 @@ func TestStartupLineMetricsFromZero(t *testing.T) {
 	stopService(t, svc)
 }
 
-// TestHookEnvironmentWithoutURLPassword: a hook inherits NATS_URL without
-// the password it carries, so the password never reaches the hook nor, by
-// its output, the log.
+// TestHookEnvironmentWithoutURLPassword: a hook given NATS_URL by HOOK_ENV
+// sees it without the password it carries, so the password never reaches
+// the hook nor, by its output, the log; the service's other variables
+// (its Microsoft credentials among them) never reach a hook.
 func TestHookEnvironmentWithoutURLPassword(t *testing.T) {
 	emu, cert := startEmulator(t, emulator.WithSeedData())
 	srv, _ := authServer(t, "alice", "s3cret-pw")
 	natsURL := withUser(srv, "alice", "s3cret-pw")
-	env := serviceEnv(emu, cert, natsURL, "ON_SUCCESS_EXEC=env", "LOG_LEVEL=debug")
+	env := serviceEnv(emu, cert, natsURL, "ON_SUCCESS_EXEC=env", "HOOK_ENV=NATS_URL", "LOG_LEVEL=debug")
 	svc := startService(t, env)
 	_, js := jsConn(t, natsURL)
 	publish(t, js, knownAlert, nil)
@@ -201,6 +202,9 @@ func TestHookEnvironmentWithoutURLPassword(t *testing.T) {
 	}
 	if strings.Contains(out, "s3cret-pw") {
 		t.Errorf("the password reached the log:\n%s", out)
+	}
+	if strings.Contains(out, "AZURE_TENANT_ID=") || strings.Contains(out, "DEFENDER_API_URL=") {
+		t.Errorf("a variable HOOK_ENV does not name reached the hook:\n%s", out)
 	}
 }
 

@@ -1,6 +1,6 @@
 package tests
 
-// End-to-end tests of the operations surface (issue 5): replay, tail,
+// End-to-end tests of the operations surface: replay, tail,
 // /readyz, /metrics, the result cache and the max-deliveries safety net,
 // with the real binary, a real nats-server and the emulator.
 

@@ -1,6 +1,6 @@
 package tests
 
-// Reliability tests of issue 4 with the real binary, a real nats-server
+// Reliability tests with the real binary, a real nats-server
 // process and the Defender emulator: crashes, a broker restart, a Defender
 // outage, throttling, slow and hostile answers, and secrets. Their sizes
 // are scaled to keep the file at a few minutes on two cores under -race;
@@ -51,7 +51,7 @@ func stillRunning(t *testing.T, p *testenv.Process) {
 	}
 }
 
-// TestCrashKill9 (issue 4.1): 1,000 requests, Defender answering in 20 ms,
+// TestCrashKill9: 1,000 requests, Defender answering in 20 ms,
 // a result hook of 50 ms that widens the window between a stored result and
 // its acknowledgement, the service killed with SIGKILL three times during
 // the run and started again: every request ends with exactly one result,
@@ -69,7 +69,7 @@ func TestCrashKill9(t *testing.T) {
 	js := srv.JetStream(t)
 	script, log := hookScript(t)
 	env := serviceEnv(emu, cert, srv.URL(), "ACK_WAIT=2s", "CONCURRENCY=8", "LOG_LEVEL=info",
-		"ON_SUCCESS_EXEC=/bin/sh "+script, "HOOK_SLEEP=0.05")
+		"ON_SUCCESS_EXEC=/bin/sh "+script, "HOOK_SLEEP=0.05", "HOOK_ENV=HOOK_SLEEP")
 	p := startService(t, env)
 	seqs := publishAll(t, js, ids)
 
@@ -113,7 +113,7 @@ func TestCrashKill9(t *testing.T) {
 		len(got), redelivered, inWindow, emu.Calls(), n)
 }
 
-// TestBrokerRestart (issue 4.2): the nats-server process is restarted
+// TestBrokerRestart: the nats-server process is restarted
 // mid-run with its file storage kept; the service reconnects on its own and
 // every request ends with exactly one result.
 func TestBrokerRestart(t *testing.T) {
@@ -142,7 +142,7 @@ func TestBrokerRestart(t *testing.T) {
 	stillRunning(t, p)
 }
 
-// TestDefenderOutage (issue 4.3): Defender answers 503 for a while, then
+// TestDefenderOutage: Defender answers 503 for a while, then
 // recovers. The 30 s outage of the issue is scaled down with the retry
 // budget (RETRY_MAX_ELAPSED=5s): what matters is where a request stands
 // against its budget when Defender recovers. Requests that arrive at the
@@ -221,7 +221,7 @@ func TestDefenderOutage(t *testing.T) {
 	requestsAllAcked(t, js, 30*time.Second)
 }
 
-// TestThrottlingWithinQuota (issue 4.4): Defender enforces 20 calls per 2 s
+// TestThrottlingWithinQuota: Defender enforces 20 calls per 2 s
 // and the service's DEFENDER_RATE_LIMITS matches it: no 429, no failure,
 // and Defender never sees more than 20 calls in any 2 s.
 func TestThrottlingWithinQuota(t *testing.T) {
@@ -257,7 +257,7 @@ func TestThrottlingWithinQuota(t *testing.T) {
 	}
 }
 
-// TestThrottlingLimiterTooHigh (issue 4.4): the service's limiter allows
+// TestThrottlingLimiterTooHigh: the service's limiter allows
 // twice Defender's quota, so Defender answers 429; the service waits out
 // each Retry-After and still ends every request in a success.
 func TestThrottlingLimiterTooHigh(t *testing.T) {
@@ -297,7 +297,7 @@ func TestThrottlingLimiterTooHigh(t *testing.T) {
 	t.Logf("%d answers 429, %d of %d requests retried", emu.Answered(http.StatusTooManyRequests), retried, n)
 }
 
-// TestSlowDefender (issue 4.5): answers that take longer than ACK_WAIT do
+// TestSlowDefender: answers that take longer than ACK_WAIT do
 // not lead to a redelivery, so never to a second Defender call: progress
 // acknowledgements keep the delivery alive.
 func TestSlowDefender(t *testing.T) {
@@ -436,7 +436,7 @@ func testHostileAnswers(t *testing.T, api connector.API) {
 	t.Logf("peak RSS %d MiB", rss>>20)
 }
 
-// TestSecretsNeverShow (issue 4.8): a recognisable client secret and the
+// TestSecretsNeverShow: a recognisable client secret and the
 // access tokens the emulator issued never appear in a log line at debug, a
 // result or an error message, through successes, failures, a 401 answered
 // with a fresh token, a 401 twice, and a wrong secret; also for `get`.

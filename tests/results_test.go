@@ -234,7 +234,7 @@ func TestDowntimeLongerThanDuplicateWindow(t *testing.T) {
 	}
 	forget := shortResultWindow(t, js)
 
-	p := startService(t, append(env, "HOOK_SLEEP=30"))
+	p := startService(t, append(env, "HOOK_SLEEP=30", "HOOK_ENV=HOOK_SLEEP"))
 	seqs := publishAll(t, js, ids)
 	// Eight hooks running: eight results stored and not acknowledged.
 	testenv.Eventually(t, 30*time.Second, 10*time.Millisecond, func() bool { return len(hookRuns(t, log)) >= 8 }, "hooks running")
@@ -299,7 +299,7 @@ func TestHookCutOnLastDeliveryRunsAgain(t *testing.T) {
 	if err := topo.Provision(t.Context(), js, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
-	p := startService(t, append(env, "HOOK_SLEEP=30"))
+	p := startService(t, append(env, "HOOK_SLEEP=30", "HOOK_ENV=HOOK_SLEEP"))
 	seqs := publishAll(t, js, ids)
 	testenv.Eventually(t, 30*time.Second, 10*time.Millisecond, func() bool { return len(hookRuns(t, log)) >= n }, "hooks running")
 	if err := p.Kill(); err != nil {

@@ -199,7 +199,7 @@ func TestInvalidBodiesNeverReachDefender(t *testing.T) {
 func TestSameRequestDeliveredTwiceHasOneResult(t *testing.T) {
 	emu, cert := startEmulator(t, emulator.WithAlert(alertTwo, "www.example.com"))
 	_, url := testenv.EmbeddedJetStream(t)
-	startService(t, serviceEnv(emu, cert, url))
+	svc := startService(t, serviceEnv(emu, cert, url))
 	_, js := jsConn(t, url)
 
 	seq := publish(t, js, alertTwo, nil)
@@ -211,10 +211,13 @@ func TestSameRequestDeliveredTwiceHasOneResult(t *testing.T) {
 	if _, err := js.ResetConsumerToSequence(t.Context(), requestStream, consumerName, seq); err != nil {
 		t.Fatalf("reset consumer: %v", err)
 	}
-	testenv.Eventually(t, 30*time.Second, 20*time.Millisecond, func() bool { return emu.CallsFor(alertTwo) == 2 }, "second delivery handled")
+	svc.WaitForLine(t, `"msg":"result stored by an earlier delivery"`, 30*time.Second)
 	requestsAllAcked(t, js, 10*time.Second)
 	if got := results(t, js); len(got) != 1 {
 		t.Fatalf("%d results for one request delivered twice, want 1", len(got))
+	}
+	if n := emu.CallsFor(alertTwo); n != 1 {
+		t.Errorf("%d Defender calls for one request delivered twice, want 1: the second delivery asked again", n)
 	}
 }
 
@@ -302,7 +305,7 @@ func TestProvisionFalseNamesWhatIsMissing(t *testing.T) {
 		t.Fatal("serve with PROVISION=false and no streams exited 0")
 	}
 	out := p.Output()
-	for _, name := range []string{requestStream, resultStream, consumerName, consumerName + "-answered"} {
+	for _, name := range []string{requestStream, resultStream, consumerName} {
 		if !strings.Contains(out, name) {
 			t.Errorf("error output does not name %s:\n%s", name, out)
 		}
@@ -325,9 +328,6 @@ func TestProvisionFalseNamesWhatIsMissing(t *testing.T) {
 		if _, err := js.CreateConsumer(t.Context(), requestStream, cc); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if _, err := js.CreateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: consumerName + "-answered", TTL: 7 * 24 * time.Hour}); err != nil {
-		t.Fatal(err)
 	}
 	svc := startService(t, serviceEnv(emu, cert, url, "PROVISION=false"))
 	stopService(t, svc)

@@ -213,9 +213,17 @@ func TestTenantPermissionsExample(t *testing.T) {
 		// A reply subject is never checked against permissions: the stream's
 		// acknowledgement, or the consumer's answer, goes wherever the
 		// request says. Here it goes to the customer's own account.
+		res, err := sjs.Stream(t.Context(), resultStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, err := res.GetLastMsgForSubject(t.Context(), successSubject+".fabrikam")
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, c := range []struct{ subject, reply, body string }{
 			{requestSubject + ".contoso", requestSubject + ".fabrikam", alertTwo},
-			{requestSubject + ".contoso", "$KV.alert-domains-answered.injected", alertTwo},
+			{requestSubject + ".contoso", successSubject + ".fabrikam", alertTwo},
 			{customerAPI + ".CONSUMER.MSG.NEXT." + resultStream + ".contoso", requestSubject + ".fabrikam", `{"batch":1,"no_wait":true}`},
 		} {
 			if err := cnc.PublishRequest(c.subject, c.reply, []byte(c.body)); err != nil {
@@ -230,12 +238,8 @@ func TestTenantPermissionsExample(t *testing.T) {
 		if m, err := reqs.GetLastMsgForSubject(t.Context(), requestSubject+".fabrikam"); !errors.Is(err, jetstream.ErrMsgNotFound) {
 			t.Errorf("contoso's reply was stored as a request for fabrikam: %v %v", m, err)
 		}
-		answered, err := sjs.KeyValue(t.Context(), "alert-domains-answered")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if e, err := answered.Get(t.Context(), "injected"); !errors.Is(err, jetstream.ErrKeyNotFound) {
-			t.Errorf("contoso's reply was stored in the service's bucket: %v %v", e, err)
+		if m, err := res.GetLastMsgForSubject(t.Context(), successSubject+".fabrikam"); err != nil || m.Sequence != before.Sequence {
+			t.Errorf("contoso's reply was stored as a result of fabrikam: %v %v", m, err)
 		}
 	})
 	t.Run("other customers' consumers and the streams", func(t *testing.T) {
@@ -264,7 +268,7 @@ func TestTenantPermissionsExample(t *testing.T) {
 			{"$JS.API.CONSUMER.DURABLE.CREATE." + resultStream + ".contoso", `{"stream_name":"` + resultStream + `","config":{"durable_name":"contoso"}}`},
 			{"$JS.API.CONSUMER.CREATE." + resultStream, `{"stream_name":"` + resultStream + `","config":{}}`},
 			{"$JS.ACK." + resultStream + ".fabrikam.1.1.1.0.0", ``},
-			{"$KV.alert-domains-answered.x", ``},
+			{successSubject + ".fabrikam", `{"status":"success","alertId":"forged","domains":["evil.example"]}`},
 		} {
 			if err := cnc.PublishRequest(c.subject, inbox, []byte(c.body)); err != nil {
 				t.Fatal(err)

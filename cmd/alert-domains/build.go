@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -15,6 +17,7 @@ import (
 	"github.com/alert-domains/alert-domains/handlers"
 	"github.com/alert-domains/alert-domains/internal/buildinfo"
 	"github.com/alert-domains/alert-domains/internal/lifecycle"
+	"github.com/alert-domains/alert-domains/internal/ops"
 	"github.com/alert-domains/alert-domains/internal/redact"
 	"github.com/alert-domains/alert-domains/metrics"
 	"github.com/alert-domains/alert-domains/safetynet"
@@ -23,30 +26,21 @@ import (
 // parts are the service's parts, built and ready to run.
 type parts struct {
 	metrics      *metrics.Metrics
-	hooks        *handlers.Hooks
+	answers      *handlers.Answers
 	consumer     *consumer.Consumer
 	safety       *safetynet.Listener
-	background   []lifecycle.Actor // the quota watchers and the cache index
+	background   []lifecycle.Actor // the stored results' reading and the quota watchers
 	ready        func() error
 	http         *httpServer // nil: HTTP_LISTEN is empty
 	stopPresence func()
 	reloads      func(outcome string) // counts reloads; nil without TENANTS_FILE
-	// sharedCalls is told whether other replicas run (presence); nil: calls
-	// are not shared with other replicas (COALESCE_SCOPE=process).
-	sharedCalls func(others bool)
-	// cacheReady is closed once the result cache has read the results
-	// stored before the start; nil with CACHE_TTL=0.
-	cacheReady <-chan struct{}
-	// earlier finds results stored before a redelivery or an advisory
-	// (handlers.EarlierResults), for the handler and the safety net.
-	earlier *handlers.EarlierResults
 }
 
 // build provisions (or verifies) the topology and builds every part. It
 // opens the HTTP listener last, so that nothing is left open when it
 // fails.
 func (s *service) build(ctx context.Context, nc *nats.Conn, start time.Time) (*parts, error) {
-	cfg, logger := s.cfg, s.logger
+	cfg, logger, m := s.cfg, s.logger, s.metrics
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, err
@@ -60,22 +54,25 @@ func (s *service) build(ctx context.Context, nc *nats.Conn, start time.Time) (*p
 	if err != nil {
 		return nil, err
 	}
-	p := &parts{metrics: s.metrics}
-	if p.metrics == nil {
-		p.metrics = metrics.New()
-	}
-	m := p.metrics
-	if p.background, err = s.quotaActors(ctx, js, m); err != nil {
+	p := &parts{metrics: m}
+	if err := m.WatchQuota(tenantQuota(s.clients.router)); err != nil {
 		return nil, err
 	}
-	svc, answers, resultCache, err := s.handlerService(ctx, nc, js, topo, p)
+	if err := s.clients.start(ctx, js); err != nil {
+		return nil, err
+	}
+	p.answers = handlers.NewAnswers(handlers.AnswersConfig{
+		JS: js, RequestStream: cfg.RequestStream, ResultStream: cfg.ResultStream, Subjects: ops.Subjects(cfg),
+		Consumer: cfg.ConsumerName, CacheTTL: cfg.CacheTTL,
+		Logger: logger.With(slog.String("component", "stored_results")), Ignored: m.Ignored,
+	})
+	p.background = []lifecycle.Actor{lifecycle.Func("stored results", p.answers.Run), lifecycle.Func("quota watchers", s.clients.runQuotas)}
+	chain, err := s.handler(js, nc, p.answers)
 	if err != nil {
 		return nil, err
 	}
-	handler := consumer.Chain(svc.Handle, m.Middleware(), handlers.Logging(logger), p.hooks.Middleware())
-
-	binder := broker.NewBinder(js, topo, cfg.Provision, logger)
-	p.consumer, err = consumer.New(binder.Bind, handler,
+	binder := broker.NewBinder(js, cfg.RequestStream, topo.Consumer, cfg.Provision, p.answers, logger)
+	p.consumer, err = consumer.New(binder.Bind, chain,
 		consumer.WithConcurrency(cfg.Concurrency),
 		consumer.WithAckWait(cfg.AckWait),
 		consumer.WithMaxDeliver(cfg.MaxDeliver),
@@ -89,40 +86,28 @@ func (s *service) build(ctx context.Context, nc *nats.Conn, start time.Time) (*p
 	if err != nil {
 		return nil, err
 	}
-	safetyOpts := []safetynet.Option{
-		safetynet.WithLogger(logger.With(slog.String("component", "safety_net"))),
-		safetynet.WithProvision(cfg.Provision),
-		safetynet.WithObserver(m),
-		safetynet.WithShutdownTimeout(cfg.ShutdownTimeout),
-		safetynet.WithAnswers(answers),
-		safetynet.WithEarlierResults(p.earlier),
-		safetynet.WithRouting(svc.Routing),
-	}
-	if resultCache != nil {
-		safetyOpts = append(safetyOpts, safetynet.WithCache(resultCache, cfg.SuccessSubject))
-	}
-	if p.hooks.Enabled() {
-		// A request out of deliveries may have had its hook cut by a crash,
-		// and a result the safety net stores has had none: hooks run at
-		// least once for those too.
-		safetyOpts = append(safetyOpts, safetynet.WithHooks(p.hooks.Run))
-	}
-	if p.safety, err = safetynet.New(js, topo, cfg.FailureSubject, safetyOpts...); err != nil {
+	p.safety, err = safetynet.New(safetynet.Config{
+		JS: js, RequestStream: cfg.RequestStream, Consumer: cfg.ConsumerName, Handler: chain,
+		Logger:   logger.With(slog.String("component", "safety_net")),
+		Answered: m.SafetyNetAnswered,
+		Bind:     broker.NewBinder(js, cfg.RequestStream, topo.Advisories, cfg.Provision, nil, logger).Bind,
+		AckWait:  topo.Advisories.AckWait, ShutdownTimeout: cfg.ShutdownTimeout,
+	})
+	if err != nil {
 		return nil, err
 	}
-
 	p.ready = func() error {
 		if !nc.IsConnected() {
 			return fmt.Errorf("not connected to NATS (%s)", nc.Status())
 		}
 		return p.consumer.Ready()
 	}
-	if s.clients != nil {
+	if s.clients.fromFile {
 		if p.reloads, err = m.TenantsReloads(); err != nil {
 			return nil, err
 		}
 	}
-	if p.stopPresence, err = servePresence(nc, cfg, start, p.ready, p.sharedCalls); err != nil {
+	if p.stopPresence, err = ops.ServePresence(nc, cfg, start, p.ready); err != nil {
 		return nil, err
 	}
 	if p.http, err = s.listenHTTP(p.ready, m.Handler()); err != nil {
@@ -131,100 +116,29 @@ func (s *service) build(ctx context.Context, nc *nats.Conn, start time.Time) (*p
 	return p, nil
 }
 
-// handlerService builds the request service of serve: the result cache
-// (whose index joins p.background), the per-request records and the
-// search for results stored before a redelivery (also in p.background),
-// the hooks (p.hooks) and the tenants.
-func (s *service) handlerService(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, topo broker.Topology, p *parts) (
-	svc *handlers.Service, answers *handlers.KVAnswers, resultCache handlers.Cache, err error) {
+// handler is the handler chain of every delivery, the safety net's too:
+// metrics outermost, then the log line, then the result hooks, then the
+// request handler.
+func (s *service) handler(js jetstream.JetStream, nc *nats.Conn, answers *handlers.Answers) (consumer.Handler, error) {
 	cfg, logger := s.cfg, s.logger
-	var opts []handlers.Option
-	if mp := int(nc.MaxPayload()); mp >= 64<<10 {
-		opts = append(opts, handlers.WithMaxResultBytes(mp))
-	}
-	if topo.CacheTTL > 0 {
-		cache := handlers.NewResultCache(js, topo.ResultStream.Name, cfg.SuccessSubject, topo.CacheTTL,
-			handlers.WithCachePlainTenant(s.plainTenant),
-			handlers.WithCacheLogger(logger.With(slog.String("component", "cache"))))
-		resultCache = p.metrics.InstrumentCache(cache)
-		opts = append(opts, handlers.WithCache(resultCache))
-		p.background = append(p.background, lifecycle.Func("cache index", cache.Run))
-		p.cacheReady = cache.Ready()
-	}
-	if topo.Flights != nil {
-		opt, share, err := s.sharedFlights(ctx, nc, js, topo)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		opts, p.sharedCalls = append(opts, opt), share
-	}
-	answersKV, err := js.KeyValue(ctx, topo.Answers.Bucket)
+	svc, err := handlers.New(handlers.Config{
+		JS: js, Answers: answers, Tenants: s.clients.router, Subjects: ops.Subjects(cfg),
+		MaxResultBytes: int(max(nc.MaxPayload(), 64<<10)), Logger: logger,
+	})
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("open bucket %s: %w", topo.Answers.Bucket, err)
+		return nil, err
 	}
-	p.hooks, err = handlers.NewHooks(cfg.OnSuccessExec, cfg.OnFailureExec, cfg.ExecTimeout, logger)
-	if err != nil {
-		return nil, nil, nil, configError(fmt.Errorf("%w: ON_SUCCESS_EXEC/ON_FAILURE_EXEC: %v", config.ErrInvalid, err))
-	}
-	if s.clients != nil {
-		p.hooks.DropEnv(s.clients.secretEnv...)
-	}
-	if s.tenants != nil {
-		opts = append(opts, handlers.WithTenants(s.tenants, cfg.RequestSubject, s.plainTenant))
-	}
-	answers = handlers.NewKVAnswers(answersKV, js, cfg.ResultStream)
-	if p.hooks.Enabled() {
-		// A hook runs between the stored result and the acknowledgement:
-		// a crash there, followed by downtime beyond the duplicate window,
-		// is what the record is for.
-		opts = append(opts, handlers.WithAnswers(answers))
-	} else {
-		opts = append(opts, handlers.WithAnswerLookups(answers))
-	}
-	// Without hooks no record is written; with them a crash between the
-	// result and its record leaves none. Either way a request redelivered
-	// after the duplicate window looks for its result in the result stream.
-	earlier := handlers.NewEarlierResults(js, cfg.ResultStream,
-		[]string{cfg.SuccessSubject, cfg.FailureSubject, broker.TenantSubject(cfg.SuccessSubject), broker.TenantSubject(cfg.FailureSubject)},
-		handlers.WithEarlierLogger(logger.With(slog.String("component", "earlier_results"))))
-	opts = append(opts, handlers.WithEarlierResults(earlier))
-	p.earlier = earlier
-	p.background = append(p.background, lifecycle.Func("earlier results", earlier.Run))
-	svc, err = handlers.New(s.lookup, js, cfg.SuccessSubject, cfg.FailureSubject, opts...)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return svc, answers, resultCache, nil
-}
-
-// sharedFlights shares Defender calls with the other replicas through the
-// claims stream (COALESCE_SCOPE=shared): the handler option, and the
-// function presence tells whether other replicas run.
-func (s *service) sharedFlights(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, topo broker.Topology) (handlers.Option, func(others bool), error) {
-	cfg := s.cfg
-	flightsLog := s.logger.With(slog.String("component", "shared_calls"))
-	if err := broker.Retrying(ctx, flightsLog, func() error { return topo.ProvisionFlights(ctx, js, cfg.Provision) }); err != nil {
-		// A claim is a hint: without the stream each replica calls
-		// alone, as with COALESCE_SCOPE=process, until it is there.
-		flightsLog.Warn("the claims stream cannot be used: calls are not shared with other replicas while it cannot", slog.Any("error", err))
-	}
-	flights, err := handlers.NewSharedFlights(js, nc, topo.Flights.Name, broker.FlightClaimSubjects(cfg),
-		broker.FlightAnswerSubjects(cfg), broker.FlightHold(cfg), handlers.WithFlightsLogger(flightsLog))
-	if err != nil {
-		return nil, nil, err
-	}
-	// Alone, a claim would cost two writes per call and save none: calls
-	// are shared from when presence hears of another replica.
-	flights.Share(false)
-	share := func(others bool) {
-		flights.Share(others)
-		if others {
-			flightsLog.Info("other replicas run: a Defender call for an alert is shared with them")
-		} else {
-			flightsLog.Info("no other replica heard of: Defender calls are shared within this process only")
+	var names []string
+	for n := range strings.SplitSeq(cfg.HookEnv, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			names = append(names, n)
 		}
 	}
-	return handlers.WithSharedFlights(flights), share, nil
+	hooks, err := handlers.NewHooks(cfg.OnSuccessExec, cfg.OnFailureExec, cfg.ExecTimeout, os.Environ(), names, logger)
+	if err != nil {
+		return nil, configError(fmt.Errorf("%w: ON_SUCCESS_EXEC/ON_FAILURE_EXEC/HOOK_ENV: %v", config.ErrInvalid, err))
+	}
+	return consumer.Chain(svc.Handle, s.metrics.Middleware(), handlers.Logging(logger), hooks.Middleware()), nil
 }
 
 func (s *service) logConnected(nc *nats.Conn) {

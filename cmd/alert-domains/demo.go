@@ -17,8 +17,6 @@ import (
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/message"
-	"github.com/alert-domains/alert-domains/metrics"
-	"github.com/alert-domains/alert-domains/tenants"
 )
 
 // demoSample is one request the demo publishes and what it shows.
@@ -120,11 +118,9 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	}
 	scriptDemo(emu, cfg.API)
 	logger := newLogger(cfg, e)
-	m := metrics.New()
-	m.SetTenants(map[string]connector.API{config.DefaultTenant: cfg.API})
-	client, err := newConnector(cfg, emu.Client(), connector.WithObserver(m.Tenant(config.DefaultTenant, cfg.API)))
+	svc, err := newService(cfg, e, []config.Tenant{cfg.EnvironmentTenant()}, false, emu.Client(), logger)
 	if err != nil {
-		return configError(err)
+		return err
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
@@ -132,12 +128,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	svcCtx, stopService := context.WithCancel(ctx)
 	defer stopService()
 	readyCh := make(chan string, 1)
-	set, err := tenants.New([]config.Tenant{cfg.EnvironmentTenant()}, func(*config.Tenant) (tenants.Lookup, error) { return client, nil })
-	if err != nil {
-		return err
-	}
-	svc := &service{cfg: cfg, logger: logger, lookup: client, limiter: client.Limiter(), metrics: m, onReady: func(url string) { readyCh <- url },
-		tenants: tenants.NewRouter(set), plainTenant: config.DefaultTenant}
+	svc.onReady = func(url string) { readyCh <- url }
 	svcDone := make(chan error, 1)
 	go func() { svcDone <- svc.run(svcCtx) }()
 

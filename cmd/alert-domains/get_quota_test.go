@@ -45,7 +45,7 @@ func TestGetJoinsSharedQuota(t *testing.T) {
 		t.Fatalf("get without NATS: %v, %d calls, want 3\n%s", r.err, srv.Calls(), r.stderr)
 	}
 	unreachable := getEnv(srv, "NATS_URL", "nats://127.0.0.1:1", "DEFENDER_RATE_LIMITS", "2/1h")
-	if r := runGetTest(t, srv, unreachable, "", id); r.err != nil || !strings.Contains(r.stderr, "counting the Defender quota alone") {
+	if r := runGetTest(t, srv, unreachable, "", id); r.err != nil || !strings.Contains(r.stderr, "counting the quota alone") {
 		t.Fatalf("get with NATS unreachable: %v\n%s", r.err, r.stderr)
 	}
 }

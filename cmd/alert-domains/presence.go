@@ -9,10 +9,6 @@ import (
 	"github.com/alert-domains/alert-domains/metrics"
 )
 
-// servePresence answers the presence questions of status for serve (see
-// ops.ServePresence).
-var servePresence = ops.ServePresence
-
 // printReplicas writes the replicas section of the status screen: who
 // answered, for how long each has run and whether each is bound, with the
 // consumer's waiting pulls as the server counts them (-1: unknown).

@@ -10,7 +10,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/alert-domains/alert-domains/handlers"
 	"github.com/alert-domains/alert-domains/internal/lifecycle"
 	"github.com/alert-domains/alert-domains/metrics"
 )
@@ -23,7 +22,7 @@ const tenantsFileCheck = 5 * time.Second
 // changes, until interrupted. A file that cannot be used is logged and
 // counted, and the running tenants stay. SIGHUP is caught from now on,
 // so that one sent once the service is ready never ends the process.
-func (s *service) reloadActor(hooks *handlers.Hooks, m *metrics.Metrics, count func(outcome string)) lifecycle.Actor {
+func (s *service) reloadActor(m *metrics.Metrics, count func(outcome string)) lifecycle.Actor {
 	sum := func() ([sha256.Size]byte, bool) {
 		data, err := os.ReadFile(s.cfg.TenantsFile)
 		return sha256.Sum256(data), err == nil
@@ -61,14 +60,13 @@ func (s *service) reloadActor(hooks *handlers.Hooks, m *metrics.Metrics, count f
 					slog.String("reason", reason), slog.Any("error", err))
 				continue
 			}
-			hooks.DropEnv(s.clients.secretEnv...)
 			m.SetTenants(tenantAPIs(list))
 			count(metrics.ReloadApplied)
 			s.logger.Info("tenants reloaded", slog.String("file", s.cfg.TenantsFile), slog.String("reason", reason), slog.Any("tenants", tenantNames(list)))
 			warnRetirement(s.logger, list)
 			// A new or changed tenant's permission is checked in the
 			// background, as at start.
-			set := s.tenants.Set()
+			set := s.clients.router.Set()
 			checks.Go(func() { reportPermissions(ctx, s.logger, m, checkPermissions(ctx, set, changed)) })
 		}
 	})

@@ -183,7 +183,7 @@ func replayLine(ev ops.ReplayEvent) string {
 	if ev.Note != "" {
 		detail = ev.Note + "; " + detail
 	}
-	return fmt.Sprintf("%-15s  %8d  %-32s  %s", ev.What, ev.Seq, alert, detail)
+	return fmt.Sprintf("%-15s  %8d  %-32s  %s", ev.What, ev.Seq, message.Printable(alert, 128), message.Printable(detail, 1024))
 }
 
 // replaySummary is the last line of a run.
@@ -222,6 +222,9 @@ func replaySummary(o *ops.ReplayOptions, s *ops.ReplaySummary) string {
 	}
 	if s.Failed > 0 {
 		line += fmt.Sprintf(", failed %d", s.Failed)
+	}
+	if s.Ignored > 0 {
+		line += fmt.Sprintf("; %d messages on result subjects were not written by the service and were ignored", s.Ignored)
 	}
 	if o.DryRun {
 		line += "; dry run: nothing was published"

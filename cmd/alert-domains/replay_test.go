@@ -92,7 +92,13 @@ func (o *opsEnv) result(t *testing.T, r *message.Result, seq uint64) {
 	if r.Tenant != "" {
 		subject += "." + r.Tenant
 	}
-	msg, err := r.Message(subject, message.ResultMsgID(o.cfg.RequestStream, seq, time.Time{}), "")
+	stored := time.Time{}
+	if s, err := o.js.Stream(t.Context(), o.cfg.RequestStream); err == nil {
+		if m, err := s.GetMsg(t.Context(), seq); err == nil {
+			stored = m.Time
+		}
+	}
+	msg, err := r.Message(subject, message.ResultMsgID(o.cfg.RequestStream, seq, stored), "")
 	if err != nil {
 		t.Fatal(err)
 	}

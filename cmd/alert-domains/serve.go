@@ -4,15 +4,15 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/metrics"
-	"github.com/alert-domains/alert-domains/tenants"
 )
 
 func runServe(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "serve", "serve\n\nRuns the service: pulls alert IDs from REQUEST_SUBJECT, asks Defender for their\ndomains and publishes one result per request. Configured by the environment.")
+	fs := newFlags(e, "serve", "serve\n\nRuns the service: pulls alert IDs from REQUEST_SUBJECT, asks Microsoft for their\ndomains and publishes one result per request. Configured by the environment.")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -28,49 +28,28 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	logger := newLogger(cfg, e)
-	warnRetirement(logger, list)
-	m := metrics.New()
-	m.SetTenants(tenantAPIs(list))
-	opts := []connector.Option{connector.WithObserver(m), connector.WithHTTPClient(connector.NewHTTPClient(cfg.Concurrency))}
-	if fromFile {
-		svc, err := newTenantsService(cfg, e, list, logger, m, opts)
-		if err != nil {
-			return err
-		}
-		return svc.run(ctx)
-	}
-	shared, err := newServeQuota(cfg, logger, m)
+	svc, err := newService(cfg, e, list, fromFile, nil, logger)
 	if err != nil {
 		return err
 	}
-	if shared != nil {
-		opts = append(opts, connector.WithQuota(shared))
-	}
-	opts = append(opts, connector.WithObserver(m.Tenant(config.DefaultTenant, cfg.API)))
-	client, err := newConnector(cfg, nil, opts...)
-	if err != nil {
-		return configError(err)
-	}
-	// The one tenant "default" of the AZURE_* variables: its cache keys
-	// are the alert IDs alone, as before tenants, so its cache stays valid.
-	set, err := tenants.New(list, func(*config.Tenant) (tenants.Lookup, error) { return client, nil })
-	if err != nil {
-		return err
-	}
-	svc := &service{cfg: cfg, logger: logger, lookup: client, limiter: client.Limiter(), shared: shared, metrics: m,
-		tenants: tenants.NewRouter(set), plainTenant: config.DefaultTenant}
 	return svc.run(ctx)
 }
 
-// newTenantsService is serve for the tenants of TENANTS_FILE: each with its
-// own Defender client (credential and token cache, API URL, scope, quota and
-// cooldown), reloaded on SIGHUP.
-func newTenantsService(cfg *config.Config, e *env, list []config.Tenant, logger *slog.Logger, m *metrics.Metrics, opts []connector.Option) (*service, error) {
-	clients, err := newTenantClients(cfg, e, list, logger, m, opts)
+// newService assembles serve for the tenants of list (of TENANTS_FILE when
+// fromFile), their calls sent through hc when it is not nil.
+func newService(cfg *config.Config, e *env, list []config.Tenant, fromFile bool, hc *http.Client, logger *slog.Logger) (*service, error) {
+	warnRetirement(logger, list)
+	m := metrics.New()
+	m.SetTenants(tenantAPIs(list))
+	opts := []connector.Option{connector.WithObserver(m)}
+	if hc == nil {
+		opts = append(opts, connector.WithHTTPClient(connector.NewHTTPClient(cfg.Concurrency)))
+	}
+	clients, err := newTenantClients(cfg, e, list, fromFile, hc, logger, m, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &service{cfg: cfg, logger: logger, metrics: m, tenants: clients.router, clients: clients}, nil
+	return &service{cfg: cfg, e: e, logger: logger, metrics: m, clients: clients}, nil
 }
 
 // tenantAPIs are the names of list with the API of each, the values of the

@@ -7,36 +7,19 @@ import (
 
 	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
-	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/handlers"
 	"github.com/alert-domains/alert-domains/internal/lifecycle"
 	"github.com/alert-domains/alert-domains/metrics"
-	"github.com/alert-domains/alert-domains/quota"
-	"github.com/alert-domains/alert-domains/tenants"
 )
 
 // service is `alert-domains serve` assembled: NATS (embedded or external),
 // the topology, the handler chain, the consumer and the HTTP endpoints.
 type service struct {
 	cfg     *config.Config
+	e       *env
 	logger  *slog.Logger
-	lookup  handlers.Lookup
-	limiter *connector.Limiter
-	// shared is the quota every replica shares (QUOTA_SCOPE=shared); nil
-	// when the process counts alone with limiter.
-	shared *quota.Shared
-	// metrics are served on /metrics; the connector built before run
-	// reports its calls to them (connector.WithObserver). Nil: run makes
-	// its own.
 	metrics *metrics.Metrics
-	// tenants are the tenants served: each request is looked up with its
-	// tenant's client (lookup is then not used); plainTenant is the one
-	// whose cache keys are the alert IDs alone (the tenant of the AZURE_*
-	// variables). Nil: every request is looked up with lookup.
-	tenants     *tenants.Router
-	plainTenant string
-	// clients are the clients of the tenants of TENANTS_FILE, reloaded on
-	// SIGHUP; nil without the file.
+	// clients are the clients of the tenants served; they reload
+	// TENANTS_FILE on SIGHUP when the tenants come from it.
 	clients *tenantClients
 	// onReady, when set, is called once with the NATS URL when the service
 	// is bound to its consumer (the demo publishes then).
@@ -108,7 +91,7 @@ func (s *service) run(ctx context.Context) error {
 	work := []lifecycle.Actor{
 		lifecycle.Until("signal", ctx),
 		lifecycle.Func("consumer", func(ctx context.Context) error {
-			s.awaitCache(ctx, p.cacheReady)
+			s.awaitAnswers(ctx, p.answers.Ready())
 			err := p.consumer.Run(ctx)
 			s.logger.Info("stopped taking requests")
 			return err
@@ -116,16 +99,14 @@ func (s *service) run(ctx context.Context) error {
 		lifecycle.Func("safety net", p.safety.Run),
 		lifecycle.Func("ready", func(ctx context.Context) error { return s.announceReady(ctx, p.ready, natsURL, start) }),
 		lifecycle.Func("permission check", func(ctx context.Context) error {
-			if s.tenants != nil {
-				set := s.tenants.Set()
-				reportPermissions(ctx, s.logger, p.metrics, checkPermissions(ctx, set, set.Tenants().Names()))
-			}
+			set := s.clients.router.Set()
+			reportPermissions(ctx, s.logger, p.metrics, checkPermissions(ctx, set, set.Tenants().Names()))
 			<-ctx.Done()
 			return nil
 		}),
 	}
-	if s.clients != nil {
-		work = append(work, s.reloadActor(p.hooks, p.metrics, p.reloads))
+	if s.clients.fromFile {
+		work = append(work, s.reloadActor(p.metrics, p.reloads))
 	}
 	g.Add(work...)
 
@@ -136,26 +117,24 @@ func (s *service) run(ctx context.Context) error {
 	return err
 }
 
-// cacheWarmup bounds the wait for the result cache to read the results
-// stored before the start, before requests are taken.
-const cacheWarmup = 10 * time.Second
+// answersWarmup bounds the wait for the stored results to be read, before
+// requests are taken.
+const answersWarmup = 10 * time.Second
 
-// awaitCache waits for the result cache to have read the stored results, so
-// that a request for an alert answered before a restart finds its answer:
-// at most cacheWarmup, after which requests are taken all the same (an
-// alert the cache has not read yet is then asked of Defender).
-func (s *service) awaitCache(ctx context.Context, ready <-chan struct{}) {
-	if ready == nil {
-		return
-	}
-	t := time.NewTimer(cacheWarmup)
+// awaitAnswers waits for the stored results to have been read, so that a
+// request for an alert answered before a restart finds its answer: at most
+// answersWarmup, after which requests are taken all the same (an alert
+// not read yet is then asked of Microsoft; a redelivery waits for its
+// answer to be known).
+func (s *service) awaitAnswers(ctx context.Context, ready <-chan struct{}) {
+	t := time.NewTimer(answersWarmup)
 	defer t.Stop()
 	select {
 	case <-ready:
 	case <-ctx.Done():
 	case <-t.C:
-		s.logger.Warn("the result cache has not read the stored results yet; taking requests all the same",
-			slog.Duration("waited", cacheWarmup), slog.String("stream", s.cfg.ResultStream))
+		s.logger.Warn("the stored results are not read yet; taking requests all the same",
+			slog.Duration("waited", answersWarmup), slog.String("stream", s.cfg.ResultStream))
 	}
 }
 

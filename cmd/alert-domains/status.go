@@ -83,7 +83,8 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	if err != nil || !fromFile {
 		list = nil
 	}
-	q := ops.StatusQuery{Tenants: list, QuotaLimits: cfg.RateLimits, Registration: registration(cfg)}
+	own := cfg.EnvironmentTenant()
+	q := ops.StatusQuery{Tenants: list, QuotaLimits: cfg.RateLimits, Registration: tenantRegistration(&own)}
 	if list != nil && cfg.QuotaScope == quota.ScopeShared {
 		// The quota streams of the tenants of the file, named as serve
 		// names them.

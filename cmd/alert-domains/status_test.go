@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"github.com/alert-domains/alert-domains/internal/ops"
 	"log/slog"
 	"strings"
 	"testing"
@@ -60,13 +61,15 @@ func TestStatusSharedQuota(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := prepareQuota(t.Context(), o.js, cfg); err != nil {
+	own := cfg.EnvironmentTenant()
+	layout := quota.NewLayout(cfg.ConsumerName, cfg.RateLimits)
+	if err := prepareQuotaLimits(t.Context(), o.js, cfg, layout, cfg.RateLimits, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	// Two replicas: 3 calls and 2 calls of the same app registration, and
 	// a 429 with Retry-After 30s seen by the second.
 	for _, calls := range []int{3, 2} {
-		q, err := newSharedQuota(cfg, slog.New(slog.DiscardHandler), nil)
+		q, err := newTenantQuota(cfg, layout, &own, slog.New(slog.DiscardHandler), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -159,7 +162,7 @@ func TestStatusReplicas(t *testing.T) {
 		func() error { return errors.New("consumer not bound: stream leader unavailable") },
 	} {
 		nc, _ := testenv.Connect(t, o.vars["NATS_URL"])
-		stop, err := servePresence(nc, o.cfg, started, ready, nil)
+		stop, err := ops.ServePresence(nc, o.cfg, started, ready)
 		if err != nil {
 			t.Fatal(err)
 		}

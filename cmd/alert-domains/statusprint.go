@@ -32,6 +32,12 @@ func printStatus(out io.Writer, st *ops.Status, apis []permissionCheck) error {
 	}
 	fmt.Fprintf(w, "NATS\t%s\n", server)
 	fmt.Fprintf(w, "TIME\t%s\n", st.Now.UTC().Format(time.RFC3339))
+	if st.Open {
+		fmt.Fprintf(w, "WARNING\tNATS asks no credentials: anyone who reaches it can publish results as the service (see deploy/nats/permissions.conf)\n")
+	}
+	if st.Ignored > 0 {
+		fmt.Fprintf(w, "WARNING\t%d messages on result subjects were not written by the service and are ignored\n", st.Ignored)
+	}
 	section()
 
 	fmt.Fprintln(w, "STREAM\tMESSAGES\tBYTES\tOLDEST\tNEWEST")
@@ -89,7 +95,7 @@ func printStatus(out io.Writer, st *ops.Status, apis []permissionCheck) error {
 		fmt.Fprintf(w, "FAILURES IN THE LAST HOUR: %d\n", total)
 		fmt.Fprintln(w, "  KIND\tCOUNT")
 		for _, k := range kinds {
-			fmt.Fprintf(w, "  %s\t%d\n", k, st.Failures[k])
+			fmt.Fprintf(w, "  %s\t%d\n", message.Printable(string(k), 40), st.Failures[k])
 		}
 	}
 	section()

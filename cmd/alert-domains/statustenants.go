@@ -40,7 +40,7 @@ func printTenants(w *tabwriter.Writer, st *ops.Status) {
 	fmt.Fprintln(w, "  TENANT\tRESULTS (1H)\tFAILURES (1H)\tREQUESTS STORED\tPENDING\tQUOTA USED")
 	for _, n := range names {
 		ts := st.ByTenant[n]
-		label := n
+		label := message.Printable(n, 63)
 		switch {
 		case n == "":
 			label = "(none named)"
@@ -79,7 +79,7 @@ func failureText(failures map[message.Kind]int) string {
 	})
 	parts := make([]string, len(kinds))
 	for i, k := range kinds {
-		parts[i] = fmt.Sprintf("%d %s", failures[k], k)
+		parts[i] = fmt.Sprintf("%d %s", failures[k], message.Printable(string(k), 40))
 	}
 	return fmt.Sprintf("%d (%s)", total, strings.Join(parts, ", "))
 }

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -64,7 +62,7 @@ func runTail(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer closeConn()
-	tail, err := ops.OpenTail(ctx, js, cfg.ResultStream, occ, filter)
+	tail, err := ops.OpenTail(ctx, js, cfg, occ, filter)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("stream %s does not exist: start 'alert-domains serve' once with PROVISION=true to create it: %w", cfg.ResultStream, err)
 	}
@@ -73,15 +71,20 @@ func runTail(ctx context.Context, e *env, args []string) error {
 	}
 	defer tail.Stop()
 	fmt.Fprintf(e.stderr, "following results on %s (Ctrl-C to stop)\n", strings.Join(occ.FilterSubjects, ", "))
+	ignored := 0
 	for {
-		msg, err := tail.Next(ctx)
+		msg, res, tenant, err := tail.Next(ctx)
 		if err != nil {
 			return interrupted(ctx, err)
+		}
+		if n := tail.Ignored(); n > ignored {
+			fmt.Fprintf(e.stderr, "alert-domains: tail: %d messages on result subjects were not written by the service and are not shown\n", n-ignored)
+			ignored = n
 		}
 		if *asJSON {
 			_, err = fmt.Fprintf(e.stdout, "%s\n", msg.Data())
 		} else {
-			err = printResultLine(e.stdout, msg)
+			_, err = fmt.Fprintln(e.stdout, resultLine(res, tenant))
 		}
 		if err != nil {
 			return err
@@ -98,26 +101,16 @@ func interrupted(ctx context.Context, err error) error {
 	return err
 }
 
-// printResultLine prints one result readably: completedAt, status, alert,
-// then the domains of a success or the error of a failure.
-func printResultLine(w io.Writer, msg jetstream.Msg) error {
-	var r message.Result
-	if err := json.Unmarshal(msg.Data(), &r); err != nil || r.Status == "" {
-		at := ""
-		if meta, err := msg.Metadata(); err == nil {
-			at = meta.Timestamp.UTC().Format(message.TimeFormat)
-		}
-		_, err := fmt.Fprintf(w, "%-24s  %-7s  unreadable result on %s (%d bytes)\n", at, "?", msg.Subject(), len(msg.Data()))
-		return err
-	}
-	_, err := fmt.Fprintln(w, resultLine(&r))
-	return err
-}
-
-func resultLine(r *message.Result) string {
-	alert := r.AlertID
+// resultLine is one result as tail prints it: completedAt, status,
+// tenant, alert, then the domains of a success or the error of a failure.
+// Every text from the wire is made printable and bounded.
+func resultLine(r *message.Result, tenant string) string {
+	alert, shownTenant := r.AlertID, message.Printable(tenant, 63)
 	if alert == "" {
 		alert = "-"
+	}
+	if shownTenant == "" {
+		shownTenant = "-"
 	}
 	var detail string
 	if r.Error != nil {
@@ -138,5 +131,6 @@ func resultLine(r *message.Result) string {
 	if r.ReplayOf != 0 {
 		extra += fmt.Sprintf(", replay of %d", r.ReplayOf)
 	}
-	return fmt.Sprintf("%-24s  %-7s  %-32s  %s  [%s]", r.CompletedAt, r.Status, alert, detail, extra)
+	return fmt.Sprintf("%-24s  %-7s  %-12s  %-32s  %s  [%s]", message.Printable(r.CompletedAt, 32), message.Printable(r.Status, 8),
+		shownTenant, message.Printable(alert, 128), message.Printable(detail, 2048), extra)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -87,7 +88,7 @@ func TestTailReadableFailedSince(t *testing.T) {
 	if strings.Contains(text, "success") || !strings.Contains(text, "throttled: throttled") || !strings.Contains(text, "forbidden") {
 		t.Errorf("output:\n%s", text)
 	}
-	if !strings.Contains(text, "failure  two") {
+	if !regexp.MustCompile(`failure +- +two `).MatchString(text) {
 		t.Errorf("no readable line for alert two:\n%s", text)
 	}
 }
@@ -107,21 +108,29 @@ func TestResultLine(t *testing.T) {
 	ok.RequestSequence = 1042
 	fail := message.Failure("", &connector.Error{Kind: message.KindNotFound, Message: "alert not found", HTTPStatus: 404}, 1, now)
 	fail.RequestSequence, fail.ReplayOf = 1043, 7
+	hostile := message.Failure("x", &message.Error{Kind: message.Kind("\x1b[2J" + strings.Repeat("k", 3000)), Message: "\x1b]0;owned\x07 msg"}, 0, now)
 	tests := []struct {
-		r    *message.Result
-		want []string
+		r      *message.Result
+		tenant string
+		want   []string
 	}{
-		{ok, []string{"2026-11-27T09:14:03.512Z", "success", "da637472900382838869_1364969609", "www.example.com, cdn.example.net [cached]", "seq 1042"}},
-		{fail, []string{"failure", "  -  ", "not_found: alert not found (HTTP 404)", "seq 1043, replay of 7"}},
-		{message.Success("x", nil, 1, false, now), []string{"(no domains)"}},
+		{ok, "contoso", []string{"2026-11-27T09:14:03.512Z", "success", "contoso", "da637472900382838869_1364969609", "www.example.com, cdn.example.net [cached]", "seq 1042"}},
+		{fail, "", []string{"failure", "  -  ", "not_found: alert not found (HTTP 404)", "seq 1043, replay of 7"}},
+		{message.Success("x", nil, 1, false, now), "", []string{"(no domains)"}},
 	}
 	for _, tt := range tests {
-		line := resultLine(tt.r)
+		line := resultLine(tt.r, tt.tenant)
 		for _, w := range tt.want {
 			if !strings.Contains(line, w) {
 				t.Errorf("line %q lacks %q", line, w)
 			}
 		}
+	}
+	// Text off the wire reaches the terminal without control characters
+	// (an escape that clears the screen, a title change) and bounded.
+	line := resultLine(hostile, "evil\x1b[2J")
+	if strings.ContainsAny(line, "\x1b\x07") || len(line) > 4096 {
+		t.Errorf("a hostile result printed %d bytes with control characters: %.200q", len(line), line)
 	}
 }
 
@@ -130,8 +139,8 @@ func TestResultLine(t *testing.T) {
 func TestTailFollowsTenantSubjects(t *testing.T) {
 	o := newOpsEnv(t, true)
 	out, stop := startTail(t, o, "--json")
-	s1 := o.request(t, "a1", nil)
-	s2 := o.request(t, "a2", nil)
+	s1 := o.requestOn(t, "contoso", "a1")
+	s2 := o.requestOn(t, "fabrikam", "a2")
 	ok := message.Success("a1", []string{"c2.contoso.example"}, 1, false, time.Now())
 	ok.Tenant = "contoso"
 	o.result(t, ok, s1)

@@ -4,30 +4,37 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
-	"strings"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/internal/ops"
 	"github.com/alert-domains/alert-domains/metrics"
 	"github.com/alert-domains/alert-domains/quota"
 	"github.com/alert-domains/alert-domains/tenants"
 )
 
-// tenantClients builds and keeps the Defender clients of the tenants of
-// TENANTS_FILE, and reloads the file: it owns the shared quota of each
-// app registration (QUOTA_SCOPE=shared) and runs them once NATS is there.
+// tenantClients builds and keeps the clients of the tenants served (those
+// of TENANTS_FILE, or the one tenant "default" of the AZURE_* variables),
+// each with its own credential, token cache and quota, and reloads the
+// file: it owns the shared quota of each app registration
+// (QUOTA_SCOPE=shared) and runs them once NATS is there.
 type tenantClients struct {
-	cfg    *config.Config
-	e      *env
-	logger *slog.Logger
-	opts   []connector.Option
-	obs    *metrics.SharedQuota // nil: the quota counts per process
-	m      *metrics.Metrics
-	router *tenants.Router
+	cfg      *config.Config
+	e        *env
+	logger   *slog.Logger
+	opts     []connector.Option
+	hc       *http.Client         // nil: each client's own
+	obs      *metrics.SharedQuota // nil: the quota counts per process
+	m        *metrics.Metrics
+	router   *tenants.Router
+	fromFile bool
 
 	mu      sync.Mutex
 	layout  quota.Layout             // names the quota streams
@@ -37,14 +44,13 @@ type tenantClients struct {
 	js      jetstream.JetStream // set by start
 	runCtx  context.Context     // set while runQuotas runs
 	wg      sync.WaitGroup
-	// secretEnv are the variables that hold tenants' secrets
-	// (clientSecretEnv): hooks never see them.
-	secretEnv []string
 }
 
-// newTenantClients builds the clients of list.
-func newTenantClients(cfg *config.Config, e *env, list []config.Tenant, logger *slog.Logger, m *metrics.Metrics, opts []connector.Option) (*tenantClients, error) {
-	c := &tenantClients{cfg: cfg, e: e, logger: logger, opts: opts, m: m, quotas: map[string]*quota.Shared{}, started: map[*quota.Shared]bool{}}
+// newTenantClients builds the clients of list (from TENANTS_FILE when
+// fromFile), sending their calls through hc when it is not nil.
+func newTenantClients(cfg *config.Config, e *env, list []config.Tenant, fromFile bool, hc *http.Client, logger *slog.Logger, m *metrics.Metrics, opts []connector.Option) (*tenantClients, error) {
+	c := &tenantClients{cfg: cfg, e: e, logger: logger, opts: opts, hc: hc, m: m, fromFile: fromFile,
+		quotas: map[string]*quota.Shared{}, started: map[*quota.Shared]bool{}}
 	if cfg.QuotaScope == quota.ScopeShared {
 		layout, limits, err := sharedQuota(cfg, list)
 		if err != nil {
@@ -88,32 +94,29 @@ func (c *tenantClients) build(t *config.Tenant) (tenants.Lookup, error) {
 		}
 		opts = append(slices.Clip(opts), connector.WithQuota(q))
 	}
-	return newTenantConnector(c.cfg, t, nil, opts...)
+	return newTenantConnector(c.cfg, t, c.hc, opts...)
 }
 
-// noteTenants logs the tenants served and remembers their secret variables.
+// noteTenants logs the tenants served.
 func (c *tenantClients) noteTenants(list []config.Tenant) {
 	for _, t := range list {
-		if env, ok := strings.CutPrefix(t.CredentialSource, "clientSecretEnv "); ok && !slices.Contains(c.secretEnv, env) {
-			c.secretEnv = append(c.secretEnv, env)
-		}
 		c.logger.Info("tenant", slog.String("tenant", t.Name), slog.String("cloud", t.Cloud), slog.String("api_url", t.APIURL),
 			slog.String("credential", t.CredentialSource))
 	}
 }
 
-// start provisions the quota streams; runQuotas then runs the shared
-// quotas.
+// start provisions the shared quota's streams (runQuotas then runs the
+// shared quotas), or seeds each tenant's own limiter with the calls its
+// recent results record, so that a restart does not begin with a blank
+// window.
 func (c *tenantClients) start(ctx context.Context, js jetstream.JetStream) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.limits) > 0 {
-		if err := prepareQuotaLimits(ctx, js, c.cfg, c.layout, c.limits); err != nil {
-			return err
-		}
-	}
 	c.js = js
-	return nil
+	if c.obs != nil {
+		return prepareQuotaLimits(ctx, js, c.cfg, c.layout, c.limits, c.logger)
+	}
+	return c.seedLimiters(ctx, js)
 }
 
 // runQuotas runs every shared quota, those a reload adds included, until
@@ -192,7 +195,7 @@ func (c *tenantClients) reload(ctx context.Context) (list []config.Tenant, chang
 	old := c.router.Set()
 	set, err := tenants.Rebuild(old, list, c.build)
 	if err == nil && c.js != nil && len(limits) > 0 {
-		err = prepareQuotaLimits(ctx, c.js, c.cfg, c.layout, limits)
+		err = prepareQuotaLimits(ctx, c.js, c.cfg, c.layout, limits, c.logger)
 	}
 	if err != nil {
 		for k := range c.quotas { // quotas of a set never used
@@ -213,4 +216,40 @@ func (c *tenantClients) reload(ctx context.Context) (list []config.Tenant, chang
 		}
 	}
 	return list, changed, nil
+}
+
+// seedTimeout bounds the read of recent results at start.
+const seedTimeout = 10 * time.Second
+
+// seedLimiters logs in each tenant's own limiter the calls its results of
+// the longest quota window record (ops.RecentCalls).
+func (c *tenantClients) seedLimiters(ctx context.Context, js jetstream.JetStream) error {
+	set := c.router.Set()
+	span := time.Duration(0)
+	for _, t := range set.Tenants().All() {
+		for _, l := range t.RateLimits {
+			span = max(span, min(l.Window, broker.ResultMaxAge))
+		}
+	}
+	if span == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, seedTimeout)
+	defer cancel()
+	calls, err := ops.RecentCalls(ctx, js, c.cfg, time.Now().Add(-span))
+	if err != nil {
+		c.logger.Warn("the quota of this process counts from now: recent calls unknown", slog.Any("error", err))
+		return nil
+	}
+	n := 0
+	for name, starts := range calls {
+		if l, ok := set.Lookup(name); ok {
+			if client, ok := l.(*connector.Client); ok && client.Limiter() != nil {
+				client.Limiter().Seed(starts)
+				n += len(starts)
+			}
+		}
+	}
+	c.logger.Info("quota of this process", slog.String("scope", quota.ScopeProcess), slog.Int("recent_calls", n))
+	return nil
 }

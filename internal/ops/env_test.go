@@ -67,7 +67,13 @@ func (e *testEnv) result(t *testing.T, r *message.Result, seq uint64) uint64 {
 	if r.Tenant != "" {
 		subject += "." + r.Tenant
 	}
-	msg, err := r.Message(subject, message.ResultMsgID(e.cfg.RequestStream, seq, time.Time{}), "")
+	stored := time.Time{}
+	if s, err := e.js.Stream(t.Context(), e.cfg.RequestStream); err == nil {
+		if m, err := s.GetMsg(t.Context(), seq); err == nil {
+			stored = m.Time
+		}
+	}
+	msg, err := r.Message(subject, message.ResultMsgID(e.cfg.RequestStream, seq, stored), "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -45,37 +44,15 @@ type Replica struct {
 	Issue       string    `json:"issue,omitempty"` // why it is not bound
 }
 
-// A serve process also asks the presence question itself, every
-// presenceBeat, with its ID in the headerReplica header, so that every
-// replica hears of every other within a beat (a new replica at once, by
-// its first question and the answers to it); one not heard of for
-// presenceLease is taken to be gone. Whether others run decides whether
-// Defender calls are shared with them (see handlers.SharedFlights.Share).
-const (
-	presenceBeat  = 2 * time.Second
-	presenceLease = 3 * presenceBeat
-	headerReplica = "Alert-Domains-Replica"
-)
-
 // ServePresence answers presence questions on nc until stop is called;
-// ready is the service's readiness (nil: bound to the consumer). With
-// others, it also asks the question every presenceBeat and calls others
-// with true when another serve replica of the consumer is first heard of,
-// and with false when none has been for presenceLease.
-func ServePresence(nc *nats.Conn, cfg *config.Config, started time.Time, ready func() error, others func(bool)) (stop func(), err error) {
+// ready is the service's readiness (nil: bound to the consumer).
+func ServePresence(nc *nats.Conn, cfg *config.Config, started time.Time, ready func() error) (stop func(), err error) {
 	host, err := os.Hostname()
 	if err != nil {
 		host = "unknown"
 	}
 	self := Replica{ID: strings.TrimPrefix(nats.NewInbox(), nats.InboxPrefix), Host: host, PID: os.Getpid(), Started: started.UTC(), Concurrency: cfg.Concurrency}
-	var tracker *peerTracker
-	if others != nil {
-		tracker = &peerTracker{self: self.ID, change: others}
-	}
 	sub, err := nc.Subscribe(presenceSubject(cfg), func(m *nats.Msg) {
-		if tracker != nil && m.Header != nil {
-			tracker.heard(m.Header.Get(headerReplica))
-		}
 		p := self
 		if err := ready(); err != nil {
 			p.Issue = err.Error()
@@ -89,80 +66,7 @@ func ServePresence(nc *nats.Conn, cfg *config.Config, started time.Time, ready f
 	if err != nil {
 		return nil, fmt.Errorf("presence subscription: %w", err)
 	}
-	if tracker == nil {
-		return func() { _ = sub.Unsubscribe() }, nil
-	}
-	inbox := nc.NewInbox()
-	answers, err := nc.Subscribe(inbox, func(m *nats.Msg) {
-		var p Replica
-		if json.Unmarshal(m.Data, &p) == nil {
-			tracker.heard(p.ID)
-		}
-	})
-	if err != nil {
-		_ = sub.Unsubscribe()
-		return nil, fmt.Errorf("presence subscription: %w", err)
-	}
-	done, beating := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(beating)
-		t := time.NewTicker(presenceBeat)
-		defer t.Stop()
-		for {
-			q := nats.NewMsg(presenceSubject(cfg))
-			q.Reply = inbox
-			q.Header.Set(headerReplica, self.ID)
-			_ = nc.PublishMsg(q) // disconnected: the next beat asks again
-			tracker.expire(time.Now())
-			select {
-			case <-done:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		<-beating
-		_ = answers.Unsubscribe()
-		_ = sub.Unsubscribe()
-	}, nil
-}
-
-// peerTracker follows whether another serve replica has been heard of
-// within presenceLease.
-type peerTracker struct {
-	self   string
-	change func(others bool)
-
-	mu     sync.Mutex
-	last   time.Time
-	others bool
-}
-
-// heard notes the replica id (a question's or an answer's); "" is a
-// question of status, or of a replica too old to say who it is.
-func (p *peerTracker) heard(id string) {
-	if id == "" || id == p.self {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.last = time.Now()
-	if !p.others {
-		p.others = true
-		p.change(true)
-	}
-}
-
-// expire notes that no other replica has been heard of for presenceLease.
-func (p *peerTracker) expire(now time.Time) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.others && now.Sub(p.last) > presenceLease {
-		p.others = false
-		p.change(false)
-	}
+	return func() { _ = sub.Unsubscribe() }, nil
 }
 
 // ReadReplicas asks the replicas of cfg's consumer who they are and

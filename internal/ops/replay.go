@@ -28,7 +28,6 @@ const (
 	SkipSucceededSince  = "succeeded since it failed"
 	SkipReplayPending   = "replayed already, its result is pending"
 	SkipNotStored       = "request no longer stored"
-	SkipNoSequence      = "failure result names no request"
 	SkipReplayFailed    = "replayed already, the replay failed on its own"
 	// Two runs at once: the stream kept the other run's copy.
 	SkipReplayedConcurrently = "replayed by another run at the same time"
@@ -87,6 +86,9 @@ type ReplaySummary struct {
 	Republished int            // with DryRun: would be republished
 	Failed      int            // could not be republished
 	Skipped     map[string]int // by reason
+	// Ignored counts the messages on a result subject that the service did
+	// not write: never a reason to republish, nor not to.
+	Ignored int
 }
 
 // Replay is one run of replay: Plan, then Republish.
@@ -104,7 +106,8 @@ type Replay struct {
 	identity string
 	// genuine caches, by stream sequence, whether a stored request is a copy
 	// that replay published.
-	genuine map[uint64]replayCopy
+	genuine  map[uint64]replayCopy
+	believer *believer
 }
 
 // NewReplay starts a run on cfg's streams.
@@ -113,8 +116,13 @@ func NewReplay(ctx context.Context, js jetstream.JetStream, cfg *config.Config, 
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", cfg.RequestStream, err)
 	}
+	b, err := newBeliever(ctx, js, cfg)
+	if err != nil {
+		return nil, err
+	}
 	return &Replay{
-		cfg: cfg, js: js, opts: opts,
+		believer: b,
+		cfg:      cfg, js: js, opts: opts,
 		sum:      ReplaySummary{Skipped: make(map[string]int)},
 		requests: stream,
 		identity: strconv.FormatInt(stream.CachedInfo().Created.UnixNano(), 36),
@@ -123,7 +131,11 @@ func NewReplay(ctx context.Context, js jetstream.JetStream, cfg *config.Config, 
 }
 
 // Summary counts what the run found and did so far.
-func (r *Replay) Summary() ReplaySummary { return r.sum }
+func (r *Replay) Summary() ReplaySummary {
+	s := r.sum
+	s.Ignored += r.believer.Ignored
+	return s
+}
 
 // Plan finds the candidates: with Failed, the requests of the matching
 // failure results, each marked when it is not to be republished; else the

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/broker"
+	"github.com/alert-domains/alert-domains/consumer"
 	"github.com/alert-domains/alert-domains/message"
 )
 
@@ -43,17 +44,32 @@ func (r *Replay) planFailed(ctx context.Context) ([]ReplayItem, error) {
 		occ.DeliverPolicy, occ.OptStartTime = jetstream.DeliverByStartTimePolicy, &r.opts.Since
 	}
 	var failures []failureRef
-	err := ScanStream(ctx, r.js, r.cfg.ResultStream, occ, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
+	err := consumer.Scan(ctx, r.js, r.cfg.ResultStream, occ, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
 		if !r.opts.Until.IsZero() && meta.Timestamp.After(r.opts.Until) {
 			return false, nil
 		}
-		var res message.Result
-		if err := json.Unmarshal(msg.Data(), &res); err != nil || res.Error == nil {
-			r.sum.Filtered++
+		// A failure whose request is gone stays: it is planned and skipped
+		// (SkipNotStored), as nothing can be republished.
+		res, gone, err := r.believer.believe(ctx, msg.Subject(), msg.Headers(), msg.Data())
+		if gone {
+			res = &message.Result{}
+			if json.Unmarshal(msg.Data(), res) != nil {
+				r.sum.Ignored++
+				return true, nil
+			}
+		}
+		switch {
+		case err != nil:
+			return false, err
+		case res == nil:
+			return true, nil
+		case res.Error == nil:
+			r.sum.Ignored++
 			return true, nil
 		}
+		tenant, _ := r.believer.subjects.Tenant(msg.Subject())
 		if !r.opts.selects(res.Error.Kind) || (r.opts.Alert != "" && res.AlertID != r.opts.Alert) ||
-			(r.opts.Tenant != "" && res.Tenant != "" && res.Tenant != r.opts.Tenant) {
+			(r.opts.Tenant != "" && tenant != "" && tenant != r.opts.Tenant) {
 			r.sum.Filtered++
 			return true, nil
 		}
@@ -62,7 +78,7 @@ func (r *Replay) planFailed(ctx context.Context) ([]ReplayItem, error) {
 		// content (see copyOf).
 		failures = append(failures, failureRef{
 			resultSeq: meta.Sequence.Stream, at: meta.Timestamp,
-			own: res.RequestSequence, alertID: res.AlertID, tenant: res.Tenant, kind: res.Error.Kind,
+			own: res.RequestSequence, alertID: res.AlertID, tenant: tenant, kind: res.Error.Kind,
 		})
 		return true, nil
 	})
@@ -76,7 +92,11 @@ func (r *Replay) planFailed(ctx context.Context) ([]ReplayItem, error) {
 		return nil, nil
 	}
 	from := failures[0].at
-	succeeded, err := r.lastSuccesses(ctx, from)
+	keys := make(map[string]bool, len(failures))
+	for _, f := range failures {
+		keys[successKey(f.tenant, f.alertID)] = true
+	}
+	succeeded, err := r.lastSuccesses(ctx, from, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -135,8 +155,6 @@ func planFailures(failures []failureRef, succeeded map[string]uint64, copies map
 	for _, f := range failures {
 		it := ReplayItem{seq: f.own, answers: f.resultSeq, alertID: f.alertID, detail: "failure " + string(f.kind)}
 		switch {
-		case f.own == 0:
-			it.skip = SkipNoSequence
 		case f.alertID != "" && succeeded[successKey(f.tenant, f.alertID)] > f.resultSeq:
 			it.skip = SkipSucceededSince
 		default:
@@ -161,20 +179,25 @@ func planFailures(failures []failureRef, succeeded map[string]uint64, copies map
 }
 
 // lastSuccesses reads the success results stored since from: the stream
-// sequence of the last one of each alert.
-func (r *Replay) lastSuccesses(ctx context.Context, from time.Time) (map[string]uint64, error) {
+// sequence of the last one the service wrote of each alert of keys.
+func (r *Replay) lastSuccesses(ctx context.Context, from time.Time, keys map[string]bool) (map[string]uint64, error) {
 	last := make(map[string]uint64)
 	occ := jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{r.cfg.SuccessSubject, broker.TenantSubject(r.cfg.SuccessSubject)},
 		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
 		OptStartTime:   &from,
-		HeadersOnly:    true,
 	}
-	err := ScanStream(ctx, r.js, r.cfg.ResultStream, occ, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
-		if id := msg.Headers().Get(message.HeaderAlertID); id != "" {
-			last[successKey(msg.Headers().Get(message.HeaderTenant), id)] = meta.Sequence.Stream
+	err := consumer.Scan(ctx, r.js, r.cfg.ResultStream, occ, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
+		tenant, _ := r.believer.subjects.Tenant(msg.Subject())
+		key := successKey(tenant, msg.Headers().Get(message.HeaderAlertID))
+		if !keys[key] {
+			return true, nil
 		}
-		return true, nil
+		res, _, err := r.believer.believe(ctx, msg.Subject(), msg.Headers(), msg.Data())
+		if res != nil {
+			last[key] = meta.Sequence.Stream
+		}
+		return err == nil, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read success results: %w", err)
@@ -194,7 +217,7 @@ func (r *Replay) replayCopies(ctx context.Context, from time.Time) (map[uint64][
 		OptStartTime:   &from,
 		HeadersOnly:    true,
 	}
-	err := ScanStream(ctx, r.js, r.cfg.RequestStream, occ, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
+	err := consumer.Scan(ctx, r.js, r.cfg.RequestStream, occ, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
 		id, ok := parseReplayID(msg.Headers().Get(message.HeaderMsgID), r.identity)
 		if ok && id.answers != 0 {
 			copies[id.answers] = append(copies[id.answers], meta.Sequence.Stream)
@@ -222,7 +245,7 @@ func (r *Replay) planStored(ctx context.Context) ([]ReplayItem, error) {
 		occ.DeliverPolicy, occ.OptStartTime = jetstream.DeliverByStartTimePolicy, &r.opts.Since
 	}
 	var items []ReplayItem
-	err := ScanStream(ctx, r.js, r.cfg.RequestStream, occ, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
+	err := consumer.Scan(ctx, r.js, r.cfg.RequestStream, occ, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
 		if r.opts.ToSeq > 0 && meta.Sequence.Stream > r.opts.ToSeq {
 			return false, nil
 		}

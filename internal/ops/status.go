@@ -13,6 +13,7 @@ import (
 	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/consumer"
 	"github.com/alert-domains/alert-domains/message"
 	"github.com/alert-domains/alert-domains/quota"
 )
@@ -43,6 +44,8 @@ type Status struct {
 	Tenants      []config.Tenant
 	ByTenant     map[string]*TenantStatus
 	TenantsIssue string          // why TENANTS_FILE could not be used (the caller reads it)
+	Ignored      int             // messages on result subjects the service did not write
+	Open         bool            // NATS asks no credentials: anyone reaching it may publish results
 	answered     map[uint64]bool // request sequences of the results read
 }
 
@@ -119,7 +122,7 @@ func ReadStatus(ctx context.Context, js jetstream.JetStream, cfg *config.Config,
 	nc := js.Conn()
 	st := &Status{Server: nc.ConnectedUrlRedacted(), ServerVersion: nc.ConnectedServerVersion(),
 		Now: now, Limits: cfg.RateLimits, LimitsText: cfg.DefenderRateLimits, Failures: map[message.Kind]int{}, Used: map[time.Duration]int{},
-		Tenants: q.Tenants, ByTenant: map[string]*TenantStatus{}}
+		Tenants: q.Tenants, ByTenant: map[string]*TenantStatus{}, Open: !nc.AuthRequired()}
 	for _, t := range q.Tenants {
 		st.tenant(t.Name)
 	}
@@ -240,7 +243,7 @@ func unansweredAfter(ctx context.Context, js jetstream.JetStream, stream, subjec
 		OptStartSeq:    floor + 1,
 		HeadersOnly:    true,
 	}
-	err := ScanStream(ctx, js, stream, occ, func(_ jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
+	err := consumer.Scan(ctx, js, stream, occ, func(_ jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
 		if !answered[meta.Sequence.Stream] {
 			n++
 		}
@@ -270,11 +273,11 @@ func (st *Status) PerTenant() bool {
 // readCache counts the success results of the last CACHE_TTL with an
 // ephemeral consumer that starts at that time and is deleted at once.
 func readCache(ctx context.Context, js jetstream.JetStream, cfg *config.Config, topo broker.Topology) CacheStatus {
-	if topo.CacheTTL <= 0 {
+	if cfg.CacheTTL <= 0 {
 		return CacheStatus{}
 	}
-	cs := CacheStatus{Stream: topo.ResultStream.Name, TTL: topo.CacheTTL}
-	from := time.Now().Add(-topo.CacheTTL)
+	cs := CacheStatus{Stream: topo.ResultStream.Name, TTL: cfg.CacheTTL}
+	from := time.Now().Add(-cfg.CacheTTL)
 	c, err := js.CreateConsumer(ctx, topo.ResultStream.Name, jetstream.ConsumerConfig{
 		Description:       "alert-domains status: success results within CACHE_TTL",
 		FilterSubjects:    []string{cfg.SuccessSubject, broker.TenantSubject(cfg.SuccessSubject)},
@@ -320,17 +323,34 @@ func (st *Status) readResults(ctx context.Context, js jetstream.JetStream, cfg *
 		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
 		OptStartTime:   &from,
 	}
-	err := ScanStream(ctx, js, cfg.ResultStream, occ, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
+	b, err := newBeliever(ctx, js, cfg)
+	if err != nil {
+		return err
+	}
+	err = consumer.Scan(ctx, js, cfg.ResultStream, occ, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
 		var r message.Result
-		if json.Unmarshal(msg.Data(), &r) != nil {
+		label, err := b.subjects.Label(cfg.RequestStream, msg.Subject(), msg.Headers())
+		if err != nil || json.Unmarshal(msg.Data(), &r) != nil || r.RequestSequence != label.Seq {
+			b.Ignored++
 			return true, nil
+		}
+		tenant := label.Tenant
+		if !label.Success {
+			// A failure is shown by kind: believed only once checked
+			// against its request.
+			if res, gone, err := b.believe(ctx, msg.Subject(), msg.Headers(), msg.Data()); res == nil && !gone {
+				return err == nil, err
+			}
 		}
 		if st.answered == nil {
 			st.answered = map[uint64]bool{}
 		}
 		st.answered[r.RequestSequence] = true
 		age := st.Now.Sub(meta.Timestamp)
-		ts := st.tenant(r.Tenant)
+		if tenant == "" && r.Tenant == config.DefaultTenant {
+			tenant = r.Tenant // the plain subjects' tenant
+		}
+		ts := st.tenant(tenant)
 		if age <= FailureWindow {
 			ts.Results++
 			if r.Error != nil {
@@ -343,13 +363,14 @@ func (st *Status) readResults(ctx context.Context, js jetstream.JetStream, cfg *
 				st.Used[l.Window] += r.Attempts
 			}
 		}
-		for _, l := range st.TenantLimits(r.Tenant) {
+		for _, l := range st.TenantLimits(tenant) {
 			if age <= l.Window {
 				ts.Used[l.Window] += r.Attempts
 			}
 		}
 		return true, nil
 	})
+	st.Ignored = b.Ignored
 	if err != nil {
 		return fmt.Errorf("read results: %w", err)
 	}

@@ -23,7 +23,7 @@ func TestReadStatus(t *testing.T) {
 	r.Tenant = "contoso"
 	e.result(t, r, b)
 	e.failure(t, "fabrikam", "alert_c", message.KindNotFound, c)
-	stop, err := ServePresence(e.nc, e.cfg, time.Now(), func() error { return errors.New("not bound yet") }, nil)
+	stop, err := ServePresence(e.nc, e.cfg, time.Now(), func() error { return errors.New("not bound yet") })
 	if err != nil {
 		t.Fatal(err)
 	}

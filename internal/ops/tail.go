@@ -8,6 +8,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/broker"
+	"github.com/alert-domains/alert-domains/config"
+	"github.com/alert-domains/alert-domains/consumer"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 // TailFilter selects the results a Tail follows.
@@ -52,43 +55,57 @@ func (f TailFilter) Keeps(subject string, data []byte) bool {
 	return json.Unmarshal(data, &r) == nil && r.Tenant == f.Tenant
 }
 
-// Tail follows the results of a stream as they are stored.
+// Tail follows the results of a stream as they are stored, believing only
+// those the service wrote (each checked against its request).
 type Tail struct {
-	it     jetstream.MessagesContext
-	filter TailFilter
+	r        *consumer.Reader
+	filter   TailFilter
+	believer *believer
 }
 
-// OpenTail starts following the results of stream that occ selects (its
-// FilterSubjects from filter.Subjects) and filter keeps. The errors are
-// the server's as they are, jetstream.ErrStreamNotFound among them.
-func OpenTail(ctx context.Context, js jetstream.JetStream, stream string, occ jetstream.OrderedConsumerConfig, filter TailFilter) (*Tail, error) {
-	s, err := js.Stream(ctx, stream)
+// OpenTail starts following the results of cfg's result stream that occ
+// selects (its FilterSubjects from filter.Subjects) and filter keeps. The
+// errors are the server's as they are, jetstream.ErrStreamNotFound among
+// them.
+func OpenTail(ctx context.Context, js jetstream.JetStream, cfg *config.Config, occ jetstream.OrderedConsumerConfig, filter TailFilter) (*Tail, error) {
+	if _, err := js.Stream(ctx, cfg.ResultStream); err != nil {
+		return nil, err
+	}
+	b, err := newBeliever(ctx, js, cfg)
 	if err != nil {
 		return nil, err
 	}
-	cons, err := s.OrderedConsumer(ctx, occ)
+	r, err := consumer.Open(ctx, js, cfg.ResultStream, occ)
 	if err != nil {
 		return nil, err
 	}
-	it, err := cons.Messages()
-	if err != nil {
-		return nil, err
-	}
-	return &Tail{it: it, filter: filter}, nil
+	return &Tail{r: r, filter: filter, believer: b}, nil
 }
 
-// Next waits for the next result the filter keeps.
-func (t *Tail) Next(ctx context.Context) (jetstream.Msg, error) {
+// Next waits for the next result the filter keeps and the service wrote,
+// and returns it with its tenant (the one its subject names).
+func (t *Tail) Next(ctx context.Context) (jetstream.Msg, *message.Result, string, error) {
 	for {
-		msg, err := t.it.Next(jetstream.NextContext(ctx))
+		msg, _, err := t.r.Next(ctx)
 		if err != nil {
-			return nil, err
+			return nil, nil, "", err
 		}
-		if t.filter.Keeps(msg.Subject(), msg.Data()) {
-			return msg, nil
+		if !t.filter.Keeps(msg.Subject(), msg.Data()) {
+			continue
+		}
+		res, _, err := t.believer.believe(ctx, msg.Subject(), msg.Headers(), msg.Data())
+		if err != nil {
+			return nil, nil, "", err
+		}
+		if res != nil {
+			tenant, _ := t.believer.subjects.Tenant(msg.Subject())
+			return msg, res, tenant, nil
 		}
 	}
 }
+
+// Ignored is how many results were not believed so far.
+func (t *Tail) Ignored() int { return t.believer.Ignored }
 
 // Stop ends the Tail.
-func (t *Tail) Stop() { t.it.Stop() }
+func (t *Tail) Stop() { t.r.Stop() }

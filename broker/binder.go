@@ -1,0 +1,122 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/alert-domains/alert-domains/handlers"
+)
+
+// Binder binds the service to one of its durable consumers, again and again
+// if it has to. With provisioning on, a missing consumer (deleted while no
+// replica ran, or never created) is created where processing stopped: the
+// request consumer at the first request, after the acknowledgement floor
+// this process saw, that has no stored result (every later request is
+// delivered, and the handler acknowledges those that have theirs without a
+// call); the advisory consumer after the floor it saw. A floor seen on a
+// stream that was deleted since says nothing of the new one's sequences.
+// With provisioning off, binding waits until an operator restores the
+// consumer.
+type Binder struct {
+	js        jetstream.JetStream
+	stream    string
+	cfg       jetstream.ConsumerConfig
+	provision bool
+	answers   *handlers.Answers // nil: not the request consumer
+	logger    *slog.Logger
+
+	mu      sync.Mutex
+	floor   uint64    // the highest acknowledgement floor observed
+	floorOf time.Time // when the consumer that had it was created
+}
+
+// NewBinder returns the binder of the durable consumer cfg on stream;
+// answers, for the request consumer, says which requests have a result.
+func NewBinder(js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig, provision bool, answers *handlers.Answers, logger *slog.Logger) *Binder {
+	return &Binder{js: js, stream: stream, cfg: cfg, provision: provision, answers: answers, logger: logger}
+}
+
+// Bind returns the consumer, creating it again when it is gone and
+// provisioning is on.
+func (b *Binder) Bind(ctx context.Context) (jetstream.Consumer, error) {
+	c, err := b.js.Consumer(ctx, b.stream, b.cfg.Durable)
+	switch {
+	case err == nil:
+		b.Observe(c.CachedInfo())
+		return c, nil
+	case !errors.Is(err, jetstream.ErrConsumerNotFound) || !b.provision:
+		return nil, err
+	}
+	return b.create(ctx)
+}
+
+// create creates the consumer where processing stopped.
+func (b *Binder) create(ctx context.Context) (jetstream.Consumer, error) {
+	s, err := b.js.Stream(ctx, b.stream)
+	if err != nil {
+		return nil, fmt.Errorf("look up stream %s: %w", b.stream, err)
+	}
+	st, created := s.CachedInfo().State, s.CachedInfo().Created
+	b.mu.Lock()
+	floor := b.floor
+	if b.floorOf.Before(created) {
+		floor = 0 // observed on a stream deleted since, or never
+	}
+	b.mu.Unlock()
+	cfg := b.cfg
+	lower := max(st.FirstSeq, floor+1)
+	began := time.Now()
+	switch {
+	case st.Msgs == 0 && st.LastSeq == 0:
+		cfg.DeliverPolicy = jetstream.DeliverAllPolicy // a new stream
+	case lower > st.LastSeq:
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, st.LastSeq+1
+	case b.answers != nil:
+		start, err := b.answers.FirstUnanswered(ctx, lower, st.LastSeq)
+		if err != nil {
+			return nil, fmt.Errorf("create consumer %s on %s: %w", cfg.Durable, b.stream, err)
+		}
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start
+	default:
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, lower
+	}
+	c, err := b.js.CreateConsumer(ctx, b.stream, cfg)
+	if errors.Is(err, jetstream.ErrConsumerExists) {
+		// Another replica created it first, from the same stored facts.
+		return b.js.Consumer(ctx, b.stream, cfg.Durable)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create consumer %s on %s: %w", cfg.Durable, b.stream, err)
+	}
+	attrs := []any{slog.String("stream", b.stream), slog.String("consumer", cfg.Durable)}
+	if cfg.DeliverPolicy == jetstream.DeliverAllPolicy {
+		b.logger.Info("created consumer", attrs...)
+	} else {
+		b.logger.Warn("consumer was missing and has been created where processing stopped",
+			append(attrs, slog.Uint64("start_seq", cfg.OptStartSeq), slog.Duration("took", time.Since(began)))...)
+	}
+	return c, nil
+}
+
+// Observe records the consumer's acknowledgement floor from fresh consumer
+// information, and tells answers the requests at or below it are done.
+func (b *Binder) Observe(info *jetstream.ConsumerInfo) {
+	if info == nil {
+		return
+	}
+	b.mu.Lock()
+	raised := info.AckFloor.Stream > b.floor
+	if raised {
+		b.floor, b.floorOf = info.AckFloor.Stream, info.Created
+	}
+	b.mu.Unlock()
+	if raised && b.answers != nil {
+		b.answers.Done(info.AckFloor.Stream)
+	}
+}

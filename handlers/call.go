@@ -1,0 +1,91 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/internal/wait"
+	"github.com/alert-domains/alert-domains/message"
+)
+
+// calls makes a process's calls to Microsoft: one at a time per alert and
+// tenant, the requests that come meanwhile waiting for its answer (a SIEM
+// that sends an alert again on every update costs one call, not one per
+// copy in flight). The call runs on the first request's goroutine.
+type calls struct {
+	tenants Tenants
+
+	mu       sync.Mutex
+	inFlight map[string]*flight
+}
+
+// flight is a call in progress, shared by the requests for its alert.
+type flight struct {
+	done chan struct{} // closed when res and err are set
+	res  connector.Result
+	err  error
+}
+
+// errNoAnswer is what the requests waiting for a call see when it
+// panicked: they ask again.
+var errNoAnswer = errors.New("the shared call ended without an answer")
+
+// domains asks the API of rt's tenant for alertID, or waits for the call
+// for key already in flight (shared is then true: this request made no
+// call). An answer that failed only because the other request was
+// interrupted is not taken: this request asks again.
+func (c *calls) domains(ctx context.Context, rt route, key, alertID string) (res connector.Result, shared bool, err error) {
+	for {
+		c.mu.Lock()
+		f, waiting := c.inFlight[key]
+		if !waiting {
+			f = &flight{done: make(chan struct{}), err: errNoAnswer}
+			if c.inFlight == nil {
+				c.inFlight = make(map[string]*flight)
+			}
+			c.inFlight[key] = f
+		}
+		c.mu.Unlock()
+		if !waiting {
+			return c.lead(ctx, rt, key, alertID, f)
+		}
+		end := wait.Begin(ctx, false)
+		select {
+		case <-ctx.Done():
+			end()
+			return connector.Result{}, false, interrupted(ctx)
+		case <-f.done:
+			end()
+			if f.err != nil && (unfinished(f.err) || errors.Is(f.err, errNoAnswer)) {
+				continue
+			}
+			return connector.Result{Domains: f.res.Domains, GraphAlertID: f.res.GraphAlertID}, true, f.err
+		}
+	}
+}
+
+// lead makes the call of flight f and hands its answer to the requests
+// waiting for it, also when the call panics.
+func (c *calls) lead(ctx context.Context, rt route, key, alertID string, f *flight) (connector.Result, bool, error) {
+	defer func() {
+		c.mu.Lock()
+		delete(c.inFlight, key)
+		c.mu.Unlock()
+		close(f.done)
+	}()
+	f.res, f.err = c.tenants.Domains(ctx, rt.tenant, alertID)
+	return f.res, false, f.err
+}
+
+// interrupted is the error of a request whose wait ctx ended.
+func interrupted(ctx context.Context) error {
+	return &connector.Error{Kind: message.KindUnavailable, Message: "interrupted", Err: ctx.Err()}
+}
+
+// unfinished reports a call that ended because its request was
+// interrupted, not because Microsoft answered: not an answer for another.
+func unfinished(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}

@@ -1,0 +1,185 @@
+// Package handlers turns one delivery of a request message into exactly one
+// stored result: it decodes the request and finds its tenant (routes),
+// sees whether the request has its result already or its alert a recent
+// answer (Answers), asks Microsoft (calls), and stores the result under a
+// message ID that is the same for every delivery (publisher). The result
+// hooks (Hooks) and the log line (Logging) wrap it as middleware.
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/consumer"
+	"github.com/alert-domains/alert-domains/message"
+)
+
+// Config is what a Service needs.
+type Config struct {
+	JS       JetStream
+	Answers  *Answers
+	Tenants  Tenants
+	Subjects message.Subjects
+	// PublishTimeout bounds each wait for the result stream's
+	// acknowledgement (default 5s).
+	PublishTimeout time.Duration
+	// PublishBudget bounds the time spent storing an answer that cost a
+	// call while the result stream does not answer (default
+	// DefaultPublishBudget); after it the request is redelivered.
+	PublishBudget time.Duration
+	// MaxResultBytes is the largest result message the server stores (its
+	// max_payload; default message.DefaultMaxResultBytes): a larger result
+	// is replaced by a bad_response failure.
+	MaxResultBytes int
+	Logger         *slog.Logger
+	Now            func() time.Time
+}
+
+// DefaultPublishBudget covers the election of a new stream leader in a
+// three-node cluster (a few seconds) with room to spare.
+const DefaultPublishBudget = 20 * time.Second
+
+// Service is the request handler.
+type Service struct {
+	routes  routes
+	answers *Answers
+	calls   calls
+	publish publisher
+	now     func() time.Time
+}
+
+// New returns the request handler cfg describes.
+func New(cfg Config) (*Service, error) {
+	if cfg.JS == nil || cfg.Answers == nil || cfg.Tenants == nil {
+		return nil, errors.New("handlers: JetStream, the stored results and the tenants are required")
+	}
+	if cfg.Subjects.Request == "" || cfg.Subjects.Success == "" || cfg.Subjects.Failure == "" {
+		return nil, errors.New("handlers: the subjects are required")
+	}
+	cfg.PublishTimeout = cmpOr(cfg.PublishTimeout, 5*time.Second)
+	cfg.PublishBudget = cmpOr(cfg.PublishBudget, DefaultPublishBudget)
+	if cfg.MaxResultBytes == 0 {
+		cfg.MaxResultBytes = message.DefaultMaxResultBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	rs := routes{tenants: cfg.Tenants, subjects: cfg.Subjects}
+	return &Service{
+		routes:  rs,
+		answers: cfg.Answers,
+		calls:   calls{tenants: cfg.Tenants},
+		publish: publisher{js: cfg.JS, answers: cfg.Answers, routes: rs, timeout: cfg.PublishTimeout, budget: cfg.PublishBudget,
+			maxBytes: cfg.MaxResultBytes, now: cfg.Now, logger: cfg.Logger},
+		now: cfg.Now,
+	}, nil
+}
+
+func cmpOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// Handle is the consumer.Handler of the service: the result of one
+// delivery, from the answer stored already, the cache, or a call; for a
+// request out of deliveries (the safety net's), a failure unless one of
+// the first two answers.
+func (s *Service) Handle(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
+	req, rt, reason := s.routes.request(d)
+	if out, answered := s.answered(ctx, d); answered {
+		return out
+	}
+	key := s.routes.cacheKey(rt, req.AlertID)
+	var res *message.Result
+	if reason == nil {
+		if domains, ok := s.answers.Cached(ctx, key); ok {
+			res = message.Success(req.AlertID, domains, 0, true, s.now())
+		}
+	}
+	switch {
+	case res != nil:
+	case d.Exhausted:
+		reason = exhausted(d)
+		res = message.Failure(req.AlertID, reason, 0, s.now())
+	case reason != nil:
+		res = message.Failure(req.AlertID, reason, 0, s.now())
+	default:
+		lr, shared, err := s.calls.domains(ctx, rt, key, req.AlertID)
+		if err != nil && ctx.Err() != nil && consumer.Decide(consumer.Facts{Interrupted: true, Last: d.Last()}) == consumer.HandBack {
+			return consumer.Outcome{Action: consumer.HandBack, Err: err, AlertID: req.AlertID, Attempts: lr.Attempts}
+		}
+		// A call may outlast half the duplicate window (the quota, a
+		// Retry-After): a result another delivery stored meanwhile would no
+		// longer drop this one, so ask again, within the publish budget.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.publish.budget)
+		out, answered := s.answered(actx, d)
+		cancel()
+		if answered {
+			return out
+		}
+		res, reason = resultOf(req.AlertID, lr, err, s.now())
+		res.Coalesced = shared
+	}
+	if res.Status == message.StatusFailure && d.Data != nil {
+		res.WithRequest(d.Data)
+	}
+	res.Tenant, res.API, res.CorrelationID = rt.tenant, string(rt.api), req.CorrelationID
+	res.RequestSequence, res.Delivery, res.ReplayOf = d.StreamSeq, d.NumDelivered, message.ReplayOf(d.Header)
+	return s.publish.publish(ctx, d, rt, key, res, reason)
+}
+
+// answered is the outcome of a delivery whose request has its result
+// stored already (by an earlier delivery): nothing is published, and the
+// stored result is the outcome's, so that its hook runs again. A request
+// whose answer cannot be known now is redelivered later.
+func (s *Service) answered(ctx context.Context, d *consumer.Delivery) (consumer.Outcome, bool) {
+	req := storedRequest(d)
+	seq, found, err := s.answers.Find(ctx, req)
+	if err == nil && found {
+		var res *message.Result
+		res, err = s.answers.Believed(ctx, req, seq)
+		switch {
+		case errors.Is(err, ErrResultGone):
+			// Stored, and since removed by the stream's limits: done.
+			return consumer.Outcome{Action: consumer.Ack, Stored: true, Duplicate: true}, true
+		case errors.Is(err, message.ErrNotOurs):
+			return consumer.Outcome{}, false
+		case err == nil:
+			return consumer.Outcome{Action: consumer.Decide(consumer.Facts{Result: res, Stored: true}), Result: res, Stored: true, Duplicate: true, AlertID: res.AlertID}, true
+		}
+	}
+	if err != nil {
+		return consumer.Outcome{Action: consumer.Retry, Delay: consumer.DefaultRetryDelay(d.NumDelivered),
+			Err: fmt.Errorf("whether the request has its result cannot be known now: %w", err)}, true
+	}
+	return consumer.Outcome{}, false
+}
+
+// exhausted is the reason of the failure of a request out of deliveries.
+func exhausted(d *consumer.Delivery) error {
+	msg := fmt.Sprintf("delivery limit reached: %d deliveries ended without a result", d.NumDelivered)
+	if d.Data == nil {
+		msg += "; the request is no longer stored"
+	}
+	return &message.Error{Kind: message.KindUnavailable, Message: msg}
+}
+
+// resultOf is the result of a call for alertID and the reason of a
+// failure.
+func resultOf(alertID string, lr connector.Result, err error, now time.Time) (*message.Result, error) {
+	if err != nil {
+		return message.Failure(alertID, err, lr.Attempts, now), err
+	}
+	res := message.Success(alertID, lr.Domains, lr.Attempts, false, now)
+	res.GraphAlertID = lr.GraphAlertID
+	return res, nil
+}

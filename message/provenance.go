@@ -1,0 +1,221 @@
+package message
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Subjects are a deployment's subjects: requests, success and failure
+// results, each also in its per-tenant form <subject>.<tenant>; Plain is
+// the tenant whose results the plain subjects carry.
+type Subjects struct {
+	Request, Success, Failure string
+	Plain                     string
+}
+
+// Tenant is the tenant subject names: "" for the plain form of one of the
+// subjects, the last token of its per-tenant form; ok is false for any
+// other subject.
+func (s Subjects) Tenant(subject string) (tenant string, ok bool) {
+	for _, base := range []string{s.Request, s.Success, s.Failure} {
+		if subject == base {
+			return "", true
+		}
+		if t, found := strings.CutPrefix(subject, base+"."); found && t != "" && !strings.Contains(t, ".") {
+			return t, true
+		}
+	}
+	return "", false
+}
+
+// StoredRequest is a request message as the request stream stores it.
+type StoredRequest struct {
+	Subject string
+	Data    []byte
+	Header  nats.Header
+	Seq     uint64
+	Stored  time.Time
+}
+
+// ErrNotOurs is what every NotOurs is: a message on a result subject that
+// the service did not write for the request it names.
+var ErrNotOurs = errors.New("not a result of the service")
+
+// Why a message on a result subject is not believed (the reason label of
+// alert_domains_results_ignored_total).
+const (
+	ReasonSubject   = "subject"    // not on a result subject
+	ReasonMessageID = "message_id" // no message ID of a stored request
+	ReasonStatus    = "status"     // a Result-Status its subject does not say
+	ReasonTenant    = "tenant"     // a Tenant header its subject does not say
+	ReasonBody      = "body"       // not the documented JSON
+	ReasonRequest   = "request"    // not the result of the request it names
+)
+
+// Reasons are all the reasons, in a fixed order.
+var Reasons = []string{ReasonSubject, ReasonMessageID, ReasonStatus, ReasonTenant, ReasonBody, ReasonRequest}
+
+// NotOurs is why a message on a result subject is not believed.
+type NotOurs struct {
+	Reason string // one of Reasons
+	Detail string
+}
+
+func (e *NotOurs) Error() string        { return ErrNotOurs.Error() + ": " + e.Detail }
+func (e *NotOurs) Is(target error) bool { return target == ErrNotOurs }
+
+func notOurs(reason, format string, args ...any) *NotOurs {
+	return &NotOurs{Reason: reason, Detail: fmt.Sprintf(format, args...)}
+}
+
+// Stored is what a message on a result subject says of itself, by its
+// subject and headers.
+type Stored struct {
+	Tenant  string    // the tenant its subject names; "" on the plain subjects
+	Success bool      // on a success subject
+	Seq     uint64    // the request its message ID names
+	Stored  time.Time // that request's store time; zero for the form without it
+}
+
+// Label reads what a message stored on subject with header says of itself
+// and checks that the two agree: a result subject, the message ID of a
+// result of stream, a Result-Status and a Tenant header that the subject
+// says. It is the first half of Believe, cheap enough for every message of
+// the result stream.
+func (s Subjects) Label(stream, subject string, header nats.Header) (Stored, error) {
+	tenant, ok := s.Tenant(subject)
+	base := strings.TrimSuffix(subject, "."+tenant)
+	if !ok || (base != s.Success && base != s.Failure) {
+		return Stored{}, notOurs(ReasonSubject, "%s is not a result subject", Printable(subject, 256))
+	}
+	seq, stored, ok := ParseResultMsgID(header.Get(HeaderMsgID), stream)
+	if !ok {
+		return Stored{}, notOurs(ReasonMessageID, "its message ID does not name a request of %s", stream)
+	}
+	success := base == s.Success
+	if status := header.Get(HeaderResultStatus); (status == StatusSuccess) != success || (status != StatusSuccess && status != StatusFailure) {
+		return Stored{}, notOurs(ReasonStatus, "a Result-Status %q on %s", Printable(status, 64), subject)
+	}
+	if tenant != "" && header.Get(HeaderTenant) != tenant {
+		return Stored{}, notOurs(ReasonTenant, "a Tenant header %q on %s", Printable(header.Get(HeaderTenant), 64), subject)
+	}
+	return Stored{Tenant: tenant, Success: success, Seq: seq, Stored: stored}, nil
+}
+
+// Believe decodes the result stored on subject with header and data and
+// returns it when it is the service's result of req, a request of stream;
+// otherwise a *NotOurs says why not.
+//
+// The service's result of a request is stored under the request's message
+// ID (stream, sequence and store time, to the nanosecond), with its
+// sequence and alert ID, the status its subject says, and on the subjects
+// of the tenant the request names (by its subject, its tenant field, or an
+// alert's Entra tenant ID), or on the plain subjects for a request that
+// names none or could not be routed; a result on a tenant's subject names
+// that tenant in its body too, and one on the plain subjects no tenant but
+// Plain.
+func (s Subjects) Believe(stream string, req StoredRequest, subject string, header nats.Header, data []byte) (*Result, error) {
+	label, err := s.Label(stream, subject, header)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case label.Seq != req.Seq:
+		return nil, notOurs(ReasonRequest, "it names request %d, not %d", label.Seq, req.Seq)
+	case !label.Stored.Equal(req.Stored):
+		return nil, notOurs(ReasonRequest, "it names a request stored at another time")
+	}
+	var res Result
+	if err := json.Unmarshal(data, &res); err != nil {
+		return nil, notOurs(ReasonBody, "%v", err)
+	}
+	if err := s.answers(req, label, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+// answers checks that res, stored as label says, answers req.
+func (s Subjects) answers(req StoredRequest, label Stored, res *Result) error {
+	tenant := label.Tenant
+	decoded, decodeErr := Decode(req.Data, req.Header)
+	named, _ := s.Tenant(req.Subject)
+	if named == "" {
+		named = decoded.Tenant
+	}
+	unrouted := decodeErr != nil || res.Kind() == KindUnknownTenant || res.Kind() == KindInvalidRequest
+	switch {
+	case res.RequestSequence != req.Seq:
+		return notOurs(ReasonRequest, "its body names request %d, not %d", res.RequestSequence, req.Seq)
+	case res.Status != StatusSuccess && res.Status != StatusFailure, (res.Status == StatusSuccess) != label.Success:
+		return notOurs(ReasonStatus, "a result with status %q on a %s subject", Printable(res.Status, 64), map[bool]string{true: "success", false: "failure"}[label.Success])
+	case tenant != "" && res.Tenant != tenant:
+		return notOurs(ReasonRequest, "its body names tenant %q, its subject %q", Printable(res.Tenant, 64), tenant)
+	case tenant == "" && res.Tenant != "" && res.Tenant != s.Plain:
+		return notOurs(ReasonRequest, "its body names tenant %q on the plain subjects", Printable(res.Tenant, 64))
+	case res.AlertID != decoded.AlertID:
+		return notOurs(ReasonRequest, "it answers alert %q, the request asks for %q", Printable(res.AlertID, 128), Printable(decoded.AlertID, 128))
+	case tenant == "" && named != "" && !unrouted:
+		return notOurs(ReasonRequest, "the request names tenant %q and its result names none", Printable(named, 64))
+	case tenant != "" && named != "" && tenant != named:
+		return notOurs(ReasonRequest, "the request names tenant %q and its result %q", Printable(named, 64), tenant)
+	case tenant != "" && named == "" && decoded.EntraTenantID == "":
+		return notOurs(ReasonRequest, "its result names tenant %q and the request names none", tenant)
+	}
+	return nil
+}
+
+// ParseResultMsgID reads the Nats-Msg-Id of a result of stream (see
+// ResultMsgID): the request sequence and store time it names; stored is
+// zero for the form without it. ok is false for any other ID, including
+// another spelling of the same numbers ("07", "+1"): the result stream's
+// duplicate window drops only the exact ID, so only that ID is the
+// service's.
+func ParseResultMsgID(id, stream string) (seq uint64, stored time.Time, ok bool) {
+	rest, found := strings.CutPrefix(id, "result-"+stream+"-")
+	if !found {
+		return 0, time.Time{}, false
+	}
+	seqText, nsText, withTime := strings.Cut(rest, "-")
+	seq, err := strconv.ParseUint(seqText, 10, 64)
+	if err != nil || seq == 0 {
+		return 0, time.Time{}, false
+	}
+	if withTime {
+		ns, err := strconv.ParseInt(nsText, 10, 64)
+		if err != nil || ns <= 0 {
+			return 0, time.Time{}, false
+		}
+		stored = time.Unix(0, ns)
+	}
+	if ResultMsgID(stream, seq, stored) != id {
+		return 0, time.Time{}, false
+	}
+	return seq, stored, true
+}
+
+// Printable is s as it may be shown to an operator: control and format
+// characters (terminal escapes, bidirectional overrides, line separators)
+// and invalid UTF-8 replaced, cut at limit bytes on a rune boundary with
+// "…". Text read off the wire goes through it before a terminal or a log
+// line.
+func Printable(s string, limit int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp) {
+			return '\uFFFD'
+		}
+		return r
+	}, s)
+	if len(s) <= limit {
+		return s
+	}
+	return capText(s, max(limit, 0)) + "…"
+}
