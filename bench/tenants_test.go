@@ -26,7 +26,7 @@ import (
 // TenantsCommand runs BenchmarkTenants; BENCHMARKS.md gives it.
 const TenantsCommand = "go test ./bench -run '^$' -bench '^BenchmarkTenants$' -benchtime 1x -timeout 20m"
 
-// The targets of the tenants issue.
+// The targets the tenants benchmark checks.
 const (
 	targetQuotaShare = 0.9                   // of its own quota, for every saturated tenant
 	targetTrickleP99 = 50 * time.Millisecond // the p99 of a tenant with quota to spare
