@@ -47,8 +47,7 @@ type Topology struct {
 	// request message, kept as long as the request stream keeps requests.
 	Answers jetstream.KeyValueConfig
 	// Flights is the stream of the claims of Defender calls in progress,
-	// shared by the replicas (see FlightsStream); nil with
-	// COALESCE_SCOPE=process.
+	// shared by the replicas (see FlightsStream).
 	Flights *jetstream.StreamConfig
 }
 
@@ -167,10 +166,8 @@ func NewTopology(cfg *config.Config) Topology {
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.StreamReplicas,
 	}
-	if cfg.CoalesceScope == "shared" {
-		f := FlightsStream(cfg)
-		t.Flights = &f
-	}
+	f := FlightsStream(cfg)
+	t.Flights = &f
 	t.CacheTTL = cfg.CacheTTL
 	return t
 }

@@ -447,8 +447,7 @@ func TestProvisionAddsTenantSubjectsToOlderStreams(t *testing.T) {
 
 // The claims stream lets the server decide which replica makes a call: one
 // claim per subject, a second refused, each gone after the hold; created
-// by ProvisionFlights, brought to a new hold, and absent with
-// COALESCE_SCOPE=process.
+// by ProvisionFlights and brought to a new hold.
 func TestProvisionFlights(t *testing.T) {
 	cfg, js := setup(t, map[string]string{"DEFENDER_TIMEOUT": "5s", "RETRY_INITIAL_INTERVAL": "2s"})
 	topo := broker.NewTopology(cfg)
@@ -486,8 +485,4 @@ func TestProvisionFlights(t *testing.T) {
 		t.Errorf("after DEFENDER_TIMEOUT=30s: %v (%v), want a hold of 62s", info.Config.MaxAge, err)
 	}
 
-	cfg.CoalesceScope = "process"
-	if topo := broker.NewTopology(cfg); topo.Flights != nil || topo.ProvisionFlights(t.Context(), js, true) != nil {
-		t.Errorf("COALESCE_SCOPE=process: claims stream %+v", topo.Flights)
-	}
 }

@@ -115,3 +115,62 @@ func mustLookup(t *testing.T, s *tenants.Set, name string) tenants.Lookup {
 	}
 	return l
 }
+
+func TestResolve(t *testing.T) {
+	const (
+		contosoID  = "6f1c2b9e-0000-4000-8000-0000000000c0"
+		fabrikamID = "6f1c2b9e-0000-4000-8000-0000000000fa"
+		strangerID = "00000000-0000-4000-8000-0000000000ff"
+	)
+	mk := func(names ...string) *tenants.Set {
+		list := make([]config.Tenant, 0, len(names)/2)
+		for i := 0; i+1 < len(names); i += 2 {
+			list = append(list, config.Tenant{Name: names[i], Credential: connector.CredentialConfig{TenantID: names[i+1]}})
+		}
+		set, err := tenants.New(list, func(t *config.Tenant) (tenants.Lookup, error) { return answer(t.Name), nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return set
+	}
+	withDefault := mk("contoso", contosoID, "fabrikam", fabrikamID, "default", contosoID)
+	noDefault := mk("contoso", contosoID, "fabrikam", fabrikamID)
+
+	tests := []struct {
+		name                   string
+		set                    *tenants.Set
+		subject, body, entraID string
+		want                   string
+		named                  bool
+		kind                   message.Kind
+	}{
+		{"by subject", noDefault, "contoso", "", "", "contoso", true, ""},
+		{"by body", noDefault, "", "fabrikam", "", "fabrikam", true, ""},
+		{"subject and body agree", noDefault, "contoso", "contoso", "", "contoso", true, ""},
+		{"subject and body disagree", noDefault, "contoso", "fabrikam", "", "", true, message.KindInvalidRequest},
+		{"unknown by subject", noDefault, "tailspin", "", "", "", true, message.KindUnknownTenant},
+		{"unknown by body", withDefault, "", "tailspin", "", "", true, message.KindUnknownTenant},
+		{"by Entra tenant ID", noDefault, "", "", strings.ToUpper(fabrikamID), "fabrikam", true, ""},
+		{"Entra tenant ID agrees", noDefault, "fabrikam", "", fabrikamID, "fabrikam", true, ""},
+		{"Entra tenant ID disagrees", noDefault, "contoso", "", fabrikamID, "", true, message.KindInvalidRequest},
+		{"Entra tenant ID shared by two tenants, named", withDefault, "default", "", contosoID, "default", true, ""},
+		{"Entra tenant ID shared by two tenants, not named", withDefault, "", "", contosoID, "", true, message.KindInvalidRequest},
+		{"Entra tenant ID not configured counts for nothing", withDefault, "", "", strangerID, "default", false, ""},
+		{"nothing named, default", withDefault, "", "", "", "default", false, ""},
+		{"nothing named, no default", noDefault, "", "", "", "", false, message.KindUnknownTenant},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, named, err := tc.set.Resolve(tc.subject, tc.body, tc.entraID)
+			if tc.kind != "" {
+				if err == nil || message.KindOf(err) != tc.kind {
+					t.Fatalf("tenant %q, error %v; want kind %s", got, err, tc.kind)
+				}
+				return
+			}
+			if err != nil || got != tc.want || named != tc.named {
+				t.Fatalf("tenant %q named %v error %v; want %q named %v", got, named, err, tc.want, tc.named)
+			}
+		})
+	}
+}

@@ -132,7 +132,11 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	svcCtx, stopService := context.WithCancel(ctx)
 	defer stopService()
 	readyCh := make(chan string, 1)
-	set, err := tenants.New([]config.Tenant{cfg.EnvironmentTenant()}, func(*config.Tenant) (tenants.Lookup, error) { return client, nil })
+	tenant, err := cfg.EnvironmentTenant()
+	if err != nil {
+		return configError(err)
+	}
+	set, err := tenants.New([]config.Tenant{tenant}, func(*config.Tenant) (tenants.Lookup, error) { return client, nil })
 	if err != nil {
 		return err
 	}

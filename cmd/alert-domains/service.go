@@ -118,7 +118,7 @@ func (s *service) run(ctx context.Context) error {
 		lifecycle.Func("permission check", func(ctx context.Context) error {
 			if s.tenants != nil {
 				set := s.tenants.Set()
-				reportPermissions(ctx, s.logger, p.metrics, checkPermissions(ctx, set, set.Tenants().Names()))
+				reportPermissions(ctx, s.logger, p.metrics, checkPermissions(ctx, set, set.Names()))
 			}
 			<-ctx.Done()
 			return nil

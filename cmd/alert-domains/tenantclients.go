@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -94,8 +93,8 @@ func (c *tenantClients) build(t *config.Tenant) (tenants.Lookup, error) {
 // noteTenants logs the tenants served and remembers their secret variables.
 func (c *tenantClients) noteTenants(list []config.Tenant) {
 	for _, t := range list {
-		if env, ok := strings.CutPrefix(t.CredentialSource, "clientSecretEnv "); ok && !slices.Contains(c.secretEnv, env) {
-			c.secretEnv = append(c.secretEnv, env)
+		if t.SecretEnv != "" && !slices.Contains(c.secretEnv, t.SecretEnv) {
+			c.secretEnv = append(c.secretEnv, t.SecretEnv)
 		}
 		c.logger.Info("tenant", slog.String("tenant", t.Name), slog.String("cloud", t.Cloud), slog.String("api_url", t.APIURL),
 			slog.String("credential", t.CredentialSource))

@@ -12,10 +12,15 @@ import (
 
 // loadTenants is the tenants of the configuration: those of TENANTS_FILE,
 // or the one tenant "default" that the AZURE_* variables form. fromFile
-// reports which. A mistake in the file is exit status 2.
+// reports which. A mistake is exit status 2; the environment's tenant comes
+// with its error, for status to show.
 func loadTenants(cfg *config.Config, e *env) (list []config.Tenant, fromFile bool, err error) {
 	if cfg.TenantsFile == "" {
-		return []config.Tenant{cfg.EnvironmentTenant()}, false, nil
+		t, err := cfg.EnvironmentTenant()
+		if err != nil {
+			err = &exitError{code: 2, err: err}
+		}
+		return []config.Tenant{t}, false, err
 	}
 	list, err = config.LoadTenants(cfg.TenantsFile, cfg, e.lookupEnv)
 	if err != nil {
