@@ -39,11 +39,13 @@ type tenantClients struct {
 	// secretEnv are the variables that hold tenants' secrets
 	// (clientSecretEnv): hooks never see them.
 	secretEnv []string
+	secretSet map[string]bool
 }
 
 // newTenantClients builds the clients of list.
 func newTenantClients(cfg *config.Config, e *env, list []config.Tenant, logger *slog.Logger, m *metrics.Metrics, opts []connector.Option) (*tenantClients, error) {
-	c := &tenantClients{cfg: cfg, e: e, logger: logger, opts: opts, m: m, quotas: map[string]*quota.Shared{}, started: map[*quota.Shared]bool{}}
+	c := &tenantClients{cfg: cfg, e: e, logger: logger, opts: opts, m: m, quotas: map[string]*quota.Shared{}, started: map[*quota.Shared]bool{},
+		secretSet: map[string]bool{}}
 	if cfg.QuotaScope == quota.ScopeShared {
 		layout, limits, err := sharedQuota(cfg, list)
 		if err != nil {
@@ -93,7 +95,8 @@ func (c *tenantClients) build(t *config.Tenant) (tenants.Lookup, error) {
 // noteTenants logs the tenants served and remembers their secret variables.
 func (c *tenantClients) noteTenants(list []config.Tenant) {
 	for _, t := range list {
-		if t.SecretEnv != "" && !slices.Contains(c.secretEnv, t.SecretEnv) {
+		if t.SecretEnv != "" && !c.secretSet[t.SecretEnv] {
+			c.secretSet[t.SecretEnv] = true
 			c.secretEnv = append(c.secretEnv, t.SecretEnv)
 		}
 		c.logger.Info("tenant", slog.String("tenant", t.Name), slog.String("cloud", t.Cloud), slog.String("api_url", t.APIURL),
