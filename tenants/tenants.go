@@ -95,9 +95,12 @@ func (s *Set) Lookup(name string) (Lookup, bool) {
 // that disagree are an error of kind invalid_request; a tenant not
 // configured, unknown_tenant.
 //
-// An Entra tenant ID counts only when it belongs to a configured tenant; it
-// then names that tenant and must agree with the other two. A request that
-// names nothing goes to the tenant called "default", if there is one.
+// An Entra tenant ID names the configured tenant that has it. One that no
+// tenant has is an unknown tenant, never served with another tenant's
+// credential; only a tenant whose own ID is a domain name, which a GUID
+// cannot be compared with, serves it, when the request names that tenant
+// or it is the environment's one tenant. A request that names nothing goes
+// to the tenant called "default", if there is one.
 func (s *Set) Resolve(subjectTenant, bodyTenant, entraTenantID string) (tenant string, named bool, err error) {
 	name := subjectTenant
 	if bodyTenant != "" {
@@ -129,8 +132,10 @@ func (s *Set) Resolve(subjectTenant, bodyTenant, entraTenantID string) (tenant s
 		return t.Name, named, nil
 	case len(byID) > 0:
 		return "", true, conflict("tenant %q and the alert's tenantId of tenant %q", t.Name, s.list[byID[0]].Name)
+	case !config.IsGUID(t.Credential.TenantID) && (named || t.Environment):
+		return t.Name, named, nil
 	}
-	return t.Name, named, nil
+	return "", named, unknown("the alert's tenantId is not the Entra tenant of any configured tenant")
 }
 
 func conflict(format string, args ...any) error {

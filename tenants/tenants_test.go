@@ -135,6 +135,7 @@ func TestResolve(t *testing.T) {
 	}
 	withDefault := mk("contoso", contosoID, "fabrikam", fabrikamID, "default", contosoID)
 	noDefault := mk("contoso", contosoID, "fabrikam", fabrikamID)
+	byDomain := mk("fabrikam", "fabrikam.onmicrosoft.com", "default", "default.onmicrosoft.com")
 
 	tests := []struct {
 		name                   string
@@ -155,7 +156,10 @@ func TestResolve(t *testing.T) {
 		{"Entra tenant ID disagrees", noDefault, "contoso", "", fabrikamID, "", true, message.KindInvalidRequest},
 		{"Entra tenant ID shared by two tenants, named", withDefault, "default", "", contosoID, "default", true, ""},
 		{"Entra tenant ID shared by two tenants, not named", withDefault, "", "", contosoID, "", true, message.KindInvalidRequest},
-		{"Entra tenant ID not configured counts for nothing", withDefault, "", "", strangerID, "default", false, ""},
+		{"Entra tenant ID not configured, nothing named", withDefault, "", "", strangerID, "", false, message.KindUnknownTenant},
+		{"Entra tenant ID not configured, tenant named", withDefault, "contoso", "", strangerID, "", true, message.KindUnknownTenant},
+		{"Entra tenant ID not configured, named tenant by domain", byDomain, "fabrikam", "", strangerID, "fabrikam", true, ""},
+		{"Entra tenant ID not configured, default by domain", byDomain, "", "", strangerID, "", false, message.KindUnknownTenant},
 		{"nothing named, default", withDefault, "", "", "", "default", false, ""},
 		{"nothing named, no default", noDefault, "", "", "", "", false, message.KindUnknownTenant},
 	}
@@ -172,5 +176,44 @@ func TestResolve(t *testing.T) {
 				t.Fatalf("tenant %q named %v error %v; want %q named %v", got, named, err, tc.want, tc.named)
 			}
 		})
+	}
+}
+
+// TestEnvironmentTenantRouting: without TENANTS_FILE, an alert object
+// whose Entra tenantId is not the GUID of AZURE_TENANT_ID is an unknown
+// tenant, never looked up with the one tenant's credential; when
+// AZURE_TENANT_ID is a domain name the GUID cannot be compared with it,
+// and the one tenant serves the alert.
+func TestEnvironmentTenantRouting(t *testing.T) {
+	const (
+		tenantGUID = "6f1c2b9e-0000-4000-8000-000000000001"
+		stranger   = "00000000-0000-4000-8000-0000000000ff"
+	)
+	for _, tc := range []struct {
+		tenantID, entraID string
+		kind              message.Kind
+	}{
+		{tenantGUID, strings.ToUpper(tenantGUID), ""},
+		{tenantGUID, stranger, message.KindUnknownTenant},
+		{"contoso.onmicrosoft.com", stranger, ""},
+		{"contoso.onmicrosoft.com", "CONTOSO.onmicrosoft.com", ""},
+	} {
+		cfg, err := config.Load(config.MapEnv(map[string]string{"AZURE_TENANT_ID": tc.tenantID,
+			"AZURE_CLIENT_ID": "0a3e5f7d-0000-4000-8000-000000000002", "AZURE_CLIENT_SECRET": "x"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tn, err := cfg.EnvironmentTenant()
+		if err != nil {
+			t.Fatal(err)
+		}
+		set, err := tenants.New([]config.Tenant{tn}, func(*config.Tenant) (tenants.Lookup, error) { return answer("a"), nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := set.Resolve("", "", tc.entraID)
+		if (tc.kind == "" && (err != nil || got != config.DefaultTenant)) || (tc.kind != "" && message.KindOf(err) != tc.kind) {
+			t.Errorf("AZURE_TENANT_ID %s, an alert of %s: %q, %v; want kind %q", tc.tenantID, tc.entraID, got, err, tc.kind)
+		}
 	}
 }
