@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -30,13 +31,47 @@ func firstBroken(rules ...rule) error {
 var (
 	namePattern    = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
 	subjectPattern = regexp.MustCompile(`^[^ \t\r\n*>.]+(\.[^ \t\r\n*>.]+)*$`)
+	hostPattern    = regexp.MustCompile(`^[A-Za-z0-9._:-]+$`)
 )
 
+// check checks the NATS variables, reading none of their values into an
+// error: nats.go's own errors would show a server or a file name, which may
+// be a misplaced secret.
 func (n *NATS) check() error {
-	return firstBroken(
+	err := firstBroken(
+		rule{"NATS_URL", !natsURLs(n.NATSURL), "is not a comma-separated list of server URLs such as nats://nats.example:4222 (the value is not shown)"},
 		rule{"NATS_TLS_CERT_FILE", (n.NATSTLSCertFile == "") != (n.NATSTLSKeyFile == ""), "NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE go together"},
 		rule{"NATS_PASSWORD", n.NATSPassword != "" && n.NATSUser == "", "needs NATS_USER"},
+		rule{"NATS_EMBEDDED_LISTEN", n.EmbeddedListen == "" || !listenAddress(n.EmbeddedListen), "is not host:port (the value is not shown)"},
 	)
+	for _, f := range []struct{ key, path string }{{"NATS_CREDS_FILE", n.NATSCredsFile}, {"NATS_NKEY_FILE", n.NATSNKeyFile},
+		{"NATS_TLS_CA_FILE", n.NATSTLSCAFile}, {"NATS_TLS_CERT_FILE", n.NATSTLSCertFile}, {"NATS_TLS_KEY_FILE", n.NATSTLSKeyFile}} {
+		if err == nil && f.path != "" {
+			if ferr := checkFile(f.path); ferr != nil {
+				err = invalid(f.key, "%v", ferr)
+			}
+		}
+	}
+	return err
+}
+
+// natsURLs reports whether s is empty or a comma-separated list of server
+// URLs (a scheme is optional, as for nats.go) whose hosts are host names or
+// addresses.
+func natsURLs(s string) bool {
+	for u := range strings.SplitSeq(s, ",") {
+		if u = strings.TrimSpace(u); u == "" {
+			continue
+		}
+		if !strings.Contains(u, "://") {
+			u = "nats://" + u
+		}
+		p, err := url.Parse(u)
+		if err != nil || !hostPattern.MatchString(p.Hostname()) {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Streams) check() error {

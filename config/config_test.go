@@ -150,6 +150,10 @@ func TestLoadInvalid(t *testing.T) {
 		{map[string]string{"FAILURE_SUBJECT": "defender.alerts.domains.success"}, "FAILURE_SUBJECT"},
 		{map[string]string{"NATS_TLS_CERT_FILE": "/tmp/c.pem"}, "NATS_TLS_CERT_FILE"},
 		{map[string]string{"NATS_PASSWORD": "hunter2"}, "NATS_PASSWORD"},
+		{map[string]string{"NATS_URL": "nats://a:4222,nats://b~c:4222"}, "NATS_URL"},
+		{map[string]string{"NATS_CREDS_FILE": "/nonexistent/nats.creds"}, "NATS_CREDS_FILE"},
+		{map[string]string{"NATS_TLS_CA_FILE": "/dev/zero"}, "NATS_TLS_CA_FILE"},
+		{map[string]string{"NATS_EMBEDDED_LISTEN": "4222"}, "NATS_EMBEDDED_LISTEN"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.wantVar, func(t *testing.T) {
