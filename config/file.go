@@ -13,8 +13,6 @@ import (
 	"strings"
 
 	"sigs.k8s.io/yaml"
-
-	"github.com/alert-domains/alert-domains/connector"
 )
 
 // Bounds of TENANTS_FILE (100,000 tenants take about 30 MiB) and of a
@@ -166,32 +164,25 @@ func (c *Config) fileTenant(raw json.RawMessage, lookup Lookup) (Tenant, error) 
 	if err != nil {
 		return Tenant{Name: e.Name}, err
 	}
-	type cc = connector.CredentialConfig
 	s := spec{api: e.API, cloud: e.Cloud, apiURL: e.APIURL, scope: e.Scope, authority: e.AuthorityHost, rateLimits: e.RateLimits,
-		tenantID: e.TenantID, clientID: e.ClientID, requireTenantID: true,
-		credentials: []credential{
-			{field: "clientSecretFile", set: e.ClientSecretFile != "",
-				load: func(c *cc) (err error) { c.ClientSecret, err = readSecretFile(e.ClientSecretFile); return err }},
-			{field: "clientSecretEnv", set: e.ClientSecretEnv != "",
-				load: func(c *cc) (err error) { c.ClientSecret, err = secretFromEnv(e.ClientSecretEnv, lookup); return err }},
-			{field: "certificateFile", set: e.CertificateFile != "",
-				load: func(c *cc) error { c.CertificatePath = e.CertificateFile; return checkFile(e.CertificateFile) }},
-			{field: "federatedTokenFile", set: e.FederatedTokenFile != "",
-				load: func(c *cc) error { c.FederatedTokenFile = e.FederatedTokenFile; return checkFile(e.FederatedTokenFile) }},
-			{field: "managedIdentity", set: e.ManagedIdentity, managed: true},
-		},
-		password: credential{field: "certificatePasswordFile", set: e.CertificatePasswordFile != "",
-			load: func(c *cc) (err error) {
-				c.CertificatePassword, err = readSecretFile(e.CertificatePasswordFile)
-				return err
-			}},
-	}
+		tenantID: e.TenantID, clientID: e.ClientID, requireTenantID: true}
 	t, err := endpoint(&s, &c.explicit, &fileNames)
-	t.Name = e.Name
-	if err != nil {
+	if t.Name = e.Name; err != nil {
 		return t, err
 	}
-	source, err := register(&s, &fileNames, &t.Credential)
+	cred := &t.Credential
+	s.credentials = []credential{
+		fromFile("clientSecretFile", e.ClientSecretFile, &cred.ClientSecret),
+		{field: "clientSecretEnv", set: e.ClientSecretEnv != "", load: func() (err error) {
+			cred.ClientSecret, err = secretFromEnv(e.ClientSecretEnv, lookup)
+			return err
+		}},
+		byFile("certificateFile", e.CertificateFile, &cred.CertificatePath),
+		byFile("federatedTokenFile", e.FederatedTokenFile, &cred.FederatedTokenFile),
+		{field: "managedIdentity", set: e.ManagedIdentity, managed: true},
+	}
+	s.password = fromFile("certificatePasswordFile", e.CertificatePasswordFile, &cred.CertificatePassword)
+	source, err := register(&s, &fileNames, cred)
 	if err != nil {
 		return t, err
 	}
@@ -208,14 +199,10 @@ func decodeEntry(raw json.RawMessage) (tenantEntry, error) {
 	if json.Unmarshal(raw, &keys) != nil || keys == nil {
 		return e, &fieldError{"", "is not a map of fields"}
 	}
-	var name string
-	if _, ok := keys["name"]; !ok {
-		return e, &fieldError{"name", "is missing"}
+	if json.Unmarshal(keys["name"], &e.Name) != nil || !ValidTenantName(e.Name) {
+		e.Name = ""
+		return e, &fieldError{"name", "is missing or not a valid tenant name: 1 to 63 of a-z 0-9 -, starting with a letter or digit (the value is not shown)"}
 	}
-	if json.Unmarshal(keys["name"], &name) != nil || !ValidTenantName(name) {
-		return e, &fieldError{"name", "is not a valid tenant name: 1 to 63 of a-z 0-9 -, starting with a letter or digit (the value is not shown)"}
-	}
-	e.Name = name
 	for _, k := range slices.Sorted(maps.Keys(keys)) {
 		if !slices.Contains(tenantFields, k) {
 			return e, unknownField(k)
@@ -274,7 +261,7 @@ func secretFromEnv(name string, lookup Lookup) (string, error) {
 // readSecretFile reads a one-line secret file; a trailing newline is
 // ignored.
 func readSecretFile(path string) (string, error) {
-	data, err := readRegular(path, maxCredentialFile)
+	data, err := readRegular(path, maxCredentialFile, true)
 	if err != nil {
 		return "", err
 	}

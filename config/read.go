@@ -9,66 +9,50 @@ import (
 )
 
 // ReadTenantsFile reads TENANTS_FILE within its bound (see readRegular).
-func ReadTenantsFile(path string) ([]byte, error) { return readRegular(path, MaxTenantsFile) }
+func ReadTenantsFile(path string) ([]byte, error) { return readRegular(path, MaxTenantsFile, true) }
 
-// readRegular reads a regular file of at most limit bytes, through
-// symbolic links (Kubernetes mounts a Secret's keys as links into ..data/),
-// and refuses anything else at once: a FIFO would block, a device never
-// end. Its errors never show the path, which may be a misplaced secret.
-func readRegular(path string, limit int64) ([]byte, error) {
-	f, err := openRegular(path, limit)
+// checkFile checks a file that another part reads (a certificate, a token).
+func checkFile(path string) error {
+	_, err := readRegular(path, maxCredentialFile, false)
+	return err
+}
+
+// readRegular reads (or, with read false, only checks) a regular file of at
+// most limit bytes, through symbolic links (Kubernetes mounts a Secret's
+// keys as links into ..data/). Anything else is refused at once: a FIFO
+// would block, a device never end. Its errors never show the path, which
+// may be a misplaced secret.
+func readRegular(path string, limit int64, read bool) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0) // a FIFO's open waits for a writer
 	if err != nil {
-		return nil, err
+		return nil, unreadable(err)
 	}
 	defer f.Close()
+	st, err := f.Stat()
+	switch {
+	case err != nil:
+		return nil, unreadable(err)
+	case !st.Mode().IsRegular():
+		return nil, errors.New("is not a regular file (a FIFO, a device or a directory is refused)")
+	case st.Size() > limit:
+		return nil, fmt.Errorf("the file is larger than %d bytes", limit)
+	case !read:
+		return nil, nil
+	}
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("the file cannot be read: %v", pathReason(err))
+		return nil, unreadable(err)
 	case int64(len(data)) > limit:
 		return nil, fmt.Errorf("the file is larger than %d bytes", limit)
 	}
 	return data, nil
 }
 
-// checkFile checks a file that another part reads (a certificate, a token)
-// as readRegular would.
-func checkFile(path string) error {
-	f, err := openRegular(path, maxCredentialFile)
-	if err != nil {
-		return err
+// unreadable is err without the path an *os.PathError holds.
+func unreadable(err error) error {
+	if pe := (*os.PathError)(nil); errors.As(err, &pe) {
+		err = pe.Err
 	}
-	return f.Close()
-}
-
-// openRegular opens path without waiting for a FIFO's writer, and keeps it
-// only if it is a regular file within limit.
-func openRegular(path string, limit int64) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, fmt.Errorf("the file cannot be read: %v", pathReason(err))
-	}
-	st, err := f.Stat()
-	switch {
-	case err != nil:
-		err = fmt.Errorf("the file cannot be read: %v", pathReason(err))
-	case !st.Mode().IsRegular():
-		err = errors.New("is not a regular file (a FIFO, a device or a directory is refused)")
-	case st.Size() > limit:
-		err = fmt.Errorf("the file is larger than %d bytes", limit)
-	}
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
-}
-
-// pathReason is the reason of an *os.PathError without its path.
-func pathReason(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
+	return fmt.Errorf("the file cannot be read: %v", err)
 }

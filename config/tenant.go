@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
-	"slices"
 	"strings"
 
 	"github.com/alert-domains/alert-domains/connector"
@@ -32,13 +31,6 @@ type Tenant struct {
 	Environment      bool   // the AZURE_* variables' tenant, not the file's
 }
 
-// Equal reports whether t and o are configured alike.
-func (t *Tenant) Equal(o *Tenant) bool {
-	return t.Name == o.Name && t.API == o.API && t.Cloud == o.Cloud && t.APIURL == o.APIURL && t.Scope == o.Scope &&
-		slices.Equal(t.RateLimits, o.RateLimits) && t.Credential == o.Credential &&
-		t.CredentialSource == o.CredentialSource && t.SecretEnv == o.SecretEnv && t.Environment == o.Environment
-}
-
 // spec is one tenant as configured, before the defaults: the environment
 // or an entry of TENANTS_FILE.
 type spec struct {
@@ -51,13 +43,26 @@ type spec struct {
 	password        credential   // of the certificate
 }
 
-// credential is one way to give a credential, by value (the environment)
-// or by reference (the file); load puts it into c.
+// credential is one way to give a credential: load puts it in place.
 type credential struct {
 	field   string
 	set     bool
 	managed bool
-	load    func(c *connector.CredentialConfig) error
+	load    func() error
+}
+
+// byValue gives v (the environment's secret); byFile, the path of a file
+// another part reads; fromFile, the secret read from the file at path.
+func byValue(field, v string, dst *string) credential {
+	return credential{field: field, set: v != "", load: func() error { *dst = v; return nil }}
+}
+
+func byFile(field, path string, dst *string) credential {
+	return credential{field: field, set: path != "", load: func() error { *dst = path; return checkFile(path) }}
+}
+
+func fromFile(field, path string, dst *string) credential {
+	return credential{field: field, set: path != "", load: func() (err error) { *dst, err = readSecretFile(path); return err }}
 }
 
 // names are what a source calls the parts of a spec, for its errors.
@@ -147,7 +152,7 @@ func register(s *spec, n *names, c *connector.CredentialConfig) (source string, 
 	c.TenantID, c.ClientID, c.ManagedIdentity = s.tenantID, s.clientID, managed
 	for _, o := range []credential{one, s.password} {
 		if o.set && !o.managed {
-			if err := o.load(c); err != nil {
+			if err := o.load(); err != nil {
 				return "", &fieldError{o.field, err.Error()}
 			}
 		}
@@ -181,25 +186,17 @@ func (c *Config) EnvironmentTenant() (Tenant, error) {
 	m := &c.Microsoft
 	t, _ := endpoint(&m.explicit, &m.explicit, &envNames) // checked by Load
 	t.Name, t.Environment = DefaultTenant, true
-	secret, password := m.AzureClientSecret.Reveal(), m.AzureClientCertificatePassword.Reveal()
-	certificate, token := m.AzureClientCertificatePath, m.AzureFederatedTokenFile
+	cred := &t.Credential
 	s := spec{tenantID: m.AzureTenantID, clientID: m.AzureClientID,
 		credentials: []credential{
-			{field: "AZURE_CLIENT_SECRET", set: secret != "",
-				load: func(c *connector.CredentialConfig) error { c.ClientSecret = secret; return nil }},
-			{field: "AZURE_CLIENT_CERTIFICATE_PATH", set: certificate != "",
-				load: func(c *connector.CredentialConfig) error {
-					c.CertificatePath = certificate
-					return checkFile(certificate)
-				}},
-			{field: "AZURE_FEDERATED_TOKEN_FILE", set: token != "",
-				load: func(c *connector.CredentialConfig) error { c.FederatedTokenFile = token; return checkFile(token) }},
+			byValue("AZURE_CLIENT_SECRET", m.AzureClientSecret.Reveal(), &cred.ClientSecret),
+			byFile("AZURE_CLIENT_CERTIFICATE_PATH", m.AzureClientCertificatePath, &cred.CertificatePath),
+			byFile("AZURE_FEDERATED_TOKEN_FILE", m.AzureFederatedTokenFile, &cred.FederatedTokenFile),
 			{field: "DEFENDER_MANAGED_IDENTITY", set: m.DefenderManagedIdentity, managed: true},
 		},
-		password: credential{field: "AZURE_CLIENT_CERTIFICATE_PASSWORD", set: password != "",
-			load: func(c *connector.CredentialConfig) error { c.CertificatePassword = password; return nil }},
+		password: byValue("AZURE_CLIENT_CERTIFICATE_PASSWORD", m.AzureClientCertificatePassword.Reveal(), &cred.CertificatePassword),
 	}
-	source, err := register(&s, &envNames, &t.Credential)
+	source, err := register(&s, &envNames, cred)
 	if err != nil {
 		return t, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}

@@ -36,26 +36,16 @@ func Variables() []Variable {
 // Usage writes the table of every environment variable with its default and
 // meaning, group by group.
 func Usage(w io.Writer) error {
-	var b strings.Builder
-	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  VARIABLE\tDEFAULT\tMEANING")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	group := ""
 	for _, v := range Variables() {
 		if v.Group != group {
 			group = v.Group
-			fmt.Fprintf(tw, "  %s:\t\t\n", group)
+			fmt.Fprintf(tw, "\n  %s\n", group)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", v.Name, v.Default, v.Description)
+		fmt.Fprintf(tw, "    %s\t%s\t%s\n", v.Name, v.Default, v.Description)
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	for line := range strings.Lines(b.String()) {
-		if _, err := io.WriteString(w, strings.TrimRight(line, " \n")+"\n"); err != nil {
-			return err
-		}
-	}
-	return nil
+	return tw.Flush()
 }
 
 // field is a Variable with the Config field it is read into.

@@ -8,6 +8,7 @@ package tenants
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -169,7 +170,7 @@ func (s *Set) API(name string) connector.API {
 // go on); a new or changed tenant gets one from build.
 func Rebuild(old *Set, list []config.Tenant, build Build) (*Set, error) {
 	return New(list, func(t *config.Tenant) (Lookup, error) {
-		if i, ok := old.byName[t.Name]; ok && old.list[i].Equal(t) {
+		if i, ok := old.byName[t.Name]; ok && reflect.DeepEqual(old.list[i], *t) {
 			return old.lookups[i], nil
 		}
 		return build(t)
