@@ -1,71 +1,58 @@
-// Package config reads the service's configuration from the environment,
-// once, at start. Every variable of the public contract is a field of Config
-// with its default; an invalid value is an error that names the variable.
+// Package config reads the service's configuration, once, at start: the
+// environment into one struct per concern, and the tenants file.
 package config
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
-	"net"
-	"net/url"
-	"reflect"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/internal/redact"
 )
 
 // ErrInvalid is wrapped by every configuration error, so callers can tell a
 // configuration mistake (exit status 2) from a run-time failure.
 var ErrInvalid = errors.New("invalid configuration")
 
-// MaxConcurrency is the most requests one process works on at once: each
-// holds a worker, connections and read buffers, and more than this is
-// better spread over replicas.
-const MaxConcurrency = 1024
+// MaxConcurrency bounds CONCURRENCY: more is better spread over replicas.
+// MaxStreamReplicas is the largest replica count JetStream allows.
+const (
+	MaxConcurrency    = 1024
+	MaxStreamReplicas = 5
+)
 
-// Secret is a string that never prints: fmt, slog and JSON show it redacted.
-type Secret string
+// Config is every environment variable of the contract, one group per
+// concern, embedded so that a field reads as cfg.RequestStream.
+type Config struct {
+	NATS       `group:"NATS"`
+	Streams    `group:"Streams, subjects, consumer"`
+	Microsoft  `group:"Microsoft API and tenants"`
+	Operations `group:"Operations"`
 
-const redacted = "[redacted]"
-
-func (s Secret) String() string {
-	if s == "" {
-		return ""
-	}
-	return redacted
+	Warnings []Warning // removed variables still set, for the caller to log
 }
 
-// GoString keeps %#v from printing the value.
-func (s Secret) GoString() string { return s.String() }
+// A field of a group is one variable (see Variables). An error never shows
+// the value of a sensitive one ("credential": of the environment's app
+// registration); emptyok keeps a variable set to "" from its default.
 
-// LogValue keeps slog from printing the value.
-func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
-
-// MarshalText keeps encoders from printing the value.
-func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
-
-// Reveal returns the secret itself, for the one place that hands it on.
-func (s Secret) Reveal() string { return string(s) }
-
-// Config is every environment variable of the contract. The envconfig tags
-// name the variable; default and desc feed `alert-domains help`.
-type Config struct {
-	NATSURL          string `envconfig:"NATS_URL" desc:"NATS server URL(s), comma separated; empty starts an embedded server with JetStream"`
-	NATSCredsFile    string `envconfig:"NATS_CREDS_FILE" desc:"NATS credentials (JWT + nkey) file"`
-	NATSNKeyFile     string `envconfig:"NATS_NKEY_FILE" desc:"NATS nkey seed file"`
-	NATSUser         string `envconfig:"NATS_USER" desc:"NATS user name"`
-	NATSPassword     Secret `envconfig:"NATS_PASSWORD" desc:"NATS password"`
-	NATSToken        Secret `envconfig:"NATS_TOKEN" desc:"NATS token"`
-	NATSTLSCAFile    string `envconfig:"NATS_TLS_CA_FILE" desc:"CA bundle that signs the NATS server certificate"`
-	NATSTLSCertFile  string `envconfig:"NATS_TLS_CERT_FILE" desc:"client certificate for mutual TLS"`
-	NATSTLSKeyFile   string `envconfig:"NATS_TLS_KEY_FILE" desc:"client key for mutual TLS"`
+// NATS is the connection to NATS, or the embedded server.
+type NATS struct {
+	NATSURL          string `envconfig:"NATS_URL" sensitive:"true" desc:"NATS server URL(s), comma separated; empty starts an embedded server with JetStream"`
+	NATSCredsFile    string `envconfig:"NATS_CREDS_FILE" sensitive:"true" desc:"NATS credentials (JWT + nkey) file"`
+	NATSNKeyFile     string `envconfig:"NATS_NKEY_FILE" sensitive:"true" desc:"NATS nkey seed file"`
+	NATSUser         string `envconfig:"NATS_USER" sensitive:"true" desc:"NATS user name"`
+	NATSPassword     Secret `envconfig:"NATS_PASSWORD" sensitive:"true" desc:"NATS password"`
+	NATSToken        Secret `envconfig:"NATS_TOKEN" sensitive:"true" desc:"NATS token"`
+	NATSTLSCAFile    string `envconfig:"NATS_TLS_CA_FILE" sensitive:"true" desc:"CA bundle that signs the NATS server certificate"`
+	NATSTLSCertFile  string `envconfig:"NATS_TLS_CERT_FILE" sensitive:"true" desc:"client certificate for mutual TLS"`
+	NATSTLSKeyFile   string `envconfig:"NATS_TLS_KEY_FILE" sensitive:"true" desc:"client key for mutual TLS"`
 	EmbeddedListen   string `envconfig:"NATS_EMBEDDED_LISTEN" default:"127.0.0.1:4222" desc:"where the embedded server listens"`
 	EmbeddedStoreDir string `envconfig:"NATS_EMBEDDED_STORE_DIR" default:"./data/nats" desc:"JetStream storage of the embedded server"`
+}
 
+// Streams is what the service keeps in JetStream and how it consumes it.
+type Streams struct {
 	RequestStream   string        `envconfig:"REQUEST_STREAM" default:"DEFENDER_ALERT_DOMAIN_REQUESTS" desc:"stream that stores requests"`
 	RequestSubject  string        `envconfig:"REQUEST_SUBJECT" default:"defender.alerts.domains.requests" desc:"subject publishers send alert IDs to"`
 	ResultStream    string        `envconfig:"RESULT_STREAM" default:"DEFENDER_ALERT_DOMAIN_RESULTS" desc:"stream that stores both result subjects"`
@@ -78,7 +65,11 @@ type Config struct {
 	MaxDeliver      int           `envconfig:"MAX_DELIVER" default:"10" desc:"deliveries of one request before it ends in a failure result"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"25s" desc:"time in-flight work gets after SIGTERM or SIGINT (quota waiters are handed back at once; the whole shutdown takes at most this + 5s)"`
 	StreamReplicas  int           `envconfig:"STREAM_REPLICAS" default:"1" desc:"replicas of every stream and bucket provisioned (1..5; 3 on a three-node cluster)"`
+}
 
+// Microsoft is the API asked, its quota and retries, and the app
+// registration: the environment's one tenant, or TENANTS_FILE.
+type Microsoft struct {
 	DefenderAPI          string        `envconfig:"DEFENDER_API" default:"graph" desc:"which Microsoft API answers: graph (Microsoft Graph security API) or mde (Defender for Endpoint API, retired 2027-02-01)"`
 	DefenderCloud        string        `envconfig:"DEFENDER_CLOUD" default:"public" desc:"public, gcc, gcc-high or dod"`
 	DefenderAPIURL       string        `envconfig:"DEFENDER_API_URL" desc:"API base (https); default by API and cloud"`
@@ -90,16 +81,24 @@ type Config struct {
 	RetryMaxInterval     time.Duration `envconfig:"RETRY_MAX_INTERVAL" default:"60s" desc:"longest backoff wait"`
 	RetryMaxElapsed      time.Duration `envconfig:"RETRY_MAX_ELAPSED" default:"10m" desc:"retry budget of one delivery"`
 
-	AzureTenantID                  string `envconfig:"AZURE_TENANT_ID" desc:"Entra tenant of the app registration"`
-	AzureClientID                  string `envconfig:"AZURE_CLIENT_ID" desc:"app (client) ID"`
-	AzureClientSecret              Secret `envconfig:"AZURE_CLIENT_SECRET" desc:"client secret credential"`
-	AzureClientCertificatePath     string `envconfig:"AZURE_CLIENT_CERTIFICATE_PATH" desc:"certificate credential (PEM or PKCS#12)"`
-	AzureClientCertificatePassword Secret `envconfig:"AZURE_CLIENT_CERTIFICATE_PASSWORD" desc:"password of the certificate"`
-	AzureFederatedTokenFile        string `envconfig:"AZURE_FEDERATED_TOKEN_FILE" desc:"workload identity token file"`
-	AzureAuthorityHost             string `envconfig:"AZURE_AUTHORITY_HOST" desc:"Entra host (https); default by cloud"`
-	DefenderManagedIdentity        bool   `envconfig:"DEFENDER_MANAGED_IDENTITY" default:"false" desc:"use the Azure managed identity"`
+	AzureTenantID                  string `envconfig:"AZURE_TENANT_ID" sensitive:"credential" desc:"Entra tenant of the app registration"`
+	AzureClientID                  string `envconfig:"AZURE_CLIENT_ID" sensitive:"credential" desc:"app (client) ID"`
+	AzureClientSecret              Secret `envconfig:"AZURE_CLIENT_SECRET" sensitive:"credential" desc:"client secret credential"`
+	AzureClientCertificatePath     string `envconfig:"AZURE_CLIENT_CERTIFICATE_PATH" sensitive:"credential" desc:"certificate credential (PEM or PKCS#12)"`
+	AzureClientCertificatePassword Secret `envconfig:"AZURE_CLIENT_CERTIFICATE_PASSWORD" sensitive:"credential" desc:"password of the certificate"`
+	AzureFederatedTokenFile        string `envconfig:"AZURE_FEDERATED_TOKEN_FILE" sensitive:"credential" desc:"workload identity token file"`
+	AzureAuthorityHost             string `envconfig:"AZURE_AUTHORITY_HOST" sensitive:"true" desc:"Entra host (https); default by cloud"`
+	DefenderManagedIdentity        bool   `envconfig:"DEFENDER_MANAGED_IDENTITY" sensitive:"credential" default:"false" desc:"use the Azure managed identity"`
 	TenantsFile                    string `envconfig:"TENANTS_FILE" desc:"YAML file of the customer tenants served (name, app registration, credential by reference); replaces AZURE_TENANT_ID, AZURE_CLIENT_ID and the AZURE_* credential"`
 
+	// Resolved at load, as are the defaults of the endpoint variables.
+	API        connector.API     `ignored:"true"`
+	RateLimits []connector.Limit `ignored:"true"`
+	explicit   spec              // the endpoint variables as set: every tenant's defaults
+}
+
+// Operations is the process's own surface: probes, logs, hooks, cache.
+type Operations struct {
 	HTTPListen    string        `envconfig:"HTTP_LISTEN" default:"127.0.0.1:8080" emptyok:"true" desc:"/livez, /readyz, /metrics; empty disables"`
 	LogFormat     string        `envconfig:"LOG_FORMAT" desc:"text or json; default text on a terminal, json otherwise"`
 	LogLevel      string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn, error"`
@@ -109,15 +108,24 @@ type Config struct {
 	HookEnv       string        `envconfig:"HOOK_ENV" desc:"variables (comma separated) a result hook gets beside PATH, HOME, TZ, LANG and TENANT; never a credential"`
 	CacheTTL      time.Duration `envconfig:"CACHE_TTL" default:"1h" desc:"how long success results answer repeated requests; 0 disables"`
 
-	// Derived at load.
-	API        connector.API     `ignored:"true"`
-	RateLimits []connector.Limit `ignored:"true"`
-	Level      slog.Level        `ignored:"true"`
+	Level         slog.Level `ignored:"true"` // LOG_LEVEL, resolved at load
+	HookVariables []string   `ignored:"true"` // HOOK_ENV, resolved at load
+}
+
+// removed are variables no longer read: set, each is a warning, not an
+// error, so that an old deployment still starts.
+var removed = []Warning{
+	{"COALESCE_SCOPE", "no longer read: concurrent requests for one alert share one call within a process, and the result cache answers repeats across replicas; remove it from the environment"},
+}
+
+// Warning is a variable Load ignores, and why.
+type Warning struct {
+	Variable string
+	Message  string
 }
 
 // Lookup reads one environment variable and reports whether it is set
-// (os.LookupEnv). A variable set to the empty string is set: HTTP_LISTEN=""
-// disables the HTTP endpoints, while an unset HTTP_LISTEN takes the default.
+// (os.LookupEnv): HTTP_LISTEN="" is not an unset HTTP_LISTEN.
 type Lookup func(key string) (value string, set bool)
 
 // MapEnv is a Lookup over a map, for tests and for commands that override
@@ -129,286 +137,32 @@ func MapEnv(m map[string]string) Lookup {
 	}
 }
 
-// Load reads every variable through lookup, applies defaults to the unset
-// ones, resolves the cloud defaults and validates the result.
+// Load reads every variable through lookup, applies the defaults and
+// validates the result.
 func Load(lookup Lookup) (*Config, error) {
 	c := &Config{}
-	v := reflect.ValueOf(c).Elem()
-	t := v.Type()
-	for i := range t.NumField() {
-		f := t.Field(i)
-		key := f.Tag.Get("envconfig")
-		if key == "" || f.Tag.Get("ignored") == "true" {
-			continue
-		}
-		raw, set := lookup(key)
-		raw = strings.TrimSpace(raw)
-		if !set || (raw == "" && f.Tag.Get("emptyok") != "true") {
-			raw, set = f.Tag.Get("default"), false
-		}
-		if err := setField(v.Field(i), raw); err != nil {
-			shown := strconv.Quote(redact.URLs(raw))
-			if f.Type == reflect.TypeOf(Secret("")) {
-				shown = redacted
-			}
-			if !set {
-				shown += " (default)"
-			}
-			return nil, fmt.Errorf("%w: %s=%s: %v", ErrInvalid, key, shown, err)
+	for _, v := range variables(c) {
+		if err := v.read(lookup); err != nil {
+			return nil, err
 		}
 	}
-	if err := c.resolve(); err != nil {
-		return nil, err
+	for _, r := range removed {
+		if _, set := lookup(r.Variable); set {
+			c.Warnings = append(c.Warnings, r)
+		}
+	}
+	for _, check := range []func() error{c.NATS.check, c.Streams.check, c.Microsoft.resolve, c.Operations.check} {
+		if err := check(); err != nil {
+			return nil, err
+		}
 	}
 	return c, nil
 }
 
-func setField(f reflect.Value, raw string) error {
-	switch f.Interface().(type) {
-	case time.Duration:
-		if raw == "" {
-			return nil
-		}
-		d, err := time.ParseDuration(raw)
-		if err != nil {
-			return errors.New("not a duration (use Go syntax such as 500ms, 30s, 5m)")
-		}
-		f.SetInt(int64(d))
-	case bool:
-		if raw == "" {
-			return nil
-		}
-		b, err := strconv.ParseBool(raw)
-		if err != nil {
-			return errors.New("not a boolean (true or false)")
-		}
-		f.SetBool(b)
-	case int:
-		if raw == "" {
-			return nil
-		}
-		n, err := strconv.Atoi(raw)
-		if err != nil {
-			return errors.New("not an integer")
-		}
-		f.SetInt(int64(n))
-	default: // string and Secret
-		f.SetString(raw)
-	}
-	return nil
-}
-
-func invalid(key, format string, args ...any) error {
-	return fmt.Errorf("%w: %s: %s", ErrInvalid, key, fmt.Sprintf(format, args...))
-}
-
-// resolve fills the defaults that depend on other variables and checks the
-// values that every command relies on.
-func (c *Config) resolve() error {
-	api, err := connector.ParseAPI(c.DefenderAPI)
-	if err != nil {
-		return invalid("DEFENDER_API", "%q is not graph or mde", c.DefenderAPI)
-	}
-	c.API = api
-	cloud, err := connector.CloudByName(c.DefenderCloud)
-	if err != nil {
-		return invalid("DEFENDER_CLOUD", "%q is not one of public, gcc, gcc-high, dod", c.DefenderCloud)
-	}
-	if c.DefenderAPIURL == "" {
-		c.DefenderAPIURL = cloud.APIURL(api)
-	}
-	if c.DefenderScope == "" {
-		c.DefenderScope = cloud.Scope(api)
-	}
-	if c.DefenderRateLimits == "" {
-		c.DefenderRateLimits = api.DefaultRateLimits()
-	}
-	if c.AzureAuthorityHost == "" {
-		c.AzureAuthorityHost = cloud.AuthorityHost
-	}
-	if err := httpsURL(c.DefenderAPIURL); err != nil {
-		return invalid("DEFENDER_API_URL", "%v", err)
-	}
-	if err := httpsURL(c.AzureAuthorityHost); err != nil {
-		return invalid("AZURE_AUTHORITY_HOST", "%v", err)
-	}
-	if c.RateLimits, err = connector.ParseLimits(c.DefenderRateLimits); err != nil {
-		return invalid("DEFENDER_RATE_LIMITS", "%v", err)
-	}
-	positive := []struct {
-		key string
-		d   time.Duration
-	}{
-		{"ACK_WAIT", c.AckWait},
-		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
-		{"DEFENDER_TIMEOUT", c.DefenderTimeout},
-		{"RETRY_INITIAL_INTERVAL", c.RetryInitialInterval},
-		{"RETRY_MAX_INTERVAL", c.RetryMaxInterval},
-		{"RETRY_MAX_ELAPSED", c.RetryMaxElapsed},
-		{"EXEC_TIMEOUT", c.ExecTimeout},
-	}
-	for _, p := range positive {
-		if p.d <= 0 {
-			return invalid(p.key, "must be more than 0")
-		}
-	}
-	if c.AckWait < time.Second {
-		return invalid("ACK_WAIT", "must be at least 1s")
-	}
-	if c.RetryMaxInterval < c.RetryInitialInterval {
-		return invalid("RETRY_MAX_INTERVAL", "must not be shorter than RETRY_INITIAL_INTERVAL")
-	}
-	if c.CacheTTL < 0 {
-		return invalid("CACHE_TTL", "must not be negative")
-	}
-	if c.CacheTTL > 0 && c.CacheTTL < time.Second {
-		return invalid("CACHE_TTL", "must be 0 (off) or at least 1s")
-	}
-	if c.Concurrency < 1 || c.Concurrency > MaxConcurrency {
-		return invalid("CONCURRENCY", "must be between 1 and %d", MaxConcurrency)
-	}
-	switch c.QuotaScope {
-	case "shared", "process":
-	default:
-		return invalid("QUOTA_SCOPE", "%q is not shared or process", c.QuotaScope)
-	}
-	if c.StreamReplicas < 1 || c.StreamReplicas > MaxStreamReplicas {
-		return invalid("STREAM_REPLICAS", "must be between 1 and %d", MaxStreamReplicas)
-	}
-	if c.MaxDeliver < 1 {
-		return invalid("MAX_DELIVER", "must be at least 1")
-	}
-	names := []struct{ key, val string }{
-		{"REQUEST_STREAM", c.RequestStream},
-		{"RESULT_STREAM", c.ResultStream},
-		{"CONSUMER_NAME", c.ConsumerName},
-	}
-	for _, n := range names {
-		if !validName(n.val) {
-			return invalid(n.key, "%q is not a valid JetStream name (letters, digits, - and _)", n.val)
-		}
-	}
-	subjects := []struct{ key, val string }{
-		{"REQUEST_SUBJECT", c.RequestSubject},
-		{"SUCCESS_SUBJECT", c.SuccessSubject},
-		{"FAILURE_SUBJECT", c.FailureSubject},
-	}
-	for _, s := range subjects {
-		if !validSubject(s.val) {
-			return invalid(s.key, "%q is not a valid literal subject", s.val)
-		}
-	}
-	if c.SuccessSubject == c.FailureSubject {
-		return invalid("FAILURE_SUBJECT", "must differ from SUCCESS_SUBJECT")
-	}
-	if c.RequestSubject == c.SuccessSubject || c.RequestSubject == c.FailureSubject {
-		return invalid("REQUEST_SUBJECT", "must differ from the result subjects")
-	}
-	if c.RequestStream == c.ResultStream {
-		return invalid("RESULT_STREAM", "must differ from REQUEST_STREAM")
-	}
-	switch c.LogFormat {
-	case "", "text", "json":
-	default:
-		return invalid("LOG_FORMAT", "%q is not text or json", c.LogFormat)
-	}
-	if err := c.Level.UnmarshalText([]byte(c.LogLevel)); err != nil {
-		return invalid("LOG_LEVEL", "%q is not debug, info, warn or error", c.LogLevel)
-	}
-	if (c.NATSTLSCertFile == "") != (c.NATSTLSKeyFile == "") {
-		return invalid("NATS_TLS_CERT_FILE", "NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE go together")
-	}
-	if err := listenAddress(c.HTTPListen); err != nil {
-		return invalid("HTTP_LISTEN", "%v", err)
-	}
-	if c.NATSPassword != "" && c.NATSUser == "" {
-		return invalid("NATS_PASSWORD", "needs NATS_USER")
-	}
-	return nil
-}
-
-// httpsURL checks an https URL; its errors never show the URL's
-// credentials.
-func httpsURL(raw string) error {
-	shown := redact.URLs(raw)
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("%q is not a URL", shown)
-	}
-	if u.Scheme != "https" || u.Host == "" {
-		return fmt.Errorf("%q must be an https URL", shown)
-	}
-	if u.User != nil {
-		return errors.New("must not carry credentials")
-	}
-	return nil
-}
-
-// listenAddress checks a host:port to listen on; empty is valid (off).
-func listenAddress(s string) error {
-	if s == "" {
-		return nil
-	}
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return fmt.Errorf("%q is not host:port (127.0.0.1:8080, :8080, [::1]:8080)", s)
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", s, port)
-	}
-	if strings.ContainsAny(host, " /@") {
-		return fmt.Errorf("%q: %q is not a host name or address", s, host)
-	}
-	return nil
-}
-
-func validName(s string) bool {
-	if s == "" || len(s) > 255 {
-		return false
-	}
-	for _, r := range s {
-		ok := r == '-' || r == '_' || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') || ('0' <= r && r <= '9')
-		if !ok {
-			return false
-		}
-	}
-	return true
-}
-
-func validSubject(s string) bool {
-	if s == "" || strings.ContainsAny(s, " \t\r\n*>") {
-		return false
-	}
-	for tok := range strings.SplitSeq(s, ".") {
-		if tok == "" {
-			return false
-		}
-	}
-	return true
-}
-
-// MaxStreamReplicas is the largest replica count JetStream allows.
-const MaxStreamReplicas = 5
-
-// DuplicateWindow is the result stream's duplicate window: long enough that
-// a result published again by any later delivery of the same request is
-// dropped (the longer of 2 minutes and ACK_WAIT × MAX_DELIVER, plus the retry
-// budget of the delivery that publishes last).
+// DuplicateWindow is the result stream's duplicate window: it outlasts
+// every delivery of a request (ACK_WAIT × MAX_DELIVER and the last one's
+// retry budget), and 2 minutes.
 func (c *Config) DuplicateWindow() time.Duration {
 	w := c.AckWait*time.Duration(c.MaxDeliver) + c.RetryMaxElapsed
 	return max(w, 2*time.Minute)
-}
-
-// Credential is the connector's view of the AZURE_* variables.
-func (c *Config) Credential() connector.CredentialConfig {
-	return connector.CredentialConfig{
-		TenantID:            c.AzureTenantID,
-		ClientID:            c.AzureClientID,
-		ClientSecret:        c.AzureClientSecret.Reveal(),
-		CertificatePath:     c.AzureClientCertificatePath,
-		CertificatePassword: c.AzureClientCertificatePassword.Reveal(),
-		FederatedTokenFile:  c.AzureFederatedTokenFile,
-		ManagedIdentity:     c.DefenderManagedIdentity,
-		AuthorityHost:       c.AzureAuthorityHost,
-	}
 }

@@ -148,6 +148,10 @@ func TestLoadInvalid(t *testing.T) {
 		{map[string]string{"FAILURE_SUBJECT": "defender.alerts.domains.success"}, "FAILURE_SUBJECT"},
 		{map[string]string{"NATS_TLS_CERT_FILE": "/tmp/c.pem"}, "NATS_TLS_CERT_FILE"},
 		{map[string]string{"NATS_PASSWORD": "hunter2"}, "NATS_PASSWORD"},
+		{map[string]string{"NATS_URL": "nats://a:4222,nats://b~c:4222"}, "NATS_URL"},
+		{map[string]string{"NATS_CREDS_FILE": "/nonexistent/nats.creds"}, "NATS_CREDS_FILE"},
+		{map[string]string{"NATS_TLS_CA_FILE": "/dev/zero"}, "NATS_TLS_CA_FILE"},
+		{map[string]string{"NATS_EMBEDDED_LISTEN": "4222"}, "NATS_EMBEDDED_LISTEN"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.wantVar, func(t *testing.T) {
@@ -180,6 +184,8 @@ func TestSecretsNeverPrint(t *testing.T) {
 	const secret = "S3cr3t-client-value-9f8e7d"
 	cfg, err := config.Load(envOf(map[string]string{
 		"AZURE_CLIENT_SECRET": secret,
+		"AZURE_TENANT_ID":     "6f1c2b9e-0000-4000-8000-000000000001",
+		"AZURE_CLIENT_ID":     "0a3e5f7d-0000-4000-8000-000000000002",
 		"NATS_USER":           "svc",
 		"NATS_PASSWORD":       secret,
 		"NATS_TOKEN":          secret,
@@ -192,8 +198,8 @@ func TestSecretsNeverPrint(t *testing.T) {
 			t.Errorf("fmt %s prints the secret", format)
 		}
 	}
-	if cfg.Credential().ClientSecret != secret {
-		t.Error("the credential does not get the secret")
+	if tn, err := cfg.EnvironmentTenant(); err != nil || tn.Credential.ClientSecret != secret {
+		t.Errorf("the credential does not get the secret (%v)", err)
 	}
 	// A bad secret-typed value is not echoed either.
 	_, err = config.Load(envOf(map[string]string{"NATS_PASSWORD": secret}))
@@ -218,5 +224,99 @@ func TestUsageListsEveryVariable(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "100/1m,1500/1h") {
 		t.Error("usage does not show the DEFENDER_RATE_LIMITS default")
+	}
+}
+
+// TestVariables: every variable has a name of its own, a group and a
+// meaning, and Load reads each one.
+func TestVariables(t *testing.T) {
+	vars := config.Variables()
+	seen := map[string]bool{}
+	for _, v := range vars {
+		if seen[v.Name] || v.Group == "" || v.Description == "" {
+			t.Errorf("variable %+v: a duplicate, or without group or meaning", v)
+		}
+		seen[v.Name] = true
+	}
+	if len(vars) < 45 || vars[0].Name != "NATS_URL" || vars[0].Group != "NATS" {
+		t.Errorf("%d variables, the first %+v", len(vars), vars[0])
+	}
+	read := map[string]bool{}
+	if _, err := config.Load(func(k string) (string, bool) { read[k] = true; return "", false }); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vars {
+		if !read[v.Name] {
+			t.Errorf("Load does not read %s", v.Name)
+		}
+	}
+}
+
+// TestRemovedVariableWarns: a variable the service no longer reads is a
+// warning for the caller to log, not an error, and its value is not in it.
+func TestRemovedVariableWarns(t *testing.T) {
+	cfg, err := config.Load(envOf(map[string]string{"COALESCE_SCOPE": "sideways-" + secretValue}))
+	if err != nil {
+		t.Fatalf("a removed variable set: %v", err)
+	}
+	if len(cfg.Warnings) != 1 || cfg.Warnings[0].Variable != "COALESCE_SCOPE" || strings.Contains(cfg.Warnings[0].Message, secretValue) {
+		t.Errorf("warnings %+v, want one naming COALESCE_SCOPE", cfg.Warnings)
+	}
+	if cfg, _ := config.Load(envOf(nil)); len(cfg.Warnings) != 0 {
+		t.Errorf("warnings without removed variables: %+v", cfg.Warnings)
+	}
+}
+
+// TestEnvironmentTenantCredential: the environment's one tenant follows
+// the same rule as a tenant of the file (exactly one credential, the
+// password with the certificate, a tenant and client ID of the right
+// form), and names the variables.
+func TestEnvironmentTenantCredential(t *testing.T) {
+	ids := map[string]string{"AZURE_TENANT_ID": tenantGUID, "AZURE_CLIENT_ID": clientGUID}
+	with := func(kv ...string) map[string]string {
+		env := map[string]string{}
+		for k, v := range ids {
+			env[k] = v
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			env[kv[i]] = kv[i+1]
+		}
+		return env
+	}
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string // in the error; "" for none
+	}{
+		{"secret", with("AZURE_CLIENT_SECRET", secretValue), ""},
+		{"managed identity without IDs", map[string]string{"DEFENDER_MANAGED_IDENTITY": "true"}, ""},
+		{"no credential", with(), "credential: none: set exactly one of AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH"},
+		{"two credentials", with("AZURE_CLIENT_SECRET", secretValue, "DEFENDER_MANAGED_IDENTITY", "true"), "DEFENDER_MANAGED_IDENTITY: more than one credential"},
+		{"password without certificate", with("AZURE_CLIENT_SECRET", secretValue, "AZURE_CLIENT_CERTIFICATE_PASSWORD", secretValue),
+			"AZURE_CLIENT_CERTIFICATE_PASSWORD: goes with AZURE_CLIENT_CERTIFICATE_PATH"},
+		{"missing certificate", with("AZURE_CLIENT_CERTIFICATE_PATH", "/nonexistent/cert.pem"), "AZURE_CLIENT_CERTIFICATE_PATH: the file cannot be read"},
+		{"tenant ID not a GUID or a domain", with("AZURE_CLIENT_SECRET", "x", "AZURE_TENANT_ID", secretValue), "AZURE_TENANT_ID: is not a GUID or a domain name"},
+		{"client ID missing", with("AZURE_CLIENT_SECRET", "x", "AZURE_CLIENT_ID", ""), "AZURE_CLIENT_ID: is missing"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := config.Load(envOf(tc.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tn, err := cfg.EnvironmentTenant()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("error %v", err)
+			case tc.want == "":
+				if tn.Name != config.DefaultTenant || !tn.Environment {
+					t.Errorf("tenant %+v", tn.Name)
+				}
+			case err == nil || !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), tc.want):
+				t.Errorf("error %v, want %q", err, tc.want)
+			case strings.Contains(err.Error(), secretValue):
+				t.Errorf("error %v shows the secret", err)
+			}
+		})
 	}
 }

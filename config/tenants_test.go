@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -132,8 +133,8 @@ tenants:
 	if !def.Credential.ManagedIdentity || def.Credential.ClientID != "" {
 		t.Errorf("default: managed identity %v, client %q", def.Credential.ManagedIdentity, def.Credential.ClientID)
 	}
-	if contoso.Registration() == fabrikam.Registration() {
-		t.Error("two clouds share a registration key")
+	if contoso.Cloud == fabrikam.Cloud {
+		t.Error("two clouds are one")
 	}
 }
 
@@ -199,8 +200,8 @@ tenants:
 		}
 	}
 	contoso, legacy := by["contoso"], by["legacy"]
-	if contoso.Registration() == legacy.Registration() {
-		t.Error("one app registration on two APIs shares a quota registration")
+	if contoso.API == legacy.API || contoso.Credential != legacy.Credential {
+		t.Error("one app registration on two APIs is not two quota registrations (API, cloud, tenant, client)")
 	}
 
 	tenants, err = loadTenants(t, file, tenantsEnv(map[string]string{"DEFENDER_API": "mde", "DEFENDER_RATE_LIMITS": "10/1s"}))
@@ -239,8 +240,10 @@ func TestLoadTenantsErrors(t *testing.T) {
 			nil, "contoso", "clientSecret", "clientSecretFile or clientSecretEnv"},
 		{"duplicate name", "tenants:\n  - name: contoso\n" + ok + "    clientSecretEnv: CONTOSO_SECRET\n  - name: contoso\n" + ok + "    managedIdentity: true\n",
 			nil, "contoso", "name", "duplicate"},
-		{"unknown field", "tenants:\n  - name: contoso\n" + ok + "    clientSecretEnv: CONTOSO_SECRET\n    region: eu\n",
-			nil, "contoso", "region", "unknown field"},
+		{"unknown field", "tenants:\n  - name: contoso\n" + ok + "    clientSecretEnv: CONTOSO_SECRET\n    " + secretValue + ": eu\n",
+			nil, "contoso", "", "unknown field (the key is not shown"},
+		{"key in other capitals", "tenants:\n  - name: contoso\n" + ok + "    clientSecretEnv: CONTOSO_SECRET\n    TenantID: " + tenantGUID + "\n",
+			nil, "contoso", "tenantId", "other capitals"},
 		{"no credential", "tenants:\n  - name: contoso\n" + ok,
 			nil, "contoso", "credential", "exactly one"},
 		{"two credentials", "tenants:\n  - name: contoso\n" + ok + "    clientSecretEnv: CONTOSO_SECRET\n    clientSecretFile: $DIR/contoso.secret\n",
@@ -254,7 +257,7 @@ func TestLoadTenantsErrors(t *testing.T) {
 		{"http api url with credentials", "tenants:\n  - name: contoso\n" + ok + "    clientSecretEnv: CONTOSO_SECRET\n    apiUrl: http://user:" + secretValue + "@api.example.com\n",
 			nil, "contoso", "apiUrl", "credentials"},
 		{"secret variable unset", "tenants:\n  - name: contoso\n" + ok + "    clientSecretEnv: NOT_SET\n",
-			nil, "contoso", "clientSecretEnv", "NOT_SET is not set"},
+			nil, "contoso", "clientSecretEnv", "is not set"},
 		{"secret file missing", "tenants:\n  - name: contoso\n" + ok + "    clientSecretFile: $DIR/missing\n",
 			nil, "contoso", "clientSecretFile", "cannot be read"},
 		{"password without certificate", "tenants:\n  - name: contoso\n" + ok + "    managedIdentity: true\n    certificatePasswordFile: $DIR/cert.password\n",
@@ -274,7 +277,7 @@ func TestLoadTenantsErrors(t *testing.T) {
 		{"syntax error near a secret", "tenants:\n  - name: contoso\n    clientSecret: \"" + secretValue + "\n   :\n",
 			nil, "", "", "not valid YAML"},
 		{"unknown top-level key", "tenant:\n  - name: contoso\n",
-			nil, "", "", "unknown field"},
+			nil, "", "", "the one key tenants"},
 		{"empty list", "tenants: []\n", nil, "", "", "no tenant"},
 		{"AZURE variables as well", "tenants:\n  - name: contoso\n" + ok + "    managedIdentity: true\n",
 			map[string]string{"AZURE_CLIENT_SECRET": secretValue}, "", "", "AZURE_CLIENT_SECRET is set as well"},
@@ -323,87 +326,6 @@ func TestValidTenantName(t *testing.T) {
 	}
 }
 
-// FuzzLoadTenants: any file is a list of tenants or a *TenantsError, never
-// a panic, and no error quotes the secret that the file or its variable
-// holds.
-func FuzzLoadTenants(f *testing.F) {
-	f.Add("tenants:\n  - name: contoso\n    tenantId: " + tenantGUID + "\n    clientId: " + clientGUID + "\n    clientSecretEnv: CONTOSO_SECRET\n")
-	f.Add("tenants:\n  - name: contoso\n    clientSecret: \"" + secretValue + "\n   :\n")
-	f.Add("tenants:\n  - {name: a, clientId: " + secretValue + ", managedIdentity: true, tenantId: " + tenantGUID + "}\n")
-	f.Add(`{"tenants":[{"name":"x","apiUrl":"http://u:` + secretValue + `@h"}]}`)
-	f.Fuzz(func(t *testing.T, file string) {
-		tenants, err := loadTenants(t, file, tenantsEnv(nil))
-		if err != nil {
-			var te *config.TenantsError
-			if !errors.As(err, &te) {
-				t.Fatalf("error %T is not a *TenantsError: %v", err, err)
-			}
-			if strings.Contains(err.Error(), secretValue) {
-				t.Fatalf("the error shows the secret: %v", err)
-			}
-			return
-		}
-		for _, tn := range tenants {
-			if !config.ValidTenantName(tn.Name) {
-				t.Fatalf("loaded an invalid name %q", tn.Name)
-			}
-		}
-	})
-}
-
-func TestTenantsResolve(t *testing.T) {
-	const (
-		contosoID  = "6f1c2b9e-0000-4000-8000-0000000000c0"
-		fabrikamID = "6f1c2b9e-0000-4000-8000-0000000000fa"
-	)
-	mk := func(name, entraID string) config.Tenant {
-		return config.Tenant{Name: name, Credential: connector.CredentialConfig{TenantID: entraID}}
-	}
-	withDefault := config.NewTenants([]config.Tenant{mk("contoso", contosoID), mk("fabrikam", fabrikamID), mk("default", contosoID)})
-	noDefault := config.NewTenants([]config.Tenant{mk("contoso", contosoID), mk("fabrikam", fabrikamID)})
-
-	tests := []struct {
-		name                   string
-		set                    *config.Tenants
-		subject, body, entraID string
-		want                   string
-		named                  bool
-		err                    error
-	}{
-		{"by subject", noDefault, "contoso", "", "", "contoso", true, nil},
-		{"by body", noDefault, "", "fabrikam", "", "fabrikam", true, nil},
-		{"subject and body agree", noDefault, "contoso", "contoso", "", "contoso", true, nil},
-		{"subject and body disagree", noDefault, "contoso", "fabrikam", "", "", true, config.ErrTenantConflict},
-		{"unknown by subject", noDefault, "tailspin", "", "", "", true, config.ErrUnknownTenant},
-		{"unknown by body", withDefault, "", "tailspin", "", "", true, config.ErrUnknownTenant},
-		{"by Entra tenant ID", noDefault, "", "", strings.ToUpper(fabrikamID), "fabrikam", true, nil},
-		{"Entra tenant ID agrees", noDefault, "fabrikam", "", fabrikamID, "fabrikam", true, nil},
-		{"Entra tenant ID disagrees", noDefault, "contoso", "", fabrikamID, "", true, config.ErrTenantConflict},
-		{"Entra tenant ID shared by two tenants, named", withDefault, "default", "", contosoID, "default", true, nil},
-		{"Entra tenant ID shared by two tenants, not named", withDefault, "", "", contosoID, "", true, config.ErrTenantConflict},
-		{"Entra tenant ID not configured counts for nothing", withDefault, "", "", "00000000-0000-0000-0000-000000000000", "default", false, nil},
-		{"nothing named, default", withDefault, "", "", "", "default", false, nil},
-		{"nothing named, no default", noDefault, "", "", "", "", false, config.ErrUnknownTenant},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, named, err := tc.set.Resolve(tc.subject, tc.body, tc.entraID)
-			if !errors.Is(err, tc.err) {
-				t.Fatalf("error %v, want %v", err, tc.err)
-			}
-			if named != tc.named {
-				t.Errorf("named %v, want %v", named, tc.named)
-			}
-			if tc.err != nil {
-				return
-			}
-			if got == nil || got.Name != tc.want {
-				t.Fatalf("tenant %v, want %q", got, tc.want)
-			}
-		})
-	}
-}
-
 func TestEnvironmentTenant(t *testing.T) {
 	cfg, err := config.Load(config.MapEnv(map[string]string{
 		"AZURE_TENANT_ID": tenantGUID, "AZURE_CLIENT_ID": clientGUID, "AZURE_CLIENT_SECRET": secretValue,
@@ -412,17 +334,41 @@ func TestEnvironmentTenant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tn := cfg.EnvironmentTenant()
-	set := config.NewTenants([]config.Tenant{tn})
-	got, named, err := set.Resolve("", "", "")
-	if err != nil || named || got.Name != config.DefaultTenant {
-		t.Fatalf("a request naming no tenant: %v %v %v", got, named, err)
+	got, err := cfg.EnvironmentTenant()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got.Cloud != "gcc" || got.API != connector.Graph || got.APIURL != "https://graph.microsoft.com" ||
-		got.Credential.ClientSecret != secretValue || got.RateLimits[0].Count != 10 {
-		t.Errorf("environment tenant %+v", got.Cloud)
+	if got.Name != config.DefaultTenant || !got.Environment || got.Cloud != "gcc" || got.API != connector.Graph ||
+		got.APIURL != "https://graph.microsoft.com" || got.Credential.ClientSecret != secretValue || got.RateLimits[0].Count != 10 {
+		t.Errorf("environment tenant %s %s %s %v", got.Name, got.Cloud, got.APIURL, got.RateLimits)
 	}
-	if _, _, err := set.Resolve("contoso", "", ""); !errors.Is(err, config.ErrUnknownTenant) {
-		t.Errorf("another tenant's subject: %v, want ErrUnknownTenant", err)
+}
+
+// TestHookEnv: HOOK_ENV names variables, never one that holds a secret of
+// the service or of a tenant of the file; the error shows no value.
+func TestHookEnv(t *testing.T) {
+	cfg, err := config.Load(config.MapEnv(map[string]string{"HOOK_ENV": " SIEM_URL, ,PLAYBOOK_ID"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"SIEM_URL", "PLAYBOOK_ID"}; !slices.Equal(cfg.HookVariables, want) {
+		t.Errorf("HookVariables %q, want %q", cfg.HookVariables, want)
+	}
+	for _, name := range []string{"AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PASSWORD", "NATS_PASSWORD", "NATS_TOKEN",
+		"OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_METRICS_HEADERS", "OTEL_EXPORTER_OTLP_LOGS_HEADERS"} {
+		_, err := config.Load(config.MapEnv(map[string]string{"HOOK_ENV": "SIEM_URL," + name}))
+		if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "HOOK_ENV") || !strings.Contains(err.Error(), name) {
+			t.Errorf("HOOK_ENV naming %s: %v, want an error naming it", name, err)
+		}
+	}
+	_, err = config.Load(config.MapEnv(map[string]string{"HOOK_ENV": "SIEM_URL=" + secretValue}))
+	if err == nil || strings.Contains(err.Error(), secretValue) {
+		t.Errorf("HOOK_ENV with a value: %v, want an error without it", err)
+	}
+	doc := "tenants:\n  - name: contoso\n    tenantId: " + tenantGUID + "\n    clientId: " + clientGUID + "\n    clientSecretEnv: CONTOSO_SECRET\n"
+	_, err = loadTenants(t, doc, tenantsEnv(map[string]string{"HOOK_ENV": "CONTOSO_SECRET"}))
+	var te *config.TenantsError
+	if !errors.As(err, &te) || te.Field != "clientSecretEnv" || strings.Contains(err.Error(), secretValue) {
+		t.Errorf("a tenant's secret variable named by HOOK_ENV: %v, want an error on clientSecretEnv", err)
 	}
 }

@@ -50,9 +50,11 @@ func invalidf(msg string) error {
 // alert ID as plain text, {"alertId": ..., "correlationId": ...}, or a
 // Defender alert object whose "id" is the alert ID. A JSON body may name its
 // tenant with a string "tenant" field; an alert object's string "tenantId"
-// is kept as the Entra tenant it names. The Correlation-Id header
-// is used when the body has none. The error, of kind invalid_request, says
-// what is wrong; the request is returned with whatever could be read.
+// is kept as the Entra tenant it names. Members are matched by their exact
+// key, and one of these given twice is refused, so that no two readers of a
+// request route it differently. The Correlation-Id header is used when the
+// body has none. The error, of kind invalid_request, says what is wrong;
+// the request is returned with whatever could be read.
 func Decode(body []byte, header nats.Header) (Request, error) {
 	var req Request
 	if header != nil {
@@ -76,57 +78,155 @@ func Decode(body []byte, header nats.Header) (Request, error) {
 		req.AlertID = id
 		return req, nil
 	}
-	var obj struct {
-		AlertID       json.RawMessage `json:"alertId"`
-		ID            json.RawMessage `json:"id"`
-		CorrelationID json.RawMessage `json:"correlationId"`
-		Tenant        json.RawMessage `json:"tenant"`
-		TenantID      json.RawMessage `json:"tenantId"`
+	err := decodeObject(trimmed, &req)
+	return req, err
+}
+
+// decodeObject reads the members of a JSON object body into req.
+func decodeObject(body []byte, req *Request) error {
+	if !json.Valid(body) {
+		return invalidf("request body is not valid JSON")
 	}
-	if err := json.Unmarshal(trimmed, &obj); err != nil {
-		return req, invalidf("request body is not valid JSON")
+	var m members
+	if dup := m.read(body); dup != "" {
+		return invalidf(dup + " is given twice")
 	}
-	if t, ok := jsonString(obj.Tenant); ok {
-		req.Tenant = t
-	} else if present(obj.Tenant) {
-		return req, invalidf("tenant is not a string")
+	var ok bool
+	if req.Tenant, ok = jsonString(m[memberTenant]); !ok && present(m[memberTenant]) {
+		return invalidf("tenant is not a string")
 	}
-	if id, ok := jsonString(obj.TenantID); ok && len(id) <= maxCorrelationID {
-		req.EntraTenantID = id
+	if req.EntraTenantID, ok = jsonString(m[memberTenantID]); !ok && present(m[memberTenantID]) {
+		return invalidf("tenantId is not a string")
 	}
-	if cid, ok := jsonString(obj.CorrelationID); ok {
+	if cid, ok := jsonString(m[memberCorrelationID]); ok {
 		if c := cleanCorrelationID(cid); c != "" {
 			req.CorrelationID = c
 		}
-	} else if present(obj.CorrelationID) {
-		return req, invalidf("correlationId is not a string")
+	} else if present(m[memberCorrelationID]) {
+		return invalidf("correlationId is not a string")
 	}
-	raw, field := obj.AlertID, "alertId"
+	raw, field := m[memberAlertID], "alertId"
 	if !present(raw) {
-		raw, field = obj.ID, "id"
+		raw, field = m[memberID], "id"
 	}
 	if !present(raw) {
-		return req, invalidf("request object has no alertId or id")
+		return invalidf("request object has no alertId or id")
 	}
 	id, ok := jsonString(raw)
 	if !ok {
-		return req, invalidf(field + " is not a string")
+		return invalidf(field + " is not a string")
 	}
 	if err := ValidateAlertID(id); err != nil {
-		return req, invalidf(field + " is not 1 to 128 characters of A-Z a-z 0-9 _ -")
+		return invalidf(field + " is not 1 to 128 characters of A-Z a-z 0-9 _ -")
 	}
 	req.AlertID = id
-	return req, nil
+	return nil
+}
+
+// The members of a request object that Decode reads, by exact key.
+const (
+	memberAlertID = iota
+	memberID
+	memberCorrelationID
+	memberTenant
+	memberTenantID
+)
+
+var memberKeys = [...]string{"alertId", "id", "correlationId", "tenant", "tenantId"}
+
+// members are the raw values of the members Decode reads.
+type members [len(memberKeys)][]byte
+
+// read keeps the value of each member of the object b, valid JSON, whose
+// key is one of memberKeys, and returns the key of one given twice.
+func (m *members) read(b []byte) (duplicate string) {
+	i := 1 // after '{'
+	for {
+		i = skipSpace(b, i)
+		if b[i] == '}' {
+			return ""
+		}
+		keyEnd := stringEnd(b, i)
+		key := b[i+1 : keyEnd-1]
+		if bytes.IndexByte(key, '\\') >= 0 { // escaped: compare what it says
+			var s string
+			_ = json.Unmarshal(b[i:keyEnd], &s)
+			key = []byte(s)
+		}
+		i = skipSpace(b, skipSpace(b, keyEnd)+1) // past ':'
+		end := valueEnd(b, i)
+		for k, name := range memberKeys {
+			if string(key) == name {
+				if m[k] != nil {
+					return name
+				}
+				m[k] = b[i:end]
+			}
+		}
+		if i = skipSpace(b, end); b[i] == ',' {
+			i++
+		}
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n' {
+		i++
+	}
+	return i
+}
+
+// stringEnd is the index after the string that starts at b[i].
+func stringEnd(b []byte, i int) int {
+	for i++; b[i] != '"'; i++ {
+		if b[i] == '\\' {
+			i++
+		}
+	}
+	return i + 1
+}
+
+// valueEnd is the index after the value that starts at b[i].
+func valueEnd(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for ; ; i++ {
+			switch b[i] {
+			case '"':
+				i = stringEnd(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+	}
+	for ; i < len(b); i++ { // a number, true, false or null
+		switch b[i] {
+		case ',', '}', ']', ' ', '\t', '\r', '\n':
+			return i
+		}
+	}
+	return i
 }
 
 // present reports whether a JSON member was given and is not null.
-func present(raw json.RawMessage) bool {
+func present(raw []byte) bool {
 	return len(raw) > 0 && !bytes.Equal(raw, []byte("null"))
 }
 
-func jsonString(raw json.RawMessage) (string, bool) {
-	if len(raw) == 0 || raw[0] != '"' {
+// jsonString is the string raw holds, if raw is a JSON string.
+func jsonString(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' {
 		return "", false
+	}
+	if plain := raw[1 : len(raw)-1]; bytes.IndexByte(plain, '\\') < 0 && utf8.Valid(plain) {
+		return string(plain), true // what encoding/json makes of it, without its reflection
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {

@@ -7,9 +7,10 @@ package tenants
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"sync/atomic"
 
 	"github.com/alert-domains/alert-domains/config"
@@ -26,57 +27,131 @@ type Lookup interface {
 // Build makes the lookup of one tenant.
 type Build func(t *config.Tenant) (Lookup, error)
 
-// Set is the tenants a process serves, each with its lookup. It is
-// immutable.
+// Set is the tenants a process serves, each with its lookup, found by name
+// and by Entra tenant ID. It is immutable: a reload builds a new one.
 type Set struct {
-	tenants *config.Tenants
-	lookups map[string]Lookup
+	list      []config.Tenant
+	lookups   []Lookup
+	byName    map[string]int
+	byEntraID map[string][]int
+	// unnamed serves requests that name no tenant: the tenant called
+	// "default", or -1.
+	unnamed int
 }
 
 // New builds the lookup of every tenant in list (whose names are unique, as
 // config.LoadTenants returns them). An error names the tenant.
 func New(list []config.Tenant, build Build) (*Set, error) {
-	s := &Set{tenants: config.NewTenants(list), lookups: make(map[string]Lookup, len(list))}
-	for _, t := range s.tenants.All() {
-		l, err := build(&t)
+	list = slices.Clone(list)
+	s := &Set{list: list, lookups: make([]Lookup, len(list)), byName: make(map[string]int, len(list)),
+		byEntraID: make(map[string][]int, len(list)), unnamed: -1}
+	for i := range list {
+		t := &list[i]
+		l, err := build(t)
 		if err != nil {
 			return nil, fmt.Errorf("tenant %q: %w", t.Name, err)
 		}
-		s.lookups[t.Name] = l
+		s.lookups[i], s.byName[t.Name] = l, i
+		id := strings.ToLower(t.Credential.TenantID)
+		s.byEntraID[id] = append(s.byEntraID[id], i)
+		if t.Name == config.DefaultTenant {
+			s.unnamed = i
+		}
 	}
 	return s, nil
 }
 
-// Tenants is the configured set.
-func (s *Set) Tenants() *config.Tenants { return s.tenants }
+// Names returns the tenants' names in the order of the list.
+func (s *Set) Names() []string {
+	names := make([]string, len(s.list))
+	for i := range s.list {
+		names[i] = s.list[i].Name
+	}
+	return names
+}
+
+// Get returns the tenant called name.
+func (s *Set) Get(name string) (*config.Tenant, bool) {
+	i, ok := s.byName[name]
+	if !ok {
+		return nil, false
+	}
+	return &s.list[i], true
+}
 
 // Lookup returns the lookup of the tenant called name.
 func (s *Set) Lookup(name string) (Lookup, bool) {
-	l, ok := s.lookups[name]
-	return l, ok
+	i, ok := s.byName[name]
+	if !ok {
+		return nil, false
+	}
+	return s.lookups[i], true
 }
 
-// Resolve finds the tenant of a request (see config.Tenants.Resolve). A
-// tenant that is not configured is an error of kind unknown_tenant; two
-// names that disagree are invalid_request.
-func (s *Set) Resolve(subjectTenant, bodyTenant, entraTenantID string) (string, bool, error) {
-	t, named, err := s.tenants.Resolve(subjectTenant, bodyTenant, entraTenantID)
-	switch {
-	case errors.Is(err, config.ErrTenantConflict):
-		return "", named, &message.Error{Kind: message.KindInvalidRequest, Message: err.Error()}
-	case errors.Is(err, config.ErrUnknownTenant):
-		return "", named, &message.Error{Kind: message.KindUnknownTenant, Message: err.Error()}
-	case err != nil:
-		return "", named, err
+// Resolve finds the tenant of a request from what names it: the tenant
+// token of the subject it was published to (<REQUEST_SUBJECT>.<name>), the
+// string "tenant" field of its JSON body, and the Entra "tenantId" of an
+// alert object; any may be empty. named reports whether the request named
+// its tenant (its results then go to the tenant's own subjects). Two names
+// that disagree are an error of kind invalid_request; a tenant not
+// configured, unknown_tenant.
+//
+// An Entra tenant ID names the configured tenant that has it. One that no
+// tenant has is an unknown tenant, never served with another tenant's
+// credential; only a tenant whose own ID is a domain name, which a GUID
+// cannot be compared with, serves it, when the request names that tenant
+// or it is the environment's one tenant. A request that names nothing goes
+// to the tenant called "default", if there is one.
+func (s *Set) Resolve(subjectTenant, bodyTenant, entraTenantID string) (tenant string, named bool, err error) {
+	name := subjectTenant
+	if bodyTenant != "" {
+		if name != "" && name != bodyTenant {
+			return "", true, conflict("the subject names tenant %q and the body %q", name, bodyTenant)
+		}
+		name = bodyTenant
 	}
-	return t.Name, named, nil
+	var byID []int
+	if entraTenantID != "" {
+		byID = s.byEntraID[strings.ToLower(entraTenantID)]
+	}
+	i, ok := s.byName[name]
+	switch {
+	case name != "" && !ok:
+		return "", true, unknown("%q is not configured", name)
+	case name == "" && len(byID) == 1:
+		return s.list[byID[0]].Name, true, nil
+	case name == "" && len(byID) > 1:
+		return "", true, conflict("the alert's tenantId belongs to %d configured tenants; name one with the subject or a tenant field", len(byID))
+	case name == "" && s.unnamed < 0:
+		return "", false, unknown("the request names no tenant and no tenant is called %q", config.DefaultTenant)
+	case name == "":
+		i = s.unnamed
+	}
+	t, named := &s.list[i], name != ""
+	switch {
+	case entraTenantID == "" || slices.Contains(byID, i):
+		return t.Name, named, nil
+	case len(byID) > 0:
+		return "", true, conflict("tenant %q and the alert's tenantId of tenant %q", t.Name, s.list[byID[0]].Name)
+	case !config.IsGUID(t.Credential.TenantID) && (named || t.Environment):
+		return t.Name, named, nil
+	}
+	return "", named, unknown("the alert's tenantId is not the Entra tenant of any configured tenant")
+}
+
+func conflict(format string, args ...any) error {
+	return &message.Error{Kind: message.KindInvalidRequest, Message: "conflicting tenants: " + fmt.Sprintf(format, args...)}
+}
+
+func unknown(format string, args ...any) error {
+	return &message.Error{Kind: message.KindUnknownTenant, Message: "unknown tenant: " + fmt.Sprintf(format, args...)}
 }
 
 // Domains asks the Defender of the tenant called tenant.
 func (s *Set) Domains(ctx context.Context, tenant, alertID string) (connector.Result, error) {
-	l, ok := s.lookups[tenant]
+	l, ok := s.Lookup(tenant)
 	if !ok {
-		return connector.Result{}, &message.Error{Kind: message.KindUnknownTenant, Message: fmt.Sprintf("unknown tenant: %q is not configured", tenant)}
+		return connector.Result{}, unknown("%q is not configured", tenant)
 	}
 	return l.Domains(ctx, alertID)
 }
@@ -84,7 +159,7 @@ func (s *Set) Domains(ctx context.Context, tenant, alertID string) (connector.Re
 // API is the API that answers for the tenant called name ("" for a tenant
 // not configured).
 func (s *Set) API(name string) connector.API {
-	if t, ok := s.tenants.Get(name); ok {
+	if t, ok := s.Get(name); ok {
 		return t.API
 	}
 	return ""
@@ -95,8 +170,8 @@ func (s *Set) API(name string) connector.API {
 // go on); a new or changed tenant gets one from build.
 func Rebuild(old *Set, list []config.Tenant, build Build) (*Set, error) {
 	return New(list, func(t *config.Tenant) (Lookup, error) {
-		if prev, ok := old.tenants.Get(t.Name); ok && reflect.DeepEqual(*prev, *t) {
-			return old.lookups[t.Name], nil
+		if i, ok := old.byName[t.Name]; ok && reflect.DeepEqual(old.list[i], *t) {
+			return old.lookups[i], nil
 		}
 		return build(t)
 	})

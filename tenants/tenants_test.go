@@ -115,3 +115,105 @@ func mustLookup(t *testing.T, s *tenants.Set, name string) tenants.Lookup {
 	}
 	return l
 }
+
+func TestResolve(t *testing.T) {
+	const (
+		contosoID  = "6f1c2b9e-0000-4000-8000-0000000000c0"
+		fabrikamID = "6f1c2b9e-0000-4000-8000-0000000000fa"
+		strangerID = "00000000-0000-4000-8000-0000000000ff"
+	)
+	mk := func(names ...string) *tenants.Set {
+		list := make([]config.Tenant, 0, len(names)/2)
+		for i := 0; i+1 < len(names); i += 2 {
+			list = append(list, config.Tenant{Name: names[i], Credential: connector.CredentialConfig{TenantID: names[i+1]}})
+		}
+		set, err := tenants.New(list, func(t *config.Tenant) (tenants.Lookup, error) { return answer(t.Name), nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return set
+	}
+	withDefault := mk("contoso", contosoID, "fabrikam", fabrikamID, "default", contosoID)
+	noDefault := mk("contoso", contosoID, "fabrikam", fabrikamID)
+	byDomain := mk("fabrikam", "fabrikam.onmicrosoft.com", "default", "default.onmicrosoft.com")
+
+	tests := []struct {
+		name                   string
+		set                    *tenants.Set
+		subject, body, entraID string
+		want                   string
+		named                  bool
+		kind                   message.Kind
+	}{
+		{"by subject", noDefault, "contoso", "", "", "contoso", true, ""},
+		{"by body", noDefault, "", "fabrikam", "", "fabrikam", true, ""},
+		{"subject and body agree", noDefault, "contoso", "contoso", "", "contoso", true, ""},
+		{"subject and body disagree", noDefault, "contoso", "fabrikam", "", "", true, message.KindInvalidRequest},
+		{"unknown by subject", noDefault, "tailspin", "", "", "", true, message.KindUnknownTenant},
+		{"unknown by body", withDefault, "", "tailspin", "", "", true, message.KindUnknownTenant},
+		{"by Entra tenant ID", noDefault, "", "", strings.ToUpper(fabrikamID), "fabrikam", true, ""},
+		{"Entra tenant ID agrees", noDefault, "fabrikam", "", fabrikamID, "fabrikam", true, ""},
+		{"Entra tenant ID disagrees", noDefault, "contoso", "", fabrikamID, "", true, message.KindInvalidRequest},
+		{"Entra tenant ID shared by two tenants, named", withDefault, "default", "", contosoID, "default", true, ""},
+		{"Entra tenant ID shared by two tenants, not named", withDefault, "", "", contosoID, "", true, message.KindInvalidRequest},
+		{"Entra tenant ID not configured, nothing named", withDefault, "", "", strangerID, "", false, message.KindUnknownTenant},
+		{"Entra tenant ID not configured, tenant named", withDefault, "contoso", "", strangerID, "", true, message.KindUnknownTenant},
+		{"Entra tenant ID not configured, named tenant by domain", byDomain, "fabrikam", "", strangerID, "fabrikam", true, ""},
+		{"Entra tenant ID not configured, default by domain", byDomain, "", "", strangerID, "", false, message.KindUnknownTenant},
+		{"nothing named, default", withDefault, "", "", "", "default", false, ""},
+		{"nothing named, no default", noDefault, "", "", "", "", false, message.KindUnknownTenant},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, named, err := tc.set.Resolve(tc.subject, tc.body, tc.entraID)
+			if tc.kind != "" {
+				if err == nil || message.KindOf(err) != tc.kind {
+					t.Fatalf("tenant %q, error %v; want kind %s", got, err, tc.kind)
+				}
+				return
+			}
+			if err != nil || got != tc.want || named != tc.named {
+				t.Fatalf("tenant %q named %v error %v; want %q named %v", got, named, err, tc.want, tc.named)
+			}
+		})
+	}
+}
+
+// TestEnvironmentTenantRouting: without TENANTS_FILE, an alert object
+// whose Entra tenantId is not the GUID of AZURE_TENANT_ID is an unknown
+// tenant, never looked up with the one tenant's credential; when
+// AZURE_TENANT_ID is a domain name the GUID cannot be compared with it,
+// and the one tenant serves the alert.
+func TestEnvironmentTenantRouting(t *testing.T) {
+	const (
+		tenantGUID = "6f1c2b9e-0000-4000-8000-000000000001"
+		stranger   = "00000000-0000-4000-8000-0000000000ff"
+	)
+	for _, tc := range []struct {
+		tenantID, entraID string
+		kind              message.Kind
+	}{
+		{tenantGUID, strings.ToUpper(tenantGUID), ""},
+		{tenantGUID, stranger, message.KindUnknownTenant},
+		{"contoso.onmicrosoft.com", stranger, ""},
+		{"contoso.onmicrosoft.com", "CONTOSO.onmicrosoft.com", ""},
+	} {
+		cfg, err := config.Load(config.MapEnv(map[string]string{"AZURE_TENANT_ID": tc.tenantID,
+			"AZURE_CLIENT_ID": "0a3e5f7d-0000-4000-8000-000000000002", "AZURE_CLIENT_SECRET": "x"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tn, err := cfg.EnvironmentTenant()
+		if err != nil {
+			t.Fatal(err)
+		}
+		set, err := tenants.New([]config.Tenant{tn}, func(*config.Tenant) (tenants.Lookup, error) { return answer("a"), nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := set.Resolve("", "", tc.entraID)
+		if (tc.kind == "" && (err != nil || got != config.DefaultTenant)) || (tc.kind != "" && message.KindOf(err) != tc.kind) {
+			t.Errorf("AZURE_TENANT_ID %s, an alert of %s: %q, %v; want kind %q", tc.tenantID, tc.entraID, got, err, tc.kind)
+		}
+	}
+}

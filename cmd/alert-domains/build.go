@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -128,15 +127,9 @@ func (s *service) handler(js jetstream.JetStream, nc *nats.Conn, answers *handle
 	if err != nil {
 		return nil, err
 	}
-	var names []string
-	for n := range strings.SplitSeq(cfg.HookEnv, ",") {
-		if n = strings.TrimSpace(n); n != "" {
-			names = append(names, n)
-		}
-	}
-	hooks, err := handlers.NewHooks(cfg.OnSuccessExec, cfg.OnFailureExec, cfg.ExecTimeout, os.Environ(), names, logger)
+	hooks, err := handlers.NewHooks(cfg.OnSuccessExec, cfg.OnFailureExec, cfg.ExecTimeout, os.Environ(), cfg.HookVariables, logger)
 	if err != nil {
-		return nil, configError(fmt.Errorf("%w: ON_SUCCESS_EXEC/ON_FAILURE_EXEC/HOOK_ENV: %v", config.ErrInvalid, err))
+		return nil, configError(fmt.Errorf("%w: ON_SUCCESS_EXEC/ON_FAILURE_EXEC: %v", config.ErrInvalid, err))
 	}
 	return consumer.Chain(svc.Handle, s.metrics.Middleware(), handlers.Logging(logger), hooks.Middleware()), nil
 }

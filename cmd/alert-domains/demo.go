@@ -118,7 +118,11 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	}
 	scriptDemo(emu, cfg.API)
 	logger := newLogger(cfg, e)
-	svc, err := newService(cfg, e, []config.Tenant{cfg.EnvironmentTenant()}, false, emu.Client(), logger)
+	own, err := cfg.EnvironmentTenant()
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	svc, err := newService(cfg, e, []config.Tenant{own}, false, emu.Client(), logger)
 	if err != nil {
 		return err
 	}

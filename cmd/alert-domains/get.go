@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
@@ -22,7 +23,10 @@ import (
 // HTTP client for both Entra ID and Defender (an emulator's, for example);
 // extra options come last.
 func newConnector(cfg *config.Config, hc *http.Client, extra ...connector.Option) (*connector.Client, error) {
-	t := cfg.EnvironmentTenant()
+	t, err := cfg.EnvironmentTenant()
+	if err != nil {
+		return nil, err
+	}
 	return newTenantConnector(cfg, &t, hc, extra...)
 }
 
@@ -71,10 +75,11 @@ func runGetWith(ctx context.Context, e *env, args []string, hc *http.Client) err
 	if name == "" {
 		name = config.DefaultTenant
 	}
-	tenant, ok := config.NewTenants(list).Get(name)
-	if !ok {
+	i := slices.IndexFunc(list, func(t config.Tenant) bool { return t.Name == name })
+	if i < 0 {
 		return &exitError{code: 2, err: fmt.Errorf("get: %w: tenant %q is not configured (give --tenant NAME of a tenant in TENANTS_FILE)", config.ErrInvalid, name)}
 	}
+	tenant := &list[i]
 	layout, all := quota.NewLayout(cfg.ConsumerName, cfg.RateLimits), tenant.RateLimits
 	if fromFile && cfg.QuotaScope == quota.ScopeShared {
 		if layout, all, err = sharedQuota(cfg, list); err != nil {

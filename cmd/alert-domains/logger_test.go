@@ -17,7 +17,7 @@ import (
 func TestLoggerDurationsAndURLs(t *testing.T) {
 	for _, format := range []string{"json", "text"} {
 		var buf bytes.Buffer
-		cfg := &config.Config{LogFormat: format, Level: slog.LevelInfo}
+		cfg := &config.Config{Operations: config.Operations{LogFormat: format, Level: slog.LevelInfo}}
 		e := &env{lookupEnv: config.MapEnv(nil), stderr: &buf}
 		logger := newLogger(cfg, e)
 		err := fmt.Errorf("connect: %w", errors.New("dial nats://alice:s3cret@nats:4222 refused"))

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/internal/lifecycle"
 	"github.com/alert-domains/alert-domains/metrics"
 )
@@ -24,7 +25,7 @@ const tenantsFileCheck = 5 * time.Second
 // so that one sent once the service is ready never ends the process.
 func (s *service) reloadActor(m *metrics.Metrics, count func(outcome string)) lifecycle.Actor {
 	sum := func() ([sha256.Size]byte, bool) {
-		data, err := os.ReadFile(s.cfg.TenantsFile)
+		data, err := config.ReadTenantsFile(s.cfg.TenantsFile)
 		return sha256.Sum256(data), err == nil
 	}
 	last, _ := sum()

@@ -28,6 +28,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	logger := newLogger(cfg, e)
+	for _, w := range cfg.Warnings {
+		logger.Warn("configuration: "+w.Variable+" "+w.Message, slog.String("variable", w.Variable))
+	}
 	svc, err := newService(cfg, e, list, fromFile, nil, logger)
 	if err != nil {
 		return err

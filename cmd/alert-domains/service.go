@@ -100,7 +100,7 @@ func (s *service) run(ctx context.Context) error {
 		lifecycle.Func("ready", func(ctx context.Context) error { return s.announceReady(ctx, p.ready, natsURL, start) }),
 		lifecycle.Func("permission check", func(ctx context.Context) error {
 			set := s.clients.router.Set()
-			reportPermissions(ctx, s.logger, p.metrics, checkPermissions(ctx, set, set.Tenants().Names()))
+			reportPermissions(ctx, s.logger, p.metrics, checkPermissions(ctx, set, set.Names()))
 			<-ctx.Done()
 			return nil
 		}),

@@ -35,7 +35,7 @@ func statusAPIs(ctx context.Context, cfg *config.Config, list []config.Tenant) <
 			return client, nil
 		})
 		if err == nil {
-			checks = checkPermissions(ctx, set, set.Tenants().Names())
+			checks = checkPermissions(ctx, set, set.Names())
 		}
 		for _, t := range list[min(len(list), statusPermissionTenants):] {
 			checks = append(checks, permissionCheck{tenant: t.Name, api: t.API, perm: connector.PermissionUnknown, err: errNotChecked})
@@ -76,14 +76,19 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	// per tenant out, not the rest of the screen.
 	list, fromFile, err := loadTenants(cfg, e)
 	tenantsIssue := ""
-	if err != nil {
+	if err != nil && fromFile {
 		tenantsIssue = err.Error()
 	}
 	apis := statusAPIs(ctx, cfg, list)
 	if err != nil || !fromFile {
 		list = nil
 	}
-	own := cfg.EnvironmentTenant()
+	// status needs no credential, only the app registration it counts the
+	// quota of.
+	own, err := cfg.EnvironmentTenant()
+	if err != nil {
+		own.Credential.TenantID, own.Credential.ClientID = cfg.AzureTenantID, cfg.AzureClientID
+	}
 	q := ops.StatusQuery{Tenants: list, QuotaLimits: cfg.RateLimits, Registration: tenantRegistration(&own)}
 	if list != nil && cfg.QuotaScope == quota.ScopeShared {
 		// The quota streams of the tenants of the file, named as serve

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"github.com/alert-domains/alert-domains/internal/ops"
 	"log/slog"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -55,13 +56,24 @@ func TestStatusOneScreen(t *testing.T) {
 func TestStatusSharedQuota(t *testing.T) {
 	o := newOpsEnv(t, true)
 	o.vars["DEFENDER_RATE_LIMITS"] = "20/1m,1500/1h"
-	o.vars["AZURE_TENANT_ID"] = "tenant-a"
-	o.vars["AZURE_CLIENT_ID"] = "client-a"
+	o.vars["AZURE_TENANT_ID"] = "6f1c2b9e-0d4e-4b8a-9a51-2f0c7d3e8a10"
+	o.vars["AZURE_CLIENT_ID"] = "2d7e9f40-5b1a-4c3e-8f6d-9a0b1c2d3e4f"
 	cfg, err := config.Load(config.MapEnv(o.vars))
 	if err != nil {
 		t.Fatal(err)
 	}
-	own := cfg.EnvironmentTenant()
+	// The replicas have the credential that status, run below without
+	// it, does not need.
+	withSecret := maps.Clone(o.vars)
+	withSecret["AZURE_CLIENT_SECRET"] = "not-used"
+	own, err := config.Load(config.MapEnv(withSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ownTenant, err := own.EnvironmentTenant()
+	if err != nil {
+		t.Fatal(err)
+	}
 	layout := quota.NewLayout(cfg.ConsumerName, cfg.RateLimits)
 	if err := prepareQuotaLimits(t.Context(), o.js, cfg, layout, cfg.RateLimits, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
@@ -69,7 +81,7 @@ func TestStatusSharedQuota(t *testing.T) {
 	// Two replicas: 3 calls and 2 calls of the same app registration, and
 	// a 429 with Retry-After 30s seen by the second.
 	for _, calls := range []int{3, 2} {
-		q, err := newTenantQuota(cfg, layout, &own, slog.New(slog.DiscardHandler), nil)
+		q, err := newTenantQuota(cfg, layout, &ownTenant, slog.New(slog.DiscardHandler), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -99,7 +111,7 @@ func TestStatusSharedQuota(t *testing.T) {
 	out := o.mustRun(t, "status")
 	for _, want := range []string{
 		"20/1m, 1500/1h, shared by every replica",
-		"public tenant-a/client-a",
+		"public 6f1c2b9e-0d4e-4b8a-9a51-2f0c7d3e8a10/2d7e9f40-5b1a-4c3e-8f6d-9a0b1c2d3e4f",
 		"1m      20     5 (25%)",
 		"1h      1500   5 (0%)",
 		"left)",

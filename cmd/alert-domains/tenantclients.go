@@ -226,7 +226,8 @@ const seedTimeout = 10 * time.Second
 func (c *tenantClients) seedLimiters(ctx context.Context, js jetstream.JetStream) error {
 	set := c.router.Set()
 	span := time.Duration(0)
-	for _, t := range set.Tenants().All() {
+	for _, name := range set.Names() {
+		t, _ := set.Get(name)
 		for _, l := range t.RateLimits {
 			span = max(span, min(l.Window, broker.ResultMaxAge))
 		}

@@ -12,10 +12,15 @@ import (
 
 // loadTenants is the tenants of the configuration: those of TENANTS_FILE,
 // or the one tenant "default" that the AZURE_* variables form. fromFile
-// reports which. A mistake in the file is exit status 2.
+// reports which. A mistake is exit status 2; the environment's tenant comes
+// with its error, for status to show.
 func loadTenants(cfg *config.Config, e *env) (list []config.Tenant, fromFile bool, err error) {
 	if cfg.TenantsFile == "" {
-		return []config.Tenant{cfg.EnvironmentTenant()}, false, nil
+		t, err := cfg.EnvironmentTenant()
+		if err != nil {
+			err = &exitError{code: 2, err: err}
+		}
+		return []config.Tenant{t}, false, err
 	}
 	list, err = config.LoadTenants(cfg.TenantsFile, cfg, e.lookupEnv)
 	if err != nil {
@@ -60,20 +65,25 @@ func tenantRegistration(t *config.Tenant) quota.Registration {
 // of a window differ are a configuration error naming them: their calls
 // reach one Defender quota, which two streams would count apart.
 func sharedQuota(cfg *config.Config, list []config.Tenant) (quota.Layout, []connector.Limit, error) {
+	type window struct {
+		count  int
+		tenant string
+	}
+	seen := make(map[string]window) // the first count of a registration's window
 	lists := make([][]connector.Limit, len(list))
-	for i, t := range list {
+	for i := range list {
+		t := &list[i]
 		lists[i] = t.RateLimits
-		reg := tenantRegistration(&t).Key()
-		for _, o := range list[:i] {
-			if tenantRegistration(&o).Key() != reg {
-				continue
-			}
-			for _, l := range t.RateLimits {
-				mine, _ := windowCount(t.RateLimits, l.Window)
-				if theirs, ok := windowCount(o.RateLimits, l.Window); ok && theirs != mine {
-					return quota.Layout{}, nil, &config.TenantsError{File: cfg.TenantsFile, Tenant: t.Name, Index: i, Field: "rateLimits",
-						Reason: fmt.Sprintf("%d calls per %s, and tenant %q of the same app registration has %d: one registration has one Defender quota, so with QUOTA_SCOPE=shared its tenants give a window the same count", mine, l.Window, o.Name, theirs)}
-				}
+		reg := tenantRegistration(t).Key()
+		for _, l := range t.RateLimits {
+			mine, _ := windowCount(t.RateLimits, l.Window)
+			key := reg + " " + l.Window.String()
+			o, ok := seen[key]
+			if !ok {
+				seen[key] = window{mine, t.Name}
+			} else if o.count != mine {
+				return quota.Layout{}, nil, &config.TenantsError{File: cfg.TenantsFile, Tenant: t.Name, Index: i, Field: "rateLimits",
+					Reason: fmt.Sprintf("%d calls per %s, and tenant %q of the same app registration has %d: one registration has one Defender quota, so with QUOTA_SCOPE=shared its tenants give a window the same count", mine, l.Window, o.tenant, o.count)}
 			}
 		}
 	}

@@ -24,7 +24,10 @@ import (
 func TestSharedQuotaCountsPerTenant(t *testing.T) {
 	perMinute := func(n int) connector.Limit { return connector.Limit{Count: n, Window: time.Minute} }
 	perHour := connector.Limit{Count: 1500, Window: time.Hour}
-	cfg := &config.Config{TenantsFile: "/etc/alert-domains/tenants.yaml", ConsumerName: "svc", RateLimits: []connector.Limit{perMinute(100), perHour}}
+	cfg := &config.Config{
+		Microsoft: config.Microsoft{TenantsFile: "/etc/alert-domains/tenants.yaml", RateLimits: []connector.Limit{perMinute(100), perHour}},
+		Streams:   config.Streams{ConsumerName: "svc"},
+	}
 	tenant := func(name, tenantID string, limits ...connector.Limit) config.Tenant {
 		return config.Tenant{Name: name, Cloud: "public", RateLimits: limits,
 			Credential: connector.CredentialConfig{TenantID: tenantID, ClientID: "0a3e5f7d-0000-4000-8000-000000000002"}}

@@ -1,0 +1,58 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+)
+
+// ReadTenantsFile reads TENANTS_FILE within its bound (see readRegular).
+func ReadTenantsFile(path string) ([]byte, error) { return readRegular(path, MaxTenantsFile, true) }
+
+// checkFile checks a file that another part reads (a certificate, a token).
+func checkFile(path string) error {
+	_, err := readRegular(path, maxCredentialFile, false)
+	return err
+}
+
+// readRegular reads (or, with read false, only checks) a regular file of at
+// most limit bytes, through symbolic links (Kubernetes mounts a Secret's
+// keys as links into ..data/). Anything else is refused at once: a FIFO
+// would block, a device never end. Its errors never show the path, which
+// may be a misplaced secret.
+func readRegular(path string, limit int64, read bool) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0) // a FIFO's open waits for a writer
+	if err != nil {
+		return nil, unreadable(err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	switch {
+	case err != nil:
+		return nil, unreadable(err)
+	case !st.Mode().IsRegular():
+		return nil, errors.New("is not a regular file (a FIFO, a device or a directory is refused)")
+	case st.Size() > limit:
+		return nil, fmt.Errorf("the file is larger than %d bytes", limit)
+	case !read:
+		return nil, nil
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	switch {
+	case err != nil:
+		return nil, unreadable(err)
+	case int64(len(data)) > limit:
+		return nil, fmt.Errorf("the file is larger than %d bytes", limit)
+	}
+	return data, nil
+}
+
+// unreadable is err without the path an *os.PathError holds.
+func unreadable(err error) error {
+	if pe := (*os.PathError)(nil); errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return fmt.Errorf("the file cannot be read: %v", err)
+}
