@@ -54,15 +54,20 @@ func newTenantQuota(cfg *config.Config, layout quota.Layout, t *config.Tenant, l
 
 // prepareQuota provisions (or, with PROVISION=false, verifies) the shared
 // quota's streams and bucket.
-func prepareQuota(ctx context.Context, js jetstream.JetStream, cfg *config.Config) error {
-	return prepareQuotaLimits(ctx, js, cfg, quota.NewLayout(cfg.ConsumerName, cfg.RateLimits), cfg.RateLimits)
+func prepareQuota(ctx context.Context, js jetstream.JetStream, cfg *config.Config, logger *slog.Logger) error {
+	return prepareQuotaLimits(ctx, js, cfg, quota.NewLayout(cfg.ConsumerName, cfg.RateLimits), cfg.RateLimits, logger)
 }
 
 // prepareQuotaLimits is prepareQuota for the streams of the tenants served
-// (sharedQuota): layout names them, limits are every tenant's.
-func prepareQuotaLimits(ctx context.Context, js jetstream.JetStream, cfg *config.Config, layout quota.Layout, limits []connector.Limit) error {
+// (sharedQuota): layout names them, limits are every tenant's. Provisioning
+// waits out a busy cluster as the topology's does (broker.Retrying):
+// replicas started together on a fresh cluster time out while it places
+// every stream.
+func prepareQuotaLimits(ctx context.Context, js jetstream.JetStream, cfg *config.Config, layout quota.Layout, limits []connector.Limit, logger *slog.Logger) error {
 	if cfg.Provision {
-		return quota.Provision(ctx, js, layout, limits, cfg.StreamReplicas, cfg.DefenderTimeout)
+		return broker.Retrying(ctx, logger, func() error {
+			return quota.Provision(ctx, js, layout, limits, cfg.StreamReplicas, cfg.DefenderTimeout)
+		})
 	}
 	return quota.Verify(ctx, js, layout, limits)
 }
@@ -111,7 +116,7 @@ func joinSharedQuota(ctx context.Context, cfg *config.Config, t *config.Tenant, 
 	}
 	js, err := jetstream.New(nc)
 	if err == nil {
-		err = prepareQuotaLimits(cctx, js, cfg, layout, all)
+		err = prepareQuotaLimits(cctx, js, cfg, layout, all, logger)
 	}
 	var shared *quota.Shared
 	if err == nil {
@@ -162,7 +167,7 @@ func (s *service) quotaActors(ctx context.Context, js jetstream.JetStream, m *me
 		}
 		return []lifecycle.Actor{lifecycle.Func("quota watchers", s.clients.runQuotas)}, nil
 	case s.shared != nil:
-		if err := prepareQuota(ctx, js, s.cfg); err != nil {
+		if err := prepareQuota(ctx, js, s.cfg, s.logger); err != nil {
 			return nil, err
 		}
 		s.logger.Info("shared Defender quota", slog.String("registration_key", s.shared.Registration().Key()),

@@ -130,7 +130,7 @@ func TestStatusTenantsSharedQuota(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := prepareQuotaLimits(t.Context(), o.js, cfg, layout, limits); err != nil {
+	if err := prepareQuotaLimits(t.Context(), o.js, cfg, layout, limits, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	for i, calls := range []int{3, 2} { // contoso, fabrikam

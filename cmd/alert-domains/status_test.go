@@ -60,7 +60,7 @@ func TestStatusSharedQuota(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := prepareQuota(t.Context(), o.js, cfg); err != nil {
+	if err := prepareQuota(t.Context(), o.js, cfg, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	// Two replicas: 3 calls and 2 calls of the same app registration, and

@@ -108,7 +108,7 @@ func (c *tenantClients) start(ctx context.Context, js jetstream.JetStream) error
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.limits) > 0 {
-		if err := prepareQuotaLimits(ctx, js, c.cfg, c.layout, c.limits); err != nil {
+		if err := prepareQuotaLimits(ctx, js, c.cfg, c.layout, c.limits, c.logger); err != nil {
 			return err
 		}
 	}
@@ -190,7 +190,7 @@ func (c *tenantClients) reload(ctx context.Context) (names []string, err error) 
 	}
 	set, err := tenants.Rebuild(c.router.Set(), list, c.build)
 	if err == nil && c.js != nil && len(limits) > 0 {
-		err = prepareQuotaLimits(ctx, c.js, c.cfg, c.layout, limits)
+		err = prepareQuotaLimits(ctx, c.js, c.cfg, c.layout, limits, c.logger)
 	}
 	if err != nil {
 		for k := range c.quotas { // quotas of a set never used
