@@ -34,15 +34,17 @@ type defenderCall struct {
 // recordingEmulator is the Defender + Entra emulator behind a recorder that
 // keeps, for each domains call, its arrival, alert and answer, and every
 // access token the token endpoint hands out, which the emulator does not
-// expose.
+// expose. It can also throttle (SetThrottle), which the emulator cannot
+// switch on and off.
 type recordingEmulator struct {
 	*emulator.Emulator
 	URL      string
 	CertFile string
 
-	mu     sync.Mutex
-	calls  []defenderCall
-	tokens []string
+	mu       sync.Mutex
+	calls    []defenderCall
+	tokens   []string
+	throttle time.Duration // > 0: every domains call is answered 429 with this Retry-After
 }
 
 func newRecordingEmulator(t *testing.T, opts ...emulator.Option) *recordingEmulator {
@@ -97,10 +99,28 @@ func (r *recordingEmulator) ServeHTTP(w http.ResponseWriter, req *http.Request) 
 			r.calls = append(r.calls, c)
 			r.mu.Unlock()
 		}()
+		r.mu.Lock()
+		throttle := r.throttle
+		r.mu.Unlock()
+		if throttle > 0 {
+			rec.Header().Set("Retry-After", strconv.Itoa(int((throttle+time.Second-1)/time.Second)))
+			rec.Header().Set("Content-Type", "application/json")
+			rec.WriteHeader(http.StatusTooManyRequests)
+			_, _ = rec.Write([]byte(`{"error":{"code":"TooManyRequests","message":"API calls quota exceeded!"}}`))
+			return
+		}
 		r.Emulator.ServeHTTP(rec, req)
 	default:
 		r.Emulator.ServeHTTP(w, req)
 	}
+}
+
+// SetThrottle answers every domains call 429 with Retry-After (whole
+// seconds, rounded up) before the emulator sees it, until SetThrottle(0).
+func (r *recordingEmulator) SetThrottle(retryAfter time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.throttle = retryAfter
 }
 
 // Tokens are the access tokens handed out so far.
