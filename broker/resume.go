@@ -172,7 +172,8 @@ func readAdvisories(ctx context.Context, js jetstream.JetStream, stream, subject
 	}
 	out := map[uint64]uint64{}
 	for {
-		batch, err := oc.Fetch(1024, jetstream.FetchMaxWait(time.Second))
+		// What is stored now, no wait for more (see readAnswered).
+		batch, err := oc.FetchNoWait(1024)
 		if err != nil {
 			return nil, fmt.Errorf("read advisories of %s: %w", stream, err)
 		}
@@ -235,7 +236,9 @@ func readAnswered(ctx context.Context, js jetstream.JetStream, resultStream stri
 	}
 	read := 0
 	for {
-		batch, err := oc.Fetch(4096, jetstream.FetchMaxWait(5*time.Second))
+		// A batch of Fetch ends only at its count or its wait, however soon
+		// the last message came: what is stored now is all there is to read.
+		batch, err := oc.FetchNoWait(4096)
 		if err != nil {
 			return read, fmt.Errorf("read results of %s: %w", resultStream, err)
 		}

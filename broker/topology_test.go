@@ -363,6 +363,49 @@ func TestAdvisoryConsumerCreatedWhereItStopped(t *testing.T) {
 	}
 }
 
+// TestMissingConsumersRecreatedWithoutWaiting: re-creating the missing
+// request and advisory consumers reads what is stored and stops there; it
+// does not wait for more, while no replica takes a request.
+func TestMissingConsumersRecreatedWithoutWaiting(t *testing.T) {
+	cfg, js := setup(t, map[string]string{"CACHE_TTL": "0"})
+	logger := slog.New(slog.DiscardHandler)
+	topo := broker.NewTopology(cfg)
+	if err := topo.Provision(t.Context(), js, logger); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		if _, err := js.Publish(t.Context(), cfg.RequestSubject, []byte("abc")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	adv := fmt.Sprintf(`{"type":"io.nats.jetstream.advisory.v1.max_deliver","stream":%q,"consumer":%q,"stream_seq":3,"deliveries":10}`, cfg.RequestStream, cfg.ConsumerName)
+	if _, err := js.Publish(t.Context(), broker.MaxDeliveriesSubject(cfg.RequestStream, cfg.ConsumerName), []byte(adv)); err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range []int{1, 2} {
+		if _, err := js.Publish(t.Context(), cfg.SuccessSubject, fmt.Appendf(nil, `{"status":"success","requestSequence":%d}`, req)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{topo.Consumer.Durable, topo.Advisories.Durable} {
+		if err := js.DeleteConsumer(t.Context(), cfg.RequestStream, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	advTopo := topo
+	advTopo.Consumer = topo.Advisories
+	for _, tp := range []broker.Topology{topo, advTopo} {
+		start := time.Now()
+		c, err := broker.NewBinder(js, tp, true, logger).Bind(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("consumer %s re-created in %v, want at once", c.CachedInfo().Name, took)
+		}
+	}
+}
+
 func TestTransient(t *testing.T) {
 	tests := []struct {
 		name string
