@@ -158,8 +158,13 @@ func (s *service) handlerService(ctx context.Context, nc *nats.Conn, js jetstrea
 		}
 		opts, p.sharedCalls = append(opts, opt), share
 	}
-	answersKV, err := js.KeyValue(ctx, topo.Answers.Bucket)
-	if err != nil {
+	// A busy cluster may leave this lookup unanswered as it may a step of
+	// provisioning: it is tried again the same way.
+	var answersKV jetstream.KeyValue
+	if err := broker.Retrying(ctx, logger, func() (err error) {
+		answersKV, err = js.KeyValue(ctx, topo.Answers.Bucket)
+		return err
+	}); err != nil {
 		return nil, nil, nil, fmt.Errorf("open bucket %s: %w", topo.Answers.Bucket, err)
 	}
 	p.hooks, err = handlers.NewHooks(cfg.OnSuccessExec, cfg.OnFailureExec, cfg.ExecTimeout, logger)
