@@ -106,6 +106,7 @@ type soakReport struct {
 	Requests, Results int
 	Lost              []uint64
 	Duplicated        []uint64 // one entry per extra result
+	Details           []string // of each lost or duplicated request
 	Wrong             []string
 	OverQuota         []string
 	Quota             []string
@@ -170,11 +171,16 @@ func checkSoak(ctx context.Context, js jetstream.JetStream, load *soakLoad, regs
 		switch {
 		case len(rs) == 0:
 			rep.Lost = append(rep.Lost, seq)
+			rep.Details = append(rep.Details, fmt.Sprintf("request %d (%s, %s): no result", seq, req.want.MsgID, req.want.Class))
 			continue
 		case len(rs) > 1:
-			for range rs[1:] {
+			d := fmt.Sprintf("request %d (%s, %s): %d results:", seq, req.want.MsgID, req.want.Class, len(rs))
+			for _, m := range rs {
 				rep.Duplicated = append(rep.Duplicated, seq)
+				d += fmt.Sprintf("\n    result %d: %s", m.Seq, m.Data)
 			}
+			rep.Duplicated = rep.Duplicated[:len(rep.Duplicated)-1]
+			rep.Details = append(rep.Details, d)
 		}
 		for _, m := range rs {
 			if why := wrongResult(m, req.want.Want); why != "" {
@@ -187,6 +193,7 @@ func checkSoak(ctx context.Context, js jetstream.JetStream, load *soakLoad, regs
 	}
 	slices.Sort(rep.Lost)
 	slices.Sort(rep.Duplicated)
+	sort.Strings(rep.Details)
 	sort.Strings(rep.Wrong)
 	for _, reg := range regs {
 		times := make([]time.Time, len(reg.Calls))
@@ -279,6 +286,7 @@ func (r *soakReport) log(t *testing.T, max int) {
 	if len(r.Duplicated) > 0 {
 		list("duplicated (request sequences)", seqs(r.Duplicated))
 	}
+	list("lost and duplicated", r.Details)
 	list("wrong", r.Wrong)
 	list("over the quota", r.OverQuota)
 	list("calls for invalid IDs", r.BadCalls)

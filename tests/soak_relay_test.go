@@ -10,15 +10,16 @@ import (
 	"time"
 )
 
-// natsRelay is a TCP relay from a loopback port to one NATS node. Sever
-// closes every connection through it at once, as a network cut would; the
-// client then reconnects through it.
+// natsRelay is a TCP relay from a loopback port to one NATS node. Cut
+// closes every connection through it at once and refuses new ones until
+// Mend, as a network partition would.
 type natsRelay struct {
 	ln     net.Listener
 	target string
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
+	cut    bool
 	closed bool
 	wg     sync.WaitGroup
 }
@@ -42,11 +43,25 @@ func (r *natsRelay) URL() string {
 	return "nats://127.0.0.1:" + strconv.Itoa(r.ln.Addr().(*net.TCPAddr).Port)
 }
 
-// Sever closes the connections open through the relay and returns how
-// many there were (each relayed connection is two).
-func (r *natsRelay) Sever() int {
+// Cut closes the connections open through the relay, refuses new ones
+// until Mend, and returns how many there were.
+func (r *natsRelay) Cut() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.cut = true
+	return r.closeConns()
+}
+
+// Mend relays new connections again.
+func (r *natsRelay) Mend() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cut = false
+}
+
+// closeConns closes every relayed connection (each is two) and returns how
+// many there were; r.mu is held.
+func (r *natsRelay) closeConns() int {
 	n := len(r.conns) / 2
 	for c := range r.conns {
 		c.Close()
@@ -57,9 +72,9 @@ func (r *natsRelay) Sever() int {
 func (r *natsRelay) close() {
 	r.mu.Lock()
 	r.closed = true
+	r.closeConns()
 	r.mu.Unlock()
 	r.ln.Close()
-	r.Sever()
 	r.wg.Wait()
 }
 
@@ -78,11 +93,18 @@ func (r *natsRelay) accept() {
 	}
 }
 
-// relay connects client to the target (a stopped node: client is closed
-// at once, and tries another server) and copies both ways until either
-// side ends.
+// relay connects client to the target (a stopped node, or a cut: client
+// is closed at once, and tries another server) and copies both ways until
+// either side ends.
 func (r *natsRelay) relay(client net.Conn) {
 	defer r.wg.Done()
+	r.mu.Lock()
+	cut := r.cut
+	r.mu.Unlock()
+	if cut {
+		client.Close()
+		return
+	}
 	server, err := net.DialTimeout("tcp", r.target, time.Second)
 	if err != nil {
 		client.Close()
@@ -113,7 +135,7 @@ func (r *natsRelay) relay(client net.Conn) {
 func (r *natsRelay) track(conns ...net.Conn) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed {
+	if r.closed || r.cut {
 		return false
 	}
 	for _, c := range conns {

@@ -205,9 +205,12 @@ func runFaultSoak(t *testing.T, cfg soakConfig) {
 	rep.log(t, shown)
 	if rep.failed() || len(rig.defects) > 0 {
 		t.Logf("fault timeline:\n%s", strings.Join(rig.timeline, "\n"))
-		t.Errorf("seed %d (SOAK_SEED=%d): %d lost, %d duplicated, %d wrong, %d over the quota, %d calls for invalid IDs, %d defects:\n%s",
-			cfg.seed, cfg.seed, len(rep.Lost), len(rep.Duplicated), len(rep.Wrong), len(rep.OverQuota), len(rep.BadCalls),
-			len(rig.defects), strings.Join(rig.defects, "\n"))
+		msg := fmt.Sprintf("seed %d (SOAK_SEED=%d): %d lost, %d duplicated, %d wrong, %d over the quota, %d calls for invalid IDs, %d defects",
+			cfg.seed, cfg.seed, len(rep.Lost), len(rep.Duplicated), len(rep.Wrong), len(rep.OverQuota), len(rep.BadCalls), len(rig.defects))
+		if len(rig.defects) > 0 {
+			msg += ":\n" + strings.Join(rig.defects, "\n")
+		}
+		t.Error(msg)
 	}
 }
 
@@ -220,7 +223,8 @@ func soakDefenders(t *testing.T, load *soakLoad, tenants []string, limits []conn
 	var tes []tenantEmulator
 	var certs []string
 	for i, k := range soakTenantKeys(tenants) {
-		opts := []emulator.Option{emulator.WithLatency(30 * time.Millisecond), emulator.WithQuota(limits...)}
+		// Defender's own pace, so that faults find requests in flight.
+		opts := []emulator.Option{emulator.WithLatency(200 * time.Millisecond), emulator.WithQuota(limits...)}
 		for alert, hosts := range load.Alerts[k] {
 			opts = append(opts, emulator.WithAlert(alert, hosts...))
 		}
