@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -289,15 +290,19 @@ func soakTenantIndex(tenants []string, tenant string) int {
 // that exits on its own (a defect).
 func (g *soakRig) waitReady(timeout time.Duration) {
 	g.t.Helper()
-	testenv.Eventually(g.t, timeout, 100*time.Millisecond, func() bool {
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
 		g.supervise()
-		for _, r := range g.replicas {
-			if !r.isReady() {
-				return false
-			}
+		if !slices.ContainsFunc(g.replicas, func(r *soakReplica) bool { return !r.isReady() }) {
+			return
 		}
-		return true
-	}, "every replica ready")
+		if time.Now().After(deadline) {
+			g.t.Fatalf("not every replica ready within %v; defects:\n%s", timeout, strings.Join(g.defects, "\n"))
+		}
+		<-tick.C
+	}
 }
 
 // waitHealed waits up to timeout until the result stream holds at least
