@@ -209,7 +209,13 @@ func checkSoak(ctx context.Context, js jetstream.JetStream, load *soakLoad, regs
 			line := fmt.Sprintf("%s: at most %d calls in %v (quota %d)", reg.Name, most, l.Window, l.Count)
 			rep.Quota = append(rep.Quota, line)
 			if most > l.Count {
-				rep.OverQuota = append(rep.OverQuota, line+" from "+at.Format("15:04:05.000"))
+				line += " from " + at.Format("15:04:05.000") + ":"
+				for _, c := range reg.Calls {
+					if !c.At.Before(at) && c.At.Before(at.Add(l.Window)) {
+						line += fmt.Sprintf("\n    %s %s %d", c.At.Format("15:04:05.000"), c.Alert, c.Status)
+					}
+				}
+				rep.OverQuota = append(rep.OverQuota, line)
 			}
 		}
 	}
