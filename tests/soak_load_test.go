@@ -266,8 +266,9 @@ func publishSoakLoad(ctx context.Context, js jetstream.JetStream, reqs []soakReq
 				stored++
 				break
 			}
-			if ctx.Err() != nil {
-				return stored, fmt.Errorf("request %s not stored: %w", r.MsgID, errors.Join(err, ctx.Err()))
+			// A stream without a leader answers at once: not too often.
+			if werr := sleepUntil(ctx, time.Now().Add(100*time.Millisecond)); werr != nil {
+				return stored, fmt.Errorf("request %s not stored: %w", r.MsgID, errors.Join(err, werr))
 			}
 		}
 	}

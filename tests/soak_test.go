@@ -145,16 +145,14 @@ func runFaultSoak(t *testing.T, cfg soakConfig) {
 		rig.replicas = append(rig.replicas, r)
 	}
 	// All three at once on a fresh cluster, as a Deployment's first
-	// rollout starts them.
+	// rollout starts them; the load begins once the request stream is
+	// there, while they start.
 	rig.start = time.Now()
 	for _, r := range rig.replicas {
 		r.start(t)
 	}
-	rig.waitReady(time.Minute)
+	rig.waitStream(requestStream, time.Minute)
 	phase("start")
-	if len(rig.defects) > 0 {
-		t.Fatalf("seed %d: replicas started together on a fresh cluster did not all come up:\n%s", cfg.seed, strings.Join(rig.defects, "\n"))
-	}
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -300,6 +298,28 @@ func (g *soakRig) waitReady(timeout time.Duration) {
 		}
 		if time.Now().After(deadline) {
 			g.t.Fatalf("not every replica ready within %v; defects:\n%s", timeout, strings.Join(g.defects, "\n"))
+		}
+		<-tick.C
+	}
+}
+
+// waitStream waits until the stream exists, starting again any replica
+// that exits on its own (a defect).
+func (g *soakRig) waitStream(name string, timeout time.Duration) {
+	g.t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		g.supervise()
+		ctx, cancel := context.WithTimeout(g.t.Context(), time.Second)
+		_, err := g.js.Stream(ctx, name)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			g.t.Fatalf("no stream %s within %v (%v); defects:\n%s", name, timeout, err, strings.Join(g.defects, "\n"))
 		}
 		<-tick.C
 	}
