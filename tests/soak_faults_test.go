@@ -83,81 +83,13 @@ const (
 	consumerFaultSpan    = 12 * time.Second // stopping every replica and deleting the consumer
 )
 
-// planSoakFaults draws faults at random times in [lead, span-lead], on
-// average one every meanGap, each of them at least once.
+// soakPlanLead keeps faults off the first and last seconds of a run.
+const soakPlanLead = 2 * time.Second
+
+// planSoakFaults draws faults at random times in the span, on average one
+// every meanGap, each kind at least once.
 func planSoakFaults(rng *rand.Rand, span, meanGap time.Duration, replicas, nodes int) []soakFault {
-	const lead = 2 * time.Second
-	busy := map[string][][2]time.Duration{}
-	free := func(key string, from, to time.Duration) bool {
-		for _, b := range busy[key] {
-			if from < b[1] && b[0] < to {
-				return false
-			}
-		}
-		return true
-	}
-	var plan []soakFault
-	// try places f at its time if what it needs is free then, and the
-	// whole fault ends within the span.
-	try := func(f soakFault) bool {
-		var keys []string
-		end := f.at + f.hold
-		switch f.kind {
-		case faultKill, faultTerm:
-			keys, end = []string{fmt.Sprint("replica", f.target)}, end+replicaRestartMargin
-		case faultCut:
-			keys, end = []string{fmt.Sprint("replica", f.target)}, end+replicaRestartMargin
-		case faultNode:
-			keys, end = []string{"node"}, end+nodeRestartMargin
-		case faultOutage, faultStorm:
-			keys, end = []string{"defender"}, end+defenderGap
-		case faultConsumer:
-			for r := range replicas {
-				keys = append(keys, fmt.Sprint("replica", r))
-			}
-			end += consumerFaultSpan
-		case faultLeader:
-			keys, end = []string{"leader"}, end+time.Second
-		}
-		if end > span-lead/2 {
-			return false
-		}
-		for _, k := range keys {
-			if !free(k, f.at, end) {
-				return false
-			}
-		}
-		for _, k := range keys {
-			busy[k] = append(busy[k], [2]time.Duration{f.at, end})
-		}
-		plan = append(plan, f)
-		return true
-	}
-	draw := func(kind soakFaultKind, at time.Duration) soakFault {
-		between := func(lo, hi time.Duration) time.Duration { return lo + time.Duration(rng.Int63n(int64(hi-lo))) }
-		f := soakFault{kind: kind, at: at}
-		switch kind {
-		case faultKill, faultTerm:
-			f.target, f.hold = rng.Intn(replicas), between(500*time.Millisecond, 3*time.Second)
-		case faultCut:
-			// Now shorter, now longer than ACK_WAIT: the replica's
-			// requests are redelivered to the others while it still works
-			// on them.
-			f.target, f.hold = rng.Intn(replicas), between(500*time.Millisecond, 5*time.Second)
-		case faultNode:
-			f.target, f.hold, f.signal = rng.Intn(nodes), between(time.Second, 5*time.Second), syscall.SIGTERM
-			if rng.Intn(2) == 0 {
-				f.signal = syscall.SIGKILL
-			}
-		case faultOutage:
-			f.hold, f.status = between(time.Second, 4*time.Second), []int{500, 502, 503, 504}[rng.Intn(4)]
-		case faultStorm:
-			f.hold, f.retryAfter = between(time.Second, 4*time.Second), time.Duration(1+rng.Intn(2))*time.Second
-		case faultConsumer:
-			f.hold = between(500*time.Millisecond, 2*time.Second)
-		}
-		return f
-	}
+	p := &soakPlanner{rng: rng, span: span, replicas: replicas, nodes: nodes, busy: map[string][][2]time.Duration{}}
 	// One of each kind first, the one that needs every replica first of
 	// all, then the random mix around them.
 	kinds := []soakFaultKind{faultConsumer}
@@ -168,7 +100,7 @@ func planSoakFaults(rng *rand.Rand, span, meanGap time.Duration, replicas, nodes
 	}
 	for _, kind := range kinds {
 		for range 200 {
-			if try(draw(kind, lead+time.Duration(rng.Int63n(int64(span-2*lead))))) {
+			if p.place(p.draw(kind, soakPlanLead+time.Duration(rng.Int63n(int64(span-2*soakPlanLead))))) {
 				break
 			}
 		}
@@ -177,7 +109,7 @@ func planSoakFaults(rng *rand.Rand, span, meanGap time.Duration, replicas, nodes
 	for _, w := range soakFaultWeights {
 		total += w
 	}
-	for at := lead; at < span-lead; at += time.Duration(rng.ExpFloat64() * float64(meanGap)) {
+	for at := soakPlanLead; at < span-soakPlanLead; at += time.Duration(rng.ExpFloat64() * float64(meanGap)) {
 		pick, kind := rng.Intn(total), soakFaultKind(0)
 		for k, w := range soakFaultWeights {
 			if pick -= w; pick < 0 {
@@ -185,10 +117,84 @@ func planSoakFaults(rng *rand.Rand, span, meanGap time.Duration, replicas, nodes
 				break
 			}
 		}
-		try(draw(kind, at))
+		p.place(p.draw(kind, at))
 	}
-	slices.SortFunc(plan, func(a, b soakFault) int { return int(a.at - b.at) })
-	return plan
+	slices.SortFunc(p.plan, func(a, b soakFault) int { return int(a.at - b.at) })
+	return p.plan
+}
+
+// soakPlanner books what each fault needs (its replica or every replica,
+// the one node allowed down, Defender) from its start to a margin after
+// its end, and keeps the faults that find it free.
+type soakPlanner struct {
+	rng             *rand.Rand
+	span            time.Duration
+	replicas, nodes int
+	busy            map[string][][2]time.Duration
+	plan            []soakFault
+}
+
+// draw is a fault of the kind at at, with its target and hold drawn.
+func (p *soakPlanner) draw(kind soakFaultKind, at time.Duration) soakFault {
+	between := func(lo, hi time.Duration) time.Duration { return lo + time.Duration(p.rng.Int63n(int64(hi-lo))) }
+	f := soakFault{kind: kind, at: at}
+	switch kind {
+	case faultKill, faultTerm:
+		f.target, f.hold = p.rng.Intn(p.replicas), between(500*time.Millisecond, 3*time.Second)
+	case faultCut:
+		// Now shorter, now longer than ACK_WAIT: the replica's requests
+		// are redelivered to the others while it still works on them.
+		f.target, f.hold = p.rng.Intn(p.replicas), between(500*time.Millisecond, 5*time.Second)
+	case faultNode:
+		f.target, f.hold, f.signal = p.rng.Intn(p.nodes), between(time.Second, 5*time.Second), syscall.SIGTERM
+		if p.rng.Intn(2) == 0 {
+			f.signal = syscall.SIGKILL
+		}
+	case faultOutage:
+		f.hold, f.status = between(time.Second, 4*time.Second), []int{500, 502, 503, 504}[p.rng.Intn(4)]
+	case faultStorm:
+		f.hold, f.retryAfter = between(time.Second, 4*time.Second), time.Duration(1+p.rng.Intn(2))*time.Second
+	case faultConsumer:
+		f.hold = between(500*time.Millisecond, 2*time.Second)
+	}
+	return f
+}
+
+// place adds f to the plan when what it needs is free for it, and it ends
+// within the span.
+func (p *soakPlanner) place(f soakFault) bool {
+	var keys []string
+	end := f.at + f.hold
+	switch f.kind {
+	case faultKill, faultTerm, faultCut:
+		keys, end = []string{fmt.Sprint("replica", f.target)}, end+replicaRestartMargin
+	case faultNode:
+		keys, end = []string{"node"}, end+nodeRestartMargin
+	case faultOutage, faultStorm:
+		keys, end = []string{"defender"}, end+defenderGap
+	case faultConsumer:
+		for r := range p.replicas {
+			keys = append(keys, fmt.Sprint("replica", r))
+		}
+		end += consumerFaultSpan
+	case faultLeader:
+		keys, end = []string{"leader"}, end+time.Second
+	}
+	if end > p.span-soakPlanLead/2 {
+		return false
+	}
+	for _, k := range keys {
+		for _, b := range p.busy[k] {
+			if f.at < b[1] && b[0] < end {
+				return false
+			}
+		}
+	}
+	for _, k := range keys {
+		p.busy[k] = append(p.busy[k], [2]time.Duration{f.at, end})
+	}
+	p.plan = append(p.plan, f)
+	return true
 }
 
 // soakReplica is one serve process of the soak, connected to NATS through
