@@ -106,64 +106,10 @@ func newSoakLoad(rng *rand.Rand, n int, tenants []string) *soakLoad {
 			alert = l.Requests[earlier[rng.Intn(len(earlier))]].Alert
 		}
 		switch class {
-		case "invalid":
-			r.Body = []byte(soakInvalidBodies[rng.Intn(len(soakInvalidBodies))])
-			r.Subject = requestSubject
-			if tenants != nil && rng.Intn(2) == 0 {
-				r.Subject += "." + tenants[rng.Intn(len(tenants))]
-			}
-			r.Want = soakOutcome{Status: "failure", Kind: "invalid_request"}
-		case "unknown_tenant":
-			r.Alert = alert
-			r.Subject, r.Body = soakAddress(rng, alert, "umbrella", "")
-			r.Want = soakOutcome{Status: "failure", Kind: "unknown_tenant", AlertID: alert}
-		case "tenant_conflict":
-			a, b := rng.Intn(len(tenants)), rng.Intn(len(tenants)-1)
-			if b >= a {
-				b++
-			}
-			r.Alert = alert
-			r.Subject = requestSubject + "." + tenants[a]
-			r.Body = fmt.Appendf(nil, `{"alertId":%q,"tenant":%q}`, alert, tenants[b])
-			r.Want = soakOutcome{Status: "failure", Kind: "invalid_request"}
+		case "invalid", "unknown_tenant", "tenant_conflict":
+			r = soakRefused(rng, r, alert, tenants)
 		default:
-			r.Alert = alert
-			named := ""
-			if tenants != nil {
-				r.Tenant = tenants[rng.Intn(len(tenants))]
-				if r.Tenant != tenants[0] || rng.Intn(4) != 0 {
-					named = r.Tenant
-				}
-			}
-			correlation := fmt.Sprintf("siem-%d", i)
-			r.Subject, r.Body = soakAddress(rng, alert, named, correlation)
-			if !strings.HasPrefix(string(r.Body), "{") {
-				if rng.Intn(2) == 0 {
-					r.Header = nats.Header{"Correlation-Id": {correlation}}
-				} else {
-					correlation = ""
-				}
-			}
-			r.Want = soakOutcome{AlertID: alert, Tenant: r.Tenant, Correlation: correlation}
-			hosts, known := l.Alerts[r.Tenant][alert]
-			if known {
-				r.Want.Status, r.Want.Domains, r.Want.Subject = "success", slices.Compact(slices.Clone(hosts)), successSubject
-			} else {
-				r.Want.Status, r.Want.Kind, r.Want.Subject = "failure", "not_found", failureSubject
-			}
-			if named != "" {
-				r.Want.Subject += "." + named
-			}
-			switch class {
-			case "flaky_503":
-				for range 1 + rng.Intn(3) {
-					r.Scripts = append(r.Scripts, emulator.Answer{Status: http.StatusServiceUnavailable,
-						Body: `{"error":{"code":"ServiceUnavailable","message":"try again"}}`})
-				}
-			case "flaky_429":
-				r.Scripts = []emulator.Answer{{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"1"}},
-					Body: `{"error":{"code":"TooManyRequests","message":"API calls quota exceeded!"}}`}}
-			}
+			r = l.soakLookup(rng, r, i, alert, tenants)
 			earlier = append(earlier, i)
 		}
 		l.Requests = append(l.Requests, r)
@@ -171,8 +117,91 @@ func newSoakLoad(rng *rand.Rand, n int, tenants []string) *soakLoad {
 	return l
 }
 
-// soakHosts are 1 to 4 hosts of an alert for one tenant, one of them now
-// and then listed twice (a result lists it once).
+// soakRefused is a request the service answers without Defender: an
+// invalid body, a tenant not configured, or two tenants named.
+func soakRefused(rng *rand.Rand, r soakRequest, alert string, tenants []string) soakRequest {
+	switch r.Class {
+	case "invalid":
+		r.Body = []byte(soakInvalidBodies[rng.Intn(len(soakInvalidBodies))])
+		r.Subject = requestSubject
+		if tenants != nil && rng.Intn(2) == 0 {
+			r.Subject += "." + tenants[rng.Intn(len(tenants))]
+		}
+		r.Want = soakOutcome{Status: "failure", Kind: "invalid_request"}
+	case "unknown_tenant":
+		r.Alert = alert
+		r.Subject, r.Body = soakAddress(rng, alert, "umbrella", "")
+		r.Want = soakOutcome{Status: "failure", Kind: "unknown_tenant", AlertID: alert}
+	case "tenant_conflict":
+		a, b := rng.Intn(len(tenants)), rng.Intn(len(tenants)-1)
+		if b >= a {
+			b++
+		}
+		r.Alert = alert
+		r.Subject = requestSubject + "." + tenants[a]
+		r.Body = fmt.Appendf(nil, `{"alertId":%q,"tenant":%q}`, alert, tenants[b])
+		r.Want = soakOutcome{Status: "failure", Kind: "invalid_request"}
+	}
+	return r
+}
+
+// soakLookup is a request for alert that Defender answers: its tenant,
+// form and correlation ID drawn, its result what that tenant's Defender
+// knows of the alert, and for the flaky classes the 503s or the 429 it
+// answers first.
+func (l *soakLoad) soakLookup(rng *rand.Rand, r soakRequest, i int, alert string, tenants []string) soakRequest {
+	r.Alert = alert
+	named := ""
+	if tenants != nil {
+		r.Tenant = tenants[rng.Intn(len(tenants))]
+		if r.Tenant != tenants[0] || rng.Intn(4) != 0 {
+			named = r.Tenant
+		}
+	}
+	correlation := fmt.Sprintf("siem-%d", i)
+	r.Subject, r.Body = soakAddress(rng, alert, named, correlation)
+	if !strings.HasPrefix(string(r.Body), "{") {
+		if rng.Intn(2) == 0 {
+			r.Header = nats.Header{"Correlation-Id": {correlation}}
+		} else {
+			correlation = ""
+		}
+	}
+	r.Want = soakOutcome{AlertID: alert, Tenant: r.Tenant, Correlation: correlation}
+	if hosts, known := l.Alerts[r.Tenant][alert]; known {
+		r.Want.Status, r.Want.Domains, r.Want.Subject = "success", firstOfEach(hosts), successSubject
+	} else {
+		r.Want.Status, r.Want.Kind, r.Want.Subject = "failure", "not_found", failureSubject
+	}
+	if named != "" {
+		r.Want.Subject += "." + named
+	}
+	switch r.Class {
+	case "flaky_503":
+		for range 1 + rng.Intn(3) {
+			r.Scripts = append(r.Scripts, emulator.Answer{Status: http.StatusServiceUnavailable,
+				Body: `{"error":{"code":"ServiceUnavailable","message":"try again"}}`})
+		}
+	case "flaky_429":
+		r.Scripts = []emulator.Answer{{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"1"}},
+			Body: `{"error":{"code":"TooManyRequests","message":"API calls quota exceeded!"}}`}}
+	}
+	return r
+}
+
+// firstOfEach is hosts in order without repeats, as a result lists them.
+func firstOfEach(hosts []string) []string {
+	out := []string{}
+	for _, h := range hosts {
+		if !slices.Contains(out, h) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// soakHosts are 1 to 4 hosts of an alert for one tenant, the first now and
+// then listed again at the end (a result lists it once).
 func soakHosts(rng *rand.Rand, i int, tenant string) []string {
 	if tenant == "" {
 		tenant = "soak"
@@ -182,7 +211,7 @@ func soakHosts(rng *rand.Rand, i int, tenant string) []string {
 		hosts[k] = fmt.Sprintf("h%d-%d.%s.example.com", i, k, tenant)
 	}
 	if rng.Intn(10) == 0 {
-		hosts = append(hosts, hosts[len(hosts)-1])
+		hosts = append(hosts, hosts[0])
 	}
 	return hosts
 }
