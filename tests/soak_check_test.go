@@ -32,8 +32,23 @@ type streamMsg struct {
 }
 
 // readStream reads every message of the stream, up to its last one when
-// the read began.
+// the read began, starting again for up to a minute while the cluster
+// answers with errors (a stream between two leaders after a node's
+// restart).
 func readStream(ctx context.Context, js jetstream.JetStream, name string) ([]streamMsg, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		msgs, err := readStreamOnce(ctx, js, name)
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+			return msgs, err
+		}
+		if err := sleepUntil(ctx, time.Now().Add(time.Second)); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func readStreamOnce(ctx context.Context, js jetstream.JetStream, name string) ([]streamMsg, error) {
 	st, err := js.Stream(ctx, name)
 	if err != nil {
 		return nil, err
@@ -167,59 +182,73 @@ func checkSoak(ctx context.Context, js jetstream.JetStream, load *soakLoad, regs
 		got[r.RequestSequence] = append(got[r.RequestSequence], m)
 	}
 	for seq, req := range bySeq {
-		rs := got[seq]
-		switch {
-		case len(rs) == 0:
-			rep.Lost = append(rep.Lost, seq)
-			rep.Details = append(rep.Details, fmt.Sprintf("request %d (%s, %s): no result", seq, req.want.MsgID, req.want.Class))
-			continue
-		case len(rs) > 1:
-			d := fmt.Sprintf("request %d (%s, %s): %d results:", seq, req.want.MsgID, req.want.Class, len(rs))
-			for _, m := range rs {
-				rep.Duplicated = append(rep.Duplicated, seq)
-				d += fmt.Sprintf("\n    result %d: %s", m.Seq, m.Data)
-			}
-			rep.Duplicated = rep.Duplicated[:len(rep.Duplicated)-1]
-			rep.Details = append(rep.Details, d)
-		}
-		for _, m := range rs {
-			if why := wrongResult(m, req.want.Want); why != "" {
-				rep.Wrong = append(rep.Wrong, fmt.Sprintf("request %d (%s, %s): %s: %s", seq, req.want.MsgID, req.want.Class, why, m.Data))
-			}
-		}
-		if d := rs[0].Time.Sub(req.msg.Time); d > rep.Slowest {
-			rep.Slowest, rep.SlowestResult = d, string(rs[0].Data)
-		}
+		rep.judge(req.msg, req.want, got[seq])
 	}
 	slices.Sort(rep.Lost)
 	slices.Sort(rep.Duplicated)
 	sort.Strings(rep.Details)
 	sort.Strings(rep.Wrong)
 	for _, reg := range regs {
-		times := make([]time.Time, len(reg.Calls))
-		for i, c := range reg.Calls {
-			times[i] = c.At
-			if !reg.Valid[c.Alert] {
-				rep.BadCalls = append(rep.BadCalls, fmt.Sprintf("%s: a call for %q", reg.Name, c.Alert))
-			}
-		}
-		rep.Calls += len(times)
-		for _, l := range reg.Limits {
-			most, at := maxInWindow(times, l.Window)
-			line := fmt.Sprintf("%s: at most %d calls in %v (quota %d)", reg.Name, most, l.Window, l.Count)
-			rep.Quota = append(rep.Quota, line)
-			if most > l.Count {
-				line += " from " + at.Format("15:04:05.000") + ":"
-				for _, c := range reg.Calls {
-					if !c.At.Before(at) && c.At.Before(at.Add(l.Window)) {
-						line += fmt.Sprintf("\n    %s %s %d", c.At.Format("15:04:05.000"), c.Alert, c.Status)
-					}
-				}
-				rep.OverQuota = append(rep.OverQuota, line)
-			}
-		}
+		rep.checkCalls(reg)
 	}
 	return rep, nil
+}
+
+// judge compares the results rs of the stored request m with what want
+// says it must get.
+func (rep *soakReport) judge(m streamMsg, want *soakRequest, rs []streamMsg) {
+	name := fmt.Sprintf("request %d (%s, %s)", m.Seq, want.MsgID, want.Class)
+	switch {
+	case len(rs) == 0:
+		rep.Lost = append(rep.Lost, m.Seq)
+		rep.Details = append(rep.Details, name+": no result")
+		return
+	case len(rs) > 1:
+		d := fmt.Sprintf("%s: %d results:", name, len(rs))
+		for i, r := range rs {
+			if i > 0 {
+				rep.Duplicated = append(rep.Duplicated, m.Seq)
+			}
+			d += fmt.Sprintf("\n    result %d: %s", r.Seq, r.Data)
+		}
+		rep.Details = append(rep.Details, d)
+	}
+	for _, r := range rs {
+		if why := wrongResult(r, want.Want); why != "" {
+			rep.Wrong = append(rep.Wrong, fmt.Sprintf("%s: %s: %s", name, why, r.Data))
+		}
+	}
+	if d := rs[0].Time.Sub(m.Time); d > rep.Slowest {
+		rep.Slowest, rep.SlowestResult = d, string(rs[0].Data)
+	}
+}
+
+// checkCalls counts reg's calls, notes those for an alert no valid request
+// named, and finds the busiest window of each limit.
+func (rep *soakReport) checkCalls(reg soakRegistration) {
+	times := make([]time.Time, len(reg.Calls))
+	for i, c := range reg.Calls {
+		times[i] = c.At
+		if !reg.Valid[c.Alert] {
+			rep.BadCalls = append(rep.BadCalls, fmt.Sprintf("%s: a call for %q", reg.Name, c.Alert))
+		}
+	}
+	rep.Calls += len(times)
+	for _, l := range reg.Limits {
+		most, at := maxInWindow(times, l.Window)
+		line := fmt.Sprintf("%s: at most %d calls in %v (quota %d)", reg.Name, most, l.Window, l.Count)
+		rep.Quota = append(rep.Quota, line)
+		if most <= l.Count {
+			continue
+		}
+		line += " from " + at.Format("15:04:05.000") + ":"
+		for _, c := range reg.Calls {
+			if !c.At.Before(at) && c.At.Before(at.Add(l.Window)) {
+				line += fmt.Sprintf("\n    %s %s %d", c.At.Format("15:04:05.000"), c.Alert, c.Status)
+			}
+		}
+		rep.OverQuota = append(rep.OverQuota, line)
+	}
 }
 
 // wrongResult says how the result m differs from want, or "".

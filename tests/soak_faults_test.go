@@ -380,18 +380,7 @@ func (g *soakRig) begin(ctx context.Context, f soakFault) bool {
 				return skip(r.name + " down")
 			}
 		}
-		for _, r := range g.replicas {
-			if err := r.proc.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-				t.Fatal(err)
-			}
-			r.down = true
-		}
-		for _, r := range g.replicas {
-			g.reap(r, true)
-		}
-		if err := deleteSoakConsumer(ctx, g.js); err != nil {
-			g.note("%s: %v", f, err)
-		}
+		g.deleteConsumerWhileDown(ctx, f)
 	case faultLeader:
 		if err := stepDownLeader(ctx, g.js, requestStream); err != nil {
 			return skip(err.Error())
@@ -400,6 +389,23 @@ func (g *soakRig) begin(ctx context.Context, f soakFault) bool {
 	g.done[f.kind]++
 	g.note("%s", f)
 	return true
+}
+
+// deleteConsumerWhileDown stops every replica (SIGTERM) and deletes the
+// request consumer once none runs.
+func (g *soakRig) deleteConsumerWhileDown(ctx context.Context, f soakFault) {
+	for _, r := range g.replicas {
+		if err := r.proc.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			g.t.Fatal(err)
+		}
+		r.down = true
+	}
+	for _, r := range g.replicas {
+		g.reap(r, true)
+	}
+	if err := deleteSoakConsumer(ctx, g.js); err != nil {
+		g.note("%s: %v", f, err)
+	}
 }
 
 // end ends a fault that began.

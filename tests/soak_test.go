@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/internal/testenv"
@@ -122,28 +124,7 @@ func runFaultSoak(t *testing.T, cfg soakConfig) {
 	cluster := testenv.StartNATSCluster(t, 3, testenv.WithNATSArgs("--no_advertise"))
 	phase("cluster")
 	js := cluster.JetStream(t)
-	settings := []string{
-		"STREAM_REPLICAS=3", "CONCURRENCY=4", "ACK_WAIT=3s", "MAX_DELIVER=20",
-		"RETRY_INITIAL_INTERVAL=100ms", "RETRY_MAX_INTERVAL=1s", "RETRY_MAX_ELAPSED=2m",
-		"DEFENDER_RATE_LIMITS=" + soakRateLimits, "DEFENDER_TIMEOUT=5s", "CACHE_TTL=1h",
-		"SHUTDOWN_TIMEOUT=" + soakShutdownTimeout.String(), "LOG_LEVEL=" + cfg.logLevel,
-	}
-	if cfg.api != "" {
-		settings = append(settings, "DEFENDER_API="+cfg.api)
-	}
-	rig := &soakRig{t: t, cluster: cluster, js: js, defenders: defenders, nodeDown: make([]bool, len(cluster.Nodes))}
-	for i := range 3 {
-		r := &soakReplica{name: fmt.Sprintf("replica %d", i+1)}
-		urls := make([]string, len(cluster.Nodes))
-		for k, node := range cluster.Nodes {
-			rl := startRelay(t, strings.TrimPrefix(node.URL(), "nats://"))
-			r.relays, urls[k] = append(r.relays, rl), rl.URL()
-		}
-		port := strconv.Itoa(testenv.FreePort(t))
-		r.env = envFor(strings.Join(urls, ","), append(settings, "HTTP_LISTEN=127.0.0.1:"+port)...)
-		r.ready = "http://127.0.0.1:" + port + "/readyz"
-		rig.replicas = append(rig.replicas, r)
-	}
+	rig := newSoakRig(t, cfg, cluster, js, defenders, envFor)
 	// All three at once on a fresh cluster, as a Deployment's first
 	// rollout starts them; the load begins once the request stream is
 	// there, while they start.
@@ -184,33 +165,74 @@ func runFaultSoak(t *testing.T, cfg soakConfig) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	phase("check")
+	rig.report(cfg, rep, healed, phases)
+}
+
+// newSoakRig sets up three replicas (not started) of the service under the
+// soak, each reaching every node through a relay of its own.
+func newSoakRig(t *testing.T, cfg soakConfig, cluster *testenv.NATSCluster, js jetstream.JetStream,
+	defenders []*recordingEmulator, envFor func(natsURL string, extra ...string) []string) *soakRig {
+	t.Helper()
+	settings := []string{
+		"STREAM_REPLICAS=3", "CONCURRENCY=4", "ACK_WAIT=3s", "MAX_DELIVER=20",
+		"RETRY_INITIAL_INTERVAL=100ms", "RETRY_MAX_INTERVAL=1s", "RETRY_MAX_ELAPSED=2m",
+		"DEFENDER_RATE_LIMITS=" + soakRateLimits, "DEFENDER_TIMEOUT=5s", "CACHE_TTL=1h",
+		"SHUTDOWN_TIMEOUT=" + soakShutdownTimeout.String(), "LOG_LEVEL=" + cfg.logLevel,
+	}
+	if cfg.api != "" {
+		settings = append(settings, "DEFENDER_API="+cfg.api)
+	}
+	rig := &soakRig{t: t, cluster: cluster, js: js, defenders: defenders, nodeDown: make([]bool, len(cluster.Nodes))}
+	for i := range 3 {
+		r := &soakReplica{name: fmt.Sprintf("replica %d", i+1)}
+		urls := make([]string, len(cluster.Nodes))
+		for k, node := range cluster.Nodes {
+			rl := startRelay(t, strings.TrimPrefix(node.URL(), "nats://"))
+			r.relays, urls[k] = append(r.relays, rl), rl.URL()
+		}
+		port := strconv.Itoa(testenv.FreePort(t))
+		r.env = envFor(strings.Join(urls, ","), append(settings, "HTTP_LISTEN=127.0.0.1:"+port)...)
+		r.ready = "http://127.0.0.1:" + port + "/readyz"
+		rig.replicas = append(rig.replicas, r)
+	}
+	return rig
+}
+
+// report prints the faults and the checker's findings, and fails the test
+// with the seed when any result is lost, duplicated, wrong or over the
+// quota, or a replica misbehaved.
+func (g *soakRig) report(cfg soakConfig, rep *soakReport, healed bool, phases []string) {
+	t := g.t
+	t.Helper()
 	var faults []string
 	total := 0
 	for k := range soakFaultKinds {
-		total += rig.done[k]
-		s := fmt.Sprintf("%s %d", k, rig.done[k])
-		if rig.skipped[k] > 0 {
-			s += fmt.Sprintf(" (%d skipped)", rig.skipped[k])
+		total += g.done[k]
+		s := fmt.Sprintf("%s %d", k, g.done[k])
+		if g.skipped[k] > 0 {
+			s += fmt.Sprintf(" (%d skipped)", g.skipped[k])
 		}
 		faults = append(faults, s)
 	}
-	phase("check")
 	t.Logf("seed %d: %d faults: %s; every result in %v; took %s", cfg.seed, total, strings.Join(faults, ", "),
 		healed, strings.Join(phases, ", "))
+	failed := rep.failed() || len(g.defects) > 0
 	shown := 20
-	if rep.failed() || len(rig.defects) > 0 {
+	if failed {
 		shown = 0
 	}
 	rep.log(t, shown)
-	if rep.failed() || len(rig.defects) > 0 {
-		t.Logf("fault timeline:\n%s", strings.Join(rig.timeline, "\n"))
-		msg := fmt.Sprintf("seed %d (SOAK_SEED=%d): %d lost, %d duplicated, %d wrong, %d over the quota, %d calls for invalid IDs, %d defects",
-			cfg.seed, cfg.seed, len(rep.Lost), len(rep.Duplicated), len(rep.Wrong), len(rep.OverQuota), len(rep.BadCalls), len(rig.defects))
-		if len(rig.defects) > 0 {
-			msg += ":\n" + strings.Join(rig.defects, "\n")
-		}
-		t.Error(msg)
+	if !failed {
+		return
 	}
+	t.Logf("fault timeline:\n%s", strings.Join(g.timeline, "\n"))
+	msg := fmt.Sprintf("seed %d (SOAK_SEED=%d): %d lost, %d duplicated, %d wrong, %d over the quota, %d calls for invalid IDs, %d defects",
+		cfg.seed, cfg.seed, len(rep.Lost), len(rep.Duplicated), len(rep.Wrong), len(rep.OverQuota), len(rep.BadCalls), len(g.defects))
+	if len(g.defects) > 0 {
+		msg += ":\n" + strings.Join(g.defects, "\n")
+	}
+	t.Error(msg)
 }
 
 // soakDefenders starts one recording Defender per app registration (one,
