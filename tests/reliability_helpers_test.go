@@ -84,11 +84,8 @@ func (r *recordingEmulator) ServeHTTP(w http.ResponseWriter, req *http.Request) 
 			r.tokens = append(r.tokens, answer.AccessToken)
 			r.mu.Unlock()
 		}
-	case strings.HasSuffix(req.URL.Path, "/domains"):
-		c := defenderCall{At: time.Now()}
-		if parts := strings.Split(req.URL.Path, "/"); len(parts) >= 3 {
-			c.Alert = parts[len(parts)-2]
-		}
+	case isDefenderCall(req.URL.Path):
+		c := defenderCall{At: time.Now(), Alert: callAlert(req.URL.Path)}
 		rec := &recordingWriter{ResponseWriter: w}
 		defer func() {
 			c.Status = rec.status
@@ -113,6 +110,27 @@ func (r *recordingEmulator) ServeHTTP(w http.ResponseWriter, req *http.Request) 
 	default:
 		r.Emulator.ServeHTTP(w, req)
 	}
+}
+
+// graphAlerts is the path of Microsoft Graph's alert calls, followed by
+// the alert ID (DEFENDER_API=graph).
+const graphAlerts = "/v1.0/security/alerts_v2/"
+
+// isDefenderCall tells a Defender call of either API from Entra's paths.
+func isDefenderCall(path string) bool {
+	return strings.HasSuffix(path, "/domains") || strings.HasPrefix(path, graphAlerts)
+}
+
+// callAlert is the alert ID of a Defender call's path.
+func callAlert(path string) string {
+	if id, ok := strings.CutPrefix(path, graphAlerts); ok {
+		return id
+	}
+	parts := strings.Split(path, "/")
+	if len(parts) < 3 {
+		return ""
+	}
+	return parts[len(parts)-2]
 }
 
 // SetThrottle answers every domains call 429 with Retry-After (whole
