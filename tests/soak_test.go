@@ -62,7 +62,7 @@ func TestFaultSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the fault soak takes a minute")
 	}
-	cfg := soakConfig{span: 30 * time.Second, heal: 45 * time.Second, meanGap: 2 * time.Second, logLevel: "info"}
+	cfg := soakConfig{span: 25 * time.Second, heal: 45 * time.Second, meanGap: 2 * time.Second, logLevel: "info"}
 	if v := os.Getenv("SOAK_DURATION"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 10*time.Second {
