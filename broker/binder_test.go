@@ -150,7 +150,11 @@ func TestBinderRecreatesWhereProcessingStopped(t *testing.T) {
 	if err := e.js.DeleteConsumer(t.Context(), e.cfg.RequestStream, e.cfg.ConsumerName); err != nil {
 		t.Fatal(err)
 	}
-	c, err = b.Bind(t.Context())
+	// Re-created from what is stored, at once: no replica takes a request
+	// meanwhile, so it may not wait for more to arrive.
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	c, err = b.Bind(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

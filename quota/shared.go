@@ -195,8 +195,9 @@ func (s *Shared) Acquire(ctx context.Context) (release func(), waited time.Durat
 	if err := ctx.Err(); err != nil {
 		return nil, 0, err
 	}
-	// The worker is given up at the first wait, and taken back after the
-	// turn is passed on (defers run last first).
+	// The worker is given up at every wait, taken back before each try,
+	// and at the latest after the turn is passed on (defers run last
+	// first).
 	parked := wait.NewLazy(ctx, true)
 	defer parked.End()
 	select {
@@ -230,6 +231,10 @@ func (s *Shared) Acquire(ctx context.Context) (release func(), waited time.Durat
 			}
 			continue
 		}
+		// The worker is taken back before a slot can be granted: a slot
+		// lives MaxAge from its grant, and a call that then waited for a
+		// worker could go out after its slot had expired.
+		parked.End()
 		slots, wait, err := s.try(ctx)
 		switch {
 		case slots != nil:

@@ -13,6 +13,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/internal/testenv"
+	"github.com/alert-domains/alert-domains/internal/wait"
 	"github.com/alert-domains/alert-domains/quota"
 )
 
@@ -358,5 +359,69 @@ func TestSharedRunEndsWithItsContext(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("Run still running 10s after its context ended (cancelled %v after start)", time.Duration(i%150)*100*time.Microsecond)
 		}
+	}
+}
+
+// TestSharedGrantsASlotOnlyWithAWorker: work that waits for the quota gives
+// its worker back to the pool, and takes one again before its slot is
+// granted, not after: a slot lives MaxAge from its grant, so a call that
+// waited longer for a worker would go out after its slot had expired,
+// unseen by every other replica.
+func TestSharedGrantsASlotOnlyWithAWorker(t *testing.T) {
+	_, url := testenv.EmbeddedJetStream(t)
+	limits := []connector.Limit{{Count: 1, Window: 300 * time.Millisecond}}
+	s := replica(t, url, limits)
+	first, _, err := s.Acquire(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var back time.Time // the last time the pool gave the worker back
+	pool := wait.Waiter(func(bool) func() {
+		return func() {
+			mu.Lock()
+			defer mu.Unlock()
+			back = time.Now()
+		}
+	})
+	type acquired struct {
+		release func()
+		err     error
+	}
+	second := make(chan acquired, 1)
+	go func() {
+		release, _, err := s.Acquire(wait.With(t.Context(), pool))
+		second <- acquired{release, err}
+	}()
+	first()
+	var got acquired
+	select {
+	case got = <-second:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second call was not granted its slot")
+	}
+	if got.err != nil {
+		t.Fatal(got.err)
+	}
+	defer got.release()
+
+	_, js := testenv.Connect(t, url)
+	layout := quota.NewLayout(consumer, limits)
+	st, err := js.Stream(t.Context(), layout.Stream(limits[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slot, err := st.GetLastMsgForSubject(t.Context(), layout.Subject(limits[0], reg.Key()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if back.IsZero() {
+		t.Fatal("the second call never waited: the test proves nothing")
+	}
+	if !slot.Time.After(back) {
+		t.Errorf("slot granted at %s, worker back at %s: the slot was granted to work without a worker",
+			slot.Time.Format("15:04:05.000000"), back.Format("15:04:05.000000"))
 	}
 }

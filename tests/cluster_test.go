@@ -146,3 +146,22 @@ func TestClusterSurvivesNodeAndReplicaLoss(t *testing.T) {
 		}
 	}
 }
+
+// TestReplicasStartedTogetherOnFreshCluster: three serve processes started
+// at the same moment on a fresh three-node cluster, with the shared quota
+// on, as the first rollout of a three-replica Deployment starts them: every
+// one provisions what it needs, waiting out the cluster's busy answers, and
+// becomes ready; none exits.
+func TestReplicasStartedTogetherOnFreshCluster(t *testing.T) {
+	emu, cert := startEmulator(t, emulator.WithAnyAlert())
+	cluster := testenv.StartNATSCluster(t, 3)
+	bin := testenv.BuildBinary(t)
+	env := serviceEnv(emu, cert, cluster.URLs(), "STREAM_REPLICAS=3", "DEFENDER_RATE_LIMITS=20/2s,100/1m", "LOG_LEVEL=info")
+	ps := make([]*testenv.Process, 3)
+	for i := range ps {
+		ps[i] = testenv.StartService(t, bin, env, "serve")
+	}
+	for i, p := range ps {
+		t.Logf("replica %d: %s", i+1, p.WaitForLine(t, `"msg":"ready"`, time.Minute))
+	}
+}

@@ -34,15 +34,17 @@ type defenderCall struct {
 // recordingEmulator is the Defender + Entra emulator behind a recorder that
 // keeps, for each domains call, its arrival, alert and answer, and every
 // access token the token endpoint hands out, which the emulator does not
-// expose.
+// expose. It can also throttle (SetThrottle), which the emulator cannot
+// switch on and off.
 type recordingEmulator struct {
 	*emulator.Emulator
 	URL      string
 	CertFile string
 
-	mu     sync.Mutex
-	calls  []defenderCall
-	tokens []string
+	mu       sync.Mutex
+	calls    []defenderCall
+	tokens   []string
+	throttle time.Duration // > 0: every domains call is answered 429 with this Retry-After
 }
 
 func newRecordingEmulator(t *testing.T, opts ...emulator.Option) *recordingEmulator {
@@ -82,8 +84,8 @@ func (r *recordingEmulator) ServeHTTP(w http.ResponseWriter, req *http.Request) 
 			r.tokens = append(r.tokens, answer.AccessToken)
 			r.mu.Unlock()
 		}
-	case strings.HasSuffix(req.URL.Path, "/domains") || strings.Contains(req.URL.Path, "/security/alerts_v2/"):
-		c := defenderCall{At: time.Now(), Alert: alertOfPath(req.URL.Path)}
+	case isDefenderCall(req.URL.Path):
+		c := defenderCall{At: time.Now(), Alert: callAlert(req.URL.Path)}
 		rec := &recordingWriter{ResponseWriter: w}
 		defer func() {
 			c.Status = rec.status
@@ -94,20 +96,49 @@ func (r *recordingEmulator) ServeHTTP(w http.ResponseWriter, req *http.Request) 
 			r.calls = append(r.calls, c)
 			r.mu.Unlock()
 		}()
+		r.mu.Lock()
+		throttle := r.throttle
+		r.mu.Unlock()
+		if throttle > 0 {
+			rec.Header().Set("Retry-After", strconv.Itoa(int((throttle+time.Second-1)/time.Second)))
+			rec.Header().Set("Content-Type", "application/json")
+			rec.WriteHeader(http.StatusTooManyRequests)
+			_, _ = rec.Write([]byte(`{"error":{"code":"TooManyRequests","message":"API calls quota exceeded!"}}`))
+			return
+		}
 		r.Emulator.ServeHTTP(rec, req)
 	default:
 		r.Emulator.ServeHTTP(w, req)
 	}
 }
 
-// alertOfPath is the alert ID of a call of either API: the segment before
-// /domains (the endpoint API) or the last one (Graph).
-func alertOfPath(p string) string {
-	parts := strings.Split(p, "/")
-	if strings.HasSuffix(p, "/domains") && len(parts) >= 3 {
-		return parts[len(parts)-2]
+// graphAlerts is the path of Microsoft Graph's alert calls, followed by
+// the alert ID (DEFENDER_API=graph).
+const graphAlerts = "/v1.0/security/alerts_v2/"
+
+// isDefenderCall tells a Defender call of either API from Entra's paths.
+func isDefenderCall(path string) bool {
+	return strings.HasSuffix(path, "/domains") || strings.HasPrefix(path, graphAlerts)
+}
+
+// callAlert is the alert ID of a Defender call's path.
+func callAlert(path string) string {
+	if id, ok := strings.CutPrefix(path, graphAlerts); ok {
+		return id
 	}
-	return parts[len(parts)-1]
+	parts := strings.Split(path, "/")
+	if len(parts) < 3 {
+		return ""
+	}
+	return parts[len(parts)-2]
+}
+
+// SetThrottle answers every domains call 429 with Retry-After (whole
+// seconds, rounded up) before the emulator sees it, until SetThrottle(0).
+func (r *recordingEmulator) SetThrottle(retryAfter time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.throttle = retryAfter
 }
 
 // Tokens are the access tokens handed out so far.

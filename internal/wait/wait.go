@@ -42,7 +42,7 @@ func NewLazy(ctx context.Context, abandonable bool) *Lazy {
 	return &Lazy{ctx: ctx, abandonable: abandonable}
 }
 
-// Begin marks the wait, once.
+// Begin marks the wait, unless it is marked already.
 func (l *Lazy) Begin() {
 	if l.end == nil {
 		l.end = Begin(l.ctx, l.abandonable)
