@@ -10,6 +10,7 @@
 package consumer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -36,19 +37,9 @@ type Binder func(ctx context.Context) (jetstream.Consumer, error)
 
 // Consumer pulls request messages and hands them to a handler.
 type Consumer struct {
-	bind            Binder
-	handler         Handler
-	logger          *slog.Logger
-	concurrency     int
-	maxDeliver      int
-	ackWait         time.Duration
-	shutdownTimeout time.Duration
-	rebindMin       time.Duration
-	rebindMax       time.Duration
-	fetchWait       time.Duration
-	infoEvery       time.Duration
-	onInfo          func(*jetstream.ConsumerInfo)
-	maxParked       int
+	bind    Binder
+	handler Handler
+	cfg     Config
 
 	bound    atomic.Bool
 	inFlight atomic.Int64
@@ -61,6 +52,26 @@ type Consumer struct {
 	stopping bool
 	waits    map[uint64]context.CancelCauseFunc
 	waitSeq  uint64
+}
+
+// Config is how a Consumer runs; a zero field takes its default.
+type Config struct {
+	Concurrency int // messages handled at once, never more held (default 16)
+	// MaxParked is how many messages may wait for their quota without a
+	// worker (default DefaultMaxParked): see pool. The server's
+	// MaxAckPending must leave room for them.
+	MaxParked       int
+	AckWait         time.Duration // the server's redelivery timer, for progress acknowledgements (default 30s)
+	MaxDeliver      int           // tells handlers which delivery is the last (default: none)
+	ShutdownTimeout time.Duration // in-flight work's time after the run context ends, then handed back (default 25s)
+	FetchWait       time.Duration // how long one fetch waits for messages (default 5s)
+	RebindMin       time.Duration // first wait before binding again (default 250ms)
+	RebindMax       time.Duration // longest such wait (default 5s)
+	// OnInfo, when set, is called with fresh consumer information (pending
+	// counts, acknowledgement floor) every InfoEvery while bound.
+	OnInfo    func(*jetstream.ConsumerInfo)
+	InfoEvery time.Duration
+	Logger    *slog.Logger // default: discard
 }
 
 // DefaultMaxParked is how many messages may wait without a worker at once:
@@ -77,140 +88,32 @@ var ErrHandedBack = errors.New("handed back at shutdown while waiting for the qu
 // shutdown timeout cancelled it (a hook may ignore the cancellation).
 const shutdownGrace = 2 * time.Second
 
-// Option configures a Consumer.
-type Option func(*Consumer) error
-
-// WithConcurrency sets how many messages are handled at once (default 16);
-// the consumer never holds more than that many.
-func WithConcurrency(n int) Option {
-	return func(c *Consumer) error {
-		if n < 1 {
-			return errors.New("consumer: concurrency must be at least 1")
-		}
-		c.concurrency = n
-		return nil
-	}
-}
-
-// WithMaxParked sets how many messages may wait for their quota without a
-// worker (default DefaultMaxParked): see pool. The consumer's MaxAckPending
-// must leave room for them.
-func WithMaxParked(n int) Option {
-	return func(c *Consumer) error {
-		if n < 0 {
-			return errors.New("consumer: max parked must not be negative")
-		}
-		c.maxParked = n
-		return nil
-	}
-}
-
-// WithLogger sets the logger (default: discard).
-func WithLogger(l *slog.Logger) Option {
-	return func(c *Consumer) error {
-		if l == nil {
-			return errors.New("consumer: nil logger")
-		}
-		c.logger = l
-		return nil
-	}
-}
-
-// WithAckWait tells the consumer the server's redelivery timer, so it sends
-// progress acknowledgements in time (default 30s).
-func WithAckWait(d time.Duration) Option {
-	return func(c *Consumer) error {
-		if d <= 0 {
-			return errors.New("consumer: ack wait must be positive")
-		}
-		c.ackWait = d
-		return nil
-	}
-}
-
-// WithMaxDeliver tells handlers which delivery is the last (default: none).
-func WithMaxDeliver(n int) Option {
-	return func(c *Consumer) error {
-		c.maxDeliver = n
-		return nil
-	}
-}
-
-// WithShutdownTimeout sets the time in-flight messages get to finish after
-// the run context ends; then they are handed back (default 25s).
-func WithShutdownTimeout(d time.Duration) Option {
-	return func(c *Consumer) error {
-		if d <= 0 {
-			return errors.New("consumer: shutdown timeout must be positive")
-		}
-		c.shutdownTimeout = d
-		return nil
-	}
-}
-
-// WithFetchWait sets how long one fetch waits for messages (default 5s).
-func WithFetchWait(d time.Duration) Option {
-	return func(c *Consumer) error {
-		if d < 100*time.Millisecond {
-			return errors.New("consumer: fetch wait must be at least 100ms")
-		}
-		c.fetchWait = d
-		return nil
-	}
-}
-
-// WithRebindBackoff sets the waits between attempts to bind again (default
-// 250ms growing to 5s).
-func WithRebindBackoff(minWait, maxWait time.Duration) Option {
-	return func(c *Consumer) error {
-		if minWait <= 0 || maxWait < minWait {
-			return errors.New("consumer: invalid rebind backoff")
-		}
-		c.rebindMin, c.rebindMax = minWait, maxWait
-		return nil
-	}
-}
-
-// WithInfoHandler calls f with fresh consumer information (pending counts,
-// acknowledgement floor) every interval while bound.
-func WithInfoHandler(every time.Duration, f func(*jetstream.ConsumerInfo)) Option {
-	return func(c *Consumer) error {
-		if every <= 0 || f == nil {
-			return errors.New("consumer: info handler needs a positive interval and a function")
-		}
-		c.infoEvery, c.onInfo = every, f
-		return nil
-	}
-}
-
 // New returns a consumer that pulls from what bind returns and runs handler
 // on each message.
-func New(bind Binder, handler Handler, opts ...Option) (*Consumer, error) {
+func New(bind Binder, handler Handler, cfg Config) (*Consumer, error) {
 	if bind == nil || handler == nil {
 		return nil, errors.New("consumer: binder and handler are required")
 	}
-	c := &Consumer{
-		bind:            bind,
-		handler:         handler,
-		logger:          slog.New(slog.DiscardHandler),
-		concurrency:     16,
-		ackWait:         30 * time.Second,
-		shutdownTimeout: 25 * time.Second,
-		rebindMin:       250 * time.Millisecond,
-		rebindMax:       5 * time.Second,
-		fetchWait:       5 * time.Second,
-		maxParked:       -1,
+	switch {
+	case cfg.Concurrency < 0, cfg.MaxParked < 0, cfg.AckWait < 0, cfg.ShutdownTimeout < 0, cfg.RebindMin < 0, cfg.RebindMax < 0:
+		return nil, errors.New("consumer: negative settings")
+	case cfg.FetchWait != 0 && cfg.FetchWait < 100*time.Millisecond:
+		return nil, errors.New("consumer: fetch wait must be at least 100ms")
+	case cfg.OnInfo != nil && cfg.InfoEvery <= 0:
+		return nil, errors.New("consumer: info handler needs a positive interval")
 	}
-	for _, opt := range opts {
-		if err := opt(c); err != nil {
-			return nil, err
-		}
+	cfg.Concurrency = cmp.Or(cfg.Concurrency, 16)
+	cfg.MaxParked = cmp.Or(cfg.MaxParked, DefaultMaxParked)
+	cfg.AckWait = cmp.Or(cfg.AckWait, 30*time.Second)
+	cfg.ShutdownTimeout = cmp.Or(cfg.ShutdownTimeout, 25*time.Second)
+	cfg.FetchWait = cmp.Or(cfg.FetchWait, 5*time.Second)
+	cfg.RebindMin = cmp.Or(cfg.RebindMin, 250*time.Millisecond)
+	cfg.RebindMax = max(cmp.Or(cfg.RebindMax, 5*time.Second), cfg.RebindMin)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if c.maxParked < 0 {
-		c.maxParked = DefaultMaxParked
-	}
+	c := &Consumer{bind: bind, handler: handler, cfg: cfg, waits: make(map[uint64]context.CancelCauseFunc)}
 	c.setNotReady(ErrNotBound)
-	c.waits = make(map[uint64]context.CancelCauseFunc)
 	return c, nil
 }
 
@@ -248,7 +151,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	// A slot is taken before a message is fetched, so that messages wait
 	// on the server while every worker is busy; jobs never blocks, having a
 	// place for every slot.
-	p := &pool{slots: make(chan struct{}, c.concurrency), jobs: make(chan jetstream.Msg, c.concurrency), max: int64(c.maxParked)}
+	p := &pool{slots: make(chan struct{}, c.cfg.Concurrency), jobs: make(chan jetstream.Msg, c.cfg.Concurrency), max: int64(c.cfg.MaxParked)}
 	c.pool.Store(p)
 	p.work = func() {
 		for msg := range p.jobs {
@@ -263,7 +166,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 		}
 	}
-	for range c.concurrency {
+	for range c.cfg.Concurrency {
 		p.wg.Go(p.work)
 	}
 
@@ -271,7 +174,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	close(p.jobs)
 	c.setNotReady(errors.New("shutting down"))
 	if n := c.abandonWaits(); n > 0 {
-		c.logger.Info("handed back requests waiting for the quota", slog.Int("requests", n))
+		c.cfg.Logger.Info("handed back requests waiting for the quota", slog.Int("requests", n))
 	}
 
 	done := make(chan struct{})
@@ -280,14 +183,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 		close(done)
 	}()
 	if n := c.InFlight(); n > 0 {
-		c.logger.Info("waiting for in-flight requests", slog.Int("in_flight", n), slog.Duration("timeout", c.shutdownTimeout))
+		c.cfg.Logger.Info("waiting for in-flight requests", slog.Int("in_flight", n), slog.Duration("timeout", c.cfg.ShutdownTimeout))
 	}
-	timer := time.NewTimer(c.shutdownTimeout)
+	timer := time.NewTimer(c.cfg.ShutdownTimeout)
 	defer timer.Stop()
 	select {
 	case <-done:
 	case <-timer.C:
-		c.logger.Warn("shutdown timeout: handing back in-flight requests", slog.Int("in_flight", c.InFlight()))
+		c.cfg.Logger.Warn("shutdown timeout: handing back in-flight requests", slog.Int("in_flight", c.InFlight()))
 		cancelWork()
 		grace := time.NewTimer(shutdownGrace)
 		defer grace.Stop()
@@ -296,7 +199,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		case <-grace.C:
 			// Work that ignores its cancellation (a hook) is left behind;
 			// its messages are redelivered after the ack wait.
-			c.logger.Warn("in-flight work did not stop, leaving it", slog.Int("in_flight", c.InFlight()), slog.Duration("grace", shutdownGrace))
+			c.cfg.Logger.Warn("in-flight work did not stop, leaving it", slog.Int("in_flight", c.InFlight()), slog.Duration("grace", shutdownGrace))
 		}
 	}
 	return err
@@ -433,7 +336,7 @@ func (c *Consumer) Parked() int {
 // pull binds, iterates and dispatches until ctx ends or the connection is
 // closed for good.
 func (c *Consumer) pull(ctx context.Context, p *pool) error {
-	wait := c.rebindMin
+	wait := c.cfg.RebindMin
 	for ctx.Err() == nil {
 		cons, err := c.bind(ctx)
 		if err != nil {
@@ -445,15 +348,15 @@ func (c *Consumer) pull(ctx context.Context, p *pool) error {
 				return fmt.Errorf("bind consumer: %w", jetstream.ErrConnectionClosed)
 			}
 			c.setNotReady(fmt.Errorf("bind consumer: %w", err))
-			c.logger.Warn("cannot bind to the consumer, trying again", slog.Any("error", err), slog.Duration("retry_in", wait))
+			c.cfg.Logger.Warn("cannot bind to the consumer, trying again", slog.Any("error", err), slog.Duration("retry_in", wait))
 			if !timing.Sleep(ctx, wait, nil) {
 				return nil
 			}
-			wait = min(wait*2, c.rebindMax)
+			wait = min(wait*2, c.cfg.RebindMax)
 			continue
 		}
 		c.bound.Store(true)
-		c.logger.Info("pulling requests", slog.String("consumer", cons.CachedInfo().Name), slog.String("stream", cons.CachedInfo().Stream), slog.Int("concurrency", c.concurrency))
+		c.cfg.Logger.Info("pulling requests", slog.String("consumer", cons.CachedInfo().Name), slog.String("stream", cons.CachedInfo().Stream), slog.Int("concurrency", c.cfg.Concurrency))
 		stopInfo := c.watchInfo(ctx, cons)
 		err = c.fetch(ctx, cons, p)
 		stopInfo()
@@ -465,8 +368,8 @@ func (c *Consumer) pull(ctx context.Context, p *pool) error {
 			return jetstream.ErrConnectionClosed
 		}
 		c.setNotReady(err)
-		c.logger.Warn("pulling stopped, binding again", slog.Any("error", err))
-		wait = c.rebindMin
+		c.cfg.Logger.Warn("pulling stopped, binding again", slog.Any("error", err))
+		wait = c.cfg.RebindMin
 	}
 	return nil
 }
@@ -492,7 +395,7 @@ func (c *Consumer) fetch(ctx context.Context, cons jetstream.Consumer, p *pool) 
 		}
 		n := 1
 	free:
-		for n < c.concurrency {
+		for n < c.cfg.Concurrency {
 			select {
 			case slots <- struct{}{}:
 				n++
@@ -500,7 +403,7 @@ func (c *Consumer) fetch(ctx context.Context, cons jetstream.Consumer, p *pool) 
 				break free
 			}
 		}
-		wait := c.fetchWait
+		wait := c.cfg.FetchWait
 		if p.parked.Load() > 0 {
 			wait = min(wait, parkedFetchWait)
 		}
@@ -557,15 +460,15 @@ func release(slots chan struct{}, n int) {
 
 // watchInfo polls the consumer's information while it is bound.
 func (c *Consumer) watchInfo(ctx context.Context, cons jetstream.Consumer) (stop func()) {
-	if c.onInfo == nil {
+	if c.cfg.OnInfo == nil {
 		return func() {}
 	}
-	c.onInfo(cons.CachedInfo())
+	c.cfg.OnInfo(cons.CachedInfo())
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(c.infoEvery)
+		t := time.NewTicker(c.cfg.InfoEvery)
 		defer t.Stop()
 		for {
 			select {
@@ -573,7 +476,7 @@ func (c *Consumer) watchInfo(ctx context.Context, cons jetstream.Consumer) (stop
 				return
 			case <-t.C:
 				if info, err := cons.Info(ctx); err == nil {
-					c.onInfo(info)
+					c.cfg.OnInfo(info)
 				}
 			}
 		}
@@ -591,7 +494,7 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg, p *pool) (par
 	if err != nil {
 		// Not a JetStream message: nothing to redeliver and no sequence to
 		// answer for.
-		c.logger.Error("message without JetStream metadata, terminating it", slog.String("subject", msg.Subject()), slog.Any("error", err))
+		c.cfg.Logger.Error("message without JetStream metadata, terminating it", slog.String("subject", msg.Subject()), slog.Any("error", err))
 		c.settle(msg, Outcome{Action: Decide(Facts{NoMetadata: true}), Err: err}, 0)
 		return false, true
 	}
@@ -603,7 +506,7 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg, p *pool) (par
 		StreamSeq:    meta.Sequence.Stream,
 		Stored:       meta.Timestamp,
 		NumDelivered: meta.NumDelivered,
-		MaxDeliver:   c.maxDeliver,
+		MaxDeliver:   c.cfg.MaxDeliver,
 	}
 	stop := c.keepAlive(msg, meta.Sequence.Stream)
 	mctx, cancel := context.WithCancelCause(ctx)
@@ -621,7 +524,7 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg, p *pool) (par
 func (c *Consumer) safeHandle(ctx context.Context, d *Delivery) (out Outcome) {
 	defer func() {
 		if r := recover(); r != nil {
-			c.logger.Error("handler panicked", slog.Uint64("stream_seq", d.StreamSeq), slog.Any("panic", r))
+			c.cfg.Logger.Error("handler panicked", slog.Uint64("stream_seq", d.StreamSeq), slog.Any("panic", r))
 			out = Outcome{Action: Decide(Facts{Panicked: true}), Delay: DefaultRetryDelay(d.NumDelivered), Err: fmt.Errorf("handler panicked: %v", r)}
 		}
 	}()
@@ -652,7 +555,7 @@ func (c *Consumer) settleErr(err error, seq uint64) {
 	if err != nil {
 		// The server redelivers after the ack wait; the result's message ID
 		// keeps a second result from being stored.
-		c.logger.Warn("cannot settle request message", slog.Uint64("stream_seq", seq), slog.Any("error", err))
+		c.cfg.Logger.Warn("cannot settle request message", slog.Uint64("stream_seq", seq), slog.Any("error", err))
 	}
 }
 
@@ -662,7 +565,7 @@ func (c *Consumer) settleErr(err error, seq uint64) {
 // message is done long before the first one is due. No progress
 // acknowledgement is sent once stop has returned.
 func (c *Consumer) keepAlive(msg jetstream.Msg, seq uint64) (stop func()) {
-	every := max(c.ackWait/3, 100*time.Millisecond)
+	every := max(c.cfg.AckWait/3, 100*time.Millisecond)
 	var (
 		mu      sync.Mutex
 		stopped bool
@@ -677,7 +580,7 @@ func (c *Consumer) keepAlive(msg jetstream.Msg, seq uint64) (stop func()) {
 			return
 		}
 		if err := msg.InProgress(); err != nil {
-			c.logger.Warn("cannot extend the ack wait", slog.Uint64("stream_seq", seq), slog.Any("error", err))
+			c.cfg.Logger.Warn("cannot extend the ack wait", slog.Uint64("stream_seq", seq), slog.Any("error", err))
 		}
 		timer.Reset(every)
 	})

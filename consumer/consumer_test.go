@@ -121,7 +121,7 @@ func TestConcurrencyIsBounded(t *testing.T) {
 		handled.Add(1)
 		return consumer.Outcome{Action: consumer.Ack}
 	}
-	c, err := consumer.New(f.bind, h, consumer.WithConcurrency(limit))
+	c, err := consumer.New(f.bind, h, consumer.Config{Concurrency: limit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestProgressAcksPreventRedelivery(t *testing.T) {
 		}
 		return consumer.Outcome{Action: consumer.Ack}
 	}
-	c, err := consumer.New(f.bind, h, consumer.WithAckWait(time.Second), consumer.WithConcurrency(2))
+	c, err := consumer.New(f.bind, h, consumer.Config{AckWait: time.Second, Concurrency: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func TestSettleActions(t *testing.T) {
 		}
 		return consumer.Outcome{Action: consumer.Ack}
 	}
-	c, err := consumer.New(f.bind, h, consumer.WithMaxDeliver(3))
+	c, err := consumer.New(f.bind, h, consumer.Config{MaxDeliver: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ func TestRebindsAfterConsumerDeleted(t *testing.T) {
 		handled.Add(1)
 		return consumer.Outcome{Action: consumer.Ack}
 	}
-	c, err := consumer.New(f.bind, h, consumer.WithRebindBackoff(10*time.Millisecond, 100*time.Millisecond))
+	c, err := consumer.New(f.bind, h, consumer.Config{RebindMin: 10 * time.Millisecond, RebindMax: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +253,7 @@ func TestShutdownFinishesInFlightWork(t *testing.T) {
 		finished.Store(true)
 		return consumer.Outcome{Action: consumer.Ack}
 	}
-	c, err := consumer.New(f.bind, h, consumer.WithConcurrency(1), consumer.WithShutdownTimeout(10*time.Second))
+	c, err := consumer.New(f.bind, h, consumer.Config{Concurrency: 1, ShutdownTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +285,7 @@ func TestShutdownTimeoutHandsBack(t *testing.T) {
 		<-ctx.Done()
 		return consumer.Outcome{Action: consumer.HandBack}
 	}
-	c, err := consumer.New(f.bind, h, consumer.WithConcurrency(1), consumer.WithShutdownTimeout(100*time.Millisecond))
+	c, err := consumer.New(f.bind, h, consumer.Config{Concurrency: 1, ShutdownTimeout: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +302,7 @@ func TestShutdownTimeoutHandsBack(t *testing.T) {
 		redelivered <- d.NumDelivered
 		return consumer.Outcome{Action: consumer.Ack}
 	}
-	c2, err := consumer.New(f.bind, h2)
+	c2, err := consumer.New(f.bind, h2, consumer.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +326,7 @@ func TestRunEndsWhenConnectionClosed(t *testing.T) {
 	handler := func(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
 		return consumer.Outcome{Action: consumer.Ack}
 	}
-	c, err := consumer.New(f.bind, handler, consumer.WithFetchWait(100*time.Millisecond), consumer.WithRebindBackoff(10*time.Millisecond, 20*time.Millisecond))
+	c, err := consumer.New(f.bind, handler, consumer.Config{FetchWait: 100 * time.Millisecond, RebindMin: 10 * time.Millisecond, RebindMax: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +378,7 @@ func TestQuotaWaitsParkWithoutWorkers(t *testing.T) {
 		done.Add(1)
 		return consumer.Outcome{Action: consumer.Ack}
 	}
-	c, err := consumer.New(f.bind, h, consumer.WithConcurrency(limit))
+	c, err := consumer.New(f.bind, h, consumer.Config{Concurrency: limit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,7 +414,7 @@ func TestParkedLimit(t *testing.T) {
 		done.Add(1)
 		return consumer.Outcome{Action: consumer.Ack}
 	}
-	c, err := consumer.New(f.bind, h, consumer.WithConcurrency(2), consumer.WithMaxParked(3))
+	c, err := consumer.New(f.bind, h, consumer.Config{Concurrency: 2, MaxParked: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -446,7 +446,7 @@ func TestShutdownHandsBackParkedAtOnce(t *testing.T) {
 		handedBack.Add(1)
 		return consumer.Outcome{Action: consumer.HandBack, Err: ctx.Err()}
 	}
-	c, err := consumer.New(f.bind, h, consumer.WithConcurrency(1), consumer.WithShutdownTimeout(20*time.Second))
+	c, err := consumer.New(f.bind, h, consumer.Config{Concurrency: 1, ShutdownTimeout: 20 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

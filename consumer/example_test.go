@@ -68,7 +68,7 @@ func Example() {
 	bind := func(ctx context.Context) (jetstream.Consumer, error) {
 		return js.Consumer(ctx, "REQUESTS", "workers")
 	}
-	cons, err := consumer.New(bind, handler, consumer.WithConcurrency(1))
+	cons, err := consumer.New(bind, handler, consumer.Config{Concurrency: 1})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -63,8 +63,8 @@ func New(cfg Config) (*Listener, error) {
 // Run answers advisories until ctx ends; it returns an error only when it
 // cannot go on (the connection was closed).
 func (n *Listener) Run(ctx context.Context) error {
-	c, err := consumer.New(n.cfg.Bind, n.Handle, consumer.WithConcurrency(4), consumer.WithAckWait(n.cfg.AckWait),
-		consumer.WithShutdownTimeout(n.cfg.ShutdownTimeout), consumer.WithLogger(n.cfg.Logger))
+	c, err := consumer.New(n.cfg.Bind, n.Handle, consumer.Config{Concurrency: 4, AckWait: n.cfg.AckWait,
+		ShutdownTimeout: n.cfg.ShutdownTimeout, Logger: n.cfg.Logger})
 	if err != nil {
 		return err
 	}

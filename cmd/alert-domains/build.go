@@ -71,17 +71,13 @@ func (s *service) build(ctx context.Context, nc *nats.Conn, start time.Time) (*p
 		return nil, err
 	}
 	binder := broker.NewBinder(js, cfg.RequestStream, topo.Consumer, cfg.Provision, p.answers, logger)
-	p.consumer, err = consumer.New(binder.Bind, chain,
-		consumer.WithConcurrency(cfg.Concurrency),
-		consumer.WithAckWait(cfg.AckWait),
-		consumer.WithMaxDeliver(cfg.MaxDeliver),
-		consumer.WithShutdownTimeout(cfg.ShutdownTimeout),
-		consumer.WithLogger(logger),
-		consumer.WithInfoHandler(5*time.Second, func(info *jetstream.ConsumerInfo) {
+	p.consumer, err = consumer.New(binder.Bind, chain, consumer.Config{
+		Concurrency: cfg.Concurrency, AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, ShutdownTimeout: cfg.ShutdownTimeout, Logger: logger,
+		InfoEvery: 5 * time.Second, OnInfo: func(info *jetstream.ConsumerInfo) {
 			binder.Observe(info)
 			m.ConsumerInfo(info)
-		}),
-	)
+		},
+	})
 	if err != nil {
 		return nil, err
 	}
