@@ -327,6 +327,9 @@ func (st *Status) readResults(ctx context.Context, js jetstream.JetStream, cfg *
 	if err != nil {
 		return err
 	}
+	if err := b.preload(ctx, from); err != nil {
+		return fmt.Errorf("read requests: %w", err)
+	}
 	err = consumer.Scan(ctx, js, cfg.ResultStream, occ, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
 		var r message.Result
 		label, err := b.subjects.Label(cfg.RequestStream, msg.Subject(), msg.Headers())
@@ -335,12 +338,8 @@ func (st *Status) readResults(ctx context.Context, js jetstream.JetStream, cfg *
 			return true, nil
 		}
 		tenant := label.Tenant
-		if !label.Success {
-			// A failure is shown by kind: believed only once checked
-			// against its request.
-			if res, gone, err := b.believe(ctx, msg.Subject(), msg.Headers(), msg.Data()); res == nil && !gone {
-				return err == nil, err
-			}
+		if res, gone, err := b.believe(ctx, msg.Subject(), msg.Headers(), msg.Data()); res == nil && !gone {
+			return err == nil, err
 		}
 		if st.answered == nil {
 			st.answered = map[uint64]bool{}
