@@ -209,9 +209,9 @@ func TestCollectorDownNeverSlows(t *testing.T) {
 		}
 	}
 	requestsAllAcked(t, js, 10*time.Second)
-	p.WaitForLine(t, "tracing: spans may be lost", 20*time.Second)
+	p.WaitForLine(t, "tracing problem, spans may be lost", 20*time.Second)
 	stopService(t, p)
-	if warned := strings.Count(p.Output(), "tracing: spans may be lost"); warned != 1 {
+	if warned := strings.Count(p.Output(), "tracing problem, spans may be lost"); warned != 1 {
 		t.Errorf("%d warnings about the collector within a minute, want 1", warned)
 	}
 }
@@ -236,7 +236,7 @@ func TestOTLPHeadersNeverShown(t *testing.T) {
 		publish(t, js, fmt.Sprintf("da637472900382838869_%d", i), nil)
 	}
 	results := waitResults(t, js, 5, 30*time.Second)
-	p.WaitForLine(t, "tracing: spans may be lost", 20*time.Second)
+	p.WaitForLine(t, "tracing problem, spans may be lost", 20*time.Second)
 	stopService(t, p)
 	if got := rec.sent().Get("Authorization"); got != "Bearer "+token {
 		t.Fatal("the collector got no export with the header")

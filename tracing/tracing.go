@@ -71,7 +71,9 @@ func New(ctx context.Context, lookup config.Lookup, stderr io.Writer, logger *sl
 		resource.WithAttributes(semconv.ServiceName(DefaultServiceName), semconv.ServiceVersion(buildinfo.Read().Version)),
 		resource.WithFromEnv(), resource.WithTelemetrySDK())
 	if err != nil {
-		return nil, fmt.Errorf("%w: OTEL_RESOURCE_ATTRIBUTES or OTEL_SERVICE_NAME: %v", config.ErrInvalid, err)
+		// As the specification asks of the SDK's variables: reported, and
+		// what could be read kept.
+		otel.Handle(fmt.Errorf("OTEL_RESOURCE_ATTRIBUTES or OTEL_SERVICE_NAME: %w", err))
 	}
 	sdk := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	return &Provider{sdk: sdk, prop: autoprop.NewTextMapPropagator()}, nil
@@ -191,7 +193,7 @@ func (w *warner) warn(text string) {
 		for _, s := range w.secrets {
 			text = strings.ReplaceAll(text, s, "[REDACTED]")
 		}
-		w.logger.Warn("tracing: spans may be lost (said at most once a minute)", slog.String("error", text))
+		w.logger.Warn("tracing problem, spans may be lost (said at most once a minute)", slog.String("error", text))
 	})
 }
 

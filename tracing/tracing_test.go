@@ -188,3 +188,19 @@ func TestNewRoutesSDKErrors(t *testing.T) {
 		t.Errorf("logged %q: want the report without the header's value", out)
 	}
 }
+
+// TestInvalidResourceAttributesWarn proves that OTEL_RESOURCE_ATTRIBUTES
+// the SDK cannot read is a warning, as the specification asks, not a
+// failure to start.
+func TestInvalidResourceAttributesWarn(t *testing.T) {
+	t.Setenv("OTEL_RESOURCE_ATTRIBUTES", "team")
+	var logs bytes.Buffer
+	p, err := New(t.Context(), config.MapEnv(map[string]string{"OTEL_TRACES_EXPORTER": "console"}), &bytes.Buffer{}, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil || !p.Enabled() {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
+	if !strings.Contains(logs.String(), "tracing problem, spans may be lost") || !strings.Contains(logs.String(), "OTEL_RESOURCE_ATTRIBUTES") {
+		t.Errorf("logged %q, want a warning about the attributes", logs.String())
+	}
+}
