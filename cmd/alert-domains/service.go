@@ -25,7 +25,9 @@ type service struct {
 	// onReady, when set, is called once with the NATS URL when the service
 	// is bound to its consumer (the demo publishes then).
 	onReady func(natsURL string)
-	traces  *tracing.Provider
+	// traces are the process's spans and where they go: off (no-ops)
+	// unless the OTEL_* variables name an exporter.
+	traces *tracing.Provider
 }
 
 // The shutdown budget: SHUTDOWN_TIMEOUT for in-flight work, then at most
