@@ -110,6 +110,8 @@ type Client struct {
 
 	tracer   trace.Tracer
 	spanName string // of an HTTP attempt: the method and the API's URL template
+	// clientKind is made once: options given per call cost an allocation.
+	clientKind []trace.SpanStartOption
 }
 
 // Option configures a Client.
@@ -261,6 +263,7 @@ func New(api API, baseURL string, cred azcore.TokenCredential, scope string, opt
 		bodyBudget:     DefaultBodyBudget,
 		tracer:         noop.Tracer{},
 		spanName:       http.MethodGet + " " + api.wire().template(),
+		clientKind:     []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)},
 	}
 	for _, opt := range opts {
 		if err := opt(c); err != nil {

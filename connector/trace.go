@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
@@ -51,7 +52,7 @@ func (c *Client) acquire(ctx context.Context) (release func(), err *Error) {
 // startCall starts the span of one HTTP attempt at target; resends counts
 // the attempts at the same target before it.
 func (c *Client) startCall(ctx context.Context, target string, resends int) (context.Context, trace.Span) {
-	ctx, span := c.tracer.Start(ctx, c.spanName, trace.WithSpanKind(trace.SpanKindClient))
+	ctx, span := c.tracer.Start(ctx, c.spanName, c.clientKind...)
 	if !span.IsRecording() {
 		return ctx, span
 	}
@@ -63,11 +64,12 @@ func (c *Client) startCall(ctx context.Context, target string, resends int) (con
 		}
 	}
 	n, _ := strconv.Atoi(port)
-	span.SetAttributes(semconv.HTTPRequestMethodGet, semconv.URLFull(target), semconv.URLTemplate(c.wire.template()),
-		semconv.ServerAddress(c.base.Hostname()), semconv.ServerPort(n))
+	attrs := append(make([]attribute.KeyValue, 0, 6), semconv.HTTPRequestMethodGet, semconv.URLFull(target),
+		semconv.URLTemplate(c.wire.template()), semconv.ServerAddress(c.base.Hostname()), semconv.ServerPort(n))
 	if resends > 0 {
-		span.SetAttributes(semconv.HTTPRequestResendCount(resends))
+		attrs = append(attrs, semconv.HTTPRequestResendCount(resends))
 	}
+	span.SetAttributes(attrs...)
 	return ctx, span
 }
 
@@ -76,17 +78,19 @@ func (c *Client) startCall(ctx context.Context, target string, resends int) (con
 // error answer, else the failure kind.
 func endCall(span trace.Span, status int, err *Error) {
 	if span.IsRecording() {
+		attrs := make([]attribute.KeyValue, 0, 2)
 		if status > 0 {
-			span.SetAttributes(semconv.HTTPResponseStatusCode(status))
+			attrs = append(attrs, semconv.HTTPResponseStatusCode(status))
 		}
 		if err != nil {
 			typ := string(err.Kind)
 			if status >= 400 {
 				typ = strconv.Itoa(status)
 			}
-			span.SetAttributes(semconv.ErrorTypeKey.String(typ))
+			attrs = append(attrs, semconv.ErrorTypeKey.String(typ))
 			span.SetStatus(codes.Error, err.Message)
 		}
+		span.SetAttributes(attrs...)
 	}
 	span.End()
 }

@@ -33,33 +33,34 @@ const maxAttrBytes = 256
 func Tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator, subjects message.Subjects, consumerName string) consumer.Middleware {
 	tracer := tp.Tracer(tracerName, trace.WithSchemaURL(semconv.SchemaURL))
 	name := "process " + subjects.Request
+	// Made once: options given per call would cost an allocation each.
+	consumerKind := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}
 	return func(next consumer.Handler) consumer.Handler {
 		return func(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
 			ctx = prop.Extract(ctx, message.HeaderCarrier(d.Header))
-			ctx, span := tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindConsumer))
+			ctx, span := tracer.Start(ctx, name, consumerKind...)
 			defer span.End()
-			if span.IsRecording() {
-				span.SetAttributes(deliveryAttrs(d, subjects.Request, consumerName)...)
-			}
 			out := next(ctx, d)
 			if span.IsRecording() {
-				endProcess(span, out)
+				endProcess(span, d, subjects.Request, consumerName, out)
 			}
 			return out
 		}
 	}
 }
 
-// deliveryAttrs are the attributes of the process span of d, which came on
-// request (or its per-tenant form).
-func deliveryAttrs(d *consumer.Delivery, request, consumerName string) []attribute.KeyValue {
-	attrs := []attribute.KeyValue{
+// endProcess records on the process span of d, which came on request (or
+// its per-tenant form), the delivery and what it came to, in one call.
+func endProcess(span trace.Span, d *consumer.Delivery, request, consumerName string, out consumer.Outcome) {
+	attrs := make([]attribute.KeyValue, 0, 16)
+	attrs = append(attrs,
 		semconv.MessagingSystemKey.String("nats"),
 		semconv.MessagingConsumerGroupName(consumerName),
 		semconv.MessagingOperationTypeProcess,
 		semconv.MessagingOperationName("process"),
 		attribute.Int64("alert_domains.delivery", int64(d.NumDelivered)),
-	}
+		attribute.String("alert_domains.action", out.Action.String()),
+	)
 	if d.Subject != "" {
 		attrs = append(attrs, semconv.MessagingDestinationName(capAttr(d.Subject)))
 	}
@@ -69,51 +70,48 @@ func deliveryAttrs(d *consumer.Delivery, request, consumerName string) []attribu
 	if id := d.Header.Get(message.HeaderMsgID); id != "" {
 		attrs = append(attrs, semconv.MessagingMessageID(capAttr(id)))
 	}
-	return attrs
-}
-
-// endProcess records on the process span what the delivery came to.
-func endProcess(span trace.Span, out consumer.Outcome) {
-	span.SetAttributes(attribute.String("alert_domains.action", out.Action.String()))
 	if out.AlertID != "" {
-		span.SetAttributes(attribute.String("alert_domains.alert_id", out.AlertID))
+		attrs = append(attrs, attribute.String("alert_domains.alert_id", out.AlertID))
 	}
 	if res := out.Result; res != nil {
-		span.SetAttributes(attribute.String("alert_domains.result.status", res.Status))
+		attrs = append(attrs, attribute.String("alert_domains.result.status", res.Status))
 		if res.Tenant != "" {
-			span.SetAttributes(attribute.String("alert_domains.tenant", res.Tenant))
+			attrs = append(attrs, attribute.String("alert_domains.tenant", res.Tenant))
 		}
 		if res.Cached != nil && *res.Cached {
-			span.SetAttributes(attribute.Bool("alert_domains.cached", true))
+			attrs = append(attrs, attribute.Bool("alert_domains.cached", true))
 		}
 		if res.Coalesced {
-			span.SetAttributes(attribute.Bool("alert_domains.coalesced", true))
+			attrs = append(attrs, attribute.Bool("alert_domains.coalesced", true))
 		}
 		if res.Error != nil {
-			span.SetAttributes(semconv.ErrorTypeKey.String(string(res.Error.Kind)))
+			attrs = append(attrs, semconv.ErrorTypeKey.String(string(res.Error.Kind)))
 			span.SetStatus(codes.Error, string(res.Error.Kind))
 		}
 	}
 	if out.Action == consumer.Retry {
 		span.SetStatus(codes.Error, "no result stored: the request will be redelivered")
 	}
+	span.SetAttributes(attrs...)
 }
 
 // resultTrace traces the publish of results: a producer span whose context
 // the result carries, so that its subscribers continue the trace.
 type resultTrace struct {
-	tracer   trace.Tracer
-	prop     propagation.TextMapPropagator
-	subjects message.Subjects
+	tracer       trace.Tracer
+	prop         propagation.TextMapPropagator
+	subjects     message.Subjects
+	producerKind []trace.SpanStartOption
 }
 
 func newResultTrace(tp trace.TracerProvider, prop propagation.TextMapPropagator, subjects message.Subjects) resultTrace {
-	return resultTrace{tracer: tp.Tracer(tracerName, trace.WithSchemaURL(semconv.SchemaURL)), prop: prop, subjects: subjects}
+	return resultTrace{tracer: tp.Tracer(tracerName, trace.WithSchemaURL(semconv.SchemaURL)), prop: prop, subjects: subjects,
+		producerKind: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer)}}
 }
 
 // start starts the span of a result's publish; end names it.
 func (t resultTrace) start(ctx context.Context) (context.Context, trace.Span) {
-	return t.tracer.Start(ctx, "publish", trace.WithSpanKind(trace.SpanKindProducer))
+	return t.tracer.Start(ctx, "publish", t.producerKind...)
 }
 
 // inject writes the context of ctx's span into msg's headers in place of
@@ -134,7 +132,7 @@ func (t resultTrace) end(span trace.Span, msg *nats.Msg, out consumer.Outcome) {
 			base = t.subjects.Success
 		}
 		span.SetName("publish " + base)
-		span.SetAttributes(
+		attrs := append(make([]attribute.KeyValue, 0, 6),
 			semconv.MessagingSystemKey.String("nats"),
 			semconv.MessagingDestinationName(msg.Subject),
 			semconv.MessagingOperationTypeSend,
@@ -142,8 +140,9 @@ func (t resultTrace) end(span trace.Span, msg *nats.Msg, out consumer.Outcome) {
 			semconv.MessagingMessageID(msg.Header.Get(message.HeaderMsgID)),
 		)
 		if strings.HasPrefix(msg.Subject, base+".") {
-			span.SetAttributes(semconv.MessagingDestinationTemplate(base + ".{tenant}"))
+			attrs = append(attrs, semconv.MessagingDestinationTemplate(base+".{tenant}"))
 		}
+		span.SetAttributes(attrs...)
 		if !out.Stored {
 			span.SetStatus(codes.Error, "result not stored")
 		}

@@ -367,3 +367,42 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// BenchmarkTracingMiddleware is the cost of the process span around a
+// handler that does nothing: without the middleware, with it and tracing
+// off (no-op provider and propagator), and with it on (every span
+// sampled, handed to a batch span processor whose exporter drops it).
+func BenchmarkTracingMiddleware(b *testing.B) {
+	d := &consumer.Delivery{Subject: reqSubj + ".alpha", Data: []byte("da637000000000000001_1"), NumDelivered: 1,
+		Header: nats.Header{message.HeaderTraceparent: {siemTraceparent}, message.HeaderMsgID: {"siem-1"}}}
+	res := message.Success("da637000000000000001_1", []string{"www.example.com"}, 1, false, testNow)
+	res.Tenant = "alpha"
+	next := func(context.Context, *consumer.Delivery) consumer.Outcome {
+		return consumer.Outcome{Action: consumer.Ack, Result: res, Stored: true, AlertID: res.AlertID, Attempts: 1}
+	}
+	sdk := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discard{}))
+	b.Cleanup(func() { _ = sdk.Shutdown(context.Background()) })
+	w3c := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	for _, bc := range []struct {
+		name string
+		h    consumer.Handler
+	}{
+		{"none", next},
+		{"off", Tracing(noop.NewTracerProvider(), propagation.NewCompositeTextMapPropagator(), subjects, durable)(next)},
+		{"on", Tracing(sdk, w3c, subjects, durable)(next)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				bc.h(ctx, d)
+			}
+		})
+	}
+}
+
+// discard is a span exporter that drops every span.
+type discard struct{}
+
+func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discard) Shutdown(context.Context) error                             { return nil }
