@@ -28,6 +28,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/cenkalti/backoff/v4"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"golang.org/x/sync/semaphore"
 
@@ -105,6 +107,11 @@ type Client struct {
 	shareHeader bool
 
 	bufs sync.Pool // *[]byte
+
+	tracer   trace.Tracer
+	spanName string // of an HTTP attempt: the method and the API's URL template
+	// clientKind is made once: options given per call cost an allocation.
+	clientKind []trace.SpanStartOption
 }
 
 // Option configures a Client.
@@ -254,6 +261,9 @@ func New(api API, baseURL string, cred azcore.TokenCredential, scope string, opt
 		userAgent:      "alert-domains/" + Version,
 		maxBody:        DefaultMaxBodyBytes,
 		bodyBudget:     DefaultBodyBudget,
+		tracer:         noop.Tracer{},
+		spanName:       http.MethodGet + " " + api.wire().template(),
+		clientKind:     []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)},
 	}
 	for _, opt := range opts {
 		if err := opt(c); err != nil {
@@ -293,6 +303,7 @@ func New(api API, baseURL string, cred azcore.TokenCredential, scope string, opt
 	}
 	c.shareHeader = c.hc.Jar == nil
 	c.tokens = newTokenSource(cred, scope, c.userAgent)
+	c.tokens.tracer = c.tracer
 	c.bodyBudget = max(c.bodyBudget, c.maxBody+1)
 	c.bodies = semaphore.NewWeighted(c.bodyBudget)
 	c.bufs.New = func() any {
@@ -399,17 +410,20 @@ func (c *Client) lookup(ctx context.Context, alertID string) (res lookupResult, 
 		refreshed bool   // a 401 was retried with a fresh token
 		rejected  string // the token of that 401
 		pages     int
+		resends   int      // the calls for target so far
 		visited   []string // the pages read, to refuse a next link that repeats one
 		budget    = c.maxBody
 	)
 	for {
-		p, used, n, called, err := c.attempt(ctx, target, rejected, budget, &res.hosts)
+		p, used, n, called, err := c.attempt(ctx, target, rejected, resends, budget, &res.hosts)
 		rejected = ""
 		if called {
 			res.attempts++
+			resends++
 		}
 		if err == nil {
 			budget -= n
+			resends = 0
 			if p.next == "" {
 				return res, nil
 			}
@@ -456,25 +470,20 @@ type answer struct {
 	status int    // the HTTP status, for errors about what follows it
 }
 
-// attempt makes one HTTP call for target: quota, token, request, answer,
-// whose hosts go to hosts. used is the token sent, n the body bytes read,
-// called whether a request went out.
-func (c *Client) attempt(ctx context.Context, target, rejected string, budget int64, hosts *hostSet) (p answer, used string, n int64, called bool, err *Error) {
+// attempt makes one HTTP call for target, the resends-th again: quota,
+// token, request, answer, whose hosts go to hosts. used is the token sent,
+// n the body bytes read, called whether a request went out.
+func (c *Client) attempt(ctx context.Context, target, rejected string, resends int, budget int64, hosts *hostSet) (p answer, used string, n int64, called bool, err *Error) {
 	if ctx.Err() != nil {
 		return p, "", 0, false, canceled(ctx)
 	}
-	if c.quota != nil {
-		// The slot is held until the answer is read (see Limiter.Acquire);
-		// shutdown may abandon the wait for it (see package wait).
-		release, waited, werr := c.quota.Acquire(ctx)
-		if c.observer != nil {
-			c.observer.QuotaWait(waited)
-		}
-		if werr != nil {
-			return p, "", 0, false, canceled(ctx)
-		}
-		defer release()
+	// The slot is held until the answer is read (see Limiter.Acquire);
+	// shutdown may abandon the wait for it (see package wait).
+	release, qerr := c.acquire(ctx)
+	if qerr != nil {
+		return p, "", 0, false, qerr
 	}
+	defer release()
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 
@@ -482,9 +491,12 @@ func (c *Client) attempt(ctx context.Context, target, rejected string, budget in
 	if terr != nil {
 		return p, "", 0, false, tokenError(ctx, actx, terr)
 	}
-	req, rerr := http.NewRequestWithContext(actx, http.MethodGet, target, nil)
+	hctx, span := c.startCall(actx, target, resends)
+	req, rerr := http.NewRequestWithContext(hctx, http.MethodGet, target, nil)
 	if rerr != nil {
-		return p, b.token, 0, false, &Error{Kind: message.KindBadRequest, Message: "cannot build the request", Err: rerr}
+		err = &Error{Kind: message.KindBadRequest, Message: "cannot build the request", Err: rerr}
+		endCall(span, 0, err)
+		return p, b.token, 0, false, err
 	}
 	if c.shareHeader {
 		req.Header = b.header
@@ -496,9 +508,12 @@ func (c *Client) attempt(ctx context.Context, target, rejected string, budget in
 	resp, herr := c.hc.Do(req)
 	if herr != nil {
 		c.observe(0, start)
-		return p, b.token, 0, true, transportError(ctx, actx, herr)
+		err = transportError(ctx, actx, herr)
+		endCall(span, 0, err)
+		return p, b.token, 0, true, err
 	}
 	p, n, err = c.answerOf(ctx, actx, resp, start, budget, hosts)
+	endCall(span, resp.StatusCode, err)
 	return p, b.token, n, true, err
 }
 

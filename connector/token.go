@@ -14,6 +14,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/alert-domains/alert-domains/message"
 )
@@ -35,6 +37,7 @@ type tokenSource struct {
 	cred      azcore.TokenCredential
 	opts      policy.TokenRequestOptions
 	userAgent string
+	tracer    trace.Tracer // a span for each token fetched
 
 	fetch chan struct{} // held by the caller fetching a token
 	mu    sync.Mutex
@@ -55,6 +58,7 @@ func newTokenSource(cred azcore.TokenCredential, scope, userAgent string) *token
 		cred:      cred,
 		opts:      policy.TokenRequestOptions{Scopes: []string{scope}},
 		userAgent: userAgent,
+		tracer:    noop.Tracer{},
 		fetch:     make(chan struct{}, 1),
 	}
 }
@@ -77,6 +81,15 @@ func (s *tokenSource) get(ctx context.Context, rejected string) (*bearer, error)
 	if b := s.cached(rejected); b != nil {
 		return b, nil
 	}
+	ctx, span := s.tracer.Start(ctx, "entra token", trace.WithSpanKind(trace.SpanKindClient))
+	b, err := s.fetchToken(ctx, rejected)
+	endToken(ctx, span, err)
+	return b, err
+}
+
+// fetchToken asks the credential for a new token, fresh from Entra ID when
+// rejected is the current one.
+func (s *tokenSource) fetchToken(ctx context.Context, rejected string) (*bearer, error) {
 	opts := s.opts
 	s.mu.Lock()
 	forced := rejected != "" && s.cur != nil && s.cur.token == rejected

@@ -181,6 +181,9 @@ func TestLintRefusesValuesOutsideTheSchema(t *testing.T) {
 		"unknown sampler":       "otel: {sampler: sometimes}\n",
 		"unknown protocol":      "otel: {protocol: http/json}\n",
 		"comma in an attribute": "otel: {resourceAttributes: {team: 'a,b'}}\n",
+		// OTEL_RESOURCE_ATTRIBUTES values are percent-decoded: the SDK
+		// reports a bare % as an error at every start.
+		"bare percent in an attribute": "otel: {resourceAttributes: {share: '50%'}}\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := template(t, doc)

@@ -33,6 +33,7 @@ type publisher struct {
 	maxBytes int           // the largest message the server stores
 	now      func() time.Time
 	logger   *slog.Logger
+	trace    resultTrace
 }
 
 // publish stores res, the result of d routed to rt, and decides what
@@ -41,14 +42,17 @@ type publisher struct {
 // the failure that replaces one too large to store, or the result an
 // earlier delivery stored.
 func (p *publisher) publish(ctx context.Context, d *consumer.Delivery, rt route, key string, res *message.Result, reason error) consumer.Outcome {
+	ctx, span := p.trace.start(ctx)
 	msgID := message.ResultMsgID(d.Stream, d.StreamSeq, d.Stored)
 	traceparent := d.Header.Get(message.HeaderTraceparent)
 	msg, err := res.Message(p.routes.resultSubject(rt, res), msgID, traceparent)
+	p.trace.inject(ctx, msg)
 	if err == nil && p.maxBytes > 0 {
 		if size := message.MessageSize(msg); size > p.maxBytes {
 			res = res.TooLarge(size, p.maxBytes, d.Data, p.now())
 			reason = errors.New(res.Error.Message)
 			msg, err = res.Message(p.routes.resultSubject(rt, res), msgID, traceparent)
+			p.trace.inject(ctx, msg)
 		}
 	}
 	out := consumer.Outcome{Result: res, Err: reason, AlertID: res.AlertID, Attempts: res.Attempts}
@@ -81,6 +85,7 @@ func (p *publisher) publish(ctx context.Context, d *consumer.Delivery, rt route,
 	if out.Action == consumer.Retry {
 		out.Delay = consumer.DefaultRetryDelay(d.NumDelivered)
 	}
+	p.trace.end(span, msg, out)
 	return out
 }
 

@@ -13,6 +13,10 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/consumer"
 	"github.com/alert-domains/alert-domains/message"
@@ -37,6 +41,11 @@ type Config struct {
 	MaxResultBytes int
 	Logger         *slog.Logger
 	Now            func() time.Time
+	// TracerProvider traces each result's publish, whose context the
+	// result carries as Propagator writes it (by default nothing is
+	// traced, and a result carries its request's traceparent).
+	TracerProvider trace.TracerProvider
+	Propagator     propagation.TextMapPropagator
 }
 
 // DefaultPublishBudget covers the election of a new stream leader in a
@@ -71,13 +80,17 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.TracerProvider == nil || cfg.Propagator == nil {
+		cfg.TracerProvider, cfg.Propagator = noop.NewTracerProvider(), propagation.NewCompositeTextMapPropagator()
+	}
 	rs := routes{tenants: cfg.Tenants, subjects: cfg.Subjects}
 	return &Service{
 		routes:  rs,
 		answers: cfg.Answers,
 		calls:   calls{tenants: cfg.Tenants},
 		publish: publisher{js: cfg.JS, answers: cfg.Answers, routes: rs, timeout: cfg.PublishTimeout, budget: cfg.PublishBudget,
-			maxBytes: cfg.MaxResultBytes, now: cfg.Now, logger: cfg.Logger},
+			maxBytes: cfg.MaxResultBytes, now: cfg.Now, logger: cfg.Logger,
+			trace: newResultTrace(cfg.TracerProvider, cfg.Propagator, cfg.Subjects)},
 		now: cfg.Now,
 	}, nil
 }

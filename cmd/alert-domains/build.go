@@ -112,13 +112,14 @@ func (s *service) build(ctx context.Context, nc *nats.Conn, start time.Time) (*p
 }
 
 // handler is the handler chain of every delivery, the safety net's too:
-// metrics outermost, then the log line, then the result hooks, then the
-// request handler.
+// metrics outermost, then the span, then the log line, then the result
+// hooks, then the request handler.
 func (s *service) handler(js jetstream.JetStream, nc *nats.Conn, answers *handlers.Answers) (consumer.Handler, error) {
 	cfg, logger := s.cfg, s.logger
 	svc, err := handlers.New(handlers.Config{
 		JS: js, Answers: answers, Tenants: s.clients.router, Subjects: ops.Subjects(cfg),
 		MaxResultBytes: int(max(nc.MaxPayload(), 64<<10)), Logger: logger,
+		TracerProvider: s.traces.TracerProvider(), Propagator: s.traces.Propagator(),
 	})
 	if err != nil {
 		return nil, err
@@ -127,7 +128,8 @@ func (s *service) handler(js jetstream.JetStream, nc *nats.Conn, answers *handle
 	if err != nil {
 		return nil, configError(fmt.Errorf("%w: ON_SUCCESS_EXEC/ON_FAILURE_EXEC: %v", config.ErrInvalid, err))
 	}
-	return consumer.Chain(svc.Handle, s.metrics.Middleware(), handlers.Logging(logger), hooks.Middleware()), nil
+	traced := handlers.Tracing(s.traces.TracerProvider(), s.traces.Propagator(), ops.Subjects(cfg), cfg.ConsumerName)
+	return consumer.Chain(svc.Handle, s.metrics.Middleware(), traced, handlers.Logging(logger), hooks.Middleware()), nil
 }
 
 func (s *service) logConnected(nc *nats.Conn) {

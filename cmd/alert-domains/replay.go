@@ -66,6 +66,11 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer closeConn()
+	stopTraces, err := traceReplay(e, cfg, opts)
+	if err != nil {
+		return err
+	}
+	defer stopTraces()
 	r, err := ops.NewReplay(ctx, js, cfg, *opts)
 	if err != nil {
 		return err

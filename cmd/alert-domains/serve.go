@@ -42,9 +42,14 @@ func runServe(ctx context.Context, e *env, args []string) error {
 // fromFile), their calls sent through hc when it is not nil.
 func newService(cfg *config.Config, e *env, list []config.Tenant, fromFile bool, hc *http.Client, logger *slog.Logger) (*service, error) {
 	warnRetirement(logger, list)
+	traces, err := newTracing(e, logger)
+	if err != nil {
+		return nil, err
+	}
+	logger = traces.Logger(logger)
 	m := metrics.New()
 	m.SetTenants(tenantAPIs(list))
-	opts := []connector.Option{connector.WithObserver(m)}
+	opts := []connector.Option{connector.WithObserver(m), connector.WithTracerProvider(traces.TracerProvider())}
 	if hc == nil {
 		opts = append(opts, connector.WithHTTPClient(connector.NewHTTPClient(cfg.Concurrency)))
 	}
@@ -52,7 +57,7 @@ func newService(cfg *config.Config, e *env, list []config.Tenant, fromFile bool,
 	if err != nil {
 		return nil, err
 	}
-	return &service{cfg: cfg, e: e, logger: logger, metrics: m, clients: clients}, nil
+	return &service{cfg: cfg, e: e, logger: logger, metrics: m, clients: clients, traces: traces}, nil
 }
 
 // tenantAPIs are the names of list with the API of each, the values of the

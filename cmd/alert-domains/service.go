@@ -9,6 +9,7 @@ import (
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/internal/lifecycle"
 	"github.com/alert-domains/alert-domains/metrics"
+	"github.com/alert-domains/alert-domains/tracing"
 )
 
 // service is `alert-domains serve` assembled: NATS (embedded or external),
@@ -24,6 +25,9 @@ type service struct {
 	// onReady, when set, is called once with the NATS URL when the service
 	// is bound to its consumer (the demo publishes then).
 	onReady func(natsURL string)
+	// traces are the process's spans and where they go: off (no-ops)
+	// unless the OTEL_* variables name an exporter.
+	traces *tracing.Provider
 }
 
 // The shutdown budget: SHUTDOWN_TIMEOUT for in-flight work, then at most
@@ -45,6 +49,7 @@ const (
 func (s *service) run(ctx context.Context) error {
 	start := time.Now()
 	g := lifecycle.Group{Budget: s.cfg.ShutdownTimeout + afterWork, Logger: s.logger}
+	g.Add(tracesActor(s.traces, s.cfg.ShutdownTimeout)...)
 	natsURL := s.cfg.NATSURL
 	stopEmbedded := func() {}
 	if natsURL == "" {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 
 	"github.com/alert-domains/alert-domains/broker"
@@ -52,6 +54,11 @@ type ReplayOptions struct {
 	DryRun         bool                  // decide and report, publish nothing
 	Rate           float64               // republished requests per second at most
 	DefaultKinds   bool                  // Kinds are the default (replayableKinds), not given
+	// TracerProvider and Propagator give each copy a span linked to its
+	// original's trace, whose context the copy carries (see replayTrace);
+	// nil: copies keep their original's.
+	TracerProvider trace.TracerProvider
+	Propagator     propagation.TextMapPropagator
 }
 
 // selects reports whether a failure of kind k is replayed.
@@ -108,6 +115,7 @@ type Replay struct {
 	// that replay published.
 	genuine  map[uint64]replayCopy
 	believer *believer
+	trace    replayTrace
 }
 
 // NewReplay starts a run on cfg's streams.
@@ -127,6 +135,7 @@ func NewReplay(ctx context.Context, js jetstream.JetStream, cfg *config.Config, 
 		requests: stream,
 		identity: strconv.FormatInt(stream.CachedInfo().Created.UnixNano(), 36),
 		genuine:  make(map[uint64]replayCopy),
+		trace:    newReplayTrace(opts, cfg.RequestSubject),
 	}, nil
 }
 
@@ -160,6 +169,7 @@ type pendingPublish struct {
 	item ReplayItem
 	msg  *nats.Msg
 	fut  jetstream.PubAckFuture
+	span trace.Span // ended once the outcome is known
 }
 
 // Republish fetches and republishes the items in order, paced, with at most
@@ -249,12 +259,12 @@ func (r *Replay) Republish(ctx context.Context, items []ReplayItem, report func(
 		// The copy goes to the subject of the original, so that it keeps
 		// the tenant its subject names.
 		msg := replayMessage(raw, raw.Subject, it.root, it.msgID)
-		fut, err := r.js.PublishMsgAsync(msg)
-		if err != nil {
-			r.published(ctx, pendingPublish{item: it, msg: msg}, nil, err)
+		p := pendingPublish{item: it, msg: msg, span: r.trace.start(ctx, raw, msg, it.root)}
+		if p.fut, err = r.js.PublishMsgAsync(msg); err != nil {
+			r.published(ctx, p, nil, err)
 			continue
 		}
-		queue = append(queue, pendingPublish{item: it, msg: msg, fut: fut})
+		queue = append(queue, p)
 		if err := settle(false); err != nil {
 			return err
 		}
@@ -320,6 +330,7 @@ func (r *Replay) resolve(ctx context.Context, it *ReplayItem, raw *jetstream.Raw
 // publisher took the ID first), the copy is published again under an ID of
 // this run.
 func (r *Replay) published(ctx context.Context, p pendingPublish, ack *jetstream.PubAck, err error) {
+	defer func() { endCopy(p.span, err) }()
 	it := p.item
 	if err == nil && ack.Duplicate {
 		c, cerr := r.copyOf(ctx, ack.Sequence)

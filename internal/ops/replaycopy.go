@@ -132,12 +132,13 @@ func (r *Replay) getRequest(ctx context.Context, seq uint64) (*jetstream.RawStre
 }
 
 // sameHeaders compares the headers a replay copies (every header but the
-// Nats-* ones and Replay-Of).
+// Nats-* ones and Replay-Of), but for the trace context, which a copy
+// replaces when tracing is on.
 func sameHeaders(a, b nats.Header) bool {
 	copied := func(h nats.Header) map[string]string {
 		m := make(map[string]string, len(h))
 		for k, v := range h {
-			if !copiedHeader(k) {
+			if !copiedHeader(k) || traceHeader(k) {
 				continue
 			}
 			m[http.CanonicalHeaderKey(k)] = strings.Join(v, "\x00")

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/alert-domains/alert-domains/config"
+	"github.com/alert-domains/alert-domains/internal/lifecycle"
+	"github.com/alert-domains/alert-domains/internal/ops"
+	"github.com/alert-domains/alert-domains/tracing"
+)
+
+// newTracing sets up the process's traces as the OTEL_* variables say
+// (package tracing); its warnings go to logger.
+func newTracing(e *env, logger *slog.Logger) (*tracing.Provider, error) {
+	p, err := tracing.New(context.Background(), e.lookupEnv, e.stderr, logger.With(slog.String("component", "tracing")))
+	if err != nil {
+		return nil, configError(err)
+	}
+	return p, nil
+}
+
+// tracesActor exports the spans left at the stop, within timeout; none
+// when tracing is off. It belongs in the first layer, which stops last:
+// every span has ended by then.
+func tracesActor(p *tracing.Provider, timeout time.Duration) []lifecycle.Actor {
+	if !p.Enabled() {
+		return nil
+	}
+	return []lifecycle.Actor{lifecycle.Func("traces", func(ctx context.Context) error {
+		<-ctx.Done()
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+		defer cancel()
+		return p.Shutdown(fctx)
+	})}
+}
+
+// cliFlushTimeout bounds the export of a command's spans at its end.
+const cliFlushTimeout = 5 * time.Second
+
+// traceReplay gives replay's copies their spans when tracing is on (see
+// ops.ReplayOptions); stop exports them at the end.
+func traceReplay(e *env, cfg *config.Config, opts *ops.ReplayOptions) (stop func(), err error) {
+	p, err := newTracing(e, newLogger(cfg, e))
+	if err != nil {
+		return nil, err
+	}
+	opts.TracerProvider, opts.Propagator = p.TracerProvider(), p.Propagator()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), min(cfg.ShutdownTimeout, cliFlushTimeout))
+		defer cancel()
+		_ = p.Shutdown(ctx)
+	}, nil
+}

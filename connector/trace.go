@@ -1,0 +1,108 @@
+package connector
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// tracerName is the instrumentation scope of the client's spans.
+const tracerName = "github.com/alert-domains/alert-domains/connector"
+
+// WithTracerProvider traces, under the span of the context a lookup gets,
+// each wait for the quota, each token fetched and each HTTP attempt (named
+// by the API's URL template, never by an alert ID). The trace context is
+// not sent to Microsoft. By default nothing is traced.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(c *Client) error {
+		if tp == nil {
+			return fmt.Errorf("%w: nil tracer provider", ErrConfig)
+		}
+		c.tracer = tp.Tracer(tracerName, trace.WithSchemaURL(semconv.SchemaURL))
+		return nil
+	}
+}
+
+// acquire waits for a slot of the quota, when the client has one, in a
+// span of its own: the wait is the span's duration.
+func (c *Client) acquire(ctx context.Context) (release func(), err *Error) {
+	if c.quota == nil {
+		return func() {}, nil
+	}
+	qctx, span := c.tracer.Start(ctx, "quota wait")
+	release, waited, werr := c.quota.Acquire(qctx)
+	if werr != nil {
+		span.SetStatus(codes.Error, "interrupted")
+	}
+	span.End()
+	if c.observer != nil {
+		c.observer.QuotaWait(waited)
+	}
+	if werr != nil {
+		return nil, canceled(ctx)
+	}
+	return release, nil
+}
+
+// startCall starts the span of one HTTP attempt at target; resends counts
+// the attempts at the same target before it.
+func (c *Client) startCall(ctx context.Context, target string, resends int) (context.Context, trace.Span) {
+	ctx, span := c.tracer.Start(ctx, c.spanName, c.clientKind...)
+	if !span.IsRecording() {
+		return ctx, span
+	}
+	port := c.base.Port()
+	if port == "" {
+		port = "443"
+		if c.base.Scheme == "http" {
+			port = "80"
+		}
+	}
+	n, _ := strconv.Atoi(port)
+	attrs := append(make([]attribute.KeyValue, 0, 6), semconv.HTTPRequestMethodGet, semconv.URLFull(target),
+		semconv.URLTemplate(c.wire.template()), semconv.ServerAddress(c.base.Hostname()), semconv.ServerPort(n))
+	if resends > 0 {
+		attrs = append(attrs, semconv.HTTPRequestResendCount(resends))
+	}
+	span.SetAttributes(attrs...)
+	return ctx, span
+}
+
+// endCall ends the span of an HTTP attempt answered with status (0: no
+// answer came) and judged err. The error type is the status code of an
+// error answer, else the failure kind.
+func endCall(span trace.Span, status int, err *Error) {
+	if span.IsRecording() {
+		attrs := make([]attribute.KeyValue, 0, 2)
+		if status > 0 {
+			attrs = append(attrs, semconv.HTTPResponseStatusCode(status))
+		}
+		if err != nil {
+			typ := string(err.Kind)
+			if status >= 400 {
+				typ = strconv.Itoa(status)
+			}
+			attrs = append(attrs, semconv.ErrorTypeKey.String(typ))
+			span.SetStatus(codes.Error, err.Message)
+		}
+		span.SetAttributes(attrs...)
+	}
+	span.End()
+}
+
+// endToken ends the span of a token fetched from the credential. Only the
+// classified error's kind and fixed message are recorded: the credential's
+// own error may hold a secret.
+func endToken(ctx context.Context, span trace.Span, err error) {
+	if err != nil && span.IsRecording() {
+		e := tokenError(ctx, ctx, err)
+		span.SetAttributes(semconv.ErrorTypeKey.String(string(e.Kind)))
+		span.SetStatus(codes.Error, e.Message)
+	}
+	span.End()
+}

@@ -1,0 +1,163 @@
+package handlers
+
+import (
+	"context"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/alert-domains/alert-domains/consumer"
+	"github.com/alert-domains/alert-domains/message"
+)
+
+// tracerName is the instrumentation scope of the spans of a request's
+// handling and of its result's publish.
+const tracerName = "github.com/alert-domains/alert-domains/handlers"
+
+// maxAttrBytes bounds an attribute value that a publisher of requests
+// chose (a subject, a message ID): the server allows far longer ones.
+const maxAttrBytes = 256
+
+// Tracing starts the consumer span of each delivery, "process
+// <REQUEST_SUBJECT>", as a child of the trace context the request carries
+// when it is valid (else as the root of a new trace), and ends it with what
+// the delivery came to: the alert, the tenant, the result's status and, on
+// a failure, its kind as the error type. Logging inside it logs the span's
+// IDs; the result's publish span is its child.
+func Tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator, subjects message.Subjects, consumerName string) consumer.Middleware {
+	tracer := tp.Tracer(tracerName, trace.WithSchemaURL(semconv.SchemaURL))
+	name := "process " + subjects.Request
+	// Made once: options given per call would cost an allocation each.
+	consumerKind := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}
+	return func(next consumer.Handler) consumer.Handler {
+		return func(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
+			ctx = prop.Extract(ctx, message.HeaderCarrier(d.Header))
+			ctx, span := tracer.Start(ctx, name, consumerKind...)
+			defer span.End()
+			out := next(ctx, d)
+			if span.IsRecording() {
+				endProcess(span, d, subjects.Request, consumerName, out)
+			}
+			return out
+		}
+	}
+}
+
+// endProcess records on the process span of d, which came on request (or
+// its per-tenant form), the delivery and what it came to, in one call.
+func endProcess(span trace.Span, d *consumer.Delivery, request, consumerName string, out consumer.Outcome) {
+	attrs := make([]attribute.KeyValue, 0, 16)
+	attrs = append(attrs,
+		semconv.MessagingSystemKey.String("nats"),
+		semconv.MessagingConsumerGroupName(consumerName),
+		semconv.MessagingOperationTypeProcess,
+		semconv.MessagingOperationName("process"),
+		attribute.Int64("alert_domains.delivery", int64(d.NumDelivered)),
+		attribute.String("alert_domains.action", out.Action.String()),
+	)
+	if d.Subject != "" {
+		attrs = append(attrs, semconv.MessagingDestinationName(capAttr(d.Subject)))
+	}
+	if strings.HasPrefix(d.Subject, request+".") {
+		attrs = append(attrs, semconv.MessagingDestinationTemplate(request+".{tenant}"))
+	}
+	if id := d.Header.Get(message.HeaderMsgID); id != "" {
+		attrs = append(attrs, semconv.MessagingMessageID(capAttr(id)))
+	}
+	if out.AlertID != "" {
+		attrs = append(attrs, attribute.String("alert_domains.alert_id", out.AlertID))
+	}
+	if res := out.Result; res != nil {
+		attrs = append(attrs, attribute.String("alert_domains.result.status", res.Status))
+		if res.Tenant != "" {
+			attrs = append(attrs, attribute.String("alert_domains.tenant", res.Tenant))
+		}
+		if res.Cached != nil && *res.Cached {
+			attrs = append(attrs, attribute.Bool("alert_domains.cached", true))
+		}
+		if res.Coalesced {
+			attrs = append(attrs, attribute.Bool("alert_domains.coalesced", true))
+		}
+		if res.Error != nil {
+			attrs = append(attrs, semconv.ErrorTypeKey.String(string(res.Error.Kind)))
+			span.SetStatus(codes.Error, string(res.Error.Kind))
+		}
+	}
+	if out.Action == consumer.Retry {
+		span.SetStatus(codes.Error, "no result stored: the request will be redelivered")
+	}
+	span.SetAttributes(attrs...)
+}
+
+// resultTrace traces the publish of results: a producer span whose context
+// the result carries, so that its subscribers continue the trace.
+type resultTrace struct {
+	tracer       trace.Tracer
+	prop         propagation.TextMapPropagator
+	subjects     message.Subjects
+	producerKind []trace.SpanStartOption
+}
+
+func newResultTrace(tp trace.TracerProvider, prop propagation.TextMapPropagator, subjects message.Subjects) resultTrace {
+	return resultTrace{tracer: tp.Tracer(tracerName, trace.WithSchemaURL(semconv.SchemaURL)), prop: prop, subjects: subjects,
+		producerKind: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer)}}
+}
+
+// start starts the span of a result's publish; end names it.
+func (t resultTrace) start(ctx context.Context) (context.Context, trace.Span) {
+	return t.tracer.Start(ctx, "publish", t.producerKind...)
+}
+
+// inject writes the context of ctx's span into msg's headers in place of
+// the request's traceparent. With tracing off there is none, and the
+// request's traceparent stays as Result.Message copied it.
+func (t resultTrace) inject(ctx context.Context, msg *nats.Msg) {
+	if msg != nil && trace.SpanContextFromContext(ctx).IsValid() {
+		t.prop.Inject(ctx, message.HeaderCarrier(msg.Header))
+	}
+}
+
+// end names the span for the subject msg went to, "publish <SUCCESS_SUBJECT>"
+// or "publish <FAILURE_SUBJECT>" also for a tenant's form, and ends it.
+func (t resultTrace) end(span trace.Span, msg *nats.Msg, out consumer.Outcome) {
+	if span.IsRecording() && msg != nil {
+		base := t.subjects.Failure
+		if msg.Subject == t.subjects.Success || strings.HasPrefix(msg.Subject, t.subjects.Success+".") {
+			base = t.subjects.Success
+		}
+		span.SetName("publish " + base)
+		attrs := append(make([]attribute.KeyValue, 0, 6),
+			semconv.MessagingSystemKey.String("nats"),
+			semconv.MessagingDestinationName(msg.Subject),
+			semconv.MessagingOperationTypeSend,
+			semconv.MessagingOperationName("publish"),
+			semconv.MessagingMessageID(msg.Header.Get(message.HeaderMsgID)),
+		)
+		if strings.HasPrefix(msg.Subject, base+".") {
+			attrs = append(attrs, semconv.MessagingDestinationTemplate(base+".{tenant}"))
+		}
+		span.SetAttributes(attrs...)
+		if !out.Stored {
+			span.SetStatus(codes.Error, "result not stored")
+		}
+	}
+	span.End()
+}
+
+// capAttr cuts s at maxAttrBytes, on a rune boundary.
+func capAttr(s string) string {
+	if len(s) <= maxAttrBytes {
+		return s
+	}
+	cut := maxAttrBytes
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}

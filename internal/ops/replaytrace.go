@@ -1,0 +1,77 @@
+package ops
+
+import (
+	"context"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/alert-domains/alert-domains/message"
+)
+
+// replayTrace gives each republished copy a producer span that starts a
+// trace of its own, linked to the trace its original carried, and whose
+// context the copy carries instead of the original's: the replayed
+// request's spans are then one trace, one link away from the first
+// attempt's. With tracing off a copy keeps the original's trace context.
+type replayTrace struct {
+	tracer  trace.Tracer
+	prop    propagation.TextMapPropagator
+	request string // REQUEST_SUBJECT
+}
+
+func newReplayTrace(opts ReplayOptions, request string) replayTrace {
+	tp, prop := opts.TracerProvider, opts.Propagator
+	if tp == nil || prop == nil {
+		tp, prop = noop.NewTracerProvider(), propagation.NewCompositeTextMapPropagator()
+	}
+	return replayTrace{tracer: tp.Tracer("github.com/alert-domains/alert-domains/internal/ops", trace.WithSchemaURL(semconv.SchemaURL)),
+		prop: prop, request: request}
+}
+
+// start starts the span of msg, the copy of raw that republishes the
+// original request at root, and puts its context in msg's headers.
+func (t replayTrace) start(ctx context.Context, raw *jetstream.RawStreamMsg, msg *nats.Msg, root uint64) trace.Span {
+	original := trace.LinkFromContext(t.prop.Extract(ctx, message.HeaderCarrier(raw.Header)))
+	ctx, span := t.tracer.Start(ctx, "publish "+t.request, trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithNewRoot(), trace.WithLinks(original))
+	if !span.SpanContext().IsValid() {
+		return span
+	}
+	for _, f := range t.prop.Fields() {
+		delete(msg.Header, f)
+	}
+	t.prop.Inject(ctx, message.HeaderCarrier(msg.Header))
+	if span.IsRecording() {
+		span.SetAttributes(semconv.MessagingSystemKey.String("nats"), semconv.MessagingDestinationName(msg.Subject),
+			semconv.MessagingOperationTypeSend, semconv.MessagingOperationName("publish"),
+			semconv.MessagingMessageID(msg.Header.Get(message.HeaderMsgID)), attribute.Int64("alert_domains.replay_of", int64(root)))
+		if strings.HasPrefix(msg.Subject, t.request+".") {
+			span.SetAttributes(semconv.MessagingDestinationTemplate(t.request + ".{tenant}"))
+		}
+	}
+	return span
+}
+
+// endCopy ends the span of a copy once its publish is known to have failed
+// (err) or not.
+func endCopy(span trace.Span, err error) {
+	if err != nil {
+		span.SetStatus(codes.Error, "not republished")
+	}
+	span.End()
+}
+
+// traceHeader reports whether k is a header of the W3C trace context,
+// which a copy carries of its own when tracing is on.
+func traceHeader(k string) bool {
+	return strings.EqualFold(k, message.HeaderTraceparent) || strings.EqualFold(k, message.HeaderTracestate) ||
+		strings.EqualFold(k, message.HeaderBaggage)
+}

@@ -1,0 +1,31 @@
+package message
+
+import "github.com/nats-io/nats.go"
+
+// Trace context headers of the W3C specification, as OpenTelemetry's
+// default propagators write them.
+const (
+	HeaderTracestate = "tracestate"
+	HeaderBaggage    = "baggage"
+)
+
+// HeaderCarrier carries trace context in the headers of a NATS message for
+// an OpenTelemetry propagator (it is a propagation.TextMapCarrier). Unlike
+// HTTP's, NATS header keys are case-sensitive: the propagators' lower-case
+// keys are read and written as they are.
+type HeaderCarrier nats.Header
+
+// Get returns the first value of key, or "".
+func (c HeaderCarrier) Get(key string) string { return nats.Header(c).Get(key) }
+
+// Set replaces the values of key with value.
+func (c HeaderCarrier) Set(key, value string) { nats.Header(c).Set(key, value) }
+
+// Keys lists the keys of the headers.
+func (c HeaderCarrier) Keys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	return keys
+}
