@@ -224,7 +224,7 @@ func TestGetUsageAndConfigurationErrors(t *testing.T) {
 		t.Errorf("a usage error reached the emulator")
 	}
 	var stderr bytes.Buffer
-	code := run(t.Context(), []string{"get"}, getEnv(srv), strings.NewReader(""), io.Discard, &stderr)
+	code := exitCode(&stderr, run(t.Context(), []string{"get"}, getEnv(srv), strings.NewReader(""), io.Discard, &stderr))
 	if code != 2 {
 		t.Errorf("run(get) = %d, want 2", code)
 	}

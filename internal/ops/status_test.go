@@ -58,8 +58,8 @@ func TestReadStatus(t *testing.T) {
 			if want := map[message.Kind]int{message.KindUnavailable: 1, message.KindNotFound: 1}; !maps.Equal(st.Failures, want) {
 				t.Errorf("failures %v, want %v", st.Failures, want)
 			}
-			if st.Used[time.Minute] != 5 || st.Used[time.Hour] != 5 {
-				t.Errorf("used %v, want 5 attempts in each window", st.Used)
+			if r := st.Quota.Rows; len(r) != 2 || r[0].Used != 5 || r[1].Used != 5 {
+				t.Errorf("quota rows %+v, want 5 attempts in each window", r)
 			}
 			if len(st.Replicas) != 1 || st.Replicas[0].Bound || st.Replicas[0].Issue != "not bound yet" {
 				t.Errorf("replicas %+v", st.Replicas)
