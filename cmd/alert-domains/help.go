@@ -14,6 +14,9 @@ Without an argument, lists the commands and every environment variable with
 its default; with a command, shows its flags.`
 
 func runHelp(ctx context.Context, e *env, args []string) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		return printUsage(e.stdout)
+	}
 	fs := e.flags("help")
 	if err := parse(fs, args, false); err != nil {
 		return err

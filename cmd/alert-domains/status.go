@@ -13,9 +13,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
-	"github.com/alert-domains/alert-domains/internal/ops"
 	"github.com/alert-domains/alert-domains/message"
 	"github.com/alert-domains/alert-domains/metrics"
 	"github.com/alert-domains/alert-domains/quota"
@@ -63,11 +63,11 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		own.Credential.TenantID, own.Credential.ClientID = cfg.AzureTenantID, cfg.AzureClientID
 	}
-	q := ops.StatusQuery{Tenants: list, QuotaLimits: cfg.RateLimits, Registration: ops.Registration(&own)}
+	q := statusQuery{tenants: list, quotaLimits: cfg.RateLimits, registration: registration(&own)}
 	if list != nil && cfg.QuotaScope == quota.ScopeShared {
 		// The quota streams of the tenants of the file, named as serve names them.
-		if q.QuotaLayout, q.QuotaLimits, err = sharedQuota(cfg, list); err != nil {
-			tenantsIssue, q.QuotaLimits = err.Error(), nil
+		if q.quotaLayout, q.quotaLimits, err = sharedQuota(cfg, list); err != nil {
+			tenantsIssue, q.quotaLimits = err.Error(), nil
 		}
 	}
 	js, closeConn, err := connectClient(ctx, e, cfg, "status")
@@ -75,45 +75,39 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer closeConn()
-	st, err := ops.ReadStatus(ctx, js, cfg, q, time.Now())
+	d, err := readDeployment(ctx, js, cfg, q, time.Now())
 	if err != nil {
 		return err
 	}
-	if err := printStatus(e.stdout, st, <-apis, tenantsIssue); err != nil {
+	if err := printStatus(e.stdout, d, <-apis, tenantsIssue); err != nil {
 		return err
 	}
-	if len(st.Missing) > 0 {
+	if len(d.missing) > 0 {
 		return fmt.Errorf("missing on %s: %s (start 'alert-domains serve' with PROVISION=true, or check REQUEST_STREAM, RESULT_STREAM, CONSUMER_NAME and NATS_URL)",
-			st.Server, strings.Join(st.Missing, ", "))
+			d.server, strings.Join(d.missing, ", "))
 	}
 	return nil
 }
 
 // printStatus writes the status screen, a table per section; apis are the
 // tenants' APIs with their permission checks.
-func printStatus(out io.Writer, st *ops.Status, apis []permissionCheck, tenantsIssue string) error {
+func printStatus(out io.Writer, d *deployment, apis []permissionCheck, tenantsIssue string) error {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	sections := []func(){
-		func() { printHeader(w, st) },
-		func() { printTopology(w, st) },
-		func() {
-			waiting := -1
-			if c := st.Consumers[0]; c.Info != nil {
-				waiting = c.Info.NumWaiting
-			}
-			printReplicas(w, st.Now, st.Consumers[0].Name, st.Replicas, st.ReplicasIssue, waiting)
-		},
-		func() { fmt.Fprintf(w, "CACHE\t%s\n", cacheText(st.Cache)) },
-		func() { printFailures(w, st.Failures) },
+		func() { d.printHeader(w) },
+		func() { d.printTopology(w) },
+		func() { d.printReplicas(w) },
+		func() { fmt.Fprintf(w, "CACHE\t%s\n", d.cache) },
+		func() { printFailures(w, d.failures) },
 		func() { printAPIs(w, apis) },
 	}
 	if tenantsIssue != "" {
 		sections = append(sections, func() { fmt.Fprintf(w, "TENANTS: TENANTS_FILE not used: %s\n", tenantsIssue) })
 	}
-	if st.PerTenant() {
-		sections = append(sections, func() { printTenants(w, st) })
+	if d.perTenant() {
+		sections = append(sections, func() { d.printTenants(w) })
 	}
-	sections = append(sections, func() { printQuota(w, st) })
+	sections = append(sections, func() { d.printQuota(w) })
 	for i, s := range sections {
 		if i > 0 {
 			w.Flush()
@@ -124,83 +118,83 @@ func printStatus(out io.Writer, st *ops.Status, apis []permissionCheck, tenantsI
 	return w.Flush()
 }
 
-func printHeader(w io.Writer, st *ops.Status) {
-	server := st.Server
-	if st.ServerVersion != "" {
-		server += " (nats-server " + st.ServerVersion + ")"
+func (d *deployment) printHeader(w io.Writer) {
+	server := d.server
+	if d.serverVersion != "" {
+		server += " (nats-server " + d.serverVersion + ")"
 	}
-	fmt.Fprintf(w, "NATS\t%s\nTIME\t%s\n", server, st.Now.UTC().Format(time.RFC3339))
-	if st.Open {
+	fmt.Fprintf(w, "NATS\t%s\nTIME\t%s\n", server, d.now.UTC().Format(time.RFC3339))
+	if d.open {
 		fmt.Fprintf(w, "WARNING\tNATS asks no credentials: anyone who reaches it can publish results as the service (see deploy/nats/permissions.conf)\n")
 	}
-	if st.Ignored > 0 {
-		fmt.Fprintf(w, "WARNING\t%d messages on result subjects were not written by the service and are ignored\n", st.Ignored)
+	if d.ignored > 0 {
+		fmt.Fprintf(w, "WARNING\t%d messages on result subjects were not written by the service and are ignored\n", d.ignored)
 	}
 }
 
 // printTopology writes the streams, then (a table of its own) the
 // consumers.
-func printTopology(w *tabwriter.Writer, st *ops.Status) {
+func (d *deployment) printTopology(w *tabwriter.Writer) {
 	fmt.Fprintln(w, "STREAM\tMESSAGES\tBYTES\tOLDEST\tNEWEST")
-	for _, s := range st.Streams {
-		if s.Info == nil {
-			fmt.Fprintf(w, "%s\t%s\n", s.Name, s.Issue)
+	for i, name := range []string{d.cfg.RequestStream, d.cfg.ResultStream} {
+		s := d.streams[i]
+		if s == nil {
+			fmt.Fprintf(w, "%s\t%s\n", name, missingHint)
 			continue
 		}
-		state, oldest, newest := s.Info.State, "-", "-"
-		if state.Msgs > 0 {
-			oldest, newest = ago(st.Now, state.FirstTime), ago(st.Now, state.LastTime)
+		oldest, newest := "-", "-"
+		if s.State.Msgs > 0 {
+			oldest, newest = ago(d.now, s.State.FirstTime), ago(d.now, s.State.LastTime)
 		}
-		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\n", s.Name, state.Msgs, byteSize(state.Bytes), oldest, newest)
+		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\n", name, s.State.Msgs, byteSize(s.State.Bytes), oldest, newest)
 	}
 	w.Flush()
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "CONSUMER\tPENDING\tACK PENDING\tREDELIVERED\tWAITING\tLAST DELIVERY\tROLE")
-	for _, c := range st.Consumers {
-		if c.Info == nil {
-			fmt.Fprintf(w, "%s\t%s\t\t\t\t\t%s\n", c.Name, c.Issue, c.Role)
+	fmt.Fprintln(w, "\nCONSUMER\tPENDING\tACK PENDING\tREDELIVERED\tWAITING\tLAST DELIVERY\tROLE")
+	topo := broker.NewTopology(d.cfg)
+	for i, c := range []struct{ name, role string }{{topo.Consumer.Durable, "requests"}, {topo.Advisories.Durable, "safety net (max-deliveries advisories)"}} {
+		info, last := d.consumers[i], "never"
+		if info == nil {
+			fmt.Fprintf(w, "%s\tmissing\t\t\t\t\t%s\n", c.name, c.role)
 			continue
 		}
-		i, last := c.Info, "never"
-		if i.Delivered.Last != nil {
-			last = ago(st.Now, *i.Delivered.Last)
+		if info.Delivered.Last != nil {
+			last = ago(d.now, *info.Delivered.Last)
 		}
-		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%s\t%s\n", c.Name, i.NumPending, i.NumAckPending, i.NumRedelivered, i.NumWaiting, last, c.Role)
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%s\t%s\n", c.name, info.NumPending, info.NumAckPending, info.NumRedelivered, info.NumWaiting, last, c.role)
 	}
 }
 
 // printReplicas writes who answered, for how long each has run and whether
 // each is bound, with the consumer's waiting pulls as the server counts
-// them (-1: unknown).
-func printReplicas(w io.Writer, now time.Time, consumer string, replicas []ops.Replica, issue string, waiting int) {
-	pulls := "unknown"
-	if waiting >= 0 {
-		pulls = strconv.Itoa(waiting)
+// them.
+func (d *deployment) printReplicas(w io.Writer) {
+	pulls, bound := "unknown", 0
+	if c := d.consumers[0]; c != nil {
+		pulls = strconv.Itoa(c.NumWaiting)
 	}
-	bound := 0
-	for _, r := range replicas {
+	for _, r := range d.replicas {
 		if r.Bound {
 			bound++
 		}
 	}
-	summary := fmt.Sprintf("%d answered, %d bound", len(replicas), bound)
+	summary := fmt.Sprintf("%d answered, %d bound", len(d.replicas), bound)
 	switch {
-	case issue != "":
-		summary = issue
-	case len(replicas) == 0:
+	case d.replicasIssue != "":
+		summary = d.replicasIssue
+	case len(d.replicas) == 0:
 		summary = "none answered"
 	}
-	fmt.Fprintf(w, "REPLICAS: %s (consumer %s: %s waiting pulls)\n", summary, consumer, pulls)
-	if issue != "" || len(replicas) == 0 {
+	fmt.Fprintf(w, "REPLICAS: %s (consumer %s: %s waiting pulls)\n", summary, d.cfg.ConsumerName, pulls)
+	if d.replicasIssue != "" || len(d.replicas) == 0 {
 		return
 	}
 	fmt.Fprintln(w, "  HOST\tPID\tUP\tCONCURRENCY\tBOUND")
-	for _, r := range replicas {
+	for _, r := range d.replicas {
 		state := "yes"
 		if !r.Bound {
 			state = "no: " + r.Issue
 		}
-		up := metrics.ShortDuration(max(now.Sub(r.Started), 0).Round(time.Second))
+		up := metrics.ShortDuration(max(d.now.Sub(r.Started), 0).Round(time.Second))
 		fmt.Fprintf(w, "  %s\t%d\t%s\t%d\t%s\n", r.Host, r.PID, up, r.Concurrency, state)
 	}
 }
@@ -230,53 +224,53 @@ func byCount(failures map[message.Kind]int) (total int, kinds []message.Kind) {
 
 // printTenants prints a line per tenant: those of the file, then any other
 // the results name, then the results that name none.
-func printTenants(w *tabwriter.Writer, st *ops.Status) {
+func (d *deployment) printTenants(w *tabwriter.Writer) {
 	var names []string
-	for _, t := range st.Tenants {
+	for _, t := range d.tenants {
 		names = append(names, t.Name)
 	}
-	for _, n := range slices.Sorted(maps.Keys(st.ByTenant)) {
+	for _, n := range slices.Sorted(maps.Keys(d.byTenant)) {
 		if n != "" && !slices.Contains(names, n) {
 			names = append(names, n)
 		}
 	}
-	if _, ok := st.ByTenant[""]; ok {
+	if _, ok := d.byTenant[""]; ok {
 		names = append(names, "")
 	}
-	if st.Tenants != nil {
-		fmt.Fprintf(w, "TENANTS: %d configured\n", len(st.Tenants))
+	if d.tenants != nil {
+		fmt.Fprintf(w, "TENANTS: %d configured\n", len(d.tenants))
 	} else {
 		fmt.Fprintln(w, "TENANTS named by the results")
 	}
 	fmt.Fprintln(w, "  TENANT\tRESULTS (1H)\tFAILURES (1H)\tREQUESTS STORED\tPENDING\tQUOTA USED")
 	for _, n := range names {
-		ts, label, stored, pending := st.ByTenant[n], message.Printable(n, 63), "-", "-"
+		ts, label, stored, pending := d.byTenant[n], message.Printable(n, 63), "-", "-"
 		switch {
 		case n == "":
 			label = "(none named)"
-		case st.Tenants != nil && !slices.ContainsFunc(st.Tenants, func(t config.Tenant) bool { return t.Name == n }):
+		case d.tenants != nil && !slices.ContainsFunc(d.tenants, func(t config.Tenant) bool { return t.Name == n }):
 			label += " (not configured)"
 		}
 		if n != "" {
-			stored = strconv.FormatUint(ts.Stored, 10)
-			if ts.Pending >= 0 || ts.Stored == 0 {
-				pending = strconv.FormatInt(max(ts.Pending, 0), 10)
+			stored = strconv.FormatUint(ts.stored, 10)
+			if ts.pending >= 0 || ts.stored == 0 {
+				pending = strconv.FormatInt(max(ts.pending, 0), 10)
 			}
 		}
-		total, kinds := byCount(ts.Failures)
+		total, kinds := byCount(ts.failures)
 		failures := strconv.Itoa(total)
 		if total > 0 {
 			parts := make([]string, len(kinds))
 			for i, k := range kinds {
-				parts[i] = fmt.Sprintf("%d %s", ts.Failures[k], message.Printable(string(k), 40))
+				parts[i] = fmt.Sprintf("%d %s", ts.failures[k], message.Printable(string(k), 40))
 			}
 			failures += " (" + strings.Join(parts, ", ") + ")"
 		}
-		used := make([]string, len(ts.Quota))
-		for i, r := range ts.Quota {
-			used[i] = fmt.Sprintf("%d/%d per %s", r.Used, r.Limit.Count, metrics.ShortDuration(r.Limit.Window))
+		used := make([]string, len(ts.quota))
+		for i, r := range ts.quota {
+			used[i] = fmt.Sprintf("%d/%d per %s", r.used, r.limit.Count, metrics.ShortDuration(r.limit.Window))
 		}
-		fmt.Fprintf(w, "  %s\t%d\t%s\t%s\t%s\t%s\n", label, ts.Results, failures, stored, pending, cmp.Or(strings.Join(used, ", "), "-"))
+		fmt.Fprintf(w, "  %s\t%d\t%s\t%s\t%s\t%s\n", label, ts.results, failures, stored, pending, cmp.Or(strings.Join(used, ", "), "-"))
 	}
 	w.Flush()
 	fmt.Fprint(w, "\nREQUESTS STORED counts the requests kept on the tenant's request subject\n(REQUEST_SUBJECT.<name>), answered or not; PENDING those of them without a\nresult yet (waiting for their quota or a worker, or in hand).\n")
@@ -285,46 +279,45 @@ func printTenants(w *tabwriter.Writer, st *ops.Status) {
 // printQuota prints the Defender quota: per app registration and window,
 // the calls of every replica against the limit and the cooldowns in force
 // (QUOTA_SCOPE=shared), or the attempts of the results of each window.
-func printQuota(w *tabwriter.Writer, st *ops.Status) {
-	q := &st.Quota
-	text := "none (DEFENDER_RATE_LIMITS=" + cmp.Or(q.LimitsText, "none") + ")"
-	if len(q.Limits) > 0 {
-		parts := make([]string, len(q.Limits))
-		for i, l := range q.Limits {
+func (d *deployment) printQuota(w *tabwriter.Writer) {
+	text := "none (DEFENDER_RATE_LIMITS=" + cmp.Or(d.cfg.DefenderRateLimits, "none") + ")"
+	if len(d.cfg.RateLimits) > 0 {
+		parts := make([]string, len(d.cfg.RateLimits))
+		for i, l := range d.cfg.RateLimits {
 			parts[i] = fmt.Sprintf("%d/%s", l.Count, metrics.ShortDuration(l.Window))
 		}
 		text = strings.Join(parts, ", ")
 	}
-	if q.Shared {
+	if d.sharedQuota {
 		fmt.Fprintf(w, "DEFENDER QUOTA: %s, shared by every replica (QUOTA_SCOPE=shared)\n", text)
-		if q.Issue != "" {
-			fmt.Fprintf(w, "  quota state %s\n", q.Issue)
+		if d.quotaIssue != "" {
+			fmt.Fprintf(w, "  quota state %s\n", d.quotaIssue)
 			return
 		}
 		fmt.Fprintln(w, "  APP REGISTRATION\tWINDOW\tLIMIT\tUSED (ALL REPLICAS)\tCOOLDOWN")
-		for _, r := range q.Rows {
+		for _, r := range d.quota {
 			cool := "-"
-			if r.Cooldown.After(st.Now) {
-				cool = "until " + r.Cooldown.UTC().Format("15:04:05.000") + " (" + metrics.ShortDuration(r.Cooldown.Sub(st.Now).Round(time.Millisecond)) + " left)"
+			if r.cooldown.After(d.now) {
+				cool = "until " + r.cooldown.UTC().Format("15:04:05.000") + " (" + metrics.ShortDuration(r.cooldown.Sub(d.now).Round(time.Millisecond)) + " left)"
 			}
-			fmt.Fprintf(w, "  %s\t%s\t%d\t%d (%d%%)\t%s\n", r.Name, metrics.ShortDuration(r.Limit.Window), r.Limit.Count, r.Used, r.Used*100/r.Limit.Count, cool)
+			fmt.Fprintf(w, "  %s\t%s\t%d\t%d (%d%%)\t%s\n", r.name, metrics.ShortDuration(r.limit.Window), r.limit.Count, r.used, r.used*100/r.limit.Count, cool)
 		}
 		w.Flush()
 		fmt.Fprint(w, "\nUSED counts the calls of every replica that hold a slot: running, or ended\nless than a window ago, as the NATS server counts them.\n")
 		return
 	}
-	if len(q.Limits) > 0 {
+	if len(d.cfg.RateLimits) > 0 {
 		text += " per process (DEFENDER_RATE_LIMITS)"
 	}
 	fmt.Fprintf(w, "DEFENDER QUOTA: %s\n", text)
-	if len(q.Rows) == 0 {
+	if len(d.quota) == 0 {
 		return
 	}
 	fmt.Fprintln(w, "  WINDOW\tLIMIT\tUSED")
-	for _, r := range q.Rows {
-		fmt.Fprintf(w, "  %s\t%d\t%d (%d%%)", metrics.ShortDuration(r.Limit.Window), r.Limit.Count, r.Used, r.Used*100/r.Limit.Count)
-		if r.Limit.Window > q.Scanned {
-			fmt.Fprintf(w, "\t(results are kept %s: counted over that)", metrics.ShortDuration(q.Scanned))
+	for _, r := range d.quota {
+		fmt.Fprintf(w, "  %s\t%d\t%d (%d%%)", metrics.ShortDuration(r.limit.Window), r.limit.Count, r.used, r.used*100/r.limit.Count)
+		if r.limit.Window > d.scanned {
+			fmt.Fprintf(w, "\t(results are kept %s: counted over that)", metrics.ShortDuration(d.scanned))
 		}
 		fmt.Fprintln(w)
 	}
@@ -356,18 +349,6 @@ func byteSize(n uint64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
-// cacheText is the cache line of the status screen.
-func cacheText(c ops.CacheStatus) string {
-	head := fmt.Sprintf("success results of stream %s, TTL %s: ", c.Stream, metrics.ShortDuration(c.TTL))
-	switch {
-	case c.Stream == "":
-		return "off (CACHE_TTL=0)"
-	case c.Issue != "":
-		return head + c.Issue
-	}
-	return head + fmt.Sprintf("%d stored in the last %s", c.Results, metrics.ShortDuration(c.TTL))
 }
 
 // statusPermissionTenants bounds the tenants whose token status asks for:

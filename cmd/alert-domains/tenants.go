@@ -78,7 +78,7 @@ func sharedQuota(cfg *config.Config, list []config.Tenant) (quota.Layout, []conn
 		lists[i] = t.RateLimits
 		for _, l := range t.RateLimits {
 			mine, _ := windowCount(t.RateLimits, l.Window)
-			key := ops.Registration(t).Key() + " " + l.Window.String()
+			key := registration(t).Key() + " " + l.Window.String()
 			if o, ok := seen[key]; !ok {
 				seen[key] = window{mine, t.Name}
 			} else if o.count != mine {
@@ -102,6 +102,11 @@ func windowCount(limits []connector.Limit, window time.Duration) (int, bool) {
 	return n, ok
 }
 
+// registration is the app registration whose quota tenant t spends.
+func registration(t *config.Tenant) quota.Registration {
+	return quota.Registration{API: t.API, Cloud: t.Cloud, TenantID: t.Credential.TenantID, ClientID: t.Credential.ClientID}
+}
+
 // newTenantQuota is the shared quota of one tenant's app registration, in
 // the streams of layout.
 func newTenantQuota(cfg *config.Config, layout quota.Layout, t *config.Tenant, logger *slog.Logger, obs quota.Observer) (*quota.Shared, error) {
@@ -109,7 +114,7 @@ func newTenantQuota(cfg *config.Config, layout quota.Layout, t *config.Tenant, l
 	if obs != nil {
 		opts = append(opts, quota.WithObserver(obs))
 	}
-	return quota.NewShared(layout, ops.Registration(t), t.RateLimits, opts...)
+	return quota.NewShared(layout, registration(t), t.RateLimits, opts...)
 }
 
 // prepareQuotaLimits provisions (or, with PROVISION=false, verifies) the
@@ -187,7 +192,7 @@ func (c *tenantClients) build(t *config.Tenant) (tenants.Lookup, error) {
 		opts = append(opts, connector.WithObserver(c.m.Tenant(t.Name, t.API)))
 	}
 	if c.shared && len(t.RateLimits) > 0 {
-		key := ops.Registration(t).Key()
+		key := registration(t).Key()
 		for _, l := range quota.Enforced(t.RateLimits) {
 			key += " " + c.layout.Stream(l)
 		}

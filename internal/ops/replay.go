@@ -85,12 +85,12 @@ type Replay struct {
 	// name (its creation time): sequences start again in a re-created one.
 	identity string
 	copies   map[uint64]replayCopy // what copyOf found, by stream sequence
-	believer *believer
+	believer *Believer
 }
 
 // NewReplay starts a run on cfg's streams.
 func NewReplay(ctx context.Context, js jetstream.JetStream, cfg *config.Config, opts ReplayOptions) (*Replay, error) {
-	b, err := newBeliever(ctx, js, cfg)
+	b, err := NewBeliever(ctx, js, cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -83,7 +83,7 @@ func (r *Replay) matchingFailures(ctx context.Context) ([]failureRef, error) {
 		if !r.opts.Until.IsZero() && meta.Timestamp.After(r.opts.Until) {
 			return false, nil
 		}
-		res, gone, err := r.believer.believe(ctx, msg.Subject(), msg.Headers(), msg.Data())
+		res, gone, err := r.believer.Believe(ctx, msg.Subject(), msg.Headers(), msg.Data())
 		if gone {
 			res = &message.Result{}
 			if json.Unmarshal(msg.Data(), res) != nil {
@@ -98,7 +98,7 @@ func (r *Replay) matchingFailures(ctx context.Context) ([]failureRef, error) {
 			r.sum.Ignored++
 			return true, nil
 		}
-		tenant, _ := r.believer.subjects.Tenant(msg.Subject())
+		tenant, _ := r.believer.Subjects.Tenant(msg.Subject())
 		selected, err := r.selects(ctx, res, tenant)
 		if err != nil || !selected {
 			r.sum.Filtered++
@@ -174,12 +174,12 @@ func (r *Replay) lastSuccesses(ctx context.Context, from time.Time, keys map[str
 	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.cfg.SuccessSubject, broker.TenantSubject(r.cfg.SuccessSubject)},
 		DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from}
 	err := consumer.Scan(ctx, r.js, r.cfg.ResultStream, occ, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
-		tenant, _ := r.believer.subjects.Tenant(msg.Subject())
+		tenant, _ := r.believer.Subjects.Tenant(msg.Subject())
 		key := successKey(tenant, msg.Headers().Get(message.HeaderAlertID))
 		if !keys[key] {
 			return true, nil
 		}
-		res, _, err := r.believer.believe(ctx, msg.Subject(), msg.Headers(), msg.Data())
+		res, _, err := r.believer.Believe(ctx, msg.Subject(), msg.Headers(), msg.Data())
 		if res != nil {
 			last[key] = meta.Sequence.Stream
 		}

@@ -22,9 +22,9 @@ func Subjects(cfg *config.Config) message.Subjects {
 	return message.Subjects{Request: cfg.RequestSubject, Success: cfg.SuccessSubject, Failure: cfg.FailureSubject, Plain: config.DefaultTenant}
 }
 
-// resultsSince selects every result stored since from, on the plain and the
+// ResultsSince selects every result stored since from, on the plain and the
 // per-tenant result subjects.
-func resultsSince(cfg *config.Config, from time.Time) jetstream.OrderedConsumerConfig {
+func ResultsSince(cfg *config.Config, from time.Time) jetstream.OrderedConsumerConfig {
 	return jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{cfg.SuccessSubject, cfg.FailureSubject, broker.TenantSubject(cfg.SuccessSubject), broker.TenantSubject(cfg.FailureSubject)},
 		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
@@ -44,7 +44,7 @@ const maxCallsPerResult = 1000
 func RecentCalls(ctx context.Context, js jetstream.JetStream, cfg *config.Config, from time.Time) (map[string][]time.Time, error) {
 	subjects := Subjects(cfg)
 	starts := map[string][]time.Time{}
-	err := consumer.Scan(ctx, js, cfg.ResultStream, resultsSince(cfg, from), func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
+	err := consumer.Scan(ctx, js, cfg.ResultStream, ResultsSince(cfg, from), func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
 		var r struct {
 			Attempts int `json:"attempts"`
 		}
@@ -62,31 +62,32 @@ func RecentCalls(ctx context.Context, js jetstream.JetStream, cfg *config.Config
 	return starts, err
 }
 
-// believer tells the results the service wrote from anything else
+// Believer tells the results the service wrote from anything else
 // published on a result subject, by checking each against the request it
 // names (message.Subjects.Believe), reading each request once.
-type believer struct {
+type Believer struct {
+	Subjects message.Subjects
+	Ignored  int // results not believed
 	requests jetstream.Stream
 	stream   string
-	subjects message.Subjects
 	read     map[uint64]*jetstream.RawStreamMsg // nil: no longer stored
-	Ignored  int                                // results not believed
 }
 
-func newBeliever(ctx context.Context, js jetstream.JetStream, cfg *config.Config) (*believer, error) {
+// NewBeliever is a Believer of the results of cfg's streams.
+func NewBeliever(ctx context.Context, js jetstream.JetStream, cfg *config.Config) (*Believer, error) {
 	s, err := js.Stream(ctx, cfg.RequestStream)
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", cfg.RequestStream, err)
 	}
-	return &believer{requests: s, stream: cfg.RequestStream, subjects: Subjects(cfg), read: map[uint64]*jetstream.RawStreamMsg{}}, nil
+	return &Believer{Subjects: Subjects(cfg), requests: s, stream: cfg.RequestStream, read: map[uint64]*jetstream.RawStreamMsg{}}, nil
 }
 
-// believe returns the result stored on subject with header and data when
+// Believe returns the result stored on subject with header and data when
 // it is the service's result of the stored request it names. A result
 // whose request is no longer stored cannot be checked: gone, and not
 // believed.
-func (b *believer) believe(ctx context.Context, subject string, header nats.Header, data []byte) (res *message.Result, gone bool, err error) {
-	label, err := b.subjects.Label(b.stream, subject, header)
+func (b *Believer) Believe(ctx context.Context, subject string, header nats.Header, data []byte) (res *message.Result, gone bool, err error) {
+	label, err := b.Subjects.Label(b.stream, subject, header)
 	if err != nil {
 		b.Ignored++
 		return nil, false, nil
@@ -102,7 +103,7 @@ func (b *believer) believe(ctx context.Context, subject string, header nats.Head
 	if req == nil {
 		return nil, true, nil
 	}
-	res, err = b.subjects.Believe(b.stream, message.StoredRequest{Subject: req.Subject, Data: req.Data, Header: req.Header, Seq: req.Sequence, Stored: req.Time},
+	res, err = b.Subjects.Believe(b.stream, message.StoredRequest{Subject: req.Subject, Data: req.Data, Header: req.Header, Seq: req.Sequence, Stored: req.Time},
 		subject, header, data)
 	if err != nil {
 		b.Ignored++

@@ -29,7 +29,7 @@ type Tail struct {
 	tenant   string
 	plain    map[string]bool
 	r        *consumer.Reader
-	believer *believer
+	believer *Believer
 }
 
 // OpenTail starts following the results of cfg's result stream that o
@@ -59,7 +59,7 @@ func OpenTail(ctx context.Context, js jetstream.JetStream, cfg *config.Config, o
 		return nil, err
 	}
 	var err error
-	if t.believer, err = newBeliever(ctx, js, cfg); err != nil {
+	if t.believer, err = NewBeliever(ctx, js, cfg); err != nil {
 		return nil, err
 	}
 	if t.r, err = consumer.Open(ctx, js, cfg.ResultStream, occ); err != nil {
@@ -89,12 +89,12 @@ func (t *Tail) Next(ctx context.Context) (jetstream.Msg, *message.Result, string
 		if !t.keeps(msg.Subject(), msg.Data()) {
 			continue
 		}
-		res, _, err := t.believer.believe(ctx, msg.Subject(), msg.Headers(), msg.Data())
+		res, _, err := t.believer.Believe(ctx, msg.Subject(), msg.Headers(), msg.Data())
 		if err != nil {
 			return nil, nil, "", err
 		}
 		if res != nil {
-			tenant, _ := t.believer.subjects.Tenant(msg.Subject())
+			tenant, _ := t.believer.Subjects.Tenant(msg.Subject())
 			return msg, res, tenant, nil
 		}
 	}
