@@ -16,14 +16,19 @@ import (
 const publishUsage = `publish [flags] ID... | -
 
 Publishes one request per alert ID (arguments, or one per line on stdin with -)
-to REQUEST_SUBJECT and prints each one's stream sequence.`
+to REQUEST_SUBJECT, or with --tenant NAME to REQUEST_SUBJECT.NAME, and prints
+each one's stream sequence.`
 
 func runPublish(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("publish")
 	asJSON := fs.Bool("json", false, `send {"alertId": ID} instead of the plain ID`)
 	correlation := fs.String("correlation-id", "", "Correlation-Id header of every request")
 	dedup := fs.Bool("dedup", false, "set Nats-Msg-Id to the alert ID, so the stream drops repeats within its duplicate window")
+	tenant := fs.String("tenant", "", "publish to the tenant's subject, REQUEST_SUBJECT.NAME")
 	if err := parse(fs, args, false); err != nil {
+		return err
+	}
+	if err := checkTenant("publish", *tenant); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
@@ -40,6 +45,9 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 	}
 	defer closeConn()
 	subject := cfg.RequestSubject
+	if *tenant != "" {
+		subject += "." + *tenant
+	}
 	publish := func(id string) error {
 		msg := &nats.Msg{Subject: subject, Data: []byte(id), Header: nats.Header{}}
 		if *asJSON {
