@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -21,6 +23,7 @@ import (
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/internal/ops"
 	"github.com/alert-domains/alert-domains/message"
+	"github.com/alert-domains/alert-domains/metrics"
 	"github.com/alert-domains/alert-domains/quota"
 )
 
@@ -68,7 +71,8 @@ func runGetWith(ctx context.Context, e *env, args []string, hc *http.Client) err
 		return &exitError{code: 2, err: fmt.Errorf("get: %w: tenant %q is not configured (give --tenant NAME of a tenant in TENANTS_FILE)", config.ErrInvalid, cmp.Or(*tenantName, config.DefaultTenant))}
 	}
 	tenant := &list[i]
-	clients, leave, err := getClients(ctx, e, cfg, list, fromFile, tenant, hc)
+	w := &waits{retryNote: "for at most RETRY_MAX_ELAPSED, " + cfg.RetryMaxElapsed.String()}
+	clients, leave, err := getClients(ctx, e, cfg, list, fromFile, tenant, hc, w)
 	if err != nil {
 		return err
 	}
@@ -82,19 +86,31 @@ func runGetWith(ctx context.Context, e *env, args []string, hc *http.Client) err
 	if fromFile || *tenantName != "" {
 		shown = tenant.Name
 	}
-	next := lineReader(e.stdin)
+	next, n := lineReader(e.stdin), 0
 	if ids[0] != "-" {
-		next = sliceReader(ids)
+		next, n = sliceReader(ids), len(ids)
 	}
-	return printLookups(ctx, e, client, shown, next, *workers)
+	return printLookups(ctx, e, client, shown, next, *workers, n, w, newLogger(cfg, e))
 }
 
 // printLookups looks up the IDs and prints each result on stdout, each
-// failure explained on stderr.
-func printLookups(ctx context.Context, e *env, client *connector.Client, tenant string, next func() (string, bool, error), workers int) error {
-	failed := false
-	enc := json.NewEncoder(e.stdout)
+// failure explained on stderr, and says what keeps the lookups waiting
+// long (w).
+func printLookups(ctx context.Context, e *env, client *connector.Client, tenant string, next func() (string, bool, error), workers, n int, w *waits, logger *slog.Logger) error {
+	failed, done, total := false, 0, ""
+	var mu sync.Mutex
+	var line bytes.Buffer
+	enc := json.NewEncoder(&line)
 	enc.SetEscapeHTML(false)
+	if n > 0 {
+		total = fmt.Sprintf(" of %d", n)
+	}
+	prog := newProgress(e.stdout, e.stderr)
+	stop := w.watch(prog, logger, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return fmt.Sprintf("%d%s done", done, total)
+	})
 	err := ops.LookupAll(ctx, client, tenant, next, workers, func(l ops.Lookup) error {
 		if l.Err != nil {
 			failed = true
@@ -102,13 +118,19 @@ func printLookups(ctx context.Context, e *env, client *connector.Client, tenant 
 			if message.ValidateAlertID(l.ID) != nil {
 				shown = fmt.Sprintf("%q", l.ID)
 			}
-			fmt.Fprintf(e.stderr, "alert-domains: get %s: %s: %v (attempts: %d)\n", shown, message.KindOf(l.Err), l.Err, l.Result.Attempts)
+			prog.println(e.stderr, fmt.Sprintf("alert-domains: get %s: %s: %v (attempts: %d)", shown, message.KindOf(l.Err), l.Err, l.Result.Attempts))
 		}
+		line.Reset()
 		if err := enc.Encode(l.Result); err != nil {
 			return fmt.Errorf("get: writing a result: %w", err)
 		}
+		prog.println(e.stdout, strings.TrimSuffix(line.String(), "\n"))
+		mu.Lock()
+		done++
+		mu.Unlock()
 		return nil
 	})
+	stop()
 	switch {
 	case err != nil && ctx.Err() != nil && errors.Is(err, context.Cause(ctx)):
 		return &exitError{code: 1, err: fmt.Errorf("get: %w", err)}
@@ -123,7 +145,7 @@ func printLookups(ctx context.Context, e *env, client *connector.Client, tenant 
 // getClients builds get's Defender client of tenant, within the shared
 // quota when NATS_URL is set and reachable; otherwise get counts alone, and
 // says why on stderr. leave ends its part in the shared quota.
-func getClients(ctx context.Context, e *env, cfg *config.Config, list []config.Tenant, fromFile bool, tenant *config.Tenant, hc *http.Client) (c *tenantClients, leave func(), err error) {
+func getClients(ctx context.Context, e *env, cfg *config.Config, list []config.Tenant, fromFile bool, tenant *config.Tenant, hc *http.Client, w *waits) (c *tenantClients, leave func(), err error) {
 	logger := newLogger(cfg, e)
 	layout, limits, err := sharedQuota(cfg, list)
 	if err != nil && cfg.QuotaScope == quota.ScopeShared {
@@ -131,12 +153,16 @@ func getClients(ctx context.Context, e *env, cfg *config.Config, list []config.T
 	}
 	js, closeNATS, err := joinQuota(ctx, cfg, layout, limits, tenant, logger)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "alert-domains: get: counting the quota alone: %v\n", err)
+		fmt.Fprintf(e.stderr, "alert-domains: get: counting the quota alone (%s in this process, not with serve's replicas): %v\n", quotaText(tenant.RateLimits), err)
 		alone := *cfg
 		alone.QuotaScope = quota.ScopeProcess
 		cfg = &alone
 	}
-	if c, err = newTenantClients(cfg, e, list, fromFile, hc, logger, nil, nil, tenant.Name); err != nil {
+	w.limits = quotaText(tenant.RateLimits) + ", in this process"
+	if js != nil {
+		w.limits = quotaText(tenant.RateLimits) + ", shared with serve's replicas"
+	}
+	if c, err = newTenantClients(cfg, e, list, fromFile, hc, logger, nil, []connector.Option{w.option()}, tenant.Name); err != nil {
 		closeNATS()
 		return nil, nil, err
 	}
@@ -198,6 +224,15 @@ func warnGet(ctx context.Context, e *env, client *connector.Client, tenant strin
 		fmt.Fprintf(e.stderr, "alert-domains: get: the access token of tenant %s lacks the application permission %s: lookups fail as forbidden until an admin grants consent (%s)\n",
 			tenant, api.Permission(), consentStep(api))
 	}
+}
+
+// quotaText is limits as DEFENDER_RATE_LIMITS writes them.
+func quotaText(limits []connector.Limit) string {
+	parts := make([]string, len(limits))
+	for i, l := range limits {
+		parts[i] = fmt.Sprintf("%d/%s", l.Count, metrics.ShortDuration(l.Window))
+	}
+	return cmp.Or(strings.Join(parts, ","), "none")
 }
 
 // sliceReader yields the strings of list.
