@@ -138,6 +138,11 @@ func StartEmbedded(listen, storeDir string) (*Embedded, error) {
 	}
 	if port == 0 {
 		port = server.RANDOM_PORT
+	} else if ln, err := net.Listen("tcp", listen); err != nil {
+		// nats-server would wait out its start-up time without saying why.
+		return nil, fmt.Errorf("embedded NATS cannot listen on %s: %w (another process, perhaps a serve already running, holds it): set NATS_EMBEDDED_LISTEN to a free address, or NATS_URL to the NATS server to use", listen, err)
+	} else {
+		ln.Close()
 	}
 	srv, err := server.NewServer(&server.Options{
 		ServerName: "alert-domains-embedded",

@@ -54,7 +54,7 @@ func (s *service) build(ctx context.Context, nc *nats.Conn, start time.Time) (*p
 		return nil, err
 	}
 	p := &parts{metrics: m}
-	if err := m.WatchQuota(tenantQuota(s.clients.router)); err != nil {
+	if err := m.WatchQuota(tenantQuota(s.clients)); err != nil {
 		return nil, err
 	}
 	if err := s.clients.start(ctx, js); err != nil {
@@ -70,25 +70,7 @@ func (s *service) build(ctx context.Context, nc *nats.Conn, start time.Time) (*p
 	if err != nil {
 		return nil, err
 	}
-	binder := broker.NewBinder(js, cfg.RequestStream, topo.Consumer, cfg.Provision, p.answers, logger)
-	p.consumer, err = consumer.New(binder.Bind, chain, consumer.Config{
-		Concurrency: cfg.Concurrency, AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, ShutdownTimeout: cfg.ShutdownTimeout, Logger: logger,
-		InfoEvery: 5 * time.Second, OnInfo: func(info *jetstream.ConsumerInfo) {
-			binder.Observe(info)
-			m.ConsumerInfo(info)
-		},
-	})
-	if err != nil {
-		return nil, err
-	}
-	p.safety, err = safetynet.New(safetynet.Config{
-		JS: js, RequestStream: cfg.RequestStream, Consumer: cfg.ConsumerName, Handler: chain,
-		Logger:   logger.With(slog.String("component", "safety_net")),
-		Answered: m.SafetyNetAnswered,
-		Bind:     broker.NewBinder(js, cfg.RequestStream, topo.Advisories, cfg.Provision, nil, logger).Bind,
-		AckWait:  topo.Advisories.AckWait, ShutdownTimeout: cfg.ShutdownTimeout,
-	})
-	if err != nil {
+	if p.consumer, p.safety, err = s.consumers(js, topo, chain, p.answers); err != nil {
 		return nil, err
 	}
 	p.ready = func() error {
@@ -109,6 +91,31 @@ func (s *service) build(ctx context.Context, nc *nats.Conn, start time.Time) (*p
 		return nil, err
 	}
 	return p, nil
+}
+
+// consumers are the request consumer and the safety net, both handling
+// with chain.
+func (s *service) consumers(js jetstream.JetStream, topo broker.Topology, chain consumer.Handler, answers *handlers.Answers) (*consumer.Consumer, *safetynet.Listener, error) {
+	cfg, logger, m := s.cfg, s.logger, s.metrics
+	binder := broker.NewBinder(js, cfg.RequestStream, topo.Consumer, cfg.Provision, answers, logger)
+	c, err := consumer.New(binder.Bind, chain, consumer.Config{
+		Concurrency: cfg.Concurrency, AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, ShutdownTimeout: cfg.ShutdownTimeout, Logger: logger,
+		InfoEvery: 5 * time.Second, OnInfo: func(info *jetstream.ConsumerInfo) {
+			binder.Observe(info)
+			m.ConsumerInfo(info)
+		},
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	safety, err := safetynet.New(safetynet.Config{
+		JS: js, RequestStream: cfg.RequestStream, Consumer: cfg.ConsumerName, Handler: chain,
+		Logger:   logger.With(slog.String("component", "safety_net")),
+		Answered: m.SafetyNetAnswered,
+		Bind:     broker.NewBinder(js, cfg.RequestStream, topo.Advisories, cfg.Provision, nil, logger).Bind,
+		AckWait:  topo.Advisories.AckWait, ShutdownTimeout: cfg.ShutdownTimeout,
+	})
+	return c, safety, err
 }
 
 // handler is the handler chain of every delivery, the safety net's too:

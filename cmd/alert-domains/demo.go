@@ -19,12 +19,16 @@ import (
 	"github.com/alert-domains/alert-domains/message"
 )
 
+const demoUsage = `demo
+
+Starts an embedded NATS server, the built-in Defender emulator and the service,
+publishes sample alerts, prints their results and exits.`
+
 // demoSample is one request the demo publishes and what it shows.
 type demoSample struct {
-	body string
-	what string
-	// after, when set, holds the sample back until the result of the
-	// sample with that index has arrived (to show a cached answer).
+	body, what string
+	// after, when not -1, holds the sample back until the request of the
+	// sample with that index is acknowledged (to show a cached answer).
 	after int
 }
 
@@ -41,16 +45,16 @@ func demoSamples(api connector.API) []demoSample {
 		legacy = "an alert asked by its endpoint ID"
 	}
 	return []demoSample{
-		{body: "da637472900382838869_1364969609", what: "an alert with two domains", after: -1},
-		{body: "637612345678901234_1122334455", what: legacy, after: -1},
-		{body: "636688558380765161_2136280442", what: "an alert without domains", after: -1},
-		{body: `{"alertId":"` + demoThrottled + `","correlationId":"siem-42"}`, what: "throttled once (429, Retry-After: 1), then answered", after: -1},
-		{body: "da637000000000000000_404404404", what: "an alert Microsoft does not know", after: -1},
-		{body: demoForbidden, what: "the app lacks the permission for this call (403): replay it once an admin grants consent", after: -1},
-		{body: demoGarbled, what: "an answer that is not the documented JSON", after: -1},
-		{body: "../machines", what: "an invalid alert ID, never sent to Microsoft", after: -1},
-		{body: `{"alertId":"da637472900382838869_1364969609","tenant":"initech"}`, what: "a request for a tenant that is not configured", after: -1},
-		{body: "da637472900382838869_1364969609", what: "the first alert again, answered from the cache", after: 0},
+		{"da637472900382838869_1364969609", "an alert with two domains", -1},
+		{"637612345678901234_1122334455", legacy, -1},
+		{"636688558380765161_2136280442", "an alert without domains", -1},
+		{`{"alertId":"` + demoThrottled + `","correlationId":"siem-42"}`, "throttled once (429, Retry-After: 1), then answered", -1},
+		{"da637000000000000000_404404404", "an alert Microsoft does not know", -1},
+		{demoForbidden, "the app lacks the permission for this call (403): replay it once an admin grants consent", -1},
+		{demoGarbled, "an answer that is not the documented JSON", -1},
+		{"../machines", "an invalid alert ID, never sent to Microsoft", -1},
+		{`{"alertId":"da637472900382838869_1364969609","tenant":"initech"}`, "a request for a tenant that is not configured", -1},
+		{"da637472900382838869_1364969609", "the first alert again, answered from the cache", 0},
 	}
 }
 
@@ -69,9 +73,9 @@ func scriptDemo(emu *emulator.Server, api connector.API) {
 }
 
 func runDemo(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "demo", "demo\n\nStarts an embedded NATS server, the built-in Defender emulator and the service,\npublishes sample alerts, prints their results and exits.")
+	fs := e.flags("demo")
 	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parse(fs, args, true); err != nil {
 		return err
 	}
 	dir, err := os.MkdirTemp("", "alert-domains-demo-")
@@ -79,61 +83,23 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-
 	emu := emulator.NewServer(emulator.WithSeedData())
 	defer emu.Close()
-
-	overrides := map[string]string{
-		"NATS_URL":                "",
-		"NATS_EMBEDDED_LISTEN":    "127.0.0.1:0",
-		"NATS_EMBEDDED_STORE_DIR": dir,
-		"HTTP_LISTEN":             "",
-		"DEFENDER_CLOUD":          "public",
-		"DEFENDER_API_URL":        emu.URL,
-		"DEFENDER_SCOPE":          "",
-		"AZURE_AUTHORITY_HOST":    emu.URL + "/",
-		"AZURE_TENANT_ID":         emu.TenantID(),
-		"AZURE_CLIENT_ID":         emu.ClientID(),
-		"AZURE_CLIENT_SECRET":     emu.ClientSecret(),
-		"RETRY_INITIAL_INTERVAL":  "200ms",
-		"PROVISION":               "true",
-		"ON_SUCCESS_EXEC":         "",
-		"ON_FAILURE_EXEC":         "",
-		"TENANTS_FILE":            "",
-	}
-	for _, k := range []string{"AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_CLIENT_CERTIFICATE_PASSWORD", "AZURE_FEDERATED_TOKEN_FILE", "DEFENDER_MANAGED_IDENTITY"} {
-		overrides[k] = ""
-	}
-	cfg, err := config.Load(func(k string) (string, bool) {
-		if v, ok := overrides[k]; ok {
-			return v, true
-		}
-		if k == "LOG_LEVEL" && e.getenv(k) == "" {
-			return "error", true
-		}
-		return e.lookupEnv(k)
-	})
+	cfg, own, err := demoConfig(e, emu, dir)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	scriptDemo(emu, cfg.API)
-	logger := newLogger(cfg, e)
-	own, err := cfg.EnvironmentTenant()
-	if err != nil {
-		return &exitError{code: 2, err: err}
-	}
-	svc, err := newService(cfg, e, []config.Tenant{own}, false, emu.Client(), logger)
+	svc, err := newService(cfg, e, []config.Tenant{own}, false, emu.Client(), newLogger(cfg, e))
 	if err != nil {
 		return err
 	}
-
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	svcCtx, stopService := context.WithCancel(ctx)
 	defer stopService()
-	readyCh := make(chan string, 1)
+	readyCh, svcDone := make(chan string, 1), make(chan error, 1)
 	svc.onReady = func(url string) { readyCh <- url }
-	svcDone := make(chan error, 1)
 	go func() { svcDone <- svc.run(svcCtx) }()
 
 	fmt.Fprintf(e.stdout, "alert-domains demo: embedded NATS, Microsoft emulator at %s, service on DEFENDER_API=%s with CONCURRENCY=%d\n\n", emu.URL, cfg.API, cfg.Concurrency)
@@ -145,7 +111,6 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	case <-ctx.Done():
 		return fmt.Errorf("service not ready in time: %w", ctx.Err())
 	}
-
 	runErr := demoPublish(ctx, e.stdout, natsURL, cfg)
 	stopService()
 	if err := <-svcDone; err != nil && runErr == nil {
@@ -154,7 +119,34 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	return runErr
 }
 
-// demoPublish publishes the samples and prints each result as it arrives.
+// demoConfig is the configuration of the demo's service: the environment,
+// with NATS, Microsoft and the tenant those of the demo.
+func demoConfig(e *env, emu *emulator.Server, dir string) (*config.Config, config.Tenant, error) {
+	overrides := map[string]string{
+		"NATS_URL": "", "NATS_EMBEDDED_LISTEN": "127.0.0.1:0", "NATS_EMBEDDED_STORE_DIR": dir, "HTTP_LISTEN": "",
+		"DEFENDER_CLOUD": "public", "DEFENDER_API_URL": emu.URL, "DEFENDER_SCOPE": "", "AZURE_AUTHORITY_HOST": emu.URL + "/",
+		"AZURE_TENANT_ID": emu.TenantID(), "AZURE_CLIENT_ID": emu.ClientID(), "AZURE_CLIENT_SECRET": emu.ClientSecret(),
+		"AZURE_CLIENT_CERTIFICATE_PATH": "", "AZURE_CLIENT_CERTIFICATE_PASSWORD": "", "AZURE_FEDERATED_TOKEN_FILE": "", "DEFENDER_MANAGED_IDENTITY": "",
+		"RETRY_INITIAL_INTERVAL": "200ms", "PROVISION": "true", "ON_SUCCESS_EXEC": "", "ON_FAILURE_EXEC": "", "TENANTS_FILE": "",
+	}
+	if e.getenv("LOG_LEVEL") == "" {
+		overrides["LOG_LEVEL"] = "error"
+	}
+	cfg, err := config.Load(func(k string) (string, bool) {
+		if v, ok := overrides[k]; ok {
+			return v, true
+		}
+		return e.lookupEnv(k)
+	})
+	if err != nil {
+		return nil, config.Tenant{}, err
+	}
+	own, err := cfg.EnvironmentTenant()
+	return cfg, own, err
+}
+
+// demoPublish publishes the samples and prints each result, in the order
+// of the samples, as soon as it and every row before it have their result.
 func demoPublish(ctx context.Context, w io.Writer, natsURL string, cfg *config.Config) error {
 	nc, err := nats.Connect(natsURL, nats.Name("alert-domains demo"))
 	if err != nil {
@@ -166,8 +158,8 @@ func demoPublish(ctx context.Context, w io.Writer, natsURL string, cfg *config.C
 		return err
 	}
 	results := make(chan *nats.Msg, 64)
-	for _, subj := range []string{cfg.SuccessSubject, cfg.FailureSubject, cfg.SuccessSubject + ".*", cfg.FailureSubject + ".*"} {
-		sub, err := nc.ChanSubscribe(subj, results)
+	for _, subject := range []string{cfg.SuccessSubject, cfg.FailureSubject, cfg.SuccessSubject + ".*", cfg.FailureSubject + ".*"} {
+		sub, err := nc.ChanSubscribe(subject, results)
 		if err != nil {
 			return err
 		}
@@ -176,70 +168,91 @@ func demoPublish(ctx context.Context, w io.Writer, natsURL string, cfg *config.C
 	if err := nc.Flush(); err != nil {
 		return err
 	}
-
 	samples := demoSamples(cfg.API)
-	seqOf := make(map[uint64]int)
-	done := make(map[int]bool)
-	publish := func(i int) error {
-		ack, err := js.Publish(ctx, cfg.RequestSubject, []byte(samples[i].body))
-		if err != nil {
-			return fmt.Errorf("publish sample %d: %w", i+1, err)
-		}
-		seqOf[ack.Sequence] = i
-		return nil
-	}
-	for i, s := range samples {
-		if s.after < 0 {
-			if err := publish(i); err != nil {
-				return err
-			}
-		}
-	}
-	fmt.Fprintf(w, "%-3s %-34s %-8s %-8s %-6s %s\n", "#", "ALERT", "STATUS", "ATTEMPTS", "CACHED", "DOMAINS / ERROR")
-	// Rows are printed in the order of the samples, each as soon as it and
-	// every row before it have their result.
-	got := make(map[int]*message.Result)
-	printed := 0
-	for len(done) < len(samples) {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("only %d of %d results arrived: %w", len(done), len(samples), ctx.Err())
-		case m := <-results:
-			var r message.Result
-			if err := json.Unmarshal(m.Data, &r); err != nil {
-				return fmt.Errorf("result is not JSON: %w", err)
-			}
-			i, ok := seqOf[r.RequestSequence]
-			if !ok || done[i] {
+	seqs, got := make([]uint64, len(samples)), make([]*message.Result, len(samples))
+	publish := func(after int) error {
+		for i, s := range samples {
+			if s.after != after {
 				continue
 			}
-			done[i], got[i] = true, &r
-			for j, s := range samples {
-				if s.after == i {
-					if err := publish(j); err != nil {
-						return err
-					}
+			if after >= 0 {
+				if err := demoAcked(ctx, js, cfg, seqs[after]); err != nil {
+					return err
 				}
 			}
-			for ; got[printed] != nil; printed++ {
-				printDemoRow(w, printed, samples[printed], got[printed])
+			ack, err := js.Publish(ctx, cfg.RequestSubject, []byte(s.body))
+			if err != nil {
+				return fmt.Errorf("publish sample %d: %w", i+1, err)
+			}
+			seqs[i] = ack.Sequence
+		}
+		return nil
+	}
+	if err := publish(-1); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%-3s %-34s %-8s %-8s %-6s %s\n", "#", "ALERT", "STATUS", "ATTEMPTS", "CACHED", "DOMAINS / ERROR")
+	for printed, done := 0, 0; done < len(samples); {
+		var m *nats.Msg
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("only %d of %d results arrived: %w", done, len(samples), ctx.Err())
+		case m = <-results:
+		}
+		var r message.Result
+		i := -1
+		if json.Unmarshal(m.Data, &r) == nil {
+			for j, seq := range seqs {
+				if seq == r.RequestSequence && seq != 0 && got[j] == nil {
+					i = j
+				}
 			}
 		}
+		if i < 0 {
+			continue
+		}
+		got[i], done = &r, done+1
+		if err := publish(i); err != nil {
+			return err
+		}
+		for ; printed < len(samples) && got[printed] != nil; printed++ {
+			printDemoRow(w, printed, samples[printed], got[printed])
+		}
 	}
-	fmt.Fprintf(w, "\n%d requests, %d results. Results are JSON on %s and %s; see README.md.\n", len(samples), len(done), cfg.SuccessSubject, cfg.FailureSubject)
+	fmt.Fprintf(w, "\n%d requests, %d results. Results are JSON on %s and %s; see README.md.\n", len(samples), len(samples), cfg.SuccessSubject, cfg.FailureSubject)
 	return nil
 }
 
+// demoAcked waits until the request at seq is acknowledged: its result is
+// stored, and the cache holds it.
+func demoAcked(ctx context.Context, js jetstream.JetStream, cfg *config.Config, seq uint64) error {
+	cons, err := js.Consumer(ctx, cfg.RequestStream, cfg.ConsumerName)
+	if err != nil {
+		return err
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		info, err := cons.Info(ctx)
+		if err != nil || info.AckFloor.Stream >= seq {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
 func printDemoRow(w io.Writer, i int, s demoSample, r *message.Result) {
-	alert := r.AlertID
+	alert, cached, detail := r.AlertID, "no", "[]"
 	if alert == "" {
 		alert = fmt.Sprintf("(invalid: %q)", s.body)
 	}
-	cached := "no"
 	if r.Cached != nil && *r.Cached {
 		cached = "yes"
 	}
-	detail := "[]"
 	if r.Status == message.StatusSuccess && len(r.Domains) > 0 {
 		detail = strings.Join(r.Domains, ", ")
 	}
@@ -247,12 +260,10 @@ func printDemoRow(w io.Writer, i int, s demoSample, r *message.Result) {
 		detail += " (graphAlertId " + r.GraphAlertID + ")"
 	}
 	if r.Error != nil {
-		cached = "-"
-		detail = string(r.Error.Kind) + ": " + r.Error.Message
+		cached, detail = "-", string(r.Error.Kind)+": "+r.Error.Message
 		if r.Error.HTTPStatus != 0 {
 			detail += fmt.Sprintf(" (HTTP %d)", r.Error.HTTPStatus)
 		}
 	}
-	fmt.Fprintf(w, "%-3d %-34s %-8s %-8d %-6s %s\n", i+1, alert, r.Status, r.Attempts, cached, detail)
-	fmt.Fprintf(w, "    %s\n", s.what)
+	fmt.Fprintf(w, "%-3d %-34s %-8s %-8d %-6s %s\n    %s\n", i+1, alert, r.Status, r.Attempts, cached, detail, s.what)
 }

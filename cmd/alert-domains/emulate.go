@@ -2,15 +2,18 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,7 +21,7 @@ import (
 	"github.com/alert-domains/alert-domains/emulator"
 )
 
-const emulateSynopsis = `emulate [flags]
+const emulateUsage = `emulate [flags]
 
 Runs a fake Microsoft Graph security API, Defender for Endpoint API and
 Entra ID token service on one HTTPS address, so pipelines can be tested
@@ -37,93 +40,91 @@ A -data file maps alert IDs to their hosts:
 // emulateShutdownTimeout bounds the graceful shutdown of the emulator.
 const emulateShutdownTimeout = 5 * time.Second
 
-func runEmulate(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "emulate", emulateSynopsis)
-	listen := fs.String("listen", "127.0.0.1:8443", "address to listen on (HTTPS)")
-	quota := fs.String("quota", "none", "the emulator's own quota, count/window,... (for example 100/1m,1500/1h); over it: 429 with Retry-After")
-	latency := fs.Duration("latency", 0, "delay of every domains call")
-	faultRate := fs.Float64("fault-rate", 0, "fraction (0 to 1) of domains calls answered 503")
-	dataFile := fs.String("data", "", "JSON file of alerts and their hosts")
-	anyAlert := fs.Bool("any-alert", false, "answer every valid unknown alert ID with 1 to 3 made-up hosts instead of 404")
-	seed := fs.Bool("seed", true, "include the built-in sample alerts")
-	pageSize := fs.Int("page-size", 0, "split answers of more hosts than this into @odata.nextLink pages (0: never)")
-	certOut := fs.String("tls-cert-out", "", "write the emulator's self-signed certificate (PEM) here, for SSL_CERT_FILE")
-	perms := fs.String("permissions", emulator.GraphPermission+","+emulator.MDEPermission, "application permissions granted to the app, comma separated (none: no consent); an API answers 403 without its own")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageErrorf("emulate takes no arguments")
-	}
-	limits, err := connector.ParseLimits(*quota)
-	if err != nil {
-		return usageErrorf("emulate: -quota: %v", err)
-	}
-	switch {
-	case *faultRate < 0 || *faultRate > 1:
-		return usageErrorf("emulate: -fault-rate must be between 0 and 1")
-	case *latency < 0:
-		return usageErrorf("emulate: -latency must not be negative")
-	case *pageSize < 0:
-		return usageErrorf("emulate: -page-size must not be negative")
-	}
+// emulation is what emulate was asked to serve.
+type emulation struct {
+	listen, quota, data, certOut, perms string
+	latency                             time.Duration
+	faultRate                           float64
+	anyAlert, seed                      bool
+	pageSize                            int
+	limits                              []connector.Limit
+	granted                             []string
+}
 
-	granted := []string{}
-	if *perms != "none" {
-		for p := range strings.SplitSeq(*perms, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				granted = append(granted, p)
-			}
+func (m *emulation) define(fs *flag.FlagSet) {
+	fs.StringVar(&m.listen, "listen", "127.0.0.1:8443", "address to listen on (HTTPS)")
+	fs.StringVar(&m.quota, "quota", "none", "the emulator's own quota, count/window,... (for example 100/1m,1500/1h); over it: 429 with Retry-After")
+	fs.DurationVar(&m.latency, "latency", 0, "delay of every domains call")
+	fs.Float64Var(&m.faultRate, "fault-rate", 0, "fraction (0 to 1) of domains calls answered 503")
+	fs.StringVar(&m.data, "data", "", "JSON file of alerts and their hosts")
+	fs.BoolVar(&m.anyAlert, "any-alert", false, "answer every valid unknown alert ID with 1 to 3 made-up hosts instead of 404")
+	fs.BoolVar(&m.seed, "seed", true, "include the built-in sample alerts")
+	fs.IntVar(&m.pageSize, "page-size", 0, "split answers of more hosts than this into @odata.nextLink pages (0: never)")
+	fs.StringVar(&m.certOut, "tls-cert-out", "", "write the emulator's self-signed certificate (PEM) here, for SSL_CERT_FILE")
+	fs.StringVar(&m.perms, "permissions", emulator.GraphPermission+","+emulator.MDEPermission, "application permissions granted to the app, comma separated (none: no consent); an API answers 403 without its own")
+}
+
+// handler checks the flags and builds the emulator they describe.
+func (m *emulation) handler() (*emulator.Emulator, error) {
+	var err error
+	switch m.limits, err = connector.ParseLimits(m.quota); {
+	case err != nil:
+		return nil, usageErrorf("emulate: -quota: %v", err)
+	case m.faultRate < 0 || m.faultRate > 1:
+		return nil, usageErrorf("emulate: -fault-rate must be between 0 and 1")
+	case m.latency < 0:
+		return nil, usageErrorf("emulate: -latency must not be negative")
+	case m.pageSize < 0:
+		return nil, usageErrorf("emulate: -page-size must not be negative")
+	}
+	m.granted = []string{}
+	for p := range strings.SplitSeq(m.perms, ",") {
+		if p = strings.TrimSpace(p); p != "" && m.perms != "none" {
+			m.granted = append(m.granted, p)
 		}
 	}
-	opts := []emulator.Option{
-		emulator.WithPermissions(granted...),
-		emulator.WithQuota(limits...),
-		emulator.WithLatency(*latency),
-		emulator.WithFaultRate(*faultRate, time.Now().UnixNano()),
-		emulator.WithPageSize(*pageSize),
-	}
-	if *seed {
+	opts := []emulator.Option{emulator.WithPermissions(m.granted...), emulator.WithQuota(m.limits...), emulator.WithLatency(m.latency),
+		emulator.WithFaultRate(m.faultRate, time.Now().UnixNano()), emulator.WithPageSize(m.pageSize)}
+	if m.seed {
 		opts = append(opts, emulator.WithSeedData())
 	}
-	if *anyAlert {
+	if m.anyAlert {
 		opts = append(opts, emulator.WithAnyAlert())
 	}
 	emu := emulator.NewHandler(opts...)
-	defer emu.Close()
-	if *dataFile != "" {
-		if err := loadEmulatorData(emu, *dataFile); err != nil {
-			return usageErrorf("emulate: -data: %v", err)
+	if m.data != "" {
+		f, err := os.Open(m.data)
+		if err == nil {
+			err = emu.LoadData(f)
+			f.Close()
+		}
+		if err != nil {
+			emu.Close()
+			return nil, usageErrorf("emulate: -data: %v", err)
 		}
 	}
+	return emu, nil
+}
 
-	ln, err := net.Listen("tcp", *listen)
+func runEmulate(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("emulate")
+	var m emulation
+	m.define(fs)
+	if err := parse(fs, args, true); err != nil {
+		return err
+	}
+	emu, err := m.handler()
+	if err != nil {
+		return err
+	}
+	defer emu.Close()
+	srv, ln, base, err := m.listenTLS(e, emu)
 	if err != nil {
 		return fmt.Errorf("emulate: %w", err)
-	}
-	base := "https://" + reachableAddr(ln.Addr())
-	cert, certPEM, err := emulator.SelfSigned(certHosts(ln.Addr())...)
-	if err != nil {
-		_ = ln.Close()
-		return fmt.Errorf("emulate: %w", err)
-	}
-	if *certOut != "" {
-		if err := os.WriteFile(*certOut, certPEM, 0o644); err != nil {
-			_ = ln.Close()
-			return fmt.Errorf("emulate: -tls-cert-out: %w", err)
-		}
-	}
-	srv := &http.Server{
-		Handler:           emu,
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          log.New(e.stderr, "alert-domains emulate: ", 0),
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.ServeTLS(ln, "", "") }()
-
-	printEmulatorSettings(e.stdout, emu, base, limits, granted, *certOut, *seed, *anyAlert)
-
+	m.printSettings(e.stdout, emu, base)
 	select {
 	case err := <-served:
 		return fmt.Errorf("emulate: %w", err)
@@ -142,79 +143,69 @@ func runEmulate(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-func loadEmulatorData(emu *emulator.Emulator, path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
+// listenTLS listens on -listen with a self-signed certificate for
+// loopback, the listen address and the host name, written to
+// -tls-cert-out when given; base is the URL clients dial.
+func (m *emulation) listenTLS(e *env, emu *emulator.Emulator) (srv *http.Server, ln net.Listener, base string, err error) {
+	if ln, err = net.Listen("tcp", m.listen); err != nil {
+		return nil, nil, "", err
 	}
-	defer f.Close()
-	return emu.LoadData(f)
-}
-
-// reachableAddr is addr as a client dials it: a wildcard listen address
-// becomes loopback.
-func reachableAddr(addr net.Addr) string {
-	tcp, ok := addr.(*net.TCPAddr)
-	if !ok {
-		return addr.String()
-	}
-	ip := tcp.IP
-	if ip == nil || ip.IsUnspecified() {
-		ip = net.IPv4(127, 0, 0, 1)
-	}
-	return net.JoinHostPort(ip.String(), fmt.Sprint(tcp.Port))
-}
-
-// certHosts are the names the certificate is valid for: loopback, and the
-// listen address when it is a specific one.
-func certHosts(addr net.Addr) []string {
-	hosts := []string{"127.0.0.1", "::1", "localhost"}
-	if tcp, ok := addr.(*net.TCPAddr); ok && tcp.IP != nil && !tcp.IP.IsUnspecified() && !tcp.IP.IsLoopback() {
-		hosts = append(hosts, tcp.IP.String())
+	tcp, _ := ln.Addr().(*net.TCPAddr)
+	hosts, ip := []string{"127.0.0.1", "::1", "localhost"}, net.IPv4(127, 0, 0, 1)
+	if tcp.IP != nil && !tcp.IP.IsUnspecified() {
+		ip = tcp.IP
+		if !tcp.IP.IsLoopback() {
+			hosts = append(hosts, tcp.IP.String())
+		}
 	}
 	if name, err := os.Hostname(); err == nil && name != "" {
 		hosts = append(hosts, name)
 	}
-	return hosts
+	cert, certPEM, err := emulator.SelfSigned(hosts...)
+	if err == nil && m.certOut != "" {
+		if err = os.WriteFile(m.certOut, certPEM, 0o644); err != nil {
+			err = fmt.Errorf("-tls-cert-out: %w", err)
+		}
+	}
+	if err != nil {
+		ln.Close()
+		return nil, nil, "", err
+	}
+	srv = &http.Server{
+		Handler:           emu,
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          log.New(e.stderr, "alert-domains emulate: ", 0),
+	}
+	return srv, ln, "https://" + net.JoinHostPort(ip.String(), strconv.Itoa(tcp.Port)), nil
 }
 
-// printEmulatorSettings writes the banner to out in one write, so that a
-// reader of the output (a script waiting for "listening on") sees it whole.
-func printEmulatorSettings(out io.Writer, emu *emulator.Emulator, base string, limits []connector.Limit, granted []string, certOut string, seed, anyAlert bool) {
+// printSettings writes the banner to out in one write, so that a reader
+// of the output (a script waiting for "listening on") sees it whole.
+func (m *emulation) printSettings(out io.Writer, emu *emulator.Emulator, base string) {
 	w := &bytes.Buffer{}
-	quota := "none"
-	if len(limits) > 0 {
-		parts := make([]string, len(limits))
-		for i, l := range limits {
-			parts[i] = l.String()
-		}
-		quota = strings.Join(parts, ",")
+	quota := make([]string, len(m.limits))
+	for i, l := range m.limits {
+		quota[i] = l.String()
 	}
 	var alerts []string
-	if seed {
+	if m.seed {
 		alerts = append(alerts, fmt.Sprintf("%d sample alerts (for example da637472900382838869_1364969609)", len(emulator.SeedData())))
 	}
-	if anyAlert {
+	if m.anyAlert {
 		alerts = append(alerts, "any other valid ID answers with made-up hosts")
 	}
 	if len(alerts) == 0 {
 		alerts = append(alerts, "only those of -data")
 	}
-	consent := strings.Join(granted, ", ")
-	if consent == "" {
-		consent = "none"
-	}
 	fmt.Fprintf(w, "alert-domains emulate: Microsoft Graph, Defender for Endpoint API and Entra ID emulator listening on %s\n", base)
 	fmt.Fprintf(w, "  tenant       %s\n  client       %s\n  secret       %s\n  permissions  %s\n  quota        %s (per API)\n  alerts       %s\n\n",
-		emu.TenantID(), emu.ClientID(), emu.ClientSecret(), consent, quota, strings.Join(alerts, "; "))
+		emu.TenantID(), emu.ClientID(), emu.ClientSecret(), cmp.Or(strings.Join(m.granted, ", "), "none"), cmp.Or(strings.Join(quota, ","), "none"), strings.Join(alerts, "; "))
 	fmt.Fprintln(w, "Point alert-domains (serve, get, demo) at it (DEFENDER_API=graph, the default, or mde):")
-	fmt.Fprintf(w, "  export DEFENDER_API_URL=%s\n", base)
-	fmt.Fprintf(w, "  export AZURE_AUTHORITY_HOST=%s/\n", base)
-	fmt.Fprintf(w, "  export AZURE_TENANT_ID=%s\n", emu.TenantID())
-	fmt.Fprintf(w, "  export AZURE_CLIENT_ID=%s\n", emu.ClientID())
-	fmt.Fprintf(w, "  export AZURE_CLIENT_SECRET=%s\n", emu.ClientSecret())
-	if certOut != "" {
-		fmt.Fprintf(w, "  export SSL_CERT_FILE=%s\n", certOut)
+	fmt.Fprintf(w, "  export DEFENDER_API_URL=%s\n  export AZURE_AUTHORITY_HOST=%s/\n", base, base)
+	fmt.Fprintf(w, "  export AZURE_TENANT_ID=%s\n  export AZURE_CLIENT_ID=%s\n  export AZURE_CLIENT_SECRET=%s\n", emu.TenantID(), emu.ClientID(), emu.ClientSecret())
+	if m.certOut != "" {
+		fmt.Fprintf(w, "  export SSL_CERT_FILE=%s\n", m.certOut)
 	} else {
 		fmt.Fprintln(w, "  (the certificate is self-signed: run with -tls-cert-out FILE and export SSL_CERT_FILE=FILE)")
 	}

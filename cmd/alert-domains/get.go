@@ -3,34 +3,31 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
+	"sync"
+	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/internal/ops"
 	"github.com/alert-domains/alert-domains/message"
+	"github.com/alert-domains/alert-domains/metrics"
 	"github.com/alert-domains/alert-domains/quota"
 )
 
-// newConnector builds the Defender client the configuration describes: its
-// credential, quota, time-out and retry policy. hc, when not nil, is the
-// HTTP client for both Entra ID and Defender (an emulator's, for example);
-// extra options come last.
-func newConnector(cfg *config.Config, hc *http.Client, extra ...connector.Option) (*connector.Client, error) {
-	t, err := cfg.EnvironmentTenant()
-	if err != nil {
-		return nil, err
-	}
-	return newTenantConnector(cfg, &t, hc, extra...)
-}
-
-const getSynopsis = `get [flags] ID... | get [flags] -
+const getUsage = `get [flags] ID... | get [flags] -
 
 Looks up the domains of alerts once, without NATS: the IDs given as
 arguments, or with - one ID per line of stdin (blank lines skipped).
@@ -45,88 +42,95 @@ func runGet(ctx context.Context, e *env, args []string) error {
 // runGetWith is runGet with the HTTP client for Entra ID and Defender (nil:
 // the connector's own).
 func runGetWith(ctx context.Context, e *env, args []string, hc *http.Client) error {
-	fs := newFlags(e, "get", getSynopsis)
+	fs := e.flags("get")
 	workers := fs.Int("concurrency", 4, "lookups in flight at once")
 	tenantName := fs.String("tenant", "", "the tenant whose Defender to ask: a name in TENANTS_FILE (default: the tenant called default)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parse(fs, args, false); err != nil {
 		return err
 	}
-	if *workers < 1 {
-		return usageErrorf("get: -concurrency must be at least 1")
-	}
 	ids := fs.Args()
-	fromStdin := len(ids) == 1 && ids[0] == "-"
 	switch {
+	case *workers < 1:
+		return usageErrorf("get: -concurrency must be at least 1")
 	case len(ids) == 0:
 		fs.Usage()
 		return usageErrorf("get: no alert IDs (give them as arguments, or - to read them from stdin)")
-	case !fromStdin && containsDash(ids):
+	case len(ids) > 1 && slices.Contains(ids, "-"):
 		return usageErrorf("get: - (read stdin) cannot be mixed with IDs")
 	}
-	cfg, err := config.Load(e.lookupEnv)
+	cfg, err := loadConfig(e)
 	if err != nil {
-		return &exitError{code: 2, err: err}
+		return err
 	}
 	list, fromFile, err := loadTenants(cfg, e)
 	if err != nil {
 		return err
 	}
-	name := *tenantName
-	if name == "" {
-		name = config.DefaultTenant
-	}
-	i := slices.IndexFunc(list, func(t config.Tenant) bool { return t.Name == name })
+	i := slices.IndexFunc(list, func(t config.Tenant) bool { return t.Name == cmp.Or(*tenantName, config.DefaultTenant) })
 	if i < 0 {
-		return &exitError{code: 2, err: fmt.Errorf("get: %w: tenant %q is not configured (give --tenant NAME of a tenant in TENANTS_FILE)", config.ErrInvalid, name)}
+		return &exitError{code: 2, err: fmt.Errorf("get: %w: tenant %q is not configured (give --tenant NAME of a tenant in TENANTS_FILE)", config.ErrInvalid, cmp.Or(*tenantName, config.DefaultTenant))}
 	}
 	tenant := &list[i]
-	layout, all := quota.NewLayout(cfg.ConsumerName, cfg.RateLimits), tenant.RateLimits
-	if fromFile && cfg.QuotaScope == quota.ScopeShared {
-		if layout, all, err = sharedQuota(cfg, list); err != nil {
-			return &exitError{code: 2, err: err}
-		}
-	}
-	quotaOpts, leaveQuota := joinSharedQuota(ctx, cfg, tenant, layout, all, newLogger(cfg, e), e.stderr)
-	defer leaveQuota()
-	client, err := newTenantConnector(cfg, tenant, hc, quotaOpts...)
+	w := &waits{retryNote: "for at most RETRY_MAX_ELAPSED, " + cfg.RetryMaxElapsed.String()}
+	clients, leave, err := getClients(ctx, e, cfg, list, fromFile, tenant, hc, w)
 	if err != nil {
-		return configError(err)
+		return err
 	}
-	// Results name their tenant when the tenants come from a file or one
-	// was asked for; get without either prints what it always printed.
-	shownTenant := ""
-	if fromFile || *tenantName != "" {
-		shownTenant = tenant.Name
-	}
+	defer leave()
+	client := clients.client(tenant.Name)
 	defer client.CloseIdleConnections()
 	warnGet(ctx, e, client, tenant.Name)
-
-	var next func() (string, bool, error)
-	if fromStdin {
-		next = lineReader(e.stdin)
-	} else {
-		next = func() (string, bool, error) {
-			if len(ids) == 0 {
-				return "", false, nil
-			}
-			id := ids[0]
-			ids = ids[1:]
-			return id, true, nil
-		}
+	// Results name their tenant when the tenants come from a file or one
+	// was asked for; get without either prints what it always printed.
+	shown := ""
+	if fromFile || *tenantName != "" {
+		shown = tenant.Name
 	}
-	failed := false
-	enc := json.NewEncoder(e.stdout)
+	next, n := lineReader(e.stdin), 0
+	if ids[0] != "-" {
+		next, n = sliceReader(ids), len(ids)
+	}
+	return printLookups(ctx, e, client, shown, next, *workers, n, w, newLogger(cfg, e))
+}
+
+// printLookups looks up the IDs and prints each result on stdout, each
+// failure explained on stderr, and says what keeps the lookups waiting
+// long (w).
+func printLookups(ctx context.Context, e *env, client *connector.Client, tenant string, next func() (string, bool, error), workers, n int, w *waits, logger *slog.Logger) error {
+	failed, done, total := false, 0, ""
+	var mu sync.Mutex
+	var line bytes.Buffer
+	enc := json.NewEncoder(&line)
 	enc.SetEscapeHTML(false)
-	err = ops.LookupAll(ctx, client, shownTenant, next, *workers, func(l ops.Lookup) error {
+	if n > 0 {
+		total = fmt.Sprintf(" of %d", n)
+	}
+	prog := newProgress(e.stdout, e.stderr)
+	stop := w.watch(prog, logger, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return fmt.Sprintf("%d%s done", done, total)
+	})
+	err := ops.LookupAll(ctx, client, tenant, next, workers, func(l ops.Lookup) error {
 		if l.Err != nil {
 			failed = true
-			fmt.Fprintln(e.stderr, explainFailure(l))
+			shown := l.ID
+			if message.ValidateAlertID(l.ID) != nil {
+				shown = fmt.Sprintf("%q", l.ID)
+			}
+			prog.println(e.stderr, fmt.Sprintf("alert-domains: get %s: %s: %v (attempts: %d)", shown, message.KindOf(l.Err), l.Err, l.Result.Attempts))
 		}
+		line.Reset()
 		if err := enc.Encode(l.Result); err != nil {
 			return fmt.Errorf("get: writing a result: %w", err)
 		}
+		prog.println(e.stdout, strings.TrimSuffix(line.String(), "\n"))
+		mu.Lock()
+		done++
+		mu.Unlock()
 		return nil
 	})
+	stop()
 	switch {
 	case err != nil && ctx.Err() != nil && errors.Is(err, context.Cause(ctx)):
 		return &exitError{code: 1, err: fmt.Errorf("get: %w", err)}
@@ -136,6 +140,75 @@ func runGetWith(ctx context.Context, e *env, args []string, hc *http.Client) err
 		return errSomeFailed
 	}
 	return nil
+}
+
+// getClients builds get's Defender client of tenant, within the shared
+// quota when NATS_URL is set and reachable; otherwise get counts alone, and
+// says why on stderr. leave ends its part in the shared quota.
+func getClients(ctx context.Context, e *env, cfg *config.Config, list []config.Tenant, fromFile bool, tenant *config.Tenant, hc *http.Client, w *waits) (c *tenantClients, leave func(), err error) {
+	logger := newLogger(cfg, e)
+	layout, limits, err := sharedQuota(cfg, list)
+	if err != nil && cfg.QuotaScope == quota.ScopeShared {
+		return nil, nil, &exitError{code: 2, err: err}
+	}
+	js, closeNATS, err := joinQuota(ctx, cfg, layout, limits, tenant, logger)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "alert-domains: get: counting the quota alone (%s in this process, not with serve's replicas): %v\n", quotaText(tenant.RateLimits), err)
+		alone := *cfg
+		alone.QuotaScope = quota.ScopeProcess
+		cfg = &alone
+	}
+	w.limits = quotaText(tenant.RateLimits) + ", in this process"
+	if js != nil {
+		w.limits = quotaText(tenant.RateLimits) + ", shared with serve's replicas"
+	}
+	if c, err = newTenantClients(cfg, e, list, fromFile, hc, logger, nil, []connector.Option{w.option()}, tenant.Name); err != nil {
+		closeNATS()
+		return nil, nil, err
+	}
+	if js == nil {
+		return c, func() {}, nil
+	}
+	c.js = js
+	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = c.runQuotas(rctx)
+	}()
+	return c, func() {
+		stop()
+		<-done
+		closeNATS()
+	}, nil
+}
+
+// joinQuota connects to NATS and provisions the shared quota's streams
+// when the tenant's quota is shared (QUOTA_SCOPE=shared, with limits);
+// otherwise it returns no connection.
+func joinQuota(ctx context.Context, cfg *config.Config, layout quota.Layout, limits []connector.Limit, t *config.Tenant, logger *slog.Logger) (jetstream.JetStream, func(), error) {
+	none := func() {}
+	if cfg.QuotaScope != quota.ScopeShared || len(t.RateLimits) == 0 {
+		return nil, none, nil
+	}
+	if cfg.NATSURL == "" {
+		return nil, none, errors.New("NATS_URL is empty")
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	nc, err := broker.Connect(cctx, cfg, cfg.NATSURL, "alert-domains get", logger)
+	if err != nil {
+		return nil, none, err
+	}
+	js, err := jetstream.New(nc)
+	if err == nil {
+		err = prepareQuotaLimits(cctx, js, cfg, layout, limits, logger)
+	}
+	if err != nil {
+		nc.Close()
+		return nil, none, err
+	}
+	return js, nc.Close, nil
 }
 
 // warnGet says on stderr, before any lookup, what would make every lookup
@@ -153,22 +226,25 @@ func warnGet(ctx context.Context, e *env, client *connector.Client, tenant strin
 	}
 }
 
-// explainFailure is the line on stderr that explains a failure.
-func explainFailure(l ops.Lookup) string {
-	shown := l.ID
-	if message.ValidateAlertID(l.ID) != nil {
-		shown = fmt.Sprintf("%q", l.ID)
+// quotaText is limits as DEFENDER_RATE_LIMITS writes them.
+func quotaText(limits []connector.Limit) string {
+	parts := make([]string, len(limits))
+	for i, l := range limits {
+		parts[i] = fmt.Sprintf("%d/%s", l.Count, metrics.ShortDuration(l.Window))
 	}
-	return fmt.Sprintf("alert-domains: get %s: %s: %v (attempts: %d)", shown, message.KindOf(l.Err), l.Err, l.Result.Attempts)
+	return cmp.Or(strings.Join(parts, ","), "none")
 }
 
-func containsDash(args []string) bool {
-	for _, a := range args {
-		if a == "-" {
-			return true
+// sliceReader yields the strings of list.
+func sliceReader(list []string) func() (string, bool, error) {
+	return func() (string, bool, error) {
+		if len(list) == 0 {
+			return "", false, nil
 		}
+		s := list[0]
+		list = list[1:]
+		return s, true, nil
 	}
-	return false
 }
 
 // maxLine bounds a line of stdin; a longer one is read as an invalid ID.
@@ -180,11 +256,10 @@ func lineReader(r io.Reader) func() (string, bool, error) {
 	return func() (string, bool, error) {
 		for {
 			line, err := br.ReadSlice('\n')
-			tooLong := errors.Is(err, bufio.ErrBufferFull)
-			for errors.Is(err, bufio.ErrBufferFull) {
-				_, err = br.ReadSlice('\n')
-			}
-			if tooLong {
+			if errors.Is(err, bufio.ErrBufferFull) {
+				for errors.Is(err, bufio.ErrBufferFull) {
+					_, err = br.ReadSlice('\n')
+				}
 				// The line's first bytes, untrimmed: too long or with white
 				// space, so never a valid ID.
 				return string(line[:message.MaxAlertIDLength+1]), true, nil
@@ -196,7 +271,7 @@ func lineReader(r io.Reader) func() (string, bool, error) {
 				return "", false, nil
 			}
 			if err != nil {
-				return "", false, fmt.Errorf("get: reading stdin: %w", err)
+				return "", false, fmt.Errorf("reading stdin: %w", err)
 			}
 		}
 	}

@@ -152,7 +152,7 @@ func TestGetAllSucceeded(t *testing.T) {
 	srv := emulator.NewServer(emulator.WithSeedData())
 	t.Cleanup(srv.Close)
 	r := runGetTest(t, srv, getEnv(srv), "", "da637472900382838869_1364969609")
-	if r.err != nil || len(r.lines) != 1 || r.stderr != "alert-domains: get: counting the quota alone: NATS_URL is empty\n" {
+	if r.err != nil || len(r.lines) != 1 || r.stderr != "alert-domains: get: counting the quota alone (150/1m in this process, not with serve's replicas): NATS_URL is empty\n" {
 		t.Fatalf("err %v, stdout %q, stderr %q", r.err, r.stdout, r.stderr)
 	}
 }
@@ -224,7 +224,7 @@ func TestGetUsageAndConfigurationErrors(t *testing.T) {
 		t.Errorf("a usage error reached the emulator")
 	}
 	var stderr bytes.Buffer
-	code := run(t.Context(), []string{"get"}, getEnv(srv), strings.NewReader(""), io.Discard, &stderr)
+	code := exitCode(&stderr, run(t.Context(), []string{"get"}, getEnv(srv), strings.NewReader(""), io.Discard, &stderr))
 	if code != 2 {
 		t.Errorf("run(get) = %d, want 2", code)
 	}
@@ -258,5 +258,51 @@ func TestGetStopsWhenCanceled(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("get did not stop after the cancel")
+	}
+}
+
+// throttledGet runs get of two alerts against an emulator that answers one
+// call per 2s (the second gets 429 with Retry-After), with stderr as given.
+func throttledGet(t *testing.T, stderr io.Writer, extra ...string) (stdout string, err error) {
+	t.Helper()
+	srv := emulator.NewServer(emulator.WithSeedData(), emulator.WithQuota(connector.Limit{Count: 1, Window: 2 * time.Second}))
+	t.Cleanup(srv.Close)
+	lookup := getEnv(srv, append([]string{"DEFENDER_RATE_LIMITS", "none", "RETRY_MAX_ELAPSED", "30s", "RETRY_MAX_INTERVAL", "2s"}, extra...)...)
+	var out bytes.Buffer
+	e := &env{lookupEnv: lookup, stdin: strings.NewReader(""), stdout: &out, stderr: stderr}
+	err = runGetWith(t.Context(), e, []string{"-concurrency", "1", "da637472900382838869_1364969609", "636688558380765161_2136280442"}, srv.Client())
+	return out.String(), err
+}
+
+// TestGetLogsLongWaits: get that waits for Microsoft's Retry-After says so
+// in a log line when stderr is not a terminal.
+func TestGetLogsLongWaits(t *testing.T) {
+	var stderr bytes.Buffer
+	stdout, err := throttledGet(t, &stderr, "LOG_FORMAT", "json")
+	if err != nil || strings.Count(stdout, `"status":"success"`) != 2 {
+		t.Fatalf("get: %v\n%s%s", err, stdout, stderr.String())
+	}
+	var logged map[string]any
+	for line := range strings.Lines(stderr.String()) {
+		if strings.Contains(line, "waiting for Microsoft") && strings.Contains(line, "Retry-After") {
+			logged = json2map(t, line)
+		}
+	}
+	if reason, _ := logged["reason"].(string); !strings.Contains(reason, "Retry-After") || logged["done"] != "1 of 2 done" {
+		t.Errorf("no log line of the wait for Retry-After:\n%s\n%s", stderr.String(), stdout)
+	}
+}
+
+// TestGetShowsLongWaitsOnATerminal: on a terminal, get shows what it waits
+// for in a progress line, and clears it.
+func TestGetShowsLongWaitsOnATerminal(t *testing.T) {
+	tty, screen := openTerminal(t)
+	stdout, err := throttledGet(t, tty)
+	if err != nil || strings.Count(stdout, `"status":"success"`) != 2 {
+		t.Fatalf("get: %v\n%s", err, stdout)
+	}
+	shown := screen.waitFor(t, "the wait and the cleared line", func(s string) bool { return strings.HasSuffix(s, "\r\x1b[K") })
+	if !strings.Contains(shown, "get: 1 of 2 done; Microsoft answered 429: next call in") || strings.Contains(shown, `"msg"`) {
+		t.Errorf("terminal shows %q, want the wait for Retry-After and no log line", shown)
 	}
 }

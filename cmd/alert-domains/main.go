@@ -1,25 +1,46 @@
-// Command alert-domains turns Microsoft Defender for Endpoint alert IDs
-// published to NATS JetStream into the domains each alert involves.
+// Command alert-domains turns Microsoft Defender alert IDs published to
+// NATS JetStream into the domains each alert involves.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/alert-domains/alert-domains/internal/redact"
 )
 
 func main() {
-	if err := protectProcess(); err != nil {
-		fmt.Fprintf(os.Stderr, "alert-domains: %v\n", err)
-		os.Exit(1)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go exitOnSecondSignal(ctx, stop)
-	code := run(ctx, os.Args[1:], os.LookupEnv, os.Stdin, os.Stdout, os.Stderr)
+	err := protectProcess()
+	if err == nil {
+		err = run(ctx, os.Args[1:], os.LookupEnv, os.Stdin, os.Stdout, os.Stderr)
+	}
 	stop()
-	os.Exit(code)
+	os.Exit(exitCode(os.Stderr, err))
+}
+
+// exitCode says err on w, without the credentials of any URL in it, and
+// returns the exit status it stands for: 0 for none, the status of an
+// *exitError, else 1.
+func exitCode(w io.Writer, err error) int {
+	if err == nil {
+		return 0
+	}
+	code := 1
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code, err = ee.code, ee.err
+	}
+	if err != nil {
+		fmt.Fprintf(w, "alert-domains: %s\n", redact.URLs(err.Error()))
+	}
+	return code
 }
 
 // exitOnSecondSignal waits for the first SIGTERM or SIGINT (which starts

@@ -2,12 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -106,47 +102,4 @@ func warnRetirement(logger *slog.Logger, list []config.Tenant) {
 	}
 	logger.Warn("Microsoft retires the Defender for Endpoint API on "+connector.MDERetirement+" (MC1220762): set DEFENDER_API=graph (or api: graph per tenant) after granting SecurityAlert.Read.All; see docs/migrating-to-graph.md",
 		slog.Any("tenants", on))
-}
-
-// errNotChecked marks a tenant whose permission status did not check.
-var errNotChecked = errors.New("not checked (status asks at most 50 tenants' tokens)")
-
-// printAPIs writes the API section of status: each tenant's API and what
-// its token says of the permission it needs.
-func printAPIs(w io.Writer, checks []permissionCheck) {
-	fmt.Fprintln(w, "MICROSOFT API")
-	fmt.Fprintln(w, "  TENANT\tAPI\tPERMISSION")
-	slices.SortFunc(checks, func(a, b permissionCheck) int { return strings.Compare(a.tenant, b.tenant) })
-	for _, c := range checks {
-		api := string(c.api)
-		if c.api == connector.MDE {
-			api += " (retired " + connector.MDERetirement + ": move to graph)"
-		}
-		fmt.Fprintf(w, "  %s\t%s\t%s\n", c.tenant, api, permissionText(c))
-	}
-}
-
-// permissionText is one tenant's permission as status prints it.
-func permissionText(c permissionCheck) string {
-	p := c.api.Permission()
-	switch {
-	case errors.Is(c.err, errNotChecked):
-		return c.err.Error()
-	case c.err != nil:
-		return "no token: " + oneLine(c.err.Error(), 120)
-	case c.perm == connector.PermissionGranted:
-		return p + " granted"
-	case c.perm == connector.PermissionMissing:
-		return p + " MISSING: grant admin consent (" + consentStep(c.api) + ")"
-	}
-	return p + ": the token does not say (no roles claim)"
-}
-
-// oneLine is s on one line, cut at n bytes.
-func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		s = s[:n] + "…"
-	}
-	return s
 }

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/nats-io/nats.go"
@@ -15,12 +13,22 @@ import (
 	"github.com/alert-domains/alert-domains/message"
 )
 
+const publishUsage = `publish [flags] ID... | -
+
+Publishes one request per alert ID (arguments, or one per line on stdin with -)
+to REQUEST_SUBJECT, or with --tenant NAME to REQUEST_SUBJECT.NAME, and prints
+each one's stream sequence.`
+
 func runPublish(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "publish", "publish [flags] ID... | -\n\nPublishes one request per alert ID (arguments, or one per line on stdin with -)\nto REQUEST_SUBJECT and prints each one's stream sequence.")
+	fs := e.flags("publish")
 	asJSON := fs.Bool("json", false, `send {"alertId": ID} instead of the plain ID`)
 	correlation := fs.String("correlation-id", "", "Correlation-Id header of every request")
 	dedup := fs.Bool("dedup", false, "set Nats-Msg-Id to the alert ID, so the stream drops repeats within its duplicate window")
-	if err := parseFlags(fs, args); err != nil {
+	tenant := fs.String("tenant", "", "publish to the tenant's subject, REQUEST_SUBJECT.NAME")
+	if err := parse(fs, args, false); err != nil {
+		return err
+	}
+	if err := checkTenant("publish", *tenant); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
@@ -36,68 +44,45 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer closeConn()
-	p := &publisher{js: js, subject: cfg.RequestSubject, json: *asJSON, correlation: *correlation, dedup: *dedup, out: e.stdout}
-	if fs.NArg() == 1 && fs.Arg(0) == "-" {
-		return p.fromReader(ctx, e.stdin)
+	subject := cfg.RequestSubject
+	if *tenant != "" {
+		subject += "." + *tenant
 	}
-	for _, id := range fs.Args() {
-		if err := p.publish(ctx, id); err != nil {
+	publish := func(id string) error {
+		msg := &nats.Msg{Subject: subject, Data: []byte(id), Header: nats.Header{}}
+		if *asJSON {
+			msg.Data, _ = json.Marshal(map[string]string{"alertId": id})
+		}
+		if *correlation != "" {
+			msg.Header.Set(message.HeaderCorrelationID, *correlation)
+		}
+		if *dedup {
+			msg.Header.Set(message.HeaderMsgID, id)
+		}
+		ack, err := js.PublishMsg(ctx, msg)
+		switch {
+		case errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders):
+			return fmt.Errorf("no stream stores %s: start 'alert-domains serve' once with PROVISION=true to create it: %w", subject, err)
+		case err != nil:
+			return fmt.Errorf("publish %q: %w", id, err)
+		case ack.Duplicate:
+			_, err = fmt.Fprintf(e.stdout, "%d\t%s\tduplicate\n", ack.Sequence, id)
+		default:
+			_, err = fmt.Fprintf(e.stdout, "%d\t%s\n", ack.Sequence, id)
+		}
+		return err
+	}
+	next := lineReader(e.stdin)
+	if ids := fs.Args(); len(ids) > 1 || ids[0] != "-" {
+		next = sliceReader(ids)
+	}
+	for {
+		id, ok, err := next()
+		if err != nil || !ok {
+			return err
+		}
+		if err := publish(strings.TrimSpace(id)); err != nil {
 			return err
 		}
 	}
-	return nil
-}
-
-type publisher struct {
-	js          jetstream.JetStream
-	subject     string
-	json        bool
-	correlation string
-	dedup       bool
-	out         io.Writer
-}
-
-func (p *publisher) fromReader(ctx context.Context, r io.Reader) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), message.MaxRequestBytes+1)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" {
-			continue
-		}
-		if err := p.publish(ctx, line); err != nil {
-			return err
-		}
-	}
-	return sc.Err()
-}
-
-func (p *publisher) publish(ctx context.Context, id string) error {
-	body := []byte(id)
-	if p.json {
-		var err error
-		if body, err = json.Marshal(map[string]string{"alertId": id}); err != nil {
-			return err
-		}
-	}
-	msg := &nats.Msg{Subject: p.subject, Data: body, Header: nats.Header{}}
-	if p.correlation != "" {
-		msg.Header.Set(message.HeaderCorrelationID, p.correlation)
-	}
-	if p.dedup {
-		msg.Header.Set(message.HeaderMsgID, id)
-	}
-	ack, err := p.js.PublishMsg(ctx, msg)
-	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
-		return fmt.Errorf("no stream stores %s: start 'alert-domains serve' once with PROVISION=true to create it: %w", p.subject, err)
-	}
-	if err != nil {
-		return fmt.Errorf("publish %q: %w", id, err)
-	}
-	dup := ""
-	if ack.Duplicate {
-		dup = "\tduplicate"
-	}
-	_, err = fmt.Fprintf(p.out, "%d\t%s%s\n", ack.Sequence, id, dup)
-	return err
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -63,7 +65,7 @@ func (s *service) reloadActor(m *metrics.Metrics, count func(outcome string)) li
 			}
 			m.SetTenants(tenantAPIs(list))
 			count(metrics.ReloadApplied)
-			s.logger.Info("tenants reloaded", slog.String("file", s.cfg.TenantsFile), slog.String("reason", reason), slog.Any("tenants", tenantNames(list)))
+			s.logger.Info("tenants reloaded", slog.String("file", s.cfg.TenantsFile), slog.String("reason", reason), slog.Any("tenants", slices.Sorted(maps.Keys(tenantAPIs(list)))))
 			warnRetirement(s.logger, list)
 			// A new or changed tenant's permission is checked in the
 			// background, as at start.

@@ -18,7 +18,7 @@ func TestRemovedVariableWarns(t *testing.T) {
 		"AZURE_TENANT_ID": "6f1c2b9e-0000-4000-8000-000000000001", "AZURE_CLIENT_ID": "0a3e5f7d-0000-4000-8000-000000000002",
 		"AZURE_CLIENT_SECRET": "s", "QUOTA_SCOPE": "process",
 	})
-	code := run(t.Context(), []string{"serve"}, env, strings.NewReader(""), &stdout, &stderr)
+	code := exitCode(&stderr, run(t.Context(), []string{"serve"}, env, strings.NewReader(""), &stdout, &stderr))
 	if code == 2 {
 		t.Fatalf("exit %d, a configuration error:\n%s", code, stderr.String())
 	}

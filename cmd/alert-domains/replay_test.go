@@ -59,7 +59,7 @@ func newOpsEnv(t *testing.T, provision bool) *opsEnv {
 // output.
 func (o *opsEnv) run(ctx context.Context, args ...string) (code int, stdout, stderr string) {
 	var out, errOut bytes.Buffer
-	code = run(ctx, args, config.MapEnv(o.vars), strings.NewReader(""), &out, &errOut)
+	code = exitCode(&errOut, run(ctx, args, config.MapEnv(o.vars), strings.NewReader(""), &out, &errOut))
 	return code, out.String(), errOut.String()
 }
 
@@ -192,11 +192,11 @@ func TestReplayFlagsForms(t *testing.T) {
 	parse := func(args ...string) (*ops.ReplayOptions, error) {
 		fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
-		raw := defineReplayFlags(fs)
+		f := defineReplayFlags(fs)
 		if err := fs.Parse(args); err != nil {
 			return nil, err
 		}
-		return raw.options(fs, now)
+		return f.options(fs, now)
 	}
 	o, err := parse("--failed", "--kind", "unavailable, throttled", "--since", "2h", "--until", "1h")
 	if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 
@@ -11,13 +10,14 @@ import (
 	"github.com/alert-domains/alert-domains/metrics"
 )
 
+const serveUsage = `serve
+
+Runs the service: pulls alert IDs from REQUEST_SUBJECT, asks Microsoft for their
+domains and publishes one result per request. Configured by the environment.`
+
 func runServe(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "serve", "serve\n\nRuns the service: pulls alert IDs from REQUEST_SUBJECT, asks Microsoft for their\ndomains and publishes one result per request. Configured by the environment.")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parse(e.flags("serve"), args, true); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageErrorf("serve takes no arguments")
 	}
 	cfg, err := loadConfig(e)
 	if err != nil {
@@ -49,7 +49,7 @@ func newService(cfg *config.Config, e *env, list []config.Tenant, fromFile bool,
 	logger = traces.Logger(logger)
 	m := metrics.New()
 	m.SetTenants(tenantAPIs(list))
-	opts := []connector.Option{connector.WithObserver(m), connector.WithTracerProvider(traces.TracerProvider())}
+	opts := []connector.Option{connector.WithTracerProvider(traces.TracerProvider())}
 	if hc == nil {
 		opts = append(opts, connector.WithHTTPClient(connector.NewHTTPClient(cfg.Concurrency)))
 	}
@@ -57,6 +57,7 @@ func newService(cfg *config.Config, e *env, list []config.Tenant, fromFile bool,
 	if err != nil {
 		return nil, err
 	}
+	clients.noteTenants(list)
 	return &service{cfg: cfg, e: e, logger: logger, metrics: m, clients: clients, traces: traces}, nil
 }
 
@@ -68,31 +69,4 @@ func tenantAPIs(list []config.Tenant) map[string]connector.API {
 		apis[t.Name] = t.API
 	}
 	return apis
-}
-
-// tenantNames are the names of list.
-func tenantNames(list []config.Tenant) []string {
-	names := make([]string, len(list))
-	for i, t := range list {
-		names[i] = t.Name
-	}
-	return names
-}
-
-// loadConfig reads the environment; a mistake there is exit status 2.
-func loadConfig(e *env) (*config.Config, error) {
-	cfg, err := config.Load(e.lookupEnv)
-	if err != nil {
-		return nil, &exitError{code: 2, err: err}
-	}
-	return cfg, nil
-}
-
-// configError gives configuration mistakes found while building parts
-// (credentials, URLs) exit status 2.
-func configError(err error) error {
-	if errors.Is(err, config.ErrInvalid) || errors.Is(err, connector.ErrCredentialConfig) || errors.Is(err, connector.ErrConfig) {
-		return &exitError{code: 2, err: err}
-	}
-	return err
 }

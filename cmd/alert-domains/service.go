@@ -50,24 +50,9 @@ func (s *service) run(ctx context.Context) error {
 	start := time.Now()
 	g := lifecycle.Group{Budget: s.cfg.ShutdownTimeout + afterWork, Logger: s.logger}
 	g.Add(tracesActor(s.traces, s.cfg.ShutdownTimeout)...)
-	natsURL := s.cfg.NATSURL
-	stopEmbedded := func() {}
-	if natsURL == "" {
-		emb, err := broker.StartEmbedded(s.cfg.EmbeddedListen, s.cfg.EmbeddedStoreDir)
-		if err != nil {
-			return configError(err)
-		}
-		natsURL = emb.URL()
-		s.logger.Info("embedded NATS with JetStream listening", slog.String("url", natsURL), slog.String("store_dir", s.cfg.EmbeddedStoreDir))
-		stopEmbedded = func() {
-			emb.Shutdown()
-			s.logger.Info("embedded NATS stopped")
-		}
-		g.Add(lifecycle.Func("embedded NATS", func(ctx context.Context) error {
-			<-ctx.Done()
-			stopEmbedded()
-			return nil
-		}))
+	natsURL, stopEmbedded, err := s.startEmbedded(&g)
+	if err != nil {
+		return err
 	}
 	nc, err := broker.Connect(ctx, s.cfg, natsURL, "alert-domains serve", s.logger)
 	if err != nil {
@@ -120,6 +105,30 @@ func (s *service) run(ctx context.Context) error {
 		return closed
 	}
 	return err
+}
+
+// startEmbedded starts the embedded NATS server when NATS_URL is empty, as
+// the first layer of g, and returns the URL to connect to and what stops
+// the server.
+func (s *service) startEmbedded(g *lifecycle.Group) (natsURL string, stop func(), err error) {
+	if s.cfg.NATSURL != "" {
+		return s.cfg.NATSURL, func() {}, nil
+	}
+	emb, err := broker.StartEmbedded(s.cfg.EmbeddedListen, s.cfg.EmbeddedStoreDir)
+	if err != nil {
+		return "", nil, configError(err)
+	}
+	s.logger.Info("embedded NATS with JetStream listening", slog.String("url", emb.URL()), slog.String("store_dir", s.cfg.EmbeddedStoreDir))
+	stop = func() {
+		emb.Shutdown()
+		s.logger.Info("embedded NATS stopped")
+	}
+	g.Add(lifecycle.Func("embedded NATS", func(ctx context.Context) error {
+		<-ctx.Done()
+		stop()
+		return nil
+	}))
+	return emb.URL(), stop, nil
 }
 
 // answersWarmup bounds the wait for the stored results to be read, before

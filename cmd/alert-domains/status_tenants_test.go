@@ -177,3 +177,37 @@ func TestStatusTenantsSharedQuota(t *testing.T) {
 		t.Errorf("quota rows of fabrikam %v, want its 50/1m and 800/1h\n%s", got, out)
 	}
 }
+
+// TestStatusTenantsNamedByResults: without TENANTS_FILE, results of more
+// than one tenant make a line per tenant, with the requests stored on its
+// subject and those of them still without a result.
+func TestStatusTenantsNamedByResults(t *testing.T) {
+	o := newOpsEnv(t, true)
+	o.vars["QUOTA_SCOPE"] = "process"
+	a := o.requestOn(t, "contoso", "alert_a")
+	b := o.requestOn(t, "contoso", "alert_b")
+	c := o.requestOn(t, "fabrikam", "alert_c")
+	o.requestOn(t, "contoso", "alert_pending")
+	o.tenantFailure(t, "contoso", "alert_a", message.KindUnavailable, a)
+	ok := message.Success("alert_b", nil, 3, false, time.Now())
+	ok.Tenant = "contoso"
+	o.result(t, ok, b)
+	o.tenantFailure(t, "fabrikam", "alert_c", message.KindNotFound, c)
+
+	out := o.mustRun(t, "status")
+	lines := map[string]string{}
+	for line := range strings.Lines(out) {
+		if f := strings.Fields(line); len(f) > 0 {
+			lines[f[0]] = strings.Join(f, " ")
+		}
+	}
+	for first, want := range map[string]string{
+		"TENANTS":  "TENANTS named by the results",
+		"contoso":  "contoso 2 1 (1 unavailable) 3 1 3/100 per 1m, 3/1500 per 1h",
+		"fabrikam": "fabrikam 1 1 (1 not_found) 1 0 0/100 per 1m, 0/1500 per 1h",
+	} {
+		if lines[first] != want {
+			t.Errorf("line %q, want %q\n%s", lines[first], want, out)
+		}
+	}
+}

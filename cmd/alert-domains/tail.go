@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,55 +15,51 @@ import (
 	"github.com/alert-domains/alert-domains/message"
 )
 
-const tailSynopsis = `tail [--since D] [--failed | --succeeded] [--tenant NAME] [--json]
+const tailUsage = `tail [--since D] [--failed | --succeeded] [--tenant NAME] [--json]
 
 Follows the results as they are stored in RESULT_STREAM, one line each: when
-it completed, the status, the alert, and its domains or the error kind. It
-runs until interrupted (Ctrl-C), then exits 0.
+it completed, the status, the tenant, the alert, and its domains or the error
+kind. It runs until interrupted (Ctrl-C), then exits 0. Results go to stdout,
+everything else (what it follows, logs) to stderr.
 
 --tenant NAME follows only that tenant's results: those on
 SUCCESS_SUBJECT.NAME and FAILURE_SUBJECT.NAME, and those on the plain
 subjects whose tenant field is NAME.`
 
 func runTail(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "tail", tailSynopsis)
+	fs := e.flags("tail")
 	since := fs.String("since", "", "start with the results stored since then: a duration back from now (1h) or an RFC 3339 time (default: only new results)")
-	failed := fs.Bool("failed", false, "only failure results")
-	succeeded := fs.Bool("succeeded", false, "only success results")
+	var o ops.TailOptions
+	fs.BoolVar(&o.Failed, "failed", false, "only failure results")
+	fs.BoolVar(&o.Succeeded, "succeeded", false, "only success results")
+	fs.StringVar(&o.Tenant, "tenant", "", "only the results of this tenant")
 	asJSON := fs.Bool("json", false, "print each result's JSON as stored, one per line")
-	tenant := fs.String("tenant", "", "only the results of this tenant")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parse(fs, args, true); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageErrorf("tail takes no arguments (got %q)", fs.Arg(0))
-	}
-	if *failed && *succeeded {
+	if o.Failed && o.Succeeded {
 		return usageErrorf("tail: --failed and --succeeded exclude each other")
 	}
-	if *tenant != "" && !config.ValidTenantName(*tenant) {
-		return usageErrorf("tail: --tenant: %q is not a tenant name ([a-z0-9][a-z0-9-]{0,62})", *tenant)
+	if err := checkTenant("tail", o.Tenant); err != nil {
+		return err
 	}
-	occ := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy}
 	if *since != "" {
 		from, err := ops.ParseWhen(*since, time.Now())
 		if err != nil {
 			return usageErrorf("tail: --since: %v", err)
 		}
-		occ.DeliverPolicy, occ.OptStartTime = jetstream.DeliverByStartTimePolicy, &from
+		o.Since = from
 	}
 	cfg, err := loadConfig(e)
 	if err != nil {
 		return err
 	}
-	filter := ops.TailFilter{Tenant: *tenant, Success: cfg.SuccessSubject, Failure: cfg.FailureSubject}
-	occ.FilterSubjects = filter.Subjects(*failed, *succeeded)
 	js, closeConn, err := connectClient(ctx, e, cfg, "tail")
 	if err != nil {
 		return err
 	}
 	defer closeConn()
-	tail, err := ops.OpenTail(ctx, js, cfg, occ, filter)
+	tail, err := ops.OpenTail(ctx, js, cfg, o)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("stream %s does not exist: start 'alert-domains serve' once with PROVISION=true to create it: %w", cfg.ResultStream, err)
 	}
@@ -70,7 +67,7 @@ func runTail(ctx context.Context, e *env, args []string) error {
 		return interrupted(ctx, err)
 	}
 	defer tail.Stop()
-	fmt.Fprintf(e.stderr, "following results on %s (Ctrl-C to stop)\n", strings.Join(occ.FilterSubjects, ", "))
+	fmt.Fprintf(e.stderr, "following results on %s (Ctrl-C to stop)\n", strings.Join(tail.Subjects, ", "))
 	ignored := 0
 	for {
 		msg, res, tenant, err := tail.Next(ctx)
@@ -81,15 +78,22 @@ func runTail(ctx context.Context, e *env, args []string) error {
 			fmt.Fprintf(e.stderr, "alert-domains: tail: %d messages on result subjects were not written by the service and are not shown\n", n-ignored)
 			ignored = n
 		}
+		line := resultLine(res, tenant)
 		if *asJSON {
-			_, err = fmt.Fprintf(e.stdout, "%s\n", msg.Data())
-		} else {
-			_, err = fmt.Fprintln(e.stdout, resultLine(res, tenant))
+			line = string(msg.Data())
 		}
-		if err != nil {
+		if _, err := fmt.Fprintln(e.stdout, line); err != nil {
 			return err
 		}
 	}
+}
+
+// checkTenant checks the --tenant flag of a command.
+func checkTenant(command, name string) error {
+	if name != "" && !config.ValidTenantName(name) {
+		return usageErrorf("%s: --tenant: %q is not a tenant name ([a-z0-9][a-z0-9-]{0,62})", command, name)
+	}
+	return nil
 }
 
 // interrupted turns the error of a command that runs until Ctrl-C into a
@@ -105,13 +109,6 @@ func interrupted(ctx context.Context, err error) error {
 // tenant, alert, then the domains of a success or the error of a failure.
 // Every text from the wire is made printable and bounded.
 func resultLine(r *message.Result, tenant string) string {
-	alert, shownTenant := r.AlertID, message.Printable(tenant, 63)
-	if alert == "" {
-		alert = "-"
-	}
-	if shownTenant == "" {
-		shownTenant = "-"
-	}
 	var detail string
 	if r.Error != nil {
 		detail = string(r.Error.Kind) + ": " + r.Error.Message
@@ -119,10 +116,7 @@ func resultLine(r *message.Result, tenant string) string {
 			detail += fmt.Sprintf(" (HTTP %d)", r.Error.HTTPStatus)
 		}
 	} else {
-		detail = "(no domains)"
-		if len(r.Domains) > 0 {
-			detail = strings.Join(r.Domains, ", ")
-		}
+		detail = cmp.Or(strings.Join(r.Domains, ", "), "(no domains)")
 		if r.Cached != nil && *r.Cached {
 			detail += " [cached]"
 		}
@@ -132,5 +126,5 @@ func resultLine(r *message.Result, tenant string) string {
 		extra += fmt.Sprintf(", replay of %d", r.ReplayOf)
 	}
 	return fmt.Sprintf("%-24s  %-7s  %-12s  %-32s  %s  [%s]", message.Printable(r.CompletedAt, 32), message.Printable(r.Status, 8),
-		shownTenant, message.Printable(alert, 128), message.Printable(detail, 2048), extra)
+		cmp.Or(message.Printable(tenant, 63), "-"), message.Printable(cmp.Or(r.AlertID, "-"), 128), message.Printable(detail, 2048), extra)
 }

@@ -20,7 +20,7 @@ func startTail(t *testing.T, o *opsEnv, args ...string) (stdout *syncBuffer, sto
 	stdout, stderr := newSyncBuffer(), newSyncBuffer()
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, append([]string{"tail"}, args...), config.MapEnv(o.vars), strings.NewReader(""), stdout, stderr)
+		done <- exitCode(stderr, run(ctx, append([]string{"tail"}, args...), config.MapEnv(o.vars), strings.NewReader(""), stdout, stderr))
 	}()
 	stderr.waitFor(t, "start of tail", func(s string) bool { return strings.Contains(s, "following results") })
 	stopped := false

@@ -136,9 +136,29 @@ func TestTenantFlagUsage(t *testing.T) {
 		{"replay", "--failed", "--tenant", "*"},
 		{"tail", "--tenant", ">"},
 		{"tail", "--tenant", "-x"},
+		{"publish", "--tenant", "Contoso", "a1"},
+		{"publish", "--tenant", "a.b", "a1"},
 	} {
 		if code, _, stderr := o.run(t.Context(), args...); code != 2 || !strings.Contains(stderr, "--tenant") {
 			t.Errorf("%v: exit %d, want 2 naming --tenant\n%s", args, code, stderr)
+		}
+	}
+}
+
+// TestPublishTenant: publish --tenant sends each request to the tenant's
+// subject, REQUEST_SUBJECT.<name>.
+func TestPublishTenant(t *testing.T) {
+	o := newOpsEnv(t, true)
+	before := o.lastRequestSeq(t)
+	out := o.mustRun(t, "publish", "--tenant", "contoso", "a1", "a2")
+	s, err := o.js.Stream(t.Context(), o.cfg.RequestStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range []string{"a1", "a2"} {
+		m, err := s.GetMsg(t.Context(), before+uint64(i)+1)
+		if err != nil || m.Subject != o.cfg.RequestSubject+".contoso" || string(m.Data) != id {
+			t.Errorf("request %d: %v %v, want %s on %s.contoso\n%s", i, m, err, id, o.cfg.RequestSubject, out)
 		}
 	}
 }

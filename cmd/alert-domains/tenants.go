@@ -1,13 +1,23 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"slices"
+	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/internal/ops"
+	"github.com/alert-domains/alert-domains/metrics"
 	"github.com/alert-domains/alert-domains/quota"
+	"github.com/alert-domains/alert-domains/tenants"
 )
 
 // loadTenants is the tenants of the configuration: those of TENANTS_FILE,
@@ -30,56 +40,46 @@ func loadTenants(cfg *config.Config, e *env) (list []config.Tenant, fromFile boo
 }
 
 // newTenantConnector builds the Defender client of one tenant: its own
-// credential (and token cache), API URL, scope and quota.
+// credential (and token cache), API URL, scope, and quota of this process
+// unless extra gives another.
 func newTenantConnector(cfg *config.Config, t *config.Tenant, hc *http.Client, extra ...connector.Option) (*connector.Client, error) {
 	credCfg := t.Credential
-	if hc != nil {
-		credCfg.Transport = hc
-	}
-	cred, err := connector.NewCredential(credCfg)
-	if err != nil {
-		return nil, err
-	}
 	opts := []connector.Option{
 		connector.WithTimeout(cfg.DefenderTimeout),
 		connector.WithBackoff(cfg.RetryInitialInterval, cfg.RetryMaxInterval, cfg.RetryMaxElapsed),
 		connector.WithLimiter(connector.NewLimiter(t.RateLimits)),
 	}
 	if hc != nil {
+		credCfg.Transport = hc
 		opts = append(opts, connector.WithHTTPClient(hc))
 	}
+	cred, err := connector.NewCredential(credCfg)
+	if err != nil {
+		return nil, err
+	}
 	return connector.New(t.API, t.APIURL, cred, t.Scope, append(opts, extra...)...)
-}
-
-// tenantRegistration is the app registration whose quota a tenant spends:
-// for the tenant of the AZURE_* variables, the one registration(cfg) names.
-func tenantRegistration(t *config.Tenant) quota.Registration {
-	return quota.Registration{API: t.API, Cloud: t.Cloud, TenantID: t.Credential.TenantID, ClientID: t.Credential.ClientID}
 }
 
 // sharedQuota lays out the shared quota's streams for the tenants of list
 // (quota.Primary: DEFENDER_RATE_LIMITS's count of each of its windows,
 // otherwise the smallest count a tenant gives) and returns the limits they
-// enforce together, one stream each: tenants whose counts of a window
-// differ each have their own. Tenants of one app registration whose counts
-// of a window differ are a configuration error naming them: their calls
-// reach one Defender quota, which two streams would count apart.
+// enforce together, one stream each. Tenants of one app registration whose
+// counts of a window differ are a configuration error naming them: their
+// calls reach one Defender quota, which two streams would count apart.
 func sharedQuota(cfg *config.Config, list []config.Tenant) (quota.Layout, []connector.Limit, error) {
 	type window struct {
 		count  int
 		tenant string
 	}
-	seen := make(map[string]window) // the first count of a registration's window
+	seen := map[string]window{} // the first count of a registration's window
 	lists := make([][]connector.Limit, len(list))
 	for i := range list {
 		t := &list[i]
 		lists[i] = t.RateLimits
-		reg := tenantRegistration(t).Key()
 		for _, l := range t.RateLimits {
 			mine, _ := windowCount(t.RateLimits, l.Window)
-			key := reg + " " + l.Window.String()
-			o, ok := seen[key]
-			if !ok {
+			key := registration(t).Key() + " " + l.Window.String()
+			if o, ok := seen[key]; !ok {
 				seen[key] = window{mine, t.Name}
 			} else if o.count != mine {
 				return quota.Layout{}, nil, &config.TenantsError{File: cfg.TenantsFile, Tenant: t.Name, Index: i, Field: "rateLimits",
@@ -100,4 +100,288 @@ func windowCount(limits []connector.Limit, window time.Duration) (int, bool) {
 		}
 	}
 	return n, ok
+}
+
+// registration is the app registration whose quota tenant t spends.
+func registration(t *config.Tenant) quota.Registration {
+	return quota.Registration{API: t.API, Cloud: t.Cloud, TenantID: t.Credential.TenantID, ClientID: t.Credential.ClientID}
+}
+
+// newTenantQuota is the shared quota of one tenant's app registration, in
+// the streams of layout.
+func newTenantQuota(cfg *config.Config, layout quota.Layout, t *config.Tenant, logger *slog.Logger, obs quota.Observer) (*quota.Shared, error) {
+	opts := []quota.SharedOption{quota.WithLogger(logger.With(slog.String("component", "quota"), slog.String("tenant", t.Name))), quota.WithHold(cfg.DefenderTimeout)}
+	if obs != nil {
+		opts = append(opts, quota.WithObserver(obs))
+	}
+	return quota.NewShared(layout, registration(t), t.RateLimits, opts...)
+}
+
+// prepareQuotaLimits provisions (or, with PROVISION=false, verifies) the
+// shared quota's streams and bucket: layout names them, limits are every
+// tenant's. Provisioning waits out a busy cluster as the topology's does.
+func prepareQuotaLimits(ctx context.Context, js jetstream.JetStream, cfg *config.Config, layout quota.Layout, limits []connector.Limit, logger *slog.Logger) error {
+	if cfg.Provision {
+		return broker.Retrying(ctx, logger, func() error {
+			return quota.Provision(ctx, js, layout, limits, cfg.StreamReplicas, cfg.DefenderTimeout)
+		})
+	}
+	return quota.Verify(ctx, js, layout, limits)
+}
+
+// tenantClients builds and keeps the Defender clients of the tenants
+// served, each with its own credential, token cache and quota, and reloads
+// TENANTS_FILE: with QUOTA_SCOPE=shared it owns the shared quota of each
+// app registration and runs them once NATS is there.
+type tenantClients struct {
+	cfg      *config.Config
+	e        *env
+	logger   *slog.Logger
+	opts     []connector.Option // for every client, after its own
+	hc       *http.Client       // nil: each client's own
+	m        *metrics.Metrics   // nil: none (get)
+	obs      quota.Observer     // the shared quota's counters; nil for none
+	shared   bool               // QUOTA_SCOPE=shared with limits at start
+	router   *tenants.Router
+	fromFile bool
+
+	mu      sync.Mutex
+	layout  quota.Layout             // names the quota streams
+	limits  []connector.Limit        // what the quota streams enforce
+	quotas  map[string]*quota.Shared // by registration and streams
+	started map[*quota.Shared]bool
+	js      jetstream.JetStream // set by start
+	runCtx  context.Context     // set while runQuotas runs
+	wg      sync.WaitGroup
+}
+
+// newTenantClients builds the clients of list (from TENANTS_FILE when
+// fromFile), or of its tenants named only, sending their calls through hc
+// when it is not nil.
+func newTenantClients(cfg *config.Config, e *env, list []config.Tenant, fromFile bool, hc *http.Client, logger *slog.Logger, m *metrics.Metrics, opts []connector.Option, only ...string) (*tenantClients, error) {
+	c := &tenantClients{cfg: cfg, e: e, logger: logger, opts: opts, hc: hc, m: m, fromFile: fromFile,
+		quotas: map[string]*quota.Shared{}, started: map[*quota.Shared]bool{}}
+	if cfg.QuotaScope == quota.ScopeShared {
+		var err error
+		if c.layout, c.limits, err = sharedQuota(cfg, list); err != nil {
+			return nil, &exitError{code: 2, err: err}
+		}
+		c.shared = len(c.limits) > 0
+		if c.shared && m != nil {
+			if c.obs, err = m.SharedQuota(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if len(only) > 0 {
+		list = slices.DeleteFunc(slices.Clone(list), func(t config.Tenant) bool { return !slices.Contains(only, t.Name) })
+	}
+	set, err := tenants.New(list, c.build)
+	if err != nil {
+		return nil, configError(err)
+	}
+	c.router = tenants.NewRouter(set)
+	return c, nil
+}
+
+// build makes the client of one tenant, with the shared quota of its app
+// registration.
+func (c *tenantClients) build(t *config.Tenant) (tenants.Lookup, error) {
+	var opts []connector.Option
+	if c.m != nil {
+		opts = append(opts, connector.WithObserver(c.m.Tenant(t.Name, t.API)))
+	}
+	if c.shared && len(t.RateLimits) > 0 {
+		key := registration(t).Key()
+		for _, l := range quota.Enforced(t.RateLimits) {
+			key += " " + c.layout.Stream(l)
+		}
+		q, ok := c.quotas[key]
+		if !ok {
+			var err error
+			if q, err = newTenantQuota(c.cfg, c.layout, t, c.logger, c.obs); err != nil {
+				return nil, err
+			}
+			c.quotas[key] = q
+		}
+		opts = append(opts, connector.WithQuota(q))
+	}
+	return newTenantConnector(c.cfg, t, c.hc, append(opts, c.opts...)...)
+}
+
+// client is the Defender client of the tenant called name.
+func (c *tenantClients) client(name string) *connector.Client {
+	l, _ := c.router.Set().Lookup(name)
+	client, _ := l.(*connector.Client)
+	return client
+}
+
+// noteTenants logs the tenants served.
+func (c *tenantClients) noteTenants(list []config.Tenant) {
+	for _, t := range list {
+		c.logger.Info("tenant", slog.String("tenant", t.Name), slog.String("cloud", t.Cloud), slog.String("api_url", t.APIURL),
+			slog.String("credential", t.CredentialSource))
+	}
+}
+
+// start provisions the shared quota's streams (runQuotas then runs the
+// shared quotas), or seeds each tenant's own limiter with the calls its
+// recent results record, so that a restart does not begin with a blank
+// window.
+func (c *tenantClients) start(ctx context.Context, js jetstream.JetStream) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.js = js
+	if c.shared {
+		return prepareQuotaLimits(ctx, js, c.cfg, c.layout, c.limits, c.logger)
+	}
+	return c.seedLimiters(ctx, js)
+}
+
+// runQuotas runs every shared quota, those a reload adds included, until
+// ctx ends, and returns once they have all stopped.
+func (c *tenantClients) runQuotas(ctx context.Context) error {
+	c.mu.Lock()
+	c.runCtx = ctx
+	c.runQuotasLocked()
+	c.mu.Unlock()
+	<-ctx.Done()
+	c.mu.Lock()
+	c.runCtx = nil // a reload from now on starts none
+	c.mu.Unlock()
+	c.wg.Wait()
+	return nil
+}
+
+func (c *tenantClients) runQuotasLocked() {
+	if c.js == nil || c.runCtx == nil {
+		return
+	}
+	for _, q := range c.quotas {
+		if !c.started[q] {
+			c.started[q] = true
+			ctx := c.runCtx
+			c.wg.Go(func() { _ = q.Run(ctx, c.js) })
+			c.logger.Info("shared Defender quota", slog.String("registration_key", q.Registration().Key()), slog.Int("stream_replicas", c.cfg.StreamReplicas))
+		}
+	}
+}
+
+// reload reads TENANTS_FILE again and swaps the tenants served: unchanged
+// tenants keep their clients (token cache, quota, cooldown), new and
+// changed ones get new clients (named in changed), removed ones are no
+// longer served. Work in flight finishes with the client it has. An
+// invalid file changes nothing. A quota no tenant uses any more keeps its
+// watch until shutdown.
+func (c *tenantClients) reload(ctx context.Context) (list []config.Tenant, changed []string, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if list, err = config.LoadTenants(c.cfg.TenantsFile, c.cfg, c.e.lookupEnv); err != nil {
+		return nil, nil, err
+	}
+	prev, limits := c.layout, []connector.Limit(nil)
+	if c.cfg.QuotaScope == quota.ScopeShared {
+		if c.layout, limits, err = c.reloadLayout(list); err != nil {
+			c.layout = prev
+			return nil, nil, err
+		}
+	}
+	known := make(map[string]bool, len(c.quotas))
+	for k := range c.quotas {
+		known[k] = true
+	}
+	old := c.router.Set()
+	set, err := tenants.Rebuild(old, list, c.build)
+	if err == nil && c.js != nil && len(limits) > 0 {
+		err = prepareQuotaLimits(ctx, c.js, c.cfg, c.layout, limits, c.logger)
+	}
+	if err != nil {
+		for k := range c.quotas { // quotas of a set never used
+			if !known[k] {
+				delete(c.quotas, k)
+			}
+		}
+		c.layout = prev
+		return nil, nil, err
+	}
+	c.limits = limits
+	c.runQuotasLocked()
+	c.router.Swap(set)
+	c.noteTenants(list)
+	for _, t := range list {
+		was, _ := old.Lookup(t.Name)
+		if now, _ := set.Lookup(t.Name); now != was {
+			changed = append(changed, t.Name)
+		}
+	}
+	return list, changed, nil
+}
+
+// reloadLayout is the shared quota's layout for the tenants of a reloaded
+// file. The streams' names hang on the primary counts: renamed here alone,
+// this replica would count apart from the others; a window added or no
+// longer used renames nothing in use.
+func (c *tenantClients) reloadLayout(list []config.Tenant) (quota.Layout, []connector.Limit, error) {
+	layout, limits, err := sharedQuota(c.cfg, list)
+	switch {
+	case err != nil:
+		return quota.Layout{}, nil, err
+	case len(limits) > 0 && !c.shared:
+		return quota.Layout{}, nil, fmt.Errorf("%w: TENANTS_FILE: the tenants had no Defender rate limits at start; restart to give them some", config.ErrInvalid)
+	}
+	for _, now := range layout.Primary() {
+		if was, ok := windowCount(c.layout.Primary(), now.Window); ok && was != now.Count {
+			return quota.Layout{}, nil, fmt.Errorf("%w: TENANTS_FILE: the smallest count of %s, a window DEFENDER_RATE_LIMITS does not give, names the shared quota's streams and would change from %d to %d; restart every replica, or give that window in DEFENDER_RATE_LIMITS",
+				config.ErrInvalid, metrics.ShortDuration(now.Window), was, now.Count)
+		}
+	}
+	return layout, limits, nil
+}
+
+// seedTimeout bounds the read of recent results at start.
+const seedTimeout = 10 * time.Second
+
+// seedLimiters logs in each tenant's own limiter the calls its results of
+// the longest quota window record (ops.RecentCalls).
+func (c *tenantClients) seedLimiters(ctx context.Context, js jetstream.JetStream) error {
+	set := c.router.Set()
+	span := time.Duration(0)
+	for _, name := range set.Names() {
+		t, _ := set.Get(name)
+		for _, l := range t.RateLimits {
+			span = max(span, min(l.Window, broker.ResultMaxAge))
+		}
+	}
+	if span == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, seedTimeout)
+	defer cancel()
+	calls, err := ops.RecentCalls(ctx, js, c.cfg, time.Now().Add(-span))
+	if err != nil {
+		c.logger.Warn("the quota of this process counts from now: recent calls unknown", slog.Any("error", err))
+		return nil
+	}
+	n := 0
+	for name, starts := range calls {
+		if client := c.client(name); client != nil && client.Limiter() != nil {
+			client.Limiter().Seed(starts)
+			n += len(starts)
+		}
+	}
+	c.logger.Info("quota of this process", slog.String("scope", quota.ScopeProcess), slog.Int("recent_calls", n))
+	return nil
+}
+
+// tenantQuota is, for the metrics, the quota the client of each tenant of
+// the current set spends (a tenant's own limiter, or the shared quota of
+// its app registration), nil for a tenant that is not in the set.
+func tenantQuota(c *tenantClients) func(tenant string) metrics.Quota {
+	return func(tenant string) metrics.Quota {
+		if client := c.client(tenant); client != nil {
+			q, _ := client.Quota().(metrics.Quota)
+			return q
+		}
+		return nil
+	}
 }

@@ -20,91 +20,61 @@ type Lookup struct {
 // result. It returns next's error once the IDs before it were emitted,
 // emit's error at once, and context.Cause(ctx) when ctx ends first.
 func LookupAll(ctx context.Context, client *connector.Client, tenant string, next func() (string, bool, error), workers int, emit func(Lookup) error) error {
-	type job struct {
-		id  string
-		out chan Lookup
-	}
-	jobs := make(chan job)
-	order := make(chan chan Lookup, workers)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	slots := make(chan struct{}, workers)    // a lookup holds one until it is emitted
+	order := make(chan chan Lookup, workers) // never full: each entry holds a slot
 	readErr := make(chan error, 1)
 	go func() {
-		defer close(order)
-		defer close(jobs)
+		var err error
+		defer func() { readErr <- err; close(order) }()
 		for ctx.Err() == nil {
-			id, ok, err := next()
-			if err != nil {
-				readErr <- err
+			var id string
+			var ok bool
+			if id, ok, err = next(); err != nil || !ok {
 				return
 			}
-			if !ok {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
 				return
 			}
 			out := make(chan Lookup, 1)
-			select {
-			case order <- out:
-			case <-ctx.Done():
-				return
-			}
-			select {
-			case jobs <- job{id, out}:
-			case <-ctx.Done():
-				return
-			}
+			order <- out
+			go func() { out <- lookupOne(ctx, client, tenant, id) }()
 		}
 	}()
-	for range workers {
-		go func() {
-			for j := range jobs {
-				l := lookupOne(ctx, client, j.id)
-				l.Result.Tenant, l.Result.API = tenant, string(client.API())
-				j.out <- l
+	for out := range order {
+		select {
+		case l := <-out:
+			<-slots
+			if err := emit(l); err != nil {
+				return err
 			}
-		}()
-	}
-
-	for {
-		var (
-			out chan Lookup
-			ok  bool
-			l   Lookup
-		)
-		select {
-		case out, ok = <-order:
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
-		if !ok {
-			break
-		}
-		select {
-		case l = <-out:
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		}
-		if err := emit(l); err != nil {
-			return err
-		}
 	}
-	select {
-	case err := <-readErr:
-		return err
-	default:
-		return nil
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
 	}
+	return <-readErr
 }
 
 // lookupOne looks up one alert.
-func lookupOne(ctx context.Context, client *connector.Client, id string) Lookup {
+func lookupOne(ctx context.Context, client *connector.Client, tenant, id string) Lookup {
 	res, err := client.Domains(ctx, id)
-	now := time.Now()
+	l := Lookup{ID: id, Err: err}
 	if err == nil {
-		r := message.Success(id, res.Domains, res.Attempts, false, now)
-		r.GraphAlertID = res.GraphAlertID
-		return Lookup{ID: id, Result: r}
+		l.Result = message.Success(id, res.Domains, res.Attempts, false, time.Now())
+		l.Result.GraphAlertID = res.GraphAlertID
+	} else {
+		alertID := id
+		if message.ValidateAlertID(id) != nil {
+			alertID = ""
+		}
+		l.Result = message.Failure(alertID, err, res.Attempts, time.Now())
 	}
-	alertID := id
-	if message.ValidateAlertID(id) != nil {
-		alertID = ""
-	}
-	return Lookup{ID: id, Result: message.Failure(alertID, err, res.Attempts, now), Err: err}
+	l.Result.Tenant, l.Result.API = tenant, string(client.API())
+	return l
 }

@@ -17,18 +17,15 @@ import (
 )
 
 // Every serve process answers on its consumer's presence subject with who
-// it is and whether it is bound to the consumer, so that `status` lists the
-// replicas that run now: a process that stopped or crashed, or that lost
-// NATS, simply does not answer.
-
-// Presence answers arrive within presenceWait of the question; the gather
-// ends earlier once presenceQuiet has passed without another answer.
+// it is and whether it is bound to the consumer, so that status lists the
+// replicas that run now: one that stopped, crashed or lost NATS does not
+// answer. Answers arrive within presenceWait of the question; the gather
+// ends earlier once presenceQuiet has passed without another.
 const (
 	presenceWait  = time.Second
 	presenceQuiet = 300 * time.Millisecond
 )
 
-// presenceSubject is where the replicas of cfg's consumer answer.
 func presenceSubject(cfg *config.Config) string {
 	return "_ALERT_DOMAINS.REPLICAS." + cfg.RequestStream + "." + cfg.ConsumerName
 }
@@ -56,9 +53,8 @@ func ServePresence(nc *nats.Conn, cfg *config.Config, started time.Time, ready f
 		p := self
 		if err := ready(); err != nil {
 			p.Issue = err.Error()
-		} else {
-			p.Bound = true
 		}
+		p.Bound = p.Issue == ""
 		if data, err := json.Marshal(p); err == nil {
 			_ = m.Respond(data) // the asker may be gone; it asks again
 		}
@@ -74,22 +70,17 @@ func ServePresence(nc *nats.Conn, cfg *config.Config, started time.Time, ready f
 func ReadReplicas(ctx context.Context, nc *nats.Conn, cfg *config.Config) ([]Replica, error) {
 	inbox := nc.NewInbox()
 	sub, err := nc.SubscribeSync(inbox)
-	if err != nil {
-		return nil, fmt.Errorf("presence: %w", err)
+	if err == nil {
+		defer func() { _ = sub.Unsubscribe() }()
+		err = nc.PublishRequest(presenceSubject(cfg), inbox, nil)
 	}
-	defer func() { _ = sub.Unsubscribe() }()
-	if err := nc.PublishRequest(presenceSubject(cfg), inbox, nil); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("presence: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, presenceWait)
 	defer cancel()
 	var out []Replica
-	seen := map[string]bool{}
-	for {
-		wait := presenceWait
-		if len(out) > 0 {
-			wait = presenceQuiet
-		}
+	for wait := presenceWait; ; wait = presenceQuiet {
 		next, cancelNext := context.WithTimeout(ctx, wait)
 		msg, err := sub.NextMsgWithContext(next)
 		cancelNext()
@@ -100,11 +91,9 @@ func ReadReplicas(ctx context.Context, nc *nats.Conn, cfg *config.Config) ([]Rep
 			return nil, fmt.Errorf("presence: %w", err)
 		}
 		var p Replica
-		if json.Unmarshal(msg.Data, &p) != nil || p.ID == "" || seen[p.ID] {
-			continue
+		if json.Unmarshal(msg.Data, &p) == nil && p.ID != "" && !slices.ContainsFunc(out, func(r Replica) bool { return r.ID == p.ID }) {
+			out = append(out, p)
 		}
-		seen[p.ID] = true
-		out = append(out, p)
 	}
 	slices.SortFunc(out, func(a, b Replica) int {
 		return cmp.Or(cmp.Compare(a.Host, b.Host), cmp.Compare(a.PID, b.PID), cmp.Compare(a.ID, b.ID))

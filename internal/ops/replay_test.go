@@ -107,6 +107,7 @@ func TestReplayMessageDropsServerHeaders(t *testing.T) {
 }
 
 func TestParseKinds(t *testing.T) {
+	replayableKinds := []message.Kind{message.KindUnauthorized, message.KindForbidden, message.KindThrottled, message.KindUnavailable, message.KindUnknownTenant}
 	tests := []struct {
 		in       string
 		want     []message.Kind // nil: every kind

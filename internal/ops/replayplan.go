@@ -1,11 +1,19 @@
 package ops
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/broker"
@@ -32,64 +40,12 @@ func successKey(tenant, alertID string) string {
 	return tenant + "/" + alertID
 }
 
-// planFailed selects the matching failure results and decides for each one
+// planFailed selects the matching failure results and decides for each
 // whether its request is republished.
 func (r *Replay) planFailed(ctx context.Context) ([]ReplayItem, error) {
-	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.cfg.FailureSubject, broker.TenantSubject(r.cfg.FailureSubject)}}
-	if r.opts.Tenant != "" {
-		// Another tenant's failures are on its own subject: never read.
-		occ.FilterSubjects[1] = r.cfg.FailureSubject + "." + r.opts.Tenant
-	}
-	if !r.opts.Since.IsZero() {
-		occ.DeliverPolicy, occ.OptStartTime = jetstream.DeliverByStartTimePolicy, &r.opts.Since
-	}
-	var failures []failureRef
-	err := consumer.Scan(ctx, r.js, r.cfg.ResultStream, occ, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
-		if !r.opts.Until.IsZero() && meta.Timestamp.After(r.opts.Until) {
-			return false, nil
-		}
-		// A failure whose request is gone stays: it is planned and skipped
-		// (SkipNotStored), as nothing can be republished.
-		res, gone, err := r.believer.believe(ctx, msg.Subject(), msg.Headers(), msg.Data())
-		if gone {
-			res = &message.Result{}
-			if json.Unmarshal(msg.Data(), res) != nil {
-				r.sum.Ignored++
-				return true, nil
-			}
-		}
-		switch {
-		case err != nil:
-			return false, err
-		case res == nil:
-			return true, nil
-		case res.Error == nil:
-			r.sum.Ignored++
-			return true, nil
-		}
-		tenant, _ := r.believer.subjects.Tenant(msg.Subject())
-		if !r.opts.selects(res.Error.Kind) || (r.opts.Alert != "" && res.AlertID != r.opts.Alert) ||
-			(r.opts.Tenant != "" && tenant != "" && tenant != r.opts.Tenant) {
-			r.sum.Filtered++
-			return true, nil
-		}
-		// The result's replayOf is not read: it copies a header any
-		// publisher can set. What replay published is told apart by
-		// content (see copyOf).
-		failures = append(failures, failureRef{
-			resultSeq: meta.Sequence.Stream, at: meta.Timestamp,
-			own: res.RequestSequence, alertID: res.AlertID, tenant: tenant, kind: res.Error.Kind,
-		})
-		return true, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read failure results: %w", err)
-	}
-	if failures, err = r.tenantFailures(ctx, failures); err != nil {
+	failures, err := r.matchingFailures(ctx)
+	if err != nil || len(failures) == 0 {
 		return nil, err
-	}
-	if len(failures) == 0 {
-		return nil, nil
 	}
 	from := failures[0].at
 	keys := make(map[string]bool, len(failures))
@@ -110,42 +66,77 @@ func (r *Replay) planFailed(ctx context.Context) ([]ReplayItem, error) {
 	})
 }
 
-// tenantFailures keeps, with --tenant, the failures of that tenant: those
-// whose result names it, and those whose result names no tenant (the
-// request could not be routed: unknown_tenant, invalid_request) when their
-// stored request names it. A failure whose request is no longer stored, or
-// that names none, cannot be told, and could not be replayed: it is left
-// out.
-func (r *Replay) tenantFailures(ctx context.Context, failures []failureRef) ([]failureRef, error) {
-	if r.opts.Tenant == "" {
-		return failures, nil
+// matchingFailures reads the failure results the options select. A failure
+// whose request is gone stays (it is planned and skipped as not stored);
+// with --tenant, one whose result names no tenant (the request could not
+// be routed) is the tenant's when its stored request names it.
+func (r *Replay) matchingFailures(ctx context.Context) ([]failureRef, error) {
+	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.cfg.FailureSubject, broker.TenantSubject(r.cfg.FailureSubject)}}
+	if r.opts.Tenant != "" {
+		occ.FilterSubjects[1] = r.cfg.FailureSubject + "." + r.opts.Tenant
 	}
-	kept := failures[:0]
-	for _, f := range failures {
-		if f.tenant == "" && f.own == 0 {
+	if !r.opts.Since.IsZero() {
+		occ.DeliverPolicy, occ.OptStartTime = jetstream.DeliverByStartTimePolicy, &r.opts.Since
+	}
+	var failures []failureRef
+	err := consumer.Scan(ctx, r.js, r.cfg.ResultStream, occ, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
+		if !r.opts.Until.IsZero() && meta.Timestamp.After(r.opts.Until) {
+			return false, nil
+		}
+		res, gone, err := r.believer.Believe(ctx, msg.Subject(), msg.Headers(), msg.Data())
+		if gone {
+			res = &message.Result{}
+			if json.Unmarshal(msg.Data(), res) != nil {
+				res = nil
+				r.sum.Ignored++
+			}
+		}
+		if err != nil || res == nil {
+			return err == nil, err
+		}
+		if res.Error == nil {
+			r.sum.Ignored++
+			return true, nil
+		}
+		tenant, _ := r.believer.Subjects.Tenant(msg.Subject())
+		selected, err := r.selects(ctx, res, tenant)
+		if err != nil || !selected {
 			r.sum.Filtered++
-			continue
+			return err == nil, err
 		}
-		if f.tenant == "" {
-			raw, err := r.getRequest(ctx, f.own)
-			if err != nil {
-				return nil, err
-			}
-			if raw == nil || r.requestTenant(raw.Subject, raw.Data, raw.Header) != r.opts.Tenant {
-				r.sum.Filtered++
-				continue
-			}
-		}
-		kept = append(kept, f)
+		// The result's replayOf copies a header any publisher can set:
+		// what replay published is told apart by content (copyOf).
+		failures = append(failures, failureRef{resultSeq: meta.Sequence.Stream, at: meta.Timestamp,
+			own: res.RequestSequence, alertID: res.AlertID, tenant: tenant, kind: res.Error.Kind})
+		return true, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read failure results: %w", err)
 	}
-	return kept, nil
+	return failures, nil
+}
+
+// selects reports whether the failure res, stored for tenant, matches the
+// options.
+func (r *Replay) selects(ctx context.Context, res *message.Result, tenant string) (bool, error) {
+	o := &r.opts
+	if (o.Kinds != nil && !o.Kinds[res.Error.Kind]) || (o.Alert != "" && res.AlertID != o.Alert) {
+		return false, nil
+	}
+	if o.Tenant == "" || tenant != "" {
+		return o.Tenant == "" || tenant == o.Tenant, nil
+	}
+	if res.RequestSequence == 0 {
+		return false, nil
+	}
+	raw, err := r.getRequest(ctx, res.RequestSequence)
+	return raw != nil && r.requestTenant(raw.Subject, raw.Data, raw.Header) == o.Tenant, err
 }
 
 // planFailures decides what happens to each failure, given the stream
-// sequence of the last success result of each alert, the requests that
-// claim to be replay copies answering each failure result (by the failure's
-// result sequence), and genuine, which tells whether a claimed copy is one
-// that replay published.
+// sequence of the last success of each alert, the requests that claim to be
+// replay copies answering each failure (by the failure's result sequence),
+// and genuine, which tells whether a claimed copy is one replay published.
 func planFailures(failures []failureRef, succeeded map[string]uint64, copies map[uint64][]uint64, genuine func(seq uint64) (bool, error)) ([]ReplayItem, error) {
 	failed := make(map[uint64]bool, len(failures)) // requests with a failure result
 	for _, f := range failures {
@@ -154,23 +145,21 @@ func planFailures(failures []failureRef, succeeded map[string]uint64, copies map
 	items := make([]ReplayItem, 0, len(failures))
 	for _, f := range failures {
 		it := ReplayItem{seq: f.own, answers: f.resultSeq, alertID: f.alertID, detail: "failure " + string(f.kind)}
-		switch {
-		case f.alertID != "" && succeeded[successKey(f.tenant, f.alertID)] > f.resultSeq:
+		if f.alertID != "" && succeeded[successKey(f.tenant, f.alertID)] > f.resultSeq {
 			it.skip = SkipSucceededSince
-		default:
-			for _, c := range copies[f.resultSeq] {
-				ok, err := genuine(c)
-				if err != nil {
-					return nil, err
-				}
-				if !ok {
-					continue
-				}
-				it.skip = SkipReplayPending
-				if failed[c] {
-					it.skip = SkipReplayFailed
-				}
+		}
+		for _, c := range copies[f.resultSeq] {
+			if it.skip != "" {
 				break
+			}
+			ok, err := genuine(c)
+			if err != nil {
+				return nil, err
+			}
+			if ok && failed[c] {
+				it.skip = SkipReplayFailed
+			} else if ok {
+				it.skip = SkipReplayPending
 			}
 		}
 		items = append(items, it)
@@ -181,19 +170,16 @@ func planFailures(failures []failureRef, succeeded map[string]uint64, copies map
 // lastSuccesses reads the success results stored since from: the stream
 // sequence of the last one the service wrote of each alert of keys.
 func (r *Replay) lastSuccesses(ctx context.Context, from time.Time, keys map[string]bool) (map[string]uint64, error) {
-	last := make(map[string]uint64)
-	occ := jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{r.cfg.SuccessSubject, broker.TenantSubject(r.cfg.SuccessSubject)},
-		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
-		OptStartTime:   &from,
-	}
+	last := map[string]uint64{}
+	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.cfg.SuccessSubject, broker.TenantSubject(r.cfg.SuccessSubject)},
+		DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from}
 	err := consumer.Scan(ctx, r.js, r.cfg.ResultStream, occ, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
-		tenant, _ := r.believer.subjects.Tenant(msg.Subject())
+		tenant, _ := r.believer.Subjects.Tenant(msg.Subject())
 		key := successKey(tenant, msg.Headers().Get(message.HeaderAlertID))
 		if !keys[key] {
 			return true, nil
 		}
-		res, _, err := r.believer.believe(ctx, msg.Subject(), msg.Headers(), msg.Data())
+		res, _, err := r.believer.Believe(ctx, msg.Subject(), msg.Headers(), msg.Data())
 		if res != nil {
 			last[key] = meta.Sequence.Stream
 		}
@@ -206,20 +192,14 @@ func (r *Replay) lastSuccesses(ctx context.Context, from time.Time, keys map[str
 }
 
 // replayCopies reads the requests stored since from whose message ID says
-// they are replay copies answering a failure result: the stream sequences
-// of those copies by the failure's result sequence. They are claims only,
-// checked by copyOf before they count.
+// they are replay copies answering a failure result: their sequences by
+// the failure's result sequence. They are claims, checked by copyOf.
 func (r *Replay) replayCopies(ctx context.Context, from time.Time) (map[uint64][]uint64, error) {
-	copies := make(map[uint64][]uint64)
-	occ := jetstream.OrderedConsumerConfig{
-		FilterSubjects: r.requestSubjects(),
-		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
-		OptStartTime:   &from,
-		HeadersOnly:    true,
-	}
+	copies := map[uint64][]uint64{}
+	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.cfg.RequestSubject, broker.TenantSubject(r.cfg.RequestSubject)},
+		DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from, HeadersOnly: true}
 	err := consumer.Scan(ctx, r.js, r.cfg.RequestStream, occ, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
-		id, ok := parseReplayID(msg.Headers().Get(message.HeaderMsgID), r.identity)
-		if ok && id.answers != 0 {
+		if id, ok := parseReplayID(msg.Headers().Get(message.HeaderMsgID), r.identity); ok && id.answers != 0 {
 			copies[id.answers] = append(copies[id.answers], meta.Sequence.Stream)
 		}
 		return true, nil
@@ -230,14 +210,13 @@ func (r *Replay) replayCopies(ctx context.Context, from time.Time) (map[uint64][
 	return copies, nil
 }
 
-// planStored selects the stored request messages in the range.
+// planStored selects the stored request messages in the range: with a
+// tenant, those on its subject and those on the plain one whose body names
+// it (bodies are read then).
 func (r *Replay) planStored(ctx context.Context) ([]ReplayItem, error) {
-	occ := jetstream.OrderedConsumerConfig{FilterSubjects: r.requestSubjects(), HeadersOnly: true}
+	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.cfg.RequestSubject, broker.TenantSubject(r.cfg.RequestSubject)}, HeadersOnly: true}
 	if r.opts.Tenant != "" {
-		// The tenant's own subject, and the plain one, whose bodies may
-		// name it: the bodies are read.
-		occ.FilterSubjects = []string{r.cfg.RequestSubject, r.cfg.RequestSubject + "." + r.opts.Tenant}
-		occ.HeadersOnly = false
+		occ.FilterSubjects[1], occ.HeadersOnly = r.cfg.RequestSubject+"."+r.opts.Tenant, false
 	}
 	if r.opts.FromSeq > 0 {
 		occ.DeliverPolicy, occ.OptStartSeq = jetstream.DeliverByStartSequencePolicy, r.opts.FromSeq
@@ -246,10 +225,7 @@ func (r *Replay) planStored(ctx context.Context) ([]ReplayItem, error) {
 	}
 	var items []ReplayItem
 	err := consumer.Scan(ctx, r.js, r.cfg.RequestStream, occ, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
-		if r.opts.ToSeq > 0 && meta.Sequence.Stream > r.opts.ToSeq {
-			return false, nil
-		}
-		if !r.opts.Until.IsZero() && meta.Timestamp.After(r.opts.Until) {
+		if (r.opts.ToSeq > 0 && meta.Sequence.Stream > r.opts.ToSeq) || (!r.opts.Until.IsZero() && meta.Timestamp.After(r.opts.Until)) {
 			return false, nil
 		}
 		if r.opts.Tenant != "" && r.requestTenant(msg.Subject(), msg.Data(), msg.Headers()) != r.opts.Tenant {
@@ -263,4 +239,144 @@ func (r *Replay) planStored(ctx context.Context) ([]ReplayItem, error) {
 		return nil, fmt.Errorf("read requests: %w", err)
 	}
 	return items, nil
+}
+
+// replayID is what the message ID of a republished copy says: the stream
+// identity, the stored request it copies (source), and the failure result
+// it answers (Failed) or the last sequence of the stream when the run
+// started (a range). The same candidate of two runs at once gets the same
+// ID, so the stream stores it once.
+type replayID struct {
+	source, answers uint64
+	rest            string
+}
+
+const replayIDPrefix = "replay-"
+
+func (id replayID) String(identity string) string {
+	s := replayIDPrefix + identity + "-" + strconv.FormatUint(id.source, 10) + "-"
+	if id.answers != 0 {
+		s += "f" + strconv.FormatUint(id.answers, 10)
+	}
+	return s + id.rest
+}
+
+// parseReplayID reads a message ID of a replay copy of the stream with
+// identity; ok is false for any other ID.
+func parseReplayID(s, identity string) (id replayID, ok bool) {
+	rest, found := strings.CutPrefix(s, replayIDPrefix+identity+"-")
+	src, rest, cut := strings.Cut(rest, "-")
+	n, err := strconv.ParseUint(src, 10, 64)
+	if !found || !cut || err != nil || n == 0 {
+		return id, false
+	}
+	id.source, id.rest = n, rest
+	if f, isFailure := strings.CutPrefix(rest, "f"); isFailure {
+		num, tail, hasTail := strings.Cut(f, "-")
+		if a, err := strconv.ParseUint(num, 10, 64); err == nil {
+			id.answers, id.rest = a, ""
+			if hasTail {
+				id.rest = "-" + tail
+			}
+		}
+	}
+	return id, true
+}
+
+// replayCopy is what copyOf found out about a stored request.
+type replayCopy struct {
+	ok   bool   // a copy that replay published
+	root uint64 // the original of its chain (its Replay-Of)
+}
+
+// copyOf tells whether the stored request at seq is a copy that replay
+// published: its message ID has replay's form and names a source request,
+// and it carries exactly the body and headers of that source on the same
+// subject. A header alone proves nothing; a publisher who sends an exact
+// copy of a stored request sends that request again, as a replay does.
+func (r *Replay) copyOf(ctx context.Context, seq uint64) (replayCopy, error) {
+	c, ok := r.copies[seq]
+	if ok {
+		return c, nil
+	}
+	c, err := r.checkCopy(ctx, seq)
+	if err == nil {
+		r.copies[seq] = c
+	}
+	return c, err
+}
+
+func (r *Replay) checkCopy(ctx context.Context, seq uint64) (replayCopy, error) {
+	msg, err := r.getRequest(ctx, seq)
+	if msg == nil || err != nil {
+		return replayCopy{}, err
+	}
+	id, ok := parseReplayID(msg.Header.Get(message.HeaderMsgID), r.identity)
+	if !ok || id.source >= seq {
+		return replayCopy{}, nil
+	}
+	src, err := r.getRequest(ctx, id.source)
+	if src == nil || err != nil {
+		return replayCopy{}, err
+	}
+	if msg.Subject != src.Subject || !bytes.Equal(msg.Data, src.Data) || !maps.Equal(copiedHeaders(msg.Header), copiedHeaders(src.Header)) {
+		return replayCopy{}, nil
+	}
+	root := id.source
+	if n := message.ReplayOf(msg.Header); n > 0 && n <= id.source {
+		root = n
+	}
+	return replayCopy{ok: true, root: root}, nil
+}
+
+// getRequest reads a stored request message; nil when it is no longer
+// stored or is not on REQUEST_SUBJECT (or its per-tenant form).
+func (r *Replay) getRequest(ctx context.Context, seq uint64) (*jetstream.RawStreamMsg, error) {
+	raw, err := r.requests.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read request %d: %w", seq, err)
+	}
+	name, perTenant := strings.CutPrefix(raw.Subject, r.cfg.RequestSubject+".")
+	if raw.Subject != r.cfg.RequestSubject && (!perTenant || strings.Contains(name, ".")) {
+		return nil, nil
+	}
+	return raw, nil
+}
+
+// copied reports whether a replay copies the header k: every one but the
+// Nats-* ones the server acts on (the publisher's Nats-Msg-Id would make
+// the stream drop the copy; expectations and roll-ups would refuse it or
+// purge) and Replay-Of.
+func copied(k string) bool {
+	return !strings.HasPrefix(strings.ToLower(k), "nats-") && !strings.EqualFold(k, message.HeaderReplayOf)
+}
+
+// copiedHeaders are the headers of h a replay copies, by canonical name,
+// but for the trace context, which a copy replaces when tracing is on.
+func copiedHeaders(h nats.Header) map[string]string {
+	m := make(map[string]string, len(h))
+	for k, v := range h {
+		if copied(k) && !traceHeader(k) {
+			m[http.CanonicalHeaderKey(k)] = strings.Join(v, "\x00")
+		}
+	}
+	return m
+}
+
+// replayMessage is the republished copy of a stored request: the same body
+// and copied headers, with Replay-Of naming the original and replay's own
+// message ID.
+func replayMessage(raw *jetstream.RawStreamMsg, subject string, root uint64, msgID string) *nats.Msg {
+	h := nats.Header{}
+	for k, v := range raw.Header {
+		if copied(k) {
+			h[k] = slices.Clone(v)
+		}
+	}
+	h.Set(message.HeaderReplayOf, strconv.FormatUint(root, 10))
+	h.Set(message.HeaderMsgID, msgID)
+	return &nats.Msg{Subject: subject, Header: h, Data: raw.Data}
 }

@@ -3,8 +3,12 @@ package ops
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/broker"
@@ -13,24 +17,34 @@ import (
 	"github.com/alert-domains/alert-domains/message"
 )
 
+// Subjects are cfg's request and result subjects.
+func Subjects(cfg *config.Config) message.Subjects {
+	return message.Subjects{Request: cfg.RequestSubject, Success: cfg.SuccessSubject, Failure: cfg.FailureSubject, Plain: config.DefaultTenant}
+}
+
+// ResultsSince selects every result stored since from, on the plain and the
+// per-tenant result subjects.
+func ResultsSince(cfg *config.Config, from time.Time) jetstream.OrderedConsumerConfig {
+	return jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{cfg.SuccessSubject, cfg.FailureSubject, broker.TenantSubject(cfg.SuccessSubject), broker.TenantSubject(cfg.FailureSubject)},
+		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
+		OptStartTime:   &from,
+	}
+}
+
 // maxCallsPerResult bounds the calls one result can stand for in
 // RecentCalls.
 const maxCallsPerResult = 1000
 
 // RecentCalls are the calls that the results stored in cfg's result stream
 // since from record, by tenant (the one a result's subject names; the
-// plain subjects' is config.DefaultTenant): a time (when the result was
-// stored) for each of a result's attempts. Calls of deliveries that ended
-// without a result are not seen.
+// plain subjects' is config.DefaultTenant): the time the result was stored
+// for each of its attempts. Calls of deliveries that ended without a
+// result are not seen.
 func RecentCalls(ctx context.Context, js jetstream.JetStream, cfg *config.Config, from time.Time) (map[string][]time.Time, error) {
-	occ := jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{cfg.SuccessSubject, cfg.FailureSubject, broker.TenantSubject(cfg.SuccessSubject), broker.TenantSubject(cfg.FailureSubject)},
-		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
-		OptStartTime:   &from,
-	}
 	subjects := Subjects(cfg)
 	starts := map[string][]time.Time{}
-	err := consumer.Scan(ctx, js, cfg.ResultStream, occ, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
+	err := consumer.Scan(ctx, js, cfg.ResultStream, ResultsSince(cfg, from), func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
 		var r struct {
 			Attempts int `json:"attempts"`
 		}
@@ -48,7 +62,99 @@ func RecentCalls(ctx context.Context, js jetstream.JetStream, cfg *config.Config
 	return starts, err
 }
 
-// Subjects are cfg's request and result subjects.
-func Subjects(cfg *config.Config) message.Subjects {
-	return message.Subjects{Request: cfg.RequestSubject, Success: cfg.SuccessSubject, Failure: cfg.FailureSubject, Plain: config.DefaultTenant}
+// Believer tells the results the service wrote from anything else
+// published on a result subject, by checking each against the request it
+// names (message.Subjects.Believe), reading each request once.
+type Believer struct {
+	Subjects message.Subjects
+	Ignored  int // results not believed
+	js       jetstream.JetStream
+	requests jetstream.Stream
+	stream   string
+	read     map[uint64]*jetstream.RawStreamMsg // nil: no longer stored
+	// preloaded is the range of requests Preload read: one in it but not
+	// in read is no longer stored.
+	preloaded [2]uint64
+}
+
+// NewBeliever is a Believer of the results of cfg's streams.
+func NewBeliever(ctx context.Context, js jetstream.JetStream, cfg *config.Config) (*Believer, error) {
+	s, err := js.Stream(ctx, cfg.RequestStream)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", cfg.RequestStream, err)
+	}
+	return &Believer{Subjects: Subjects(cfg), js: js, requests: s, stream: cfg.RequestStream, read: map[uint64]*jetstream.RawStreamMsg{}}, nil
+}
+
+// Preload reads the requests stored since from (less a minute of clock
+// difference between the streams' leaders) in one scan, for a reader of
+// many results: each is then checked without a read of its own.
+func (b *Believer) Preload(ctx context.Context, from time.Time) error {
+	from = from.Add(-time.Minute)
+	occ := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from}
+	return consumer.Scan(ctx, b.js, b.stream, occ, func(m jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
+		seq := meta.Sequence.Stream
+		if b.preloaded[0] == 0 {
+			b.preloaded[0] = seq
+		}
+		b.preloaded[1] = seq
+		b.read[seq] = &jetstream.RawStreamMsg{Subject: m.Subject(), Sequence: seq, Header: m.Headers(), Data: m.Data(), Time: meta.Timestamp}
+		return true, nil
+	})
+}
+
+// Believe returns the result stored on subject with header and data when
+// it is the service's result of the stored request it names. A result
+// whose request is no longer stored cannot be checked: gone, and not
+// believed.
+func (b *Believer) Believe(ctx context.Context, subject string, header nats.Header, data []byte) (res *message.Result, gone bool, err error) {
+	label, err := b.Subjects.Label(b.stream, subject, header)
+	if err != nil {
+		b.Ignored++
+		return nil, false, nil
+	}
+	req, ok := b.read[label.Seq]
+	if !ok && b.preloaded[0] <= label.Seq && label.Seq <= b.preloaded[1] {
+		ok = true // in the range read, and no longer stored
+	}
+	if !ok {
+		m, err := b.requests.GetMsg(ctx, label.Seq)
+		if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil, false, fmt.Errorf("read request %d: %w", label.Seq, err)
+		}
+		b.read[label.Seq], req = m, m
+	}
+	if req == nil {
+		if label.Seq > b.requests.CachedInfo().State.LastSeq {
+			if info, err := b.requests.Info(ctx); err != nil || label.Seq > info.State.LastSeq {
+				b.Ignored++ // a request that was never stored
+				return nil, false, nil
+			}
+		}
+		return nil, true, nil
+	}
+	res, err = b.Subjects.Believe(b.stream, message.StoredRequest{Subject: req.Subject, Data: req.Data, Header: req.Header, Seq: req.Sequence, Stored: req.Time},
+		subject, header, data)
+	if err != nil {
+		b.Ignored++
+		return nil, false, nil
+	}
+	return res, false, nil
+}
+
+// ParseWhen reads a point in time: a Go duration back from now ("2h",
+// "30m") or an RFC 3339 time.
+func ParseWhen(s string, now time.Time) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if d, err := time.ParseDuration(s); err == nil {
+		if d <= 0 {
+			return time.Time{}, fmt.Errorf("%q: the duration back from now must be more than 0", s)
+		}
+		return now.Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither a duration back from now (2h, 30m) nor an RFC 3339 time (2026-11-27T09:00:00Z)", s)
+	}
+	return t, nil
 }

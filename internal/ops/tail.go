@@ -3,7 +3,7 @@ package ops
 import (
 	"context"
 	"encoding/json"
-	"slices"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -13,92 +13,88 @@ import (
 	"github.com/alert-domains/alert-domains/message"
 )
 
-// TailFilter selects the results a Tail follows.
-type TailFilter struct {
-	Tenant           string // only this tenant's results; "" for every one
-	Success, Failure string // SUCCESS_SUBJECT and FAILURE_SUBJECT
-}
-
-// Subjects are the result subjects to read: each in both forms, plain and
-// per tenant; with a tenant, its own subjects and the plain ones.
-func (f TailFilter) Subjects(failed, succeeded bool) []string {
-	var plain []string
-	switch {
-	case failed:
-		plain = []string{f.Failure}
-	case succeeded:
-		plain = []string{f.Success}
-	default:
-		plain = []string{f.Success, f.Failure}
-	}
-	out := slices.Clone(plain)
-	for _, s := range plain {
-		if f.Tenant != "" {
-			out = append(out, s+"."+f.Tenant)
-		} else {
-			out = append(out, broker.TenantSubject(s))
-		}
-	}
-	return out
-}
-
-// Keeps reports whether the result data stored on subject is followed: with
-// a tenant, a result on a plain subject is its tenant's when its tenant
-// field names it (the per-tenant subjects read are the tenant's own).
-func (f TailFilter) Keeps(subject string, data []byte) bool {
-	if f.Tenant == "" || (subject != f.Success && subject != f.Failure) {
-		return true
-	}
-	var r struct {
-		Tenant string `json:"tenant"`
-	}
-	return json.Unmarshal(data, &r) == nil && r.Tenant == f.Tenant
+// TailOptions select the results a Tail follows.
+type TailOptions struct {
+	Tenant            string    // only this tenant's results; "" for every one
+	Failed, Succeeded bool      // only failures, only successes
+	Since             time.Time // zero: only the results stored from now on
 }
 
 // Tail follows the results of a stream as they are stored, believing only
 // those the service wrote (each checked against its request).
 type Tail struct {
+	// Subjects are the result subjects read, each in both forms: plain,
+	// and per tenant (with a tenant, its own).
+	Subjects []string
+	tenant   string
+	plain    map[string]bool
 	r        *consumer.Reader
-	filter   TailFilter
-	believer *believer
+	believer *Believer
 }
 
-// OpenTail starts following the results of cfg's result stream that occ
-// selects (its FilterSubjects from filter.Subjects) and filter keeps. The
-// errors are the server's as they are, jetstream.ErrStreamNotFound among
+// OpenTail starts following the results of cfg's result stream that o
+// selects. The errors are the server's, jetstream.ErrStreamNotFound among
 // them.
-func OpenTail(ctx context.Context, js jetstream.JetStream, cfg *config.Config, occ jetstream.OrderedConsumerConfig, filter TailFilter) (*Tail, error) {
+func OpenTail(ctx context.Context, js jetstream.JetStream, cfg *config.Config, o TailOptions) (*Tail, error) {
+	t := &Tail{tenant: o.Tenant, plain: map[string]bool{}}
+	for _, s := range []string{cfg.SuccessSubject, cfg.FailureSubject} {
+		if (s == cfg.SuccessSubject && o.Failed) || (s == cfg.FailureSubject && o.Succeeded) {
+			continue
+		}
+		t.plain[s] = true
+		t.Subjects = append(t.Subjects, s)
+	}
+	for _, s := range t.Subjects[:len(t.plain)] {
+		if o.Tenant != "" {
+			t.Subjects = append(t.Subjects, s+"."+o.Tenant)
+		} else {
+			t.Subjects = append(t.Subjects, broker.TenantSubject(s))
+		}
+	}
+	occ := jetstream.OrderedConsumerConfig{FilterSubjects: t.Subjects, DeliverPolicy: jetstream.DeliverNewPolicy}
+	if !o.Since.IsZero() {
+		occ.DeliverPolicy, occ.OptStartTime = jetstream.DeliverByStartTimePolicy, &o.Since
+	}
 	if _, err := js.Stream(ctx, cfg.ResultStream); err != nil {
 		return nil, err
 	}
-	b, err := newBeliever(ctx, js, cfg)
-	if err != nil {
+	var err error
+	if t.believer, err = NewBeliever(ctx, js, cfg); err != nil {
 		return nil, err
 	}
-	r, err := consumer.Open(ctx, js, cfg.ResultStream, occ)
-	if err != nil {
+	if t.r, err = consumer.Open(ctx, js, cfg.ResultStream, occ); err != nil {
 		return nil, err
 	}
-	return &Tail{r: r, filter: filter, believer: b}, nil
+	return t, nil
 }
 
-// Next waits for the next result the filter keeps and the service wrote,
-// and returns it with its tenant (the one its subject names).
+// keeps reports whether the result data stored on subject is followed:
+// with a tenant, one on a plain subject is the tenant's when its tenant
+// field names it.
+func (t *Tail) keeps(subject string, data []byte) bool {
+	var r struct {
+		Tenant string `json:"tenant"`
+	}
+	return t.tenant == "" || !t.plain[subject] || (json.Unmarshal(data, &r) == nil && r.Tenant == t.tenant)
+}
+
+// Next waits for the next result followed that the service wrote, and
+// returns it with its tenant (the one its subject names).
 func (t *Tail) Next(ctx context.Context) (jetstream.Msg, *message.Result, string, error) {
 	for {
 		msg, _, err := t.r.Next(ctx)
 		if err != nil {
 			return nil, nil, "", err
 		}
-		if !t.filter.Keeps(msg.Subject(), msg.Data()) {
+		if !t.keeps(msg.Subject(), msg.Data()) {
 			continue
 		}
-		res, _, err := t.believer.believe(ctx, msg.Subject(), msg.Headers(), msg.Data())
+		res, _, err := t.believer.Believe(ctx, msg.Subject(), msg.Headers(), msg.Data())
 		if err != nil {
 			return nil, nil, "", err
 		}
 		if res != nil {
-			tenant, _ := t.believer.subjects.Tenant(msg.Subject())
+			tenant, _ := t.believer.Subjects.Tenant(msg.Subject())
 			return msg, res, tenant, nil
 		}
 	}

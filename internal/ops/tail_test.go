@@ -13,47 +13,48 @@ import (
 	"github.com/alert-domains/alert-domains/message"
 )
 
-func TestTailFilter(t *testing.T) {
-	f := TailFilter{Tenant: "contoso", Success: "ok", Failure: "bad"}
-	all := TailFilter{Success: "ok", Failure: "bad"}
-	subjects := []struct {
-		name              string
-		f                 TailFilter
-		failed, succeeded bool
-		want              []string
+func TestTailSubjects(t *testing.T) {
+	e := newTestEnv(t, nil)
+	ok, bad := e.cfg.SuccessSubject, e.cfg.FailureSubject
+	for _, tt := range []struct {
+		name string
+		o    TailOptions
+		want []string
 	}{
-		{"tenant, both", f, false, false, []string{"ok", "bad", "ok.contoso", "bad.contoso"}},
-		{"tenant, failed", f, true, false, []string{"bad", "bad.contoso"}},
-		{"tenant, succeeded", f, false, true, []string{"ok", "ok.contoso"}},
-		{"every tenant", all, false, false, []string{"ok", "bad", "ok.*", "bad.*"}},
-	}
-	for _, tt := range subjects {
+		{"tenant, both", TailOptions{Tenant: "contoso"}, []string{ok, bad, ok + ".contoso", bad + ".contoso"}},
+		{"tenant, failed", TailOptions{Tenant: "contoso", Failed: true}, []string{bad, bad + ".contoso"}},
+		{"tenant, succeeded", TailOptions{Tenant: "contoso", Succeeded: true}, []string{ok, ok + ".contoso"}},
+		{"every tenant", TailOptions{}, []string{ok, bad, ok + ".*", bad + ".*"}},
+	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.f.Subjects(tt.failed, tt.succeeded); !slices.Equal(got, tt.want) {
-				t.Errorf("subjects %v, want %v", got, tt.want)
+			tail, err := OpenTail(t.Context(), e.js, e.cfg, tt.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tail.Stop()
+			if !slices.Equal(tail.Subjects, tt.want) {
+				t.Errorf("subjects %v, want %v", tail.Subjects, tt.want)
 			}
 		})
 	}
-	keeps := []struct {
-		name    string
-		f       TailFilter
-		subject string
-		data    string
-		want    bool
+	plainTenant := &Tail{tenant: "contoso", plain: map[string]bool{ok: true, bad: true}}
+	every := &Tail{plain: plainTenant.plain}
+	for _, tt := range []struct {
+		name          string
+		t             *Tail
+		subject, data string
+		want          bool
 	}{
-		{"own subject", f, "ok.contoso", `{"status":"success","tenant":"contoso"}`, true},
-		{"plain subject, its tenant", f, "bad", `{"status":"failure","tenant":"contoso"}`, true},
-		{"plain subject, another tenant", f, "ok", `{"status":"success","tenant":"fabrikam"}`, false},
-		{"plain subject, no tenant", f, "bad", `{"status":"failure"}`, false},
-		{"plain subject, unreadable", f, "bad", `not json`, false},
-		{"every tenant, unreadable", all, "bad", `not json`, true},
-	}
-	for _, tt := range keeps {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.f.Keeps(tt.subject, []byte(tt.data)); got != tt.want {
-				t.Errorf("keeps(%q, %s) = %v, want %v", tt.subject, tt.data, got, tt.want)
-			}
-		})
+		{"own subject", plainTenant, ok + ".contoso", `{"status":"success","tenant":"contoso"}`, true},
+		{"plain subject, its tenant", plainTenant, bad, `{"status":"failure","tenant":"contoso"}`, true},
+		{"plain subject, another tenant", plainTenant, ok, `{"status":"success","tenant":"fabrikam"}`, false},
+		{"plain subject, no tenant", plainTenant, bad, `{"status":"failure"}`, false},
+		{"plain subject, unreadable", plainTenant, bad, `not json`, false},
+		{"every tenant, unreadable", every, bad, `not json`, true},
+	} {
+		if got := tt.t.keeps(tt.subject, []byte(tt.data)); got != tt.want {
+			t.Errorf("%s: keeps = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }
 
@@ -86,19 +87,18 @@ func TestTail(t *testing.T) {
 	e.result(t, last, e.request(t, "contoso", "alert_last", nil))
 
 	tests := []struct {
-		name   string
-		filter TailFilter
-		failed bool
-		want   []string
+		name string
+		o    TailOptions
+		want []string
 	}{
-		{"every tenant", TailFilter{Success: e.cfg.SuccessSubject, Failure: e.cfg.FailureSubject}, false, []string{"alert_0", "alert_1", "alert_2", "alert_3", "alert_plain", "alert_last"}},
-		{"one tenant", TailFilter{Tenant: "contoso", Success: e.cfg.SuccessSubject, Failure: e.cfg.FailureSubject}, false, []string{"alert_0", "alert_3", "alert_last"}},
-		{"failures", TailFilter{Success: e.cfg.SuccessSubject, Failure: e.cfg.FailureSubject}, true, []string{"alert_plain"}},
+		{"every tenant", TailOptions{}, []string{"alert_0", "alert_1", "alert_2", "alert_3", "alert_plain", "alert_last"}},
+		{"one tenant", TailOptions{Tenant: "contoso"}, []string{"alert_0", "alert_3", "alert_last"}},
+		{"failures", TailOptions{Failed: true}, []string{"alert_plain"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			occ := jetstream.OrderedConsumerConfig{FilterSubjects: tt.filter.Subjects(tt.failed, false)}
-			tail, err := OpenTail(t.Context(), e.js, e.cfg, occ, tt.filter)
+			tt.o.Since = time.Now().Add(-time.Hour)
+			tail, err := OpenTail(t.Context(), e.js, e.cfg, tt.o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -121,7 +121,7 @@ func TestTail(t *testing.T) {
 
 	nope := *e.cfg
 	nope.ResultStream = "NOPE"
-	if _, err := OpenTail(t.Context(), e.js, &nope, jetstream.OrderedConsumerConfig{}, TailFilter{}); !errors.Is(err, jetstream.ErrStreamNotFound) {
+	if _, err := OpenTail(t.Context(), e.js, &nope, TailOptions{}); !errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Errorf("a stream that does not exist: %v", err)
 	}
 }

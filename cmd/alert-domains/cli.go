@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/alert-domains/alert-domains/broker"
+	"github.com/alert-domains/alert-domains/config"
+	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/internal/buildinfo"
+)
+
+// env is what every command gets from the process: its environment and its
+// standard streams. Commands never read os.* directly, so tests can run them
+// in-process.
+type env struct {
+	lookupEnv config.Lookup
+	stdin     io.Reader
+	stdout    io.Writer
+	stderr    io.Writer
+}
+
+// getenv returns the value of an environment variable, or "".
+func (e *env) getenv(key string) string {
+	v, _ := e.lookupEnv(key)
+	return v
+}
+
+// command is one sub-command of the binary: a line for the list of
+// commands, its usage (synopsis, then what it does) and what runs it.
+type command struct {
+	name, summary, usage string
+	run                  func(ctx context.Context, e *env, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "run the consumer service (the main job)", serveUsage, runServe},
+		{"demo", "embedded NATS + Defender emulator + the service on sample alerts, then exit", demoUsage, runDemo},
+		{"get", "look up alert IDs once, without NATS (arguments, or - for stdin)", getUsage, runGet},
+		{"publish", "publish alert IDs as requests (arguments, or - for stdin)", publishUsage, runPublish},
+		{"emulate", "run the Defender + Entra ID emulator alone", emulateUsage, runEmulate},
+		{"replay", "republish failed or stored requests", replayUsage, runReplay},
+		{"tail", "follow results as they are published", tailUsage, runTail},
+		{"status", "streams, consumer, recent failures and quota use on one screen", statusUsage, runStatus},
+		{"version", "the version, commit and Go version of this binary", "version\n\nPrints the version, commit and Go version the binary was built from.", runVersion},
+		{"help", "list commands, flags and environment variables", helpUsage, runHelp},
+	}
+}
+
+func lookupCommand(name string) (command, bool) {
+	for _, c := range commands() {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
+// run is the whole program: it runs the command args name. Its error says
+// how the process ends (exitCode).
+func run(ctx context.Context, args []string, lookupEnv config.Lookup, stdin io.Reader, stdout, stderr io.Writer) error {
+	e := &env{lookupEnv: lookupEnv, stdin: stdin, stdout: stdout, stderr: stderr}
+	if len(args) == 0 {
+		_ = printUsage(stderr)
+		return &exitError{code: 2}
+	}
+	name := args[0]
+	switch name {
+	case "-h", "-help", "--help":
+		name = "help"
+	}
+	c, ok := lookupCommand(name)
+	if !ok {
+		return usageErrorf("unknown command %q ('alert-domains help' lists them)", name)
+	}
+	return c.run(ctx, e, args[1:])
+}
+
+// exitError carries a process exit status out of a command.
+type exitError struct {
+	code int
+	err  error // nil: the command has said everything already
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageErrorf reports a command-line or configuration mistake: exit status 2.
+func usageErrorf(format string, args ...any) error {
+	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
+}
+
+// errSomeFailed ends a command with exit status 1 without printing anything
+// more: the command has already reported each failure.
+var errSomeFailed = &exitError{code: 1}
+
+// configError gives configuration mistakes (of the environment, the
+// tenants file, credentials, URLs) exit status 2.
+func configError(err error) error {
+	if errors.Is(err, config.ErrInvalid) || errors.Is(err, connector.ErrCredentialConfig) || errors.Is(err, connector.ErrConfig) {
+		return &exitError{code: 2, err: err}
+	}
+	return err
+}
+
+// loadConfig reads the environment; a mistake there is exit status 2.
+func loadConfig(e *env) (*config.Config, error) {
+	cfg, err := config.Load(e.lookupEnv)
+	if err != nil {
+		return nil, &exitError{code: 2, err: err}
+	}
+	return cfg, nil
+}
+
+// flags is the flag set of the command called name; -h shows its usage on
+// stderr.
+func (e *env) flags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // a mistake is reported once, by exitCode
+	fs.Usage = func() {
+		c, _ := lookupCommand(name)
+		fmt.Fprintf(e.stderr, "usage: alert-domains %s\n", c.usage)
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			fmt.Fprintln(e.stderr, "\nflags:")
+			fs.SetOutput(e.stderr)
+			fs.PrintDefaults()
+			fs.SetOutput(io.Discard)
+		}
+		fmt.Fprintln(e.stderr, "\nenvironment: see 'alert-domains help'")
+	}
+	return fs
+}
+
+// parse parses args into fs: -h ends the command with status 0 once the
+// usage is shown, a bad flag (or, with noArgs, any argument) with status 2.
+func parse(fs *flag.FlagSet, args []string, noArgs bool) error {
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return &exitError{code: 0}
+	case err != nil:
+		return usageErrorf("%s: %v", fs.Name(), err)
+	case noArgs && fs.NArg() > 0:
+		return usageErrorf("%s takes no arguments (got %q)", fs.Name(), fs.Arg(0))
+	}
+	return nil
+}
+
+func runVersion(ctx context.Context, e *env, args []string) error {
+	if err := parse(e.flags("version"), args, true); err != nil {
+		return err
+	}
+	bi := buildinfo.Read()
+	_, err := fmt.Fprintf(e.stdout, "alert-domains %s\ncommit %s\n%s\n", bi.Version, bi.Commit, bi.GoVersion)
+	return err
+}
+
+// connectClient connects the client command called command (the server
+// lists the connection as "alert-domains <command>") to NATS_URL, or with
+// NATS_URL empty to the embedded server of a serve on this host, and
+// returns its JetStream context; closeConn closes the connection.
+func connectClient(ctx context.Context, e *env, cfg *config.Config, command string) (js jetstream.JetStream, closeConn func(), err error) {
+	url := cfg.NATSURL
+	if url == "" {
+		url = "nats://" + cfg.EmbeddedListen
+	}
+	nc, err := broker.Connect(ctx, cfg, url, "alert-domains "+command, newLogger(cfg, e))
+	if err != nil {
+		return nil, nil, configError(err)
+	}
+	if js, err = jetstream.New(nc); err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return js, nc.Close, nil
+}
