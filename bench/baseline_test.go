@@ -256,11 +256,15 @@ func keepAliveClient(c *http.Client) *http.Client {
 
 // fetchToken gets an access token with the client credentials grant.
 func (d *defenderAPI) fetchToken(ctx context.Context, tenant, clientID, secret string) (string, error) {
+	scope := emulator.Scope
+	if *benchAPI == "graph" {
+		scope = emulator.GraphScope
+	}
 	form := url.Values{
 		"grant_type":    {"client_credentials"},
 		"client_id":     {clientID},
 		"client_secret": {secret},
-		"scope":         {emulator.Scope},
+		"scope":         {scope},
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost,
 		d.url+"/"+tenant+"/oauth2/v2.0/token", strings.NewReader(form.Encode()))
@@ -285,16 +289,46 @@ func (d *defenderAPI) fetchToken(ctx context.Context, tenant, clientID, secret s
 	return answer.AccessToken, nil
 }
 
-// domainsAnswer is the part of Defender's answer the baseline reads.
+// domainsAnswer is the part of the endpoint API's answer the baseline reads.
 type domainsAnswer struct {
 	Value []struct {
 		Host string `json:"host"`
 	} `json:"value"`
 }
 
+// graphAnswer is the part of a Graph alert the baseline reads: the evidence
+// that names hosts.
+type graphAnswer struct {
+	Evidence []struct {
+		URL        string   `json:"url"`
+		URLs       []string `json:"urls"`
+		DomainName string   `json:"domainName"`
+	} `json:"evidence"`
+}
+
+// hosts are the host names of a's evidence, in order.
+func (a *graphAnswer) hosts() []string {
+	var hosts []string
+	for _, e := range a.Evidence {
+		for _, raw := range append([]string{e.URL}, e.URLs...) {
+			if u, err := url.Parse(raw); err == nil && u.Hostname() != "" {
+				hosts = append(hosts, u.Hostname())
+			}
+		}
+		if e.DomainName != "" {
+			hosts = append(hosts, e.DomainName)
+		}
+	}
+	return hosts
+}
+
+// domains asks the API of -bench.api for the domains of alertID.
 func (d *defenderAPI) domains(ctx context.Context, alertID string) ([]string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
-		d.url+"/api/alerts/"+url.PathEscape(alertID)+"/domains", nil)
+	path := "/api/alerts/" + url.PathEscape(alertID) + "/domains"
+	if *benchAPI == "graph" {
+		path = "/v1.0/security/alerts_v2/" + url.PathEscape(alertID)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.url+path, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -307,17 +341,26 @@ func (d *defenderAPI) domains(ctx context.Context, alertID string) ([]string, er
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("defender answered %s", resp.Status)
 	}
-	var answer domainsAnswer
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&answer); err != nil {
-		return nil, fmt.Errorf("defender answer: %w", err)
+	var domains []string
+	body := io.LimitReader(resp.Body, 1<<20)
+	if *benchAPI == "graph" {
+		var answer graphAnswer
+		if err := json.NewDecoder(body).Decode(&answer); err != nil {
+			return nil, fmt.Errorf("graph answer: %w", err)
+		}
+		domains = answer.hosts()
+	} else {
+		var answer domainsAnswer
+		if err := json.NewDecoder(body).Decode(&answer); err != nil {
+			return nil, fmt.Errorf("defender answer: %w", err)
+		}
+		for _, v := range answer.Value {
+			domains = append(domains, v.Host)
+		}
 	}
 	// Drain what the decoder left, so that the connection is reused.
 	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
 		return nil, err
-	}
-	domains := make([]string, 0, len(answer.Value))
-	for _, v := range answer.Value {
-		domains = append(domains, v.Host)
 	}
 	return domains, nil
 }

@@ -128,7 +128,7 @@ func startEmulator(tb testing.TB) (*emulator.Server, string) {
 // NATS server at natsURL, without a quota and logging warnings only; extra
 // entries win.
 func serviceEnv(emu *emulator.Server, certFile, natsURL string, extra ...string) []string {
-	return testenv.ServiceEnv(emu, certFile, natsURL, append([]string{"DEFENDER_RATE_LIMITS=none", "LOG_LEVEL=warn"}, extra...)...)
+	return testenv.ServiceEnv(emu, certFile, natsURL, append([]string{"DEFENDER_API=" + *benchAPI, "DEFENDER_RATE_LIMITS=none", "LOG_LEVEL=warn"}, extra...)...)
 }
 
 // startService starts a nats-server, the emulator and alert-domains serve
