@@ -73,9 +73,14 @@ func TestBaseline(t *testing.T) {
 // baseline loop with the given number of workers, and returns the baseline
 // as a target.
 func startBaseline(tb testing.TB, workers int) target {
+	return startBaselineFor(tb, workers, *benchAPI)
+}
+
+// startBaselineFor is startBaseline calling Microsoft's api (graph or mde).
+func startBaselineFor(tb testing.TB, workers int, api string) target {
 	tb.Helper()
 	ns := testenv.StartNATS(tb)
-	tg := startBaselineOn(tb, ns.JetStream(tb), 1, workers)
+	tg := startBaselineOn(tb, ns.JetStream(tb), 1, workers, api)
 	tg.url = ns.URL()
 	tg.pids = append(tg.pids, ns.PID())
 	return tg
@@ -85,9 +90,9 @@ func startBaseline(tb testing.TB, workers int) target {
 // NATS server (or cluster) of js, with streams of the given replica count,
 // and returns the baseline as a target without its URL and with this
 // process as its only pid; the caller adds the server's.
-func startBaselineOn(tb testing.TB, js jetstream.JetStream, replicas, workers int) target {
+func startBaselineOn(tb testing.TB, js jetstream.JetStream, replicas, workers int, apiName string) target {
 	tb.Helper()
-	api := newDefenderAPI(tb)
+	api := newDefenderAPI(tb, apiName)
 	ctx, cancel := context.WithTimeout(tb.Context(), 30*time.Second)
 	defer cancel()
 
@@ -226,16 +231,17 @@ func (l *baseline) handle(ctx context.Context, msg jetstream.Msg) error {
 // loopback TLS with one bearer token, obtained once, and a client that keeps
 // a connection alive per worker.
 type defenderAPI struct {
+	api    string // graph or mde
 	url    string
 	token  string
 	client *http.Client
 }
 
-func newDefenderAPI(tb testing.TB) *defenderAPI {
+func newDefenderAPI(tb testing.TB, apiName string) *defenderAPI {
 	tb.Helper()
 	srv := emulator.NewServer(emulator.WithAnyAlert())
 	tb.Cleanup(srv.Close)
-	api := &defenderAPI{url: srv.URL, client: keepAliveClient(srv.Client())}
+	api := &defenderAPI{api: apiName, url: srv.URL, client: keepAliveClient(srv.Client())}
 	tb.Cleanup(api.client.CloseIdleConnections)
 	token, err := api.fetchToken(tb.Context(), srv.TenantID(), srv.ClientID(), srv.ClientSecret())
 	if err != nil {
@@ -257,7 +263,7 @@ func keepAliveClient(c *http.Client) *http.Client {
 // fetchToken gets an access token with the client credentials grant.
 func (d *defenderAPI) fetchToken(ctx context.Context, tenant, clientID, secret string) (string, error) {
 	scope := emulator.Scope
-	if *benchAPI == "graph" {
+	if d.api == "graph" {
 		scope = emulator.GraphScope
 	}
 	form := url.Values{
@@ -322,10 +328,10 @@ func (a *graphAnswer) hosts() []string {
 	return hosts
 }
 
-// domains asks the API of -bench.api for the domains of alertID.
+// domains asks the API of d for the domains of alertID.
 func (d *defenderAPI) domains(ctx context.Context, alertID string) ([]string, error) {
 	path := "/api/alerts/" + url.PathEscape(alertID) + "/domains"
-	if *benchAPI == "graph" {
+	if d.api == "graph" {
 		path = "/v1.0/security/alerts_v2/" + url.PathEscape(alertID)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.url+path, nil)
@@ -343,7 +349,7 @@ func (d *defenderAPI) domains(ctx context.Context, alertID string) ([]string, er
 	}
 	var domains []string
 	body := io.LimitReader(resp.Body, 1<<20)
-	if *benchAPI == "graph" {
+	if d.api == "graph" {
 		var answer graphAnswer
 		if err := json.NewDecoder(body).Decode(&answer); err != nil {
 			return nil, fmt.Errorf("graph answer: %w", err)

@@ -21,7 +21,7 @@ import (
 // BenchmarkCeilingHTTPS measures the domains call alone: GETs to the
 // emulator over loopback TLS.
 func BenchmarkCeilingHTTPS(b *testing.B) {
-	api := newDefenderAPI(b)
+	api := newDefenderAPI(b, *benchAPI)
 	ctx := b.Context()
 	for b.Loop() {
 		b.ReportMetric(parallel(b, *benchN, *benchWorkers, []int{os.Getpid()}, func(i int) error {

@@ -118,7 +118,7 @@ func measureCluster(tb testing.TB, n, rounds, workers int) *clusterRun {
 	entry := c.Nodes[0].URL()
 	_, js := testenv.Connect(tb, entry)
 
-	base := startBaselineOn(tb, js, clusterNodes, workers)
+	base := startBaselineOn(tb, js, clusterNodes, workers, *benchAPI)
 	base.url = entry
 	base.pids = append(base.pids, pids...)
 	r.baseline = &system{name: "baseline", target: base}

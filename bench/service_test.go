@@ -132,12 +132,12 @@ func serviceEnv(emu *emulator.Server, certFile, natsURL string, extra ...string)
 }
 
 // startService starts a nats-server, the emulator and alert-domains serve
-// (built without the race detector unless the benchmark has it), and waits
-// until /readyz answers 200.
-func startService(tb testing.TB, cfg serviceConfig) *service {
+// (built without the race detector unless the benchmark has it) with the
+// extra environment entries, and waits until /readyz answers 200.
+func startService(tb testing.TB, cfg serviceConfig, extra ...string) *service {
 	tb.Helper()
 	ns := testenv.StartNATS(tb)
-	return startServiceOn(tb, ns.URL(), []int{ns.PID()}, cfg)
+	return startServiceOn(tb, ns.URL(), []int{ns.PID()}, cfg, extra...)
 }
 
 // startServiceOn starts the emulator and alert-domains serve on the NATS
