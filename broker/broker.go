@@ -1,7 +1,5 @@
-// Package broker connects the service to NATS: to an external server with
-// the configured authentication and TLS, or to a nats-server with JetStream
-// embedded in the process, and it keeps the streams, the consumer and the
-// buckets in the shape the service needs.
+// Package broker connects the service to NATS, external or embedded, and
+// keeps the streams and consumers in the shape the service needs.
 package broker
 
 import (
@@ -22,9 +20,8 @@ import (
 	"github.com/alert-domains/alert-domains/config"
 )
 
-// Connect dials the servers in cfg.NATSURL (or url, when not empty). The
-// connection reconnects forever, with a growing wait, and logs each
-// disconnect and reconnect.
+// Connect dials cfg.NATSURL (or serverURL, when not empty); the connection
+// reconnects forever and logs each disconnect and reconnect.
 func Connect(ctx context.Context, cfg *config.Config, serverURL, name string, logger *slog.Logger) (*nats.Conn, error) {
 	opts, err := options(cfg, name, logger)
 	if err != nil {
@@ -173,6 +170,5 @@ func (e *Embedded) Shutdown() {
 	e.srv.WaitForShutdown()
 }
 
-// ErrMissing is wrapped by Verify when a stream, consumer or bucket the
-// service needs does not exist and PROVISION=false forbids creating it.
+// ErrMissing is wrapped by Verify for a stream or consumer that does not exist.
 var ErrMissing = errors.New("missing")

@@ -29,28 +29,21 @@ func MaxDeliveriesSubject(stream, consumer string) string {
 	return "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + stream + "." + consumer
 }
 
-// Topology is the shape of the streams, consumers and bucket the service
-// uses, derived from the configuration.
+// Topology is the shape of the streams and consumers the service uses.
 type Topology struct {
 	RequestStream jetstream.StreamConfig
 	ResultStream  jetstream.StreamConfig
 	Consumer      jetstream.ConsumerConfig
-	// Advisories is the durable consumer that reads the max-deliveries
-	// advisories the request stream captures, so that a request that ran out
-	// of deliveries while no replica was running still gets its result.
-	Advisories jetstream.ConsumerConfig
+	Advisories    jetstream.ConsumerConfig // the safety net's, on the captured max-deliveries advisories
 }
 
-// TenantSubject is the wildcard that captures subject's per-tenant form,
-// <subject>.<tenant>: requests a publisher names its tenant by, and the
-// results of such requests.
+// TenantSubject is the wildcard of subject's per-tenant form, <subject>.<tenant>.
 func TenantSubject(subject string) string { return subject + ".*" }
 
-// NewTopology derives the topology from cfg. Every stream and bucket has
-// cfg.StreamReplicas replicas; the consumers take their stream's.
+// NewTopology derives the topology from cfg.
 func NewTopology(cfg *config.Config) Topology {
 	advisory := MaxDeliveriesSubject(cfg.RequestStream, cfg.ConsumerName)
-	t := Topology{
+	return Topology{
 		RequestStream: jetstream.StreamConfig{
 			Name:        cfg.RequestStream,
 			Description: "alert-domains requests: Defender alert IDs to look up",
@@ -96,27 +89,17 @@ func NewTopology(cfg *config.Config) Topology {
 			ReplayPolicy:  jetstream.ReplayInstantPolicy,
 		},
 	}
-	return t
 }
 
-// MaxAckPending is the consumer's limit on unacknowledged messages: the
-// work of four replicas with the same concurrency, each with its workers
-// busy and as many messages parked, waiting for their quota without a
-// worker, as the consumer package lets wait (consumer.DefaultMaxParked).
+// MaxAckPending is the consumer's limit on unacknowledged messages: four
+// replicas' busy workers and parked waits (consumer.DefaultMaxParked).
 func MaxAckPending(concurrency int) int {
 	return 4 * (concurrency + consumer.DefaultMaxParked)
 }
 
 // Provision creates what is missing and brings the settings the service
-// owns in line with the configuration: the replica count of every stream
-// and bucket, a longer duplicate window, and the consumer's mutable settings
-// (ack wait, deliveries, pending limit). It never changes an existing
-// stream's subjects or retention, nor a consumer's deliver policy: such a
-// difference is an error that names it (ErrConflict). The one exception is
-// a stream made before tenants existed: the per-tenant wildcards
-// (TenantSubject) of subjects it captures are added to it, keeping every
-// subject it had. It logs what it
-// created and every setting it changed.
+// owns in line with the configuration (EnsureStream, provisionConsumer),
+// logging every change.
 func (t Topology) Provision(ctx context.Context, js jetstream.JetStream, logger *slog.Logger) error {
 	steps := []func() error{
 		func() error { return EnsureStream(ctx, js, t.RequestStream, logger) },
@@ -132,16 +115,10 @@ func (t Topology) Provision(ctx context.Context, js jetstream.JetStream, logger 
 	return nil
 }
 
-// provisionRetryFor bounds how long provisioning waits out a cluster that
-// is electing a leader or moving a stream's peers.
-const provisionRetryFor = 45 * time.Second
-
 // Retrying runs step until it succeeds, fails for good, or has failed with
-// transient errors for 45 seconds: errors a JetStream cluster answers while
-// it elects a leader or adds a stream's replicas ("insufficient resources",
-// no leader, time-outs). Every step of provisioning is safe to repeat.
+// Transient errors for 45 seconds.
 func Retrying(ctx context.Context, logger *slog.Logger, step func() error) error {
-	deadline := time.Now().Add(provisionRetryFor)
+	deadline := time.Now().Add(45 * time.Second)
 	wait := 100 * time.Millisecond
 	for {
 		err := step()
@@ -160,13 +137,11 @@ func Retrying(ctx context.Context, logger *slog.Logger, step func() error) error
 	}
 }
 
-// errCodeNoSuitablePeers is the server's "no suitable peers for placement"
-// (a peer it has not heard from yet counts as offline).
+// errCodeNoSuitablePeers is the server's "no suitable peers for placement".
 const errCodeNoSuitablePeers jetstream.ErrorCode = 10005
 
-// Transient reports whether err is one that a JetStream cluster gives while
-// it elects a leader, moves peers or has not yet heard from every peer
-// after a start, and that a later attempt may not get.
+// Transient reports whether err is one a JetStream cluster gives while it
+// elects a leader, moves peers or has not heard from every peer yet.
 func Transient(err error) bool {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
@@ -177,19 +152,13 @@ func Transient(err error) bool {
 }
 
 // ErrConflict is wrapped when an existing stream or consumer differs from
-// the configuration in a way provisioning must not change (a stream's
-// subjects or retention, a consumer's ack policy), or, with PROVISION=false,
-// when its replica count differs from STREAM_REPLICAS.
+// the configuration in what provisioning must not change.
 var ErrConflict = errors.New("conflicts with the configuration")
 
-// EnsureStream creates the stream want describes when it is missing. An
-// existing stream keeps its subjects, retention and every setting operators
-// may tune; only its replica count is brought to want.Replicas and its
-// duplicate window raised to want.Duplicates, and the per-tenant wildcards
-// of want that it lacks are added to its subjects (a superset that keeps
-// every subject it had). When its subjects do not capture every other
-// subject of want, or its retention policy differs, nothing is changed and
-// the error (wrapping ErrConflict) names the difference.
+// EnsureStream creates the stream want describes when it is missing. Of an
+// existing one it changes only the replica count, raises a shorter duplicate
+// window, and the per-tenant wildcards it lacks; other subjects or another
+// retention are an ErrConflict.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, logger *slog.Logger) error {
 	s, err := js.Stream(ctx, want.Name)
 	switch {
@@ -230,8 +199,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 	return nil
 }
 
-// streamConflict reports what provisioning may not change: a subject of want
-// that the existing stream does not capture, or another retention policy.
+// streamConflict reports a subject of want the stream does not capture, or another retention.
 func streamConflict(have, want jetstream.StreamConfig) error {
 	var d []string
 	for _, w := range want.Subjects {
@@ -249,9 +217,8 @@ func streamConflict(have, want jetstream.StreamConfig) error {
 		want.Name, ErrConflict, strings.Join(d, "; "))
 }
 
-// missingTenantSubjects are the per-tenant wildcards of want that have does
-// not capture while it captures their plain subject: what a stream made
-// before tenants existed lacks.
+// missingTenantSubjects are want's per-tenant wildcards whose plain subject
+// have captures and they not: what a stream made before tenants lacks.
 func missingTenantSubjects(have, want jetstream.StreamConfig) []string {
 	var add []string
 	for _, w := range want.Subjects {
@@ -273,8 +240,6 @@ func withSubjects(c jetstream.StreamConfig, extra []string) jetstream.StreamConf
 	return c
 }
 
-// subjectCovers reports whether the stream subject pattern captures the
-// literal subject.
 func subjectCovers(pattern, subject string) bool {
 	p, s := strings.Split(pattern, "."), strings.Split(subject, ".")
 	for i, tok := range p {
@@ -288,45 +253,8 @@ func subjectCovers(pattern, subject string) bool {
 	return len(p) == len(s)
 }
 
-// EnsureKeyValue creates the bucket when it is missing, and otherwise
-// brings its replica count and TTL to want (both are the service's own
-// settings of its buckets).
-func EnsureKeyValue(ctx context.Context, js jetstream.JetStream, want jetstream.KeyValueConfig, logger *slog.Logger) error {
-	s, err := js.Stream(ctx, kvStreamName(want.Bucket))
-	switch {
-	case errors.Is(err, jetstream.ErrStreamNotFound):
-		if _, err := js.CreateKeyValue(ctx, want); err != nil {
-			return fmt.Errorf("create key-value bucket %s: %w", want.Bucket, err)
-		}
-		logger.Info("created key-value bucket", slog.String("bucket", want.Bucket), slog.Int("replicas", max(want.Replicas, 1)))
-		return nil
-	case err != nil:
-		return fmt.Errorf("look up key-value bucket %s: %w", want.Bucket, err)
-	}
-	have := s.CachedInfo().Config
-	var changes []string
-	if max(have.Replicas, 1) != max(want.Replicas, 1) {
-		changes = append(changes, fmt.Sprintf("replicas %d -> %d", max(have.Replicas, 1), max(want.Replicas, 1)))
-	}
-	if have.MaxAge != want.TTL {
-		changes = append(changes, fmt.Sprintf("ttl %v -> %v", have.MaxAge, want.TTL))
-	}
-	if len(changes) == 0 {
-		return nil
-	}
-	if _, err := js.UpdateKeyValue(ctx, want); err != nil {
-		return fmt.Errorf("update key-value bucket %s (%s): %w", want.Bucket, strings.Join(changes, ", "), err)
-	}
-	logger.Info("updated key-value bucket", slog.String("bucket", want.Bucket), slog.Any("changes", changes))
-	return nil
-}
-
-func kvStreamName(bucket string) string { return "KV_" + bucket }
-
-// updateDurable brings an existing consumer's mutable settings to want. A
-// missing one is created here only on a request stream that has never
-// stored a message; otherwise where processing stopped, when it is bound
-// (see Binder).
+// updateDurable provisions a consumer; a missing one is created here only
+// on a request stream that never stored a message, else by the Binder.
 func (t Topology) updateDurable(ctx context.Context, js jetstream.JetStream, want jetstream.ConsumerConfig, logger *slog.Logger) error {
 	_, err := js.Consumer(ctx, t.RequestStream.Name, want.Durable)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
@@ -334,18 +262,14 @@ func (t Topology) updateDurable(ctx context.Context, js jetstream.JetStream, wan
 		if err != nil || s.CachedInfo().State.LastSeq > 0 {
 			return err
 		}
-		return provisionConsumer(ctx, js, t.RequestStream.Name, want, logger)
-	}
-	if err != nil {
+	} else if err != nil {
 		return fmt.Errorf("look up consumer %s on %s: %w", want.Durable, t.RequestStream.Name, err)
 	}
 	return provisionConsumer(ctx, js, t.RequestStream.Name, want, logger)
 }
 
 // provisionConsumer creates the consumer when it is missing, and otherwise
-// updates only the settings a consumer can change (ack wait, deliveries,
-// pending limit, filter, description), keeping its deliver policy, start
-// sequence and metadata as they are.
+// updates only its mutable settings (ack wait, deliveries, pending, filter).
 func provisionConsumer(ctx context.Context, js jetstream.JetStream, stream string, want jetstream.ConsumerConfig, logger *slog.Logger) error {
 	c, err := js.Consumer(ctx, stream, want.Durable)
 	switch {
@@ -399,9 +323,7 @@ func consumerDiff(have, want jetstream.ConsumerConfig) []string {
 	return d
 }
 
-// filters is the consumer's filter as one comparable text, whether it was
-// given as FilterSubject or FilterSubjects (the server reports one filter
-// as FilterSubject).
+// filters is the consumer's filter, FilterSubject or FilterSubjects, as one text.
 func filters(c jetstream.ConsumerConfig) string {
 	f := slices.Clone(c.FilterSubjects)
 	if c.FilterSubject != "" {
@@ -411,8 +333,7 @@ func filters(c jetstream.ConsumerConfig) string {
 	return strings.Join(f, ",")
 }
 
-// Verify checks that the streams, consumers and bucket exist, for
-// PROVISION=false. The error names everything that is missing.
+// Verify checks that the topology exists, for PROVISION=false, naming all that is missing.
 func (t Topology) Verify(ctx context.Context, js jetstream.JetStream) error {
 	var missing []error
 	for _, sc := range []jetstream.StreamConfig{t.RequestStream, t.ResultStream} {
@@ -450,7 +371,7 @@ func replicaConflict(what string, have, want int) error {
 }
 
 func lookupErr(what string, err error) error {
-	if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrBucketNotFound) {
+	if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return fmt.Errorf("%s: %w", what, ErrMissing)
 	}
 	return fmt.Errorf("%s: %w", what, err)
