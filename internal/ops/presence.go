@@ -17,10 +17,8 @@ import (
 )
 
 // Every serve process answers on its consumer's presence subject with who
-// it is and whether it is bound to the consumer, so that status lists the
-// replicas that run now: one that stopped, crashed or lost NATS does not
-// answer. Answers arrive within presenceWait of the question; the gather
-// ends earlier once presenceQuiet has passed without another.
+// it is and whether it is bound; the gather ends presenceQuiet after the
+// last answer, presenceWait at most.
 const (
 	presenceWait  = time.Second
 	presenceQuiet = 300 * time.Millisecond
@@ -65,8 +63,7 @@ func ServePresence(nc *nats.Conn, cfg *config.Config, started time.Time, ready f
 	return func() { _ = sub.Unsubscribe() }, nil
 }
 
-// ReadReplicas asks the replicas of cfg's consumer who they are and
-// gathers the answers, sorted by host and process ID.
+// ReadReplicas gathers the presence answers, sorted by host and process ID.
 func ReadReplicas(ctx context.Context, nc *nats.Conn, cfg *config.Config) ([]Replica, error) {
 	inbox := nc.NewInbox()
 	sub, err := nc.SubscribeSync(inbox)
