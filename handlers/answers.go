@@ -38,8 +38,8 @@ type Answers struct {
 	progress chan struct{}        // closed and replaced at a result read while syncing
 	syncing  int                  // callers of sync waiting for progress
 	ready    chan struct{}
+	readied  sync.Once
 	warned   time.Time
-	isReady  bool
 }
 
 type AnswersConfig struct {
@@ -94,9 +94,7 @@ func NewAnswers(cfg AnswersConfig) *Answers {
 	if cfg.MaxCache <= 0 {
 		cfg.MaxCache = DefaultCacheMaxEntries
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.Logger = cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))
 	if cfg.Ignored == nil {
 		cfg.Ignored = func(string) {}
 	}
@@ -236,9 +234,7 @@ func (a *Answers) apply(msg jetstream.Msg, meta *jetstream.MsgMetadata) {
 	a.applied = max(a.applied, meta.Sequence.Stream)
 	a.wakeLocked()
 	if notOurs == nil {
-		if id.seq > a.pruned && id.stored != 0 {
-			a.requests[id] = meta.Sequence.Stream
-		}
+		a.recordLocked(id, meta.Sequence.Stream)
 		if entry != nil {
 			a.setLocked(entry.key, entry.cached)
 		}
@@ -311,12 +307,12 @@ func (a *Answers) ignore(err error, subject string, seq uint64) {
 	}
 }
 
-func (a *Answers) markReady() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if !a.isReady {
-		a.isReady = true
-		close(a.ready)
+func (a *Answers) markReady() { a.readied.Do(func() { close(a.ready) }) }
+
+// recordLocked records that id has its result at resultSeq, unless id is forgotten.
+func (a *Answers) recordLocked(id requestID, resultSeq uint64) {
+	if id.seq > a.pruned && id.stored != 0 {
+		a.requests[id] = resultSeq
 	}
 }
 
@@ -324,8 +320,8 @@ func (a *Answers) markReady() {
 func (a *Answers) Stored(req message.StoredRequest, resultSeq uint64, res *message.Result, key string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if req.Seq > a.pruned && !req.Stored.IsZero() {
-		a.requests[idOfRequest(req)] = resultSeq
+	if !req.Stored.IsZero() {
+		a.recordLocked(idOfRequest(req), resultSeq)
 	}
 	if a.cfg.CacheTTL <= 0 || key == "" || res.Status != message.StatusSuccess || (res.Cached != nil && *res.Cached) {
 		return
@@ -505,20 +501,18 @@ func (a *Answers) Cached(ctx context.Context, key string) ([]string, bool) {
 		return nil, false
 	}
 	if !e.checked {
-		if err := a.checkEntry(ctx, e); err != nil {
-			a.mu.Lock()
-			if cur := a.cache[key]; cur.resultSeq == e.resultSeq {
-				delete(a.cache, key)
-			}
-			a.mu.Unlock()
-			return nil, false
-		}
+		err := a.checkEntry(ctx, e)
 		a.mu.Lock()
-		if cur, held := a.cache[key]; held && cur.resultSeq == e.resultSeq {
+		if cur, held := a.cache[key]; held && cur.resultSeq == e.resultSeq && err != nil {
+			delete(a.cache, key)
+		} else if held && cur.resultSeq == e.resultSeq {
 			cur.checked = true
 			a.cache[key] = cur
 		}
 		a.mu.Unlock()
+		if err != nil {
+			return nil, false
+		}
 	}
 	var domains []string
 	if json.Unmarshal(e.domains, &domains) != nil {

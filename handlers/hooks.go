@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/alert-domains/alert-domains/consumer"
@@ -116,17 +115,15 @@ func (h *Hooks) Run(ctx context.Context, res *message.Result) {
 	h.logger.LogAttrs(ctx, slog.LevelDebug, "hook ran", attrs...)
 }
 
-// limitedBuffer keeps the first limit bytes written to it.
+// limitedBuffer keeps the first limit bytes written to it; exec writes
+// stdout and stderr, the same writer, from one goroutine.
 type limitedBuffer struct {
-	mu        sync.Mutex
 	buf       bytes.Buffer
 	limit     int
 	truncated bool
 }
 
 func (b *limitedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	if room := b.limit - b.buf.Len(); room < len(p) {
 		b.truncated = true
 		if room > 0 {
@@ -138,8 +135,6 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 }
 
 func (b *limitedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	s := strings.TrimSpace(b.buf.String())
 	if b.truncated {
 		s += " …(truncated)"
