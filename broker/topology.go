@@ -43,29 +43,15 @@ func TenantSubject(subject string) string { return subject + ".*" }
 // NewTopology derives the topology from cfg.
 func NewTopology(cfg *config.Config) Topology {
 	advisory := MaxDeliveriesSubject(cfg.RequestStream, cfg.ConsumerName)
+	stream := func(name, description string, maxAge, duplicates time.Duration, subjects ...string) jetstream.StreamConfig {
+		return jetstream.StreamConfig{Name: name, Description: description, Subjects: subjects, Retention: jetstream.LimitsPolicy,
+			Storage: jetstream.FileStorage, Discard: jetstream.DiscardOld, MaxAge: maxAge, Duplicates: duplicates, Replicas: cfg.StreamReplicas}
+	}
 	return Topology{
-		RequestStream: jetstream.StreamConfig{
-			Name:        cfg.RequestStream,
-			Description: "alert-domains requests: Defender alert IDs to look up",
-			Subjects:    []string{cfg.RequestSubject, TenantSubject(cfg.RequestSubject), advisory},
-			Retention:   jetstream.LimitsPolicy,
-			Storage:     jetstream.FileStorage,
-			Discard:     jetstream.DiscardOld,
-			MaxAge:      RequestMaxAge,
-			Duplicates:  RequestDuplicateWindow,
-			Replicas:    cfg.StreamReplicas,
-		},
-		ResultStream: jetstream.StreamConfig{
-			Name:        cfg.ResultStream,
-			Description: "alert-domains results: one per request",
-			Subjects:    []string{cfg.SuccessSubject, cfg.FailureSubject, TenantSubject(cfg.SuccessSubject), TenantSubject(cfg.FailureSubject)},
-			Retention:   jetstream.LimitsPolicy,
-			Storage:     jetstream.FileStorage,
-			Discard:     jetstream.DiscardOld,
-			MaxAge:      ResultMaxAge,
-			Duplicates:  min(cfg.DuplicateWindow(), ResultMaxAge),
-			Replicas:    cfg.StreamReplicas,
-		},
+		RequestStream: stream(cfg.RequestStream, "alert-domains requests: Defender alert IDs to look up", RequestMaxAge, RequestDuplicateWindow,
+			cfg.RequestSubject, TenantSubject(cfg.RequestSubject), advisory),
+		ResultStream: stream(cfg.ResultStream, "alert-domains results: one per request", ResultMaxAge, min(cfg.DuplicateWindow(), ResultMaxAge),
+			cfg.SuccessSubject, cfg.FailureSubject, TenantSubject(cfg.SuccessSubject), TenantSubject(cfg.FailureSubject)),
 		Consumer: jetstream.ConsumerConfig{
 			Durable:        cfg.ConsumerName,
 			Description:    "alert-domains workers",
@@ -203,7 +189,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 func streamConflict(have, want jetstream.StreamConfig) error {
 	var d []string
 	for _, w := range want.Subjects {
-		if !slices.ContainsFunc(have.Subjects, func(h string) bool { return subjectCovers(h, w) }) {
+		if !covered(have.Subjects, w) {
 			d = append(d, fmt.Sprintf("it does not capture subject %q (its subjects are %q)", w, have.Subjects))
 		}
 	}
