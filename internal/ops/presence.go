@@ -42,11 +42,8 @@ type Replica struct {
 // ServePresence answers presence questions on nc until stop is called;
 // ready is the service's readiness (nil: bound to the consumer).
 func ServePresence(nc *nats.Conn, cfg *config.Config, started time.Time, ready func() error) (stop func(), err error) {
-	host, err := os.Hostname()
-	if err != nil {
-		host = "unknown"
-	}
-	self := Replica{ID: strings.TrimPrefix(nats.NewInbox(), nats.InboxPrefix), Host: host, PID: os.Getpid(), Started: started.UTC(), Concurrency: cfg.Concurrency}
+	host, _ := os.Hostname()
+	self := Replica{ID: strings.TrimPrefix(nats.NewInbox(), nats.InboxPrefix), Host: cmp.Or(host, "unknown"), PID: os.Getpid(), Started: started.UTC(), Concurrency: cfg.Concurrency}
 	sub, err := nc.Subscribe(presenceSubject(cfg), func(m *nats.Msg) {
 		p := self
 		if err := ready(); err != nil {

@@ -1,13 +1,13 @@
 package ops
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/consumer"
 	"github.com/alert-domains/alert-domains/message"
@@ -41,11 +41,7 @@ func OpenTail(ctx context.Context, js jetstream.JetStream, cfg *config.Config, o
 		t.Subjects = append(t.Subjects, s)
 	}
 	for _, s := range t.Subjects[:len(t.plain)] {
-		if o.Tenant != "" {
-			t.Subjects = append(t.Subjects, s+"."+o.Tenant)
-		} else {
-			t.Subjects = append(t.Subjects, broker.TenantSubject(s))
-		}
+		t.Subjects = append(t.Subjects, s+"."+cmp.Or(o.Tenant, "*"))
 	}
 	occ := jetstream.OrderedConsumerConfig{FilterSubjects: t.Subjects, DeliverPolicy: jetstream.DeliverNewPolicy}
 	if !o.Since.IsZero() {
