@@ -2,6 +2,7 @@ package ops
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -67,10 +68,7 @@ func (r *Replay) planFailed(ctx context.Context) ([]ReplayItem, error) {
 // matchingFailures reads the failure results the options select, also those
 // whose request is gone (planned, then skipped as not stored).
 func (r *Replay) matchingFailures(ctx context.Context) ([]failureRef, error) {
-	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.cfg.FailureSubject, broker.TenantSubject(r.cfg.FailureSubject)}}
-	if r.opts.Tenant != "" {
-		occ.FilterSubjects[1] = r.cfg.FailureSubject + "." + r.opts.Tenant
-	}
+	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.cfg.FailureSubject, r.cfg.FailureSubject + "." + cmp.Or(r.opts.Tenant, "*")}}
 	if !r.opts.Since.IsZero() {
 		occ.DeliverPolicy, occ.OptStartTime = jetstream.DeliverByStartTimePolicy, &r.opts.Since
 	}
