@@ -4,6 +4,7 @@
 package safetynet
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -39,9 +40,7 @@ func New(cfg Config) (*Listener, error) {
 	if cfg.JS == nil || cfg.Handler == nil || cfg.Bind == nil || cfg.RequestStream == "" || cfg.Consumer == "" {
 		return nil, errors.New("safetynet: JetStream, the handler, the binder, the request stream and its consumer are required")
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.Logger = cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))
 	if cfg.Answered == nil {
 		cfg.Answered = func(bool) {}
 	}

@@ -75,11 +75,7 @@ func (g *Group) Run() error {
 	if len(g.layers) == 0 {
 		return nil
 	}
-	total := 0
-	for _, l := range g.layers {
-		total += len(l)
-	}
-	results := make(chan result, total)
+	results := make(chan result, len(slices.Concat(g.layers...)))
 	for li, l := range g.layers {
 		for ai, a := range l {
 			go func() { results <- result{li, ai, a.Execute()} }()
