@@ -9,15 +9,14 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/alert-domains/alert-domains/config"
+	"github.com/alert-domains/alert-domains/internal/redact"
 )
 
 // Connect dials cfg.NATSURL (or serverURL, when not empty); the connection
@@ -42,7 +41,7 @@ func Connect(ctx context.Context, cfg *config.Config, serverURL, name string, lo
 	select {
 	case r := <-ch:
 		if r.err != nil {
-			return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(serverURL), r.err)
+			return nil, fmt.Errorf("connect to NATS at %s: %w", redact.URLs(serverURL), r.err)
 		}
 		return r.nc, nil
 	case <-ctx.Done():
@@ -72,7 +71,7 @@ func options(cfg *config.Config, name string, logger *slog.Logger) ([]nats.Optio
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			logger.Info("reconnected to NATS", slog.String("server", redactURL(nc.ConnectedUrl())))
+			logger.Info("reconnected to NATS", slog.String("server", redact.URLs(nc.ConnectedUrl())))
 		}),
 		nats.ErrorHandler(func(nc *nats.Conn, sub *nats.Subscription, err error) {
 			logger.Warn("NATS error", slog.Any("error", err))
@@ -101,20 +100,6 @@ func options(cfg *config.Config, name string, logger *slog.Logger) ([]nats.Optio
 		opts = append(opts, nats.ClientCert(cfg.NATSTLSCertFile, cfg.NATSTLSKeyFile))
 	}
 	return opts, nil
-}
-
-// redactURL drops user information from server URLs before they are logged.
-func redactURL(s string) string {
-	parts := strings.Split(s, ",")
-	for i, p := range parts {
-		u, err := url.Parse(strings.TrimSpace(p))
-		if err != nil || u.User == nil {
-			continue
-		}
-		u.User = url.User("redacted")
-		parts[i] = u.String()
-	}
-	return strings.Join(parts, ",")
 }
 
 // Embedded is a nats-server with JetStream running in this process.
