@@ -159,13 +159,13 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 	}
 	have := s.CachedInfo().Config
 	added := missingTenantSubjects(have, want)
-	if err := streamConflict(withSubjects(have, added), want); err != nil {
+	merged, changes := have, []string(nil)
+	merged.Subjects = append(slices.Clone(have.Subjects), added...)
+	if err := streamConflict(merged, want); err != nil {
 		return err
 	}
-	merged, changes := have, []string(nil)
 	if len(added) > 0 {
 		changes = append(changes, fmt.Sprintf("subjects added %q", added))
-		merged.Subjects = append(slices.Clone(have.Subjects), added...)
 	}
 	if want.Replicas > 0 && max(have.Replicas, 1) != want.Replicas {
 		changes = append(changes, fmt.Sprintf("replicas %d -> %d", max(have.Replicas, 1), want.Replicas))
@@ -219,11 +219,6 @@ func missingTenantSubjects(have, want jetstream.StreamConfig) []string {
 
 func covered(patterns []string, subject string) bool {
 	return slices.ContainsFunc(patterns, func(h string) bool { return subjectCovers(h, subject) })
-}
-
-func withSubjects(c jetstream.StreamConfig, extra []string) jetstream.StreamConfig {
-	c.Subjects = append(slices.Clone(c.Subjects), extra...)
-	return c
 }
 
 func subjectCovers(pattern, subject string) bool {
