@@ -49,11 +49,11 @@ func (c *calls) domains(ctx context.Context, rt route, key, alertID string) (res
 		select {
 		case <-ctx.Done():
 			end()
-			return connector.Result{}, false, interrupted(ctx)
+			return connector.Result{}, false, &connector.Error{Kind: message.KindUnavailable, Message: "interrupted", Err: ctx.Err()}
 		case <-f.done:
 			end()
-			if f.err != nil && (unfinished(f.err) || errors.Is(f.err, errNoAnswer)) {
-				continue
+			if errors.Is(f.err, context.Canceled) || errors.Is(f.err, context.DeadlineExceeded) || errors.Is(f.err, errNoAnswer) {
+				continue // the call's own request was interrupted, or it panicked
 			}
 			return connector.Result{Domains: f.res.Domains, GraphAlertID: f.res.GraphAlertID}, true, f.err
 		}
@@ -70,14 +70,4 @@ func (c *calls) lead(ctx context.Context, rt route, key, alertID string, f *flig
 	}()
 	f.res, f.err = c.tenants.Domains(ctx, rt.tenant, alertID)
 	return f.res, false, f.err
-}
-
-// interrupted is the error of a request whose wait ctx ended.
-func interrupted(ctx context.Context) error {
-	return &connector.Error{Kind: message.KindUnavailable, Message: "interrupted", Err: ctx.Err()}
-}
-
-// unfinished reports a call ended by its request's interruption.
-func unfinished(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }

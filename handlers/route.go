@@ -65,7 +65,3 @@ func (r routes) resultSubject(rt route, res *message.Result) string {
 	}
 	return subject
 }
-
-func (r routes) cacheKey(rt route, alertID string) string {
-	return CacheKey(r.subjects.Plain, rt.tenant, rt.api, alertID)
-}

@@ -90,7 +90,7 @@ func (s *Service) Handle(ctx context.Context, d *consumer.Delivery) consumer.Out
 	if out, answered := s.answered(ctx, d); answered {
 		return out
 	}
-	key := s.routes.cacheKey(rt, req.AlertID)
+	key := CacheKey(s.routes.subjects.Plain, rt.tenant, rt.api, req.AlertID)
 	var res *message.Result
 	if reason == nil {
 		if domains, ok := s.answers.Cached(ctx, key); ok {
