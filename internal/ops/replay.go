@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
@@ -194,7 +195,12 @@ func (r *Replay) publish(ctx context.Context, it ReplayItem, msg *nats.Msg, span
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	var err error
-	defer func() { endCopy(span, err) }()
+	defer func() {
+		if err != nil {
+			span.SetStatus(codes.Error, "not republished")
+		}
+		span.End()
+	}()
 	ack, err := r.js.PublishMsg(pctx, msg)
 	if err == nil && ack.Duplicate {
 		c, cerr := r.copyOf(pctx, ack.Sequence)

@@ -7,7 +7,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
@@ -54,13 +53,6 @@ func (t replayTrace) start(ctx context.Context, raw *jetstream.RawStreamMsg, msg
 		}
 	}
 	return span
-}
-
-func endCopy(span trace.Span, err error) {
-	if err != nil {
-		span.SetStatus(codes.Error, "not republished")
-	}
-	span.End()
 }
 
 // traceHeader reports whether k is a header of the W3C trace context.
