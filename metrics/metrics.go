@@ -158,7 +158,10 @@ func (m *Metrics) Middleware() consumer.Middleware {
 			out := next(ctx, d)
 			m.deliveries.WithLabelValues(out.Action.String()).Inc()
 			if out.Stored && !out.Duplicate && out.Result != nil {
-				m.countResult(out.Result)
+				res := out.Result
+				m.withTenant(res.Tenant, connector.API(res.API), func(tenant string, api connector.API) {
+					m.results.WithLabelValues(res.Status, string(res.Kind()), tenant, string(api)).Inc()
+				})
 				m.attempts.Observe(float64(out.Result.Attempts))
 				switch {
 				case out.Result.Cached != nil && *out.Result.Cached:

@@ -105,12 +105,6 @@ func (m *Metrics) withTenant(tenant string, api connector.API, count func(tenant
 	count(tenant, configured)
 }
 
-func (m *Metrics) countResult(res *message.Result) {
-	m.withTenant(res.Tenant, connector.API(res.API), func(tenant string, api connector.API) {
-		m.results.WithLabelValues(res.Status, string(res.Kind()), tenant, string(api)).Inc()
-	})
-}
-
 func (m *Metrics) tenantCall(tenant string, api connector.API, status int, d time.Duration) {
 	m.withTenant(tenant, api, func(tenant string, api connector.API) {
 		m.defenderCalls.WithLabelValues(statusCode(status), tenant, string(api)).Inc()
