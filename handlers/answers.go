@@ -15,6 +15,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/consumer"
+	"github.com/alert-domains/alert-domains/internal/timing"
 	"github.com/alert-domains/alert-domains/internal/wait"
 	"github.com/alert-domains/alert-domains/message"
 )
@@ -34,7 +35,6 @@ type Answers struct {
 	horizon  time.Time            // requests stored before it are not held
 	pruned   uint64               // requests at or below it were forgotten
 	window   time.Duration        // the result stream's duplicate window
-	reader   *consumer.Reader     // nil while the reading is stopped
 	progress chan struct{}        // closed and replaced at a result read while syncing
 	syncing  int                  // callers of sync waiting for progress
 	ready    chan struct{}
@@ -126,10 +126,7 @@ func (a *Answers) Run(ctx context.Context) error {
 		}
 		a.cfg.Logger.Warn("stored results cannot be read: other replicas' answers are not seen, and old redeliveries wait",
 			slog.String("stream", a.cfg.ResultStream), slog.Any("error", err), slog.Duration("retry_in", backoff))
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
+		timing.Sleep(ctx, backoff, nil)
 		backoff = min(2*backoff, 10*time.Second)
 	}
 	return nil
@@ -144,15 +141,7 @@ func (a *Answers) follow(ctx context.Context, sweep <-chan time.Time) error {
 	if err != nil {
 		return err
 	}
-	a.mu.Lock()
-	a.reader = r
-	a.mu.Unlock()
-	defer func() {
-		r.Stop()
-		a.mu.Lock()
-		a.reader = nil
-		a.mu.Unlock()
-	}()
+	defer r.Stop()
 	if info, err := r.Info(ctx); err == nil && info.NumPending == 0 {
 		a.markReady()
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/consumer"
+	"github.com/alert-domains/alert-domains/internal/timing"
 	"github.com/alert-domains/alert-domains/message"
 )
 
@@ -93,12 +94,8 @@ func (p *publisher) store(ctx context.Context, msg *nats.Msg, budget time.Durati
 		if err == nil || !unanswered(err) || time.Since(start)+backoff > budget {
 			return ack, err
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !timing.Sleep(ctx, backoff, nil) {
 			return ack, err
-		case <-t.C:
 		}
 		backoff = min(2*backoff, 2*time.Second)
 	}
