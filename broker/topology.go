@@ -14,6 +14,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/consumer"
+	"github.com/alert-domains/alert-domains/internal/timing"
 )
 
 // Retention of the streams: long enough for an operator to replay a week.
@@ -112,12 +113,8 @@ func Retrying(ctx context.Context, logger *slog.Logger, step func() error) error
 			return err
 		}
 		logger.Warn("JetStream busy, trying again", slog.Any("error", err), slog.Duration("retry_in", wait))
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !timing.Sleep(ctx, wait, nil) {
 			return err
-		case <-t.C:
 		}
 		wait = min(2*wait, 2*time.Second)
 	}
