@@ -63,43 +63,36 @@ func (r *quotaReading) read() {
 // Collect reads each quota once, however many tenants share it, and the
 // quotas side by side: a shared quota's use is a request to NATS.
 func (c *quotaCollector) Collect(ch chan<- prometheus.Metric) {
-	type tenantQuota struct {
-		tenant string
-		r      *quotaReading
-	}
-	var tenants []tenantQuota
-	var readings []*quotaReading
+	names := c.m.configured()
+	readings := make([]*quotaReading, len(names)) // nil: no quota
 	seen := map[Quota]*quotaReading{}
-	for _, name := range c.m.configured() {
+	var wg sync.WaitGroup
+	for i, name := range names {
 		q := c.quotaOf(name)
 		if q == nil {
 			continue
 		}
 		comparable := reflect.TypeOf(q).Comparable() // else it is read for each tenant
-		var r *quotaReading
+		if comparable && seen[q] != nil {
+			readings[i] = seen[q]
+			continue
+		}
+		readings[i] = &quotaReading{q: q}
 		if comparable {
-			r = seen[q]
+			seen[q] = readings[i]
 		}
-		if r == nil {
-			r = &quotaReading{q: q}
-			readings = append(readings, r)
-			if comparable {
-				seen[q] = r
-			}
-		}
-		tenants = append(tenants, tenantQuota{tenant: name, r: r})
-	}
-	var wg sync.WaitGroup
-	for _, r := range readings {
-		wg.Go(r.read)
+		wg.Go(readings[i].read)
 	}
 	wg.Wait()
-	for _, t := range tenants {
-		for i, l := range t.r.limits {
+	for i, r := range readings {
+		if r == nil {
+			continue
+		}
+		for j, l := range r.limits {
 			w := ShortDuration(l.Window)
-			ch <- prometheus.MustNewConstMetric(quotaLimitDesc, prometheus.GaugeValue, float64(l.Count), t.tenant, w)
-			if used := t.r.used[i]; used >= 0 {
-				ch <- prometheus.MustNewConstMetric(quotaUsedDesc, prometheus.GaugeValue, float64(used), t.tenant, w)
+			ch <- prometheus.MustNewConstMetric(quotaLimitDesc, prometheus.GaugeValue, float64(l.Count), names[i], w)
+			if used := r.used[j]; used >= 0 {
+				ch <- prometheus.MustNewConstMetric(quotaUsedDesc, prometheus.GaugeValue, float64(used), names[i], w)
 			}
 		}
 	}
