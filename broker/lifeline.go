@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -86,19 +85,12 @@ func (l *Lifeline) Drain(timeout time.Duration) {
 // Actor ends its lifecycle.Group with Err on a close for good, and drains
 // the connection when the group stops.
 func (l *Lifeline) Actor(drainTimeout time.Duration) lifecycle.Actor {
-	stop := make(chan struct{})
-	var once sync.Once
-	return lifecycle.Actor{
-		Name: "NATS connection",
-		Execute: func() error {
-			select {
-			case <-l.closed:
-				return l.Err()
-			case <-stop:
-				l.Drain(drainTimeout)
-				return l.Err()
-			}
-		},
-		Interrupt: func(error) { once.Do(func() { close(stop) }) },
-	}
+	return lifecycle.Func("NATS connection", func(stop context.Context) error {
+		select {
+		case <-l.closed:
+		case <-stop.Done():
+			l.Drain(drainTimeout)
+		}
+		return l.Err()
+	})
 }
