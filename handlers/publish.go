@@ -103,8 +103,7 @@ func (p *publisher) store(ctx context.Context, msg *nats.Msg, budget time.Durati
 
 // unanswered reports a publish the stream did not answer, or answered "try again".
 func unanswered(err error) bool {
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) {
+	if apiErr, ok := errors.AsType[*jetstream.APIError](err); ok {
 		return apiErr.Code == 503 || apiErr.Code == 408
 	}
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
