@@ -126,8 +126,7 @@ const errCodeNoSuitablePeers jetstream.ErrorCode = 10005
 // Transient reports whether err is one a JetStream cluster gives while it
 // elects a leader, moves peers or has not heard from every peer yet.
 func Transient(err error) bool {
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) {
+	if apiErr, ok := errors.AsType[*jetstream.APIError](err); ok {
 		return apiErr.Code == 503 || apiErr.Code == 408 || apiErr.ErrorCode == errCodeNoSuitablePeers
 	}
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
