@@ -115,8 +115,7 @@ func LoadTenants(path string, c *Config, lookup Lookup) ([]Tenant, error) {
 		if j, dup := seen[t.Name]; err == nil && dup {
 			err = &fieldError{"name", fmt.Sprintf("duplicate: tenants[%d] has the same name", j)}
 		}
-		var fe *fieldError
-		if errors.As(err, &fe) {
+		if fe, ok := errors.AsType[*fieldError](err); ok {
 			return nil, &TenantsError{File: path, Tenant: t.Name, Index: i, Field: fe.field, Reason: fe.reason}
 		}
 		seen[t.Name] = i
