@@ -91,6 +91,7 @@ func (e *TenantsError) Error() string {
 	return "TENANTS_FILE " + e.File + where + ": " + e.Reason
 }
 
+// Unwrap makes every TenantsError a configuration error.
 func (e *TenantsError) Unwrap() error { return ErrInvalid }
 
 // LoadTenants reads the tenants file at path, with c's defaults, and every

@@ -42,6 +42,7 @@ type Answers struct {
 	warned   time.Time
 }
 
+// AnswersConfig is what Answers reads and how.
 type AnswersConfig struct {
 	JS            jetstream.JetStream
 	RequestStream string

@@ -131,6 +131,7 @@ func unknown(format string, args ...any) error {
 	return &message.Error{Kind: message.KindUnknownTenant, Message: "unknown tenant: " + fmt.Sprintf(format, args...)}
 }
 
+// Domains asks the Defender of the tenant called tenant.
 func (s *Set) Domains(ctx context.Context, tenant, alertID string) (connector.Result, error) {
 	l, ok := s.Lookup(tenant)
 	if !ok {
@@ -175,12 +176,15 @@ func (r *Router) Set() *Set { return r.cur.Load() }
 // Swap makes s the current set.
 func (r *Router) Swap(s *Set) { r.cur.Store(s) }
 
+// Resolve is Set.Resolve of the current set.
 func (r *Router) Resolve(subjectTenant, bodyTenant, entraTenantID string) (string, bool, error) {
 	return r.cur.Load().Resolve(subjectTenant, bodyTenant, entraTenantID)
 }
 
+// API is Set.API of the current set.
 func (r *Router) API(name string) connector.API { return r.cur.Load().API(name) }
 
+// Domains is Set.Domains of the current set.
 func (r *Router) Domains(ctx context.Context, tenant, alertID string) (connector.Result, error) {
 	return r.cur.Load().Domains(ctx, tenant, alertID)
 }

@@ -31,6 +31,7 @@ type Lazy struct {
 	end         func()
 }
 
+// NewLazy returns a Lazy for the work of ctx.
 func NewLazy(ctx context.Context, abandonable bool) *Lazy {
 	return &Lazy{ctx: ctx, abandonable: abandonable}
 }
