@@ -103,10 +103,7 @@ func (b *Believer) Believe(ctx context.Context, subject string, header nats.Head
 		return nil, false, nil
 	}
 	req, ok := b.read[label.Seq]
-	if !ok && b.preloaded[0] <= label.Seq && label.Seq <= b.preloaded[1] {
-		ok = true // in the range read, and no longer stored
-	}
-	if !ok {
+	if !ok && (label.Seq < b.preloaded[0] || label.Seq > b.preloaded[1]) { // in the range read: no longer stored
 		m, err := b.requests.GetMsg(ctx, label.Seq)
 		if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 			return nil, false, fmt.Errorf("read request %d: %w", label.Seq, err)
