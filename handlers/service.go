@@ -54,8 +54,8 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Subjects.Request == "" || cfg.Subjects.Success == "" || cfg.Subjects.Failure == "" {
 		return nil, errors.New("handlers: the subjects are required")
 	}
-	cfg.PublishTimeout = cmpOr(cfg.PublishTimeout, 5*time.Second)
-	cfg.PublishBudget = cmpOr(cfg.PublishBudget, DefaultPublishBudget)
+	cfg.PublishTimeout = cmp.Or(max(cfg.PublishTimeout, 0), 5*time.Second)
+	cfg.PublishBudget = cmp.Or(max(cfg.PublishBudget, 0), DefaultPublishBudget)
 	cfg.MaxResultBytes = cmp.Or(cfg.MaxResultBytes, message.DefaultMaxResultBytes)
 	cfg.Logger = cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))
 	if cfg.Now == nil {
@@ -74,13 +74,6 @@ func New(cfg Config) (*Service, error) {
 			trace: newResultTrace(cfg.TracerProvider, cfg.Propagator, cfg.Subjects)},
 		now: cfg.Now,
 	}, nil
-}
-
-func cmpOr(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
 }
 
 // Handle is the consumer.Handler of the service: the result of one
