@@ -13,16 +13,9 @@ import (
 	"github.com/alert-domains/alert-domains/handlers"
 )
 
-// Binder binds the service to one of its durable consumers, again and again
-// if it has to. With provisioning on, a missing consumer (deleted while no
-// replica ran, or never created) is created where processing stopped: the
-// request consumer at the first request, after the acknowledgement floor
-// this process saw, that has no stored result (every later request is
-// delivered, and the handler acknowledges those that have theirs without a
-// call); the advisory consumer after the floor it saw. A floor seen on a
-// stream that was deleted since says nothing of the new one's sequences.
-// With provisioning off, binding waits until an operator restores the
-// consumer.
+// Binder binds to a durable consumer. With provisioning on, a missing one is
+// created where processing stopped: after the acknowledgement floor seen,
+// and for the request consumer at the first request without a stored result.
 type Binder struct {
 	js        jetstream.JetStream
 	stream    string
@@ -36,14 +29,12 @@ type Binder struct {
 	floorOf time.Time // when the consumer that had it was created
 }
 
-// NewBinder returns the binder of the durable consumer cfg on stream;
-// answers, for the request consumer, says which requests have a result.
+// NewBinder returns the binder of cfg on stream; answers is nil but for the request consumer.
 func NewBinder(js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig, provision bool, answers *handlers.Answers, logger *slog.Logger) *Binder {
 	return &Binder{js: js, stream: stream, cfg: cfg, provision: provision, answers: answers, logger: logger}
 }
 
-// Bind returns the consumer, creating it again when it is gone and
-// provisioning is on.
+// Bind returns the consumer, re-created when it is gone and provisioning is on.
 func (b *Binder) Bind(ctx context.Context) (jetstream.Consumer, error) {
 	c, err := b.js.Consumer(ctx, b.stream, b.cfg.Durable)
 	switch {
@@ -88,8 +79,7 @@ func (b *Binder) create(ctx context.Context) (jetstream.Consumer, error) {
 	}
 	c, err := b.js.CreateConsumer(ctx, b.stream, cfg)
 	if errors.Is(err, jetstream.ErrConsumerExists) {
-		// Another replica created it first, from the same stored facts.
-		return b.js.Consumer(ctx, b.stream, cfg.Durable)
+		return b.js.Consumer(ctx, b.stream, cfg.Durable) // another replica's, from the same facts
 	}
 	if err != nil {
 		return nil, fmt.Errorf("create consumer %s on %s: %w", cfg.Durable, b.stream, err)
@@ -104,8 +94,7 @@ func (b *Binder) create(ctx context.Context) (jetstream.Consumer, error) {
 	return c, nil
 }
 
-// Observe records the consumer's acknowledgement floor from fresh consumer
-// information, and tells answers the requests at or below it are done.
+// Observe records the consumer's acknowledgement floor and tells answers.
 func (b *Binder) Observe(info *jetstream.ConsumerInfo) {
 	if info == nil {
 		return

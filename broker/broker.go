@@ -1,7 +1,5 @@
-// Package broker connects the service to NATS: to an external server with
-// the configured authentication and TLS, or to a nats-server with JetStream
-// embedded in the process, and it keeps the streams, the consumer and the
-// buckets in the shape the service needs.
+// Package broker connects the service to NATS, external or embedded, and
+// keeps the streams and consumers in the shape the service needs.
 package broker
 
 import (
@@ -11,20 +9,18 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/alert-domains/alert-domains/config"
+	"github.com/alert-domains/alert-domains/internal/redact"
 )
 
-// Connect dials the servers in cfg.NATSURL (or url, when not empty). The
-// connection reconnects forever, with a growing wait, and logs each
-// disconnect and reconnect.
+// Connect dials cfg.NATSURL (or serverURL, when not empty); the connection
+// reconnects forever and logs each disconnect and reconnect.
 func Connect(ctx context.Context, cfg *config.Config, serverURL, name string, logger *slog.Logger) (*nats.Conn, error) {
 	opts, err := options(cfg, name, logger)
 	if err != nil {
@@ -45,7 +41,7 @@ func Connect(ctx context.Context, cfg *config.Config, serverURL, name string, lo
 	select {
 	case r := <-ch:
 		if r.err != nil {
-			return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(serverURL), r.err)
+			return nil, fmt.Errorf("connect to NATS at %s: %w", redact.URLs(serverURL), r.err)
 		}
 		return r.nc, nil
 	case <-ctx.Done():
@@ -75,7 +71,7 @@ func options(cfg *config.Config, name string, logger *slog.Logger) ([]nats.Optio
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			logger.Info("reconnected to NATS", slog.String("server", redactURL(nc.ConnectedUrl())))
+			logger.Info("reconnected to NATS", slog.String("server", redact.URLs(nc.ConnectedUrl())))
 		}),
 		nats.ErrorHandler(func(nc *nats.Conn, sub *nats.Subscription, err error) {
 			logger.Warn("NATS error", slog.Any("error", err))
@@ -104,20 +100,6 @@ func options(cfg *config.Config, name string, logger *slog.Logger) ([]nats.Optio
 		opts = append(opts, nats.ClientCert(cfg.NATSTLSCertFile, cfg.NATSTLSKeyFile))
 	}
 	return opts, nil
-}
-
-// redactURL drops user information from server URLs before they are logged.
-func redactURL(s string) string {
-	parts := strings.Split(s, ",")
-	for i, p := range parts {
-		u, err := url.Parse(strings.TrimSpace(p))
-		if err != nil || u.User == nil {
-			continue
-		}
-		u.User = url.User("redacted")
-		parts[i] = u.String()
-	}
-	return strings.Join(parts, ",")
 }
 
 // Embedded is a nats-server with JetStream running in this process.
@@ -173,6 +155,5 @@ func (e *Embedded) Shutdown() {
 	e.srv.WaitForShutdown()
 }
 
-// ErrMissing is wrapped by Verify when a stream, consumer or bucket the
-// service needs does not exist and PROVISION=false forbids creating it.
+// ErrMissing is wrapped by Verify for a stream or consumer that does not exist.
 var ErrMissing = errors.New("missing")

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,15 +13,11 @@ import (
 	"github.com/alert-domains/alert-domains/internal/lifecycle"
 )
 
-// ErrConnectionClosed is wrapped by the error of a connection that nats.go
-// closed for good (the server refused the credentials twice in a row, or
-// closed it), with the connection's last error.
+// ErrConnectionClosed wraps the last error of a connection nats.go closed for good.
 var ErrConnectionClosed = errors.New("the NATS connection was closed")
 
-// Lifeline watches the connection of a long-running process: a connection
-// closed for good, other than by Drain, ends its Context and its Actor with
-// an ErrConnectionClosed, so that the process stops and its supervisor
-// restarts it rather than leaving it up doing nothing.
+// Lifeline watches a connection: one closed for good, other than by Drain,
+// ends its Context and its Actor with ErrConnectionClosed, so the process stops.
 type Lifeline struct {
 	nc       *nats.Conn
 	logger   *slog.Logger
@@ -33,8 +28,7 @@ type Lifeline struct {
 	draining atomic.Bool
 }
 
-// Watch starts watching nc, which it owns from now on (it replaces nc's
-// closed handler). Its Context is ctx, also ended by such a close.
+// Watch starts watching nc, replacing its closed handler.
 func Watch(ctx context.Context, nc *nats.Conn, logger *slog.Logger) *Lifeline {
 	l := &Lifeline{nc: nc, logger: logger, closed: make(chan struct{})}
 	l.ctx, l.cancel = context.WithCancelCause(ctx)
@@ -52,8 +46,7 @@ func Watch(ctx context.Context, nc *nats.Conn, logger *slog.Logger) *Lifeline {
 	return l
 }
 
-// Context is the context given to Watch, also ended (with the Err as its
-// cause) when the connection is closed for good.
+// Context is Watch's ctx, also ended, with Err as cause, by a close for good.
 func (l *Lifeline) Context() context.Context { return l.ctx }
 
 // Err is the ErrConnectionClosed of a connection closed for good, or nil.
@@ -64,16 +57,13 @@ func (l *Lifeline) Err() error {
 	return nil
 }
 
-// Drain flushes and closes the connection, waiting until it is closed, at
-// most timeout; then it closes the connection as it is.
+// Drain drains the connection, closing it after at most timeout.
 func (l *Lifeline) Drain(timeout time.Duration) {
 	defer l.cancel(nil)
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	if l.nc.IsClosed() {
-		// Closed for good before the drain (the consumer may notice
-		// before the closed handler has run): the handler records why.
-		select {
+		select { // closed for good: wait for the handler to record why
 		case <-l.closed:
 		case <-t.C:
 		}
@@ -92,23 +82,15 @@ func (l *Lifeline) Drain(timeout time.Duration) {
 	}
 }
 
-// Actor runs the connection in a lifecycle.Group: it ends the group with
-// Err when the connection is closed for good, and drains the connection
-// (Drain, at most drainTimeout) when the group stops.
+// Actor ends its lifecycle.Group with Err on a close for good, and drains
+// the connection when the group stops.
 func (l *Lifeline) Actor(drainTimeout time.Duration) lifecycle.Actor {
-	stop := make(chan struct{})
-	var once sync.Once
-	return lifecycle.Actor{
-		Name: "NATS connection",
-		Execute: func() error {
-			select {
-			case <-l.closed:
-				return l.Err()
-			case <-stop:
-				l.Drain(drainTimeout)
-				return l.Err()
-			}
-		},
-		Interrupt: func(error) { once.Do(func() { close(stop) }) },
-	}
+	return lifecycle.Func("NATS connection", func(stop context.Context) error {
+		select {
+		case <-l.closed:
+		case <-stop.Done():
+			l.Drain(drainTimeout)
+		}
+		return l.Err()
+	})
 }

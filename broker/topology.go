@@ -14,6 +14,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/consumer"
+	"github.com/alert-domains/alert-domains/internal/timing"
 )
 
 // Retention of the streams: long enough for an operator to replay a week.
@@ -29,50 +30,29 @@ func MaxDeliveriesSubject(stream, consumer string) string {
 	return "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + stream + "." + consumer
 }
 
-// Topology is the shape of the streams, consumers and bucket the service
-// uses, derived from the configuration.
+// Topology is the shape of the streams and consumers the service uses.
 type Topology struct {
 	RequestStream jetstream.StreamConfig
 	ResultStream  jetstream.StreamConfig
 	Consumer      jetstream.ConsumerConfig
-	// Advisories is the durable consumer that reads the max-deliveries
-	// advisories the request stream captures, so that a request that ran out
-	// of deliveries while no replica was running still gets its result.
-	Advisories jetstream.ConsumerConfig
+	Advisories    jetstream.ConsumerConfig // the safety net's, on the captured max-deliveries advisories
 }
 
-// TenantSubject is the wildcard that captures subject's per-tenant form,
-// <subject>.<tenant>: requests a publisher names its tenant by, and the
-// results of such requests.
+// TenantSubject is the wildcard of subject's per-tenant form, <subject>.<tenant>.
 func TenantSubject(subject string) string { return subject + ".*" }
 
-// NewTopology derives the topology from cfg. Every stream and bucket has
-// cfg.StreamReplicas replicas; the consumers take their stream's.
+// NewTopology derives the topology from cfg.
 func NewTopology(cfg *config.Config) Topology {
 	advisory := MaxDeliveriesSubject(cfg.RequestStream, cfg.ConsumerName)
-	t := Topology{
-		RequestStream: jetstream.StreamConfig{
-			Name:        cfg.RequestStream,
-			Description: "alert-domains requests: Defender alert IDs to look up",
-			Subjects:    []string{cfg.RequestSubject, TenantSubject(cfg.RequestSubject), advisory},
-			Retention:   jetstream.LimitsPolicy,
-			Storage:     jetstream.FileStorage,
-			Discard:     jetstream.DiscardOld,
-			MaxAge:      RequestMaxAge,
-			Duplicates:  RequestDuplicateWindow,
-			Replicas:    cfg.StreamReplicas,
-		},
-		ResultStream: jetstream.StreamConfig{
-			Name:        cfg.ResultStream,
-			Description: "alert-domains results: one per request",
-			Subjects:    []string{cfg.SuccessSubject, cfg.FailureSubject, TenantSubject(cfg.SuccessSubject), TenantSubject(cfg.FailureSubject)},
-			Retention:   jetstream.LimitsPolicy,
-			Storage:     jetstream.FileStorage,
-			Discard:     jetstream.DiscardOld,
-			MaxAge:      ResultMaxAge,
-			Duplicates:  min(cfg.DuplicateWindow(), ResultMaxAge),
-			Replicas:    cfg.StreamReplicas,
-		},
+	stream := func(name, description string, maxAge, duplicates time.Duration, subjects ...string) jetstream.StreamConfig {
+		return jetstream.StreamConfig{Name: name, Description: description, Subjects: subjects, Retention: jetstream.LimitsPolicy,
+			Storage: jetstream.FileStorage, Discard: jetstream.DiscardOld, MaxAge: maxAge, Duplicates: duplicates, Replicas: cfg.StreamReplicas}
+	}
+	return Topology{
+		RequestStream: stream(cfg.RequestStream, "alert-domains requests: Defender alert IDs to look up", RequestMaxAge, RequestDuplicateWindow,
+			cfg.RequestSubject, TenantSubject(cfg.RequestSubject), advisory),
+		ResultStream: stream(cfg.ResultStream, "alert-domains results: one per request", ResultMaxAge, min(cfg.DuplicateWindow(), ResultMaxAge),
+			cfg.SuccessSubject, cfg.FailureSubject, TenantSubject(cfg.SuccessSubject), TenantSubject(cfg.FailureSubject)),
 		Consumer: jetstream.ConsumerConfig{
 			Durable:        cfg.ConsumerName,
 			Description:    "alert-domains workers",
@@ -96,27 +76,17 @@ func NewTopology(cfg *config.Config) Topology {
 			ReplayPolicy:  jetstream.ReplayInstantPolicy,
 		},
 	}
-	return t
 }
 
-// MaxAckPending is the consumer's limit on unacknowledged messages: the
-// work of four replicas with the same concurrency, each with its workers
-// busy and as many messages parked, waiting for their quota without a
-// worker, as the consumer package lets wait (consumer.DefaultMaxParked).
+// MaxAckPending is the consumer's limit on unacknowledged messages: four
+// replicas' busy workers and parked waits (consumer.DefaultMaxParked).
 func MaxAckPending(concurrency int) int {
 	return 4 * (concurrency + consumer.DefaultMaxParked)
 }
 
 // Provision creates what is missing and brings the settings the service
-// owns in line with the configuration: the replica count of every stream
-// and bucket, a longer duplicate window, and the consumer's mutable settings
-// (ack wait, deliveries, pending limit). It never changes an existing
-// stream's subjects or retention, nor a consumer's deliver policy: such a
-// difference is an error that names it (ErrConflict). The one exception is
-// a stream made before tenants existed: the per-tenant wildcards
-// (TenantSubject) of subjects it captures are added to it, keeping every
-// subject it had. It logs what it
-// created and every setting it changed.
+// owns in line with the configuration (EnsureStream, provisionConsumer),
+// logging every change.
 func (t Topology) Provision(ctx context.Context, js jetstream.JetStream, logger *slog.Logger) error {
 	steps := []func() error{
 		func() error { return EnsureStream(ctx, js, t.RequestStream, logger) },
@@ -132,16 +102,10 @@ func (t Topology) Provision(ctx context.Context, js jetstream.JetStream, logger 
 	return nil
 }
 
-// provisionRetryFor bounds how long provisioning waits out a cluster that
-// is electing a leader or moving a stream's peers.
-const provisionRetryFor = 45 * time.Second
-
 // Retrying runs step until it succeeds, fails for good, or has failed with
-// transient errors for 45 seconds: errors a JetStream cluster answers while
-// it elects a leader or adds a stream's replicas ("insufficient resources",
-// no leader, time-outs). Every step of provisioning is safe to repeat.
+// Transient errors for 45 seconds.
 func Retrying(ctx context.Context, logger *slog.Logger, step func() error) error {
-	deadline := time.Now().Add(provisionRetryFor)
+	deadline := time.Now().Add(45 * time.Second)
 	wait := 100 * time.Millisecond
 	for {
 		err := step()
@@ -149,27 +113,20 @@ func Retrying(ctx context.Context, logger *slog.Logger, step func() error) error
 			return err
 		}
 		logger.Warn("JetStream busy, trying again", slog.Any("error", err), slog.Duration("retry_in", wait))
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !timing.Sleep(ctx, wait, nil) {
 			return err
-		case <-t.C:
 		}
 		wait = min(2*wait, 2*time.Second)
 	}
 }
 
-// errCodeNoSuitablePeers is the server's "no suitable peers for placement"
-// (a peer it has not heard from yet counts as offline).
+// errCodeNoSuitablePeers is the server's "no suitable peers for placement".
 const errCodeNoSuitablePeers jetstream.ErrorCode = 10005
 
-// Transient reports whether err is one that a JetStream cluster gives while
-// it elects a leader, moves peers or has not yet heard from every peer
-// after a start, and that a later attempt may not get.
+// Transient reports whether err is one a JetStream cluster gives while it
+// elects a leader, moves peers or has not heard from every peer yet.
 func Transient(err error) bool {
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) {
+	if apiErr, ok := errors.AsType[*jetstream.APIError](err); ok {
 		return apiErr.Code == 503 || apiErr.Code == 408 || apiErr.ErrorCode == errCodeNoSuitablePeers
 	}
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
@@ -177,19 +134,13 @@ func Transient(err error) bool {
 }
 
 // ErrConflict is wrapped when an existing stream or consumer differs from
-// the configuration in a way provisioning must not change (a stream's
-// subjects or retention, a consumer's ack policy), or, with PROVISION=false,
-// when its replica count differs from STREAM_REPLICAS.
+// the configuration in what provisioning must not change.
 var ErrConflict = errors.New("conflicts with the configuration")
 
-// EnsureStream creates the stream want describes when it is missing. An
-// existing stream keeps its subjects, retention and every setting operators
-// may tune; only its replica count is brought to want.Replicas and its
-// duplicate window raised to want.Duplicates, and the per-tenant wildcards
-// of want that it lacks are added to its subjects (a superset that keeps
-// every subject it had). When its subjects do not capture every other
-// subject of want, or its retention policy differs, nothing is changed and
-// the error (wrapping ErrConflict) names the difference.
+// EnsureStream creates the stream want describes when it is missing. Of an
+// existing one it changes only the replica count, raises a shorter duplicate
+// window, and the per-tenant wildcards it lacks; other subjects or another
+// retention are an ErrConflict.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, logger *slog.Logger) error {
 	s, err := js.Stream(ctx, want.Name)
 	switch {
@@ -204,13 +155,13 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 	}
 	have := s.CachedInfo().Config
 	added := missingTenantSubjects(have, want)
-	if err := streamConflict(withSubjects(have, added), want); err != nil {
+	merged, changes := have, []string(nil)
+	merged.Subjects = append(slices.Clone(have.Subjects), added...)
+	if err := streamConflict(merged, want); err != nil {
 		return err
 	}
-	merged, changes := have, []string(nil)
 	if len(added) > 0 {
 		changes = append(changes, fmt.Sprintf("subjects added %q", added))
-		merged.Subjects = append(slices.Clone(have.Subjects), added...)
 	}
 	if want.Replicas > 0 && max(have.Replicas, 1) != want.Replicas {
 		changes = append(changes, fmt.Sprintf("replicas %d -> %d", max(have.Replicas, 1), want.Replicas))
@@ -230,12 +181,11 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 	return nil
 }
 
-// streamConflict reports what provisioning may not change: a subject of want
-// that the existing stream does not capture, or another retention policy.
+// streamConflict reports a subject of want the stream does not capture, or another retention.
 func streamConflict(have, want jetstream.StreamConfig) error {
 	var d []string
 	for _, w := range want.Subjects {
-		if !slices.ContainsFunc(have.Subjects, func(h string) bool { return subjectCovers(h, w) }) {
+		if !covered(have.Subjects, w) {
 			d = append(d, fmt.Sprintf("it does not capture subject %q (its subjects are %q)", w, have.Subjects))
 		}
 	}
@@ -249,9 +199,8 @@ func streamConflict(have, want jetstream.StreamConfig) error {
 		want.Name, ErrConflict, strings.Join(d, "; "))
 }
 
-// missingTenantSubjects are the per-tenant wildcards of want that have does
-// not capture while it captures their plain subject: what a stream made
-// before tenants existed lacks.
+// missingTenantSubjects are want's per-tenant wildcards whose plain subject
+// have captures and they not: what a stream made before tenants lacks.
 func missingTenantSubjects(have, want jetstream.StreamConfig) []string {
 	var add []string
 	for _, w := range want.Subjects {
@@ -268,13 +217,6 @@ func covered(patterns []string, subject string) bool {
 	return slices.ContainsFunc(patterns, func(h string) bool { return subjectCovers(h, subject) })
 }
 
-func withSubjects(c jetstream.StreamConfig, extra []string) jetstream.StreamConfig {
-	c.Subjects = append(slices.Clone(c.Subjects), extra...)
-	return c
-}
-
-// subjectCovers reports whether the stream subject pattern captures the
-// literal subject.
 func subjectCovers(pattern, subject string) bool {
 	p, s := strings.Split(pattern, "."), strings.Split(subject, ".")
 	for i, tok := range p {
@@ -288,45 +230,8 @@ func subjectCovers(pattern, subject string) bool {
 	return len(p) == len(s)
 }
 
-// EnsureKeyValue creates the bucket when it is missing, and otherwise
-// brings its replica count and TTL to want (both are the service's own
-// settings of its buckets).
-func EnsureKeyValue(ctx context.Context, js jetstream.JetStream, want jetstream.KeyValueConfig, logger *slog.Logger) error {
-	s, err := js.Stream(ctx, kvStreamName(want.Bucket))
-	switch {
-	case errors.Is(err, jetstream.ErrStreamNotFound):
-		if _, err := js.CreateKeyValue(ctx, want); err != nil {
-			return fmt.Errorf("create key-value bucket %s: %w", want.Bucket, err)
-		}
-		logger.Info("created key-value bucket", slog.String("bucket", want.Bucket), slog.Int("replicas", max(want.Replicas, 1)))
-		return nil
-	case err != nil:
-		return fmt.Errorf("look up key-value bucket %s: %w", want.Bucket, err)
-	}
-	have := s.CachedInfo().Config
-	var changes []string
-	if max(have.Replicas, 1) != max(want.Replicas, 1) {
-		changes = append(changes, fmt.Sprintf("replicas %d -> %d", max(have.Replicas, 1), max(want.Replicas, 1)))
-	}
-	if have.MaxAge != want.TTL {
-		changes = append(changes, fmt.Sprintf("ttl %v -> %v", have.MaxAge, want.TTL))
-	}
-	if len(changes) == 0 {
-		return nil
-	}
-	if _, err := js.UpdateKeyValue(ctx, want); err != nil {
-		return fmt.Errorf("update key-value bucket %s (%s): %w", want.Bucket, strings.Join(changes, ", "), err)
-	}
-	logger.Info("updated key-value bucket", slog.String("bucket", want.Bucket), slog.Any("changes", changes))
-	return nil
-}
-
-func kvStreamName(bucket string) string { return "KV_" + bucket }
-
-// updateDurable brings an existing consumer's mutable settings to want. A
-// missing one is created here only on a request stream that has never
-// stored a message; otherwise where processing stopped, when it is bound
-// (see Binder).
+// updateDurable provisions a consumer; a missing one is created here only
+// on a request stream that never stored a message, else by the Binder.
 func (t Topology) updateDurable(ctx context.Context, js jetstream.JetStream, want jetstream.ConsumerConfig, logger *slog.Logger) error {
 	_, err := js.Consumer(ctx, t.RequestStream.Name, want.Durable)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
@@ -334,18 +239,14 @@ func (t Topology) updateDurable(ctx context.Context, js jetstream.JetStream, wan
 		if err != nil || s.CachedInfo().State.LastSeq > 0 {
 			return err
 		}
-		return provisionConsumer(ctx, js, t.RequestStream.Name, want, logger)
-	}
-	if err != nil {
+	} else if err != nil {
 		return fmt.Errorf("look up consumer %s on %s: %w", want.Durable, t.RequestStream.Name, err)
 	}
 	return provisionConsumer(ctx, js, t.RequestStream.Name, want, logger)
 }
 
 // provisionConsumer creates the consumer when it is missing, and otherwise
-// updates only the settings a consumer can change (ack wait, deliveries,
-// pending limit, filter, description), keeping its deliver policy, start
-// sequence and metadata as they are.
+// updates only its mutable settings (ack wait, deliveries, pending, filter).
 func provisionConsumer(ctx context.Context, js jetstream.JetStream, stream string, want jetstream.ConsumerConfig, logger *slog.Logger) error {
 	c, err := js.Consumer(ctx, stream, want.Durable)
 	switch {
@@ -399,9 +300,7 @@ func consumerDiff(have, want jetstream.ConsumerConfig) []string {
 	return d
 }
 
-// filters is the consumer's filter as one comparable text, whether it was
-// given as FilterSubject or FilterSubjects (the server reports one filter
-// as FilterSubject).
+// filters is the consumer's filter, FilterSubject or FilterSubjects, as one text.
 func filters(c jetstream.ConsumerConfig) string {
 	f := slices.Clone(c.FilterSubjects)
 	if c.FilterSubject != "" {
@@ -411,8 +310,7 @@ func filters(c jetstream.ConsumerConfig) string {
 	return strings.Join(f, ",")
 }
 
-// Verify checks that the streams, consumers and bucket exist, for
-// PROVISION=false. The error names everything that is missing.
+// Verify checks that the topology exists, for PROVISION=false, naming all that is missing.
 func (t Topology) Verify(ctx context.Context, js jetstream.JetStream) error {
 	var missing []error
 	for _, sc := range []jetstream.StreamConfig{t.RequestStream, t.ResultStream} {
@@ -450,7 +348,7 @@ func replicaConflict(what string, have, want int) error {
 }
 
 func lookupErr(what string, err error) error {
-	if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrBucketNotFound) {
+	if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return fmt.Errorf("%s: %w", what, ErrMissing)
 	}
 	return fmt.Errorf("%s: %w", what, err)

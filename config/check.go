@@ -12,15 +12,12 @@ import (
 	"time"
 )
 
-// rule is a check of one variable: when broken, the configuration is
-// invalid for reason.
 type rule struct {
 	key    string
 	broken bool
 	reason string
 }
 
-// firstBroken is the error of the first broken rule, or nil.
 func firstBroken(rules ...rule) error {
 	for _, r := range rules {
 		if r.broken {
@@ -36,9 +33,7 @@ var (
 	hostPattern    = regexp.MustCompile(`^[A-Za-z0-9._:-]+$`)
 )
 
-// check checks the NATS variables, reading none of their values into an
-// error: nats.go's own errors would show a server or a file name, which may
-// be a misplaced secret.
+// check checks the NATS variables, none of whose values an error shows.
 func (n *NATS) check() error {
 	err := firstBroken(
 		rule{"NATS_URL", !natsURLs(n.NATSURL), "is not a comma-separated list of server URLs such as nats://nats.example:4222 (the value is not shown)"},
@@ -57,9 +52,7 @@ func (n *NATS) check() error {
 	return err
 }
 
-// natsURLs reports whether s is empty or a comma-separated list of server
-// URLs (a scheme is optional, as for nats.go) whose hosts are host names or
-// addresses.
+// natsURLs reports whether s is a list of server URLs, or empty.
 func natsURLs(s string) bool {
 	for u := range strings.SplitSeq(s, ",") {
 		if u = strings.TrimSpace(u); u == "" {
@@ -127,8 +120,7 @@ func (o *Operations) check() error {
 var secretVariables = []string{"AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PASSWORD", "NATS_PASSWORD", "NATS_TOKEN",
 	"OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_METRICS_HEADERS", "OTEL_EXPORTER_OTLP_LOGS_HEADERS"}
 
-// listenAddress reports whether s is a host:port to listen on, or empty
-// (off).
+// listenAddress reports whether s is a host:port to listen on, or empty.
 func listenAddress(s string) bool {
 	if s == "" {
 		return true

@@ -10,19 +10,16 @@ import (
 	"github.com/alert-domains/alert-domains/connector"
 )
 
-// ErrInvalid is wrapped by every configuration error, so callers can tell a
-// configuration mistake (exit status 2) from a run-time failure.
+// ErrInvalid is wrapped by every configuration error (exit status 2).
 var ErrInvalid = errors.New("invalid configuration")
 
-// MaxConcurrency bounds CONCURRENCY: more is better spread over replicas.
-// MaxStreamReplicas is the largest replica count JetStream allows.
+// Bounds of CONCURRENCY (more is better spread over replicas) and STREAM_REPLICAS.
 const (
 	MaxConcurrency    = 1024
 	MaxStreamReplicas = 5
 )
 
-// Config is every environment variable of the contract, one group per
-// concern, embedded so that a field reads as cfg.RequestStream.
+// Config is every environment variable of the contract, one group per concern.
 type Config struct {
 	NATS       `group:"NATS"`
 	Streams    `group:"Streams, subjects, consumer"`
@@ -33,8 +30,7 @@ type Config struct {
 }
 
 // A field of a group is one variable (see Variables). An error never shows
-// the value of a sensitive one ("credential": of the environment's app
-// registration); emptyok keeps a variable set to "" from its default.
+// a sensitive one's value; emptyok keeps "" from the default.
 
 // NATS is the connection to NATS, or the embedded server.
 type NATS struct {
@@ -67,8 +63,7 @@ type Streams struct {
 	StreamReplicas  int           `envconfig:"STREAM_REPLICAS" default:"1" desc:"replicas of every stream and bucket provisioned (1..5; 3 on a three-node cluster)"`
 }
 
-// Microsoft is the API asked, its quota and retries, and the app
-// registration: the environment's one tenant, or TENANTS_FILE.
+// Microsoft is the API asked, its quota and retries, and the app registration.
 type Microsoft struct {
 	DefenderAPI          string        `envconfig:"DEFENDER_API" default:"graph" desc:"which Microsoft API answers: graph (Microsoft Graph security API) or mde (Defender for Endpoint API, retired 2027-02-01)"`
 	DefenderCloud        string        `envconfig:"DEFENDER_CLOUD" default:"public" desc:"public, gcc, gcc-high or dod"`
@@ -112,8 +107,7 @@ type Operations struct {
 	HookVariables []string   `ignored:"true"` // HOOK_ENV, resolved at load
 }
 
-// removed are variables no longer read: set, each is a warning, not an
-// error, so that an old deployment still starts.
+// removed are variables no longer read: set, each is a warning, not an error.
 var removed = []Warning{
 	{"COALESCE_SCOPE", "no longer read: concurrent requests for one alert share one call within a process, and the result cache answers repeats across replicas; remove it from the environment"},
 }
@@ -124,12 +118,10 @@ type Warning struct {
 	Message  string
 }
 
-// Lookup reads one environment variable and reports whether it is set
-// (os.LookupEnv): HTTP_LISTEN="" is not an unset HTTP_LISTEN.
+// Lookup reads one environment variable and reports whether it is set (os.LookupEnv).
 type Lookup func(key string) (value string, set bool)
 
-// MapEnv is a Lookup over a map, for tests and for commands that override
-// part of the environment.
+// MapEnv is a Lookup over a map.
 func MapEnv(m map[string]string) Lookup {
 	return func(k string) (string, bool) {
 		v, ok := m[k]
@@ -137,8 +129,7 @@ func MapEnv(m map[string]string) Lookup {
 	}
 }
 
-// Load reads every variable through lookup, applies the defaults and
-// validates the result.
+// Load reads every variable through lookup, with defaults, and validates them.
 func Load(lookup Lookup) (*Config, error) {
 	c := &Config{}
 	for _, v := range variables(c) {
@@ -160,8 +151,7 @@ func Load(lookup Lookup) (*Config, error) {
 }
 
 // DuplicateWindow is the result stream's duplicate window: it outlasts
-// every delivery of a request (ACK_WAIT × MAX_DELIVER and the last one's
-// retry budget), and 2 minutes.
+// every delivery of a request, and 2 minutes.
 func (c *Config) DuplicateWindow() time.Duration {
 	w := c.AckWait*time.Duration(c.MaxDeliver) + c.RetryMaxElapsed
 	return max(w, 2*time.Minute)

@@ -15,14 +15,12 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// Bounds of TENANTS_FILE (100,000 tenants take about 30 MiB) and of a
-// secret, certificate or token file.
+// Bounds of TENANTS_FILE and of a secret, certificate or token file.
 const (
 	MaxTenantsFile    = 64 << 20
 	maxCredentialFile = 1 << 20
 )
 
-// tenantEntry is one element of tenants:, as the file writes it.
 type tenantEntry struct {
 	Name                    string `json:"name"`
 	TenantID                string `json:"tenantId"`
@@ -43,8 +41,7 @@ type tenantEntry struct {
 
 var fileNames = names{"api", "cloud", "apiUrl", "scope", "authorityHost", "rateLimits", "tenantId", "clientId", "certificateFile"}
 
-// tenantFields are the keys of a tenant, matched exactly (encoding/json
-// would also take TenantID for tenantId).
+// tenantFields are the keys of a tenant, matched exactly.
 var tenantFields = func() []string {
 	t := reflect.TypeFor[tenantEntry]()
 	keys := make([]string, t.NumField())
@@ -54,8 +51,7 @@ var tenantFields = func() []string {
 	return keys
 }()
 
-// inlineSecretFields are keys that would hold a secret, with the field to
-// use instead.
+// inlineSecretFields are keys that would hold a secret, with the field to use.
 var inlineSecretFields = map[string]string{
 	"clientSecret": "clientSecretFile or clientSecretEnv", "secret": "clientSecretFile or clientSecretEnv",
 	"password": "certificatePasswordFile", "certificatePassword": "certificatePasswordFile",
@@ -68,12 +64,11 @@ var (
 	yamlLine          = regexp.MustCompile(`line (\d+)`)
 )
 
-// ValidTenantName reports whether name can name a tenant: a subject token,
-// a metric label value and a result field.
+// ValidTenantName reports whether name can name a tenant (a subject token).
 func ValidTenantName(name string) bool { return tenantNamePattern.MatchString(name) }
 
-// TenantsError is a mistake in TENANTS_FILE, naming the tenant (or its
-// index) and the field, never a value or an unknown key of the file.
+// TenantsError is a mistake in TENANTS_FILE, naming the tenant and field,
+// never a value or an unknown key.
 type TenantsError struct {
 	File   string
 	Tenant string // the tenant's name, or "" before a name could be read
@@ -96,12 +91,11 @@ func (e *TenantsError) Error() string {
 	return "TENANTS_FILE " + e.File + where + ": " + e.Reason
 }
 
-// Unwrap makes every TenantsError a configuration error (exit status 2).
+// Unwrap makes every TenantsError a configuration error.
 func (e *TenantsError) Unwrap() error { return ErrInvalid }
 
-// LoadTenants reads the tenants file at path, with the defaults of c and
-// clientSecretEnv read through lookup. Every secret is read now: a missing
-// one is an error at load, not at the first request.
+// LoadTenants reads the tenants file at path, with c's defaults, and every
+// secret now (clientSecretEnv through lookup).
 func LoadTenants(path string, c *Config, lookup Lookup) ([]Tenant, error) {
 	fileErr := func(reason string) error { return &TenantsError{File: path, Index: -1, Reason: reason} }
 	if v := c.credentialVariable(); v != "" {
@@ -122,8 +116,7 @@ func LoadTenants(path string, c *Config, lookup Lookup) ([]Tenant, error) {
 		if j, dup := seen[t.Name]; err == nil && dup {
 			err = &fieldError{"name", fmt.Sprintf("duplicate: tenants[%d] has the same name", j)}
 		}
-		var fe *fieldError
-		if errors.As(err, &fe) {
+		if fe, ok := errors.AsType[*fieldError](err); ok {
 			return nil, &TenantsError{File: path, Tenant: t.Name, Index: i, Field: fe.field, Reason: fe.reason}
 		}
 		seen[t.Name] = i
@@ -132,8 +125,8 @@ func LoadTenants(path string, c *Config, lookup Lookup) ([]Tenant, error) {
 	return tenants, nil
 }
 
-// decodeTenants is the file's list of tenants, each still JSON. The
-// library's errors quote the document: only their line is passed on.
+// decodeTenants is the file's list of tenants, each still JSON; of the
+// library's errors, which quote the document, only the line is passed on.
 func decodeTenants(data []byte) ([]json.RawMessage, error) {
 	doc, err := yaml.YAMLToJSONStrict(data)
 	if err != nil {
@@ -157,8 +150,7 @@ func decodeTenants(data []byte) ([]json.RawMessage, error) {
 	return list, nil
 }
 
-// fileTenant resolves one tenant of the file. Its error is a *fieldError;
-// Name is set once it is valid.
+// fileTenant resolves one tenant of the file; its error is a *fieldError.
 func (c *Config) fileTenant(raw json.RawMessage, lookup Lookup) (Tenant, error) {
 	e, err := decodeEntry(raw)
 	if err != nil {
@@ -194,8 +186,7 @@ func (c *Config) fileTenant(raw json.RawMessage, lookup Lookup) (Tenant, error) 
 	return t, nil
 }
 
-// decodeEntry decodes one tenant: its keys exactly, then its values by
-// type.
+// decodeEntry decodes one tenant: its keys exactly, then its values.
 func decodeEntry(raw json.RawMessage) (tenantEntry, error) {
 	var e tenantEntry
 	var keys map[string]json.RawMessage
@@ -224,8 +215,7 @@ func decodeEntry(raw json.RawMessage) (tenantEntry, error) {
 	return e, nil
 }
 
-// unknownField describes an unknown key, which may be a secret, without
-// showing it; only a key of the service's own vocabulary is named.
+// unknownField describes an unknown key, which may be a secret, unshown.
 func unknownField(key string) error {
 	if use, ok := inlineSecretFields[key]; ok {
 		return &fieldError{key, "secrets are not written in the file; use " + use}
@@ -238,8 +228,7 @@ func unknownField(key string) error {
 	return &fieldError{"", "an unknown field (the key is not shown; the fields are " + strings.Join(tenantFields, ", ") + ")"}
 }
 
-// credentialVariable is the first AZURE_* credential variable set, which a
-// tenants file excludes.
+// credentialVariable is the first AZURE_* credential variable set.
 func (c *Config) credentialVariable() string {
 	for _, f := range variables(c) {
 		if f.credential && !f.value.IsZero() {
@@ -249,7 +238,6 @@ func (c *Config) credentialVariable() string {
 	return ""
 }
 
-// secretFromEnv is the secret in the variable a tenant names.
 func secretFromEnv(name string, lookup Lookup) (string, error) {
 	if !envNamePattern.MatchString(name) {
 		return "", errors.New("is not an environment variable name (the value is not shown)")
@@ -261,8 +249,7 @@ func secretFromEnv(name string, lookup Lookup) (string, error) {
 	return s, nil
 }
 
-// readSecretFile reads a one-line secret file; a trailing newline is
-// ignored.
+// readSecretFile reads a one-line secret file.
 func readSecretFile(path string) (string, error) {
 	data, err := readRegular(path, maxCredentialFile, true)
 	if err != nil {

@@ -17,11 +17,8 @@ func checkFile(path string) error {
 	return err
 }
 
-// readRegular reads (or, with read false, only checks) a regular file of at
-// most limit bytes, through symbolic links (Kubernetes mounts a Secret's
-// keys as links into ..data/). Anything else is refused at once: a FIFO
-// would block, a device never end. Its errors never show the path, which
-// may be a misplaced secret.
+// readRegular reads (or only checks) a regular file of at most limit bytes,
+// through symbolic links; its errors never show the path.
 func readRegular(path string, limit int64, read bool) ([]byte, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0) // a FIFO's open waits for a writer
 	if err != nil {
@@ -49,7 +46,6 @@ func readRegular(path string, limit int64, read bool) ([]byte, error) {
 	return data, nil
 }
 
-// unreadable is err without the path an *os.PathError holds.
 func unreadable(err error) error {
 	if pe := (*os.PathError)(nil); errors.As(err, &pe) {
 		err = pe.Err

@@ -10,35 +10,29 @@ import (
 	"github.com/alert-domains/alert-domains/connector"
 )
 
-// DefaultTenant is the name of the environment's one tenant, and of the
-// tenant of the file that serves requests that name none.
+// DefaultTenant is the environment's tenant, and the one that serves requests naming none.
 const DefaultTenant = "default"
 
-// Tenant is one customer tenant, resolved: its API, cloud and quota, and
-// its app registration with the credential read.
+// Tenant is one customer tenant, resolved, with its credential read.
 type Tenant struct {
-	Name       string
-	API        connector.API
-	Cloud      string
-	APIURL     string
-	Scope      string
-	RateLimits []connector.Limit
-	Credential connector.CredentialConfig // holds the secret: never logged
-	// CredentialSource is where the credential comes from, for logs
-	// ("clientSecretFile /run/secrets/contoso").
-	CredentialSource string
-	SecretEnv        string // clientSecretEnv, which hooks must not see
-	Environment      bool   // the AZURE_* variables' tenant, not the file's
+	Name             string
+	API              connector.API
+	Cloud            string
+	APIURL           string
+	Scope            string
+	RateLimits       []connector.Limit
+	Credential       connector.CredentialConfig // holds the secret: never logged
+	CredentialSource string                     // for logs: "clientSecretFile /run/secrets/contoso"
+	SecretEnv        string                     // clientSecretEnv, which hooks must not see
+	Environment      bool                       // the AZURE_* variables' tenant, not the file's
 }
 
-// spec is one tenant as configured, before the defaults: the environment
-// or an entry of TENANTS_FILE.
+// spec is one tenant as configured, before the defaults.
 type spec struct {
 	api, cloud, apiURL, scope, authority, rateLimits string
 	tenantID, clientID                               string
-	// requireTenantID: a tenant of the file routes alerts by it, even
-	// with a managed identity.
-	requireTenantID bool
+
+	requireTenantID bool         // a file's tenant routes alerts by it
 	credentials     []credential // the source's, in its order
 	password        credential   // of the certificate
 }
@@ -65,7 +59,6 @@ func fromFile(field, path string, dst *string) credential {
 	return credential{field: field, set: path != "", load: func() (err error) { *dst, err = readSecretFile(path); return err }}
 }
 
-// names are what a source calls the parts of a spec, for its errors.
 type names struct{ api, cloud, apiURL, scope, authority, rateLimits, tenantID, clientID, certificate string }
 
 var envNames = names{"DEFENDER_API", "DEFENDER_CLOUD", "DEFENDER_API_URL", "DEFENDER_SCOPE", "AZURE_AUTHORITY_HOST",
@@ -84,9 +77,8 @@ var (
 // IsGUID reports whether an Entra tenant ID is a GUID, not a domain name.
 func IsGUID(id string) bool { return guidPattern.MatchString(id) }
 
-// endpoint resolves a tenant's API side: a part s leaves empty takes the
-// environment's value d (DEFENDER_API_URL and DEFENDER_SCOPE only for a
-// tenant of d's API), else the default of its API and cloud.
+// endpoint resolves a tenant's API side: a part s leaves empty takes d's
+// (the URL and scope only for d's API), else the API's and cloud's default.
 func endpoint(s, d *spec, n *names) (Tenant, error) {
 	api, err := connector.ParseAPI(cmp.Or(s.api, d.api))
 	if err != nil {
@@ -117,10 +109,8 @@ func endpoint(s, d *spec, n *names) (Tenant, error) {
 	return t, nil
 }
 
-// register is the rule of every app registration: exactly one credential,
-// a password only with a certificate, an Entra tenant ID (GUID or domain)
-// and a client ID (GUID) unless a managed identity goes without. It loads
-// the credential and returns the field that gave it.
+// register checks an app registration (one credential; IDs unless a managed
+// identity goes without), loads the credential and returns its field.
 func register(s *spec, n *names, c *connector.CredentialConfig) (source string, err error) {
 	var chosen, fields []string
 	var one credential
@@ -160,7 +150,6 @@ func register(s *spec, n *names, c *connector.CredentialConfig) (source string, 
 	return one.field, nil
 }
 
-// resolve fills the defaults of the endpoint variables and checks them.
 func (m *Microsoft) resolve() error {
 	m.explicit = spec{api: m.DefenderAPI, cloud: m.DefenderCloud, apiURL: m.DefenderAPIURL, scope: m.DefenderScope,
 		authority: m.AzureAuthorityHost, rateLimits: m.DefenderRateLimits}
@@ -180,8 +169,8 @@ func (m *Microsoft) resolve() error {
 	)
 }
 
-// EnvironmentTenant is the tenant "default" of the AZURE_* variables,
-// without TENANTS_FILE; with its error comes the tenant, for status.
+// EnvironmentTenant is the tenant "default" of the AZURE_* variables; with
+// its error comes the tenant, for status.
 func (c *Config) EnvironmentTenant() (Tenant, error) {
 	m := &c.Microsoft
 	t, _ := endpoint(&m.explicit, &m.explicit, &envNames) // checked by Load
@@ -204,8 +193,7 @@ func (c *Config) EnvironmentTenant() (Tenant, error) {
 	return t, nil
 }
 
-// validScope reports whether s is <resource>/.default, the resource a URL
-// without credentials or an application ID.
+// validScope reports whether s is <URL or application ID>/.default.
 func validScope(s string) bool {
 	resource, ok := strings.CutSuffix(s, "/.default")
 	if !ok || strings.ContainsAny(s, " \t\r\n") {

@@ -15,8 +15,7 @@ import (
 	"github.com/alert-domains/alert-domains/internal/redact"
 )
 
-// Variable is one environment variable of the contract, as `alert-domains
-// help` and the configuration reference show it.
+// Variable is one environment variable of the contract.
 type Variable struct {
 	Name        string
 	Default     string // "" when none, or when it depends on others (the description says)
@@ -24,8 +23,7 @@ type Variable struct {
 	Group       string // the heading of its concern
 }
 
-// Variables lists every variable, group by group: the one place where a
-// variable's name, default and meaning live (the tags of Config).
+// Variables lists every variable, group by group, from the tags of Config.
 func Variables() []Variable {
 	fields := variables(&Config{})
 	vars := make([]Variable, len(fields))
@@ -35,12 +33,10 @@ func Variables() []Variable {
 	return vars
 }
 
-// usageFormat is the envconfig template of one group's lines.
 const usageFormat = `{{range .}}    {{usage_key .}}	{{usage_default .}}	{{usage_description .}}
 {{end}}`
 
-// Usage writes the table of every environment variable with its default and
-// meaning, group by group (envconfig reads the same tags as Load).
+// Usage writes the table of every variable with its default and meaning.
 func Usage(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	cv := reflect.ValueOf(&Config{}).Elem()
@@ -57,7 +53,6 @@ func Usage(w io.Writer) error {
 	return tw.Flush()
 }
 
-// field is a Variable with the Config field it is read into.
 type field struct {
 	Variable
 	value      reflect.Value
@@ -66,7 +61,6 @@ type field struct {
 	emptyOK    bool
 }
 
-// variables are the tagged fields of c's groups, addressable through c.
 func variables(c *Config) []field {
 	var fields []field
 	cv := reflect.ValueOf(c).Elem()
@@ -95,8 +89,7 @@ func variables(c *Config) []field {
 	return fields
 }
 
-// read sets the field from lookup, or its default when unset (or empty,
-// unless empty is a value of its own).
+// read sets the field from lookup, or its default when unset or empty.
 func (f field) read(lookup Lookup) error {
 	raw, set := lookup(f.Name)
 	raw = strings.TrimSpace(raw)

@@ -15,18 +15,14 @@ import (
 
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/consumer"
+	"github.com/alert-domains/alert-domains/internal/timing"
 	"github.com/alert-domains/alert-domains/internal/wait"
 	"github.com/alert-domains/alert-domains/message"
 )
 
-// Answers is what a replica knows of the results stored in the result
-// stream, the record of every answer: which requests have a result (asked
-// by the request path, the safety net and a re-created consumer), and the
-// successes of the last CACHE_TTL, which answer repeated requests. One
-// ordered consumer reads the stream from the oldest request that may still
-// be delivered; a request stored before that is looked for in the stream
-// on demand. It believes only results the service wrote: see check and
-// Believed.
+// Answers is what a replica knows of the result stream: which requests have
+// a result, and the successes of the last CACHE_TTL (the cache). See
+// ARCHITECTURE.md, "The result stream is the record".
 type Answers struct {
 	cfg AnswersConfig
 
@@ -39,12 +35,11 @@ type Answers struct {
 	horizon  time.Time            // requests stored before it are not held
 	pruned   uint64               // requests at or below it were forgotten
 	window   time.Duration        // the result stream's duplicate window
-	reader   *consumer.Reader     // nil while the reading is stopped
 	progress chan struct{}        // closed and replaced at a result read while syncing
 	syncing  int                  // callers of sync waiting for progress
 	ready    chan struct{}
+	readied  sync.Once
 	warned   time.Time
-	isReady  bool
 }
 
 // AnswersConfig is what Answers reads and how.
@@ -61,18 +56,14 @@ type AnswersConfig struct {
 	Now           func() time.Time
 }
 
-// DefaultCacheMaxEntries is the number of alerts the cache holds at most;
-// beyond it the oldest entries make room.
+// DefaultCacheMaxEntries is the number of alerts the cache holds at most.
 const DefaultCacheMaxEntries = 200_000
 
-// clockSlack covers clock differences between the servers that lead the
-// request and the result streams when results are read from a time.
+// clockSlack covers clock differences between the streams' leaders.
 const clockSlack = time.Minute
 
-// requestID is a request message as its results name it (see
-// message.ResultMsgID): its sequence and store time, Unix nanoseconds. A
-// result that names a sequence with another time (of a re-created stream,
-// or forged) is another request's.
+// requestID is a request as its results name it (message.ResultMsgID):
+// sequence and store time in Unix nanoseconds.
 type requestID struct {
 	seq    uint64
 	stored int64
@@ -82,8 +73,7 @@ func idOfRequest(req message.StoredRequest) requestID {
 	return requestID{seq: req.Seq, stored: req.Stored.UnixNano()}
 }
 
-// cached is a success that answers repeated requests for its alert, once
-// checked against the request it answered.
+// cached is a success that answers repeated requests, once checked.
 type cached struct {
 	domains   json.RawMessage
 	created   int64 // Unix nanoseconds
@@ -97,8 +87,7 @@ type orderItem struct {
 	created int64
 }
 
-// ErrResultGone is returned for a result, or the request it answers, that
-// the streams no longer hold.
+// ErrResultGone is returned for a result, or its request, no longer stored.
 var ErrResultGone = errors.New("result no longer stored")
 
 // NewAnswers returns the record of cfg's result stream; Run reads it.
@@ -106,9 +95,7 @@ func NewAnswers(cfg AnswersConfig) *Answers {
 	if cfg.MaxCache <= 0 {
 		cfg.MaxCache = DefaultCacheMaxEntries
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.Logger = cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))
 	if cfg.Ignored == nil {
 		cfg.Ignored = func(string) {}
 	}
@@ -127,10 +114,8 @@ func NewAnswers(cfg AnswersConfig) *Answers {
 // Ready is closed once the results stored before the start are read.
 func (a *Answers) Ready() <-chan struct{} { return a.ready }
 
-// Run reads the result stream until ctx ends: from the oldest request that
-// may still be delivered (or CACHE_TTL back, if earlier), then every new
-// result. A reading that ends (a lost connection, a stream gone) starts
-// again where it stopped, after a backoff.
+// Run reads the result stream until ctx ends, starting again with backoff
+// where it stopped when the reading fails.
 func (a *Answers) Run(ctx context.Context) error {
 	backoff := 100 * time.Millisecond
 	sweep := time.NewTicker(time.Minute)
@@ -142,16 +127,12 @@ func (a *Answers) Run(ctx context.Context) error {
 		}
 		a.cfg.Logger.Warn("stored results cannot be read: other replicas' answers are not seen, and old redeliveries wait",
 			slog.String("stream", a.cfg.ResultStream), slog.Any("error", err), slog.Duration("retry_in", backoff))
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
+		timing.Sleep(ctx, backoff, nil)
 		backoff = min(2*backoff, 10*time.Second)
 	}
 	return nil
 }
 
-// follow reads the stream until ctx ends or the reading fails.
 func (a *Answers) follow(ctx context.Context, sweep <-chan time.Time) error {
 	occ, err := a.start(ctx)
 	if err != nil {
@@ -161,15 +142,7 @@ func (a *Answers) follow(ctx context.Context, sweep <-chan time.Time) error {
 	if err != nil {
 		return err
 	}
-	a.mu.Lock()
-	a.reader = r
-	a.mu.Unlock()
-	defer func() {
-		r.Stop()
-		a.mu.Lock()
-		a.reader = nil
-		a.mu.Unlock()
-	}()
+	defer r.Stop()
 	if info, err := r.Info(ctx); err == nil && info.NumPending == 0 {
 		a.markReady()
 	}
@@ -187,10 +160,8 @@ func (a *Answers) follow(ctx context.Context, sweep <-chan time.Time) error {
 	}
 }
 
-// start is where the reading begins: after the last result read, or at the
-// first start from the horizon, the store time of the oldest request that
-// may still be delivered, less the clock slack, and no later than CACHE_TTL
-// back.
+// start is where the reading begins: after the last result read, else at
+// the oldest request that may still be delivered, or CACHE_TTL back if earlier.
 func (a *Answers) start(ctx context.Context) (jetstream.OrderedConsumerConfig, error) {
 	occ := jetstream.OrderedConsumerConfig{FilterSubjects: resultSubjects(a.cfg.Subjects)}
 	a.mu.Lock()
@@ -221,8 +192,7 @@ func (a *Answers) start(ctx context.Context) (jetstream.OrderedConsumerConfig, e
 }
 
 // oldestUnanswered is the store time of the first request after the
-// request consumer's acknowledgement floor (of the first request stored,
-// when the consumer is missing), or now when there is none.
+// consumer's acknowledgement floor, or now when there is none.
 func (a *Answers) oldestUnanswered(ctx context.Context) (time.Time, error) {
 	rs, err := a.cfg.JS.Stream(ctx, a.cfg.RequestStream)
 	if err != nil {
@@ -244,21 +214,17 @@ func (a *Answers) oldestUnanswered(ctx context.Context) (time.Time, error) {
 	return state.FirstTime, nil
 }
 
-// resultSubjects are the subjects results are published to.
 func resultSubjects(s message.Subjects) []string {
 	return []string{s.Success, s.Failure, s.Success + ".*", s.Failure + ".*"}
 }
 
-// apply records one stored result, if it is believed.
 func (a *Answers) apply(msg jetstream.Msg, meta *jetstream.MsgMetadata) {
 	id, entry, notOurs := a.check(msg, meta)
 	a.mu.Lock()
 	a.applied = max(a.applied, meta.Sequence.Stream)
 	a.wakeLocked()
 	if notOurs == nil {
-		if id.seq > a.pruned && id.stored != 0 {
-			a.requests[id] = meta.Sequence.Stream
-		}
+		a.recordLocked(id, meta.Sequence.Stream)
 		if entry != nil {
 			a.setLocked(entry.key, entry.cached)
 		}
@@ -272,19 +238,14 @@ func (a *Answers) apply(msg jetstream.Msg, meta *jetstream.MsgMetadata) {
 	}
 }
 
-// cacheEntry is a new entry of the cache.
 type cacheEntry struct {
 	key    string
 	cached cached
 }
 
-// check reads what a stored result says of itself (message.Subjects.Label)
-// and, for a success that may answer from the cache, its body. It returns
-// the request the result names and why it is not believed (nil when it
-// is). Whether it is the result of that request (its alert and tenant) is
-// checked when it is used (Believed, Cached). The safety net's failure for
-// a request no longer stored names no store time: it is the service's, and
-// answers nothing.
+// check returns the request a stored result names (message.Subjects.Label),
+// its cache entry, and why it is not believed; its alert and tenant are
+// checked when it is used (Believed, Cached).
 func (a *Answers) check(msg jetstream.Msg, meta *jetstream.MsgMetadata) (requestID, *cacheEntry, error) {
 	label, err := a.cfg.Subjects.Label(a.cfg.RequestStream, msg.Subject(), msg.Headers())
 	if err != nil || label.Stored.IsZero() {
@@ -317,8 +278,7 @@ func (a *Answers) check(msg jetstream.Msg, meta *jetstream.MsgMetadata) (request
 	}, nil
 }
 
-// ignore counts a result not believed and warns of it once a minute at
-// most.
+// ignore counts a result not believed and warns once a minute at most.
 func (a *Answers) ignore(err error, subject string, seq uint64) {
 	reason, detail := message.ReasonRequest, err.Error()
 	if why, ok := errors.AsType[*message.NotOurs](err); ok {
@@ -337,22 +297,21 @@ func (a *Answers) ignore(err error, subject string, seq uint64) {
 	}
 }
 
-func (a *Answers) markReady() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if !a.isReady {
-		a.isReady = true
-		close(a.ready)
+func (a *Answers) markReady() { a.readied.Do(func() { close(a.ready) }) }
+
+// recordLocked records that id has its result at resultSeq, unless id is forgotten.
+func (a *Answers) recordLocked(id requestID, resultSeq uint64) {
+	if id.seq > a.pruned && id.stored != 0 {
+		a.requests[id] = resultSeq
 	}
 }
 
-// Stored records a result this process has just stored at resultSeq for
-// req: known to be the service's, it answers from the cache at once.
+// Stored records a result this process has just stored at resultSeq for req.
 func (a *Answers) Stored(req message.StoredRequest, resultSeq uint64, res *message.Result, key string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if req.Seq > a.pruned && !req.Stored.IsZero() {
-		a.requests[idOfRequest(req)] = resultSeq
+	if !req.Stored.IsZero() {
+		a.recordLocked(idOfRequest(req), resultSeq)
 	}
 	if a.cfg.CacheTTL <= 0 || key == "" || res.Status != message.StatusSuccess || (res.Cached != nil && *res.Cached) {
 		return
@@ -364,9 +323,7 @@ func (a *Answers) Stored(req message.StoredRequest, resultSeq uint64, res *messa
 	a.setLocked(key, cached{domains: domains, created: a.cfg.Now().UnixNano(), request: idOfRequest(req), resultSeq: resultSeq, checked: true})
 }
 
-// Done forgets the requests at or below the request consumer's
-// acknowledgement floor: they are never delivered again (a safety net's
-// or a re-created consumer's question about one reads the stream).
+// Done forgets the requests at or below the acknowledgement floor.
 func (a *Answers) Done(floor uint64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -381,12 +338,9 @@ func (a *Answers) Done(floor uint64) {
 	a.pruned = floor
 }
 
-// Find returns where the result of req is stored, if it has one. A request
-// younger than half the duplicate window is answered from memory: a result
-// published for it again is dropped by the stream. An older one is
-// answered once the reading has caught up with the stream, and one stored
-// before the reading's horizon (or forgotten by Done) by reading the stream
-// from its store time. The search gives up the worker meanwhile.
+// Find returns where the result of req is stored, if it has one: from
+// memory for a request younger than half the duplicate window, after a sync
+// for an older one, by a search for one before the horizon.
 func (a *Answers) Find(ctx context.Context, req message.StoredRequest) (resultSeq uint64, found bool, err error) {
 	a.mu.Lock()
 	resultSeq, found = a.requests[idOfRequest(req)]
@@ -411,11 +365,8 @@ func (a *Answers) Find(ctx context.Context, req message.StoredRequest) (resultSe
 	return resultSeq, found, nil
 }
 
-// sync waits until the reading has caught up with the stream as it is
-// now: it has read the last result stored, or that result is older than
-// where the reading started. The last result is looked up by subject, so
-// that a message of another subject, or one since deleted, at the end of
-// the stream is never waited for.
+// sync waits until the reading has read the last result stored now (looked
+// up by subject), or that result is older than where the reading started.
 func (a *Answers) sync(ctx context.Context) error {
 	a.mu.Lock()
 	a.syncing++
@@ -440,8 +391,7 @@ func (a *Answers) sync(ctx context.Context) error {
 			select {
 			case <-progress:
 				continue
-			case <-again:
-				// The last result may have been deleted meanwhile.
+			case <-again: // the last result may have been deleted
 			case <-ctx.Done():
 				return ctx.Err()
 			}
@@ -450,7 +400,6 @@ func (a *Answers) sync(ctx context.Context) error {
 	}
 }
 
-// wakeLocked wakes the callers of sync.
 func (a *Answers) wakeLocked() {
 	if a.syncing > 0 {
 		close(a.progress)
@@ -458,8 +407,7 @@ func (a *Answers) wakeLocked() {
 	}
 }
 
-// lastResult is the stream sequence and store time of the last result
-// stored (0 when there is none).
+// lastResult is the sequence and store time of the last result (0: none).
 func (a *Answers) lastResult(ctx context.Context) (uint64, time.Time, error) {
 	s, err := a.cfg.JS.Stream(ctx, a.cfg.ResultStream)
 	if err != nil {
@@ -482,7 +430,6 @@ func (a *Answers) lastResult(ctx context.Context) (uint64, time.Time, error) {
 	return seq, stored, nil
 }
 
-// search reads the stream from req's store time for its result.
 func (a *Answers) search(ctx context.Context, req message.StoredRequest) (resultSeq uint64, found bool, err error) {
 	id := message.ResultMsgID(a.cfg.RequestStream, req.Seq, req.Stored)
 	from := req.Stored.Add(-clockSlack)
@@ -504,9 +451,8 @@ func (a *Answers) search(ctx context.Context, req message.StoredRequest) (result
 	return resultSeq, found, nil
 }
 
-// Believed reads the result stored at resultSeq and returns it when it is
-// the service's result of req (message.Subjects.Believe). A result that is
-// not is ignored, counted, and reported as a *message.NotOurs.
+// Believed reads the result at resultSeq if it is the service's result of
+// req (message.Subjects.Believe), else counts it and returns a *message.NotOurs.
 func (a *Answers) Believed(ctx context.Context, req message.StoredRequest, resultSeq uint64) (*message.Result, error) {
 	m, err := a.read(ctx, a.cfg.ResultStream, resultSeq)
 	if err != nil {
@@ -535,10 +481,8 @@ func (a *Answers) read(ctx context.Context, stream string, seq uint64) (*jetstre
 	return m, nil
 }
 
-// Cached returns the domains of the success cached under key (CacheKey),
-// stored less than CACHE_TTL ago. An entry read from the stream answers
-// only once checked against the request it answered; one that fails the
-// check is dropped.
+// Cached returns the domains of the success cached under key (CacheKey)
+// less than CACHE_TTL ago; an entry read from the stream is checked first.
 func (a *Answers) Cached(ctx context.Context, key string) ([]string, bool) {
 	a.mu.Lock()
 	e, ok := a.cache[key]
@@ -547,20 +491,18 @@ func (a *Answers) Cached(ctx context.Context, key string) ([]string, bool) {
 		return nil, false
 	}
 	if !e.checked {
-		if err := a.checkEntry(ctx, e); err != nil {
-			a.mu.Lock()
-			if cur := a.cache[key]; cur.resultSeq == e.resultSeq {
-				delete(a.cache, key)
-			}
-			a.mu.Unlock()
-			return nil, false
-		}
+		err := a.checkEntry(ctx, e)
 		a.mu.Lock()
-		if cur, held := a.cache[key]; held && cur.resultSeq == e.resultSeq {
+		if cur, held := a.cache[key]; held && cur.resultSeq == e.resultSeq && err != nil {
+			delete(a.cache, key)
+		} else if held && cur.resultSeq == e.resultSeq {
 			cur.checked = true
 			a.cache[key] = cur
 		}
 		a.mu.Unlock()
+		if err != nil {
+			return nil, false
+		}
 	}
 	var domains []string
 	if json.Unmarshal(e.domains, &domains) != nil {
@@ -572,10 +514,7 @@ func (a *Answers) Cached(ctx context.Context, key string) ([]string, bool) {
 	return domains, true
 }
 
-// checkEntry checks a cached success against the request it names. A
-// request the stream no longer holds (its sequence taken by another in a
-// re-created stream, say) cannot be checked: its success answers nothing,
-// and is no forgery either.
+// checkEntry checks a cached success against the request it names.
 func (a *Answers) checkEntry(ctx context.Context, e cached) error {
 	m, err := a.read(ctx, a.cfg.RequestStream, e.request.seq)
 	if err != nil {
@@ -588,12 +527,9 @@ func (a *Answers) checkEntry(ctx context.Context, e cached) error {
 	return err
 }
 
-// FirstUnanswered is the first request from sequence from on, up to
-// last, that has no result, once the reading has caught up (last+1 when
-// they all have one): where a re-created request consumer starts. from
-// must be above the floor given to Done. The requests are read from the
-// stream, so that a result counts only for the request stored at its
-// sequence at the time it names.
+// FirstUnanswered is the first request in [from, last] without a result
+// (last+1: none), where a re-created consumer starts; from must be above
+// the floor given to Done.
 func (a *Answers) FirstUnanswered(ctx context.Context, from, last uint64) (uint64, error) {
 	if err := a.sync(ctx); err != nil {
 		return 0, err
@@ -623,8 +559,7 @@ func (a *Answers) FirstUnanswered(ctx context.Context, from, last uint64) (uint6
 	return first, nil
 }
 
-// setLocked caches e under key unless a later answer is cached, and evicts
-// the oldest entries beyond the bound.
+// setLocked caches e under key unless a later answer is, evicting beyond the bound.
 func (a *Answers) setLocked(key string, e cached) {
 	if cur, held := a.cache[key]; held && cur.created > e.created {
 		return
@@ -646,7 +581,6 @@ func (a *Answers) setLocked(key string, e cached) {
 	}
 }
 
-// popLocked removes the oldest item, and its entry if the item is current.
 func (a *Answers) popLocked() {
 	it := a.order[0]
 	a.order[0] = orderItem{}
@@ -656,7 +590,6 @@ func (a *Answers) popLocked() {
 	}
 }
 
-// sweep drops the expired entries, the oldest first.
 func (a *Answers) sweep() {
 	limit := a.cfg.Now().UnixNano() - int64(a.cfg.CacheTTL)
 	a.mu.Lock()
@@ -669,11 +602,8 @@ func (a *Answers) sweep() {
 	}
 }
 
-// CacheKey is the key of an alert's entry in the cache (and of its call in
-// flight): <tenant>.<alert ID>, or the alert ID alone for plainTenant,
-// prefixed "graph:" for an answer of Graph. An alert ID cached for one
-// tenant, or by one API, is never an answer for another. An API not named
-// ("", as in results stored before the API was) is the endpoint API.
+// CacheKey is the key of an alert's entry in the cache and of its call:
+// [graph:][<tenant>.]<alert ID>, the tenant omitted for plainTenant.
 func CacheKey(plainTenant, tenant string, api connector.API, alertID string) string {
 	key := alertID
 	if tenant != plainTenant {

@@ -10,10 +10,8 @@ import (
 	"github.com/alert-domains/alert-domains/message"
 )
 
-// calls makes a process's calls to Microsoft: one at a time per alert and
-// tenant, the requests that come meanwhile waiting for its answer (a SIEM
-// that sends an alert again on every update costs one call, not one per
-// copy in flight). The call runs on the first request's goroutine.
+// calls makes one call at a time per alert and tenant; requests that come
+// meanwhile wait for its answer.
 type calls struct {
 	tenants Tenants
 
@@ -21,21 +19,17 @@ type calls struct {
 	inFlight map[string]*flight
 }
 
-// flight is a call in progress, shared by the requests for its alert.
 type flight struct {
 	done chan struct{} // closed when res and err are set
 	res  connector.Result
 	err  error
 }
 
-// errNoAnswer is what the requests waiting for a call see when it
-// panicked: they ask again.
+// errNoAnswer is what waiters see of a call that panicked: they ask again.
 var errNoAnswer = errors.New("the shared call ended without an answer")
 
-// domains asks the API of rt's tenant for alertID, or waits for the call
-// for key already in flight (shared is then true: this request made no
-// call). An answer that failed only because the other request was
-// interrupted is not taken: this request asks again.
+// domains asks rt's tenant's API for alertID, or waits for the call for key
+// in flight (shared); an answer of an interrupted call is not taken.
 func (c *calls) domains(ctx context.Context, rt route, key, alertID string) (res connector.Result, shared bool, err error) {
 	for {
 		c.mu.Lock()
@@ -55,19 +49,18 @@ func (c *calls) domains(ctx context.Context, rt route, key, alertID string) (res
 		select {
 		case <-ctx.Done():
 			end()
-			return connector.Result{}, false, interrupted(ctx)
+			return connector.Result{}, false, &connector.Error{Kind: message.KindUnavailable, Message: "interrupted", Err: ctx.Err()}
 		case <-f.done:
 			end()
-			if f.err != nil && (unfinished(f.err) || errors.Is(f.err, errNoAnswer)) {
-				continue
+			if errors.Is(f.err, context.Canceled) || errors.Is(f.err, context.DeadlineExceeded) || errors.Is(f.err, errNoAnswer) {
+				continue // the call's own request was interrupted, or it panicked
 			}
 			return connector.Result{Domains: f.res.Domains, GraphAlertID: f.res.GraphAlertID}, true, f.err
 		}
 	}
 }
 
-// lead makes the call of flight f and hands its answer to the requests
-// waiting for it, also when the call panics.
+// lead makes f's call and hands its answer to the waiters, even on a panic.
 func (c *calls) lead(ctx context.Context, rt route, key, alertID string, f *flight) (connector.Result, bool, error) {
 	defer func() {
 		c.mu.Lock()
@@ -77,15 +70,4 @@ func (c *calls) lead(ctx context.Context, rt route, key, alertID string, f *flig
 	}()
 	f.res, f.err = c.tenants.Domains(ctx, rt.tenant, alertID)
 	return f.res, false, f.err
-}
-
-// interrupted is the error of a request whose wait ctx ended.
-func interrupted(ctx context.Context) error {
-	return &connector.Error{Kind: message.KindUnavailable, Message: "interrupted", Err: ctx.Err()}
-}
-
-// unfinished reports a call that ended because its request was
-// interrupted, not because Microsoft answered: not an answer for another.
-func unfinished(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }

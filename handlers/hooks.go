@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/alert-domains/alert-domains/consumer"
@@ -21,13 +20,9 @@ import (
 // hookOutputLimit bounds what a hook's output contributes to the log.
 const hookOutputLimit = 4 << 10
 
-// Hooks runs a program after each stored result, with the result JSON on its
-// standard input: the custom success and failure scripts of a playbook. A
-// hook cannot change the result: its failure is logged and the request is
-// still acknowledged. Hooks run at least once per result (a crash between
-// the hook and the acknowledgement runs it again). A hook's environment is
-// PATH, HOME, TZ, LANG, TENANT (the result's tenant) and the variables an
-// operator names, never the service's credentials.
+// Hooks runs a program, at least once, after each stored result, with the
+// result JSON on its standard input; its failure is only logged. Its
+// environment holds no credential of the service.
 type Hooks struct {
 	onSuccess, onFailure []string
 	env                  []string
@@ -38,11 +33,9 @@ type Hooks struct {
 // hookBase are the variables every hook gets from the service's environment.
 var hookBase = []string{"PATH", "HOME", "TZ", "LANG"}
 
-// NewHooks parses the ON_SUCCESS_EXEC and ON_FAILURE_EXEC commands: a program
-// and its arguments separated by white space, run without a shell. Either may
-// be empty. Their environment is taken from environ: the base variables and
-// those of names (HOOK_ENV, which configuration checks names no secret),
-// URL credentials removed.
+// NewHooks parses the ON_SUCCESS_EXEC and ON_FAILURE_EXEC commands, run
+// without a shell, either may be empty. Their environment is environ's base
+// variables and names (HOOK_ENV), URL credentials removed.
 func NewHooks(onSuccess, onFailure string, timeout time.Duration, environ []string, names []string, logger *slog.Logger) (*Hooks, error) {
 	if timeout <= 0 {
 		return nil, errors.New("handlers: hook timeout must be positive")
@@ -64,13 +57,8 @@ func NewHooks(onSuccess, onFailure string, timeout time.Duration, environ []stri
 	return h, nil
 }
 
-// Enabled reports whether any hook is configured.
-func (h *Hooks) Enabled() bool { return len(h.onSuccess) > 0 || len(h.onFailure) > 0 }
-
 // Middleware runs the hook of each stored result before the request is
-// acknowledged: of a result stored by this delivery, and of a result an
-// earlier delivery stored (a duplicate, or one the request's record
-// names), since that delivery may have crashed before its hook ran.
+// acknowledged, also of one an earlier delivery stored: it may have crashed first.
 func (h *Hooks) Middleware() consumer.Middleware {
 	return func(next consumer.Handler) consumer.Handler {
 		return func(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
@@ -97,7 +85,6 @@ func (h *Hooks) Run(ctx context.Context, res *message.Result) {
 		h.logger.LogAttrs(ctx, slog.LevelError, "hook not run", slog.String("alert_id", res.AlertID), slog.Any("error", err))
 		return
 	}
-	// The hook gets its full time even during shutdown: the result is stored.
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.timeout)
 	defer cancel()
 	cmd := exec.CommandContext(hctx, argv[0], argv[1:]...)
@@ -128,17 +115,15 @@ func (h *Hooks) Run(ctx context.Context, res *message.Result) {
 	h.logger.LogAttrs(ctx, slog.LevelDebug, "hook ran", attrs...)
 }
 
-// limitedBuffer keeps the first limit bytes written to it.
+// limitedBuffer keeps the first limit bytes written to it; exec writes
+// stdout and stderr, the same writer, from one goroutine.
 type limitedBuffer struct {
-	mu        sync.Mutex
 	buf       bytes.Buffer
 	limit     int
 	truncated bool
 }
 
 func (b *limitedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	if room := b.limit - b.buf.Len(); room < len(p) {
 		b.truncated = true
 		if room > 0 {
@@ -150,8 +135,6 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 }
 
 func (b *limitedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	s := strings.TrimSpace(b.buf.String())
 	if b.truncated {
 		s += " …(truncated)"

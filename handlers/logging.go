@@ -16,8 +16,6 @@ func Logging(logger *slog.Logger) consumer.Middleware {
 			start := time.Now()
 			out := next(ctx, d)
 			level, msg := outcomeLevel(out)
-			// At LOG_LEVEL=warn a success costs nothing: the attributes are
-			// built only for a line that is written.
 			if !logger.Enabled(ctx, level) {
 				return out
 			}
@@ -45,8 +43,7 @@ func Logging(logger *slog.Logger) consumer.Middleware {
 				attrs = append(attrs, slog.Bool("out_of_deliveries", true))
 			}
 			switch {
-			case out.Action == consumer.HandBack:
-				// No result: nothing more to say.
+			case out.Action == consumer.HandBack: // no result
 			case out.Action == consumer.Retry:
 				attrs = append(attrs, slog.Duration("redeliver_in", out.Delay), slog.Any("error", out.Err))
 			case out.Result != nil && out.Result.Status == message.StatusSuccess:
@@ -65,7 +62,6 @@ func Logging(logger *slog.Logger) consumer.Middleware {
 	}
 }
 
-// outcomeLevel is the level and message of the line that logs out.
 func outcomeLevel(out consumer.Outcome) (slog.Level, string) {
 	switch {
 	case out.Action == consumer.HandBack:
@@ -85,9 +81,8 @@ func outcomeLevel(out consumer.Outcome) (slog.Level, string) {
 	}
 }
 
-// failureLevel is the log level of a stored failure: warn where an operator
-// may have to act (credentials, permissions, outages, quota), info for
-// answers about the request itself.
+// failureLevel: warn where an operator may have to act, info for answers
+// about the request itself.
 func failureLevel(k message.Kind) slog.Level {
 	switch k {
 	case message.KindInvalidRequest, message.KindNotFound, message.KindBadRequest:

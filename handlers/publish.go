@@ -11,19 +11,17 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/consumer"
+	"github.com/alert-domains/alert-domains/internal/timing"
 	"github.com/alert-domains/alert-domains/message"
 )
 
-// JetStream stores a message in a stream and returns the stream's
-// acknowledgement (a jetstream.JetStream).
+// JetStream stores a message in a stream (a jetstream.JetStream).
 type JetStream interface {
 	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
 }
 
-// publisher stores results in the result stream under the message ID every
-// delivery of their request uses (message.ResultMsgID), so that the stream
-// drops a second one within its duplicate window, and tells answers of
-// each result it stores.
+// publisher stores results under their request's message.ResultMsgID and
+// tells answers of each.
 type publisher struct {
 	js       JetStream
 	answers  *Answers
@@ -36,11 +34,8 @@ type publisher struct {
 	trace    resultTrace
 }
 
-// publish stores res, the result of d routed to rt, and decides what
-// happens to the request message (consumer.Decide); reason is why res is
-// a failure, if it is one. The outcome's Result is the result stored: res,
-// the failure that replaces one too large to store, or the result an
-// earlier delivery stored.
+// publish stores res, the result of d routed to rt (reason: why it fails),
+// and decides what happens to the request (consumer.Decide).
 func (p *publisher) publish(ctx context.Context, d *consumer.Delivery, rt route, key string, res *message.Result, reason error) consumer.Outcome {
 	ctx, span := p.trace.start(ctx)
 	msgID := message.ResultMsgID(d.Stream, d.StreamSeq, d.Stored)
@@ -58,9 +53,7 @@ func (p *publisher) publish(ctx context.Context, d *consumer.Delivery, rt route,
 	out := consumer.Outcome{Result: res, Err: reason, AlertID: res.AlertID, Attempts: res.Attempts}
 	var ack *jetstream.PubAck
 	if err == nil {
-		// Only an answer that cost a call is worth waiting for the stream:
-		// any other costs nothing to redeliver.
-		budget := time.Duration(0)
+		budget := time.Duration(0) // only an answer that cost a call is worth waiting for
 		if res.Attempts > 0 || res.Coalesced {
 			budget = p.budget
 		}
@@ -89,12 +82,8 @@ func (p *publisher) publish(ctx context.Context, d *consumer.Delivery, rt route,
 	return out
 }
 
-// store publishes msg. The first attempt gets its chance even when
-// shutdown has begun (the answer is in hand); while the stream does not
-// answer (its leader lost, the connection moving to another server),
-// attempts go on with backoff within budget and until shutdown, each with
-// the same message ID, so that one stored although its acknowledgement was
-// lost is not stored twice.
+// store publishes msg, once even after shutdown began, and again with
+// backoff within budget while the stream does not answer.
 func (p *publisher) store(ctx context.Context, msg *nats.Msg, budget time.Duration) (*jetstream.PubAck, error) {
 	start := time.Now()
 	backoff := 100 * time.Millisecond
@@ -105,23 +94,16 @@ func (p *publisher) store(ctx context.Context, msg *nats.Msg, budget time.Durati
 		if err == nil || !unanswered(err) || time.Since(start)+backoff > budget {
 			return ack, err
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !timing.Sleep(ctx, backoff, nil) {
 			return ack, err
-		case <-t.C:
 		}
 		backoff = min(2*backoff, 2*time.Second)
 	}
 }
 
-// unanswered reports a publish that the result stream did not answer, or
-// answered "try again": what a stream between leaders, or a connection
-// between servers, looks like.
+// unanswered reports a publish the stream did not answer, or answered "try again".
 func unanswered(err error) bool {
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) {
+	if apiErr, ok := errors.AsType[*jetstream.APIError](err); ok {
 		return apiErr.Code == 503 || apiErr.Code == 408
 	}
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||

@@ -1,12 +1,9 @@
 // Package handlers turns one delivery of a request message into exactly one
-// stored result: it decodes the request and finds its tenant (routes),
-// sees whether the request has its result already or its alert a recent
-// answer (Answers), asks Microsoft (calls), and stores the result under a
-// message ID that is the same for every delivery (publisher). The result
-// hooks (Hooks) and the log line (Logging) wrap it as middleware.
+// stored result: route, stored answer or cache, call, publish.
 package handlers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,32 +21,20 @@ import (
 
 // Config is what a Service needs.
 type Config struct {
-	JS       JetStream
-	Answers  *Answers
-	Tenants  Tenants
-	Subjects message.Subjects
-	// PublishTimeout bounds each wait for the result stream's
-	// acknowledgement (default 5s).
-	PublishTimeout time.Duration
-	// PublishBudget bounds the time spent storing an answer that cost a
-	// call while the result stream does not answer (default
-	// DefaultPublishBudget); after it the request is redelivered.
-	PublishBudget time.Duration
-	// MaxResultBytes is the largest result message the server stores (its
-	// max_payload; default message.DefaultMaxResultBytes): a larger result
-	// is replaced by a bad_response failure.
-	MaxResultBytes int
+	JS             JetStream
+	Answers        *Answers
+	Tenants        Tenants
+	Subjects       message.Subjects
+	PublishTimeout time.Duration // each wait for the stream's acknowledgement (default 5s)
+	PublishBudget  time.Duration // all waits to store an answer that cost a call (default DefaultPublishBudget)
+	MaxResultBytes int           // larger results become bad_response failures (default message.DefaultMaxResultBytes)
 	Logger         *slog.Logger
 	Now            func() time.Time
-	// TracerProvider traces each result's publish, whose context the
-	// result carries as Propagator writes it (by default nothing is
-	// traced, and a result carries its request's traceparent).
-	TracerProvider trace.TracerProvider
+	TracerProvider trace.TracerProvider // default: no tracing; results carry the request's traceparent
 	Propagator     propagation.TextMapPropagator
 }
 
-// DefaultPublishBudget covers the election of a new stream leader in a
-// three-node cluster (a few seconds) with room to spare.
+// DefaultPublishBudget covers a stream leader election in a three-node cluster.
 const DefaultPublishBudget = 20 * time.Second
 
 // Service is the request handler.
@@ -69,14 +54,10 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Subjects.Request == "" || cfg.Subjects.Success == "" || cfg.Subjects.Failure == "" {
 		return nil, errors.New("handlers: the subjects are required")
 	}
-	cfg.PublishTimeout = cmpOr(cfg.PublishTimeout, 5*time.Second)
-	cfg.PublishBudget = cmpOr(cfg.PublishBudget, DefaultPublishBudget)
-	if cfg.MaxResultBytes == 0 {
-		cfg.MaxResultBytes = message.DefaultMaxResultBytes
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.PublishTimeout = cmp.Or(max(cfg.PublishTimeout, 0), 5*time.Second)
+	cfg.PublishBudget = cmp.Or(max(cfg.PublishBudget, 0), DefaultPublishBudget)
+	cfg.MaxResultBytes = cmp.Or(cfg.MaxResultBytes, message.DefaultMaxResultBytes)
+	cfg.Logger = cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -95,23 +76,14 @@ func New(cfg Config) (*Service, error) {
 	}, nil
 }
 
-func cmpOr(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
-}
-
 // Handle is the consumer.Handler of the service: the result of one
-// delivery, from the answer stored already, the cache, or a call; for a
-// request out of deliveries (the safety net's), a failure unless one of
-// the first two answers.
+// delivery, from the answer stored already, the cache, or a call.
 func (s *Service) Handle(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
 	req, rt, reason := s.routes.request(d)
 	if out, answered := s.answered(ctx, d); answered {
 		return out
 	}
-	key := s.routes.cacheKey(rt, req.AlertID)
+	key := CacheKey(s.routes.subjects.Plain, rt.tenant, rt.api, req.AlertID)
 	var res *message.Result
 	if reason == nil {
 		if domains, ok := s.answers.Cached(ctx, key); ok {
@@ -130,9 +102,7 @@ func (s *Service) Handle(ctx context.Context, d *consumer.Delivery) consumer.Out
 		if err != nil && ctx.Err() != nil && consumer.Decide(consumer.Facts{Interrupted: true, Last: d.Last()}) == consumer.HandBack {
 			return consumer.Outcome{Action: consumer.HandBack, Err: err, AlertID: req.AlertID, Attempts: lr.Attempts}
 		}
-		// A call may outlast half the duplicate window (the quota, a
-		// Retry-After): a result another delivery stored meanwhile would no
-		// longer drop this one, so ask again, within the publish budget.
+		// A call may outlast half the duplicate window: ask again.
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.publish.budget)
 		out, answered := s.answered(actx, d)
 		cancel()
@@ -151,9 +121,7 @@ func (s *Service) Handle(ctx context.Context, d *consumer.Delivery) consumer.Out
 }
 
 // answered is the outcome of a delivery whose request has its result
-// stored already (by an earlier delivery): nothing is published, and the
-// stored result is the outcome's, so that its hook runs again. A request
-// whose answer cannot be known now is redelivered later.
+// stored already; one whose answer cannot be known now is redelivered later.
 func (s *Service) answered(ctx context.Context, d *consumer.Delivery) (consumer.Outcome, bool) {
 	req := storedRequest(d)
 	seq, found, err := s.answers.Find(ctx, req)
@@ -161,8 +129,7 @@ func (s *Service) answered(ctx context.Context, d *consumer.Delivery) (consumer.
 		var res *message.Result
 		res, err = s.answers.Believed(ctx, req, seq)
 		switch {
-		case errors.Is(err, ErrResultGone):
-			// Stored, and since removed by the stream's limits: done.
+		case errors.Is(err, ErrResultGone): // stored, then removed by the stream's limits
 			return consumer.Outcome{Action: consumer.Ack, Stored: true, Duplicate: true}, true
 		case errors.Is(err, message.ErrNotOurs):
 			return consumer.Outcome{}, false
@@ -186,8 +153,7 @@ func exhausted(d *consumer.Delivery) error {
 	return &message.Error{Kind: message.KindUnavailable, Message: msg}
 }
 
-// resultOf is the result of a call for alertID and the reason of a
-// failure.
+// resultOf is the result of a call for alertID and the reason of a failure.
 func resultOf(alertID string, lr connector.Result, err error, now time.Time) (*message.Result, error) {
 	if err != nil {
 		return message.Failure(alertID, err, lr.Attempts, now), err

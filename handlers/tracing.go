@@ -16,24 +16,16 @@ import (
 	"github.com/alert-domains/alert-domains/message"
 )
 
-// tracerName is the instrumentation scope of the spans of a request's
-// handling and of its result's publish.
 const tracerName = "github.com/alert-domains/alert-domains/handlers"
 
-// maxAttrBytes bounds an attribute value that a publisher of requests
-// chose (a subject, a message ID): the server allows far longer ones.
+// maxAttrBytes bounds an attribute value a publisher of requests chose.
 const maxAttrBytes = 256
 
-// Tracing starts the consumer span of each delivery, "process
-// <REQUEST_SUBJECT>", as a child of the trace context the request carries
-// when it is valid (else as the root of a new trace), and ends it with what
-// the delivery came to: the alert, the tenant, the result's status and, on
-// a failure, its kind as the error type. Logging inside it logs the span's
-// IDs; the result's publish span is its child.
+// Tracing starts the span "process <REQUEST_SUBJECT>" of each delivery, a
+// child of the request's trace context, and ends it with what it came to.
 func Tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator, subjects message.Subjects, consumerName string) consumer.Middleware {
 	tracer := tp.Tracer(tracerName, trace.WithSchemaURL(semconv.SchemaURL))
 	name := "process " + subjects.Request
-	// Made once: options given per call would cost an allocation each.
 	consumerKind := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}
 	return func(next consumer.Handler) consumer.Handler {
 		return func(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
@@ -49,8 +41,7 @@ func Tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator, subjec
 	}
 }
 
-// endProcess records on the process span of d, which came on request (or
-// its per-tenant form), the delivery and what it came to, in one call.
+// endProcess records on the process span the delivery and what it came to.
 func endProcess(span trace.Span, d *consumer.Delivery, request, consumerName string, out consumer.Outcome) {
 	attrs := make([]attribute.KeyValue, 0, 16)
 	attrs = append(attrs,
@@ -95,8 +86,7 @@ func endProcess(span trace.Span, d *consumer.Delivery, request, consumerName str
 	span.SetAttributes(attrs...)
 }
 
-// resultTrace traces the publish of results: a producer span whose context
-// the result carries, so that its subscribers continue the trace.
+// resultTrace traces the publish of results: a producer span whose context the result carries.
 type resultTrace struct {
 	tracer       trace.Tracer
 	prop         propagation.TextMapPropagator
@@ -109,22 +99,18 @@ func newResultTrace(tp trace.TracerProvider, prop propagation.TextMapPropagator,
 		producerKind: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer)}}
 }
 
-// start starts the span of a result's publish; end names it.
 func (t resultTrace) start(ctx context.Context) (context.Context, trace.Span) {
 	return t.tracer.Start(ctx, "publish", t.producerKind...)
 }
 
-// inject writes the context of ctx's span into msg's headers in place of
-// the request's traceparent. With tracing off there is none, and the
-// request's traceparent stays as Result.Message copied it.
+// inject replaces msg's traceparent, the request's, by ctx's span, if any.
 func (t resultTrace) inject(ctx context.Context, msg *nats.Msg) {
 	if msg != nil && trace.SpanContextFromContext(ctx).IsValid() {
 		t.prop.Inject(ctx, message.HeaderCarrier(msg.Header))
 	}
 }
 
-// end names the span for the subject msg went to, "publish <SUCCESS_SUBJECT>"
-// or "publish <FAILURE_SUBJECT>" also for a tenant's form, and ends it.
+// end names the span "publish <SUCCESS_SUBJECT|FAILURE_SUBJECT>" and ends it.
 func (t resultTrace) end(span trace.Span, msg *nats.Msg, out consumer.Outcome) {
 	if span.IsRecording() && msg != nil {
 		base := t.subjects.Failure

@@ -1,8 +1,5 @@
 // Package metrics exposes what the service does in the Prometheus text
-// format: results by status and kind, Defender calls and their duration,
-// attempts per request, quota waits, requests in flight, the result cache and
-// the consumer's backlog. Every metric is named alert_domains_*; no alert ID
-// is ever a label. A Metrics has its own registry: nothing is global.
+// format, as alert_domains_*; no alert ID is ever a label.
 package metrics
 
 import (
@@ -24,8 +21,7 @@ import (
 
 const namespace = "alert_domains"
 
-// Metrics holds the service's collectors and the registry that serves them.
-// Its methods are safe for concurrent use.
+// Metrics holds the service's collectors and their own registry.
 type Metrics struct {
 	reg *prometheus.Registry
 
@@ -42,10 +38,7 @@ type Metrics struct {
 	cacheMisses prometheus.Counter
 	ignored     *prometheus.CounterVec
 
-	consumerPending     prometheus.Gauge
-	consumerAckPending  prometheus.Gauge
-	consumerRedelivered prometheus.Gauge
-	consumerWaiting     prometheus.Gauge
+	consumer [4]prometheus.Gauge // pending, ack pending, redelivered, waiting pulls
 
 	deliveryLimit     *prometheus.CounterVec
 	permissionMissing *prometheus.GaugeVec
@@ -54,8 +47,7 @@ type Metrics struct {
 	tenants tenantLabels // the values of the tenant label
 }
 
-// New returns the service's metrics, registered with a new registry along
-// with the Go runtime and process collectors.
+// New returns the service's metrics, with the Go runtime and process collectors.
 func New() *Metrics {
 	m := &Metrics{
 		reg:        prometheus.NewRegistry(),
@@ -67,7 +59,7 @@ func New() *Metrics {
 			Help:      "Defender HTTP calls made by the delivery that produced each stored result (0: cached or rejected before any call).",
 			Buckets:   []float64{0, 1, 2, 3, 5, 8, 13, 21},
 		}),
-		inFlight:      prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "requests_in_flight", Help: "Request deliveries being handled now."}),
+		inFlight:      gauge("requests_in_flight", "Request deliveries being handled now."),
 		defenderCalls: counterVec("defender_calls_total", "HTTP calls to Microsoft's API, by status code (\"error\" when no HTTP answer came: a network error or a time-out), tenant (a name of the configured tenants; empty for a client of none) and api (graph or mde).", "code", "tenant", "api"),
 		defenderDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace,
@@ -81,16 +73,18 @@ func New() *Metrics {
 			Help:      "Time a Defender call waited for the client-side quota (DEFENDER_RATE_LIMITS), by tenant (a name of the configured tenants; empty for a client of none).",
 			Buckets:   []float64{0.001, 0.01, 0.1, 0.5, 1, 5, 15, 30, 60, 300, 900, 3600},
 		}, []string{"tenant"}),
-		cacheHits:           prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "cache_hits_total", Help: "Requests answered from the result cache, without a Defender call."}),
-		cacheMisses:         prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "cache_misses_total", Help: "Requests the result cache could not answer, that went on to Microsoft."}),
-		ignored:             counterVec("results_ignored_total", "Messages on a result subject that the service did not write and ignored, by reason: subject, message_id, status, tenant, body, request (it does not answer the stored request it names).", "reason"),
-		consumerPending:     prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "consumer_pending_messages", Help: "Requests stored and not yet delivered to any replica (consumer num_pending)."}),
-		consumerAckPending:  prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "consumer_ack_pending_messages", Help: "Requests delivered and not yet acknowledged (consumer num_ack_pending)."}),
-		consumerRedelivered: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "consumer_redelivered_messages", Help: "Requests delivered more than once and not yet acknowledged (consumer num_redelivered)."}),
-		consumerWaiting:     prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "consumer_waiting_pulls", Help: "Pull requests waiting on the consumer (num_waiting)."}),
-		deliveryLimit:       counterVec("delivery_limit_advisories_total", "Max-deliveries advisories answered by the safety net, by whether it stored a failure result (stored) or one existed already (existed).", "result"),
-		permissionMissing:   gaugeVec("permission_missing", "1 while the latest access token of a tenant lacks the application permission its API needs (roles claim), 0 otherwise: its requests fail as forbidden until an admin grants consent.", "tenant", "api", "permission"),
-		buildInfo:           gaugeVec("build_info", "Always 1: the version, commit and Go version the binary was built from.", "version", "commit", "goversion"),
+		cacheHits:         prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "cache_hits_total", Help: "Requests answered from the result cache, without a Defender call."}),
+		cacheMisses:       prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "cache_misses_total", Help: "Requests the result cache could not answer, that went on to Microsoft."}),
+		ignored:           counterVec("results_ignored_total", "Messages on a result subject that the service did not write and ignored, by reason: subject, message_id, status, tenant, body, request (it does not answer the stored request it names).", "reason"),
+		deliveryLimit:     counterVec("delivery_limit_advisories_total", "Max-deliveries advisories answered by the safety net, by whether it stored a failure result (stored) or one existed already (existed).", "result"),
+		permissionMissing: gaugeVec("permission_missing", "1 while the latest access token of a tenant lacks the application permission its API needs (roles claim), 0 otherwise: its requests fail as forbidden until an admin grants consent.", "tenant", "api", "permission"),
+		buildInfo:         gaugeVec("build_info", "Always 1: the version, commit and Go version the binary was built from.", "version", "commit", "goversion"),
+		consumer: [4]prometheus.Gauge{
+			gauge("consumer_pending_messages", "Requests stored and not yet delivered to any replica (consumer num_pending)."),
+			gauge("consumer_ack_pending_messages", "Requests delivered and not yet acknowledged (consumer num_ack_pending)."),
+			gauge("consumer_redelivered_messages", "Requests delivered more than once and not yet acknowledged (consumer num_redelivered)."),
+			gauge("consumer_waiting_pulls", "Pull requests waiting on the consumer (num_waiting)."),
+		},
 	}
 	bi := buildinfo.Read()
 	m.buildInfo.WithLabelValues(bi.Version, bi.Commit, bi.GoVersion).Set(1)
@@ -101,7 +95,7 @@ func New() *Metrics {
 		m.results, m.deliveries, m.attempts, m.inFlight,
 		m.defenderCalls, m.defenderDuration, m.quotaWait,
 		m.cacheHits, m.cacheMisses, m.ignored,
-		m.consumerPending, m.consumerAckPending, m.consumerRedelivered, m.consumerWaiting,
+		m.consumer[0], m.consumer[1], m.consumer[2], m.consumer[3],
 		m.deliveryLimit, m.permissionMissing, m.buildInfo,
 	)
 	return m
@@ -115,8 +109,11 @@ func gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
 	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help}, labels)
 }
 
-// Label values known in advance. Each of their series is exported from 0
-// at start, so that increase() and rate() see the first event.
+func gauge(name, help string) prometheus.Gauge {
+	return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help})
+}
+
+// Label values known in advance, exported from 0 so that increase() sees the first event.
 var (
 	failureKinds = []message.Kind{
 		message.KindInvalidRequest, message.KindBadRequest, message.KindUnauthorized, message.KindForbidden,
@@ -128,8 +125,6 @@ var (
 	defenderCodes = []int{200, 400, 401, 403, 404, 429, 500, 502, 503, 504, 0}
 )
 
-// exportFromZero creates every series of a counter whose label values are
-// known in advance.
 func (m *Metrics) exportFromZero() {
 	for _, api := range []connector.API{"", connector.Graph, connector.MDE} {
 		m.exportTenant(NoTenant, api)
@@ -145,8 +140,7 @@ func (m *Metrics) exportFromZero() {
 	}
 }
 
-// Registry is the registry the metrics are registered with, for adding
-// collectors of one's own.
+// Registry is the registry the metrics are registered with.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // Handler serves the metrics in the Prometheus exposition format.
@@ -154,10 +148,8 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-// Middleware counts the requests in flight and, for each delivery, what
-// happened to the request message; for each newly stored result its status,
-// kind and attempts. A result that the stream dropped as a duplicate (stored
-// by an earlier delivery) is not counted again.
+// Middleware counts the deliveries, in flight and by action, and each newly
+// stored result (not a duplicate) by status, kind and attempts.
 func (m *Metrics) Middleware() consumer.Middleware {
 	return func(next consumer.Handler) consumer.Handler {
 		return func(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
@@ -166,7 +158,10 @@ func (m *Metrics) Middleware() consumer.Middleware {
 			out := next(ctx, d)
 			m.deliveries.WithLabelValues(out.Action.String()).Inc()
 			if out.Stored && !out.Duplicate && out.Result != nil {
-				m.countResult(out.Result)
+				res := out.Result
+				m.withTenant(res.Tenant, connector.API(res.API), func(tenant string, api connector.API) {
+					m.results.WithLabelValues(res.Status, string(res.Kind()), tenant, string(api)).Inc()
+				})
 				m.attempts.Observe(float64(out.Result.Attempts))
 				switch {
 				case out.Result.Cached != nil && *out.Result.Cached:
@@ -180,23 +175,19 @@ func (m *Metrics) Middleware() consumer.Middleware {
 	}
 }
 
-// DefenderCall counts one HTTP call to Defender (a connector.Observer),
-// under no tenant: the client of a tenant reports to Tenant(name).
+// DefenderCall counts one HTTP call to Defender under no tenant (a connector.Observer).
 func (m *Metrics) DefenderCall(status int, d time.Duration) {
 	m.tenantCall(NoTenant, "", status, d)
 }
 
-// QuotaWait records how long a call waited for the quota (a
-// connector.Observer), under no tenant: the client of a tenant reports to
-// Tenant(name).
+// QuotaWait records a call's wait for the quota under no tenant (a connector.Observer).
 func (m *Metrics) QuotaWait(d time.Duration) {
 	m.tenantQuotaWait(NoTenant, d)
 }
 
 var _ connector.Observer = (*Metrics)(nil)
 
-// statusCode is the code label: the HTTP status, or "error" when there was
-// no valid one.
+// statusCode is the code label: the HTTP status, or "error".
 func statusCode(status int) string {
 	if status < 100 || status > 599 {
 		return "error"
@@ -209,23 +200,20 @@ func (m *Metrics) ConsumerInfo(info *jetstream.ConsumerInfo) {
 	if info == nil {
 		return
 	}
-	m.consumerPending.Set(float64(info.NumPending))
-	m.consumerAckPending.Set(float64(info.NumAckPending))
-	m.consumerRedelivered.Set(float64(info.NumRedelivered))
-	m.consumerWaiting.Set(float64(info.NumWaiting))
-}
-
-// SafetyNetAnswered records a max-deliveries advisory the safety net
-// answered: its request's result stored by it, or before it (duplicate).
-// The result itself is counted by Middleware, on the safety net's chain.
-func (m *Metrics) SafetyNetAnswered(duplicate bool) {
-	if duplicate {
-		m.deliveryLimit.WithLabelValues("existed").Inc()
-		return
+	for i, n := range []int{int(info.NumPending), info.NumAckPending, info.NumRedelivered, info.NumWaiting} {
+		m.consumer[i].Set(float64(n))
 	}
-	m.deliveryLimit.WithLabelValues("stored").Inc()
 }
 
-// Ignored counts a message on a result subject that the service did not
-// write, by one of message.Reasons.
+// SafetyNetAnswered records an advisory the safety net answered: its result
+// stored by it, or before it (duplicate).
+func (m *Metrics) SafetyNetAnswered(duplicate bool) {
+	result := "stored"
+	if duplicate {
+		result = "existed"
+	}
+	m.deliveryLimit.WithLabelValues(result).Inc()
+}
+
+// Ignored counts a message on a result subject the service did not write.
 func (m *Metrics) Ignored(reason string) { m.ignored.WithLabelValues(reason).Inc() }

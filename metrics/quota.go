@@ -12,20 +12,14 @@ import (
 	"github.com/alert-domains/alert-domains/connector"
 )
 
-// Quota is the client-side quota: a *connector.Limiter (this process) or a
-// *quota.Shared (every replica).
+// Quota is the client-side quota: a *connector.Limiter or a *quota.Shared.
 type Quota interface {
 	Limits() []connector.Limit
-	// Used counts the calls started in the last window; a negative count
-	// means it cannot be read now, and is not exported.
-	Used(window time.Duration) int
+	Used(window time.Duration) int // negative: cannot be read now
 }
 
-// WatchQuota exports, for each configured tenant (SetTenants), the quota
-// that quotaOf says its Defender client spends and how much of each window
-// was used, read at each scrape; quotaOf returns nil for a tenant without
-// a quota. A tenant added by a reload is exported from the next scrape on,
-// and a removed one no longer. Call it at most once.
+// WatchQuota exports at each scrape, for each configured tenant, its quota
+// (quotaOf; nil: none) and the use of each window. Call it at most once.
 func (m *Metrics) WatchQuota(quotaOf func(tenant string) Quota) error {
 	if quotaOf == nil {
 		return errors.New("metrics: nil quota")
@@ -52,7 +46,6 @@ func (c *quotaCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- quotaUsedDesc
 }
 
-// quotaReading is what one scrape read of one quota.
 type quotaReading struct {
 	q      Quota
 	limits []connector.Limit
@@ -67,96 +60,74 @@ func (r *quotaReading) read() {
 	}
 }
 
-// Collect reads each quota once, however many tenants share it (the tenants
-// of one app registration with QUOTA_SCOPE=shared), and the quotas side by
-// side: a shared quota's use is a request to NATS, and a scrape of many
-// tenants while NATS is slow must not wait for each in turn.
+// Collect reads each quota once, however many tenants share it, and the
+// quotas side by side: a shared quota's use is a request to NATS.
 func (c *quotaCollector) Collect(ch chan<- prometheus.Metric) {
-	type tenantQuota struct {
-		tenant string
-		r      *quotaReading
-	}
-	var tenants []tenantQuota
-	var readings []*quotaReading
+	names := c.m.configured()
+	readings := make([]*quotaReading, len(names)) // nil: no quota
 	seen := map[Quota]*quotaReading{}
-	for _, name := range c.m.configured() {
+	var wg sync.WaitGroup
+	for i, name := range names {
 		q := c.quotaOf(name)
 		if q == nil {
 			continue
 		}
-		// A quota of a type that cannot be a map key is read for each
-		// tenant.
-		comparable := reflect.TypeOf(q).Comparable()
-		var r *quotaReading
+		comparable := reflect.TypeOf(q).Comparable() // else it is read for each tenant
+		if comparable && seen[q] != nil {
+			readings[i] = seen[q]
+			continue
+		}
+		readings[i] = &quotaReading{q: q}
 		if comparable {
-			r = seen[q]
+			seen[q] = readings[i]
 		}
-		if r == nil {
-			r = &quotaReading{q: q}
-			readings = append(readings, r)
-			if comparable {
-				seen[q] = r
-			}
-		}
-		tenants = append(tenants, tenantQuota{tenant: name, r: r})
-	}
-	var wg sync.WaitGroup
-	for _, r := range readings {
-		wg.Go(r.read)
+		wg.Go(readings[i].read)
 	}
 	wg.Wait()
-	for _, t := range tenants {
-		for i, l := range t.r.limits {
+	for i, r := range readings {
+		if r == nil {
+			continue
+		}
+		for j, l := range r.limits {
 			w := ShortDuration(l.Window)
-			ch <- prometheus.MustNewConstMetric(quotaLimitDesc, prometheus.GaugeValue, float64(l.Count), t.tenant, w)
-			if used := t.r.used[i]; used >= 0 {
-				ch <- prometheus.MustNewConstMetric(quotaUsedDesc, prometheus.GaugeValue, float64(used), t.tenant, w)
+			ch <- prometheus.MustNewConstMetric(quotaLimitDesc, prometheus.GaugeValue, float64(l.Count), names[i], w)
+			if used := r.used[j]; used >= 0 {
+				ch <- prometheus.MustNewConstMetric(quotaUsedDesc, prometheus.GaugeValue, float64(used), names[i], w)
 			}
 		}
 	}
 }
 
-// Outcomes and sources of the shared quota, exported from 0 (the values of
-// package quota, which this package does not import).
-var (
-	quotaOutcomes = []string{"accepted", "refused", "unreachable"}
-	quotaSources  = []string{"local", "shared"}
-)
-
 // SharedQuota counts the shared quota's attempts to take a slot and its
-// cooldowns; it is a quota.Observer.
+// cooldowns (a quota.Observer).
 type SharedQuota struct {
 	acquires  *prometheus.CounterVec
 	cooldowns *prometheus.CounterVec
 }
 
-// SharedQuota registers and returns the counters of the shared quota, each
-// label value exported from 0. Call it at most once.
+// SharedQuota registers and returns the counters of the shared quota. Call
+// it at most once.
 func (m *Metrics) SharedQuota() (*SharedQuota, error) {
-	q := &SharedQuota{
-		acquires: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace,
-			Name:      "quota_acquires_total",
-			Help:      "Attempts to take a slot of the shared quota (QUOTA_SCOPE=shared), by outcome: accepted, refused (the window is full), unreachable (the quota state could not be read or written; no call starts).",
-		}, []string{"outcome"}),
-		cooldowns: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace,
-			Name:      "quota_cooldowns_total",
-			Help:      "Cooldowns that paused the Defender calls of the app registration (a 429 with Retry-After), by source: local (seen by this process), shared (read from the quota state, written by any replica).",
-		}, []string{"source"}),
+	acquires, err := m.registerFromZero("quota_acquires_total", "Attempts to take a slot of the shared quota (QUOTA_SCOPE=shared), by outcome: accepted, refused (the window is full), unreachable (the quota state could not be read or written; no call starts).",
+		"outcome", "accepted", "refused", "unreachable")
+	if err != nil {
+		return nil, err
 	}
-	for _, o := range quotaOutcomes {
-		q.acquires.WithLabelValues(o)
+	cooldowns, err := m.registerFromZero("quota_cooldowns_total", "Cooldowns that paused the Defender calls of the app registration (a 429 with Retry-After), by source: local (seen by this process), shared (read from the quota state, written by any replica).",
+		"source", "local", "shared")
+	if err != nil {
+		return nil, err
 	}
-	for _, s := range quotaSources {
-		q.cooldowns.WithLabelValues(s)
+	return &SharedQuota{acquires: acquires, cooldowns: cooldowns}, nil
+}
+
+// registerFromZero registers a counter of one label, each of values exported from 0.
+func (m *Metrics) registerFromZero(name, help, label string, values ...string) (*prometheus.CounterVec, error) {
+	c := counterVec(name, help, label)
+	for _, v := range values {
+		c.WithLabelValues(v)
 	}
-	for _, c := range []prometheus.Collector{q.acquires, q.cooldowns} {
-		if err := m.reg.Register(c); err != nil {
-			return nil, err
-		}
-	}
-	return q, nil
+	return c, m.reg.Register(c)
 }
 
 // QuotaAcquire counts one attempt to take a slot.

@@ -12,8 +12,7 @@ const AdvisoryType = "io.nats.jetstream.advisory.v1.max_deliver"
 // ErrBadAdvisory is wrapped by ParseAdvisory's errors.
 var ErrBadAdvisory = errors.New("not a max-deliveries advisory")
 
-// Advisory is the server's notice that a message of a stream ran out of
-// deliveries on a consumer.
+// Advisory is the server's notice that a message ran out of deliveries.
 type Advisory struct {
 	Type       string `json:"type"`
 	ID         string `json:"id"`

@@ -1,16 +1,10 @@
 // Package safetynet answers the requests that ran out of deliveries without
-// a result. The server publishes a max-deliveries advisory when a request
-// message has been delivered MAX_DELIVER times without an acknowledgement
-// (every delivery crashed its replica, say); the request stream captures
-// these advisories and a durable consumer reads them, so none is lost while
-// no replica runs. For each one the Listener reads the request back and
-// hands it to the request handler as a delivery out of deliveries, which
-// answers it as it answers any delivery: with the result stored already,
-// the cache's answer, or an unavailable failure, stored under the message
-// ID every delivery of the request uses.
+// a result: it reads the max-deliveries advisories the request stream
+// captures and hands each request to the request handler, marked exhausted.
 package safetynet
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,18 +24,13 @@ type Listener struct {
 
 // Config is what a Listener reads and where it hands requests.
 type Config struct {
-	JS            jetstream.JetStream
-	RequestStream string
-	Consumer      string
-	// Handler answers a request out of deliveries (the request handler
-	// chain, Delivery.Exhausted set).
-	Handler consumer.Handler
-	Logger  *slog.Logger
-	// Answered, when set, is told of each advisory answered: whether the
-	// result of its request was stored before.
-	Answered func(duplicate bool)
-	// Bind binds to the advisory consumer (broker.Binder.Bind).
-	Bind            consumer.Binder
+	JS              jetstream.JetStream
+	RequestStream   string
+	Consumer        string
+	Handler         consumer.Handler // the request handler chain
+	Logger          *slog.Logger
+	Answered        func(duplicate bool) // optional: told of each advisory answered
+	Bind            consumer.Binder      // binds to the advisory consumer
 	AckWait         time.Duration
 	ShutdownTimeout time.Duration
 }
@@ -51,17 +40,14 @@ func New(cfg Config) (*Listener, error) {
 	if cfg.JS == nil || cfg.Handler == nil || cfg.Bind == nil || cfg.RequestStream == "" || cfg.Consumer == "" {
 		return nil, errors.New("safetynet: JetStream, the handler, the binder, the request stream and its consumer are required")
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.Logger = cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))
 	if cfg.Answered == nil {
 		cfg.Answered = func(bool) {}
 	}
 	return &Listener{cfg: cfg}, nil
 }
 
-// Run answers advisories until ctx ends; it returns an error only when it
-// cannot go on (the connection was closed).
+// Run answers advisories until ctx ends or it cannot go on.
 func (n *Listener) Run(ctx context.Context) error {
 	c, err := consumer.New(n.cfg.Bind, n.Handle, consumer.Config{Concurrency: 4, AckWait: n.cfg.AckWait,
 		ShutdownTimeout: n.cfg.ShutdownTimeout, Logger: n.cfg.Logger})
@@ -71,14 +57,11 @@ func (n *Listener) Run(ctx context.Context) error {
 	return c.Run(ctx)
 }
 
-// Handle answers one delivery of an advisory: its request, read back from
-// the request stream, goes through the request handler, and the advisory
-// is settled as that outcome says (acknowledged once the request's result
-// is stored; delivered again later otherwise).
+// Handle hands an advisory's request to the request handler and settles the
+// advisory as the outcome says.
 func (n *Listener) Handle(ctx context.Context, d *consumer.Delivery) consumer.Outcome {
 	adv, err := ParseAdvisory(d.Data)
-	if err != nil {
-		// Nothing in it can ever be answered: do not redeliver it.
+	if err != nil { // nothing in it can ever be answered
 		n.cfg.Logger.LogAttrs(ctx, slog.LevelError, "unreadable max-deliveries advisory dropped",
 			slog.Uint64("advisory_seq", d.StreamSeq), slog.Any("error", err))
 		return consumer.Outcome{Action: consumer.Decide(consumer.Facts{NothingToAnswer: true}), Err: err}
@@ -99,9 +82,8 @@ func (n *Listener) Handle(ctx context.Context, d *consumer.Delivery) consumer.Ou
 	return out
 }
 
-// request is the delivery of the request adv names, out of deliveries:
-// read back from the stream, or without its body when the stream no
-// longer stores it.
+// request is the delivery of the request adv names, without its body when
+// the stream no longer stores it.
 func (n *Listener) request(ctx context.Context, adv Advisory) (*consumer.Delivery, error) {
 	d := &consumer.Delivery{Stream: adv.Stream, StreamSeq: adv.StreamSeq, NumDelivered: adv.Deliveries,
 		MaxDeliver: int(adv.Deliveries), Exhausted: true}

@@ -1,8 +1,5 @@
-// Package tenants serves many customer tenants from one process: it finds
-// the tenant a request names and routes the request's lookup to that
-// tenant's own Defender client (its credential and token cache, API URL,
-// scope, quota and cooldown), so that no tenant's traffic is answered with
-// another's.
+// Package tenants finds the tenant a request names and routes its lookup to
+// that tenant's own Defender client.
 package tenants
 
 import (
@@ -18,8 +15,7 @@ import (
 	"github.com/alert-domains/alert-domains/message"
 )
 
-// Lookup asks one tenant's Defender for the domains of an alert (a
-// *connector.Client).
+// Lookup asks one tenant's Defender (a *connector.Client).
 type Lookup interface {
 	Domains(ctx context.Context, alertID string) (connector.Result, error)
 }
@@ -27,20 +23,17 @@ type Lookup interface {
 // Build makes the lookup of one tenant.
 type Build func(t *config.Tenant) (Lookup, error)
 
-// Set is the tenants a process serves, each with its lookup, found by name
-// and by Entra tenant ID. It is immutable: a reload builds a new one.
+// Set is the tenants a process serves, each with its lookup. It is
+// immutable: a reload builds a new one.
 type Set struct {
 	list      []config.Tenant
 	lookups   []Lookup
 	byName    map[string]int
 	byEntraID map[string][]int
-	// unnamed serves requests that name no tenant: the tenant called
-	// "default", or -1.
-	unnamed int
+	unnamed   int // the tenant "default", for requests that name none, or -1
 }
 
-// New builds the lookup of every tenant in list (whose names are unique, as
-// config.LoadTenants returns them). An error names the tenant.
+// New builds the lookup of every tenant in list, whose names are unique.
 func New(list []config.Tenant, build Build) (*Set, error) {
 	list = slices.Clone(list)
 	s := &Set{list: list, lookups: make([]Lookup, len(list)), byName: make(map[string]int, len(list)),
@@ -88,20 +81,11 @@ func (s *Set) Lookup(name string) (Lookup, bool) {
 	return s.lookups[i], true
 }
 
-// Resolve finds the tenant of a request from what names it: the tenant
-// token of the subject it was published to (<REQUEST_SUBJECT>.<name>), the
-// string "tenant" field of its JSON body, and the Entra "tenantId" of an
-// alert object; any may be empty. named reports whether the request named
-// its tenant (its results then go to the tenant's own subjects). Two names
-// that disagree are an error of kind invalid_request; a tenant not
-// configured, unknown_tenant.
-//
-// An Entra tenant ID names the configured tenant that has it. One that no
-// tenant has is an unknown tenant, never served with another tenant's
-// credential; only a tenant whose own ID is a domain name, which a GUID
-// cannot be compared with, serves it, when the request names that tenant
-// or it is the environment's one tenant. A request that names nothing goes
-// to the tenant called "default", if there is one.
+// Resolve finds the tenant of a request from its subject's tenant token, its
+// body's "tenant" and its alert's Entra "tenantId" (any may be empty); named
+// reports whether the request named it. Names that disagree are an
+// invalid_request, a tenant not configured an unknown_tenant. An Entra ID no
+// tenant has is served only by a tenant whose own ID is a domain name.
 func (s *Set) Resolve(subjectTenant, bodyTenant, entraTenantID string) (tenant string, named bool, err error) {
 	name := subjectTenant
 	if bodyTenant != "" {
@@ -156,8 +140,7 @@ func (s *Set) Domains(ctx context.Context, tenant, alertID string) (connector.Re
 	return l.Domains(ctx, alertID)
 }
 
-// API is the API that answers for the tenant called name ("" for a tenant
-// not configured).
+// API is the API that answers for the tenant called name, or "".
 func (s *Set) API(name string) connector.API {
 	if t, ok := s.Get(name); ok {
 		return t.API
@@ -165,9 +148,7 @@ func (s *Set) API(name string) connector.API {
 	return ""
 }
 
-// Rebuild is New for a reloaded list: a tenant whose configuration is
-// unchanged keeps its lookup from old (its token cache, quota and cooldown
-// go on); a new or changed tenant gets one from build.
+// Rebuild is New for a reloaded list: an unchanged tenant keeps its lookup.
 func Rebuild(old *Set, list []config.Tenant, build Build) (*Set, error) {
 	return New(list, func(t *config.Tenant) (Lookup, error) {
 		if i, ok := old.byName[t.Name]; ok && reflect.DeepEqual(old.list[i], *t) {
@@ -177,9 +158,7 @@ func Rebuild(old *Set, list []config.Tenant, build Build) (*Set, error) {
 	})
 }
 
-// Router routes to the current Set, which a reload swaps whole: a request
-// resolved and looked up while a reload happens uses one set or the other,
-// and work in flight keeps the lookup it has.
+// Router routes to the current Set, which a reload swaps whole.
 type Router struct {
 	cur atomic.Pointer[Set]
 }

@@ -1,15 +1,6 @@
 // Package tracing sets up OpenTelemetry traces from the standard OTEL_*
-// variables, and nothing of the service's own: the SDK's tracer provider
-// (its sampler and batch span processor read OTEL_TRACES_SAMPLER* and
-// OTEL_BSP_*), the resource (OTEL_SERVICE_NAME, default alert-domains, and
-// OTEL_RESOURCE_ATTRIBUTES), the OTLP exporter over HTTP or gRPC (which
-// reads OTEL_EXPORTER_OTLP_*) or the console exporter, and the propagators
-// of OTEL_PROPAGATORS. Tracing is off, at the cost of no-op calls, unless
-// an OTLP endpoint is set or OTEL_TRACES_EXPORTER is console.
-//
-// The SDK reports export failures through OpenTelemetry's one global error
-// handler: New points it at the service's logger, at most once a minute,
-// with the values of OTEL_EXPORTER_OTLP_HEADERS blotted out.
+// variables alone; tracing is off unless an OTLP endpoint is set or
+// OTEL_TRACES_EXPORTER is console.
 package tracing
 
 import (
@@ -42,18 +33,14 @@ import (
 // DefaultServiceName is service.name unless OTEL_SERVICE_NAME says otherwise.
 const DefaultServiceName = "alert-domains"
 
-// Provider is the tracing of one process: the SDK's tracer provider and
-// the propagators, or no-ops when tracing is off.
+// Provider is the tracing of one process, or no-ops when tracing is off.
 type Provider struct {
 	sdk  *sdktrace.TracerProvider // nil: off
 	prop propagation.TextMapPropagator
 }
 
-// New sets up tracing as the environment (read through lookup, which is
-// the process's environment in the binary: the SDK reads that itself)
-// says; console spans go to stderr, warnings to logger. A variable that
-// names no exporter or protocol the service has is an error wrapping
-// config.ErrInvalid.
+// New sets up tracing as lookup says; console spans go to stderr, the SDK's
+// warnings to logger, rate-limited and with the OTLP headers' values hidden.
 func New(ctx context.Context, lookup config.Lookup, stderr io.Writer, logger *slog.Logger) (*Provider, error) {
 	off := &Provider{prop: propagation.NewCompositeTextMapPropagator()}
 	name, err := exporterName(lookup, logger)
@@ -70,17 +57,14 @@ func New(ctx context.Context, lookup config.Lookup, stderr io.Writer, logger *sl
 	res, err := resource.New(ctx,
 		resource.WithAttributes(semconv.ServiceName(DefaultServiceName), semconv.ServiceVersion(buildinfo.Read().Version)),
 		resource.WithFromEnv(), resource.WithTelemetrySDK())
-	if err != nil {
-		// As the specification asks of the SDK's variables: reported, and
-		// what could be read kept.
+	if err != nil { // reported, and what could be read kept
 		otel.Handle(fmt.Errorf("OTEL_RESOURCE_ATTRIBUTES or OTEL_SERVICE_NAME: %w", err))
 	}
 	sdk := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	return &Provider{sdk: sdk, prop: autoprop.NewTextMapPropagator()}, nil
 }
 
-// exporterName is the exporter the environment names: otlp once an
-// endpoint is set, console, or "" for none (tracing off).
+// exporterName is otlp once an endpoint is set, console, or "" for none.
 func exporterName(lookup config.Lookup, logger *slog.Logger) (string, error) {
 	get := func(k string) string {
 		v, _ := lookup(k)
@@ -108,9 +92,7 @@ func exporterName(lookup config.Lookup, logger *slog.Logger) (string, error) {
 	}
 }
 
-// newExporter is the exporter called name: console to stderr, or OTLP over
-// the protocol the environment names, configured by the exporter itself
-// from OTEL_EXPORTER_OTLP_*.
+// newExporter is the console exporter, or OTLP over the protocol the environment names.
 func newExporter(ctx context.Context, name string, lookup config.Lookup, stderr io.Writer) (sdktrace.SpanExporter, error) {
 	if name == "console" {
 		return stdouttrace.New(stdouttrace.WithWriter(stderr))
@@ -131,8 +113,7 @@ func newExporter(ctx context.Context, name string, lookup config.Lookup, stderr 
 // Enabled reports whether spans are recorded and exported.
 func (p *Provider) Enabled() bool { return p.sdk != nil }
 
-// TracerProvider is the SDK's tracer provider, or a no-op one when
-// tracing is off.
+// TracerProvider is the SDK's tracer provider, or a no-op one.
 func (p *Provider) TracerProvider() trace.TracerProvider {
 	if p.sdk == nil {
 		return noop.NewTracerProvider()
@@ -140,8 +121,7 @@ func (p *Provider) TracerProvider() trace.TracerProvider {
 	return p.sdk
 }
 
-// Propagator reads and writes trace context in headers (OTEL_PROPAGATORS,
-// by default tracecontext and baggage); with tracing off, nothing.
+// Propagator is OTEL_PROPAGATORS' propagator; with tracing off, nothing.
 func (p *Provider) Propagator() propagation.TextMapPropagator { return p.prop }
 
 // Shutdown exports the spans not yet exported, until ctx ends.
@@ -152,8 +132,7 @@ func (p *Provider) Shutdown(ctx context.Context) error {
 	return p.sdk.Shutdown(ctx)
 }
 
-// Logger is logger whose lines, when tracing is on, carry the trace_id and
-// span_id of the span in their context.
+// Logger is logger with LogHandler when tracing is on.
 func (p *Provider) Logger(logger *slog.Logger) *slog.Logger {
 	if p.sdk == nil {
 		return logger
@@ -161,8 +140,7 @@ func (p *Provider) Logger(logger *slog.Logger) *slog.Logger {
 	return slog.New(LogHandler(logger.Handler()))
 }
 
-// LogHandler is h adding to each record the trace_id and span_id of the
-// span in its context, when it has one.
+// LogHandler is h adding the trace_id and span_id of the context's span.
 func LogHandler(h slog.Handler) slog.Handler { return logHandler{h} }
 
 type logHandler struct{ slog.Handler }
@@ -180,8 +158,7 @@ func (h logHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (h logHandler) WithGroup(name string) slog.Handler { return logHandler{h.Handler.WithGroup(name)} }
 
-// warner logs what OpenTelemetry reports, at most once a minute, without
-// the secrets of the exporter's headers.
+// warner logs what OpenTelemetry reports, once a minute at most, secrets hidden.
 type warner struct {
 	logger  *slog.Logger
 	secrets []string
@@ -197,9 +174,7 @@ func (w *warner) warn(text string) {
 	})
 }
 
-// headerSecrets are the values of the OTLP exporter's headers
-// ("key=value,...", values URL-encoded), as given and decoded, and each
-// word of them: any may be a token.
+// headerSecrets are the OTLP headers' values, as given and decoded, and each word.
 func headerSecrets(lookup config.Lookup) []string {
 	var secrets []string
 	for _, k := range []string{"OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"} {

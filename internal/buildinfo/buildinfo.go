@@ -1,14 +1,13 @@
-// Package buildinfo reads what the binary was built from: the module
-// version, the commit and the Go version, as the Go tool recorded them.
+// Package buildinfo reads what the binary was built from.
 package buildinfo
 
 import (
+	"cmp"
 	"runtime"
 	"runtime/debug"
 )
 
-// Info is what the binary was built from. A field that was not recorded
-// is "unknown".
+// Info is what the binary was built from; a field not recorded is "unknown".
 type Info struct {
 	Version   string // the main module's version, "(devel)" for a local build
 	Commit    string // the VCS revision, with "-dirty" when the tree had changes
@@ -22,12 +21,7 @@ func Read() Info {
 	if !ok {
 		return info
 	}
-	if bi.Main.Version != "" {
-		info.Version = bi.Main.Version
-	}
-	if bi.GoVersion != "" {
-		info.GoVersion = bi.GoVersion
-	}
+	info.Version, info.GoVersion = cmp.Or(bi.Main.Version, info.Version), cmp.Or(bi.GoVersion, info.GoVersion)
 	var modified bool
 	for _, s := range bi.Settings {
 		switch s.Key {

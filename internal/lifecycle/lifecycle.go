@@ -1,36 +1,26 @@
-// Package lifecycle runs the parts of a long-running process as one group,
-// in the manner of github.com/oklog/run: every actor starts at once, the
-// first to return ends the group, and the others are then interrupted.
-//
-// Unlike oklog/run, the actors stop in order and within one budget. A
-// service's parts depend on each other while they stop: in-flight work
-// still reads the cache index and spends the quota, and the connection
-// must outlive both. Actors are added in layers; the layers stop in the
-// reverse order of their addition (like deferred calls), each after the
-// later ones have returned, and the actors of one layer stop together.
-// The budget bounds the whole stop, so that it fits in a supervisor's
-// grace period (Kubernetes': 30s) even when a part hangs.
+// Package lifecycle runs the parts of a process as one group, as
+// github.com/oklog/run does, but stops them in layers, in the reverse order
+// of their addition, within one budget.
 package lifecycle
 
 import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"time"
 )
 
-// An Actor is one part of the process. Execute runs it until it is done
-// or interrupted; Interrupt makes Execute return soon, and must not block.
-// Interrupt may be called after Execute has returned, and more than once.
+// An Actor is one part of the process. Interrupt makes Execute return soon,
+// must not block, and may be called more than once, also after Execute returned.
 type Actor struct {
 	Name      string
 	Execute   func() error
 	Interrupt func(error)
 }
 
-// Func is the Actor named name that runs run with a context its
-// interruption cancels. A context.Canceled that run returns after the
-// interruption is a normal stop (nil).
+// Func is the Actor that runs run with a context its interruption cancels;
+// the context.Canceled it returns then is nil.
 func Func(name string, run func(ctx context.Context) error) Actor {
 	ctx, cancel := context.WithCancel(context.Background())
 	return Actor{
@@ -46,8 +36,7 @@ func Func(name string, run func(ctx context.Context) error) Actor {
 	}
 }
 
-// Until is the Actor that returns nil when ctx ends: the group stops when
-// its caller's context does (a SIGTERM, say).
+// Until is the Actor that returns nil when ctx ends.
 func Until(name string, ctx context.Context) Actor {
 	return Func(name, func(stop context.Context) error {
 		select {
@@ -61,20 +50,13 @@ func Until(name string, ctx context.Context) Actor {
 // Group is a set of actors run together. The zero Group has no budget and
 // logs nothing.
 type Group struct {
-	// Budget bounds the stop, from the first actor's return until Run
-	// returns; actors still running then are left behind (the process is
-	// about to exit). Zero: Run waits for every actor.
-	Budget time.Duration
-	// Logger, when set, is told which actor ended the group, of actors
-	// that stopped with an error after it, and of those left behind when
-	// the budget ran out.
-	Logger *slog.Logger
+	Budget time.Duration // bounds the stop; actors running after it are left behind
+	Logger *slog.Logger  // optional: told how the group stopped
 
 	layers [][]Actor
 }
 
-// Add adds one layer of actors, which stop together: after the layers
-// added later, before those added earlier.
+// Add adds one layer of actors, which stop together.
 func (g *Group) Add(actors ...Actor) {
 	if len(actors) > 0 {
 		g.layers = append(g.layers, actors)
@@ -86,19 +68,14 @@ type result struct {
 	err          error
 }
 
-// Run starts every actor and waits for the first to return; then it
-// interrupts the layers in reverse order, with that actor's error, each
-// layer once the later ones have returned, until all have returned or the
-// budget is spent. It returns the first actor's error.
+// Run starts every actor, waits for the first to return, then interrupts
+// the layers in reverse order, each once the later ones have returned, and
+// returns the first actor's error.
 func (g *Group) Run() error {
 	if len(g.layers) == 0 {
 		return nil
 	}
-	total := 0
-	for _, l := range g.layers {
-		total += len(l)
-	}
-	results := make(chan result, total)
+	results := make(chan result, len(slices.Concat(g.layers...)))
 	for li, l := range g.layers {
 		for ai, a := range l {
 			go func() { results <- result{li, ai, a.Execute()} }()
@@ -135,7 +112,7 @@ func (g *Group) Run() error {
 		for _, a := range g.layers[li] {
 			a.Interrupt(first.err)
 		}
-		for !layerDone(done[li]) {
+		for slices.Contains(done[li], false) {
 			select {
 			case r := <-results:
 				record(r)
@@ -148,8 +125,7 @@ func (g *Group) Run() error {
 	return first.err
 }
 
-// abandon interrupts the layers not yet interrupted (below layer) and
-// logs the actors still running when the budget ran out.
+// abandon interrupts the layers below layer and logs the actors still running.
 func (g *Group) abandon(layer int, done [][]bool, err error) {
 	for li := layer - 1; li >= 0; li-- {
 		for _, a := range g.layers[li] {
@@ -168,13 +144,4 @@ func (g *Group) abandon(layer int, done [][]bool, err error) {
 		}
 	}
 	g.Logger.Warn("shutdown budget spent, leaving parts running", slog.Duration("budget", g.Budget), slog.Any("parts", left))
-}
-
-func layerDone(done []bool) bool {
-	for _, d := range done {
-		if !d {
-			return false
-		}
-	}
-	return true
 }

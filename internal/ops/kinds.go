@@ -8,9 +8,7 @@ import (
 	"github.com/alert-domains/alert-domains/message"
 )
 
-// KindInfo is a failure kind as an operator meets it: when it happens,
-// whether a replay can fix it (replay --failed takes those without
-// --kind), and what to do about it.
+// KindInfo is a failure kind as an operator meets it.
 type KindInfo struct {
 	Kind       message.Kind
 	When       string

@@ -15,10 +15,8 @@ type Lookup struct {
 	Err    error           // the connector's error; nil for a success
 }
 
-// LookupAll looks up the IDs next yields with client, workers at a time,
-// and calls emit with each outcome in input order; tenant is put in every
-// result. It returns next's error once the IDs before it were emitted,
-// emit's error at once, and context.Cause(ctx) when ctx ends first.
+// LookupAll looks up the IDs next yields, workers at a time, and emits each
+// outcome in input order; next's error comes after the IDs before it.
 func LookupAll(ctx context.Context, client *connector.Client, tenant string, next func() (string, bool, error), workers int, emit func(Lookup) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -61,7 +59,6 @@ func LookupAll(ctx context.Context, client *connector.Client, tenant string, nex
 	return <-readErr
 }
 
-// lookupOne looks up one alert.
 func lookupOne(ctx context.Context, client *connector.Client, tenant, id string) Lookup {
 	res, err := client.Domains(ctx, id)
 	l := Lookup{ID: id, Err: err}

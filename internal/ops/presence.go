@@ -17,10 +17,8 @@ import (
 )
 
 // Every serve process answers on its consumer's presence subject with who
-// it is and whether it is bound to the consumer, so that status lists the
-// replicas that run now: one that stopped, crashed or lost NATS does not
-// answer. Answers arrive within presenceWait of the question; the gather
-// ends earlier once presenceQuiet has passed without another.
+// it is and whether it is bound; the gather ends presenceQuiet after the
+// last answer, presenceWait at most.
 const (
 	presenceWait  = time.Second
 	presenceQuiet = 300 * time.Millisecond
@@ -44,11 +42,8 @@ type Replica struct {
 // ServePresence answers presence questions on nc until stop is called;
 // ready is the service's readiness (nil: bound to the consumer).
 func ServePresence(nc *nats.Conn, cfg *config.Config, started time.Time, ready func() error) (stop func(), err error) {
-	host, err := os.Hostname()
-	if err != nil {
-		host = "unknown"
-	}
-	self := Replica{ID: strings.TrimPrefix(nats.NewInbox(), nats.InboxPrefix), Host: host, PID: os.Getpid(), Started: started.UTC(), Concurrency: cfg.Concurrency}
+	host, _ := os.Hostname()
+	self := Replica{ID: strings.TrimPrefix(nats.NewInbox(), nats.InboxPrefix), Host: cmp.Or(host, "unknown"), PID: os.Getpid(), Started: started.UTC(), Concurrency: cfg.Concurrency}
 	sub, err := nc.Subscribe(presenceSubject(cfg), func(m *nats.Msg) {
 		p := self
 		if err := ready(); err != nil {
@@ -65,8 +60,7 @@ func ServePresence(nc *nats.Conn, cfg *config.Config, started time.Time, ready f
 	return func() { _ = sub.Unsubscribe() }, nil
 }
 
-// ReadReplicas asks the replicas of cfg's consumer who they are and
-// gathers the answers, sorted by host and process ID.
+// ReadReplicas gathers the presence answers, sorted by host and process ID.
 func ReadReplicas(ctx context.Context, nc *nats.Conn, cfg *config.Config) ([]Replica, error) {
 	inbox := nc.NewInbox()
 	sub, err := nc.SubscribeSync(inbox)

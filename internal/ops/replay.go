@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
@@ -46,10 +47,7 @@ type ReplayOptions struct {
 	FromSeq, ToSeq uint64                // stored requests in this range of sequences
 	DryRun         bool                  // decide and report, publish nothing
 	Rate           float64               // republished requests per second at most
-	// TracerProvider and Propagator give each copy a span linked to its
-	// original's trace, whose context the copy carries (see replayTrace);
-	// nil: copies keep their original's.
-	TracerProvider trace.TracerProvider
+	TracerProvider trace.TracerProvider  // nil: copies keep their original's trace context
 	Propagator     propagation.TextMapPropagator
 }
 
@@ -87,10 +85,8 @@ type Replay struct {
 	opts     ReplayOptions
 	sum      ReplaySummary
 	report   func(ReplayEvent)
-	requests jetstream.Stream // REQUEST_STREAM, read at the start of the run
-	// identity tells this REQUEST_STREAM from an earlier one of the same
-	// name (its creation time): sequences start again in a re-created one.
-	identity string
+	requests jetstream.Stream      // REQUEST_STREAM, read at the start of the run
+	identity string                // its creation time: tells it from a re-created one
 	copies   map[uint64]replayCopy // what copyOf found, by stream sequence
 	believer *Believer
 	trace    replayTrace
@@ -114,8 +110,7 @@ func (r *Replay) Summary() ReplaySummary {
 	return s
 }
 
-// Plan finds the candidates: with Failed, the requests of the matching
-// failure results, each marked when it is not to be republished; else the
+// Plan finds the candidates: the requests of the matching failures, or the
 // stored requests in the range.
 func (r *Replay) Plan(ctx context.Context) (items []ReplayItem, err error) {
 	if r.opts.Failed {
@@ -163,10 +158,8 @@ func (r *Replay) Republish(ctx context.Context, items []ReplayItem, report func(
 	return nil
 }
 
-// copyFor builds the copy of it's request, on the subject of the original
-// (so it keeps its tenant), with the key that makes each original (with
-// Failed, the one its chain of copies started from) republished once per
-// run; or says why it is not republished.
+// copyFor builds the copy of it's request, with the key that republishes
+// each original (of a chain of copies) once per run, or says why not.
 func (r *Replay) copyFor(ctx context.Context, it *ReplayItem, lastSeq uint64) (msg *nats.Msg, raw *jetstream.RawStreamMsg, key uint64, skip string, err error) {
 	if it.skip != "" {
 		return nil, nil, 0, it.skip, nil
@@ -196,17 +189,18 @@ func (r *Replay) copyFor(ctx context.Context, it *ReplayItem, lastSeq uint64) (m
 	return replayMessage(raw, raw.Subject, key, id.String(r.identity)), raw, key, "", nil
 }
 
-// publish sends a copy and accounts for the stream's answer, which an
-// interruption of the run does not cut short. A copy the stream dropped as
-// a duplicate was published by another run at the same time when the
-// stored message is a genuine copy; when it is not (a publisher took the
-// ID first), it is published again under an ID of this run. span is the
-// copy's, ended here.
+// publish sends a copy and ends its span. A duplicate that is not a genuine
+// copy (a publisher took the ID first) is sent again under a new ID.
 func (r *Replay) publish(ctx context.Context, it ReplayItem, msg *nats.Msg, span trace.Span) {
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	var err error
-	defer func() { endCopy(span, err) }()
+	defer func() {
+		if err != nil {
+			span.SetStatus(codes.Error, "not republished")
+		}
+		span.End()
+	}()
 	ack, err := r.js.PublishMsg(pctx, msg)
 	if err == nil && ack.Duplicate {
 		c, cerr := r.copyOf(pctx, ack.Sequence)
@@ -241,8 +235,7 @@ func (r *Replay) event(what string, it ReplayItem, note string) {
 	}
 }
 
-// requestTenant is the tenant a stored request names: the token of its
-// per-tenant subject, else its body's tenant field ("" for none).
+// requestTenant is the tenant a stored request's subject or body names.
 func (r *Replay) requestTenant(subject string, data []byte, h nats.Header) string {
 	if name, ok := strings.CutPrefix(subject, r.cfg.RequestSubject+"."); ok {
 		return name

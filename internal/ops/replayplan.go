@@ -2,6 +2,7 @@ package ops
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -31,8 +32,7 @@ type failureRef struct {
 	kind      message.Kind
 }
 
-// successKey names an alert of a tenant among the success results: a
-// success for one tenant says nothing of another's failure.
+// successKey names an alert of a tenant among the success results.
 func successKey(tenant, alertID string) string {
 	if tenant == "" {
 		return alertID
@@ -40,8 +40,7 @@ func successKey(tenant, alertID string) string {
 	return tenant + "/" + alertID
 }
 
-// planFailed selects the matching failure results and decides for each
-// whether its request is republished.
+// planFailed selects the matching failures and decides which are republished.
 func (r *Replay) planFailed(ctx context.Context) ([]ReplayItem, error) {
 	failures, err := r.matchingFailures(ctx)
 	if err != nil || len(failures) == 0 {
@@ -66,15 +65,10 @@ func (r *Replay) planFailed(ctx context.Context) ([]ReplayItem, error) {
 	})
 }
 
-// matchingFailures reads the failure results the options select. A failure
-// whose request is gone stays (it is planned and skipped as not stored);
-// with --tenant, one whose result names no tenant (the request could not
-// be routed) is the tenant's when its stored request names it.
+// matchingFailures reads the failure results the options select, also those
+// whose request is gone (planned, then skipped as not stored).
 func (r *Replay) matchingFailures(ctx context.Context) ([]failureRef, error) {
-	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.cfg.FailureSubject, broker.TenantSubject(r.cfg.FailureSubject)}}
-	if r.opts.Tenant != "" {
-		occ.FilterSubjects[1] = r.cfg.FailureSubject + "." + r.opts.Tenant
-	}
+	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.cfg.FailureSubject, r.cfg.FailureSubject + "." + cmp.Or(r.opts.Tenant, "*")}}
 	if !r.opts.Since.IsZero() {
 		occ.DeliverPolicy, occ.OptStartTime = jetstream.DeliverByStartTimePolicy, &r.opts.Since
 	}
@@ -104,8 +98,6 @@ func (r *Replay) matchingFailures(ctx context.Context) ([]failureRef, error) {
 			r.sum.Filtered++
 			return err == nil, err
 		}
-		// The result's replayOf copies a header any publisher can set:
-		// what replay published is told apart by content (copyOf).
 		failures = append(failures, failureRef{resultSeq: meta.Sequence.Stream, at: meta.Timestamp,
 			own: res.RequestSequence, alertID: res.AlertID, tenant: tenant, kind: res.Error.Kind})
 		return true, nil
@@ -117,7 +109,7 @@ func (r *Replay) matchingFailures(ctx context.Context) ([]failureRef, error) {
 }
 
 // selects reports whether the failure res, stored for tenant, matches the
-// options.
+// options; with --tenant, an unrouted one is its request's tenant's.
 func (r *Replay) selects(ctx context.Context, res *message.Result, tenant string) (bool, error) {
 	o := &r.opts
 	if (o.Kinds != nil && !o.Kinds[res.Error.Kind]) || (o.Alert != "" && res.AlertID != o.Alert) {
@@ -133,10 +125,8 @@ func (r *Replay) selects(ctx context.Context, res *message.Result, tenant string
 	return raw != nil && r.requestTenant(raw.Subject, raw.Data, raw.Header) == o.Tenant, err
 }
 
-// planFailures decides what happens to each failure, given the stream
-// sequence of the last success of each alert, the requests that claim to be
-// replay copies answering each failure (by the failure's result sequence),
-// and genuine, which tells whether a claimed copy is one replay published.
+// planFailures decides what happens to each failure, given each alert's last
+// success, the claimed replay copies by failure, and genuine, which checks a claim.
 func planFailures(failures []failureRef, succeeded map[string]uint64, copies map[uint64][]uint64, genuine func(seq uint64) (bool, error)) ([]ReplayItem, error) {
 	failed := make(map[uint64]bool, len(failures)) // requests with a failure result
 	for _, f := range failures {
@@ -167,8 +157,7 @@ func planFailures(failures []failureRef, succeeded map[string]uint64, copies map
 	return items, nil
 }
 
-// lastSuccesses reads the success results stored since from: the stream
-// sequence of the last one the service wrote of each alert of keys.
+// lastSuccesses is the sequence of the last believed success since from of each of keys.
 func (r *Replay) lastSuccesses(ctx context.Context, from time.Time, keys map[string]bool) (map[string]uint64, error) {
 	last := map[string]uint64{}
 	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.cfg.SuccessSubject, broker.TenantSubject(r.cfg.SuccessSubject)},
@@ -191,9 +180,8 @@ func (r *Replay) lastSuccesses(ctx context.Context, from time.Time, keys map[str
 	return last, nil
 }
 
-// replayCopies reads the requests stored since from whose message ID says
-// they are replay copies answering a failure result: their sequences by
-// the failure's result sequence. They are claims, checked by copyOf.
+// replayCopies are the requests since from whose message ID claims to be a
+// replay copy answering a failure, by the failure's sequence.
 func (r *Replay) replayCopies(ctx context.Context, from time.Time) (map[uint64][]uint64, error) {
 	copies := map[uint64][]uint64{}
 	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.cfg.RequestSubject, broker.TenantSubject(r.cfg.RequestSubject)},
@@ -210,9 +198,7 @@ func (r *Replay) replayCopies(ctx context.Context, from time.Time) (map[uint64][
 	return copies, nil
 }
 
-// planStored selects the stored request messages in the range: with a
-// tenant, those on its subject and those on the plain one whose body names
-// it (bodies are read then).
+// planStored selects the stored requests in the range (with a tenant, its own).
 func (r *Replay) planStored(ctx context.Context) ([]ReplayItem, error) {
 	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.cfg.RequestSubject, broker.TenantSubject(r.cfg.RequestSubject)}, HeadersOnly: true}
 	if r.opts.Tenant != "" {
@@ -241,11 +227,9 @@ func (r *Replay) planStored(ctx context.Context) ([]ReplayItem, error) {
 	return items, nil
 }
 
-// replayID is what the message ID of a republished copy says: the stream
-// identity, the stored request it copies (source), and the failure result
-// it answers (Failed) or the last sequence of the stream when the run
-// started (a range). The same candidate of two runs at once gets the same
-// ID, so the stream stores it once.
+// replayID is what a copy's message ID says: the request it copies, and the
+// failure it answers or the stream's last sequence at the start; two runs
+// at once give a candidate the same ID.
 type replayID struct {
 	source, answers uint64
 	rest            string
@@ -261,8 +245,7 @@ func (id replayID) String(identity string) string {
 	return s + id.rest
 }
 
-// parseReplayID reads a message ID of a replay copy of the stream with
-// identity; ok is false for any other ID.
+// parseReplayID reads a replay copy's message ID; ok is false for any other.
 func parseReplayID(s, identity string) (id replayID, ok bool) {
 	rest, found := strings.CutPrefix(s, replayIDPrefix+identity+"-")
 	src, rest, cut := strings.Cut(rest, "-")
@@ -283,17 +266,14 @@ func parseReplayID(s, identity string) (id replayID, ok bool) {
 	return id, true
 }
 
-// replayCopy is what copyOf found out about a stored request.
 type replayCopy struct {
 	ok   bool   // a copy that replay published
 	root uint64 // the original of its chain (its Replay-Of)
 }
 
-// copyOf tells whether the stored request at seq is a copy that replay
-// published: its message ID has replay's form and names a source request,
-// and it carries exactly the body and headers of that source on the same
-// subject. A header alone proves nothing; a publisher who sends an exact
-// copy of a stored request sends that request again, as a replay does.
+// copyOf tells whether the request at seq is a copy replay published: a
+// replay ID naming a source of which it is an exact copy (a header alone
+// proves nothing).
 func (r *Replay) copyOf(ctx context.Context, seq uint64) (replayCopy, error) {
 	c, ok := r.copies[seq]
 	if ok {
@@ -329,8 +309,7 @@ func (r *Replay) checkCopy(ctx context.Context, seq uint64) (replayCopy, error) 
 	return replayCopy{ok: true, root: root}, nil
 }
 
-// getRequest reads a stored request message; nil when it is no longer
-// stored or is not on REQUEST_SUBJECT (or its per-tenant form).
+// getRequest reads a stored request; nil when gone or not on REQUEST_SUBJECT.
 func (r *Replay) getRequest(ctx context.Context, seq uint64) (*jetstream.RawStreamMsg, error) {
 	raw, err := r.requests.GetMsg(ctx, seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -346,16 +325,13 @@ func (r *Replay) getRequest(ctx context.Context, seq uint64) (*jetstream.RawStre
 	return raw, nil
 }
 
-// copied reports whether a replay copies the header k: every one but the
-// Nats-* ones the server acts on (the publisher's Nats-Msg-Id would make
-// the stream drop the copy; expectations and roll-ups would refuse it or
-// purge) and Replay-Of.
+// copied reports whether a replay copies the header k: all but Nats-*,
+// which the server acts on, and Replay-Of.
 func copied(k string) bool {
 	return !strings.HasPrefix(strings.ToLower(k), "nats-") && !strings.EqualFold(k, message.HeaderReplayOf)
 }
 
-// copiedHeaders are the headers of h a replay copies, by canonical name,
-// but for the trace context, which a copy replaces when tracing is on.
+// copiedHeaders are the headers of h a replay copies, but the trace context.
 func copiedHeaders(h nats.Header) map[string]string {
 	m := make(map[string]string, len(h))
 	for k, v := range h {
@@ -366,9 +342,7 @@ func copiedHeaders(h nats.Header) map[string]string {
 	return m
 }
 
-// replayMessage is the republished copy of a stored request: the same body
-// and copied headers, with Replay-Of naming the original and replay's own
-// message ID.
+// replayMessage is the republished copy of a stored request.
 func replayMessage(raw *jetstream.RawStreamMsg, subject string, root uint64, msgID string) *nats.Msg {
 	h := nats.Header{}
 	for k, v := range raw.Header {

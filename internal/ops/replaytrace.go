@@ -7,7 +7,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
@@ -16,11 +15,8 @@ import (
 	"github.com/alert-domains/alert-domains/message"
 )
 
-// replayTrace gives each republished copy a producer span that starts a
-// trace of its own, linked to the trace its original carried, and whose
-// context the copy carries instead of the original's: the replayed
-// request's spans are then one trace, one link away from the first
-// attempt's. With tracing off a copy keeps the original's trace context.
+// replayTrace gives each copy a producer span, a new trace linked to the
+// original's, whose context the copy carries.
 type replayTrace struct {
 	tracer  trace.Tracer
 	prop    propagation.TextMapPropagator
@@ -36,8 +32,7 @@ func newReplayTrace(opts ReplayOptions, request string) replayTrace {
 		prop: prop, request: request}
 }
 
-// start starts the span of msg, the copy of raw that republishes the
-// original request at root, and puts its context in msg's headers.
+// start starts the span of msg, raw's copy, and puts its context in msg.
 func (t replayTrace) start(ctx context.Context, raw *jetstream.RawStreamMsg, msg *nats.Msg, root uint64) trace.Span {
 	original := trace.LinkFromContext(t.prop.Extract(ctx, message.HeaderCarrier(raw.Header)))
 	ctx, span := t.tracer.Start(ctx, "publish "+t.request, trace.WithSpanKind(trace.SpanKindProducer),
@@ -60,17 +55,7 @@ func (t replayTrace) start(ctx context.Context, raw *jetstream.RawStreamMsg, msg
 	return span
 }
 
-// endCopy ends the span of a copy once its publish is known to have failed
-// (err) or not.
-func endCopy(span trace.Span, err error) {
-	if err != nil {
-		span.SetStatus(codes.Error, "not republished")
-	}
-	span.End()
-}
-
-// traceHeader reports whether k is a header of the W3C trace context,
-// which a copy carries of its own when tracing is on.
+// traceHeader reports whether k is a header of the W3C trace context.
 func traceHeader(k string) bool {
 	return strings.EqualFold(k, message.HeaderTraceparent) || strings.EqualFold(k, message.HeaderTracestate) ||
 		strings.EqualFold(k, message.HeaderBaggage)

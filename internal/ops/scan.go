@@ -22,8 +22,7 @@ func Subjects(cfg *config.Config) message.Subjects {
 	return message.Subjects{Request: cfg.RequestSubject, Success: cfg.SuccessSubject, Failure: cfg.FailureSubject, Plain: config.DefaultTenant}
 }
 
-// ResultsSince selects every result stored since from, on the plain and the
-// per-tenant result subjects.
+// ResultsSince selects every result stored since from.
 func ResultsSince(cfg *config.Config, from time.Time) jetstream.OrderedConsumerConfig {
 	return jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{cfg.SuccessSubject, cfg.FailureSubject, broker.TenantSubject(cfg.SuccessSubject), broker.TenantSubject(cfg.FailureSubject)},
@@ -32,15 +31,11 @@ func ResultsSince(cfg *config.Config, from time.Time) jetstream.OrderedConsumerC
 	}
 }
 
-// maxCallsPerResult bounds the calls one result can stand for in
-// RecentCalls.
+// maxCallsPerResult bounds the calls one result can stand for.
 const maxCallsPerResult = 1000
 
-// RecentCalls are the calls that the results stored in cfg's result stream
-// since from record, by tenant (the one a result's subject names; the
-// plain subjects' is config.DefaultTenant): the time the result was stored
-// for each of its attempts. Calls of deliveries that ended without a
-// result are not seen.
+// RecentCalls are the calls the results stored since from record, by
+// tenant: the result's store time for each of its attempts.
 func RecentCalls(ctx context.Context, js jetstream.JetStream, cfg *config.Config, from time.Time) (map[string][]time.Time, error) {
 	subjects := Subjects(cfg)
 	starts := map[string][]time.Time{}
@@ -62,19 +57,16 @@ func RecentCalls(ctx context.Context, js jetstream.JetStream, cfg *config.Config
 	return starts, err
 }
 
-// Believer tells the results the service wrote from anything else
-// published on a result subject, by checking each against the request it
-// names (message.Subjects.Believe), reading each request once.
+// Believer checks results against the request each names
+// (message.Subjects.Believe), reading each request once.
 type Believer struct {
-	Subjects message.Subjects
-	Ignored  int // results not believed
-	js       jetstream.JetStream
-	requests jetstream.Stream
-	stream   string
-	read     map[uint64]*jetstream.RawStreamMsg // nil: no longer stored
-	// preloaded is the range of requests Preload read: one in it but not
-	// in read is no longer stored.
-	preloaded [2]uint64
+	Subjects  message.Subjects
+	Ignored   int // results not believed
+	js        jetstream.JetStream
+	requests  jetstream.Stream
+	stream    string
+	read      map[uint64]*jetstream.RawStreamMsg // nil: no longer stored
+	preloaded [2]uint64                          // the range Preload read
 }
 
 // NewBeliever is a Believer of the results of cfg's streams.
@@ -87,8 +79,7 @@ func NewBeliever(ctx context.Context, js jetstream.JetStream, cfg *config.Config
 }
 
 // Preload reads the requests stored since from (less a minute of clock
-// difference between the streams' leaders) in one scan, for a reader of
-// many results: each is then checked without a read of its own.
+// slack) in one scan, for a reader of many results.
 func (b *Believer) Preload(ctx context.Context, from time.Time) error {
 	from = from.Add(-time.Minute)
 	occ := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from}
@@ -103,10 +94,8 @@ func (b *Believer) Preload(ctx context.Context, from time.Time) error {
 	})
 }
 
-// Believe returns the result stored on subject with header and data when
-// it is the service's result of the stored request it names. A result
-// whose request is no longer stored cannot be checked: gone, and not
-// believed.
+// Believe returns the result on subject with header and data if it is the
+// service's result of its request; gone: the request is no longer stored.
 func (b *Believer) Believe(ctx context.Context, subject string, header nats.Header, data []byte) (res *message.Result, gone bool, err error) {
 	label, err := b.Subjects.Label(b.stream, subject, header)
 	if err != nil {
@@ -114,10 +103,7 @@ func (b *Believer) Believe(ctx context.Context, subject string, header nats.Head
 		return nil, false, nil
 	}
 	req, ok := b.read[label.Seq]
-	if !ok && b.preloaded[0] <= label.Seq && label.Seq <= b.preloaded[1] {
-		ok = true // in the range read, and no longer stored
-	}
-	if !ok {
+	if !ok && (label.Seq < b.preloaded[0] || label.Seq > b.preloaded[1]) { // in the range read: no longer stored
 		m, err := b.requests.GetMsg(ctx, label.Seq)
 		if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 			return nil, false, fmt.Errorf("read request %d: %w", label.Seq, err)

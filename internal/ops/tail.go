@@ -1,13 +1,13 @@
 package ops
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/consumer"
 	"github.com/alert-domains/alert-domains/message"
@@ -21,20 +21,16 @@ type TailOptions struct {
 }
 
 // Tail follows the results of a stream as they are stored, believing only
-// those the service wrote (each checked against its request).
+// those the service wrote.
 type Tail struct {
-	// Subjects are the result subjects read, each in both forms: plain,
-	// and per tenant (with a tenant, its own).
-	Subjects []string
+	Subjects []string // the result subjects read, plain and per tenant
 	tenant   string
 	plain    map[string]bool
 	r        *consumer.Reader
 	believer *Believer
 }
 
-// OpenTail starts following the results of cfg's result stream that o
-// selects. The errors are the server's, jetstream.ErrStreamNotFound among
-// them.
+// OpenTail starts following the results that o selects.
 func OpenTail(ctx context.Context, js jetstream.JetStream, cfg *config.Config, o TailOptions) (*Tail, error) {
 	t := &Tail{tenant: o.Tenant, plain: map[string]bool{}}
 	for _, s := range []string{cfg.SuccessSubject, cfg.FailureSubject} {
@@ -45,11 +41,7 @@ func OpenTail(ctx context.Context, js jetstream.JetStream, cfg *config.Config, o
 		t.Subjects = append(t.Subjects, s)
 	}
 	for _, s := range t.Subjects[:len(t.plain)] {
-		if o.Tenant != "" {
-			t.Subjects = append(t.Subjects, s+"."+o.Tenant)
-		} else {
-			t.Subjects = append(t.Subjects, broker.TenantSubject(s))
-		}
+		t.Subjects = append(t.Subjects, s+"."+cmp.Or(o.Tenant, "*"))
 	}
 	occ := jetstream.OrderedConsumerConfig{FilterSubjects: t.Subjects, DeliverPolicy: jetstream.DeliverNewPolicy}
 	if !o.Since.IsZero() {
@@ -68,9 +60,8 @@ func OpenTail(ctx context.Context, js jetstream.JetStream, cfg *config.Config, o
 	return t, nil
 }
 
-// keeps reports whether the result data stored on subject is followed:
-// with a tenant, one on a plain subject is the tenant's when its tenant
-// field names it.
+// keeps reports whether the result is followed: with a tenant, one on a
+// plain subject when its tenant field names it.
 func (t *Tail) keeps(subject string, data []byte) bool {
 	var r struct {
 		Tenant string `json:"tenant"`
@@ -78,8 +69,7 @@ func (t *Tail) keeps(subject string, data []byte) bool {
 	return t.tenant == "" || !t.plain[subject] || (json.Unmarshal(data, &r) == nil && r.Tenant == t.tenant)
 }
 
-// Next waits for the next result followed that the service wrote, and
-// returns it with its tenant (the one its subject names).
+// Next waits for the next result followed, and returns it with its tenant.
 func (t *Tail) Next(ctx context.Context) (jetstream.Msg, *message.Result, string, error) {
 	for {
 		msg, _, err := t.r.Next(ctx)

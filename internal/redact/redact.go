@@ -1,17 +1,10 @@
-// Package redact removes credentials carried in URLs (the user information
-// of nats://user:password@host or https://user:password@host) from text
-// before it reaches a log line, an error message or a child's environment.
+// Package redact removes the user information of URLs from text.
 package redact
 
-import (
-	"strings"
-)
+import "strings"
 
 // URLs returns s with the user information of every URL in it removed:
-// "connect to nats://alice:s3cret@nats:4222" becomes "connect to
-// nats://nats:4222". A URL is a scheme (letters, digits, + - .) followed by
-// "://"; its user information runs to the last "@" before the next "/", "?",
-// "#", white space, quote or comma. Text without "://" is returned as it is.
+// nats://alice:s3cret@nats:4222 becomes nats://nats:4222.
 func URLs(s string) string {
 	if !strings.Contains(s, "://") {
 		return s
@@ -40,8 +33,7 @@ func URLs(s string) string {
 	}
 }
 
-// isScheme reports whether the text before s[colon:] ("://") ends with a
-// URL scheme.
+// isScheme reports whether the text before s[colon:] ends with a URL scheme.
 func isScheme(s string, colon int) bool {
 	j := colon
 	for j > 0 {
@@ -63,8 +55,7 @@ func endOfAuthority(r rune) bool {
 	return false
 }
 
-// Environ returns environ (KEY=value entries) with the user information of
-// every URL in a value removed; entries without a URL are kept as they are.
+// Environ returns environ (KEY=value entries) with URLs redacted in the values.
 func Environ(environ []string) []string {
 	out := make([]string, len(environ))
 	for i, kv := range environ {

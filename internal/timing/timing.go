@@ -1,5 +1,4 @@
-// Package timing holds the one way the service sleeps: for a while, or
-// until its work is cancelled, or until something it waits for changes.
+// Package timing holds the one way the service sleeps.
 package timing
 
 import (

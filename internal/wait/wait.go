@@ -1,16 +1,12 @@
-// Package wait lets code that is about to block for a while (for the
-// quota, a cooldown, a retry's backoff, another delivery's call) tell the
-// worker pool that runs it. The pool gives the worker to other work
-// meanwhile, so that a tenant out of quota holds no worker another tenant
-// could use; and while the wait is abandonable (a request that only waits
-// for the quota has done nothing yet), shutdown cancels the work's context
-// rather than hold it to the shutdown timeout.
+// Package wait lets code about to block for a while tell the worker pool,
+// which gives the worker to other work meanwhile; an abandonable wait is
+// cancelled at shutdown.
 package wait
 
 import "context"
 
-// Waiter is told that a wait begins; it returns the function to call when
-// the wait ends, which may block until the pool has a worker again.
+// Waiter is told that a wait begins; the end it returns may block until the
+// pool has a worker again.
 type Waiter func(abandonable bool) (end func())
 
 type waiterKey struct{}
@@ -20,8 +16,7 @@ func With(ctx context.Context, w Waiter) context.Context {
 	return context.WithValue(ctx, waiterKey{}, w)
 }
 
-// Begin marks the start of a wait; call end when it is over. Under a
-// context without a Waiter it does nothing.
+// Begin marks the start of a wait; call end when it is over.
 func Begin(ctx context.Context, abandonable bool) (end func()) {
 	if w, ok := ctx.Value(waiterKey{}).(Waiter); ok && w != nil {
 		return w(abandonable)
@@ -29,8 +24,7 @@ func Begin(ctx context.Context, abandonable bool) (end func()) {
 	return func() {}
 }
 
-// Lazy is a wait begun at most once, at the first of several places that
-// may block, so that a path that never blocks costs nothing.
+// Lazy is a wait begun at most once, at the first place that blocks.
 type Lazy struct {
 	ctx         context.Context
 	abandonable bool
