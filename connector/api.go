@@ -10,7 +10,7 @@ type API string
 
 const (
 	// Graph is the Microsoft Graph security API: the hosts of the alert's
-	// evidence, from GET /v1.0/security/alerts_v2/{id}. The default.
+	// evidence, from GET /v1.0/security/alerts_v2/{id}.
 	Graph API = "graph"
 	// MDE is the Defender for Endpoint API, GET /api/alerts/{id}/domains,
 	// which Microsoft retires on MDERetirement.
@@ -42,8 +42,8 @@ func (a API) DefaultRateLimits() string {
 	return "150/1m"
 }
 
-// URLTemplate is the API's call with the alert ID left out, for names that
-// must not hold one (a span, a log key).
+
+// URLTemplate is the API's call without the alert ID, for span names.
 func (a API) URLTemplate() string { return a.wire().template() }
 
 func (a API) wire() wire {
@@ -55,8 +55,7 @@ func (a API) wire() wire {
 
 // wire is what one API does its own way: where an alert is asked, how a
 // 2xx answer reads, and which second form of an ID is worth asking after a
-// 404. The token, quota, retries, limits and the judging of status codes
-// are the Client's, the same for every API.
+// 404.
 type wire interface {
 	// path is the escaped path of the call for alertID, under the base URL.
 	path(alertID string) string

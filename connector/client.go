@@ -1,16 +1,5 @@
-// Package connector asks Microsoft for the domains related to an alert and
-// judges the answer: by default the Microsoft Graph security API (the hosts
-// of the alert's evidence, GET /v1.0/security/alerts_v2/{id}), or the
-// Defender for Endpoint API (GET /api/alerts/{id}/domains) until Microsoft
-// retires it (see API).
-//
-// A Client signs in to Entra ID with an azidentity credential (see
-// NewCredential), keeps its token until shortly before it expires, stays
-// within a client-side quota (Limiter), retries throttled and unavailable
-// answers with exponential backoff that honours Retry-After, and reports
-// every failure as an *Error whose Kind is the error.kind of a failure
-// result. The package never logs; an Observer sees each HTTP call and each
-// quota wait.
+// Package connector asks Microsoft Graph (or the retiring Defender for
+// Endpoint API) for the domains of an alert and judges the answer; it never logs.
 package connector
 
 import (
@@ -64,13 +53,12 @@ const (
 )
 
 // Observer is told about each HTTP call to Defender and each quota wait.
-// Metrics implement it; it must be safe for concurrent use and fast.
 type Observer interface {
 	// DefenderCall reports one HTTP attempt: its status, 0 when no HTTP
 	// answer came (a network error or a time-out), and how long it took.
 	DefenderCall(status int, d time.Duration)
 	// QuotaWait reports how long an attempt waited for the quota (0 when it
-	// did not wait). It is called only when the client has a limiter.
+	// did not wait).
 	QuotaWait(d time.Duration)
 }
 
@@ -83,8 +71,7 @@ type Result struct {
 	GraphAlertID string
 }
 
-// Client looks up the domains of alerts. It is safe for concurrent use and
-// meant to be shared by the whole process.
+// Client looks up the domains of alerts.
 type Client struct {
 	api    API
 	wire   wire
@@ -118,8 +105,7 @@ type Client struct {
 type Option func(*Client) error
 
 // WithHTTPClient makes the client send its requests with hc's transport,
-// which should keep connections alive; redirects are never followed. The
-// default is a client of its own with a tuned transport.
+// which should keep connections alive; redirects are never followed.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *Client) error {
 		if hc == nil {
@@ -131,7 +117,7 @@ func WithHTTPClient(hc *http.Client) Option {
 }
 
 // WithTimeout bounds each HTTP attempt, including getting its token and
-// reading its body (DEFENDER_TIMEOUT). The default is 30s.
+// reading its body (DEFENDER_TIMEOUT).
 func WithTimeout(d time.Duration) Option {
 	return func(c *Client) error {
 		if d <= 0 {
@@ -147,9 +133,7 @@ func WithTimeout(d time.Duration) Option {
 // replica of the service.
 type Quota interface {
 	// Acquire blocks until a call may start and returns release, called
-	// exactly once when the call has ended. It returns an error, and holds
-	// nothing, only when ctx ends first. A wait for it is abandonable
-	// (wait.NewLazy(ctx, true)): the request has done nothing yet.
+	// exactly once when the call has ended.
 	Acquire(ctx context.Context) (release func(), waited time.Duration, err error)
 	// Cooldown reports an answer that asked to wait retryAfter before the
 	// next call (429 with Retry-After): no call may start before then.
@@ -177,7 +161,7 @@ func WithQuota(q Quota) Option {
 
 // WithBackoff sets the retry policy: exponential backoff with jitter from
 // initial to max between attempts, giving up once maxElapsed has passed
-// since the first failure. The defaults are 1s, 60s and 10m.
+// since the first failure.
 func WithBackoff(initial, max, maxElapsed time.Duration) Option {
 	return func(c *Client) error {
 		if initial <= 0 || max < initial || maxElapsed <= 0 {
@@ -208,7 +192,7 @@ func WithObserver(o Observer) Option {
 }
 
 // WithMaxBodyBytes caps the bytes read from Defender's answers to one
-// lookup, all pages together; more is bad_response. The default is 4 MiB.
+// lookup, all pages together; more is bad_response.
 func WithMaxBodyBytes(n int64) Option {
 	return func(c *Client) error {
 		if n <= 0 {
@@ -223,7 +207,6 @@ func WithMaxBodyBytes(n int64) Option {
 // client together hold while they read them, beyond a first 64 KiB each: a
 // longer answer first reserves the buffer it needs (its Content-Length, or
 // the max body bytes when it has none) and waits while the budget is spent.
-// The default is 32 MiB; it is never less than the max body bytes.
 func WithBodyBudget(n int64) Option {
 	return func(c *Client) error {
 		if n <= 0 {
@@ -235,7 +218,6 @@ func WithBodyBudget(n int64) Option {
 }
 
 // WithInsecureHTTP accepts an http:// base URL, for benchmarks on loopback.
-// The token then travels in clear text.
 func WithInsecureHTTP() Option {
 	return func(c *Client) error {
 		c.insecureHTTP = true
@@ -245,8 +227,7 @@ func WithInsecureHTTP() Option {
 
 // New returns a client of api at baseURL (such as https://graph.microsoft.com,
 // or for the endpoint API https://api.securitycenter.microsoft.com or a
-// regional host), with tokens from cred for scope. baseURL must be https.
-// Errors wrap ErrConfig.
+// regional host), with tokens from cred for scope. Errors wrap ErrConfig.
 func New(api API, baseURL string, cred azcore.TokenCredential, scope string, opts ...Option) (*Client, error) {
 	if _, err := ParseAPI(string(api)); err != nil {
 		return nil, err
@@ -354,19 +335,8 @@ func (c *Client) Quota() Quota { return c.quota }
 // client's HTTP client.
 func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
 
-// Domains returns the domains the API relates to the alert. On Graph they
-// are the hosts of the alert's evidence; an ID in the endpoint API's form
-// that Graph does not know (404) is asked once more with Graph's prefix
-// (Result.GraphAlertID). On the endpoint API @odata.nextLink pages are
-// followed on the same host: at most 10 pages, and never the same page
-// twice (either is bad_response). Retryable failures (throttled,
-// unavailable) are retried with backoff until the budget is spent; a 401 is
-// retried once with a token newly issued by Entra ID, not one from a cache
-// (unless the rejected token was itself issued less than 30s ago to replace
-// a rejected one: then the 401 is final at once). A failure that waiting
-// cannot cure (an untrusted certificate) is not retried. The error is
-// always an *Error; when ctx ends it is of kind unavailable and wraps
-// ctx.Err().
+// Domains returns the domains the API relates to the alert. The error is
+// always an *Error; when ctx ends it is unavailable and wraps ctx.Err().
 func (c *Client) Domains(ctx context.Context, alertID string) (Result, error) {
 	if err := message.ValidateAlertID(alertID); err != nil {
 		// The ID becomes a path segment of the call: one that is not an
@@ -583,12 +553,7 @@ func (c *Client) putBuffer(bufp *[]byte) {
 }
 
 // readBody reads r until its end (atEOF) or until more than limit bytes
-// have come. The first pooledBufferLimit bytes go to *bufp, a pooled buffer
-// (which may grow that far). A longer answer gets one buffer of its own,
-// sized for the whole answer (its length when known, limit+1 otherwise),
-// whose bytes are first reserved from the budget that all lookups share,
-// waiting for them within ctx; release gives them back once body is no
-// longer used. No larger buffer is ever kept for reuse.
+// have come.
 func (c *Client) readBody(ctx context.Context, r io.Reader, limit, length int64, bufp *[]byte) (body []byte, release func(), atEOF bool, err error) {
 	release = func() {}
 	small := min(limit+1, pooledBufferLimit)

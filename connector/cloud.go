@@ -19,8 +19,6 @@ func (c Cloud) APIURL(api API) string {
 }
 
 // Scope is the token scope of api in the cloud: its base's /.default.
-// Microsoft does not document the endpoint API's scopes in the government
-// clouds; this is the form peers use (DEFENDER_SCOPE overrides it).
 func (c Cloud) Scope(api API) string { return c.APIURL(api) + "/.default" }
 
 var clouds = [...]Cloud{

@@ -13,8 +13,7 @@ import (
 )
 
 // CredentialConfig is how the service signs in to Entra ID: the app
-// registration and exactly one kind of credential. The fields mirror the
-// Azure SDK's environment variables.
+// registration and exactly one kind of credential.
 type CredentialConfig struct {
 	TenantID string // AZURE_TENANT_ID
 	ClientID string // AZURE_CLIENT_ID; with ManagedIdentity, a user-assigned identity
@@ -29,8 +28,7 @@ type CredentialConfig struct {
 	ManagedIdentity bool // DEFENDER_MANAGED_IDENTITY
 
 	// AuthorityHost is the Entra host, such as https://login.microsoftonline.com/
-	// (the default). For any other host, instance discovery is off, so
-	// login.microsoftonline.com is never contacted.
+	// (the default).
 	AuthorityHost string
 
 	// Transport, when set, is the HTTP client of the credential (for
@@ -52,11 +50,8 @@ func knownAuthority(host string) bool {
 
 // NewCredential builds the azidentity credential that cfg describes: a
 // managed identity, a client secret, a client certificate or a workload
-// identity, exactly one of them. A missing or contradictory setting is an
-// error wrapping ErrCredentialConfig that names the environment variables;
-// it never contains the secret or the certificate password. The credential
-// caches its tokens, and its errors are scrubbed of the secret, the
-// certificate password, client assertions and access tokens.
+// identity, exactly one of them. Errors wrap ErrCredentialConfig and, like
+// the credential's own errors, never hold a secret.
 func NewCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
 	cred, err := newCredential(cfg)
 	if err != nil {
@@ -79,8 +74,7 @@ func newCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
 		opts.Transport = cfg.Transport
 	}
 	// Token requests are retried as the SDK does, except on an untrusted
-	// certificate and the like, which no retry cures. (A managed identity
-	// keeps the SDK's own retry rules for its endpoint.)
+	// certificate and the like, which no retry cures.
 	clientOpts := opts
 	clientOpts.Retry.ShouldRetry = sdkShouldRetry
 

@@ -29,9 +29,6 @@ var (
 )
 
 // Error is a failed lookup: what kind of failure, and what Defender said.
-// It never holds a token or a secret. Its Kind is the contract's: the
-// failure result of a lookup says what Defender answered with the same
-// word, so classifying an answer needs no second list of kinds.
 type Error struct {
 	Kind       message.Kind
 	HTTPStatus int           // 0 when Defender did not answer

@@ -53,8 +53,7 @@ const maxEvidence = 100_000
 const typedAlertLimit = 64 << 10
 
 // typedAlert is a Graph alert as documented: the members the service reads,
-// typed. A body that does not decode into it is read by readEvidence,
-// which tells a malformed item of a known type from one to skip.
+// typed.
 type typedAlert struct {
 	ID       *string `json:"id"`
 	Evidence []struct {
@@ -83,12 +82,7 @@ type graphEvidence struct {
 
 // readAlert adds the domains of a Graph alert object to hosts, in the
 // order of its evidence: the host of each urlEvidence.url and of each URL
-// in analyzedMessageEvidence.urls, and each dnsEvidence.domainName. Other
-// evidence types, values that yield no host name and IP addresses are
-// skipped; a body that is not an alert object, evidence of a known type
-// whose member has the wrong JSON type, or more than maxEvidence items, is
-// bad_response. A small, well-formed body is read in one typed pass (the
-// common case); anything else item by item.
+// in analyzedMessageEvidence.urls, and each dnsEvidence.domainName.
 func readAlert(body []byte, hosts *hostSet) *Error {
 	if !utf8.Valid(body) {
 		return badResponse("answer is not valid UTF-8", nil)

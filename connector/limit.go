@@ -24,8 +24,7 @@ func (l Limit) String() string {
 	return strconv.Itoa(l.Count) + "/" + l.Window.String()
 }
 
-// MaxLimitCount is the largest Count a Limit may have. The limiter keeps one
-// timestamp per call of each limit, so the count bounds its memory.
+// MaxLimitCount is the largest Count a Limit may have.
 const MaxLimitCount = 1_000_000
 
 // ParseLimits reads a comma-separated list of count/window quotas, such as
@@ -61,16 +60,8 @@ func ParseLimits(s string) ([]Limit, error) {
 
 // Limiter enforces a set of limits exactly, with a sliding-window log per
 // limit: a call starts only when, for every limit, fewer than Count calls
-// started in the Window before it. Callers that must wait are served one at
-// a time, in the order they arrived, so no caller starves. A nil *Limiter,
-// or one without limits, never waits. A Limiter is safe for concurrent use.
-//
-// A call taken with Acquire holds its slot until it is released and is
-// logged at its release, not at its start: the server that enforces the
-// quota counts the call when it arrives, some time after the start (a
-// token, a connection, the network), and the release, after the answer,
-// is the earliest time known to be later than that arrival. So the server
-// never counts more than Count calls in any Window either.
+// started in the Window before it. A nil *Limiter never waits. A slot taken
+// with Acquire is logged at its release, which is later than Microsoft counts it.
 type Limiter struct {
 	limits []Limit
 	// turn is held by the one caller allowed to take the next slot; the
@@ -98,9 +89,7 @@ type callLog struct {
 	n      int
 }
 
-// NewLimiter returns a limiter for limits. It panics on a limit that
-// ParseLimits would reject (a count outside 1..MaxLimitCount, or a window
-// that is not positive).
+// NewLimiter returns a limiter for limits; it panics on one ParseLimits rejects.
 func NewLimiter(limits []Limit) *Limiter {
 	l := &Limiter{
 		limits:   append([]Limit(nil), limits...),
@@ -128,17 +117,14 @@ func (l *Limiter) Limits() []Limit {
 }
 
 // Wait blocks until a call may start under every limit, records the start
-// and reports how long it waited. It returns ctx's error, and records
-// nothing, when ctx ends first.
+// and reports how long it waited.
 func (l *Limiter) Wait(ctx context.Context) (waited time.Duration, err error) {
 	return l.take(ctx, false)
 }
 
 // Acquire blocks until a call may start under every limit and holds a slot
 // for it until release is called, exactly once, when the call has ended (its
-// answer read, or its failure known); the call is logged then. It reports
-// how long it waited. It returns ctx's error, and holds nothing, when ctx
-// ends first.
+// answer read, or its failure known); the call is logged then.
 func (l *Limiter) Acquire(ctx context.Context) (release func(), waited time.Duration, err error) {
 	if l == nil || len(l.logs) == 0 {
 		return func() {}, 0, nil
@@ -235,8 +221,7 @@ func (l *Limiter) release() {
 }
 
 // Allow takes a slot if one is free now, without waiting; otherwise it
-// reports how long until one frees. It does not queue behind callers that
-// are waiting in Wait.
+// reports how long until one frees.
 func (l *Limiter) Allow() (ok bool, retryIn time.Duration) {
 	if l == nil || len(l.logs) == 0 {
 		return true, 0
@@ -256,9 +241,7 @@ func (l *Limiter) Allow() (ok bool, retryIn time.Duration) {
 }
 
 // Used counts the calls in flight and those that ended (or, taken with
-// Wait or Allow, started) within the last window. The count is exact for a
-// window no longer than the longest limit's; for a longer one it counts
-// only the calls that limit remembers.
+// Wait or Allow, started) within the last window.
 func (l *Limiter) Used(window time.Duration) int {
 	if l == nil || len(l.logs) == 0 || window <= 0 {
 		return 0
@@ -285,8 +268,7 @@ func (l *Limiter) Used(window time.Duration) int {
 
 // delay is how long until every limit has a free slot at now, counting the
 // calls in flight as taking a slot each; full reports that calls in flight
-// take every slot of a limit, so that only a release can free one. The
-// caller holds l.mu.
+// take every slot of a limit, so that only a release can free one.
 func (l *Limiter) delay(now time.Duration) (d time.Duration, full bool) {
 	d = l.cooldown - now
 	for i := range l.logs {
@@ -312,7 +294,7 @@ func (l *Limiter) delay(now time.Duration) (d time.Duration, full bool) {
 
 // Cooldown holds back every call of l until retryAfter has passed from now
 // (a 429 with Retry-After); a shorter cooldown than the one in force
-// changes nothing. A limiter without limits ignores it: it never waits.
+// changes nothing.
 func (l *Limiter) Cooldown(retryAfter time.Duration) {
 	if l == nil || len(l.logs) == 0 || retryAfter <= 0 {
 		return
@@ -324,8 +306,7 @@ func (l *Limiter) Cooldown(retryAfter time.Duration) {
 
 // Seed logs calls made before l existed, started at the given times (in any
 // order; those older than a window do not count in it), so that a process
-// that restarts does not begin with a blank window. Call it before the first
-// Acquire.
+// that restarts does not begin with a blank window.
 func (l *Limiter) Seed(starts []time.Time) {
 	if l == nil || len(l.logs) == 0 || len(starts) == 0 {
 		return

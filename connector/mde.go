@@ -41,7 +41,7 @@ type domainEntry struct {
 
 // parsePage decodes a 2xx body into p: a JSON object with a "value" array
 // (possibly empty) of objects whose "host" is a non-empty string, and an
-// optional "@odata.nextLink" string. Anything else is bad_response.
+// optional "@odata.nextLink" string.
 func parsePage(body []byte, p *page) *Error {
 	if !utf8.Valid(body) {
 		return badResponse("answer is not valid UTF-8", nil)

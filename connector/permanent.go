@@ -15,10 +15,7 @@ import (
 // trusted (an unknown authority, expired or not yet valid, issued for
 // another host), a server that does not speak TLS, and a host name that DNS
 // says does not exist (NXDOMAIN: a mistyped DEFENDER_API_URL or
-// AZURE_AUTHORITY_HOST). A lookup fails at once on them, as unavailable,
-// with a message that names the problem. A DNS server that cannot be
-// reached or times out, a refused or reset connection and a time-out stay
-// retryable: they are how an outage looks.
+// AZURE_AUTHORITY_HOST).
 
 // permanentProblem describes err when it is a failure waiting cannot cure,
 // and returns "" otherwise.
@@ -52,8 +49,7 @@ func permanentProblem(err error) string {
 // permanentProblemText is permanentProblem for an error of which only the
 // text is left: azidentity (through MSAL) reports a failed token request as
 // text, without the network error it wraps, and net/http reports a plain
-// HTTP answer to a TLS request as text. It matches the texts of Go's
-// crypto/tls, crypto/x509, net and net/http errors.
+// HTTP answer to a TLS request as text.
 func permanentProblemText(text string) string {
 	for _, p := range []struct{ text, problem string }{
 		{"x509: certificate signed by unknown authority", "tls certificate signed by an unknown authority"},

@@ -15,10 +15,7 @@ import (
 // Errors of the credential quote what Entra ID answered, and Entra ID (or
 // whatever answers in its place) may echo the token request's form, with
 // its client_secret or client_assertion, or send a malformed token answer
-// that the SDK quotes whole, access token included. Such text is scrubbed
-// before it leaves the connector: the known secret values in every
-// encoding, the values of form and JSON fields that carry secrets, bearer
-// tokens and anything shaped like a JWT.
+// that the SDK quotes whole, access token included.
 
 const redacted = "[redacted]"
 
@@ -50,8 +47,7 @@ func scrub(s string, secrets ...string) string {
 	return jwt.ReplaceAllString(s, redacted)
 }
 
-// credentialError is a failure of the credential, its text scrubbed. It
-// keeps what classifying it needs and nothing of the error it replaces.
+// credentialError is a failure of the credential, its text scrubbed.
 type credentialError struct {
 	msg        string
 	authFailed bool   // an azidentity authentication failure

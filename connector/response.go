@@ -12,13 +12,7 @@ import (
 )
 
 // classify decides what an HTTP answer of api means, the same way for
-// every API. It returns nil for a 2xx, whose body is then read as domains,
-// and the failure for any other status: 400 and unlisted 4xx are
-// bad_request, 401 unauthorized, 403 forbidden (naming the permission api
-// needs), 404 not_found, 429 throttled, 5xx unavailable, and anything else
-// (1xx, 3xx, nonsense) bad_response. The error's code and tracking IDs are
-// taken from a JSON error body when there is one (see parseErrorBody), and
-// Retry-After from a 429 or 5xx.
+// every API.
 func classify(api API, status int, header http.Header, body []byte) *Error {
 	if status >= 200 && status <= 299 {
 		return nil
@@ -66,7 +60,6 @@ func forbiddenMessage(api API) string {
 const maxRetryAfter = 24 * time.Hour
 
 // parseRetryAfter reads a Retry-After value: delay seconds or an HTTP date.
-// It returns 0 when v is absent, invalid or in the past.
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
@@ -107,8 +100,7 @@ type errorBody struct {
 
 // parseErrorBody takes error.code, error.target and
 // error.innerError.request-id from a JSON error body, best effort: an
-// empty, HTML or odd body yields nothing. Values that are not short plain
-// tokens are dropped, so they cannot corrupt a log line.
+// empty, HTML or odd body yields nothing.
 func parseErrorBody(body []byte) (code, target, requestID string) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || body[0] != '{' {
@@ -139,8 +131,7 @@ func badResponse(msg string, err error) *Error {
 	return &Error{Kind: message.KindBadResponse, Message: msg, Err: err}
 }
 
-// hostSet collects hosts in order without duplicates. Small sets are
-// searched linearly; a map takes over past linearLimit hosts.
+// hostSet collects hosts in order without duplicates.
 type hostSet struct {
 	list []string
 	seen map[string]struct{}

@@ -44,8 +44,7 @@ type tokenSource struct {
 	cur   *bearer
 }
 
-// bearer is a token and the request header that carries it. The header is
-// never modified once built, so requests may share it.
+// bearer is a token and the request header that carries it.
 type bearer struct {
 	token     string
 	refreshAt time.Time
@@ -169,15 +168,7 @@ func refreshTime(now time.Time, tok azcore.AccessToken) time.Time {
 	return at
 }
 
-// tokenError classifies a failure to get a token. A cancelled call is
-// unavailable and wraps the context's error; an attempt that ran out of
-// time, an Entra answer of 429 or 5xx, and a failure without any Entra
-// answer (a network error) are unavailable, so they are retried; any other
-// refusal (a wrong secret, an unknown app, a missing identity) is
-// unauthorized. A failure waiting cannot cure (an untrusted certificate,
-// see permanentProblem) is unavailable and final. The credential's error
-// is kept as text scrubbed of anything secret (see scrub), never as
-// itself: neither the message nor the cause contains a token or a secret.
+// tokenError classifies a failure to get a token.
 func tokenError(ctx, attempt context.Context, err error) *Error {
 	if ctx.Err() != nil {
 		return canceled(ctx)
@@ -217,9 +208,7 @@ const (
 
 // CheckPermission gets a token (the one the client then uses) and reads
 // the roles claim of an app-only token: the application permissions
-// granted. It is a hint, read without checking the token's signature:
-// Microsoft still decides on every call. The error is the failure to get a
-// token, as Domains would report it.
+// granted.
 func (c *Client) CheckPermission(ctx context.Context) (Permission, error) {
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()

@@ -16,8 +16,7 @@ const tracerName = "github.com/alert-domains/alert-domains/connector"
 
 // WithTracerProvider traces, under the span of the context a lookup gets,
 // each wait for the quota, each token fetched and each HTTP attempt (named
-// by the API's URL template, never by an alert ID). The trace context is
-// not sent to Microsoft. By default nothing is traced.
+// by the API's URL template, never by an alert ID).
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(c *Client) error {
 		if tp == nil {
@@ -74,8 +73,7 @@ func (c *Client) startCall(ctx context.Context, target string, resends int) (con
 }
 
 // endCall ends the span of an HTTP attempt answered with status (0: no
-// answer came) and judged err. The error type is the status code of an
-// error answer, else the failure kind.
+// answer came) and judged err.
 func endCall(span trace.Span, status int, err *Error) {
 	if span.IsRecording() {
 		attrs := make([]attribute.KeyValue, 0, 2)
@@ -95,9 +93,7 @@ func endCall(span trace.Span, status int, err *Error) {
 	span.End()
 }
 
-// endToken ends the span of a token fetched from the credential. Only the
-// classified error's kind and fixed message are recorded: the credential's
-// own error may hold a secret.
+// endToken ends the span of a token fetched from the credential.
 func endToken(ctx context.Context, span trace.Span, err error) {
 	if err != nil && span.IsRecording() {
 		e := tokenError(ctx, ctx, err)
