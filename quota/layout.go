@@ -13,14 +13,7 @@ import (
 )
 
 // Layout names the streams and subjects of the shared quota of the service
-// named consumer (CONSUMER_NAME). A stream holds one count of one window
-// (MaxMsgsPerSubject is the count), so tenants whose counts for a window
-// differ need a stream each. The stream of a window's primary count is
-// QUOTA_<consumer>_<window>, the name the quota had before counts could
-// differ, so that an upgrade keeps the slots already taken; any other count
-// has QUOTA_<consumer>_<window>_<count>. Every replica, get and status must
-// build the Layout from the same primary limits (Primary) to agree on the
-// names. A Layout is a value, safe for concurrent use.
+// named consumer; a window's primary count keeps the unsuffixed stream name.
 type Layout struct {
 	consumer string
 	primary  []connector.Limit // one per window, by window
@@ -28,8 +21,7 @@ type Layout struct {
 
 // NewLayout returns the layout of the quota of the service named consumer
 // whose primary count of each window is that of primary (the smallest
-// where a window is given twice). A window primary lacks has no primary
-// count: every count of it has a suffixed stream.
+// where a window is given twice).
 func NewLayout(consumer string, primary []connector.Limit) Layout {
 	return Layout{consumer: consumer, primary: distinct(primary)}
 }
@@ -38,9 +30,7 @@ func NewLayout(consumer string, primary []connector.Limit) Layout {
 // defaults (DEFENDER_RATE_LIMITS), its count there, so that the streams of
 // a deployment without tenants, and of the tenants that keep the default,
 // keep the names they always had; for each other window that some list of
-// others (the tenants' rateLimits) gives, the smallest count given. The
-// result depends only on the configuration, so every process that reads
-// the same one names the same streams.
+// others (the tenants' rateLimits) gives, the smallest count given.
 func Primary(defaults []connector.Limit, others ...[]connector.Limit) []connector.Limit {
 	out := distinct(defaults)
 	for _, list := range others {
@@ -59,8 +49,7 @@ func Primary(defaults []connector.Limit, others ...[]connector.Limit) []connecto
 // Enforced returns the limits the quotas of lists enforce together, each
 // list being the limits of one quota (a tenant's rateLimits): one per
 // window of each list (the smallest count where the list gives a window
-// twice, as NewShared keeps), each limit once, by window then count. Each
-// is a stream of the layout.
+// twice, as NewShared keeps), each limit once, by window then count.
 func Enforced(lists ...[]connector.Limit) []connector.Limit {
 	var all []connector.Limit
 	for _, list := range lists {
@@ -114,8 +103,7 @@ func (y Layout) CooldownBucket() string { return CooldownBucket(y.consumer) }
 
 // StreamConfig is the stream of one limit: per subject (registration) at
 // most Count messages, and a publish beyond that is refused, never an old
-// message dropped. A message left by a process that died expires after the
-// window, the longest call (hold) and Margin.
+// message dropped.
 func (y Layout) StreamConfig(l connector.Limit, replicas int, hold time.Duration) jetstream.StreamConfig {
 	maxAge := MaxAge(l.Window, hold)
 	return jetstream.StreamConfig{

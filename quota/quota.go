@@ -1,24 +1,5 @@
-// Package quota keeps the Defender quota of every replica of the service in
-// NATS JetStream, so that all of them together never start more calls than
-// DEFENDER_RATE_LIMITS allows, per app registration, and so that the server,
-// not the replicas' clocks, decides.
-//
-// Each limit (count/window) is a stream whose subjects are the app
-// registrations, with at most count messages per subject and
-// discard-new-per-subject: a call may start once its publish is accepted by
-// every limit's stream (the server refuses the count+1th). Tenants whose
-// counts for one window differ have a stream per count (Layout). The slot is held
-// while the call runs and for one window after it has ended: the process
-// that made the call deletes its message then, so that Defender, which
-// counts a call when it arrives (between the grant and the end), never sees
-// more than count calls in any window. The stream's MaxAge frees the slots
-// of a process that died: the window plus the longest a call can take
-// (DEFENDER_TIMEOUT) plus a margin, from the server's timestamp of the
-// message. A refused publish waits for the oldest message to go, polling a
-// hundred times a window at most. A 429 with Retry-After is written to a
-// key-value bucket (one key per app registration) that every replica
-// watches, so that it pauses the calls of every replica. The state lives on
-// the server: a process that restarts finds the calls it made still counted.
+// Package quota keeps the Defender quota of every replica in NATS JetStream,
+// so that the server, not the replicas' clocks, decides.
 package quota
 
 import (
@@ -53,12 +34,8 @@ type Registration struct {
 	Cloud, TenantID, ClientID string
 }
 
-// Key is the registration as a subject token: the first 16 bytes of the
-// SHA-256 of its fields, in hex. Tenant and client IDs are not secrets, but
-// a hash keeps any character a subject cannot hold out of it. The endpoint
-// API (or none named) keeps the key it had before the API was part of it,
-// so that an upgraded replica counts with the others and with the calls
-// stored.
+// Key is the registration as a subject token: the first 16 bytes of the SHA-256
+// of its fields, in hex; the endpoint API keeps the key it had before APIs were.
 func (r Registration) Key() string {
 	id := r.Cloud + "\x00" + r.TenantID + "\x00" + r.ClientID
 	if r.API != connector.MDE && r.API != "" {
@@ -74,8 +51,7 @@ func (r Registration) String() string {
 }
 
 // Margin is added to a window and the longest call in its stream's MaxAge,
-// for the time between the grant and the start of the call's time-out. It is
-// a fortieth of the window, between 25ms and 1s.
+// for the time between the grant and the start of the call's time-out.
 func Margin(window time.Duration) time.Duration {
 	return min(max(window/40, 25*time.Millisecond), time.Second)
 }

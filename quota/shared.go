@@ -30,8 +30,7 @@ const (
 	cooldownPoll   = 250 * time.Millisecond // wake-up of a wait for a cooldown, at most
 )
 
-// Observer is told how the shared quota goes. It must be safe for concurrent
-// use and fast.
+// Observer is told how the shared quota goes.
 type Observer interface {
 	// QuotaAcquire reports one attempt to take a slot: "accepted",
 	// "refused" (the window is full) or "unreachable" (the state could not be
@@ -52,9 +51,7 @@ const (
 )
 
 // Shared is the quota of one app registration shared by every replica
-// through JetStream. It implements connector.Quota. Acquire waits until Run
-// has a connection; it fails closed: while the state cannot be reached, it
-// waits, it does not grant. A Shared is safe for concurrent use.
+// through JetStream. It fails closed: while the state is unreachable, it waits.
 type Shared struct {
 	layout Layout
 	limits []connector.Limit
@@ -99,8 +96,7 @@ func WithLogger(l *slog.Logger) SharedOption {
 
 // WithHold sets the longest a call can take (DEFENDER_TIMEOUT, by default
 // connector.DefaultTimeout): the slots of a process that dies are freed
-// that long after the window, by the streams' MaxAge. It must match the
-// hold given to Provision.
+// that long after the window, by the streams' MaxAge.
 func WithHold(d time.Duration) SharedOption {
 	return func(s *Shared) error {
 		if d <= 0 {
@@ -120,7 +116,7 @@ func WithObserver(o Observer) SharedOption {
 }
 
 // NewShared returns the shared quota of reg under limits, in the streams
-// layout names. It makes no call to NATS: Run does.
+// layout names.
 func NewShared(layout Layout, reg Registration, limits []connector.Limit, opts ...SharedOption) (*Shared, error) {
 	if len(limits) == 0 {
 		return nil, errors.New("quota: a shared quota needs at least one limit")
@@ -153,9 +149,7 @@ func (s *Shared) Limits() []connector.Limit { return append([]connector.Limit(ni
 // Registration returns the app registration s counts.
 func (s *Shared) Registration() Registration { return s.reg }
 
-// Run attaches s to js and keeps it current until ctx ends: it watches the
-// registration's cooldown, writes the cooldowns seen here, and measures the
-// server's clock. The streams and the bucket must exist (Provision).
+// Run attaches s to js and keeps its cooldown and clock offset current until ctx ends.
 func (s *Shared) Run(ctx context.Context, js jetstream.JetStream) error {
 	s.js = js
 	close(s.attached)
@@ -188,8 +182,7 @@ func (s *Shared) Run(ctx context.Context, js jetstream.JetStream) error {
 
 // Acquire blocks until a call may start: no cooldown is in force, and a
 // message was stored for the registration in every limit's stream. It
-// returns only ctx's error. release, called when the call has ended, keeps
-// the slots one more window, then deletes their messages.
+// returns only ctx's error.
 func (s *Shared) Acquire(ctx context.Context) (release func(), waited time.Duration, err error) {
 	start := time.Now()
 	if err := ctx.Err(); err != nil {
@@ -284,8 +277,7 @@ func (s *Shared) releaser(slots []slot) func() {
 // free deletes a slot's message, and tries again while the state cannot
 // be reached (its stream has lost its leader, the connection is down): a
 // slot left to expire would hold every replica's calls back for the hold
-// (DEFENDER_TIMEOUT) after a leader is back. It gives up when MaxAge frees
-// the slot anyway, or when Run has returned.
+// (DEFENDER_TIMEOUT) after a leader is back.
 func (s *Shared) free(sl slot) {
 	giveUp := time.Now().Add(MaxAge(sl.window, s.hold))
 	backoff := unreachableMin
@@ -318,9 +310,6 @@ func (s *Shared) delete(ctx context.Context, sl slot) bool {
 }
 
 // try publishes one message per limit: slots, when every stream took it.
-// Otherwise the messages stored before the refusal are deleted, and wait is
-// how long to wait before trying again (0: a slot has just been freed). err
-// means the state could not be reached.
 func (s *Shared) try(ctx context.Context) (slots []slot, wait time.Duration, err error) {
 	stored := make([]slot, 0, len(s.limits))
 	for _, l := range s.limits {
@@ -357,8 +346,7 @@ func poll(l connector.Limit) time.Duration {
 }
 
 // refused reports a publish the stream turned down because the
-// registration's subject holds as many messages as the window allows. The
-// server says so only in the description of a generic store error (10077).
+// registration's subject is full; the server says so only in the text of 10077.
 func refused(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == 10077 &&
@@ -367,9 +355,7 @@ func refused(err error) bool {
 
 // untilFree reads the oldest message of the registration in l's stream and
 // returns how long to wait: until it expires by the server's clock, or
-// poll(l) if sooner. A message whose age is past the stream's MaxAge is
-// deleted here, and 0 returned: the server removes expired messages only
-// every 250ms or so.
+// poll(l) if sooner. It deletes an expired one: the server does so only every 250ms.
 func (s *Shared) untilFree(ctx context.Context, l connector.Limit) (time.Duration, error) {
 	name := s.layout.Stream(l)
 	st, err := s.stream(ctx, name)
@@ -499,8 +485,7 @@ func (s *Shared) Cooldown(retryAfter time.Duration) {
 	}
 }
 
-// extend moves the cooldown to until if that is later. The caller holds
-// s.mu.
+// extend moves the cooldown to until if that is later.
 func (s *Shared) extend(until time.Time) bool {
 	if !until.After(s.cooldown) {
 		return false
@@ -564,11 +549,8 @@ func (s *Shared) watchCooldown(ctx context.Context) {
 	}
 }
 
-// followCooldown applies the cooldowns w sees until the watch or ctx ends.
-// ctx is watched here as well: nats.go closes the updates of a watch whose
-// context ends only once the watch is set up, and a context that ended
-// while Watch was still setting it up left them open for ever (and Run
-// with them).
+// followCooldown applies the cooldowns w sees until the watch or ctx ends
+// (ctx too: nats.go may leave Updates open when ctx ends during Watch).
 func (s *Shared) followCooldown(ctx context.Context, w jetstream.KeyWatcher) {
 	for {
 		select {
