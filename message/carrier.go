@@ -10,9 +10,7 @@ const (
 )
 
 // HeaderCarrier carries trace context in the headers of a NATS message for
-// an OpenTelemetry propagator (it is a propagation.TextMapCarrier). Unlike
-// HTTP's, NATS header keys are case-sensitive: the propagators' lower-case
-// keys are read and written as they are.
+// an OpenTelemetry propagator (it is a propagation.TextMapCarrier).
 type HeaderCarrier nats.Header
 
 // Get returns the first value of key, or "".

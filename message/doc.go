@@ -4,8 +4,5 @@
 // (Result, Success, Failure, Result.Message), why a request failed (Kind,
 // Error, KindOf), the headers both carry, the message IDs that make one
 // result per request (ResultMsgID, ReplayOf), and what makes a stored
-// result believed as the service's (Subjects.Believe). It holds no
-// behaviour beyond encoding, decoding and that check, and imports nothing
-// else of the project: every other package, and any program that reads the
-// results, speaks it.
+// result believed as the service's (Subjects.Believe).
 package message

@@ -10,10 +10,7 @@ import (
 // ResultMsgID is the Nats-Msg-Id of the result of the request stored at seq
 // in stream at time stored: the same for every delivery of that request
 // message (and for the safety net's answer to it), so the result stream
-// drops a result published twice. The time the stream stored the message
-// tells it apart from the message a deleted and re-created stream stores
-// at the same sequence later. A zero time (the request is no longer stored)
-// gives the form without it.
+// drops a result published twice.
 func ResultMsgID(stream string, seq uint64, stored time.Time) string {
 	id := "result-" + stream + "-" + strconv.FormatUint(seq, 10)
 	if !stored.IsZero() {

@@ -2,8 +2,7 @@ package message
 
 import "errors"
 
-// Kind classifies why a request has a failure result. The values are the
-// error.kind strings of a failure result.
+// Kind classifies why a request has a failure result.
 type Kind string
 
 // The failure kinds of a result. invalid_request and unknown_tenant are
@@ -27,8 +26,7 @@ func (k Kind) Retryable() bool { return k == KindThrottled || k == KindUnavailab
 // Error is a failure the service finds without asking Defender: a request
 // that does not decode (invalid_request) or names a tenant that is not
 // configured (unknown_tenant), a result too large to store (bad_response),
-// a request that ran out of deliveries (unavailable). What Defender
-// answered is a *connector.Error.
+// a request that ran out of deliveries (unavailable).
 type Error struct {
 	Kind    Kind
 	Message string // a short human text, the error.message of the result

@@ -87,8 +87,7 @@ type Stored struct {
 // Label reads what a message stored on subject with header says of itself
 // and checks that the two agree: a result subject, the message ID of a
 // result of stream, a Result-Status and a Tenant header that the subject
-// says. It is the first half of Believe, cheap enough for every message of
-// the result stream.
+// says.
 func (s Subjects) Label(stream, subject string, header nats.Header) (Stored, error) {
 	tenant, ok := s.Tenant(subject)
 	base := strings.TrimSuffix(subject, "."+tenant)
@@ -112,15 +111,6 @@ func (s Subjects) Label(stream, subject string, header nats.Header) (Stored, err
 // Believe decodes the result stored on subject with header and data and
 // returns it when it is the service's result of req, a request of stream;
 // otherwise a *NotOurs says why not.
-//
-// The service's result of a request is stored under the request's message
-// ID (stream, sequence and store time, to the nanosecond), with its
-// sequence and alert ID, the status its subject says, and on the subjects
-// of the tenant the request names (by its subject, its tenant field, or an
-// alert's Entra tenant ID), or on the plain subjects for a request that
-// names none or could not be routed; a result on a tenant's subject names
-// that tenant in its body too, and one on the plain subjects no tenant but
-// Plain.
 func (s Subjects) Believe(stream string, req StoredRequest, subject string, header nats.Header, data []byte) (*Result, error) {
 	label, err := s.Label(stream, subject, header)
 	if err != nil {
@@ -204,8 +194,7 @@ func ParseResultMsgID(id, stream string) (seq uint64, stored time.Time, ok bool)
 // Printable is s as it may be shown to an operator: control and format
 // characters (terminal escapes, bidirectional overrides, line separators)
 // and invalid UTF-8 replaced, cut at limit bytes on a rune boundary with
-// "…". Text read off the wire goes through it before a terminal or a log
-// line.
+// "…".
 func Printable(s string, limit int) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	s = strings.Map(func(r rune) rune {

@@ -48,13 +48,8 @@ func invalidf(msg string) error {
 
 // Decode reads a request body in any of the three forms of the contract: the
 // alert ID as plain text, {"alertId": ..., "correlationId": ...}, or a
-// Defender alert object whose "id" is the alert ID. A JSON body may name its
-// tenant with a string "tenant" field; an alert object's string "tenantId"
-// is kept as the Entra tenant it names. Members are matched by their exact
-// key, and one of these given twice is refused, so that no two readers of a
-// request route it differently. The Correlation-Id header is used when the
-// body has none. The error, of kind invalid_request, says what is wrong;
-// the request is returned with whatever could be read.
+// Defender alert object whose "id" is the alert ID. The error, of kind
+// invalid_request, says what is wrong; the request holds what could be read.
 func Decode(body []byte, header nats.Header) (Request, error) {
 	var req Request
 	if header != nil {
@@ -255,8 +250,6 @@ func cleanCorrelationID(s string) string {
 // ValidTraceparent reports whether s is a W3C trace context traceparent of
 // version 00 as the specification writes it: 55 characters,
 // version-traceid-parentid-flags in lower-case hex, neither ID all zeros.
-// Only such a value is passed on to a result: anything else a publisher put
-// in the header (it may be up to 64 KiB) is dropped.
 func ValidTraceparent(s string) bool {
 	if len(s) != 55 || s[2] != '-' || s[35] != '-' || s[52] != '-' {
 		return false

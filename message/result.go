@@ -133,10 +133,8 @@ func (r *Result) Kind() Kind {
 	return r.Error.Kind
 }
 
-// Message encodes r as a NATS message with the contract's headers. Every
-// header copied from the request is bounded: the correlation ID is cut at
-// 256 bytes and the traceparent passed on only when ValidTraceparent holds,
-// so that no request header can make its result too large to store.
+// Message encodes r as a NATS message with the contract's headers, each
+// copied header bounded so that no request can make its result unstorable.
 func (r *Result) Message(subject, msgID, traceparent string) (*nats.Msg, error) {
 	data, err := json.Marshal(r)
 	if err != nil {
@@ -182,8 +180,7 @@ const DefaultMaxResultBytes = 1 << 20
 
 // TooLarge is the failure that replaces r when its message is size bytes,
 // more than the limit the server stores (a success with a huge list of
-// domains): a request always ends with a result the stream can store. It
-// keeps r's identity and carries the request body.
+// domains): a request always ends with a result the stream can store.
 func (r *Result) TooLarge(size, limit int, body []byte, now time.Time) *Result {
 	reason := &Error{
 		Kind:    KindBadResponse,

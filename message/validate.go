@@ -4,8 +4,7 @@ package message
 const MaxAlertIDLength = 128
 
 // ValidateAlertID reports whether id is a valid alert ID: 1 to 128
-// characters of A-Z a-z 0-9 _ -. The error is an *Error of kind
-// invalid_request. A valid ID costs no allocation.
+// characters of A-Z a-z 0-9 _ -.
 func ValidateAlertID(id string) error {
 	switch {
 	case id == "":
