@@ -1,12 +1,7 @@
 // Package consumer runs a handler over the messages of a durable JetStream
 // pull consumer: a bounded number at once, each kept alive with progress
 // acknowledgements while it is in hand, each settled (ack, redeliver later,
-// terminate, or hand back) as decided. It survives broker restarts and a
-// deleted consumer, and drains in order on shutdown.
-//
-// It owns the vocabulary of a delivery (Delivery, Handler, Outcome,
-// Action, Middleware) and the one decision on a message (Decide), which
-// the request handler and the safety net use as the consumer itself does.
+// terminate, or hand back) as decided.
 package consumer
 
 import (
@@ -30,9 +25,7 @@ import (
 // durable consumer on the server.
 var ErrNotBound = errors.New("not bound to the consumer")
 
-// Binder finds (or creates) the durable consumer to pull from. It is called
-// at start and again whenever pulling fails, for example after the consumer
-// was deleted or the broker restarted.
+// Binder finds (or creates) the durable consumer to pull from.
 type Binder func(ctx context.Context) (jetstream.Consumer, error)
 
 // Consumer pulls request messages and hands them to a handler.
@@ -58,8 +51,7 @@ type Consumer struct {
 type Config struct {
 	Concurrency int // messages handled at once, never more held (default 16)
 	// MaxParked is how many messages may wait for their quota without a
-	// worker (default DefaultMaxParked): see pool. The server's
-	// MaxAckPending must leave room for them.
+	// worker (default DefaultMaxParked): see pool.
 	MaxParked       int
 	AckWait         time.Duration // the server's redelivery timer, for progress acknowledgements (default 30s)
 	MaxDeliver      int           // tells handlers which delivery is the last (default: none)
@@ -137,10 +129,8 @@ func (c *Consumer) setNotReady(err error) {
 	c.notReady.Store(&err)
 }
 
-// Run pulls and handles messages until ctx ends. Then it stops pulling,
-// hands back what an open fetch still brings, gives in-flight messages the shutdown
-// timeout to finish, hands back the rest and returns nil. It returns an
-// error only when it cannot go on (the connection was closed).
+// Run pulls and handles messages until ctx ends, then drains in order and
+// returns nil; it fails only when it cannot go on (the connection closed).
 func (c *Consumer) Run(ctx context.Context) error {
 	// Work gets its own context: it outlives ctx by the shutdown timeout.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -148,9 +138,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 	// A fixed pool of workers, not a goroutine per message: a fresh
 	// goroutine grows its stack again through the whole HTTP and NATS path
 	// for every message, which cost several percent of the processor time.
-	// A slot is taken before a message is fetched, so that messages wait
-	// on the server while every worker is busy; jobs never blocks, having a
-	// place for every slot.
 	p := &pool{slots: make(chan struct{}, c.cfg.Concurrency), jobs: make(chan jetstream.Msg, c.cfg.Concurrency), max: int64(c.cfg.MaxParked)}
 	c.pool.Store(p)
 	p.work = func() {
@@ -243,7 +230,7 @@ func (c *Consumer) abandonable(cancel context.CancelCauseFunc) (end func()) {
 
 // abandonWaits begins shutdown for the abandonable waits: each message in
 // one now has its context cancelled, and so has each that enters one
-// later. It returns how many were waiting.
+// later.
 func (c *Consumer) abandonWaits() int {
 	c.waitMu.Lock()
 	defer c.waitMu.Unlock()
@@ -254,18 +241,7 @@ func (c *Consumer) abandonWaits() int {
 	return len(c.waits)
 }
 
-// pool is the workers of Run. A slot is taken before a message is fetched
-// and given back when it is done, so that messages wait on the server while
-// every worker is busy; jobs never blocks, having a place for every slot.
-//
-// A message that must wait (for the Defender quota, a cooldown, a retry's
-// backoff: see package wait) parks: it gives its slot back and a new
-// worker takes its place, so that a tenant out of quota does not hold every
-// worker while other tenants' requests wait behind it. The parked message
-// keeps its progress acknowledgements; when its wait ends it takes a slot
-// again before it goes on, ahead of the next fetch (a channel serves
-// blocked senders in order), and its goroutine retires when it is done. At
-// most max messages park at once; beyond that a wait holds its worker.
+// pool is the workers of Run.
 type pool struct {
 	slots  chan struct{}
 	jobs   chan jetstream.Msg
@@ -375,16 +351,7 @@ func (c *Consumer) pull(ctx context.Context, p *pool) error {
 }
 
 // fetch pulls exactly as many messages as there are free workers, and
-// hands each to a worker as it arrives. No message waits in a client-side
-// buffer: a buffered message has no progress acknowledgements, so while
-// every worker is busy for longer than the ack wait (a Defender outage, a
-// quota wait) the server would deliver it again and a second copy would be
-// handled. A fetch that is still open when workers free up is no loss: the
-// messages that arrive meanwhile fill it and end it at once.
-//
-// While messages are parked, a fetch waits at most parkedFetchWait: an open
-// fetch holds the free slots, and a parked message whose quota came must
-// not wait long for one.
+// hands each to a worker as it arrives.
 func (c *Consumer) fetch(ctx context.Context, cons jetstream.Consumer, p *pool) error {
 	slots, jobs := p.slots, p.jobs
 	for {
@@ -446,7 +413,7 @@ const parkedFetchWait = 100 * time.Millisecond
 
 // connectionClosed reports whether err means the connection is closed for
 // good: nats.go closes it on Close, and after the server refused the same
-// credentials twice in a row. Pulling again cannot help.
+// credentials twice in a row.
 func connectionClosed(err error) bool {
 	return errors.Is(err, jetstream.ErrConnectionClosed) || errors.Is(err, nats.ErrConnectionClosed)
 }
@@ -487,8 +454,7 @@ func (c *Consumer) watchInfo(ctx context.Context, cons jetstream.Consumer) (stop
 	}
 }
 
-// process runs the handler on one message and settles it. It reports
-// whether the message parked, and whether it holds a slot (see pool).
+// process runs the handler on one message and settles it.
 func (c *Consumer) process(ctx context.Context, msg jetstream.Msg, p *pool) (parked, holdsSlot bool) {
 	meta, err := msg.Metadata()
 	if err != nil {
@@ -560,10 +526,7 @@ func (c *Consumer) settleErr(err error, seq uint64) {
 }
 
 // keepAlive sends progress acknowledgements while the message is in hand, so
-// the server does not redeliver it during long retries or quota waits. It is
-// a runtime timer rather than a goroutine with a ticker, as nearly every
-// message is done long before the first one is due. No progress
-// acknowledgement is sent once stop has returned.
+// the server does not redeliver it during long retries or quota waits.
 func (c *Consumer) keepAlive(msg jetstream.Msg, seq uint64) (stop func()) {
 	every := max(c.cfg.AckWait/3, 100*time.Millisecond)
 	var (

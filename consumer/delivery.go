@@ -26,7 +26,7 @@ type Delivery struct {
 	MaxDeliver   int // 0 or less: no limit
 	// Exhausted marks a request that ran out of deliveries without a
 	// result (the safety net hands it on): it is answered without asking
-	// Microsoft. Data is nil when the stream no longer stores it.
+	// Microsoft.
 	Exhausted bool
 }
 

@@ -28,10 +28,8 @@ func Open(ctx context.Context, js jetstream.JetStream, stream string, occ jetstr
 	return &Reader{cons: cons, it: it}, nil
 }
 
-// Next waits for the next message, until ctx ends. A context that ends
-// while Next waits also ends the reading: an ordered consumer that lost
-// its stream creates itself again and again without watching the context,
-// and only Stop ends that.
+// Next waits for the next message, until ctx ends; ctx ending also ends the
+// reading (an ordered consumer re-creating itself watches no context).
 func (r *Reader) Next(ctx context.Context) (jetstream.Msg, *jetstream.MsgMetadata, error) {
 	defer context.AfterFunc(ctx, r.it.Stop)()
 	msg, err := r.it.Next(jetstream.NextContext(ctx))
