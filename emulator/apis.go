@@ -282,7 +282,7 @@ func (e *Emulator) apiError(w http.ResponseWriter, r *http.Request, api connecto
 	e.count(status)
 	if api == connector.MDE {
 		writeJSON(w, status, map[string]any{"error": map[string]string{
-			"code":    mdeErrorCode(status),
+			"code":    errorCode(api, status),
 			"message": text,
 			"target":  e.trackingID(),
 		}})
@@ -296,7 +296,7 @@ func (e *Emulator) apiError(w http.ResponseWriter, r *http.Request, api connecto
 	w.Header().Set("request-id", requestID)
 	w.Header().Set("client-request-id", clientRequestID)
 	writeJSON(w, status, map[string]any{"error": map[string]any{
-		"code":    graphErrorCode(status),
+		"code":    errorCode(api, status),
 		"message": text,
 		"innerError": map[string]string{
 			"date":              time.Now().UTC().Format("2006-01-02T15:04:05"),
@@ -317,39 +317,18 @@ func (e *Emulator) count(status int) {
 	e.mu.Unlock()
 }
 
-// mdeErrorCode is the error.code the endpoint API sends with status.
-func mdeErrorCode(status int) string {
-	switch {
-	case status == http.StatusUnauthorized:
-		return "Unauthorized"
-	case status == http.StatusForbidden:
-		return "Forbidden"
-	case status == http.StatusNotFound:
-		return "ResourceNotFound"
-	case status == http.StatusTooManyRequests:
-		return "TooManyRequests"
-	case status >= 500:
-		return "InternalServerError"
-	}
-	return "BadRequest"
+// errorCodes are the error.code each API sends with a status; any other
+// is InternalServerError (5xx) or BadRequest.
+var errorCodes = map[connector.API]map[int]string{
+	connector.MDE:   {401: "Unauthorized", 403: "Forbidden", 404: "ResourceNotFound", 429: "TooManyRequests"},
+	connector.Graph: {401: "InvalidAuthenticationToken", 403: "Forbidden", 404: "NotFound", 429: "TooManyRequests", 503: "ServiceUnavailable", 504: "GatewayTimeout"},
 }
 
-// graphErrorCode is the error.code Graph sends with status.
-func graphErrorCode(status int) string {
-	switch {
-	case status == http.StatusUnauthorized:
-		return "InvalidAuthenticationToken"
-	case status == http.StatusForbidden:
-		return "Forbidden"
-	case status == http.StatusNotFound:
-		return "NotFound"
-	case status == http.StatusTooManyRequests:
-		return "TooManyRequests"
-	case status == http.StatusServiceUnavailable:
-		return "ServiceUnavailable"
-	case status == http.StatusGatewayTimeout:
-		return "GatewayTimeout"
-	case status >= 500:
+func errorCode(api connector.API, status int) string {
+	if c, ok := errorCodes[api][status]; ok {
+		return c
+	}
+	if status >= 500 {
 		return "InternalServerError"
 	}
 	return "BadRequest"
@@ -390,13 +369,10 @@ func (e *Emulator) pause(ctx context.Context, d time.Duration) bool {
 }
 
 // abort ends a handler whose client left (or whose emulator closed) before
-// any answer: the connection is cut with no status at all. A plain return
-// would let net/http send an empty 200, which a client still reading could
-// take for Microsoft's answer.
+// any answer: the connection is cut with no status at all.
 func abort() { panic(http.ErrAbortHandler) }
 
-// serveAnswer writes a scripted answer. The large and slow bodies are
-// api's answer shape around one huge value.
+// serveAnswer writes a scripted answer.
 func (e *Emulator) serveAnswer(w http.ResponseWriter, r *http.Request, api connector.API, a Answer) {
 	if a.Delay > 0 && !e.pause(r.Context(), a.Delay) {
 		abort()

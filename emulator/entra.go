@@ -109,7 +109,7 @@ func resourceAPI(resource string) (api connector.API, known bool) {
 var mdePermissions = []string{"URL.Read.All", "Alert.Read.All", "Alert.ReadWrite.All", "Ip.Read.All", "File.Read.All", "Machine.Read.All"}
 
 // rolesFor are the granted permissions a token for api carries: those of
-// api. A token with none has no roles claim, as Entra issues it.
+// api.
 func rolesFor(api connector.API, granted []string) []string {
 	var roles []string
 	for _, p := range granted {
@@ -248,8 +248,7 @@ func (e *Emulator) tokenResource(w http.ResponseWriter, f url.Values) (resource 
 
 // jwt is an app-only access token as Entra shapes it: a JWT whose claims
 // name the audience, the tenant, the app and its roles (the application
-// permissions granted). Its signature is random bytes: the emulator knows
-// its tokens by heart, and the service never checks a signature.
+// permissions granted).
 func (e *Emulator) jwt(resource string, roles []string, now time.Time) string {
 	var sig [32]byte
 	_, _ = rand.Read(sig[:])

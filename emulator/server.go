@@ -23,7 +23,6 @@ import (
 )
 
 // Server is an emulator listening on a loopback HTTPS address, started.
-// It embeds the Emulator, so its control methods are the server's.
 type Server struct {
 	*Emulator
 	// URL is the https base of both the Defender API and Entra ID, such as
@@ -32,8 +31,7 @@ type Server struct {
 	ts  *httptest.Server
 }
 
-// NewServer starts an emulator on a loopback HTTPS address. Close it when
-// done.
+// NewServer starts an emulator on a loopback HTTPS address.
 func NewServer(opts ...Option) *Server {
 	e := NewHandler(opts...)
 	ts := httptest.NewUnstartedServer(e)
@@ -54,8 +52,7 @@ func (q quietWriter) Write(p []byte) (int, error) {
 }
 
 // Client returns an HTTP client that trusts the server's certificate; give
-// it to connector.WithHTTPClient and CredentialConfig.Transport. Close
-// closes its idle connections.
+// it to connector.WithHTTPClient and CredentialConfig.Transport.
 func (s *Server) Client() *http.Client { return s.ts.Client() }
 
 // Certificate is the server's TLS certificate.
