@@ -12,9 +12,7 @@ import (
 	"golang.org/x/net/idna"
 )
 
-// graphWire is the Microsoft Graph security API: GET
-// /v1.0/security/alerts_v2/{id} answers one alert object, whose evidence
-// holds the domains.
+// graphWire is Graph's alerts_v2: one alert object, whose evidence holds the domains.
 type graphWire struct{}
 
 func (graphWire) path(alertID string) string {
@@ -27,9 +25,7 @@ func (graphWire) read(body []byte, hosts *hostSet) (next string, err *Error) {
 	return "", readAlert(body, hosts)
 }
 
-// retryAs: Graph knows a Defender for Endpoint alert by its endpoint ID
-// with the prefix "da"; an ID without a product prefix is asked that way
-// once more.
+// retryAs: Graph knows an endpoint alert without a product prefix as "da" + ID.
 func (graphWire) retryAs(alertID string) (string, bool) {
 	if LegacyAlertID(alertID) {
 		return GraphPrefix + alertID, true
@@ -47,13 +43,11 @@ const (
 // maxEvidence bounds the evidence items of one alert; more is bad_response.
 const maxEvidence = 100_000
 
-// typedAlertLimit is the largest body read in one typed pass: a larger one
-// (whose evidence could be a million tiny items, each a struct) is read
-// item by item.
+// typedAlertLimit is the largest body read in one typed pass; larger ones
+// are read item by item, to bound memory.
 const typedAlertLimit = 64 << 10
 
-// typedAlert is a Graph alert as documented: the members the service reads,
-// typed.
+// typedAlert is the members of a Graph alert the service reads, typed.
 type typedAlert struct {
 	ID       *string `json:"id"`
 	Evidence []struct {
@@ -70,9 +64,7 @@ type rawAlert struct {
 	Evidence json.RawMessage `json:"evidence"`
 }
 
-// graphEvidence is one alertEvidence: its derived type and the members of
-// the types that hold domains, raw until the type is known, so that a type
-// this service does not know may hold anything in them.
+// graphEvidence is one alertEvidence, raw until its type is known.
 type graphEvidence struct {
 	Type       json.RawMessage `json:"@odata.type"`
 	URL        json.RawMessage `json:"url"`
@@ -80,9 +72,8 @@ type graphEvidence struct {
 	DomainName json.RawMessage `json:"domainName"`
 }
 
-// readAlert adds the domains of a Graph alert object to hosts, in the
-// order of its evidence: the host of each urlEvidence.url and of each URL
-// in analyzedMessageEvidence.urls, and each dnsEvidence.domainName.
+// readAlert adds the domains of a Graph alert's url, analyzedMessage and
+// dns evidence to hosts, in order.
 func readAlert(body []byte, hosts *hostSet) *Error {
 	if !utf8.Valid(body) {
 		return badResponse("answer is not valid UTF-8", nil)
@@ -100,8 +91,7 @@ func readAlert(body []byte, hosts *hostSet) *Error {
 	return readEvidence(a.Evidence, hosts)
 }
 
-// readTyped reads a well-formed alert in one typed pass; false (and
-// nothing added to hosts) when body does not decode into typedAlert.
+// readTyped reads a well-formed alert in one pass; false, adding nothing, if not.
 func readTyped(body []byte, hosts *hostSet) bool {
 	var a typedAlert
 	if json.Unmarshal(body, &a) != nil || a.ID == nil || *a.ID == "" {
@@ -128,9 +118,7 @@ func readTyped(body []byte, hosts *hostSet) bool {
 	return true
 }
 
-// readEvidence reads a raw evidence list one item at a time: an item that
-// is not an object, or has no string @odata.type, is no type the service
-// knows and is skipped.
+// readEvidence reads raw evidence one item at a time, skipping unknown types.
 func readEvidence(raw json.RawMessage, hosts *hostSet) *Error {
 	if isNull(raw) {
 		return nil
@@ -208,8 +196,7 @@ func nullableString(raw json.RawMessage) (string, error) {
 	return s, err
 }
 
-// hostOfURL is the domain a URL names (see domainName), or "" when net/url
-// finds no host in it.
+// hostOfURL is the domain a URL names, or "".
 func hostOfURL(raw string) string {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil {
@@ -221,9 +208,8 @@ func hostOfURL(raw string) string {
 // maxDomain is the longest DNS name.
 const maxDomain = 253
 
-// domainName is h as a domain: lower case, without a trailing dot, an
-// internationalised name in its ASCII (punycode) form; "" when h is empty,
-// an IP address or not a DNS name (labels of letters, digits, '-' and '_').
+// domainName is h as a lower-case punycode domain without a trailing dot,
+// or "" for an IP address or anything not a DNS name.
 func domainName(h string) string {
 	h = strings.TrimSuffix(strings.TrimSpace(h), ".")
 	if h == "" || len(h) > 4*maxDomain || net.ParseIP(h) != nil {
@@ -253,10 +239,7 @@ func isASCII(s string) bool {
 }
 
 // IsDomain reports whether s is a lower-case DNS name as a result carries
-// it: at most 253 bytes of labels of 1 to 63 letters, digits, '-' and '_',
-// no label starting or ending with '-', and a last label that is not a
-// number (decimal, or 0x and hex digits): a host whose last label is a
-// number is an IPv4 address in one of its forms, or no host at all.
+// it; a last label that is a number makes an IPv4 address, not a domain.
 func IsDomain(s string) bool {
 	if s == "" || len(s) > maxDomain {
 		return false
@@ -277,8 +260,7 @@ func IsDomain(s string) bool {
 	return !isNumber(last)
 }
 
-// isNumber reports whether label is a number as the URL standard reads an
-// IPv4 part: decimal digits, or 0x followed by hex digits.
+// isNumber reports whether label is an IPv4 part as the URL standard reads one.
 func isNumber(label string) bool {
 	digits, hex := label, false
 	if rest, ok := strings.CutPrefix(label, "0x"); ok {

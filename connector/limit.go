@@ -12,8 +12,7 @@ import (
 	"github.com/alert-domains/alert-domains/internal/wait"
 )
 
-// Limit is one quota: at most Count calls started in any interval of length
-// Window.
+// Limit is one quota: at most Count calls in any Window.
 type Limit struct {
 	Count  int
 	Window time.Duration
@@ -27,9 +26,7 @@ func (l Limit) String() string {
 // MaxLimitCount is the largest Count a Limit may have.
 const MaxLimitCount = 1_000_000
 
-// ParseLimits reads a comma-separated list of count/window quotas, such as
-// "100/1m,1500/1h" (windows in Go duration syntax). "none" and the empty
-// string mean no quota: nil, nil.
+// ParseLimits reads quotas such as "100/1m,1500/1h"; "none" and "" are nil.
 func ParseLimits(s string) ([]Limit, error) {
 	s = strings.TrimSpace(s)
 	if s == "" || strings.EqualFold(s, "none") {
@@ -58,16 +55,12 @@ func ParseLimits(s string) ([]Limit, error) {
 	return limits, nil
 }
 
-// Limiter enforces a set of limits exactly, with a sliding-window log per
-// limit: a call starts only when, for every limit, fewer than Count calls
-// started in the Window before it. A nil *Limiter never waits. A slot taken
-// with Acquire is logged at its release, which is later than Microsoft counts it.
+// Limiter enforces limits exactly with a sliding-window log each, serving
+// waiters in arrival order; a nil *Limiter never waits. A slot taken with
+// Acquire is logged at its release, which is later than Microsoft counts it.
 type Limiter struct {
-	limits []Limit
-	// turn is held by the one caller allowed to take the next slot; the
-	// others queue on it in arrival order, and can leave when their context
-	// ends.
-	turn     chan struct{}
+	limits   []Limit
+	turn     chan struct{} // held by the one caller that takes the next slot
 	mu       sync.Mutex
 	epoch    time.Time
 	logs     []callLog
@@ -75,13 +68,11 @@ type Limiter struct {
 	released chan struct{} // closed, then replaced, on a release while waiting is set
 	waiting  bool          // the caller with the turn waits for a release
 	releaser func()        // l.release, made once
-	// cooldown is the offset from epoch before which no call starts: the
-	// end of the longest Retry-After reported (see Cooldown).
-	cooldown time.Duration
+	cooldown time.Duration // offset from epoch before which no call starts
 }
 
-// callLog is the ring of the last Count start (or release) times of one limit, as
-// offsets from the limiter's epoch (monotonic), oldest at next once full.
+// callLog is a ring of the last Count call times of one limit, as offsets
+// from the epoch, oldest at next once full.
 type callLog struct {
 	window time.Duration
 	times  []time.Duration
@@ -116,15 +107,13 @@ func (l *Limiter) Limits() []Limit {
 	return append([]Limit(nil), l.limits...)
 }
 
-// Wait blocks until a call may start under every limit, records the start
-// and reports how long it waited.
+// Wait blocks until a call may start, records its start and reports the wait.
 func (l *Limiter) Wait(ctx context.Context) (waited time.Duration, err error) {
 	return l.take(ctx, false)
 }
 
-// Acquire blocks until a call may start under every limit and holds a slot
-// for it until release is called, exactly once, when the call has ended (its
-// answer read, or its failure known); the call is logged then.
+// Acquire blocks until a call may start and holds its slot until release,
+// called once when the call has ended.
 func (l *Limiter) Acquire(ctx context.Context) (release func(), waited time.Duration, err error) {
 	if l == nil || len(l.logs) == 0 {
 		return func() {}, 0, nil
@@ -135,8 +124,7 @@ func (l *Limiter) Acquire(ctx context.Context) (release func(), waited time.Dura
 	return l.releaser, waited, nil
 }
 
-// take waits for a slot; hold keeps it until a release, otherwise the call
-// is logged as started now.
+// take waits for a slot: held until release, or logged now.
 func (l *Limiter) take(ctx context.Context, hold bool) (waited time.Duration, err error) {
 	if l == nil || len(l.logs) == 0 {
 		return 0, nil
@@ -145,8 +133,6 @@ func (l *Limiter) take(ctx context.Context, hold bool) (waited time.Duration, er
 		return 0, err
 	}
 	start := time.Now()
-	// The worker is given up at the first wait, and taken back after the
-	// turn is passed on (defers run last first).
 	parked := wait.NewLazy(ctx, true)
 	defer parked.End()
 	select {
@@ -220,8 +206,7 @@ func (l *Limiter) release() {
 	}
 }
 
-// Allow takes a slot if one is free now, without waiting; otherwise it
-// reports how long until one frees.
+// Allow takes a free slot now, or reports how long until one frees.
 func (l *Limiter) Allow() (ok bool, retryIn time.Duration) {
 	if l == nil || len(l.logs) == 0 {
 		return true, 0
@@ -230,9 +215,7 @@ func (l *Limiter) Allow() (ok bool, retryIn time.Duration) {
 	defer l.mu.Unlock()
 	now := time.Since(l.epoch)
 	if d, full := l.delay(now); full {
-		// Every slot is held by a call in flight: the earliest a slot can
-		// free is unknown, the window is a safe guess.
-		return false, l.limits[0].Window
+		return // every slot in flight: the window is a safe guess false, l.limits[0].Window
 	} else if d > 0 {
 		return false, d
 	}
@@ -240,16 +223,13 @@ func (l *Limiter) Allow() (ok bool, retryIn time.Duration) {
 	return true, 0
 }
 
-// Used counts the calls in flight and those that ended (or, taken with
-// Wait or Allow, started) within the last window.
+// Used counts the calls in flight and those logged within the last window.
 func (l *Limiter) Used(window time.Duration) int {
 	if l == nil || len(l.logs) == 0 || window <= 0 {
 		return 0
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	// The log of a limit whose window covers the asked one holds every call
-	// of the asked window (at most Count of them started in it).
 	cover, longest := -1, 0
 	for i := range l.logs {
 		w := l.logs[i].window
@@ -266,9 +246,8 @@ func (l *Limiter) Used(window time.Duration) int {
 	return l.logs[cover].countSince(time.Since(l.epoch)-window) + l.inFlight
 }
 
-// delay is how long until every limit has a free slot at now, counting the
-// calls in flight as taking a slot each; full reports that calls in flight
-// take every slot of a limit, so that only a release can free one.
+// delay is how long until every limit has a free slot; full: calls in
+// flight take every slot of a limit. The caller holds l.mu.
 func (l *Limiter) delay(now time.Duration) (d time.Duration, full bool) {
 	d = l.cooldown - now
 	for i := range l.logs {
@@ -292,9 +271,7 @@ func (l *Limiter) delay(now time.Duration) (d time.Duration, full bool) {
 	return d, false
 }
 
-// Cooldown holds back every call of l until retryAfter has passed from now
-// (a 429 with Retry-After); a shorter cooldown than the one in force
-// changes nothing.
+// Cooldown holds back every call until retryAfter has passed from now.
 func (l *Limiter) Cooldown(retryAfter time.Duration) {
 	if l == nil || len(l.logs) == 0 || retryAfter <= 0 {
 		return
@@ -304,9 +281,7 @@ func (l *Limiter) Cooldown(retryAfter time.Duration) {
 	l.cooldown = max(l.cooldown, time.Since(l.epoch)+retryAfter)
 }
 
-// Seed logs calls made before l existed, started at the given times (in any
-// order; those older than a window do not count in it), so that a process
-// that restarts does not begin with a blank window.
+// Seed logs calls made before l existed, so a restart starts with a full window.
 func (l *Limiter) Seed(starts []time.Time) {
 	if l == nil || len(l.logs) == 0 || len(starts) == 0 {
 		return
@@ -347,8 +322,6 @@ func (c *callLog) countSince(since time.Duration) int {
 		first += size
 	}
 	at := func(k int) time.Duration { return c.times[(first+k)%size] }
-	// Binary search for the first entry after since; entries are in start
-	// order.
 	lo, hi := 0, c.n
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)

@@ -6,8 +6,7 @@ import (
 	"unicode/utf8"
 )
 
-// mdeWire is the Defender for Endpoint API: GET /api/alerts/{id}/domains
-// answers a list of hosts, perhaps in pages linked by @odata.nextLink.
+// mdeWire is the endpoint API: a list of hosts, perhaps in linked pages.
 type mdeWire struct{}
 
 func (mdeWire) path(alertID string) string {
@@ -39,9 +38,7 @@ type domainEntry struct {
 	Host string `json:"host"`
 }
 
-// parsePage decodes a 2xx body into p: a JSON object with a "value" array
-// (possibly empty) of objects whose "host" is a non-empty string, and an
-// optional "@odata.nextLink" string.
+// parsePage decodes a 2xx body into p; anything but the documented shape is bad_response.
 func parsePage(body []byte, p *page) *Error {
 	if !utf8.Valid(body) {
 		return badResponse("answer is not valid UTF-8", nil)

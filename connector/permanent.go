@@ -10,15 +10,8 @@ import (
 	"strings"
 )
 
-// Some network failures are not cured by waiting, and retrying them for
-// the whole retry budget would only hide them: a certificate that is not
-// trusted (an unknown authority, expired or not yet valid, issued for
-// another host), a server that does not speak TLS, and a host name that DNS
-// says does not exist (NXDOMAIN: a mistyped DEFENDER_API_URL or
-// AZURE_AUTHORITY_HOST).
-
-// permanentProblem describes err when it is a failure waiting cannot cure,
-// and returns "" otherwise.
+// permanentProblem describes a failure waiting cannot cure (an untrusted
+// certificate, no TLS, NXDOMAIN), or returns "".
 func permanentProblem(err error) string {
 	var (
 		unknown  x509.UnknownAuthorityError
@@ -46,10 +39,8 @@ func permanentProblem(err error) string {
 	return permanentProblemText(err.Error())
 }
 
-// permanentProblemText is permanentProblem for an error of which only the
-// text is left: azidentity (through MSAL) reports a failed token request as
-// text, without the network error it wraps, and net/http reports a plain
-// HTTP answer to a TLS request as text.
+// permanentProblemText is permanentProblem for an error that is only text,
+// as MSAL and net/http report some.
 func permanentProblemText(text string) string {
 	for _, p := range []struct{ text, problem string }{
 		{"x509: certificate signed by unknown authority", "tls certificate signed by an unknown authority"},
@@ -75,8 +66,7 @@ var defaultRetryStatus = []int{
 	http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout,
 }
 
-// sdkShouldRetry is the Azure SDK's retry decision for the credential's
-// token requests, except that a failure waiting cannot cure is not retried.
+// sdkShouldRetry is the Azure SDK's retry decision, but not for a permanent problem.
 func sdkShouldRetry(resp *http.Response, err error) bool {
 	if err != nil {
 		return permanentProblem(err) == ""

@@ -45,9 +45,7 @@ func classify(api API, status int, header http.Header, body []byte) *Error {
 	return e
 }
 
-// forbiddenMessage says what a 403 usually means: the application
-// permission api needs is not granted (with admin consent), or the token is
-// for another API.
+// forbiddenMessage says what a 403 usually means.
 func forbiddenMessage(api API) string {
 	what := "Microsoft Graph"
 	if api == MDE {
@@ -85,9 +83,7 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	return min(max(t.Sub(now), 0), maxRetryAfter)
 }
 
-// errorBody is the error answer of both APIs: the endpoint API's
-// {"error":{"code","message","target"}} and Graph's
-// {"error":{"code","message","innerError":{"request-id",...}}}.
+// errorBody is the error answer of both APIs (target: MDE; innerError: Graph).
 type errorBody struct {
 	Error struct {
 		Code       string `json:"code"`
@@ -98,9 +94,8 @@ type errorBody struct {
 	} `json:"error"`
 }
 
-// parseErrorBody takes error.code, error.target and
-// error.innerError.request-id from a JSON error body, best effort: an
-// empty, HTML or odd body yields nothing.
+// parseErrorBody takes the code, target and request-id of a JSON error
+// body, best effort.
 func parseErrorBody(body []byte) (code, target, requestID string) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || body[0] != '{' {
@@ -113,8 +108,7 @@ func parseErrorBody(body []byte) (code, target, requestID string) {
 	return token(eb.Error.Code, 64), token(eb.Error.Target, 128), token(eb.Error.InnerError.RequestID, 128)
 }
 
-// token returns s when it is at most n bytes of printable ASCII without
-// spaces, and "" otherwise.
+// token returns s if it is at most n bytes of printable ASCII without spaces.
 func token(s string, n int) string {
 	if len(s) > n {
 		return ""

@@ -23,16 +23,12 @@ import (
 // refreshMargin is how long before its expiry a token is replaced.
 const refreshMargin = 5 * time.Minute
 
-// forcedRefreshInterval is how soon after a token was fetched because
-// Defender rejected the one before another rejection may fetch yet another:
-// a token rejected that young is not replaced, so a tenant whose tokens are
-// all refused does not send a token request to Entra ID for every lookup.
+// forcedRefreshInterval is how long a token fetched to replace a rejected
+// one is not replaced in turn, so refused tenants do not flood Entra ID.
 const forcedRefreshInterval = 30 * time.Second
 
-// tokenSource sits in front of the credential: it holds the one token of
-// the one scope until refreshMargin before it expires, so a call costs no
-// trip through the credential, and lets one caller at a time fetch a new
-// one while the others wait for it.
+// tokenSource holds the token of one scope until refreshMargin before it
+// expires; one caller at a time fetches a new one.
 type tokenSource struct {
 	cred      azcore.TokenCredential
 	opts      policy.TokenRequestOptions
@@ -62,10 +58,7 @@ func newTokenSource(cred azcore.TokenCredential, scope, userAgent string) *token
 	}
 }
 
-// get returns a valid token. rejected, when not empty, is a token that
-// Defender refused: get then asks the credential for a new one, with a
-// claims challenge that makes an azidentity credential skip its own cache
-// (see freshClaims), unless another caller already replaced it.
+// get returns a valid token other than rejected, one Defender refused.
 func (s *tokenSource) get(ctx context.Context, rejected string) (*bearer, error) {
 	if b := s.cached(rejected); b != nil {
 		return b, nil
@@ -76,7 +69,6 @@ func (s *tokenSource) get(ctx context.Context, rejected string) (*bearer, error)
 		return nil, ctx.Err()
 	}
 	defer func() { <-s.fetch }()
-	// Another caller may have fetched one while this one waited.
 	if b := s.cached(rejected); b != nil {
 		return b, nil
 	}
@@ -86,8 +78,7 @@ func (s *tokenSource) get(ctx context.Context, rejected string) (*bearer, error)
 	return b, err
 }
 
-// fetchToken asks the credential for a new token, fresh from Entra ID when
-// rejected is the current one.
+// fetchToken asks the credential for a token, fresh when rejected is the current one.
 func (s *tokenSource) fetchToken(ctx context.Context, rejected string) (*bearer, error) {
 	opts := s.opts
 	s.mu.Lock()
@@ -122,10 +113,8 @@ func (s *tokenSource) fetchToken(ctx context.Context, rejected string) (*bearer,
 	return b, nil
 }
 
-// replaceable reports whether a lookup whose token Defender rejected
-// should try again with another: false only when the rejected token is
-// the current one and was itself fetched, less than forcedRefreshInterval
-// ago, to replace a rejected one.
+// replaceable reports whether a rejected token may be replaced (see
+// forcedRefreshInterval).
 func (s *tokenSource) replaceable(rejected string) bool {
 	s.mu.Lock()
 	b := s.cur
@@ -133,12 +122,8 @@ func (s *tokenSource) replaceable(rejected string) bool {
 	return b == nil || b.token != rejected || b.forcedAt.IsZero() || time.Since(b.forcedAt) >= forcedRefreshInterval
 }
 
-// freshClaims is the claims challenge of a token request that must not be
-// answered from a cache: a token valid no earlier than now, in the form
-// Entra ID sends in a continuous access evaluation challenge. azidentity's
-// credentials (client secret, certificate, workload and managed identity)
-// skip their token cache for any request with claims and send them to the
-// token endpoint, which issues a new token.
+// freshClaims is a CAE-style claims challenge (nbf now): azidentity skips
+// its token cache for any request with claims.
 func freshClaims(now time.Time) string {
 	return `{"access_token":{"nbf":{"essential":true,"value":"` + strconv.FormatInt(now.Unix(), 10) + `"}}}`
 }
@@ -154,8 +139,7 @@ func (s *tokenSource) cached(rejected string) *bearer {
 }
 
 // refreshTime is when a token fetched at now is replaced: refreshMargin
-// before it expires, halfway through its life when it lives shorter than
-// twice the margin, and no later than the credential suggests.
+// before expiry, or halfway for a short life, or the credential's RefreshOn.
 func refreshTime(now time.Time, tok azcore.AccessToken) time.Time {
 	life := tok.ExpiresOn.Sub(now)
 	at := tok.ExpiresOn.Add(-refreshMargin)
@@ -193,22 +177,17 @@ func canceled(ctx context.Context) *Error {
 	return &Error{Kind: message.KindUnavailable, Message: "lookup canceled", Err: ctx.Err()}
 }
 
-// Permission is what an access token says of the application permission
-// an API needs.
+// Permission is what an access token says of the permission an API needs.
 type Permission int
 
 const (
-	// PermissionUnknown: the token is not a JWT, or has no roles claim.
-	PermissionUnknown Permission = iota
-	// PermissionGranted: the roles claim holds the permission.
-	PermissionGranted
-	// PermissionMissing: the roles claim lacks it.
-	PermissionMissing
+	PermissionUnknown Permission = iota // not a JWT, or no roles claim
+	PermissionGranted                   // the roles claim holds the permission
+	PermissionMissing                   // the roles claim lacks it
 )
 
-// CheckPermission gets a token (the one the client then uses) and reads
-// the roles claim of an app-only token: the application permissions
-// granted.
+// CheckPermission reads the roles claim of the client's token: a hint,
+// unverified; Microsoft decides on every call.
 func (c *Client) CheckPermission(ctx context.Context) (Permission, error) {
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -228,8 +207,7 @@ func (c *Client) CheckPermission(ctx context.Context) (Permission, error) {
 	return PermissionMissing, nil
 }
 
-// grants are the application permissions that allow the API's call: the
-// least privileged one first.
+// grants are the permissions that allow the API's call, least privileged first.
 func (a API) grants() []string {
 	if a == MDE {
 		return []string{"URL.Read.All"}
@@ -237,8 +215,7 @@ func (a API) grants() []string {
 	return []string{"SecurityAlert.Read.All", "SecurityAlert.ReadWrite.All"}
 }
 
-// tokenRoles reads the roles claim of a JWT; ok is false when token is not
-// a JWT or has no roles claim.
+// tokenRoles reads the roles claim of a JWT, if it has one.
 func tokenRoles(token string) (roles []string, ok bool) {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 || len(parts[1]) > 64<<10 {

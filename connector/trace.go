@@ -14,9 +14,8 @@ import (
 // tracerName is the instrumentation scope of the client's spans.
 const tracerName = "github.com/alert-domains/alert-domains/connector"
 
-// WithTracerProvider traces, under the span of the context a lookup gets,
-// each wait for the quota, each token fetched and each HTTP attempt (named
-// by the API's URL template, never by an alert ID).
+// WithTracerProvider traces quota waits, token fetches and HTTP attempts
+// (named by URL template, never by alert ID).
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(c *Client) error {
 		if tp == nil {
@@ -27,8 +26,7 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 	}
 }
 
-// acquire waits for a slot of the quota, when the client has one, in a
-// span of its own: the wait is the span's duration.
+// acquire waits for a slot of the quota, if any, in a span of its own.
 func (c *Client) acquire(ctx context.Context) (release func(), err *Error) {
 	if c.quota == nil {
 		return func() {}, nil
@@ -48,8 +46,7 @@ func (c *Client) acquire(ctx context.Context) (release func(), err *Error) {
 	return release, nil
 }
 
-// startCall starts the span of one HTTP attempt at target; resends counts
-// the attempts at the same target before it.
+// startCall starts the span of one HTTP attempt, the resends-th again.
 func (c *Client) startCall(ctx context.Context, target string, resends int) (context.Context, trace.Span) {
 	ctx, span := c.tracer.Start(ctx, c.spanName, c.clientKind...)
 	if !span.IsRecording() {
@@ -72,8 +69,7 @@ func (c *Client) startCall(ctx context.Context, target string, resends int) (con
 	return ctx, span
 }
 
-// endCall ends the span of an HTTP attempt answered with status (0: no
-// answer came) and judged err.
+// endCall ends the span of an HTTP attempt answered with status (0: none).
 func endCall(span trace.Span, status int, err *Error) {
 	if span.IsRecording() {
 		attrs := make([]attribute.KeyValue, 0, 2)
