@@ -19,18 +19,13 @@ type Layout struct {
 	primary  []connector.Limit // one per window, by window
 }
 
-// NewLayout returns the layout of the quota of the service named consumer
-// whose primary count of each window is that of primary (the smallest
-// where a window is given twice).
+// NewLayout returns the layout of consumer's quota with primary's counts.
 func NewLayout(consumer string, primary []connector.Limit) Layout {
 	return Layout{consumer: consumer, primary: distinct(primary)}
 }
 
-// Primary returns the primary limits of a deployment: for each window of
-// defaults (DEFENDER_RATE_LIMITS), its count there, so that the streams of
-// a deployment without tenants, and of the tenants that keep the default,
-// keep the names they always had; for each other window that some list of
-// others (the tenants' rateLimits) gives, the smallest count given.
+// Primary returns the primary limits of a deployment: defaults' count of
+// each of its windows (streams keep their names), else the smallest of others.
 func Primary(defaults []connector.Limit, others ...[]connector.Limit) []connector.Limit {
 	out := distinct(defaults)
 	for _, list := range others {
@@ -46,10 +41,8 @@ func Primary(defaults []connector.Limit, others ...[]connector.Limit) []connecto
 	return distinct(out)
 }
 
-// Enforced returns the limits the quotas of lists enforce together, each
-// list being the limits of one quota (a tenant's rateLimits): one per
-// window of each list (the smallest count where the list gives a window
-// twice, as NewShared keeps), each limit once, by window then count.
+// Enforced returns the limits the quotas of lists (one list per quota)
+// enforce together, each once, by window then count.
 func Enforced(lists ...[]connector.Limit) []connector.Limit {
 	var all []connector.Limit
 	for _, list := range lists {
@@ -58,8 +51,7 @@ func Enforced(lists ...[]connector.Limit) []connector.Limit {
 	return unique(all)
 }
 
-// unique returns each limit of limits once, by window then count: the
-// streams of limits, however many counts a window has.
+// unique returns each limit once, by window then count.
 func unique(limits []connector.Limit) []connector.Limit {
 	out := slices.Clone(limits)
 	slices.SortFunc(out, func(a, b connector.Limit) int {
@@ -74,8 +66,7 @@ func (y Layout) Consumer() string { return y.consumer }
 // Primary returns the primary limits the layout was built from.
 func (y Layout) Primary() []connector.Limit { return slices.Clone(y.primary) }
 
-// token names l's stream in stream names and subjects: the window's token,
-// followed by "_<count>" unless the count is the window's primary one.
+// token names l's stream: the window's token, then "_<count>" unless primary.
 func (y Layout) token(l connector.Limit) string {
 	if slices.Contains(y.primary, l) {
 		return windowToken(l.Window)
@@ -101,9 +92,8 @@ func (y Layout) Subject(l connector.Limit, key string) string {
 // CooldownBucket is the key-value bucket of the shared cooldowns.
 func (y Layout) CooldownBucket() string { return CooldownBucket(y.consumer) }
 
-// StreamConfig is the stream of one limit: per subject (registration) at
-// most Count messages, and a publish beyond that is refused, never an old
-// message dropped.
+// StreamConfig is the stream of one limit: at most Count messages per
+// registration, and a publish beyond that refused.
 func (y Layout) StreamConfig(l connector.Limit, replicas int, hold time.Duration) jetstream.StreamConfig {
 	maxAge := MaxAge(l.Window, hold)
 	return jetstream.StreamConfig{
@@ -123,9 +113,7 @@ func (y Layout) StreamConfig(l connector.Limit, replicas int, hold time.Duration
 	}
 }
 
-// distinct returns limits with one limit per window, the smallest count
-// where a window is given twice (a quota publishes once per window),
-// shortest window first.
+// distinct returns one limit per window, the smallest count, shortest window first.
 func distinct(limits []connector.Limit) []connector.Limit {
 	out := make([]connector.Limit, 0, len(limits))
 	for _, l := range limits {

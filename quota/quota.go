@@ -23,12 +23,10 @@ const (
 	ScopeProcess = "process"
 )
 
-// ErrMissing is wrapped by Verify when a stream or bucket of the quota does
-// not exist.
+// ErrMissing is wrapped by Verify when a stream or bucket does not exist.
 var ErrMissing = errors.New("quota state missing")
 
-// Registration is the API and the Entra app registration whose calls share
-// one quota: Microsoft counts each API's calls apart.
+// Registration is the API and app registration whose calls share one quota.
 type Registration struct {
 	API                       connector.API
 	Cloud, TenantID, ClientID string
@@ -50,8 +48,7 @@ func (r Registration) String() string {
 	return string(r.API) + " " + r.Cloud + " " + r.TenantID + "/" + r.ClientID
 }
 
-// Margin is added to a window and the longest call in its stream's MaxAge,
-// for the time between the grant and the start of the call's time-out.
+// Margin is added to MaxAge for the time between a grant and the call's start.
 func Margin(window time.Duration) time.Duration {
 	return min(max(window/40, 25*time.Millisecond), time.Second)
 }
@@ -61,9 +58,7 @@ func MaxAge(window, hold time.Duration) time.Duration {
 	return window + max(hold, 0) + Margin(window)
 }
 
-// windowToken names a window in stream names and subjects, which hold
-// neither "." nor spaces: "60000ms", or nanoseconds when not whole
-// milliseconds.
+// windowToken names a window in stream names and subjects: "60000ms" or "…ns".
 func windowToken(w time.Duration) string {
 	if w%time.Millisecond == 0 {
 		return strconv.FormatInt(w.Milliseconds(), 10) + "ms"
@@ -76,8 +71,8 @@ func CooldownBucket(consumer string) string {
 	return "QUOTA_" + consumer + "_COOLDOWN"
 }
 
-// CooldownConfig is the bucket of the shared cooldowns: one key per
-// registration, holding the end of its cooldown in the server's time.
+// CooldownConfig is the bucket of the shared cooldowns: per registration,
+// the end of its cooldown in the server's time.
 func CooldownConfig(consumer string, replicas int) jetstream.KeyValueConfig {
 	return jetstream.KeyValueConfig{
 		Bucket:      CooldownBucket(consumer),
@@ -88,10 +83,8 @@ func CooldownConfig(consumer string, replicas int) jetstream.KeyValueConfig {
 	}
 }
 
-// Provision creates the streams and the bucket of the quota, one stream per
-// limit of limits (every quota's limits, Enforced), or updates them to
-// those limits, replicas and hold (the longest a call takes,
-// DEFENDER_TIMEOUT).
+// Provision creates or updates the bucket and one stream per limit
+// (Enforced); hold is the longest a call takes.
 func Provision(ctx context.Context, js jetstream.JetStream, layout Layout, limits []connector.Limit, replicas int, hold time.Duration) error {
 	for _, l := range unique(limits) {
 		cfg := layout.StreamConfig(l, replicas, hold)
@@ -106,9 +99,7 @@ func Provision(ctx context.Context, js jetstream.JetStream, layout Layout, limit
 	return nil
 }
 
-// Verify checks that the streams of limits and the bucket of the quota
-// exist, each stream with its limit's count; the error names every stream
-// or bucket missing or different.
+// Verify checks that the bucket and each limit's stream exist with its count.
 func Verify(ctx context.Context, js jetstream.JetStream, layout Layout, limits []connector.Limit) error {
 	var errs []error
 	for _, l := range unique(limits) {
@@ -133,15 +124,13 @@ func Verify(ctx context.Context, js jetstream.JetStream, layout Layout, limits [
 	return errors.Join(errs...)
 }
 
-// Use is the calls of one limit's stream counted by the server: per
-// registration key, the calls started in the last window by every replica.
+// Use is the server's count of one limit's calls in its window, per registration key.
 type Use struct {
 	Limit connector.Limit
 	ByKey map[string]int
 }
 
-// ReadUse reads, for each limit of limits (Enforced), the calls of every
-// registration in the last window, by window then count.
+// ReadUse reads the Use of each limit (Enforced), by window then count.
 func ReadUse(ctx context.Context, js jetstream.JetStream, layout Layout, limits []connector.Limit) ([]Use, error) {
 	streams := unique(limits)
 	out := make([]Use, 0, len(streams))
@@ -165,8 +154,7 @@ func ReadUse(ctx context.Context, js jetstream.JetStream, layout Layout, limits 
 	return out, nil
 }
 
-// ReadCooldowns reads the cooldowns in the bucket: per registration key,
-// the end of its cooldown by the server's clock (past ones included).
+// ReadCooldowns reads each registration key's cooldown end (server clock, past included).
 func ReadCooldowns(ctx context.Context, js jetstream.JetStream, consumer string) (map[string]time.Time, error) {
 	kv, err := js.KeyValue(ctx, CooldownBucket(consumer))
 	if err != nil {

@@ -32,13 +32,8 @@ const (
 
 // Observer is told how the shared quota goes.
 type Observer interface {
-	// QuotaAcquire reports one attempt to take a slot: "accepted",
-	// "refused" (the window is full) or "unreachable" (the state could not be
-	// read or written).
-	QuotaAcquire(outcome string)
-	// QuotaCooldown reports a cooldown: "local" (a 429 seen here) or
-	// "shared" (one written by any replica, this one included, read back).
-	QuotaCooldown(source string)
+	QuotaAcquire(outcome string) // one attempt to take a slot: an Outcome
+	QuotaCooldown(source string) // a cooldown: a 429 seen here, or one read back
 }
 
 // Outcomes and sources reported to an Observer.
@@ -64,9 +59,7 @@ type Shared struct {
 	stopped  chan struct{} // closed when Run returns
 	js       jetstream.JetStream
 
-	// turn is held by the one caller of this process that tries to take the
-	// next slot; the others queue behind it in arrival order.
-	turn chan struct{}
+	turn chan struct{} // held by the one local caller that tries the next slot
 
 	mu          sync.Mutex
 	offset      time.Duration // server clock minus local clock
@@ -82,8 +75,7 @@ type Shared struct {
 // SharedOption configures a Shared.
 type SharedOption func(*Shared) error
 
-// WithLogger logs when the quota state becomes unreachable and reachable
-// again, and cooldowns.
+// WithLogger logs when the quota state becomes unreachable and reachable again.
 func WithLogger(l *slog.Logger) SharedOption {
 	return func(s *Shared) error {
 		if l == nil {
@@ -94,9 +86,8 @@ func WithLogger(l *slog.Logger) SharedOption {
 	}
 }
 
-// WithHold sets the longest a call can take (DEFENDER_TIMEOUT, by default
-// connector.DefaultTimeout): the slots of a process that dies are freed
-// that long after the window, by the streams' MaxAge.
+// WithHold sets the longest a call takes (DEFENDER_TIMEOUT): a dead
+// process's slots expire that long after the window.
 func WithHold(d time.Duration) SharedOption {
 	return func(s *Shared) error {
 		if d <= 0 {
@@ -109,14 +100,10 @@ func WithHold(d time.Duration) SharedOption {
 
 // WithObserver reports acquisitions and cooldowns to o.
 func WithObserver(o Observer) SharedOption {
-	return func(s *Shared) error {
-		s.obs = o
-		return nil
-	}
+	return func(s *Shared) error { s.obs = o; return nil }
 }
 
-// NewShared returns the shared quota of reg under limits, in the streams
-// layout names.
+// NewShared returns the shared quota of reg under limits, in layout's streams.
 func NewShared(layout Layout, reg Registration, limits []connector.Limit, opts ...SharedOption) (*Shared, error) {
 	if len(limits) == 0 {
 		return nil, errors.New("quota: a shared quota needs at least one limit")
@@ -188,9 +175,6 @@ func (s *Shared) Acquire(ctx context.Context) (release func(), waited time.Durat
 	if err := ctx.Err(); err != nil {
 		return nil, 0, err
 	}
-	// The worker is given up at every wait, taken back before each try,
-	// and at the latest after the turn is passed on (defers run last
-	// first).
 	parked := wait.NewLazy(ctx, true)
 	defer parked.End()
 	select {
@@ -224,9 +208,7 @@ func (s *Shared) Acquire(ctx context.Context) (release func(), waited time.Durat
 			}
 			continue
 		}
-		// The worker is taken back before a slot can be granted: a slot
-		// lives MaxAge from its grant, and a call that then waited for a
-		// worker could go out after its slot had expired.
+		// Take the worker back before a grant: the slot expires MaxAge after it.
 		parked.End()
 		slots, wait, err := s.try(ctx)
 		switch {
@@ -260,9 +242,8 @@ type slot struct {
 	window time.Duration
 }
 
-// releaser frees slots one window after it is called: a call that ended
-// now reached Defender at the latest now, so the next call of the same slot
-// reaches it a window later at the earliest.
+// releaser frees slots one window after the call ended, when Defender has
+// surely counted it.
 func (s *Shared) releaser(slots []slot) func() {
 	var once sync.Once
 	return func() {
@@ -274,10 +255,8 @@ func (s *Shared) releaser(slots []slot) func() {
 	}
 }
 
-// free deletes a slot's message, and tries again while the state cannot
-// be reached (its stream has lost its leader, the connection is down): a
-// slot left to expire would hold every replica's calls back for the hold
-// (DEFENDER_TIMEOUT) after a leader is back.
+// free deletes a slot's message, retrying while the state is unreachable,
+// until the slot would have expired anyway.
 func (s *Shared) free(sl slot) {
 	giveUp := time.Now().Add(MaxAge(sl.window, s.hold))
 	backoff := unreachableMin
@@ -338,9 +317,8 @@ func (s *Shared) try(ctx context.Context) (slots []slot, wait time.Duration, err
 	return stored, 0, nil
 }
 
-// poll is the longest wait between two tries while l's window is full: a
-// slot frees when the process that holds it deletes its message, which
-// nobody else is told of.
+// poll is the longest wait between tries while l's window is full: nobody
+// is told when a slot frees.
 func poll(l connector.Limit) time.Duration {
 	return min(max(l.Window/100, retryMin), pollMax)
 }
@@ -383,9 +361,7 @@ func (s *Shared) untilFree(ctx context.Context, l connector.Limit) (time.Duratio
 	return 0, nil
 }
 
-// rollback deletes messages stored for a call that does not start, so that
-// they do not hold slots; a message it cannot delete only holds its slot
-// until it expires.
+// rollback deletes, best effort, the messages of a call that does not start.
 func (s *Shared) rollback(ctx context.Context, stored []slot) {
 	for _, sl := range stored {
 		dctx, cancel := context.WithTimeout(ctx, requestTimeout)
@@ -414,8 +390,7 @@ func (s *Shared) stream(ctx context.Context, name string) (jetstream.Stream, err
 	return st, nil
 }
 
-// syncClock measures the server's clock against the local one, from the
-// time a stream info was gathered, halfway through the request.
+// syncClock measures the server's clock against the local one by a stream info.
 func (s *Shared) syncClock(ctx context.Context) {
 	st, err := s.stream(ctx, s.layout.Stream(s.limits[0]))
 	if err != nil {
@@ -461,9 +436,7 @@ func (s *Shared) setReachable(ok bool, err error) {
 	}
 }
 
-// Cooldown pauses the calls of this registration on every replica until
-// retryAfter has passed: at once here, and on the others once written to the
-// bucket.
+// Cooldown pauses the registration's calls on every replica for retryAfter.
 func (s *Shared) Cooldown(retryAfter time.Duration) {
 	if retryAfter <= 0 {
 		return
@@ -496,16 +469,14 @@ func (s *Shared) extend(until time.Time) bool {
 	return true
 }
 
-// cooldownLeft is how long the cooldown still holds calls back, and a
-// channel closed when it grows.
+// cooldownLeft is the cooldown left, and a channel closed when it grows.
 func (s *Shared) cooldownLeft() (time.Duration, <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return time.Until(s.cooldown), s.changed
 }
 
-// CooldownUntil is the end of the cooldown in force, by the local clock;
-// zero or past when there is none.
+// CooldownUntil is the end of the cooldown by the local clock; zero or past if none.
 func (s *Shared) CooldownUntil() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -531,8 +502,7 @@ func (s *Shared) applyCooldown(data []byte) {
 	}
 }
 
-// watchCooldown follows the registration's key; it restarts the watch when
-// it fails.
+// watchCooldown follows the registration's key, restarting a failed watch.
 func (s *Shared) watchCooldown(ctx context.Context) {
 	for ctx.Err() == nil {
 		kv, err := s.bucket(ctx)
@@ -567,8 +537,7 @@ func (s *Shared) followCooldown(ctx context.Context, w jetstream.KeyWatcher) {
 	}
 }
 
-// readCooldown reads the registration's key once, beside the watch, in case
-// the watch missed an update while the connection was down.
+// readCooldown reads the key once, in case the watch missed an update.
 func (s *Shared) readCooldown(ctx context.Context) {
 	kv, err := s.bucket(ctx)
 	if err != nil {
@@ -587,9 +556,7 @@ func (s *Shared) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	return s.js.KeyValue(bctx, s.layout.CooldownBucket())
 }
 
-// publishCooldowns writes each cooldown seen here to the bucket, keeping the
-// latest end when replicas write at once; while the bucket cannot be
-// reached it tries again.
+// publishCooldowns writes each cooldown seen here to the bucket, retrying.
 func (s *Shared) publishCooldowns(ctx context.Context) {
 	backoff := unreachableMin
 	for {
@@ -620,8 +587,7 @@ func (s *Shared) publishCooldowns(ctx context.Context) {
 	}
 }
 
-// writeCooldown stores until under the registration's key unless a later
-// end is there already (compare-and-set on the key's revision).
+// writeCooldown stores until unless a later end is there (compare-and-set).
 func (s *Shared) writeCooldown(ctx context.Context, until time.Time) error {
 	kv, err := s.bucket(ctx)
 	if err != nil {
@@ -658,10 +624,8 @@ func (s *Shared) writeCooldown(ctx context.Context, until time.Time) error {
 	}
 }
 
-// Used counts the calls of the registration that every replica started in
-// the last window of one of the limits (as the server counts them, that is
-// over the window plus Margin), in that limit's stream; -1 when the state
-// cannot be read or s has no limit of that window.
+// Used counts the registration's slots held in the stream of window's
+// limit; -1 when unknown.
 func (s *Shared) Used(window time.Duration) int {
 	i := slices.IndexFunc(s.limits, func(l connector.Limit) bool { return l.Window == window })
 	if i < 0 {
