@@ -2,27 +2,21 @@ package consumer
 
 import "github.com/alert-domains/alert-domains/message"
 
-// Facts are what became of one delivery, as far as the decision on its
-// message goes.
+// Facts are what became of one delivery, as far as Decide goes.
 type Facts struct {
 	// Result is the request's result: stored, or built and not stored.
 	Result *message.Result
-	// Stored reports that the result stream holds the request's result
-	// (stored by this delivery or by an earlier one).
+	// Stored: the result stream holds the result (from any delivery).
 	Stored bool
-	// Interrupted reports that shutdown ended the work before the message
-	// had a result (also a message that arrived once shutdown had begun).
+	// Interrupted: shutdown ended the work before there was a result.
 	Interrupted bool
-	// Last reports the last delivery the consumer allows: interrupted, it
-	// is not handed back, its result must be stored now.
+	// Last: the last delivery allowed, so never handed back.
 	Last bool
-	// Panicked reports that the handler panicked.
+	// Panicked: the handler panicked.
 	Panicked bool
-	// NoMetadata reports a message without JetStream metadata: there is no
-	// request to answer for and nothing to redeliver.
+	// NoMetadata: not a JetStream message.
 	NoMetadata bool
-	// NothingToAnswer reports a message that asks for no result (an
-	// advisory of another consumer, or one that does not parse).
+	// NothingToAnswer: the message asks for no result (a foreign advisory).
 	NothingToAnswer bool
 }
 

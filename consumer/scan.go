@@ -7,9 +7,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Reader reads the messages of a stream in order with an ordered consumer
-// (no durable state, recreated by nats.go after a reconnection): the one
-// way the service and its commands read stored messages back.
+// Reader reads a stream in order with an ordered consumer: the one way
+// stored messages are read back.
 type Reader struct {
 	cons jetstream.Consumer
 	it   jetstream.MessagesContext
@@ -43,8 +42,7 @@ func (r *Reader) Next(ctx context.Context) (jetstream.Msg, *jetstream.MsgMetadat
 	return msg, meta, nil
 }
 
-// Info is the state of the reading on the server: messages not sent yet
-// (NumPending), the last one sent (Delivered).
+// Info is the state of the reading on the server.
 func (r *Reader) Info(ctx context.Context) (*jetstream.ConsumerInfo, error) {
 	return r.cons.Info(ctx)
 }
@@ -52,10 +50,8 @@ func (r *Reader) Info(ctx context.Context) (*jetstream.ConsumerInfo, error) {
 // Stop ends the reading.
 func (r *Reader) Stop() { r.it.Stop() }
 
-// Scan calls fn with each message of stream that occ selects, oldest first,
-// up to the last message stored when the scan begins (so that messages a
-// caller publishes meanwhile are never read back). fn returns false to
-// stop.
+// Scan calls fn with each message occ selects, oldest first, up to the
+// last one stored when it begins, until fn returns false.
 func Scan(ctx context.Context, js jetstream.JetStream, stream string, occ jetstream.OrderedConsumerConfig, fn func(jetstream.Msg, *jetstream.MsgMetadata) (bool, error)) error {
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
