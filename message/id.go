@@ -8,9 +8,7 @@ import (
 )
 
 // ResultMsgID is the Nats-Msg-Id of the result of the request stored at seq
-// in stream at time stored: the same for every delivery of that request
-// message (and for the safety net's answer to it), so the result stream
-// drops a result published twice.
+// in stream at time stored, the same for every delivery of it.
 func ResultMsgID(stream string, seq uint64, stored time.Time) string {
 	id := "result-" + stream + "-" + strconv.FormatUint(seq, 10)
 	if !stored.IsZero() {
@@ -19,9 +17,7 @@ func ResultMsgID(stream string, seq uint64, stored time.Time) string {
 	return id
 }
 
-// ReplayOf is the request stream sequence a replayed request copies, from
-// its Replay-Of header: 0 for an original request, a nil header, or a value
-// that is not a decimal sequence.
+// ReplayOf is the sequence in a request's Replay-Of header, or 0.
 func ReplayOf(h nats.Header) uint64 {
 	if h == nil {
 		return 0
