@@ -17,7 +17,6 @@ import (
 	"github.com/alert-domains/alert-domains/message"
 )
 
-// alertCall is the handler of api's alert call.
 func (e *Emulator) alertCall(api connector.API) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) { e.alert(w, r, api) }
 }
@@ -75,8 +74,7 @@ func (e *Emulator) alert(w http.ResponseWriter, r *http.Request, api connector.A
 	}
 }
 
-// answerAlert answers a call within quota: after the latency, a random
-// fault, the alert's domains, or an error.
+// answerAlert answers a call within quota, after the latency.
 func (e *Emulator) answerAlert(w http.ResponseWriter, r *http.Request, api connector.API, id string) {
 	e.mu.Lock()
 	latency := e.latency
@@ -109,11 +107,9 @@ func (e *Emulator) answerAlert(w http.ResponseWriter, r *http.Request, api conne
 	writeJSON(w, http.StatusOK, domainsPage(r, hosts, pageSize))
 }
 
-// grants reports whether permission p allows api's call.
 func grants(api connector.API, p string) bool { return slices.Contains(required(api), p) }
 
-// required are the permissions that allow api's call, as Microsoft lists
-// them.
+// required are the permissions that allow api's call.
 func required(api connector.API) []string {
 	if api == connector.Graph {
 		return []string{"SecurityAlert.Read.All", "SecurityAlert.ReadWrite.All"}
@@ -121,11 +117,9 @@ func required(api connector.API) []string {
 	return []string{"URL.Read.All"}
 }
 
-// bareEndpointID is a Defender for Endpoint alert ID without a product
-// prefix: Graph knows that alert only as "da" + ID.
+// bareEndpointID is an endpoint alert ID that Graph knows only as "da" + ID.
 var bareEndpointID = regexp.MustCompile(`^(?:[0-9]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})_-?[0-9]+$`)
 
-// lookup finds the hosts of the alert api asks for as id.
 func (e *Emulator) lookup(api connector.API, id string) ([]string, bool) {
 	if api == connector.MDE {
 		hosts, ok := e.alerts[id]
@@ -141,8 +135,7 @@ func (e *Emulator) lookup(api connector.API, id string) ([]string, bool) {
 	return hosts, ok
 }
 
-// endpointID is the bare endpoint ID of an alert asked as "da" + a bare
-// ID, and id itself otherwise: the key of the alert in the data.
+// endpointID is the data's key of an alert asked as id ("da" stripped).
 func endpointID(id string) string {
 	if bare, ok := strings.CutPrefix(id, "da"); ok && bareEndpointID.MatchString(bare) {
 		return bare
@@ -150,8 +143,7 @@ func endpointID(id string) string {
 	return id
 }
 
-// domainsPage is the endpoint API's answer: the hosts, in pages of
-// pageSize linked by @odata.nextLink when pageSize is set.
+// domainsPage is the endpoint API's answer, in pages when pageSize is set.
 func domainsPage(r *http.Request, hosts []string, pageSize int) any {
 	type entry struct {
 		Host string `json:"host"`
@@ -176,12 +168,7 @@ func domainsPage(r *http.Request, hosts []string, pageSize int) any {
 	return answer
 }
 
-// graphAlert is Graph's alert object for an alert with hosts, with the
-// members a Defender for Endpoint alert has and evidence of several types:
-// the device and the user involved (whose names are not domains), then
-// each host in a URL of urlEvidence or of an analyzed message, in the
-// forms Microsoft writes them (ports, user info, upper case, a trailing
-// dot), and an IP address among them.
+// graphAlert is Graph's alert object for an alert with hosts.
 func graphAlert(id, tenant string, hosts []string) map[string]any {
 	sum := fnv.New64a()
 	_, _ = sum.Write([]byte(id))
@@ -226,8 +213,8 @@ func graphAlert(id, tenant string, hosts []string) map[string]any {
 	}
 }
 
-// graphEvidence is an alert's evidence: a device, a user, the hosts in URL
-// evidence and an e-mail message's URLs, and an IP address.
+// graphEvidence is an alert's evidence: names that are not domains, the
+// hosts in URLs as Microsoft writes them (ports, upper case, trailing dot), an IP.
 func graphEvidence(seed uint64, stamp string, hosts []string) []any {
 	base := func(typ string, roles ...string) map[string]any {
 		return map[string]any{
@@ -277,7 +264,6 @@ func graphEvidence(seed uint64, stamp string, hosts []string) []any {
 	return evidence
 }
 
-// apiError writes api's error body for status, with its error code.
 func (e *Emulator) apiError(w http.ResponseWriter, r *http.Request, api connector.API, status int, text string) {
 	e.count(status)
 	if api == connector.MDE {
@@ -317,8 +303,7 @@ func (e *Emulator) count(status int) {
 	e.mu.Unlock()
 }
 
-// errorCodes are the error.code each API sends with a status; any other
-// is InternalServerError (5xx) or BadRequest.
+// errorCodes are the error.code each API sends with a status.
 var errorCodes = map[connector.API]map[int]string{
 	connector.MDE:   {401: "Unauthorized", 403: "Forbidden", 404: "ResourceNotFound", 429: "TooManyRequests"},
 	connector.Graph: {401: "InvalidAuthenticationToken", 403: "Forbidden", 404: "NotFound", 429: "TooManyRequests", 503: "ServiceUnavailable", 504: "GatewayTimeout"},
@@ -368,11 +353,9 @@ func (e *Emulator) pause(ctx context.Context, d time.Duration) bool {
 	return false
 }
 
-// abort ends a handler whose client left (or whose emulator closed) before
-// any answer: the connection is cut with no status at all.
+// abort cuts the connection with no status: a plain return would send a 200.
 func abort() { panic(http.ErrAbortHandler) }
 
-// serveAnswer writes a scripted answer.
 func (e *Emulator) serveAnswer(w http.ResponseWriter, r *http.Request, api connector.API, a Answer) {
 	if a.Delay > 0 && !e.pause(r.Context(), a.Delay) {
 		abort()
@@ -433,7 +416,6 @@ func (e *Emulator) serveAnswer(w http.ResponseWriter, r *http.Request, api conne
 	}
 }
 
-// writeJSON writes v as a JSON answer with status.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {

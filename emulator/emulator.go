@@ -32,8 +32,7 @@ const (
 	DefaultClientSecret = "emulator-secret"
 )
 
-// Scope is the token scope of the public cloud's endpoint API; GraphScope
-// that of Microsoft Graph.
+// Token scopes of the public cloud's endpoint API and Graph.
 const (
 	Scope      = "https://api.securitycenter.microsoft.com/.default"
 	GraphScope = "https://graph.microsoft.com/.default"
@@ -56,8 +55,7 @@ const (
 // DefaultTokenLifetime is the lifetime of an issued token, as Entra's.
 const DefaultTokenLifetime = 3599 * time.Second
 
-// Emulator is the http.Handler of the fake APIs and Entra ID, and its
-// state.
+// Emulator is the http.Handler of the fake APIs and Entra ID.
 type Emulator struct {
 	mux *http.ServeMux
 
@@ -107,31 +105,24 @@ type Answer struct {
 	BodyBytes int64 // > 0: a body of about this many bytes (a valid answer with one huge host)
 	NoLength  bool  // with BodyBytes: no Content-Length (a chunked or compressed answer)
 	Slow      bool  // a body that trickles forever, until the client gives up
-	// EchoForm appends the request's form, as received, to Body: an
-	// error answer of the token endpoint that quotes the client secret or
-	// the client assertion (ScriptToken).
-	EchoForm bool
+	EchoForm  bool  // ScriptToken: append the request's form, secret and all, to Body
 }
 
 // Option configures an Emulator.
 type Option func(*Emulator)
 
-// WithTenant sets the tenant, client and secret that the token endpoint
-// accepts.
+// WithTenant sets the tenant, client and secret the token endpoint accepts.
 func WithTenant(tenantID, clientID, clientSecret string) Option {
 	return func(e *Emulator) { e.tenantID, e.clientID, e.clientSecret = tenantID, clientID, clientSecret }
 }
 
-// WithPermissions sets the application permissions granted to the app (by
-// default GraphPermission and MDEPermission): a token's roles claim lists
-// those of its API, and an API answers 403 to a token without its own.
+// WithPermissions sets the permissions granted (default GraphPermission
+// and MDEPermission); an API answers 403 to a token without its own.
 func WithPermissions(perms ...string) Option {
 	return func(e *Emulator) { e.permissions = append([]string{}, perms...) }
 }
 
-// WithQuota gives each API the kind of quota Microsoft keeps: over any
-// limit, a call is answered 429 TooManyRequests with Retry-After in seconds
-// (rounded up) until a slot frees.
+// WithQuota answers calls over limits 429 with Retry-After, per API.
 func WithQuota(limits ...connector.Limit) Option {
 	return func(e *Emulator) {
 		e.quota = map[connector.API]*connector.Limiter{
@@ -146,8 +137,7 @@ func WithLatency(d time.Duration) Option {
 	return func(e *Emulator) { e.latency = d }
 }
 
-// WithFaultRate answers a fraction p of the alert calls with 503, drawn
-// from a generator seeded with seed.
+// WithFaultRate answers a fraction p of the alert calls with 503, seeded.
 func WithFaultRate(p float64, seed int64) Option {
 	return func(e *Emulator) { e.faultRate, e.rng = p, mrand.New(mrand.NewSource(seed)) }
 }
@@ -157,8 +147,7 @@ func WithAlert(id string, hosts ...string) Option {
 	return func(e *Emulator) { e.alerts[id] = append([]string{}, hosts...) }
 }
 
-// WithAnyAlert answers every valid alert ID it does not know with 1 to 3
-// hosts derived from the ID, the same every time.
+// WithAnyAlert answers an unknown valid alert ID with 1 to 3 hosts made from it.
 func WithAnyAlert() Option {
 	return func(e *Emulator) { e.anyAlert = true }
 }
@@ -177,14 +166,12 @@ func WithTokenLifetime(d time.Duration) Option {
 	return func(e *Emulator) { e.tokenLifetime = d }
 }
 
-// WithPageSize splits the endpoint API's answers of more than n hosts into
-// pages linked by @odata.nextLink.
+// WithPageSize splits the endpoint API's answers into pages of n hosts.
 func WithPageSize(n int) Option {
 	return func(e *Emulator) { e.pageSize = n }
 }
 
-// SeedData is the built-in data set: real-looking alert IDs with their
-// hosts.
+// SeedData is the built-in data set.
 func SeedData() map[string][]string {
 	return map[string][]string{
 		"da637472900382838869_1364969609": {"www.example.com", "cdn.example.net"},
@@ -196,8 +183,7 @@ func SeedData() map[string][]string {
 	}
 }
 
-// NewHandler returns an emulator to serve on a listener of one's own (it
-// must be HTTPS for azidentity to talk to it).
+// NewHandler returns an emulator to serve over HTTPS on one's own listener.
 func NewHandler(opts ...Option) *Emulator {
 	e := &Emulator{
 		tenantID:      DefaultTenantID,
@@ -235,8 +221,7 @@ func NewHandler(opts ...Option) *Emulator {
 // ServeHTTP serves the emulator's routes.
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) { e.mux.ServeHTTP(w, r) }
 
-// Close ends delayed and slow answers in progress, so that a server can
-// shut down.
+// Close ends delayed and slow answers in progress.
 func (e *Emulator) Close() { e.closeOnce.Do(func() { close(e.done) }) }
 
 // TenantID is the tenant the token endpoint accepts.
@@ -248,40 +233,28 @@ func (e *Emulator) ClientID() string { return e.clientID }
 // ClientSecret is the secret the token endpoint accepts.
 func (e *Emulator) ClientSecret() string { return e.clientSecret }
 
-// Script queues answers for the next calls that ask for alert id (on
-// either API), used in order before its normal behaviour.
+// Script queues answers for the next calls for alert id, on either API.
 func (e *Emulator) Script(id string, answers ...Answer) {
 	e.with(func() { e.scripts[id] = append(e.scripts[id], answers...) })
 }
 
-// ScriptToken queues answers for the next token requests, used in order
-// before the token endpoint's normal behaviour (after the tenant check):
-// hostile error answers and malformed tokens.
+// ScriptToken queues answers for the next token requests.
 func (e *Emulator) ScriptToken(answers ...Answer) {
 	e.with(func() { e.tokenScripts = append(e.tokenScripts, answers...) })
 }
 
-// SetOutage answers every alert call with status (with the API's JSON
-// error body), until SetOutage(0).
+// SetOutage answers every alert call with status, until SetOutage(0).
 func (e *Emulator) SetOutage(status int) { e.with(func() { e.outage = status }) }
-
-// SetLatency changes the latency of alert calls.
-func (e *Emulator) SetLatency(d time.Duration) { e.with(func() { e.latency = d }) }
 
 // SetFaultRate changes the fraction of alert calls answered 503.
 func (e *Emulator) SetFaultRate(p float64) { e.with(func() { e.faultRate = p }) }
 
-// SetPermissions replaces the application permissions granted (see
-// WithPermissions), for tokens issued from now on: admin consent granted
-// or revoked.
+// SetPermissions replaces the permissions granted to tokens issued from now on.
 func (e *Emulator) SetPermissions(perms ...string) {
 	e.with(func() { e.permissions = append([]string{}, perms...) })
 }
 
-// ExpireTokens makes every token issued so far invalid, as if it had
-// expired or been revoked (a password reset, a disabled app, continuous
-// access evaluation): the APIs answer 401 to it, however long it had left
-// to live.
+// ExpireTokens revokes every token issued so far: the APIs answer 401.
 func (e *Emulator) ExpireTokens() { e.with(func() { clear(e.tokens) }) }
 
 // Calls is the number of alert calls received, on both APIs.
@@ -292,24 +265,19 @@ func (e *Emulator) CallsOf(api connector.API) int {
 	return locked(e, func() int { return e.callsOf[api] })
 }
 
-// CallsFor is the number of alert calls received for one alert ID, as
-// asked.
+// CallsFor is the number of alert calls received for id, as asked.
 func (e *Emulator) CallsFor(id string) int { return locked(e, func() int { return e.callsFor[id] }) }
 
 // TokensIssued is the number of tokens the token endpoint handed out.
 func (e *Emulator) TokensIssued() int { return locked(e, func() int { return e.tokensIssued }) }
 
-// TokensForClaims is how many of those tokens were issued for a request
-// with a claims challenge (the "claims" parameter), which a client sends to
-// get a new token rather than one from its cache.
+// TokensForClaims is how many tokens were issued for a claims challenge.
 func (e *Emulator) TokensForClaims() int { return locked(e, func() int { return e.tokenClaims }) }
 
-// maxCallTimes bounds the call times kept, so a long-running emulator does
-// not grow without end.
+// maxCallTimes bounds the call times kept.
 const maxCallTimes = 100_000
 
-// CallTimes are the arrival times of the alert calls, in order (at least
-// the last 100000 of them).
+// CallTimes are the arrival times of the last alert calls, in order.
 func (e *Emulator) CallTimes() []time.Time {
 	return locked(e, func() []time.Time { return append([]time.Time(nil), e.callTimes...) })
 }

@@ -18,7 +18,6 @@ import (
 	"github.com/alert-domains/alert-domains/connector"
 )
 
-// baseURL is the origin the request came to.
 func baseURL(r *http.Request) string {
 	if r.TLS == nil {
 		return "http://" + r.Host
@@ -26,7 +25,6 @@ func baseURL(r *http.Request) string {
 	return "https://" + r.Host
 }
 
-// entraError is an OAuth error answer of Entra ID.
 func entraError(w http.ResponseWriter, status int, code, aadsts, text string) {
 	writeJSON(w, status, map[string]any{
 		"error":             code,
@@ -83,8 +81,7 @@ func (e *Emulator) keys(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"keys": []any{}})
 }
 
-// resourceAPI is the API whose tokens are for resource ("" for another
-// resource Entra knows); known is false for a resource it does not know.
+// resourceAPI is resource's API ("" for another one Entra knows), if known.
 func resourceAPI(resource string) (api connector.API, known bool) {
 	switch strings.ToLower(strings.TrimSuffix(resource, "/")) {
 	case "https://api.securitycenter.microsoft.com",
@@ -104,12 +101,10 @@ func resourceAPI(resource string) (api connector.API, known bool) {
 	return "", false
 }
 
-// mdePermissions are the endpoint API's application permissions (of the
-// WindowsDefenderATP app); any other permission is one of Graph's.
+// mdePermissions are the endpoint API's permissions; any other is Graph's.
 var mdePermissions = []string{"URL.Read.All", "Alert.Read.All", "Alert.ReadWrite.All", "Ip.Read.All", "File.Read.All", "Machine.Read.All"}
 
-// rolesFor are the granted permissions a token for api carries: those of
-// api.
+// rolesFor are the granted permissions of api.
 func rolesFor(api connector.API, granted []string) []string {
 	var roles []string
 	for _, p := range granted {
@@ -165,7 +160,6 @@ func (e *Emulator) token(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"token_type": "Bearer", "expires_in": life, "ext_expires_in": life, "access_token": tok})
 }
 
-// scriptedToken answers with the next scripted token answer, if any.
 func (e *Emulator) scriptedToken(w http.ResponseWriter, f url.Values) bool {
 	e.mu.Lock()
 	var script *Answer
@@ -192,8 +186,7 @@ func (e *Emulator) scriptedToken(w http.ResponseWriter, f url.Values) bool {
 	return true
 }
 
-// clientAuthenticated checks the grant type and the client's credential,
-// answering Entra's error when they are wrong.
+// clientAuthenticated checks the grant and credential, or answers Entra's error.
 func (e *Emulator) clientAuthenticated(w http.ResponseWriter, f url.Values) bool {
 	if gt := f.Get("grant_type"); gt != "client_credentials" {
 		entraError(w, http.StatusBadRequest, "unsupported_grant_type", "AADSTS70003",
@@ -225,7 +218,6 @@ func (e *Emulator) clientAuthenticated(w http.ResponseWriter, f url.Values) bool
 	return true
 }
 
-// tokenResource is the resource the scope asks a token for and its API.
 func (e *Emulator) tokenResource(w http.ResponseWriter, f url.Values) (resource string, api connector.API, ok bool) {
 	for s := range strings.FieldsSeq(f.Get("scope")) {
 		if strings.HasSuffix(s, "/.default") {
@@ -246,9 +238,7 @@ func (e *Emulator) tokenResource(w http.ResponseWriter, f url.Values) (resource 
 	return resource, api, true
 }
 
-// jwt is an app-only access token as Entra shapes it: a JWT whose claims
-// name the audience, the tenant, the app and its roles (the application
-// permissions granted).
+// jwt is an app-only access token as Entra shapes it, with a random signature.
 func (e *Emulator) jwt(resource string, roles []string, now time.Time) string {
 	var sig [32]byte
 	_, _ = rand.Read(sig[:])
