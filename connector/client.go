@@ -271,7 +271,6 @@ func NewHTTPClient(idlePerHost int) *http.Client {
 	}
 }
 
-// noRedirect hands a redirect back as the answer: an unexpected status.
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // API is the API the client asks.
@@ -313,7 +312,6 @@ func (c *Client) Domains(ctx context.Context, alertID string) (Result, error) {
 	return r, nil
 }
 
-// lookupResult is what one form of an alert ID came to.
 type lookupResult struct {
 	hosts    hostSet
 	attempts int
@@ -487,7 +485,6 @@ func (c *Client) observe(status int, start time.Time) {
 	}
 }
 
-// putBuffer returns a read buffer to the pool, unless it grew large.
 func (c *Client) putBuffer(bufp *[]byte) {
 	if cap(*bufp) > pooledBufferLimit {
 		return
@@ -550,7 +547,6 @@ func closeBody(body io.ReadCloser, atEOF bool) {
 	_ = body.Close()
 }
 
-// transportError classifies a failed request or body read.
 func transportError(ctx, attempt context.Context, err error) *Error {
 	if ctx.Err() != nil {
 		return canceled(ctx)

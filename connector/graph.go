@@ -58,7 +58,6 @@ type typedAlert struct {
 	} `json:"evidence"`
 }
 
-// rawAlert is a Graph alert with its evidence left raw.
 type rawAlert struct {
 	ID       *string         `json:"id"`
 	Evidence json.RawMessage `json:"evidence"`
@@ -196,7 +195,6 @@ func nullableString(raw json.RawMessage) (string, error) {
 	return s, err
 }
 
-// hostOfURL is the domain a URL names, or "".
 func hostOfURL(raw string) string {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil {
@@ -205,7 +203,6 @@ func hostOfURL(raw string) string {
 	return domainName(u.Hostname())
 }
 
-// maxDomain is the longest DNS name.
 const maxDomain = 253
 
 // domainName is h as a lower-case punycode domain without a trailing dot,

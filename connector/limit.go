@@ -314,7 +314,6 @@ func (l *Limiter) record(now time.Duration) {
 	}
 }
 
-// countSince counts the logged calls that started after since.
 func (c *callLog) countSince(since time.Duration) int {
 	size := len(c.times)
 	first := c.next - c.n

@@ -28,7 +28,6 @@ func (mdeWire) read(body []byte, hosts *hostSet) (next string, err *Error) {
 
 func (mdeWire) retryAs(string) (string, bool) { return "", false }
 
-// page is one 200 answer of the domains call.
 type page struct {
 	Value    []domainEntry `json:"value"`
 	NextLink string        `json:"@odata.nextLink"`

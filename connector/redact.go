@@ -17,7 +17,6 @@ const redacted = "[redacted]"
 // secretField matches a secret field and its value in a form, JSON or header.
 var secretField = regexp.MustCompile(`(?i)((?:client_secret|client_assertion|access_token|refresh_token|id_token|assertion|password)"?\s*(?:=|%3D|:)\s*"?)([^&"\s,;}]+)`)
 
-// bearerToken matches the token of a "Bearer" authorization.
 var bearerToken = regexp.MustCompile(`(?i)(bearer\s+)([A-Za-z0-9._~+/=-]+)`)
 
 // jwt matches a JSON web token (a signed client assertion, an access token).

@@ -45,7 +45,6 @@ func classify(api API, status int, header http.Header, body []byte) *Error {
 	return e
 }
 
-// forbiddenMessage says what a 403 usually means.
 func forbiddenMessage(api API) string {
 	what := "Microsoft Graph"
 	if api == MDE {
@@ -156,7 +155,6 @@ func (s *hostSet) add(h string) {
 	}
 }
 
-// addDomain adds h unless it is empty.
 func (s *hostSet) addDomain(h string) {
 	if h != "" {
 		s.add(h)

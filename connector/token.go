@@ -40,7 +40,6 @@ type tokenSource struct {
 	cur   *bearer
 }
 
-// bearer is a token and the request header that carries it.
 type bearer struct {
 	token     string
 	refreshAt time.Time
@@ -172,7 +171,6 @@ func tokenError(ctx, attempt context.Context, err error) *Error {
 	return &Error{Kind: message.KindUnauthorized, Message: "no access token", Err: ce}
 }
 
-// canceled is the error of a call whose context ended.
 func canceled(ctx context.Context) *Error {
 	return &Error{Kind: message.KindUnavailable, Message: "lookup canceled", Err: ctx.Err()}
 }
@@ -215,7 +213,6 @@ func (a API) grants() []string {
 	return []string{"SecurityAlert.Read.All", "SecurityAlert.ReadWrite.All"}
 }
 
-// tokenRoles reads the roles claim of a JWT, if it has one.
 func tokenRoles(token string) (roles []string, ok bool) {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 || len(parts[1]) > 64<<10 {

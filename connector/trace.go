@@ -11,7 +11,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// tracerName is the instrumentation scope of the client's spans.
 const tracerName = "github.com/alert-domains/alert-domains/connector"
 
 // WithTracerProvider traces quota waits, token fetches and HTTP attempts
@@ -89,7 +88,8 @@ func endCall(span trace.Span, status int, err *Error) {
 	span.End()
 }
 
-// endToken ends the span of a token fetched from the credential.
+// endToken ends a token span with the classified kind only: the credential's
+// own error may hold a secret.
 func endToken(ctx context.Context, span trace.Span, err error) {
 	if err != nil && span.IsRecording() {
 		e := tokenError(ctx, ctx, err)
