@@ -278,7 +278,6 @@ func (s *Shared) free(sl slot) {
 	}
 }
 
-// delete removes a slot's message; it reports whether the message is gone.
 func (s *Shared) delete(ctx context.Context, sl slot) bool {
 	st, err := s.stream(ctx, sl.stream)
 	if err != nil {
@@ -410,7 +409,6 @@ func (s *Shared) syncClock(ctx context.Context) {
 	s.mu.Unlock()
 }
 
-// serverNow is the server's time now, as last measured.
 func (s *Shared) serverNow() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -458,7 +456,7 @@ func (s *Shared) Cooldown(retryAfter time.Duration) {
 	}
 }
 
-// extend moves the cooldown to until if that is later.
+// extend moves the cooldown to until if later. The caller holds s.mu.
 func (s *Shared) extend(until time.Time) bool {
 	if !until.After(s.cooldown) {
 		return false
@@ -483,12 +481,10 @@ func (s *Shared) CooldownUntil() time.Time {
 	return s.cooldown
 }
 
-// cooldownValue is what the bucket holds per registration.
 type cooldownValue struct {
 	Until time.Time `json:"until"` // server time
 }
 
-// applyCooldown takes a cooldown read from the bucket.
 func (s *Shared) applyCooldown(data []byte) {
 	var v cooldownValue
 	if json.Unmarshal(data, &v) != nil || v.Until.IsZero() {
