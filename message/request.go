@@ -73,7 +73,6 @@ func Decode(body []byte, header nats.Header) (Request, error) {
 	return req, err
 }
 
-// decodeObject reads the members of a JSON object body into req.
 func decodeObject(body []byte, req *Request) error {
 	if !json.Valid(body) {
 		return invalidf("request body is not valid JSON")
@@ -205,12 +204,10 @@ func valueEnd(b []byte, i int) int {
 	return i
 }
 
-// present reports whether a JSON member was given and is not null.
 func present(raw []byte) bool {
 	return len(raw) > 0 && !bytes.Equal(raw, []byte("null"))
 }
 
-// jsonString is the string raw holds, if raw is a JSON string.
 func jsonString(raw []byte) (string, bool) {
 	if len(raw) < 2 || raw[0] != '"' {
 		return "", false
