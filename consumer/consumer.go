@@ -218,7 +218,6 @@ func (c *Consumer) abandonWaits() int {
 	return len(c.waits)
 }
 
-// pool is the workers of Run.
 type pool struct {
 	slots  chan struct{}
 	jobs   chan jetstream.Msg
@@ -395,7 +394,6 @@ func release(slots chan struct{}, n int) {
 	}
 }
 
-// watchInfo polls the consumer's information while it is bound.
 func (c *Consumer) watchInfo(ctx context.Context, cons jetstream.Consumer) (stop func()) {
 	if c.cfg.OnInfo == nil {
 		return func() {}
