@@ -248,10 +248,7 @@ func New(api API, baseURL string, cred azcore.TokenCredential, scope string, opt
 	c.tokens.tracer = c.tracer
 	c.bodyBudget = max(c.bodyBudget, c.maxBody+1)
 	c.bodies = semaphore.NewWeighted(c.bodyBudget)
-	c.bufs.New = func() any {
-		b := make([]byte, 0, 4<<10)
-		return &b
-	}
+	c.bufs.New = func() any { b := make([]byte, 0, 4<<10); return &b }
 	return c, nil
 }
 
@@ -277,10 +274,7 @@ func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastRe
 func (c *Client) API() API { return c.api }
 
 // Limiter is the client's per-process quota, or nil.
-func (c *Client) Limiter() *Limiter {
-	l, _ := c.quota.(*Limiter)
-	return l
-}
+func (c *Client) Limiter() *Limiter { l, _ := c.quota.(*Limiter); return l }
 
 // Quota is the quota the client waits for, or nil.
 func (c *Client) Quota() Quota { return c.quota }

@@ -181,9 +181,7 @@ func evidenceHosts(e *graphEvidence, hosts *hostSet) *Error {
 	return nil
 }
 
-func isNull(raw json.RawMessage) bool {
-	return len(raw) == 0 || bytes.Equal(raw, []byte("null"))
-}
+func isNull(raw json.RawMessage) bool { return len(raw) == 0 || bytes.Equal(raw, []byte("null")) }
 
 // nullableString reads a member that is a string, null or absent ("").
 func nullableString(raw json.RawMessage) (string, error) {

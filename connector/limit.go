@@ -19,9 +19,7 @@ type Limit struct {
 }
 
 // String formats l the way ParseLimits reads it: "100/1m0s".
-func (l Limit) String() string {
-	return strconv.Itoa(l.Count) + "/" + l.Window.String()
-}
+func (l Limit) String() string { return strconv.Itoa(l.Count) + "/" + l.Window.String() }
 
 // MaxLimitCount is the largest Count a Limit may have.
 const MaxLimitCount = 1_000_000
