@@ -75,9 +75,7 @@ func (y Layout) token(l connector.Limit) string {
 }
 
 // Stream is the name of l's stream.
-func (y Layout) Stream(l connector.Limit) string {
-	return "QUOTA_" + y.consumer + "_" + y.token(l)
-}
+func (y Layout) Stream(l connector.Limit) string { return "QUOTA_" + y.consumer + "_" + y.token(l) }
 
 // prefix is the subject of l's stream without the registration key.
 func (y Layout) prefix(l connector.Limit) string {
@@ -85,9 +83,7 @@ func (y Layout) prefix(l connector.Limit) string {
 }
 
 // Subject is the subject of registration key in l's stream.
-func (y Layout) Subject(l connector.Limit, key string) string {
-	return y.prefix(l) + key
-}
+func (y Layout) Subject(l connector.Limit, key string) string { return y.prefix(l) + key }
 
 // CooldownBucket is the key-value bucket of the shared cooldowns.
 func (y Layout) CooldownBucket() string { return CooldownBucket(y.consumer) }

@@ -67,9 +67,7 @@ func windowToken(w time.Duration) string {
 }
 
 // CooldownBucket is the key-value bucket of the shared cooldowns.
-func CooldownBucket(consumer string) string {
-	return "QUOTA_" + consumer + "_COOLDOWN"
-}
+func CooldownBucket(consumer string) string { return "QUOTA_" + consumer + "_COOLDOWN" }
 
 // CooldownConfig is the bucket of the shared cooldowns: per registration,
 // the end of its cooldown in the server's time.

@@ -144,15 +144,8 @@ func (s *Shared) Run(ctx context.Context, js jetstream.JetStream) error {
 	s.syncClock(ctx)
 
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		s.watchCooldown(ctx)
-	}()
-	go func() {
-		defer wg.Done()
-		s.publishCooldowns(ctx)
-	}()
+	wg.Go(func() { s.watchCooldown(ctx) })
+	wg.Go(func() { s.publishCooldowns(ctx) })
 	t := time.NewTicker(resyncEvery)
 	defer t.Stop()
 	for {
@@ -318,9 +311,7 @@ func (s *Shared) try(ctx context.Context) (slots []slot, wait time.Duration, err
 
 // poll is the longest wait between tries while l's window is full: nobody
 // is told when a slot frees.
-func poll(l connector.Limit) time.Duration {
-	return min(max(l.Window/100, retryMin), pollMax)
-}
+func poll(l connector.Limit) time.Duration { return min(max(l.Window/100, retryMin), pollMax) }
 
 // refused reports a publish the stream turned down because the
 // registration's subject is full; the server says so only in the text of 10077.
