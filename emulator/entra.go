@@ -34,10 +34,7 @@ func entraError(w http.ResponseWriter, status int, code, aadsts, text string) {
 	})
 }
 
-func aadstsNumber(s string) int {
-	n, _ := strconv.Atoi(strings.TrimPrefix(s, "AADSTS"))
-	return n
-}
+func aadstsNumber(s string) int { n, _ := strconv.Atoi(strings.TrimPrefix(s, "AADSTS")); return n }
 
 func (e *Emulator) knownTenant(w http.ResponseWriter, r *http.Request) bool {
 	if strings.EqualFold(r.PathValue("tenant"), e.tenantID) {

@@ -69,10 +69,7 @@ func (s *Server) Credential() connector.CredentialConfig {
 }
 
 // Close ends answers in progress and shuts the server down.
-func (s *Server) Close() {
-	s.Emulator.Close()
-	s.ts.Close()
-}
+func (s *Server) Close() { s.Emulator.Close(); s.ts.Close() }
 
 // SelfSigned makes a self-signed certificate for hosts, valid for a year,
 // and its PEM encoding.
