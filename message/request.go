@@ -204,9 +204,7 @@ func valueEnd(b []byte, i int) int {
 	return i
 }
 
-func present(raw []byte) bool {
-	return len(raw) > 0 && !bytes.Equal(raw, []byte("null"))
-}
+func present(raw []byte) bool { return len(raw) > 0 && !bytes.Equal(raw, []byte("null")) }
 
 func jsonString(raw []byte) (string, bool) {
 	if len(raw) < 2 || raw[0] != '"' {
