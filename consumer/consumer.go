@@ -109,10 +109,7 @@ func (c *Consumer) Ready() error {
 // InFlight is the number of messages being handled now.
 func (c *Consumer) InFlight() int { return int(c.inFlight.Load()) }
 
-func (c *Consumer) setNotReady(err error) {
-	c.bound.Store(false)
-	c.notReady.Store(&err)
-}
+func (c *Consumer) setNotReady(err error) { c.bound.Store(false); c.notReady.Store(&err) }
 
 // Run pulls and handles messages until ctx ends, then drains in order and
 // returns nil; it fails only when it cannot go on (the connection closed).
@@ -147,10 +144,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 
 	done := make(chan struct{})
-	go func() {
-		p.wg.Wait()
-		close(done)
-	}()
+	go func() { p.wg.Wait(); close(done) }()
 	if n := c.InFlight(); n > 0 {
 		c.cfg.Logger.Info("waiting for in-flight requests", slog.Int("in_flight", n), slog.Duration("timeout", c.cfg.ShutdownTimeout))
 	}
@@ -182,10 +176,7 @@ func (c *Consumer) waiter(k *parker, cancel context.CancelCauseFunc) wait.Waiter
 			return endPark
 		}
 		endAbandon := c.abandonable(cancel)
-		return func() {
-			endAbandon()
-			endPark()
-		}
+		return func() { endAbandon(); endPark() }
 	}
 }
 
@@ -416,10 +407,7 @@ func (c *Consumer) watchInfo(ctx context.Context, cons jetstream.Consumer) (stop
 			}
 		}
 	}()
-	return func() {
-		cancel()
-		<-done
-	}
+	return func() { cancel(); <-done }
 }
 
 // process runs the handler on one message and settles it.
@@ -480,10 +468,6 @@ func (c *Consumer) settle(msg jetstream.Msg, out Outcome, seq uint64) {
 	default: // Retry, and anything unknown: redeliver later, never at once.
 		err = msg.NakWithDelay(max(out.Delay, time.Second))
 	}
-	c.settleErr(err, seq)
-}
-
-func (c *Consumer) settleErr(err error, seq uint64) {
 	if err != nil {
 		// Redelivered after the ack wait; the message ID dedupes the result.
 		c.cfg.Logger.Warn("cannot settle request message", slog.Uint64("stream_seq", seq), slog.Any("error", err))

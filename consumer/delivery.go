@@ -27,35 +27,22 @@ type Delivery struct {
 }
 
 // Last reports whether this is the last delivery the consumer allows.
-func (d *Delivery) Last() bool {
-	return d.MaxDeliver > 0 && d.NumDelivered >= uint64(d.MaxDeliver)
-}
+func (d *Delivery) Last() bool { return d.MaxDeliver > 0 && d.NumDelivered >= uint64(d.MaxDeliver) }
 
 // Action is what the consumer does with the request message.
 type Action int
 
 // The actions on a request message.
 const (
-	// Ack: the result is stored.
-	Ack Action = iota + 1
-	// Retry: no result could be stored; redeliver after Outcome.Delay.
-	Retry
-	// Terminate: invalid input, its failure stored; never redeliver.
-	Terminate
-	// HandBack: the process is shutting down; redeliver at once, to any replica.
-	HandBack
+	Ack       Action = iota + 1 // the result is stored
+	Retry                       // no result could be stored; redeliver after Outcome.Delay
+	Terminate                   // invalid input, its failure stored; never redeliver
+	HandBack                    // shutting down; redeliver at once, to any replica
 )
 
 func (a Action) String() string {
-	switch a {
-	case Ack:
-		return "ack"
-	case Retry:
-		return "retry"
-	case Terminate:
-		return "terminate"
-	case HandBack:
-		return "hand_back"
+	if a >= Ack && a <= HandBack {
+		return [...]string{Ack: "ack", Retry: "retry", Terminate: "terminate", HandBack: "hand_back"}[a]
 	}
 	return fmt.Sprintf("action(%d)", int(a))
 }
@@ -63,16 +50,14 @@ func (a Action) String() string {
 // Outcome is what handling a delivery came to.
 type Outcome struct {
 	Action Action
-	Delay  time.Duration // with Retry
-	// Result was published, or would have been; nil when handed back.
-	Result *message.Result
+	Delay  time.Duration   // with Retry
+	Result *message.Result // published, or would have been; nil when handed back
 	// Stored: the result stream holds it; Duplicate: it did already, and
 	// Result is the stored one.
 	Stored, Duplicate bool
-	// Err is the reason for a failure result, a failed publish, or a hand-back.
-	Err      error
-	AlertID  string
-	Attempts int
+	Err               error // of a failure result, a failed publish, or a hand-back
+	AlertID           string
+	Attempts          int
 }
 
 // Handler handles one delivery. It never panics on bad input.
