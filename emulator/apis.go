@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -49,18 +50,16 @@ func (e *Emulator) alert(w http.ResponseWriter, r *http.Request, api connector.A
 	}
 	// A scripted answer is given to a call with a valid token only.
 	e.mu.Lock()
-	var script *Answer
-	if q := e.scripts[id]; len(q) > 0 {
-		script = &q[0]
-		if e.scripts[id] = q[1:]; len(q) == 1 {
-			delete(e.scripts, id)
-		}
+	q := e.scripts[id]
+	script, scripted := pop(&q)
+	if e.scripts[id] = q; len(q) == 0 {
+		delete(e.scripts, id)
 	}
 	outage, quota := e.outage, e.quota[api]
 	e.mu.Unlock()
 	switch {
-	case script != nil:
-		e.serveAnswer(w, r, api, *script)
+	case scripted:
+		e.serveAnswer(w, r, api, script)
 	case outage != 0:
 		e.apiError(w, r, api, outage, "The service is unavailable.")
 	default:
@@ -353,6 +352,15 @@ func (e *Emulator) pause(ctx context.Context, d time.Duration) bool {
 	return false
 }
 
+// pop takes the first of a queue.
+func pop[T any](q *[]T) (v T, ok bool) {
+	if len(*q) == 0 {
+		return v, false
+	}
+	v, *q = (*q)[0], (*q)[1:]
+	return v, true
+}
+
 // abort cuts the connection with no status: a plain return would send a 200.
 func abort() { panic(http.ErrAbortHandler) }
 
@@ -360,10 +368,7 @@ func (e *Emulator) serveAnswer(w http.ResponseWriter, r *http.Request, api conne
 	if a.Delay > 0 && !e.pause(r.Context(), a.Delay) {
 		abort()
 	}
-	status := a.Status
-	if status == 0 {
-		status = http.StatusOK
-	}
+	status := cmp.Or(a.Status, http.StatusOK)
 	for k, vs := range a.Header {
 		w.Header()[k] = append([]string(nil), vs...)
 	}

@@ -159,13 +159,9 @@ func (e *Emulator) token(w http.ResponseWriter, r *http.Request) {
 
 func (e *Emulator) scriptedToken(w http.ResponseWriter, f url.Values) bool {
 	e.mu.Lock()
-	var script *Answer
-	if len(e.tokenScripts) > 0 {
-		script = &e.tokenScripts[0]
-		e.tokenScripts = e.tokenScripts[1:]
-	}
+	script, ok := pop(&e.tokenScripts)
 	e.mu.Unlock()
-	if script == nil {
+	if !ok {
 		return false
 	}
 	body := script.Body
@@ -261,13 +257,5 @@ func (e *Emulator) jwt(resource string, roles []string, now time.Time) string {
 
 func looksLikeJWT(s string) bool {
 	parts := strings.Split(s, ".")
-	if len(parts) != 3 {
-		return false
-	}
-	for _, p := range parts[:2] {
-		if p == "" {
-			return false
-		}
-	}
-	return true
+	return len(parts) == 3 && parts[0] != "" && parts[1] != ""
 }
