@@ -197,10 +197,8 @@ func (c *Client) CheckPermission(ctx context.Context) (Permission, error) {
 	if !ok {
 		return PermissionUnknown, nil
 	}
-	for _, r := range roles {
-		if slices.Contains(c.api.grants(), r) {
-			return PermissionGranted, nil
-		}
+	if slices.ContainsFunc(roles, func(r string) bool { return slices.Contains(c.api.grants(), r) }) {
+		return PermissionGranted, nil
 	}
 	return PermissionMissing, nil
 }
