@@ -49,13 +49,35 @@ const typedAlertLimit = 64 << 10
 
 // typedAlert is the members of a Graph alert the service reads, typed.
 type typedAlert struct {
-	ID       *string `json:"id"`
-	Evidence []struct {
-		Type       string    `json:"@odata.type"`
-		URL        *string   `json:"url"`
-		URLs       []*string `json:"urls"`
-		DomainName *string   `json:"domainName"`
-	} `json:"evidence"`
+	ID       *string    `json:"id"`
+	Evidence []evidence `json:"evidence"`
+}
+
+// evidence is the members of one alertEvidence that hold domains.
+type evidence struct {
+	Type       string    `json:"@odata.type"`
+	URL        *string   `json:"url"`
+	URLs       []*string `json:"urls"`
+	DomainName *string   `json:"domainName"`
+}
+
+func (e *evidence) addTo(hosts *hostSet) {
+	switch e.Type {
+	case urlEvidence:
+		if e.URL != nil {
+			hosts.addDomain(hostOfURL(*e.URL))
+		}
+	case analyzedMessageEvidence:
+		for _, u := range e.URLs {
+			if u != nil {
+				hosts.addDomain(hostOfURL(*u))
+			}
+		}
+	case dnsEvidence:
+		if e.DomainName != nil {
+			hosts.addDomain(domainName(*e.DomainName))
+		}
+	}
 }
 
 type rawAlert struct {
@@ -96,23 +118,8 @@ func readTyped(body []byte, hosts *hostSet) bool {
 	if json.Unmarshal(body, &a) != nil || a.ID == nil || *a.ID == "" {
 		return false
 	}
-	for _, e := range a.Evidence {
-		switch e.Type {
-		case urlEvidence:
-			if e.URL != nil {
-				hosts.addDomain(hostOfURL(*e.URL))
-			}
-		case analyzedMessageEvidence:
-			for _, u := range e.URLs {
-				if u != nil {
-					hosts.addDomain(hostOfURL(*u))
-				}
-			}
-		case dnsEvidence:
-			if e.DomainName != nil {
-				hosts.addDomain(domainName(*e.DomainName))
-			}
-		}
+	for i := range a.Evidence {
+		a.Evidence[i].addTo(hosts)
 	}
 	return true
 }
@@ -146,51 +153,31 @@ func readEvidence(raw json.RawMessage, hosts *hostSet) *Error {
 	return nil
 }
 
-func evidenceHosts(e *graphEvidence, hosts *hostSet) *Error {
-	var typ string
-	if json.Unmarshal(e.Type, &typ) != nil {
+func evidenceHosts(raw *graphEvidence, hosts *hostSet) *Error {
+	e := evidence{}
+	if json.Unmarshal(raw.Type, &e.Type) != nil {
 		return nil // no type, or not a string: not one the service knows
 	}
-	switch typ {
-	case urlEvidence:
-		s, err := nullableString(e.URL)
-		if err != nil {
-			return badResponse("answer has a urlEvidence whose url is not a string", nil)
-		}
-		hosts.addDomain(hostOfURL(s))
-	case analyzedMessageEvidence:
-		if isNull(e.URLs) {
-			return nil
-		}
-		var urls []*string
-		if json.Unmarshal(e.URLs, &urls) != nil {
-			return badResponse("answer has an analyzedMessageEvidence whose urls is not a list of strings", nil)
-		}
-		for _, u := range urls {
-			if u != nil {
-				hosts.addDomain(hostOfURL(*u))
-			}
-		}
-	case dnsEvidence:
-		s, err := nullableString(e.DomainName)
-		if err != nil {
-			return badResponse("answer has a dnsEvidence whose domainName is not a string", nil)
-		}
-		hosts.addDomain(domainName(s))
+	switch {
+	case e.Type == urlEvidence && optional(raw.URL, &e.URL) != nil:
+		return badResponse("answer has a urlEvidence whose url is not a string", nil)
+	case e.Type == analyzedMessageEvidence && optional(raw.URLs, &e.URLs) != nil:
+		return badResponse("answer has an analyzedMessageEvidence whose urls is not a list of strings", nil)
+	case e.Type == dnsEvidence && optional(raw.DomainName, &e.DomainName) != nil:
+		return badResponse("answer has a dnsEvidence whose domainName is not a string", nil)
 	}
+	e.addTo(hosts)
 	return nil
 }
 
 func isNull(raw json.RawMessage) bool { return len(raw) == 0 || bytes.Equal(raw, []byte("null")) }
 
-// nullableString reads a member that is a string, null or absent ("").
-func nullableString(raw json.RawMessage) (string, error) {
+// optional decodes a member that may be absent or null into v.
+func optional(raw json.RawMessage, v any) error {
 	if isNull(raw) {
-		return "", nil
+		return nil
 	}
-	var s string
-	err := json.Unmarshal(raw, &s)
-	return s, err
+	return json.Unmarshal(raw, v)
 }
 
 func hostOfURL(raw string) string {
