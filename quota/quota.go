@@ -69,20 +69,8 @@ func windowToken(w time.Duration) string {
 // CooldownBucket is the key-value bucket of the shared cooldowns.
 func CooldownBucket(consumer string) string { return "QUOTA_" + consumer + "_COOLDOWN" }
 
-// CooldownConfig is the bucket of the shared cooldowns: per registration,
-// the end of its cooldown in the server's time.
-func CooldownConfig(consumer string, replicas int) jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{
-		Bucket:      CooldownBucket(consumer),
-		Description: "alert-domains shared Defender cooldowns (429 Retry-After) per app registration",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    max(replicas, 1),
-	}
-}
-
-// Provision creates or updates the bucket and one stream per limit
-// (Enforced); hold is the longest a call takes.
+// Provision creates or updates one stream per limit (Enforced) and the
+// bucket of cooldown ends, in the server's time; hold is the longest a call takes.
 func Provision(ctx context.Context, js jetstream.JetStream, layout Layout, limits []connector.Limit, replicas int, hold time.Duration) error {
 	for _, l := range unique(limits) {
 		cfg := layout.StreamConfig(l, replicas, hold)
@@ -90,7 +78,13 @@ func Provision(ctx context.Context, js jetstream.JetStream, layout Layout, limit
 			return fmt.Errorf("quota stream %s: %w", cfg.Name, err)
 		}
 	}
-	kvCfg := CooldownConfig(layout.consumer, replicas)
+	kvCfg := jetstream.KeyValueConfig{
+		Bucket:      layout.CooldownBucket(),
+		Description: "alert-domains shared Defender cooldowns (429 Retry-After) per app registration",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
+	}
 	if _, err := js.CreateOrUpdateKeyValue(ctx, kvCfg); err != nil {
 		return fmt.Errorf("quota bucket %s: %w", kvCfg.Bucket, err)
 	}
