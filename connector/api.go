@@ -46,8 +46,7 @@ func (a API) wire() wire {
 	return graphWire{}
 }
 
-// wire is what one API does its own way; retries, token, quota and status
-// codes are the Client's.
+// wire is what one API does its own way; the rest is the Client's.
 type wire interface {
 	path(alertID string) string                                 // escaped, under the base URL
 	template() string                                           // path without the ID

@@ -121,8 +121,7 @@ func positive[T int64 | time.Duration](what string, v T, set func(*Client)) Opti
 	}
 }
 
-// Quota is what every HTTP attempt waits for: a *Limiter for this process,
-// or a quota.Shared for every replica.
+// Quota is what every HTTP attempt waits for: a *Limiter, or a quota.Shared.
 type Quota interface {
 	// Acquire blocks until a call may start; release is called once it ended.
 	Acquire(ctx context.Context) (release func(), waited time.Duration, err error)
@@ -144,8 +143,7 @@ func WithQuota(q Quota) Option {
 	return func(c *Client) error { c.quota = q; return nil }
 }
 
-// WithBackoff sets the jittered exponential backoff between attempts and
-// the time after the first failure when retries stop.
+// WithBackoff sets the jittered backoff between attempts and when retries stop.
 func WithBackoff(initial, max, maxElapsed time.Duration) Option {
 	return func(c *Client) error {
 		if initial <= 0 || max < initial || maxElapsed <= 0 {
@@ -177,8 +175,7 @@ func WithMaxBodyBytes(n int64) Option {
 	return positive("max body bytes", n, func(c *Client) { c.maxBody = n })
 }
 
-// WithBodyBudget bounds the answer bytes beyond 64 KiB each that all
-// lookups hold at once; a longer answer waits for its share.
+// WithBodyBudget bounds the answer bytes beyond 64 KiB each held at once.
 func WithBodyBudget(n int64) Option {
 	return positive("body budget", n, func(c *Client) { c.bodyBudget = n })
 }
@@ -188,8 +185,7 @@ func WithInsecureHTTP() Option {
 	return func(c *Client) error { c.insecureHTTP = true; return nil }
 }
 
-// New returns a client of api at an https baseURL, with tokens from cred
-// for scope. Errors wrap ErrConfig.
+// New returns a client of api at an https baseURL. Errors wrap ErrConfig.
 func New(api API, baseURL string, cred azcore.TokenCredential, scope string, opts ...Option) (*Client, error) {
 	if _, err := ParseAPI(string(api)); err != nil {
 		return nil, err
@@ -254,8 +250,7 @@ func New(api API, baseURL string, cred azcore.TokenCredential, scope string, opt
 
 func defaultHTTPClient() *http.Client { return NewHTTPClient(defaultMaxIdlePerHost) }
 
-// NewHTTPClient is a keep-alive client that follows no redirect and keeps
-// idlePerHost idle connections per host (one per worker, or TLS handshakes).
+// NewHTTPClient is a keep-alive client that follows no redirect; idlePerHost: one per worker.
 func NewHTTPClient(idlePerHost int) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = max(idlePerHost, defaultMaxIdlePerHost)
@@ -383,8 +378,7 @@ type answer struct {
 	status int    // the HTTP status, for errors about what follows it
 }
 
-// attempt makes one HTTP call for target: quota, token, request, answer
-// into hosts. used is the token sent, n the bytes read.
+// attempt makes one HTTP call; used is the token sent, n the bytes read.
 func (c *Client) attempt(ctx context.Context, target, rejected string, resends int, budget int64, hosts *hostSet) (p answer, used string, n int64, called bool, err *Error) {
 	if ctx.Err() != nil {
 		return p, "", 0, false, canceled(ctx)
@@ -487,8 +481,7 @@ func (c *Client) putBuffer(bufp *[]byte) {
 	c.bufs.Put(bufp)
 }
 
-// readBody reads r until its end (atEOF) or until more than limit bytes
-// have come.
+// readBody reads r to its end or past limit, reserving big bodies from the budget.
 func (c *Client) readBody(ctx context.Context, r io.Reader, limit, length int64, bufp *[]byte) (body []byte, release func(), atEOF bool, err error) {
 	release = func() {}
 	small := min(limit+1, pooledBufferLimit)
@@ -579,8 +572,7 @@ type retrier struct {
 	b   backoff.BackOff
 }
 
-// next is the wait before the next attempt: the backoff, or a longer
-// Retry-After; false once the budget or ctx is spent.
+// next is the backoff or a longer Retry-After; false once the budget is spent.
 func (r *retrier) next(ctx context.Context, c *Client, err *Error) (wait time.Duration, ok bool) {
 	if r.b == nil {
 		r.exp = backoff.NewExponentialBackOff(
@@ -604,8 +596,7 @@ func (r *retrier) next(ctx context.Context, c *Client, err *Error) (wait time.Du
 	return wait, true
 }
 
-// retrySleep waits d, or until ctx ends (false); a wait of 100ms or more
-// gives up the worker meanwhile.
+// retrySleep waits d unless ctx ends; from 100ms on it gives up the worker.
 func retrySleep(ctx context.Context, d time.Duration) bool {
 	if d >= 100*time.Millisecond {
 		defer wait.Begin(ctx, false)()

@@ -30,8 +30,7 @@ type CredentialConfig struct {
 	Transport     *http.Client // optional HTTP client of the credential
 }
 
-// knownAuthority reports whether host is Microsoft's own, where instance
-// discovery may stay on.
+// knownAuthority reports whether host is Microsoft's own Entra host.
 func knownAuthority(host string) bool {
 	switch strings.ToLower(host) {
 	case "login.microsoftonline.com", "login.microsoftonline.us", "login.microsoft.com",
@@ -42,10 +41,8 @@ func knownAuthority(host string) bool {
 	return false
 }
 
-// NewCredential builds the azidentity credential that cfg describes: a
-// managed identity, a client secret, a client certificate or a workload
-// identity, exactly one of them. Errors wrap ErrCredentialConfig and, like
-// the credential's own errors, never hold a secret.
+// NewCredential builds the one azidentity credential cfg describes. Errors
+// wrap ErrCredentialConfig and, like the credential's own, never hold a secret.
 func NewCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
 	cred, err := newCredential(cfg)
 	if err != nil {
@@ -171,8 +168,7 @@ func credentialKind(cfg CredentialConfig) (string, error) {
 	return chosen[0], nil
 }
 
-// authority is the Entra host, ending in a slash, and whether instance
-// discovery is off (for any host but Microsoft's own).
+// authority is the Entra host, ending in a slash, and whether discovery is off.
 func authority(host string) (string, bool, error) {
 	if host == "" {
 		host = "https://login.microsoftonline.com/"

@@ -43,8 +43,7 @@ const (
 // maxEvidence bounds the evidence items of one alert; more is bad_response.
 const maxEvidence = 100_000
 
-// typedAlertLimit is the largest body read in one typed pass; larger ones
-// are read item by item, to bound memory.
+// typedAlertLimit is the largest body read in one typed pass, to bound memory.
 const typedAlertLimit = 64 << 10
 
 // typedAlert is the members of a Graph alert the service reads, typed.
@@ -93,8 +92,7 @@ type graphEvidence struct {
 	DomainName json.RawMessage `json:"domainName"`
 }
 
-// readAlert adds the domains of a Graph alert's url, analyzedMessage and
-// dns evidence to hosts, in order.
+// readAlert adds the domains of a Graph alert's evidence to hosts, in order.
 func readAlert(body []byte, hosts *hostSet) *Error {
 	if !utf8.Valid(body) {
 		return badResponse("answer is not valid UTF-8", nil)
@@ -190,8 +188,7 @@ func hostOfURL(raw string) string {
 
 const maxDomain = 253
 
-// domainName is h as a lower-case punycode domain without a trailing dot,
-// or "" for an IP address or anything not a DNS name.
+// domainName is h as a lower-case punycode domain, or "" if h is none.
 func domainName(h string) string {
 	h = strings.TrimSuffix(strings.TrimSpace(h), ".")
 	if h == "" || len(h) > 4*maxDomain || net.ParseIP(h) != nil {
@@ -220,8 +217,7 @@ func isASCII(s string) bool {
 	return true
 }
 
-// IsDomain reports whether s is a lower-case DNS name as a result carries
-// it; a last label that is a number makes an IPv4 address, not a domain.
+// IsDomain reports whether s is a domain as a result carries it (not an IPv4).
 func IsDomain(s string) bool {
 	if s == "" || len(s) > maxDomain {
 		return false

@@ -69,8 +69,7 @@ type Limiter struct {
 	cooldown time.Duration // offset from epoch before which no call starts
 }
 
-// callLog is a ring of the last Count call times of one limit, as offsets
-// from the epoch, oldest at next once full.
+// callLog is a ring of one limit's last Count call times, oldest at next once full.
 type callLog struct {
 	window time.Duration
 	times  []time.Duration
@@ -110,8 +109,7 @@ func (l *Limiter) Wait(ctx context.Context) (waited time.Duration, err error) {
 	return l.take(ctx, false)
 }
 
-// Acquire blocks until a call may start and holds its slot until release,
-// called once when the call has ended.
+// Acquire blocks until a call may start; its slot is held until release.
 func (l *Limiter) Acquire(ctx context.Context) (release func(), waited time.Duration, err error) {
 	if l == nil || len(l.logs) == 0 {
 		return func() {}, 0, nil

@@ -39,8 +39,7 @@ func permanentProblem(err error) string {
 	return permanentProblemText(err.Error())
 }
 
-// permanentProblemText is permanentProblem for an error that is only text,
-// as MSAL and net/http report some.
+// permanentProblemText is permanentProblem for errors only text (MSAL, net/http).
 func permanentProblemText(text string) string {
 	for _, p := range []struct{ text, problem string }{
 		{"x509: certificate signed by unknown authority", "tls certificate signed by an unknown authority"},

@@ -11,8 +11,7 @@ import (
 	"github.com/alert-domains/alert-domains/message"
 )
 
-// classify decides what an HTTP answer of api means, the same way for
-// every API.
+// classify decides what an HTTP answer means, the same way for every API.
 func classify(api API, status int, header http.Header, body []byte) *Error {
 	if status >= 200 && status <= 299 {
 		return nil
@@ -93,8 +92,7 @@ type errorBody struct {
 	} `json:"error"`
 }
 
-// parseErrorBody takes the code, target and request-id of a JSON error
-// body, best effort.
+// parseErrorBody takes the code, target and request-id of a JSON error body.
 func parseErrorBody(body []byte) (code, target, requestID string) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || body[0] != '{' {

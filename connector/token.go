@@ -27,8 +27,7 @@ const refreshMargin = 5 * time.Minute
 // one is not replaced in turn, so refused tenants do not flood Entra ID.
 const forcedRefreshInterval = 30 * time.Second
 
-// tokenSource holds the token of one scope until refreshMargin before it
-// expires; one caller at a time fetches a new one.
+// tokenSource caches the token of one scope; one caller at a time fetches anew.
 type tokenSource struct {
 	cred      azcore.TokenCredential
 	opts      policy.TokenRequestOptions
@@ -112,8 +111,7 @@ func (s *tokenSource) fetchToken(ctx context.Context, rejected string) (*bearer,
 	return b, nil
 }
 
-// replaceable reports whether a rejected token may be replaced (see
-// forcedRefreshInterval).
+// replaceable reports whether a rejected token may be replaced.
 func (s *tokenSource) replaceable(rejected string) bool {
 	s.mu.Lock()
 	b := s.cur
@@ -121,8 +119,7 @@ func (s *tokenSource) replaceable(rejected string) bool {
 	return b == nil || b.token != rejected || b.forcedAt.IsZero() || time.Since(b.forcedAt) >= forcedRefreshInterval
 }
 
-// freshClaims is a CAE-style claims challenge (nbf now): azidentity skips
-// its token cache for any request with claims.
+// freshClaims is a CAE claims challenge: azidentity skips its cache for claims.
 func freshClaims(now time.Time) string {
 	return `{"access_token":{"nbf":{"essential":true,"value":"` + strconv.FormatInt(now.Unix(), 10) + `"}}}`
 }
@@ -137,8 +134,7 @@ func (s *tokenSource) cached(rejected string) *bearer {
 	return b
 }
 
-// refreshTime is when a token fetched at now is replaced: refreshMargin
-// before expiry, or halfway for a short life, or the credential's RefreshOn.
+// refreshTime is when a token fetched at now is replaced.
 func refreshTime(now time.Time, tok azcore.AccessToken) time.Time {
 	life := tok.ExpiresOn.Sub(now)
 	at := tok.ExpiresOn.Add(-refreshMargin)
@@ -184,8 +180,7 @@ const (
 	PermissionMissing                   // the roles claim lacks it
 )
 
-// CheckPermission reads the roles claim of the client's token: a hint,
-// unverified; Microsoft decides on every call.
+// CheckPermission reads the roles claim of the client's token: an unverified hint.
 func (c *Client) CheckPermission(ctx context.Context) (Permission, error) {
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()

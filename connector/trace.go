@@ -13,8 +13,7 @@ import (
 
 const tracerName = "github.com/alert-domains/alert-domains/connector"
 
-// WithTracerProvider traces quota waits, token fetches and HTTP attempts
-// (named by URL template, never by alert ID).
+// WithTracerProvider traces quota waits, token fetches and HTTP attempts.
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(c *Client) error {
 		if tp == nil {
