@@ -24,8 +24,7 @@ func NewLayout(consumer string, primary []connector.Limit) Layout {
 	return Layout{consumer: consumer, primary: distinct(primary)}
 }
 
-// Primary returns the primary limits of a deployment: defaults' count of
-// each of its windows (streams keep their names), else the smallest of others.
+// Primary returns each window's count in defaults, else the smallest in others.
 func Primary(defaults []connector.Limit, others ...[]connector.Limit) []connector.Limit {
 	out := distinct(defaults)
 	for _, list := range others {
@@ -41,8 +40,7 @@ func Primary(defaults []connector.Limit, others ...[]connector.Limit) []connecto
 	return distinct(out)
 }
 
-// Enforced returns the limits the quotas of lists (one list per quota)
-// enforce together, each once, by window then count.
+// Enforced returns the limits of all quotas (one list each), once, by window then count.
 func Enforced(lists ...[]connector.Limit) []connector.Limit {
 	var all []connector.Limit
 	for _, list := range lists {
@@ -88,8 +86,7 @@ func (y Layout) Subject(l connector.Limit, key string) string { return y.prefix(
 // CooldownBucket is the key-value bucket of the shared cooldowns.
 func (y Layout) CooldownBucket() string { return CooldownBucket(y.consumer) }
 
-// StreamConfig is the stream of one limit: at most Count messages per
-// registration, and a publish beyond that refused.
+// StreamConfig is one limit's stream: a publish past Count per registration is refused.
 func (y Layout) StreamConfig(l connector.Limit, replicas int, hold time.Duration) jetstream.StreamConfig {
 	maxAge := MaxAge(l.Window, hold)
 	return jetstream.StreamConfig{

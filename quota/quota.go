@@ -1,5 +1,4 @@
-// Package quota keeps the Defender quota of every replica in NATS JetStream,
-// so that the server, not the replicas' clocks, decides.
+// Package quota keeps the quota of every replica in JetStream: the server decides.
 package quota
 
 import (
@@ -69,8 +68,7 @@ func windowToken(w time.Duration) string {
 // CooldownBucket is the key-value bucket of the shared cooldowns.
 func CooldownBucket(consumer string) string { return "QUOTA_" + consumer + "_COOLDOWN" }
 
-// Provision creates or updates one stream per limit (Enforced) and the
-// bucket of cooldown ends, in the server's time; hold is the longest a call takes.
+// Provision creates or updates each limit's stream and the cooldown bucket.
 func Provision(ctx context.Context, js jetstream.JetStream, layout Layout, limits []connector.Limit, replicas int, hold time.Duration) error {
 	for _, l := range unique(limits) {
 		cfg := layout.StreamConfig(l, replicas, hold)

@@ -86,8 +86,7 @@ func WithLogger(l *slog.Logger) SharedOption {
 	}
 }
 
-// WithHold sets the longest a call takes (DEFENDER_TIMEOUT): a dead
-// process's slots expire that long after the window.
+// WithHold sets the longest a call takes, which a dead process's slots outlive.
 func WithHold(d time.Duration) SharedOption {
 	return func(s *Shared) error {
 		if d <= 0 {
@@ -160,9 +159,8 @@ func (s *Shared) Run(ctx context.Context, js jetstream.JetStream) error {
 	}
 }
 
-// Acquire blocks until a call may start: no cooldown is in force, and a
-// message was stored for the registration in every limit's stream. It
-// returns only ctx's error.
+// Acquire blocks until no cooldown holds and every limit's stream took a
+// message for the registration. It returns only ctx's error.
 func (s *Shared) Acquire(ctx context.Context) (release func(), waited time.Duration, err error) {
 	start := time.Now()
 	if err := ctx.Err(); err != nil {
@@ -235,8 +233,7 @@ type slot struct {
 	window time.Duration
 }
 
-// releaser frees slots one window after the call ended, when Defender has
-// surely counted it.
+// releaser frees slots a window after the call ended, when Defender counted it.
 func (s *Shared) releaser(slots []slot) func() {
 	var once sync.Once
 	return func() {
@@ -248,8 +245,7 @@ func (s *Shared) releaser(slots []slot) func() {
 	}
 }
 
-// free deletes a slot's message, retrying while the state is unreachable,
-// until the slot would have expired anyway.
+// free deletes a slot's message, retrying until it would have expired anyway.
 func (s *Shared) free(sl slot) {
 	giveUp := time.Now().Add(MaxAge(sl.window, s.hold))
 	backoff := unreachableMin
@@ -309,21 +305,18 @@ func (s *Shared) try(ctx context.Context) (slots []slot, wait time.Duration, err
 	return stored, 0, nil
 }
 
-// poll is the longest wait between tries while l's window is full: nobody
-// is told when a slot frees.
+// poll is the longest wait between tries while l's window is full.
 func poll(l connector.Limit) time.Duration { return min(max(l.Window/100, retryMin), pollMax) }
 
-// refused reports a publish the stream turned down because the
-// registration's subject is full; the server says so only in the text of 10077.
+// refused reports a full subject, which the server says only in 10077's text.
 func refused(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == 10077 &&
 		strings.Contains(apiErr.Description, "maximum messages per subject")
 }
 
-// untilFree reads the oldest message of the registration in l's stream and
-// returns how long to wait: until it expires by the server's clock, or
-// poll(l) if sooner. It deletes an expired one: the server does so only every 250ms.
+// untilFree is the wait until the oldest slot expires, or poll(l); it deletes
+// an expired one, as the server does only every 250ms.
 func (s *Shared) untilFree(ctx context.Context, l connector.Limit) (time.Duration, error) {
 	name := s.layout.Stream(l)
 	st, err := s.stream(ctx, name)
@@ -611,8 +604,7 @@ func (s *Shared) writeCooldown(ctx context.Context, until time.Time) error {
 	}
 }
 
-// Used counts the registration's slots held in the stream of window's
-// limit; -1 when unknown.
+// Used counts the registration's slots in window's stream; -1 when unknown.
 func (s *Shared) Used(window time.Duration) int {
 	i := slices.IndexFunc(s.limits, func(l connector.Limit) bool { return l.Window == window })
 	if i < 0 {
