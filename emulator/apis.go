@@ -212,8 +212,7 @@ func graphAlert(id, tenant string, hosts []string) map[string]any {
 	}
 }
 
-// graphEvidence is an alert's evidence: names that are not domains, the
-// hosts in URLs as Microsoft writes them (ports, upper case, trailing dot), an IP.
+// graphEvidence holds non-domains, URLs in Microsoft's forms (port, case, dot), an IP.
 func graphEvidence(seed uint64, stamp string, hosts []string) []any {
 	base := func(typ string, roles ...string) map[string]any {
 		return map[string]any{

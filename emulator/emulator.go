@@ -116,8 +116,7 @@ func WithTenant(tenantID, clientID, clientSecret string) Option {
 	return func(e *Emulator) { e.tenantID, e.clientID, e.clientSecret = tenantID, clientID, clientSecret }
 }
 
-// WithPermissions sets the permissions granted (default GraphPermission
-// and MDEPermission); an API answers 403 to a token without its own.
+// WithPermissions sets the permissions granted; an API answers 403 without its own.
 func WithPermissions(perms ...string) Option {
 	return func(e *Emulator) { e.permissions = append([]string{}, perms...) }
 }

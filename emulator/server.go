@@ -71,8 +71,7 @@ func (s *Server) Credential() connector.CredentialConfig {
 // Close ends answers in progress and shuts the server down.
 func (s *Server) Close() { s.Emulator.Close(); s.ts.Close() }
 
-// SelfSigned makes a self-signed certificate for hosts, valid for a year,
-// and its PEM encoding.
+// SelfSigned makes a self-signed certificate for hosts and its PEM encoding.
 func SelfSigned(hosts ...string) (tls.Certificate, []byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
