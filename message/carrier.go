@@ -8,8 +8,7 @@ const (
 	HeaderBaggage    = "baggage"
 )
 
-// HeaderCarrier is a propagation.TextMapCarrier over NATS headers, whose
-// keys are case-sensitive.
+// HeaderCarrier is a propagation.TextMapCarrier over case-sensitive NATS headers.
 type HeaderCarrier nats.Header
 
 // Get returns the first value of key, or "".

@@ -7,8 +7,7 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// ResultMsgID is the Nats-Msg-Id of the result of the request stored at seq
-// in stream at time stored, the same for every delivery of it.
+// ResultMsgID is the Nats-Msg-Id of the result of a stored request, for every delivery.
 func ResultMsgID(stream string, seq uint64, stored time.Time) string {
 	id := "result-" + stream + "-" + strconv.FormatUint(seq, 10)
 	if !stored.IsZero() {

@@ -12,8 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// Subjects are a deployment's subjects, each also as <subject>.<tenant>;
-// Plain is the tenant of the plain subjects.
+// Subjects are a deployment's subjects, each also as <subject>.<tenant>.
 type Subjects struct {
 	Request, Success, Failure string
 	Plain                     string
@@ -78,8 +77,7 @@ type Stored struct {
 	Stored  time.Time // that request's store time; zero for the form without it
 }
 
-// Label reads what a stored message says of itself and checks that its
-// subject, message ID and headers agree.
+// Label reads what a stored message says of itself, if its subject and headers agree.
 func (s Subjects) Label(stream, subject string, header nats.Header) (Stored, error) {
 	tenant, ok := s.Tenant(subject)
 	base := strings.TrimSuffix(subject, "."+tenant)
@@ -100,8 +98,7 @@ func (s Subjects) Label(stream, subject string, header nats.Header) (Stored, err
 	return Stored{Tenant: tenant, Success: success, Seq: seq, Stored: stored}, nil
 }
 
-// Believe returns the stored result if it is the service's result of req;
-// otherwise a *NotOurs says why not.
+// Believe returns the stored result if it is the service's for req, or a *NotOurs.
 func (s Subjects) Believe(stream string, req StoredRequest, subject string, header nats.Header, data []byte) (*Result, error) {
 	label, err := s.Label(stream, subject, header)
 	if err != nil {
@@ -178,8 +175,7 @@ func ParseResultMsgID(id, stream string) (seq uint64, stored time.Time, ok bool)
 	return seq, stored, true
 }
 
-// Printable is s safe for a terminal: control, format and invalid bytes
-// replaced, cut at limit bytes with "…".
+// Printable is s safe for a terminal, cut at limit bytes with "…".
 func Printable(s string, limit int) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	s = strings.Map(func(r rune) rune {

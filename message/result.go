@@ -170,8 +170,7 @@ func MessageSize(msg *nats.Msg) int {
 // DefaultMaxResultBytes is nats-server's default max_payload.
 const DefaultMaxResultBytes = 1 << 20
 
-// TooLarge is the failure that replaces r when its message of size bytes is
-// more than the server stores: a request always gets a storable result.
+// TooLarge is the storable failure that replaces r when its message is too large.
 func (r *Result) TooLarge(size, limit int, body []byte, now time.Time) *Result {
 	reason := &Error{
 		Kind:    KindBadResponse,
