@@ -57,8 +57,7 @@ type Config struct {
 	Logger          *slog.Logger // default: discard
 }
 
-// DefaultMaxParked is how many messages may wait without a worker at once
-// (each costs tens of KiB and progress acknowledgements).
+// DefaultMaxParked is how many messages may wait without a worker (tens of KiB each).
 const DefaultMaxParked = 4096
 
 // ErrHandedBack cancels a message that only waited for the quota when shutdown began.
@@ -167,8 +166,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return err
 }
 
-// waiter is the wait.Waiter of one message: it parks during each wait, and
-// shutdown cancels an abandonable one.
+// waiter parks a message during each wait; shutdown cancels an abandonable one.
 func (c *Consumer) waiter(k *parker, cancel context.CancelCauseFunc) wait.Waiter {
 	return func(abandonable bool) (end func()) {
 		endPark := k.watch()

@@ -52,8 +52,7 @@ type Outcome struct {
 	Action Action
 	Delay  time.Duration   // with Retry
 	Result *message.Result // published, or would have been; nil when handed back
-	// Stored: the result stream holds it; Duplicate: it did already, and
-	// Result is the stored one.
+	// Stored: the result stream holds it; Duplicate: it did already (Result is that one).
 	Stored, Duplicate bool
 	Err               error // of a failure result, a failed publish, or a hand-back
 	AlertID           string

@@ -7,8 +7,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Reader reads a stream in order with an ordered consumer: the one way
-// stored messages are read back.
+// Reader reads a stream in order: the one way stored messages are read back.
 type Reader struct {
 	cons jetstream.Consumer
 	it   jetstream.MessagesContext
@@ -50,8 +49,7 @@ func (r *Reader) Info(ctx context.Context) (*jetstream.ConsumerInfo, error) {
 // Stop ends the reading.
 func (r *Reader) Stop() { r.it.Stop() }
 
-// Scan calls fn with each message occ selects, oldest first, up to the
-// last one stored when it begins, until fn returns false.
+// Scan calls fn with each message occ selects up to the last stored at its start.
 func Scan(ctx context.Context, js jetstream.JetStream, stream string, occ jetstream.OrderedConsumerConfig, fn func(jetstream.Msg, *jetstream.MsgMetadata) (bool, error)) error {
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
