@@ -194,7 +194,7 @@ func domainName(h string) string {
 	if h == "" || len(h) > 4*maxDomain || net.ParseIP(h) != nil {
 		return ""
 	}
-	if !isASCII(h) {
+	if strings.IndexFunc(h, func(r rune) bool { return r >= utf8.RuneSelf }) >= 0 {
 		a, err := idna.Lookup.ToASCII(h)
 		if err != nil {
 			return ""
@@ -206,15 +206,6 @@ func domainName(h string) string {
 		return ""
 	}
 	return h
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
 }
 
 // IsDomain reports whether s is a domain as a result carries it (not an IPv4).
