@@ -17,6 +17,7 @@ import (
 	"io"
 	mrand "math/rand"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -317,10 +318,8 @@ func (e *Emulator) LoadData(r io.Reader) error {
 		if err := message.ValidateAlertID(id); err != nil {
 			return fmt.Errorf("emulator: data: alert %q: %w", id, err)
 		}
-		for _, h := range hosts {
-			if h == "" {
-				return fmt.Errorf("emulator: data: alert %q: empty host", id)
-			}
+		if slices.Contains(hosts, "") {
+			return fmt.Errorf("emulator: data: alert %q: empty host", id)
 		}
 	}
 	e.mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -138,11 +139,7 @@ func (e *Emulator) token(w http.ResponseWriter, r *http.Request) {
 	}
 	e.mu.Lock()
 	now := time.Now()
-	for t, it := range e.tokens {
-		if now.After(it.expires) {
-			delete(e.tokens, t)
-		}
-	}
+	maps.DeleteFunc(e.tokens, func(_ string, it issued) bool { return now.After(it.expires) })
 	roles := rolesFor(api, e.permissions)
 	tok := e.jwt(resource, roles, now)
 	e.tokens[tok] = issued{expires: now.Add(e.tokenLifetime), api: api, roles: roles}
