@@ -1,6 +1,9 @@
 package connector
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // Cloud is where one Microsoft cloud serves each API and Entra ID.
 type Cloud struct {
@@ -50,10 +53,8 @@ var clouds = [...]Cloud{
 
 // CloudByName returns the cloud called name: public, gcc, gcc-high or dod.
 func CloudByName(name string) (Cloud, error) {
-	for _, c := range clouds {
-		if c.Name == name {
-			return c, nil
-		}
+	if i := slices.IndexFunc(clouds[:], func(c Cloud) bool { return c.Name == name }); i >= 0 {
+		return clouds[i], nil
 	}
 	return Cloud{}, fmt.Errorf("%w: unknown cloud %q (use public, gcc, gcc-high or dod)", ErrConfig, name)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -139,10 +140,8 @@ func (s *hostSet) add(h string) {
 		s.list = append(s.list, h)
 		return
 	}
-	for _, x := range s.list {
-		if x == h {
-			return
-		}
+	if slices.Contains(s.list, h) {
+		return
 	}
 	s.list = append(s.list, h)
 	if len(s.list) > linearLimit {
