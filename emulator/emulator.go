@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	mrand "math/rand"
 	"net/http"
 	"slices"
@@ -154,11 +155,7 @@ func WithAnyAlert() Option {
 
 // WithSeedData adds a small built-in data set, the alerts of SeedData.
 func WithSeedData() Option {
-	return func(e *Emulator) {
-		for id, hosts := range SeedData() {
-			e.alerts[id] = hosts
-		}
-	}
+	return func(e *Emulator) { maps.Copy(e.alerts, SeedData()) }
 }
 
 // WithTokenLifetime sets the expires_in of issued tokens (default 3599s).
