@@ -9,16 +9,11 @@ import (
 type API string
 
 const (
-	// Graph is the Microsoft Graph security API: the hosts of the alert's
-	// evidence, from GET /v1.0/security/alerts_v2/{id}. The default.
-	Graph API = "graph"
-	// MDE is the Defender for Endpoint API, GET /api/alerts/{id}/domains,
-	// which Microsoft retires on MDERetirement.
-	MDE API = "mde"
+	Graph API = "graph" // Microsoft Graph security alerts_v2, the default
+	MDE   API = "mde"   // the Defender for Endpoint API, retired on MDERetirement
 )
 
-// MDERetirement is the day Microsoft's Defender for Endpoint API stops
-// answering (Microsoft 365 message center MC1220762).
+// MDERetirement is the day the Defender for Endpoint API stops answering.
 const MDERetirement = "2027-02-01"
 
 // ParseAPI reads an API name: graph or mde.
@@ -33,8 +28,7 @@ func ParseAPI(s string) (API, error) {
 // Permission is the application permission the API's call needs.
 func (a API) Permission() string { return a.grants()[0] }
 
-// DefaultRateLimits is the API's documented quota per app registration, in
-// the form ParseLimits reads.
+// DefaultRateLimits is the API's documented quota per app registration.
 func (a API) DefaultRateLimits() string {
 	if a == MDE {
 		return "100/1m,1500/1h"
@@ -42,8 +36,7 @@ func (a API) DefaultRateLimits() string {
 	return "150/1m"
 }
 
-// URLTemplate is the API's call with the alert ID left out, for names that
-// must not hold one (a span, a log key).
+// URLTemplate is the API's call without the alert ID, for span names.
 func (a API) URLTemplate() string { return a.wire().template() }
 
 func (a API) wire() wire {
@@ -53,30 +46,19 @@ func (a API) wire() wire {
 	return graphWire{}
 }
 
-// wire is what one API does its own way: where an alert is asked, how a
-// 2xx answer reads, and which second form of an ID is worth asking after a
-// 404. The token, quota, retries, limits and the judging of status codes
-// are the Client's, the same for every API.
+// wire is what one API does its own way; the rest is the Client's.
 type wire interface {
-	// path is the escaped path of the call for alertID, under the base URL.
-	path(alertID string) string
-	template() string
-	// read adds the hosts of a 2xx body to hosts and returns the next
-	// page's link, if the answer has one.
-	read(body []byte, hosts *hostSet) (next string, err *Error)
-	// retryAs is the form of alertID to ask once more when the API
-	// answered 404 for it.
-	retryAs(alertID string) (string, bool)
+	path(alertID string) string                                 // escaped, under the base URL
+	template() string                                           // path without the ID
+	read(body []byte, hosts *hostSet) (next string, err *Error) // a 2xx body
+	retryAs(alertID string) (string, bool)                      // the ID to ask after a 404
 }
 
-// legacyID is an alert ID in the Defender for Endpoint API's form without a
-// product prefix: digits, or a GUID, then "_" and a number.
+// legacyID is an endpoint alert ID without a product prefix.
 var legacyID = regexp.MustCompile(`^(?:[0-9]+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})_-?[0-9]+$`)
 
-// GraphPrefix is the prefix Graph puts before the ID of a Defender for
-// Endpoint alert.
+// GraphPrefix is Graph's prefix of a Defender for Endpoint alert's ID.
 const GraphPrefix = "da"
 
-// LegacyAlertID reports whether id has the endpoint API's form without a
-// product prefix, which Graph knows as GraphPrefix + id.
+// LegacyAlertID reports whether id is an endpoint ID Graph knows as GraphPrefix + id.
 func LegacyAlertID(id string) bool { return legacyID.MatchString(id) }

@@ -1,16 +1,5 @@
-// Package connector asks Microsoft for the domains related to an alert and
-// judges the answer: by default the Microsoft Graph security API (the hosts
-// of the alert's evidence, GET /v1.0/security/alerts_v2/{id}), or the
-// Defender for Endpoint API (GET /api/alerts/{id}/domains) until Microsoft
-// retires it (see API).
-//
-// A Client signs in to Entra ID with an azidentity credential (see
-// NewCredential), keeps its token until shortly before it expires, stays
-// within a client-side quota (Limiter), retries throttled and unavailable
-// answers with exponential backoff that honours Retry-After, and reports
-// every failure as an *Error whose Kind is the error.kind of a failure
-// result. The package never logs; an Observer sees each HTTP call and each
-// quota wait.
+// Package connector asks Microsoft Graph (or the retiring Defender for
+// Endpoint API) for the domains of an alert and judges the answer; it never logs.
 package connector
 
 import (
@@ -38,8 +27,7 @@ import (
 	"github.com/alert-domains/alert-domains/message"
 )
 
-// Version names the build in the User-Agent; set it with
-// -ldflags "-X github.com/alert-domains/alert-domains/connector.Version=1.2.3".
+// Version names the build in the User-Agent (set with -ldflags -X).
 var Version = "dev"
 
 // Defaults of a Client.
@@ -64,27 +52,19 @@ const (
 )
 
 // Observer is told about each HTTP call to Defender and each quota wait.
-// Metrics implement it; it must be safe for concurrent use and fast.
 type Observer interface {
-	// DefenderCall reports one HTTP attempt: its status, 0 when no HTTP
-	// answer came (a network error or a time-out), and how long it took.
-	DefenderCall(status int, d time.Duration)
-	// QuotaWait reports how long an attempt waited for the quota (0 when it
-	// did not wait). It is called only when the client has a limiter.
-	QuotaWait(d time.Duration)
+	DefenderCall(status int, d time.Duration) // status 0: no HTTP answer came
+	QuotaWait(d time.Duration)                // only with a quota; 0 when it did not wait
 }
 
 // Result is the answer of a lookup.
 type Result struct {
-	Domains  []string // hosts in the answer's order, without duplicates; [] when none
-	Attempts int      // HTTP calls made, also when the lookup failed
-	// GraphAlertID is the ID Graph answered for, when it is not the ID
-	// asked: an endpoint ID asked again with Graph's prefix.
-	GraphAlertID string
+	Domains      []string // hosts in the answer's order, without duplicates; [] when none
+	Attempts     int      // HTTP calls made, also when the lookup failed
+	GraphAlertID string   // the ID Graph answered for, when not the one asked
 }
 
-// Client looks up the domains of alerts. It is safe for concurrent use and
-// meant to be shared by the whole process.
+// Client looks up the domains of alerts.
 type Client struct {
 	api    API
 	wire   wire
@@ -102,24 +82,19 @@ type Client struct {
 	bodyBudget                                 int64
 	bodies                                     *semaphore.Weighted // bodyBudget bytes
 	insecureHTTP                               bool
-	// shareHeader: requests may share the token's header map, because the
-	// HTTP client does not add cookies to it.
-	shareHeader bool
+	shareHeader                                bool // no cookie jar: requests may share the token's header
 
 	bufs sync.Pool // *[]byte
 
-	tracer   trace.Tracer
-	spanName string // of an HTTP attempt: the method and the API's URL template
-	// clientKind is made once: options given per call cost an allocation.
-	clientKind []trace.SpanStartOption
+	tracer     trace.Tracer
+	spanName   string                  // of an HTTP attempt: the method and the API's URL template
+	clientKind []trace.SpanStartOption // made once: options per call allocate
 }
 
 // Option configures a Client.
 type Option func(*Client) error
 
-// WithHTTPClient makes the client send its requests with hc's transport,
-// which should keep connections alive; redirects are never followed. The
-// default is a client of its own with a tuned transport.
+// WithHTTPClient sends requests with hc's transport; redirects are never followed.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *Client) error {
 		if hc == nil {
@@ -130,30 +105,27 @@ func WithHTTPClient(hc *http.Client) Option {
 	}
 }
 
-// WithTimeout bounds each HTTP attempt, including getting its token and
-// reading its body (DEFENDER_TIMEOUT). The default is 30s.
+// WithTimeout bounds each HTTP attempt, token and body included (DEFENDER_TIMEOUT).
 func WithTimeout(d time.Duration) Option {
+	return positive("timeout", d, func(c *Client) { c.timeout = d })
+}
+
+// positive is an option that sets a value that must be more than 0.
+func positive[T int64 | time.Duration](what string, v T, set func(*Client)) Option {
 	return func(c *Client) error {
-		if d <= 0 {
-			return fmt.Errorf("%w: timeout must be more than 0", ErrConfig)
+		if v <= 0 {
+			return fmt.Errorf("%w: %s must be more than 0", ErrConfig, what)
 		}
-		c.timeout = d
+		set(c)
 		return nil
 	}
 }
 
-// Quota is the client-side quota every HTTP attempt waits for: a *Limiter
-// counts this process alone; a shared one (package quota) counts every
-// replica of the service.
+// Quota is what every HTTP attempt waits for: a *Limiter, or a quota.Shared.
 type Quota interface {
-	// Acquire blocks until a call may start and returns release, called
-	// exactly once when the call has ended. It returns an error, and holds
-	// nothing, only when ctx ends first. A wait for it is abandonable
-	// (wait.NewLazy(ctx, true)): the request has done nothing yet.
+	// Acquire blocks until a call may start; release is called once it ended.
 	Acquire(ctx context.Context) (release func(), waited time.Duration, err error)
-	// Cooldown reports an answer that asked to wait retryAfter before the
-	// next call (429 with Retry-After): no call may start before then.
-	Cooldown(retryAfter time.Duration)
+	Cooldown(retryAfter time.Duration) // a 429's Retry-After: no call before then
 }
 
 // WithLimiter makes every HTTP attempt wait for a slot of l first.
@@ -166,18 +138,12 @@ func WithLimiter(l *Limiter) Option {
 	}
 }
 
-// WithQuota makes every HTTP attempt wait for a slot of q first, and tells
-// q of every 429 with Retry-After.
+// WithQuota makes every HTTP attempt wait for a slot of q and tells q of 429s.
 func WithQuota(q Quota) Option {
-	return func(c *Client) error {
-		c.quota = q
-		return nil
-	}
+	return func(c *Client) error { c.quota = q; return nil }
 }
 
-// WithBackoff sets the retry policy: exponential backoff with jitter from
-// initial to max between attempts, giving up once maxElapsed has passed
-// since the first failure. The defaults are 1s, 60s and 10m.
+// WithBackoff sets the jittered backoff between attempts and when retries stop.
 func WithBackoff(initial, max, maxElapsed time.Duration) Option {
 	return func(c *Client) error {
 		if initial <= 0 || max < initial || maxElapsed <= 0 {
@@ -201,52 +167,25 @@ func WithUserAgent(ua string) Option {
 
 // WithObserver reports calls and quota waits to o.
 func WithObserver(o Observer) Option {
-	return func(c *Client) error {
-		c.observer = o
-		return nil
-	}
+	return func(c *Client) error { c.observer = o; return nil }
 }
 
-// WithMaxBodyBytes caps the bytes read from Defender's answers to one
-// lookup, all pages together; more is bad_response. The default is 4 MiB.
+// WithMaxBodyBytes caps the bytes of one lookup's answers; more is bad_response.
 func WithMaxBodyBytes(n int64) Option {
-	return func(c *Client) error {
-		if n <= 0 {
-			return fmt.Errorf("%w: max body bytes must be more than 0", ErrConfig)
-		}
-		c.maxBody = n
-		return nil
-	}
+	return positive("max body bytes", n, func(c *Client) { c.maxBody = n })
 }
 
-// WithBodyBudget bounds the bytes of the answers that all lookups of the
-// client together hold while they read them, beyond a first 64 KiB each: a
-// longer answer first reserves the buffer it needs (its Content-Length, or
-// the max body bytes when it has none) and waits while the budget is spent.
-// The default is 32 MiB; it is never less than the max body bytes.
+// WithBodyBudget bounds the answer bytes beyond 64 KiB each held at once.
 func WithBodyBudget(n int64) Option {
-	return func(c *Client) error {
-		if n <= 0 {
-			return fmt.Errorf("%w: body budget must be more than 0", ErrConfig)
-		}
-		c.bodyBudget = n
-		return nil
-	}
+	return positive("body budget", n, func(c *Client) { c.bodyBudget = n })
 }
 
 // WithInsecureHTTP accepts an http:// base URL, for benchmarks on loopback.
-// The token then travels in clear text.
 func WithInsecureHTTP() Option {
-	return func(c *Client) error {
-		c.insecureHTTP = true
-		return nil
-	}
+	return func(c *Client) error { c.insecureHTTP = true; return nil }
 }
 
-// New returns a client of api at baseURL (such as https://graph.microsoft.com,
-// or for the endpoint API https://api.securitycenter.microsoft.com or a
-// regional host), with tokens from cred for scope. baseURL must be https.
-// Errors wrap ErrConfig.
+// New returns a client of api at an https baseURL. Errors wrap ErrConfig.
 func New(api API, baseURL string, cred azcore.TokenCredential, scope string, opts ...Option) (*Client, error) {
 	if _, err := ParseAPI(string(api)); err != nil {
 		return nil, err
@@ -295,8 +234,7 @@ func New(api API, baseURL string, cred azcore.TokenCredential, scope string, opt
 	if c.hc == nil {
 		c.hc = defaultHTTPClient()
 	} else {
-		// A copy that shares the caller's transport but never follows a
-		// redirect: the token must not go anywhere else.
+		// Never follow a redirect: the token must not go elsewhere.
 		hc := *c.hc
 		hc.CheckRedirect = noRedirect
 		c.hc = &hc
@@ -306,21 +244,13 @@ func New(api API, baseURL string, cred azcore.TokenCredential, scope string, opt
 	c.tokens.tracer = c.tracer
 	c.bodyBudget = max(c.bodyBudget, c.maxBody+1)
 	c.bodies = semaphore.NewWeighted(c.bodyBudget)
-	c.bufs.New = func() any {
-		b := make([]byte, 0, 4<<10)
-		return &b
-	}
+	c.bufs.New = func() any { b := make([]byte, 0, 4<<10); return &b }
 	return c, nil
 }
 
-// defaultHTTPClient is one client for the whole process (see NewHTTPClient).
 func defaultHTTPClient() *http.Client { return NewHTTPClient(defaultMaxIdlePerHost) }
 
-// NewHTTPClient is a client for Defender calls: keep-alive, HTTP/2 when
-// offered, idlePerHost idle connections kept per host (one per worker that
-// calls at once: an answer beyond them closes its connection, and a later
-// call pays a new TLS handshake), and no redirects (a redirect is an
-// unexpected answer, and the token must not follow it elsewhere).
+// NewHTTPClient is a keep-alive client that follows no redirect; idlePerHost: one per worker.
 func NewHTTPClient(idlePerHost int) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = max(idlePerHost, defaultMaxIdlePerHost)
@@ -333,44 +263,24 @@ func NewHTTPClient(idlePerHost int) *http.Client {
 	}
 }
 
-// noRedirect hands a redirect back as the answer: an unexpected status.
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // API is the API the client asks.
 func (c *Client) API() API { return c.api }
 
-// Limiter is the per-process quota the client waits for, nil when it has
-// none or its quota is another Quota.
-func (c *Client) Limiter() *Limiter {
-	l, _ := c.quota.(*Limiter)
-	return l
-}
+// Limiter is the client's per-process quota, or nil.
+func (c *Client) Limiter() *Limiter { l, _ := c.quota.(*Limiter); return l }
 
-// Quota is the quota the client waits for (a *Limiter or a shared one),
-// nil when it has none.
+// Quota is the quota the client waits for, or nil.
 func (c *Client) Quota() Quota { return c.quota }
 
-// CloseIdleConnections closes the idle keep-alive connections of the
-// client's HTTP client.
+// CloseIdleConnections closes the HTTP client's idle connections.
 func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
 
-// Domains returns the domains the API relates to the alert. On Graph they
-// are the hosts of the alert's evidence; an ID in the endpoint API's form
-// that Graph does not know (404) is asked once more with Graph's prefix
-// (Result.GraphAlertID). On the endpoint API @odata.nextLink pages are
-// followed on the same host: at most 10 pages, and never the same page
-// twice (either is bad_response). Retryable failures (throttled,
-// unavailable) are retried with backoff until the budget is spent; a 401 is
-// retried once with a token newly issued by Entra ID, not one from a cache
-// (unless the rejected token was itself issued less than 30s ago to replace
-// a rejected one: then the 401 is final at once). A failure that waiting
-// cannot cure (an untrusted certificate) is not retried. The error is
-// always an *Error; when ctx ends it is of kind unavailable and wraps
-// ctx.Err().
+// Domains returns the domains the API relates to the alert. The error is
+// always an *Error; when ctx ends it is unavailable and wraps ctx.Err().
 func (c *Client) Domains(ctx context.Context, alertID string) (Result, error) {
 	if err := message.ValidateAlertID(alertID); err != nil {
-		// The ID becomes a path segment of the call: one that is not an
-		// alert ID never reaches Defender.
 		return Result{}, &Error{Kind: message.KindInvalidRequest, Message: err.Error()}
 	}
 	res, err := c.lookup(ctx, alertID)
@@ -391,7 +301,6 @@ func (c *Client) Domains(ctx context.Context, alertID string) (Result, error) {
 	return r, nil
 }
 
-// lookupResult is what one form of an alert ID came to.
 type lookupResult struct {
 	hosts    hostSet
 	attempts int
@@ -401,8 +310,7 @@ func (r *lookupResult) result() Result {
 	return Result{Domains: r.hosts.result(), Attempts: r.attempts}
 }
 
-// lookup asks for the domains of one form of an alert ID: the retry loop
-// every API shares.
+// lookup asks for one form of an alert ID: the retry loop every API shares.
 func (c *Client) lookup(ctx context.Context, alertID string) (res lookupResult, _ *Error) {
 	target := c.prefix + c.wire.path(alertID)
 	var (
@@ -470,15 +378,11 @@ type answer struct {
 	status int    // the HTTP status, for errors about what follows it
 }
 
-// attempt makes one HTTP call for target, the resends-th again: quota,
-// token, request, answer, whose hosts go to hosts. used is the token sent,
-// n the body bytes read, called whether a request went out.
+// attempt makes one HTTP call; used is the token sent, n the bytes read.
 func (c *Client) attempt(ctx context.Context, target, rejected string, resends int, budget int64, hosts *hostSet) (p answer, used string, n int64, called bool, err *Error) {
 	if ctx.Err() != nil {
 		return p, "", 0, false, canceled(ctx)
 	}
-	// The slot is held until the answer is read (see Limiter.Acquire);
-	// shutdown may abandon the wait for it (see package wait).
 	release, qerr := c.acquire(ctx)
 	if qerr != nil {
 		return p, "", 0, false, qerr
@@ -517,8 +421,7 @@ func (c *Client) attempt(ctx context.Context, target, rejected string, resends i
 	return p, b.token, n, true, err
 }
 
-// answerOf reads and classifies the answer to one call, of at most budget
-// bytes.
+// answerOf reads and classifies one answer of at most budget bytes.
 func (c *Client) answerOf(ctx, actx context.Context, resp *http.Response, start time.Time, budget int64, hosts *hostSet) (answer, int64, *Error) {
 	limit := budget
 	ok := resp.StatusCode >= 200 && resp.StatusCode <= 299
@@ -529,7 +432,6 @@ func (c *Client) answerOf(ctx, actx context.Context, resp *http.Response, start 
 		return &Error{Kind: message.KindBadResponse, HTTPStatus: resp.StatusCode, Message: fmt.Sprintf("answer is larger than %d bytes", c.maxBody)}
 	}
 	if ok && resp.ContentLength > limit {
-		// Known to be too large: not worth reading.
 		closeBody(resp.Body, false)
 		c.observe(resp.StatusCode, start)
 		return answer{}, 0, tooLarge()
@@ -542,9 +444,7 @@ func (c *Client) answerOf(ctx, actx context.Context, resp *http.Response, start 
 	c.observe(resp.StatusCode, start)
 
 	if berr == nil && actx.Err() != nil {
-		// The attempt ended while the body was read: what came is not
-		// known to be whole, even if it ended cleanly (a server may end
-		// its answer when the client hangs up).
+		// The attempt ended during the read: the body may be cut short.
 		berr = actx.Err()
 	}
 	if berr != nil {
@@ -573,7 +473,6 @@ func (c *Client) observe(status int, start time.Time) {
 	}
 }
 
-// putBuffer returns a read buffer to the pool, unless it grew large.
 func (c *Client) putBuffer(bufp *[]byte) {
 	if cap(*bufp) > pooledBufferLimit {
 		return
@@ -582,13 +481,7 @@ func (c *Client) putBuffer(bufp *[]byte) {
 	c.bufs.Put(bufp)
 }
 
-// readBody reads r until its end (atEOF) or until more than limit bytes
-// have come. The first pooledBufferLimit bytes go to *bufp, a pooled buffer
-// (which may grow that far). A longer answer gets one buffer of its own,
-// sized for the whole answer (its length when known, limit+1 otherwise),
-// whose bytes are first reserved from the budget that all lookups share,
-// waiting for them within ctx; release gives them back once body is no
-// longer used. No larger buffer is ever kept for reuse.
+// readBody reads r to its end or past limit, reserving big bodies from the budget.
 func (c *Client) readBody(ctx context.Context, r io.Reader, limit, length int64, bufp *[]byte) (body []byte, release func(), atEOF bool, err error) {
 	release = func() {}
 	small := min(limit+1, pooledBufferLimit)
@@ -614,9 +507,7 @@ func (c *Client) readBody(ctx context.Context, r io.Reader, limit, length int64,
 	return body, release, atEOF, err
 }
 
-// fill reads r into buf until EOF or until buf holds most bytes, growing
-// it up to most when it is smaller; atEOF reports that r was read to its
-// end.
+// fill reads r into buf, growing it, until EOF (atEOF) or most bytes.
 func fill(r io.Reader, buf []byte, most int64) (body []byte, atEOF bool, err error) {
 	for int64(len(buf)) < most {
 		if len(buf) == cap(buf) {
@@ -635,9 +526,7 @@ func fill(r io.Reader, buf []byte, most int64) (body []byte, atEOF bool, err err
 	return buf, false, nil
 }
 
-// closeBody closes a response body, first draining a little of what is
-// left so that a keep-alive connection can be reused; a longer rest closes
-// the connection instead.
+// closeBody closes a body after draining a little, to keep the connection.
 func closeBody(body io.ReadCloser, atEOF bool) {
 	if !atEOF {
 		_, _ = io.CopyN(io.Discard, body, drainLimit)
@@ -645,8 +534,6 @@ func closeBody(body io.ReadCloser, atEOF bool) {
 	_ = body.Close()
 }
 
-// transportError classifies a failed request or body read: the caller's
-// context ended, the attempt ran out of time, or the network failed.
 func transportError(ctx, attempt context.Context, err error) *Error {
 	if ctx.Err() != nil {
 		return canceled(ctx)
@@ -664,8 +551,7 @@ func transportError(ctx, attempt context.Context, err error) *Error {
 	return &Error{Kind: message.KindUnavailable, Message: "defender unreachable", Err: err}
 }
 
-// nextPage checks an @odata.nextLink: it must lead to the API's own scheme
-// and host, so the token never goes anywhere else.
+// nextPage checks that an @odata.nextLink stays on the API's scheme and host.
 func (c *Client) nextPage(link string) (string, *Error) {
 	u, err := url.Parse(link)
 	if err != nil {
@@ -686,10 +572,7 @@ type retrier struct {
 	b   backoff.BackOff
 }
 
-// next is the wait before the next attempt after err: the backoff's next
-// interval, or err's Retry-After when that is longer. ok is false when the
-// budget is spent (or would be by the time Retry-After allows a call), or
-// ctx has ended.
+// next is the backoff or a longer Retry-After; false once the budget is spent.
 func (r *retrier) next(ctx context.Context, c *Client, err *Error) (wait time.Duration, ok bool) {
 	if r.b == nil {
 		r.exp = backoff.NewExponentialBackOff(
@@ -713,16 +596,10 @@ func (r *retrier) next(ctx context.Context, c *Client, err *Error) (wait time.Du
 	return wait, true
 }
 
-// retrySleep waits d between attempts, or until ctx ends (false): a wait
-// long enough to be worth it gives up the worker meanwhile (see package
-// wait).
+// retrySleep waits d unless ctx ends; from 100ms on it gives up the worker.
 func retrySleep(ctx context.Context, d time.Duration) bool {
-	if d >= parkRetryWait {
+	if d >= 100*time.Millisecond {
 		defer wait.Begin(ctx, false)()
 	}
 	return timing.Sleep(ctx, d, nil)
 }
-
-// parkRetryWait is the shortest wait between attempts that gives up the
-// worker: below it, giving up and taking back costs more than it frees.
-const parkRetryWait = 100 * time.Millisecond

@@ -1,6 +1,9 @@
 package connector
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // Cloud is where one Microsoft cloud serves each API and Entra ID.
 type Cloud struct {
@@ -19,8 +22,6 @@ func (c Cloud) APIURL(api API) string {
 }
 
 // Scope is the token scope of api in the cloud: its base's /.default.
-// Microsoft does not document the endpoint API's scopes in the government
-// clouds; this is the form peers use (DEFENDER_SCOPE overrides it).
 func (c Cloud) Scope(api API) string { return c.APIURL(api) + "/.default" }
 
 var clouds = [...]Cloud{
@@ -52,10 +53,8 @@ var clouds = [...]Cloud{
 
 // CloudByName returns the cloud called name: public, gcc, gcc-high or dod.
 func CloudByName(name string) (Cloud, error) {
-	for _, c := range clouds {
-		if c.Name == name {
-			return c, nil
-		}
+	if i := slices.IndexFunc(clouds[:], func(c Cloud) bool { return c.Name == name }); i >= 0 {
+		return clouds[i], nil
 	}
 	return Cloud{}, fmt.Errorf("%w: unknown cloud %q (use public, gcc, gcc-high or dod)", ErrConfig, name)
 }

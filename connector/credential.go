@@ -12,9 +12,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 )
 
-// CredentialConfig is how the service signs in to Entra ID: the app
-// registration and exactly one kind of credential. The fields mirror the
-// Azure SDK's environment variables.
+// CredentialConfig is the app registration and exactly one kind of credential.
 type CredentialConfig struct {
 	TenantID string // AZURE_TENANT_ID
 	ClientID string // AZURE_CLIENT_ID; with ManagedIdentity, a user-assigned identity
@@ -28,18 +26,11 @@ type CredentialConfig struct {
 
 	ManagedIdentity bool // DEFENDER_MANAGED_IDENTITY
 
-	// AuthorityHost is the Entra host, such as https://login.microsoftonline.com/
-	// (the default). For any other host, instance discovery is off, so
-	// login.microsoftonline.com is never contacted.
-	AuthorityHost string
-
-	// Transport, when set, is the HTTP client of the credential (for
-	// example one that trusts a test server's certificate).
-	Transport *http.Client
+	AuthorityHost string       // default https://login.microsoftonline.com/
+	Transport     *http.Client // optional HTTP client of the credential
 }
 
-// knownAuthority reports whether host is one of Microsoft's own Entra
-// hosts, where instance discovery is safe to keep on.
+// knownAuthority reports whether host is Microsoft's own Entra host.
 func knownAuthority(host string) bool {
 	switch strings.ToLower(host) {
 	case "login.microsoftonline.com", "login.microsoftonline.us", "login.microsoft.com",
@@ -50,13 +41,8 @@ func knownAuthority(host string) bool {
 	return false
 }
 
-// NewCredential builds the azidentity credential that cfg describes: a
-// managed identity, a client secret, a client certificate or a workload
-// identity, exactly one of them. A missing or contradictory setting is an
-// error wrapping ErrCredentialConfig that names the environment variables;
-// it never contains the secret or the certificate password. The credential
-// caches its tokens, and its errors are scrubbed of the secret, the
-// certificate password, client assertions and access tokens.
+// NewCredential builds the one azidentity credential cfg describes. Errors
+// wrap ErrCredentialConfig and, like the credential's own, never hold a secret.
 func NewCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
 	cred, err := newCredential(cfg)
 	if err != nil {
@@ -79,8 +65,7 @@ func newCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
 		opts.Transport = cfg.Transport
 	}
 	// Token requests are retried as the SDK does, except on an untrusted
-	// certificate and the like, which no retry cures. (A managed identity
-	// keeps the SDK's own retry rules for its endpoint.)
+	// certificate and the like, which no retry cures.
 	clientOpts := opts
 	clientOpts.Retry.ShouldRetry = sdkShouldRetry
 
@@ -100,26 +85,12 @@ func newCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
 		cred, err := azidentity.NewClientSecretCredential(cfg.TenantID, cfg.ClientID, cfg.ClientSecret,
 			&azidentity.ClientSecretCredentialOptions{ClientOptions: clientOpts, DisableInstanceDiscovery: disableDiscovery})
 		if err != nil {
-			return nil, credentialErrorf("client secret credential: %s", redact(err.Error(), cfg.ClientSecret))
+			return nil, credentialErrorf("client secret credential: %s", scrub(err.Error(), cfg.ClientSecret))
 		}
 		return cred, nil
 
 	case "AZURE_CLIENT_CERTIFICATE_PATH":
-		data, err := os.ReadFile(cfg.CertificatePath)
-		if err != nil {
-			return nil, credentialErrorf("AZURE_CLIENT_CERTIFICATE_PATH: %v", err)
-		}
-		certs, key, err := azidentity.ParseCertificates(data, []byte(cfg.CertificatePassword))
-		if err != nil {
-			return nil, credentialErrorf("AZURE_CLIENT_CERTIFICATE_PATH %s: not a PEM or PKCS#12 certificate with its private key, or AZURE_CLIENT_CERTIFICATE_PASSWORD is wrong: %s",
-				cfg.CertificatePath, redact(err.Error(), cfg.CertificatePassword))
-		}
-		cred, err := azidentity.NewClientCertificateCredential(cfg.TenantID, cfg.ClientID, certs, key,
-			&azidentity.ClientCertificateCredentialOptions{ClientOptions: clientOpts, DisableInstanceDiscovery: disableDiscovery})
-		if err != nil {
-			return nil, credentialErrorf("client certificate credential: %s", redact(err.Error(), cfg.CertificatePassword))
-		}
-		return cred, nil
+		return certificateCredential(cfg, &azidentity.ClientCertificateCredentialOptions{ClientOptions: clientOpts, DisableInstanceDiscovery: disableDiscovery})
 
 	default: // AZURE_FEDERATED_TOKEN_FILE
 		if _, err := os.Stat(cfg.FederatedTokenFile); err != nil {
@@ -137,6 +108,23 @@ func newCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
 		}
 		return cred, nil
 	}
+}
+
+func certificateCredential(cfg CredentialConfig, opts *azidentity.ClientCertificateCredentialOptions) (azcore.TokenCredential, error) {
+	data, err := os.ReadFile(cfg.CertificatePath)
+	if err != nil {
+		return nil, credentialErrorf("AZURE_CLIENT_CERTIFICATE_PATH: %v", err)
+	}
+	certs, key, err := azidentity.ParseCertificates(data, []byte(cfg.CertificatePassword))
+	if err != nil {
+		return nil, credentialErrorf("AZURE_CLIENT_CERTIFICATE_PATH %s: not a PEM or PKCS#12 certificate with its private key, or AZURE_CLIENT_CERTIFICATE_PASSWORD is wrong: %s",
+			cfg.CertificatePath, scrub(err.Error(), cfg.CertificatePassword))
+	}
+	cred, err := azidentity.NewClientCertificateCredential(cfg.TenantID, cfg.ClientID, certs, key, opts)
+	if err != nil {
+		return nil, credentialErrorf("client certificate credential: %s", scrub(err.Error(), cfg.CertificatePassword))
+	}
+	return cred, nil
 }
 
 // credentialKind is the variable that names cfg's one credential.
@@ -180,10 +168,7 @@ func credentialKind(cfg CredentialConfig) (string, error) {
 	return chosen[0], nil
 }
 
-// authority is the Entra host to sign in at (default the public cloud's),
-// ending in a slash, and whether instance discovery is off: it is for any
-// host but Microsoft's own, so that login.microsoftonline.com is never
-// contacted.
+// authority is the Entra host, ending in a slash, and whether discovery is off.
 func authority(host string) (string, bool, error) {
 	if host == "" {
 		host = "https://login.microsoftonline.com/"
@@ -201,6 +186,3 @@ func authority(host string) (string, bool, error) {
 func credentialErrorf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrCredentialConfig, fmt.Sprintf(format, args...))
 }
-
-// redact removes secret from s, should a library ever echo it.
-func redact(s, secret string) string { return scrub(s, secret) }

@@ -8,16 +8,13 @@ import (
 	"github.com/alert-domains/alert-domains/message"
 )
 
-// ErrConfig is wrapped by the errors of New and its options: a client that
-// cannot be built from the configuration it was given.
+// ErrConfig is wrapped by the errors of New and its options.
 var ErrConfig = errors.New("connector: invalid configuration")
 
-// ErrCredentialConfig is wrapped by the errors of NewCredential: a missing
-// or contradictory credential setting.
+// ErrCredentialConfig is wrapped by the errors of NewCredential.
 var ErrCredentialConfig = errors.New("connector: invalid credential configuration")
 
-// Sentinels matched with errors.Is against an *Error of the same kind: the
-// failure kinds of Defender's answers.
+// Sentinels that errors.Is matches against an *Error of the same kind.
 var (
 	ErrBadRequest   = &Error{Kind: message.KindBadRequest}
 	ErrUnauthorized = &Error{Kind: message.KindUnauthorized}
@@ -29,9 +26,6 @@ var (
 )
 
 // Error is a failed lookup: what kind of failure, and what Defender said.
-// It never holds a token or a secret. Its Kind is the contract's: the
-// failure result of a lookup says what Defender answered with the same
-// word, so classifying an answer needs no second list of kinds.
 type Error struct {
 	Kind       message.Kind
 	HTTPStatus int           // 0 when Defender did not answer
@@ -42,9 +36,7 @@ type Error struct {
 	RetryAfter time.Duration // Defender's Retry-After, when it sent one
 	Err        error         // the cause, when there is one
 
-	// final: a failure of a retryable kind that waiting cannot cure (an
-	// untrusted certificate), so the lookup is not retried.
-	final bool
+	final bool // retryable kind, but waiting cannot cure it (an untrusted certificate)
 }
 
 func (e *Error) Error() string {
@@ -72,8 +64,7 @@ func (e *Error) Is(target error) bool {
 	return ok && t.HTTPStatus == 0 && t.Code == "" && t.Err == nil && t.Message == "" && t.Kind == e.Kind
 }
 
-// ErrorInfo is the error member of the failure result of a lookup that
-// failed with e.
+// ErrorInfo is the error member of the failure result for e.
 func (e *Error) ErrorInfo() message.ErrorInfo {
 	return message.ErrorInfo{Kind: e.Kind, Message: e.Message, HTTPStatus: e.HTTPStatus, Code: e.Code, Target: e.Target, RequestID: e.RequestID}
 }

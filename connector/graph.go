@@ -12,9 +12,7 @@ import (
 	"golang.org/x/net/idna"
 )
 
-// graphWire is the Microsoft Graph security API: GET
-// /v1.0/security/alerts_v2/{id} answers one alert object, whose evidence
-// holds the domains.
+// graphWire is Graph's alerts_v2: one alert object, whose evidence holds the domains.
 type graphWire struct{}
 
 func (graphWire) path(alertID string) string {
@@ -27,9 +25,7 @@ func (graphWire) read(body []byte, hosts *hostSet) (next string, err *Error) {
 	return "", readAlert(body, hosts)
 }
 
-// retryAs: Graph knows a Defender for Endpoint alert by its endpoint ID
-// with the prefix "da"; an ID without a product prefix is asked that way
-// once more.
+// retryAs: Graph knows an endpoint alert without a product prefix as "da" + ID.
 func (graphWire) retryAs(alertID string) (string, bool) {
 	if LegacyAlertID(alertID) {
 		return GraphPrefix + alertID, true
@@ -47,33 +43,48 @@ const (
 // maxEvidence bounds the evidence items of one alert; more is bad_response.
 const maxEvidence = 100_000
 
-// typedAlertLimit is the largest body read in one typed pass: a larger one
-// (whose evidence could be a million tiny items, each a struct) is read
-// item by item.
+// typedAlertLimit is the largest body read in one typed pass, to bound memory.
 const typedAlertLimit = 64 << 10
 
-// typedAlert is a Graph alert as documented: the members the service reads,
-// typed. A body that does not decode into it is read by readEvidence,
-// which tells a malformed item of a known type from one to skip.
+// typedAlert is the members of a Graph alert the service reads, typed.
 type typedAlert struct {
-	ID       *string `json:"id"`
-	Evidence []struct {
-		Type       string    `json:"@odata.type"`
-		URL        *string   `json:"url"`
-		URLs       []*string `json:"urls"`
-		DomainName *string   `json:"domainName"`
-	} `json:"evidence"`
+	ID       *string    `json:"id"`
+	Evidence []evidence `json:"evidence"`
 }
 
-// rawAlert is a Graph alert with its evidence left raw.
+// evidence is the members of one alertEvidence that hold domains.
+type evidence struct {
+	Type       string    `json:"@odata.type"`
+	URL        *string   `json:"url"`
+	URLs       []*string `json:"urls"`
+	DomainName *string   `json:"domainName"`
+}
+
+func (e *evidence) addTo(hosts *hostSet) {
+	switch e.Type {
+	case urlEvidence:
+		if e.URL != nil {
+			hosts.addDomain(hostOfURL(*e.URL))
+		}
+	case analyzedMessageEvidence:
+		for _, u := range e.URLs {
+			if u != nil {
+				hosts.addDomain(hostOfURL(*u))
+			}
+		}
+	case dnsEvidence:
+		if e.DomainName != nil {
+			hosts.addDomain(domainName(*e.DomainName))
+		}
+	}
+}
+
 type rawAlert struct {
 	ID       *string         `json:"id"`
 	Evidence json.RawMessage `json:"evidence"`
 }
 
-// graphEvidence is one alertEvidence: its derived type and the members of
-// the types that hold domains, raw until the type is known, so that a type
-// this service does not know may hold anything in them.
+// graphEvidence is one alertEvidence, raw until its type is known.
 type graphEvidence struct {
 	Type       json.RawMessage `json:"@odata.type"`
 	URL        json.RawMessage `json:"url"`
@@ -81,14 +92,7 @@ type graphEvidence struct {
 	DomainName json.RawMessage `json:"domainName"`
 }
 
-// readAlert adds the domains of a Graph alert object to hosts, in the
-// order of its evidence: the host of each urlEvidence.url and of each URL
-// in analyzedMessageEvidence.urls, and each dnsEvidence.domainName. Other
-// evidence types, values that yield no host name and IP addresses are
-// skipped; a body that is not an alert object, evidence of a known type
-// whose member has the wrong JSON type, or more than maxEvidence items, is
-// bad_response. A small, well-formed body is read in one typed pass (the
-// common case); anything else item by item.
+// readAlert adds the domains of a Graph alert's evidence to hosts, in order.
 func readAlert(body []byte, hosts *hostSet) *Error {
 	if !utf8.Valid(body) {
 		return badResponse("answer is not valid UTF-8", nil)
@@ -106,37 +110,19 @@ func readAlert(body []byte, hosts *hostSet) *Error {
 	return readEvidence(a.Evidence, hosts)
 }
 
-// readTyped reads a well-formed alert in one typed pass; false (and
-// nothing added to hosts) when body does not decode into typedAlert.
+// readTyped reads a well-formed alert in one pass; false, adding nothing, if not.
 func readTyped(body []byte, hosts *hostSet) bool {
 	var a typedAlert
 	if json.Unmarshal(body, &a) != nil || a.ID == nil || *a.ID == "" {
 		return false
 	}
-	for _, e := range a.Evidence {
-		switch e.Type {
-		case urlEvidence:
-			if e.URL != nil {
-				hosts.addDomain(hostOfURL(*e.URL))
-			}
-		case analyzedMessageEvidence:
-			for _, u := range e.URLs {
-				if u != nil {
-					hosts.addDomain(hostOfURL(*u))
-				}
-			}
-		case dnsEvidence:
-			if e.DomainName != nil {
-				hosts.addDomain(domainName(*e.DomainName))
-			}
-		}
+	for i := range a.Evidence {
+		a.Evidence[i].addTo(hosts)
 	}
 	return true
 }
 
-// readEvidence reads a raw evidence list one item at a time: an item that
-// is not an object, or has no string @odata.type, is no type the service
-// knows and is skipped.
+// readEvidence reads raw evidence one item at a time, skipping unknown types.
 func readEvidence(raw json.RawMessage, hosts *hostSet) *Error {
 	if isNull(raw) {
 		return nil
@@ -165,57 +151,33 @@ func readEvidence(raw json.RawMessage, hosts *hostSet) *Error {
 	return nil
 }
 
-func evidenceHosts(e *graphEvidence, hosts *hostSet) *Error {
-	var typ string
-	if json.Unmarshal(e.Type, &typ) != nil {
+func evidenceHosts(raw *graphEvidence, hosts *hostSet) *Error {
+	e := evidence{}
+	if json.Unmarshal(raw.Type, &e.Type) != nil {
 		return nil // no type, or not a string: not one the service knows
 	}
-	switch typ {
-	case urlEvidence:
-		s, err := nullableString(e.URL)
-		if err != nil {
-			return badResponse("answer has a urlEvidence whose url is not a string", nil)
-		}
-		hosts.addDomain(hostOfURL(s))
-	case analyzedMessageEvidence:
-		if isNull(e.URLs) {
-			return nil
-		}
-		var urls []*string
-		if json.Unmarshal(e.URLs, &urls) != nil {
-			return badResponse("answer has an analyzedMessageEvidence whose urls is not a list of strings", nil)
-		}
-		for _, u := range urls {
-			if u != nil {
-				hosts.addDomain(hostOfURL(*u))
-			}
-		}
-	case dnsEvidence:
-		s, err := nullableString(e.DomainName)
-		if err != nil {
-			return badResponse("answer has a dnsEvidence whose domainName is not a string", nil)
-		}
-		hosts.addDomain(domainName(s))
+	switch {
+	case e.Type == urlEvidence && optional(raw.URL, &e.URL) != nil:
+		return badResponse("answer has a urlEvidence whose url is not a string", nil)
+	case e.Type == analyzedMessageEvidence && optional(raw.URLs, &e.URLs) != nil:
+		return badResponse("answer has an analyzedMessageEvidence whose urls is not a list of strings", nil)
+	case e.Type == dnsEvidence && optional(raw.DomainName, &e.DomainName) != nil:
+		return badResponse("answer has a dnsEvidence whose domainName is not a string", nil)
 	}
+	e.addTo(hosts)
 	return nil
 }
 
-func isNull(raw json.RawMessage) bool {
-	return len(raw) == 0 || bytes.Equal(raw, []byte("null"))
-}
+func isNull(raw json.RawMessage) bool { return len(raw) == 0 || bytes.Equal(raw, []byte("null")) }
 
-// nullableString reads a member that is a string, null or absent ("").
-func nullableString(raw json.RawMessage) (string, error) {
+// optional decodes a member that may be absent or null into v.
+func optional(raw json.RawMessage, v any) error {
 	if isNull(raw) {
-		return "", nil
+		return nil
 	}
-	var s string
-	err := json.Unmarshal(raw, &s)
-	return s, err
+	return json.Unmarshal(raw, v)
 }
 
-// hostOfURL is the domain a URL names (see domainName), or "" when net/url
-// finds no host in it.
 func hostOfURL(raw string) string {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil {
@@ -224,18 +186,15 @@ func hostOfURL(raw string) string {
 	return domainName(u.Hostname())
 }
 
-// maxDomain is the longest DNS name.
 const maxDomain = 253
 
-// domainName is h as a domain: lower case, without a trailing dot, an
-// internationalised name in its ASCII (punycode) form; "" when h is empty,
-// an IP address or not a DNS name (labels of letters, digits, '-' and '_').
+// domainName is h as a lower-case punycode domain, or "" if h is none.
 func domainName(h string) string {
 	h = strings.TrimSuffix(strings.TrimSpace(h), ".")
 	if h == "" || len(h) > 4*maxDomain || net.ParseIP(h) != nil {
 		return ""
 	}
-	if !isASCII(h) {
+	if strings.IndexFunc(h, func(r rune) bool { return r >= utf8.RuneSelf }) >= 0 {
 		a, err := idna.Lookup.ToASCII(h)
 		if err != nil {
 			return ""
@@ -249,20 +208,7 @@ func domainName(h string) string {
 	return h
 }
 
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
-}
-
-// IsDomain reports whether s is a lower-case DNS name as a result carries
-// it: at most 253 bytes of labels of 1 to 63 letters, digits, '-' and '_',
-// no label starting or ending with '-', and a last label that is not a
-// number (decimal, or 0x and hex digits): a host whose last label is a
-// number is an IPv4 address in one of its forms, or no host at all.
+// IsDomain reports whether s is a domain as a result carries it (not an IPv4).
 func IsDomain(s string) bool {
 	if s == "" || len(s) > maxDomain {
 		return false
@@ -283,8 +229,7 @@ func IsDomain(s string) bool {
 	return !isNumber(last)
 }
 
-// isNumber reports whether label is a number as the URL standard reads an
-// IPv4 part: decimal digits, or 0x followed by hex digits.
+// isNumber reports whether label is an IPv4 part as the URL standard reads one.
 func isNumber(label string) bool {
 	digits, hex := label, false
 	if rest, ok := strings.CutPrefix(label, "0x"); ok {

@@ -12,25 +12,19 @@ import (
 	"github.com/alert-domains/alert-domains/internal/wait"
 )
 
-// Limit is one quota: at most Count calls started in any interval of length
-// Window.
+// Limit is one quota: at most Count calls in any Window.
 type Limit struct {
 	Count  int
 	Window time.Duration
 }
 
 // String formats l the way ParseLimits reads it: "100/1m0s".
-func (l Limit) String() string {
-	return strconv.Itoa(l.Count) + "/" + l.Window.String()
-}
+func (l Limit) String() string { return strconv.Itoa(l.Count) + "/" + l.Window.String() }
 
-// MaxLimitCount is the largest Count a Limit may have. The limiter keeps one
-// timestamp per call of each limit, so the count bounds its memory.
+// MaxLimitCount is the largest Count a Limit may have.
 const MaxLimitCount = 1_000_000
 
-// ParseLimits reads a comma-separated list of count/window quotas, such as
-// "100/1m,1500/1h" (windows in Go duration syntax). "none" and the empty
-// string mean no quota: nil, nil.
+// ParseLimits reads quotas such as "100/1m,1500/1h"; "none" and "" are nil.
 func ParseLimits(s string) ([]Limit, error) {
 	s = strings.TrimSpace(s)
 	if s == "" || strings.EqualFold(s, "none") {
@@ -59,24 +53,12 @@ func ParseLimits(s string) ([]Limit, error) {
 	return limits, nil
 }
 
-// Limiter enforces a set of limits exactly, with a sliding-window log per
-// limit: a call starts only when, for every limit, fewer than Count calls
-// started in the Window before it. Callers that must wait are served one at
-// a time, in the order they arrived, so no caller starves. A nil *Limiter,
-// or one without limits, never waits. A Limiter is safe for concurrent use.
-//
-// A call taken with Acquire holds its slot until it is released and is
-// logged at its release, not at its start: the server that enforces the
-// quota counts the call when it arrives, some time after the start (a
-// token, a connection, the network), and the release, after the answer,
-// is the earliest time known to be later than that arrival. So the server
-// never counts more than Count calls in any Window either.
+// Limiter enforces limits exactly with a sliding-window log each, serving
+// waiters in arrival order; a nil *Limiter never waits. A slot taken with
+// Acquire is logged at its release, which is later than Microsoft counts it.
 type Limiter struct {
-	limits []Limit
-	// turn is held by the one caller allowed to take the next slot; the
-	// others queue on it in arrival order, and can leave when their context
-	// ends.
-	turn     chan struct{}
+	limits   []Limit
+	turn     chan struct{} // held by the one caller that takes the next slot
 	mu       sync.Mutex
 	epoch    time.Time
 	logs     []callLog
@@ -84,13 +66,10 @@ type Limiter struct {
 	released chan struct{} // closed, then replaced, on a release while waiting is set
 	waiting  bool          // the caller with the turn waits for a release
 	releaser func()        // l.release, made once
-	// cooldown is the offset from epoch before which no call starts: the
-	// end of the longest Retry-After reported (see Cooldown).
-	cooldown time.Duration
+	cooldown time.Duration // offset from epoch before which no call starts
 }
 
-// callLog is the ring of the last Count start (or release) times of one limit, as
-// offsets from the limiter's epoch (monotonic), oldest at next once full.
+// callLog is a ring of one limit's last Count call times, oldest at next once full.
 type callLog struct {
 	window time.Duration
 	times  []time.Duration
@@ -98,9 +77,7 @@ type callLog struct {
 	n      int
 }
 
-// NewLimiter returns a limiter for limits. It panics on a limit that
-// ParseLimits would reject (a count outside 1..MaxLimitCount, or a window
-// that is not positive).
+// NewLimiter returns a limiter for limits; it panics on one ParseLimits rejects.
 func NewLimiter(limits []Limit) *Limiter {
 	l := &Limiter{
 		limits:   append([]Limit(nil), limits...),
@@ -127,18 +104,12 @@ func (l *Limiter) Limits() []Limit {
 	return append([]Limit(nil), l.limits...)
 }
 
-// Wait blocks until a call may start under every limit, records the start
-// and reports how long it waited. It returns ctx's error, and records
-// nothing, when ctx ends first.
+// Wait blocks until a call may start, records its start and reports the wait.
 func (l *Limiter) Wait(ctx context.Context) (waited time.Duration, err error) {
 	return l.take(ctx, false)
 }
 
-// Acquire blocks until a call may start under every limit and holds a slot
-// for it until release is called, exactly once, when the call has ended (its
-// answer read, or its failure known); the call is logged then. It reports
-// how long it waited. It returns ctx's error, and holds nothing, when ctx
-// ends first.
+// Acquire blocks until a call may start; its slot is held until release.
 func (l *Limiter) Acquire(ctx context.Context) (release func(), waited time.Duration, err error) {
 	if l == nil || len(l.logs) == 0 {
 		return func() {}, 0, nil
@@ -149,8 +120,7 @@ func (l *Limiter) Acquire(ctx context.Context) (release func(), waited time.Dura
 	return l.releaser, waited, nil
 }
 
-// take waits for a slot; hold keeps it until a release, otherwise the call
-// is logged as started now.
+// take waits for a slot: held until release, or logged now.
 func (l *Limiter) take(ctx context.Context, hold bool) (waited time.Duration, err error) {
 	if l == nil || len(l.logs) == 0 {
 		return 0, nil
@@ -159,8 +129,6 @@ func (l *Limiter) take(ctx context.Context, hold bool) (waited time.Duration, er
 		return 0, err
 	}
 	start := time.Now()
-	// The worker is given up at the first wait, and taken back after the
-	// turn is passed on (defers run last first).
 	parked := wait.NewLazy(ctx, true)
 	defer parked.End()
 	select {
@@ -234,9 +202,7 @@ func (l *Limiter) release() {
 	}
 }
 
-// Allow takes a slot if one is free now, without waiting; otherwise it
-// reports how long until one frees. It does not queue behind callers that
-// are waiting in Wait.
+// Allow takes a free slot now, or reports how long until one frees.
 func (l *Limiter) Allow() (ok bool, retryIn time.Duration) {
 	if l == nil || len(l.logs) == 0 {
 		return true, 0
@@ -245,9 +211,7 @@ func (l *Limiter) Allow() (ok bool, retryIn time.Duration) {
 	defer l.mu.Unlock()
 	now := time.Since(l.epoch)
 	if d, full := l.delay(now); full {
-		// Every slot is held by a call in flight: the earliest a slot can
-		// free is unknown, the window is a safe guess.
-		return false, l.limits[0].Window
+		return // every slot in flight: the window is a safe guess false, l.limits[0].Window
 	} else if d > 0 {
 		return false, d
 	}
@@ -255,18 +219,13 @@ func (l *Limiter) Allow() (ok bool, retryIn time.Duration) {
 	return true, 0
 }
 
-// Used counts the calls in flight and those that ended (or, taken with
-// Wait or Allow, started) within the last window. The count is exact for a
-// window no longer than the longest limit's; for a longer one it counts
-// only the calls that limit remembers.
+// Used counts the calls in flight and those logged within the last window.
 func (l *Limiter) Used(window time.Duration) int {
 	if l == nil || len(l.logs) == 0 || window <= 0 {
 		return 0
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	// The log of a limit whose window covers the asked one holds every call
-	// of the asked window (at most Count of them started in it).
 	cover, longest := -1, 0
 	for i := range l.logs {
 		w := l.logs[i].window
@@ -283,10 +242,8 @@ func (l *Limiter) Used(window time.Duration) int {
 	return l.logs[cover].countSince(time.Since(l.epoch)-window) + l.inFlight
 }
 
-// delay is how long until every limit has a free slot at now, counting the
-// calls in flight as taking a slot each; full reports that calls in flight
-// take every slot of a limit, so that only a release can free one. The
-// caller holds l.mu.
+// delay is how long until every limit has a free slot; full: calls in
+// flight take every slot of a limit. The caller holds l.mu.
 func (l *Limiter) delay(now time.Duration) (d time.Duration, full bool) {
 	d = l.cooldown - now
 	for i := range l.logs {
@@ -310,9 +267,7 @@ func (l *Limiter) delay(now time.Duration) (d time.Duration, full bool) {
 	return d, false
 }
 
-// Cooldown holds back every call of l until retryAfter has passed from now
-// (a 429 with Retry-After); a shorter cooldown than the one in force
-// changes nothing. A limiter without limits ignores it: it never waits.
+// Cooldown holds back every call until retryAfter has passed from now.
 func (l *Limiter) Cooldown(retryAfter time.Duration) {
 	if l == nil || len(l.logs) == 0 || retryAfter <= 0 {
 		return
@@ -322,10 +277,7 @@ func (l *Limiter) Cooldown(retryAfter time.Duration) {
 	l.cooldown = max(l.cooldown, time.Since(l.epoch)+retryAfter)
 }
 
-// Seed logs calls made before l existed, started at the given times (in any
-// order; those older than a window do not count in it), so that a process
-// that restarts does not begin with a blank window. Call it before the first
-// Acquire.
+// Seed logs calls made before l existed, so a restart starts with a full window.
 func (l *Limiter) Seed(starts []time.Time) {
 	if l == nil || len(l.logs) == 0 || len(starts) == 0 {
 		return
@@ -358,7 +310,6 @@ func (l *Limiter) record(now time.Duration) {
 	}
 }
 
-// countSince counts the logged calls that started after since.
 func (c *callLog) countSince(since time.Duration) int {
 	size := len(c.times)
 	first := c.next - c.n
@@ -366,8 +317,6 @@ func (c *callLog) countSince(since time.Duration) int {
 		first += size
 	}
 	at := func(k int) time.Duration { return c.times[(first+k)%size] }
-	// Binary search for the first entry after since; entries are in start
-	// order.
 	lo, hi := 0, c.n
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)

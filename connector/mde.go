@@ -6,8 +6,7 @@ import (
 	"unicode/utf8"
 )
 
-// mdeWire is the Defender for Endpoint API: GET /api/alerts/{id}/domains
-// answers a list of hosts, perhaps in pages linked by @odata.nextLink.
+// mdeWire is the endpoint API: a list of hosts, perhaps in linked pages.
 type mdeWire struct{}
 
 func (mdeWire) path(alertID string) string {
@@ -29,7 +28,6 @@ func (mdeWire) read(body []byte, hosts *hostSet) (next string, err *Error) {
 
 func (mdeWire) retryAs(string) (string, bool) { return "", false }
 
-// page is one 200 answer of the domains call.
 type page struct {
 	Value    []domainEntry `json:"value"`
 	NextLink string        `json:"@odata.nextLink"`
@@ -39,9 +37,7 @@ type domainEntry struct {
 	Host string `json:"host"`
 }
 
-// parsePage decodes a 2xx body into p: a JSON object with a "value" array
-// (possibly empty) of objects whose "host" is a non-empty string, and an
-// optional "@odata.nextLink" string. Anything else is bad_response.
+// parsePage decodes a 2xx body into p; anything but the documented shape is bad_response.
 func parsePage(body []byte, p *page) *Error {
 	if !utf8.Valid(body) {
 		return badResponse("answer is not valid UTF-8", nil)

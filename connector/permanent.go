@@ -10,18 +10,8 @@ import (
 	"strings"
 )
 
-// Some network failures are not cured by waiting, and retrying them for
-// the whole retry budget would only hide them: a certificate that is not
-// trusted (an unknown authority, expired or not yet valid, issued for
-// another host), a server that does not speak TLS, and a host name that DNS
-// says does not exist (NXDOMAIN: a mistyped DEFENDER_API_URL or
-// AZURE_AUTHORITY_HOST). A lookup fails at once on them, as unavailable,
-// with a message that names the problem. A DNS server that cannot be
-// reached or times out, a refused or reset connection and a time-out stay
-// retryable: they are how an outage looks.
-
-// permanentProblem describes err when it is a failure waiting cannot cure,
-// and returns "" otherwise.
+// permanentProblem describes a failure waiting cannot cure (an untrusted
+// certificate, no TLS, NXDOMAIN), or returns "".
 func permanentProblem(err error) string {
 	var (
 		unknown  x509.UnknownAuthorityError
@@ -49,11 +39,7 @@ func permanentProblem(err error) string {
 	return permanentProblemText(err.Error())
 }
 
-// permanentProblemText is permanentProblem for an error of which only the
-// text is left: azidentity (through MSAL) reports a failed token request as
-// text, without the network error it wraps, and net/http reports a plain
-// HTTP answer to a TLS request as text. It matches the texts of Go's
-// crypto/tls, crypto/x509, net and net/http errors.
+// permanentProblemText is permanentProblem for errors only text (MSAL, net/http).
 func permanentProblemText(text string) string {
 	for _, p := range []struct{ text, problem string }{
 		{"x509: certificate signed by unknown authority", "tls certificate signed by an unknown authority"},
@@ -79,8 +65,7 @@ var defaultRetryStatus = []int{
 	http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout,
 }
 
-// sdkShouldRetry is the Azure SDK's retry decision for the credential's
-// token requests, except that a failure waiting cannot cure is not retried.
+// sdkShouldRetry is the Azure SDK's retry decision, but not for a permanent problem.
 func sdkShouldRetry(resp *http.Response, err error) bool {
 	if err != nil {
 		return permanentProblem(err) == ""

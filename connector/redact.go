@@ -12,30 +12,18 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 )
 
-// Errors of the credential quote what Entra ID answered, and Entra ID (or
-// whatever answers in its place) may echo the token request's form, with
-// its client_secret or client_assertion, or send a malformed token answer
-// that the SDK quotes whole, access token included. Such text is scrubbed
-// before it leaves the connector: the known secret values in every
-// encoding, the values of form and JSON fields that carry secrets, bearer
-// tokens and anything shaped like a JWT.
-
 const redacted = "[redacted]"
 
-// secretField matches a field that carries a secret and its value, in a
-// form (client_secret=...), JSON ("access_token": "...") or a header
-// (Authorization: Bearer ...).
+// secretField matches a secret field and its value in a form, JSON or header.
 var secretField = regexp.MustCompile(`(?i)((?:client_secret|client_assertion|access_token|refresh_token|id_token|assertion|password)"?\s*(?:=|%3D|:)\s*"?)([^&"\s,;}]+)`)
 
-// bearerToken matches the token of a "Bearer" authorization.
 var bearerToken = regexp.MustCompile(`(?i)(bearer\s+)([A-Za-z0-9._~+/=-]+)`)
 
 // jwt matches a JSON web token (a signed client assertion, an access token).
 var jwt = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}(?:\.[A-Za-z0-9_-]*)?`)
 
-// scrub removes from s the secrets given, as they are and as they appear
-// in a URL-encoded form or a JSON string, and the values of secret fields,
-// bearer tokens and JWTs.
+// scrub removes from s the secrets given (in any encoding), secret fields'
+// values, bearer tokens and JWTs: Entra ID may echo the token request.
 func scrub(s string, secrets ...string) string {
 	for _, secret := range secrets {
 		if secret == "" {
@@ -50,8 +38,7 @@ func scrub(s string, secrets ...string) string {
 	return jwt.ReplaceAllString(s, redacted)
 }
 
-// credentialError is a failure of the credential, its text scrubbed. It
-// keeps what classifying it needs and nothing of the error it replaces.
+// credentialError is a failure of the credential, its text scrubbed.
 type credentialError struct {
 	msg        string
 	authFailed bool   // an azidentity authentication failure
@@ -61,8 +48,7 @@ type credentialError struct {
 
 func (e *credentialError) Error() string { return e.msg }
 
-// newCredentialError scrubs err of the secrets given and of anything that
-// looks like one, unless it is already a credentialError.
+// newCredentialError scrubs err of secrets, unless it is a credentialError.
 func newCredentialError(err error, secrets ...string) *credentialError {
 	var ce *credentialError
 	if errors.As(err, &ce) {
@@ -82,8 +68,7 @@ func newCredentialError(err error, secrets ...string) *credentialError {
 	return ce
 }
 
-// redactingCredential is a credential whose errors are scrubbed of its own
-// secrets and of anything that looks like one.
+// redactingCredential is a credential whose errors are scrubbed.
 type redactingCredential struct {
 	cred    azcore.TokenCredential
 	secrets []string

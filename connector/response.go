@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -11,14 +12,7 @@ import (
 	"github.com/alert-domains/alert-domains/message"
 )
 
-// classify decides what an HTTP answer of api means, the same way for
-// every API. It returns nil for a 2xx, whose body is then read as domains,
-// and the failure for any other status: 400 and unlisted 4xx are
-// bad_request, 401 unauthorized, 403 forbidden (naming the permission api
-// needs), 404 not_found, 429 throttled, 5xx unavailable, and anything else
-// (1xx, 3xx, nonsense) bad_response. The error's code and tracking IDs are
-// taken from a JSON error body when there is one (see parseErrorBody), and
-// Retry-After from a 429 or 5xx.
+// classify decides what an HTTP answer means, the same way for every API.
 func classify(api API, status int, header http.Header, body []byte) *Error {
 	if status >= 200 && status <= 299 {
 		return nil
@@ -51,9 +45,6 @@ func classify(api API, status int, header http.Header, body []byte) *Error {
 	return e
 }
 
-// forbiddenMessage says what a 403 usually means: the application
-// permission api needs is not granted (with admin consent), or the token is
-// for another API.
 func forbiddenMessage(api API) string {
 	what := "Microsoft Graph"
 	if api == MDE {
@@ -66,7 +57,6 @@ func forbiddenMessage(api API) string {
 const maxRetryAfter = 24 * time.Hour
 
 // parseRetryAfter reads a Retry-After value: delay seconds or an HTTP date.
-// It returns 0 when v is absent, invalid or in the past.
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
@@ -92,9 +82,7 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	return min(max(t.Sub(now), 0), maxRetryAfter)
 }
 
-// errorBody is the error answer of both APIs: the endpoint API's
-// {"error":{"code","message","target"}} and Graph's
-// {"error":{"code","message","innerError":{"request-id",...}}}.
+// errorBody is the error answer of both APIs (target: MDE; innerError: Graph).
 type errorBody struct {
 	Error struct {
 		Code       string `json:"code"`
@@ -105,10 +93,7 @@ type errorBody struct {
 	} `json:"error"`
 }
 
-// parseErrorBody takes error.code, error.target and
-// error.innerError.request-id from a JSON error body, best effort: an
-// empty, HTML or odd body yields nothing. Values that are not short plain
-// tokens are dropped, so they cannot corrupt a log line.
+// parseErrorBody takes the code, target and request-id of a JSON error body.
 func parseErrorBody(body []byte) (code, target, requestID string) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || body[0] != '{' {
@@ -121,8 +106,7 @@ func parseErrorBody(body []byte) (code, target, requestID string) {
 	return token(eb.Error.Code, 64), token(eb.Error.Target, 128), token(eb.Error.InnerError.RequestID, 128)
 }
 
-// token returns s when it is at most n bytes of printable ASCII without
-// spaces, and "" otherwise.
+// token returns s if it is at most n bytes of printable ASCII without spaces.
 func token(s string, n int) string {
 	if len(s) > n {
 		return ""
@@ -139,8 +123,7 @@ func badResponse(msg string, err error) *Error {
 	return &Error{Kind: message.KindBadResponse, Message: msg, Err: err}
 }
 
-// hostSet collects hosts in order without duplicates. Small sets are
-// searched linearly; a map takes over past linearLimit hosts.
+// hostSet collects hosts in order without duplicates.
 type hostSet struct {
 	list []string
 	seen map[string]struct{}
@@ -157,10 +140,8 @@ func (s *hostSet) add(h string) {
 		s.list = append(s.list, h)
 		return
 	}
-	for _, x := range s.list {
-		if x == h {
-			return
-		}
+	if slices.Contains(s.list, h) {
+		return
 	}
 	s.list = append(s.list, h)
 	if len(s.list) > linearLimit {
@@ -171,7 +152,6 @@ func (s *hostSet) add(h string) {
 	}
 }
 
-// addDomain adds h unless it is empty.
 func (s *hostSet) addDomain(h string) {
 	if h != "" {
 		s.add(h)

@@ -23,16 +23,11 @@ import (
 // refreshMargin is how long before its expiry a token is replaced.
 const refreshMargin = 5 * time.Minute
 
-// forcedRefreshInterval is how soon after a token was fetched because
-// Defender rejected the one before another rejection may fetch yet another:
-// a token rejected that young is not replaced, so a tenant whose tokens are
-// all refused does not send a token request to Entra ID for every lookup.
+// forcedRefreshInterval is how long a token fetched to replace a rejected
+// one is not replaced in turn, so refused tenants do not flood Entra ID.
 const forcedRefreshInterval = 30 * time.Second
 
-// tokenSource sits in front of the credential: it holds the one token of
-// the one scope until refreshMargin before it expires, so a call costs no
-// trip through the credential, and lets one caller at a time fetch a new
-// one while the others wait for it.
+// tokenSource caches the token of one scope; one caller at a time fetches anew.
 type tokenSource struct {
 	cred      azcore.TokenCredential
 	opts      policy.TokenRequestOptions
@@ -44,8 +39,6 @@ type tokenSource struct {
 	cur   *bearer
 }
 
-// bearer is a token and the request header that carries it. The header is
-// never modified once built, so requests may share it.
 type bearer struct {
 	token     string
 	refreshAt time.Time
@@ -63,10 +56,7 @@ func newTokenSource(cred azcore.TokenCredential, scope, userAgent string) *token
 	}
 }
 
-// get returns a valid token. rejected, when not empty, is a token that
-// Defender refused: get then asks the credential for a new one, with a
-// claims challenge that makes an azidentity credential skip its own cache
-// (see freshClaims), unless another caller already replaced it.
+// get returns a valid token other than rejected, one Defender refused.
 func (s *tokenSource) get(ctx context.Context, rejected string) (*bearer, error) {
 	if b := s.cached(rejected); b != nil {
 		return b, nil
@@ -77,7 +67,6 @@ func (s *tokenSource) get(ctx context.Context, rejected string) (*bearer, error)
 		return nil, ctx.Err()
 	}
 	defer func() { <-s.fetch }()
-	// Another caller may have fetched one while this one waited.
 	if b := s.cached(rejected); b != nil {
 		return b, nil
 	}
@@ -87,8 +76,7 @@ func (s *tokenSource) get(ctx context.Context, rejected string) (*bearer, error)
 	return b, err
 }
 
-// fetchToken asks the credential for a new token, fresh from Entra ID when
-// rejected is the current one.
+// fetchToken asks the credential for a token, fresh when rejected is the current one.
 func (s *tokenSource) fetchToken(ctx context.Context, rejected string) (*bearer, error) {
 	opts := s.opts
 	s.mu.Lock()
@@ -123,10 +111,7 @@ func (s *tokenSource) fetchToken(ctx context.Context, rejected string) (*bearer,
 	return b, nil
 }
 
-// replaceable reports whether a lookup whose token Defender rejected
-// should try again with another: false only when the rejected token is
-// the current one and was itself fetched, less than forcedRefreshInterval
-// ago, to replace a rejected one.
+// replaceable reports whether a rejected token may be replaced.
 func (s *tokenSource) replaceable(rejected string) bool {
 	s.mu.Lock()
 	b := s.cur
@@ -134,12 +119,7 @@ func (s *tokenSource) replaceable(rejected string) bool {
 	return b == nil || b.token != rejected || b.forcedAt.IsZero() || time.Since(b.forcedAt) >= forcedRefreshInterval
 }
 
-// freshClaims is the claims challenge of a token request that must not be
-// answered from a cache: a token valid no earlier than now, in the form
-// Entra ID sends in a continuous access evaluation challenge. azidentity's
-// credentials (client secret, certificate, workload and managed identity)
-// skip their token cache for any request with claims and send them to the
-// token endpoint, which issues a new token.
+// freshClaims is a CAE claims challenge: azidentity skips its cache for claims.
 func freshClaims(now time.Time) string {
 	return `{"access_token":{"nbf":{"essential":true,"value":"` + strconv.FormatInt(now.Unix(), 10) + `"}}}`
 }
@@ -154,9 +134,7 @@ func (s *tokenSource) cached(rejected string) *bearer {
 	return b
 }
 
-// refreshTime is when a token fetched at now is replaced: refreshMargin
-// before it expires, halfway through its life when it lives shorter than
-// twice the margin, and no later than the credential suggests.
+// refreshTime is when a token fetched at now is replaced.
 func refreshTime(now time.Time, tok azcore.AccessToken) time.Time {
 	life := tok.ExpiresOn.Sub(now)
 	at := tok.ExpiresOn.Add(-refreshMargin)
@@ -169,15 +147,7 @@ func refreshTime(now time.Time, tok azcore.AccessToken) time.Time {
 	return at
 }
 
-// tokenError classifies a failure to get a token. A cancelled call is
-// unavailable and wraps the context's error; an attempt that ran out of
-// time, an Entra answer of 429 or 5xx, and a failure without any Entra
-// answer (a network error) are unavailable, so they are retried; any other
-// refusal (a wrong secret, an unknown app, a missing identity) is
-// unauthorized. A failure waiting cannot cure (an untrusted certificate,
-// see permanentProblem) is unavailable and final. The credential's error
-// is kept as text scrubbed of anything secret (see scrub), never as
-// itself: neither the message nor the cause contains a token or a secret.
+// tokenError classifies a failure to get a token.
 func tokenError(ctx, attempt context.Context, err error) *Error {
 	if ctx.Err() != nil {
 		return canceled(ctx)
@@ -197,29 +167,20 @@ func tokenError(ctx, attempt context.Context, err error) *Error {
 	return &Error{Kind: message.KindUnauthorized, Message: "no access token", Err: ce}
 }
 
-// canceled is the error of a call whose context ended.
 func canceled(ctx context.Context) *Error {
 	return &Error{Kind: message.KindUnavailable, Message: "lookup canceled", Err: ctx.Err()}
 }
 
-// Permission is what an access token says of the application permission
-// an API needs.
+// Permission is what an access token says of the permission an API needs.
 type Permission int
 
 const (
-	// PermissionUnknown: the token is not a JWT, or has no roles claim.
-	PermissionUnknown Permission = iota
-	// PermissionGranted: the roles claim holds the permission.
-	PermissionGranted
-	// PermissionMissing: the roles claim lacks it.
-	PermissionMissing
+	PermissionUnknown Permission = iota // not a JWT, or no roles claim
+	PermissionGranted                   // the roles claim holds the permission
+	PermissionMissing                   // the roles claim lacks it
 )
 
-// CheckPermission gets a token (the one the client then uses) and reads
-// the roles claim of an app-only token: the application permissions
-// granted. It is a hint, read without checking the token's signature:
-// Microsoft still decides on every call. The error is the failure to get a
-// token, as Domains would report it.
+// CheckPermission reads the roles claim of the client's token: an unverified hint.
 func (c *Client) CheckPermission(ctx context.Context) (Permission, error) {
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -231,16 +192,13 @@ func (c *Client) CheckPermission(ctx context.Context) (Permission, error) {
 	if !ok {
 		return PermissionUnknown, nil
 	}
-	for _, r := range roles {
-		if slices.Contains(c.api.grants(), r) {
-			return PermissionGranted, nil
-		}
+	if slices.ContainsFunc(roles, func(r string) bool { return slices.Contains(c.api.grants(), r) }) {
+		return PermissionGranted, nil
 	}
 	return PermissionMissing, nil
 }
 
-// grants are the application permissions that allow the API's call: the
-// least privileged one first.
+// grants are the permissions that allow the API's call, least privileged first.
 func (a API) grants() []string {
 	if a == MDE {
 		return []string{"URL.Read.All"}
@@ -248,8 +206,6 @@ func (a API) grants() []string {
 	return []string{"SecurityAlert.Read.All", "SecurityAlert.ReadWrite.All"}
 }
 
-// tokenRoles reads the roles claim of a JWT; ok is false when token is not
-// a JWT or has no roles claim.
 func tokenRoles(token string) (roles []string, ok bool) {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 || len(parts[1]) > 64<<10 {

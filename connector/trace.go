@@ -11,13 +11,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// tracerName is the instrumentation scope of the client's spans.
 const tracerName = "github.com/alert-domains/alert-domains/connector"
 
-// WithTracerProvider traces, under the span of the context a lookup gets,
-// each wait for the quota, each token fetched and each HTTP attempt (named
-// by the API's URL template, never by an alert ID). The trace context is
-// not sent to Microsoft. By default nothing is traced.
+// WithTracerProvider traces quota waits, token fetches and HTTP attempts.
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(c *Client) error {
 		if tp == nil {
@@ -28,8 +24,7 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 	}
 }
 
-// acquire waits for a slot of the quota, when the client has one, in a
-// span of its own: the wait is the span's duration.
+// acquire waits for a slot of the quota, if any, in a span of its own.
 func (c *Client) acquire(ctx context.Context) (release func(), err *Error) {
 	if c.quota == nil {
 		return func() {}, nil
@@ -49,8 +44,7 @@ func (c *Client) acquire(ctx context.Context) (release func(), err *Error) {
 	return release, nil
 }
 
-// startCall starts the span of one HTTP attempt at target; resends counts
-// the attempts at the same target before it.
+// startCall starts the span of one HTTP attempt, the resends-th again.
 func (c *Client) startCall(ctx context.Context, target string, resends int) (context.Context, trace.Span) {
 	ctx, span := c.tracer.Start(ctx, c.spanName, c.clientKind...)
 	if !span.IsRecording() {
@@ -73,9 +67,7 @@ func (c *Client) startCall(ctx context.Context, target string, resends int) (con
 	return ctx, span
 }
 
-// endCall ends the span of an HTTP attempt answered with status (0: no
-// answer came) and judged err. The error type is the status code of an
-// error answer, else the failure kind.
+// endCall ends the span of an HTTP attempt answered with status (0: none).
 func endCall(span trace.Span, status int, err *Error) {
 	if span.IsRecording() {
 		attrs := make([]attribute.KeyValue, 0, 2)
@@ -95,8 +87,7 @@ func endCall(span trace.Span, status int, err *Error) {
 	span.End()
 }
 
-// endToken ends the span of a token fetched from the credential. Only the
-// classified error's kind and fixed message are recorded: the credential's
+// endToken ends a token span with the classified kind only: the credential's
 // own error may hold a secret.
 func endToken(ctx context.Context, span trace.Span, err error) {
 	if err != nil && span.IsRecording() {

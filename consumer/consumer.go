@@ -1,12 +1,5 @@
-// Package consumer runs a handler over the messages of a durable JetStream
-// pull consumer: a bounded number at once, each kept alive with progress
-// acknowledgements while it is in hand, each settled (ack, redeliver later,
-// terminate, or hand back) as decided. It survives broker restarts and a
-// deleted consumer, and drains in order on shutdown.
-//
-// It owns the vocabulary of a delivery (Delivery, Handler, Outcome,
-// Action, Middleware) and the one decision on a message (Decide), which
-// the request handler and the safety net use as the consumer itself does.
+// Package consumer runs a handler over a durable JetStream pull consumer's
+// messages, a bounded number at once, each kept alive and settled by Decide.
 package consumer
 
 import (
@@ -26,13 +19,10 @@ import (
 	"github.com/alert-domains/alert-domains/internal/wait"
 )
 
-// ErrNotBound is reported by Ready while the consumer is not bound to its
-// durable consumer on the server.
+// ErrNotBound is reported by Ready while not bound to the durable consumer.
 var ErrNotBound = errors.New("not bound to the consumer")
 
-// Binder finds (or creates) the durable consumer to pull from. It is called
-// at start and again whenever pulling fails, for example after the consumer
-// was deleted or the broker restarted.
+// Binder finds (or creates) the durable consumer to pull from.
 type Binder func(ctx context.Context) (jetstream.Consumer, error)
 
 // Consumer pulls request messages and hands them to a handler.
@@ -46,8 +36,6 @@ type Consumer struct {
 	pool     atomic.Pointer[pool]
 	notReady atomic.Pointer[error]
 
-	// Messages in an abandonable wait (see package wait), by a number
-	// of their own; stopping is set when shutdown begins.
 	waitMu   sync.Mutex
 	stopping bool
 	waits    map[uint64]context.CancelCauseFunc
@@ -56,40 +44,29 @@ type Consumer struct {
 
 // Config is how a Consumer runs; a zero field takes its default.
 type Config struct {
-	Concurrency int // messages handled at once, never more held (default 16)
-	// MaxParked is how many messages may wait for their quota without a
-	// worker (default DefaultMaxParked): see pool. The server's
-	// MaxAckPending must leave room for them.
-	MaxParked       int
-	AckWait         time.Duration // the server's redelivery timer, for progress acknowledgements (default 30s)
-	MaxDeliver      int           // tells handlers which delivery is the last (default: none)
-	ShutdownTimeout time.Duration // in-flight work's time after the run context ends, then handed back (default 25s)
-	FetchWait       time.Duration // how long one fetch waits for messages (default 5s)
-	RebindMin       time.Duration // first wait before binding again (default 250ms)
-	RebindMax       time.Duration // longest such wait (default 5s)
-	// OnInfo, when set, is called with fresh consumer information (pending
-	// counts, acknowledgement floor) every InfoEvery while bound.
-	OnInfo    func(*jetstream.ConsumerInfo)
-	InfoEvery time.Duration
-	Logger    *slog.Logger // default: discard
+	Concurrency     int                           // messages handled at once, never more held (default 16)
+	MaxParked       int                           // messages waiting without a worker (default DefaultMaxParked)
+	AckWait         time.Duration                 // the server's redelivery timer, for progress acknowledgements (default 30s)
+	MaxDeliver      int                           // tells handlers which delivery is the last (default: none)
+	ShutdownTimeout time.Duration                 // in-flight work's time after the run context ends, then handed back (default 25s)
+	FetchWait       time.Duration                 // how long one fetch waits for messages (default 5s)
+	RebindMin       time.Duration                 // first wait before binding again (default 250ms)
+	RebindMax       time.Duration                 // longest such wait (default 5s)
+	OnInfo          func(*jetstream.ConsumerInfo) // optional, every InfoEvery while bound
+	InfoEvery       time.Duration
+	Logger          *slog.Logger // default: discard
 }
 
-// DefaultMaxParked is how many messages may wait without a worker at once:
-// a parked message costs its goroutine's stack and its message (tens of
-// KiB), and a progress acknowledgement every third of the ack wait.
+// DefaultMaxParked is how many messages may wait without a worker (tens of KiB each).
 const DefaultMaxParked = 4096
 
-// ErrHandedBack is the cause of a message context cancelled because
-// shutdown began while the message only waited (for the quota): it is
-// handed back for redelivery at once.
+// ErrHandedBack cancels a message that only waited for the quota when shutdown began.
 var ErrHandedBack = errors.New("handed back at shutdown while waiting for the quota")
 
-// shutdownGrace is how long Run still waits for in-flight work after the
-// shutdown timeout cancelled it (a hook may ignore the cancellation).
+// shutdownGrace is how long Run waits for work after cancelling it at the timeout.
 const shutdownGrace = 2 * time.Second
 
-// New returns a consumer that pulls from what bind returns and runs handler
-// on each message.
+// New returns a consumer that runs handler on each message of bind's consumer.
 func New(bind Binder, handler Handler, cfg Config) (*Consumer, error) {
 	if bind == nil || handler == nil {
 		return nil, errors.New("consumer: binder and handler are required")
@@ -117,8 +94,7 @@ func New(bind Binder, handler Handler, cfg Config) (*Consumer, error) {
 	return c, nil
 }
 
-// Ready returns nil while the consumer is bound and pulling, or the reason
-// it is not.
+// Ready returns nil while bound and pulling, or the reason it is not.
 func (c *Consumer) Ready() error {
 	if c.bound.Load() {
 		return nil
@@ -132,25 +108,14 @@ func (c *Consumer) Ready() error {
 // InFlight is the number of messages being handled now.
 func (c *Consumer) InFlight() int { return int(c.inFlight.Load()) }
 
-func (c *Consumer) setNotReady(err error) {
-	c.bound.Store(false)
-	c.notReady.Store(&err)
-}
+func (c *Consumer) setNotReady(err error) { c.bound.Store(false); c.notReady.Store(&err) }
 
-// Run pulls and handles messages until ctx ends. Then it stops pulling,
-// hands back what an open fetch still brings, gives in-flight messages the shutdown
-// timeout to finish, hands back the rest and returns nil. It returns an
-// error only when it cannot go on (the connection was closed).
+// Run pulls and handles messages until ctx ends, then drains in order and
+// returns nil; it fails only when it cannot go on (the connection closed).
 func (c *Consumer) Run(ctx context.Context) error {
-	// Work gets its own context: it outlives ctx by the shutdown timeout.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
-	// A fixed pool of workers, not a goroutine per message: a fresh
-	// goroutine grows its stack again through the whole HTTP and NATS path
-	// for every message, which cost several percent of the processor time.
-	// A slot is taken before a message is fetched, so that messages wait
-	// on the server while every worker is busy; jobs never blocks, having a
-	// place for every slot.
+	// A pool, not a goroutine per message: fresh stacks cost several percent of CPU.
 	p := &pool{slots: make(chan struct{}, c.cfg.Concurrency), jobs: make(chan jetstream.Msg, c.cfg.Concurrency), max: int64(c.cfg.MaxParked)}
 	c.pool.Store(p)
 	p.work = func() {
@@ -178,10 +143,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 
 	done := make(chan struct{})
-	go func() {
-		p.wg.Wait()
-		close(done)
-	}()
+	go func() { p.wg.Wait(); close(done) }()
 	if n := c.InFlight(); n > 0 {
 		c.cfg.Logger.Info("waiting for in-flight requests", slog.Int("in_flight", n), slog.Duration("timeout", c.cfg.ShutdownTimeout))
 	}
@@ -197,17 +159,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 		select {
 		case <-done:
 		case <-grace.C:
-			// Work that ignores its cancellation (a hook) is left behind;
-			// its messages are redelivered after the ack wait.
+			// Work ignoring cancellation is left behind, redelivered after the ack wait.
 			c.cfg.Logger.Warn("in-flight work did not stop, leaving it", slog.Int("in_flight", c.InFlight()), slog.Duration("grace", shutdownGrace))
 		}
 	}
 	return err
 }
 
-// waiter is the wait.Waiter of one message: during each of its waits the
-// message parks (see pool), and while a wait is abandonable shutdown
-// cancels its context.
+// waiter parks a message during each wait; shutdown cancels an abandonable one.
 func (c *Consumer) waiter(k *parker, cancel context.CancelCauseFunc) wait.Waiter {
 	return func(abandonable bool) (end func()) {
 		endPark := k.watch()
@@ -215,15 +174,11 @@ func (c *Consumer) waiter(k *parker, cancel context.CancelCauseFunc) wait.Waiter
 			return endPark
 		}
 		endAbandon := c.abandonable(cancel)
-		return func() {
-			endAbandon()
-			endPark()
-		}
+		return func() { endAbandon(); endPark() }
 	}
 }
 
-// abandonable registers a message in an abandonable wait, so that
-// shutdown cancels its context; end unregisters it.
+// abandonable registers a message in an abandonable wait; end unregisters it.
 func (c *Consumer) abandonable(cancel context.CancelCauseFunc) (end func()) {
 	c.waitMu.Lock()
 	defer c.waitMu.Unlock()
@@ -241,9 +196,7 @@ func (c *Consumer) abandonable(cancel context.CancelCauseFunc) (end func()) {
 	}
 }
 
-// abandonWaits begins shutdown for the abandonable waits: each message in
-// one now has its context cancelled, and so has each that enters one
-// later. It returns how many were waiting.
+// abandonWaits cancels each message in an abandonable wait, now or later.
 func (c *Consumer) abandonWaits() int {
 	c.waitMu.Lock()
 	defer c.waitMu.Unlock()
@@ -254,18 +207,6 @@ func (c *Consumer) abandonWaits() int {
 	return len(c.waits)
 }
 
-// pool is the workers of Run. A slot is taken before a message is fetched
-// and given back when it is done, so that messages wait on the server while
-// every worker is busy; jobs never blocks, having a place for every slot.
-//
-// A message that must wait (for the Defender quota, a cooldown, a retry's
-// backoff: see package wait) parks: it gives its slot back and a new
-// worker takes its place, so that a tenant out of quota does not hold every
-// worker while other tenants' requests wait behind it. The parked message
-// keeps its progress acknowledgements; when its wait ends it takes a slot
-// again before it goes on, ahead of the next fetch (a channel serves
-// blocked senders in order), and its goroutine retires when it is done. At
-// most max messages park at once; beyond that a wait holds its worker.
 type pool struct {
 	slots  chan struct{}
 	jobs   chan jetstream.Msg
@@ -275,10 +216,8 @@ type pool struct {
 	max    int64
 }
 
-// parker parks one delivery during each of its waits (see pool). retire reports whether
-// the message ever parked (its worker has been replaced); unslotted, that
-// it ended a park without taking a slot again: its wait was abandoned at
-// shutdown, and handing it back must not wait for a worker.
+// parker parks one delivery during each of its waits. retire: it parked
+// (its worker was replaced); unslotted: its wait was abandoned at shutdown.
 type parker struct {
 	ctx       context.Context
 	p         *pool
@@ -317,8 +256,7 @@ func (k *parker) watch() (end func()) {
 	}
 }
 
-// done reports, once the message is settled, whether its goroutine retires
-// and whether it holds a slot to give back.
+// done reports whether the goroutine retires and whether it holds a slot.
 func (k *parker) done() (retire, holdsSlot bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -333,8 +271,7 @@ func (c *Consumer) Parked() int {
 	return 0
 }
 
-// pull binds, iterates and dispatches until ctx ends or the connection is
-// closed for good.
+// pull binds and fetches until ctx ends or the connection closes for good.
 func (c *Consumer) pull(ctx context.Context, p *pool) error {
 	wait := c.cfg.RebindMin
 	for ctx.Err() == nil {
@@ -374,17 +311,7 @@ func (c *Consumer) pull(ctx context.Context, p *pool) error {
 	return nil
 }
 
-// fetch pulls exactly as many messages as there are free workers, and
-// hands each to a worker as it arrives. No message waits in a client-side
-// buffer: a buffered message has no progress acknowledgements, so while
-// every worker is busy for longer than the ack wait (a Defender outage, a
-// quota wait) the server would deliver it again and a second copy would be
-// handled. A fetch that is still open when workers free up is no loss: the
-// messages that arrive meanwhile fill it and end it at once.
-//
-// While messages are parked, a fetch waits at most parkedFetchWait: an open
-// fetch holds the free slots, and a parked message whose quota came must
-// not wait long for one.
+// fetch pulls exactly as many messages as there are free workers.
 func (c *Consumer) fetch(ctx context.Context, cons jetstream.Consumer, p *pool) error {
 	slots, jobs := p.slots, p.jobs
 	for {
@@ -444,9 +371,7 @@ func (c *Consumer) fetch(ctx context.Context, cons jetstream.Consumer, p *pool) 
 // parkedFetchWait bounds a fetch's wait while messages are parked.
 const parkedFetchWait = 100 * time.Millisecond
 
-// connectionClosed reports whether err means the connection is closed for
-// good: nats.go closes it on Close, and after the server refused the same
-// credentials twice in a row. Pulling again cannot help.
+// connectionClosed reports whether err means the connection closed for good.
 func connectionClosed(err error) bool {
 	return errors.Is(err, jetstream.ErrConnectionClosed) || errors.Is(err, nats.ErrConnectionClosed)
 }
@@ -458,7 +383,6 @@ func release(slots chan struct{}, n int) {
 	}
 }
 
-// watchInfo polls the consumer's information while it is bound.
 func (c *Consumer) watchInfo(ctx context.Context, cons jetstream.Consumer) (stop func()) {
 	if c.cfg.OnInfo == nil {
 		return func() {}
@@ -481,19 +405,14 @@ func (c *Consumer) watchInfo(ctx context.Context, cons jetstream.Consumer) (stop
 			}
 		}
 	}()
-	return func() {
-		cancel()
-		<-done
-	}
+	return func() { cancel(); <-done }
 }
 
-// process runs the handler on one message and settles it. It reports
-// whether the message parked, and whether it holds a slot (see pool).
+// process runs the handler on one message and settles it.
 func (c *Consumer) process(ctx context.Context, msg jetstream.Msg, p *pool) (parked, holdsSlot bool) {
 	meta, err := msg.Metadata()
 	if err != nil {
-		// Not a JetStream message: nothing to redeliver and no sequence to
-		// answer for.
+		// Not a JetStream message: nothing to redeliver or answer for.
 		c.cfg.Logger.Error("message without JetStream metadata, terminating it", slog.String("subject", msg.Subject()), slog.Any("error", err))
 		c.settle(msg, Outcome{Action: Decide(Facts{NoMetadata: true}), Err: err}, 0)
 		return false, true
@@ -519,8 +438,7 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg, p *pool) (par
 	return k.done()
 }
 
-// safeHandle runs the handler; a panic becomes a redelivery later, never a
-// crash of the process.
+// safeHandle runs the handler; a panic becomes a later redelivery.
 func (c *Consumer) safeHandle(ctx context.Context, d *Delivery) (out Outcome) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -548,22 +466,13 @@ func (c *Consumer) settle(msg jetstream.Msg, out Outcome, seq uint64) {
 	default: // Retry, and anything unknown: redeliver later, never at once.
 		err = msg.NakWithDelay(max(out.Delay, time.Second))
 	}
-	c.settleErr(err, seq)
-}
-
-func (c *Consumer) settleErr(err error, seq uint64) {
 	if err != nil {
-		// The server redelivers after the ack wait; the result's message ID
-		// keeps a second result from being stored.
+		// Redelivered after the ack wait; the message ID dedupes the result.
 		c.cfg.Logger.Warn("cannot settle request message", slog.Uint64("stream_seq", seq), slog.Any("error", err))
 	}
 }
 
-// keepAlive sends progress acknowledgements while the message is in hand, so
-// the server does not redeliver it during long retries or quota waits. It is
-// a runtime timer rather than a goroutine with a ticker, as nearly every
-// message is done long before the first one is due. No progress
-// acknowledgement is sent once stop has returned.
+// keepAlive sends progress acknowledgements while the message is in hand.
 func (c *Consumer) keepAlive(msg jetstream.Msg, seq uint64) (stop func()) {
 	every := max(c.cfg.AckWait/3, 100*time.Millisecond)
 	var (

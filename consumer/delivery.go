@@ -12,56 +12,37 @@ import (
 
 // Delivery is one delivery of a request message.
 type Delivery struct {
-	// Subject is the subject the request was published to: its last
-	// token names the tenant when it is <REQUEST_SUBJECT>.<name>.
+	// Subject is the request's subject; a last token after REQUEST_SUBJECT names the tenant.
 	Subject   string
 	Data      []byte
 	Header    nats.Header
 	Stream    string
 	StreamSeq uint64
-	// Stored is when the stream stored the message: with Stream and
-	// StreamSeq it names the message across re-creations of the stream.
+	// Stored is when the stream stored the message, which tells re-created streams apart.
 	Stored       time.Time
 	NumDelivered uint64
 	MaxDeliver   int // 0 or less: no limit
-	// Exhausted marks a request that ran out of deliveries without a
-	// result (the safety net hands it on): it is answered without asking
-	// Microsoft. Data is nil when the stream no longer stores it.
+	// Exhausted: out of deliveries (from the safety net); Microsoft is not asked.
 	Exhausted bool
 }
 
-// Last reports whether this is the last delivery the consumer allows: its
-// outcome must be a stored result whatever happens.
-func (d *Delivery) Last() bool {
-	return d.MaxDeliver > 0 && d.NumDelivered >= uint64(d.MaxDeliver)
-}
+// Last reports whether this is the last delivery the consumer allows.
+func (d *Delivery) Last() bool { return d.MaxDeliver > 0 && d.NumDelivered >= uint64(d.MaxDeliver) }
 
 // Action is what the consumer does with the request message.
 type Action int
 
 // The actions on a request message.
 const (
-	// Ack: the result is stored; the request is done.
-	Ack Action = iota + 1
-	// Retry: no result could be stored; redeliver after Outcome.Delay.
-	Retry
-	// Terminate: the request can never succeed (invalid input) and its
-	// failure result is stored; never redeliver.
-	Terminate
-	// HandBack: the process is shutting down; redeliver at once, to any replica.
-	HandBack
+	Ack       Action = iota + 1 // the result is stored
+	Retry                       // no result could be stored; redeliver after Outcome.Delay
+	Terminate                   // invalid input, its failure stored; never redeliver
+	HandBack                    // shutting down; redeliver at once, to any replica
 )
 
 func (a Action) String() string {
-	switch a {
-	case Ack:
-		return "ack"
-	case Retry:
-		return "retry"
-	case Terminate:
-		return "terminate"
-	case HandBack:
-		return "hand_back"
+	if a >= Ack && a <= HandBack {
+		return [...]string{Ack: "ack", Retry: "retry", Terminate: "terminate", HandBack: "hand_back"}[a]
 	}
 	return fmt.Sprintf("action(%d)", int(a))
 }
@@ -69,18 +50,13 @@ func (a Action) String() string {
 // Outcome is what handling a delivery came to.
 type Outcome struct {
 	Action Action
-	Delay  time.Duration // with Retry
-	// Result is the result that was published, or would have been when the
-	// publish failed; nil when the delivery was handed back.
-	Result *message.Result
-	// Stored reports that the result stream holds the result; Duplicate that
-	// it held it already (from an earlier delivery): this copy was dropped,
-	// or not published at all, and Result is the stored one.
+	Delay  time.Duration   // with Retry
+	Result *message.Result // published, or would have been; nil when handed back
+	// Stored: the result stream holds it; Duplicate: it did already (Result is that one).
 	Stored, Duplicate bool
-	// Err is the reason for a failure result, a failed publish, or a hand-back.
-	Err      error
-	AlertID  string
-	Attempts int
+	Err               error // of a failure result, a failed publish, or a hand-back
+	AlertID           string
+	Attempts          int
 }
 
 // Handler handles one delivery. It never panics on bad input.

@@ -7,9 +7,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Reader reads the messages of a stream in order with an ordered consumer
-// (no durable state, recreated by nats.go after a reconnection): the one
-// way the service and its commands read stored messages back.
+// Reader reads a stream in order: the one way stored messages are read back.
 type Reader struct {
 	cons jetstream.Consumer
 	it   jetstream.MessagesContext
@@ -28,10 +26,8 @@ func Open(ctx context.Context, js jetstream.JetStream, stream string, occ jetstr
 	return &Reader{cons: cons, it: it}, nil
 }
 
-// Next waits for the next message, until ctx ends. A context that ends
-// while Next waits also ends the reading: an ordered consumer that lost
-// its stream creates itself again and again without watching the context,
-// and only Stop ends that.
+// Next waits for the next message, until ctx ends; ctx ending also ends the
+// reading (an ordered consumer re-creating itself watches no context).
 func (r *Reader) Next(ctx context.Context) (jetstream.Msg, *jetstream.MsgMetadata, error) {
 	defer context.AfterFunc(ctx, r.it.Stop)()
 	msg, err := r.it.Next(jetstream.NextContext(ctx))
@@ -45,8 +41,7 @@ func (r *Reader) Next(ctx context.Context) (jetstream.Msg, *jetstream.MsgMetadat
 	return msg, meta, nil
 }
 
-// Info is the state of the reading on the server: messages not sent yet
-// (NumPending), the last one sent (Delivered).
+// Info is the state of the reading on the server.
 func (r *Reader) Info(ctx context.Context) (*jetstream.ConsumerInfo, error) {
 	return r.cons.Info(ctx)
 }
@@ -54,10 +49,7 @@ func (r *Reader) Info(ctx context.Context) (*jetstream.ConsumerInfo, error) {
 // Stop ends the reading.
 func (r *Reader) Stop() { r.it.Stop() }
 
-// Scan calls fn with each message of stream that occ selects, oldest first,
-// up to the last message stored when the scan begins (so that messages a
-// caller publishes meanwhile are never read back). fn returns false to
-// stop.
+// Scan calls fn with each message occ selects up to the last stored at its start.
 func Scan(ctx context.Context, js jetstream.JetStream, stream string, occ jetstream.OrderedConsumerConfig, fn func(jetstream.Msg, *jetstream.MsgMetadata) (bool, error)) error {
 	s, err := js.Stream(ctx, stream)
 	if err != nil {

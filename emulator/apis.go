@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,7 +18,6 @@ import (
 	"github.com/alert-domains/alert-domains/message"
 )
 
-// alertCall is the handler of api's alert call.
 func (e *Emulator) alertCall(api connector.API) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) { e.alert(w, r, api) }
 }
@@ -50,18 +50,16 @@ func (e *Emulator) alert(w http.ResponseWriter, r *http.Request, api connector.A
 	}
 	// A scripted answer is given to a call with a valid token only.
 	e.mu.Lock()
-	var script *Answer
-	if q := e.scripts[id]; len(q) > 0 {
-		script = &q[0]
-		if e.scripts[id] = q[1:]; len(q) == 1 {
-			delete(e.scripts, id)
-		}
+	q := e.scripts[id]
+	script, scripted := pop(&q)
+	if e.scripts[id] = q; len(q) == 0 {
+		delete(e.scripts, id)
 	}
 	outage, quota := e.outage, e.quota[api]
 	e.mu.Unlock()
 	switch {
-	case script != nil:
-		e.serveAnswer(w, r, api, *script)
+	case scripted:
+		e.serveAnswer(w, r, api, script)
 	case outage != 0:
 		e.apiError(w, r, api, outage, "The service is unavailable.")
 	default:
@@ -75,8 +73,7 @@ func (e *Emulator) alert(w http.ResponseWriter, r *http.Request, api connector.A
 	}
 }
 
-// answerAlert answers a call within quota: after the latency, a random
-// fault, the alert's domains, or an error.
+// answerAlert answers a call within quota, after the latency.
 func (e *Emulator) answerAlert(w http.ResponseWriter, r *http.Request, api connector.API, id string) {
 	e.mu.Lock()
 	latency := e.latency
@@ -109,11 +106,9 @@ func (e *Emulator) answerAlert(w http.ResponseWriter, r *http.Request, api conne
 	writeJSON(w, http.StatusOK, domainsPage(r, hosts, pageSize))
 }
 
-// grants reports whether permission p allows api's call.
 func grants(api connector.API, p string) bool { return slices.Contains(required(api), p) }
 
-// required are the permissions that allow api's call, as Microsoft lists
-// them.
+// required are the permissions that allow api's call.
 func required(api connector.API) []string {
 	if api == connector.Graph {
 		return []string{"SecurityAlert.Read.All", "SecurityAlert.ReadWrite.All"}
@@ -121,11 +116,9 @@ func required(api connector.API) []string {
 	return []string{"URL.Read.All"}
 }
 
-// bareEndpointID is a Defender for Endpoint alert ID without a product
-// prefix: Graph knows that alert only as "da" + ID.
+// bareEndpointID is an endpoint alert ID that Graph knows only as "da" + ID.
 var bareEndpointID = regexp.MustCompile(`^(?:[0-9]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})_-?[0-9]+$`)
 
-// lookup finds the hosts of the alert api asks for as id.
 func (e *Emulator) lookup(api connector.API, id string) ([]string, bool) {
 	if api == connector.MDE {
 		hosts, ok := e.alerts[id]
@@ -141,8 +134,7 @@ func (e *Emulator) lookup(api connector.API, id string) ([]string, bool) {
 	return hosts, ok
 }
 
-// endpointID is the bare endpoint ID of an alert asked as "da" + a bare
-// ID, and id itself otherwise: the key of the alert in the data.
+// endpointID is the data's key of an alert asked as id ("da" stripped).
 func endpointID(id string) string {
 	if bare, ok := strings.CutPrefix(id, "da"); ok && bareEndpointID.MatchString(bare) {
 		return bare
@@ -150,8 +142,7 @@ func endpointID(id string) string {
 	return id
 }
 
-// domainsPage is the endpoint API's answer: the hosts, in pages of
-// pageSize linked by @odata.nextLink when pageSize is set.
+// domainsPage is the endpoint API's answer, in pages when pageSize is set.
 func domainsPage(r *http.Request, hosts []string, pageSize int) any {
 	type entry struct {
 		Host string `json:"host"`
@@ -176,12 +167,7 @@ func domainsPage(r *http.Request, hosts []string, pageSize int) any {
 	return answer
 }
 
-// graphAlert is Graph's alert object for an alert with hosts, with the
-// members a Defender for Endpoint alert has and evidence of several types:
-// the device and the user involved (whose names are not domains), then
-// each host in a URL of urlEvidence or of an analyzed message, in the
-// forms Microsoft writes them (ports, user info, upper case, a trailing
-// dot), and an IP address among them.
+// graphAlert is Graph's alert object for an alert with hosts.
 func graphAlert(id, tenant string, hosts []string) map[string]any {
 	sum := fnv.New64a()
 	_, _ = sum.Write([]byte(id))
@@ -226,8 +212,7 @@ func graphAlert(id, tenant string, hosts []string) map[string]any {
 	}
 }
 
-// graphEvidence is an alert's evidence: a device, a user, the hosts in URL
-// evidence and an e-mail message's URLs, and an IP address.
+// graphEvidence holds non-domains, URLs in Microsoft's forms (port, case, dot), an IP.
 func graphEvidence(seed uint64, stamp string, hosts []string) []any {
 	base := func(typ string, roles ...string) map[string]any {
 		return map[string]any{
@@ -277,12 +262,11 @@ func graphEvidence(seed uint64, stamp string, hosts []string) []any {
 	return evidence
 }
 
-// apiError writes api's error body for status, with its error code.
 func (e *Emulator) apiError(w http.ResponseWriter, r *http.Request, api connector.API, status int, text string) {
 	e.count(status)
 	if api == connector.MDE {
 		writeJSON(w, status, map[string]any{"error": map[string]string{
-			"code":    mdeErrorCode(status),
+			"code":    errorCode(api, status),
 			"message": text,
 			"target":  e.trackingID(),
 		}})
@@ -296,7 +280,7 @@ func (e *Emulator) apiError(w http.ResponseWriter, r *http.Request, api connecto
 	w.Header().Set("request-id", requestID)
 	w.Header().Set("client-request-id", clientRequestID)
 	writeJSON(w, status, map[string]any{"error": map[string]any{
-		"code":    graphErrorCode(status),
+		"code":    errorCode(api, status),
 		"message": text,
 		"innerError": map[string]string{
 			"date":              time.Now().UTC().Format("2006-01-02T15:04:05"),
@@ -317,39 +301,17 @@ func (e *Emulator) count(status int) {
 	e.mu.Unlock()
 }
 
-// mdeErrorCode is the error.code the endpoint API sends with status.
-func mdeErrorCode(status int) string {
-	switch {
-	case status == http.StatusUnauthorized:
-		return "Unauthorized"
-	case status == http.StatusForbidden:
-		return "Forbidden"
-	case status == http.StatusNotFound:
-		return "ResourceNotFound"
-	case status == http.StatusTooManyRequests:
-		return "TooManyRequests"
-	case status >= 500:
-		return "InternalServerError"
-	}
-	return "BadRequest"
+// errorCodes are the error.code each API sends with a status.
+var errorCodes = map[connector.API]map[int]string{
+	connector.MDE:   {401: "Unauthorized", 403: "Forbidden", 404: "ResourceNotFound", 429: "TooManyRequests"},
+	connector.Graph: {401: "InvalidAuthenticationToken", 403: "Forbidden", 404: "NotFound", 429: "TooManyRequests", 503: "ServiceUnavailable", 504: "GatewayTimeout"},
 }
 
-// graphErrorCode is the error.code Graph sends with status.
-func graphErrorCode(status int) string {
-	switch {
-	case status == http.StatusUnauthorized:
-		return "InvalidAuthenticationToken"
-	case status == http.StatusForbidden:
-		return "Forbidden"
-	case status == http.StatusNotFound:
-		return "NotFound"
-	case status == http.StatusTooManyRequests:
-		return "TooManyRequests"
-	case status == http.StatusServiceUnavailable:
-		return "ServiceUnavailable"
-	case status == http.StatusGatewayTimeout:
-		return "GatewayTimeout"
-	case status >= 500:
+func errorCode(api connector.API, status int) string {
+	if c, ok := errorCodes[api][status]; ok {
+		return c
+	}
+	if status >= 500 {
 		return "InternalServerError"
 	}
 	return "BadRequest"
@@ -389,22 +351,23 @@ func (e *Emulator) pause(ctx context.Context, d time.Duration) bool {
 	return false
 }
 
-// abort ends a handler whose client left (or whose emulator closed) before
-// any answer: the connection is cut with no status at all. A plain return
-// would let net/http send an empty 200, which a client still reading could
-// take for Microsoft's answer.
+// pop takes the first of a queue.
+func pop[T any](q *[]T) (v T, ok bool) {
+	if len(*q) == 0 {
+		return v, false
+	}
+	v, *q = (*q)[0], (*q)[1:]
+	return v, true
+}
+
+// abort cuts the connection with no status: a plain return would send a 200.
 func abort() { panic(http.ErrAbortHandler) }
 
-// serveAnswer writes a scripted answer. The large and slow bodies are
-// api's answer shape around one huge value.
 func (e *Emulator) serveAnswer(w http.ResponseWriter, r *http.Request, api connector.API, a Answer) {
 	if a.Delay > 0 && !e.pause(r.Context(), a.Delay) {
 		abort()
 	}
-	status := a.Status
-	if status == 0 {
-		status = http.StatusOK
-	}
+	status := cmp.Or(a.Status, http.StatusOK)
 	for k, vs := range a.Header {
 		w.Header()[k] = append([]string(nil), vs...)
 	}
@@ -457,7 +420,6 @@ func (e *Emulator) serveAnswer(w http.ResponseWriter, r *http.Request, api conne
 	}
 }
 
-// writeJSON writes v as a JSON answer with status.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {

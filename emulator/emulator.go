@@ -1,65 +1,24 @@
 // Package emulator runs a fake Microsoft Graph security API, Defender for
-// Endpoint API and Entra ID token service that speak the real wire
-// formats, in the spirit of net/http/httptest: tests (and `alert-domains
-// emulate`) use it instead of a tenant.
+// Endpoint API and Entra ID token service that speak the real wire formats,
+// like net/http/httptest: tests and `alert-domains emulate` use it. Routes:
 //
-// One HTTPS origin serves them all:
+//	GET  /{tenant}/v2.0/.well-known/openid-configuration, /{tenant}/discovery/v2.0/keys
+//	POST /{tenant}/oauth2/v2.0/token    client credentials (secret or JWT assertion)
+//	GET  /{v1.0,beta}/security/alerts_v2/{id}, /api/{,v1.0/}alerts/{id}/domains
 //
-//	GET  /{tenant}/v2.0/.well-known/openid-configuration   Entra discovery (issuer, token endpoint, ...)
-//	GET  /{tenant}/discovery/v2.0/keys                     an empty key set
-//	POST /{tenant}/oauth2/v2.0/token                       client credentials (secret or client assertion)
-//	GET  /v1.0/security/alerts_v2/{id}                     Graph: the alert object, with typed evidence
-//	GET  /beta/security/alerts_v2/{id}                     the same
-//	GET  /api/alerts/{id}/domains                          the endpoint API's domains call
-//	GET  /api/v1.0/alerts/{id}/domains                     the same
-//
-// Any other path answers 404 with an empty body, as Defender does. Point an
-// azidentity credential at it with AuthorityHost = URL + "/" (instance
-// discovery off, which connector.NewCredential does for any host that is
-// not Microsoft's) and the connector at URL.
-//
-// Both APIs answer from one set of alerts: an alert's hosts are the
-// endpoint API's list of domains and, on Graph, the hosts of the URLs in
-// the evidence of an alert object built from them. Graph knows an alert whose
-// ID has no product prefix (digits_digits) only as "da" + ID, as Microsoft
-// does for Defender for Endpoint alerts.
-//
-// The token endpoint accepts the configured tenant, client and secret (or
-// any well-formed JWT client assertion, for certificate and workload
-// identity credentials) and a scope of "{resource}/.default" for Graph
-// (https://graph.microsoft.com and the government clouds' hosts) or the
-// endpoint API (https://api.securitycenter.microsoft.com and the others);
-// a regional host gets 400 AADSTS500011, as Entra does. Its tokens are JWTs
-// whose roles claim lists the application permissions granted for their
-// API (WithPermissions; by default SecurityAlert.Read.All and
-// URL.Read.All); each API answers 403 to a token for another audience or
-// without its permission. Scripted answers (ScriptToken) come first:
-// hostile errors that echo the request's form, malformed tokens. It counts
-// the tokens issued for a request with a claims challenge
-// (TokensForClaims), the way a client asks for a token that is not from its
-// cache.
-//
-// An alert call checks the bearer token (401 when missing, unknown or
-// expired), then answers, in this order: a scripted answer for the alert
-// ID asked (Script), the outage status (SetOutage), 429 with Retry-After
-// when the API's own quota is exceeded (WithQuota), after the latency
-// (WithLatency) a 503 for the fault rate (WithFaultRate), and then the
-// data: the alert, or 404 for an alert it does not know. Errors are each
-// API's error body.
-//
-// A data file for LoadData (and `alert-domains emulate -data`) maps alert
-// IDs to their hosts:
-//
-//	{"alerts": {"da637472900382838869_1364969609": ["www.example.com", "cdn.example.net"],
-//	            "636688558380765161_2136280442": []}}
+// An alert call checks the token (401, 403), then answers a Script, the
+// outage, 429 over WithQuota, after WithLatency a 503 by WithFaultRate, then
+// the data. A LoadData file is {"alerts": {"<id>": ["host", ...]}}.
 package emulator
 
 import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	mrand "math/rand"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,8 +34,7 @@ const (
 	DefaultClientSecret = "emulator-secret"
 )
 
-// Scope is the token scope of the public cloud's endpoint API; GraphScope
-// that of Microsoft Graph. The emulator accepts both.
+// Token scopes of the public cloud's endpoint API and Graph.
 const (
 	Scope      = "https://api.securitycenter.microsoft.com/.default"
 	GraphScope = "https://graph.microsoft.com/.default"
@@ -99,8 +57,7 @@ const (
 // DefaultTokenLifetime is the lifetime of an issued token, as Entra's.
 const DefaultTokenLifetime = 3599 * time.Second
 
-// Emulator is the http.Handler of the fake APIs and Entra ID, and its
-// state. Its methods are safe for concurrent use.
+// Emulator is the http.Handler of the fake APIs and Entra ID.
 type Emulator struct {
 	mux *http.ServeMux
 
@@ -150,32 +107,23 @@ type Answer struct {
 	BodyBytes int64 // > 0: a body of about this many bytes (a valid answer with one huge host)
 	NoLength  bool  // with BodyBytes: no Content-Length (a chunked or compressed answer)
 	Slow      bool  // a body that trickles forever, until the client gives up
-	// EchoForm appends the request's form, as received, to Body: an
-	// error answer of the token endpoint that quotes the client secret or
-	// the client assertion (ScriptToken).
-	EchoForm bool
+	EchoForm  bool  // ScriptToken: append the request's form, secret and all, to Body
 }
 
 // Option configures an Emulator.
 type Option func(*Emulator)
 
-// WithTenant sets the tenant, client and secret that the token endpoint
-// accepts.
+// WithTenant sets the tenant, client and secret the token endpoint accepts.
 func WithTenant(tenantID, clientID, clientSecret string) Option {
 	return func(e *Emulator) { e.tenantID, e.clientID, e.clientSecret = tenantID, clientID, clientSecret }
 }
 
-// WithPermissions sets the application permissions granted to the app (by
-// default GraphPermission and MDEPermission): a token's roles claim lists
-// those of its API, and an API answers 403 to a token without its own.
+// WithPermissions sets the permissions granted; an API answers 403 without its own.
 func WithPermissions(perms ...string) Option {
 	return func(e *Emulator) { e.permissions = append([]string{}, perms...) }
 }
 
-// WithQuota gives each API the kind of quota Microsoft keeps: over any
-// limit, a call is answered 429 TooManyRequests with Retry-After in seconds
-// (rounded up) until a slot frees. Answered calls count; refused ones do
-// not.
+// WithQuota answers calls over limits 429 with Retry-After, per API.
 func WithQuota(limits ...connector.Limit) Option {
 	return func(e *Emulator) {
 		e.quota = map[connector.API]*connector.Limiter{
@@ -190,8 +138,7 @@ func WithLatency(d time.Duration) Option {
 	return func(e *Emulator) { e.latency = d }
 }
 
-// WithFaultRate answers a fraction p of the alert calls with 503, drawn
-// from a generator seeded with seed.
+// WithFaultRate answers a fraction p of the alert calls with 503, seeded.
 func WithFaultRate(p float64, seed int64) Option {
 	return func(e *Emulator) { e.faultRate, e.rng = p, mrand.New(mrand.NewSource(seed)) }
 }
@@ -201,19 +148,14 @@ func WithAlert(id string, hosts ...string) Option {
 	return func(e *Emulator) { e.alerts[id] = append([]string{}, hosts...) }
 }
 
-// WithAnyAlert answers every valid alert ID it does not know with 1 to 3
-// hosts derived from the ID, the same every time.
+// WithAnyAlert answers an unknown valid alert ID with 1 to 3 hosts made from it.
 func WithAnyAlert() Option {
 	return func(e *Emulator) { e.anyAlert = true }
 }
 
 // WithSeedData adds a small built-in data set, the alerts of SeedData.
 func WithSeedData() Option {
-	return func(e *Emulator) {
-		for id, hosts := range SeedData() {
-			e.alerts[id] = hosts
-		}
-	}
+	return func(e *Emulator) { maps.Copy(e.alerts, SeedData()) }
 }
 
 // WithTokenLifetime sets the expires_in of issued tokens (default 3599s).
@@ -221,15 +163,12 @@ func WithTokenLifetime(d time.Duration) Option {
 	return func(e *Emulator) { e.tokenLifetime = d }
 }
 
-// WithPageSize splits the endpoint API's answers of more than n hosts into
-// pages linked by @odata.nextLink.
+// WithPageSize splits the endpoint API's answers into pages of n hosts.
 func WithPageSize(n int) Option {
 	return func(e *Emulator) { e.pageSize = n }
 }
 
-// SeedData is the built-in data set: real-looking alert IDs with their
-// hosts. One alert has no domains, one lists a host twice, and one has an
-// ID without a product prefix, which Graph knows as "da" + ID.
+// SeedData is the built-in data set.
 func SeedData() map[string][]string {
 	return map[string][]string{
 		"da637472900382838869_1364969609": {"www.example.com", "cdn.example.net"},
@@ -241,8 +180,7 @@ func SeedData() map[string][]string {
 	}
 }
 
-// NewHandler returns an emulator to serve on a listener of one's own (it
-// must be HTTPS for azidentity to talk to it).
+// NewHandler returns an emulator to serve over HTTPS on one's own listener.
 func NewHandler(opts ...Option) *Emulator {
 	e := &Emulator{
 		tenantID:      DefaultTenantID,
@@ -280,8 +218,7 @@ func NewHandler(opts ...Option) *Emulator {
 // ServeHTTP serves the emulator's routes.
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) { e.mux.ServeHTTP(w, r) }
 
-// Close ends delayed and slow answers in progress, so that a server can
-// shut down. The emulator answers at once from then on.
+// Close ends delayed and slow answers in progress.
 func (e *Emulator) Close() { e.closeOnce.Do(func() { close(e.done) }) }
 
 // TenantID is the tenant the token endpoint accepts.
@@ -293,120 +230,72 @@ func (e *Emulator) ClientID() string { return e.clientID }
 // ClientSecret is the secret the token endpoint accepts.
 func (e *Emulator) ClientSecret() string { return e.clientSecret }
 
-// Script queues answers for the next calls that ask for alert id (on
-// either API), used in order before its normal behaviour.
+// Script queues answers for the next calls for alert id, on either API.
 func (e *Emulator) Script(id string, answers ...Answer) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.scripts[id] = append(e.scripts[id], answers...)
+	e.with(func() { e.scripts[id] = append(e.scripts[id], answers...) })
 }
 
-// ScriptToken queues answers for the next token requests, used in order
-// before the token endpoint's normal behaviour (after the tenant check):
-// hostile error answers and malformed tokens. Status, Header, Body and
-// EchoForm apply.
+// ScriptToken queues answers for the next token requests.
 func (e *Emulator) ScriptToken(answers ...Answer) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.tokenScripts = append(e.tokenScripts, answers...)
+	e.with(func() { e.tokenScripts = append(e.tokenScripts, answers...) })
 }
 
-// SetOutage answers every alert call with status (with the API's JSON
-// error body), until SetOutage(0).
-func (e *Emulator) SetOutage(status int) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.outage = status
-}
-
-// SetLatency changes the latency of alert calls.
-func (e *Emulator) SetLatency(d time.Duration) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.latency = d
-}
+// SetOutage answers every alert call with status, until SetOutage(0).
+func (e *Emulator) SetOutage(status int) { e.with(func() { e.outage = status }) }
 
 // SetFaultRate changes the fraction of alert calls answered 503.
-func (e *Emulator) SetFaultRate(p float64) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.faultRate = p
-}
+func (e *Emulator) SetFaultRate(p float64) { e.with(func() { e.faultRate = p }) }
 
-// SetPermissions replaces the application permissions granted (see
-// WithPermissions), for tokens issued from now on: admin consent granted
-// or revoked.
+// SetPermissions replaces the permissions granted to tokens issued from now on.
 func (e *Emulator) SetPermissions(perms ...string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.permissions = append([]string{}, perms...)
+	e.with(func() { e.permissions = append([]string{}, perms...) })
 }
 
-// ExpireTokens makes every token issued so far invalid, as if it had
-// expired or been revoked (a password reset, a disabled app, continuous
-// access evaluation): the APIs answer 401 to it, however long it had left
-// to live.
-func (e *Emulator) ExpireTokens() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	clear(e.tokens)
-}
+// ExpireTokens revokes every token issued so far: the APIs answer 401.
+func (e *Emulator) ExpireTokens() { e.with(func() { clear(e.tokens) }) }
 
 // Calls is the number of alert calls received, on both APIs.
-func (e *Emulator) Calls() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.calls
-}
+func (e *Emulator) Calls() int { return locked(e, func() int { return e.calls }) }
 
 // CallsOf is the number of alert calls api received.
 func (e *Emulator) CallsOf(api connector.API) int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.callsOf[api]
+	return locked(e, func() int { return e.callsOf[api] })
 }
 
-// CallsFor is the number of alert calls received for one alert ID, as
-// asked.
-func (e *Emulator) CallsFor(id string) int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.callsFor[id]
-}
+// CallsFor is the number of alert calls received for id, as asked.
+func (e *Emulator) CallsFor(id string) int { return locked(e, func() int { return e.callsFor[id] }) }
 
 // TokensIssued is the number of tokens the token endpoint handed out.
-func (e *Emulator) TokensIssued() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.tokensIssued
-}
+func (e *Emulator) TokensIssued() int { return locked(e, func() int { return e.tokensIssued }) }
 
-// TokensForClaims is how many of those tokens were issued for a request
-// with a claims challenge (the "claims" parameter), which a client sends to
-// get a new token rather than one from its cache.
-func (e *Emulator) TokensForClaims() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.tokenClaims
-}
+// TokensForClaims is how many tokens were issued for a claims challenge.
+func (e *Emulator) TokensForClaims() int { return locked(e, func() int { return e.tokenClaims }) }
 
-// maxCallTimes bounds the call times kept, so a long-running emulator does
-// not grow without end.
+// maxCallTimes bounds the call times kept.
 const maxCallTimes = 100_000
 
-// CallTimes are the arrival times of the alert calls, in order (at least
-// the last 100000 of them).
+// CallTimes are the arrival times of the last alert calls, in order.
 func (e *Emulator) CallTimes() []time.Time {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]time.Time(nil), e.callTimes...)
+	return locked(e, func() []time.Time { return append([]time.Time(nil), e.callTimes...) })
 }
 
 // Answered is the number of alert calls answered with status.
 func (e *Emulator) Answered(status int) int {
+	return locked(e, func() int { return e.answered[status] })
+}
+
+// with runs f under the emulator's lock.
+func (e *Emulator) with(f func()) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.answered[status]
+	f()
+}
+
+// locked returns f's value, read under the emulator's lock.
+func locked[T any](e *Emulator, f func() T) T {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return f()
 }
 
 // LoadData adds the alerts of a data file (see the package documentation).
@@ -426,10 +315,8 @@ func (e *Emulator) LoadData(r io.Reader) error {
 		if err := message.ValidateAlertID(id); err != nil {
 			return fmt.Errorf("emulator: data: alert %q: %w", id, err)
 		}
-		for _, h := range hosts {
-			if h == "" {
-				return fmt.Errorf("emulator: data: alert %q: empty host", id)
-			}
+		if slices.Contains(hosts, "") {
+			return fmt.Errorf("emulator: data: alert %q: empty host", id)
 		}
 	}
 	e.mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -18,7 +19,6 @@ import (
 	"github.com/alert-domains/alert-domains/connector"
 )
 
-// baseURL is the origin the request came to.
 func baseURL(r *http.Request) string {
 	if r.TLS == nil {
 		return "http://" + r.Host
@@ -26,7 +26,6 @@ func baseURL(r *http.Request) string {
 	return "https://" + r.Host
 }
 
-// entraError is an OAuth error answer of Entra ID.
 func entraError(w http.ResponseWriter, status int, code, aadsts, text string) {
 	writeJSON(w, status, map[string]any{
 		"error":             code,
@@ -36,10 +35,7 @@ func entraError(w http.ResponseWriter, status int, code, aadsts, text string) {
 	})
 }
 
-func aadstsNumber(s string) int {
-	n, _ := strconv.Atoi(strings.TrimPrefix(s, "AADSTS"))
-	return n
-}
+func aadstsNumber(s string) int { n, _ := strconv.Atoi(strings.TrimPrefix(s, "AADSTS")); return n }
 
 func (e *Emulator) knownTenant(w http.ResponseWriter, r *http.Request) bool {
 	if strings.EqualFold(r.PathValue("tenant"), e.tenantID) {
@@ -83,8 +79,7 @@ func (e *Emulator) keys(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"keys": []any{}})
 }
 
-// resourceAPI is the API whose tokens are for resource ("" for another
-// resource Entra knows); known is false for a resource it does not know.
+// resourceAPI is resource's API ("" for another one Entra knows), if known.
 func resourceAPI(resource string) (api connector.API, known bool) {
 	switch strings.ToLower(strings.TrimSuffix(resource, "/")) {
 	case "https://api.securitycenter.microsoft.com",
@@ -104,12 +99,10 @@ func resourceAPI(resource string) (api connector.API, known bool) {
 	return "", false
 }
 
-// mdePermissions are the endpoint API's application permissions (of the
-// WindowsDefenderATP app); any other permission is one of Graph's.
+// mdePermissions are the endpoint API's permissions; any other is Graph's.
 var mdePermissions = []string{"URL.Read.All", "Alert.Read.All", "Alert.ReadWrite.All", "Ip.Read.All", "File.Read.All", "Machine.Read.All"}
 
-// rolesFor are the granted permissions a token for api carries: those of
-// api. A token with none has no roles claim, as Entra issues it.
+// rolesFor are the granted permissions of api.
 func rolesFor(api connector.API, granted []string) []string {
 	var roles []string
 	for _, p := range granted {
@@ -146,11 +139,7 @@ func (e *Emulator) token(w http.ResponseWriter, r *http.Request) {
 	}
 	e.mu.Lock()
 	now := time.Now()
-	for t, it := range e.tokens {
-		if now.After(it.expires) {
-			delete(e.tokens, t)
-		}
-	}
+	maps.DeleteFunc(e.tokens, func(_ string, it issued) bool { return now.After(it.expires) })
 	roles := rolesFor(api, e.permissions)
 	tok := e.jwt(resource, roles, now)
 	e.tokens[tok] = issued{expires: now.Add(e.tokenLifetime), api: api, roles: roles}
@@ -165,16 +154,11 @@ func (e *Emulator) token(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"token_type": "Bearer", "expires_in": life, "ext_expires_in": life, "access_token": tok})
 }
 
-// scriptedToken answers with the next scripted token answer, if any.
 func (e *Emulator) scriptedToken(w http.ResponseWriter, f url.Values) bool {
 	e.mu.Lock()
-	var script *Answer
-	if len(e.tokenScripts) > 0 {
-		script = &e.tokenScripts[0]
-		e.tokenScripts = e.tokenScripts[1:]
-	}
+	script, ok := pop(&e.tokenScripts)
 	e.mu.Unlock()
-	if script == nil {
+	if !ok {
 		return false
 	}
 	body := script.Body
@@ -192,8 +176,7 @@ func (e *Emulator) scriptedToken(w http.ResponseWriter, f url.Values) bool {
 	return true
 }
 
-// clientAuthenticated checks the grant type and the client's credential,
-// answering Entra's error when they are wrong.
+// clientAuthenticated checks the grant and credential, or answers Entra's error.
 func (e *Emulator) clientAuthenticated(w http.ResponseWriter, f url.Values) bool {
 	if gt := f.Get("grant_type"); gt != "client_credentials" {
 		entraError(w, http.StatusBadRequest, "unsupported_grant_type", "AADSTS70003",
@@ -225,7 +208,6 @@ func (e *Emulator) clientAuthenticated(w http.ResponseWriter, f url.Values) bool
 	return true
 }
 
-// tokenResource is the resource the scope asks a token for and its API.
 func (e *Emulator) tokenResource(w http.ResponseWriter, f url.Values) (resource string, api connector.API, ok bool) {
 	for s := range strings.FieldsSeq(f.Get("scope")) {
 		if strings.HasSuffix(s, "/.default") {
@@ -246,10 +228,7 @@ func (e *Emulator) tokenResource(w http.ResponseWriter, f url.Values) (resource 
 	return resource, api, true
 }
 
-// jwt is an app-only access token as Entra shapes it: a JWT whose claims
-// name the audience, the tenant, the app and its roles (the application
-// permissions granted). Its signature is random bytes: the emulator knows
-// its tokens by heart, and the service never checks a signature.
+// jwt is an app-only access token as Entra shapes it, with a random signature.
 func (e *Emulator) jwt(resource string, roles []string, now time.Time) string {
 	var sig [32]byte
 	_, _ = rand.Read(sig[:])
@@ -275,13 +254,5 @@ func (e *Emulator) jwt(resource string, roles []string, now time.Time) string {
 
 func looksLikeJWT(s string) bool {
 	parts := strings.Split(s, ".")
-	if len(parts) != 3 {
-		return false
-	}
-	for _, p := range parts[:2] {
-		if p == "" {
-			return false
-		}
-	}
-	return true
+	return len(parts) == 3 && parts[0] != "" && parts[1] != ""
 }

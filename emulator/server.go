@@ -23,17 +23,13 @@ import (
 )
 
 // Server is an emulator listening on a loopback HTTPS address, started.
-// It embeds the Emulator, so its control methods are the server's.
 type Server struct {
 	*Emulator
-	// URL is the https base of both the Defender API and Entra ID, such as
-	// https://127.0.0.1:54321, without a trailing slash.
-	URL string
+	URL string // the https base of the APIs and Entra ID, without a trailing slash
 	ts  *httptest.Server
 }
 
-// NewServer starts an emulator on a loopback HTTPS address. Close it when
-// done.
+// NewServer starts an emulator on a loopback HTTPS address.
 func NewServer(opts ...Option) *Server {
 	e := NewHandler(opts...)
 	ts := httptest.NewUnstartedServer(e)
@@ -42,8 +38,7 @@ func NewServer(opts ...Option) *Server {
 	return &Server{Emulator: e, URL: ts.URL, ts: ts}
 }
 
-// quietWriter drops the TLS handshake errors of clients that hang up early
-// (tests that cancel do); the server's other errors still show.
+// quietWriter drops the TLS handshake errors of clients that hang up early.
 type quietWriter struct{ w io.Writer }
 
 func (q quietWriter) Write(p []byte) (int, error) {
@@ -53,16 +48,13 @@ func (q quietWriter) Write(p []byte) (int, error) {
 	return q.w.Write(p)
 }
 
-// Client returns an HTTP client that trusts the server's certificate; give
-// it to connector.WithHTTPClient and CredentialConfig.Transport. Close
-// closes its idle connections.
+// Client returns an HTTP client that trusts the server's certificate.
 func (s *Server) Client() *http.Client { return s.ts.Client() }
 
 // Certificate is the server's TLS certificate.
 func (s *Server) Certificate() *x509.Certificate { return s.ts.Certificate() }
 
-// AuthorityHost is the Entra authority of the server: URL with a trailing
-// slash.
+// AuthorityHost is the server's Entra authority: URL with a trailing slash.
 func (s *Server) AuthorityHost() string { return s.URL + "/" }
 
 // Credential is a client secret configuration that signs in to the server.
@@ -76,16 +68,10 @@ func (s *Server) Credential() connector.CredentialConfig {
 	}
 }
 
-// Close ends answers in progress, shuts the server down and closes the
-// idle connections of Client.
-func (s *Server) Close() {
-	s.Emulator.Close()
-	s.ts.Close()
-}
+// Close ends answers in progress and shuts the server down.
+func (s *Server) Close() { s.Emulator.Close(); s.ts.Close() }
 
-// SelfSigned makes a self-signed ECDSA certificate for hosts (names or IP
-// addresses), valid for a year, and returns it with its PEM encoding, which
-// a client can trust (SSL_CERT_FILE).
+// SelfSigned makes a self-signed certificate for hosts and its PEM encoding.
 func SelfSigned(hosts ...string) (tls.Certificate, []byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

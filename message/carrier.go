@@ -2,17 +2,13 @@ package message
 
 import "github.com/nats-io/nats.go"
 
-// Trace context headers of the W3C specification, as OpenTelemetry's
-// default propagators write them.
+// W3C trace context headers, as OpenTelemetry's propagators write them.
 const (
 	HeaderTracestate = "tracestate"
 	HeaderBaggage    = "baggage"
 )
 
-// HeaderCarrier carries trace context in the headers of a NATS message for
-// an OpenTelemetry propagator (it is a propagation.TextMapCarrier). Unlike
-// HTTP's, NATS header keys are case-sensitive: the propagators' lower-case
-// keys are read and written as they are.
+// HeaderCarrier is a propagation.TextMapCarrier over case-sensitive NATS headers.
 type HeaderCarrier nats.Header
 
 // Get returns the first value of key, or "".

@@ -7,13 +7,7 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// ResultMsgID is the Nats-Msg-Id of the result of the request stored at seq
-// in stream at time stored: the same for every delivery of that request
-// message (and for the safety net's answer to it), so the result stream
-// drops a result published twice. The time the stream stored the message
-// tells it apart from the message a deleted and re-created stream stores
-// at the same sequence later. A zero time (the request is no longer stored)
-// gives the form without it.
+// ResultMsgID is the Nats-Msg-Id of the result of a stored request, for every delivery.
 func ResultMsgID(stream string, seq uint64, stored time.Time) string {
 	id := "result-" + stream + "-" + strconv.FormatUint(seq, 10)
 	if !stored.IsZero() {
@@ -22,9 +16,7 @@ func ResultMsgID(stream string, seq uint64, stored time.Time) string {
 	return id
 }
 
-// ReplayOf is the request stream sequence a replayed request copies, from
-// its Replay-Of header: 0 for an original request, a nil header, or a value
-// that is not a decimal sequence.
+// ReplayOf is the sequence in a request's Replay-Of header, or 0.
 func ReplayOf(h nats.Header) uint64 {
 	if h == nil {
 		return 0

@@ -2,13 +2,10 @@ package message
 
 import "errors"
 
-// Kind classifies why a request has a failure result. The values are the
-// error.kind strings of a failure result.
+// Kind classifies why a request has a failure result.
 type Kind string
 
-// The failure kinds of a result. invalid_request and unknown_tenant are
-// about the request message; the others are what Defender answered (see
-// package connector).
+// The failure kinds of a result.
 const (
 	KindInvalidRequest Kind = "invalid_request" // the request is not one the service accepts
 	KindBadRequest     Kind = "bad_request"     // Defender answered 400 or another unlisted 4xx
@@ -24,11 +21,7 @@ const (
 // Retryable reports whether an answer of this kind is worth asking again.
 func (k Kind) Retryable() bool { return k == KindThrottled || k == KindUnavailable }
 
-// Error is a failure the service finds without asking Defender: a request
-// that does not decode (invalid_request) or names a tenant that is not
-// configured (unknown_tenant), a result too large to store (bad_response),
-// a request that ran out of deliveries (unavailable). What Defender
-// answered is a *connector.Error.
+// Error is a failure the service finds without asking Defender.
 type Error struct {
 	Kind    Kind
 	Message string // a short human text, the error.message of the result
@@ -51,17 +44,13 @@ func (e *Error) Unwrap() error { return e.Err }
 // ErrorInfo is the error member a failure result with e as its reason has.
 func (e *Error) ErrorInfo() ErrorInfo { return ErrorInfo{Kind: e.Kind, Message: e.Message} }
 
-// reason is an error that knows the error member of its failure result: an
-// *Error, or the connector's *connector.Error for what Defender answered.
+// reason is an error that knows its failure's error member (*Error, *connector.Error).
 type reason interface {
 	error
 	ErrorInfo() ErrorInfo
 }
 
-// KindOf returns the failure kind of err: the kind of the *Error (or other
-// error with an ErrorInfo method, such as a *connector.Error) it wraps, or
-// unavailable for any other error (a lookup that failed for a reason nobody
-// classified is treated as temporary).
+// KindOf returns the failure kind err wraps, or unavailable (temporary) if none.
 func KindOf(err error) Kind {
 	var r reason
 	if errors.As(err, &r) {

@@ -12,17 +12,13 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// Subjects are a deployment's subjects: requests, success and failure
-// results, each also in its per-tenant form <subject>.<tenant>; Plain is
-// the tenant whose results the plain subjects carry.
+// Subjects are a deployment's subjects, each also as <subject>.<tenant>.
 type Subjects struct {
 	Request, Success, Failure string
 	Plain                     string
 }
 
-// Tenant is the tenant subject names: "" for the plain form of one of the
-// subjects, the last token of its per-tenant form; ok is false for any
-// other subject.
+// Tenant is the tenant subject names ("" when plain); false for a foreign subject.
 func (s Subjects) Tenant(subject string) (tenant string, ok bool) {
 	for _, base := range []string{s.Request, s.Success, s.Failure} {
 		if subject == base {
@@ -44,12 +40,10 @@ type StoredRequest struct {
 	Stored  time.Time
 }
 
-// ErrNotOurs is what every NotOurs is: a message on a result subject that
-// the service did not write for the request it names.
+// ErrNotOurs is what every NotOurs is.
 var ErrNotOurs = errors.New("not a result of the service")
 
-// Why a message on a result subject is not believed (the reason label of
-// alert_domains_results_ignored_total).
+// Why a message on a result subject is not believed (a metric label).
 const (
 	ReasonSubject   = "subject"    // not on a result subject
 	ReasonMessageID = "message_id" // no message ID of a stored request
@@ -75,8 +69,7 @@ func notOurs(reason, format string, args ...any) *NotOurs {
 	return &NotOurs{Reason: reason, Detail: fmt.Sprintf(format, args...)}
 }
 
-// Stored is what a message on a result subject says of itself, by its
-// subject and headers.
+// Stored is what a message on a result subject says of itself.
 type Stored struct {
 	Tenant  string    // the tenant its subject names; "" on the plain subjects
 	Success bool      // on a success subject
@@ -84,11 +77,7 @@ type Stored struct {
 	Stored  time.Time // that request's store time; zero for the form without it
 }
 
-// Label reads what a message stored on subject with header says of itself
-// and checks that the two agree: a result subject, the message ID of a
-// result of stream, a Result-Status and a Tenant header that the subject
-// says. It is the first half of Believe, cheap enough for every message of
-// the result stream.
+// Label reads what a stored message says of itself, if its subject and headers agree.
 func (s Subjects) Label(stream, subject string, header nats.Header) (Stored, error) {
 	tenant, ok := s.Tenant(subject)
 	base := strings.TrimSuffix(subject, "."+tenant)
@@ -109,18 +98,7 @@ func (s Subjects) Label(stream, subject string, header nats.Header) (Stored, err
 	return Stored{Tenant: tenant, Success: success, Seq: seq, Stored: stored}, nil
 }
 
-// Believe decodes the result stored on subject with header and data and
-// returns it when it is the service's result of req, a request of stream;
-// otherwise a *NotOurs says why not.
-//
-// The service's result of a request is stored under the request's message
-// ID (stream, sequence and store time, to the nanosecond), with its
-// sequence and alert ID, the status its subject says, and on the subjects
-// of the tenant the request names (by its subject, its tenant field, or an
-// alert's Entra tenant ID), or on the plain subjects for a request that
-// names none or could not be routed; a result on a tenant's subject names
-// that tenant in its body too, and one on the plain subjects no tenant but
-// Plain.
+// Believe returns the stored result if it is the service's for req, or a *NotOurs.
 func (s Subjects) Believe(stream string, req StoredRequest, subject string, header nats.Header, data []byte) (*Result, error) {
 	label, err := s.Label(stream, subject, header)
 	if err != nil {
@@ -172,12 +150,8 @@ func (s Subjects) answers(req StoredRequest, label Stored, res *Result) error {
 	return nil
 }
 
-// ParseResultMsgID reads the Nats-Msg-Id of a result of stream (see
-// ResultMsgID): the request sequence and store time it names; stored is
-// zero for the form without it. ok is false for any other ID, including
-// another spelling of the same numbers ("07", "+1"): the result stream's
-// duplicate window drops only the exact ID, so only that ID is the
-// service's.
+// ParseResultMsgID reads a ResultMsgID of stream; any other spelling is not
+// ok, since the duplicate window drops only the exact ID.
 func ParseResultMsgID(id, stream string) (seq uint64, stored time.Time, ok bool) {
 	rest, found := strings.CutPrefix(id, "result-"+stream+"-")
 	if !found {
@@ -201,11 +175,7 @@ func ParseResultMsgID(id, stream string) (seq uint64, stored time.Time, ok bool)
 	return seq, stored, true
 }
 
-// Printable is s as it may be shown to an operator: control and format
-// characters (terminal escapes, bidirectional overrides, line separators)
-// and invalid UTF-8 replaced, cut at limit bytes on a rune boundary with
-// "…". Text read off the wire goes through it before a terminal or a log
-// line.
+// Printable is s safe for a terminal, cut at limit bytes with "…".
 func Printable(s string, limit int) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	s = strings.Map(func(r rune) rune {

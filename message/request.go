@@ -22,8 +22,7 @@ const (
 	HeaderTenant        = "Tenant"
 )
 
-// MaxRequestBytes is the largest request body the service reads as a
-// request; larger bodies are answered with an invalid_request failure.
+// MaxRequestBytes is the largest request body read; larger is invalid_request.
 const MaxRequestBytes = 64 << 10
 
 // maxCorrelationID bounds the correlation ID copied into results and headers.
@@ -33,8 +32,7 @@ const maxCorrelationID = 256
 type Request struct {
 	AlertID       string
 	CorrelationID string
-	// Tenant is the string "tenant" field of a JSON body; EntraTenantID the
-	// "tenantId" of an alert object (the Entra tenant it belongs to).
+	// Tenant is a JSON body's "tenant"; EntraTenantID an alert object's "tenantId".
 	Tenant        string
 	EntraTenantID string
 }
@@ -46,15 +44,8 @@ func invalidf(msg string) error {
 	return &Error{Kind: KindInvalidRequest, Message: msg, Err: ErrInvalidRequest}
 }
 
-// Decode reads a request body in any of the three forms of the contract: the
-// alert ID as plain text, {"alertId": ..., "correlationId": ...}, or a
-// Defender alert object whose "id" is the alert ID. A JSON body may name its
-// tenant with a string "tenant" field; an alert object's string "tenantId"
-// is kept as the Entra tenant it names. Members are matched by their exact
-// key, and one of these given twice is refused, so that no two readers of a
-// request route it differently. The Correlation-Id header is used when the
-// body has none. The error, of kind invalid_request, says what is wrong;
-// the request is returned with whatever could be read.
+// Decode reads a request body: a plain alert ID, {"alertId": ...}, or an
+// alert object. The error is invalid_request; the request holds what was read.
 func Decode(body []byte, header nats.Header) (Request, error) {
 	var req Request
 	if header != nil {
@@ -82,7 +73,6 @@ func Decode(body []byte, header nats.Header) (Request, error) {
 	return req, err
 }
 
-// decodeObject reads the members of a JSON object body into req.
 func decodeObject(body []byte, req *Request) error {
 	if !json.Valid(body) {
 		return invalidf("request body is not valid JSON")
@@ -137,8 +127,7 @@ var memberKeys = [...]string{"alertId", "id", "correlationId", "tenant", "tenant
 // members are the raw values of the members Decode reads.
 type members [len(memberKeys)][]byte
 
-// read keeps the value of each member of the object b, valid JSON, whose
-// key is one of memberKeys, and returns the key of one given twice.
+// read keeps the members of object b named in memberKeys; duplicate is a key given twice.
 func (m *members) read(b []byte) (duplicate string) {
 	i := 1 // after '{'
 	for {
@@ -215,12 +204,8 @@ func valueEnd(b []byte, i int) int {
 	return i
 }
 
-// present reports whether a JSON member was given and is not null.
-func present(raw []byte) bool {
-	return len(raw) > 0 && !bytes.Equal(raw, []byte("null"))
-}
+func present(raw []byte) bool { return len(raw) > 0 && !bytes.Equal(raw, []byte("null")) }
 
-// jsonString is the string raw holds, if raw is a JSON string.
 func jsonString(raw []byte) (string, bool) {
 	if len(raw) < 2 || raw[0] != '"' {
 		return "", false
@@ -235,9 +220,7 @@ func jsonString(raw []byte) (string, bool) {
 	return s, true
 }
 
-// cleanCorrelationID keeps a correlation ID printable and bounded: it is
-// copied into a NATS header, where control characters would break the
-// message.
+// cleanCorrelationID keeps a correlation ID printable and bounded for a header.
 func cleanCorrelationID(s string) string {
 	s = strings.TrimSpace(s)
 	if len(s) > maxCorrelationID {
@@ -252,11 +235,7 @@ func cleanCorrelationID(s string) string {
 	}, s)
 }
 
-// ValidTraceparent reports whether s is a W3C trace context traceparent of
-// version 00 as the specification writes it: 55 characters,
-// version-traceid-parentid-flags in lower-case hex, neither ID all zeros.
-// Only such a value is passed on to a result: anything else a publisher put
-// in the header (it may be up to 64 KiB) is dropped.
+// ValidTraceparent reports whether s is a W3C version 00 traceparent.
 func ValidTraceparent(s string) bool {
 	if len(s) != 55 || s[2] != '-' || s[35] != '-' || s[52] != '-' {
 		return false
@@ -273,12 +252,10 @@ func ValidTraceparent(s string) bool {
 		strings.Trim(traceID, "0") != "" && strings.Trim(parentID, "0") != ""
 }
 
-// requestText is the original body as text for a failure result: invalid
-// UTF-8 replaced by U+FFFD, then cut at 4 KiB on a rune boundary.
+// requestText is the body as valid UTF-8 text, cut at 4 KiB.
 func requestText(body []byte) (text string, truncated bool) {
 	const limit = 4 << 10
-	// Each byte becomes at most 3 bytes of text, so 4 KiB of text never needs
-	// more than 4 KiB of body.
+	// A byte becomes at most 3 bytes of text.
 	if len(body) > limit {
 		body, truncated = body[:limit], true
 		// Do not let the cut split the last rune.

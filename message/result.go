@@ -76,17 +76,12 @@ func Failure(alertID string, err error, attempts int, now time.Time) *Result {
 	}
 }
 
-// WithRequest attaches the original request body to a failure result, so an
-// operator can see what was sent.
+// WithRequest attaches the original request body to a failure result.
 func (r *Result) WithRequest(body []byte) *Result {
 	text, truncated := requestText(body)
 	r.Request, r.RequestTruncated = &text, truncated
 	return r
 }
-
-// ErrorInfoOf is the error member a failure result with err as its reason
-// has (as Failure builds it).
-func ErrorInfoOf(err error) *ErrorInfo { return errorInfo(err) }
 
 func errorInfo(err error) *ErrorInfo {
 	var r reason
@@ -116,8 +111,7 @@ func capText(s string, limit int) string {
 	return s[:limit]
 }
 
-// Subject picks the result subject for r: success for a success result,
-// failure for a failure.
+// Subject picks the result subject for r.
 func (r *Result) Subject(success, failure string) string {
 	if r.Status == StatusSuccess {
 		return success
@@ -133,10 +127,8 @@ func (r *Result) Kind() Kind {
 	return r.Error.Kind
 }
 
-// Message encodes r as a NATS message with the contract's headers. Every
-// header copied from the request is bounded: the correlation ID is cut at
-// 256 bytes and the traceparent passed on only when ValidTraceparent holds,
-// so that no request header can make its result too large to store.
+// Message encodes r as a NATS message with the contract's headers, each
+// copied header bounded so that no request can make its result unstorable.
 func (r *Result) Message(subject, msgID, traceparent string) (*nats.Msg, error) {
 	data, err := json.Marshal(r)
 	if err != nil {
@@ -161,8 +153,7 @@ func (r *Result) Message(subject, msgID, traceparent string) (*nats.Msg, error) 
 	return &nats.Msg{Subject: subject, Header: h, Data: data}, nil
 }
 
-// MessageSize is the size of msg as the server counts it against its
-// max_payload: the body and the encoded headers.
+// MessageSize is the size of msg, headers included, as max_payload counts it.
 func MessageSize(msg *nats.Msg) int {
 	n := len(msg.Data)
 	if len(msg.Header) > 0 {
@@ -176,14 +167,10 @@ func MessageSize(msg *nats.Msg) int {
 	return n
 }
 
-// DefaultMaxResultBytes is the largest result message the service publishes
-// unless told the server's limit: the default max_payload of nats-server.
+// DefaultMaxResultBytes is nats-server's default max_payload.
 const DefaultMaxResultBytes = 1 << 20
 
-// TooLarge is the failure that replaces r when its message is size bytes,
-// more than the limit the server stores (a success with a huge list of
-// domains): a request always ends with a result the stream can store. It
-// keeps r's identity and carries the request body.
+// TooLarge is the storable failure that replaces r when its message is too large.
 func (r *Result) TooLarge(size, limit int, body []byte, now time.Time) *Result {
 	reason := &Error{
 		Kind:    KindBadResponse,

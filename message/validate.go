@@ -3,9 +3,7 @@ package message
 // MaxAlertIDLength is the longest alert ID the service accepts.
 const MaxAlertIDLength = 128
 
-// ValidateAlertID reports whether id is a valid alert ID: 1 to 128
-// characters of A-Z a-z 0-9 _ -. The error is an *Error of kind
-// invalid_request. A valid ID costs no allocation.
+// ValidateAlertID reports whether id is 1 to 128 of A-Z a-z 0-9 _ -.
 func ValidateAlertID(id string) error {
 	switch {
 	case id == "":

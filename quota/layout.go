@@ -13,34 +13,18 @@ import (
 )
 
 // Layout names the streams and subjects of the shared quota of the service
-// named consumer (CONSUMER_NAME). A stream holds one count of one window
-// (MaxMsgsPerSubject is the count), so tenants whose counts for a window
-// differ need a stream each. The stream of a window's primary count is
-// QUOTA_<consumer>_<window>, the name the quota had before counts could
-// differ, so that an upgrade keeps the slots already taken; any other count
-// has QUOTA_<consumer>_<window>_<count>. Every replica, get and status must
-// build the Layout from the same primary limits (Primary) to agree on the
-// names. A Layout is a value, safe for concurrent use.
+// named consumer; a window's primary count keeps the unsuffixed stream name.
 type Layout struct {
 	consumer string
 	primary  []connector.Limit // one per window, by window
 }
 
-// NewLayout returns the layout of the quota of the service named consumer
-// whose primary count of each window is that of primary (the smallest
-// where a window is given twice). A window primary lacks has no primary
-// count: every count of it has a suffixed stream.
+// NewLayout returns the layout of consumer's quota with primary's counts.
 func NewLayout(consumer string, primary []connector.Limit) Layout {
 	return Layout{consumer: consumer, primary: distinct(primary)}
 }
 
-// Primary returns the primary limits of a deployment: for each window of
-// defaults (DEFENDER_RATE_LIMITS), its count there, so that the streams of
-// a deployment without tenants, and of the tenants that keep the default,
-// keep the names they always had; for each other window that some list of
-// others (the tenants' rateLimits) gives, the smallest count given. The
-// result depends only on the configuration, so every process that reads
-// the same one names the same streams.
+// Primary returns each window's count in defaults, else the smallest in others.
 func Primary(defaults []connector.Limit, others ...[]connector.Limit) []connector.Limit {
 	out := distinct(defaults)
 	for _, list := range others {
@@ -56,11 +40,7 @@ func Primary(defaults []connector.Limit, others ...[]connector.Limit) []connecto
 	return distinct(out)
 }
 
-// Enforced returns the limits the quotas of lists enforce together, each
-// list being the limits of one quota (a tenant's rateLimits): one per
-// window of each list (the smallest count where the list gives a window
-// twice, as NewShared keeps), each limit once, by window then count. Each
-// is a stream of the layout.
+// Enforced returns the limits of all quotas (one list each), once, by window then count.
 func Enforced(lists ...[]connector.Limit) []connector.Limit {
 	var all []connector.Limit
 	for _, list := range lists {
@@ -69,8 +49,7 @@ func Enforced(lists ...[]connector.Limit) []connector.Limit {
 	return unique(all)
 }
 
-// unique returns each limit of limits once, by window then count: the
-// streams of limits, however many counts a window has.
+// unique returns each limit once, by window then count.
 func unique(limits []connector.Limit) []connector.Limit {
 	out := slices.Clone(limits)
 	slices.SortFunc(out, func(a, b connector.Limit) int {
@@ -85,8 +64,7 @@ func (y Layout) Consumer() string { return y.consumer }
 // Primary returns the primary limits the layout was built from.
 func (y Layout) Primary() []connector.Limit { return slices.Clone(y.primary) }
 
-// token names l's stream in stream names and subjects: the window's token,
-// followed by "_<count>" unless the count is the window's primary one.
+// token names l's stream: the window's token, then "_<count>" unless primary.
 func (y Layout) token(l connector.Limit) string {
 	if slices.Contains(y.primary, l) {
 		return windowToken(l.Window)
@@ -95,9 +73,7 @@ func (y Layout) token(l connector.Limit) string {
 }
 
 // Stream is the name of l's stream.
-func (y Layout) Stream(l connector.Limit) string {
-	return "QUOTA_" + y.consumer + "_" + y.token(l)
-}
+func (y Layout) Stream(l connector.Limit) string { return "QUOTA_" + y.consumer + "_" + y.token(l) }
 
 // prefix is the subject of l's stream without the registration key.
 func (y Layout) prefix(l connector.Limit) string {
@@ -105,17 +81,12 @@ func (y Layout) prefix(l connector.Limit) string {
 }
 
 // Subject is the subject of registration key in l's stream.
-func (y Layout) Subject(l connector.Limit, key string) string {
-	return y.prefix(l) + key
-}
+func (y Layout) Subject(l connector.Limit, key string) string { return y.prefix(l) + key }
 
 // CooldownBucket is the key-value bucket of the shared cooldowns.
 func (y Layout) CooldownBucket() string { return CooldownBucket(y.consumer) }
 
-// StreamConfig is the stream of one limit: per subject (registration) at
-// most Count messages, and a publish beyond that is refused, never an old
-// message dropped. A message left by a process that died expires after the
-// window, the longest call (hold) and Margin.
+// StreamConfig is one limit's stream: a publish past Count per registration is refused.
 func (y Layout) StreamConfig(l connector.Limit, replicas int, hold time.Duration) jetstream.StreamConfig {
 	maxAge := MaxAge(l.Window, hold)
 	return jetstream.StreamConfig{
@@ -135,9 +106,7 @@ func (y Layout) StreamConfig(l connector.Limit, replicas int, hold time.Duration
 	}
 }
 
-// distinct returns limits with one limit per window, the smallest count
-// where a window is given twice (a quota publishes once per window),
-// shortest window first.
+// distinct returns one limit per window, the smallest count, shortest window first.
 func distinct(limits []connector.Limit) []connector.Limit {
 	out := make([]connector.Limit, 0, len(limits))
 	for _, l := range limits {

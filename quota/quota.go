@@ -1,24 +1,4 @@
-// Package quota keeps the Defender quota of every replica of the service in
-// NATS JetStream, so that all of them together never start more calls than
-// DEFENDER_RATE_LIMITS allows, per app registration, and so that the server,
-// not the replicas' clocks, decides.
-//
-// Each limit (count/window) is a stream whose subjects are the app
-// registrations, with at most count messages per subject and
-// discard-new-per-subject: a call may start once its publish is accepted by
-// every limit's stream (the server refuses the count+1th). Tenants whose
-// counts for one window differ have a stream per count (Layout). The slot is held
-// while the call runs and for one window after it has ended: the process
-// that made the call deletes its message then, so that Defender, which
-// counts a call when it arrives (between the grant and the end), never sees
-// more than count calls in any window. The stream's MaxAge frees the slots
-// of a process that died: the window plus the longest a call can take
-// (DEFENDER_TIMEOUT) plus a margin, from the server's timestamp of the
-// message. A refused publish waits for the oldest message to go, polling a
-// hundred times a window at most. A 429 with Retry-After is written to a
-// key-value bucket (one key per app registration) that every replica
-// watches, so that it pauses the calls of every replica. The state lives on
-// the server: a process that restarts finds the calls it made still counted.
+// Package quota keeps the quota of every replica in JetStream: the server decides.
 package quota
 
 import (
@@ -42,23 +22,17 @@ const (
 	ScopeProcess = "process"
 )
 
-// ErrMissing is wrapped by Verify when a stream or bucket of the quota does
-// not exist.
+// ErrMissing is wrapped by Verify when a stream or bucket does not exist.
 var ErrMissing = errors.New("quota state missing")
 
-// Registration is the API and the Entra app registration whose calls share
-// one quota: Microsoft counts each API's calls apart.
+// Registration is the API and app registration whose calls share one quota.
 type Registration struct {
 	API                       connector.API
 	Cloud, TenantID, ClientID string
 }
 
-// Key is the registration as a subject token: the first 16 bytes of the
-// SHA-256 of its fields, in hex. Tenant and client IDs are not secrets, but
-// a hash keeps any character a subject cannot hold out of it. The endpoint
-// API (or none named) keeps the key it had before the API was part of it,
-// so that an upgraded replica counts with the others and with the calls
-// stored.
+// Key is the registration as a subject token: the first 16 bytes of the SHA-256
+// of its fields, in hex; the endpoint API keeps the key it had before APIs were.
 func (r Registration) Key() string {
 	id := r.Cloud + "\x00" + r.TenantID + "\x00" + r.ClientID
 	if r.API != connector.MDE && r.API != "" {
@@ -73,9 +47,7 @@ func (r Registration) String() string {
 	return string(r.API) + " " + r.Cloud + " " + r.TenantID + "/" + r.ClientID
 }
 
-// Margin is added to a window and the longest call in its stream's MaxAge,
-// for the time between the grant and the start of the call's time-out. It is
-// a fortieth of the window, between 25ms and 1s.
+// Margin is added to MaxAge for the time between a grant and the call's start.
 func Margin(window time.Duration) time.Duration {
 	return min(max(window/40, 25*time.Millisecond), time.Second)
 }
@@ -85,9 +57,7 @@ func MaxAge(window, hold time.Duration) time.Duration {
 	return window + max(hold, 0) + Margin(window)
 }
 
-// windowToken names a window in stream names and subjects, which hold
-// neither "." nor spaces: "60000ms", or nanoseconds when not whole
-// milliseconds.
+// windowToken names a window in stream names and subjects: "60000ms" or "…ns".
 func windowToken(w time.Duration) string {
 	if w%time.Millisecond == 0 {
 		return strconv.FormatInt(w.Milliseconds(), 10) + "ms"
@@ -96,26 +66,9 @@ func windowToken(w time.Duration) string {
 }
 
 // CooldownBucket is the key-value bucket of the shared cooldowns.
-func CooldownBucket(consumer string) string {
-	return "QUOTA_" + consumer + "_COOLDOWN"
-}
+func CooldownBucket(consumer string) string { return "QUOTA_" + consumer + "_COOLDOWN" }
 
-// CooldownConfig is the bucket of the shared cooldowns: one key per
-// registration, holding the end of its cooldown in the server's time.
-func CooldownConfig(consumer string, replicas int) jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{
-		Bucket:      CooldownBucket(consumer),
-		Description: "alert-domains shared Defender cooldowns (429 Retry-After) per app registration",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    max(replicas, 1),
-	}
-}
-
-// Provision creates the streams and the bucket of the quota, one stream per
-// limit of limits (every quota's limits, Enforced), or updates them to
-// those limits, replicas and hold (the longest a call takes,
-// DEFENDER_TIMEOUT).
+// Provision creates or updates each limit's stream and the cooldown bucket.
 func Provision(ctx context.Context, js jetstream.JetStream, layout Layout, limits []connector.Limit, replicas int, hold time.Duration) error {
 	for _, l := range unique(limits) {
 		cfg := layout.StreamConfig(l, replicas, hold)
@@ -123,16 +76,20 @@ func Provision(ctx context.Context, js jetstream.JetStream, layout Layout, limit
 			return fmt.Errorf("quota stream %s: %w", cfg.Name, err)
 		}
 	}
-	kvCfg := CooldownConfig(layout.consumer, replicas)
+	kvCfg := jetstream.KeyValueConfig{
+		Bucket:      layout.CooldownBucket(),
+		Description: "alert-domains shared Defender cooldowns (429 Retry-After) per app registration",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
+	}
 	if _, err := js.CreateOrUpdateKeyValue(ctx, kvCfg); err != nil {
 		return fmt.Errorf("quota bucket %s: %w", kvCfg.Bucket, err)
 	}
 	return nil
 }
 
-// Verify checks that the streams of limits and the bucket of the quota
-// exist, each stream with its limit's count; the error names every stream
-// or bucket missing or different.
+// Verify checks that the bucket and each limit's stream exist with its count.
 func Verify(ctx context.Context, js jetstream.JetStream, layout Layout, limits []connector.Limit) error {
 	var errs []error
 	for _, l := range unique(limits) {
@@ -157,15 +114,13 @@ func Verify(ctx context.Context, js jetstream.JetStream, layout Layout, limits [
 	return errors.Join(errs...)
 }
 
-// Use is the calls of one limit's stream counted by the server: per
-// registration key, the calls started in the last window by every replica.
+// Use is the server's count of one limit's calls in its window, per registration key.
 type Use struct {
 	Limit connector.Limit
 	ByKey map[string]int
 }
 
-// ReadUse reads, for each limit of limits (Enforced), the calls of every
-// registration in the last window, by window then count.
+// ReadUse reads the Use of each limit (Enforced), by window then count.
 func ReadUse(ctx context.Context, js jetstream.JetStream, layout Layout, limits []connector.Limit) ([]Use, error) {
 	streams := unique(limits)
 	out := make([]Use, 0, len(streams))
@@ -189,8 +144,7 @@ func ReadUse(ctx context.Context, js jetstream.JetStream, layout Layout, limits 
 	return out, nil
 }
 
-// ReadCooldowns reads the cooldowns in the bucket: per registration key,
-// the end of its cooldown by the server's clock (past ones included).
+// ReadCooldowns reads each registration key's cooldown end (server clock, past included).
 func ReadCooldowns(ctx context.Context, js jetstream.JetStream, consumer string) (map[string]time.Time, error) {
 	kv, err := js.KeyValue(ctx, CooldownBucket(consumer))
 	if err != nil {

@@ -30,16 +30,10 @@ const (
 	cooldownPoll   = 250 * time.Millisecond // wake-up of a wait for a cooldown, at most
 )
 
-// Observer is told how the shared quota goes. It must be safe for concurrent
-// use and fast.
+// Observer is told how the shared quota goes.
 type Observer interface {
-	// QuotaAcquire reports one attempt to take a slot: "accepted",
-	// "refused" (the window is full) or "unreachable" (the state could not be
-	// read or written).
-	QuotaAcquire(outcome string)
-	// QuotaCooldown reports a cooldown: "local" (a 429 seen here) or
-	// "shared" (one written by any replica, this one included, read back).
-	QuotaCooldown(source string)
+	QuotaAcquire(outcome string) // one attempt to take a slot: an Outcome
+	QuotaCooldown(source string) // a cooldown: a 429 seen here, or one read back
 }
 
 // Outcomes and sources reported to an Observer.
@@ -52,9 +46,7 @@ const (
 )
 
 // Shared is the quota of one app registration shared by every replica
-// through JetStream. It implements connector.Quota. Acquire waits until Run
-// has a connection; it fails closed: while the state cannot be reached, it
-// waits, it does not grant. A Shared is safe for concurrent use.
+// through JetStream. It fails closed: while the state is unreachable, it waits.
 type Shared struct {
 	layout Layout
 	limits []connector.Limit
@@ -67,9 +59,7 @@ type Shared struct {
 	stopped  chan struct{} // closed when Run returns
 	js       jetstream.JetStream
 
-	// turn is held by the one caller of this process that tries to take the
-	// next slot; the others queue behind it in arrival order.
-	turn chan struct{}
+	turn chan struct{} // held by the one local caller that tries the next slot
 
 	mu          sync.Mutex
 	offset      time.Duration // server clock minus local clock
@@ -85,8 +75,7 @@ type Shared struct {
 // SharedOption configures a Shared.
 type SharedOption func(*Shared) error
 
-// WithLogger logs when the quota state becomes unreachable and reachable
-// again, and cooldowns.
+// WithLogger logs when the quota state becomes unreachable and reachable again.
 func WithLogger(l *slog.Logger) SharedOption {
 	return func(s *Shared) error {
 		if l == nil {
@@ -97,10 +86,7 @@ func WithLogger(l *slog.Logger) SharedOption {
 	}
 }
 
-// WithHold sets the longest a call can take (DEFENDER_TIMEOUT, by default
-// connector.DefaultTimeout): the slots of a process that dies are freed
-// that long after the window, by the streams' MaxAge. It must match the
-// hold given to Provision.
+// WithHold sets the longest a call takes, which a dead process's slots outlive.
 func WithHold(d time.Duration) SharedOption {
 	return func(s *Shared) error {
 		if d <= 0 {
@@ -113,14 +99,10 @@ func WithHold(d time.Duration) SharedOption {
 
 // WithObserver reports acquisitions and cooldowns to o.
 func WithObserver(o Observer) SharedOption {
-	return func(s *Shared) error {
-		s.obs = o
-		return nil
-	}
+	return func(s *Shared) error { s.obs = o; return nil }
 }
 
-// NewShared returns the shared quota of reg under limits, in the streams
-// layout names. It makes no call to NATS: Run does.
+// NewShared returns the shared quota of reg under limits, in layout's streams.
 func NewShared(layout Layout, reg Registration, limits []connector.Limit, opts ...SharedOption) (*Shared, error) {
 	if len(limits) == 0 {
 		return nil, errors.New("quota: a shared quota needs at least one limit")
@@ -153,9 +135,7 @@ func (s *Shared) Limits() []connector.Limit { return append([]connector.Limit(ni
 // Registration returns the app registration s counts.
 func (s *Shared) Registration() Registration { return s.reg }
 
-// Run attaches s to js and keeps it current until ctx ends: it watches the
-// registration's cooldown, writes the cooldowns seen here, and measures the
-// server's clock. The streams and the bucket must exist (Provision).
+// Run attaches s to js and keeps its cooldown and clock offset current until ctx ends.
 func (s *Shared) Run(ctx context.Context, js jetstream.JetStream) error {
 	s.js = js
 	close(s.attached)
@@ -163,15 +143,8 @@ func (s *Shared) Run(ctx context.Context, js jetstream.JetStream) error {
 	s.syncClock(ctx)
 
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		s.watchCooldown(ctx)
-	}()
-	go func() {
-		defer wg.Done()
-		s.publishCooldowns(ctx)
-	}()
+	wg.Go(func() { s.watchCooldown(ctx) })
+	wg.Go(func() { s.publishCooldowns(ctx) })
 	t := time.NewTicker(resyncEvery)
 	defer t.Stop()
 	for {
@@ -186,18 +159,13 @@ func (s *Shared) Run(ctx context.Context, js jetstream.JetStream) error {
 	}
 }
 
-// Acquire blocks until a call may start: no cooldown is in force, and a
-// message was stored for the registration in every limit's stream. It
-// returns only ctx's error. release, called when the call has ended, keeps
-// the slots one more window, then deletes their messages.
+// Acquire blocks until no cooldown holds and every limit's stream took a
+// message for the registration. It returns only ctx's error.
 func (s *Shared) Acquire(ctx context.Context) (release func(), waited time.Duration, err error) {
 	start := time.Now()
 	if err := ctx.Err(); err != nil {
 		return nil, 0, err
 	}
-	// The worker is given up at every wait, taken back before each try,
-	// and at the latest after the turn is passed on (defers run last
-	// first).
 	parked := wait.NewLazy(ctx, true)
 	defer parked.End()
 	select {
@@ -231,9 +199,7 @@ func (s *Shared) Acquire(ctx context.Context) (release func(), waited time.Durat
 			}
 			continue
 		}
-		// The worker is taken back before a slot can be granted: a slot
-		// lives MaxAge from its grant, and a call that then waited for a
-		// worker could go out after its slot had expired.
+		// Take the worker back before a grant: the slot expires MaxAge after it.
 		parked.End()
 		slots, wait, err := s.try(ctx)
 		switch {
@@ -267,9 +233,7 @@ type slot struct {
 	window time.Duration
 }
 
-// releaser frees slots one window after it is called: a call that ended
-// now reached Defender at the latest now, so the next call of the same slot
-// reaches it a window later at the earliest.
+// releaser frees slots a window after the call ended, when Defender counted it.
 func (s *Shared) releaser(slots []slot) func() {
 	var once sync.Once
 	return func() {
@@ -281,11 +245,7 @@ func (s *Shared) releaser(slots []slot) func() {
 	}
 }
 
-// free deletes a slot's message, and tries again while the state cannot
-// be reached (its stream has lost its leader, the connection is down): a
-// slot left to expire would hold every replica's calls back for the hold
-// (DEFENDER_TIMEOUT) after a leader is back. It gives up when MaxAge frees
-// the slot anyway, or when Run has returned.
+// free deletes a slot's message, retrying until it would have expired anyway.
 func (s *Shared) free(sl slot) {
 	giveUp := time.Now().Add(MaxAge(sl.window, s.hold))
 	backoff := unreachableMin
@@ -307,7 +267,6 @@ func (s *Shared) free(sl slot) {
 	}
 }
 
-// delete removes a slot's message; it reports whether the message is gone.
 func (s *Shared) delete(ctx context.Context, sl slot) bool {
 	st, err := s.stream(ctx, sl.stream)
 	if err != nil {
@@ -318,9 +277,6 @@ func (s *Shared) delete(ctx context.Context, sl slot) bool {
 }
 
 // try publishes one message per limit: slots, when every stream took it.
-// Otherwise the messages stored before the refusal are deleted, and wait is
-// how long to wait before trying again (0: a slot has just been freed). err
-// means the state could not be reached.
 func (s *Shared) try(ctx context.Context) (slots []slot, wait time.Duration, err error) {
 	stored := make([]slot, 0, len(s.limits))
 	for _, l := range s.limits {
@@ -349,27 +305,18 @@ func (s *Shared) try(ctx context.Context) (slots []slot, wait time.Duration, err
 	return stored, 0, nil
 }
 
-// poll is the longest wait between two tries while l's window is full: a
-// slot frees when the process that holds it deletes its message, which
-// nobody else is told of.
-func poll(l connector.Limit) time.Duration {
-	return min(max(l.Window/100, retryMin), pollMax)
-}
+// poll is the longest wait between tries while l's window is full.
+func poll(l connector.Limit) time.Duration { return min(max(l.Window/100, retryMin), pollMax) }
 
-// refused reports a publish the stream turned down because the
-// registration's subject holds as many messages as the window allows. The
-// server says so only in the description of a generic store error (10077).
+// refused reports a full subject, which the server says only in 10077's text.
 func refused(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == 10077 &&
 		strings.Contains(apiErr.Description, "maximum messages per subject")
 }
 
-// untilFree reads the oldest message of the registration in l's stream and
-// returns how long to wait: until it expires by the server's clock, or
-// poll(l) if sooner. A message whose age is past the stream's MaxAge is
-// deleted here, and 0 returned: the server removes expired messages only
-// every 250ms or so.
+// untilFree is the wait until the oldest slot expires, or poll(l); it deletes
+// an expired one, as the server does only every 250ms.
 func (s *Shared) untilFree(ctx context.Context, l connector.Limit) (time.Duration, error) {
 	name := s.layout.Stream(l)
 	st, err := s.stream(ctx, name)
@@ -397,9 +344,7 @@ func (s *Shared) untilFree(ctx context.Context, l connector.Limit) (time.Duratio
 	return 0, nil
 }
 
-// rollback deletes messages stored for a call that does not start, so that
-// they do not hold slots; a message it cannot delete only holds its slot
-// until it expires.
+// rollback deletes, best effort, the messages of a call that does not start.
 func (s *Shared) rollback(ctx context.Context, stored []slot) {
 	for _, sl := range stored {
 		dctx, cancel := context.WithTimeout(ctx, requestTimeout)
@@ -428,8 +373,7 @@ func (s *Shared) stream(ctx context.Context, name string) (jetstream.Stream, err
 	return st, nil
 }
 
-// syncClock measures the server's clock against the local one, from the
-// time a stream info was gathered, halfway through the request.
+// syncClock measures the server's clock against the local one by a stream info.
 func (s *Shared) syncClock(ctx context.Context) {
 	st, err := s.stream(ctx, s.layout.Stream(s.limits[0]))
 	if err != nil {
@@ -449,7 +393,6 @@ func (s *Shared) syncClock(ctx context.Context) {
 	s.mu.Unlock()
 }
 
-// serverNow is the server's time now, as last measured.
 func (s *Shared) serverNow() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -475,9 +418,7 @@ func (s *Shared) setReachable(ok bool, err error) {
 	}
 }
 
-// Cooldown pauses the calls of this registration on every replica until
-// retryAfter has passed: at once here, and on the others once written to the
-// bucket.
+// Cooldown pauses the registration's calls on every replica for retryAfter.
 func (s *Shared) Cooldown(retryAfter time.Duration) {
 	if retryAfter <= 0 {
 		return
@@ -499,8 +440,7 @@ func (s *Shared) Cooldown(retryAfter time.Duration) {
 	}
 }
 
-// extend moves the cooldown to until if that is later. The caller holds
-// s.mu.
+// extend moves the cooldown to until if later. The caller holds s.mu.
 func (s *Shared) extend(until time.Time) bool {
 	if !until.After(s.cooldown) {
 		return false
@@ -511,28 +451,24 @@ func (s *Shared) extend(until time.Time) bool {
 	return true
 }
 
-// cooldownLeft is how long the cooldown still holds calls back, and a
-// channel closed when it grows.
+// cooldownLeft is the cooldown left, and a channel closed when it grows.
 func (s *Shared) cooldownLeft() (time.Duration, <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return time.Until(s.cooldown), s.changed
 }
 
-// CooldownUntil is the end of the cooldown in force, by the local clock;
-// zero or past when there is none.
+// CooldownUntil is the end of the cooldown by the local clock; zero or past if none.
 func (s *Shared) CooldownUntil() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.cooldown
 }
 
-// cooldownValue is what the bucket holds per registration.
 type cooldownValue struct {
 	Until time.Time `json:"until"` // server time
 }
 
-// applyCooldown takes a cooldown read from the bucket.
 func (s *Shared) applyCooldown(data []byte) {
 	var v cooldownValue
 	if json.Unmarshal(data, &v) != nil || v.Until.IsZero() {
@@ -546,8 +482,7 @@ func (s *Shared) applyCooldown(data []byte) {
 	}
 }
 
-// watchCooldown follows the registration's key; it restarts the watch when
-// it fails.
+// watchCooldown follows the registration's key, restarting a failed watch.
 func (s *Shared) watchCooldown(ctx context.Context) {
 	for ctx.Err() == nil {
 		kv, err := s.bucket(ctx)
@@ -564,11 +499,8 @@ func (s *Shared) watchCooldown(ctx context.Context) {
 	}
 }
 
-// followCooldown applies the cooldowns w sees until the watch or ctx ends.
-// ctx is watched here as well: nats.go closes the updates of a watch whose
-// context ends only once the watch is set up, and a context that ended
-// while Watch was still setting it up left them open for ever (and Run
-// with them).
+// followCooldown applies the cooldowns w sees until the watch or ctx ends
+// (ctx too: nats.go may leave Updates open when ctx ends during Watch).
 func (s *Shared) followCooldown(ctx context.Context, w jetstream.KeyWatcher) {
 	for {
 		select {
@@ -585,8 +517,7 @@ func (s *Shared) followCooldown(ctx context.Context, w jetstream.KeyWatcher) {
 	}
 }
 
-// readCooldown reads the registration's key once, beside the watch, in case
-// the watch missed an update while the connection was down.
+// readCooldown reads the key once, in case the watch missed an update.
 func (s *Shared) readCooldown(ctx context.Context) {
 	kv, err := s.bucket(ctx)
 	if err != nil {
@@ -605,9 +536,7 @@ func (s *Shared) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	return s.js.KeyValue(bctx, s.layout.CooldownBucket())
 }
 
-// publishCooldowns writes each cooldown seen here to the bucket, keeping the
-// latest end when replicas write at once; while the bucket cannot be
-// reached it tries again.
+// publishCooldowns writes each cooldown seen here to the bucket, retrying.
 func (s *Shared) publishCooldowns(ctx context.Context) {
 	backoff := unreachableMin
 	for {
@@ -638,8 +567,7 @@ func (s *Shared) publishCooldowns(ctx context.Context) {
 	}
 }
 
-// writeCooldown stores until under the registration's key unless a later
-// end is there already (compare-and-set on the key's revision).
+// writeCooldown stores until unless a later end is there (compare-and-set).
 func (s *Shared) writeCooldown(ctx context.Context, until time.Time) error {
 	kv, err := s.bucket(ctx)
 	if err != nil {
@@ -676,10 +604,7 @@ func (s *Shared) writeCooldown(ctx context.Context, until time.Time) error {
 	}
 }
 
-// Used counts the calls of the registration that every replica started in
-// the last window of one of the limits (as the server counts them, that is
-// over the window plus Margin), in that limit's stream; -1 when the state
-// cannot be read or s has no limit of that window.
+// Used counts the registration's slots in window's stream; -1 when unknown.
 func (s *Shared) Used(window time.Duration) int {
 	i := slices.IndexFunc(s.limits, func(l connector.Limit) bool { return l.Window == window })
 	if i < 0 {
