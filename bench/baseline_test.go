@@ -1,6 +1,9 @@
 package bench
 
 import (
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -303,7 +306,7 @@ type domainsAnswer struct {
 }
 
 // graphAnswer is the part of a Graph alert the baseline reads: the evidence
-// that names hosts.
+// that names hosts, decoded as the service decodes it.
 type graphAnswer struct {
 	Evidence []struct {
 		URL        string   `json:"url"`
@@ -351,7 +354,7 @@ func (d *defenderAPI) domains(ctx context.Context, alertID string) ([]string, er
 	body := io.LimitReader(resp.Body, 1<<20)
 	if d.api == "graph" {
 		var answer graphAnswer
-		if err := json.NewDecoder(body).Decode(&answer); err != nil {
+		if err := jsonv2.UnmarshalRead(body, &answer, jsontext.AllowDuplicateNames(true)); err != nil {
 			return nil, fmt.Errorf("graph answer: %w", err)
 		}
 		domains = answer.hosts()
