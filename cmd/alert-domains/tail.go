@@ -105,8 +105,9 @@ func interrupted(ctx context.Context, err error) error {
 	return err
 }
 
-// resultLine is one result as tail prints it: completedAt, status,
-// tenant, alert, then the domains of a success or the error of a failure.
+// resultLine is one result as tail prints it: completedAt, status, tenant
+// (its subject's, else its own), alert, then the domains of a success or the
+// error of a failure.
 // Every text from the wire is made printable and bounded.
 func resultLine(r *message.Result, tenant string) string {
 	var detail string
@@ -126,5 +127,5 @@ func resultLine(r *message.Result, tenant string) string {
 		extra += fmt.Sprintf(", replay of %d", r.ReplayOf)
 	}
 	return fmt.Sprintf("%-24s  %-7s  %-12s  %-32s  %s  [%s]", message.Printable(r.CompletedAt, 32), message.Printable(r.Status, 8),
-		cmp.Or(message.Printable(tenant, 63), "-"), message.Printable(cmp.Or(r.AlertID, "-"), 128), message.Printable(detail, 2048), extra)
+		cmp.Or(message.Printable(cmp.Or(tenant, r.Tenant), 63), "-"), message.Printable(cmp.Or(r.AlertID, "-"), 128), message.Printable(detail, 2048), extra)
 }
