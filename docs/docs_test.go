@@ -34,13 +34,6 @@ import (
 // root is the module root, relative to this package's directory.
 const root = ".."
 
-// pendingFlags are command-line flags that other work adds; a flag a
-// command does not have yet is logged rather than failed. Remove an entry
-// when it lands.
-var pendingFlags = map[string][]string{
-	"emulate": {"tenants"}, // emulate -tenants a,b
-}
-
 // page is one Markdown file, read once.
 type page struct {
 	path   string // relative to the module root, slash-separated
@@ -734,8 +727,6 @@ func TestFlagsExist(t *testing.T) {
 					name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
 					switch {
 					case regexp.MustCompile(`(?m)^\s+-` + regexp.QuoteMeta(name) + `\b`).MatchString(helpOf[sub]):
-					case slices.Contains(pendingFlags[sub], name):
-						t.Logf("%s: pending: %s -%s", p.path, sub, name)
 					default:
 						t.Errorf("%s: %q: alert-domains %s has no flag -%s", p.path, line, sub, name)
 					}
