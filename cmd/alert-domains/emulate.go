@@ -253,10 +253,6 @@ func (m *emulation) listenTLS(e *env, emus emulator.Tenants) (srv *http.Server, 
 // of the output (a script waiting for "listening on") sees it whole.
 func (m *emulation) printSettings(out io.Writer, base string) {
 	w := &bytes.Buffer{}
-	quota := make([]string, len(m.limits))
-	for i, l := range m.limits {
-		quota[i] = l.String()
-	}
 	var alerts []string
 	if m.seed {
 		alerts = append(alerts, fmt.Sprintf("%d sample alerts (for example da637472900382838869_1364969609)", len(emulator.SeedData())))
@@ -272,7 +268,7 @@ func (m *emulation) printSettings(out io.Writer, base string) {
 		fmt.Fprintf(w, "  tenant       %s\n  client       %s\n  secret       %s\n", strings.TrimSpace(t.tenantID+" "+t.name), t.clientID, t.secret)
 	}
 	fmt.Fprintf(w, "  permissions  %s\n  quota        %s (per API)\n  alerts       %s\n\n",
-		cmp.Or(strings.Join(m.granted, ", "), "none"), cmp.Or(strings.Join(quota, ","), "none"), strings.Join(alerts, "; "))
+		cmp.Or(strings.Join(m.granted, ", "), "none"), quotaText(m.limits), strings.Join(alerts, "; "))
 	switch {
 	case m.tenantsOut != "":
 		fmt.Fprintf(w, "Each tenant has its own alerts and quota. The tenants file for them, written to %s:\n%s\n", m.tenantsOut, indent(m.tenantsFile()))
