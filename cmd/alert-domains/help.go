@@ -39,7 +39,7 @@ func runHelp(ctx context.Context, e *env, args []string) error {
 	r, err := referenceOf(topic)
 	switch {
 	case err != nil:
-		return usageErrorf("help: %q is neither a command nor config, metrics or kinds", topic)
+		return err
 	case *markdown:
 		return r.markdown(e.stdout, topic)
 	}

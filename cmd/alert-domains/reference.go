@@ -33,7 +33,7 @@ func referenceOf(topic string) (*reference, error) {
 	case "kinds":
 		return kindsReference(), nil
 	}
-	return nil, usageErrorf("help: unknown topic %q", topic)
+	return nil, usageErrorf("help: %q is neither a command nor config, metrics or kinds", topic)
 }
 
 func configReference() *reference {
@@ -127,9 +127,12 @@ func (r *reference) markdown(w io.Writer, topic string) error {
 // text writes r as a terminal table.
 func (r *reference) text(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	for _, s := range r.sections {
+	for i, s := range r.sections {
+		if i > 0 {
+			fmt.Fprintln(tw)
+		}
 		if s.heading != "" {
-			fmt.Fprintf(tw, "\n%s\n", s.heading)
+			fmt.Fprintf(tw, "%s\n", s.heading)
 		}
 		fmt.Fprintf(tw, "%s\n", strings.ToUpper(strings.Join(r.header, "\t")))
 		for _, row := range s.rows {
