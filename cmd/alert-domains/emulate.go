@@ -167,7 +167,11 @@ func guidOf(s string) string {
 
 // secretEnv is the variable the tenants file names for t's secret.
 func (t emulatedTenant) secretEnv() string {
-	return strings.ToUpper(strings.ReplaceAll(t.name, "-", "_")) + "_SECRET"
+	v := strings.ToUpper(strings.ReplaceAll(t.name, "-", "_")) + "_SECRET"
+	if v[0] >= '0' && v[0] <= '9' { // a variable name starts with a letter
+		return "TENANT_" + v
+	}
+	return v
 }
 
 func runEmulate(ctx context.Context, e *env, args []string) error {

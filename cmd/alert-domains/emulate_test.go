@@ -173,7 +173,7 @@ func TestEmulateServesUntilCanceled(t *testing.T) {
 func TestEmulateServesTenants(t *testing.T) {
 	dir := t.TempDir()
 	certFile, tenantsFile := filepath.Join(dir, "emulator.pem"), filepath.Join(dir, "tenants.yaml")
-	base, stdout, stop := startEmulate(t, "-tenants", "contoso,fabrikam", "-tls-cert-out", certFile, "-tenants-file-out", tenantsFile)
+	base, stdout, stop := startEmulate(t, "-tenants", "contoso,9-fabrikam", "-tls-cert-out", certFile, "-tenants-file-out", tenantsFile)
 	vars := map[string]string{}
 	for _, m := range regexp.MustCompile(`export (\w+)=(\S+)`).FindAllStringSubmatch(stdout.String(), -1) {
 		vars[m[1]] = m[2]
