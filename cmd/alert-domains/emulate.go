@@ -138,6 +138,9 @@ func closeAll(emus emulator.Tenants) {
 	}
 }
 
+// maxEmulatedTenants bounds -tenants: each tenant is an emulator of its own.
+const maxEmulatedTenants = 100
+
 // emulatedTenant is a tenant emulate serves; name is "" for the one of
 // the AZURE_* variables.
 type emulatedTenant struct{ name, tenantID, clientID, secret string }
@@ -155,6 +158,9 @@ func emulatedTenants(names string) ([]emulatedTenant, error) {
 			return nil, usageErrorf("emulate: -tenants: %q is not a tenant name (lower-case letters, digits and -), or is given twice", n)
 		}
 		out = append(out, emulatedTenant{n, guidOf(n + " tenant"), guidOf(n + " client"), "emulator-secret-" + n})
+	}
+	if len(out) > maxEmulatedTenants {
+		return nil, usageErrorf("emulate: -tenants: %d names, at most %d", len(out), maxEmulatedTenants)
 	}
 	return out, nil
 }

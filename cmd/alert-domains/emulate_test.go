@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -213,6 +214,10 @@ func TestEmulateServesTenants(t *testing.T) {
 }
 
 func TestEmulateUsageErrors(t *testing.T) {
+	many := "t0"
+	for i := range maxEmulatedTenants {
+		many += ",t" + strconv.Itoa(i+1)
+	}
 	for _, args := range [][]string{
 		{"-quota", "lots"},
 		{"-fault-rate", "1.5"},
@@ -224,10 +229,13 @@ func TestEmulateUsageErrors(t *testing.T) {
 		{"-tenants", "Contoso"},
 		{"-tenants", "a,a"},
 		{"-tenants-file-out", "x.yaml"},
+		{"-tenants", many},
 	} {
 		var stderr bytes.Buffer
 		e := &env{lookupEnv: config.MapEnv(nil), stdin: strings.NewReader(""), stdout: &bytes.Buffer{}, stderr: &stderr}
-		if err := runEmulate(t.Context(), e, args); exitStatus(err) != 2 {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel() // arguments emulate wrongly accepts end it at once, with status 0
+		if err := runEmulate(ctx, e, append([]string{"-listen", "127.0.0.1:0"}, args...)); exitStatus(err) != 2 {
 			t.Errorf("emulate %v = %v, want exit status 2", args, err)
 		}
 	}
