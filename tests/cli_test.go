@@ -84,8 +84,10 @@ func TestHelpListsCommandsAndVariables(t *testing.T) {
 	if code, err := p.Wait(30 * time.Second); err != nil || code != 0 {
 		t.Errorf("serve -h exit %d (%v)", code, err)
 	}
-	p = testenv.StartService(t, testenv.BuildBinary(t), nil, "frobnicate")
-	if code, _ := p.Wait(30 * time.Second); code != 2 {
-		t.Errorf("unknown command exit %d, want 2", code)
+	for _, args := range [][]string{{"frobnicate"}, {"help", "frobnicate"}, {"help", "kinds", "extra"}} {
+		p = testenv.StartService(t, testenv.BuildBinary(t), nil, args...)
+		if code, _ := p.Wait(30 * time.Second); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strings"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -157,13 +157,11 @@ func demoPublish(ctx context.Context, w io.Writer, natsURL string, cfg *config.C
 	if err != nil {
 		return err
 	}
-	results := make(chan *nats.Msg, 64)
+	results := make(chan *nats.Msg, 64) // the subscriptions end with nc
 	for _, subject := range []string{cfg.SuccessSubject, cfg.FailureSubject, cfg.SuccessSubject + ".*", cfg.FailureSubject + ".*"} {
-		sub, err := nc.ChanSubscribe(subject, results)
-		if err != nil {
+		if _, err := nc.ChanSubscribe(subject, results); err != nil {
 			return err
 		}
-		defer sub.Unsubscribe()
 	}
 	if err := nc.Flush(); err != nil {
 		return err
@@ -200,15 +198,11 @@ func demoPublish(ctx context.Context, w io.Writer, natsURL string, cfg *config.C
 		case m = <-results:
 		}
 		var r message.Result
-		i := -1
-		if json.Unmarshal(m.Data, &r) == nil {
-			for j, seq := range seqs {
-				if seq == r.RequestSequence && seq != 0 && got[j] == nil {
-					i = j
-				}
-			}
+		if json.Unmarshal(m.Data, &r) != nil || r.RequestSequence == 0 {
+			continue
 		}
-		if i < 0 {
+		i := slices.Index(seqs, r.RequestSequence)
+		if i < 0 || got[i] != nil {
 			continue
 		}
 		got[i], done = &r, done+1
@@ -246,24 +240,18 @@ func demoAcked(ctx context.Context, js jetstream.JetStream, cfg *config.Config, 
 }
 
 func printDemoRow(w io.Writer, i int, s demoSample, r *message.Result) {
-	alert, cached, detail := r.AlertID, "no", "[]"
+	alert, cached, detail := r.AlertID, "no", resultDetail(r, "[]")
 	if alert == "" {
 		alert = fmt.Sprintf("(invalid: %q)", s.body)
 	}
-	if r.Cached != nil && *r.Cached {
+	switch {
+	case r.Error != nil:
+		cached = "-"
+	case r.Cached != nil && *r.Cached:
 		cached = "yes"
 	}
-	if r.Status == message.StatusSuccess && len(r.Domains) > 0 {
-		detail = strings.Join(r.Domains, ", ")
-	}
-	if r.GraphAlertID != "" {
+	if r.GraphAlertID != "" && r.Error == nil {
 		detail += " (graphAlertId " + r.GraphAlertID + ")"
-	}
-	if r.Error != nil {
-		cached, detail = "-", string(r.Error.Kind)+": "+r.Error.Message
-		if r.Error.HTTPStatus != 0 {
-			detail += fmt.Sprintf(" (HTTP %d)", r.Error.HTTPStatus)
-		}
 	}
 	fmt.Fprintf(w, "%-3d %-34s %-8s %-8d %-6s %s\n    %s\n", i+1, alert, r.Status, r.Attempts, cached, detail, s.what)
 }

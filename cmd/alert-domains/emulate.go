@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"flag"
@@ -13,10 +14,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/emulator"
 )
@@ -34,6 +37,10 @@ Retry-After over its quota. Both APIs answer from one set of alerts; Graph
 knows an ID without a product prefix only as "da" + ID. It prints the
 settings to export, and runs until interrupted.
 
+-tenants NAME,... serves one Entra tenant per name instead of one, each with
+its own tenant ID, app registration, secret and alerts, and prints the
+tenants file (TENANTS_FILE) and secrets that point serve at them.
+
 A -data file maps alert IDs to their hosts:
   {"alerts": {"da637472900382838869_1364969609": ["www.example.com"]}}`
 
@@ -43,12 +50,14 @@ const emulateShutdownTimeout = 5 * time.Second
 // emulation is what emulate was asked to serve.
 type emulation struct {
 	listen, quota, data, certOut, perms string
+	tenants, tenantsOut                 string
 	latency                             time.Duration
 	faultRate                           float64
 	anyAlert, seed                      bool
 	pageSize                            int
 	limits                              []connector.Limit
 	granted                             []string
+	served                              []emulatedTenant
 }
 
 func (m *emulation) define(fs *flag.FlagSet) {
@@ -61,11 +70,14 @@ func (m *emulation) define(fs *flag.FlagSet) {
 	fs.BoolVar(&m.seed, "seed", true, "include the built-in sample alerts")
 	fs.IntVar(&m.pageSize, "page-size", 0, "split answers of more hosts than this into @odata.nextLink pages (0: never)")
 	fs.StringVar(&m.certOut, "tls-cert-out", "", "write the emulator's self-signed certificate (PEM) here, for SSL_CERT_FILE")
+	fs.StringVar(&m.tenants, "tenants", "", "serve one tenant per name, comma separated (for example contoso,fabrikam), for a TENANTS_FILE")
+	fs.StringVar(&m.tenantsOut, "tenants-file-out", "", "with -tenants: write the tenants file here, for TENANTS_FILE")
 	fs.StringVar(&m.perms, "permissions", emulator.GraphPermission+","+emulator.MDEPermission, "application permissions granted to the app, comma separated (none: no consent); an API answers 403 without its own")
 }
 
-// handler checks the flags and builds the emulator they describe.
-func (m *emulation) handler() (*emulator.Emulator, error) {
+// handler checks the flags and builds the emulators they describe: one,
+// or one per name of -tenants.
+func (m *emulation) handler() (emulator.Tenants, error) {
 	var err error
 	switch m.limits, err = connector.ParseLimits(m.quota); {
 	case err != nil:
@@ -76,6 +88,8 @@ func (m *emulation) handler() (*emulator.Emulator, error) {
 		return nil, usageErrorf("emulate: -latency must not be negative")
 	case m.pageSize < 0:
 		return nil, usageErrorf("emulate: -page-size must not be negative")
+	case m.tenantsOut != "" && m.tenants == "":
+		return nil, usageErrorf("emulate: -tenants-file-out needs -tenants")
 	}
 	m.granted = []string{}
 	for p := range strings.SplitSeq(m.perms, ",") {
@@ -91,19 +105,79 @@ func (m *emulation) handler() (*emulator.Emulator, error) {
 	if m.anyAlert {
 		opts = append(opts, emulator.WithAnyAlert())
 	}
-	emu := emulator.NewHandler(opts...)
-	if m.data != "" {
-		f, err := os.Open(m.data)
-		if err == nil {
-			err = emu.LoadData(f)
-			f.Close()
-		}
-		if err != nil {
-			emu.Close()
+	if m.served, err = emulatedTenants(m.tenants); err != nil {
+		return nil, err
+	}
+	emus := make(emulator.Tenants, len(m.served))
+	for i, t := range m.served {
+		emus[i] = emulator.NewHandler(append(opts, emulator.WithTenant(t.tenantID, t.clientID, t.secret))...)
+		if err := m.load(emus[i]); err != nil {
+			closeAll(emus[:i+1])
 			return nil, usageErrorf("emulate: -data: %v", err)
 		}
 	}
-	return emu, nil
+	return emus, nil
+}
+
+// load adds the alerts of -data to emu.
+func (m *emulation) load(emu *emulator.Emulator) error {
+	if m.data == "" {
+		return nil
+	}
+	f, err := os.Open(m.data)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return emu.LoadData(f)
+}
+
+func closeAll(emus emulator.Tenants) {
+	for _, e := range emus {
+		e.Close()
+	}
+}
+
+// maxEmulatedTenants bounds -tenants: each tenant is an emulator of its own.
+const maxEmulatedTenants = 100
+
+// emulatedTenant is a tenant emulate serves; name is "" for the one of
+// the AZURE_* variables.
+type emulatedTenant struct{ name, tenantID, clientID, secret string }
+
+// emulatedTenants are the tenants of -tenants, each with IDs and a secret
+// made from its name, so that a tenants file written once keeps working.
+func emulatedTenants(names string) ([]emulatedTenant, error) {
+	if names == "" {
+		return []emulatedTenant{{"", emulator.DefaultTenantID, emulator.DefaultClientID, emulator.DefaultClientSecret}}, nil
+	}
+	var out []emulatedTenant
+	for n := range strings.SplitSeq(names, ",") {
+		n = strings.TrimSpace(n)
+		if !config.ValidTenantName(n) || slices.ContainsFunc(out, func(t emulatedTenant) bool { return t.name == n }) {
+			return nil, usageErrorf("emulate: -tenants: %q is not a tenant name (lower-case letters, digits and -), or is given twice", n)
+		}
+		out = append(out, emulatedTenant{n, guidOf(n + " tenant"), guidOf(n + " client"), "emulator-secret-" + n})
+	}
+	if len(out) > maxEmulatedTenants {
+		return nil, usageErrorf("emulate: -tenants: %d names, at most %d", len(out), maxEmulatedTenants)
+	}
+	return out, nil
+}
+
+// guidOf is a GUID made from s.
+func guidOf(s string) string {
+	b := sha256.Sum256([]byte("alert-domains emulate " + s))
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// secretEnv is the variable the tenants file names for t's secret.
+func (t emulatedTenant) secretEnv() string {
+	v := strings.ToUpper(strings.ReplaceAll(t.name, "-", "_")) + "_SECRET"
+	if v[0] >= '0' && v[0] <= '9' { // a variable name starts with a letter
+		return "TENANT_" + v
+	}
+	return v
 }
 
 func runEmulate(ctx context.Context, e *env, args []string) error {
@@ -113,24 +187,29 @@ func runEmulate(ctx context.Context, e *env, args []string) error {
 	if err := parse(fs, args, true); err != nil {
 		return err
 	}
-	emu, err := m.handler()
+	emus, err := m.handler()
 	if err != nil {
 		return err
 	}
-	defer emu.Close()
-	srv, ln, base, err := m.listenTLS(e, emu)
+	defer closeAll(emus)
+	if m.tenantsOut != "" {
+		if err := os.WriteFile(m.tenantsOut, []byte(m.tenantsFile()), 0o644); err != nil {
+			return fmt.Errorf("emulate: -tenants-file-out: %w", err)
+		}
+	}
+	srv, ln, base, err := m.listenTLS(e, emus)
 	if err != nil {
 		return fmt.Errorf("emulate: %w", err)
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.ServeTLS(ln, "", "") }()
-	m.printSettings(e.stdout, emu, base)
+	m.printSettings(e.stdout, base)
 	select {
 	case err := <-served:
 		return fmt.Errorf("emulate: %w", err)
 	case <-ctx.Done():
 	}
-	emu.Close() // ends delayed and slow answers, so shutdown does not wait on them
+	closeAll(emus) // ends delayed and slow answers, so shutdown does not wait on them
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), emulateShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
@@ -146,7 +225,7 @@ func runEmulate(ctx context.Context, e *env, args []string) error {
 // listenTLS listens on -listen with a self-signed certificate for
 // loopback, the listen address and the host name, written to
 // -tls-cert-out when given; base is the URL clients dial.
-func (m *emulation) listenTLS(e *env, emu *emulator.Emulator) (srv *http.Server, ln net.Listener, base string, err error) {
+func (m *emulation) listenTLS(e *env, emus emulator.Tenants) (srv *http.Server, ln net.Listener, base string, err error) {
 	if ln, err = net.Listen("tcp", m.listen); err != nil {
 		return nil, nil, "", err
 	}
@@ -172,7 +251,7 @@ func (m *emulation) listenTLS(e *env, emu *emulator.Emulator) (srv *http.Server,
 		return nil, nil, "", err
 	}
 	srv = &http.Server{
-		Handler:           emu,
+		Handler:           emus,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          log.New(e.stderr, "alert-domains emulate: ", 0),
@@ -182,12 +261,8 @@ func (m *emulation) listenTLS(e *env, emu *emulator.Emulator) (srv *http.Server,
 
 // printSettings writes the banner to out in one write, so that a reader
 // of the output (a script waiting for "listening on") sees it whole.
-func (m *emulation) printSettings(out io.Writer, emu *emulator.Emulator, base string) {
+func (m *emulation) printSettings(out io.Writer, base string) {
 	w := &bytes.Buffer{}
-	quota := make([]string, len(m.limits))
-	for i, l := range m.limits {
-		quota[i] = l.String()
-	}
 	var alerts []string
 	if m.seed {
 		alerts = append(alerts, fmt.Sprintf("%d sample alerts (for example da637472900382838869_1364969609)", len(emulator.SeedData())))
@@ -199,11 +274,27 @@ func (m *emulation) printSettings(out io.Writer, emu *emulator.Emulator, base st
 		alerts = append(alerts, "only those of -data")
 	}
 	fmt.Fprintf(w, "alert-domains emulate: Microsoft Graph, Defender for Endpoint API and Entra ID emulator listening on %s\n", base)
-	fmt.Fprintf(w, "  tenant       %s\n  client       %s\n  secret       %s\n  permissions  %s\n  quota        %s (per API)\n  alerts       %s\n\n",
-		emu.TenantID(), emu.ClientID(), emu.ClientSecret(), cmp.Or(strings.Join(m.granted, ", "), "none"), cmp.Or(strings.Join(quota, ","), "none"), strings.Join(alerts, "; "))
+	for _, t := range m.served {
+		fmt.Fprintf(w, "  tenant       %s\n  client       %s\n  secret       %s\n", strings.TrimSpace(t.tenantID+" "+t.name), t.clientID, t.secret)
+	}
+	fmt.Fprintf(w, "  permissions  %s\n  quota        %s (per API)\n  alerts       %s\n\n",
+		cmp.Or(strings.Join(m.granted, ", "), "none"), quotaText(m.limits), strings.Join(alerts, "; "))
+	switch {
+	case m.tenantsOut != "":
+		fmt.Fprintf(w, "Each tenant has its own alerts and quota. The tenants file for them, written to %s:\n%s\n", m.tenantsOut, indent(m.tenantsFile()))
+	case m.tenants != "":
+		fmt.Fprintf(w, "Each tenant has its own alerts and quota. The tenants file for them, to save as tenants.yaml:\n%s\n", indent(m.tenantsFile()))
+	}
 	fmt.Fprintln(w, "Point alert-domains (serve, get, demo) at it (DEFENDER_API=graph, the default, or mde):")
 	fmt.Fprintf(w, "  export DEFENDER_API_URL=%s\n  export AZURE_AUTHORITY_HOST=%s/\n", base, base)
-	fmt.Fprintf(w, "  export AZURE_TENANT_ID=%s\n  export AZURE_CLIENT_ID=%s\n  export AZURE_CLIENT_SECRET=%s\n", emu.TenantID(), emu.ClientID(), emu.ClientSecret())
+	if t := m.served[0]; m.tenants == "" {
+		fmt.Fprintf(w, "  export AZURE_TENANT_ID=%s\n  export AZURE_CLIENT_ID=%s\n  export AZURE_CLIENT_SECRET=%s\n", t.tenantID, t.clientID, t.secret)
+	} else {
+		fmt.Fprintf(w, "  export TENANTS_FILE=%s\n", cmp.Or(m.tenantsOut, "tenants.yaml"))
+		for _, t := range m.served {
+			fmt.Fprintf(w, "  export %s=%s\n", t.secretEnv(), t.secret)
+		}
+	}
 	if m.certOut != "" {
 		fmt.Fprintf(w, "  export SSL_CERT_FILE=%s\n", m.certOut)
 	} else {
@@ -211,4 +302,18 @@ func (m *emulation) printSettings(out io.Writer, emu *emulator.Emulator, base st
 	}
 	fmt.Fprintln(w)
 	_, _ = out.Write(w.Bytes())
+}
+
+// tenantsFile is a TENANTS_FILE of the tenants of -tenants.
+func (m *emulation) tenantsFile() string {
+	var b strings.Builder
+	b.WriteString("tenants:\n")
+	for _, t := range m.served {
+		fmt.Fprintf(&b, "  - name: %s\n    tenantId: %s\n    clientId: %s\n    clientSecretEnv: %s\n", t.name, t.tenantID, t.clientID, t.secretEnv())
+	}
+	return b.String()
+}
+
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n  ") + "\n"
 }

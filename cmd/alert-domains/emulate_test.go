@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -51,29 +52,32 @@ func (o *emulateOutput) String() string {
 
 var listeningOn = regexp.MustCompile(`listening on (https://\S+)`)
 
-func TestEmulateServesUntilCanceled(t *testing.T) {
-	dir := t.TempDir()
-	certFile := filepath.Join(dir, "emulator.pem")
-	dataFile := filepath.Join(dir, "data.json")
-	if err := os.WriteFile(dataFile, []byte(`{"alerts":{"from_file_1":["file.example"]}}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+// startEmulate runs emulate with args until the test ends; it returns the
+// URL it listens on, its stdout and a function that stops it and returns
+// its error.
+func startEmulate(t *testing.T, args ...string) (base string, stdout *emulateOutput, stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	stdout := &emulateOutput{}
+	t.Cleanup(cancel)
+	stdout = &emulateOutput{}
 	var stderr bytes.Buffer
 	e := &env{lookupEnv: config.MapEnv(nil), stdin: strings.NewReader(""), stdout: stdout, stderr: &stderr}
 	done := make(chan error, 1)
-	go func() {
-		done <- runEmulate(ctx, e, []string{"-listen", "127.0.0.1:0", "-tls-cert-out", certFile, "-quota", "2/1h", "-data", dataFile})
-	}()
-
-	var base string
+	go func() { done <- runEmulate(ctx, e, append([]string{"-listen", "127.0.0.1:0"}, args...)) }()
+	stop = func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second):
+			t.Fatal("emulate did not stop")
+			return nil
+		}
+	}
 	deadline := time.After(10 * time.Second)
-	for base == "" {
+	for {
 		if m := listeningOn.FindStringSubmatch(stdout.String()); m != nil {
-			base = m[1]
-			break
+			return m[1], stdout, stop
 		}
 		select {
 		case err := <-done:
@@ -83,6 +87,34 @@ func TestEmulateServesUntilCanceled(t *testing.T) {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+}
+
+// trustingClient is an HTTP client that trusts the certificate in file, as
+// SSL_CERT_FILE does.
+func trustingClient(t *testing.T, file string) *http.Client {
+	t.Helper()
+	pemData, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pemData) {
+		t.Fatal("no certificate in the -tls-cert-out file")
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	t.Cleanup(hc.CloseIdleConnections)
+	return hc
+}
+
+func TestEmulateServesUntilCanceled(t *testing.T) {
+	dir := t.TempDir()
+	certFile := filepath.Join(dir, "emulator.pem")
+	dataFile := filepath.Join(dir, "data.json")
+	if err := os.WriteFile(dataFile, []byte(`{"alerts":{"from_file_1":["file.example"]}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base, stdout, stop := startEmulate(t, "-tls-cert-out", certFile, "-quota", "2/1h", "-data", dataFile)
+
 	// The banner comes in one write: a script that reads until "listening
 	// on" has the exports too.
 	out := stdout.String()
@@ -102,17 +134,7 @@ func TestEmulateServesUntilCanceled(t *testing.T) {
 		}
 	}
 
-	// A client that trusts the written certificate, as SSL_CERT_FILE does.
-	pemData, err := os.ReadFile(certFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(pemData) {
-		t.Fatal("no certificate in the -tls-cert-out file")
-	}
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
-	defer hc.CloseIdleConnections()
+	hc := trustingClient(t, certFile)
 	cred, err := connector.NewCredential(connector.CredentialConfig{
 		TenantID: emulator.DefaultTenantID, ClientID: emulator.DefaultClientID, ClientSecret: emulator.DefaultClientSecret,
 		AuthorityHost: base + "/", Transport: hc,
@@ -138,21 +160,64 @@ func TestEmulateServesUntilCanceled(t *testing.T) {
 		t.Fatalf("over the quota: %v, want throttled with Retry-After about an hour", err)
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("emulate = %v, want nil after the cancel", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("emulate did not stop")
+	if err := stop(); err != nil {
+		t.Errorf("emulate = %v, want nil after the cancel", err)
 	}
 	if !strings.Contains(stdout.String(), "stopped") {
 		t.Error("no stop message")
 	}
 }
 
+// TestEmulateServesTenants: with -tenants, the tenants file and secrets
+// emulate prints are a TENANTS_FILE that config loads, and each tenant's
+// credential reads alerts with a token of its own tenant.
+func TestEmulateServesTenants(t *testing.T) {
+	dir := t.TempDir()
+	certFile, tenantsFile := filepath.Join(dir, "emulator.pem"), filepath.Join(dir, "tenants.yaml")
+	base, stdout, stop := startEmulate(t, "-tenants", "contoso,9-fabrikam", "-tls-cert-out", certFile, "-tenants-file-out", tenantsFile)
+	vars := map[string]string{}
+	for _, m := range regexp.MustCompile(`export (\w+)=(\S+)`).FindAllStringSubmatch(stdout.String(), -1) {
+		vars[m[1]] = m[2]
+	}
+	if vars["TENANTS_FILE"] != tenantsFile || vars["DEFENDER_API_URL"] != base || vars["AZURE_TENANT_ID"] != "" {
+		t.Fatalf("exports %v, want TENANTS_FILE and DEFENDER_API_URL and no AZURE_TENANT_ID:\n%s", vars, stdout)
+	}
+	cfg, err := config.Load(config.MapEnv(vars))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenants, err := config.LoadTenants(tenantsFile, cfg, config.MapEnv(vars))
+	if err != nil || len(tenants) != 2 {
+		t.Fatalf("LoadTenants = %d tenants, %v", len(tenants), err)
+	}
+	hc := trustingClient(t, certFile)
+	for _, tn := range tenants {
+		tn.Credential.Transport = hc
+		cred, err := connector.NewCredential(tn.Credential)
+		if err != nil {
+			t.Fatal(err)
+		}
+		client, err := connector.New(tn.API, tn.APIURL, cred, tn.Scope, connector.WithHTTPClient(hc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res, err := client.Domains(t.Context(), "da637472900382838869_1364969609"); err != nil || len(res.Domains) == 0 {
+			t.Errorf("%s: %+v, %v", tn.Name, res, err)
+		}
+	}
+	if tenants[0].Credential.TenantID == tenants[1].Credential.TenantID {
+		t.Errorf("both tenants have the tenant ID %s", tenants[0].Credential.TenantID)
+	}
+	if err := stop(); err != nil {
+		t.Error(err)
+	}
+}
+
 func TestEmulateUsageErrors(t *testing.T) {
+	many := "t0"
+	for i := range maxEmulatedTenants {
+		many += ",t" + strconv.Itoa(i+1)
+	}
 	for _, args := range [][]string{
 		{"-quota", "lots"},
 		{"-fault-rate", "1.5"},
@@ -161,10 +226,16 @@ func TestEmulateUsageErrors(t *testing.T) {
 		{"-data", filepath.Join(t.TempDir(), "missing.json")},
 		{"-nope"},
 		{"extra"},
+		{"-tenants", "Contoso"},
+		{"-tenants", "a,a"},
+		{"-tenants-file-out", "x.yaml"},
+		{"-tenants", many},
 	} {
 		var stderr bytes.Buffer
 		e := &env{lookupEnv: config.MapEnv(nil), stdin: strings.NewReader(""), stdout: &bytes.Buffer{}, stderr: &stderr}
-		if err := runEmulate(t.Context(), e, args); exitStatus(err) != 2 {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel() // arguments emulate wrongly accepts end it at once, with status 0
+		if err := runEmulate(ctx, e, append([]string{"-listen", "127.0.0.1:0"}, args...)); exitStatus(err) != 2 {
 			t.Errorf("emulate %v = %v, want exit status 2", args, err)
 		}
 	}

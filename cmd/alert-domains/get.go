@@ -226,13 +226,13 @@ func warnGet(ctx context.Context, e *env, client *connector.Client, tenant strin
 	}
 }
 
-// quotaText is limits as DEFENDER_RATE_LIMITS writes them.
+// quotaText is limits as DEFENDER_RATE_LIMITS writes them, with spaces.
 func quotaText(limits []connector.Limit) string {
 	parts := make([]string, len(limits))
 	for i, l := range limits {
 		parts[i] = fmt.Sprintf("%d/%s", l.Count, metrics.ShortDuration(l.Window))
 	}
-	return cmp.Or(strings.Join(parts, ","), "none")
+	return cmp.Or(strings.Join(parts, ", "), "none")
 }
 
 // sliceReader yields the strings of list.

@@ -41,8 +41,12 @@ func TestGetJoinsSharedQuota(t *testing.T) {
 	}
 
 	alone := getEnv(srv, "DEFENDER_RATE_LIMITS", "2/1h")
-	if r := runGetTest(t, srv, alone, "", id); r.err != nil || srv.Calls() != 3 {
+	r := runGetTest(t, srv, alone, "", id)
+	if r.err != nil || srv.Calls() != 3 {
 		t.Fatalf("get without NATS: %v, %d calls, want 3\n%s", r.err, srv.Calls(), r.stderr)
+	}
+	if want := "counting the quota alone (2/1h in this process, not with serve's replicas): NATS_URL is empty"; !strings.Contains(r.stderr, want) {
+		t.Errorf("get with NATS_URL empty: stderr %q lacks %q", r.stderr, want)
 	}
 	unreachable := getEnv(srv, "NATS_URL", "nats://127.0.0.1:1", "DEFENDER_RATE_LIMITS", "2/1h")
 	if r := runGetTest(t, srv, unreachable, "", id); r.err != nil || !strings.Contains(r.stderr, "counting the quota alone") {

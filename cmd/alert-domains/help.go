@@ -8,26 +8,42 @@ import (
 	"github.com/alert-domains/alert-domains/config"
 )
 
-const helpUsage = `help [COMMAND]
+const helpUsage = `help [COMMAND | config | metrics | kinds] [--markdown]
 
 Without an argument, lists the commands and every environment variable with
-its default; with a command, shows its flags.`
+its default; with a command, shows its flags. config, metrics and kinds list
+the variables, the metrics and the failure kinds; with --markdown, as the
+pages of docs/reference.`
 
 func runHelp(ctx context.Context, e *env, args []string) error {
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
 		return printUsage(e.stdout)
 	}
 	fs := e.flags("help")
+	markdown := fs.Bool("markdown", false, "with config, metrics or kinds: the Markdown page of docs/reference")
 	if err := parse(fs, args, false); err != nil {
 		return err
 	}
-	if topic := fs.Arg(0); topic != "" {
-		if c, ok := lookupCommand(topic); ok && c.name != "help" {
-			return c.run(ctx, e, []string{"-h"})
+	topic := fs.Arg(0)
+	if fs.NArg() > 1 { // flags after the topic
+		if err := parse(fs, fs.Args()[1:], true); err != nil {
+			return err
 		}
-		return usageErrorf("help: unknown command %q", topic)
 	}
-	return printUsage(e.stdout)
+	if topic == "" {
+		return printUsage(e.stdout)
+	}
+	if c, ok := lookupCommand(topic); ok && c.name != "help" {
+		return c.run(ctx, e, []string{"-h"})
+	}
+	r, err := referenceOf(topic)
+	switch {
+	case err != nil:
+		return err
+	case *markdown:
+		return r.markdown(e.stdout, topic)
+	}
+	return r.text(e.stdout)
 }
 
 func printUsage(w io.Writer) error {

@@ -40,12 +40,9 @@ const (
 	afterWork       = 2*time.Second + httpStopTimeout + drainTimeout
 )
 
-// run starts the service and serves until ctx ends or the NATS connection
-// is closed for good (then it returns why, so that the process exits
-// non-zero and is restarted). The parts stop in the reverse order of
-// their layers: first the consumer and the safety net (in-flight work
-// finishes or is handed back), then HTTP and presence, the cache index and
-// the quota, the connection (drained), and the embedded server last.
+// run serves until ctx ends, or returns why the NATS connection closed for
+// good (so the process is restarted). The parts stop in the reverse order
+// of their layers, the consumers first and the embedded server last.
 func (s *service) run(ctx context.Context) error {
 	start := time.Now()
 	g := lifecycle.Group{Budget: s.cfg.ShutdownTimeout + afterWork, Logger: s.logger}
@@ -135,11 +132,8 @@ func (s *service) startEmbedded(g *lifecycle.Group) (natsURL string, stop func()
 // requests are taken.
 const answersWarmup = 10 * time.Second
 
-// awaitAnswers waits for the stored results to have been read, so that a
-// request for an alert answered before a restart finds its answer: at most
-// answersWarmup, after which requests are taken all the same (an alert
-// not read yet is then asked of Microsoft; a redelivery waits for its
-// answer to be known).
+// awaitAnswers waits at most answersWarmup for the stored results to be
+// read, so that an alert answered before a restart finds its answer.
 func (s *service) awaitAnswers(ctx context.Context, ready <-chan struct{}) {
 	t := time.NewTimer(answersWarmup)
 	defer t.Stop()

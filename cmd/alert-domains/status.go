@@ -280,13 +280,9 @@ func (d *deployment) printTenants(w *tabwriter.Writer) {
 // the calls of every replica against the limit and the cooldowns in force
 // (QUOTA_SCOPE=shared), or the attempts of the results of each window.
 func (d *deployment) printQuota(w *tabwriter.Writer) {
-	text := "none (DEFENDER_RATE_LIMITS=" + cmp.Or(d.cfg.DefenderRateLimits, "none") + ")"
-	if len(d.cfg.RateLimits) > 0 {
-		parts := make([]string, len(d.cfg.RateLimits))
-		for i, l := range d.cfg.RateLimits {
-			parts[i] = fmt.Sprintf("%d/%s", l.Count, metrics.ShortDuration(l.Window))
-		}
-		text = strings.Join(parts, ", ")
+	text := quotaText(d.cfg.RateLimits)
+	if len(d.cfg.RateLimits) == 0 {
+		text = "none (DEFENDER_RATE_LIMITS=" + cmp.Or(d.cfg.DefenderRateLimits, "none") + ")"
 	}
 	if d.sharedQuota {
 		fmt.Fprintf(w, "DEFENDER QUOTA: %s, shared by every replica (QUOTA_SCOPE=shared)\n", text)

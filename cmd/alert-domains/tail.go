@@ -105,26 +105,31 @@ func interrupted(ctx context.Context, err error) error {
 	return err
 }
 
-// resultLine is one result as tail prints it: completedAt, status,
-// tenant, alert, then the domains of a success or the error of a failure.
+// resultLine is one result as tail prints it: completedAt, status, tenant
+// (its subject's, else its own), alert, then the domains of a success or the
+// error of a failure.
 // Every text from the wire is made printable and bounded.
 func resultLine(r *message.Result, tenant string) string {
-	var detail string
-	if r.Error != nil {
-		detail = string(r.Error.Kind) + ": " + r.Error.Message
-		if r.Error.HTTPStatus != 0 {
-			detail += fmt.Sprintf(" (HTTP %d)", r.Error.HTTPStatus)
-		}
-	} else {
-		detail = cmp.Or(strings.Join(r.Domains, ", "), "(no domains)")
-		if r.Cached != nil && *r.Cached {
-			detail += " [cached]"
-		}
+	detail := resultDetail(r, "(no domains)")
+	if r.Cached != nil && *r.Cached {
+		detail += " [cached]"
 	}
 	extra := fmt.Sprintf("seq %d", r.RequestSequence)
 	if r.ReplayOf != 0 {
 		extra += fmt.Sprintf(", replay of %d", r.ReplayOf)
 	}
 	return fmt.Sprintf("%-24s  %-7s  %-12s  %-32s  %s  [%s]", message.Printable(r.CompletedAt, 32), message.Printable(r.Status, 8),
-		cmp.Or(message.Printable(tenant, 63), "-"), message.Printable(cmp.Or(r.AlertID, "-"), 128), message.Printable(detail, 2048), extra)
+		cmp.Or(message.Printable(cmp.Or(tenant, r.Tenant), 63), "-"), message.Printable(cmp.Or(r.AlertID, "-"), 128), message.Printable(detail, 2048), extra)
+}
+
+// resultDetail is the domains of a success (none when it has none) or the
+// error of a failure.
+func resultDetail(r *message.Result, none string) string {
+	if r.Error == nil {
+		return cmp.Or(strings.Join(r.Domains, ", "), none)
+	}
+	if r.Error.HTTPStatus != 0 {
+		return fmt.Sprintf("%s: %s (HTTP %d)", r.Error.Kind, r.Error.Message, r.Error.HTTPStatus)
+	}
+	return string(r.Error.Kind) + ": " + r.Error.Message
 }

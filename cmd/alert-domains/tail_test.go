@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,12 +13,12 @@ import (
 	"github.com/alert-domains/alert-domains/message"
 )
 
-// startTail runs tail until the test cancels it; it returns its stdout and
-// a function that stops it and returns its exit status.
-func startTail(t *testing.T, o *opsEnv, args ...string) (stdout *syncBuffer, stop func() int) {
+// startTail runs tail until the test cancels it; it returns its stdout,
+// its stderr and a function that stops it and returns its exit status.
+func startTail(t *testing.T, o *opsEnv, args ...string) (stdout, stderr *syncBuffer, stop func() int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	stdout, stderr := newSyncBuffer(), newSyncBuffer()
+	stdout, stderr = newSyncBuffer(), newSyncBuffer()
 	done := make(chan int, 1)
 	go func() {
 		done <- exitCode(stderr, run(ctx, append([]string{"tail"}, args...), config.MapEnv(o.vars), strings.NewReader(""), stdout, stderr))
@@ -40,7 +41,7 @@ func startTail(t *testing.T, o *opsEnv, args ...string) (stdout *syncBuffer, sto
 			stop()
 		}
 	})
-	return stdout, stop
+	return stdout, stderr, stop
 }
 
 func TestTailJSONPrintsResultsPublishedAfterStart(t *testing.T) {
@@ -48,7 +49,7 @@ func TestTailJSONPrintsResultsPublishedAfterStart(t *testing.T) {
 	old := o.request(t, "old", nil)
 	o.failure(t, "old", message.KindNotFound, old, 0)
 
-	out, stop := startTail(t, o, "--json")
+	out, _, stop := startTail(t, o, "--json")
 	s1 := o.request(t, "da637472900382838869_1364969609", nil)
 	s2 := o.request(t, "bad", nil)
 	o.result(t, message.Success("da637472900382838869_1364969609", []string{"www.example.com"}, 1, false, time.Now()), s1)
@@ -77,7 +78,7 @@ func TestTailReadableFailedSince(t *testing.T) {
 	s2 := o.request(t, "two", nil)
 	o.failure(t, "two", message.KindThrottled, s2, 0)
 
-	out, stop := startTail(t, o, "--since", "1h", "--failed")
+	out, _, stop := startTail(t, o, "--since", "1h", "--failed")
 	text := out.waitFor(t, "the failure", func(s string) bool { return strings.Contains(s, "\n") })
 	s3 := o.request(t, "three", nil)
 	o.failure(t, "three", message.KindForbidden, s3, 0)
@@ -117,6 +118,7 @@ func TestResultLine(t *testing.T) {
 		{ok, "contoso", []string{"2026-11-27T09:14:03.512Z", "success", "contoso", "da637472900382838869_1364969609", "www.example.com, cdn.example.net [cached]", "seq 1042"}},
 		{fail, "", []string{"failure", "  -  ", "not_found: alert not found (HTTP 404)", "seq 1043, replay of 7"}},
 		{message.Success("x", nil, 1, false, now), "", []string{"(no domains)"}},
+		{&message.Result{Status: message.StatusSuccess, AlertID: "y", Tenant: "default"}, "", []string{"success  default"}},
 	}
 	for _, tt := range tests {
 		line := resultLine(tt.r, tt.tenant)
@@ -138,7 +140,7 @@ func TestResultLine(t *testing.T) {
 // per-tenant subjects as well as the plain ones.
 func TestTailFollowsTenantSubjects(t *testing.T) {
 	o := newOpsEnv(t, true)
-	out, stop := startTail(t, o, "--json")
+	out, _, stop := startTail(t, o, "--json")
 	s1 := o.requestOn(t, "contoso", "a1")
 	s2 := o.requestOn(t, "fabrikam", "a2")
 	ok := message.Success("a1", []string{"c2.contoso.example"}, 1, false, time.Now())
@@ -153,5 +155,41 @@ func TestTailFollowsTenantSubjects(t *testing.T) {
 	}
 	if !strings.Contains(text, `"tenant":"contoso"`) || !strings.Contains(text, `"tenant":"fabrikam"`) {
 		t.Errorf("tail output lacks a tenant's result:\n%s", text)
+	}
+}
+
+// TestTailStdoutCarriesOnlyResults: stdout has one line per result, each
+// with its tenant, and nothing else, even when tail has more to say.
+func TestTailStdoutCarriesOnlyResults(t *testing.T) {
+	o := newOpsEnv(t, true)
+	out, errOut, stop := startTail(t, o)
+	if _, err := o.js.Publish(t.Context(), o.cfg.SuccessSubject, []byte(`{"status":"success","alertId":"forged"}`)); err != nil {
+		t.Fatal(err)
+	}
+	s1 := o.requestOn(t, "contoso", "a1")
+	ok := message.Success("a1", []string{"c2.contoso.example"}, 1, false, time.Now())
+	ok.Tenant = "contoso"
+	o.result(t, ok, s1)
+	s2 := o.request(t, "a2", nil)
+	o.failure(t, "a2", message.KindNotFound, s2, 0)
+	text := out.waitFor(t, "two results", func(s string) bool { return strings.Count(s, "\n") >= 2 })
+	if code := stop(); code != 0 {
+		t.Fatalf("tail exit %d on Ctrl-C, want 0", code)
+	}
+	line := regexp.MustCompile(`^\S+Z +(success|failure) +(\S+) +(\S+) +.*\[seq \d+\]$`)
+	var tenants []string
+	for _, l := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+		m := line.FindStringSubmatch(l)
+		if m == nil {
+			t.Errorf("stdout has a line that is not a result: %q", l)
+			continue
+		}
+		tenants = append(tenants, m[2])
+	}
+	if !slices.Equal(tenants, []string{"contoso", "-"}) {
+		t.Errorf("tenant column %q, want contoso then -:\n%s", tenants, text)
+	}
+	if e := errOut.String(); !strings.Contains(e, "following results") || !strings.Contains(e, "not written by the service") {
+		t.Errorf("stderr lacks what tail follows or the message it ignored:\n%s", e)
 	}
 }

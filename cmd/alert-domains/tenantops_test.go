@@ -168,7 +168,7 @@ func TestPublishTenant(t *testing.T) {
 // service never writes, is not shown.
 func TestTailTenant(t *testing.T) {
 	o := newOpsEnv(t, true)
-	out, stop := startTail(t, o, "--json", "--tenant", "contoso")
+	out, _, stop := startTail(t, o, "--json", "--tenant", "contoso")
 	for i, tenant := range []string{"fabrikam", "contoso", "", "contoso", "fabrikam"} {
 		id := "a" + strconv.Itoa(i)
 		seq := o.requestOn(t, tenant, id)

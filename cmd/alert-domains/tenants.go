@@ -61,11 +61,9 @@ func newTenantConnector(cfg *config.Config, t *config.Tenant, hc *http.Client, e
 }
 
 // sharedQuota lays out the shared quota's streams for the tenants of list
-// (quota.Primary: DEFENDER_RATE_LIMITS's count of each of its windows,
-// otherwise the smallest count a tenant gives) and returns the limits they
-// enforce together, one stream each. Tenants of one app registration whose
-// counts of a window differ are a configuration error naming them: their
-// calls reach one Defender quota, which two streams would count apart.
+// and returns the limits they enforce together, one stream each. Tenants
+// of one app registration must give a window the same count: their calls
+// reach one Defender quota.
 func sharedQuota(cfg *config.Config, list []config.Tenant) (quota.Layout, []connector.Limit, error) {
 	type window struct {
 		count  int
@@ -268,11 +266,9 @@ func (c *tenantClients) runQuotasLocked() {
 }
 
 // reload reads TENANTS_FILE again and swaps the tenants served: unchanged
-// tenants keep their clients (token cache, quota, cooldown), new and
-// changed ones get new clients (named in changed), removed ones are no
-// longer served. Work in flight finishes with the client it has. An
-// invalid file changes nothing. A quota no tenant uses any more keeps its
-// watch until shutdown.
+// ones keep their clients, new and changed ones (changed) get new ones.
+// Work in flight finishes with the client it has; an invalid file changes
+// nothing.
 func (c *tenantClients) reload(ctx context.Context) (list []config.Tenant, changed []string, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -1,0 +1,57 @@
+package metrics
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/alert-domains/alert-domains/connector"
+)
+
+// Family is one metric of the service, as the metrics reference lists it.
+type Family struct {
+	Name, Type, Help string
+	Labels           []string
+}
+
+// Families lists every alert_domains_* metric a serve can export, by name:
+// those of New and of the optional collectors, read from a registry that
+// has them all, each with one tenant so that every vector has a series.
+func Families() ([]Family, error) {
+	m := New()
+	if _, err := m.TenantsReloads(); err != nil {
+		return nil, err
+	}
+	if _, err := m.SharedQuota(); err != nil {
+		return nil, err
+	}
+	m.SetTenants(map[string]connector.API{"default": connector.Graph})
+	if err := m.WatchQuota(func(string) Quota { return oneLimit{} }); err != nil {
+		return nil, err
+	}
+	gathered, err := m.reg.Gather()
+	if err != nil {
+		return nil, err
+	}
+	var out []Family
+	for _, f := range gathered {
+		if !strings.HasPrefix(f.GetName(), namespace+"_") {
+			continue
+		}
+		fam := Family{Name: f.GetName(), Type: strings.ToLower(f.GetType().String()), Help: f.GetHelp()}
+		for _, l := range f.GetMetric()[0].GetLabel() {
+			fam.Labels = append(fam.Labels, l.GetName())
+		}
+		out = append(out, fam)
+	}
+	slices.SortFunc(out, func(a, b Family) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// oneLimit is a quota of one window, for listing the quota gauges.
+type oneLimit struct{}
+
+func (oneLimit) Limits() []connector.Limit {
+	return []connector.Limit{{Count: 1, Window: time.Minute}}
+}
+func (oneLimit) Used(time.Duration) int { return 0 }
