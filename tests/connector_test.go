@@ -17,7 +17,8 @@ import (
 // Defender whose certificate is not trusted ends in seconds, naming the
 // certificate problem, though RETRY_MAX_ELAPSED is ten minutes.
 func TestGetUntrustedCertificate(t *testing.T) {
-	emu, _ := startEmulator(t, emulator.WithSeedData())
+	t.Parallel()
+	emu, _ := testenv.StartEmulator(t, emulator.WithSeedData())
 	// Trust another certificate than the emulator's.
 	_, otherPEM, err := emulator.SelfSigned("127.0.0.1")
 	if err != nil {
@@ -53,11 +54,12 @@ func TestGetUntrustedCertificate(t *testing.T) {
 // malformed token answer with an access token in it: neither the secret
 // nor that token reaches a log line (at debug), a result or `get`'s output.
 func TestHostileTokenEndpointNeverLeaks(t *testing.T) {
+	t.Parallel()
 	const (
 		secret      = "Hostile+S3cret/CLIENT=SECRET&4e1b"
 		accessToken = "AT-hostile-access-token-5c2d9e17"
 	)
-	emu, certFile := startEmulator(t, emulator.WithSeedData(),
+	emu, certFile := testenv.StartEmulator(t, emulator.WithSeedData(),
 		emulator.WithTenant(emulator.DefaultTenantID, emulator.DefaultClientID, secret))
 	echo := emulator.Answer{Status: 401, EchoForm: true,
 		Body: `{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided. Request: `}
@@ -70,12 +72,12 @@ func TestHostileTokenEndpointNeverLeaks(t *testing.T) {
 
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
-	p := startService(t, serviceEnv(emu, certFile, srv.URL(), "ON_FAILURE_EXEC=cat"))
+	p := testenv.StartServe(t, serviceEnv(emu, certFile, srv.URL(), "ON_FAILURE_EXEC=cat"))
 	for _, id := range []string{"da637472900382838869_1364969609", "da637200417169017725_183736971"} {
 		publish(t, js, id, nil)
 	}
 	got := waitResults(t, js, 2, time.Minute)
-	stopService(t, p)
+	p.Stop(t)
 	g := testenv.StartService(t, testenv.BuildBinary(t), serviceEnv(emu, certFile, srv.URL()), "get", "da637600000000000000_1000000001")
 	if code, err := g.Wait(time.Minute); err != nil || code != 1 {
 		t.Errorf("get: exit %d (%v), want 1\n%s", code, err, g.Output())
@@ -107,7 +109,8 @@ func TestHostileTokenEndpointNeverLeaks(t *testing.T) {
 // while the process's peak RSS stays bounded by the shared body budget, not
 // by CONCURRENCY times the body cap.
 func TestOversizedAnswersRSS(t *testing.T) {
-	emu, cert := startEmulator(t)
+	t.Parallel()
+	emu, cert := testenv.StartEmulator(t)
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	// The binary users run: the race detector's shadow memory would

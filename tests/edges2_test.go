@@ -78,11 +78,11 @@ func describe(rs []storedRequest) string {
 // operator commands).
 func seededService(t *testing.T, extra ...string) (*emulator.Server, jetstream.JetStream, []string) {
 	t.Helper()
-	emu, cert := startEmulator(t, emulator.WithSeedData())
+	emu, cert := testenv.StartEmulator(t, emulator.WithSeedData())
 	_, natsURL := testenv.EmbeddedJetStream(t)
-	_, js := jsConn(t, natsURL)
+	_, js := testenv.Connect(t, natsURL)
 	env := serviceEnv(emu, cert, natsURL, extra...)
-	startService(t, env)
+	testenv.StartServe(t, env)
 	return emu, js, env
 }
 
@@ -93,6 +93,7 @@ func seededService(t *testing.T, extra ...string) (*emulator.Server, jetstream.J
 // succeeds; when Defender refuses the fresh token too, the request fails as
 // unauthorized after two calls, not more.
 func TestUnauthorizedGetsFreshToken(t *testing.T) {
+	t.Parallel()
 	// serve starts a service against a fresh emulator and answers one
 	// request, so that it holds a token with an hour to live.
 	serve := func(t *testing.T) (*emulator.Server, jetstream.JetStream) {
@@ -105,6 +106,7 @@ func TestUnauthorizedGetsFreshToken(t *testing.T) {
 	}
 
 	t.Run("revoked token replaced", func(t *testing.T) {
+		t.Parallel()
 		emu, js := serve(t)
 		tokens, claims := emu.TokensIssued(), emu.TokensForClaims()
 		emu.ExpireTokens() // revoked, though it has most of an hour left
@@ -125,6 +127,7 @@ func TestUnauthorizedGetsFreshToken(t *testing.T) {
 	})
 
 	t.Run("fresh token refused too", func(t *testing.T) {
+		t.Parallel()
 		emu, js := serve(t)
 		tokens, claims := emu.TokensIssued(), emu.TokensForClaims()
 		emu.ExpireTokens()
@@ -152,6 +155,7 @@ func TestUnauthorizedGetsFreshToken(t *testing.T) {
 // the page that links to itself, 10 for the endless pages, not 100. Only
 // the endpoint API pages its answers.
 func TestNextLinkLoop(t *testing.T) {
+	t.Parallel()
 	emu, js, _ := seededService(t, "DEFENDER_API=mde")
 
 	const self, endless = "next_link_self", "next_link_endless"
@@ -216,6 +220,7 @@ func failWhileDown(t *testing.T, emu *emulator.Server, js jetstream.JetStream, t
 // `replay --failed` without --kind republishes only the unavailable one and
 // says two were left out; `--kind all` then takes the other two.
 func TestReplayDefaultKindsEndToEnd(t *testing.T) {
+	t.Parallel()
 	emu, js, env := seededService(t, "RETRY_MAX_ELAPSED=300ms")
 
 	missing := publish(t, js, unknownAlert, nil)
@@ -272,6 +277,7 @@ func TestReplayDefaultKindsEndToEnd(t *testing.T) {
 // request is republished instead); a request with Replay-Of naming a
 // genuine failure does not hide that failure from replay.
 func TestReplayOfFromAnyPublisher(t *testing.T) {
+	t.Parallel()
 	emu, js, env := seededService(t, "RETRY_MAX_ELAPSED=300ms")
 
 	succeeded := publish(t, js, knownAlert, nil)
@@ -330,12 +336,13 @@ func TestReplayOfFromAnyPublisher(t *testing.T) {
 // each failure's request between them, and each failure gets one result
 // of its replay.
 func TestConcurrentReplaysRepublishOnce(t *testing.T) {
+	t.Parallel()
 	const n = 20
-	emu, cert := startEmulator(t, emulator.WithAnyAlert())
+	emu, cert := testenv.StartEmulator(t, emulator.WithAnyAlert())
 	_, natsURL := testenv.EmbeddedJetStream(t)
-	_, js := jsConn(t, natsURL)
+	_, js := testenv.Connect(t, natsURL)
 	env := serviceEnv(emu, cert, natsURL, "RETRY_MAX_ELAPSED=300ms", "CONCURRENCY=20")
-	startService(t, env)
+	testenv.StartServe(t, env)
 	failed := failWhileDown(t, emu, js, n, alertIDs("concurrent", n), nil)
 	requestsAllAcked(t, js, 10*time.Second)
 

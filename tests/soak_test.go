@@ -59,6 +59,7 @@ const soakRequestRate = 8 // per second
 // requests, SOAK_DURATION (such as 30m) selects one long run in place of
 // the two short ones.
 func TestFaultSoak(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("the fault soak takes a minute")
 	}
