@@ -145,7 +145,7 @@ func TestBrokerRestart(t *testing.T) {
 }
 
 // TestDefenderOutage: Defender answers 503 for a while, then
-// recovers. The 30 s outage of the issue is scaled down with the retry
+// recovers. A 30 s outage is scaled down with the retry
 // budget (RETRY_MAX_ELAPSED=5s): what matters is where a request stands
 // against its budget when Defender recovers. Requests that arrive at the
 // start of the outage run out of budget and end as unavailable failures;

@@ -1,8 +1,9 @@
 package tests
 
-// End-to-end tests of the service's edges: configuration mistakes, secrets
-// in URLs and in the environment, the start-up line, metrics exported from
-// 0, version, help and status, and a connection NATS closes for good.
+// End-to-end tests of the process as users run it: configuration
+// mistakes, secrets in URLs and in the environment, the start-up line,
+// metrics exported from 0, version, help and status, and a connection NATS
+// closes for good.
 
 import (
 	"encoding/json"
