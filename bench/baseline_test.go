@@ -58,6 +58,7 @@ func BenchmarkBaselineLatency(b *testing.B) {
 // TestBaseline runs a small workload through the baseline, so that the
 // benchmark keeps working.
 func TestBaseline(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts a nats-server")
 	}

@@ -71,6 +71,7 @@ func BenchmarkCluster(b *testing.B) {
 // benchmark keeps working: every request of both systems answered with a
 // success on a cluster whose every stream has three current replicas.
 func TestCluster(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds and starts alert-domains and a three-node nats-server cluster")
 	}

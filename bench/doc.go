@@ -23,12 +23,6 @@
 //     the emulator in this process; DEFENDER_RATE_LIMITS=none,
 //     CONCURRENCY=64, LOG_LEVEL=warn), with the result cache on (the
 //     default) and off (CACHE_TTL=0); they also report its peak RSS.
-//   - BenchmarkServiceSharedCalls: what sharing Defender calls between
-//     replicas costs: BenchmarkService through one replica and through two
-//     replicas of one consumer, with COALESCE_SCOPE=shared (the default)
-//     and =process, beside the baseline, in turns (-bench.rounds); the
-//     medians of the ratios to the baseline and of the processor time per
-//     request.
 //   - BenchmarkServiceStartup: process start to the "ready" log line with a
 //     running nats-server.
 //   - BenchmarkQuotaAcquire: the cost of one acquisition of a quota slot

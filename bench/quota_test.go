@@ -3,13 +3,10 @@ package bench
 import (
 	"context"
 	"encoding/binary"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -232,14 +229,14 @@ func BenchmarkQuotaUtilisation(b *testing.B) {
 		emu := emulator.NewHandler(emulator.WithAnyAlert())
 		ts := httptest.NewUnstartedServer(rec.wrap(emu))
 		ts.StartTLS()
-		certFile := writeCert(b, ts)
+		certFile := testenv.WriteCertificate(b, ts.Certificate())
 		ns := testenv.StartNATS(b)
 		srv := &emulator.Server{Emulator: emu, URL: ts.URL}
 		env := serviceEnv(srv, certFile, ns.URL(), "DEFENDER_RATE_LIMITS=20/2s", "QUOTA_SCOPE=shared", "CACHE_TTL=0", "LOG_LEVEL=warn")
 		for range 3 {
 			listen := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(b))
 			p := testenv.StartService(b, testenv.BuildBinary(b), append(env, "HTTP_LISTEN="+listen), "serve")
-			waitReady(b, p, "http://"+listen+"/readyz")
+			p.WaitHTTPReady(b, "http://"+listen+"/readyz", time.Minute)
 		}
 		js := ns.JetStream(b)
 		start := time.Now()
@@ -311,15 +308,4 @@ func (r *callRecorder) times() []time.Time {
 	out := slices.Clone(r.at)
 	slices.SortFunc(out, func(a, b time.Time) int { return a.Compare(b) })
 	return out
-}
-
-// writeCert writes the TLS certificate of ts where a service process will
-// trust it (SSL_CERT_FILE).
-func writeCert(tb testing.TB, ts *httptest.Server) string {
-	tb.Helper()
-	file := filepath.Join(tb.TempDir(), "emulator.pem")
-	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	return file
 }

@@ -2,11 +2,8 @@ package bench
 
 import (
 	"encoding/json"
-	"errors"
-	"net/http"
 	"os"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -97,6 +94,7 @@ func BenchmarkServiceStartup(b *testing.B) {
 // TestService runs a small workload through alert-domains serve, so that
 // the benchmark keeps working.
 func TestService(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds and starts alert-domains and a nats-server")
 	}
@@ -159,8 +157,8 @@ func startBinaryOn(tb testing.TB, bin, natsURL string, natsPIDs []int, cfg servi
 		"HTTP_LISTEN=" + listen,
 	}, extra...)...)
 	proc := testenv.StartService(tb, bin, env, "serve")
-	tb.Cleanup(func() { stopService(tb, proc, true) })
-	waitReady(tb, proc, "http://"+listen+"/readyz")
+	tb.Cleanup(func() { stopService(tb, proc) })
+	proc.WaitHTTPReady(tb, "http://"+listen+"/readyz", time.Minute)
 	return &service{
 		target: target{
 			url:            natsURL,
@@ -174,44 +172,15 @@ func startBinaryOn(tb testing.TB, bin, natsURL string, natsPIDs []int, cfg servi
 	}
 }
 
-// stopService stops alert-domains serve with SIGTERM and expects exit status
-// 0; it does nothing when the process has exited. With showOutput, what the
-// process wrote is logged: at LOG_LEVEL=warn only what went wrong, such as
-// lost pulls, which explain a slow run.
-func stopService(tb testing.TB, proc *testenv.Process, showOutput bool) {
+// stopService stops alert-domains serve (see [testenv.Process.Stop]) and
+// logs what it wrote: at LOG_LEVEL=warn only what went wrong, such as lost
+// pulls, which explain a slow run.
+func stopService(tb testing.TB, proc *testenv.Process) {
 	tb.Helper()
-	if err := proc.Signal(syscall.SIGTERM); errors.Is(err, os.ErrProcessDone) {
-		return
-	} else if err != nil {
-		tb.Errorf("stop alert-domains serve: %v", err)
-		return
-	}
-	if code, err := proc.Wait(40 * time.Second); err != nil || code != 0 {
-		tb.Errorf("alert-domains serve exit status %d (%v), want 0", code, err)
-	}
-	if out := proc.Output(); showOutput && out != "" && !tb.Failed() {
+	proc.Stop(tb)
+	if out := proc.Output(); out != "" && !tb.Failed() {
 		tb.Logf("alert-domains serve output:\n%s", out)
 	}
-}
-
-// waitReady polls url until it answers 200, failing when the process exits.
-func waitReady(tb testing.TB, proc *testenv.Process, url string) {
-	tb.Helper()
-	client := &http.Client{Transport: &http.Transport{}, Timeout: time.Second}
-	defer client.CloseIdleConnections()
-	testenv.Eventually(tb, 60*time.Second, 10*time.Millisecond, func() bool {
-		select {
-		case <-proc.Done():
-			tb.Fatalf("alert-domains serve exited before it was ready:\n%s", proc.Output())
-		default:
-		}
-		resp, err := client.Get(url)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, "alert-domains serve ready at %s", url)
 }
 
 // peakRSS is the service's peak resident set size so far, in bytes.
@@ -257,7 +226,7 @@ func measureStartup(tb testing.TB, ns *testenv.NATSProcess, emu *emulator.Server
 			tb.Fatalf("ready line %q: startup: %v", line, err)
 		}
 		out = append(out, startup{observed: observed, inProcess: inProcess})
-		stopService(tb, proc, false)
+		proc.Stop(tb)
 	}
 	return out
 }

@@ -160,6 +160,7 @@ func BenchmarkTenants(b *testing.B) {
 // every saturated tenant served, and none over its quota as Defender sees
 // it. The targets themselves are the benchmark's to report.
 func TestTenants(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds and starts alert-domains, a nats-server and five emulators")
 	}
@@ -307,8 +308,8 @@ func startTenants(tb testing.TB, w tenantsWorkload) (*tenantRig, time.Duration) 
 	bin := testenv.BuildBinary(tb)
 	start := time.Now()
 	proc := testenv.StartService(tb, bin, env, "serve")
-	tb.Cleanup(func() { stopService(tb, proc, true) })
-	waitReady(tb, proc, "http://"+listen+"/readyz")
+	tb.Cleanup(func() { stopService(tb, proc) })
+	proc.WaitHTTPReady(tb, "http://"+listen+"/readyz", time.Minute)
 	ready := time.Since(start)
 	rig.trickle = tenantTarget(ns.URL(), "trickle", []int{os.Getpid(), ns.PID(), proc.PID()})
 	return rig, ready

@@ -40,6 +40,7 @@ var wireOf = map[connector.API]apiAnswers{
 // token Microsoft revoked replaced by a fresh one, and the quota held.
 // Results name the API that answered.
 func TestEveryOutcomeOnBothAPIs(t *testing.T) {
+	t.Parallel()
 	for _, api := range []connector.API{connector.Graph, connector.MDE} {
 		t.Run(string(api), func(t *testing.T) {
 			t.Parallel()
@@ -54,7 +55,7 @@ func testEveryOutcome(t *testing.T, api connector.API) {
 	js := srv.JetStream(t)
 	w := wireOf[api]
 	const limit = 8
-	startService(t, emu.env(srv.URL(), "DEFENDER_API="+string(api), "DEFENDER_RATE_LIMITS=8/1s",
+	testenv.StartServe(t, emu.env(srv.URL(), "DEFENDER_API="+string(api), "DEFENDER_RATE_LIMITS=8/1s",
 		"RETRY_INITIAL_INTERVAL=10ms", "RETRY_MAX_INTERVAL=50ms", "RETRY_MAX_ELAPSED=400ms", "CACHE_TTL=0"))
 
 	json := http.Header{"Content-Type": {"application/json"}}

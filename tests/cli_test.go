@@ -13,6 +13,7 @@ import (
 // TestDemo runs the README's first command: it must show every sample's
 // result and exit 0 on a machine with nothing but the binary.
 func TestDemo(t *testing.T) {
+	t.Parallel()
 	p := testenv.StartService(t, testenv.BuildBinary(t), nil, "demo")
 	code, err := p.Wait(90 * time.Second)
 	if err != nil || code != 0 {
@@ -40,9 +41,10 @@ func TestDemo(t *testing.T) {
 }
 
 func TestPublishPrintsSequences(t *testing.T) {
-	emu, cert := startEmulator(t, emulator.WithAnyAlert())
+	t.Parallel()
+	emu, cert := testenv.StartEmulator(t, emulator.WithAnyAlert())
 	_, url := testenv.EmbeddedJetStream(t)
-	startService(t, serviceEnv(emu, cert, url))
+	testenv.StartServe(t, serviceEnv(emu, cert, url))
 	bin := testenv.BuildBinary(t)
 	p := testenv.StartService(t, bin, []string{"NATS_URL=" + url, "LOG_FORMAT=json"}, "publish", "-correlation-id", "siem-9", "alert_a", "alert_b")
 	if code, err := p.Wait(30 * time.Second); err != nil || code != 0 {
@@ -61,7 +63,7 @@ func TestPublishPrintsSequences(t *testing.T) {
 	if len(seqs) != 2 || seqs[0] != 1 || seqs[1] != 2 {
 		t.Fatalf("publish printed %v, want sequences 1 and 2:\n%s", seqs, p.Output())
 	}
-	_, js := jsConn(t, url)
+	_, js := testenv.Connect(t, url)
 	got := waitResults(t, js, 2, 30*time.Second)
 	if got[1].AlertID != "alert_a" || got[2].AlertID != "alert_b" || got[1].CorrelationID != "siem-9" {
 		t.Errorf("results %s / %s", got[1].Raw, got[2].Raw)
@@ -69,6 +71,7 @@ func TestPublishPrintsSequences(t *testing.T) {
 }
 
 func TestHelpListsCommandsAndVariables(t *testing.T) {
+	t.Parallel()
 	p := testenv.StartService(t, testenv.BuildBinary(t), nil, "help")
 	if code, err := p.Wait(30 * time.Second); err != nil || code != 0 {
 		t.Fatalf("help exit %d (%v)", code, err)

@@ -30,7 +30,7 @@ func startReplica(t *testing.T, emu *emulator.Server, cert, urls string) *cluste
 			"HTTP_LISTEN=127.0.0.1:"+port),
 		ready: "http://127.0.0.1:" + port + "/readyz",
 	}
-	r.proc = startService(t, r.env)
+	r.proc = testenv.StartServe(t, r.env)
 	return r
 }
 
@@ -50,9 +50,10 @@ func (r *clusterReplica) isReady() bool {
 // started again. Every stored request ends with exactly one result, both
 // replicas are ready at the end, and the killed node has caught up.
 func TestClusterSurvivesNodeAndReplicaLoss(t *testing.T) {
+	t.Parallel()
 	const n = 1000
 	ids, hosts, opts := knownAlerts("cluster", n)
-	emu, cert := startEmulator(t, append(opts, emulator.WithLatency(40*time.Millisecond))...)
+	emu, cert := testenv.StartEmulator(t, append(opts, emulator.WithLatency(40*time.Millisecond))...)
 	cluster := testenv.StartNATSCluster(t, 3)
 	js := cluster.JetStream(t)
 
@@ -101,7 +102,7 @@ func TestClusterSurvivesNodeAndReplicaLoss(t *testing.T) {
 		t.Fatalf("all %d results stored before the replica was killed; the test proves nothing", c)
 	}
 	t.Logf("killed replica a at %d results", resultCount(t, js))
-	a.proc = startService(t, a.env)
+	a.proc = testenv.StartServe(t, a.env)
 
 	leader.Restart(t)
 	t.Logf("restarted %s", leader.Name())
@@ -153,7 +154,8 @@ func TestClusterSurvivesNodeAndReplicaLoss(t *testing.T) {
 // one provisions what it needs, waiting out the cluster's busy answers, and
 // becomes ready; none exits.
 func TestReplicasStartedTogetherOnFreshCluster(t *testing.T) {
-	emu, cert := startEmulator(t, emulator.WithAnyAlert())
+	t.Parallel()
+	emu, cert := testenv.StartEmulator(t, emulator.WithAnyAlert())
 	cluster := testenv.StartNATSCluster(t, 3)
 	bin := testenv.BuildBinary(t)
 	env := serviceEnv(emu, cert, cluster.URLs(), "STREAM_REPLICAS=3", "DEFENDER_RATE_LIMITS=20/2s,100/1m", "LOG_LEVEL=info")

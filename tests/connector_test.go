@@ -2,6 +2,7 @@ package tests
 
 import (
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -9,15 +10,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/internal/testenv"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 // TestGetUntrustedCertificate: `get` against an Entra ID and
 // Defender whose certificate is not trusted ends in seconds, naming the
 // certificate problem, though RETRY_MAX_ELAPSED is ten minutes.
 func TestGetUntrustedCertificate(t *testing.T) {
-	emu, _ := startEmulator(t, emulator.WithSeedData())
+	t.Parallel()
+	emu, _ := testenv.StartEmulator(t, emulator.WithSeedData())
 	// Trust another certificate than the emulator's.
 	_, otherPEM, err := emulator.SelfSigned("127.0.0.1")
 	if err != nil {
@@ -53,11 +58,12 @@ func TestGetUntrustedCertificate(t *testing.T) {
 // malformed token answer with an access token in it: neither the secret
 // nor that token reaches a log line (at debug), a result or `get`'s output.
 func TestHostileTokenEndpointNeverLeaks(t *testing.T) {
+	t.Parallel()
 	const (
 		secret      = "Hostile+S3cret/CLIENT=SECRET&4e1b"
 		accessToken = "AT-hostile-access-token-5c2d9e17"
 	)
-	emu, certFile := startEmulator(t, emulator.WithSeedData(),
+	emu, certFile := testenv.StartEmulator(t, emulator.WithSeedData(),
 		emulator.WithTenant(emulator.DefaultTenantID, emulator.DefaultClientID, secret))
 	echo := emulator.Answer{Status: 401, EchoForm: true,
 		Body: `{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided. Request: `}
@@ -70,12 +76,12 @@ func TestHostileTokenEndpointNeverLeaks(t *testing.T) {
 
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
-	p := startService(t, serviceEnv(emu, certFile, srv.URL(), "ON_FAILURE_EXEC=cat"))
+	p := testenv.StartServe(t, serviceEnv(emu, certFile, srv.URL(), "ON_FAILURE_EXEC=cat"))
 	for _, id := range []string{"da637472900382838869_1364969609", "da637200417169017725_183736971"} {
 		publish(t, js, id, nil)
 	}
 	got := waitResults(t, js, 2, time.Minute)
-	stopService(t, p)
+	p.Stop(t)
 	g := testenv.StartService(t, testenv.BuildBinary(t), serviceEnv(emu, certFile, srv.URL()), "get", "da637600000000000000_1000000001")
 	if code, err := g.Wait(time.Minute); err != nil || code != 1 {
 		t.Errorf("get: exit %d (%v), want 1\n%s", code, err, g.Output())
@@ -107,7 +113,8 @@ func TestHostileTokenEndpointNeverLeaks(t *testing.T) {
 // while the process's peak RSS stays bounded by the shared body budget, not
 // by CONCURRENCY times the body cap.
 func TestOversizedAnswersRSS(t *testing.T) {
-	emu, cert := startEmulator(t)
+	t.Parallel()
+	emu, cert := testenv.StartEmulator(t)
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	// The binary users run: the race detector's shadow memory would
@@ -133,5 +140,110 @@ func TestOversizedAnswersRSS(t *testing.T) {
 	const limit = 90 << 20 // 59 MiB measured; 120 MiB before the budget
 	if rss > limit {
 		t.Errorf("peak RSS %d MiB under 16 answers of 100 MiB, want under %d MiB", rss>>20, limit>>20)
+	}
+}
+
+// TestUnauthorizedGetsFreshToken: tokens live an hour, so the
+// credential's cache would hand a rejected token back. A token Defender
+// revokes before it expires is replaced by one newly issued by Entra ID
+// (exactly one token request, with a claims challenge) and the request
+// succeeds; when Defender refuses the fresh token too, the request fails as
+// unauthorized after two calls, not more.
+func TestUnauthorizedGetsFreshToken(t *testing.T) {
+	t.Parallel()
+	// serve starts a service against a fresh emulator and answers one
+	// request, so that it holds a token with an hour to live.
+	serve := func(t *testing.T) (*emulator.Server, jetstream.JetStream) {
+		emu, js, _ := seededService(t)
+		seq := publish(t, js, knownAlert, nil)
+		if r := waitResults(t, js, 1, 30*time.Second)[seq]; r.Status != message.StatusSuccess || r.Attempts != 1 {
+			t.Fatalf("first request: %s, want a success after 1 attempt", r.Raw)
+		}
+		return emu, js
+	}
+
+	t.Run("revoked token replaced", func(t *testing.T) {
+		t.Parallel()
+		emu, js := serve(t)
+		tokens, claims := emu.TokensIssued(), emu.TokensForClaims()
+		emu.ExpireTokens() // revoked, though it has most of an hour left
+		seq := publish(t, js, seedAlertB, nil)
+		r := waitResults(t, js, 2, 30*time.Second)[seq]
+		if r.Status != message.StatusSuccess || r.Attempts != 2 {
+			t.Errorf("request after the revocation: %s, want a success after 2 attempts", r.Raw)
+		}
+		if n := emu.CallsFor(seedAlertB); n != 2 {
+			t.Errorf("%d Defender calls, want 2 (the revoked token, then the fresh one)", n)
+		}
+		if n, m := emu.TokensIssued()-tokens, emu.TokensForClaims()-claims; n != 1 || m != 1 {
+			t.Errorf("%d tokens issued, %d of them for a claims challenge; want exactly 1 fresh token", n, m)
+		}
+		if n := emu.Answered(http.StatusUnauthorized); n != 1 {
+			t.Errorf("%d answers 401, want 1", n)
+		}
+	})
+
+	t.Run("fresh token refused too", func(t *testing.T) {
+		t.Parallel()
+		emu, js := serve(t)
+		tokens, claims := emu.TokensIssued(), emu.TokensForClaims()
+		emu.ExpireTokens()
+		// The revoked token is refused by the token check; the fresh one
+		// by this answer.
+		emu.Script(seedAlertB, emulator.Answer{Status: http.StatusUnauthorized, Body: `{"error":{"code":"Unauthorized","message":"Access denied"}}`})
+		seq := publish(t, js, seedAlertB, nil)
+		r := waitResults(t, js, 2, 30*time.Second)[seq]
+		if r.Status != message.StatusFailure || r.Kind() != message.KindUnauthorized || r.Attempts != 2 || r.Error == nil || r.Error.HTTPStatus != http.StatusUnauthorized {
+			t.Errorf("request refused twice: %s, want an unauthorized failure (401) after 2 attempts", r.Raw)
+		}
+		requestsAllAcked(t, js, 10*time.Second)
+		if n := emu.CallsFor(seedAlertB); n != 2 {
+			t.Errorf("%d Defender calls, want 2", n)
+		}
+		if n, m := emu.TokensIssued()-tokens, emu.TokensForClaims()-claims; n != 1 || m != 1 {
+			t.Errorf("%d tokens issued, %d of them for a claims challenge; want exactly 1 fresh token", n, m)
+		}
+	})
+}
+
+// TestNextLinkLoop: an answer whose @odata.nextLink points
+// back to its own page, and one whose pages never end, each end as a
+// bad_response failure after at most the documented 10 pages: one call for
+// the page that links to itself, 10 for the endless pages, not 100. Only
+// the endpoint API pages its answers.
+func TestNextLinkLoop(t *testing.T) {
+	t.Parallel()
+	emu, js, _ := seededService(t, "DEFENDER_API=mde")
+
+	const self, endless = "next_link_self", "next_link_endless"
+	page := func(next string) emulator.Answer {
+		return emulator.Answer{Body: `{"value":[{"host":"a.example.com"}],"@odata.nextLink":"` + next + `"}`}
+	}
+	var selfPages, endlessPages []emulator.Answer
+	for i := range 150 {
+		selfPages = append(selfPages, page(emu.URL+"/api/alerts/"+self+"/domains"))
+		endlessPages = append(endlessPages, page(fmt.Sprintf("%s/api/alerts/%s/domains?$skip=%d", emu.URL, endless, i+1)))
+	}
+	emu.Script(self, selfPages...)
+	emu.Script(endless, endlessPages...)
+
+	seqs := publishAll(t, js, []string{self, endless})
+	got := waitResults(t, js, 2, 30*time.Second)
+	requestsAllAcked(t, js, 10*time.Second)
+	for i, tc := range []struct {
+		id       string
+		calls    int
+		contains string
+	}{
+		{self, 1, "already read"},
+		{endless, 10, "more than 10 pages"},
+	} {
+		r := got[seqs[i]]
+		if r.Status != message.StatusFailure || r.Kind() != message.KindBadResponse || r.Error == nil || !strings.Contains(r.Error.Message, tc.contains) {
+			t.Errorf("%s: %s, want a bad_response failure saying %q", tc.id, r.Raw, tc.contains)
+		}
+		if n := emu.CallsFor(tc.id); n != tc.calls {
+			t.Errorf("%s: %d Defender calls, want %d", tc.id, n, tc.calls)
+		}
 	}
 }

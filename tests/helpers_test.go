@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -28,13 +27,6 @@ const (
 	consumerName   = "alert-domains"
 )
 
-// emulator starts the Defender + Entra ID emulator and writes its
-// certificate where the service binary will trust it (SSL_CERT_FILE).
-func startEmulator(t *testing.T, opts ...emulator.Option) (*emulator.Server, string) {
-	t.Helper()
-	return testenv.StartEmulator(t, opts...)
-}
-
 // serviceEnv is the environment of a service that talks to emu and natsURL,
 // tuned for tests (short retries), with extra entries winning.
 func serviceEnv(emu *emulator.Server, certFile, natsURL string, extra ...string) []string {
@@ -47,32 +39,6 @@ func serviceEnv(emu *emulator.Server, certFile, natsURL string, extra ...string)
 		"CACHE_TTL=0",
 	}
 	return testenv.ServiceEnv(emu, certFile, natsURL, append(tuned, extra...)...)
-}
-
-// startService runs `alert-domains serve` and waits until it is ready.
-func startService(t *testing.T, env []string) *testenv.Process {
-	t.Helper()
-	p := testenv.StartService(t, testenv.BuildBinary(t), env, "serve")
-	p.WaitForLine(t, `"msg":"ready"`, 30*time.Second)
-	return p
-}
-
-// stopService sends SIGTERM and expects exit status 0.
-func stopService(t *testing.T, p *testenv.Process) {
-	t.Helper()
-	if err := p.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	code, err := p.Wait(40 * time.Second)
-	if err != nil || code != 0 {
-		t.Fatalf("service exit status %d (%v), want 0\n%s", code, err, p.Output())
-	}
-}
-
-// jsConn connects to url and returns a JetStream context.
-func jsConn(t *testing.T, url string) (*nats.Conn, jetstream.JetStream) {
-	t.Helper()
-	return testenv.Connect(t, url)
 }
 
 // publish stores a request and returns its stream sequence.

@@ -35,8 +35,10 @@ func tenantResults(t *testing.T, rs []storedResult, tenant string) (success, fai
 // published after them, are all answered within seconds, while the first
 // tenant's wait for their quota.
 func TestTenantOutOfQuotaHoldsNoWorkers(t *testing.T) {
+	t.Parallel()
 	for _, scope := range []string{"shared", "process"} {
 		t.Run(scope, func(t *testing.T) {
+			t.Parallel()
 			contoso, certA := startTenantEmulator(t, "contoso", 1, emulator.WithAnyAlert())
 			contoso.rateLimits = "2/20s"
 			fabrikam, certB := startTenantEmulator(t, "fabrikam", 2, emulator.WithAnyAlert())
@@ -44,7 +46,7 @@ func TestTenantOutOfQuotaHoldsNoWorkers(t *testing.T) {
 			js := srv.JetStream(t)
 			env := tenantsEnv(t, srv.URL(), []string{certA, certB}, []tenantEmulator{contoso, fabrikam},
 				"CONCURRENCY=4", "QUOTA_SCOPE="+scope, "LOG_LEVEL=info")
-			startService(t, env)
+			testenv.StartServe(t, env)
 
 			for i := range 8 {
 				publishTo(t, js, requestSubject+".contoso", fmt.Sprintf("da63800000000000000%d_1", i))
@@ -99,12 +101,13 @@ func TestTenantOutOfQuotaHoldsNoWorkers(t *testing.T) {
 // requests fail as unauthorized, the healthy tenant's all succeed, and
 // none waits behind the other's.
 func TestTenantRevokedBesideHealthyOne(t *testing.T) {
+	t.Parallel()
 	contoso, certA := startTenantEmulator(t, "contoso", 1, emulator.WithAnyAlert())
 	fabrikam, certB := startTenantEmulator(t, "fabrikam", 2, emulator.WithAnyAlert())
 	contoso.emu.SetOutage(http.StatusUnauthorized)
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
-	svc := startService(t, tenantsEnv(t, srv.URL(), []string{certA, certB}, []tenantEmulator{contoso, fabrikam}, "CONCURRENCY=4"))
+	svc := testenv.StartServe(t, tenantsEnv(t, srv.URL(), []string{certA, certB}, []tenantEmulator{contoso, fabrikam}, "CONCURRENCY=4"))
 
 	const n = 20
 	for i := range n {

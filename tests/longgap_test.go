@@ -17,9 +17,10 @@ import (
 // acknowledged with it, without a second result and without a Defender
 // call; the one whose result was never stored gets it.
 func TestOutageLongerThanDuplicateWindowWithoutHooks(t *testing.T) {
+	t.Parallel()
 	const answered, ackWait = 5, time.Second
 	ids, hosts, opts := knownAlerts("longgap", answered+1)
-	emu, cert := startEmulator(t, opts...)
+	emu, cert := testenv.StartEmulator(t, opts...)
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	env := serviceEnv(emu, cert, srv.URL(), "PROVISION=false", "ACK_WAIT=1s", "MAX_DELIVER=5")
@@ -70,7 +71,7 @@ func TestOutageLongerThanDuplicateWindowWithoutHooks(t *testing.T) {
 	testenv.Eventually(t, time.Minute, 20*time.Millisecond, func() bool { return time.Since(fetched) > ackWait },
 		"the acknowledgement wait to pass")
 
-	startService(t, env)
+	testenv.StartServe(t, env)
 	requestsAllAcked(t, js, 60*time.Second)
 	rs := waitResults(t, js, len(ids), 30*time.Second)
 	for i, seq := range seqs {

@@ -31,12 +31,7 @@ const knownAlert = "da637472900382838869_1364969609"
 // exit status and output.
 func opsCommand(t *testing.T, env []string, args ...string) (int, string) {
 	t.Helper()
-	p := testenv.StartService(t, testenv.BuildBinary(t), env, args...)
-	code, err := p.Wait(60 * time.Second)
-	if err != nil {
-		t.Fatalf("%v: %v\n%s", args, err, p.Output())
-	}
-	return code, p.Output()
+	return testenv.Run(t, testenv.BuildBinary(t), env, time.Minute, args...)
 }
 
 // lastRequestSeq is the last sequence of the request stream.
@@ -99,11 +94,12 @@ func scrapeMetrics(t *testing.T, base string) map[string]float64 {
 // Defender is back and ends in a success; a dry run before publishes
 // nothing; a second run after is idempotent.
 func TestReplay(t *testing.T) {
-	emu, cert := startEmulator(t, emulator.WithSeedData())
+	t.Parallel()
+	emu, cert := testenv.StartEmulator(t, emulator.WithSeedData())
 	_, natsURL := testenv.EmbeddedJetStream(t)
-	_, js := jsConn(t, natsURL)
+	_, js := testenv.Connect(t, natsURL)
 	env := serviceEnv(emu, cert, natsURL)
-	startService(t, env)
+	testenv.StartServe(t, env)
 
 	emu.SetOutage(http.StatusServiceUnavailable)
 	seq := publish(t, js, knownAlert, nil)
@@ -168,11 +164,12 @@ func TestReplay(t *testing.T) {
 // TestTailJSON: tail --json prints the results stored after it started, as
 // stored, and exits 0 on Ctrl-C.
 func TestTailJSON(t *testing.T) {
-	emu, cert := startEmulator(t, emulator.WithSeedData())
+	t.Parallel()
+	emu, cert := testenv.StartEmulator(t, emulator.WithSeedData())
 	_, natsURL := testenv.EmbeddedJetStream(t)
-	_, js := jsConn(t, natsURL)
+	_, js := testenv.Connect(t, natsURL)
 	env := serviceEnv(emu, cert, natsURL)
-	startService(t, env)
+	testenv.StartServe(t, env)
 	old := publish(t, js, "636688558380765161_2136280442", nil)
 	waitResults(t, js, 1, 30*time.Second)
 
@@ -215,10 +212,11 @@ func TestTailJSON(t *testing.T) {
 // TestReadyzFollowsNATS: /readyz answers 503 with the reason while the NATS
 // server is down and 200 once it is back; /livez answers 200 throughout.
 func TestReadyzFollowsNATS(t *testing.T) {
-	emu, cert := startEmulator(t, emulator.WithSeedData())
+	t.Parallel()
+	emu, cert := testenv.StartEmulator(t, emulator.WithSeedData())
 	srv := testenv.StartNATS(t)
 	listen, base := httpEndpoint(t)
-	startService(t, serviceEnv(emu, cert, srv.URL(), "HTTP_LISTEN="+listen))
+	testenv.StartServe(t, serviceEnv(emu, cert, srv.URL(), "HTTP_LISTEN="+listen))
 
 	waitStatus := func(path string, want int, contains string) {
 		t.Helper()
@@ -240,11 +238,12 @@ func TestReadyzFollowsNATS(t *testing.T) {
 // TestMetricsCountKnownWorkload: /metrics counters move by exactly the
 // workload's amounts.
 func TestMetricsCountKnownWorkload(t *testing.T) {
-	emu, cert := startEmulator(t, emulator.WithSeedData())
+	t.Parallel()
+	emu, cert := testenv.StartEmulator(t, emulator.WithSeedData())
 	_, natsURL := testenv.EmbeddedJetStream(t)
-	_, js := jsConn(t, natsURL)
+	_, js := testenv.Connect(t, natsURL)
 	listen, base := httpEndpoint(t)
-	startService(t, serviceEnv(emu, cert, natsURL, "HTTP_LISTEN="+listen, "CACHE_TTL=1h", "DEFENDER_RATE_LIMITS=100/1m"))
+	testenv.StartServe(t, serviceEnv(emu, cert, natsURL, "HTTP_LISTEN="+listen, "CACHE_TTL=1h", "DEFENDER_RATE_LIMITS=100/1m"))
 	before := scrapeMetrics(t, base)
 
 	// Two known alerts and one Defender does not know: three calls; an
@@ -305,10 +304,11 @@ func TestMetricsCountKnownWorkload(t *testing.T) {
 // CACHE_TTL make exactly one Defender call. The first request fills the
 // cache; the nine after it (sent at once) are answered from it.
 func TestCacheTenRequestsOneCall(t *testing.T) {
-	emu, cert := startEmulator(t, emulator.WithSeedData())
+	t.Parallel()
+	emu, cert := testenv.StartEmulator(t, emulator.WithSeedData())
 	_, natsURL := testenv.EmbeddedJetStream(t)
-	_, js := jsConn(t, natsURL)
-	startService(t, serviceEnv(emu, cert, natsURL, "CACHE_TTL=1h"))
+	_, js := testenv.Connect(t, natsURL)
+	testenv.StartServe(t, serviceEnv(emu, cert, natsURL, "CACHE_TTL=1h"))
 
 	first := publish(t, js, knownAlert, nil)
 	waitResults(t, js, 1, 30*time.Second)
@@ -339,22 +339,23 @@ func TestCacheTenRequestsOneCall(t *testing.T) {
 // was itself answered from the cache does not make the entry younger, and a
 // failure is never an answer.
 func TestCacheOutlivesTheReplicaThatFilledIt(t *testing.T) {
-	emu, cert := startEmulator(t, emulator.WithSeedData())
+	t.Parallel()
+	emu, cert := testenv.StartEmulator(t, emulator.WithSeedData())
 	_, natsURL := testenv.EmbeddedJetStream(t)
-	_, js := jsConn(t, natsURL)
+	_, js := testenv.Connect(t, natsURL)
 	env := serviceEnv(emu, cert, natsURL, "CACHE_TTL=1h")
 
-	a := startService(t, env)
+	a := testenv.StartServe(t, env)
 	publish(t, js, knownAlert, nil)
 	publish(t, js, unknownAlert, nil)
 	waitResults(t, js, 2, 30*time.Second)
-	stopService(t, a)
+	a.Stop(t)
 
-	b := startService(t, env)
+	b := testenv.StartServe(t, env)
 	again := publish(t, js, knownAlert, nil)
 	missing := publish(t, js, unknownAlert, nil)
 	rs := waitResults(t, js, 4, 30*time.Second)
-	stopService(t, b)
+	b.Stop(t)
 	if r := rs[again]; r.Status != message.StatusSuccess || r.Cached == nil || !*r.Cached || r.Attempts != 0 ||
 		strings.Join(r.Domains, ",") != "www.example.com,cdn.example.net" {
 		t.Errorf("the alert again, on a replica started after the first: %s, want the cached success", r.Raw)
@@ -375,9 +376,10 @@ func TestCacheOutlivesTheReplicaThatFilledIt(t *testing.T) {
 // exactly one failure result, from the safety net of the next service to
 // run, and never reaches Defender.
 func TestAdvisoryWithoutResultProducesOneFailure(t *testing.T) {
-	emu, cert := startEmulator(t, emulator.WithSeedData())
+	t.Parallel()
+	emu, cert := testenv.StartEmulator(t, emulator.WithSeedData())
 	_, natsURL := testenv.EmbeddedJetStream(t)
-	_, js := jsConn(t, natsURL)
+	_, js := testenv.Connect(t, natsURL)
 	env := serviceEnv(emu, cert, natsURL, "MAX_DELIVER=2", "ACK_WAIT=1s")
 	vars := make(map[string]string)
 	for _, kv := range env {
@@ -411,7 +413,7 @@ func TestAdvisoryWithoutResultProducesOneFailure(t *testing.T) {
 	}
 	// The next service to pull finds the delivery limit reached: the server
 	// publishes its max-deliveries advisory, and the safety net answers it.
-	startService(t, env)
+	testenv.StartServe(t, env)
 	rs := waitResults(t, js, 1, 30*time.Second)
 	r := rs[seq]
 	if r.Status != message.StatusFailure || r.Error.Kind != message.KindUnavailable || !strings.Contains(r.Error.Message, "delivery limit reached") {

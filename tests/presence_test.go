@@ -11,14 +11,15 @@ import (
 // TestStatusListsReplicas: two serve replicas on one consumer; status lists
 // both, by process ID, as bound; once one has stopped, only the other.
 func TestStatusListsReplicas(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts nats-server and two alert-domains processes")
 	}
 	ns := testenv.StartNATS(t)
-	emu, cert := startEmulator(t)
+	emu, cert := testenv.StartEmulator(t)
 	env := serviceEnv(emu, cert, ns.URL(), "CONCURRENCY=3", "LOG_LEVEL=info")
-	a := startService(t, env)
-	b := startService(t, env)
+	a := testenv.StartServe(t, env)
+	b := testenv.StartServe(t, env)
 
 	code, out := opsCommand(t, env, "status")
 	if code != 0 {
@@ -33,7 +34,7 @@ func TestStatusListsReplicas(t *testing.T) {
 		}
 	}
 
-	stopService(t, b)
+	b.Stop(t)
 	code, out = opsCommand(t, env, "status")
 	if code != 0 {
 		t.Fatalf("status exit %d:\n%s", code, out)

@@ -22,8 +22,12 @@ import (
 // terminal escape never reaches the operator. Every one is counted in
 // alert_domains_results_ignored_total. On both APIs.
 func TestForgedResultsAreIgnored(t *testing.T) {
+	t.Parallel()
 	for _, api := range []string{"graph", "mde"} {
-		t.Run(api, func(t *testing.T) { testForgedResults(t, api) })
+		t.Run(api, func(t *testing.T) {
+			t.Parallel()
+			testForgedResults(t, api)
+		})
 	}
 }
 
@@ -35,7 +39,7 @@ func testForgedResults(t *testing.T, api string) {
 	listen, base := httpEndpoint(t)
 	env := tenantsEnv(t, srv.URL(), []string{certA, certB}, []tenantEmulator{alpha, bravo},
 		"DEFENDER_API="+api, "HTTP_LISTEN="+listen, "CACHE_TTL=1h")
-	startService(t, env)
+	testenv.StartServe(t, env)
 
 	forge := func(subject string, header nats.Header, body map[string]any) {
 		t.Helper()

@@ -21,7 +21,7 @@ func quotaReplicas(t *testing.T, emu *recordingEmulator, natsURL string, n int, 
 	t.Helper()
 	ps := make([]*testenv.Process, n)
 	for i := range ps {
-		ps[i] = startService(t, emu.env(natsURL, append([]string{"LOG_LEVEL=info", "RETRY_MAX_ELAPSED=2m"}, extra...)...))
+		ps[i] = testenv.StartServe(t, emu.env(natsURL, append([]string{"LOG_LEVEL=info", "RETRY_MAX_ELAPSED=2m"}, extra...)...))
 	}
 	return ps
 }
@@ -58,6 +58,7 @@ func quiet(emu *recordingEmulator, d time.Duration) int {
 // 15/2s never make more than 15 calls in any 2s together, and a backlog of
 // 90 requests drains at the quota's rate: within 1.5 × (90/15 − 1) × 2s.
 func TestSharedQuotaThreeReplicas(t *testing.T) {
+	t.Parallel()
 	const n = 90
 	limit := connector.Limit{Count: 15, Window: 2 * time.Second}
 	emu := newRecordingEmulator(t, emulator.WithAnyAlert())
@@ -88,6 +89,10 @@ func TestSharedQuotaThreeReplicas(t *testing.T) {
 // TestSharedCooldownStopsEveryReplica: Defender answers one call with 429
 // and Retry-After: 3; no replica's call reaches it from 500ms after that
 // answer until the 3 seconds have passed, and every request still succeeds.
+//
+// Not parallel: the 500ms allowed for calls already on their way when the
+// 429 was answered holds on an otherwise quiet machine only, so it runs
+// before the parallel tests start.
 func TestSharedCooldownStopsEveryReplica(t *testing.T) {
 	const n = 60
 	emu := newRecordingEmulator(t, emulator.WithAnyAlert())
@@ -129,6 +134,7 @@ func TestSharedCooldownStopsEveryReplica(t *testing.T) {
 // down, no Defender call starts and no request fails; calls resume when it
 // is back, and every request ends in a success.
 func TestSharedQuotaUnreachable(t *testing.T) {
+	t.Parallel()
 	const n = 40
 	emu := newRecordingEmulator(t, emulator.WithAnyAlert())
 	srv := testenv.StartNATS(t)
@@ -154,6 +160,7 @@ func TestSharedQuotaUnreachable(t *testing.T) {
 // Defender never sees more than the limit in any window, in either
 // QUOTA_SCOPE.
 func TestQuotaSurvivesRestart(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		scope string
 		kill  bool
@@ -164,13 +171,14 @@ func TestQuotaSurvivesRestart(t *testing.T) {
 			name += "-kill-9"
 		}
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			const n = 25
 			limit := connector.Limit{Count: 10, Window: 6 * time.Second}
 			emu := newRecordingEmulator(t, emulator.WithAnyAlert())
 			srv := testenv.StartNATS(t)
 			js := srv.JetStream(t)
 			env := emu.env(srv.URL(), "DEFENDER_RATE_LIMITS=10/6s", "QUOTA_SCOPE="+scope, "DEFENDER_TIMEOUT=2s", "SHUTDOWN_TIMEOUT=1s", "ACK_WAIT=3s", "LOG_LEVEL=info", "RETRY_MAX_ELAPSED=2m")
-			p := startService(t, env)
+			p := testenv.StartServe(t, env)
 			ids := alertIDs("restart", n)
 			seqs := publishAll(t, js, ids)
 			waitResultCount(t, js, limit.Count, 30*time.Second)
@@ -189,7 +197,7 @@ func TestQuotaSurvivesRestart(t *testing.T) {
 					t.Fatalf("exit status %d (%v)", code, err)
 				}
 			}
-			startService(t, env)
+			testenv.StartServe(t, env)
 			got := waitResults(t, js, n, 2*time.Minute)
 			allSucceeded(t, got, seqs, ids)
 			if most, at := maxInWindow(callTimes(emu), limit.Window); most > limit.Count {
@@ -205,6 +213,7 @@ func TestQuotaSurvivesRestart(t *testing.T) {
 // more calls than the limit, no request fails, and calls go on once the
 // stream has a new leader: every request ends in a success.
 func TestSharedQuotaStreamLeaderLoss(t *testing.T) {
+	t.Parallel()
 	const n = 40
 	limit := connector.Limit{Count: 5, Window: time.Second}
 	emu := newRecordingEmulator(t, emulator.WithAnyAlert())
@@ -278,6 +287,7 @@ func TestSharedQuotaStreamLeaderLoss(t *testing.T) {
 // both backlogs drain at their own rate, and status shows each tenant's use
 // against its own limit.
 func TestSharedQuotaTenantsOwnCounts(t *testing.T) {
+	t.Parallel()
 	window := 2 * time.Second
 	contoso, certA := startTenantEmulator(t, "contoso", 1, emulator.WithAnyAlert())
 	contoso.rateLimits = "2/2s"
@@ -287,7 +297,7 @@ func TestSharedQuotaTenantsOwnCounts(t *testing.T) {
 	js := srv.JetStream(t)
 	env := tenantsEnv(t, srv.URL(), []string{certA, certB}, []tenantEmulator{contoso, fabrikam},
 		"QUOTA_SCOPE=shared", "LOG_LEVEL=info", "RETRY_MAX_ELAPSED=2m")
-	svc := startService(t, env)
+	svc := testenv.StartServe(t, env)
 
 	backlog := map[string]int{"contoso": 8, "fabrikam": 20} // 3 windows beyond the first each
 	start := time.Now()
@@ -345,7 +355,7 @@ func TestSharedQuotaTenantsOwnCounts(t *testing.T) {
 			t.Errorf("status has no line for %s ending in %q:\n%s", name, limit, out)
 		}
 	}
-	stopService(t, svc)
+	svc.Stop(t)
 }
 
 // stateString formats, when a failure message is printed, what the test
@@ -358,6 +368,7 @@ func (s stateString) String() string { return s() }
 // with Retry-After pauses every Defender call of the process until the time
 // it names, not only that request's retry.
 func TestProcessCooldownHoldsEveryRequest(t *testing.T) {
+	t.Parallel()
 	const throttledAnswers = 3 // each alert's calls answered 429 at least this often
 	hour := emulator.Answer{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"3600"}}}
 
@@ -368,6 +379,7 @@ func TestProcessCooldownHoldsEveryRequest(t *testing.T) {
 	// published after its result, more than CONCURRENCY, are all taken and
 	// all wait; none reaches Defender and none fails.
 	t.Run("retry-after-3600", func(t *testing.T) {
+		t.Parallel()
 		const n = 30
 		emu := newRecordingEmulator(t, emulator.WithAnyAlert())
 		ids := alertIDs("hour", n)
@@ -379,7 +391,7 @@ func TestProcessCooldownHoldsEveryRequest(t *testing.T) {
 		srv := testenv.StartNATS(t)
 		js := srv.JetStream(t)
 		listen, base := httpEndpoint(t)
-		startService(t, emu.env(srv.URL(), "QUOTA_SCOPE=process", "DEFENDER_RATE_LIMITS=100/1m",
+		testenv.StartServe(t, emu.env(srv.URL(), "QUOTA_SCOPE=process", "DEFENDER_RATE_LIMITS=100/1m",
 			"RETRY_MAX_ELAPSED=10m", "CONCURRENCY=16", "HTTP_LISTEN="+listen, "LOG_LEVEL=info"))
 
 		first := publish(t, js, ids[0], nil)
@@ -428,6 +440,7 @@ func TestProcessCooldownHoldsEveryRequest(t *testing.T) {
 	// the 2 seconds have passed; then all of them, and the first one's
 	// retry, succeed: N+1 calls.
 	t.Run("retry-after-2", func(t *testing.T) {
+		t.Parallel()
 		const n = 20
 		retryAfter := 2 * time.Second
 		emu := newRecordingEmulator(t, emulator.WithAnyAlert())
@@ -439,7 +452,7 @@ func TestProcessCooldownHoldsEveryRequest(t *testing.T) {
 		// first one's worker has let go of it, after its 429 was read
 		// (its wait parks, and another worker is started then), so no
 		// call can slip in between the 429 and the cooldown it sets.
-		startService(t, emu.env(srv.URL(), "QUOTA_SCOPE=process", "DEFENDER_RATE_LIMITS=100/1m",
+		testenv.StartServe(t, emu.env(srv.URL(), "QUOTA_SCOPE=process", "DEFENDER_RATE_LIMITS=100/1m",
 			"RETRY_MAX_ELAPSED=1m", "CONCURRENCY=1", "LOG_LEVEL=info"))
 
 		seqs := publishAll(t, js, ids)

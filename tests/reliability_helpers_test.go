@@ -3,13 +3,10 @@ package tests
 import (
 	"bytes"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"log"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -58,11 +55,7 @@ func newRecordingEmulator(t *testing.T, opts ...emulator.Option) *recordingEmula
 		ts.Close()
 	})
 	r.URL = ts.URL
-	r.CertFile = filepath.Join(t.TempDir(), "emulator.pem")
-	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw})
-	if err := os.WriteFile(r.CertFile, pemBytes, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	r.CertFile = testenv.WriteCertificate(t, ts.Certificate())
 	return r
 }
 

@@ -30,6 +30,7 @@ import (
 // limit of a stored message's headers, and an answer whose domains would
 // not fit in one message, still end with exactly one result each.
 func TestOversizedHeadersAndAnswersGetOneResult(t *testing.T) {
+	t.Parallel()
 	// Long host names: their result is larger than the server's 1 MiB,
 	// while the answer of either API stays under the 4 MiB read limit.
 	huge := make([]string, 6000)
@@ -37,10 +38,10 @@ func TestOversizedHeadersAndAnswersGetOneResult(t *testing.T) {
 	for i := range huge {
 		huge[i] = fmt.Sprintf("host-%05d.%s.example.com", i, long)
 	}
-	emu, cert := startEmulator(t, emulator.WithAnyAlert(), emulator.WithAlert("huge_answer", huge...))
+	emu, cert := testenv.StartEmulator(t, emulator.WithAnyAlert(), emulator.WithAlert("huge_answer", huge...))
 	_, url := testenv.EmbeddedJetStream(t)
-	startService(t, serviceEnv(emu, cert, url))
-	_, js := jsConn(t, url)
+	testenv.StartServe(t, serviceEnv(emu, cert, url))
+	_, js := testenv.Connect(t, url)
 
 	valid := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	seqTrace := publish(t, js, "alert_big_traceparent", nats.Header{"traceparent": {strings.Repeat("a", 65400)}})
@@ -99,15 +100,16 @@ func provisioned(t *testing.T, env []string) (*config.Config, broker.Topology) {
 // the requests it stores then still get their results, not dropped as
 // duplicates of the results of the old stream's requests.
 func TestRequestStreamRecreatedGetsNewResults(t *testing.T) {
-	emu, cert := startEmulator(t, emulator.WithAnyAlert())
+	t.Parallel()
+	emu, cert := testenv.StartEmulator(t, emulator.WithAnyAlert())
 	_, url := testenv.EmbeddedJetStream(t)
-	_, js := jsConn(t, url)
+	_, js := testenv.Connect(t, url)
 	env := serviceEnv(emu, cert, url, "PROVISION=false")
 	_, topo := provisioned(t, env)
 	if err := topo.Provision(t.Context(), js, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
-	p := startService(t, env)
+	p := testenv.StartServe(t, env)
 
 	before := alertIDs("before", 5)
 	publishAll(t, js, before)
@@ -220,9 +222,10 @@ func shortResultWindow(t *testing.T, js jetstream.JetStream) (forget func()) {
 // request still ends with exactly one result, and each hook cut by the kill
 // runs again with the stored result.
 func TestDowntimeLongerThanDuplicateWindow(t *testing.T) {
+	t.Parallel()
 	const n = 40
 	ids, hosts, opts := knownAlerts("downtime", n)
-	emu, cert := startEmulator(t, opts...)
+	emu, cert := testenv.StartEmulator(t, opts...)
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	script, log := hookScript(t)
@@ -234,7 +237,7 @@ func TestDowntimeLongerThanDuplicateWindow(t *testing.T) {
 	}
 	forget := shortResultWindow(t, js)
 
-	p := startService(t, append(env, "HOOK_SLEEP=30", "HOOK_ENV=HOOK_SLEEP"))
+	p := testenv.StartServe(t, append(env, "HOOK_SLEEP=30", "HOOK_ENV=HOOK_SLEEP"))
 	seqs := publishAll(t, js, ids)
 	// Eight hooks running: eight results stored and not acknowledged.
 	testenv.Eventually(t, 30*time.Second, 10*time.Millisecond, func() bool { return len(hookRuns(t, log)) >= 8 }, "hooks running")
@@ -256,7 +259,7 @@ func TestDowntimeLongerThanDuplicateWindow(t *testing.T) {
 	}
 	forget()
 
-	startService(t, env)
+	testenv.StartServe(t, env)
 	got := waitResults(t, js, n, 60*time.Second)
 	checkAllSucceeded(t, got, seqs, ids, hosts)
 	requestsAllAcked(t, js, 30*time.Second)
@@ -287,9 +290,10 @@ func TestDowntimeLongerThanDuplicateWindow(t *testing.T) {
 // restart, finds each stored result through the request's record and runs
 // its hook with it, and stores nothing more.
 func TestHookCutOnLastDeliveryRunsAgain(t *testing.T) {
+	t.Parallel()
 	const n = 4
 	ids, hosts, opts := knownAlerts("lastdel", n)
-	emu, cert := startEmulator(t, opts...)
+	emu, cert := testenv.StartEmulator(t, opts...)
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	script, log := hookScript(t)
@@ -299,7 +303,7 @@ func TestHookCutOnLastDeliveryRunsAgain(t *testing.T) {
 	if err := topo.Provision(t.Context(), js, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
-	p := startService(t, append(env, "HOOK_SLEEP=30", "HOOK_ENV=HOOK_SLEEP"))
+	p := testenv.StartServe(t, append(env, "HOOK_SLEEP=30", "HOOK_ENV=HOOK_SLEEP"))
 	seqs := publishAll(t, js, ids)
 	testenv.Eventually(t, 30*time.Second, 10*time.Millisecond, func() bool { return len(hookRuns(t, log)) >= n }, "hooks running")
 	if err := p.Kill(); err != nil {
@@ -318,7 +322,7 @@ func TestHookCutOnLastDeliveryRunsAgain(t *testing.T) {
 			stored, len(cut), info.NumAckPending)
 	}
 
-	q := startService(t, env)
+	q := testenv.StartServe(t, env)
 	testenv.Eventually(t, 60*time.Second, 20*time.Millisecond, func() bool {
 		runs := hookRuns(t, log)
 		for _, seq := range seqs {
@@ -362,10 +366,11 @@ func TestHookCutOnLastDeliveryRunsAgain(t *testing.T) {
 // out of deliveries; the safety net's answer is the cached success, stored
 // once the stream takes it again, not an unavailable failure.
 func TestBlockedResultStreamKeepsCachedAnswers(t *testing.T) {
-	emu, cert := startEmulator(t, emulator.WithAlert(alertTwo, "www.example.com"))
+	t.Parallel()
+	emu, cert := testenv.StartEmulator(t, emulator.WithAlert(alertTwo, "www.example.com"))
 	_, url := testenv.EmbeddedJetStream(t)
-	startService(t, serviceEnv(emu, cert, url, "CACHE_TTL=1h", "MAX_DELIVER=2", "ACK_WAIT=1s"))
-	_, js := jsConn(t, url)
+	testenv.StartServe(t, serviceEnv(emu, cert, url, "CACHE_TTL=1h", "MAX_DELIVER=2", "ACK_WAIT=1s"))
+	_, js := testenv.Connect(t, url)
 
 	first := publish(t, js, alertTwo, nil)
 	waitResults(t, js, 1, 30*time.Second)

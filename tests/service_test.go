@@ -20,14 +20,15 @@ const (
 )
 
 func TestRequestForms(t *testing.T) {
-	emu, cert := startEmulator(t,
+	t.Parallel()
+	emu, cert := testenv.StartEmulator(t,
 		emulator.WithAlert(alertTwo, "www.example.com", "cdn.example.net", "www.example.com"),
 		emulator.WithAlert(alertNone),
 		emulator.WithAlert("da637551227677560813_-961444813", "neg.example.org"),
 	)
 	_, url := testenv.EmbeddedJetStream(t)
-	startService(t, serviceEnv(emu, cert, url))
-	_, js := jsConn(t, url)
+	testenv.StartServe(t, serviceEnv(emu, cert, url))
+	_, js := testenv.Connect(t, url)
 
 	tp := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	type want struct {
@@ -76,10 +77,11 @@ func TestRequestForms(t *testing.T) {
 }
 
 func TestFailureKinds(t *testing.T) {
-	emu, cert := startEmulator(t)
+	t.Parallel()
+	emu, cert := testenv.StartEmulator(t)
 	_, url := testenv.EmbeddedJetStream(t)
-	startService(t, serviceEnv(emu, cert, url))
-	_, js := jsConn(t, url)
+	testenv.StartServe(t, serviceEnv(emu, cert, url))
+	_, js := testenv.Connect(t, url)
 
 	jsonErr := func(code string) string {
 		return `{"error":{"code":"` + code + `","message":"free text","target":"track-` + code + `"}}`
@@ -150,10 +152,11 @@ func TestFailureKinds(t *testing.T) {
 }
 
 func TestInvalidBodiesNeverReachDefender(t *testing.T) {
-	emu, cert := startEmulator(t, emulator.WithAnyAlert())
+	t.Parallel()
+	emu, cert := testenv.StartEmulator(t, emulator.WithAnyAlert())
 	_, url := testenv.EmbeddedJetStream(t)
-	startService(t, serviceEnv(emu, cert, url))
-	_, js := jsConn(t, url)
+	testenv.StartServe(t, serviceEnv(emu, cert, url))
+	_, js := testenv.Connect(t, url)
 
 	bodies := []string{
 		"", " ", "\n\t", "../machines", "..%2fmachines", "%2e%2e", "%2e%2e%2fmachines", "abc/../../machines",
@@ -197,10 +200,11 @@ func TestInvalidBodiesNeverReachDefender(t *testing.T) {
 }
 
 func TestSameRequestDeliveredTwiceHasOneResult(t *testing.T) {
-	emu, cert := startEmulator(t, emulator.WithAlert(alertTwo, "www.example.com"))
+	t.Parallel()
+	emu, cert := testenv.StartEmulator(t, emulator.WithAlert(alertTwo, "www.example.com"))
 	_, url := testenv.EmbeddedJetStream(t)
-	svc := startService(t, serviceEnv(emu, cert, url))
-	_, js := jsConn(t, url)
+	svc := testenv.StartServe(t, serviceEnv(emu, cert, url))
+	_, js := testenv.Connect(t, url)
 
 	seq := publish(t, js, alertTwo, nil)
 	waitResults(t, js, 1, 30*time.Second)
@@ -226,10 +230,11 @@ func TestSameRequestDeliveredTwiceHasOneResult(t *testing.T) {
 // cluster, its leader is lost) costs no second Defender call: the answer in
 // hand is stored by the same delivery once the stream answers again.
 func TestResultStreamUnansweredForAWhile(t *testing.T) {
-	emu, cert := startEmulator(t, emulator.WithAlert(alertTwo, "www.example.com"))
+	t.Parallel()
+	emu, cert := testenv.StartEmulator(t, emulator.WithAlert(alertTwo, "www.example.com"))
 	_, url := testenv.EmbeddedJetStream(t)
-	startService(t, serviceEnv(emu, cert, url))
-	_, js := jsConn(t, url)
+	testenv.StartServe(t, serviceEnv(emu, cert, url))
+	_, js := testenv.Connect(t, url)
 
 	st, err := js.Stream(t.Context(), resultStream)
 	if err != nil {
@@ -263,18 +268,19 @@ func TestResultStreamUnansweredForAWhile(t *testing.T) {
 }
 
 func TestShutdownMidRunLosesNothing(t *testing.T) {
-	emu, cert := startEmulator(t, emulator.WithAnyAlert(), emulator.WithLatency(30*time.Millisecond))
+	t.Parallel()
+	emu, cert := testenv.StartEmulator(t, emulator.WithAnyAlert(), emulator.WithLatency(30*time.Millisecond))
 	_, url := testenv.EmbeddedJetStream(t)
 	env := serviceEnv(emu, cert, url, "CONCURRENCY=8", "LOG_LEVEL=info")
-	p := startService(t, env)
-	_, js := jsConn(t, url)
+	p := testenv.StartServe(t, env)
+	_, js := testenv.Connect(t, url)
 
 	const n = 300
 	for i := range n {
 		publish(t, js, fmt.Sprintf("alert_%04d", i), nil)
 	}
 	testenv.Eventually(t, 30*time.Second, 10*time.Millisecond, func() bool { return len(results(t, js)) >= 20 }, "some results")
-	stopService(t, p)
+	p.Stop(t)
 	// The shutdown must have met work in flight, and left work for the next
 	// process, or the test proves nothing.
 	if !strings.Contains(p.Output(), `"msg":"waiting for in-flight requests"`) {
@@ -283,7 +289,7 @@ func TestShutdownMidRunLosesNothing(t *testing.T) {
 	if partial := len(results(t, js)); partial >= n {
 		t.Fatalf("every request finished before the shutdown (%d); the test proves nothing", partial)
 	}
-	startService(t, env)
+	testenv.StartServe(t, env)
 	got := waitResults(t, js, n, 60*time.Second)
 	for seq, r := range got {
 		if r.Status != "success" {
@@ -294,7 +300,8 @@ func TestShutdownMidRunLosesNothing(t *testing.T) {
 }
 
 func TestProvisionFalseNamesWhatIsMissing(t *testing.T) {
-	emu, cert := startEmulator(t)
+	t.Parallel()
+	emu, cert := testenv.StartEmulator(t)
 	_, url := testenv.EmbeddedJetStream(t)
 	p := testenv.StartService(t, testenv.BuildBinary(t), serviceEnv(emu, cert, url, "PROVISION=false"), "serve")
 	code, err := p.Wait(30 * time.Second)
@@ -312,7 +319,7 @@ func TestProvisionFalseNamesWhatIsMissing(t *testing.T) {
 	}
 
 	// With the topology in place, PROVISION=false starts.
-	_, js := jsConn(t, url)
+	_, js := testenv.Connect(t, url)
 	for _, sc := range []jetstream.StreamConfig{
 		{Name: requestStream, Subjects: []string{requestSubject, requestSubject + ".*", "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + requestStream + "." + consumerName}},
 		{Name: resultStream, Subjects: []string{successSubject, failureSubject, successSubject + ".*", failureSubject + ".*"}, Duplicates: 15 * time.Minute},
@@ -329,11 +336,12 @@ func TestProvisionFalseNamesWhatIsMissing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	svc := startService(t, serviceEnv(emu, cert, url, "PROVISION=false"))
-	stopService(t, svc)
+	svc := testenv.StartServe(t, serviceEnv(emu, cert, url, "PROVISION=false"))
+	svc.Stop(t)
 }
 
 func TestInvalidConfigurationExitsTwo(t *testing.T) {
+	t.Parallel()
 	bin := testenv.BuildBinary(t)
 	for _, env := range [][]string{
 		{"ACK_WAIT=soon"},

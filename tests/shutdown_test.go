@@ -20,10 +20,11 @@ import (
 // quota are handed back at SIGTERM, not held to SHUTDOWN_TIMEOUT, and are
 // not failed for it.
 func TestShutdownHandsBackQuotaWaitersAtOnce(t *testing.T) {
-	emu, cert := startEmulator(t, emulator.WithSeedData())
+	t.Parallel()
+	emu, cert := testenv.StartEmulator(t, emulator.WithSeedData())
 	_, natsURL := testenv.EmbeddedJetStream(t)
-	_, js := jsConn(t, natsURL)
-	svc := startService(t, serviceEnv(emu, cert, natsURL,
+	_, js := testenv.Connect(t, natsURL)
+	svc := testenv.StartServe(t, serviceEnv(emu, cert, natsURL,
 		"DEFENDER_RATE_LIMITS=1/1m", "CONCURRENCY=4", "SHUTDOWN_TIMEOUT=20s"))
 	for _, id := range []string{"alert_q1", "alert_q2", "alert_q3"} {
 		publish(t, js, id, nil)
@@ -55,19 +56,19 @@ func TestShutdownHandsBackQuotaWaitersAtOnce(t *testing.T) {
 		t.Errorf("%d results stored, want 1 (the waiters are not failed for the shutdown)", len(rs))
 	}
 	// Handed back, not lost: the next replica answers them.
-	next := startService(t, serviceEnv(emu, cert, natsURL, "DEFENDER_RATE_LIMITS=none"))
+	next := testenv.StartServe(t, serviceEnv(emu, cert, natsURL, "DEFENDER_RATE_LIMITS=none"))
 	waitResults(t, js, 3, 30*time.Second)
 	requestsAllAcked(t, js, 10*time.Second)
-	stopService(t, next)
+	next.Stop(t)
 }
 
 // stuckHookService is a service whose success hook outlives any shutdown.
 func stuckHookService(t *testing.T, shutdownTimeout string) *testenv.Process {
 	t.Helper()
-	emu, cert := startEmulator(t, emulator.WithSeedData())
+	emu, cert := testenv.StartEmulator(t, emulator.WithSeedData())
 	_, natsURL := testenv.EmbeddedJetStream(t)
-	_, js := jsConn(t, natsURL)
-	svc := startService(t, serviceEnv(emu, cert, natsURL,
+	_, js := testenv.Connect(t, natsURL)
+	svc := testenv.StartServe(t, serviceEnv(emu, cert, natsURL,
 		"ON_SUCCESS_EXEC=sleep 60", "EXEC_TIMEOUT=60s", "SHUTDOWN_TIMEOUT="+shutdownTimeout))
 	publish(t, js, knownAlert, nil)
 	waitResults(t, js, 1, 30*time.Second) // the hook runs now
@@ -77,6 +78,7 @@ func stuckHookService(t *testing.T, shutdownTimeout string) *testenv.Process {
 // TestShutdownIsBounded: a hook that does not end cannot hold the
 // shutdown: it ends within SHUTDOWN_TIMEOUT plus a few seconds.
 func TestShutdownIsBounded(t *testing.T) {
+	t.Parallel()
 	svc := stuckHookService(t, "2s")
 	start := time.Now()
 	if err := svc.Signal(syscall.SIGTERM); err != nil {
@@ -96,6 +98,7 @@ func TestShutdownIsBounded(t *testing.T) {
 // TestSecondSignalExitsAtOnce: a second SIGTERM during the shutdown ends
 // the process at once, with a non-zero status.
 func TestSecondSignalExitsAtOnce(t *testing.T) {
+	t.Parallel()
 	svc := stuckHookService(t, "20s")
 	if err := svc.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -120,6 +123,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 // TestSignalDuringStartupExitsZero: SIGTERM while the service is still
 // connecting is a clean stop: exit 0.
 func TestSignalDuringStartupExitsZero(t *testing.T) {
+	t.Parallel()
 	// A server that accepts connections and never answers: connecting hangs.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -146,7 +150,7 @@ func TestSignalDuringStartupExitsZero(t *testing.T) {
 			}
 		}
 	})
-	emu, cert := startEmulator(t)
+	emu, cert := testenv.StartEmulator(t)
 	svc := testenv.StartService(t, testenv.BuildBinary(t), serviceEnv(emu, cert, "nats://"+ln.Addr().String()), "serve")
 	select {
 	case c := <-accepted:

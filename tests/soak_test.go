@@ -58,7 +58,42 @@ const soakRequestRate = 8 // per second
 // SOAK_SEED replays a run (the seed is printed), SOAK_N sets the number of
 // requests, SOAK_DURATION (such as 30m) selects one long run in place of
 // the two short ones.
+//
+// The two short runs are two tests, this one with the fixed seed and
+// TestFaultSoakRandomSeed, not subtests: a parallel test's subtests wait
+// behind every other test of the package, and the soak is the longest.
 func TestFaultSoak(t *testing.T) {
+	t.Parallel()
+	cfg := soakSettings(t)
+	switch v := os.Getenv("SOAK_SEED"); {
+	case v != "":
+		seed, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			t.Fatalf("SOAK_SEED=%q: want an integer", v)
+		}
+		cfg.seed = seed
+	case os.Getenv("SOAK_DURATION") != "":
+		t.Skip("SOAK_DURATION: one long run with a random seed, TestFaultSoakRandomSeed")
+	default:
+		cfg.seed = soakFixedSeed
+	}
+	runFaultSoak(t, cfg)
+}
+
+// TestFaultSoakRandomSeed is TestFaultSoak with a seed of the moment.
+func TestFaultSoakRandomSeed(t *testing.T) {
+	t.Parallel()
+	cfg := soakSettings(t)
+	if os.Getenv("SOAK_SEED") != "" {
+		t.Skip("SOAK_SEED: one run with that seed, TestFaultSoak")
+	}
+	cfg.seed = time.Now().UnixNano()
+	runFaultSoak(t, cfg)
+}
+
+// soakSettings is the run that SOAK_DURATION and SOAK_N ask for, without
+// its seed.
+func soakSettings(t *testing.T) soakConfig {
 	if testing.Short() {
 		t.Skip("the fault soak takes a minute")
 	}
@@ -78,24 +113,7 @@ func TestFaultSoak(t *testing.T) {
 		}
 		cfg.n = n
 	}
-	seeds := map[string]int64{"fixed": soakFixedSeed, "random": time.Now().UnixNano()}
-	if v := os.Getenv("SOAK_SEED"); v != "" {
-		seed, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			t.Fatalf("SOAK_SEED=%q: want an integer", v)
-		}
-		seeds = map[string]int64{"seed": seed}
-	} else if os.Getenv("SOAK_DURATION") != "" {
-		seeds = map[string]int64{"random": seeds["random"]}
-	}
-	for name, seed := range seeds {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			run := cfg
-			run.seed = seed
-			runFaultSoak(t, run)
-		})
-	}
+	return cfg
 }
 
 func runFaultSoak(t *testing.T, cfg soakConfig) {

@@ -34,7 +34,9 @@ const permissionsExample = "../deploy/nats/tenants-permissions.conf"
 // permissions violation, not a time-out; replies a customer sends elsewhere
 // stay in its own account.
 func TestTenantPermissionsExample(t *testing.T) {
+	t.Parallel()
 	seeds := map[string]nkeys.KeyPair{}
+	nkeyVars := map[string]string{}
 	for _, user := range []string{"ALERT_DOMAINS", "CONTOSO", "FABRIKAM"} {
 		kp, err := nkeys.CreateUser()
 		if err != nil {
@@ -44,19 +46,19 @@ func TestTenantPermissionsExample(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Setenv(user+"_NKEY", pub)
+		nkeyVars[user+"_NKEY"] = pub
 		seeds[user] = kp
 	}
-	url := startExampleServer(t)
+	url := startExampleServer(t, nkeyVars)
 
 	// The service runs under its user: it provisions, consumes, caches,
 	// keeps the shared quota and answers presence questions; replay, status
 	// and tail work under it too.
-	emu, cert := startEmulator(t, emulator.WithAlert(alertTwo, "www.example.com"))
+	emu, cert := testenv.StartEmulator(t, emulator.WithAlert(alertTwo, "www.example.com"))
 	env := serviceEnv(emu, cert, url,
 		"NATS_NKEY_FILE="+seedFile(t, seeds["ALERT_DOMAINS"]),
 		"DEFENDER_RATE_LIMITS=100/1m,1500/1h", "QUOTA_SCOPE=shared", "CACHE_TTL=1h")
-	svc := startService(t, env)
+	svc := testenv.StartServe(t, env)
 	_, sjs := nkeyConn(t, url, seeds["ALERT_DOMAINS"], nil)
 	first := publish(t, sjs, alertTwo, nil)
 	waitResults(t, sjs, 1, 30*time.Second)
@@ -78,7 +80,7 @@ func TestTenantPermissionsExample(t *testing.T) {
 	}
 	tail := testenv.StartService(t, testenv.BuildBinary(t), env, "tail", "--since", "1h", "--json")
 	tail.WaitForLine(t, `"requestSequence":`+fmt.Sprint(second), 30*time.Second)
-	stopService(t, svc)
+	svc.Stop(t)
 	for name, out := range map[string]string{"serve": svc.Output(), "replay": replay, "status": status, "tail": tail.Output()} {
 		if strings.Contains(strings.ToLower(out), "permissions violation") {
 			t.Fatalf("%s was refused a subject under the service's user:\n%s", name, out)
@@ -292,8 +294,9 @@ func TestTenantPermissionsExample(t *testing.T) {
 
 // startExampleServer starts nats-server in-process on the example
 // configuration, with a free port and a temporary store directory in place
-// of its own.
-func startExampleServer(t *testing.T) string {
+// of its own, and the users' public keys, which the example reads from the
+// environment ($NAME), written in from vars (NAME: key).
+func startExampleServer(t *testing.T, vars map[string]string) string {
 	t.Helper()
 	conf, err := os.ReadFile(permissionsExample)
 	if err != nil {
@@ -309,6 +312,13 @@ func startExampleServer(t *testing.T) string {
 			t.Fatalf("%s: no line matches %s", permissionsExample, r.re)
 		}
 		text = re.ReplaceAllString(text, r.with)
+	}
+	for name, value := range vars {
+		ref := "$" + name
+		if !strings.Contains(text, ref) {
+			t.Fatalf("%s: no %s", permissionsExample, ref)
+		}
+		text = strings.ReplaceAll(text, ref, strconvQuote(value))
 	}
 	path := filepath.Join(t.TempDir(), "nats.conf")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {

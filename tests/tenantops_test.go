@@ -18,6 +18,7 @@ import (
 // failure into a success without touching another's, tail --tenant shows
 // that tenant's results only, and status has a line for each tenant.
 func TestTenantsOperations(t *testing.T) {
+	t.Parallel()
 	contoso, certA := startTenantEmulator(t, "contoso", 1)
 	fabrikam, certB := startTenantEmulator(t, "fabrikam", 2)
 	srv := testenv.StartNATS(t)
@@ -33,7 +34,7 @@ func TestTenantsOperations(t *testing.T) {
 	if err := os.WriteFile(file, onlyContoso, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	svc := startService(t, env)
+	svc := testenv.StartServe(t, env)
 
 	ok := publishTo(t, js, requestSubject+".contoso", sharedAlert)
 	early := publishTo(t, js, requestSubject+".fabrikam", sharedAlert)
@@ -125,5 +126,5 @@ func TestTenantsOperations(t *testing.T) {
 	if strings.Contains(out, "evil-name") {
 		t.Errorf("status has a line for a tenant a request made up:\n%s", out)
 	}
-	stopService(t, svc)
+	svc.Stop(t)
 }

@@ -19,8 +19,12 @@ import (
 // tenant has an app registration of its own here), with process from the
 // tenant's own limiter.
 func TestTenantsQuotaMetrics(t *testing.T) {
+	t.Parallel()
 	for _, scope := range []string{"shared", "process"} {
-		t.Run(scope, func(t *testing.T) { testTenantsQuotaMetrics(t, scope) })
+		t.Run(scope, func(t *testing.T) {
+			t.Parallel()
+			testTenantsQuotaMetrics(t, scope)
+		})
 	}
 }
 
@@ -32,7 +36,7 @@ func testTenantsQuotaMetrics(t *testing.T, scope string) {
 	listen, base := httpEndpoint(t)
 	env := tenantsEnv(t, srv.URL(), []string{certA, certB}, []tenantEmulator{contoso, fabrikam},
 		"HTTP_LISTEN="+listen, "DEFENDER_RATE_LIMITS=50/1m,500/1h", "QUOTA_SCOPE="+scope)
-	svc := startService(t, env)
+	svc := testenv.StartServe(t, env)
 
 	tenants := []string{"contoso", "fabrikam"}
 	series := func(name, tenant, window string) string {
@@ -141,5 +145,5 @@ func testTenantsQuotaMetrics(t *testing.T, scope string) {
 	if v := got[series("alert_domains_quota_used_calls", "contoso", "1m")]; v != 2 {
 		t.Errorf("contoso's quota use after the reload = %v, want 2", v)
 	}
-	stopService(t, svc)
+	svc.Stop(t)
 }

@@ -33,7 +33,7 @@ const sharedAlert = "da638000000000000000_1111111111"
 func startTenantEmulator(t *testing.T, name string, n int, opts ...emulator.Option) (tenantEmulator, string) {
 	t.Helper()
 	secret := name + "-secret-" + fmt.Sprint(n)
-	emu, cert := startEmulator(t, append([]emulator.Option{
+	emu, cert := testenv.StartEmulator(t, append([]emulator.Option{
 		emulator.WithTenant(fmt.Sprintf("6f1c2b9e-0000-4000-8000-00000000000%d", n), fmt.Sprintf("0a3e5f7d-0000-4000-8000-00000000000%d", n), secret),
 		emulator.WithAlert(sharedAlert, "c2."+name+".example")}, opts...)...)
 	return tenantEmulator{name: name, emu: emu, secret: secret}, cert
@@ -111,11 +111,12 @@ func publishTo(t *testing.T, js jetstream.JetStream, subject, body string) uint6
 // result goes to its tenant's subjects with its tenant's domains, and asking
 // both again is answered from each tenant's own cache entry.
 func TestTenantsKeepTheirAnswersApart(t *testing.T) {
+	t.Parallel()
 	contoso, certA := startTenantEmulator(t, "contoso", 1)
 	fabrikam, certB := startTenantEmulator(t, "fabrikam", 2)
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
-	svc := startService(t, tenantsEnv(t, srv.URL(), []string{certA, certB}, []tenantEmulator{contoso, fabrikam}, "CACHE_TTL=1h"))
+	svc := testenv.StartServe(t, tenantsEnv(t, srv.URL(), []string{certA, certB}, []tenantEmulator{contoso, fabrikam}, "CACHE_TTL=1h"))
 
 	ask := func() map[uint64]string {
 		return map[uint64]string{
@@ -162,7 +163,7 @@ func TestTenantsKeepTheirAnswersApart(t *testing.T) {
 	if out := svc.Output(); strings.Contains(out, contoso.secret) || strings.Contains(out, fabrikam.secret) {
 		t.Error("a tenant's secret is in the log")
 	}
-	stopService(t, svc)
+	svc.Stop(t)
 }
 
 // TestTenantsUnknownAndConflicting: a request for a tenant that is not in
@@ -170,10 +171,11 @@ func TestTenantsKeepTheirAnswersApart(t *testing.T) {
 // tenant when none is called default too; two names that disagree are
 // invalid_request, answered on the subject's tenant's failure subject.
 func TestTenantsUnknownAndConflicting(t *testing.T) {
+	t.Parallel()
 	contoso, certA := startTenantEmulator(t, "contoso", 1)
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
-	svc := startService(t, tenantsEnv(t, srv.URL(), []string{certA}, []tenantEmulator{contoso}))
+	svc := testenv.StartServe(t, tenantsEnv(t, srv.URL(), []string{certA}, []tenantEmulator{contoso}))
 
 	unknown := publishTo(t, js, requestSubject+".initech", sharedAlert)
 	unnamed := publishTo(t, js, requestSubject, sharedAlert)
@@ -197,13 +199,14 @@ func TestTenantsUnknownAndConflicting(t *testing.T) {
 	if n := contoso.emu.Calls(); n != 0 {
 		t.Errorf("Defender called %d times for requests that could not be routed", n)
 	}
-	stopService(t, svc)
+	svc.Stop(t)
 }
 
 // TestTenantsFileErrorsExitTwo: a tenants file with an inline secret is a
 // configuration error: exit status 2, naming the tenant and the field, and
 // never the secret.
 func TestTenantsFileErrorsExitTwo(t *testing.T) {
+	t.Parallel()
 	srv := testenv.StartNATS(t)
 	file := filepath.Join(t.TempDir(), "tenants.yaml")
 	doc := "tenants:\n  - name: contoso\n    tenantId: 6f1c2b9e-0000-4000-8000-000000000001\n    clientId: 0a3e5f7d-0000-4000-8000-000000000002\n    clientSecret: s3cr3t-inline-value\n"
@@ -227,21 +230,22 @@ func TestTenantsFileErrorsExitTwo(t *testing.T) {
 // the subject it was first published to, and it ends in a success of that
 // tenant on the tenant's own subject.
 func TestTenantsReplayUnknownTenant(t *testing.T) {
+	t.Parallel()
 	contoso, certA := startTenantEmulator(t, "contoso", 1)
 	fabrikam, certB := startTenantEmulator(t, "fabrikam", 2)
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	certs := []string{certA, certB}
-	before := startService(t, tenantsEnv(t, srv.URL(), certs, []tenantEmulator{contoso}))
+	before := testenv.StartServe(t, tenantsEnv(t, srv.URL(), certs, []tenantEmulator{contoso}))
 	seq := publishTo(t, js, requestSubject+".fabrikam", sharedAlert)
 	if r := waitResults(t, js, 1, 30*time.Second)[seq]; r.Error == nil || r.Error.Kind != "unknown_tenant" {
 		t.Fatalf("result %s, want unknown_tenant", r.Raw)
 	}
 	requestsAllAcked(t, js, 10*time.Second)
-	stopService(t, before)
+	before.Stop(t)
 
 	env := tenantsEnv(t, srv.URL(), certs, []tenantEmulator{contoso, fabrikam})
-	after := startService(t, env)
+	after := testenv.StartServe(t, env)
 	code, out := opsCommand(t, env, "replay", "--failed", "--kind", "unknown_tenant")
 	if code != 0 {
 		t.Fatalf("replay exit %d\n%s", code, out)
@@ -260,7 +264,7 @@ func TestTenantsReplayUnknownTenant(t *testing.T) {
 	if fabrikam.emu.CallsFor(sharedAlert) != 1 || contoso.emu.Calls() != 0 {
 		t.Errorf("calls: fabrikam %d, contoso %d", fabrikam.emu.CallsFor(sharedAlert), contoso.emu.Calls())
 	}
-	stopService(t, after)
+	after.Stop(t)
 }
 
 // TestTenantsSafetyNetKeepsTheTenant: a tenant's request that runs out of
@@ -269,11 +273,12 @@ func TestTenantsReplayUnknownTenant(t *testing.T) {
 // cached success, on its tenant's success subject, never another tenant's
 // answer for the same alert.
 func TestTenantsSafetyNetKeepsTheTenant(t *testing.T) {
+	t.Parallel()
 	contoso, certA := startTenantEmulator(t, "contoso", 1)
 	fabrikam, certB := startTenantEmulator(t, "fabrikam", 2)
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
-	startService(t, tenantsEnv(t, srv.URL(), []string{certA, certB}, []tenantEmulator{contoso, fabrikam}, "CACHE_TTL=1h", "MAX_DELIVER=2", "ACK_WAIT=1s"))
+	testenv.StartServe(t, tenantsEnv(t, srv.URL(), []string{certA, certB}, []tenantEmulator{contoso, fabrikam}, "CACHE_TTL=1h", "MAX_DELIVER=2", "ACK_WAIT=1s"))
 	publishTo(t, js, requestSubject+".contoso", sharedAlert)
 	publishTo(t, js, requestSubject+".fabrikam", sharedAlert)
 	waitResults(t, js, 2, 30*time.Second)
@@ -308,6 +313,7 @@ func TestTenantsSafetyNetKeepsTheTenant(t *testing.T) {
 // old failure into a success. An invalid file is then refused with a log
 // line, and the running tenants go on being served.
 func TestTenantsReloadOnHangup(t *testing.T) {
+	t.Parallel()
 	contoso, certA := startTenantEmulator(t, "contoso", 1)
 	fabrikam, certB := startTenantEmulator(t, "fabrikam", 2)
 	srv := testenv.StartNATS(t)
@@ -325,7 +331,7 @@ func TestTenantsReloadOnHangup(t *testing.T) {
 		}
 	}
 	write(string(full[:strings.Index(string(full), "  - name: fabrikam")]))
-	svc := startService(t, env)
+	svc := testenv.StartServe(t, env)
 
 	early := publishTo(t, js, requestSubject+".fabrikam", sharedAlert)
 	if r := waitResults(t, js, 1, 30*time.Second)[early]; r.Error == nil || r.Error.Kind != "unknown_tenant" {
@@ -369,12 +375,13 @@ func TestTenantsReloadOnHangup(t *testing.T) {
 	if contoso.emu.TokensIssued() != 1 {
 		t.Errorf("contoso's Entra issued %d tokens: the reload did not keep its client", contoso.emu.TokensIssued())
 	}
-	stopService(t, svc)
+	svc.Stop(t)
 }
 
 // TestTenantsReloadOnFileChange: a change of the file's content (a mounted
 // Secret or ConfigMap updated in place) is picked up without a signal.
 func TestTenantsReloadOnFileChange(t *testing.T) {
+	t.Parallel()
 	contoso, certA := startTenantEmulator(t, "contoso", 1)
 	fabrikam, certB := startTenantEmulator(t, "fabrikam", 2)
 	srv := testenv.StartNATS(t)
@@ -388,7 +395,7 @@ func TestTenantsReloadOnFileChange(t *testing.T) {
 	if err := os.WriteFile(file, full[:strings.Index(string(full), "  - name: fabrikam")], 0o600); err != nil {
 		t.Fatal(err)
 	}
-	svc := startService(t, env)
+	svc := testenv.StartServe(t, env)
 	if err := os.WriteFile(file, full, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -397,5 +404,5 @@ func TestTenantsReloadOnFileChange(t *testing.T) {
 	if r := waitResults(t, js, 1, 30*time.Second)[seq]; r.Status != "success" || r.Tenant != "fabrikam" {
 		t.Errorf("after the file changed: %s", r.Raw)
 	}
-	stopService(t, svc)
+	svc.Stop(t)
 }

@@ -21,16 +21,17 @@ import (
 // other CONCURRENCY, ACK_WAIT and MAX_DELIVER applies them and keeps the
 // consumer's start.
 func TestConsumerDeletedWhileDownResumes(t *testing.T) {
+	t.Parallel()
 	const slow = "resume_slow"
 	ids, _, opts := knownAlerts("resume", 25)
-	emu, cert := startEmulator(t, append(opts, emulator.WithAlert(slow, "slow.example.com"))...)
+	emu, cert := testenv.StartEmulator(t, append(opts, emulator.WithAlert(slow, "slow.example.com"))...)
 	// Its first call never answers in time: the request is in hand when the
 	// process is killed.
 	emu.Script(slow, emulator.Answer{Delay: time.Hour})
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	env := serviceEnv(emu, cert, srv.URL(), "CONCURRENCY=4", "LOG_LEVEL=info")
-	p := startService(t, env)
+	p := testenv.StartServe(t, env)
 
 	before := publishAll(t, js, ids[:10])
 	slowSeq := publishAll(t, js, []string{slow})[0]
@@ -52,7 +53,7 @@ func TestConsumerDeletedWhileDownResumes(t *testing.T) {
 	later := publishAll(t, js, ids[20:25])
 	callsBefore := emu.Calls()
 
-	p = startService(t, serviceEnv(emu, cert, srv.URL(), "CONCURRENCY=2", "ACK_WAIT=5s", "MAX_DELIVER=3", "LOG_LEVEL=info"))
+	p = testenv.StartServe(t, serviceEnv(emu, cert, srv.URL(), "CONCURRENCY=2", "ACK_WAIT=5s", "MAX_DELIVER=3", "LOG_LEVEL=info"))
 	got := waitResults(t, js, 26, time.Minute)
 	for _, seq := range append(append(append(append([]uint64{}, before...), slowSeq), after...), later...) {
 		if _, ok := got[seq]; !ok {
@@ -66,10 +67,10 @@ func TestConsumerDeletedWhileDownResumes(t *testing.T) {
 		t.Errorf("%d Defender calls after the consumer was created again, want 6 (the unanswered request and 5 new ones)", calls)
 	}
 	p.WaitForLine(t, "created where processing stopped", 5*time.Second)
-	stopService(t, p)
+	p.Stop(t)
 
 	// Changed settings at the next start: applied, the start kept.
-	p = startService(t, serviceEnv(emu, cert, srv.URL(), "CONCURRENCY=3", "ACK_WAIT=7s", "MAX_DELIVER=5", "LOG_LEVEL=info"))
+	p = testenv.StartServe(t, serviceEnv(emu, cert, srv.URL(), "CONCURRENCY=3", "ACK_WAIT=7s", "MAX_DELIVER=5", "LOG_LEVEL=info"))
 	c, err := js.Consumer(t.Context(), requestStream, consumerName)
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +88,7 @@ func TestConsumerDeletedWhileDownResumes(t *testing.T) {
 	if _, ok := got[extra[0]]; !ok {
 		t.Error("a request after the settings changed has no result")
 	}
-	stopService(t, p)
+	p.Stop(t)
 }
 
 // TestProvisionNeverRewritesStreamSubjects: a replica with a mistyped
@@ -95,10 +96,11 @@ func TestConsumerDeletedWhileDownResumes(t *testing.T) {
 // shared stream's subjects as they were, so requests on the real subject
 // are still stored and answered.
 func TestProvisionNeverRewritesStreamSubjects(t *testing.T) {
-	emu, cert := startEmulator(t, emulator.WithAnyAlert())
+	t.Parallel()
+	emu, cert := testenv.StartEmulator(t, emulator.WithAnyAlert())
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
-	good := startService(t, serviceEnv(emu, cert, srv.URL()))
+	good := testenv.StartServe(t, serviceEnv(emu, cert, srv.URL()))
 	stream, err := js.Stream(t.Context(), requestStream)
 	if err != nil {
 		t.Fatal(err)
@@ -129,14 +131,15 @@ func TestProvisionNeverRewritesStreamSubjects(t *testing.T) {
 	if got := waitResults(t, js, 1, 30*time.Second); got[seq].Status != "success" {
 		t.Errorf("request on the real subject: %+v", got)
 	}
-	stopService(t, good)
+	good.Stop(t)
 }
 
 // TestStreamReplicasChecked: STREAM_REPLICAS outside 1..5 is a
 // configuration error (exit 2 naming it); with PROVISION=false a stream
 // with another replica count stops the start with an error naming both.
 func TestStreamReplicasChecked(t *testing.T) {
-	emu, cert := startEmulator(t, emulator.WithAnyAlert())
+	t.Parallel()
+	emu, cert := testenv.StartEmulator(t, emulator.WithAnyAlert())
 	srv := testenv.StartNATS(t)
 	bin := testenv.BuildBinary(t)
 	for _, v := range []string{"0", "6", "three"} {
@@ -146,7 +149,7 @@ func TestStreamReplicasChecked(t *testing.T) {
 			t.Errorf("STREAM_REPLICAS=%s: exit %d (%v), want 2 naming the variable:\n%s", v, code, err, p.Output())
 		}
 	}
-	stopService(t, startService(t, serviceEnv(emu, cert, srv.URL())))
+	testenv.StartServe(t, serviceEnv(emu, cert, srv.URL())).Stop(t)
 	p := testenv.StartService(t, bin, serviceEnv(emu, cert, srv.URL(), "PROVISION=false", "STREAM_REPLICAS=3"), "serve")
 	code, err := p.Wait(30 * time.Second)
 	if err != nil || code == 0 || !strings.Contains(p.Output(), "has 1 replicas and STREAM_REPLICAS is 3") {

@@ -129,14 +129,15 @@ func spanAttr(s *tracepb.Span, key string) string {
 // Defender call and the publish, to the result's traceparent; the log line
 // of the request carries the same IDs.
 func TestTraceOfOneRequest(t *testing.T) {
+	t.Parallel()
 	const alertID = "da637472900382838869_1364969609"
 	const siemTrace, siemSpan = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
-	emu, cert := startEmulator(t, emulator.WithAlert(alertID, "www.example.com"))
+	emu, cert := testenv.StartEmulator(t, emulator.WithAlert(alertID, "www.example.com"))
 	_, url := testenv.EmbeddedJetStream(t)
 	rec := startReceiver(t, nil)
-	p := startService(t, serviceEnv(emu, cert, url, "OTEL_EXPORTER_OTLP_ENDPOINT="+rec.srv.URL,
+	p := testenv.StartServe(t, serviceEnv(emu, cert, url, "OTEL_EXPORTER_OTLP_ENDPOINT="+rec.srv.URL,
 		"OTEL_BSP_SCHEDULE_DELAY=50", "OTEL_RESOURCE_ATTRIBUTES=deployment.environment.name=test"))
-	_, js := jsConn(t, url)
+	_, js := testenv.Connect(t, url)
 	seq := publish(t, js, alertID, nats.Header{message.HeaderTraceparent: {"00-" + siemTrace + "-" + siemSpan + "-01"},
 		message.HeaderTracestate: {"siem=42"}})
 	res := waitResults(t, js, 1, 30*time.Second)[seq]
@@ -183,7 +184,7 @@ func TestTraceOfOneRequest(t *testing.T) {
 		logged.TraceID != siemTrace || logged.SpanID != processID {
 		t.Errorf("log line %s: want trace_id %s and span_id %s", line, siemTrace, processID)
 	}
-	stopService(t, p)
+	p.Stop(t)
 }
 
 // TestCollectorDownNeverSlows proves that a collector that is down (a
@@ -191,12 +192,13 @@ func TestTraceOfOneRequest(t *testing.T) {
 // their results, the exports fail with one warning, and the service stops
 // cleanly.
 func TestCollectorDownNeverSlows(t *testing.T) {
-	emu, cert := startEmulator(t, emulator.WithAnyAlert())
+	t.Parallel()
+	emu, cert := testenv.StartEmulator(t, emulator.WithAnyAlert())
 	_, url := testenv.EmbeddedJetStream(t)
 	down := fmt.Sprintf("http://127.0.0.1:%d", testenv.FreePort(t))
-	p := startService(t, serviceEnv(emu, cert, url, "OTEL_EXPORTER_OTLP_ENDPOINT="+down,
+	p := testenv.StartServe(t, serviceEnv(emu, cert, url, "OTEL_EXPORTER_OTLP_ENDPOINT="+down,
 		"OTEL_BSP_SCHEDULE_DELAY=20", "OTEL_BSP_EXPORT_TIMEOUT=300", "OTEL_BSP_MAX_QUEUE_SIZE=64", "SHUTDOWN_TIMEOUT=3s"))
-	_, js := jsConn(t, url)
+	_, js := testenv.Connect(t, url)
 	const n = 100
 	for i := range n {
 		publish(t, js, fmt.Sprintf("da637472900382838869_%d", 1000+i), nats.Header{
@@ -210,7 +212,7 @@ func TestCollectorDownNeverSlows(t *testing.T) {
 	}
 	requestsAllAcked(t, js, 10*time.Second)
 	p.WaitForLine(t, "tracing problem, spans may be lost", 20*time.Second)
-	stopService(t, p)
+	p.Stop(t)
 	if warned := strings.Count(p.Output(), "tracing problem, spans may be lost"); warned != 1 {
 		t.Errorf("%d warnings about the collector within a minute, want 1", warned)
 	}
@@ -221,23 +223,24 @@ func TestCollectorDownNeverSlows(t *testing.T) {
 // quotes them back, never appear in the output (at debug level) nor in a
 // result.
 func TestOTLPHeadersNeverShown(t *testing.T) {
+	t.Parallel()
 	const token, key = "otlp-s3cr3t-t0ken-77", "k3y-0f-the-c0llect0r"
-	emu, cert := startEmulator(t, emulator.WithAnyAlert())
+	emu, cert := testenv.StartEmulator(t, emulator.WithAnyAlert())
 	_, url := testenv.EmbeddedJetStream(t)
 	rec := startReceiver(t, func(r *http.Request) (int, string) {
 		var b bytes.Buffer
 		_ = r.Header.Write(&b)
 		return http.StatusUnauthorized, "refused: " + b.String()
 	})
-	p := startService(t, serviceEnv(emu, cert, url, "OTEL_EXPORTER_OTLP_ENDPOINT="+rec.srv.URL,
+	p := testenv.StartServe(t, serviceEnv(emu, cert, url, "OTEL_EXPORTER_OTLP_ENDPOINT="+rec.srv.URL,
 		"OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer%20"+token+",x-api-key="+key, "OTEL_BSP_SCHEDULE_DELAY=20", "LOG_LEVEL=debug"))
-	_, js := jsConn(t, url)
+	_, js := testenv.Connect(t, url)
 	for i := range 5 {
 		publish(t, js, fmt.Sprintf("da637472900382838869_%d", i), nil)
 	}
 	results := waitResults(t, js, 5, 30*time.Second)
 	p.WaitForLine(t, "tracing problem, spans may be lost", 20*time.Second)
-	stopService(t, p)
+	p.Stop(t)
 	if got := rec.sent().Get("Authorization"); got != "Bearer "+token {
 		t.Fatal("the collector got no export with the header")
 	}
@@ -255,6 +258,7 @@ func TestOTLPHeadersNeverShown(t *testing.T) {
 // TestDemoPrintsSpans runs the demo with the console exporter: it prints
 // its table as before and the spans of every request on stderr.
 func TestDemoPrintsSpans(t *testing.T) {
+	t.Parallel()
 	p := testenv.StartService(t, testenv.BuildBinary(t), []string{"OTEL_TRACES_EXPORTER=console"}, "demo")
 	if code, err := p.Wait(90 * time.Second); err != nil || code != 0 {
 		t.Fatalf("demo exit %d (%v)\n%s", code, err, p.Output())

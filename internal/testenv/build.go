@@ -90,10 +90,31 @@ func buildNATSServer() (string, error) {
 		return "", err
 	}
 	path := filepath.Join(cache, "nats-server-"+version, "nats-server")
-	if info, err := os.Stat(path); err == nil && info.Mode().IsRegular() {
+	if isFile(path) {
+		return path, nil
+	}
+	unlock, err := lockBuild(path)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if isFile(path) { // built by another test process meanwhile
 		return path, nil
 	}
 	return path, goBuild(root, path, natsServerModule)
+}
+
+func isFile(path string) bool {
+	info, err := os.Stat(path)
+	return err == nil && info.Mode().IsRegular()
+}
+
+// lockBuild takes the lock of the build of path; see lockFile.
+func lockBuild(path string) (unlock func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	return lockFile(path + ".lock")
 }
 
 func buildAlertDomains(race bool) (string, error) {
@@ -115,6 +136,11 @@ func buildAlertDomains(race bool) (string, error) {
 		args = append([]string{"-race"}, args...)
 	}
 	path := filepath.Join(cache, name, "alert-domains")
+	unlock, err := lockBuild(path)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
 	return path, goBuild(root, path, args...)
 }
 

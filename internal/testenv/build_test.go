@@ -9,6 +9,7 @@ import (
 )
 
 func TestBuildBinary(t *testing.T) {
+	t.Parallel()
 	bin := testenv.BuildBinary(t)
 	if again := testenv.BuildBinary(t); again != bin {
 		t.Errorf("second BuildBinary = %q, want %q", again, bin)
@@ -24,6 +25,7 @@ func TestBuildBinary(t *testing.T) {
 }
 
 func TestNATSServerBinary(t *testing.T) {
+	t.Parallel()
 	bin := testenv.NATSServerBinary(t)
 	p := testenv.StartService(t, bin, nil, "--version")
 	if code, err := p.Wait(10 * time.Second); err != nil || code != 0 {

@@ -1,9 +1,6 @@
 package testenv
 
 import (
-	"encoding/pem"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/alert-domains/alert-domains/emulator"
@@ -16,12 +13,7 @@ func StartEmulator(tb testing.TB, opts ...emulator.Option) (emu *emulator.Server
 	tb.Helper()
 	emu = emulator.NewServer(opts...)
 	tb.Cleanup(emu.Close)
-	certFile = filepath.Join(tb.TempDir(), "emulator.pem")
-	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: emu.Certificate().Raw})
-	if err := os.WriteFile(certFile, pemBytes, 0o600); err != nil {
-		tb.Fatalf("testenv: emulator certificate: %v", err)
-	}
-	return emu, certFile
+	return emu, WriteCertificate(tb, emu.Certificate())
 }
 
 // ServiceEnv is the environment of an alert-domains process that talks to

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -71,6 +73,7 @@ func startHelper(t *testing.T, mode string, env ...string) *testenv.Process {
 }
 
 func TestStartServiceOutput(t *testing.T) {
+	t.Parallel()
 	p := startHelper(t, "lines")
 	code, err := p.Wait(10 * time.Second)
 	if err != nil {
@@ -104,6 +107,7 @@ func TestStartServiceEnvironment(t *testing.T) {
 }
 
 func TestStartServiceSignal(t *testing.T) {
+	t.Parallel()
 	p := startHelper(t, "wait-signal")
 	p.WaitForLine(t, "ready", 10*time.Second)
 	if rss, err := p.PeakRSS(); err != nil || rss <= 0 {
@@ -125,7 +129,48 @@ func TestStartServiceSignal(t *testing.T) {
 	}
 }
 
+func TestProcessStop(t *testing.T) {
+	t.Parallel()
+	p := startHelper(t, "wait-signal")
+	p.WaitForLine(t, "ready", 10*time.Second)
+	p.Stop(t)
+	p.WaitForLine(t, "got terminated", time.Second)
+	p.Stop(t) // exited: nothing to do
+}
+
+func TestRun(t *testing.T) {
+	t.Parallel()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out := testenv.Run(t, exe, []string{helperEnv + "=1", "GORACE=atexit_sleep_ms=0"}, 10*time.Second,
+		"-test.run=^TestHelperProcess$", "--", "lines")
+	if code != 3 || !strings.Contains(out, "first line\n") {
+		t.Errorf("Run = %d, %q; want 3 and the helper's lines", code, out)
+	}
+}
+
+func TestProcessWaitHTTPReady(t *testing.T) {
+	t.Parallel()
+	var asked atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if asked.Add(1) < 3 {
+			w.WriteHeader(http.StatusServiceUnavailable) // not ready yet
+		}
+	}))
+	defer srv.Close()
+	p := startHelper(t, "wait-signal")
+	p.WaitHTTPReady(t, srv.URL, 10*time.Second)
+	if n := asked.Load(); n != 3 {
+		t.Errorf("asked %d times, want until the third answer, the first 200", n)
+	}
+	p.WaitForLine(t, "ready", 10*time.Second) // it takes signals from then on
+	p.Stop(t)
+}
+
 func TestStartServiceKill(t *testing.T) {
+	t.Parallel()
 	p := startHelper(t, "hang")
 	p.WaitForLine(t, "hanging", 10*time.Second)
 	if _, err := p.Wait(10 * time.Millisecond); !errors.Is(err, testenv.ErrStillRunning) {
@@ -143,6 +188,7 @@ func TestStartServiceKill(t *testing.T) {
 }
 
 func TestEmbeddedJetStream(t *testing.T) {
+	t.Parallel()
 	s, url := testenv.EmbeddedJetStream(t)
 	if !s.JetStreamEnabled() {
 		t.Fatal("JetStream is not enabled")
@@ -162,6 +208,7 @@ func TestEmbeddedJetStream(t *testing.T) {
 }
 
 func TestNATSRestartKeepsMessages(t *testing.T) {
+	t.Parallel()
 	n := testenv.StartNATS(t)
 	js := n.JetStream(t)
 	stream := createStream(t, js)
@@ -184,6 +231,7 @@ func TestNATSRestartKeepsMessages(t *testing.T) {
 }
 
 func TestNATSKillThenRestart(t *testing.T) {
+	t.Parallel()
 	n := testenv.StartNATS(t)
 	pid := n.PID()
 	js := n.JetStream(t)
@@ -206,6 +254,7 @@ func TestNATSKillThenRestart(t *testing.T) {
 }
 
 func TestNATSStopThenRestart(t *testing.T) {
+	t.Parallel()
 	n := testenv.StartNATS(t)
 	js := n.JetStream(t)
 	stream := createStream(t, js)
@@ -218,6 +267,7 @@ func TestNATSStopThenRestart(t *testing.T) {
 }
 
 func TestEventually(t *testing.T) {
+	t.Parallel()
 	calls := 0
 	testenv.Eventually(t, 5*time.Second, time.Millisecond, func() bool {
 		calls++
@@ -229,6 +279,7 @@ func TestEventually(t *testing.T) {
 }
 
 func TestFreePort(t *testing.T) {
+	t.Parallel()
 	if p := testenv.FreePort(t); p <= 0 || p > 65535 {
 		t.Errorf("FreePort = %d", p)
 	}
@@ -291,6 +342,7 @@ func assertMessages(t *testing.T, stream jetstream.Stream, want int) {
 }
 
 func TestNATSClusterLeaderKillAndRejoin(t *testing.T) {
+	t.Parallel()
 	c := testenv.StartNATSCluster(t, 3)
 	js := c.JetStream(t)
 	// A cluster just formed may lose its meta leader for a moment (seen

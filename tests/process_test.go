@@ -1,8 +1,9 @@
 package tests
 
-// End-to-end tests of the service's edges: configuration mistakes, secrets
-// in URLs and in the environment, the start-up line, metrics exported from
-// 0, version, help and status, and a connection NATS closes for good.
+// End-to-end tests of the process as users run it: configuration
+// mistakes, secrets in URLs and in the environment, the start-up line,
+// metrics exported from 0, version, help and status, and a connection NATS
+// closes for good.
 
 import (
 	"encoding/json"
@@ -44,20 +45,11 @@ func withUser(s *server.Server, user, password string) string {
 	return u.String()
 }
 
-func runBinary(t *testing.T, env []string, args ...string) (int, string) {
-	t.Helper()
-	p := testenv.StartService(t, testenv.BuildBinary(t), env, args...)
-	code, err := p.Wait(30 * time.Second)
-	if err != nil {
-		t.Fatalf("%v: %v\n%s", args, err, p.Output())
-	}
-	return code, p.Output()
-}
-
 // TestConfigurationErrorsExitTwoWithoutCredentials: HTTP_LISTEN that is no
 // address is a configuration error (exit 2, before anything starts), and a
 // URL with a password in it never shows the password in the message.
 func TestConfigurationErrorsExitTwoWithoutCredentials(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		env  []string
 		name string
@@ -67,7 +59,7 @@ func TestConfigurationErrorsExitTwoWithoutCredentials(t *testing.T) {
 		{[]string{"DEFENDER_API_URL=http://user:hunter2@api.example.com"}, "DEFENDER_API_URL"},
 		{[]string{"AZURE_AUTHORITY_HOST=ftp://user:hunter2@login.example.com"}, "AZURE_AUTHORITY_HOST"},
 	} {
-		code, out := runBinary(t, append(tc.env, "NATS_URL=nats://127.0.0.1:1"), "serve")
+		code, out := opsCommand(t, append(tc.env, "NATS_URL=nats://127.0.0.1:1"), "serve")
 		if code != 2 {
 			t.Errorf("%v: exit %d, want 2\n%s", tc.env, code, out)
 		}
@@ -83,13 +75,14 @@ func TestConfigurationErrorsExitTwoWithoutCredentials(t *testing.T) {
 // TestHelpVersion: `help -h` is help, and `version` names the version, the
 // commit and the Go version.
 func TestHelpVersion(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{{"help", "-h"}, {"help", "--help"}} {
-		code, out := runBinary(t, nil, args...)
+		code, out := opsCommand(t, nil, args...)
 		if code != 0 || !strings.Contains(out, "commands:") || !strings.Contains(out, "version") {
 			t.Errorf("%v: exit %d\n%s", args, code, out)
 		}
 	}
-	code, out := runBinary(t, nil, "version")
+	code, out := opsCommand(t, nil, "version")
 	if code != 0 || !strings.Contains(out, "alert-domains ") || !strings.Contains(out, "commit ") || !strings.Contains(out, "go1.") {
 		t.Errorf("version: exit %d\n%s", code, out)
 	}
@@ -98,8 +91,9 @@ func TestHelpVersion(t *testing.T) {
 // TestStatusOnEmptyServer: status against a server without the service's
 // streams names what is missing and exits non-zero.
 func TestStatusOnEmptyServer(t *testing.T) {
+	t.Parallel()
 	_, natsURL := testenv.EmbeddedJetStream(t)
-	code, out := runBinary(t, []string{"NATS_URL=" + natsURL, "LOG_FORMAT=json"}, "status")
+	code, out := opsCommand(t, []string{"NATS_URL=" + natsURL, "LOG_FORMAT=json"}, "status")
 	if code == 0 {
 		t.Errorf("status on an empty server: exit 0\n%s", out)
 	}
@@ -119,14 +113,15 @@ func TestStatusOnEmptyServer(t *testing.T) {
 // topology the first created reports no drift; /metrics exports the build
 // information and every known counter from 0.
 func TestStartupLineMetricsFromZero(t *testing.T) {
-	emu, cert := startEmulator(t, emulator.WithSeedData())
+	t.Parallel()
+	emu, cert := testenv.StartEmulator(t, emulator.WithSeedData())
 	srv, _ := authServer(t, "alice", "s3cret-pw")
 	listen, base := httpEndpoint(t)
 	env := serviceEnv(emu, cert, withUser(srv, "alice", "s3cret-pw"), "HTTP_LISTEN="+listen)
 
-	first := startService(t, env)
-	stopService(t, first)
-	svc := startService(t, env)
+	first := testenv.StartServe(t, env)
+	first.Stop(t)
+	svc := testenv.StartServe(t, env)
 
 	line := svc.WaitForLine(t, `"msg":"connected to NATS"`, 5*time.Second)
 	var entry map[string]any
@@ -178,7 +173,7 @@ func TestStartupLineMetricsFromZero(t *testing.T) {
 	if !found {
 		t.Errorf("no alert_domains_build_info series")
 	}
-	stopService(t, svc)
+	svc.Stop(t)
 }
 
 // TestHookEnvironmentWithoutURLPassword: a hook given NATS_URL by HOOK_ENV
@@ -186,16 +181,17 @@ func TestStartupLineMetricsFromZero(t *testing.T) {
 // the hook nor, by its output, the log; the service's other variables
 // (its Microsoft credentials among them) never reach a hook.
 func TestHookEnvironmentWithoutURLPassword(t *testing.T) {
-	emu, cert := startEmulator(t, emulator.WithSeedData())
+	t.Parallel()
+	emu, cert := testenv.StartEmulator(t, emulator.WithSeedData())
 	srv, _ := authServer(t, "alice", "s3cret-pw")
 	natsURL := withUser(srv, "alice", "s3cret-pw")
 	env := serviceEnv(emu, cert, natsURL, "ON_SUCCESS_EXEC=env", "HOOK_ENV=NATS_URL", "LOG_LEVEL=debug")
-	svc := startService(t, env)
-	_, js := jsConn(t, natsURL)
+	svc := testenv.StartServe(t, env)
+	_, js := testenv.Connect(t, natsURL)
 	publish(t, js, knownAlert, nil)
 	waitResults(t, js, 1, 30*time.Second)
 	svc.WaitForLine(t, `"msg":"hook ran"`, 10*time.Second)
-	stopService(t, svc)
+	svc.Stop(t)
 	out := svc.Output()
 	if !strings.Contains(out, "NATS_URL="+srv.ClientURL()) {
 		t.Errorf("the hook did not see NATS_URL without its password:\n%s", out)
@@ -212,6 +208,7 @@ func TestHookEnvironmentWithoutURLPassword(t *testing.T) {
 // (with its secrets) cannot be read through /proc by another process of the
 // same user, such as a hook.
 func TestEnvironmentUnreadableByOtherProcesses(t *testing.T) {
+	t.Parallel()
 	bin := testenv.BuildBinary(t)
 	var cred *syscall.Credential
 	if os.Getuid() == 0 {
@@ -225,12 +222,14 @@ func TestEnvironmentUnreadableByOtherProcesses(t *testing.T) {
 		if err := os.Chmod(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
+		// Copied by another process: a file this process had open for
+		// writing could not be executed while a child forked by a parallel
+		// test still held the descriptor ("text file busy").
 		copied := filepath.Join(dir, "alert-domains")
-		data, err := os.ReadFile(bin)
-		if err != nil {
-			t.Fatal(err)
+		if out, err := exec.Command("cp", bin, copied).CombinedOutput(); err != nil {
+			t.Fatalf("cp: %v\n%s", err, out)
 		}
-		if err := os.WriteFile(copied, data, 0o755); err != nil {
+		if err := os.Chmod(copied, 0o755); err != nil {
 			t.Fatal(err)
 		}
 		bin = copied
@@ -268,10 +267,11 @@ func TestEnvironmentUnreadableByOtherProcesses(t *testing.T) {
 // closes the connection for good; serve exits non-zero within seconds,
 // naming the reason, instead of staying up doing nothing.
 func TestClosedConnectionExits(t *testing.T) {
-	emu, cert := startEmulator(t, emulator.WithSeedData())
+	t.Parallel()
+	emu, cert := testenv.StartEmulator(t, emulator.WithSeedData())
 	srv, opts := authServer(t, "alice", "first-pw")
 	listen, base := httpEndpoint(t)
-	svc := startService(t, serviceEnv(emu, cert, withUser(srv, "alice", "first-pw"), "HTTP_LISTEN="+listen))
+	svc := testenv.StartServe(t, serviceEnv(emu, cert, withUser(srv, "alice", "first-pw"), "HTTP_LISTEN="+listen))
 
 	changed := *opts
 	changed.Users = []*server.User{{Username: "alice", Password: "second-pw"}}

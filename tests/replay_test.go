@@ -1,10 +1,8 @@
 package tests
 
-// End-to-end tests on Defender's edges (a 401 answered
-// with a token newly issued by Entra ID, a next link that never ends) and
-// on replay (which kinds by default, Replay-Of from any publisher, two runs
-// at once), each with the binary as a user runs it, a real nats-server and
-// the emulator.
+// End-to-end tests of replay (which kinds by default, Replay-Of from any
+// publisher, two runs at once), each with the binary as a user runs it, a
+// real nats-server and the emulator.
 
 import (
 	"fmt"
@@ -78,113 +76,12 @@ func describe(rs []storedRequest) string {
 // operator commands).
 func seededService(t *testing.T, extra ...string) (*emulator.Server, jetstream.JetStream, []string) {
 	t.Helper()
-	emu, cert := startEmulator(t, emulator.WithSeedData())
+	emu, cert := testenv.StartEmulator(t, emulator.WithSeedData())
 	_, natsURL := testenv.EmbeddedJetStream(t)
-	_, js := jsConn(t, natsURL)
+	_, js := testenv.Connect(t, natsURL)
 	env := serviceEnv(emu, cert, natsURL, extra...)
-	startService(t, env)
+	testenv.StartServe(t, env)
 	return emu, js, env
-}
-
-// TestUnauthorizedGetsFreshToken: tokens live an hour, so the
-// credential's cache would hand a rejected token back. A token Defender
-// revokes before it expires is replaced by one newly issued by Entra ID
-// (exactly one token request, with a claims challenge) and the request
-// succeeds; when Defender refuses the fresh token too, the request fails as
-// unauthorized after two calls, not more.
-func TestUnauthorizedGetsFreshToken(t *testing.T) {
-	// serve starts a service against a fresh emulator and answers one
-	// request, so that it holds a token with an hour to live.
-	serve := func(t *testing.T) (*emulator.Server, jetstream.JetStream) {
-		emu, js, _ := seededService(t)
-		seq := publish(t, js, knownAlert, nil)
-		if r := waitResults(t, js, 1, 30*time.Second)[seq]; r.Status != message.StatusSuccess || r.Attempts != 1 {
-			t.Fatalf("first request: %s, want a success after 1 attempt", r.Raw)
-		}
-		return emu, js
-	}
-
-	t.Run("revoked token replaced", func(t *testing.T) {
-		emu, js := serve(t)
-		tokens, claims := emu.TokensIssued(), emu.TokensForClaims()
-		emu.ExpireTokens() // revoked, though it has most of an hour left
-		seq := publish(t, js, seedAlertB, nil)
-		r := waitResults(t, js, 2, 30*time.Second)[seq]
-		if r.Status != message.StatusSuccess || r.Attempts != 2 {
-			t.Errorf("request after the revocation: %s, want a success after 2 attempts", r.Raw)
-		}
-		if n := emu.CallsFor(seedAlertB); n != 2 {
-			t.Errorf("%d Defender calls, want 2 (the revoked token, then the fresh one)", n)
-		}
-		if n, m := emu.TokensIssued()-tokens, emu.TokensForClaims()-claims; n != 1 || m != 1 {
-			t.Errorf("%d tokens issued, %d of them for a claims challenge; want exactly 1 fresh token", n, m)
-		}
-		if n := emu.Answered(http.StatusUnauthorized); n != 1 {
-			t.Errorf("%d answers 401, want 1", n)
-		}
-	})
-
-	t.Run("fresh token refused too", func(t *testing.T) {
-		emu, js := serve(t)
-		tokens, claims := emu.TokensIssued(), emu.TokensForClaims()
-		emu.ExpireTokens()
-		// The revoked token is refused by the token check; the fresh one
-		// by this answer.
-		emu.Script(seedAlertB, emulator.Answer{Status: http.StatusUnauthorized, Body: `{"error":{"code":"Unauthorized","message":"Access denied"}}`})
-		seq := publish(t, js, seedAlertB, nil)
-		r := waitResults(t, js, 2, 30*time.Second)[seq]
-		if r.Status != message.StatusFailure || r.Kind() != message.KindUnauthorized || r.Attempts != 2 || r.Error == nil || r.Error.HTTPStatus != http.StatusUnauthorized {
-			t.Errorf("request refused twice: %s, want an unauthorized failure (401) after 2 attempts", r.Raw)
-		}
-		requestsAllAcked(t, js, 10*time.Second)
-		if n := emu.CallsFor(seedAlertB); n != 2 {
-			t.Errorf("%d Defender calls, want 2", n)
-		}
-		if n, m := emu.TokensIssued()-tokens, emu.TokensForClaims()-claims; n != 1 || m != 1 {
-			t.Errorf("%d tokens issued, %d of them for a claims challenge; want exactly 1 fresh token", n, m)
-		}
-	})
-}
-
-// TestNextLinkLoop: an answer whose @odata.nextLink points
-// back to its own page, and one whose pages never end, each end as a
-// bad_response failure after at most the documented 10 pages: one call for
-// the page that links to itself, 10 for the endless pages, not 100. Only
-// the endpoint API pages its answers.
-func TestNextLinkLoop(t *testing.T) {
-	emu, js, _ := seededService(t, "DEFENDER_API=mde")
-
-	const self, endless = "next_link_self", "next_link_endless"
-	page := func(next string) emulator.Answer {
-		return emulator.Answer{Body: `{"value":[{"host":"a.example.com"}],"@odata.nextLink":"` + next + `"}`}
-	}
-	var selfPages, endlessPages []emulator.Answer
-	for i := range 150 {
-		selfPages = append(selfPages, page(emu.URL+"/api/alerts/"+self+"/domains"))
-		endlessPages = append(endlessPages, page(fmt.Sprintf("%s/api/alerts/%s/domains?$skip=%d", emu.URL, endless, i+1)))
-	}
-	emu.Script(self, selfPages...)
-	emu.Script(endless, endlessPages...)
-
-	seqs := publishAll(t, js, []string{self, endless})
-	got := waitResults(t, js, 2, 30*time.Second)
-	requestsAllAcked(t, js, 10*time.Second)
-	for i, tc := range []struct {
-		id       string
-		calls    int
-		contains string
-	}{
-		{self, 1, "already read"},
-		{endless, 10, "more than 10 pages"},
-	} {
-		r := got[seqs[i]]
-		if r.Status != message.StatusFailure || r.Kind() != message.KindBadResponse || r.Error == nil || !strings.Contains(r.Error.Message, tc.contains) {
-			t.Errorf("%s: %s, want a bad_response failure saying %q", tc.id, r.Raw, tc.contains)
-		}
-		if n := emu.CallsFor(tc.id); n != tc.calls {
-			t.Errorf("%s: %d Defender calls, want %d", tc.id, n, tc.calls)
-		}
-	}
 }
 
 // failWhileDown publishes bodies while Defender answers 503, waits until
@@ -216,6 +113,7 @@ func failWhileDown(t *testing.T, emu *emulator.Server, js jetstream.JetStream, t
 // `replay --failed` without --kind republishes only the unavailable one and
 // says two were left out; `--kind all` then takes the other two.
 func TestReplayDefaultKindsEndToEnd(t *testing.T) {
+	t.Parallel()
 	emu, js, env := seededService(t, "RETRY_MAX_ELAPSED=300ms")
 
 	missing := publish(t, js, unknownAlert, nil)
@@ -272,6 +170,7 @@ func TestReplayDefaultKindsEndToEnd(t *testing.T) {
 // request is republished instead); a request with Replay-Of naming a
 // genuine failure does not hide that failure from replay.
 func TestReplayOfFromAnyPublisher(t *testing.T) {
+	t.Parallel()
 	emu, js, env := seededService(t, "RETRY_MAX_ELAPSED=300ms")
 
 	succeeded := publish(t, js, knownAlert, nil)
@@ -330,12 +229,13 @@ func TestReplayOfFromAnyPublisher(t *testing.T) {
 // each failure's request between them, and each failure gets one result
 // of its replay.
 func TestConcurrentReplaysRepublishOnce(t *testing.T) {
+	t.Parallel()
 	const n = 20
-	emu, cert := startEmulator(t, emulator.WithAnyAlert())
+	emu, cert := testenv.StartEmulator(t, emulator.WithAnyAlert())
 	_, natsURL := testenv.EmbeddedJetStream(t)
-	_, js := jsConn(t, natsURL)
+	_, js := testenv.Connect(t, natsURL)
 	env := serviceEnv(emu, cert, natsURL, "RETRY_MAX_ELAPSED=300ms", "CONCURRENCY=20")
-	startService(t, env)
+	testenv.StartServe(t, env)
 	failed := failWhileDown(t, emu, js, n, alertIDs("concurrent", n), nil)
 	requestsAllAcked(t, js, 10*time.Second)
 
