@@ -74,23 +74,25 @@ func (e *env) ackAll(t *testing.T) {
 func TestRedeliveryWithinWindowIsDroppedAsDuplicate(t *testing.T) {
 	e := newEnv(t)
 	a, b := e.replica(t), e.replica(t)
-	entered, domains := make(chan string, 2), make(chan []string)
+	// Each call gets its answer on a channel of its own.
+	entered := make(chan chan []string, 2)
 	e.calls.set(func(ctx context.Context, tenant, id string) (connector.Result, error) {
-		entered <- id
+		domains := make(chan []string)
+		entered <- domains
 		return connector.Result{Domains: <-domains, Attempts: 1}, nil
 	})
 	d := e.request(t, reqSubj, "a1", nil)
 	first, second := make(chan consumer.Outcome, 1), make(chan consumer.Outcome, 1)
 	go func() { first <- a.svc.Handle(t.Context(), d) }()
-	<-entered
+	firstCall := <-entered
 	redelivery := again(d)
 	go func() { second <- b.svc.Handle(t.Context(), redelivery) }()
-	<-entered
-	domains <- []string{"first.example"}
+	secondCall := <-entered
+	firstCall <- []string{"first.example"}
 	if out := <-first; !out.Stored || out.Duplicate {
 		t.Fatalf("first delivery: stored=%v duplicate=%v (%v)", out.Stored, out.Duplicate, out.Err)
 	}
-	domains <- []string{"second.example"}
+	secondCall <- []string{"second.example"}
 	out := <-second
 	if out.Action != consumer.Ack || !out.Stored || !out.Duplicate || !slices.Equal(out.Result.Domains, []string{"first.example"}) {
 		t.Fatalf("redelivery: %v stored=%v duplicate=%v domains %v, want the first result", out.Action, out.Stored, out.Duplicate, out.Result.Domains)
