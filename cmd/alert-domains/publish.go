@@ -35,11 +35,7 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 		fs.Usage()
 		return usageErrorf("publish: give alert IDs, or - to read them from stdin")
 	}
-	cfg, err := loadConfig(e)
-	if err != nil {
-		return err
-	}
-	js, closeConn, err := connectClient(ctx, e, cfg, "publish")
+	cfg, js, closeConn, err := connectClient(ctx, e, "publish")
 	if err != nil {
 		return err
 	}

@@ -52,11 +52,7 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := loadConfig(e)
-	if err != nil {
-		return err
-	}
-	js, closeConn, err := connectClient(ctx, e, cfg, "replay")
+	cfg, js, closeConn, err := connectClient(ctx, e, "replay")
 	if err != nil {
 		return err
 	}

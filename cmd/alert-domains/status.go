@@ -41,13 +41,12 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	if err := parse(e.flags("status"), args, true); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(e)
+	cfg, js, closeConn, err := connectClient(ctx, e, "status")
 	if err != nil {
 		return err
 	}
-	// The tenants file is read for the names and app registrations: a
-	// file status cannot use (its secrets are not here) leaves the lines
-	// per tenant out, not the rest of the screen.
+	defer closeConn()
+	// A tenants file status cannot use leaves out the lines per tenant only.
 	list, fromFile, err := loadTenants(cfg, e)
 	tenantsIssue := ""
 	if err != nil && fromFile {
@@ -57,24 +56,17 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	if err != nil || !fromFile {
 		list = nil
 	}
-	// status needs no credential, only the app registration it counts the
-	// quota of.
+	// status needs no credential, only the app registration of the quota.
 	own, err := cfg.EnvironmentTenant()
 	if err != nil {
 		own.Credential.TenantID, own.Credential.ClientID = cfg.AzureTenantID, cfg.AzureClientID
 	}
 	q := statusQuery{tenants: list, quotaLimits: cfg.RateLimits, registration: registration(&own)}
 	if list != nil && cfg.QuotaScope == quota.ScopeShared {
-		// The quota streams of the tenants of the file, named as serve names them.
 		if q.quotaLayout, q.quotaLimits, err = sharedQuota(cfg, list); err != nil {
 			tenantsIssue, q.quotaLimits = err.Error(), nil
 		}
 	}
-	js, closeConn, err := connectClient(ctx, e, cfg, "status")
-	if err != nil {
-		return err
-	}
-	defer closeConn()
 	d, err := readDeployment(ctx, js, cfg, q, time.Now())
 	if err != nil {
 		return err
@@ -89,8 +81,7 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-// printStatus writes the status screen, a table per section; apis are the
-// tenants' APIs with their permission checks.
+// printStatus writes the status screen, a table per section.
 func printStatus(out io.Writer, d *deployment, apis []permissionCheck, tenantsIssue string) error {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	sections := []func(){
@@ -132,8 +123,7 @@ func (d *deployment) printHeader(w io.Writer) {
 	}
 }
 
-// printTopology writes the streams, then (a table of its own) the
-// consumers.
+// printTopology writes the streams, then the consumers.
 func (d *deployment) printTopology(w *tabwriter.Writer) {
 	fmt.Fprintln(w, "STREAM\tMESSAGES\tBYTES\tOLDEST\tNEWEST")
 	for i, name := range []string{d.cfg.RequestStream, d.cfg.ResultStream} {
@@ -164,9 +154,7 @@ func (d *deployment) printTopology(w *tabwriter.Writer) {
 	}
 }
 
-// printReplicas writes who answered, for how long each has run and whether
-// each is bound, with the consumer's waiting pulls as the server counts
-// them.
+// printReplicas writes the replicas that answered and the consumer's waiting pulls.
 func (d *deployment) printReplicas(w io.Writer) {
 	pulls, bound := "unknown", 0
 	if c := d.consumers[0]; c != nil {
@@ -211,8 +199,7 @@ func printFailures(w io.Writer, failures map[message.Kind]int) {
 	}
 }
 
-// byCount is the total of failures, and their kinds, the most frequent
-// first.
+// byCount is the total of failures, and their kinds, the most frequent first.
 func byCount(failures map[message.Kind]int) (total int, kinds []message.Kind) {
 	for _, n := range failures {
 		total += n
@@ -222,8 +209,7 @@ func byCount(failures map[message.Kind]int) (total int, kinds []message.Kind) {
 	})
 }
 
-// printTenants prints a line per tenant: those of the file, then any other
-// the results name, then the results that name none.
+// printTenants prints a line per tenant: those of the file, then the others the results name.
 func (d *deployment) printTenants(w *tabwriter.Writer) {
 	var names []string
 	for _, t := range d.tenants {
@@ -276,9 +262,7 @@ func (d *deployment) printTenants(w *tabwriter.Writer) {
 	fmt.Fprint(w, "\nREQUESTS STORED counts the requests kept on the tenant's request subject\n(REQUEST_SUBJECT.<name>), answered or not; PENDING those of them without a\nresult yet (waiting for their quota or a worker, or in hand).\n")
 }
 
-// printQuota prints the Defender quota: per app registration and window,
-// the calls of every replica against the limit and the cooldowns in force
-// (QUOTA_SCOPE=shared), or the attempts of the results of each window.
+// printQuota prints the Defender quota, shared (per app registration) or per process.
 func (d *deployment) printQuota(w *tabwriter.Writer) {
 	text := quotaText(d.cfg.RateLimits)
 	if len(d.cfg.RateLimits) == 0 {
@@ -347,16 +331,12 @@ func byteSize(n uint64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-// statusPermissionTenants bounds the tenants whose token status asks for:
-// one token request each.
+// statusPermissionTenants bounds the tenants whose token status asks for.
 const statusPermissionTenants = 50
 
-// errNotChecked marks a tenant whose permission status did not check.
 var errNotChecked = errors.New("not checked (status asks at most 50 tenants' tokens)")
 
-// statusAPIs reads, beside the rest of status, each tenant's API and what
-// its token says of the permission that API needs; a tenant without a
-// usable credential here is shown with the reason.
+// statusAPIs reads, in the background, each tenant's API and its token's permission.
 func statusAPIs(ctx context.Context, cfg *config.Config, list []config.Tenant) <-chan []permissionCheck {
 	out := make(chan []permissionCheck, 1)
 	go func() {
@@ -383,8 +363,8 @@ func statusAPIs(ctx context.Context, cfg *config.Config, list []config.Tenant) <
 	return out
 }
 
-// printAPIs writes each tenant's API and what its token says of the
-// permission it needs.
+// printAPIs writes each tenant's API and its token's permission.
+
 func printAPIs(w io.Writer, checks []permissionCheck) {
 	fmt.Fprintln(w, "MICROSOFT API\n  TENANT\tAPI\tPERMISSION")
 	slices.SortFunc(checks, func(a, b permissionCheck) int { return strings.Compare(a.tenant, b.tenant) })

@@ -28,8 +28,7 @@ const failureWindow = time.Hour
 
 const missingHint = "missing (start 'alert-domains serve' with PROVISION=true)"
 
-// deployment is the state of a deployment as its NATS server holds it:
-// what the status screen shows.
+// deployment is what the status screen shows of a deployment.
 type deployment struct {
 	cfg                   *config.Config
 	server, serverVersion string // the server asked (URL without credentials)
@@ -53,8 +52,7 @@ type deployment struct {
 	quota                 []quotaRow
 }
 
-// tenantState is what status knows of one tenant ("": of results that name
-// none).
+// tenantState is what status knows of one tenant ("": results that name none).
 type tenantState struct {
 	results  int
 	failures map[message.Kind]int
@@ -64,8 +62,7 @@ type tenantState struct {
 	quota    []quotaRow
 }
 
-// quotaRow is the use of one limit: of an app registration (name) with the
-// shared quota, else of the process quota.
+// quotaRow is the use of one limit: of an app registration (name), or of the process.
 type quotaRow struct {
 	name     string
 	limit    connector.Limit
@@ -73,14 +70,11 @@ type quotaRow struct {
 	cooldown time.Time // the registration's calls are paused until then
 }
 
-// statusQuery says what readDeployment reads beside the configuration:
-// the tenants of TENANTS_FILE, and the shared quota's limits (none: it is
-// not read), the streams' layout (zero: that of DEFENDER_RATE_LIMITS) and
-// the configuration's app registration.
+// statusQuery says what readDeployment reads beside the configuration.
 type statusQuery struct {
 	tenants      []config.Tenant
-	quotaLimits  []connector.Limit
-	quotaLayout  quota.Layout
+	quotaLimits  []connector.Limit // none: the shared quota is not read
+	quotaLayout  quota.Layout      // zero: that of DEFENDER_RATE_LIMITS
 	registration quota.Registration
 }
 
@@ -127,8 +121,7 @@ func (d *deployment) tenant(name string) *tenantState {
 	return ts
 }
 
-// readTopology reads the streams and consumers the service needs, naming
-// those missing.
+// readTopology reads the streams and consumers the service needs, naming those missing.
 func (d *deployment) readTopology(ctx context.Context, js jetstream.JetStream) error {
 	for _, name := range []string{d.cfg.RequestStream, d.cfg.ResultStream} {
 		s, err := js.Stream(ctx, name)
@@ -156,8 +149,7 @@ func (d *deployment) readTopology(ctx context.Context, js jetstream.JetStream) e
 	return nil
 }
 
-// readCache is the cache line: the success results of the last CACHE_TTL,
-// counted by an ephemeral consumer that starts at that time.
+// readCache counts the success results of the last CACHE_TTL with an ephemeral consumer.
 func readCache(ctx context.Context, js jetstream.JetStream, cfg *config.Config) string {
 	if cfg.CacheTTL <= 0 {
 		return "off (CACHE_TTL=0)"
@@ -182,16 +174,16 @@ func readCache(ctx context.Context, js jetstream.JetStream, cfg *config.Config) 
 	return head + fmt.Sprintf("%d stored in the last %s", info.NumPending, ttl)
 }
 
-// readResults reads the results of the longest window it needs (the last
-// hour, or the longest quota window up to the results' retention): the
-// failures of the last hour by kind, and the attempts of the results of
-// each quota window.
+// readResults reads the results of the last hour, or of the longest quota
+// window up to the results' retention.
 func (d *deployment) readResults(ctx context.Context, js jetstream.JetStream) error {
 	d.scanned = failureWindow
-	for _, limits := range append([][]connector.Limit{d.cfg.RateLimits}, tenantLimits(d.tenants)...) {
-		for _, l := range limits {
-			d.scanned = max(d.scanned, min(l.Window, broker.ResultMaxAge))
-		}
+	limits := slices.Clone(d.cfg.RateLimits)
+	for _, t := range d.tenants {
+		limits = append(limits, t.RateLimits...)
+	}
+	for _, l := range limits {
+		d.scanned = max(d.scanned, min(l.Window, broker.ResultMaxAge))
 	}
 	b, err := ops.NewBeliever(ctx, js, d.cfg)
 	if err != nil {
@@ -220,8 +212,7 @@ func (d *deployment) readResults(ctx context.Context, js jetstream.JetStream) er
 	return nil
 }
 
-// count adds result r, stored age ago for tenant, to the failures and the
-// quota use.
+// count adds result r, stored age ago, to the failures and the quota use.
 func (d *deployment) count(r *message.Result, tenant string, age time.Duration) {
 	d.answered[r.RequestSequence] = true
 	if tenant == "" && r.Tenant == config.DefaultTenant {
@@ -248,8 +239,7 @@ func (d *deployment) count(r *message.Result, tenant string, age time.Duration) 
 }
 
 // readTenantRequests counts the requests stored on each tenant's request
-// subject, from the request stream's per-subject counts, and those of them
-// without a result.
+// subject, and those of them without a result.
 func (d *deployment) readTenantRequests(ctx context.Context, js jetstream.JetStream) error {
 	s, err := js.Stream(ctx, d.cfg.RequestStream)
 	var info *jetstream.StreamInfo
@@ -273,8 +263,7 @@ func (d *deployment) readTenantRequests(ctx context.Context, js jetstream.JetStr
 	return nil
 }
 
-// unansweredAfter counts the requests on subject after sequence floor that
-// have no result among those read; -1 when they cannot be read.
+// unansweredAfter counts the requests on subject after floor without a result; -1: unknown.
 func (d *deployment) unansweredAfter(ctx context.Context, js jetstream.JetStream, subject string, floor uint64) int64 {
 	var n int64
 	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: floor + 1, HeadersOnly: true}
@@ -290,8 +279,7 @@ func (d *deployment) unansweredAfter(ctx context.Context, js jetstream.JetStream
 	return n
 }
 
-// processQuota fills the quota rows from the attempts of the results: the
-// quota each process counts alone.
+// processQuota fills the quota rows from the attempts of the results.
 func (d *deployment) processQuota() {
 	for _, l := range d.cfg.RateLimits {
 		d.quota = append(d.quota, quotaRow{limit: l, used: d.used[l.Window]})
@@ -303,10 +291,8 @@ func (d *deployment) processQuota() {
 	}
 }
 
-// readSharedQuota fills the quota rows from the shared quota's streams:
-// per app registration and window, the calls of every replica against its
-// limit, and the cooldowns in force. With TENANTS_FILE the registrations
-// are the tenants'.
+// readSharedQuota fills the quota rows from the shared quota's streams, per
+// app registration and window.
 func (d *deployment) readSharedQuota(ctx context.Context, js jetstream.JetStream, q statusQuery) {
 	d.sharedQuota = true
 	layout := q.quotaLayout
@@ -373,7 +359,7 @@ func (d *deployment) readSharedQuota(ctx context.Context, js jetstream.JetStream
 }
 
 // perTenant reports whether status has a line per tenant: with
-// TENANTS_FILE, or when the results name more than one tenant.
+// TENANTS_FILE, or when the results name more than one.
 func (d *deployment) perTenant() bool {
 	named := len(d.byTenant)
 	if _, ok := d.byTenant[""]; ok {
@@ -382,8 +368,7 @@ func (d *deployment) perTenant() bool {
 	return d.tenants != nil || named > 1
 }
 
-// tenantLimits are the quota limits of the tenant called name: those of
-// TENANTS_FILE, or DEFENDER_RATE_LIMITS.
+// tenantLimits are the quota limits of the tenant called name.
 func (d *deployment) tenantLimits(name string) []connector.Limit {
 	for _, t := range d.tenants {
 		if t.Name == name {
@@ -391,12 +376,4 @@ func (d *deployment) tenantLimits(name string) []connector.Limit {
 		}
 	}
 	return d.cfg.RateLimits
-}
-
-func tenantLimits(list []config.Tenant) [][]connector.Limit {
-	out := make([][]connector.Limit, len(list))
-	for i, t := range list {
-		out[i] = t.RateLimits
-	}
-	return out
 }

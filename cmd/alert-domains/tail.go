@@ -50,11 +50,7 @@ func runTail(ctx context.Context, e *env, args []string) error {
 		}
 		o.Since = from
 	}
-	cfg, err := loadConfig(e)
-	if err != nil {
-		return err
-	}
-	js, closeConn, err := connectClient(ctx, e, cfg, "tail")
+	cfg, js, closeConn, err := connectClient(ctx, e, "tail")
 	if err != nil {
 		return err
 	}
