@@ -35,9 +35,8 @@ type parts struct {
 	reloads      func(outcome string) // counts reloads; nil without TENANTS_FILE
 }
 
-// build provisions (or verifies) the topology and builds every part. It
-// opens the HTTP listener last, so that nothing is left open when it
-// fails.
+// build provisions (or verifies) the topology and builds every part; the
+// HTTP listener last, so that nothing is left open when it fails.
 func (s *service) build(ctx context.Context, nc *nats.Conn, start time.Time) (*parts, error) {
 	cfg, logger, m := s.cfg, s.logger, s.metrics
 	js, err := jetstream.New(nc)
@@ -93,8 +92,7 @@ func (s *service) build(ctx context.Context, nc *nats.Conn, start time.Time) (*p
 	return p, nil
 }
 
-// consumers are the request consumer and the safety net, both handling
-// with chain.
+// consumers are the request consumer and the safety net, both handling with chain.
 func (s *service) consumers(js jetstream.JetStream, topo broker.Topology, chain consumer.Handler, answers *handlers.Answers) (*consumer.Consumer, *safetynet.Listener, error) {
 	cfg, logger, m := s.cfg, s.logger, s.metrics
 	binder := broker.NewBinder(js, cfg.RequestStream, topo.Consumer, cfg.Provision, answers, logger)
@@ -118,9 +116,7 @@ func (s *service) consumers(js jetstream.JetStream, topo broker.Topology, chain 
 	return c, safety, err
 }
 
-// handler is the handler chain of every delivery, the safety net's too:
-// metrics outermost, then the span, then the log line, then the result
-// hooks, then the request handler.
+// handler is the handler chain of every delivery, the safety net's too.
 func (s *service) handler(js jetstream.JetStream, nc *nats.Conn, answers *handlers.Answers) (consumer.Handler, error) {
 	cfg, logger := s.cfg, s.logger
 	svc, err := handlers.New(handlers.Config{

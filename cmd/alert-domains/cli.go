@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-
 	"errors"
 	"flag"
 	"fmt"

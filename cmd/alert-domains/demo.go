@@ -27,9 +27,7 @@ publishes sample alerts, prints their results and exits.`
 // demoSample is one request the demo publishes and what it shows.
 type demoSample struct {
 	body, what string
-	// after, when not -1, holds the sample back until the request of the
-	// sample with that index is acknowledged (to show a cached answer).
-	after int
+	after      int // not -1: held back until that sample's request is acknowledged
 }
 
 // The alerts the demo scripts the emulator to answer in a special way.
@@ -58,8 +56,7 @@ func demoSamples(api connector.API) []demoSample {
 	}
 }
 
-// scriptDemo makes the emulator answer the demo's special alerts in api's
-// wire format.
+// scriptDemo makes the emulator answer the demo's special alerts in api's wire format.
 func scriptDemo(emu *emulator.Server, api connector.API) {
 	throttled, forbidden := `{"error":{"code":"TooManyRequests","message":"Too many requests.","innerError":{"date":"2026-12-07T09:14:03","request-id":"demo-429","client-request-id":"demo-429"}}}`,
 		`{"error":{"code":"Forbidden","message":"Missing application roles. API required roles: SecurityAlert.Read.All, SecurityAlert.ReadWrite.All.","innerError":{"date":"2026-12-07T09:14:03","request-id":"demo-403","client-request-id":"demo-403"}}}`
@@ -119,8 +116,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	return runErr
 }
 
-// demoConfig is the configuration of the demo's service: the environment,
-// with NATS, Microsoft and the tenant those of the demo.
+// demoConfig is the environment, with NATS, Microsoft and the tenant the demo's.
 func demoConfig(e *env, emu *emulator.Server, dir string) (*config.Config, config.Tenant, error) {
 	overrides := map[string]string{
 		"NATS_URL": "", "NATS_EMBEDDED_LISTEN": "127.0.0.1:0", "NATS_EMBEDDED_STORE_DIR": dir, "HTTP_LISTEN": "",
@@ -145,8 +141,7 @@ func demoConfig(e *env, emu *emulator.Server, dir string) (*config.Config, confi
 	return cfg, own, err
 }
 
-// demoPublish publishes the samples and prints each result, in the order
-// of the samples, as soon as it and every row before it have their result.
+// demoPublish publishes the samples and prints their results in order.
 func demoPublish(ctx context.Context, w io.Writer, natsURL string, cfg *config.Config) error {
 	nc, err := nats.Connect(natsURL, nats.Name("alert-domains demo"))
 	if err != nil {
@@ -217,8 +212,7 @@ func demoPublish(ctx context.Context, w io.Writer, natsURL string, cfg *config.C
 	return nil
 }
 
-// demoAcked waits until the request at seq is acknowledged: its result is
-// stored, and the cache holds it.
+// demoAcked waits until the request at seq is acknowledged, so the cache holds it.
 func demoAcked(ctx context.Context, js jetstream.JetStream, cfg *config.Config, seq uint64) error {
 	cons, err := js.Consumer(ctx, cfg.RequestStream, cfg.ConsumerName)
 	if err != nil {

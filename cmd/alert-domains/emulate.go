@@ -44,7 +44,6 @@ tenants file (TENANTS_FILE) and secrets that point serve at them.
 A -data file maps alert IDs to their hosts:
   {"alerts": {"da637472900382838869_1364969609": ["www.example.com"]}}`
 
-// emulateShutdownTimeout bounds the graceful shutdown of the emulator.
 const emulateShutdownTimeout = 5 * time.Second
 
 // emulation is what emulate was asked to serve.
@@ -75,8 +74,7 @@ func (m *emulation) define(fs *flag.FlagSet) {
 	fs.StringVar(&m.perms, "permissions", emulator.GraphPermission+","+emulator.MDEPermission, "application permissions granted to the app, comma separated (none: no consent); an API answers 403 without its own")
 }
 
-// handler checks the flags and builds the emulators they describe: one,
-// or one per name of -tenants.
+// handler checks the flags and builds one emulator, or one per name of -tenants.
 func (m *emulation) handler() (emulator.Tenants, error) {
 	var err error
 	switch m.limits, err = connector.ParseLimits(m.quota); {
@@ -119,7 +117,6 @@ func (m *emulation) handler() (emulator.Tenants, error) {
 	return emus, nil
 }
 
-// load adds the alerts of -data to emu.
 func (m *emulation) load(emu *emulator.Emulator) error {
 	if m.data == "" {
 		return nil
@@ -141,12 +138,11 @@ func closeAll(emus emulator.Tenants) {
 // maxEmulatedTenants bounds -tenants: each tenant is an emulator of its own.
 const maxEmulatedTenants = 100
 
-// emulatedTenant is a tenant emulate serves; name is "" for the one of
-// the AZURE_* variables.
+// emulatedTenant is a tenant emulate serves; name is "" for the AZURE_* one.
 type emulatedTenant struct{ name, tenantID, clientID, secret string }
 
-// emulatedTenants are the tenants of -tenants, each with IDs and a secret
-// made from its name, so that a tenants file written once keeps working.
+// emulatedTenants are the tenants of -tenants, with IDs and a secret made
+// from each name, so that a tenants file written once keeps working.
 func emulatedTenants(names string) ([]emulatedTenant, error) {
 	if names == "" {
 		return []emulatedTenant{{"", emulator.DefaultTenantID, emulator.DefaultClientID, emulator.DefaultClientSecret}}, nil
@@ -165,7 +161,6 @@ func emulatedTenants(names string) ([]emulatedTenant, error) {
 	return out, nil
 }
 
-// guidOf is a GUID made from s.
 func guidOf(s string) string {
 	b := sha256.Sum256([]byte("alert-domains emulate " + s))
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
@@ -222,9 +217,8 @@ func runEmulate(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-// listenTLS listens on -listen with a self-signed certificate for
-// loopback, the listen address and the host name, written to
-// -tls-cert-out when given; base is the URL clients dial.
+// listenTLS listens on -listen with a self-signed certificate; base is the
+// URL clients dial.
 func (m *emulation) listenTLS(e *env, emus emulator.Tenants) (srv *http.Server, ln net.Listener, base string, err error) {
 	if ln, err = net.Listen("tcp", m.listen); err != nil {
 		return nil, nil, "", err
@@ -259,8 +253,8 @@ func (m *emulation) listenTLS(e *env, emus emulator.Tenants) (srv *http.Server, 
 	return srv, ln, "https://" + net.JoinHostPort(ip.String(), strconv.Itoa(tcp.Port)), nil
 }
 
-// printSettings writes the banner to out in one write, so that a reader
-// of the output (a script waiting for "listening on") sees it whole.
+// printSettings writes the banner in one write, so a script waiting for
+// "listening on" sees it whole.
 func (m *emulation) printSettings(out io.Writer, base string) {
 	w := &bytes.Buffer{}
 	var alerts []string
@@ -304,7 +298,6 @@ func (m *emulation) printSettings(out io.Writer, base string) {
 	_, _ = out.Write(w.Bytes())
 }
 
-// tenantsFile is a TENANTS_FILE of the tenants of -tenants.
 func (m *emulation) tenantsFile() string {
 	var b strings.Builder
 	b.WriteString("tenants:\n")

@@ -39,8 +39,7 @@ func runGet(ctx context.Context, e *env, args []string) error {
 	return runGetWith(ctx, e, args, nil)
 }
 
-// runGetWith is runGet with the HTTP client for Entra ID and Defender (nil:
-// the connector's own).
+// runGetWith is runGet with the HTTP client for Entra ID and Defender (nil: the connector's own).
 func runGetWith(ctx context.Context, e *env, args []string, hc *http.Client) error {
 	fs := e.flags("get")
 	workers := fs.Int("concurrency", 4, "lookups in flight at once")
@@ -80,9 +79,7 @@ func runGetWith(ctx context.Context, e *env, args []string, hc *http.Client) err
 	client := clients.client(tenant.Name)
 	defer client.CloseIdleConnections()
 	warnGet(ctx, e, client, tenant.Name)
-	// Results name their tenant when the tenants come from a file or one
-	// was asked for; get without either prints what it always printed.
-	shown := ""
+	shown := "" // results name their tenant with a tenants file or -tenant
 	if fromFile || *tenantName != "" {
 		shown = tenant.Name
 	}
@@ -94,8 +91,7 @@ func runGetWith(ctx context.Context, e *env, args []string, hc *http.Client) err
 }
 
 // printLookups looks up the IDs and prints each result on stdout, each
-// failure explained on stderr, and says what keeps the lookups waiting
-// long (w).
+// failure explained on stderr.
 func printLookups(ctx context.Context, e *env, client *connector.Client, tenant string, next func() (string, bool, error), workers, n int, w *waits, logger *slog.Logger) error {
 	failed, done, total := false, 0, ""
 	var mu sync.Mutex
@@ -142,9 +138,8 @@ func printLookups(ctx context.Context, e *env, client *connector.Client, tenant 
 	return nil
 }
 
-// getClients builds get's Defender client of tenant, within the shared
-// quota when NATS_URL is set and reachable; otherwise get counts alone, and
-// says why on stderr. leave ends its part in the shared quota.
+// getClients builds get's Defender client of tenant, within the shared quota
+// when NATS_URL is reachable; leave ends its part in it.
 func getClients(ctx context.Context, e *env, cfg *config.Config, list []config.Tenant, fromFile bool, tenant *config.Tenant, hc *http.Client, w *waits) (c *tenantClients, leave func(), err error) {
 	logger := newLogger(cfg, e)
 	layout, limits, err := sharedQuota(cfg, list)
@@ -184,8 +179,7 @@ func getClients(ctx context.Context, e *env, cfg *config.Config, list []config.T
 }
 
 // joinQuota connects to NATS and provisions the shared quota's streams
-// when the tenant's quota is shared (QUOTA_SCOPE=shared, with limits);
-// otherwise it returns no connection.
+// when the tenant's quota is shared; otherwise it returns no connection.
 func joinQuota(ctx context.Context, cfg *config.Config, layout quota.Layout, limits []connector.Limit, t *config.Tenant, logger *slog.Logger) (jetstream.JetStream, func(), error) {
 	none := func() {}
 	if cfg.QuotaScope != quota.ScopeShared || len(t.RateLimits) == 0 {
@@ -211,10 +205,8 @@ func joinQuota(ctx context.Context, cfg *config.Config, layout quota.Layout, lim
 	return js, nc.Close, nil
 }
 
-// warnGet says on stderr, before any lookup, what would make every lookup
-// of the tenant fail or stop working: the endpoint API's retirement, and a
-// token without the permission the API needs. A token that cannot be had
-// says nothing here: each lookup explains it.
+// warnGet says on stderr what would make every lookup of the tenant fail:
+// the endpoint API's retirement, and a token without the permission.
 func warnGet(ctx context.Context, e *env, client *connector.Client, tenant string) {
 	api := client.API()
 	if api == connector.MDE {
@@ -235,7 +227,6 @@ func quotaText(limits []connector.Limit) string {
 	return cmp.Or(strings.Join(parts, ", "), "none")
 }
 
-// sliceReader yields the strings of list.
 func sliceReader(list []string) func() (string, bool, error) {
 	return func() (string, bool, error) {
 		if len(list) == 0 {
@@ -260,8 +251,7 @@ func lineReader(r io.Reader) func() (string, bool, error) {
 				for errors.Is(err, bufio.ErrBufferFull) {
 					_, err = br.ReadSlice('\n')
 				}
-				// The line's first bytes, untrimmed: too long or with white
-				// space, so never a valid ID.
+				// The line's first bytes, untrimmed: never a valid ID.
 				return string(line[:message.MaxAlertIDLength+1]), true, nil
 			}
 			if t := bytes.TrimSpace(line); len(t) > 0 {

@@ -18,8 +18,7 @@ type httpServer struct {
 	ln  net.Listener
 }
 
-// listenHTTP listens on HTTP_LISTEN for /livez, /readyz and /metrics; nil
-// when HTTP_LISTEN is empty.
+// listenHTTP listens on HTTP_LISTEN; nil when it is empty.
 func (s *service) listenHTTP(ready func() error, metrics http.Handler) (*httpServer, error) {
 	if s.cfg.HTTPListen == "" {
 		return nil, nil
@@ -43,9 +42,8 @@ func (s *service) listenHTTP(ready func() error, metrics http.Handler) (*httpSer
 	return &httpServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln}, nil
 }
 
-// httpActor serves h until interrupted, then stops it within
-// httpStopTimeout. A server that stops serving on its own is logged and
-// does not stop the service (it only answers probes and scrapes).
+// httpActor serves h until interrupted; a server that stops on its own is
+// logged and does not stop the service.
 func (s *service) httpActor(h *httpServer) lifecycle.Actor {
 	return lifecycle.Func("HTTP server", func(ctx context.Context) error {
 		if h == nil {
@@ -71,8 +69,7 @@ func (s *service) httpActor(h *httpServer) lifecycle.Actor {
 	})
 }
 
-// announceReady logs (and tells onReady) when the service first becomes
-// ready, then waits for ctx to end.
+// announceReady logs (and tells onReady) when the service first becomes ready.
 func (s *service) announceReady(ctx context.Context, ready func() error, natsURL string, start time.Time) error {
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()

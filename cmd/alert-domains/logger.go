@@ -14,15 +14,13 @@ import (
 	"github.com/alert-domains/alert-domains/internal/redact"
 )
 
-// isTerminal reports whether w is a terminal.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// newLogger builds the one logger of the process: tint text on a terminal
-// (with colour unless NO_COLOR is set), JSON lines otherwise, as LOG_FORMAT
-// and LOG_LEVEL say.
+// newLogger builds the one logger of the process: tint text on a terminal,
+// JSON lines otherwise, as LOG_FORMAT and LOG_LEVEL say.
 func newLogger(cfg *config.Config, e *env) *slog.Logger {
 	tty := isTerminal(e.stderr)
 	format := cfg.LogFormat
@@ -43,9 +41,8 @@ func newLogger(cfg *config.Config, e *env) *slog.Logger {
 	}))
 }
 
-// replaceAttr writes durations as Go durations ("25s", not 25000000000
-// nanoseconds) and removes the credentials of any URL in a string or an
-// error, so a password in a URL never reaches the log.
+// replaceAttr writes durations as "25s" and removes the credentials of any
+// URL in a string or an error.
 func replaceAttr(_ []string, a slog.Attr) slog.Attr {
 	switch a.Value.Kind() {
 	case slog.KindDuration:

@@ -13,8 +13,7 @@ import (
 	"github.com/alert-domains/alert-domains/tenants"
 )
 
-// permissionCheck is what the first token of one tenant says of the
-// permission its API needs.
+// permissionCheck is what one tenant's token says of the permission its API needs.
 type permissionCheck struct {
 	tenant string
 	api    connector.API
@@ -22,15 +21,14 @@ type permissionCheck struct {
 	err    error // no token could be had
 }
 
-// permissionChecks bounds the token requests made at once to check
-// permissions, so that many tenants do not flood Entra ID.
-const permissionChecks = 4
+// permissionChecks bounds the token requests made at once, so that many
+// tenants do not flood Entra ID; permissionTimeout bounds one.
+const (
+	permissionChecks  = 4
+	permissionTimeout = 30 * time.Second
+)
 
-// permissionTimeout bounds one tenant's check.
-const permissionTimeout = 30 * time.Second
-
-// checkPermissions gets a token for each tenant of names in set (the token
-// its client then uses) and reads its roles claim.
+// checkPermissions gets a token for each tenant of names in set and reads its roles claim.
 func checkPermissions(ctx context.Context, set *tenants.Set, names []string) []permissionCheck {
 	out := make([]permissionCheck, len(names))
 	sem := make(chan struct{}, permissionChecks)
@@ -58,9 +56,7 @@ func checkPermissions(ctx context.Context, set *tenants.Set, names []string) []p
 	return slices.DeleteFunc(out, func(c permissionCheck) bool { return c.tenant == "" })
 }
 
-// reportPermissions logs each check that found a problem (one error for a
-// missing permission, naming the admin consent step; a warning for a
-// token that could not be had) and sets the metric.
+// reportPermissions logs each check that found a problem and sets the metric.
 func reportPermissions(ctx context.Context, logger *slog.Logger, m *metrics.Metrics, checks []permissionCheck) {
 	for _, c := range checks {
 		if m != nil {
@@ -88,8 +84,7 @@ func consentStep(api connector.API) string {
 	return "Entra admin center > App registrations > the app > API permissions > Add a permission > Microsoft Graph > Application permissions > SecurityAlert.Read.All, then Grant admin consent"
 }
 
-// warnRetirement logs, when any tenant uses the endpoint API, that
-// Microsoft retires it and how to move.
+// warnRetirement logs that Microsoft retires the endpoint API, when any tenant uses it.
 func warnRetirement(logger *slog.Logger, list []config.Tenant) {
 	var on []string
 	for _, t := range list {

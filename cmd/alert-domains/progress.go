@@ -12,8 +12,7 @@ import (
 )
 
 // progress is a line on stderr, on a terminal only, that says how far a
-// long run is: redrawn at most ten times a second, and cleared before each
-// line of output when stdout is the same terminal.
+// long run is, redrawn at most ten times a second.
 type progress struct {
 	mu          sync.Mutex
 	w           io.Writer // nil: no progress shown
@@ -48,7 +47,7 @@ func (p *progress) step() {
 	p.draw(text)
 }
 
-// draw shows text as the progress line ("": clears it).
+// draw shows text as the progress line; "" clears it.
 func (p *progress) draw(text string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -73,8 +72,7 @@ func (p *progress) println(w io.Writer, line string) {
 func (p *progress) finish() { p.draw("") }
 
 // waits is what the lookups of one client wait for, seen from its quota
-// (which it wraps) and its calls (it is their observer): a slot of the
-// quota, a Retry-After, or the backoff after a retryable answer.
+// (which it wraps) and its calls (which it observes).
 type waits struct {
 	connector.Quota
 	mu                sync.Mutex
@@ -86,8 +84,7 @@ type waits struct {
 	limits, retryNote string
 }
 
-// option makes the client report to w: its quota wrapped, its calls
-// observed.
+// option makes the client report to w.
 func (w *waits) option() connector.Option {
 	return func(c *connector.Client) error {
 		if w.Quota = c.Quota(); w.Quota == nil {
@@ -138,8 +135,8 @@ func (w *waits) DefenderCall(status int, _ time.Duration) {
 
 func (w *waits) QuotaWait(time.Duration) {}
 
-// reason says what has kept the lookups waiting at now for a second or
-// more (or will, for a Retry-After), and key names that wait ("": none).
+// reason says what has kept the lookups waiting for a second or more; key
+// names that wait ("": none).
 func (w *waits) reason(now time.Time) (reason, key string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -158,9 +155,8 @@ func (w *waits) reason(now time.Time) (reason, key string) {
 	return "", ""
 }
 
-// watch says, until stop, what keeps the lookups waiting: on a terminal
-// in the progress line, otherwise in a log line as each wait begins;
-// done says how far the lookups are.
+// watch says, until stop, what keeps the lookups waiting: in the progress
+// line on a terminal, else in a log line as each wait begins.
 func (w *waits) watch(p *progress, logger *slog.Logger, done func() string) (stop func()) {
 	quit, stopped := make(chan struct{}), make(chan struct{})
 	go func() {

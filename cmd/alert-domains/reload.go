@@ -17,14 +17,11 @@ import (
 	"github.com/alert-domains/alert-domains/metrics"
 )
 
-// tenantsFileCheck is how often the tenants file is read for a change (a
-// mounted Kubernetes Secret or ConfigMap is updated in place).
+// tenantsFileCheck is how often the tenants file is read for a change.
 const tenantsFileCheck = 5 * time.Second
 
 // reloadActor reloads TENANTS_FILE on every SIGHUP, and when its content
-// changes, until interrupted. A file that cannot be used is logged and
-// counted, and the running tenants stay. SIGHUP is caught from now on,
-// so that one sent once the service is ready never ends the process.
+// changes; SIGHUP is caught from now on, so that it never ends the process.
 func (s *service) reloadActor(m *metrics.Metrics, count func(outcome string)) lifecycle.Actor {
 	sum := func() ([sha256.Size]byte, bool) {
 		data, err := config.ReadTenantsFile(s.cfg.TenantsFile)
@@ -46,8 +43,6 @@ func (s *service) reloadActor(m *metrics.Metrics, count func(outcome string)) li
 				return nil
 			case <-hup:
 			case <-tick.C:
-				// A file that cannot be read now (being replaced) is read
-				// again at the next check.
 				if now, ok := sum(); !ok || now == last {
 					continue
 				}
@@ -67,8 +62,6 @@ func (s *service) reloadActor(m *metrics.Metrics, count func(outcome string)) li
 			count(metrics.ReloadApplied)
 			s.logger.Info("tenants reloaded", slog.String("file", s.cfg.TenantsFile), slog.String("reason", reason), slog.Any("tenants", slices.Sorted(maps.Keys(tenantAPIs(list)))))
 			warnRetirement(s.logger, list)
-			// A new or changed tenant's permission is checked in the
-			// background, as at start.
 			set := s.clients.router.Set()
 			checks.Go(func() { reportPermissions(ctx, s.logger, m, checkPermissions(ctx, set, changed)) })
 		}

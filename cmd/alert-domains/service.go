@@ -12,28 +12,19 @@ import (
 	"github.com/alert-domains/alert-domains/tracing"
 )
 
-// service is `alert-domains serve` assembled: NATS (embedded or external),
-// the topology, the handler chain, the consumer and the HTTP endpoints.
+// service is `alert-domains serve` assembled.
 type service struct {
 	cfg     *config.Config
 	e       *env
 	logger  *slog.Logger
 	metrics *metrics.Metrics
-	// clients are the clients of the tenants served; they reload
-	// TENANTS_FILE on SIGHUP when the tenants come from it.
 	clients *tenantClients
-	// onReady, when set, is called once with the NATS URL when the service
-	// is bound to its consumer (the demo publishes then).
-	onReady func(natsURL string)
-	// traces are the process's spans and where they go: off (no-ops)
-	// unless the OTEL_* variables name an exporter.
-	traces *tracing.Provider
+	onReady func(natsURL string) // called once when the service is bound (the demo publishes then)
+	traces  *tracing.Provider
 }
 
-// The shutdown budget: SHUTDOWN_TIMEOUT for in-flight work, then at most
-// the consumer's grace (2s), the HTTP server's stop and the drain of the
-// connection. With the default SHUTDOWN_TIMEOUT of 25s the whole shutdown
-// fits in Kubernetes' default grace period of 30s.
+// The shutdown budget after SHUTDOWN_TIMEOUT: the consumer's grace (2s),
+// the HTTP server's stop and the drain; 25s + 5s fits Kubernetes' 30s.
 const (
 	httpStopTimeout = time.Second
 	drainTimeout    = 2 * time.Second
@@ -41,8 +32,7 @@ const (
 )
 
 // run serves until ctx ends, or returns why the NATS connection closed for
-// good (so the process is restarted). The parts stop in the reverse order
-// of their layers, the consumers first and the embedded server last.
+// good; the parts stop in the reverse order of their layers.
 func (s *service) run(ctx context.Context) error {
 	start := time.Now()
 	g := lifecycle.Group{Budget: s.cfg.ShutdownTimeout + afterWork, Logger: s.logger}
@@ -66,10 +56,7 @@ func (s *service) run(ctx context.Context) error {
 		stopEmbedded()
 		return s.startFailed(ctx, conn, err)
 	}
-	// In-flight work still reads the cache index and spends the quota.
 	g.Add(p.background...)
-	// Probes and presence answer until the end: "not ready" while work
-	// drains.
 	g.Add(s.httpActor(p.http), lifecycle.Func("presence", func(ctx context.Context) error {
 		<-ctx.Done()
 		p.stopPresence()
@@ -105,8 +92,7 @@ func (s *service) run(ctx context.Context) error {
 }
 
 // startEmbedded starts the embedded NATS server when NATS_URL is empty, as
-// the first layer of g, and returns the URL to connect to and what stops
-// the server.
+// the first layer of g.
 func (s *service) startEmbedded(g *lifecycle.Group) (natsURL string, stop func(), err error) {
 	if s.cfg.NATSURL != "" {
 		return s.cfg.NATSURL, func() {}, nil
@@ -128,8 +114,6 @@ func (s *service) startEmbedded(g *lifecycle.Group) (natsURL string, stop func()
 	return emb.URL(), stop, nil
 }
 
-// answersWarmup bounds the wait for the stored results to be read, before
-// requests are taken.
 const answersWarmup = 10 * time.Second
 
 // awaitAnswers waits at most answersWarmup for the stored results to be
@@ -146,9 +130,8 @@ func (s *service) awaitAnswers(ctx context.Context, ready <-chan struct{}) {
 	}
 }
 
-// startFailed is the error of a start that did not complete: a connection
-// closed for good says so; a SIGTERM while connecting or provisioning is a
-// normal stop, not a failure.
+// startFailed is the error of a start that did not complete; a SIGTERM
+// during it is a normal stop.
 func (s *service) startFailed(ctx context.Context, conn *broker.Lifeline, err error) error {
 	if conn != nil && conn.Err() != nil {
 		return conn.Err()

@@ -364,7 +364,6 @@ func statusAPIs(ctx context.Context, cfg *config.Config, list []config.Tenant) <
 }
 
 // printAPIs writes each tenant's API and its token's permission.
-
 func printAPIs(w io.Writer, checks []permissionCheck) {
 	fmt.Fprintln(w, "MICROSOFT API\n  TENANT\tAPI\tPERMISSION")
 	slices.SortFunc(checks, func(a, b permissionCheck) int { return strings.Compare(a.tenant, b.tenant) })

@@ -20,10 +20,8 @@ import (
 	"github.com/alert-domains/alert-domains/tenants"
 )
 
-// loadTenants is the tenants of the configuration: those of TENANTS_FILE,
-// or the one tenant "default" that the AZURE_* variables form. fromFile
-// reports which. A mistake is exit status 2; the environment's tenant comes
-// with its error, for status to show.
+// loadTenants is the tenants of TENANTS_FILE (fromFile), or the one tenant
+// "default" of the AZURE_* variables, returned with its error for status.
 func loadTenants(cfg *config.Config, e *env) (list []config.Tenant, fromFile bool, err error) {
 	if cfg.TenantsFile == "" {
 		t, err := cfg.EnvironmentTenant()
@@ -39,9 +37,8 @@ func loadTenants(cfg *config.Config, e *env) (list []config.Tenant, fromFile boo
 	return list, true, nil
 }
 
-// newTenantConnector builds the Defender client of one tenant: its own
-// credential (and token cache), API URL, scope, and quota of this process
-// unless extra gives another.
+// newTenantConnector builds the Defender client of one tenant, with the
+// quota of this process unless extra gives another.
 func newTenantConnector(cfg *config.Config, t *config.Tenant, hc *http.Client, extra ...connector.Option) (*connector.Client, error) {
 	credCfg := t.Credential
 	opts := []connector.Option{
@@ -61,9 +58,7 @@ func newTenantConnector(cfg *config.Config, t *config.Tenant, hc *http.Client, e
 }
 
 // sharedQuota lays out the shared quota's streams for the tenants of list
-// and returns the limits they enforce together, one stream each. Tenants
-// of one app registration must give a window the same count: their calls
-// reach one Defender quota.
+// and returns the limits they enforce together, one stream each.
 func sharedQuota(cfg *config.Config, list []config.Tenant) (quota.Layout, []connector.Limit, error) {
 	type window struct {
 		count  int
@@ -88,8 +83,7 @@ func sharedQuota(cfg *config.Config, list []config.Tenant) (quota.Layout, []conn
 	return quota.NewLayout(cfg.ConsumerName, quota.Primary(cfg.RateLimits, lists...)), quota.Enforced(lists...), nil
 }
 
-// windowCount is the count limits give window (the smallest, as the quota
-// keeps, where it is given twice), and whether they give it.
+// windowCount is the (smallest) count limits give window, and whether they give it.
 func windowCount(limits []connector.Limit, window time.Duration) (int, bool) {
 	n, ok := 0, false
 	for _, l := range limits {
@@ -105,8 +99,7 @@ func registration(t *config.Tenant) quota.Registration {
 	return quota.Registration{API: t.API, Cloud: t.Cloud, TenantID: t.Credential.TenantID, ClientID: t.Credential.ClientID}
 }
 
-// newTenantQuota is the shared quota of one tenant's app registration, in
-// the streams of layout.
+// newTenantQuota is the shared quota of t's app registration, in the streams of layout.
 func newTenantQuota(cfg *config.Config, layout quota.Layout, t *config.Tenant, logger *slog.Logger, obs quota.Observer) (*quota.Shared, error) {
 	opts := []quota.SharedOption{quota.WithLogger(logger.With(slog.String("component", "quota"), slog.String("tenant", t.Name))), quota.WithHold(cfg.DefenderTimeout)}
 	if obs != nil {
@@ -116,8 +109,7 @@ func newTenantQuota(cfg *config.Config, layout quota.Layout, t *config.Tenant, l
 }
 
 // prepareQuotaLimits provisions (or, with PROVISION=false, verifies) the
-// shared quota's streams and bucket: layout names them, limits are every
-// tenant's. Provisioning waits out a busy cluster as the topology's does.
+// shared quota's streams and bucket.
 func prepareQuotaLimits(ctx context.Context, js jetstream.JetStream, cfg *config.Config, layout quota.Layout, limits []connector.Limit, logger *slog.Logger) error {
 	if cfg.Provision {
 		return broker.Retrying(ctx, logger, func() error {
@@ -127,10 +119,8 @@ func prepareQuotaLimits(ctx context.Context, js jetstream.JetStream, cfg *config
 	return quota.Verify(ctx, js, layout, limits)
 }
 
-// tenantClients builds and keeps the Defender clients of the tenants
-// served, each with its own credential, token cache and quota, and reloads
-// TENANTS_FILE: with QUOTA_SCOPE=shared it owns the shared quota of each
-// app registration and runs them once NATS is there.
+// tenantClients keeps the Defender clients of the tenants served, reloads
+// TENANTS_FILE and, with QUOTA_SCOPE=shared, runs each app registration's quota.
 type tenantClients struct {
 	cfg      *config.Config
 	e        *env
@@ -153,9 +143,8 @@ type tenantClients struct {
 	wg      sync.WaitGroup
 }
 
-// newTenantClients builds the clients of list (from TENANTS_FILE when
-// fromFile), or of its tenants named only, sending their calls through hc
-// when it is not nil.
+// newTenantClients builds the clients of list, or of its tenants named
+// only; hc, when not nil, sends their calls.
 func newTenantClients(cfg *config.Config, e *env, list []config.Tenant, fromFile bool, hc *http.Client, logger *slog.Logger, m *metrics.Metrics, opts []connector.Option, only ...string) (*tenantClients, error) {
 	c := &tenantClients{cfg: cfg, e: e, logger: logger, opts: opts, hc: hc, m: m, fromFile: fromFile,
 		quotas: map[string]*quota.Shared{}, started: map[*quota.Shared]bool{}}
@@ -182,8 +171,7 @@ func newTenantClients(cfg *config.Config, e *env, list []config.Tenant, fromFile
 	return c, nil
 }
 
-// build makes the client of one tenant, with the shared quota of its app
-// registration.
+// build makes the client of one tenant, with its registration's shared quota.
 func (c *tenantClients) build(t *config.Tenant) (tenants.Lookup, error) {
 	var opts []connector.Option
 	if c.m != nil {
@@ -207,14 +195,12 @@ func (c *tenantClients) build(t *config.Tenant) (tenants.Lookup, error) {
 	return newTenantConnector(c.cfg, t, c.hc, append(opts, c.opts...)...)
 }
 
-// client is the Defender client of the tenant called name.
 func (c *tenantClients) client(name string) *connector.Client {
 	l, _ := c.router.Set().Lookup(name)
 	client, _ := l.(*connector.Client)
 	return client
 }
 
-// noteTenants logs the tenants served.
 func (c *tenantClients) noteTenants(list []config.Tenant) {
 	for _, t := range list {
 		c.logger.Info("tenant", slog.String("tenant", t.Name), slog.String("cloud", t.Cloud), slog.String("api_url", t.APIURL),
@@ -222,10 +208,9 @@ func (c *tenantClients) noteTenants(list []config.Tenant) {
 	}
 }
 
-// start provisions the shared quota's streams (runQuotas then runs the
-// shared quotas), or seeds each tenant's own limiter with the calls its
-// recent results record, so that a restart does not begin with a blank
-// window.
+// start provisions the shared quota's streams, or seeds each tenant's own
+// limiter with its recent calls, so that a restart does not begin with a
+// blank window.
 func (c *tenantClients) start(ctx context.Context, js jetstream.JetStream) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -236,8 +221,7 @@ func (c *tenantClients) start(ctx context.Context, js jetstream.JetStream) error
 	return c.seedLimiters(ctx, js)
 }
 
-// runQuotas runs every shared quota, those a reload adds included, until
-// ctx ends, and returns once they have all stopped.
+// runQuotas runs every shared quota, those a reload adds included, until ctx ends.
 func (c *tenantClients) runQuotas(ctx context.Context) error {
 	c.mu.Lock()
 	c.runCtx = ctx
@@ -265,10 +249,8 @@ func (c *tenantClients) runQuotasLocked() {
 	}
 }
 
-// reload reads TENANTS_FILE again and swaps the tenants served: unchanged
-// ones keep their clients, new and changed ones (changed) get new ones.
-// Work in flight finishes with the client it has; an invalid file changes
-// nothing.
+// reload reads TENANTS_FILE again and swaps the tenants served: new and
+// changed ones get new clients; an invalid file changes nothing.
 func (c *tenantClients) reload(ctx context.Context) (list []config.Tenant, changed []string, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -313,10 +295,8 @@ func (c *tenantClients) reload(ctx context.Context) (list []config.Tenant, chang
 	return list, changed, nil
 }
 
-// reloadLayout is the shared quota's layout for the tenants of a reloaded
-// file. The streams' names hang on the primary counts: renamed here alone,
-// this replica would count apart from the others; a window added or no
-// longer used renames nothing in use.
+// reloadLayout is the shared quota's layout for a reloaded file; it refuses
+// to rename a stream in use, or this replica would count apart from the others.
 func (c *tenantClients) reloadLayout(list []config.Tenant) (quota.Layout, []connector.Limit, error) {
 	layout, limits, err := sharedQuota(c.cfg, list)
 	switch {
@@ -337,8 +317,7 @@ func (c *tenantClients) reloadLayout(list []config.Tenant) (quota.Layout, []conn
 // seedTimeout bounds the read of recent results at start.
 const seedTimeout = 10 * time.Second
 
-// seedLimiters logs in each tenant's own limiter the calls its results of
-// the longest quota window record (ops.RecentCalls).
+// seedLimiters logs in each tenant's own limiter its recent calls.
 func (c *tenantClients) seedLimiters(ctx context.Context, js jetstream.JetStream) error {
 	set := c.router.Set()
 	span := time.Duration(0)
@@ -369,9 +348,8 @@ func (c *tenantClients) seedLimiters(ctx context.Context, js jetstream.JetStream
 	return nil
 }
 
-// tenantQuota is, for the metrics, the quota the client of each tenant of
-// the current set spends (a tenant's own limiter, or the shared quota of
-// its app registration), nil for a tenant that is not in the set.
+// tenantQuota is, for the metrics, the quota each tenant's client spends.
+
 func tenantQuota(c *tenantClients) func(tenant string) metrics.Quota {
 	return func(tenant string) metrics.Quota {
 		if client := c.client(tenant); client != nil {

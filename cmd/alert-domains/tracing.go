@@ -11,8 +11,7 @@ import (
 	"github.com/alert-domains/alert-domains/tracing"
 )
 
-// newTracing sets up the process's traces as the OTEL_* variables say
-// (package tracing); its warnings go to logger.
+// newTracing sets up the process's traces as the OTEL_* variables say.
 func newTracing(e *env, logger *slog.Logger) (*tracing.Provider, error) {
 	p, err := tracing.New(context.Background(), e.lookupEnv, e.stderr, logger.With(slog.String("component", "tracing")))
 	if err != nil {
@@ -21,9 +20,8 @@ func newTracing(e *env, logger *slog.Logger) (*tracing.Provider, error) {
 	return p, nil
 }
 
-// tracesActor exports the spans left at the stop, within timeout; none
-// when tracing is off. It belongs in the first layer, which stops last:
-// every span has ended by then.
+// tracesActor exports the spans left at the stop; it belongs in the first
+// layer, which stops last. None when tracing is off.
 func tracesActor(p *tracing.Provider, timeout time.Duration) []lifecycle.Actor {
 	if !p.Enabled() {
 		return nil
@@ -36,11 +34,9 @@ func tracesActor(p *tracing.Provider, timeout time.Duration) []lifecycle.Actor {
 	})}
 }
 
-// cliFlushTimeout bounds the export of a command's spans at its end.
 const cliFlushTimeout = 5 * time.Second
 
-// traceReplay gives replay's copies their spans when tracing is on (see
-// ops.ReplayOptions); stop exports them at the end.
+// traceReplay gives replay's copies their spans; stop exports them.
 func traceReplay(e *env, cfg *config.Config, opts *ops.ReplayOptions) (stop func(), err error) {
 	p, err := newTracing(e, newLogger(cfg, e))
 	if err != nil {
