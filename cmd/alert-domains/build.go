@@ -14,10 +14,8 @@ import (
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/consumer"
 	"github.com/alert-domains/alert-domains/handlers"
-	"github.com/alert-domains/alert-domains/internal/buildinfo"
 	"github.com/alert-domains/alert-domains/internal/lifecycle"
 	"github.com/alert-domains/alert-domains/internal/ops"
-	"github.com/alert-domains/alert-domains/internal/redact"
 	"github.com/alert-domains/alert-domains/metrics"
 	"github.com/alert-domains/alert-domains/safetynet"
 )
@@ -53,7 +51,14 @@ func (s *service) build(ctx context.Context, nc *nats.Conn, start time.Time) (*p
 		return nil, err
 	}
 	p := &parts{metrics: m}
-	if err := m.WatchQuota(tenantQuota(s.clients)); err != nil {
+	err = m.WatchQuota(func(tenant string) metrics.Quota {
+		if client := s.clients.client(tenant); client != nil {
+			q, _ := client.Quota().(metrics.Quota)
+			return q
+		}
+		return nil // not in the current set
+	})
+	if err != nil {
 		return nil, err
 	}
 	if err := s.clients.start(ctx, js); err != nil {
@@ -133,15 +138,4 @@ func (s *service) handler(js jetstream.JetStream, nc *nats.Conn, answers *handle
 	}
 	traced := handlers.Tracing(s.traces.TracerProvider(), s.traces.Propagator(), ops.Subjects(cfg), cfg.ConsumerName)
 	return consumer.Chain(svc.Handle, s.metrics.Middleware(), traced, handlers.Logging(logger), hooks.Middleware()), nil
-}
-
-func (s *service) logConnected(nc *nats.Conn) {
-	bi := buildinfo.Read()
-	s.logger.Info("connected to NATS",
-		slog.String("server", redact.URLs(nc.ConnectedUrl())),
-		slog.String("server_name", nc.ConnectedServerName()),
-		slog.String("server_version", nc.ConnectedServerVersion()),
-		slog.String("version", bi.Version),
-		slog.String("commit", bi.Commit),
-		slog.String("goversion", bi.GoVersion))
 }

@@ -56,19 +56,6 @@ func demoSamples(api connector.API) []demoSample {
 	}
 }
 
-// scriptDemo makes the emulator answer the demo's special alerts in api's wire format.
-func scriptDemo(emu *emulator.Server, api connector.API) {
-	throttled, forbidden := `{"error":{"code":"TooManyRequests","message":"Too many requests.","innerError":{"date":"2026-12-07T09:14:03","request-id":"demo-429","client-request-id":"demo-429"}}}`,
-		`{"error":{"code":"Forbidden","message":"Missing application roles. API required roles: SecurityAlert.Read.All, SecurityAlert.ReadWrite.All.","innerError":{"date":"2026-12-07T09:14:03","request-id":"demo-403","client-request-id":"demo-403"}}}`
-	if api == connector.MDE {
-		throttled, forbidden = `{"error":{"code":"TooManyRequests","message":"API calls quota exceeded! Maximum allowed 100 per minute.","target":"demo-429"}}`,
-			`{"error":{"code":"Forbidden","message":"Missing role URL.Read.All","target":"demo-403"}}`
-	}
-	emu.Script(demoThrottled, emulator.Answer{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"1"}}, Body: throttled})
-	emu.Script(demoForbidden, emulator.Answer{Status: http.StatusForbidden, Body: forbidden})
-	emu.Script(demoGarbled, emulator.Answer{Status: http.StatusOK, Header: http.Header{"Content-Type": {"text/html"}}, Body: "<html><body>Service maintenance</body></html>"})
-}
-
 func runDemo(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("demo")
 	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
@@ -86,7 +73,16 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	scriptDemo(emu, cfg.API)
+	// The demo's special alerts, in the API's wire format.
+	throttled, forbidden := `{"error":{"code":"TooManyRequests","message":"Too many requests.","innerError":{"date":"2026-12-07T09:14:03","request-id":"demo-429","client-request-id":"demo-429"}}}`,
+		`{"error":{"code":"Forbidden","message":"Missing application roles. API required roles: SecurityAlert.Read.All, SecurityAlert.ReadWrite.All.","innerError":{"date":"2026-12-07T09:14:03","request-id":"demo-403","client-request-id":"demo-403"}}}`
+	if cfg.API == connector.MDE {
+		throttled, forbidden = `{"error":{"code":"TooManyRequests","message":"API calls quota exceeded! Maximum allowed 100 per minute.","target":"demo-429"}}`,
+			`{"error":{"code":"Forbidden","message":"Missing role URL.Read.All","target":"demo-403"}}`
+	}
+	emu.Script(demoThrottled, emulator.Answer{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"1"}}, Body: throttled})
+	emu.Script(demoForbidden, emulator.Answer{Status: http.StatusForbidden, Body: forbidden})
+	emu.Script(demoGarbled, emulator.Answer{Status: http.StatusOK, Header: http.Header{"Content-Type": {"text/html"}}, Body: "<html><body>Service maintenance</body></html>"})
 	svc, err := newService(cfg, e, []config.Tenant{own}, false, emu.Client(), newLogger(cfg, e))
 	if err != nil {
 		return err

@@ -78,7 +78,15 @@ func runGetWith(ctx context.Context, e *env, args []string, hc *http.Client) err
 	defer leave()
 	client := clients.client(tenant.Name)
 	defer client.CloseIdleConnections()
-	warnGet(ctx, e, client, tenant.Name)
+	// What would make every lookup fail or stop working; a missing token each lookup explains.
+	api := client.API()
+	if api == connector.MDE {
+		fmt.Fprintf(e.stderr, "alert-domains: get: tenant %s uses the Defender for Endpoint API (DEFENDER_API=mde), which Microsoft retires on %s; set DEFENDER_API=graph\n", tenant.Name, connector.MDERetirement)
+	}
+	if perm, err := client.CheckPermission(ctx); err == nil && perm == connector.PermissionMissing {
+		fmt.Fprintf(e.stderr, "alert-domains: get: the access token of tenant %s lacks the application permission %s: lookups fail as forbidden until an admin grants consent (%s)\n",
+			tenant.Name, api.Permission(), consentStep(api))
+	}
 	shown := "" // results name their tenant with a tenants file or -tenant
 	if fromFile || *tenantName != "" {
 		shown = tenant.Name
@@ -203,19 +211,6 @@ func joinQuota(ctx context.Context, cfg *config.Config, layout quota.Layout, lim
 		return nil, none, err
 	}
 	return js, nc.Close, nil
-}
-
-// warnGet says on stderr what would make every lookup of the tenant fail:
-// the endpoint API's retirement, and a token without the permission.
-func warnGet(ctx context.Context, e *env, client *connector.Client, tenant string) {
-	api := client.API()
-	if api == connector.MDE {
-		fmt.Fprintf(e.stderr, "alert-domains: get: tenant %s uses the Defender for Endpoint API (DEFENDER_API=mde), which Microsoft retires on %s; set DEFENDER_API=graph\n", tenant, connector.MDERetirement)
-	}
-	if perm, err := client.CheckPermission(ctx); err == nil && perm == connector.PermissionMissing {
-		fmt.Fprintf(e.stderr, "alert-domains: get: the access token of tenant %s lacks the application permission %s: lookups fail as forbidden until an admin grants consent (%s)\n",
-			tenant, api.Permission(), consentStep(api))
-	}
 }
 
 // quotaText is limits as DEFENDER_RATE_LIMITS writes them, with spaces.

@@ -25,65 +25,52 @@ type section struct {
 }
 
 func referenceOf(topic string) (*reference, error) {
+	var s section
 	switch topic {
 	case "config":
-		return configReference(), nil
+		r := &reference{
+			title:  "Configuration reference",
+			intro:  "Every environment variable, by concern. [Configuration](../configuration.md) says how they work together.",
+			header: []string{"variable", "default", "meaning"},
+		}
+		for _, v := range config.Variables() {
+			if n := len(r.sections); n == 0 || r.sections[n-1].heading != v.Group {
+				r.sections = append(r.sections, section{heading: v.Group})
+			}
+			s := &r.sections[len(r.sections)-1]
+			s.rows = append(s.rows, []string{code(v.Name), code(v.Default), v.Description})
+		}
+		return r, nil
 	case "metrics":
-		return metricsReference()
+		fams, err := metrics.Families()
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range fams {
+			labels := make([]string, len(f.Labels))
+			for i, l := range f.Labels {
+				labels[i] = code(l)
+			}
+			s.rows = append(s.rows, []string{code(f.Name), f.Type, strings.Join(labels, ", "), f.Help})
+		}
+		return &reference{
+			title:    "Metrics reference",
+			intro:    "Every metric of the service, as /metrics exports it; the standard Go runtime (`go_*`) and process (`process_*`) metrics are exported too. [Operations](../operations.md#metrics) says how to read them.",
+			header:   []string{"metric", "type", "labels", "meaning"},
+			sections: []section{s},
+		}, nil
 	case "kinds":
-		return kindsReference(), nil
+		for _, k := range ops.Kinds {
+			s.rows = append(s.rows, []string{code(string(k.Kind)), yesNo(k.Kind.Retryable()), yesNo(k.Replayable), k.When, k.Action})
+		}
+		return &reference{
+			title:    "Failure kinds reference",
+			intro:    "The error.kind of a failure result. Retried: the service asks again, with backoff, before it gives up. Replayable: `replay --failed` takes it without `--kind`. [Results](../results.md#failure-kinds) says more.",
+			header:   []string{"kind", "retried", "replayable", "when", "what to do"},
+			sections: []section{s},
+		}, nil
 	}
 	return nil, usageErrorf("help: %q is neither a command nor config, metrics or kinds", topic)
-}
-
-func configReference() *reference {
-	r := &reference{
-		title:  "Configuration reference",
-		intro:  "Every environment variable, by concern. [Configuration](../configuration.md) says how they work together.",
-		header: []string{"variable", "default", "meaning"},
-	}
-	for _, v := range config.Variables() {
-		if n := len(r.sections); n == 0 || r.sections[n-1].heading != v.Group {
-			r.sections = append(r.sections, section{heading: v.Group})
-		}
-		s := &r.sections[len(r.sections)-1]
-		s.rows = append(s.rows, []string{code(v.Name), code(v.Default), v.Description})
-	}
-	return r
-}
-
-func metricsReference() (*reference, error) {
-	fams, err := metrics.Families()
-	if err != nil {
-		return nil, err
-	}
-	var s section
-	for _, f := range fams {
-		labels := make([]string, len(f.Labels))
-		for i, l := range f.Labels {
-			labels[i] = code(l)
-		}
-		s.rows = append(s.rows, []string{code(f.Name), f.Type, strings.Join(labels, ", "), f.Help})
-	}
-	return &reference{
-		title:    "Metrics reference",
-		intro:    "Every metric of the service, as /metrics exports it; the standard Go runtime (`go_*`) and process (`process_*`) metrics are exported too. [Operations](../operations.md#metrics) says how to read them.",
-		header:   []string{"metric", "type", "labels", "meaning"},
-		sections: []section{s},
-	}, nil
-}
-
-func kindsReference() *reference {
-	var s section
-	for _, k := range ops.Kinds {
-		s.rows = append(s.rows, []string{code(string(k.Kind)), yesNo(k.Kind.Retryable()), yesNo(k.Replayable), k.When, k.Action})
-	}
-	return &reference{
-		title:    "Failure kinds reference",
-		intro:    "The error.kind of a failure result. Retried: the service asks again, with backoff, before it gives up. Replayable: `replay --failed` takes it without `--kind`. [Results](../results.md#failure-kinds) says more.",
-		header:   []string{"kind", "retried", "replayable", "when", "what to do"},
-		sections: []section{s},
-	}
 }
 
 func code(s string) string {

@@ -57,11 +57,16 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer closeConn()
-	stopTraces, err := traceReplay(e, cfg, opts)
+	traces, err := newTracing(e, newLogger(cfg, e))
 	if err != nil {
 		return err
 	}
-	defer stopTraces()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), min(cfg.ShutdownTimeout, cliFlushTimeout))
+		defer cancel()
+		_ = traces.Shutdown(ctx)
+	}()
+	opts.TracerProvider, opts.Propagator = traces.TracerProvider(), traces.Propagator()
 	r, err := ops.NewReplay(ctx, js, cfg, *opts)
 	if err != nil {
 		return err

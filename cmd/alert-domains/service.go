@@ -7,7 +7,9 @@ import (
 
 	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
+	"github.com/alert-domains/alert-domains/internal/buildinfo"
 	"github.com/alert-domains/alert-domains/internal/lifecycle"
+	"github.com/alert-domains/alert-domains/internal/redact"
 	"github.com/alert-domains/alert-domains/metrics"
 	"github.com/alert-domains/alert-domains/tracing"
 )
@@ -48,7 +50,9 @@ func (s *service) run(ctx context.Context) error {
 	}
 	conn := broker.Watch(ctx, nc, s.logger)
 	g.Add(conn.Actor(drainTimeout))
-	s.logConnected(nc)
+	bi := buildinfo.Read()
+	s.logger.Info("connected to NATS", slog.String("server", redact.URLs(nc.ConnectedUrl())), slog.String("server_name", nc.ConnectedServerName()),
+		slog.String("server_version", nc.ConnectedServerVersion()), slog.String("version", bi.Version), slog.String("commit", bi.Commit), slog.String("goversion", bi.GoVersion))
 
 	p, err := s.build(conn.Context(), nc, start)
 	if err != nil {

@@ -376,7 +376,9 @@ func printAPIs(w io.Writer, checks []permissionCheck) {
 		case errors.Is(c.err, errNotChecked):
 			p = c.err.Error()
 		case c.err != nil:
-			p = "no token: " + oneLine(c.err.Error(), 120)
+			if p = "no token: " + strings.Join(strings.Fields(c.err.Error()), " "); len(p) > 130 {
+				p = p[:130] + "…" // 120 bytes of the error
+			}
 		case c.perm == connector.PermissionGranted:
 			p += " granted"
 		case c.perm == connector.PermissionMissing:
@@ -386,13 +388,4 @@ func printAPIs(w io.Writer, checks []permissionCheck) {
 		}
 		fmt.Fprintf(w, "  %s\t%s\t%s\n", c.tenant, api, p)
 	}
-}
-
-// oneLine is s on one line, cut at n bytes.
-func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		s = s[:n] + "…"
-	}
-	return s
 }

@@ -347,15 +347,3 @@ func (c *tenantClients) seedLimiters(ctx context.Context, js jetstream.JetStream
 	c.logger.Info("quota of this process", slog.String("scope", quota.ScopeProcess), slog.Int("recent_calls", n))
 	return nil
 }
-
-// tenantQuota is, for the metrics, the quota each tenant's client spends.
-
-func tenantQuota(c *tenantClients) func(tenant string) metrics.Quota {
-	return func(tenant string) metrics.Quota {
-		if client := c.client(tenant); client != nil {
-			q, _ := client.Quota().(metrics.Quota)
-			return q
-		}
-		return nil
-	}
-}

@@ -5,9 +5,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/internal/lifecycle"
-	"github.com/alert-domains/alert-domains/internal/ops"
 	"github.com/alert-domains/alert-domains/tracing"
 )
 
@@ -35,17 +33,3 @@ func tracesActor(p *tracing.Provider, timeout time.Duration) []lifecycle.Actor {
 }
 
 const cliFlushTimeout = 5 * time.Second
-
-// traceReplay gives replay's copies their spans; stop exports them.
-func traceReplay(e *env, cfg *config.Config, opts *ops.ReplayOptions) (stop func(), err error) {
-	p, err := newTracing(e, newLogger(cfg, e))
-	if err != nil {
-		return nil, err
-	}
-	opts.TracerProvider, opts.Propagator = p.TracerProvider(), p.Propagator()
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), min(cfg.ShutdownTimeout, cliFlushTimeout))
-		defer cancel()
-		_ = p.Shutdown(ctx)
-	}, nil
-}
