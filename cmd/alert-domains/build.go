@@ -33,8 +33,7 @@ type parts struct {
 	reloads      func(outcome string) // counts reloads; nil without TENANTS_FILE
 }
 
-// build provisions (or verifies) the topology and builds every part; the
-// HTTP listener last, so that nothing is left open when it fails.
+// build provisions (or verifies) the topology and builds every part, the HTTP listener last.
 func (s *service) build(ctx context.Context, nc *nats.Conn, start time.Time) (*parts, error) {
 	cfg, logger, m := s.cfg, s.logger, s.metrics
 	js, err := jetstream.New(nc)

@@ -16,8 +16,7 @@ import (
 	"github.com/alert-domains/alert-domains/internal/buildinfo"
 )
 
-// env is the process's environment and standard streams; commands never
-// read os.* directly, so tests can run them in-process.
+// env is the process's environment and standard streams, so tests can run commands in-process.
 type env struct {
 	lookupEnv config.Lookup
 	stdin     io.Reader
@@ -139,8 +138,7 @@ func (e *env) flags(name string) *flag.FlagSet {
 	return fs
 }
 
-// parse parses args into fs: -h is exit status 0, a bad flag (or, with
-// noArgs, any argument) 2.
+// parse parses args into fs: -h is exit status 0, a bad flag (or, with noArgs, any argument) 2.
 func parse(fs *flag.FlagSet, args []string, noArgs bool) error {
 	err := fs.Parse(args)
 	switch {
@@ -163,9 +161,8 @@ func runVersion(ctx context.Context, e *env, args []string) error {
 	return err
 }
 
-// connectClient loads the configuration and connects the client command to
-// NATS_URL, or with NATS_URL empty to the embedded server of a serve on
-// this host; closeConn closes the connection.
+// connectClient loads the configuration and connects the client command to NATS_URL, or to
+// the embedded server of a serve on this host.
 func connectClient(ctx context.Context, e *env, command string) (cfg *config.Config, js jetstream.JetStream, closeConn func(), err error) {
 	if cfg, err = loadConfig(e); err != nil {
 		return nil, nil, nil, err

@@ -141,8 +141,7 @@ const maxEmulatedTenants = 100
 // emulatedTenant is a tenant emulate serves; name is "" for the AZURE_* one.
 type emulatedTenant struct{ name, tenantID, clientID, secret string }
 
-// emulatedTenants are the tenants of -tenants, with IDs and a secret made
-// from each name, so that a tenants file written once keeps working.
+// emulatedTenants are the tenants of -tenants, with IDs and a secret made from each name.
 func emulatedTenants(names string) ([]emulatedTenant, error) {
 	if names == "" {
 		return []emulatedTenant{{"", emulator.DefaultTenantID, emulator.DefaultClientID, emulator.DefaultClientSecret}}, nil
@@ -217,8 +216,7 @@ func runEmulate(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-// listenTLS listens on -listen with a self-signed certificate; base is the
-// URL clients dial.
+// listenTLS listens on -listen with a self-signed certificate; base is the URL clients dial.
 func (m *emulation) listenTLS(e *env, emus emulator.Tenants) (srv *http.Server, ln net.Listener, base string, err error) {
 	if ln, err = net.Listen("tcp", m.listen); err != nil {
 		return nil, nil, "", err
@@ -253,8 +251,7 @@ func (m *emulation) listenTLS(e *env, emus emulator.Tenants) (srv *http.Server, 
 	return srv, ln, "https://" + net.JoinHostPort(ip.String(), strconv.Itoa(tcp.Port)), nil
 }
 
-// printSettings writes the banner in one write, so a script waiting for
-// "listening on" sees it whole.
+// printSettings writes the banner in one write, so a script waiting for "listening on" sees it whole.
 func (m *emulation) printSettings(out io.Writer, base string) {
 	w := &bytes.Buffer{}
 	var alerts []string

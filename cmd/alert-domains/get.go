@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -98,11 +99,10 @@ func runGetWith(ctx context.Context, e *env, args []string, hc *http.Client) err
 	return printLookups(ctx, e, client, shown, next, *workers, n, w, newLogger(cfg, e))
 }
 
-// printLookups looks up the IDs and prints each result on stdout, each
-// failure explained on stderr.
+// printLookups looks up the IDs and prints each result on stdout, each failure explained on stderr.
 func printLookups(ctx context.Context, e *env, client *connector.Client, tenant string, next func() (string, bool, error), workers, n int, w *waits, logger *slog.Logger) error {
-	failed, done, total := false, 0, ""
-	var mu sync.Mutex
+	failed, total := false, ""
+	var done atomic.Int64
 	var line bytes.Buffer
 	enc := json.NewEncoder(&line)
 	enc.SetEscapeHTML(false)
@@ -110,11 +110,7 @@ func printLookups(ctx context.Context, e *env, client *connector.Client, tenant 
 		total = fmt.Sprintf(" of %d", n)
 	}
 	prog := newProgress(e.stdout, e.stderr)
-	stop := w.watch(prog, logger, func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		return fmt.Sprintf("%d%s done", done, total)
-	})
+	stop := w.watch(prog, logger, func() string { return fmt.Sprintf("%d%s done", done.Load(), total) })
 	err := ops.LookupAll(ctx, client, tenant, next, workers, func(l ops.Lookup) error {
 		if l.Err != nil {
 			failed = true
@@ -129,9 +125,7 @@ func printLookups(ctx context.Context, e *env, client *connector.Client, tenant 
 			return fmt.Errorf("get: writing a result: %w", err)
 		}
 		prog.println(e.stdout, strings.TrimSuffix(line.String(), "\n"))
-		mu.Lock()
-		done++
-		mu.Unlock()
+		done.Add(1)
 		return nil
 	})
 	stop()
@@ -146,8 +140,7 @@ func printLookups(ctx context.Context, e *env, client *connector.Client, tenant 
 	return nil
 }
 
-// getClients builds get's Defender client of tenant, within the shared quota
-// when NATS_URL is reachable; leave ends its part in it.
+// getClients builds get's client of tenant, in the shared quota when NATS_URL is reachable.
 func getClients(ctx context.Context, e *env, cfg *config.Config, list []config.Tenant, fromFile bool, tenant *config.Tenant, hc *http.Client, w *waits) (c *tenantClients, leave func(), err error) {
 	logger := newLogger(cfg, e)
 	layout, limits, err := sharedQuota(cfg, list)
@@ -174,20 +167,16 @@ func getClients(ctx context.Context, e *env, cfg *config.Config, list []config.T
 	}
 	c.js = js
 	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = c.runQuotas(rctx)
-	}()
+	var running sync.WaitGroup
+	running.Go(func() { _ = c.runQuotas(rctx) })
 	return c, func() {
 		stop()
-		<-done
+		running.Wait()
 		closeNATS()
 	}, nil
 }
 
-// joinQuota connects to NATS and provisions the shared quota's streams
-// when the tenant's quota is shared; otherwise it returns no connection.
+// joinQuota connects to NATS and provisions the shared quota's streams when t's quota is shared.
 func joinQuota(ctx context.Context, cfg *config.Config, layout quota.Layout, limits []connector.Limit, t *config.Tenant, logger *slog.Logger) (jetstream.JetStream, func(), error) {
 	none := func() {}
 	if cfg.QuotaScope != quota.ScopeShared || len(t.RateLimits) == 0 {

@@ -42,8 +42,7 @@ func (s *service) listenHTTP(ready func() error, metrics http.Handler) (*httpSer
 	return &httpServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln}, nil
 }
 
-// httpActor serves h until interrupted; a server that stops on its own is
-// logged and does not stop the service.
+// httpActor serves h until interrupted; a server that stops on its own is logged and does not stop the service.
 func (s *service) httpActor(h *httpServer) lifecycle.Actor {
 	return lifecycle.Func("HTTP server", func(ctx context.Context) error {
 		if h == nil {

@@ -19,8 +19,7 @@ func isTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// newLogger builds the one logger of the process: tint text on a terminal,
-// JSON lines otherwise, as LOG_FORMAT and LOG_LEVEL say.
+// newLogger builds the one logger of the process, as LOG_FORMAT and LOG_LEVEL say.
 func newLogger(cfg *config.Config, e *env) *slog.Logger {
 	tty := isTerminal(e.stderr)
 	format := cfg.LogFormat
@@ -41,8 +40,7 @@ func newLogger(cfg *config.Config, e *env) *slog.Logger {
 	}))
 }
 
-// replaceAttr writes durations as "25s" and removes the credentials of any
-// URL in a string or an error.
+// replaceAttr writes durations as "25s" and removes the credentials of any URL in a string or an error.
 func replaceAttr(_ []string, a slog.Attr) slog.Attr {
 	switch a.Value.Kind() {
 	case slog.KindDuration:

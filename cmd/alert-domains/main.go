@@ -25,8 +25,7 @@ func main() {
 	os.Exit(exitCode(os.Stderr, err))
 }
 
-// exitCode says err on w, without URL credentials, and returns its exit
-// status: 0 for none, an *exitError's, else 1.
+// exitCode says err on w, without URL credentials, and returns its exit status.
 func exitCode(w io.Writer, err error) int {
 	if err == nil {
 		return 0

@@ -21,8 +21,7 @@ type permissionCheck struct {
 	err    error // no token could be had
 }
 
-// permissionChecks bounds the token requests made at once, so that many
-// tenants do not flood Entra ID; permissionTimeout bounds one.
+// permissionChecks bounds the token requests made at once; permissionTimeout bounds one.
 const (
 	permissionChecks  = 4
 	permissionTimeout = 30 * time.Second

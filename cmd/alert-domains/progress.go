@@ -11,8 +11,7 @@ import (
 	"github.com/alert-domains/alert-domains/connector"
 )
 
-// progress is a line on stderr, on a terminal only, that says how far a
-// long run is, redrawn at most ten times a second.
+// progress is a line on stderr, on a terminal only, that says how far a long run is.
 type progress struct {
 	mu          sync.Mutex
 	w           io.Writer // nil: no progress shown
@@ -71,8 +70,7 @@ func (p *progress) println(w io.Writer, line string) {
 
 func (p *progress) finish() { p.draw("") }
 
-// waits is what the lookups of one client wait for, seen from its quota
-// (which it wraps) and its calls (which it observes).
+// waits is what the lookups of one client wait for: it wraps its quota and observes its calls.
 type waits struct {
 	connector.Quota
 	mu                sync.Mutex
@@ -135,8 +133,7 @@ func (w *waits) DefenderCall(status int, _ time.Duration) {
 
 func (w *waits) QuotaWait(time.Duration) {}
 
-// reason says what has kept the lookups waiting for a second or more; key
-// names that wait ("": none).
+// reason says what has kept the lookups waiting for a second or more; key names that wait ("": none).
 func (w *waits) reason(now time.Time) (reason, key string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -155,8 +152,7 @@ func (w *waits) reason(now time.Time) (reason, key string) {
 	return "", ""
 }
 
-// watch says, until stop, what keeps the lookups waiting: in the progress
-// line on a terminal, else in a log line as each wait begins.
+// watch says, until stop, what keeps the lookups waiting: in the progress line, or a log line.
 func (w *waits) watch(p *progress, logger *slog.Logger, done func() string) (stop func()) {
 	quit, stopped := make(chan struct{}), make(chan struct{})
 	go func() {

@@ -20,8 +20,7 @@ import (
 // tenantsFileCheck is how often the tenants file is read for a change.
 const tenantsFileCheck = 5 * time.Second
 
-// reloadActor reloads TENANTS_FILE on every SIGHUP, and when its content
-// changes; SIGHUP is caught from now on, so that it never ends the process.
+// reloadActor reloads TENANTS_FILE on SIGHUP (caught from now on) and when its content changes.
 func (s *service) reloadActor(m *metrics.Metrics, count func(outcome string)) lifecycle.Actor {
 	sum := func() ([sha256.Size]byte, bool) {
 		data, err := config.ReadTenantsFile(s.cfg.TenantsFile)

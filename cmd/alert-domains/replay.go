@@ -111,8 +111,7 @@ func defineReplayFlags(fs *flag.FlagSet) *replayFlags {
 	return f
 }
 
-// options checks the parsed flags of fs against the forms of the contract
-// and reads the kinds and times.
+// options checks the parsed flags of fs against the forms of the contract and reads the kinds and times.
 func (f *replayFlags) options(fs *flag.FlagSet, now time.Time) (*ops.ReplayOptions, error) {
 	set := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
@@ -164,8 +163,7 @@ func (f *replayFlags) options(fs *flag.FlagSet, now time.Time) (*ops.ReplayOptio
 	return &o, nil
 }
 
-// replayLine is the line of one candidate: what happened, the original's
-// sequence, the alert and the detail.
+// replayLine is the line of one candidate: what happened, the original's sequence, the alert and the detail.
 func replayLine(ev ops.ReplayEvent) string {
 	detail := ev.Detail
 	if ev.Note != "" {

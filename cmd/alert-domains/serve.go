@@ -38,8 +38,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	return svc.run(ctx)
 }
 
-// newService assembles serve for the tenants of list (of TENANTS_FILE when
-// fromFile), their calls sent through hc when it is not nil.
+// newService assembles serve for the tenants of list, their calls sent through hc if not nil.
 func newService(cfg *config.Config, e *env, list []config.Tenant, fromFile bool, hc *http.Client, logger *slog.Logger) (*service, error) {
 	warnRetirement(logger, list)
 	traces, err := newTracing(e, logger)
@@ -61,8 +60,7 @@ func newService(cfg *config.Config, e *env, list []config.Tenant, fromFile bool,
 	return &service{cfg: cfg, e: e, logger: logger, metrics: m, clients: clients, traces: traces}, nil
 }
 
-// tenantAPIs are the names of list with the API of each, the values of the
-// metrics' tenant and api labels.
+// tenantAPIs are the names of list with the API of each, the values of the metrics' tenant and api labels.
 func tenantAPIs(list []config.Tenant) map[string]connector.API {
 	apis := make(map[string]connector.API, len(list))
 	for _, t := range list {

@@ -33,8 +33,7 @@ const (
 	afterWork       = 2*time.Second + httpStopTimeout + drainTimeout
 )
 
-// run serves until ctx ends, or returns why the NATS connection closed for
-// good; the parts stop in the reverse order of their layers.
+// run serves until ctx ends, or returns why the NATS connection closed for good.
 func (s *service) run(ctx context.Context) error {
 	start := time.Now()
 	g := lifecycle.Group{Budget: s.cfg.ShutdownTimeout + afterWork, Logger: s.logger}
@@ -95,8 +94,7 @@ func (s *service) run(ctx context.Context) error {
 	return err
 }
 
-// startEmbedded starts the embedded NATS server when NATS_URL is empty, as
-// the first layer of g.
+// startEmbedded starts the embedded NATS server when NATS_URL is empty, as the first layer of g.
 func (s *service) startEmbedded(g *lifecycle.Group) (natsURL string, stop func(), err error) {
 	if s.cfg.NATSURL != "" {
 		return s.cfg.NATSURL, func() {}, nil
@@ -120,8 +118,7 @@ func (s *service) startEmbedded(g *lifecycle.Group) (natsURL string, stop func()
 
 const answersWarmup = 10 * time.Second
 
-// awaitAnswers waits at most answersWarmup for the stored results to be
-// read, so that an alert answered before a restart finds its answer.
+// awaitAnswers waits at most answersWarmup for the stored results to be read.
 func (s *service) awaitAnswers(ctx context.Context, ready <-chan struct{}) {
 	t := time.NewTimer(answersWarmup)
 	defer t.Stop()
@@ -134,8 +131,7 @@ func (s *service) awaitAnswers(ctx context.Context, ready <-chan struct{}) {
 	}
 }
 
-// startFailed is the error of a start that did not complete; a SIGTERM
-// during it is a normal stop.
+// startFailed is the error of a start that did not complete; a SIGTERM during it is a normal stop.
 func (s *service) startFailed(ctx context.Context, conn *broker.Lifeline, err error) error {
 	if conn != nil && conn.Err() != nil {
 		return conn.Err()

@@ -174,8 +174,7 @@ func readCache(ctx context.Context, js jetstream.JetStream, cfg *config.Config) 
 	return head + fmt.Sprintf("%d stored in the last %s", info.NumPending, ttl)
 }
 
-// readResults reads the results of the last hour, or of the longest quota
-// window up to the results' retention.
+// readResults reads the results of the last hour, or of the longest quota window up to the results' retention.
 func (d *deployment) readResults(ctx context.Context, js jetstream.JetStream) error {
 	d.scanned = failureWindow
 	limits := slices.Clone(d.cfg.RateLimits)
@@ -238,8 +237,7 @@ func (d *deployment) count(r *message.Result, tenant string, age time.Duration) 
 	}
 }
 
-// readTenantRequests counts the requests stored on each tenant's request
-// subject, and those of them without a result.
+// readTenantRequests counts the requests on each tenant's subject, and those without a result.
 func (d *deployment) readTenantRequests(ctx context.Context, js jetstream.JetStream) error {
 	s, err := js.Stream(ctx, d.cfg.RequestStream)
 	var info *jetstream.StreamInfo
@@ -291,8 +289,7 @@ func (d *deployment) processQuota() {
 	}
 }
 
-// readSharedQuota fills the quota rows from the shared quota's streams, per
-// app registration and window.
+// readSharedQuota fills the quota rows from the shared quota's streams, per app registration and window.
 func (d *deployment) readSharedQuota(ctx context.Context, js jetstream.JetStream, q statusQuery) {
 	d.sharedQuota = true
 	layout := q.quotaLayout
@@ -358,8 +355,7 @@ func (d *deployment) readSharedQuota(ctx context.Context, js jetstream.JetStream
 	}
 }
 
-// perTenant reports whether status has a line per tenant: with
-// TENANTS_FILE, or when the results name more than one.
+// perTenant: with TENANTS_FILE, or results naming more than one tenant, a line per tenant.
 func (d *deployment) perTenant() bool {
 	named := len(d.byTenant)
 	if _, ok := d.byTenant[""]; ok {

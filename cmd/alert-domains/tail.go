@@ -99,8 +99,7 @@ func interrupted(ctx context.Context, err error) error {
 	return err
 }
 
-// resultLine is one result as tail prints it, every text from the wire
-// printable and bounded.
+// resultLine is one result as tail prints it, every text from the wire printable and bounded.
 func resultLine(r *message.Result, tenant string) string {
 	detail := resultDetail(r, "(no domains)")
 	if r.Cached != nil && *r.Cached {

@@ -20,8 +20,7 @@ import (
 	"github.com/alert-domains/alert-domains/tenants"
 )
 
-// loadTenants is the tenants of TENANTS_FILE (fromFile), or the one tenant
-// "default" of the AZURE_* variables, returned with its error for status.
+// loadTenants is the tenants of TENANTS_FILE (fromFile), or the tenant of the AZURE_* variables.
 func loadTenants(cfg *config.Config, e *env) (list []config.Tenant, fromFile bool, err error) {
 	if cfg.TenantsFile == "" {
 		t, err := cfg.EnvironmentTenant()
@@ -37,8 +36,7 @@ func loadTenants(cfg *config.Config, e *env) (list []config.Tenant, fromFile boo
 	return list, true, nil
 }
 
-// newTenantConnector builds the Defender client of one tenant, with the
-// quota of this process unless extra gives another.
+// newTenantConnector builds the Defender client of one tenant.
 func newTenantConnector(cfg *config.Config, t *config.Tenant, hc *http.Client, extra ...connector.Option) (*connector.Client, error) {
 	credCfg := t.Credential
 	opts := []connector.Option{
@@ -57,8 +55,7 @@ func newTenantConnector(cfg *config.Config, t *config.Tenant, hc *http.Client, e
 	return connector.New(t.API, t.APIURL, cred, t.Scope, append(opts, extra...)...)
 }
 
-// sharedQuota lays out the shared quota's streams for the tenants of list
-// and returns the limits they enforce together, one stream each.
+// sharedQuota lays out the shared quota's streams for list and returns their limits.
 func sharedQuota(cfg *config.Config, list []config.Tenant) (quota.Layout, []connector.Limit, error) {
 	type window struct {
 		count  int
@@ -108,8 +105,7 @@ func newTenantQuota(cfg *config.Config, layout quota.Layout, t *config.Tenant, l
 	return quota.NewShared(layout, registration(t), t.RateLimits, opts...)
 }
 
-// prepareQuotaLimits provisions (or, with PROVISION=false, verifies) the
-// shared quota's streams and bucket.
+// prepareQuotaLimits provisions (or, with PROVISION=false, verifies) the shared quota's streams and bucket.
 func prepareQuotaLimits(ctx context.Context, js jetstream.JetStream, cfg *config.Config, layout quota.Layout, limits []connector.Limit, logger *slog.Logger) error {
 	if cfg.Provision {
 		return broker.Retrying(ctx, logger, func() error {
@@ -119,8 +115,7 @@ func prepareQuotaLimits(ctx context.Context, js jetstream.JetStream, cfg *config
 	return quota.Verify(ctx, js, layout, limits)
 }
 
-// tenantClients keeps the Defender clients of the tenants served, reloads
-// TENANTS_FILE and, with QUOTA_SCOPE=shared, runs each app registration's quota.
+// tenantClients keeps the Defender clients of the tenants served and their shared quotas.
 type tenantClients struct {
 	cfg      *config.Config
 	e        *env
@@ -143,8 +138,7 @@ type tenantClients struct {
 	wg      sync.WaitGroup
 }
 
-// newTenantClients builds the clients of list, or of its tenants named
-// only; hc, when not nil, sends their calls.
+// newTenantClients builds the clients of list, or of its tenants named only.
 func newTenantClients(cfg *config.Config, e *env, list []config.Tenant, fromFile bool, hc *http.Client, logger *slog.Logger, m *metrics.Metrics, opts []connector.Option, only ...string) (*tenantClients, error) {
 	c := &tenantClients{cfg: cfg, e: e, logger: logger, opts: opts, hc: hc, m: m, fromFile: fromFile,
 		quotas: map[string]*quota.Shared{}, started: map[*quota.Shared]bool{}}
@@ -208,9 +202,7 @@ func (c *tenantClients) noteTenants(list []config.Tenant) {
 	}
 }
 
-// start provisions the shared quota's streams, or seeds each tenant's own
-// limiter with its recent calls, so that a restart does not begin with a
-// blank window.
+// start provisions the shared quota's streams, or seeds each tenant's limiter with its recent calls.
 func (c *tenantClients) start(ctx context.Context, js jetstream.JetStream) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -249,8 +241,7 @@ func (c *tenantClients) runQuotasLocked() {
 	}
 }
 
-// reload reads TENANTS_FILE again and swaps the tenants served: new and
-// changed ones get new clients; an invalid file changes nothing.
+// reload reads TENANTS_FILE again and swaps the tenants served; an invalid file changes nothing.
 func (c *tenantClients) reload(ctx context.Context) (list []config.Tenant, changed []string, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -18,8 +18,7 @@ func newTracing(e *env, logger *slog.Logger) (*tracing.Provider, error) {
 	return p, nil
 }
 
-// tracesActor exports the spans left at the stop; it belongs in the first
-// layer, which stops last. None when tracing is off.
+// tracesActor exports the spans left at the stop; it belongs in the first layer, which stops last.
 func tracesActor(p *tracing.Provider, timeout time.Duration) []lifecycle.Actor {
 	if !p.Enabled() {
 		return nil
