@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log"
@@ -57,21 +56,6 @@ type emulation struct {
 	limits                              []connector.Limit
 	granted                             []string
 	served                              []emulatedTenant
-}
-
-func (m *emulation) define(fs *flag.FlagSet) {
-	fs.StringVar(&m.listen, "listen", "127.0.0.1:8443", "address to listen on (HTTPS)")
-	fs.StringVar(&m.quota, "quota", "none", "the emulator's own quota, count/window,... (for example 100/1m,1500/1h); over it: 429 with Retry-After")
-	fs.DurationVar(&m.latency, "latency", 0, "delay of every domains call")
-	fs.Float64Var(&m.faultRate, "fault-rate", 0, "fraction (0 to 1) of domains calls answered 503")
-	fs.StringVar(&m.data, "data", "", "JSON file of alerts and their hosts")
-	fs.BoolVar(&m.anyAlert, "any-alert", false, "answer every valid unknown alert ID with 1 to 3 made-up hosts instead of 404")
-	fs.BoolVar(&m.seed, "seed", true, "include the built-in sample alerts")
-	fs.IntVar(&m.pageSize, "page-size", 0, "split answers of more hosts than this into @odata.nextLink pages (0: never)")
-	fs.StringVar(&m.certOut, "tls-cert-out", "", "write the emulator's self-signed certificate (PEM) here, for SSL_CERT_FILE")
-	fs.StringVar(&m.tenants, "tenants", "", "serve one tenant per name, comma separated (for example contoso,fabrikam), for a TENANTS_FILE")
-	fs.StringVar(&m.tenantsOut, "tenants-file-out", "", "with -tenants: write the tenants file here, for TENANTS_FILE")
-	fs.StringVar(&m.perms, "permissions", emulator.GraphPermission+","+emulator.MDEPermission, "application permissions granted to the app, comma separated (none: no consent); an API answers 403 without its own")
 }
 
 // handler checks the flags and builds one emulator, or one per name of -tenants.
@@ -177,7 +161,18 @@ func (t emulatedTenant) secretEnv() string {
 func runEmulate(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("emulate")
 	var m emulation
-	m.define(fs)
+	fs.StringVar(&m.listen, "listen", "127.0.0.1:8443", "address to listen on (HTTPS)")
+	fs.StringVar(&m.quota, "quota", "none", "the emulator's own quota, count/window,... (for example 100/1m,1500/1h); over it: 429 with Retry-After")
+	fs.DurationVar(&m.latency, "latency", 0, "delay of every domains call")
+	fs.Float64Var(&m.faultRate, "fault-rate", 0, "fraction (0 to 1) of domains calls answered 503")
+	fs.StringVar(&m.data, "data", "", "JSON file of alerts and their hosts")
+	fs.BoolVar(&m.anyAlert, "any-alert", false, "answer every valid unknown alert ID with 1 to 3 made-up hosts instead of 404")
+	fs.BoolVar(&m.seed, "seed", true, "include the built-in sample alerts")
+	fs.IntVar(&m.pageSize, "page-size", 0, "split answers of more hosts than this into @odata.nextLink pages (0: never)")
+	fs.StringVar(&m.certOut, "tls-cert-out", "", "write the emulator's self-signed certificate (PEM) here, for SSL_CERT_FILE")
+	fs.StringVar(&m.tenants, "tenants", "", "serve one tenant per name, comma separated (for example contoso,fabrikam), for a TENANTS_FILE")
+	fs.StringVar(&m.tenantsOut, "tenants-file-out", "", "with -tenants: write the tenants file here, for TENANTS_FILE")
+	fs.StringVar(&m.perms, "permissions", emulator.GraphPermission+","+emulator.MDEPermission, "application permissions granted to the app, comma separated (none: no consent); an API answers 403 without its own")
 	if err := parse(fs, args, true); err != nil {
 		return err
 	}

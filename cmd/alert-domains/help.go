@@ -107,8 +107,9 @@ func referenceOf(topic string) (*reference, error) {
 			sections: []section{s},
 		}, nil
 	case "kinds":
+		yes := map[bool]string{true: "yes", false: "no"}
 		for _, k := range ops.Kinds {
-			s.rows = append(s.rows, []string{code(string(k.Kind)), yesNo(k.Kind.Retryable()), yesNo(k.Replayable), k.When, k.Action})
+			s.rows = append(s.rows, []string{code(string(k.Kind)), yes[k.Kind.Retryable()], yes[k.Replayable], k.When, k.Action})
 		}
 		return &reference{
 			title:    "Failure kinds reference",
@@ -125,13 +126,6 @@ func code(s string) string {
 		return ""
 	}
 	return "`" + s + "`"
-}
-
-func yesNo(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "no"
 }
 
 // markdown writes r as the page `help topic --markdown` generates.

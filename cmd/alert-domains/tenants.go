@@ -261,21 +261,14 @@ func (c *tenantClients) reload(ctx context.Context) (list []config.Tenant, chang
 			return nil, nil, err
 		}
 	}
-	known := make(map[string]bool, len(c.quotas))
-	for k := range c.quotas {
-		known[k] = true
-	}
+	known := maps.Clone(c.quotas)
 	old := c.router.Set()
 	set, err := tenants.Rebuild(old, list, c.build)
 	if err == nil && c.js != nil && len(limits) > 0 {
 		err = prepareQuotaLimits(ctx, c.js, c.cfg, c.layout, limits, c.logger)
 	}
 	if err != nil {
-		for k := range c.quotas { // quotas of a set never used
-			if !known[k] {
-				delete(c.quotas, k)
-			}
-		}
+		maps.DeleteFunc(c.quotas, func(k string, _ *quota.Shared) bool { return known[k] == nil }) // of a set never used
 		c.layout = prev
 		return nil, nil, err
 	}
