@@ -22,7 +22,6 @@ import (
 
 // parts are the service's parts, built and ready to run.
 type parts struct {
-	metrics      *metrics.Metrics
 	answers      *handlers.Answers
 	consumer     *consumer.Consumer
 	safety       *safetynet.Listener
@@ -49,7 +48,7 @@ func (s *service) build(ctx context.Context, nc *nats.Conn, start time.Time) (*p
 	if err != nil {
 		return nil, err
 	}
-	p := &parts{metrics: m}
+	p := &parts{}
 	err = m.WatchQuota(func(tenant string) metrics.Quota {
 		if client := s.clients.client(tenant); client != nil {
 			q, _ := client.Quota().(metrics.Quota)

@@ -13,13 +13,12 @@ import (
 
 // progress is a line on stderr, on a terminal only, that says how far a long run is.
 type progress struct {
-	mu          sync.Mutex
-	w           io.Writer // nil: no progress shown
-	clear       bool
-	drawn       bool
-	last        time.Time
-	total, done int
-	verb        string
+	mu           sync.Mutex
+	w            io.Writer // nil: no progress shown
+	clear, drawn bool
+	last         time.Time
+	total, done  int
+	verb         string
 }
 
 func newProgress(stdout, stderr io.Writer) *progress {

@@ -140,13 +140,13 @@ func (s *service) run(ctx context.Context) error {
 		lifecycle.Func("ready", func(ctx context.Context) error { return s.announceReady(ctx, p.ready, natsURL, start) }),
 		lifecycle.Func("permission check", func(ctx context.Context) error {
 			set := s.clients.router.Set()
-			reportPermissions(ctx, s.logger, p.metrics, checkPermissions(ctx, set, set.Names()))
+			reportPermissions(ctx, s.logger, s.metrics, checkPermissions(ctx, set, set.Names()))
 			<-ctx.Done()
 			return nil
 		}),
 	}
 	if s.clients.fromFile {
-		work = append(work, s.reloadActor(p.metrics, p.reloads))
+		work = append(work, s.reloadActor(p.reloads))
 	}
 	g.Add(work...)
 
