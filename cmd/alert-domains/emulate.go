@@ -256,15 +256,12 @@ func (m *emulation) printSettings(out io.Writer, base string) {
 	if m.anyAlert {
 		alerts = append(alerts, "any other valid ID answers with made-up hosts")
 	}
-	if len(alerts) == 0 {
-		alerts = append(alerts, "only those of -data")
-	}
 	fmt.Fprintf(w, "alert-domains emulate: Microsoft Graph, Defender for Endpoint API and Entra ID emulator listening on %s\n", base)
 	for _, t := range m.served {
 		fmt.Fprintf(w, "  tenant       %s\n  client       %s\n  secret       %s\n", strings.TrimSpace(t.tenantID+" "+t.name), t.clientID, t.secret)
 	}
 	fmt.Fprintf(w, "  permissions  %s\n  quota        %s (per API)\n  alerts       %s\n\n",
-		cmp.Or(strings.Join(m.granted, ", "), "none"), quotaText(m.limits), strings.Join(alerts, "; "))
+		cmp.Or(strings.Join(m.granted, ", "), "none"), quotaText(m.limits), cmp.Or(strings.Join(alerts, "; "), "only those of -data"))
 	switch {
 	case m.tenantsOut != "":
 		fmt.Fprintf(w, "Each tenant has its own alerts and quota. The tenants file for them, written to %s:\n%s\n", m.tenantsOut, indent(m.tenantsFile()))

@@ -94,7 +94,17 @@ func printStatus(out io.Writer, d *deployment, apis []permissionCheck, tenantsIs
 		func() { d.printTopology(w) },
 		func() { d.printReplicas(w) },
 		func() { fmt.Fprintf(w, "CACHE\t%s\n", d.cache) },
-		func() { printFailures(w, d.failures) },
+		func() {
+			total, kinds := byCount(d.failures)
+			if total == 0 {
+				fmt.Fprintln(w, "FAILURES IN THE LAST HOUR: none")
+				return
+			}
+			fmt.Fprintf(w, "FAILURES IN THE LAST HOUR: %d\n  KIND\tCOUNT\n", total)
+			for _, k := range kinds {
+				fmt.Fprintf(w, "  %s\t%d\n", message.Printable(string(k), 40), d.failures[k])
+			}
+		},
 		func() { printAPIs(w, apis) },
 	}
 	if tenantsIssue != "" {
@@ -189,18 +199,6 @@ func (d *deployment) printReplicas(w io.Writer) {
 		}
 		up := metrics.ShortDuration(max(d.now.Sub(r.Started), 0).Round(time.Second))
 		fmt.Fprintf(w, "  %s\t%d\t%s\t%d\t%s\n", r.Host, r.PID, up, r.Concurrency, state)
-	}
-}
-
-func printFailures(w io.Writer, failures map[message.Kind]int) {
-	if len(failures) == 0 {
-		fmt.Fprintln(w, "FAILURES IN THE LAST HOUR: none")
-		return
-	}
-	total, kinds := byCount(failures)
-	fmt.Fprintf(w, "FAILURES IN THE LAST HOUR: %d\n  KIND\tCOUNT\n", total)
-	for _, k := range kinds {
-		fmt.Fprintf(w, "  %s\t%d\n", message.Printable(string(k), 40), failures[k])
 	}
 }
 
@@ -478,8 +476,15 @@ func readDeployment(ctx context.Context, js jetstream.JetStream, cfg *config.Con
 	}
 	if cfg.QuotaScope == quota.ScopeShared && len(q.quotaLimits) > 0 {
 		d.readSharedQuota(ctx, js, q)
-	} else {
-		d.processQuota()
+		return d, nil
+	}
+	for _, l := range cfg.RateLimits { // the quota each process counts alone, from the results' attempts
+		d.quota = append(d.quota, quotaRow{limit: l, used: d.used[l.Window]})
+	}
+	for name, ts := range d.byTenant {
+		for _, l := range d.tenantLimits(name) {
+			ts.quota = append(ts.quota, quotaRow{limit: l, used: ts.used[l.Window]})
+		}
 	}
 	return d, nil
 }
@@ -649,18 +654,6 @@ func (d *deployment) unansweredAfter(ctx context.Context, js jetstream.JetStream
 	return n
 }
 
-// processQuota fills the quota rows from the attempts of the results.
-func (d *deployment) processQuota() {
-	for _, l := range d.cfg.RateLimits {
-		d.quota = append(d.quota, quotaRow{limit: l, used: d.used[l.Window]})
-	}
-	for name, ts := range d.byTenant {
-		for _, l := range d.tenantLimits(name) {
-			ts.quota = append(ts.quota, quotaRow{limit: l, used: ts.used[l.Window]})
-		}
-	}
-}
-
 // readSharedQuota fills the quota rows from the shared quota's streams, per app registration and window.
 func (d *deployment) readSharedQuota(ctx context.Context, js jetstream.JetStream, q statusQuery) {
 	d.sharedQuota = true
@@ -669,12 +662,10 @@ func (d *deployment) readSharedQuota(ctx context.Context, js jetstream.JetStream
 		layout = quota.NewLayout(d.cfg.ConsumerName, d.cfg.RateLimits)
 	}
 	use, err := quota.ReadUse(ctx, js, layout, q.quotaLimits)
-	switch {
-	case errors.Is(err, jetstream.ErrStreamNotFound):
-		d.quotaIssue = missingHint
-		return
-	case err != nil:
-		d.quotaIssue = err.Error()
+	if err != nil {
+		if d.quotaIssue = err.Error(); errors.Is(err, jetstream.ErrStreamNotFound) {
+			d.quotaIssue = missingHint
+		}
 		return
 	}
 	cooldowns, _ := quota.ReadCooldowns(ctx, js, d.cfg.ConsumerName)
