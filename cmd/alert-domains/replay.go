@@ -42,6 +42,8 @@ its tenant was configured (unknown_tenant) is found by its subject or body.
 
 --since and --until take a duration back from now (2h) or an RFC 3339 time.`
 
+const cliFlushTimeout = 5 * time.Second
+
 func runReplay(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("replay")
 	f := defineReplayFlags(fs)

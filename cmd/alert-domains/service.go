@@ -228,8 +228,6 @@ func tracesActor(p *tracing.Provider, timeout time.Duration) []lifecycle.Actor {
 	})}
 }
 
-const cliFlushTimeout = 5 * time.Second
-
 // httpServer serves /livez, /readyz and /metrics on its listener.
 type httpServer struct {
 	srv *http.Server
