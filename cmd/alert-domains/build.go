@@ -14,17 +14,14 @@ import (
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/consumer"
 	"github.com/alert-domains/alert-domains/handlers"
-	"github.com/alert-domains/alert-domains/internal/buildinfo"
 	"github.com/alert-domains/alert-domains/internal/lifecycle"
 	"github.com/alert-domains/alert-domains/internal/ops"
-	"github.com/alert-domains/alert-domains/internal/redact"
 	"github.com/alert-domains/alert-domains/metrics"
 	"github.com/alert-domains/alert-domains/safetynet"
 )
 
 // parts are the service's parts, built and ready to run.
 type parts struct {
-	metrics      *metrics.Metrics
 	answers      *handlers.Answers
 	consumer     *consumer.Consumer
 	safety       *safetynet.Listener
@@ -35,9 +32,7 @@ type parts struct {
 	reloads      func(outcome string) // counts reloads; nil without TENANTS_FILE
 }
 
-// build provisions (or verifies) the topology and builds every part. It
-// opens the HTTP listener last, so that nothing is left open when it
-// fails.
+// build provisions (or verifies) the topology and builds every part, the HTTP listener last.
 func (s *service) build(ctx context.Context, nc *nats.Conn, start time.Time) (*parts, error) {
 	cfg, logger, m := s.cfg, s.logger, s.metrics
 	js, err := jetstream.New(nc)
@@ -53,8 +48,15 @@ func (s *service) build(ctx context.Context, nc *nats.Conn, start time.Time) (*p
 	if err != nil {
 		return nil, err
 	}
-	p := &parts{metrics: m}
-	if err := m.WatchQuota(tenantQuota(s.clients)); err != nil {
+	p := &parts{}
+	err = m.WatchQuota(func(tenant string) metrics.Quota {
+		if client := s.clients.client(tenant); client != nil {
+			q, _ := client.Quota().(metrics.Quota)
+			return q
+		}
+		return nil // not in the current set
+	})
+	if err != nil {
 		return nil, err
 	}
 	if err := s.clients.start(ctx, js); err != nil {
@@ -93,8 +95,7 @@ func (s *service) build(ctx context.Context, nc *nats.Conn, start time.Time) (*p
 	return p, nil
 }
 
-// consumers are the request consumer and the safety net, both handling
-// with chain.
+// consumers are the request consumer and the safety net, both handling with chain.
 func (s *service) consumers(js jetstream.JetStream, topo broker.Topology, chain consumer.Handler, answers *handlers.Answers) (*consumer.Consumer, *safetynet.Listener, error) {
 	cfg, logger, m := s.cfg, s.logger, s.metrics
 	binder := broker.NewBinder(js, cfg.RequestStream, topo.Consumer, cfg.Provision, answers, logger)
@@ -118,9 +119,7 @@ func (s *service) consumers(js jetstream.JetStream, topo broker.Topology, chain 
 	return c, safety, err
 }
 
-// handler is the handler chain of every delivery, the safety net's too:
-// metrics outermost, then the span, then the log line, then the result
-// hooks, then the request handler.
+// handler is the handler chain of every delivery, the safety net's too.
 func (s *service) handler(js jetstream.JetStream, nc *nats.Conn, answers *handlers.Answers) (consumer.Handler, error) {
 	cfg, logger := s.cfg, s.logger
 	svc, err := handlers.New(handlers.Config{
@@ -137,15 +136,4 @@ func (s *service) handler(js jetstream.JetStream, nc *nats.Conn, answers *handle
 	}
 	traced := handlers.Tracing(s.traces.TracerProvider(), s.traces.Propagator(), ops.Subjects(cfg), cfg.ConsumerName)
 	return consumer.Chain(svc.Handle, s.metrics.Middleware(), traced, handlers.Logging(logger), hooks.Middleware()), nil
-}
-
-func (s *service) logConnected(nc *nats.Conn) {
-	bi := buildinfo.Read()
-	s.logger.Info("connected to NATS",
-		slog.String("server", redact.URLs(nc.ConnectedUrl())),
-		slog.String("server_name", nc.ConnectedServerName()),
-		slog.String("server_version", nc.ConnectedServerVersion()),
-		slog.String("version", bi.Version),
-		slog.String("commit", bi.Commit),
-		slog.String("goversion", bi.GoVersion))
 }

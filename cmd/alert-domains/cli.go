@@ -1,23 +1,29 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
 
+	"github.com/lmittmann/tint"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/term"
 
 	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/internal/buildinfo"
+	"github.com/alert-domains/alert-domains/internal/redact"
 )
 
-// env is what every command gets from the process: its environment and its
-// standard streams. Commands never read os.* directly, so tests can run them
-// in-process.
+// env is the process's environment and standard streams, so tests can run commands in-process.
 type env struct {
 	lookupEnv config.Lookup
 	stdin     io.Reader
@@ -25,14 +31,12 @@ type env struct {
 	stderr    io.Writer
 }
 
-// getenv returns the value of an environment variable, or "".
 func (e *env) getenv(key string) string {
 	v, _ := e.lookupEnv(key)
 	return v
 }
 
-// command is one sub-command of the binary: a line for the list of
-// commands, its usage (synopsis, then what it does) and what runs it.
+// command is one sub-command: its summary line, usage and what runs it.
 type command struct {
 	name, summary, usage string
 	run                  func(ctx context.Context, e *env, args []string) error
@@ -62,8 +66,7 @@ func lookupCommand(name string) (command, bool) {
 	return command{}, false
 }
 
-// run is the whole program: it runs the command args name. Its error says
-// how the process ends (exitCode).
+// run runs the command args names; its error says how the process ends (exitCode).
 func run(ctx context.Context, args []string, lookupEnv config.Lookup, stdin io.Reader, stdout, stderr io.Writer) error {
 	e := &env{lookupEnv: lookupEnv, stdin: stdin, stdout: stdout, stderr: stderr}
 	if len(args) == 0 {
@@ -102,12 +105,10 @@ func usageErrorf(format string, args ...any) error {
 	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
 }
 
-// errSomeFailed ends a command with exit status 1 without printing anything
-// more: the command has already reported each failure.
+// errSomeFailed is exit status 1 once the command has reported each failure.
 var errSomeFailed = &exitError{code: 1}
 
-// configError gives configuration mistakes (of the environment, the
-// tenants file, credentials, URLs) exit status 2.
+// configError gives configuration mistakes exit status 2.
 func configError(err error) error {
 	if errors.Is(err, config.ErrInvalid) || errors.Is(err, connector.ErrCredentialConfig) || errors.Is(err, connector.ErrConfig) {
 		return &exitError{code: 2, err: err}
@@ -124,8 +125,7 @@ func loadConfig(e *env) (*config.Config, error) {
 	return cfg, nil
 }
 
-// flags is the flag set of the command called name; -h shows its usage on
-// stderr.
+// flags is the flag set of the command called name; -h shows its usage.
 func (e *env) flags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // a mistake is reported once, by exitCode
@@ -145,8 +145,7 @@ func (e *env) flags(name string) *flag.FlagSet {
 	return fs
 }
 
-// parse parses args into fs: -h ends the command with status 0 once the
-// usage is shown, a bad flag (or, with noArgs, any argument) with status 2.
+// parse parses args into fs: -h is exit status 0, a bad flag (or, with noArgs, any argument) 2.
 func parse(fs *flag.FlagSet, args []string, noArgs bool) error {
 	err := fs.Parse(args)
 	switch {
@@ -169,22 +168,65 @@ func runVersion(ctx context.Context, e *env, args []string) error {
 	return err
 }
 
-// connectClient connects the client command called command (the server
-// lists the connection as "alert-domains <command>") to NATS_URL, or with
-// NATS_URL empty to the embedded server of a serve on this host, and
-// returns its JetStream context; closeConn closes the connection.
-func connectClient(ctx context.Context, e *env, cfg *config.Config, command string) (js jetstream.JetStream, closeConn func(), err error) {
-	url := cfg.NATSURL
-	if url == "" {
-		url = "nats://" + cfg.EmbeddedListen
+// connectClient loads the configuration and connects the client command to NATS_URL, or to
+// the embedded server of a serve on this host.
+func connectClient(ctx context.Context, e *env, command string) (cfg *config.Config, js jetstream.JetStream, closeConn func(), err error) {
+	if cfg, err = loadConfig(e); err != nil {
+		return nil, nil, nil, err
 	}
+	url := cmp.Or(cfg.NATSURL, "nats://"+cfg.EmbeddedListen)
 	nc, err := broker.Connect(ctx, cfg, url, "alert-domains "+command, newLogger(cfg, e))
 	if err != nil {
-		return nil, nil, configError(err)
+		return nil, nil, nil, configError(err)
 	}
 	if js, err = jetstream.New(nc); err != nil {
 		nc.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return js, nc.Close, nil
+	return cfg, js, nc.Close, nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// newLogger builds the one logger of the process, as LOG_FORMAT and LOG_LEVEL say.
+func newLogger(cfg *config.Config, e *env) *slog.Logger {
+	tty := isTerminal(e.stderr)
+	format := cfg.LogFormat
+	if format == "" {
+		format = "json"
+		if tty {
+			format = "text"
+		}
+	}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: cfg.Level, ReplaceAttr: replaceAttr}))
+	}
+	return slog.New(tint.NewHandler(e.stderr, &tint.Options{
+		Level:       cfg.Level,
+		TimeFormat:  time.TimeOnly,
+		NoColor:     !tty || e.getenv("NO_COLOR") != "",
+		ReplaceAttr: replaceAttr,
+	}))
+}
+
+// replaceAttr writes durations as "25s" and removes the credentials of any URL in a string or an error.
+func replaceAttr(_ []string, a slog.Attr) slog.Attr {
+	switch a.Value.Kind() {
+	case slog.KindDuration:
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	case slog.KindString:
+		if s := a.Value.String(); strings.Contains(s, "://") {
+			a.Value = slog.StringValue(redact.URLs(s))
+		}
+	case slog.KindAny:
+		if err, ok := a.Value.Any().(error); ok {
+			if s := err.Error(); strings.Contains(s, "://") {
+				a.Value = slog.StringValue(redact.URLs(s))
+			}
+		}
+	}
+	return a
 }

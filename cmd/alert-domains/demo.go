@@ -27,9 +27,7 @@ publishes sample alerts, prints their results and exits.`
 // demoSample is one request the demo publishes and what it shows.
 type demoSample struct {
 	body, what string
-	// after, when not -1, holds the sample back until the request of the
-	// sample with that index is acknowledged (to show a cached answer).
-	after int
+	after      int // not -1: held back until that sample's request is acknowledged
 }
 
 // The alerts the demo scripts the emulator to answer in a special way.
@@ -58,20 +56,6 @@ func demoSamples(api connector.API) []demoSample {
 	}
 }
 
-// scriptDemo makes the emulator answer the demo's special alerts in api's
-// wire format.
-func scriptDemo(emu *emulator.Server, api connector.API) {
-	throttled, forbidden := `{"error":{"code":"TooManyRequests","message":"Too many requests.","innerError":{"date":"2026-12-07T09:14:03","request-id":"demo-429","client-request-id":"demo-429"}}}`,
-		`{"error":{"code":"Forbidden","message":"Missing application roles. API required roles: SecurityAlert.Read.All, SecurityAlert.ReadWrite.All.","innerError":{"date":"2026-12-07T09:14:03","request-id":"demo-403","client-request-id":"demo-403"}}}`
-	if api == connector.MDE {
-		throttled, forbidden = `{"error":{"code":"TooManyRequests","message":"API calls quota exceeded! Maximum allowed 100 per minute.","target":"demo-429"}}`,
-			`{"error":{"code":"Forbidden","message":"Missing role URL.Read.All","target":"demo-403"}}`
-	}
-	emu.Script(demoThrottled, emulator.Answer{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"1"}}, Body: throttled})
-	emu.Script(demoForbidden, emulator.Answer{Status: http.StatusForbidden, Body: forbidden})
-	emu.Script(demoGarbled, emulator.Answer{Status: http.StatusOK, Header: http.Header{"Content-Type": {"text/html"}}, Body: "<html><body>Service maintenance</body></html>"})
-}
-
 func runDemo(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("demo")
 	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
@@ -89,7 +73,16 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	scriptDemo(emu, cfg.API)
+	// The demo's special alerts, in the API's wire format.
+	throttled, forbidden := `{"error":{"code":"TooManyRequests","message":"Too many requests.","innerError":{"date":"2026-12-07T09:14:03","request-id":"demo-429","client-request-id":"demo-429"}}}`,
+		`{"error":{"code":"Forbidden","message":"Missing application roles. API required roles: SecurityAlert.Read.All, SecurityAlert.ReadWrite.All.","innerError":{"date":"2026-12-07T09:14:03","request-id":"demo-403","client-request-id":"demo-403"}}}`
+	if cfg.API == connector.MDE {
+		throttled, forbidden = `{"error":{"code":"TooManyRequests","message":"API calls quota exceeded! Maximum allowed 100 per minute.","target":"demo-429"}}`,
+			`{"error":{"code":"Forbidden","message":"Missing role URL.Read.All","target":"demo-403"}}`
+	}
+	emu.Script(demoThrottled, emulator.Answer{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"1"}}, Body: throttled})
+	emu.Script(demoForbidden, emulator.Answer{Status: http.StatusForbidden, Body: forbidden})
+	emu.Script(demoGarbled, emulator.Answer{Status: http.StatusOK, Header: http.Header{"Content-Type": {"text/html"}}, Body: "<html><body>Service maintenance</body></html>"})
 	svc, err := newService(cfg, e, []config.Tenant{own}, false, emu.Client(), newLogger(cfg, e))
 	if err != nil {
 		return err
@@ -119,8 +112,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	return runErr
 }
 
-// demoConfig is the configuration of the demo's service: the environment,
-// with NATS, Microsoft and the tenant those of the demo.
+// demoConfig is the environment, with NATS, Microsoft and the tenant the demo's.
 func demoConfig(e *env, emu *emulator.Server, dir string) (*config.Config, config.Tenant, error) {
 	overrides := map[string]string{
 		"NATS_URL": "", "NATS_EMBEDDED_LISTEN": "127.0.0.1:0", "NATS_EMBEDDED_STORE_DIR": dir, "HTTP_LISTEN": "",
@@ -145,8 +137,7 @@ func demoConfig(e *env, emu *emulator.Server, dir string) (*config.Config, confi
 	return cfg, own, err
 }
 
-// demoPublish publishes the samples and prints each result, in the order
-// of the samples, as soon as it and every row before it have their result.
+// demoPublish publishes the samples and prints their results in order.
 func demoPublish(ctx context.Context, w io.Writer, natsURL string, cfg *config.Config) error {
 	nc, err := nats.Connect(natsURL, nats.Name("alert-domains demo"))
 	if err != nil {
@@ -217,8 +208,7 @@ func demoPublish(ctx context.Context, w io.Writer, natsURL string, cfg *config.C
 	return nil
 }
 
-// demoAcked waits until the request at seq is acknowledged: its result is
-// stored, and the cache holds it.
+// demoAcked waits until the request at seq is acknowledged, so the cache holds it.
 func demoAcked(ctx context.Context, js jetstream.JetStream, cfg *config.Config, seq uint64) error {
 	cons, err := js.Consumer(ctx, cfg.RequestStream, cfg.ConsumerName)
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log"
@@ -44,7 +43,6 @@ tenants file (TENANTS_FILE) and secrets that point serve at them.
 A -data file maps alert IDs to their hosts:
   {"alerts": {"da637472900382838869_1364969609": ["www.example.com"]}}`
 
-// emulateShutdownTimeout bounds the graceful shutdown of the emulator.
 const emulateShutdownTimeout = 5 * time.Second
 
 // emulation is what emulate was asked to serve.
@@ -60,23 +58,7 @@ type emulation struct {
 	served                              []emulatedTenant
 }
 
-func (m *emulation) define(fs *flag.FlagSet) {
-	fs.StringVar(&m.listen, "listen", "127.0.0.1:8443", "address to listen on (HTTPS)")
-	fs.StringVar(&m.quota, "quota", "none", "the emulator's own quota, count/window,... (for example 100/1m,1500/1h); over it: 429 with Retry-After")
-	fs.DurationVar(&m.latency, "latency", 0, "delay of every domains call")
-	fs.Float64Var(&m.faultRate, "fault-rate", 0, "fraction (0 to 1) of domains calls answered 503")
-	fs.StringVar(&m.data, "data", "", "JSON file of alerts and their hosts")
-	fs.BoolVar(&m.anyAlert, "any-alert", false, "answer every valid unknown alert ID with 1 to 3 made-up hosts instead of 404")
-	fs.BoolVar(&m.seed, "seed", true, "include the built-in sample alerts")
-	fs.IntVar(&m.pageSize, "page-size", 0, "split answers of more hosts than this into @odata.nextLink pages (0: never)")
-	fs.StringVar(&m.certOut, "tls-cert-out", "", "write the emulator's self-signed certificate (PEM) here, for SSL_CERT_FILE")
-	fs.StringVar(&m.tenants, "tenants", "", "serve one tenant per name, comma separated (for example contoso,fabrikam), for a TENANTS_FILE")
-	fs.StringVar(&m.tenantsOut, "tenants-file-out", "", "with -tenants: write the tenants file here, for TENANTS_FILE")
-	fs.StringVar(&m.perms, "permissions", emulator.GraphPermission+","+emulator.MDEPermission, "application permissions granted to the app, comma separated (none: no consent); an API answers 403 without its own")
-}
-
-// handler checks the flags and builds the emulators they describe: one,
-// or one per name of -tenants.
+// handler checks the flags and builds one emulator, or one per name of -tenants.
 func (m *emulation) handler() (emulator.Tenants, error) {
 	var err error
 	switch m.limits, err = connector.ParseLimits(m.quota); {
@@ -119,7 +101,6 @@ func (m *emulation) handler() (emulator.Tenants, error) {
 	return emus, nil
 }
 
-// load adds the alerts of -data to emu.
 func (m *emulation) load(emu *emulator.Emulator) error {
 	if m.data == "" {
 		return nil
@@ -141,12 +122,10 @@ func closeAll(emus emulator.Tenants) {
 // maxEmulatedTenants bounds -tenants: each tenant is an emulator of its own.
 const maxEmulatedTenants = 100
 
-// emulatedTenant is a tenant emulate serves; name is "" for the one of
-// the AZURE_* variables.
+// emulatedTenant is a tenant emulate serves; name is "" for the AZURE_* one.
 type emulatedTenant struct{ name, tenantID, clientID, secret string }
 
-// emulatedTenants are the tenants of -tenants, each with IDs and a secret
-// made from its name, so that a tenants file written once keeps working.
+// emulatedTenants are the tenants of -tenants, with IDs and a secret made from each name.
 func emulatedTenants(names string) ([]emulatedTenant, error) {
 	if names == "" {
 		return []emulatedTenant{{"", emulator.DefaultTenantID, emulator.DefaultClientID, emulator.DefaultClientSecret}}, nil
@@ -165,7 +144,6 @@ func emulatedTenants(names string) ([]emulatedTenant, error) {
 	return out, nil
 }
 
-// guidOf is a GUID made from s.
 func guidOf(s string) string {
 	b := sha256.Sum256([]byte("alert-domains emulate " + s))
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
@@ -183,7 +161,18 @@ func (t emulatedTenant) secretEnv() string {
 func runEmulate(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("emulate")
 	var m emulation
-	m.define(fs)
+	fs.StringVar(&m.listen, "listen", "127.0.0.1:8443", "address to listen on (HTTPS)")
+	fs.StringVar(&m.quota, "quota", "none", "the emulator's own quota, count/window,... (for example 100/1m,1500/1h); over it: 429 with Retry-After")
+	fs.DurationVar(&m.latency, "latency", 0, "delay of every domains call")
+	fs.Float64Var(&m.faultRate, "fault-rate", 0, "fraction (0 to 1) of domains calls answered 503")
+	fs.StringVar(&m.data, "data", "", "JSON file of alerts and their hosts")
+	fs.BoolVar(&m.anyAlert, "any-alert", false, "answer every valid unknown alert ID with 1 to 3 made-up hosts instead of 404")
+	fs.BoolVar(&m.seed, "seed", true, "include the built-in sample alerts")
+	fs.IntVar(&m.pageSize, "page-size", 0, "split answers of more hosts than this into @odata.nextLink pages (0: never)")
+	fs.StringVar(&m.certOut, "tls-cert-out", "", "write the emulator's self-signed certificate (PEM) here, for SSL_CERT_FILE")
+	fs.StringVar(&m.tenants, "tenants", "", "serve one tenant per name, comma separated (for example contoso,fabrikam), for a TENANTS_FILE")
+	fs.StringVar(&m.tenantsOut, "tenants-file-out", "", "with -tenants: write the tenants file here, for TENANTS_FILE")
+	fs.StringVar(&m.perms, "permissions", emulator.GraphPermission+","+emulator.MDEPermission, "application permissions granted to the app, comma separated (none: no consent); an API answers 403 without its own")
 	if err := parse(fs, args, true); err != nil {
 		return err
 	}
@@ -222,9 +211,7 @@ func runEmulate(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-// listenTLS listens on -listen with a self-signed certificate for
-// loopback, the listen address and the host name, written to
-// -tls-cert-out when given; base is the URL clients dial.
+// listenTLS listens on -listen with a self-signed certificate; base is the URL clients dial.
 func (m *emulation) listenTLS(e *env, emus emulator.Tenants) (srv *http.Server, ln net.Listener, base string, err error) {
 	if ln, err = net.Listen("tcp", m.listen); err != nil {
 		return nil, nil, "", err
@@ -259,8 +246,7 @@ func (m *emulation) listenTLS(e *env, emus emulator.Tenants) (srv *http.Server, 
 	return srv, ln, "https://" + net.JoinHostPort(ip.String(), strconv.Itoa(tcp.Port)), nil
 }
 
-// printSettings writes the banner to out in one write, so that a reader
-// of the output (a script waiting for "listening on") sees it whole.
+// printSettings writes the banner in one write, so a script waiting for "listening on" sees it whole.
 func (m *emulation) printSettings(out io.Writer, base string) {
 	w := &bytes.Buffer{}
 	var alerts []string
@@ -270,15 +256,12 @@ func (m *emulation) printSettings(out io.Writer, base string) {
 	if m.anyAlert {
 		alerts = append(alerts, "any other valid ID answers with made-up hosts")
 	}
-	if len(alerts) == 0 {
-		alerts = append(alerts, "only those of -data")
-	}
 	fmt.Fprintf(w, "alert-domains emulate: Microsoft Graph, Defender for Endpoint API and Entra ID emulator listening on %s\n", base)
 	for _, t := range m.served {
 		fmt.Fprintf(w, "  tenant       %s\n  client       %s\n  secret       %s\n", strings.TrimSpace(t.tenantID+" "+t.name), t.clientID, t.secret)
 	}
 	fmt.Fprintf(w, "  permissions  %s\n  quota        %s (per API)\n  alerts       %s\n\n",
-		cmp.Or(strings.Join(m.granted, ", "), "none"), quotaText(m.limits), strings.Join(alerts, "; "))
+		cmp.Or(strings.Join(m.granted, ", "), "none"), quotaText(m.limits), cmp.Or(strings.Join(alerts, "; "), "only those of -data"))
 	switch {
 	case m.tenantsOut != "":
 		fmt.Fprintf(w, "Each tenant has its own alerts and quota. The tenants file for them, written to %s:\n%s\n", m.tenantsOut, indent(m.tenantsFile()))
@@ -304,7 +287,6 @@ func (m *emulation) printSettings(out io.Writer, base string) {
 	_, _ = out.Write(w.Bytes())
 }
 
-// tenantsFile is a TENANTS_FILE of the tenants of -tenants.
 func (m *emulation) tenantsFile() string {
 	var b strings.Builder
 	b.WriteString("tenants:\n")

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -39,8 +40,7 @@ func runGet(ctx context.Context, e *env, args []string) error {
 	return runGetWith(ctx, e, args, nil)
 }
 
-// runGetWith is runGet with the HTTP client for Entra ID and Defender (nil:
-// the connector's own).
+// runGetWith is runGet with the HTTP client for Entra ID and Defender (nil: the connector's own).
 func runGetWith(ctx context.Context, e *env, args []string, hc *http.Client) error {
 	fs := e.flags("get")
 	workers := fs.Int("concurrency", 4, "lookups in flight at once")
@@ -79,10 +79,16 @@ func runGetWith(ctx context.Context, e *env, args []string, hc *http.Client) err
 	defer leave()
 	client := clients.client(tenant.Name)
 	defer client.CloseIdleConnections()
-	warnGet(ctx, e, client, tenant.Name)
-	// Results name their tenant when the tenants come from a file or one
-	// was asked for; get without either prints what it always printed.
-	shown := ""
+	// What would make every lookup fail or stop working; a missing token each lookup explains.
+	api := client.API()
+	if api == connector.MDE {
+		fmt.Fprintf(e.stderr, "alert-domains: get: tenant %s uses the Defender for Endpoint API (DEFENDER_API=mde), which Microsoft retires on %s; set DEFENDER_API=graph\n", tenant.Name, connector.MDERetirement)
+	}
+	if perm, err := client.CheckPermission(ctx); err == nil && perm == connector.PermissionMissing {
+		fmt.Fprintf(e.stderr, "alert-domains: get: the access token of tenant %s lacks the application permission %s: lookups fail as forbidden until an admin grants consent (%s)\n",
+			tenant.Name, api.Permission(), consentStep(api))
+	}
+	shown := "" // results name their tenant with a tenants file or -tenant
 	if fromFile || *tenantName != "" {
 		shown = tenant.Name
 	}
@@ -93,12 +99,10 @@ func runGetWith(ctx context.Context, e *env, args []string, hc *http.Client) err
 	return printLookups(ctx, e, client, shown, next, *workers, n, w, newLogger(cfg, e))
 }
 
-// printLookups looks up the IDs and prints each result on stdout, each
-// failure explained on stderr, and says what keeps the lookups waiting
-// long (w).
+// printLookups looks up the IDs and prints each result on stdout, each failure explained on stderr.
 func printLookups(ctx context.Context, e *env, client *connector.Client, tenant string, next func() (string, bool, error), workers, n int, w *waits, logger *slog.Logger) error {
-	failed, done, total := false, 0, ""
-	var mu sync.Mutex
+	failed, total := false, ""
+	var done atomic.Int64
 	var line bytes.Buffer
 	enc := json.NewEncoder(&line)
 	enc.SetEscapeHTML(false)
@@ -106,11 +110,7 @@ func printLookups(ctx context.Context, e *env, client *connector.Client, tenant 
 		total = fmt.Sprintf(" of %d", n)
 	}
 	prog := newProgress(e.stdout, e.stderr)
-	stop := w.watch(prog, logger, func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		return fmt.Sprintf("%d%s done", done, total)
-	})
+	stop := w.watch(prog, logger, func() string { return fmt.Sprintf("%d%s done", done.Load(), total) })
 	err := ops.LookupAll(ctx, client, tenant, next, workers, func(l ops.Lookup) error {
 		if l.Err != nil {
 			failed = true
@@ -125,9 +125,7 @@ func printLookups(ctx context.Context, e *env, client *connector.Client, tenant 
 			return fmt.Errorf("get: writing a result: %w", err)
 		}
 		prog.println(e.stdout, strings.TrimSuffix(line.String(), "\n"))
-		mu.Lock()
-		done++
-		mu.Unlock()
+		done.Add(1)
 		return nil
 	})
 	stop()
@@ -142,9 +140,7 @@ func printLookups(ctx context.Context, e *env, client *connector.Client, tenant 
 	return nil
 }
 
-// getClients builds get's Defender client of tenant, within the shared
-// quota when NATS_URL is set and reachable; otherwise get counts alone, and
-// says why on stderr. leave ends its part in the shared quota.
+// getClients builds get's client of tenant, in the shared quota when NATS_URL is reachable.
 func getClients(ctx context.Context, e *env, cfg *config.Config, list []config.Tenant, fromFile bool, tenant *config.Tenant, hc *http.Client, w *waits) (c *tenantClients, leave func(), err error) {
 	logger := newLogger(cfg, e)
 	layout, limits, err := sharedQuota(cfg, list)
@@ -171,21 +167,16 @@ func getClients(ctx context.Context, e *env, cfg *config.Config, list []config.T
 	}
 	c.js = js
 	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = c.runQuotas(rctx)
-	}()
+	var running sync.WaitGroup
+	running.Go(func() { _ = c.runQuotas(rctx) })
 	return c, func() {
 		stop()
-		<-done
+		running.Wait()
 		closeNATS()
 	}, nil
 }
 
-// joinQuota connects to NATS and provisions the shared quota's streams
-// when the tenant's quota is shared (QUOTA_SCOPE=shared, with limits);
-// otherwise it returns no connection.
+// joinQuota connects to NATS and provisions the shared quota's streams when t's quota is shared.
 func joinQuota(ctx context.Context, cfg *config.Config, layout quota.Layout, limits []connector.Limit, t *config.Tenant, logger *slog.Logger) (jetstream.JetStream, func(), error) {
 	none := func() {}
 	if cfg.QuotaScope != quota.ScopeShared || len(t.RateLimits) == 0 {
@@ -211,21 +202,6 @@ func joinQuota(ctx context.Context, cfg *config.Config, layout quota.Layout, lim
 	return js, nc.Close, nil
 }
 
-// warnGet says on stderr, before any lookup, what would make every lookup
-// of the tenant fail or stop working: the endpoint API's retirement, and a
-// token without the permission the API needs. A token that cannot be had
-// says nothing here: each lookup explains it.
-func warnGet(ctx context.Context, e *env, client *connector.Client, tenant string) {
-	api := client.API()
-	if api == connector.MDE {
-		fmt.Fprintf(e.stderr, "alert-domains: get: tenant %s uses the Defender for Endpoint API (DEFENDER_API=mde), which Microsoft retires on %s; set DEFENDER_API=graph\n", tenant, connector.MDERetirement)
-	}
-	if perm, err := client.CheckPermission(ctx); err == nil && perm == connector.PermissionMissing {
-		fmt.Fprintf(e.stderr, "alert-domains: get: the access token of tenant %s lacks the application permission %s: lookups fail as forbidden until an admin grants consent (%s)\n",
-			tenant, api.Permission(), consentStep(api))
-	}
-}
-
 // quotaText is limits as DEFENDER_RATE_LIMITS writes them, with spaces.
 func quotaText(limits []connector.Limit) string {
 	parts := make([]string, len(limits))
@@ -235,7 +211,6 @@ func quotaText(limits []connector.Limit) string {
 	return cmp.Or(strings.Join(parts, ", "), "none")
 }
 
-// sliceReader yields the strings of list.
 func sliceReader(list []string) func() (string, bool, error) {
 	return func() (string, bool, error) {
 		if len(list) == 0 {
@@ -260,8 +235,7 @@ func lineReader(r io.Reader) func() (string, bool, error) {
 				for errors.Is(err, bufio.ErrBufferFull) {
 					_, err = br.ReadSlice('\n')
 				}
-				// The line's first bytes, untrimmed: too long or with white
-				// space, so never a valid ID.
+				// The line's first bytes, untrimmed: never a valid ID.
 				return string(line[:message.MaxAlertIDLength+1]), true, nil
 			}
 			if t := bytes.TrimSpace(line); len(t) > 0 {
@@ -274,5 +248,120 @@ func lineReader(r io.Reader) func() (string, bool, error) {
 				return "", false, fmt.Errorf("reading stdin: %w", err)
 			}
 		}
+	}
+}
+
+// waits is what the lookups of one client wait for: it wraps its quota and observes its calls.
+type waits struct {
+	connector.Quota
+	mu                sync.Mutex
+	inQuota           int       // lookups waiting for a slot
+	quotaSince        time.Time // since the first of them
+	until             time.Time // Retry-After: no call before then
+	retry             int       // the status of the latest answer, while it is one to retry (-1: no answer)
+	retrySince        time.Time
+	limits, retryNote string
+}
+
+// option makes the client report to w.
+func (w *waits) option() connector.Option {
+	return func(c *connector.Client) error {
+		if w.Quota = c.Quota(); w.Quota == nil {
+			w.Quota = connector.NewLimiter(nil)
+		}
+		if err := connector.WithQuota(w)(c); err != nil {
+			return err
+		}
+		return connector.WithObserver(w)(c)
+	}
+}
+
+func (w *waits) Acquire(ctx context.Context) (func(), time.Duration, error) {
+	w.mu.Lock()
+	if w.inQuota++; w.inQuota == 1 {
+		w.quotaSince = time.Now()
+	}
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		w.inQuota--
+		w.mu.Unlock()
+	}()
+	return w.Quota.Acquire(ctx)
+}
+
+func (w *waits) Cooldown(retryAfter time.Duration) {
+	w.mu.Lock()
+	if until := time.Now().Add(retryAfter); until.After(w.until) {
+		w.until = until
+	}
+	w.mu.Unlock()
+	w.Quota.Cooldown(retryAfter)
+}
+
+func (w *waits) DefenderCall(status int, _ time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case status == 0:
+		w.retry, w.retrySince = -1, time.Now()
+	case status == 429 || status >= 500:
+		w.retry, w.retrySince = status, time.Now()
+	default:
+		w.retry = 0
+	}
+}
+
+func (w *waits) QuotaWait(time.Duration) {}
+
+// reason says what has kept the lookups waiting for a second or more; key names that wait ("": none).
+func (w *waits) reason(now time.Time) (reason, key string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.until.Sub(now) >= time.Second:
+		return fmt.Sprintf("Microsoft answered 429: next call in %s (Retry-After)", w.until.Sub(now).Round(time.Second)), "retry-after " + w.until.String()
+	case w.inQuota > 0 && now.Sub(w.quotaSince) >= time.Second:
+		return fmt.Sprintf("waiting %s for a slot of the quota (%s)", now.Sub(w.quotaSince).Round(time.Second), w.limits), "quota " + w.quotaSince.String()
+	case w.retry != 0 && now.Sub(w.retrySince) >= time.Second:
+		answer := fmt.Sprintf("HTTP %d", w.retry)
+		if w.retry < 0 {
+			answer = "a network error or time-out"
+		}
+		return fmt.Sprintf("retrying after %s, with backoff (%s)", answer, w.retryNote), "retry " + w.retrySince.String()
+	}
+	return "", ""
+}
+
+// watch says, until stop, what keeps the lookups waiting: in the progress line, or a log line.
+func (w *waits) watch(p *progress, logger *slog.Logger, done func() string) (stop func()) {
+	quit, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		logged := ""
+		for {
+			select {
+			case <-quit:
+				return
+			case now := <-tick.C:
+				reason, key := w.reason(now)
+				switch {
+				case p.w != nil && reason == "":
+					p.draw("")
+				case p.w != nil:
+					p.draw("get: " + done() + "; " + reason)
+				case key != "" && key != logged:
+					logged = key
+					logger.Info("get: waiting for Microsoft", slog.String("reason", reason), slog.String("done", done()))
+				}
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-stopped
+		p.finish()
 	}
 }

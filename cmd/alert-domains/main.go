@@ -25,9 +25,7 @@ func main() {
 	os.Exit(exitCode(os.Stderr, err))
 }
 
-// exitCode says err on w, without the credentials of any URL in it, and
-// returns the exit status it stands for: 0 for none, the status of an
-// *exitError, else 1.
+// exitCode says err on w, without URL credentials, and returns its exit status.
 func exitCode(w io.Writer, err error) int {
 	if err == nil {
 		return 0
@@ -43,8 +41,7 @@ func exitCode(w io.Writer, err error) int {
 	return code
 }
 
-// exitOnSecondSignal waits for the first SIGTERM or SIGINT (which starts
-// the graceful shutdown), and exits at once, with status 1, on a second.
+// exitOnSecondSignal exits at once, with status 1, on a second signal.
 func exitOnSecondSignal(first context.Context, stop context.CancelFunc) {
 	<-first.Done()
 	second := make(chan os.Signal, 1)

@@ -2,6 +2,5 @@
 
 package main
 
-// protectProcess does nothing where the system offers no way to keep other
-// processes of the same user from reading the environment.
+// protectProcess does nothing where the system cannot keep the environment from others.
 func protectProcess() error { return nil }

@@ -35,11 +35,7 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 		fs.Usage()
 		return usageErrorf("publish: give alert IDs, or - to read them from stdin")
 	}
-	cfg, err := loadConfig(e)
-	if err != nil {
-		return err
-	}
-	js, closeConn, err := connectClient(ctx, e, cfg, "publish")
+	cfg, js, closeConn, err := connectClient(ctx, e, "publish")
 	if err != nil {
 		return err
 	}
@@ -48,7 +44,16 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 	if *tenant != "" {
 		subject += "." + *tenant
 	}
-	publish := func(id string) error {
+	next := lineReader(e.stdin)
+	if ids := fs.Args(); len(ids) > 1 || ids[0] != "-" {
+		next = sliceReader(ids)
+	}
+	for {
+		id, ok, err := next()
+		if err != nil || !ok {
+			return err
+		}
+		id = strings.TrimSpace(id)
 		msg := &nats.Msg{Subject: subject, Data: []byte(id), Header: nats.Header{}}
 		if *asJSON {
 			msg.Data, _ = json.Marshal(map[string]string{"alertId": id})
@@ -70,18 +75,7 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 		default:
 			_, err = fmt.Fprintf(e.stdout, "%d\t%s\n", ack.Sequence, id)
 		}
-		return err
-	}
-	next := lineReader(e.stdin)
-	if ids := fs.Args(); len(ids) > 1 || ids[0] != "-" {
-		next = sliceReader(ids)
-	}
-	for {
-		id, ok, err := next()
-		if err != nil || !ok {
-			return err
-		}
-		if err := publish(strings.TrimSpace(id)); err != nil {
+		if err != nil {
 			return err
 		}
 	}

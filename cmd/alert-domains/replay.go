@@ -42,6 +42,8 @@ its tenant was configured (unknown_tenant) is found by its subject or body.
 
 --since and --until take a duration back from now (2h) or an RFC 3339 time.`
 
+const cliFlushTimeout = 5 * time.Second
+
 func runReplay(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("replay")
 	f := defineReplayFlags(fs)
@@ -52,20 +54,21 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := loadConfig(e)
-	if err != nil {
-		return err
-	}
-	js, closeConn, err := connectClient(ctx, e, cfg, "replay")
+	cfg, js, closeConn, err := connectClient(ctx, e, "replay")
 	if err != nil {
 		return err
 	}
 	defer closeConn()
-	stopTraces, err := traceReplay(e, cfg, opts)
+	traces, err := newTracing(e, newLogger(cfg, e))
 	if err != nil {
 		return err
 	}
-	defer stopTraces()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), min(cfg.ShutdownTimeout, cliFlushTimeout))
+		defer cancel()
+		_ = traces.Shutdown(ctx)
+	}()
+	opts.TracerProvider, opts.Propagator = traces.TracerProvider(), traces.Propagator()
 	r, err := ops.NewReplay(ctx, js, cfg, *opts)
 	if err != nil {
 		return err
@@ -110,8 +113,7 @@ func defineReplayFlags(fs *flag.FlagSet) *replayFlags {
 	return f
 }
 
-// options checks the parsed flags of fs against the forms of the contract
-// and reads the kinds and times.
+// options checks the parsed flags of fs against the forms of the contract and reads the kinds and times.
 func (f *replayFlags) options(fs *flag.FlagSet, now time.Time) (*ops.ReplayOptions, error) {
 	set := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
@@ -163,8 +165,7 @@ func (f *replayFlags) options(fs *flag.FlagSet, now time.Time) (*ops.ReplayOptio
 	return &o, nil
 }
 
-// replayLine is the line of one candidate: what happened, the original's
-// sequence, the alert and the detail.
+// replayLine is the line of one candidate: what happened, the original's sequence, the alert and the detail.
 func replayLine(ev ops.ReplayEvent) string {
 	detail := ev.Detail
 	if ev.Note != "" {

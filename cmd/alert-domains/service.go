@@ -2,47 +2,101 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"time"
 
 	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
+	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/internal/buildinfo"
 	"github.com/alert-domains/alert-domains/internal/lifecycle"
+	"github.com/alert-domains/alert-domains/internal/redact"
 	"github.com/alert-domains/alert-domains/metrics"
 	"github.com/alert-domains/alert-domains/tracing"
 )
 
-// service is `alert-domains serve` assembled: NATS (embedded or external),
-// the topology, the handler chain, the consumer and the HTTP endpoints.
-type service struct {
-	cfg     *config.Config
-	e       *env
-	logger  *slog.Logger
-	metrics *metrics.Metrics
-	// clients are the clients of the tenants served; they reload
-	// TENANTS_FILE on SIGHUP when the tenants come from it.
-	clients *tenantClients
-	// onReady, when set, is called once with the NATS URL when the service
-	// is bound to its consumer (the demo publishes then).
-	onReady func(natsURL string)
-	// traces are the process's spans and where they go: off (no-ops)
-	// unless the OTEL_* variables name an exporter.
-	traces *tracing.Provider
+const serveUsage = `serve
+
+Runs the service: pulls alert IDs from REQUEST_SUBJECT, asks Microsoft for their
+domains and publishes one result per request. Configured by the environment.`
+
+func runServe(ctx context.Context, e *env, args []string) error {
+	if err := parse(e.flags("serve"), args, true); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(e)
+	if err != nil {
+		return err
+	}
+	list, fromFile, err := loadTenants(cfg, e)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg, e)
+	for _, w := range cfg.Warnings {
+		logger.Warn("configuration: "+w.Variable+" "+w.Message, slog.String("variable", w.Variable))
+	}
+	svc, err := newService(cfg, e, list, fromFile, nil, logger)
+	if err != nil {
+		return err
+	}
+	return svc.run(ctx)
 }
 
-// The shutdown budget: SHUTDOWN_TIMEOUT for in-flight work, then at most
-// the consumer's grace (2s), the HTTP server's stop and the drain of the
-// connection. With the default SHUTDOWN_TIMEOUT of 25s the whole shutdown
-// fits in Kubernetes' default grace period of 30s.
+// newService assembles serve for the tenants of list, their calls sent through hc if not nil.
+func newService(cfg *config.Config, e *env, list []config.Tenant, fromFile bool, hc *http.Client, logger *slog.Logger) (*service, error) {
+	warnRetirement(logger, list)
+	traces, err := newTracing(e, logger)
+	if err != nil {
+		return nil, err
+	}
+	logger = traces.Logger(logger)
+	m := metrics.New()
+	m.SetTenants(tenantAPIs(list))
+	opts := []connector.Option{connector.WithTracerProvider(traces.TracerProvider())}
+	if hc == nil {
+		opts = append(opts, connector.WithHTTPClient(connector.NewHTTPClient(cfg.Concurrency)))
+	}
+	clients, err := newTenantClients(cfg, e, list, fromFile, hc, logger, m, opts)
+	if err != nil {
+		return nil, err
+	}
+	clients.noteTenants(list)
+	return &service{cfg: cfg, logger: logger, metrics: m, clients: clients, traces: traces}, nil
+}
+
+// tenantAPIs are the names of list with the API of each, the values of the metrics' tenant and api labels.
+func tenantAPIs(list []config.Tenant) map[string]connector.API {
+	apis := make(map[string]connector.API, len(list))
+	for _, t := range list {
+		apis[t.Name] = t.API
+	}
+	return apis
+}
+
+// service is `alert-domains serve` assembled.
+type service struct {
+	cfg     *config.Config
+	logger  *slog.Logger
+	metrics *metrics.Metrics
+	clients *tenantClients
+	onReady func(natsURL string) // called once when the service is bound (the demo publishes then)
+	traces  *tracing.Provider
+}
+
+// The shutdown budget after SHUTDOWN_TIMEOUT: the consumer's grace (2s),
+// the HTTP server's stop and the drain; 25s + 5s fits Kubernetes' 30s.
 const (
 	httpStopTimeout = time.Second
 	drainTimeout    = 2 * time.Second
 	afterWork       = 2*time.Second + httpStopTimeout + drainTimeout
 )
 
-// run serves until ctx ends, or returns why the NATS connection closed for
-// good (so the process is restarted). The parts stop in the reverse order
-// of their layers, the consumers first and the embedded server last.
+// run serves until ctx ends, or returns why the NATS connection closed for good.
 func (s *service) run(ctx context.Context) error {
 	start := time.Now()
 	g := lifecycle.Group{Budget: s.cfg.ShutdownTimeout + afterWork, Logger: s.logger}
@@ -58,7 +112,9 @@ func (s *service) run(ctx context.Context) error {
 	}
 	conn := broker.Watch(ctx, nc, s.logger)
 	g.Add(conn.Actor(drainTimeout))
-	s.logConnected(nc)
+	bi := buildinfo.Read()
+	s.logger.Info("connected to NATS", slog.String("server", redact.URLs(nc.ConnectedUrl())), slog.String("server_name", nc.ConnectedServerName()),
+		slog.String("server_version", nc.ConnectedServerVersion()), slog.String("version", bi.Version), slog.String("commit", bi.Commit), slog.String("goversion", bi.GoVersion))
 
 	p, err := s.build(conn.Context(), nc, start)
 	if err != nil {
@@ -66,10 +122,7 @@ func (s *service) run(ctx context.Context) error {
 		stopEmbedded()
 		return s.startFailed(ctx, conn, err)
 	}
-	// In-flight work still reads the cache index and spends the quota.
 	g.Add(p.background...)
-	// Probes and presence answer until the end: "not ready" while work
-	// drains.
 	g.Add(s.httpActor(p.http), lifecycle.Func("presence", func(ctx context.Context) error {
 		<-ctx.Done()
 		p.stopPresence()
@@ -87,13 +140,13 @@ func (s *service) run(ctx context.Context) error {
 		lifecycle.Func("ready", func(ctx context.Context) error { return s.announceReady(ctx, p.ready, natsURL, start) }),
 		lifecycle.Func("permission check", func(ctx context.Context) error {
 			set := s.clients.router.Set()
-			reportPermissions(ctx, s.logger, p.metrics, checkPermissions(ctx, set, set.Names()))
+			reportPermissions(ctx, s.logger, s.metrics, checkPermissions(ctx, set, set.Names()))
 			<-ctx.Done()
 			return nil
 		}),
 	}
 	if s.clients.fromFile {
-		work = append(work, s.reloadActor(p.metrics, p.reloads))
+		work = append(work, s.reloadActor(p.reloads))
 	}
 	g.Add(work...)
 
@@ -104,9 +157,7 @@ func (s *service) run(ctx context.Context) error {
 	return err
 }
 
-// startEmbedded starts the embedded NATS server when NATS_URL is empty, as
-// the first layer of g, and returns the URL to connect to and what stops
-// the server.
+// startEmbedded starts the embedded NATS server when NATS_URL is empty, as the first layer of g.
 func (s *service) startEmbedded(g *lifecycle.Group) (natsURL string, stop func(), err error) {
 	if s.cfg.NATSURL != "" {
 		return s.cfg.NATSURL, func() {}, nil
@@ -128,12 +179,9 @@ func (s *service) startEmbedded(g *lifecycle.Group) (natsURL string, stop func()
 	return emb.URL(), stop, nil
 }
 
-// answersWarmup bounds the wait for the stored results to be read, before
-// requests are taken.
 const answersWarmup = 10 * time.Second
 
-// awaitAnswers waits at most answersWarmup for the stored results to be
-// read, so that an alert answered before a restart finds its answer.
+// awaitAnswers waits at most answersWarmup for the stored results to be read.
 func (s *service) awaitAnswers(ctx context.Context, ready <-chan struct{}) {
 	t := time.NewTimer(answersWarmup)
 	defer t.Stop()
@@ -146,9 +194,7 @@ func (s *service) awaitAnswers(ctx context.Context, ready <-chan struct{}) {
 	}
 }
 
-// startFailed is the error of a start that did not complete: a connection
-// closed for good says so; a SIGTERM while connecting or provisioning is a
-// normal stop, not a failure.
+// startFailed is the error of a start that did not complete; a SIGTERM during it is a normal stop.
 func (s *service) startFailed(ctx context.Context, conn *broker.Lifeline, err error) error {
 	if conn != nil && conn.Err() != nil {
 		return conn.Err()
@@ -158,4 +204,101 @@ func (s *service) startFailed(ctx context.Context, conn *broker.Lifeline, err er
 		return nil
 	}
 	return err
+}
+
+// newTracing sets up the process's traces as the OTEL_* variables say.
+func newTracing(e *env, logger *slog.Logger) (*tracing.Provider, error) {
+	p, err := tracing.New(context.Background(), e.lookupEnv, e.stderr, logger.With(slog.String("component", "tracing")))
+	if err != nil {
+		return nil, configError(err)
+	}
+	return p, nil
+}
+
+// tracesActor exports the spans left at the stop; it belongs in the first layer, which stops last.
+func tracesActor(p *tracing.Provider, timeout time.Duration) []lifecycle.Actor {
+	if !p.Enabled() {
+		return nil
+	}
+	return []lifecycle.Actor{lifecycle.Func("traces", func(ctx context.Context) error {
+		<-ctx.Done()
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+		defer cancel()
+		return p.Shutdown(fctx)
+	})}
+}
+
+// httpServer serves /livez, /readyz and /metrics on its listener.
+type httpServer struct {
+	srv *http.Server
+	ln  net.Listener
+}
+
+// listenHTTP listens on HTTP_LISTEN; nil when it is empty.
+func (s *service) listenHTTP(ready func() error, metrics http.Handler) (*httpServer, error) {
+	if s.cfg.HTTPListen == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.HTTPListen)
+	if err != nil {
+		return nil, fmt.Errorf("HTTP_LISTEN %s: %w", s.cfg.HTTPListen, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.Handle("GET /metrics", metrics)
+	return &httpServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln}, nil
+}
+
+// httpActor serves h until interrupted; a server that stops on its own is logged and does not stop the service.
+func (s *service) httpActor(h *httpServer) lifecycle.Actor {
+	return lifecycle.Func("HTTP server", func(ctx context.Context) error {
+		if h == nil {
+			<-ctx.Done()
+			return nil
+		}
+		s.logger.Info("HTTP endpoints listening", slog.String("addr", h.ln.Addr().String()))
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			if err := h.srv.Serve(h.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.logger.Error("HTTP server stopped", slog.Any("error", err))
+			}
+		}()
+		<-ctx.Done()
+		stop, cancel := context.WithTimeout(context.Background(), httpStopTimeout)
+		defer cancel()
+		if err := h.srv.Shutdown(stop); err != nil {
+			s.logger.Warn("HTTP server did not stop cleanly", slog.Any("error", err))
+		}
+		<-served
+		return nil
+	})
+}
+
+// announceReady logs (and tells onReady) when the service first becomes ready.
+func (s *service) announceReady(ctx context.Context, ready func() error, natsURL string, start time.Time) error {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for ready() != nil {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+	s.logger.Info("ready", slog.String("request_subject", s.cfg.RequestSubject), slog.Duration("startup", time.Since(start)))
+	if s.onReady != nil {
+		s.onReady(natsURL)
+	}
+	<-ctx.Done()
+	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,9 +14,13 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/consumer"
+	"github.com/alert-domains/alert-domains/internal/ops"
 	"github.com/alert-domains/alert-domains/message"
 	"github.com/alert-domains/alert-domains/metrics"
 	"github.com/alert-domains/alert-domains/quota"
@@ -41,13 +46,12 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	if err := parse(e.flags("status"), args, true); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(e)
+	cfg, js, closeConn, err := connectClient(ctx, e, "status")
 	if err != nil {
 		return err
 	}
-	// The tenants file is read for the names and app registrations: a
-	// file status cannot use (its secrets are not here) leaves the lines
-	// per tenant out, not the rest of the screen.
+	defer closeConn()
+	// A tenants file status cannot use leaves out the lines per tenant only.
 	list, fromFile, err := loadTenants(cfg, e)
 	tenantsIssue := ""
 	if err != nil && fromFile {
@@ -57,24 +61,17 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	if err != nil || !fromFile {
 		list = nil
 	}
-	// status needs no credential, only the app registration it counts the
-	// quota of.
+	// status needs no credential, only the app registration of the quota.
 	own, err := cfg.EnvironmentTenant()
 	if err != nil {
 		own.Credential.TenantID, own.Credential.ClientID = cfg.AzureTenantID, cfg.AzureClientID
 	}
 	q := statusQuery{tenants: list, quotaLimits: cfg.RateLimits, registration: registration(&own)}
 	if list != nil && cfg.QuotaScope == quota.ScopeShared {
-		// The quota streams of the tenants of the file, named as serve names them.
 		if q.quotaLayout, q.quotaLimits, err = sharedQuota(cfg, list); err != nil {
 			tenantsIssue, q.quotaLimits = err.Error(), nil
 		}
 	}
-	js, closeConn, err := connectClient(ctx, e, cfg, "status")
-	if err != nil {
-		return err
-	}
-	defer closeConn()
 	d, err := readDeployment(ctx, js, cfg, q, time.Now())
 	if err != nil {
 		return err
@@ -89,8 +86,7 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-// printStatus writes the status screen, a table per section; apis are the
-// tenants' APIs with their permission checks.
+// printStatus writes the status screen, a table per section.
 func printStatus(out io.Writer, d *deployment, apis []permissionCheck, tenantsIssue string) error {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	sections := []func(){
@@ -98,7 +94,17 @@ func printStatus(out io.Writer, d *deployment, apis []permissionCheck, tenantsIs
 		func() { d.printTopology(w) },
 		func() { d.printReplicas(w) },
 		func() { fmt.Fprintf(w, "CACHE\t%s\n", d.cache) },
-		func() { printFailures(w, d.failures) },
+		func() {
+			total, kinds := byCount(d.failures)
+			if total == 0 {
+				fmt.Fprintln(w, "FAILURES IN THE LAST HOUR: none")
+				return
+			}
+			fmt.Fprintf(w, "FAILURES IN THE LAST HOUR: %d\n  KIND\tCOUNT\n", total)
+			for _, k := range kinds {
+				fmt.Fprintf(w, "  %s\t%d\n", message.Printable(string(k), 40), d.failures[k])
+			}
+		},
 		func() { printAPIs(w, apis) },
 	}
 	if tenantsIssue != "" {
@@ -132,8 +138,7 @@ func (d *deployment) printHeader(w io.Writer) {
 	}
 }
 
-// printTopology writes the streams, then (a table of its own) the
-// consumers.
+// printTopology writes the streams, then the consumers.
 func (d *deployment) printTopology(w *tabwriter.Writer) {
 	fmt.Fprintln(w, "STREAM\tMESSAGES\tBYTES\tOLDEST\tNEWEST")
 	for i, name := range []string{d.cfg.RequestStream, d.cfg.ResultStream} {
@@ -164,9 +169,7 @@ func (d *deployment) printTopology(w *tabwriter.Writer) {
 	}
 }
 
-// printReplicas writes who answered, for how long each has run and whether
-// each is bound, with the consumer's waiting pulls as the server counts
-// them.
+// printReplicas writes the replicas that answered and the consumer's waiting pulls.
 func (d *deployment) printReplicas(w io.Writer) {
 	pulls, bound := "unknown", 0
 	if c := d.consumers[0]; c != nil {
@@ -199,20 +202,7 @@ func (d *deployment) printReplicas(w io.Writer) {
 	}
 }
 
-func printFailures(w io.Writer, failures map[message.Kind]int) {
-	if len(failures) == 0 {
-		fmt.Fprintln(w, "FAILURES IN THE LAST HOUR: none")
-		return
-	}
-	total, kinds := byCount(failures)
-	fmt.Fprintf(w, "FAILURES IN THE LAST HOUR: %d\n  KIND\tCOUNT\n", total)
-	for _, k := range kinds {
-		fmt.Fprintf(w, "  %s\t%d\n", message.Printable(string(k), 40), failures[k])
-	}
-}
-
-// byCount is the total of failures, and their kinds, the most frequent
-// first.
+// byCount is the total of failures, and their kinds, the most frequent first.
 func byCount(failures map[message.Kind]int) (total int, kinds []message.Kind) {
 	for _, n := range failures {
 		total += n
@@ -222,8 +212,7 @@ func byCount(failures map[message.Kind]int) (total int, kinds []message.Kind) {
 	})
 }
 
-// printTenants prints a line per tenant: those of the file, then any other
-// the results name, then the results that name none.
+// printTenants prints a line per tenant: those of the file, then the others the results name.
 func (d *deployment) printTenants(w *tabwriter.Writer) {
 	var names []string
 	for _, t := range d.tenants {
@@ -276,9 +265,7 @@ func (d *deployment) printTenants(w *tabwriter.Writer) {
 	fmt.Fprint(w, "\nREQUESTS STORED counts the requests kept on the tenant's request subject\n(REQUEST_SUBJECT.<name>), answered or not; PENDING those of them without a\nresult yet (waiting for their quota or a worker, or in hand).\n")
 }
 
-// printQuota prints the Defender quota: per app registration and window,
-// the calls of every replica against the limit and the cooldowns in force
-// (QUOTA_SCOPE=shared), or the attempts of the results of each window.
+// printQuota prints the Defender quota, shared (per app registration) or per process.
 func (d *deployment) printQuota(w *tabwriter.Writer) {
 	text := quotaText(d.cfg.RateLimits)
 	if len(d.cfg.RateLimits) == 0 {
@@ -347,16 +334,12 @@ func byteSize(n uint64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-// statusPermissionTenants bounds the tenants whose token status asks for:
-// one token request each.
+// statusPermissionTenants bounds the tenants whose token status asks for.
 const statusPermissionTenants = 50
 
-// errNotChecked marks a tenant whose permission status did not check.
 var errNotChecked = errors.New("not checked (status asks at most 50 tenants' tokens)")
 
-// statusAPIs reads, beside the rest of status, each tenant's API and what
-// its token says of the permission that API needs; a tenant without a
-// usable credential here is shown with the reason.
+// statusAPIs reads, in the background, each tenant's API and its token's permission.
 func statusAPIs(ctx context.Context, cfg *config.Config, list []config.Tenant) <-chan []permissionCheck {
 	out := make(chan []permissionCheck, 1)
 	go func() {
@@ -383,8 +366,7 @@ func statusAPIs(ctx context.Context, cfg *config.Config, list []config.Tenant) <
 	return out
 }
 
-// printAPIs writes each tenant's API and what its token says of the
-// permission it needs.
+// printAPIs writes each tenant's API and its token's permission.
 func printAPIs(w io.Writer, checks []permissionCheck) {
 	fmt.Fprintln(w, "MICROSOFT API\n  TENANT\tAPI\tPERMISSION")
 	slices.SortFunc(checks, func(a, b permissionCheck) int { return strings.Compare(a.tenant, b.tenant) })
@@ -397,7 +379,9 @@ func printAPIs(w io.Writer, checks []permissionCheck) {
 		case errors.Is(c.err, errNotChecked):
 			p = c.err.Error()
 		case c.err != nil:
-			p = "no token: " + oneLine(c.err.Error(), 120)
+			if p = "no token: " + strings.Join(strings.Fields(c.err.Error()), " "); len(p) > 130 {
+				p = p[:130] + "…" // 120 bytes of the error
+			}
 		case c.perm == connector.PermissionGranted:
 			p += " granted"
 		case c.perm == connector.PermissionMissing:
@@ -409,11 +393,346 @@ func printAPIs(w io.Writer, checks []permissionCheck) {
 	}
 }
 
-// oneLine is s on one line, cut at n bytes.
-func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		s = s[:n] + "…"
+// failureWindow is the span of "recent failures".
+const failureWindow = time.Hour
+
+const missingHint = "missing (start 'alert-domains serve' with PROVISION=true)"
+
+// deployment is what the status screen shows of a deployment.
+type deployment struct {
+	cfg                   *config.Config
+	server, serverVersion string // the server asked (URL without credentials)
+	now                   time.Time
+	open                  bool                      // NATS asks no credentials: anyone reaching it may publish results
+	streams               []*jetstream.StreamInfo   // REQUEST_STREAM, RESULT_STREAM; nil: missing
+	consumers             []*jetstream.ConsumerInfo // the request consumer, the safety net's; nil: missing
+	missing               []string                  // what the service needs and the server lacks
+	replicas              []ops.Replica
+	replicasIssue         string
+	cache                 string               // the cache line
+	failures              map[message.Kind]int // in the last failureWindow
+	ignored               int                  // messages on result subjects the service did not write
+	tenants               []config.Tenant      // of TENANTS_FILE; nil without it
+	byTenant              map[string]*tenantState
+	used                  map[time.Duration]int // attempts of the results of each window of DEFENDER_RATE_LIMITS
+	answered              map[uint64]bool       // request sequences of the results read
+	scanned               time.Duration         // how far back results were read
+	sharedQuota           bool                  // the rows count the shared quota (QUOTA_SCOPE=shared with limits)
+	quotaIssue            string                // why the shared quota could not be read
+	quota                 []quotaRow
+}
+
+// tenantState is what status knows of one tenant ("": results that name none).
+type tenantState struct {
+	results  int
+	failures map[message.Kind]int
+	stored   uint64 // requests stored on its request subject
+	pending  int64  // of those past the consumer's acknowledgement floor, without a result; -1: not known
+	used     map[time.Duration]int
+	quota    []quotaRow
+}
+
+// quotaRow is the use of one limit: of an app registration (name), or of the process.
+type quotaRow struct {
+	name     string
+	limit    connector.Limit
+	used     int
+	cooldown time.Time // the registration's calls are paused until then
+}
+
+// statusQuery says what readDeployment reads beside the configuration.
+type statusQuery struct {
+	tenants      []config.Tenant
+	quotaLimits  []connector.Limit // none: the shared quota is not read
+	quotaLayout  quota.Layout      // zero: that of DEFENDER_RATE_LIMITS
+	registration quota.Registration
+}
+
+// readDeployment reads the state of cfg's deployment at now.
+func readDeployment(ctx context.Context, js jetstream.JetStream, cfg *config.Config, q statusQuery, now time.Time) (*deployment, error) {
+	nc := js.Conn()
+	d := &deployment{cfg: cfg, server: nc.ConnectedUrlRedacted(), serverVersion: nc.ConnectedServerVersion(), now: now, open: !nc.AuthRequired(),
+		failures: map[message.Kind]int{}, tenants: q.tenants, byTenant: map[string]*tenantState{}, used: map[time.Duration]int{}, answered: map[uint64]bool{}}
+	for _, t := range q.tenants {
+		d.tenant(t.Name)
 	}
-	return s
+	if err := d.readTopology(ctx, js); err != nil {
+		return nil, err
+	}
+	var err error
+	if d.replicas, err = ops.ReadReplicas(ctx, nc, cfg); err != nil {
+		d.replicasIssue = err.Error()
+	}
+	d.cache = readCache(ctx, js, cfg)
+	if d.streams[1] != nil {
+		if err := d.readResults(ctx, js); err != nil {
+			return nil, err
+		}
+	}
+	if d.streams[0] != nil && d.perTenant() {
+		if err := d.readTenantRequests(ctx, js); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.QuotaScope == quota.ScopeShared && len(q.quotaLimits) > 0 {
+		d.readSharedQuota(ctx, js, q)
+		return d, nil
+	}
+	for _, l := range cfg.RateLimits { // the quota each process counts alone, from the results' attempts
+		d.quota = append(d.quota, quotaRow{limit: l, used: d.used[l.Window]})
+	}
+	for name, ts := range d.byTenant {
+		for _, l := range d.tenantLimits(name) {
+			ts.quota = append(ts.quota, quotaRow{limit: l, used: ts.used[l.Window]})
+		}
+	}
+	return d, nil
+}
+
+func (d *deployment) tenant(name string) *tenantState {
+	ts, ok := d.byTenant[name]
+	if !ok {
+		ts = &tenantState{failures: map[message.Kind]int{}, used: map[time.Duration]int{}, pending: -1}
+		d.byTenant[name] = ts
+	}
+	return ts
+}
+
+// readTopology reads the streams and consumers the service needs, naming those missing.
+func (d *deployment) readTopology(ctx context.Context, js jetstream.JetStream) error {
+	for _, name := range []string{d.cfg.RequestStream, d.cfg.ResultStream} {
+		s, err := js.Stream(ctx, name)
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			d.streams, d.missing = append(d.streams, nil), append(d.missing, "stream "+name)
+		case err != nil:
+			return fmt.Errorf("stream %s: %w", name, err)
+		default:
+			d.streams = append(d.streams, s.CachedInfo())
+		}
+	}
+	topo := broker.NewTopology(d.cfg)
+	for _, name := range []string{topo.Consumer.Durable, topo.Advisories.Durable} {
+		c, err := js.Consumer(ctx, d.cfg.RequestStream, name)
+		switch {
+		case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
+			d.consumers, d.missing = append(d.consumers, nil), append(d.missing, "consumer "+name)
+		case err != nil:
+			return fmt.Errorf("consumer %s: %w", name, err)
+		default:
+			d.consumers = append(d.consumers, c.CachedInfo())
+		}
+	}
+	return nil
+}
+
+// readCache counts the success results of the last CACHE_TTL with an ephemeral consumer.
+func readCache(ctx context.Context, js jetstream.JetStream, cfg *config.Config) string {
+	if cfg.CacheTTL <= 0 {
+		return "off (CACHE_TTL=0)"
+	}
+	ttl := metrics.ShortDuration(cfg.CacheTTL)
+	head := fmt.Sprintf("success results of stream %s, TTL %s: ", cfg.ResultStream, ttl)
+	from := time.Now().Add(-cfg.CacheTTL)
+	c, err := js.CreateConsumer(ctx, cfg.ResultStream, jetstream.ConsumerConfig{
+		Description:    "alert-domains status: success results within CACHE_TTL",
+		FilterSubjects: []string{cfg.SuccessSubject, broker.TenantSubject(cfg.SuccessSubject)},
+		DeliverPolicy:  jetstream.DeliverByStartTimePolicy, OptStartTime: &from,
+		AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: 10 * time.Second, MemoryStorage: true, Replicas: 1,
+	})
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return head + "the stream is missing"
+	case err != nil:
+		return head + err.Error()
+	}
+	info := c.CachedInfo()
+	_ = js.DeleteConsumer(ctx, cfg.ResultStream, info.Name) // it goes by itself once inactive
+	return head + fmt.Sprintf("%d stored in the last %s", info.NumPending, ttl)
+}
+
+// readResults reads the results of the last hour, or of the longest quota window up to the results' retention.
+func (d *deployment) readResults(ctx context.Context, js jetstream.JetStream) error {
+	d.scanned = failureWindow
+	limits := slices.Clone(d.cfg.RateLimits)
+	for _, t := range d.tenants {
+		limits = append(limits, t.RateLimits...)
+	}
+	for _, l := range limits {
+		d.scanned = max(d.scanned, min(l.Window, broker.ResultMaxAge))
+	}
+	b, err := ops.NewBeliever(ctx, js, d.cfg)
+	if err != nil {
+		return err
+	}
+	if err := b.Preload(ctx, d.now.Add(-d.scanned)); err != nil {
+		return fmt.Errorf("read requests: %w", err)
+	}
+	err = consumer.Scan(ctx, js, d.cfg.ResultStream, ops.ResultsSince(d.cfg, d.now.Add(-d.scanned)), func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
+		var r message.Result
+		label, err := b.Subjects.Label(d.cfg.RequestStream, msg.Subject(), msg.Headers())
+		if err != nil || json.Unmarshal(msg.Data(), &r) != nil || r.RequestSequence != label.Seq {
+			b.Ignored++
+			return true, nil
+		}
+		if res, gone, err := b.Believe(ctx, msg.Subject(), msg.Headers(), msg.Data()); res == nil && !gone {
+			return err == nil, err
+		}
+		d.count(&r, label.Tenant, d.now.Sub(meta.Timestamp))
+		return true, nil
+	})
+	d.ignored = b.Ignored
+	if err != nil {
+		return fmt.Errorf("read results: %w", err)
+	}
+	return nil
+}
+
+// count adds result r, stored age ago, to the failures and the quota use.
+func (d *deployment) count(r *message.Result, tenant string, age time.Duration) {
+	d.answered[r.RequestSequence] = true
+	if tenant == "" && r.Tenant == config.DefaultTenant {
+		tenant = r.Tenant // the plain subjects' tenant
+	}
+	ts := d.tenant(tenant)
+	if age <= failureWindow {
+		ts.results++
+		if r.Error != nil {
+			d.failures[r.Error.Kind]++
+			ts.failures[r.Error.Kind]++
+		}
+	}
+	for _, l := range d.cfg.RateLimits {
+		if age <= l.Window {
+			d.used[l.Window] += r.Attempts
+		}
+	}
+	for _, l := range d.tenantLimits(tenant) {
+		if age <= l.Window {
+			ts.used[l.Window] += r.Attempts
+		}
+	}
+}
+
+// readTenantRequests counts the requests on each tenant's subject, and those without a result.
+func (d *deployment) readTenantRequests(ctx context.Context, js jetstream.JetStream) error {
+	s, err := js.Stream(ctx, d.cfg.RequestStream)
+	var info *jetstream.StreamInfo
+	if err == nil {
+		info, err = s.Info(ctx, jetstream.WithSubjectFilter(broker.TenantSubject(d.cfg.RequestSubject)))
+	}
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", d.cfg.RequestStream, err)
+	}
+	for subject, n := range info.State.Subjects {
+		name, _ := strings.CutPrefix(subject, d.cfg.RequestSubject+".")
+		ts, ok := d.byTenant[name] // only the tenants shown: any publisher can make up subjects
+		if !ok || name == "" {
+			continue
+		}
+		ts.stored = n
+		if floor := d.consumers[0]; floor != nil {
+			ts.pending = d.unansweredAfter(ctx, js, subject, floor.AckFloor.Stream)
+		}
+	}
+	return nil
+}
+
+// unansweredAfter counts the requests on subject after floor without a result; -1: unknown.
+func (d *deployment) unansweredAfter(ctx context.Context, js jetstream.JetStream, subject string, floor uint64) int64 {
+	var n int64
+	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: floor + 1, HeadersOnly: true}
+	err := consumer.Scan(ctx, js, d.cfg.RequestStream, occ, func(_ jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
+		if !d.answered[meta.Sequence.Stream] {
+			n++
+		}
+		return true, nil
+	})
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// readSharedQuota fills the quota rows from the shared quota's streams, per app registration and window.
+func (d *deployment) readSharedQuota(ctx context.Context, js jetstream.JetStream, q statusQuery) {
+	d.sharedQuota = true
+	layout := q.quotaLayout
+	if layout.Consumer() == "" {
+		layout = quota.NewLayout(d.cfg.ConsumerName, d.cfg.RateLimits)
+	}
+	use, err := quota.ReadUse(ctx, js, layout, q.quotaLimits)
+	if err != nil {
+		if d.quotaIssue = err.Error(); errors.Is(err, jetstream.ErrStreamNotFound) {
+			d.quotaIssue = missingHint
+		}
+		return
+	}
+	cooldowns, _ := quota.ReadCooldowns(ctx, js, d.cfg.ConsumerName)
+	own := q.registration.Key()
+	names := map[string]string{own: q.registration.String()}
+	keys, held := map[string]bool{}, map[string][]connector.Limit{} // the registrations shown, and the limits each is held to
+	keyOf := map[string]string{}                                    // the registration of each tenant shown
+	for _, u := range use {
+		for k := range u.ByKey {
+			keys[k], held[k] = true, append(held[k], u.Limit)
+		}
+	}
+	if d.tenants == nil {
+		keys[own] = true
+		for _, u := range use {
+			held[own] = append(held[own], u.Limit)
+		}
+		for name := range d.byTenant {
+			keyOf[name] = own
+		}
+		delete(keyOf, "")
+	} else {
+		delete(keys, own)
+	}
+	for _, t := range d.tenants {
+		k := registration(&t).Key()
+		if prev, ok := names[k]; ok && k != own {
+			names[k] = prev + ", " + t.Name
+		} else {
+			names[k] = "tenant " + t.Name
+		}
+		keys[k] = keys[k] || len(t.RateLimits) > 0
+		held[k], keyOf[t.Name] = append(held[k], quota.Enforced(t.RateLimits)...), k
+	}
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		for _, u := range use {
+			if keys[k] && slices.Contains(held[k], u.Limit) {
+				d.quota = append(d.quota, quotaRow{name: cmp.Or(names[k], "key "+k), limit: u.Limit, used: u.ByKey[k], cooldown: cooldowns[k]})
+			}
+		}
+	}
+	for name, k := range keyOf {
+		for _, l := range quota.Enforced(d.tenantLimits(name)) {
+			for _, u := range use {
+				if u.Limit == l {
+					d.tenant(name).quota = append(d.tenant(name).quota, quotaRow{limit: l, used: u.ByKey[k]})
+				}
+			}
+		}
+	}
+}
+
+// perTenant: with TENANTS_FILE, or results naming more than one tenant, a line per tenant.
+func (d *deployment) perTenant() bool {
+	named := len(d.byTenant)
+	if _, ok := d.byTenant[""]; ok {
+		named--
+	}
+	return d.tenants != nil || named > 1
+}
+
+// tenantLimits are the quota limits of the tenant called name.
+func (d *deployment) tenantLimits(name string) []connector.Limit {
+	for _, t := range d.tenants {
+		if t.Name == name {
+			return t.RateLimits
+		}
+	}
+	return d.cfg.RateLimits
 }

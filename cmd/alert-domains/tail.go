@@ -50,11 +50,7 @@ func runTail(ctx context.Context, e *env, args []string) error {
 		}
 		o.Since = from
 	}
-	cfg, err := loadConfig(e)
-	if err != nil {
-		return err
-	}
-	js, closeConn, err := connectClient(ctx, e, cfg, "tail")
+	cfg, js, closeConn, err := connectClient(ctx, e, "tail")
 	if err != nil {
 		return err
 	}
@@ -88,7 +84,6 @@ func runTail(ctx context.Context, e *env, args []string) error {
 	}
 }
 
-// checkTenant checks the --tenant flag of a command.
 func checkTenant(command, name string) error {
 	if name != "" && !config.ValidTenantName(name) {
 		return usageErrorf("%s: --tenant: %q is not a tenant name ([a-z0-9][a-z0-9-]{0,62})", command, name)
@@ -96,8 +91,7 @@ func checkTenant(command, name string) error {
 	return nil
 }
 
-// interrupted turns the error of a command that runs until Ctrl-C into a
-// clean exit when the interruption caused it.
+// interrupted is nil when the interruption caused err.
 func interrupted(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return nil
@@ -105,10 +99,7 @@ func interrupted(ctx context.Context, err error) error {
 	return err
 }
 
-// resultLine is one result as tail prints it: completedAt, status, tenant
-// (its subject's, else its own), alert, then the domains of a success or the
-// error of a failure.
-// Every text from the wire is made printable and bounded.
+// resultLine is one result as tail prints it, every text from the wire printable and bounded.
 func resultLine(r *message.Result, tenant string) string {
 	detail := resultDetail(r, "(no domains)")
 	if r.Cached != nil && *r.Cached {
@@ -122,8 +113,7 @@ func resultLine(r *message.Result, tenant string) string {
 		cmp.Or(message.Printable(cmp.Or(tenant, r.Tenant), 63), "-"), message.Printable(cmp.Or(r.AlertID, "-"), 128), message.Printable(detail, 2048), extra)
 }
 
-// resultDetail is the domains of a success (none when it has none) or the
-// error of a failure.
+// resultDetail is the domains of a success or the error of a failure.
 func resultDetail(r *message.Result, none string) string {
 	if r.Error == nil {
 		return cmp.Or(strings.Join(r.Domains, ", "), none)

@@ -2,11 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"os"
+	"os/signal"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -14,16 +19,14 @@ import (
 	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/internal/lifecycle"
 	"github.com/alert-domains/alert-domains/internal/ops"
 	"github.com/alert-domains/alert-domains/metrics"
 	"github.com/alert-domains/alert-domains/quota"
 	"github.com/alert-domains/alert-domains/tenants"
 )
 
-// loadTenants is the tenants of the configuration: those of TENANTS_FILE,
-// or the one tenant "default" that the AZURE_* variables form. fromFile
-// reports which. A mistake is exit status 2; the environment's tenant comes
-// with its error, for status to show.
+// loadTenants is the tenants of TENANTS_FILE (fromFile), or the tenant of the AZURE_* variables.
 func loadTenants(cfg *config.Config, e *env) (list []config.Tenant, fromFile bool, err error) {
 	if cfg.TenantsFile == "" {
 		t, err := cfg.EnvironmentTenant()
@@ -39,9 +42,7 @@ func loadTenants(cfg *config.Config, e *env) (list []config.Tenant, fromFile boo
 	return list, true, nil
 }
 
-// newTenantConnector builds the Defender client of one tenant: its own
-// credential (and token cache), API URL, scope, and quota of this process
-// unless extra gives another.
+// newTenantConnector builds the Defender client of one tenant.
 func newTenantConnector(cfg *config.Config, t *config.Tenant, hc *http.Client, extra ...connector.Option) (*connector.Client, error) {
 	credCfg := t.Credential
 	opts := []connector.Option{
@@ -60,10 +61,7 @@ func newTenantConnector(cfg *config.Config, t *config.Tenant, hc *http.Client, e
 	return connector.New(t.API, t.APIURL, cred, t.Scope, append(opts, extra...)...)
 }
 
-// sharedQuota lays out the shared quota's streams for the tenants of list
-// and returns the limits they enforce together, one stream each. Tenants
-// of one app registration must give a window the same count: their calls
-// reach one Defender quota.
+// sharedQuota lays out the shared quota's streams for list and returns their limits.
 func sharedQuota(cfg *config.Config, list []config.Tenant) (quota.Layout, []connector.Limit, error) {
 	type window struct {
 		count  int
@@ -88,8 +86,7 @@ func sharedQuota(cfg *config.Config, list []config.Tenant) (quota.Layout, []conn
 	return quota.NewLayout(cfg.ConsumerName, quota.Primary(cfg.RateLimits, lists...)), quota.Enforced(lists...), nil
 }
 
-// windowCount is the count limits give window (the smallest, as the quota
-// keeps, where it is given twice), and whether they give it.
+// windowCount is the (smallest) count limits give window, and whether they give it.
 func windowCount(limits []connector.Limit, window time.Duration) (int, bool) {
 	n, ok := 0, false
 	for _, l := range limits {
@@ -105,8 +102,7 @@ func registration(t *config.Tenant) quota.Registration {
 	return quota.Registration{API: t.API, Cloud: t.Cloud, TenantID: t.Credential.TenantID, ClientID: t.Credential.ClientID}
 }
 
-// newTenantQuota is the shared quota of one tenant's app registration, in
-// the streams of layout.
+// newTenantQuota is the shared quota of t's app registration, in the streams of layout.
 func newTenantQuota(cfg *config.Config, layout quota.Layout, t *config.Tenant, logger *slog.Logger, obs quota.Observer) (*quota.Shared, error) {
 	opts := []quota.SharedOption{quota.WithLogger(logger.With(slog.String("component", "quota"), slog.String("tenant", t.Name))), quota.WithHold(cfg.DefenderTimeout)}
 	if obs != nil {
@@ -115,9 +111,7 @@ func newTenantQuota(cfg *config.Config, layout quota.Layout, t *config.Tenant, l
 	return quota.NewShared(layout, registration(t), t.RateLimits, opts...)
 }
 
-// prepareQuotaLimits provisions (or, with PROVISION=false, verifies) the
-// shared quota's streams and bucket: layout names them, limits are every
-// tenant's. Provisioning waits out a busy cluster as the topology's does.
+// prepareQuotaLimits provisions (or, with PROVISION=false, verifies) the shared quota's streams and bucket.
 func prepareQuotaLimits(ctx context.Context, js jetstream.JetStream, cfg *config.Config, layout quota.Layout, limits []connector.Limit, logger *slog.Logger) error {
 	if cfg.Provision {
 		return broker.Retrying(ctx, logger, func() error {
@@ -127,10 +121,7 @@ func prepareQuotaLimits(ctx context.Context, js jetstream.JetStream, cfg *config
 	return quota.Verify(ctx, js, layout, limits)
 }
 
-// tenantClients builds and keeps the Defender clients of the tenants
-// served, each with its own credential, token cache and quota, and reloads
-// TENANTS_FILE: with QUOTA_SCOPE=shared it owns the shared quota of each
-// app registration and runs them once NATS is there.
+// tenantClients keeps the Defender clients of the tenants served and their shared quotas.
 type tenantClients struct {
 	cfg      *config.Config
 	e        *env
@@ -153,9 +144,7 @@ type tenantClients struct {
 	wg      sync.WaitGroup
 }
 
-// newTenantClients builds the clients of list (from TENANTS_FILE when
-// fromFile), or of its tenants named only, sending their calls through hc
-// when it is not nil.
+// newTenantClients builds the clients of list, or of its tenants named only.
 func newTenantClients(cfg *config.Config, e *env, list []config.Tenant, fromFile bool, hc *http.Client, logger *slog.Logger, m *metrics.Metrics, opts []connector.Option, only ...string) (*tenantClients, error) {
 	c := &tenantClients{cfg: cfg, e: e, logger: logger, opts: opts, hc: hc, m: m, fromFile: fromFile,
 		quotas: map[string]*quota.Shared{}, started: map[*quota.Shared]bool{}}
@@ -182,8 +171,7 @@ func newTenantClients(cfg *config.Config, e *env, list []config.Tenant, fromFile
 	return c, nil
 }
 
-// build makes the client of one tenant, with the shared quota of its app
-// registration.
+// build makes the client of one tenant, with its registration's shared quota.
 func (c *tenantClients) build(t *config.Tenant) (tenants.Lookup, error) {
 	var opts []connector.Option
 	if c.m != nil {
@@ -207,14 +195,12 @@ func (c *tenantClients) build(t *config.Tenant) (tenants.Lookup, error) {
 	return newTenantConnector(c.cfg, t, c.hc, append(opts, c.opts...)...)
 }
 
-// client is the Defender client of the tenant called name.
 func (c *tenantClients) client(name string) *connector.Client {
 	l, _ := c.router.Set().Lookup(name)
 	client, _ := l.(*connector.Client)
 	return client
 }
 
-// noteTenants logs the tenants served.
 func (c *tenantClients) noteTenants(list []config.Tenant) {
 	for _, t := range list {
 		c.logger.Info("tenant", slog.String("tenant", t.Name), slog.String("cloud", t.Cloud), slog.String("api_url", t.APIURL),
@@ -222,10 +208,7 @@ func (c *tenantClients) noteTenants(list []config.Tenant) {
 	}
 }
 
-// start provisions the shared quota's streams (runQuotas then runs the
-// shared quotas), or seeds each tenant's own limiter with the calls its
-// recent results record, so that a restart does not begin with a blank
-// window.
+// start provisions the shared quota's streams, or seeds each tenant's limiter with its recent calls.
 func (c *tenantClients) start(ctx context.Context, js jetstream.JetStream) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -236,8 +219,7 @@ func (c *tenantClients) start(ctx context.Context, js jetstream.JetStream) error
 	return c.seedLimiters(ctx, js)
 }
 
-// runQuotas runs every shared quota, those a reload adds included, until
-// ctx ends, and returns once they have all stopped.
+// runQuotas runs every shared quota, those a reload adds included, until ctx ends.
 func (c *tenantClients) runQuotas(ctx context.Context) error {
 	c.mu.Lock()
 	c.runCtx = ctx
@@ -265,10 +247,7 @@ func (c *tenantClients) runQuotasLocked() {
 	}
 }
 
-// reload reads TENANTS_FILE again and swaps the tenants served: unchanged
-// ones keep their clients, new and changed ones (changed) get new ones.
-// Work in flight finishes with the client it has; an invalid file changes
-// nothing.
+// reload reads TENANTS_FILE again and swaps the tenants served; an invalid file changes nothing.
 func (c *tenantClients) reload(ctx context.Context) (list []config.Tenant, changed []string, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -282,21 +261,14 @@ func (c *tenantClients) reload(ctx context.Context) (list []config.Tenant, chang
 			return nil, nil, err
 		}
 	}
-	known := make(map[string]bool, len(c.quotas))
-	for k := range c.quotas {
-		known[k] = true
-	}
+	known := maps.Clone(c.quotas)
 	old := c.router.Set()
 	set, err := tenants.Rebuild(old, list, c.build)
 	if err == nil && c.js != nil && len(limits) > 0 {
 		err = prepareQuotaLimits(ctx, c.js, c.cfg, c.layout, limits, c.logger)
 	}
 	if err != nil {
-		for k := range c.quotas { // quotas of a set never used
-			if !known[k] {
-				delete(c.quotas, k)
-			}
-		}
+		maps.DeleteFunc(c.quotas, func(k string, _ *quota.Shared) bool { return known[k] == nil }) // of a set never used
 		c.layout = prev
 		return nil, nil, err
 	}
@@ -313,10 +285,8 @@ func (c *tenantClients) reload(ctx context.Context) (list []config.Tenant, chang
 	return list, changed, nil
 }
 
-// reloadLayout is the shared quota's layout for the tenants of a reloaded
-// file. The streams' names hang on the primary counts: renamed here alone,
-// this replica would count apart from the others; a window added or no
-// longer used renames nothing in use.
+// reloadLayout is the shared quota's layout for a reloaded file; it refuses
+// to rename a stream in use, or this replica would count apart from the others.
 func (c *tenantClients) reloadLayout(list []config.Tenant) (quota.Layout, []connector.Limit, error) {
 	layout, limits, err := sharedQuota(c.cfg, list)
 	switch {
@@ -337,8 +307,7 @@ func (c *tenantClients) reloadLayout(list []config.Tenant) (quota.Layout, []conn
 // seedTimeout bounds the read of recent results at start.
 const seedTimeout = 10 * time.Second
 
-// seedLimiters logs in each tenant's own limiter the calls its results of
-// the longest quota window record (ops.RecentCalls).
+// seedLimiters logs in each tenant's own limiter its recent calls.
 func (c *tenantClients) seedLimiters(ctx context.Context, js jetstream.JetStream) error {
 	set := c.router.Set()
 	span := time.Duration(0)
@@ -369,15 +338,137 @@ func (c *tenantClients) seedLimiters(ctx context.Context, js jetstream.JetStream
 	return nil
 }
 
-// tenantQuota is, for the metrics, the quota the client of each tenant of
-// the current set spends (a tenant's own limiter, or the shared quota of
-// its app registration), nil for a tenant that is not in the set.
-func tenantQuota(c *tenantClients) func(tenant string) metrics.Quota {
-	return func(tenant string) metrics.Quota {
-		if client := c.client(tenant); client != nil {
-			q, _ := client.Quota().(metrics.Quota)
-			return q
-		}
-		return nil
+// tenantsFileCheck is how often the tenants file is read for a change.
+const tenantsFileCheck = 5 * time.Second
+
+// reloadActor reloads TENANTS_FILE on SIGHUP (caught from now on) and when its content changes.
+func (s *service) reloadActor(count func(outcome string)) lifecycle.Actor {
+	sum := func() ([sha256.Size]byte, bool) {
+		data, err := config.ReadTenantsFile(s.cfg.TenantsFile)
+		return sha256.Sum256(data), err == nil
 	}
+	last, _ := sum()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	return lifecycle.Func("tenants reload", func(ctx context.Context) error {
+		defer signal.Stop(hup)
+		var checks sync.WaitGroup
+		defer checks.Wait()
+		tick := time.NewTicker(tenantsFileCheck)
+		defer tick.Stop()
+		for {
+			reason := "SIGHUP"
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-hup:
+			case <-tick.C:
+				if now, ok := sum(); !ok || now == last {
+					continue
+				}
+				reason = "file changed"
+			}
+			if now, ok := sum(); ok {
+				last = now
+			}
+			list, changed, err := s.clients.reload(ctx)
+			if err != nil {
+				count(metrics.ReloadRefused)
+				s.logger.Error("tenants file not reloaded: the running tenants stay", slog.String("file", s.cfg.TenantsFile),
+					slog.String("reason", reason), slog.Any("error", err))
+				continue
+			}
+			s.metrics.SetTenants(tenantAPIs(list))
+			count(metrics.ReloadApplied)
+			s.logger.Info("tenants reloaded", slog.String("file", s.cfg.TenantsFile), slog.String("reason", reason), slog.Any("tenants", slices.Sorted(maps.Keys(tenantAPIs(list)))))
+			warnRetirement(s.logger, list)
+			set := s.clients.router.Set()
+			checks.Go(func() { reportPermissions(ctx, s.logger, s.metrics, checkPermissions(ctx, set, changed)) })
+		}
+	})
+}
+
+// permissionCheck is what one tenant's token says of the permission its API needs.
+type permissionCheck struct {
+	tenant string
+	api    connector.API
+	perm   connector.Permission
+	err    error // no token could be had
+}
+
+// permissionChecks bounds the token requests made at once; permissionTimeout bounds one.
+const (
+	permissionChecks  = 4
+	permissionTimeout = 30 * time.Second
+)
+
+// checkPermissions gets a token for each tenant of names in set and reads its roles claim.
+func checkPermissions(ctx context.Context, set *tenants.Set, names []string) []permissionCheck {
+	out := make([]permissionCheck, len(names))
+	sem := make(chan struct{}, permissionChecks)
+	var wg sync.WaitGroup
+	for i, name := range names {
+		l, ok := set.Lookup(name)
+		client, isClient := l.(*connector.Client)
+		if !ok || !isClient {
+			continue
+		}
+		out[i] = permissionCheck{tenant: name, api: client.API()}
+		wg.Go(func() {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			defer func() { <-sem }()
+			cctx, cancel := context.WithTimeout(ctx, permissionTimeout)
+			defer cancel()
+			out[i].perm, out[i].err = client.CheckPermission(cctx)
+		})
+	}
+	wg.Wait()
+	return slices.DeleteFunc(out, func(c permissionCheck) bool { return c.tenant == "" })
+}
+
+// reportPermissions logs each check that found a problem and sets the metric.
+func reportPermissions(ctx context.Context, logger *slog.Logger, m *metrics.Metrics, checks []permissionCheck) {
+	for _, c := range checks {
+		if m != nil {
+			m.Permission(c.tenant, c.api, c.perm)
+		}
+		switch {
+		case ctx.Err() != nil:
+			return
+		case c.err != nil:
+			logger.Warn("no access token for the tenant: its requests fail until the credential works",
+				slog.String("tenant", c.tenant), slog.String("api", string(c.api)), slog.Any("error", c.err))
+		case c.perm == connector.PermissionMissing:
+			logger.Error("the app registration lacks the permission its API needs: requests fail as forbidden until an admin grants consent, then replay them",
+				slog.String("tenant", c.tenant), slog.String("api", string(c.api)),
+				slog.String("permission", c.api.Permission()), slog.String("consent", consentStep(c.api)))
+		}
+	}
+}
+
+// consentStep says where an admin grants the permission api needs.
+func consentStep(api connector.API) string {
+	if api == connector.MDE {
+		return "Entra admin center > App registrations > the app > API permissions > Add a permission > APIs my organization uses > WindowsDefenderATP > Application permissions > URL.Read.All, then Grant admin consent"
+	}
+	return "Entra admin center > App registrations > the app > API permissions > Add a permission > Microsoft Graph > Application permissions > SecurityAlert.Read.All, then Grant admin consent"
+}
+
+// warnRetirement logs that Microsoft retires the endpoint API, when any tenant uses it.
+func warnRetirement(logger *slog.Logger, list []config.Tenant) {
+	var on []string
+	for _, t := range list {
+		if t.API == connector.MDE {
+			on = append(on, t.Name)
+		}
+	}
+	if len(on) == 0 {
+		return
+	}
+	logger.Warn("Microsoft retires the Defender for Endpoint API on "+connector.MDERetirement+" (MC1220762): set DEFENDER_API=graph (or api: graph per tenant) after granting SecurityAlert.Read.All; see docs/migrating-to-graph.md",
+		slog.Any("tenants", on))
 }
