@@ -38,7 +38,45 @@ func StartNATSCluster(tb testing.TB, n int, opts ...NATSOption) *NATSCluster {
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	bin := NATSServerBinary(tb)
+	c := newCluster(tb, n, NATSServerBinary(tb), cfg)
+	tb.Cleanup(func() {
+		for _, node := range c.Nodes {
+			if node.running() {
+				if err := node.stop(syscall.SIGTERM); err != nil {
+					tb.Errorf("testenv: nats-server %s: %v", node.name, err)
+				}
+			}
+			if tb.Failed() {
+				tb.Logf("nats-server %s output:\n%s", node.name, node.out.String())
+			}
+		}
+	})
+	// A node's JetStream answers only once the cluster has a quorum: start
+	// every process before waiting for any.
+	for _, node := range c.Nodes {
+		proc, err := startProcess(node.bin, baseEnv(), node.args, node.out)
+		if err != nil {
+			tb.Fatalf("testenv: %v", err)
+		}
+		node.proc = proc
+	}
+	for _, node := range c.Nodes {
+		if err := node.waitReady(); err != nil {
+			tb.Fatalf("testenv: nats-server %s: %v", node.name, err)
+		}
+	}
+	// Before the meta group's leader sees every other node online and
+	// current, a stream with as many replicas as nodes fails with "no
+	// suitable peers for placement".
+	Eventually(tb, cfg.startTimeout, natsPollInterval, func() bool {
+		return c.formed() == nil
+	}, "the JetStream cluster to form (every node online and current)")
+	return c
+}
+
+// newCluster lays out n nodes of bin, each on free ports of its own, with
+// routes to every node.
+func newCluster(tb testing.TB, n int, bin string, cfg natsConfig) *NATSCluster {
 	used := map[int]bool{}
 	port := func() int {
 		for {
@@ -79,38 +117,6 @@ func StartNATSCluster(tb testing.TB, n int, opts ...NATSOption) *NATSCluster {
 			"--routes", strings.Join(routes, ","),
 		}, cfg.args...)
 	}
-	tb.Cleanup(func() {
-		for _, node := range c.Nodes {
-			if node.running() {
-				if err := node.stop(syscall.SIGTERM); err != nil {
-					tb.Errorf("testenv: nats-server %s: %v", node.name, err)
-				}
-			}
-			if tb.Failed() {
-				tb.Logf("nats-server %s output:\n%s", node.name, node.out.String())
-			}
-		}
-	})
-	// A node's JetStream answers only once the cluster has a quorum: start
-	// every process before waiting for any.
-	for _, node := range c.Nodes {
-		proc, err := startProcess(node.bin, baseEnv(), node.args, node.out)
-		if err != nil {
-			tb.Fatalf("testenv: %v", err)
-		}
-		node.proc = proc
-	}
-	for _, node := range c.Nodes {
-		if err := node.waitReady(); err != nil {
-			tb.Fatalf("testenv: nats-server %s: %v", node.name, err)
-		}
-	}
-	// Before the meta group's leader sees every other node online and
-	// current, a stream with as many replicas as nodes fails with "no
-	// suitable peers for placement".
-	Eventually(tb, cfg.startTimeout, natsPollInterval, func() bool {
-		return c.formed() == nil
-	}, "the JetStream cluster to form (every node online and current)")
 	return c
 }
 
