@@ -23,9 +23,13 @@ type builtOnce struct {
 	err  error
 }
 
-func (b *builtOnce) get(build func() (string, error)) (string, error) {
+func (b *builtOnce) get(tb testing.TB, name string, build func() (string, error)) string {
+	tb.Helper()
 	b.once.Do(func() { b.path, b.err = build() })
-	return b.path, b.err
+	if b.err != nil {
+		tb.Fatalf("testenv: %s binary: %v", name, b.err)
+	}
+	return b.path
 }
 
 var (
@@ -34,43 +38,25 @@ var (
 	alertDomainsPlainBuild builtOnce
 )
 
-// NATSServerBinary returns the path of a nats-server executable built from
-// the version of the github.com/nats-io/nats-server/v2 module that this
-// module requires. The executable is built at most once per process and kept
-// across runs in a directory under [os.UserCacheDir] named for the module
-// version; it is never downloaded. The first build takes about a minute.
+// NATSServerBinary returns a nats-server built from the module version this
+// module requires, cached per version under [os.UserCacheDir].
 func NATSServerBinary(tb testing.TB) string {
 	tb.Helper()
-	path, err := natsServerBuild.get(buildNATSServer)
-	if err != nil {
-		tb.Fatalf("testenv: nats-server binary: %v", err)
-	}
-	return path
+	return natsServerBuild.get(tb, "nats-server", buildNATSServer)
 }
 
-// BuildBinary returns the path of the alert-domains executable built from
-// ./cmd/alert-domains of this module, with the race detector when the test
-// binary has it. It is built at most once per process; the Go build cache
-// makes later builds quick.
+// BuildBinary returns the alert-domains executable, built with the race
+// detector when the test binary has it.
 func BuildBinary(tb testing.TB) string {
 	tb.Helper()
-	path, err := alertDomainsBuild.get(func() (string, error) { return buildAlertDomains(raceEnabled) })
-	if err != nil {
-		tb.Fatalf("testenv: alert-domains binary: %v", err)
-	}
-	return path
+	return alertDomainsBuild.get(tb, "alert-domains", func() (string, error) { return buildAlertDomains(raceEnabled) })
 }
 
-// BuildPlainBinary is BuildBinary without the race detector, whatever the
-// test binary has: for tests that measure the memory of the binary users
-// run, which the race detector's shadow memory would multiply.
+// BuildPlainBinary is BuildBinary without the race detector, for measuring
+// the memory of the binary users run.
 func BuildPlainBinary(tb testing.TB) string {
 	tb.Helper()
-	path, err := alertDomainsPlainBuild.get(func() (string, error) { return buildAlertDomains(false) })
-	if err != nil {
-		tb.Fatalf("testenv: alert-domains binary: %v", err)
-	}
-	return path
+	return alertDomainsPlainBuild.get(tb, "alert-domains", func() (string, error) { return buildAlertDomains(false) })
 }
 
 func buildNATSServer() (string, error) {
@@ -126,8 +112,7 @@ func buildAlertDomains(race bool) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	// One file per checkout and build mode, so that test processes of other
-	// checkouts, or of the other mode, never replace it.
+	// One file per checkout and mode, so other checkouts never replace it.
 	sum := sha256.Sum256([]byte(root))
 	name := "alert-domains-" + hex.EncodeToString(sum[:6])
 	args := []string{"./cmd/alert-domains"}
@@ -144,9 +129,8 @@ func buildAlertDomains(race bool) (string, error) {
 	return path, goBuild(root, path, args...)
 }
 
-// goBuild builds into a fresh directory beside path, then renames the result
-// to path, so that a process running concurrently never executes a partly
-// written file.
+// goBuild builds beside path and renames the result to path, so no process
+// ever runs a partly written file.
 func goBuild(root, path string, args ...string) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -166,8 +150,7 @@ func goBuild(root, path string, args ...string) error {
 	return os.Rename(out, path)
 }
 
-// moduleRoot returns the directory of the go.mod that governs the current
-// directory.
+// moduleRoot returns the directory of the current go.mod.
 func moduleRoot() (string, error) {
 	gomod, err := goOutput("", "env", "GOMOD")
 	if err != nil {
@@ -191,8 +174,7 @@ func goOutput(dir string, args ...string) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
-// goTool returns the go command; go test puts the one that built the test
-// binary first in PATH.
+// goTool returns the go command; go test puts its own first in PATH.
 func goTool() string {
 	if path, err := exec.LookPath("go"); err == nil {
 		return path

@@ -8,51 +8,32 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// NATSCluster is a JetStream cluster of nats-server child processes with
-// routes on loopback. Each node keeps its ports and store directory across
-// [NATSProcess.Kill] and [NATSProcess.Restart], so a restarted node rejoins
-// with what it had stored and catches up from the others.
+// NATSCluster is a JetStream cluster of nats-server child processes; a
+// restarted node keeps its ports and store, and catches up from the others.
 type NATSCluster struct {
 	Nodes []*NATSProcess
 }
 
-// StartNATSCluster starts n nats-servers built by [NATSServerBinary] as one
-// JetStream cluster (server names n1, n2, ...), on free loopback ports with
-// stores in temporary directories, and waits until every node answers
-// JetStream requests. The nodes are stopped at cleanup, and their output is
-// logged when the test has failed.
+// StartNATSCluster starts n nats-servers (n1, n2, ...) as one JetStream
+// cluster, as [StartNATS] does, and waits until the cluster has formed.
 func StartNATSCluster(tb testing.TB, n int, opts ...NATSOption) *NATSCluster {
 	tb.Helper()
 	if n < 1 {
 		tb.Fatalf("testenv: a cluster of %d nodes", n)
 	}
-	cfg := natsConfig{startTimeout: defaultNATSStartTimeout}
-	for _, opt := range opts {
-		opt(&cfg)
-	}
-	c := newCluster(tb, n, NATSServerBinary(tb), cfg)
+	c := newCluster(tb, n, NATSServerBinary(tb), natsArgs(opts))
 	tb.Cleanup(func() {
 		for _, node := range c.Nodes {
-			if node.running() {
-				if err := node.stop(syscall.SIGTERM); err != nil {
-					tb.Errorf("testenv: nats-server %s: %v", node.name, err)
-				}
-			}
-			if tb.Failed() {
-				tb.Logf("nats-server %s output:\n%s", node.name, node.out.String())
-			}
+			node.cleanup(tb)
 		}
 	})
-	// A node's JetStream answers only once the cluster has a quorum: start
-	// every process before waiting for any.
+	// JetStream answers only once there is a quorum: start all, then wait.
 	for _, node := range c.Nodes {
 		proc, err := startProcess(node.bin, baseEnv(), node.args, node.out)
 		if err != nil {
@@ -65,18 +46,15 @@ func StartNATSCluster(tb testing.TB, n int, opts ...NATSOption) *NATSCluster {
 			tb.Fatalf("testenv: nats-server %s: %v", node.name, err)
 		}
 	}
-	// Before the meta group's leader sees every other node online and
-	// current, a stream with as many replicas as nodes fails with "no
-	// suitable peers for placement".
-	Eventually(tb, cfg.startTimeout, natsPollInterval, func() bool {
+	// Until then, a stream on every node fails with "no suitable peers".
+	Eventually(tb, natsStartTimeout, natsPollInterval, func() bool {
 		return c.formed() == nil
 	}, "the JetStream cluster to form (every node online and current)")
 	return c
 }
 
-// newCluster lays out n nodes of bin, each on free ports of its own, with
-// routes to every node.
-func newCluster(tb testing.TB, n int, bin string, cfg natsConfig) *NATSCluster {
+// newCluster lays out n nodes of bin on distinct free ports, routed to all.
+func newCluster(tb testing.TB, n int, bin string, extra []string) *NATSCluster {
 	used := map[int]bool{}
 	port := func() int {
 		for {
@@ -87,22 +65,17 @@ func newCluster(tb testing.TB, n int, bin string, cfg natsConfig) *NATSCluster {
 		}
 	}
 	c := &NATSCluster{}
-	clusterPorts := make([]int, n)
+	routes := make([]string, n)
 	for i := range n {
 		c.Nodes = append(c.Nodes, &NATSProcess{
-			bin:          bin,
-			name:         "n" + strconv.Itoa(i+1),
-			port:         port(),
-			httpPort:     port(),
-			storeDir:     tb.TempDir(),
-			startTimeout: cfg.startTimeout,
-			out:          newOutput(),
+			bin:      bin,
+			name:     "n" + strconv.Itoa(i+1),
+			port:     port(),
+			httpPort: port(),
+			storeDir: tb.TempDir(),
+			out:      newOutput(),
 		})
-		clusterPorts[i] = port()
-	}
-	routes := make([]string, n)
-	for i, p := range clusterPorts {
-		routes[i] = "nats://127.0.0.1:" + strconv.Itoa(p)
+		routes[i] = "nats://127.0.0.1:" + strconv.Itoa(port())
 	}
 	for i, node := range c.Nodes {
 		node.args = append([]string{
@@ -115,7 +88,7 @@ func newCluster(tb testing.TB, n int, bin string, cfg natsConfig) *NATSCluster {
 			"--cluster_name", "testenv",
 			"--cluster", routes[i],
 			"--routes", strings.Join(routes, ","),
-		}, cfg.args...)
+		}, extra...)
 	}
 	return c
 }
@@ -161,31 +134,20 @@ func (c *NATSCluster) formed() error {
 // placeable creates and deletes a stream with a replica on every node: the
 // meta leader places one only once it has heard from every peer.
 func (c *NATSCluster) placeable() error {
-	nc, err := nats.Connect(c.Nodes[0].URL(), nats.Timeout(time.Second), nats.NoReconnect())
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	const probe = "TESTENV_PLACEMENT_PROBE"
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: probe, Subjects: []string{"_testenv.placement.probe"},
-		Replicas: len(c.Nodes), Storage: jetstream.MemoryStorage}); err != nil {
-		return fmt.Errorf("a stream on %d replicas: %w", len(c.Nodes), err)
-	}
-	return js.DeleteStream(ctx, probe)
+	return probeJS(c.Nodes[0].URL(), 5*time.Second, func(ctx context.Context, js jetstream.JetStream) error {
+		const probe = "TESTENV_PLACEMENT_PROBE"
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: probe, Subjects: []string{"_testenv.placement.probe"},
+			Replicas: len(c.Nodes), Storage: jetstream.MemoryStorage}); err != nil {
+			return fmt.Errorf("a stream on %d replicas: %w", len(c.Nodes), err)
+		}
+		return js.DeleteStream(ctx, probe)
+	})
 }
 
-// Name returns the server name of a cluster node ("n1", ...); empty for a
-// server started alone.
+// Name returns a cluster node's server name ("n1", ...); empty when alone.
 func (n *NATSProcess) Name() string { return n.name }
 
-// URLs returns the client URLs of every node, comma separated, as NATS_URL
-// takes them.
+// URLs returns every node's client URL, comma separated as in NATS_URL.
 func (c *NATSCluster) URLs() string {
 	urls := make([]string, len(c.Nodes))
 	for i, n := range c.Nodes {
@@ -194,38 +156,15 @@ func (c *NATSCluster) URLs() string {
 	return strings.Join(urls, ",")
 }
 
-// Node returns the node with the given server name, or nil.
-func (c *NATSCluster) Node(name string) *NATSProcess {
-	for _, n := range c.Nodes {
-		if n.name == name {
-			return n
-		}
-	}
-	return nil
-}
-
-// JetStream returns a JetStream context on a new connection to every node
-// that reconnects without limit, closed at cleanup.
+// JetStream returns a JetStream context on a reconnecting connection to
+// every node.
 func (c *NATSCluster) JetStream(tb testing.TB) jetstream.JetStream {
 	tb.Helper()
-	nc, err := nats.Connect(c.URLs(),
-		nats.Name("testenv"),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(50*time.Millisecond),
-	)
-	if err != nil {
-		tb.Fatalf("testenv: connect to %s: %v", c.URLs(), err)
-	}
-	tb.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		tb.Fatalf("testenv: jetstream: %v", err)
-	}
+	_, js := Connect(tb, c.URLs(), reconnecting...)
 	return js
 }
 
-// StreamLeader waits up to timeout until the stream has a leader and
-// returns its node.
+// StreamLeader waits up to timeout for the stream's leader and returns it.
 func (c *NATSCluster) StreamLeader(tb testing.TB, js jetstream.JetStream, stream string, timeout time.Duration) *NATSProcess {
 	tb.Helper()
 	var leader *NATSProcess
@@ -234,15 +173,18 @@ func (c *NATSCluster) StreamLeader(tb testing.TB, js jetstream.JetStream, stream
 		if err != nil || info.Cluster == nil {
 			return false
 		}
-		leader = c.Node(info.Cluster.Leader)
+		for _, n := range c.Nodes {
+			if n.name == info.Cluster.Leader {
+				leader = n
+			}
+		}
 		return leader != nil
 	}, "stream %s has a leader", stream)
 	return leader
 }
 
-// WaitStreamCurrent waits up to timeout until the stream has a leader and
-// every other node in its peer set is online and current, and returns the
-// last stream information read.
+// WaitStreamCurrent waits up to timeout until [StreamCurrent] holds on
+// every node, and returns the last stream information read.
 func (c *NATSCluster) WaitStreamCurrent(tb testing.TB, js jetstream.JetStream, stream string, timeout time.Duration) *jetstream.StreamInfo {
 	tb.Helper()
 	var last *jetstream.StreamInfo
@@ -264,9 +206,8 @@ type lazyErr struct{ err *error }
 
 func (l lazyErr) String() string { return fmt.Sprint(*l.err) }
 
-// StreamCurrent reports why the stream, as info describes it, does not
-// have a leader and replicas-1 other peers online and current; nil when it
-// does.
+// StreamCurrent reports why info lacks a leader and replicas-1 peers online
+// and current; nil when it has them.
 func StreamCurrent(info *jetstream.StreamInfo, replicas int) error {
 	if info.Cluster == nil || info.Cluster.Leader == "" {
 		return errors.New("no leader")

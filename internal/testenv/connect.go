@@ -2,13 +2,17 @@ package testenv
 
 import (
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Connect connects to the NATS server at url (closed at cleanup) and returns
-// the connection with a JetStream context on it.
+// reconnecting are the options of connections that outlive server restarts.
+var reconnecting = []nats.Option{nats.Name("testenv"), nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond)}
+
+// Connect connects to url (closed at cleanup) and returns the connection
+// with a JetStream context on it.
 func Connect(tb testing.TB, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
 	tb.Helper()
 	nc, err := nats.Connect(url, opts...)

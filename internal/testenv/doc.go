@@ -1,8 +1,5 @@
-// Package testenv provides the moving parts that end-to-end tests and
-// benchmarks run against: a real nats-server process built from its Go
-// module, an in-process JetStream server, the alert-domains binary, and
-// child processes whose output can be waited on.
-//
-// Every helper takes a [testing.TB], reports setup failures through it, and
-// releases what it started with [testing.TB.Cleanup].
+// Package testenv runs what end-to-end tests and benchmarks need: nats-server
+// processes, in-process JetStream, the alert-domains binary and other child
+// processes. Every helper fails through its [testing.TB] and releases what it
+// started at cleanup.
 package testenv

@@ -6,9 +6,8 @@ import (
 	"github.com/alert-domains/alert-domains/emulator"
 )
 
-// StartEmulator starts the Defender + Entra ID emulator (closed at cleanup)
-// and writes its certificate to a file, for a service process to trust with
-// SSL_CERT_FILE.
+// StartEmulator starts the Defender + Entra ID emulator and writes its
+// certificate to a file for SSL_CERT_FILE.
 func StartEmulator(tb testing.TB, opts ...emulator.Option) (emu *emulator.Server, certFile string) {
 	tb.Helper()
 	emu = emulator.NewServer(opts...)
@@ -17,8 +16,7 @@ func StartEmulator(tb testing.TB, opts ...emulator.Option) (emu *emulator.Server
 }
 
 // ServiceEnv is the environment of an alert-domains process that talks to
-// emu (trusting certFile) and to the NATS server at natsURL, logs JSON and
-// serves no HTTP endpoints; extra entries ("KEY=value") come last and win.
+// emu and natsURL, logs JSON and serves no HTTP; extra entries win.
 func ServiceEnv(emu *emulator.Server, certFile, natsURL string, extra ...string) []string {
 	env := []string{
 		"NATS_URL=" + natsURL,

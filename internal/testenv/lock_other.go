@@ -2,6 +2,5 @@
 
 package testenv
 
-// lockFile does nothing elsewhere: concurrent builds are only wasteful,
-// as goBuild never exposes a partly written file.
+// lockFile does nothing: concurrent builds only waste time.
 func lockFile(string) (unlock func(), err error) { return func() {}, nil }

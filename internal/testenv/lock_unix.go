@@ -7,11 +7,8 @@ import (
 	"syscall"
 )
 
-// lockFile takes an exclusive lock on the file at path, made if missing,
-// waiting while another process holds it, and returns its release. Test
-// processes of several packages, which go test runs at once, build each
-// binary one after the other with it: the first builds, the others find
-// its result or the build cache filled.
+// lockFile waits for an exclusive lock on the file at path and returns its
+// release, so that concurrent test processes build each binary in turn.
 func lockFile(path string) (unlock func(), err error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -15,83 +16,53 @@ import (
 )
 
 const (
-	defaultNATSStartTimeout = 30 * time.Second
-	natsStopTimeout         = 15 * time.Second
-	natsPollInterval        = 20 * time.Millisecond
+	natsStartTimeout = 30 * time.Second
+	natsStopTimeout  = 15 * time.Second
+	natsPollInterval = 20 * time.Millisecond
 )
 
 // NATSOption configures [StartNATS].
 type NATSOption func(*natsConfig)
 
-type natsConfig struct {
-	args         []string
-	startTimeout time.Duration
-}
+type natsConfig struct{ args []string }
 
-// WithNATSArgs appends arguments to the nats-server command line, for
-// example a configuration file ("-c", path).
+// WithNATSArgs appends arguments to the nats-server command line.
 func WithNATSArgs(args ...string) NATSOption {
 	return func(c *natsConfig) { c.args = append(c.args, args...) }
 }
 
-// WithNATSStartTimeout sets how long a start or restart may take to accept
-// connections with JetStream ready. The default is 30 seconds.
-func WithNATSStartTimeout(d time.Duration) NATSOption {
-	return func(c *natsConfig) { c.startTimeout = d }
-}
-
-// NATSProcess is a nats-server running as a child process with JetStream on
-// file storage. Its port and store directory stay the same across
-// [NATSProcess.Restart], so streams and their messages survive it.
-type NATSProcess struct {
-	bin          string
-	name         string // server name in a cluster
-	args         []string
-	port         int
-	httpPort     int
-	storeDir     string
-	startTimeout time.Duration
-	out          *output // every run's output, in order
-	proc         *Process
-}
-
-// StartNATS starts a nats-server built by [NATSServerBinary] on free
-// loopback ports with JetStream stored in a temporary directory, and waits
-// until JetStream answers. The server is stopped at cleanup, and its output
-// is logged when the test has failed.
-func StartNATS(tb testing.TB, opts ...NATSOption) *NATSProcess {
-	tb.Helper()
-	cfg := natsConfig{startTimeout: defaultNATSStartTimeout}
+func natsArgs(opts []NATSOption) []string {
+	var cfg natsConfig
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	n := &NATSProcess{
-		bin:          NATSServerBinary(tb),
-		port:         FreePort(tb),
-		storeDir:     tb.TempDir(),
-		startTimeout: cfg.startTimeout,
-		out:          newOutput(),
-	}
+	return cfg.args
+}
+
+// NATSProcess is a nats-server child process with JetStream on file
+// storage; its port and store survive [NATSProcess.Restart].
+type NATSProcess struct {
+	bin      string
+	name     string // server name in a cluster
+	args     []string
+	port     int
+	httpPort int
+	storeDir string
+	out      *output // every run's output, in order
+	proc     *Process
+}
+
+// StartNATS starts a nats-server built by [NATSServerBinary] on free
+// loopback ports and a temporary store, and waits until JetStream answers.
+func StartNATS(tb testing.TB, opts ...NATSOption) *NATSProcess {
+	tb.Helper()
+	n := &NATSProcess{bin: NATSServerBinary(tb), port: FreePort(tb), storeDir: tb.TempDir(), out: newOutput()}
 	for n.httpPort == 0 || n.httpPort == n.port {
 		n.httpPort = FreePort(tb)
 	}
-	n.args = append([]string{
-		"-js",
-		"-a", "127.0.0.1",
-		"-p", strconv.Itoa(n.port),
-		"--http_port", strconv.Itoa(n.httpPort),
-		"-sd", n.storeDir,
-	}, cfg.args...)
-	tb.Cleanup(func() {
-		if n.running() {
-			if err := n.stop(syscall.SIGTERM); err != nil {
-				tb.Errorf("testenv: nats-server: %v", err)
-			}
-		}
-		if tb.Failed() {
-			tb.Logf("nats-server output:\n%s", n.out.String())
-		}
-	})
+	n.args = append([]string{"-js", "-a", "127.0.0.1", "-p", strconv.Itoa(n.port),
+		"--http_port", strconv.Itoa(n.httpPort), "-sd", n.storeDir}, natsArgs(opts)...)
+	tb.Cleanup(func() { n.cleanup(tb) })
 	if err := n.start(); err != nil {
 		tb.Fatalf("testenv: %v", err)
 	}
@@ -103,8 +74,7 @@ func (n *NATSProcess) URL() string {
 	return "nats://127.0.0.1:" + strconv.Itoa(n.port)
 }
 
-// MonitorURL returns the base URL of the HTTP monitoring endpoints (/varz,
-// /jsz, ...).
+// MonitorURL returns the base URL of the HTTP monitoring endpoints.
 func (n *NATSProcess) MonitorURL() string {
 	return "http://127.0.0.1:" + strconv.Itoa(n.httpPort)
 }
@@ -115,8 +85,7 @@ func (n *NATSProcess) StoreDir() string { return n.storeDir }
 // PID returns the process ID of the current run.
 func (n *NATSProcess) PID() int { return n.proc.PID() }
 
-// Stop shuts the server down with SIGTERM and waits for it to exit; it is
-// killed if it does not exit in time.
+// Stop shuts the server down with SIGTERM, killing it if it lingers.
 func (n *NATSProcess) Stop(tb testing.TB) {
 	tb.Helper()
 	if err := n.stop(syscall.SIGTERM); err != nil {
@@ -124,8 +93,7 @@ func (n *NATSProcess) Stop(tb testing.TB) {
 	}
 }
 
-// Kill ends the server with SIGKILL, as a crash would, and waits for it to
-// exit.
+// Kill ends the server with SIGKILL, as a crash would.
 func (n *NATSProcess) Kill(tb testing.TB) {
 	tb.Helper()
 	if err := n.stop(syscall.SIGKILL); err != nil {
@@ -133,9 +101,8 @@ func (n *NATSProcess) Kill(tb testing.TB) {
 	}
 }
 
-// Restart stops the server gracefully if it runs, then starts it again on
-// the same port with the same store directory and waits until JetStream
-// answers. Clients that reconnect find their streams and messages.
+// Restart stops the server if it runs and starts it again on the same port
+// and store, waiting until JetStream answers.
 func (n *NATSProcess) Restart(tb testing.TB) {
 	tb.Helper()
 	if n.running() {
@@ -147,31 +114,32 @@ func (n *NATSProcess) Restart(tb testing.TB) {
 	}
 }
 
-// Conn returns a new connection to the server that reconnects without limit
-// (so it survives restarts) and is closed at cleanup.
+// Conn returns a new connection that reconnects without limit, so it
+// survives restarts.
 func (n *NATSProcess) Conn(tb testing.TB) *nats.Conn {
 	tb.Helper()
-	nc, err := nats.Connect(n.URL(),
-		nats.Name("testenv"),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(50*time.Millisecond),
-	)
-	if err != nil {
-		tb.Fatalf("testenv: connect to %s: %v", n.URL(), err)
-	}
-	tb.Cleanup(nc.Close)
+	nc, _ := Connect(tb, n.URL(), reconnecting...)
 	return nc
 }
 
-// JetStream returns a JetStream context on a new connection from
-// [NATSProcess.Conn].
+// JetStream returns a JetStream context on a new [NATSProcess.Conn].
 func (n *NATSProcess) JetStream(tb testing.TB) jetstream.JetStream {
 	tb.Helper()
-	js, err := jetstream.New(n.Conn(tb))
-	if err != nil {
-		tb.Fatalf("testenv: jetstream: %v", err)
-	}
+	_, js := Connect(tb, n.URL(), reconnecting...)
 	return js
+}
+
+// cleanup stops the server if it runs and logs its output if the test failed.
+func (n *NATSProcess) cleanup(tb testing.TB) {
+	label := strings.TrimSpace("nats-server " + n.name)
+	if n.running() {
+		if err := n.stop(syscall.SIGTERM); err != nil {
+			tb.Errorf("testenv: %s: %v", label, err)
+		}
+	}
+	if tb.Failed() {
+		tb.Logf("%s output:\n%s", label, n.out.String())
+	}
 }
 
 func (n *NATSProcess) running() bool {
@@ -193,24 +161,24 @@ func (n *NATSProcess) start() error {
 	}
 	n.proc = proc
 	if err := n.waitReady(); err != nil {
-		if stopErr := n.stop(syscall.SIGKILL); stopErr != nil {
-			err = errors.Join(err, stopErr)
-		}
-		return err
+		return errors.Join(err, n.stop(syscall.SIGKILL))
 	}
 	return nil
 }
 
-// waitReady polls until a client can connect and read the JetStream account
-// information, or the process exits, or the start time-out passes.
+// waitReady polls until JetStream answers, the process exits or the start
+// time-out passes.
 func (n *NATSProcess) waitReady() error {
-	deadline := time.NewTimer(n.startTimeout)
+	deadline := time.NewTimer(natsStartTimeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(natsPollInterval)
 	defer tick.Stop()
 	var last error
 	for {
-		if last = n.jetStreamReady(); last == nil {
+		if last = probeJS(n.URL(), time.Second, func(ctx context.Context, js jetstream.JetStream) error {
+			_, err := js.AccountInfo(ctx)
+			return err
+		}); last == nil {
 			return nil
 		}
 		select {
@@ -218,14 +186,15 @@ func (n *NATSProcess) waitReady() error {
 			return fmt.Errorf("nats-server exited before it was ready (%v): %w",
 				n.proc.cmd.ProcessState, last)
 		case <-deadline.C:
-			return fmt.Errorf("nats-server not ready within %v: %w", n.startTimeout, last)
+			return fmt.Errorf("nats-server not ready within %v: %w", natsStartTimeout, last)
 		case <-tick.C:
 		}
 	}
 }
 
-func (n *NATSProcess) jetStreamReady() error {
-	nc, err := nats.Connect(n.URL(), nats.Timeout(time.Second), nats.NoReconnect())
+// probeJS calls f within timeout on a one-off, non-reconnecting connection.
+func probeJS(url string, timeout time.Duration, f func(context.Context, jetstream.JetStream) error) error {
+	nc, err := nats.Connect(url, nats.Timeout(time.Second), nats.NoReconnect())
 	if err != nil {
 		return err
 	}
@@ -234,14 +203,12 @@ func (n *NATSProcess) jetStreamReady() error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	_, err = js.AccountInfo(ctx)
-	return err
+	return f(ctx, js)
 }
 
-// stop sends sig and waits for the exit, killing the process when it does
-// not exit in time.
+// stop sends sig and waits for the exit, killing the process if it lingers.
 func (n *NATSProcess) stop(sig syscall.Signal) error {
 	if err := n.proc.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("signal %v: %w", sig, err)

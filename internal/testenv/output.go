@@ -6,8 +6,7 @@ import (
 	"sync"
 )
 
-// output collects the lines a child process writes. It is safe for
-// concurrent use, and signals every new line on a channel.
+// output collects the lines a child process writes, safe for concurrent use.
 type output struct {
 	mu      sync.Mutex
 	lines   []string
@@ -26,8 +25,7 @@ func (o *output) add(line string) {
 	o.changed = make(chan struct{})
 }
 
-// since returns the lines from index from on, and a channel closed when a
-// line is added after them.
+// since returns the lines from index from on, and a channel closed on the next.
 func (o *output) since(from int) ([]string, <-chan struct{}) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -47,8 +45,7 @@ func (o *output) String() string {
 	return strings.Join(o.lines, "\n") + "\n"
 }
 
-// lineWriter splits one stream into lines. os/exec calls Write from a single
-// goroutine per stream, so each stream gets its own lineWriter.
+// lineWriter splits one stream into lines; each stream needs its own.
 type lineWriter struct {
 	out     *output
 	partial []byte
@@ -70,8 +67,7 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// flush adds the last line when the stream did not end with a newline. It is
-// called once the process has exited and its output is copied.
+// flush adds a last line that had no newline.
 func (w *lineWriter) flush() {
 	if len(w.partial) > 0 {
 		w.out.add(string(w.partial))

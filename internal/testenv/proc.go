@@ -10,10 +10,8 @@ import (
 	"time"
 )
 
-// PeakRSS returns the peak resident set size of the running process pid, in
-// bytes, from the VmHWM line of /proc/<pid>/status (Linux). The value only
-// grows during the life of a process, so one reading just before the process
-// is stopped gives its peak.
+// PeakRSS returns the peak resident set size of process pid in bytes, from
+// VmHWM in /proc/<pid>/status (Linux).
 func PeakRSS(pid int) (int64, error) {
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -38,20 +36,17 @@ func PeakRSS(pid int) (int64, error) {
 	return 0, fmt.Errorf("testenv: no VmHWM in /proc/%d/status", pid)
 }
 
-// PeakRSS returns the peak resident set size of the process so far, in
-// bytes; see [PeakRSS]. It fails once the process has exited.
+// PeakRSS returns the process's peak resident set size so far; see [PeakRSS].
 func (p *Process) PeakRSS() (int64, error) { return PeakRSS(p.PID()) }
 
-// CPUTime returns the processor time, user and system, that the running
-// process pid has used so far, from /proc/<pid>/stat (Linux, in units of
-// 10 ms).
+// CPUTime returns the user and system time process pid has used so far,
+// from /proc/<pid>/stat (Linux).
 func CPUTime(pid int) (time.Duration, error) {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
 	}
-	// The command name, in parentheses, may hold spaces; utime and stime are
-	// the 12th and 13th fields after it.
+	// utime and stime are the 12th and 13th fields after "(command name)".
 	i := bytes.LastIndexByte(stat, ')')
 	if i < 0 {
 		return 0, fmt.Errorf("testenv: unexpected /proc/%d/stat", pid)
@@ -71,6 +66,4 @@ func CPUTime(pid int) (time.Duration, error) {
 	return time.Duration(ticks) * (time.Second / userHZ), nil
 }
 
-// userHZ is the unit of the times in /proc/<pid>/stat, the same on every
-// Linux system.
-const userHZ = 100
+const userHZ = 100 // ticks per second in /proc/<pid>/stat on every Linux

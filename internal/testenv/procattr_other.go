@@ -4,6 +4,5 @@ package testenv
 
 import "syscall"
 
-// procAttr is the default elsewhere: children of a test process that dies
-// keep running.
+// procAttr is the default: children outlive a test process that dies.
 func procAttr() *syscall.SysProcAttr { return nil }

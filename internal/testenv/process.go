@@ -12,16 +12,13 @@ import (
 	"time"
 )
 
-// ErrStillRunning is returned by [Process.Wait] when the process has not
-// exited within the time-out.
+// ErrStillRunning is returned by [Process.Wait] on time-out.
 var ErrStillRunning = errors.New("testenv: process still running")
 
-// processWaitDelay bounds the wait for the output pipes once the process has
-// exited, in case a child of it keeps them open.
+// processWaitDelay bounds the wait for pipes a grandchild may keep open.
 const processWaitDelay = 5 * time.Second
 
-// Process is a running child process whose standard output and standard
-// error are captured line by line.
+// Process is a child process whose output is captured line by line.
 type Process struct {
 	name    string
 	cmd     *exec.Cmd
@@ -30,10 +27,8 @@ type Process struct {
 	waitErr error // set before done is closed
 }
 
-// StartService starts bin with args. Its environment is PATH, HOME and
-// TMPDIR of the test process followed by env ("KEY=value"; later entries
-// win). The process is killed at cleanup if it still runs, and its output is
-// logged when the test has failed.
+// StartService starts bin with args and PATH, HOME and TMPDIR followed by
+// env; it is killed at cleanup, its output logged if the test failed.
 func StartService(tb testing.TB, bin string, env []string, args ...string) *Process {
 	tb.Helper()
 	p, err := startProcess(bin, append(baseEnv(), env...), args, newOutput())
@@ -65,23 +60,18 @@ func baseEnv() []string {
 }
 
 func startProcess(bin string, env, args []string, out *output) (*Process, error) {
-	stdout := &lineWriter{out: out}
-	stderr := &lineWriter{out: out}
+	stdout, stderr := &lineWriter{out: out}, &lineWriter{out: out}
 	cmd := exec.Command(bin, args...)
-	cmd.Env = env
-	cmd.Stdout = stdout
-	cmd.Stderr = stderr
-	cmd.WaitDelay = processWaitDelay
-	cmd.SysProcAttr = procAttr()
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, stdout, stderr
+	cmd.WaitDelay, cmd.SysProcAttr = processWaitDelay, procAttr()
 	p := &Process{name: filepath.Base(bin), cmd: cmd, out: out, done: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
 	go func() {
-		err := cmd.Wait()
+		p.waitErr = cmd.Wait()
 		stdout.flush()
 		stderr.flush()
-		p.waitErr = err
 		close(p.done)
 	}()
 	return p, nil
@@ -90,18 +80,13 @@ func startProcess(bin string, env, args []string, out *output) (*Process, error)
 // PID returns the process ID.
 func (p *Process) PID() int { return p.cmd.Process.Pid }
 
-// Done returns a channel closed when the process has exited and its output
-// is fully captured.
+// Done is closed once the process has exited and its output is captured.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
-// Signal sends sig to the process. It returns [os.ErrProcessDone] when the
-// process has already exited.
-func (p *Process) Signal(sig os.Signal) error {
-	return p.cmd.Process.Signal(sig)
-}
+// Signal sends sig; [os.ErrProcessDone] when the process has exited.
+func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
 
-// Kill sends SIGKILL to the process, unless it has already exited. It does
-// not wait for the exit; see [Process.Wait].
+// Kill sends SIGKILL unless the process has exited, without waiting.
 func (p *Process) Kill() error {
 	err := p.cmd.Process.Signal(syscall.SIGKILL)
 	if errors.Is(err, os.ErrProcessDone) {
@@ -110,9 +95,8 @@ func (p *Process) Kill() error {
 	return err
 }
 
-// Wait waits up to timeout for the process to exit and returns its exit
-// code, which is -1 when a signal ended it. The error is [ErrStillRunning]
-// (wrapped) on time-out, or reports output that could not be captured.
+// Wait waits up to timeout for the exit code (-1 after a signal); the error
+// wraps [ErrStillRunning] on time-out.
 func (p *Process) Wait(timeout time.Duration) (exitCode int, err error) {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
@@ -128,18 +112,16 @@ func (p *Process) Wait(timeout time.Duration) (exitCode int, err error) {
 	return p.cmd.ProcessState.ExitCode(), nil
 }
 
-// Output returns the lines of standard output and standard error captured
-// so far, in the order they were read.
+// Output returns the lines captured so far, in order.
 func (p *Process) Output() string { return p.out.String() }
 
-// WaitForLine waits up to timeout for a line of output that contains substr
-// and returns the first such line. It fails the test on time-out, or when
-// the process exits without writing one. Call it from the test goroutine.
+// WaitForLine waits up to timeout for the first line containing substr,
+// and fails the test if the process exits first.
 func (p *Process) WaitForLine(tb testing.TB, substr string, timeout time.Duration) string {
 	tb.Helper()
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
-	next := 0
+	next, exited := 0, false
 	for {
 		lines, changed := p.out.since(next)
 		for _, line := range lines {
@@ -148,17 +130,14 @@ func (p *Process) WaitForLine(tb testing.TB, substr string, timeout time.Duratio
 			}
 		}
 		next += len(lines)
+		if exited {
+			tb.Fatalf("testenv: %s exited (%v) without a line containing %q; output:\n%s",
+				p.name, p.cmd.ProcessState, substr, p.Output())
+		}
 		select {
 		case <-changed:
 		case <-p.done:
-			lines, _ := p.out.since(next)
-			for _, line := range lines {
-				if strings.Contains(line, substr) {
-					return line
-				}
-			}
-			tb.Fatalf("testenv: %s exited (%v) without a line containing %q; output:\n%s",
-				p.name, p.cmd.ProcessState, substr, p.Output())
+			exited = true
 		case <-timer.C:
 			tb.Fatalf("testenv: no line containing %q from %s within %v; output:\n%s",
 				substr, p.name, timeout, p.Output())

@@ -2,6 +2,5 @@
 
 package testenv
 
-// raceEnabled reports whether this test binary runs with the race detector,
-// so that binaries built for it run with the race detector too.
+// raceEnabled reports whether this test binary has the race detector.
 const raceEnabled = true

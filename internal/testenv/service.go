@@ -13,15 +13,12 @@ import (
 )
 
 const (
-	// serveReadyTimeout bounds the start of `alert-domains serve` to ready.
 	serveReadyTimeout = 30 * time.Second
-	// stopTimeout bounds a graceful stop: the service's own shutdown
-	// time-out (30 s by default) and a margin.
-	stopTimeout = 40 * time.Second
+	stopTimeout       = 40 * time.Second // the service's 30 s shutdown and a margin
 )
 
-// WriteCertificate writes cert as PEM to a file of its own, for a service
-// process to trust with SSL_CERT_FILE, and returns the file's path.
+// WriteCertificate writes cert as PEM to a new file for SSL_CERT_FILE and
+// returns its path.
 func WriteCertificate(tb testing.TB, cert *x509.Certificate) string {
 	tb.Helper()
 	path := filepath.Join(tb.TempDir(), "emulator.pem")
@@ -32,10 +29,8 @@ func WriteCertificate(tb testing.TB, cert *x509.Certificate) string {
 	return path
 }
 
-// StartServe starts `alert-domains serve` ([BuildBinary]) with env, as
-// [StartService] does, and waits until it logs that it is ready, which it
-// does at LOG_LEVEL info or debug; see [Process.WaitHTTPReady] for quieter
-// levels.
+// StartServe starts `alert-domains serve` and waits for its "ready" log
+// line (LOG_LEVEL info or debug; else see [Process.WaitHTTPReady]).
 func StartServe(tb testing.TB, env []string) *Process {
 	tb.Helper()
 	p := StartService(tb, BuildBinary(tb), env, "serve")
@@ -43,9 +38,8 @@ func StartServe(tb testing.TB, env []string) *Process {
 	return p
 }
 
-// Run runs bin with env and args to its end, waiting up to timeout, and
-// returns its exit status and output. It fails the test when the process
-// does not end in time.
+// Run runs bin to its end, failing the test after timeout, and returns its
+// exit status and output.
 func Run(tb testing.TB, bin string, env []string, timeout time.Duration, args ...string) (exitCode int, output string) {
 	tb.Helper()
 	p := StartService(tb, bin, env, args...)
@@ -56,9 +50,8 @@ func Run(tb testing.TB, bin string, env []string, timeout time.Duration, args ..
 	return code, p.Output()
 }
 
-// Stop sends SIGTERM and waits up to 40 seconds for the process to exit,
-// and fails the test unless it exits with status 0. It does nothing when
-// the process has already exited.
+// Stop sends SIGTERM and fails the test unless the process exits 0 in time;
+// it does nothing once the process has exited.
 func (p *Process) Stop(tb testing.TB) {
 	tb.Helper()
 	if err := p.Signal(syscall.SIGTERM); errors.Is(err, os.ErrProcessDone) {
@@ -71,8 +64,8 @@ func (p *Process) Stop(tb testing.TB) {
 	}
 }
 
-// WaitHTTPReady polls url (a /readyz) until it answers 200, and fails the
-// test when the process exits first or timeout passes.
+// WaitHTTPReady polls url until it answers 200, failing the test if the
+// process exits first or timeout passes.
 func (p *Process) WaitHTTPReady(tb testing.TB, url string, timeout time.Duration) {
 	tb.Helper()
 	client := &http.Client{Transport: &http.Transport{}, Timeout: time.Second}

@@ -8,8 +8,6 @@ import (
 )
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-// Another process may take it before it is used, which is rare enough for
-// tests.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -21,8 +19,7 @@ func FreePort(tb testing.TB) int {
 }
 
 // Eventually calls cond every tick until it returns true, and fails the test
-// with the message msgfmt (formatted with args) if it has not within
-// timeout. Call it from the test goroutine.
+// with msgfmt and args if it has not within timeout.
 func Eventually(tb testing.TB, timeout, tick time.Duration, cond func() bool, msgfmt string, args ...any) {
 	tb.Helper()
 	deadline := time.NewTimer(timeout)
