@@ -1,7 +1,6 @@
 package connector
 
 import (
-	"encoding/json"
 	"errors"
 	"net"
 	"net/netip"
@@ -43,7 +42,7 @@ func FuzzMDEPage(f *testing.F) {
 		if readTyped(body, &typed) {
 			var a rawAlert
 			var items hostSet
-			if json.Unmarshal(body, &a) != nil || readEvidence(a.Evidence, &items) != nil || !slices.Equal(typed.result(), items.result()) {
+			if unmarshal(body, &a) != nil || readEvidence(a.Evidence, &items) != nil || !slices.Equal(typed.result(), items.result()) {
 				t.Fatalf("typed read %q, item by item %q", typed.result(), items.result())
 			}
 		}
@@ -111,7 +110,7 @@ func FuzzGraphAlert(f *testing.F) {
 		if readTyped(body, &typed) {
 			var a rawAlert
 			var items hostSet
-			if json.Unmarshal(body, &a) != nil || readEvidence(a.Evidence, &items) != nil || !slices.Equal(typed.result(), items.result()) {
+			if unmarshal(body, &a) != nil || readEvidence(a.Evidence, &items) != nil || !slices.Equal(typed.result(), items.result()) {
 				t.Fatalf("typed read %q, item by item %q", typed.result(), items.result())
 			}
 		}
