@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"encoding/json"
 	"errors"
 	"net"
 	"net/netip"
@@ -42,7 +43,7 @@ func FuzzMDEPage(f *testing.F) {
 		if readTyped(body, &typed) {
 			var a rawAlert
 			var items hostSet
-			if unmarshal(body, &a) != nil || readEvidence(a.Evidence, &items) != nil || !slices.Equal(typed.result(), items.result()) {
+			if json.Unmarshal(body, &a) != nil || readEvidence(a.Evidence, &items) != nil || !slices.Equal(typed.result(), items.result()) {
 				t.Fatalf("typed read %q, item by item %q", typed.result(), items.result())
 			}
 		}
@@ -110,7 +111,7 @@ func FuzzGraphAlert(f *testing.F) {
 		if readTyped(body, &typed) {
 			var a rawAlert
 			var items hostSet
-			if unmarshal(body, &a) != nil || readEvidence(a.Evidence, &items) != nil || !slices.Equal(typed.result(), items.result()) {
+			if json.Unmarshal(body, &a) != nil || readEvidence(a.Evidence, &items) != nil || !slices.Equal(typed.result(), items.result()) {
 				t.Fatalf("typed read %q, item by item %q", typed.result(), items.result())
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 	"golang.org/x/net/idna"
 )
@@ -81,16 +82,16 @@ func (e *evidence) addTo(hosts *hostSet) {
 }
 
 type rawAlert struct {
-	ID       *string        `json:"id"`
-	Evidence jsontext.Value `json:"evidence"`
+	ID       *string         `json:"id"`
+	Evidence json.RawMessage `json:"evidence"`
 }
 
 // graphEvidence is one alertEvidence, raw until its type is known.
 type graphEvidence struct {
-	Type       jsontext.Value `json:"@odata.type"`
-	URL        jsontext.Value `json:"url"`
-	URLs       jsontext.Value `json:"urls"`
-	DomainName jsontext.Value `json:"domainName"`
+	Type       json.RawMessage `json:"@odata.type"`
+	URL        json.RawMessage `json:"url"`
+	URLs       json.RawMessage `json:"urls"`
+	DomainName json.RawMessage `json:"domainName"`
 }
 
 // readAlert adds the domains of a Graph alert's evidence to hosts, in order.
@@ -102,7 +103,7 @@ func readAlert(body []byte, hosts *hostSet) *Error {
 		return nil
 	}
 	var a rawAlert
-	if err := unmarshal(body, &a); err != nil {
+	if err := json.Unmarshal(body, &a); err != nil {
 		return badResponse("answer is not the documented JSON (a Graph alert object)", err)
 	}
 	if a.ID == nil || *a.ID == "" {
@@ -111,10 +112,13 @@ func readAlert(body []byte, hosts *hostSet) *Error {
 	return readEvidence(a.Evidence, hosts)
 }
 
-// readTyped reads a well-formed alert in one pass; false, adding nothing, if not.
+// readTyped reads a well-formed alert in one pass; false, adding nothing, if
+// not. It decodes with encoding/json/v2's implementation, which reads a
+// Graph alert in less than half the time of encoding/json, told to match
+// member names as encoding/json does on the item-by-item path.
 func readTyped(body []byte, hosts *hostSet) bool {
 	var a typedAlert
-	if unmarshal(body, &a) != nil || a.ID == nil || *a.ID == "" {
+	if jsonv2.Unmarshal(body, &a, jsontext.AllowDuplicateNames(true), jsonv2.MatchCaseInsensitiveNames(true)) != nil || a.ID == nil || *a.ID == "" {
 		return false
 	}
 	for i := range a.Evidence {
@@ -124,7 +128,7 @@ func readTyped(body []byte, hosts *hostSet) bool {
 }
 
 // readEvidence reads raw evidence one item at a time, skipping unknown types.
-func readEvidence(raw jsontext.Value, hosts *hostSet) *Error {
+func readEvidence(raw json.RawMessage, hosts *hostSet) *Error {
 	if isNull(raw) {
 		return nil
 	}
@@ -142,7 +146,7 @@ func readEvidence(raw jsontext.Value, hosts *hostSet) *Error {
 			return badResponse("answer is not the documented JSON (a Graph alert object)", err)
 		}
 		var e graphEvidence
-		if len(item) == 0 || item[0] != '{' || unmarshal(item, &e) != nil {
+		if len(item) == 0 || item[0] != '{' || json.Unmarshal(item, &e) != nil {
 			continue
 		}
 		if err := evidenceHosts(&e, hosts); err != nil {
@@ -154,7 +158,7 @@ func readEvidence(raw jsontext.Value, hosts *hostSet) *Error {
 
 func evidenceHosts(raw *graphEvidence, hosts *hostSet) *Error {
 	e := evidence{}
-	if unmarshal(raw.Type, &e.Type) != nil {
+	if json.Unmarshal(raw.Type, &e.Type) != nil {
 		return nil // no type, or not a string: not one the service knows
 	}
 	switch {
@@ -169,14 +173,14 @@ func evidenceHosts(raw *graphEvidence, hosts *hostSet) *Error {
 	return nil
 }
 
-func isNull(raw []byte) bool { return len(raw) == 0 || bytes.Equal(raw, []byte("null")) }
+func isNull(raw json.RawMessage) bool { return len(raw) == 0 || bytes.Equal(raw, []byte("null")) }
 
 // optional decodes a member that may be absent or null into v.
-func optional(raw []byte, v any) error {
+func optional(raw json.RawMessage, v any) error {
 	if isNull(raw) {
 		return nil
 	}
-	return unmarshal(raw, v)
+	return json.Unmarshal(raw, v)
 }
 
 func hostOfURL(raw string) string {

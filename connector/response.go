@@ -1,10 +1,8 @@
 package connector
 
 import (
-	jsonv2 "github.com/go-json-experiment/json"
-	"github.com/go-json-experiment/json/jsontext"
-
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"slices"
 	"strconv"
@@ -87,20 +85,12 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 // errorBody is the error answer of both APIs (target: MDE; innerError: Graph).
 type errorBody struct {
 	Error struct {
-		Code   string `json:"code"`
-		Target string `json:"target"`
-		// Graph writes innerError, some services innererror.
+		Code       string `json:"code"`
+		Target     string `json:"target"`
 		InnerError struct {
 			RequestID string `json:"request-id"`
-		} `json:"innerError,case:ignore"`
+		} `json:"innerError"`
 	} `json:"error"`
-}
-
-// unmarshal decodes an answer of Microsoft's with encoding/json/v2's
-// implementation, which reads a Graph alert in less than half the time of
-// encoding/json; member names match exactly, as Microsoft writes them.
-func unmarshal(data []byte, v any) error {
-	return jsonv2.Unmarshal(data, v, jsontext.AllowDuplicateNames(true))
 }
 
 // parseErrorBody takes the code, target and request-id of a JSON error body.
@@ -110,7 +100,7 @@ func parseErrorBody(body []byte) (code, target, requestID string) {
 		return "", "", ""
 	}
 	var eb errorBody
-	if unmarshal(body, &eb) != nil {
+	if json.Unmarshal(body, &eb) != nil {
 		return "", "", ""
 	}
 	return token(eb.Error.Code, 64), token(eb.Error.Target, 128), token(eb.Error.InnerError.RequestID, 128)
