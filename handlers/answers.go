@@ -253,7 +253,7 @@ func (a *Answers) check(msg jetstream.Msg, meta *jetstream.MsgMetadata) (request
 	}
 	id := requestID{seq: label.Seq, stored: label.Stored.UnixNano()}
 	created := meta.Timestamp.UnixNano()
-	if !label.Success || a.cfg.CacheTTL <= 0 || a.cfg.Now().UnixNano() >= created+int64(a.cfg.CacheTTL) {
+	if !label.Success || a.cfg.CacheTTL <= 0 || a.cfg.Now().UnixNano() >= created+int64(a.cfg.CacheTTL) || a.storedHere(id, meta.Sequence.Stream) {
 		return id, nil, nil
 	}
 	var r struct {
@@ -276,6 +276,14 @@ func (a *Answers) check(msg jetstream.Msg, meta *jetstream.MsgMetadata) (request
 		key:    CacheKey(a.cfg.Subjects.Plain, tenant, r.API, r.AlertID),
 		cached: cached{domains: r.Domains, created: created, request: id, resultSeq: meta.Sequence.Stream},
 	}, nil
+}
+
+// storedHere reports whether this process stored the result at resultSeq
+// for id (Stored), and so cached it already.
+func (a *Answers) storedHere(id requestID, resultSeq uint64) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.requests[id] == resultSeq
 }
 
 // ignore counts a result not believed and warns once a minute at most.
