@@ -66,7 +66,7 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		own.Credential.TenantID, own.Credential.ClientID = cfg.AzureTenantID, cfg.AzureClientID
 	}
-	q := statusQuery{tenants: list, quotaLimits: cfg.RateLimits, registration: registration(&own)}
+	q := statusQuery{tenants: list, quotaLimits: cfg.RateLimits, quotaLayout: quota.NewLayout(cfg.ConsumerName, cfg.RateLimits), registration: registration(&own)}
 	if list != nil && cfg.QuotaScope == quota.ScopeShared {
 		if q.quotaLayout, q.quotaLimits, err = sharedQuota(cfg, list); err != nil {
 			tenantsIssue, q.quotaLimits = err.Error(), nil
@@ -427,7 +427,7 @@ type quotaRow struct {
 type statusQuery struct {
 	tenants      []config.Tenant
 	quotaLimits  []connector.Limit // none: the shared quota is not read
-	quotaLayout  quota.Layout      // zero: that of DEFENDER_RATE_LIMITS
+	quotaLayout  quota.Layout
 	registration quota.Registration
 }
 
@@ -643,11 +643,7 @@ func (d *deployment) unansweredAfter(ctx context.Context, js jetstream.JetStream
 
 // readSharedQuota fills the quota rows from the shared quota's streams, per app registration and window.
 func (d *deployment) readSharedQuota(ctx context.Context, js jetstream.JetStream, q statusQuery) {
-	layout := q.quotaLayout
-	if layout.Consumer() == "" {
-		layout = quota.NewLayout(d.cfg.ConsumerName, d.cfg.RateLimits)
-	}
-	use, err := quota.ReadUse(ctx, js, layout, q.quotaLimits)
+	use, err := quota.ReadUse(ctx, js, q.quotaLayout, q.quotaLimits)
 	if err != nil {
 		if d.quotaIssue = err.Error(); errors.Is(err, jetstream.ErrStreamNotFound) {
 			d.quotaIssue = missingHint
