@@ -72,7 +72,8 @@ func runGetWith(ctx context.Context, e *env, args []string, hc *http.Client) err
 	}
 	tenant := &list[i]
 	w := &waits{retryNote: "for at most RETRY_MAX_ELAPSED, " + cfg.RetryMaxElapsed.String()}
-	clients, leave, err := getClients(ctx, e, cfg, list, fromFile, tenant, hc, w)
+	logger := newLogger(cfg, e)
+	clients, leave, err := getClients(ctx, e, cfg, list, fromFile, tenant, hc, w, logger)
 	if err != nil {
 		return err
 	}
@@ -96,7 +97,7 @@ func runGetWith(ctx context.Context, e *env, args []string, hc *http.Client) err
 	if ids[0] != "-" {
 		next, n = sliceReader(ids), len(ids)
 	}
-	return printLookups(ctx, e, client, shown, next, *workers, n, w, newLogger(cfg, e))
+	return printLookups(ctx, e, client, shown, next, *workers, n, w, logger)
 }
 
 // printLookups looks up the IDs and prints each result on stdout, each failure explained on stderr.
@@ -141,8 +142,7 @@ func printLookups(ctx context.Context, e *env, client *connector.Client, tenant 
 }
 
 // getClients builds get's client of tenant, in the shared quota when NATS_URL is reachable.
-func getClients(ctx context.Context, e *env, cfg *config.Config, list []config.Tenant, fromFile bool, tenant *config.Tenant, hc *http.Client, w *waits) (c *tenantClients, leave func(), err error) {
-	logger := newLogger(cfg, e)
+func getClients(ctx context.Context, e *env, cfg *config.Config, list []config.Tenant, fromFile bool, tenant *config.Tenant, hc *http.Client, w *waits, logger *slog.Logger) (c *tenantClients, leave func(), err error) {
 	layout, limits, err := sharedQuota(cfg, list)
 	if err != nil && cfg.QuotaScope == quota.ScopeShared {
 		return nil, nil, &exitError{code: 2, err: err}

@@ -66,7 +66,7 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		own.Credential.TenantID, own.Credential.ClientID = cfg.AzureTenantID, cfg.AzureClientID
 	}
-	q := statusQuery{tenants: list, quotaLimits: cfg.RateLimits, registration: registration(&own)}
+	q := statusQuery{tenants: list, quotaLimits: cfg.RateLimits, quotaLayout: quota.NewLayout(cfg.ConsumerName, cfg.RateLimits), registration: registration(&own)}
 	if list != nil && cfg.QuotaScope == quota.ScopeShared {
 		if q.quotaLayout, q.quotaLimits, err = sharedQuota(cfg, list); err != nil {
 			tenantsIssue, q.quotaLimits = err.Error(), nil
@@ -86,41 +86,30 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-// printStatus writes the status screen, a table per section.
+// printStatus writes the status screen: a table per section, each after a
+// blank line, which also ends the columns of the one before.
 func printStatus(out io.Writer, d *deployment, apis []permissionCheck, tenantsIssue string) error {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	sections := []func(){
-		func() { d.printHeader(w) },
-		func() { d.printTopology(w) },
-		func() { d.printReplicas(w) },
-		func() { fmt.Fprintf(w, "CACHE\t%s\n", d.cache) },
-		func() {
-			total, kinds := byCount(d.failures)
-			if total == 0 {
-				fmt.Fprintln(w, "FAILURES IN THE LAST HOUR: none")
-				return
-			}
-			fmt.Fprintf(w, "FAILURES IN THE LAST HOUR: %d\n  KIND\tCOUNT\n", total)
-			for _, k := range kinds {
-				fmt.Fprintf(w, "  %s\t%d\n", message.Printable(string(k), 40), d.failures[k])
-			}
-		},
-		func() { printAPIs(w, apis) },
+	d.printHeader(w)
+	d.printTopology(w)
+	d.printReplicas(w)
+	fmt.Fprintf(w, "\nCACHE\t%s\n\n", d.cache)
+	if total, kinds := byCount(d.failures); total == 0 {
+		fmt.Fprintln(w, "FAILURES IN THE LAST HOUR: none")
+	} else {
+		fmt.Fprintf(w, "FAILURES IN THE LAST HOUR: %d\n  KIND\tCOUNT\n", total)
+		for _, k := range kinds {
+			fmt.Fprintf(w, "  %s\t%d\n", message.Printable(string(k), 40), d.failures[k])
+		}
 	}
+	printAPIs(w, apis)
 	if tenantsIssue != "" {
-		sections = append(sections, func() { fmt.Fprintf(w, "TENANTS: TENANTS_FILE not used: %s\n", tenantsIssue) })
+		fmt.Fprintf(w, "\nTENANTS: TENANTS_FILE not used: %s\n", tenantsIssue)
 	}
 	if d.perTenant() {
-		sections = append(sections, func() { d.printTenants(w) })
+		d.printTenants(w)
 	}
-	sections = append(sections, func() { d.printQuota(w) })
-	for i, s := range sections {
-		if i > 0 {
-			w.Flush()
-			fmt.Fprintln(out)
-		}
-		s()
-	}
+	d.printQuota(w)
 	return w.Flush()
 }
 
@@ -139,8 +128,8 @@ func (d *deployment) printHeader(w io.Writer) {
 }
 
 // printTopology writes the streams, then the consumers.
-func (d *deployment) printTopology(w *tabwriter.Writer) {
-	fmt.Fprintln(w, "STREAM\tMESSAGES\tBYTES\tOLDEST\tNEWEST")
+func (d *deployment) printTopology(w io.Writer) {
+	fmt.Fprintln(w, "\nSTREAM\tMESSAGES\tBYTES\tOLDEST\tNEWEST")
 	for i, name := range []string{d.cfg.RequestStream, d.cfg.ResultStream} {
 		s := d.streams[i]
 		if s == nil {
@@ -153,7 +142,6 @@ func (d *deployment) printTopology(w *tabwriter.Writer) {
 		}
 		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\n", name, s.State.Msgs, byteSize(s.State.Bytes), oldest, newest)
 	}
-	w.Flush()
 	fmt.Fprintln(w, "\nCONSUMER\tPENDING\tACK PENDING\tREDELIVERED\tWAITING\tLAST DELIVERY\tROLE")
 	topo := broker.NewTopology(d.cfg)
 	for i, c := range []struct{ name, role string }{{topo.Consumer.Durable, "requests"}, {topo.Advisories.Durable, "safety net (max-deliveries advisories)"}} {
@@ -187,7 +175,7 @@ func (d *deployment) printReplicas(w io.Writer) {
 	case len(d.replicas) == 0:
 		summary = "none answered"
 	}
-	fmt.Fprintf(w, "REPLICAS: %s (consumer %s: %s waiting pulls)\n", summary, d.cfg.ConsumerName, pulls)
+	fmt.Fprintf(w, "\nREPLICAS: %s (consumer %s: %s waiting pulls)\n", summary, d.cfg.ConsumerName, pulls)
 	if d.replicasIssue != "" || len(d.replicas) == 0 {
 		return
 	}
@@ -213,7 +201,7 @@ func byCount(failures map[message.Kind]int) (total int, kinds []message.Kind) {
 }
 
 // printTenants prints a line per tenant: those of the file, then the others the results name.
-func (d *deployment) printTenants(w *tabwriter.Writer) {
+func (d *deployment) printTenants(w io.Writer) {
 	var names []string
 	for _, t := range d.tenants {
 		names = append(names, t.Name)
@@ -227,17 +215,17 @@ func (d *deployment) printTenants(w *tabwriter.Writer) {
 		names = append(names, "")
 	}
 	if d.tenants != nil {
-		fmt.Fprintf(w, "TENANTS: %d configured\n", len(d.tenants))
+		fmt.Fprintf(w, "\nTENANTS: %d configured\n", len(d.tenants))
 	} else {
-		fmt.Fprintln(w, "TENANTS named by the results")
+		fmt.Fprintln(w, "\nTENANTS named by the results")
 	}
 	fmt.Fprintln(w, "  TENANT\tRESULTS (1H)\tFAILURES (1H)\tREQUESTS STORED\tPENDING\tQUOTA USED")
-	for _, n := range names {
+	for i, n := range names {
 		ts, label, stored, pending := d.byTenant[n], message.Printable(n, 63), "-", "-"
 		switch {
 		case n == "":
 			label = "(none named)"
-		case d.tenants != nil && !slices.ContainsFunc(d.tenants, func(t config.Tenant) bool { return t.Name == n }):
+		case d.tenants != nil && i >= len(d.tenants):
 			label += " (not configured)"
 		}
 		if n != "" {
@@ -261,18 +249,17 @@ func (d *deployment) printTenants(w *tabwriter.Writer) {
 		}
 		fmt.Fprintf(w, "  %s\t%d\t%s\t%s\t%s\t%s\n", label, ts.results, failures, stored, pending, cmp.Or(strings.Join(used, ", "), "-"))
 	}
-	w.Flush()
 	fmt.Fprint(w, "\nREQUESTS STORED counts the requests kept on the tenant's request subject\n(REQUEST_SUBJECT.<name>), answered or not; PENDING those of them without a\nresult yet (waiting for their quota or a worker, or in hand).\n")
 }
 
 // printQuota prints the Defender quota, shared (per app registration) or per process.
-func (d *deployment) printQuota(w *tabwriter.Writer) {
+func (d *deployment) printQuota(w io.Writer) {
 	text := quotaText(d.cfg.RateLimits)
 	if len(d.cfg.RateLimits) == 0 {
 		text = "none (DEFENDER_RATE_LIMITS=" + cmp.Or(d.cfg.DefenderRateLimits, "none") + ")"
 	}
 	if d.sharedQuota {
-		fmt.Fprintf(w, "DEFENDER QUOTA: %s, shared by every replica (QUOTA_SCOPE=shared)\n", text)
+		fmt.Fprintf(w, "\nDEFENDER QUOTA: %s, shared by every replica (QUOTA_SCOPE=shared)\n", text)
 		if d.quotaIssue != "" {
 			fmt.Fprintf(w, "  quota state %s\n", d.quotaIssue)
 			return
@@ -285,14 +272,13 @@ func (d *deployment) printQuota(w *tabwriter.Writer) {
 			}
 			fmt.Fprintf(w, "  %s\t%s\t%d\t%d (%d%%)\t%s\n", r.name, metrics.ShortDuration(r.limit.Window), r.limit.Count, r.used, r.used*100/r.limit.Count, cool)
 		}
-		w.Flush()
 		fmt.Fprint(w, "\nUSED counts the calls of every replica that hold a slot: running, or ended\nless than a window ago, as the NATS server counts them.\n")
 		return
 	}
 	if len(d.cfg.RateLimits) > 0 {
 		text += " per process (DEFENDER_RATE_LIMITS)"
 	}
-	fmt.Fprintf(w, "DEFENDER QUOTA: %s\n", text)
+	fmt.Fprintf(w, "\nDEFENDER QUOTA: %s\n", text)
 	if len(d.quota) == 0 {
 		return
 	}
@@ -304,7 +290,6 @@ func (d *deployment) printQuota(w *tabwriter.Writer) {
 		}
 		fmt.Fprintln(w)
 	}
-	w.Flush()
 	fmt.Fprint(w, "\nUSED is the sum of the attempts (Defender calls) of the results stored in the\nwindow, from every replica; calls of deliveries that ended without a result\nare not counted. The quota applies to each process (QUOTA_SCOPE=process):\nreplicas divide the tenant's quota between them.\n")
 }
 
@@ -368,7 +353,7 @@ func statusAPIs(ctx context.Context, cfg *config.Config, list []config.Tenant) <
 
 // printAPIs writes each tenant's API and its token's permission.
 func printAPIs(w io.Writer, checks []permissionCheck) {
-	fmt.Fprintln(w, "MICROSOFT API\n  TENANT\tAPI\tPERMISSION")
+	fmt.Fprintln(w, "\nMICROSOFT API\n  TENANT\tAPI\tPERMISSION")
 	slices.SortFunc(checks, func(a, b permissionCheck) int { return strings.Compare(a.tenant, b.tenant) })
 	for _, c := range checks {
 		api, p := string(c.api), c.api.Permission()
@@ -414,12 +399,11 @@ type deployment struct {
 	ignored               int                  // messages on result subjects the service did not write
 	tenants               []config.Tenant      // of TENANTS_FILE; nil without it
 	byTenant              map[string]*tenantState
-	used                  map[time.Duration]int // attempts of the results of each window of DEFENDER_RATE_LIMITS
-	answered              map[uint64]bool       // request sequences of the results read
-	scanned               time.Duration         // how far back results were read
-	sharedQuota           bool                  // the rows count the shared quota (QUOTA_SCOPE=shared with limits)
-	quotaIssue            string                // why the shared quota could not be read
-	quota                 []quotaRow
+	answered              map[uint64]bool // request sequences of the results read
+	scanned               time.Duration   // how far back results were read
+	sharedQuota           bool            // the rows count the shared quota (QUOTA_SCOPE=shared with limits)
+	quotaIssue            string          // why the shared quota could not be read
+	quota                 []quotaRow      // of DEFENDER_RATE_LIMITS, or of each app registration
 }
 
 // tenantState is what status knows of one tenant ("": results that name none).
@@ -428,7 +412,6 @@ type tenantState struct {
 	failures map[message.Kind]int
 	stored   uint64 // requests stored on its request subject
 	pending  int64  // of those past the consumer's acknowledgement floor, without a result; -1: not known
-	used     map[time.Duration]int
 	quota    []quotaRow
 }
 
@@ -444,7 +427,7 @@ type quotaRow struct {
 type statusQuery struct {
 	tenants      []config.Tenant
 	quotaLimits  []connector.Limit // none: the shared quota is not read
-	quotaLayout  quota.Layout      // zero: that of DEFENDER_RATE_LIMITS
+	quotaLayout  quota.Layout
 	registration quota.Registration
 }
 
@@ -452,7 +435,11 @@ type statusQuery struct {
 func readDeployment(ctx context.Context, js jetstream.JetStream, cfg *config.Config, q statusQuery, now time.Time) (*deployment, error) {
 	nc := js.Conn()
 	d := &deployment{cfg: cfg, server: nc.ConnectedUrlRedacted(), serverVersion: nc.ConnectedServerVersion(), now: now, open: !nc.AuthRequired(),
-		failures: map[message.Kind]int{}, tenants: q.tenants, byTenant: map[string]*tenantState{}, used: map[time.Duration]int{}, answered: map[uint64]bool{}}
+		failures: map[message.Kind]int{}, tenants: q.tenants, byTenant: map[string]*tenantState{}, answered: map[uint64]bool{},
+		sharedQuota: cfg.QuotaScope == quota.ScopeShared && len(q.quotaLimits) > 0}
+	if !d.sharedQuota { // each process counts alone: the rows add up the results' attempts
+		d.quota = quotaRows(cfg.RateLimits)
+	}
 	for _, t := range q.tenants {
 		d.tenant(t.Name)
 	}
@@ -474,17 +461,8 @@ func readDeployment(ctx context.Context, js jetstream.JetStream, cfg *config.Con
 			return nil, err
 		}
 	}
-	if cfg.QuotaScope == quota.ScopeShared && len(q.quotaLimits) > 0 {
+	if d.sharedQuota {
 		d.readSharedQuota(ctx, js, q)
-		return d, nil
-	}
-	for _, l := range cfg.RateLimits { // the quota each process counts alone, from the results' attempts
-		d.quota = append(d.quota, quotaRow{limit: l, used: d.used[l.Window]})
-	}
-	for name, ts := range d.byTenant {
-		for _, l := range d.tenantLimits(name) {
-			ts.quota = append(ts.quota, quotaRow{limit: l, used: ts.used[l.Window]})
-		}
 	}
 	return d, nil
 }
@@ -492,7 +470,10 @@ func readDeployment(ctx context.Context, js jetstream.JetStream, cfg *config.Con
 func (d *deployment) tenant(name string) *tenantState {
 	ts, ok := d.byTenant[name]
 	if !ok {
-		ts = &tenantState{failures: map[message.Kind]int{}, used: map[time.Duration]int{}, pending: -1}
+		ts = &tenantState{failures: map[message.Kind]int{}, pending: -1}
+		if !d.sharedQuota {
+			ts.quota = quotaRows(d.tenantLimits(name))
+		}
 		d.byTenant[name] = ts
 	}
 	return ts
@@ -602,16 +583,22 @@ func (d *deployment) count(r *message.Result, tenant string, age time.Duration) 
 			ts.failures[r.Error.Kind]++
 		}
 	}
-	for _, l := range d.cfg.RateLimits {
-		if age <= l.Window {
-			d.used[l.Window] += r.Attempts
+	for _, rows := range [][]quotaRow{d.quota, ts.quota} { // empty with the shared quota
+		for i := range rows {
+			if age <= rows[i].limit.Window {
+				rows[i].used += r.Attempts
+			}
 		}
 	}
-	for _, l := range d.tenantLimits(tenant) {
-		if age <= l.Window {
-			ts.used[l.Window] += r.Attempts
-		}
+}
+
+// quotaRows are the rows of limits, none used yet.
+func quotaRows(limits []connector.Limit) []quotaRow {
+	rows := make([]quotaRow, len(limits))
+	for i, l := range limits {
+		rows[i].limit = l
 	}
+	return rows
 }
 
 // readTenantRequests counts the requests on each tenant's subject, and those without a result.
@@ -656,12 +643,7 @@ func (d *deployment) unansweredAfter(ctx context.Context, js jetstream.JetStream
 
 // readSharedQuota fills the quota rows from the shared quota's streams, per app registration and window.
 func (d *deployment) readSharedQuota(ctx context.Context, js jetstream.JetStream, q statusQuery) {
-	d.sharedQuota = true
-	layout := q.quotaLayout
-	if layout.Consumer() == "" {
-		layout = quota.NewLayout(d.cfg.ConsumerName, d.cfg.RateLimits)
-	}
-	use, err := quota.ReadUse(ctx, js, layout, q.quotaLimits)
+	use, err := quota.ReadUse(ctx, js, q.quotaLayout, q.quotaLimits)
 	if err != nil {
 		if d.quotaIssue = err.Error(); errors.Is(err, jetstream.ErrStreamNotFound) {
 			d.quotaIssue = missingHint
@@ -669,8 +651,7 @@ func (d *deployment) readSharedQuota(ctx context.Context, js jetstream.JetStream
 		return
 	}
 	cooldowns, _ := quota.ReadCooldowns(ctx, js, d.cfg.ConsumerName)
-	own := q.registration.Key()
-	names := map[string]string{own: q.registration.String()}
+	own, names := q.registration.Key(), map[string]string{}
 	keys, held := map[string]bool{}, map[string][]connector.Limit{} // the registrations shown, and the limits each is held to
 	keyOf := map[string]string{}                                    // the registration of each tenant shown
 	for _, u := range use {
@@ -679,20 +660,21 @@ func (d *deployment) readSharedQuota(ctx context.Context, js jetstream.JetStream
 		}
 	}
 	if d.tenants == nil {
-		keys[own] = true
+		keys[own], names[own] = true, q.registration.String()
 		for _, u := range use {
 			held[own] = append(held[own], u.Limit)
 		}
 		for name := range d.byTenant {
-			keyOf[name] = own
+			if name != "" {
+				keyOf[name] = own
+			}
 		}
-		delete(keyOf, "")
 	} else {
 		delete(keys, own)
 	}
 	for _, t := range d.tenants {
 		k := registration(&t).Key()
-		if prev, ok := names[k]; ok && k != own {
+		if prev, ok := names[k]; ok {
 			names[k] = prev + ", " + t.Name
 		} else {
 			names[k] = "tenant " + t.Name

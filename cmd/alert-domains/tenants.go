@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
@@ -104,11 +105,8 @@ func registration(t *config.Tenant) quota.Registration {
 
 // newTenantQuota is the shared quota of t's app registration, in the streams of layout.
 func newTenantQuota(cfg *config.Config, layout quota.Layout, t *config.Tenant, logger *slog.Logger, obs quota.Observer) (*quota.Shared, error) {
-	opts := []quota.SharedOption{quota.WithLogger(logger.With(slog.String("component", "quota"), slog.String("tenant", t.Name))), quota.WithHold(cfg.DefenderTimeout)}
-	if obs != nil {
-		opts = append(opts, quota.WithObserver(obs))
-	}
-	return quota.NewShared(layout, registration(t), t.RateLimits, opts...)
+	return quota.NewShared(layout, registration(t), t.RateLimits, quota.WithObserver(obs), quota.WithHold(cfg.DefenderTimeout),
+		quota.WithLogger(logger.With(slog.String("component", "quota"), slog.String("tenant", t.Name))))
 }
 
 // prepareQuotaLimits provisions (or, with PROVISION=false, verifies) the shared quota's streams and bucket.
@@ -405,28 +403,23 @@ const (
 // checkPermissions gets a token for each tenant of names in set and reads its roles claim.
 func checkPermissions(ctx context.Context, set *tenants.Set, names []string) []permissionCheck {
 	out := make([]permissionCheck, len(names))
-	sem := make(chan struct{}, permissionChecks)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(permissionChecks)
 	for i, name := range names {
-		l, ok := set.Lookup(name)
-		client, isClient := l.(*connector.Client)
-		if !ok || !isClient {
+		l, _ := set.Lookup(name)
+		client, ok := l.(*connector.Client)
+		if !ok {
 			continue
 		}
 		out[i] = permissionCheck{tenant: name, api: client.API()}
-		wg.Go(func() {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			defer func() { <-sem }()
+		g.Go(func() error {
 			cctx, cancel := context.WithTimeout(ctx, permissionTimeout)
 			defer cancel()
 			out[i].perm, out[i].err = client.CheckPermission(cctx)
+			return nil
 		})
 	}
-	wg.Wait()
+	_ = g.Wait() // each check keeps its own error
 	return slices.DeleteFunc(out, func(c permissionCheck) bool { return c.tenant == "" })
 }
 
