@@ -35,6 +35,9 @@ const (
 	baselineFailureSubject = "bench.res.failure"
 )
 
+// BenchmarkBaseline is a burst of -bench.n requests through the baseline:
+// req/s from the first publish to the last result stored, and the
+// latencies of the burst.
 func BenchmarkBaseline(b *testing.B) {
 	tg := startBaseline(b, *benchWorkers)
 	var total stats
@@ -45,6 +48,8 @@ func BenchmarkBaseline(b *testing.B) {
 	total.report(b, "")
 }
 
+// BenchmarkBaselineLatency is a steady -bench.rate requests/s for
+// -bench.duration through the baseline: p50 and p99 request-to-result latency.
 func BenchmarkBaselineLatency(b *testing.B) {
 	tg := startBaseline(b, *benchWorkers)
 	var total stats
