@@ -6,7 +6,6 @@ import (
 	"context"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -174,18 +173,6 @@ func (m *Metrics) Middleware() consumer.Middleware {
 		}
 	}
 }
-
-// DefenderCall counts one HTTP call to Defender under no tenant (a connector.Observer).
-func (m *Metrics) DefenderCall(status int, d time.Duration) {
-	m.tenantCall(NoTenant, "", status, d)
-}
-
-// QuotaWait records a call's wait for the quota under no tenant (a connector.Observer).
-func (m *Metrics) QuotaWait(d time.Duration) {
-	m.tenantQuotaWait(NoTenant, d)
-}
-
-var _ connector.Observer = (*Metrics)(nil)
 
 // statusCode is the code label: the HTTP status, or "error".
 func statusCode(status int) string {
