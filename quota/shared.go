@@ -59,7 +59,7 @@ type Shared struct {
 	stopped  chan struct{} // closed when Run returns
 	js       jetstream.JetStream
 
-	turn chan struct{} // held by the one local caller that tries the next slot
+	turn chan struct{} // its token is held by the one local caller that tries the next slot
 
 	mu          sync.Mutex
 	offset      time.Duration // server clock minus local clock
@@ -126,6 +126,7 @@ func NewShared(layout Layout, reg Registration, limits []connector.Limit, opts .
 			return nil, err
 		}
 	}
+	s.turn <- struct{}{}
 	return s, nil
 }
 
@@ -168,27 +169,10 @@ func (s *Shared) Acquire(ctx context.Context) (release func(), waited time.Durat
 	}
 	parked := wait.NewLazy(ctx, true)
 	defer parked.End()
-	select {
-	case <-s.attached:
-	default:
-		parked.Begin()
-		select {
-		case <-s.attached:
-		case <-ctx.Done():
-			return nil, time.Since(start), ctx.Err()
-		}
+	if !await(ctx, parked, s.attached) || !await(ctx, parked, s.turn) {
+		return nil, time.Since(start), ctx.Err()
 	}
-	select {
-	case s.turn <- struct{}{}:
-	default:
-		parked.Begin()
-		select {
-		case s.turn <- struct{}{}:
-		case <-ctx.Done():
-			return nil, time.Since(start), ctx.Err()
-		}
-	}
-	defer func() { <-s.turn }()
+	defer func() { s.turn <- struct{}{} }()
 
 	backoff := unreachableMin
 	for {
@@ -223,6 +207,22 @@ func (s *Shared) Acquire(ctx context.Context) (release func(), waited time.Durat
 		if !timing.Sleep(ctx, wait, nil) {
 			return nil, time.Since(start), ctx.Err()
 		}
+	}
+}
+
+// await receives from ch, parked if it has to wait; false when ctx ends first.
+func await(ctx context.Context, parked *wait.Lazy, ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+	}
+	parked.Begin()
+	select {
+	case <-ch:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
