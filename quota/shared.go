@@ -423,9 +423,8 @@ func (s *Shared) Cooldown(retryAfter time.Duration) {
 	if retryAfter <= 0 {
 		return
 	}
-	now := time.Now()
+	until := time.Now().Add(retryAfter)
 	s.mu.Lock()
-	until := now.Add(retryAfter)
 	grew := s.extend(until)
 	if serverUntil := until.Add(s.offset); serverUntil.After(s.toPublish) {
 		s.toPublish = serverUntil
