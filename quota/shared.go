@@ -55,8 +55,9 @@ type Shared struct {
 	logger *slog.Logger
 	obs    Observer
 
-	attached chan struct{} // closed once js is set
-	stopped  chan struct{} // closed when Run returns
+	attached chan struct{}   // closed once js is set
+	stopped  context.Context // ended when Run returns
+	stop     context.CancelFunc
 	js       jetstream.JetStream
 
 	turn chan struct{} // its token is held by the one local caller that tries the next slot
@@ -114,13 +115,13 @@ func NewShared(layout Layout, reg Registration, limits []connector.Limit, opts .
 		key:         reg.Key(),
 		logger:      slog.New(slog.DiscardHandler),
 		attached:    make(chan struct{}),
-		stopped:     make(chan struct{}),
 		turn:        make(chan struct{}, 1),
 		changed:     make(chan struct{}),
 		publishKick: make(chan struct{}, 1),
 		streams:     map[string]jetstream.Stream{},
 		hold:        connector.DefaultTimeout,
 	}
+	s.stopped, s.stop = context.WithCancel(context.Background())
 	for _, opt := range opts {
 		if err := opt(s); err != nil {
 			return nil, err
@@ -140,7 +141,7 @@ func (s *Shared) Registration() Registration { return s.reg }
 func (s *Shared) Run(ctx context.Context, js jetstream.JetStream) error {
 	s.js = js
 	close(s.attached)
-	defer close(s.stopped)
+	defer s.stop()
 	s.syncClock(ctx)
 
 	var wg sync.WaitGroup
@@ -253,14 +254,7 @@ func (s *Shared) free(sl slot) {
 		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 		freed := s.delete(ctx, sl)
 		cancel()
-		if freed || !time.Now().Add(backoff).Before(giveUp) {
-			return
-		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-s.stopped:
-			t.Stop()
+		if freed || !time.Now().Add(backoff).Before(giveUp) || !timing.Sleep(s.stopped, backoff, nil) {
 			return
 		}
 		backoff = min(2*backoff, unreachableMax)
