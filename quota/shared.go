@@ -121,13 +121,13 @@ func NewShared(layout Layout, reg Registration, limits []connector.Limit, opts .
 		streams:     map[string]jetstream.Stream{},
 		hold:        connector.DefaultTimeout,
 	}
+	s.turn <- struct{}{}
 	s.stopped, s.stop = context.WithCancel(context.Background())
 	for _, opt := range opts {
 		if err := opt(s); err != nil {
 			return nil, err
 		}
 	}
-	s.turn <- struct{}{}
 	return s, nil
 }
 
