@@ -61,8 +61,7 @@ func options(cfg *config.Config, name string, logger *slog.Logger) ([]nats.Optio
 		nats.Timeout(5 * time.Second),
 		nats.ReconnectBufSize(8 << 20),
 		nats.CustomReconnectDelay(func(attempts int) time.Duration {
-			d := 250 * time.Millisecond << min(attempts, 5)
-			d = min(d, 5*time.Second)
+			d := min(250*time.Millisecond<<min(attempts, 5), 5*time.Second)
 			return d/2 + rand.N(d/2+1)
 		}),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {

@@ -85,14 +85,13 @@ func MaxAckPending(concurrency int) int {
 }
 
 // Provision creates what is missing and brings the settings the service
-// owns in line with the configuration (EnsureStream, provisionConsumer),
-// logging every change.
+// owns in line with the configuration, logging every change.
 func (t Topology) Provision(ctx context.Context, js jetstream.JetStream, logger *slog.Logger) error {
 	steps := []func() error{
 		func() error { return EnsureStream(ctx, js, t.RequestStream, logger) },
 		func() error { return EnsureStream(ctx, js, t.ResultStream, logger) },
-		func() error { return t.updateDurable(ctx, js, t.Consumer, logger) },
-		func() error { return t.updateDurable(ctx, js, t.Advisories, logger) },
+		func() error { return t.provisionConsumer(ctx, js, t.Consumer, logger) },
+		func() error { return t.provisionConsumer(ctx, js, t.Advisories, logger) },
 	}
 	for _, step := range steps {
 		if err := Retrying(ctx, logger, step); err != nil {
@@ -230,27 +229,18 @@ func subjectCovers(pattern, subject string) bool {
 	return len(p) == len(s)
 }
 
-// updateDurable provisions a consumer; a missing one is created here only
-// on a request stream that never stored a message, else by the Binder.
-func (t Topology) updateDurable(ctx context.Context, js jetstream.JetStream, want jetstream.ConsumerConfig, logger *slog.Logger) error {
-	_, err := js.Consumer(ctx, t.RequestStream.Name, want.Durable)
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		s, err := js.Stream(ctx, t.RequestStream.Name)
-		if err != nil || s.CachedInfo().State.LastSeq > 0 {
-			return err
-		}
-	} else if err != nil {
-		return fmt.Errorf("look up consumer %s on %s: %w", want.Durable, t.RequestStream.Name, err)
-	}
-	return provisionConsumer(ctx, js, t.RequestStream.Name, want, logger)
-}
-
-// provisionConsumer creates the consumer when it is missing, and otherwise
-// updates only its mutable settings (ack wait, deliveries, pending, filter).
-func provisionConsumer(ctx context.Context, js jetstream.JetStream, stream string, want jetstream.ConsumerConfig, logger *slog.Logger) error {
+// provisionConsumer creates a missing consumer only on a request stream that
+// never stored a message (else the Binder does, where processing stopped),
+// and of an existing one updates only the mutable settings.
+func (t Topology) provisionConsumer(ctx context.Context, js jetstream.JetStream, want jetstream.ConsumerConfig, logger *slog.Logger) error {
+	stream := t.RequestStream.Name
 	c, err := js.Consumer(ctx, stream, want.Durable)
 	switch {
 	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		s, err := js.Stream(ctx, stream)
+		if err != nil || s.CachedInfo().State.LastSeq > 0 {
+			return err
+		}
 		if _, err := js.CreateConsumer(ctx, stream, want); err != nil {
 			return fmt.Errorf("create consumer %s on %s: %w", want.Durable, stream, err)
 		}

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
@@ -203,7 +202,7 @@ func decodeEntry(raw json.RawMessage) (tenantEntry, error) {
 		}
 	}
 	var ute *json.UnmarshalTypeError
-	if err := json.NewDecoder(bytes.NewReader(raw)).Decode(&e); errors.As(err, &ute) {
+	if err := json.Unmarshal(raw, &e); errors.As(err, &ute) {
 		want := "a string"
 		if ute.Type.Kind() == reflect.Bool {
 			want = "true or false"

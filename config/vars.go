@@ -65,8 +65,7 @@ func variables(c *Config) []field {
 	var fields []field
 	cv := reflect.ValueOf(c).Elem()
 	for i := range cv.NumField() {
-		g := cv.Type().Field(i)
-		group := g.Tag.Get("group")
+		group := cv.Type().Field(i).Tag.Get("group")
 		if group == "" {
 			continue
 		}

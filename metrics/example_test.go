@@ -20,7 +20,7 @@ func Example() {
 		return consumer.Outcome{Action: consumer.Ack, Result: res, Stored: true}
 	}, m.Middleware())
 	handler(context.Background(), &consumer.Delivery{})
-	m.DefenderCall(200, 120*time.Millisecond)
+	m.Tenant(metrics.NoTenant, "").DefenderCall(200, 120*time.Millisecond)
 
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()

@@ -6,7 +6,6 @@ import (
 	"context"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,20 +52,12 @@ func New() *Metrics {
 		reg:        prometheus.NewRegistry(),
 		results:    counterVec("results_total", "Results stored in the result stream, by status (success, failure), failure kind (empty for a success), tenant (a name of the configured tenants; empty when the result names none of them) and api (graph or mde; empty when the request reached no tenant).", "status", "kind", "tenant", "api"),
 		deliveries: counterVec("deliveries_total", "Request deliveries handled, by what happened to the request message (ack, retry, terminate, hand_back).", "action"),
-		attempts: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: namespace,
-			Name:      "request_attempts",
-			Help:      "Defender HTTP calls made by the delivery that produced each stored result (0: cached or rejected before any call).",
-			Buckets:   []float64{0, 1, 2, 3, 5, 8, 13, 21},
-		}),
+		attempts: histogram("request_attempts", "Defender HTTP calls made by the delivery that produced each stored result (0: cached or rejected before any call).",
+			0, 1, 2, 3, 5, 8, 13, 21),
 		inFlight:      gauge("requests_in_flight", "Request deliveries being handled now."),
 		defenderCalls: counterVec("defender_calls_total", "HTTP calls to Microsoft's API, by status code (\"error\" when no HTTP answer came: a network error or a time-out), tenant (a name of the configured tenants; empty for a client of none) and api (graph or mde).", "code", "tenant", "api"),
-		defenderDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: namespace,
-			Name:      "defender_call_duration_seconds",
-			Help:      "Duration of one HTTP call to the Defender API.",
-			Buckets:   []float64{0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
-		}),
+		defenderDuration: histogram("defender_call_duration_seconds", "Duration of one HTTP call to the Defender API.",
+			0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 		quotaWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace,
 			Name:      "quota_wait_seconds",
@@ -107,6 +98,10 @@ func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
 
 func gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
 	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help}, labels)
+}
+
+func histogram(name, help string, buckets ...float64) prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: name, Help: help, Buckets: buckets})
 }
 
 func gauge(name, help string) prometheus.Gauge {
@@ -174,18 +169,6 @@ func (m *Metrics) Middleware() consumer.Middleware {
 		}
 	}
 }
-
-// DefenderCall counts one HTTP call to Defender under no tenant (a connector.Observer).
-func (m *Metrics) DefenderCall(status int, d time.Duration) {
-	m.tenantCall(NoTenant, "", status, d)
-}
-
-// QuotaWait records a call's wait for the quota under no tenant (a connector.Observer).
-func (m *Metrics) QuotaWait(d time.Duration) {
-	m.tenantQuotaWait(NoTenant, d)
-}
-
-var _ connector.Observer = (*Metrics)(nil)
 
 // statusCode is the code label: the HTTP status, or "error".
 func statusCode(status int) string {

@@ -109,7 +109,7 @@ func TestMiddlewareCountsStoredResults(t *testing.T) {
 
 func TestObserverCountsDefenderCallsAndQuotaWaits(t *testing.T) {
 	m := metrics.New()
-	var o connector.Observer = m
+	o := m.Tenant(metrics.NoTenant, "")
 	o.DefenderCall(200, 80*time.Millisecond)
 	o.DefenderCall(200, 120*time.Millisecond)
 	o.DefenderCall(429, 10*time.Millisecond)
@@ -334,7 +334,7 @@ func TestSafetyNetAnswered(t *testing.T) {
 
 func TestRuntimeCollectorsAndNames(t *testing.T) {
 	m := metrics.New()
-	m.DefenderCall(200, time.Millisecond)
+	m.Tenant(metrics.NoTenant, "").DefenderCall(200, time.Millisecond)
 	got := scrape(t, m)
 	if _, ok := got["go_goroutines"]; !ok {
 		t.Error("no Go runtime metrics")

@@ -26,7 +26,8 @@ func Families() ([]Family, error) {
 		return nil, err
 	}
 	m.SetTenants(map[string]connector.API{"default": connector.Graph})
-	if err := m.WatchQuota(func(string) Quota { return oneLimit{} }); err != nil {
+	oneLimit := connector.NewLimiter([]connector.Limit{{Count: 1, Window: time.Minute}})
+	if err := m.WatchQuota(func(string) Quota { return oneLimit }); err != nil {
 		return nil, err
 	}
 	gathered, err := m.reg.Gather()
@@ -47,11 +48,3 @@ func Families() ([]Family, error) {
 	slices.SortFunc(out, func(a, b Family) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }
-
-// oneLimit is a quota of one window, for listing the quota gauges.
-type oneLimit struct{}
-
-func (oneLimit) Limits() []connector.Limit {
-	return []connector.Limit{{Count: 1, Window: time.Minute}}
-}
-func (oneLimit) Used(time.Duration) int { return 0 }

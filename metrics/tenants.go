@@ -105,13 +105,6 @@ func (m *Metrics) withTenant(tenant string, api connector.API, count func(tenant
 	count(tenant, configured)
 }
 
-func (m *Metrics) tenantCall(tenant string, api connector.API, status int, d time.Duration) {
-	m.withTenant(tenant, api, func(tenant string, api connector.API) {
-		m.defenderCalls.WithLabelValues(statusCode(status), tenant, string(api)).Inc()
-	})
-	m.defenderDuration.Observe(d.Seconds())
-}
-
 // Permission records whether the latest token of tenant lacks its API's permission.
 func (m *Metrics) Permission(tenant string, api connector.API, p connector.Permission) {
 	v := 0.0
@@ -122,12 +115,6 @@ func (m *Metrics) Permission(tenant string, api connector.API, p connector.Permi
 		if label != NoTenant {
 			m.permissionMissing.WithLabelValues(label, string(api), api.Permission()).Set(v)
 		}
-	})
-}
-
-func (m *Metrics) tenantQuotaWait(tenant string, d time.Duration) {
-	m.withTenant(tenant, "", func(tenant string, _ connector.API) {
-		m.quotaWait.WithLabelValues(tenant).Observe(d.Seconds())
 	})
 }
 
@@ -143,6 +130,14 @@ type tenantObserver struct {
 }
 
 func (o tenantObserver) DefenderCall(status int, d time.Duration) {
-	o.m.tenantCall(o.name, o.api, status, d)
+	o.m.withTenant(o.name, o.api, func(tenant string, api connector.API) {
+		o.m.defenderCalls.WithLabelValues(statusCode(status), tenant, string(api)).Inc()
+	})
+	o.m.defenderDuration.Observe(d.Seconds())
 }
-func (o tenantObserver) QuotaWait(d time.Duration) { o.m.tenantQuotaWait(o.name, d) }
+
+func (o tenantObserver) QuotaWait(d time.Duration) {
+	o.m.withTenant(o.name, "", func(tenant string, _ connector.API) {
+		o.m.quotaWait.WithLabelValues(tenant).Observe(d.Seconds())
+	})
+}

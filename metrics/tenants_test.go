@@ -79,7 +79,7 @@ func TestTenantLabel(t *testing.T) {
 		m.Tenant(tenant, connector.Graph).DefenderCall(200, time.Millisecond)
 		m.Tenant(tenant, connector.Graph).QuotaWait(time.Second)
 	}
-	m.DefenderCall(503, time.Millisecond)
+	m.Tenant(metrics.NoTenant, "").DefenderCall(503, time.Millisecond)
 	expect(t, scrape(t, m), map[string]float64{
 		`alert_domains_results_total{api="graph",kind="",status="success",tenant="contoso"}`:   2,
 		`alert_domains_results_total{api="",kind="unknown_tenant",status="failure",tenant=""}`: float64(len(hostile)),

@@ -26,14 +26,11 @@ func NewLayout(consumer string, primary []connector.Limit) Layout {
 
 // Primary returns each window's count in defaults, else the smallest in others.
 func Primary(defaults []connector.Limit, others ...[]connector.Limit) []connector.Limit {
-	out := distinct(defaults)
+	out := slices.Clone(defaults)
 	for _, list := range others {
 		for _, l := range list {
-			switch i := slices.IndexFunc(out, func(o connector.Limit) bool { return o.Window == l.Window }); {
-			case i < 0:
+			if !slices.ContainsFunc(defaults, func(d connector.Limit) bool { return d.Window == l.Window }) {
 				out = append(out, l)
-			case !slices.ContainsFunc(defaults, func(d connector.Limit) bool { return d.Window == l.Window }):
-				out[i].Count = min(out[i].Count, l.Count)
 			}
 		}
 	}

@@ -47,14 +47,10 @@ func (r Registration) String() string {
 	return string(r.API) + " " + r.Cloud + " " + r.TenantID + "/" + r.ClientID
 }
 
-// Margin is added to MaxAge for the time between a grant and the call's start.
-func Margin(window time.Duration) time.Duration {
-	return min(max(window/40, 25*time.Millisecond), time.Second)
-}
-
-// MaxAge is how long a slot's message lives when nobody deletes it.
+// MaxAge is how long a slot's message lives when nobody deletes it: the
+// window, the hold, and a margin for the time between a grant and the call's start.
 func MaxAge(window, hold time.Duration) time.Duration {
-	return window + max(hold, 0) + Margin(window)
+	return window + max(hold, 0) + min(max(window/40, 25*time.Millisecond), time.Second)
 }
 
 // windowToken names a window in stream names and subjects: "60000ms" or "…ns".

@@ -55,11 +55,12 @@ type Shared struct {
 	logger *slog.Logger
 	obs    Observer
 
-	attached chan struct{} // closed once js is set
-	stopped  chan struct{} // closed when Run returns
+	attached chan struct{}   // closed once js is set
+	stopped  context.Context // ended when Run returns
+	stop     context.CancelFunc
 	js       jetstream.JetStream
 
-	turn chan struct{} // held by the one local caller that tries the next slot
+	turn chan struct{} // its token is held by the one local caller that tries the next slot
 
 	mu          sync.Mutex
 	offset      time.Duration // server clock minus local clock
@@ -114,13 +115,14 @@ func NewShared(layout Layout, reg Registration, limits []connector.Limit, opts .
 		key:         reg.Key(),
 		logger:      slog.New(slog.DiscardHandler),
 		attached:    make(chan struct{}),
-		stopped:     make(chan struct{}),
 		turn:        make(chan struct{}, 1),
 		changed:     make(chan struct{}),
 		publishKick: make(chan struct{}, 1),
 		streams:     map[string]jetstream.Stream{},
 		hold:        connector.DefaultTimeout,
 	}
+	s.turn <- struct{}{}
+	s.stopped, s.stop = context.WithCancel(context.Background())
 	for _, opt := range opts {
 		if err := opt(s); err != nil {
 			return nil, err
@@ -139,7 +141,7 @@ func (s *Shared) Registration() Registration { return s.reg }
 func (s *Shared) Run(ctx context.Context, js jetstream.JetStream) error {
 	s.js = js
 	close(s.attached)
-	defer close(s.stopped)
+	defer s.stop()
 	s.syncClock(ctx)
 
 	var wg sync.WaitGroup
@@ -168,27 +170,10 @@ func (s *Shared) Acquire(ctx context.Context) (release func(), waited time.Durat
 	}
 	parked := wait.NewLazy(ctx, true)
 	defer parked.End()
-	select {
-	case <-s.attached:
-	default:
-		parked.Begin()
-		select {
-		case <-s.attached:
-		case <-ctx.Done():
-			return nil, time.Since(start), ctx.Err()
-		}
+	if !await(ctx, parked, s.attached) || !await(ctx, parked, s.turn) {
+		return nil, time.Since(start), ctx.Err()
 	}
-	select {
-	case s.turn <- struct{}{}:
-	default:
-		parked.Begin()
-		select {
-		case s.turn <- struct{}{}:
-		case <-ctx.Done():
-			return nil, time.Since(start), ctx.Err()
-		}
-	}
-	defer func() { <-s.turn }()
+	defer func() { s.turn <- struct{}{} }()
 
 	backoff := unreachableMin
 	for {
@@ -226,6 +211,22 @@ func (s *Shared) Acquire(ctx context.Context) (release func(), waited time.Durat
 	}
 }
 
+// await receives from ch, parked if it has to wait; false when ctx ends first.
+func await(ctx context.Context, parked *wait.Lazy, ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+	}
+	parked.Begin()
+	select {
+	case <-ch:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // slot is the message that holds one slot of one limit.
 type slot struct {
 	stream string
@@ -253,14 +254,7 @@ func (s *Shared) free(sl slot) {
 		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 		freed := s.delete(ctx, sl)
 		cancel()
-		if freed || !time.Now().Add(backoff).Before(giveUp) {
-			return
-		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-s.stopped:
-			t.Stop()
+		if freed || !time.Now().Add(backoff).Before(giveUp) || !timing.Sleep(s.stopped, backoff, nil) {
 			return
 		}
 		backoff = min(2*backoff, unreachableMax)
@@ -423,9 +417,8 @@ func (s *Shared) Cooldown(retryAfter time.Duration) {
 	if retryAfter <= 0 {
 		return
 	}
-	now := time.Now()
+	until := time.Now().Add(retryAfter)
 	s.mu.Lock()
-	until := now.Add(retryAfter)
 	grew := s.extend(until)
 	if serverUntil := until.Add(s.offset); serverUntil.After(s.toPublish) {
 		s.toPublish = serverUntil

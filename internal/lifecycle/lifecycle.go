@@ -76,13 +76,15 @@ func (g *Group) Run() error {
 		return nil
 	}
 	results := make(chan result, len(slices.Concat(g.layers...)))
+	done := make([][]bool, len(g.layers))
 	for li, l := range g.layers {
+		done[li] = make([]bool, len(l))
 		for ai, a := range l {
 			go func() { results <- result{li, ai, a.Execute()} }()
 		}
 	}
-
 	first := <-results
+	done[first.layer][first.index] = true
 	if g.Logger != nil {
 		attrs := []any{slog.String("part", g.layers[first.layer][first.index].Name)}
 		if first.err != nil {
@@ -96,18 +98,6 @@ func (g *Group) Run() error {
 		defer t.Stop()
 		deadline = t.C
 	}
-	done := make([][]bool, len(g.layers))
-	for li, l := range g.layers {
-		done[li] = make([]bool, len(l))
-	}
-	done[first.layer][first.index] = true
-	record := func(r result) {
-		done[r.layer][r.index] = true
-		if r.err != nil && g.Logger != nil {
-			g.Logger.Error("stopped with an error", slog.String("part", g.layers[r.layer][r.index].Name), slog.Any("error", r.err))
-		}
-	}
-
 	for li := len(g.layers) - 1; li >= 0; li-- {
 		for _, a := range g.layers[li] {
 			a.Interrupt(first.err)
@@ -115,7 +105,10 @@ func (g *Group) Run() error {
 		for slices.Contains(done[li], false) {
 			select {
 			case r := <-results:
-				record(r)
+				done[r.layer][r.index] = true
+				if r.err != nil && g.Logger != nil {
+					g.Logger.Error("stopped with an error", slog.String("part", g.layers[r.layer][r.index].Name), slog.Any("error", r.err))
+				}
 			case <-deadline:
 				g.abandon(li, done, first.err)
 				return first.err
