@@ -27,19 +27,23 @@ func StartNATSCluster(tb testing.TB, n int, opts ...NATSOption) *NATSCluster {
 	if n < 1 {
 		tb.Fatalf("testenv: a cluster of %d nodes", n)
 	}
-	c := newCluster(tb, n, NATSServerBinary(tb), natsArgs(opts))
-	tb.Cleanup(func() {
-		for _, node := range c.Nodes {
-			node.cleanup(tb)
-		}
-	})
+	bin, ports := NATSServerBinary(tb), freePorts(tb, 3*n) // client, monitoring and route port of each node
+	routes := make([]string, n)
+	for i := range n {
+		routes[i] = "nats://127.0.0.1:" + strconv.Itoa(ports[3*i+2])
+	}
+	c := &NATSCluster{}
+	for i := range n {
+		args := append([]string{"--cluster_name", "testenv", "--cluster", routes[i], "--routes", strings.Join(routes, ",")}, natsArgs(opts)...)
+		node := newNATSProcess(tb, bin, "n"+strconv.Itoa(i+1), ports[3*i], ports[3*i+1], args...)
+		c.Nodes = append(c.Nodes, node)
+		tb.Cleanup(func() { node.cleanup(tb) })
+	}
 	// JetStream answers only once there is a quorum: start all, then wait.
 	for _, node := range c.Nodes {
-		proc, err := startProcess(node.bin, baseEnv(), node.args, node.out)
-		if err != nil {
+		if err := node.launch(); err != nil {
 			tb.Fatalf("testenv: %v", err)
 		}
-		node.proc = proc
 	}
 	for _, node := range c.Nodes {
 		if err := node.waitReady(); err != nil {
@@ -50,46 +54,6 @@ func StartNATSCluster(tb testing.TB, n int, opts ...NATSOption) *NATSCluster {
 	Eventually(tb, natsStartTimeout, natsPollInterval, func() bool {
 		return c.formed() == nil
 	}, "the JetStream cluster to form (every node online and current)")
-	return c
-}
-
-// newCluster lays out n nodes of bin on distinct free ports, routed to all.
-func newCluster(tb testing.TB, n int, bin string, extra []string) *NATSCluster {
-	used := map[int]bool{}
-	port := func() int {
-		for {
-			if p := FreePort(tb); !used[p] {
-				used[p] = true
-				return p
-			}
-		}
-	}
-	c := &NATSCluster{}
-	routes := make([]string, n)
-	for i := range n {
-		c.Nodes = append(c.Nodes, &NATSProcess{
-			bin:      bin,
-			name:     "n" + strconv.Itoa(i+1),
-			port:     port(),
-			httpPort: port(),
-			storeDir: tb.TempDir(),
-			out:      newOutput(),
-		})
-		routes[i] = "nats://127.0.0.1:" + strconv.Itoa(port())
-	}
-	for i, node := range c.Nodes {
-		node.args = append([]string{
-			"-js",
-			"-n", node.name,
-			"-a", "127.0.0.1",
-			"-p", strconv.Itoa(node.port),
-			"--http_port", strconv.Itoa(node.httpPort),
-			"-sd", node.storeDir,
-			"--cluster_name", "testenv",
-			"--cluster", routes[i],
-			"--routes", strings.Join(routes, ","),
-		}, extra...)
-	}
 	return c
 }
 

@@ -21,22 +21,20 @@ const (
 	natsPollInterval = 20 * time.Millisecond
 )
 
-// NATSOption configures [StartNATS].
-type NATSOption func(*natsConfig)
-
-type natsConfig struct{ args []string }
+// NATSOption configures [StartNATS] and [StartNATSCluster].
+type NATSOption func(args *[]string)
 
 // WithNATSArgs appends arguments to the nats-server command line.
 func WithNATSArgs(args ...string) NATSOption {
-	return func(c *natsConfig) { c.args = append(c.args, args...) }
+	return func(a *[]string) { *a = append(*a, args...) }
 }
 
 func natsArgs(opts []NATSOption) []string {
-	var cfg natsConfig
+	var args []string
 	for _, opt := range opts {
-		opt(&cfg)
+		opt(&args)
 	}
-	return cfg.args
+	return args
 }
 
 // NATSProcess is a nats-server child process with JetStream on file
@@ -47,7 +45,6 @@ type NATSProcess struct {
 	args     []string
 	port     int
 	httpPort int
-	storeDir string
 	out      *output // every run's output, in order
 	proc     *Process
 }
@@ -56,12 +53,8 @@ type NATSProcess struct {
 // loopback ports and a temporary store, and waits until JetStream answers.
 func StartNATS(tb testing.TB, opts ...NATSOption) *NATSProcess {
 	tb.Helper()
-	n := &NATSProcess{bin: NATSServerBinary(tb), port: FreePort(tb), storeDir: tb.TempDir(), out: newOutput()}
-	for n.httpPort == 0 || n.httpPort == n.port {
-		n.httpPort = FreePort(tb)
-	}
-	n.args = append([]string{"-js", "-a", "127.0.0.1", "-p", strconv.Itoa(n.port),
-		"--http_port", strconv.Itoa(n.httpPort), "-sd", n.storeDir}, natsArgs(opts)...)
+	ports := freePorts(tb, 2)
+	n := newNATSProcess(tb, NATSServerBinary(tb), "", ports[0], ports[1], natsArgs(opts)...)
 	tb.Cleanup(func() { n.cleanup(tb) })
 	if err := n.start(); err != nil {
 		tb.Fatalf("testenv: %v", err)
@@ -69,18 +62,22 @@ func StartNATS(tb testing.TB, opts ...NATSOption) *NATSProcess {
 	return n
 }
 
+// newNATSProcess lays out a server of bin on port, monitored on httpPort,
+// with a new store; name is its server name in a cluster.
+func newNATSProcess(tb testing.TB, bin, name string, port, httpPort int, extra ...string) *NATSProcess {
+	n := &NATSProcess{bin: bin, name: name, port: port, httpPort: httpPort, out: newOutput()}
+	n.args = []string{"-js", "-a", "127.0.0.1", "-p", strconv.Itoa(port), "--http_port", strconv.Itoa(httpPort), "-sd", tb.TempDir()}
+	if name != "" {
+		n.args = append(n.args, "-n", name)
+	}
+	n.args = append(n.args, extra...)
+	return n
+}
+
 // URL returns the client URL, the same across restarts.
 func (n *NATSProcess) URL() string {
 	return "nats://127.0.0.1:" + strconv.Itoa(n.port)
 }
-
-// MonitorURL returns the base URL of the HTTP monitoring endpoints.
-func (n *NATSProcess) MonitorURL() string {
-	return "http://127.0.0.1:" + strconv.Itoa(n.httpPort)
-}
-
-// StoreDir returns the JetStream store directory, kept across restarts.
-func (n *NATSProcess) StoreDir() string { return n.storeDir }
 
 // PID returns the process ID of the current run.
 func (n *NATSProcess) PID() int { return n.proc.PID() }
@@ -142,24 +139,19 @@ func (n *NATSProcess) cleanup(tb testing.TB) {
 	}
 }
 
-func (n *NATSProcess) running() bool {
-	if n.proc == nil {
-		return false
-	}
-	select {
-	case <-n.proc.Done():
-		return false
-	default:
-		return true
-	}
+// running reports whether the server was started and has not exited.
+func (n *NATSProcess) running() bool { return n.proc != nil && !n.proc.exited() }
+
+// launch starts the process without waiting for it.
+func (n *NATSProcess) launch() (err error) {
+	n.proc, err = startProcess(n.bin, baseEnv(), n.args, n.out)
+	return err
 }
 
 func (n *NATSProcess) start() error {
-	proc, err := startProcess(n.bin, baseEnv(), n.args, n.out)
-	if err != nil {
+	if err := n.launch(); err != nil {
 		return err
 	}
-	n.proc = proc
 	if err := n.waitReady(); err != nil {
 		return errors.Join(err, n.stop(syscall.SIGKILL))
 	}
