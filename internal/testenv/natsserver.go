@@ -40,21 +40,19 @@ func natsArgs(opts []NATSOption) []string {
 // NATSProcess is a nats-server child process with JetStream on file
 // storage; its port and store survive [NATSProcess.Restart].
 type NATSProcess struct {
-	bin      string
-	name     string // server name in a cluster
-	args     []string
-	port     int
-	httpPort int
-	out      *output // every run's output, in order
-	proc     *Process
+	bin  string
+	name string // server name in a cluster
+	args []string
+	port int
+	out  *output // every run's output, in order
+	proc *Process
 }
 
 // StartNATS starts a nats-server built by [NATSServerBinary] on free
 // loopback ports and a temporary store, and waits until JetStream answers.
 func StartNATS(tb testing.TB, opts ...NATSOption) *NATSProcess {
 	tb.Helper()
-	ports := freePorts(tb, 2)
-	n := newNATSProcess(tb, NATSServerBinary(tb), "", ports[0], ports[1], natsArgs(opts)...)
+	n := newNATSProcess(tb, NATSServerBinary(tb), "", FreePort(tb), natsArgs(opts)...)
 	tb.Cleanup(func() { n.cleanup(tb) })
 	if err := n.start(); err != nil {
 		tb.Fatalf("testenv: %v", err)
@@ -62,11 +60,11 @@ func StartNATS(tb testing.TB, opts ...NATSOption) *NATSProcess {
 	return n
 }
 
-// newNATSProcess lays out a server of bin on port, monitored on httpPort,
-// with a new store; name is its server name in a cluster.
-func newNATSProcess(tb testing.TB, bin, name string, port, httpPort int, extra ...string) *NATSProcess {
-	n := &NATSProcess{bin: bin, name: name, port: port, httpPort: httpPort, out: newOutput()}
-	n.args = []string{"-js", "-a", "127.0.0.1", "-p", strconv.Itoa(port), "--http_port", strconv.Itoa(httpPort), "-sd", tb.TempDir()}
+// newNATSProcess lays out a server of bin on port with a new store; name is
+// its server name in a cluster.
+func newNATSProcess(tb testing.TB, bin, name string, port int, extra ...string) *NATSProcess {
+	n := &NATSProcess{bin: bin, name: name, port: port, out: newOutput()}
+	n.args = []string{"-js", "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-sd", tb.TempDir()}
 	if name != "" {
 		n.args = append(n.args, "-n", name)
 	}
