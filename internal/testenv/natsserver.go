@@ -159,26 +159,21 @@ func (n *NATSProcess) start() error {
 // waitReady polls until JetStream answers, the process exits or the start
 // time-out passes.
 func (n *NATSProcess) waitReady() error {
-	deadline := time.NewTimer(natsStartTimeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(natsPollInterval)
-	defer tick.Stop()
-	var last error
+	deadline := time.Now().Add(natsStartTimeout)
 	for {
-		if last = probeJS(n.URL(), time.Second, func(ctx context.Context, js jetstream.JetStream) error {
+		err := probeJS(n.URL(), time.Second, func(ctx context.Context, js jetstream.JetStream) error {
 			_, err := js.AccountInfo(ctx)
 			return err
-		}); last == nil {
+		})
+		switch {
+		case err == nil:
 			return nil
+		case n.proc.exited():
+			return fmt.Errorf("nats-server exited before it was ready (%v): %w", n.proc.cmd.ProcessState, err)
+		case time.Now().After(deadline):
+			return fmt.Errorf("nats-server not ready within %v: %w", natsStartTimeout, err)
 		}
-		select {
-		case <-n.proc.Done():
-			return fmt.Errorf("nats-server exited before it was ready (%v): %w",
-				n.proc.cmd.ProcessState, last)
-		case <-deadline.C:
-			return fmt.Errorf("nats-server not ready within %v: %w", natsStartTimeout, last)
-		case <-tick.C:
-		}
+		time.Sleep(natsPollInterval)
 	}
 }
 

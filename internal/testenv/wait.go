@@ -32,21 +32,11 @@ func freePorts(tb testing.TB, n int) []int {
 // with msgfmt and args if it has not within timeout.
 func Eventually(tb testing.TB, timeout, tick time.Duration, cond func() bool, msgfmt string, args ...any) {
 	tb.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	ticker := time.NewTicker(tick)
-	defer ticker.Stop()
-	for {
-		if cond() {
-			return
-		}
-		select {
-		case <-deadline.C:
-			if cond() {
-				return
-			}
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
 			tb.Fatalf("testenv: not within %v: %s", timeout, fmt.Sprintf(msgfmt, args...))
-		case <-ticker.C:
 		}
+		time.Sleep(tick)
 	}
 }
