@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,9 +21,15 @@ const natsServerModule = "github.com/nats-io/nats-server/v2"
 // The builds, made at most once per test process.
 var (
 	natsServerBuild        = sync.OnceValues(buildNATSServer)
-	alertDomainsBuild      = sync.OnceValues(func() (string, error) { return buildAlertDomains(raceEnabled) })
+	alertDomainsBuild      = sync.OnceValues(func() (string, error) { return buildAlertDomains(raceEnabled()) })
 	alertDomainsPlainBuild = sync.OnceValues(func() (string, error) { return buildAlertDomains(false) })
 )
+
+// raceEnabled reports whether this test binary has the race detector.
+func raceEnabled() bool {
+	info, ok := debug.ReadBuildInfo()
+	return ok && slices.Contains(info.Settings, debug.BuildSetting{Key: "-race", Value: "true"})
+}
 
 // built returns the path of a build, failing tb if it failed.
 func built(tb testing.TB, name string, build func() (string, error)) string {
