@@ -26,7 +26,6 @@ func (e *Emulator) alert(w http.ResponseWriter, r *http.Request, api connector.A
 	id := r.PathValue("id")
 	now := time.Now()
 	e.mu.Lock()
-	e.calls++
 	e.callsOf[api]++
 	e.callsFor[id]++
 	e.callTimes = append(e.callTimes, now)
@@ -44,7 +43,7 @@ func (e *Emulator) alert(w http.ResponseWriter, r *http.Request, api connector.A
 	case tok.api != api:
 		e.apiError(w, r, api, http.StatusForbidden, "The access token has a wrong audience.")
 		return
-	case !slices.ContainsFunc(tok.roles, func(p string) bool { return grants(api, p) }):
+	case !slices.ContainsFunc(tok.roles, func(p string) bool { return slices.Contains(required(api), p) }):
 		e.apiError(w, r, api, http.StatusForbidden, "Missing application roles. API required roles: "+strings.Join(required(api), ", ")+".")
 		return
 	}
@@ -105,8 +104,6 @@ func (e *Emulator) answerAlert(w http.ResponseWriter, r *http.Request, api conne
 	}
 	writeJSON(w, http.StatusOK, domainsPage(r, hosts, pageSize))
 }
-
-func grants(api connector.API, p string) bool { return slices.Contains(required(api), p) }
 
 // required are the permissions that allow api's call.
 func required(api connector.API) []string {
@@ -169,9 +166,7 @@ func domainsPage(r *http.Request, hosts []string, pageSize int) any {
 
 // graphAlert is Graph's alert object for an alert with hosts.
 func graphAlert(id, tenant string, hosts []string) map[string]any {
-	sum := fnv.New64a()
-	_, _ = sum.Write([]byte(id))
-	seed := sum.Sum64()
+	seed := hashOf(id)
 	created := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(seed%(30*24*3600)) * time.Second)
 	stamp := created.Format("2006-01-02T15:04:05.0000000Z")
 	evidence := graphEvidence(seed, stamp, hosts)
@@ -325,11 +320,16 @@ func bearerToken(r *http.Request) string {
 	return ""
 }
 
-// syntheticHosts are the 1 to 3 hosts of an alert WithAnyAlert makes up.
-func syntheticHosts(id string) []string {
+// hashOf is the FNV-1a hash of id, the seed of what is made up for an alert.
+func hashOf(id string) uint64 {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(id))
-	sum := h.Sum64()
+	return h.Sum64()
+}
+
+// syntheticHosts are the 1 to 3 hosts of an alert WithAnyAlert makes up.
+func syntheticHosts(id string) []string {
+	sum := hashOf(id)
 	tlds := [...]string{"example.com", "example.net", "example.org", "example.io"}
 	hosts := make([]string, 1+sum%3)
 	for i := range hosts {
@@ -383,20 +383,12 @@ func (e *Emulator) serveAnswer(w http.ResponseWriter, r *http.Request, api conne
 	switch {
 	case a.Slow:
 		w.WriteHeader(status)
-		flusher, _ := w.(http.Flusher)
-		_, _ = io.WriteString(w, head)
-		for {
-			if flusher != nil {
-				flusher.Flush()
-			}
-			if !e.pause(r.Context(), 20*time.Millisecond) {
-				// Cut the connection rather than end the answer cleanly.
-				panic(http.ErrAbortHandler)
-			}
-			if _, err := io.WriteString(w, "a"); err != nil {
-				panic(http.ErrAbortHandler)
-			}
+		rc := http.NewResponseController(w)
+		_, err := io.WriteString(w, head)
+		for err == nil && rc.Flush() == nil && e.pause(r.Context(), 20*time.Millisecond) {
+			_, err = io.WriteString(w, "a")
 		}
+		abort() // cut the connection rather than end the answer cleanly
 	case a.BodyBytes > 0:
 		n := max(a.BodyBytes-int64(len(head)+len(tail)), 1)
 		if !a.NoLength {

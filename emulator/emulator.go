@@ -80,7 +80,6 @@ type Emulator struct {
 	tokens        map[string]issued
 	tokensIssued  int
 	tokenClaims   int
-	calls         int
 	callsFor      map[string]int
 	callsOf       map[connector.API]int
 	callTimes     []time.Time
@@ -243,9 +242,6 @@ func (e *Emulator) ScriptToken(answers ...Answer) {
 // SetOutage answers every alert call with status, until SetOutage(0).
 func (e *Emulator) SetOutage(status int) { e.with(func() { e.outage = status }) }
 
-// SetFaultRate changes the fraction of alert calls answered 503.
-func (e *Emulator) SetFaultRate(p float64) { e.with(func() { e.faultRate = p }) }
-
 // SetPermissions replaces the permissions granted to tokens issued from now on.
 func (e *Emulator) SetPermissions(perms ...string) {
 	e.with(func() { e.permissions = append([]string{}, perms...) })
@@ -255,7 +251,9 @@ func (e *Emulator) SetPermissions(perms ...string) {
 func (e *Emulator) ExpireTokens() { e.with(func() { clear(e.tokens) }) }
 
 // Calls is the number of alert calls received, on both APIs.
-func (e *Emulator) Calls() int { return locked(e, func() int { return e.calls }) }
+func (e *Emulator) Calls() int {
+	return locked(e, func() int { return e.callsOf[connector.Graph] + e.callsOf[connector.MDE] })
+}
 
 // CallsOf is the number of alert calls api received.
 func (e *Emulator) CallsOf(api connector.API) int {

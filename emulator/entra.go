@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -26,26 +25,27 @@ func baseURL(r *http.Request) string {
 	return "https://" + r.Host
 }
 
-func entraError(w http.ResponseWriter, status int, code, aadsts, text string) {
+// entraError answers Entra's error body with AADSTS error aadsts.
+func entraError(w http.ResponseWriter, status int, code string, aadsts int, text string) {
 	writeJSON(w, status, map[string]any{
 		"error":             code,
-		"error_description": aadsts + ": " + text,
-		"error_codes":       []int{aadstsNumber(aadsts)},
+		"error_description": fmt.Sprintf("AADSTS%d: %s", aadsts, text),
+		"error_codes":       []int{aadsts},
 		"timestamp":         time.Now().UTC().Format("2006-01-02 15:04:05Z"),
 	})
 }
-
-func aadstsNumber(s string) int { n, _ := strconv.Atoi(strings.TrimPrefix(s, "AADSTS")); return n }
 
 func (e *Emulator) knownTenant(w http.ResponseWriter, r *http.Request) bool {
 	if strings.EqualFold(r.PathValue("tenant"), e.tenantID) {
 		return true
 	}
-	entraError(w, http.StatusBadRequest, "invalid_tenant", "AADSTS90002",
+	entraError(w, http.StatusBadRequest, "invalid_tenant", 90002,
 		fmt.Sprintf("Tenant '%s' not found. Check to make sure you have the correct tenant ID.", r.PathValue("tenant")))
 	return false
 }
 
+// openIDConfiguration is the tenant's OpenID discovery document; MSAL reads
+// its endpoints and issuer.
 func (e *Emulator) openIDConfiguration(w http.ResponseWriter, r *http.Request) {
 	if !e.knownTenant(w, r) {
 		return
@@ -55,19 +55,11 @@ func (e *Emulator) openIDConfiguration(w http.ResponseWriter, r *http.Request) {
 		"issuer":                                base + "/" + tenant + "/v2.0",
 		"authorization_endpoint":                base + "/" + tenant + "/oauth2/v2.0/authorize",
 		"token_endpoint":                        base + "/" + tenant + "/oauth2/v2.0/token",
-		"device_authorization_endpoint":         base + "/" + tenant + "/oauth2/v2.0/devicecode",
-		"end_session_endpoint":                  base + "/" + tenant + "/oauth2/v2.0/logout",
 		"jwks_uri":                              base + "/" + tenant + "/discovery/v2.0/keys",
 		"token_endpoint_auth_methods_supported": []string{"client_secret_post", "private_key_jwt", "client_secret_basic"},
-		"response_modes_supported":              []string{"query", "fragment", "form_post"},
-		"response_types_supported":              []string{"code", "id_token", "code id_token", "id_token token"},
-		"subject_types_supported":               []string{"pairwise"},
 		"id_token_signing_alg_values_supported": []string{"RS256"},
-		"scopes_supported":                      []string{"openid", "profile", "email", "offline_access"},
-		"request_uri_parameter_supported":       false,
 		"tenant_region_scope":                   "NA",
 		"cloud_instance_name":                   "microsoftonline.com",
-		"cloud_graph_host_name":                 "graph.windows.net",
 		"msgraph_host":                          "graph.microsoft.com",
 	})
 }
@@ -121,7 +113,7 @@ func (e *Emulator) token(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
-		entraError(w, http.StatusBadRequest, "invalid_request", "AADSTS900144", "The request body must be a form.")
+		entraError(w, http.StatusBadRequest, "invalid_request", 900144, "The request body must be a form.")
 		return
 	}
 	f := r.PostForm
@@ -134,7 +126,7 @@ func (e *Emulator) token(w http.ResponseWriter, r *http.Request) {
 	}
 	claims := f.Get("claims")
 	if claims != "" && !json.Valid([]byte(claims)) {
-		entraError(w, http.StatusBadRequest, "invalid_request", "AADSTS90014", "The claims parameter is not valid JSON.")
+		entraError(w, http.StatusBadRequest, "invalid_request", 90014, "The claims parameter is not valid JSON.")
 		return
 	}
 	e.mu.Lock()
@@ -179,29 +171,29 @@ func (e *Emulator) scriptedToken(w http.ResponseWriter, f url.Values) bool {
 // clientAuthenticated checks the grant and credential, or answers Entra's error.
 func (e *Emulator) clientAuthenticated(w http.ResponseWriter, f url.Values) bool {
 	if gt := f.Get("grant_type"); gt != "client_credentials" {
-		entraError(w, http.StatusBadRequest, "unsupported_grant_type", "AADSTS70003",
+		entraError(w, http.StatusBadRequest, "unsupported_grant_type", 70003,
 			fmt.Sprintf("The app requested an unsupported grant type '%s'.", gt))
 		return false
 	}
 	if f.Get("client_id") != e.clientID {
-		entraError(w, http.StatusBadRequest, "unauthorized_client", "AADSTS700016",
+		entraError(w, http.StatusBadRequest, "unauthorized_client", 700016,
 			fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'.", f.Get("client_id"), e.tenantID))
 		return false
 	}
 	switch {
 	case f.Has("client_secret"):
 		if subtle.ConstantTimeCompare([]byte(f.Get("client_secret")), []byte(e.clientSecret)) != 1 {
-			entraError(w, http.StatusUnauthorized, "invalid_client", "AADSTS7000215",
+			entraError(w, http.StatusUnauthorized, "invalid_client", 7000215,
 				"Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.")
 			return false
 		}
 	case f.Has("client_assertion"):
 		if f.Get("client_assertion_type") != jwtBearer || !looksLikeJWT(f.Get("client_assertion")) {
-			entraError(w, http.StatusUnauthorized, "invalid_client", "AADSTS50027", "JWT token is invalid or malformed.")
+			entraError(w, http.StatusUnauthorized, "invalid_client", 50027, "JWT token is invalid or malformed.")
 			return false
 		}
 	default:
-		entraError(w, http.StatusUnauthorized, "invalid_client", "AADSTS7000216",
+		entraError(w, http.StatusUnauthorized, "invalid_client", 7000216,
 			"'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.")
 		return false
 	}
@@ -215,13 +207,13 @@ func (e *Emulator) tokenResource(w http.ResponseWriter, f url.Values) (resource 
 		}
 	}
 	if resource == "" {
-		entraError(w, http.StatusBadRequest, "invalid_scope", "AADSTS1002012",
+		entraError(w, http.StatusBadRequest, "invalid_scope", 1002012,
 			fmt.Sprintf("The provided value for scope %s is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", f.Get("scope")))
 		return "", "", false
 	}
 	api, known := resourceAPI(resource)
 	if !known {
-		entraError(w, http.StatusBadRequest, "invalid_resource", "AADSTS500011",
+		entraError(w, http.StatusBadRequest, "invalid_resource", 500011,
 			fmt.Sprintf("The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.", resource, e.tenantID))
 		return "", "", false
 	}

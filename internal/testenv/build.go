@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,47 +18,48 @@ import (
 
 const natsServerModule = "github.com/nats-io/nats-server/v2"
 
-// builtOnce holds the result of a build made at most once per process.
-type builtOnce struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-func (b *builtOnce) get(tb testing.TB, name string, build func() (string, error)) string {
-	tb.Helper()
-	b.once.Do(func() { b.path, b.err = build() })
-	if b.err != nil {
-		tb.Fatalf("testenv: %s binary: %v", name, b.err)
-	}
-	return b.path
-}
-
+// The builds, made at most once per test process.
 var (
-	natsServerBuild        builtOnce
-	alertDomainsBuild      builtOnce
-	alertDomainsPlainBuild builtOnce
+	natsServerBuild        = sync.OnceValues(buildNATSServer)
+	alertDomainsBuild      = sync.OnceValues(func() (string, error) { return buildAlertDomains(raceEnabled()) })
+	alertDomainsPlainBuild = sync.OnceValues(func() (string, error) { return buildAlertDomains(false) })
 )
+
+// raceEnabled reports whether this test binary has the race detector.
+func raceEnabled() bool {
+	info, ok := debug.ReadBuildInfo()
+	return ok && slices.Contains(info.Settings, debug.BuildSetting{Key: "-race", Value: "true"})
+}
+
+// built returns the path of a build, failing tb if it failed.
+func built(tb testing.TB, name string, build func() (string, error)) string {
+	tb.Helper()
+	path, err := build()
+	if err != nil {
+		tb.Fatalf("testenv: %s binary: %v", name, err)
+	}
+	return path
+}
 
 // NATSServerBinary returns a nats-server built from the module version this
 // module requires, cached per version under [os.UserCacheDir].
 func NATSServerBinary(tb testing.TB) string {
 	tb.Helper()
-	return natsServerBuild.get(tb, "nats-server", buildNATSServer)
+	return built(tb, "nats-server", natsServerBuild)
 }
 
 // BuildBinary returns the alert-domains executable, built with the race
 // detector when the test binary has it.
 func BuildBinary(tb testing.TB) string {
 	tb.Helper()
-	return alertDomainsBuild.get(tb, "alert-domains", func() (string, error) { return buildAlertDomains(raceEnabled) })
+	return built(tb, "alert-domains", alertDomainsBuild)
 }
 
 // BuildPlainBinary is BuildBinary without the race detector, for measuring
 // the memory of the binary users run.
 func BuildPlainBinary(tb testing.TB) string {
 	tb.Helper()
-	return alertDomainsPlainBuild.get(tb, "alert-domains", func() (string, error) { return buildAlertDomains(false) })
+	return built(tb, "alert-domains", alertDomainsPlainBuild)
 }
 
 func buildNATSServer() (string, error) {
@@ -71,44 +74,12 @@ func buildNATSServer() (string, error) {
 	if version == "" {
 		return "", fmt.Errorf("module %s has no version", natsServerModule)
 	}
-	cache, err := cacheDir()
-	if err != nil {
-		return "", err
-	}
-	path := filepath.Join(cache, "nats-server-"+version, "nats-server")
-	if isFile(path) {
-		return path, nil
-	}
-	unlock, err := lockBuild(path)
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
-	if isFile(path) { // built by another test process meanwhile
-		return path, nil
-	}
-	return path, goBuild(root, path, natsServerModule)
-}
-
-func isFile(path string) bool {
-	info, err := os.Stat(path)
-	return err == nil && info.Mode().IsRegular()
-}
-
-// lockBuild takes the lock of the build of path; see lockFile.
-func lockBuild(path string) (unlock func(), err error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
-	}
-	return lockFile(path + ".lock")
+	path := filepath.Join(cacheDir(), "nats-server-"+version, "nats-server")
+	return path, goBuild(root, path, true, natsServerModule)
 }
 
 func buildAlertDomains(race bool) (string, error) {
 	root, err := moduleRoot()
-	if err != nil {
-		return "", err
-	}
-	cache, err := cacheDir()
 	if err != nil {
 		return "", err
 	}
@@ -120,21 +91,26 @@ func buildAlertDomains(race bool) (string, error) {
 		name += "-race"
 		args = append([]string{"-race"}, args...)
 	}
-	path := filepath.Join(cache, name, "alert-domains")
-	unlock, err := lockBuild(path)
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
-	return path, goBuild(root, path, args...)
+	path := filepath.Join(cacheDir(), name, "alert-domains")
+	return path, goBuild(root, path, false, args...)
 }
 
 // goBuild builds beside path and renames the result to path, so no process
-// ever runs a partly written file.
-func goBuild(root, path string, args ...string) error {
+// ever runs a partly written file; it holds path's lock meanwhile, so that
+// concurrent test processes build in turn, and with reuse keeps a path that
+// exists.
+func goBuild(root, path string, reuse bool, args ...string) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
+	}
+	unlock, err := lockFile(path + ".lock")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, err := os.Stat(path); reuse && err == nil {
+		return nil
 	}
 	tmp, err := os.MkdirTemp(dir, "build-")
 	if err != nil {
@@ -142,7 +118,7 @@ func goBuild(root, path string, args ...string) error {
 	}
 	defer os.RemoveAll(tmp)
 	out := filepath.Join(tmp, filepath.Base(path))
-	cmd := exec.Command(goTool(), append([]string{"build", "-o", out}, args...)...)
+	cmd := exec.Command("go", append([]string{"build", "-o", out}, args...)...)
 	cmd.Dir = root
 	if output, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build %s: %w\n%s", strings.Join(args, " "), err, output)
@@ -163,7 +139,7 @@ func moduleRoot() (string, error) {
 }
 
 func goOutput(dir string, args ...string) (string, error) {
-	cmd := exec.Command(goTool(), args...)
+	cmd := exec.Command("go", args...)
 	cmd.Dir = dir
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -174,19 +150,11 @@ func goOutput(dir string, args ...string) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
-// goTool returns the go command; go test puts its own first in PATH.
-func goTool() string {
-	if path, err := exec.LookPath("go"); err == nil {
-		return path
-	}
-	return "go"
-}
-
-func cacheDir() (string, error) {
+// cacheDir is where built binaries are kept between test runs.
+func cacheDir() string {
 	base, err := os.UserCacheDir()
 	if err != nil {
 		base = os.TempDir()
 	}
-	dir := filepath.Join(base, "alert-domains-testenv")
-	return dir, os.MkdirAll(dir, 0o755)
+	return filepath.Join(base, "alert-domains-testenv")
 }

@@ -2,10 +2,8 @@ package testenv
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -27,112 +25,38 @@ func StartNATSCluster(tb testing.TB, n int, opts ...NATSOption) *NATSCluster {
 	if n < 1 {
 		tb.Fatalf("testenv: a cluster of %d nodes", n)
 	}
-	c := newCluster(tb, n, NATSServerBinary(tb), natsArgs(opts))
-	tb.Cleanup(func() {
-		for _, node := range c.Nodes {
-			node.cleanup(tb)
-		}
-	})
+	bin, ports := NATSServerBinary(tb), freePorts(tb, 2*n) // client and route port of each node
+	routes := make([]string, n)
+	for i := range n {
+		routes[i] = "nats://127.0.0.1:" + strconv.Itoa(ports[2*i+1])
+	}
+	c := &NATSCluster{}
+	for i := range n {
+		args := append([]string{"--cluster_name", "testenv", "--cluster", routes[i], "--routes", strings.Join(routes, ",")}, natsArgs(opts)...)
+		node := newNATSProcess(tb, bin, "n"+strconv.Itoa(i+1), ports[2*i], args...)
+		c.Nodes = append(c.Nodes, node)
+		tb.Cleanup(func() { node.cleanup(tb) })
+	}
 	// JetStream answers only once there is a quorum: start all, then wait.
 	for _, node := range c.Nodes {
-		proc, err := startProcess(node.bin, baseEnv(), node.args, node.out)
-		if err != nil {
+		if err := node.launch(); err != nil {
 			tb.Fatalf("testenv: %v", err)
 		}
-		node.proc = proc
 	}
 	for _, node := range c.Nodes {
 		if err := node.waitReady(); err != nil {
 			tb.Fatalf("testenv: nats-server %s: %v", node.name, err)
 		}
 	}
-	// Until then, a stream on every node fails with "no suitable peers".
+	// Until the meta leader has heard from every peer, a stream on every
+	// node fails with "no suitable peers".
 	Eventually(tb, natsStartTimeout, natsPollInterval, func() bool {
-		return c.formed() == nil
-	}, "the JetStream cluster to form (every node online and current)")
+		return c.placeable() == nil
+	}, "the JetStream cluster to form (a stream placeable on every node)")
 	return c
 }
 
-// newCluster lays out n nodes of bin on distinct free ports, routed to all.
-func newCluster(tb testing.TB, n int, bin string, extra []string) *NATSCluster {
-	used := map[int]bool{}
-	port := func() int {
-		for {
-			if p := FreePort(tb); !used[p] {
-				used[p] = true
-				return p
-			}
-		}
-	}
-	c := &NATSCluster{}
-	routes := make([]string, n)
-	for i := range n {
-		c.Nodes = append(c.Nodes, &NATSProcess{
-			bin:      bin,
-			name:     "n" + strconv.Itoa(i+1),
-			port:     port(),
-			httpPort: port(),
-			storeDir: tb.TempDir(),
-			out:      newOutput(),
-		})
-		routes[i] = "nats://127.0.0.1:" + strconv.Itoa(port())
-	}
-	for i, node := range c.Nodes {
-		node.args = append([]string{
-			"-js",
-			"-n", node.name,
-			"-a", "127.0.0.1",
-			"-p", strconv.Itoa(node.port),
-			"--http_port", strconv.Itoa(node.httpPort),
-			"-sd", node.storeDir,
-			"--cluster_name", "testenv",
-			"--cluster", routes[i],
-			"--routes", strings.Join(routes, ","),
-		}, extra...)
-	}
-	return c
-}
-
-func (c *NATSCluster) formed() error {
-	for _, node := range c.Nodes {
-		var jsz struct {
-			Meta *struct {
-				Leader   string `json:"leader"`
-				Replicas []struct {
-					Name    string `json:"name"`
-					Current bool   `json:"current"`
-					Offline bool   `json:"offline"`
-				} `json:"replicas"`
-			} `json:"meta_cluster"`
-		}
-		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(node.httpPort) + "/jsz")
-		if err != nil {
-			return err
-		}
-		err = json.NewDecoder(resp.Body).Decode(&jsz)
-		resp.Body.Close()
-		if err != nil {
-			return err
-		}
-		if jsz.Meta == nil || jsz.Meta.Leader != node.name {
-			continue
-		}
-		online := 0
-		for _, r := range jsz.Meta.Replicas {
-			if r.Current && !r.Offline {
-				online++
-			}
-		}
-		if online != len(c.Nodes)-1 {
-			return fmt.Errorf("meta leader %s sees %d of %d peers online and current", node.name, online, len(c.Nodes)-1)
-		}
-		return c.placeable()
-	}
-	return errors.New("no meta leader yet")
-}
-
-// placeable creates and deletes a stream with a replica on every node: the
-// meta leader places one only once it has heard from every peer.
+// placeable creates and deletes a stream with a replica on every node.
 func (c *NATSCluster) placeable() error {
 	return probeJS(c.Nodes[0].URL(), 5*time.Second, func(ctx context.Context, js jetstream.JetStream) error {
 		const probe = "TESTENV_PLACEMENT_PROBE"

@@ -21,47 +21,38 @@ const (
 	natsPollInterval = 20 * time.Millisecond
 )
 
-// NATSOption configures [StartNATS].
-type NATSOption func(*natsConfig)
-
-type natsConfig struct{ args []string }
+// NATSOption configures [StartNATS] and [StartNATSCluster].
+type NATSOption func(args *[]string)
 
 // WithNATSArgs appends arguments to the nats-server command line.
 func WithNATSArgs(args ...string) NATSOption {
-	return func(c *natsConfig) { c.args = append(c.args, args...) }
+	return func(a *[]string) { *a = append(*a, args...) }
 }
 
 func natsArgs(opts []NATSOption) []string {
-	var cfg natsConfig
+	var args []string
 	for _, opt := range opts {
-		opt(&cfg)
+		opt(&args)
 	}
-	return cfg.args
+	return args
 }
 
 // NATSProcess is a nats-server child process with JetStream on file
 // storage; its port and store survive [NATSProcess.Restart].
 type NATSProcess struct {
-	bin      string
-	name     string // server name in a cluster
-	args     []string
-	port     int
-	httpPort int
-	storeDir string
-	out      *output // every run's output, in order
-	proc     *Process
+	bin  string
+	name string // server name in a cluster
+	args []string
+	port int
+	out  *output // every run's output, in order
+	proc *Process
 }
 
 // StartNATS starts a nats-server built by [NATSServerBinary] on free
 // loopback ports and a temporary store, and waits until JetStream answers.
 func StartNATS(tb testing.TB, opts ...NATSOption) *NATSProcess {
 	tb.Helper()
-	n := &NATSProcess{bin: NATSServerBinary(tb), port: FreePort(tb), storeDir: tb.TempDir(), out: newOutput()}
-	for n.httpPort == 0 || n.httpPort == n.port {
-		n.httpPort = FreePort(tb)
-	}
-	n.args = append([]string{"-js", "-a", "127.0.0.1", "-p", strconv.Itoa(n.port),
-		"--http_port", strconv.Itoa(n.httpPort), "-sd", n.storeDir}, natsArgs(opts)...)
+	n := newNATSProcess(tb, NATSServerBinary(tb), "", FreePort(tb), natsArgs(opts)...)
 	tb.Cleanup(func() { n.cleanup(tb) })
 	if err := n.start(); err != nil {
 		tb.Fatalf("testenv: %v", err)
@@ -69,18 +60,22 @@ func StartNATS(tb testing.TB, opts ...NATSOption) *NATSProcess {
 	return n
 }
 
+// newNATSProcess lays out a server of bin on port with a new store; name is
+// its server name in a cluster.
+func newNATSProcess(tb testing.TB, bin, name string, port int, extra ...string) *NATSProcess {
+	n := &NATSProcess{bin: bin, name: name, port: port, out: newOutput()}
+	n.args = []string{"-js", "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-sd", tb.TempDir()}
+	if name != "" {
+		n.args = append(n.args, "-n", name)
+	}
+	n.args = append(n.args, extra...)
+	return n
+}
+
 // URL returns the client URL, the same across restarts.
 func (n *NATSProcess) URL() string {
 	return "nats://127.0.0.1:" + strconv.Itoa(n.port)
 }
-
-// MonitorURL returns the base URL of the HTTP monitoring endpoints.
-func (n *NATSProcess) MonitorURL() string {
-	return "http://127.0.0.1:" + strconv.Itoa(n.httpPort)
-}
-
-// StoreDir returns the JetStream store directory, kept across restarts.
-func (n *NATSProcess) StoreDir() string { return n.storeDir }
 
 // PID returns the process ID of the current run.
 func (n *NATSProcess) PID() int { return n.proc.PID() }
@@ -142,24 +137,19 @@ func (n *NATSProcess) cleanup(tb testing.TB) {
 	}
 }
 
-func (n *NATSProcess) running() bool {
-	if n.proc == nil {
-		return false
-	}
-	select {
-	case <-n.proc.Done():
-		return false
-	default:
-		return true
-	}
+// running reports whether the server was started and has not exited.
+func (n *NATSProcess) running() bool { return n.proc != nil && !n.proc.exited() }
+
+// launch starts the process without waiting for it.
+func (n *NATSProcess) launch() (err error) {
+	n.proc, err = startProcess(n.bin, baseEnv(), n.args, n.out)
+	return err
 }
 
 func (n *NATSProcess) start() error {
-	proc, err := startProcess(n.bin, baseEnv(), n.args, n.out)
-	if err != nil {
+	if err := n.launch(); err != nil {
 		return err
 	}
-	n.proc = proc
 	if err := n.waitReady(); err != nil {
 		return errors.Join(err, n.stop(syscall.SIGKILL))
 	}
@@ -169,26 +159,21 @@ func (n *NATSProcess) start() error {
 // waitReady polls until JetStream answers, the process exits or the start
 // time-out passes.
 func (n *NATSProcess) waitReady() error {
-	deadline := time.NewTimer(natsStartTimeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(natsPollInterval)
-	defer tick.Stop()
-	var last error
+	deadline := time.Now().Add(natsStartTimeout)
 	for {
-		if last = probeJS(n.URL(), time.Second, func(ctx context.Context, js jetstream.JetStream) error {
+		err := probeJS(n.URL(), time.Second, func(ctx context.Context, js jetstream.JetStream) error {
 			_, err := js.AccountInfo(ctx)
 			return err
-		}); last == nil {
+		})
+		switch {
+		case err == nil:
 			return nil
+		case n.proc.exited():
+			return fmt.Errorf("nats-server exited before it was ready (%v): %w", n.proc.cmd.ProcessState, err)
+		case time.Now().After(deadline):
+			return fmt.Errorf("nats-server not ready within %v: %w", natsStartTimeout, err)
 		}
-		select {
-		case <-n.proc.Done():
-			return fmt.Errorf("nats-server exited before it was ready (%v): %w",
-				n.proc.cmd.ProcessState, last)
-		case <-deadline.C:
-			return fmt.Errorf("nats-server not ready within %v: %w", natsStartTimeout, last)
-		case <-tick.C:
-		}
+		time.Sleep(natsPollInterval)
 	}
 }
 

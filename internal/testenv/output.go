@@ -54,17 +54,13 @@ type lineWriter struct {
 func (w *lineWriter) Write(p []byte) (int, error) {
 	w.partial = append(w.partial, p...)
 	for {
-		i := bytes.IndexByte(w.partial, '\n')
-		if i < 0 {
-			break
+		line, rest, ok := bytes.Cut(w.partial, []byte("\n"))
+		if !ok {
+			return len(p), nil
 		}
-		w.out.add(string(bytes.TrimSuffix(w.partial[:i], []byte("\r"))))
-		w.partial = w.partial[i+1:]
+		w.out.add(string(bytes.TrimSuffix(line, []byte("\r"))))
+		w.partial = rest
 	}
-	if len(w.partial) == 0 {
-		w.partial = nil
-	}
-	return len(p), nil
 }
 
 // flush adds a last line that had no newline.

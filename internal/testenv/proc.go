@@ -1,11 +1,9 @@
 package testenv
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -17,23 +15,13 @@ func PeakRSS(pid int) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	sc := bufio.NewScanner(bytes.NewReader(status))
-	for sc.Scan() {
-		value, ok := strings.CutPrefix(sc.Text(), "VmHWM:")
-		if !ok {
-			continue
-		}
-		kb, ok := strings.CutSuffix(strings.TrimSpace(value), " kB")
-		if !ok {
-			return 0, fmt.Errorf("testenv: unexpected VmHWM line %q", sc.Text())
-		}
-		n, err := strconv.ParseInt(kb, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("testenv: VmHWM of process %d: %w", pid, err)
-		}
-		return n * 1024, nil
+	_, line, ok := strings.Cut(string(status), "\nVmHWM:")
+	line, _, _ = strings.Cut(line, "\n")
+	var kb int64
+	if _, err := fmt.Sscanf(line, "%d kB", &kb); !ok || err != nil {
+		return 0, fmt.Errorf("testenv: no VmHWM in /proc/%d/status (%v)", pid, err)
 	}
-	return 0, fmt.Errorf("testenv: no VmHWM in /proc/%d/status", pid)
+	return kb * 1024, nil
 }
 
 // PeakRSS returns the process's peak resident set size so far; see [PeakRSS].
@@ -47,23 +35,15 @@ func CPUTime(pid int) (time.Duration, error) {
 		return 0, err
 	}
 	// utime and stime are the 12th and 13th fields after "(command name)".
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("testenv: unexpected /proc/%d/stat", pid)
-	}
-	fields := strings.Fields(string(stat[i+1:]))
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	var utime, stime int64
 	if len(fields) < 13 {
 		return 0, fmt.Errorf("testenv: unexpected /proc/%d/stat", pid)
 	}
-	var ticks int64
-	for _, f := range fields[11:13] {
-		n, err := strconv.ParseInt(f, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("testenv: /proc/%d/stat: %w", pid, err)
-		}
-		ticks += n
+	if _, err := fmt.Sscan(fields[11]+" "+fields[12], &utime, &stime); err != nil {
+		return 0, fmt.Errorf("testenv: /proc/%d/stat: %w", pid, err)
 	}
-	return time.Duration(ticks) * (time.Second / userHZ), nil
+	return time.Duration(utime+stime) * (time.Second / userHZ), nil
 }
 
 const userHZ = 100 // ticks per second in /proc/<pid>/stat on every Linux

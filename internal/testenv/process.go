@@ -83,6 +83,16 @@ func (p *Process) PID() int { return p.cmd.Process.Pid }
 // Done is closed once the process has exited and its output is captured.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
+// exited reports whether the process has exited.
+func (p *Process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Signal sends sig; [os.ErrProcessDone] when the process has exited.
 func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
 

@@ -72,11 +72,8 @@ func (p *Process) WaitHTTPReady(tb testing.TB, url string, timeout time.Duration
 	defer client.CloseIdleConnections()
 	exited := false
 	Eventually(tb, timeout, 10*time.Millisecond, func() bool {
-		select {
-		case <-p.done:
-			exited = true
+		if exited = p.exited(); exited {
 			return true
-		default:
 		}
 		resp, err := client.Get(url)
 		if err != nil {

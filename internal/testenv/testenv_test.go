@@ -216,14 +216,6 @@ func TestNATSRestartKeepsMessages(t *testing.T) {
 
 	n.Restart(t)
 
-	resp, err := http.Get(n.MonitorURL() + "/healthz?js-enabled-only=true")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("monitoring /healthz after the restart: %s", resp.Status)
-	}
 	assertMessages(t, stream, 10)
 	// The connection from before the restart reconnected and publishes again.
 	publish(t, js, 10, 11)
