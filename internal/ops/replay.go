@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strconv"
@@ -85,9 +86,9 @@ type Replay struct {
 	opts     ReplayOptions
 	sum      ReplaySummary
 	report   func(ReplayEvent)
-	requests jetstream.Stream      // REQUEST_STREAM, read at the start of the run
-	identity string                // its creation time: tells it from a re-created one
-	copies   map[uint64]replayCopy // what copyOf found, by stream sequence
+	requests jetstream.Stream  // REQUEST_STREAM, read at the start of the run
+	identity string            // its creation time: tells it from a re-created one
+	copies   map[uint64]uint64 // what copyRoot found, by stream sequence
 	believer *Believer
 	trace    replayTrace
 }
@@ -99,7 +100,7 @@ func NewReplay(ctx context.Context, js jetstream.JetStream, cfg *config.Config, 
 		return nil, err
 	}
 	return &Replay{cfg: cfg, js: js, opts: opts, sum: ReplaySummary{Skipped: map[string]int{}}, requests: b.requests,
-		identity: strconv.FormatInt(b.requests.CachedInfo().Created.UnixNano(), 36), copies: map[uint64]replayCopy{}, believer: b,
+		identity: strconv.FormatInt(b.requests.CachedInfo().Created.UnixNano(), 36), copies: map[uint64]uint64{}, believer: b,
 		trace: newReplayTrace(opts, cfg.RequestSubject)}, nil
 }
 
@@ -174,18 +175,13 @@ func (r *Replay) copyFor(ctx context.Context, it *ReplayItem, lastSeq uint64) (m
 	}
 	key = it.seq
 	if r.opts.Failed {
-		c, err := r.copyOf(ctx, it.seq)
+		root, err := r.copyRoot(ctx, it.seq)
 		if err != nil {
 			return nil, nil, 0, "", err
 		}
-		if c.ok {
-			key = c.root
-		}
+		key = cmp.Or(root, key)
 	}
-	id := replayID{source: it.seq, answers: it.answers}
-	if it.answers == 0 {
-		id.rest = "s" + strconv.FormatUint(lastSeq, 10)
-	}
+	id := replayID{source: it.seq, answers: it.answers, last: lastSeq}
 	return replayMessage(raw, raw.Subject, key, id.String(r.identity)), raw, key, "", nil
 }
 
@@ -203,11 +199,11 @@ func (r *Replay) publish(ctx context.Context, it ReplayItem, msg *nats.Msg, span
 	}()
 	ack, err := r.js.PublishMsg(pctx, msg)
 	if err == nil && ack.Duplicate {
-		c, cerr := r.copyOf(pctx, ack.Sequence)
+		root, cerr := r.copyRoot(pctx, ack.Sequence)
 		switch {
 		case cerr != nil:
 			err = cerr
-		case c.ok:
+		case root != 0:
 			r.skipped(it, SkipReplayedConcurrently)
 			return
 		default:

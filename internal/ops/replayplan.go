@@ -60,8 +60,8 @@ func (r *Replay) planFailed(ctx context.Context) ([]ReplayItem, error) {
 		return nil, err
 	}
 	return planFailures(failures, succeeded, copies, func(seq uint64) (bool, error) {
-		c, err := r.copyOf(ctx, seq)
-		return c.ok, err
+		root, err := r.copyRoot(ctx, seq)
+		return root != 0, err
 	})
 }
 
@@ -228,85 +228,65 @@ func (r *Replay) planStored(ctx context.Context) ([]ReplayItem, error) {
 }
 
 // replayID is what a copy's message ID says: the request it copies, and the
-// failure it answers or the stream's last sequence at the start; two runs
-// at once give a candidate the same ID.
-type replayID struct {
-	source, answers uint64
-	rest            string
-}
-
-const replayIDPrefix = "replay-"
+// failure it answers or else the stream's last sequence at the start; two
+// runs at once give a candidate the same ID.
+type replayID struct{ source, answers, last uint64 }
 
 func (id replayID) String(identity string) string {
-	s := replayIDPrefix + identity + "-" + strconv.FormatUint(id.source, 10) + "-"
 	if id.answers != 0 {
-		s += "f" + strconv.FormatUint(id.answers, 10)
+		return fmt.Sprintf("replay-%s-%d-f%d", identity, id.source, id.answers)
 	}
-	return s + id.rest
+	return fmt.Sprintf("replay-%s-%d-s%d", identity, id.source, id.last)
 }
 
-// parseReplayID reads a replay copy's message ID; ok is false for any other.
+// parseReplayID reads the source and the failure answered of a replay
+// copy's message ID; ok is false for any other.
 func parseReplayID(s, identity string) (id replayID, ok bool) {
-	rest, found := strings.CutPrefix(s, replayIDPrefix+identity+"-")
+	rest, found := strings.CutPrefix(s, "replay-"+identity+"-")
 	src, rest, cut := strings.Cut(rest, "-")
 	n, err := strconv.ParseUint(src, 10, 64)
 	if !found || !cut || err != nil || n == 0 {
 		return id, false
 	}
-	id.source, id.rest = n, rest
+	id.source = n
 	if f, isFailure := strings.CutPrefix(rest, "f"); isFailure {
-		num, tail, hasTail := strings.Cut(f, "-")
+		num, _, _ := strings.Cut(f, "-")
 		if a, err := strconv.ParseUint(num, 10, 64); err == nil {
-			id.answers, id.rest = a, ""
-			if hasTail {
-				id.rest = "-" + tail
-			}
+			id.answers = a
 		}
 	}
 	return id, true
 }
 
-type replayCopy struct {
-	ok   bool   // a copy that replay published
-	root uint64 // the original of its chain (its Replay-Of)
-}
-
-// copyOf tells whether the request at seq is a copy replay published: a
-// replay ID naming a source of which it is an exact copy (a header alone
-// proves nothing).
-func (r *Replay) copyOf(ctx context.Context, seq uint64) (replayCopy, error) {
-	c, ok := r.copies[seq]
-	if ok {
-		return c, nil
+// copyRoot is the original of the chain of the request at seq when replay
+// published it (a replay ID naming a source of which it is an exact copy;
+// a header alone proves nothing), else 0.
+func (r *Replay) copyRoot(ctx context.Context, seq uint64) (root uint64, err error) {
+	if root, ok := r.copies[seq]; ok {
+		return root, nil
 	}
-	c, err := r.checkCopy(ctx, seq)
-	if err == nil {
-		r.copies[seq] = c
-	}
-	return c, err
-}
-
-func (r *Replay) checkCopy(ctx context.Context, seq uint64) (replayCopy, error) {
+	defer func() {
+		if err == nil {
+			r.copies[seq] = root
+		}
+	}()
 	msg, err := r.getRequest(ctx, seq)
 	if msg == nil || err != nil {
-		return replayCopy{}, err
+		return 0, err
 	}
 	id, ok := parseReplayID(msg.Header.Get(message.HeaderMsgID), r.identity)
 	if !ok || id.source >= seq {
-		return replayCopy{}, nil
+		return 0, nil
 	}
 	src, err := r.getRequest(ctx, id.source)
-	if src == nil || err != nil {
-		return replayCopy{}, err
+	if src == nil || err != nil || msg.Subject != src.Subject || !bytes.Equal(msg.Data, src.Data) ||
+		!maps.Equal(copiedHeaders(msg.Header), copiedHeaders(src.Header)) {
+		return 0, err
 	}
-	if msg.Subject != src.Subject || !bytes.Equal(msg.Data, src.Data) || !maps.Equal(copiedHeaders(msg.Header), copiedHeaders(src.Header)) {
-		return replayCopy{}, nil
-	}
-	root := id.source
 	if n := message.ReplayOf(msg.Header); n > 0 && n <= id.source {
-		root = n
+		return n, nil
 	}
-	return replayCopy{ok: true, root: root}, nil
+	return id.source, nil
 }
 
 // getRequest reads a stored request; nil when gone or not on REQUEST_SUBJECT.
@@ -335,7 +315,8 @@ func copied(k string) bool {
 func copiedHeaders(h nats.Header) map[string]string {
 	m := make(map[string]string, len(h))
 	for k, v := range h {
-		if copied(k) && !traceHeader(k) {
+		traced := strings.EqualFold(k, message.HeaderTraceparent) || strings.EqualFold(k, message.HeaderTracestate) || strings.EqualFold(k, message.HeaderBaggage)
+		if copied(k) && !traced {
 			m[http.CanonicalHeaderKey(k)] = strings.Join(v, "\x00")
 		}
 	}
