@@ -25,10 +25,7 @@ Starts an embedded NATS server, the built-in Defender emulator and the service,
 publishes sample alerts, prints their results and exits.`
 
 // demoSample is one request the demo publishes and what it shows.
-type demoSample struct {
-	body, what string
-	after      int // not -1: held back until that sample's request is acknowledged
-}
+type demoSample struct{ body, what string }
 
 // The alerts the demo scripts the emulator to answer in a special way.
 const (
@@ -43,16 +40,16 @@ func demoSamples(api connector.API) []demoSample {
 		legacy = "an alert asked by its endpoint ID"
 	}
 	return []demoSample{
-		{"da637472900382838869_1364969609", "an alert with two domains", -1},
-		{"637612345678901234_1122334455", legacy, -1},
-		{"636688558380765161_2136280442", "an alert without domains", -1},
-		{`{"alertId":"` + demoThrottled + `","correlationId":"siem-42"}`, "throttled once (429, Retry-After: 1), then answered", -1},
-		{"da637000000000000000_404404404", "an alert Microsoft does not know", -1},
-		{demoForbidden, "the app lacks the permission for this call (403): replay it once an admin grants consent", -1},
-		{demoGarbled, "an answer that is not the documented JSON", -1},
-		{"../machines", "an invalid alert ID, never sent to Microsoft", -1},
-		{`{"alertId":"da637472900382838869_1364969609","tenant":"initech"}`, "a request for a tenant that is not configured", -1},
-		{"da637472900382838869_1364969609", "the first alert again, answered from the cache", 0},
+		{"da637472900382838869_1364969609", "an alert with two domains"},
+		{"637612345678901234_1122334455", legacy},
+		{"636688558380765161_2136280442", "an alert without domains"},
+		{`{"alertId":"` + demoThrottled + `","correlationId":"siem-42"}`, "throttled once (429, Retry-After: 1), then answered"},
+		{"da637000000000000000_404404404", "an alert Microsoft does not know"},
+		{demoForbidden, "the app lacks the permission for this call (403): replay it once an admin grants consent"},
+		{demoGarbled, "an answer that is not the documented JSON"},
+		{"../machines", "an invalid alert ID, never sent to Microsoft"},
+		{`{"alertId":"da637472900382838869_1364969609","tenant":"initech"}`, "a request for a tenant that is not configured"},
+		{"da637472900382838869_1364969609", "the first alert again, answered from the cache"}, // published last: demoPublish
 	}
 }
 
@@ -159,26 +156,19 @@ func demoPublish(ctx context.Context, w io.Writer, natsURL string, cfg *config.C
 	}
 	samples := demoSamples(cfg.API)
 	seqs, got := make([]uint64, len(samples)), make([]*message.Result, len(samples))
-	publish := func(after int) error {
-		for i, s := range samples {
-			if s.after != after {
-				continue
-			}
-			if after >= 0 {
-				if err := demoAcked(ctx, js, cfg, seqs[after]); err != nil {
-					return err
-				}
-			}
-			ack, err := js.Publish(ctx, cfg.RequestSubject, []byte(s.body))
-			if err != nil {
-				return fmt.Errorf("publish sample %d: %w", i+1, err)
-			}
-			seqs[i] = ack.Sequence
+	publish := func(i int) error {
+		ack, err := js.Publish(ctx, cfg.RequestSubject, []byte(samples[i].body))
+		if err != nil {
+			return fmt.Errorf("publish sample %d: %w", i+1, err)
 		}
+		seqs[i] = ack.Sequence
 		return nil
 	}
-	if err := publish(-1); err != nil {
-		return err
+	last := len(samples) - 1 // held back until the first is acknowledged, so the cache answers it
+	for i := range last {
+		if err := publish(i); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(w, "%-3s %-34s %-8s %-8s %-6s %s\n", "#", "ALERT", "STATUS", "ATTEMPTS", "CACHED", "DOMAINS / ERROR")
 	for printed, done := 0, 0; done < len(samples); {
@@ -197,8 +187,13 @@ func demoPublish(ctx context.Context, w io.Writer, natsURL string, cfg *config.C
 			continue
 		}
 		got[i], done = &r, done+1
-		if err := publish(i); err != nil {
-			return err
+		if i == 0 {
+			if err := demoAcked(ctx, js, cfg, seqs[0]); err != nil {
+				return err
+			}
+			if err := publish(last); err != nil {
+				return err
+			}
 		}
 		for ; printed < len(samples) && got[printed] != nil; printed++ {
 			printDemoRow(w, printed, samples[printed], got[printed])

@@ -90,27 +90,24 @@ func (m *emulation) handler() (emulator.Tenants, error) {
 	if m.served, err = emulatedTenants(m.tenants); err != nil {
 		return nil, err
 	}
+	var data []byte
+	if m.data != "" {
+		if data, err = os.ReadFile(m.data); err != nil {
+			return nil, usageErrorf("emulate: -data: %v", err)
+		}
+	}
 	emus := make(emulator.Tenants, len(m.served))
 	for i, t := range m.served {
 		emus[i] = emulator.NewHandler(append(opts, emulator.WithTenant(t.tenantID, t.clientID, t.secret))...)
-		if err := m.load(emus[i]); err != nil {
+		if m.data == "" {
+			continue
+		}
+		if err := emus[i].LoadData(bytes.NewReader(data)); err != nil {
 			closeAll(emus[:i+1])
 			return nil, usageErrorf("emulate: -data: %v", err)
 		}
 	}
 	return emus, nil
-}
-
-func (m *emulation) load(emu *emulator.Emulator) error {
-	if m.data == "" {
-		return nil
-	}
-	f, err := os.Open(m.data)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return emu.LoadData(f)
 }
 
 func closeAll(emus emulator.Tenants) {

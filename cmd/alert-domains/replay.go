@@ -46,11 +46,11 @@ const cliFlushTimeout = 5 * time.Second
 
 func runReplay(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("replay")
-	f := defineReplayFlags(fs)
+	f := defineReplayFlags(fs, time.Now())
 	if err := parse(fs, args, true); err != nil {
 		return err
 	}
-	opts, err := f.options(fs, time.Now())
+	opts, err := f.options(fs)
 	if err != nil {
 		return err
 	}
@@ -94,18 +94,18 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 
 // replayFlags are the flags of replay as given.
 type replayFlags struct {
-	o                   ops.ReplayOptions
-	kinds, since, until string
+	o     ops.ReplayOptions
+	kinds string
 }
 
-func defineReplayFlags(fs *flag.FlagSet) *replayFlags {
+func defineReplayFlags(fs *flag.FlagSet, now time.Time) *replayFlags {
 	f := &replayFlags{}
 	fs.BoolVar(&f.o.Failed, "failed", false, "replay the requests of failure results")
 	fs.StringVar(&f.kinds, "kind", "", "with --failed: only these failure kinds, comma separated, or all (default: unavailable,throttled,unauthorized,forbidden,unknown_tenant)")
 	fs.StringVar(&f.o.Alert, "alert", "", "with --failed: only failures of this alert ID")
 	fs.StringVar(&f.o.Tenant, "tenant", "", "only the requests of this tenant (published to REQUEST_SUBJECT.NAME or naming it in their body)")
-	fs.StringVar(&f.since, "since", "", "only results (--failed) or requests stored since then")
-	fs.StringVar(&f.until, "until", "", "only results (--failed) or requests stored until then")
+	whenVar(fs, &f.o.Since, "since", now, "only results (--failed) or requests stored since then")
+	whenVar(fs, &f.o.Until, "until", now, "only results (--failed) or requests stored until then")
 	fs.Uint64Var(&f.o.FromSeq, "from-seq", 0, "first stream sequence of REQUEST_STREAM to replay")
 	fs.Uint64Var(&f.o.ToSeq, "to-seq", 0, "last stream sequence to replay (default: the last stored)")
 	fs.BoolVar(&f.o.DryRun, "dry-run", false, "list what would be republished, publish nothing")
@@ -113,8 +113,8 @@ func defineReplayFlags(fs *flag.FlagSet) *replayFlags {
 	return f
 }
 
-// options checks the parsed flags of fs against the forms of the contract and reads the kinds and times.
-func (f *replayFlags) options(fs *flag.FlagSet, now time.Time) (*ops.ReplayOptions, error) {
+// options checks the parsed flags of fs against the forms of the contract and reads the kinds.
+func (f *replayFlags) options(fs *flag.FlagSet) (*ops.ReplayOptions, error) {
 	set := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 	o := f.o
@@ -146,17 +146,6 @@ func (f *replayFlags) options(fs *flag.FlagSet, now time.Time) (*ops.ReplayOptio
 	if o.Alert != "" {
 		if err := message.ValidateAlertID(o.Alert); err != nil {
 			return nil, usageErrorf("replay: --alert: %v", err)
-		}
-	}
-	for _, t := range []struct {
-		flag, value string
-		into        *time.Time
-	}{{"since", f.since, &o.Since}, {"until", f.until, &o.Until}} {
-		if t.value == "" {
-			continue
-		}
-		if *t.into, err = ops.ParseWhen(t.value, now); err != nil {
-			return nil, usageErrorf("replay: --%s: %v", t.flag, err)
 		}
 	}
 	if !o.Since.IsZero() && !o.Until.IsZero() && !o.Until.After(o.Since) {
