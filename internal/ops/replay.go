@@ -134,15 +134,15 @@ func (r *Replay) Republish(ctx context.Context, items []ReplayItem, report func(
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("replay interrupted: %w", err)
 		}
-		msg, raw, key, skip, err := r.copyFor(ctx, &it, lastSeq)
-		switch {
-		case err != nil:
+		raw, key, err := r.source(ctx, &it)
+		if err != nil {
 			return err
-		case skip == "" && seen[key]:
-			skip = SkipReplayedThisRun
 		}
-		if skip != "" {
-			r.skipped(it, skip)
+		if it.skip == "" && seen[key] {
+			it.skip = SkipReplayedThisRun
+		}
+		if it.skip != "" {
+			r.skipped(it, it.skip)
 			continue
 		}
 		seen[key] = true
@@ -154,35 +154,30 @@ func (r *Replay) Republish(ctx context.Context, items []ReplayItem, report func(
 		if err := pace.Wait(ctx); err != nil {
 			return fmt.Errorf("replay interrupted: %w", err)
 		}
+		msg := replayMessage(raw, key, replayID{source: it.seq, answers: it.answers, last: lastSeq}.String(r.identity))
 		r.publish(ctx, it, msg, r.trace.start(ctx, raw, msg, key))
 	}
 	return nil
 }
 
-// copyFor builds the copy of it's request, with the key that republishes
-// each original (of a chain of copies) once per run, or says why not.
-func (r *Replay) copyFor(ctx context.Context, it *ReplayItem, lastSeq uint64) (msg *nats.Msg, raw *jetstream.RawStreamMsg, key uint64, skip string, err error) {
+// source reads it's request, with the key that republishes each original
+// (of a chain of copies) once per run; it.skip says why not, if so.
+func (r *Replay) source(ctx context.Context, it *ReplayItem) (raw *jetstream.RawStreamMsg, key uint64, err error) {
 	if it.skip != "" {
-		return nil, nil, 0, it.skip, nil
+		return nil, 0, nil
 	}
-	raw, err = r.getRequest(ctx, it.seq)
-	if err != nil || raw == nil {
-		return nil, nil, 0, SkipNotStored, err
+	if raw, err = r.getRequest(ctx, it.seq); err != nil || raw == nil {
+		it.skip = SkipNotStored
+		return nil, 0, err
 	}
 	if it.alertID == "" {
 		req, _ := message.Decode(raw.Data, raw.Header)
 		it.alertID = req.AlertID
 	}
-	key = it.seq
 	if r.opts.Failed {
-		root, err := r.copyRoot(ctx, it.seq)
-		if err != nil {
-			return nil, nil, 0, "", err
-		}
-		key = cmp.Or(root, key)
+		key, err = r.copyRoot(ctx, it.seq)
 	}
-	id := replayID{source: it.seq, answers: it.answers, last: lastSeq}
-	return replayMessage(raw, raw.Subject, key, id.String(r.identity)), raw, key, "", nil
+	return raw, cmp.Or(key, it.seq), err
 }
 
 // publish sends a copy and ends its span. A duplicate that is not a genuine

@@ -83,6 +83,7 @@ func TestPlanFailures(t *testing.T) {
 
 func TestReplayMessageDropsServerHeaders(t *testing.T) {
 	raw := &jetstream.RawStreamMsg{
+		Subject:  "req",
 		Sequence: 42,
 		Data:     []byte("abc"),
 		Header: nats.Header{
@@ -94,7 +95,7 @@ func TestReplayMessageDropsServerHeaders(t *testing.T) {
 			"X-Custom":                    {"1", "2"},
 		},
 	}
-	m := replayMessage(raw, "req", 42, "replay-id")
+	m := replayMessage(raw, 42, "replay-id")
 	want := nats.Header{"Replay-Of": {"42"}, "Correlation-Id": {"c"}, "X-Custom": {"1", "2"}, "Nats-Msg-Id": {"replay-id"}}
 	if m.Subject != "req" || string(m.Data) != "abc" || len(m.Header) != len(want) {
 		t.Fatalf("message %+v", m)

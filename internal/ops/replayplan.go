@@ -324,7 +324,7 @@ func copiedHeaders(h nats.Header) map[string]string {
 }
 
 // replayMessage is the republished copy of a stored request.
-func replayMessage(raw *jetstream.RawStreamMsg, subject string, root uint64, msgID string) *nats.Msg {
+func replayMessage(raw *jetstream.RawStreamMsg, root uint64, msgID string) *nats.Msg {
 	h := nats.Header{}
 	for k, v := range raw.Header {
 		if copied(k) {
@@ -333,5 +333,5 @@ func replayMessage(raw *jetstream.RawStreamMsg, subject string, root uint64, msg
 	}
 	h.Set(message.HeaderReplayOf, strconv.FormatUint(root, 10))
 	h.Set(message.HeaderMsgID, msgID)
-	return &nats.Msg{Subject: subject, Header: h, Data: raw.Data}
+	return &nats.Msg{Subject: raw.Subject, Header: h, Data: raw.Data}
 }
