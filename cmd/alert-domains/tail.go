@@ -30,7 +30,7 @@ subjects whose tenant field is NAME.`
 func runTail(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("tail")
 	var o ops.TailOptions
-	whenVar(fs, &o.Since, "since", time.Now(), "start with the results stored since then: a duration back from now (1h) or an RFC 3339 time (default: only new results)")
+	whenVar(fs, &o.Since, "since", time.Now(), "start with the results stored since `D`: a duration back from now (1h) or an RFC 3339 time (default: only new results)")
 	fs.BoolVar(&o.Failed, "failed", false, "only failure results")
 	fs.BoolVar(&o.Succeeded, "succeeded", false, "only success results")
 	fs.StringVar(&o.Tenant, "tenant", "", "only the results of this tenant")
