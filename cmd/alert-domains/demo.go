@@ -54,9 +54,7 @@ func demoSamples(api connector.API) []demoSample {
 }
 
 func runDemo(ctx context.Context, e *env, args []string) error {
-	fs := e.flags("demo")
-	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
-	if err := parse(fs, args, true); err != nil {
+	if err := parse(e.flags("demo"), args, true); err != nil {
 		return err
 	}
 	dir, err := os.MkdirTemp("", "alert-domains-demo-")
@@ -84,7 +82,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute) // the whole demo
 	defer cancel()
 	svcCtx, stopService := context.WithCancel(ctx)
 	defer stopService()
