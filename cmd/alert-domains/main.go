@@ -174,13 +174,12 @@ func (e *env) flags(name string) *flag.FlagSet {
 	fs.Usage = func() {
 		c, _ := lookupCommand(name)
 		fmt.Fprintf(e.stderr, "usage: alert-domains %s\n", c.usage)
-		n := 0
-		fs.VisitAll(func(*flag.Flag) { n++ })
-		if n > 0 {
-			fmt.Fprintln(e.stderr, "\nflags:")
-			fs.SetOutput(e.stderr)
-			fs.PrintDefaults()
-			fs.SetOutput(io.Discard)
+		var defaults strings.Builder
+		fs.SetOutput(&defaults)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+		if defaults.Len() > 0 {
+			fmt.Fprint(e.stderr, "\nflags:\n", defaults.String())
 		}
 		fmt.Fprintln(e.stderr, "\nenvironment: see 'alert-domains help'")
 	}
