@@ -86,8 +86,7 @@ type Replay struct {
 	opts     ReplayOptions
 	sum      ReplaySummary
 	report   func(ReplayEvent)
-	requests jetstream.Stream  // REQUEST_STREAM, read at the start of the run
-	identity string            // its creation time: tells it from a re-created one
+	identity string            // REQUEST_STREAM's creation time: tells it from a re-created one
 	copies   map[uint64]uint64 // what copyRoot found, by stream sequence
 	believer *Believer
 	trace    replayTrace
@@ -99,7 +98,7 @@ func NewReplay(ctx context.Context, js jetstream.JetStream, cfg *config.Config, 
 	if err != nil {
 		return nil, err
 	}
-	return &Replay{cfg: cfg, js: js, opts: opts, sum: ReplaySummary{Skipped: map[string]int{}}, requests: b.requests,
+	return &Replay{cfg: cfg, js: js, opts: opts, sum: ReplaySummary{Skipped: map[string]int{}},
 		identity: strconv.FormatInt(b.requests.CachedInfo().Created.UnixNano(), 36), copies: map[uint64]uint64{}, believer: b,
 		trace: newReplayTrace(opts, cfg.RequestSubject)}, nil
 }
@@ -127,7 +126,7 @@ func (r *Replay) Plan(ctx context.Context) (items []ReplayItem, err error) {
 // once, and calls report with each outcome.
 func (r *Replay) Republish(ctx context.Context, items []ReplayItem, report func(ReplayEvent)) error {
 	r.report = report
-	lastSeq := r.requests.CachedInfo().State.LastSeq
+	lastSeq := r.believer.requests.CachedInfo().State.LastSeq
 	pace := rate.NewLimiter(rate.Limit(r.opts.Rate), max(1, min(256, int(r.opts.Rate/10))))
 	seen := map[uint64]bool{}
 	for _, it := range items {

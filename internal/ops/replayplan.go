@@ -291,7 +291,7 @@ func (r *Replay) copyRoot(ctx context.Context, seq uint64) (root uint64, err err
 
 // getRequest reads a stored request; nil when gone or not on REQUEST_SUBJECT.
 func (r *Replay) getRequest(ctx context.Context, seq uint64) (*jetstream.RawStreamMsg, error) {
-	raw, err := r.requests.GetMsg(ctx, seq)
+	raw, err := r.believer.requests.GetMsg(ctx, seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, nil
 	}
