@@ -20,7 +20,7 @@ type Lookup struct {
 func LookupAll(ctx context.Context, client *connector.Client, tenant string, next func() (string, bool, error), workers int, emit func(Lookup) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	order := make(chan chan Lookup, workers-1) // and the one awaited: workers lookups at most
+	order := make(chan chan Lookup, max(workers, 1)-1) // and the one awaited: workers lookups at most
 	readErr := make(chan error, 1)
 	go func() {
 		var err error
