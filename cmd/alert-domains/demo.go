@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/emulator"
+	"github.com/alert-domains/alert-domains/internal/ops"
 	"github.com/alert-domains/alert-domains/message"
 )
 
@@ -68,15 +68,11 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	// The demo's special alerts, in the API's wire format.
-	throttled, forbidden := `{"error":{"code":"TooManyRequests","message":"Too many requests.","innerError":{"date":"2026-12-07T09:14:03","request-id":"demo-429","client-request-id":"demo-429"}}}`,
-		`{"error":{"code":"Forbidden","message":"Missing application roles. API required roles: SecurityAlert.Read.All, SecurityAlert.ReadWrite.All.","innerError":{"date":"2026-12-07T09:14:03","request-id":"demo-403","client-request-id":"demo-403"}}}`
-	if cfg.API == connector.MDE {
-		throttled, forbidden = `{"error":{"code":"TooManyRequests","message":"API calls quota exceeded! Maximum allowed 100 per minute.","target":"demo-429"}}`,
-			`{"error":{"code":"Forbidden","message":"Missing role URL.Read.All","target":"demo-403"}}`
-	}
-	emu.Script(demoThrottled, emulator.Answer{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"1"}}, Body: throttled})
-	emu.Script(demoForbidden, emulator.Answer{Status: http.StatusForbidden, Body: forbidden})
+	// The demo's special answers, with the error.code and error.message of both APIs' error bodies.
+	emu.Script(demoThrottled, emulator.Answer{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"1"}},
+		Body: `{"error":{"code":"TooManyRequests","message":"Too many requests."}}`})
+	emu.Script(demoForbidden, emulator.Answer{Status: http.StatusForbidden,
+		Body: `{"error":{"code":"Forbidden","message":"Missing application roles."}}`})
 	emu.Script(demoGarbled, emulator.Answer{Status: http.StatusOK, Header: http.Header{"Content-Type": {"text/html"}}, Body: "<html><body>Service maintenance</body></html>"})
 	svc, err := newService(cfg, e, []config.Tenant{own}, false, emu.Client(), newLogger(cfg, e))
 	if err != nil {
@@ -143,15 +139,11 @@ func demoPublish(ctx context.Context, w io.Writer, natsURL string, cfg *config.C
 	if err != nil {
 		return err
 	}
-	results := make(chan *nats.Msg, 64) // the subscriptions end with nc
-	for _, subject := range []string{cfg.SuccessSubject, cfg.FailureSubject, cfg.SuccessSubject + ".*", cfg.FailureSubject + ".*"} {
-		if _, err := nc.ChanSubscribe(subject, results); err != nil {
-			return err
-		}
-	}
-	if err := nc.Flush(); err != nil {
+	results, err := ops.OpenTail(ctx, js, cfg, ops.TailOptions{})
+	if err != nil {
 		return err
 	}
+	defer results.Stop()
 	samples := demoSamples(cfg.API)
 	seqs, got := make([]uint64, len(samples)), make([]*message.Result, len(samples))
 	publish := func(i int) error {
@@ -170,21 +162,15 @@ func demoPublish(ctx context.Context, w io.Writer, natsURL string, cfg *config.C
 	}
 	fmt.Fprintf(w, "%-3s %-34s %-8s %-8s %-6s %s\n", "#", "ALERT", "STATUS", "ATTEMPTS", "CACHED", "DOMAINS / ERROR")
 	for printed, done := 0, 0; done < len(samples); {
-		var m *nats.Msg
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("only %d of %d results arrived: %w", done, len(samples), ctx.Err())
-		case m = <-results:
-		}
-		var r message.Result
-		if json.Unmarshal(m.Data, &r) != nil || r.RequestSequence == 0 {
-			continue
+		_, r, _, err := results.Next(ctx)
+		if err != nil {
+			return fmt.Errorf("only %d of %d results arrived: %w", done, len(samples), err)
 		}
 		i := slices.Index(seqs, r.RequestSequence)
-		if i < 0 || got[i] != nil {
+		if r.RequestSequence == 0 || i < 0 || got[i] != nil {
 			continue
 		}
-		got[i], done = &r, done+1
+		got[i], done = r, done+1
 		if i == 0 {
 			if err := demoAcked(ctx, js, cfg, seqs[0]); err != nil {
 				return err
