@@ -46,16 +46,11 @@ func (r *Replay) planFailed(ctx context.Context) ([]ReplayItem, error) {
 	if err != nil || len(failures) == 0 {
 		return nil, err
 	}
-	from := failures[0].at
-	keys := make(map[string]bool, len(failures))
-	for _, f := range failures {
-		keys[successKey(f.tenant, f.alertID)] = true
-	}
-	succeeded, err := r.lastSuccesses(ctx, from, keys)
+	succeeded, err := r.lastSuccesses(ctx, failures)
 	if err != nil {
 		return nil, err
 	}
-	copies, err := r.replayCopies(ctx, from)
+	copies, err := r.replayCopies(ctx, failures[0].at)
 	if err != nil {
 		return nil, err
 	}
@@ -157,15 +152,19 @@ func planFailures(failures []failureRef, succeeded map[string]uint64, copies map
 	return items, nil
 }
 
-// lastSuccesses is the sequence of the last believed success since from of each of keys.
-func (r *Replay) lastSuccesses(ctx context.Context, from time.Time, keys map[string]bool) (map[string]uint64, error) {
-	last := map[string]uint64{}
+// lastSuccesses is the sequence of the last believed success of each alert
+// of failures since the first of them, 0 for none, by successKey.
+func (r *Replay) lastSuccesses(ctx context.Context, failures []failureRef) (map[string]uint64, error) {
+	last := make(map[string]uint64, len(failures))
+	for _, f := range failures {
+		last[successKey(f.tenant, f.alertID)] = 0
+	}
 	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.cfg.SuccessSubject, broker.TenantSubject(r.cfg.SuccessSubject)},
-		DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from}
+		DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &failures[0].at}
 	err := consumer.Scan(ctx, r.js, r.cfg.ResultStream, occ, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
 		tenant, _ := r.believer.Subjects.Tenant(msg.Subject())
 		key := successKey(tenant, msg.Headers().Get(message.HeaderAlertID))
-		if !keys[key] {
+		if _, ok := last[key]; !ok {
 			return true, nil
 		}
 		res, _, err := r.believer.Believe(ctx, msg.Subject(), msg.Headers(), msg.Data())
