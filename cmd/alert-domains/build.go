@@ -22,14 +22,13 @@ import (
 
 // parts are the service's parts, built and ready to run.
 type parts struct {
-	answers      *handlers.Answers
-	consumer     *consumer.Consumer
-	safety       *safetynet.Listener
-	background   []lifecycle.Actor // the stored results' reading and the quota watchers
-	ready        func() error
-	http         *httpServer // nil: HTTP_LISTEN is empty
-	stopPresence func()
-	reloads      func(outcome string) // counts reloads; nil without TENANTS_FILE
+	answers    *handlers.Answers
+	consumer   *consumer.Consumer
+	safety     *safetynet.Listener
+	background []lifecycle.Actor // the stored results' reading and the quota watchers
+	ready      func() error
+	endpoints  []lifecycle.Actor    // presence, and the HTTP server unless HTTP_LISTEN is empty
+	reloads    func(outcome string) // counts reloads; nil without TENANTS_FILE
 }
 
 // build provisions (or verifies) the topology and builds every part, the HTTP listener last.
@@ -86,11 +85,17 @@ func (s *service) build(ctx context.Context, nc *nats.Conn, start time.Time) (*p
 			return nil, err
 		}
 	}
-	if p.stopPresence, err = ops.ServePresence(nc, cfg, start, p.ready); err != nil {
+	stopPresence, err := ops.ServePresence(nc, cfg, start, p.ready)
+	if err != nil {
 		return nil, err
 	}
-	if p.http, err = s.listenHTTP(p.ready, m.Handler()); err != nil {
-		return nil, err
+	p.endpoints = []lifecycle.Actor{atStop("presence", stopPresence)}
+	if cfg.HTTPListen != "" {
+		h, err := s.serveHTTP(p.ready, m.Handler())
+		if err != nil {
+			return nil, err
+		}
+		p.endpoints = append(p.endpoints, h)
 	}
 	return p, nil
 }

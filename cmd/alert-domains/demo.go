@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/emulator"
+	"github.com/alert-domains/alert-domains/internal/ops"
 	"github.com/alert-domains/alert-domains/message"
 )
 
@@ -25,10 +25,7 @@ Starts an embedded NATS server, the built-in Defender emulator and the service,
 publishes sample alerts, prints their results and exits.`
 
 // demoSample is one request the demo publishes and what it shows.
-type demoSample struct {
-	body, what string
-	after      int // not -1: held back until that sample's request is acknowledged
-}
+type demoSample struct{ body, what string }
 
 // The alerts the demo scripts the emulator to answer in a special way.
 const (
@@ -43,23 +40,21 @@ func demoSamples(api connector.API) []demoSample {
 		legacy = "an alert asked by its endpoint ID"
 	}
 	return []demoSample{
-		{"da637472900382838869_1364969609", "an alert with two domains", -1},
-		{"637612345678901234_1122334455", legacy, -1},
-		{"636688558380765161_2136280442", "an alert without domains", -1},
-		{`{"alertId":"` + demoThrottled + `","correlationId":"siem-42"}`, "throttled once (429, Retry-After: 1), then answered", -1},
-		{"da637000000000000000_404404404", "an alert Microsoft does not know", -1},
-		{demoForbidden, "the app lacks the permission for this call (403): replay it once an admin grants consent", -1},
-		{demoGarbled, "an answer that is not the documented JSON", -1},
-		{"../machines", "an invalid alert ID, never sent to Microsoft", -1},
-		{`{"alertId":"da637472900382838869_1364969609","tenant":"initech"}`, "a request for a tenant that is not configured", -1},
-		{"da637472900382838869_1364969609", "the first alert again, answered from the cache", 0},
+		{"da637472900382838869_1364969609", "an alert with two domains"},
+		{"637612345678901234_1122334455", legacy},
+		{"636688558380765161_2136280442", "an alert without domains"},
+		{`{"alertId":"` + demoThrottled + `","correlationId":"siem-42"}`, "throttled once (429, Retry-After: 1), then answered"},
+		{"da637000000000000000_404404404", "an alert Microsoft does not know"},
+		{demoForbidden, "the app lacks the permission for this call (403): replay it once an admin grants consent"},
+		{demoGarbled, "an answer that is not the documented JSON"},
+		{"../machines", "an invalid alert ID, never sent to Microsoft"},
+		{`{"alertId":"da637472900382838869_1364969609","tenant":"initech"}`, "a request for a tenant that is not configured"},
+		{"da637472900382838869_1364969609", "the first alert again, answered from the cache"}, // published last: demoPublish
 	}
 }
 
 func runDemo(ctx context.Context, e *env, args []string) error {
-	fs := e.flags("demo")
-	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
-	if err := parse(fs, args, true); err != nil {
+	if err := parse(e.flags("demo"), args, true); err != nil {
 		return err
 	}
 	dir, err := os.MkdirTemp("", "alert-domains-demo-")
@@ -73,21 +68,17 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	// The demo's special alerts, in the API's wire format.
-	throttled, forbidden := `{"error":{"code":"TooManyRequests","message":"Too many requests.","innerError":{"date":"2026-12-07T09:14:03","request-id":"demo-429","client-request-id":"demo-429"}}}`,
-		`{"error":{"code":"Forbidden","message":"Missing application roles. API required roles: SecurityAlert.Read.All, SecurityAlert.ReadWrite.All.","innerError":{"date":"2026-12-07T09:14:03","request-id":"demo-403","client-request-id":"demo-403"}}}`
-	if cfg.API == connector.MDE {
-		throttled, forbidden = `{"error":{"code":"TooManyRequests","message":"API calls quota exceeded! Maximum allowed 100 per minute.","target":"demo-429"}}`,
-			`{"error":{"code":"Forbidden","message":"Missing role URL.Read.All","target":"demo-403"}}`
-	}
-	emu.Script(demoThrottled, emulator.Answer{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"1"}}, Body: throttled})
-	emu.Script(demoForbidden, emulator.Answer{Status: http.StatusForbidden, Body: forbidden})
+	// The demo's special answers, with the error.code and error.message of both APIs' error bodies.
+	emu.Script(demoThrottled, emulator.Answer{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"1"}},
+		Body: `{"error":{"code":"TooManyRequests","message":"Too many requests."}}`})
+	emu.Script(demoForbidden, emulator.Answer{Status: http.StatusForbidden,
+		Body: `{"error":{"code":"Forbidden","message":"Missing application roles."}}`})
 	emu.Script(demoGarbled, emulator.Answer{Status: http.StatusOK, Header: http.Header{"Content-Type": {"text/html"}}, Body: "<html><body>Service maintenance</body></html>"})
 	svc, err := newService(cfg, e, []config.Tenant{own}, false, emu.Client(), newLogger(cfg, e))
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute) // the whole demo
 	defer cancel()
 	svcCtx, stopService := context.WithCancel(ctx)
 	defer stopService()
@@ -148,57 +139,45 @@ func demoPublish(ctx context.Context, w io.Writer, natsURL string, cfg *config.C
 	if err != nil {
 		return err
 	}
-	results := make(chan *nats.Msg, 64) // the subscriptions end with nc
-	for _, subject := range []string{cfg.SuccessSubject, cfg.FailureSubject, cfg.SuccessSubject + ".*", cfg.FailureSubject + ".*"} {
-		if _, err := nc.ChanSubscribe(subject, results); err != nil {
-			return err
-		}
-	}
-	if err := nc.Flush(); err != nil {
+	results, err := ops.OpenTail(ctx, js, cfg, ops.TailOptions{})
+	if err != nil {
 		return err
 	}
+	defer results.Stop()
 	samples := demoSamples(cfg.API)
 	seqs, got := make([]uint64, len(samples)), make([]*message.Result, len(samples))
-	publish := func(after int) error {
-		for i, s := range samples {
-			if s.after != after {
-				continue
-			}
-			if after >= 0 {
-				if err := demoAcked(ctx, js, cfg, seqs[after]); err != nil {
-					return err
-				}
-			}
-			ack, err := js.Publish(ctx, cfg.RequestSubject, []byte(s.body))
-			if err != nil {
-				return fmt.Errorf("publish sample %d: %w", i+1, err)
-			}
-			seqs[i] = ack.Sequence
+	publish := func(i int) error {
+		ack, err := js.Publish(ctx, cfg.RequestSubject, []byte(samples[i].body))
+		if err != nil {
+			return fmt.Errorf("publish sample %d: %w", i+1, err)
 		}
+		seqs[i] = ack.Sequence
 		return nil
 	}
-	if err := publish(-1); err != nil {
-		return err
+	last := len(samples) - 1 // held back until the first is acknowledged, so the cache answers it
+	for i := range last {
+		if err := publish(i); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(w, "%-3s %-34s %-8s %-8s %-6s %s\n", "#", "ALERT", "STATUS", "ATTEMPTS", "CACHED", "DOMAINS / ERROR")
 	for printed, done := 0, 0; done < len(samples); {
-		var m *nats.Msg
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("only %d of %d results arrived: %w", done, len(samples), ctx.Err())
-		case m = <-results:
-		}
-		var r message.Result
-		if json.Unmarshal(m.Data, &r) != nil || r.RequestSequence == 0 {
-			continue
+		_, r, _, err := results.Next(ctx)
+		if err != nil {
+			return fmt.Errorf("only %d of %d results arrived: %w", done, len(samples), err)
 		}
 		i := slices.Index(seqs, r.RequestSequence)
-		if i < 0 || got[i] != nil {
+		if r.RequestSequence == 0 || i < 0 || got[i] != nil {
 			continue
 		}
-		got[i], done = &r, done+1
-		if err := publish(i); err != nil {
-			return err
+		got[i], done = r, done+1
+		if i == 0 {
+			if err := demoAcked(ctx, js, cfg, seqs[0]); err != nil {
+				return err
+			}
+			if err := publish(last); err != nil {
+				return err
+			}
 		}
 		for ; printed < len(samples) && got[printed] != nil; printed++ {
 			printDemoRow(w, printed, samples[printed], got[printed])

@@ -51,7 +51,6 @@ type emulation struct {
 	tenants, tenantsOut                 string
 	latency                             time.Duration
 	faultRate                           float64
-	anyAlert, seed                      bool
 	pageSize                            int
 	limits                              []connector.Limit
 	granted                             []string
@@ -79,38 +78,29 @@ func (m *emulation) handler() (emulator.Tenants, error) {
 			m.granted = append(m.granted, p)
 		}
 	}
-	opts := []emulator.Option{emulator.WithPermissions(m.granted...), emulator.WithQuota(m.limits...), emulator.WithLatency(m.latency),
-		emulator.WithFaultRate(m.faultRate, time.Now().UnixNano()), emulator.WithPageSize(m.pageSize)}
-	if m.seed {
-		opts = append(opts, emulator.WithSeedData())
-	}
-	if m.anyAlert {
-		opts = append(opts, emulator.WithAnyAlert())
-	}
+	opts := []emulator.Option{emulator.WithSeedData(), emulator.WithPermissions(m.granted...), emulator.WithQuota(m.limits...),
+		emulator.WithLatency(m.latency), emulator.WithFaultRate(m.faultRate, time.Now().UnixNano()), emulator.WithPageSize(m.pageSize)}
 	if m.served, err = emulatedTenants(m.tenants); err != nil {
 		return nil, err
+	}
+	var data []byte
+	if m.data != "" {
+		if data, err = os.ReadFile(m.data); err != nil {
+			return nil, usageErrorf("emulate: -data: %v", err)
+		}
 	}
 	emus := make(emulator.Tenants, len(m.served))
 	for i, t := range m.served {
 		emus[i] = emulator.NewHandler(append(opts, emulator.WithTenant(t.tenantID, t.clientID, t.secret))...)
-		if err := m.load(emus[i]); err != nil {
+		if m.data == "" {
+			continue
+		}
+		if err := emus[i].LoadData(bytes.NewReader(data)); err != nil {
 			closeAll(emus[:i+1])
 			return nil, usageErrorf("emulate: -data: %v", err)
 		}
 	}
 	return emus, nil
-}
-
-func (m *emulation) load(emu *emulator.Emulator) error {
-	if m.data == "" {
-		return nil
-	}
-	f, err := os.Open(m.data)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return emu.LoadData(f)
 }
 
 func closeAll(emus emulator.Tenants) {
@@ -166,8 +156,6 @@ func runEmulate(ctx context.Context, e *env, args []string) error {
 	fs.DurationVar(&m.latency, "latency", 0, "delay of every domains call")
 	fs.Float64Var(&m.faultRate, "fault-rate", 0, "fraction (0 to 1) of domains calls answered 503")
 	fs.StringVar(&m.data, "data", "", "JSON file of alerts and their hosts")
-	fs.BoolVar(&m.anyAlert, "any-alert", false, "answer every valid unknown alert ID with 1 to 3 made-up hosts instead of 404")
-	fs.BoolVar(&m.seed, "seed", true, "include the built-in sample alerts")
 	fs.IntVar(&m.pageSize, "page-size", 0, "split answers of more hosts than this into @odata.nextLink pages (0: never)")
 	fs.StringVar(&m.certOut, "tls-cert-out", "", "write the emulator's self-signed certificate (PEM) here, for SSL_CERT_FILE")
 	fs.StringVar(&m.tenants, "tenants", "", "serve one tenant per name, comma separated (for example contoso,fabrikam), for a TENANTS_FILE")
@@ -249,19 +237,12 @@ func (m *emulation) listenTLS(e *env, emus emulator.Tenants) (srv *http.Server, 
 // printSettings writes the banner in one write, so a script waiting for "listening on" sees it whole.
 func (m *emulation) printSettings(out io.Writer, base string) {
 	w := &bytes.Buffer{}
-	var alerts []string
-	if m.seed {
-		alerts = append(alerts, fmt.Sprintf("%d sample alerts (for example da637472900382838869_1364969609)", len(emulator.SeedData())))
-	}
-	if m.anyAlert {
-		alerts = append(alerts, "any other valid ID answers with made-up hosts")
-	}
 	fmt.Fprintf(w, "alert-domains emulate: Microsoft Graph, Defender for Endpoint API and Entra ID emulator listening on %s\n", base)
 	for _, t := range m.served {
 		fmt.Fprintf(w, "  tenant       %s\n  client       %s\n  secret       %s\n", strings.TrimSpace(t.tenantID+" "+t.name), t.clientID, t.secret)
 	}
-	fmt.Fprintf(w, "  permissions  %s\n  quota        %s (per API)\n  alerts       %s\n\n",
-		cmp.Or(strings.Join(m.granted, ", "), "none"), quotaText(m.limits), cmp.Or(strings.Join(alerts, "; "), "only those of -data"))
+	fmt.Fprintf(w, "  permissions  %s\n  quota        %s (per API)\n  alerts       %d sample alerts (for example da637472900382838869_1364969609)\n\n",
+		cmp.Or(strings.Join(m.granted, ", "), "none"), quotaText(m.limits), len(emulator.SeedData()))
 	switch {
 	case m.tenantsOut != "":
 		fmt.Fprintf(w, "Each tenant has its own alerts and quota. The tenants file for them, written to %s:\n%s\n", m.tenantsOut, indent(m.tenantsFile()))

@@ -18,39 +18,33 @@ const replayUsage = `replay --failed [--kind K1,K2] [--alert ID] [--tenant NAME]
        alert-domains replay --since D [--until D] [--tenant NAME] [flags]
 
 Sends requests through the service again: the request of each matching
-failure result (--failed), or the stored request messages in a range of
-REQUEST_STREAM. Each goes to the subject it was first published to with its
-original body and headers (without the Nats-* headers the server
-interprets), the header Replay-Of: <original stream sequence> and a message
-ID of replay's own, derived from the request and the failure it answers, so
-that two runs at once store each copy once. Each original at most once per
-run. replay never deletes anything.
+failure result (--failed), or the stored requests in a range of
+REQUEST_STREAM. Each copy goes to its original's subject with its body and
+headers (but the Nats-* ones), the header Replay-Of: <original stream
+sequence> and a message ID of replay's own, so two runs at once store it
+once. Each original at most once per run; replay never deletes anything.
 
 Without --kind, --failed takes only the kinds a replay can fix: unavailable,
 throttled, unauthorized, forbidden, unknown_tenant; --kind all takes every
-kind ('alert-domains help kinds' says what each means).
+kind ('alert-domains help kinds' says what each means). A failure is skipped
+when its alert succeeded since, or when replay already published a copy
+answering it (told by its content, never by a header alone): running the
+same replay twice republishes nothing new.
 
-With --failed, a failure is skipped when its alert has a success result
-stored after it, or when replay already published a copy answering it
-(told by its content, never by a header alone): running the same replay
-twice republishes nothing new.
-
---tenant NAME takes only that tenant's requests: those published to
-REQUEST_SUBJECT.NAME or naming it in their body's tenant field, and (with
---failed) the failures whose result names it. A request that failed before
-its tenant was configured (unknown_tenant) is found by its subject or body.
-
---since and --until take a duration back from now (2h) or an RFC 3339 time.`
+--tenant NAME takes only the requests published to REQUEST_SUBJECT.NAME or
+naming it in their body's tenant field, and (with --failed) the failures
+whose result names it. --since and --until take a duration back from now
+(2h) or an RFC 3339 time. docs/operations.md has the details.`
 
 const cliFlushTimeout = 5 * time.Second
 
 func runReplay(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("replay")
-	f := defineReplayFlags(fs)
+	f := defineReplayFlags(fs, time.Now())
 	if err := parse(fs, args, true); err != nil {
 		return err
 	}
-	opts, err := f.options(fs, time.Now())
+	opts, err := f.options(fs)
 	if err != nil {
 		return err
 	}
@@ -94,18 +88,18 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 
 // replayFlags are the flags of replay as given.
 type replayFlags struct {
-	o                   ops.ReplayOptions
-	kinds, since, until string
+	o     ops.ReplayOptions
+	kinds string
 }
 
-func defineReplayFlags(fs *flag.FlagSet) *replayFlags {
+func defineReplayFlags(fs *flag.FlagSet, now time.Time) *replayFlags {
 	f := &replayFlags{}
 	fs.BoolVar(&f.o.Failed, "failed", false, "replay the requests of failure results")
 	fs.StringVar(&f.kinds, "kind", "", "with --failed: only these failure kinds, comma separated, or all (default: unavailable,throttled,unauthorized,forbidden,unknown_tenant)")
 	fs.StringVar(&f.o.Alert, "alert", "", "with --failed: only failures of this alert ID")
 	fs.StringVar(&f.o.Tenant, "tenant", "", "only the requests of this tenant (published to REQUEST_SUBJECT.NAME or naming it in their body)")
-	fs.StringVar(&f.since, "since", "", "only results (--failed) or requests stored since then")
-	fs.StringVar(&f.until, "until", "", "only results (--failed) or requests stored until then")
+	whenVar(fs, &f.o.Since, "since", now, "only results (--failed) or requests stored since `D`")
+	whenVar(fs, &f.o.Until, "until", now, "only results (--failed) or requests stored until `D`")
 	fs.Uint64Var(&f.o.FromSeq, "from-seq", 0, "first stream sequence of REQUEST_STREAM to replay")
 	fs.Uint64Var(&f.o.ToSeq, "to-seq", 0, "last stream sequence to replay (default: the last stored)")
 	fs.BoolVar(&f.o.DryRun, "dry-run", false, "list what would be republished, publish nothing")
@@ -113,8 +107,8 @@ func defineReplayFlags(fs *flag.FlagSet) *replayFlags {
 	return f
 }
 
-// options checks the parsed flags of fs against the forms of the contract and reads the kinds and times.
-func (f *replayFlags) options(fs *flag.FlagSet, now time.Time) (*ops.ReplayOptions, error) {
+// options checks the parsed flags of fs against the forms of the contract and reads the kinds.
+func (f *replayFlags) options(fs *flag.FlagSet) (*ops.ReplayOptions, error) {
 	set := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 	o := f.o
@@ -146,17 +140,6 @@ func (f *replayFlags) options(fs *flag.FlagSet, now time.Time) (*ops.ReplayOptio
 	if o.Alert != "" {
 		if err := message.ValidateAlertID(o.Alert); err != nil {
 			return nil, usageErrorf("replay: --alert: %v", err)
-		}
-	}
-	for _, t := range []struct {
-		flag, value string
-		into        *time.Time
-	}{{"since", f.since, &o.Since}, {"until", f.until, &o.Until}} {
-		if t.value == "" {
-			continue
-		}
-		if *t.into, err = ops.ParseWhen(t.value, now); err != nil {
-			return nil, usageErrorf("replay: --%s: %v", t.flag, err)
 		}
 	}
 	if !o.Since.IsZero() && !o.Until.IsZero() && !o.Until.After(o.Since) {

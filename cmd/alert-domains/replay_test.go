@@ -192,11 +192,11 @@ func TestReplayFlagsForms(t *testing.T) {
 	parse := func(args ...string) (*ops.ReplayOptions, error) {
 		fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
-		f := defineReplayFlags(fs)
+		f := defineReplayFlags(fs, now)
 		if err := fs.Parse(args); err != nil {
 			return nil, err
 		}
-		return f.options(fs, now)
+		return f.options(fs)
 	}
 	o, err := parse("--failed", "--kind", "unavailable, throttled", "--since", "2h", "--until", "1h")
 	if err != nil {

@@ -123,11 +123,7 @@ func (s *service) run(ctx context.Context) error {
 		return s.startFailed(ctx, conn, err)
 	}
 	g.Add(p.background...)
-	g.Add(s.httpActor(p.http), lifecycle.Func("presence", func(ctx context.Context) error {
-		<-ctx.Done()
-		p.stopPresence()
-		return nil
-	}))
+	g.Add(p.endpoints...)
 	work := []lifecycle.Actor{
 		lifecycle.Until("signal", ctx),
 		lifecycle.Func("consumer", func(ctx context.Context) error {
@@ -171,11 +167,7 @@ func (s *service) startEmbedded(g *lifecycle.Group) (natsURL string, stop func()
 		emb.Shutdown()
 		s.logger.Info("embedded NATS stopped")
 	}
-	g.Add(lifecycle.Func("embedded NATS", func(ctx context.Context) error {
-		<-ctx.Done()
-		stop()
-		return nil
-	}))
+	g.Add(atStop("embedded NATS", stop))
 	return emb.URL(), stop, nil
 }
 
@@ -228,20 +220,12 @@ func tracesActor(p *tracing.Provider, timeout time.Duration) []lifecycle.Actor {
 	})}
 }
 
-// httpServer serves /livez, /readyz and /metrics on its listener.
-type httpServer struct {
-	srv *http.Server
-	ln  net.Listener
-}
-
-// listenHTTP listens on HTTP_LISTEN; nil when it is empty.
-func (s *service) listenHTTP(ready func() error, metrics http.Handler) (*httpServer, error) {
-	if s.cfg.HTTPListen == "" {
-		return nil, nil
-	}
+// serveHTTP listens on HTTP_LISTEN and is the Actor that serves /livez, /readyz and /metrics there until
+// interrupted; a server that stops on its own is logged and does not stop the service.
+func (s *service) serveHTTP(ready func() error, metrics http.Handler) (lifecycle.Actor, error) {
 	ln, err := net.Listen("tcp", s.cfg.HTTPListen)
 	if err != nil {
-		return nil, fmt.Errorf("HTTP_LISTEN %s: %w", s.cfg.HTTPListen, err)
+		return lifecycle.Actor{}, fmt.Errorf("HTTP_LISTEN %s: %w", s.cfg.HTTPListen, err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) {
@@ -255,31 +239,32 @@ func (s *service) listenHTTP(ready func() error, metrics http.Handler) (*httpSer
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("GET /metrics", metrics)
-	return &httpServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln}, nil
-}
-
-// httpActor serves h until interrupted; a server that stops on its own is logged and does not stop the service.
-func (s *service) httpActor(h *httpServer) lifecycle.Actor {
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return lifecycle.Func("HTTP server", func(ctx context.Context) error {
-		if h == nil {
-			<-ctx.Done()
-			return nil
-		}
-		s.logger.Info("HTTP endpoints listening", slog.String("addr", h.ln.Addr().String()))
+		s.logger.Info("HTTP endpoints listening", slog.String("addr", ln.Addr().String()))
 		served := make(chan struct{})
 		go func() {
 			defer close(served)
-			if err := h.srv.Serve(h.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				s.logger.Error("HTTP server stopped", slog.Any("error", err))
 			}
 		}()
 		<-ctx.Done()
 		stop, cancel := context.WithTimeout(context.Background(), httpStopTimeout)
 		defer cancel()
-		if err := h.srv.Shutdown(stop); err != nil {
+		if err := srv.Shutdown(stop); err != nil {
 			s.logger.Warn("HTTP server did not stop cleanly", slog.Any("error", err))
 		}
 		<-served
+		return nil
+	}), nil
+}
+
+// atStop is the Actor that calls stop once interrupted.
+func atStop(name string, stop func()) lifecycle.Actor {
+	return lifecycle.Func(name, func(ctx context.Context) error {
+		<-ctx.Done()
+		stop()
 		return nil
 	})
 }

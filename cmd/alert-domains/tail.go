@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"strings"
 	"time"
@@ -28,8 +29,8 @@ subjects whose tenant field is NAME.`
 
 func runTail(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("tail")
-	since := fs.String("since", "", "start with the results stored since then: a duration back from now (1h) or an RFC 3339 time (default: only new results)")
 	var o ops.TailOptions
+	whenVar(fs, &o.Since, "since", time.Now(), "start with the results stored since `D`: a duration back from now (1h) or an RFC 3339 time (default: only new results)")
 	fs.BoolVar(&o.Failed, "failed", false, "only failure results")
 	fs.BoolVar(&o.Succeeded, "succeeded", false, "only success results")
 	fs.StringVar(&o.Tenant, "tenant", "", "only the results of this tenant")
@@ -42,13 +43,6 @@ func runTail(ctx context.Context, e *env, args []string) error {
 	}
 	if err := checkTenant("tail", o.Tenant); err != nil {
 		return err
-	}
-	if *since != "" {
-		from, err := ops.ParseWhen(*since, time.Now())
-		if err != nil {
-			return usageErrorf("tail: --since: %v", err)
-		}
-		o.Since = from
 	}
 	cfg, js, closeConn, err := connectClient(ctx, e, "tail")
 	if err != nil {
@@ -89,6 +83,14 @@ func checkTenant(command, name string) error {
 		return usageErrorf("%s: --tenant: %q is not a tenant name ([a-z0-9][a-z0-9-]{0,62})", command, name)
 	}
 	return nil
+}
+
+// whenVar defines the flag name of a point in time, read by ops.ParseWhen into t.
+func whenVar(fs *flag.FlagSet, t *time.Time, name string, now time.Time, usage string) {
+	fs.Func(name, usage, func(s string) (err error) {
+		*t, err = ops.ParseWhen(s, now)
+		return err
+	})
 }
 
 // interrupted is nil when the interruption caused err.

@@ -20,8 +20,7 @@ type Lookup struct {
 func LookupAll(ctx context.Context, client *connector.Client, tenant string, next func() (string, bool, error), workers int, emit func(Lookup) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	slots := make(chan struct{}, workers)    // a lookup holds one until it is emitted
-	order := make(chan chan Lookup, workers) // never full: each entry holds a slot
+	order := make(chan chan Lookup, max(workers, 1)-1) // and the one awaited: workers lookups at most
 	readErr := make(chan error, 1)
 	go func() {
 		var err error
@@ -32,20 +31,18 @@ func LookupAll(ctx context.Context, client *connector.Client, tenant string, nex
 			if id, ok, err = next(); err != nil || !ok {
 				return
 			}
+			out := make(chan Lookup, 1)
 			select {
-			case slots <- struct{}{}:
+			case order <- out:
 			case <-ctx.Done():
 				return
 			}
-			out := make(chan Lookup, 1)
-			order <- out
 			go func() { out <- lookupOne(ctx, client, tenant, id) }()
 		}
 	}()
 	for out := range order {
 		select {
 		case l := <-out:
-			<-slots
 			if err := emit(l); err != nil {
 				return err
 			}

@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strconv"
@@ -85,9 +86,8 @@ type Replay struct {
 	opts     ReplayOptions
 	sum      ReplaySummary
 	report   func(ReplayEvent)
-	requests jetstream.Stream      // REQUEST_STREAM, read at the start of the run
-	identity string                // its creation time: tells it from a re-created one
-	copies   map[uint64]replayCopy // what copyOf found, by stream sequence
+	identity string            // REQUEST_STREAM's creation time: tells it from a re-created one
+	copies   map[uint64]uint64 // what copyRoot found, by stream sequence
 	believer *Believer
 	trace    replayTrace
 }
@@ -98,8 +98,8 @@ func NewReplay(ctx context.Context, js jetstream.JetStream, cfg *config.Config, 
 	if err != nil {
 		return nil, err
 	}
-	return &Replay{cfg: cfg, js: js, opts: opts, sum: ReplaySummary{Skipped: map[string]int{}}, requests: b.requests,
-		identity: strconv.FormatInt(b.requests.CachedInfo().Created.UnixNano(), 36), copies: map[uint64]replayCopy{}, believer: b,
+	return &Replay{cfg: cfg, js: js, opts: opts, sum: ReplaySummary{Skipped: map[string]int{}},
+		identity: strconv.FormatInt(b.requests.CachedInfo().Created.UnixNano(), 36), copies: map[uint64]uint64{}, believer: b,
 		trace: newReplayTrace(opts, cfg.RequestSubject)}, nil
 }
 
@@ -126,22 +126,22 @@ func (r *Replay) Plan(ctx context.Context) (items []ReplayItem, err error) {
 // once, and calls report with each outcome.
 func (r *Replay) Republish(ctx context.Context, items []ReplayItem, report func(ReplayEvent)) error {
 	r.report = report
-	lastSeq := r.requests.CachedInfo().State.LastSeq
+	lastSeq := r.believer.requests.CachedInfo().State.LastSeq
 	pace := rate.NewLimiter(rate.Limit(r.opts.Rate), max(1, min(256, int(r.opts.Rate/10))))
 	seen := map[uint64]bool{}
 	for _, it := range items {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("replay interrupted: %w", err)
 		}
-		msg, raw, key, skip, err := r.copyFor(ctx, &it, lastSeq)
-		switch {
-		case err != nil:
+		raw, key, err := r.source(ctx, &it)
+		if err != nil {
 			return err
-		case skip == "" && seen[key]:
-			skip = SkipReplayedThisRun
 		}
-		if skip != "" {
-			r.skipped(it, skip)
+		if it.skip == "" && seen[key] {
+			it.skip = SkipReplayedThisRun
+		}
+		if it.skip != "" {
+			r.skipped(it, it.skip)
 			continue
 		}
 		seen[key] = true
@@ -153,40 +153,30 @@ func (r *Replay) Republish(ctx context.Context, items []ReplayItem, report func(
 		if err := pace.Wait(ctx); err != nil {
 			return fmt.Errorf("replay interrupted: %w", err)
 		}
+		msg := replayMessage(raw, key, replayID{source: it.seq, answers: it.answers, last: lastSeq}.String(r.identity))
 		r.publish(ctx, it, msg, r.trace.start(ctx, raw, msg, key))
 	}
 	return nil
 }
 
-// copyFor builds the copy of it's request, with the key that republishes
-// each original (of a chain of copies) once per run, or says why not.
-func (r *Replay) copyFor(ctx context.Context, it *ReplayItem, lastSeq uint64) (msg *nats.Msg, raw *jetstream.RawStreamMsg, key uint64, skip string, err error) {
+// source reads it's request, with the key that republishes each original
+// (of a chain of copies) once per run; it.skip says why not, if so.
+func (r *Replay) source(ctx context.Context, it *ReplayItem) (raw *jetstream.RawStreamMsg, key uint64, err error) {
 	if it.skip != "" {
-		return nil, nil, 0, it.skip, nil
+		return nil, 0, nil
 	}
-	raw, err = r.getRequest(ctx, it.seq)
-	if err != nil || raw == nil {
-		return nil, nil, 0, SkipNotStored, err
+	if raw, err = r.getRequest(ctx, it.seq); err != nil || raw == nil {
+		it.skip = SkipNotStored
+		return nil, 0, err
 	}
 	if it.alertID == "" {
 		req, _ := message.Decode(raw.Data, raw.Header)
 		it.alertID = req.AlertID
 	}
-	key = it.seq
 	if r.opts.Failed {
-		c, err := r.copyOf(ctx, it.seq)
-		if err != nil {
-			return nil, nil, 0, "", err
-		}
-		if c.ok {
-			key = c.root
-		}
+		key, err = r.copyRoot(ctx, it.seq)
 	}
-	id := replayID{source: it.seq, answers: it.answers}
-	if it.answers == 0 {
-		id.rest = "s" + strconv.FormatUint(lastSeq, 10)
-	}
-	return replayMessage(raw, raw.Subject, key, id.String(r.identity)), raw, key, "", nil
+	return raw, cmp.Or(key, it.seq), err
 }
 
 // publish sends a copy and ends its span. A duplicate that is not a genuine
@@ -203,11 +193,11 @@ func (r *Replay) publish(ctx context.Context, it ReplayItem, msg *nats.Msg, span
 	}()
 	ack, err := r.js.PublishMsg(pctx, msg)
 	if err == nil && ack.Duplicate {
-		c, cerr := r.copyOf(pctx, ack.Sequence)
+		root, cerr := r.copyRoot(pctx, ack.Sequence)
 		switch {
 		case cerr != nil:
 			err = cerr
-		case c.ok:
+		case root != 0:
 			r.skipped(it, SkipReplayedConcurrently)
 			return
 		default:

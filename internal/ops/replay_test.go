@@ -83,6 +83,7 @@ func TestPlanFailures(t *testing.T) {
 
 func TestReplayMessageDropsServerHeaders(t *testing.T) {
 	raw := &jetstream.RawStreamMsg{
+		Subject:  "req",
 		Sequence: 42,
 		Data:     []byte("abc"),
 		Header: nats.Header{
@@ -94,7 +95,7 @@ func TestReplayMessageDropsServerHeaders(t *testing.T) {
 			"X-Custom":                    {"1", "2"},
 		},
 	}
-	m := replayMessage(raw, "req", 42, "replay-id")
+	m := replayMessage(raw, 42, "replay-id")
 	want := nats.Header{"Replay-Of": {"42"}, "Correlation-Id": {"c"}, "X-Custom": {"1", "2"}, "Nats-Msg-Id": {"replay-id"}}
 	if m.Subject != "req" || string(m.Data) != "abc" || len(m.Header) != len(want) {
 		t.Fatalf("message %+v", m)
@@ -149,20 +150,22 @@ func TestParseKinds(t *testing.T) {
 
 func TestReplayID(t *testing.T) {
 	tests := []struct {
-		id   replayID
-		want string
+		id    replayID
+		want  string
+		parse replayID // what the ID says: source and failure answered
 	}{
-		{replayID{source: 4, answers: 13}, "replay-abc-4-f13"},
-		{replayID{source: 4, answers: 13, rest: "-x1"}, "replay-abc-4-f13-x1"},
-		{replayID{source: 7, rest: "s99"}, "replay-abc-7-s99"},
+		{replayID{source: 4, answers: 13, last: 99}, "replay-abc-4-f13", replayID{source: 4, answers: 13}},
+		{replayID{source: 7, last: 99}, "replay-abc-7-s99", replayID{source: 7}},
 	}
 	for _, tt := range tests {
 		s := tt.id.String("abc")
 		if s != tt.want {
 			t.Errorf("%+v.String = %q, want %q", tt.id, s, tt.want)
 		}
-		if got, ok := parseReplayID(s, "abc"); !ok || got != tt.id {
-			t.Errorf("parseReplayID(%q) = %+v, %v; want %+v", s, got, ok, tt.id)
+		for _, id := range []string{s, s + "-x1"} {
+			if got, ok := parseReplayID(id, "abc"); !ok || got != tt.parse {
+				t.Errorf("parseReplayID(%q) = %+v, %v; want %+v", id, got, ok, tt.parse)
+			}
 		}
 		if _, ok := parseReplayID(s, "abd"); ok {
 			t.Errorf("parseReplayID(%q) of another stream is ok", s)

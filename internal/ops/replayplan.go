@@ -46,22 +46,17 @@ func (r *Replay) planFailed(ctx context.Context) ([]ReplayItem, error) {
 	if err != nil || len(failures) == 0 {
 		return nil, err
 	}
-	from := failures[0].at
-	keys := make(map[string]bool, len(failures))
-	for _, f := range failures {
-		keys[successKey(f.tenant, f.alertID)] = true
-	}
-	succeeded, err := r.lastSuccesses(ctx, from, keys)
+	succeeded, err := r.lastSuccesses(ctx, failures)
 	if err != nil {
 		return nil, err
 	}
-	copies, err := r.replayCopies(ctx, from)
+	copies, err := r.replayCopies(ctx, failures[0].at)
 	if err != nil {
 		return nil, err
 	}
 	return planFailures(failures, succeeded, copies, func(seq uint64) (bool, error) {
-		c, err := r.copyOf(ctx, seq)
-		return c.ok, err
+		root, err := r.copyRoot(ctx, seq)
+		return root != 0, err
 	})
 }
 
@@ -157,15 +152,19 @@ func planFailures(failures []failureRef, succeeded map[string]uint64, copies map
 	return items, nil
 }
 
-// lastSuccesses is the sequence of the last believed success since from of each of keys.
-func (r *Replay) lastSuccesses(ctx context.Context, from time.Time, keys map[string]bool) (map[string]uint64, error) {
-	last := map[string]uint64{}
+// lastSuccesses is the sequence of the last believed success of each alert
+// of failures since the first of them, 0 for none, by successKey.
+func (r *Replay) lastSuccesses(ctx context.Context, failures []failureRef) (map[string]uint64, error) {
+	last := make(map[string]uint64, len(failures))
+	for _, f := range failures {
+		last[successKey(f.tenant, f.alertID)] = 0
+	}
 	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.cfg.SuccessSubject, broker.TenantSubject(r.cfg.SuccessSubject)},
-		DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from}
+		DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &failures[0].at}
 	err := consumer.Scan(ctx, r.js, r.cfg.ResultStream, occ, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
 		tenant, _ := r.believer.Subjects.Tenant(msg.Subject())
 		key := successKey(tenant, msg.Headers().Get(message.HeaderAlertID))
-		if !keys[key] {
+		if _, ok := last[key]; !ok {
 			return true, nil
 		}
 		res, _, err := r.believer.Believe(ctx, msg.Subject(), msg.Headers(), msg.Data())
@@ -228,90 +227,70 @@ func (r *Replay) planStored(ctx context.Context) ([]ReplayItem, error) {
 }
 
 // replayID is what a copy's message ID says: the request it copies, and the
-// failure it answers or the stream's last sequence at the start; two runs
-// at once give a candidate the same ID.
-type replayID struct {
-	source, answers uint64
-	rest            string
-}
-
-const replayIDPrefix = "replay-"
+// failure it answers or else the stream's last sequence at the start; two
+// runs at once give a candidate the same ID.
+type replayID struct{ source, answers, last uint64 }
 
 func (id replayID) String(identity string) string {
-	s := replayIDPrefix + identity + "-" + strconv.FormatUint(id.source, 10) + "-"
 	if id.answers != 0 {
-		s += "f" + strconv.FormatUint(id.answers, 10)
+		return fmt.Sprintf("replay-%s-%d-f%d", identity, id.source, id.answers)
 	}
-	return s + id.rest
+	return fmt.Sprintf("replay-%s-%d-s%d", identity, id.source, id.last)
 }
 
-// parseReplayID reads a replay copy's message ID; ok is false for any other.
+// parseReplayID reads the source and the failure answered of a replay
+// copy's message ID; ok is false for any other.
 func parseReplayID(s, identity string) (id replayID, ok bool) {
-	rest, found := strings.CutPrefix(s, replayIDPrefix+identity+"-")
+	rest, found := strings.CutPrefix(s, "replay-"+identity+"-")
 	src, rest, cut := strings.Cut(rest, "-")
 	n, err := strconv.ParseUint(src, 10, 64)
 	if !found || !cut || err != nil || n == 0 {
 		return id, false
 	}
-	id.source, id.rest = n, rest
+	id.source = n
 	if f, isFailure := strings.CutPrefix(rest, "f"); isFailure {
-		num, tail, hasTail := strings.Cut(f, "-")
+		num, _, _ := strings.Cut(f, "-")
 		if a, err := strconv.ParseUint(num, 10, 64); err == nil {
-			id.answers, id.rest = a, ""
-			if hasTail {
-				id.rest = "-" + tail
-			}
+			id.answers = a
 		}
 	}
 	return id, true
 }
 
-type replayCopy struct {
-	ok   bool   // a copy that replay published
-	root uint64 // the original of its chain (its Replay-Of)
-}
-
-// copyOf tells whether the request at seq is a copy replay published: a
-// replay ID naming a source of which it is an exact copy (a header alone
-// proves nothing).
-func (r *Replay) copyOf(ctx context.Context, seq uint64) (replayCopy, error) {
-	c, ok := r.copies[seq]
-	if ok {
-		return c, nil
+// copyRoot is the original of the chain of the request at seq when replay
+// published it (a replay ID naming a source of which it is an exact copy;
+// a header alone proves nothing), else 0.
+func (r *Replay) copyRoot(ctx context.Context, seq uint64) (root uint64, err error) {
+	if root, ok := r.copies[seq]; ok {
+		return root, nil
 	}
-	c, err := r.checkCopy(ctx, seq)
-	if err == nil {
-		r.copies[seq] = c
-	}
-	return c, err
-}
-
-func (r *Replay) checkCopy(ctx context.Context, seq uint64) (replayCopy, error) {
+	defer func() {
+		if err == nil {
+			r.copies[seq] = root
+		}
+	}()
 	msg, err := r.getRequest(ctx, seq)
 	if msg == nil || err != nil {
-		return replayCopy{}, err
+		return 0, err
 	}
 	id, ok := parseReplayID(msg.Header.Get(message.HeaderMsgID), r.identity)
 	if !ok || id.source >= seq {
-		return replayCopy{}, nil
+		return 0, nil
 	}
 	src, err := r.getRequest(ctx, id.source)
-	if src == nil || err != nil {
-		return replayCopy{}, err
+	if src == nil || err != nil || msg.Subject != src.Subject || !bytes.Equal(msg.Data, src.Data) ||
+		!maps.Equal(copiedHeaders(msg.Header), copiedHeaders(src.Header)) {
+		return 0, err
 	}
-	if msg.Subject != src.Subject || !bytes.Equal(msg.Data, src.Data) || !maps.Equal(copiedHeaders(msg.Header), copiedHeaders(src.Header)) {
-		return replayCopy{}, nil
-	}
-	root := id.source
 	if n := message.ReplayOf(msg.Header); n > 0 && n <= id.source {
-		root = n
+		return n, nil
 	}
-	return replayCopy{ok: true, root: root}, nil
+	return id.source, nil
 }
 
 // getRequest reads a stored request; nil when gone or not on REQUEST_SUBJECT.
 func (r *Replay) getRequest(ctx context.Context, seq uint64) (*jetstream.RawStreamMsg, error) {
-	raw, err := r.requests.GetMsg(ctx, seq)
+	raw, err := r.believer.requests.GetMsg(ctx, seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, nil
 	}
@@ -335,7 +314,8 @@ func copied(k string) bool {
 func copiedHeaders(h nats.Header) map[string]string {
 	m := make(map[string]string, len(h))
 	for k, v := range h {
-		if copied(k) && !traceHeader(k) {
+		traced := strings.EqualFold(k, message.HeaderTraceparent) || strings.EqualFold(k, message.HeaderTracestate) || strings.EqualFold(k, message.HeaderBaggage)
+		if copied(k) && !traced {
 			m[http.CanonicalHeaderKey(k)] = strings.Join(v, "\x00")
 		}
 	}
@@ -343,7 +323,7 @@ func copiedHeaders(h nats.Header) map[string]string {
 }
 
 // replayMessage is the republished copy of a stored request.
-func replayMessage(raw *jetstream.RawStreamMsg, subject string, root uint64, msgID string) *nats.Msg {
+func replayMessage(raw *jetstream.RawStreamMsg, root uint64, msgID string) *nats.Msg {
 	h := nats.Header{}
 	for k, v := range raw.Header {
 		if copied(k) {
@@ -352,5 +332,5 @@ func replayMessage(raw *jetstream.RawStreamMsg, subject string, root uint64, msg
 	}
 	h.Set(message.HeaderReplayOf, strconv.FormatUint(root, 10))
 	h.Set(message.HeaderMsgID, msgID)
-	return &nats.Msg{Subject: subject, Header: h, Data: raw.Data}
+	return &nats.Msg{Subject: raw.Subject, Header: h, Data: raw.Data}
 }

@@ -54,9 +54,3 @@ func (t replayTrace) start(ctx context.Context, raw *jetstream.RawStreamMsg, msg
 	}
 	return span
 }
-
-// traceHeader reports whether k is a header of the W3C trace context.
-func traceHeader(k string) bool {
-	return strings.EqualFold(k, message.HeaderTraceparent) || strings.EqualFold(k, message.HeaderTracestate) ||
-		strings.EqualFold(k, message.HeaderBaggage)
-}
