@@ -44,14 +44,6 @@ func knownAuthority(host string) bool {
 // NewCredential builds the one azidentity credential cfg describes. Errors
 // wrap ErrCredentialConfig and, like the credential's own, never hold a secret.
 func NewCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
-	cred, err := newCredential(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &redactingCredential{cred: cred, secrets: []string{cfg.ClientSecret, cfg.CertificatePassword}}, nil
-}
-
-func newCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
 	kind, err := credentialKind(cfg)
 	if err != nil {
 		return nil, err
@@ -69,62 +61,46 @@ func newCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
 	clientOpts := opts
 	clientOpts.Retry.ShouldRetry = sdkShouldRetry
 
+	var cred azcore.TokenCredential
 	switch kind {
 	case "DEFENDER_MANAGED_IDENTITY":
 		o := &azidentity.ManagedIdentityCredentialOptions{ClientOptions: opts}
 		if cfg.ClientID != "" {
 			o.ID = azidentity.ClientID(cfg.ClientID)
 		}
-		cred, err := azidentity.NewManagedIdentityCredential(o)
-		if err != nil {
-			return nil, credentialErrorf("managed identity: %v", err)
-		}
-		return cred, nil
-
+		cred, err = azidentity.NewManagedIdentityCredential(o)
 	case "AZURE_CLIENT_SECRET":
-		cred, err := azidentity.NewClientSecretCredential(cfg.TenantID, cfg.ClientID, cfg.ClientSecret,
+		cred, err = azidentity.NewClientSecretCredential(cfg.TenantID, cfg.ClientID, cfg.ClientSecret,
 			&azidentity.ClientSecretCredentialOptions{ClientOptions: clientOpts, DisableInstanceDiscovery: disableDiscovery})
-		if err != nil {
-			return nil, credentialErrorf("client secret credential: %s", scrub(err.Error(), cfg.ClientSecret))
-		}
-		return cred, nil
-
 	case "AZURE_CLIENT_CERTIFICATE_PATH":
-		return certificateCredential(cfg, &azidentity.ClientCertificateCredentialOptions{ClientOptions: clientOpts, DisableInstanceDiscovery: disableDiscovery})
-
+		cred, err = certificateCredential(cfg, &azidentity.ClientCertificateCredentialOptions{ClientOptions: clientOpts, DisableInstanceDiscovery: disableDiscovery})
 	default: // AZURE_FEDERATED_TOKEN_FILE
-		if _, err := os.Stat(cfg.FederatedTokenFile); err != nil {
-			return nil, credentialErrorf("AZURE_FEDERATED_TOKEN_FILE: %v", err)
+		if _, err = os.Stat(cfg.FederatedTokenFile); err == nil {
+			cred, err = azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
+				ClientOptions:            clientOpts,
+				ClientID:                 cfg.ClientID,
+				TenantID:                 cfg.TenantID,
+				TokenFilePath:            cfg.FederatedTokenFile,
+				DisableInstanceDiscovery: disableDiscovery,
+			})
 		}
-		cred, err := azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
-			ClientOptions:            clientOpts,
-			ClientID:                 cfg.ClientID,
-			TenantID:                 cfg.TenantID,
-			TokenFilePath:            cfg.FederatedTokenFile,
-			DisableInstanceDiscovery: disableDiscovery,
-		})
-		if err != nil {
-			return nil, credentialErrorf("workload identity credential: %v", err)
-		}
-		return cred, nil
 	}
+	if err != nil {
+		return nil, credentialErrorf("%s: %s", kind, scrub(err.Error(), cfg.ClientSecret, cfg.CertificatePassword))
+	}
+	return &redactingCredential{cred: cred, secrets: []string{cfg.ClientSecret, cfg.CertificatePassword}}, nil
 }
 
 func certificateCredential(cfg CredentialConfig, opts *azidentity.ClientCertificateCredentialOptions) (azcore.TokenCredential, error) {
 	data, err := os.ReadFile(cfg.CertificatePath)
 	if err != nil {
-		return nil, credentialErrorf("AZURE_CLIENT_CERTIFICATE_PATH: %v", err)
+		return nil, err
 	}
 	certs, key, err := azidentity.ParseCertificates(data, []byte(cfg.CertificatePassword))
 	if err != nil {
-		return nil, credentialErrorf("AZURE_CLIENT_CERTIFICATE_PATH %s: not a PEM or PKCS#12 certificate with its private key, or AZURE_CLIENT_CERTIFICATE_PASSWORD is wrong: %s",
-			cfg.CertificatePath, scrub(err.Error(), cfg.CertificatePassword))
+		return nil, fmt.Errorf("%s: not a PEM or PKCS#12 certificate with its private key, or AZURE_CLIENT_CERTIFICATE_PASSWORD is wrong: %w", cfg.CertificatePath, err)
 	}
-	cred, err := azidentity.NewClientCertificateCredential(cfg.TenantID, cfg.ClientID, certs, key, opts)
-	if err != nil {
-		return nil, credentialErrorf("client certificate credential: %s", scrub(err.Error(), cfg.CertificatePassword))
-	}
-	return cred, nil
+	return azidentity.NewClientCertificateCredential(cfg.TenantID, cfg.ClientID, certs, key, opts)
 }
 
 // credentialKind is the variable that names cfg's one credential.

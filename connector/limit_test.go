@@ -172,7 +172,7 @@ func TestLimiterWaitStopsOnCancel(t *testing.T) {
 		done := make(chan error, 2)
 		go func() { _, err := call(ctx, l); done <- err }()
 		go func() { _, err := call(queued, l); done <- err }() // queued behind the first waiter
-		time.Sleep(time.Second)                               // fake time: both are waiting
+		time.Sleep(time.Second)                                // fake time: both are waiting
 		synctest.Wait()
 		start := time.Now()
 		cancel()

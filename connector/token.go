@@ -9,7 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -35,8 +35,7 @@ type tokenSource struct {
 	tracer    trace.Tracer // a span for each token fetched
 
 	fetch chan struct{} // held by the caller fetching a token
-	mu    sync.Mutex
-	cur   *bearer
+	cur   atomic.Pointer[bearer]
 }
 
 type bearer struct {
@@ -79,9 +78,8 @@ func (s *tokenSource) get(ctx context.Context, rejected string) (*bearer, error)
 // fetchToken asks the credential for a token, fresh when rejected is the current one.
 func (s *tokenSource) fetchToken(ctx context.Context, rejected string) (*bearer, error) {
 	opts := s.opts
-	s.mu.Lock()
-	forced := rejected != "" && s.cur != nil && s.cur.token == rejected
-	s.mu.Unlock()
+	cur := s.cur.Load()
+	forced := rejected != "" && cur != nil && cur.token == rejected
 	now := time.Now()
 	if forced {
 		opts.Claims = freshClaims(now)
@@ -105,17 +103,13 @@ func (s *tokenSource) fetchToken(ctx context.Context, rejected string) (*bearer,
 	if forced {
 		b.forcedAt = now
 	}
-	s.mu.Lock()
-	s.cur = b
-	s.mu.Unlock()
+	s.cur.Store(b)
 	return b, nil
 }
 
 // replaceable reports whether a rejected token may be replaced.
 func (s *tokenSource) replaceable(rejected string) bool {
-	s.mu.Lock()
-	b := s.cur
-	s.mu.Unlock()
+	b := s.cur.Load()
 	return b == nil || b.token != rejected || b.forcedAt.IsZero() || time.Since(b.forcedAt) >= forcedRefreshInterval
 }
 
@@ -125,9 +119,7 @@ func freshClaims(now time.Time) string {
 }
 
 func (s *tokenSource) cached(rejected string) *bearer {
-	s.mu.Lock()
-	b := s.cur
-	s.mu.Unlock()
+	b := s.cur.Load()
 	if b == nil || !time.Now().Before(b.refreshAt) || (rejected != "" && b.token == rejected) {
 		return nil
 	}
