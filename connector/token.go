@@ -78,11 +78,12 @@ func (s *tokenSource) get(ctx context.Context, rejected string) (*bearer, error)
 // fetchToken asks the credential for a token, fresh when rejected is the current one.
 func (s *tokenSource) fetchToken(ctx context.Context, rejected string) (*bearer, error) {
 	opts := s.opts
-	cur := s.cur.Load()
-	forced := rejected != "" && cur != nil && cur.token == rejected
 	now := time.Now()
-	if forced {
-		opts.Claims = freshClaims(now)
+	var forcedAt time.Time
+	if cur := s.cur.Load(); rejected != "" && cur != nil && cur.token == rejected {
+		// A CAE claims challenge: azidentity skips its cache for claims.
+		opts.Claims = `{"access_token":{"nbf":{"essential":true,"value":"` + strconv.FormatInt(now.Unix(), 10) + `"}}}`
+		forcedAt = now
 	}
 	tok, err := s.cred.GetToken(ctx, opts)
 	if err != nil {
@@ -94,14 +95,12 @@ func (s *tokenSource) fetchToken(ctx context.Context, rejected string) (*bearer,
 	b := &bearer{
 		token:     tok.Token,
 		refreshAt: refreshTime(now, tok),
+		forcedAt:  forcedAt,
 		header: http.Header{
 			"Accept":        {"application/json"},
 			"User-Agent":    {s.userAgent},
 			"Authorization": {"Bearer " + tok.Token},
 		},
-	}
-	if forced {
-		b.forcedAt = now
 	}
 	s.cur.Store(b)
 	return b, nil
@@ -111,11 +110,6 @@ func (s *tokenSource) fetchToken(ctx context.Context, rejected string) (*bearer,
 func (s *tokenSource) replaceable(rejected string) bool {
 	b := s.cur.Load()
 	return b == nil || b.token != rejected || b.forcedAt.IsZero() || time.Since(b.forcedAt) >= forcedRefreshInterval
-}
-
-// freshClaims is a CAE claims challenge: azidentity skips its cache for claims.
-func freshClaims(now time.Time) string {
-	return `{"access_token":{"nbf":{"essential":true,"value":"` + strconv.FormatInt(now.Unix(), 10) + `"}}}`
 }
 
 func (s *tokenSource) cached(rejected string) *bearer {
