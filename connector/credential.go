@@ -30,17 +30,6 @@ type CredentialConfig struct {
 	Transport     *http.Client // optional HTTP client of the credential
 }
 
-// knownAuthority reports whether host is Microsoft's own Entra host.
-func knownAuthority(host string) bool {
-	switch strings.ToLower(host) {
-	case "login.microsoftonline.com", "login.microsoftonline.us", "login.microsoft.com",
-		"login.windows.net", "login.chinacloudapi.cn", "login.partner.microsoftonline.cn",
-		"login-us.microsoftonline.com", "login.usgovcloudapi.net":
-		return true
-	}
-	return false
-}
-
 // NewCredential builds the one azidentity credential cfg describes. Errors
 // wrap ErrCredentialConfig and, like the credential's own, never hold a secret.
 func NewCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
@@ -119,14 +108,13 @@ func credentialKind(cfg CredentialConfig) (string, error) {
 			chosen = append(chosen, c.name)
 		}
 	}
-	switch len(chosen) {
-	case 0:
-		return "", credentialErrorf("no credential: set one of AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE or DEFENDER_MANAGED_IDENTITY=true")
-	case 1:
-	default:
-		return "", credentialErrorf("more than one credential (%s): set only one of AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE or DEFENDER_MANAGED_IDENTITY=true", strings.Join(chosen, ", "))
-	}
-	if cfg.CertificatePassword != "" && cfg.CertificatePath == "" {
+	const choices = "AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE or DEFENDER_MANAGED_IDENTITY=true"
+	switch {
+	case len(chosen) == 0:
+		return "", credentialErrorf("no credential: set one of %s", choices)
+	case len(chosen) > 1:
+		return "", credentialErrorf("more than one credential (%s): set only one of %s", strings.Join(chosen, ", "), choices)
+	case cfg.CertificatePassword != "" && cfg.CertificatePath == "":
 		return "", credentialErrorf("AZURE_CLIENT_CERTIFICATE_PASSWORD is set without AZURE_CLIENT_CERTIFICATE_PATH")
 	}
 	if !cfg.ManagedIdentity {
@@ -144,7 +132,8 @@ func credentialKind(cfg CredentialConfig) (string, error) {
 	return chosen[0], nil
 }
 
-// authority is the Entra host, ending in a slash, and whether discovery is off.
+// authority is the Entra host, ending in a slash, and whether instance
+// discovery is off: it is for any host but Microsoft's own.
 func authority(host string) (string, bool, error) {
 	if host == "" {
 		host = "https://login.microsoftonline.com/"
@@ -156,7 +145,13 @@ func authority(host string) (string, bool, error) {
 	if !strings.HasSuffix(host, "/") {
 		host += "/"
 	}
-	return host, !knownAuthority(u.Hostname()), nil
+	switch strings.ToLower(u.Hostname()) {
+	case "login.microsoftonline.com", "login.microsoftonline.us", "login.microsoft.com",
+		"login.windows.net", "login.chinacloudapi.cn", "login.partner.microsoftonline.cn",
+		"login-us.microsoftonline.com", "login.usgovcloudapi.net":
+		return host, false, nil
+	}
+	return host, true, nil
 }
 
 func credentialErrorf(format string, args ...any) error {

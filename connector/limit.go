@@ -39,11 +39,8 @@ func ParseLimits(s string) ([]Limit, error) {
 			return nil, fmt.Errorf("%q is not count/window (for example 100/1m)", part)
 		}
 		n, err := strconv.Atoi(strings.TrimSpace(count))
-		if err != nil || n <= 0 {
-			return nil, fmt.Errorf("%q: the count must be a whole number above 0", part)
-		}
-		if n > MaxLimitCount {
-			return nil, fmt.Errorf("%q: the count must not exceed %d", part, MaxLimitCount)
+		if err != nil || n <= 0 || n > MaxLimitCount {
+			return nil, fmt.Errorf("%q: the count must be a whole number from 1 to %d", part, MaxLimitCount)
 		}
 		w, err := time.ParseDuration(strings.TrimSpace(window))
 		if err != nil || w <= 0 {
