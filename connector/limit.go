@@ -62,8 +62,7 @@ type Limiter struct {
 	log      []time.Duration // ring of the last calls, as many as the largest Count
 	next, n  int             // where the next call is logged; how many are
 	inFlight int             // calls acquired and not yet released
-	released chan struct{}   // closed, then replaced, on a release while waiting is set
-	waiting  bool            // the caller with the turn waits for a release
+	released chan struct{}   // signalled on a release, for the caller with the turn
 	releaser func()          // l.release, made once
 	cooldown time.Duration   // offset from epoch before which no call starts
 }
@@ -82,7 +81,7 @@ func NewLimiter(limits []Limit) *Limiter {
 		turn:     make(chan struct{}, 1),
 		epoch:    time.Now(),
 		log:      make([]time.Duration, size),
-		released: make(chan struct{}),
+		released: make(chan struct{}, 1),
 	}
 	l.releaser = l.release
 	return l
@@ -123,12 +122,9 @@ func (l *Limiter) Acquire(ctx context.Context) (release func(), waited time.Dura
 		d, full := l.delay(time.Since(l.epoch))
 		if d <= 0 && !full {
 			l.inFlight++
-			l.waiting = false
 			l.mu.Unlock()
 			return l.releaser, time.Since(start), nil
 		}
-		l.waiting = true
-		released := l.released
 		l.mu.Unlock()
 		parked.Begin()
 		var fired <-chan time.Time
@@ -137,11 +133,8 @@ func (l *Limiter) Acquire(ctx context.Context) (release func(), waited time.Dura
 		}
 		select {
 		case <-fired:
-		case <-released:
+		case <-l.released:
 		case <-ctx.Done():
-			l.mu.Lock()
-			l.waiting = false
-			l.mu.Unlock()
 			return nil, time.Since(start), ctx.Err()
 		}
 	}
@@ -153,10 +146,9 @@ func (l *Limiter) release() {
 	defer l.mu.Unlock()
 	l.record(time.Since(l.epoch))
 	l.inFlight--
-	if l.waiting {
-		close(l.released)
-		l.released = make(chan struct{})
-		l.waiting = false
+	select {
+	case l.released <- struct{}{}:
+	default: // a signal is pending already
 	}
 }
 
