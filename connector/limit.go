@@ -60,7 +60,7 @@ type Limiter struct {
 	mu       sync.Mutex
 	epoch    time.Time
 	log      []time.Duration // ring of the last calls, as many as the largest Count
-	next, n  int             // where the next call is logged; how many are
+	next, n  int             // the ring's next write index and its entry count
 	inFlight int             // calls acquired and not yet released
 	released chan struct{}   // signalled on a release, for the caller with the turn
 	releaser func()          // l.release, made once
