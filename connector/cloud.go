@@ -24,31 +24,12 @@ func (c Cloud) APIURL(api API) string {
 // Scope is the token scope of api in the cloud: its base's /.default.
 func (c Cloud) Scope(api API) string { return c.APIURL(api) + "/.default" }
 
+// clouds holds each cloud's name, Entra host, Graph base and endpoint API base.
 var clouds = [...]Cloud{
-	{
-		Name:          "public",
-		AuthorityHost: "https://login.microsoftonline.com/",
-		graphURL:      "https://graph.microsoft.com",
-		mdeURL:        "https://api.securitycenter.microsoft.com",
-	},
-	{
-		Name:          "gcc",
-		AuthorityHost: "https://login.microsoftonline.com/",
-		graphURL:      "https://graph.microsoft.com",
-		mdeURL:        "https://api-gcc.securitycenter.microsoft.us",
-	},
-	{
-		Name:          "gcc-high",
-		AuthorityHost: "https://login.microsoftonline.us/",
-		graphURL:      "https://graph.microsoft.us",
-		mdeURL:        "https://api-gov.securitycenter.microsoft.us",
-	},
-	{
-		Name:          "dod",
-		AuthorityHost: "https://login.microsoftonline.us/",
-		graphURL:      "https://dod-graph.microsoft.us",
-		mdeURL:        "https://api-gov.securitycenter.microsoft.us",
-	},
+	{"public", "https://login.microsoftonline.com/", "https://graph.microsoft.com", "https://api.securitycenter.microsoft.com"},
+	{"gcc", "https://login.microsoftonline.com/", "https://graph.microsoft.com", "https://api-gcc.securitycenter.microsoft.us"},
+	{"gcc-high", "https://login.microsoftonline.us/", "https://graph.microsoft.us", "https://api-gov.securitycenter.microsoft.us"},
+	{"dod", "https://login.microsoftonline.us/", "https://dod-graph.microsoft.us", "https://api-gov.securitycenter.microsoft.us"},
 }
 
 // CloudByName returns the cloud called name: public, gcc, gcc-high or dod.

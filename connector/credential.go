@@ -30,28 +30,9 @@ type CredentialConfig struct {
 	Transport     *http.Client // optional HTTP client of the credential
 }
 
-// knownAuthority reports whether host is Microsoft's own Entra host.
-func knownAuthority(host string) bool {
-	switch strings.ToLower(host) {
-	case "login.microsoftonline.com", "login.microsoftonline.us", "login.microsoft.com",
-		"login.windows.net", "login.chinacloudapi.cn", "login.partner.microsoftonline.cn",
-		"login-us.microsoftonline.com", "login.usgovcloudapi.net":
-		return true
-	}
-	return false
-}
-
 // NewCredential builds the one azidentity credential cfg describes. Errors
 // wrap ErrCredentialConfig and, like the credential's own, never hold a secret.
 func NewCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
-	cred, err := newCredential(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &redactingCredential{cred: cred, secrets: []string{cfg.ClientSecret, cfg.CertificatePassword}}, nil
-}
-
-func newCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
 	kind, err := credentialKind(cfg)
 	if err != nil {
 		return nil, err
@@ -69,62 +50,46 @@ func newCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
 	clientOpts := opts
 	clientOpts.Retry.ShouldRetry = sdkShouldRetry
 
+	var cred azcore.TokenCredential
 	switch kind {
 	case "DEFENDER_MANAGED_IDENTITY":
 		o := &azidentity.ManagedIdentityCredentialOptions{ClientOptions: opts}
 		if cfg.ClientID != "" {
 			o.ID = azidentity.ClientID(cfg.ClientID)
 		}
-		cred, err := azidentity.NewManagedIdentityCredential(o)
-		if err != nil {
-			return nil, credentialErrorf("managed identity: %v", err)
-		}
-		return cred, nil
-
+		cred, err = azidentity.NewManagedIdentityCredential(o)
 	case "AZURE_CLIENT_SECRET":
-		cred, err := azidentity.NewClientSecretCredential(cfg.TenantID, cfg.ClientID, cfg.ClientSecret,
+		cred, err = azidentity.NewClientSecretCredential(cfg.TenantID, cfg.ClientID, cfg.ClientSecret,
 			&azidentity.ClientSecretCredentialOptions{ClientOptions: clientOpts, DisableInstanceDiscovery: disableDiscovery})
-		if err != nil {
-			return nil, credentialErrorf("client secret credential: %s", scrub(err.Error(), cfg.ClientSecret))
-		}
-		return cred, nil
-
 	case "AZURE_CLIENT_CERTIFICATE_PATH":
-		return certificateCredential(cfg, &azidentity.ClientCertificateCredentialOptions{ClientOptions: clientOpts, DisableInstanceDiscovery: disableDiscovery})
-
+		cred, err = certificateCredential(cfg, &azidentity.ClientCertificateCredentialOptions{ClientOptions: clientOpts, DisableInstanceDiscovery: disableDiscovery})
 	default: // AZURE_FEDERATED_TOKEN_FILE
-		if _, err := os.Stat(cfg.FederatedTokenFile); err != nil {
-			return nil, credentialErrorf("AZURE_FEDERATED_TOKEN_FILE: %v", err)
+		if _, err = os.Stat(cfg.FederatedTokenFile); err == nil {
+			cred, err = azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
+				ClientOptions:            clientOpts,
+				ClientID:                 cfg.ClientID,
+				TenantID:                 cfg.TenantID,
+				TokenFilePath:            cfg.FederatedTokenFile,
+				DisableInstanceDiscovery: disableDiscovery,
+			})
 		}
-		cred, err := azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
-			ClientOptions:            clientOpts,
-			ClientID:                 cfg.ClientID,
-			TenantID:                 cfg.TenantID,
-			TokenFilePath:            cfg.FederatedTokenFile,
-			DisableInstanceDiscovery: disableDiscovery,
-		})
-		if err != nil {
-			return nil, credentialErrorf("workload identity credential: %v", err)
-		}
-		return cred, nil
 	}
+	if err != nil {
+		return nil, credentialErrorf("%s: %s", kind, scrub(err.Error(), cfg.ClientSecret, cfg.CertificatePassword))
+	}
+	return &redactingCredential{cred: cred, secrets: []string{cfg.ClientSecret, cfg.CertificatePassword}}, nil
 }
 
 func certificateCredential(cfg CredentialConfig, opts *azidentity.ClientCertificateCredentialOptions) (azcore.TokenCredential, error) {
 	data, err := os.ReadFile(cfg.CertificatePath)
 	if err != nil {
-		return nil, credentialErrorf("AZURE_CLIENT_CERTIFICATE_PATH: %v", err)
+		return nil, err
 	}
 	certs, key, err := azidentity.ParseCertificates(data, []byte(cfg.CertificatePassword))
 	if err != nil {
-		return nil, credentialErrorf("AZURE_CLIENT_CERTIFICATE_PATH %s: not a PEM or PKCS#12 certificate with its private key, or AZURE_CLIENT_CERTIFICATE_PASSWORD is wrong: %s",
-			cfg.CertificatePath, scrub(err.Error(), cfg.CertificatePassword))
+		return nil, fmt.Errorf("%s: not a PEM or PKCS#12 certificate with its private key, or AZURE_CLIENT_CERTIFICATE_PASSWORD is wrong: %w", cfg.CertificatePath, err)
 	}
-	cred, err := azidentity.NewClientCertificateCredential(cfg.TenantID, cfg.ClientID, certs, key, opts)
-	if err != nil {
-		return nil, credentialErrorf("client certificate credential: %s", scrub(err.Error(), cfg.CertificatePassword))
-	}
-	return cred, nil
+	return azidentity.NewClientCertificateCredential(cfg.TenantID, cfg.ClientID, certs, key, opts)
 }
 
 // credentialKind is the variable that names cfg's one credential.
@@ -143,14 +108,13 @@ func credentialKind(cfg CredentialConfig) (string, error) {
 			chosen = append(chosen, c.name)
 		}
 	}
-	switch len(chosen) {
-	case 0:
-		return "", credentialErrorf("no credential: set one of AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE or DEFENDER_MANAGED_IDENTITY=true")
-	case 1:
-	default:
-		return "", credentialErrorf("more than one credential (%s): set only one of AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE or DEFENDER_MANAGED_IDENTITY=true", strings.Join(chosen, ", "))
-	}
-	if cfg.CertificatePassword != "" && cfg.CertificatePath == "" {
+	const choices = "AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE or DEFENDER_MANAGED_IDENTITY=true"
+	switch {
+	case len(chosen) == 0:
+		return "", credentialErrorf("no credential: set one of %s", choices)
+	case len(chosen) > 1:
+		return "", credentialErrorf("more than one credential (%s): set only one of %s", strings.Join(chosen, ", "), choices)
+	case cfg.CertificatePassword != "" && cfg.CertificatePath == "":
 		return "", credentialErrorf("AZURE_CLIENT_CERTIFICATE_PASSWORD is set without AZURE_CLIENT_CERTIFICATE_PATH")
 	}
 	if !cfg.ManagedIdentity {
@@ -168,7 +132,8 @@ func credentialKind(cfg CredentialConfig) (string, error) {
 	return chosen[0], nil
 }
 
-// authority is the Entra host, ending in a slash, and whether discovery is off.
+// authority is the Entra host, ending in a slash, and whether instance
+// discovery is off: it is for any host but Microsoft's own.
 func authority(host string) (string, bool, error) {
 	if host == "" {
 		host = "https://login.microsoftonline.com/"
@@ -180,7 +145,13 @@ func authority(host string) (string, bool, error) {
 	if !strings.HasSuffix(host, "/") {
 		host += "/"
 	}
-	return host, !knownAuthority(u.Hostname()), nil
+	switch strings.ToLower(u.Hostname()) {
+	case "login.microsoftonline.com", "login.microsoftonline.us", "login.microsoft.com",
+		"login.windows.net", "login.chinacloudapi.cn", "login.partner.microsoftonline.cn",
+		"login-us.microsoftonline.com", "login.usgovcloudapi.net":
+		return host, false, nil
+	}
+	return host, true, nil
 }
 
 func credentialErrorf(format string, args ...any) error {

@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"time"
@@ -40,10 +41,7 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	msg := e.Message
-	if msg == "" {
-		msg = string(e.Kind)
-	}
+	msg := cmp.Or(e.Message, string(e.Kind))
 	switch {
 	case e.HTTPStatus != 0 && e.Code != "":
 		msg = fmt.Sprintf("%s (http %d, %s)", msg, e.HTTPStatus, e.Code)

@@ -27,6 +27,9 @@ func TestLimiterAcquireHoldsUntilRelease(t *testing.T) {
 		if n := l.Used(time.Second); n != 2 {
 			t.Errorf("Used = %d with two calls in flight, want 2", n)
 		}
+		if ok, retryIn := l.Allow(); ok || retryIn != time.Second {
+			t.Errorf("Allow = %v, %s with every slot in flight, want false, the window", ok, retryIn)
+		}
 		go func() {
 			time.Sleep(300 * time.Millisecond)
 			first()
@@ -45,7 +48,7 @@ func TestLimiterAcquireHoldsUntilRelease(t *testing.T) {
 		third()
 		// The second ends at 2.3s; the third ended at 1.3s: a slot frees at
 		// 2.3s, when the third leaves the window.
-		if _, err := l.Wait(t.Context()); err != nil {
+		if _, err := call(t.Context(), l); err != nil {
 			t.Fatal(err)
 		}
 		if got := time.Since(begin); got != 2300*time.Millisecond {

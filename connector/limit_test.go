@@ -80,6 +80,15 @@ func TestCloudByName(t *testing.T) {
 	}
 }
 
+// call takes a slot and ends the call at once.
+func call(ctx context.Context, l *Limiter) (time.Duration, error) {
+	release, waited, err := l.Acquire(ctx)
+	if err == nil {
+		release()
+	}
+	return waited, err
+}
+
 // checkWindows fails when more than l.Count of starts fall in any interval
 // of length l.Window (starts sorted).
 func checkWindows(t *testing.T, starts []time.Time, l Limit) {
@@ -121,7 +130,7 @@ func TestLimiterSlidingWindows(t *testing.T) {
 				for range tt.callers {
 					wg.Go(func() {
 						for range tt.each {
-							if _, err := l.Wait(t.Context()); err != nil {
+							if _, err := call(t.Context(), l); err != nil {
 								errs <- err
 								return
 							}
@@ -155,26 +164,26 @@ func TestLimiterSlidingWindows(t *testing.T) {
 func TestLimiterWaitStopsOnCancel(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := NewLimiter([]Limit{{1, time.Hour}})
-		if _, err := l.Wait(t.Context()); err != nil {
+		if _, err := call(t.Context(), l); err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithCancel(t.Context())
 		queued, queuedCancel := context.WithCancel(t.Context())
 		done := make(chan error, 2)
-		go func() { _, err := l.Wait(ctx); done <- err }()
-		go func() { _, err := l.Wait(queued); done <- err }() // queued behind the first waiter
-		time.Sleep(time.Second)                               // fake time: both are waiting
+		go func() { _, err := call(ctx, l); done <- err }()
+		go func() { _, err := call(queued, l); done <- err }() // queued behind the first waiter
+		time.Sleep(time.Second)                                // fake time: both are waiting
 		synctest.Wait()
 		start := time.Now()
 		cancel()
 		queuedCancel()
 		for range 2 {
 			if err := <-done; !errors.Is(err, context.Canceled) {
-				t.Fatalf("Wait = %v, want context.Canceled", err)
+				t.Fatalf("call = %v, want context.Canceled", err)
 			}
 		}
 		if d := time.Since(start); d != 0 {
-			t.Errorf("Wait returned %s after the cancel, want at once", d)
+			t.Errorf("call returned %s after the cancel, want at once", d)
 		}
 		if n := l.Used(time.Hour); n != 1 {
 			t.Errorf("Used = %d, want 1: cancelled waits must not take a slot", n)
@@ -186,7 +195,7 @@ func TestLimiterUsed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := NewLimiter([]Limit{{100, time.Minute}, {1500, time.Hour}})
 		for range 30 {
-			if _, err := l.Wait(t.Context()); err != nil {
+			if _, err := call(t.Context(), l); err != nil {
 				t.Fatal(err)
 			}
 			time.Sleep(10 * time.Second)
@@ -218,8 +227,8 @@ func TestLimiterWithoutLimitsNeverWaits(t *testing.T) {
 	var nilLimiter *Limiter
 	for _, l := range []*Limiter{nilLimiter, NewLimiter(nil)} {
 		for range 1000 {
-			if d, err := l.Wait(t.Context()); d != 0 || err != nil {
-				t.Fatalf("Wait = %s, %v", d, err)
+			if d, err := call(t.Context(), l); d != 0 || err != nil {
+				t.Fatalf("call = %s, %v", d, err)
 			}
 		}
 		if ok, _ := l.Allow(); !ok {
@@ -254,8 +263,8 @@ func TestLimiterAllow(t *testing.T) {
 func TestLimiterFastPathDoesNotAllocate(t *testing.T) {
 	l := NewLimiter([]Limit{{MaxLimitCount, time.Hour}})
 	ctx := context.Background()
-	if n := testing.AllocsPerRun(1000, func() { _, _ = l.Wait(ctx) }); n != 0 {
-		t.Errorf("Wait allocates %v times when it need not wait", n)
+	if n := testing.AllocsPerRun(1000, func() { _, _ = call(ctx, l) }); n != 0 {
+		t.Errorf("Acquire allocates %v times when it need not wait", n)
 	}
 }
 
@@ -265,7 +274,7 @@ func TestLimiterCooldownHoldsBackEveryCall(t *testing.T) {
 		start := time.Now()
 		l.Cooldown(3 * time.Second)
 		l.Cooldown(time.Second) // shorter: changes nothing
-		waited, err := l.Wait(t.Context())
+		waited, err := call(t.Context(), l)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -287,7 +296,7 @@ func TestLimiterSeedCountsEarlierCalls(t *testing.T) {
 		if used := l.Used(time.Minute); used != 3 {
 			t.Fatalf("Used = %d after seeding 3 calls, want 3", used)
 		}
-		waited, err := l.Wait(t.Context())
+		waited, err := call(t.Context(), l)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,46 +15,35 @@ func (mdeWire) path(alertID string) string {
 
 func (mdeWire) template() string { return "/api/alerts/{id}/domains" }
 
+// read takes a page of hosts; anything but the documented shape is bad_response.
 func (mdeWire) read(body []byte, hosts *hostSet) (next string, err *Error) {
-	var p page
-	if e := parsePage(body, &p); e != nil {
-		return "", e
+	var p struct {
+		Value []struct {
+			Host string `json:"host"`
+		} `json:"value"`
+		NextLink string `json:"@odata.nextLink"`
 	}
-	for i := range p.Value {
-		hosts.add(p.Value[i].Host)
+	if !utf8.Valid(body) {
+		return "", badResponse("answer is not valid UTF-8", nil)
+	}
+	if jerr := json.Unmarshal(body, &p); jerr != nil {
+		return "", badResponse("answer is not the documented JSON", jerr)
+	}
+	if p.Value == nil {
+		return "", badResponse("answer has no value array", nil)
+	}
+	for _, v := range p.Value {
+		if msg := checkHost(v.Host); msg != "" {
+			return "", badResponse(msg, nil)
+		}
+	}
+	for _, v := range p.Value {
+		hosts.add(v.Host)
 	}
 	return p.NextLink, nil
 }
 
 func (mdeWire) retryAs(string) (string, bool) { return "", false }
-
-type page struct {
-	Value    []domainEntry `json:"value"`
-	NextLink string        `json:"@odata.nextLink"`
-}
-
-type domainEntry struct {
-	Host string `json:"host"`
-}
-
-// parsePage decodes a 2xx body into p; anything but the documented shape is bad_response.
-func parsePage(body []byte, p *page) *Error {
-	if !utf8.Valid(body) {
-		return badResponse("answer is not valid UTF-8", nil)
-	}
-	if err := json.Unmarshal(body, p); err != nil {
-		return badResponse("answer is not the documented JSON", err)
-	}
-	if p.Value == nil {
-		return badResponse("answer has no value array", nil)
-	}
-	for i := range p.Value {
-		if msg := checkHost(p.Value[i].Host); msg != "" {
-			return badResponse(msg, nil)
-		}
-	}
-	return nil
-}
 
 // checkHost returns why h is not a usable host name, or "".
 func checkHost(h string) string {

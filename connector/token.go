@@ -9,7 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -35,8 +35,7 @@ type tokenSource struct {
 	tracer    trace.Tracer // a span for each token fetched
 
 	fetch chan struct{} // held by the caller fetching a token
-	mu    sync.Mutex
-	cur   *bearer
+	cur   atomic.Pointer[bearer]
 }
 
 type bearer struct {
@@ -79,12 +78,12 @@ func (s *tokenSource) get(ctx context.Context, rejected string) (*bearer, error)
 // fetchToken asks the credential for a token, fresh when rejected is the current one.
 func (s *tokenSource) fetchToken(ctx context.Context, rejected string) (*bearer, error) {
 	opts := s.opts
-	s.mu.Lock()
-	forced := rejected != "" && s.cur != nil && s.cur.token == rejected
-	s.mu.Unlock()
 	now := time.Now()
-	if forced {
-		opts.Claims = freshClaims(now)
+	var forcedAt time.Time
+	if cur := s.cur.Load(); rejected != "" && cur != nil && cur.token == rejected {
+		// A CAE claims challenge: azidentity skips its cache for claims.
+		opts.Claims = `{"access_token":{"nbf":{"essential":true,"value":"` + strconv.FormatInt(now.Unix(), 10) + `"}}}`
+		forcedAt = now
 	}
 	tok, err := s.cred.GetToken(ctx, opts)
 	if err != nil {
@@ -96,38 +95,25 @@ func (s *tokenSource) fetchToken(ctx context.Context, rejected string) (*bearer,
 	b := &bearer{
 		token:     tok.Token,
 		refreshAt: refreshTime(now, tok),
+		forcedAt:  forcedAt,
 		header: http.Header{
 			"Accept":        {"application/json"},
 			"User-Agent":    {s.userAgent},
 			"Authorization": {"Bearer " + tok.Token},
 		},
 	}
-	if forced {
-		b.forcedAt = now
-	}
-	s.mu.Lock()
-	s.cur = b
-	s.mu.Unlock()
+	s.cur.Store(b)
 	return b, nil
 }
 
 // replaceable reports whether a rejected token may be replaced.
 func (s *tokenSource) replaceable(rejected string) bool {
-	s.mu.Lock()
-	b := s.cur
-	s.mu.Unlock()
+	b := s.cur.Load()
 	return b == nil || b.token != rejected || b.forcedAt.IsZero() || time.Since(b.forcedAt) >= forcedRefreshInterval
 }
 
-// freshClaims is a CAE claims challenge: azidentity skips its cache for claims.
-func freshClaims(now time.Time) string {
-	return `{"access_token":{"nbf":{"essential":true,"value":"` + strconv.FormatInt(now.Unix(), 10) + `"}}}`
-}
-
 func (s *tokenSource) cached(rejected string) *bearer {
-	s.mu.Lock()
-	b := s.cur
-	s.mu.Unlock()
+	b := s.cur.Load()
 	if b == nil || !time.Now().Before(b.refreshAt) || (rejected != "" && b.token == rejected) {
 		return nil
 	}
@@ -206,19 +192,17 @@ func (a API) grants() []string {
 	return []string{"SecurityAlert.Read.All", "SecurityAlert.ReadWrite.All"}
 }
 
+// tokenRoles reads the roles claim of a JWT without verifying it.
 func tokenRoles(token string) (roles []string, ok bool) {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 || len(parts[1]) > 64<<10 {
 		return nil, false
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
-	if err != nil {
-		return nil, false
-	}
 	var claims struct {
 		Roles *[]string `json:"roles"`
 	}
-	if json.Unmarshal(payload, &claims) != nil || claims.Roles == nil {
+	if err != nil || json.Unmarshal(payload, &claims) != nil || claims.Roles == nil {
 		return nil, false
 	}
 	return *claims.Roles, true
