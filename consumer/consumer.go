@@ -147,18 +147,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if n := c.InFlight(); n > 0 {
 		c.cfg.Logger.Info("waiting for in-flight requests", slog.Int("in_flight", n), slog.Duration("timeout", c.cfg.ShutdownTimeout))
 	}
-	timer := time.NewTimer(c.cfg.ShutdownTimeout)
-	defer timer.Stop()
 	select {
 	case <-done:
-	case <-timer.C:
+	case <-time.After(c.cfg.ShutdownTimeout):
 		c.cfg.Logger.Warn("shutdown timeout: handing back in-flight requests", slog.Int("in_flight", c.InFlight()))
 		cancelWork()
-		grace := time.NewTimer(shutdownGrace)
-		defer grace.Stop()
 		select {
 		case <-done:
-		case <-grace.C:
+		case <-time.After(shutdownGrace):
 			// Work ignoring cancellation is left behind, redelivered after the ack wait.
 			c.cfg.Logger.Warn("in-flight work did not stop, leaving it", slog.Int("in_flight", c.InFlight()), slog.Duration("grace", shutdownGrace))
 		}
