@@ -219,14 +219,14 @@ func resultSubjects(s message.Subjects) []string {
 }
 
 func (a *Answers) apply(msg jetstream.Msg, meta *jetstream.MsgMetadata) {
-	id, entry, notOurs := a.check(msg, meta)
+	id, key, entry, notOurs := a.check(msg, meta)
 	a.mu.Lock()
 	a.applied = max(a.applied, meta.Sequence.Stream)
 	a.wakeLocked()
 	if notOurs == nil {
 		a.recordLocked(id, meta.Sequence.Stream)
-		if entry != nil {
-			a.setLocked(entry.key, entry.cached)
+		if key != "" {
+			a.setLocked(key, entry)
 		}
 	}
 	a.mu.Unlock()
@@ -238,23 +238,18 @@ func (a *Answers) apply(msg jetstream.Msg, meta *jetstream.MsgMetadata) {
 	}
 }
 
-type cacheEntry struct {
-	key    string
-	cached cached
-}
-
 // check returns the request a stored result names (message.Subjects.Label),
-// its cache entry, and why it is not believed; its alert and tenant are
+// its cache key and entry ("": none), and why it is not believed; its alert and tenant are
 // checked when it is used (Believed, Cached).
-func (a *Answers) check(msg jetstream.Msg, meta *jetstream.MsgMetadata) (requestID, *cacheEntry, error) {
+func (a *Answers) check(msg jetstream.Msg, meta *jetstream.MsgMetadata) (requestID, string, cached, error) {
 	label, err := a.cfg.Subjects.Label(a.cfg.RequestStream, msg.Subject(), msg.Headers())
 	if err != nil || label.Stored.IsZero() {
-		return requestID{}, nil, err
+		return requestID{}, "", cached{}, err
 	}
 	id := requestID{seq: label.Seq, stored: label.Stored.UnixNano()}
 	created := meta.Timestamp.UnixNano()
 	if !label.Success || a.cfg.CacheTTL <= 0 || a.cfg.Now().UnixNano() >= created+int64(a.cfg.CacheTTL) || a.storedHere(id, meta.Sequence.Stream) {
-		return id, nil, nil
+		return id, "", cached{}, nil
 	}
 	var r struct {
 		AlertID         string          `json:"alertId"`
@@ -265,17 +260,15 @@ func (a *Answers) check(msg jetstream.Msg, meta *jetstream.MsgMetadata) (request
 	}
 	switch {
 	case json.Unmarshal(msg.Data(), &r) != nil || r.AlertID == "" || len(r.Domains) == 0 || r.Domains[0] != '[':
-		return requestID{}, nil, &message.NotOurs{Reason: message.ReasonBody, Detail: "not a success result's JSON"}
+		return requestID{}, "", cached{}, &message.NotOurs{Reason: message.ReasonBody, Detail: "not a success result's JSON"}
 	case r.RequestSequence != label.Seq:
-		return requestID{}, nil, &message.NotOurs{Reason: message.ReasonMessageID, Detail: "its body and its message ID name different requests"}
+		return requestID{}, "", cached{}, &message.NotOurs{Reason: message.ReasonMessageID, Detail: "its body and its message ID name different requests"}
 	case r.Cached != nil && *r.Cached:
-		return id, nil, nil // an answer given again: its entry keeps the call's age
+		return id, "", cached{}, nil // an answer given again: its entry keeps the call's age
 	}
 	tenant := cmp.Or(label.Tenant, a.cfg.Subjects.Plain)
-	return id, &cacheEntry{
-		key:    CacheKey(a.cfg.Subjects.Plain, tenant, r.API, r.AlertID),
-		cached: cached{domains: r.Domains, created: created, request: id, resultSeq: meta.Sequence.Stream},
-	}, nil
+	return id, CacheKey(a.cfg.Subjects.Plain, tenant, r.API, r.AlertID),
+		cached{domains: r.Domains, created: created, request: id, resultSeq: meta.Sequence.Stream}, nil
 }
 
 // storedHere reports whether this process stored the result at resultSeq

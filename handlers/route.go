@@ -55,11 +55,9 @@ func (r routes) fallback(subject string) route {
 	return route{}
 }
 
+// resultSubject is where res, the result of a request routed to rt, is stored.
 func (r routes) resultSubject(rt route, res *message.Result) string {
-	subject := r.subjects.Failure
-	if res.Status == message.StatusSuccess {
-		subject = r.subjects.Success
-	}
+	subject := res.Subject(r.subjects.Success, r.subjects.Failure)
 	if rt.named && rt.tenant != "" {
 		subject += "." + rt.tenant
 	}
