@@ -47,10 +47,7 @@ func invalidf(msg string) error {
 // Decode reads a request body: a plain alert ID, {"alertId": ...}, or an
 // alert object. The error is invalid_request; the request holds what was read.
 func Decode(body []byte, header nats.Header) (Request, error) {
-	var req Request
-	if header != nil {
-		req.CorrelationID = cleanCorrelationID(header.Get(HeaderCorrelationID))
-	}
+	req := Request{CorrelationID: cleanCorrelationID(header.Get(HeaderCorrelationID))}
 	if len(body) > MaxRequestBytes {
 		return req, invalidf("request body is larger than 64 KiB")
 	}
@@ -270,11 +267,7 @@ func requestText(body []byte) (text string, truncated bool) {
 	}
 	text = strings.ToValidUTF8(string(body), "\uFFFD")
 	if len(text) > limit {
-		cut := limit
-		for cut > 0 && !utf8.RuneStart(text[cut]) {
-			cut--
-		}
-		text, truncated = text[:cut], true
+		text, truncated = capText(text, limit), true
 	}
 	return text, truncated
 }
