@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/time/rate"
 
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/consumer"
@@ -39,7 +40,7 @@ type Answers struct {
 	syncing  int                  // callers of sync waiting for progress
 	ready    chan struct{}
 	readied  sync.Once
-	warned   time.Time
+	warnings rate.Sometimes // of results not believed
 }
 
 // AnswersConfig is what Answers reads and how.
@@ -108,6 +109,7 @@ func NewAnswers(cfg AnswersConfig) *Answers {
 		cache:    map[string]cached{},
 		progress: make(chan struct{}),
 		ready:    make(chan struct{}),
+		warnings: rate.Sometimes{Interval: time.Minute},
 	}
 }
 
@@ -286,16 +288,10 @@ func (a *Answers) ignore(err error, subject string, seq uint64) {
 		reason, detail = why.Reason, why.Detail
 	}
 	a.cfg.Ignored(reason)
-	a.mu.Lock()
-	warn := a.cfg.Now().Sub(a.warned) >= time.Minute
-	if warn {
-		a.warned = a.cfg.Now()
-	}
-	a.mu.Unlock()
-	if warn {
+	a.warnings.Do(func() {
 		a.cfg.Logger.Warn("a message on a result subject was not written by the service and is ignored (see alert_domains_results_ignored_total)",
 			slog.String("reason", message.Printable(detail, 256)), slog.String("subject", message.Printable(subject, 256)), slog.Uint64("result_seq", seq))
-	}
+	})
 }
 
 func (a *Answers) markReady() { a.readied.Do(func() { close(a.ready) }) }
