@@ -86,9 +86,7 @@ func New(bind Binder, handler Handler, cfg Config) (*Consumer, error) {
 	cfg.FetchWait = cmp.Or(cfg.FetchWait, 5*time.Second)
 	cfg.RebindMin = cmp.Or(cfg.RebindMin, 250*time.Millisecond)
 	cfg.RebindMax = max(cmp.Or(cfg.RebindMax, 5*time.Second), cfg.RebindMin)
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.Logger = cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))
 	c := &Consumer{bind: bind, handler: handler, cfg: cfg, waits: make(map[uint64]context.CancelCauseFunc)}
 	c.setNotReady(ErrNotBound)
 	return c, nil
@@ -99,10 +97,7 @@ func (c *Consumer) Ready() error {
 	if c.bound.Load() {
 		return nil
 	}
-	if p := c.notReady.Load(); p != nil {
-		return *p
-	}
-	return ErrNotBound
+	return *c.notReady.Load()
 }
 
 // InFlight is the number of messages being handled now.

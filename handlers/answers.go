@@ -93,9 +93,7 @@ var ErrResultGone = errors.New("result no longer stored")
 
 // NewAnswers returns the record of cfg's result stream; Run reads it.
 func NewAnswers(cfg AnswersConfig) *Answers {
-	if cfg.MaxCache <= 0 {
-		cfg.MaxCache = DefaultCacheMaxEntries
-	}
+	cfg.MaxCache = cmp.Or(max(cfg.MaxCache, 0), DefaultCacheMaxEntries)
 	cfg.Logger = cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))
 	if cfg.Ignored == nil {
 		cfg.Ignored = func(string) {}
