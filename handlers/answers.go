@@ -248,7 +248,8 @@ func (a *Answers) check(msg jetstream.Msg, meta *jetstream.MsgMetadata) (request
 	}
 	id := requestID{seq: label.Seq, stored: label.Stored.UnixNano()}
 	created := meta.Timestamp.UnixNano()
-	if !label.Success || a.cfg.CacheTTL <= 0 || a.cfg.Now().UnixNano() >= created+int64(a.cfg.CacheTTL) || a.storedHere(id, meta.Sequence.Stream) {
+	// Not a success to cache, or one this process stored (Stored) and cached already.
+	if !label.Success || a.cfg.CacheTTL <= 0 || a.cfg.Now().UnixNano() >= created+int64(a.cfg.CacheTTL) || a.resultSeqOf(id) == meta.Sequence.Stream {
 		return id, "", cached{}, nil
 	}
 	var r struct {
@@ -271,12 +272,11 @@ func (a *Answers) check(msg jetstream.Msg, meta *jetstream.MsgMetadata) (request
 		cached{domains: r.Domains, created: created, request: id, resultSeq: meta.Sequence.Stream}, nil
 }
 
-// storedHere reports whether this process stored the result at resultSeq
-// for id (Stored), and so cached it already.
-func (a *Answers) storedHere(id requestID, resultSeq uint64) bool {
+// resultSeqOf is the sequence of id's result, or 0 when it is not known.
+func (a *Answers) resultSeqOf(id requestID) uint64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.requests[id] == resultSeq
+	return a.requests[id]
 }
 
 // ignore counts a result not believed and warns once a minute at most.
@@ -354,10 +354,8 @@ func (a *Answers) Find(ctx context.Context, req message.StoredRequest) (resultSe
 	if err := a.sync(ctx); err != nil {
 		return 0, false, err
 	}
-	a.mu.Lock()
-	resultSeq, found = a.requests[idOfRequest(req)]
-	a.mu.Unlock()
-	return resultSeq, found, nil
+	resultSeq = a.resultSeqOf(idOfRequest(req))
+	return resultSeq, resultSeq != 0, nil
 }
 
 // sync waits until the reading has read the last result stored now (looked
@@ -540,9 +538,7 @@ func (a *Answers) FirstUnanswered(ctx context.Context, from, last uint64) (uint6
 		if meta.Sequence.Stream > last {
 			return false, nil
 		}
-		a.mu.Lock()
-		_, answered := a.requests[requestID{seq: meta.Sequence.Stream, stored: meta.Timestamp.UnixNano()}]
-		a.mu.Unlock()
+		answered := a.resultSeqOf(requestID{seq: meta.Sequence.Stream, stored: meta.Timestamp.UnixNano()}) != 0
 		if !answered {
 			first = meta.Sequence.Stream
 		}
