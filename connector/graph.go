@@ -66,17 +66,17 @@ func (e *evidence) addTo(hosts *hostSet) {
 	switch e.Type {
 	case urlEvidence:
 		if e.URL != nil {
-			hosts.addDomain(hostOfURL(*e.URL))
+			hosts.add(hostOfURL(*e.URL))
 		}
 	case analyzedMessageEvidence:
 		for _, u := range e.URLs {
 			if u != nil {
-				hosts.addDomain(hostOfURL(*u))
+				hosts.add(hostOfURL(*u))
 			}
 		}
 	case dnsEvidence:
 		if e.DomainName != nil {
-			hosts.addDomain(domainName(*e.DomainName))
+			hosts.add(domainName(*e.DomainName))
 		}
 	}
 }

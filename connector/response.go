@@ -126,30 +126,25 @@ type hostSet struct {
 
 const linearLimit = 32
 
+// add appends h unless it is empty or held already.
 func (s *hostSet) add(h string) {
+	if h == "" {
+		return
+	}
 	if s.seen != nil {
 		if _, dup := s.seen[h]; dup {
 			return
 		}
 		s.seen[h] = struct{}{}
-		s.list = append(s.list, h)
-		return
-	}
-	if slices.Contains(s.list, h) {
+	} else if slices.Contains(s.list, h) {
 		return
 	}
 	s.list = append(s.list, h)
-	if len(s.list) > linearLimit {
+	if s.seen == nil && len(s.list) > linearLimit {
 		s.seen = make(map[string]struct{}, 2*len(s.list))
 		for _, x := range s.list {
 			s.seen[x] = struct{}{}
 		}
-	}
-}
-
-func (s *hostSet) addDomain(h string) {
-	if h != "" {
-		s.add(h)
 	}
 }
 
