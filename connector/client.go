@@ -206,9 +206,7 @@ func New(api API, baseURL string, cred azcore.TokenCredential, scope string, opt
 	if err != nil {
 		return nil, fmt.Errorf("%w: api url %q is not a URL", ErrConfig, baseURL)
 	}
-	switch {
-	case u.Scheme == "https", u.Scheme == "http" && c.insecureHTTP:
-	default:
+	if u.Scheme != "https" && (u.Scheme != "http" || !c.insecureHTTP) {
 		return nil, fmt.Errorf("%w: api url %q must be https", ErrConfig, baseURL)
 	}
 	if u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {

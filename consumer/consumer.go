@@ -458,17 +458,14 @@ func (c *Consumer) settle(msg jetstream.Msg, out Outcome, seq uint64) {
 // keepAlive sends progress acknowledgements while the message is in hand.
 func (c *Consumer) keepAlive(msg jetstream.Msg, seq uint64) (stop func()) {
 	every := max(c.cfg.AckWait/3, 100*time.Millisecond)
-	var (
-		mu      sync.Mutex
-		stopped bool
-		timer   *time.Timer
-	)
+	var mu sync.Mutex
+	var timer *time.Timer // nil once stopped
 	mu.Lock()
 	defer mu.Unlock()
 	timer = time.AfterFunc(every, func() {
 		mu.Lock()
 		defer mu.Unlock()
-		if stopped {
+		if timer == nil {
 			return
 		}
 		if err := msg.InProgress(); err != nil {
@@ -479,7 +476,7 @@ func (c *Consumer) keepAlive(msg jetstream.Msg, seq uint64) (stop func()) {
 	return func() {
 		mu.Lock()
 		defer mu.Unlock()
-		stopped = true
 		timer.Stop()
+		timer = nil
 	}
 }
