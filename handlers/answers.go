@@ -501,9 +501,6 @@ func (a *Answers) Cached(ctx context.Context, key string) ([]string, bool) {
 	if json.Unmarshal(e.domains, &domains) != nil {
 		return nil, false
 	}
-	if domains == nil {
-		domains = []string{}
-	}
 	return domains, true
 }
 
