@@ -401,22 +401,17 @@ func (a *Answers) wakeLocked() {
 }
 
 // lastResult is the sequence and store time of the last result (0: none).
-func (a *Answers) lastResult(ctx context.Context) (uint64, time.Time, error) {
+func (a *Answers) lastResult(ctx context.Context) (seq uint64, stored time.Time, err error) {
 	s, err := a.cfg.JS.Stream(ctx, a.cfg.ResultStream)
 	if err != nil {
 		return 0, time.Time{}, err
 	}
-	var seq uint64
-	var stored time.Time
 	for _, subject := range resultSubjects(a.cfg.Subjects) {
-		m, err := s.GetLastMsgForSubject(ctx, subject)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue
-		}
-		if err != nil {
+		switch m, err := s.GetLastMsgForSubject(ctx, subject); {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+		case err != nil:
 			return 0, time.Time{}, err
-		}
-		if m.Sequence > seq {
+		case m.Sequence > seq:
 			seq, stored = m.Sequence, m.Time
 		}
 	}
