@@ -515,8 +515,7 @@ func transportError(ctx, attempt context.Context, err error) *Error {
 	if problem := permanentProblem(err); problem != "" {
 		return &Error{Kind: message.KindUnavailable, Message: "defender unreachable: " + problem, Err: err, final: true}
 	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
 		return &Error{Kind: message.KindUnavailable, Message: "defender did not answer in time", Err: err}
 	}
 	return &Error{Kind: message.KindUnavailable, Message: "defender unreachable", Err: err}

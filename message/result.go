@@ -85,8 +85,8 @@ func (r *Result) WithRequest(body []byte) *Result {
 }
 
 func errorInfo(err error) *ErrorInfo {
-	var r reason
-	if !errors.As(err, &r) {
+	r, ok := errors.AsType[reason](err)
+	if !ok {
 		return &ErrorInfo{Kind: KindUnavailable, Message: capText(err.Error(), maxErrorText)}
 	}
 	info := r.ErrorInfo()
