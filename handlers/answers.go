@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -37,7 +38,7 @@ type Answers struct {
 	pruned   uint64               // requests at or below it were forgotten
 	window   time.Duration        // the result stream's duplicate window
 	progress chan struct{}        // closed and replaced at a result read while syncing
-	syncing  int                  // callers of sync waiting for progress
+	syncing  atomic.Int32         // callers of sync waiting for progress
 	ready    chan struct{}
 	readied  sync.Once
 	warnings rate.Sometimes // of results not believed
@@ -361,14 +362,8 @@ func (a *Answers) Find(ctx context.Context, req message.StoredRequest) (resultSe
 // sync waits until the reading has read the last result stored now (looked
 // up by subject), or that result is older than where the reading started.
 func (a *Answers) sync(ctx context.Context) error {
-	a.mu.Lock()
-	a.syncing++
-	a.mu.Unlock()
-	defer func() {
-		a.mu.Lock()
-		a.syncing--
-		a.mu.Unlock()
-	}()
+	a.syncing.Add(1)
+	defer a.syncing.Add(-1)
 	for {
 		last, stored, err := a.lastResult(ctx)
 		if err != nil {
@@ -394,7 +389,7 @@ func (a *Answers) sync(ctx context.Context) error {
 }
 
 func (a *Answers) wakeLocked() {
-	if a.syncing > 0 {
+	if a.syncing.Load() > 0 {
 		close(a.progress)
 		a.progress = make(chan struct{})
 	}
