@@ -45,12 +45,10 @@ func (r routes) request(d *consumer.Delivery) (message.Request, route, error) {
 // fallback routes a request that cannot be routed: to the configured tenant
 // its subject names (what NATS permissions check), else to no tenant.
 func (r routes) fallback(subject string) route {
-	name, _ := r.subjects.Tenant(subject)
-	if name == "" {
-		return route{}
-	}
-	if t, named, err := r.tenants.Resolve(name, "", ""); err == nil {
-		return route{tenant: t, named: named, api: r.tenants.API(t)}
+	if name, _ := r.subjects.Tenant(subject); name != "" {
+		if t, named, err := r.tenants.Resolve(name, "", ""); err == nil {
+			return route{tenant: t, named: named, api: r.tenants.API(t)}
+		}
 	}
 	return route{}
 }
