@@ -465,9 +465,7 @@ func (c *Client) readBody(ctx context.Context, r io.Reader, limit, length int64,
 	if length >= 0 {
 		need = min(need, length+1)
 	}
-	if need <= int64(len(body)) {
-		need = int64(len(body)) + 1
-	}
+	need = max(need, int64(len(body))+1)
 	if werr := c.bodies.Acquire(ctx, need); werr != nil {
 		return body, release, false, werr
 	}
