@@ -1,7 +1,6 @@
 package connector
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -90,10 +89,6 @@ type errorBody struct {
 
 // parseErrorBody takes the code, target and request-id of a JSON error body.
 func parseErrorBody(body []byte) (code, target, requestID string) {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 || body[0] != '{' {
-		return "", "", ""
-	}
 	var eb errorBody
 	if json.Unmarshal(body, &eb) != nil {
 		return "", "", ""
