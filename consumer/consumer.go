@@ -372,9 +372,8 @@ func (c *Consumer) watchInfo(ctx context.Context, cons jetstream.Consumer) (stop
 	}
 	c.cfg.OnInfo(cons.CachedInfo())
 	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	var wg sync.WaitGroup
+	wg.Go(func() {
 		t := time.NewTicker(c.cfg.InfoEvery)
 		defer t.Stop()
 		for {
@@ -387,8 +386,8 @@ func (c *Consumer) watchInfo(ctx context.Context, cons jetstream.Consumer) (stop
 				}
 			}
 		}
-	}()
-	return func() { cancel(); <-done }
+	})
+	return func() { cancel(); wg.Wait() }
 }
 
 // process runs the handler on one message and settles it.
