@@ -534,10 +534,11 @@ func (c *Client) nextPage(p answer, visited []string) (string, *Error) {
 		e = badResponse("answer has a next link that is not a URL", nil)
 	case u.Scheme != c.base.Scheme || !strings.EqualFold(u.Host, c.base.Host) || u.User != nil:
 		e = badResponse("answer has a next link to another host", nil)
-	case slices.Contains(visited, u.String()):
-		e = badResponse("answer has a next link to a page already read", nil)
 	default:
-		return u.String(), nil
+		if next := u.String(); !slices.Contains(visited, next) {
+			return next, nil
+		}
+		e = badResponse("answer has a next link to a page already read", nil)
 	}
 	e.HTTPStatus = p.status
 	return "", e

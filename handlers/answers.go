@@ -240,8 +240,8 @@ func (a *Answers) apply(msg jetstream.Msg, meta *jetstream.MsgMetadata) {
 }
 
 // check returns the request a stored result names (message.Subjects.Label),
-// its cache key and entry ("": none), and why it is not believed; its alert and tenant are
-// checked when it is used (Believed, Cached).
+// its cache key ("": none) and entry, and why it is not believed; its alert
+// and tenant are checked when it is used (Believed, Cached).
 func (a *Answers) check(msg jetstream.Msg, meta *jetstream.MsgMetadata) (requestID, string, cached, error) {
 	label, err := a.cfg.Subjects.Label(a.cfg.RequestStream, msg.Subject(), msg.Headers())
 	if err != nil || label.Stored.IsZero() {

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/attribute"
@@ -51,13 +52,13 @@ func endProcess(span trace.Span, d *consumer.Delivery, request, consumerName str
 		attribute.String("alert_domains.action", out.Action.String()),
 	)
 	if d.Subject != "" {
-		attrs = append(attrs, semconv.MessagingDestinationName(message.Printable(d.Subject, maxAttrBytes)))
+		attrs = append(attrs, semconv.MessagingDestinationName(capAttr(d.Subject)))
 	}
 	if strings.HasPrefix(d.Subject, request+".") {
 		attrs = append(attrs, semconv.MessagingDestinationTemplate(request+".{tenant}"))
 	}
 	if id := d.Header.Get(message.HeaderMsgID); id != "" {
-		attrs = append(attrs, semconv.MessagingMessageID(message.Printable(id, maxAttrBytes)))
+		attrs = append(attrs, semconv.MessagingMessageID(capAttr(id)))
 	}
 	if out.AlertID != "" {
 		attrs = append(attrs, attribute.String("alert_domains.alert_id", out.AlertID))
@@ -132,4 +133,16 @@ func (t resultTrace) end(span trace.Span, msg *nats.Msg, out consumer.Outcome) {
 		}
 	}
 	span.End()
+}
+
+// capAttr cuts s at maxAttrBytes, on a rune boundary.
+func capAttr(s string) string {
+	if len(s) <= maxAttrBytes {
+		return s
+	}
+	cut := maxAttrBytes
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }

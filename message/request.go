@@ -47,7 +47,10 @@ func invalidf(msg string) error {
 // Decode reads a request body: a plain alert ID, {"alertId": ...}, or an
 // alert object. The error is invalid_request; the request holds what was read.
 func Decode(body []byte, header nats.Header) (Request, error) {
-	req := Request{CorrelationID: cleanCorrelationID(header.Get(HeaderCorrelationID))}
+	var req Request
+	if header != nil {
+		req.CorrelationID = cleanCorrelationID(header.Get(HeaderCorrelationID))
+	}
 	if len(body) > MaxRequestBytes {
 		return req, invalidf("request body is larger than 64 KiB")
 	}
