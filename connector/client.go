@@ -76,7 +76,6 @@ type Client struct {
 
 	timeout                                    time.Duration
 	backoffInitial, backoffMax, backoffElapsed time.Duration
-	userAgent                                  string
 	observer                                   Observer
 	maxBody                                    int64
 	bodyBudget                                 int64
@@ -154,17 +153,6 @@ func WithBackoff(initial, max, maxElapsed time.Duration) Option {
 	}
 }
 
-// WithUserAgent replaces the User-Agent, by default "alert-domains/<Version>".
-func WithUserAgent(ua string) Option {
-	return func(c *Client) error {
-		if ua == "" {
-			return fmt.Errorf("%w: empty user agent", ErrConfig)
-		}
-		c.userAgent = ua
-		return nil
-	}
-}
-
 // WithObserver reports calls and quota waits to o.
 func WithObserver(o Observer) Option {
 	return func(c *Client) error { c.observer = o; return nil }
@@ -197,7 +185,6 @@ func New(api API, baseURL string, cred azcore.TokenCredential, scope string, opt
 		backoffInitial: DefaultBackoffInitial,
 		backoffMax:     DefaultBackoffMax,
 		backoffElapsed: DefaultBackoffElapsed,
-		userAgent:      "alert-domains/" + Version,
 		maxBody:        DefaultMaxBodyBytes,
 		bodyBudget:     DefaultBodyBudget,
 		tracer:         noop.Tracer{},
@@ -219,9 +206,7 @@ func New(api API, baseURL string, cred azcore.TokenCredential, scope string, opt
 	if err != nil {
 		return nil, fmt.Errorf("%w: api url %q is not a URL", ErrConfig, baseURL)
 	}
-	switch {
-	case u.Scheme == "https", u.Scheme == "http" && c.insecureHTTP:
-	default:
+	if u.Scheme != "https" && (u.Scheme != "http" || !c.insecureHTTP) {
 		return nil, fmt.Errorf("%w: api url %q must be https", ErrConfig, baseURL)
 	}
 	if u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
@@ -232,7 +217,7 @@ func New(api API, baseURL string, cred azcore.TokenCredential, scope string, opt
 	c.base = u
 	c.prefix = u.String()
 	if c.hc == nil {
-		c.hc = defaultHTTPClient()
+		c.hc = NewHTTPClient(defaultMaxIdlePerHost)
 	} else {
 		// Never follow a redirect: the token must not go elsewhere.
 		hc := *c.hc
@@ -240,15 +225,13 @@ func New(api API, baseURL string, cred azcore.TokenCredential, scope string, opt
 		c.hc = &hc
 	}
 	c.shareHeader = c.hc.Jar == nil
-	c.tokens = newTokenSource(cred, scope, c.userAgent)
+	c.tokens = newTokenSource(cred, scope, "alert-domains/"+Version)
 	c.tokens.tracer = c.tracer
 	c.bodyBudget = max(c.bodyBudget, c.maxBody+1)
 	c.bodies = semaphore.NewWeighted(c.bodyBudget)
 	c.bufs.New = func() any { b := make([]byte, 0, 4<<10); return &b }
 	return c, nil
 }
-
-func defaultHTTPClient() *http.Client { return NewHTTPClient(defaultMaxIdlePerHost) }
 
 // NewHTTPClient is a keep-alive client that follows no redirect; idlePerHost: one per worker.
 func NewHTTPClient(idlePerHost int) *http.Client {
@@ -315,11 +298,10 @@ func (c *Client) lookup(ctx context.Context, alertID string) (res lookupResult, 
 	target := c.prefix + c.wire.path(alertID)
 	var (
 		retry     retrier
-		refreshed bool   // a 401 was retried with a fresh token
-		rejected  string // the token of that 401
-		pages     int
+		refreshed bool     // a 401 was retried with a fresh token
+		rejected  string   // the token of that 401
 		resends   int      // the calls for target so far
-		visited   []string // the pages read, to refuse a next link that repeats one
+		visited   []string // the pages read
 		budget    = c.maxBody
 	)
 	for {
@@ -336,19 +318,8 @@ func (c *Client) lookup(ctx context.Context, alertID string) (res lookupResult, 
 				return res, nil
 			}
 			visited = append(visited, target)
-			if pages++; pages >= maxPages {
-				e := badResponse(fmt.Sprintf("answer has more than %d pages", maxPages), nil)
-				e.HTTPStatus = p.status
-				return res, e
-			}
-			if target, err = c.nextPage(p.next); err != nil {
-				err.HTTPStatus = p.status
+			if target, err = c.nextPage(p, visited); err != nil {
 				return res, err
-			}
-			if slices.Contains(visited, target) {
-				e := badResponse("answer has a next link to a page already read", nil)
-				e.HTTPStatus = p.status
-				return res, e
 			}
 			continue
 		}
@@ -494,9 +465,7 @@ func (c *Client) readBody(ctx context.Context, r io.Reader, limit, length int64,
 	if length >= 0 {
 		need = min(need, length+1)
 	}
-	if need <= int64(len(body)) {
-		need = int64(len(body)) + 1
-	}
+	need = max(need, int64(len(body))+1)
 	if werr := c.bodies.Acquire(ctx, need); werr != nil {
 		return body, release, false, werr
 	}
@@ -544,26 +513,35 @@ func transportError(ctx, attempt context.Context, err error) *Error {
 	if problem := permanentProblem(err); problem != "" {
 		return &Error{Kind: message.KindUnavailable, Message: "defender unreachable: " + problem, Err: err, final: true}
 	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
 		return &Error{Kind: message.KindUnavailable, Message: "defender did not answer in time", Err: err}
 	}
 	return &Error{Kind: message.KindUnavailable, Message: "defender unreachable", Err: err}
 }
 
-// nextPage checks that an @odata.nextLink stays on the API's scheme and host.
-func (c *Client) nextPage(link string) (string, *Error) {
-	u, err := url.Parse(link)
-	if err != nil {
-		return "", badResponse("answer has a next link that is not a URL", nil)
-	}
-	if !u.IsAbs() {
+// nextPage is the page p links to: within maxPages, not one already read,
+// and on the API's scheme and host.
+func (c *Client) nextPage(p answer, visited []string) (string, *Error) {
+	u, err := url.Parse(p.next)
+	if err == nil && !u.IsAbs() {
 		u = c.base.ResolveReference(u)
 	}
-	if u.Scheme != c.base.Scheme || !strings.EqualFold(u.Host, c.base.Host) || u.User != nil {
-		return "", badResponse("answer has a next link to another host", nil)
+	var e *Error
+	switch {
+	case len(visited) >= maxPages:
+		e = badResponse(fmt.Sprintf("answer has more than %d pages", maxPages), nil)
+	case err != nil:
+		e = badResponse("answer has a next link that is not a URL", nil)
+	case u.Scheme != c.base.Scheme || !strings.EqualFold(u.Host, c.base.Host) || u.User != nil:
+		e = badResponse("answer has a next link to another host", nil)
+	default:
+		if next := u.String(); !slices.Contains(visited, next) {
+			return next, nil
+		}
+		e = badResponse("answer has a next link to a page already read", nil)
 	}
-	return u.String(), nil
+	e.HTTPStatus = p.status
+	return "", e
 }
 
 // retrier is the backoff of one lookup, made at its first retryable failure.

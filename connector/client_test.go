@@ -111,19 +111,15 @@ func TestRequestOnTheWire(t *testing.T) {
 
 		path := callPath(api, alertID)
 		tests := []struct {
-			name, base, ua, wantPath, wantUA string
+			name, base, wantPath string
 		}{
-			{name: "root", base: ts.URL, wantPath: path, wantUA: "alert-domains/" + connector.Version},
-			{name: "trailing slash", base: ts.URL + "/", wantPath: path, wantUA: "alert-domains/" + connector.Version},
-			{name: "base path", base: ts.URL + "/proxy/", ua: "siem-bridge/2", wantPath: "/proxy" + path, wantUA: "siem-bridge/2"},
+			{name: "root", base: ts.URL, wantPath: path},
+			{name: "trailing slash", base: ts.URL + "/", wantPath: path},
+			{name: "base path", base: ts.URL + "/proxy/", wantPath: "/proxy" + path},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				opts := []connector.Option{connector.WithHTTPClient(ts.Client())}
-				if tt.ua != "" {
-					opts = append(opts, connector.WithUserAgent(tt.ua))
-				}
-				c, err := connector.New(api, tt.base, staticCredential{"tok-123"}, emulator.ScopeOf(api), opts...)
+				c, err := connector.New(api, tt.base, staticCredential{"tok-123"}, emulator.ScopeOf(api), connector.WithHTTPClient(ts.Client()))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -135,7 +131,7 @@ func TestRequestOnTheWire(t *testing.T) {
 					t.Fatalf("Domains = %v, %v", res, err)
 				}
 				s := <-got
-				want := seen{http.MethodGet, tt.wantPath, "", "application/json", tt.wantUA, "Bearer tok-123"}
+				want := seen{http.MethodGet, tt.wantPath, "", "application/json", "alert-domains/" + connector.Version, "Bearer tok-123"}
 				if s != want {
 					t.Errorf("request = %+v, want %+v", s, want)
 				}
@@ -171,7 +167,6 @@ func TestNewRejectsBadConfiguration(t *testing.T) {
 		{name: "zero timeout", base: "https://x", opts: []connector.Option{connector.WithTimeout(0)}},
 		{name: "bad backoff", base: "https://x", opts: []connector.Option{connector.WithBackoff(time.Second, time.Millisecond, time.Minute)}},
 		{name: "zero body cap", base: "https://x", opts: []connector.Option{connector.WithMaxBodyBytes(0)}},
-		{name: "empty user agent", base: "https://x", opts: []connector.Option{connector.WithUserAgent("")}},
 	}
 	forEachAPI(t, func(t *testing.T, api connector.API) {
 		for _, tt := range tests {

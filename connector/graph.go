@@ -66,17 +66,17 @@ func (e *evidence) addTo(hosts *hostSet) {
 	switch e.Type {
 	case urlEvidence:
 		if e.URL != nil {
-			hosts.addDomain(hostOfURL(*e.URL))
+			hosts.add(hostOfURL(*e.URL))
 		}
 	case analyzedMessageEvidence:
 		for _, u := range e.URLs {
 			if u != nil {
-				hosts.addDomain(hostOfURL(*u))
+				hosts.add(hostOfURL(*u))
 			}
 		}
 	case dnsEvidence:
 		if e.DomainName != nil {
-			hosts.addDomain(domainName(*e.DomainName))
+			hosts.add(domainName(*e.DomainName))
 		}
 	}
 }
@@ -112,10 +112,8 @@ func readAlert(body []byte, hosts *hostSet) *Error {
 	return readEvidence(a.Evidence, hosts)
 }
 
-// readTyped reads a well-formed alert in one pass; false, adding nothing, if
-// not. It decodes with encoding/json/v2's implementation, which reads a
-// Graph alert in less than half the time of encoding/json, told to match
-// member names as encoding/json does on the item-by-item path.
+// readTyped reads a well-formed alert in one pass with json/v2 (twice as fast
+// as encoding/json, matching names as it does); false, adding nothing, if not.
 func readTyped(body []byte, hosts *hostSet) bool {
 	var a typedAlert
 	if jsonv2.Unmarshal(body, &a, jsontext.AllowDuplicateNames(true), jsonv2.MatchCaseInsensitiveNames(true)) != nil || a.ID == nil || *a.ID == "" {

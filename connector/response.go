@@ -1,8 +1,8 @@
 package connector
 
 import (
-	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"strconv"
@@ -63,17 +63,11 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		return 0
 	}
 	if v[0] >= '0' && v[0] <= '9' {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			if ne, ok := err.(*strconv.NumError); ok && ne.Err == strconv.ErrRange {
-				return maxRetryAfter
-			}
+		n, err := strconv.ParseUint(v, 10, 64) // out of range: the largest number
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
 			return 0
 		}
-		if n > uint64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
-		}
-		return time.Duration(n) * time.Second
+		return time.Duration(min(n, uint64(maxRetryAfter/time.Second))) * time.Second
 	}
 	t, err := http.ParseTime(v)
 	if err != nil {
@@ -95,10 +89,6 @@ type errorBody struct {
 
 // parseErrorBody takes the code, target and request-id of a JSON error body.
 func parseErrorBody(body []byte) (code, target, requestID string) {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 || body[0] != '{' {
-		return "", "", ""
-	}
 	var eb errorBody
 	if json.Unmarshal(body, &eb) != nil {
 		return "", "", ""
@@ -131,30 +121,25 @@ type hostSet struct {
 
 const linearLimit = 32
 
+// add appends h unless it is empty or held already.
 func (s *hostSet) add(h string) {
+	if h == "" {
+		return
+	}
 	if s.seen != nil {
 		if _, dup := s.seen[h]; dup {
 			return
 		}
 		s.seen[h] = struct{}{}
-		s.list = append(s.list, h)
-		return
-	}
-	if slices.Contains(s.list, h) {
+	} else if slices.Contains(s.list, h) {
 		return
 	}
 	s.list = append(s.list, h)
-	if len(s.list) > linearLimit {
+	if s.seen == nil && len(s.list) > linearLimit {
 		s.seen = make(map[string]struct{}, 2*len(s.list))
 		for _, x := range s.list {
 			s.seen[x] = struct{}{}
 		}
-	}
-}
-
-func (s *hostSet) addDomain(h string) {
-	if h != "" {
-		s.add(h)
 	}
 }
 

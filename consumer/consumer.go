@@ -33,7 +33,7 @@ type Consumer struct {
 
 	bound    atomic.Bool
 	inFlight atomic.Int64
-	pool     atomic.Pointer[pool]
+	pool     atomic.Pointer[pool] // the running pool, for tests (export_test.go)
 	notReady atomic.Pointer[error]
 
 	waitMu   sync.Mutex
@@ -86,9 +86,7 @@ func New(bind Binder, handler Handler, cfg Config) (*Consumer, error) {
 	cfg.FetchWait = cmp.Or(cfg.FetchWait, 5*time.Second)
 	cfg.RebindMin = cmp.Or(cfg.RebindMin, 250*time.Millisecond)
 	cfg.RebindMax = max(cmp.Or(cfg.RebindMax, 5*time.Second), cfg.RebindMin)
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.Logger = cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))
 	c := &Consumer{bind: bind, handler: handler, cfg: cfg, waits: make(map[uint64]context.CancelCauseFunc)}
 	c.setNotReady(ErrNotBound)
 	return c, nil
@@ -99,10 +97,7 @@ func (c *Consumer) Ready() error {
 	if c.bound.Load() {
 		return nil
 	}
-	if p := c.notReady.Load(); p != nil {
-		return *p
-	}
-	return ErrNotBound
+	return *c.notReady.Load()
 }
 
 // InFlight is the number of messages being handled now.
@@ -147,18 +142,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if n := c.InFlight(); n > 0 {
 		c.cfg.Logger.Info("waiting for in-flight requests", slog.Int("in_flight", n), slog.Duration("timeout", c.cfg.ShutdownTimeout))
 	}
-	timer := time.NewTimer(c.cfg.ShutdownTimeout)
-	defer timer.Stop()
 	select {
 	case <-done:
-	case <-timer.C:
+	case <-time.After(c.cfg.ShutdownTimeout):
 		c.cfg.Logger.Warn("shutdown timeout: handing back in-flight requests", slog.Int("in_flight", c.InFlight()))
 		cancelWork()
-		grace := time.NewTimer(shutdownGrace)
-		defer grace.Stop()
 		select {
 		case <-done:
-		case <-grace.C:
+		case <-time.After(shutdownGrace):
 			// Work ignoring cancellation is left behind, redelivered after the ack wait.
 			c.cfg.Logger.Warn("in-flight work did not stop, leaving it", slog.Int("in_flight", c.InFlight()), slog.Duration("grace", shutdownGrace))
 		}
@@ -261,14 +252,6 @@ func (k *parker) done() (retire, holdsSlot bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.retire, !k.unslotted
-}
-
-// Parked is the number of messages waiting for their quota without a worker.
-func (c *Consumer) Parked() int {
-	if p := c.pool.Load(); p != nil {
-		return int(p.parked.Load())
-	}
-	return 0
 }
 
 // pull binds and fetches until ctx ends or the connection closes for good.
@@ -389,9 +372,8 @@ func (c *Consumer) watchInfo(ctx context.Context, cons jetstream.Consumer) (stop
 	}
 	c.cfg.OnInfo(cons.CachedInfo())
 	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	var wg sync.WaitGroup
+	wg.Go(func() {
 		t := time.NewTicker(c.cfg.InfoEvery)
 		defer t.Stop()
 		for {
@@ -404,8 +386,8 @@ func (c *Consumer) watchInfo(ctx context.Context, cons jetstream.Consumer) (stop
 				}
 			}
 		}
-	}()
-	return func() { cancel(); <-done }
+	})
+	return func() { cancel(); wg.Wait() }
 }
 
 // process runs the handler on one message and settles it.
@@ -475,17 +457,14 @@ func (c *Consumer) settle(msg jetstream.Msg, out Outcome, seq uint64) {
 // keepAlive sends progress acknowledgements while the message is in hand.
 func (c *Consumer) keepAlive(msg jetstream.Msg, seq uint64) (stop func()) {
 	every := max(c.cfg.AckWait/3, 100*time.Millisecond)
-	var (
-		mu      sync.Mutex
-		stopped bool
-		timer   *time.Timer
-	)
+	var mu sync.Mutex
+	var timer *time.Timer // nil once stopped
 	mu.Lock()
 	defer mu.Unlock()
 	timer = time.AfterFunc(every, func() {
 		mu.Lock()
 		defer mu.Unlock()
-		if stopped {
+		if timer == nil {
 			return
 		}
 		if err := msg.InProgress(); err != nil {
@@ -496,7 +475,7 @@ func (c *Consumer) keepAlive(msg jetstream.Msg, seq uint64) (stop func()) {
 	return func() {
 		mu.Lock()
 		defer mu.Unlock()
-		stopped = true
 		timer.Stop()
+		timer = nil
 	}
 }

@@ -75,9 +75,5 @@ func Chain(h Handler, mw ...Middleware) Handler {
 
 // DefaultRetryDelay waits 1s after the first failed publish, doubling up to 30s.
 func DefaultRetryDelay(delivery uint64) time.Duration {
-	d := time.Second
-	for i := uint64(1); i < delivery && d < 30*time.Second; i++ {
-		d *= 2
-	}
-	return min(d, 30*time.Second)
+	return min(time.Second<<min(max(delivery, 1)-1, 5), 30*time.Second)
 }

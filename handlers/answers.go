@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/time/rate"
 
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/consumer"
@@ -36,10 +38,10 @@ type Answers struct {
 	pruned   uint64               // requests at or below it were forgotten
 	window   time.Duration        // the result stream's duplicate window
 	progress chan struct{}        // closed and replaced at a result read while syncing
-	syncing  int                  // callers of sync waiting for progress
+	syncing  atomic.Int32         // callers of sync waiting for progress
 	ready    chan struct{}
 	readied  sync.Once
-	warned   time.Time
+	warnings rate.Sometimes // of results not believed
 }
 
 // AnswersConfig is what Answers reads and how.
@@ -92,9 +94,7 @@ var ErrResultGone = errors.New("result no longer stored")
 
 // NewAnswers returns the record of cfg's result stream; Run reads it.
 func NewAnswers(cfg AnswersConfig) *Answers {
-	if cfg.MaxCache <= 0 {
-		cfg.MaxCache = DefaultCacheMaxEntries
-	}
+	cfg.MaxCache = cmp.Or(max(cfg.MaxCache, 0), DefaultCacheMaxEntries)
 	cfg.Logger = cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))
 	if cfg.Ignored == nil {
 		cfg.Ignored = func(string) {}
@@ -108,6 +108,7 @@ func NewAnswers(cfg AnswersConfig) *Answers {
 		cache:    map[string]cached{},
 		progress: make(chan struct{}),
 		ready:    make(chan struct{}),
+		warnings: rate.Sometimes{Interval: time.Minute},
 	}
 }
 
@@ -219,14 +220,14 @@ func resultSubjects(s message.Subjects) []string {
 }
 
 func (a *Answers) apply(msg jetstream.Msg, meta *jetstream.MsgMetadata) {
-	id, entry, notOurs := a.check(msg, meta)
+	id, key, entry, notOurs := a.check(msg, meta)
 	a.mu.Lock()
 	a.applied = max(a.applied, meta.Sequence.Stream)
 	a.wakeLocked()
 	if notOurs == nil {
 		a.recordLocked(id, meta.Sequence.Stream)
-		if entry != nil {
-			a.setLocked(entry.key, entry.cached)
+		if key != "" {
+			a.setLocked(key, entry)
 		}
 	}
 	a.mu.Unlock()
@@ -238,23 +239,19 @@ func (a *Answers) apply(msg jetstream.Msg, meta *jetstream.MsgMetadata) {
 	}
 }
 
-type cacheEntry struct {
-	key    string
-	cached cached
-}
-
 // check returns the request a stored result names (message.Subjects.Label),
-// its cache entry, and why it is not believed; its alert and tenant are
-// checked when it is used (Believed, Cached).
-func (a *Answers) check(msg jetstream.Msg, meta *jetstream.MsgMetadata) (requestID, *cacheEntry, error) {
+// its cache key ("": none) and entry, and why it is not believed; its alert
+// and tenant are checked when it is used (Believed, Cached).
+func (a *Answers) check(msg jetstream.Msg, meta *jetstream.MsgMetadata) (requestID, string, cached, error) {
 	label, err := a.cfg.Subjects.Label(a.cfg.RequestStream, msg.Subject(), msg.Headers())
 	if err != nil || label.Stored.IsZero() {
-		return requestID{}, nil, err
+		return requestID{}, "", cached{}, err
 	}
 	id := requestID{seq: label.Seq, stored: label.Stored.UnixNano()}
 	created := meta.Timestamp.UnixNano()
-	if !label.Success || a.cfg.CacheTTL <= 0 || a.cfg.Now().UnixNano() >= created+int64(a.cfg.CacheTTL) || a.storedHere(id, meta.Sequence.Stream) {
-		return id, nil, nil
+	// Not a success to cache, or one this process stored (Stored) and cached already.
+	if !label.Success || a.cfg.CacheTTL <= 0 || a.cfg.Now().UnixNano() >= created+int64(a.cfg.CacheTTL) || a.resultSeqOf(id) == meta.Sequence.Stream {
+		return id, "", cached{}, nil
 	}
 	var r struct {
 		AlertID         string          `json:"alertId"`
@@ -265,25 +262,22 @@ func (a *Answers) check(msg jetstream.Msg, meta *jetstream.MsgMetadata) (request
 	}
 	switch {
 	case json.Unmarshal(msg.Data(), &r) != nil || r.AlertID == "" || len(r.Domains) == 0 || r.Domains[0] != '[':
-		return requestID{}, nil, &message.NotOurs{Reason: message.ReasonBody, Detail: "not a success result's JSON"}
+		return requestID{}, "", cached{}, &message.NotOurs{Reason: message.ReasonBody, Detail: "not a success result's JSON"}
 	case r.RequestSequence != label.Seq:
-		return requestID{}, nil, &message.NotOurs{Reason: message.ReasonMessageID, Detail: "its body and its message ID name different requests"}
+		return requestID{}, "", cached{}, &message.NotOurs{Reason: message.ReasonMessageID, Detail: "its body and its message ID name different requests"}
 	case r.Cached != nil && *r.Cached:
-		return id, nil, nil // an answer given again: its entry keeps the call's age
+		return id, "", cached{}, nil // an answer given again: its entry keeps the call's age
 	}
 	tenant := cmp.Or(label.Tenant, a.cfg.Subjects.Plain)
-	return id, &cacheEntry{
-		key:    CacheKey(a.cfg.Subjects.Plain, tenant, r.API, r.AlertID),
-		cached: cached{domains: r.Domains, created: created, request: id, resultSeq: meta.Sequence.Stream},
-	}, nil
+	return id, CacheKey(a.cfg.Subjects.Plain, tenant, r.API, r.AlertID),
+		cached{domains: r.Domains, created: created, request: id, resultSeq: meta.Sequence.Stream}, nil
 }
 
-// storedHere reports whether this process stored the result at resultSeq
-// for id (Stored), and so cached it already.
-func (a *Answers) storedHere(id requestID, resultSeq uint64) bool {
+// resultSeqOf is the sequence of id's result, or 0 when it is not known.
+func (a *Answers) resultSeqOf(id requestID) uint64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.requests[id] == resultSeq
+	return a.requests[id]
 }
 
 // ignore counts a result not believed and warns once a minute at most.
@@ -293,16 +287,10 @@ func (a *Answers) ignore(err error, subject string, seq uint64) {
 		reason, detail = why.Reason, why.Detail
 	}
 	a.cfg.Ignored(reason)
-	a.mu.Lock()
-	warn := a.cfg.Now().Sub(a.warned) >= time.Minute
-	if warn {
-		a.warned = a.cfg.Now()
-	}
-	a.mu.Unlock()
-	if warn {
+	a.warnings.Do(func() {
 		a.cfg.Logger.Warn("a message on a result subject was not written by the service and is ignored (see alert_domains_results_ignored_total)",
 			slog.String("reason", message.Printable(detail, 256)), slog.String("subject", message.Printable(subject, 256)), slog.Uint64("result_seq", seq))
-	}
+	})
 }
 
 func (a *Answers) markReady() { a.readied.Do(func() { close(a.ready) }) }
@@ -367,23 +355,15 @@ func (a *Answers) Find(ctx context.Context, req message.StoredRequest) (resultSe
 	if err := a.sync(ctx); err != nil {
 		return 0, false, err
 	}
-	a.mu.Lock()
-	resultSeq, found = a.requests[idOfRequest(req)]
-	a.mu.Unlock()
-	return resultSeq, found, nil
+	resultSeq = a.resultSeqOf(idOfRequest(req))
+	return resultSeq, resultSeq != 0, nil
 }
 
 // sync waits until the reading has read the last result stored now (looked
 // up by subject), or that result is older than where the reading started.
 func (a *Answers) sync(ctx context.Context) error {
-	a.mu.Lock()
-	a.syncing++
-	a.mu.Unlock()
-	defer func() {
-		a.mu.Lock()
-		a.syncing--
-		a.mu.Unlock()
-	}()
+	a.syncing.Add(1)
+	defer a.syncing.Add(-1)
 	for {
 		last, stored, err := a.lastResult(ctx)
 		if err != nil {
@@ -409,29 +389,24 @@ func (a *Answers) sync(ctx context.Context) error {
 }
 
 func (a *Answers) wakeLocked() {
-	if a.syncing > 0 {
+	if a.syncing.Load() > 0 {
 		close(a.progress)
 		a.progress = make(chan struct{})
 	}
 }
 
 // lastResult is the sequence and store time of the last result (0: none).
-func (a *Answers) lastResult(ctx context.Context) (uint64, time.Time, error) {
+func (a *Answers) lastResult(ctx context.Context) (seq uint64, stored time.Time, err error) {
 	s, err := a.cfg.JS.Stream(ctx, a.cfg.ResultStream)
 	if err != nil {
 		return 0, time.Time{}, err
 	}
-	var seq uint64
-	var stored time.Time
 	for _, subject := range resultSubjects(a.cfg.Subjects) {
-		m, err := s.GetLastMsgForSubject(ctx, subject)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue
-		}
-		if err != nil {
+		switch m, err := s.GetLastMsgForSubject(ctx, subject); {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+		case err != nil:
 			return 0, time.Time{}, err
-		}
-		if m.Sequence > seq {
+		case m.Sequence > seq:
 			seq, stored = m.Sequence, m.Time
 		}
 	}
@@ -516,9 +491,6 @@ func (a *Answers) Cached(ctx context.Context, key string) ([]string, bool) {
 	if json.Unmarshal(e.domains, &domains) != nil {
 		return nil, false
 	}
-	if domains == nil {
-		domains = []string{}
-	}
 	return domains, true
 }
 
@@ -553,9 +525,7 @@ func (a *Answers) FirstUnanswered(ctx context.Context, from, last uint64) (uint6
 		if meta.Sequence.Stream > last {
 			return false, nil
 		}
-		a.mu.Lock()
-		_, answered := a.requests[requestID{seq: meta.Sequence.Stream, stored: meta.Timestamp.UnixNano()}]
-		a.mu.Unlock()
+		answered := a.resultSeqOf(requestID{seq: meta.Sequence.Stream, stored: meta.Timestamp.UnixNano()}) != 0
 		if !answered {
 			first = meta.Sequence.Stream
 		}

@@ -36,9 +36,6 @@ func (c *calls) domains(ctx context.Context, rt route, key, alertID string) (res
 		f, waiting := c.inFlight[key]
 		if !waiting {
 			f = &flight{done: make(chan struct{}), err: errNoAnswer}
-			if c.inFlight == nil {
-				c.inFlight = make(map[string]*flight)
-			}
 			c.inFlight[key] = f
 		}
 		c.mu.Unlock()

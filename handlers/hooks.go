@@ -124,14 +124,10 @@ type limitedBuffer struct {
 }
 
 func (b *limitedBuffer) Write(p []byte) (int, error) {
-	if room := b.limit - b.buf.Len(); room < len(p) {
-		b.truncated = true
-		if room > 0 {
-			b.buf.Write(p[:room])
-		}
-		return len(p), nil
-	}
-	return b.buf.Write(p)
+	room := max(b.limit-b.buf.Len(), 0)
+	b.truncated = b.truncated || room < len(p)
+	b.buf.Write(p[:min(room, len(p))])
+	return len(p), nil
 }
 
 func (b *limitedBuffer) String() string {

@@ -74,7 +74,7 @@ func outcomeLevel(out consumer.Outcome) (slog.Level, string) {
 		return slog.LevelInfo, "result stored by an earlier delivery"
 	case out.Result == nil:
 		return slog.LevelError, "no result"
-	case out.Result != nil && out.Result.Status == message.StatusSuccess:
+	case out.Result.Status == message.StatusSuccess:
 		return slog.LevelInfo, "success result stored"
 	default:
 		return failureLevel(out.Result.Kind()), "failure result stored"

@@ -45,21 +45,17 @@ func (r routes) request(d *consumer.Delivery) (message.Request, route, error) {
 // fallback routes a request that cannot be routed: to the configured tenant
 // its subject names (what NATS permissions check), else to no tenant.
 func (r routes) fallback(subject string) route {
-	name, _ := r.subjects.Tenant(subject)
-	if name == "" {
-		return route{}
-	}
-	if t, named, err := r.tenants.Resolve(name, "", ""); err == nil {
-		return route{tenant: t, named: named, api: r.tenants.API(t)}
+	if name, _ := r.subjects.Tenant(subject); name != "" {
+		if t, named, err := r.tenants.Resolve(name, "", ""); err == nil {
+			return route{tenant: t, named: named, api: r.tenants.API(t)}
+		}
 	}
 	return route{}
 }
 
+// resultSubject is where res, the result of a request routed to rt, is stored.
 func (r routes) resultSubject(rt route, res *message.Result) string {
-	subject := r.subjects.Failure
-	if res.Status == message.StatusSuccess {
-		subject = r.subjects.Success
-	}
+	subject := res.Subject(r.subjects.Success, r.subjects.Failure)
 	if rt.named && rt.tenant != "" {
 		subject += "." + rt.tenant
 	}

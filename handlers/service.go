@@ -68,7 +68,7 @@ func New(cfg Config) (*Service, error) {
 	return &Service{
 		routes:  rs,
 		answers: cfg.Answers,
-		calls:   calls{tenants: cfg.Tenants},
+		calls:   calls{tenants: cfg.Tenants, inFlight: map[string]*flight{}},
 		publish: publisher{js: cfg.JS, answers: cfg.Answers, routes: rs, timeout: cfg.PublishTimeout, budget: cfg.PublishBudget,
 			maxBytes: cfg.MaxResultBytes, now: cfg.Now, logger: cfg.Logger,
 			trace: newResultTrace(cfg.TracerProvider, cfg.Propagator, cfg.Subjects)},

@@ -43,8 +43,7 @@ func Tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator, subjec
 
 // endProcess records on the process span the delivery and what it came to.
 func endProcess(span trace.Span, d *consumer.Delivery, request, consumerName string, out consumer.Outcome) {
-	attrs := make([]attribute.KeyValue, 0, 16)
-	attrs = append(attrs,
+	attrs := append(make([]attribute.KeyValue, 0, 16),
 		semconv.MessagingSystemKey.String("nats"),
 		semconv.MessagingConsumerGroupName(consumerName),
 		semconv.MessagingOperationTypeProcess,

@@ -52,8 +52,7 @@ type reason interface {
 
 // KindOf returns the failure kind err wraps, or unavailable (temporary) if none.
 func KindOf(err error) Kind {
-	var r reason
-	if errors.As(err, &r) {
+	if r, ok := errors.AsType[reason](err); ok {
 		return r.ErrorInfo().Kind
 	}
 	return KindUnavailable

@@ -270,11 +270,7 @@ func requestText(body []byte) (text string, truncated bool) {
 	}
 	text = strings.ToValidUTF8(string(body), "\uFFFD")
 	if len(text) > limit {
-		cut := limit
-		for cut > 0 && !utf8.RuneStart(text[cut]) {
-			cut--
-		}
-		text, truncated = text[:cut], true
+		text, truncated = capText(text, limit), true
 	}
 	return text, truncated
 }

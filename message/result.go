@@ -1,6 +1,7 @@
 package message
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,15 +85,12 @@ func (r *Result) WithRequest(body []byte) *Result {
 }
 
 func errorInfo(err error) *ErrorInfo {
-	var r reason
-	if !errors.As(err, &r) {
+	r, ok := errors.AsType[reason](err)
+	if !ok {
 		return &ErrorInfo{Kind: KindUnavailable, Message: capText(err.Error(), maxErrorText)}
 	}
 	info := r.ErrorInfo()
-	if info.Message == "" {
-		info.Message = string(info.Kind)
-	}
-	info.Message, info.Code, info.Target = capText(info.Message, maxErrorText), capText(info.Code, maxErrorText), capText(info.Target, maxErrorText)
+	info.Message, info.Code, info.Target = capText(cmp.Or(info.Message, string(info.Kind)), maxErrorText), capText(info.Code, maxErrorText), capText(info.Target, maxErrorText)
 	info.RequestID = capText(info.RequestID, maxErrorText)
 	return &info
 }

@@ -25,15 +25,8 @@ func invalidID(msg string) error {
 
 // idChar marks the bytes an alert ID may hold.
 var idChar = func() (t [256]bool) {
-	for c := 'a'; c <= 'z'; c++ {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") {
 		t[c] = true
 	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	t['_'], t['-'] = true, true
 	return t
 }()
