@@ -33,7 +33,7 @@ type Consumer struct {
 
 	bound    atomic.Bool
 	inFlight atomic.Int64
-	pool     atomic.Pointer[pool] // the running pool, for tests (export_test.go)
+	pool     atomic.Pointer[pool]
 	notReady atomic.Pointer[error]
 
 	waitMu   sync.Mutex
@@ -252,6 +252,14 @@ func (k *parker) done() (retire, holdsSlot bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.retire, !k.unslotted
+}
+
+// Parked is the number of messages waiting for their quota without a worker.
+func (c *Consumer) Parked() int {
+	if p := c.pool.Load(); p != nil {
+		return int(p.parked.Load())
+	}
+	return 0
 }
 
 // pull binds and fetches until ctx ends or the connection closes for good.
