@@ -127,17 +127,8 @@ type Quota interface {
 	Cooldown(retryAfter time.Duration) // a 429's Retry-After: no call before then
 }
 
-// WithLimiter makes every HTTP attempt wait for a slot of l first.
-func WithLimiter(l *Limiter) Option {
-	return func(c *Client) error {
-		if l != nil {
-			c.quota = l
-		}
-		return nil
-	}
-}
-
-// WithQuota makes every HTTP attempt wait for a slot of q and tells q of 429s.
+// WithQuota makes every HTTP attempt wait for a slot of q (a *Limiter, or a
+// quota.Shared) and tells q of 429s.
 func WithQuota(q Quota) Option {
 	return func(c *Client) error { c.quota = q; return nil }
 }

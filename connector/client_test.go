@@ -749,7 +749,7 @@ func TestLimiterUnderConcurrency(t *testing.T) {
 		srv := newServer(t, emulator.WithAnyAlert())
 		rec := &recorder{}
 		limiter := connector.NewLimiter([]connector.Limit{{Count: count, Window: window}})
-		c := newClient(t, srv, api, connector.WithLimiter(limiter), connector.WithObserver(rec))
+		c := newClient(t, srv, api, connector.WithQuota(limiter), connector.WithObserver(rec))
 		start := time.Now()
 		var wg sync.WaitGroup
 		errs := make(chan error, callers)
@@ -808,7 +808,7 @@ func TestLimiterGuardsEveryAttempt(t *testing.T) {
 			srv := newServer(t, emulator.WithSeedData(), emulator.WithAlert("paged", "a", "b", "c"), emulator.WithPageSize(1))
 			rec := &recorder{}
 			limiter := connector.NewLimiter([]connector.Limit{{Count: 1000, Window: time.Hour}})
-			c := newClient(t, srv, tt.api, connector.WithLimiter(limiter), connector.WithObserver(rec))
+			c := newClient(t, srv, tt.api, connector.WithQuota(limiter), connector.WithObserver(rec))
 			srv.Script(alertID, emulator.Answer{Status: 503}, emulator.Answer{Status: 401})
 			if _, err := c.Domains(t.Context(), alertID); err != nil {
 				t.Fatal(err)
@@ -837,7 +837,7 @@ func TestCancelStopsWaits(t *testing.T) {
 		}},
 		{name: "quota wait", setup: func(srv *emulator.Server) []connector.Option {
 			srv.Script(alertID, emulator.Answer{Status: 503})
-			return []connector.Option{connector.WithLimiter(connector.NewLimiter([]connector.Limit{{Count: 1, Window: time.Hour}}))}
+			return []connector.Option{connector.WithQuota(connector.NewLimiter([]connector.Limit{{Count: 1, Window: time.Hour}}))}
 		}},
 		{name: "slow body", setup: func(srv *emulator.Server) []connector.Option {
 			srv.Script(alertID, emulator.Answer{Slow: true})

@@ -25,7 +25,7 @@ func ExampleClient_Domains() {
 	limits, _ := connector.ParseLimits(connector.Graph.DefaultRateLimits())
 	client, err := connector.New(connector.Graph, srv.URL, cred, emulator.GraphScope,
 		connector.WithHTTPClient(srv.Client()),
-		connector.WithLimiter(connector.NewLimiter(limits)),
+		connector.WithQuota(connector.NewLimiter(limits)),
 		connector.WithTimeout(10*time.Second),
 	)
 	if err != nil {

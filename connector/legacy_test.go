@@ -93,7 +93,7 @@ func TestLegacyIDAgainstTheEmulator(t *testing.T) {
 			srv := newServer(t, emulator.WithSeedData(), emulator.WithAlert(guidID, "guid.example.org"))
 			rec := &recorder{}
 			limiter := connector.NewLimiter([]connector.Limit{{Count: 1000, Window: time.Hour}})
-			c := newClient(t, srv, tt.api, connector.WithLimiter(limiter), connector.WithObserver(rec))
+			c := newClient(t, srv, tt.api, connector.WithQuota(limiter), connector.WithObserver(rec))
 			res, err := c.Domains(t.Context(), tt.id)
 			if res.Attempts != tt.attempts {
 				t.Errorf("Attempts = %d, want %d", res.Attempts, tt.attempts)
@@ -172,7 +172,7 @@ func TestLegacyIDOnTheWire(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := newPathServer(t, tt.answers...)
 			limiter := connector.NewLimiter([]connector.Limit{{Count: 1000, Window: time.Hour}})
-			c := srv.client(t, tt.api, connector.WithLimiter(limiter))
+			c := srv.client(t, tt.api, connector.WithQuota(limiter))
 			res, err := c.Domains(t.Context(), tt.id)
 			if got := srv.seen(); !reflect.DeepEqual(got, tt.paths) {
 				t.Errorf("paths asked %q, want %q", got, tt.paths)

@@ -225,7 +225,7 @@ func TestTraceQuotaWait(t *testing.T) {
 	srv := newServer(t, emulator.WithAlert(id, "www.example.com"))
 	window := 300 * time.Millisecond
 	lim := connector.NewLimiter([]connector.Limit{{Count: 1, Window: window}})
-	tr := newTraced(t, srv, connector.Graph, connector.WithLimiter(lim))
+	tr := newTraced(t, srv, connector.Graph, connector.WithQuota(lim))
 	for i, minWait := range []time.Duration{0, window / 2} {
 		parent, spans, err := tr.lookup(t, id)
 		if err != nil {

@@ -78,7 +78,7 @@ func newTracedEnv(t *testing.T, on bool) *tracedEnv {
 		return connector.New(connector.Graph, emu.URL, cred, emulator.ScopeOf(connector.Graph),
 			connector.WithHTTPClient(emu.Client()), connector.WithTimeout(5*time.Second),
 			connector.WithBackoff(5*time.Millisecond, 20*time.Millisecond, 300*time.Millisecond),
-			connector.WithLimiter(connector.NewLimiter([]connector.Limit{{Count: 10000, Window: time.Minute}})),
+			connector.WithQuota(connector.NewLimiter([]connector.Limit{{Count: 10000, Window: time.Minute}})),
 			connector.WithTracerProvider(tp))
 	})
 	if err != nil {

@@ -49,7 +49,7 @@ func newTenantConnector(cfg *config.Config, t *config.Tenant, hc *http.Client, e
 	opts := []connector.Option{
 		connector.WithTimeout(cfg.DefenderTimeout),
 		connector.WithBackoff(cfg.RetryInitialInterval, cfg.RetryMaxInterval, cfg.RetryMaxElapsed),
-		connector.WithLimiter(connector.NewLimiter(t.RateLimits)),
+		connector.WithQuota(connector.NewLimiter(t.RateLimits)),
 	}
 	if hc != nil {
 		credCfg.Transport = hc
