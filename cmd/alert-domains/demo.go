@@ -68,11 +68,15 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	// The demo's special answers, with the error.code and error.message of both APIs' error bodies.
-	emu.Script(demoThrottled, emulator.Answer{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"1"}},
-		Body: `{"error":{"code":"TooManyRequests","message":"Too many requests."}}`})
-	emu.Script(demoForbidden, emulator.Answer{Status: http.StatusForbidden,
-		Body: `{"error":{"code":"Forbidden","message":"Missing application roles."}}`})
+	// The demo's special answers, in the API's wire format.
+	throttled, forbidden := `{"error":{"code":"TooManyRequests","message":"Too many requests.","innerError":{"date":"2026-12-07T09:14:03","request-id":"demo-429","client-request-id":"demo-429"}}}`,
+		`{"error":{"code":"Forbidden","message":"Missing application roles. API required roles: SecurityAlert.Read.All, SecurityAlert.ReadWrite.All.","innerError":{"date":"2026-12-07T09:14:03","request-id":"demo-403","client-request-id":"demo-403"}}}`
+	if cfg.API == connector.MDE {
+		throttled, forbidden = `{"error":{"code":"TooManyRequests","message":"API calls quota exceeded! Maximum allowed 100 per minute.","target":"demo-429"}}`,
+			`{"error":{"code":"Forbidden","message":"Missing role URL.Read.All","target":"demo-403"}}`
+	}
+	emu.Script(demoThrottled, emulator.Answer{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"1"}}, Body: throttled})
+	emu.Script(demoForbidden, emulator.Answer{Status: http.StatusForbidden, Body: forbidden})
 	emu.Script(demoGarbled, emulator.Answer{Status: http.StatusOK, Header: http.Header{"Content-Type": {"text/html"}}, Body: "<html><body>Service maintenance</body></html>"})
 	svc, err := newService(cfg, e, []config.Tenant{own}, false, emu.Client(), newLogger(cfg, e))
 	if err != nil {
