@@ -262,6 +262,10 @@ func wrongResult(m streamMsg, want soakOutcome) string {
 		kind = r.Error.Kind
 	}
 	switch {
+	case m.Header.Get(nats.MsgIdHdr) == "":
+		return "no Nats-Msg-Id header, which the contract's results carry"
+	case m.Header.Get("Result-Status") != r.Status:
+		return fmt.Sprintf("a Result-Status header %q on a %s result", m.Header.Get("Result-Status"), r.Status)
 	case r.Status != want.Status || kind != want.Kind:
 		return fmt.Sprintf("%s %s, want %s %s", r.Status, kind, want.Status, want.Kind)
 	case want.AlertID != "" && r.AlertID != want.AlertID:
