@@ -312,6 +312,9 @@ func TestCacheTenRequestsOneCall(t *testing.T) {
 
 	first := publish(t, js, knownAlert, nil)
 	waitResults(t, js, 1, 30*time.Second)
+	// Acknowledged: handled to the end, its answer cached. A result on the
+	// stream can be seen before the service has read its acknowledgement.
+	requestsAllAcked(t, js, 30*time.Second)
 	for range 9 {
 		publish(t, js, fmt.Sprintf(`{"alertId":%q}`, knownAlert), nil)
 	}
