@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -24,17 +25,22 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 	}
 }
 
-// acquire waits for a slot of the quota, if any, in a span of its own.
+// acquire waits for a slot of the quota, if any. The wait becomes a span
+// afterwards, from its measured start and duration, so that a quota without
+// limits, which returns at once with no wait, costs no span.
 func (c *Client) acquire(ctx context.Context) (release func(), err *Error) {
 	if c.quota == nil {
 		return func() {}, nil
 	}
-	qctx, span := c.tracer.Start(ctx, "quota wait")
-	release, waited, werr := c.quota.Acquire(qctx)
-	if werr != nil {
-		span.SetStatus(codes.Error, "interrupted")
+	start := time.Now()
+	release, waited, werr := c.quota.Acquire(ctx)
+	if waited > 0 || werr != nil {
+		_, span := c.tracer.Start(ctx, "quota wait", trace.WithTimestamp(start))
+		if werr != nil {
+			span.SetStatus(codes.Error, "interrupted")
+		}
+		span.End(trace.WithTimestamp(start.Add(waited)))
 	}
-	span.End()
 	if c.observer != nil {
 		c.observer.QuotaWait(waited)
 	}

@@ -248,6 +248,21 @@ func TestTraceQuotaWait(t *testing.T) {
 	}
 }
 
+// TestTraceNoQuotaNoWait proves that a client whose quota has no limits
+// (DEFENDER_RATE_LIMITS=none) records no quota wait span, as there is none.
+func TestTraceNoQuotaNoWait(t *testing.T) {
+	const id = "da637472900382838869_1364969609"
+	srv := newServer(t, emulator.WithAlert(id, "www.example.com"))
+	tr := newTraced(t, srv, connector.Graph, connector.WithQuota(connector.NewLimiter(nil)))
+	_, spans, err := tr.lookup(t, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if waits := named(spans, "quota wait"); len(waits) != 0 || len(named(spans, callName(connector.Graph))) != 1 {
+		t.Errorf("spans %v: want one HTTP call and no quota wait", spanNames(spans))
+	}
+}
+
 // TestTraceOffRecordsNothing proves that a client without a tracer
 // provider, or with one that samples nothing, works as before and puts no
 // span in the lookup's context.
