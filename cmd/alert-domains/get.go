@@ -93,10 +93,7 @@ func runGetWith(ctx context.Context, e *env, args []string, hc *http.Client) err
 	if fromFile || *tenantName != "" {
 		shown = tenant.Name
 	}
-	next, n := lineReader(e.stdin), 0
-	if ids[0] != "-" {
-		next, n = sliceReader(ids), len(ids)
-	}
+	next, n := idReader(e.stdin, ids)
 	return printLookups(ctx, e, client, shown, next, *workers, n, w, logger)
 }
 
@@ -199,15 +196,19 @@ func quotaText(limits []connector.Limit) string {
 	return cmp.Or(strings.Join(parts, ", "), "none")
 }
 
-func sliceReader(list []string) func() (string, bool, error) {
+// idReader yields the IDs of args or, when args is just -, the lines of stdin; n is how many (0: not known).
+func idReader(stdin io.Reader, args []string) (next func() (string, bool, error), n int) {
+	if len(args) == 1 && args[0] == "-" {
+		return lineReader(stdin), 0
+	}
 	return func() (string, bool, error) {
-		if len(list) == 0 {
+		if len(args) == 0 {
 			return "", false, nil
 		}
-		s := list[0]
-		list = list[1:]
+		s := args[0]
+		args = args[1:]
 		return s, true, nil
-	}
+	}, len(args)
 }
 
 // maxLine bounds a line of stdin; a longer one is read as an invalid ID.
@@ -254,13 +255,8 @@ type waits struct {
 // option makes the client report to w.
 func (w *waits) option() connector.Option {
 	return func(c *connector.Client) error {
-		if w.Quota = c.Quota(); w.Quota == nil {
-			w.Quota = connector.NewLimiter(nil)
-		}
-		if err := connector.WithQuota(w)(c); err != nil {
-			return err
-		}
-		return connector.WithObserver(w)(c)
+		w.Quota = c.Quota() // newTenantConnector gives every client one
+		return errors.Join(connector.WithQuota(w)(c), connector.WithObserver(w)(c))
 	}
 }
 
