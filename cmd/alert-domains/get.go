@@ -93,10 +93,7 @@ func runGetWith(ctx context.Context, e *env, args []string, hc *http.Client) err
 	if fromFile || *tenantName != "" {
 		shown = tenant.Name
 	}
-	next, n := lineReader(e.stdin), 0
-	if ids[0] != "-" {
-		next, n = sliceReader(ids), len(ids)
-	}
+	next, n := idReader(e.stdin, ids)
 	return printLookups(ctx, e, client, shown, next, *workers, n, w, logger)
 }
 
@@ -143,29 +140,21 @@ func printLookups(ctx context.Context, e *env, client *connector.Client, tenant 
 
 // getClients builds get's client of tenant, in the shared quota when NATS_URL is reachable.
 func getClients(ctx context.Context, e *env, cfg *config.Config, list []config.Tenant, fromFile bool, tenant *config.Tenant, hc *http.Client, w *waits, logger *slog.Logger) (c *tenantClients, leave func(), err error) {
-	layout, limits, err := sharedQuota(cfg, list)
-	if err != nil && cfg.QuotaScope == quota.ScopeShared {
-		return nil, nil, &exitError{code: 2, err: err}
+	opts := []connector.Option{w.option()}
+	c, err = newTenantClients(cfg, e, list, fromFile, hc, logger, nil, opts, tenant.Name)
+	w.limits = quotaText(tenant.RateLimits) + ", in this process"
+	if err != nil || cfg.QuotaScope != quota.ScopeShared || len(tenant.RateLimits) == 0 {
+		return c, func() {}, err
 	}
-	js, closeNATS, err := joinQuota(ctx, cfg, layout, limits, tenant, logger)
+	closeNATS, err := joinQuota(ctx, cfg, c, logger)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "alert-domains: get: counting the quota alone (%s in this process, not with serve's replicas): %v\n", quotaText(tenant.RateLimits), err)
 		alone := *cfg
 		alone.QuotaScope = quota.ScopeProcess
-		cfg = &alone
+		c, err = newTenantClients(&alone, e, list, fromFile, hc, logger, nil, opts, tenant.Name)
+		return c, func() {}, err
 	}
-	w.limits = quotaText(tenant.RateLimits) + ", in this process"
-	if js != nil {
-		w.limits = quotaText(tenant.RateLimits) + ", shared with serve's replicas"
-	}
-	if c, err = newTenantClients(cfg, e, list, fromFile, hc, logger, nil, []connector.Option{w.option()}, tenant.Name); err != nil {
-		closeNATS()
-		return nil, nil, err
-	}
-	if js == nil {
-		return c, func() {}, nil
-	}
-	c.js = js
+	w.limits = quotaText(tenant.RateLimits) + ", shared with serve's replicas"
 	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	var running sync.WaitGroup
 	running.Go(func() { _ = c.runQuotas(rctx) })
@@ -176,30 +165,26 @@ func getClients(ctx context.Context, e *env, cfg *config.Config, list []config.T
 	}, nil
 }
 
-// joinQuota connects to NATS and provisions the shared quota's streams when t's quota is shared.
-func joinQuota(ctx context.Context, cfg *config.Config, layout quota.Layout, limits []connector.Limit, t *config.Tenant, logger *slog.Logger) (jetstream.JetStream, func(), error) {
-	none := func() {}
-	if cfg.QuotaScope != quota.ScopeShared || len(t.RateLimits) == 0 {
-		return nil, none, nil
-	}
+// joinQuota connects c's shared quota to NATS_URL, provisioning (or verifying) its streams.
+func joinQuota(ctx context.Context, cfg *config.Config, c *tenantClients, logger *slog.Logger) (closeNATS func(), err error) {
 	if cfg.NATSURL == "" {
-		return nil, none, errors.New("NATS_URL is empty")
+		return nil, errors.New("NATS_URL is empty")
 	}
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	nc, err := broker.Connect(cctx, cfg, cfg.NATSURL, "alert-domains get", logger)
+	nc, err := broker.Connect(ctx, cfg, cfg.NATSURL, "alert-domains get", logger)
 	if err != nil {
-		return nil, none, err
+		return nil, err
 	}
 	js, err := jetstream.New(nc)
 	if err == nil {
-		err = prepareQuotaLimits(cctx, js, cfg, layout, limits, logger)
+		err = c.start(ctx, js)
 	}
 	if err != nil {
 		nc.Close()
-		return nil, none, err
+		return nil, err
 	}
-	return js, nc.Close, nil
+	return nc.Close, nil
 }
 
 // quotaText is limits as DEFENDER_RATE_LIMITS writes them, with spaces.
@@ -211,15 +196,19 @@ func quotaText(limits []connector.Limit) string {
 	return cmp.Or(strings.Join(parts, ", "), "none")
 }
 
-func sliceReader(list []string) func() (string, bool, error) {
+// idReader yields the IDs of args or, when args is just -, the lines of stdin; n is how many (0: not known).
+func idReader(stdin io.Reader, args []string) (next func() (string, bool, error), n int) {
+	if len(args) == 1 && args[0] == "-" {
+		return lineReader(stdin), 0
+	}
 	return func() (string, bool, error) {
-		if len(list) == 0 {
+		if len(args) == 0 {
 			return "", false, nil
 		}
-		s := list[0]
-		list = list[1:]
+		s := args[0]
+		args = args[1:]
 		return s, true, nil
-	}
+	}, len(args)
 }
 
 // maxLine bounds a line of stdin; a longer one is read as an invalid ID.
@@ -266,13 +255,8 @@ type waits struct {
 // option makes the client report to w.
 func (w *waits) option() connector.Option {
 	return func(c *connector.Client) error {
-		if w.Quota = c.Quota(); w.Quota == nil {
-			w.Quota = connector.NewLimiter(nil)
-		}
-		if err := connector.WithQuota(w)(c); err != nil {
-			return err
-		}
-		return connector.WithObserver(w)(c)
+		w.Quota = c.Quota() // newTenantConnector gives every client one
+		return errors.Join(connector.WithQuota(w)(c), connector.WithObserver(w)(c))
 	}
 }
 

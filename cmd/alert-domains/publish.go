@@ -44,10 +44,7 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 	if *tenant != "" {
 		subject += "." + *tenant
 	}
-	next := lineReader(e.stdin)
-	if ids := fs.Args(); len(ids) > 1 || ids[0] != "-" {
-		next = sliceReader(ids)
-	}
+	next, _ := idReader(e.stdin, fs.Args())
 	for {
 		id, ok, err := next()
 		if err != nil || !ok {

@@ -100,7 +100,14 @@ const (
 func (s *service) run(ctx context.Context) error {
 	start := time.Now()
 	g := lifecycle.Group{Budget: s.cfg.ShutdownTimeout + afterWork, Logger: s.logger}
-	g.Add(tracesActor(s.traces, s.cfg.ShutdownTimeout)...)
+	if s.traces.Enabled() { // exports the spans left at the stop: the first layer stops last
+		g.Add(lifecycle.Func("traces", func(ctx context.Context) error {
+			<-ctx.Done()
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+			defer cancel()
+			return s.traces.Shutdown(fctx)
+		}))
+	}
 	natsURL, stopEmbedded, err := s.startEmbedded(&g)
 	if err != nil {
 		return err
@@ -205,19 +212,6 @@ func newTracing(e *env, logger *slog.Logger) (*tracing.Provider, error) {
 		return nil, configError(err)
 	}
 	return p, nil
-}
-
-// tracesActor exports the spans left at the stop; it belongs in the first layer, which stops last.
-func tracesActor(p *tracing.Provider, timeout time.Duration) []lifecycle.Actor {
-	if !p.Enabled() {
-		return nil
-	}
-	return []lifecycle.Actor{lifecycle.Func("traces", func(ctx context.Context) error {
-		<-ctx.Done()
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
-		defer cancel()
-		return p.Shutdown(fctx)
-	})}
 }
 
 // serveHTTP listens on HTTP_LISTEN and is the Actor that serves /livez, /readyz and /metrics there until

@@ -66,14 +66,14 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		own.Credential.TenantID, own.Credential.ClientID = cfg.AzureTenantID, cfg.AzureClientID
 	}
-	q := statusQuery{tenants: list, quotaLimits: cfg.RateLimits, quotaLayout: quota.NewLayout(cfg.ConsumerName, cfg.RateLimits), registration: registration(&own)}
+	d := &deployment{cfg: cfg, tenants: list, own: registration(&own),
+		quotaLimits: cfg.RateLimits, quotaLayout: quota.NewLayout(cfg.ConsumerName, cfg.RateLimits)}
 	if list != nil && cfg.QuotaScope == quota.ScopeShared {
-		if q.quotaLayout, q.quotaLimits, err = sharedQuota(cfg, list); err != nil {
-			tenantsIssue, q.quotaLimits = err.Error(), nil
+		if d.quotaLayout, d.quotaLimits, err = sharedQuota(cfg, list); err != nil {
+			tenantsIssue, d.quotaLimits = err.Error(), nil
 		}
 	}
-	d, err := readDeployment(ctx, js, cfg, q, time.Now())
-	if err != nil {
+	if err := d.read(ctx, js, time.Now()); err != nil {
 		return err
 	}
 	if err := printStatus(e.stdout, d, <-apis, tenantsIssue); err != nil {
@@ -398,6 +398,9 @@ type deployment struct {
 	failures              map[message.Kind]int // in the last failureWindow
 	ignored               int                  // messages on result subjects the service did not write
 	tenants               []config.Tenant      // of TENANTS_FILE; nil without it
+	quotaLimits           []connector.Limit    // none: the shared quota is not read
+	quotaLayout           quota.Layout
+	own                   quota.Registration // the app registration of the AZURE_* variables
 	byTenant              map[string]*tenantState
 	answered              map[uint64]bool // request sequences of the results read
 	scanned               time.Duration   // how far back results were read
@@ -423,48 +426,40 @@ type quotaRow struct {
 	cooldown time.Time // the registration's calls are paused until then
 }
 
-// statusQuery says what readDeployment reads beside the configuration.
-type statusQuery struct {
-	tenants      []config.Tenant
-	quotaLimits  []connector.Limit // none: the shared quota is not read
-	quotaLayout  quota.Layout
-	registration quota.Registration
-}
-
-// readDeployment reads the state of cfg's deployment at now.
-func readDeployment(ctx context.Context, js jetstream.JetStream, cfg *config.Config, q statusQuery, now time.Time) (*deployment, error) {
+// read reads the state of the deployment at now.
+func (d *deployment) read(ctx context.Context, js jetstream.JetStream, now time.Time) error {
 	nc := js.Conn()
-	d := &deployment{cfg: cfg, server: nc.ConnectedUrlRedacted(), serverVersion: nc.ConnectedServerVersion(), now: now, open: !nc.AuthRequired(),
-		failures: map[message.Kind]int{}, tenants: q.tenants, byTenant: map[string]*tenantState{}, answered: map[uint64]bool{},
-		sharedQuota: cfg.QuotaScope == quota.ScopeShared && len(q.quotaLimits) > 0}
+	d.server, d.serverVersion, d.now, d.open = nc.ConnectedUrlRedacted(), nc.ConnectedServerVersion(), now, !nc.AuthRequired()
+	d.failures, d.byTenant, d.answered = map[message.Kind]int{}, map[string]*tenantState{}, map[uint64]bool{}
+	d.sharedQuota = d.cfg.QuotaScope == quota.ScopeShared && len(d.quotaLimits) > 0
 	if !d.sharedQuota { // each process counts alone: the rows add up the results' attempts
-		d.quota = quotaRows(cfg.RateLimits)
+		d.quota = quotaRows(d.cfg.RateLimits)
 	}
-	for _, t := range q.tenants {
+	for _, t := range d.tenants {
 		d.tenant(t.Name)
 	}
 	if err := d.readTopology(ctx, js); err != nil {
-		return nil, err
+		return err
 	}
 	var err error
-	if d.replicas, err = ops.ReadReplicas(ctx, nc, cfg); err != nil {
+	if d.replicas, err = ops.ReadReplicas(ctx, nc, d.cfg); err != nil {
 		d.replicasIssue = err.Error()
 	}
-	d.cache = readCache(ctx, js, cfg)
+	d.cache = readCache(ctx, js, d.cfg)
 	if d.streams[1] != nil {
 		if err := d.readResults(ctx, js); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if d.streams[0] != nil && d.perTenant() {
 		if err := d.readTenantRequests(ctx, js); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if d.sharedQuota {
-		d.readSharedQuota(ctx, js, q)
+		d.readSharedQuota(ctx, js)
 	}
-	return d, nil
+	return nil
 }
 
 func (d *deployment) tenant(name string) *tenantState {
@@ -642,8 +637,8 @@ func (d *deployment) unansweredAfter(ctx context.Context, js jetstream.JetStream
 }
 
 // readSharedQuota fills the quota rows from the shared quota's streams, per app registration and window.
-func (d *deployment) readSharedQuota(ctx context.Context, js jetstream.JetStream, q statusQuery) {
-	use, err := quota.ReadUse(ctx, js, q.quotaLayout, q.quotaLimits)
+func (d *deployment) readSharedQuota(ctx context.Context, js jetstream.JetStream) {
+	use, err := quota.ReadUse(ctx, js, d.quotaLayout, d.quotaLimits)
 	if err != nil {
 		if d.quotaIssue = err.Error(); errors.Is(err, jetstream.ErrStreamNotFound) {
 			d.quotaIssue = missingHint
@@ -651,7 +646,7 @@ func (d *deployment) readSharedQuota(ctx context.Context, js jetstream.JetStream
 		return
 	}
 	cooldowns, _ := quota.ReadCooldowns(ctx, js, d.cfg.ConsumerName)
-	own, names := q.registration.Key(), map[string]string{}
+	own, names := d.own.Key(), map[string]string{}
 	keys, held := map[string]bool{}, map[string][]connector.Limit{} // the registrations shown, and the limits each is held to
 	keyOf := map[string]string{}                                    // the registration of each tenant shown
 	for _, u := range use {
@@ -660,7 +655,7 @@ func (d *deployment) readSharedQuota(ctx context.Context, js jetstream.JetStream
 		}
 	}
 	if d.tenants == nil {
-		keys[own], names[own] = true, q.registration.String()
+		keys[own], names[own] = true, d.own.String()
 		for _, u := range use {
 			held[own] = append(held[own], u.Limit)
 		}
