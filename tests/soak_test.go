@@ -139,7 +139,7 @@ func runFaultSoak(t *testing.T, cfg soakConfig) {
 		phases = append(phases, fmt.Sprintf("%s %v", name, time.Since(began).Round(100*time.Millisecond)))
 		began = time.Now()
 	}
-	cluster := testenv.StartNATSCluster(t, 3, testenv.WithNATSArgs("--no_advertise"))
+	cluster := testenv.StartNATSCluster(t, 3, "--no_advertise")
 	phase("cluster")
 	js := cluster.JetStream(t)
 	rig := newSoakRig(t, cfg, cluster, js, defenders, envFor)

@@ -21,22 +21,6 @@ const (
 	natsPollInterval = 20 * time.Millisecond
 )
 
-// NATSOption configures [StartNATS] and [StartNATSCluster].
-type NATSOption func(args *[]string)
-
-// WithNATSArgs appends arguments to the nats-server command line.
-func WithNATSArgs(args ...string) NATSOption {
-	return func(a *[]string) { *a = append(*a, args...) }
-}
-
-func natsArgs(opts []NATSOption) []string {
-	var args []string
-	for _, opt := range opts {
-		opt(&args)
-	}
-	return args
-}
-
 // NATSProcess is a nats-server child process with JetStream on file
 // storage; its port and store survive [NATSProcess.Restart].
 type NATSProcess struct {
@@ -50,9 +34,9 @@ type NATSProcess struct {
 
 // StartNATS starts a nats-server built by [NATSServerBinary] on free
 // loopback ports and a temporary store, and waits until JetStream answers.
-func StartNATS(tb testing.TB, opts ...NATSOption) *NATSProcess {
+func StartNATS(tb testing.TB) *NATSProcess {
 	tb.Helper()
-	n := newNATSProcess(tb, NATSServerBinary(tb), "", FreePort(tb), natsArgs(opts)...)
+	n := newNATSProcess(tb, NATSServerBinary(tb), "", FreePort(tb))
 	tb.Cleanup(func() { n.cleanup(tb) })
 	if err := n.start(); err != nil {
 		tb.Fatalf("testenv: %v", err)
@@ -109,15 +93,8 @@ func (n *NATSProcess) Restart(tb testing.TB) {
 	}
 }
 
-// Conn returns a new connection that reconnects without limit, so it
-// survives restarts.
-func (n *NATSProcess) Conn(tb testing.TB) *nats.Conn {
-	tb.Helper()
-	nc, _ := Connect(tb, n.URL(), reconnecting...)
-	return nc
-}
-
-// JetStream returns a JetStream context on a new [NATSProcess.Conn].
+// JetStream returns a JetStream context on a new connection that reconnects
+// without limit, so it survives restarts.
 func (n *NATSProcess) JetStream(tb testing.TB) jetstream.JetStream {
 	tb.Helper()
 	_, js := Connect(tb, n.URL(), reconnecting...)
