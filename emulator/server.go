@@ -30,8 +30,8 @@ type Server struct {
 }
 
 // NewServer starts an emulator on a loopback HTTPS address.
-func NewServer(opts ...Option) *Server {
-	e := NewHandler(opts...)
+func NewServer(cfg Config) *Server {
+	e := NewHandler(cfg)
 	ts := httptest.NewUnstartedServer(e)
 	ts.Config.ErrorLog = log.New(quietWriter{os.Stderr}, "", log.LstdFlags)
 	ts.StartTLS()
