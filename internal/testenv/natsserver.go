@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -67,7 +66,7 @@ func (n *NATSProcess) PID() int { return n.proc.PID() }
 // Stop shuts the server down with SIGTERM, killing it if it lingers.
 func (n *NATSProcess) Stop(tb testing.TB) {
 	tb.Helper()
-	if err := n.stop(syscall.SIGTERM); err != nil {
+	if err := n.proc.stop(syscall.SIGTERM, natsStopTimeout); err != nil {
 		tb.Fatalf("testenv: nats-server: %v", err)
 	}
 }
@@ -75,7 +74,7 @@ func (n *NATSProcess) Stop(tb testing.TB) {
 // Kill ends the server with SIGKILL, as a crash would.
 func (n *NATSProcess) Kill(tb testing.TB) {
 	tb.Helper()
-	if err := n.stop(syscall.SIGKILL); err != nil {
+	if err := n.proc.stop(syscall.SIGKILL, natsStopTimeout); err != nil {
 		tb.Fatalf("testenv: nats-server: %v", err)
 	}
 }
@@ -105,7 +104,7 @@ func (n *NATSProcess) JetStream(tb testing.TB) jetstream.JetStream {
 func (n *NATSProcess) cleanup(tb testing.TB) {
 	label := strings.TrimSpace("nats-server " + n.name)
 	if n.running() {
-		if err := n.stop(syscall.SIGTERM); err != nil {
+		if err := n.proc.stop(syscall.SIGTERM, natsStopTimeout); err != nil {
 			tb.Errorf("testenv: %s: %v", label, err)
 		}
 	}
@@ -128,7 +127,7 @@ func (n *NATSProcess) start() error {
 		return err
 	}
 	if err := n.waitReady(); err != nil {
-		return errors.Join(err, n.stop(syscall.SIGKILL))
+		return errors.Join(err, n.proc.stop(syscall.SIGKILL, natsStopTimeout))
 	}
 	return nil
 }
@@ -168,23 +167,4 @@ func probeJS(url string, timeout time.Duration, f func(context.Context, jetstrea
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	return f(ctx, js)
-}
-
-// stop sends sig and waits for the exit, killing the process if it lingers.
-func (n *NATSProcess) stop(sig syscall.Signal) error {
-	if err := n.proc.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("signal %v: %w", sig, err)
-	}
-	if _, err := n.proc.Wait(natsStopTimeout); err == nil {
-		return nil
-	} else if !errors.Is(err, ErrStillRunning) {
-		return err
-	}
-	if err := n.proc.Kill(); err != nil {
-		return err
-	}
-	if _, err := n.proc.Wait(natsStopTimeout); err != nil {
-		return err
-	}
-	return fmt.Errorf("killed after no exit within %v of %v", natsStopTimeout, sig)
 }
