@@ -284,10 +284,6 @@ func (e *Emulator) LoadData(r io.Reader) error {
 			return fmt.Errorf("emulator: data: alert %q: empty host", id)
 		}
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for id, hosts := range data.Alerts {
-		e.alerts[id] = append([]string{}, hosts...)
-	}
+	e.with(func() { maps.Copy(e.alerts, data.Alerts) })
 	return nil
 }
