@@ -39,8 +39,8 @@ func (e *Emulator) alert(w http.ResponseWriter, r *http.Request, api connector.A
 	case tok.api != api:
 		e.apiError(w, r, api, http.StatusForbidden, "The access token has a wrong audience.")
 		return
-	case !slices.ContainsFunc(tok.roles, func(p string) bool { return slices.Contains(required(api), p) }):
-		e.apiError(w, r, api, http.StatusForbidden, "Missing application roles. API required roles: "+strings.Join(required(api), ", ")+".")
+	case !slices.ContainsFunc(tok.roles, func(p string) bool { return slices.Contains(required[api], p) }):
+		e.apiError(w, r, api, http.StatusForbidden, "Missing application roles. API required roles: "+strings.Join(required[api], ", ")+".")
 		return
 	}
 	// A scripted answer is given to a call with a valid token only.
@@ -99,12 +99,10 @@ func (e *Emulator) answerAlert(w http.ResponseWriter, r *http.Request, api conne
 	writeJSON(w, http.StatusOK, domainsPage(r, hosts, e.cfg.PageSize))
 }
 
-// required are the permissions that allow api's call.
-func required(api connector.API) []string {
-	if api == connector.Graph {
-		return []string{"SecurityAlert.Read.All", "SecurityAlert.ReadWrite.All"}
-	}
-	return []string{"URL.Read.All"}
+// required are the permissions that allow each API's call.
+var required = map[connector.API][]string{
+	connector.Graph: {GraphPermission, "SecurityAlert.ReadWrite.All"},
+	connector.MDE:   {MDEPermission},
 }
 
 // bareEndpointID is an endpoint alert ID that Graph knows only as "da" + ID.
