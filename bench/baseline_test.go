@@ -248,7 +248,7 @@ type defenderAPI struct {
 
 func newDefenderAPI(tb testing.TB, apiName string) *defenderAPI {
 	tb.Helper()
-	srv := emulator.NewServer(emulator.WithAnyAlert())
+	srv := emulator.NewServer(emulator.Config{AnyAlert: true})
 	tb.Cleanup(srv.Close)
 	api := &defenderAPI{api: apiName, url: srv.URL, client: keepAliveClient(srv.Client())}
 	tb.Cleanup(api.client.CloseIdleConnections)

@@ -226,7 +226,7 @@ func BenchmarkQuotaUtilisation(b *testing.B) {
 	)
 	for range b.N {
 		rec := &callRecorder{}
-		emu := emulator.NewHandler(emulator.WithAnyAlert())
+		emu := emulator.NewHandler(emulator.Config{AnyAlert: true})
 		ts := httptest.NewUnstartedServer(rec.wrap(emu))
 		ts.StartTLS()
 		certFile := testenv.WriteCertificate(b, ts.Certificate())

@@ -119,7 +119,7 @@ func TestService(t *testing.T) {
 // and writes its certificate to a file for SSL_CERT_FILE.
 func startEmulator(tb testing.TB) (*emulator.Server, string) {
 	tb.Helper()
-	return testenv.StartEmulator(tb, emulator.WithAnyAlert())
+	return testenv.StartEmulator(tb, emulator.Config{AnyAlert: true})
 }
 
 // serviceEnv is the environment of alert-domains serve against emu and the

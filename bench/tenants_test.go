@@ -267,9 +267,8 @@ func startTenants(tb testing.TB, w tenantsWorkload) (*tenantRig, time.Duration) 
 			name = "trickle"
 		}
 		secret := name + "-secret-" + strconv.Itoa(rand.IntN(1<<30))
-		emu := emulator.NewServer(
-			emulator.WithTenant(fmt.Sprintf("6f1c2b9e-0000-4000-8000-%012d", i+1), fmt.Sprintf("0a3e5f7d-0000-4000-8000-%012d", i+1), secret),
-			emulator.WithAnyAlert())
+		emu := emulator.NewServer(emulator.Config{TenantID: fmt.Sprintf("6f1c2b9e-0000-4000-8000-%012d", i+1),
+			ClientID: fmt.Sprintf("0a3e5f7d-0000-4000-8000-%012d", i+1), ClientSecret: secret, AnyAlert: true})
 		tb.Cleanup(emu.Close)
 		if raw := emu.Certificate().Raw; !slices.ContainsFunc(certs, func(c []byte) bool { return slices.Equal(c, raw) }) {
 			certs = append(certs, raw)

@@ -27,7 +27,7 @@ func BenchmarkDomains(b *testing.B) {
 	}
 	for _, api := range apis {
 		b.Run(string(api), func(b *testing.B) {
-			srv := newServer(b, emulator.WithAnyAlert())
+			srv := newServer(b, emulator.Config{AnyAlert: true})
 			cred, err := connector.NewCredential(srv.Credential())
 			if err != nil {
 				b.Fatal(err)

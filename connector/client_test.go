@@ -57,7 +57,7 @@ func TestDomainsSeedData(t *testing.T) {
 		{id: strings.Repeat("a", 129), api: map[connector.API]want{connector.MDE: {kind: message.KindInvalidRequest}, connector.Graph: {kind: message.KindInvalidRequest}}},
 	}
 	forEachAPI(t, func(t *testing.T, api connector.API) {
-		srv := newServer(t, emulator.WithSeedData())
+		srv := newServer(t, emulator.Config{SeedData: true})
 		c := newClient(t, srv, api)
 		for _, tt := range tests {
 			w := tt.api[api]
@@ -198,7 +198,7 @@ func TestNewRejectsBadConfiguration(t *testing.T) {
 
 func TestTokenIsCached(t *testing.T) {
 	forEachAPI(t, func(t *testing.T, api connector.API) {
-		srv := newServer(t, emulator.WithAnyAlert())
+		srv := newServer(t, emulator.Config{AnyAlert: true})
 		c := newClient(t, srv, api)
 		var wg sync.WaitGroup
 		errs := make(chan error, 200)
@@ -228,7 +228,7 @@ func TestTokenIsCached(t *testing.T) {
 func TestUnauthorizedGetsOneFreshToken(t *testing.T) {
 	forEachAPI(t, func(t *testing.T, api connector.API) {
 		t.Run("401 once", func(t *testing.T) {
-			srv := newServer(t, emulator.WithSeedData())
+			srv := newServer(t, emulator.Config{SeedData: true})
 			c := newClient(t, srv, api)
 			srv.Script(alertID, emulator.Answer{Status: 401, Body: errorBody(api, wantCode(api, 401))})
 			res, err := c.Domains(t.Context(), alertID)
@@ -242,7 +242,7 @@ func TestUnauthorizedGetsOneFreshToken(t *testing.T) {
 		t.Run("revoked token replaced", func(t *testing.T) {
 			// Tokens live an hour, so the credential's cache would hand the
 			// revoked one back if asked plainly.
-			srv := newServer(t, emulator.WithSeedData())
+			srv := newServer(t, emulator.Config{SeedData: true})
 			c := newClient(t, srv, api)
 			if _, err := c.Domains(t.Context(), alertID); err != nil {
 				t.Fatal(err)
@@ -265,7 +265,7 @@ func TestUnauthorizedGetsOneFreshToken(t *testing.T) {
 			}
 		})
 		t.Run("expired token replaced", func(t *testing.T) {
-			srv := newServer(t, emulator.WithSeedData(), emulator.WithTokenLifetime(4*time.Minute))
+			srv := newServer(t, emulator.Config{SeedData: true, TokenLifetime: 4 * time.Minute})
 			c := newClient(t, srv, api)
 			if _, err := c.Domains(t.Context(), alertID); err != nil {
 				t.Fatal(err)
@@ -280,7 +280,7 @@ func TestUnauthorizedGetsOneFreshToken(t *testing.T) {
 			}
 		})
 		t.Run("always rejected", func(t *testing.T) {
-			srv := newServer(t, emulator.WithSeedData())
+			srv := newServer(t, emulator.Config{SeedData: true})
 			c := newClient(t, srv, api)
 			if _, err := c.Domains(t.Context(), alertID); err != nil {
 				t.Fatal(err)
@@ -311,7 +311,7 @@ func TestUnauthorizedGetsOneFreshToken(t *testing.T) {
 
 func TestThrottledWaitsRetryAfter(t *testing.T) {
 	forEachAPI(t, func(t *testing.T, api connector.API) {
-		srv := newServer(t, emulator.WithSeedData())
+		srv := newServer(t, emulator.Config{SeedData: true})
 		c := newClient(t, srv, api, connector.WithBackoff(10*time.Millisecond, 50*time.Millisecond, 10*time.Second))
 		srv.Script(alertID, emulator.Answer{Status: 429, Header: header("Retry-After", "2"), Body: errorBody(api, "TooManyRequests")})
 		res, err := c.Domains(t.Context(), alertID)
@@ -331,7 +331,7 @@ func TestThrottledWaitsRetryAfter(t *testing.T) {
 func TestThrottled(t *testing.T) {
 	forEachAPI(t, func(t *testing.T, api connector.API) {
 		t.Run("without Retry-After backs off", func(t *testing.T) {
-			srv := newServer(t, emulator.WithSeedData())
+			srv := newServer(t, emulator.Config{SeedData: true})
 			c := newClient(t, srv, api)
 			srv.Script(alertID, emulator.Answer{Status: 429}, emulator.Answer{Status: 429, Body: errorBody(api, "TooManyRequests")})
 			res, err := c.Domains(t.Context(), alertID)
@@ -340,7 +340,7 @@ func TestThrottled(t *testing.T) {
 			}
 		})
 		t.Run("Retry-After beyond the budget gives up at once", func(t *testing.T) {
-			srv := newServer(t, emulator.WithSeedData())
+			srv := newServer(t, emulator.Config{SeedData: true})
 			c := newClient(t, srv, api)
 			srv.Script(alertID, emulator.Answer{Status: 429, Header: header("Retry-After", "30"), Body: errorBody(api, "TooManyRequests")})
 			start := time.Now()
@@ -354,7 +354,7 @@ func TestThrottled(t *testing.T) {
 			}
 		})
 		t.Run("kept throttling until the budget ran out", func(t *testing.T) {
-			srv := newServer(t, emulator.WithSeedData())
+			srv := newServer(t, emulator.Config{SeedData: true})
 			c := newClient(t, srv, api, connector.WithBackoff(10*time.Millisecond, 50*time.Millisecond, 300*time.Millisecond))
 			srv.SetOutage(429)
 			res, err := c.Domains(t.Context(), alertID)
@@ -363,7 +363,7 @@ func TestThrottled(t *testing.T) {
 			}
 		})
 		t.Run("emulator quota", func(t *testing.T) {
-			srv := newServer(t, emulator.WithSeedData(), emulator.WithQuota(connector.Limit{Count: 1, Window: time.Hour}))
+			srv := newServer(t, emulator.Config{SeedData: true, Quota: []connector.Limit{{Count: 1, Window: time.Hour}}})
 			c := newClient(t, srv, api)
 			if _, err := c.Domains(t.Context(), alertID); err != nil {
 				t.Fatal(err)
@@ -378,7 +378,7 @@ func TestThrottled(t *testing.T) {
 
 func TestUnavailableThenSuccess(t *testing.T) {
 	forEachAPI(t, func(t *testing.T, api connector.API) {
-		srv := newServer(t, emulator.WithSeedData())
+		srv := newServer(t, emulator.Config{SeedData: true})
 		rec := &recorder{}
 		c := newClient(t, srv, api, connector.WithObserver(rec))
 		srv.Script(alertID,
@@ -398,7 +398,7 @@ func TestUnavailableThenSuccess(t *testing.T) {
 
 func TestOutageLongerThanBudget(t *testing.T) {
 	forEachAPI(t, func(t *testing.T, api connector.API) {
-		srv := newServer(t, emulator.WithSeedData())
+		srv := newServer(t, emulator.Config{SeedData: true})
 		c := newClient(t, srv, api, connector.WithBackoff(10*time.Millisecond, 50*time.Millisecond, 300*time.Millisecond))
 		srv.SetOutage(503)
 		start := time.Now()
@@ -424,7 +424,7 @@ func TestTimeoutsAreRetried(t *testing.T) {
 	forEachAPI(t, func(t *testing.T, api connector.API) {
 		for _, a := range []emulator.Answer{{Delay: time.Minute}, {Slow: true}} {
 			t.Run(fmt.Sprintf("slow=%v", a.Slow), func(t *testing.T) {
-				srv := newServer(t, emulator.WithSeedData())
+				srv := newServer(t, emulator.Config{SeedData: true})
 				rec := &recorder{}
 				c := newClient(t, srv, api, connector.WithTimeout(500*time.Millisecond), connector.WithObserver(rec))
 				// A first call gets the token, so the time-out covers requests only.
@@ -479,7 +479,7 @@ func TestNetworkError(t *testing.T) {
 func TestBodyOverCap(t *testing.T) {
 	forEachAPI(t, func(t *testing.T, api connector.API) {
 		t.Run("default 4 MiB", func(t *testing.T) {
-			srv := newServer(t, emulator.WithSeedData())
+			srv := newServer(t, emulator.Config{SeedData: true})
 			c := newClient(t, srv, api)
 			srv.Script(alertID, emulator.Answer{BodyBytes: 5 << 20})
 			res, err := c.Domains(t.Context(), alertID)
@@ -488,7 +488,7 @@ func TestBodyOverCap(t *testing.T) {
 			}
 		})
 		t.Run("at and over a small cap", func(t *testing.T) {
-			srv := newServer(t, emulator.WithSeedData())
+			srv := newServer(t, emulator.Config{SeedData: true})
 			c := newClient(t, srv, api, connector.WithMaxBodyBytes(1024))
 			srv.Script(alertID, emulator.Answer{BodyBytes: 1024}, emulator.Answer{BodyBytes: 1024, NoLength: true},
 				emulator.Answer{BodyBytes: 1025}, emulator.Answer{BodyBytes: 1025, NoLength: true})
@@ -515,7 +515,7 @@ func TestBodyOverCap(t *testing.T) {
 		for i := range hosts {
 			hosts[i] = fmt.Sprintf("host-%02d.example.com", i)
 		}
-		srv := newServer(t, emulator.WithAlert(alertID, hosts...), emulator.WithPageSize(10))
+		srv := newServer(t, emulator.Config{Alerts: map[string][]string{alertID: hosts}, PageSize: 10})
 		c := newClient(t, srv, connector.MDE, connector.WithMaxBodyBytes(1000))
 		_, err := c.Domains(t.Context(), alertID)
 		if e := asError(t, err); e.Kind != message.KindBadResponse {
@@ -560,7 +560,7 @@ func TestNotTheDocumentedJSON(t *testing.T) {
 		},
 	}
 	forEachAPI(t, func(t *testing.T, api connector.API) {
-		srv := newServer(t, emulator.WithSeedData())
+		srv := newServer(t, emulator.Config{SeedData: true})
 		c := newClient(t, srv, api)
 		cases := map[string]string{}
 		for k, v := range common {
@@ -586,7 +586,7 @@ func TestNotTheDocumentedJSON(t *testing.T) {
 
 func TestNotFound(t *testing.T) {
 	forEachAPI(t, func(t *testing.T, api connector.API) {
-		srv := newServer(t, emulator.WithSeedData())
+		srv := newServer(t, emulator.Config{SeedData: true})
 		c := newClient(t, srv, api)
 		for name, a := range map[string]emulator.Answer{
 			"empty body": {Status: 404},
@@ -619,7 +619,7 @@ func TestTerminalAnswersAreNotRetried(t *testing.T) {
 		{302, message.KindBadResponse},
 	}
 	forEachAPI(t, func(t *testing.T, api connector.API) {
-		srv := newServer(t, emulator.WithSeedData())
+		srv := newServer(t, emulator.Config{SeedData: true})
 		c := newClient(t, srv, api)
 		for _, tt := range tests {
 			srv.Script(alertID, emulator.Answer{Status: tt.status, Body: errorBody(api, "X"), Header: header("Location", "https://elsewhere.example/")})
@@ -640,7 +640,7 @@ func TestTerminalAnswersAreNotRetried(t *testing.T) {
 func TestNextLink(t *testing.T) {
 	t.Run("mde/same host followed", func(t *testing.T) {
 		hosts := []string{"a.example", "b.example", "c.example", "a.example", "d.example"}
-		srv := newServer(t, emulator.WithAlert(alertID, hosts...), emulator.WithPageSize(2))
+		srv := newServer(t, emulator.Config{Alerts: map[string][]string{alertID: hosts}, PageSize: 2})
 		c := newClient(t, srv, connector.MDE)
 		res, err := c.Domains(t.Context(), alertID)
 		want := []string{"a.example", "b.example", "c.example", "d.example"}
@@ -649,7 +649,7 @@ func TestNextLink(t *testing.T) {
 		}
 	})
 	t.Run("mde/relative link followed", func(t *testing.T) {
-		srv := newServer(t, emulator.WithSeedData())
+		srv := newServer(t, emulator.Config{SeedData: true})
 		c := newClient(t, srv, connector.MDE)
 		srv.Script(alertID, emulator.Answer{Body: `{"value":[{"host":"first.example"}],"@odata.nextLink":"/api/alerts/` + alertID + `/domains?$skip=1"}`})
 		res, err := c.Domains(t.Context(), alertID)
@@ -665,7 +665,7 @@ func TestNextLink(t *testing.T) {
 			_, _ = w.Write([]byte(`{"value":[]}`))
 		}))
 		t.Cleanup(other.Close)
-		srv := newServer(t, emulator.WithSeedData())
+		srv := newServer(t, emulator.Config{SeedData: true})
 		c := newClient(t, srv, connector.MDE)
 		for _, link := range []string{
 			other.URL + "/api/alerts/" + alertID + "/domains?$skip=1",
@@ -684,7 +684,7 @@ func TestNextLink(t *testing.T) {
 		}
 	})
 	t.Run("mde/link back to itself", func(t *testing.T) {
-		srv := newServer(t, emulator.WithSeedData())
+		srv := newServer(t, emulator.Config{SeedData: true})
 		c := newClient(t, srv, connector.MDE)
 		self := srv.URL + "/api/alerts/" + alertID + "/domains"
 		for _, link := range []string{self, "/api/alerts/" + alertID + "/domains", strings.ToUpper(srv.URL[:5]) + srv.URL[5:] + "/api/alerts/" + alertID + "/domains"} {
@@ -701,7 +701,7 @@ func TestNextLink(t *testing.T) {
 		}
 	})
 	t.Run("mde/loop of two pages", func(t *testing.T) {
-		srv := newServer(t, emulator.WithSeedData())
+		srv := newServer(t, emulator.Config{SeedData: true})
 		c := newClient(t, srv, connector.MDE)
 		first := emulator.Answer{Body: `{"value":[{"host":"a.example"}],"@odata.nextLink":"/api/alerts/` + alertID + `/domains?$skip=1"}`}
 		second := emulator.Answer{Body: `{"value":[{"host":"b.example"}],"@odata.nextLink":"/api/alerts/` + alertID + `/domains"}`}
@@ -716,7 +716,7 @@ func TestNextLink(t *testing.T) {
 		for i := range hosts {
 			hosts[i] = fmt.Sprintf("host-%02d.example.com", i)
 		}
-		srv := newServer(t, emulator.WithAlert(alertID, hosts[:10]...), emulator.WithAlert("eleven", hosts[:11]...), emulator.WithPageSize(1))
+		srv := newServer(t, emulator.Config{Alerts: map[string][]string{alertID: hosts[:10], "eleven": hosts[:11]}, PageSize: 1})
 		c := newClient(t, srv, connector.MDE)
 		res, err := c.Domains(t.Context(), alertID)
 		if err != nil || len(res.Domains) != 10 || res.Attempts != 10 {
@@ -728,7 +728,7 @@ func TestNextLink(t *testing.T) {
 		}
 	})
 	t.Run("graph/never followed", func(t *testing.T) {
-		srv := newServer(t, emulator.WithSeedData())
+		srv := newServer(t, emulator.Config{SeedData: true})
 		c := newClient(t, srv, connector.Graph)
 		body := strings.Replace(successBody(connector.Graph, alertID, "first.example"), `{`,
 			`{"@odata.nextLink":"`+srv.URL+`/v1.0/security/alerts_v2/da637200417169017725_183736971",`, 1)
@@ -746,7 +746,7 @@ func TestNextLink(t *testing.T) {
 func TestLimiterUnderConcurrency(t *testing.T) {
 	const callers, count, window = 50, 10, 200 * time.Millisecond
 	forEachAPI(t, func(t *testing.T, api connector.API) {
-		srv := newServer(t, emulator.WithAnyAlert())
+		srv := newServer(t, emulator.Config{AnyAlert: true})
 		rec := &recorder{}
 		limiter := connector.NewLimiter([]connector.Limit{{Count: count, Window: window}})
 		c := newClient(t, srv, api, connector.WithQuota(limiter), connector.WithObserver(rec))
@@ -805,7 +805,7 @@ func TestLimiterGuardsEveryAttempt(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.api), func(t *testing.T) {
-			srv := newServer(t, emulator.WithSeedData(), emulator.WithAlert("paged", "a", "b", "c"), emulator.WithPageSize(1))
+			srv := newServer(t, emulator.Config{Alerts: map[string][]string{"paged": {"a", "b", "c"}}, SeedData: true, PageSize: 1})
 			rec := &recorder{}
 			limiter := connector.NewLimiter([]connector.Limit{{Count: 1000, Window: time.Hour}})
 			c := newClient(t, srv, tt.api, connector.WithQuota(limiter), connector.WithObserver(rec))
@@ -851,7 +851,7 @@ func TestCancelStopsWaits(t *testing.T) {
 	forEachAPI(t, func(t *testing.T, api connector.API) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				srv := newServer(t, emulator.WithSeedData())
+				srv := newServer(t, emulator.Config{SeedData: true})
 				rec := &recorder{calls: make(chan int, 10)}
 				opts := append(tt.setup(srv), connector.WithObserver(rec))
 				c := newClient(t, srv, api, opts...)
@@ -895,7 +895,7 @@ func TestCancelStopsWaits(t *testing.T) {
 func TestWrongAudienceIsForbidden(t *testing.T) {
 	other := map[connector.API]connector.API{connector.Graph: connector.MDE, connector.MDE: connector.Graph}
 	forEachAPI(t, func(t *testing.T, api connector.API) {
-		srv := newServer(t, emulator.WithSeedData())
+		srv := newServer(t, emulator.Config{SeedData: true})
 		cred, err := connector.NewCredential(srv.Credential())
 		if err != nil {
 			t.Fatal(err)
@@ -918,7 +918,7 @@ func TestWrongAudienceIsForbidden(t *testing.T) {
 func TestTokenFailures(t *testing.T) {
 	forEachAPI(t, func(t *testing.T, api connector.API) {
 		t.Run("wrong secret", func(t *testing.T) {
-			srv := newServer(t, emulator.WithSeedData())
+			srv := newServer(t, emulator.Config{SeedData: true})
 			cfg := srv.Credential()
 			cfg.ClientSecret = "not-the-secret"
 			cred, err := connector.NewCredential(cfg)
@@ -935,7 +935,7 @@ func TestTokenFailures(t *testing.T) {
 			}
 		})
 		t.Run("regional scope", func(t *testing.T) {
-			srv := newServer(t, emulator.WithSeedData())
+			srv := newServer(t, emulator.Config{SeedData: true})
 			cred, err := connector.NewCredential(srv.Credential())
 			if err != nil {
 				t.Fatal(err)
@@ -951,7 +951,7 @@ func TestTokenFailures(t *testing.T) {
 			}
 		})
 		t.Run("unknown tenant", func(t *testing.T) {
-			srv := newServer(t, emulator.WithSeedData())
+			srv := newServer(t, emulator.Config{SeedData: true})
 			cfg := srv.Credential()
 			cfg.TenantID = "00000000-0000-0000-0000-00000000dead"
 			cred, err := connector.NewCredential(cfg)
@@ -1063,7 +1063,7 @@ func (q *cooldownRecorder) Cooldown(d time.Duration) {
 
 func TestQuotaToldOfRetryAfter(t *testing.T) {
 	forEachAPI(t, func(t *testing.T, api connector.API) {
-		srv := newServer(t, emulator.WithSeedData())
+		srv := newServer(t, emulator.Config{SeedData: true})
 		q := &cooldownRecorder{}
 		c := newClient(t, srv, api, connector.WithQuota(q), connector.WithBackoff(10*time.Millisecond, 50*time.Millisecond, 5*time.Second))
 		srv.Script(alertID, emulator.Answer{Status: 429, Header: http.Header{"Retry-After": {"1"}}, Body: errorBody(api, "TooManyRequests")})

@@ -142,7 +142,7 @@ func TestCredentialsAgainstTheEmulator(t *testing.T) {
 	forEachAPI(t, func(t *testing.T, api connector.API) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				srv := newServer(t, emulator.WithSeedData())
+				srv := newServer(t, emulator.Config{SeedData: true})
 				cfg := srv.Credential()
 				tt.set(&cfg)
 				cred, err := connector.NewCredential(cfg)

@@ -14,7 +14,7 @@ import (
 // evidence. An ID in the endpoint API's form, which Graph does not know,
 // is asked again with Graph's prefix.
 func ExampleClient_Domains() {
-	srv := emulator.NewServer(emulator.WithSeedData())
+	srv := emulator.NewServer(emulator.Config{SeedData: true})
 	defer srv.Close()
 
 	cred, err := connector.NewCredential(srv.Credential())

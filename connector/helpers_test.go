@@ -30,9 +30,9 @@ func forEachAPI(t *testing.T, f func(t *testing.T, api connector.API)) {
 }
 
 // newServer starts an emulator that is closed when the test ends.
-func newServer(t testing.TB, opts ...emulator.Option) *emulator.Server {
+func newServer(t testing.TB, cfg emulator.Config) *emulator.Server {
 	t.Helper()
-	srv := emulator.NewServer(opts...)
+	srv := emulator.NewServer(cfg)
 	t.Cleanup(srv.Close)
 	return srv
 }

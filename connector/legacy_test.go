@@ -90,7 +90,7 @@ func TestLegacyIDAgainstTheEmulator(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.api)+"/"+tt.name, func(t *testing.T) {
-			srv := newServer(t, emulator.WithSeedData(), emulator.WithAlert(guidID, "guid.example.org"))
+			srv := newServer(t, emulator.Config{Alerts: map[string][]string{guidID: {"guid.example.org"}}, SeedData: true})
 			rec := &recorder{}
 			limiter := connector.NewLimiter([]connector.Limit{{Count: 1000, Window: time.Hour}})
 			c := newClient(t, srv, tt.api, connector.WithQuota(limiter), connector.WithObserver(rec))

@@ -31,7 +31,7 @@ func TestOversizedAnswersMemory(t *testing.T) {
 		for _, noLength := range []bool{false, true} {
 			name := map[bool]string{false: "with length", true: "without length"}[noLength]
 			t.Run(name, func(t *testing.T) {
-				srv := newServer(t, emulator.WithAnyAlert())
+				srv := newServer(t, emulator.Config{AnyAlert: true})
 				c := newClient(t, srv, api, connector.WithBackoff(time.Millisecond, time.Millisecond, time.Millisecond), connector.WithBodyBudget(budget))
 				for range lookups {
 					srv.Script(alertID, emulator.Answer{BodyBytes: size, NoLength: noLength})

@@ -20,7 +20,7 @@ import (
 // know fail the lookup at once, as unavailable, naming the problem, though
 // the retry budget is ten minutes.
 func TestUnfixableFailuresAreNotRetried(t *testing.T) {
-	srv := newServer(t, emulator.WithSeedData())
+	srv := newServer(t, emulator.Config{SeedData: true})
 	longBudget := connector.WithBackoff(time.Second, time.Second, 10*time.Minute)
 	untrusting := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	t.Cleanup(untrusting.CloseIdleConnections)

@@ -38,11 +38,7 @@ func TestCheckPermissionAgainstTheEmulator(t *testing.T) {
 	for _, tt := range tests {
 		forEachAPI(t, func(t *testing.T, api connector.API) {
 			t.Run(tt.name, func(t *testing.T) {
-				opts := []emulator.Option{emulator.WithSeedData()}
-				if tt.perms != nil {
-					opts = append(opts, emulator.WithPermissions(tt.perms...))
-				}
-				srv := newServer(t, opts...)
+				srv := newServer(t, emulator.Config{SeedData: true, Permissions: tt.perms})
 				c := newClient(t, srv, api)
 				got, err := c.CheckPermission(t.Context())
 				if err != nil || got != tt.want[api] {
@@ -67,7 +63,7 @@ func TestCheckPermissionAgainstTheEmulator(t *testing.T) {
 // TestCheckPermissionAfterConsent: a permission granted or revoked shows in
 // the tokens issued from then on.
 func TestCheckPermissionAfterConsent(t *testing.T) {
-	srv := newServer(t, emulator.WithPermissions("SecurityIncident.Read.All", "Ip.Read.All"))
+	srv := newServer(t, emulator.Config{Permissions: []string{"SecurityIncident.Read.All", "Ip.Read.All"}})
 	for _, api := range apis {
 		if got, err := newClient(t, srv, api).CheckPermission(t.Context()); err != nil || got != connector.PermissionMissing {
 			t.Fatalf("%s before consent: %v, %v; want missing", api, got, err)
@@ -139,7 +135,7 @@ func TestCheckPermissionOfStaticTokens(t *testing.T) {
 func TestCheckPermissionTokenFailure(t *testing.T) {
 	forEachAPI(t, func(t *testing.T, api connector.API) {
 		t.Run("wrong secret", func(t *testing.T) {
-			srv := newServer(t)
+			srv := newServer(t, emulator.Config{})
 			cfg := srv.Credential()
 			cfg.ClientSecret = "not-the-secret"
 			cred, err := connector.NewCredential(cfg)
@@ -156,7 +152,7 @@ func TestCheckPermissionTokenFailure(t *testing.T) {
 			}
 		})
 		t.Run("canceled", func(t *testing.T) {
-			srv := newServer(t)
+			srv := newServer(t, emulator.Config{})
 			ctx, cancel := context.WithCancel(t.Context())
 			cancel()
 			got, err := newClient(t, srv, api).CheckPermission(ctx)

@@ -56,7 +56,7 @@ func TestHostileTokenEndpoint(t *testing.T) {
 		for _, cr := range credentials {
 			for _, a := range answers {
 				t.Run(string(api)+"/"+cr.name+"/"+a.name, func(t *testing.T) {
-					srv := newServer(t, emulator.WithSeedData(), emulator.WithTenant(emulator.DefaultTenantID, emulator.DefaultClientID, secret))
+					srv := newServer(t, emulator.Config{SeedData: true, ClientSecret: secret})
 					cfg := srv.Credential()
 					cr.set(&cfg)
 					cred, err := connector.NewCredential(cfg)

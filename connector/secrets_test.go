@@ -61,7 +61,7 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 func TestSecretsNeverShow(t *testing.T) {
 	forEachAPI(t, func(t *testing.T, api connector.API) {
 		appLogs, sdkLogs := captureLogs(t)
-		srv := newServer(t, emulator.WithSeedData(), emulator.WithTenant(emulator.DefaultTenantID, emulator.DefaultClientID, testSecret))
+		srv := newServer(t, emulator.Config{SeedData: true, ClientSecret: testSecret})
 		cred, err := connector.NewCredential(srv.Credential())
 		if err != nil {
 			t.Fatal(err)

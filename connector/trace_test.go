@@ -136,7 +136,7 @@ func TestTraceSpansOfEachAttempt(t *testing.T) {
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
-				srv := newServer(t, emulator.WithAlert(id, "www.example.com"))
+				srv := newServer(t, emulator.Config{Alerts: map[string][]string{id: {"www.example.com"}}})
 				srv.Script(id, tc.script...)
 				// Room for one Retry-After of 1s.
 				tr := newTraced(t, srv, api, connector.WithBackoff(10*time.Millisecond, 50*time.Millisecond, 5*time.Second))
@@ -169,7 +169,7 @@ func TestTraceSpansOfEachAttempt(t *testing.T) {
 // named by the template, not a resend of the first.
 func TestTraceLegacyIDSecondCall(t *testing.T) {
 	const legacy = "637612345678901234_1122334455"
-	srv := newServer(t, emulator.WithAlert(connector.GraphPrefix+legacy, "portal.example.net"))
+	srv := newServer(t, emulator.Config{Alerts: map[string][]string{connector.GraphPrefix + legacy: {"portal.example.net"}}})
 	tr := newTraced(t, srv, connector.Graph)
 	parent, spans, err := tr.lookup(t, legacy)
 	if err != nil {
@@ -188,7 +188,7 @@ func TestTraceLegacyIDSecondCall(t *testing.T) {
 // kind and a message without the credential's words.
 func TestTraceTokenOnlyWhenFetched(t *testing.T) {
 	const id = "da637472900382838869_1364969609"
-	srv := newServer(t, emulator.WithAlert(id, "www.example.com"))
+	srv := newServer(t, emulator.Config{Alerts: map[string][]string{id: {"www.example.com"}}})
 	tr := newTraced(t, srv, connector.Graph)
 	if _, spans, err := tr.lookup(t, id); err != nil || len(named(spans, "entra token")) != 1 {
 		t.Fatalf("first lookup: %v, spans %v: want one token span", err, spanNames(spans))
@@ -198,7 +198,7 @@ func TestTraceTokenOnlyWhenFetched(t *testing.T) {
 		t.Fatalf("second lookup: %v, spans %v: want the HTTP span only", err, spanNames(spans))
 	}
 
-	refused := newServer(t, emulator.WithAlert(id, "www.example.com"))
+	refused := newServer(t, emulator.Config{Alerts: map[string][]string{id: {"www.example.com"}}})
 	refused.ScriptToken(emulator.Answer{Status: 401, Body: `{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided."}`, EchoForm: true})
 	tr = newTraced(t, refused, connector.Graph)
 	_, spans, err = tr.lookup(t, id)
@@ -222,7 +222,7 @@ func TestTraceTokenOnlyWhenFetched(t *testing.T) {
 // internal span whose duration is the wait.
 func TestTraceQuotaWait(t *testing.T) {
 	const id = "da637472900382838869_1364969609"
-	srv := newServer(t, emulator.WithAlert(id, "www.example.com"))
+	srv := newServer(t, emulator.Config{Alerts: map[string][]string{id: {"www.example.com"}}})
 	window := 300 * time.Millisecond
 	lim := connector.NewLimiter([]connector.Limit{{Count: 1, Window: window}})
 	tr := newTraced(t, srv, connector.Graph, connector.WithQuota(lim))
@@ -252,7 +252,7 @@ func TestTraceQuotaWait(t *testing.T) {
 // (DEFENDER_RATE_LIMITS=none) records no quota wait span, as there is none.
 func TestTraceNoQuotaNoWait(t *testing.T) {
 	const id = "da637472900382838869_1364969609"
-	srv := newServer(t, emulator.WithAlert(id, "www.example.com"))
+	srv := newServer(t, emulator.Config{Alerts: map[string][]string{id: {"www.example.com"}}})
 	tr := newTraced(t, srv, connector.Graph, connector.WithQuota(connector.NewLimiter(nil)))
 	_, spans, err := tr.lookup(t, id)
 	if err != nil {
@@ -268,7 +268,7 @@ func TestTraceNoQuotaNoWait(t *testing.T) {
 // span in the lookup's context.
 func TestTraceOffRecordsNothing(t *testing.T) {
 	const id = "da637472900382838869_1364969609"
-	srv := newServer(t, emulator.WithAlert(id, "www.example.com"))
+	srv := newServer(t, emulator.Config{Alerts: map[string][]string{id: {"www.example.com"}}})
 	sr := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr), sdktrace.WithSampler(sdktrace.NeverSample()))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })

@@ -78,7 +78,7 @@ func followResults(ctx context.Context, js jetstream.JetStream, durable string, 
 func TestGoSubscriber(t *testing.T) {
 	t.Parallel()
 	_, natsURL := testenv.EmbeddedJetStream(t)
-	emu, certFile := testenv.StartEmulator(t, emulator.WithSeedData())
+	emu, certFile := testenv.StartEmulator(t, emulator.Config{SeedData: true})
 	svc := testenv.StartService(t, testenv.BuildBinary(t), testenv.ServiceEnv(emu, certFile, natsURL), "serve")
 	svc.WaitForLine(t, `"msg":"ready"`, time.Minute)
 	_, js := testenv.Connect(t, natsURL)

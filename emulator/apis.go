@@ -18,10 +18,6 @@ import (
 	"github.com/alert-domains/alert-domains/message"
 )
 
-func (e *Emulator) alertCall(api connector.API) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) { e.alert(w, r, api) }
-}
-
 func (e *Emulator) alert(w http.ResponseWriter, r *http.Request, api connector.API) {
 	id := r.PathValue("id")
 	now := time.Now()
@@ -43,8 +39,8 @@ func (e *Emulator) alert(w http.ResponseWriter, r *http.Request, api connector.A
 	case tok.api != api:
 		e.apiError(w, r, api, http.StatusForbidden, "The access token has a wrong audience.")
 		return
-	case !slices.ContainsFunc(tok.roles, func(p string) bool { return slices.Contains(required(api), p) }):
-		e.apiError(w, r, api, http.StatusForbidden, "Missing application roles. API required roles: "+strings.Join(required(api), ", ")+".")
+	case !slices.ContainsFunc(tok.roles, func(p string) bool { return slices.Contains(required[api], p) }):
+		e.apiError(w, r, api, http.StatusForbidden, "Missing application roles. API required roles: "+strings.Join(required[api], ", ")+".")
 		return
 	}
 	// A scripted answer is given to a call with a valid token only.
@@ -75,13 +71,11 @@ func (e *Emulator) alert(w http.ResponseWriter, r *http.Request, api connector.A
 // answerAlert answers a call within quota, after the latency.
 func (e *Emulator) answerAlert(w http.ResponseWriter, r *http.Request, api connector.API, id string) {
 	e.mu.Lock()
-	latency := e.latency
-	fault := e.faultRate > 0 && e.rng.Float64() < e.faultRate
+	fault := e.cfg.FaultRate > 0 && e.rng.Float64() < e.cfg.FaultRate
 	hosts, known := e.lookup(api, id)
-	anyAlert, pageSize, tenant := e.anyAlert, e.pageSize, e.tenantID
 	e.mu.Unlock()
 
-	if latency > 0 && !e.pause(r.Context(), latency) {
+	if e.cfg.Latency > 0 && !e.pause(r.Context(), e.cfg.Latency) {
 		abort()
 	}
 	switch {
@@ -91,7 +85,7 @@ func (e *Emulator) answerAlert(w http.ResponseWriter, r *http.Request, api conne
 	case message.ValidateAlertID(id) != nil:
 		e.apiError(w, r, api, http.StatusBadRequest, "The alert id is not valid.")
 		return
-	case !known && (!anyAlert || (api == connector.Graph && bareEndpointID.MatchString(id))):
+	case !known && (!e.cfg.AnyAlert || (api == connector.Graph && bareEndpointID.MatchString(id))):
 		e.apiError(w, r, api, http.StatusNotFound, fmt.Sprintf("Alert %s was not found", id))
 		return
 	case !known:
@@ -99,18 +93,16 @@ func (e *Emulator) answerAlert(w http.ResponseWriter, r *http.Request, api conne
 	}
 	e.count(http.StatusOK)
 	if api == connector.Graph {
-		writeJSON(w, http.StatusOK, graphAlert(id, tenant, hosts))
+		writeJSON(w, http.StatusOK, graphAlert(id, e.cfg.TenantID, hosts))
 		return
 	}
-	writeJSON(w, http.StatusOK, domainsPage(r, hosts, pageSize))
+	writeJSON(w, http.StatusOK, domainsPage(r, hosts, e.cfg.PageSize))
 }
 
-// required are the permissions that allow api's call.
-func required(api connector.API) []string {
-	if api == connector.Graph {
-		return []string{"SecurityAlert.Read.All", "SecurityAlert.ReadWrite.All"}
-	}
-	return []string{"URL.Read.All"}
+// required are the permissions that allow each API's call.
+var required = map[connector.API][]string{
+	connector.Graph: {GraphPermission, "SecurityAlert.ReadWrite.All"},
+	connector.MDE:   {MDEPermission},
 }
 
 // bareEndpointID is an endpoint alert ID that Graph knows only as "da" + ID.

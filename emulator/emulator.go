@@ -7,11 +7,12 @@
 //	GET  /{v1.0,beta}/security/alerts_v2/{id}, /api/{,v1.0/}alerts/{id}/domains
 //
 // An alert call checks the token (401, 403), then answers a Script, the
-// outage, 429 over WithQuota, after WithLatency a 503 by WithFaultRate, then
-// the data. A LoadData file is {"alerts": {"<id>": ["host", ...]}}.
+// outage, 429 over Config.Quota, after Config.Latency a 503 by
+// Config.FaultRate, then the data. A LoadData file is {"alerts": {"<id>": ["host", ...]}}.
 package emulator
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -60,34 +61,49 @@ const DefaultTokenLifetime = 3599 * time.Second
 // Emulator is the http.Handler of the fake APIs and Entra ID.
 type Emulator struct {
 	mux *http.ServeMux
+	cfg Config // with defaults; read only
 
-	mu            sync.Mutex
-	tenantID      string
-	clientID      string
-	clientSecret  string
-	permissions   []string
-	tokenLifetime time.Duration
-	quota         map[connector.API]*connector.Limiter
-	latency       time.Duration
-	faultRate     float64
-	rng           *mrand.Rand
-	alerts        map[string][]string
-	anyAlert      bool
-	pageSize      int
-	scripts       map[string][]Answer
-	tokenScripts  []Answer
-	outage        int
-	tokens        map[string]issued
-	tokensIssued  int
-	tokenClaims   int
-	callsFor      map[string]int
-	callsOf       map[connector.API]int
-	callTimes     []time.Time
-	answered      map[int]int
+	mu           sync.Mutex
+	permissions  []string
+	quota        map[connector.API]*connector.Limiter
+	rng          *mrand.Rand
+	alerts       map[string][]string
+	scripts      map[string][]Answer
+	tokenScripts []Answer
+	outage       int
+	tokens       map[string]issued
+	tokensIssued int
+	tokenClaims  int
+	callsFor     map[string]int
+	callsOf      map[connector.API]int
+	callTimes    []time.Time
+	answered     map[int]int
 
 	tracking  atomic.Uint64
 	done      chan struct{}
 	closeOnce sync.Once
+}
+
+// Config is what an Emulator serves; the zero Config serves the default
+// tenant, grants both APIs' permissions and knows no alert.
+type Config struct {
+	// TenantID, ClientID and ClientSecret are what the token endpoint
+	// accepts; the Default ones when empty.
+	TenantID, ClientID, ClientSecret string
+
+	// Permissions are granted to tokens; an API answers 403 without its own.
+	// Nil grants GraphPermission and MDEPermission, empty grants none.
+	Permissions []string
+
+	Quota         []connector.Limit   // calls over these limits answer 429 with Retry-After, per API
+	Latency       time.Duration       // delays every alert call that reaches the data
+	FaultRate     float64             // the fraction of alert calls answered 503
+	FaultSeed     int64               // seeds the choice of those calls
+	Alerts        map[string][]string // alerts with their hosts (none: an alert without domains)
+	SeedData      bool                // adds the alerts of SeedData, under Alerts
+	AnyAlert      bool                // answers an unknown valid alert ID with 1 to 3 hosts made from it
+	TokenLifetime time.Duration       // the expires_in of issued tokens; DefaultTokenLifetime when 0
+	PageSize      int                 // splits the endpoint API's answers into pages of this many hosts
 }
 
 // issued is a token the emulator handed out.
@@ -109,64 +125,6 @@ type Answer struct {
 	EchoForm  bool  // ScriptToken: append the request's form, secret and all, to Body
 }
 
-// Option configures an Emulator.
-type Option func(*Emulator)
-
-// WithTenant sets the tenant, client and secret the token endpoint accepts.
-func WithTenant(tenantID, clientID, clientSecret string) Option {
-	return func(e *Emulator) { e.tenantID, e.clientID, e.clientSecret = tenantID, clientID, clientSecret }
-}
-
-// WithPermissions sets the permissions granted; an API answers 403 without its own.
-func WithPermissions(perms ...string) Option {
-	return func(e *Emulator) { e.permissions = append([]string{}, perms...) }
-}
-
-// WithQuota answers calls over limits 429 with Retry-After, per API.
-func WithQuota(limits ...connector.Limit) Option {
-	return func(e *Emulator) {
-		e.quota = map[connector.API]*connector.Limiter{
-			connector.Graph: connector.NewLimiter(limits),
-			connector.MDE:   connector.NewLimiter(limits),
-		}
-	}
-}
-
-// WithLatency delays every alert call that reaches the data by d.
-func WithLatency(d time.Duration) Option {
-	return func(e *Emulator) { e.latency = d }
-}
-
-// WithFaultRate answers a fraction p of the alert calls with 503, seeded.
-func WithFaultRate(p float64, seed int64) Option {
-	return func(e *Emulator) { e.faultRate, e.rng = p, mrand.New(mrand.NewSource(seed)) }
-}
-
-// WithAlert adds an alert with its hosts (none is an alert without domains).
-func WithAlert(id string, hosts ...string) Option {
-	return func(e *Emulator) { e.alerts[id] = append([]string{}, hosts...) }
-}
-
-// WithAnyAlert answers an unknown valid alert ID with 1 to 3 hosts made from it.
-func WithAnyAlert() Option {
-	return func(e *Emulator) { e.anyAlert = true }
-}
-
-// WithSeedData adds a small built-in data set, the alerts of SeedData.
-func WithSeedData() Option {
-	return func(e *Emulator) { maps.Copy(e.alerts, SeedData()) }
-}
-
-// WithTokenLifetime sets the expires_in of issued tokens (default 3599s).
-func WithTokenLifetime(d time.Duration) Option {
-	return func(e *Emulator) { e.tokenLifetime = d }
-}
-
-// WithPageSize splits the endpoint API's answers into pages of n hosts.
-func WithPageSize(n int) Option {
-	return func(e *Emulator) { e.pageSize = n }
-}
-
 // SeedData is the built-in data set.
 func SeedData() map[string][]string {
 	return map[string][]string{
@@ -180,33 +138,42 @@ func SeedData() map[string][]string {
 }
 
 // NewHandler returns an emulator to serve over HTTPS on one's own listener.
-func NewHandler(opts ...Option) *Emulator {
+func NewHandler(cfg Config) *Emulator {
+	cfg.TenantID = cmp.Or(cfg.TenantID, DefaultTenantID)
+	cfg.ClientID = cmp.Or(cfg.ClientID, DefaultClientID)
+	cfg.ClientSecret = cmp.Or(cfg.ClientSecret, DefaultClientSecret)
+	cfg.TokenLifetime = cmp.Or(cfg.TokenLifetime, DefaultTokenLifetime)
+	if cfg.Permissions == nil {
+		cfg.Permissions = []string{GraphPermission, MDEPermission}
+	}
 	e := &Emulator{
-		tenantID:      DefaultTenantID,
-		clientID:      DefaultClientID,
-		clientSecret:  DefaultClientSecret,
-		permissions:   []string{GraphPermission, MDEPermission},
-		tokenLifetime: DefaultTokenLifetime,
-		rng:           mrand.New(mrand.NewSource(1)),
-		alerts:        map[string][]string{},
-		scripts:       map[string][]Answer{},
-		tokens:        map[string]issued{},
-		callsFor:      map[string]int{},
-		callsOf:       map[connector.API]int{},
-		answered:      map[int]int{},
-		done:          make(chan struct{}),
+		cfg:         cfg,
+		permissions: slices.Clone(cfg.Permissions),
+		quota: map[connector.API]*connector.Limiter{
+			connector.Graph: connector.NewLimiter(cfg.Quota),
+			connector.MDE:   connector.NewLimiter(cfg.Quota),
+		},
+		rng:      mrand.New(mrand.NewSource(cfg.FaultSeed)),
+		alerts:   map[string][]string{},
+		scripts:  map[string][]Answer{},
+		tokens:   map[string]issued{},
+		callsFor: map[string]int{},
+		callsOf:  map[connector.API]int{},
+		answered: map[int]int{},
+		done:     make(chan struct{}),
 	}
-	for _, opt := range opts {
-		opt(e)
+	if cfg.SeedData {
+		e.alerts = SeedData()
 	}
+	maps.Copy(e.alerts, cfg.Alerts)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", e.openIDConfiguration)
 	mux.HandleFunc("GET /{tenant}/discovery/v2.0/keys", e.keys)
 	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", e.token)
-	graph := e.alertCall(connector.Graph)
+	graph := func(w http.ResponseWriter, r *http.Request) { e.alert(w, r, connector.Graph) }
 	mux.HandleFunc("GET /v1.0/security/alerts_v2/{id}", graph)
 	mux.HandleFunc("GET /beta/security/alerts_v2/{id}", graph)
-	mde := e.alertCall(connector.MDE)
+	mde := func(w http.ResponseWriter, r *http.Request) { e.alert(w, r, connector.MDE) }
 	mux.HandleFunc("GET /api/alerts/{id}/domains", mde)
 	mux.HandleFunc("GET /api/v1.0/alerts/{id}/domains", mde)
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNotFound) })
@@ -221,13 +188,13 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) { e.mux.Ser
 func (e *Emulator) Close() { e.closeOnce.Do(func() { close(e.done) }) }
 
 // TenantID is the tenant the token endpoint accepts.
-func (e *Emulator) TenantID() string { return e.tenantID }
+func (e *Emulator) TenantID() string { return e.cfg.TenantID }
 
 // ClientID is the app the token endpoint accepts.
-func (e *Emulator) ClientID() string { return e.clientID }
+func (e *Emulator) ClientID() string { return e.cfg.ClientID }
 
 // ClientSecret is the secret the token endpoint accepts.
-func (e *Emulator) ClientSecret() string { return e.clientSecret }
+func (e *Emulator) ClientSecret() string { return e.cfg.ClientSecret }
 
 // Script queues answers for the next calls for alert id, on either API.
 func (e *Emulator) Script(id string, answers ...Answer) {
@@ -317,10 +284,6 @@ func (e *Emulator) LoadData(r io.Reader) error {
 			return fmt.Errorf("emulator: data: alert %q: empty host", id)
 		}
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for id, hosts := range data.Alerts {
-		e.alerts[id] = append([]string{}, hosts...)
-	}
+	e.with(func() { maps.Copy(e.alerts, data.Alerts) })
 	return nil
 }

@@ -23,9 +23,9 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func newServer(t *testing.T, opts ...emulator.Option) *emulator.Server {
+func newServer(t *testing.T, cfg emulator.Config) *emulator.Server {
 	t.Helper()
-	srv := emulator.NewServer(opts...)
+	srv := emulator.NewServer(cfg)
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -100,7 +100,7 @@ func token(t *testing.T, srv *emulator.Server) string {
 }
 
 func TestOpenIDConfiguration(t *testing.T) {
-	srv := newServer(t)
+	srv := newServer(t, emulator.Config{})
 	a := get(t, srv, "/"+emulator.DefaultTenantID+"/v2.0/.well-known/openid-configuration", "")
 	var cfg map[string]any
 	if a.status != 200 || json.Unmarshal([]byte(a.body), &cfg) != nil {
@@ -123,7 +123,7 @@ func TestOpenIDConfiguration(t *testing.T) {
 }
 
 func TestTokenEndpoint(t *testing.T) {
-	srv := newServer(t)
+	srv := newServer(t, emulator.Config{})
 	tests := []struct {
 		name   string
 		tenant string
@@ -168,7 +168,7 @@ func TestTokenEndpoint(t *testing.T) {
 }
 
 func TestDomainsCall(t *testing.T) {
-	srv := newServer(t, emulator.WithSeedData())
+	srv := newServer(t, emulator.Config{SeedData: true})
 	tok := token(t, srv)
 	tests := []struct {
 		name, path, token string
@@ -216,7 +216,7 @@ func TestDomainsCall(t *testing.T) {
 }
 
 func TestQuotaRetryAfter(t *testing.T) {
-	srv := newServer(t, emulator.WithSeedData(), emulator.WithQuota(connector.Limit{Count: 2, Window: 90 * time.Second}))
+	srv := newServer(t, emulator.Config{SeedData: true, Quota: []connector.Limit{{Count: 2, Window: 90 * time.Second}}})
 	tok := token(t, srv)
 	const path = "/api/alerts/da637472900382838869_1364969609/domains"
 	for range 2 {
@@ -232,7 +232,7 @@ func TestQuotaRetryAfter(t *testing.T) {
 }
 
 func TestPagesAndSyntheticAlerts(t *testing.T) {
-	srv := newServer(t, emulator.WithAnyAlert(), emulator.WithAlert("five", "a", "b", "c", "d", "e"), emulator.WithPageSize(2))
+	srv := newServer(t, emulator.Config{Alerts: map[string][]string{"five": {"a", "b", "c", "d", "e"}}, AnyAlert: true, PageSize: 2})
 	tok := token(t, srv)
 	var hosts []string
 	next := srv.URL + "/api/alerts/five/domains"
@@ -265,14 +265,14 @@ func TestPagesAndSyntheticAlerts(t *testing.T) {
 }
 
 func TestFaultsOutageAndScripts(t *testing.T) {
-	srv := newServer(t, emulator.WithSeedData(), emulator.WithFaultRate(1, 7))
+	srv := newServer(t, emulator.Config{SeedData: true, FaultRate: 1, FaultSeed: 7})
 	tok := token(t, srv)
 	const id = "da637472900382838869_1364969609"
 	const path = "/api/alerts/" + id + "/domains"
 	if a := get(t, srv, path, tok); a.status != 503 || !strings.Contains(a.body, "InternalServerError") {
 		t.Errorf("fault: %d %s", a.status, a.body)
 	}
-	srv = newServer(t, emulator.WithSeedData())
+	srv = newServer(t, emulator.Config{SeedData: true})
 	tok = token(t, srv)
 	srv.SetOutage(502)
 	if a := get(t, srv, path, tok); a.status != 502 {
@@ -303,7 +303,7 @@ func TestFaultsOutageAndScripts(t *testing.T) {
 }
 
 func TestTokenLifetime(t *testing.T) {
-	srv := newServer(t, emulator.WithTenant("t1", "c1", "s1"), emulator.WithTokenLifetime(-time.Second))
+	srv := newServer(t, emulator.Config{TenantID: "t1", ClientID: "c1", ClientSecret: "s1", TokenLifetime: -time.Second})
 	a := postToken(t, srv, "t1", url.Values{"grant_type": {"client_credentials"}, "client_id": {"c1"}, "client_secret": {"s1"}, "scope": {emulator.Scope}})
 	var tok struct {
 		AccessToken string `json:"access_token"`
@@ -317,7 +317,7 @@ func TestTokenLifetime(t *testing.T) {
 }
 
 func TestLoadData(t *testing.T) {
-	e := emulator.NewHandler()
+	e := emulator.NewHandler(emulator.Config{})
 	if err := e.LoadData(strings.NewReader(`{"alerts":{"a_1":["x.example"],"b_2":[]}}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +337,7 @@ func TestLoadData(t *testing.T) {
 }
 
 func TestScriptedTokenAnswersAndClaims(t *testing.T) {
-	srv := newServer(t)
+	srv := newServer(t, emulator.Config{})
 	srv.ScriptToken(emulator.Answer{Status: 401, Body: "echo: ", EchoForm: true}, emulator.Answer{Body: `{"access_token":"x"`})
 	if a := postToken(t, srv, emulator.DefaultTenantID, tokenForm(nil)); a.status != 401 || !strings.Contains(a.body, "echo: ") || !strings.Contains(a.body, "client_secret="+emulator.DefaultClientSecret) {
 		t.Errorf("echo answer %d %s", a.status, a.body)
@@ -362,7 +362,7 @@ func TestScriptedTokenAnswersAndClaims(t *testing.T) {
 }
 
 func TestBodyWithoutLength(t *testing.T) {
-	srv := newServer(t)
+	srv := newServer(t, emulator.Config{})
 	srv.Script("big", emulator.Answer{BodyBytes: 1 << 20, NoLength: true})
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/api/alerts/big/domains", nil)
 	if err != nil {
@@ -430,7 +430,7 @@ func newClient(t *testing.T, srv *emulator.Server, api connector.API) *connector
 // alert object gives are the endpoint API's hosts (without duplicates),
 // and Graph knows an endpoint ID without a product prefix as "da" + ID.
 func TestBothAPIsAnswerFromOneSetOfAlerts(t *testing.T) {
-	srv := newServer(t, emulator.WithSeedData(), emulator.WithAnyAlert())
+	srv := newServer(t, emulator.Config{SeedData: true, AnyAlert: true})
 	graph, mde := newClient(t, srv, connector.Graph), newClient(t, srv, connector.MDE)
 	ids := []string{"any_thing-1", "123_456", "synthetic"}
 	for id := range emulator.SeedData() {
@@ -506,7 +506,7 @@ type graphError struct {
 }
 
 func TestGraphAlertCall(t *testing.T) {
-	srv := newServer(t, emulator.WithSeedData())
+	srv := newServer(t, emulator.Config{SeedData: true})
 	tok := tokenFor(t, srv, emulator.GraphScope)
 	tests := []struct {
 		name, path, token string
@@ -585,11 +585,7 @@ func TestTokensAreJWTsWithRoles(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var opts []emulator.Option
-			if tt.perms != nil {
-				opts = append(opts, emulator.WithPermissions(tt.perms...))
-			}
-			srv := newServer(t, opts...)
+			srv := newServer(t, emulator.Config{Permissions: tt.perms})
 			claims := claimsOf(t, tokenFor(t, srv, tt.scope))
 			if claims["aud"] != tt.aud || claims["tid"] != emulator.DefaultTenantID || claims["appid"] != emulator.DefaultClientID {
 				t.Errorf("claims %v", claims)
@@ -635,11 +631,7 @@ func TestEachAPIRefusesOtherTokens(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			opts := []emulator.Option{emulator.WithSeedData()}
-			if tt.perms != nil {
-				opts = append(opts, emulator.WithPermissions(tt.perms...))
-			}
-			srv := newServer(t, opts...)
+			srv := newServer(t, emulator.Config{SeedData: true, Permissions: tt.perms})
 			a := get(t, srv, paths[tt.api], tokenFor(t, srv, tt.scope))
 			if a.status != 403 {
 				t.Fatalf("answer %d %s, want 403", a.status, a.body)
@@ -674,7 +666,7 @@ func TestEachAPIRefusesOtherTokens(t *testing.T) {
 // innerError with the date, the request-id (also in the request-id
 // header, new for every answer) and the client-request-id the client sent.
 func TestGraphErrorBody(t *testing.T) {
-	srv := newServer(t)
+	srv := newServer(t, emulator.Config{})
 	tok := tokenFor(t, srv, emulator.GraphScope)
 	var ids []string
 	for _, clientID := range []string{"", "9a8b7c6d-0000-4000-8000-0000000000ff"} {
@@ -726,7 +718,7 @@ func TestGraphErrorBody(t *testing.T) {
 
 // TestQuotaPerAPI: each API keeps its own quota.
 func TestQuotaPerAPI(t *testing.T) {
-	srv := newServer(t, emulator.WithSeedData(), emulator.WithQuota(connector.Limit{Count: 1, Window: time.Hour}))
+	srv := newServer(t, emulator.Config{SeedData: true, Quota: []connector.Limit{{Count: 1, Window: time.Hour}}})
 	const id = "da637472900382838869_1364969609"
 	calls := []struct {
 		path, scope string
@@ -760,7 +752,7 @@ func TestQuotaPerAPI(t *testing.T) {
 func TestScriptsApplyToTheIDAsAsked(t *testing.T) {
 	const bare = "637612345678901234_1122334455"
 	t.Run("bare id", func(t *testing.T) {
-		srv := newServer(t, emulator.WithSeedData())
+		srv := newServer(t, emulator.Config{SeedData: true})
 		srv.Script(bare, emulator.Answer{Status: 418, Body: "teapot"})
 		if a := get(t, srv, "/v1.0/security/alerts_v2/da"+bare, tokenFor(t, srv, emulator.GraphScope)); a.status != 200 {
 			t.Errorf("graph's form: %d, want 200 (not scripted)", a.status)
@@ -770,7 +762,7 @@ func TestScriptsApplyToTheIDAsAsked(t *testing.T) {
 		}
 	})
 	t.Run("graph's form", func(t *testing.T) {
-		srv := newServer(t, emulator.WithSeedData())
+		srv := newServer(t, emulator.Config{SeedData: true})
 		srv.Script("da"+bare, emulator.Answer{Status: 503})
 		res, err := newClient(t, srv, connector.Graph).Domains(t.Context(), bare)
 		// 404 for the bare ID, 503 for the second form, then its answer.
@@ -784,7 +776,7 @@ func TestScriptsApplyToTheIDAsAsked(t *testing.T) {
 	})
 	t.Run("either api", func(t *testing.T) {
 		const id = "da637472900382838869_1364969609"
-		srv := newServer(t, emulator.WithSeedData())
+		srv := newServer(t, emulator.Config{SeedData: true})
 		srv.Script(id, emulator.Answer{Status: 502}, emulator.Answer{Status: 504})
 		graphTok, mdeTok := tokenFor(t, srv, emulator.GraphScope), tokenFor(t, srv, emulator.Scope)
 		for _, c := range []struct {
@@ -803,7 +795,7 @@ func TestScriptsApplyToTheIDAsAsked(t *testing.T) {
 	})
 	t.Run("large answers in each api's shape", func(t *testing.T) {
 		const id = "da637472900382838869_1364969609"
-		srv := newServer(t, emulator.WithSeedData())
+		srv := newServer(t, emulator.Config{SeedData: true})
 		srv.Script(id, emulator.Answer{BodyBytes: 100_000}, emulator.Answer{BodyBytes: 100_000})
 		g := get(t, srv, "/v1.0/security/alerts_v2/"+id, tokenFor(t, srv, emulator.GraphScope))
 		var alert graphAlert
@@ -822,7 +814,8 @@ func TestScriptsApplyToTheIDAsAsked(t *testing.T) {
 // Graph's token only, an endpoint API permission (Ip.Read.All) in the
 // endpoint API's only.
 func TestTokenRolesPerResource(t *testing.T) {
-	srv := newServer(t, emulator.WithPermissions(emulator.GraphPermission, "SecurityIncident.Read.All", emulator.MDEPermission, "Ip.Read.All"))
+	srv := newServer(t, emulator.Config{
+		Permissions: []string{emulator.GraphPermission, "SecurityIncident.Read.All", emulator.MDEPermission, "Ip.Read.All"}})
 	graphRoles, _ := claimsOf(t, tokenFor(t, srv, emulator.GraphScope))["roles"].([]any)
 	mdeRoles, _ := claimsOf(t, tokenFor(t, srv, emulator.Scope))["roles"].([]any)
 	if want := []any{emulator.GraphPermission, "SecurityIncident.Read.All"}; !reflect.DeepEqual(graphRoles, want) {

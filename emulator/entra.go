@@ -36,7 +36,7 @@ func entraError(w http.ResponseWriter, status int, code string, aadsts int, text
 }
 
 func (e *Emulator) knownTenant(w http.ResponseWriter, r *http.Request) bool {
-	if strings.EqualFold(r.PathValue("tenant"), e.tenantID) {
+	if strings.EqualFold(r.PathValue("tenant"), e.cfg.TenantID) {
 		return true
 	}
 	entraError(w, http.StatusBadRequest, "invalid_tenant", 90002,
@@ -134,12 +134,12 @@ func (e *Emulator) token(w http.ResponseWriter, r *http.Request) {
 	maps.DeleteFunc(e.tokens, func(_ string, it issued) bool { return now.After(it.expires) })
 	roles := rolesFor(api, e.permissions)
 	tok := e.jwt(resource, roles, now)
-	e.tokens[tok] = issued{expires: now.Add(e.tokenLifetime), api: api, roles: roles}
+	e.tokens[tok] = issued{expires: now.Add(e.cfg.TokenLifetime), api: api, roles: roles}
 	e.tokensIssued++
 	if claims != "" {
 		e.tokenClaims++
 	}
-	life := int(e.tokenLifetime / time.Second)
+	life := int(e.cfg.TokenLifetime / time.Second)
 	e.mu.Unlock()
 
 	w.Header().Set("Cache-Control", "no-store, no-cache")
@@ -175,14 +175,14 @@ func (e *Emulator) clientAuthenticated(w http.ResponseWriter, f url.Values) bool
 			fmt.Sprintf("The app requested an unsupported grant type '%s'.", gt))
 		return false
 	}
-	if f.Get("client_id") != e.clientID {
+	if f.Get("client_id") != e.cfg.ClientID {
 		entraError(w, http.StatusBadRequest, "unauthorized_client", 700016,
-			fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'.", f.Get("client_id"), e.tenantID))
+			fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'.", f.Get("client_id"), e.cfg.TenantID))
 		return false
 	}
 	switch {
 	case f.Has("client_secret"):
-		if subtle.ConstantTimeCompare([]byte(f.Get("client_secret")), []byte(e.clientSecret)) != 1 {
+		if subtle.ConstantTimeCompare([]byte(f.Get("client_secret")), []byte(e.cfg.ClientSecret)) != 1 {
 			entraError(w, http.StatusUnauthorized, "invalid_client", 7000215,
 				"Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.")
 			return false
@@ -214,7 +214,7 @@ func (e *Emulator) tokenResource(w http.ResponseWriter, f url.Values) (resource 
 	api, known := resourceAPI(resource)
 	if !known {
 		entraError(w, http.StatusBadRequest, "invalid_resource", 500011,
-			fmt.Sprintf("The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.", resource, e.tenantID))
+			fmt.Sprintf("The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.", resource, e.cfg.TenantID))
 		return "", "", false
 	}
 	return resource, api, true
@@ -227,13 +227,13 @@ func (e *Emulator) jwt(resource string, roles []string, now time.Time) string {
 	header, _ := json.Marshal(map[string]string{"typ": "JWT", "alg": "RS256", "kid": "emulator"})
 	claims := map[string]any{
 		"aud":   resource,
-		"iss":   "https://sts.windows.net/" + e.tenantID + "/",
+		"iss":   "https://sts.windows.net/" + e.cfg.TenantID + "/",
 		"iat":   now.Unix(),
 		"nbf":   now.Unix(),
-		"exp":   now.Add(e.tokenLifetime).Unix(),
-		"appid": e.clientID,
-		"tid":   e.tenantID,
-		"oid":   e.clientID,
+		"exp":   now.Add(e.cfg.TokenLifetime).Unix(),
+		"appid": e.cfg.ClientID,
+		"tid":   e.cfg.TenantID,
+		"oid":   e.cfg.ClientID,
 		"uti":   base64.RawURLEncoding.EncodeToString(sig[:9]),
 	}
 	if len(roles) > 0 {

@@ -10,7 +10,7 @@ import (
 )
 
 func ExampleNewServer() {
-	srv := emulator.NewServer(emulator.WithAlert("da637472900382838869_1364969609", "www.example.com"))
+	srv := emulator.NewServer(emulator.Config{Alerts: map[string][]string{"da637472900382838869_1364969609": {"www.example.com"}}})
 	defer srv.Close()
 	srv.Script("da637472900382838869_1364969609", emulator.Answer{Status: 503})
 

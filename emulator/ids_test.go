@@ -14,7 +14,7 @@ import (
 // ID of an endpoint alert is the endpoint ID with "da", and one that
 // already has it is the same in both).
 func TestSyntheticAlertsAreOneSet(t *testing.T) {
-	srv := newServer(t, emulator.WithAnyAlert())
+	srv := newServer(t, emulator.Config{AnyAlert: true})
 	graph, mde := newClient(t, srv, connector.Graph), newClient(t, srv, connector.MDE)
 	for _, id := range []string{"da123_456", "da637472900382838869_1"} {
 		g, gerr := graph.Domains(t.Context(), id)
@@ -28,7 +28,7 @@ func TestSyntheticAlertsAreOneSet(t *testing.T) {
 // TestProviderAlertID: Graph's example alert has providerAlertId
 // equal to its id (da637578995287051192_756343937), prefix included.
 func TestProviderAlertID(t *testing.T) {
-	srv := newServer(t, emulator.WithSeedData())
+	srv := newServer(t, emulator.Config{SeedData: true})
 	const id = "da637472900382838869_1364969609"
 	a := get(t, srv, "/v1.0/security/alerts_v2/"+id, tokenFor(t, srv, emulator.GraphScope))
 	var alert graphAlert

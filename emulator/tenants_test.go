@@ -12,10 +12,14 @@ import (
 )
 
 func TestTenantsServeEachTenantItsOwnAlerts(t *testing.T) {
-	contoso := emulator.NewHandler(emulator.WithTenant("00000000-0000-0000-0000-00000000c001", "00000000-0000-0000-0000-00000000c002", "contoso-secret"),
-		emulator.WithAlert("da1_1", "contoso.example"))
-	fabrikam := emulator.NewHandler(emulator.WithTenant("00000000-0000-0000-0000-00000000f001", "00000000-0000-0000-0000-00000000f002", "fabrikam-secret"),
-		emulator.WithAlert("da1_1", "fabrikam.example"), emulator.WithAlert("da2_2", "only.fabrikam.example"))
+	contoso := emulator.NewHandler(emulator.Config{
+		TenantID: "00000000-0000-0000-0000-00000000c001", ClientID: "00000000-0000-0000-0000-00000000c002",
+		ClientSecret: "contoso-secret",
+		Alerts:       map[string][]string{"da1_1": {"contoso.example"}}})
+	fabrikam := emulator.NewHandler(emulator.Config{
+		TenantID: "00000000-0000-0000-0000-00000000f001", ClientID: "00000000-0000-0000-0000-00000000f002",
+		ClientSecret: "fabrikam-secret",
+		Alerts:       map[string][]string{"da1_1": {"fabrikam.example"}, "da2_2": {"only.fabrikam.example"}}})
 	ts := httptest.NewTLSServer(emulator.Tenants{contoso, fabrikam})
 	t.Cleanup(func() {
 		contoso.Close()

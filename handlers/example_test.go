@@ -59,7 +59,7 @@ func ExampleService_Handle() {
 		}
 	}
 
-	emu := emulator.NewServer(emulator.WithSeedData())
+	emu := emulator.NewServer(emulator.Config{SeedData: true})
 	defer emu.Close()
 	set, err := tenants.New([]config.Tenant{{Name: config.DefaultTenant, API: connector.Graph}}, func(*config.Tenant) (tenants.Lookup, error) {
 		cred, err := connector.NewCredential(emu.Credential())

@@ -52,12 +52,12 @@ type tracedEnv struct {
 func newTracedEnv(t *testing.T, on bool) *tracedEnv {
 	t.Helper()
 	e := newEnv(t)
-	var known []emulator.Option
+	known := map[string][]string{}
 	for _, id := range []string{"da637000000000000001_1", "da637000000000000002_1", "da637000000000000003_1",
 		"da637000000000000004_1", "637000000000000005_1", "da637000000000000020_1", "da637000000000000040_1"} {
-		known = append(known, emulator.WithAlert(id, "www.example.com"))
+		known[id] = []string{"www.example.com"}
 	}
-	emu := emulator.NewServer(known...)
+	emu := emulator.NewServer(emulator.Config{Alerts: known})
 	t.Cleanup(emu.Close)
 	sr := tracetest.NewSpanRecorder()
 	var tp trace.TracerProvider = noop.NewTracerProvider()

@@ -50,7 +50,7 @@ func TestEveryOutcomeOnBothAPIs(t *testing.T) {
 }
 
 func testEveryOutcome(t *testing.T, api connector.API) {
-	emu := newRecordingEmulator(t, emulator.WithSeedData())
+	emu := newRecordingEmulator(t, emulator.Config{SeedData: true})
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	w := wireOf[api]

@@ -42,7 +42,7 @@ func TestDemo(t *testing.T) {
 
 func TestPublishPrintsSequences(t *testing.T) {
 	t.Parallel()
-	emu, cert := testenv.StartEmulator(t, emulator.WithAnyAlert())
+	emu, cert := testenv.StartEmulator(t, emulator.Config{AnyAlert: true})
 	_, url := testenv.EmbeddedJetStream(t)
 	testenv.StartServe(t, serviceEnv(emu, cert, url))
 	bin := testenv.BuildBinary(t)

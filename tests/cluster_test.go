@@ -52,8 +52,8 @@ func (r *clusterReplica) isReady() bool {
 func TestClusterSurvivesNodeAndReplicaLoss(t *testing.T) {
 	t.Parallel()
 	const n = 1000
-	ids, hosts, opts := knownAlerts("cluster", n)
-	emu, cert := testenv.StartEmulator(t, append(opts, emulator.WithLatency(40*time.Millisecond))...)
+	ids, hosts := knownAlerts("cluster", n)
+	emu, cert := testenv.StartEmulator(t, emulator.Config{Alerts: hosts, Latency: 40 * time.Millisecond})
 	cluster := testenv.StartNATSCluster(t, 3)
 	js := cluster.JetStream(t)
 
@@ -155,7 +155,7 @@ func TestClusterSurvivesNodeAndReplicaLoss(t *testing.T) {
 // becomes ready; none exits.
 func TestReplicasStartedTogetherOnFreshCluster(t *testing.T) {
 	t.Parallel()
-	emu, cert := testenv.StartEmulator(t, emulator.WithAnyAlert())
+	emu, cert := testenv.StartEmulator(t, emulator.Config{AnyAlert: true})
 	cluster := testenv.StartNATSCluster(t, 3)
 	bin := testenv.BuildBinary(t)
 	env := serviceEnv(emu, cert, cluster.URLs(), "STREAM_REPLICAS=3", "DEFENDER_RATE_LIMITS=20/2s,100/1m", "LOG_LEVEL=info")

@@ -22,7 +22,7 @@ import (
 // certificate problem, though RETRY_MAX_ELAPSED is ten minutes.
 func TestGetUntrustedCertificate(t *testing.T) {
 	t.Parallel()
-	emu, _ := testenv.StartEmulator(t, emulator.WithSeedData())
+	emu, _ := testenv.StartEmulator(t, emulator.Config{SeedData: true})
 	// Trust another certificate than the emulator's.
 	_, otherPEM, err := emulator.SelfSigned("127.0.0.1")
 	if err != nil {
@@ -63,8 +63,7 @@ func TestHostileTokenEndpointNeverLeaks(t *testing.T) {
 		secret      = "Hostile+S3cret/CLIENT=SECRET&4e1b"
 		accessToken = "AT-hostile-access-token-5c2d9e17"
 	)
-	emu, certFile := testenv.StartEmulator(t, emulator.WithSeedData(),
-		emulator.WithTenant(emulator.DefaultTenantID, emulator.DefaultClientID, secret))
+	emu, certFile := testenv.StartEmulator(t, emulator.Config{SeedData: true, ClientSecret: secret})
 	echo := emulator.Answer{Status: 401, EchoForm: true,
 		Body: `{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided. Request: `}
 	malformed := emulator.Answer{Body: `{"token_type":"Bearer","expires_in":"soon","access_token":"` + accessToken + `"}`}
@@ -114,7 +113,7 @@ func TestHostileTokenEndpointNeverLeaks(t *testing.T) {
 // by CONCURRENCY times the body cap.
 func TestOversizedAnswersRSS(t *testing.T) {
 	t.Parallel()
-	emu, cert := testenv.StartEmulator(t)
+	emu, cert := testenv.StartEmulator(t, emulator.Config{})
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	// The binary users run: the race detector's shadow memory would

@@ -39,9 +39,9 @@ func TestTenantOutOfQuotaHoldsNoWorkers(t *testing.T) {
 	for _, scope := range []string{"shared", "process"} {
 		t.Run(scope, func(t *testing.T) {
 			t.Parallel()
-			contoso, certA := startTenantEmulator(t, "contoso", 1, emulator.WithAnyAlert())
+			contoso, certA := startTenantEmulator(t, "contoso", 1, emulator.Config{AnyAlert: true})
 			contoso.rateLimits = "2/20s"
-			fabrikam, certB := startTenantEmulator(t, "fabrikam", 2, emulator.WithAnyAlert())
+			fabrikam, certB := startTenantEmulator(t, "fabrikam", 2, emulator.Config{AnyAlert: true})
 			srv := testenv.StartNATS(t)
 			js := srv.JetStream(t)
 			env := tenantsEnv(t, srv.URL(), []string{certA, certB}, []tenantEmulator{contoso, fabrikam},
@@ -102,8 +102,8 @@ func TestTenantOutOfQuotaHoldsNoWorkers(t *testing.T) {
 // none waits behind the other's.
 func TestTenantRevokedBesideHealthyOne(t *testing.T) {
 	t.Parallel()
-	contoso, certA := startTenantEmulator(t, "contoso", 1, emulator.WithAnyAlert())
-	fabrikam, certB := startTenantEmulator(t, "fabrikam", 2, emulator.WithAnyAlert())
+	contoso, certA := startTenantEmulator(t, "contoso", 1, emulator.Config{AnyAlert: true})
+	fabrikam, certB := startTenantEmulator(t, "fabrikam", 2, emulator.Config{AnyAlert: true})
 	contoso.emu.SetOutage(http.StatusUnauthorized)
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 	"github.com/alert-domains/alert-domains/message"
 )
@@ -19,8 +20,8 @@ import (
 func TestOutageLongerThanDuplicateWindowWithoutHooks(t *testing.T) {
 	t.Parallel()
 	const answered, ackWait = 5, time.Second
-	ids, hosts, opts := knownAlerts("longgap", answered+1)
-	emu, cert := testenv.StartEmulator(t, opts...)
+	ids, hosts := knownAlerts("longgap", answered+1)
+	emu, cert := testenv.StartEmulator(t, emulator.Config{Alerts: hosts})
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	env := serviceEnv(emu, cert, srv.URL(), "PROVISION=false", "ACK_WAIT=1s", "MAX_DELIVER=5")

@@ -95,7 +95,7 @@ func scrapeMetrics(t *testing.T, base string) map[string]float64 {
 // nothing; a second run after is idempotent.
 func TestReplay(t *testing.T) {
 	t.Parallel()
-	emu, cert := testenv.StartEmulator(t, emulator.WithSeedData())
+	emu, cert := testenv.StartEmulator(t, emulator.Config{SeedData: true})
 	_, natsURL := testenv.EmbeddedJetStream(t)
 	_, js := testenv.Connect(t, natsURL)
 	env := serviceEnv(emu, cert, natsURL)
@@ -165,7 +165,7 @@ func TestReplay(t *testing.T) {
 // stored, and exits 0 on Ctrl-C.
 func TestTailJSON(t *testing.T) {
 	t.Parallel()
-	emu, cert := testenv.StartEmulator(t, emulator.WithSeedData())
+	emu, cert := testenv.StartEmulator(t, emulator.Config{SeedData: true})
 	_, natsURL := testenv.EmbeddedJetStream(t)
 	_, js := testenv.Connect(t, natsURL)
 	env := serviceEnv(emu, cert, natsURL)
@@ -213,7 +213,7 @@ func TestTailJSON(t *testing.T) {
 // server is down and 200 once it is back; /livez answers 200 throughout.
 func TestReadyzFollowsNATS(t *testing.T) {
 	t.Parallel()
-	emu, cert := testenv.StartEmulator(t, emulator.WithSeedData())
+	emu, cert := testenv.StartEmulator(t, emulator.Config{SeedData: true})
 	srv := testenv.StartNATS(t)
 	listen, base := httpEndpoint(t)
 	testenv.StartServe(t, serviceEnv(emu, cert, srv.URL(), "HTTP_LISTEN="+listen))
@@ -239,7 +239,7 @@ func TestReadyzFollowsNATS(t *testing.T) {
 // workload's amounts.
 func TestMetricsCountKnownWorkload(t *testing.T) {
 	t.Parallel()
-	emu, cert := testenv.StartEmulator(t, emulator.WithSeedData())
+	emu, cert := testenv.StartEmulator(t, emulator.Config{SeedData: true})
 	_, natsURL := testenv.EmbeddedJetStream(t)
 	_, js := testenv.Connect(t, natsURL)
 	listen, base := httpEndpoint(t)
@@ -305,7 +305,7 @@ func TestMetricsCountKnownWorkload(t *testing.T) {
 // cache; the nine after it (sent at once) are answered from it.
 func TestCacheTenRequestsOneCall(t *testing.T) {
 	t.Parallel()
-	emu, cert := testenv.StartEmulator(t, emulator.WithSeedData())
+	emu, cert := testenv.StartEmulator(t, emulator.Config{SeedData: true})
 	_, natsURL := testenv.EmbeddedJetStream(t)
 	_, js := testenv.Connect(t, natsURL)
 	testenv.StartServe(t, serviceEnv(emu, cert, natsURL, "CACHE_TTL=1h"))
@@ -343,7 +343,7 @@ func TestCacheTenRequestsOneCall(t *testing.T) {
 // failure is never an answer.
 func TestCacheOutlivesTheReplicaThatFilledIt(t *testing.T) {
 	t.Parallel()
-	emu, cert := testenv.StartEmulator(t, emulator.WithSeedData())
+	emu, cert := testenv.StartEmulator(t, emulator.Config{SeedData: true})
 	_, natsURL := testenv.EmbeddedJetStream(t)
 	_, js := testenv.Connect(t, natsURL)
 	env := serviceEnv(emu, cert, natsURL, "CACHE_TTL=1h")
@@ -380,7 +380,7 @@ func TestCacheOutlivesTheReplicaThatFilledIt(t *testing.T) {
 // run, and never reaches Defender.
 func TestAdvisoryWithoutResultProducesOneFailure(t *testing.T) {
 	t.Parallel()
-	emu, cert := testenv.StartEmulator(t, emulator.WithSeedData())
+	emu, cert := testenv.StartEmulator(t, emulator.Config{SeedData: true})
 	_, natsURL := testenv.EmbeddedJetStream(t)
 	_, js := testenv.Connect(t, natsURL)
 	env := serviceEnv(emu, cert, natsURL, "MAX_DELIVER=2", "ACK_WAIT=1s")

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 )
 
@@ -16,7 +17,7 @@ func TestStatusListsReplicas(t *testing.T) {
 		t.Skip("starts nats-server and two alert-domains processes")
 	}
 	ns := testenv.StartNATS(t)
-	emu, cert := testenv.StartEmulator(t)
+	emu, cert := testenv.StartEmulator(t, emulator.Config{})
 	env := serviceEnv(emu, cert, ns.URL(), "CONCURRENCY=3", "LOG_LEVEL=info")
 	a := testenv.StartServe(t, env)
 	b := testenv.StartServe(t, env)

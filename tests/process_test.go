@@ -114,7 +114,7 @@ func TestStatusOnEmptyServer(t *testing.T) {
 // information and every known counter from 0.
 func TestStartupLineMetricsFromZero(t *testing.T) {
 	t.Parallel()
-	emu, cert := testenv.StartEmulator(t, emulator.WithSeedData())
+	emu, cert := testenv.StartEmulator(t, emulator.Config{SeedData: true})
 	srv, _ := authServer(t, "alice", "s3cret-pw")
 	listen, base := httpEndpoint(t)
 	env := serviceEnv(emu, cert, withUser(srv, "alice", "s3cret-pw"), "HTTP_LISTEN="+listen)
@@ -182,7 +182,7 @@ func TestStartupLineMetricsFromZero(t *testing.T) {
 // (its Microsoft credentials among them) never reach a hook.
 func TestHookEnvironmentWithoutURLPassword(t *testing.T) {
 	t.Parallel()
-	emu, cert := testenv.StartEmulator(t, emulator.WithSeedData())
+	emu, cert := testenv.StartEmulator(t, emulator.Config{SeedData: true})
 	srv, _ := authServer(t, "alice", "s3cret-pw")
 	natsURL := withUser(srv, "alice", "s3cret-pw")
 	env := serviceEnv(emu, cert, natsURL, "ON_SUCCESS_EXEC=env", "HOOK_ENV=NATS_URL", "LOG_LEVEL=debug")
@@ -268,7 +268,7 @@ func TestEnvironmentUnreadableByOtherProcesses(t *testing.T) {
 // naming the reason, instead of staying up doing nothing.
 func TestClosedConnectionExits(t *testing.T) {
 	t.Parallel()
-	emu, cert := testenv.StartEmulator(t, emulator.WithSeedData())
+	emu, cert := testenv.StartEmulator(t, emulator.Config{SeedData: true})
 	srv, opts := authServer(t, "alice", "first-pw")
 	listen, base := httpEndpoint(t)
 	svc := testenv.StartServe(t, serviceEnv(emu, cert, withUser(srv, "alice", "first-pw"), "HTTP_LISTEN="+listen))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 	"github.com/alert-domains/alert-domains/message"
 )
@@ -32,8 +33,8 @@ func TestForgedResultsAreIgnored(t *testing.T) {
 }
 
 func testForgedResults(t *testing.T, api string) {
-	alpha, certA := startTenantEmulator(t, "alpha", 1)
-	bravo, certB := startTenantEmulator(t, "bravo", 2)
+	alpha, certA := startTenantEmulator(t, "alpha", 1, emulator.Config{})
+	bravo, certB := startTenantEmulator(t, "bravo", 2, emulator.Config{})
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	listen, base := httpEndpoint(t)

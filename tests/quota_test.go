@@ -61,7 +61,7 @@ func TestSharedQuotaThreeReplicas(t *testing.T) {
 	t.Parallel()
 	const n = 90
 	limit := connector.Limit{Count: 15, Window: 2 * time.Second}
-	emu := newRecordingEmulator(t, emulator.WithAnyAlert())
+	emu := newRecordingEmulator(t, emulator.Config{AnyAlert: true})
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	quotaReplicas(t, emu, srv.URL(), 3, "DEFENDER_RATE_LIMITS=15/2s")
@@ -95,7 +95,7 @@ func TestSharedQuotaThreeReplicas(t *testing.T) {
 // before the parallel tests start.
 func TestSharedCooldownStopsEveryReplica(t *testing.T) {
 	const n = 60
-	emu := newRecordingEmulator(t, emulator.WithAnyAlert())
+	emu := newRecordingEmulator(t, emulator.Config{AnyAlert: true})
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	quotaReplicas(t, emu, srv.URL(), 3, "DEFENDER_RATE_LIMITS=20/1s")
@@ -136,7 +136,7 @@ func TestSharedCooldownStopsEveryReplica(t *testing.T) {
 func TestSharedQuotaUnreachable(t *testing.T) {
 	t.Parallel()
 	const n = 40
-	emu := newRecordingEmulator(t, emulator.WithAnyAlert())
+	emu := newRecordingEmulator(t, emulator.Config{AnyAlert: true})
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	quotaReplicas(t, emu, srv.URL(), 2, "DEFENDER_RATE_LIMITS=5/1s")
@@ -174,7 +174,7 @@ func TestQuotaSurvivesRestart(t *testing.T) {
 			t.Parallel()
 			const n = 25
 			limit := connector.Limit{Count: 10, Window: 6 * time.Second}
-			emu := newRecordingEmulator(t, emulator.WithAnyAlert())
+			emu := newRecordingEmulator(t, emulator.Config{AnyAlert: true})
 			srv := testenv.StartNATS(t)
 			js := srv.JetStream(t)
 			env := emu.env(srv.URL(), "DEFENDER_RATE_LIMITS=10/6s", "QUOTA_SCOPE="+scope, "DEFENDER_TIMEOUT=2s", "SHUTDOWN_TIMEOUT=1s", "ACK_WAIT=3s", "LOG_LEVEL=info", "RETRY_MAX_ELAPSED=2m")
@@ -216,7 +216,7 @@ func TestSharedQuotaStreamLeaderLoss(t *testing.T) {
 	t.Parallel()
 	const n = 40
 	limit := connector.Limit{Count: 5, Window: time.Second}
-	emu := newRecordingEmulator(t, emulator.WithAnyAlert())
+	emu := newRecordingEmulator(t, emulator.Config{AnyAlert: true})
 	cluster := testenv.StartNATSCluster(t, 3)
 	js := cluster.JetStream(t)
 	procs := quotaReplicas(t, emu, cluster.URLs(), 2, "DEFENDER_RATE_LIMITS=5/1s", "STREAM_REPLICAS=3")
@@ -289,9 +289,9 @@ func TestSharedQuotaStreamLeaderLoss(t *testing.T) {
 func TestSharedQuotaTenantsOwnCounts(t *testing.T) {
 	t.Parallel()
 	window := 2 * time.Second
-	contoso, certA := startTenantEmulator(t, "contoso", 1, emulator.WithAnyAlert())
+	contoso, certA := startTenantEmulator(t, "contoso", 1, emulator.Config{AnyAlert: true})
 	contoso.rateLimits = "2/2s"
-	fabrikam, certB := startTenantEmulator(t, "fabrikam", 2, emulator.WithAnyAlert())
+	fabrikam, certB := startTenantEmulator(t, "fabrikam", 2, emulator.Config{AnyAlert: true})
 	fabrikam.rateLimits = "5/2s"
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
@@ -381,7 +381,7 @@ func TestProcessCooldownHoldsEveryRequest(t *testing.T) {
 	t.Run("retry-after-3600", func(t *testing.T) {
 		t.Parallel()
 		const n = 30
-		emu := newRecordingEmulator(t, emulator.WithAnyAlert())
+		emu := newRecordingEmulator(t, emulator.Config{AnyAlert: true})
 		ids := alertIDs("hour", n)
 		for _, id := range ids {
 			for range throttledAnswers {
@@ -443,7 +443,7 @@ func TestProcessCooldownHoldsEveryRequest(t *testing.T) {
 		t.Parallel()
 		const n = 20
 		retryAfter := 2 * time.Second
-		emu := newRecordingEmulator(t, emulator.WithAnyAlert())
+		emu := newRecordingEmulator(t, emulator.Config{AnyAlert: true})
 		ids := alertIDs("short", n)
 		emu.Script(ids[0], emulator.Answer{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"2"}}})
 		srv := testenv.StartNATS(t)

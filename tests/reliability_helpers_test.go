@@ -44,9 +44,9 @@ type recordingEmulator struct {
 	throttle time.Duration // > 0: every domains call is answered 429 with this Retry-After
 }
 
-func newRecordingEmulator(t *testing.T, opts ...emulator.Option) *recordingEmulator {
+func newRecordingEmulator(t *testing.T, cfg emulator.Config) *recordingEmulator {
 	t.Helper()
-	r := &recordingEmulator{Emulator: emulator.NewHandler(opts...)}
+	r := &recordingEmulator{Emulator: emulator.NewHandler(cfg)}
 	ts := httptest.NewUnstartedServer(r)
 	ts.Config.ErrorLog = log.New(&bytes.Buffer{}, "", 0) // clients that hang up early are expected
 	ts.StartTLS()

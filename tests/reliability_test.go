@@ -26,9 +26,8 @@ import (
 // soak reports whether the long variants run.
 func soak() bool { return !testing.Short() && os.Getenv("ALERT_DOMAINS_SOAK") == "1" }
 
-// knownAlerts are n alert IDs with their hosts (1 to 3 each), and the
-// emulator options that serve them.
-func knownAlerts(prefix string, n int) (ids []string, hosts map[string][]string, opts []emulator.Option) {
+// knownAlerts are n alert IDs with their hosts (1 to 3 each).
+func knownAlerts(prefix string, n int) (ids []string, hosts map[string][]string) {
 	hosts = make(map[string][]string, n)
 	for i := range n {
 		id := fmt.Sprintf("%s_%05d", prefix, i)
@@ -37,9 +36,8 @@ func knownAlerts(prefix string, n int) (ids []string, hosts map[string][]string,
 			h = append(h, fmt.Sprintf("h%05d-%d.%s.example.net", i, k, prefix))
 		}
 		ids, hosts[id] = append(ids, id), h
-		opts = append(opts, emulator.WithAlert(id, h...))
 	}
-	return ids, hosts, opts
+	return ids, hosts
 }
 
 func stillRunning(t *testing.T, p *testenv.Process) {
@@ -67,8 +65,8 @@ func TestCrashKill9(t *testing.T) {
 	if soak() {
 		n, kills = 10000, 10
 	}
-	ids, hosts, opts := knownAlerts("crash", n)
-	emu, cert := testenv.StartEmulator(t, append(opts, emulator.WithLatency(20*time.Millisecond))...)
+	ids, hosts := knownAlerts("crash", n)
+	emu, cert := testenv.StartEmulator(t, emulator.Config{Alerts: hosts, Latency: 20 * time.Millisecond})
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	script, log := hookScript(t)
@@ -126,8 +124,8 @@ func TestBrokerRestart(t *testing.T) {
 	if soak() {
 		n, restarts = 5000, 5
 	}
-	ids, hosts, opts := knownAlerts("broker", n)
-	emu, cert := testenv.StartEmulator(t, append(opts, emulator.WithLatency(20*time.Millisecond))...)
+	ids, hosts := knownAlerts("broker", n)
+	emu, cert := testenv.StartEmulator(t, emulator.Config{Alerts: hosts, Latency: 20 * time.Millisecond})
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	p := testenv.StartServe(t, serviceEnv(emu, cert, srv.URL(), "ACK_WAIT=2s", "CONCURRENCY=4", "LOG_LEVEL=info"))
@@ -157,7 +155,7 @@ func TestBrokerRestart(t *testing.T) {
 // successes.
 func TestDefenderOutage(t *testing.T) {
 	t.Parallel()
-	emu, cert := testenv.StartEmulator(t, emulator.WithAnyAlert())
+	emu, cert := testenv.StartEmulator(t, emulator.Config{AnyAlert: true})
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	env := serviceEnv(emu, cert, srv.URL(), "RETRY_MAX_ELAPSED=5s", "CONCURRENCY=16", "LOG_LEVEL=info")
@@ -234,7 +232,7 @@ func TestThrottlingWithinQuota(t *testing.T) {
 	t.Parallel()
 	const n = 60
 	limit := connector.Limit{Count: 20, Window: 2 * time.Second}
-	emu := newRecordingEmulator(t, emulator.WithAnyAlert(), emulator.WithQuota(limit))
+	emu := newRecordingEmulator(t, emulator.Config{AnyAlert: true, Quota: []connector.Limit{limit}})
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	testenv.StartServe(t, emu.env(srv.URL(), "DEFENDER_RATE_LIMITS=20/2s", "CONCURRENCY=32", "RETRY_MAX_ELAPSED=30s", "LOG_LEVEL=info"))
@@ -270,7 +268,7 @@ func TestThrottlingWithinQuota(t *testing.T) {
 func TestThrottlingLimiterTooHigh(t *testing.T) {
 	t.Parallel()
 	const n = 50
-	emu := newRecordingEmulator(t, emulator.WithAnyAlert(), emulator.WithQuota(connector.Limit{Count: 20, Window: 2 * time.Second}))
+	emu := newRecordingEmulator(t, emulator.Config{AnyAlert: true, Quota: []connector.Limit{{Count: 20, Window: 2 * time.Second}}})
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	testenv.StartServe(t, emu.env(srv.URL(), "DEFENDER_RATE_LIMITS=40/2s", "CONCURRENCY=32", "RETRY_MAX_ELAPSED=60s", "LOG_LEVEL=info"))
@@ -323,7 +321,7 @@ func TestSlowDefenderQueued(t *testing.T) {
 }
 
 func slowDefender(t *testing.T, concurrency, n int) {
-	emu, cert := testenv.StartEmulator(t, emulator.WithAnyAlert(), emulator.WithLatency(2500*time.Millisecond))
+	emu, cert := testenv.StartEmulator(t, emulator.Config{AnyAlert: true, Latency: 2500 * time.Millisecond})
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	testenv.StartServe(t, serviceEnv(emu, cert, srv.URL(), "ACK_WAIT=1s", fmt.Sprintf("CONCURRENCY=%d", concurrency), "DEFENDER_TIMEOUT=10s"))
@@ -367,7 +365,8 @@ func testHostileAnswers(t *testing.T, api connector.API) {
 		w.WriteHeader(http.StatusOK)
 	}))
 	t.Cleanup(other.Close)
-	emu, cert := testenv.StartEmulator(t, emulator.WithAlert(knownAlert, "www.example.com", "cdn.example.net"))
+	emu, cert := testenv.StartEmulator(t, emulator.Config{
+		Alerts: map[string][]string{knownAlert: {"www.example.com", "cdn.example.net"}}})
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	p := testenv.StartServe(t, serviceEnv(emu, cert, srv.URL(), "DEFENDER_API="+string(api), "DEFENDER_TIMEOUT=1s", "RETRY_MAX_ELAPSED=2s", "CONCURRENCY=4", "LOG_LEVEL=info"))
@@ -465,12 +464,8 @@ func TestSecretsNeverShow(t *testing.T) {
 	// Tokens of 4 minutes are replaced whenever the service asks again
 	// (the credential keeps them until 5 minutes before they expire), so a
 	// 401 leads to a new token.
-	emu := newRecordingEmulator(t,
-		emulator.WithTenant(emulator.DefaultTenantID, emulator.DefaultClientID, secret),
-		emulator.WithTokenLifetime(4*time.Minute),
-		emulator.WithAlert(knownAlert, "www.example.com"),
-		emulator.WithAlert(alertNone),
-	)
+	emu := newRecordingEmulator(t, emulator.Config{ClientSecret: secret, TokenLifetime: 4 * time.Minute,
+		Alerts: map[string][]string{knownAlert: {"www.example.com"}, alertNone: {}}})
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	// The hooks are what logs at debug, with their output: one echoes the

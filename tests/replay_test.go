@@ -76,7 +76,7 @@ func describe(rs []storedRequest) string {
 // operator commands).
 func seededService(t *testing.T, extra ...string) (*emulator.Server, jetstream.JetStream, []string) {
 	t.Helper()
-	emu, cert := testenv.StartEmulator(t, emulator.WithSeedData())
+	emu, cert := testenv.StartEmulator(t, emulator.Config{SeedData: true})
 	_, natsURL := testenv.EmbeddedJetStream(t)
 	_, js := testenv.Connect(t, natsURL)
 	env := serviceEnv(emu, cert, natsURL, extra...)
@@ -231,7 +231,7 @@ func TestReplayOfFromAnyPublisher(t *testing.T) {
 func TestConcurrentReplaysRepublishOnce(t *testing.T) {
 	t.Parallel()
 	const n = 20
-	emu, cert := testenv.StartEmulator(t, emulator.WithAnyAlert())
+	emu, cert := testenv.StartEmulator(t, emulator.Config{AnyAlert: true})
 	_, natsURL := testenv.EmbeddedJetStream(t)
 	_, js := testenv.Connect(t, natsURL)
 	env := serviceEnv(emu, cert, natsURL, "RETRY_MAX_ELAPSED=300ms", "CONCURRENCY=20")

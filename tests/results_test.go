@@ -38,7 +38,7 @@ func TestOversizedHeadersAndAnswersGetOneResult(t *testing.T) {
 	for i := range huge {
 		huge[i] = fmt.Sprintf("host-%05d.%s.example.com", i, long)
 	}
-	emu, cert := testenv.StartEmulator(t, emulator.WithAnyAlert(), emulator.WithAlert("huge_answer", huge...))
+	emu, cert := testenv.StartEmulator(t, emulator.Config{Alerts: map[string][]string{"huge_answer": huge}, AnyAlert: true})
 	_, url := testenv.EmbeddedJetStream(t)
 	testenv.StartServe(t, serviceEnv(emu, cert, url))
 	_, js := testenv.Connect(t, url)
@@ -101,7 +101,7 @@ func provisioned(t *testing.T, env []string) (*config.Config, broker.Topology) {
 // duplicates of the results of the old stream's requests.
 func TestRequestStreamRecreatedGetsNewResults(t *testing.T) {
 	t.Parallel()
-	emu, cert := testenv.StartEmulator(t, emulator.WithAnyAlert())
+	emu, cert := testenv.StartEmulator(t, emulator.Config{AnyAlert: true})
 	_, url := testenv.EmbeddedJetStream(t)
 	_, js := testenv.Connect(t, url)
 	env := serviceEnv(emu, cert, url, "PROVISION=false")
@@ -224,8 +224,8 @@ func shortResultWindow(t *testing.T, js jetstream.JetStream) (forget func()) {
 func TestDowntimeLongerThanDuplicateWindow(t *testing.T) {
 	t.Parallel()
 	const n = 40
-	ids, hosts, opts := knownAlerts("downtime", n)
-	emu, cert := testenv.StartEmulator(t, opts...)
+	ids, hosts := knownAlerts("downtime", n)
+	emu, cert := testenv.StartEmulator(t, emulator.Config{Alerts: hosts})
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	script, log := hookScript(t)
@@ -292,8 +292,8 @@ func TestDowntimeLongerThanDuplicateWindow(t *testing.T) {
 func TestHookCutOnLastDeliveryRunsAgain(t *testing.T) {
 	t.Parallel()
 	const n = 4
-	ids, hosts, opts := knownAlerts("lastdel", n)
-	emu, cert := testenv.StartEmulator(t, opts...)
+	ids, hosts := knownAlerts("lastdel", n)
+	emu, cert := testenv.StartEmulator(t, emulator.Config{Alerts: hosts})
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	script, log := hookScript(t)
@@ -367,7 +367,7 @@ func TestHookCutOnLastDeliveryRunsAgain(t *testing.T) {
 // once the stream takes it again, not an unavailable failure.
 func TestBlockedResultStreamKeepsCachedAnswers(t *testing.T) {
 	t.Parallel()
-	emu, cert := testenv.StartEmulator(t, emulator.WithAlert(alertTwo, "www.example.com"))
+	emu, cert := testenv.StartEmulator(t, emulator.Config{Alerts: map[string][]string{alertTwo: {"www.example.com"}}})
 	_, url := testenv.EmbeddedJetStream(t)
 	testenv.StartServe(t, serviceEnv(emu, cert, url, "CACHE_TTL=1h", "MAX_DELIVER=2", "ACK_WAIT=1s"))
 	_, js := testenv.Connect(t, url)

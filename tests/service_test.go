@@ -21,11 +21,11 @@ const (
 
 func TestRequestForms(t *testing.T) {
 	t.Parallel()
-	emu, cert := testenv.StartEmulator(t,
-		emulator.WithAlert(alertTwo, "www.example.com", "cdn.example.net", "www.example.com"),
-		emulator.WithAlert(alertNone),
-		emulator.WithAlert("da637551227677560813_-961444813", "neg.example.org"),
-	)
+	emu, cert := testenv.StartEmulator(t, emulator.Config{Alerts: map[string][]string{
+		alertTwo:                          {"www.example.com", "cdn.example.net", "www.example.com"},
+		alertNone:                         {},
+		"da637551227677560813_-961444813": {"neg.example.org"},
+	}})
 	_, url := testenv.EmbeddedJetStream(t)
 	testenv.StartServe(t, serviceEnv(emu, cert, url))
 	_, js := testenv.Connect(t, url)
@@ -78,7 +78,7 @@ func TestRequestForms(t *testing.T) {
 
 func TestFailureKinds(t *testing.T) {
 	t.Parallel()
-	emu, cert := testenv.StartEmulator(t)
+	emu, cert := testenv.StartEmulator(t, emulator.Config{})
 	_, url := testenv.EmbeddedJetStream(t)
 	testenv.StartServe(t, serviceEnv(emu, cert, url))
 	_, js := testenv.Connect(t, url)
@@ -153,7 +153,7 @@ func TestFailureKinds(t *testing.T) {
 
 func TestInvalidBodiesNeverReachDefender(t *testing.T) {
 	t.Parallel()
-	emu, cert := testenv.StartEmulator(t, emulator.WithAnyAlert())
+	emu, cert := testenv.StartEmulator(t, emulator.Config{AnyAlert: true})
 	_, url := testenv.EmbeddedJetStream(t)
 	testenv.StartServe(t, serviceEnv(emu, cert, url))
 	_, js := testenv.Connect(t, url)
@@ -201,7 +201,7 @@ func TestInvalidBodiesNeverReachDefender(t *testing.T) {
 
 func TestSameRequestDeliveredTwiceHasOneResult(t *testing.T) {
 	t.Parallel()
-	emu, cert := testenv.StartEmulator(t, emulator.WithAlert(alertTwo, "www.example.com"))
+	emu, cert := testenv.StartEmulator(t, emulator.Config{Alerts: map[string][]string{alertTwo: {"www.example.com"}}})
 	_, url := testenv.EmbeddedJetStream(t)
 	svc := testenv.StartServe(t, serviceEnv(emu, cert, url))
 	_, js := testenv.Connect(t, url)
@@ -231,7 +231,7 @@ func TestSameRequestDeliveredTwiceHasOneResult(t *testing.T) {
 // hand is stored by the same delivery once the stream answers again.
 func TestResultStreamUnansweredForAWhile(t *testing.T) {
 	t.Parallel()
-	emu, cert := testenv.StartEmulator(t, emulator.WithAlert(alertTwo, "www.example.com"))
+	emu, cert := testenv.StartEmulator(t, emulator.Config{Alerts: map[string][]string{alertTwo: {"www.example.com"}}})
 	_, url := testenv.EmbeddedJetStream(t)
 	testenv.StartServe(t, serviceEnv(emu, cert, url))
 	_, js := testenv.Connect(t, url)
@@ -269,7 +269,7 @@ func TestResultStreamUnansweredForAWhile(t *testing.T) {
 
 func TestShutdownMidRunLosesNothing(t *testing.T) {
 	t.Parallel()
-	emu, cert := testenv.StartEmulator(t, emulator.WithAnyAlert(), emulator.WithLatency(30*time.Millisecond))
+	emu, cert := testenv.StartEmulator(t, emulator.Config{AnyAlert: true, Latency: 30 * time.Millisecond})
 	_, url := testenv.EmbeddedJetStream(t)
 	env := serviceEnv(emu, cert, url, "CONCURRENCY=8", "LOG_LEVEL=info")
 	p := testenv.StartServe(t, env)
@@ -301,7 +301,7 @@ func TestShutdownMidRunLosesNothing(t *testing.T) {
 
 func TestProvisionFalseNamesWhatIsMissing(t *testing.T) {
 	t.Parallel()
-	emu, cert := testenv.StartEmulator(t)
+	emu, cert := testenv.StartEmulator(t, emulator.Config{})
 	_, url := testenv.EmbeddedJetStream(t)
 	p := testenv.StartService(t, testenv.BuildBinary(t), serviceEnv(emu, cert, url, "PROVISION=false"), "serve")
 	code, err := p.Wait(30 * time.Second)

@@ -21,7 +21,7 @@ import (
 // not failed for it.
 func TestShutdownHandsBackQuotaWaitersAtOnce(t *testing.T) {
 	t.Parallel()
-	emu, cert := testenv.StartEmulator(t, emulator.WithSeedData())
+	emu, cert := testenv.StartEmulator(t, emulator.Config{SeedData: true})
 	_, natsURL := testenv.EmbeddedJetStream(t)
 	_, js := testenv.Connect(t, natsURL)
 	svc := testenv.StartServe(t, serviceEnv(emu, cert, natsURL,
@@ -65,7 +65,7 @@ func TestShutdownHandsBackQuotaWaitersAtOnce(t *testing.T) {
 // stuckHookService is a service whose success hook outlives any shutdown.
 func stuckHookService(t *testing.T, shutdownTimeout string) *testenv.Process {
 	t.Helper()
-	emu, cert := testenv.StartEmulator(t, emulator.WithSeedData())
+	emu, cert := testenv.StartEmulator(t, emulator.Config{SeedData: true})
 	_, natsURL := testenv.EmbeddedJetStream(t)
 	_, js := testenv.Connect(t, natsURL)
 	svc := testenv.StartServe(t, serviceEnv(emu, cert, natsURL,
@@ -150,7 +150,7 @@ func TestSignalDuringStartupExitsZero(t *testing.T) {
 			}
 		}
 	})
-	emu, cert := testenv.StartEmulator(t)
+	emu, cert := testenv.StartEmulator(t, emulator.Config{})
 	svc := testenv.StartService(t, testenv.BuildBinary(t), serviceEnv(emu, cert, "nats://"+ln.Addr().String()), "serve")
 	select {
 	case c := <-accepted:

@@ -139,7 +139,7 @@ func runFaultSoak(t *testing.T, cfg soakConfig) {
 		phases = append(phases, fmt.Sprintf("%s %v", name, time.Since(began).Round(100*time.Millisecond)))
 		began = time.Now()
 	}
-	cluster := testenv.StartNATSCluster(t, 3, testenv.WithNATSArgs("--no_advertise"))
+	cluster := testenv.StartNATSCluster(t, 3, "--no_advertise")
 	phase("cluster")
 	js := cluster.JetStream(t)
 	rig := newSoakRig(t, cfg, cluster, js, defenders, envFor)
@@ -263,16 +263,13 @@ func soakDefenders(t *testing.T, load *soakLoad, tenants []string, limits []conn
 	var certs []string
 	for i, k := range soakTenantKeys(tenants) {
 		// Defender's own pace, so that faults find requests in flight.
-		opts := []emulator.Option{emulator.WithLatency(200 * time.Millisecond), emulator.WithQuota(limits...)}
-		for alert, hosts := range load.Alerts[k] {
-			opts = append(opts, emulator.WithAlert(alert, hosts...))
-		}
+		cfg := emulator.Config{Latency: 200 * time.Millisecond, Quota: limits, Alerts: load.Alerts[k]}
 		secret := fmt.Sprintf("soak-secret-%d", i)
 		if tenants != nil {
-			opts = append(opts, emulator.WithTenant(fmt.Sprintf("6f1c2b9e-0000-4000-8000-0000000001%02d", i),
-				fmt.Sprintf("0a3e5f7d-0000-4000-8000-0000000001%02d", i), secret))
+			cfg.TenantID = fmt.Sprintf("6f1c2b9e-0000-4000-8000-0000000001%02d", i)
+			cfg.ClientID, cfg.ClientSecret = fmt.Sprintf("0a3e5f7d-0000-4000-8000-0000000001%02d", i), secret
 		}
-		d := newRecordingEmulator(t, opts...)
+		d := newRecordingEmulator(t, cfg)
 		defenders = append(defenders, d)
 		tes = append(tes, tenantEmulator{name: k, emu: &emulator.Server{Emulator: d.Emulator, URL: d.URL}, secret: secret})
 		certs = append(certs, d.CertFile)

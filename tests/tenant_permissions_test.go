@@ -54,7 +54,7 @@ func TestTenantPermissionsExample(t *testing.T) {
 	// The service runs under its user: it provisions, consumes, caches,
 	// keeps the shared quota and answers presence questions; replay, status
 	// and tail work under it too.
-	emu, cert := testenv.StartEmulator(t, emulator.WithAlert(alertTwo, "www.example.com"))
+	emu, cert := testenv.StartEmulator(t, emulator.Config{Alerts: map[string][]string{alertTwo: {"www.example.com"}}})
 	env := serviceEnv(emu, cert, url,
 		"NATS_NKEY_FILE="+seedFile(t, seeds["ALERT_DOMAINS"]),
 		"DEFENDER_RATE_LIMITS=100/1m,1500/1h", "QUOTA_SCOPE=shared", "CACHE_TTL=1h")

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 )
 
@@ -19,8 +20,8 @@ import (
 // that tenant's results only, and status has a line for each tenant.
 func TestTenantsOperations(t *testing.T) {
 	t.Parallel()
-	contoso, certA := startTenantEmulator(t, "contoso", 1)
-	fabrikam, certB := startTenantEmulator(t, "fabrikam", 2)
+	contoso, certA := startTenantEmulator(t, "contoso", 1, emulator.Config{})
+	fabrikam, certB := startTenantEmulator(t, "fabrikam", 2, emulator.Config{})
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	listen, base := httpEndpoint(t)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 )
 
@@ -29,8 +30,8 @@ func TestTenantsQuotaMetrics(t *testing.T) {
 }
 
 func testTenantsQuotaMetrics(t *testing.T, scope string) {
-	contoso, certA := startTenantEmulator(t, "contoso", 1)
-	fabrikam, certB := startTenantEmulator(t, "fabrikam", 2)
+	contoso, certA := startTenantEmulator(t, "contoso", 1, emulator.Config{})
+	fabrikam, certB := startTenantEmulator(t, "fabrikam", 2, emulator.Config{})
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	listen, base := httpEndpoint(t)

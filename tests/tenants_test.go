@@ -30,12 +30,14 @@ type tenantEmulator struct {
 
 const sharedAlert = "da638000000000000000_1111111111"
 
-func startTenantEmulator(t *testing.T, name string, n int, opts ...emulator.Option) (tenantEmulator, string) {
+func startTenantEmulator(t *testing.T, name string, n int, cfg emulator.Config) (tenantEmulator, string) {
 	t.Helper()
 	secret := name + "-secret-" + fmt.Sprint(n)
-	emu, cert := testenv.StartEmulator(t, append([]emulator.Option{
-		emulator.WithTenant(fmt.Sprintf("6f1c2b9e-0000-4000-8000-00000000000%d", n), fmt.Sprintf("0a3e5f7d-0000-4000-8000-00000000000%d", n), secret),
-		emulator.WithAlert(sharedAlert, "c2."+name+".example")}, opts...)...)
+	cfg.TenantID = fmt.Sprintf("6f1c2b9e-0000-4000-8000-00000000000%d", n)
+	cfg.ClientID = fmt.Sprintf("0a3e5f7d-0000-4000-8000-00000000000%d", n)
+	cfg.ClientSecret = secret
+	cfg.Alerts = map[string][]string{sharedAlert: {"c2." + name + ".example"}}
+	emu, cert := testenv.StartEmulator(t, cfg)
 	return tenantEmulator{name: name, emu: emu, secret: secret}, cert
 }
 
@@ -112,8 +114,8 @@ func publishTo(t *testing.T, js jetstream.JetStream, subject, body string) uint6
 // both again is answered from each tenant's own cache entry.
 func TestTenantsKeepTheirAnswersApart(t *testing.T) {
 	t.Parallel()
-	contoso, certA := startTenantEmulator(t, "contoso", 1)
-	fabrikam, certB := startTenantEmulator(t, "fabrikam", 2)
+	contoso, certA := startTenantEmulator(t, "contoso", 1, emulator.Config{})
+	fabrikam, certB := startTenantEmulator(t, "fabrikam", 2, emulator.Config{})
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	svc := testenv.StartServe(t, tenantsEnv(t, srv.URL(), []string{certA, certB}, []tenantEmulator{contoso, fabrikam}, "CACHE_TTL=1h"))
@@ -172,7 +174,7 @@ func TestTenantsKeepTheirAnswersApart(t *testing.T) {
 // invalid_request, answered on the subject's tenant's failure subject.
 func TestTenantsUnknownAndConflicting(t *testing.T) {
 	t.Parallel()
-	contoso, certA := startTenantEmulator(t, "contoso", 1)
+	contoso, certA := startTenantEmulator(t, "contoso", 1, emulator.Config{})
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	svc := testenv.StartServe(t, tenantsEnv(t, srv.URL(), []string{certA}, []tenantEmulator{contoso}))
@@ -231,8 +233,8 @@ func TestTenantsFileErrorsExitTwo(t *testing.T) {
 // tenant on the tenant's own subject.
 func TestTenantsReplayUnknownTenant(t *testing.T) {
 	t.Parallel()
-	contoso, certA := startTenantEmulator(t, "contoso", 1)
-	fabrikam, certB := startTenantEmulator(t, "fabrikam", 2)
+	contoso, certA := startTenantEmulator(t, "contoso", 1, emulator.Config{})
+	fabrikam, certB := startTenantEmulator(t, "fabrikam", 2, emulator.Config{})
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	certs := []string{certA, certB}
@@ -274,8 +276,8 @@ func TestTenantsReplayUnknownTenant(t *testing.T) {
 // answer for the same alert.
 func TestTenantsSafetyNetKeepsTheTenant(t *testing.T) {
 	t.Parallel()
-	contoso, certA := startTenantEmulator(t, "contoso", 1)
-	fabrikam, certB := startTenantEmulator(t, "fabrikam", 2)
+	contoso, certA := startTenantEmulator(t, "contoso", 1, emulator.Config{})
+	fabrikam, certB := startTenantEmulator(t, "fabrikam", 2, emulator.Config{})
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	testenv.StartServe(t, tenantsEnv(t, srv.URL(), []string{certA, certB}, []tenantEmulator{contoso, fabrikam}, "CACHE_TTL=1h", "MAX_DELIVER=2", "ACK_WAIT=1s"))
@@ -314,8 +316,8 @@ func TestTenantsSafetyNetKeepsTheTenant(t *testing.T) {
 // line, and the running tenants go on being served.
 func TestTenantsReloadOnHangup(t *testing.T) {
 	t.Parallel()
-	contoso, certA := startTenantEmulator(t, "contoso", 1)
-	fabrikam, certB := startTenantEmulator(t, "fabrikam", 2)
+	contoso, certA := startTenantEmulator(t, "contoso", 1, emulator.Config{})
+	fabrikam, certB := startTenantEmulator(t, "fabrikam", 2, emulator.Config{})
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	env := tenantsEnv(t, srv.URL(), []string{certA, certB}, []tenantEmulator{contoso, fabrikam})
@@ -382,8 +384,8 @@ func TestTenantsReloadOnHangup(t *testing.T) {
 // Secret or ConfigMap updated in place) is picked up without a signal.
 func TestTenantsReloadOnFileChange(t *testing.T) {
 	t.Parallel()
-	contoso, certA := startTenantEmulator(t, "contoso", 1)
-	fabrikam, certB := startTenantEmulator(t, "fabrikam", 2)
+	contoso, certA := startTenantEmulator(t, "contoso", 1, emulator.Config{})
+	fabrikam, certB := startTenantEmulator(t, "fabrikam", 2, emulator.Config{})
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	env := tenantsEnv(t, srv.URL(), []string{certA, certB}, []tenantEmulator{contoso, fabrikam})

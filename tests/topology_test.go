@@ -23,8 +23,9 @@ import (
 func TestConsumerDeletedWhileDownResumes(t *testing.T) {
 	t.Parallel()
 	const slow = "resume_slow"
-	ids, _, opts := knownAlerts("resume", 25)
-	emu, cert := testenv.StartEmulator(t, append(opts, emulator.WithAlert(slow, "slow.example.com"))...)
+	ids, known := knownAlerts("resume", 25)
+	known[slow] = []string{"slow.example.com"}
+	emu, cert := testenv.StartEmulator(t, emulator.Config{Alerts: known})
 	// Its first call never answers in time: the request is in hand when the
 	// process is killed.
 	emu.Script(slow, emulator.Answer{Delay: time.Hour})
@@ -97,7 +98,7 @@ func TestConsumerDeletedWhileDownResumes(t *testing.T) {
 // are still stored and answered.
 func TestProvisionNeverRewritesStreamSubjects(t *testing.T) {
 	t.Parallel()
-	emu, cert := testenv.StartEmulator(t, emulator.WithAnyAlert())
+	emu, cert := testenv.StartEmulator(t, emulator.Config{AnyAlert: true})
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	good := testenv.StartServe(t, serviceEnv(emu, cert, srv.URL()))
@@ -139,7 +140,7 @@ func TestProvisionNeverRewritesStreamSubjects(t *testing.T) {
 // with another replica count stops the start with an error naming both.
 func TestStreamReplicasChecked(t *testing.T) {
 	t.Parallel()
-	emu, cert := testenv.StartEmulator(t, emulator.WithAnyAlert())
+	emu, cert := testenv.StartEmulator(t, emulator.Config{AnyAlert: true})
 	srv := testenv.StartNATS(t)
 	bin := testenv.BuildBinary(t)
 	for _, v := range []string{"0", "6", "three"} {

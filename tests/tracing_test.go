@@ -132,7 +132,7 @@ func TestTraceOfOneRequest(t *testing.T) {
 	t.Parallel()
 	const alertID = "da637472900382838869_1364969609"
 	const siemTrace, siemSpan = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
-	emu, cert := testenv.StartEmulator(t, emulator.WithAlert(alertID, "www.example.com"))
+	emu, cert := testenv.StartEmulator(t, emulator.Config{Alerts: map[string][]string{alertID: {"www.example.com"}}})
 	_, url := testenv.EmbeddedJetStream(t)
 	rec := startReceiver(t, nil)
 	p := testenv.StartServe(t, serviceEnv(emu, cert, url, "OTEL_EXPORTER_OTLP_ENDPOINT="+rec.srv.URL,
@@ -193,7 +193,7 @@ func TestTraceOfOneRequest(t *testing.T) {
 // cleanly.
 func TestCollectorDownNeverSlows(t *testing.T) {
 	t.Parallel()
-	emu, cert := testenv.StartEmulator(t, emulator.WithAnyAlert())
+	emu, cert := testenv.StartEmulator(t, emulator.Config{AnyAlert: true})
 	_, url := testenv.EmbeddedJetStream(t)
 	down := fmt.Sprintf("http://127.0.0.1:%d", testenv.FreePort(t))
 	p := testenv.StartServe(t, serviceEnv(emu, cert, url, "OTEL_EXPORTER_OTLP_ENDPOINT="+down,
@@ -225,7 +225,7 @@ func TestCollectorDownNeverSlows(t *testing.T) {
 func TestOTLPHeadersNeverShown(t *testing.T) {
 	t.Parallel()
 	const token, key = "otlp-s3cr3t-t0ken-77", "k3y-0f-the-c0llect0r"
-	emu, cert := testenv.StartEmulator(t, emulator.WithAnyAlert())
+	emu, cert := testenv.StartEmulator(t, emulator.Config{AnyAlert: true})
 	_, url := testenv.EmbeddedJetStream(t)
 	rec := startReceiver(t, func(r *http.Request) (int, string) {
 		var b bytes.Buffer

@@ -62,7 +62,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	emu := emulator.NewServer(emulator.WithSeedData())
+	emu := emulator.NewServer(emulator.Config{SeedData: true})
 	defer emu.Close()
 	cfg, own, err := demoConfig(e, emu, dir)
 	if err != nil {

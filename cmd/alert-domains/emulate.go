@@ -78,8 +78,8 @@ func (m *emulation) handler() (emulator.Tenants, error) {
 			m.granted = append(m.granted, p)
 		}
 	}
-	opts := []emulator.Option{emulator.WithSeedData(), emulator.WithPermissions(m.granted...), emulator.WithQuota(m.limits...),
-		emulator.WithLatency(m.latency), emulator.WithFaultRate(m.faultRate, time.Now().UnixNano()), emulator.WithPageSize(m.pageSize)}
+	cfg := emulator.Config{SeedData: true, Permissions: m.granted, Quota: m.limits, Latency: m.latency,
+		FaultRate: m.faultRate, FaultSeed: time.Now().UnixNano(), PageSize: m.pageSize}
 	if m.served, err = emulatedTenants(m.tenants); err != nil {
 		return nil, err
 	}
@@ -91,7 +91,8 @@ func (m *emulation) handler() (emulator.Tenants, error) {
 	}
 	emus := make(emulator.Tenants, len(m.served))
 	for i, t := range m.served {
-		emus[i] = emulator.NewHandler(append(opts, emulator.WithTenant(t.tenantID, t.clientID, t.secret))...)
+		cfg.TenantID, cfg.ClientID, cfg.ClientSecret = t.tenantID, t.clientID, t.secret
+		emus[i] = emulator.NewHandler(cfg)
 		if m.data == "" {
 			continue
 		}

@@ -15,7 +15,7 @@ import (
 // quota (2 calls per hour): the second finds it used up and makes no call;
 // without NATS it counts alone and makes its call.
 func TestGetJoinsSharedQuota(t *testing.T) {
-	srv := emulator.NewServer(emulator.WithSeedData())
+	srv := emulator.NewServer(emulator.Config{SeedData: true})
 	t.Cleanup(srv.Close)
 	_, natsURL := testenv.EmbeddedJetStream(t)
 	id := "da637472900382838869_1364969609"

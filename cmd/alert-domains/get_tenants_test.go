@@ -14,7 +14,7 @@ import (
 // tenant; a tenant that is not in the file, or no --tenant when no tenant
 // is called default, is exit status 2.
 func TestGetTenant(t *testing.T) {
-	srv := emulator.NewServer(emulator.WithAlert("a1", "contoso.example"))
+	srv := emulator.NewServer(emulator.Config{Alerts: map[string][]string{"a1": {"contoso.example"}}})
 	t.Cleanup(srv.Close)
 	dir := t.TempDir()
 	secret := filepath.Join(dir, "contoso")

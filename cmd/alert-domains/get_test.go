@@ -77,7 +77,7 @@ var completedAt = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
 func TestGetPrintsOneResultPerID(t *testing.T) {
 	for _, api := range []connector.API{connector.Graph, connector.MDE} {
 		t.Run(string(api), func(t *testing.T) {
-			srv := emulator.NewServer(emulator.WithSeedData())
+			srv := emulator.NewServer(emulator.Config{SeedData: true})
 			t.Cleanup(srv.Close)
 			r := runGetTest(t, srv, getEnv(srv, "DEFENDER_API", string(api)), "",
 				"da637472900382838869_1364969609", "636688558380765161_2136280442", "bad id!", "da1_2")
@@ -134,7 +134,8 @@ func TestGetPrintsOneResultPerID(t *testing.T) {
 // that the token lacks the API's permission and how to grant it; the
 // lookups then fail as forbidden.
 func TestGetSaysAMissingPermission(t *testing.T) {
-	srv := emulator.NewServer(emulator.WithSeedData(), emulator.WithPermissions("SecurityIncident.Read.All", emulator.MDEPermission))
+	srv := emulator.NewServer(emulator.Config{SeedData: true,
+		Permissions: []string{"SecurityIncident.Read.All", emulator.MDEPermission}})
 	t.Cleanup(srv.Close)
 	r := runGetTest(t, srv, getEnv(srv), "", "da637472900382838869_1364969609")
 	if exitStatus(r.err) != 1 || len(r.lines) != 1 {
@@ -149,7 +150,7 @@ func TestGetSaysAMissingPermission(t *testing.T) {
 }
 
 func TestGetAllSucceeded(t *testing.T) {
-	srv := emulator.NewServer(emulator.WithSeedData())
+	srv := emulator.NewServer(emulator.Config{SeedData: true})
 	t.Cleanup(srv.Close)
 	r := runGetTest(t, srv, getEnv(srv), "", "da637472900382838869_1364969609")
 	if r.err != nil || len(r.lines) != 1 || r.stderr != "alert-domains: get: counting the quota alone (150/1m in this process, not with serve's replicas): NATS_URL is empty\n" {
@@ -158,7 +159,7 @@ func TestGetAllSucceeded(t *testing.T) {
 }
 
 func TestGetStdinKeepsOrder(t *testing.T) {
-	srv := emulator.NewServer(emulator.WithAnyAlert())
+	srv := emulator.NewServer(emulator.Config{AnyAlert: true})
 	t.Cleanup(srv.Close)
 	var in strings.Builder
 	var ids []string
@@ -193,7 +194,7 @@ func TestGetStdinKeepsOrder(t *testing.T) {
 }
 
 func TestGetUsageAndConfigurationErrors(t *testing.T) {
-	srv := emulator.NewServer(emulator.WithSeedData())
+	srv := emulator.NewServer(emulator.Config{SeedData: true})
 	t.Cleanup(srv.Close)
 	tests := []struct {
 		name   string
@@ -231,7 +232,7 @@ func TestGetUsageAndConfigurationErrors(t *testing.T) {
 }
 
 func TestGetStopsWhenCanceled(t *testing.T) {
-	srv := emulator.NewServer(emulator.WithSeedData())
+	srv := emulator.NewServer(emulator.Config{SeedData: true})
 	t.Cleanup(srv.Close)
 	srv.Script("da637472900382838869_1364969609", emulator.Answer{Delay: time.Hour})
 	ctx, cancel := context.WithCancel(t.Context())
@@ -265,7 +266,7 @@ func TestGetStopsWhenCanceled(t *testing.T) {
 // call per 2s (the second gets 429 with Retry-After), with stderr as given.
 func throttledGet(t *testing.T, stderr io.Writer, extra ...string) (stdout string, err error) {
 	t.Helper()
-	srv := emulator.NewServer(emulator.WithSeedData(), emulator.WithQuota(connector.Limit{Count: 1, Window: 2 * time.Second}))
+	srv := emulator.NewServer(emulator.Config{SeedData: true, Quota: []connector.Limit{{Count: 1, Window: 2 * time.Second}}})
 	t.Cleanup(srv.Close)
 	lookup := getEnv(srv, append([]string{"DEFENDER_RATE_LIMITS", "none", "RETRY_MAX_ELAPSED", "30s", "RETRY_MAX_INTERVAL", "2s"}, extra...)...)
 	var out bytes.Buffer

@@ -23,7 +23,7 @@ const pasted = "Xq8Q~PASTED.s3cret_value-0123456789abcdefXYZ"
 // a refused token, a failed connection.
 func TestNoSecretInOutput(t *testing.T) {
 	bin := testenv.BuildBinary(t)
-	emu, cert := testenv.StartEmulator(t)
+	emu, cert := testenv.StartEmulator(t, emulator.Config{})
 	dir := t.TempDir()
 	const unreachable = "nats://127.0.0.1:1"
 	var cases [][]string
@@ -59,7 +59,7 @@ func TestNoSecretInOutput(t *testing.T) {
 // without the secret it holds, in the JSON log.
 func TestNoSecretInReloadLog(t *testing.T) {
 	bin := testenv.BuildBinary(t)
-	emu, cert := testenv.StartEmulator(t)
+	emu, cert := testenv.StartEmulator(t, emulator.Config{})
 	_, natsURL := testenv.EmbeddedJetStream(t)
 	file := filepath.Join(t.TempDir(), "tenants.yaml")
 	good := tenantsFilesWith(emu, "")[0]

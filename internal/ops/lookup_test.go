@@ -12,9 +12,9 @@ import (
 	"github.com/alert-domains/alert-domains/message"
 )
 
-func newLookupClient(t *testing.T, opts ...emulator.Option) *connector.Client {
+func newLookupClient(t *testing.T, cfg emulator.Config) *connector.Client {
 	t.Helper()
-	srv := emulator.NewServer(opts...)
+	srv := emulator.NewServer(cfg)
 	t.Cleanup(srv.Close)
 	cred, err := connector.NewCredential(srv.Credential())
 	if err != nil {
@@ -43,7 +43,7 @@ func ids(list []string, err error) func() (string, bool, error) {
 // TestLookupAll: every ID once, in input order whatever the workers, with
 // the tenant on each result; failures carry the connector's error.
 func TestLookupAll(t *testing.T) {
-	client := newLookupClient(t, emulator.WithSeedData(), emulator.WithLatency(5*time.Millisecond))
+	client := newLookupClient(t, emulator.Config{SeedData: true, Latency: 5 * time.Millisecond})
 	const ok, missing, invalid = "da637472900382838869_1364969609", "da000000000000000000_1", "../machines"
 	readErr := errors.New("stdin broke")
 	tests := []struct {

@@ -19,8 +19,9 @@ type NATSCluster struct {
 }
 
 // StartNATSCluster starts n nats-servers (n1, n2, ...) as one JetStream
-// cluster, as [StartNATS] does, and waits until the cluster has formed.
-func StartNATSCluster(tb testing.TB, n int, opts ...NATSOption) *NATSCluster {
+// cluster, as [StartNATS] does, with extraArgs on each command line, and
+// waits until the cluster has formed.
+func StartNATSCluster(tb testing.TB, n int, extraArgs ...string) *NATSCluster {
 	tb.Helper()
 	if n < 1 {
 		tb.Fatalf("testenv: a cluster of %d nodes", n)
@@ -32,7 +33,8 @@ func StartNATSCluster(tb testing.TB, n int, opts ...NATSOption) *NATSCluster {
 	}
 	c := &NATSCluster{}
 	for i := range n {
-		args := append([]string{"--cluster_name", "testenv", "--cluster", routes[i], "--routes", strings.Join(routes, ",")}, natsArgs(opts)...)
+		args := []string{"--cluster_name", "testenv", "--cluster", routes[i], "--routes", strings.Join(routes, ",")}
+		args = append(args, extraArgs...)
 		node := newNATSProcess(tb, bin, "n"+strconv.Itoa(i+1), ports[2*i], args...)
 		c.Nodes = append(c.Nodes, node)
 		tb.Cleanup(func() { node.cleanup(tb) })

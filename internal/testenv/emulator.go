@@ -8,9 +8,9 @@ import (
 
 // StartEmulator starts the Defender + Entra ID emulator and writes its
 // certificate to a file for SSL_CERT_FILE.
-func StartEmulator(tb testing.TB, opts ...emulator.Option) (emu *emulator.Server, certFile string) {
+func StartEmulator(tb testing.TB, cfg emulator.Config) (emu *emulator.Server, certFile string) {
 	tb.Helper()
-	emu = emulator.NewServer(opts...)
+	emu = emulator.NewServer(cfg)
 	tb.Cleanup(emu.Close)
 	return emu, WriteCertificate(tb, emu.Certificate())
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,22 +20,6 @@ const (
 	natsPollInterval = 20 * time.Millisecond
 )
 
-// NATSOption configures [StartNATS] and [StartNATSCluster].
-type NATSOption func(args *[]string)
-
-// WithNATSArgs appends arguments to the nats-server command line.
-func WithNATSArgs(args ...string) NATSOption {
-	return func(a *[]string) { *a = append(*a, args...) }
-}
-
-func natsArgs(opts []NATSOption) []string {
-	var args []string
-	for _, opt := range opts {
-		opt(&args)
-	}
-	return args
-}
-
 // NATSProcess is a nats-server child process with JetStream on file
 // storage; its port and store survive [NATSProcess.Restart].
 type NATSProcess struct {
@@ -50,9 +33,9 @@ type NATSProcess struct {
 
 // StartNATS starts a nats-server built by [NATSServerBinary] on free
 // loopback ports and a temporary store, and waits until JetStream answers.
-func StartNATS(tb testing.TB, opts ...NATSOption) *NATSProcess {
+func StartNATS(tb testing.TB) *NATSProcess {
 	tb.Helper()
-	n := newNATSProcess(tb, NATSServerBinary(tb), "", FreePort(tb), natsArgs(opts)...)
+	n := newNATSProcess(tb, NATSServerBinary(tb), "", FreePort(tb))
 	tb.Cleanup(func() { n.cleanup(tb) })
 	if err := n.start(); err != nil {
 		tb.Fatalf("testenv: %v", err)
@@ -83,7 +66,7 @@ func (n *NATSProcess) PID() int { return n.proc.PID() }
 // Stop shuts the server down with SIGTERM, killing it if it lingers.
 func (n *NATSProcess) Stop(tb testing.TB) {
 	tb.Helper()
-	if err := n.stop(syscall.SIGTERM); err != nil {
+	if err := n.proc.stop(syscall.SIGTERM, natsStopTimeout); err != nil {
 		tb.Fatalf("testenv: nats-server: %v", err)
 	}
 }
@@ -91,7 +74,7 @@ func (n *NATSProcess) Stop(tb testing.TB) {
 // Kill ends the server with SIGKILL, as a crash would.
 func (n *NATSProcess) Kill(tb testing.TB) {
 	tb.Helper()
-	if err := n.stop(syscall.SIGKILL); err != nil {
+	if err := n.proc.stop(syscall.SIGKILL, natsStopTimeout); err != nil {
 		tb.Fatalf("testenv: nats-server: %v", err)
 	}
 }
@@ -109,15 +92,8 @@ func (n *NATSProcess) Restart(tb testing.TB) {
 	}
 }
 
-// Conn returns a new connection that reconnects without limit, so it
-// survives restarts.
-func (n *NATSProcess) Conn(tb testing.TB) *nats.Conn {
-	tb.Helper()
-	nc, _ := Connect(tb, n.URL(), reconnecting...)
-	return nc
-}
-
-// JetStream returns a JetStream context on a new [NATSProcess.Conn].
+// JetStream returns a JetStream context on a new connection that reconnects
+// without limit, so it survives restarts.
 func (n *NATSProcess) JetStream(tb testing.TB) jetstream.JetStream {
 	tb.Helper()
 	_, js := Connect(tb, n.URL(), reconnecting...)
@@ -128,7 +104,7 @@ func (n *NATSProcess) JetStream(tb testing.TB) jetstream.JetStream {
 func (n *NATSProcess) cleanup(tb testing.TB) {
 	label := strings.TrimSpace("nats-server " + n.name)
 	if n.running() {
-		if err := n.stop(syscall.SIGTERM); err != nil {
+		if err := n.proc.stop(syscall.SIGTERM, natsStopTimeout); err != nil {
 			tb.Errorf("testenv: %s: %v", label, err)
 		}
 	}
@@ -151,7 +127,7 @@ func (n *NATSProcess) start() error {
 		return err
 	}
 	if err := n.waitReady(); err != nil {
-		return errors.Join(err, n.stop(syscall.SIGKILL))
+		return errors.Join(err, n.proc.stop(syscall.SIGKILL, natsStopTimeout))
 	}
 	return nil
 }
@@ -191,23 +167,4 @@ func probeJS(url string, timeout time.Duration, f func(context.Context, jetstrea
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	return f(ctx, js)
-}
-
-// stop sends sig and waits for the exit, killing the process if it lingers.
-func (n *NATSProcess) stop(sig syscall.Signal) error {
-	if err := n.proc.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("signal %v: %w", sig, err)
-	}
-	if _, err := n.proc.Wait(natsStopTimeout); err == nil {
-		return nil
-	} else if !errors.Is(err, ErrStillRunning) {
-		return err
-	}
-	if err := n.proc.Kill(); err != nil {
-		return err
-	}
-	if _, err := n.proc.Wait(natsStopTimeout); err != nil {
-		return err
-	}
-	return fmt.Errorf("killed after no exit within %v of %v", natsStopTimeout, sig)
 }

@@ -154,3 +154,21 @@ func (p *Process) WaitForLine(tb testing.TB, substr string, timeout time.Duratio
 		}
 	}
 }
+
+// stop sends sig and waits up to timeout for the exit, killing the process
+// if it lingers.
+func (p *Process) stop(sig os.Signal, timeout time.Duration) error {
+	if err := p.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("signal %v: %w", sig, err)
+	}
+	if _, err := p.Wait(timeout); !errors.Is(err, ErrStillRunning) {
+		return err
+	}
+	if err := p.Kill(); err != nil {
+		return err
+	}
+	if _, err := p.Wait(timeout); err != nil {
+		return err
+	}
+	return fmt.Errorf("killed after no exit within %v of %v", timeout, sig)
+}

@@ -3,7 +3,6 @@ package testenv
 import (
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -54,13 +53,11 @@ func Run(tb testing.TB, bin string, env []string, timeout time.Duration, args ..
 // it does nothing once the process has exited.
 func (p *Process) Stop(tb testing.TB) {
 	tb.Helper()
-	if err := p.Signal(syscall.SIGTERM); errors.Is(err, os.ErrProcessDone) {
+	if p.exited() {
 		return
-	} else if err != nil {
-		tb.Fatalf("testenv: stop %s: %v", p.name, err)
 	}
-	if code, err := p.Wait(stopTimeout); err != nil || code != 0 {
-		tb.Fatalf("testenv: %s exit status %d (%v), want 0; output:\n%s", p.name, code, err, p.Output())
+	if err := p.stop(syscall.SIGTERM, stopTimeout); err != nil || p.cmd.ProcessState.ExitCode() != 0 {
+		tb.Fatalf("testenv: %s exit status %d (%v), want 0; output:\n%s", p.name, p.cmd.ProcessState.ExitCode(), err, p.Output())
 	}
 }
 
