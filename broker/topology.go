@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -213,20 +214,7 @@ func missingTenantSubjects(have, want jetstream.StreamConfig) []string {
 }
 
 func covered(patterns []string, subject string) bool {
-	return slices.ContainsFunc(patterns, func(h string) bool { return subjectCovers(h, subject) })
-}
-
-func subjectCovers(pattern, subject string) bool {
-	p, s := strings.Split(pattern, "."), strings.Split(subject, ".")
-	for i, tok := range p {
-		if tok == ">" {
-			return len(s) > i
-		}
-		if i >= len(s) || (tok != "*" && tok != s[i]) {
-			return false
-		}
-	}
-	return len(p) == len(s)
+	return slices.ContainsFunc(patterns, func(p string) bool { return server.SubjectMatchesFilter(subject, p) })
 }
 
 // provisionConsumer creates a missing consumer only on a request stream that
