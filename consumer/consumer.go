@@ -31,10 +31,9 @@ type Consumer struct {
 	handler Handler
 	cfg     Config
 
-	bound    atomic.Bool
 	inFlight atomic.Int64
 	pool     atomic.Pointer[pool]
-	notReady atomic.Pointer[error]
+	notReady atomic.Pointer[error] // nil while bound and pulling
 
 	waitMu   sync.Mutex
 	stopping bool
@@ -94,16 +93,16 @@ func New(bind Binder, handler Handler, cfg Config) (*Consumer, error) {
 
 // Ready returns nil while bound and pulling, or the reason it is not.
 func (c *Consumer) Ready() error {
-	if c.bound.Load() {
-		return nil
+	if err := c.notReady.Load(); err != nil {
+		return *err
 	}
-	return *c.notReady.Load()
+	return nil
 }
 
 // InFlight is the number of messages being handled now.
 func (c *Consumer) InFlight() int { return int(c.inFlight.Load()) }
 
-func (c *Consumer) setNotReady(err error) { c.bound.Store(false); c.notReady.Store(&err) }
+func (c *Consumer) setNotReady(err error) { c.notReady.Store(&err) }
 
 // Run pulls and handles messages until ctx ends, then drains in order and
 // returns nil; it fails only when it cannot go on (the connection closed).
@@ -254,14 +253,6 @@ func (k *parker) done() (retire, holdsSlot bool) {
 	return k.retire, !k.unslotted
 }
 
-// Parked is the number of messages waiting for their quota without a worker.
-func (c *Consumer) Parked() int {
-	if p := c.pool.Load(); p != nil {
-		return int(p.parked.Load())
-	}
-	return 0
-}
-
 // pull binds and fetches until ctx ends or the connection closes for good.
 func (c *Consumer) pull(ctx context.Context, p *pool) error {
 	wait := c.cfg.RebindMin
@@ -283,7 +274,7 @@ func (c *Consumer) pull(ctx context.Context, p *pool) error {
 			wait = min(wait*2, c.cfg.RebindMax)
 			continue
 		}
-		c.bound.Store(true)
+		c.notReady.Store(nil)
 		c.cfg.Logger.Info("pulling requests", slog.String("consumer", cons.CachedInfo().Name), slog.String("stream", cons.CachedInfo().Stream), slog.Int("concurrency", c.cfg.Concurrency))
 		stopInfo := c.watchInfo(ctx, cons)
 		err = c.fetch(ctx, cons, p)
@@ -291,11 +282,10 @@ func (c *Consumer) pull(ctx context.Context, p *pool) error {
 		if err == nil || ctx.Err() != nil {
 			return nil
 		}
+		c.setNotReady(err)
 		if connectionClosed(err) {
-			c.setNotReady(err)
 			return jetstream.ErrConnectionClosed
 		}
-		c.setNotReady(err)
 		c.cfg.Logger.Warn("pulling stopped, binding again", slog.Any("error", err))
 		wait = c.cfg.RebindMin
 	}
@@ -355,7 +345,7 @@ func (c *Consumer) fetch(ctx context.Context, cons jetstream.Consumer, p *pool) 
 		if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
 			return err
 		}
-		c.bound.Store(true)
+		c.notReady.Store(nil)
 	}
 }
 
