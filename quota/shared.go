@@ -187,17 +187,16 @@ func (s *Shared) Acquire(ctx context.Context) (release func(), waited time.Durat
 		// Take the worker back before a grant: the slot expires MaxAge after it.
 		parked.End()
 		slots, wait, err := s.try(ctx)
+		if err != nil && ctx.Err() != nil {
+			return nil, time.Since(start), ctx.Err()
+		}
+		s.setReachable(err == nil, err)
 		switch {
 		case slots != nil:
-			s.setReachable(true, nil)
 			return s.releaser(slots), time.Since(start), nil
 		case err == nil:
 			backoff = unreachableMin
-			s.setReachable(true, nil)
-		case ctx.Err() != nil:
-			return nil, time.Since(start), ctx.Err()
 		default:
-			s.setReachable(false, err)
 			wait = backoff
 			backoff = min(2*backoff, unreachableMax)
 		}
@@ -281,13 +280,12 @@ func (s *Shared) try(ctx context.Context) (slots []slot, wait time.Duration, err
 			stored = append(stored, slot{stream: ack.Stream, seq: ack.Sequence, window: l.Window})
 			continue
 		}
+		s.rollback(ctx, stored)
 		if !refused(perr) {
 			s.observe(OutcomeUnreachable)
-			s.rollback(ctx, stored)
 			return nil, 0, fmt.Errorf("quota stream %s: %w", s.layout.Stream(l), perr)
 		}
 		s.observe(OutcomeRefused)
-		s.rollback(ctx, stored)
 		wait, err := s.untilFree(ctx, l)
 		if err != nil {
 			s.observe(OutcomeUnreachable)
@@ -451,13 +449,6 @@ func (s *Shared) cooldownLeft() (time.Duration, <-chan struct{}) {
 	return time.Until(s.cooldown), s.changed
 }
 
-// CooldownUntil is the end of the cooldown by the local clock; zero or past if none.
-func (s *Shared) CooldownUntil() time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cooldown
-}
-
 type cooldownValue struct {
 	Until time.Time `json:"until"` // server time
 }
@@ -526,7 +517,7 @@ func (s *Shared) readCooldown(ctx context.Context) {
 func (s *Shared) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	bctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	return s.js.KeyValue(bctx, s.layout.CooldownBucket())
+	return s.js.KeyValue(bctx, CooldownBucket(s.layout.consumer))
 }
 
 // publishCooldowns writes each cooldown seen here to the bucket, retrying.
