@@ -302,9 +302,8 @@ func poll(l connector.Limit) time.Duration { return min(max(l.Window/100, retryM
 
 // refused reports a full subject, which the server says only in 10077's text.
 func refused(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == 10077 &&
-		strings.Contains(apiErr.Description, "maximum messages per subject")
+	apiErr, ok := errors.AsType[*jetstream.APIError](err)
+	return ok && apiErr.ErrorCode == 10077 && strings.Contains(apiErr.Description, "maximum messages per subject")
 }
 
 // untilFree is the wait until the oldest slot expires, or poll(l); it deletes
@@ -577,14 +576,10 @@ func (s *Shared) writeCooldown(ctx context.Context, until time.Time) error {
 			_, err = kv.Update(wctx, s.key, val, e.Revision())
 		}
 		cancel()
-		var apiErr *jetstream.APIError
-		if err == nil {
-			return nil
+		apiErr, ok := errors.AsType[*jetstream.APIError](err)
+		if !errors.Is(err, jetstream.ErrKeyExists) && (!ok || apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence) {
+			return err // nil, or not another replica's write first (compare again)
 		}
-		if errors.Is(err, jetstream.ErrKeyExists) || (errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence) {
-			continue // another replica wrote first: compare again
-		}
-		return err
 	}
 }
 
