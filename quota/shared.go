@@ -59,6 +59,7 @@ type Shared struct {
 	stopped  context.Context // ended when Run returns
 	stop     context.CancelFunc
 	js       jetstream.JetStream
+	streams  sync.Map // name → jetstream.Stream, looked up once
 
 	turn chan struct{} // its token is held by the one local caller that tries the next slot
 
@@ -68,7 +69,6 @@ type Shared struct {
 	changed     chan struct{} // closed and replaced when cooldown grows
 	toPublish   time.Time     // server time of a cooldown not yet written
 	publishKick chan struct{}
-	streams     map[string]jetstream.Stream
 	unreachable bool
 	hold        time.Duration // longest call: a slot's message outlives it by the window
 }
@@ -118,7 +118,6 @@ func NewShared(layout Layout, reg Registration, limits []connector.Limit, opts .
 		turn:        make(chan struct{}, 1),
 		changed:     make(chan struct{}),
 		publishKick: make(chan struct{}, 1),
-		streams:     map[string]jetstream.Stream{},
 		hold:        connector.DefaultTimeout,
 	}
 	s.turn <- struct{}{}
@@ -346,11 +345,8 @@ func (s *Shared) rollback(ctx context.Context, stored []slot) {
 
 // stream returns a handle on the named stream, looked up once.
 func (s *Shared) stream(ctx context.Context, name string) (jetstream.Stream, error) {
-	s.mu.Lock()
-	st := s.streams[name]
-	s.mu.Unlock()
-	if st != nil {
-		return st, nil
+	if st, ok := s.streams.Load(name); ok {
+		return st.(jetstream.Stream), nil
 	}
 	lctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
@@ -358,9 +354,7 @@ func (s *Shared) stream(ctx context.Context, name string) (jetstream.Stream, err
 	if err != nil {
 		return nil, fmt.Errorf("quota stream %s: %w", name, err)
 	}
-	s.mu.Lock()
-	s.streams[name] = st
-	s.mu.Unlock()
+	s.streams.Store(name, st)
 	return st, nil
 }
 
@@ -414,31 +408,33 @@ func (s *Shared) Cooldown(retryAfter time.Duration) {
 	if retryAfter <= 0 {
 		return
 	}
-	until := time.Now().Add(retryAfter)
 	s.mu.Lock()
-	grew := s.extend(until)
-	if serverUntil := until.Add(s.offset); serverUntil.After(s.toPublish) {
-		s.toPublish = serverUntil
+	until := time.Now().Add(retryAfter + s.offset) // server time
+	if until.After(s.toPublish) {
+		s.toPublish = until
 	}
 	s.mu.Unlock()
-	if grew && s.obs != nil {
-		s.obs.QuotaCooldown(SourceLocal)
-	}
+	s.extend(until, SourceLocal)
 	select {
 	case s.publishKick <- struct{}{}:
 	default:
 	}
 }
 
-// extend moves the cooldown to until if later. The caller holds s.mu.
-func (s *Shared) extend(until time.Time) bool {
-	if !until.After(s.cooldown) {
-		return false
+// extend moves the cooldown to until, a server time, if later; source says whose it is.
+func (s *Shared) extend(until time.Time, source string) {
+	s.mu.Lock()
+	until = until.Add(-s.offset)
+	grew := until.After(s.cooldown)
+	if grew {
+		s.cooldown = until
+		close(s.changed)
+		s.changed = make(chan struct{})
 	}
-	s.cooldown = until
-	close(s.changed)
-	s.changed = make(chan struct{})
-	return true
+	s.mu.Unlock()
+	if grew && s.obs != nil {
+		s.obs.QuotaCooldown(source)
+	}
 }
 
 // cooldownLeft is the cooldown left, and a channel closed when it grows.
@@ -454,14 +450,8 @@ type cooldownValue struct {
 
 func (s *Shared) applyCooldown(data []byte) {
 	var v cooldownValue
-	if json.Unmarshal(data, &v) != nil || v.Until.IsZero() {
-		return
-	}
-	s.mu.Lock()
-	grew := s.extend(v.Until.Add(-s.offset))
-	s.mu.Unlock()
-	if grew && s.obs != nil {
-		s.obs.QuotaCooldown(SourceShared)
+	if json.Unmarshal(data, &v) == nil && !v.Until.IsZero() {
+		s.extend(v.Until, SourceShared)
 	}
 }
 
