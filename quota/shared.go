@@ -144,6 +144,7 @@ func (s *Shared) Run(ctx context.Context, js jetstream.JetStream) error {
 	s.syncClock(ctx)
 
 	var wg sync.WaitGroup
+	defer wg.Wait()
 	wg.Go(func() { s.watchCooldown(ctx) })
 	wg.Go(func() { s.publishCooldowns(ctx) })
 	t := time.NewTicker(resyncEvery)
@@ -151,7 +152,6 @@ func (s *Shared) Run(ctx context.Context, js jetstream.JetStream) error {
 	for {
 		select {
 		case <-ctx.Done():
-			wg.Wait()
 			return nil
 		case <-t.C:
 			s.syncClock(ctx)
@@ -458,10 +458,8 @@ func (s *Shared) applyCooldown(data []byte) {
 // watchCooldown follows the registration's key, restarting a failed watch.
 func (s *Shared) watchCooldown(ctx context.Context) {
 	for ctx.Err() == nil {
-		kv, err := s.bucket(ctx)
-		if err == nil {
-			var w jetstream.KeyWatcher
-			if w, err = kv.Watch(ctx, s.key); err == nil {
+		if kv, err := s.bucket(ctx); err == nil {
+			if w, err := kv.Watch(ctx, s.key); err == nil {
 				s.followCooldown(ctx, w)
 				_ = w.Stop()
 			}
