@@ -176,34 +176,31 @@ func (s *Shared) Acquire(ctx context.Context) (release func(), waited time.Durat
 
 	backoff := unreachableMin
 	for {
-		if wait, changed := s.cooldownLeft(); wait > 0 {
-			parked.Begin()
-			if !timing.Sleep(ctx, min(wait, cooldownPoll), changed) {
+		wait, changed := s.cooldownLeft()
+		if wait > 0 {
+			wait = min(wait, cooldownPoll)
+		} else {
+			// Take the worker back before a grant: the slot expires MaxAge after it.
+			parked.End()
+			slots, next, err := s.try(ctx)
+			if err != nil && ctx.Err() != nil {
 				return nil, time.Since(start), ctx.Err()
 			}
-			continue
-		}
-		// Take the worker back before a grant: the slot expires MaxAge after it.
-		parked.End()
-		slots, wait, err := s.try(ctx)
-		if err != nil && ctx.Err() != nil {
-			return nil, time.Since(start), ctx.Err()
-		}
-		s.setReachable(err == nil, err)
-		switch {
-		case slots != nil:
-			return s.releaser(slots), time.Since(start), nil
-		case err == nil:
-			backoff = unreachableMin
-		default:
-			wait = backoff
-			backoff = min(2*backoff, unreachableMax)
+			s.setReachable(err == nil, err)
+			switch {
+			case slots != nil:
+				return s.releaser(slots), time.Since(start), nil
+			case err == nil:
+				wait, backoff = next, unreachableMin
+			default:
+				wait, backoff = backoff, min(2*backoff, unreachableMax)
+			}
 		}
 		if wait <= 0 {
 			continue
 		}
 		parked.Begin()
-		if !timing.Sleep(ctx, wait, nil) {
+		if !timing.Sleep(ctx, wait, changed) {
 			return nil, time.Since(start), ctx.Err()
 		}
 	}
