@@ -176,7 +176,9 @@ func (s *Shared) Acquire(ctx context.Context) (release func(), waited time.Durat
 
 	backoff := unreachableMin
 	for {
-		wait, changed := s.cooldownLeft()
+		s.mu.Lock()
+		wait, changed := time.Until(s.cooldown), s.changed // changed is closed when the cooldown grows
+		s.mu.Unlock()
 		if wait > 0 {
 			wait = min(wait, cooldownPoll)
 		} else {
@@ -293,17 +295,14 @@ func (s *Shared) try(ctx context.Context) (slots []slot, wait time.Duration, err
 	return stored, 0, nil
 }
 
-// poll is the longest wait between tries while l's window is full.
-func poll(l connector.Limit) time.Duration { return min(max(l.Window/100, retryMin), pollMax) }
-
 // refused reports a full subject, which the server says only in 10077's text.
 func refused(err error) bool {
 	apiErr, ok := errors.AsType[*jetstream.APIError](err)
 	return ok && apiErr.ErrorCode == 10077 && strings.Contains(apiErr.Description, "maximum messages per subject")
 }
 
-// untilFree is the wait until the oldest slot expires, or poll(l); it deletes
-// an expired one, as the server does only every 250ms.
+// untilFree is the wait until the oldest slot expires, at most a hundredth of the window
+// (within retryMin and pollMax); it deletes an expired one, as the server does only every 250ms.
 func (s *Shared) untilFree(ctx context.Context, l connector.Limit) (time.Duration, error) {
 	name := s.layout.Stream(l)
 	st, err := s.stream(ctx, name)
@@ -321,7 +320,7 @@ func (s *Shared) untilFree(ctx context.Context, l connector.Limit) (time.Duratio
 	}
 	left := msg.Time.Add(MaxAge(l.Window, s.hold)).Sub(s.serverNow())
 	if left > 0 {
-		return min(max(left, retryMin), poll(l)), nil
+		return min(max(left, retryMin), max(l.Window/100, retryMin), pollMax), nil
 	}
 	dctx, dcancel := context.WithTimeout(ctx, requestTimeout)
 	defer dcancel()
@@ -432,13 +431,6 @@ func (s *Shared) extend(until time.Time, source string) {
 	if grew && s.obs != nil {
 		s.obs.QuotaCooldown(source)
 	}
-}
-
-// cooldownLeft is the cooldown left, and a channel closed when it grows.
-func (s *Shared) cooldownLeft() (time.Duration, <-chan struct{}) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return time.Until(s.cooldown), s.changed
 }
 
 type cooldownValue struct {
