@@ -35,10 +35,9 @@ type Consumer struct {
 	pool     atomic.Pointer[pool]
 	notReady atomic.Pointer[error] // nil while bound and pulling
 
-	waitMu   sync.Mutex
-	stopping bool
-	waits    map[uint64]context.CancelCauseFunc
-	waitSeq  uint64
+	stopping    context.Context // ended at shutdown, which cancels every abandonable wait
+	stop        context.CancelFunc
+	abandonable atomic.Int64 // messages in an abandonable wait
 }
 
 // Config is how a Consumer runs; a zero field takes its default.
@@ -86,7 +85,8 @@ func New(bind Binder, handler Handler, cfg Config) (*Consumer, error) {
 	cfg.RebindMin = cmp.Or(cfg.RebindMin, 250*time.Millisecond)
 	cfg.RebindMax = max(cmp.Or(cfg.RebindMax, 5*time.Second), cfg.RebindMin)
 	cfg.Logger = cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))
-	c := &Consumer{bind: bind, handler: handler, cfg: cfg, waits: make(map[uint64]context.CancelCauseFunc)}
+	c := &Consumer{bind: bind, handler: handler, cfg: cfg}
+	c.stopping, c.stop = context.WithCancel(context.Background())
 	c.setNotReady(ErrNotBound)
 	return c, nil
 }
@@ -132,9 +132,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	err := c.pull(ctx, p)
 	close(p.jobs)
 	c.setNotReady(errors.New("shutting down"))
-	if n := c.abandonWaits(); n > 0 {
-		c.cfg.Logger.Info("handed back requests waiting for the quota", slog.Int("requests", n))
+	if n := c.abandonable.Load(); n > 0 {
+		c.cfg.Logger.Info("handed back requests waiting for the quota", slog.Int64("requests", n))
 	}
+	c.stop()
 
 	done := make(chan struct{})
 	go func() { p.wg.Wait(); close(done) }()
@@ -163,38 +164,10 @@ func (c *Consumer) waiter(k *parker, cancel context.CancelCauseFunc) wait.Waiter
 		if !abandonable {
 			return endPark
 		}
-		endAbandon := c.abandonable(cancel)
-		return func() { endAbandon(); endPark() }
+		c.abandonable.Add(1)
+		stopAbandon := context.AfterFunc(c.stopping, func() { cancel(ErrHandedBack) })
+		return func() { stopAbandon(); c.abandonable.Add(-1); endPark() }
 	}
-}
-
-// abandonable registers a message in an abandonable wait; end unregisters it.
-func (c *Consumer) abandonable(cancel context.CancelCauseFunc) (end func()) {
-	c.waitMu.Lock()
-	defer c.waitMu.Unlock()
-	if c.stopping {
-		cancel(ErrHandedBack)
-		return func() {}
-	}
-	c.waitSeq++
-	id := c.waitSeq
-	c.waits[id] = cancel
-	return func() {
-		c.waitMu.Lock()
-		delete(c.waits, id)
-		c.waitMu.Unlock()
-	}
-}
-
-// abandonWaits cancels each message in an abandonable wait, now or later.
-func (c *Consumer) abandonWaits() int {
-	c.waitMu.Lock()
-	defer c.waitMu.Unlock()
-	c.stopping = true
-	for _, cancel := range c.waits {
-		cancel(ErrHandedBack)
-	}
-	return len(c.waits)
 }
 
 type pool struct {
