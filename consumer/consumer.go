@@ -184,15 +184,12 @@ type pool struct {
 type parker struct {
 	ctx       context.Context
 	p         *pool
-	mu        sync.Mutex
-	retire    bool
-	unslotted bool
+	retire    atomic.Bool
+	unslotted atomic.Bool
 }
 
 func (k *parker) watch() (end func()) {
-	k.mu.Lock()
-	unslotted := k.unslotted
-	k.mu.Unlock()
+	unslotted := k.unslotted.Load()
 	if unslotted || k.p.parked.Add(1) > k.p.max {
 		if !unslotted {
 			k.p.parked.Add(-1)
@@ -200,19 +197,13 @@ func (k *parker) watch() (end func()) {
 		return func() {}
 	}
 	<-k.p.slots // the slot this message's worker holds
-	k.mu.Lock()
-	first := !k.retire
-	k.retire = true
-	k.mu.Unlock()
-	if first {
-		k.p.wg.Go(k.p.work)
+	if !k.retire.Swap(true) {
+		k.p.wg.Go(k.p.work) // at the first park, a worker takes this one's place
 	}
 	return func() {
 		k.p.parked.Add(-1)
 		if k.ctx.Err() != nil {
-			k.mu.Lock()
-			k.unslotted = true
-			k.mu.Unlock()
+			k.unslotted.Store(true)
 			return
 		}
 		k.p.slots <- struct{}{}
@@ -221,9 +212,7 @@ func (k *parker) watch() (end func()) {
 
 // done reports whether the goroutine retires and whether it holds a slot.
 func (k *parker) done() (retire, holdsSlot bool) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.retire, !k.unslotted
+	return k.retire.Load(), !k.unslotted.Load()
 }
 
 // pull binds and fetches until ctx ends or the connection closes for good.
