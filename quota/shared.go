@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -52,6 +53,7 @@ type Shared struct {
 	limits []connector.Limit
 	reg    Registration
 	key    string
+	hold   time.Duration // longest call: a slot's message outlives it by the window
 	logger *slog.Logger
 	obs    Observer
 
@@ -61,7 +63,8 @@ type Shared struct {
 	js       jetstream.JetStream
 	streams  sync.Map // name → jetstream.Stream, looked up once
 
-	turn chan struct{} // its token is held by the one local caller that tries the next slot
+	turn        chan struct{} // its token is held by the one local caller that tries the next slot
+	unreachable atomic.Bool
 
 	mu          sync.Mutex
 	offset      time.Duration // server clock minus local clock
@@ -69,8 +72,6 @@ type Shared struct {
 	changed     chan struct{} // closed and replaced when cooldown grows
 	toPublish   time.Time     // server time of a cooldown not yet written
 	publishKick chan struct{}
-	unreachable bool
-	hold        time.Duration // longest call: a slot's message outlives it by the window
 }
 
 // SharedOption configures a Shared.
@@ -387,10 +388,7 @@ func (s *Shared) observe(outcome string) {
 }
 
 func (s *Shared) setReachable(ok bool, err error) {
-	s.mu.Lock()
-	was := !s.unreachable
-	s.unreachable = !ok
-	s.mu.Unlock()
+	was := !s.unreachable.Swap(!ok)
 	switch {
 	case was && !ok:
 		s.logger.Warn("shared quota unreachable: no Defender call starts until it is back", slog.Any("error", err))
