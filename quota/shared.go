@@ -52,7 +52,6 @@ type Shared struct {
 	layout Layout
 	limits []connector.Limit
 	reg    Registration
-	key    string
 	hold   time.Duration // longest call: a slot's message outlives it by the window
 	logger *slog.Logger
 	obs    Observer
@@ -113,7 +112,6 @@ func NewShared(layout Layout, reg Registration, limits []connector.Limit, opts .
 		layout:      layout,
 		limits:      distinct(limits),
 		reg:         reg,
-		key:         reg.Key(),
 		logger:      slog.New(slog.DiscardHandler),
 		attached:    make(chan struct{}),
 		turn:        make(chan struct{}, 1),
@@ -273,7 +271,7 @@ func (s *Shared) try(ctx context.Context) (slots []slot, wait time.Duration, err
 	stored := make([]slot, 0, len(s.limits))
 	for _, l := range s.limits {
 		pctx, cancel := context.WithTimeout(ctx, requestTimeout)
-		ack, perr := s.js.PublishMsg(pctx, &nats.Msg{Subject: s.layout.Subject(l, s.key)})
+		ack, perr := s.js.PublishMsg(pctx, &nats.Msg{Subject: s.layout.Subject(l, s.reg.Key())})
 		cancel()
 		if perr == nil {
 			stored = append(stored, slot{stream: ack.Stream, seq: ack.Sequence, window: l.Window})
@@ -312,7 +310,7 @@ func (s *Shared) untilFree(ctx context.Context, l connector.Limit) (time.Duratio
 	}
 	gctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	msg, err := st.GetMsg(gctx, 1, jetstream.WithGetMsgSubject(s.layout.Subject(l, s.key)))
+	msg, err := st.GetMsg(gctx, 1, jetstream.WithGetMsgSubject(s.layout.Subject(l, s.reg.Key())))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, nil // it expired meanwhile
 	}
@@ -446,7 +444,7 @@ func (s *Shared) applyCooldown(data []byte) {
 func (s *Shared) watchCooldown(ctx context.Context) {
 	for ctx.Err() == nil {
 		if kv, err := s.bucket(ctx); err == nil {
-			if w, err := kv.Watch(ctx, s.key); err == nil {
+			if w, err := kv.Watch(ctx, s.reg.Key()); err == nil {
 				s.followCooldown(ctx, w)
 				_ = w.Stop()
 			}
@@ -483,7 +481,7 @@ func (s *Shared) readCooldown(ctx context.Context) {
 	}
 	gctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	if e, err := kv.Get(gctx, s.key); err == nil {
+	if e, err := kv.Get(gctx, s.reg.Key()); err == nil {
 		s.applyCooldown(e.Value())
 	}
 }
@@ -537,10 +535,10 @@ func (s *Shared) writeCooldown(ctx context.Context, until time.Time) error {
 	}
 	for {
 		wctx, cancel := context.WithTimeout(ctx, requestTimeout)
-		e, err := kv.Get(wctx, s.key)
+		e, err := kv.Get(wctx, s.reg.Key())
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
-			_, err = kv.Create(wctx, s.key, val)
+			_, err = kv.Create(wctx, s.reg.Key(), val)
 		case err != nil:
 		default:
 			var have cooldownValue
@@ -548,7 +546,7 @@ func (s *Shared) writeCooldown(ctx context.Context, until time.Time) error {
 				cancel()
 				return nil
 			}
-			_, err = kv.Update(wctx, s.key, val, e.Revision())
+			_, err = kv.Update(wctx, s.reg.Key(), val, e.Revision())
 		}
 		cancel()
 		apiErr, ok := errors.AsType[*jetstream.APIError](err)
@@ -575,7 +573,7 @@ func (s *Shared) Used(window time.Duration) int {
 	if err != nil {
 		return -1
 	}
-	subj := s.layout.Subject(s.limits[i], s.key)
+	subj := s.layout.Subject(s.limits[i], s.reg.Key())
 	info, err := st.Info(ctx, jetstream.WithSubjectFilter(subj))
 	if err != nil {
 		return -1
