@@ -99,14 +99,5 @@ func (y Layout) StreamConfig(l connector.Limit, replicas int, hold time.Duration
 
 // distinct returns one limit per window, the smallest count, shortest window first.
 func distinct(limits []connector.Limit) []connector.Limit {
-	out := make([]connector.Limit, 0, len(limits))
-	for _, l := range limits {
-		if i := slices.IndexFunc(out, func(o connector.Limit) bool { return o.Window == l.Window }); i >= 0 {
-			out[i].Count = min(out[i].Count, l.Count)
-			continue
-		}
-		out = append(out, l)
-	}
-	slices.SortFunc(out, func(a, b connector.Limit) int { return cmp.Compare(a.Window, b.Window) })
-	return out
+	return slices.CompactFunc(unique(limits), func(a, b connector.Limit) bool { return a.Window == b.Window })
 }
