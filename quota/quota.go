@@ -152,12 +152,8 @@ func ReadCooldowns(ctx context.Context, js jetstream.JetStream, consumer string)
 	}
 	out := map[string]time.Time{}
 	for k := range keys.Keys() {
-		e, err := kv.Get(ctx, k)
-		if err != nil {
-			continue
-		}
 		var v cooldownValue
-		if json.Unmarshal(e.Value(), &v) == nil {
+		if e, err := kv.Get(ctx, k); err == nil && json.Unmarshal(e.Value(), &v) == nil {
 			out[k] = v.Until
 		}
 	}
