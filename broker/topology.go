@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -213,20 +215,7 @@ func missingTenantSubjects(have, want jetstream.StreamConfig) []string {
 }
 
 func covered(patterns []string, subject string) bool {
-	return slices.ContainsFunc(patterns, func(h string) bool { return subjectCovers(h, subject) })
-}
-
-func subjectCovers(pattern, subject string) bool {
-	p, s := strings.Split(pattern, "."), strings.Split(subject, ".")
-	for i, tok := range p {
-		if tok == ">" {
-			return len(s) > i
-		}
-		if i >= len(s) || (tok != "*" && tok != s[i]) {
-			return false
-		}
-	}
-	return len(p) == len(s)
+	return slices.ContainsFunc(patterns, func(p string) bool { return server.SubjectMatchesFilter(subject, p) })
 }
 
 // provisionConsumer creates a missing consumer only on a request stream that
@@ -277,12 +266,7 @@ func consumerDiff(have, want jetstream.ConsumerConfig) []string {
 		}
 	}
 	// The server reports "no limit" as -1 whether it was asked for 0 or -1.
-	deliveries := func(n int) int {
-		if n <= 0 {
-			return -1
-		}
-		return n
-	}
+	deliveries := func(n int) int { return cmp.Or(max(n, 0), -1) }
 	add("filter_subjects", filters(have), filters(want))
 	add("ack_wait", have.AckWait, want.AckWait)
 	add("max_deliver", deliveries(have.MaxDeliver), deliveries(want.MaxDeliver))
@@ -310,20 +294,15 @@ func (t Topology) Verify(ctx context.Context, js jetstream.JetStream) error {
 			continue
 		}
 		have := s.CachedInfo().Config
-		if err := streamConflict(have, sc); err != nil {
-			missing = append(missing, err)
-		}
-		if err := replicaConflict("stream "+sc.Name, have.Replicas, sc.Replicas); err != nil {
-			missing = append(missing, err)
-		}
+		missing = append(missing, streamConflict(have, sc), replicaConflict("stream "+sc.Name, have.Replicas, sc.Replicas))
 	}
 	for _, cc := range []jetstream.ConsumerConfig{t.Consumer, t.Advisories} {
 		if _, err := js.Consumer(ctx, t.RequestStream.Name, cc.Durable); err != nil {
 			missing = append(missing, lookupErr(fmt.Sprintf("consumer %s on stream %s", cc.Durable, t.RequestStream.Name), err))
 		}
 	}
-	if len(missing) > 0 {
-		return fmt.Errorf("PROVISION=false and the topology is incomplete: %w", errors.Join(missing...))
+	if err := errors.Join(missing...); err != nil {
+		return fmt.Errorf("PROVISION=false and the topology is incomplete: %w", err)
 	}
 	return nil
 }

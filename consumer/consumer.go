@@ -31,15 +31,13 @@ type Consumer struct {
 	handler Handler
 	cfg     Config
 
-	bound    atomic.Bool
 	inFlight atomic.Int64
 	pool     atomic.Pointer[pool]
-	notReady atomic.Pointer[error]
+	notReady atomic.Pointer[error] // nil while bound and pulling
 
-	waitMu   sync.Mutex
-	stopping bool
-	waits    map[uint64]context.CancelCauseFunc
-	waitSeq  uint64
+	stopping    context.Context // ended at shutdown, which cancels every abandonable wait
+	stop        context.CancelFunc
+	abandonable atomic.Int64 // messages in an abandonable wait
 }
 
 // Config is how a Consumer runs; a zero field takes its default.
@@ -87,23 +85,24 @@ func New(bind Binder, handler Handler, cfg Config) (*Consumer, error) {
 	cfg.RebindMin = cmp.Or(cfg.RebindMin, 250*time.Millisecond)
 	cfg.RebindMax = max(cmp.Or(cfg.RebindMax, 5*time.Second), cfg.RebindMin)
 	cfg.Logger = cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))
-	c := &Consumer{bind: bind, handler: handler, cfg: cfg, waits: make(map[uint64]context.CancelCauseFunc)}
+	c := &Consumer{bind: bind, handler: handler, cfg: cfg}
+	c.stopping, c.stop = context.WithCancel(context.Background())
 	c.setNotReady(ErrNotBound)
 	return c, nil
 }
 
 // Ready returns nil while bound and pulling, or the reason it is not.
 func (c *Consumer) Ready() error {
-	if c.bound.Load() {
-		return nil
+	if err := c.notReady.Load(); err != nil {
+		return *err
 	}
-	return *c.notReady.Load()
+	return nil
 }
 
 // InFlight is the number of messages being handled now.
 func (c *Consumer) InFlight() int { return int(c.inFlight.Load()) }
 
-func (c *Consumer) setNotReady(err error) { c.bound.Store(false); c.notReady.Store(&err) }
+func (c *Consumer) setNotReady(err error) { c.notReady.Store(&err) }
 
 // Run pulls and handles messages until ctx ends, then drains in order and
 // returns nil; it fails only when it cannot go on (the connection closed).
@@ -133,9 +132,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	err := c.pull(ctx, p)
 	close(p.jobs)
 	c.setNotReady(errors.New("shutting down"))
-	if n := c.abandonWaits(); n > 0 {
-		c.cfg.Logger.Info("handed back requests waiting for the quota", slog.Int("requests", n))
+	if n := c.abandonable.Load(); n > 0 {
+		c.cfg.Logger.Info("handed back requests waiting for the quota", slog.Int64("requests", n))
 	}
+	c.stop()
 
 	done := make(chan struct{})
 	go func() { p.wg.Wait(); close(done) }()
@@ -164,38 +164,10 @@ func (c *Consumer) waiter(k *parker, cancel context.CancelCauseFunc) wait.Waiter
 		if !abandonable {
 			return endPark
 		}
-		endAbandon := c.abandonable(cancel)
-		return func() { endAbandon(); endPark() }
+		c.abandonable.Add(1)
+		stopAbandon := context.AfterFunc(c.stopping, func() { cancel(ErrHandedBack) })
+		return func() { stopAbandon(); c.abandonable.Add(-1); endPark() }
 	}
-}
-
-// abandonable registers a message in an abandonable wait; end unregisters it.
-func (c *Consumer) abandonable(cancel context.CancelCauseFunc) (end func()) {
-	c.waitMu.Lock()
-	defer c.waitMu.Unlock()
-	if c.stopping {
-		cancel(ErrHandedBack)
-		return func() {}
-	}
-	c.waitSeq++
-	id := c.waitSeq
-	c.waits[id] = cancel
-	return func() {
-		c.waitMu.Lock()
-		delete(c.waits, id)
-		c.waitMu.Unlock()
-	}
-}
-
-// abandonWaits cancels each message in an abandonable wait, now or later.
-func (c *Consumer) abandonWaits() int {
-	c.waitMu.Lock()
-	defer c.waitMu.Unlock()
-	c.stopping = true
-	for _, cancel := range c.waits {
-		cancel(ErrHandedBack)
-	}
-	return len(c.waits)
 }
 
 type pool struct {
@@ -212,15 +184,12 @@ type pool struct {
 type parker struct {
 	ctx       context.Context
 	p         *pool
-	mu        sync.Mutex
-	retire    bool
-	unslotted bool
+	retire    atomic.Bool
+	unslotted atomic.Bool
 }
 
 func (k *parker) watch() (end func()) {
-	k.mu.Lock()
-	unslotted := k.unslotted
-	k.mu.Unlock()
+	unslotted := k.unslotted.Load()
 	if unslotted || k.p.parked.Add(1) > k.p.max {
 		if !unslotted {
 			k.p.parked.Add(-1)
@@ -228,19 +197,13 @@ func (k *parker) watch() (end func()) {
 		return func() {}
 	}
 	<-k.p.slots // the slot this message's worker holds
-	k.mu.Lock()
-	first := !k.retire
-	k.retire = true
-	k.mu.Unlock()
-	if first {
-		k.p.wg.Go(k.p.work)
+	if !k.retire.Swap(true) {
+		k.p.wg.Go(k.p.work) // at the first park, a worker takes this one's place
 	}
 	return func() {
 		k.p.parked.Add(-1)
 		if k.ctx.Err() != nil {
-			k.mu.Lock()
-			k.unslotted = true
-			k.mu.Unlock()
+			k.unslotted.Store(true)
 			return
 		}
 		k.p.slots <- struct{}{}
@@ -249,17 +212,7 @@ func (k *parker) watch() (end func()) {
 
 // done reports whether the goroutine retires and whether it holds a slot.
 func (k *parker) done() (retire, holdsSlot bool) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.retire, !k.unslotted
-}
-
-// Parked is the number of messages waiting for their quota without a worker.
-func (c *Consumer) Parked() int {
-	if p := c.pool.Load(); p != nil {
-		return int(p.parked.Load())
-	}
-	return 0
+	return k.retire.Load(), !k.unslotted.Load()
 }
 
 // pull binds and fetches until ctx ends or the connection closes for good.
@@ -283,7 +236,7 @@ func (c *Consumer) pull(ctx context.Context, p *pool) error {
 			wait = min(wait*2, c.cfg.RebindMax)
 			continue
 		}
-		c.bound.Store(true)
+		c.notReady.Store(nil)
 		c.cfg.Logger.Info("pulling requests", slog.String("consumer", cons.CachedInfo().Name), slog.String("stream", cons.CachedInfo().Stream), slog.Int("concurrency", c.cfg.Concurrency))
 		stopInfo := c.watchInfo(ctx, cons)
 		err = c.fetch(ctx, cons, p)
@@ -291,11 +244,10 @@ func (c *Consumer) pull(ctx context.Context, p *pool) error {
 		if err == nil || ctx.Err() != nil {
 			return nil
 		}
+		c.setNotReady(err)
 		if connectionClosed(err) {
-			c.setNotReady(err)
 			return jetstream.ErrConnectionClosed
 		}
-		c.setNotReady(err)
 		c.cfg.Logger.Warn("pulling stopped, binding again", slog.Any("error", err))
 		wait = c.cfg.RebindMin
 	}
@@ -355,7 +307,7 @@ func (c *Consumer) fetch(ctx context.Context, cons jetstream.Consumer, p *pool) 
 		if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
 			return err
 		}
-		c.bound.Store(true)
+		c.notReady.Store(nil)
 	}
 }
 

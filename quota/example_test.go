@@ -21,7 +21,7 @@ func Example() {
 	fmt.Println(cfg.Name, cfg.MaxMsgsPerSubject, cfg.MaxAge, cfg.Replicas)
 	fmt.Println(layout.Subject(limit, reg.Key()))
 	fmt.Println(layout.Stream(tenant), layout.Subject(tenant, reg.Key()))
-	fmt.Println(layout.CooldownBucket())
+	fmt.Println(quota.CooldownBucket("alert-domains"))
 	// Output:
 	// QUOTA_alert-domains_60000ms 100 1m31s 3
 	// alert_domains.quota.alert-domains.60000ms.aa81685f2875da0ad78bc51b1e96e73a

@@ -55,9 +55,6 @@ func unique(limits []connector.Limit) []connector.Limit {
 	return slices.Compact(out)
 }
 
-// Consumer is the service's name (CONSUMER_NAME) the layout is of.
-func (y Layout) Consumer() string { return y.consumer }
-
 // Primary returns the primary limits the layout was built from.
 func (y Layout) Primary() []connector.Limit { return slices.Clone(y.primary) }
 
@@ -79,9 +76,6 @@ func (y Layout) prefix(l connector.Limit) string {
 
 // Subject is the subject of registration key in l's stream.
 func (y Layout) Subject(l connector.Limit, key string) string { return y.prefix(l) + key }
-
-// CooldownBucket is the key-value bucket of the shared cooldowns.
-func (y Layout) CooldownBucket() string { return CooldownBucket(y.consumer) }
 
 // StreamConfig is one limit's stream: a publish past Count per registration is refused.
 func (y Layout) StreamConfig(l connector.Limit, replicas int, hold time.Duration) jetstream.StreamConfig {
@@ -105,14 +99,5 @@ func (y Layout) StreamConfig(l connector.Limit, replicas int, hold time.Duration
 
 // distinct returns one limit per window, the smallest count, shortest window first.
 func distinct(limits []connector.Limit) []connector.Limit {
-	out := make([]connector.Limit, 0, len(limits))
-	for _, l := range limits {
-		if i := slices.IndexFunc(out, func(o connector.Limit) bool { return o.Window == l.Window }); i >= 0 {
-			out[i].Count = min(out[i].Count, l.Count)
-			continue
-		}
-		out = append(out, l)
-	}
-	slices.SortFunc(out, func(a, b connector.Limit) int { return cmp.Compare(a.Window, b.Window) })
-	return out
+	return slices.CompactFunc(unique(limits), func(a, b connector.Limit) bool { return a.Window == b.Window })
 }

@@ -73,7 +73,7 @@ func Provision(ctx context.Context, js jetstream.JetStream, layout Layout, limit
 		}
 	}
 	kvCfg := jetstream.KeyValueConfig{
-		Bucket:      layout.CooldownBucket(),
+		Bucket:      CooldownBucket(layout.consumer),
 		Description: "alert-domains shared Defender cooldowns (429 Retry-After) per app registration",
 		History:     1,
 		Storage:     jetstream.FileStorage,
@@ -101,7 +101,7 @@ func Verify(ctx context.Context, js jetstream.JetStream, layout Layout, limits [
 				name, s.CachedInfo().Config.MaxMsgsPerSubject, l.Count))
 		}
 	}
-	bucket := layout.CooldownBucket()
+	bucket := CooldownBucket(layout.consumer)
 	if _, err := js.KeyValue(ctx, bucket); errors.Is(err, jetstream.ErrBucketNotFound) {
 		errs = append(errs, fmt.Errorf("%w: bucket %s", ErrMissing, bucket))
 	} else if err != nil {
@@ -152,12 +152,8 @@ func ReadCooldowns(ctx context.Context, js jetstream.JetStream, consumer string)
 	}
 	out := map[string]time.Time{}
 	for k := range keys.Keys() {
-		e, err := kv.Get(ctx, k)
-		if err != nil {
-			continue
-		}
 		var v cooldownValue
-		if json.Unmarshal(e.Value(), &v) == nil {
+		if e, err := kv.Get(ctx, k); err == nil && json.Unmarshal(e.Value(), &v) == nil {
 			out[k] = v.Until
 		}
 	}

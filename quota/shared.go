@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -51,7 +52,7 @@ type Shared struct {
 	layout Layout
 	limits []connector.Limit
 	reg    Registration
-	key    string
+	hold   time.Duration // longest call: a slot's message outlives it by the window
 	logger *slog.Logger
 	obs    Observer
 
@@ -59,8 +60,10 @@ type Shared struct {
 	stopped  context.Context // ended when Run returns
 	stop     context.CancelFunc
 	js       jetstream.JetStream
+	streams  sync.Map // name → jetstream.Stream, looked up once
 
-	turn chan struct{} // its token is held by the one local caller that tries the next slot
+	turn        chan struct{} // its token is held by the one local caller that tries the next slot
+	unreachable atomic.Bool
 
 	mu          sync.Mutex
 	offset      time.Duration // server clock minus local clock
@@ -68,9 +71,6 @@ type Shared struct {
 	changed     chan struct{} // closed and replaced when cooldown grows
 	toPublish   time.Time     // server time of a cooldown not yet written
 	publishKick chan struct{}
-	streams     map[string]jetstream.Stream
-	unreachable bool
-	hold        time.Duration // longest call: a slot's message outlives it by the window
 }
 
 // SharedOption configures a Shared.
@@ -112,13 +112,11 @@ func NewShared(layout Layout, reg Registration, limits []connector.Limit, opts .
 		layout:      layout,
 		limits:      distinct(limits),
 		reg:         reg,
-		key:         reg.Key(),
 		logger:      slog.New(slog.DiscardHandler),
 		attached:    make(chan struct{}),
 		turn:        make(chan struct{}, 1),
 		changed:     make(chan struct{}),
 		publishKick: make(chan struct{}, 1),
-		streams:     map[string]jetstream.Stream{},
 		hold:        connector.DefaultTimeout,
 	}
 	s.turn <- struct{}{}
@@ -145,6 +143,7 @@ func (s *Shared) Run(ctx context.Context, js jetstream.JetStream) error {
 	s.syncClock(ctx)
 
 	var wg sync.WaitGroup
+	defer wg.Wait()
 	wg.Go(func() { s.watchCooldown(ctx) })
 	wg.Go(func() { s.publishCooldowns(ctx) })
 	t := time.NewTicker(resyncEvery)
@@ -152,7 +151,6 @@ func (s *Shared) Run(ctx context.Context, js jetstream.JetStream) error {
 	for {
 		select {
 		case <-ctx.Done():
-			wg.Wait()
 			return nil
 		case <-t.C:
 			s.syncClock(ctx)
@@ -177,35 +175,33 @@ func (s *Shared) Acquire(ctx context.Context) (release func(), waited time.Durat
 
 	backoff := unreachableMin
 	for {
-		if wait, changed := s.cooldownLeft(); wait > 0 {
-			parked.Begin()
-			if !timing.Sleep(ctx, min(wait, cooldownPoll), changed) {
+		s.mu.Lock()
+		wait, changed := time.Until(s.cooldown), s.changed // changed is closed when the cooldown grows
+		s.mu.Unlock()
+		if wait > 0 {
+			wait = min(wait, cooldownPoll)
+		} else {
+			// Take the worker back before a grant: the slot expires MaxAge after it.
+			parked.End()
+			slots, next, err := s.try(ctx)
+			if err != nil && ctx.Err() != nil {
 				return nil, time.Since(start), ctx.Err()
 			}
-			continue
-		}
-		// Take the worker back before a grant: the slot expires MaxAge after it.
-		parked.End()
-		slots, wait, err := s.try(ctx)
-		switch {
-		case slots != nil:
-			s.setReachable(true, nil)
-			return s.releaser(slots), time.Since(start), nil
-		case err == nil:
-			backoff = unreachableMin
-			s.setReachable(true, nil)
-		case ctx.Err() != nil:
-			return nil, time.Since(start), ctx.Err()
-		default:
-			s.setReachable(false, err)
-			wait = backoff
-			backoff = min(2*backoff, unreachableMax)
+			s.setReachable(err == nil, err)
+			switch {
+			case slots != nil:
+				return s.releaser(slots), time.Since(start), nil
+			case err == nil:
+				wait, backoff = next, unreachableMin
+			default:
+				wait, backoff = backoff, min(2*backoff, unreachableMax)
+			}
 		}
 		if wait <= 0 {
 			continue
 		}
 		parked.Begin()
-		if !timing.Sleep(ctx, wait, nil) {
+		if !timing.Sleep(ctx, wait, changed) {
 			return nil, time.Since(start), ctx.Err()
 		}
 	}
@@ -275,19 +271,18 @@ func (s *Shared) try(ctx context.Context) (slots []slot, wait time.Duration, err
 	stored := make([]slot, 0, len(s.limits))
 	for _, l := range s.limits {
 		pctx, cancel := context.WithTimeout(ctx, requestTimeout)
-		ack, perr := s.js.PublishMsg(pctx, &nats.Msg{Subject: s.layout.Subject(l, s.key)})
+		ack, perr := s.js.PublishMsg(pctx, &nats.Msg{Subject: s.layout.Subject(l, s.reg.Key())})
 		cancel()
 		if perr == nil {
 			stored = append(stored, slot{stream: ack.Stream, seq: ack.Sequence, window: l.Window})
 			continue
 		}
+		s.rollback(ctx, stored)
 		if !refused(perr) {
 			s.observe(OutcomeUnreachable)
-			s.rollback(ctx, stored)
 			return nil, 0, fmt.Errorf("quota stream %s: %w", s.layout.Stream(l), perr)
 		}
 		s.observe(OutcomeRefused)
-		s.rollback(ctx, stored)
 		wait, err := s.untilFree(ctx, l)
 		if err != nil {
 			s.observe(OutcomeUnreachable)
@@ -299,18 +294,14 @@ func (s *Shared) try(ctx context.Context) (slots []slot, wait time.Duration, err
 	return stored, 0, nil
 }
 
-// poll is the longest wait between tries while l's window is full.
-func poll(l connector.Limit) time.Duration { return min(max(l.Window/100, retryMin), pollMax) }
-
 // refused reports a full subject, which the server says only in 10077's text.
 func refused(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == 10077 &&
-		strings.Contains(apiErr.Description, "maximum messages per subject")
+	apiErr, ok := errors.AsType[*jetstream.APIError](err)
+	return ok && apiErr.ErrorCode == 10077 && strings.Contains(apiErr.Description, "maximum messages per subject")
 }
 
-// untilFree is the wait until the oldest slot expires, or poll(l); it deletes
-// an expired one, as the server does only every 250ms.
+// untilFree is the wait until the oldest slot expires, at most a hundredth of the window
+// (within retryMin and pollMax); it deletes an expired one, as the server does only every 250ms.
 func (s *Shared) untilFree(ctx context.Context, l connector.Limit) (time.Duration, error) {
 	name := s.layout.Stream(l)
 	st, err := s.stream(ctx, name)
@@ -319,7 +310,7 @@ func (s *Shared) untilFree(ctx context.Context, l connector.Limit) (time.Duratio
 	}
 	gctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	msg, err := st.GetMsg(gctx, 1, jetstream.WithGetMsgSubject(s.layout.Subject(l, s.key)))
+	msg, err := st.GetMsg(gctx, 1, jetstream.WithGetMsgSubject(s.layout.Subject(l, s.reg.Key())))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, nil // it expired meanwhile
 	}
@@ -328,7 +319,7 @@ func (s *Shared) untilFree(ctx context.Context, l connector.Limit) (time.Duratio
 	}
 	left := msg.Time.Add(MaxAge(l.Window, s.hold)).Sub(s.serverNow())
 	if left > 0 {
-		return min(max(left, retryMin), poll(l)), nil
+		return min(max(left, retryMin), max(l.Window/100, retryMin), pollMax), nil
 	}
 	dctx, dcancel := context.WithTimeout(ctx, requestTimeout)
 	defer dcancel()
@@ -349,11 +340,8 @@ func (s *Shared) rollback(ctx context.Context, stored []slot) {
 
 // stream returns a handle on the named stream, looked up once.
 func (s *Shared) stream(ctx context.Context, name string) (jetstream.Stream, error) {
-	s.mu.Lock()
-	st := s.streams[name]
-	s.mu.Unlock()
-	if st != nil {
-		return st, nil
+	if st, ok := s.streams.Load(name); ok {
+		return st.(jetstream.Stream), nil
 	}
 	lctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
@@ -361,9 +349,7 @@ func (s *Shared) stream(ctx context.Context, name string) (jetstream.Stream, err
 	if err != nil {
 		return nil, fmt.Errorf("quota stream %s: %w", name, err)
 	}
-	s.mu.Lock()
-	s.streams[name] = st
-	s.mu.Unlock()
+	s.streams.Store(name, st)
 	return st, nil
 }
 
@@ -400,10 +386,7 @@ func (s *Shared) observe(outcome string) {
 }
 
 func (s *Shared) setReachable(ok bool, err error) {
-	s.mu.Lock()
-	was := !s.unreachable
-	s.unreachable = !ok
-	s.mu.Unlock()
+	was := !s.unreachable.Swap(!ok)
 	switch {
 	case was && !ok:
 		s.logger.Warn("shared quota unreachable: no Defender call starts until it is back", slog.Any("error", err))
@@ -417,45 +400,33 @@ func (s *Shared) Cooldown(retryAfter time.Duration) {
 	if retryAfter <= 0 {
 		return
 	}
-	until := time.Now().Add(retryAfter)
 	s.mu.Lock()
-	grew := s.extend(until)
-	if serverUntil := until.Add(s.offset); serverUntil.After(s.toPublish) {
-		s.toPublish = serverUntil
+	until := time.Now().Add(retryAfter + s.offset) // server time
+	if until.After(s.toPublish) {
+		s.toPublish = until
 	}
 	s.mu.Unlock()
-	if grew && s.obs != nil {
-		s.obs.QuotaCooldown(SourceLocal)
-	}
+	s.extend(until, SourceLocal)
 	select {
 	case s.publishKick <- struct{}{}:
 	default:
 	}
 }
 
-// extend moves the cooldown to until if later. The caller holds s.mu.
-func (s *Shared) extend(until time.Time) bool {
-	if !until.After(s.cooldown) {
-		return false
+// extend moves the cooldown to until, a server time, if later; source says whose it is.
+func (s *Shared) extend(until time.Time, source string) {
+	s.mu.Lock()
+	until = until.Add(-s.offset)
+	grew := until.After(s.cooldown)
+	if grew {
+		s.cooldown = until
+		close(s.changed)
+		s.changed = make(chan struct{})
 	}
-	s.cooldown = until
-	close(s.changed)
-	s.changed = make(chan struct{})
-	return true
-}
-
-// cooldownLeft is the cooldown left, and a channel closed when it grows.
-func (s *Shared) cooldownLeft() (time.Duration, <-chan struct{}) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return time.Until(s.cooldown), s.changed
-}
-
-// CooldownUntil is the end of the cooldown by the local clock; zero or past if none.
-func (s *Shared) CooldownUntil() time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cooldown
+	s.mu.Unlock()
+	if grew && s.obs != nil {
+		s.obs.QuotaCooldown(source)
+	}
 }
 
 type cooldownValue struct {
@@ -464,24 +435,16 @@ type cooldownValue struct {
 
 func (s *Shared) applyCooldown(data []byte) {
 	var v cooldownValue
-	if json.Unmarshal(data, &v) != nil || v.Until.IsZero() {
-		return
-	}
-	s.mu.Lock()
-	grew := s.extend(v.Until.Add(-s.offset))
-	s.mu.Unlock()
-	if grew && s.obs != nil {
-		s.obs.QuotaCooldown(SourceShared)
+	if json.Unmarshal(data, &v) == nil && !v.Until.IsZero() {
+		s.extend(v.Until, SourceShared)
 	}
 }
 
 // watchCooldown follows the registration's key, restarting a failed watch.
 func (s *Shared) watchCooldown(ctx context.Context) {
 	for ctx.Err() == nil {
-		kv, err := s.bucket(ctx)
-		if err == nil {
-			var w jetstream.KeyWatcher
-			if w, err = kv.Watch(ctx, s.key); err == nil {
+		if kv, err := s.bucket(ctx); err == nil {
+			if w, err := kv.Watch(ctx, s.reg.Key()); err == nil {
 				s.followCooldown(ctx, w)
 				_ = w.Stop()
 			}
@@ -518,7 +481,7 @@ func (s *Shared) readCooldown(ctx context.Context) {
 	}
 	gctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	if e, err := kv.Get(gctx, s.key); err == nil {
+	if e, err := kv.Get(gctx, s.reg.Key()); err == nil {
 		s.applyCooldown(e.Value())
 	}
 }
@@ -526,7 +489,7 @@ func (s *Shared) readCooldown(ctx context.Context) {
 func (s *Shared) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	bctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	return s.js.KeyValue(bctx, s.layout.CooldownBucket())
+	return s.js.KeyValue(bctx, CooldownBucket(s.layout.consumer))
 }
 
 // publishCooldowns writes each cooldown seen here to the bucket, retrying.
@@ -572,10 +535,10 @@ func (s *Shared) writeCooldown(ctx context.Context, until time.Time) error {
 	}
 	for {
 		wctx, cancel := context.WithTimeout(ctx, requestTimeout)
-		e, err := kv.Get(wctx, s.key)
+		e, err := kv.Get(wctx, s.reg.Key())
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
-			_, err = kv.Create(wctx, s.key, val)
+			_, err = kv.Create(wctx, s.reg.Key(), val)
 		case err != nil:
 		default:
 			var have cooldownValue
@@ -583,17 +546,13 @@ func (s *Shared) writeCooldown(ctx context.Context, until time.Time) error {
 				cancel()
 				return nil
 			}
-			_, err = kv.Update(wctx, s.key, val, e.Revision())
+			_, err = kv.Update(wctx, s.reg.Key(), val, e.Revision())
 		}
 		cancel()
-		var apiErr *jetstream.APIError
-		if err == nil {
-			return nil
+		apiErr, ok := errors.AsType[*jetstream.APIError](err)
+		if !errors.Is(err, jetstream.ErrKeyExists) && (!ok || apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence) {
+			return err // nil, or not another replica's write first (compare again)
 		}
-		if errors.Is(err, jetstream.ErrKeyExists) || (errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence) {
-			continue // another replica wrote first: compare again
-		}
-		return err
 	}
 }
 
@@ -614,7 +573,7 @@ func (s *Shared) Used(window time.Duration) int {
 	if err != nil {
 		return -1
 	}
-	subj := s.layout.Subject(s.limits[i], s.key)
+	subj := s.layout.Subject(s.limits[i], s.reg.Key())
 	info, err := st.Info(ctx, jetstream.WithSubjectFilter(subj))
 	if err != nil {
 		return -1

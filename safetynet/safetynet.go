@@ -41,9 +41,6 @@ func New(cfg Config) (*Listener, error) {
 		return nil, errors.New("safetynet: JetStream, the handler, the binder, the request stream and its consumer are required")
 	}
 	cfg.Logger = cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))
-	if cfg.Answered == nil {
-		cfg.Answered = func(bool) {}
-	}
 	return &Listener{cfg: cfg}, nil
 }
 
@@ -76,7 +73,7 @@ func (n *Listener) Handle(ctx context.Context, d *consumer.Delivery) consumer.Ou
 		return consumer.Outcome{Action: consumer.Decide(consumer.Facts{}), Delay: consumer.DefaultRetryDelay(d.NumDelivered), Err: err}
 	}
 	out := n.cfg.Handler(ctx, req)
-	if out.Stored {
+	if out.Stored && n.cfg.Answered != nil {
 		n.cfg.Answered(out.Duplicate)
 	}
 	return out

@@ -3,6 +3,7 @@
 package tenants
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"reflect"
@@ -30,14 +31,13 @@ type Set struct {
 	lookups   []Lookup
 	byName    map[string]int
 	byEntraID map[string][]int
-	unnamed   int // the tenant "default", for requests that name none, or -1
 }
 
 // New builds the lookup of every tenant in list, whose names are unique.
 func New(list []config.Tenant, build Build) (*Set, error) {
 	list = slices.Clone(list)
 	s := &Set{list: list, lookups: make([]Lookup, len(list)), byName: make(map[string]int, len(list)),
-		byEntraID: make(map[string][]int, len(list)), unnamed: -1}
+		byEntraID: make(map[string][]int, len(list))}
 	for i := range list {
 		t := &list[i]
 		l, err := build(t)
@@ -47,9 +47,6 @@ func New(list []config.Tenant, build Build) (*Set, error) {
 		s.lookups[i], s.byName[t.Name] = l, i
 		id := strings.ToLower(t.Credential.TenantID)
 		s.byEntraID[id] = append(s.byEntraID[id], i)
-		if t.Name == config.DefaultTenant {
-			s.unnamed = i
-		}
 	}
 	return s, nil
 }
@@ -98,7 +95,7 @@ func (s *Set) Resolve(subjectTenant, bodyTenant, entraTenantID string) (tenant s
 	if entraTenantID != "" {
 		byID = s.byEntraID[strings.ToLower(entraTenantID)]
 	}
-	i, ok := s.byName[name]
+	i, ok := s.byName[cmp.Or(name, config.DefaultTenant)] // a request that names none goes to "default"
 	switch {
 	case name != "" && !ok:
 		return "", true, unknown("%q is not configured", name)
@@ -106,10 +103,8 @@ func (s *Set) Resolve(subjectTenant, bodyTenant, entraTenantID string) (tenant s
 		return s.list[byID[0]].Name, true, nil
 	case name == "" && len(byID) > 1:
 		return "", true, conflict("the alert's tenantId belongs to %d configured tenants; name one with the subject or a tenant field", len(byID))
-	case name == "" && s.unnamed < 0:
+	case name == "" && !ok:
 		return "", false, unknown("the request names no tenant and no tenant is called %q", config.DefaultTenant)
-	case name == "":
-		i = s.unnamed
 	}
 	t, named := &s.list[i], name != ""
 	switch {

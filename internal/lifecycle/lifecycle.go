@@ -4,6 +4,7 @@
 package lifecycle
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -83,15 +84,14 @@ func (g *Group) Run() error {
 			go func() { results <- result{li, ai, a.Execute()} }()
 		}
 	}
+	logger := cmp.Or(g.Logger, slog.New(slog.DiscardHandler))
 	first := <-results
 	done[first.layer][first.index] = true
-	if g.Logger != nil {
-		attrs := []any{slog.String("part", g.layers[first.layer][first.index].Name)}
-		if first.err != nil {
-			attrs = append(attrs, slog.Any("error", first.err))
-		}
-		g.Logger.Info("stopping", attrs...)
+	attrs := []any{slog.String("part", g.layers[first.layer][first.index].Name)}
+	if first.err != nil {
+		attrs = append(attrs, slog.Any("error", first.err))
 	}
+	logger.Info("stopping", attrs...)
 	var deadline <-chan time.Time
 	if g.Budget > 0 {
 		t := time.NewTimer(g.Budget)
@@ -106,11 +106,11 @@ func (g *Group) Run() error {
 			select {
 			case r := <-results:
 				done[r.layer][r.index] = true
-				if r.err != nil && g.Logger != nil {
-					g.Logger.Error("stopped with an error", slog.String("part", g.layers[r.layer][r.index].Name), slog.Any("error", r.err))
+				if r.err != nil {
+					logger.Error("stopped with an error", slog.String("part", g.layers[r.layer][r.index].Name), slog.Any("error", r.err))
 				}
 			case <-deadline:
-				g.abandon(li, done, first.err)
+				g.abandon(li, done, first.err, logger)
 				return first.err
 			}
 		}
@@ -119,14 +119,11 @@ func (g *Group) Run() error {
 }
 
 // abandon interrupts the layers below layer and logs the actors still running.
-func (g *Group) abandon(layer int, done [][]bool, err error) {
+func (g *Group) abandon(layer int, done [][]bool, err error, logger *slog.Logger) {
 	for li := layer - 1; li >= 0; li-- {
 		for _, a := range g.layers[li] {
 			a.Interrupt(err)
 		}
-	}
-	if g.Logger == nil {
-		return
 	}
 	var left []string
 	for li, l := range g.layers {
@@ -136,5 +133,5 @@ func (g *Group) abandon(layer int, done [][]bool, err error) {
 			}
 		}
 	}
-	g.Logger.Warn("shutdown budget spent, leaving parts running", slog.Duration("budget", g.Budget), slog.Any("parts", left))
+	logger.Warn("shutdown budget spent, leaving parts running", slog.Duration("budget", g.Budget), slog.Any("parts", left))
 }

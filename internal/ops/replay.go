@@ -184,13 +184,7 @@ func (r *Replay) source(ctx context.Context, it *ReplayItem) (raw *jetstream.Raw
 func (r *Replay) publish(ctx context.Context, it ReplayItem, msg *nats.Msg, span trace.Span) {
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	var err error
-	defer func() {
-		if err != nil {
-			span.SetStatus(codes.Error, "not republished")
-		}
-		span.End()
-	}()
+	defer span.End()
 	ack, err := r.js.PublishMsg(pctx, msg)
 	if err == nil && ack.Duplicate {
 		root, cerr := r.copyRoot(pctx, ack.Sequence)
@@ -206,6 +200,7 @@ func (r *Replay) publish(ctx context.Context, it ReplayItem, msg *nats.Msg, span
 		}
 	}
 	if err != nil {
+		span.SetStatus(codes.Error, "not republished")
 		r.sum.Failed++
 		r.event(Failed, it, err.Error())
 		return

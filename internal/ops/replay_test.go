@@ -53,7 +53,7 @@ func TestPlanFailures(t *testing.T) {
 		// 5 has a claimed copy (7) that replay did not publish: a decoy.
 		{resultSeq: 22, at: at(22), own: 5, alertID: "e", kind: message.KindUnavailable},
 	}
-	succeeded := map[string]uint64{"a": 15, "b": 5} // a succeeded after its failure, b before
+	succeeded := map[alertKey]uint64{{alertID: "a"}: 15, {alertID: "b"}: 5} // a succeeded after its failure, b before
 	copies := map[uint64][]uint64{12: {8}, 13: {9}, 22: {7}}
 	genuine := func(seq uint64) (bool, error) { return seq != 7, nil }
 	items, err := planFailures(failures, succeeded, copies, genuine)

@@ -32,13 +32,8 @@ type failureRef struct {
 	kind      message.Kind
 }
 
-// successKey names an alert of a tenant among the success results.
-func successKey(tenant, alertID string) string {
-	if tenant == "" {
-		return alertID
-	}
-	return tenant + "/" + alertID
-}
+// alertKey names an alert of a tenant among the success results.
+type alertKey struct{ tenant, alertID string }
 
 // planFailed selects the matching failures and decides which are republished.
 func (r *Replay) planFailed(ctx context.Context) ([]ReplayItem, error) {
@@ -122,7 +117,7 @@ func (r *Replay) selects(ctx context.Context, res *message.Result, tenant string
 
 // planFailures decides what happens to each failure, given each alert's last
 // success, the claimed replay copies by failure, and genuine, which checks a claim.
-func planFailures(failures []failureRef, succeeded map[string]uint64, copies map[uint64][]uint64, genuine func(seq uint64) (bool, error)) ([]ReplayItem, error) {
+func planFailures(failures []failureRef, succeeded map[alertKey]uint64, copies map[uint64][]uint64, genuine func(seq uint64) (bool, error)) ([]ReplayItem, error) {
 	failed := make(map[uint64]bool, len(failures)) // requests with a failure result
 	for _, f := range failures {
 		failed[f.own] = true
@@ -130,7 +125,7 @@ func planFailures(failures []failureRef, succeeded map[string]uint64, copies map
 	items := make([]ReplayItem, 0, len(failures))
 	for _, f := range failures {
 		it := ReplayItem{seq: f.own, answers: f.resultSeq, alertID: f.alertID, detail: "failure " + string(f.kind)}
-		if f.alertID != "" && succeeded[successKey(f.tenant, f.alertID)] > f.resultSeq {
+		if f.alertID != "" && succeeded[alertKey{f.tenant, f.alertID}] > f.resultSeq {
 			it.skip = SkipSucceededSince
 		}
 		for _, c := range copies[f.resultSeq] {
@@ -153,17 +148,17 @@ func planFailures(failures []failureRef, succeeded map[string]uint64, copies map
 }
 
 // lastSuccesses is the sequence of the last believed success of each alert
-// of failures since the first of them, 0 for none, by successKey.
-func (r *Replay) lastSuccesses(ctx context.Context, failures []failureRef) (map[string]uint64, error) {
-	last := make(map[string]uint64, len(failures))
+// of failures since the first of them, 0 for none.
+func (r *Replay) lastSuccesses(ctx context.Context, failures []failureRef) (map[alertKey]uint64, error) {
+	last := make(map[alertKey]uint64, len(failures))
 	for _, f := range failures {
-		last[successKey(f.tenant, f.alertID)] = 0
+		last[alertKey{f.tenant, f.alertID}] = 0
 	}
 	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.cfg.SuccessSubject, broker.TenantSubject(r.cfg.SuccessSubject)},
 		DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &failures[0].at}
 	err := consumer.Scan(ctx, r.js, r.cfg.ResultStream, occ, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
 		tenant, _ := r.believer.Subjects.Tenant(msg.Subject())
-		key := successKey(tenant, msg.Headers().Get(message.HeaderAlertID))
+		key := alertKey{tenant, msg.Headers().Get(message.HeaderAlertID)}
 		if _, ok := last[key]; !ok {
 			return true, nil
 		}
@@ -297,8 +292,7 @@ func (r *Replay) getRequest(ctx context.Context, seq uint64) (*jetstream.RawStre
 	if err != nil {
 		return nil, fmt.Errorf("read request %d: %w", seq, err)
 	}
-	name, perTenant := strings.CutPrefix(raw.Subject, r.cfg.RequestSubject+".")
-	if raw.Subject != r.cfg.RequestSubject && (!perTenant || strings.Contains(name, ".")) {
+	if _, ok := r.believer.Subjects.Tenant(raw.Subject); !ok {
 		return nil, nil
 	}
 	return raw, nil

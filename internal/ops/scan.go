@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -44,9 +45,7 @@ func RecentCalls(ctx context.Context, js jetstream.JetStream, cfg *config.Config
 			Attempts int `json:"attempts"`
 		}
 		tenant, _ := subjects.Tenant(msg.Subject())
-		if tenant == "" {
-			tenant = config.DefaultTenant
-		}
+		tenant = cmp.Or(tenant, config.DefaultTenant)
 		if json.Unmarshal(msg.Data(), &r) == nil {
 			for range min(r.Attempts, maxCallsPerResult) {
 				starts[tenant] = append(starts[tenant], meta.Timestamp)

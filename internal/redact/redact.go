@@ -23,12 +23,7 @@ func URLs(s string) string {
 func Environ(environ []string) []string {
 	out := make([]string, len(environ))
 	for i, kv := range environ {
-		name, value, ok := strings.Cut(kv, "=")
-		if !ok {
-			out[i] = kv
-			continue
-		}
-		out[i] = name + "=" + URLs(value)
+		out[i] = URLs(kv) // a name holds no "://", so only the value can change
 	}
 	return out
 }
