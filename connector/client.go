@@ -149,21 +149,6 @@ func WithObserver(o Observer) Option {
 	return func(c *Client) error { c.observer = o; return nil }
 }
 
-// WithMaxBodyBytes caps the bytes of one lookup's answers; more is bad_response.
-func WithMaxBodyBytes(n int64) Option {
-	return positive("max body bytes", n, func(c *Client) { c.maxBody = n })
-}
-
-// WithBodyBudget bounds the answer bytes beyond 64 KiB each held at once.
-func WithBodyBudget(n int64) Option {
-	return positive("body budget", n, func(c *Client) { c.bodyBudget = n })
-}
-
-// WithInsecureHTTP accepts an http:// base URL, for benchmarks on loopback.
-func WithInsecureHTTP() Option {
-	return func(c *Client) error { c.insecureHTTP = true; return nil }
-}
-
 // New returns a client of api at an https baseURL. Errors wrap ErrConfig.
 func New(api API, baseURL string, cred azcore.TokenCredential, scope string, opts ...Option) (*Client, error) {
 	if _, err := ParseAPI(string(api)); err != nil {
