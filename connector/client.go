@@ -309,7 +309,7 @@ func (c *Client) lookup(ctx context.Context, alertID string) (res lookupResult, 
 		if !err.Kind.Retryable() || err.final {
 			return res, err
 		}
-		wait, ok := retry.next(ctx, c, err)
+		wait, ok := retry.next(c, err)
 		if !ok {
 			return res, err
 		}
@@ -521,23 +521,19 @@ func (c *Client) nextPage(p answer, visited []string) (string, *Error) {
 }
 
 // retrier is the backoff of one lookup, made at its first retryable failure.
-type retrier struct {
-	exp *backoff.ExponentialBackOff
-	b   backoff.BackOff
-}
+type retrier struct{ exp *backoff.ExponentialBackOff }
 
 // next is the backoff or a longer Retry-After; false once the budget is spent.
-func (r *retrier) next(ctx context.Context, c *Client, err *Error) (wait time.Duration, ok bool) {
-	if r.b == nil {
+func (r *retrier) next(c *Client, err *Error) (wait time.Duration, ok bool) {
+	if r.exp == nil {
 		r.exp = backoff.NewExponentialBackOff(
 			backoff.WithInitialInterval(c.backoffInitial),
 			backoff.WithMaxInterval(c.backoffMax),
 			backoff.WithMaxElapsedTime(c.backoffElapsed),
 			backoff.WithRandomizationFactor(backoffRandomization),
 		)
-		r.b = backoff.WithContext(r.exp, ctx)
 	}
-	wait = r.b.NextBackOff()
+	wait = r.exp.NextBackOff()
 	if wait == backoff.Stop {
 		return 0, false
 	}

@@ -1,6 +1,9 @@
 package connector
 
-// Options only tests set: the defaults hold in production.
+// What only tests use: production always runs on the defaults and https.
+
+// URLTemplate is the API's call without the alert ID, for span names.
+func (a API) URLTemplate() string { return a.wire().template() }
 
 // WithMaxBodyBytes caps the bytes of one lookup's answers; more is bad_response.
 func WithMaxBodyBytes(n int64) Option {
