@@ -242,35 +242,26 @@ func (c *Client) Domains(ctx context.Context, alertID string) (Result, error) {
 	if err := message.ValidateAlertID(alertID); err != nil {
 		return Result{}, &Error{Kind: message.KindInvalidRequest, Message: err.Error()}
 	}
-	res, err := c.lookup(ctx, alertID)
-	if err == nil {
-		return res.result(), nil
+	var hosts hostSet
+	var res Result
+	err := c.lookup(ctx, alertID, &hosts, &res.Attempts)
+	if err != nil && err.HTTPStatus == http.StatusNotFound {
+		if second, ok := c.wire.retryAs(alertID); ok {
+			if err = c.lookup(ctx, second, &hosts, &res.Attempts); err == nil {
+				res.GraphAlertID = second
+			}
+		}
 	}
-	second, ok := c.wire.retryAs(alertID)
-	if err.HTTPStatus != http.StatusNotFound || !ok {
-		return res.result(), err
-	}
-	again, err := c.lookup(ctx, second)
-	again.attempts += res.attempts
+	res.Domains = hosts.result()
 	if err != nil {
-		return again.result(), err
+		return res, err
 	}
-	r := again.result()
-	r.GraphAlertID = second
-	return r, nil
+	return res, nil
 }
 
-type lookupResult struct {
-	hosts    hostSet
-	attempts int
-}
-
-func (r *lookupResult) result() Result {
-	return Result{Domains: r.hosts.result(), Attempts: r.attempts}
-}
-
-// lookup asks for one form of an alert ID: the retry loop every API shares.
-func (c *Client) lookup(ctx context.Context, alertID string) (res lookupResult, _ *Error) {
+// lookup asks for one form of an alert ID, adding to hosts and attempts: the
+// retry loop every API shares.
+func (c *Client) lookup(ctx context.Context, alertID string, hosts *hostSet, attempts *int) *Error {
 	target := c.prefix + c.wire.path(alertID)
 	var (
 		retry     retrier
@@ -281,40 +272,40 @@ func (c *Client) lookup(ctx context.Context, alertID string) (res lookupResult, 
 		budget    = c.maxBody
 	)
 	for {
-		p, used, n, called, err := c.attempt(ctx, target, rejected, resends, budget, &res.hosts)
+		p, used, n, called, err := c.attempt(ctx, target, rejected, resends, budget, hosts)
 		rejected = ""
 		if called {
-			res.attempts++
+			*attempts++
 			resends++
 		}
 		if err == nil {
 			budget -= n
 			resends = 0
 			if p.next == "" {
-				return res, nil
+				return nil
 			}
 			visited = append(visited, target)
 			if target, err = c.nextPage(p, visited); err != nil {
-				return res, err
+				return err
 			}
 			continue
 		}
 		if ctx.Err() != nil {
-			return res, canceled(ctx)
+			return canceled(ctx)
 		}
 		if err.HTTPStatus == http.StatusUnauthorized && !refreshed && c.tokens.replaceable(used) {
 			refreshed, rejected = true, used
 			continue
 		}
 		if !err.Kind.Retryable() || err.final {
-			return res, err
+			return err
 		}
 		wait, ok := retry.next(c, err)
 		if !ok {
-			return res, err
+			return err
 		}
 		if !retrySleep(ctx, wait) {
-			return res, canceled(ctx)
+			return canceled(ctx)
 		}
 	}
 }
