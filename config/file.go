@@ -181,7 +181,6 @@ func (c *Config) fileTenant(raw json.RawMessage, lookup Lookup) (Tenant, error) 
 		return t, &fieldError{"clientSecretEnv", "names a variable HOOK_ENV gives to hooks: hooks never get a credential"}
 	}
 	t.CredentialSource = strings.TrimSpace(source + " " + cmp.Or(e.ClientSecretFile, e.ClientSecretEnv, e.CertificateFile, e.FederatedTokenFile))
-	t.SecretEnv = e.ClientSecretEnv
 	return t, nil
 }
 

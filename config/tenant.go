@@ -23,7 +23,6 @@ type Tenant struct {
 	RateLimits       []connector.Limit
 	Credential       connector.CredentialConfig // holds the secret: never logged
 	CredentialSource string                     // for logs: "clientSecretFile /run/secrets/contoso"
-	SecretEnv        string                     // clientSecretEnv, which hooks must not see
 	Environment      bool                       // the AZURE_* variables' tenant, not the file's
 }
 

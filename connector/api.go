@@ -36,9 +36,6 @@ func (a API) DefaultRateLimits() string {
 	return "150/1m"
 }
 
-// URLTemplate is the API's call without the alert ID, for span names.
-func (a API) URLTemplate() string { return a.wire().template() }
-
 func (a API) wire() wire {
 	if a == MDE {
 		return mdeWire{}

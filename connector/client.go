@@ -149,21 +149,6 @@ func WithObserver(o Observer) Option {
 	return func(c *Client) error { c.observer = o; return nil }
 }
 
-// WithMaxBodyBytes caps the bytes of one lookup's answers; more is bad_response.
-func WithMaxBodyBytes(n int64) Option {
-	return positive("max body bytes", n, func(c *Client) { c.maxBody = n })
-}
-
-// WithBodyBudget bounds the answer bytes beyond 64 KiB each held at once.
-func WithBodyBudget(n int64) Option {
-	return positive("body budget", n, func(c *Client) { c.bodyBudget = n })
-}
-
-// WithInsecureHTTP accepts an http:// base URL, for benchmarks on loopback.
-func WithInsecureHTTP() Option {
-	return func(c *Client) error { c.insecureHTTP = true; return nil }
-}
-
 // New returns a client of api at an https baseURL. Errors wrap ErrConfig.
 func New(api API, baseURL string, cred azcore.TokenCredential, scope string, opts ...Option) (*Client, error) {
 	if _, err := ParseAPI(string(api)); err != nil {
@@ -257,35 +242,26 @@ func (c *Client) Domains(ctx context.Context, alertID string) (Result, error) {
 	if err := message.ValidateAlertID(alertID); err != nil {
 		return Result{}, &Error{Kind: message.KindInvalidRequest, Message: err.Error()}
 	}
-	res, err := c.lookup(ctx, alertID)
-	if err == nil {
-		return res.result(), nil
+	var hosts hostSet
+	var res Result
+	err := c.lookup(ctx, alertID, &hosts, &res.Attempts)
+	if err != nil && err.HTTPStatus == http.StatusNotFound {
+		if second, ok := c.wire.retryAs(alertID); ok {
+			if err = c.lookup(ctx, second, &hosts, &res.Attempts); err == nil {
+				res.GraphAlertID = second
+			}
+		}
 	}
-	second, ok := c.wire.retryAs(alertID)
-	if err.HTTPStatus != http.StatusNotFound || !ok {
-		return res.result(), err
-	}
-	again, err := c.lookup(ctx, second)
-	again.attempts += res.attempts
+	res.Domains = hosts.result()
 	if err != nil {
-		return again.result(), err
+		return res, err
 	}
-	r := again.result()
-	r.GraphAlertID = second
-	return r, nil
+	return res, nil
 }
 
-type lookupResult struct {
-	hosts    hostSet
-	attempts int
-}
-
-func (r *lookupResult) result() Result {
-	return Result{Domains: r.hosts.result(), Attempts: r.attempts}
-}
-
-// lookup asks for one form of an alert ID: the retry loop every API shares.
-func (c *Client) lookup(ctx context.Context, alertID string) (res lookupResult, _ *Error) {
+// lookup asks for one form of an alert ID, adding to hosts and attempts: the
+// retry loop every API shares.
+func (c *Client) lookup(ctx context.Context, alertID string, hosts *hostSet, attempts *int) *Error {
 	target := c.prefix + c.wire.path(alertID)
 	var (
 		retry     retrier
@@ -296,40 +272,40 @@ func (c *Client) lookup(ctx context.Context, alertID string) (res lookupResult, 
 		budget    = c.maxBody
 	)
 	for {
-		p, used, n, called, err := c.attempt(ctx, target, rejected, resends, budget, &res.hosts)
+		p, used, n, called, err := c.attempt(ctx, target, rejected, resends, budget, hosts)
 		rejected = ""
 		if called {
-			res.attempts++
+			*attempts++
 			resends++
 		}
 		if err == nil {
 			budget -= n
 			resends = 0
 			if p.next == "" {
-				return res, nil
+				return nil
 			}
 			visited = append(visited, target)
 			if target, err = c.nextPage(p, visited); err != nil {
-				return res, err
+				return err
 			}
 			continue
 		}
 		if ctx.Err() != nil {
-			return res, canceled(ctx)
+			return canceled(ctx)
 		}
 		if err.HTTPStatus == http.StatusUnauthorized && !refreshed && c.tokens.replaceable(used) {
 			refreshed, rejected = true, used
 			continue
 		}
 		if !err.Kind.Retryable() || err.final {
-			return res, err
+			return err
 		}
-		wait, ok := retry.next(ctx, c, err)
+		wait, ok := retry.next(c, err)
 		if !ok {
-			return res, err
+			return err
 		}
 		if !retrySleep(ctx, wait) {
-			return res, canceled(ctx)
+			return canceled(ctx)
 		}
 	}
 }
@@ -536,23 +512,19 @@ func (c *Client) nextPage(p answer, visited []string) (string, *Error) {
 }
 
 // retrier is the backoff of one lookup, made at its first retryable failure.
-type retrier struct {
-	exp *backoff.ExponentialBackOff
-	b   backoff.BackOff
-}
+type retrier struct{ exp *backoff.ExponentialBackOff }
 
 // next is the backoff or a longer Retry-After; false once the budget is spent.
-func (r *retrier) next(ctx context.Context, c *Client, err *Error) (wait time.Duration, ok bool) {
-	if r.b == nil {
+func (r *retrier) next(c *Client, err *Error) (wait time.Duration, ok bool) {
+	if r.exp == nil {
 		r.exp = backoff.NewExponentialBackOff(
 			backoff.WithInitialInterval(c.backoffInitial),
 			backoff.WithMaxInterval(c.backoffMax),
 			backoff.WithMaxElapsedTime(c.backoffElapsed),
 			backoff.WithRandomizationFactor(backoffRandomization),
 		)
-		r.b = backoff.WithContext(r.exp, ctx)
 	}
-	wait = r.b.NextBackOff()
+	wait = r.exp.NextBackOff()
 	if wait == backoff.Stop {
 		return 0, false
 	}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -116,31 +115,19 @@ func badResponse(msg string, err error) *Error {
 // hostSet collects hosts in order without duplicates.
 type hostSet struct {
 	list []string
-	seen map[string]struct{}
+	seen map[string]bool
 }
-
-const linearLimit = 32
 
 // add appends h unless it is empty or held already.
 func (s *hostSet) add(h string) {
-	if h == "" {
+	if h == "" || s.seen[h] {
 		return
 	}
-	if s.seen != nil {
-		if _, dup := s.seen[h]; dup {
-			return
-		}
-		s.seen[h] = struct{}{}
-	} else if slices.Contains(s.list, h) {
-		return
+	if s.seen == nil {
+		s.seen = map[string]bool{}
 	}
+	s.seen[h] = true
 	s.list = append(s.list, h)
-	if s.seen == nil && len(s.list) > linearLimit {
-		s.seen = make(map[string]struct{}, 2*len(s.list))
-		for _, x := range s.list {
-			s.seen[x] = struct{}{}
-		}
-	}
 }
 
 // result is the collected hosts, [] rather than nil when there are none.

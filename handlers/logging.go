@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/alert-domains/alert-domains/consumer"
@@ -76,17 +77,9 @@ func outcomeLevel(out consumer.Outcome) (slog.Level, string) {
 		return slog.LevelError, "no result"
 	case out.Result.Status == message.StatusSuccess:
 		return slog.LevelInfo, "success result stored"
+	case slices.Contains([]message.Kind{message.KindInvalidRequest, message.KindNotFound, message.KindBadRequest}, out.Result.Kind()):
+		return slog.LevelInfo, "failure result stored" // an answer about the request itself
 	default:
-		return failureLevel(out.Result.Kind()), "failure result stored"
+		return slog.LevelWarn, "failure result stored" // an operator may have to act
 	}
-}
-
-// failureLevel: warn where an operator may have to act, info for answers
-// about the request itself.
-func failureLevel(k message.Kind) slog.Level {
-	switch k {
-	case message.KindInvalidRequest, message.KindNotFound, message.KindBadRequest:
-		return slog.LevelInfo
-	}
-	return slog.LevelWarn
 }

@@ -37,13 +37,11 @@ type Config struct {
 // DefaultPublishBudget covers a stream leader election in a three-node cluster.
 const DefaultPublishBudget = 20 * time.Second
 
-// Service is the request handler.
+// Service is the request handler: it routes, calls, and stores the result
+// with its publisher, whose routes, answers and clock it shares.
 type Service struct {
-	routes  routes
-	answers *Answers
-	calls   calls
-	publish publisher
-	now     func() time.Time
+	publisher
+	calls calls
 }
 
 // New returns the request handler cfg describes.
@@ -64,15 +62,11 @@ func New(cfg Config) (*Service, error) {
 	if cfg.TracerProvider == nil || cfg.Propagator == nil {
 		cfg.TracerProvider, cfg.Propagator = noop.NewTracerProvider(), propagation.NewCompositeTextMapPropagator()
 	}
-	rs := routes{tenants: cfg.Tenants, subjects: cfg.Subjects}
 	return &Service{
-		routes:  rs,
-		answers: cfg.Answers,
-		calls:   calls{tenants: cfg.Tenants, inFlight: map[string]*flight{}},
-		publish: publisher{js: cfg.JS, answers: cfg.Answers, routes: rs, timeout: cfg.PublishTimeout, budget: cfg.PublishBudget,
-			maxBytes: cfg.MaxResultBytes, now: cfg.Now, logger: cfg.Logger,
+		publisher: publisher{js: cfg.JS, answers: cfg.Answers, routes: routes{tenants: cfg.Tenants, subjects: cfg.Subjects},
+			timeout: cfg.PublishTimeout, budget: cfg.PublishBudget, maxBytes: cfg.MaxResultBytes, now: cfg.Now, logger: cfg.Logger,
 			trace: newResultTrace(cfg.TracerProvider, cfg.Propagator, cfg.Subjects)},
-		now: cfg.Now,
+		calls: calls{tenants: cfg.Tenants, inFlight: map[string]*flight{}},
 	}, nil
 }
 
@@ -103,7 +97,7 @@ func (s *Service) Handle(ctx context.Context, d *consumer.Delivery) consumer.Out
 			return consumer.Outcome{Action: consumer.HandBack, Err: err, AlertID: req.AlertID, Attempts: lr.Attempts}
 		}
 		// A call may outlast half the duplicate window: ask again.
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.publish.budget)
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.budget)
 		out, answered := s.answered(actx, d)
 		cancel()
 		if answered {
@@ -117,7 +111,7 @@ func (s *Service) Handle(ctx context.Context, d *consumer.Delivery) consumer.Out
 	}
 	res.Tenant, res.API, res.CorrelationID = rt.tenant, string(rt.api), req.CorrelationID
 	res.RequestSequence, res.Delivery, res.ReplayOf = d.StreamSeq, d.NumDelivered, message.ReplayOf(d.Header)
-	return s.publish.publish(ctx, d, rt, key, res, reason)
+	return s.publish(ctx, d, rt, key, res, reason)
 }
 
 // answered is the outcome of a delivery whose request has its result

@@ -1,6 +1,11 @@
 package message
 
-import "github.com/nats-io/nats.go"
+import (
+	"maps"
+	"slices"
+
+	"github.com/nats-io/nats.go"
+)
 
 // W3C trace context headers, as OpenTelemetry's propagators write them.
 const (
@@ -19,9 +24,5 @@ func (c HeaderCarrier) Set(key, value string) { nats.Header(c).Set(key, value) }
 
 // Keys lists the keys of the headers.
 func (c HeaderCarrier) Keys() []string {
-	keys := make([]string, 0, len(c))
-	for k := range c {
-		keys = append(keys, k)
-	}
-	return keys
+	return slices.Collect(maps.Keys(c))
 }

@@ -1,6 +1,9 @@
 package message
 
-import "errors"
+import (
+	"cmp"
+	"errors"
+)
 
 // Kind classifies why a request has a failure result.
 type Kind string
@@ -29,10 +32,7 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	msg := e.Message
-	if msg == "" {
-		msg = string(e.Kind)
-	}
+	msg := cmp.Or(e.Message, string(e.Kind))
 	if e.Err != nil {
 		msg += ": " + e.Err.Error()
 	}

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/nats-io/nats.go"
 )
 
@@ -127,81 +129,31 @@ var memberKeys = [...]string{"alertId", "id", "correlationId", "tenant", "tenant
 // members are the raw values of the members Decode reads.
 type members [len(memberKeys)][]byte
 
-// read keeps the members of object b named in memberKeys; duplicate is a key given twice.
+// read keeps the members of object b, valid JSON, named in memberKeys;
+// duplicate is a key given twice.
 func (m *members) read(b []byte) (duplicate string) {
-	i := 1 // after '{'
-	for {
-		i = skipSpace(b, i)
-		if b[i] == '}' {
+	dec := jsontext.NewDecoder(bytes.NewBuffer(b), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	if _, err := dec.ReadToken(); err != nil { // '{'
+		return ""
+	}
+	for dec.PeekKind() == '"' {
+		key, _ := dec.ReadToken()
+		name := key.String()
+		value, err := dec.ReadValue()
+		if err != nil {
 			return ""
 		}
-		keyEnd := stringEnd(b, i)
-		key := b[i+1 : keyEnd-1]
-		if bytes.IndexByte(key, '\\') >= 0 { // escaped: compare what it says
-			var s string
-			_ = json.Unmarshal(b[i:keyEnd], &s)
-			key = []byte(s)
-		}
-		i = skipSpace(b, skipSpace(b, keyEnd)+1) // past ':'
-		end := valueEnd(b, i)
-		for k, name := range memberKeys {
-			if string(key) == name {
-				if m[k] != nil {
-					return name
-				}
-				m[k] = b[i:end]
-			}
-		}
-		if i = skipSpace(b, end); b[i] == ',' {
-			i++
+		k := slices.Index(memberKeys[:], name)
+		switch {
+		case k < 0:
+		case m[k] != nil:
+			return name
+		default:
+			end := dec.InputOffset()
+			m[k] = b[end-int64(len(value)) : end]
 		}
 	}
-}
-
-func skipSpace(b []byte, i int) int {
-	for b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n' {
-		i++
-	}
-	return i
-}
-
-// stringEnd is the index after the string that starts at b[i].
-func stringEnd(b []byte, i int) int {
-	for i++; b[i] != '"'; i++ {
-		if b[i] == '\\' {
-			i++
-		}
-	}
-	return i + 1
-}
-
-// valueEnd is the index after the value that starts at b[i].
-func valueEnd(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		return stringEnd(b, i)
-	case '{', '[':
-		depth := 0
-		for ; ; i++ {
-			switch b[i] {
-			case '"':
-				i = stringEnd(b, i) - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				if depth--; depth == 0 {
-					return i + 1
-				}
-			}
-		}
-	}
-	for ; i < len(b); i++ { // a number, true, false or null
-		switch b[i] {
-		case ',', '}', ']', ' ', '\t', '\r', '\n':
-			return i
-		}
-	}
-	return i
+	return ""
 }
 
 func present(raw []byte) bool { return len(raw) > 0 && !bytes.Equal(raw, []byte("null")) }

@@ -152,18 +152,7 @@ func (r *Result) Message(subject, msgID, traceparent string) (*nats.Msg, error) 
 }
 
 // MessageSize is the size of msg, headers included, as max_payload counts it.
-func MessageSize(msg *nats.Msg) int {
-	n := len(msg.Data)
-	if len(msg.Header) > 0 {
-		n += len("NATS/1.0\r\n\r\n")
-		for k, vs := range msg.Header {
-			for _, v := range vs {
-				n += len(k) + len(": ") + len(v) + len("\r\n")
-			}
-		}
-	}
-	return n
-}
+func MessageSize(msg *nats.Msg) int { return msg.Size() - len(msg.Subject) - len(msg.Reply) }
 
 // DefaultMaxResultBytes is nats-server's default max_payload.
 const DefaultMaxResultBytes = 1 << 20

@@ -12,7 +12,7 @@ func ValidateAlertID(id string) error {
 		return invalidID("alert id is longer than 128 characters")
 	}
 	for i := 0; i < len(id); i++ {
-		if !idChar[id[i]] {
+		if c := id[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
 			return invalidID("alert id has characters other than A-Z a-z 0-9 _ -")
 		}
 	}
@@ -22,11 +22,3 @@ func ValidateAlertID(id string) error {
 func invalidID(msg string) error {
 	return &Error{Kind: KindInvalidRequest, Message: msg}
 }
-
-// idChar marks the bytes an alert ID may hold.
-var idChar = func() (t [256]bool) {
-	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") {
-		t[c] = true
-	}
-	return t
-}()

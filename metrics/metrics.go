@@ -135,9 +135,6 @@ func (m *Metrics) exportFromZero() {
 	}
 }
 
-// Registry is the registry the metrics are registered with.
-func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
-
 // Handler serves the metrics in the Prometheus exposition format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})

@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"slices"
 	"strings"
 	"time"
 
@@ -45,6 +44,5 @@ func Families() ([]Family, error) {
 		}
 		out = append(out, fam)
 	}
-	slices.SortFunc(out, func(a, b Family) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }
