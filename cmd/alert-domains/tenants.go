@@ -73,29 +73,17 @@ func sharedQuota(cfg *config.Config, list []config.Tenant) (quota.Layout, []conn
 	for i := range list {
 		t := &list[i]
 		lists[i] = t.RateLimits
-		for _, l := range t.RateLimits {
-			mine, _ := windowCount(t.RateLimits, l.Window)
+		for _, l := range quota.Enforced(t.RateLimits) { // the smallest count of each window
 			key := registration(t).Key() + " " + l.Window.String()
 			if o, ok := seen[key]; !ok {
-				seen[key] = window{mine, t.Name}
-			} else if o.count != mine {
+				seen[key] = window{l.Count, t.Name}
+			} else if o.count != l.Count {
 				return quota.Layout{}, nil, &config.TenantsError{File: cfg.TenantsFile, Tenant: t.Name, Index: i, Field: "rateLimits",
-					Reason: fmt.Sprintf("%d calls per %s, and tenant %q of the same app registration has %d: one registration has one Defender quota, so with QUOTA_SCOPE=shared its tenants give a window the same count", mine, l.Window, o.tenant, o.count)}
+					Reason: fmt.Sprintf("%d calls per %s, and tenant %q of the same app registration has %d: one registration has one Defender quota, so with QUOTA_SCOPE=shared its tenants give a window the same count", l.Count, l.Window, o.tenant, o.count)}
 			}
 		}
 	}
 	return quota.NewLayout(cfg.ConsumerName, quota.Primary(cfg.RateLimits, lists...)), quota.Enforced(lists...), nil
-}
-
-// windowCount is the (smallest) count limits give window, and whether they give it.
-func windowCount(limits []connector.Limit, window time.Duration) (int, bool) {
-	n, ok := 0, false
-	for _, l := range limits {
-		if l.Window == window && (!ok || l.Count < n) {
-			n, ok = l.Count, true
-		}
-	}
-	return n, ok
 }
 
 // registration is the app registration whose quota tenant t spends.
@@ -293,10 +281,12 @@ func (c *tenantClients) reloadLayout(list []config.Tenant) (quota.Layout, []conn
 	case len(limits) > 0 && !c.shared:
 		return quota.Layout{}, nil, fmt.Errorf("%w: TENANTS_FILE: the tenants had no Defender rate limits at start; restart to give them some", config.ErrInvalid)
 	}
+	was := c.layout.Primary() // one limit per window
 	for _, now := range layout.Primary() {
-		if was, ok := windowCount(c.layout.Primary(), now.Window); ok && was != now.Count {
+		i := slices.IndexFunc(was, func(l connector.Limit) bool { return l.Window == now.Window })
+		if i >= 0 && was[i].Count != now.Count {
 			return quota.Layout{}, nil, fmt.Errorf("%w: TENANTS_FILE: the smallest count of %s, a window DEFENDER_RATE_LIMITS does not give, names the shared quota's streams and would change from %d to %d; restart every replica, or give that window in DEFENDER_RATE_LIMITS",
-				config.ErrInvalid, metrics.ShortDuration(now.Window), was, now.Count)
+				config.ErrInvalid, metrics.ShortDuration(now.Window), was[i].Count, now.Count)
 		}
 	}
 	return layout, limits, nil
