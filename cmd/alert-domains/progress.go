@@ -13,8 +13,6 @@ type progress struct {
 	w            io.Writer // nil: no progress shown
 	clear, drawn bool
 	last         time.Time
-	total, done  int
-	verb         string
 }
 
 func newProgress(stdout, stderr io.Writer) *progress {
@@ -22,23 +20,6 @@ func newProgress(stdout, stderr io.Writer) *progress {
 		return &progress{}
 	}
 	return &progress{w: stderr, clear: isTerminal(stdout)}
-}
-
-func (p *progress) start(total int, dryRun bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.total, p.verb = total, "replaying"
-	if dryRun {
-		p.verb = "checking"
-	}
-}
-
-func (p *progress) step() {
-	p.mu.Lock()
-	p.done++
-	text := fmt.Sprintf("%s %d/%d", p.verb, p.done, p.total)
-	p.mu.Unlock()
-	p.draw(text)
 }
 
 // draw shows text as the progress line; "" clears it.

@@ -71,11 +71,14 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	prog := newProgress(e.stdout, e.stderr)
-	prog.start(len(items), opts.DryRun)
+	prog, verb, done := newProgress(e.stdout, e.stderr), "replaying", 0
+	if opts.DryRun {
+		verb = "checking"
+	}
 	err = r.Republish(ctx, items, func(ev ops.ReplayEvent) {
 		prog.println(e.stdout, replayLine(ev))
-		prog.step()
+		done++
+		prog.draw(fmt.Sprintf("%s %d/%d", verb, done, len(items)))
 	})
 	prog.finish()
 	sum := r.Summary()

@@ -455,8 +455,7 @@ func TestReplayIsPaced(t *testing.T) {
 func TestProgressKeepsOutOfTheLines(t *testing.T) {
 	var term bytes.Buffer
 	p := &progress{w: &term, clear: true}
-	p.start(3, false)
-	p.step()
+	p.draw("replaying 1/3")
 	if !strings.Contains(term.String(), "replaying 1/3") {
 		t.Fatalf("progress %q", term.String())
 	}
@@ -469,8 +468,7 @@ func TestProgressKeepsOutOfTheLines(t *testing.T) {
 	// Without a terminal nothing is drawn.
 	var out bytes.Buffer
 	q := newProgress(&out, &out)
-	q.start(1, true)
-	q.step()
+	q.draw("checking 1/1")
 	q.println(&out, "x")
 	q.finish()
 	if out.String() != "x\n" {
