@@ -244,11 +244,12 @@ func (m *emulation) printSettings(out io.Writer, base string) {
 	}
 	fmt.Fprintf(w, "  permissions  %s\n  quota        %s (per API)\n  alerts       %d sample alerts (for example da637472900382838869_1364969609)\n\n",
 		cmp.Or(strings.Join(m.granted, ", "), "none"), quotaText(m.limits), len(emulator.SeedData()))
-	switch {
-	case m.tenantsOut != "":
-		fmt.Fprintf(w, "Each tenant has its own alerts and quota. The tenants file for them, written to %s:\n%s\n", m.tenantsOut, indent(m.tenantsFile()))
-	case m.tenants != "":
-		fmt.Fprintf(w, "Each tenant has its own alerts and quota. The tenants file for them, to save as tenants.yaml:\n%s\n", indent(m.tenantsFile()))
+	if where := "to save as tenants.yaml"; m.tenants != "" {
+		if m.tenantsOut != "" {
+			where = "written to " + m.tenantsOut
+		}
+		file := "  " + strings.ReplaceAll(strings.TrimSuffix(m.tenantsFile(), "\n"), "\n", "\n  ")
+		fmt.Fprintf(w, "Each tenant has its own alerts and quota. The tenants file for them, %s:\n%s\n\n", where, file)
 	}
 	fmt.Fprintln(w, "Point alert-domains (serve, get, demo) at it (DEFENDER_API=graph, the default, or mde):")
 	fmt.Fprintf(w, "  export DEFENDER_API_URL=%s\n  export AZURE_AUTHORITY_HOST=%s/\n", base, base)
@@ -276,8 +277,4 @@ func (m *emulation) tenantsFile() string {
 		fmt.Fprintf(&b, "  - name: %s\n    tenantId: %s\n    clientId: %s\n    clientSecretEnv: %s\n", t.name, t.tenantID, t.clientID, t.secretEnv())
 	}
 	return b.String()
-}
-
-func indent(s string) string {
-	return "  " + strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n  ") + "\n"
 }

@@ -139,14 +139,12 @@ func (r *reference) markdown(w io.Writer, topic string) error {
 		}
 		fmt.Fprintf(w, "\n| %s |\n|%s\n", strings.Join(r.header, " | "), strings.Repeat("---|", len(r.header)))
 		for _, row := range s.rows {
-			cells := make([]string, len(row))
 			for i, c := range row {
 				if !strings.HasPrefix(c, "`") {
-					c = escape.Replace(c)
+					row[i] = escape.Replace(c)
 				}
-				cells[i] = c
 			}
-			fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
+			fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
 		}
 	}
 	return nil

@@ -248,19 +248,19 @@ func newLogger(cfg *config.Config, e *env) *slog.Logger {
 
 // replaceAttr writes durations as "25s" and removes the credentials of any URL in a string or an error.
 func replaceAttr(_ []string, a slog.Attr) slog.Attr {
+	var s string
 	switch a.Value.Kind() {
 	case slog.KindDuration:
 		a.Value = slog.StringValue(a.Value.Duration().String())
 	case slog.KindString:
-		if s := a.Value.String(); strings.Contains(s, "://") {
-			a.Value = slog.StringValue(redact.URLs(s))
-		}
+		s = a.Value.String()
 	case slog.KindAny:
 		if err, ok := a.Value.Any().(error); ok {
-			if s := err.Error(); strings.Contains(s, "://") {
-				a.Value = slog.StringValue(redact.URLs(s))
-			}
+			s = err.Error()
 		}
+	}
+	if strings.Contains(s, "://") {
+		a.Value = slog.StringValue(redact.URLs(s))
 	}
 	return a
 }

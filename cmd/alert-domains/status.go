@@ -169,14 +169,11 @@ func (d *deployment) printReplicas(w io.Writer) {
 		}
 	}
 	summary := fmt.Sprintf("%d answered, %d bound", len(d.replicas), bound)
-	switch {
-	case d.replicasIssue != "":
-		summary = d.replicasIssue
-	case len(d.replicas) == 0:
-		summary = "none answered"
+	if len(d.replicas) == 0 { // none when they could not be asked
+		summary = cmp.Or(d.replicasIssue, "none answered")
 	}
 	fmt.Fprintf(w, "\nREPLICAS: %s (consumer %s: %s waiting pulls)\n", summary, d.cfg.ConsumerName, pulls)
-	if d.replicasIssue != "" || len(d.replicas) == 0 {
+	if len(d.replicas) == 0 {
 		return
 	}
 	fmt.Fprintln(w, "  HOST\tPID\tUP\tCONCURRENCY\tBOUND")
