@@ -67,11 +67,7 @@ func (s *service) build(ctx context.Context, nc *nats.Conn, start time.Time) (*p
 		Logger: logger.With(slog.String("component", "stored_results")), Ignored: m.Ignored,
 	})
 	p.background = []lifecycle.Actor{lifecycle.Func("stored results", p.answers.Run), lifecycle.Func("quota watchers", s.clients.runQuotas)}
-	chain, err := s.handler(js, nc, p.answers)
-	if err != nil {
-		return nil, err
-	}
-	if p.consumer, p.safety, err = s.consumers(js, topo, chain, p.answers); err != nil {
+	if p.consumer, p.safety, err = s.consumers(js, nc, topo, p.answers); err != nil {
 		return nil, err
 	}
 	p.ready = func() error {
@@ -100,9 +96,23 @@ func (s *service) build(ctx context.Context, nc *nats.Conn, start time.Time) (*p
 	return p, nil
 }
 
-// consumers are the request consumer and the safety net, both handling with chain.
-func (s *service) consumers(js jetstream.JetStream, topo broker.Topology, chain consumer.Handler, answers *handlers.Answers) (*consumer.Consumer, *safetynet.Listener, error) {
+// consumers are the request consumer and the safety net, both handling with one chain.
+func (s *service) consumers(js jetstream.JetStream, nc *nats.Conn, topo broker.Topology, answers *handlers.Answers) (*consumer.Consumer, *safetynet.Listener, error) {
 	cfg, logger, m := s.cfg, s.logger, s.metrics
+	svc, err := handlers.New(handlers.Config{
+		JS: js, Answers: answers, Tenants: s.clients.router, Subjects: ops.Subjects(cfg),
+		MaxResultBytes: int(max(nc.MaxPayload(), 64<<10)), Logger: logger,
+		TracerProvider: s.traces.TracerProvider(), Propagator: s.traces.Propagator(),
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	hooks, err := handlers.NewHooks(cfg.OnSuccessExec, cfg.OnFailureExec, cfg.ExecTimeout, os.Environ(), cfg.HookVariables, logger)
+	if err != nil {
+		return nil, nil, configError(fmt.Errorf("%w: ON_SUCCESS_EXEC/ON_FAILURE_EXEC: %v", config.ErrInvalid, err))
+	}
+	traced := handlers.Tracing(s.traces.TracerProvider(), s.traces.Propagator(), ops.Subjects(cfg), cfg.ConsumerName)
+	chain := consumer.Chain(svc.Handle, m.Middleware(), traced, handlers.Logging(logger), hooks.Middleware())
 	binder := broker.NewBinder(js, cfg.RequestStream, topo.Consumer, cfg.Provision, answers, logger)
 	c, err := consumer.New(binder.Bind, chain, consumer.Config{
 		Concurrency: cfg.Concurrency, AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, ShutdownTimeout: cfg.ShutdownTimeout, Logger: logger,
@@ -122,23 +132,4 @@ func (s *service) consumers(js jetstream.JetStream, topo broker.Topology, chain 
 		AckWait:  topo.Advisories.AckWait, ShutdownTimeout: cfg.ShutdownTimeout,
 	})
 	return c, safety, err
-}
-
-// handler is the handler chain of every delivery, the safety net's too.
-func (s *service) handler(js jetstream.JetStream, nc *nats.Conn, answers *handlers.Answers) (consumer.Handler, error) {
-	cfg, logger := s.cfg, s.logger
-	svc, err := handlers.New(handlers.Config{
-		JS: js, Answers: answers, Tenants: s.clients.router, Subjects: ops.Subjects(cfg),
-		MaxResultBytes: int(max(nc.MaxPayload(), 64<<10)), Logger: logger,
-		TracerProvider: s.traces.TracerProvider(), Propagator: s.traces.Propagator(),
-	})
-	if err != nil {
-		return nil, err
-	}
-	hooks, err := handlers.NewHooks(cfg.OnSuccessExec, cfg.OnFailureExec, cfg.ExecTimeout, os.Environ(), cfg.HookVariables, logger)
-	if err != nil {
-		return nil, configError(fmt.Errorf("%w: ON_SUCCESS_EXEC/ON_FAILURE_EXEC: %v", config.ErrInvalid, err))
-	}
-	traced := handlers.Tracing(s.traces.TracerProvider(), s.traces.Propagator(), ops.Subjects(cfg), cfg.ConsumerName)
-	return consumer.Chain(svc.Handle, s.metrics.Middleware(), traced, handlers.Logging(logger), hooks.Middleware()), nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/message"
+	"github.com/alert-domains/alert-domains/quota"
 )
 
 // writeTenantsFile writes a tenants file of contoso and fabrikam (whose
@@ -134,7 +135,7 @@ func TestStatusTenantsSharedQuota(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, calls := range []int{3, 2} { // contoso, fabrikam
-		q, err := newTenantQuota(cfg, layout, &list[i], slog.New(slog.DiscardHandler), nil)
+		q, err := quota.NewShared(layout, registration(&list[i]), list[i].RateLimits, quota.WithHold(cfg.DefenderTimeout))
 		if err != nil {
 			t.Fatal(err)
 		}

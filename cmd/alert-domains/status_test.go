@@ -81,7 +81,7 @@ func TestStatusSharedQuota(t *testing.T) {
 	// Two replicas: 3 calls and 2 calls of the same app registration, and
 	// a 429 with Retry-After 30s seen by the second.
 	for _, calls := range []int{3, 2} {
-		q, err := newTenantQuota(cfg, layout, &ownTenant, slog.New(slog.DiscardHandler), nil)
+		q, err := quota.NewShared(layout, registration(&ownTenant), ownTenant.RateLimits, quota.WithHold(cfg.DefenderTimeout))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -91,12 +91,6 @@ func registration(t *config.Tenant) quota.Registration {
 	return quota.Registration{API: t.API, Cloud: t.Cloud, TenantID: t.Credential.TenantID, ClientID: t.Credential.ClientID}
 }
 
-// newTenantQuota is the shared quota of t's app registration, in the streams of layout.
-func newTenantQuota(cfg *config.Config, layout quota.Layout, t *config.Tenant, logger *slog.Logger, obs quota.Observer) (*quota.Shared, error) {
-	return quota.NewShared(layout, registration(t), t.RateLimits, quota.WithObserver(obs), quota.WithHold(cfg.DefenderTimeout),
-		quota.WithLogger(logger.With(slog.String("component", "quota"), slog.String("tenant", t.Name))))
-}
-
 // prepareQuotaLimits provisions (or, with PROVISION=false, verifies) the shared quota's streams and bucket.
 func prepareQuotaLimits(ctx context.Context, js jetstream.JetStream, cfg *config.Config, layout quota.Layout, limits []connector.Limit, logger *slog.Logger) error {
 	if cfg.Provision {
@@ -171,7 +165,9 @@ func (c *tenantClients) build(t *config.Tenant) (tenants.Lookup, error) {
 		q, ok := c.quotas[key]
 		if !ok {
 			var err error
-			if q, err = newTenantQuota(c.cfg, c.layout, t, c.logger, c.obs); err != nil {
+			q, err = quota.NewShared(c.layout, registration(t), t.RateLimits, quota.WithObserver(c.obs), quota.WithHold(c.cfg.DefenderTimeout),
+				quota.WithLogger(c.logger.With(slog.String("component", "quota"), slog.String("tenant", t.Name))))
+			if err != nil {
 				return nil, err
 			}
 			c.quotas[key] = q
