@@ -61,13 +61,8 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	if err != nil || !fromFile {
 		list = nil
 	}
-	// status needs no credential, only the app registration of the quota.
-	own, err := cfg.EnvironmentTenant()
-	if err != nil {
-		own.Credential.TenantID, own.Credential.ClientID = cfg.AzureTenantID, cfg.AzureClientID
-	}
-	d := &deployment{cfg: cfg, tenants: list, own: registration(&own),
-		quotaLimits: cfg.RateLimits, quotaLayout: quota.NewLayout(cfg.ConsumerName, cfg.RateLimits)}
+	d := &deployment{cfg: cfg, tenants: list, quotaLimits: cfg.RateLimits, quotaLayout: quota.NewLayout(cfg.ConsumerName, cfg.RateLimits),
+		own: quota.Registration{API: cfg.API, Cloud: cfg.DefenderCloud, TenantID: cfg.AzureTenantID, ClientID: cfg.AzureClientID}}
 	if list != nil && cfg.QuotaScope == quota.ScopeShared {
 		if d.quotaLayout, d.quotaLimits, err = sharedQuota(cfg, list); err != nil {
 			tenantsIssue, d.quotaLimits = err.Error(), nil
@@ -127,7 +122,6 @@ func (d *deployment) printHeader(w io.Writer) {
 	}
 }
 
-// printTopology writes the streams, then the consumers.
 func (d *deployment) printTopology(w io.Writer) {
 	fmt.Fprintln(w, "\nSTREAM\tMESSAGES\tBYTES\tOLDEST\tNEWEST")
 	for i, name := range []string{d.cfg.RequestStream, d.cfg.ResultStream} {
@@ -157,7 +151,6 @@ func (d *deployment) printTopology(w io.Writer) {
 	}
 }
 
-// printReplicas writes the replicas that answered and the consumer's waiting pulls.
 func (d *deployment) printReplicas(w io.Writer) {
 	pulls, bound := "unknown", 0
 	if c := d.consumers[0]; c != nil {
@@ -348,7 +341,6 @@ func statusAPIs(ctx context.Context, cfg *config.Config, list []config.Tenant) <
 	return out
 }
 
-// printAPIs writes each tenant's API and its token's permission.
 func printAPIs(w io.Writer, checks []permissionCheck) {
 	fmt.Fprintln(w, "\nMICROSOFT API\n  TENANT\tAPI\tPERMISSION")
 	slices.SortFunc(checks, func(a, b permissionCheck) int { return strings.Compare(a.tenant, b.tenant) })
@@ -423,7 +415,6 @@ type quotaRow struct {
 	cooldown time.Time // the registration's calls are paused until then
 }
 
-// read reads the state of the deployment at now.
 func (d *deployment) read(ctx context.Context, js jetstream.JetStream, now time.Time) error {
 	nc := js.Conn()
 	d.server, d.serverVersion, d.now, d.open = nc.ConnectedUrlRedacted(), nc.ConnectedServerVersion(), now, !nc.AuthRequired()
@@ -701,7 +692,6 @@ func (d *deployment) perTenant() bool {
 	return d.tenants != nil || named > 1
 }
 
-// tenantLimits are the quota limits of the tenant called name.
 func (d *deployment) tenantLimits(name string) []connector.Limit {
 	for _, t := range d.tenants {
 		if t.Name == name {
