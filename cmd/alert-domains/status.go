@@ -211,15 +211,12 @@ func (d *deployment) printTenants(w io.Writer) {
 	}
 	fmt.Fprintln(w, "  TENANT\tRESULTS (1H)\tFAILURES (1H)\tREQUESTS STORED\tPENDING\tQUOTA USED")
 	for i, n := range names {
-		ts, label, stored, pending := d.byTenant[n], message.Printable(n, 63), "-", "-"
-		switch {
-		case n == "":
-			label = "(none named)"
-		case d.tenants != nil && i >= len(d.tenants):
-			label += " (not configured)"
-		}
+		ts, label, stored, pending := d.byTenant[n], "(none named)", "-", "-"
 		if n != "" {
-			stored = strconv.FormatUint(ts.stored, 10)
+			label, stored = message.Printable(n, 63), strconv.FormatUint(ts.stored, 10)
+			if d.tenants != nil && i >= len(d.tenants) {
+				label += " (not configured)"
+			}
 			if ts.pending >= 0 || ts.stored == 0 {
 				pending = strconv.FormatInt(max(ts.pending, 0), 10)
 			}

@@ -352,9 +352,7 @@ func (s *service) reloadActor(count func(outcome string)) lifecycle.Actor {
 				}
 				reason = "file changed"
 			}
-			if now, ok := sum(); ok {
-				last = now
-			}
+			last, _ = sum()
 			list, changed, err := s.clients.reload(ctx)
 			if err != nil {
 				count(metrics.ReloadRefused)
