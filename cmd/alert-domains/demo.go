@@ -78,7 +78,8 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	emu.Script(demoThrottled, emulator.Answer{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"1"}}, Body: throttled})
 	emu.Script(demoForbidden, emulator.Answer{Status: http.StatusForbidden, Body: forbidden})
 	emu.Script(demoGarbled, emulator.Answer{Status: http.StatusOK, Header: http.Header{"Content-Type": {"text/html"}}, Body: "<html><body>Service maintenance</body></html>"})
-	svc, err := newService(cfg, e, []config.Tenant{own}, false, emu.Client(), newLogger(cfg, e))
+	e.hc = emu.Client()
+	svc, err := newService(cfg, e, []config.Tenant{own}, false, newLogger(cfg, e))
 	if err != nil {
 		return err
 	}

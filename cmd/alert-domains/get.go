@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -37,11 +36,6 @@ explained on stderr. Exit status: 0 all succeeded, 1 any failed, 2 a
 configuration or usage error.`
 
 func runGet(ctx context.Context, e *env, args []string) error {
-	return runGetWith(ctx, e, args, nil)
-}
-
-// runGetWith is runGet with the HTTP client for Entra ID and Defender (nil: the connector's own).
-func runGetWith(ctx context.Context, e *env, args []string, hc *http.Client) error {
 	fs := e.flags("get")
 	workers := fs.Int("concurrency", 4, "lookups in flight at once")
 	tenantName := fs.String("tenant", "", "the tenant whose Defender to ask: a name in TENANTS_FILE (default: the tenant called default)")
@@ -73,7 +67,7 @@ func runGetWith(ctx context.Context, e *env, args []string, hc *http.Client) err
 	tenant := &list[i]
 	w := &waits{retryNote: "for at most RETRY_MAX_ELAPSED, " + cfg.RetryMaxElapsed.String()}
 	logger := newLogger(cfg, e)
-	clients, leave, err := getClients(ctx, e, cfg, list, fromFile, tenant, hc, w, logger)
+	clients, leave, err := getClients(ctx, e, cfg, list, fromFile, tenant, w, logger)
 	if err != nil {
 		return err
 	}
@@ -139,9 +133,9 @@ func printLookups(ctx context.Context, e *env, client *connector.Client, tenant 
 }
 
 // getClients builds get's client of tenant, in the shared quota when NATS_URL is reachable.
-func getClients(ctx context.Context, e *env, cfg *config.Config, list []config.Tenant, fromFile bool, tenant *config.Tenant, hc *http.Client, w *waits, logger *slog.Logger) (c *tenantClients, leave func(), err error) {
+func getClients(ctx context.Context, e *env, cfg *config.Config, list []config.Tenant, fromFile bool, tenant *config.Tenant, w *waits, logger *slog.Logger) (c *tenantClients, leave func(), err error) {
 	opts := []connector.Option{w.option()}
-	c, err = newTenantClients(cfg, e, list, fromFile, hc, logger, nil, opts, tenant.Name)
+	c, err = newTenantClients(cfg, e, list, fromFile, logger, nil, opts, tenant.Name)
 	w.limits = quotaText(tenant.RateLimits) + ", in this process"
 	if err != nil || cfg.QuotaScope != quota.ScopeShared || len(tenant.RateLimits) == 0 {
 		return c, func() {}, err
@@ -151,7 +145,7 @@ func getClients(ctx context.Context, e *env, cfg *config.Config, list []config.T
 		fmt.Fprintf(e.stderr, "alert-domains: get: counting the quota alone (%s in this process, not with serve's replicas): %v\n", quotaText(tenant.RateLimits), err)
 		alone := *cfg
 		alone.QuotaScope = quota.ScopeProcess
-		c, err = newTenantClients(&alone, e, list, fromFile, hc, logger, nil, opts, tenant.Name)
+		c, err = newTenantClients(&alone, e, list, fromFile, logger, nil, opts, tenant.Name)
 		return c, func() {}, err
 	}
 	w.limits = quotaText(tenant.RateLimits) + ", shared with serve's replicas"

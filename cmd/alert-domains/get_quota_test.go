@@ -32,8 +32,8 @@ func TestGetJoinsSharedQuota(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	e := &env{lookupEnv: withNATS, stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr}
-	if err := runGetWith(ctx, e, []string{id}, srv.Client()); err == nil {
+	e := &env{lookupEnv: withNATS, stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, hc: srv.Client()}
+	if err := runGet(ctx, e, []string{id}); err == nil {
 		t.Fatalf("second get succeeded past a used-up shared quota:\n%s", stdout.String())
 	}
 	if srv.Calls() != 2 {

@@ -45,8 +45,8 @@ type getRun struct {
 func runGetTest(t *testing.T, srv *emulator.Server, lookup config.Lookup, stdin string, args ...string) getRun {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	e := &env{lookupEnv: lookup, stdin: strings.NewReader(stdin), stdout: &stdout, stderr: &stderr}
-	err := runGetWith(t.Context(), e, args, srv.Client())
+	e := &env{lookupEnv: lookup, stdin: strings.NewReader(stdin), stdout: &stdout, stderr: &stderr, hc: srv.Client()}
+	err := runGet(t.Context(), e, args)
 	r := getRun{err: err, stdout: stdout.String(), stderr: stderr.String()}
 	for _, line := range strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n") {
 		if line == "" {
@@ -240,9 +240,9 @@ func TestGetStopsWhenCanceled(t *testing.T) {
 	t.Cleanup(func() { _ = pw.Close() })
 	go func() { _, _ = io.WriteString(pw, "da637472900382838869_1364969609\n") }()
 	var stdout, stderr bytes.Buffer
-	e := &env{lookupEnv: getEnv(srv), stdin: pr, stdout: &stdout, stderr: &stderr}
+	e := &env{lookupEnv: getEnv(srv), stdin: pr, stdout: &stdout, stderr: &stderr, hc: srv.Client()}
 	done := make(chan error, 1)
-	go func() { done <- runGetWith(ctx, e, []string{"-"}, srv.Client()) }()
+	go func() { done <- runGet(ctx, e, []string{"-"}) }()
 	deadline := time.After(10 * time.Second)
 	for srv.Calls() == 0 {
 		select {
@@ -270,8 +270,8 @@ func throttledGet(t *testing.T, stderr io.Writer, extra ...string) (stdout strin
 	t.Cleanup(srv.Close)
 	lookup := getEnv(srv, append([]string{"DEFENDER_RATE_LIMITS", "none", "RETRY_MAX_ELAPSED", "30s", "RETRY_MAX_INTERVAL", "2s"}, extra...)...)
 	var out bytes.Buffer
-	e := &env{lookupEnv: lookup, stdin: strings.NewReader(""), stdout: &out, stderr: stderr}
-	err = runGetWith(t.Context(), e, []string{"-concurrency", "1", "da637472900382838869_1364969609", "636688558380765161_2136280442"}, srv.Client())
+	e := &env{lookupEnv: lookup, stdin: strings.NewReader(""), stdout: &out, stderr: stderr, hc: srv.Client()}
+	err = runGet(t.Context(), e, []string{"-concurrency", "1", "da637472900382838869_1364969609", "636688558380765161_2136280442"})
 	return out.String(), err
 }
 

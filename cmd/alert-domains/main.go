@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -71,6 +72,7 @@ type env struct {
 	stdin     io.Reader
 	stdout    io.Writer
 	stderr    io.Writer
+	hc        *http.Client // for Entra ID and Microsoft; nil: the connector's own (set by demo and tests)
 }
 
 func (e *env) getenv(key string) string {

@@ -40,15 +40,15 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	for _, w := range cfg.Warnings {
 		logger.Warn("configuration: "+w.Variable+" "+w.Message, slog.String("variable", w.Variable))
 	}
-	svc, err := newService(cfg, e, list, fromFile, nil, logger)
+	svc, err := newService(cfg, e, list, fromFile, logger)
 	if err != nil {
 		return err
 	}
 	return svc.run(ctx)
 }
 
-// newService assembles serve for the tenants of list, their calls sent through hc if not nil.
-func newService(cfg *config.Config, e *env, list []config.Tenant, fromFile bool, hc *http.Client, logger *slog.Logger) (*service, error) {
+// newService assembles serve for the tenants of list.
+func newService(cfg *config.Config, e *env, list []config.Tenant, fromFile bool, logger *slog.Logger) (*service, error) {
 	warnRetirement(logger, list)
 	traces, err := newTracing(e, logger)
 	if err != nil {
@@ -58,10 +58,10 @@ func newService(cfg *config.Config, e *env, list []config.Tenant, fromFile bool,
 	m := metrics.New()
 	m.SetTenants(tenantAPIs(list))
 	opts := []connector.Option{connector.WithTracerProvider(traces.TracerProvider())}
-	if hc == nil {
+	if e.hc == nil {
 		opts = append(opts, connector.WithHTTPClient(connector.NewHTTPClient(cfg.Concurrency)))
 	}
-	clients, err := newTenantClients(cfg, e, list, fromFile, hc, logger, m, opts)
+	clients, err := newTenantClients(cfg, e, list, fromFile, logger, m, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -107,7 +107,6 @@ type tenantClients struct {
 	e        *env
 	logger   *slog.Logger
 	opts     []connector.Option // for every client, after its own
-	hc       *http.Client       // nil: each client's own
 	m        *metrics.Metrics   // nil: none (get)
 	obs      quota.Observer     // the shared quota's counters; nil for none
 	shared   bool               // QUOTA_SCOPE=shared with limits at start
@@ -125,8 +124,8 @@ type tenantClients struct {
 }
 
 // newTenantClients builds the clients of list, or of its tenants named only.
-func newTenantClients(cfg *config.Config, e *env, list []config.Tenant, fromFile bool, hc *http.Client, logger *slog.Logger, m *metrics.Metrics, opts []connector.Option, only ...string) (*tenantClients, error) {
-	c := &tenantClients{cfg: cfg, e: e, logger: logger, opts: opts, hc: hc, m: m, fromFile: fromFile,
+func newTenantClients(cfg *config.Config, e *env, list []config.Tenant, fromFile bool, logger *slog.Logger, m *metrics.Metrics, opts []connector.Option, only ...string) (*tenantClients, error) {
+	c := &tenantClients{cfg: cfg, e: e, logger: logger, opts: opts, m: m, fromFile: fromFile,
 		quotas: map[string]*quota.Shared{}, started: map[*quota.Shared]bool{}}
 	if cfg.QuotaScope == quota.ScopeShared {
 		var err error
@@ -174,7 +173,7 @@ func (c *tenantClients) build(t *config.Tenant) (tenants.Lookup, error) {
 		}
 		opts = append(opts, connector.WithQuota(q))
 	}
-	return newTenantConnector(c.cfg, t, c.hc, append(opts, c.opts...)...)
+	return newTenantConnector(c.cfg, t, c.e.hc, append(opts, c.opts...)...)
 }
 
 func (c *tenantClients) client(name string) *connector.Client {

@@ -33,7 +33,7 @@ func BenchmarkTenantsStart(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					c, err := newTenantClients(cfg, e, list, true, nil, slog.New(slog.DiscardHandler), metrics.New(), nil)
+					c, err := newTenantClients(cfg, e, list, true, slog.New(slog.DiscardHandler), metrics.New(), nil)
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -46,7 +46,7 @@ func BenchmarkTenantsStart(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				c, err := newTenantClients(cfg, e, list, true, nil, slog.New(slog.DiscardHandler), metrics.New(), nil)
+				c, err := newTenantClients(cfg, e, list, true, slog.New(slog.DiscardHandler), metrics.New(), nil)
 				if err != nil {
 					b.Fatal(err)
 				}

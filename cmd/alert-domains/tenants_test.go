@@ -92,7 +92,7 @@ func TestReloadKeepsQuotaStreamNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := newTenantClients(cfg, e, list, true, nil, slog.New(slog.DiscardHandler), metrics.New(), nil)
+	c, err := newTenantClients(cfg, e, list, true, slog.New(slog.DiscardHandler), metrics.New(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
