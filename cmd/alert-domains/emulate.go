@@ -45,7 +45,6 @@ A -data file maps alert IDs to their hosts:
 
 const emulateShutdownTimeout = 5 * time.Second
 
-// emulation is what emulate was asked to serve.
 type emulation struct {
 	listen, quota, data, certOut, perms string
 	tenants, tenantsOut                 string
@@ -208,10 +207,7 @@ func (m *emulation) listenTLS(e *env, emus emulator.Tenants) (srv *http.Server, 
 	tcp, _ := ln.Addr().(*net.TCPAddr)
 	hosts, ip := []string{"127.0.0.1", "::1", "localhost"}, net.IPv4(127, 0, 0, 1)
 	if tcp.IP != nil && !tcp.IP.IsUnspecified() {
-		ip = tcp.IP
-		if !tcp.IP.IsLoopback() {
-			hosts = append(hosts, tcp.IP.String())
-		}
+		ip, hosts = tcp.IP, append(hosts, tcp.IP.String())
 	}
 	if name, err := os.Hostname(); err == nil && name != "" {
 		hosts = append(hosts, name)

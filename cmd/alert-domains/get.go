@@ -340,6 +340,6 @@ func (w *waits) watch(p *progress, logger *slog.Logger, done func() string) (sto
 	return func() {
 		close(quit)
 		<-stopped
-		p.finish()
+		p.draw("")
 	}
 }

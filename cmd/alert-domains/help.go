@@ -150,7 +150,6 @@ func (r *reference) markdown(w io.Writer, topic string) error {
 	return nil
 }
 
-// text writes r as a terminal table.
 func (r *reference) text(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for i, s := range r.sections {

@@ -43,5 +43,3 @@ func (p *progress) println(w io.Writer, line string) {
 	}
 	fmt.Fprintln(w, line)
 }
-
-func (p *progress) finish() { p.draw("") }

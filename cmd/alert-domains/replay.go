@@ -80,7 +80,7 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 		done++
 		prog.draw(fmt.Sprintf("%s %d/%d", verb, done, len(items)))
 	})
-	prog.finish()
+	prog.draw("")
 	sum := r.Summary()
 	prog.println(e.stdout, replaySummary(opts, &sum))
 	if err == nil && sum.Failed > 0 {
@@ -89,7 +89,6 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	return err
 }
 
-// replayFlags are the flags of replay as given.
 type replayFlags struct {
 	o     ops.ReplayOptions
 	kinds string

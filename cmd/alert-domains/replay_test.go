@@ -463,14 +463,14 @@ func TestProgressKeepsOutOfTheLines(t *testing.T) {
 	if !strings.HasSuffix(term.String(), "\r\x1b[Ka line\n") {
 		t.Errorf("the progress line is not cleared before output: %q", term.String())
 	}
-	p.finish()
+	p.draw("")
 
 	// Without a terminal nothing is drawn.
 	var out bytes.Buffer
 	q := newProgress(&out, &out)
 	q.draw("checking 1/1")
 	q.println(&out, "x")
-	q.finish()
+	q.draw("")
 	if out.String() != "x\n" {
 		t.Errorf("output %q, want only the line", out.String())
 	}

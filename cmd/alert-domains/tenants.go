@@ -43,7 +43,6 @@ func loadTenants(cfg *config.Config, e *env) (list []config.Tenant, fromFile boo
 	return list, true, nil
 }
 
-// newTenantConnector builds the Defender client of one tenant.
 func newTenantConnector(cfg *config.Config, t *config.Tenant, hc *http.Client, extra ...connector.Option) (*connector.Client, error) {
 	credCfg := t.Credential
 	opts := []connector.Option{
