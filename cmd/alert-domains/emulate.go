@@ -45,40 +45,35 @@ A -data file maps alert IDs to their hosts:
 
 const emulateShutdownTimeout = 5 * time.Second
 
+// emulation is what emulate was asked to serve: the flags, and the emulator's configuration they give.
 type emulation struct {
+	emulator.Config
 	listen, quota, data, certOut, perms string
 	tenants, tenantsOut                 string
-	latency                             time.Duration
-	faultRate                           float64
-	pageSize                            int
-	limits                              []connector.Limit
-	granted                             []string
 	served                              []emulatedTenant
 }
 
 // handler checks the flags and builds one emulator, or one per name of -tenants.
 func (m *emulation) handler() (emulator.Tenants, error) {
 	var err error
-	switch m.limits, err = connector.ParseLimits(m.quota); {
+	switch m.Quota, err = connector.ParseLimits(m.quota); {
 	case err != nil:
 		return nil, usageErrorf("emulate: -quota: %v", err)
-	case m.faultRate < 0 || m.faultRate > 1:
+	case m.FaultRate < 0 || m.FaultRate > 1:
 		return nil, usageErrorf("emulate: -fault-rate must be between 0 and 1")
-	case m.latency < 0:
+	case m.Latency < 0:
 		return nil, usageErrorf("emulate: -latency must not be negative")
-	case m.pageSize < 0:
+	case m.PageSize < 0:
 		return nil, usageErrorf("emulate: -page-size must not be negative")
 	case m.tenantsOut != "" && m.tenants == "":
 		return nil, usageErrorf("emulate: -tenants-file-out needs -tenants")
 	}
-	m.granted = []string{}
+	m.Permissions, m.SeedData, m.FaultSeed = []string{}, true, time.Now().UnixNano()
 	for p := range strings.SplitSeq(m.perms, ",") {
 		if p = strings.TrimSpace(p); p != "" && m.perms != "none" {
-			m.granted = append(m.granted, p)
+			m.Permissions = append(m.Permissions, p)
 		}
 	}
-	cfg := emulator.Config{SeedData: true, Permissions: m.granted, Quota: m.limits, Latency: m.latency,
-		FaultRate: m.faultRate, FaultSeed: time.Now().UnixNano(), PageSize: m.pageSize}
 	if m.served, err = emulatedTenants(m.tenants); err != nil {
 		return nil, err
 	}
@@ -90,8 +85,8 @@ func (m *emulation) handler() (emulator.Tenants, error) {
 	}
 	emus := make(emulator.Tenants, len(m.served))
 	for i, t := range m.served {
-		cfg.TenantID, cfg.ClientID, cfg.ClientSecret = t.tenantID, t.clientID, t.secret
-		emus[i] = emulator.NewHandler(cfg)
+		m.TenantID, m.ClientID, m.ClientSecret = t.tenantID, t.clientID, t.secret
+		emus[i] = emulator.NewHandler(m.Config)
 		if m.data == "" {
 			continue
 		}
@@ -153,10 +148,10 @@ func runEmulate(ctx context.Context, e *env, args []string) error {
 	var m emulation
 	fs.StringVar(&m.listen, "listen", "127.0.0.1:8443", "address to listen on (HTTPS)")
 	fs.StringVar(&m.quota, "quota", "none", "the emulator's own quota, count/window,... (for example 100/1m,1500/1h); over it: 429 with Retry-After")
-	fs.DurationVar(&m.latency, "latency", 0, "delay of every domains call")
-	fs.Float64Var(&m.faultRate, "fault-rate", 0, "fraction (0 to 1) of domains calls answered 503")
+	fs.DurationVar(&m.Latency, "latency", 0, "delay of every domains call")
+	fs.Float64Var(&m.FaultRate, "fault-rate", 0, "fraction (0 to 1) of domains calls answered 503")
 	fs.StringVar(&m.data, "data", "", "JSON file of alerts and their hosts")
-	fs.IntVar(&m.pageSize, "page-size", 0, "split answers of more hosts than this into @odata.nextLink pages (0: never)")
+	fs.IntVar(&m.PageSize, "page-size", 0, "split answers of more hosts than this into @odata.nextLink pages (0: never)")
 	fs.StringVar(&m.certOut, "tls-cert-out", "", "write the emulator's self-signed certificate (PEM) here, for SSL_CERT_FILE")
 	fs.StringVar(&m.tenants, "tenants", "", "serve one tenant per name, comma separated (for example contoso,fabrikam), for a TENANTS_FILE")
 	fs.StringVar(&m.tenantsOut, "tenants-file-out", "", "with -tenants: write the tenants file here, for TENANTS_FILE")
@@ -239,7 +234,7 @@ func (m *emulation) printSettings(out io.Writer, base string) {
 		fmt.Fprintf(w, "  tenant       %s\n  client       %s\n  secret       %s\n", strings.TrimSpace(t.tenantID+" "+t.name), t.clientID, t.secret)
 	}
 	fmt.Fprintf(w, "  permissions  %s\n  quota        %s (per API)\n  alerts       %d sample alerts (for example da637472900382838869_1364969609)\n\n",
-		cmp.Or(strings.Join(m.granted, ", "), "none"), quotaText(m.limits), len(emulator.SeedData()))
+		cmp.Or(strings.Join(m.Permissions, ", "), "none"), quotaText(m.Quota), len(emulator.SeedData()))
 	if where := "to save as tenants.yaml"; m.tenants != "" {
 		if m.tenantsOut != "" {
 			where = "written to " + m.tenantsOut

@@ -182,12 +182,10 @@ const answersWarmup = 10 * time.Second
 
 // awaitAnswers waits at most answersWarmup for the stored results to be read.
 func (s *service) awaitAnswers(ctx context.Context, ready <-chan struct{}) {
-	t := time.NewTimer(answersWarmup)
-	defer t.Stop()
 	select {
 	case <-ready:
 	case <-ctx.Done():
-	case <-t.C:
+	case <-time.After(answersWarmup):
 		s.logger.Warn("the stored results are not read yet; taking requests all the same",
 			slog.Duration("waited", answersWarmup), slog.String("stream", s.cfg.ResultStream))
 	}
