@@ -690,10 +690,8 @@ func (d *deployment) perTenant() bool {
 }
 
 func (d *deployment) tenantLimits(name string) []connector.Limit {
-	for _, t := range d.tenants {
-		if t.Name == name {
-			return t.RateLimits
-		}
+	if i := slices.IndexFunc(d.tenants, func(t config.Tenant) bool { return t.Name == name }); i >= 0 {
+		return d.tenants[i].RateLimits
 	}
 	return d.cfg.RateLimits
 }

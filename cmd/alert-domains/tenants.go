@@ -114,7 +114,7 @@ type tenantClients struct {
 
 	mu      sync.Mutex
 	layout  quota.Layout             // names the quota streams
-	limits  []connector.Limit        // what the quota streams enforce
+	limits  []connector.Limit        // what start provisions the quota streams for
 	quotas  map[string]*quota.Shared // by registration and streams
 	started map[*quota.Shared]bool
 	js      jetstream.JetStream // set by start
@@ -252,7 +252,6 @@ func (c *tenantClients) reload(ctx context.Context) (list []config.Tenant, chang
 		c.layout = prev
 		return nil, nil, err
 	}
-	c.limits = limits
 	c.runQuotasLocked()
 	c.router.Swap(set)
 	c.noteTenants(list)
