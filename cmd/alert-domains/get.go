@@ -215,11 +215,11 @@ func lineReader(r io.Reader) func() (string, bool, error) {
 		for {
 			line, err := br.ReadSlice('\n')
 			if errors.Is(err, bufio.ErrBufferFull) {
+				id := string(line[:message.MaxAlertIDLength+1]) // untrimmed, before the next read reuses line: never a valid ID
 				for errors.Is(err, bufio.ErrBufferFull) {
 					_, err = br.ReadSlice('\n')
 				}
-				// The line's first bytes, untrimmed: never a valid ID.
-				return string(line[:message.MaxAlertIDLength+1]), true, nil
+				return id, true, nil
 			}
 			if t := bytes.TrimSpace(line); len(t) > 0 {
 				return string(t), true, nil
