@@ -160,17 +160,15 @@ func (c *tenantClients) build(t *config.Tenant) (tenants.Lookup, error) {
 		for _, l := range quota.Enforced(t.RateLimits) {
 			key += " " + c.layout.Stream(l)
 		}
-		q, ok := c.quotas[key]
-		if !ok {
-			var err error
-			q, err = quota.NewShared(c.layout, registration(t), t.RateLimits, quota.WithObserver(c.obs), quota.WithHold(c.cfg.DefenderTimeout),
+		if c.quotas[key] == nil {
+			q, err := quota.NewShared(c.layout, registration(t), t.RateLimits, quota.WithObserver(c.obs), quota.WithHold(c.cfg.DefenderTimeout),
 				quota.WithLogger(c.logger.With(slog.String("component", "quota"), slog.String("tenant", t.Name))))
 			if err != nil {
 				return nil, err
 			}
 			c.quotas[key] = q
 		}
-		opts = append(opts, connector.WithQuota(q))
+		opts = append(opts, connector.WithQuota(c.quotas[key]))
 	}
 	return newTenantConnector(c.cfg, t, c.e.hc, append(opts, c.opts...)...)
 }
