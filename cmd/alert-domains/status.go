@@ -640,10 +640,7 @@ func (d *deployment) readSharedQuota(ctx context.Context, js jetstream.JetStream
 		}
 	}
 	if d.tenants == nil {
-		keys[own], names[own] = true, d.own.String()
-		for _, u := range use {
-			held[own] = append(held[own], u.Limit)
-		}
+		keys[own], names[own], held[own] = true, d.own.String(), append(held[own], d.quotaLimits...)
 		for name := range d.byTenant {
 			if name != "" {
 				keyOf[name] = own

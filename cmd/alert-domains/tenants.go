@@ -405,9 +405,7 @@ func checkPermissions(ctx context.Context, set *tenants.Set, names []string) []p
 // reportPermissions logs each check that found a problem and sets the metric.
 func reportPermissions(ctx context.Context, logger *slog.Logger, m *metrics.Metrics, checks []permissionCheck) {
 	for _, c := range checks {
-		if m != nil {
-			m.Permission(c.tenant, c.api, c.perm)
-		}
+		m.Permission(c.tenant, c.api, c.perm)
 		switch {
 		case ctx.Err() != nil:
 			return
