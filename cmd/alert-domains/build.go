@@ -34,11 +34,9 @@ type parts struct {
 // build provisions (or verifies) the topology and builds every part, the HTTP listener last.
 func (s *service) build(ctx context.Context, nc *nats.Conn, start time.Time) (*parts, error) {
 	cfg, logger, m := s.cfg, s.logger, s.metrics
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, err
-	}
+	js, _ := jetstream.New(nc) // fails only on an invalid option, and none is given
 	topo := broker.NewTopology(cfg)
+	var err error
 	if cfg.Provision {
 		err = topo.Provision(ctx, js, logger)
 	} else {
