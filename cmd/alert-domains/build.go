@@ -34,19 +34,7 @@ type parts struct {
 // build provisions (or verifies) the topology and builds every part, the HTTP listener last.
 func (s *service) build(ctx context.Context, nc *nats.Conn, start time.Time) (*parts, error) {
 	cfg, logger, m := s.cfg, s.logger, s.metrics
-	js, _ := jetstream.New(nc) // fails only on an invalid option, and none is given
-	topo := broker.NewTopology(cfg)
-	var err error
-	if cfg.Provision {
-		err = topo.Provision(ctx, js, logger)
-	} else {
-		err = topo.Verify(ctx, js)
-	}
-	if err != nil {
-		return nil, err
-	}
-	p := &parts{}
-	err = m.WatchQuota(func(tenant string) metrics.Quota {
+	err := m.WatchQuota(func(tenant string) metrics.Quota {
 		if client := s.clients.client(tenant); client != nil {
 			q, _ := client.Quota().(metrics.Quota)
 			return q
@@ -56,6 +44,17 @@ func (s *service) build(ctx context.Context, nc *nats.Conn, start time.Time) (*p
 	if err != nil {
 		return nil, err
 	}
+	js, _ := jetstream.New(nc) // fails only on an invalid option, and none is given
+	topo := broker.NewTopology(cfg)
+	if cfg.Provision {
+		err = topo.Provision(ctx, js, logger)
+	} else {
+		err = topo.Verify(ctx, js)
+	}
+	if err != nil {
+		return nil, err
+	}
+	p := &parts{}
 	if err := s.clients.start(ctx, js); err != nil {
 		return nil, err
 	}

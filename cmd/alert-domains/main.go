@@ -68,11 +68,10 @@ func exitOnSecondSignal(first context.Context, stop context.CancelFunc) {
 
 // env is the process's environment and standard streams, so tests can run commands in-process.
 type env struct {
-	lookupEnv config.Lookup
-	stdin     io.Reader
-	stdout    io.Writer
-	stderr    io.Writer
-	hc        *http.Client // for Entra ID and Microsoft; nil: the connector's own (set by demo and tests)
+	lookupEnv      config.Lookup
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	hc             *http.Client // for Entra ID and Microsoft; nil: the connector's own (set by demo and tests)
 }
 
 func (e *env) getenv(key string) string {
