@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -102,10 +103,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	}
 	runErr := demoPublish(ctx, e.stdout, natsURL, cfg)
 	stopService()
-	if err := <-svcDone; err != nil && runErr == nil {
-		runErr = err
-	}
-	return runErr
+	return cmp.Or(runErr, <-svcDone)
 }
 
 // demoConfig is the environment, with NATS, Microsoft and the tenant the demo's.
