@@ -220,9 +220,7 @@ func (s *service) serveHTTP(ready func() error, metrics http.Handler) (lifecycle
 		return lifecycle.Actor{}, fmt.Errorf("HTTP_LISTEN %s: %w", s.cfg.HTTPListen, err)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintln(w, "ok")
-	})
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if err := ready(); err != nil {
 			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)

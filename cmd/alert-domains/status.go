@@ -196,14 +196,11 @@ func (d *deployment) printTenants(w io.Writer) {
 	for _, t := range d.tenants {
 		names = append(names, t.Name)
 	}
-	for _, n := range slices.Sorted(maps.Keys(d.byTenant)) {
-		if n != "" && !slices.Contains(names, n) {
-			names = append(names, n)
-		}
+	others := slices.DeleteFunc(slices.Sorted(maps.Keys(d.byTenant)), func(n string) bool { return slices.Contains(names, n) })
+	if len(others) > 0 && others[0] == "" { // sorted first, shown last
+		others = append(others[1:], "")
 	}
-	if _, ok := d.byTenant[""]; ok {
-		names = append(names, "")
-	}
+	names = append(names, others...)
 	if d.tenants != nil {
 		fmt.Fprintf(w, "\nTENANTS: %d configured\n", len(d.tenants))
 	} else {
