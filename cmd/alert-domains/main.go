@@ -79,7 +79,6 @@ func (e *env) getenv(key string) string {
 	return v
 }
 
-// command is one sub-command: its summary line, usage and what runs it.
 type command struct {
 	name, summary, usage string
 	run                  func(ctx context.Context, e *env, args []string) error

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -154,10 +155,7 @@ func (s *service) run(ctx context.Context) error {
 	g.Add(work...)
 
 	err = g.Run()
-	if closed := conn.Err(); closed != nil {
-		return closed
-	}
-	return err
+	return cmp.Or(conn.Err(), err) // why the connection closed for good comes first
 }
 
 // startEmbedded starts the embedded NATS server when NATS_URL is empty, as the first layer of g.

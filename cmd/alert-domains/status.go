@@ -569,7 +569,6 @@ func (d *deployment) count(r *message.Result, tenant string, age time.Duration) 
 	}
 }
 
-// quotaRows are the rows of limits, none used yet.
 func quotaRows(limits []connector.Limit) []quotaRow {
 	rows := make([]quotaRow, len(limits))
 	for i, l := range limits {
