@@ -61,8 +61,7 @@ func exitOnSecondSignal(first context.Context, stop context.CancelFunc) {
 	second := make(chan os.Signal, 1)
 	signal.Notify(second, os.Interrupt, syscall.SIGTERM)
 	stop()
-	sig := <-second
-	fmt.Fprintf(os.Stderr, "alert-domains: second signal (%v) during shutdown, exiting at once\n", sig)
+	fmt.Fprintf(os.Stderr, "alert-domains: second signal (%v) during shutdown, exiting at once\n", <-second)
 	os.Exit(1)
 }
 
