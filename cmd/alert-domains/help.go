@@ -94,11 +94,7 @@ func referenceOf(topic string) (*reference, error) {
 			return nil, err
 		}
 		for _, f := range fams {
-			labels := make([]string, len(f.Labels))
-			for i, l := range f.Labels {
-				labels[i] = code(l)
-			}
-			s.rows = append(s.rows, []string{code(f.Name), f.Type, strings.Join(labels, ", "), f.Help})
+			s.rows = append(s.rows, []string{code(f.Name), f.Type, code(strings.Join(f.Labels, "`, `")), f.Help})
 		}
 		return &reference{
 			title:    "Metrics reference",
