@@ -85,7 +85,17 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 // blank line, which also ends the columns of the one before.
 func printStatus(out io.Writer, d *deployment, apis []permissionCheck, tenantsIssue string) error {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	d.printHeader(w)
+	server := d.server
+	if d.serverVersion != "" {
+		server += " (nats-server " + d.serverVersion + ")"
+	}
+	fmt.Fprintf(w, "NATS\t%s\nTIME\t%s\n", server, d.now.UTC().Format(time.RFC3339))
+	if d.open {
+		fmt.Fprintf(w, "WARNING\tNATS asks no credentials: anyone who reaches it can publish results as the service (see deploy/nats/permissions.conf)\n")
+	}
+	if d.ignored > 0 {
+		fmt.Fprintf(w, "WARNING\t%d messages on result subjects were not written by the service and are ignored\n", d.ignored)
+	}
 	d.printTopology(w)
 	d.printReplicas(w)
 	fmt.Fprintf(w, "\nCACHE\t%s\n\n", d.cache)
@@ -106,20 +116,6 @@ func printStatus(out io.Writer, d *deployment, apis []permissionCheck, tenantsIs
 	}
 	d.printQuota(w)
 	return w.Flush()
-}
-
-func (d *deployment) printHeader(w io.Writer) {
-	server := d.server
-	if d.serverVersion != "" {
-		server += " (nats-server " + d.serverVersion + ")"
-	}
-	fmt.Fprintf(w, "NATS\t%s\nTIME\t%s\n", server, d.now.UTC().Format(time.RFC3339))
-	if d.open {
-		fmt.Fprintf(w, "WARNING\tNATS asks no credentials: anyone who reaches it can publish results as the service (see deploy/nats/permissions.conf)\n")
-	}
-	if d.ignored > 0 {
-		fmt.Fprintf(w, "WARNING\t%d messages on result subjects were not written by the service and are ignored\n", d.ignored)
-	}
 }
 
 func (d *deployment) printTopology(w io.Writer) {
