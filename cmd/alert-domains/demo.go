@@ -114,9 +114,7 @@ func demoConfig(e *env, emu *emulator.Server, dir string) (*config.Config, confi
 		"AZURE_TENANT_ID": emu.TenantID(), "AZURE_CLIENT_ID": emu.ClientID(), "AZURE_CLIENT_SECRET": emu.ClientSecret(),
 		"AZURE_CLIENT_CERTIFICATE_PATH": "", "AZURE_CLIENT_CERTIFICATE_PASSWORD": "", "AZURE_FEDERATED_TOKEN_FILE": "", "DEFENDER_MANAGED_IDENTITY": "",
 		"RETRY_INITIAL_INTERVAL": "200ms", "PROVISION": "true", "ON_SUCCESS_EXEC": "", "ON_FAILURE_EXEC": "", "TENANTS_FILE": "",
-	}
-	if e.getenv("LOG_LEVEL") == "" {
-		overrides["LOG_LEVEL"] = "error"
+		"LOG_LEVEL": cmp.Or(e.getenv("LOG_LEVEL"), "error"),
 	}
 	cfg, err := config.Load(func(k string) (string, bool) {
 		if v, ok := overrides[k]; ok {
@@ -209,10 +207,7 @@ func demoAcked(ctx context.Context, js jetstream.JetStream, cfg *config.Config, 
 }
 
 func printDemoRow(w io.Writer, i int, s demoSample, r *message.Result) {
-	alert, cached, detail := r.AlertID, "no", resultDetail(r, "[]")
-	if alert == "" {
-		alert = fmt.Sprintf("(invalid: %q)", s.body)
-	}
+	alert, cached, detail := cmp.Or(r.AlertID, fmt.Sprintf("(invalid: %q)", s.body)), "no", resultDetail(r, "[]")
 	switch {
 	case r.Error != nil:
 		cached = "-"
