@@ -41,14 +41,10 @@ func StartNATSCluster(tb testing.TB, n int, extraArgs ...string) *NATSCluster {
 	}
 	// JetStream answers only once there is a quorum: start all, then wait.
 	for _, node := range c.Nodes {
-		if err := node.launch(); err != nil {
-			tb.Fatalf("testenv: %v", err)
-		}
+		node.launch(tb)
 	}
 	for _, node := range c.Nodes {
-		if err := node.waitReady(); err != nil {
-			tb.Fatalf("testenv: nats-server %s: %v", node.name, err)
-		}
+		node.waitReady(tb)
 	}
 	// Until the meta leader has heard from every peer, a stream on every
 	// node fails with "no suitable peers".

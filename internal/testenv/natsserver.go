@@ -2,8 +2,6 @@ package testenv
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"syscall"
@@ -37,9 +35,8 @@ func StartNATS(tb testing.TB) *NATSProcess {
 	tb.Helper()
 	n := newNATSProcess(tb, NATSServerBinary(tb), "", FreePort(tb))
 	tb.Cleanup(func() { n.cleanup(tb) })
-	if err := n.start(); err != nil {
-		tb.Fatalf("testenv: %v", err)
-	}
+	n.launch(tb)
+	n.waitReady(tb)
 	return n
 }
 
@@ -87,9 +84,8 @@ func (n *NATSProcess) Restart(tb testing.TB) {
 		n.Stop(tb)
 	}
 	n.out.add("--- testenv: restart ---")
-	if err := n.start(); err != nil {
-		tb.Fatalf("testenv: %v", err)
-	}
+	n.launch(tb)
+	n.waitReady(tb)
 }
 
 // JetStream returns a JetStream context on a new connection that reconnects
@@ -117,39 +113,28 @@ func (n *NATSProcess) cleanup(tb testing.TB) {
 func (n *NATSProcess) running() bool { return n.proc != nil && !n.proc.exited() }
 
 // launch starts the process without waiting for it.
-func (n *NATSProcess) launch() (err error) {
-	n.proc, err = startProcess(n.bin, baseEnv(), n.args, n.out)
-	return err
+func (n *NATSProcess) launch(tb testing.TB) {
+	tb.Helper()
+	var err error
+	if n.proc, err = startProcess(n.bin, baseEnv(), n.args, n.out); err != nil {
+		tb.Fatalf("testenv: %v", err)
+	}
 }
 
-func (n *NATSProcess) start() error {
-	if err := n.launch(); err != nil {
-		return err
-	}
-	if err := n.waitReady(); err != nil {
-		return errors.Join(err, n.proc.stop(syscall.SIGKILL, natsStopTimeout))
-	}
-	return nil
-}
-
-// waitReady polls until JetStream answers, the process exits or the start
-// time-out passes.
-func (n *NATSProcess) waitReady() error {
-	deadline := time.Now().Add(natsStartTimeout)
-	for {
-		err := probeJS(n.URL(), time.Second, func(ctx context.Context, js jetstream.JetStream) error {
+// waitReady polls until JetStream answers, failing the test if the process
+// exits first or the start time-out passes.
+func (n *NATSProcess) waitReady(tb testing.TB) {
+	tb.Helper()
+	var err error
+	Eventually(tb, natsStartTimeout, natsPollInterval, func() bool {
+		err = probeJS(n.URL(), time.Second, func(ctx context.Context, js jetstream.JetStream) error {
 			_, err := js.AccountInfo(ctx)
 			return err
 		})
-		switch {
-		case err == nil:
-			return nil
-		case n.proc.exited():
-			return fmt.Errorf("nats-server exited before it was ready (%v): %w", n.proc.cmd.ProcessState, err)
-		case time.Now().After(deadline):
-			return fmt.Errorf("nats-server not ready within %v: %w", natsStartTimeout, err)
-		}
-		time.Sleep(natsPollInterval)
+		return err == nil || n.proc.exited()
+	}, "nats-server at %s ready (last: %v)", n.URL(), lazyErr{&err})
+	if err != nil {
+		tb.Fatalf("testenv: nats-server at %s exited before it was ready (%v): %v", n.URL(), n.proc.cmd.ProcessState, err)
 	}
 }
 

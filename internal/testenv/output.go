@@ -6,11 +6,13 @@ import (
 	"sync"
 )
 
-// output collects the lines a child process writes, safe for concurrent use.
+// output collects the lines a child process writes, safe for concurrent use;
+// it is both stdout and stderr, so os/exec calls Write from one goroutine.
 type output struct {
 	mu      sync.Mutex
 	lines   []string
 	changed chan struct{} // closed, then replaced, when a line is added
+	partial []byte        // the line being written, touched by Write and flush only
 }
 
 func newOutput() *output {
@@ -45,28 +47,22 @@ func (o *output) String() string {
 	return strings.Join(o.lines, "\n") + "\n"
 }
 
-// lineWriter splits one stream into lines; each stream needs its own.
-type lineWriter struct {
-	out     *output
-	partial []byte
-}
-
-func (w *lineWriter) Write(p []byte) (int, error) {
-	w.partial = append(w.partial, p...)
+func (o *output) Write(p []byte) (int, error) {
+	o.partial = append(o.partial, p...)
 	for {
-		line, rest, ok := bytes.Cut(w.partial, []byte("\n"))
+		line, rest, ok := bytes.Cut(o.partial, []byte("\n"))
 		if !ok {
 			return len(p), nil
 		}
-		w.out.add(string(bytes.TrimSuffix(line, []byte("\r"))))
-		w.partial = rest
+		o.add(string(bytes.TrimSuffix(line, []byte("\r"))))
+		o.partial = rest
 	}
 }
 
-// flush adds a last line that had no newline.
-func (w *lineWriter) flush() {
-	if len(w.partial) > 0 {
-		w.out.add(string(w.partial))
-		w.partial = nil
+// flush adds a last line that had no newline, once the process has exited.
+func (o *output) flush() {
+	if len(o.partial) > 0 {
+		o.add(string(o.partial))
+		o.partial = nil
 	}
 }

@@ -60,9 +60,8 @@ func baseEnv() []string {
 }
 
 func startProcess(bin string, env, args []string, out *output) (*Process, error) {
-	stdout, stderr := &lineWriter{out: out}, &lineWriter{out: out}
 	cmd := exec.Command(bin, args...)
-	cmd.Env, cmd.Stdout, cmd.Stderr = env, stdout, stderr
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, out, out
 	cmd.WaitDelay, cmd.SysProcAttr = processWaitDelay, procAttr()
 	p := &Process{name: filepath.Base(bin), cmd: cmd, out: out, done: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
@@ -70,8 +69,7 @@ func startProcess(bin string, env, args []string, out *output) (*Process, error)
 	}
 	go func() {
 		p.waitErr = cmd.Wait()
-		stdout.flush()
-		stderr.flush()
+		out.flush()
 		close(p.done)
 	}()
 	return p, nil
