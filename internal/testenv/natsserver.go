@@ -43,7 +43,7 @@ func StartNATS(tb testing.TB) *NATSProcess {
 // newNATSProcess lays out a server of bin on port with a new store; name is
 // its server name in a cluster.
 func newNATSProcess(tb testing.TB, bin, name string, port int, extra ...string) *NATSProcess {
-	n := &NATSProcess{bin: bin, name: name, port: port, out: newOutput()}
+	n := &NATSProcess{bin: bin, name: name, port: port, out: &output{}}
 	n.args = []string{"-js", "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-sd", tb.TempDir()}
 	if name != "" {
 		n.args = append(n.args, "-n", name)

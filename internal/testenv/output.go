@@ -11,31 +11,20 @@ import (
 type output struct {
 	mu      sync.Mutex
 	lines   []string
-	changed chan struct{} // closed, then replaced, when a line is added
-	partial []byte        // the line being written, touched by Write and flush only
-}
-
-func newOutput() *output {
-	return &output{changed: make(chan struct{})}
+	partial []byte // the line being written, touched by Write and flush only
 }
 
 func (o *output) add(line string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.lines = append(o.lines, line)
-	close(o.changed)
-	o.changed = make(chan struct{})
 }
 
-// since returns the lines from index from on, and a channel closed on the next.
-func (o *output) since(from int) ([]string, <-chan struct{}) {
+// since returns the lines from index from on.
+func (o *output) since(from int) []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	var lines []string
-	if from < len(o.lines) {
-		lines = o.lines[from:len(o.lines):len(o.lines)]
-	}
-	return lines, o.changed
+	return o.lines[min(from, len(o.lines)):len(o.lines):len(o.lines)]
 }
 
 func (o *output) String() string {

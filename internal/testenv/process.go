@@ -31,7 +31,7 @@ type Process struct {
 // env; it is killed at cleanup, its output logged if the test failed.
 func StartService(tb testing.TB, bin string, env []string, args ...string) *Process {
 	tb.Helper()
-	p, err := startProcess(bin, append(baseEnv(), env...), args, newOutput())
+	p, err := startProcess(bin, append(baseEnv(), env...), args, &output{})
 	if err != nil {
 		tb.Fatalf("testenv: %v", err)
 	}
@@ -127,30 +127,22 @@ func (p *Process) Output() string { return p.out.String() }
 // and fails the test if the process exits first.
 func (p *Process) WaitForLine(tb testing.TB, substr string, timeout time.Duration) string {
 	tb.Helper()
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	next, exited := 0, false
-	for {
-		lines, changed := p.out.since(next)
-		for _, line := range lines {
-			if strings.Contains(line, substr) {
-				return line
+	next, found, ok := 0, "", false
+	Eventually(tb, timeout, 10*time.Millisecond, func() bool {
+		exited := p.exited() // first: an exited process has every line in
+		for _, line := range p.out.since(next) {
+			if next++; strings.Contains(line, substr) {
+				found, ok = line, true
+				return true
 			}
 		}
-		next += len(lines)
-		if exited {
-			tb.Fatalf("testenv: %s exited (%v) without a line containing %q; output:\n%s",
-				p.name, p.cmd.ProcessState, substr, p.Output())
-		}
-		select {
-		case <-changed:
-		case <-p.done:
-			exited = true
-		case <-timer.C:
-			tb.Fatalf("testenv: no line containing %q from %s within %v; output:\n%s",
-				substr, p.name, timeout, p.Output())
-		}
+		return exited
+	}, "a line containing %q from %s; output:\n%s", substr, p.name, p.out)
+	if !ok {
+		tb.Fatalf("testenv: %s exited (%v) without a line containing %q; output:\n%s",
+			p.name, p.cmd.ProcessState, substr, p.Output())
 	}
+	return found
 }
 
 // stop sends sig and waits up to timeout for the exit, killing the process
