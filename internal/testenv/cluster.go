@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -95,10 +96,9 @@ func (c *NATSCluster) StreamLeader(tb testing.TB, js jetstream.JetStream, stream
 		if err != nil || info.Cluster == nil {
 			return false
 		}
-		for _, n := range c.Nodes {
-			if n.name == info.Cluster.Leader {
-				leader = n
-			}
+		i := slices.IndexFunc(c.Nodes, func(n *NATSProcess) bool { return n.name == info.Cluster.Leader })
+		if i >= 0 {
+			leader = c.Nodes[i]
 		}
 		return leader != nil
 	}, "stream %s has a leader", stream)
@@ -112,12 +112,9 @@ func (c *NATSCluster) WaitStreamCurrent(tb testing.TB, js jetstream.JetStream, s
 	var last *jetstream.StreamInfo
 	var why error
 	Eventually(tb, timeout, 100*time.Millisecond, func() bool {
-		info, err := streamInfo(js, stream)
-		if err != nil {
-			why = err
-			return false
+		if last, why = streamInfo(js, stream); why == nil {
+			why = StreamCurrent(last, len(c.Nodes))
 		}
-		last, why = info, StreamCurrent(info, len(c.Nodes))
 		return why == nil
 	}, "stream %s has every replica current (last: %v)", stream, lazyErr{&why})
 	return last

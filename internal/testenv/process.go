@@ -36,10 +36,7 @@ func StartService(tb testing.TB, bin string, env []string, args ...string) *Proc
 		tb.Fatalf("testenv: %v", err)
 	}
 	tb.Cleanup(func() {
-		if err := p.Kill(); err != nil {
-			tb.Errorf("testenv: kill %s: %v", p.name, err)
-		}
-		if _, err := p.Wait(processWaitDelay + 5*time.Second); err != nil {
+		if err := p.stop(syscall.SIGKILL, processWaitDelay+5*time.Second); err != nil {
 			tb.Errorf("testenv: %s: %v", p.name, err)
 		}
 		if tb.Failed() {
