@@ -260,10 +260,7 @@ func (e *Emulator) apiError(w http.ResponseWriter, r *http.Request, api connecto
 		return
 	}
 	requestID := e.trackingID()
-	clientRequestID := r.Header.Get("client-request-id")
-	if clientRequestID == "" {
-		clientRequestID = requestID
-	}
+	clientRequestID := cmp.Or(r.Header.Get("client-request-id"), requestID)
 	w.Header().Set("request-id", requestID)
 	w.Header().Set("client-request-id", clientRequestID)
 	writeJSON(w, status, map[string]any{"error": map[string]any{

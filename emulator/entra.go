@@ -89,13 +89,9 @@ var mdePermissions = []string{"URL.Read.All", "Alert.Read.All", "Alert.ReadWrite
 
 // rolesFor are the granted permissions of api.
 func rolesFor(api connector.API, granted []string) []string {
-	var roles []string
-	for _, p := range granted {
-		if api != "" && (api == connector.MDE) == slices.Contains(mdePermissions, p) {
-			roles = append(roles, p)
-		}
-	}
-	return roles
+	return slices.DeleteFunc(slices.Clone(granted), func(p string) bool {
+		return api == "" || (api == connector.MDE) != slices.Contains(mdePermissions, p)
+	})
 }
 
 const jwtBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
