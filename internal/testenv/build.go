@@ -126,16 +126,13 @@ func goBuild(root, path string, reuse bool, args ...string) error {
 	return os.Rename(out, path)
 }
 
-// moduleRoot returns the directory of the current go.mod.
+// moduleRoot returns the directory of the current module.
 func moduleRoot() (string, error) {
-	gomod, err := goOutput("", "env", "GOMOD")
-	if err != nil {
-		return "", err
+	root, err := goOutput("", "list", "-m", "-f", "{{.Dir}}")
+	if err == nil && root == "" {
+		err = errors.New("the current directory is not inside a Go module")
 	}
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("the current directory is not inside a Go module")
-	}
-	return filepath.Dir(gomod), nil
+	return root, err
 }
 
 func goOutput(dir string, args ...string) (string, error) {
