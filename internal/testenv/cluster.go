@@ -39,11 +39,9 @@ func StartNATSCluster(tb testing.TB, n int, extraArgs ...string) *NATSCluster {
 		node := newNATSProcess(tb, bin, "n"+strconv.Itoa(i+1), ports[2*i], args...)
 		c.Nodes = append(c.Nodes, node)
 		tb.Cleanup(func() { node.cleanup(tb) })
-	}
-	// JetStream answers only once there is a quorum: start all, then wait.
-	for _, node := range c.Nodes {
 		node.launch(tb)
 	}
+	// JetStream answers only once there is a quorum: start all, then wait.
 	for _, node := range c.Nodes {
 		node.waitReady(tb)
 	}
