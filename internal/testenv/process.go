@@ -93,11 +93,10 @@ func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig)
 
 // Kill sends SIGKILL unless the process has exited, without waiting.
 func (p *Process) Kill() error {
-	err := p.cmd.Process.Signal(syscall.SIGKILL)
-	if errors.Is(err, os.ErrProcessDone) {
-		return nil
+	if err := p.Signal(syscall.SIGKILL); !errors.Is(err, os.ErrProcessDone) {
+		return err
 	}
-	return err
+	return nil
 }
 
 // Wait waits up to timeout for the exit code (-1 after a signal); the error
@@ -110,8 +109,7 @@ func (p *Process) Wait(timeout time.Duration) (exitCode int, err error) {
 	case <-timer.C:
 		return -1, fmt.Errorf("%w: %s after %v", ErrStillRunning, p.name, timeout)
 	}
-	var exitErr *exec.ExitError
-	if p.waitErr != nil && !errors.As(p.waitErr, &exitErr) {
+	if _, exited := errors.AsType[*exec.ExitError](p.waitErr); p.waitErr != nil && !exited {
 		return p.cmd.ProcessState.ExitCode(), p.waitErr
 	}
 	return p.cmd.ProcessState.ExitCode(), nil
