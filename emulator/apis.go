@@ -340,7 +340,6 @@ func (e *Emulator) pause(ctx context.Context, d time.Duration) bool {
 	return false
 }
 
-// pop takes the first of a queue.
 func pop[T any](q *[]T) (v T, ok bool) {
 	if len(*q) == 0 {
 		return v, false

@@ -238,7 +238,6 @@ func (e *Emulator) TokensIssued() int { return locked(e, func() int { return e.t
 // TokensForClaims is how many tokens were issued for a claims challenge.
 func (e *Emulator) TokensForClaims() int { return locked(e, func() int { return e.tokenClaims }) }
 
-// maxCallTimes bounds the call times kept.
 const maxCallTimes = 100_000
 
 // CallTimes are the arrival times of the last alert calls, in order.

@@ -25,7 +25,6 @@ var (
 	alertDomainsPlainBuild = sync.OnceValues(func() (string, error) { return buildAlertDomains(false) })
 )
 
-// raceEnabled reports whether this test binary has the race detector.
 func raceEnabled() bool {
 	info, ok := debug.ReadBuildInfo()
 	return ok && slices.Contains(info.Settings, debug.BuildSetting{Key: "-race", Value: "true"})

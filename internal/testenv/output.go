@@ -20,7 +20,6 @@ func (o *output) add(line string) {
 	o.lines = append(o.lines, line)
 }
 
-// since returns the lines from index from on.
 func (o *output) since(from int) []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()

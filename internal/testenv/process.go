@@ -78,7 +78,6 @@ func (p *Process) PID() int { return p.cmd.Process.Pid }
 // Done is closed once the process has exited and its output is captured.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
-// exited reports whether the process has exited.
 func (p *Process) exited() bool {
 	select {
 	case <-p.done:
