@@ -34,12 +34,8 @@ func StartNATSCluster(tb testing.TB, n int, extraArgs ...string) *NATSCluster {
 	}
 	c := &NATSCluster{}
 	for i := range n {
-		args := []string{"--cluster_name", "testenv", "--cluster", routes[i], "--routes", strings.Join(routes, ",")}
-		args = append(args, extraArgs...)
-		node := newNATSProcess(tb, bin, "n"+strconv.Itoa(i+1), ports[2*i], args...)
-		c.Nodes = append(c.Nodes, node)
-		tb.Cleanup(func() { node.cleanup(tb) })
-		node.launch(tb)
+		args := append([]string{"--cluster_name", "testenv", "--cluster", routes[i], "--routes", strings.Join(routes, ",")}, extraArgs...)
+		c.Nodes = append(c.Nodes, launchNATS(tb, bin, "n"+strconv.Itoa(i+1), ports[2*i], args...))
 	}
 	// JetStream answers only once there is a quorum: start all, then wait.
 	for _, node := range c.Nodes {

@@ -33,22 +33,23 @@ type NATSProcess struct {
 // loopback ports and a temporary store, and waits until JetStream answers.
 func StartNATS(tb testing.TB) *NATSProcess {
 	tb.Helper()
-	n := newNATSProcess(tb, NATSServerBinary(tb), "", FreePort(tb))
-	tb.Cleanup(func() { n.cleanup(tb) })
-	n.launch(tb)
+	n := launchNATS(tb, NATSServerBinary(tb), "", FreePort(tb))
 	n.waitReady(tb)
 	return n
 }
 
-// newNATSProcess lays out a server of bin on port with a new store; name is
-// its server name in a cluster.
-func newNATSProcess(tb testing.TB, bin, name string, port int, extra ...string) *NATSProcess {
+// launchNATS starts a server of bin on port with a new store, without
+// waiting for it; name is its server name in a cluster.
+func launchNATS(tb testing.TB, bin, name string, port int, extra ...string) *NATSProcess {
+	tb.Helper()
 	n := &NATSProcess{bin: bin, name: name, port: port, out: &output{}}
 	n.args = []string{"-js", "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-sd", tb.TempDir()}
 	if name != "" {
 		n.args = append(n.args, "-n", name)
 	}
 	n.args = append(n.args, extra...)
+	tb.Cleanup(func() { n.cleanup(tb) })
+	n.launch(tb)
 	return n
 }
 
