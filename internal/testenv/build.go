@@ -94,10 +94,8 @@ func buildAlertDomains(race bool) (string, error) {
 	return path, goBuild(root, path, false, args...)
 }
 
-// goBuild builds beside path and renames the result to path, so no process
-// ever runs a partly written file; it holds path's lock meanwhile, so that
-// concurrent test processes build in turn, and with reuse keeps a path that
-// exists.
+// goBuild builds beside path, under its lock, and renames the result to path,
+// so no process ever runs a partly written file; with reuse it keeps a path that exists.
 func goBuild(root, path string, reuse bool, args ...string) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
