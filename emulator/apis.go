@@ -329,10 +329,8 @@ func syntheticHosts(id string) []string {
 
 // pause waits d, or until the client leaves or the emulator closes.
 func (e *Emulator) pause(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
 	select {
-	case <-t.C:
+	case <-time.After(d):
 		return true
 	case <-ctx.Done():
 	case <-e.done:

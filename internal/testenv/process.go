@@ -101,11 +101,9 @@ func (p *Process) Kill() error {
 // Wait waits up to timeout for the exit code (-1 after a signal); the error
 // wraps [ErrStillRunning] on time-out.
 func (p *Process) Wait(timeout time.Duration) (exitCode int, err error) {
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
 	select {
 	case <-p.done:
-	case <-timer.C:
+	case <-time.After(timeout):
 		return -1, fmt.Errorf("%w: %s after %v", ErrStillRunning, p.name, timeout)
 	}
 	if _, exited := errors.AsType[*exec.ExitError](p.waitErr); p.waitErr != nil && !exited {
