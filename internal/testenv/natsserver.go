@@ -48,7 +48,9 @@ func launchNATS(tb testing.TB, bin, name string, port int, extra ...string) *NAT
 		n.args = append(n.args, "-n", name)
 	}
 	n.args = append(n.args, extra...)
-	tb.Cleanup(func() { n.cleanup(tb) })
+	tb.Cleanup(func() {
+		release(tb, strings.TrimSpace("nats-server "+n.name), n.proc, syscall.SIGTERM, natsStopTimeout)
+	})
 	n.launch(tb)
 	return n
 }
@@ -95,19 +97,6 @@ func (n *NATSProcess) JetStream(tb testing.TB) jetstream.JetStream {
 	tb.Helper()
 	_, js := Connect(tb, n.URL(), reconnecting...)
 	return js
-}
-
-// cleanup stops the server if it runs and logs its output if the test failed.
-func (n *NATSProcess) cleanup(tb testing.TB) {
-	label := strings.TrimSpace("nats-server " + n.name)
-	if n.running() {
-		if err := n.proc.stop(syscall.SIGTERM, natsStopTimeout); err != nil {
-			tb.Errorf("testenv: %s: %v", label, err)
-		}
-	}
-	if tb.Failed() {
-		tb.Logf("%s output:\n%s", label, n.out.String())
-	}
 }
 
 // running reports whether the server was started and has not exited.

@@ -35,15 +35,21 @@ func StartService(tb testing.TB, bin string, env []string, args ...string) *Proc
 	if err != nil {
 		tb.Fatalf("testenv: %v", err)
 	}
-	tb.Cleanup(func() {
-		if err := p.stop(syscall.SIGKILL, processWaitDelay+5*time.Second); err != nil {
-			tb.Errorf("testenv: %s: %v", p.name, err)
-		}
-		if tb.Failed() {
-			tb.Logf("%s output:\n%s", p.name, p.Output())
-		}
-	})
+	tb.Cleanup(func() { release(tb, p.name, p, syscall.SIGKILL, processWaitDelay+5*time.Second) })
 	return p
+}
+
+// release stops p with sig unless it has exited, and logs its output if
+// the test failed.
+func release(tb testing.TB, label string, p *Process, sig os.Signal, timeout time.Duration) {
+	if p != nil && !p.exited() {
+		if err := p.stop(sig, timeout); err != nil {
+			tb.Errorf("testenv: %s: %v", label, err)
+		}
+	}
+	if tb.Failed() && p != nil {
+		tb.Logf("%s output:\n%s", label, p.Output())
+	}
 }
 
 func baseEnv() []string {
