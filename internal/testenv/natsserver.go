@@ -83,7 +83,7 @@ func (n *NATSProcess) Kill(tb testing.TB) {
 // and store, waiting until JetStream answers.
 func (n *NATSProcess) Restart(tb testing.TB) {
 	tb.Helper()
-	if n.running() {
+	if !n.proc.exited() {
 		n.Stop(tb)
 	}
 	n.out.add("--- testenv: restart ---")
@@ -98,9 +98,6 @@ func (n *NATSProcess) JetStream(tb testing.TB) jetstream.JetStream {
 	_, js := Connect(tb, n.URL(), reconnecting...)
 	return js
 }
-
-// running reports whether the server was started and has not exited.
-func (n *NATSProcess) running() bool { return n.proc != nil && !n.proc.exited() }
 
 // launch starts the process without waiting for it.
 func (n *NATSProcess) launch(tb testing.TB) {
