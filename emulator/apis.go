@@ -275,15 +275,10 @@ func (e *Emulator) apiError(w http.ResponseWriter, r *http.Request, api connecto
 }
 
 func (e *Emulator) trackingID() string {
-	n := e.tracking.Add(1)
-	return fmt.Sprintf("e0000000-0000-4000-8000-%012x", n)
+	return fmt.Sprintf("e0000000-0000-4000-8000-%012x", e.tracking.Add(1))
 }
 
-func (e *Emulator) count(status int) {
-	e.mu.Lock()
-	e.answered[status]++
-	e.mu.Unlock()
-}
+func (e *Emulator) count(status int) { e.with(func() { e.answered[status]++ }) }
 
 // errorCodes are the error.code each API sends with a status.
 var errorCodes = map[connector.API]map[int]string{
