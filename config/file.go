@@ -249,7 +249,7 @@ func secretFromEnv(name string, lookup Lookup) (string, error) {
 
 // readSecretFile reads a one-line secret file.
 func readSecretFile(path string) (string, error) {
-	data, err := readRegular(path, maxCredentialFile, true)
+	data, err := readRegular(path, maxCredentialFile)
 	if err != nil {
 		return "", err
 	}

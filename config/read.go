@@ -9,32 +9,26 @@ import (
 )
 
 // ReadTenantsFile reads TENANTS_FILE within its bound (see readRegular).
-func ReadTenantsFile(path string) ([]byte, error) { return readRegular(path, MaxTenantsFile, true) }
+func ReadTenantsFile(path string) ([]byte, error) { return readRegular(path, MaxTenantsFile) }
 
 // checkFile checks a file that another part reads (a certificate, a token).
 func checkFile(path string) error {
-	_, err := readRegular(path, maxCredentialFile, false)
+	_, err := readRegular(path, maxCredentialFile)
 	return err
 }
 
-// readRegular reads (or only checks) a regular file of at most limit bytes,
-// through symbolic links; its errors never show the path.
-func readRegular(path string, limit int64, read bool) ([]byte, error) {
+// readRegular reads a regular file of at most limit bytes, through symbolic
+// links; its errors never show the path.
+func readRegular(path string, limit int64) ([]byte, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0) // a FIFO's open waits for a writer
 	if err != nil {
 		return nil, unreadable(err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	switch {
-	case err != nil:
+	if st, err := f.Stat(); err != nil {
 		return nil, unreadable(err)
-	case !st.Mode().IsRegular():
+	} else if !st.Mode().IsRegular() {
 		return nil, errors.New("is not a regular file (a FIFO, a device or a directory is refused)")
-	case st.Size() > limit:
-		return nil, fmt.Errorf("the file is larger than %d bytes", limit)
-	case !read:
-		return nil, nil
 	}
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	switch {

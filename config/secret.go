@@ -5,13 +5,11 @@ import "log/slog"
 // Secret is a string that never prints: fmt, slog and JSON show it redacted.
 type Secret string
 
-const redacted = "[redacted]"
-
 func (s Secret) String() string {
 	if s == "" {
 		return ""
 	}
-	return redacted
+	return "[redacted]"
 }
 
 // GoString keeps %#v from printing the value.

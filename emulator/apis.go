@@ -260,10 +260,7 @@ func (e *Emulator) apiError(w http.ResponseWriter, r *http.Request, api connecto
 		return
 	}
 	requestID := e.trackingID()
-	clientRequestID := r.Header.Get("client-request-id")
-	if clientRequestID == "" {
-		clientRequestID = requestID
-	}
+	clientRequestID := cmp.Or(r.Header.Get("client-request-id"), requestID)
 	w.Header().Set("request-id", requestID)
 	w.Header().Set("client-request-id", clientRequestID)
 	writeJSON(w, status, map[string]any{"error": map[string]any{
@@ -278,15 +275,10 @@ func (e *Emulator) apiError(w http.ResponseWriter, r *http.Request, api connecto
 }
 
 func (e *Emulator) trackingID() string {
-	n := e.tracking.Add(1)
-	return fmt.Sprintf("e0000000-0000-4000-8000-%012x", n)
+	return fmt.Sprintf("e0000000-0000-4000-8000-%012x", e.tracking.Add(1))
 }
 
-func (e *Emulator) count(status int) {
-	e.mu.Lock()
-	e.answered[status]++
-	e.mu.Unlock()
-}
+func (e *Emulator) count(status int) { e.with(func() { e.answered[status]++ }) }
 
 // errorCodes are the error.code each API sends with a status.
 var errorCodes = map[connector.API]map[int]string{
@@ -332,10 +324,8 @@ func syntheticHosts(id string) []string {
 
 // pause waits d, or until the client leaves or the emulator closes.
 func (e *Emulator) pause(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
 	select {
-	case <-t.C:
+	case <-time.After(d):
 		return true
 	case <-ctx.Done():
 	case <-e.done:
@@ -343,7 +333,6 @@ func (e *Emulator) pause(ctx context.Context, d time.Duration) bool {
 	return false
 }
 
-// pop takes the first of a queue.
 func pop[T any](q *[]T) (v T, ok bool) {
 	if len(*q) == 0 {
 		return v, false

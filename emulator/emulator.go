@@ -167,9 +167,11 @@ func NewHandler(cfg Config) *Emulator {
 	}
 	maps.Copy(e.alerts, cfg.Alerts)
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", e.openIDConfiguration)
-	mux.HandleFunc("GET /{tenant}/discovery/v2.0/keys", e.keys)
-	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", e.token)
+	mux.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", e.inTenant(e.openIDConfiguration))
+	mux.HandleFunc("GET /{tenant}/discovery/v2.0/keys", e.inTenant(func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"keys": []any{}})
+	}))
+	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", e.inTenant(e.token))
 	graph := func(w http.ResponseWriter, r *http.Request) { e.alert(w, r, connector.Graph) }
 	mux.HandleFunc("GET /v1.0/security/alerts_v2/{id}", graph)
 	mux.HandleFunc("GET /beta/security/alerts_v2/{id}", graph)
@@ -236,7 +238,6 @@ func (e *Emulator) TokensIssued() int { return locked(e, func() int { return e.t
 // TokensForClaims is how many tokens were issued for a claims challenge.
 func (e *Emulator) TokensForClaims() int { return locked(e, func() int { return e.tokenClaims }) }
 
-// maxCallTimes bounds the call times kept.
 const maxCallTimes = 100_000
 
 // CallTimes are the arrival times of the last alert calls, in order.

@@ -35,21 +35,21 @@ func entraError(w http.ResponseWriter, status int, code string, aadsts int, text
 	})
 }
 
-func (e *Emulator) knownTenant(w http.ResponseWriter, r *http.Request) bool {
-	if strings.EqualFold(r.PathValue("tenant"), e.cfg.TenantID) {
-		return true
+// inTenant serves Entra's calls of the emulator's tenant with h.
+func (e *Emulator) inTenant(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !strings.EqualFold(r.PathValue("tenant"), e.cfg.TenantID) {
+			entraError(w, http.StatusBadRequest, "invalid_tenant", 90002,
+				fmt.Sprintf("Tenant '%s' not found. Check to make sure you have the correct tenant ID.", r.PathValue("tenant")))
+			return
+		}
+		h(w, r)
 	}
-	entraError(w, http.StatusBadRequest, "invalid_tenant", 90002,
-		fmt.Sprintf("Tenant '%s' not found. Check to make sure you have the correct tenant ID.", r.PathValue("tenant")))
-	return false
 }
 
 // openIDConfiguration is the tenant's OpenID discovery document; MSAL reads
 // its endpoints and issuer.
 func (e *Emulator) openIDConfiguration(w http.ResponseWriter, r *http.Request) {
-	if !e.knownTenant(w, r) {
-		return
-	}
 	base, tenant := baseURL(r), r.PathValue("tenant")
 	writeJSON(w, http.StatusOK, map[string]any{
 		"issuer":                                base + "/" + tenant + "/v2.0",
@@ -62,13 +62,6 @@ func (e *Emulator) openIDConfiguration(w http.ResponseWriter, r *http.Request) {
 		"cloud_instance_name":                   "microsoftonline.com",
 		"msgraph_host":                          "graph.microsoft.com",
 	})
-}
-
-func (e *Emulator) keys(w http.ResponseWriter, r *http.Request) {
-	if !e.knownTenant(w, r) {
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"keys": []any{}})
 }
 
 // resourceAPI is resource's API ("" for another one Entra knows), if known.
@@ -96,21 +89,14 @@ var mdePermissions = []string{"URL.Read.All", "Alert.Read.All", "Alert.ReadWrite
 
 // rolesFor are the granted permissions of api.
 func rolesFor(api connector.API, granted []string) []string {
-	var roles []string
-	for _, p := range granted {
-		if api != "" && (api == connector.MDE) == slices.Contains(mdePermissions, p) {
-			roles = append(roles, p)
-		}
-	}
-	return roles
+	return slices.DeleteFunc(slices.Clone(granted), func(p string) bool {
+		return api == "" || (api == connector.MDE) != slices.Contains(mdePermissions, p)
+	})
 }
 
 const jwtBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 func (e *Emulator) token(w http.ResponseWriter, r *http.Request) {
-	if !e.knownTenant(w, r) {
-		return
-	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
 		entraError(w, http.StatusBadRequest, "invalid_request", 900144, "The request body must be a form.")

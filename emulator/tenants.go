@@ -23,7 +23,6 @@ func (ts Tenants) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ts[0].ServeHTTP(w, r)
 }
 
-// issuedToken reports whether tok is a token e handed out.
 func (e *Emulator) issuedToken(tok string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()

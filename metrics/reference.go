@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"errors"
 	"strings"
 	"time"
 
@@ -18,15 +19,11 @@ type Family struct {
 // has them all, each with one tenant so that every vector has a series.
 func Families() ([]Family, error) {
 	m := New()
-	if _, err := m.TenantsReloads(); err != nil {
-		return nil, err
-	}
-	if _, err := m.SharedQuota(); err != nil {
-		return nil, err
-	}
+	_, reloadsErr := m.TenantsReloads()
+	_, sharedErr := m.SharedQuota()
 	m.SetTenants(map[string]connector.API{"default": connector.Graph})
 	oneLimit := connector.NewLimiter([]connector.Limit{{Count: 1, Window: time.Minute}})
-	if err := m.WatchQuota(func(string) Quota { return oneLimit }); err != nil {
+	if err := errors.Join(reloadsErr, sharedErr, m.WatchQuota(func(string) Quota { return oneLimit })); err != nil {
 		return nil, err
 	}
 	gathered, err := m.reg.Gather()

@@ -45,12 +45,8 @@ type tenantLabels struct {
 func (m *Metrics) SetTenants(tenants map[string]connector.API) {
 	m.tenants.mu.Lock()
 	defer m.tenants.mu.Unlock()
-	next := make(map[string]connector.API, len(tenants))
-	for n, api := range tenants {
-		if n != NoTenant {
-			next[n] = api
-		}
-	}
+	next := maps.Clone(tenants)
+	delete(next, NoTenant)
 	for n, api := range m.tenants.names {
 		if now, ok := next[n]; !ok || now != api {
 			m.deleteTenant(n)

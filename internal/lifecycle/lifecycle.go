@@ -94,15 +94,14 @@ func (g *Group) Run() error {
 	logger.Info("stopping", attrs...)
 	var deadline <-chan time.Time
 	if g.Budget > 0 {
-		t := time.NewTimer(g.Budget)
-		defer t.Stop()
-		deadline = t.C
+		deadline = time.After(g.Budget)
 	}
+	spent := false
 	for li := len(g.layers) - 1; li >= 0; li-- {
 		for _, a := range g.layers[li] {
 			a.Interrupt(first.err)
 		}
-		for slices.Contains(done[li], false) {
+		for !spent && slices.Contains(done[li], false) {
 			select {
 			case r := <-results:
 				done[r.layer][r.index] = true
@@ -110,28 +109,20 @@ func (g *Group) Run() error {
 					logger.Error("stopped with an error", slog.String("part", g.layers[r.layer][r.index].Name), slog.Any("error", r.err))
 				}
 			case <-deadline:
-				g.abandon(li, done, first.err, logger)
-				return first.err
+				spent = true // the layers left are interrupted, not waited for
 			}
 		}
+	}
+	if spent {
+		var left []string
+		for li, l := range g.layers {
+			for ai, a := range l {
+				if !done[li][ai] {
+					left = append(left, a.Name)
+				}
+			}
+		}
+		logger.Warn("shutdown budget spent, leaving parts running", slog.Duration("budget", g.Budget), slog.Any("parts", left))
 	}
 	return first.err
-}
-
-// abandon interrupts the layers below layer and logs the actors still running.
-func (g *Group) abandon(layer int, done [][]bool, err error, logger *slog.Logger) {
-	for li := layer - 1; li >= 0; li-- {
-		for _, a := range g.layers[li] {
-			a.Interrupt(err)
-		}
-	}
-	var left []string
-	for li, l := range g.layers {
-		for ai, a := range l {
-			if !done[li][ai] {
-				left = append(left, a.Name)
-			}
-		}
-	}
-	logger.Warn("shutdown budget spent, leaving parts running", slog.Duration("budget", g.Budget), slog.Any("parts", left))
 }

@@ -47,9 +47,6 @@ func OpenTail(ctx context.Context, js jetstream.JetStream, cfg *config.Config, o
 	if !o.Since.IsZero() {
 		occ.DeliverPolicy, occ.OptStartTime = jetstream.DeliverByStartTimePolicy, &o.Since
 	}
-	if _, err := js.Stream(ctx, cfg.ResultStream); err != nil {
-		return nil, err
-	}
 	var err error
 	if t.believer, err = NewBeliever(ctx, js, cfg); err != nil {
 		return nil, err

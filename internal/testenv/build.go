@@ -25,7 +25,6 @@ var (
 	alertDomainsPlainBuild = sync.OnceValues(func() (string, error) { return buildAlertDomains(false) })
 )
 
-// raceEnabled reports whether this test binary has the race detector.
 func raceEnabled() bool {
 	info, ok := debug.ReadBuildInfo()
 	return ok && slices.Contains(info.Settings, debug.BuildSetting{Key: "-race", Value: "true"})
@@ -95,10 +94,8 @@ func buildAlertDomains(race bool) (string, error) {
 	return path, goBuild(root, path, false, args...)
 }
 
-// goBuild builds beside path and renames the result to path, so no process
-// ever runs a partly written file; it holds path's lock meanwhile, so that
-// concurrent test processes build in turn, and with reuse keeps a path that
-// exists.
+// goBuild builds beside path, under its lock, and renames the result to path,
+// so no process ever runs a partly written file; with reuse it keeps a path that exists.
 func goBuild(root, path string, reuse bool, args ...string) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -126,16 +123,13 @@ func goBuild(root, path string, reuse bool, args ...string) error {
 	return os.Rename(out, path)
 }
 
-// moduleRoot returns the directory of the current go.mod.
+// moduleRoot returns the directory of the current module.
 func moduleRoot() (string, error) {
-	gomod, err := goOutput("", "env", "GOMOD")
-	if err != nil {
-		return "", err
+	root, err := goOutput("", "list", "-m", "-f", "{{.Dir}}")
+	if err == nil && root == "" {
+		err = errors.New("the current directory is not inside a Go module")
 	}
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("the current directory is not inside a Go module")
-	}
-	return filepath.Dir(gomod), nil
+	return root, err
 }
 
 func goOutput(dir string, args ...string) (string, error) {

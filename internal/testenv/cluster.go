@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -33,22 +34,12 @@ func StartNATSCluster(tb testing.TB, n int, extraArgs ...string) *NATSCluster {
 	}
 	c := &NATSCluster{}
 	for i := range n {
-		args := []string{"--cluster_name", "testenv", "--cluster", routes[i], "--routes", strings.Join(routes, ",")}
-		args = append(args, extraArgs...)
-		node := newNATSProcess(tb, bin, "n"+strconv.Itoa(i+1), ports[2*i], args...)
-		c.Nodes = append(c.Nodes, node)
-		tb.Cleanup(func() { node.cleanup(tb) })
+		args := append([]string{"--cluster_name", "testenv", "--cluster", routes[i], "--routes", strings.Join(routes, ",")}, extraArgs...)
+		c.Nodes = append(c.Nodes, launchNATS(tb, bin, "n"+strconv.Itoa(i+1), ports[2*i], args...))
 	}
 	// JetStream answers only once there is a quorum: start all, then wait.
 	for _, node := range c.Nodes {
-		if err := node.launch(); err != nil {
-			tb.Fatalf("testenv: %v", err)
-		}
-	}
-	for _, node := range c.Nodes {
-		if err := node.waitReady(); err != nil {
-			tb.Fatalf("testenv: nats-server %s: %v", node.name, err)
-		}
+		node.waitReady(tb)
 	}
 	// Until the meta leader has heard from every peer, a stream on every
 	// node fails with "no suitable peers".
@@ -99,10 +90,9 @@ func (c *NATSCluster) StreamLeader(tb testing.TB, js jetstream.JetStream, stream
 		if err != nil || info.Cluster == nil {
 			return false
 		}
-		for _, n := range c.Nodes {
-			if n.name == info.Cluster.Leader {
-				leader = n
-			}
+		i := slices.IndexFunc(c.Nodes, func(n *NATSProcess) bool { return n.name == info.Cluster.Leader })
+		if i >= 0 {
+			leader = c.Nodes[i]
 		}
 		return leader != nil
 	}, "stream %s has a leader", stream)
@@ -116,12 +106,9 @@ func (c *NATSCluster) WaitStreamCurrent(tb testing.TB, js jetstream.JetStream, s
 	var last *jetstream.StreamInfo
 	var why error
 	Eventually(tb, timeout, 100*time.Millisecond, func() bool {
-		info, err := streamInfo(js, stream)
-		if err != nil {
-			why = err
-			return false
+		if last, why = streamInfo(js, stream); why == nil {
+			why = StreamCurrent(last, len(c.Nodes))
 		}
-		last, why = info, StreamCurrent(info, len(c.Nodes))
 		return why == nil
 	}, "stream %s has every replica current (last: %v)", stream, lazyErr{&why})
 	return last

@@ -2,8 +2,6 @@ package testenv
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,23 +33,25 @@ type NATSProcess struct {
 // loopback ports and a temporary store, and waits until JetStream answers.
 func StartNATS(tb testing.TB) *NATSProcess {
 	tb.Helper()
-	n := newNATSProcess(tb, NATSServerBinary(tb), "", FreePort(tb))
-	tb.Cleanup(func() { n.cleanup(tb) })
-	if err := n.start(); err != nil {
-		tb.Fatalf("testenv: %v", err)
-	}
+	n := launchNATS(tb, NATSServerBinary(tb), "", FreePort(tb))
+	n.waitReady(tb)
 	return n
 }
 
-// newNATSProcess lays out a server of bin on port with a new store; name is
-// its server name in a cluster.
-func newNATSProcess(tb testing.TB, bin, name string, port int, extra ...string) *NATSProcess {
-	n := &NATSProcess{bin: bin, name: name, port: port, out: newOutput()}
+// launchNATS starts a server of bin on port with a new store, without
+// waiting for it; name is its server name in a cluster.
+func launchNATS(tb testing.TB, bin, name string, port int, extra ...string) *NATSProcess {
+	tb.Helper()
+	n := &NATSProcess{bin: bin, name: name, port: port, out: &output{}}
 	n.args = []string{"-js", "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-sd", tb.TempDir()}
 	if name != "" {
 		n.args = append(n.args, "-n", name)
 	}
 	n.args = append(n.args, extra...)
+	tb.Cleanup(func() {
+		release(tb, strings.TrimSpace("nats-server "+n.name), n.proc, syscall.SIGTERM, natsStopTimeout)
+	})
+	n.launch(tb)
 	return n
 }
 
@@ -83,13 +83,12 @@ func (n *NATSProcess) Kill(tb testing.TB) {
 // and store, waiting until JetStream answers.
 func (n *NATSProcess) Restart(tb testing.TB) {
 	tb.Helper()
-	if n.running() {
+	if !n.proc.exited() {
 		n.Stop(tb)
 	}
 	n.out.add("--- testenv: restart ---")
-	if err := n.start(); err != nil {
-		tb.Fatalf("testenv: %v", err)
-	}
+	n.launch(tb)
+	n.waitReady(tb)
 }
 
 // JetStream returns a JetStream context on a new connection that reconnects
@@ -100,56 +99,29 @@ func (n *NATSProcess) JetStream(tb testing.TB) jetstream.JetStream {
 	return js
 }
 
-// cleanup stops the server if it runs and logs its output if the test failed.
-func (n *NATSProcess) cleanup(tb testing.TB) {
-	label := strings.TrimSpace("nats-server " + n.name)
-	if n.running() {
-		if err := n.proc.stop(syscall.SIGTERM, natsStopTimeout); err != nil {
-			tb.Errorf("testenv: %s: %v", label, err)
-		}
-	}
-	if tb.Failed() {
-		tb.Logf("%s output:\n%s", label, n.out.String())
-	}
-}
-
-// running reports whether the server was started and has not exited.
-func (n *NATSProcess) running() bool { return n.proc != nil && !n.proc.exited() }
-
 // launch starts the process without waiting for it.
-func (n *NATSProcess) launch() (err error) {
-	n.proc, err = startProcess(n.bin, baseEnv(), n.args, n.out)
-	return err
+func (n *NATSProcess) launch(tb testing.TB) {
+	tb.Helper()
+	var err error
+	if n.proc, err = startProcess(n.bin, baseEnv(), n.args, n.out); err != nil {
+		tb.Fatalf("testenv: %v", err)
+	}
 }
 
-func (n *NATSProcess) start() error {
-	if err := n.launch(); err != nil {
-		return err
-	}
-	if err := n.waitReady(); err != nil {
-		return errors.Join(err, n.proc.stop(syscall.SIGKILL, natsStopTimeout))
-	}
-	return nil
-}
-
-// waitReady polls until JetStream answers, the process exits or the start
-// time-out passes.
-func (n *NATSProcess) waitReady() error {
-	deadline := time.Now().Add(natsStartTimeout)
-	for {
-		err := probeJS(n.URL(), time.Second, func(ctx context.Context, js jetstream.JetStream) error {
+// waitReady polls until JetStream answers, failing the test if the process
+// exits first or the start time-out passes.
+func (n *NATSProcess) waitReady(tb testing.TB) {
+	tb.Helper()
+	var err error
+	Eventually(tb, natsStartTimeout, natsPollInterval, func() bool {
+		err = probeJS(n.URL(), time.Second, func(ctx context.Context, js jetstream.JetStream) error {
 			_, err := js.AccountInfo(ctx)
 			return err
 		})
-		switch {
-		case err == nil:
-			return nil
-		case n.proc.exited():
-			return fmt.Errorf("nats-server exited before it was ready (%v): %w", n.proc.cmd.ProcessState, err)
-		case time.Now().After(deadline):
-			return fmt.Errorf("nats-server not ready within %v: %w", natsStartTimeout, err)
-		}
-		time.Sleep(natsPollInterval)
+		return err == nil || n.proc.exited()
+	}, "nats-server at %s ready (last: %v)", n.URL(), lazyErr{&err})
+	if err != nil {
+		tb.Fatalf("testenv: nats-server at %s exited before it was ready (%v): %v", n.URL(), n.proc.cmd.ProcessState, err)
 	}
 }
 

@@ -6,34 +6,24 @@ import (
 	"sync"
 )
 
-// output collects the lines a child process writes, safe for concurrent use.
+// output collects the lines a child process writes, safe for concurrent use;
+// it is both stdout and stderr, so os/exec calls Write from one goroutine.
 type output struct {
 	mu      sync.Mutex
 	lines   []string
-	changed chan struct{} // closed, then replaced, when a line is added
-}
-
-func newOutput() *output {
-	return &output{changed: make(chan struct{})}
+	partial []byte // the line being written, touched by Write and flush only
 }
 
 func (o *output) add(line string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.lines = append(o.lines, line)
-	close(o.changed)
-	o.changed = make(chan struct{})
 }
 
-// since returns the lines from index from on, and a channel closed on the next.
-func (o *output) since(from int) ([]string, <-chan struct{}) {
+func (o *output) since(from int) []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	var lines []string
-	if from < len(o.lines) {
-		lines = o.lines[from:len(o.lines):len(o.lines)]
-	}
-	return lines, o.changed
+	return o.lines[min(from, len(o.lines)):len(o.lines):len(o.lines)]
 }
 
 func (o *output) String() string {
@@ -45,28 +35,22 @@ func (o *output) String() string {
 	return strings.Join(o.lines, "\n") + "\n"
 }
 
-// lineWriter splits one stream into lines; each stream needs its own.
-type lineWriter struct {
-	out     *output
-	partial []byte
-}
-
-func (w *lineWriter) Write(p []byte) (int, error) {
-	w.partial = append(w.partial, p...)
+func (o *output) Write(p []byte) (int, error) {
+	o.partial = append(o.partial, p...)
 	for {
-		line, rest, ok := bytes.Cut(w.partial, []byte("\n"))
+		line, rest, ok := bytes.Cut(o.partial, []byte("\n"))
 		if !ok {
 			return len(p), nil
 		}
-		w.out.add(string(bytes.TrimSuffix(line, []byte("\r"))))
-		w.partial = rest
+		o.add(string(bytes.TrimSuffix(line, []byte("\r"))))
+		o.partial = rest
 	}
 }
 
-// flush adds a last line that had no newline.
-func (w *lineWriter) flush() {
-	if len(w.partial) > 0 {
-		w.out.add(string(w.partial))
-		w.partial = nil
+// flush adds a last line that had no newline, once the process has exited.
+func (o *output) flush() {
+	if len(o.partial) > 0 {
+		o.add(string(o.partial))
+		o.partial = nil
 	}
 }

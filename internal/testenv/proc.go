@@ -8,9 +8,10 @@ import (
 	"time"
 )
 
-// PeakRSS returns the peak resident set size of process pid in bytes, from
-// VmHWM in /proc/<pid>/status (Linux).
-func PeakRSS(pid int) (int64, error) {
+// PeakRSS returns the process's peak resident set size so far in bytes,
+// from VmHWM in /proc/<pid>/status (Linux).
+func (p *Process) PeakRSS() (int64, error) {
+	pid := p.PID()
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
@@ -23,9 +24,6 @@ func PeakRSS(pid int) (int64, error) {
 	}
 	return kb * 1024, nil
 }
-
-// PeakRSS returns the process's peak resident set size so far; see [PeakRSS].
-func (p *Process) PeakRSS() (int64, error) { return PeakRSS(p.PID()) }
 
 // CPUTime returns the user and system time process pid has used so far,
 // from /proc/<pid>/stat (Linux).

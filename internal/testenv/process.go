@@ -31,22 +31,25 @@ type Process struct {
 // env; it is killed at cleanup, its output logged if the test failed.
 func StartService(tb testing.TB, bin string, env []string, args ...string) *Process {
 	tb.Helper()
-	p, err := startProcess(bin, append(baseEnv(), env...), args, newOutput())
+	p, err := startProcess(bin, append(baseEnv(), env...), args, &output{})
 	if err != nil {
 		tb.Fatalf("testenv: %v", err)
 	}
-	tb.Cleanup(func() {
-		if err := p.Kill(); err != nil {
-			tb.Errorf("testenv: kill %s: %v", p.name, err)
-		}
-		if _, err := p.Wait(processWaitDelay + 5*time.Second); err != nil {
-			tb.Errorf("testenv: %s: %v", p.name, err)
-		}
-		if tb.Failed() {
-			tb.Logf("%s output:\n%s", p.name, p.Output())
-		}
-	})
+	tb.Cleanup(func() { release(tb, p.name, p, syscall.SIGKILL, processWaitDelay+5*time.Second) })
 	return p
+}
+
+// release stops p with sig unless it has exited, and logs its output if
+// the test failed.
+func release(tb testing.TB, label string, p *Process, sig os.Signal, timeout time.Duration) {
+	if p != nil && !p.exited() {
+		if err := p.stop(sig, timeout); err != nil {
+			tb.Errorf("testenv: %s: %v", label, err)
+		}
+	}
+	if tb.Failed() && p != nil {
+		tb.Logf("%s output:\n%s", label, p.Output())
+	}
 }
 
 func baseEnv() []string {
@@ -60,9 +63,8 @@ func baseEnv() []string {
 }
 
 func startProcess(bin string, env, args []string, out *output) (*Process, error) {
-	stdout, stderr := &lineWriter{out: out}, &lineWriter{out: out}
 	cmd := exec.Command(bin, args...)
-	cmd.Env, cmd.Stdout, cmd.Stderr = env, stdout, stderr
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, out, out
 	cmd.WaitDelay, cmd.SysProcAttr = processWaitDelay, procAttr()
 	p := &Process{name: filepath.Base(bin), cmd: cmd, out: out, done: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
@@ -70,8 +72,7 @@ func startProcess(bin string, env, args []string, out *output) (*Process, error)
 	}
 	go func() {
 		p.waitErr = cmd.Wait()
-		stdout.flush()
-		stderr.flush()
+		out.flush()
 		close(p.done)
 	}()
 	return p, nil
@@ -83,7 +84,6 @@ func (p *Process) PID() int { return p.cmd.Process.Pid }
 // Done is closed once the process has exited and its output is captured.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
-// exited reports whether the process has exited.
 func (p *Process) exited() bool {
 	select {
 	case <-p.done:
@@ -98,25 +98,21 @@ func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig)
 
 // Kill sends SIGKILL unless the process has exited, without waiting.
 func (p *Process) Kill() error {
-	err := p.cmd.Process.Signal(syscall.SIGKILL)
-	if errors.Is(err, os.ErrProcessDone) {
-		return nil
+	if err := p.Signal(syscall.SIGKILL); !errors.Is(err, os.ErrProcessDone) {
+		return err
 	}
-	return err
+	return nil
 }
 
 // Wait waits up to timeout for the exit code (-1 after a signal); the error
 // wraps [ErrStillRunning] on time-out.
 func (p *Process) Wait(timeout time.Duration) (exitCode int, err error) {
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
 	select {
 	case <-p.done:
-	case <-timer.C:
+	case <-time.After(timeout):
 		return -1, fmt.Errorf("%w: %s after %v", ErrStillRunning, p.name, timeout)
 	}
-	var exitErr *exec.ExitError
-	if p.waitErr != nil && !errors.As(p.waitErr, &exitErr) {
+	if _, exited := errors.AsType[*exec.ExitError](p.waitErr); p.waitErr != nil && !exited {
 		return p.cmd.ProcessState.ExitCode(), p.waitErr
 	}
 	return p.cmd.ProcessState.ExitCode(), nil
@@ -129,30 +125,22 @@ func (p *Process) Output() string { return p.out.String() }
 // and fails the test if the process exits first.
 func (p *Process) WaitForLine(tb testing.TB, substr string, timeout time.Duration) string {
 	tb.Helper()
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	next, exited := 0, false
-	for {
-		lines, changed := p.out.since(next)
-		for _, line := range lines {
-			if strings.Contains(line, substr) {
-				return line
+	next, found, ok := 0, "", false
+	Eventually(tb, timeout, 10*time.Millisecond, func() bool {
+		exited := p.exited() // first: an exited process has every line in
+		for _, line := range p.out.since(next) {
+			if next++; strings.Contains(line, substr) {
+				found, ok = line, true
+				return true
 			}
 		}
-		next += len(lines)
-		if exited {
-			tb.Fatalf("testenv: %s exited (%v) without a line containing %q; output:\n%s",
-				p.name, p.cmd.ProcessState, substr, p.Output())
-		}
-		select {
-		case <-changed:
-		case <-p.done:
-			exited = true
-		case <-timer.C:
-			tb.Fatalf("testenv: no line containing %q from %s within %v; output:\n%s",
-				substr, p.name, timeout, p.Output())
-		}
+		return exited
+	}, "a line containing %q from %s; output:\n%s", substr, p.name, p.out)
+	if !ok {
+		tb.Fatalf("testenv: %s exited (%v) without a line containing %q; output:\n%s",
+			p.name, p.cmd.ProcessState, substr, p.Output())
 	}
+	return found
 }
 
 // stop sends sig and waits up to timeout for the exit, killing the process

@@ -231,11 +231,8 @@ func TestNATSKillThenRestart(t *testing.T) {
 	publish(t, js, 0, 5)
 
 	n.Kill(t)
-	if _, err := testenv.PeakRSS(pid); err == nil {
-		t.Error("the killed nats-server still runs")
-	}
 	if _, err := testenv.CPUTime(pid); err == nil {
-		t.Error("CPUTime of an ended process: no error")
+		t.Error("the killed nats-server still runs: CPUTime of it has no error")
 	}
 	n.Restart(t)
 	if n.PID() == pid {

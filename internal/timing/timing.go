@@ -9,10 +9,8 @@ import (
 // Sleep waits d, or until ctx ends or wake (when not nil) is closed or
 // receives; it reports whether d passed or wake woke it (false: ctx ended).
 func Sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
 	select {
-	case <-t.C:
+	case <-time.After(d):
 		return true
 	case <-wake:
 		return true
