@@ -43,7 +43,7 @@ const (
 const (
 	maxPages               = 10       // pages of one answer read at most
 	errorBodyLimit         = 64 << 10 // bytes read of an error answer
-	pooledBufferLimit      = 64 << 10 // larger read buffers are not kept
+	pooledBufferLimit      = 64 << 10 // the read buffers kept: an answer's first bytes
 	drainLimit             = 16 << 10 // bytes drained to keep a connection
 	backoffRandomization   = 0.5
 	defaultMaxIdlePerHost  = 64
@@ -205,7 +205,7 @@ func New(api API, baseURL string, cred azcore.TokenCredential, scope string, opt
 	c.tokens.tracer = c.tracer
 	c.bodyBudget = max(c.bodyBudget, c.maxBody+1)
 	c.bodies = semaphore.NewWeighted(c.bodyBudget)
-	c.bufs.New = func() any { b := make([]byte, 0, 4<<10); return &b }
+	c.bufs.New = func() any { b := make([]byte, pooledBufferLimit); return &b }
 	return c, nil
 }
 
@@ -375,7 +375,7 @@ func (c *Client) answerOf(ctx, actx context.Context, resp *http.Response, start 
 		return answer{}, 0, tooLarge()
 	}
 	bufp := c.bufs.Get().(*[]byte)
-	defer c.putBuffer(bufp)
+	defer c.bufs.Put(bufp)
 	body, release, atEOF, berr := c.readBody(actx, resp.Body, limit, resp.ContentLength, bufp)
 	defer release()
 	closeBody(resp.Body, atEOF)
@@ -411,20 +411,10 @@ func (c *Client) observe(status int, start time.Time) {
 	}
 }
 
-func (c *Client) putBuffer(bufp *[]byte) {
-	if cap(*bufp) > pooledBufferLimit {
-		return
-	}
-	*bufp = (*bufp)[:0]
-	c.bufs.Put(bufp)
-}
-
 // readBody reads r to its end or past limit, reserving big bodies from the budget.
 func (c *Client) readBody(ctx context.Context, r io.Reader, limit, length int64, bufp *[]byte) (body []byte, release func(), atEOF bool, err error) {
 	release = func() {}
-	small := min(limit+1, pooledBufferLimit)
-	body, atEOF, err = fill(r, (*bufp)[:0], small)
-	*bufp = body[:0]
+	body, atEOF, err = fill(r, (*bufp)[:min(limit+1, pooledBufferLimit)], 0)
 	if atEOF || err != nil || int64(len(body)) > limit {
 		return body, release, atEOF, err
 	}
@@ -437,29 +427,19 @@ func (c *Client) readBody(ctx context.Context, r io.Reader, limit, length int64,
 		return body, release, false, werr
 	}
 	release = func() { c.bodies.Release(need) }
-	big := make([]byte, len(body), need)
+	big := make([]byte, need)
 	copy(big, body)
-	body, atEOF, err = fill(r, big, need)
+	body, atEOF, err = fill(r, big, len(body))
 	return body, release, atEOF, err
 }
 
-// fill reads r into buf, growing it, until EOF (atEOF) or most bytes.
-func fill(r io.Reader, buf []byte, most int64) (body []byte, atEOF bool, err error) {
-	for int64(len(buf)) < most {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		end := min(int64(cap(buf)), most)
-		n, rerr := r.Read(buf[len(buf):end])
-		buf = buf[:len(buf)+n]
-		switch {
-		case rerr == io.EOF:
-			return buf, true, nil
-		case rerr != nil:
-			return buf, false, rerr
-		}
+// fill reads r into buf after its first n bytes until EOF (atEOF) or buf is full.
+func fill(r io.Reader, buf []byte, n int) (body []byte, atEOF bool, err error) {
+	m, err := io.ReadFull(r, buf[n:])
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return buf[:n+m], true, nil
 	}
-	return buf, false, nil
+	return buf[:n+m], false, err
 }
 
 // closeBody closes a body after draining a little, to keep the connection.
