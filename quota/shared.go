@@ -246,21 +246,21 @@ func (s *Shared) free(sl slot) {
 	giveUp := time.Now().Add(MaxAge(sl.window, s.hold))
 	backoff := unreachableMin
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-		freed := s.delete(ctx, sl)
-		cancel()
-		if freed || !time.Now().Add(backoff).Before(giveUp) || !timing.Sleep(s.stopped, backoff, nil) {
+		if s.delete(context.Background(), sl) || !time.Now().Add(backoff).Before(giveUp) || !timing.Sleep(s.stopped, backoff, nil) {
 			return
 		}
 		backoff = min(2*backoff, unreachableMax)
 	}
 }
 
+// delete deletes a slot's message within requestTimeout; true when it is gone.
 func (s *Shared) delete(ctx context.Context, sl slot) bool {
 	st, err := s.stream(ctx, sl.stream)
 	if err != nil {
 		return false
 	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
 	err = st.DeleteMsg(ctx, sl.seq)
 	return err == nil || errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful)
 }
@@ -320,9 +320,7 @@ func (s *Shared) untilFree(ctx context.Context, l connector.Limit) (time.Duratio
 	if left > 0 {
 		return min(max(left, retryMin), max(l.Window/100, retryMin), pollMax), nil
 	}
-	dctx, dcancel := context.WithTimeout(ctx, requestTimeout)
-	defer dcancel()
-	if !s.delete(dctx, slot{stream: name, seq: msg.Sequence}) {
+	if !s.delete(ctx, slot{stream: name, seq: msg.Sequence}) {
 		return 0, fmt.Errorf("quota stream %s: cannot delete an expired slot", name)
 	}
 	return 0, nil
@@ -331,9 +329,7 @@ func (s *Shared) untilFree(ctx context.Context, l connector.Limit) (time.Duratio
 // rollback deletes, best effort, the messages of a call that does not start.
 func (s *Shared) rollback(ctx context.Context, stored []slot) {
 	for _, sl := range stored {
-		dctx, cancel := context.WithTimeout(ctx, requestTimeout)
-		s.delete(dctx, sl) // best effort: the slot frees at expiry anyway
-		cancel()
+		s.delete(ctx, sl) // best effort: the slot frees at expiry anyway
 	}
 }
 
