@@ -68,8 +68,7 @@ type Result struct {
 type Client struct {
 	api    API
 	wire   wire
-	base   *url.URL
-	prefix string // {base} without a trailing slash
+	base   *url.URL // without a trailing slash
 	hc     *http.Client
 	tokens *tokenSource
 	quota  Quota
@@ -191,15 +190,12 @@ func New(api API, baseURL string, cred azcore.TokenCredential, scope string, opt
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawPath = ""
 	c.base = u
-	c.prefix = u.String()
 	if c.hc == nil {
 		c.hc = NewHTTPClient(defaultMaxIdlePerHost)
-	} else {
-		// Never follow a redirect: the token must not go elsewhere.
-		hc := *c.hc
-		hc.CheckRedirect = noRedirect
-		c.hc = &hc
 	}
+	hc := *c.hc
+	hc.CheckRedirect = noRedirect // never follow a redirect: the token must not go elsewhere
+	c.hc = &hc
 	c.shareHeader = c.hc.Jar == nil
 	c.tokens = newTokenSource(cred, scope, "alert-domains/"+Version)
 	c.tokens.tracer = c.tracer
@@ -216,10 +212,7 @@ func NewHTTPClient(idlePerHost int) *http.Client {
 	t.MaxIdleConns = max(2*idlePerHost, defaultMaxIdle)
 	t.IdleConnTimeout = defaultIdleConnTimeout
 	t.ForceAttemptHTTP2 = true
-	return &http.Client{
-		Transport:     t,
-		CheckRedirect: noRedirect,
-	}
+	return &http.Client{Transport: t, CheckRedirect: noRedirect}
 }
 
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -262,7 +255,7 @@ func (c *Client) Domains(ctx context.Context, alertID string) (Result, error) {
 // lookup asks for one form of an alert ID, adding to hosts and attempts: the
 // retry loop every API shares.
 func (c *Client) lookup(ctx context.Context, alertID string, hosts *hostSet, attempts *int) *Error {
-	target := c.prefix + c.wire.path(alertID)
+	target := c.base.String() + c.wire.path(alertID)
 	var (
 		retry     retrier
 		refreshed bool     // a 401 was retried with a fresh token

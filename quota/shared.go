@@ -316,7 +316,10 @@ func (s *Shared) untilFree(ctx context.Context, l connector.Limit) (time.Duratio
 	if err != nil {
 		return 0, fmt.Errorf("quota stream %s: %w", name, err)
 	}
-	left := msg.Time.Add(MaxAge(l.Window, s.hold)).Sub(s.serverNow())
+	s.mu.Lock()
+	serverNow := time.Now().Add(s.offset)
+	s.mu.Unlock()
+	left := msg.Time.Add(MaxAge(l.Window, s.hold)).Sub(serverNow)
 	if left > 0 {
 		return min(max(left, retryMin), max(l.Window/100, retryMin), pollMax), nil
 	}
@@ -366,12 +369,6 @@ func (s *Shared) syncClock(ctx context.Context) {
 	s.mu.Lock()
 	s.offset = info.TimeStamp.Sub(mid)
 	s.mu.Unlock()
-}
-
-func (s *Shared) serverNow() time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return time.Now().Add(s.offset)
 }
 
 func (s *Shared) observe(outcome string) {
