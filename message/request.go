@@ -194,10 +194,8 @@ func ValidTraceparent(s string) bool {
 	}
 	version, traceID, parentID, flags := s[:2], s[3:35], s[36:52], s[53:]
 	for _, part := range []string{version, traceID, parentID, flags} {
-		for _, c := range []byte(part) {
-			if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-				return false
-			}
+		if strings.Trim(part, "0123456789abcdef") != "" { // lower-case hex only
+			return false
 		}
 	}
 	return version != "ff" &&
