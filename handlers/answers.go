@@ -442,9 +442,8 @@ func (a *Answers) Believed(ctx context.Context, req message.StoredRequest, resul
 	res, err := a.cfg.Subjects.Believe(a.cfg.RequestStream, req, m.Subject, m.Header, m.Data)
 	if err != nil {
 		a.ignore(err, m.Subject, resultSeq)
-		return nil, err
 	}
-	return res, nil
+	return res, err
 }
 
 func (a *Answers) read(ctx context.Context, stream string, seq uint64) (*jetstream.RawStreamMsg, error) {

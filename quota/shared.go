@@ -425,13 +425,6 @@ type cooldownValue struct {
 	Until time.Time `json:"until"` // server time
 }
 
-func (s *Shared) applyCooldown(data []byte) {
-	var v cooldownValue
-	if json.Unmarshal(data, &v) == nil && !v.Until.IsZero() {
-		s.extend(v.Until, SourceShared)
-	}
-}
-
 // watchCooldown follows the registration's key, restarting a failed watch.
 func (s *Shared) watchCooldown(ctx context.Context) {
 	for ctx.Err() == nil {
@@ -458,8 +451,9 @@ func (s *Shared) followCooldown(ctx context.Context, w jetstream.KeyWatcher) {
 			if !ok {
 				return
 			}
-			if e != nil && e.Operation() == jetstream.KeyValuePut {
-				s.applyCooldown(e.Value())
+			var v cooldownValue
+			if e != nil && e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &v) == nil && !v.Until.IsZero() {
+				s.extend(v.Until, SourceShared)
 			}
 		}
 	}
