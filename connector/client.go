@@ -76,11 +76,9 @@ type Client struct {
 	timeout                                    time.Duration
 	backoffInitial, backoffMax, backoffElapsed time.Duration
 	observer                                   Observer
-	maxBody                                    int64
-	bodyBudget                                 int64
+	maxBody, bodyBudget                        int64
 	bodies                                     *semaphore.Weighted // bodyBudget bytes
 	insecureHTTP                               bool
-	shareHeader                                bool // no cookie jar: requests may share the token's header
 
 	bufs sync.Pool // *[]byte
 
@@ -196,9 +194,7 @@ func New(api API, baseURL string, cred azcore.TokenCredential, scope string, opt
 	hc := *c.hc
 	hc.CheckRedirect = noRedirect // never follow a redirect: the token must not go elsewhere
 	c.hc = &hc
-	c.shareHeader = c.hc.Jar == nil
-	c.tokens = newTokenSource(cred, scope, "alert-domains/"+Version)
-	c.tokens.tracer = c.tracer
+	c.tokens = newTokenSource(cred, scope, "alert-domains/"+Version, c.tracer)
 	c.bodyBudget = max(c.bodyBudget, c.maxBody+1)
 	c.bodies = semaphore.NewWeighted(c.bodyBudget)
 	c.bufs.New = func() any { b := make([]byte, pooledBufferLimit); return &b }
@@ -333,7 +329,7 @@ func (c *Client) attempt(ctx context.Context, target, rejected string, resends i
 		endCall(span, 0, err)
 		return p, b.token, 0, false, err
 	}
-	if c.shareHeader {
+	if c.hc.Jar == nil { // no cookie jar to add to it: requests may share the token's header
 		req.Header = b.header
 	} else {
 		req.Header = b.header.Clone()

@@ -175,10 +175,7 @@ func jsonString(raw []byte) (string, bool) {
 // cleanCorrelationID keeps a correlation ID printable and bounded for a header.
 func cleanCorrelationID(s string) string {
 	s = strings.TrimSpace(s)
-	if len(s) > maxCorrelationID {
-		s = s[:maxCorrelationID]
-	}
-	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.ToValidUTF8(s[:min(len(s), maxCorrelationID)], "\uFFFD")
 	return strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
 			return -1
