@@ -124,8 +124,7 @@ type Quota interface {
 	Cooldown(retryAfter time.Duration) // a 429's Retry-After: no call before then
 }
 
-// WithQuota makes every HTTP attempt wait for a slot of q (a *Limiter, or a
-// quota.Shared) and tells q of 429s.
+// WithQuota makes every HTTP attempt wait for a slot of q and tells q of 429s.
 func WithQuota(q Quota) Option {
 	return func(c *Client) error { c.quota = q; return nil }
 }
