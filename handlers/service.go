@@ -86,7 +86,11 @@ func (s *Service) Handle(ctx context.Context, d *consumer.Delivery) consumer.Out
 	switch {
 	case res != nil:
 	case d.Exhausted:
-		reason = exhausted(d)
+		msg := fmt.Sprintf("delivery limit reached: %d deliveries ended without a result", d.NumDelivered)
+		if d.Data == nil {
+			msg += "; the request is no longer stored"
+		}
+		reason = &message.Error{Kind: message.KindUnavailable, Message: msg}
 		res = message.Failure(req.AlertID, reason, 0, s.now())
 	case reason != nil:
 		res = message.Failure(req.AlertID, reason, 0, s.now())
@@ -141,13 +145,4 @@ func (s *Service) answered(ctx context.Context, d *consumer.Delivery) (consumer.
 			Err: fmt.Errorf("whether the request has its result cannot be known now: %w", err)}, true
 	}
 	return consumer.Outcome{}, false
-}
-
-// exhausted is the reason of the failure of a request out of deliveries.
-func exhausted(d *consumer.Delivery) error {
-	msg := fmt.Sprintf("delivery limit reached: %d deliveries ended without a result", d.NumDelivered)
-	if d.Data == nil {
-		msg += "; the request is no longer stored"
-	}
-	return &message.Error{Kind: message.KindUnavailable, Message: msg}
 }
