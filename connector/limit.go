@@ -221,12 +221,11 @@ func (l *Limiter) Seed(starts []time.Time) {
 	slices.Sort(offs)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, o := range offs {
-		l.record(o)
-	}
+	l.record(offs...)
 }
 
-// record logs a call at now, forgetting the oldest beyond size. The caller holds l.mu.
-func (l *Limiter) record(now time.Duration) {
-	l.log = append(l.log[max(len(l.log)+1-l.size, 0):], now)
+// record logs calls ended at the offsets given, keeping the last size. The caller holds l.mu.
+func (l *Limiter) record(ends ...time.Duration) {
+	l.log = append(l.log, ends...)
+	l.log = l.log[max(len(l.log)-l.size, 0):]
 }
