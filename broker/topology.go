@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alert-domains/alert-domains/config"
@@ -104,13 +103,13 @@ func (t Topology) Provision(ctx context.Context, js jetstream.JetStream, logger 
 }
 
 // Retrying runs step until it succeeds, fails for good, or has failed with
-// Transient errors for 45 seconds.
+// consumer.Transient errors for 45 seconds.
 func Retrying(ctx context.Context, logger *slog.Logger, step func() error) error {
 	deadline := time.Now().Add(45 * time.Second)
 	wait := 100 * time.Millisecond
 	for {
 		err := step()
-		if err == nil || !Transient(err) || ctx.Err() != nil || time.Now().After(deadline) {
+		if err == nil || !consumer.Transient(err) || ctx.Err() != nil || time.Now().After(deadline) {
 			return err
 		}
 		logger.Warn("JetStream busy, trying again", slog.Any("error", err), slog.Duration("retry_in", wait))
@@ -119,19 +118,6 @@ func Retrying(ctx context.Context, logger *slog.Logger, step func() error) error
 		}
 		wait = min(2*wait, 2*time.Second)
 	}
-}
-
-// errCodeNoSuitablePeers is the server's "no suitable peers for placement".
-const errCodeNoSuitablePeers jetstream.ErrorCode = 10005
-
-// Transient reports whether err is one a JetStream cluster gives while it
-// elects a leader, moves peers or has not heard from every peer yet.
-func Transient(err error) bool {
-	if apiErr, ok := errors.AsType[*jetstream.APIError](err); ok {
-		return apiErr.Code == 503 || apiErr.Code == 408 || apiErr.ErrorCode == errCodeNoSuitablePeers
-	}
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
 }
 
 // ErrConflict is wrapped when an existing stream or consumer differs from

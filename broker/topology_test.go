@@ -15,6 +15,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/broker"
 	"github.com/alert-domains/alert-domains/config"
+	"github.com/alert-domains/alert-domains/consumer"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 )
 
@@ -203,7 +204,7 @@ func TestTransient(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := broker.Transient(fmt.Errorf("create stream: %w", tc.err)); got != tc.want {
+			if got := consumer.Transient(fmt.Errorf("create stream: %w", tc.err)); got != tc.want {
 				t.Errorf("Transient(%v) = %v, want %v", tc.err, got, tc.want)
 			}
 		})

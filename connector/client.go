@@ -43,7 +43,7 @@ const (
 const (
 	maxPages               = 10       // pages of one answer read at most
 	errorBodyLimit         = 64 << 10 // bytes read of an error answer
-	pooledBufferLimit      = 64 << 10 // larger read buffers are not kept
+	pooledBufferLimit      = 64 << 10 // the read buffers kept: an answer's first bytes
 	drainLimit             = 16 << 10 // bytes drained to keep a connection
 	backoffRandomization   = 0.5
 	defaultMaxIdlePerHost  = 64
@@ -68,8 +68,7 @@ type Result struct {
 type Client struct {
 	api    API
 	wire   wire
-	base   *url.URL
-	prefix string // {base} without a trailing slash
+	base   *url.URL // without a trailing slash
 	hc     *http.Client
 	tokens *tokenSource
 	quota  Quota
@@ -77,11 +76,9 @@ type Client struct {
 	timeout                                    time.Duration
 	backoffInitial, backoffMax, backoffElapsed time.Duration
 	observer                                   Observer
-	maxBody                                    int64
-	bodyBudget                                 int64
+	maxBody, bodyBudget                        int64
 	bodies                                     *semaphore.Weighted // bodyBudget bytes
 	insecureHTTP                               bool
-	shareHeader                                bool // no cookie jar: requests may share the token's header
 
 	bufs sync.Pool // *[]byte
 
@@ -127,8 +124,7 @@ type Quota interface {
 	Cooldown(retryAfter time.Duration) // a 429's Retry-After: no call before then
 }
 
-// WithQuota makes every HTTP attempt wait for a slot of q (a *Limiter, or a
-// quota.Shared) and tells q of 429s.
+// WithQuota makes every HTTP attempt wait for a slot of q and tells q of 429s.
 func WithQuota(q Quota) Option {
 	return func(c *Client) error { c.quota = q; return nil }
 }
@@ -191,21 +187,16 @@ func New(api API, baseURL string, cred azcore.TokenCredential, scope string, opt
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawPath = ""
 	c.base = u
-	c.prefix = u.String()
 	if c.hc == nil {
 		c.hc = NewHTTPClient(defaultMaxIdlePerHost)
-	} else {
-		// Never follow a redirect: the token must not go elsewhere.
-		hc := *c.hc
-		hc.CheckRedirect = noRedirect
-		c.hc = &hc
 	}
-	c.shareHeader = c.hc.Jar == nil
-	c.tokens = newTokenSource(cred, scope, "alert-domains/"+Version)
-	c.tokens.tracer = c.tracer
+	hc := *c.hc
+	hc.CheckRedirect = noRedirect // never follow a redirect: the token must not go elsewhere
+	c.hc = &hc
+	c.tokens = newTokenSource(cred, scope, "alert-domains/"+Version, c.tracer)
 	c.bodyBudget = max(c.bodyBudget, c.maxBody+1)
 	c.bodies = semaphore.NewWeighted(c.bodyBudget)
-	c.bufs.New = func() any { b := make([]byte, 0, 4<<10); return &b }
+	c.bufs.New = func() any { b := make([]byte, pooledBufferLimit); return &b }
 	return c, nil
 }
 
@@ -216,10 +207,7 @@ func NewHTTPClient(idlePerHost int) *http.Client {
 	t.MaxIdleConns = max(2*idlePerHost, defaultMaxIdle)
 	t.IdleConnTimeout = defaultIdleConnTimeout
 	t.ForceAttemptHTTP2 = true
-	return &http.Client{
-		Transport:     t,
-		CheckRedirect: noRedirect,
-	}
+	return &http.Client{Transport: t, CheckRedirect: noRedirect}
 }
 
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -262,7 +250,7 @@ func (c *Client) Domains(ctx context.Context, alertID string) (Result, error) {
 // lookup asks for one form of an alert ID, adding to hosts and attempts: the
 // retry loop every API shares.
 func (c *Client) lookup(ctx context.Context, alertID string, hosts *hostSet, attempts *int) *Error {
-	target := c.prefix + c.wire.path(alertID)
+	target := c.base.String() + c.wire.path(alertID)
 	var (
 		retry     retrier
 		refreshed bool     // a 401 was retried with a fresh token
@@ -340,7 +328,7 @@ func (c *Client) attempt(ctx context.Context, target, rejected string, resends i
 		endCall(span, 0, err)
 		return p, b.token, 0, false, err
 	}
-	if c.shareHeader {
+	if c.hc.Jar == nil { // no cookie jar to add to it: requests may share the token's header
 		req.Header = b.header
 	} else {
 		req.Header = b.header.Clone()
@@ -375,7 +363,7 @@ func (c *Client) answerOf(ctx, actx context.Context, resp *http.Response, start 
 		return answer{}, 0, tooLarge()
 	}
 	bufp := c.bufs.Get().(*[]byte)
-	defer c.putBuffer(bufp)
+	defer c.bufs.Put(bufp)
 	body, release, atEOF, berr := c.readBody(actx, resp.Body, limit, resp.ContentLength, bufp)
 	defer release()
 	closeBody(resp.Body, atEOF)
@@ -411,20 +399,10 @@ func (c *Client) observe(status int, start time.Time) {
 	}
 }
 
-func (c *Client) putBuffer(bufp *[]byte) {
-	if cap(*bufp) > pooledBufferLimit {
-		return
-	}
-	*bufp = (*bufp)[:0]
-	c.bufs.Put(bufp)
-}
-
 // readBody reads r to its end or past limit, reserving big bodies from the budget.
 func (c *Client) readBody(ctx context.Context, r io.Reader, limit, length int64, bufp *[]byte) (body []byte, release func(), atEOF bool, err error) {
 	release = func() {}
-	small := min(limit+1, pooledBufferLimit)
-	body, atEOF, err = fill(r, (*bufp)[:0], small)
-	*bufp = body[:0]
+	body, atEOF, err = fill(r, (*bufp)[:min(limit+1, pooledBufferLimit)], 0)
 	if atEOF || err != nil || int64(len(body)) > limit {
 		return body, release, atEOF, err
 	}
@@ -437,29 +415,19 @@ func (c *Client) readBody(ctx context.Context, r io.Reader, limit, length int64,
 		return body, release, false, werr
 	}
 	release = func() { c.bodies.Release(need) }
-	big := make([]byte, len(body), need)
+	big := make([]byte, need)
 	copy(big, body)
-	body, atEOF, err = fill(r, big, need)
+	body, atEOF, err = fill(r, big, len(body))
 	return body, release, atEOF, err
 }
 
-// fill reads r into buf, growing it, until EOF (atEOF) or most bytes.
-func fill(r io.Reader, buf []byte, most int64) (body []byte, atEOF bool, err error) {
-	for int64(len(buf)) < most {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		end := min(int64(cap(buf)), most)
-		n, rerr := r.Read(buf[len(buf):end])
-		buf = buf[:len(buf)+n]
-		switch {
-		case rerr == io.EOF:
-			return buf, true, nil
-		case rerr != nil:
-			return buf, false, rerr
-		}
+// fill reads r into buf after its first n bytes until EOF (atEOF) or buf is full.
+func fill(r io.Reader, buf []byte, n int) (body []byte, atEOF bool, err error) {
+	m, err := io.ReadFull(r, buf[n:])
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return buf[:n+m], true, nil
 	}
-	return buf, false, nil
+	return buf[:n+m], false, err
 }
 
 // closeBody closes a body after draining a little, to keep the connection.

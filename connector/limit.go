@@ -59,8 +59,8 @@ type Limiter struct {
 	turn     chan struct{} // held by the one caller that takes the next slot
 	mu       sync.Mutex
 	epoch    time.Time
-	log      []time.Duration // ring of the last calls, as many as the largest Count
-	next, n  int             // the ring's next write index and its entry count
+	log      []time.Duration // the last calls, oldest first, as many as the largest Count
+	size     int             // the largest Count
 	inFlight int             // calls acquired and not yet released
 	released chan struct{}   // signalled on a release, for the caller with the turn
 	releaser func()          // l.release, made once
@@ -80,7 +80,7 @@ func NewLimiter(limits []Limit) *Limiter {
 		limits:   slices.Clone(limits),
 		turn:     make(chan struct{}, 1),
 		epoch:    time.Now(),
-		log:      make([]time.Duration, size),
+		size:     size,
 		released: make(chan struct{}, 1),
 	}
 	l.releaser = l.release
@@ -178,7 +178,7 @@ func (l *Limiter) Used(window time.Duration) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	since := time.Since(l.epoch) - window
-	return l.n - sort.Search(l.n, func(k int) bool { return l.at(k) > since }) + l.inFlight
+	return len(l.log) - sort.Search(len(l.log), func(k int) bool { return l.log[k] > since }) + l.inFlight
 }
 
 // delay is how long until every limit has a free slot; full: calls in
@@ -190,9 +190,9 @@ func (l *Limiter) delay(now time.Duration) (d time.Duration, full bool) {
 		if free <= 0 {
 			return 0, true
 		}
-		if l.n >= free {
+		if len(l.log) >= free {
 			// The free-th most recent logged call must have left the window.
-			d = max(d, l.at(l.n-free)+lim.Window-now)
+			d = max(d, l.log[len(l.log)-free]+lim.Window-now)
 		}
 	}
 	return d, false
@@ -221,19 +221,11 @@ func (l *Limiter) Seed(starts []time.Time) {
 	slices.Sort(offs)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, o := range offs {
-		l.record(o)
-	}
+	l.record(offs...)
 }
 
-// record logs a call at now. The caller holds l.mu.
-func (l *Limiter) record(now time.Duration) {
-	l.log[l.next] = now
-	l.next = (l.next + 1) % len(l.log)
-	l.n = min(l.n+1, len(l.log))
-}
-
-// at is the k-th oldest logged call. The caller holds l.mu.
-func (l *Limiter) at(k int) time.Duration {
-	return l.log[(l.next-l.n+k+len(l.log))%len(l.log)]
+// record logs calls ended at the offsets given, keeping the last size. The caller holds l.mu.
+func (l *Limiter) record(ends ...time.Duration) {
+	l.log = append(l.log, ends...)
+	l.log = l.log[max(len(l.log)-l.size, 0):]
 }

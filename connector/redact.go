@@ -50,11 +50,10 @@ func (e *credentialError) Error() string { return e.msg }
 
 // newCredentialError scrubs err of secrets, unless it is a credentialError.
 func newCredentialError(err error, secrets ...string) *credentialError {
-	var ce *credentialError
-	if errors.As(err, &ce) {
+	if ce, ok := errors.AsType[*credentialError](err); ok {
 		return ce
 	}
-	ce = &credentialError{msg: scrub(err.Error(), secrets...)}
+	ce := &credentialError{msg: scrub(err.Error(), secrets...)}
 	var afe *azidentity.AuthenticationFailedError
 	switch {
 	case errors.As(err, &afe) && afe.RawResponse != nil:

@@ -15,7 +15,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/alert-domains/alert-domains/message"
 )
@@ -45,12 +44,12 @@ type bearer struct {
 	header    http.Header
 }
 
-func newTokenSource(cred azcore.TokenCredential, scope, userAgent string) *tokenSource {
+func newTokenSource(cred azcore.TokenCredential, scope, userAgent string, tracer trace.Tracer) *tokenSource {
 	return &tokenSource{
 		cred:      cred,
 		opts:      policy.TokenRequestOptions{Scopes: []string{scope}},
 		userAgent: userAgent,
-		tracer:    noop.Tracer{},
+		tracer:    tracer,
 		fetch:     make(chan struct{}, 1),
 	}
 }

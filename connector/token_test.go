@@ -14,6 +14,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/alert-domains/alert-domains/message"
 )
@@ -60,7 +61,7 @@ func (c *countingCredential) GetToken(ctx context.Context, o policy.TokenRequest
 func TestTokenSource(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cred := &countingCredential{life: time.Hour}
-		s := newTokenSource(cred, "scope/.default", "ua/1")
+		s := newTokenSource(cred, "scope/.default", "ua/1", noop.Tracer{})
 		var wg sync.WaitGroup
 		errs := make(chan error, 110)
 		for range 100 {

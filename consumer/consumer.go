@@ -314,6 +314,19 @@ func (c *Consumer) fetch(ctx context.Context, cons jetstream.Consumer, p *pool) 
 // parkedFetchWait bounds a fetch's wait while messages are parked.
 const parkedFetchWait = 100 * time.Millisecond
 
+// errCodeNoSuitablePeers is the server's "no suitable peers for placement".
+const errCodeNoSuitablePeers jetstream.ErrorCode = 10005
+
+// Transient reports whether err is one JetStream gives while a cluster elects
+// a leader, moves peers or has not heard from every peer yet: worth trying again.
+func Transient(err error) bool {
+	if apiErr, ok := errors.AsType[*jetstream.APIError](err); ok {
+		return apiErr.Code == 503 || apiErr.Code == 408 || apiErr.ErrorCode == errCodeNoSuitablePeers
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
+}
+
 // connectionClosed reports whether err means the connection closed for good.
 func connectionClosed(err error) bool {
 	return errors.Is(err, jetstream.ErrConnectionClosed) || errors.Is(err, nats.ErrConnectionClosed)

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -326,11 +328,7 @@ func (a *Answers) Done(floor uint64) {
 	if floor <= a.pruned {
 		return
 	}
-	for id := range a.requests {
-		if id.seq <= floor {
-			delete(a.requests, id)
-		}
-	}
+	maps.DeleteFunc(a.requests, func(id requestID, _ uint64) bool { return id.seq <= floor })
 	a.pruned = floor
 }
 
@@ -444,9 +442,8 @@ func (a *Answers) Believed(ctx context.Context, req message.StoredRequest, resul
 	res, err := a.cfg.Subjects.Believe(a.cfg.RequestStream, req, m.Subject, m.Header, m.Data)
 	if err != nil {
 		a.ignore(err, m.Subject, resultSeq)
-		return nil, err
 	}
-	return res, nil
+	return res, err
 }
 
 func (a *Answers) read(ctx context.Context, stream string, seq uint64) (*jetstream.RawStreamMsg, error) {
@@ -548,14 +545,10 @@ func (a *Answers) setLocked(key string, e cached) {
 		a.popLocked()
 	}
 	if len(a.order) > 2*len(a.cache)+1024 {
-		kept := a.order[:0]
-		for _, it := range a.order {
-			if cur, held := a.cache[it.key]; held && cur.created == it.created {
-				kept = append(kept, it)
-			}
-		}
-		clear(a.order[len(kept):])
-		a.order = kept
+		a.order = slices.DeleteFunc(a.order, func(it orderItem) bool {
+			cur, held := a.cache[it.key]
+			return !held || cur.created != it.created
+		})
 	}
 }
 

@@ -91,7 +91,7 @@ func (p *publisher) store(ctx context.Context, msg *nats.Msg, budget time.Durati
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout)
 		ack, err := p.js.PublishMsg(pctx, msg)
 		cancel()
-		if err == nil || !unanswered(err) || time.Since(start)+backoff > budget {
+		if err == nil || !consumer.Transient(err) || time.Since(start)+backoff > budget {
 			return ack, err
 		}
 		if !timing.Sleep(ctx, backoff, nil) {
@@ -99,15 +99,6 @@ func (p *publisher) store(ctx context.Context, msg *nats.Msg, budget time.Durati
 		}
 		backoff = min(2*backoff, 2*time.Second)
 	}
-}
-
-// unanswered reports a publish the stream did not answer, or answered "try again".
-func unanswered(err error) bool {
-	if apiErr, ok := errors.AsType[*jetstream.APIError](err); ok {
-		return apiErr.Code == 503 || apiErr.Code == 408
-	}
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
 }
 
 // storedRequest is the request message d delivers.

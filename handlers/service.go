@@ -14,7 +14,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
-	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/consumer"
 	"github.com/alert-domains/alert-domains/message"
 )
@@ -87,7 +86,11 @@ func (s *Service) Handle(ctx context.Context, d *consumer.Delivery) consumer.Out
 	switch {
 	case res != nil:
 	case d.Exhausted:
-		reason = exhausted(d)
+		msg := fmt.Sprintf("delivery limit reached: %d deliveries ended without a result", d.NumDelivered)
+		if d.Data == nil {
+			msg += "; the request is no longer stored"
+		}
+		reason = &message.Error{Kind: message.KindUnavailable, Message: msg}
 		res = message.Failure(req.AlertID, reason, 0, s.now())
 	case reason != nil:
 		res = message.Failure(req.AlertID, reason, 0, s.now())
@@ -103,7 +106,13 @@ func (s *Service) Handle(ctx context.Context, d *consumer.Delivery) consumer.Out
 		if answered {
 			return out
 		}
-		res, reason = resultOf(req.AlertID, lr, err, s.now())
+		reason = err
+		if err != nil {
+			res = message.Failure(req.AlertID, err, lr.Attempts, s.now())
+		} else {
+			res = message.Success(req.AlertID, lr.Domains, lr.Attempts, false, s.now())
+			res.GraphAlertID = lr.GraphAlertID
+		}
 		res.Coalesced = shared
 	}
 	if res.Status == message.StatusFailure && d.Data != nil {
@@ -136,23 +145,4 @@ func (s *Service) answered(ctx context.Context, d *consumer.Delivery) (consumer.
 			Err: fmt.Errorf("whether the request has its result cannot be known now: %w", err)}, true
 	}
 	return consumer.Outcome{}, false
-}
-
-// exhausted is the reason of the failure of a request out of deliveries.
-func exhausted(d *consumer.Delivery) error {
-	msg := fmt.Sprintf("delivery limit reached: %d deliveries ended without a result", d.NumDelivered)
-	if d.Data == nil {
-		msg += "; the request is no longer stored"
-	}
-	return &message.Error{Kind: message.KindUnavailable, Message: msg}
-}
-
-// resultOf is the result of a call for alertID and the reason of a failure.
-func resultOf(alertID string, lr connector.Result, err error, now time.Time) (*message.Result, error) {
-	if err != nil {
-		return message.Failure(alertID, err, lr.Attempts, now), err
-	}
-	res := message.Success(alertID, lr.Domains, lr.Attempts, false, now)
-	res.GraphAlertID = lr.GraphAlertID
-	return res, nil
 }

@@ -18,10 +18,9 @@ func ResultMsgID(stream string, seq uint64, stored time.Time) string {
 
 // ReplayOf is the sequence in a request's Replay-Of header, or 0.
 func ReplayOf(h nats.Header) uint64 {
-	if v := h.Get(HeaderReplayOf); v != "" {
-		if n, err := strconv.ParseUint(v, 10, 64); err == nil {
-			return n
-		}
+	n, err := strconv.ParseUint(h.Get(HeaderReplayOf), 10, 64)
+	if err != nil {
+		return 0
 	}
-	return 0
+	return n
 }

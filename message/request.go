@@ -175,10 +175,7 @@ func jsonString(raw []byte) (string, bool) {
 // cleanCorrelationID keeps a correlation ID printable and bounded for a header.
 func cleanCorrelationID(s string) string {
 	s = strings.TrimSpace(s)
-	if len(s) > maxCorrelationID {
-		s = s[:maxCorrelationID]
-	}
-	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.ToValidUTF8(s[:min(len(s), maxCorrelationID)], "\uFFFD")
 	return strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
 			return -1
@@ -194,10 +191,8 @@ func ValidTraceparent(s string) bool {
 	}
 	version, traceID, parentID, flags := s[:2], s[3:35], s[36:52], s[53:]
 	for _, part := range []string{version, traceID, parentID, flags} {
-		for _, c := range []byte(part) {
-			if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-				return false
-			}
+		if strings.Trim(part, "0123456789abcdef") != "" { // lower-case hex only
+			return false
 		}
 	}
 	return version != "ff" &&

@@ -27,7 +27,7 @@ const (
 	unreachableMin = 20 * time.Millisecond  // first wait while the state cannot be reached
 	unreachableMax = time.Second            // longest such wait
 	pollMax        = time.Second            // longest wait between tries while the window is full
-	resyncEvery    = 2 * time.Second        // cooldown re-read and clock check, beside the watch
+	resyncEvery    = 2 * time.Second        // clock check, and restart of a failed cooldown watch
 	cooldownPoll   = 250 * time.Millisecond // wake-up of a wait for a cooldown, at most
 )
 
@@ -135,7 +135,7 @@ func (s *Shared) Limits() []connector.Limit { return append([]connector.Limit(ni
 // Registration returns the app registration s counts.
 func (s *Shared) Registration() Registration { return s.reg }
 
-// Run attaches s to js and keeps its cooldown and clock offset current until ctx ends.
+// Run attaches s to js and keeps its cooldown (watched) and clock offset current until ctx ends.
 func (s *Shared) Run(ctx context.Context, js jetstream.JetStream) error {
 	s.js = js
 	close(s.attached)
@@ -154,7 +154,6 @@ func (s *Shared) Run(ctx context.Context, js jetstream.JetStream) error {
 			return nil
 		case <-t.C:
 			s.syncClock(ctx)
-			s.readCooldown(ctx)
 		}
 	}
 }
@@ -247,21 +246,21 @@ func (s *Shared) free(sl slot) {
 	giveUp := time.Now().Add(MaxAge(sl.window, s.hold))
 	backoff := unreachableMin
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-		freed := s.delete(ctx, sl)
-		cancel()
-		if freed || !time.Now().Add(backoff).Before(giveUp) || !timing.Sleep(s.stopped, backoff, nil) {
+		if s.delete(context.Background(), sl) || !time.Now().Add(backoff).Before(giveUp) || !timing.Sleep(s.stopped, backoff, nil) {
 			return
 		}
 		backoff = min(2*backoff, unreachableMax)
 	}
 }
 
+// delete deletes a slot's message within requestTimeout; true when it is gone.
 func (s *Shared) delete(ctx context.Context, sl slot) bool {
 	st, err := s.stream(ctx, sl.stream)
 	if err != nil {
 		return false
 	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
 	err = st.DeleteMsg(ctx, sl.seq)
 	return err == nil || errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful)
 }
@@ -317,13 +316,14 @@ func (s *Shared) untilFree(ctx context.Context, l connector.Limit) (time.Duratio
 	if err != nil {
 		return 0, fmt.Errorf("quota stream %s: %w", name, err)
 	}
-	left := msg.Time.Add(MaxAge(l.Window, s.hold)).Sub(s.serverNow())
+	s.mu.Lock()
+	serverNow := time.Now().Add(s.offset)
+	s.mu.Unlock()
+	left := msg.Time.Add(MaxAge(l.Window, s.hold)).Sub(serverNow)
 	if left > 0 {
 		return min(max(left, retryMin), max(l.Window/100, retryMin), pollMax), nil
 	}
-	dctx, dcancel := context.WithTimeout(ctx, requestTimeout)
-	defer dcancel()
-	if !s.delete(dctx, slot{stream: name, seq: msg.Sequence}) {
+	if !s.delete(ctx, slot{stream: name, seq: msg.Sequence}) {
 		return 0, fmt.Errorf("quota stream %s: cannot delete an expired slot", name)
 	}
 	return 0, nil
@@ -332,9 +332,7 @@ func (s *Shared) untilFree(ctx context.Context, l connector.Limit) (time.Duratio
 // rollback deletes, best effort, the messages of a call that does not start.
 func (s *Shared) rollback(ctx context.Context, stored []slot) {
 	for _, sl := range stored {
-		dctx, cancel := context.WithTimeout(ctx, requestTimeout)
-		s.delete(dctx, sl) // best effort: the slot frees at expiry anyway
-		cancel()
+		s.delete(ctx, sl) // best effort: the slot frees at expiry anyway
 	}
 }
 
@@ -371,12 +369,6 @@ func (s *Shared) syncClock(ctx context.Context) {
 	s.mu.Lock()
 	s.offset = info.TimeStamp.Sub(mid)
 	s.mu.Unlock()
-}
-
-func (s *Shared) serverNow() time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return time.Now().Add(s.offset)
 }
 
 func (s *Shared) observe(outcome string) {
@@ -433,13 +425,6 @@ type cooldownValue struct {
 	Until time.Time `json:"until"` // server time
 }
 
-func (s *Shared) applyCooldown(data []byte) {
-	var v cooldownValue
-	if json.Unmarshal(data, &v) == nil && !v.Until.IsZero() {
-		s.extend(v.Until, SourceShared)
-	}
-}
-
 // watchCooldown follows the registration's key, restarting a failed watch.
 func (s *Shared) watchCooldown(ctx context.Context) {
 	for ctx.Err() == nil {
@@ -466,23 +451,11 @@ func (s *Shared) followCooldown(ctx context.Context, w jetstream.KeyWatcher) {
 			if !ok {
 				return
 			}
-			if e != nil && e.Operation() == jetstream.KeyValuePut {
-				s.applyCooldown(e.Value())
+			var v cooldownValue
+			if e != nil && e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &v) == nil && !v.Until.IsZero() {
+				s.extend(v.Until, SourceShared)
 			}
 		}
-	}
-}
-
-// readCooldown reads the key once, in case the watch missed an update.
-func (s *Shared) readCooldown(ctx context.Context) {
-	kv, err := s.bucket(ctx)
-	if err != nil {
-		return
-	}
-	gctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
-	if e, err := kv.Get(gctx, s.reg.Key()); err == nil {
-		s.applyCooldown(e.Value())
 	}
 }
 
