@@ -43,7 +43,7 @@ const (
 const (
 	maxPages               = 10       // pages of one answer read at most
 	errorBodyLimit         = 64 << 10 // bytes read of an error answer
-	pooledBufferLimit      = 64 << 10 // the read buffers kept: an answer's first bytes
+	pooledBufferLimit      = 64 << 10 // larger read buffers are not kept
 	drainLimit             = 16 << 10 // bytes drained to keep a connection
 	backoffRandomization   = 0.5
 	defaultMaxIdlePerHost  = 64
@@ -196,7 +196,7 @@ func New(api API, baseURL string, cred azcore.TokenCredential, scope string, opt
 	c.tokens = newTokenSource(cred, scope, "alert-domains/"+Version, c.tracer)
 	c.bodyBudget = max(c.bodyBudget, c.maxBody+1)
 	c.bodies = semaphore.NewWeighted(c.bodyBudget)
-	c.bufs.New = func() any { b := make([]byte, pooledBufferLimit); return &b }
+	c.bufs.New = func() any { b := make([]byte, 0, 4<<10); return &b }
 	return c, nil
 }
 
@@ -363,7 +363,7 @@ func (c *Client) answerOf(ctx, actx context.Context, resp *http.Response, start 
 		return answer{}, 0, tooLarge()
 	}
 	bufp := c.bufs.Get().(*[]byte)
-	defer c.bufs.Put(bufp)
+	defer c.putBuffer(bufp)
 	body, release, atEOF, berr := c.readBody(actx, resp.Body, limit, resp.ContentLength, bufp)
 	defer release()
 	closeBody(resp.Body, atEOF)
@@ -399,10 +399,20 @@ func (c *Client) observe(status int, start time.Time) {
 	}
 }
 
+func (c *Client) putBuffer(bufp *[]byte) {
+	if cap(*bufp) > pooledBufferLimit {
+		return
+	}
+	*bufp = (*bufp)[:0]
+	c.bufs.Put(bufp)
+}
+
 // readBody reads r to its end or past limit, reserving big bodies from the budget.
 func (c *Client) readBody(ctx context.Context, r io.Reader, limit, length int64, bufp *[]byte) (body []byte, release func(), atEOF bool, err error) {
 	release = func() {}
-	body, atEOF, err = fill(r, (*bufp)[:min(limit+1, pooledBufferLimit)], 0)
+	small := min(limit+1, pooledBufferLimit)
+	body, atEOF, err = fill(r, (*bufp)[:0], small)
+	*bufp = body[:0]
 	if atEOF || err != nil || int64(len(body)) > limit {
 		return body, release, atEOF, err
 	}
@@ -415,19 +425,29 @@ func (c *Client) readBody(ctx context.Context, r io.Reader, limit, length int64,
 		return body, release, false, werr
 	}
 	release = func() { c.bodies.Release(need) }
-	big := make([]byte, need)
+	big := make([]byte, len(body), need)
 	copy(big, body)
-	body, atEOF, err = fill(r, big, len(body))
+	body, atEOF, err = fill(r, big, need)
 	return body, release, atEOF, err
 }
 
-// fill reads r into buf after its first n bytes until EOF (atEOF) or buf is full.
-func fill(r io.Reader, buf []byte, n int) (body []byte, atEOF bool, err error) {
-	m, err := io.ReadFull(r, buf[n:])
-	if err == io.EOF || err == io.ErrUnexpectedEOF {
-		return buf[:n+m], true, nil
+// fill reads r into buf, growing it, until EOF (atEOF) or most bytes.
+func fill(r io.Reader, buf []byte, most int64) (body []byte, atEOF bool, err error) {
+	for int64(len(buf)) < most {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		end := min(int64(cap(buf)), most)
+		n, rerr := r.Read(buf[len(buf):end])
+		buf = buf[:len(buf)+n]
+		switch {
+		case rerr == io.EOF:
+			return buf, true, nil
+		case rerr != nil:
+			return buf, false, rerr
+		}
 	}
-	return buf[:n+m], false, err
+	return buf, false, nil
 }
 
 // closeBody closes a body after draining a little, to keep the connection.
