@@ -44,7 +44,10 @@ func (s *service) build(ctx context.Context, nc *nats.Conn, start time.Time) (*p
 	if err != nil {
 		return nil, err
 	}
-	js, _ := jetstream.New(nc) // fails only on an invalid option, and none is given
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
 	topo := broker.NewTopology(cfg)
 	if cfg.Provision {
 		err = topo.Provision(ctx, js, logger)

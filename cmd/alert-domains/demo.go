@@ -136,7 +136,10 @@ func demoPublish(ctx context.Context, w io.Writer, natsURL string, cfg *config.C
 		return err
 	}
 	defer nc.Close()
-	js, _ := jetstream.New(nc) // fails only on an invalid option, and none is given
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
 	results, err := ops.OpenTail(ctx, js, cfg, ops.TailOptions{})
 	if err != nil {
 		return err

@@ -170,8 +170,11 @@ func joinQuota(ctx context.Context, cfg *config.Config, c *tenantClients, logger
 	if err != nil {
 		return nil, err
 	}
-	js, _ := jetstream.New(nc) // fails only on an invalid option, and none is given
-	if err := c.start(ctx, js); err != nil {
+	js, err := jetstream.New(nc)
+	if err == nil {
+		err = c.start(ctx, js)
+	}
+	if err != nil {
 		nc.Close()
 		return nil, err
 	}

@@ -219,7 +219,10 @@ func connectClient(ctx context.Context, e *env, command string) (cfg *config.Con
 	if err != nil {
 		return nil, nil, nil, configError(err)
 	}
-	js, _ = jetstream.New(nc) // fails only on an invalid option, and none is given
+	if js, err = jetstream.New(nc); err != nil {
+		nc.Close()
+		return nil, nil, nil, err
+	}
 	return cfg, js, nc.Close, nil
 }
 
