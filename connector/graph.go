@@ -218,31 +218,21 @@ func IsDomain(s string) bool {
 	}
 	last := ""
 	for label := range strings.SplitSeq(s, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' || strings.Trim(label, labelChars) != "" {
 			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' && c != '_' {
-				return false
-			}
 		}
 		last = label
 	}
 	return !isNumber(last)
 }
 
+// labelChars are the bytes of a label of a domain as a result carries it.
+const labelChars = "abcdefghijklmnopqrstuvwxyz0123456789-_"
+
 // isNumber reports whether label is an IPv4 part as the URL standard reads one.
 func isNumber(label string) bool {
-	digits, hex := label, false
-	if rest, ok := strings.CutPrefix(label, "0x"); ok {
-		digits, hex = rest, true
+	if hex, ok := strings.CutPrefix(label, "0x"); ok {
+		return strings.Trim(hex, "0123456789abcdef") == ""
 	}
-	for i := 0; i < len(digits); i++ {
-		c := digits[i]
-		if (c < '0' || c > '9') && (!hex || c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return hex || digits != ""
+	return label != "" && strings.Trim(label, "0123456789") == ""
 }
