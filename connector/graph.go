@@ -11,6 +11,7 @@ import (
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 	"golang.org/x/net/idna"
 )
 
@@ -116,7 +117,9 @@ func readAlert(body []byte, hosts *hostSet) *Error {
 // as encoding/json, matching names as it does); false, adding nothing, if not.
 func readTyped(body []byte, hosts *hostSet) bool {
 	var a typedAlert
-	if jsonv2.Unmarshal(body, &a, jsontext.AllowDuplicateNames(true), jsonv2.MatchCaseInsensitiveNames(true)) != nil || a.ID == nil || *a.ID == "" {
+	err := jsonv2.Unmarshal(body, &a,
+		jsontext.AllowDuplicateNames(true), jsonv2.MatchCaseInsensitiveNames(true), jsonv1.MatchCaseSensitiveDelimiter(true))
+	if err != nil || a.ID == nil || *a.ID == "" {
 		return false
 	}
 	for i := range a.Evidence {

@@ -304,6 +304,7 @@ func TestGraphAnswerShapes(t *testing.T) {
 		{"unknown type with anything", alert(`[{"@odata.type":"#microsoft.graph.security.kubernetesPodEvidence","url":5,"urls":{"a":1},"domainName":[true]},{` + url + `,"url":"https://a.example/"}]`), domains("a.example")},
 		{"unknown type with a url", alert(`[{"@odata.type":"#microsoft.graph.security.futureEvidence","url":"https://future.example/"}]`), none},
 		{"type without its namespace", alert(`[{"@odata.type":"urlEvidence","url":"https://a.example/"}]`), none},
+		{"a member named url with an underscore", alert(`[{` + url + `,"u_rl":"https://a.example/"},{` + url + `,"URL":"https://b.example/"}]`), domains("b.example")},
 		{"no type", alert(`[{"url":"https://a.example/"}]`), none},
 		{"type null", alert(`[{"@odata.type":null,"url":"https://a.example/"}]`), none},
 		{"type a number", alert(`[{"@odata.type":7,"url":"https://a.example/"}]`), none},
