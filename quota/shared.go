@@ -27,7 +27,7 @@ const (
 	unreachableMin = 20 * time.Millisecond  // first wait while the state cannot be reached
 	unreachableMax = time.Second            // longest such wait
 	pollMax        = time.Second            // longest wait between tries while the window is full
-	resyncEvery    = 2 * time.Second        // clock check, and restart of a failed cooldown watch
+	resyncEvery    = 2 * time.Second        // cooldown re-read and clock check, beside the watch
 	cooldownPoll   = 250 * time.Millisecond // wake-up of a wait for a cooldown, at most
 )
 
@@ -135,7 +135,7 @@ func (s *Shared) Limits() []connector.Limit { return append([]connector.Limit(ni
 // Registration returns the app registration s counts.
 func (s *Shared) Registration() Registration { return s.reg }
 
-// Run attaches s to js and keeps its cooldown (watched) and clock offset current until ctx ends.
+// Run attaches s to js and keeps its cooldown and clock offset current until ctx ends.
 func (s *Shared) Run(ctx context.Context, js jetstream.JetStream) error {
 	s.js = js
 	close(s.attached)
@@ -154,6 +154,7 @@ func (s *Shared) Run(ctx context.Context, js jetstream.JetStream) error {
 			return nil
 		case <-t.C:
 			s.syncClock(ctx)
+			s.readCooldown(ctx)
 		}
 	}
 }
@@ -456,6 +457,19 @@ func (s *Shared) followCooldown(ctx context.Context, w jetstream.KeyWatcher) {
 				s.extend(v.Until, SourceShared)
 			}
 		}
+	}
+}
+
+// readCooldown reads the key once, in case the watch missed an update.
+func (s *Shared) readCooldown(ctx context.Context) {
+	kv, err := s.bucket(ctx)
+	if err != nil {
+		return
+	}
+	gctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	if e, err := kv.Get(gctx, s.reg.Key()); err == nil {
+		s.applyCooldown(e.Value())
 	}
 }
 
