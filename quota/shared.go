@@ -256,12 +256,12 @@ func (s *Shared) free(sl slot) {
 
 // delete deletes a slot's message within requestTimeout; true when it is gone.
 func (s *Shared) delete(ctx context.Context, sl slot) bool {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
 	st, err := s.stream(ctx, sl.stream)
 	if err != nil {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
 	err = st.DeleteMsg(ctx, sl.seq)
 	return err == nil || errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful)
 }
@@ -426,6 +426,13 @@ type cooldownValue struct {
 	Until time.Time `json:"until"` // server time
 }
 
+func (s *Shared) applyCooldown(data []byte) {
+	var v cooldownValue
+	if json.Unmarshal(data, &v) == nil && !v.Until.IsZero() {
+		s.extend(v.Until, SourceShared)
+	}
+}
+
 // watchCooldown follows the registration's key, restarting a failed watch.
 func (s *Shared) watchCooldown(ctx context.Context) {
 	for ctx.Err() == nil {
@@ -452,9 +459,8 @@ func (s *Shared) followCooldown(ctx context.Context, w jetstream.KeyWatcher) {
 			if !ok {
 				return
 			}
-			var v cooldownValue
-			if e != nil && e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &v) == nil && !v.Until.IsZero() {
-				s.extend(v.Until, SourceShared)
+			if e != nil && e.Operation() == jetstream.KeyValuePut {
+				s.applyCooldown(e.Value())
 			}
 		}
 	}

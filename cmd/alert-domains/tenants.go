@@ -347,7 +347,9 @@ func (s *service) reloadActor(count func(outcome string)) lifecycle.Actor {
 				}
 				reason = "file changed"
 			}
-			last, _ = sum()
+			if now, ok := sum(); ok { // an unreadable file is not a new content
+				last = now
+			}
 			list, changed, err := s.clients.reload(ctx)
 			if err != nil {
 				count(metrics.ReloadRefused)
