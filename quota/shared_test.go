@@ -176,6 +176,36 @@ func TestSharedCooldownPausesEveryReplica(t *testing.T) {
 	}
 }
 
+// TestSharedCooldownWithoutItsWatch: a replica whose watch of the cooldown
+// is lost (its consumer gone with a restarted node) and not yet re-created
+// by the client library still pauses within seconds, from its read of the
+// key.
+func TestSharedCooldownWithoutItsWatch(t *testing.T) {
+	_, url := testenv.EmbeddedJetStream(t)
+	limits := []connector.Limit{{Count: 1000, Window: time.Minute}}
+	a, b := replica(t, url, limits), replica(t, url, limits)
+	for _, s := range []*quota.Shared{a, b} {
+		if _, _, err := s.Acquire(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, js := testenv.Connect(t, url)
+	stream, err := js.Stream(t.Context(), "KV_"+quota.CooldownBucket(consumer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range stream.ListConsumers(t.Context()).Info() {
+		if err := stream.DeleteConsumer(t.Context(), name.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := time.Now()
+	a.Cooldown(time.Minute)
+	testenv.Eventually(t, 3*time.Second, 10*time.Millisecond, func() bool {
+		return b.CooldownUntil().After(seen.Add(50 * time.Second))
+	}, "the other replica in cooldown within 3s without its watch")
+}
+
 func TestSharedSurvivesRestart(t *testing.T) {
 	_, url := testenv.EmbeddedJetStream(t)
 	limits := []connector.Limit{{Count: 5, Window: time.Hour}}
