@@ -3,6 +3,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -26,9 +27,7 @@ func Connect(ctx context.Context, cfg *config.Config, serverURL, name string, lo
 	if err != nil {
 		return nil, err
 	}
-	if serverURL == "" {
-		serverURL = cfg.NATSURL
-	}
+	serverURL = cmp.Or(serverURL, cfg.NATSURL)
 	type result struct {
 		nc  *nats.Conn
 		err error

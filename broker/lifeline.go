@@ -60,12 +60,11 @@ func (l *Lifeline) Err() error {
 // Drain drains the connection, closing it after at most timeout.
 func (l *Lifeline) Drain(timeout time.Duration) {
 	defer l.cancel(nil)
-	t := time.NewTimer(timeout)
-	defer t.Stop()
+	expired := time.After(timeout)
 	if l.nc.IsClosed() {
 		select { // closed for good: wait for the handler to record why
 		case <-l.closed:
-		case <-t.C:
+		case <-expired:
 		}
 		return
 	}
@@ -76,7 +75,7 @@ func (l *Lifeline) Drain(timeout time.Duration) {
 	}
 	select {
 	case <-l.closed:
-	case <-t.C:
+	case <-expired:
 		l.logger.Warn("NATS drain timed out, closing")
 		l.nc.Close()
 	}

@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -135,16 +136,12 @@ func credentialKind(cfg CredentialConfig) (string, error) {
 // authority is the Entra host, ending in a slash, and whether instance
 // discovery is off: it is for any host but Microsoft's own.
 func authority(host string) (string, bool, error) {
-	if host == "" {
-		host = "https://login.microsoftonline.com/"
-	}
+	host = cmp.Or(host, "https://login.microsoftonline.com/")
 	u, err := url.Parse(host)
 	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
 		return "", false, credentialErrorf("AZURE_AUTHORITY_HOST %q must be an https URL", host)
 	}
-	if !strings.HasSuffix(host, "/") {
-		host += "/"
-	}
+	host = strings.TrimSuffix(host, "/") + "/"
 	switch strings.ToLower(u.Hostname()) {
 	case "login.microsoftonline.com", "login.microsoftonline.us", "login.microsoft.com",
 		"login.windows.net", "login.chinacloudapi.cn", "login.partner.microsoftonline.cn",

@@ -97,13 +97,8 @@ func parseErrorBody(body []byte) (code, target, requestID string) {
 
 // token returns s if it is at most n bytes of printable ASCII without spaces.
 func token(s string, n int) string {
-	if len(s) > n {
+	if len(s) > n || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
 		return ""
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] >= 0x7f {
-			return ""
-		}
 	}
 	return s
 }

@@ -210,11 +210,6 @@ func (k *parker) watch() (end func()) {
 	}
 }
 
-// done reports whether the goroutine retires and whether it holds a slot.
-func (k *parker) done() (retire, holdsSlot bool) {
-	return k.retire.Load(), !k.unslotted.Load()
-}
-
 // pull binds and fetches until ctx ends or the connection closes for good.
 func (c *Consumer) pull(ctx context.Context, p *pool) error {
 	wait := c.cfg.RebindMin
@@ -390,7 +385,7 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg, p *pool) (par
 	cancel(nil)
 	stop()
 	c.settle(msg, out, meta.Sequence.Stream)
-	return k.done()
+	return k.retire.Load(), !k.unslotted.Load()
 }
 
 // safeHandle runs the handler; a panic becomes a later redelivery.

@@ -1,6 +1,7 @@
 package message
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -125,9 +126,7 @@ func (s Subjects) answers(req StoredRequest, label Stored, res *Result) error {
 	tenant := label.Tenant
 	decoded, decodeErr := Decode(req.Data, req.Header)
 	named, _ := s.Tenant(req.Subject)
-	if named == "" {
-		named = decoded.Tenant
-	}
+	named = cmp.Or(named, decoded.Tenant)
 	unrouted := decodeErr != nil || res.Kind() == KindUnknownTenant || res.Kind() == KindInvalidRequest
 	switch {
 	case res.RequestSequence != req.Seq:
