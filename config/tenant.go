@@ -118,27 +118,23 @@ func register(s *spec, n *names, c *connector.CredentialConfig) (source string, 
 			chosen, one = append(chosen, o.field), o
 		}
 	}
-	switch len(chosen) {
-	case 0:
-		return "", &fieldError{"credential", "none: set exactly one of " + strings.Join(fields, ", ")}
-	case 1:
-	default:
-		return "", &fieldError{chosen[1], fmt.Sprintf("more than one credential (%s): set exactly one", strings.Join(chosen, ", "))}
-	}
-	managed := one.managed
 	switch {
+	case len(chosen) == 0:
+		return "", &fieldError{"credential", "none: set exactly one of " + strings.Join(fields, ", ")}
+	case len(chosen) > 1:
+		return "", &fieldError{chosen[1], fmt.Sprintf("more than one credential (%s): set exactly one", strings.Join(chosen, ", "))}
 	case s.password.set && one.field != n.certificate:
 		return "", &fieldError{s.password.field, "goes with " + n.certificate}
-	case s.tenantID == "" && (s.requireTenantID || !managed):
+	case s.tenantID == "" && (s.requireTenantID || !one.managed):
 		return "", &fieldError{n.tenantID, "is missing"}
 	case s.tenantID != "" && !IsGUID(s.tenantID) && !domainPattern.MatchString(s.tenantID):
 		return "", &fieldError{n.tenantID, "is not a GUID or a domain name (the value is not shown)"}
-	case s.clientID == "" && !managed:
+	case s.clientID == "" && !one.managed:
 		return "", &fieldError{n.clientID, "is missing"}
 	case s.clientID != "" && !IsGUID(s.clientID):
 		return "", &fieldError{n.clientID, "is not a GUID (the value is not shown)"}
 	}
-	c.TenantID, c.ClientID, c.ManagedIdentity = s.tenantID, s.clientID, managed
+	c.TenantID, c.ClientID, c.ManagedIdentity = s.tenantID, s.clientID, one.managed
 	for _, o := range []credential{one, s.password} {
 		if o.set && !o.managed {
 			if err := o.load(); err != nil {

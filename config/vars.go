@@ -95,17 +95,16 @@ func (f field) read(lookup Lookup) error {
 	if !set || (raw == "" && !f.emptyOK) {
 		raw, set = f.Default, false
 	}
-	err := setField(f.value, raw)
-	if err == nil {
+	switch err := setField(f.value, raw); {
+	case err == nil:
 		return nil
-	}
-	switch {
 	case f.sensitive:
 		return fmt.Errorf("%w: %s: %v (the value is not shown)", ErrInvalid, f.Name, err)
 	case !set:
 		return fmt.Errorf("%w: %s=%q (default): %v", ErrInvalid, f.Name, raw, err)
+	default:
+		return fmt.Errorf("%w: %s=%q: %v", ErrInvalid, f.Name, redact.URLs(raw), err)
 	}
-	return fmt.Errorf("%w: %s=%q: %v", ErrInvalid, f.Name, redact.URLs(raw), err)
 }
 
 func setField(f reflect.Value, raw string) error {

@@ -109,17 +109,13 @@ var required = map[connector.API][]string{
 var bareEndpointID = regexp.MustCompile(`^(?:[0-9]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})_-?[0-9]+$`)
 
 func (e *Emulator) lookup(api connector.API, id string) ([]string, bool) {
-	if api == connector.MDE {
-		hosts, ok := e.alerts[id]
-		return hosts, ok
-	}
-	if bareEndpointID.MatchString(id) {
+	if api == connector.Graph && bareEndpointID.MatchString(id) {
 		return nil, false
 	}
-	if hosts, ok := e.alerts[id]; ok {
-		return hosts, true
+	hosts, ok := e.alerts[id]
+	if !ok && api == connector.Graph {
+		hosts, ok = e.alerts[endpointID(id)]
 	}
-	hosts, ok := e.alerts[endpointID(id)]
 	return hosts, ok
 }
 

@@ -250,7 +250,6 @@ func (e *Emulator) Answered(status int) int {
 	return locked(e, func() int { return e.answered[status] })
 }
 
-// with runs f under the emulator's lock.
 func (e *Emulator) with(f func()) {
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -95,8 +95,7 @@ func (m *Metrics) withTenant(tenant string, api connector.API, count func(tenant
 	defer m.tenants.mu.RUnlock()
 	configured, ok := m.tenants.names[tenant]
 	if !ok {
-		count(NoTenant, api)
-		return
+		tenant, configured = NoTenant, api
 	}
 	count(tenant, configured)
 }

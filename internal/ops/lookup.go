@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"cmp"
 	"context"
 	"time"
 
@@ -50,10 +51,7 @@ func LookupAll(ctx context.Context, client *connector.Client, tenant string, nex
 			return context.Cause(ctx)
 		}
 	}
-	if ctx.Err() != nil {
-		return context.Cause(ctx)
-	}
-	return <-readErr
+	return cmp.Or(context.Cause(ctx), <-readErr) // sent before order was closed
 }
 
 func lookupOne(ctx context.Context, client *connector.Client, tenant, id string) Lookup {

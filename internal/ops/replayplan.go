@@ -132,13 +132,12 @@ func planFailures(failures []failureRef, succeeded map[alertKey]uint64, copies m
 			if it.skip != "" {
 				break
 			}
-			ok, err := genuine(c)
-			if err != nil {
+			switch ok, err := genuine(c); {
+			case err != nil:
 				return nil, err
-			}
-			if ok && failed[c] {
+			case ok && failed[c]:
 				it.skip = SkipReplayFailed
-			} else if ok {
+			case ok:
 				it.skip = SkipReplayPending
 			}
 		}

@@ -67,11 +67,11 @@ func buildNATSServer() (string, error) {
 		return "", err
 	}
 	version, err := goOutput(root, "list", "-m", "-f", "{{.Version}}", natsServerModule)
+	if err == nil && version == "" {
+		err = fmt.Errorf("module %s has no version", natsServerModule)
+	}
 	if err != nil {
 		return "", err
-	}
-	if version == "" {
-		return "", fmt.Errorf("module %s has no version", natsServerModule)
 	}
 	path := filepath.Join(cacheDir(), "nats-server-"+version, "nats-server")
 	return path, goBuild(root, path, true, natsServerModule)
@@ -123,7 +123,6 @@ func goBuild(root, path string, reuse bool, args ...string) error {
 	return os.Rename(out, path)
 }
 
-// moduleRoot returns the directory of the current module.
 func moduleRoot() (string, error) {
 	root, err := goOutput("", "list", "-m", "-f", "{{.Dir}}")
 	if err == nil && root == "" {

@@ -18,7 +18,7 @@ func StartEmulator(tb testing.TB, cfg emulator.Config) (emu *emulator.Server, ce
 // ServiceEnv is the environment of an alert-domains process that talks to
 // emu and natsURL, logs JSON and serves no HTTP; extra entries win.
 func ServiceEnv(emu *emulator.Server, certFile, natsURL string, extra ...string) []string {
-	env := []string{
+	return append([]string{
 		"NATS_URL=" + natsURL,
 		"SSL_CERT_FILE=" + certFile,
 		"DEFENDER_API_URL=" + emu.URL,
@@ -28,6 +28,5 @@ func ServiceEnv(emu *emulator.Server, certFile, natsURL string, extra ...string)
 		"AZURE_CLIENT_SECRET=" + emu.ClientSecret(),
 		"HTTP_LISTEN=",
 		"LOG_FORMAT=json",
-	}
-	return append(env, extra...)
+	}, extra...)
 }
