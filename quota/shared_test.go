@@ -149,16 +149,23 @@ func storedTimes(t *testing.T, url, stream string) func(n int) []time.Time {
 	}
 }
 
-func TestSharedCooldownPausesEveryReplica(t *testing.T) {
-	_, url := testenv.EmbeddedJetStream(t)
+// attachedPair is two replicas on one server, both attached (each has
+// granted a call), under a quota that never fills.
+func attachedPair(t *testing.T) (url string, a, b *quota.Shared) {
+	t.Helper()
+	_, url = testenv.EmbeddedJetStream(t)
 	limits := []connector.Limit{{Count: 1000, Window: time.Minute}}
-	a, b := replica(t, url, limits), replica(t, url, limits)
-	// Both are attached once each has granted a call.
+	a, b = replica(t, url, limits), replica(t, url, limits)
 	for _, s := range []*quota.Shared{a, b} {
 		if _, _, err := s.Acquire(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return url, a, b
+}
+
+func TestSharedCooldownPausesEveryReplica(t *testing.T) {
+	_, a, b := attachedPair(t)
 	seen := time.Now()
 	a.Cooldown(time.Second)
 	testenv.Eventually(t, 500*time.Millisecond, 5*time.Millisecond, func() bool {
@@ -181,14 +188,7 @@ func TestSharedCooldownPausesEveryReplica(t *testing.T) {
 // by the client library still pauses within seconds, from its read of the
 // key.
 func TestSharedCooldownWithoutItsWatch(t *testing.T) {
-	_, url := testenv.EmbeddedJetStream(t)
-	limits := []connector.Limit{{Count: 1000, Window: time.Minute}}
-	a, b := replica(t, url, limits), replica(t, url, limits)
-	for _, s := range []*quota.Shared{a, b} {
-		if _, _, err := s.Acquire(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	url, a, b := attachedPair(t)
 	_, js := testenv.Connect(t, url)
 	stream, err := js.Stream(t.Context(), "KV_"+quota.CooldownBucket(consumer))
 	if err != nil {
