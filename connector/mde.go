@@ -1,9 +1,10 @@
 package connector
 
 import (
-	"encoding/json"
 	"net/url"
 	"unicode/utf8"
+
+	jsonv2 "github.com/go-json-experiment/json"
 )
 
 // mdeWire is the endpoint API: a list of hosts, perhaps in linked pages.
@@ -26,7 +27,7 @@ func (mdeWire) read(body []byte, hosts *hostSet) (next string, err *Error) {
 	if !utf8.Valid(body) {
 		return "", badResponse("answer is not valid UTF-8", nil)
 	}
-	if jerr := json.Unmarshal(body, &p); jerr != nil {
+	if jerr := jsonv2.Unmarshal(body, &p, asEncodingJSON); jerr != nil {
 		return "", badResponse("answer is not the documented JSON", jerr)
 	}
 	if p.Value == nil {

@@ -32,6 +32,7 @@ type Answers struct {
 
 	mu       sync.Mutex
 	requests map[requestID]uint64 // result sequences, by the request they answer
+	storing  map[requestID]bool   // requests whose result this process is storing (Storing)
 	cache    map[string]cached    // by CacheKey
 	order    []orderItem          // cache keys, oldest first
 	applied  uint64               // stream sequence of the last result read
@@ -107,6 +108,7 @@ func NewAnswers(cfg AnswersConfig) *Answers {
 	return &Answers{
 		cfg:      cfg,
 		requests: map[requestID]uint64{},
+		storing:  map[requestID]bool{},
 		cache:    map[string]cached{},
 		progress: make(chan struct{}),
 		ready:    make(chan struct{}),
@@ -251,8 +253,11 @@ func (a *Answers) check(msg jetstream.Msg, meta *jetstream.MsgMetadata) (request
 	}
 	id := requestID{seq: label.Seq, stored: label.Stored.UnixNano()}
 	created := meta.Timestamp.UnixNano()
-	// Not a success to cache, or one this process stored (Stored) and cached already.
-	if !label.Success || a.cfg.CacheTTL <= 0 || a.cfg.Now().UnixNano() >= created+int64(a.cfg.CacheTTL) || a.resultSeqOf(id) == meta.Sequence.Stream {
+	a.mu.Lock()
+	own := a.storing[id] || a.requests[id] == meta.Sequence.Stream
+	a.mu.Unlock()
+	// Not a success to cache, or one this process stores (Storing) and caches itself.
+	if !label.Success || a.cfg.CacheTTL <= 0 || a.cfg.Now().UnixNano() >= created+int64(a.cfg.CacheTTL) || own {
 		return id, "", cached{}, nil
 	}
 	var r struct {
@@ -302,6 +307,16 @@ func (a *Answers) recordLocked(id requestID, resultSeq uint64) {
 	if id.seq > a.pruned && id.stored != 0 {
 		a.requests[id] = resultSeq
 	}
+}
+
+// Storing marks req's result as being stored by this process until done:
+// the reading of the stream, which often sees it first, leaves it to Stored.
+func (a *Answers) Storing(req message.StoredRequest) (done func()) {
+	id := idOfRequest(req)
+	a.mu.Lock()
+	a.storing[id] = true
+	a.mu.Unlock()
+	return func() { a.mu.Lock(); delete(a.storing, id); a.mu.Unlock() }
 }
 
 // Stored records a result this process has just stored at resultSeq for req.

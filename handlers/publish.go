@@ -57,6 +57,7 @@ func (p *publisher) publish(ctx context.Context, d *consumer.Delivery, rt route,
 		if res.Attempts > 0 || res.Coalesced {
 			budget = p.budget
 		}
+		defer p.answers.Storing(storedRequest(d))()
 		ack, err = p.store(ctx, msg, budget)
 	}
 	switch {
