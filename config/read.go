@@ -41,7 +41,7 @@ func readRegular(path string, limit int64) ([]byte, error) {
 }
 
 func unreadable(err error) error {
-	if pe := (*os.PathError)(nil); errors.As(err, &pe) {
+	if pe, ok := errors.AsType[*os.PathError](err); ok {
 		err = pe.Err
 	}
 	return fmt.Errorf("the file cannot be read: %v", err)

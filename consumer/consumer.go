@@ -342,16 +342,9 @@ func (c *Consumer) watchInfo(ctx context.Context, cons jetstream.Consumer) (stop
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		t := time.NewTicker(c.cfg.InfoEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if info, err := cons.Info(ctx); err == nil {
-					c.cfg.OnInfo(info)
-				}
+		for timing.Sleep(ctx, c.cfg.InfoEvery, nil) {
+			if info, err := cons.Info(ctx); err == nil {
+				c.cfg.OnInfo(info)
 			}
 		}
 	})

@@ -2,6 +2,7 @@ package message
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -90,13 +91,11 @@ func decodeObject(body []byte, req *Request) error {
 	if req.EntraTenantID, ok = jsonString(m[memberTenantID]); !ok && present(m[memberTenantID]) {
 		return invalidf("tenantId is not a string")
 	}
-	if cid, ok := jsonString(m[memberCorrelationID]); ok {
-		if c := cleanCorrelationID(cid); c != "" {
-			req.CorrelationID = c
-		}
-	} else if present(m[memberCorrelationID]) {
+	cid, ok := jsonString(m[memberCorrelationID])
+	if !ok && present(m[memberCorrelationID]) {
 		return invalidf("correlationId is not a string")
 	}
+	req.CorrelationID = cmp.Or(cleanCorrelationID(cid), req.CorrelationID) // the body's, else the header's
 	raw, field := m[memberAlertID], "alertId"
 	if !present(raw) {
 		raw, field = m[memberID], "id"

@@ -122,13 +122,12 @@ func ReadUse(ctx context.Context, js jetstream.JetStream, layout Layout, limits 
 	out := make([]Use, 0, len(streams))
 	for _, l := range streams {
 		u := Use{Limit: l, ByKey: map[string]int{}}
-		name := layout.Stream(l)
+		name, prefix := layout.Stream(l), layout.prefix(l)
 		s, err := js.Stream(ctx, name)
-		if err != nil {
-			return nil, fmt.Errorf("quota stream %s: %w", name, err)
+		var info *jetstream.StreamInfo
+		if err == nil {
+			info, err = s.Info(ctx, jetstream.WithSubjectFilter(prefix+"*"))
 		}
-		prefix := layout.prefix(l)
-		info, err := s.Info(ctx, jetstream.WithSubjectFilter(prefix+"*"))
 		if err != nil {
 			return nil, fmt.Errorf("quota stream %s: %w", name, err)
 		}
@@ -143,10 +142,10 @@ func ReadUse(ctx context.Context, js jetstream.JetStream, layout Layout, limits 
 // ReadCooldowns reads each registration key's cooldown end (server clock, past included).
 func ReadCooldowns(ctx context.Context, js jetstream.JetStream, consumer string) (map[string]time.Time, error) {
 	kv, err := js.KeyValue(ctx, CooldownBucket(consumer))
-	if err != nil {
-		return nil, fmt.Errorf("quota bucket %s: %w", CooldownBucket(consumer), err)
+	var keys jetstream.KeyLister
+	if err == nil {
+		keys, err = kv.ListKeys(ctx)
 	}
-	keys, err := kv.ListKeys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("quota bucket %s: %w", CooldownBucket(consumer), err)
 	}

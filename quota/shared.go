@@ -146,17 +146,11 @@ func (s *Shared) Run(ctx context.Context, js jetstream.JetStream) error {
 	defer wg.Wait()
 	wg.Go(func() { s.watchCooldown(ctx) })
 	wg.Go(func() { s.publishCooldowns(ctx) })
-	t := time.NewTicker(resyncEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			s.syncClock(ctx)
-			s.readCooldown(ctx)
-		}
+	for timing.Sleep(ctx, resyncEvery, nil) {
+		s.syncClock(ctx)
+		s.readCooldown(ctx)
 	}
+	return nil
 }
 
 // Acquire blocks until no cooldown holds and every limit's stream took a

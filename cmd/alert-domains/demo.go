@@ -17,6 +17,7 @@ import (
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/emulator"
 	"github.com/alert-domains/alert-domains/internal/ops"
+	"github.com/alert-domains/alert-domains/internal/timing"
 	"github.com/alert-domains/alert-domains/message"
 )
 
@@ -194,17 +195,13 @@ func demoAcked(ctx context.Context, js jetstream.JetStream, cfg *config.Config, 
 	if err != nil {
 		return err
 	}
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
 	for {
 		info, err := cons.Info(ctx)
 		if err != nil || info.AckFloor.Stream >= seq {
 			return err
 		}
-		select {
-		case <-ctx.Done():
+		if !timing.Sleep(ctx, 10*time.Millisecond, nil) {
 			return ctx.Err()
-		case <-tick.C:
 		}
 	}
 }

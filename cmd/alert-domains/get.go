@@ -22,6 +22,7 @@ import (
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/internal/ops"
+	"github.com/alert-domains/alert-domains/internal/timing"
 	"github.com/alert-domains/alert-domains/message"
 	"github.com/alert-domains/alert-domains/metrics"
 	"github.com/alert-domains/alert-domains/quota"
@@ -313,33 +314,26 @@ func (w *waits) reason(now time.Time) (reason, key string) {
 
 // watch says, until stop, what keeps the lookups waiting: in the progress line, or a log line.
 func (w *waits) watch(p *progress, logger *slog.Logger, done func() string) (stop func()) {
-	quit, stopped := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(stopped)
-		tick := time.NewTicker(250 * time.Millisecond)
-		defer tick.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	var running sync.WaitGroup
+	running.Go(func() {
 		logged := ""
-		for {
-			select {
-			case <-quit:
-				return
-			case now := <-tick.C:
-				reason, key := w.reason(now)
-				switch {
-				case p.w != nil && reason == "":
-					p.draw("")
-				case p.w != nil:
-					p.draw("get: " + done() + "; " + reason)
-				case key != "" && key != logged:
-					logged = key
-					logger.Info("get: waiting for Microsoft", slog.String("reason", reason), slog.String("done", done()))
-				}
+		for timing.Sleep(ctx, 250*time.Millisecond, nil) {
+			reason, key := w.reason(time.Now())
+			switch {
+			case p.w != nil && reason == "":
+				p.draw("")
+			case p.w != nil:
+				p.draw("get: " + done() + "; " + reason)
+			case key != "" && key != logged:
+				logged = key
+				logger.Info("get: waiting for Microsoft", slog.String("reason", reason), slog.String("done", done()))
 			}
 		}
-	}()
+	})
 	return func() {
-		close(quit)
-		<-stopped
+		cancel()
+		running.Wait()
 		p.draw("")
 	}
 }

@@ -45,8 +45,7 @@ func exitCode(w io.Writer, err error) int {
 		return 0
 	}
 	code := 1
-	var ee *exitError
-	if errors.As(err, &ee) {
+	if ee, ok := errors.AsType[*exitError](err); ok {
 		code, err = ee.code, ee.err
 	}
 	if err != nil {

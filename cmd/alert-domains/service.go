@@ -16,6 +16,7 @@ import (
 	"github.com/alert-domains/alert-domains/internal/buildinfo"
 	"github.com/alert-domains/alert-domains/internal/lifecycle"
 	"github.com/alert-domains/alert-domains/internal/redact"
+	"github.com/alert-domains/alert-domains/internal/timing"
 	"github.com/alert-domains/alert-domains/metrics"
 	"github.com/alert-domains/alert-domains/tracing"
 )
@@ -259,13 +260,9 @@ func atStop(name string, stop func()) lifecycle.Actor {
 
 // announceReady logs (and tells onReady) when the service first becomes ready.
 func (s *service) announceReady(ctx context.Context, ready func() error, natsURL string, start time.Time) error {
-	t := time.NewTicker(5 * time.Millisecond)
-	defer t.Stop()
 	for ready() != nil {
-		select {
-		case <-ctx.Done():
+		if !timing.Sleep(ctx, 5*time.Millisecond, nil) {
 			return nil
-		case <-t.C:
 		}
 	}
 	s.logger.Info("ready", slog.String("request_subject", s.cfg.RequestSubject), slog.Duration("startup", time.Since(start)))

@@ -29,18 +29,17 @@ import (
 
 // loadTenants is the tenants of TENANTS_FILE (fromFile), or the tenant of the AZURE_* variables.
 func loadTenants(cfg *config.Config, e *env) (list []config.Tenant, fromFile bool, err error) {
-	if cfg.TenantsFile == "" {
-		t, err := cfg.EnvironmentTenant()
-		if err != nil {
-			err = &exitError{code: 2, err: err}
-		}
-		return []config.Tenant{t}, false, err
+	if fromFile = cfg.TenantsFile != ""; fromFile {
+		list, err = config.LoadTenants(cfg.TenantsFile, cfg, e.lookupEnv)
+	} else {
+		var t config.Tenant
+		t, err = cfg.EnvironmentTenant()
+		list = []config.Tenant{t}
 	}
-	list, err = config.LoadTenants(cfg.TenantsFile, cfg, e.lookupEnv)
 	if err != nil {
-		return nil, true, &exitError{code: 2, err: err}
+		err = &exitError{code: 2, err: err}
 	}
-	return list, true, nil
+	return list, fromFile, err
 }
 
 func newTenantConnector(cfg *config.Config, t *config.Tenant, hc *http.Client, extra ...connector.Option) (*connector.Client, error) {

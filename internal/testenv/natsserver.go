@@ -51,7 +51,7 @@ func launchNATS(tb testing.TB, bin, name string, port int, extra ...string) *NAT
 	tb.Cleanup(func() {
 		release(tb, strings.TrimSpace("nats-server "+n.name), n.proc, syscall.SIGTERM, natsStopTimeout)
 	})
-	n.launch(tb)
+	n.proc = startProcess(tb, n.bin, nil, n.args, n.out)
 	return n
 }
 
@@ -87,7 +87,7 @@ func (n *NATSProcess) Restart(tb testing.TB) {
 		n.Stop(tb)
 	}
 	n.out.add("--- testenv: restart ---")
-	n.launch(tb)
+	n.proc = startProcess(tb, n.bin, nil, n.args, n.out)
 	n.waitReady(tb)
 }
 
@@ -97,15 +97,6 @@ func (n *NATSProcess) JetStream(tb testing.TB) jetstream.JetStream {
 	tb.Helper()
 	_, js := Connect(tb, n.URL(), reconnecting...)
 	return js
-}
-
-// launch starts the process without waiting for it.
-func (n *NATSProcess) launch(tb testing.TB) {
-	tb.Helper()
-	var err error
-	if n.proc, err = startProcess(n.bin, baseEnv(), n.args, n.out); err != nil {
-		tb.Fatalf("testenv: %v", err)
-	}
 }
 
 // waitReady polls until JetStream answers, failing the test if the process

@@ -31,10 +31,7 @@ type Process struct {
 // env; it is killed at cleanup, its output logged if the test failed.
 func StartService(tb testing.TB, bin string, env []string, args ...string) *Process {
 	tb.Helper()
-	p, err := startProcess(bin, append(baseEnv(), env...), args, &output{})
-	if err != nil {
-		tb.Fatalf("testenv: %v", err)
-	}
+	p := startProcess(tb, bin, env, args, &output{})
 	tb.Cleanup(func() { release(tb, p.name, p, syscall.SIGKILL, processWaitDelay+5*time.Second) })
 	return p
 }
@@ -62,20 +59,22 @@ func baseEnv() []string {
 	return append(env, "TMPDIR="+os.TempDir())
 }
 
-func startProcess(bin string, env, args []string, out *output) (*Process, error) {
+// startProcess starts bin as StartService does, without waiting for it or releasing it.
+func startProcess(tb testing.TB, bin string, env, args []string, out *output) *Process {
+	tb.Helper()
 	cmd := exec.Command(bin, args...)
-	cmd.Env, cmd.Stdout, cmd.Stderr = env, out, out
+	cmd.Env, cmd.Stdout, cmd.Stderr = append(baseEnv(), env...), out, out
 	cmd.WaitDelay, cmd.SysProcAttr = processWaitDelay, procAttr()
 	p := &Process{name: filepath.Base(bin), cmd: cmd, out: out, done: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+		tb.Fatalf("testenv: start %s: %v", bin, err)
 	}
 	go func() {
 		p.waitErr = cmd.Wait()
 		out.flush()
 		close(p.done)
 	}()
-	return p, nil
+	return p
 }
 
 // PID returns the process ID.
