@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/kelseyhightower/envconfig"
+
 	"github.com/alert-domains/alert-domains/internal/redact"
 )
 
@@ -31,16 +33,22 @@ func Variables() []Variable {
 	return vars
 }
 
+const usageFormat = `{{range .}}    {{usage_key .}}	{{usage_default .}}	{{usage_description .}}
+{{end}}`
+
 // Usage writes the table of every variable with its default and meaning.
 func Usage(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	group := ""
-	for _, v := range Variables() {
-		if v.Group != group {
-			group = v.Group
-			fmt.Fprintf(tw, "\n  %s\n", group)
+	cv := reflect.ValueOf(&Config{}).Elem()
+	for i := range cv.NumField() {
+		group := cv.Type().Field(i).Tag.Get("group")
+		if group == "" {
+			continue
 		}
-		fmt.Fprintf(tw, "    %s\t%s\t%s\n", v.Name, v.Default, v.Description)
+		fmt.Fprintf(tw, "\n  %s\n", group)
+		if err := envconfig.Usagef("", cv.Field(i).Addr().Interface(), tw, usageFormat); err != nil {
+			return err
+		}
 	}
 	return tw.Flush()
 }
