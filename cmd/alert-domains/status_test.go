@@ -175,6 +175,9 @@ func TestStatusReplicas(t *testing.T) {
 	} {
 		nc, _ := testenv.Connect(t, o.vars["NATS_URL"])
 		stop, err := ops.ServePresence(nc, o.cfg, started, ready)
+		if err == nil {
+			err = nc.Flush() // the server holds the subscription before status asks
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
