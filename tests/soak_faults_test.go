@@ -200,18 +200,19 @@ func (p *soakPlanner) place(f soakFault) bool {
 // soakReplica is one serve process of the soak, connected to NATS through
 // its relays.
 type soakReplica struct {
-	name   string
-	env    []string
-	ready  string // its /readyz
-	relays []*natsRelay
-	proc   *testenv.Process
-	down   bool // stopped by a fault, which starts it again
+	name    string
+	env     []string
+	ready   string // its /readyz
+	relays  []*natsRelay
+	proc    *testenv.Process
+	down    bool // stopped by a fault, which starts it again
+	started bool // ready once since its last start
 }
 
 func (r *soakReplica) start(t *testing.T) {
 	t.Helper()
 	r.proc = testenv.StartService(t, testenv.BuildBinary(t), r.env, "serve")
-	r.down = false
+	r.down, r.started = false, false
 }
 
 func (r *soakReplica) exited() bool {
@@ -343,8 +344,10 @@ func (g *soakRig) begin(ctx context.Context, f soakFault) bool {
 		r.down = true
 	case faultCut:
 		r := g.replicas[f.target]
-		if r.down {
-			return skip("replica down")
+		r.started = r.started || (!r.down && r.isReady())
+		if !r.started {
+			// One still starting would exit, as serve does when it cannot reach NATS at start.
+			return skip("replica down or not ready since its start")
 		}
 		n := 0
 		for _, rl := range r.relays {
