@@ -41,7 +41,17 @@ func LookupAll(ctx context.Context, client *connector.Client, tenant string, nex
 			go func() { out <- lookupOne(ctx, client, tenant, id) }()
 		}
 	}()
-	for out := range order {
+	for {
+		var out chan Lookup
+		var more bool
+		select { // next may be waiting for input that never comes
+		case out, more = <-order:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		if !more {
+			return cmp.Or(context.Cause(ctx), <-readErr) // sent before order was closed
+		}
 		select {
 		case l := <-out:
 			if err := emit(l); err != nil {
@@ -51,7 +61,6 @@ func LookupAll(ctx context.Context, client *connector.Client, tenant string, nex
 			return context.Cause(ctx)
 		}
 	}
-	return cmp.Or(context.Cause(ctx), <-readErr) // sent before order was closed
 }
 
 func lookupOne(ctx context.Context, client *connector.Client, tenant, id string) Lookup {

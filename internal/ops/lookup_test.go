@@ -100,4 +100,27 @@ func TestLookupAll(t *testing.T) {
 	if !errors.Is(err, cause) {
 		t.Errorf("canceled: %v, want %v", err, cause)
 	}
+
+	// It ends the run too while next waits for input that does not come (an open stdin).
+	ctx, cancel = context.WithCancelCause(t.Context())
+	open := ids([]string{ok}, nil)
+	waiting := func() (string, bool, error) {
+		if id, more, _ := open(); more {
+			return id, true, nil
+		}
+		<-t.Context().Done()
+		return "", false, nil
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- LookupAll(ctx, client, "", waiting, 2, func(Lookup) error { cancel(cause); return nil })
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, cause) {
+			t.Errorf("canceled while waiting for input: %v, want %v", err, cause)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("canceled while waiting for input: still running after 10s")
+	}
 }
