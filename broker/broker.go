@@ -40,7 +40,7 @@ func Connect(ctx context.Context, cfg *config.Config, serverURL, name string, lo
 	select {
 	case r := <-ch:
 		if r.err != nil {
-			return nil, fmt.Errorf("connect to NATS at %s: %w", redact.URLs(serverURL), r.err)
+			return nil, fmt.Errorf("connect to NATS at %s: %w", redact.Servers(serverURL), r.err)
 		}
 		return r.nc, nil
 	case <-ctx.Done():

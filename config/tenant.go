@@ -95,8 +95,8 @@ func endpoint(s, d *spec, n *names) (Tenant, error) {
 	t.APIURL, t.Scope = cmp.Or(s.apiURL, apiURL), cmp.Or(s.scope, scope)
 	t.Credential.AuthorityHost = cmp.Or(s.authority, d.authority, cloud.AuthorityHost)
 	for _, u := range []struct{ field, url string }{{n.apiURL, t.APIURL}, {n.authority, t.Credential.AuthorityHost}} {
-		if p, err := url.Parse(u.url); err != nil || p.Scheme != "https" || p.Host == "" || p.User != nil {
-			return Tenant{}, &fieldError{u.field, "must be an https URL without credentials (the value is not shown)"}
+		if p, err := url.Parse(u.url); err != nil || p.Scheme != "https" || p.Host == "" || p.User != nil || p.RawQuery != "" || p.Fragment != "" {
+			return Tenant{}, &fieldError{u.field, "must be an https URL without credentials, query or fragment (the value is not shown)"}
 		}
 	}
 	if !validScope(t.Scope) {

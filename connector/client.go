@@ -176,13 +176,13 @@ func New(api API, baseURL string, cred azcore.TokenCredential, scope string, opt
 	}
 	u, err := url.Parse(baseURL)
 	if err != nil {
-		return nil, fmt.Errorf("%w: api url %q is not a URL", ErrConfig, baseURL)
+		return nil, fmt.Errorf("%w: the api url is not a URL (the value is not shown)", ErrConfig)
 	}
 	if u.Scheme != "https" && (u.Scheme != "http" || !c.insecureHTTP) {
-		return nil, fmt.Errorf("%w: api url %q must be https", ErrConfig, baseURL)
+		return nil, fmt.Errorf("%w: the api url must be https (the value is not shown)", ErrConfig)
 	}
 	if u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("%w: api url %q must be a plain scheme://host[/path]", ErrConfig, baseURL)
+		return nil, fmt.Errorf("%w: the api url must be a plain scheme://host[/path] (the value is not shown)", ErrConfig)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawPath = ""

@@ -2,6 +2,7 @@ package connector
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -84,11 +85,11 @@ func NewCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
 func certificateCredential(cfg CredentialConfig, opts *azidentity.ClientCertificateCredentialOptions) (azcore.TokenCredential, error) {
 	data, err := os.ReadFile(cfg.CertificatePath)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("the file cannot be read (the path is not shown): %w", errors.Unwrap(err))
 	}
 	certs, key, err := azidentity.ParseCertificates(data, []byte(cfg.CertificatePassword))
 	if err != nil {
-		return nil, fmt.Errorf("%s: not a PEM or PKCS#12 certificate with its private key, or AZURE_CLIENT_CERTIFICATE_PASSWORD is wrong: %w", cfg.CertificatePath, err)
+		return nil, fmt.Errorf("not a PEM or PKCS#12 certificate with its private key, or AZURE_CLIENT_CERTIFICATE_PASSWORD is wrong (the path is not shown): %w", err)
 	}
 	return azidentity.NewClientCertificateCredential(cfg.TenantID, cfg.ClientID, certs, key, opts)
 }

@@ -2,6 +2,7 @@ package connector
 
 import (
 	"net/url"
+	"unicode"
 	"unicode/utf8"
 
 	jsonv2 "github.com/go-json-experiment/json"
@@ -55,8 +56,8 @@ func checkHost(h string) string {
 		switch {
 		case r == utf8.RuneError:
 			return "answer has a host that is not valid UTF-8"
-		case r < ' ' || r == 0x7f:
-			return "answer has a host with control characters"
+		case unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp):
+			return "answer has a host with control or formatting characters"
 		}
 	}
 	return ""

@@ -53,7 +53,7 @@ func newCredentialError(err error, secrets ...string) *credentialError {
 	if ce, ok := errors.AsType[*credentialError](err); ok {
 		return ce
 	}
-	ce := &credentialError{msg: scrub(err.Error(), secrets...)}
+	ce := &credentialError{msg: strings.Join(strings.Fields(scrub(err.Error(), secrets...)), " ")} // one line: azidentity's spans several
 	var afe *azidentity.AuthenticationFailedError
 	switch {
 	case errors.As(err, &afe) && afe.RawResponse != nil:

@@ -232,6 +232,8 @@ func TestMDEPage(t *testing.T) {
 		{name: "invalid utf-8", body: "{\"value\":[{\"host\":\"a\xffb\"}]}", bad: true},
 		{name: "lone surrogate", body: `{"value":[{"host":"a\ud800b"}]}`, bad: true},
 		{name: "control character", body: `{"value":[{"host":"a\nb"}]}`, bad: true},
+		{name: "C1 control character", body: `{"value":[{"host":"evil\u009b2Jexample.com"}]}`, bad: true},
+		{name: "right-to-left override", body: `{"value":[{"host":"evil\u202eexample.com"}]}`, bad: true},
 		{name: "trailing garbage", body: `{"value":[]} x`, bad: true},
 		{name: "non-string next link", body: `{"value":[],"@odata.nextLink":5}`, bad: true},
 		{name: "a graph alert", body: `{"id":"da1_2","evidence":[{"@odata.type":"#microsoft.graph.security.urlEvidence","url":"https://a.example/"}]}`, bad: true},

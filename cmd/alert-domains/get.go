@@ -111,7 +111,7 @@ func printLookups(ctx context.Context, e *env, client *connector.Client, tenant 
 			if message.ValidateAlertID(l.ID) != nil {
 				shown = fmt.Sprintf("%q", l.ID)
 			}
-			prog.println(e.stderr, fmt.Sprintf("alert-domains: get %s: %s: %v (attempts: %d)", shown, message.KindOf(l.Err), l.Err, l.Result.Attempts))
+			prog.println(e.stderr, fmt.Sprintf("alert-domains: get %s: %s: %v (attempts: %d)", shown, message.KindOf(l.Err), message.Printable(l.Err.Error(), 2048), l.Result.Attempts))
 		}
 		line.Reset()
 		if err := enc.Encode(l.Result); err != nil {

@@ -149,6 +149,22 @@ func TestGetSaysAMissingPermission(t *testing.T) {
 	}
 }
 
+// TestGetPrintsNoControlCharacters: an Entra ID error with terminal escapes
+// reaches the operator's terminal without them.
+func TestGetPrintsNoControlCharacters(t *testing.T) {
+	srv := emulator.NewServer(emulator.Config{})
+	t.Cleanup(srv.Close)
+	bad := emulator.Answer{Status: 400, Body: "{\"error\":\"invalid_client\",\"error_description\":\"AADSTS7000215 \x1b]0;pwned\x07\x1b[2J\u009b31m\"}"}
+	srv.ScriptToken(bad, bad, bad, bad, bad, bad)
+	r := runGetTest(t, srv, getEnv(srv, "LOG_FORMAT", "text"), "", "da1_2")
+	if !strings.Contains(r.stderr, "AADSTS7000215") {
+		t.Fatalf("stderr does not say Entra's error:\n%s", r.stderr)
+	}
+	if strings.ContainsAny(r.stdout+r.stderr, "\x1b\x07\u009b") {
+		t.Errorf("control characters printed:\n%q\n%q", r.stdout, r.stderr)
+	}
+}
+
 func TestGetAllSucceeded(t *testing.T) {
 	srv := emulator.NewServer(emulator.Config{SeedData: true})
 	t.Cleanup(srv.Close)

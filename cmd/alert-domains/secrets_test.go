@@ -33,6 +33,23 @@ func TestNoSecretInOutput(t *testing.T) {
 		}
 		cases = append(cases, testenv.ServiceEnv(emu, cert, unreachable, "NATS_USER=u", v.Name+"="+pasted))
 	}
+	for _, url := range []string{"u:" + pasted + "@127.0.0.1:1", "nats://u:'" + pasted + "@127.0.0.1:1"} { // a password in the URL
+		cases = append(cases, testenv.ServiceEnv(emu, cert, url))
+	}
+	notCert := filepath.Join(dir, pasted) // a file that is no certificate, its name the secret
+	if err := os.WriteFile(notCert, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases = append(cases, testenv.ServiceEnv(emu, cert, unreachable, "AZURE_CLIENT_SECRET=", "AZURE_CLIENT_CERTIFICATE_PATH="+notCert),
+		testenv.ServiceEnv(emu, cert, unreachable, "DEFENDER_API_URL="+emu.URL+"/?sig="+pasted))
+	for i, entry := range []string{`"certificateFile": "` + notCert + `"`, `"clientSecretEnv": "EMU_SECRET", "apiUrl": "https://graph.example/?sig=` + pasted + `"`} {
+		file := filepath.Join(dir, fmt.Sprintf("tenants-field-%d.yaml", i))
+		doc := fmt.Sprintf("tenants:\n  - {\"name\": \"contoso\", \"tenantId\": %q, \"clientId\": %q, %s}\n", emu.TenantID(), emu.ClientID(), entry)
+		if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cases = append(cases, fileEnv(emu, cert, unreachable, file))
+	}
 	for i, doc := range tenantsFilesWith(emu, pasted) {
 		file := filepath.Join(dir, fmt.Sprintf("tenants-%d.yaml", i))
 		if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {

@@ -16,6 +16,7 @@ func TestURLs(t *testing.T) {
 		{"mail me at a@b, see https://host/x", "mail me at a@b, see https://host/x"},
 		{"://user:pw@host", "://user:pw@host"},
 		{"tls://u:p@h:1 and nats://h2", "tls://h:1 and nats://h2"},
+		{"nats://alice:s3'cret@127.0.0.1:1: no servers", "nats://127.0.0.1:1: no servers"},
 	} {
 		if got := URLs(tc.in); got != tc.want {
 			t.Errorf("URLs(%q) = %q, want %q", tc.in, got, tc.want)
@@ -23,9 +24,22 @@ func TestURLs(t *testing.T) {
 	}
 }
 
+func TestServers(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"alice:s3cret@127.0.0.1:4222", "nats://127.0.0.1:4222"},
+		{"nats://a:b@n1:4222, c:d@n2:4222", "nats://n1:4222,nats://n2:4222"},
+		{"tls://n1:4222,n2", "tls://n1:4222,nats://n2"},
+		{"", ""},
+	} {
+		if got := Servers(tc.in); got != tc.want {
+			t.Errorf("Servers(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
 func TestEnviron(t *testing.T) {
-	in := []string{"NATS_URL=nats://alice:s3cret@nats:4222", "HOME=/root", "ODD", "X=a=b"}
-	want := []string{"NATS_URL=nats://nats:4222", "HOME=/root", "ODD", "X=a=b"}
+	in := []string{"NATS_URL=nats://alice:s3cret@nats:4222", "HOME=/root", "ODD", "X=a=b", "NATS_URL=bob:s3cret@nats:4222"}
+	want := []string{"NATS_URL=nats://nats:4222", "HOME=/root", "ODD", "X=a=b", "NATS_URL=nats://nats:4222"}
 	if got := Environ(in); !slices.Equal(got, want) {
 		t.Errorf("Environ = %q, want %q", got, want)
 	}
