@@ -191,7 +191,7 @@ func replaySummary(o *ops.ReplayOptions, s *ops.ReplaySummary) string {
 		line += fmt.Sprintf(", failed %d", s.Failed)
 	}
 	if s.Ignored > 0 {
-		line += fmt.Sprintf("; %d messages on result subjects were not written by the service and were ignored", s.Ignored)
+		line += fmt.Sprintf("; %d messages on result subjects were not written by the service for a stored request and were ignored", s.Ignored)
 	}
 	if o.DryRun {
 		line += "; dry run: nothing was published"

@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -94,7 +93,7 @@ func printStatus(out io.Writer, d *deployment, apis []permissionCheck, tenantsIs
 		fmt.Fprintf(w, "WARNING\tNATS asks no credentials: anyone who reaches it can publish results as the service (see deploy/nats/permissions.conf)\n")
 	}
 	if d.ignored > 0 {
-		fmt.Fprintf(w, "WARNING\t%d messages on result subjects were not written by the service and are ignored\n", d.ignored)
+		fmt.Fprintf(w, "WARNING\t%d messages on result subjects were not written by the service for a stored request and are ignored\n", d.ignored)
 	}
 	d.printTopology(w)
 	d.printReplicas(w)
@@ -523,16 +522,12 @@ func (d *deployment) readResults(ctx context.Context, js jetstream.JetStream) er
 		return fmt.Errorf("read requests: %w", err)
 	}
 	err = consumer.Scan(ctx, js, d.cfg.ResultStream, ops.ResultsSince(d.cfg, d.now.Add(-d.scanned)), func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
-		var r message.Result
-		label, err := b.Subjects.Label(d.cfg.RequestStream, msg.Subject(), msg.Headers())
-		if err != nil || json.Unmarshal(msg.Data(), &r) != nil || r.RequestSequence != label.Seq {
-			b.Ignored++
-			return true, nil
-		}
-		if res, gone, err := b.Believe(ctx, msg.Subject(), msg.Headers(), msg.Data()); res == nil && !gone {
+		res, err := b.Believe(ctx, msg.Subject(), msg.Headers(), msg.Data())
+		if res == nil {
 			return err == nil, err
 		}
-		d.count(&r, label.Tenant, d.now.Sub(meta.Timestamp))
+		tenant, _ := b.Subjects.Tenant(msg.Subject())
+		d.count(res, tenant, d.now.Sub(meta.Timestamp))
 		return true, nil
 	})
 	d.ignored = b.Ignored

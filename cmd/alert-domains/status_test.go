@@ -3,15 +3,18 @@ package main
 import (
 	"context"
 	"errors"
-	"github.com/alert-domains/alert-domains/internal/ops"
+	"fmt"
 	"log/slog"
 	"maps"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
+	"github.com/alert-domains/alert-domains/internal/ops"
 	"github.com/alert-domains/alert-domains/internal/testenv"
 	"github.com/alert-domains/alert-domains/message"
 	"github.com/alert-domains/alert-domains/quota"
@@ -50,6 +53,36 @@ func TestStatusOneScreen(t *testing.T) {
 	}
 	if strings.Contains(out, "nats://") && strings.Contains(out, "@") {
 		t.Errorf("server URL with credentials:\n%s", out)
+	}
+}
+
+// TestStatusCountsOnlyResultsOfStoredRequests: failures published by
+// anyone for a request no longer stored (each with another store time, so
+// the duplicate window keeps them all) are neither failures nor quota use.
+func TestStatusCountsOnlyResultsOfStoredRequests(t *testing.T) {
+	o := newOpsEnv(t, true)
+	o.vars["QUOTA_SCOPE"] = "process"
+	seq := o.request(t, "da1_2", nil)
+	o.request(t, "da1_3", nil)
+	s, err := o.js.Stream(t.Context(), o.cfg.RequestStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteMsg(t.Context(), seq); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 5; i++ {
+		m := nats.NewMsg(o.cfg.FailureSubject)
+		m.Header.Set(message.HeaderMsgID, message.ResultMsgID(o.cfg.RequestStream, seq, time.Unix(0, int64(i))))
+		m.Header.Set(message.HeaderResultStatus, message.StatusFailure)
+		m.Data = fmt.Appendf(nil, `{"status":"failure","alertId":"forged","requestSequence":%d,"attempts":50,"error":{"kind":"forbidden","message":"forged"}}`, seq)
+		if _, err := o.js.PublishMsg(t.Context(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := o.mustRun(t, "status")
+	if strings.Contains(out, "forbidden") || !strings.Contains(out, "FAILURES IN THE LAST HOUR: none") || !strings.Contains(out, "5 messages on result subjects were not written by the service") {
+		t.Errorf("forged failures of a request no longer stored counted:\n%s", out)
 	}
 }
 

@@ -65,7 +65,7 @@ func runTail(ctx context.Context, e *env, args []string) error {
 			return interrupted(ctx, err)
 		}
 		if n := tail.Ignored(); n > ignored {
-			fmt.Fprintf(e.stderr, "alert-domains: tail: %d messages on result subjects were not written by the service and are not shown\n", n-ignored)
+			fmt.Fprintf(e.stderr, "alert-domains: tail: %d messages on result subjects were not written by the service for a stored request and are not shown\n", n-ignored)
 			ignored = n
 		}
 		line := resultLine(res, tenant)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -55,8 +54,7 @@ func (r *Replay) planFailed(ctx context.Context) ([]ReplayItem, error) {
 	})
 }
 
-// matchingFailures reads the failure results the options select, also those
-// whose request is gone (planned, then skipped as not stored).
+// matchingFailures reads the believed failure results the options select.
 func (r *Replay) matchingFailures(ctx context.Context) ([]failureRef, error) {
 	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.cfg.FailureSubject, r.cfg.FailureSubject + "." + cmp.Or(r.opts.Tenant, "*")}}
 	if !r.opts.Since.IsZero() {
@@ -67,14 +65,7 @@ func (r *Replay) matchingFailures(ctx context.Context) ([]failureRef, error) {
 		if !r.opts.Until.IsZero() && meta.Timestamp.After(r.opts.Until) {
 			return false, nil
 		}
-		res, gone, err := r.believer.Believe(ctx, msg.Subject(), msg.Headers(), msg.Data())
-		if gone {
-			res = &message.Result{}
-			if json.Unmarshal(msg.Data(), res) != nil {
-				res = nil
-				r.sum.Ignored++
-			}
-		}
+		res, err := r.believer.Believe(ctx, msg.Subject(), msg.Headers(), msg.Data())
 		if err != nil || res == nil {
 			return err == nil, err
 		}
@@ -161,7 +152,7 @@ func (r *Replay) lastSuccesses(ctx context.Context, failures []failureRef) (map[
 		if _, ok := last[key]; !ok {
 			return true, nil
 		}
-		res, _, err := r.believer.Believe(ctx, msg.Subject(), msg.Headers(), msg.Data())
+		res, err := r.believer.Believe(ctx, msg.Subject(), msg.Headers(), msg.Data())
 		if res != nil {
 			last[key] = meta.Sequence.Stream
 		}

@@ -94,37 +94,32 @@ func (b *Believer) Preload(ctx context.Context, from time.Time) error {
 }
 
 // Believe returns the result on subject with header and data if it is the
-// service's result of its request; gone: the request is no longer stored.
-func (b *Believer) Believe(ctx context.Context, subject string, header nats.Header, data []byte) (res *message.Result, gone bool, err error) {
+// service's result of a stored request; nil if not, counted in Ignored (a
+// request no longer stored leaves nothing to check its result against).
+func (b *Believer) Believe(ctx context.Context, subject string, header nats.Header, data []byte) (*message.Result, error) {
 	label, err := b.Subjects.Label(b.stream, subject, header)
 	if err != nil {
 		b.Ignored++
-		return nil, false, nil
+		return nil, nil
 	}
 	req, ok := b.read[label.Seq]
 	if !ok && (label.Seq < b.preloaded[0] || label.Seq > b.preloaded[1]) { // in the range read: no longer stored
 		m, err := b.requests.GetMsg(ctx, label.Seq)
 		if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-			return nil, false, fmt.Errorf("read request %d: %w", label.Seq, err)
+			return nil, fmt.Errorf("read request %d: %w", label.Seq, err)
 		}
 		b.read[label.Seq], req = m, m
 	}
-	if req == nil {
-		if label.Seq > b.requests.CachedInfo().State.LastSeq {
-			if info, err := b.requests.Info(ctx); err != nil || label.Seq > info.State.LastSeq {
-				b.Ignored++ // a request that was never stored
-				return nil, false, nil
-			}
-		}
-		return nil, true, nil
+	var res *message.Result
+	if req != nil {
+		res, err = b.Subjects.Believe(b.stream, message.StoredRequest{Subject: req.Subject, Data: req.Data, Header: req.Header, Seq: req.Sequence, Stored: req.Time},
+			subject, header, data)
 	}
-	res, err = b.Subjects.Believe(b.stream, message.StoredRequest{Subject: req.Subject, Data: req.Data, Header: req.Header, Seq: req.Sequence, Stored: req.Time},
-		subject, header, data)
-	if err != nil {
+	if req == nil || err != nil {
 		b.Ignored++
-		return nil, false, nil
+		return nil, nil
 	}
-	return res, false, nil
+	return res, nil
 }
 
 // ParseWhen reads a point in time: a Go duration back from now ("2h",

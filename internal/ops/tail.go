@@ -76,7 +76,7 @@ func (t *Tail) Next(ctx context.Context) (jetstream.Msg, *message.Result, string
 		if !t.keeps(msg.Subject(), msg.Data()) {
 			continue
 		}
-		res, _, err := t.believer.Believe(ctx, msg.Subject(), msg.Headers(), msg.Data())
+		res, err := t.believer.Believe(ctx, msg.Subject(), msg.Headers(), msg.Data())
 		if err != nil {
 			return nil, nil, "", err
 		}
