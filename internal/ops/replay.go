@@ -26,7 +26,7 @@ const (
 	SkipReplayPending        = "replayed already, its result is pending"
 	SkipNotStored            = "request no longer stored"
 	SkipReplayFailed         = "replayed already, the replay failed on its own"
-	SkipReplayedConcurrently = "replayed by another run at the same time"
+	SkipReplayedConcurrently = "replayed by another run in the last 2 minutes"
 )
 
 // What happened to a candidate (ReplayEvent.What).
@@ -126,7 +126,6 @@ func (r *Replay) Plan(ctx context.Context) (items []ReplayItem, err error) {
 // once, and calls report with each outcome.
 func (r *Replay) Republish(ctx context.Context, items []ReplayItem, report func(ReplayEvent)) error {
 	r.report = report
-	lastSeq := r.believer.requests.CachedInfo().State.LastSeq
 	pace := rate.NewLimiter(rate.Limit(r.opts.Rate), max(1, min(256, int(r.opts.Rate/10))))
 	seen := map[uint64]bool{}
 	for _, it := range items {
@@ -153,7 +152,7 @@ func (r *Replay) Republish(ctx context.Context, items []ReplayItem, report func(
 		if err := pace.Wait(ctx); err != nil {
 			return fmt.Errorf("replay interrupted: %w", err)
 		}
-		msg := replayMessage(raw, key, replayID{source: it.seq, answers: it.answers, last: lastSeq}.String(r.identity))
+		msg := replayMessage(raw, key, replayID{source: it.seq, answers: it.answers}.String(r.identity))
 		r.publish(ctx, it, msg, r.trace.start(ctx, raw, msg, key))
 	}
 	return nil

@@ -154,8 +154,8 @@ func TestReplayID(t *testing.T) {
 		want  string
 		parse replayID // what the ID says: source and failure answered
 	}{
-		{replayID{source: 4, answers: 13, last: 99}, "replay-abc-4-f13", replayID{source: 4, answers: 13}},
-		{replayID{source: 7, last: 99}, "replay-abc-7-s99", replayID{source: 7}},
+		{replayID{source: 4, answers: 13}, "replay-abc-4-f13", replayID{source: 4, answers: 13}},
+		{replayID{source: 7}, "replay-abc-7-s", replayID{source: 7}},
 	}
 	for _, tt := range tests {
 		s := tt.id.String("abc")
@@ -410,5 +410,24 @@ func TestReplayInterrupted(t *testing.T) {
 	sum := r.Summary()
 	if stored < 3 || stored == len(items) || sum.Republished != stored || len(events) != stored || sum.Failed != 0 {
 		t.Errorf("stored %d copies of %d; reported %d events, summary %+v", stored, len(items), len(events), sum)
+	}
+}
+
+// TestRangeReplaysAtOnceStoreOneCopy: a second range replay of the same
+// requests, started once the first has published its copies (within the
+// request stream's duplicate window), stores no second copy.
+func TestRangeReplaysAtOnceStoreOneCopy(t *testing.T) {
+	e := newTestEnv(t, nil)
+	a := e.request(t, "", "alert_a", nil)
+	b := e.request(t, "", "alert_b", nil)
+	before := e.lastSeq(t, e.cfg.RequestStream)
+	if _, sum := e.replay(t, ReplayOptions{FromSeq: a, ToSeq: b}); sum.Republished != 2 {
+		t.Fatalf("first run: %+v", sum)
+	}
+	if events, sum := e.replay(t, ReplayOptions{FromSeq: a, ToSeq: b}); sum.Republished != 0 || sum.Skipped[SkipReplayedConcurrently] != 2 {
+		t.Errorf("second run: %+v, %+v", events, sum)
+	}
+	if n := len(e.requestsAfter(t, before)); n != 2 {
+		t.Errorf("two runs stored %d copies, want 2", n)
 	}
 }

@@ -212,15 +212,15 @@ func (r *Replay) planStored(ctx context.Context) ([]ReplayItem, error) {
 }
 
 // replayID is what a copy's message ID says: the request it copies, and the
-// failure it answers or else the stream's last sequence at the start; two
-// runs at once give a candidate the same ID.
-type replayID struct{ source, answers, last uint64 }
+// failure it answers (0 for a range replay); two runs at once give a
+// candidate the same ID, and the request stream's duplicate window keeps one.
+type replayID struct{ source, answers uint64 }
 
 func (id replayID) String(identity string) string {
 	if id.answers != 0 {
 		return fmt.Sprintf("replay-%s-%d-f%d", identity, id.source, id.answers)
 	}
-	return fmt.Sprintf("replay-%s-%d-s%d", identity, id.source, id.last)
+	return fmt.Sprintf("replay-%s-%d-s", identity, id.source)
 }
 
 // parseReplayID reads the source and the failure answered of a replay
