@@ -206,6 +206,21 @@ func idReader(stdin io.Reader, args []string) (next func() (string, bool, error)
 	}, len(args)
 }
 
+// cancelable is next that returns ctx's error once ctx ends, since a read
+// of stdin cannot be interrupted.
+func cancelable(ctx context.Context, next func() (string, bool, error)) func() (string, bool, error) {
+	reads := make(chan func() (string, bool, error), 1)
+	return func() (string, bool, error) {
+		go func() { id, ok, err := next(); reads <- func() (string, bool, error) { return id, ok, err } }()
+		select {
+		case read := <-reads:
+			return read()
+		case <-ctx.Done():
+			return "", false, context.Cause(ctx)
+		}
+	}
+}
+
 // maxLine bounds a line of stdin; a longer one is read as an invalid ID.
 const maxLine = 64 << 10
 

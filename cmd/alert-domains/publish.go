@@ -45,6 +45,7 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 		subject += "." + *tenant
 	}
 	next, _ := idReader(e.stdin, fs.Args())
+	next = cancelable(ctx, next)
 	for {
 		id, ok, err := next()
 		if err != nil || !ok {

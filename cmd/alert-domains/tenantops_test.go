@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -9,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/connector"
 	"github.com/alert-domains/alert-domains/message"
 )
@@ -147,6 +151,31 @@ func TestTenantFlagUsage(t *testing.T) {
 
 // TestPublishTenant: publish --tenant sends each request to the tenant's
 // subject, REQUEST_SUBJECT.<name>.
+// TestPublishStopsWhenCanceled: publish - ends at once on a signal while
+// stdin stays open, after publishing what it read.
+func TestPublishStopsWhenCanceled(t *testing.T) {
+	o := newOpsEnv(t, true)
+	ctx, cancel := context.WithCancel(t.Context())
+	pr, pw := io.Pipe() // stdin that never ends
+	t.Cleanup(func() { _ = pw.Close() })
+	out := newSyncBuffer()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"publish", "-"}, config.MapEnv(o.vars), pr, out, io.Discard) }()
+	if _, err := io.WriteString(pw, "da1_2\n"); err != nil {
+		t.Fatal(err)
+	}
+	out.waitFor(t, "the request's sequence", func(s string) bool { return strings.HasSuffix(s, "\tda1_2\n") })
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("publish = %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("publish did not stop after the cancel")
+	}
+}
+
 func TestPublishTenant(t *testing.T) {
 	o := newOpsEnv(t, true)
 	before := o.lastRequestSeq(t)
