@@ -49,7 +49,7 @@ func Connect(ctx context.Context, cfg *config.Config, serverURL, name string, lo
 				r.nc.Close()
 			}
 		}()
-		return nil, ctx.Err()
+		return nil, fmt.Errorf("connect to NATS at %s: %w", redact.Servers(serverURL), ctx.Err())
 	}
 }
 
