@@ -42,6 +42,7 @@ func TestStatusOneScreen(t *testing.T) {
 		"1m      100    10 (10%)",
 		"1h      1500   10 (0%)",
 		"CACHE", "TTL 1h",
+		"default  graph  not checked: this environment names no credential (run status with serve's variables)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)
