@@ -2,7 +2,7 @@
 // machine, with a real nats-server process on file storage (see
 // internal/testenv) and the Defender emulator (emulator) answering at once.
 // Each benchmark's doc comment says what it measures; BENCHMARKS.md has the
-// latest figures of each with its command.
+// latest figures of each with its command, and the flags of the workload.
 //
 // The baseline is the smallest loop with the moving parts of the service and
 // none of the product: a JetStream pull consumer on the stream BENCH_REQ, a
@@ -16,16 +16,4 @@
 // also reports cpu-µs/req, the processor time of the processes involved per
 // request, which unlike req/s hardly changes when other work shares the
 // machine.
-//
-// The report, as BENCHMARKS.md gives it, then every benchmark once:
-//
-//	go test ./bench -run '^$' -bench '^BenchmarkReport$' -benchtime 1x -timeout 30m -bench.write
-//	go test ./bench -run '^$' -bench . -benchtime 1x
-//
-// The flags -bench.n, -bench.workers, -bench.rate, -bench.duration,
-// -bench.rounds and -bench.api (or BENCH_N, BENCH_WORKERS, BENCH_RATE,
-// BENCH_DURATION, BENCH_ROUNDS and BENCH_API) change the workload, for
-// example for a quick run:
-//
-//	BENCH_N=2000 BENCH_DURATION=1s BENCH_ROUNDS=1 go test ./bench -run '^$' -bench . -benchtime 1x
 package bench

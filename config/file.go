@@ -173,6 +173,7 @@ func (c *Config) fileTenant(raw json.RawMessage, lookup Lookup) (Tenant, error) 
 		{field: "managedIdentity", set: e.ManagedIdentity, managed: true},
 	}
 	s.password = fromFile("certificatePasswordFile", e.CertificatePasswordFile, &cred.CertificatePassword)
+	t.Files = FileSums(e.ClientSecretFile, e.CertificateFile, e.CertificatePasswordFile) // before they are read: a change after is seen
 	source, err := register(&s, &fileNames, cred)
 	if err != nil {
 		return t, err

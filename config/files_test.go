@@ -5,6 +5,7 @@ package config_test
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -115,5 +116,35 @@ func within(t *testing.T, f func() error) error {
 	case <-time.After(10 * time.Second):
 		t.Fatal("still waiting after 10s")
 		return nil
+	}
+}
+
+// TestTenantFilesSayTheirContent: a certificate renewed in place (same
+// path) makes a tenant that differs from the one loaded before, so a reload
+// builds it again.
+func TestTenantFilesSayTheirContent(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "cert.pem", "one")
+	writeFile(t, dir, "tenants.yaml", "tenants:\n  - {name: contoso, tenantId: "+tenantGUID+", clientId: "+clientGUID+
+		", certificateFile: "+filepath.Join(dir, "cert.pem")+"}\n")
+	cfg, err := config.Load(config.MapEnv(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := func() config.Tenant {
+		t.Helper()
+		list, err := config.LoadTenants(filepath.Join(dir, "tenants.yaml"), cfg, config.MapEnv(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return list[0]
+	}
+	before := load()
+	if again := load(); !reflect.DeepEqual(before, again) {
+		t.Fatalf("two loads of the same files differ: %v, %v", before.Files, again.Files)
+	}
+	writeFile(t, dir, "cert.pem", "two")
+	if after := load(); reflect.DeepEqual(before, after) || len(after.Files) != 1 {
+		t.Errorf("the renewed certificate left the tenant as it was: %v", after.Files)
 	}
 }

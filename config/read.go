@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,18 @@ import (
 
 // ReadTenantsFile reads TENANTS_FILE within its bound (see readRegular).
 func ReadTenantsFile(path string) ([]byte, error) { return readRegular(path, MaxTenantsFile) }
+
+// FileSums is the digest of each file named (of nothing when unreadable).
+func FileSums(paths ...string) map[string][sha256.Size]byte {
+	sums := map[string][sha256.Size]byte{}
+	for _, p := range paths {
+		if p != "" {
+			data, _ := readRegular(p, maxCredentialFile)
+			sums[p] = sha256.Sum256(data)
+		}
+	}
+	return sums
+}
 
 // checkFile checks a file that another part reads (a certificate, a token).
 func checkFile(path string) error {

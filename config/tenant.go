@@ -23,6 +23,7 @@ type Tenant struct {
 	RateLimits       []connector.Limit
 	Credential       connector.CredentialConfig // holds the secret: never logged
 	CredentialSource string                     // for logs: "clientSecretFile /run/secrets/contoso"
+	Files            map[string][32]byte        // the credential files it was read from: changed, they make another tenant
 	Environment      bool                       // the AZURE_* variables' tenant, not the file's
 }
 

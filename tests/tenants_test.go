@@ -408,3 +408,33 @@ func TestTenantsReloadOnFileChange(t *testing.T) {
 	}
 	svc.Stop(t)
 }
+
+// TestTenantsReloadOnCredentialFileChange: a rotated clientSecretFile (a
+// mounted Secret updated in place) is picked up without a signal: a tenant
+// refused with the old secret is served with the new one.
+func TestTenantsReloadOnCredentialFileChange(t *testing.T) {
+	t.Parallel()
+	contoso, cert := startTenantEmulator(t, "contoso", 1, emulator.Config{})
+	srv := testenv.StartNATS(t)
+	js := srv.JetStream(t)
+	env := tenantsEnv(t, srv.URL(), []string{cert}, []tenantEmulator{contoso})
+	file := strings.TrimPrefix(env[slices.IndexFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "TENANTS_FILE=") })], "TENANTS_FILE=")
+	secret := filepath.Join(filepath.Dir(file), "contoso.secret")
+	if err := os.WriteFile(secret, []byte("an-old-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	svc := testenv.StartServe(t, env)
+	early := publishTo(t, js, requestSubject+".contoso", sharedAlert)
+	if r := waitResults(t, js, 1, 30*time.Second)[early]; r.Error == nil || r.Error.Kind != "unauthorized" {
+		t.Fatalf("with the old secret: %s, want unauthorized", r.Raw)
+	}
+	if err := os.WriteFile(secret, []byte(contoso.secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	svc.WaitForLine(t, `"reason":"file changed"`, 30*time.Second)
+	later := publishTo(t, js, requestSubject+".contoso", sharedAlert)
+	if r := waitResults(t, js, 2, 30*time.Second)[later]; r.Status != "success" || r.Tenant != "contoso" {
+		t.Errorf("after the secret changed: %s, want contoso's success", r.Raw)
+	}
+	svc.Stop(t)
+}

@@ -316,6 +316,17 @@ func (c *tenantClients) seedLimiters(ctx context.Context, js jetstream.JetStream
 	return nil
 }
 
+// filesChanged reports whether a credential file of a running tenant changed.
+func (c *tenantClients) filesChanged() bool {
+	set := c.router.Set()
+	for _, name := range set.Names() {
+		if t, _ := set.Get(name); !maps.Equal(t.Files, config.FileSums(slices.Collect(maps.Keys(t.Files))...)) {
+			return true
+		}
+	}
+	return false
+}
+
 // tenantsFileCheck is how often the tenants file is read for a change.
 const tenantsFileCheck = 5 * time.Second
 
@@ -341,7 +352,7 @@ func (s *service) reloadActor(count func(outcome string)) lifecycle.Actor {
 				return nil
 			case <-hup:
 			case <-tick.C:
-				if now, ok := sum(); !ok || now == last {
+				if now, ok := sum(); (!ok || now == last) && !s.clients.filesChanged() {
 					continue
 				}
 				reason = "file changed"
