@@ -2,7 +2,6 @@ package tests
 
 import (
 	"os"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,7 +25,7 @@ func TestTenantsOperations(t *testing.T) {
 	js := srv.JetStream(t)
 	listen, base := httpEndpoint(t)
 	env := tenantsEnv(t, srv.URL(), []string{certA, certB}, []tenantEmulator{contoso, fabrikam}, "HTTP_LISTEN="+listen)
-	file := strings.TrimPrefix(env[slices.IndexFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "TENANTS_FILE=") })], "TENANTS_FILE=")
+	file := tenantsFileOf(env)
 	full, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)

@@ -126,7 +126,7 @@ func testTenantsQuotaMetrics(t *testing.T, scope string) {
 	}
 
 	// A reload removes fabrikam: its quota series go.
-	file := strings.TrimPrefix(env[slices.IndexFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "TENANTS_FILE=") })], "TENANTS_FILE=")
+	file := tenantsFileOf(env)
 	full, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)

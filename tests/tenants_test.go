@@ -41,6 +41,12 @@ func startTenantEmulator(t *testing.T, name string, n int, cfg emulator.Config) 
 	return tenantEmulator{name: name, emu: emu, secret: secret}, cert
 }
 
+// tenantsFileOf is the TENANTS_FILE of env.
+func tenantsFileOf(env []string) string {
+	i := slices.IndexFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "TENANTS_FILE=") })
+	return strings.TrimPrefix(env[i], "TENANTS_FILE=")
+}
+
 // tenantsEnv writes the tenants file of ts (contoso's secret in a file,
 // fabrikam's in a variable) and returns the environment of a service that
 // serves them: no AZURE_* registration, every emulator's certificate
@@ -321,7 +327,7 @@ func TestTenantsReloadOnHangup(t *testing.T) {
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	env := tenantsEnv(t, srv.URL(), []string{certA, certB}, []tenantEmulator{contoso, fabrikam})
-	file := strings.TrimPrefix(env[slices.IndexFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "TENANTS_FILE=") })], "TENANTS_FILE=")
+	file := tenantsFileOf(env)
 	full, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
@@ -389,7 +395,7 @@ func TestTenantsReloadOnFileChange(t *testing.T) {
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	env := tenantsEnv(t, srv.URL(), []string{certA, certB}, []tenantEmulator{contoso, fabrikam})
-	file := strings.TrimPrefix(env[slices.IndexFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "TENANTS_FILE=") })], "TENANTS_FILE=")
+	file := tenantsFileOf(env)
 	full, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
@@ -418,7 +424,7 @@ func TestTenantsReloadOnCredentialFileChange(t *testing.T) {
 	srv := testenv.StartNATS(t)
 	js := srv.JetStream(t)
 	env := tenantsEnv(t, srv.URL(), []string{cert}, []tenantEmulator{contoso})
-	file := strings.TrimPrefix(env[slices.IndexFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "TENANTS_FILE=") })], "TENANTS_FILE=")
+	file := tenantsFileOf(env)
 	secret := filepath.Join(filepath.Dir(file), "contoso.secret")
 	if err := os.WriteFile(secret, []byte("an-old-secret\n"), 0o600); err != nil {
 		t.Fatal(err)
