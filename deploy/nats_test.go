@@ -1,6 +1,7 @@
 package deploy_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -115,8 +116,11 @@ type natsUser struct {
 	errs chan error
 }
 
-// connect connects as user; apiPrefix, when set, is the JetStream API
-// prefix the user's account imports the service's API under.
+// inboxPrefixes are the inboxes of permissions.conf's users who have their own.
+var inboxPrefixes = map[string]string{"SIEM": "_INBOX_SIEM", "PLAYBOOK": "_INBOX_PLAYBOOK"}
+
+// connect connects as user (with its inbox prefix); apiPrefix, when set, is
+// the JetStream API prefix the user's account imports the service's API under.
 func (ex *natsExample) connect(t *testing.T, user, apiPrefix string) *natsUser {
 	t.Helper()
 	kp, ok := ex.users[user]
@@ -128,7 +132,7 @@ func (ex *natsExample) connect(t *testing.T, user, apiPrefix string) *natsUser {
 		t.Fatal(err)
 	}
 	u := &natsUser{name: user, errs: make(chan error, 256)}
-	u.nc, err = nats.Connect(ex.url, nats.Name("deploy test "+user), nats.Nkey(pub, kp.Sign),
+	u.nc, err = nats.Connect(ex.url, nats.Name("deploy test "+user), nats.Nkey(pub, kp.Sign), nats.CustomInboxPrefix(cmp.Or(inboxPrefixes[user], "_INBOX")),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			select {
 			case u.errs <- err:
@@ -292,7 +296,8 @@ func TestPermissionsExampleRoles(t *testing.T) {
 				t.Fatalf("the SIEM publishes %s: %v %v", subj, ack, err)
 			}
 		}
-		for _, subj := range []string{successSubject + ".contoso", "defender.alerts.domains.>"} {
+		// Nor anyone's inbox: there a pull brings results, and the service's requests.
+		for _, subj := range []string{successSubject + ".contoso", "defender.alerts.domains.>", "_INBOX.>"} {
 			if _, err := siem.nc.SubscribeSync(subj); err != nil {
 				t.Fatal(err)
 			}
@@ -340,6 +345,9 @@ func TestPermissionsExampleRoles(t *testing.T) {
 			"$JS.API.CONSUMER.DELETE." + requestStream + ".alert-domains",
 			"$JS.API.CONSUMER.DELETE." + requestStream + ".alert-domains-max-deliveries",
 			"$JS.API.CONSUMER.DURABLE.CREATE." + requestStream + ".alert-domains",
+			"$JS.API.CONSUMER.MSG.NEXT." + requestStream + ".alert-domains",
+			"$JS.API.CONSUMER.MSG.NEXT." + requestStream + ".alert-domains-max-deliveries",
+			"$JS.API.CONSUMER.MSG.NEXT." + resultStream + ".soc-playbook",
 			"$KV.QUOTA_alert-domains_COOLDOWN.1",
 			"alert_domains.quota.alert-domains.1m.key",
 		} {
@@ -348,6 +356,21 @@ func TestPermissionsExampleRoles(t *testing.T) {
 		info, err := results.Info(ctxTimeout(t, 10*time.Second))
 		if err != nil || info.State.Msgs != 1 {
 			t.Fatalf("%s after the operator's refused writes: %+v %v", resultStream, info, err)
+		}
+		// `status` reads the shared quota's cooldowns, key by key.
+		kv, err := svc.js.CreateOrUpdateKeyValue(ctxTimeout(t, 10*time.Second), jetstream.KeyValueConfig{Bucket: "QUOTA_alert-domains_COOLDOWN"})
+		if err == nil {
+			_, err = kv.Put(ctxTimeout(t, 10*time.Second), "registration", []byte(`{}`))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		okv, err := op.js.KeyValue(ctxTimeout(t, 10*time.Second), "QUOTA_alert-domains_COOLDOWN")
+		if err == nil {
+			_, err = okv.Get(ctxTimeout(t, 10*time.Second), "registration")
+		}
+		if err != nil {
+			t.Errorf("the operator reads a cooldown: %v", err)
 		}
 	})
 
@@ -369,6 +392,10 @@ func TestPermissionsExampleRoles(t *testing.T) {
 		if err := m.DoubleAck(ctxTimeout(t, 10*time.Second)); err != nil {
 			t.Fatalf("the playbook acknowledges a result: %v", err)
 		}
+		if _, err := pb.nc.SubscribeSync("_INBOX.>"); err != nil {
+			t.Fatal(err)
+		}
+		pb.refused(t, "Subscription", "_INBOX.>")
 		pb.publishRefused(t, "$JS.API.CONSUMER.CREATE."+resultStream+".other", []byte(`{}`))
 		pb.publishRefused(t, requestSubject, []byte("da1"))
 	})

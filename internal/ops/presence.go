@@ -50,7 +50,8 @@ func ServePresence(nc *nats.Conn, cfg *config.Config, started time.Time, ready f
 			p.Issue = err.Error()
 		}
 		p.Bound = p.Issue == ""
-		if data, err := json.Marshal(p); err == nil {
+		// Only to an inbox: the service's user may publish results and JetStream API calls.
+		if data, err := json.Marshal(p); err == nil && strings.HasPrefix(m.Reply, nats.InboxPrefix) {
 			_ = m.Respond(data) // the asker may be gone; it asks again
 		}
 	})

@@ -37,11 +37,10 @@ func Servers(list string) string {
 func Environ(environ []string) []string {
 	out := make([]string, len(environ))
 	for i, kv := range environ {
-		if servers, ok := strings.CutPrefix(kv, "NATS_URL="); ok {
-			out[i] = "NATS_URL=" + Servers(servers)
-			continue
-		}
 		out[i] = URLs(kv) // a name holds no "://", so only the value can change
+		if servers, ok := strings.CutPrefix(kv, "NATS_URL="); ok {
+			out[i] = "NATS_URL=" + Servers(servers) // also a server without a scheme
+		}
 	}
 	return out
 }
