@@ -170,17 +170,22 @@ func TestLintRefusesValuesOutsideTheSchema(t *testing.T) {
 		"http api url":          "defender: {apiUrl: 'http://api.example'}\n",
 		"no servers":            "nats: {servers: []}\n",
 		"bad duration":          "processing: {ackWait: 30}\n",
-		"string replicas":       "topology: {streamReplicas: three}\n",
-		"image tag as digest":   "image: {digest: '1.2.3'}\n",
-		"short digest":          "image: {digest: 'sha256:abc'}\n",
-		"unknown api":           "defender: {api: xdr}\n",
-		"azure keys":            "azure: {keys: {tenantId: tenant-id}}\n",
-		"secret name as path":   "tenantsFile: {secrets: [../etc]}\n",
-		"peer of no kind":       "networkPolicy: {metrics: {from: [{}]}}\n",
-		"otel without scheme":   "otel: {endpoint: 'collector:4318'}\n",
-		"unknown sampler":       "otel: {sampler: sometimes}\n",
-		"unknown protocol":      "otel: {protocol: http/json}\n",
-		"comma in an attribute": "otel: {resourceAttributes: {team: 'a,b'}}\n",
+		// The service refuses these at start (the pods would crash-loop).
+		"concurrency above the service's bound": "processing: {concurrency: 2000}\n",
+		"ack wait under a second":               "processing: {ackWait: 500ms}\n",
+		"ack wait of zero":                      "processing: {ackWait: 0s}\n",
+		"cache TTL under a second":              "processing: {cacheTTL: 500ms}\n",
+		"string replicas":                       "topology: {streamReplicas: three}\n",
+		"image tag as digest":                   "image: {digest: '1.2.3'}\n",
+		"short digest":                          "image: {digest: 'sha256:abc'}\n",
+		"unknown api":                           "defender: {api: xdr}\n",
+		"azure keys":                            "azure: {keys: {tenantId: tenant-id}}\n",
+		"secret name as path":                   "tenantsFile: {secrets: [../etc]}\n",
+		"peer of no kind":                       "networkPolicy: {metrics: {from: [{}]}}\n",
+		"otel without scheme":                   "otel: {endpoint: 'collector:4318'}\n",
+		"unknown sampler":                       "otel: {sampler: sometimes}\n",
+		"unknown protocol":                      "otel: {protocol: http/json}\n",
+		"comma in an attribute":                 "otel: {resourceAttributes: {team: 'a,b'}}\n",
 		// OTEL_RESOURCE_ATTRIBUTES values are percent-decoded: the SDK
 		// reports a bare % as an error at every start.
 		"bare percent in an attribute": "otel: {resourceAttributes: {share: '50%'}}\n",
@@ -538,7 +543,7 @@ func TestProbesMatchTheService(t *testing.T) {
 		for name, probe := range map[string]struct {
 			p    *corev1.Probe
 			path string
-		}{"liveness": {c.LivenessProbe, "/livez"}, "readiness": {c.ReadinessProbe, "/readyz"}} {
+		}{"startup": {c.StartupProbe, "/livez"}, "liveness": {c.LivenessProbe, "/livez"}, "readiness": {c.ReadinessProbe, "/readyz"}} {
 			if probe.p == nil || probe.p.HTTPGet == nil {
 				t.Errorf("%s probe %+v, want an HTTP GET", name, probe.p)
 				continue
@@ -553,6 +558,11 @@ func TestProbesMatchTheService(t *testing.T) {
 			if g.Port != intstr.FromString("http") && g.Port != intstr.FromInt32(httpPort) {
 				t.Errorf("%s probe port %v, want the http port %d", name, g.Port, httpPort)
 			}
+		}
+		// The service serves HTTP once provisioned, which waits up to 45 s
+		// for a NATS cluster electing its leaders.
+		if p := c.StartupProbe; p == nil || p.PeriodSeconds*p.FailureThreshold < 60 {
+			t.Errorf("startup probe %+v, want at least 60 s before liveness counts", p)
 		}
 		if svc := r.service.Spec.Ports; len(svc) != 1 || svc[0].TargetPort != intstr.FromString("http") {
 			t.Errorf("Service ports %+v, want one to the http port", svc)
@@ -811,4 +821,15 @@ func exampleValues(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestDurationsTheServiceTakes: whole durations of at least a second, and a
+// cache TTL of 0 (off), reach the service as given.
+func TestDurationsTheServiceTakes(t *testing.T) {
+	for _, tc := range []struct{ ackWait, cacheTTL string }{{"1h30m", "0"}, {"90s", "2m"}, {"1s", "1s"}} {
+		env := render(t, minimalValues, "processing: {ackWait: '"+tc.ackWait+"', cacheTTL: '"+tc.cacheTTL+"'}\n").env(t)
+		if env["ACK_WAIT"].Value != tc.ackWait || env["CACHE_TTL"].Value != tc.cacheTTL {
+			t.Errorf("ACK_WAIT %q, CACHE_TTL %q; want %s, %s", env["ACK_WAIT"].Value, env["CACHE_TTL"].Value, tc.ackWait, tc.cacheTTL)
+		}
+	}
 }
