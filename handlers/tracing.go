@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/attribute"
@@ -17,9 +16,6 @@ import (
 )
 
 const tracerName = "github.com/alert-domains/alert-domains/handlers"
-
-// maxAttrBytes bounds an attribute value a publisher of requests chose.
-const maxAttrBytes = 256
 
 // Tracing starts the span "process <REQUEST_SUBJECT>" of each delivery, a
 // child of the request's trace context, and ends it with what it came to.
@@ -52,13 +48,13 @@ func endProcess(span trace.Span, d *consumer.Delivery, request, consumerName str
 		attribute.String("alert_domains.action", out.Action.String()),
 	)
 	if d.Subject != "" {
-		attrs = append(attrs, semconv.MessagingDestinationName(capAttr(d.Subject)))
+		attrs = append(attrs, semconv.MessagingDestinationName(message.Cut(d.Subject, message.MaxAttrBytes)))
 	}
 	if strings.HasPrefix(d.Subject, request+".") {
 		attrs = append(attrs, semconv.MessagingDestinationTemplate(request+".{tenant}"))
 	}
 	if id := d.Header.Get(message.HeaderMsgID); id != "" {
-		attrs = append(attrs, semconv.MessagingMessageID(capAttr(id)))
+		attrs = append(attrs, semconv.MessagingMessageID(message.Cut(id, message.MaxAttrBytes)))
 	}
 	if out.AlertID != "" {
 		attrs = append(attrs, attribute.String("alert_domains.alert_id", out.AlertID))
@@ -102,9 +98,11 @@ func (t resultTrace) start(ctx context.Context) (context.Context, trace.Span) {
 	return t.tracer.Start(ctx, "publish", t.producerKind...)
 }
 
-// inject replaces msg's traceparent, the request's, by ctx's span, if any.
+// inject replaces msg's traceparent, the request's, by ctx's span, if any,
+// whatever else the configured propagator writes.
 func (t resultTrace) inject(ctx context.Context, msg *nats.Msg) {
 	if msg != nil && trace.SpanContextFromContext(ctx).IsValid() {
+		propagation.TraceContext{}.Inject(ctx, message.HeaderCarrier(msg.Header))
 		t.prop.Inject(ctx, message.HeaderCarrier(msg.Header))
 	}
 }
@@ -133,16 +131,4 @@ func (t resultTrace) end(span trace.Span, msg *nats.Msg, out consumer.Outcome) {
 		}
 	}
 	span.End()
-}
-
-// capAttr cuts s at maxAttrBytes, on a rune boundary.
-func capAttr(s string) string {
-	if len(s) <= maxAttrBytes {
-		return s
-	}
-	cut := maxAttrBytes
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut]
 }

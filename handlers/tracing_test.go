@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/contrib/propagators/autoprop"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -49,7 +50,7 @@ type tracedEnv struct {
 	logs  *syncBuffer
 }
 
-func newTracedEnv(t *testing.T, on bool) *tracedEnv {
+func newTracedEnv(t *testing.T, on bool, propagators ...propagation.TextMapPropagator) *tracedEnv {
 	t.Helper()
 	e := newEnv(t)
 	known := map[string][]string{}
@@ -66,6 +67,9 @@ func newTracedEnv(t *testing.T, on bool) *tracedEnv {
 		sdk := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
 		t.Cleanup(func() { _ = sdk.Shutdown(context.Background()) })
 		tp, prop = sdk, propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+		if len(propagators) > 0 {
+			prop = propagation.NewCompositeTextMapPropagator(propagators...)
+		}
 	}
 	set, err := tenants.New([]config.Tenant{
 		{Name: config.DefaultTenant, API: connector.Graph},
@@ -182,6 +186,27 @@ func TestTracingSpansOfADelivery(t *testing.T) {
 			checkPublish(t, spans, process, res, tc.kind)
 			checkLogLine(t, te.logs, process)
 		})
+	}
+}
+
+// TestTracingResultTraceparentWithB3: with another propagator
+// (OTEL_PROPAGATORS=b3), the result's traceparent is still the publish
+// span's, not the request's, beside the propagator's own headers.
+func TestTracingResultTraceparentWithB3(t *testing.T) {
+	b3, err := autoprop.TextMapPropagator("b3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	te := newTracedEnv(t, true, b3)
+	_, spans, res := te.handle(t, reqSubj, "da637000000000000020_1")
+	ps := named(spans, "publish "+successSubj)
+	if len(ps) != 1 {
+		t.Fatalf("spans %v, want one publish", spanNames(spans))
+	}
+	sc := ps[0].SpanContext()
+	want := "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + "-01"
+	if got := res.Header.Get(message.HeaderTraceparent); got != want || res.Header.Get("b3") == "" {
+		t.Errorf("result traceparent %q, b3 %q; want %s (the publish span) and a b3 header", got, res.Header.Get("b3"), want)
 	}
 }
 

@@ -186,5 +186,5 @@ func Printable(s string, limit int) string {
 	if len(s) <= limit {
 		return s
 	}
-	return capText(s, max(limit, 0)) + "…"
+	return Cut(s, max(limit, 0)) + "…"
 }

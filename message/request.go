@@ -216,7 +216,7 @@ func requestText(body []byte) (text string, truncated bool) {
 	}
 	text = strings.ToValidUTF8(string(body), "\uFFFD")
 	if len(text) > limit {
-		text, truncated = capText(text, limit), true
+		text, truncated = Cut(text, limit), true
 	}
 	return text, truncated
 }

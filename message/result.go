@@ -87,19 +87,22 @@ func (r *Result) WithRequest(body []byte) *Result {
 func errorInfo(err error) *ErrorInfo {
 	r, ok := errors.AsType[reason](err)
 	if !ok {
-		return &ErrorInfo{Kind: KindUnavailable, Message: capText(err.Error(), maxErrorText)}
+		return &ErrorInfo{Kind: KindUnavailable, Message: Cut(err.Error(), maxErrorText)}
 	}
 	info := r.ErrorInfo()
-	info.Message, info.Code, info.Target = capText(cmp.Or(info.Message, string(info.Kind)), maxErrorText), capText(info.Code, maxErrorText), capText(info.Target, maxErrorText)
-	info.RequestID = capText(info.RequestID, maxErrorText)
+	info.Message, info.Code, info.Target = Cut(cmp.Or(info.Message, string(info.Kind)), maxErrorText), Cut(info.Code, maxErrorText), Cut(info.Target, maxErrorText)
+	info.RequestID = Cut(info.RequestID, maxErrorText)
 	return &info
 }
 
 // maxErrorText bounds each text of a result's error member.
 const maxErrorText = 1 << 10
 
-// capText cuts s at limit bytes, on a rune boundary.
-func capText(s string, limit int) string {
+// MaxAttrBytes bounds a span attribute whose value a publisher of requests chose.
+const MaxAttrBytes = 256
+
+// Cut is s cut at limit bytes, on a rune boundary.
+func Cut(s string, limit int) string {
 	if len(s) <= limit {
 		return s
 	}
@@ -143,7 +146,7 @@ func (r *Result) Message(subject, msgID, traceparent string) (*nats.Msg, error) 
 		h.Set(HeaderTenant, r.Tenant)
 	}
 	if r.CorrelationID != "" {
-		h.Set(HeaderCorrelationID, capText(r.CorrelationID, maxCorrelationID))
+		h.Set(HeaderCorrelationID, Cut(r.CorrelationID, maxCorrelationID))
 	}
 	if ValidTraceparent(traceparent) {
 		h.Set(HeaderTraceparent, traceparent)

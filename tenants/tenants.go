@@ -87,7 +87,7 @@ func (s *Set) Resolve(subjectTenant, bodyTenant, entraTenantID string) (tenant s
 	name := subjectTenant
 	if bodyTenant != "" {
 		if name != "" && name != bodyTenant {
-			return "", true, conflict("the subject names tenant %q and the body %q", name, bodyTenant)
+			return "", true, conflict("the subject names tenant %q and the body %q", message.Printable(name, 64), message.Printable(bodyTenant, 64))
 		}
 		name = bodyTenant
 	}
@@ -98,7 +98,7 @@ func (s *Set) Resolve(subjectTenant, bodyTenant, entraTenantID string) (tenant s
 	i, ok := s.byName[cmp.Or(name, config.DefaultTenant)] // a request that names none goes to "default"
 	switch {
 	case name != "" && !ok:
-		return "", true, unknown("%q is not configured", name)
+		return "", true, unknown("%q is not configured", message.Printable(name, 64))
 	case name == "" && len(byID) == 1:
 		return s.list[byID[0]].Name, true, nil
 	case name == "" && len(byID) > 1:
@@ -130,7 +130,7 @@ func unknown(format string, args ...any) error {
 func (s *Set) Domains(ctx context.Context, tenant, alertID string) (connector.Result, error) {
 	l, ok := s.Lookup(tenant)
 	if !ok {
-		return connector.Result{}, unknown("%q is not configured", tenant)
+		return connector.Result{}, unknown("%q is not configured", message.Printable(tenant, 64))
 	}
 	return l.Domains(ctx, alertID)
 }

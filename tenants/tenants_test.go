@@ -3,6 +3,7 @@ package tenants_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -214,6 +215,23 @@ func TestEnvironmentTenantRouting(t *testing.T) {
 		got, _, err := set.Resolve("", "", tc.entraID)
 		if (tc.kind == "" && (err != nil || got != config.DefaultTenant)) || (tc.kind != "" && message.KindOf(err) != tc.kind) {
 			t.Errorf("AZURE_TENANT_ID %s, an alert of %s: %q, %v; want kind %q", tc.tenantID, tc.entraID, got, err, tc.kind)
+		}
+	}
+}
+
+// TestResolveErrorsAreBounded: a tenant name a request chose (64 KiB of
+// control characters, say) is cut and made printable in the error, which
+// is logged and stored as the result's message.
+func TestResolveErrorsAreBounded(t *testing.T) {
+	set, err := tenants.New([]config.Tenant{{Name: "contoso"}}, func(t *config.Tenant) (tenants.Lookup, error) { return answer(t.Name), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostile := strings.Repeat("\x7f\x1b", 32<<10)
+	for _, args := range [][2]string{{hostile, ""}, {"contoso", hostile}} {
+		_, _, err := set.Resolve(args[0], args[1], "")
+		if err == nil || len(err.Error()) > 512 || strings.ContainsAny(err.Error(), "\x7f\x1b") {
+			t.Errorf("Resolve error of %d bytes: %.200q", len(fmt.Sprint(err)), fmt.Sprint(err))
 		}
 	}
 }

@@ -28,6 +28,7 @@ import (
 
 	"github.com/alert-domains/alert-domains/config"
 	"github.com/alert-domains/alert-domains/internal/buildinfo"
+	"github.com/alert-domains/alert-domains/message"
 )
 
 // DefaultServiceName is service.name unless OTEL_SERVICE_NAME says otherwise.
@@ -170,17 +171,17 @@ func (w *warner) warn(text string) {
 		for _, s := range w.secrets {
 			text = strings.ReplaceAll(text, s, "[REDACTED]")
 		}
-		w.logger.Warn("tracing problem, spans may be lost (said at most once a minute)", slog.String("error", text))
+		w.logger.Warn("tracing problem, spans may be lost (said at most once a minute)", slog.String("error", message.Printable(text, 4096)))
 	})
 }
 
-// headerSecrets are the OTLP headers' values, as given and decoded, and each word.
+// headerSecrets are the OTLP headers' values (a malformed pair's whole text), as given and decoded, and each word.
 func headerSecrets(lookup config.Lookup) []string {
 	var secrets []string
 	for _, k := range []string{"OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"} {
 		v, _ := lookup(k)
 		for pair := range strings.SplitSeq(v, ",") {
-			_, value, _ := strings.Cut(pair, "=")
+			value := pair[strings.IndexByte(pair, '=')+1:] // a pair without "=" is all secret: the SDK logs it whole
 			decoded, err := url.PathUnescape(value)
 			if err != nil {
 				decoded = value

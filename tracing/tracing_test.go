@@ -204,3 +204,39 @@ func TestInvalidResourceAttributesWarn(t *testing.T) {
 		t.Errorf("logged %q, want a warning about the attributes", logs.String())
 	}
 }
+
+// TestMalformedHeadersNeverLogged: an OTLP headers value the SDK cannot
+// read (a colon for "=", a comma inside a value) is logged by the SDK as
+// it is; its secret still never reaches the log.
+func TestMalformedHeadersNeverLogged(t *testing.T) {
+	for _, headers := range []string{"Authorization: Bearer s3cr3t-token-value", "api-key=abc,s3cr3t-token-value"} {
+		t.Run(headers, func(t *testing.T) {
+			env := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1", "OTEL_EXPORTER_OTLP_HEADERS": headers}
+			for k, v := range env {
+				t.Setenv(k, v) // the SDK reads the environment itself
+			}
+			var logs bytes.Buffer
+			p, err := New(t.Context(), config.MapEnv(env), &bytes.Buffer{}, slog.New(slog.NewJSONHandler(&logs, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = p.Shutdown(ctx)
+			if out := logs.String(); !strings.Contains(out, "tracing problem") || strings.Contains(out, "s3cr3t-token-value") {
+				t.Errorf("want the SDK's report without the secret:\n%s", out)
+			}
+		})
+	}
+}
+
+// TestWarnerDropsControlCharacters: text a collector sent (an error body
+// with terminal escapes) is logged without control characters.
+func TestWarnerDropsControlCharacters(t *testing.T) {
+	var logs bytes.Buffer
+	w := &warner{logger: slog.New(slog.NewTextHandler(&logs, nil)), every: rate.Sometimes{Interval: time.Hour}}
+	w.warn("traces export: 400 Bad Request (body: \x1b[2J\x1b[31mall good\x1b]0;pwned\a)")
+	if out := logs.String(); !strings.Contains(out, "all good") || strings.ContainsAny(out, "\x1b\a") || strings.Contains(out, `\x1b`) {
+		t.Errorf("logged %q", out)
+	}
+}

@@ -45,7 +45,7 @@ func (t replayTrace) start(ctx context.Context, raw *jetstream.RawStreamMsg, msg
 	}
 	t.prop.Inject(ctx, message.HeaderCarrier(msg.Header))
 	if span.IsRecording() {
-		span.SetAttributes(semconv.MessagingSystemKey.String("nats"), semconv.MessagingDestinationName(msg.Subject),
+		span.SetAttributes(semconv.MessagingSystemKey.String("nats"), semconv.MessagingDestinationName(message.Cut(msg.Subject, message.MaxAttrBytes)),
 			semconv.MessagingOperationTypeSend, semconv.MessagingOperationName("publish"),
 			semconv.MessagingMessageID(msg.Header.Get(message.HeaderMsgID)), attribute.Int64("alert_domains.replay_of", int64(root)))
 		if strings.HasPrefix(msg.Subject, t.request+".") {

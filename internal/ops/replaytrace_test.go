@@ -2,9 +2,11 @@ package ops
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -80,5 +82,21 @@ func TestReplayUntracedKeepsTraceContext(t *testing.T) {
 	if len(copies) != 1 || copies[0].Header.Get(message.HeaderTraceparent) != originalTraceparent ||
 		copies[0].Header.Get(message.HeaderTracestate) != originalTracestate {
 		t.Fatalf("copies %v, want one with the original's trace context", copies)
+	}
+}
+
+// TestReplaySpanAttributesBounded: a copy's subject, chosen by whoever
+// published the original, is cut at message.MaxAttrBytes in its span.
+func TestReplaySpanAttributesBounded(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	tr := newReplayTrace(ReplayOptions{TracerProvider: tp, Propagator: propagation.TraceContext{}}, "defender.alerts.domains.requests")
+	raw := &jetstream.RawStreamMsg{Subject: "defender.alerts.domains.requests." + strings.Repeat("x", 3000), Header: nats.Header{}}
+	tr.start(context.Background(), raw, replayMessage(raw, 1, "replay-1"), 1).End()
+	for _, a := range rec.Ended()[0].Attributes() {
+		if n := len(a.Value.Emit()); n > message.MaxAttrBytes {
+			t.Errorf("attribute %s is %d bytes, want at most %d", a.Key, n, message.MaxAttrBytes)
+		}
 	}
 }
