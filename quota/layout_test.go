@@ -3,6 +3,7 @@ package quota_test
 import (
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,5 +49,19 @@ func TestPrimary(t *testing.T) {
 	}
 	if want := map[string]bool{"QUOTA_svc_60000ms": true, "QUOTA_svc_60000ms_50": true, "QUOTA_svc_3600000ms_1500": true}; !maps.Equal(names, want) {
 		t.Errorf("streams %v, want %v", names, want)
+	}
+}
+
+// TestRegistrationKeyIgnoresCase: Entra reads tenant and client IDs without
+// case, so tenants that write one registration in two cases share its quota.
+func TestRegistrationKeyIgnoresCase(t *testing.T) {
+	lower := quota.Registration{Cloud: "public", API: connector.Graph, TenantID: "6f1c2b9e-0000-4000-8000-00000000000a", ClientID: "0a3e5f7d-0000-4000-8000-00000000000b"}
+	upper := lower
+	upper.TenantID, upper.ClientID = strings.ToUpper(lower.TenantID), strings.ToUpper(lower.ClientID)
+	if lower.Key() != upper.Key() {
+		t.Errorf("keys %s and %s for one registration", lower.Key(), upper.Key())
+	}
+	if other := (quota.Registration{Cloud: "public", API: connector.Graph, TenantID: lower.TenantID, ClientID: "0a3e5f7d-0000-4000-8000-00000000000c"}); other.Key() == lower.Key() {
+		t.Error("two registrations share a key")
 	}
 }

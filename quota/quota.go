@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -34,7 +35,7 @@ type Registration struct {
 // Key is the registration as a subject token: the first 16 bytes of the SHA-256
 // of its fields, in hex; the endpoint API keeps the key it had before APIs were.
 func (r Registration) Key() string {
-	id := r.Cloud + "\x00" + r.TenantID + "\x00" + r.ClientID
+	id := r.Cloud + "\x00" + strings.ToLower(r.TenantID) + "\x00" + strings.ToLower(r.ClientID) // Entra reads both without case
 	if r.API != connector.MDE && r.API != "" {
 		id += "\x00" + string(r.API)
 	}

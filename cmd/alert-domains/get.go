@@ -136,12 +136,17 @@ func printLookups(ctx context.Context, e *env, client *connector.Client, tenant 
 // getClients builds get's client of tenant, in the shared quota when NATS_URL is reachable.
 func getClients(ctx context.Context, e *env, cfg *config.Config, list []config.Tenant, fromFile bool, tenant *config.Tenant, w *waits, logger *slog.Logger) (c *tenantClients, leave func(), err error) {
 	opts := []connector.Option{w.option()}
-	c, err = newTenantClients(cfg, e, list, fromFile, logger, nil, opts, tenant.Name)
+	joined := *cfg
+	joined.Provision = false // get joins serve's quota streams as they are, never redefines them
+	c, err = newTenantClients(&joined, e, list, fromFile, logger, nil, opts, tenant.Name)
 	w.limits = quotaText(tenant.RateLimits) + ", in this process"
 	if err != nil || cfg.QuotaScope != quota.ScopeShared || len(tenant.RateLimits) == 0 {
 		return c, func() {}, err
 	}
 	closeNATS, err := joinQuota(ctx, cfg, c, logger)
+	if _, alone := errors.AsType[noNATS](err); err != nil && !alone {
+		return nil, nil, fmt.Errorf("get: the shared quota cannot be used, so no call is made (QUOTA_SCOPE=process counts in this process alone): %w", err)
+	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "alert-domains: get: counting the quota alone (%s in this process, not with serve's replicas): %v\n", quotaText(tenant.RateLimits), err)
 		alone := *cfg
@@ -160,19 +165,26 @@ func getClients(ctx context.Context, e *env, cfg *config.Config, list []config.T
 	}, nil
 }
 
+// noNATS is why get counts the quota alone: NATS_URL is empty or unreachable.
+type noNATS struct{ error }
+
 // joinQuota connects c's shared quota to NATS_URL, provisioning (or verifying) its streams.
 func joinQuota(ctx context.Context, cfg *config.Config, c *tenantClients, logger *slog.Logger) (closeNATS func(), err error) {
 	if cfg.NATSURL == "" {
-		return nil, errors.New("NATS_URL is empty")
+		return nil, noNATS{errors.New("NATS_URL is empty")}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	nc, err := broker.Connect(ctx, cfg, cfg.NATSURL, "alert-domains get", logger)
 	if err != nil {
-		return nil, err
+		return nil, noNATS{err}
 	}
 	js, err := jetstream.New(nc)
 	if err == nil {
+		err = c.start(ctx, js)
+	}
+	if errors.Is(err, quota.ErrMissing) { // no serve made them yet: get makes them
+		c.cfg.Provision = cfg.Provision
 		err = c.start(ctx, js)
 	}
 	if err != nil {

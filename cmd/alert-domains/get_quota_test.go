@@ -40,6 +40,14 @@ func TestGetJoinsSharedQuota(t *testing.T) {
 		t.Errorf("%d calls, want still 2: the second get did not wait for the shared quota", srv.Calls())
 	}
 
+	// A get configured with another count joins nothing it would redefine:
+	// it makes no call, and the streams keep serve's count.
+	other := getEnv(srv, "NATS_URL", natsURL, "DEFENDER_RATE_LIMITS", "150/1h")
+	if r := runGetTest(t, srv, other, "", id); r.err == nil || srv.Calls() != 2 ||
+		!strings.Contains(r.err.Error(), "the shared quota cannot be used, so no call is made") || !strings.Contains(r.err.Error(), "allows 2 calls per window") {
+		t.Fatalf("get with another count: %v, %d calls, want an error and still 2\n%s", r.err, srv.Calls(), r.stderr)
+	}
+
 	alone := getEnv(srv, "DEFENDER_RATE_LIMITS", "2/1h")
 	r := runGetTest(t, srv, alone, "", id)
 	if r.err != nil || srv.Calls() != 3 {

@@ -62,23 +62,17 @@ func newTenantConnector(cfg *config.Config, t *config.Tenant, hc *http.Client, e
 
 // sharedQuota lays out the shared quota's streams for list and returns their limits.
 func sharedQuota(cfg *config.Config, list []config.Tenant) (quota.Layout, []connector.Limit, error) {
-	type window struct {
-		count  int
-		tenant string
-	}
-	seen := map[string]window{} // the first count of a registration's window
+	seen := map[string][2]string{} // a registration's rate limits, and the first tenant that gives them
 	lists := make([][]connector.Limit, len(list))
 	for i := range list {
 		t := &list[i]
 		lists[i] = t.RateLimits
-		for _, l := range quota.Enforced(t.RateLimits) { // the smallest count of each window
-			key := registration(t).Key() + " " + l.Window.String()
-			if o, ok := seen[key]; !ok {
-				seen[key] = window{l.Count, t.Name}
-			} else if o.count != l.Count {
-				return quota.Layout{}, nil, &config.TenantsError{File: cfg.TenantsFile, Tenant: t.Name, Index: i, Field: "rateLimits",
-					Reason: fmt.Sprintf("%d calls per %s, and tenant %q of the same app registration has %d: one registration has one Defender quota, so with QUOTA_SCOPE=shared its tenants give a window the same count", l.Count, l.Window, o.tenant, o.count)}
-			}
+		key, limits := registration(t).Key(), quotaText(quota.Enforced(t.RateLimits))
+		if o, ok := seen[key]; !ok {
+			seen[key] = [2]string{limits, t.Name}
+		} else if o[0] != limits {
+			return quota.Layout{}, nil, &config.TenantsError{File: cfg.TenantsFile, Tenant: t.Name, Index: i, Field: "rateLimits",
+				Reason: fmt.Sprintf("%s, and tenant %q of the same app registration has %s: one registration has one Defender quota, so with QUOTA_SCOPE=shared its tenants give it the same rate limits", limits, o[1], o[0])}
 		}
 	}
 	return quota.NewLayout(cfg.ConsumerName, quota.Primary(cfg.RateLimits, lists...)), quota.Enforced(lists...), nil

@@ -19,8 +19,9 @@ import (
 // TestSharedQuotaCountsPerTenant: with QUOTA_SCOPE=shared, tenants whose
 // counts of one window differ are served, each count in a stream of its
 // own, DEFENDER_RATE_LIMITS's count keeping the stream it always had. Only
-// tenants of one app registration whose counts differ are a configuration
-// error naming the tenants and the field: their calls reach one quota.
+// tenants of one app registration whose rate limits differ (a count, or a
+// window one gives and another not) are a configuration error naming the
+// tenants and the field: their calls reach one quota.
 func TestSharedQuotaCountsPerTenant(t *testing.T) {
 	perMinute := func(n int) connector.Limit { return connector.Limit{Count: n, Window: time.Minute} }
 	perHour := connector.Limit{Count: 1500, Window: time.Hour}
@@ -37,7 +38,7 @@ func TestSharedQuotaCountsPerTenant(t *testing.T) {
 		tenant("fabrikam", "fabrikam.example", perMinute(50), perHour),
 		tenant("woodgrove", "woodgrove.example"),
 		tenant("initech", "initech.example", perMinute(200)),
-		tenant("initech-eu", "initech.example", perMinute(200), perHour),
+		tenant("initech-eu", "initech.example", perMinute(200)),
 	}
 	layout, limits, err := sharedQuota(cfg, list)
 	if err != nil {
@@ -57,11 +58,12 @@ func TestSharedQuotaCountsPerTenant(t *testing.T) {
 		}
 	}
 
-	list = append(list, tenant("initech-us", "initech.example", perMinute(150)))
-	_, _, err = sharedQuota(cfg, list)
-	var te *config.TenantsError
-	if !errors.As(err, &te) || !errors.Is(err, config.ErrInvalid) || te.Tenant != "initech-us" || te.Field != "rateLimits" || !strings.Contains(err.Error(), `"initech"`) {
-		t.Errorf("counts that differ for one app registration: %v", err)
+	for _, limits := range [][]connector.Limit{{perMinute(150)}, {perMinute(200), perHour}, nil} {
+		_, _, err = sharedQuota(cfg, append(list, tenant("initech-us", "initech.example", limits...)))
+		var te *config.TenantsError
+		if !errors.As(err, &te) || !errors.Is(err, config.ErrInvalid) || te.Tenant != "initech-us" || te.Field != "rateLimits" || !strings.Contains(err.Error(), `"initech"`) {
+			t.Errorf("rate limits %v beside initech's of one app registration: %v", limits, err)
+		}
 	}
 }
 
