@@ -55,7 +55,7 @@ func (n *NATS) check() error {
 // natsURLs reports whether s is a list of server URLs, or empty.
 func natsURLs(s string) bool {
 	for u := range strings.SplitSeq(s, ",") {
-		if u = strings.TrimSpace(u); u == "" {
+		if u = strings.TrimSpace(u); u == "" && strings.TrimSpace(s) == "" { // empty: the embedded server; ",": nothing
 			continue
 		}
 		if !strings.Contains(u, "://") {
@@ -77,11 +77,11 @@ func (s *Streams) check() error {
 		return rule{key, !subjectPattern.MatchString(v), fmt.Sprintf("%q is not a valid literal subject", v)}
 	}
 	return firstBroken(
-		rule{"ACK_WAIT", s.AckWait < time.Second, "must be at least 1s"},
+		rule{"ACK_WAIT", s.AckWait < time.Second || s.AckWait > 24*time.Hour, "must be between 1s and 24h"},
 		rule{"SHUTDOWN_TIMEOUT", s.ShutdownTimeout <= 0, "must be more than 0"},
 		rule{"CONCURRENCY", s.Concurrency < 1 || s.Concurrency > MaxConcurrency, fmt.Sprintf("must be between 1 and %d", MaxConcurrency)},
 		rule{"STREAM_REPLICAS", s.StreamReplicas < 1 || s.StreamReplicas > MaxStreamReplicas, fmt.Sprintf("must be between 1 and %d", MaxStreamReplicas)},
-		rule{"MAX_DELIVER", s.MaxDeliver < 1, "must be at least 1"},
+		rule{"MAX_DELIVER", s.MaxDeliver < 1 || s.MaxDeliver > 10_000, "must be between 1 and 10000"}, // ACK_WAIT times it stays a duration
 		name("REQUEST_STREAM", s.RequestStream), name("RESULT_STREAM", s.ResultStream), name("CONSUMER_NAME", s.ConsumerName),
 		subject("REQUEST_SUBJECT", s.RequestSubject), subject("SUCCESS_SUBJECT", s.SuccessSubject), subject("FAILURE_SUBJECT", s.FailureSubject),
 		rule{"FAILURE_SUBJECT", s.SuccessSubject == s.FailureSubject, "must differ from SUCCESS_SUBJECT"},
@@ -111,7 +111,7 @@ func (o *Operations) check() error {
 		rule{"EXEC_TIMEOUT", o.ExecTimeout <= 0, "must be more than 0"},
 		rule{"CACHE_TTL", o.CacheTTL < 0 || (o.CacheTTL > 0 && o.CacheTTL < time.Second), "must be 0 (off) or at least 1s"},
 		rule{"LOG_FORMAT", o.LogFormat != "" && o.LogFormat != "text" && o.LogFormat != "json", fmt.Sprintf("%q is not text or json", o.LogFormat)},
-		rule{"LOG_LEVEL", levelErr != nil, fmt.Sprintf("%q is not debug, info, warn or error", o.LogLevel)},
+		rule{"LOG_LEVEL", levelErr != nil || !slices.Contains([]string{"debug", "info", "warn", "error"}, strings.ToLower(o.LogLevel)), fmt.Sprintf("%q is not debug, info, warn or error", o.LogLevel)},
 		rule{"HTTP_LISTEN", !listenAddress(o.HTTPListen), fmt.Sprintf("%q is not host:port (127.0.0.1:8080, :8080, [::1]:8080) with a port from 0 to 65535", o.HTTPListen)},
 	)
 }

@@ -310,15 +310,17 @@ func (c *tenantClients) seedLimiters(ctx context.Context, js jetstream.JetStream
 	return nil
 }
 
-// filesChanged reports whether a credential file of a running tenant changed.
-func (c *tenantClients) filesChanged() bool {
-	set := c.router.Set()
+// filesSum is a digest of the running tenants' credential files as they are now.
+func (c *tenantClients) filesSum() []byte {
+	set, h := c.router.Set(), sha256.New()
 	for _, name := range set.Names() {
-		if t, _ := set.Get(name); !maps.Equal(t.Files, config.FileSums(slices.Collect(maps.Keys(t.Files))...)) {
-			return true
+		t, _ := set.Get(name)
+		for _, p := range slices.Sorted(maps.Keys(t.Files)) {
+			sum := config.FileSums(p)[p]
+			h.Write(sum[:])
 		}
 	}
-	return false
+	return h.Sum(nil)
 }
 
 // tenantsFileCheck is how often the tenants file is read for a change.
@@ -326,9 +328,9 @@ const tenantsFileCheck = 5 * time.Second
 
 // reloadActor reloads TENANTS_FILE on SIGHUP (caught from now on) and when its content changes.
 func (s *service) reloadActor(count func(outcome string)) lifecycle.Actor {
-	sum := func() ([sha256.Size]byte, bool) {
+	sum := func() ([sha256.Size]byte, bool) { // of the file and the credential files it names
 		data, err := config.ReadTenantsFile(s.cfg.TenantsFile)
-		return sha256.Sum256(data), err == nil
+		return sha256.Sum256(append(data, s.clients.filesSum()...)), err == nil
 	}
 	last, _ := sum()
 	hup := make(chan os.Signal, 1)
@@ -346,7 +348,7 @@ func (s *service) reloadActor(count func(outcome string)) lifecycle.Actor {
 				return nil
 			case <-hup:
 			case <-tick.C:
-				if now, ok := sum(); (!ok || now == last) && !s.clients.filesChanged() {
+				if now, ok := sum(); !ok || now == last {
 					continue
 				}
 				reason = "file changed"
@@ -361,6 +363,7 @@ func (s *service) reloadActor(count func(outcome string)) lifecycle.Actor {
 					slog.String("reason", reason), slog.Any("error", err))
 				continue
 			}
+			last, _ = sum() // with the credential files the new tenants name
 			s.metrics.SetTenants(tenantAPIs(list))
 			count(metrics.ReloadApplied)
 			s.logger.Info("tenants reloaded", slog.String("file", s.cfg.TenantsFile), slog.String("reason", reason), slog.Any("tenants", slices.Sorted(maps.Keys(tenantAPIs(list)))))
