@@ -124,6 +124,9 @@ func LoadTenants(path string, c *Config, lookup Lookup) ([]Tenant, error) {
 	return tenants, nil
 }
 
+// secondDocument is a YAML document marker after content: only the first document would be read.
+var secondDocument = regexp.MustCompile(`(?m)^[^#\s].*\n(?s:.*)^(---|\.\.\.)(\s|$)`)
+
 // decodeTenants is the file's list of tenants, each still JSON; of the
 // library's errors, which quote the document, only the line is passed on.
 func decodeTenants(data []byte) ([]json.RawMessage, error) {
@@ -140,8 +143,8 @@ func decodeTenants(data []byte) ([]json.RawMessage, error) {
 	}
 	var top map[string]json.RawMessage
 	var list []json.RawMessage
-	if json.Unmarshal(doc, &top) != nil || len(top) != 1 || json.Unmarshal(top["tenants"], &list) != nil {
-		return nil, errors.New("is not a map with the one key tenants, a list of tenants (the file's keys are not shown)")
+	if secondDocument.Match(data) || json.Unmarshal(doc, &top) != nil || len(top) != 1 || json.Unmarshal(top["tenants"], &list) != nil {
+		return nil, errors.New("is not one YAML document, a map with the one key tenants, a list of tenants (the file's keys are not shown)")
 	}
 	if len(list) == 0 {
 		return nil, errors.New("tenants: lists no tenant")

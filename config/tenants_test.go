@@ -372,3 +372,20 @@ func TestHookEnv(t *testing.T) {
 		t.Errorf("a tenant's secret variable named by HOOK_ENV: %v, want an error on clientSecretEnv", err)
 	}
 }
+
+// TestTenantsFileOfOneDocument: a file of two YAML documents (two files
+// joined with ---) is refused: only the first would be read, and the
+// second's tenants silently not served. A leading --- is one document.
+func TestTenantsFileOfOneDocument(t *testing.T) {
+	tenant := func(name string) string {
+		return "  - name: " + name + "\n    tenantId: " + tenantGUID + "\n    clientId: " + clientGUID + "\n    clientSecretFile: $DIR/contoso.secret\n"
+	}
+	if _, err := loadTenants(t, "# tenants\n---\ntenants:\n"+tenant("contoso"), tenantsEnv(nil)); err != nil {
+		t.Errorf("one document after a leading ---: %v", err)
+	}
+	for _, doc := range []string{"tenants:\n" + tenant("contoso") + "---\ntenants:\n" + tenant("fabrikam"), "tenants:\n" + tenant("contoso") + "...\n"} {
+		if list, err := loadTenants(t, doc, tenantsEnv(nil)); err == nil || !strings.Contains(err.Error(), "is not one YAML document") {
+			t.Errorf("%q: %d tenants, %v; want it refused", doc, len(list), err)
+		}
+	}
+}

@@ -315,10 +315,7 @@ func (c *tenantClients) filesSum() []byte {
 	set, h := c.router.Set(), sha256.New()
 	for _, name := range set.Names() {
 		t, _ := set.Get(name)
-		for _, p := range slices.Sorted(maps.Keys(t.Files)) {
-			sum := config.FileSums(p)[p]
-			h.Write(sum[:])
-		}
+		fmt.Fprint(h, config.FileSums(slices.Collect(maps.Keys(t.Files))...)) // fmt prints a map sorted by key
 	}
 	return h.Sum(nil)
 }
