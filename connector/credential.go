@@ -113,7 +113,7 @@ func credentialKind(cfg CredentialConfig) (string, error) {
 	const choices = "AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE or DEFENDER_MANAGED_IDENTITY=true"
 	switch {
 	case len(chosen) == 0:
-		return "", credentialErrorf("no credential: set one of %s", choices)
+		return "", fmt.Errorf("%w: %w: set one of %s", ErrCredentialConfig, ErrNoCredential, choices)
 	case len(chosen) > 1:
 		return "", credentialErrorf("more than one credential (%s): set only one of %s", strings.Join(chosen, ", "), choices)
 	case cfg.CertificatePassword != "" && cfg.CertificatePath == "":

@@ -15,6 +15,9 @@ var ErrConfig = errors.New("connector: invalid configuration")
 // ErrCredentialConfig is wrapped by the errors of NewCredential.
 var ErrCredentialConfig = errors.New("connector: invalid credential configuration")
 
+// ErrNoCredential is wrapped by NewCredential's error when no credential is configured.
+var ErrNoCredential = errors.New("no credential")
+
 // Sentinels that errors.Is matches against an *Error of the same kind.
 var (
 	ErrBadRequest   = &Error{Kind: message.KindBadRequest}

@@ -56,7 +56,7 @@ func checkHost(h string) string {
 		switch {
 		case r == utf8.RuneError:
 			return "answer has a host that is not valid UTF-8"
-		case unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp):
+		case r < ' ' || r == 0x7f || (r >= 0x80 && (unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp))):
 			return "answer has a host with control or formatting characters"
 		}
 	}

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/nats-io/nats.go"
@@ -90,6 +91,9 @@ type resultTrace struct {
 }
 
 func newResultTrace(tp trace.TracerProvider, prop propagation.TextMapPropagator, subjects message.Subjects) resultTrace {
+	if !slices.Contains(prop.Fields(), message.HeaderTraceparent) { // a result carries its traceparent whatever else (b3) goes out
+		prop = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, prop)
+	}
 	return resultTrace{tracer: tp.Tracer(tracerName, trace.WithSchemaURL(semconv.SchemaURL)), prop: prop, subjects: subjects,
 		producerKind: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer)}}
 }
@@ -98,11 +102,9 @@ func (t resultTrace) start(ctx context.Context) (context.Context, trace.Span) {
 	return t.tracer.Start(ctx, "publish", t.producerKind...)
 }
 
-// inject replaces msg's traceparent, the request's, by ctx's span, if any,
-// whatever else the configured propagator writes.
+// inject replaces msg's traceparent, the request's, by ctx's span, if any.
 func (t resultTrace) inject(ctx context.Context, msg *nats.Msg) {
 	if msg != nil && trace.SpanContextFromContext(ctx).IsValid() {
-		propagation.TraceContext{}.Inject(ctx, message.HeaderCarrier(msg.Header))
 		t.prop.Inject(ctx, message.HeaderCarrier(msg.Header))
 	}
 }

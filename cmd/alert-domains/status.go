@@ -302,7 +302,6 @@ func byteSize(n uint64) string {
 const statusPermissionTenants = 50
 
 var errNotChecked = errors.New("not checked (status asks at most 50 tenants' tokens)")
-var errNoCredential = errors.New("not checked: this environment names no credential (run status with serve's variables)")
 
 // statusAPIs reads, in the background, each tenant's API and its token's permission.
 func statusAPIs(ctx context.Context, cfg *config.Config, list []config.Tenant) <-chan []permissionCheck {
@@ -314,9 +313,6 @@ func statusAPIs(ctx context.Context, cfg *config.Config, list []config.Tenant) <
 		var checks, unusable []permissionCheck
 		set, err := tenants.New(checked, func(t *config.Tenant) (tenants.Lookup, error) {
 			client, err := newTenantConnector(cfg, t, nil)
-			if c := t.Credential; c.ClientSecret+c.CertificatePath+c.FederatedTokenFile == "" && !c.ManagedIdentity {
-				err = errNoCredential
-			}
 			if err != nil {
 				unusable = append(unusable, permissionCheck{tenant: t.Name, api: t.API, err: err})
 				return nil, nil
@@ -343,8 +339,10 @@ func printAPIs(w io.Writer, checks []permissionCheck) {
 			api += " (retired " + connector.MDERetirement + ": move to graph)"
 		}
 		switch {
-		case errors.Is(c.err, errNotChecked), errors.Is(c.err, errNoCredential):
+		case errors.Is(c.err, errNotChecked):
 			p = c.err.Error()
+		case errors.Is(c.err, connector.ErrNoCredential):
+			p = "not checked: this environment names no credential (run status with serve's variables)"
 		case c.err != nil:
 			if p = "no token: " + strings.Join(strings.Fields(c.err.Error()), " "); len(p) > 130 {
 				p = p[:130] + "…" // 120 bytes of the error

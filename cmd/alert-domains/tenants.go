@@ -310,24 +310,19 @@ func (c *tenantClients) seedLimiters(ctx context.Context, js jetstream.JetStream
 	return nil
 }
 
-// filesSum is a digest of the running tenants' credential files as they are now.
-func (c *tenantClients) filesSum() []byte {
-	set, h := c.router.Set(), sha256.New()
-	for _, name := range set.Names() {
-		t, _ := set.Get(name)
-		fmt.Fprint(h, config.FileSums(slices.Collect(maps.Keys(t.Files))...)) // fmt prints a map sorted by key
-	}
-	return h.Sum(nil)
-}
-
 // tenantsFileCheck is how often the tenants file is read for a change.
 const tenantsFileCheck = 5 * time.Second
 
 // reloadActor reloads TENANTS_FILE on SIGHUP (caught from now on) and when its content changes.
 func (s *service) reloadActor(count func(outcome string)) lifecycle.Actor {
-	sum := func() ([sha256.Size]byte, bool) { // of the file and the credential files it names
+	sum := func() ([sha256.Size]byte, bool) { // of the file and the credential files of the running tenants
 		data, err := config.ReadTenantsFile(s.cfg.TenantsFile)
-		return sha256.Sum256(append(data, s.clients.filesSum()...)), err == nil
+		set := s.clients.router.Set()
+		for _, name := range set.Names() {
+			t, _ := set.Get(name)
+			data = fmt.Append(data, config.FileSums(slices.Collect(maps.Keys(t.Files))...)) // fmt prints a map sorted by key
+		}
+		return sha256.Sum256(data), err == nil
 	}
 	last, _ := sum()
 	hup := make(chan os.Signal, 1)
